@@ -1,0 +1,137 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace qsearch {
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    QSEARCH_CHECK(d >= 0);
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += shape[i] == kDynamic ? std::string("?") : std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+namespace {
+constexpr size_t kAlignment = 64;
+
+std::shared_ptr<std::byte[]> allocate(size_t bytes) {
+  // Round up so that aligned_alloc's size is a multiple of the alignment; keep at least one
+  // block so that empty tensors still have a non-null, distinct buffer.
+  size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  if (padded == 0) padded = kAlignment;
+  void* p = std::aligned_alloc(kAlignment, padded);
+  if (p == nullptr) fail("out of memory allocating a tensor of {} bytes", bytes);
+  std::memset(p, 0, padded);
+  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p),
+                                      [](std::byte* q) { std::free(q); });
+}
+}  // namespace
+
+Tensor::Tensor(Shape shape, DType dtype)
+    : shape_(std::move(shape)), dtype_(dtype), numel_(shape_numel(shape_)) {
+  storage_ = allocate(nbytes());
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+  QSEARCH_CHECK(shape_numel(shape) == numel_);
+  Tensor t = *this;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+Tensor Tensor::rows(int64_t begin, int64_t end) const {
+  QSEARCH_CHECK(rank() >= 1 && 0 <= begin && begin <= end && end <= shape_[0]);
+  Tensor t = *this;
+  int64_t row = shape_[0] == 0 ? 0 : numel_ / shape_[0];
+  t.offset_ = offset_ + static_cast<size_t>(begin * row) * dtype_size(dtype_);
+  t.shape_[0] = end - begin;
+  t.numel_ = (end - begin) * row;
+  return t;
+}
+
+Tensor Tensor::clone() const {
+  if (empty()) return {};
+  Tensor t(shape_, dtype_);
+  std::memcpy(t.raw(), raw(), nbytes());
+  return t;
+}
+
+namespace {
+template <typename S, typename D>
+void convert(const S* s, D* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
+}
+
+template <typename S>
+void convert_from(const S* s, Tensor& out, int64_t n) {
+  switch (out.dtype()) {
+    case DType::kFloat32:
+      convert(s, out.data<float>(), n);
+      break;
+    case DType::kFloat64:
+      convert(s, out.data<double>(), n);
+      break;
+    case DType::kInt8:
+      convert(s, out.data<int8_t>(), n);
+      break;
+    case DType::kUInt8:
+      convert(s, out.data<uint8_t>(), n);
+      break;
+    case DType::kInt16:
+      convert(s, out.data<int16_t>(), n);
+      break;
+    case DType::kInt32:
+      convert(s, out.data<int32_t>(), n);
+      break;
+    case DType::kInt64:
+      convert(s, out.data<int64_t>(), n);
+      break;
+  }
+}
+}  // namespace
+
+Tensor Tensor::to(DType dtype) const {
+  Tensor out(shape_, dtype);
+  switch (dtype_) {
+    case DType::kFloat32:
+      convert_from(data<float>(), out, numel_);
+      break;
+    case DType::kFloat64:
+      convert_from(data<double>(), out, numel_);
+      break;
+    case DType::kInt8:
+      convert_from(data<int8_t>(), out, numel_);
+      break;
+    case DType::kUInt8:
+      convert_from(data<uint8_t>(), out, numel_);
+      break;
+    case DType::kInt16:
+      convert_from(data<int16_t>(), out, numel_);
+      break;
+    case DType::kInt32:
+      convert_from(data<int32_t>(), out, numel_);
+      break;
+    case DType::kInt64:
+      convert_from(data<int64_t>(), out, numel_);
+      break;
+  }
+  return out;
+}
+
+}  // namespace qsearch

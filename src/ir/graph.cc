@@ -1,0 +1,340 @@
+#include "ir/graph.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace qsearch::ir {
+
+namespace {
+constexpr std::string_view kOpNames[] = {
+#define QSEARCH_X(kind, onnx, mase) onnx,
+    QSEARCH_IR_OPS(QSEARCH_X)
+#undef QSEARCH_X
+};
+constexpr std::string_view kMaseOps[] = {
+#define QSEARCH_X(kind, onnx, mase) mase,
+    QSEARCH_IR_OPS(QSEARCH_X)
+#undef QSEARCH_X
+};
+}  // namespace
+
+std::string_view op_name(OpKind kind) { return kOpNames[static_cast<int>(kind)]; }
+
+const std::vector<OpKind>& all_ops() {
+  static const std::vector<OpKind> ops = {
+#define QSEARCH_X(kind, onnx, mase) OpKind::k##kind,
+      QSEARCH_IR_OPS(QSEARCH_X)
+#undef QSEARCH_X
+  };
+  return ops;
+}
+
+ValueId Graph::add_input(std::string name, Shape shape, DType dtype) {
+  Value v;
+  v.name = std::move(name);
+  v.shape = std::move(shape);
+  v.dtype = dtype;
+  values_.push_back(std::move(v));
+  inputs_.push_back(static_cast<ValueId>(values_.size() - 1));
+  return inputs_.back();
+}
+
+ValueId Graph::add_constant(std::string name, Tensor data) {
+  Value v;
+  v.name = std::move(name);
+  v.shape = data.shape();
+  v.dtype = data.dtype();
+  v.data = std::move(data);
+  values_.push_back(std::move(v));
+  return static_cast<ValueId>(values_.size() - 1);
+}
+
+ValueId Graph::add_value(std::string name) {
+  Value v;
+  v.name = std::move(name);
+  values_.push_back(std::move(v));
+  return static_cast<ValueId>(values_.size() - 1);
+}
+
+NodeId Graph::add_node(Node node) {
+  NodeId id = static_cast<NodeId>(nodes_.size());
+  for (ValueId o : node.outputs) {
+    if (o < 0 || o >= static_cast<ValueId>(values_.size())) {
+      fail("node '{}' ({}): output id {} is not a value of the graph", node.name,
+           op_name(node.kind), o);
+    }
+    if (values_[o].producer != -1) {
+      fail("node '{}' ({}): output '{}' is already produced by node '{}'", node.name,
+           op_name(node.kind), values_[o].name, nodes_[values_[o].producer].name);
+    }
+    values_[o].producer = id;
+  }
+  nodes_.push_back(std::move(node));
+  return id;
+}
+
+void Graph::mark_output(ValueId v) { outputs_.push_back(v); }
+
+std::optional<ValueId> Graph::find_value(const std::string& name) const {
+  for (size_t i = 0; i < values_.size(); ++i) {
+    if (values_[i].name == name) return static_cast<ValueId>(i);
+  }
+  return std::nullopt;
+}
+
+const Node* Graph::find_node(const std::string& name) const {
+  for (const Node& n : nodes_) {
+    if (n.config_name == name) return &n;
+  }
+  for (const Node& n : nodes_) {
+    if (n.name == name) return &n;
+  }
+  return nullptr;
+}
+
+std::vector<NodeId> Graph::consumers(ValueId v) const {
+  std::vector<NodeId> out;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const auto& ins = nodes_[i].inputs;
+    if (std::find(ins.begin(), ins.end(), v) != ins.end()) out.push_back(static_cast<NodeId>(i));
+  }
+  return out;
+}
+
+void Graph::topo_sort() {
+  const size_t n = nodes_.size();
+  std::vector<int> pending(n, 0);
+  std::vector<std::vector<NodeId>> users(n);
+  for (size_t i = 0; i < n; ++i) {
+    for (ValueId in : nodes_[i].inputs) {
+      if (in == kNoValue) continue;
+      if (in < 0 || in >= static_cast<ValueId>(values_.size())) {
+        fail("node '{}' ({}): input id {} is not a value of the graph", nodes_[i].name,
+             op_name(nodes_[i].kind), in);
+      }
+      NodeId p = values_[in].producer;
+      if (p >= 0) {
+        ++pending[i];
+        users[p].push_back(static_cast<NodeId>(i));
+      }
+    }
+  }
+  // Kahn's algorithm, taking ready nodes in their original order so that an already sorted
+  // graph keeps its order.
+  std::vector<NodeId> order;
+  std::set<NodeId> ready;
+  for (size_t i = 0; i < n; ++i) {
+    if (pending[i] == 0) ready.insert(static_cast<NodeId>(i));
+  }
+  while (!ready.empty()) {
+    NodeId id = *ready.begin();
+    ready.erase(ready.begin());
+    order.push_back(id);
+    for (NodeId u : users[id]) {
+      if (--pending[u] == 0) ready.insert(u);
+    }
+  }
+  if (order.size() != n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (pending[i] > 0) fail("graph has a cycle through node '{}'", nodes_[i].name);
+    }
+  }
+  std::vector<Node> sorted;
+  sorted.reserve(n);
+  std::vector<NodeId> new_id(n);
+  for (size_t k = 0; k < n; ++k) new_id[order[k]] = static_cast<NodeId>(k);
+  for (NodeId id : order) sorted.push_back(std::move(nodes_[id]));
+  nodes_ = std::move(sorted);
+  for (auto& v : values_) {
+    if (v.producer >= 0) v.producer = new_id[v.producer];
+  }
+}
+
+namespace {
+
+// "/seq_blocks/seq_blocks.2/Gemm" -> scope "seq_blocks.2", op "Gemm"; "Gemm_3" -> scope "".
+std::pair<std::string, std::string> split_node_name(const std::string& name) {
+  std::string trimmed = name;
+  while (!trimmed.empty() && trimmed.back() == '/') trimmed.pop_back();
+  size_t slash = trimmed.rfind('/');
+  if (slash == std::string::npos) return {"", trimmed};
+  std::string op = trimmed.substr(slash + 1);
+  std::string scope_path = trimmed.substr(0, slash);
+  size_t prev = scope_path.rfind('/');
+  std::string scope = prev == std::string::npos ? scope_path : scope_path.substr(prev + 1);
+  return {scope, op};
+}
+
+std::string sanitize(std::string s) {
+  for (char& c : s) {
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) c = '_';
+  }
+  while (!s.empty() && s.front() == '_') s.erase(s.begin());
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+void Graph::assign_config_names() {
+  // A module scope that produced exactly one node names it ("fc1", "seq_blocks_2", like
+  // torch.fx); nodes sharing a scope get "<scope>_<op>"; top-level nodes get "<op>". Duplicates
+  // get "_1", "_2", ... in graph order. Names already set (e.g. by a model builder) are kept.
+  std::map<std::string, int> per_scope;
+  std::vector<std::string> scope(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (!nodes_[i].config_name.empty()) continue;
+    scope[i] = sanitize(split_node_name(nodes_[i].name).first);
+    if (!scope[i].empty()) ++per_scope[scope[i]];
+  }
+  std::set<std::string> used;
+  for (const Node& n : nodes_) {
+    if (!n.config_name.empty()) used.insert(n.config_name);
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node& n = nodes_[i];
+    if (!n.config_name.empty()) continue;
+    std::string op = lower(kMaseOps[static_cast<int>(n.kind)]);
+    std::string base;
+    if (scope[i].empty()) {
+      base = op;
+    } else if (per_scope[scope[i]] == 1) {
+      base = scope[i];
+    } else {
+      base = scope[i] + "_" + op;
+    }
+    std::string name = base;
+    for (int k = 1; used.count(name); ++k) name = fmt::format("{}_{}", base, k);
+    used.insert(name);
+    n.config_name = name;
+  }
+}
+
+void Graph::finalize() {
+  topo_sort();
+  assign_config_names();
+  // Symbolic shapes: dims that change between batch 1 and batch 2 scale with the batch.
+  std::vector<Shape> s1 = infer_shapes(1);
+  std::vector<Shape> s2 = infer_shapes(2);
+  for (size_t i = 0; i < values_.size(); ++i) {
+    if (values_[i].is_constant()) continue;
+    Shape s = s1[i];
+    if (s1[i].size() == s2[i].size()) {
+      for (size_t d = 0; d < s.size(); ++d) {
+        if (s1[i][d] != s2[i][d]) s[d] = kDynamic;
+      }
+    }
+    values_[i].shape = s;
+  }
+  verify();
+}
+
+Graph Graph::clone() const {
+  Graph g = *this;
+  for (auto& v : g.values_) {
+    if (v.is_constant()) v.data = v.data.clone();
+  }
+  return g;
+}
+
+std::string mase_op(const Graph& g, const Node& n) {
+  switch (n.kind) {
+    case OpKind::kGemm:
+    case OpKind::kMatMul:
+      return weight_input(g, n) >= 0 ? "linear" : "matmul";
+    case OpKind::kBatchNorm: {
+      const Shape& s = g.value(n.inputs[0]).shape;
+      return s.size() == 4 ? "batch_norm2d" : "batch_norm1d";
+    }
+    default:
+      return std::string(kMaseOps[static_cast<int>(n.kind)]);
+  }
+}
+
+int weight_input(const Graph& g, const Node& n) {
+  switch (n.kind) {
+    case OpKind::kConv:
+      return 1;
+    case OpKind::kGemm:
+    case OpKind::kMatMul:
+      return n.inputs.size() >= 2 && n.inputs[1] >= 0 && g.value(n.inputs[1]).is_constant() &&
+                     g.value(n.inputs[1]).shape.size() == 2
+                 ? 1
+                 : -1;
+    default:
+      return -1;
+  }
+}
+
+int64_t param_count(const Graph& g, const Node& n) {
+  int64_t total = 0;
+  for (ValueId in : n.inputs) {
+    if (in >= 0 && g.value(in).is_constant() && g.value(in).dtype == DType::kFloat32) {
+      total += g.value(in).data.numel();
+    }
+  }
+  return total;
+}
+
+int64_t macs_per_sample(const Graph& g, const Node& n) {
+  std::vector<Shape> shapes = g.infer_shapes(1);
+  switch (n.kind) {
+    case OpKind::kGemm: {
+      const auto& a = std::get<GemmAttrs>(n.attrs);
+      const Shape& sa = shapes[n.inputs[0]];
+      const Shape& y = shapes[n.outputs[0]];
+      int64_t k = a.trans_a ? sa[0] : sa[1];
+      return shape_numel(y) * k;
+    }
+    case OpKind::kMatMul: {
+      const Shape& sa = shapes[n.inputs[0]];
+      const Shape& y = shapes[n.outputs[0]];
+      return shape_numel(y) * sa.back();
+    }
+    case OpKind::kConv: {
+      const auto& a = std::get<ConvAttrs>(n.attrs);
+      const Shape& w = shapes[n.inputs[1]];
+      return shape_numel(shapes[n.outputs[0]]) * w[1] * a.kernel[0] * a.kernel[1];
+    }
+    default:
+      return 0;
+  }
+}
+
+std::string to_string(const Graph& g) {
+  std::string out;
+  for (ValueId in : g.inputs()) {
+    out += fmt::format("input  {} {} {}\n", g.value(in).name, shape_str(g.value(in).shape),
+                       dtype_name(g.value(in).dtype));
+  }
+  for (const Node& n : g.nodes()) {
+    std::string ins, outs;
+    for (ValueId v : n.inputs) {
+      if (!ins.empty()) ins += ", ";
+      ins += v < 0 ? std::string("<none>") : g.value(v).name + shape_str(g.value(v).shape);
+    }
+    for (ValueId v : n.outputs) {
+      if (!outs.empty()) outs += ", ";
+      outs += g.value(v).name + shape_str(g.value(v).shape);
+    }
+    out += fmt::format("{:<20} {:<18} ({}) -> {}\n", n.config_name, op_name(n.kind), ins, outs);
+  }
+  for (ValueId o : g.outputs()) {
+    out += fmt::format("output {} {}\n", g.value(o).name, shape_str(g.value(o).shape));
+  }
+  return out;
+}
+
+}  // namespace qsearch::ir

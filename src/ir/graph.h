@@ -1,0 +1,120 @@
+// Graph: the intermediate representation every module after import works on.
+//
+// A Graph owns Values (tensors: graph inputs, constants, intermediates) and Nodes (ops) that
+// refer to values by integer id. Nodes are kept in topological order. Constants (ONNX
+// initializers and Constant nodes) are Values with data; they are never nodes.
+//
+//   Graph g;
+//   ValueId x = g.add_input("x", {kDynamic, 784});
+//   ValueId w = g.add_constant("fc1.weight", Tensor({256, 784}, DType::kFloat32));
+//   ValueId y = g.add_value("y");
+//   g.add_node(Node{OpKind::kGemm, "/fc1/Gemm", {x, w}, {y}, GemmAttrs{.trans_b = true}});
+//   g.mark_output(y);
+//   g.finalize();   // topological sort, config names, shape inference, verify()
+//
+// Shapes of non-constant values are symbolic in the batch: kDynamic marks dims that scale with
+// the batch. infer_shapes(batch) gives concrete shapes for one batch size.
+//
+// A trial never mutates a Graph (see runtime/plan.h); training updates constants in place.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ir/ops.h"
+
+namespace qsearch::ir {
+
+using ValueId = int32_t;
+using NodeId = int32_t;
+inline constexpr ValueId kNoValue = -1;
+
+struct Value {
+  std::string name;
+  Shape shape;  // kDynamic where the dim scales with the batch
+  DType dtype = DType::kFloat32;
+  Tensor data;  // non-empty for constants
+  NodeId producer = -1;
+  bool is_constant() const { return !data.empty(); }
+};
+
+struct Node {
+  OpKind kind;
+  std::string name;  // unique; the ONNX node name when imported ("/fc1/Gemm")
+  std::vector<ValueId> inputs;
+  std::vector<ValueId> outputs;
+  Attrs attrs;
+  // Readable unique key used by configs and reports ("fc1", "seq_blocks_2"); set by
+  // finalize() from `name` when empty. See assign_config_names().
+  std::string config_name;
+};
+
+class Graph {
+ public:
+  ValueId add_input(std::string name, Shape shape, DType dtype = DType::kFloat32);
+  ValueId add_constant(std::string name, Tensor data);
+  ValueId add_value(std::string name);  // an intermediate; shape filled by inference
+  NodeId add_node(Node node);
+  void mark_output(ValueId v);
+
+  // Topologically sorts nodes, assigns config names, infers symbolic shapes, then verify().
+  // Throws Error on cycles, dangling inputs, or shapes that do not fit an op.
+  void finalize();
+
+  const Value& value(ValueId id) const { return values_.at(id); }
+  Value& value(ValueId id) { return values_.at(id); }
+  const Node& node(NodeId id) const { return nodes_.at(id); }
+  Node& node(NodeId id) { return nodes_.at(id); }
+  const std::vector<Value>& values() const { return values_; }
+  const std::vector<Node>& nodes() const { return nodes_; }
+  std::vector<Node>& nodes() { return nodes_; }
+  const std::vector<ValueId>& inputs() const { return inputs_; }
+  const std::vector<ValueId>& outputs() const { return outputs_; }
+
+  std::optional<ValueId> find_value(const std::string& name) const;
+  // By config name, else by node name.
+  const Node* find_node(const std::string& name) const;
+  // Nodes that read value v, in graph order.
+  std::vector<NodeId> consumers(ValueId v) const;
+
+  // Concrete shape of every value for a batch size (index = ValueId). Throws Error if an op's
+  // inputs do not fit it.
+  std::vector<Shape> infer_shapes(int64_t batch) const;
+
+  // Structural checks: ids in range, one producer per value, topological order, input counts
+  // and attribute sanity per op. Throws Error naming the node.
+  void verify() const;
+
+  // Deep copy (constants cloned), for training a copy without touching the original.
+  Graph clone() const;
+
+ private:
+  void topo_sort();
+  void assign_config_names();
+  std::vector<Value> values_;
+  std::vector<Node> nodes_;
+  std::vector<ValueId> inputs_;
+  std::vector<ValueId> outputs_;
+};
+
+// MASE's op type for a node: "linear" for Gemm/MatMul whose weight operand is a constant,
+// "conv2d", "relu", "add", "batch_norm1d"/"batch_norm2d" (by input rank), ...
+std::string mase_op(const Graph& g, const Node& n);
+
+// Index of the weight input for linear/conv nodes (1), or -1 when the node has none.
+int weight_input(const Graph& g, const Node& n);
+
+// Number of elements in the node's constant inputs (weights, biases, BN statistics).
+int64_t param_count(const Graph& g, const Node& n);
+
+// Multiply-accumulates of one sample through the node (0 for ops without products).
+// Conv: out_elems * (C_in / group) * kH * kW; Gemm/MatMul: M * N * K per sample.
+int64_t macs_per_sample(const Graph& g, const Node& n);
+
+// Human-readable listing (one line per node), used by `qsearch inspect`.
+std::string to_string(const Graph& g);
+
+}  // namespace qsearch::ir

@@ -1,0 +1,127 @@
+// The operators of the IR, listed once.
+//
+// QSEARCH_IR_OPS(X) expands X(Kind, "OnnxName", "mase_op") for every op; "mase_op" is the name
+// MASE's graph uses for the op type (mase.md §3.4), which TOML configs may use as a key.
+// Gemm/MatMul with a constant right operand are "linear" (see mase_op() in graph.h), so their
+// entry here is the activation-activation case.
+//
+// Attributes are one small struct per op family (Attrs below); inputs and outputs follow ONNX
+// order, with -1 for an omitted optional input.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace qsearch::ir {
+
+#define QSEARCH_IR_OPS(X)                                          \
+  X(Gemm, "Gemm", "matmul")                                        \
+  X(MatMul, "MatMul", "matmul")                                    \
+  X(Add, "Add", "add")                                             \
+  X(Sub, "Sub", "sub")                                             \
+  X(Mul, "Mul", "mul")                                             \
+  X(Div, "Div", "div")                                             \
+  X(Relu, "Relu", "relu")                                          \
+  X(LeakyRelu, "LeakyRelu", "leaky_relu")                          \
+  X(Clip, "Clip", "hardtanh")                                      \
+  X(Sigmoid, "Sigmoid", "sigmoid")                                 \
+  X(Tanh, "Tanh", "tanh")                                          \
+  X(Softmax, "Softmax", "softmax")                                 \
+  X(Conv, "Conv", "conv2d")                                        \
+  X(BatchNorm, "BatchNormalization", "batch_norm2d")               \
+  X(MaxPool, "MaxPool", "max_pool2d")                              \
+  X(AveragePool, "AveragePool", "avg_pool2d")                      \
+  X(GlobalAveragePool, "GlobalAveragePool", "adaptive_avg_pool2d") \
+  X(Flatten, "Flatten", "flatten")                                 \
+  X(Reshape, "Reshape", "reshape")                                 \
+  X(Transpose, "Transpose", "permute")                             \
+  X(Concat, "Concat", "cat")                                       \
+  X(Identity, "Identity", "identity")                              \
+  X(Dropout, "Dropout", "dropout")
+
+enum class OpKind : uint8_t {
+#define QSEARCH_X(kind, onnx, mase) k##kind,
+  QSEARCH_IR_OPS(QSEARCH_X)
+#undef QSEARCH_X
+};
+
+// "Gemm", "BatchNormalization", ...
+std::string_view op_name(OpKind kind);
+// Every op, in declaration order.
+const std::vector<OpKind>& all_ops();
+
+// ---- attributes ------------------------------------------------------------------------------
+struct NoAttrs {};
+
+// Y = alpha * op(A) * op(B) + beta * C, op = transpose if trans_*.
+struct GemmAttrs {
+  float alpha = 1.0f;
+  float beta = 1.0f;
+  bool trans_a = false;
+  bool trans_b = false;
+};
+
+// 2-D convolution, NCHW input, weight [M, C/group, kH, kW], optional bias [M].
+// pads = {top, left, bottom, right} (ONNX order: x1_begin, x2_begin, x1_end, x2_end).
+struct ConvAttrs {
+  std::array<int64_t, 2> kernel{0, 0};
+  std::array<int64_t, 2> strides{1, 1};
+  std::array<int64_t, 2> dilations{1, 1};
+  std::array<int64_t, 4> pads{0, 0, 0, 0};
+  int64_t group = 1;
+};
+
+// MaxPool / AveragePool over H, W of NCHW.
+struct PoolAttrs {
+  std::array<int64_t, 2> kernel{0, 0};
+  std::array<int64_t, 2> strides{1, 1};
+  std::array<int64_t, 2> dilations{1, 1};
+  std::array<int64_t, 4> pads{0, 0, 0, 0};
+  bool ceil_mode = false;
+  bool count_include_pad = false;  // AveragePool only
+};
+
+// Inference: y = (x - mean) / sqrt(var + epsilon) * scale + bias over channel dim 1.
+// Training (train module): running = momentum * running + (1 - momentum) * batch (ONNX
+// convention; PyTorch's momentum m is ONNX's 1 - m).
+struct BatchNormAttrs {
+  float epsilon = 1e-5f;
+  float momentum = 0.9f;
+};
+
+struct LeakyReluAttrs {
+  float alpha = 0.01f;
+};
+
+struct ClipAttrs {
+  float min = -std::numeric_limits<float>::infinity();
+  float max = std::numeric_limits<float>::infinity();
+};
+
+// Softmax (opset >= 13 semantics: along one axis), Flatten, Concat.
+struct AxisAttrs {
+  int64_t axis = 1;
+};
+
+// Target shape with ONNX semantics: 0 copies the input dim (unless allowzero), -1 is inferred.
+struct ReshapeAttrs {
+  std::vector<int64_t> shape;
+  bool allowzero = false;
+};
+
+struct TransposeAttrs {
+  std::vector<int64_t> perm;  // empty = reverse the dims
+};
+
+struct DropoutAttrs {
+  float ratio = 0.5f;  // used only when training
+};
+
+using Attrs = std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
+                           ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs>;
+
+}  // namespace qsearch::ir

@@ -1,0 +1,390 @@
+// Concrete shape inference and structural verification (Graph::infer_shapes, Graph::verify).
+#include <algorithm>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "ir/graph.h"
+
+namespace qsearch::ir {
+
+namespace {
+
+[[noreturn]] void node_fail(const Node& n, const std::string& msg) {
+  fail("node '{}' ({}): {}", n.name, op_name(n.kind), msg);
+}
+
+Shape broadcast(const Node& n, const Shape& a, const Shape& b) {
+  size_t r = std::max(a.size(), b.size());
+  Shape out(r);
+  for (size_t i = 0; i < r; ++i) {
+    int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
+    int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
+    if (da != db && da != 1 && db != 1) {
+      node_fail(n, fmt::format("shapes {} and {} do not broadcast", shape_str(a), shape_str(b)));
+    }
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe,
+                   bool ceil_mode) {
+  int64_t eff = d * (k - 1) + 1;
+  int64_t span = in + pb + pe - eff;
+  if (span < 0) return 0;
+  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  // PyTorch/ONNX: the last window must start inside the input or the begin padding.
+  if (ceil_mode && (out - 1) * s >= in + pb) --out;
+  return out;
+}
+
+Shape matmul_shape(const Node& n, Shape a, Shape b) {
+  if (a.empty() || b.empty()) node_fail(n, "MatMul of a scalar");
+  bool a1 = a.size() == 1, b1 = b.size() == 1;
+  if (a1) a.insert(a.begin(), 1);
+  if (b1) b.push_back(1);
+  if (a.back() != b[b.size() - 2]) {
+    node_fail(n, fmt::format("inner dimensions differ: {} x {}", shape_str(a), shape_str(b)));
+  }
+  Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+  Shape out = broadcast(n, ba, bb);
+  if (!a1) out.push_back(a[a.size() - 2]);
+  if (!b1) out.push_back(b.back());
+  return out;
+}
+
+}  // namespace
+
+std::vector<Shape> Graph::infer_shapes(int64_t batch) const {
+  std::vector<Shape> s(values_.size());
+  for (size_t i = 0; i < values_.size(); ++i) {
+    const Value& v = values_[i];
+    if (v.is_constant()) {
+      s[i] = v.data.shape();
+    } else if (v.producer < 0) {
+      s[i] = v.shape;
+      for (auto& d : s[i]) {
+        if (d == kDynamic) d = batch;
+      }
+    }
+  }
+  for (const Node& n : nodes_) {
+    auto in = [&](size_t k) -> const Shape& {
+      if (k >= n.inputs.size() || n.inputs[k] < 0) node_fail(n, fmt::format("missing input {}", k));
+      return s[n.inputs[k]];
+    };
+    Shape out;
+    switch (n.kind) {
+      case OpKind::kGemm: {
+        const auto& at = std::get<GemmAttrs>(n.attrs);
+        const Shape &a = in(0), &b = in(1);
+        if (a.size() != 2 || b.size() != 2) {
+          node_fail(
+              n, fmt::format("Gemm needs 2-D inputs, got {} and {}", shape_str(a), shape_str(b)));
+        }
+        int64_t m = at.trans_a ? a[1] : a[0], k = at.trans_a ? a[0] : a[1];
+        int64_t kb = at.trans_b ? b[1] : b[0], nn = at.trans_b ? b[0] : b[1];
+        if (k != kb) {
+          node_fail(n, fmt::format("inner dimensions differ: {} x {}", shape_str(a), shape_str(b)));
+        }
+        out = {m, nn};
+        if (n.inputs.size() > 2 && n.inputs[2] >= 0) broadcast(n, out, in(2));
+        break;
+      }
+      case OpKind::kMatMul:
+        out = matmul_shape(n, in(0), in(1));
+        break;
+      case OpKind::kAdd:
+      case OpKind::kSub:
+      case OpKind::kMul:
+      case OpKind::kDiv:
+        out = broadcast(n, in(0), in(1));
+        break;
+      case OpKind::kRelu:
+      case OpKind::kLeakyRelu:
+      case OpKind::kClip:
+      case OpKind::kSigmoid:
+      case OpKind::kTanh:
+      case OpKind::kIdentity:
+      case OpKind::kDropout:
+        out = in(0);
+        break;
+      case OpKind::kSoftmax: {
+        out = in(0);
+        int64_t axis = std::get<AxisAttrs>(n.attrs).axis;
+        int64_t r = static_cast<int64_t>(out.size());
+        if (axis < -r || axis >= r) node_fail(n, fmt::format("axis {} out of range", axis));
+        break;
+      }
+      case OpKind::kBatchNorm: {
+        out = in(0);
+        if (out.size() < 2) node_fail(n, "input must have a channel dimension");
+        for (size_t k = 1; k < 5; ++k) {
+          if (in(k) != Shape{out[1]}) {
+            node_fail(n, fmt::format("parameter {} has shape {}, expected [{}]", k,
+                                     shape_str(in(k)), out[1]));
+          }
+        }
+        break;
+      }
+      case OpKind::kConv: {
+        const auto& at = std::get<ConvAttrs>(n.attrs);
+        const Shape &x = in(0), &w = in(1);
+        if (x.size() != 4 || w.size() != 4)
+          node_fail(n, "only 2-D convolution (NCHW) is supported");
+        if (x[1] != w[1] * at.group) {
+          node_fail(n, fmt::format("input has {} channels, weight {} expects {} x group {}", x[1],
+                                   shape_str(w), w[1], at.group));
+        }
+        if (w[0] % at.group != 0) node_fail(n, "output channels not divisible by group");
+        if (w[2] != at.kernel[0] || w[3] != at.kernel[1]) {
+          node_fail(n, "kernel_shape does not match the weight");
+        }
+        out = {x[0], w[0],
+               window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
+                          at.pads[2], false),
+               window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
+                          at.pads[3], false)};
+        if (n.inputs.size() > 2 && n.inputs[2] >= 0 && in(2) != Shape{w[0]}) {
+          node_fail(n, fmt::format("bias has shape {}, expected [{}]", shape_str(in(2)), w[0]));
+        }
+        break;
+      }
+      case OpKind::kMaxPool:
+      case OpKind::kAveragePool: {
+        const auto& at = std::get<PoolAttrs>(n.attrs);
+        const Shape& x = in(0);
+        if (x.size() != 4) node_fail(n, "only 2-D pooling (NCHW) is supported");
+        out = {x[0], x[1],
+               window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
+                          at.pads[2], at.ceil_mode),
+               window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
+                          at.pads[3], at.ceil_mode)};
+        break;
+      }
+      case OpKind::kGlobalAveragePool: {
+        const Shape& x = in(0);
+        if (x.size() < 3) node_fail(n, "input must be N x C x spatial");
+        out = x;
+        for (size_t k = 2; k < out.size(); ++k) out[k] = 1;
+        break;
+      }
+      case OpKind::kFlatten: {
+        const Shape& x = in(0);
+        int64_t r = static_cast<int64_t>(x.size());
+        int64_t axis = std::get<AxisAttrs>(n.attrs).axis;
+        if (axis < 0) axis += r;
+        if (axis < 0 || axis > r)
+          node_fail(n, fmt::format("axis out of range for {}", shape_str(x)));
+        int64_t a = 1, b = 1;
+        for (int64_t k = 0; k < r; ++k) (k < axis ? a : b) *= x[k];
+        out = {a, b};
+        break;
+      }
+      case OpKind::kReshape: {
+        const auto& at = std::get<ReshapeAttrs>(n.attrs);
+        const Shape& x = in(0);
+        out = at.shape;
+        int infer = -1;
+        int64_t known = 1;
+        for (size_t k = 0; k < out.size(); ++k) {
+          if (out[k] == 0 && !at.allowzero) {
+            if (k >= x.size()) node_fail(n, "0 in shape refers to a missing input dim");
+            out[k] = x[k];
+          }
+          if (out[k] == -1) {
+            if (infer >= 0) node_fail(n, "more than one -1 in shape");
+            infer = static_cast<int>(k);
+          } else {
+            known *= out[k];
+          }
+        }
+        int64_t total = shape_numel(x);
+        if (infer >= 0) {
+          if (known == 0 || total % known != 0) {
+            node_fail(n, fmt::format("cannot reshape {} to {}", shape_str(x), shape_str(at.shape)));
+          }
+          out[infer] = total / known;
+        } else if (known != total) {
+          node_fail(n, fmt::format("cannot reshape {} ({} elements) to {}", shape_str(x), total,
+                                   shape_str(at.shape)));
+        }
+        break;
+      }
+      case OpKind::kTranspose: {
+        const auto& at = std::get<TransposeAttrs>(n.attrs);
+        const Shape& x = in(0);
+        std::vector<int64_t> perm = at.perm;
+        if (perm.empty()) {
+          perm.resize(x.size());
+          std::iota(perm.rbegin(), perm.rend(), 0);
+        }
+        if (perm.size() != x.size()) node_fail(n, "perm length differs from the input rank");
+        out.resize(x.size());
+        for (size_t k = 0; k < perm.size(); ++k) {
+          if (perm[k] < 0 || perm[k] >= static_cast<int64_t>(x.size())) node_fail(n, "bad perm");
+          out[k] = x[perm[k]];
+        }
+        break;
+      }
+      case OpKind::kConcat: {
+        int64_t axis = std::get<AxisAttrs>(n.attrs).axis;
+        out = in(0);
+        int64_t r = static_cast<int64_t>(out.size());
+        if (axis < 0) axis += r;
+        if (axis < 0 || axis >= r) node_fail(n, "axis out of range");
+        for (size_t k = 1; k < n.inputs.size(); ++k) {
+          const Shape& y = in(k);
+          if (static_cast<int64_t>(y.size()) != r) node_fail(n, "inputs differ in rank");
+          for (int64_t d = 0; d < r; ++d) {
+            if (d != axis && y[d] != out[d]) {
+              node_fail(n, fmt::format("inputs {} and {} differ outside axis {}", shape_str(out),
+                                       shape_str(y), axis));
+            }
+          }
+          out[axis] += y[axis];
+        }
+        break;
+      }
+    }
+    if (n.outputs.empty()) node_fail(n, "node has no output");
+    s[n.outputs[0]] = out;
+    // Extra outputs (Dropout's mask) take the first output's shape.
+    for (size_t k = 1; k < n.outputs.size(); ++k) s[n.outputs[k]] = out;
+  }
+  return s;
+}
+
+void Graph::verify() const {
+  const auto nv = static_cast<ValueId>(values_.size());
+  for (ValueId in : inputs_) {
+    if (in < 0 || in >= nv) fail("graph input id {} out of range", in);
+  }
+  for (ValueId o : outputs_) {
+    if (o < 0 || o >= nv) fail("graph output id {} out of range", o);
+    if (values_[o].producer < 0 && !values_[o].is_constant() &&
+        std::find(inputs_.begin(), inputs_.end(), o) == inputs_.end()) {
+      fail("graph output '{}' is never computed", values_[o].name);
+    }
+  }
+  if (outputs_.empty()) fail("graph has no outputs");
+  std::vector<bool> available(values_.size(), false);
+  for (ValueId in : inputs_) available[in] = true;
+  for (size_t i = 0; i < values_.size(); ++i) {
+    if (values_[i].is_constant()) available[i] = true;
+  }
+  struct Arity {
+    size_t min, max;
+  };
+  for (const Node& n : nodes_) {
+    Arity a{1, 1};
+    switch (n.kind) {
+      case OpKind::kGemm:
+        a = {2, 3};
+        break;
+      case OpKind::kConv:
+        a = {2, 3};
+        break;
+      case OpKind::kMatMul:
+      case OpKind::kAdd:
+      case OpKind::kSub:
+      case OpKind::kMul:
+      case OpKind::kDiv:
+        a = {2, 2};
+        break;
+      case OpKind::kBatchNorm:
+        a = {5, 5};
+        break;
+      case OpKind::kConcat:
+        a = {1, 1u << 20};
+        break;
+      default:
+        break;
+    }
+    if (n.inputs.size() < a.min || n.inputs.size() > a.max) {
+      node_fail(n, fmt::format("has {} inputs, expected {}..{}", n.inputs.size(), a.min, a.max));
+    }
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      ValueId in = n.inputs[k];
+      if (in == kNoValue && k >= a.min) continue;
+      if (in < 0 || in >= nv) node_fail(n, fmt::format("input {} is missing", k));
+      if (!available[in]) {
+        node_fail(n, fmt::format("input '{}' is not computed before the node", values_[in].name));
+      }
+    }
+    for (ValueId o : n.outputs) {
+      if (o < 0 || o >= nv) node_fail(n, "output id out of range");
+      available[o] = true;
+    }
+    bool attrs_ok = true;
+    switch (n.kind) {
+      case OpKind::kGemm:
+        attrs_ok = std::holds_alternative<GemmAttrs>(n.attrs);
+        break;
+      case OpKind::kConv: {
+        attrs_ok = std::holds_alternative<ConvAttrs>(n.attrs);
+        if (attrs_ok) {
+          const auto& c = std::get<ConvAttrs>(n.attrs);
+          for (int d = 0; d < 2; ++d) {
+            if (c.kernel[d] < 1 || c.strides[d] < 1 || c.dilations[d] < 1) {
+              node_fail(n, "kernel, strides and dilations must be >= 1");
+            }
+          }
+          for (int64_t p : c.pads) {
+            if (p < 0) node_fail(n, "pads must be >= 0");
+          }
+          if (c.group < 1) node_fail(n, "group must be >= 1");
+        }
+        break;
+      }
+      case OpKind::kMaxPool:
+      case OpKind::kAveragePool: {
+        attrs_ok = std::holds_alternative<PoolAttrs>(n.attrs);
+        if (attrs_ok) {
+          const auto& p = std::get<PoolAttrs>(n.attrs);
+          for (int d = 0; d < 2; ++d) {
+            if (p.kernel[d] < 1 || p.strides[d] < 1 || p.dilations[d] < 1) {
+              node_fail(n, "kernel, strides and dilations must be >= 1");
+            }
+          }
+          for (int64_t q : p.pads) {
+            if (q < 0) node_fail(n, "pads must be >= 0");
+          }
+        }
+        break;
+      }
+      case OpKind::kBatchNorm:
+        attrs_ok = std::holds_alternative<BatchNormAttrs>(n.attrs);
+        break;
+      case OpKind::kLeakyRelu:
+        attrs_ok = std::holds_alternative<LeakyReluAttrs>(n.attrs);
+        break;
+      case OpKind::kClip:
+        attrs_ok = std::holds_alternative<ClipAttrs>(n.attrs);
+        break;
+      case OpKind::kSoftmax:
+      case OpKind::kFlatten:
+      case OpKind::kConcat:
+        attrs_ok = std::holds_alternative<AxisAttrs>(n.attrs);
+        break;
+      case OpKind::kReshape:
+        attrs_ok = std::holds_alternative<ReshapeAttrs>(n.attrs);
+        break;
+      case OpKind::kTranspose:
+        attrs_ok = std::holds_alternative<TransposeAttrs>(n.attrs);
+        break;
+      case OpKind::kDropout:
+        attrs_ok = std::holds_alternative<DropoutAttrs>(n.attrs);
+        break;
+      default:
+        break;
+    }
+    if (!attrs_ok) node_fail(n, "attributes of the wrong kind for this op");
+  }
+  // Concrete inference at batch 1 also checks every op's shape contract.
+  (void)infer_shapes(1);
+}
+
+}  // namespace qsearch::ir

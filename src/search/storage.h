@@ -1,0 +1,57 @@
+// Storage: where studies and trials live (Optuna's BaseStorage, reduced to what a fixed-space
+// study needs). Implementations: InMemoryStorage (search/memory_storage.h) and SqliteStorage
+// (storage/sqlite_storage.h). All methods are thread-safe; SqliteStorage is also safe across
+// processes sharing one file.
+//
+// Contract (checked by tests/search/storage_conformance.h for every backend):
+// - create_trial is atomic: `decide` sees every trial created before it (by any thread or
+//   process) and the new trial gets the next number; no two trials share a number.
+// - finish_trial is durable when it returns (SQLite: committed) and a finished trial never
+//   changes again (finishing twice throws Error).
+// - get_trials returns trials ordered by number.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "search/trial.h"
+
+namespace qsearch::search {
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+
+  // Creates a study, or with load_if_exists returns the existing one of that name. Loading a
+  // study whose directions or space differ from the given ones throws Error saying what
+  // differs (a resumed search must search the same space).
+  virtual int64_t create_study(const std::string& name, const std::vector<Direction>& directions,
+                               const SearchSpace& space, bool load_if_exists) = 0;
+  // Throws Error if there is no such study.
+  virtual StudyInfo get_study(int64_t study_id) = 0;
+  virtual std::optional<int64_t> find_study(const std::string& name) = 0;
+  virtual std::vector<std::string> study_names() = 0;
+  virtual void set_study_user_attr(int64_t study_id, const std::string& key,
+                                   const std::string& json_value) = 0;
+
+  // Atomically: read the study's trials, call decide(trials); when it returns params, insert a
+  // RUNNING trial with those params, number = count of existing trials, start time = now, and
+  // the given system attrs; return it. When decide returns nullopt nothing is inserted.
+  using Decide = std::function<std::optional<std::vector<double>>(const std::vector<FrozenTrial>&)>;
+  virtual std::optional<FrozenTrial> create_trial(
+      int64_t study_id, const Decide& decide,
+      const std::map<std::string, std::string>& system_attrs = {}) = 0;
+
+  // Finishes a RUNNING trial. values must have one entry per objective when COMPLETE.
+  virtual void finish_trial(int64_t trial_id, TrialState state, const std::vector<double>& values,
+                            const std::map<std::string, std::string>& user_attrs,
+                            const std::map<std::string, std::string>& system_attrs) = 0;
+
+  virtual std::vector<FrozenTrial> get_trials(int64_t study_id) = 0;
+};
+
+}  // namespace qsearch::search

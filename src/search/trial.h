@@ -1,0 +1,53 @@
+// Trials and studies as stored: plain values, immutable once finished (Optuna's FrozenTrial).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "search/distribution.h"
+
+namespace qsearch::search {
+
+enum class Direction { kMinimize, kMaximize };
+enum class TrialState { kRunning, kComplete, kFail };
+
+std::string to_string(Direction d);               // "minimize" / "maximize"
+std::string to_string(TrialState s);              // "RUNNING" / "COMPLETE" / "FAIL"
+Direction parse_direction(const std::string& s);  // case-insensitive; throws Error
+
+// Well-known system attribute keys.
+inline constexpr const char* kAttrFailReason = "fail_reason";   // why a trial FAILed
+inline constexpr const char* kAttrInterrupted = "interrupted";  // "1": its process died
+inline constexpr const char* kAttrWorker = "worker";            // "<hostname>:<pid>"
+
+struct FrozenTrial {
+  int64_t id = -1;  // storage-wide unique id
+  int number = -1;  // 0, 1, 2, ... within the study, in creation order
+  TrialState state = TrialState::kRunning;
+  std::vector<double> params;  // internal repr, one per SearchSpace entry, same order
+  std::vector<double> values;  // one per objective; only for COMPLETE
+  // Values are JSON texts (e.g. "{\"loss\": 0.3}" or "0.5"), so any nested metric dict fits.
+  std::map<std::string, std::string> user_attrs;
+  std::map<std::string, std::string> system_attrs;
+  int64_t datetime_start_ms = 0;     // Unix epoch milliseconds
+  int64_t datetime_complete_ms = 0;  // 0 while RUNNING
+
+  bool finished() const { return state != TrialState::kRunning; }
+  // A FAIL caused by the process dying, not by the configuration: brute force re-runs these.
+  bool interrupted() const {
+    auto it = system_attrs.find(kAttrInterrupted);
+    return it != system_attrs.end() && it->second == "1";
+  }
+};
+
+struct StudyInfo {
+  int64_t id = -1;
+  std::string name;
+  std::vector<Direction> directions;  // one per objective
+  SearchSpace space;
+  std::map<std::string, std::string> user_attrs;
+};
+
+}  // namespace qsearch::search

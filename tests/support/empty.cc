@@ -1,0 +1,1 @@
+// Keeps qsearch_test_support non-empty when tests/support has no sources yet.
