@@ -1,0 +1,190 @@
+#include "quant/quantize.h"
+
+#include <cmath>
+#include <cstring>
+
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+#include "core/check.h"
+
+namespace qsearch::quant {
+
+namespace {
+
+template <typename F>
+void dispatch_int(DType t, F&& f) {
+  switch (t) {
+    case DType::kInt8:
+      f(int8_t{});
+      return;
+    case DType::kUInt8:
+      f(uint8_t{});
+      return;
+    case DType::kInt16:
+      f(int16_t{});
+      return;
+    case DType::kInt32:
+      f(int32_t{});
+      return;
+    case DType::kInt64:
+      f(int64_t{});
+      return;
+    case DType::kFloat32:
+    case DType::kFloat64:
+      break;
+  }
+  QSEARCH_CHECK(false && "integer dtype expected");
+}
+
+#ifdef __AVX2__
+// Rounds 8 floats to integral values with `r`, matching round_to_integral() lane by lane
+// (NaN, +-inf and the sign of zero included).
+inline __m256 round8(__m256 v, Rounding r) {
+  switch (r) {
+    case Rounding::kHalfToEven:
+      return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    case Rounding::kFloor:
+      return _mm256_round_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    case Rounding::kHalfAwayFromZero: {
+      // floor(|v| + 0.5) is wrong for 0.5 - 2^-25 (the addition rounds up); use the exact
+      // remainder v - trunc(v) instead.
+      const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 sign = _mm256_set1_ps(-0.0f);
+      const __m256 d = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+      const __m256 up = _mm256_cmp_ps(d, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+      const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(sign, v));
+      // A blend, not t + (up & one): adding +0.0 would turn -0.0 into +0.0.
+      return _mm256_blendv_ps(t, _mm256_add_ps(t, one), up);
+    }
+  }
+  return v;
+}
+
+// torch.clamp order: NaN and -0.0 pass through.
+inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) {
+  v = _mm256_blendv_ps(v, lo, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
+  return _mm256_blendv_ps(v, hi, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+}
+#endif
+
+template <typename Code>
+void quantize_typed(std::span<const float> x, const FixedFormat& f, Rounding r, Code* out) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  int64_t i = 0;
+#ifdef __AVX2__
+  // Vector path only where every code is an exact float32 (|code| <= 2^24), so the float clamp
+  // equals the integer clamp and the conversion to int32 is exact.
+  if (f.width <= 24) {
+    const __m256 scale = _mm256_set1_ps(std::ldexp(1.0f, f.frac));
+    const __m256 lo = _mm256_set1_ps(static_cast<float>(f.min_code()));
+    const __m256 hi = _mm256_set1_ps(static_cast<float>(f.max_code()));
+    alignas(32) int32_t tmp[8];
+    for (; i + 8 <= n; i += 8) {
+      __m256 v = round8(_mm256_mul_ps(_mm256_loadu_ps(x.data() + i), scale), r);
+      v = clamp8(v, lo, hi);
+      v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), _mm256_cvtps_epi32(v));
+      for (int j = 0; j < 8; ++j) out[i + j] = static_cast<Code>(tmp[j]);
+    }
+  }
+#endif
+  for (; i < n; ++i) out[i] = static_cast<Code>(quantize(x[i], f, r));
+}
+
+}  // namespace
+
+int64_t load_code(const void* p, DType t, int64_t i) {
+  int64_t v = 0;
+  dispatch_int(t, [&](auto tag) {
+    using T = decltype(tag);
+    v = static_cast<const T*>(p)[i];
+  });
+  return v;
+}
+
+void store_code(void* p, DType t, int64_t i, int64_t v) {
+  dispatch_int(t, [&](auto tag) {
+    using T = decltype(tag);
+    static_cast<T*>(p)[i] = static_cast<T>(v);
+  });
+}
+
+void quantize(std::span<const float> x, const FixedFormat& f, Rounding r, void* codes,
+              DType code_dtype) {
+  QSEARCH_CHECK(dtype_holds(code_dtype, f));
+  dispatch_int(code_dtype, [&](auto tag) {
+    using T = decltype(tag);
+    quantize_typed(x, f, r, static_cast<T*>(codes));
+  });
+}
+
+Tensor quantize(const Tensor& x, const FixedFormat& f, Rounding r) {
+  QSEARCH_CHECK(x.dtype() == DType::kFloat32);
+  Tensor out(x.shape(), storage_dtype(f));
+  quantize(x.span<float>(), f, r, out.raw(), out.dtype());
+  return out;
+}
+
+void dequantize(const void* codes, DType code_dtype, int64_t n, int frac, float* out) {
+  // Multiplying by the exact power of two 2^-frac is the same as ldexp for |frac| <= 62.
+  const float inv_scale = std::ldexp(1.0f, -frac);
+  dispatch_int(code_dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* c = static_cast<const T*>(codes);
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(c[i]) * inv_scale;
+  });
+}
+
+Tensor dequantize(const Tensor& codes, int frac) {
+  Tensor out(codes.shape(), DType::kFloat32);
+  dequantize(codes.raw(), codes.dtype(), codes.numel(), frac, out.data<float>());
+  return out;
+}
+
+void fake_quantize(std::span<const float> x, const FixedFormat& f, Rounding r,
+                   std::span<float> out) {
+  QSEARCH_CHECK(out.size() == x.size());
+  const int64_t n = static_cast<int64_t>(x.size());
+  int64_t i = 0;
+#ifdef __AVX2__
+  const __m256 scale = _mm256_set1_ps(std::ldexp(1.0f, f.frac));
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(f.min_code()));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(f.max_code()));
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = round8(_mm256_mul_ps(_mm256_loadu_ps(x.data() + i), scale), r);
+    _mm256_storeu_ps(out.data() + i, _mm256_div_ps(clamp8(v, lo, hi), scale));
+  }
+#endif
+  for (; i < n; ++i) out[i] = fake_quantize(x[i], f, r);
+}
+
+Tensor fake_quantize(const Tensor& x, const FixedFormat& f, Rounding r) {
+  QSEARCH_CHECK(x.dtype() == DType::kFloat32);
+  Tensor out(x.shape(), DType::kFloat32);
+  fake_quantize(x.span<float>(), f, r, out.span<float>());
+  return out;
+}
+
+void requantize(const void* in, DType in_dtype, int64_t n, int from_frac, const FixedFormat& to,
+                Rounding r, void* out, DType out_dtype) {
+  QSEARCH_CHECK(dtype_holds(out_dtype, to));
+  dispatch_int(in_dtype, [&](auto in_tag) {
+    using I = decltype(in_tag);
+    dispatch_int(out_dtype, [&](auto out_tag) {
+      using O = decltype(out_tag);
+      const I* src = static_cast<const I*>(in);
+      O* dst = static_cast<O*>(out);
+      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<O>(requantize(src[i], from_frac, to, r));
+    });
+  });
+}
+
+Tensor requantize(const Tensor& codes, int from_frac, const FixedFormat& to, Rounding r) {
+  Tensor out(codes.shape(), storage_dtype(to));
+  requantize(codes.raw(), codes.dtype(), codes.numel(), from_frac, to, r, out.raw(), out.dtype());
+  return out;
+}
+
+}  // namespace qsearch::quant
