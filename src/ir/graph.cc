@@ -157,46 +157,78 @@ void Graph::topo_sort() {
 
 namespace {
 
-// "/seq_blocks/seq_blocks.2/Gemm" -> scope "seq_blocks.2", op "Gemm"; "Gemm_3" -> scope "".
-std::pair<std::string, std::string> split_node_name(const std::string& name) {
-  std::string trimmed = name;
-  while (!trimmed.empty() && trimmed.back() == '/') trimmed.pop_back();
-  size_t slash = trimmed.rfind('/');
-  if (slash == std::string::npos) return {"", trimmed};
-  std::string op = trimmed.substr(slash + 1);
-  std::string scope_path = trimmed.substr(0, slash);
-  size_t prev = scope_path.rfind('/');
-  std::string scope = prev == std::string::npos ? scope_path : scope_path.substr(prev + 1);
-  return {scope, op};
+// The PyTorch module a node was exported from, as its qualified name: torch.onnx writes node
+// names as the module path, one segment per module, where children of containers already carry
+// their parent's prefix ("/layer1/layer1.0/conv1/Conv" is module "layer1.0.conv1"). "Gemm_3" (no
+// scope) gives "".
+std::string module_path(const std::string& name) {
+  std::vector<std::string> segments;
+  size_t begin = 0;
+  while (begin <= name.size()) {
+    size_t slash = name.find('/', begin);
+    if (slash == std::string::npos) slash = name.size();
+    if (slash > begin) segments.push_back(name.substr(begin, slash - begin));
+    begin = slash + 1;
+  }
+  if (segments.size() <= 1) return "";
+  segments.pop_back();  // the op segment
+  std::string path;
+  for (const std::string& seg : segments) {
+    if (!path.empty() && seg.size() > path.size() + 1 && seg.compare(0, path.size(), path) == 0 &&
+        seg[path.size()] == '.') {
+      path = seg;
+    } else {
+      path = path.empty() ? seg : path + "." + seg;
+    }
+  }
+  return path;
 }
 
-std::string sanitize(std::string s) {
-  for (char& c : s) {
+// Config names are TOML keys: [A-Za-z0-9_], no leading or doubled underscores.
+std::string sanitize(const std::string& s) {
+  std::string out;
+  for (char c : s) {
     bool ok =
         (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (!ok) c = '_';
+    if (c == '_' && (out.empty() || out.back() == '_')) continue;
+    out += c;
   }
-  while (!s.empty() && s.front() == '_') s.erase(s.begin());
-  return s;
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+// The op part of a config name: MASE's op type, without the shape-dependent suffixes (shapes are
+// not known yet when names are assigned).
+std::string name_op(const Graph& g, const Node& n) {
+  switch (n.kind) {
+    case OpKind::kGemm:
+    case OpKind::kMatMul:
+      return weight_input(g, n) >= 0 ? "linear" : "matmul";
+    case OpKind::kBatchNorm:
+      return "batch_norm";
+    default:
+      return std::string(kMaseOps[static_cast<int>(n.kind)]);
+  }
 }
 
 }  // namespace
 
 void Graph::assign_config_names() {
-  // A module scope that produced exactly one node names it ("fc1", "seq_blocks_2", like
-  // torch.fx); nodes sharing a scope get "<scope>_<op>"; top-level nodes get "<op>". Duplicates
-  // get "_1", "_2", ... in graph order. Names already set (e.g. by a model builder) are kept.
-  std::map<std::string, int> per_scope;
+  // Like torch.fx (which MASE uses): a leaf module that produced exactly one node names it
+  // ("fc1", "seq_blocks_2", "layer1_0_conv1"); other nodes of a module get "<module>_<op>"
+  // ("layer1_0_add" for the residual add in a block's forward); nodes outside any module get
+  // "<op>" ("relu", "add"). Duplicates get "_1", "_2", ... in graph order. Names already set
+  // (e.g. by a model builder or read back from a qsearch-written ONNX file) are kept.
   std::vector<std::string> scope(nodes_.size());
+  std::map<std::string, int> per_scope;
+  std::set<std::string> parents;  // modules with a submodule that produced a node
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (!nodes_[i].config_name.empty()) continue;
-    scope[i] = sanitize(split_node_name(nodes_[i].name).first);
+    std::string path = module_path(nodes_[i].name);
+    for (size_t dot = path.find('.'); dot != std::string::npos; dot = path.find('.', dot + 1)) {
+      parents.insert(sanitize(path.substr(0, dot)));
+    }
+    scope[i] = sanitize(path);
     if (!scope[i].empty()) ++per_scope[scope[i]];
   }
   std::set<std::string> used;
@@ -206,11 +238,11 @@ void Graph::assign_config_names() {
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (!n.config_name.empty()) continue;
-    std::string op = lower(kMaseOps[static_cast<int>(n.kind)]);
+    std::string op = name_op(*this, n);
     std::string base;
     if (scope[i].empty()) {
       base = op;
-    } else if (per_scope[scope[i]] == 1) {
+    } else if (per_scope[scope[i]] == 1 && !parents.count(scope[i])) {
       base = scope[i];
     } else {
       base = scope[i] + "_" + op;
@@ -225,6 +257,8 @@ void Graph::assign_config_names() {
 void Graph::finalize() {
   topo_sort();
   assign_config_names();
+  // Structure and attributes first, so that shape inference only sees well-formed nodes.
+  verify();
   // Symbolic shapes: dims that change between batch 1 and batch 2 scale with the batch.
   std::vector<Shape> s1 = infer_shapes(1);
   std::vector<Shape> s2 = infer_shapes(2);
@@ -238,7 +272,6 @@ void Graph::finalize() {
     }
     values_[i].shape = s;
   }
-  verify();
 }
 
 Graph Graph::clone() const {

@@ -100,6 +100,13 @@ class Graph {
   std::vector<ValueId> outputs_;
 };
 
+// Concrete output shape of one node from the concrete shapes of its inputs: inputs[k] is the
+// shape of n.inputs[k], nullptr for an omitted optional input. Checks the op's shape contract and
+// its window attributes, and that the output has at most 2^48 elements; throws Error naming the
+// node otherwise. infer_shapes() applies it to every node in order; the ONNX importer calls it
+// while it builds a graph.
+Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs);
+
 // MASE's op type for a node: "linear" for Gemm/MatMul whose weight operand is a constant,
 // "conv2d", "relu", "add", "batch_norm1d"/"batch_norm2d" (by input rank), ...
 std::string mase_op(const Graph& g, const Node& n);

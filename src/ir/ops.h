@@ -55,7 +55,10 @@ std::string_view op_name(OpKind kind);
 const std::vector<OpKind>& all_ops();
 
 // ---- attributes ------------------------------------------------------------------------------
-struct NoAttrs {};
+// Each struct compares with == (field by field; floats exactly), so Attrs variants compare too.
+struct NoAttrs {
+  bool operator==(const NoAttrs&) const = default;
+};
 
 // Y = alpha * op(A) * op(B) + beta * C, op = transpose if trans_*.
 struct GemmAttrs {
@@ -63,6 +66,7 @@ struct GemmAttrs {
   float beta = 1.0f;
   bool trans_a = false;
   bool trans_b = false;
+  bool operator==(const GemmAttrs&) const = default;
 };
 
 // 2-D convolution, NCHW input, weight [M, C/group, kH, kW], optional bias [M].
@@ -73,6 +77,7 @@ struct ConvAttrs {
   std::array<int64_t, 2> dilations{1, 1};
   std::array<int64_t, 4> pads{0, 0, 0, 0};
   int64_t group = 1;
+  bool operator==(const ConvAttrs&) const = default;
 };
 
 // MaxPool / AveragePool over H, W of NCHW.
@@ -83,6 +88,7 @@ struct PoolAttrs {
   std::array<int64_t, 4> pads{0, 0, 0, 0};
   bool ceil_mode = false;
   bool count_include_pad = false;  // AveragePool only
+  bool operator==(const PoolAttrs&) const = default;
 };
 
 // Inference: y = (x - mean) / sqrt(var + epsilon) * scale + bias over channel dim 1.
@@ -91,34 +97,41 @@ struct PoolAttrs {
 struct BatchNormAttrs {
   float epsilon = 1e-5f;
   float momentum = 0.9f;
+  bool operator==(const BatchNormAttrs&) const = default;
 };
 
 struct LeakyReluAttrs {
   float alpha = 0.01f;
+  bool operator==(const LeakyReluAttrs&) const = default;
 };
 
 struct ClipAttrs {
   float min = -std::numeric_limits<float>::infinity();
   float max = std::numeric_limits<float>::infinity();
+  bool operator==(const ClipAttrs&) const = default;
 };
 
 // Softmax (opset >= 13 semantics: along one axis), Flatten, Concat.
 struct AxisAttrs {
   int64_t axis = 1;
+  bool operator==(const AxisAttrs&) const = default;
 };
 
 // Target shape with ONNX semantics: 0 copies the input dim (unless allowzero), -1 is inferred.
 struct ReshapeAttrs {
   std::vector<int64_t> shape;
   bool allowzero = false;
+  bool operator==(const ReshapeAttrs&) const = default;
 };
 
 struct TransposeAttrs {
   std::vector<int64_t> perm;  // empty = reverse the dims
+  bool operator==(const TransposeAttrs&) const = default;
 };
 
 struct DropoutAttrs {
   float ratio = 0.5f;  // used only when training
+  bool operator==(const DropoutAttrs&) const = default;
 };
 
 using Attrs = std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,

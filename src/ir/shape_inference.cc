@@ -40,6 +40,32 @@ int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int6
   return out;
 }
 
+// Upper bound on the elements of one tensor; keeps every size product far from int64 overflow.
+constexpr int64_t kMaxElements = int64_t{1} << 48;
+// Upper bound on kernel sizes, strides, dilations and pads.
+constexpr int64_t kMaxWindow = int64_t{1} << 24;
+
+template <typename T>
+const T& attrs_of(const Node& n) {
+  const T* a = std::get_if<T>(&n.attrs);
+  if (a == nullptr) node_fail(n, "attributes of the wrong kind for this op");
+  return *a;
+}
+
+void check_window(const Node& n, const std::array<int64_t, 2>& kernel,
+                  const std::array<int64_t, 2>& strides, const std::array<int64_t, 2>& dilations,
+                  const std::array<int64_t, 4>& pads) {
+  for (int d = 0; d < 2; ++d) {
+    if (kernel[d] < 1 || strides[d] < 1 || dilations[d] < 1 || kernel[d] > kMaxWindow ||
+        strides[d] > kMaxWindow || dilations[d] > kMaxWindow) {
+      node_fail(n, fmt::format("kernel, strides and dilations must be in 1..{}", kMaxWindow));
+    }
+  }
+  for (int64_t p : pads) {
+    if (p < 0 || p > kMaxWindow) node_fail(n, fmt::format("pads must be in 0..{}", kMaxWindow));
+  }
+}
+
 Shape matmul_shape(const Node& n, Shape a, Shape b) {
   if (a.empty() || b.empty()) node_fail(n, "MatMul of a scalar");
   bool a1 = a.size() == 1, b1 = b.size() == 1;
@@ -55,7 +81,224 @@ Shape matmul_shape(const Node& n, Shape a, Shape b) {
   return out;
 }
 
+// Multiplies dims, failing on overflow instead of wrapping (shapes come from user files).
+int64_t checked_numel(const Node& n, const Shape& s) {
+  int64_t total = 1;
+  for (int64_t d : s) {
+    if (d < 0) node_fail(n, fmt::format("shape {} has a negative dimension", shape_str(s)));
+    if (__builtin_mul_overflow(total, d, &total) || total > kMaxElements) {
+      node_fail(n, fmt::format("shape {} has more than 2^48 elements", shape_str(s)));
+    }
+  }
+  return total;
+}
+
 }  // namespace
+
+Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
+  auto in = [&](size_t k) -> const Shape& {
+    if (k >= inputs.size() || inputs[k] == nullptr) {
+      node_fail(n, fmt::format("missing input {}", k));
+    }
+    return *inputs[k];
+  };
+  Shape out;
+  switch (n.kind) {
+    case OpKind::kGemm: {
+      const auto& at = attrs_of<GemmAttrs>(n);
+      const Shape &a = in(0), &b = in(1);
+      if (a.size() != 2 || b.size() != 2) {
+        node_fail(n,
+                  fmt::format("Gemm needs 2-D inputs, got {} and {}", shape_str(a), shape_str(b)));
+      }
+      int64_t m = at.trans_a ? a[1] : a[0], k = at.trans_a ? a[0] : a[1];
+      int64_t kb = at.trans_b ? b[1] : b[0], nn = at.trans_b ? b[0] : b[1];
+      if (k != kb) {
+        node_fail(n, fmt::format("inner dimensions differ: {} x {}", shape_str(a), shape_str(b)));
+      }
+      out = {m, nn};
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0 && broadcast(n, out, in(2)) != out) {
+        node_fail(n, fmt::format("bias {} does not broadcast to the output {}", shape_str(in(2)),
+                                 shape_str(out)));
+      }
+      break;
+    }
+    case OpKind::kMatMul:
+      out = matmul_shape(n, in(0), in(1));
+      break;
+    case OpKind::kAdd:
+    case OpKind::kSub:
+    case OpKind::kMul:
+    case OpKind::kDiv:
+      out = broadcast(n, in(0), in(1));
+      break;
+    case OpKind::kRelu:
+    case OpKind::kLeakyRelu:
+    case OpKind::kClip:
+    case OpKind::kSigmoid:
+    case OpKind::kTanh:
+    case OpKind::kIdentity:
+    case OpKind::kDropout:
+      out = in(0);
+      break;
+    case OpKind::kSoftmax: {
+      out = in(0);
+      int64_t axis = attrs_of<AxisAttrs>(n).axis;
+      int64_t r = static_cast<int64_t>(out.size());
+      if (axis < -r || axis >= r) node_fail(n, fmt::format("axis {} out of range", axis));
+      break;
+    }
+    case OpKind::kBatchNorm: {
+      out = in(0);
+      if (out.size() < 2) node_fail(n, "input must have a channel dimension");
+      for (size_t k = 1; k < 5; ++k) {
+        if (in(k) != Shape{out[1]}) {
+          node_fail(n, fmt::format("parameter {} has shape {}, expected [{}]", k, shape_str(in(k)),
+                                   out[1]));
+        }
+      }
+      break;
+    }
+    case OpKind::kConv: {
+      const auto& at = attrs_of<ConvAttrs>(n);
+      const Shape &x = in(0), &w = in(1);
+      if (x.size() != 4 || w.size() != 4) node_fail(n, "only 2-D convolution (NCHW) is supported");
+      check_window(n, at.kernel, at.strides, at.dilations, at.pads);
+      if (at.group < 1) node_fail(n, "group must be >= 1");
+      if (x[1] != w[1] * at.group) {
+        node_fail(n, fmt::format("input has {} channels, weight {} expects {} x group {}", x[1],
+                                 shape_str(w), w[1], at.group));
+      }
+      if (w[0] % at.group != 0) node_fail(n, "output channels not divisible by group");
+      if (w[2] != at.kernel[0] || w[3] != at.kernel[1]) {
+        node_fail(n, "kernel_shape does not match the weight");
+      }
+      out = {x[0], w[0],
+             window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0], at.pads[2],
+                        false),
+             window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1], at.pads[3],
+                        false)};
+      if (out[2] < 1 || out[3] < 1) {
+        node_fail(n, fmt::format("kernel does not fit the input {}", shape_str(x)));
+      }
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0 && in(2) != Shape{w[0]}) {
+        node_fail(n, fmt::format("bias has shape {}, expected [{}]", shape_str(in(2)), w[0]));
+      }
+      break;
+    }
+    case OpKind::kMaxPool:
+    case OpKind::kAveragePool: {
+      const auto& at = attrs_of<PoolAttrs>(n);
+      const Shape& x = in(0);
+      if (x.size() != 4) node_fail(n, "only 2-D pooling (NCHW) is supported");
+      check_window(n, at.kernel, at.strides, at.dilations, at.pads);
+      out = {x[0], x[1],
+             window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0], at.pads[2],
+                        at.ceil_mode),
+             window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1], at.pads[3],
+                        at.ceil_mode)};
+      if (out[2] < 1 || out[3] < 1) {
+        node_fail(n, fmt::format("window does not fit the input {}", shape_str(x)));
+      }
+      break;
+    }
+    case OpKind::kGlobalAveragePool: {
+      const Shape& x = in(0);
+      if (x.size() < 3) node_fail(n, "input must be N x C x spatial");
+      out = x;
+      for (size_t k = 2; k < out.size(); ++k) out[k] = 1;
+      break;
+    }
+    case OpKind::kFlatten: {
+      const Shape& x = in(0);
+      int64_t r = static_cast<int64_t>(x.size());
+      int64_t axis = attrs_of<AxisAttrs>(n).axis;
+      if (axis < 0) axis += r;
+      if (axis < 0 || axis > r) node_fail(n, fmt::format("axis out of range for {}", shape_str(x)));
+      int64_t a = 1, b = 1;
+      for (int64_t k = 0; k < r; ++k) (k < axis ? a : b) *= x[k];
+      out = {a, b};
+      break;
+    }
+    case OpKind::kReshape: {
+      const auto& at = attrs_of<ReshapeAttrs>(n);
+      const Shape& x = in(0);
+      out = at.shape;
+      int infer = -1;
+      int64_t known = 1;
+      for (size_t k = 0; k < out.size(); ++k) {
+        if (out[k] == 0 && !at.allowzero) {
+          if (k >= x.size()) node_fail(n, "0 in shape refers to a missing input dim");
+          out[k] = x[k];
+        }
+        if (out[k] < -1) {
+          node_fail(n,
+                    fmt::format("target shape {} has a dimension below -1", shape_str(at.shape)));
+        }
+        if (out[k] == -1) {
+          if (infer >= 0) node_fail(n, "more than one -1 in shape");
+          infer = static_cast<int>(k);
+        } else if (__builtin_mul_overflow(known, out[k], &known) || known > kMaxElements) {
+          node_fail(n, fmt::format("target shape {} is too large", shape_str(at.shape)));
+        }
+      }
+      int64_t total = checked_numel(n, x);
+      if (infer >= 0) {
+        if (known == 0 || total % known != 0) {
+          node_fail(n, fmt::format("cannot reshape {} to {}", shape_str(x), shape_str(at.shape)));
+        }
+        out[infer] = total / known;
+      } else if (known != total) {
+        node_fail(n, fmt::format("cannot reshape {} ({} elements) to {}", shape_str(x), total,
+                                 shape_str(at.shape)));
+      }
+      break;
+    }
+    case OpKind::kTranspose: {
+      const auto& at = attrs_of<TransposeAttrs>(n);
+      const Shape& x = in(0);
+      std::vector<int64_t> perm = at.perm;
+      if (perm.empty()) {
+        perm.resize(x.size());
+        std::iota(perm.rbegin(), perm.rend(), 0);
+      }
+      if (perm.size() != x.size()) node_fail(n, "perm length differs from the input rank");
+      out.resize(x.size());
+      std::vector<bool> seen(x.size(), false);
+      for (size_t k = 0; k < perm.size(); ++k) {
+        if (perm[k] < 0 || perm[k] >= static_cast<int64_t>(x.size()) || seen[perm[k]]) {
+          node_fail(n, fmt::format("perm is not a permutation of 0..{}", x.size() - 1));
+        }
+        seen[perm[k]] = true;
+        out[k] = x[perm[k]];
+      }
+      break;
+    }
+    case OpKind::kConcat: {
+      int64_t axis = attrs_of<AxisAttrs>(n).axis;
+      out = in(0);
+      int64_t r = static_cast<int64_t>(out.size());
+      if (axis < 0) axis += r;
+      if (axis < 0 || axis >= r) node_fail(n, "axis out of range");
+      for (size_t k = 1; k < n.inputs.size(); ++k) {
+        const Shape& y = in(k);
+        if (static_cast<int64_t>(y.size()) != r) node_fail(n, "inputs differ in rank");
+        for (int64_t d = 0; d < r; ++d) {
+          if (d != axis && y[d] != out[d]) {
+            node_fail(n, fmt::format("inputs {} and {} differ outside axis {}", shape_str(out),
+                                     shape_str(y), axis));
+          }
+        }
+        if (__builtin_add_overflow(out[axis], y[axis], &out[axis])) {
+          node_fail(n, "concatenated dimension overflows");
+        }
+      }
+      break;
+    }
+  }
+  checked_numel(n, out);
+  return out;
+}
 
 std::vector<Shape> Graph::infer_shapes(int64_t batch) const {
   std::vector<Shape> s(values_.size());
@@ -67,192 +310,20 @@ std::vector<Shape> Graph::infer_shapes(int64_t batch) const {
       s[i] = v.shape;
       for (auto& d : s[i]) {
         if (d == kDynamic) d = batch;
+        if (d < 0) fail("graph input '{}' has shape {}", v.name, shape_str(v.shape));
       }
     }
   }
+  std::vector<const Shape*> ins;
   for (const Node& n : nodes_) {
-    auto in = [&](size_t k) -> const Shape& {
-      if (k >= n.inputs.size() || n.inputs[k] < 0) node_fail(n, fmt::format("missing input {}", k));
-      return s[n.inputs[k]];
-    };
-    Shape out;
-    switch (n.kind) {
-      case OpKind::kGemm: {
-        const auto& at = std::get<GemmAttrs>(n.attrs);
-        const Shape &a = in(0), &b = in(1);
-        if (a.size() != 2 || b.size() != 2) {
-          node_fail(
-              n, fmt::format("Gemm needs 2-D inputs, got {} and {}", shape_str(a), shape_str(b)));
-        }
-        int64_t m = at.trans_a ? a[1] : a[0], k = at.trans_a ? a[0] : a[1];
-        int64_t kb = at.trans_b ? b[1] : b[0], nn = at.trans_b ? b[0] : b[1];
-        if (k != kb) {
-          node_fail(n, fmt::format("inner dimensions differ: {} x {}", shape_str(a), shape_str(b)));
-        }
-        out = {m, nn};
-        if (n.inputs.size() > 2 && n.inputs[2] >= 0) broadcast(n, out, in(2));
-        break;
-      }
-      case OpKind::kMatMul:
-        out = matmul_shape(n, in(0), in(1));
-        break;
-      case OpKind::kAdd:
-      case OpKind::kSub:
-      case OpKind::kMul:
-      case OpKind::kDiv:
-        out = broadcast(n, in(0), in(1));
-        break;
-      case OpKind::kRelu:
-      case OpKind::kLeakyRelu:
-      case OpKind::kClip:
-      case OpKind::kSigmoid:
-      case OpKind::kTanh:
-      case OpKind::kIdentity:
-      case OpKind::kDropout:
-        out = in(0);
-        break;
-      case OpKind::kSoftmax: {
-        out = in(0);
-        int64_t axis = std::get<AxisAttrs>(n.attrs).axis;
-        int64_t r = static_cast<int64_t>(out.size());
-        if (axis < -r || axis >= r) node_fail(n, fmt::format("axis {} out of range", axis));
-        break;
-      }
-      case OpKind::kBatchNorm: {
-        out = in(0);
-        if (out.size() < 2) node_fail(n, "input must have a channel dimension");
-        for (size_t k = 1; k < 5; ++k) {
-          if (in(k) != Shape{out[1]}) {
-            node_fail(n, fmt::format("parameter {} has shape {}, expected [{}]", k,
-                                     shape_str(in(k)), out[1]));
-          }
-        }
-        break;
-      }
-      case OpKind::kConv: {
-        const auto& at = std::get<ConvAttrs>(n.attrs);
-        const Shape &x = in(0), &w = in(1);
-        if (x.size() != 4 || w.size() != 4)
-          node_fail(n, "only 2-D convolution (NCHW) is supported");
-        if (x[1] != w[1] * at.group) {
-          node_fail(n, fmt::format("input has {} channels, weight {} expects {} x group {}", x[1],
-                                   shape_str(w), w[1], at.group));
-        }
-        if (w[0] % at.group != 0) node_fail(n, "output channels not divisible by group");
-        if (w[2] != at.kernel[0] || w[3] != at.kernel[1]) {
-          node_fail(n, "kernel_shape does not match the weight");
-        }
-        out = {x[0], w[0],
-               window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
-                          at.pads[2], false),
-               window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
-                          at.pads[3], false)};
-        if (n.inputs.size() > 2 && n.inputs[2] >= 0 && in(2) != Shape{w[0]}) {
-          node_fail(n, fmt::format("bias has shape {}, expected [{}]", shape_str(in(2)), w[0]));
-        }
-        break;
-      }
-      case OpKind::kMaxPool:
-      case OpKind::kAveragePool: {
-        const auto& at = std::get<PoolAttrs>(n.attrs);
-        const Shape& x = in(0);
-        if (x.size() != 4) node_fail(n, "only 2-D pooling (NCHW) is supported");
-        out = {x[0], x[1],
-               window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
-                          at.pads[2], at.ceil_mode),
-               window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
-                          at.pads[3], at.ceil_mode)};
-        break;
-      }
-      case OpKind::kGlobalAveragePool: {
-        const Shape& x = in(0);
-        if (x.size() < 3) node_fail(n, "input must be N x C x spatial");
-        out = x;
-        for (size_t k = 2; k < out.size(); ++k) out[k] = 1;
-        break;
-      }
-      case OpKind::kFlatten: {
-        const Shape& x = in(0);
-        int64_t r = static_cast<int64_t>(x.size());
-        int64_t axis = std::get<AxisAttrs>(n.attrs).axis;
-        if (axis < 0) axis += r;
-        if (axis < 0 || axis > r)
-          node_fail(n, fmt::format("axis out of range for {}", shape_str(x)));
-        int64_t a = 1, b = 1;
-        for (int64_t k = 0; k < r; ++k) (k < axis ? a : b) *= x[k];
-        out = {a, b};
-        break;
-      }
-      case OpKind::kReshape: {
-        const auto& at = std::get<ReshapeAttrs>(n.attrs);
-        const Shape& x = in(0);
-        out = at.shape;
-        int infer = -1;
-        int64_t known = 1;
-        for (size_t k = 0; k < out.size(); ++k) {
-          if (out[k] == 0 && !at.allowzero) {
-            if (k >= x.size()) node_fail(n, "0 in shape refers to a missing input dim");
-            out[k] = x[k];
-          }
-          if (out[k] == -1) {
-            if (infer >= 0) node_fail(n, "more than one -1 in shape");
-            infer = static_cast<int>(k);
-          } else {
-            known *= out[k];
-          }
-        }
-        int64_t total = shape_numel(x);
-        if (infer >= 0) {
-          if (known == 0 || total % known != 0) {
-            node_fail(n, fmt::format("cannot reshape {} to {}", shape_str(x), shape_str(at.shape)));
-          }
-          out[infer] = total / known;
-        } else if (known != total) {
-          node_fail(n, fmt::format("cannot reshape {} ({} elements) to {}", shape_str(x), total,
-                                   shape_str(at.shape)));
-        }
-        break;
-      }
-      case OpKind::kTranspose: {
-        const auto& at = std::get<TransposeAttrs>(n.attrs);
-        const Shape& x = in(0);
-        std::vector<int64_t> perm = at.perm;
-        if (perm.empty()) {
-          perm.resize(x.size());
-          std::iota(perm.rbegin(), perm.rend(), 0);
-        }
-        if (perm.size() != x.size()) node_fail(n, "perm length differs from the input rank");
-        out.resize(x.size());
-        for (size_t k = 0; k < perm.size(); ++k) {
-          if (perm[k] < 0 || perm[k] >= static_cast<int64_t>(x.size())) node_fail(n, "bad perm");
-          out[k] = x[perm[k]];
-        }
-        break;
-      }
-      case OpKind::kConcat: {
-        int64_t axis = std::get<AxisAttrs>(n.attrs).axis;
-        out = in(0);
-        int64_t r = static_cast<int64_t>(out.size());
-        if (axis < 0) axis += r;
-        if (axis < 0 || axis >= r) node_fail(n, "axis out of range");
-        for (size_t k = 1; k < n.inputs.size(); ++k) {
-          const Shape& y = in(k);
-          if (static_cast<int64_t>(y.size()) != r) node_fail(n, "inputs differ in rank");
-          for (int64_t d = 0; d < r; ++d) {
-            if (d != axis && y[d] != out[d]) {
-              node_fail(n, fmt::format("inputs {} and {} differ outside axis {}", shape_str(out),
-                                       shape_str(y), axis));
-            }
-          }
-          out[axis] += y[axis];
-        }
-        break;
-      }
+    ins.clear();
+    for (ValueId v : n.inputs) {
+      ins.push_back(v >= 0 && v < static_cast<ValueId>(s.size()) ? &s[v] : nullptr);
     }
+    Shape out = infer_node_shape(n, ins);
     if (n.outputs.empty()) node_fail(n, "node has no output");
-    s[n.outputs[0]] = out;
     // Extra outputs (Dropout's mask) take the first output's shape.
-    for (size_t k = 1; k < n.outputs.size(); ++k) s[n.outputs[k]] = out;
+    for (ValueId o : n.outputs) s[o] = out;
   }
   return s;
 }
@@ -326,7 +397,7 @@ void Graph::verify() const {
       case OpKind::kConv: {
         attrs_ok = std::holds_alternative<ConvAttrs>(n.attrs);
         if (attrs_ok) {
-          const auto& c = std::get<ConvAttrs>(n.attrs);
+          const auto& c = attrs_of<ConvAttrs>(n);
           for (int d = 0; d < 2; ++d) {
             if (c.kernel[d] < 1 || c.strides[d] < 1 || c.dilations[d] < 1) {
               node_fail(n, "kernel, strides and dilations must be >= 1");
@@ -343,7 +414,7 @@ void Graph::verify() const {
       case OpKind::kAveragePool: {
         attrs_ok = std::holds_alternative<PoolAttrs>(n.attrs);
         if (attrs_ok) {
-          const auto& p = std::get<PoolAttrs>(n.attrs);
+          const auto& p = attrs_of<PoolAttrs>(n);
           for (int d = 0; d < 2; ++d) {
             if (p.kernel[d] < 1 || p.strides[d] < 1 || p.dilations[d] < 1) {
               node_fail(n, "kernel, strides and dilations must be >= 1");

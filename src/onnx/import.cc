@@ -1,0 +1,538 @@
+// Model-level import: parsing, checks, graph input/outputs, the node loop and the bookkeeping
+// that the per-op conversions (import_ops.cc) share.
+#include "onnx/import.h"
+
+#include <onnx/checker.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "onnx/importer.h"
+
+namespace qsearch::onnx {
+
+namespace detail {
+
+namespace {
+
+using Fn = void (Importer::*)();
+
+const std::map<std::string, Fn>& op_table() {
+  static const std::map<std::string, Fn> table = {
+      {"Gemm", &Importer::op_gemm_matmul},
+      {"MatMul", &Importer::op_gemm_matmul},
+      {"Add", &Importer::op_binary},
+      {"Sub", &Importer::op_binary},
+      {"Mul", &Importer::op_binary},
+      {"Div", &Importer::op_binary},
+      {"Relu", &Importer::op_unary},
+      {"LeakyRelu", &Importer::op_unary},
+      {"Sigmoid", &Importer::op_unary},
+      {"Tanh", &Importer::op_unary},
+      {"Clip", &Importer::op_clip},
+      {"Softmax", &Importer::op_softmax},
+      {"Conv", &Importer::op_conv},
+      {"BatchNormalization", &Importer::op_batchnorm},
+      {"MaxPool", &Importer::op_pool},
+      {"AveragePool", &Importer::op_pool},
+      {"GlobalAveragePool", &Importer::op_global_average_pool},
+      {"Flatten", &Importer::op_flatten},
+      {"Reshape", &Importer::op_reshape},
+      {"Transpose", &Importer::op_transpose},
+      {"Concat", &Importer::op_concat},
+      {"Identity", &Importer::op_identity_dropout},
+      {"Dropout", &Importer::op_identity_dropout},
+      {"Constant", &Importer::op_constant},
+      {"Shape", &Importer::op_shape},
+      {"Gather", &Importer::op_gather},
+      {"Unsqueeze", &Importer::op_unsqueeze_squeeze},
+      {"Squeeze", &Importer::op_unsqueeze_squeeze},
+      {"Slice", &Importer::op_slice},
+      {"Cast", &Importer::op_cast},
+      {"ConstantOfShape", &Importer::op_constant_of_shape},
+  };
+  return table;
+}
+
+bool default_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
+
+std::string node_label(const pb::NodeProto& n, int index) {
+  return n.name().empty() ? fmt::format("{}_{}", n.op_type(), index) : n.name();
+}
+
+std::string supported_list() {
+  std::string s;
+  for (const std::string& op : supported_ops()) s += (s.empty() ? "" : ", ") + op;
+  return s;
+}
+
+std::string dynamic_axes_hint(int64_t batch) {
+  return fmt::format(
+      "the model was exported with a fixed batch size of {}, but qsearch runs it at any batch "
+      "size: export it with a dynamic batch axis, e.g. torch.onnx.export(..., "
+      "dynamic_axes={{'input': {{0: 'batch'}}, 'output': {{0: 'batch'}}}})",
+      batch);
+}
+
+// Key of the model metadata where export_model() stores config names, one "node\tname" a line.
+constexpr const char* kConfigNamesKey = "qsearch.config_names";
+
+}  // namespace
+
+const std::vector<std::string>& supported_ops() {
+  static const std::vector<std::string> ops = [] {
+    std::vector<std::string> v;
+    for (ir::OpKind k : ir::all_ops()) v.emplace_back(ir::op_name(k));
+    v.emplace_back("Constant");
+    for (const char* s :
+         {"Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "ConstantOfShape"}) {
+      v.push_back(std::string(s) + " (shape computations)");
+    }
+    return v;
+  }();
+  return ops;
+}
+
+Importer::Importer(const pb::ModelProto& model, std::string source)
+    : model_(model), graph_(model.graph()), source_(std::move(source)) {
+  for (const auto& op : model.opset_import()) {
+    if (default_domain(op.domain())) {
+      if (opset_ != 0 && opset_ != op.version()) {
+        fail("'{}' imports the default ONNX domain twice (opsets {} and {})", source_, opset_,
+             op.version());
+      }
+      opset_ = static_cast<int>(op.version());
+    }
+  }
+  if (opset_ == 0) fail("'{}' does not import the default ONNX domain (no opset)", source_);
+  if (opset_ < kMinOpset || opset_ > kMaxOpset) {
+    fail("'{}' uses opset {}; qsearch supports opsets {} to {} (export with opset_version=13)",
+         source_, opset_, kMinOpset, kMaxOpset);
+  }
+}
+
+ir::Graph Importer::run() {
+  read_initializers();
+  read_input();
+  for (int i = 0; i < graph_.node_size(); ++i) import_node(graph_.node(i), i);
+  node_ = nullptr;
+  read_outputs();
+  apply_config_names();
+  try {
+    g_.finalize();
+  } catch (Error& e) {
+    if (file_batch_ > 0) e.add_context(dynamic_axes_hint(file_batch_));
+    throw;
+  }
+  for (ir::ValueId o : g_.outputs()) {
+    const ir::Value& v = g_.value(o);
+    if (v.shape.empty() || v.shape[0] != kDynamic) {
+      Error e(
+          fmt::format("graph output '{}' has shape {}, which does not grow with the batch: "
+                      "qsearch needs dim 0 of every output to be the batch",
+                      v.name, shape_str(v.shape)));
+      if (file_batch_ > 0) e.add_context(dynamic_axes_hint(file_batch_));
+      throw e;
+    }
+  }
+  return std::move(g_);
+}
+
+void Importer::read_initializers() {
+  for (const auto& t : graph_.initializer()) {
+    if (t.name().empty()) fail("an initializer has no name");
+    if (!initializers_.emplace(t.name(), &t).second) {
+      fail("initializer '{}' is defined twice", t.name());
+    }
+  }
+}
+
+void Importer::read_input() {
+  std::vector<const pb::ValueInfoProto*> real;
+  for (const auto& vi : graph_.input()) {
+    if (!initializers_.count(vi.name())) real.push_back(&vi);
+  }
+  if (real.size() != 1) {
+    std::string names;
+    for (const auto* vi : real) names += (names.empty() ? "'" : ", '") + vi->name() + "'";
+    fail("qsearch supports models with exactly one graph input; this one has {}{}{}", real.size(),
+         real.empty() ? "" : ": ", names);
+  }
+  const pb::ValueInfoProto& in = *real[0];
+  if (!in.type().has_tensor_type()) fail("graph input '{}' is not a tensor", in.name());
+  const auto& tt = in.type().tensor_type();
+  if (tt.elem_type() != pb::TensorProto::FLOAT) {
+    fail("graph input '{}' has dtype {}; qsearch supports float32 inputs", in.name(),
+         dtype_str(tt.elem_type()));
+  }
+  if (!tt.has_shape() || tt.shape().dim_size() == 0) {
+    fail("graph input '{}' has no shape; export the model with its input shape", in.name());
+  }
+  Shape shape;
+  int64_t per_sample = 1;
+  for (int d = 0; d < tt.shape().dim_size(); ++d) {
+    const auto& dim = tt.shape().dim(d);
+    if (d == 0) {
+      if (dim.has_dim_value()) {
+        if (dim.dim_value() < 1) {
+          fail("graph input '{}' has batch dimension {}", in.name(), dim.dim_value());
+        }
+        file_batch_ = dim.dim_value();
+      }
+      shape.push_back(kDynamic);
+      continue;
+    }
+    if (!dim.has_dim_value()) {
+      fail(
+          "graph input '{}': dimension {} is symbolic ('{}'); only the batch dimension (0) may "
+          "be, export with a fixed input size",
+          in.name(), d, dim.dim_param());
+    }
+    constexpr int64_t kMaxPerSample = int64_t{1} << 32;
+    if (dim.dim_value() < 1 || dim.dim_value() > kMaxPerSample ||
+        __builtin_mul_overflow(per_sample, dim.dim_value(), &per_sample) ||
+        per_sample > kMaxPerSample) {
+      fail("graph input '{}': dimension {} = {} is out of range (1..2^32 elements per sample)",
+           in.name(), d, dim.dim_value());
+    }
+    shape.push_back(dim.dim_value());
+  }
+  ir::ValueId v = g_.add_input(in.name(), shape);
+  for (int b = 0; b < 3; ++b) {
+    Shape s = shape;
+    s[0] = b + 1;
+    shapes_[b].resize(v + 1);
+    shapes_[b][v] = s;
+  }
+  Entry e;
+  e.value = v;
+  env_[in.name()] = std::move(e);
+}
+
+void Importer::read_outputs() {
+  if (graph_.output_size() == 0) fail("the graph has no outputs");
+  for (const auto& out : graph_.output()) {
+    auto it = env_.find(out.name());
+    if (it == env_.end() && initializers_.count(out.name())) {
+      fail("graph output '{}' is an initializer; qsearch needs outputs computed from the input",
+           out.name());
+    }
+    if (it == env_.end()) fail("graph output '{}' is not produced by any node", out.name());
+    const Entry& e = it->second;
+    if (e.kind == Entry::Kind::kUnavailable) {
+      fail("graph output '{}' is {}, which qsearch does not compute", out.name(), e.why);
+    }
+    if (e.kind != Entry::Kind::kActivation) {
+      fail("graph output '{}' is a constant; qsearch needs outputs computed from the input",
+           out.name());
+    }
+    g_.mark_output(e.value);
+  }
+}
+
+void Importer::import_node(const pb::NodeProto& node, int index) {
+  node_ = &node;
+  node_name_ = node_label(node, index);
+  try {
+    if (!default_domain(node.domain())) {
+      bad("unsupported operator (domain '{}'); qsearch supports: {}", node.domain(),
+          supported_list());
+    }
+    auto it = op_table().find(node.op_type());
+    if (it == op_table().end()) bad("unsupported operator; qsearch supports: {}", supported_list());
+    (this->*(it->second))();
+  } catch (Error& e) {
+    if (e.message().rfind("node '", 0) != 0) {
+      e.add_context(fmt::format("in node '{}' ({})", node_name_, node.op_type()));
+    }
+    throw;
+  }
+}
+
+void Importer::apply_config_names() {
+  for (const auto& prop : model_.metadata_props()) {
+    if (prop.key() != kConfigNamesKey) continue;
+    std::set<std::string> seen;
+    std::istringstream lines(prop.value());
+    std::string line;
+    while (std::getline(lines, line)) {
+      size_t tab = line.find('\t');
+      if (tab == std::string::npos) continue;
+      std::string node = line.substr(0, tab), name = line.substr(tab + 1);
+      bool ok = !name.empty();
+      for (char c : name) {
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_');
+      }
+      if (!ok || !seen.insert(name).second) {
+        fail("metadata '{}': config name '{}' of node '{}' is not a unique [A-Za-z0-9_] name",
+             kConfigNamesKey, name, node);
+      }
+      for (ir::Node& n : g_.nodes()) {
+        if (n.name == node) n.config_name = name;
+      }
+    }
+  }
+}
+
+// ---- entries ------------------------------------------------------------------------------------
+
+Entry& Importer::entry(const std::string& name) {
+  auto it = env_.find(name);
+  if (it == env_.end()) {
+    auto init = initializers_.find(name);
+    if (init == initializers_.end()) {
+      bad("input '{}' is not produced by any node, initializer or graph input", name);
+    }
+    Entry e;
+    std::string what = fmt::format("initializer '{}'", name);
+    if (is_int_tensor(*init->second)) {
+      e.kind = Entry::Kind::kSym;
+      e.sym = int_tensor(*init->second, what);
+    } else {
+      e.kind = Entry::Kind::kFloatConst;
+      e.data = float_tensor(*init->second, what);
+    }
+    it = env_.emplace(name, std::move(e)).first;
+  }
+  if (it->second.kind == Entry::Kind::kUnavailable) {
+    bad("input '{}' is {}, which qsearch does not compute", name, it->second.why);
+  }
+  return it->second;
+}
+
+bool Importer::present(int k) const { return k < node_->input_size() && !node_->input(k).empty(); }
+
+Entry& Importer::in(int k) {
+  if (!present(k)) bad("input {} is missing", k);
+  return entry(node_->input(k));
+}
+
+ir::ValueId Importer::ir_input(int k) {
+  Entry& e = in(k);
+  switch (e.kind) {
+    case Entry::Kind::kActivation:
+      return e.value;
+    case Entry::Kind::kFloatConst:
+      if (e.value == ir::kNoValue) {
+        e.value = g_.add_constant(node_->input(k), e.data);
+        for (auto& s : shapes_) s.push_back(e.data.shape());
+      }
+      return e.value;
+    default:
+      bad("input '{}' is an int64 shape computation; {} needs a float32 tensor", node_->input(k),
+          node_->op_type());
+  }
+}
+
+const Tensor& Importer::const_float(int k, const char* role) {
+  Entry& e = in(k);
+  if (e.kind == Entry::Kind::kActivation) {
+    bad("{} '{}' must be a constant (an initializer or a Constant node), not computed from the "
+        "input",
+        role, node_->input(k));
+  }
+  if (e.kind != Entry::Kind::kFloatConst) {
+    bad("{} '{}' must be a float32 tensor, not int64", role, node_->input(k));
+  }
+  return e.data;
+}
+
+const SymTensor& Importer::const_sym(int k, const char* role) {
+  Entry& e = in(k);
+  if (e.kind == Entry::Kind::kActivation) {
+    bad("{} '{}' is computed from the input's values, so it cannot be known at import", role,
+        node_->input(k));
+  }
+  if (e.kind != Entry::Kind::kSym) {
+    bad("{} '{}' must be an int64 tensor, not float32", role, node_->input(k));
+  }
+  return e.sym;
+}
+
+std::vector<int64_t> Importer::const_ints(int k, const char* role) {
+  const SymTensor& s = const_sym(k, role);
+  std::vector<int64_t> v;
+  for (const SymDim& d : s.elems) {
+    if (!d.is_known()) {
+      bad("{} '{}' = {} depends on the batch size; qsearch needs it known at import", role,
+          node_->input(k), s.str());
+    }
+    v.push_back(d.value);
+  }
+  return v;
+}
+
+void Importer::define(const std::string& name, Entry e) {
+  if (name.empty()) return;
+  if (env_.count(name) || initializers_.count(name)) bad("output '{}' is defined twice", name);
+  env_.emplace(name, std::move(e));
+}
+
+void Importer::define_output(int k, Entry e) {
+  if (k >= node_->output_size()) bad("has no output {}", k);
+  define(node_->output(k), std::move(e));
+}
+
+void Importer::mark_unavailable(int from, const std::string& why) {
+  for (int k = from; k < node_->output_size(); ++k) {
+    Entry e;
+    e.kind = Entry::Kind::kUnavailable;
+    e.why = fmt::format("output {} of {} '{}' ({})", k, node_->op_type(), node_name_, why);
+    define(node_->output(k), std::move(e));
+  }
+}
+
+// ---- graph --------------------------------------------------------------------------------------
+
+ir::ValueId Importer::add_value(const std::string& name) {
+  ir::ValueId v = g_.add_value(name);
+  for (auto& s : shapes_) s.resize(v + 1);
+  return v;
+}
+
+ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs,
+                                  std::vector<ir::ValueId> inputs) {
+  if (node_->output_size() < 1 || node_->output(0).empty()) bad("has no output");
+  std::string name = node_name_;
+  for (int k = 1; node_names_.count(name); ++k) name = fmt::format("{}_{}", node_name_, k);
+  node_names_[name] = 1;
+  ir::Node n{kind, name, std::move(inputs), {}, std::move(attrs), ""};
+  std::array<Shape, 3> out;
+  for (int b = 0; b < 3; ++b) {
+    std::vector<const Shape*> ins;
+    for (ir::ValueId v : n.inputs) ins.push_back(v >= 0 ? &shapes_[b][v] : nullptr);
+    try {
+      out[b] = ir::infer_node_shape(n, ins);
+    } catch (Error& e) {
+      if (file_batch_ > 0) e.add_context(dynamic_axes_hint(file_batch_));
+      throw;
+    }
+  }
+  ir::ValueId v = add_value(node_->output(0));
+  n.outputs = {v};
+  g_.add_node(std::move(n));
+  for (int b = 0; b < 3; ++b) shapes_[b][v] = std::move(out[b]);
+  Entry e;
+  e.value = v;
+  define_output(0, std::move(e));
+  return v;
+}
+
+std::vector<SymDim> Importer::sym_shape(ir::ValueId v) const {
+  const Shape &s1 = shapes_[0][v], &s2 = shapes_[1][v], &s3 = shapes_[2][v];
+  std::vector<SymDim> out;
+  for (size_t d = 0; d < s1.size(); ++d) {
+    if (s2.size() != s1.size() || s3.size() != s1.size()) {
+      out.push_back(SymDim::unknown());
+    } else if (s1[d] == s2[d] && s1[d] == s3[d]) {
+      out.push_back(SymDim::known(s1[d]));
+    } else if (s2[d] == 2 * s1[d] && s3[d] == 3 * s1[d]) {
+      out.push_back(SymDim::batch(s1[d]));
+    } else {
+      out.push_back(SymDim::unknown());
+    }
+  }
+  return out;
+}
+
+// ---- attributes ---------------------------------------------------------------------------------
+
+const pb::AttributeProto* Importer::attr(const char* name) const {
+  for (const auto& a : node_->attribute()) {
+    if (a.name() == name) return &a;
+  }
+  return nullptr;
+}
+
+int64_t Importer::attr_int(const char* name, int64_t def) const {
+  const auto* a = attr(name);
+  if (a == nullptr) return def;
+  if (a->type() != pb::AttributeProto::INT) bad("attribute '{}' must be an int", name);
+  return a->i();
+}
+
+float Importer::attr_float(const char* name, float def) const {
+  const auto* a = attr(name);
+  if (a == nullptr) return def;
+  if (a->type() != pb::AttributeProto::FLOAT) bad("attribute '{}' must be a float", name);
+  return a->f();
+}
+
+std::string Importer::attr_string(const char* name, const std::string& def) const {
+  const auto* a = attr(name);
+  if (a == nullptr) return def;
+  if (a->type() != pb::AttributeProto::STRING) bad("attribute '{}' must be a string", name);
+  return a->s();
+}
+
+std::vector<int64_t> Importer::attr_ints(const char* name) const {
+  const auto* a = attr(name);
+  if (a == nullptr) return {};
+  if (a->type() != pb::AttributeProto::INTS) bad("attribute '{}' must be a list of ints", name);
+  return {a->ints().begin(), a->ints().end()};
+}
+
+}  // namespace detail
+
+// ---- public API ---------------------------------------------------------------------------------
+
+ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) {
+  namespace pb = ::onnx;
+  if (bytes.empty()) fail("'{}' is not an ONNX model: it is empty", source);
+  if (bytes.size() > static_cast<size_t>(INT_MAX)) {
+    fail("'{}' is larger than 2 GiB; qsearch reads self-contained models up to protobuf's limit",
+         source);
+  }
+  pb::ModelProto model;
+  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    fail(
+        "'{}' is not an ONNX model: its bytes do not parse as an ONNX ModelProto (truncated or "
+        "another format)",
+        source);
+  }
+  if (model.ir_version() <= 0 || !model.has_graph()) {
+    fail("'{}' is not an ONNX model: it has no {}", source,
+         model.ir_version() <= 0 ? "ir_version" : "graph");
+  }
+  detail::check_self_contained(model, source);
+  try {
+    detail::Importer importer(model, source);  // checks the opset
+    // Unsupported operators first: the checker's message for them is less helpful.
+    for (int i = 0; i < model.graph().node_size(); ++i) {
+      const auto& n = model.graph().node(i);
+      bool known = detail::default_domain(n.domain()) && detail::op_table().count(n.op_type()) > 0;
+      if (!known) {
+        fail("node '{}' ({}{}): unsupported operator; qsearch supports: {}",
+             detail::node_label(n, i), n.op_type(),
+             detail::default_domain(n.domain()) ? "" : ", domain '" + n.domain() + "'",
+             detail::supported_list());
+      }
+    }
+    try {
+      pb::checker::check_model(model);
+    } catch (const std::exception& e) {
+      fail("the ONNX checker rejects the model: {}", e.what());
+    }
+    return importer.run();
+  } catch (Error& e) {
+    e.add_context(fmt::format("while importing ONNX model '{}'", source));
+    throw;
+  }
+}
+
+ir::Graph import_model(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("cannot open ONNX model '{}': {}", path, std::strerror(errno));
+  std::ostringstream buf;
+  buf << f.rdbuf();
+  if (f.bad()) fail("cannot read ONNX model '{}': {}", path, std::strerror(errno));
+  std::string bytes = std::move(buf).str();
+  return import_model_bytes(bytes, path);
+}
+
+}  // namespace qsearch::onnx

@@ -1,0 +1,42 @@
+// ONNX import: reads an ONNX model into a finalized ir::Graph.
+//
+// The model goes through the official ONNX library: protobuf parsing, onnx::checker::check_model,
+// then a conversion that supports default-domain opsets 11 to 17 and the operators of ir/ops.h
+// (docs/onnx.md lists ops, attributes and limits):
+//   - initializers and Constant nodes become constant ir Values (never nodes);
+//   - nodes whose inputs are all constants are folded (float32 element-wise ops and data
+//     movement), and shape computations (Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as
+//     torch.onnx writes x.view(x.size(0), -1)) are folded symbolically: a Reshape target
+//     [N, k...] (N = batch) becomes ReshapeAttrs{0, k...};
+//   - the single float32 graph input has a dynamic batch dimension (dim 0), whether the file
+//     names it (dim_param) or fixes it;
+//   - node names are kept ("<OpType>_<index>" when empty); Graph::finalize() gives config names
+//     ("/fc1/Gemm" -> "fc1"). Models written by export_model() keep their config names.
+//
+// Every problem (missing file, bytes that are not an ONNX model, checker failures, unsupported
+// operators, attributes or dtypes, several inputs, external data) is a qsearch::Error whose text
+// names the file and, where it applies, the node; import never crashes on bad bytes (fuzzed, see
+// docs/fuzzing.md).
+//
+//   ir::Graph g = onnx::import_model("tests/fixtures/torch/mlp_opset13.onnx");
+//   g.find_node("fc1");   // the first Gemm, mase_op "linear"
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "ir/graph.h"
+
+namespace qsearch::onnx {
+
+// Parses, checks and converts the ONNX model at `path` into a finalized ir::Graph.
+ir::Graph import_model(const std::string& path);
+
+// Same from bytes in memory; `source` names the origin in error messages.
+ir::Graph import_model_bytes(std::string_view bytes, const std::string& source);
+
+// Opsets of the default ONNX domain that import accepts.
+inline constexpr int kMinOpset = 11;
+inline constexpr int kMaxOpset = 17;
+
+}  // namespace qsearch::onnx

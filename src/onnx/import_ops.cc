@@ -1,0 +1,602 @@
+// Per-operator conversion of ONNX nodes into ir nodes, folded constants or shape computations.
+#include <cmath>
+
+#include "onnx/importer.h"
+
+namespace qsearch::onnx::detail {
+
+namespace {
+using ir::OpKind;
+using K = Entry::Kind;
+
+// Upper bound on kernel sizes, strides, dilations, pads and groups from a file.
+constexpr int64_t kMaxWindow = int64_t{1} << 24;
+// Largest constant ConstantOfShape may create.
+constexpr int64_t kMaxFillElements = int64_t{1} << 24;
+
+Entry float_entry(Tensor t) {
+  Entry e;
+  e.kind = K::kFloatConst;
+  e.data = std::move(t);
+  return e;
+}
+
+Entry sym_entry(SymTensor s) {
+  Entry e;
+  e.kind = K::kSym;
+  e.sym = std::move(s);
+  return e;
+}
+
+bool flag(int64_t v) { return v == 0 || v == 1; }
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+std::array<int64_t, 2> Importer::pair_attr(const char* name, int64_t def, int64_t lo) const {
+  std::vector<int64_t> v = attr_ints(name);
+  if (v.empty() && !has_attr(name)) return {def, def};
+  if (v.size() != 2) {
+    bad("attribute '{}' has {} values; qsearch supports 2-D windows only", name, v.size());
+  }
+  for (int64_t x : v) {
+    if (x < lo || x > kMaxWindow)
+      bad("attribute '{}' = {} is out of range {}..{}", name, x, lo, kMaxWindow);
+  }
+  return {v[0], v[1]};
+}
+
+std::array<int64_t, 4> Importer::window_pads(ir::ValueId x, const std::array<int64_t, 2>& kernel,
+                                             const std::array<int64_t, 2>& strides,
+                                             const std::array<int64_t, 2>& dilations) {
+  std::string auto_pad = attr_string("auto_pad", "NOTSET");
+  std::vector<int64_t> pads = attr_ints("pads");
+  if (auto_pad == "NOTSET") {
+    if (pads.empty()) return {0, 0, 0, 0};
+    if (pads.size() != 4) bad("attribute 'pads' has {} values, expected 4 (2-D)", pads.size());
+    for (int64_t p : pads) {
+      if (p < 0 || p > kMaxWindow) bad("pad {} is out of range 0..{}", p, kMaxWindow);
+    }
+    return {pads[0], pads[1], pads[2], pads[3]};
+  }
+  for (int64_t p : pads) {
+    if (p != 0) bad("both auto_pad='{}' and explicit pads are given", auto_pad);
+  }
+  if (auto_pad == "VALID") return {0, 0, 0, 0};
+  if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") {
+    bad("auto_pad '{}' is not supported (NOTSET, VALID, SAME_UPPER, SAME_LOWER)", auto_pad);
+  }
+  // SAME: output = ceil(input / stride); the total padding that needs is split evenly, the odd
+  // element at the end (SAME_UPPER) or at the beginning (SAME_LOWER).
+  const Shape& xs = shape1(x);
+  std::vector<SymDim> sym = sym_shape(x);
+  if (xs.size() != 4) bad("input has shape {}; qsearch supports 2-D (NCHW) windows", shape_str(xs));
+  std::array<int64_t, 4> out{};
+  for (int d = 0; d < 2; ++d) {
+    if (!sym[2 + d].is_known()) bad("auto_pad needs spatial sizes that do not depend on the batch");
+    int64_t in = xs[2 + d];
+    int64_t o = (in + strides[d] - 1) / strides[d];
+    int64_t eff = (kernel[d] - 1) * dilations[d] + 1;
+    int64_t total = std::max<int64_t>(0, (o - 1) * strides[d] + eff - in);
+    int64_t begin = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+    out[d] = begin;
+    out[2 + d] = total - begin;
+  }
+  return out;
+}
+
+void Importer::op_gemm_matmul() {
+  bool gemm = node_->op_type() == "Gemm";
+  if (is_const(in(0)) && is_const(in(1))) {
+    bad("both operands are constants; qsearch does not fold {} (export with "
+        "do_constant_folding=True)",
+        node_->op_type());
+  }
+  std::vector<ir::ValueId> ins = {ir_input(0), ir_input(1)};
+  if (!gemm) {
+    add_ir_node(OpKind::kMatMul, ir::NoAttrs{}, ins);
+    return;
+  }
+  ir::GemmAttrs a;
+  a.alpha = attr_float("alpha", 1.0f);
+  a.beta = attr_float("beta", 1.0f);
+  int64_t ta = attr_int("transA", 0), tb = attr_int("transB", 0);
+  if (!flag(ta) || !flag(tb)) bad("transA and transB must be 0 or 1");
+  a.trans_a = ta == 1;
+  a.trans_b = tb == 1;
+  if (present(2)) ins.push_back(ir_input(2));
+  add_ir_node(OpKind::kGemm, a, ins);
+}
+
+void Importer::op_binary() {
+  const std::string& t = node_->op_type();
+  char op = t == "Add" ? '+' : t == "Sub" ? '-' : t == "Mul" ? '*' : '/';
+  OpKind kind = t == "Add"   ? OpKind::kAdd
+                : t == "Sub" ? OpKind::kSub
+                : t == "Mul" ? OpKind::kMul
+                             : OpKind::kDiv;
+  Entry& a = in(0);
+  Entry& b = in(1);
+  if (a.kind == K::kSym || b.kind == K::kSym) {
+    if (a.kind != K::kSym || b.kind != K::kSym) {
+      bad("mixes an int64 shape computation with a float32 tensor");
+    }
+    define_output(0, sym_entry(fold_binary(op, a.sym, b.sym)));
+  } else if (a.kind == K::kFloatConst && b.kind == K::kFloatConst) {
+    define_output(0, float_entry(fold_binary(op, a.data, b.data)));
+  } else {
+    add_ir_node(kind, ir::NoAttrs{}, {ir_input(0), ir_input(1)});
+  }
+}
+
+void Importer::op_unary() {
+  const std::string& t = node_->op_type();
+  float alpha = t == "LeakyRelu" ? attr_float("alpha", 0.01f) : 0.0f;
+  Entry& x = in(0);
+  if (x.kind == K::kFloatConst) {
+    Tensor out;
+    if (t == "Relu") out = fold_unary(x.data, [](float v) { return v > 0.0f ? v : 0.0f; });
+    if (t == "LeakyRelu") {
+      out = fold_unary(x.data, [alpha](float v) { return v < 0.0f ? alpha * v : v; });
+    }
+    if (t == "Sigmoid") out = fold_unary(x.data, sigmoid);
+    if (t == "Tanh") out = fold_unary(x.data, [](float v) { return std::tanh(v); });
+    define_output(0, float_entry(std::move(out)));
+    return;
+  }
+  if (t == "Relu") add_ir_node(OpKind::kRelu, ir::NoAttrs{}, {ir_input(0)});
+  if (t == "LeakyRelu") add_ir_node(OpKind::kLeakyRelu, ir::LeakyReluAttrs{alpha}, {ir_input(0)});
+  if (t == "Sigmoid") add_ir_node(OpKind::kSigmoid, ir::NoAttrs{}, {ir_input(0)});
+  if (t == "Tanh") add_ir_node(OpKind::kTanh, ir::NoAttrs{}, {ir_input(0)});
+}
+
+void Importer::op_clip() {
+  ir::ClipAttrs a;
+  auto bound = [&](int k, const char* role, float* out) {
+    if (!present(k)) return;
+    const Tensor& t = const_float(k, role);
+    if (t.numel() != 1) bad("{} must be a scalar, got shape {}", role, shape_str(t.shape()));
+    *out = t.data<float>()[0];
+  };
+  bound(1, "min", &a.min);
+  bound(2, "max", &a.max);
+  if (std::isnan(a.min) || std::isnan(a.max)) bad("min and max must not be NaN");
+  Entry& x = in(0);
+  if (x.kind == K::kFloatConst) {
+    define_output(0, float_entry(fold_unary(
+                         x.data, [a](float v) { return std::min(std::max(v, a.min), a.max); })));
+    return;
+  }
+  add_ir_node(OpKind::kClip, a, {ir_input(0)});
+}
+
+void Importer::op_softmax() {
+  if (is_const(in(0))) bad("the input is a constant; qsearch does not fold Softmax");
+  ir::ValueId x = ir_input(0);
+  int64_t axis = attr_int("axis", opset_ < 13 ? 1 : -1);
+  std::vector<SymDim> s = sym_shape(x);
+  int64_t r = static_cast<int64_t>(s.size());
+  if (axis < -r || axis >= r) bad("axis {} is out of range for rank {}", axis, r);
+  if (opset_ < 13) {
+    // Opsets < 13 flatten the input to 2-D at `axis` and normalise each row: the same as a
+    // softmax along `axis` only when every later dim is 1.
+    int64_t a = axis < 0 ? axis + r : axis;
+    for (int64_t d = a + 1; d < r; ++d) {
+      if (!(s[d].is_known() && s[d].value == 1)) {
+        bad("at opset {} Softmax normalises over all dims from axis {} of an input of shape {}, "
+            "which is not a softmax along one axis; qsearch supports this only when axis is the "
+            "last non-1 dim (export with opset_version >= 13)",
+            opset_, axis, SymTensor{{r}, s}.str());
+      }
+    }
+  }
+  add_ir_node(OpKind::kSoftmax, ir::AxisAttrs{axis}, {x});
+}
+
+void Importer::op_conv() {
+  if (is_const(in(0))) bad("the input is a constant; qsearch does not fold Conv");
+  const Tensor& w = const_float(1, "weight");
+  if (w.rank() != 4) {
+    bad("weight has shape {}; qsearch supports 2-D convolution only", shape_str(w.shape()));
+  }
+  if (present(2)) const_float(2, "bias");
+  ir::ConvAttrs a;
+  a.kernel = {w.dim(2), w.dim(3)};
+  std::vector<int64_t> ks = attr_ints("kernel_shape");
+  if (has_attr("kernel_shape") &&
+      (ks.size() != 2 || ks[0] != a.kernel[0] || ks[1] != a.kernel[1])) {
+    bad("kernel_shape does not match the weight {}", shape_str(w.shape()));
+  }
+  a.strides = pair_attr("strides", 1, 1);
+  a.dilations = pair_attr("dilations", 1, 1);
+  a.group = attr_int("group", 1);
+  if (a.group < 1 || a.group > kMaxWindow) bad("group {} is out of range", a.group);
+  ir::ValueId x = ir_input(0);
+  a.pads = window_pads(x, a.kernel, a.strides, a.dilations);
+  std::vector<ir::ValueId> ins = {x, ir_input(1)};
+  if (present(2)) ins.push_back(ir_input(2));
+  add_ir_node(OpKind::kConv, a, ins);
+}
+
+void Importer::op_batchnorm() {
+  if (is_const(in(0))) bad("the input is a constant; qsearch does not fold BatchNormalization");
+  if (attr_int("training_mode", 0) != 0) {
+    bad("training_mode=1 is not supported; qsearch imports models for inference (export with "
+        "the model in eval mode)");
+  }
+  const char* roles[] = {"", "scale", "bias", "mean", "var"};
+  for (int k = 1; k < 5; ++k) const_float(k, roles[k]);
+  ir::BatchNormAttrs a;
+  a.epsilon = attr_float("epsilon", 1e-5f);
+  a.momentum = attr_float("momentum", 0.9f);
+  if (!(a.epsilon >= 0.0f) || !std::isfinite(a.epsilon)) bad("epsilon {} is invalid", a.epsilon);
+  std::vector<ir::ValueId> ins;
+  for (int k = 0; k < 5; ++k) ins.push_back(ir_input(k));
+  add_ir_node(OpKind::kBatchNorm, a, ins);
+  mark_unavailable(1, "a training statistic");
+}
+
+void Importer::op_pool() {
+  bool max = node_->op_type() == "MaxPool";
+  if (is_const(in(0))) bad("the input is a constant; qsearch does not fold pooling");
+  if (!has_attr("kernel_shape")) bad("attribute 'kernel_shape' is required");
+  ir::PoolAttrs a;
+  a.kernel = pair_attr("kernel_shape", 1, 1);
+  a.strides = pair_attr("strides", 1, 1);
+  a.dilations = max ? pair_attr("dilations", 1, 1) : std::array<int64_t, 2>{1, 1};
+  int64_t ceil_mode = attr_int("ceil_mode", 0);
+  if (!flag(ceil_mode)) bad("ceil_mode must be 0 or 1");
+  a.ceil_mode = ceil_mode == 1;
+  if (max) {
+    if (attr_int("storage_order", 0) != 0) {
+      bad("storage_order=1 (column-major indices) is not supported; qsearch supports "
+          "storage_order=0");
+    }
+    if (node_->output_size() > 1 && !node_->output(1).empty()) {
+      bad("the Indices output (output 1) is not supported");
+    }
+  } else {
+    int64_t cip = attr_int("count_include_pad", 0);
+    if (!flag(cip)) bad("count_include_pad must be 0 or 1");
+    a.count_include_pad = cip == 1;
+  }
+  ir::ValueId x = ir_input(0);
+  a.pads = window_pads(x, a.kernel, a.strides, a.dilations);
+  add_ir_node(max ? OpKind::kMaxPool : OpKind::kAveragePool, a, {x});
+}
+
+void Importer::op_global_average_pool() {
+  if (is_const(in(0))) bad("the input is a constant; qsearch does not fold GlobalAveragePool");
+  add_ir_node(OpKind::kGlobalAveragePool, ir::NoAttrs{}, {ir_input(0)});
+}
+
+void Importer::op_flatten() {
+  int64_t axis = attr_int("axis", 1);
+  Entry& x = in(0);
+  if (x.kind == K::kSym) bad("Flatten of an int64 shape computation is not supported");
+  if (x.kind == K::kFloatConst) {
+    int64_t r = x.data.rank();
+    int64_t a = axis < 0 ? axis + r : axis;
+    if (a < 0 || a > r) bad("axis {} is out of range for rank {}", axis, r);
+    int64_t outer = 1;
+    for (int64_t d = 0; d < a; ++d) outer *= x.data.dim(static_cast<int>(d));
+    int64_t inner = outer == 0 ? 0 : x.data.numel() / outer;
+    define_output(0, float_entry(x.data.clone().reshaped({outer, inner})));
+    return;
+  }
+  add_ir_node(OpKind::kFlatten, ir::AxisAttrs{axis}, {ir_input(0)});
+}
+
+void Importer::op_reshape() {
+  const SymTensor& target = const_sym(1, "shape");
+  if (target.shape.size() != 1) bad("shape input must be 1-D, got {}", shape_str(target.shape));
+  int64_t allowzero = attr_int("allowzero", 0);
+  if (!flag(allowzero)) bad("allowzero must be 0 or 1");
+  Entry& x = in(0);
+  if (x.kind != K::kActivation) {
+    std::vector<int64_t> t = const_ints(1, "shape");
+    if (x.kind == K::kSym) {
+      SymTensor out = x.sym;
+      out.shape = reshape_shape(x.sym.shape, t, allowzero == 1);
+      define_output(0, sym_entry(std::move(out)));
+    } else {
+      define_output(
+          0,
+          float_entry(x.data.clone().reshaped(reshape_shape(x.data.shape(), t, allowzero == 1))));
+    }
+    return;
+  }
+  // Each element of the target becomes a literal, 0 (copy the input dim: the batch stays
+  // dynamic) or -1 (inferred).
+  ir::ValueId v = x.value;
+  std::vector<SymDim> xs = sym_shape(v);
+  ir::ReshapeAttrs a;
+  a.allowzero = allowzero == 1;
+  bool has_batch = false, has_minus1 = false, has_zero = false;
+  for (const SymDim& d : target.elems) {
+    has_batch = has_batch || d.kind == SymDim::Kind::kBatch;
+    has_minus1 = has_minus1 || (d.is_known() && d.value == -1);
+    has_zero = has_zero || (d.is_known() && d.value == 0);
+  }
+  if (has_batch && a.allowzero) {
+    if (has_zero) bad("target {} mixes the batch size with literal zeros", target.str());
+    a.allowzero = false;  // no literal zeros: 0 may then mean "copy"
+  }
+  for (size_t k = 0; k < target.elems.size(); ++k) {
+    const SymDim& d = target.elems[k];
+    if (d.kind == SymDim::Kind::kUnknown)
+      bad("target shape {} is not known at import", target.str());
+    if (d.is_known()) {
+      if (d.value < -1) bad("target shape {} has a dimension below -1", target.str());
+      a.shape.push_back(d.value);
+    } else if (k < xs.size() && xs[k].kind == SymDim::Kind::kBatch && xs[k].value == d.value) {
+      a.shape.push_back(0);
+    } else if (!has_minus1) {
+      a.shape.push_back(-1);
+      has_minus1 = true;
+    } else {
+      bad("cannot express target shape {} (input shape {}) with one -1 and copied dims",
+          target.str(), SymTensor{{static_cast<int64_t>(xs.size())}, xs}.str());
+    }
+  }
+  add_ir_node(OpKind::kReshape, a, {v});
+}
+
+void Importer::op_transpose() {
+  std::vector<int64_t> perm = attr_ints("perm");
+  Entry& x = in(0);
+  if (x.kind == K::kSym) bad("Transpose of an int64 shape computation is not supported");
+  if (x.kind == K::kFloatConst) {
+    define_output(0, float_entry(fold_transpose(x.data, perm)));
+    return;
+  }
+  add_ir_node(OpKind::kTranspose, ir::TransposeAttrs{perm}, {ir_input(0)});
+}
+
+void Importer::op_concat() {
+  if (!has_attr("axis")) bad("attribute 'axis' is required");
+  int64_t axis = attr_int("axis", 0);
+  int n = node_->input_size();
+  if (n < 1) bad("has no inputs");
+  int syms = 0, consts = 0;
+  for (int k = 0; k < n; ++k) {
+    Entry& e = in(k);
+    syms += e.kind == K::kSym;
+    consts += e.kind == K::kFloatConst;
+  }
+  if (syms > 0) {
+    if (syms != n) bad("mixes int64 shape computations with float32 tensors");
+    std::vector<SymTensor> xs;
+    for (int k = 0; k < n; ++k) xs.push_back(in(k).sym);
+    define_output(0, sym_entry(fold_concat(xs, axis)));
+  } else if (consts == n) {
+    std::vector<Tensor> xs;
+    for (int k = 0; k < n; ++k) xs.push_back(in(k).data);
+    define_output(0, float_entry(fold_concat(xs, axis)));
+  } else {
+    std::vector<ir::ValueId> ins;
+    for (int k = 0; k < n; ++k) ins.push_back(ir_input(k));
+    add_ir_node(OpKind::kConcat, ir::AxisAttrs{axis}, ins);
+  }
+}
+
+void Importer::op_identity_dropout() {
+  bool dropout = node_->op_type() == "Dropout";
+  ir::DropoutAttrs a;
+  if (dropout) {
+    if (opset_ < 12) {
+      a.ratio = attr_float("ratio", 0.5f);
+    } else if (present(1)) {
+      const Tensor& r = const_float(1, "ratio");
+      if (r.numel() != 1) bad("ratio must be a scalar");
+      a.ratio = r.data<float>()[0];
+    }
+    if (!(a.ratio >= 0.0f && a.ratio < 1.0f)) bad("ratio {} is outside [0, 1)", a.ratio);
+    if (present(2)) {
+      for (int64_t v : const_ints(2, "training_mode")) {
+        if (v != 0) bad("training_mode=true is not supported; qsearch imports for inference");
+      }
+    }
+  }
+  Entry& x = in(0);
+  if (x.kind == K::kActivation) {
+    if (dropout) {
+      add_ir_node(OpKind::kDropout, a, {x.value});
+    } else {
+      add_ir_node(OpKind::kIdentity, ir::NoAttrs{}, {x.value});
+    }
+  } else {
+    // A copy, so that training one constant never changes another that was deduplicated
+    // with it by the exporter.
+    Entry copy = x;
+    copy.value = ir::kNoValue;
+    copy.data = x.data.clone();
+    define_output(0, std::move(copy));
+  }
+  if (dropout) mark_unavailable(1, "the dropout mask");
+}
+
+void Importer::op_constant() {
+  if (node_->attribute_size() != 1) bad("needs exactly one value attribute");
+  const pb::AttributeProto& a = node_->attribute(0);
+  const std::string& n = a.name();
+  std::string what = fmt::format("node '{}' (Constant) value", node_name_);
+  if (n == "value") {
+    if (a.type() != pb::AttributeProto::TENSOR) bad("attribute 'value' must be a tensor");
+    if (is_int_tensor(a.t())) {
+      define_output(0, sym_entry(int_tensor(a.t(), what)));
+    } else {
+      define_output(0, float_entry(float_tensor(a.t(), what)));
+    }
+  } else if (n == "value_float" && a.type() == pb::AttributeProto::FLOAT) {
+    define_output(0, float_entry(Tensor::from<float>({}, {a.f()})));
+  } else if (n == "value_floats" && a.type() == pb::AttributeProto::FLOATS) {
+    std::vector<float> v(a.floats().begin(), a.floats().end());
+    define_output(0, float_entry(Tensor::from<float>({static_cast<int64_t>(v.size())}, v)));
+  } else if (n == "value_int" && a.type() == pb::AttributeProto::INT) {
+    define_output(0, sym_entry(SymTensor{{}, {SymDim::known(a.i())}}));
+  } else if (n == "value_ints" && a.type() == pb::AttributeProto::INTS) {
+    SymTensor s{{a.ints_size()}, {}};
+    for (int64_t v : a.ints()) s.elems.push_back(SymDim::known(v));
+    define_output(0, sym_entry(std::move(s)));
+  } else {
+    bad("attribute '{}' is not supported (value, value_float(s), value_int(s))", n);
+  }
+}
+
+void Importer::op_shape() {
+  Entry& x = in(0);
+  std::vector<SymDim> dims;
+  if (x.kind == K::kActivation) {
+    dims = sym_shape(x.value);
+  } else {
+    const Shape& s = x.kind == K::kSym ? x.sym.shape : x.data.shape();
+    for (int64_t d : s) dims.push_back(SymDim::known(d));
+  }
+  int64_t r = static_cast<int64_t>(dims.size());
+  int64_t start = attr_int("start", 0), end = attr_int("end", r);
+  auto clamp = [r](int64_t i) { return std::clamp(i < 0 ? i + r : i, int64_t{0}, r); };
+  start = clamp(start);
+  end = std::max(start, clamp(end));
+  SymTensor out{{end - start}, std::vector<SymDim>(dims.begin() + start, dims.begin() + end)};
+  define_output(0, sym_entry(std::move(out)));
+}
+
+void Importer::op_gather() {
+  if (in(0).kind != K::kSym) bad("Gather is supported only on int64 shape tensors");
+  const SymTensor& data = in(0).sym;
+  const SymTensor& idx_t = const_sym(1, "indices");
+  std::vector<int64_t> idx = const_ints(1, "indices");
+  int64_t axis = attr_int("axis", 0);
+  if (data.shape.size() != 1 || (axis != 0 && axis != -1)) {
+    bad("Gather is supported on 1-D shape tensors along axis 0 only");
+  }
+  int64_t n = data.shape[0];
+  SymTensor out{idx_t.shape, {}};
+  for (int64_t i : idx) {
+    if (i < -n || i >= n) bad("index {} is out of range for {} elements", i, n);
+    out.elems.push_back(data.elems[i < 0 ? i + n : i]);
+  }
+  define_output(0, sym_entry(std::move(out)));
+}
+
+void Importer::op_unsqueeze_squeeze() {
+  bool unsqueeze = node_->op_type() == "Unsqueeze";
+  std::vector<int64_t> axes;
+  if (opset_ < 13) {
+    axes = attr_ints("axes");
+  } else if (present(1)) {
+    axes = const_ints(1, "axes");
+  }
+  if (unsqueeze && axes.empty()) bad("Unsqueeze needs axes");
+  Entry& x = in(0);
+  if (x.kind == K::kActivation) {
+    bad("{} is supported only in shape computations and on constants", node_->op_type());
+  }
+  const Shape& s = x.kind == K::kSym ? x.sym.shape : x.data.shape();
+  Shape out = unsqueeze ? unsqueeze_shape(s, axes) : squeeze_shape(s, axes);
+  if (x.kind == K::kSym) {
+    define_output(0, sym_entry(SymTensor{out, x.sym.elems}));
+  } else {
+    define_output(0, float_entry(x.data.clone().reshaped(out)));
+  }
+}
+
+void Importer::op_slice() {
+  if (in(0).kind != K::kSym) bad("Slice is supported only on int64 shape tensors");
+  const SymTensor& data = in(0).sym;
+  if (data.shape.size() != 1) bad("Slice is supported on 1-D shape tensors only");
+  std::vector<int64_t> starts = const_ints(1, "starts"), ends = const_ints(2, "ends");
+  std::vector<int64_t> axes = present(3) ? const_ints(3, "axes") : std::vector<int64_t>{0};
+  std::vector<int64_t> steps = present(4) ? const_ints(4, "steps") : std::vector<int64_t>{1};
+  if (starts.size() != 1 || ends.size() != 1 || axes.size() != 1 || steps.size() != 1 ||
+      (axes[0] != 0 && axes[0] != -1)) {
+    bad("Slice of a shape tensor needs one start, end, axis (0) and step");
+  }
+  int64_t n = data.shape[0], step = steps[0];
+  if (step == 0) bad("step must not be 0");
+  auto norm = [n](int64_t i) { return i < 0 ? (i < -n ? -1 : i + n) : i; };
+  int64_t start = norm(starts[0]), end = norm(ends[0]);
+  if (step > 0) {
+    start = std::clamp<int64_t>(start, 0, n);
+    end = std::clamp<int64_t>(end, 0, n);
+  } else {
+    start = std::clamp<int64_t>(start, -1, n - 1);
+    end = std::clamp<int64_t>(end, -1, n - 1);
+  }
+  SymTensor out{{0}, {}};
+  for (int64_t i = start; step > 0 ? i < end : i > end;) {
+    out.elems.push_back(data.elems[i]);
+    if (__builtin_add_overflow(i, step, &i)) break;
+  }
+  out.shape[0] = static_cast<int64_t>(out.elems.size());
+  define_output(0, sym_entry(std::move(out)));
+}
+
+void Importer::op_cast() {
+  int64_t to = attr_int("to", 0);
+  bool to_float = to == pb::TensorProto::FLOAT;
+  bool to_int = to == pb::TensorProto::INT64 || to == pb::TensorProto::INT32;
+  Entry& x = in(0);
+  if (x.kind == K::kActivation) {
+    bad("Cast is supported only in shape computations and on constants");
+  }
+  if (!to_float && !to_int) {
+    bad("Cast to {} is not supported (FLOAT, INT64, INT32)", dtype_str(static_cast<int32_t>(to)));
+  }
+  if (x.kind == K::kSym) {
+    if (to_int) {
+      define_output(0, sym_entry(x.sym));
+      return;
+    }
+    if (!x.sym.all_known()) bad("Cast to float of {}, which depends on the batch", x.sym.str());
+    std::vector<float> v;
+    for (const SymDim& d : x.sym.elems) v.push_back(static_cast<float>(d.value));
+    define_output(0, float_entry(Tensor::from(x.sym.shape, v)));
+    return;
+  }
+  if (to_float) {
+    define_output(0, float_entry(x.data.clone()));
+    return;
+  }
+  if (x.data.numel() > (int64_t{1} << 16)) bad("Cast of a large constant to int is not supported");
+  SymTensor out{x.data.shape(), {}};
+  for (float f : x.data.span<float>()) {
+    if (!(std::fabs(f) < 9.2e18f)) bad("Cast of {} to an integer overflows", f);
+    out.elems.push_back(SymDim::known(static_cast<int64_t>(f)));
+  }
+  define_output(0, sym_entry(std::move(out)));
+}
+
+void Importer::op_constant_of_shape() {
+  std::vector<int64_t> dims = const_ints(0, "shape");
+  if (const_sym(0, "shape").shape.size() != 1) bad("shape input must be 1-D");
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > kMaxFillElements) {
+      bad("shape {} is invalid or larger than {} elements", shape_str(dims), kMaxFillElements);
+    }
+  }
+  const pb::AttributeProto* value = attr("value");
+  if (value == nullptr) {
+    define_output(0, float_entry(Tensor(dims, DType::kFloat32)));
+    return;
+  }
+  if (value->type() != pb::AttributeProto::TENSOR) bad("attribute 'value' must be a tensor");
+  std::string what = fmt::format("node '{}' (ConstantOfShape) value", node_name_);
+  if (is_int_tensor(value->t())) {
+    SymTensor v = int_tensor(value->t(), what);
+    if (v.elems.size() != 1) bad("value must have one element");
+    if (n > (int64_t{1} << 16)) bad("an int64 fill of {} elements is too large", n);
+    define_output(0, sym_entry(SymTensor{dims, std::vector<SymDim>(n, v.elems[0])}));
+  } else {
+    Tensor v = float_tensor(value->t(), what);
+    if (v.numel() != 1) bad("value must have one element");
+    Tensor out(dims, DType::kFloat32);
+    std::fill_n(out.data<float>(), n, v.data<float>()[0]);
+    define_output(0, float_entry(std::move(out)));
+  }
+}
+
+}  // namespace qsearch::onnx::detail

@@ -1,0 +1,199 @@
+// Internal to src/onnx: the state of one import (import.h is the public API).
+//
+// Every ONNX name maps to an Entry: an activation (an ir::Value computed by the graph), a float32
+// constant (initializer, Constant node or folded value; it becomes an ir constant Value only when
+// an ir::Node reads it), a symbolic int64 tensor of a shape computation, or an output qsearch does
+// not compute (BatchNormalization's running statistics, Dropout's mask, ...).
+//
+// Shape computations are folded at import: an int64 element is a known integer, k * N (N = the
+// batch size, the one thing not known until run time) or unknown (arithmetic that left these
+// forms). The batch multiple of a dim is found by inferring the concrete shapes of the graph built
+// so far at batch sizes 1, 2 and 3 (shapes_), node by node as nodes are added.
+#pragma once
+
+#include <onnx/onnx_pb.h>
+
+#include <array>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+#include "ir/graph.h"
+
+namespace qsearch::onnx::detail {
+
+namespace pb = ::onnx;
+
+// One element of an int64 shape computation.
+struct SymDim {
+  enum class Kind : uint8_t { kKnown, kBatch, kUnknown };
+  Kind kind = Kind::kKnown;
+  int64_t value = 0;  // the integer (kKnown) or the multiplier of N (kBatch)
+
+  static SymDim known(int64_t v) { return {Kind::kKnown, v}; }
+  static SymDim batch(int64_t k = 1) { return {Kind::kBatch, k}; }
+  static SymDim unknown() { return {Kind::kUnknown, 0}; }
+  bool is_known() const { return kind == Kind::kKnown; }
+  std::string str() const;  // "3", "N", "2N", "?"
+};
+
+// An int64 tensor of a shape computation: concrete shape, row-major elements.
+struct SymTensor {
+  Shape shape;
+  std::vector<SymDim> elems;
+  bool all_known() const;
+  std::string str() const;  // "[N, 784]"
+};
+
+struct Entry {
+  enum class Kind : uint8_t { kActivation, kFloatConst, kSym, kUnavailable };
+  Kind kind = Kind::kActivation;
+  ir::ValueId value = ir::kNoValue;  // the activation, or the float constant once materialized
+  Tensor data;                       // kFloatConst
+  SymTensor sym;                     // kSym
+  std::string why;                   // kUnavailable: what the output was
+};
+
+// ---- proto helpers (proto.cc) -------------------------------------------------------------------
+// "FLOAT", "INT64", ... for messages.
+std::string dtype_str(int32_t onnx_type);
+// Elements of a TensorProto's dims, checked: dims >= 0 and at most `max_elems` elements.
+int64_t tensor_numel(const pb::TensorProto& t, int64_t max_elems);
+// A float32 tensor from a FLOAT TensorProto. `what` names it in errors ("initializer 'w'").
+Tensor float_tensor(const pb::TensorProto& t, const std::string& what);
+// True for INT64/INT32/BOOL tensors (shape-computation data and flags).
+bool is_int_tensor(const pb::TensorProto& t);
+// The elements of an INT64/INT32/BOOL TensorProto as known SymDims.
+SymTensor int_tensor(const pb::TensorProto& t, const std::string& what);
+// Throws Error if any tensor of the model (initializers, attributes, subgraphs, functions) keeps
+// its data in an external file or is sparse.
+void check_self_contained(const pb::ModelProto& m, const std::string& source);
+
+// ---- folding (fold.cc) --------------------------------------------------------------------------
+// Numpy broadcasting of two shapes; throws Error if they do not broadcast.
+Shape broadcast_shapes(const Shape& a, const Shape& b);
+// Element-wise a (op) b with broadcasting, op in "+-*/".
+Tensor fold_binary(char op, const Tensor& a, const Tensor& b);
+SymTensor fold_binary(char op, const SymTensor& a, const SymTensor& b);
+// out[i] = f(x[i]).
+template <typename F>
+Tensor fold_unary(const Tensor& x, F f) {
+  Tensor out(x.shape(), DType::kFloat32);
+  const float* p = x.data<float>();
+  float* q = out.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) q[i] = f(p[i]);
+  return out;
+}
+Tensor fold_transpose(const Tensor& x, const std::vector<int64_t>& perm);
+Tensor fold_concat(const std::vector<Tensor>& xs, int64_t axis);
+SymTensor fold_concat(const std::vector<SymTensor>& xs, int64_t axis);
+// Output shape of Unsqueeze (axes index the output) / Squeeze (empty axes: every 1-dim).
+Shape unsqueeze_shape(const Shape& in, std::vector<int64_t> axes);
+Shape squeeze_shape(const Shape& in, std::vector<int64_t> axes);
+// Reshape target with ONNX semantics (0 copies, -1 inferred) applied to a concrete shape.
+Shape reshape_shape(const Shape& in, const std::vector<int64_t>& target, bool allowzero);
+
+// ---- the importer (import.cc, import_ops.cc) ---------------------------------------------------
+class Importer {
+ public:
+  Importer(const pb::ModelProto& model, std::string source);
+  ir::Graph run();
+
+ private:
+  // import.cc: model level.
+  void read_initializers();
+  void read_input();
+  void read_outputs();
+  void import_node(const pb::NodeProto& node, int index);
+  void apply_config_names();
+
+  // Entries.
+  Entry& entry(const std::string& name);
+  bool present(int k) const;  // input k of the current node is given (not omitted)
+  Entry& in(int k);
+  bool is_const(const Entry& e) const {
+    return e.kind == Entry::Kind::kFloatConst || e.kind == Entry::Kind::kSym;
+  }
+  // Input k as an ir value (activation, or a float constant materialized on first use).
+  ir::ValueId ir_input(int k);
+  // Input k as a float constant / a folded int64 tensor; fails naming `role` otherwise.
+  const Tensor& const_float(int k, const char* role);
+  const SymTensor& const_sym(int k, const char* role);
+  std::vector<int64_t> const_ints(int k, const char* role);
+  void define(const std::string& name, Entry e);
+  void define_output(int k, Entry e);
+  // Marks outputs k.. of the current node as not computed by qsearch.
+  void mark_unavailable(int from, const std::string& why);
+
+  // The graph and its shapes.
+  ir::ValueId add_value(const std::string& name);
+  ir::ValueId add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs);
+  // Concrete shape of an ir value at batch 1 and its symbolic form.
+  const Shape& shape1(ir::ValueId v) const { return shapes_[0][v]; }
+  std::vector<SymDim> sym_shape(ir::ValueId v) const;
+
+  // Attributes of the current node.
+  const pb::AttributeProto* attr(const char* name) const;
+  int64_t attr_int(const char* name, int64_t def) const;
+  float attr_float(const char* name, float def) const;
+  std::string attr_string(const char* name, const std::string& def) const;
+  std::vector<int64_t> attr_ints(const char* name) const;
+  bool has_attr(const char* name) const { return attr(name) != nullptr; }
+
+  template <typename... Args>
+  [[noreturn]] void bad(fmt::format_string<Args...> format, Args&&... args) const {
+    fail("node '{}' ({}): {}", node_name_, node_->op_type(),
+         fmt::format(format, std::forward<Args>(args)...));
+  }
+
+ public:
+  // import_ops.cc: one function per ONNX op; each reads node_ and defines its outputs.
+  void op_gemm_matmul();
+  void op_binary();
+  void op_unary();
+  void op_clip();
+  void op_softmax();
+  void op_conv();
+  void op_batchnorm();
+  void op_pool();
+  void op_global_average_pool();
+  void op_flatten();
+  void op_reshape();
+  void op_transpose();
+  void op_concat();
+  void op_identity_dropout();
+  void op_constant();
+  void op_shape();
+  void op_gather();
+  void op_unsqueeze_squeeze();
+  void op_slice();
+  void op_cast();
+  void op_constant_of_shape();
+ private:
+  // Pads for auto_pad SAME_UPPER/SAME_LOWER/VALID, or the pads attribute (NOTSET).
+  std::array<int64_t, 4> window_pads(ir::ValueId x, const std::array<int64_t, 2>& kernel,
+                                     const std::array<int64_t, 2>& strides,
+                                     const std::array<int64_t, 2>& dilations);
+  std::array<int64_t, 2> pair_attr(const char* name, int64_t def, int64_t lo) const;
+
+  const pb::ModelProto& model_;
+  const pb::GraphProto& graph_;
+  std::string source_;
+  int opset_ = 0;
+  ir::Graph g_;
+  std::unordered_map<std::string, Entry> env_;
+  std::unordered_map<std::string, const pb::TensorProto*> initializers_;
+  std::map<std::string, int> node_names_;     // ir node names in use
+  std::array<std::vector<Shape>, 3> shapes_;  // every ir value at batch 1, 2, 3
+  int64_t file_batch_ = 0;                    // > 0: the file fixed the batch size
+  const pb::NodeProto* node_ = nullptr;       // the node being imported
+  std::string node_name_;
+};
+
+// Ops the importer accepts (ir ops plus those of shape computations), for messages.
+const std::vector<std::string>& supported_ops();
+
+}  // namespace qsearch::onnx::detail
