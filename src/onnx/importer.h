@@ -172,6 +172,7 @@ class Importer {
   void op_slice();
   void op_cast();
   void op_constant_of_shape();
+
  private:
   // Pads for auto_pad SAME_UPPER/SAME_LOWER/VALID, or the pads attribute (NOTSET).
   std::array<int64_t, 4> window_pads(ir::ValueId x, const std::array<int64_t, 2>& kernel,

@@ -1,0 +1,296 @@
+#include "onnx/export.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "core/error.h"
+#include "onnx/import.h"
+
+namespace qsearch::onnx {
+
+namespace {
+
+namespace pb = ::onnx;
+using ir::OpKind;
+
+int32_t onnx_dtype(DType t) {
+  switch (t) {
+    case DType::kFloat32:
+      return pb::TensorProto::FLOAT;
+    case DType::kFloat64:
+      return pb::TensorProto::DOUBLE;
+    case DType::kInt8:
+      return pb::TensorProto::INT8;
+    case DType::kUInt8:
+      return pb::TensorProto::UINT8;
+    case DType::kInt16:
+      return pb::TensorProto::INT16;
+    case DType::kInt32:
+      return pb::TensorProto::INT32;
+    case DType::kInt64:
+      return pb::TensorProto::INT64;
+  }
+  return pb::TensorProto::UNDEFINED;
+}
+
+// The IR version that goes with an opset (onnx/helper.py's VERSION_TABLE).
+int64_t ir_version_for(int opset) { return opset <= 11 ? 6 : opset <= 14 ? 7 : 8; }
+
+void fill_value_info(pb::ValueInfoProto* vi, const std::string& name, const ir::Value& v) {
+  vi->set_name(name);
+  auto* tt = vi->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx_dtype(v.dtype));
+  auto* shape = tt->mutable_shape();
+  for (int64_t d : v.shape) {
+    if (d == kDynamic) {
+      shape->add_dim()->set_dim_param("batch");
+    } else {
+      shape->add_dim()->set_dim_value(d);
+    }
+  }
+}
+
+void fill_tensor(pb::TensorProto* t, const std::string& name, const Tensor& data) {
+  t->set_name(name);
+  t->set_data_type(onnx_dtype(data.dtype()));
+  for (int64_t d : data.shape()) t->add_dims(d);
+  t->set_raw_data(std::string(static_cast<const char*>(data.raw()), data.nbytes()));
+}
+
+class Exporter {
+ public:
+  Exporter(const ir::Graph& g, int opset) : g_(g), opset_(opset) {}
+
+  pb::ModelProto run() {
+    if (opset_ < kMinOpset || opset_ > kMaxOpset) {
+      fail("cannot export at opset {}; qsearch writes opsets {} to {}", opset_, kMinOpset,
+           kMaxOpset);
+    }
+    pb::ModelProto m;
+    m.set_ir_version(ir_version_for(opset_));
+    m.set_producer_name("qsearch");
+    m.set_producer_version(QSEARCH_VERSION);
+    auto* op = m.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset_);
+    graph_ = m.mutable_graph();
+    graph_->set_name("qsearch");
+    names_.resize(g_.values().size());
+    for (ir::ValueId in : g_.inputs()) fill_value_info(graph_->add_input(), name(in), g_.value(in));
+    std::string config_names;
+    for (const ir::Node& n : g_.nodes()) {
+      export_node(n);
+      config_names += n.name + "\t" + n.config_name + "\n";
+    }
+    for (ir::ValueId o : g_.outputs()) {
+      ensure_constant(o);
+      fill_value_info(graph_->add_output(), name(o), g_.value(o));
+    }
+    auto* prop = m.add_metadata_props();
+    prop->set_key("qsearch.config_names");
+    prop->set_value(config_names);
+    try {
+      pb::checker::check_model(m);
+    } catch (const std::exception& e) {
+      fail("the exported model fails the ONNX checker (a qsearch bug, please report): {}",
+           e.what());
+    }
+    return m;
+  }
+
+ private:
+  // A unique, non-empty ONNX name for value v (its own name when that is free).
+  const std::string& name(ir::ValueId v) {
+    if (names_[v].empty()) names_[v] = fresh(g_.value(v).name, fmt::format("value_{}", v));
+    return names_[v];
+  }
+
+  std::string fresh(const std::string& want, const std::string& fallback) {
+    std::string base = want.empty() ? fallback : want;
+    std::string n = base;
+    for (int k = 1; used_.count(n); ++k) n = fmt::format("{}_{}", base, k);
+    used_.insert(n);
+    return n;
+  }
+
+  void ensure_constant(ir::ValueId v) {
+    if (!g_.value(v).is_constant() || written_.count(v)) return;
+    written_.insert(v);
+    fill_tensor(graph_->add_initializer(), name(v), g_.value(v).data);
+  }
+
+  // An extra initializer holding an attribute that ONNX takes as an input.
+  std::string extra(const ir::Node& n, const std::string& what, const Tensor& t) {
+    std::string nm = fresh(n.name + "/" + what, what);
+    fill_tensor(graph_->add_initializer(), nm, t);
+    return nm;
+  }
+
+  pb::AttributeProto* attr(pb::NodeProto* p, const char* name,
+                           pb::AttributeProto::AttributeType type) {
+    auto* a = p->add_attribute();
+    a->set_name(name);
+    a->set_type(type);
+    return a;
+  }
+  void set_int(pb::NodeProto* p, const char* name, int64_t v) {
+    attr(p, name, pb::AttributeProto::INT)->set_i(v);
+  }
+  void set_float(pb::NodeProto* p, const char* name, float v) {
+    attr(p, name, pb::AttributeProto::FLOAT)->set_f(v);
+  }
+  template <typename C>
+  void set_ints(pb::NodeProto* p, const char* name, const C& v) {
+    auto* a = attr(p, name, pb::AttributeProto::INTS);
+    for (int64_t x : v) a->add_ints(x);
+  }
+
+  [[noreturn]] void bad(const ir::Node& n, const std::string& msg) {
+    fail("cannot export node '{}' ({}) at opset {}: {}", n.name, ir::op_name(n.kind), opset_, msg);
+  }
+
+  void export_node(const ir::Node& n) {
+    pb::NodeProto* p = graph_->add_node();
+    p->set_op_type(std::string(ir::op_name(n.kind)));
+    p->set_name(n.name);
+    for (ir::ValueId in : n.inputs) {
+      if (in == ir::kNoValue) {
+        p->add_input("");
+        continue;
+      }
+      ensure_constant(in);
+      p->add_input(name(in));
+    }
+    for (ir::ValueId out : n.outputs) p->add_output(name(out));
+    switch (n.kind) {
+      case OpKind::kGemm: {
+        const auto& a = std::get<ir::GemmAttrs>(n.attrs);
+        set_float(p, "alpha", a.alpha);
+        set_float(p, "beta", a.beta);
+        set_int(p, "transA", a.trans_a);
+        set_int(p, "transB", a.trans_b);
+        break;
+      }
+      case OpKind::kConv: {
+        const auto& a = std::get<ir::ConvAttrs>(n.attrs);
+        set_ints(p, "kernel_shape", a.kernel);
+        set_ints(p, "strides", a.strides);
+        set_ints(p, "dilations", a.dilations);
+        set_ints(p, "pads", a.pads);
+        set_int(p, "group", a.group);
+        break;
+      }
+      case OpKind::kMaxPool:
+      case OpKind::kAveragePool: {
+        const auto& a = std::get<ir::PoolAttrs>(n.attrs);
+        set_ints(p, "kernel_shape", a.kernel);
+        set_ints(p, "strides", a.strides);
+        set_ints(p, "pads", a.pads);
+        set_int(p, "ceil_mode", a.ceil_mode);
+        if (n.kind == OpKind::kMaxPool) {
+          set_ints(p, "dilations", a.dilations);
+        } else {
+          if (a.dilations != std::array<int64_t, 2>{1, 1}) {
+            bad(n, "AveragePool has dilations only from opset 19");
+          }
+          set_int(p, "count_include_pad", a.count_include_pad);
+        }
+        break;
+      }
+      case OpKind::kBatchNorm: {
+        const auto& a = std::get<ir::BatchNormAttrs>(n.attrs);
+        set_float(p, "epsilon", a.epsilon);
+        set_float(p, "momentum", a.momentum);
+        break;
+      }
+      case OpKind::kLeakyRelu:
+        set_float(p, "alpha", std::get<ir::LeakyReluAttrs>(n.attrs).alpha);
+        break;
+      case OpKind::kClip: {
+        const auto& a = std::get<ir::ClipAttrs>(n.attrs);
+        bool has_min = !std::isinf(a.min) || a.min > 0, has_max = !std::isinf(a.max) || a.max < 0;
+        if (has_min || has_max) {
+          p->add_input(has_min ? extra(n, "min", Tensor::from<float>({}, {a.min})) : "");
+        }
+        if (has_max) p->add_input(extra(n, "max", Tensor::from<float>({}, {a.max})));
+        break;
+      }
+      case OpKind::kSoftmax: {
+        int64_t axis = std::get<ir::AxisAttrs>(n.attrs).axis;
+        if (opset_ < 13) {
+          const Shape& s = g_.value(n.inputs[0]).shape;
+          int64_t r = static_cast<int64_t>(s.size());
+          for (int64_t d = (axis < 0 ? axis + r : axis) + 1; d < r; ++d) {
+            if (s[d] != 1) bad(n, "below opset 13 Softmax normalises all dims from its axis on");
+          }
+        }
+        set_int(p, "axis", axis);
+        break;
+      }
+      case OpKind::kFlatten:
+      case OpKind::kConcat:
+        set_int(p, "axis", std::get<ir::AxisAttrs>(n.attrs).axis);
+        break;
+      case OpKind::kReshape: {
+        const auto& a = std::get<ir::ReshapeAttrs>(n.attrs);
+        p->add_input(extra(n, "shape",
+                           Tensor::from<int64_t>({static_cast<int64_t>(a.shape.size())}, a.shape)));
+        bool has_zero = std::find(a.shape.begin(), a.shape.end(), 0) != a.shape.end();
+        if (a.allowzero && opset_ >= 14) {
+          set_int(p, "allowzero", 1);
+        } else if (a.allowzero && has_zero) {
+          bad(n, "allowzero needs opset 14");
+        }
+        break;
+      }
+      case OpKind::kTranspose: {
+        const auto& a = std::get<ir::TransposeAttrs>(n.attrs);
+        if (!a.perm.empty()) set_ints(p, "perm", a.perm);
+        break;
+      }
+      case OpKind::kDropout: {
+        float ratio = std::get<ir::DropoutAttrs>(n.attrs).ratio;
+        if (opset_ >= 12) {
+          p->add_input(extra(n, "ratio", Tensor::from<float>({}, {ratio})));
+        } else {
+          set_float(p, "ratio", ratio);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  const ir::Graph& g_;
+  int opset_;
+  pb::GraphProto* graph_ = nullptr;
+  std::vector<std::string> names_;
+  std::set<std::string> used_;
+  std::set<ir::ValueId> written_;
+};
+
+}  // namespace
+
+std::string export_model_bytes(const ir::Graph& graph, int opset) {
+  pb::ModelProto m = Exporter(graph, opset).run();
+  std::string out;
+  if (!m.SerializeToString(&out)) fail("cannot serialize the ONNX model (larger than 2 GiB?)");
+  return out;
+}
+
+void export_model(const ir::Graph& graph, const std::string& path, int opset) {
+  std::string bytes = export_model_bytes(graph, opset);
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) fail("cannot write ONNX model '{}': {}", path, std::strerror(errno));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  f.close();
+  if (!f) fail("cannot write ONNX model '{}': {}", path, std::strerror(errno));
+}
+
+}  // namespace qsearch::onnx
