@@ -7,6 +7,11 @@
 //   auto f = Distribution::float_range(1e-4, 1e-1, /*log=*/true);
 //   auto c = Distribution::categorical({"integer", "NA"});
 //   d.contains(1.0) == true;  d.cardinality() == 3;
+//
+// As in Optuna, a `high` that is not on the step grid is lowered onto it
+// (int_range(0, 10, 3) has values 0, 3, 6, 9). The factories throw qsearch::Error on invalid
+// arguments (low > high, step < 1 for ints, log with low <= 0, log together with a float step,
+// no categorical choices); validate() checks a Distribution assembled field by field.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +33,9 @@ struct Distribution {
   static Distribution float_range(double low, double high, bool log = false, double step = 0);
   static Distribution categorical(std::vector<std::string> choices);
 
+  // Throws Error when the fields do not describe a valid distribution.
+  void validate() const;
+
   // Number of distinct values; -1 for a continuous float.
   int64_t cardinality() const;
   // True when `internal` is a value this distribution can produce.
@@ -36,7 +44,8 @@ struct Distribution {
   bool single() const { return cardinality() == 1; }
   // The k-th value (0 <= k < cardinality()) in increasing order, as internal repr.
   double value_at(int64_t k) const;
-  // Index of an internal value in value_at order (inverse of value_at).
+  // Index of an internal value in value_at order (inverse of value_at; off-grid values go to
+  // the nearest index, clamped to [0, cardinality())). -1 for a continuous float.
   int64_t index_of(double internal) const;
 
   // Stable JSON text, e.g. {"kind":"int","low":0,"high":2,"step":1,"log":false}.

@@ -31,6 +31,13 @@ class Sampler {
   // Internal values, one per space entry, for trial `trial_number`; nullopt when the sampler
   // has nothing left to propose (brute force after the last configuration).
   virtual std::optional<std::vector<double>> sample(const StudyView& study, int trial_number) = 0;
+  // Throws Error when the sampler cannot search this space (e.g. brute force over a continuous
+  // float). Study::create calls it, so the error comes before any trial runs.
+  virtual void check_space(const SearchSpace& space,
+                           const std::vector<Direction>& directions) const {
+    (void)space;
+    (void)directions;
+  }
 };
 
 struct SamplerOptions {

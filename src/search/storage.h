@@ -54,4 +54,10 @@ class Storage {
   virtual std::vector<FrozenTrial> get_trials(int64_t study_id) = 0;
 };
 
+// For create_study(load_if_exists) of every backend: throws Error naming the study and the first
+// difference (number or order of objectives, a direction, a parameter's name or distribution)
+// between a stored study and the directions/space a caller wants to resume it with.
+void check_same_study(const StudyInfo& stored, const std::vector<Direction>& directions,
+                      const SearchSpace& space);
+
 }  // namespace qsearch::search

@@ -16,12 +16,29 @@
 //   study goes on (Optuna's default re-raises).
 // - a RUNNING trial whose worker process (same host) no longer exists is marked FAIL with
 //   interrupted = "1" when the study is created/loaded; brute force re-runs its configuration.
+//   Every trial Study creates carries system attr worker = "<hostname>:<pid>". RUNNING trials of
+//   other hosts, or without a worker attr, are left alone (a reused pid also hides a dead one).
+// - a COMPLETE result with a NaN value, or with the wrong number of values, is stored as FAIL
+//   with a fail_reason.
+//
+// Reproducibility and n_jobs (docs/search.md):
+// - Samplers are pure functions of (seed, space, directions, history, trial number) and are
+//   called inside Storage::create_trial, which is atomic; so with n_jobs = 1 (and one process) a
+//   seeded study with a deterministic objective proposes the same params sequence every time,
+//   and a resumed study continues as if it had never stopped.
+// - n_jobs > 1 (threads) or several processes: every trial is evaluated by exactly one thread;
+//   each trial number is created once; sampler calls are serialised (by the storage and by a
+//   per-Study mutex); n_trials is never exceeded (the count includes RUNNING trials, inside the
+//   same atomic create_trial); brute force never proposes a configuration twice (RUNNING ones
+//   count as taken); QMC never reuses a point (index = trial number). What is NOT reproducible is
+//   the sequence: which trials have finished when trial t is sampled depends on timing.
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,16 +76,23 @@ struct OptimizeSummary {
 
 class Study {
  public:
-  // Creates or loads the study `name` (load_if_exists), reaping interrupted trials.
+  // Creates or loads the study `name` (load_if_exists), reaping interrupted trials. Throws Error
+  // for no directions, an empty space, duplicate parameter names, an invalid distribution, or a
+  // space the sampler cannot search (Sampler::check_space).
   static Study create(std::shared_ptr<Storage> storage, const std::string& name,
                       const std::vector<Direction>& directions, const SearchSpace& space,
                       std::unique_ptr<Sampler> sampler, bool load_if_exists = true);
 
   // A new RUNNING trial with sampled params; nullopt when the sampler is exhausted.
   std::optional<FrozenTrial> ask();
+  // Finishes a trial from ask(). COMPLETE needs one value per direction (Error otherwise); a
+  // NaN value turns it into FAIL with a fail_reason.
   void tell(const FrozenTrial& trial, TrialState state, const std::vector<double>& values,
             const std::map<std::string, std::string>& user_attrs = {},
             const std::map<std::string, std::string>& system_attrs = {});
+  // Runs trials until n_trials / timeout / stop / sampler exhaustion. Errors of the storage, the
+  // sampler or on_trial_finished stop all workers and are rethrown here; objective exceptions
+  // only FAIL their trial.
   OptimizeSummary optimize(const Objective& objective, const OptimizeOptions& options);
 
   const StudyInfo& info() const { return info_; }
@@ -79,11 +103,26 @@ class Study {
   Storage& storage() { return *storage_; }
   const Sampler& sampler() const { return *sampler_; }
 
+  // "<hostname>:<pid>" of this process (the worker attr of the trials it creates).
+  static std::string this_worker();
+
  private:
+  enum class NoTrial { kNone, kTargetReached, kExhausted };
   Study(std::shared_ptr<Storage> storage, StudyInfo info, std::unique_ptr<Sampler> sampler);
+  // Creates a RUNNING trial unless the study already holds n_trials (>= 0) non-interrupted
+  // trials or the sampler is exhausted (why in *reason).
+  std::optional<FrozenTrial> create_trial(int n_trials, NoTrial* reason);
+  // Stores the outcome and returns the finished trial as stored.
+  FrozenTrial finish(const FrozenTrial& trial, TrialState state, std::vector<double> values,
+                     const std::map<std::string, std::string>& user_attrs,
+                     std::map<std::string, std::string> system_attrs);
+  void reap_interrupted();
+
   std::shared_ptr<Storage> storage_;
   StudyInfo info_;
   std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<std::mutex> sampler_mu_ = std::make_unique<std::mutex>();
+  std::string worker_;
 };
 
 }  // namespace qsearch::search

@@ -1,0 +1,266 @@
+#include "search/study.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <set>
+#include <thread>
+
+#include "core/error.h"
+#include "core/check.h"
+#include "core/stopwatch.h"
+#include "search/multi_objective.h"
+
+namespace qsearch::search {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+// kill(pid, 0) fails with ESRCH only when no such process exists (EPERM: it exists).
+bool process_alive(long pid) {
+  if (pid <= 0) return true;  // unparsable: do not reap
+  return kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
+}  // namespace
+
+std::string Study::this_worker() { return host_name() + ":" + std::to_string(getpid()); }
+
+Study::Study(std::shared_ptr<Storage> storage, StudyInfo info, std::unique_ptr<Sampler> sampler)
+    : storage_(std::move(storage)),
+      info_(std::move(info)),
+      sampler_(std::move(sampler)),
+      worker_(this_worker()) {}
+
+Study Study::create(std::shared_ptr<Storage> storage, const std::string& name,
+                    const std::vector<Direction>& directions, const SearchSpace& space,
+                    std::unique_ptr<Sampler> sampler, bool load_if_exists) {
+  if (!storage) fail("study '{}': no storage given", name);
+  if (!sampler) fail("study '{}': no sampler given", name);
+  if (directions.empty()) fail("study '{}' needs at least one objective direction", name);
+  if (space.empty())
+    fail("study '{}': the search space is empty; add at least one parameter", name);
+  std::set<std::string> names;
+  for (const Param& p : space) {
+    if (!names.insert(p.name).second) {
+      fail("study '{}': parameter '{}' appears twice in the search space", name, p.name);
+    }
+    try {
+      p.dist.validate();
+    } catch (Error& e) {
+      e.add_context(fmt::format("in parameter '{}' of study '{}'", p.name, name));
+      throw;
+    }
+  }
+  try {
+    sampler->check_space(space, directions);
+  } catch (Error& e) {
+    e.add_context(fmt::format("while creating study '{}'", name));
+    throw;
+  }
+  const int64_t id = storage->create_study(name, directions, space, load_if_exists);
+  StudyInfo info = storage->get_study(id);
+  Study study(std::move(storage), std::move(info), std::move(sampler));
+  study.reap_interrupted();
+  return study;
+}
+
+void Study::reap_interrupted() {
+  const std::string host = host_name();
+  for (const FrozenTrial& t : storage_->get_trials(info_.id)) {
+    if (t.state != TrialState::kRunning) continue;
+    auto it = t.system_attrs.find(kAttrWorker);
+    if (it == t.system_attrs.end()) continue;
+    const std::string& worker = it->second;
+    const size_t colon = worker.rfind(':');
+    if (colon == std::string::npos || worker.substr(0, colon) != host) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(worker.c_str() + colon + 1, &end, 10);
+    if (end == worker.c_str() + colon + 1 || *end != '\0' || process_alive(pid)) continue;
+    try {
+      storage_->finish_trial(
+          t.id, TrialState::kFail, {}, {},
+          {{kAttrInterrupted, "1"},
+           {kAttrFailReason,
+            fmt::format("interrupted: worker process {} no longer exists", worker)}});
+    } catch (const Error&) {
+      // Another process reaped it first; the trial is finished either way.
+    }
+  }
+}
+
+std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason) {
+  *reason = NoTrial::kNone;
+  const Storage::Decide decide =
+      [&](const std::vector<FrozenTrial>& history) -> std::optional<std::vector<double>> {
+    if (n_trials >= 0) {
+      int counted = 0;
+      for (const FrozenTrial& t : history) counted += t.interrupted() ? 0 : 1;
+      if (counted >= n_trials) {
+        *reason = NoTrial::kTargetReached;
+        return std::nullopt;
+      }
+    }
+    const StudyView view{info_.space, info_.directions, history};
+    std::optional<std::vector<double>> params;
+    {
+      std::lock_guard<std::mutex> lock(*sampler_mu_);
+      params = sampler_->sample(view, static_cast<int>(history.size()));
+    }
+    if (!params) {
+      *reason = NoTrial::kExhausted;
+      return std::nullopt;
+    }
+    QSEARCH_CHECK(params->size() == info_.space.size());
+    for (size_t i = 0; i < params->size(); ++i) {
+      QSEARCH_CHECK(info_.space[i].dist.contains((*params)[i]));
+    }
+    return params;
+  };
+  return storage_->create_trial(info_.id, decide, {{kAttrWorker, worker_}});
+}
+
+std::optional<FrozenTrial> Study::ask() {
+  NoTrial reason;
+  return create_trial(-1, &reason);
+}
+
+FrozenTrial Study::finish(const FrozenTrial& trial, TrialState state, std::vector<double> values,
+                          const std::map<std::string, std::string>& user_attrs,
+                          std::map<std::string, std::string> system_attrs) {
+  if (state == TrialState::kComplete) {
+    if (values.size() != info_.directions.size()) {
+      state = TrialState::kFail;
+      system_attrs[kAttrFailReason] = fmt::format("objective returned {} values for {} objectives",
+                                                  values.size(), info_.directions.size());
+    } else {
+      for (double v : values) {
+        if (std::isnan(v)) {
+          state = TrialState::kFail;
+          system_attrs[kAttrFailReason] = "objective returned NaN";
+        }
+      }
+    }
+  }
+  if (state != TrialState::kComplete) values.clear();
+  storage_->finish_trial(trial.id, state, values, user_attrs, system_attrs);
+  FrozenTrial done = trial;
+  done.state = state;
+  done.values = std::move(values);
+  for (const auto& [k, v] : user_attrs) done.user_attrs[k] = v;
+  for (const auto& [k, v] : system_attrs) done.system_attrs[k] = v;
+  done.datetime_complete_ms = now_ms();
+  return done;
+}
+
+void Study::tell(const FrozenTrial& trial, TrialState state, const std::vector<double>& values,
+                 const std::map<std::string, std::string>& user_attrs,
+                 const std::map<std::string, std::string>& system_attrs) {
+  if (state == TrialState::kRunning) {
+    fail("tell(trial {}): the state must be COMPLETE or FAIL", trial.number);
+  }
+  if (state == TrialState::kComplete && values.size() != info_.directions.size()) {
+    fail("tell(trial {}): {} values given but study '{}' has {} objectives", trial.number,
+         values.size(), info_.name, info_.directions.size());
+  }
+  finish(trial, state, values, user_attrs, system_attrs);
+}
+
+OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOptions& options) {
+  if (options.n_jobs < 1) fail("optimize: n_jobs must be >= 1, got {}", options.n_jobs);
+  const Stopwatch clock;
+  std::mutex mu;  // guards summary, first_error and the callback
+  OptimizeSummary summary;
+  std::exception_ptr first_error;
+  std::atomic<bool> halt{false};
+
+  auto worker = [&] {
+    try {
+      while (!halt.load()) {
+        if (options.stop && options.stop->load()) break;
+        if (options.timeout_s >= 0 && clock.seconds() >= options.timeout_s) {
+          std::lock_guard<std::mutex> lock(mu);
+          summary.timed_out = true;
+          break;
+        }
+        NoTrial reason;
+        std::optional<FrozenTrial> trial = create_trial(options.n_trials, &reason);
+        if (!trial) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (reason == NoTrial::kExhausted) summary.exhausted = true;
+          halt = true;
+          break;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          ++summary.started;
+        }
+        FrozenTrial done;
+        try {
+          ObjectiveResult result = objective(*trial);
+          done = finish(*trial, TrialState::kComplete, std::move(result.values), result.user_attrs,
+                        {});
+        } catch (const std::exception& e) {
+          done = finish(*trial, TrialState::kFail, {}, {}, {{kAttrFailReason, e.what()}});
+        } catch (...) {
+          done = finish(*trial, TrialState::kFail, {}, {},
+                        {{kAttrFailReason, "objective threw a non-standard exception"}});
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        ++(done.state == TrialState::kComplete ? summary.completed : summary.failed);
+        if (options.on_trial_finished) options.on_trial_finished(done);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!first_error) first_error = std::current_exception();
+      halt = true;
+    }
+  };
+
+  if (options.n_jobs == 1) {
+    worker();
+  } else {
+    std::vector<std::thread> threads;
+    for (int j = 0; j < options.n_jobs; ++j) threads.emplace_back(worker);
+    for (std::thread& t : threads) t.join();
+  }
+  summary.elapsed_s = clock.seconds();
+  if (first_error) std::rethrow_exception(first_error);
+  return summary;
+}
+
+std::vector<FrozenTrial> Study::trials() const { return storage_->get_trials(info_.id); }
+
+std::vector<FrozenTrial> Study::best_trials() const {
+  std::vector<FrozenTrial> all = storage_->get_trials(info_.id);
+  std::vector<const FrozenTrial*> complete;
+  Points loss(static_cast<int>(info_.directions.size()));
+  for (const FrozenTrial& t : all) {
+    if (t.state != TrialState::kComplete || t.values.size() != info_.directions.size()) continue;
+    bool nan = false;
+    for (double v : t.values) nan = nan || std::isnan(v);
+    if (nan) continue;
+    complete.push_back(&t);
+    loss.push_back(to_loss(t.values, info_.directions));
+  }
+  std::vector<FrozenTrial> best;
+  for (int i : pareto_front(loss)) best.push_back(*complete[i]);
+  return best;
+}
+
+}  // namespace qsearch::search
