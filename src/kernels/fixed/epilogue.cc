@@ -1,0 +1,124 @@
+#include "kernels/fixed/epilogue.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "quant/fixed_point.h"
+
+namespace qsearch::kernels::fixed {
+
+namespace {
+
+inline int64_t accumulate(const Epilogue& e, int64_t s, int64_t col) {
+  return static_cast<int64_t>(static_cast<uint64_t>(s) << e.shift_) + e.bias_[col];
+}
+
+template <typename Out>
+void run_accumulator(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
+                     int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < cols; ++j) {
+      out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] =
+          static_cast<Out>(accumulate(e, tile[r * 16 + j], col0 + j));
+    }
+  }
+}
+
+void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
+               int64_t col0, void* c) {
+  float* out = static_cast<float*>(c);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < cols; ++j) {
+      // One rounding (int64 -> float32); the power-of-two scale is exact (docs/numerics.md).
+      out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] =
+          static_cast<float>(accumulate(e, tile[r * 16 + j], col0 + j)) * e.scale_;
+    }
+  }
+}
+
+// acc * 2^-s rounded with R, for 1 <= s <= 62 (no overflow in int64).
+template <quant::Rounding R>
+inline int64_t shift_round(int64_t v, int s) {
+  const int64_t q = v >> s;
+  if constexpr (R == quant::Rounding::kFloor) {
+    return q;
+  } else {
+    const int64_t rem = v & ((int64_t{1} << s) - 1);
+    const int64_t half = int64_t{1} << (s - 1);
+    const bool tie_up = R == quant::Rounding::kHalfToEven ? (q & 1) != 0 : v >= 0;
+    return q + ((rem > half) | ((rem == half) & tie_up));
+  }
+}
+
+template <typename Out, quant::Rounding R>
+void run_requantize(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
+                    int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < cols; ++j) {
+      const int64_t acc = accumulate(e, tile[r * 16 + j], col0 + j);
+      int64_t q = e.fast_shift_ ? shift_round<R>(acc, e.rshift_)
+                                : quant::rounding_shift_right(acc, e.rshift_, R);
+      q = std::clamp(q, e.lo_, e.hi_);
+      out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] = static_cast<Out>(q);
+    }
+  }
+}
+
+template <typename Out>
+auto requantize_fn(quant::Rounding r) {
+  switch (r) {
+    case quant::Rounding::kHalfToEven:
+      return &run_requantize<Out, quant::Rounding::kHalfToEven>;
+    case quant::Rounding::kHalfAwayFromZero:
+      return &run_requantize<Out, quant::Rounding::kHalfAwayFromZero>;
+    case quant::Rounding::kFloor:
+      break;
+  }
+  return &run_requantize<Out, quant::Rounding::kFloor>;
+}
+
+}  // namespace
+
+Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
+  bias_ = w.bias_aligned().data();
+  shift_ = std::min(w.acc_shift(), 63);
+  ldc_m_ = p.ldc_m == 0 ? w.n() : p.ldc_m;
+  ldc_n_ = p.ldc_n;
+  switch (p.output) {
+    case GemmOutput::kAccumulator:
+      fn_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t> : &run_accumulator<int64_t>;
+      break;
+    case GemmOutput::kFloat:
+      scale_ = std::ldexp(1.0f, -w.acc_frac());
+      fn_ = &run_float;
+      break;
+    case GemmOutput::kRequantize:
+      rshift_ = w.acc_frac() - p.out_format.frac;
+      fast_shift_ = rshift_ >= 1 && rshift_ <= 62;
+      lo_ = p.out_format.min_code();
+      hi_ = p.out_format.max_code();
+      rounding_ = p.rounding;
+      switch (quant::storage_dtype(p.out_format)) {
+        case DType::kInt8:
+          fn_ = requantize_fn<int8_t>(p.rounding);
+          break;
+        case DType::kUInt8:
+          fn_ = requantize_fn<uint8_t>(p.rounding);
+          break;
+        case DType::kInt16:
+          fn_ = requantize_fn<int16_t>(p.rounding);
+          break;
+        case DType::kInt32:
+          fn_ = requantize_fn<int32_t>(p.rounding);
+          break;
+        default:
+          fn_ = requantize_fn<int64_t>(p.rounding);
+          break;
+      }
+      break;
+  }
+}
+
+}  // namespace qsearch::kernels::fixed

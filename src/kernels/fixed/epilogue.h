@@ -1,0 +1,36 @@
+// Internal to kernels/fixed: the output stage of gemm()/conv2d(). From the exact int64 sums
+// S = sum_k A*B of a tile it forms acc = S * 2^acc_shift + bias_aligned[n] and writes it as
+// raw accumulator, requantized codes or float32 (see gemm.h for the math).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/fixed/gemm.h"
+
+namespace qsearch::kernels::fixed {
+
+class Epilogue {
+ public:
+  Epilogue(const PackedWeights& w, const GemmParams& p);
+
+  // tile[r * 16 + j] holds S for row row0 + r and column col0 + j (r < rows, j < cols).
+  void run(const int64_t* tile, int rows, int cols, int64_t row0, int64_t col0, void* c) const {
+    fn_(*this, tile, rows, cols, row0, col0, c);
+  }
+
+  // Parameters read by the typed implementations in epilogue.cc.
+  const int64_t* bias_ = nullptr;  // bias_aligned, [n]
+  int shift_ = 0;                  // acc_shift (capped at 63; S is 0 whenever it matters)
+  int64_t ldc_m_ = 0, ldc_n_ = 1;
+  int rshift_ = 0;           // acc_frac - out_format.frac (kRequantize)
+  bool fast_shift_ = false;  // 1 <= rshift_ <= 62: inline int64 rounding
+  int64_t lo_ = 0, hi_ = 0;  // out_format code range
+  quant::Rounding rounding_ = quant::Rounding::kHalfToEven;
+  float scale_ = 1.0f;  // 2^-acc_frac (kFloat)
+
+ private:
+  using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
+  Fn fn_ = nullptr;
+};
+
+}  // namespace qsearch::kernels::fixed

@@ -1,0 +1,156 @@
+// Integer GEMM on fixed-point codes with pre-packed weights (the `int` execution mode).
+//
+// Math (docs/numerics.md "Integer GEMM"). A holds activation codes (binary point fa), B weight
+// codes (fb), bias codes (fc). Products are exact integers at binary point fa + fb; the
+// accumulator's binary point is
+//     F = max(fa + fb, fc)                  (acc_frac())
+// so that the bias aligns exactly (a left shift) whichever of the two is finer:
+//     acc[m, n] = (sum_k A[m, k] * B[k, n]) * 2^(F - fa - fb) + bias[n] * 2^(F - fc)
+// and the value is acc * 2^-F exactly. The kernel then writes one of
+//     kAccumulator:  acc itself (int32 or int64, the caller's AccType),
+//     kRequantize:   requantize(acc, F, out_format, rounding) (quant/fixed_point.h): a rounding
+//                    shift and a clamp, in the codes' storage dtype,
+//     kFloat:        acc * 2^-F rounded once to float32.
+// Every fast path equals kernels/fixed/ref/gemm_ref.h exactly (tolerance 0).
+//
+// Accumulator width. accumulator_bound() gives the exact worst case
+//     max_n ( 2^(F-fa-fb) * max|A| * sum_k |B[k,n]| + |bias[n] * 2^(F-fc)| )
+// from the packed weights and the activation format, and whether int32 holds it, int64 is
+// needed, or even int64 overflows (the plan refuses that trial). Running with a narrower AccType
+// than the bound allows is a contract violation (QSEARCH_DCHECK), never a silent wrap.
+//
+// Lifetime: pack once per trial (pack_weights copies what it needs; the spec's buffers may be freed
+// after), then call gemm() for any number of batches. gemm() never allocates after the first call
+// on a thread with the same or smaller K (it keeps a per-thread scratch) and never throws. Copies
+// of a PackedWeights share the packed buffer. gemm() is multi-threaded with qsearch::parallel_for
+// and may be called concurrently from several threads.
+//
+//   GemmWeights spec;                       // Linear: weight [N, K] int8 codes at s8.6
+//   spec.b = w.data(); spec.b_dtype = DType::kInt8; spec.k = 784; spec.n = 256;
+//   spec.stride_k = 1; spec.stride_n = 784; spec.b_format = {8, 6, true};
+//   spec.bias = b.data(); spec.bias_dtype = DType::kInt8; spec.bias_format = {8, 4, true};
+//   spec.a_format = {8, 4, true}; spec.a_dtype = DType::kInt8;
+//   PackedWeights pw = pack_weights(spec);                    // F = max(4 + 6, 4) = 10
+//   AccumulatorBound bound = accumulator_bound(pw);           // bound.need == kInt32 here
+//   GemmParams p{.acc = AccType::kInt32, .output = GemmOutput::kRequantize,
+//                .out_format = {8, 4, false}, .rounding = Rounding::kHalfToEven};
+//   gemm(x_codes, batch, /*lda=*/784, pw, p, y_codes);       // y: uint8 [batch, 256]
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/fixed/isa.h"
+#include "quant/fixed_point.h"
+
+namespace qsearch::kernels::fixed {
+
+using quant::FixedFormat;
+using quant::Rounding;
+
+enum class AccType : uint8_t { kInt32, kInt64 };
+
+// Where the accumulator's worst case lands.
+enum class AccNeed : uint8_t { kInt32, kInt64, kOverflowsInt64 };
+
+struct AccumulatorBound {
+  double max_abs = 0;  // the exact bound, rounded up to a double (for messages)
+  AccNeed need = AccNeed::kInt32;
+  // The narrowest AccType that is safe; only meaningful when need != kOverflowsInt64.
+  AccType acc() const { return need == AccNeed::kInt32 ? AccType::kInt32 : AccType::kInt64; }
+};
+
+// What pack_weights reads. Nothing is retained.
+struct GemmWeights {
+  const void* b = nullptr;       // weight codes; element (k, n) at b[k * stride_k + n * stride_n]
+  DType b_dtype = DType::kInt8;  // int8 | int16 | int32
+  int64_t k = 0, n = 0;
+  int64_t stride_k = 0, stride_n = 0;  // [K, N] row-major: (n, 1); Linear's [N, K]: (1, K)
+  FixedFormat b_format;                // every code must lie in its range
+  const void* bias = nullptr;          // optional, [n] codes
+  DType bias_dtype = DType::kInt32;    // any integer dtype
+  FixedFormat bias_format;
+  FixedFormat a_format;          // the activation codes gemm() will multiply
+  DType a_dtype = DType::kInt8;  // int8 | uint8 | int16 | int32, holding a_format
+};
+
+// The packed weights of one GEMM. Read-only after pack_weights(); cheap to copy (shared buffer).
+class PackedWeights {
+ public:
+  PackedWeights() = default;
+
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  DType a_dtype() const { return a_dtype_; }
+  DType b_dtype() const { return b_dtype_; }
+  const FixedFormat& a_format() const { return a_format_; }
+  int b_frac() const { return b_frac_; }
+  bool has_bias() const { return has_bias_; }
+  // F: the accumulator's binary point, max(fa + fb, fc).
+  int acc_frac() const { return acc_frac_; }
+  // F - fa - fb: the left shift applied to sum_k A*B before the bias is added.
+  int acc_shift() const { return acc_shift_; }
+  Isa isa() const { return isa_; }
+  // Bytes of the packed weight panels as stored (including padding to the tile).
+  size_t packed_bytes() const { return panels_.nbytes(); }
+
+  // ---- internal to the kernels (read by gemm.cc) ----
+  enum class Layout : uint8_t { kPairs, kQuads, kWide32 };
+  Layout layout() const { return layout_; }
+  int64_t k_padded() const { return kp_; }
+  int64_t num_panels() const { return panels_n_; }
+  const Tensor& panels() const { return panels_; }
+  const std::vector<int64_t>& bias_aligned() const { return bias_aligned_; }
+  const std::vector<int64_t>& correction() const { return correction_; }
+  const std::vector<uint64_t>& abs_col_sum() const { return abs_col_sum_; }
+  const std::vector<uint64_t>& bias_abs() const { return bias_abs_; }
+  int bias_shift() const { return bias_shift_; }
+
+ private:
+  friend PackedWeights pack_weights(const GemmWeights& spec, Isa isa);
+  int64_t k_ = 0, n_ = 0, kp_ = 0, panels_n_ = 0;
+  DType a_dtype_ = DType::kInt8, b_dtype_ = DType::kInt8;
+  FixedFormat a_format_;
+  int b_frac_ = 0, acc_frac_ = 0, acc_shift_ = 0;
+  bool has_bias_ = false;
+  Isa isa_ = Isa::kScalar;
+  Layout layout_ = Layout::kPairs;
+  Tensor panels_;                      // B in the tile layout of `layout_`, zero padded
+  std::vector<int64_t> bias_aligned_;  // [n]: bias[n] * 2^(F - fc)
+  std::vector<int64_t> correction_;    // [n]: subtracted from the raw sum (VNNI's +128 trick)
+  std::vector<uint64_t> abs_col_sum_;  // [n]: sum_k |B[k, n]|
+  std::vector<uint64_t> bias_abs_;     // [n]: |bias[n]| (unshifted, for the bound)
+  int bias_shift_ = 0;                 // F - fc
+};
+
+// Validates the spec (Error naming the field: dtypes, formats, codes outside their format) and
+// packs B for `isa` (at most max_isa()'s level is used; pass a lower one to force a path).
+PackedWeights pack_weights(const GemmWeights& spec, Isa isa = max_isa());
+
+// The exact worst case of |acc| over every n and every A whose codes lie in w.a_format().
+AccumulatorBound accumulator_bound(const PackedWeights& w);
+
+enum class GemmOutput : uint8_t { kAccumulator, kRequantize, kFloat };
+
+struct GemmParams {
+  AccType acc = AccType::kInt32;  // from accumulator_bound(); int32 is faster
+  GemmOutput output = GemmOutput::kAccumulator;
+  FixedFormat out_format;                     // kRequantize: output codes' format
+  Rounding rounding = Rounding::kHalfToEven;  // kRequantize
+  // Output strides in elements: C[m, n] at c[m * ldc_m + n * ldc_n]; ldc_m = 0 means n().
+  int64_t ldc_m = 0, ldc_n = 1;
+};
+
+// The element type gemm() writes for `p`: int32/int64 (kAccumulator), storage_dtype(out_format)
+// (kRequantize) or float32 (kFloat).
+DType gemm_output_dtype(const GemmParams& p);
+
+// C = A * B (+ bias) as described above. `a`: m rows of w.a_dtype() codes, row stride lda >= k.
+// `c`: gemm_output_dtype(p) elements. Preconditions (DCHECKed): A's codes lie in w.a_format(),
+// p.acc is at least accumulator_bound(w).acc(), p.out_format is valid.
+void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const GemmParams& p,
+          void* c);
+
+}  // namespace qsearch::kernels::fixed

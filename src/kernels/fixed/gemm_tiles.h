@@ -1,0 +1,70 @@
+// Internal to kernels/fixed: the register-tile micro-kernels behind gemm() and how one is chosen.
+//
+// A tile is kMr rows x kNr = 16 columns of raw sums S[r, j] = sum_k A'[r, k] * B'[k, j] over a
+// range of k-groups, where A' is the prepared activation block and B' one packed panel:
+//   kPairs:  A' int16 [rows][kp], B' int8|int16 [kp/2][16][2]  (vpmaddwd: 2 products per lane)
+//   kQuads:  A' uint8 [rows][kp], B' int8 [kp/4][16][4]        (vpdpbusd: 4 products per lane;
+//            signed A is stored as A + 128, corrected by PackedWeights::correction())
+//   kWide32: A' int32 [rows][k],  B' int32 [k][16]              (64-bit products)
+// Prepared A blocks always have a multiple of kMr rows (zero rows at the end), so kernels never
+// branch on the row count.
+//
+// Tile32 kernels sum in int32 lanes modulo 2^32: exact whenever the true sum fits int32 (the
+// wrap-around of vpmaddwd's (-32768)^2 * 2 and of the +128 trick cancels modulo 2^32). Tile64
+// kernels sum in int64. For an int64 accumulator a Tile32 kernel may also be run over blocks of
+// `block` groups small enough that no block can leave int32, widening after each block.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/fixed/gemm.h"
+
+namespace qsearch::kernels::fixed::detail {
+
+inline constexpr int kNr = 16;
+
+// out[r * 16 + j], r < kMr of the kernel. `a` points at the first row's first group, `a_stride`
+// is the prepared row stride in elements; `b` at the panel's first group.
+using Tile32 = void (*)(const void* a, int64_t a_stride, const void* b, int64_t groups,
+                        int32_t* out);
+using Tile64 = void (*)(const void* a, int64_t a_stride, const void* b, int64_t groups,
+                        int64_t* out);
+
+struct TileKernel {
+  int mr = 0;
+  Tile32 t32 = nullptr;  // set: run this (for int64, in blocks of `block` groups)
+  Tile64 t64 = nullptr;  // set instead of t32: sums in int64 directly
+  int64_t block = 0;     // groups per int32 block when an int64 sum is built from t32
+};
+
+// k-values per group of the layout: 2, 4 or 1.
+int group_size(PackedWeights::Layout layout);
+
+TileKernel select_tile_kernel(const PackedWeights& w, AccType acc);
+
+// Scalar kernels (any CPU).
+template <typename BT>
+void pairs_s64_scalar(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
+void wide_s64_scalar(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
+inline constexpr int kMrScalar = 4;
+
+// AVX2.
+template <typename BT>
+void pairs_s32_avx2(const void* a, int64_t as, const void* b, int64_t groups, int32_t* out);
+void pairs16_s64_avx2(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
+void wide_s64_avx2(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
+inline constexpr int kMrPairsAvx2 = 4;
+inline constexpr int kMrPairs16S64Avx2 = 2;
+inline constexpr int kMrWideAvx2 = 2;
+
+// AVX-512BW and AVX-512 VNNI.
+template <typename BT>
+void pairs_s32_avx512(const void* a, int64_t as, const void* b, int64_t groups, int32_t* out);
+void pairs16_s64_avx512(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
+void quads_s32_vnni(const void* a, int64_t as, const void* b, int64_t groups, int32_t* out);
+inline constexpr int kMrPairsAvx512 = 8;
+inline constexpr int kMrPairs16S64Avx512 = 4;
+inline constexpr int kMrQuadsVnni = 8;
+
+}  // namespace qsearch::kernels::fixed::detail

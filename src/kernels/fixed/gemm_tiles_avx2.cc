@@ -1,0 +1,144 @@
+// AVX2 tiles. Compiled with a target pragma so that they exist whatever the build baseline;
+// gemm.cc calls them only when cpu_supports(Isa::kAvx2).
+#include <cstring>
+
+#include "kernels/fixed/gemm_tiles.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx2")
+
+namespace qsearch::kernels::fixed::detail {
+
+namespace {
+
+inline __m256i broadcast_pair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Columns 0..7 and 8..15 of one k-pair as int16 pairs.
+template <typename BT>
+inline void load_pairs(const BT* b, __m256i* b0, __m256i* b1) {
+  if constexpr (sizeof(BT) == 1) {
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    *b0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(raw));
+    *b1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(raw, 1));
+  } else {
+    *b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    *b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+  }
+}
+
+}  // namespace
+
+template <typename BT>
+void pairs_s32_avx2(const void* a_, int64_t as, const void* b_, int64_t groups, int32_t* out) {
+  static_assert(kMrPairsAvx2 == 4);
+  const int16_t* a = static_cast<const int16_t*>(a_);
+  const BT* b = static_cast<const BT*>(b_);
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00;
+  __m256i c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i b0, b1;
+    load_pairs(b + g * 2 * kNr, &b0, &b1);
+    __m256i av = broadcast_pair(a + 2 * g);
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(av, b1));
+    av = broadcast_pair(a + as + 2 * g);
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(av, b0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(av, b1));
+    av = broadcast_pair(a + 2 * as + 2 * g);
+    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(av, b0));
+    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(av, b1));
+    av = broadcast_pair(a + 3 * as + 2 * g);
+    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
+    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
+  }
+  __m256i* o = reinterpret_cast<__m256i*>(out);
+  _mm256_storeu_si256(o + 0, c00);
+  _mm256_storeu_si256(o + 1, c01);
+  _mm256_storeu_si256(o + 2, c10);
+  _mm256_storeu_si256(o + 3, c11);
+  _mm256_storeu_si256(o + 4, c20);
+  _mm256_storeu_si256(o + 5, c21);
+  _mm256_storeu_si256(o + 6, c30);
+  _mm256_storeu_si256(o + 7, c31);
+}
+template void pairs_s32_avx2<int8_t>(const void*, int64_t, const void*, int64_t, int32_t*);
+template void pairs_s32_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int32_t*);
+
+// int16 x int16 into int64. A pair sum t lies in [-2^31 + 2^16, 2^31]; vpmaddwd returns it
+// modulo 2^32, so t = 2^31 arrives as INT32_MIN. Adding kOffset = 2^31 - 2^16 maps the range
+// onto [0, 2^32 - 2^16], which zero-extends exactly; the offsets are removed once at the end.
+void pairs16_s64_avx2(const void* a_, int64_t as, const void* b_, int64_t groups, int64_t* out) {
+  static_assert(kMrPairs16S64Avx2 == 2);
+  constexpr int64_t kOffset = (int64_t{1} << 31) - (int64_t{1} << 16);
+  const int16_t* a = static_cast<const int16_t*>(a_);
+  const int16_t* b = static_cast<const int16_t*>(b_);
+  const __m256i off = _mm256_set1_epi32(static_cast<int32_t>(kOffset));
+  __m256i acc[2][4];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm256_setzero_si256();
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i b0, b1;
+    load_pairs(b + g * 2 * kNr, &b0, &b1);
+    for (int r = 0; r < 2; ++r) {
+      const __m256i av = broadcast_pair(a + r * as + 2 * g);
+      const __m256i v0 = _mm256_add_epi32(_mm256_madd_epi16(av, b0), off);
+      const __m256i v1 = _mm256_add_epi32(_mm256_madd_epi16(av, b1), off);
+      acc[r][0] = _mm256_add_epi64(acc[r][0], _mm256_cvtepu32_epi64(_mm256_castsi256_si128(v0)));
+      acc[r][1] =
+          _mm256_add_epi64(acc[r][1], _mm256_cvtepu32_epi64(_mm256_extracti128_si256(v0, 1)));
+      acc[r][2] = _mm256_add_epi64(acc[r][2], _mm256_cvtepu32_epi64(_mm256_castsi256_si128(v1)));
+      acc[r][3] =
+          _mm256_add_epi64(acc[r][3], _mm256_cvtepu32_epi64(_mm256_extracti128_si256(v1, 1)));
+    }
+  }
+  const __m256i total = _mm256_set1_epi64x(
+      static_cast<int64_t>(static_cast<uint64_t>(groups) * static_cast<uint64_t>(kOffset)));
+  for (int r = 0; r < 2; ++r) {
+    for (int q = 0; q < 4; ++q) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kNr + 4 * q),
+                          _mm256_sub_epi64(acc[r][q], total));
+    }
+  }
+}
+
+// int32 codes: vpmuldq multiplies the low 32 bits of each 64-bit lane exactly into 64 bits.
+void wide_s64_avx2(const void* a_, int64_t as, const void* b_, int64_t groups, int64_t* out) {
+  static_assert(kMrWideAvx2 == 2);
+  const int32_t* a = static_cast<const int32_t*>(a_);
+  const int32_t* b = static_cast<const int32_t*>(b_);
+  __m256i acc[2][4];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm256_setzero_si256();
+  }
+  for (int64_t k = 0; k < groups; ++k) {
+    const int32_t* bk = b + k * kNr;
+    __m256i bv[4];
+    for (int q = 0; q < 4; ++q) {
+      bv[q] = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bk + 4 * q)));
+    }
+    for (int r = 0; r < 2; ++r) {
+      const __m256i av = _mm256_set1_epi64x(a[r * as + k]);
+      for (int q = 0; q < 4; ++q)
+        acc[r][q] = _mm256_add_epi64(acc[r][q], _mm256_mul_epi32(av, bv[q]));
+    }
+  }
+  for (int r = 0; r < 2; ++r) {
+    for (int q = 0; q < 4; ++q) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kNr + 4 * q), acc[r][q]);
+    }
+  }
+}
+
+}  // namespace qsearch::kernels::fixed::detail
+
+#pragma GCC pop_options
+
+#endif  // __x86_64__
