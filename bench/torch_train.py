@@ -1,0 +1,341 @@
+#!/usr/bin/python3
+"""PyTorch twin of `qsearch train`: the same zoo, recipe and schedule, for parity and speed.
+
+Run with Debian's interpreter (/usr/bin/python3: python3-torch on OpenBLAS).
+
+  /usr/bin/python3 bench/torch_train.py --model mlp --dataset mnist --epochs 5 \
+      --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 --threads 2 [--json]
+  /usr/bin/python3 bench/torch_train.py --dump-names tests/train/data/torch_node_names.txt
+
+The recipe is qsearch's (docs/training.md): CrossEntropyLoss (mean), Adam/AdamW/SGD, a
+CosineAnnealingLR(T_max=epochs, eta_min) stepped once per epoch, shuffled batches without
+drop_last, validation after every epoch, the best epoch by validation loss kept; the reported
+test accuracy is that model's. Pixels are /255 in [0, 1] (what qsearch's data module feeds).
+"""
+import argparse
+import copy
+import gzip
+import io
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+# --------------------------------------------------------------------------------------------
+# The zoo (src/train/zoo.h), module names chosen so torch.onnx names nodes as qsearch does.
+# --------------------------------------------------------------------------------------------
+
+
+class JscTiny(nn.Module):
+    def __init__(self, f=16, c=5):
+        super().__init__()
+        self.seq_blocks = nn.Sequential(nn.BatchNorm1d(f), nn.ReLU(), nn.Linear(f, c), nn.ReLU())
+
+    def forward(self, x):
+        return self.seq_blocks(x)
+
+
+class JscToy(nn.Module):
+    def __init__(self, f=16, c=5):
+        super().__init__()
+        self.seq_blocks = nn.Sequential(
+            nn.BatchNorm1d(f), nn.ReLU(), nn.Linear(f, 8), nn.BatchNorm1d(8), nn.ReLU(),
+            nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, c), nn.BatchNorm1d(c),
+            nn.ReLU())
+
+    def forward(self, x):
+        return self.seq_blocks(x)
+
+
+class JscS(nn.Module):
+    def __init__(self, f=16, c=5):
+        super().__init__()
+        self.module_list = nn.ModuleList([
+            nn.BatchNorm1d(f), nn.ReLU(), nn.Linear(f, 64), nn.BatchNorm1d(64), nn.ReLU(),
+            nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32),
+            nn.ReLU(), nn.Linear(32, c), nn.BatchNorm1d(c), nn.ReLU()])
+
+    def forward(self, x):
+        for m in self.module_list:
+            x = m(x)
+        return x
+
+
+class JscTrt(nn.Module):
+    def __init__(self, f=16, c=5):
+        super().__init__()
+        self.seq_blocks = nn.Sequential(
+            nn.BatchNorm1d(f), nn.ReLU(), nn.Linear(f, 32), nn.BatchNorm1d(32), nn.ReLU(),
+            nn.Linear(32, 48), nn.BatchNorm1d(48), nn.ReLU(), nn.Dropout(0.5), nn.Linear(48, 16),
+            nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, c), nn.BatchNorm1d(c), nn.ReLU())
+
+    def forward(self, x):
+        return self.seq_blocks(x)
+
+
+class JscHls4ml(nn.Module):
+    def __init__(self, f=16, c=5):
+        super().__init__()
+        self.fc1, self.relu1 = nn.Linear(f, 64), nn.ReLU()
+        self.fc2, self.relu2 = nn.Linear(64, 32), nn.ReLU()
+        self.fc3, self.relu3 = nn.Linear(32, 32), nn.ReLU()
+        self.fc4 = nn.Linear(32, c)
+
+    def forward(self, x):
+        x = self.relu1(self.fc1(x))
+        x = self.relu2(self.fc2(x))
+        return self.fc4(self.relu3(self.fc3(x)))
+
+
+class Toy(nn.Module):
+    def __init__(self, d=784, c=10):
+        super().__init__()
+        self.seq_blocks = nn.Sequential(nn.Linear(d, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(),
+                                        nn.Linear(8, c))
+
+    def forward(self, x):
+        return self.seq_blocks(torch.flatten(x, 1))
+
+
+class Mlp(nn.Module):
+    def __init__(self, d=784, c=10):
+        super().__init__()
+        self.fc1, self.relu1 = nn.Linear(d, 256), nn.ReLU()
+        self.fc2, self.relu2 = nn.Linear(256, 128), nn.ReLU()
+        self.fc3 = nn.Linear(128, c)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x)))))
+
+
+class Lenet5(nn.Module):
+    def __init__(self, c=10):
+        super().__init__()
+        self.conv1, self.relu1, self.pool1 = nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)
+        self.conv2, self.relu2, self.pool2 = nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2)
+        self.fc1, self.relu3 = nn.Linear(400, 120), nn.ReLU()
+        self.fc2, self.relu4 = nn.Linear(120, 84), nn.ReLU()
+        self.fc3 = nn.Linear(84, c)
+
+    def forward(self, x):
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        return self.fc3(self.relu4(self.fc2(self.relu3(self.fc1(x)))))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                            nn.BatchNorm2d(cout))
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1, self.relu1 = nn.BatchNorm2d(cout), nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2, self.relu2 = nn.BatchNorm2d(cout), nn.ReLU()
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu2(y + shortcut)
+
+
+class ResnetS(nn.Module):
+    def __init__(self, c=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
+        self.bn1, self.relu = nn.BatchNorm2d(16), nn.ReLU()
+        self.layer1, self.layer2 = BasicBlock(16, 16, 1), BasicBlock(16, 32, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, c)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(self.relu(self.bn1(self.conv1(x)))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+ZOO = {  # name -> (constructor, example input shape per sample)
+    "jsc-tiny": (JscTiny, (16,)),
+    "jsc-toy": (JscToy, (16,)),
+    "jsc-s": (JscS, (16,)),
+    "jsc-trt": (JscTrt, (16,)),
+    "jsc-hls4ml": (JscHls4ml, (16,)),
+    "toy": (Toy, (1, 28, 28)),
+    "mlp": (Mlp, (1, 28, 28)),
+    "lenet5": (Lenet5, (1, 28, 28)),
+    "resnet-s": (ResnetS, (1, 28, 28)),
+}
+
+KEEP_OPS = {"Gemm", "MatMul", "Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool",
+            "GlobalAveragePool", "Flatten", "Reshape", "Add", "Dropout"}
+
+
+def dump_names(path):
+    import onnx
+    lines = []
+    for name, (ctor, shape) in ZOO.items():
+        model = ctor()
+        model.train()
+        buf = io.BytesIO()
+        torch.onnx.export(model, torch.randn(4, *shape), buf, opset_version=13,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
+        graph = onnx.load_from_string(buf.getvalue()).graph
+        lines.append(f"model {name}")
+        lines += [n.name for n in graph.node if n.op_type in KEEP_OPS]
+        print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters", file=sys.stderr)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Data: the IDX files qsearch reads (pixels / 255, float32, [N, 1, 28, 28]).
+# --------------------------------------------------------------------------------------------
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def find_file(dirs, stem):
+    for d in dirs:
+        for ext in ("", ".gz"):
+            p = os.path.join(d, stem + ext)
+            if os.path.exists(p):
+                return p
+    raise SystemExit(f"cannot find {stem} in {dirs}; run scripts/setup.sh")
+
+
+def load_images(dataset, data_dir):
+    if dataset == "mnist":
+        dirs = [os.path.join(data_dir, "mnist")]
+    elif dataset == "fashion-mnist":
+        dirs = [os.path.join(data_dir, "fashion-mnist"), "/usr/share/datasets/fashion-mnist"]
+    else:
+        raise SystemExit(f"unsupported data set {dataset}")
+    out = {}
+    for split, stem in (("train", "train"), ("test", "t10k")):
+        x = read_idx(find_file(dirs, f"{stem}-images-idx3-ubyte")).astype(np.float32) / 255.0
+        y = read_idx(find_file(dirs, f"{stem}-labels-idx1-ubyte")).astype(np.int64)
+        out[split] = (torch.from_numpy(x.reshape(-1, 1, 28, 28).copy()), torch.from_numpy(y.copy()))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate(model, x, y, batch):
+    model.eval()
+    loss, correct = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            z = model(x[i:i + batch])
+            loss += nn.functional.cross_entropy(z, y[i:i + batch], reduction="sum").item()
+            correct += (z.argmax(1) == y[i:i + batch]).sum().item()
+    return loss / len(x), correct / len(x)
+
+
+def train(args):
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    data_dir = args.data_dir or os.environ.get("QSEARCH_DATA") or os.path.expanduser(
+        "~/.cache/qsearch/data")
+    data = load_images(args.dataset, data_dir)
+    xtr, ytr = data["train"]
+    xte, yte = data["test"]
+    model = ZOO[args.model][0]()
+    if args.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    elif args.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                              weight_decay=args.weight_decay, nesterov=args.nesterov)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs,
+                                                       eta_min=args.eta_min)
+    gen = torch.Generator().manual_seed(args.seed)
+    loss_fn = nn.CrossEntropyLoss()
+    best = (math.inf, None, -1)
+    epochs = []
+    for epoch in range(args.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(xtr), generator=gen)
+        seen, loss_sum = 0, 0.0
+        for i in range(0, len(xtr), args.batch_size):
+            idx = perm[i:i + args.batch_size]
+            xb, yb = xtr[idx], ytr[idx]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            seen += len(idx)
+        train_seconds = time.perf_counter() - t0
+        sched.step()
+        val_loss, val_acc = evaluate(model, xte, yte, 1024)
+        epochs.append({"epoch": epoch + 1, "train_loss": loss_sum / seen,
+                       "train_seconds": train_seconds, "val_loss": val_loss,
+                       "val_accuracy": val_acc})
+        print(f"epoch {epoch + 1}/{args.epochs}: train loss {loss_sum / seen:.4f} "
+              f"{train_seconds:.2f}s ({seen / train_seconds:.0f} samples/s), val loss "
+              f"{val_loss:.4f} acc {val_acc:.4f}", file=sys.stderr)
+        if val_loss < best[0]:
+            best = (val_loss, copy.deepcopy(model.state_dict()), epoch + 1)
+    model.load_state_dict(best[1])
+    test_loss, test_acc = evaluate(model, xte, yte, 1024)
+    result = {"framework": "pytorch", "torch": torch.__version__, "model": args.model,
+              "dataset": args.dataset, "seed": args.seed, "threads": args.threads,
+              "epochs": epochs, "best_epoch": best[2], "test_loss": test_loss,
+              "test_accuracy": test_acc,
+              "median_train_seconds_per_epoch": float(np.median(
+                  [e["train_seconds"] for e in epochs]))}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"best epoch {best[2]}: test loss {test_loss:.6f}, test accuracy {test_acc:.6f}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dump-names", metavar="PATH")
+    p.add_argument("--model", default="mlp", choices=sorted(ZOO))
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--data-dir", default="")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--eta-min", type=float, default=1e-6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    if args.dump_names:
+        dump_names(args.dump_names)
+    else:
+        train(args)
+
+
+if __name__ == "__main__":
+    main()
