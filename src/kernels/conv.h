@@ -1,0 +1,48 @@
+// Fast 2-D convolution (NCHW) as an implicit GEMM over pre-packed weights.
+//
+//   PackedConvWeights pw = pack_conv_weights(w, M, C / G, kH, kW, G);   // once, at plan time
+//   Epilogue ep{.bias = bias, .clamp_min = 0.0f};                       // conv + bias + relu
+//   conv2d_f32_packed(params, x, pw, y, ep);                             // per batch
+//
+// Math: per image b and group g, Y_g[o, p] = epilogue(sum_k W_g[o, k] * col[k, p]) where
+// k = (c, i, j) runs over C/G * kH * kW in that order, p = oh * out_w + ow over the output
+// pixels, and col[k, p] is the input tap of Conv2dParams (0 in the padding). The weights are
+// the A operand (MR-row panels, packed once); col is packed panel by panel (NR pixels x kKc
+// taps, on the stack) right before the microkernel consumes it, so there is no im2col buffer.
+// Bias is per output channel; the residual has Y's NCHW layout. Work items are (image, group,
+// pixel panel) triples spread over parallel_for; each output element is computed by one
+// microkernel chain in ascending k, so results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "kernels/gemm.h"
+#include "kernels/params.h"
+
+namespace qsearch::kernels {
+
+// Weights [M, C/G, kH, kW] as, per group, ceil((M/G) / MR) panels of MR output channels stored
+// k-major ([K][MR], K = C/G * kH * kW) and zero-padded past the group's last channel.
+struct PackedConvWeights {
+  Isa isa = Isa::kAvx2;
+  int mr = 0, nr = 0;
+  int64_t out_channels = 0, in_channels_per_group = 0, kernel_h = 0, kernel_w = 0, groups = 1;
+  int64_t k = 0;  // taps per output: in_channels_per_group * kernel_h * kernel_w
+  int64_t tiles_per_group = 0;
+  Tensor data;  // float32 [groups * tiles_per_group * k * mr]
+  const float* panel(int64_t group, int64_t tile) const {
+    return data.data<float>() + (group * tiles_per_group + tile) * k * mr;
+  }
+};
+
+PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
+                                    int64_t in_channels_per_group, int64_t kernel_h,
+                                    int64_t kernel_w, int64_t groups, Isa isa = best_isa());
+
+// Y = epilogue(conv(X, W)) with p's geometry (p.kernel_*, p.groups and channel counts must
+// match the packed weights). Y must overlap neither X nor the residual.
+void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWeights& w, float* y,
+                       const Epilogue& epilogue);
+
+}  // namespace qsearch::kernels

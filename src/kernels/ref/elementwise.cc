@@ -1,0 +1,86 @@
+#include "kernels/ref/elementwise.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace qsearch::kernels::ref {
+
+namespace {
+float apply(BinaryOp op, float a, float b) {
+  switch (op) {
+    case BinaryOp::kAdd:
+      return a + b;
+    case BinaryOp::kSub:
+      return a - b;
+    case BinaryOp::kMul:
+      return a * b;
+    case BinaryOp::kDiv:
+      return a / b;
+  }
+  return 0.0f;
+}
+}  // namespace
+
+void binary_f32(const BinaryParams& p, const float* a, const float* b, float* y) {
+  int64_t total = 1;
+  for (int d = 0; d < p.rank; ++d) total *= p.shape[d];
+  for (int64_t flat = 0; flat < total; ++flat) {
+    int64_t rem = flat, ai = 0, bi = 0;
+    for (int d = p.rank - 1; d >= 0; --d) {
+      const int64_t idx = rem % p.shape[d];
+      rem /= p.shape[d];
+      ai += idx * p.a_stride[d];
+      bi += idx * p.b_stride[d];
+    }
+    y[flat] = apply(p.op, a[ai], b[bi]);
+  }
+}
+
+void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    float r = v;
+    switch (p.op) {
+      case UnaryOp::kRelu:
+        r = std::isnan(v) ? v : (v > 0.0f ? v : 0.0f);
+        break;
+      case UnaryOp::kLeakyRelu:
+        r = v < 0.0f ? p.alpha * v : v;
+        break;
+      case UnaryOp::kClip:
+        r = std::isnan(v) ? v : std::min(std::max(v, p.min), p.max);
+        break;
+      case UnaryOp::kSigmoid:
+        r = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(v))));
+        break;
+      case UnaryOp::kTanh:
+        r = static_cast<float>(std::tanh(static_cast<double>(v)));
+        break;
+      case UnaryOp::kCopy:
+        break;
+    }
+    y[i] = r;
+  }
+}
+
+void softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
+  for (int64_t o = 0; o < p.outer; ++o) {
+    for (int64_t in = 0; in < p.inner; ++in) {
+      const float* xs = x + o * p.axis * p.inner + in;
+      float* ys = y + o * p.axis * p.inner + in;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t a = 0; a < p.axis; ++a) mx = std::max(mx, xs[a * p.inner]);
+      double sum = 0.0;
+      for (int64_t a = 0; a < p.axis; ++a) {
+        sum += std::exp(static_cast<double>(xs[a * p.inner]) - mx);
+      }
+      for (int64_t a = 0; a < p.axis; ++a) {
+        ys[a * p.inner] =
+            static_cast<float>(std::exp(static_cast<double>(xs[a * p.inner]) - mx) / sum);
+      }
+    }
+  }
+}
+
+}  // namespace qsearch::kernels::ref

@@ -1,0 +1,44 @@
+// Internal: the GEMM microkernels behind gemm.h and conv.h (not for use outside kernels/).
+//
+// A microkernel computes one MR x NR tile of C from packed panels:
+//   acc[i][j] = (accumulate ? C[i][j] : 0) + sum_{k < kc} a[k * MR + i] * b[k * NR + j]
+// with one FMA per (i, j, k) in ascending k, then, when `ep` is non-null (last k-block):
+//   v = fma(acc, alpha, bias) + residual[i][j]   (bias per row ep->bias[i] or column ep->bias[j])
+//   C[i][j] = min(max(v, lo), hi)     (NaN propagates)
+// and stores only rows i < mr and columns j < nr (edge tiles); rows >= mr of `a` must be
+// readable (packed panels are zero-padded) and columns >= nr of `b` too.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/gemm.h"
+
+namespace qsearch::kernels::detail {
+
+struct TileEpilogue {
+  float alpha;
+  const float* bias;  // already offset to the tile's first row / column; nullptr = none
+  bool bias_per_row;
+  const float* residual;  // tile's first element; nullptr = none
+  int64_t residual_stride;
+  float lo, hi;
+};
+
+using UKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
+                         int nr, bool accumulate, const TileEpilogue* ep);
+
+struct UKernelInfo {
+  int mr, nr;
+  UKernel fn;
+};
+
+const UKernelInfo& ukernel_avx2();
+const UKernelInfo& ukernel_avx512();
+const UKernelInfo& ukernel_for(Isa isa);
+
+// Block sizes shared by the drivers: K is processed in blocks of kKc (packed panels of one
+// block stay in L1), rows of A in blocks of kMcTiles microkernel tiles.
+inline constexpr int64_t kKc = 256;
+inline constexpr int64_t kMcTiles = 4;
+
+}  // namespace qsearch::kernels::detail

@@ -1,0 +1,148 @@
+// Fast convolution (kernels/conv.h) against the reference (kernels/ref/conv.h) for every ISA
+// this CPU runs, with the bound of docs/numerics.md "Float kernels".
+#include "kernels/conv.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/float_test_util.h"
+#include "kernels/ref/conv.h"
+
+namespace qsearch::kernels {
+namespace {
+
+using testing::dot_bound;
+using testing::random_floats;
+
+int64_t out_dim(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe) {
+  return (in + pb + pe - d * (k - 1) - 1) / s + 1;
+}
+
+struct ConvCase {
+  int64_t batch, c, h, w, m, kh, kw, stride, dilation, pad, groups;
+  bool bias, residual, relu;
+};
+
+void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message()
+               << isa_name(isa) << " b=" << c.batch << " c=" << c.c << " " << c.h << "x" << c.w
+               << " m=" << c.m << " k=" << c.kh << "x" << c.kw << " s=" << c.stride
+               << " d=" << c.dilation << " pad=" << c.pad << " g=" << c.groups);
+  Conv2dParams p{.batch = c.batch,
+                 .in_channels = c.c,
+                 .in_h = c.h,
+                 .in_w = c.w,
+                 .out_channels = c.m,
+                 .kernel_h = c.kh,
+                 .kernel_w = c.kw,
+                 .stride_h = c.stride,
+                 .stride_w = c.stride,
+                 .dilation_h = c.dilation,
+                 .dilation_w = c.dilation,
+                 .pad_top = c.pad,
+                 .pad_left = c.pad,
+                 .groups = c.groups};
+  // Asymmetric padding: one more at the bottom / right than at the top / left.
+  p.out_h = out_dim(c.h, c.kh, c.stride, c.dilation, c.pad, c.pad + 1);
+  p.out_w = out_dim(c.w, c.kw, c.stride, c.dilation, c.pad, c.pad + 1);
+  const int64_t cg = c.c / c.groups;
+  const int64_t taps = cg * c.kh * c.kw;
+  auto x = random_floats(c.batch * c.c * c.h * c.w, seed);
+  auto w = random_floats(c.m * taps, seed + 1);
+  auto bias = random_floats(c.m, seed + 2);
+  const int64_t ny = c.batch * c.m * p.out_h * p.out_w;
+  auto res = random_floats(ny, seed + 3);
+  std::vector<float> ref(ny), ones(c.m * taps, 1.0f), mag(ny);
+  ref::conv2d_f32(p, x.data(), w.data(), nullptr, ref.data());
+  // sum |x * w| per output: the reference conv of |x| with |w|.
+  std::vector<float> ax(x.size()), aw(w.size());
+  for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+  for (size_t i = 0; i < w.size(); ++i) aw[i] = std::fabs(w[i]);
+  ref::conv2d_f32(p, ax.data(), aw.data(), nullptr, mag.data());
+
+  PackedConvWeights pw = pack_conv_weights(w.data(), c.m, cg, c.kh, c.kw, c.groups, isa);
+  std::vector<float> y(ny, -7.0f);
+  Epilogue ep;
+  if (c.bias) ep.bias = bias.data();
+  if (c.residual) ep.residual = res.data();
+  if (c.relu) ep.clamp_min = 0.0f;
+  conv2d_f32_packed(p, x.data(), pw, y.data(), ep);
+
+  const int64_t ohw = p.out_h * p.out_w;
+  int failures = 0;
+  for (int64_t i = 0; i < ny; ++i) {
+    const int64_t o = (i / ohw) % c.m;
+    double want = ref[i], m = mag[i] * (1.0 + 1e-6);
+    if (c.bias) {
+      want += bias[o];
+      m += std::fabs(bias[o]);
+    }
+    if (c.residual) {
+      want += res[i];
+      m += std::fabs(res[i]);
+    }
+    if (c.relu) want = std::max(want, 0.0);
+    const double bound = dot_bound(taps, m) + FLT_EPSILON * std::fabs(want);
+    if (!(std::fabs(y[i] - want) <= bound) && ++failures <= 5) {
+      ADD_FAILURE() << "y[" << i << "] = " << y[i] << ", want " << want << " +- " << bound;
+    }
+  }
+  EXPECT_EQ(failures, 0);
+}
+
+std::vector<Isa> runnable_isas() {
+  std::vector<Isa> out = {Isa::kAvx2};
+  if (isa_supported(Isa::kAvx512)) out.push_back(Isa::kAvx512);
+  return out;
+}
+
+TEST(FastConv, Shapes) {
+  for (Isa isa : runnable_isas()) {
+    const TileShape t = tile_shape(isa);
+    uint64_t seed = 1;
+    // The MNIST CNN's layers.
+    check_conv(isa, {3, 1, 28, 28, 16, 3, 3, 1, 1, 1, 1, true, false, true}, seed++);
+    check_conv(isa, {2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, true, true, true}, seed++);
+    // Channel counts around the tile, odd images, strides, dilations, groups, 1x1, big K.
+    for (int64_t m : {int64_t{1}, int64_t{t.mr - 1}, int64_t{t.mr}, int64_t{t.mr + 1}}) {
+      check_conv(isa, {2, 3, 7, 5, m, 3, 3, 1, 1, 1, 1, true, false, false}, seed++);
+    }
+    check_conv(isa, {1, 4, 11, 13, 7, 3, 2, 2, 1, 2, 1, false, true, true}, seed++);
+    check_conv(isa, {2, 6, 9, 9, 9, 3, 3, 1, 2, 2, 3, true, false, false}, seed++);
+    check_conv(isa, {1, 8, 5, 6, 8, 3, 3, 1, 1, 1, 8, true, true, false}, seed++);  // depthwise
+    check_conv(isa, {2, 5, 6, 7, 11, 1, 1, 1, 1, 0, 1, true, false, false}, seed++);
+    check_conv(isa, {1, 64, 6, 6, 5, 3, 3, 1, 1, 1, 1, false, false, false}, seed++);  // K=576
+    check_conv(isa, {1, 2, 3, 40, 3, 1, 5, 3, 1, 0, 1, true, false, true}, seed++);
+    check_conv(isa, {1, 3, 2, 2, 4, 5, 5, 1, 1, 2, 1, true, false, false}, seed++);  // all pad
+  }
+}
+
+TEST(FastConv, SameBitsForOneAndTwoThreads) {
+  const int saved = num_threads();
+  Conv2dParams p{.batch = 5,
+                 .in_channels = 16,
+                 .in_h = 14,
+                 .in_w = 14,
+                 .out_channels = 16,
+                 .out_h = 14,
+                 .out_w = 14,
+                 .kernel_h = 3,
+                 .kernel_w = 3,
+                 .pad_top = 1,
+                 .pad_left = 1};
+  auto x = random_floats(5 * 16 * 14 * 14, 1), w = random_floats(16 * 16 * 9, 2);
+  PackedConvWeights pw = pack_conv_weights(w.data(), 16, 16, 3, 3, 1);
+  std::vector<float> y1(5 * 16 * 196), y2(y1.size());
+  set_num_threads(1);
+  conv2d_f32_packed(p, x.data(), pw, y1.data(), {});
+  set_num_threads(2);
+  conv2d_f32_packed(p, x.data(), pw, y2.data(), {});
+  set_num_threads(saved);
+  EXPECT_EQ(y1, y2);
+}
+
+}  // namespace
+}  // namespace qsearch::kernels
