@@ -1,0 +1,62 @@
+#include "runtime/executor.h"
+
+#include "core/check.h"
+
+namespace qsearch::runtime {
+
+Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
+  QSEARCH_CHECK(plan_ != nullptr);
+  const Plan& p = *plan_;
+  // Float32 storage rounded up: every slot dtype so far is float32, and a view as float32 is
+  // what the output tensors need.
+  for (size_t bytes : p.buffer_bytes()) {
+    buffers_.emplace_back(Shape{static_cast<int64_t>((bytes + 3) / 4)}, DType::kFloat32);
+  }
+  const auto& slots = p.slots();
+  ptrs_.assign(slots.size(), nullptr);
+  for (size_t s = 0; s < slots.size(); ++s) {
+    switch (slots[s].kind) {
+      case SlotKind::kBuffer:
+        if (slots[s].buffer >= 0) ptrs_[s] = buffers_[slots[s].buffer].raw();
+        break;
+      case SlotKind::kConstant:
+        // Steps never write constants; the pointer table is untyped.
+        ptrs_[s] = const_cast<void*>(p.constants()[slots[s].constant].raw());
+        break;
+      case SlotKind::kInput:
+        input_slots_.push_back(static_cast<SlotId>(s));
+        break;
+    }
+  }
+  for (SlotId o : p.output_slots()) {
+    const Slot& sl = slots[o];
+    QSEARCH_CHECK(sl.kind == SlotKind::kBuffer && sl.buffer >= 0 && sl.dtype == DType::kFloat32);
+    std::vector<Tensor> views;
+    views.reserve(p.max_batch());
+    for (int64_t b = 1; b <= p.max_batch(); ++b) {
+      views.push_back(buffers_[sl.buffer].rows(0, sl.shape.numel(b)).reshaped(sl.shape.shape(b)));
+    }
+    output_views_.push_back(std::move(views));
+  }
+  last_outputs_.assign(output_views_.size(), nullptr);
+}
+
+const Tensor& Executor::run(const Tensor& input) {
+  const Plan& p = *plan_;
+  const Shape& want = p.input_shape();
+  QSEARCH_CHECK(input.dtype() == DType::kFloat32 && input.rank() == static_cast<int>(want.size()));
+  const int64_t batch = input.dim(0);
+  QSEARCH_CHECK(batch >= 1 && batch <= p.max_batch());
+  for (size_t d = 1; d < want.size(); ++d) QSEARCH_CHECK(input.shape()[d] == want[d]);
+
+  void* in = const_cast<void*>(input.raw());  // input slots are only read
+  for (SlotId s : input_slots_) ptrs_[s] = in;
+  const RunContext ctx(p.slots(), ptrs_.data(), batch);
+  for (const auto& step : p.steps()) step->run(ctx);
+  for (size_t o = 0; o < output_views_.size(); ++o) {
+    last_outputs_[o] = &output_views_[o][batch - 1];
+  }
+  return *last_outputs_[0];
+}
+
+}  // namespace qsearch::runtime

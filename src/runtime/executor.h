@@ -1,0 +1,51 @@
+// Executor: runs a Plan on batches. Owns the activation buffers, so give each thread its own
+// (several executors may share one Plan).
+//
+//   runtime::Executor ex(plan);
+//   for (int64_t b = 0; b < n; b += 256) {
+//     const Tensor& logits = ex.run(images.rows(b, std::min(n, b + 256)));
+//     ...                                   // logits valid until the next run()
+//   }
+//
+// run() does no heap allocation and takes no lock of its own: buffers, pointers and the output
+// views for every batch size 1..max_batch are made by the constructor. Kernels parallelise
+// with qsearch::parallel_for; called from inside a parallel_for chunk (e.g. the evaluator runs
+// one batch per worker) they run inline, otherwise they hand chunks to the core thread pool.
+// Results are bit-identical for any thread count.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+#include "runtime/plan.h"
+
+namespace qsearch::runtime {
+
+class Executor {
+ public:
+  explicit Executor(std::shared_ptr<const Plan> plan);
+
+  // input: float32 [B, ...] matching the plan's input shape, 1 <= B <= max_batch (checked with
+  // QSEARCH_CHECK: a caller bug, not bad data). Returns the graph's first output for this batch
+  // ([B, classes] for a classifier), a view valid until the next run(). Never throws.
+  const Tensor& run(const Tensor& input);
+
+  // Every graph output of the last run() (same validity).
+  const Tensor& output(size_t i) const { return *last_outputs_[i]; }
+  size_t num_outputs() const { return last_outputs_.size(); }
+
+  const Plan& plan() const { return *plan_; }
+
+ private:
+  std::shared_ptr<const Plan> plan_;
+  std::vector<Tensor> buffers_;
+  std::vector<void*> ptrs_;          // per slot
+  std::vector<SlotId> input_slots_;  // slots aliasing the caller's input
+  // output_views_[o][b - 1]: output o as a tensor of batch b (outputs are always kBuffer
+  // slots: make_plan copies an output that would alias the input or a constant).
+  std::vector<std::vector<Tensor>> output_views_;
+  std::vector<const Tensor*> last_outputs_;
+};
+
+}  // namespace qsearch::runtime

@@ -1,0 +1,346 @@
+// Mode::kFloat lowering: node -> steps, with the float fusions of plan.h.
+#include <cmath>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "runtime/float_steps.h"
+#include "runtime/lowering.h"
+
+namespace qsearch::runtime {
+
+namespace {
+
+using ir::Node;
+using ir::OpKind;
+using ir::ValueId;
+
+bool same_shape(const SymShape& a, const SymShape& b) {
+  if (a.rank != b.rank) return false;
+  for (int d = 0; d < a.rank; ++d) {
+    if (a.base[d] != b.base[d] || a.per_batch[d] != b.per_batch[d]) return false;
+  }
+  return true;
+}
+
+bool is_constant(const PlanBuilder& b, ValueId v) {
+  return v >= 0 && b.graph().value(v).is_constant();
+}
+
+const float* const_data(const PlanBuilder& b, ValueId v) {
+  return b.graph().value(v).data.data<float>();
+}
+
+template <typename T>
+std::unique_ptr<T> make_step(PlanBuilder& b, const Node& n, std::vector<ValueId> ins) {
+  auto s = std::make_unique<T>();
+  s->node = n.name;
+  for (ValueId v : ins) {
+    if (v >= 0) s->inputs.push_back(b.slot(v));
+  }
+  return s;
+}
+
+template <typename T>
+void finish(PlanBuilder& b, std::unique_ptr<T> s, ValueId out) {
+  s->outputs = {b.slot(out)};
+  b.add_step(std::move(s));
+}
+
+// Extends a GEMM / conv epilogue over the sole consumers of `y`: an Add of a same-shape value
+// computed before `anchor` (or of a bias broadcast over rows when `bias_width` > 0 and there is
+// no bias yet), then a Relu or Clip. Returns the value the step finally writes.
+ValueId fuse_tail(PlanBuilder& b, const Node& anchor, ValueId y, FusedEpilogue& ep,
+                  int64_t bias_width) {
+  if (const Node* add = b.sole_consumer(y); add != nullptr && add->kind == OpKind::kAdd) {
+    const ValueId other = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
+    const SymShape& os = b.shape(other);
+    const bool earlier = b.producer_index(other) < b.node_index(anchor);
+    if (other != y && same_shape(os, b.shape(y)) && earlier) {
+      ep.residual = b.slot(other);
+      ep.fused.push_back("add");
+      b.mark_fused(*add);
+      y = add->outputs[0];
+    } else if (other != y && bias_width > 0 && ep.bias.empty() && is_constant(b, other) &&
+               os.numel(0) == bias_width && os.shape(0).back() == bias_width &&
+               os.rank <= b.shape(y).rank) {
+      ep.bias = b.graph().value(other).data.clone().reshaped({bias_width});
+      ep.fused.push_back("bias");
+      b.mark_fused(*add);
+      y = add->outputs[0];
+    }
+  }
+  if (const Node* act = b.sole_consumer(y); act != nullptr) {
+    if (act->kind == OpKind::kRelu) {
+      ep.clamp_min = 0.0f;
+      ep.fused.push_back("relu");
+    } else if (act->kind == OpKind::kClip) {
+      const auto& c = std::get<ir::ClipAttrs>(act->attrs);
+      ep.clamp_min = c.min;
+      ep.clamp_max = c.max;
+      ep.fused.push_back("clip");
+    } else {
+      return y;
+    }
+    b.mark_fused(*act);
+    y = act->outputs[0];
+  }
+  return y;
+}
+
+// Gemm, or MatMul by a constant matrix, on the packed kernel. `w` is [K, N], or [N, K] when
+// trans_b.
+void lower_linear(PlanBuilder& b, const Node& n, ValueId a, ValueId w, bool trans_b, float alpha,
+                  Tensor bias) {
+  const Shape ws = b.graph().value(w).data.shape();
+  const int64_t k = trans_b ? ws[1] : ws[0], nn = trans_b ? ws[0] : ws[1];
+  auto s = make_step<GemmPackedStep>(b, n, {a});
+  s->packed = kernels::pack_b(const_data(b, w), k, nn, trans_b);
+  s->epilogue.alpha = alpha;
+  s->epilogue.bias = std::move(bias);
+  const ValueId y = fuse_tail(b, n, n.outputs[0], s->epilogue, nn);
+  if (s->epilogue.residual != kNoSlot) s->inputs.push_back(s->epilogue.residual);
+  finish(b, std::move(s), y);
+}
+
+void lower_gemm(PlanBuilder& b, const Node& n) {
+  const auto& at = std::get<ir::GemmAttrs>(n.attrs);
+  const ValueId a = n.inputs[0], w = n.inputs[1];
+  const ValueId c = n.inputs.size() > 2 ? n.inputs[2] : -1;
+  const int64_t nn = b.shape(n.outputs[0]).base[1] + b.shape(n.outputs[0]).per_batch[1];
+  // The packed path needs constant weights, A not transposed, and C (if any) a constant bias
+  // broadcast over rows: shape [], [1], [N] or [1, N].
+  bool fast = !b.options().use_reference_kernels && is_constant(b, w) && !at.trans_a;
+  Tensor bias;
+  if (fast && c >= 0) {
+    const Shape cs = b.graph().value(c).is_constant() ? b.graph().value(c).data.shape() : Shape{};
+    const bool row_bias = is_constant(b, c) && shape_numel(cs) >= 1 &&
+                          (cs.empty() || cs.back() == shape_numel(cs)) &&
+                          (shape_numel(cs) == 1 || shape_numel(cs) == nn);
+    if (row_bias) {
+      bias = Tensor({nn}, DType::kFloat32);
+      const float* cv = const_data(b, c);
+      for (int64_t j = 0; j < nn; ++j) {
+        bias.data<float>()[j] =
+            static_cast<float>(static_cast<double>(at.beta) * cv[shape_numel(cs) == 1 ? 0 : j]);
+      }
+    } else {
+      fast = false;
+    }
+  }
+  if (fast) return lower_linear(b, n, a, w, at.trans_b, at.alpha, std::move(bias));
+  auto s = make_step<GemmRefStep>(b, n, {a, w, c});
+  s->attrs = at;
+  finish(b, std::move(s), n.outputs[0]);
+}
+
+void lower_matmul(PlanBuilder& b, const Node& n) {
+  const ValueId a = n.inputs[0], w = n.inputs[1];
+  if (!b.options().use_reference_kernels && is_constant(b, w) && b.shape(w).rank == 2 &&
+      b.shape(a).rank >= 2) {
+    return lower_linear(b, n, a, w, /*trans_b=*/false, 1.0f, Tensor());
+  }
+  finish(b, make_step<MatMulRefStep>(b, n, {a, w}), n.outputs[0]);
+}
+
+void lower_conv(PlanBuilder& b, const Node& n) {
+  const auto& at = std::get<ir::ConvAttrs>(n.attrs);
+  const ValueId x = n.inputs[0], w = n.inputs[1];
+  const ValueId bias_v = n.inputs.size() > 2 ? n.inputs[2] : -1;
+  const bool fast = !b.options().use_reference_kernels && is_constant(b, w) &&
+                    (bias_v < 0 || is_constant(b, bias_v));
+  if (!fast) {
+    auto s = make_step<ConvRefStep>(b, n, {x, w, bias_v});
+    s->attrs = at;
+    return finish(b, std::move(s), n.outputs[0]);
+  }
+  const Shape ws = b.graph().value(w).data.shape();  // [M, C/G, kH, kW]
+  const int64_t m = ws[0], taps = ws[1] * ws[2] * ws[3];
+  std::vector<float> wt(const_data(b, w), const_data(b, w) + m * taps);
+  std::vector<double> bias(m, 0.0);
+  if (bias_v >= 0) {
+    for (int64_t o = 0; o < m; ++o) bias[o] = const_data(b, bias_v)[o];
+  }
+  auto s = make_step<ConvPackedStep>(b, n, {x});
+  s->attrs = at;
+  bool has_bias = bias_v >= 0;
+  ValueId y = n.outputs[0];
+  // Fold a following inference BatchNormalization into the weights and bias:
+  //   a = gamma / sqrt(var + eps);  W' = W * a;  b' = beta + (b - mean) * a   (in double)
+  if (const Node* bn = b.sole_consumer(y);
+      bn != nullptr && bn->kind == OpKind::kBatchNorm && bn->inputs[0] == y &&
+      is_constant(b, bn->inputs[1]) && is_constant(b, bn->inputs[2]) &&
+      is_constant(b, bn->inputs[3]) && is_constant(b, bn->inputs[4])) {
+    const float eps = std::get<ir::BatchNormAttrs>(bn->attrs).epsilon;
+    const float *gamma = const_data(b, bn->inputs[1]), *beta = const_data(b, bn->inputs[2]),
+                *mean = const_data(b, bn->inputs[3]), *var = const_data(b, bn->inputs[4]);
+    for (int64_t o = 0; o < m; ++o) {
+      const double a = gamma[o] / std::sqrt(static_cast<double>(var[o]) + eps);
+      for (int64_t t = 0; t < taps; ++t) {
+        wt[o * taps + t] = static_cast<float>(wt[o * taps + t] * a);
+      }
+      bias[o] = beta[o] + (bias[o] - mean[o]) * a;
+    }
+    has_bias = true;
+    s->epilogue.fused.push_back("batchnorm");
+    b.mark_fused(*bn);
+    y = bn->outputs[0];
+  }
+  s->packed = kernels::pack_conv_weights(wt.data(), m, ws[1], ws[2], ws[3], at.group);
+  if (has_bias) {
+    s->epilogue.bias = Tensor({m}, DType::kFloat32);
+    for (int64_t o = 0; o < m; ++o) s->epilogue.bias.data<float>()[o] = static_cast<float>(bias[o]);
+  }
+  y = fuse_tail(b, n, y, s->epilogue, 0);
+  if (s->epilogue.residual != kNoSlot) s->inputs.push_back(s->epilogue.residual);
+  finish(b, std::move(s), y);
+}
+
+void lower_batch_norm(PlanBuilder& b, const Node& n) {
+  const float eps = std::get<ir::BatchNormAttrs>(n.attrs).epsilon;
+  bool consts = true;
+  for (int k = 1; k < 5; ++k) consts = consts && is_constant(b, n.inputs[k]);
+  if (b.options().use_reference_kernels || !consts) {
+    auto s = make_step<BatchNormRefStep>(b, n, n.inputs);
+    s->epsilon = eps;
+    return finish(b, std::move(s), n.outputs[0]);
+  }
+  const int64_t c = b.graph().value(n.inputs[1]).data.numel();
+  auto s = make_step<BatchNormFastStep>(b, n, {n.inputs[0]});
+  s->scale = Tensor({c}, DType::kFloat32);
+  s->shift = Tensor({c}, DType::kFloat32);
+  const float *gamma = const_data(b, n.inputs[1]), *beta = const_data(b, n.inputs[2]),
+              *mean = const_data(b, n.inputs[3]), *var = const_data(b, n.inputs[4]);
+  for (int64_t i = 0; i < c; ++i) {
+    const double a = gamma[i] / std::sqrt(static_cast<double>(var[i]) + eps);
+    s->scale.data<float>()[i] = static_cast<float>(a);
+    s->shift.data<float>()[i] = static_cast<float>(beta[i] - mean[i] * a);
+  }
+  finish(b, std::move(s), n.outputs[0]);
+}
+
+// Every pooling window must see the image: a window of padding only has no max and (without
+// count_include_pad) no average.
+void check_pool_windows(const Node& n, const ir::PoolAttrs& a, const SymShape& x, const SymShape& y,
+                        bool need_inside) {
+  if (!need_inside) return;
+  for (int d = 0; d < 2; ++d) {
+    const int64_t in = x.base[2 + d], out = y.base[2 + d];
+    for (int64_t o = 0; o < out; ++o) {
+      bool any = false;
+      for (int64_t t = 0; t < a.kernel[d] && !any; ++t) {
+        const int64_t h = o * a.strides[d] - a.pads[d] + t * a.dilations[d];
+        any = h >= 0 && h < in;
+      }
+      if (!any) {
+        PlanBuilder::fail_node(
+            n, fmt::format("the pooling window of output {} {} covers only padding (pads {} "
+                           "with kernel {}): make the padding smaller than the kernel",
+                           d == 0 ? "row" : "column", o, a.pads[d], a.kernel[d]));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void lower_float(PlanBuilder& b, const Node& n) {
+  const bool fast = !b.options().use_reference_kernels;
+  switch (n.kind) {
+    case OpKind::kReshape:
+    case OpKind::kFlatten:
+    case OpKind::kIdentity:
+      return b.alias(n.outputs[0], n.inputs[0]);
+    case OpKind::kDropout:
+      if (n.outputs.size() > 1 && (b.uses(n.outputs[1]) > 0 || b.is_graph_output(n.outputs[1]))) {
+        PlanBuilder::fail_node(n, "the mask output of Dropout is not supported at inference");
+      }
+      return b.alias(n.outputs[0], n.inputs[0]);
+    case OpKind::kGemm:
+      return lower_gemm(b, n);
+    case OpKind::kMatMul:
+      return lower_matmul(b, n);
+    case OpKind::kConv:
+      return lower_conv(b, n);
+    case OpKind::kBatchNorm:
+      return lower_batch_norm(b, n);
+    case OpKind::kMaxPool:
+    case OpKind::kAveragePool: {
+      const auto& at = std::get<ir::PoolAttrs>(n.attrs);
+      const bool max = n.kind == OpKind::kMaxPool;
+      check_pool_windows(n, at, b.shape(n.inputs[0]), b.shape(n.outputs[0]),
+                         max || !at.count_include_pad);
+      auto s = make_step<PoolStep>(b, n, {n.inputs[0]});
+      s->attrs = at;
+      s->max = max;
+      s->fast = fast;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kGlobalAveragePool:
+      return finish(b, make_step<GlobalAvgPoolStep>(b, n, {n.inputs[0]}), n.outputs[0]);
+    case OpKind::kAdd:
+    case OpKind::kSub:
+    case OpKind::kMul:
+    case OpKind::kDiv: {
+      auto s = make_step<BinaryStep>(b, n, {n.inputs[0], n.inputs[1]});
+      s->op = n.kind == OpKind::kAdd   ? kernels::BinaryOp::kAdd
+              : n.kind == OpKind::kSub ? kernels::BinaryOp::kSub
+              : n.kind == OpKind::kMul ? kernels::BinaryOp::kMul
+                                       : kernels::BinaryOp::kDiv;
+      s->fast = fast;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kRelu:
+    case OpKind::kLeakyRelu:
+    case OpKind::kClip:
+    case OpKind::kSigmoid:
+    case OpKind::kTanh: {
+      auto s = make_step<UnaryStep>(b, n, {n.inputs[0]});
+      s->fast = fast;
+      switch (n.kind) {
+        case OpKind::kRelu:
+          s->params.op = kernels::UnaryOp::kRelu;
+          break;
+        case OpKind::kLeakyRelu:
+          s->params.op = kernels::UnaryOp::kLeakyRelu;
+          s->params.alpha = std::get<ir::LeakyReluAttrs>(n.attrs).alpha;
+          break;
+        case OpKind::kClip:
+          s->params.op = kernels::UnaryOp::kClip;
+          s->params.min = std::get<ir::ClipAttrs>(n.attrs).min;
+          s->params.max = std::get<ir::ClipAttrs>(n.attrs).max;
+          break;
+        case OpKind::kSigmoid:
+          s->params.op = kernels::UnaryOp::kSigmoid;
+          break;
+        default:
+          s->params.op = kernels::UnaryOp::kTanh;
+          break;
+      }
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kSoftmax: {
+      auto s = make_step<SoftmaxStep>(b, n, {n.inputs[0]});
+      s->axis = std::get<ir::AxisAttrs>(n.attrs).axis;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kTranspose: {
+      auto s = make_step<TransposeStep>(b, n, {n.inputs[0]});
+      s->perm = std::get<ir::TransposeAttrs>(n.attrs).perm;
+      const int rank = b.shape(n.inputs[0]).rank;
+      if (s->perm.empty()) {
+        for (int d = rank - 1; d >= 0; --d) s->perm.push_back(d);
+      }
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kConcat: {
+      auto s = make_step<ConcatStep>(b, n, n.inputs);
+      const int64_t axis = std::get<ir::AxisAttrs>(n.attrs).axis;
+      s->axis = axis < 0 ? axis + b.shape(n.outputs[0]).rank : axis;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+  }
+  PlanBuilder::fail_node(n, "operator not supported by the float engine");
+}
+
+}  // namespace qsearch::runtime

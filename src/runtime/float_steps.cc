@@ -1,0 +1,302 @@
+#include "runtime/float_steps.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "kernels/elementwise.h"
+#include "kernels/pool.h"
+#include "kernels/ref/conv.h"
+#include "kernels/ref/elementwise.h"
+#include "kernels/ref/gemm.h"
+#include "kernels/ref/layout.h"
+#include "kernels/ref/pool.h"
+
+namespace qsearch::runtime {
+
+namespace {
+
+std::string fused_suffix(const FusedEpilogue& e) {
+  std::string s;
+  for (const auto& f : e.fused) s += (s.empty() ? " [+" : " +") + f;
+  return s.empty() ? s : s + "]";
+}
+
+kernels::Conv2dParams conv_params(const ir::ConvAttrs& a, const kernels::Dims& x,
+                                  const kernels::Dims& y) {
+  kernels::Conv2dParams p;
+  p.batch = x[0];
+  p.in_channels = x[1];
+  p.in_h = x[2];
+  p.in_w = x[3];
+  p.out_channels = y[1];
+  p.out_h = y[2];
+  p.out_w = y[3];
+  p.kernel_h = a.kernel[0];
+  p.kernel_w = a.kernel[1];
+  p.stride_h = a.strides[0];
+  p.stride_w = a.strides[1];
+  p.dilation_h = a.dilations[0];
+  p.dilation_w = a.dilations[1];
+  p.pad_top = a.pads[0];
+  p.pad_left = a.pads[1];
+  p.groups = a.group;
+  return p;
+}
+
+// Strides of `in` (rank r_in) broadcast to an output of rank r_out (numpy rules: align right,
+// stride 0 where the input dim is 1 or missing).
+void broadcast_strides(const kernels::Dims& in, int r_in, int r_out, kernels::Dims& stride) {
+  int64_t s = 1;
+  for (int d = r_out - 1; d >= 0; --d) {
+    const int di = d - (r_out - r_in);
+    if (di < 0) {
+      stride[d] = 0;
+    } else {
+      stride[d] = in[di] == 1 ? 0 : s;
+      s *= in[di];
+    }
+  }
+}
+
+}  // namespace
+
+kernels::Epilogue FusedEpilogue::make(const RunContext& ctx) const {
+  kernels::Epilogue ep;
+  ep.alpha = alpha;
+  ep.bias = bias.empty() ? nullptr : bias.data<float>();
+  ep.residual = residual == kNoSlot ? nullptr : ctx.data<float>(residual);
+  ep.clamp_min = clamp_min;
+  ep.clamp_max = clamp_max;
+  return ep;
+}
+
+// ---- GEMM ------------------------------------------------------------------------------------
+
+void GemmPackedStep::run(const RunContext& ctx) const {
+  const int64_t k = packed.k, n = packed.n;
+  const int64_t m =
+      k == 0 ? ctx.numel(outputs[0]) / std::max<int64_t>(1, n) : ctx.numel(inputs[0]) / k;
+  kernels::Epilogue ep = epilogue.make(ctx);
+  ep.residual_stride = n;
+  kernels::gemm_f32_packed(m, ctx.data<float>(inputs[0]), k, packed, ctx.data<float>(outputs[0]), n,
+                           ep);
+}
+
+std::string GemmPackedStep::describe() const {
+  return fmt::format("gemm_f32 packed {}{}", kernels::isa_name(packed.isa), fused_suffix(epilogue));
+}
+
+void GemmRefStep::run(const RunContext& ctx) const {
+  const kernels::Dims a = ctx.dims(inputs[0]), b = ctx.dims(inputs[1]);
+  kernels::GemmParams p;
+  p.m = attrs.trans_a ? a[1] : a[0];
+  p.k = attrs.trans_a ? a[0] : a[1];
+  p.n = attrs.trans_b ? b[0] : b[1];
+  p.alpha = attrs.alpha;
+  p.beta = attrs.beta;
+  p.trans_a = attrs.trans_a;
+  p.trans_b = attrs.trans_b;
+  const float* c = nullptr;
+  if (inputs.size() > 2) {
+    c = ctx.data<float>(inputs[2]);
+    const int rc = ctx.shape(inputs[2]).rank;
+    const kernels::Dims cd = ctx.dims(inputs[2]);
+    kernels::Dims st{};
+    broadcast_strides(cd, rc, 2, st);
+    p.c_stride_m = st[0];
+    p.c_stride_n = st[1];
+  }
+  kernels::ref::gemm_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(inputs[1]), c,
+                         ctx.data<float>(outputs[0]));
+}
+
+void MatMulRefStep::run(const RunContext& ctx) const {
+  kernels::Dims a = ctx.dims(inputs[0]), b = ctx.dims(inputs[1]);
+  int ra = ctx.shape(inputs[0]).rank, rb = ctx.shape(inputs[1]).rank;
+  // numpy: a 1-D A is [1, K], a 1-D B is [K, 1].
+  if (ra == 1) {
+    a[1] = a[0];
+    a[0] = 1;
+    ra = 2;
+  }
+  if (rb == 1) {
+    b[1] = 1;
+    rb = 2;
+  }
+  kernels::MatMulParams p;
+  p.m = a[ra - 2];
+  p.k = a[ra - 1];
+  p.n = b[rb - 1];
+  p.batch_rank = std::max(ra, rb) - 2;
+  kernels::Dims ab{}, bb{};
+  for (int d = 0; d < ra - 2; ++d) ab[d] = a[d];
+  for (int d = 0; d < rb - 2; ++d) bb[d] = b[d];
+  for (int d = 0; d < p.batch_rank; ++d) {
+    const int da = d - (p.batch_rank - (ra - 2)), db = d - (p.batch_rank - (rb - 2));
+    p.batch_shape[d] = std::max(da >= 0 ? ab[da] : 1, db >= 0 ? bb[db] : 1);
+  }
+  broadcast_strides(ab, ra - 2, p.batch_rank, p.a_batch_stride);
+  broadcast_strides(bb, rb - 2, p.batch_rank, p.b_batch_stride);
+  for (int d = 0; d < p.batch_rank; ++d) {
+    p.a_batch_stride[d] *= p.m * p.k;
+    p.b_batch_stride[d] *= p.k * p.n;
+  }
+  kernels::ref::matmul_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(inputs[1]),
+                           ctx.data<float>(outputs[0]));
+}
+
+// ---- convolution and batch norm -------------------------------------------------------------
+
+void ConvPackedStep::run(const RunContext& ctx) const {
+  const kernels::Conv2dParams p = conv_params(attrs, ctx.dims(inputs[0]), ctx.dims(outputs[0]));
+  kernels::conv2d_f32_packed(p, ctx.data<float>(inputs[0]), packed, ctx.data<float>(outputs[0]),
+                             epilogue.make(ctx));
+}
+
+std::string ConvPackedStep::describe() const {
+  return fmt::format("conv2d_f32 packed {}{}", kernels::isa_name(packed.isa),
+                     fused_suffix(epilogue));
+}
+
+void ConvRefStep::run(const RunContext& ctx) const {
+  const kernels::Conv2dParams p = conv_params(attrs, ctx.dims(inputs[0]), ctx.dims(outputs[0]));
+  kernels::ref::conv2d_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(inputs[1]),
+                           inputs.size() > 2 ? ctx.data<float>(inputs[2]) : nullptr,
+                           ctx.data<float>(outputs[0]));
+}
+
+void BatchNormFastStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  int64_t spatial = 1;
+  for (int d = 2; d < rank; ++d) spatial *= x[d];
+  kernels::channel_affine_f32(x[0], x[1], spatial, ctx.data<float>(inputs[0]), scale.data<float>(),
+                              shift.data<float>(), ctx.data<float>(outputs[0]));
+}
+
+void BatchNormRefStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  kernels::BatchNormParams p{.batch = x[0], .channels = x[1], .spatial = 1, .epsilon = epsilon};
+  for (int d = 2; d < rank; ++d) p.spatial *= x[d];
+  kernels::ref::batch_norm_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(inputs[1]),
+                               ctx.data<float>(inputs[2]), ctx.data<float>(inputs[3]),
+                               ctx.data<float>(inputs[4]), ctx.data<float>(outputs[0]));
+}
+
+// ---- pooling ---------------------------------------------------------------------------------
+
+void PoolStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]), y = ctx.dims(outputs[0]);
+  kernels::Pool2dParams p;
+  p.batch = x[0];
+  p.channels = x[1];
+  p.in_h = x[2];
+  p.in_w = x[3];
+  p.out_h = y[2];
+  p.out_w = y[3];
+  p.kernel_h = attrs.kernel[0];
+  p.kernel_w = attrs.kernel[1];
+  p.stride_h = attrs.strides[0];
+  p.stride_w = attrs.strides[1];
+  p.dilation_h = attrs.dilations[0];
+  p.dilation_w = attrs.dilations[1];
+  p.pad_top = attrs.pads[0];
+  p.pad_left = attrs.pads[1];
+  p.pad_bottom = attrs.pads[2];
+  p.pad_right = attrs.pads[3];
+  p.count_include_pad = attrs.count_include_pad;
+  const float* xp = ctx.data<float>(inputs[0]);
+  float* yp = ctx.data<float>(outputs[0]);
+  if (max) {
+    fast ? kernels::max_pool2d_f32(p, xp, yp) : kernels::ref::max_pool2d_f32(p, xp, yp);
+  } else {
+    fast ? kernels::avg_pool2d_f32(p, xp, yp) : kernels::ref::avg_pool2d_f32(p, xp, yp);
+  }
+}
+
+std::string PoolStep::describe() const {
+  return fmt::format("{}_pool2d_f32{}", max ? "max" : "avg", fast ? "" : " ref");
+}
+
+void GlobalAvgPoolStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  int64_t spatial = 1;
+  for (int d = 2; d < rank; ++d) spatial *= x[d];
+  kernels::ref::global_avg_pool_f32(x[0] * x[1], spatial, ctx.data<float>(inputs[0]),
+                                    ctx.data<float>(outputs[0]));
+}
+
+// ---- elementwise -----------------------------------------------------------------------------
+
+void BinaryStep::run(const RunContext& ctx) const {
+  kernels::BinaryParams p;
+  p.op = op;
+  p.rank = ctx.shape(outputs[0]).rank;
+  p.shape = ctx.dims(outputs[0]);
+  broadcast_strides(ctx.dims(inputs[0]), ctx.shape(inputs[0]).rank, p.rank, p.a_stride);
+  broadcast_strides(ctx.dims(inputs[1]), ctx.shape(inputs[1]).rank, p.rank, p.b_stride);
+  const float* a = ctx.data<float>(inputs[0]);
+  const float* b = ctx.data<float>(inputs[1]);
+  float* y = ctx.data<float>(outputs[0]);
+  fast ? kernels::binary_f32(p, a, b, y) : kernels::ref::binary_f32(p, a, b, y);
+}
+
+std::string BinaryStep::describe() const {
+  static const char* names[] = {"add", "sub", "mul", "div"};
+  return fmt::format("{}_f32{}", names[static_cast<int>(op)], fast ? "" : " ref");
+}
+
+void UnaryStep::run(const RunContext& ctx) const {
+  const float* x = ctx.data<float>(inputs[0]);
+  float* y = ctx.data<float>(outputs[0]);
+  const int64_t n = ctx.numel(outputs[0]);
+  fast ? kernels::unary_f32(params, x, y, n) : kernels::ref::unary_f32(params, x, y, n);
+}
+
+std::string UnaryStep::describe() const {
+  static const char* names[] = {"relu", "leaky_relu", "clip", "sigmoid", "tanh", "copy"};
+  return fmt::format("{}_f32{}", names[static_cast<int>(params.op)], fast ? "" : " ref");
+}
+
+void SoftmaxStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  const int64_t ax = axis < 0 ? axis + rank : axis;
+  kernels::SoftmaxParams p{.outer = 1, .axis = x[ax], .inner = 1};
+  for (int d = 0; d < ax; ++d) p.outer *= x[d];
+  for (int d = static_cast<int>(ax) + 1; d < rank; ++d) p.inner *= x[d];
+  kernels::ref::softmax_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(outputs[0]));
+}
+
+void TransposeStep::run(const RunContext& ctx) const {
+  kernels::TransposeParams p;
+  p.rank = ctx.shape(inputs[0]).rank;
+  p.in_shape = ctx.dims(inputs[0]);
+  for (int d = 0; d < p.rank; ++d) p.perm[d] = perm[d];
+  kernels::ref::transpose_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(outputs[0]));
+}
+
+void ConcatStep::run(const RunContext& ctx) const {
+  const kernels::Dims y = ctx.dims(outputs[0]);
+  const int rank = ctx.shape(outputs[0]).rank;
+  int64_t outer = 1, inner_tail = 1;
+  for (int d = 0; d < axis; ++d) outer *= y[d];
+  for (int d = static_cast<int>(axis) + 1; d < rank; ++d) inner_tail *= y[d];
+  const int64_t inner_out = y[axis] * inner_tail;
+  float* out = ctx.data<float>(outputs[0]);
+  int64_t offset = 0;
+  for (SlotId in : inputs) {
+    const int64_t inner = ctx.dim(in, static_cast<int>(axis)) * inner_tail;
+    const float* x = ctx.data<float>(in);
+    for (int64_t o = 0; o < outer; ++o) {
+      std::memcpy(out + o * inner_out + offset, x + o * inner, sizeof(float) * inner);
+    }
+    offset += inner;
+  }
+}
+
+}  // namespace qsearch::runtime

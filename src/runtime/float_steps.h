@@ -1,0 +1,143 @@
+// Internal: the steps of Mode::kFloat, created by float_lowering.cc.
+//
+// Fast steps own what make_plan() prepared (packed weights, folded biases); reference steps
+// (`fast == false` or *RefStep) read every operand from slots and call kernels/ref/. Kernel
+// params are rebuilt for the batch of each run() from the slots' batch-affine shapes.
+#pragma once
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ir/ops.h"
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
+#include "kernels/params.h"
+#include "runtime/step.h"
+
+namespace qsearch::runtime {
+
+// What a fused epilogue adds after the sum, and its label for describe().
+struct FusedEpilogue {
+  Tensor bias;  // [N] (gemm) or [M] (conv); empty = none
+  float alpha = 1.0f;
+  SlotId residual = kNoSlot;  // same shape as the output
+  float clamp_min = -std::numeric_limits<float>::infinity();
+  float clamp_max = std::numeric_limits<float>::infinity();
+  std::vector<std::string> fused;  // node names folded into the step, for describe()
+  kernels::Epilogue make(const RunContext& ctx) const;
+};
+
+// inputs = {A [.., K]} (+ residual). Y = epilogue(A * packed B), M = numel(A) / K.
+class GemmPackedStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  kernels::PackedB packed;
+  FusedEpilogue epilogue;
+};
+
+// inputs = {A, B, C?}: ONNX Gemm on the reference kernel.
+class GemmRefStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "gemm_f32 ref"; }
+  ir::GemmAttrs attrs;
+};
+
+// inputs = {A, B}: numpy matmul (any ranks, broadcast batch) on the reference kernel.
+class MatMulRefStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "matmul_f32 ref"; }
+};
+
+// inputs = {X} (+ residual). Y = epilogue(conv(X, packed W)).
+class ConvPackedStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  ir::ConvAttrs attrs;
+  kernels::PackedConvWeights packed;
+  FusedEpilogue epilogue;
+};
+
+// inputs = {X, W, B?} on the reference kernel.
+class ConvRefStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "conv2d_f32 ref"; }
+  ir::ConvAttrs attrs;
+};
+
+// inputs = {X}; Y = X * scale[c] + shift[c] (scale, shift folded from the BN constants).
+class BatchNormFastStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "channel_affine_f32"; }
+  Tensor scale, shift;
+};
+
+// inputs = {X, scale, bias, mean, var} on the reference kernel.
+class BatchNormRefStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "batch_norm_f32 ref"; }
+  float epsilon = 1e-5f;
+};
+
+class PoolStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  ir::PoolAttrs attrs;
+  bool max = true;
+  bool fast = true;
+};
+
+class GlobalAvgPoolStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "global_avg_pool_f32 ref"; }
+};
+
+class BinaryStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  kernels::BinaryOp op = kernels::BinaryOp::kAdd;
+  bool fast = true;
+};
+
+class UnaryStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  kernels::UnaryParams params;
+  bool fast = true;
+};
+
+class SoftmaxStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "softmax_f32 ref"; }
+  int64_t axis = -1;
+};
+
+class TransposeStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "transpose_f32 ref"; }
+  std::vector<int64_t> perm;  // resolved (never empty)
+};
+
+// inputs = {X_0, ..., X_{n-1}}; copies each into its block of Y.
+class ConcatStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "concat_f32"; }
+  int64_t axis = 0;  // resolved (>= 0)
+};
+
+}  // namespace qsearch::runtime

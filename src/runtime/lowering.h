@@ -1,0 +1,74 @@
+// Internal: the state make_plan() shares with the per-mode lowerings (float_lowering.cc now;
+// the integer and fake-quant lowerings of issue 4 next to it).
+//
+// make_plan() computes the batch-affine shape of every value, then walks the nodes in
+// topological order and calls the mode's lowering for each node not already fused into an
+// earlier step. A lowering turns a node (and possibly some of its sole consumers) into steps,
+// asking the builder for the slots of the values it reads and writes; views alias slots. After
+// lowering, the builder plans buffers by liveness over the steps (see plan.h).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "ir/graph.h"
+#include "runtime/plan.h"
+
+namespace qsearch::runtime {
+
+class PlanBuilder {
+ public:
+  PlanBuilder(const ir::Graph& graph, const PlanOptions& options);
+  std::shared_ptr<const Plan> build();
+
+  // ---- for lowerings ----
+  const ir::Graph& graph() const { return graph_; }
+  const PlanOptions& options() const { return options_; }
+  const SymShape& shape(ir::ValueId v) const { return shapes_[v]; }
+  // Number of node inputs reading v (a node reading it twice counts twice).
+  int uses(ir::ValueId v) const { return uses_[v]; }
+  bool is_graph_output(ir::ValueId v) const { return is_output_[v]; }
+  // The node reading v when it is read exactly once and is not a graph output (v may then be
+  // fused away), else nullptr.
+  const ir::Node* sole_consumer(ir::ValueId v) const;
+  // Index of the node producing v in the graph's (topological) order; -1 for inputs and
+  // constants.
+  int producer_index(ir::ValueId v) const { return graph_.value(v).producer; }
+  int node_index(const ir::Node& n) const { return static_cast<int>(&n - &graph_.nodes()[0]); }
+
+  // The slot holding v: its constant (copied into the plan), the graph input, or a new buffer
+  // slot for a computed value (created on first request).
+  SlotId slot(ir::ValueId v);
+  // Makes `view` share the storage of `source` with view's own shape (no step).
+  void alias(ir::ValueId view, ir::ValueId source);
+  void add_step(std::unique_ptr<Step> step);
+  // Marks a node as computed by an earlier step (skipped by the node walk).
+  void mark_fused(const ir::Node& n) { fused_[node_index(n)] = true; }
+
+  [[noreturn]] static void fail_node(const ir::Node& n, const std::string& message) {
+    fail("node '{}' ({}): {}", n.name, ir::op_name(n.kind), message);
+  }
+
+ private:
+  void compute_shapes();
+  void check_graph();
+  void materialize_outputs();
+  void plan_buffers();
+
+  const ir::Graph& graph_;
+  PlanOptions options_;
+  std::shared_ptr<Plan> plan_;
+  std::vector<SymShape> shapes_;
+  std::vector<int> uses_;
+  std::vector<bool> is_output_;
+  std::vector<bool> fused_;
+  std::vector<SlotId> slot_of_;  // per value
+  std::vector<SlotId> root_;     // per slot: the slot owning the storage (itself unless a view)
+};
+
+// Lowers one node for Mode::kFloat (float_lowering.cc).
+void lower_float(PlanBuilder& b, const ir::Node& node);
+
+}  // namespace qsearch::runtime

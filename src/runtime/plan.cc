@@ -1,0 +1,332 @@
+#include "runtime/plan.h"
+
+#include <algorithm>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "runtime/lowering.h"
+
+namespace qsearch::runtime {
+
+const char* mode_name(Mode mode) {
+  switch (mode) {
+    case Mode::kFloat:
+      return "float";
+    case Mode::kFake:
+      return "fake";
+    case Mode::kInt:
+      return "int";
+  }
+  return "?";
+}
+
+namespace {
+
+// Copies a slot into a buffer slot: used when a graph output would otherwise alias the
+// caller's input or a constant (outputs are always executor buffers).
+class CopyStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override {
+    const float* x = ctx.data<float>(inputs[0]);
+    float* y = ctx.data<float>(outputs[0]);
+    const int64_t n = ctx.numel(outputs[0]);
+    std::copy(x, x + n, y);
+  }
+  std::string describe() const override { return "copy_f32"; }
+};
+
+}  // namespace
+
+PlanBuilder::PlanBuilder(const ir::Graph& graph, const PlanOptions& options)
+    : graph_(graph), options_(options), plan_(std::shared_ptr<Plan>(new Plan())) {
+  plan_->options_ = options;
+}
+
+const ir::Node* PlanBuilder::sole_consumer(ir::ValueId v) const {
+  if (uses_[v] != 1 || is_output_[v]) return nullptr;
+  for (const ir::Node& n : graph_.nodes()) {
+    for (ir::ValueId in : n.inputs) {
+      if (in == v) return &n;
+    }
+  }
+  return nullptr;
+}
+
+void PlanBuilder::check_graph() {
+  if (options_.mode != Mode::kFloat) {
+    fail(
+        "execution mode '{}' is not implemented yet (it comes with the quantization engine); "
+        "use mode 'float'",
+        mode_name(options_.mode));
+  }
+  if (options_.max_batch < 1) {
+    fail("max_batch must be >= 1, got {}", options_.max_batch);
+  }
+  if (graph_.inputs().size() != 1) {
+    fail("the graph has {} inputs; qsearch runs graphs with exactly one input",
+         graph_.inputs().size());
+  }
+  const ir::Value& in = graph_.value(graph_.inputs()[0]);
+  if (in.dtype != DType::kFloat32) {
+    fail("graph input '{}' is {}; only float32 inputs are supported", in.name,
+         dtype_name(in.dtype));
+  }
+  if (in.shape.empty() || in.shape[0] != kDynamic) {
+    fail(
+        "graph input '{}' has shape {}; its first dim must be the dynamic batch dimension "
+        "(export the model with a dynamic batch axis)",
+        in.name, shape_str(in.shape));
+  }
+  for (size_t d = 1; d < in.shape.size(); ++d) {
+    if (in.shape[d] == kDynamic) {
+      fail("graph input '{}' has shape {}; only the first dim may be dynamic", in.name,
+           shape_str(in.shape));
+    }
+  }
+  if (graph_.outputs().empty()) fail("the graph has no outputs");
+}
+
+void PlanBuilder::compute_shapes() {
+  const int64_t m = options_.max_batch;
+  std::vector<Shape> s1, s2, sm;
+  try {
+    s1 = graph_.infer_shapes(1);
+    s2 = graph_.infer_shapes(2);
+    sm = graph_.infer_shapes(m);
+  } catch (Error& e) {
+    e.add_context(fmt::format("while inferring shapes for batch sizes 1, 2 and {}", m));
+    throw;
+  }
+  const auto nv = graph_.values().size();
+  shapes_.assign(nv, SymShape{});
+  for (size_t v = 0; v < nv; ++v) {
+    const ir::Value& val = graph_.value(static_cast<ir::ValueId>(v));
+    if (val.is_constant()) s1[v] = s2[v] = sm[v] = val.data.shape();
+    const int rank = static_cast<int>(s1[v].size());
+    auto where = [&] {
+      return val.producer >= 0
+                 ? fmt::format("output '{}' of node '{}'", val.name, graph_.node(val.producer).name)
+                 : fmt::format("value '{}'", val.name);
+    };
+    if (rank > kernels::kMaxRank) {
+      fail("{} has rank {}; at most {} dims are supported", where(), rank, kernels::kMaxRank);
+    }
+    if (s2[v].size() != s1[v].size() || sm[v].size() != s1[v].size()) {
+      fail("the rank of {} changes with the batch size", where());
+    }
+    SymShape& s = shapes_[v];
+    s.rank = rank;
+    for (int d = 0; d < rank; ++d) {
+      s.per_batch[d] = s2[v][d] - s1[v][d];
+      s.base[d] = s1[v][d] - s.per_batch[d];
+      if (s.per_batch[d] < 0 || s.base[d] < 0 || sm[v][d] != s.dim(d, m)) {
+        fail(
+            "{} has shape {} at batch 1 and {} at batch 2: its dims must be constants or "
+            "multiples of the batch size",
+            where(), shape_str(s1[v]), shape_str(s2[v]));
+      }
+    }
+  }
+}
+
+SlotId PlanBuilder::slot(ir::ValueId v) {
+  if (slot_of_[v] != kNoSlot) return slot_of_[v];
+  const ir::Value& val = graph_.value(v);
+  Slot s;
+  s.name = val.name;
+  s.dtype = val.is_constant() ? val.data.dtype() : val.dtype;
+  s.shape = shapes_[v];
+  if (val.is_constant()) {
+    s.kind = SlotKind::kConstant;
+    s.constant = static_cast<int32_t>(plan_->constants_.size());
+    plan_->constants_.push_back(val.data.clone());
+  } else if (v == graph_.inputs()[0]) {
+    s.kind = SlotKind::kInput;
+  } else {
+    s.kind = SlotKind::kBuffer;
+  }
+  const auto id = static_cast<SlotId>(plan_->slots_.size());
+  plan_->slots_.push_back(std::move(s));
+  root_.push_back(id);
+  slot_of_[v] = id;
+  return id;
+}
+
+void PlanBuilder::alias(ir::ValueId view, ir::ValueId source) {
+  const SlotId src = slot(source);
+  QSEARCH_CHECK(slot_of_[view] == kNoSlot);
+  Slot s = plan_->slots_[src];
+  s.name = graph_.value(view).name;
+  s.shape = shapes_[view];
+  const auto id = static_cast<SlotId>(plan_->slots_.size());
+  plan_->slots_.push_back(std::move(s));
+  root_.push_back(root_[src]);
+  slot_of_[view] = id;
+}
+
+void PlanBuilder::add_step(std::unique_ptr<Step> step) {
+  for (SlotId out : step->outputs) {
+    QSEARCH_CHECK(root_[out] == out && plan_->slots_[out].kind == SlotKind::kBuffer);
+  }
+  plan_->steps_.push_back(std::move(step));
+}
+
+void PlanBuilder::materialize_outputs() {
+  for (ir::ValueId v : graph_.outputs()) {
+    const SlotId s = slot(v);
+    const Slot& sl = plan_->slots_[s];
+    if (sl.dtype != DType::kFloat32) {
+      fail("graph output '{}' is {}; outputs must be float32", sl.name, dtype_name(sl.dtype));
+    }
+    if (plan_->slots_[root_[s]].kind == SlotKind::kBuffer) {
+      plan_->outputs_.push_back(s);
+      continue;
+    }
+    Slot copy = sl;
+    copy.kind = SlotKind::kBuffer;
+    copy.constant = -1;
+    const auto id = static_cast<SlotId>(plan_->slots_.size());
+    plan_->slots_.push_back(std::move(copy));
+    root_.push_back(id);
+    auto step = std::make_unique<CopyStep>();
+    step->node = fmt::format("output '{}'", sl.name);
+    step->inputs = {s};
+    step->outputs = {id};
+    add_step(std::move(step));
+    plan_->outputs_.push_back(id);
+  }
+}
+
+void PlanBuilder::plan_buffers() {
+  const auto& steps = plan_->steps_;
+  const size_t ns = plan_->slots_.size();
+  constexpr int kForever = std::numeric_limits<int>::max();
+  std::vector<int> last_use(ns, -1);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    for (SlotId in : steps[i]->inputs) last_use[root_[in]] = static_cast<int>(i);
+    for (SlotId out : steps[i]->outputs) {
+      last_use[out] = std::max(last_use[out], static_cast<int>(i));
+    }
+  }
+  for (SlotId o : plan_->outputs_) last_use[root_[o]] = kForever;
+
+  std::vector<size_t>& bytes = plan_->buffer_bytes_;
+  std::vector<int32_t> free_list;
+  std::vector<int32_t> buffer_of_root(ns, -1);
+  std::vector<bool> released(ns, false);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    for (SlotId out : steps[i]->outputs) {
+      Slot& s = plan_->slots_[out];
+      const size_t need =
+          dtype_size(s.dtype) * static_cast<size_t>(s.shape.numel(options_.max_batch));
+      // Best fit: the smallest free buffer that is large enough, else the largest one (grown).
+      int best = -1;
+      for (size_t f = 0; f < free_list.size(); ++f) {
+        const size_t have = bytes[free_list[f]];
+        if (best < 0) {
+          best = static_cast<int>(f);
+          continue;
+        }
+        const size_t cur = bytes[free_list[best]];
+        const bool fits = have >= need, cur_fits = cur >= need;
+        if ((fits && (!cur_fits || have < cur)) || (!fits && !cur_fits && have > cur)) {
+          best = static_cast<int>(f);
+        }
+      }
+      int32_t buf;
+      if (best >= 0) {
+        buf = free_list[best];
+        free_list.erase(free_list.begin() + best);
+        bytes[buf] = std::max(bytes[buf], need);
+      } else {
+        buf = static_cast<int32_t>(bytes.size());
+        bytes.push_back(need);
+      }
+      buffer_of_root[out] = buf;
+    }
+    for (SlotId out : steps[i]->outputs) {
+      if (last_use[out] == static_cast<int>(i)) free_list.push_back(buffer_of_root[out]);
+    }
+    for (SlotId in : steps[i]->inputs) {
+      const SlotId r = root_[in];
+      if (last_use[r] == static_cast<int>(i) && !released[r]) {
+        QSEARCH_CHECK(buffer_of_root[r] >= 0 || plan_->slots_[r].kind != SlotKind::kBuffer);
+        if (buffer_of_root[r] >= 0) free_list.push_back(buffer_of_root[r]);
+        released[r] = true;  // a step may read the same value twice
+      }
+    }
+  }
+  for (size_t s = 0; s < ns; ++s) {
+    Slot& sl = plan_->slots_[s];
+    if (sl.kind == SlotKind::kBuffer) sl.buffer = buffer_of_root[root_[s]];
+  }
+}
+
+std::shared_ptr<const Plan> PlanBuilder::build() {
+  check_graph();
+  compute_shapes();
+  const auto nv = graph_.values().size();
+  uses_.assign(nv, 0);
+  is_output_.assign(nv, false);
+  slot_of_.assign(nv, kNoSlot);
+  fused_.assign(graph_.nodes().size(), false);
+  for (const ir::Node& n : graph_.nodes()) {
+    for (ir::ValueId in : n.inputs) {
+      if (in >= 0) ++uses_[in];
+    }
+  }
+  for (ir::ValueId o : graph_.outputs()) is_output_[o] = true;
+
+  const ir::ValueId in = graph_.inputs()[0];
+  plan_->input_ = slot(in);
+  plan_->input_shape_ = graph_.value(in).shape;
+
+  for (const ir::Node& n : graph_.nodes()) {
+    if (fused_[node_index(n)]) continue;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const ir::ValueId v = n.inputs[k];
+      if (v < 0) continue;
+      const ir::Value& val = graph_.value(v);
+      const DType t = val.is_constant() ? val.data.dtype() : val.dtype;
+      if (t != DType::kFloat32) {
+        fail_node(n, fmt::format("input {} ('{}') is {}; the float engine computes float32 only", k,
+                                 val.name, dtype_name(t)));
+      }
+    }
+    lower_float(*this, n);
+  }
+  materialize_outputs();
+  plan_buffers();
+  return plan_;
+}
+
+std::string Plan::to_string() const {
+  auto slot_str = [&](SlotId s) {
+    const Slot& sl = slots_[s];
+    return fmt::format("{}{}", sl.name, shape_str(sl.shape.shape(1)));
+  };
+  std::string out;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step& st = *steps_[i];
+    std::string ins, outs;
+    for (SlotId s : st.inputs) ins += (ins.empty() ? "" : ", ") + slot_str(s);
+    for (SlotId s : st.outputs) {
+      outs += fmt::format("{}{} @buf{}", outs.empty() ? "" : ", ", slot_str(s), slots_[s].buffer);
+    }
+    out += fmt::format("{:>3} {:<40} {:<24} ({}) -> {}\n", i, st.describe(), st.node, ins, outs);
+  }
+  size_t total = 0;
+  for (size_t b : buffer_bytes_) total += b;
+  out += fmt::format("{} steps, {} activation buffers, {} bytes at batch {}\n", steps_.size(),
+                     buffer_bytes_.size(), total, options_.max_batch);
+  return out;
+}
+
+std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions& options) {
+  PlanBuilder builder(graph, options);
+  return builder.build();
+}
+
+}  // namespace qsearch::runtime

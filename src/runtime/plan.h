@@ -1,0 +1,113 @@
+// Plan: everything needed to run a graph, decided once; Executor (executor.h) then runs it.
+//
+//   ir::Graph g = onnx::import_model("mlp.onnx");
+//   auto plan = runtime::make_plan(g, {.mode = runtime::Mode::kFloat, .max_batch = 256});
+//   runtime::Executor ex(plan);                 // one per thread
+//   const Tensor& logits = ex.run(batch);       // batch [B, 1, 28, 28], B <= 256
+//
+// make_plan() validates the graph for the mode (an Error names the node and what is
+// supported), infers every value's shape as a function of the batch size, lowers nodes to
+// steps (choosing kernels, packing weights, fusing), and plans activation buffers. It never
+// mutates the graph and copies the constants it needs, so the graph may change or die
+// afterwards. A Plan is immutable: share one across threads; give each thread an Executor.
+//
+// Design (tflite-micro's Prepare/Eval; XNNPACK's create/reshape/setup folded into one step):
+//
+// * Slots and steps (step.h). Each materialized graph value is a Slot (dtype + batch-affine
+//   shape + storage); each Step reads and writes slots through a RunContext. The executor loop
+//   is `for (step : steps) step->run(ctx)`: one virtual call per step, no lookups, no locks.
+//
+// * Lowering is per mode. kFloat lowers each node with the float kernels: fast ones
+//   (packed GEMM / conv with fused epilogues, vectorised elementwise and pooling) and the
+//   reference ones where no fast kernel applies (or everywhere with use_reference_kernels).
+//   Float fusions: Conv <- BatchNormalization (folded into the packed weights and bias),
+//   Conv/Gemm/MatMul <- Add of a same-shape residual computed earlier, <- Relu/Clip. A value is
+//   fused away only when its sole consumer is the fused node and it is not a graph output.
+//
+// * Issue 4 (kFake, kInt) plugs in here without changing the executor:
+//   - PlanOptions gains the per-node number formats (a quant::QuantAssignment, by node config
+//     name). make_plan() passes it to the mode's lowering, which sees the same graph, shapes
+//     and slot allocator as the float lowering (lowering.h).
+//   - kInt inserts a quantize step (float slot -> int8/int16/int32 slot with a binary point,
+//     Slot::format) before the first quantized node, integer GEMM/conv steps whose weights are
+//     prepared by the integer lowering (codes packed at their width, bias aligned to the
+//     accumulator's binary point, accumulator width chosen from the formats and the fan-in;
+//     an accumulator that could overflow is an Error at plan time), requantize steps between
+//     formats, and a dequantize step where a float op or the output needs floats. Buffers are
+//     planned in bytes, so integer slots share the same buffer pool.
+//   - kFake reuses the float steps with fake-quantized weights prepared at plan time and
+//     fake-quantize steps on activations (MASE semantics: float accumulation), with fusion
+//     restricted to what MASE computes in one op.
+//   Weight preparation is the lowering's business, so a quantized lowering packs its own
+//   weights without touching the float one.
+//
+// * Buffers: liveness over the step order. A step's outputs take free buffers (best fit, grown
+//   to the largest size assigned) before the buffers of values whose last reader is that step
+//   are released, so a step never writes a buffer it reads. Views alias their source (the
+//   source stays live while any view is read). Graph outputs are never reused. Buffers are
+//   sized for max_batch; run() with a smaller batch uses a prefix.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ir/graph.h"
+#include "runtime/step.h"
+
+namespace qsearch::runtime {
+
+// kFloat: float32 everywhere. kFake / kInt: the quantized modes of issue 4 (not yet: make_plan
+// throws an Error naming the mode).
+enum class Mode { kFloat, kFake, kInt };
+
+const char* mode_name(Mode mode);
+
+struct PlanOptions {
+  Mode mode = Mode::kFloat;
+  int64_t max_batch = 256;  // largest batch run() will get
+  // Every node on its reference kernel (kernels/ref/), no fusion: the oracle for tests and for
+  // debugging a suspected fast-kernel bug.
+  bool use_reference_kernels = false;
+};
+
+class Plan {
+ public:
+  const PlanOptions& options() const { return options_; }
+  int64_t max_batch() const { return options_.max_batch; }
+  const std::vector<Slot>& slots() const { return slots_; }
+  const std::vector<std::unique_ptr<Step>>& steps() const { return steps_; }
+  // Bytes of each activation buffer (at max_batch). Their sum is the executor's activation
+  // memory.
+  const std::vector<size_t>& buffer_bytes() const { return buffer_bytes_; }
+  const std::vector<Tensor>& constants() const { return constants_; }
+  SlotId input_slot() const { return input_; }
+  const std::vector<SlotId>& output_slots() const { return outputs_; }
+  // The graph input's shape with kDynamic for the batch dim, e.g. [?, 1, 28, 28].
+  const Shape& input_shape() const { return input_shape_; }
+
+  // One line per step: kernel, fusions, input and output slots with shapes at batch 1.
+  std::string to_string() const;
+
+ private:
+  friend std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions& options);
+  friend class PlanBuilder;
+  PlanOptions options_;
+  std::vector<Slot> slots_;
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::vector<size_t> buffer_bytes_;
+  std::vector<Tensor> constants_;
+  SlotId input_ = kNoSlot;
+  std::vector<SlotId> outputs_;
+  Shape input_shape_;
+};
+
+// Validates and prepares `graph` (finalized) for running batches of up to options.max_batch.
+// Throws Error naming the node for anything it cannot run: unsupported op or attribute for the
+// mode, non-float32 data, a rank above 8, more than one graph input, a graph input whose first
+// dim is not the (dynamic) batch, shapes that do not scale with the batch.
+std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions& options);
+
+}  // namespace qsearch::runtime
