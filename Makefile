@@ -40,11 +40,14 @@ bench: build
 format:
 	clang-format -i $$(git ls-files '*.cc' '*.h')
 
+# Builds the libFuzzer targets (tests/fuzz/*_fuzzer.cc) into $(FUZZ_BUILD)/bin; docs/fuzzing.md
+# says how to run them.
+FUZZ_BUILD ?= build-fuzz
 fuzz:
-	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DQSEARCH_BUILD_FUZZERS=ON -DQSEARCH_SANITIZE=ON -DQSEARCH_BUILD_TESTS=OFF \
 	  -DQSEARCH_BUILD_BENCH=OFF >/dev/null
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -107,10 +107,14 @@ class ModelBuilder {
     fill_tensor(a.mutable_t(), out, dims, v);
   }
 
-  void output(const std::string& name) {
+  // A float graph output of `rank` dims of unknown size (the checker wants a shape field).
+  void output(const std::string& name, int rank = 2) {
     auto* vi = m_.mutable_graph()->add_output();
     vi->set_name(name);
-    vi->mutable_type()->mutable_tensor_type()->set_elem_type(pb::TensorProto::FLOAT);
+    auto* tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(pb::TensorProto::FLOAT);
+    auto* shape = tt->mutable_shape();
+    for (int i = 0; i < rank; ++i) shape->add_dim();
   }
 
   pb::ModelProto& model() { return m_; }
