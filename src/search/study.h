@@ -49,8 +49,8 @@
 namespace qsearch::search {
 
 struct ObjectiveResult {
-  std::vector<double> values;                     // one per direction
-  std::map<std::string, std::string> user_attrs;  // JSON texts
+  std::vector<double> values = {};                     // one per direction
+  std::map<std::string, std::string> user_attrs = {};  // JSON texts
 };
 
 using Objective = std::function<ObjectiveResult(const FrozenTrial& trial)>;
@@ -60,7 +60,7 @@ struct OptimizeOptions {
   double timeout_s = -1;  // no new trial starts after this many seconds; < 0: none
   int n_jobs = 1;         // threads evaluating trials concurrently
   // Called after each trial is stored, one call at a time, from the worker threads.
-  std::function<void(const FrozenTrial&)> on_trial_finished;
+  std::function<void(const FrozenTrial&)> on_trial_finished = {};
   // When set and true, no new trial starts (e.g. set by a SIGINT handler).
   const std::atomic<bool>* stop = nullptr;
 };
