@@ -1,18 +1,66 @@
 #include "data/csv.h"
 
 #include <charconv>
+#include <cstring>
 
 #include "core/error.h"
 
 namespace qsearch::data {
 
-CsvReader::CsvReader(std::string text, std::string path)
-    : text_(std::move(text)), path_(std::move(path)) {
-  if (text_.compare(0, 3, "\xEF\xBB\xBF") == 0) pos_ = 3;
+CsvReader::CsvReader(FileBytes bytes, std::string path)
+    : bytes_(std::move(bytes)), text_(bytes_.view()), path_(std::move(path)) {
+  if (text_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;
+}
+
+int64_t CsvReader::count_newlines() const {
+  int64_t n = 0;
+  const char* p = text_.data();
+  const char* end = p + text_.size();
+  while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p))))) {
+    ++n;
+    ++p;
+  }
+  return n;
+}
+
+// pos is at the opening quote; leaves it after the field (at ',', '\n' or the end).
+std::string_view CsvReader::quoted_field(size_t& pos) {
+  const size_t n = text_.size();
+  const size_t start = ++pos;
+  std::string* unescaped = nullptr;
+  size_t run = start;  // start of the current unescaped run
+  for (;;) {
+    if (pos >= n) fail("{}:{}: a quoted field is never closed (missing '\"')", path_, row_line_);
+    const char c = text_[pos];
+    if (c == '"') {
+      if (pos + 1 < n && text_[pos + 1] == '"') {
+        if (unescaped == nullptr) unescaped = &scratch_.emplace_back();
+        unescaped->append(text_.substr(run, pos + 1 - run));  // keeps one quote
+        pos += 2;
+        run = pos;
+        continue;
+      }
+      break;
+    }
+    if (c == '\n') ++cur_line_;
+    ++pos;
+  }
+  const size_t close = pos++;
+  // Text between the closing quote and the separator is kept verbatim (lenient, like pandas).
+  const size_t tail = pos;
+  while (pos < n && text_[pos] != ',' && text_[pos] != '\n') ++pos;
+  size_t end = pos;
+  if (end > tail && text_[end - 1] == '\r') --end;
+  if (unescaped == nullptr && end == tail) return text_.substr(start, close - start);
+  if (unescaped == nullptr) unescaped = &scratch_.emplace_back();
+  unescaped->append(text_.substr(run, close - run));
+  unescaped->append(text_.substr(tail, end - tail));
+  return *unescaped;
 }
 
 bool CsvReader::next(std::vector<std::string_view>& cells) {
   cells.clear();
+  scratch_.clear();
   const size_t n = text_.size();
   // Skip blank lines (only a line end, possibly after \r).
   for (;;) {
@@ -28,47 +76,18 @@ bool CsvReader::next(std::vector<std::string_view>& cells) {
     }
   }
   row_line_ = cur_line_;
-  char* data = text_.data();
   for (;;) {
-    size_t start = pos_;
-    if (pos_ < n && data[pos_] == '"') {
-      // Quoted field: unescape "" -> " in place, writing at `w`.
-      size_t w = pos_;
-      ++pos_;
-      for (;;) {
-        if (pos_ >= n) {
-          fail("{}:{}: a quoted field is never closed (missing '\"')", path_, row_line_);
-        }
-        char c = data[pos_];
-        if (c == '"') {
-          if (pos_ + 1 < n && data[pos_ + 1] == '"') {
-            data[w++] = '"';
-            pos_ += 2;
-            continue;
-          }
-          ++pos_;
-          break;
-        }
-        if (c == '\n') ++cur_line_;
-        data[w++] = c;
-        ++pos_;
-      }
-      size_t len = w - start;
-      // Anything between the closing quote and the separator is kept verbatim (lenient).
-      size_t tail = pos_;
-      while (pos_ < n && data[pos_] != ',' && data[pos_] != '\n') ++pos_;
-      size_t end = pos_;
-      if (end > tail && data[end - 1] == '\r' && (end == n || data[end] == '\n')) --end;
-      for (size_t k = tail; k < end; ++k) data[start + len++] = data[k];
-      cells.emplace_back(data + start, len);
+    if (pos_ < n && text_[pos_] == '"') {
+      cells.push_back(quoted_field(pos_));
     } else {
-      while (pos_ < n && data[pos_] != ',' && data[pos_] != '\n') ++pos_;
+      const size_t start = pos_;
+      while (pos_ < n && text_[pos_] != ',' && text_[pos_] != '\n') ++pos_;
       size_t end = pos_;
-      if (end > start && data[end - 1] == '\r') --end;
-      cells.emplace_back(data + start, end - start);
+      if (end > start && text_[end - 1] == '\r') --end;
+      cells.push_back(text_.substr(start, end - start));
     }
     if (pos_ >= n) return true;
-    if (data[pos_] == '\n') {
+    if (text_[pos_] == '\n') {
       ++pos_;
       ++cur_line_;
       return true;

@@ -1,11 +1,12 @@
 // A small, fast CSV reader for the tabular data sets (OpenML JSC, csv:PATH).
 //
 // Dialect: comma-separated; the first non-blank row is the header; fields may be quoted with
-// double quotes ("a,b" and "say ""hi""" per RFC 4180); \n or \r\n line ends; blank lines are
-// skipped (as pandas does); a UTF-8 byte-order mark is ignored. Quoted fields are unescaped in
-// place in the reader's own copy of the text, so cells are views valid until the next row.
+// double quotes ("a,b" and "say ""hi""" per RFC 4180; text after the closing quote is kept);
+// \n or \r\n line ends; blank lines are skipped (as pandas does); a UTF-8 byte-order mark is
+// ignored. The text is never written: cells are views into it, except fields with "" escapes,
+// which are unescaped into the reader's scratch space. Cells are valid until the next row.
 //
-//   CsvReader csv(read_file(path, fix), path);
+//   CsvReader csv(FileBytes::open(path, fix), path);
 //   std::vector<std::string_view> cells;
 //   csv.next(cells);                      // header
 //   while (csv.next(cells)) { ... csv.line() ... }   // 1-based line the row started on
@@ -15,27 +16,35 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "data/file_io.h"
 
 namespace qsearch::data {
 
 class CsvReader {
  public:
-  CsvReader(std::string text, std::string path);
+  CsvReader(FileBytes bytes, std::string path);
   // Reads the next non-blank row into `cells`; false at the end of the text. Throws Error on
   // an unterminated quoted field (naming the path and line).
   bool next(std::vector<std::string_view>& cells);
   int64_t line() const { return row_line_; }
   const std::string& path() const { return path_; }
+  // Number of '\n' in the whole text: an upper bound on the rows, for reserving.
+  int64_t count_newlines() const;
 
  private:
-  std::string text_;
+  std::string_view quoted_field(size_t& pos);
+  FileBytes bytes_;
+  std::string_view text_;
   std::string path_;
   size_t pos_ = 0;
   int64_t cur_line_ = 1;  // line of text_[pos_]
   int64_t row_line_ = 0;
+  std::deque<std::string> scratch_;  // unescaped fields of the current row
 };
 
 // Trims ASCII spaces and tabs.

@@ -22,7 +22,7 @@ CsvTable read_csv_table(const std::string& path, const std::string& label_column
   if (!file_exists(path)) {
     fail("data set 'csv:{}': the file does not exist (give an existing CSV file: csv:PATH)", path);
   }
-  CsvReader csv(read_file(path, fix), path);
+  CsvReader csv(FileBytes::open(path, fix), path);
   std::vector<std::string_view> cells;
   if (!csv.next(cells)) fail("'{}' is empty: expected a header row naming the columns", path);
   std::vector<std::string> header;
@@ -47,6 +47,9 @@ CsvTable read_csv_table(const std::string& path, const std::string& label_column
   t.cols = static_cast<int>(out.feature_names.size());
   if (t.cols == 0) fail("'{}' has no feature columns besides the label '{}'", path, label_column);
   std::vector<std::string> raw_labels;
+  const int64_t max_rows = csv.count_newlines() + 1;
+  t.values.reserve(static_cast<size_t>(max_rows * t.cols));
+  raw_labels.reserve(static_cast<size_t>(max_rows));
   while (csv.next(cells)) {
     if (cells.size() != header.size()) {
       fail(

@@ -1,6 +1,9 @@
 #include "data/file_io.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
@@ -83,6 +86,55 @@ std::string read_file(const std::string& path, const std::string& fix) {
   }
   if (magic[0] == 0x1f && magic[1] == 0x8b) return read_gzip(path, fix);
   return read_plain(path, fix);
+}
+
+FileBytes FileBytes::open(const std::string& path, const std::string& fix) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open '{}': {}; {}", path, std::strerror(errno), fix);
+  struct stat st {};
+  unsigned char magic[2] = {0, 0};
+  const bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  const bool gzip = ok && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+  FileBytes b;
+  if (ok && !gzip && st.st_size > 0) {
+    void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE,
+                   fd, 0);
+    if (m != MAP_FAILED) {
+      b.map_ = m;
+      b.map_size_ = static_cast<size_t>(st.st_size);
+    }
+  }
+  ::close(fd);
+  if (b.map_ == nullptr) b.owned_ = read_file(path, fix);  // gzip, empty, or mmap refused
+  return b;
+}
+
+FileBytes FileBytes::from_string(std::string bytes) {
+  FileBytes b;
+  b.owned_ = std::move(bytes);
+  return b;
+}
+
+FileBytes::FileBytes(FileBytes&& o) noexcept
+    : map_(o.map_), map_size_(o.map_size_), owned_(std::move(o.owned_)) {
+  o.map_ = nullptr;
+  o.map_size_ = 0;
+}
+
+FileBytes& FileBytes::operator=(FileBytes&& o) noexcept {
+  if (this != &o) {
+    if (map_ != nullptr) munmap(map_, map_size_);
+    map_ = o.map_;
+    map_size_ = o.map_size_;
+    owned_ = std::move(o.owned_);
+    o.map_ = nullptr;
+    o.map_size_ = 0;
+  }
+  return *this;
+}
+
+FileBytes::~FileBytes() {
+  if (map_ != nullptr) munmap(map_, map_size_);
 }
 
 bool file_exists(const std::string& path) {

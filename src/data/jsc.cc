@@ -147,28 +147,40 @@ Table read_jsc_hdf5(const std::string& path, const std::string& fix) {
   for (size_t i = 0; i < width; ++i) {
     H5Tinsert(mem.get(), fields[i].c_str(), i * sizeof(double), H5T_NATIVE_DOUBLE);
   }
-  std::vector<double> buf(static_cast<size_t>(rows) * width);
-  if (rows > 0 && H5Dread(h.dset.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) {
-    fail("cannot read dataset '{}' of '{}' (truncated or corrupt file?); {}", kJscHdf5Dataset, path,
-         fix);
-  }
   Table t;
   t.rows = rows;
   t.cols = kFeatures;
   t.float32_source = all_float32;
   t.values.resize(static_cast<size_t>(rows) * kFeatures);
   t.labels.resize(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
-    const double* rec = buf.data() + static_cast<size_t>(r) * width;
-    std::copy(rec, rec + kFeatures, t.values.data() + r * kFeatures);
-    const double* onehot = rec + kFeatures;
-    t.labels[static_cast<size_t>(r)] = std::max_element(onehot, onehot + kClasses) - onehot;
+  // Read in slabs of rows through one small buffer rather than converting the whole dataset
+  // into a second full-size copy.
+  constexpr int64_t kSlab = 1 << 15;
+  std::vector<double> buf(static_cast<size_t>(std::min(rows, kSlab)) * width);
+  Hid file_space(H5Dget_space(h.dset.get()), H5Sclose);
+  for (int64_t begin = 0; begin < rows; begin += kSlab) {
+    const hsize_t start[1] = {static_cast<hsize_t>(begin)};
+    const hsize_t count[1] = {static_cast<hsize_t>(std::min(kSlab, rows - begin))};
+    Hid mem_space(H5Screate_simple(1, count, nullptr), H5Sclose);
+    if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+        H5Dread(h.dset.get(), mem.get(), mem_space.get(), file_space.get(), H5P_DEFAULT,
+                buf.data()) < 0) {
+      fail("cannot read rows {}..{} of dataset '{}' in '{}' (truncated or corrupt file?); {}",
+           begin, begin + static_cast<int64_t>(count[0]), kJscHdf5Dataset, path, fix);
+    }
+    for (int64_t i = 0; i < static_cast<int64_t>(count[0]); ++i) {
+      const double* rec = buf.data() + static_cast<size_t>(i) * width;
+      const int64_t r = begin + i;
+      std::copy(rec, rec + kFeatures, t.values.data() + r * kFeatures);
+      const double* onehot = rec + kFeatures;
+      t.labels[static_cast<size_t>(r)] = std::max_element(onehot, onehot + kClasses) - onehot;
+    }
   }
   return t;
 }
 
 Table read_jsc_csv(const std::string& path, const std::string& fix) {
-  CsvReader csv(read_file(path, fix), path);
+  CsvReader csv(FileBytes::open(path, fix), path);
   std::vector<std::string_view> cells;
   if (!csv.next(cells)) fail("'{}' is empty: expected a header row; {}", path, fix);
   std::vector<std::string> header;
@@ -202,6 +214,9 @@ Table read_jsc_csv(const std::string& path, const std::string& fix) {
   }
   Table t;
   t.cols = kFeatures;
+  const int64_t max_rows = csv.count_newlines() + 1;
+  t.values.reserve(static_cast<size_t>(max_rows) * kFeatures);
+  t.labels.reserve(static_cast<size_t>(max_rows));
   while (csv.next(cells)) {
     if (cells.size() != header.size()) {
       fail("{}:{}: {} cells, but the header has {} columns; {}", path, csv.line(), cells.size(),
@@ -256,7 +271,7 @@ int64_t jsc_file_rows(const std::string& path, const std::string& fix) {
       return hdf5_rows(h, path, fix);
     }
   }
-  CsvReader csv(read_file(path, fix), path);
+  CsvReader csv(FileBytes::open(path, fix), path);
   std::vector<std::string_view> cells;
   int64_t rows = -1;  // the header is not a row
   while (csv.next(cells)) ++rows;
