@@ -2,6 +2,7 @@
 // kernel's output with its ref/ twin that prints everything needed to reproduce a mismatch.
 #pragma once
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstring>

@@ -1,0 +1,85 @@
+// Integer Conv2d (NCHW, groups, pads, strides, dilations) on fixed-point codes: im2col into a
+// per-thread scratch, then the integer GEMM of kernels/fixed/gemm.h with the weights as packed B.
+// Zero padding is code 0 (the value 0 in every format, signed or unsigned).
+//
+// Math, for image i, output channel o in group g = o / (OC / G), pixel (y, x):
+//   acc[i, o, y, x] = (sum_{c, u, v} X[i, g * C/G + c, y * sh - pt + u * dh, x * sw - pl + v * dw]
+//                                    * W[o, c, u, v]) * 2^(F - fa - fw) + bias[o] * 2^(F - fc)
+// with F = max(fa + fw, fc) and out-of-range input positions reading 0; then the GemmOutput of
+// the params (accumulator, requantized codes, float), exactly as gemm(). Output shape
+// [batch, OC, OH, OW], OH = (H + pt + pb - dh * (KH - 1) - 1) / sh + 1 (floor), likewise OW.
+// Equals ref::conv2d (kernels/fixed/ref/conv2d_ref.h) exactly.
+//
+//   Conv2dGeometry g{.in_channels = 1, .in_h = 28, .in_w = 28, .out_channels = 8,
+//                    .kernel_h = 3, .kernel_w = 3, .pad_top = 1, .pad_left = 1,
+//                    .pad_bottom = 1, .pad_right = 1};
+//   Conv2dWeights wt{...};                        // [8, 1, 3, 3] codes and formats
+//   PackedConv2d pc = pack_conv2d(g, wt);         // once per trial
+//   conv2d(x_codes, batch, pc, params, y);        // y: [batch, 8, 28, 28]
+//
+// Lifetime and threading as gemm(): pack once, run many batches without allocating (after the
+// first call per thread), never throws, parallel over images x groups (or inside the GEMM when
+// there are fewer of those than threads).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/fixed/gemm.h"
+
+namespace qsearch::kernels::fixed {
+
+struct Conv2dGeometry {
+  int64_t in_channels = 0, in_h = 0, in_w = 0;
+  int64_t out_channels = 0, kernel_h = 1, kernel_w = 1;
+  int64_t groups = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t dilation_h = 1, dilation_w = 1;
+
+  int64_t out_h() const {
+    return (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+  }
+  int64_t out_w() const {
+    return (in_w + pad_left + pad_right - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+  }
+};
+
+struct Conv2dWeights {
+  const void* w = nullptr;       // [out_channels, in_channels / groups, kernel_h, kernel_w] codes
+  DType w_dtype = DType::kInt8;  // int8 | int16 | int32
+  FixedFormat w_format;
+  const void* bias = nullptr;  // optional [out_channels] codes
+  DType bias_dtype = DType::kInt32;
+  FixedFormat bias_format;
+  FixedFormat a_format;  // the input codes conv2d() will read
+  DType a_dtype = DType::kInt8;
+};
+
+class PackedConv2d {
+ public:
+  const Conv2dGeometry& geometry() const { return geometry_; }
+  // One packed GEMM per group (K = C/G * KH * KW, N = OC / G).
+  const std::vector<PackedWeights>& groups() const { return groups_; }
+  int acc_frac() const { return groups_.front().acc_frac(); }
+  DType a_dtype() const { return groups_.front().a_dtype(); }
+  size_t packed_bytes() const;
+
+ private:
+  friend PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa);
+  Conv2dGeometry geometry_;
+  std::vector<PackedWeights> groups_;
+};
+
+// Validates the geometry (Error: channels not divisible by groups, empty output, ...) and the
+// weights as pack_weights() does, and packs each group for `isa`.
+PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa = max_isa());
+
+// The worst case over every group (see accumulator_bound(const PackedWeights&)).
+AccumulatorBound accumulator_bound(const PackedConv2d& w);
+
+// y = conv2d(x) for `batch` images. x: [batch, C, H, W] codes of w.a_dtype(); y: [batch, OC, OH,
+// OW] of gemm_output_dtype(p). p.ldc_m / p.ldc_n are ignored (the layout is NCHW).
+void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y);
+
+}  // namespace qsearch::kernels::fixed

@@ -1,0 +1,289 @@
+#include "kernels/fixed/eltwise.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "core/check.h"
+#include "kernels/fixed/isa.h"
+#include "quant/fixed_point.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace qsearch::kernels::fixed {
+
+namespace {
+
+template <typename F>
+void dispatch(DType t, F&& f) {
+  switch (t) {
+    case DType::kInt8:
+      return f(int8_t{});
+    case DType::kUInt8:
+      return f(uint8_t{});
+    case DType::kInt16:
+      return f(int16_t{});
+    case DType::kInt32:
+      return f(int32_t{});
+    case DType::kInt64:
+      return f(int64_t{});
+    default:
+      QSEARCH_DCHECK(false && "integer dtype expected");
+  }
+}
+
+int64_t dtype_max_abs(DType t) {
+  switch (t) {
+    case DType::kInt8:
+      return 128;
+    case DType::kUInt8:
+      return 255;
+    case DType::kInt16:
+      return 32768;
+    case DType::kInt32:
+      return int64_t{1} << 31;
+    default:
+      return std::numeric_limits<int64_t>::max();
+  }
+}
+
+bool lane32(DType t) { return t != DType::kInt64; }
+
+// x * 2^s exactly, s >= 0, for values the callers guarantee to fit.
+inline int64_t shl(int64_t x, int s) { return static_cast<int64_t>(static_cast<uint64_t>(x) << s); }
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+
+template <typename T>
+inline __m256i load8(const T* p) {
+  if constexpr (std::is_same_v<T, int8_t>) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else if constexpr (std::is_same_v<T, uint8_t>) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else if constexpr (std::is_same_v<T, int16_t>) {
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+}
+
+// Stores 8 int32 lanes that already fit O.
+template <typename O>
+inline void store8(O* p, __m256i v) {
+  if constexpr (sizeof(O) == 4) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  } else {
+    const __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0x08);
+    const __m128i h = _mm256_castsi256_si128(w16);
+    if constexpr (sizeof(O) == 2) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p), h);
+    } else if constexpr (std::is_same_v<O, uint8_t>) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(h, h));
+    } else {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(h, h));
+    }
+  }
+}
+
+// Requantization of int32 lanes to a format of width <= 32 held in int32: a rounding right shift
+// by 1..31, or an exact left shift by any amount, then the clamp.
+struct Requant8 {
+  bool right;
+  __m128i count;
+  __m256i mask, half, one, lo, hi, tlo, thi;
+  Rounding r;
+
+  Requant8(int s, const FixedFormat& f, Rounding rounding) : right(s > 0), r(rounding) {
+    const int64_t lo64 = f.min_code(), hi64 = f.max_code();
+    auto clip = [](int64_t v) {
+      return static_cast<int32_t>(std::clamp<int64_t>(v, INT32_MIN, INT32_MAX));
+    };
+    lo = _mm256_set1_epi32(clip(lo64));
+    hi = _mm256_set1_epi32(clip(hi64));
+    one = _mm256_set1_epi32(1);
+    if (right) {
+      count = _mm_cvtsi32_si128(s);
+      mask = _mm256_set1_epi32(static_cast<int32_t>((int64_t{1} << s) - 1));
+      half = _mm256_set1_epi32(static_cast<int32_t>(int64_t{1} << (s - 1)));
+    } else {
+      const int ls = -s;
+      count = _mm_cvtsi32_si128(std::min(ls, 63));
+      // x << ls exceeds hi exactly when x > floor(hi / 2^ls); likewise below ceil(lo / 2^ls).
+      thi = _mm256_set1_epi32(clip(ls >= 63 ? 0 : hi64 >> ls));
+      tlo = _mm256_set1_epi32(clip(ls >= 63 ? 0 : -((-lo64) >> ls)));
+    }
+  }
+
+  __m256i operator()(__m256i x) const {
+    if (!right) {
+      __m256i v = _mm256_sll_epi32(x, count);
+      v = _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi32(x, thi));
+      return _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi32(tlo, x));
+    }
+    __m256i q = _mm256_sra_epi32(x, count);  // floor
+    if (r != Rounding::kFloor) {
+      const __m256i rem = _mm256_and_si256(x, mask);
+      const __m256i tie = _mm256_cmpeq_epi32(rem, half);
+      const __m256i tie_up = r == Rounding::kHalfToEven
+                                 ? _mm256_cmpeq_epi32(_mm256_and_si256(q, one), one)
+                                 : _mm256_cmpgt_epi32(x, _mm256_set1_epi32(-1));
+      const __m256i up =
+          _mm256_or_si256(_mm256_cmpgt_epi32(rem, half), _mm256_and_si256(tie, tie_up));
+      q = _mm256_sub_epi32(q, up);  // up is -1 where rounding up
+    }
+    return _mm256_max_epi32(_mm256_min_epi32(q, hi), lo);
+  }
+};
+
+template <typename I, typename O>
+int64_t requantize_avx2(const I* in, int64_t n, const Requant8& rq, O* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) store8(out + i, rq(load8(in + i)));
+  return i;
+}
+
+template <typename A, typename B, typename O>
+int64_t add_avx2(const A* a, int sa, const B* b, int sb, int64_t n, const Requant8& rq, O* out) {
+  const __m128i ca = _mm_cvtsi32_si128(sa), cb = _mm_cvtsi32_si128(sb);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i s =
+        _mm256_add_epi32(_mm256_sll_epi32(load8(a + i), ca), _mm256_sll_epi32(load8(b + i), cb));
+    store8(out + i, rq(s));
+  }
+  return i;
+}
+
+#pragma GCC pop_options
+#endif  // __x86_64__
+
+bool use_avx2() { return max_isa() >= Isa::kAvx2; }
+
+}  // namespace
+
+void requantize(const void* in, DType in_dtype, int in_frac, int64_t n, const FixedFormat& out,
+                Rounding r, void* out_codes) {
+  const DType out_dtype = quant::storage_dtype(out);
+  const int s = in_frac - out.frac;
+  dispatch(in_dtype, [&](auto it) {
+    using I = decltype(it);
+    dispatch(out_dtype, [&](auto ot) {
+      using O = decltype(ot);
+      const I* src = static_cast<const I*>(in);
+      O* dst = static_cast<O*>(out_codes);
+      int64_t i = 0;
+#if defined(__x86_64__)
+      if (use_avx2() && lane32(in_dtype) && lane32(out_dtype) && s <= 31) {
+        i = requantize_avx2(src, n, Requant8(s, out, r), dst);
+      }
+#endif
+      for (; i < n; ++i) dst[i] = static_cast<O>(quant::requantize(src[i], in_frac, out, r));
+    });
+  });
+}
+
+bool add_fits_int64(const FixedFormat& a, const FixedFormat& b) {
+  const int f = std::max(a.frac, b.frac);
+  const int sa = f - a.frac, sb = f - b.frac;
+  // |code| <= 2^32, so each term stays below 2^62 when its shift is at most 30.
+  return sa <= 30 && sb <= 30;
+}
+
+void add(const void* a, DType a_dtype, int a_frac, const void* b, DType b_dtype, int b_frac,
+         int64_t n, const FixedFormat& out, Rounding r, void* out_codes) {
+  const int f = std::max(a_frac, b_frac);
+  const int sa = f - a_frac, sb = f - b_frac;
+  QSEARCH_DCHECK(sa <= 30 && sb <= 30);
+  const DType out_dtype = quant::storage_dtype(out);
+  const int s = f - out.frac;
+  // int32 lanes hold the aligned sum when the dtypes' extremes cannot leave int32.
+  const bool fits32 = lane32(a_dtype) && lane32(b_dtype) &&
+                      shl(dtype_max_abs(a_dtype), sa) + shl(dtype_max_abs(b_dtype), sb) <=
+                          std::numeric_limits<int32_t>::max();
+  dispatch(a_dtype, [&](auto at) {
+    using A = decltype(at);
+    dispatch(b_dtype, [&](auto bt) {
+      using B = decltype(bt);
+      dispatch(out_dtype, [&](auto ot) {
+        using O = decltype(ot);
+        const A* pa = static_cast<const A*>(a);
+        const B* pb = static_cast<const B*>(b);
+        O* dst = static_cast<O*>(out_codes);
+        int64_t i = 0;
+#if defined(__x86_64__)
+        if (use_avx2() && fits32 && lane32(out_dtype) && s <= 31) {
+          i = add_avx2(pa, sa, pb, sb, n, Requant8(s, out, r), dst);
+        }
+#endif
+        for (; i < n; ++i) {
+          const int64_t sum = shl(pa[i], sa) + shl(pb[i], sb);
+          dst[i] = static_cast<O>(quant::requantize(sum, f, out, r));
+        }
+      });
+    });
+  });
+}
+
+int add_exact(const void* a, DType a_dtype, int a_frac, const void* b, DType b_dtype, int b_frac,
+              int64_t n, int64_t* out) {
+  const int f = std::max(a_frac, b_frac);
+  const int sa = f - a_frac, sb = f - b_frac;
+  QSEARCH_DCHECK(sa <= 30 && sb <= 30);
+  dispatch(a_dtype, [&](auto at) {
+    using A = decltype(at);
+    dispatch(b_dtype, [&](auto bt) {
+      using B = decltype(bt);
+      const A* pa = static_cast<const A*>(a);
+      const B* pb = static_cast<const B*>(b);
+      for (int64_t i = 0; i < n; ++i) out[i] = shl(pa[i], sa) + shl(pb[i], sb);
+    });
+  });
+  return f;
+}
+
+void relu(const void* in, DType dtype, int64_t n, void* out) {
+  dispatch(dtype, [&](auto t) {
+    using T = decltype(t);
+    const T* src = static_cast<const T*>(in);
+    T* dst = static_cast<T*>(out);
+    // A plain loop: the compiler turns it into vpmaxs{b,w,d} at the AVX2 baseline.
+    for (int64_t i = 0; i < n; ++i) dst[i] = std::max(src[i], T{0});
+  });
+}
+
+void max_pool2d(const void* x, DType dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                const MaxPool2dParams& p, void* y) {
+  const int64_t oh = p.out_h(h), ow = p.out_w(w);
+  dispatch(dtype, [&](auto t) {
+    using T = decltype(t);
+    for (int64_t plane = 0; plane < batch * channels; ++plane) {
+      const T* src = static_cast<const T*>(x) + plane * h * w;
+      T* dst = static_cast<T*>(y) + plane * oh * ow;
+      for (int64_t py = 0; py < oh; ++py) {
+        const int64_t y0 = py * p.stride_h - p.pad_top;
+        // Kernel rows inside the input: u in [u0, u1).
+        int64_t u0 = 0, u1 = p.kernel_h;
+        while (u0 < u1 && y0 + u0 * p.dilation_h < 0) ++u0;
+        while (u1 > u0 && y0 + (u1 - 1) * p.dilation_h >= h) --u1;
+        for (int64_t px = 0; px < ow; ++px) {
+          const int64_t x0 = px * p.stride_w - p.pad_left;
+          int64_t v0 = 0, v1 = p.kernel_w;
+          while (v0 < v1 && x0 + v0 * p.dilation_w < 0) ++v0;
+          while (v1 > v0 && x0 + (v1 - 1) * p.dilation_w >= w) --v1;
+          T best = std::numeric_limits<T>::lowest();
+          for (int64_t u = u0; u < u1; ++u) {
+            const int64_t row = (y0 + u * p.dilation_h) * w + x0;
+            for (int64_t v = v0; v < v1; ++v) best = std::max(best, src[row + v * p.dilation_w]);
+          }
+          dst[py * ow + px] = best;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace qsearch::kernels::fixed

@@ -1,0 +1,191 @@
+// Integer Conv2d (im2col + packed integer GEMM) == ref::conv2d (direct loops) exactly, for every
+// ISA path, dtype pairs, groups (incl. depthwise), pads, strides, dilations and output kinds.
+#include "kernels/fixed/conv2d.h"
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "kernels/fixed/ref/conv2d_ref.h"
+#include "kernels_fixed/tester.h"
+
+namespace qsearch::kernels::fixed {
+namespace {
+
+using testing::equal_exactly;
+using testing::Fill;
+using testing::make_codes;
+
+constexpr uint64_t kSeed = 777;
+
+struct ConvCase {
+  Conv2dGeometry g;
+  int64_t batch = 2;
+  DType a_dtype = DType::kInt8, w_dtype = DType::kInt8;
+  FixedFormat a_format{8, 4, true}, w_format{8, 5, true}, bias_format{16, 9, true};
+  bool bias = true;
+  Fill fill = Fill::kRandom;
+};
+
+void check(const ConvCase& c, Rng& rng) {
+  const Conv2dGeometry& g = c.g;
+  const int64_t cg = g.in_channels / g.groups;
+  Tensor x =
+      make_codes(c.a_dtype, c.batch * g.in_channels * g.in_h * g.in_w, c.a_format, rng, c.fill);
+  Tensor w =
+      make_codes(c.w_dtype, g.out_channels * cg * g.kernel_h * g.kernel_w, c.w_format, rng, c.fill);
+  Tensor b = make_codes(DType::kInt32, g.out_channels, c.bias_format, rng);
+  Conv2dWeights cw;
+  cw.w = w.raw();
+  cw.w_dtype = c.w_dtype;
+  cw.w_format = c.w_format;
+  if (c.bias) {
+    cw.bias = b.raw();
+    cw.bias_dtype = DType::kInt32;
+    cw.bias_format = c.bias_format;
+  }
+  cw.a_format = c.a_format;
+  cw.a_dtype = c.a_dtype;
+  const int64_t out_n = c.batch * g.out_channels * g.out_h() * g.out_w();
+
+  std::vector<GemmParams> params;
+  GemmParams p;
+  p.acc = AccType::kInt64;
+  params.push_back(p);
+  p.output = GemmOutput::kFloat;
+  params.push_back(p);
+  p.output = GemmOutput::kRequantize;
+  p.out_format = {8, c.a_format.frac, false};  // a ReLU input of the next layer
+  p.rounding = Rounding::kHalfToEven;
+  params.push_back(p);
+  p.out_format = {12, c.a_format.frac + c.w_format.frac + 2, true};  // a left shift
+  p.rounding = Rounding::kFloor;
+  params.push_back(p);
+
+  for (Isa isa : supported_isas()) {
+    const PackedConv2d pc = pack_conv2d(g, cw, isa);
+    std::vector<GemmParams> ps = params;
+    if (accumulator_bound(pc).need == AccNeed::kInt32) {
+      for (GemmParams& q : ps) q.acc = AccType::kInt32;
+      ps.push_back(params[0]);  // and int64 once more
+    }
+    for (const GemmParams& q : ps) {
+      const DType t = gemm_output_dtype(q);
+      Tensor ref_y({out_n}, t), fast_y({out_n}, t);
+      ref::conv2d(x.raw(), c.batch, g, cw, q, ref_y.raw());
+      conv2d(x.raw(), c.batch, pc, q, fast_y.raw());
+      ASSERT_TRUE(equal_exactly(
+          ref_y.raw(), fast_y.raw(), t, out_n,
+          fmt::format("isa={} C={} HxW={}x{} OC={} k={}x{} groups={} pads={},{},{},{} "
+                      "strides={}x{} dilations={}x{} batch={} A={}:{} W={}:{} output={} acc={}",
+                      isa_name(isa), g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h,
+                      g.kernel_w, g.groups, g.pad_top, g.pad_left, g.pad_bottom, g.pad_right,
+                      g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, c.batch,
+                      dtype_name(c.a_dtype), quant::format_name(c.a_format), dtype_name(c.w_dtype),
+                      quant::format_name(c.w_format), static_cast<int>(q.output),
+                      q.acc == AccType::kInt32 ? 32 : 64)));
+    }
+  }
+}
+
+Conv2dGeometry geometry(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t k, int64_t groups,
+                        int64_t pad, int64_t stride, int64_t dilation) {
+  Conv2dGeometry g;
+  g.in_channels = c;
+  g.in_h = h;
+  g.in_w = w;
+  g.out_channels = oc;
+  g.kernel_h = g.kernel_w = k;
+  g.groups = groups;
+  g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = pad;
+  g.stride_h = g.stride_w = stride;
+  g.dilation_h = g.dilation_w = dilation;
+  return g;
+}
+
+TEST(IntConv2d, MnistCnnFirstLayerShape) {
+  Rng rng(kSeed);
+  ConvCase c;
+  c.g = geometry(1, 28, 28, 8, 3, 1, 1, 1, 1);
+  check(c, rng);
+}
+
+TEST(IntConv2d, GroupsPadsStridesDilations) {
+  Rng rng(kSeed + 1);
+  const Conv2dGeometry geometries[] = {
+      geometry(4, 9, 7, 6, 3, 2, 1, 2, 1),    // 2 groups, stride 2, odd sizes
+      geometry(6, 8, 8, 6, 3, 6, 1, 1, 1),    // depthwise
+      geometry(3, 10, 11, 5, 3, 1, 2, 1, 2),  // dilation 2
+      geometry(5, 6, 6, 17, 1, 1, 0, 1, 1),   // 1x1, N = tile + 1
+      geometry(2, 5, 5, 3, 5, 1, 0, 1, 1),    // kernel = input: one pixel
+  };
+  for (const Conv2dGeometry& g : geometries) {
+    ConvCase c;
+    c.g = g;
+    check(c, rng);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  ConvCase asym;
+  asym.g = geometry(3, 7, 9, 4, 3, 1, 0, 1, 1);
+  asym.g.kernel_w = 2;
+  asym.g.pad_top = 2;
+  asym.g.pad_right = 1;
+  asym.g.stride_w = 3;
+  asym.g.dilation_h = 2;
+  check(asym, rng);
+}
+
+TEST(IntConv2d, DtypePairsAndUnsignedInputPadsWithZero) {
+  Rng rng(kSeed + 2);
+  struct Types {
+    DType a, w;
+    FixedFormat af, wf;
+  };
+  const Types types[] = {{DType::kUInt8, DType::kInt8, {8, 4, false}, {6, 4, true}},
+                         {DType::kInt16, DType::kInt8, {12, 6, true}, {8, 6, true}},
+                         {DType::kInt8, DType::kInt16, {8, 4, true}, {16, 12, true}},
+                         {DType::kInt16, DType::kInt16, {16, 8, true}, {16, 8, true}},
+                         {DType::kInt32, DType::kInt8, {20, 10, true}, {8, 4, true}}};
+  for (const Types& t : types) {
+    for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
+      ConvCase c;
+      c.g = geometry(3, 6, 5, 5, 3, 1, 1, 1, 1);
+      c.a_dtype = t.a;
+      c.w_dtype = t.w;
+      c.a_format = t.af;
+      c.w_format = t.wf;
+      c.fill = fill;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(IntConv2d, BatchOfOneUsesTheParallelGemm) {
+  Rng rng(kSeed + 3);
+  ConvCase c;
+  c.batch = 1;
+  c.g = geometry(8, 12, 12, 16, 3, 1, 1, 1, 1);
+  c.bias = false;
+  check(c, rng);
+}
+
+TEST(IntConv2d, BadGeometryIsAnError) {
+  Rng rng(kSeed + 4);
+  Tensor w = make_codes(DType::kInt8, 6 * 2 * 9, {8, 4, true}, rng);
+  Conv2dWeights cw;
+  cw.w = w.raw();
+  cw.w_format = {8, 4, true};
+  cw.a_format = {8, 4, true};
+  Conv2dGeometry g = geometry(3, 8, 8, 6, 3, 2, 1, 1, 1);  // 3 channels, 2 groups
+  try {
+    pack_conv2d(g, cw);
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not divisible by group = 2"), std::string::npos);
+  }
+  g = geometry(2, 2, 2, 6, 5, 1, 0, 1, 1);  // 5x5 kernel on 2x2 input
+  EXPECT_THROW(pack_conv2d(g, cw), Error);
+}
+
+}  // namespace
+}  // namespace qsearch::kernels::fixed
