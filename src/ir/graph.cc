@@ -322,24 +322,31 @@ int64_t param_count(const Graph& g, const Node& n) {
 }
 
 int64_t macs_per_sample(const Graph& g, const Node& n) {
-  std::vector<Shape> shapes = g.infer_shapes(1);
+  // Symbolic shapes at batch 1: kDynamic dims scale with the batch, so they count as 1.
+  auto at_batch1 = [&](ValueId v) {
+    Shape s = g.value(v).shape;
+    for (int64_t& d : s) {
+      if (d == kDynamic) d = 1;
+    }
+    return s;
+  };
   switch (n.kind) {
     case OpKind::kGemm: {
       const auto& a = std::get<GemmAttrs>(n.attrs);
-      const Shape& sa = shapes[n.inputs[0]];
-      const Shape& y = shapes[n.outputs[0]];
+      const Shape sa = at_batch1(n.inputs[0]);
+      const Shape y = at_batch1(n.outputs[0]);
       int64_t k = a.trans_a ? sa[0] : sa[1];
       return shape_numel(y) * k;
     }
     case OpKind::kMatMul: {
-      const Shape& sa = shapes[n.inputs[0]];
-      const Shape& y = shapes[n.outputs[0]];
+      const Shape sa = at_batch1(n.inputs[0]);
+      const Shape y = at_batch1(n.outputs[0]);
       return shape_numel(y) * sa.back();
     }
     case OpKind::kConv: {
       const auto& a = std::get<ConvAttrs>(n.attrs);
-      const Shape& w = shapes[n.inputs[1]];
-      return shape_numel(shapes[n.outputs[0]]) * w[1] * a.kernel[0] * a.kernel[1];
+      const Shape& w = g.value(n.inputs[1]).shape;
+      return shape_numel(at_batch1(n.outputs[0])) * w[1] * a.kernel[0] * a.kernel[1];
     }
     default:
       return 0;

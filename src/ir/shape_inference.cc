@@ -81,14 +81,17 @@ Shape matmul_shape(const Node& n, Shape a, Shape b) {
   return out;
 }
 
-// Multiplies dims, failing on overflow instead of wrapping (shapes come from user files).
+// Multiplies dims, failing on overflow instead of wrapping (shapes come from user files). The
+// bound holds with zero dims counted as 1, so that no product of a subset of dims (strides,
+// Flatten) can overflow either.
 int64_t checked_numel(const Node& n, const Shape& s) {
-  int64_t total = 1;
+  int64_t total = 1, bound = 1;
   for (int64_t d : s) {
     if (d < 0) node_fail(n, fmt::format("shape {} has a negative dimension", shape_str(s)));
-    if (__builtin_mul_overflow(total, d, &total) || total > kMaxElements) {
+    if (__builtin_mul_overflow(bound, std::max<int64_t>(d, 1), &bound) || bound > kMaxElements) {
       node_fail(n, fmt::format("shape {} has more than 2^48 elements", shape_str(s)));
     }
+    total *= d;
   }
   return total;
 }

@@ -1,4 +1,5 @@
 // Per-operator conversion of ONNX nodes into ir nodes, folded constants or shape computations.
+#include <algorithm>
 #include <cmath>
 
 #include "onnx/importer.h"
@@ -14,7 +15,20 @@ constexpr int64_t kMaxWindow = int64_t{1} << 24;
 // Largest constant ConstantOfShape may create.
 constexpr int64_t kMaxFillElements = int64_t{1} << 24;
 
+// Folded tensors obey the bound the ir puts on every shape (ir::infer_node_shape): at most 2^48
+// elements, zero dims counted as 1.
+void check_folded_shape(const Shape& s) {
+  int64_t bound = 1;
+  for (int64_t d : s) {
+    if (d < 0 || __builtin_mul_overflow(bound, std::max<int64_t>(d, 1), &bound) ||
+        bound > (int64_t{1} << 48)) {
+      fail("folded tensor of shape {} is too large", shape_str(s));
+    }
+  }
+}
+
 Entry float_entry(Tensor t) {
+  check_folded_shape(t.shape());
   Entry e;
   e.kind = K::kFloatConst;
   e.data = std::move(t);
@@ -22,6 +36,7 @@ Entry float_entry(Tensor t) {
 }
 
 Entry sym_entry(SymTensor s) {
+  check_folded_shape(s.shape);
   Entry e;
   e.kind = K::kSym;
   e.sym = std::move(s);

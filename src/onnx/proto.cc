@@ -1,4 +1,5 @@
 // TensorProto conversion and model-wide tensor checks.
+#include <algorithm>
 #include <cstring>
 
 #include "onnx/importer.h"
@@ -49,12 +50,15 @@ std::string dtype_str(int32_t onnx_type) {
 }
 
 int64_t tensor_numel(const pb::TensorProto& t, int64_t max_elems) {
-  int64_t n = 1;
+  // The bound also holds with zero dims counted as 1, so that a zero-size tensor cannot carry
+  // dims whose products (strides, folded shapes) overflow.
+  int64_t n = 1, bound = 1;
   for (int64_t d : t.dims()) {
     if (d < 0) fail("tensor '{}' has a negative dimension {}", t.name(), d);
-    if (__builtin_mul_overflow(n, d, &n) || n > max_elems) {
+    if (__builtin_mul_overflow(bound, std::max<int64_t>(d, 1), &bound) || bound > max_elems) {
       fail("tensor '{}' has more than {} elements", t.name(), max_elems);
     }
+    n *= d;
   }
   return n;
 }
