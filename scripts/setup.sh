@@ -28,7 +28,8 @@ packages=(
   nodejs npm dataset-fashion-mnist
 )
 if [ "$want_bench" = 1 ]; then
-  packages+=(python3 python3-torch python3-onnx python3-optuna python3-numpy libopenblas0-pthread)
+  packages+=(python3 python3-torch python3-onnx python3-optuna python3-numpy libopenblas0-pthread
+             python3-pandas python3-tabulate)  # pandas, tabulate: tools/make_report_fixtures.py
 fi
 
 missing=()
