@@ -119,33 +119,53 @@ AccumulatorBound accumulator_bound(const PackedConv2d& w) {
   return worst;
 }
 
-void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y) {
-  const Conv2dGeometry& g = w.geometry();
-  const int64_t cg = g.in_channels / g.groups, ocg = g.out_channels / g.groups;
-  const int64_t pixels = g.out_h() * g.out_w();
-  const int64_t k = cg * g.kernel_h * g.kernel_w;
-  const size_t a_es = dtype_size(w.a_dtype());
-  const size_t y_es = dtype_size(gemm_output_dtype(p));
-  const int64_t items = batch * g.groups;
-  GemmParams q = p;
-  q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
-  q.ldc_n = pixels;
+namespace {
 
-  auto run = [&](int64_t item) {
+// State shared by the work items of one conv2d() call (captured by pointer: no allocation).
+struct ConvJob {
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  GemmParams q;
+  int64_t cg, ocg, pixels, k;
+  size_t a_es, y_es;
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
     const int64_t img = item / g.groups, gi = item % g.groups;
     void* cols = scratch(ScratchSlot::kConvColumns, static_cast<size_t>(pixels * k) * a_es);
-    const std::byte* xg =
-        static_cast<const std::byte*>(x) + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
-    im2col_any(xg, w.a_dtype(), g, cg, cols);
-    std::byte* yg = static_cast<std::byte*>(y) + (img * g.out_channels + gi * ocg) * pixels * y_es;
-    gemm(cols, pixels, k, w.groups()[gi], q, yg);
-  };
+    im2col_any(x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es, w->a_dtype(), g, cg,
+               cols);
+    gemm(cols, pixels, k, w->groups()[gi], q,
+         y + (img * g.out_channels + gi * ocg) * pixels * y_es);
+  }
+};
+
+}  // namespace
+
+void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y) {
+  const Conv2dGeometry& g = w.geometry();
+  ConvJob job;
+  job.x = static_cast<const std::byte*>(x);
+  job.y = static_cast<std::byte*>(y);
+  job.w = &w;
+  job.cg = g.in_channels / g.groups;
+  job.ocg = g.out_channels / g.groups;
+  job.pixels = g.out_h() * g.out_w();
+  job.k = job.cg * g.kernel_h * g.kernel_w;
+  job.a_es = dtype_size(w.a_dtype());
+  job.y_es = dtype_size(gemm_output_dtype(p));
+  job.q = p;
+  job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
+  job.q.ldc_n = job.pixels;
+  const int64_t items = batch * g.groups;
   if (items >= num_threads()) {
-    parallel_for(0, items, 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) run(i);  // the inner gemm runs inline here
+    const ConvJob* shared = &job;
+    parallel_for(0, items, 1, [shared](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) shared->run(i);  // the inner gemm runs inline here
     });
   } else {
-    for (int64_t i = 0; i < items; ++i) run(i);  // the gemm parallelises instead
+    for (int64_t i = 0; i < items; ++i) job.run(i);  // the gemm parallelises instead
   }
 }
 

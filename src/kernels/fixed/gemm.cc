@@ -375,28 +375,21 @@ void compute_tile(const detail::TileKernel& tk, const PackedWeights& w, const st
 
 }  // namespace
 
-void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const GemmParams& p,
-          void* c) {
-  QSEARCH_DCHECK(lda >= w.k());
-  QSEARCH_DCHECK(p.acc == AccType::kInt64 || accumulator_bound(w).need == AccNeed::kInt32);
-  if (m <= 0) return;
-  const detail::TileKernel tk = detail::select_tile_kernel(w, p.acc);
-  QSEARCH_CHECK(tk.mr > 0 && tk.mr <= 8);
-  const Epilogue epi(w, p);
+namespace {
 
-  const int64_t rows_per_block = std::max<int64_t>(tk.mr, 64 / tk.mr * tk.mr);
-  const int64_t row_blocks = (m + rows_per_block - 1) / rows_per_block;
-  const int64_t panels = w.num_panels();
-  // Enough work items for the threads: split the panels too when there are few row blocks.
-  const int64_t want = 2 * static_cast<int64_t>(num_threads());
-  const int64_t panel_chunks =
-      row_blocks >= want ? 1 : std::min(panels, (want + row_blocks - 1) / row_blocks);
-  const size_t es = prepared_elem_size(w.layout());
-  const size_t a_bytes = static_cast<size_t>(rows_per_block * w.k_padded()) * es;
-  const uint8_t* a_bytes_ptr = static_cast<const uint8_t*>(a);
-  const size_t a_es = dtype_size(w.a_dtype());
+// Everything one gemm() call shares between its work items. parallel_for's lambda captures only
+// a pointer to it, which std::function stores without allocating.
+struct GemmJob {
+  const std::byte* a;
+  int64_t m, lda;
+  const PackedWeights* w;
+  void* c;
+  detail::TileKernel tk;
+  const Epilogue* epi;
+  int64_t rows_per_block, panels, panel_chunks;
+  size_t es, a_es, a_bytes;
 
-  parallel_for(0, row_blocks * panel_chunks, 1, [&](int64_t begin, int64_t end) {
+  void run(int64_t begin, int64_t end) const {
     std::byte* prepared = static_cast<std::byte*>(scratch(ScratchSlot::kGemmA, a_bytes));
     alignas(64) int64_t tile[8 * kNr];
     for (int64_t item = begin; item < end; ++item) {
@@ -404,19 +397,51 @@ void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const G
       const int64_t row0 = rb * rows_per_block;
       const int64_t rows = std::min(rows_per_block, m - row0);
       const int64_t rows_padded = (rows + tk.mr - 1) / tk.mr * tk.mr;
-      prepare(a_bytes_ptr + row0 * lda * a_es, w.a_dtype(), rows, rows_padded, lda, w, prepared);
+      prepare(a + row0 * lda * a_es, w->a_dtype(), rows, rows_padded, lda, *w, prepared);
       const int64_t p0 = panels * pc / panel_chunks, p1 = panels * (pc + 1) / panel_chunks;
       for (int64_t pi = p0; pi < p1; ++pi) {
         const int64_t col0 = pi * kNr;
-        const int64_t cols = std::min<int64_t>(kNr, w.n() - col0);
+        const int64_t cols = std::min<int64_t>(kNr, w->n() - col0);
         for (int64_t r0 = 0; r0 < rows; r0 += tk.mr) {
-          compute_tile(tk, w, prepared + r0 * w.k_padded() * es, pi, col0, cols, tile);
-          epi.run(tile, static_cast<int>(std::min<int64_t>(tk.mr, rows - r0)),
-                  static_cast<int>(cols), row0 + r0, col0, c);
+          compute_tile(tk, *w, prepared + r0 * w->k_padded() * es, pi, col0, cols, tile);
+          epi->run(tile, static_cast<int>(std::min<int64_t>(tk.mr, rows - r0)),
+                   static_cast<int>(cols), row0 + r0, col0, c);
         }
       }
     }
-  });
+  }
+};
+
+}  // namespace
+
+void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const GemmParams& p,
+          void* c) {
+  QSEARCH_DCHECK(lda >= w.k());
+  QSEARCH_DCHECK(p.acc == AccType::kInt64 || accumulator_bound(w).need == AccNeed::kInt32);
+  if (m <= 0) return;
+  const Epilogue epi(w, p);
+  GemmJob job;
+  job.a = static_cast<const std::byte*>(a);
+  job.m = m;
+  job.lda = lda;
+  job.w = &w;
+  job.c = c;
+  job.tk = detail::select_tile_kernel(w, p.acc);
+  QSEARCH_CHECK(job.tk.mr > 0 && job.tk.mr <= 8);
+  job.epi = &epi;
+  job.rows_per_block = std::max<int64_t>(job.tk.mr, 64 / job.tk.mr * job.tk.mr);
+  const int64_t row_blocks = (m + job.rows_per_block - 1) / job.rows_per_block;
+  job.panels = w.num_panels();
+  // Enough work items for the threads: split the panels too when there are few row blocks.
+  const int64_t want = 2 * static_cast<int64_t>(num_threads());
+  job.panel_chunks =
+      row_blocks >= want ? 1 : std::min(job.panels, (want + row_blocks - 1) / row_blocks);
+  job.es = prepared_elem_size(w.layout());
+  job.a_es = dtype_size(w.a_dtype());
+  job.a_bytes = static_cast<size_t>(job.rows_per_block * w.k_padded()) * job.es;
+  const GemmJob* shared = &job;
+  parallel_for(0, row_blocks * job.panel_chunks, 1,
+               [shared](int64_t begin, int64_t end) { shared->run(begin, end); });
 }
 
 }  // namespace qsearch::kernels::fixed
