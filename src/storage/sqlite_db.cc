@@ -10,6 +10,12 @@ namespace {
 
 // What the user can do about each kind of failure; the raw SQLite message follows it.
 std::string advice(int rc, const std::string& path, int busy_timeout_ms) {
+  if (rc == SQLITE_BUSY_SNAPSHOT) {
+    return fmt::format(
+        "study database '{}' was changed by another connection in the middle of a read-then-"
+        "write transaction (a qsearch bug: writers must begin IMMEDIATE); retry the command",
+        path);
+  }
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:

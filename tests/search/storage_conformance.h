@@ -21,6 +21,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <ostream>
 #include <memory>
 #include <optional>
 #include <set>
@@ -48,6 +49,8 @@ struct StorageBackend {
   std::string name;  // a valid gtest name: letters, digits, underscores
   std::function<std::unique_ptr<StorageUnderTest>()> make;
 };
+
+inline void PrintTo(const StorageBackend& backend, std::ostream* os) { *os << backend.name; }
 
 class StorageConformance : public ::testing::TestWithParam<StorageBackend> {
  protected:
