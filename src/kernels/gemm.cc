@@ -139,8 +139,8 @@ void gemm_f32_packed(int64_t m, const float* a, int64_t lda, const PackedB& b, f
               tep.lo = ctx.ep->clamp_min;
               tep.hi = ctx.ep->clamp_max;
             }
-            u.fn(kc, abuf + t * kc * u.mr, bpanel, ctx.y + row0 * ctx.ldy + col0, ctx.ldy, mr, nr,
-                 k0 > 0, last ? &tep : nullptr);
+            u.fn(kc, abuf + t * kc * u.mr, bpanel, nullptr, ctx.y + row0 * ctx.ldy + col0, ctx.ldy,
+                 mr, nr, k0 > 0, last ? &tep : nullptr);
           }
         }
         if (ctx.k == 0) break;

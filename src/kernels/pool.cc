@@ -1,10 +1,12 @@
 #include "kernels/pool.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include "core/thread_pool.h"
 #include "kernels/ref/pool.h"
+#include "kernels/simd_util.h"
 
 namespace qsearch::kernels {
 
@@ -22,66 +24,143 @@ inline void tap_range(int64_t start, int64_t k, int64_t d, int64_t n, int64_t& i
 
 inline float nan_max(float m, float v) { return (v > m || v != v) ? v : m; }
 
+// Window taps that fall inside the image, per output row and column (computed once per call:
+// the divisions stay out of the inner loops).
+struct TapRanges {
+  int32_t i0[kMaxRow], i1[kMaxRow], j0[kMaxRow], j1[kMaxRow];
+  int32_t rows_padded[kMaxRow], cols_padded[kMaxRow];  // taps inside the padded image
+};
+
+void tap_ranges(const Pool2dParams& p, TapRanges& t) {
+  for (int64_t oh = 0; oh < p.out_h; ++oh) {
+    int64_t a, b;
+    const int64_t h0 = oh * p.stride_h - p.pad_top;
+    tap_range(h0, p.kernel_h, p.dilation_h, p.in_h, a, b);
+    t.i0[oh] = static_cast<int32_t>(a);
+    t.i1[oh] = static_cast<int32_t>(b);
+    int32_t padded = 0;
+    for (int64_t i = 0; i < p.kernel_h; ++i) {
+      const int64_t h = h0 + i * p.dilation_h;
+      padded += h >= -p.pad_top && h < p.in_h + p.pad_bottom;
+    }
+    t.rows_padded[oh] = padded;
+  }
+  for (int64_t ow = 0; ow < p.out_w; ++ow) {
+    int64_t a, b;
+    const int64_t w0 = ow * p.stride_w - p.pad_left;
+    tap_range(w0, p.kernel_w, p.dilation_w, p.in_w, a, b);
+    t.j0[ow] = static_cast<int32_t>(a);
+    t.j1[ow] = static_cast<int32_t>(b);
+    int32_t padded = 0;
+    for (int64_t j = 0; j < p.kernel_w; ++j) {
+      const int64_t w = w0 + j * p.dilation_w;
+      padded += w >= -p.pad_left && w < p.in_w + p.pad_right;
+    }
+    t.cols_padded[ow] = padded;
+  }
+}
+
+struct PoolCtx {
+  const Pool2dParams* p;
+  const TapRanges* t;
+  const float* x;
+  float* y;
+};
+
 template <bool kMax>
-void pool_planes(const Pool2dParams& p, const float* x, float* y, int64_t begin, int64_t end) {
+void pool_planes(const PoolCtx& ctx, int64_t begin, int64_t end) {
+  const Pool2dParams& p = *ctx.p;
+  const TapRanges& t = *ctx.t;
   alignas(64) float row[kMaxRow];
+  // 2x2 windows with stride 2 and no dilation (the usual max pool): pass 2 reads pairs.
+  const bool pairs = p.kernel_w == 2 && p.stride_w == 2 && p.dilation_w == 1;
   for (int64_t plane = begin; plane < end; ++plane) {
-    const float* xp = x + plane * p.in_h * p.in_w;
-    float* yp = y + plane * p.out_h * p.out_w;
+    const float* xp = ctx.x + plane * p.in_h * p.in_w;
+    float* yp = ctx.y + plane * p.out_h * p.out_w;
     for (int64_t oh = 0; oh < p.out_h; ++oh) {
       const int64_t h0 = oh * p.stride_h - p.pad_top;
-      int64_t i0, i1;
-      tap_range(h0, p.kernel_h, p.dilation_h, p.in_h, i0, i1);
+      const int64_t i0 = t.i0[oh], i1 = t.i1[oh];
+      float* yr = yp + oh * p.out_w;
+      if (i1 <= i0) {  // no row of the window is inside the image
+        for (int64_t ow = 0; ow < p.out_w; ++ow) {
+          yr[ow] = kMax ? -std::numeric_limits<float>::infinity()
+                        : (p.count_include_pad ? 0.0f : std::numeric_limits<float>::quiet_NaN());
+        }
+        continue;
+      }
       // Pass 1: reduce the window's rows into `row` (W wide).
-      if (i1 <= i0) {
-        std::fill(row, row + p.in_w, kMax ? -std::numeric_limits<float>::infinity() : 0.0f);
-      } else {
-        const float* r0 = xp + (h0 + i0 * p.dilation_h) * p.in_w;
-        std::copy(r0, r0 + p.in_w, row);
-        for (int64_t i = i0 + 1; i < i1; ++i) {
-          const float* r = xp + (h0 + i * p.dilation_h) * p.in_w;
-          if constexpr (kMax) {
-            for (int64_t w = 0; w < p.in_w; ++w) row[w] = nan_max(row[w], r[w]);
-          } else {
-            for (int64_t w = 0; w < p.in_w; ++w) row[w] += r[w];
-          }
+      const float* r0 = xp + (h0 + i0 * p.dilation_h) * p.in_w;
+      detail::copy_floats(row, r0, p.in_w);
+      for (int64_t i = i0 + 1; i < i1; ++i) {
+        const float* r = xp + (h0 + i * p.dilation_h) * p.in_w;
+        if constexpr (kMax) {
+          for (int64_t w = 0; w < p.in_w; ++w) row[w] = nan_max(row[w], r[w]);
+        } else {
+          for (int64_t w = 0; w < p.in_w; ++w) row[w] += r[w];
         }
       }
       // Pass 2: reduce across the window's columns.
       const int64_t rows_inside = i1 - i0;
-      int64_t rows_padded = 0;
-      if constexpr (!kMax) {
-        for (int64_t i = 0; i < p.kernel_h; ++i) {
-          const int64_t h = h0 + i * p.dilation_h;
-          rows_padded += h >= -p.pad_top && h < p.in_h + p.pad_bottom;
-        }
-      }
       for (int64_t ow = 0; ow < p.out_w; ++ow) {
         const int64_t w0 = ow * p.stride_w - p.pad_left;
-        int64_t j0, j1;
-        tap_range(w0, p.kernel_w, p.dilation_w, p.in_w, j0, j1);
+        const int64_t j0 = t.j0[ow], j1 = t.j1[ow];
         if constexpr (kMax) {
           float m = -std::numeric_limits<float>::infinity();
-          if (rows_inside > 0) {
+          if (pairs && j1 - j0 == 2) {
+            m = nan_max(nan_max(m, row[w0]), row[w0 + 1]);
+          } else {
             for (int64_t j = j0; j < j1; ++j) m = nan_max(m, row[w0 + j * p.dilation_w]);
           }
-          yp[oh * p.out_w + ow] = m;
+          yr[ow] = m;
         } else {
           float s = 0.0f;
           for (int64_t j = j0; j < j1; ++j) s += row[w0 + j * p.dilation_w];
-          int64_t count;
-          if (p.count_include_pad) {
-            int64_t cols_padded = 0;
-            for (int64_t j = 0; j < p.kernel_w; ++j) {
-              const int64_t w = w0 + j * p.dilation_w;
-              cols_padded += w >= -p.pad_left && w < p.in_w + p.pad_right;
-            }
-            count = rows_padded * cols_padded;
-          } else {
-            count = rows_inside * (j1 - j0);
-          }
-          yp[oh * p.out_w + ow] = s / static_cast<float>(count);
+          const int64_t count =
+              p.count_include_pad ? t.rows_padded[oh] * t.cols_padded[ow] : rows_inside * (j1 - j0);
+          yr[ow] = s / static_cast<float>(count);
         }
+      }
+    }
+  }
+}
+
+// 2x2 windows, stride 2, no dilation, no padding (the usual max pool): both rows and column
+// pairs reduced with vector max, 8 outputs per step.
+bool is_max_2x2_s2(const Pool2dParams& p) {
+  return p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 &&
+         p.dilation_h == 1 && p.dilation_w == 1 && p.pad_top == 0 && p.pad_left == 0;
+}
+
+void max_2x2_s2_planes(const Pool2dParams& p, const float* x, float* y, int64_t begin,
+                       int64_t end) {
+  const int64_t full = std::min(p.out_w, p.in_w / 2);  // outputs with both columns inside
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const float* xp = x + plane * p.in_h * p.in_w;
+    float* yp = y + plane * p.out_h * p.out_w;
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      const float* r0 = xp + 2 * oh * p.in_w;
+      const float* r1 = 2 * oh + 1 < p.in_h ? r0 + p.in_w : r0;  // ceil_mode: last row alone
+      float* yr = yp + oh * p.out_w;
+      for (int64_t ow = 0; ow < full; ow += 8) {
+        // Up to 8 outputs from 16 columns of both rows; a partial block uses masked moves
+        // (masked-off lanes read as 0 and are not stored).
+        const int64_t n = std::min<int64_t>(8, full - ow);
+        const __m256i lo = detail::first_lanes8(2 * n), hi = detail::first_lanes8(2 * n - 8);
+        const __m256 a = detail::nan_max8(_mm256_maskload_ps(r0 + 2 * ow, lo),
+                                          _mm256_maskload_ps(r1 + 2 * ow, lo));
+        const __m256 b = detail::nan_max8(_mm256_maskload_ps(r0 + 2 * ow + 8, hi),
+                                          _mm256_maskload_ps(r1 + 2 * ow + 8, hi));
+        // Even and odd columns of the 16, pairwise max, then undo the in-lane interleave.
+        const __m256 even = _mm256_shuffle_ps(a, b, 0x88), odd = _mm256_shuffle_ps(a, b, 0xDD);
+        const __m256 m = detail::nan_max8(even, odd);
+        _mm256_maskstore_ps(yr + ow, detail::first_lanes8(n),
+                            _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8)));
+      }
+      for (int64_t ow = full; ow < p.out_w; ++ow) {  // ceil_mode: a last single column
+        float m = nan_max(-std::numeric_limits<float>::infinity(), r0[2 * ow]);
+        m = nan_max(m, r1[2 * ow]);
+        if (2 * ow + 1 < p.in_w) m = nan_max(nan_max(m, r0[2 * ow + 1]), r1[2 * ow + 1]);
+        yr[ow] = m;
       }
     }
   }
@@ -89,18 +168,27 @@ void pool_planes(const Pool2dParams& p, const float* x, float* y, int64_t begin,
 
 template <bool kMax>
 void pool(const Pool2dParams& p, const float* x, float* y) {
-  if (p.in_w > kMaxRow) {
+  if (kMax && is_max_2x2_s2(p)) {
+    struct Ctx {
+      const Pool2dParams* p;
+      const float* x;
+      float* y;
+    } ctx{&p, x, y};
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, p.in_h * p.in_w));
+    parallel_for(0, p.batch * p.channels, grain, [&ctx](int64_t begin, int64_t end) {
+      max_2x2_s2_planes(*ctx.p, ctx.x, ctx.y, begin, end);
+    });
+    return;
+  }
+  if (p.in_w > kMaxRow || p.out_w > kMaxRow || p.out_h > kMaxRow) {
     return kMax ? ref::max_pool2d_f32(p, x, y) : ref::avg_pool2d_f32(p, x, y);
   }
-  struct Ctx {
-    const Pool2dParams* p;
-    const float* x;
-    float* y;
-  } ctx{&p, x, y};
+  TapRanges t;
+  tap_ranges(p, t);
+  PoolCtx ctx{&p, &t, x, y};
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, p.in_h * p.in_w));
-  parallel_for(0, p.batch * p.channels, grain, [&ctx](int64_t begin, int64_t end) {
-    pool_planes<kMax>(*ctx.p, ctx.x, ctx.y, begin, end);
-  });
+  parallel_for(0, p.batch * p.channels, grain,
+               [&ctx](int64_t begin, int64_t end) { pool_planes<kMax>(ctx, begin, end); });
 }
 
 }  // namespace

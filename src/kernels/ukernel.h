@@ -7,6 +7,10 @@
 //   C[i][j] = min(max(v, lo), hi)     (NaN propagates)
 // and stores only rows i < mr and columns j < nr (edge tiles); rows >= mr of `a` must be
 // readable (packed panels are zero-padded) and columns >= nr of `b` too.
+//
+// The packed form reads B row k at b + k * NR (aligned panels); the indirect form reads it at
+// b + b_offsets[k] (unaligned, anywhere): the direct convolution points it straight into a
+// zero-padded copy of the input image, so that no im2col panel is built.
 #pragma once
 
 #include <cstdint>
@@ -24,12 +28,14 @@ struct TileEpilogue {
   float lo, hi;
 };
 
-using UKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr,
-                         int nr, bool accumulate, const TileEpilogue* ep);
+using UKernel = void (*)(int64_t kc, const float* a, const float* b, const int64_t* b_offsets,
+                         float* c, int64_t ldc, int mr, int nr, bool accumulate,
+                         const TileEpilogue* ep);
 
 struct UKernelInfo {
   int mr, nr;
-  UKernel fn;
+  UKernel fn;           // packed B (b_offsets unused)
+  UKernel fn_indirect;  // B row k at b + b_offsets[k]
 };
 
 const UKernelInfo& ukernel_avx2();

@@ -19,8 +19,9 @@ __m256i first_lanes(int n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
 }
 
-void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
-                  bool accumulate, const TileEpilogue* ep) {
+template <bool kIndirect>
+void ukernel_6x16(int64_t kc, const float* a, const float* b, const int64_t* b_offsets, float* c,
+                  int64_t ldc, int mr, int nr, bool accumulate, const TileEpilogue* ep) {
   const bool full = nr == kNr;
   __m256i mask[kNv];
 #pragma GCC unroll 2
@@ -41,8 +42,10 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
   }
 
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
+    // Packed panels are aligned and k-major; indirect rows are anywhere (unaligned).
+    const float* bk = kIndirect ? b + b_offsets[k] : b;
+    const __m256 b0 = kIndirect ? _mm256_loadu_ps(bk) : _mm256_load_ps(bk);
+    const __m256 b1 = kIndirect ? _mm256_loadu_ps(bk + 8) : _mm256_load_ps(bk + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < kMr; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i);
@@ -50,7 +53,7 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
     a += kMr;
-    b += kNr;
+    if (!kIndirect) b += kNr;
   }
 
   if (ep != nullptr) {
@@ -101,7 +104,7 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
 }  // namespace
 
 const UKernelInfo& ukernel_avx2() {
-  static const UKernelInfo info{kMr, kNr, &ukernel_6x16};
+  static const UKernelInfo info{kMr, kNr, &ukernel_6x16<false>, &ukernel_6x16<true>};
   return info;
 }
 

@@ -20,8 +20,10 @@ QSEARCH_AVX512 inline __mmask16 first_lanes(int n) {
   return static_cast<__mmask16>((1u << n) - 1u);
 }
 
-QSEARCH_AVX512 void ukernel_8x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                 int mr, int nr, bool accumulate, const TileEpilogue* ep) {
+template <bool kIndirect>
+QSEARCH_AVX512 void ukernel_8x32(int64_t kc, const float* a, const float* b,
+                                 const int64_t* b_offsets, float* c, int64_t ldc, int mr, int nr,
+                                 bool accumulate, const TileEpilogue* ep) {
   __mmask16 mask[kNv];
 #pragma GCC unroll 2
   for (int v = 0; v < kNv; ++v) mask[v] = first_lanes(nr - v * 16);
@@ -37,8 +39,10 @@ QSEARCH_AVX512 void ukernel_8x32(int64_t kc, const float* a, const float* b, flo
   }
 
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(b);
-    const __m512 b1 = _mm512_load_ps(b + 16);
+    // Packed panels are aligned and k-major; indirect rows are anywhere (unaligned).
+    const float* bk = kIndirect ? b + b_offsets[k] : b;
+    const __m512 b0 = kIndirect ? _mm512_loadu_ps(bk) : _mm512_load_ps(bk);
+    const __m512 b1 = kIndirect ? _mm512_loadu_ps(bk + 16) : _mm512_load_ps(bk + 16);
 #pragma GCC unroll 8
     for (int i = 0; i < kMr; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
@@ -46,7 +50,7 @@ QSEARCH_AVX512 void ukernel_8x32(int64_t kc, const float* a, const float* b, flo
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
     a += kMr;
-    b += kNr;
+    if (!kIndirect) b += kNr;
   }
 
   if (ep != nullptr) {
@@ -91,7 +95,7 @@ QSEARCH_AVX512 void ukernel_8x32(int64_t kc, const float* a, const float* b, flo
 }  // namespace
 
 const UKernelInfo& ukernel_avx512() {
-  static const UKernelInfo info{kMr, kNr, &ukernel_8x32};
+  static const UKernelInfo info{kMr, kNr, &ukernel_8x32<false>, &ukernel_8x32<true>};
   return info;
 }
 

@@ -1,0 +1,35 @@
+// Internal: small AVX2 helpers shared by the float kernels (the build's baseline ISA).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace qsearch::kernels::detail {
+
+// Lane mask with the first n (0..8) lanes set.
+inline __m256i first_lanes8(int64_t n) {
+  alignas(32) static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0,  0,  0,  0,  0,  0,  0,  0};
+  n = n < 0 ? 0 : (n > 8 ? 8 : n);
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
+}
+
+// dst[0, n) = src[0, n) for short runs (a row of a small image): inline vector moves instead
+// of a call to memmove. The ranges must not overlap.
+inline void copy_floats(float* dst, const float* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+  if (i < n) {
+    const __m256i m = first_lanes8(n - i);
+    _mm256_maskstore_ps(dst + i, m, _mm256_maskload_ps(src + i, m));
+  }
+}
+
+// max(a, b) that returns NaN when either is NaN (like PyTorch's max pooling).
+inline __m256 nan_max8(__m256 a, __m256 b) {
+  const __m256 m = _mm256_max_ps(a, b);  // b when either is NaN
+  return _mm256_blendv_ps(m, a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+}
+
+}  // namespace qsearch::kernels::detail
