@@ -15,6 +15,9 @@ namespace {
 std::atomic<long> g_allocations{0};
 }  // namespace
 
+// These replacements pair malloc with free on purpose; GCC's heuristic sees "new" and "free".
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
