@@ -1,0 +1,114 @@
+// Training kernels: the parts of the forward pass that only training has (batch-statistics
+// BatchNorm, Dropout masks) and the backward pass of every op the trainer supports. Pure
+// functions over pointers and the float kernels' parameter structs (kernels/params.h); the
+// products themselves go through the fast GEMM (kernels/gemm.h) in train/network.cc.
+//
+// Conventions: x is an op's input, y its output, dy = dL/dy, dx = dL/dx. A backward kernel
+// overwrites dx unless its name ends in _add (then dx += contribution). Reductions run in a
+// fixed order (over the batch, then space, in ascending index) in double, so results depend
+// neither on the thread count nor on how work is split; loops parallelise over independent
+// outputs (channels, rows, planes) only.
+//
+//   BatchNorm (training, PyTorch's definition), per channel c over n = batch * spatial values:
+//     mean_c = sum x / n,  var_c = sum (x - mean_c)^2 / n  (biased, used to normalise)
+//     xhat = (x - mean_c) / sqrt(var_c + eps),  y = scale_c * xhat + bias_c
+//     running_mean = (1 - m) running_mean + m mean_c,
+//     running_var  = (1 - m) running_var  + m var_c * n / (n - 1)  (unbiased)
+//     dbias_c = sum dy,  dscale_c = sum dy * xhat,
+//     dx = scale_c / sqrt(var_c + eps) * (dy - dbias_c / n - xhat * dscale_c / n)
+//   m is PyTorch's momentum (0.1 by default; ONNX stores 1 - m).
+//
+//   Dropout (training, inverted): y = x * mask / (1 - p), mask_i ~ Bernoulli(1 - p) drawn from
+//   a qsearch::Rng in element order; dx = dy * mask / (1 - p).
+//
+//   Softmax cross-entropy (PyTorch CrossEntropyLoss, reduction "mean"):
+//     L = (1/B) sum_b [logsumexp(z_b) - z_b[y_b]],  dz_b = (softmax(z_b) - onehot(y_b)) / B
+#pragma once
+
+#include <cstdint>
+
+#include "core/rng.h"
+#include "kernels/params.h"
+
+namespace qsearch::train {
+
+// ---- dense ----------------------------------------------------------------------------------
+
+// y[c, r] = x[r, c] for x [rows, cols] (row strides = cols, rows).
+void transpose(const float* x, int64_t rows, int64_t cols, float* y);
+
+// db[j] (+)= sum_i dy[i, j] over dy [m, n]; accumulate adds to db.
+void column_sums(const float* dy, int64_t m, int64_t n, float* db, bool accumulate);
+
+// ---- convolution ----------------------------------------------------------------------------
+
+// Columns of one image for the weight and input gradients:
+//   col[(c * kh + i) * kw + j, oh * out_w + ow] = X[c, oh*sh - pt + i*dh, ow*sw - pl + j*dw]
+// (0 outside the image). x is one image [C, H, W]; col is [C*kh*kw, out_h*out_w]. Groups are
+// handled by the caller: pass one group's channels (p.in_channels = C/G). Rows of col are `ld`
+// floats apart (ld >= out_h*out_w), so several images can sit side by side.
+void im2col(const kernels::Conv2dParams& p, const float* x, float* col, int64_t ld);
+
+// The adjoint of im2col: dx[c, h, w] += every col entry that im2col read from (c, h, w).
+void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, float* dx);
+
+// Gradients of Y = conv(X, W) + b (kernels::Conv2dParams, W [M, C/G, kh, kw]):
+//   dW[o, k] = sum_n sum_p dY[n, o, p] col_n[k, p]           (overwritten)
+//   db[o]    = sum_n sum_p dY[n, o, p]                        (overwritten; db may be null)
+//   dX      += col2im(W_g^T dY_n) per image and group          (dx may be null; caller zeroes)
+// Images are processed in chunks of max(1, 4096 / (out_h*out_w)) (a function of the shape
+// only); each chunk's dW is a GEMM over its pixels, and chunk results are summed in chunk
+// order, so the result does not depend on the thread count.
+void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                     const float* dy, float* dx, float* dw, float* db);
+
+// ---- BatchNorm (training) -------------------------------------------------------------------
+
+// Normalises with batch statistics and updates the running statistics in place. Writes the
+// per-channel batch mean and 1/sqrt(var + eps) (for the backward pass). x, y are [batch,
+// channels, spatial]; y may not alias x (x is kept for the backward pass).
+void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum, const float* x,
+                              const float* scale, const float* bias, float* y, float* running_mean,
+                              float* running_var, float* save_mean, float* save_invstd);
+
+// dx (may be null: not needed), dscale, dbias (overwritten). save_* from the forward pass.
+void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, const float* dy,
+                         const float* scale, const float* save_mean, const float* save_invstd,
+                         float* dx, float* dscale, float* dbias);
+
+// ---- activations, pooling -------------------------------------------------------------------
+
+// y = max(x, 0) (NaN propagates).
+void relu_forward(const float* x, float* y, int64_t n);
+// dx = dy where y > 0, else 0 (PyTorch's threshold_backward on the result).
+void relu_backward(const float* y, const float* dy, float* dx, int64_t n);
+
+// dx[window argmax] += dy for every output, dx overwritten. The argmax is the first tap (in
+// (i, j) order) holding the window's maximum, as PyTorch's max_pool2d picks it.
+void max_pool2d_backward(const kernels::Pool2dParams& p, const float* x, const float* dy,
+                         float* dx);
+// dx overwritten: each output spreads dy / divisor over its taps (divisor as in forward).
+void avg_pool2d_backward(const kernels::Pool2dParams& p, const float* dy, float* dx);
+// dx[r, s] = dy[r] / spatial.
+void global_avg_pool_backward(int64_t rows, int64_t spatial, const float* dy, float* dx);
+
+// ---- Dropout --------------------------------------------------------------------------------
+
+// mask[i] = 1 with probability 1 - ratio (uniform() >= ratio), else 0, in index order.
+void dropout_mask(Rng& rng, float ratio, uint8_t* mask, int64_t n);
+// y = x * mask * scale (scale = 1 / (1 - ratio)); the backward pass is the same map on dy.
+void dropout_apply(const float* x, const uint8_t* mask, float scale, float* y, int64_t n);
+
+// ---- loss -----------------------------------------------------------------------------------
+
+struct LossSums {
+  double loss_sum = 0;  // sum over the batch of per-sample cross-entropy
+  int64_t correct = 0;  // arg-max hits (ties to the lowest class, like torch.argmax)
+};
+
+// Softmax cross-entropy of logits [batch, classes] against labels; writes dlogits of the MEAN
+// loss (divided by `mean_over`, normally batch). dlogits may be null (evaluation).
+LossSums softmax_cross_entropy(const float* logits, const int64_t* labels, int64_t batch,
+                               int64_t classes, int64_t mean_over, float* dlogits);
+
+}  // namespace qsearch::train

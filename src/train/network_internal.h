@@ -1,0 +1,105 @@
+// Internal to network*.cc: the per-node state of a Network and the kernel parameter structs
+// built from IR attributes and concrete shapes.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ir/graph.h"
+#include "kernels/params.h"
+#include "train/network.h"
+
+namespace qsearch::train {
+
+inline kernels::Conv2dParams conv_params(const ir::ConvAttrs& a, const Shape& x, const Shape& y) {
+  kernels::Conv2dParams p;
+  p.batch = x[0];
+  p.in_channels = x[1];
+  p.in_h = x[2];
+  p.in_w = x[3];
+  p.out_channels = y[1];
+  p.out_h = y[2];
+  p.out_w = y[3];
+  p.kernel_h = a.kernel[0];
+  p.kernel_w = a.kernel[1];
+  p.stride_h = a.strides[0];
+  p.stride_w = a.strides[1];
+  p.dilation_h = a.dilations[0];
+  p.dilation_w = a.dilations[1];
+  p.pad_top = a.pads[0];
+  p.pad_left = a.pads[1];
+  p.groups = a.group;
+  return p;
+}
+
+inline kernels::Pool2dParams pool_params(const ir::PoolAttrs& a, const Shape& x, const Shape& y) {
+  kernels::Pool2dParams p;
+  p.batch = x[0];
+  p.channels = x[1];
+  p.in_h = x[2];
+  p.in_w = x[3];
+  p.out_h = y[2];
+  p.out_w = y[3];
+  p.kernel_h = a.kernel[0];
+  p.kernel_w = a.kernel[1];
+  p.stride_h = a.strides[0];
+  p.stride_w = a.strides[1];
+  p.dilation_h = a.dilations[0];
+  p.dilation_w = a.dilations[1];
+  p.pad_top = a.pads[0];
+  p.pad_left = a.pads[1];
+  p.pad_bottom = a.pads[2];
+  p.pad_right = a.pads[3];
+  p.count_include_pad = a.count_include_pad;
+  return p;
+}
+
+inline kernels::BatchNormParams bn_params(const ir::BatchNormAttrs& a, const Shape& x) {
+  kernels::BatchNormParams p;
+  p.batch = x[0];
+  p.channels = x[1];
+  p.spatial = 1;
+  for (size_t d = 2; d < x.size(); ++d) p.spatial *= x[d];
+  p.epsilon = a.epsilon;
+  return p;
+}
+
+// Strides of `in` broadcast to the output shape `out` (0 on broadcast dims), numpy rules.
+inline kernels::BinaryParams broadcast_params(const Shape& a, const Shape& b, const Shape& out) {
+  kernels::BinaryParams p;
+  p.op = kernels::BinaryOp::kAdd;
+  p.rank = static_cast<int>(out.size());
+  auto strides = [&](const Shape& s, kernels::Dims& st) {
+    int64_t stride = 1;
+    for (int d = p.rank - 1; d >= 0; --d) {
+      const int k = d - (p.rank - static_cast<int>(s.size()));
+      const int64_t dim = k >= 0 ? s[k] : 1;
+      st[d] = dim == 1 ? 0 : stride;
+      stride *= dim;
+    }
+  };
+  for (int d = 0; d < p.rank; ++d) p.shape[d] = out[d];
+  strides(a, p.a_stride);
+  strides(b, p.b_stride);
+  return p;
+}
+
+struct Network::Step {
+  const ir::Node* node = nullptr;
+  int index = 0;
+  bool alias = false;  // output shares the input's buffer (Flatten, Reshape, Identity)
+  // Gemm / MatMul
+  bool trans_b = false;
+  float alpha = 1.0f, beta = 1.0f;
+  bool scalar_bias = false;
+  std::vector<float> bias_buf;  // beta * C broadcast to [N]
+  Tensor tmp;                   // transposes for the weight gradient
+  // BatchNorm
+  std::vector<float> save_mean, save_invstd;
+  // Dropout
+  std::vector<uint8_t> mask;
+  float keep_scale = 1.0f;
+};
+
+}  // namespace qsearch::train

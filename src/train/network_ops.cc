@@ -1,0 +1,321 @@
+// Network::forward_step / backward_step: one node of the training forward and backward passes.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "kernels/conv.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "kernels/pool.h"
+#include "kernels/ref/pool.h"
+#include "train/grad_kernels.h"
+#include "train/network_internal.h"
+
+namespace qsearch::train {
+
+using ir::OpKind;
+using ir::ValueId;
+
+namespace {
+
+// Output index -> operand index under BinaryParams strides, for reducing a broadcast gradient.
+// Walks the output in order, so the reduction order is fixed.
+void reduce_broadcast(const kernels::BinaryParams& p, const kernels::Dims& stride, const float* dy,
+                      double* acc) {
+  kernels::Dims idx{};
+  int64_t total = 1;
+  for (int d = 0; d < p.rank; ++d) total *= p.shape[d];
+  int64_t off = 0;
+  for (int64_t i = 0; i < total; ++i) {
+    acc[off] += dy[i];
+    for (int d = p.rank - 1; d >= 0; --d) {
+      off += stride[d];
+      if (++idx[d] < p.shape[d]) break;
+      off -= stride[d] * p.shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+void Network::forward_step(Step& s, const ForwardOptions& options) {
+  const ir::Node& n = *s.node;
+  const ValueId xv = n.inputs[0], yv = n.outputs[0];
+  const Shape& xs = shapes_[xv];
+  const Shape& ys = shapes_[yv];
+  const float* x = act_[xv];
+  float* y = act_[yv];
+  auto constant = [&](size_t k) -> float* { return graph_.value(n.inputs[k]).data.data<float>(); };
+  switch (n.kind) {
+    case OpKind::kGemm:
+    case OpKind::kMatMul: {
+      const int64_t k = xs.back(), m = shape_numel(xs) / k, nn = ys.back();
+      const bool trans = n.kind == OpKind::kGemm && s.trans_b;
+      const kernels::PackedB w = kernels::pack_b(constant(1), k, nn, trans);
+      kernels::Epilogue ep;
+      ep.alpha = s.alpha;
+      if (!s.bias_buf.empty()) {
+        const float* c = constant(2);
+        for (int64_t j = 0; j < nn; ++j) s.bias_buf[j] = s.beta * c[s.scalar_bias ? 0 : j];
+        ep.bias = s.bias_buf.data();
+      }
+      kernels::gemm_f32_packed(m, x, k, w, y, nn, ep);
+      break;
+    }
+    case OpKind::kConv: {
+      const kernels::Conv2dParams p = conv_params(std::get<ir::ConvAttrs>(n.attrs), xs, ys);
+      const kernels::PackedConvWeights w = kernels::pack_conv_weights(
+          constant(1), p.out_channels, p.in_channels / p.groups, p.kernel_h, p.kernel_w, p.groups);
+      kernels::Epilogue ep;
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0) ep.bias = constant(2);
+      kernels::conv2d_f32_packed(p, x, w, y, ep);
+      break;
+    }
+    case OpKind::kBatchNorm: {
+      const auto& a = std::get<ir::BatchNormAttrs>(n.attrs);
+      const kernels::BatchNormParams p = bn_params(a, xs);
+      if (options.training) {
+        // ONNX momentum is PyTorch's 1 - m.
+        const double m = 1.0 - static_cast<double>(a.momentum);
+        batch_norm_train_forward(p, m, x, constant(1), constant(2), y, constant(3), constant(4),
+                                 s.save_mean.data(), s.save_invstd.data());
+      } else {
+        const float *scale = constant(1), *bias = constant(2), *mean = constant(3),
+                    *var = constant(4);
+        for (int64_t c = 0; c < p.channels; ++c) {
+          const double a = scale[c] / std::sqrt(static_cast<double>(var[c]) + p.epsilon);
+          s.save_mean[c] = static_cast<float>(a);  // reused as scratch: inference keeps nothing
+          s.save_invstd[c] = static_cast<float>(bias[c] - mean[c] * a);
+        }
+        kernels::channel_affine_f32(p.batch, p.channels, p.spatial, x, s.save_mean.data(),
+                                    s.save_invstd.data(), y);
+      }
+      break;
+    }
+    case OpKind::kRelu:
+      relu_forward(x, y, shape_numel(ys));
+      break;
+    case OpKind::kMaxPool:
+    case OpKind::kAveragePool: {
+      const kernels::Pool2dParams p = pool_params(std::get<ir::PoolAttrs>(n.attrs), xs, ys);
+      if (n.kind == OpKind::kMaxPool) {
+        kernels::max_pool2d_f32(p, x, y);
+      } else {
+        kernels::avg_pool2d_f32(p, x, y);
+      }
+      break;
+    }
+    case OpKind::kGlobalAveragePool: {
+      const int64_t rows = xs[0] * xs[1], spatial = shape_numel(xs) / rows;
+      parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
+        kernels::ref::global_avg_pool_f32(r1 - r0, spatial, x + r0 * spatial, y + r0);
+      });
+      break;
+    }
+    case OpKind::kAdd: {
+      const ValueId bv = n.inputs[1];
+      const Shape& bs = shapes_[bv];
+      const float* b = graph_.value(bv).is_constant() ? constant(1) : act_[bv];
+      if (xs == bs) {
+        const int64_t total = shape_numel(ys);
+        parallel_for(0, total, 1 << 14, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) y[i] = x[i] + b[i];
+        });
+      } else {
+        kernels::binary_f32(broadcast_params(xs, bs, ys), x, b, y);
+      }
+      break;
+    }
+    case OpKind::kFlatten:
+    case OpKind::kReshape:
+    case OpKind::kIdentity:
+      break;  // aliases
+    case OpKind::kDropout: {
+      const int64_t total = shape_numel(ys);
+      if (options.training) {
+        Rng rng = Rng(options.dropout_seed).fork(static_cast<uint64_t>(s.index));
+        dropout_mask(rng, std::get<ir::DropoutAttrs>(n.attrs).ratio, s.mask.data(), total);
+        dropout_apply(x, s.mask.data(), s.keep_scale, y, total);
+      } else {
+        std::memcpy(y, x, total * sizeof(float));
+      }
+      break;
+    }
+    default:
+      QSEARCH_CHECK(false);  // rejected by the constructor
+  }
+}
+
+void Network::backward_step(Step& s) {
+  const ir::Node& n = *s.node;
+  const ValueId xv = n.inputs[0], yv = n.outputs[0];
+  const Shape& xs = shapes_[xv];
+  const Shape& ys = shapes_[yv];
+  const float* x = act_[xv];
+  const float* y = act_[yv];
+  const float* dy = grad_[yv];
+  auto constant = [&](size_t k) -> float* { return graph_.value(n.inputs[k]).data.data<float>(); };
+  auto needs = [&](size_t k) {
+    return k < n.inputs.size() && n.inputs[k] >= 0 && requires_grad_[n.inputs[k]];
+  };
+  // Runs fn(ptr) to produce input k's gradient contribution, then accounts for it.
+  auto produce = [&](size_t k, int64_t numel, auto&& fn) {
+    bool acc;
+    float* g = grad_begin(n.inputs[k], numel, &acc);
+    fn(g);
+    grad_end(n.inputs[k], numel, g, acc);
+  };
+  switch (n.kind) {
+    case OpKind::kGemm:
+    case OpKind::kMatMul: {
+      const int64_t k = xs.back(), m = shape_numel(xs) / k, nn = ys.back();
+      const bool trans = n.kind == OpKind::kGemm && s.trans_b;
+      const float* w = constant(1);
+      kernels::Epilogue ep;
+      ep.alpha = s.alpha;
+      if (needs(0)) {
+        // dX [M, K] = alpha dY [M, N] op(W)^T; op(W)^T is W itself when W is stored [N, K].
+        const kernels::PackedB wp = kernels::pack_b(w, nn, k, /*trans=*/!trans);
+        produce(0, m * k, [&](float* g) { kernels::gemm_f32_packed(m, dy, nn, wp, g, k, ep); });
+      }
+      if (needs(1)) {
+        float* t = s.tmp.data<float>();
+        if (trans) {
+          // dW [N, K] = alpha dY^T [N, M] X [M, K].
+          transpose(dy, m, nn, t);
+          const kernels::PackedB xp = kernels::pack_b(x, m, k, false);
+          produce(1, nn * k, [&](float* g) { kernels::gemm_f32_packed(nn, t, m, xp, g, k, ep); });
+        } else {
+          // dW [K, N] = alpha X^T [K, M] dY [M, N].
+          transpose(x, m, k, t);
+          const kernels::PackedB dp = kernels::pack_b(dy, m, nn, false);
+          produce(1, k * nn, [&](float* g) { kernels::gemm_f32_packed(k, t, m, dp, g, nn, ep); });
+        }
+      }
+      if (needs(2)) {
+        const int64_t csize = graph_.value(n.inputs[2]).data.numel();
+        produce(2, csize, [&](float* g) {
+          column_sums(dy, m, nn, s.bias_buf.data(), false);
+          if (s.scalar_bias) {
+            double total = 0;
+            for (int64_t j = 0; j < nn; ++j) total += s.bias_buf[j];
+            g[0] = static_cast<float>(s.beta * total);
+          } else {
+            for (int64_t j = 0; j < nn; ++j) g[j] = s.beta * s.bias_buf[j];
+          }
+        });
+      }
+      break;
+    }
+    case OpKind::kConv: {
+      const kernels::Conv2dParams p = conv_params(std::get<ir::ConvAttrs>(n.attrs), xs, ys);
+      const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+      float* dx = nullptr;
+      if (needs(0)) {
+        // col2im accumulates, so the input gradient buffer itself can take the contribution.
+        const ValueId r = grad_root_[xv];
+        dx = grad_[r];
+        if (!grad_written_[r]) std::fill(dx, dx + shape_numel(xs), 0.0f);
+      }
+      bool acc_w = false, acc_b = false;
+      float* dw = grad_begin(n.inputs[1], graph_.value(n.inputs[1]).data.numel(), &acc_w);
+      // The weight and bias contributions may both need the scratch buffer: give the bias its
+      // own when both accumulate.
+      std::vector<float> bias_tmp;
+      float* db = nullptr;
+      if (has_bias) {
+        const ValueId r = grad_root_[n.inputs[2]];
+        acc_b = grad_written_[r];
+        if (acc_b) {
+          bias_tmp.resize(p.out_channels);
+          db = bias_tmp.data();
+        } else {
+          db = grad_[r];
+        }
+      }
+      conv2d_backward(p, x, constant(1), dy, dx, dw, db);
+      if (dx != nullptr) grad_written_[grad_root_[xv]] = true;
+      grad_end(n.inputs[1], graph_.value(n.inputs[1]).data.numel(), dw, acc_w);
+      if (has_bias) grad_end(n.inputs[2], p.out_channels, db, acc_b);
+      break;
+    }
+    case OpKind::kBatchNorm: {
+      const kernels::BatchNormParams p = bn_params(std::get<ir::BatchNormAttrs>(n.attrs), xs);
+      std::vector<float> dscale(p.channels), dbias(p.channels);
+      auto run = [&](float* dx) {
+        batch_norm_backward(p, x, dy, constant(1), s.save_mean.data(), s.save_invstd.data(), dx,
+                            dscale.data(), dbias.data());
+      };
+      if (needs(0)) {
+        produce(0, shape_numel(xs), run);
+      } else {
+        run(nullptr);
+      }
+      if (needs(1)) {
+        produce(1, p.channels, [&](float* g) { std::copy(dscale.begin(), dscale.end(), g); });
+      }
+      if (needs(2)) {
+        produce(2, p.channels, [&](float* g) { std::copy(dbias.begin(), dbias.end(), g); });
+      }
+      break;
+    }
+    case OpKind::kRelu:
+      if (needs(0)) {
+        produce(0, shape_numel(xs), [&](float* g) { relu_backward(y, dy, g, shape_numel(xs)); });
+      }
+      break;
+    case OpKind::kMaxPool:
+    case OpKind::kAveragePool:
+      if (needs(0)) {
+        const kernels::Pool2dParams p = pool_params(std::get<ir::PoolAttrs>(n.attrs), xs, ys);
+        produce(0, shape_numel(xs), [&](float* g) {
+          if (n.kind == OpKind::kMaxPool) {
+            max_pool2d_backward(p, x, dy, g);
+          } else {
+            avg_pool2d_backward(p, dy, g);
+          }
+        });
+      }
+      break;
+    case OpKind::kGlobalAveragePool:
+      if (needs(0)) {
+        const int64_t rows = xs[0] * xs[1], spatial = shape_numel(xs) / rows;
+        produce(0, shape_numel(xs),
+                [&](float* g) { global_avg_pool_backward(rows, spatial, dy, g); });
+      }
+      break;
+    case OpKind::kAdd: {
+      const kernels::BinaryParams p = broadcast_params(xs, shapes_[n.inputs[1]], ys);
+      for (size_t k = 0; k < 2; ++k) {
+        if (!needs(k)) continue;
+        const Shape& ks = shapes_[n.inputs[k]];
+        const int64_t numel = shape_numel(ks);
+        if (ks == ys) {
+          produce(k, numel, [&](float* g) { std::memcpy(g, dy, numel * sizeof(float)); });
+        } else {
+          std::vector<double> acc(numel, 0.0);
+          reduce_broadcast(p, k == 0 ? p.a_stride : p.b_stride, dy, acc.data());
+          produce(k, numel, [&](float* g) {
+            for (int64_t i = 0; i < numel; ++i) g[i] = static_cast<float>(acc[i]);
+          });
+        }
+      }
+      break;
+    }
+    case OpKind::kDropout:
+      if (needs(0)) {
+        produce(0, shape_numel(xs), [&](float* g) {
+          dropout_apply(dy, s.mask.data(), s.keep_scale, g, shape_numel(xs));
+        });
+      }
+      break;
+    default:
+      QSEARCH_CHECK(false);
+  }
+}
+
+}  // namespace qsearch::train
