@@ -148,6 +148,7 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
           tep.bias_per_row = true;
           tep.residual = ctx.ep->residual != nullptr ? ctx.ep->residual + off : nullptr;
           tep.residual_stride = ohw;
+          tep.residual_after_clamp = ctx.ep->residual_after_clamp;
           tep.lo = ctx.ep->clamp_min;
           tep.hi = ctx.ep->clamp_max;
         }
@@ -215,6 +216,7 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
     }
   }
   const bool residual = ctx.ep->residual != nullptr;
+  const bool after = ctx.ep->residual_after_clamp;
   const float lo = ctx.ep->clamp_min, hi = ctx.ep->clamp_max;
   int64_t padded_for = -1;  // (image, group) whose padded copy is in `padded`
   for (int64_t item = begin; item < end; ++item) {
@@ -260,7 +262,9 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
         tep.bias_per_row = true;
         tep.residual = nullptr;
         tep.residual_stride = 0;
-        // With a residual the clamp must come after it: applied while copying out.
+        tep.residual_after_clamp = false;
+        // A residual has y's layout, not the grid's: it and the clamp are applied while
+        // copying out.
         tep.lo = residual ? -std::numeric_limits<float>::infinity() : lo;
         tep.hi = residual ? std::numeric_limits<float>::infinity() : hi;
         u.fn_indirect(w.k, w.panel(g, t), padded + p0, offsets, tile, u.nr, mr, cols, false, &tep);
@@ -273,9 +277,16 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
             float* dst = ctx.y + off;
             if (residual) {
               const float* r = ctx.ep->residual + off;
-              for (int64_t e = 0; e < sg.len; ++e) {
-                const float v = src[e] + r[e];
-                dst[e] = v < lo ? lo : (v > hi ? hi : v);  // NaN passes through
+              if (after) {
+                for (int64_t e = 0; e < sg.len; ++e) {
+                  const float v = src[e];
+                  dst[e] = (v < lo ? lo : (v > hi ? hi : v)) + r[e];
+                }
+              } else {
+                for (int64_t e = 0; e < sg.len; ++e) {
+                  const float v = src[e] + r[e];
+                  dst[e] = v < lo ? lo : (v > hi ? hi : v);  // NaN passes through
+                }
               }
             } else {
               detail::copy_floats(dst, src, sg.len);
@@ -288,6 +299,11 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
 }
 
 }  // namespace
+
+bool conv2d_direct_applies(const Conv2dParams& p, Isa isa) {
+  DirectGeom g;
+  return direct_geometry(p, detail::ukernel_for(isa).nr, g);
+}
 
 void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWeights& w, float* y,
                        const Epilogue& ep) {

@@ -5,13 +5,19 @@
 //   conv2d_f32_packed(params, x, pw, y, ep);                             // per batch
 //
 // Math: per image b and group g, Y_g[o, p] = epilogue(sum_k W_g[o, k] * col[k, p]) where
-// k = (c, i, j) runs over C/G * kH * kW in that order, p = oh * out_w + ow over the output
-// pixels, and col[k, p] is the input tap of Conv2dParams (0 in the padding). The weights are
-// the A operand (MR-row panels, packed once); col is packed panel by panel (NR pixels x kKc
-// taps, on the stack) right before the microkernel consumes it, so there is no im2col buffer.
+// k = (c, i, j) runs over C/G * kH * kW in that order, p over the output pixels, and col[k, p]
+// is the input tap of Conv2dParams (0 in the padding). The weights are the A operand (MR-row
+// panels, packed once). Two ways to feed the B operand (col), chosen per call:
+// * direct (stride 1, the group's zero-padded image fits a 128 KB stack copy): output pixels are
+//   laid on a grid as wide as the padded image, so that each tap of NR consecutive grid pixels
+//   is a contiguous run of the padded copy; the microkernel reads those runs in place, and the
+//   grid columns past out_w are dropped when the tile is copied out.
+// * packed: col is packed panel by panel (NR pixels x kKc taps, on the stack) right before the
+//   microkernel consumes it (strided convolutions, large images).
 // Bias is per output channel; the residual has Y's NCHW layout. Work items are (image, group,
-// pixel panel) triples spread over parallel_for; each output element is computed by one
-// microkernel chain in ascending k, so results do not depend on the thread count.
+// pixel chunk) spread over parallel_for; each output element is computed by one microkernel
+// chain in ascending k on either path, so results do not depend on the thread count (the two
+// paths do the same arithmetic; both are within the bound of docs/numerics.md).
 #pragma once
 
 #include <cstdint>
@@ -39,6 +45,10 @@ struct PackedConvWeights {
 PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
                                     int64_t in_channels_per_group, int64_t kernel_h,
                                     int64_t kernel_w, int64_t groups, Isa isa = best_isa());
+
+// True when conv2d_f32_packed takes the direct path for p (stride 1 and the zero-padded image
+// of one group fits the 128 KB stack copy); otherwise it packs im2col panels.
+bool conv2d_direct_applies(const Conv2dParams& p, Isa isa = best_isa());
 
 // Y = epilogue(conv(X, W)) with p's geometry (p.kernel_*, p.groups and channel counts must
 // match the packed weights). Y must overlap neither X nor the residual.

@@ -136,6 +136,7 @@ void gemm_f32_packed(int64_t m, const float* a, int64_t lda, const PackedB& b, f
                                  ? ctx.ep->residual + row0 * ctx.ep->residual_stride + col0
                                  : nullptr;
               tep.residual_stride = ctx.ep->residual_stride;
+              tep.residual_after_clamp = ctx.ep->residual_after_clamp;
               tep.lo = ctx.ep->clamp_min;
               tep.hi = ctx.ep->clamp_max;
             }

@@ -9,6 +9,7 @@
 // Math (index notation, k summed in ascending order, one FMA rounding per step):
 //   acc[m, n] = sum_k A[m, k] * B[k, n]
 //   Y[m, n]   = min(max(fma(alpha, acc[m, n], bias[n]) + R[m, n], clamp_min), clamp_max)
+//               (or min(max(fma(...), clamp_min), clamp_max) + R[m, n] with residual_after_clamp)
 // Each output element is computed by exactly one microkernel call chain with that fixed order,
 // so results do not depend on the thread count or on how the work is split (see
 // docs/numerics.md "Float kernels" for the error bound against kernels/ref/gemm.h).
@@ -52,6 +53,9 @@ struct Epilogue {
   const float* bias = nullptr;
   const float* residual = nullptr;
   int64_t residual_stride = 0;
+  // false: clamp(fma + R) (Add then Relu); true: clamp(fma) + R (Relu then Add, e.g. a
+  // residual block ending in relu(bn(conv(x))) + x).
+  bool residual_after_clamp = false;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
 };

@@ -5,6 +5,7 @@
 // with one FMA per (i, j, k) in ascending k, then, when `ep` is non-null (last k-block):
 //   v = fma(acc, alpha, bias) + residual[i][j]   (bias per row ep->bias[i] or column ep->bias[j])
 //   C[i][j] = min(max(v, lo), hi)     (NaN propagates)
+// (with residual_after_clamp the residual is added after the clamp instead)
 // and stores only rows i < mr and columns j < nr (edge tiles); rows >= mr of `a` must be
 // readable (packed panels are zero-padded) and columns >= nr of `b` too.
 //
@@ -25,6 +26,7 @@ struct TileEpilogue {
   bool bias_per_row;
   const float* residual;  // tile's first element; nullptr = none
   int64_t residual_stride;
+  bool residual_after_clamp;
   float lo, hi;
 };
 

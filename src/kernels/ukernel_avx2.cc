@@ -76,13 +76,15 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, const int64_t* b_o
 #pragma GCC unroll 2
       for (int v = 0; v < kNv; ++v) {
         __m256 x = _mm256_fmadd_ps(acc[i][v], alpha, ep->bias_per_row ? row_bias : col_bias[v]);
-        if (ep->residual != nullptr) {
-          x = _mm256_add_ps(
-              x, _mm256_maskload_ps(ep->residual + i * ep->residual_stride + v * 8, mask[v]));
-        }
+        const __m256 r =
+            ep->residual != nullptr
+                ? _mm256_maskload_ps(ep->residual + i * ep->residual_stride + v * 8, mask[v])
+                : _mm256_setzero_ps();
+        if (!ep->residual_after_clamp) x = _mm256_add_ps(x, r);
         // max/min return their second operand when either is NaN: NaN in x propagates.
         x = _mm256_max_ps(lo, x);
-        acc[i][v] = _mm256_min_ps(hi, x);
+        x = _mm256_min_ps(hi, x);
+        acc[i][v] = ep->residual_after_clamp ? _mm256_add_ps(x, r) : x;
       }
     }
   }

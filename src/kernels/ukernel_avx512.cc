@@ -72,14 +72,15 @@ QSEARCH_AVX512 void ukernel_8x32(int64_t kc, const float* a, const float* b,
 #pragma GCC unroll 2
       for (int v = 0; v < kNv; ++v) {
         __m512 x = _mm512_fmadd_ps(acc[i][v], alpha, ep->bias_per_row ? row_bias : col_bias[v]);
-        if (ep->residual != nullptr) {
-          x = _mm512_add_ps(
-              x, _mm512_maskz_loadu_ps(mask[v], ep->residual + i * ep->residual_stride + v * 16));
-        }
-        // max/min return their second operand when either is NaN: NaN in x propagates. (The
-        // maskz forms avoid GCC 12's _mm512_undefined_ps maybe-uninitialized warning.)
+        const __m512 r =
+            ep->residual != nullptr
+                ? _mm512_maskz_loadu_ps(mask[v], ep->residual + i * ep->residual_stride + v * 16)
+                : _mm512_setzero_ps();
+        if (!ep->residual_after_clamp) x = _mm512_add_ps(x, r);
+        // max/min return their second operand when either is NaN: NaN in x propagates.
         x = _mm512_maskz_max_ps(static_cast<__mmask16>(0xFFFF), lo, x);
-        acc[i][v] = _mm512_maskz_min_ps(static_cast<__mmask16>(0xFFFF), hi, x);
+        x = _mm512_maskz_min_ps(static_cast<__mmask16>(0xFFFF), hi, x);
+        acc[i][v] = ep->residual_after_clamp ? _mm512_add_ps(x, r) : x;
       }
     }
   }

@@ -49,27 +49,35 @@ void finish(PlanBuilder& b, std::unique_ptr<T> s, ValueId out) {
 
 // Extends a GEMM / conv epilogue over the sole consumers of `y`: an Add of a same-shape value
 // computed before `anchor` (or of a bias broadcast over rows when `bias_width` > 0 and there is
-// no bias yet), then a Relu or Clip. Returns the value the step finally writes.
+// no bias yet), then a Relu or Clip, then (if none came before) an Add of a same-shape value
+// (relu(...) + x, the residual block of the PyTorch fixtures). Returns the value the step
+// finally writes.
 ValueId fuse_tail(PlanBuilder& b, const Node& anchor, ValueId y, FusedEpilogue& ep,
                   int64_t bias_width) {
-  if (const Node* add = b.sole_consumer(y); add != nullptr && add->kind == OpKind::kAdd) {
+  // Fuses `add` = y + other when `other` is a same-shape value computed before the anchor, or
+  // (allow_bias) a constant row bias; returns false when it does not fit.
+  auto try_add = [&](bool allow_bias) {
+    const Node* add = b.sole_consumer(y);
+    if (add == nullptr || add->kind != OpKind::kAdd) return false;
     const ValueId other = add->inputs[0] == y ? add->inputs[1] : add->inputs[0];
+    if (other == y) return false;
     const SymShape& os = b.shape(other);
-    const bool earlier = b.producer_index(other) < b.node_index(anchor);
-    if (other != y && same_shape(os, b.shape(y)) && earlier) {
+    if (same_shape(os, b.shape(y)) && b.producer_index(other) < b.node_index(anchor)) {
       ep.residual = b.slot(other);
       ep.fused.push_back("add");
-      b.mark_fused(*add);
-      y = add->outputs[0];
-    } else if (other != y && bias_width > 0 && ep.bias.empty() && is_constant(b, other) &&
+    } else if (allow_bias && bias_width > 0 && ep.bias.empty() && is_constant(b, other) &&
                os.numel(0) == bias_width && os.shape(0).back() == bias_width &&
                os.rank <= b.shape(y).rank) {
       ep.bias = b.graph().value(other).data.clone().reshaped({bias_width});
       ep.fused.push_back("bias");
-      b.mark_fused(*add);
-      y = add->outputs[0];
+    } else {
+      return false;
     }
-  }
+    b.mark_fused(*add);
+    y = add->outputs[0];
+    return true;
+  };
+  try_add(/*allow_bias=*/true);
   if (const Node* act = b.sole_consumer(y); act != nullptr) {
     if (act->kind == OpKind::kRelu) {
       ep.clamp_min = 0.0f;
@@ -84,6 +92,9 @@ ValueId fuse_tail(PlanBuilder& b, const Node& anchor, ValueId y, FusedEpilogue& 
     }
     b.mark_fused(*act);
     y = act->outputs[0];
+    if (ep.residual == kNoSlot && try_add(/*allow_bias=*/false)) {
+      ep.residual_after_clamp = ep.residual != kNoSlot;
+    }
   }
   return y;
 }

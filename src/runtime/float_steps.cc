@@ -67,6 +67,7 @@ kernels::Epilogue FusedEpilogue::make(const RunContext& ctx) const {
   ep.alpha = alpha;
   ep.bias = bias.empty() ? nullptr : bias.data<float>();
   ep.residual = residual == kNoSlot ? nullptr : ctx.data<float>(residual);
+  ep.residual_after_clamp = residual_after_clamp;
   ep.clamp_min = clamp_min;
   ep.clamp_max = clamp_max;
   return ep;

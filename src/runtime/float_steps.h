@@ -23,6 +23,7 @@ struct FusedEpilogue {
   Tensor bias;  // [N] (gemm) or [M] (conv); empty = none
   float alpha = 1.0f;
   SlotId residual = kNoSlot;  // same shape as the output
+  bool residual_after_clamp = false;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
   std::vector<std::string> fused;  // node names folded into the step, for describe()

@@ -24,6 +24,7 @@ int64_t out_dim(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t
 struct ConvCase {
   int64_t batch, c, h, w, m, kh, kw, stride, dilation, pad, groups;
   bool bias, residual, relu;
+  bool residual_after_clamp = false;
 };
 
 void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
@@ -68,6 +69,7 @@ void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
   Epilogue ep;
   if (c.bias) ep.bias = bias.data();
   if (c.residual) ep.residual = res.data();
+  ep.residual_after_clamp = c.residual_after_clamp;
   if (c.relu) ep.clamp_min = 0.0f;
   conv2d_f32_packed(p, x.data(), pw, y.data(), ep);
 
@@ -80,11 +82,11 @@ void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
       want += bias[o];
       m += std::fabs(bias[o]);
     }
-    if (c.residual) {
-      want += res[i];
-      m += std::fabs(res[i]);
-    }
+    const double r = c.residual ? res[i] : 0.0;
+    m += std::fabs(r);
+    if (!c.residual_after_clamp) want += r;
     if (c.relu) want = std::max(want, 0.0);
+    if (c.residual_after_clamp) want += r;
     const double bound = dot_bound(taps, m) + FLT_EPSILON * std::fabs(want);
     if (!(std::fabs(y[i] - want) <= bound) && ++failures <= 5) {
       ADD_FAILURE() << "y[" << i << "] = " << y[i] << ", want " << want << " +- " << bound;
@@ -106,6 +108,22 @@ TEST(FastConv, Shapes) {
     // The MNIST CNN's layers.
     check_conv(isa, {3, 1, 28, 28, 16, 3, 3, 1, 1, 1, 1, true, false, true}, seed++);
     check_conv(isa, {2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1, true, true, true}, seed++);
+    check_conv(isa, {2, 8, 14, 14, 8, 3, 3, 1, 1, 1, 1, true, true, true, true}, seed++);
+    check_conv(isa, {1, 4, 11, 13, 7, 3, 2, 2, 1, 2, 1, false, true, true, true}, seed++);
+    // Too large for the direct path's stack copy: stride 1 through the packed-panel path.
+    ASSERT_FALSE(conv2d_direct_applies({.batch = 1,
+                                        .in_channels = 40,
+                                        .in_h = 30,
+                                        .in_w = 30,
+                                        .out_channels = 3,
+                                        .out_h = 30,
+                                        .out_w = 30,
+                                        .kernel_h = 3,
+                                        .kernel_w = 3,
+                                        .pad_top = 1,
+                                        .pad_left = 1},
+                                       isa));
+    check_conv(isa, {1, 40, 30, 30, 3, 3, 3, 1, 1, 1, 1, true, true, true}, seed++);
     // Channel counts around the tile, odd images, strides, dilations, groups, 1x1, big K.
     for (int64_t m : {int64_t{1}, int64_t{t.mr - 1}, int64_t{t.mr}, int64_t{t.mr + 1}}) {
       check_conv(isa, {2, 3, 7, 5, m, 3, 3, 1, 1, 1, 1, true, false, false}, seed++);

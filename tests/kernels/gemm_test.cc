@@ -28,6 +28,7 @@ struct Case {
   int64_t m, n, k;
   bool trans_b, bias, residual, relu;
   float alpha;
+  bool residual_after_clamp = false;
 };
 
 // Runs one case and checks every element against the reference plus the epilogue.
@@ -59,6 +60,7 @@ void check_case(Isa isa, const Case& c, uint64_t seed) {
   if (c.residual) {
     ep.residual = res.data();
     ep.residual_stride = c.n;
+    ep.residual_after_clamp = c.residual_after_clamp;
   }
   if (c.relu) ep.clamp_min = 0.0f;
   gemm_f32_packed(c.m, a.data(), lda, pb, y.data(), ldy, ep);
@@ -77,11 +79,11 @@ void check_case(Isa isa, const Case& c, uint64_t seed) {
         want += bias[j];
         mag += std::fabs(bias[j]);
       }
-      if (c.residual) {
-        want += res[i * c.n + j];
-        mag += std::fabs(res[i * c.n + j]);
-      }
+      const double r = c.residual ? res[i * c.n + j] : 0.0;
+      mag += std::fabs(r);
+      if (!c.residual_after_clamp) want += r;
       if (c.relu) want = std::max(want, 0.0);
+      if (c.residual_after_clamp) want += r;
       const double got = y[i * ldy + j];
       // +|alpha| * |ref| * eps covers the reference's own rounding before scaling.
       const double bound = dot_bound(c.k, mag) + FLT_EPSILON * std::fabs(want);
