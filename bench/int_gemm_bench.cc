@@ -12,6 +12,8 @@
 // one thread and per wall-clock second for two.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -49,12 +51,24 @@ Tensor random_codes(DType t, int64_t n, const FixedFormat& f, Rng& rng) {
   return out;
 }
 
-Operands make(const Shape& s, DType at, DType bt, int width) {
+// Weights either uniform over the whole code range (the worst case: 16-bit codes then need an int64
+// accumulator) or like a trained layer's, N(0, 0.05) in value (int32 suffices).
+Operands make(const Shape& s, DType at, DType bt, int width, bool trained_like) {
   Rng rng(7);
   Operands o;
   const FixedFormat af{width, width / 2, true}, bf{width, width / 2, true};
   o.a = random_codes(at, s.m * s.k, af, rng);
   o.b = random_codes(bt, s.k * s.n, bf, rng);  // Linear layout [N, K]
+  if (trained_like) {
+    const double sigma = 0.05 * std::ldexp(1.0, bf.frac);
+    for (int64_t i = 0; i < s.k * s.n; ++i) {
+      const double v = std::nearbyint(sigma * rng.normal());
+      qsearch::quant::store_code(
+          o.b.raw(), bt, i,
+          static_cast<int64_t>(std::clamp<double>(v, static_cast<double>(bf.min_code()),
+                                                  static_cast<double>(bf.max_code()))));
+    }
+  }
   o.bias = random_codes(DType::kInt32, s.n, {width, width / 2, true}, rng);
   o.spec.b = o.b.raw();
   o.spec.b_dtype = bt;
@@ -88,10 +102,10 @@ void set_rate(benchmark::State& state, const Shape& s) {
       benchmark::Counter::kIsRate);
 }
 
-void bench_fast(benchmark::State& state, Shape s, DType at, DType bt, int width, qf::Isa isa,
-                bool requantize, int threads) {
+void bench_fast(benchmark::State& state, Shape s, DType at, DType bt, int width, bool trained_like,
+                qf::Isa isa, bool requantize, int threads) {
   qsearch::set_num_threads(threads);
-  const Operands o = make(s, at, bt, width);
+  const Operands o = make(s, at, bt, width, trained_like);
   const qf::PackedWeights pw = qf::pack_weights(o.spec, isa);
   const qf::GemmParams p = params(pw, requantize, width);
   Tensor c({s.m * s.n}, qf::gemm_output_dtype(p));
@@ -104,8 +118,8 @@ void bench_fast(benchmark::State& state, Shape s, DType at, DType bt, int width,
   set_rate(state, s);
 }
 
-void bench_ref(benchmark::State& state, Shape s, DType at, DType bt, int width) {
-  const Operands o = make(s, at, bt, width);
+void bench_ref(benchmark::State& state, Shape s, DType at, DType bt, int width, bool trained_like) {
+  const Operands o = make(s, at, bt, width, trained_like);
   const qf::PackedWeights pw = qf::pack_weights(o.spec);
   const qf::GemmParams p = params(pw, true, width);
   Tensor c({s.m * s.n}, qf::gemm_output_dtype(p));
@@ -127,10 +141,13 @@ int main(int argc, char** argv) {
   struct Types {
     DType a, b;
     int width;
+    bool trained_like;
   };
-  const Types types[] = {{DType::kInt8, DType::kInt8, 8}, {DType::kInt16, DType::kInt16, 16}};
+  const Types types[] = {{DType::kInt8, DType::kInt8, 8, false},
+                         {DType::kInt16, DType::kInt16, 16, false},
+                         {DType::kInt16, DType::kInt16, 16, true}};
   for (const Types& t : types) {
-    const std::string tn = dname(t.a) + "x" + dname(t.b);
+    const std::string tn = dname(t.a) + "x" + dname(t.b) + (t.trained_like ? "_trained" : "");
     for (const Shape& s : shapes) {
       const std::string sn =
           std::to_string(s.m) + "/" + std::to_string(s.k) + "/" + std::to_string(s.n);
@@ -140,7 +157,7 @@ int main(int argc, char** argv) {
               ("IntGemm/" + tn + "/" + std::string(qf::isa_name(isa)) +
                "/requant/threads:" + std::to_string(threads) + "/" + sn)
                   .c_str(),
-              bench_fast, s, t.a, t.b, t.width, isa, true, threads);
+              bench_fast, s, t.a, t.b, t.width, t.trained_like, isa, true, threads);
           b->Unit(benchmark::kMicrosecond);
           // One thread: the rate is per CPU second of that thread, which stays honest on a shared
           // machine. Two threads: per wall-clock second.
@@ -150,7 +167,7 @@ int main(int argc, char** argv) {
       // The reference at batch 256 only (its rate does not depend on M).
       if (s.m == 256) {
         benchmark::RegisterBenchmark(("IntGemmRef/" + tn + "/requant/" + sn).c_str(), bench_ref, s,
-                                     t.a, t.b, t.width)
+                                     t.a, t.b, t.width, t.trained_like)
             ->Unit(benchmark::kMillisecond);
       }
     }
