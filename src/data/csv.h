@@ -28,6 +28,8 @@ namespace qsearch::data {
 class CsvReader {
  public:
   CsvReader(FileBytes bytes, std::string path);
+  CsvReader(const CsvReader&) = delete;  // cells and text_ point into bytes_
+  CsvReader& operator=(const CsvReader&) = delete;
   // Reads the next non-blank row into `cells`; false at the end of the text. Throws Error on
   // an unterminated quoted field (naming the path and line).
   bool next(std::vector<std::string_view>& cells);

@@ -226,7 +226,7 @@ std::vector<DatasetStatus> list_datasets(const DataOptions& options) {
         st.found = true;
         st.location = train->images.substr(0, train->images.find_last_of('/'));
         st.splits = {{"train", n_train}, {"test", n_test}};
-        st.note = "val = test (as MASE)";
+        st.note = "val = test, as in MASE";
       } catch (const Error& e) {
         st.note = e.what();
       }

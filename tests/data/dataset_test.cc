@@ -114,7 +114,7 @@ TEST(ListDatasets, ReportsFoundAndMissing) {
   EXPECT_EQ(rows[2].splits, (std::vector<std::pair<std::string, int64_t>>{{"rows in file", 302}}));
   const std::string table = format_dataset_list(rows);
   EXPECT_NE(table.find("mnist          found    " + dir / "mnist"), std::string::npos) << table;
-  EXPECT_NE(table.find("train 20, test 12 (val = test (as MASE))"), std::string::npos) << table;
+  EXPECT_NE(table.find("train 20, test 12 (val = test, as in MASE)"), std::string::npos) << table;
   EXPECT_NE(table.find("rows in file 302"), std::string::npos) << table;
 
   // A corrupt header is reported in the row, not thrown.
