@@ -254,11 +254,18 @@ std::vector<DatasetStatus> list_datasets(const DataOptions& options) {
     jsc.tried = candidates;
   }
   rows.push_back(std::move(jsc));
+  for (auto& r : rows) {
+    r.data_dir = data_dir;
+    r.data_dir_origin = data_dir_origin(options);
+  }
   return rows;
 }
 
 std::string format_dataset_list(const std::vector<DatasetStatus>& rows) {
   std::string out;
+  if (!rows.empty() && !rows[0].data_dir.empty()) {
+    out += fmt::format("data directory: {} (from {})\n", rows[0].data_dir, rows[0].data_dir_origin);
+  }
   for (const auto& r : rows) {
     out += fmt::format("{:<14} {:<8}", r.name, r.found ? "found" : "missing");
     if (r.found) {

@@ -84,13 +84,16 @@ struct DatasetStatus {
   std::string note;                                     // e.g. "val = test"
   std::vector<std::string> tried;                       // paths looked at when not found
   std::string install;                                  // command that installs it
+  std::string data_dir;         // resolve_data_dir(options), the same in every row
+  std::string data_dir_origin;  // data_dir_origin(options)
 };
 
 // Looks for every known data set without loading it (IDX headers / HDF5 dims / a CSV line
 // count only). For jsc the sizes are of the file before duplicate rows are dropped, so the
 // row says so. Never throws for a missing or corrupt file: that is reported in the row.
 std::vector<DatasetStatus> list_datasets(const DataOptions& options);
-// A table for humans, one data set per line plus where each was found or how to install it.
+// A table for humans: the data directory and where it came from, then one data set per line
+// with where it was found and its split sizes, or what was looked for and how to install it.
 std::string format_dataset_list(const std::vector<DatasetStatus>& rows);
 
 // `qsearch data download NAME`. For "jsc": fetches MASE's HDF5 file (CERNBox) and the OpenML

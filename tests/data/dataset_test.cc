@@ -113,6 +113,7 @@ TEST(ListDatasets, ReportsFoundAndMissing) {
   EXPECT_TRUE(rows[2].found);
   EXPECT_EQ(rows[2].splits, (std::vector<std::pair<std::string, int64_t>>{{"rows in file", 302}}));
   const std::string table = format_dataset_list(rows);
+  EXPECT_EQ(table.rfind("data directory: " + dir.path() + " (from --data-dir)\n", 0), 0u) << table;
   EXPECT_NE(table.find("mnist          found    " + dir / "mnist"), std::string::npos) << table;
   EXPECT_NE(table.find("train 20, test 12 (val = test, as in MASE)"), std::string::npos) << table;
   EXPECT_NE(table.find("rows in file 302"), std::string::npos) << table;
