@@ -1,0 +1,271 @@
+// make_plan: validation errors, fusion, buffer planning, and what an Executor guarantees
+// (thread-count independence, batch independence, concurrent executors over one plan).
+#include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
+#include "runtime/runtime_test_util.h"
+#include "runtime/test_models.h"
+
+namespace qsearch::runtime {
+namespace {
+
+using ir::OpKind;
+using testing::expect_close;
+using testing::GraphMaker;
+using testing::make_mlp;
+using testing::make_residual_cnn;
+using testing::max_abs;
+using testing::random_tensor;
+using testing::run_graph;
+using testing::same_bits;
+
+// make_plan(g) must throw an Error whose message contains every one of `parts`.
+void expect_plan_error(const ir::Graph& g, const std::vector<std::string>& parts,
+                       PlanOptions options = {}) {
+  try {
+    make_plan(g, options);
+    ADD_FAILURE() << "no error; expected one mentioning '" << parts[0] << "'";
+  } catch (const Error& e) {
+    for (const auto& p : parts) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
+          << "'" << e.what() << "' does not mention '" << p << "'";
+    }
+  }
+}
+
+TEST(PlanErrors, GraphInputs) {
+  {
+    ir::Graph g;
+    ir::ValueId a = g.add_input("a", {kDynamic, 3}), b = g.add_input("b", {kDynamic, 3});
+    ir::ValueId y = g.add_value("y");
+    g.add_node({OpKind::kAdd, "sum", {a, b}, {y}, ir::NoAttrs{}, ""});
+    g.mark_output(y);
+    g.finalize();
+    expect_plan_error(g, {"2 inputs", "exactly one input"});
+  }
+  {
+    GraphMaker m({4, 3});  // fixed batch
+    expect_plan_error(m.finish(m.op(OpKind::kRelu, {m.input()})),
+                      {"'x'", "[4, 3]", "dynamic batch"});
+  }
+  {
+    ir::Graph g;
+    ir::ValueId x = g.add_input("ids", {kDynamic, 3}, DType::kInt64);
+    ir::ValueId y = g.add_value("y");
+    g.add_node({OpKind::kRelu, "r", {x}, {y}, ir::NoAttrs{}, ""});
+    g.mark_output(y);
+    g.finalize();
+    expect_plan_error(g, {"'ids'", "int64", "float32"});
+  }
+}
+
+TEST(PlanErrors, ModeBatchRankAndNodes) {
+  GraphMaker m({kDynamic, 3});
+  ir::Graph g = m.finish(m.op(OpKind::kRelu, {m.input()}));
+  expect_plan_error(g, {"'int'", "not implemented"}, {.mode = Mode::kInt});
+  expect_plan_error(g, {"'fake'"}, {.mode = Mode::kFake});
+  expect_plan_error(g, {"max_batch"}, {.max_batch = 0});
+  {
+    GraphMaker r({kDynamic, 2});
+    ir::ValueId y = r.op(OpKind::kReshape, {r.input()},
+                         ir::ReshapeAttrs{{0, 1, 1, 1, 1, 1, 1, 1, 2}});  // rank 9
+    expect_plan_error(r.finish(y), {"rank 9", "at most 8"});
+  }
+  {
+    GraphMaker p({kDynamic, 1, 4, 4});
+    ir::ValueId y = p.op(OpKind::kMaxPool, {p.input()},
+                         ir::PoolAttrs{.kernel = {2, 2}, .strides = {2, 2}, .pads = {2, 0, 0, 0}});
+    ir::Graph pg = p.finish(y);
+    expect_plan_error(pg, {pg.nodes()[0].name, "MaxPool", "only padding"});
+  }
+  {
+    GraphMaker d({kDynamic, 3});
+    ir::ValueId y = d.op(OpKind::kDropout, {d.input()}, ir::DropoutAttrs{}, 2);
+    ir::Graph dg = d.graph().clone();
+    dg.mark_output(y);
+    dg.mark_output(y + 1);  // the mask
+    dg.finalize();
+    expect_plan_error(dg, {"Dropout", "mask"});
+  }
+  {
+    ir::Graph cg;
+    ir::ValueId x = cg.add_input("x", {kDynamic, 2});
+    ir::ValueId k = cg.add_constant("k", Tensor::from<int64_t>({2}, {1, 2}));
+    ir::ValueId y = cg.add_value("y");
+    cg.add_node({OpKind::kAdd, "/block/Add", {x, k}, {y}, ir::NoAttrs{}, ""});
+    cg.mark_output(y);
+    cg.finalize();
+    expect_plan_error(cg, {"/block/Add", "'k'", "int64"});
+  }
+}
+
+TEST(Plan, NeverMutatesTheGraphAndOutlivesIt) {
+  Tensor x = random_tensor({3, 1, 28, 28}, 1, 0.0f, 1.0f);
+  std::shared_ptr<const Plan> plan;
+  Tensor want;
+  {
+    ir::Graph g = make_residual_cnn();
+    ir::Graph before = g.clone();
+    plan = make_plan(g, {.max_batch = 8});
+    for (size_t v = 0; v < g.values().size(); ++v) {
+      if (g.values()[v].is_constant()) {
+        EXPECT_TRUE(same_bits(g.values()[v].data, before.values()[v].data)) << v;
+      }
+    }
+    EXPECT_EQ(ir::to_string(g), ir::to_string(before));
+    want = run_graph(g, x, false, 8);
+    for (auto& v : g.nodes()) (void)v;
+    // Training would update constants in place: the plan holds its own copies.
+    for (size_t v = 0; v < g.values().size(); ++v) {
+      auto& val = g.value(static_cast<ir::ValueId>(v));
+      if (val.is_constant()) val.data.span<float>()[0] += 1.0f;
+    }
+  }
+  Executor ex(plan);
+  EXPECT_TRUE(same_bits(ex.run(x), want));
+}
+
+TEST(Plan, FusesConvBatchNormAddRelu) {
+  ir::Graph g = make_residual_cnn();
+  auto plan = make_plan(g, {.max_batch = 16});
+  const std::string s = plan->to_string();
+  // conv+bn+relu, maxpool, conv+bn+relu, conv+bn+add+relu, maxpool, gemm
+  ASSERT_EQ(plan->steps().size(), 6u) << s;
+  EXPECT_NE(s.find("[+batchnorm +relu]"), std::string::npos) << s;
+  EXPECT_NE(s.find("[+batchnorm +add +relu]"), std::string::npos) << s;
+  Tensor x = random_tensor({16, 1, 28, 28}, 2, 0.0f, 1.0f);
+  Tensor fast = run_graph(g, x, false), ref = run_graph(g, x, true);
+  // End to end (several layers, BN folded) the per-kernel bounds compound; this is a
+  // regression check at 1e-5 of the logits' scale.
+  expect_close(fast, ref, 1e-5 * (1.0 + max_abs(ref)), 0, "cnn");
+}
+
+TEST(Plan, FusesMatMulBiasAddAndClip) {
+  GraphMaker m({kDynamic, 12});
+  ir::ValueId h = m.op(OpKind::kMatMul, {m.input(), m.constant({12, 9}, 1)});
+  h = m.op(OpKind::kAdd, {m.constant({9}, 2), h});
+  h = m.op(OpKind::kClip, {h}, ir::ClipAttrs{-0.1f, 0.3f});
+  ir::Graph g = m.finish(h);
+  auto plan = make_plan(g, {.max_batch = 8});
+  ASSERT_EQ(plan->steps().size(), 1u) << plan->to_string();
+  EXPECT_NE(plan->to_string().find("[+bias +clip]"), std::string::npos) << plan->to_string();
+  Tensor x = random_tensor({8, 12}, 3);
+  expect_close(run_graph(g, x, false, 8), run_graph(g, x, true, 8), 1e-6, 0, "matmul+bias+clip");
+}
+
+TEST(Plan, DoesNotFuseValuesReadTwiceOrComputedLater) {
+  // y = conv(x) is read by the relu and by the add: nothing may be fused into the conv step
+  // past the conv itself; the add's other operand (relu(y)) is computed after the conv.
+  GraphMaker m({kDynamic, 2, 5, 5});
+  ir::ValueId y = m.op(OpKind::kConv, {m.input(), m.constant({2, 2, 1, 1}, 1)},
+                       ir::ConvAttrs{.kernel = {1, 1}});
+  ir::ValueId r = m.op(OpKind::kRelu, {y});
+  ir::Graph g = m.finish(m.op(OpKind::kAdd, {y, r}));
+  auto plan = make_plan(g, {.max_batch = 4});
+  EXPECT_EQ(plan->steps().size(), 3u) << plan->to_string();
+  Tensor x = random_tensor({4, 2, 5, 5}, 4);
+  expect_close(run_graph(g, x, false, 4), run_graph(g, x, true, 4), 1e-6, 0, "no fusion");
+}
+
+TEST(Plan, ReusesDeadBuffersWithoutCorruption) {
+  // a = relu(x); b = sigmoid(a); c = tanh(b); d = c + a; e = d * x: `a` and `x` are read after
+  // other values were computed, so their storage must survive while dead values' is reused.
+  GraphMaker m({kDynamic, 64});
+  ir::ValueId a = m.op(OpKind::kRelu, {m.input()});
+  ir::ValueId b = m.op(OpKind::kSigmoid, {a});
+  ir::ValueId c = m.op(OpKind::kTanh, {b});
+  ir::ValueId d = m.op(OpKind::kAdd, {c, a});
+  ir::ValueId e = m.op(OpKind::kMul, {d, m.input()});
+  ir::ValueId f = m.op(OpKind::kSub, {e, d});
+  ir::Graph g = m.finish(f);
+  auto plan = make_plan(g, {.max_batch = 8, .use_reference_kernels = true});
+  EXPECT_LT(plan->buffer_bytes().size(), plan->steps().size()) << plan->to_string();
+  Tensor x = random_tensor({8, 64}, 5, -3.0f, 3.0f);
+  Executor ex(plan);
+  const Tensor& got = ex.run(x);
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float xv = x.data<float>()[i];
+    const float av = xv > 0 ? xv : 0.0f;
+    const float bv = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(av))));
+    const float cv = static_cast<float>(std::tanh(static_cast<double>(bv)));
+    const float dv = cv + av;
+    const volatile float ev = dv * xv;  // volatile: no contraction of e - d into an FMA
+    EXPECT_EQ(got.data<float>()[i], ev - dv) << i;
+  }
+  // The residual CNN: its skip value (x1) is read after two convs.
+  ir::Graph cnn = make_residual_cnn();
+  auto cplan = make_plan(cnn, {.max_batch = 4});
+  EXPECT_LE(cplan->buffer_bytes().size(), 3u) << cplan->to_string();
+}
+
+TEST(Executor, IdenticalForOneAndTwoThreads) {
+  const int saved = num_threads();
+  for (const ir::Graph& g : {make_mlp({784, 256, 128, 10}), make_residual_cnn()}) {
+    Tensor x = random_tensor({37, 1, 28, 28}, 6, 0.0f, 1.0f);
+    auto plan = make_plan(g, {.max_batch = 64});
+    Executor ex(plan);
+    set_num_threads(1);
+    Tensor one = ex.run(x).clone();
+    set_num_threads(2);
+    Tensor two = ex.run(x).clone();
+    EXPECT_TRUE(same_bits(one, two));
+  }
+  set_num_threads(saved);
+}
+
+TEST(Executor, SampleResultsDoNotDependOnTheBatch) {
+  for (const ir::Graph& g : {make_mlp({784, 256, 128, 10}), make_residual_cnn()}) {
+    auto plan = make_plan(g, {.max_batch = 32});
+    Executor ex(plan);
+    Tensor x = random_tensor({29, 1, 28, 28}, 7, 0.0f, 1.0f);
+    Tensor all = ex.run(x).clone();
+    for (int64_t i : {0, 5, 28}) {
+      Tensor one = ex.run(x.rows(i, i + 1)).clone();
+      EXPECT_TRUE(same_bits(one, all.rows(i, i + 1).clone())) << "row " << i;
+    }
+  }
+}
+
+TEST(Executor, ConcurrentExecutorsShareOnePlan) {
+  ir::Graph g = make_residual_cnn();
+  auto plan = make_plan(g, {.max_batch = 16});
+  constexpr int kThreads = 4;
+  std::vector<Tensor> inputs, want(kThreads), got(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    inputs.push_back(random_tensor({16, 1, 28, 28}, 100 + t, 0.0f, 1.0f));
+    Executor ex(plan);
+    want[t] = ex.run(inputs[t]).clone();
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Executor ex(plan);
+      for (int rep = 0; rep < 3; ++rep) got[t] = ex.run(inputs[t]).clone();
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_TRUE(same_bits(got[t], want[t])) << t;
+}
+
+TEST(Executor, OutputViewsAndCopies) {
+  // An output that is a view of the input is copied into an executor buffer.
+  GraphMaker m({kDynamic, 2, 3});
+  ir::Graph g = m.finish(m.op(OpKind::kFlatten, {m.input()}, ir::AxisAttrs{1}));
+  auto plan = make_plan(g, {.max_batch = 4});
+  ASSERT_EQ(plan->steps().size(), 1u);
+  Executor ex(plan);
+  Tensor x = random_tensor({3, 2, 3}, 8);
+  const Tensor& y = ex.run(x);
+  EXPECT_EQ(y.shape(), (Shape{3, 6}));
+  EXPECT_NE(y.raw(), x.raw());
+  EXPECT_TRUE(same_bits(y, x.reshaped({3, 6})));
+}
+
+}  // namespace
+}  // namespace qsearch::runtime
