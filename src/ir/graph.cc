@@ -158,9 +158,9 @@ void Graph::topo_sort() {
 namespace {
 
 // The PyTorch module a node was exported from, as its qualified name: torch.onnx writes node
-// names as the module path, one segment per module, where children of containers already carry
-// their parent's prefix ("/layer1/layer1.0/conv1/Conv" is module "layer1.0.conv1"). "Gemm_3" (no
-// scope) gives "".
+// names as the module path, one segment per module, where a child of a container carries the
+// container's name as prefix ("/layer1/layer1.0/conv1/Conv" is module "layer1.0.conv1",
+// "/layer2/downsample/downsample.0/Conv" is "layer2.downsample.0"). "Gemm_3" (no scope) gives "".
 std::string module_path(const std::string& name) {
   std::vector<std::string> segments;
   size_t begin = 0;
@@ -172,15 +172,18 @@ std::string module_path(const std::string& name) {
   }
   if (segments.size() <= 1) return "";
   segments.pop_back();  // the op segment
-  std::string path;
+  std::vector<std::string> parts;
   for (const std::string& seg : segments) {
-    if (!path.empty() && seg.size() > path.size() + 1 && seg.compare(0, path.size(), path) == 0 &&
-        seg[path.size()] == '.') {
-      path = seg;
+    const std::string* last = parts.empty() ? nullptr : &parts.back();
+    if (last && seg.size() > last->size() + 1 && seg.compare(0, last->size(), *last) == 0 &&
+        seg[last->size()] == '.') {
+      parts.back() = seg;  // "downsample" then "downsample.0": the container's child
     } else {
-      path = path.empty() ? seg : path + "." + seg;
+      parts.push_back(seg);
     }
   }
+  std::string path;
+  for (const std::string& p : parts) path += (path.empty() ? "" : ".") + p;
   return path;
 }
 

@@ -206,23 +206,24 @@ TEST(Graph, ConfigNamesFollowTorchModulePaths) {
     g.add_node(Node{k, name, {v}, {y}, NoAttrs{}, ""});
     v = y;
   };
-  add(OpKind::kRelu, "/seq_blocks/seq_blocks.2/Relu");  // Sequential child, leaf
-  add(OpKind::kRelu, "/layer1/layer1.0/conv1/Relu");    // nested module, leaf
-  add(OpKind::kSigmoid, "/layer1/layer1.0/Sigmoid");    // op in a non-leaf module
-  add(OpKind::kTanh, "/head/Tanh");                     // a module with two nodes ...
-  add(OpKind::kRelu, "/head/Relu");                     // ... gets <module>_<op>
-  add(OpKind::kRelu, "/Relu");                          // top level
-  add(OpKind::kRelu, "/Relu_1");                        // top level again: deduplicated
-  add(OpKind::kSigmoid, "Sigmoid_7");                   // no scope at all
-  add(OpKind::kRelu, "/0/Relu");                        // nn.Sequential at the top
+  add(OpKind::kRelu, "/seq_blocks/seq_blocks.2/Relu");         // Sequential child, leaf
+  add(OpKind::kRelu, "/layer1/layer1.0/conv1/Relu");           // nested module, leaf
+  add(OpKind::kRelu, "/layer2/downsample/downsample.0/Relu");  // container inside a module
+  add(OpKind::kSigmoid, "/layer1/layer1.0/Sigmoid");           // op in a non-leaf module
+  add(OpKind::kTanh, "/head/Tanh");                            // a module with two nodes ...
+  add(OpKind::kRelu, "/head/Relu");                            // ... gets <module>_<op>
+  add(OpKind::kRelu, "/Relu");                                 // top level
+  add(OpKind::kRelu, "/Relu_1");                               // top level again: deduplicated
+  add(OpKind::kSigmoid, "Sigmoid_7");                          // no scope at all
+  add(OpKind::kRelu, "/0/Relu");                               // nn.Sequential at the top
   g.mark_output(v);
-  g.nodes()[8].config_name = "kept";  // set by a builder: kept
+  g.nodes()[9].config_name = "kept";  // set by a builder: kept
   g.finalize();
   std::vector<std::string> names;
   for (const Node& n : g.nodes()) names.push_back(n.config_name);
-  EXPECT_EQ(names, (std::vector<std::string>{"seq_blocks_2", "layer1_0_conv1", "layer1_0_sigmoid",
-                                             "head_tanh", "head_relu", "relu", "relu_1", "sigmoid",
-                                             "kept"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"seq_blocks_2", "layer1_0_conv1",
+                                             "layer2_downsample_0", "layer1_0_sigmoid", "head_tanh",
+                                             "head_relu", "relu", "relu_1", "sigmoid", "kept"}));
 }
 
 TEST(Graph, CloneDeepCopiesConstants) {
