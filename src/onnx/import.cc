@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -526,6 +527,10 @@ ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) 
 }
 
 ir::Graph import_model(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    fail("cannot open ONNX model '{}': it is a directory", path);
+  }
   std::ifstream f(path, std::ios::binary);
   if (!f) fail("cannot open ONNX model '{}': {}", path, std::strerror(errno));
   std::ostringstream buf;

@@ -57,6 +57,7 @@ ModelBuilder relu_model(int opset = 13) {
 TEST(ImportErrors, MissingFile) {
   std::string e = file_error_of("/nonexistent-dir/m.onnx");
   EXPECT_HAS(e, "cannot open ONNX model '/nonexistent-dir/m.onnx'");
+  EXPECT_HAS(file_error_of(QSEARCH_SOURCE_DIR), "it is a directory");
 }
 
 TEST(ImportErrors, EmptyAndNonOnnxBytes) {
