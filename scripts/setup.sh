@@ -29,7 +29,8 @@ packages=(
 )
 if [ "$want_bench" = 1 ]; then
   packages+=(python3 python3-torch python3-onnx python3-optuna python3-numpy libopenblas0-pthread
-             python3-pandas python3-tabulate)  # pandas, tabulate: tools/make_report_fixtures.py
+             python3-pandas python3-tabulate  # pandas, tabulate: tools/make_report_fixtures.py
+             python3-h5py python3-sklearn)     # + pandas: tools/make_data_fixtures.py
 fi
 
 missing=()
