@@ -66,7 +66,8 @@ struct DataOptions {
 
 // Loads one split of `name` (a known data set or "csv:PATH"). Throws Error on an unknown name
 // (listing the known ones), a missing file (listing every path tried and the fix), or a
-// corrupt one (naming the path, what is wrong, and the fix).
+// corrupt one (naming the path, what is wrong, and the fix). Safe to call from several
+// threads at once (HDF5 reads are serialised internally).
 Dataset load_dataset(const std::string& name, Split split, const DataOptions& options);
 
 // The data directory: options.data_dir, else $QSEARCH_DATA (when set and non-empty), else
