@@ -281,6 +281,15 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
 
   const ir::ValueId in = graph_.inputs()[0];
   plan_->input_ = slot(in);
+  std::vector<bool> counted(nv, false);  // a constant read by two nodes is stored once
+  for (const ir::Node& n : graph_.nodes()) {
+    for (ir::ValueId v : n.inputs) {
+      if (v < 0 || counted[v] || !graph_.value(v).is_constant()) continue;
+      if (graph_.value(v).data.dtype() != DType::kFloat32) continue;
+      counted[v] = true;
+      plan_->parameter_bytes_ += 4 * graph_.value(v).data.numel();
+    }
+  }
   plan_->input_shape_ = graph_.value(in).shape;
 
   for (const ir::Node& n : graph_.nodes()) {

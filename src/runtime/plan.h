@@ -55,6 +55,7 @@
 
 #include "core/tensor.h"
 #include "ir/graph.h"
+#include "quant/assignment.h"
 #include "runtime/step.h"
 
 namespace qsearch::runtime {
@@ -71,6 +72,9 @@ struct PlanOptions {
   // Every node on its reference kernel (kernels/ref/), no fusion: the oracle for tests and for
   // debugging a suspected fast-kernel bug.
   bool use_reference_kernels = false;
+  // Per-node number formats for kFake / kInt, keyed by node config name (nodes absent or with
+  // quantized == false run unquantized). kFloat ignores it: the unquantized baseline.
+  quant::QuantAssignment quant;
 };
 
 class Plan {
@@ -87,6 +91,10 @@ class Plan {
   const std::vector<SlotId>& output_slots() const { return outputs_; }
   // The graph input's shape with kDynamic for the batch dim, e.g. [?, 1, 28, 28].
   const Shape& input_shape() const { return input_shape_; }
+  // Bytes of the model's parameters as this plan's mode stores them. kFloat: 4 bytes per
+  // element of every float32 constant the graph's nodes read (each constant once), whatever
+  // fusion did to them.
+  int64_t parameter_bytes() const { return parameter_bytes_; }
 
   // One line per step: kernel, fusions, input and output slots with shapes at batch 1.
   std::string to_string() const;
@@ -102,6 +110,7 @@ class Plan {
   SlotId input_ = kNoSlot;
   std::vector<SlotId> outputs_;
   Shape input_shape_;
+  int64_t parameter_bytes_ = 0;
 };
 
 // Validates and prepares `graph` (finalized) for running batches of up to options.max_batch.

@@ -131,6 +131,17 @@ TEST(Plan, NeverMutatesTheGraphAndOutlivesIt) {
   EXPECT_TRUE(same_bits(ex.run(x), want));
 }
 
+TEST(Plan, ParameterBytes) {
+  auto plan = make_plan(make_mlp({784, 256, 128, 10}), {.max_batch = 4});
+  EXPECT_EQ(plan->parameter_bytes(), 4 * (784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10));
+  // A constant read by two nodes counts once.
+  GraphMaker m({kDynamic, 3});
+  ir::ValueId k = m.constant({3}, 1);
+  ir::ValueId a = m.op(OpKind::kAdd, {m.input(), k});
+  ir::Graph g = m.finish(m.op(OpKind::kMul, {a, k}));
+  EXPECT_EQ(make_plan(g, {.max_batch = 2})->parameter_bytes(), 12);
+}
+
 TEST(Plan, FusesConvBatchNormAddRelu) {
   ir::Graph g = make_residual_cnn();
   auto plan = make_plan(g, {.max_batch = 16});
