@@ -14,12 +14,10 @@ std::string python_float_repr(double value) {
   // Shortest round-trip digits, as Python's repr (David Gay's mode 0) chooses them.
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
-  std::string sci(buf, res.ptr);
+  const bool negative = buf[0] == '-';
+  const std::string sci(buf + (negative ? 1 : 0), res.ptr);
   std::string out;
-  if (sci[0] == '-') {
-    out = "-";
-    sci.erase(0, 1);
-  }
+  if (negative) out.push_back('-');
   size_t e = sci.find('e');
   std::string digits = sci.substr(0, e);
   if (digits.size() > 1) digits.erase(1, 1);  // drop the '.'
