@@ -136,60 +136,83 @@ ParzenEstimator1D::ParzenEstimator1D(const Distribution& dist, std::span<const d
   const double range = b_ - a_;
   const double prior_mu = 0.5 * (a_ + b_);
 
-  // Transformed mus, snapped to the grid for finite distributions so equal values compare equal.
+  // The observations and the prior sorted by (mu, index), as entries (mu, weight). For a finite
+  // distribution with few values the sorted list is built run by run: within a run of c equal
+  // mus every entry has a zero gap on its inner side(s), so only the run's first and last entries
+  // can differ from the c - 2 middle ones, and one entry per class (weights summed) gives the
+  // same sigmas. That is O(m + C) with no sort.
+  struct Entry {
+    double mu;
+    double weight;
+    bool prior;
+  };
+  std::vector<Entry> entries;
   const int64_t card = dist.cardinality();
-  std::vector<double> mu(m);
-  std::vector<int64_t> key(card > 0 ? m : 0);
-  for (int i = 0; i < m; ++i) {
-    if (card > 0) {
-      key[i] = dist.index_of(obs[i]);
-      mu[i] = transform(dist, dist.value_at(key[i]));
-    } else {
-      mu[i] = transform(dist, obs[i]);
-    }
-  }
-  // Observation order sorted by (mu, index): bucket sort when the value count is small.
-  std::vector<int> order(m);
   if (card > 0 && card <= 4 * static_cast<int64_t>(m) + 64) {
-    std::vector<int> start(card + 1, 0);
-    for (int i = 0; i < m; ++i) ++start[key[i] + 1];
-    for (int64_t k = 0; k < card; ++k) start[k + 1] += start[k];
-    for (int i = 0; i < m; ++i) order[start[key[i]]++] = i;
+    struct Run {
+      int count = 0;
+      double first = 0, last = 0, total = 0;
+    };
+    std::vector<Run> runs(card);
+    const double low = dist.low, step = dist.kind == Kind::kCategorical ? 1.0 : dist.step;
+    for (int i = 0; i < m; ++i) {
+      const auto k = std::clamp<int64_t>(
+          static_cast<int64_t>(std::floor((obs[i] - low) / step + 0.5)), 0, card - 1);
+      Run& r = runs[k];
+      if (r.count++ == 0) r.first = w[i];
+      r.last = w[i];
+      r.total += w[i];
+    }
+    entries.reserve(3 * std::min<int64_t>(card, m) + 1);
+    for (int64_t k = 0; k < card; ++k) {
+      const Run& r = runs[k];
+      if (r.count == 0) continue;
+      const double mu = transform(dist, dist.value_at(k));
+      entries.push_back({mu, r.first, false});
+      if (r.count >= 3) entries.push_back({mu, r.total - r.first - r.last, false});
+      if (r.count >= 2) entries.push_back({mu, r.last, false});
+    }
   } else {
+    std::vector<double> mu(m);
+    for (int i = 0; i < m; ++i) {
+      mu[i] = card > 0 ? transform(dist, dist.value_at(dist.index_of(obs[i])))
+                       : transform(dist, obs[i]);
+    }
+    std::vector<int> order(m);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return mu[x] < mu[y]; });
+    entries.reserve(m + 1);
+    for (int i : order) entries.push_back({mu[i], w[i], false});
   }
-  // The prior joins after every observation with mu <= prior_mu (index m sorts last).
-  const auto prior_pos =
-      static_cast<int>(std::upper_bound(order.begin(), order.end(), prior_mu,
-                                        [&](double v, int i) { return v < mu[i]; }) -
-                       order.begin());
-  order.insert(order.begin() + prior_pos, m);
-  const int n_sorted = m + 1;
-  auto smu = [&](int k) { return order[k] == m ? prior_mu : mu[order[k]]; };
+  // The prior joins after every observation with mu <= prior_mu (its index m sorts last).
+  const auto prior_at = std::upper_bound(entries.begin(), entries.end(), prior_mu,
+                                         [](double v, const Entry& e) { return v < e.mu; });
+  entries.insert(prior_at, Entry{prior_mu, w[m], true});
+  const int n_sorted = static_cast<int>(entries.size());
 
   const double min_sigma = options.consider_magic_clip ? range / std::min(100.0, 2.0 + m) : kEps;
   const double max_sigma = range;
   auto sigma_at = [&](int k) {
     double s;
+    const double mu_k = entries[k].mu;
     if (!options.consider_endpoints && n_sorted >= 2 && (k == 0 || k == n_sorted - 1)) {
-      s = k == 0 ? smu(1) - smu(0) : smu(k) - smu(k - 1);
+      s = k == 0 ? entries[1].mu - mu_k : mu_k - entries[k - 1].mu;
     } else {
-      const double left = k == 0 ? a_ : smu(k - 1);
-      const double right = k == n_sorted - 1 ? b_ : smu(k + 1);
-      s = std::max(smu(k) - left, right - smu(k));
+      const double left = k == 0 ? a_ : entries[k - 1].mu;
+      const double right = k == n_sorted - 1 ? b_ : entries[k + 1].mu;
+      s = std::max(mu_k - left, right - mu_k);
     }
     return std::clamp(s, min_sigma, max_sigma);
   };
 
   for (int k = 0; k < n_sorted; ++k) {
-    const int i = order[k];
-    if (i == m) continue;
+    const Entry& e = entries[k];
+    if (e.prior) continue;
     const double s = sigma_at(k);
-    if (!kernels_.empty() && kernels_.back().mu == mu[i] && kernels_.back().sigma == s) {
-      kernels_.back().weight += w[i];
+    if (!kernels_.empty() && kernels_.back().mu == e.mu && kernels_.back().sigma == s) {
+      kernels_.back().weight += e.weight;
     } else {
-      kernels_.push_back({mu[i], s, w[i]});
+      kernels_.push_back({e.mu, s, e.weight});
     }
   }
   kernels_.push_back({prior_mu, range, w[m]});
@@ -290,6 +313,12 @@ MultivariateParzenEstimator::MultivariateParzenEstimator(std::vector<const Distr
             std::lower_bound(dim.distinct_mu.begin(), dim.distinct_mu.end(), dim.mu[i]) -
             dim.distinct_mu.begin());
       }
+      if (dim.mode != Mode::kCategorical) {
+        for (double mu : dim.distinct_mu) {
+          dim.distinct_log_norm.push_back(
+              log_gauss_mass((dim.a - mu) / dim.sigma, (dim.b - mu) / dim.sigma));
+        }
+      }
     }
   }
 }
@@ -317,10 +346,8 @@ double MultivariateParzenEstimator::log_pdf(std::span<const double> x) const {
       // All observation kernels of this dim share sigma, so each distinct mu is evaluated once.
       table.resize(dim.distinct_mu.size());
       for (size_t s = 0; s < table.size(); ++s) {
-        const double mu = dim.distinct_mu[s];
-        table[s] = component_log_pdf(
-            dim, mu, dim.sigma, log_gauss_mass((dim.a - mu) / dim.sigma, (dim.b - mu) / dim.sigma),
-            xd);
+        table[s] =
+            component_log_pdf(dim, dim.distinct_mu[s], dim.sigma, dim.distinct_log_norm[s], xd);
       }
       for (int i = 0; i < m_; ++i) acc[i] += table[dim.slot[i]];
     } else {

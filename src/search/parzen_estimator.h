@@ -100,7 +100,7 @@ class MultivariateParzenEstimator {
     // Finite dims: kernels depend only on the observed value, so log_pdf evaluates each distinct
     // observed value once. slot[i] indexes distinct_mu.
     std::vector<int> slot;
-    std::vector<double> distinct_mu;
+    std::vector<double> distinct_mu, distinct_log_norm;
   };
   double component_log_pdf(const Dim& d, double mu, double sigma, double log_norm, double x) const;
   double draw(const Dim& d, Rng& rng, int k) const;

@@ -10,8 +10,8 @@
 #include <set>
 #include <thread>
 
-#include "core/error.h"
 #include "core/check.h"
+#include "core/error.h"
 #include "core/stopwatch.h"
 #include "search/multi_objective.h"
 
@@ -110,7 +110,9 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason) {
       [&](const std::vector<FrozenTrial>& history) -> std::optional<std::vector<double>> {
     if (n_trials >= 0) {
       int counted = 0;
-      for (const FrozenTrial& t : history) counted += t.interrupted() ? 0 : 1;
+      for (const FrozenTrial& t : history) {
+        counted += t.state == TrialState::kFail && t.interrupted() ? 0 : 1;
+      }
       if (counted >= n_trials) {
         *reason = NoTrial::kTargetReached;
         return std::nullopt;

@@ -13,20 +13,17 @@ namespace qsearch::search {
 
 namespace tpe {
 
-namespace {
-
-constexpr double kEps = 1e-12;
-
-bool usable_complete(const FrozenTrial& t, size_t n_objectives, size_t n_params) {
-  if (t.state != TrialState::kComplete || t.values.size() != n_objectives ||
-      t.params.size() != n_params) {
-    return false;
-  }
+bool usable_complete(const FrozenTrial& t, size_t n_objectives) {
+  if (t.state != TrialState::kComplete || t.values.size() != n_objectives) return false;
   for (double v : t.values) {
     if (std::isnan(v)) return false;
   }
   return true;
 }
+
+namespace {
+
+constexpr double kEps = 1e-12;
 
 std::vector<double> reference_point(const Points& loss) {
   std::vector<double> ref(loss.dim(), -std::numeric_limits<double>::infinity());
@@ -61,13 +58,12 @@ std::vector<double> default_weights(int n) {
 Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction>& directions,
             bool constant_liar) {
   const size_t n_obj = directions.size();
-  const size_t n_params = history.empty() ? 0 : history.front().params.size();
   std::vector<int> complete, running;
   for (int i = 0; i < static_cast<int>(history.size()); ++i) {
     const FrozenTrial& t = history[i];
-    if (usable_complete(t, n_obj, n_params)) {
+    if (usable_complete(t, n_obj)) {
       complete.push_back(i);
-    } else if (constant_liar && t.state == TrialState::kRunning && t.params.size() == n_params) {
+    } else if (constant_liar && t.state == TrialState::kRunning) {
       running.push_back(i);
     }
   }
@@ -164,12 +160,8 @@ std::optional<std::vector<double>> TpeSampler::sample(const StudyView& study, in
   Rng rng = Rng(options_.seed).fork(static_cast<uint64_t>(trial_number));
 
   int n_complete = 0;
-  for (const FrozenTrial& t : history) {
-    if (t.state != TrialState::kComplete || t.values.size() != study.directions.size()) continue;
-    bool nan = false;
-    for (double v : t.values) nan = nan || std::isnan(v);
-    n_complete += nan ? 0 : 1;
-  }
+  for (const FrozenTrial& t : history)
+    n_complete += tpe::usable_complete(t, study.directions.size());
   if (n_complete < options_.n_startup_trials || n_complete == 0) return sample_uniform(space, rng);
 
   const tpe::Split s = tpe::split(history, study.directions, options_.constant_liar);

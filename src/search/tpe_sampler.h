@@ -50,6 +50,9 @@ int gamma(int n);
 // n == 0: {}; n < 25: all 1; else linspace(1/n, 1, n - 25) followed by 25 ones.
 std::vector<double> default_weights(int n);
 
+// A COMPLETE trial with one non-NaN value per objective: what TPE learns from.
+bool usable_complete(const FrozenTrial& t, size_t n_objectives);
+
 struct Split {
   std::vector<int> below;  // indices into history, increasing
   std::vector<int> above;

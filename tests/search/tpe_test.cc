@@ -179,6 +179,44 @@ TEST(Tpe, ContinuousAndLogMixturesWrittenOut) {
   }
 }
 
+TEST(Tpe, MultivariateMixtureWrittenOut) {
+  // Dims int [0, 4] and categorical {a, b, c}; observations (1, a) and (3, c), weights 1 and 1.
+  // Scott-like sigma 0.2 * 2^(-1/6) * 5 = 0.89 is raised by the magic clip to 5 / 4 = 1.25.
+  // Categorical rows (1/3 + [j = c]) / 2 (K = 3 kernels, p/K = 1/3); the prior is a product of
+  // the int prior (mu 2, sigma 5) and the uniform 1/3.
+  const Distribution i = Distribution::int_range(0, 4);
+  const Distribution c = Distribution::categorical({"a", "b", "c"});
+  const std::vector<double> obs{1, 0, 3, 2}, w{1, 1};
+  const tpe::MultivariateParzenEstimator pe({&i, &c}, obs, w);
+  double total = 0;
+  for (int x0 = 0; x0 <= 4; ++x0) {
+    for (int x1 = 0; x1 < 3; ++x1) {
+      const double p = (int_kernel(x0, 1, 1.25, 0, 4) * (1.0 / 3 + (x1 == 0)) / 2 +
+                        int_kernel(x0, 3, 1.25, 0, 4) * (1.0 / 3 + (x1 == 2)) / 2 +
+                        int_kernel(x0, 2, 5, 0, 4) / 3) /
+                       3;
+      const std::vector<double> x{double(x0), double(x1)};
+      EXPECT_NEAR(pe.log_pdf(x), std::log(p), 1e-13) << x0 << " " << x1;
+      total += std::exp(pe.log_pdf(x));
+    }
+  }
+  EXPECT_NEAR(total, 1.0, 1e-13);
+  // Joint samples follow the joint mixture (components are shared across dimensions).
+  Rng rng(4);
+  std::vector<int> count(15, 0);
+  std::vector<double> x(2);
+  constexpr int kN = 60000;
+  for (int k = 0; k < kN; ++k) {
+    pe.sample(rng, x);
+    ++count[static_cast<int>(x[0]) * 3 + static_cast<int>(x[1])];
+  }
+  for (int k = 0; k < 15; ++k) {
+    const std::vector<double> xv{double(k / 3), double(k % 3)};
+    const double p = std::exp(pe.log_pdf(xv));
+    EXPECT_NEAR(count[k] / double(kN), p, 5 * std::sqrt(p * (1 - p) / kN) + 1e-4) << k;
+  }
+}
+
 TEST(Tpe, SamplesFollowTheMixture) {
   const Distribution d = Distribution::int_range(0, 4);
   const std::vector<double> obs{3, 1}, w{1, 1};
