@@ -55,8 +55,9 @@ TEST(Study, TimeoutStopsStartingTrials) {
       },
       {.n_trials = 1000, .timeout_s = 0.15});
   EXPECT_TRUE(s.timed_out);
-  EXPECT_GE(s.started, 2);
+  EXPECT_GE(s.started, 1);  // (a loaded machine may stretch the 20 ms sleeps)
   EXPECT_LE(s.started, 9);  // 0.15 s / 20 ms, +1 for the trial that started before the limit
+  EXPECT_GE(s.elapsed_s, 0.15);
   EXPECT_EQ(s.started, s.completed);
 }
 
