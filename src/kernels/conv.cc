@@ -115,7 +115,7 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
   const int64_t ohw = p.out_h * p.out_w;
   const int64_t mg = p.out_channels / p.groups;
   const int64_t cg = p.in_channels / p.groups;
-  alignas(64) float bbuf[detail::kKc * kMaxNr];
+  alignas(64) float bbuf[detail::kColKc * kMaxNr];
   Segment segs[kMaxNr];
   for (int64_t item = begin; item < end; ++item) {
     const int64_t q = item % ctx.panels;
@@ -134,8 +134,8 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
     }
     const float* xg = ctx.x + (b * p.in_channels + g * cg) * p.in_h * p.in_w;
     const int64_t y_off = (b * p.out_channels + g * mg) * ohw + pix0;
-    for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += detail::kKc) {
-      const int64_t kc = std::min(detail::kKc, w.k - k0);
+    for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += detail::kColKc) {
+      const int64_t kc = std::min(detail::kColKc, w.k - k0);
       const bool last = k0 + kc >= w.k;
       pack_col_block(ctx, xg, segs, nsegs, cols, k0, kc, bbuf);
       for (int64_t t = 0; t < w.tiles_per_group; ++t) {

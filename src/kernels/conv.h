@@ -12,7 +12,7 @@
 //   laid on a grid as wide as the padded image, so that each tap of NR consecutive grid pixels
 //   is a contiguous run of the padded copy; the microkernel reads those runs in place, and the
 //   grid columns past out_w are dropped when the tile is copied out.
-// * packed: col is packed panel by panel (NR pixels x kKc taps, on the stack) right before the
+// * packed: col is packed panel by panel (NR pixels x kColKc taps, on the stack) right before the
 //   microkernel consumes it (strided convolutions, large images).
 // Bias is per output channel; the residual has Y's NCHW layout. Work items are (image, group,
 // pixel chunk) spread over parallel_for; each output element is computed by one microkernel

@@ -80,7 +80,7 @@ void pack_a_block(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t
 
 // Upper bounds of the tile geometry over all ISAs, for stack buffers.
 constexpr int kMaxMr = 8;
-constexpr int64_t kPanelsPerBlock = 4;  // column panels per work item
+constexpr int64_t kPanelsPerBlock = 16;  // column panels per work item (measured)
 
 }  // namespace
 

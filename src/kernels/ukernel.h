@@ -44,9 +44,12 @@ const UKernelInfo& ukernel_avx2();
 const UKernelInfo& ukernel_avx512();
 const UKernelInfo& ukernel_for(Isa isa);
 
-// Block sizes shared by the drivers: K is processed in blocks of kKc (packed panels of one
-// block stay in L1), rows of A in blocks of kMcTiles microkernel tiles.
-inline constexpr int64_t kKc = 256;
-inline constexpr int64_t kMcTiles = 4;
+// Block sizes of the GEMM driver (measured on bench/float_gemm_bench.cc at the MLP's shapes):
+// K in blocks of kKc (so that the MLP's K = 784 is one block and C is never reloaded), rows of
+// A in blocks of kMcTiles microkernel tiles (packed on the stack: kMcTiles * MR * kKc floats).
+// The convolution's packed-panel path packs kColKc taps at a time (kColKc * NR floats).
+inline constexpr int64_t kKc = 1024;
+inline constexpr int64_t kMcTiles = 2;
+inline constexpr int64_t kColKc = 256;
 
 }  // namespace qsearch::kernels::detail

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "kernels/float_test_util.h"
 #include "kernels/ref/gemm.h"
+#include "kernels/ukernel.h"
 
 namespace qsearch::kernels {
 namespace {
@@ -107,7 +108,8 @@ TEST(FastGemm, OddShapesEveryIsa) {
     const TileShape t = tile_shape(isa);
     const int64_t ms[] = {1, t.mr - 1, t.mr, t.mr + 1, 4 * t.mr + 1, 37};
     const int64_t ns[] = {1, t.nr - 1, t.nr, t.nr + 1, 4 * t.nr + 3, 67};
-    const int64_t ks[] = {1, 7, 255, 256, 257, 784};
+    // K blocks of detail::kKc: one short of, exactly and one past a block.
+    const int64_t ks[] = {1, 7, 255, 784, detail::kKc - 1, detail::kKc, detail::kKc + 1};
     uint64_t seed = 1;
     for (int64_t m : ms) {
       for (int64_t n : ns) {
