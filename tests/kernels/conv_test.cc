@@ -138,6 +138,36 @@ TEST(FastConv, Shapes) {
   }
 }
 
+TEST(FastConv, SameBitsOnEveryIsaAndPath) {
+  // The ISAs differ in tile shape only, on the direct path (stride 1) and on the packed-panel
+  // path (stride 2) alike: each output is the same FMA chain.
+  if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (int64_t stride : {1, 2}) {
+    Conv2dParams p{.batch = 3,
+                   .in_channels = 5,
+                   .in_h = 13,
+                   .in_w = 11,
+                   .out_channels = 11,
+                   .kernel_h = 3,
+                   .kernel_w = 3,
+                   .stride_h = stride,
+                   .stride_w = stride,
+                   .pad_top = 1,
+                   .pad_left = 1};
+    p.out_h = (13 + 2 - 3) / stride + 1;
+    p.out_w = (11 + 2 - 3) / stride + 1;
+    auto x = random_floats(3 * 5 * 13 * 11, 1), w = random_floats(11 * 5 * 9, 2);
+    auto bias = random_floats(11, 3);
+    std::vector<float> y2(3 * 11 * p.out_h * p.out_w), y5(y2.size());
+    const Epilogue ep{.bias = bias.data(), .clamp_min = 0.0f};
+    conv2d_f32_packed(p, x.data(), pack_conv_weights(w.data(), 11, 5, 3, 3, 1, Isa::kAvx2),
+                      y2.data(), ep);
+    conv2d_f32_packed(p, x.data(), pack_conv_weights(w.data(), 11, 5, 3, 3, 1, Isa::kAvx512),
+                      y5.data(), ep);
+    EXPECT_EQ(y2, y5) << "stride " << stride;
+  }
+}
+
 TEST(FastConv, SameBitsForOneAndTwoThreads) {
   const int saved = num_threads();
   Conv2dParams p{.batch = 5,

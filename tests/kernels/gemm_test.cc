@@ -166,6 +166,24 @@ TEST(FastGemm, ClampPropagatesNan) {
   }
 }
 
+TEST(FastGemm, SameBitsOnEveryIsa) {
+  // docs/numerics.md "Float kernels": the ISAs differ in tile shape only; each element is the
+  // same FMA chain, so AVX2 and AVX-512 results are identical.
+  if (!isa_supported(Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const int64_t m = 37, n = 45, k = 1100;
+  auto a = random_floats(m * k, 11), b = random_floats(n * k, 12), bias = random_floats(n, 13);
+  auto res = random_floats(m * n, 14);
+  std::vector<float> y2(m * n), y5(m * n);
+  const Epilogue ep{.alpha = 0.5f,
+                    .bias = bias.data(),
+                    .residual = res.data(),
+                    .residual_stride = n,
+                    .clamp_min = -0.1f};
+  gemm_f32_packed(m, a.data(), k, pack_b(b.data(), k, n, true, Isa::kAvx2), y2.data(), n, ep);
+  gemm_f32_packed(m, a.data(), k, pack_b(b.data(), k, n, true, Isa::kAvx512), y5.data(), n, ep);
+  EXPECT_EQ(y2, y5);
+}
+
 TEST(FastGemm, SameBitsForOneAndTwoThreads) {
   const int saved = num_threads();
   for (Isa isa : runnable_isas()) {
