@@ -1,6 +1,3 @@
-#include <cstdio>
+#include "cli/app.h"
 
-int main() {
-  std::puts("qsearch (under construction)");
-  return 0;
-}
+int main(int argc, char** argv) { return qsearch::cli::main(argc, argv); }

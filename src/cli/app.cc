@@ -1,0 +1,72 @@
+#include "cli/app.h"
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace qsearch::cli {
+
+namespace {
+
+bool cpu_is_supported() {
+#if defined(__x86_64__) && defined(__AVX2__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return true;
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!cpu_is_supported()) {
+    std::fputs(
+        "qsearch: error: this build needs AVX2 and FMA (-march=x86-64-v3), which this CPU lacks;"
+        "\n  rebuild with: cmake -S . -B build -DQSEARCH_ARCH=x86-64\n",
+        stderr);
+    return 1;
+  }
+  CLI::App app{
+      "qsearch: find the best mixed-precision fixed-point quantization of a trained network"};
+  app.set_version_flag("--version", std::string("qsearch ") + QSEARCH_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  GlobalOptions global;
+  app.add_option("--threads", global.threads,
+                 "Worker threads (default: $QSEARCH_THREADS or all hardware threads)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--data-dir", global.data_dir,
+                 "Data set directory (default: $QSEARCH_DATA, else ~/.cache/qsearch/data)");
+
+  Runner run;
+  add_eval_command(app, global, run);
+  add_inspect_command(app, global, run);
+  add_data_command(app, global, run);
+  add_search_command(app, global, run);
+  add_train_command(app, global, run);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (global.threads > 0) set_num_threads(global.threads);
+    return run ? run() : 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "qsearch: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qsearch: internal error: %s\n", e.what());
+    return 3;
+  }
+}
+
+}  // namespace qsearch::cli

@@ -1,0 +1,74 @@
+// qsearch eval --model M.onnx --dataset mnist [--split test] [--num-samples N]
+//              [--batch-size B] [--json]
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "data/dataset.h"
+#include "eval/evaluate.h"
+#include "onnx/import.h"
+#include "runtime/plan.h"
+
+namespace qsearch::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string model;
+  std::string dataset = "mnist";
+  std::string split = "test";
+  std::string label_column;
+  int64_t num_samples = -1;
+  int64_t batch_size = 256;
+  bool json = false;
+};
+
+int run_eval(const GlobalOptions& global, const EvalArgs& a) {
+  ir::Graph graph = onnx::import_model(a.model);
+  data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
+  data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  auto plan = runtime::make_plan(graph, {.mode = runtime::Mode::kFloat, .max_batch = a.batch_size});
+  eval::EvalResult r =
+      eval::evaluate(plan, ds, {.num_samples = a.num_samples, .batch_size = a.batch_size});
+  if (a.json) {
+    nlohmann::json j = {{"loss", r.loss},
+                        {"accuracy", r.accuracy},
+                        {"macro_accuracy", r.macro_accuracy},
+                        {"samples", r.samples},
+                        {"samples_per_s", r.samples_per_s()}};
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << fmt::format("model           {}\n", a.model)
+              << fmt::format("dataset         {} ({} split, {} samples)\n", ds.name, a.split,
+                             r.samples)
+              << fmt::format("loss            {:.6f}\n", r.loss)
+              << fmt::format("accuracy        {:.6f}\n", r.accuracy)
+              << fmt::format("macro_accuracy  {:.6f}\n", r.macro_accuracy)
+              << fmt::format("samples         {}\n", r.samples)
+              << fmt::format("samples/s       {:.0f}\n", r.samples_per_s());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand("eval", "Loss and accuracy of an ONNX model on a data set");
+  cmd->add_option("--model", args->model, "ONNX model file")->required();
+  cmd->add_option("--dataset", args->dataset,
+                  "mnist | fashion-mnist | jsc | csv:PATH (default: mnist)");
+  cmd->add_option("--split", args->split, "train | val | test (default: test)");
+  cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
+  cmd->add_option("--num-samples", args->num_samples,
+                  "Evaluate the first N samples of the split (default: all)");
+  cmd->add_option("--batch-size", args->batch_size, "Batch size (default: 256)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", args->json, "Print one JSON object");
+  cmd->callback(
+      [&global, &run, args] { run = [&global, args] { return run_eval(global, *args); }; });
+}
+
+}  // namespace qsearch::cli

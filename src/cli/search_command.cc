@@ -1,0 +1,245 @@
+// qsearch search --config X.toml [--model M] [--dataset D] [--sampler S] [--trials N]
+//                [--timeout SEC] [--jobs J] [--seed S] [--storage URL] [--study NAME] [--out DIR]
+//                [--mode int|fake|float] [--quiet]
+// qsearch report --out DIR [--storage URL] [--study NAME]
+// qsearch compare DIR DIR...
+#include <fmt/format.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+
+#include "cli/commands.h"
+#include "cli/search_settings.h"
+#include "core/error.h"
+#include "core/stopwatch.h"
+#include "data/dataset.h"
+#include "eval/objective.h"
+#include "onnx/import.h"
+#include "report/compare.h"
+#include "report/search_report.h"
+#include "search/study.h"
+#include "storage/sqlite_storage.h"
+
+namespace qsearch::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool> g_stop{false};
+
+void on_sigint(int) {
+  // First Ctrl-C: finish the running trials, write the outputs. Second: die at once (finished
+  // trials are already committed to the study database).
+  g_stop = true;
+  std::signal(SIGINT, SIG_DFL);
+}
+
+std::string metric_summary(const search::FrozenTrial& t, const std::vector<eval::MetricSpec>& m) {
+  auto it = t.user_attrs.find(report::kScaledMetrics);
+  if (t.state != search::TrialState::kComplete) {
+    auto r = t.system_attrs.find(search::kAttrFailReason);
+    return r == t.system_attrs.end() ? "" : r->second.substr(0, 120);
+  }
+  std::string s;
+  if (it == t.user_attrs.end()) return s;
+  nlohmann::json scaled = nlohmann::json::parse(it->second);
+  for (const auto& spec : m) {
+    if (scaled.contains(spec.name))
+      s += fmt::format(" {}={:.4g}", spec.name, scaled[spec.name].get<double>());
+  }
+  return s;
+}
+
+void ensure_parent_dir(const std::string& storage_url) {
+  std::string path = storage_url;
+  if (path.rfind("sqlite:///", 0) == 0) path = path.substr(10);
+  if (path == ":memory:") return;
+  fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent);
+}
+
+int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet) {
+  RunConfig config = load_config(flags.config);
+  SearchSettings s = resolve_search_settings(config, flags);
+  for (const auto& k : config.ignored_keys) {
+    if (!quiet) std::cerr << fmt::format("note: '{}' has no effect in qsearch search\n", k);
+  }
+
+  auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
+  data::DataOptions dopts{.data_dir = global.data_dir};
+  auto dataset = std::make_shared<data::Dataset>(
+      data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
+  auto space = std::make_shared<eval::QuantSearchSpace>(
+      eval::QuantSearchSpace::build(*graph, s.by, s.seeds));
+  eval::QuantObjective objective(graph, dataset, space, s.objective);
+
+  fs::create_directories(s.out_dir);
+  ensure_parent_dir(s.storage);
+  auto storage = storage::open_storage(s.storage);
+  search::SamplerOptions sopts;
+  sopts.seed = s.seed;
+  search::Study study = search::Study::create(storage, s.study_name, s.directions, space->space(),
+                                              search::make_sampler(s.sampler, sopts));
+  const auto existing = study.trials();
+  int finished_before = 0;
+  for (const auto& t : existing) finished_before += t.finished() && !t.interrupted();
+
+  if (!quiet) {
+    std::cerr << fmt::format(
+        "qsearch search: {} on {} ({} split, {} samples/trial, batch {}), mode {}\n", s.model_path,
+        s.dataset, s.split, objective.samples_per_trial(), s.objective.batch_size,
+        runtime::mode_name(s.objective.mode));
+    std::cerr << fmt::format("  space: {} parameters, {} configurations ({} by {})\n",
+                             space->space().size(), space->size(), space->node_keys().size(),
+                             config.search->by == "type" ? "nodes tied by op type" : "nodes");
+    std::cerr << fmt::format(
+        "  sampler {} (seed {}), n_trials {}, timeout {}, n_jobs {}\n", s.sampler, s.seed,
+        s.n_trials < 0 ? std::string("none") : std::to_string(s.n_trials),
+        s.timeout_s < 0 ? std::string("none") : fmt::format("{}s", s.timeout_s), s.n_jobs);
+    std::cerr << fmt::format(
+        "  study '{}' in {}{}\n", s.study_name, s.storage,
+        existing.empty() ? "" : fmt::format(" (resuming: {} finished trials)", finished_before));
+  }
+
+  g_stop = false;
+  std::signal(SIGINT, on_sigint);
+  std::mutex out_mu;
+  int since_save = 0;
+  Stopwatch clock;
+  search::OptimizeOptions oo;
+  oo.n_trials = static_cast<int>(s.n_trials);
+  oo.timeout_s = s.timeout_s;
+  oo.n_jobs = s.n_jobs;
+  oo.stop = &g_stop;
+  oo.on_trial_finished = [&](const search::FrozenTrial& t) {
+    std::lock_guard<std::mutex> lock(out_mu);
+    if (!quiet) {
+      double dur = (t.datetime_complete_ms - t.datetime_start_ms) / 1000.0;
+      std::cerr << fmt::format(
+          "[{:>4}{}] trial {:>4} {:<8} {:6.2f}s{}  (elapsed {:.1f}s)\n", t.number + 1,
+          s.n_trials > 0 ? fmt::format("/{}", s.n_trials) : std::string(), t.number,
+          search::to_string(t.state), dur, metric_summary(t, s.objective.metrics), clock.seconds());
+    }
+    if (++since_save >= std::max(1, s.save_every_n_trials)) {
+      since_save = 0;
+      report::write_search_outputs(s.out_dir, study.info(), study.trials());
+    }
+  };
+  search::OptimizeSummary sum = study.optimize(objective, oo);
+  std::signal(SIGINT, SIG_DFL);
+
+  const auto trials = study.trials();
+  report::write_search_outputs(s.out_dir, study.info(), trials);
+  std::cout << report::best_trials_table(study.info(), trials) << "\n";
+  if (!quiet) {
+    std::string why = sum.exhausted   ? "search space exhausted"
+                      : sum.timed_out ? "timeout reached"
+                      : g_stop        ? "interrupted"
+                                      : "n_trials reached";
+    std::cerr << fmt::format(
+        "{} trials this run ({} complete, {} failed) in {:.1f}s: {}. Outputs in {}\n", sum.started,
+        sum.completed, sum.failed, sum.elapsed_s, why, s.out_dir);
+  }
+  return g_stop ? 130 : 0;
+}
+
+// The study of a search output directory (its study.db), or of an explicit storage URL.
+report::StudyRun load_study_run(const std::string& out_dir, const std::string& storage_url,
+                                const std::string& study_name) {
+  std::string url = storage_url;
+  if (url.empty()) {
+    fs::path db = fs::path(out_dir) / "study.db";
+    if (!fs::exists(db)) {
+      fail("'{}' has no study.db: pass the --out directory of a search, or --storage URL", out_dir);
+    }
+    url = "sqlite:///" + db.string();
+  }
+  auto storage = storage::open_storage(url);
+  std::string name = study_name;
+  if (name.empty()) {
+    auto names = storage->study_names();
+    if (names.size() != 1) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      fail("{} holds {} studies ({}); choose one with --study", url, names.size(), list);
+    }
+    name = names[0];
+  }
+  auto id = storage->find_study(name);
+  if (!id) fail("{} has no study '{}'", url, name);
+  report::StudyRun run;
+  run.label = out_dir.empty() ? name : out_dir;
+  run.info = storage->get_study(*id);
+  run.trials = storage->get_trials(*id);
+  return run;
+}
+
+int run_report(const std::string& out_dir, const std::string& storage_url,
+               const std::string& study_name) {
+  report::StudyRun run = load_study_run(out_dir, storage_url, study_name);
+  std::cout << report::best_trials_table(run.info, run.trials) << "\n";
+  report::write_search_outputs(out_dir, run.info, run.trials);
+  return 0;
+}
+
+int run_compare(const std::vector<std::string>& dirs) {
+  std::vector<report::StudyRun> runs;
+  for (const auto& d : dirs) runs.push_back(load_study_run(d, "", ""));
+  std::cout << report::format_comparison(report::compare_studies(runs));
+  return 0;
+}
+
+}  // namespace
+
+void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
+  auto flags = std::make_shared<SearchFlags>();
+  auto quiet = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "search", "Search mixed-precision quantizations of a model (MASE's `ch search`)");
+  cmd->add_option("--config", flags->config, "TOML config (MASE schema)")->required();
+  auto opt = [&](const char* name, auto& target, const char* help) {
+    cmd->add_option_function<std::decay_t<decltype(*target)>>(
+        name, [&target](const auto& v) { target = v; }, help);
+  };
+  opt("--model", flags->model, "ONNX model (overrides the config's model)");
+  opt("--dataset", flags->dataset, "Data set (overrides the config)");
+  opt("--sampler", flags->sampler, "bruteforce | random | tpe | nsgaii | qmc");
+  opt("--trials", flags->trials, "Finished trials the study should hold (n_trials)");
+  opt("--timeout", flags->timeout, "Seconds after which no new trial starts");
+  opt("--jobs", flags->jobs, "Trials evaluated concurrently (n_jobs)");
+  opt("--seed", flags->seed, "Sampler seed");
+  opt("--storage", flags->storage, "Study storage: sqlite:///path.db (default <out>/study.db)");
+  opt("--study", flags->study, "Study name (default: the config's project)");
+  opt("--out", flags->out, "Output directory (default qsearch_output/<project>/search)");
+  opt("--mode", flags->mode, "int | fake | float (default int)");
+  cmd->add_flag("--quiet", *quiet, "Only print the final table");
+  cmd->callback([&global, &run, flags, quiet] {
+    run = [&global, flags, quiet] { return run_search(global, *flags, *quiet); };
+  });
+
+  auto out = std::make_shared<std::string>();
+  auto storage_url = std::make_shared<std::string>();
+  auto study = std::make_shared<std::string>();
+  CLI::App* rep = app.add_subcommand(
+      "report", "Print a search's best trials again and rewrite best.json/log.json/trials.csv");
+  rep->add_option("--out", *out, "The search's output directory")->required();
+  rep->add_option("--storage", *storage_url, "Study storage URL (default <out>/study.db)");
+  rep->add_option("--study", *study, "Study name (needed when the storage holds several)");
+  rep->callback([&run, out, storage_url, study] {
+    run = [out, storage_url, study] { return run_report(*out, *storage_url, *study); };
+  });
+
+  auto dirs = std::make_shared<std::vector<std::string>>();
+  CLI::App* cmp = app.add_subcommand(
+      "compare", "Sample efficiency of searches of the same space (e.g. brute force vs TPE)");
+  cmp->add_option("dirs", *dirs, "Output directories of the searches")->required()->expected(1, -1);
+  cmp->callback([&run, dirs] { run = [dirs] { return run_compare(*dirs); }; });
+}
+
+}  // namespace qsearch::cli

@@ -1,0 +1,250 @@
+#include "cli/search_settings.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.h"
+#include "search/sampler.h"
+
+namespace qsearch::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+template <typename T>
+T pick(const std::optional<T>& flag, const std::optional<T>& toml, T fallback, const char* key,
+       std::vector<std::string>& prov) {
+  if (flag) {
+    prov.push_back(fmt::format("{} = {} (command line)", key, *flag));
+    return *flag;
+  }
+  if (toml) {
+    prov.push_back(fmt::format("{} = {} (config)", key, *toml));
+    return *toml;
+  }
+  prov.push_back(fmt::format("{} = {} (default)", key, fallback));
+  return fallback;
+}
+
+// A path from the config: as given when it exists relative to the working directory (MASE's
+// convention), else relative to the config file.
+std::string locate(const std::string& path, const std::string& config_path) {
+  if (fs::exists(path) || fs::path(path).is_absolute()) return path;
+  fs::path beside = fs::path(config_path).parent_path() / path;
+  return fs::exists(beside) ? beside.string() : path;
+}
+
+bool looks_like_file(const std::string& s) {
+  return s.ends_with(".onnx") || s.find('/') != std::string::npos;
+}
+
+runtime::Mode parse_mode(const std::string& m, const std::string& where) {
+  if (m == "int") return runtime::Mode::kInt;
+  if (m == "fake") return runtime::Mode::kFake;
+  if (m == "float") return runtime::Mode::kFloat;
+  fail(
+      "{}mode = \"{}\": expected \"int\" (bit-accurate integer engine), \"fake\" (MASE's float "
+      "fake quantization) or \"float\"",
+      where, m);
+}
+
+int64_t int_option(const RunnerConfig& r, const char* key, int64_t fallback) {
+  const ConfigValue* v = r.find(key);
+  if (!v) return fallback;
+  if (v->kind != ConfigValue::Kind::kInt) fail("{}{} must be an integer", v->where(), key);
+  return v->i;
+}
+
+void check_options(const RunnerConfig& r, const std::vector<std::string>& valid,
+                   const std::string& table) {
+  for (const auto& [k, v] : r.options) {
+    if (std::find(valid.begin(), valid.end(), k) != valid.end()) continue;
+    std::string hint = nearest_key(k, valid);
+    fail("{}unknown key '{}' in [{}.{}]{}", v.where(), k, table, r.name,
+         hint.empty() ? "" : fmt::format("; did you mean '{}'?", hint));
+  }
+}
+
+}  // namespace
+
+SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f) {
+  if (!c.search) {
+    fail(
+        "{}: no [search] section: a search config needs [search.search_space] and "
+        "[search.strategy] (see configs/mnist_mlp.toml)",
+        c.path);
+  }
+  const SearchSection& s = *c.search;
+  SearchSettings out;
+  out.config_path = c.path;
+  auto& prov = out.provenance;
+
+  // Model: an ONNX path, or a zoo name whose trained weights are in load_name.
+  out.model_name = pick<std::string>(f.model, c.model, "", "model", prov);
+  if (out.model_name.empty()) {
+    fail("{}: no model: set model = \"models/mlp_mnist.onnx\" in the config or pass --model",
+         c.path);
+  }
+  if (c.load_type && *c.load_type != "onnx") {
+    fail(
+        "{}: load_type = \"{}\": qsearch reads ONNX models; export a PyTorch model with "
+        "torch.onnx.export (dynamic batch axis) and set load_name to the .onnx file",
+        c.path, *c.load_type);
+  }
+  if (looks_like_file(out.model_name)) {
+    // A path on the command line is relative to the working directory only.
+    out.model_path = f.model ? out.model_name : locate(out.model_name, c.path);
+  } else if (c.load_name && !f.model) {
+    out.model_path = locate(*c.load_name, c.path);
+  } else {
+    fail(
+        "{}: model = \"{}\" names an architecture, not trained weights. Searching an untrained "
+        "model measures noise (the lab report's first lesson): set load_name = \"path.onnx\" to "
+        "a trained model, use a shipped one (models/*.onnx), or train one with `qsearch train "
+        "--model {} --dataset ... --out path.onnx`",
+        c.path, out.model_name, out.model_name);
+  }
+
+  out.dataset = pick<std::string>(f.dataset, c.dataset, "", "dataset", prov);
+  if (out.dataset.empty())
+    fail("{}: no dataset: set dataset = \"mnist\" or pass --dataset", c.path);
+
+  std::string stem = fs::path(c.path).stem().string();
+  out.project = c.project.value_or(stem);
+  out.sampler = pick<std::string>(f.sampler, s.sampler, "tpe", "sampler", prov);
+  {
+    std::string lower = out.sampler;
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    auto names = search::sampler_names();
+    bool ok = std::find(names.begin(), names.end(), lower) != names.end() || lower == "grid" ||
+              lower == "brute_force";
+    if (!ok) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      fail("unknown sampler '{}'; qsearch has: {}", out.sampler, list);
+    }
+  }
+  out.n_trials = pick<int64_t>(f.trials, s.n_trials, -1, "n_trials", prov);
+  out.timeout_s = pick<double>(f.timeout, s.timeout, -1.0, "timeout", prov);
+  out.n_jobs = static_cast<int>(pick<int64_t>(f.jobs, s.n_jobs, 1, "n_jobs", prov));
+  if (out.n_jobs < 1) fail("n_jobs must be >= 1, got {}", out.n_jobs);
+  std::optional<uint64_t> toml_seed = s.seed ? s.seed : c.seed;
+  out.seed = pick<uint64_t>(f.seed, toml_seed, 0, "seed", prov);
+  out.study_name = pick<std::string>(f.study, s.study_name, out.project, "study_name", prov);
+  out.out_dir = pick<std::string>(f.out, std::nullopt,
+                                  (fs::path("qsearch_output") / out.project / "search").string(),
+                                  "out", prov);
+  out.storage = pick<std::string>(f.storage, s.storage,
+                                  "sqlite:///" + (fs::path(out.out_dir) / "study.db").string(),
+                                  "storage", prov);
+  if (s.save_every_n_trials) out.save_every_n_trials = static_cast<int>(*s.save_every_n_trials);
+
+  out.by = eval::parse_match_by(s.by);
+  out.seeds = s.seeds;
+  if (out.seeds.empty()) {
+    fail(
+        "{}: [search.search_space.seed] is empty: give at least "
+        "[search.search_space.seed.default.config] with choice lists",
+        c.path);
+  }
+
+  // Runners.
+  eval::ObjectiveOptions& o = out.objective;
+  o.batch_size = c.batch_size.value_or(128);
+  std::string mode = "int";
+  for (const RunnerConfig& r : s.sw_runners) {
+    if (r.name != "basic_evaluation") {
+      fail(
+          "{}: unknown sw_runner '{}'; qsearch has basic_evaluation (MASE's basic_train "
+          "needs quantization-aware training, not yet available)",
+          r.loc.str(), r.name);
+    }
+    check_options(r, {"num_samples", "data_loader", "dataloader", "mode"},
+                  "search.strategy.sw_runner");
+    o.num_samples = int_option(r, "num_samples", -1);
+    for (const char* key : {"dataloader", "data_loader"}) {
+      if (const ConfigValue* v = r.find(key)) {
+        if (v->s == "val_dataloader")
+          out.split = "val";
+        else if (v->s == "train_dataloader")
+          out.split = "train";
+        else if (v->s == "test_dataloader")
+          out.split = "test";
+        else
+          fail("{}{} must be val_dataloader, train_dataloader or test_dataloader", v->where(), key);
+      }
+    }
+    if (const ConfigValue* v = r.find("mode")) mode = v->s;
+  }
+  if (f.mode) mode = *f.mode;
+  o.mode = parse_mode(mode, "");
+  prov.push_back(fmt::format("mode = {}", mode));
+  for (const RunnerConfig& r : s.hw_runners) {
+    if (r.name == "average_bitwidth") {
+      check_options(r, {"compare_to"}, "search.strategy.hw_runner");
+      const ConfigValue* v = r.find("compare_to");
+      if (!v || !v->is_number()) {
+        fail(
+            "{}: [search.strategy.hw_runner.average_bitwidth] needs compare_to = 32 (MASE "
+            "asserts it)",
+            r.loc.str());
+      }
+      o.compare_to = v->number();
+    } else if (r.name == "model_size") {
+      check_options(r, {}, "search.strategy.hw_runner");
+      o.model_size = true;
+    } else if (r.name == "bitops") {
+      check_options(r, {}, "search.strategy.hw_runner");
+      o.bitops = true;
+    } else if (r.name == "latency") {
+      check_options(r, {"batch_size", "repeats"}, "search.strategy.hw_runner");
+      eval::LatencyOptions lo;
+      lo.batch_size = int_option(r, "batch_size", 1);
+      lo.repeats = static_cast<int>(int_option(r, "repeats", 20));
+      o.latency = lo;
+    } else {
+      std::string hint =
+          nearest_key(r.name, {"average_bitwidth", "model_size", "bitops", "latency"});
+      fail(
+          "{}: unknown hw_runner '{}'{}; qsearch has average_bitwidth, model_size, bitops, "
+          "latency",
+          r.loc.str(), r.name, hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint));
+    }
+  }
+
+  // Objectives: metrics in sorted name order.
+  o.sum_scaled_metrics = s.sum_scaled_metrics.value_or(false);
+  for (const MetricConfig& m : s.metrics) {
+    o.metrics.push_back({m.name, m.scale});
+    if (!o.sum_scaled_metrics) {
+      if (!m.direction) {
+        fail(
+            "{}: metric '{}' needs a direction (\"maximize\" or \"minimize\") in a "
+            "multi-objective search",
+            m.loc.str(), m.name);
+      }
+      out.directions.push_back(*m.direction);
+    }
+  }
+  if (o.sum_scaled_metrics) {
+    if (!s.direction) {
+      fail(
+          "{}: sum_scaled_metrics = true needs [search.strategy.setup] direction = \"maximize\" "
+          "or \"minimize\"",
+          c.path);
+    }
+    out.directions = {*s.direction};
+  }
+  if (o.metrics.empty()) {
+    fail(
+        "{}: [search.strategy.metrics] is empty: e.g. accuracy.scale = 1.0, "
+        "accuracy.direction = \"maximize\"",
+        c.path);
+  }
+  return out;
+}
+
+}  // namespace qsearch::cli

@@ -1,0 +1,54 @@
+// The effective settings of `qsearch search`: built-in defaults < the TOML config < flags
+// (MASE's precedence, mase.md §1.1), with where each value came from for the start-up summary.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/config.h"
+#include "eval/objective.h"
+#include "search/trial.h"
+
+namespace qsearch::cli {
+
+// Command-line overrides (unset = not given).
+struct SearchFlags {
+  std::string config;
+  std::optional<std::string> model, dataset, sampler, storage, study, out, mode;
+  std::optional<int64_t> trials, jobs;
+  std::optional<double> timeout;
+  std::optional<uint64_t> seed;
+};
+
+struct SearchSettings {
+  std::string config_path;
+  std::string model_path;  // ONNX file to search (model, or load_name for a zoo name)
+  std::string model_name;  // as written (zoo name or path)
+  std::string dataset;
+  std::string split = "val";  // MASE's runner reads the validation loader
+  std::string project;
+  std::string sampler = "tpe";
+  int64_t n_trials = -1;
+  double timeout_s = -1;
+  int n_jobs = 1;
+  uint64_t seed = 0;
+  std::string storage;  // URL
+  std::string study_name;
+  std::string out_dir;
+  int save_every_n_trials = 10;
+  eval::MatchBy by = eval::MatchBy::kName;
+  std::vector<eval::SeedEntry> seeds;
+  std::vector<search::Direction> directions;  // one per objective
+  eval::ObjectiveOptions objective;
+  // "key = value (source)" lines for the summary.
+  std::vector<std::string> provenance;
+};
+
+// Resolves everything that does not need the model or the data. Throws Error (file:line) for a
+// config without a [search] section, missing directions, unknown runners or modes, an unknown
+// sampler name, a zoo model without load_name (qsearch searches pretrained models only).
+SearchSettings resolve_search_settings(const RunConfig& config, const SearchFlags& flags);
+
+}  // namespace qsearch::cli

@@ -1,0 +1,116 @@
+#include "eval/objective.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "eval/evaluate.h"
+
+namespace qsearch::eval {
+
+std::vector<std::string> available_metrics(const ObjectiveOptions& o) {
+  std::vector<std::string> m = {"loss", "accuracy", "macro_accuracy"};
+  if (o.compare_to) m.insert(m.end(), {"average_bitwidth", "memory_density"});
+  if (o.model_size) m.push_back("model_size_bytes");
+  if (o.bitops) m.insert(m.end(), {"macs", "bitops", "activation_bits"});
+  if (o.latency) m.push_back("latency_ms");
+  return m;
+}
+
+namespace {
+// The runner to add for a metric it would produce.
+std::string runner_of(const std::string& metric) {
+  if (metric == "average_bitwidth" || metric == "memory_density") {
+    return "[search.strategy.hw_runner.average_bitwidth] compare_to = 32";
+  }
+  if (metric == "model_size_bytes") return "[search.strategy.hw_runner.model_size]";
+  if (metric == "macs" || metric == "bitops" || metric == "activation_bits") {
+    return "[search.strategy.hw_runner.bitops]";
+  }
+  if (metric == "latency_ms") return "[search.strategy.hw_runner.latency]";
+  return "";
+}
+}  // namespace
+
+QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
+                               std::shared_ptr<const data::Dataset> data,
+                               std::shared_ptr<const QuantSearchSpace> space,
+                               ObjectiveOptions options)
+    : graph_(std::move(graph)),
+      data_(std::move(data)),
+      space_(std::move(space)),
+      options_(std::move(options)) {
+  if (options_.metrics.empty()) {
+    fail(
+        "no metrics to optimise: add e.g. [search.strategy.metrics] accuracy.scale = 1.0 and "
+        "accuracy.direction = \"maximize\"");
+  }
+  const auto avail = available_metrics(options_);
+  for (const MetricSpec& m : options_.metrics) {
+    if (std::find(avail.begin(), avail.end(), m.name) != avail.end()) continue;
+    std::string runner = runner_of(m.name);
+    if (!runner.empty()) fail("metric '{}' needs the runner {}", m.name, runner);
+    std::string list;
+    for (const auto& a : avail) list += (list.empty() ? "" : ", ") + a;
+    fail(
+        "unknown metric '{}'; the configured runners give: {} (others: average_bitwidth, "
+        "memory_density, model_size_bytes, macs, bitops, activation_bits, latency_ms)",
+        m.name, list);
+  }
+  if (options_.batch_size < 1) fail("batch_size must be >= 1");
+  samples_ = whole_batches(options_.num_samples, options_.batch_size, data_->size());
+}
+
+TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
+  runtime::PlanOptions popts;
+  popts.mode = options_.mode;
+  popts.max_batch = options_.batch_size;
+  popts.quant = q;
+  auto plan = runtime::make_plan(*graph_, popts);
+  EvalResult r =
+      evaluate(plan, *data_, {.num_samples = samples_, .batch_size = options_.batch_size});
+
+  TrialMetrics t;
+  t.software = {{"loss", r.loss}, {"accuracy", r.accuracy}, {"macro_accuracy", r.macro_accuracy}};
+  t.hardware = nlohmann::ordered_json::object();
+  if (options_.compare_to) {
+    BitwidthMetrics b = average_bitwidth(*graph_, q, *options_.compare_to);
+    t.hardware["average_bitwidth"] = b.average_bitwidth;
+    t.hardware["memory_density"] = b.memory_density;
+  }
+  if (options_.model_size) t.hardware["model_size_bytes"] = plan->parameter_bytes();
+  if (options_.bitops) {
+    OpCounts c = op_counts(*graph_, q);
+    t.hardware["macs"] = c.macs;
+    t.hardware["bitops"] = c.bitops;
+    t.hardware["activation_bits"] = c.activation_bits;
+  }
+  if (options_.latency) {
+    t.hardware["latency_ms"] = measure_latency_ms(plan, data_->x, *options_.latency);
+  }
+  t.scaled = nlohmann::ordered_json::object();
+  double sum = 0;
+  for (const MetricSpec& m : options_.metrics) {
+    const auto& src = t.software.contains(m.name) ? t.software : t.hardware;
+    double v = m.scale * src[m.name].get<double>();
+    t.scaled[m.name] = v;
+    t.values.push_back(v);
+    sum += v;
+  }
+  if (options_.sum_scaled_metrics) t.values = {sum};
+  return t;
+}
+
+search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& trial) const {
+  TrialMetrics t = measure(space_->decode(trial.params));
+  search::ObjectiveResult r;
+  r.values = t.values;
+  r.user_attrs["software_metrics"] = t.software.dump();
+  r.user_attrs["hardware_metrics"] = t.hardware.dump();
+  r.user_attrs["scaled_metrics"] = t.scaled.dump();
+  r.user_attrs["sampled_config"] = space_->sampled_config(trial.params).dump();
+  return r;
+}
+
+}  // namespace qsearch::eval

@@ -1,0 +1,81 @@
+// The search objective: a trial's parameters -> its number formats -> a quantized plan ->
+// measured metrics -> the values the sampler optimises (MASE's SearchStrategyOptuna.objective,
+// mase.md §4.2, with metrics reset per trial).
+//
+// Metrics come from runners, named as in MASE's config:
+//   sw_runner.basic_evaluation  -> loss, accuracy (top-1), macro_accuracy
+//   hw_runner.average_bitwidth  -> average_bitwidth, memory_density   (compare_to)
+//   hw_runner.model_size        -> model_size_bytes
+//   hw_runner.bitops            -> macs, bitops, activation_bits
+//   hw_runner.latency           -> latency_ms                          (batch_size, repeats)
+// Objectives are scale * metric for the configured metrics in sorted name order; with
+// sum_scaled_metrics they are summed into one value (MASE ignores per-metric directions then).
+//
+// The trial's user attributes are MASE's: software_metrics, hardware_metrics, scaled_metrics,
+// sampled_config (JSON texts). An assignment the engine cannot run (e.g. an accumulator that
+// would overflow int64) throws; the study records the trial as FAIL with that reason.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "eval/hardware_metrics.h"
+#include "eval/quant_config.h"
+#include "ir/graph.h"
+#include "runtime/plan.h"
+#include "search/study.h"
+
+namespace qsearch::eval {
+
+struct MetricSpec {
+  std::string name;
+  double scale = 1.0;
+};
+
+struct ObjectiveOptions {
+  runtime::Mode mode = runtime::Mode::kInt;
+  int64_t num_samples = -1;  // rounded up to whole batches (MASE); < 0 = the whole split
+  int64_t batch_size = 128;
+  std::optional<double> compare_to;       // average_bitwidth runner present
+  bool model_size = false;                // model_size runner present
+  bool bitops = false;                    // bitops runner present
+  std::optional<LatencyOptions> latency;  // latency runner present
+  std::vector<MetricSpec> metrics;        // sorted by name (objective order)
+  bool sum_scaled_metrics = false;
+};
+
+// Metric names the configured runners produce, in runner order.
+std::vector<std::string> available_metrics(const ObjectiveOptions& options);
+
+struct TrialMetrics {
+  nlohmann::ordered_json software, hardware, scaled;
+  std::vector<double> values;
+};
+
+class QuantObjective {
+ public:
+  // Throws Error when a configured metric is produced by no runner (naming the runner to add).
+  QuantObjective(std::shared_ptr<const ir::Graph> graph, std::shared_ptr<const data::Dataset> data,
+                 std::shared_ptr<const QuantSearchSpace> space, ObjectiveOptions options);
+
+  // Evaluates one assignment (used by the search and by `qsearch quantize`).
+  TrialMetrics measure(const quant::QuantAssignment& q) const;
+  // The search objective.
+  search::ObjectiveResult operator()(const search::FrozenTrial& trial) const;
+
+  const ObjectiveOptions& options() const { return options_; }
+  // Samples each trial evaluates (num_samples rounded up to whole batches).
+  int64_t samples_per_trial() const { return samples_; }
+
+ private:
+  std::shared_ptr<const ir::Graph> graph_;
+  std::shared_ptr<const data::Dataset> data_;
+  std::shared_ptr<const QuantSearchSpace> space_;
+  ObjectiveOptions options_;
+  int64_t samples_ = 0;
+};
+
+}  // namespace qsearch::eval

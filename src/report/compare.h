@@ -1,0 +1,52 @@
+// Sample efficiency of several studies of the same problem (the lab's "brute force vs TPE"
+// question, answered with numbers).
+//
+// All COMPLETE trials of all studies form the reference set; its Pareto front F is the best
+// known front (exact when one of the studies is an exhaustive brute force). With every
+// objective turned into a loss (maximised ones negated), the reference point r is the worst
+// value of each objective over the reference set plus 1% of its range (a fixed margin so that
+// extreme front points count). For each study, HV(k) is the hypervolume of the front of its
+// first k trials (by trial number) w.r.t. r, and the report gives:
+//   - final HV / HV(F),
+//   - the first k with HV(k) >= 90%, 99% and 100% of HV(F) ("-" if never),
+//   - how many of F's distinct points the study found.
+// For one objective HV is the distance of the best value from r, so the same columns read as
+// "trials to come within x% of the best value found by anyone".
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "search/trial.h"
+
+namespace qsearch::report {
+
+struct StudyRun {
+  std::string label;  // e.g. the output directory
+  search::StudyInfo info;
+  std::vector<search::FrozenTrial> trials;
+};
+
+struct StudyEfficiency {
+  std::string label;
+  int trials = 0;    // all trials
+  int complete = 0;  // COMPLETE trials
+  double hv_ratio = 0;
+  std::optional<int> trials_to_90, trials_to_99, trials_to_100;
+  int front_found = 0;
+  std::vector<double> hv_curve;  // HV(k) / HV(F), k = 1..trials
+};
+
+struct Comparison {
+  int reference_front_size = 0;
+  double reference_hv = 0;
+  std::vector<StudyEfficiency> studies;
+};
+
+// Throws Error if the studies differ in their objectives' number or directions, or none has a
+// COMPLETE trial.
+Comparison compare_studies(const std::vector<StudyRun>& runs);
+std::string format_comparison(const Comparison& c);
+
+}  // namespace qsearch::report
