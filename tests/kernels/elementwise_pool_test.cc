@@ -1,0 +1,238 @@
+// Fast elementwise and pooling kernels (kernels/elementwise.h, kernels/pool.h) against their
+// reference twins on odd shapes, with the bounds of docs/numerics.md "Float kernels".
+#include <gtest/gtest.h>
+
+#include <cfloat>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/elementwise.h"
+#include "kernels/float_test_util.h"
+#include "kernels/pool.h"
+#include "kernels/ref/conv.h"
+#include "kernels/ref/elementwise.h"
+#include "kernels/ref/pool.h"
+
+namespace qsearch::kernels {
+namespace {
+
+using testing::random_floats;
+
+// Dense strides of `shape` with broadcast dims (size 1 in `in`) set to 0, aligned right.
+Dims broadcast_strides(const std::vector<int64_t>& in, int rank) {
+  Dims s{};
+  int64_t acc = 1;
+  for (int d = rank - 1; d >= 0; --d) {
+    const int di = d - (rank - static_cast<int>(in.size()));
+    if (di < 0 || in[di] == 1) {
+      s[d] = 0;
+    } else {
+      s[d] = acc;
+      acc *= in[di];
+    }
+  }
+  return s;
+}
+
+TEST(FastBinary, BroadcastPatternsBitIdenticalToRef) {
+  struct Case {
+    std::vector<int64_t> out, a, b;
+  };
+  const Case cases[] = {
+      {{7, 3, 5}, {7, 3, 5}, {7, 3, 5}},  // same shape: one coalesced run
+      {{7, 3, 5}, {7, 3, 5}, {5}},        // row broadcast
+      {{7, 3, 5}, {3, 1}, {7, 3, 5}},     // column broadcast on the left operand
+      {{4, 1, 6}, {4, 1, 6}, {}},         // scalar
+      {{2, 3, 4, 5}, {1, 3, 1, 1}, {2, 1, 4, 5}},
+      {{33}, {1}, {33}},
+      {{3, 70000}, {3, 70000}, {1, 70000}},  // large enough to split over threads
+  };
+  uint64_t seed = 1;
+  for (const Case& c : cases) {
+    const int rank = static_cast<int>(c.out.size());
+    int64_t na = 1, nb = 1, ny = 1;
+    for (int64_t d : c.a) na *= d;
+    for (int64_t d : c.b) nb *= d;
+    for (int64_t d : c.out) ny *= d;
+    auto a = random_floats(na, seed++), b = random_floats(nb, seed++, 0.5f, 2.0f);
+    for (BinaryOp op : {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul, BinaryOp::kDiv}) {
+      BinaryParams p{.op = op, .rank = rank};
+      for (int d = 0; d < rank; ++d) p.shape[d] = c.out[d];
+      p.a_stride = broadcast_strides(c.a, rank);
+      p.b_stride = broadcast_strides(c.b, rank);
+      std::vector<float> fast(ny), ref(ny);
+      binary_f32(p, a.data(), b.data(), fast.data());
+      ref::binary_f32(p, a.data(), b.data(), ref.data());
+      EXPECT_EQ(fast, ref) << "case rank " << rank << " op " << static_cast<int>(op);
+    }
+  }
+}
+
+TEST(FastUnary, ExactOpsBitIdenticalAndTranscendentalsWithinBound) {
+  const int64_t n = 100003;
+  auto x = random_floats(n, 7, -20.0f, 20.0f);
+  x[5] = std::numeric_limits<float>::quiet_NaN();
+  const UnaryParams exact[] = {{.op = UnaryOp::kRelu},
+                               {.op = UnaryOp::kLeakyRelu, .alpha = 0.1f},
+                               {.op = UnaryOp::kClip, .min = -1.5f, .max = 3.0f},
+                               {.op = UnaryOp::kCopy}};
+  for (const UnaryParams& p : exact) {
+    std::vector<float> fast(n), ref(n);
+    unary_f32(p, x.data(), fast.data(), n);
+    ref::unary_f32(p, x.data(), ref.data(), n);
+    EXPECT_TRUE(std::isnan(fast[5])) << static_cast<int>(p.op);
+    fast[5] = ref[5] = 0.0f;
+    EXPECT_EQ(fast, ref) << static_cast<int>(p.op);
+  }
+  for (UnaryOp op : {UnaryOp::kSigmoid, UnaryOp::kTanh}) {
+    std::vector<float> fast(n), ref(n);
+    unary_f32({.op = op}, x.data(), fast.data(), n);
+    ref::unary_f32({.op = op}, x.data(), ref.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (i == 5) {
+        EXPECT_TRUE(std::isnan(fast[i]));
+        continue;
+      }
+      ASSERT_LE(std::fabs(fast[i] - ref[i]), 8 * FLT_EPSILON * std::fabs(ref[i])) << "x = " << x[i];
+    }
+  }
+}
+
+TEST(FastUnary, InPlace) {
+  auto x = random_floats(1000, 8);
+  auto want = x;
+  for (auto& v : want) v = v < 0 ? 0.0f : v;
+  unary_f32({.op = UnaryOp::kRelu}, x.data(), x.data(), 1000);
+  EXPECT_EQ(x, want);
+}
+
+TEST(FastChannelAffine, FoldedBatchNormWithinBound) {
+  const int64_t batch = 3, c = 5, spatial = 37;
+  auto x = random_floats(batch * c * spatial, 9, -4.0f, 4.0f);
+  auto gamma = random_floats(c, 10), beta = random_floats(c, 11), mean = random_floats(c, 12);
+  auto var = random_floats(c, 13, 0.01f, 3.0f);
+  const float eps = 1e-5f;
+  std::vector<float> s(c), t(c);
+  for (int64_t i = 0; i < c; ++i) {
+    const double a = gamma[i] / std::sqrt(static_cast<double>(var[i]) + eps);
+    s[i] = static_cast<float>(a);
+    t[i] = static_cast<float>(beta[i] - mean[i] * a);
+  }
+  std::vector<float> fast(x.size()), ref(x.size());
+  channel_affine_f32(batch, c, spatial, x.data(), s.data(), t.data(), fast.data());
+  ref::batch_norm_f32({.batch = batch, .channels = c, .spatial = spatial, .epsilon = eps}, x.data(),
+                      gamma.data(), beta.data(), mean.data(), var.data(), ref.data());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const int64_t ch = (static_cast<int64_t>(i) / spatial) % c;
+    const double bound = 2 * FLT_EPSILON * (std::fabs(x[i] * s[ch]) + std::fabs(t[ch])) +
+                         FLT_EPSILON * std::fabs(ref[i]);
+    ASSERT_LE(std::fabs(fast[i] - ref[i]), bound) << i;
+  }
+}
+
+struct PoolCase {
+  int64_t h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+  bool ceil;
+};
+
+Pool2dParams pool_params(const PoolCase& c, int64_t batch, int64_t channels) {
+  auto out = [](int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil) {
+    const int64_t span = in + pb + pe - (d * (k - 1) + 1);
+    int64_t o = (ceil ? (span + s - 1) / s : span / s) + 1;
+    if (ceil && (o - 1) * s >= in + pb) --o;
+    return o;
+  };
+  return {.batch = batch,
+          .channels = channels,
+          .in_h = c.h,
+          .in_w = c.w,
+          .out_h = out(c.h, c.kh, c.sh, c.dh, c.pt, c.pb, c.ceil),
+          .out_w = out(c.w, c.kw, c.sw, c.dw, c.pl, c.pr, c.ceil),
+          .kernel_h = c.kh,
+          .kernel_w = c.kw,
+          .stride_h = c.sh,
+          .stride_w = c.sw,
+          .dilation_h = c.dh,
+          .dilation_w = c.dw,
+          .pad_top = c.pt,
+          .pad_left = c.pl,
+          .pad_bottom = c.pb,
+          .pad_right = c.pr};
+}
+
+const PoolCase kPoolCases[] = {
+    {28, 28, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, false},  // the vectorised 2x2 path
+    {14, 14, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, false},
+    {9, 11, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, true},   // 2x2 with ceil-mode edges
+    {7, 37, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, false},  // a partial vector block
+    {9, 11, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, true},
+    {8, 10, 2, 3, 1, 2, 2, 1, 0, 1, 1, 0, false},
+    {5, 6, 3, 2, 3, 1, 1, 2, 1, 0, 1, 1, true},
+};
+
+TEST(FastPool, MaxBitIdenticalToRef) {
+  for (const PoolCase& c : kPoolCases) {
+    const Pool2dParams p = pool_params(c, 2, 3);
+    auto x = random_floats(2 * 3 * c.h * c.w, 20);
+    std::vector<float> fast(2 * 3 * p.out_h * p.out_w), ref(fast.size());
+    max_pool2d_f32(p, x.data(), fast.data());
+    ref::max_pool2d_f32(p, x.data(), ref.data());
+    EXPECT_EQ(fast, ref) << c.h << "x" << c.w << " k" << c.kh << "x" << c.kw;
+  }
+}
+
+TEST(FastPool, MaxPropagatesNan) {
+  for (const PoolCase& c : {kPoolCases[0], kPoolCases[4]}) {
+    const Pool2dParams p = pool_params(c, 1, 1);
+    auto x = random_floats(c.h * c.w, 21);
+    x[c.w + 1] = std::numeric_limits<float>::quiet_NaN();  // row 1, column 1
+    std::vector<float> fast(p.out_h * p.out_w), ref(fast.size());
+    max_pool2d_f32(p, x.data(), fast.data());
+    ref::max_pool2d_f32(p, x.data(), ref.data());
+    for (size_t i = 0; i < fast.size(); ++i) {
+      EXPECT_EQ(std::isnan(fast[i]), std::isnan(ref[i])) << i;
+      if (!std::isnan(ref[i])) {
+        EXPECT_EQ(fast[i], ref[i]) << i;
+      }
+    }
+    EXPECT_TRUE(std::isnan(fast[0]));
+  }
+}
+
+TEST(FastPool, AverageWithinBound) {
+  for (const PoolCase& c : kPoolCases) {
+    for (bool include_pad : {false, true}) {
+      Pool2dParams p = pool_params(c, 2, 3);
+      p.count_include_pad = include_pad;
+      auto x = random_floats(2 * 3 * c.h * c.w, 22);
+      std::vector<float> ax(x.size());
+      for (size_t i = 0; i < x.size(); ++i) ax[i] = std::fabs(x[i]);
+      std::vector<float> fast(2 * 3 * p.out_h * p.out_w), ref(fast.size()), mag(fast.size());
+      avg_pool2d_f32(p, x.data(), fast.data());
+      ref::avg_pool2d_f32(p, x.data(), ref.data());
+      ref::avg_pool2d_f32(p, ax.data(), mag.data());  // mean |x| over the window
+      for (size_t i = 0; i < fast.size(); ++i) {
+        const double bound = (c.kh * c.kw + 1) * FLT_EPSILON * mag[i] * (1 + 1e-6);
+        ASSERT_LE(std::fabs(fast[i] - ref[i]), bound) << i;
+      }
+    }
+  }
+}
+
+TEST(FastPool, SameBitsForOneAndTwoThreads) {
+  const int saved = num_threads();
+  const Pool2dParams p = pool_params(kPoolCases[0], 64, 8);
+  auto x = random_floats(64 * 8 * 28 * 28, 23);
+  std::vector<float> y1(64 * 8 * 14 * 14), y2(y1.size());
+  set_num_threads(1);
+  max_pool2d_f32(p, x.data(), y1.data());
+  set_num_threads(2);
+  max_pool2d_f32(p, x.data(), y2.data());
+  set_num_threads(saved);
+  EXPECT_EQ(y1, y2);
+}
+
+}  // namespace
+}  // namespace qsearch::kernels
