@@ -62,6 +62,19 @@ std::string nearest_key(const std::string& key, const std::vector<std::string>& 
 
 namespace {
 
+// toml++ keeps a table's keys sorted; MASE (a Python dict) keeps file order, which fixes the
+// order of search parameters. Iterate in source order instead.
+std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(const toml::table& t) {
+  std::vector<std::pair<const toml::key*, const toml::node*>> out;
+  for (auto&& [k, v] : t) out.emplace_back(&k, &v);
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    const auto& sa = a.first->source().begin;
+    const auto& sb = b.first->source().begin;
+    return sa.line != sb.line ? sa.line < sb.line : sa.column < sb.column;
+  });
+  return out;
+}
+
 class Reader {
  public:
   explicit Reader(std::string file) : file_(std::move(file)) {}
@@ -194,7 +207,9 @@ const std::vector<std::string> kTopLevelTables = {"passes", "transform", "search
 
 QuantizePass read_quantize(const Reader& r, const toml::table& t) {
   QuantizePass pass;
-  for (auto&& [k, v] : t) {
+  for (const auto& [k_ptr, v_ptr] : in_file_order(t)) {
+    const toml::key& k = *k_ptr;
+    const toml::node& v = *v_ptr;
     std::string key(k.str());
     if (key == "by") {
       pass.by = r.string(v, "passes.quantize.by");
@@ -210,11 +225,16 @@ QuantizePass read_quantize(const Reader& r, const toml::table& t) {
     QuantEntry q;
     q.key = key;
     q.loc = r.loc(k);
-    for (auto&& [ek, ev] : entry) {
+    for (const auto& [ek_ptr, ev_ptr] : in_file_order(entry)) {
+      const toml::key& ek = *ek_ptr;
+      const toml::node& ev = *ev_ptr;
       if (ek.str() != "config") {
         r.unknown_key(ek, "passes.quantize." + key, {"config"});
       }
-      for (auto&& [fk, fv] : r.table(ev, "passes.quantize." + key + ".config")) {
+      for (const auto& [fk_ptr, fv_ptr] :
+           in_file_order(r.table(ev, "passes.quantize." + key + ".config"))) {
+        const toml::key& fk = *fk_ptr;
+        const toml::node& fv = *fv_ptr;
         q.fields.emplace_back(
             std::string(fk.str()),
             r.scalar(fv, "passes.quantize." + key + ".config." + std::string(fk.str())));
@@ -226,7 +246,9 @@ QuantizePass read_quantize(const Reader& r, const toml::table& t) {
 }
 
 void read_space(const Reader& r, const toml::table& t, SearchSection& s) {
-  for (auto&& [k, v] : t) {
+  for (const auto& [k_ptr, v_ptr] : in_file_order(t)) {
+    const toml::key& k = *k_ptr;
+    const toml::node& v = *v_ptr;
     std::string key(k.str());
     if (key == "name") {
       s.space_name = r.string(v, "search.search_space.name");
@@ -236,7 +258,9 @@ void read_space(const Reader& r, const toml::table& t, SearchSection& s) {
                                       s.space_name));
       }
     } else if (key == "setup") {
-      for (auto&& [sk, sv] : r.table(v, "search.search_space.setup")) {
+      for (const auto& [sk_ptr, sv_ptr] : in_file_order(r.table(v, "search.search_space.setup"))) {
+        const toml::key& sk = *sk_ptr;
+        const toml::node& sv = *sv_ptr;
         if (sk.str() == "by") {
           s.by = r.string(sv, "search.search_space.setup.by");
           s.by_loc = r.loc(sv);
@@ -248,14 +272,20 @@ void read_space(const Reader& r, const toml::table& t, SearchSection& s) {
         }
       }
     } else if (key == "seed") {
-      for (auto&& [nk, nv] : r.table(v, "search.search_space.seed")) {
+      for (const auto& [nk_ptr, nv_ptr] : in_file_order(r.table(v, "search.search_space.seed"))) {
+        const toml::key& nk = *nk_ptr;
+        const toml::node& nv = *nv_ptr;
         SeedEntry e;
         e.key = std::string(nk.str());
         e.loc = r.loc(nk);
         std::string tname = "search.search_space.seed." + e.key;
-        for (auto&& [ck, cv] : r.table(nv, tname)) {
+        for (const auto& [ck_ptr, cv_ptr] : in_file_order(r.table(nv, tname))) {
+          const toml::key& ck = *ck_ptr;
+          const toml::node& cv = *cv_ptr;
           if (ck.str() != "config") r.unknown_key(ck, tname, {"config"});
-          for (auto&& [fk, fv] : r.table(cv, tname + ".config")) {
+          for (const auto& [fk_ptr, fv_ptr] : in_file_order(r.table(cv, tname + ".config"))) {
+            const toml::key& fk = *fk_ptr;
+            const toml::node& fv = *fv_ptr;
             std::string field(fk.str());
             std::string what = tname + ".config." + field;
             std::vector<ConfigValue> choices;
@@ -279,11 +309,15 @@ void read_space(const Reader& r, const toml::table& t, SearchSection& s) {
 
 void read_runners(const Reader& r, const toml::node& v, const std::string& tname,
                   std::vector<RunnerConfig>& out) {
-  for (auto&& [rk, rv] : r.table(v, tname)) {
+  for (const auto& [rk_ptr, rv_ptr] : in_file_order(r.table(v, tname))) {
+    const toml::key& rk = *rk_ptr;
+    const toml::node& rv = *rv_ptr;
     RunnerConfig rc;
     rc.name = std::string(rk.str());
     rc.loc = r.loc(rk);
-    for (auto&& [ok, ov] : r.table(rv, tname + "." + rc.name)) {
+    for (const auto& [ok_ptr, ov_ptr] : in_file_order(r.table(rv, tname + "." + rc.name))) {
+      const toml::key& ok = *ok_ptr;
+      const toml::node& ov = *ov_ptr;
       rc.options.emplace_back(std::string(ok.str()),
                               r.scalar(ov, tname + "." + rc.name + "." + std::string(ok.str())));
     }
@@ -292,7 +326,9 @@ void read_runners(const Reader& r, const toml::node& v, const std::string& tname
 }
 
 void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
-  for (auto&& [k, v] : t) {
+  for (const auto& [k_ptr, v_ptr] : in_file_order(t)) {
+    const toml::key& k = *k_ptr;
+    const toml::node& v = *v_ptr;
     std::string key(k.str());
     if (key == "name") {
       s.strategy_name = r.string(v, "search.strategy.name");
@@ -309,7 +345,9 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
       read_runners(r, v, "search.strategy.hw_runner", s.hw_runners);
     } else if (key == "setup") {
       const std::string tn = "search.strategy.setup";
-      for (auto&& [sk, sv] : r.table(v, tn)) {
+      for (const auto& [sk_ptr, sv_ptr] : in_file_order(r.table(v, tn))) {
+        const toml::key& sk = *sk_ptr;
+        const toml::node& sv = *sv_ptr;
         std::string f(sk.str());
         std::string what = tn + "." + f;
         if (f == "n_jobs") {
@@ -341,13 +379,17 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
         }
       }
     } else if (key == "metrics") {
-      for (auto&& [mk, mv] : r.table(v, "search.strategy.metrics")) {
+      for (const auto& [mk_ptr, mv_ptr] : in_file_order(r.table(v, "search.strategy.metrics"))) {
+        const toml::key& mk = *mk_ptr;
+        const toml::node& mv = *mv_ptr;
         MetricConfig m;
         m.name = std::string(mk.str());
         m.loc = r.loc(mk);
         std::string tn = "search.strategy.metrics." + m.name;
         bool has_scale = false;
-        for (auto&& [fk, fv] : r.table(mv, tn)) {
+        for (const auto& [fk_ptr, fv_ptr] : in_file_order(r.table(mv, tn))) {
+          const toml::key& fk = *fk_ptr;
+          const toml::node& fv = *fv_ptr;
           std::string f(fk.str());
           if (f == "scale") {
             m.scale = r.number(fv, tn + ".scale");
@@ -391,7 +433,9 @@ RunConfig load_config(const std::string& path) {
   Reader r(path);
   RunConfig c;
   c.path = path;
-  for (auto&& [k, v] : root) {
+  for (const auto& [k_ptr, v_ptr] : in_file_order(root)) {
+    const toml::key& k = *k_ptr;
+    const toml::node& v = *v_ptr;
     std::string key(k.str());
     if (key == "model") {
       c.model = r.string(v, "model");
@@ -413,7 +457,9 @@ RunConfig load_config(const std::string& path) {
     } else if (key == "seed") {
       c.seed = static_cast<uint64_t>(r.integer(v, "seed"));
     } else if (key == "passes") {
-      for (auto&& [pk, pv] : r.table(v, "passes")) {
+      for (const auto& [pk_ptr, pv_ptr] : in_file_order(r.table(v, "passes"))) {
+        const toml::key& pk = *pk_ptr;
+        const toml::node& pv = *pv_ptr;
         if (pk.str() == "quantize") {
           c.quantize = read_quantize(r, r.table(pv, "passes.quantize"));
         } else {
@@ -425,7 +471,9 @@ RunConfig load_config(const std::string& path) {
     } else if (key == "search") {
       SearchSection s;
       s.loc = r.loc(k);
-      for (auto&& [sk, sv] : r.table(v, "search")) {
+      for (const auto& [sk_ptr, sv_ptr] : in_file_order(r.table(v, "search"))) {
+        const toml::key& sk = *sk_ptr;
+        const toml::node& sv = *sv_ptr;
         if (sk.str() == "search_space") {
           read_space(r, r.table(sv, "search.search_space"), s);
         } else if (sk.str() == "strategy") {

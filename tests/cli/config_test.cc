@@ -1,0 +1,177 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli/config.h"
+#include "cli/search_settings.h"
+#include "core/error.h"
+
+namespace qsearch::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string fixture(const std::string& name) {
+  return std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/configs/" + name;
+}
+
+// Writes `text` to a fresh temporary .toml file and returns its path.
+std::string write_toml(const std::string& text) {
+  static int n = 0;
+  fs::path p = fs::temp_directory_path() / ("qsearch_config_test_" + std::to_string(::getpid()) +
+                                            "_" + std::to_string(n++) + ".toml");
+  std::ofstream(p) << text;
+  return p.string();
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    load_config(write_toml(text));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, ReadsMaseExampleVerbatim) {
+  RunConfig c = load_config(fixture("jsc_toy_by_type.toml"));
+  EXPECT_EQ(c.model, "jsc-tiny");
+  EXPECT_EQ(c.dataset, "jsc");
+  EXPECT_EQ(c.batch_size, 512);
+  EXPECT_EQ(c.seed, 42u);
+  EXPECT_EQ(c.project, "jsc-tiny");
+  ASSERT_TRUE(c.quantize);
+  EXPECT_EQ(c.quantize->by, "type");
+  ASSERT_EQ(c.quantize->entries.size(), 2u);
+  EXPECT_EQ(c.quantize->entries[0].key, "default");
+  EXPECT_TRUE(c.quantize->entries[0].fields[0].second.is_na());
+  EXPECT_EQ(c.quantize->entries[1].fields[1].first, "data_in_width");
+  EXPECT_EQ(c.quantize->entries[1].fields[1].second.i, 8);
+
+  ASSERT_TRUE(c.search);
+  const SearchSection& s = *c.search;
+  EXPECT_EQ(s.by, "name");
+  ASSERT_EQ(s.seeds.size(), 3u);
+  EXPECT_EQ(s.seeds[2].key, "seq_blocks_2");
+  EXPECT_EQ(s.seeds[2].fields[3].first, "weight_width");
+  EXPECT_EQ(s.seeds[2].fields[3].second.size(), 3u);
+  EXPECT_TRUE(s.seeds[2].fields[2].second[0].is_na());
+  EXPECT_EQ(s.n_trials, 5);
+  EXPECT_EQ(s.sampler, "tpe");
+  EXPECT_EQ(s.sum_scaled_metrics, false);
+  ASSERT_EQ(s.metrics.size(), 2u);  // sorted by name
+  EXPECT_EQ(s.metrics[0].name, "accuracy");
+  EXPECT_EQ(s.metrics[1].name, "average_bitwidth");
+  EXPECT_DOUBLE_EQ(s.metrics[1].scale, 0.2);
+  EXPECT_EQ(s.metrics[1].direction, search::Direction::kMinimize);
+  ASSERT_NE(s.hw_runner("average_bitwidth"), nullptr);
+  EXPECT_EQ(s.hw_runner("average_bitwidth")->find("compare_to")->i, 32);
+  // MASE keys without effect are reported, not rejected.
+  EXPECT_NE(std::find(c.ignored_keys.begin(), c.ignored_keys.end(), "accelerator"),
+            c.ignored_keys.end());
+}
+
+TEST(Config, UnknownKeyNamesLineAndNearestKey) {
+  std::string e = error_of("model = \"m.onnx\"\n[search.strategy.setup]\nn_trails = 5\n");
+  EXPECT_NE(e.find(":3:1: unknown key 'n_trails' in [search.strategy.setup]"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("did you mean 'n_trials'?"), std::string::npos) << e;
+  e = error_of("modle = \"m.onnx\"\n");
+  EXPECT_NE(e.find("did you mean 'model'?"), std::string::npos) << e;
+}
+
+TEST(Config, SyntaxAndTypeErrorsNameTheLine) {
+  std::string e = error_of("model = \n");
+  EXPECT_NE(e.find(":1:"), std::string::npos) << e;
+  EXPECT_NE(e.find("TOML syntax error"), std::string::npos) << e;
+  e = error_of("[search.strategy.setup]\nn_jobs = \"two\"\n");
+  EXPECT_NE(e.find(":2:10: search.strategy.setup.n_jobs must be an integer"), std::string::npos)
+      << e;
+  e = error_of("[search.search_space.seed.default.config]\nweight_width = []\n");
+  EXPECT_NE(e.find("has no choices"), std::string::npos) << e;
+  e = error_of("[search.strategy.metrics]\naccuracy.direction = \"up\"\n");
+  EXPECT_NE(e.find("must be \"maximize\" or \"minimize\""), std::string::npos) << e;
+}
+
+TEST(Config, MissingFileIsAClearError) {
+  try {
+    load_config("/nonexistent/x.toml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'/nonexistent/x.toml' does not exist"),
+              std::string::npos);
+  }
+}
+
+TEST(SearchSettings, PrecedenceDefaultTomlFlags) {
+  const std::string path = write_toml(R"(
+model = "m.onnx"
+dataset = "mnist"
+seed = 7
+[search.search_space.seed.default.config]
+name = ["integer"]
+data_in_width = [8]
+weight_width = [4, 8]
+[search.strategy.sw_runner.basic_evaluation]
+num_samples = 1000
+[search.strategy.setup]
+n_trials = 30
+sampler = "random"
+sum_scaled_metrics = false
+[search.strategy.metrics]
+accuracy.scale = 1.0
+accuracy.direction = "maximize"
+)");
+  RunConfig c = load_config(path);
+  SearchFlags f;
+  f.trials = 12;
+  SearchSettings s = resolve_search_settings(c, f);
+  EXPECT_EQ(s.n_trials, 12);       // flag beats TOML
+  EXPECT_EQ(s.sampler, "random");  // TOML beats default
+  EXPECT_EQ(s.n_jobs, 1);          // default
+  EXPECT_EQ(s.seed, 7u);           // top-level seed when setup.seed is absent
+  EXPECT_EQ(s.objective.num_samples, 1000);
+  EXPECT_EQ(s.objective.batch_size, 128);  // MASE's CLI default
+  EXPECT_EQ(s.objective.mode, runtime::Mode::kInt);
+  ASSERT_EQ(s.directions.size(), 1u);
+  EXPECT_EQ(s.directions[0], search::Direction::kMaximize);
+  EXPECT_NE(s.storage.find("study.db"), std::string::npos);
+}
+
+TEST(SearchSettings, RejectsBadSetupsBeforeAnyTrial) {
+  auto err = [](const std::string& text, SearchFlags f = {}) {
+    try {
+      resolve_search_settings(load_config(write_toml(text)), f);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string space =
+      "[search.search_space.seed.default.config]\nname = [\"integer\"]\n"
+      "[search.strategy.metrics]\naccuracy.scale = 1.0\naccuracy.direction = \"maximize\"\n";
+  // An architecture name without trained weights: the lab report's first lesson.
+  std::string e = err("model = \"mlp\"\ndataset = \"mnist\"\n" + space);
+  EXPECT_NE(e.find("names an architecture, not trained weights"), std::string::npos) << e;
+  SearchFlags f;
+  f.sampler = "annealing";
+  e = err("model = \"m.onnx\"\ndataset = \"mnist\"\n" + space, f);
+  EXPECT_NE(e.find("unknown sampler 'annealing'"), std::string::npos) << e;
+  e =
+      err("model = \"m.onnx\"\ndataset = \"mnist\"\n[search.strategy.setup]\nsum_scaled_metrics = "
+          "true\n" +
+          space);
+  EXPECT_NE(e.find("needs [search.strategy.setup] direction"), std::string::npos) << e;
+  e = err("model = \"m.onnx\"\ndataset = \"mnist\"\n[search.strategy.hw_runner.latncy]\n" + space);
+  EXPECT_NE(e.find("did you mean 'latency'"), std::string::npos) << e;
+  e =
+      err("model = \"m.onnx\"\ndataset = \"mnist\"\n[search.strategy.metrics]\nloss.scale = 1\n"
+          "[search.search_space.seed.default.config]\nname = [\"integer\"]\n");
+  EXPECT_NE(e.find("metric 'loss' needs a direction"), std::string::npos) << e;
+  e = err("model = \"m.onnx\"\ndataset = \"mnist\"\n");
+  EXPECT_NE(e.find("no [search] section"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace qsearch::cli

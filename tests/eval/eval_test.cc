@@ -1,0 +1,278 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "eval/evaluate.h"
+#include "eval/hardware_metrics.h"
+#include "eval/quant_config.h"
+#include "onnx/import.h"
+
+namespace qsearch::eval {
+namespace {
+
+// logits = x (a 2x2 identity Gemm), so predictions and losses are known in closed form.
+ir::Graph identity_classifier() {
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", {kDynamic, 2});
+  ir::ValueId w = g.add_constant("w", Tensor::from<float>({2, 2}, {1, 0, 0, 1}));
+  ir::ValueId y = g.add_value("y");
+  g.add_node({ir::OpKind::kGemm, "/fc/Gemm", {x, w}, {y}, ir::GemmAttrs{.trans_b = true}});
+  g.mark_output(y);
+  g.finalize();
+  return g;
+}
+
+data::Dataset toy_data() {
+  data::Dataset d;
+  d.name = "toy";
+  d.x = Tensor::from<float>({4, 2}, {2, 0, 0, 1, 1, 3, 5, 4});
+  d.y = Tensor::from<int64_t>({4}, {0, 1, 0, 1});
+  d.num_classes = 2;
+  return d;
+}
+
+double ce(double z0, double z1, int label) {
+  double m = std::max(z0, z1);
+  double lse = m + std::log(std::exp(z0 - m) + std::exp(z1 - m));
+  return lse - (label == 0 ? z0 : z1);
+}
+
+TEST(Evaluate, LossAccuracyAndMacroAccuracyInClosedForm) {
+  auto plan = runtime::make_plan(identity_classifier(), {.max_batch = 4});
+  data::Dataset d = toy_data();
+  const double want_loss = (ce(2, 0, 0) + ce(0, 1, 1) + ce(1, 3, 0) + ce(5, 4, 1)) / 4;
+  for (int64_t batch : {1, 3, 4}) {
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      EvalResult r = evaluate(plan, d, {.num_samples = -1, .batch_size = batch});
+      EXPECT_EQ(r.samples, 4);
+      // Predictions 0, 1, 1, 0 against labels 0, 1, 0, 1.
+      EXPECT_DOUBLE_EQ(r.accuracy, 0.5);
+      EXPECT_DOUBLE_EQ(r.macro_accuracy, 0.5);
+      EXPECT_NEAR(r.loss, want_loss, 1e-12);
+    }
+  }
+  // The first three samples only: class 0 recall 1/2, class 1 recall 1/1.
+  EvalResult r = evaluate(plan, d, {.num_samples = 3, .batch_size = 2});
+  EXPECT_EQ(r.samples, 3);
+  EXPECT_DOUBLE_EQ(r.accuracy, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(r.macro_accuracy, 0.75);
+}
+
+TEST(Evaluate, MacroAccuracySkipsClassesNeverSeenNorPredicted) {
+  // A third logit that never wins: class 2 has no sample and no prediction, so torchmetrics'
+  // macro average leaves it out.
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", {kDynamic, 2});
+  ir::ValueId w = g.add_constant("w", Tensor::from<float>({3, 2}, {1, 0, 0, 1, -100, -100}));
+  ir::ValueId y = g.add_value("y");
+  g.add_node({ir::OpKind::kGemm, "/fc/Gemm", {x, w}, {y}, ir::GemmAttrs{.trans_b = true}});
+  g.mark_output(y);
+  g.finalize();
+  auto plan = runtime::make_plan(g, {.max_batch = 4});
+  data::Dataset d = toy_data();
+  d.num_classes = 3;
+  d.y = Tensor::from<int64_t>({4}, {0, 1, 1, 0});  // predictions 0, 1, 1, 0: all right
+  EvalResult r = evaluate(plan, d, {});
+  EXPECT_DOUBLE_EQ(r.macro_accuracy, 1.0);
+  EXPECT_DOUBLE_EQ(r.accuracy, 1.0);
+}
+
+TEST(Evaluate, MismatchedModelAndDataAreErrors) {
+  auto plan = runtime::make_plan(identity_classifier(), {.max_batch = 4});
+  data::Dataset d = toy_data();
+  d.x = Tensor({4, 3}, DType::kFloat32);
+  EXPECT_THROW(evaluate(plan, d, {}), Error);
+  d = toy_data();
+  d.num_classes = 5;  // 2 logits cannot score 5 classes
+  EXPECT_THROW(evaluate(plan, d, {}), Error);
+}
+
+TEST(Evaluate, WholeBatchesRoundsUpLikeMase) {
+  EXPECT_EQ(whole_batches(512, 128, 10000), 512);
+  EXPECT_EQ(whole_batches(500, 128, 10000), 512);
+  EXPECT_EQ(whole_batches(500, 128, 300), 300);
+  EXPECT_EQ(whole_batches(-1, 128, 300), 300);
+}
+
+// --- quantization configs --------------------------------------------------------------------
+
+const std::string kMlp = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/torch/mlp_opset13.onnx";
+
+ConfigValue num(int64_t v) {
+  ConfigValue c;
+  c.kind = ConfigValue::Kind::kInt;
+  c.i = v;
+  return c;
+}
+ConfigValue str(const std::string& s) {
+  ConfigValue c;
+  c.kind = ConfigValue::Kind::kString;
+  c.s = s;
+  return c;
+}
+ConfigValue na() { return ConfigValue{}; }
+
+QuantEntry entry(const std::string& key, Fields fields) {
+  return {key, {"cfg.toml", 3, 1}, fields};
+}
+
+Fields linear8() {
+  return {{"name", str("integer")},
+          {"data_in_width", num(8)},
+          {"data_in_frac_width", num(4)},
+          {"weight_width", num(4)},
+          {"weight_frac_width", na()}};
+}
+
+TEST(QuantConfig, ResolveByNameTypeAndRegex) {
+  ir::Graph g = onnx::import_model(kMlp);
+  auto by_name = resolve_quantize_pass(g, MatchBy::kName, {entry("fc2", linear8())});
+  ASSERT_EQ(by_name.size(), 1u);
+  EXPECT_EQ(by_name.at("fc2").weight->width, 4);
+  EXPECT_EQ(by_name.at("fc2").weight->frac, 2);  // "NA" = width / 2
+  EXPECT_FALSE(by_name.at("fc2").bias);          // no bias_* given: bias stays float
+
+  // By type really applies the type's config to every node of the type (unlike MASE).
+  auto by_type = resolve_quantize_pass(g, MatchBy::kType, {entry("linear", linear8())});
+  EXPECT_EQ(by_type.size(), 3u);
+  EXPECT_TRUE(by_type.count("fc1") && by_type.count("fc3"));
+
+  Fields relu = {
+      {"name", str("integer")}, {"data_in_width", num(6)}, {"data_in_frac_width", num(3)}};
+  auto by_regex = resolve_quantize_pass(g, MatchBy::kRegexName,
+                                        {entry("fc[12]", linear8()), entry("relu.*", relu)});
+  EXPECT_EQ(by_regex.size(), 4u);                         // fc1, fc2, relu1, relu2
+  EXPECT_FALSE(by_regex.at("relu1").data_in->is_signed);  // ReLUInteger quantizes unsigned
+}
+
+TEST(QuantConfig, ErrorsNameFileLineAndSuggest) {
+  ir::Graph g = onnx::import_model(kMlp);
+  try {
+    resolve_quantize_pass(g, MatchBy::kName, {entry("fc4", linear8())});
+    FAIL();
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("cfg.toml:3:1"), std::string::npos) << m;
+    EXPECT_NE(m.find("key 'fc4' matches no node"), std::string::npos) << m;
+  }
+  Fields bad = linear8();
+  bad[3].second = num(33);
+  try {
+    resolve_quantize_pass(g, MatchBy::kName, {entry("fc1", bad)});
+    FAIL();
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("weight"), std::string::npos) << m;
+    EXPECT_NE(m.find("node 'fc1'"), std::string::npos) << m;
+  }
+  Fields missing = {{"name", str("integer")}, {"data_in_width", num(8)}};
+  EXPECT_THROW(resolve_quantize_pass(g, MatchBy::kName, {entry("fc1", missing)}), Error);
+  EXPECT_THROW(resolve_quantize_pass(g, MatchBy::kRegexName, {entry("fc[", linear8())}), Error);
+}
+
+SeedEntry seed(const std::string& key,
+               std::vector<std::pair<std::string, std::vector<ConfigValue>>> f) {
+  return {key, {"space.toml", 7, 1}, std::move(f)};
+}
+
+std::vector<SeedEntry> mase_example_seeds() {
+  // jsc_toy_by_type.toml's linear seed: 2 x 3 x 3 = 18 configurations per linear key.
+  return {seed("default", {{"name", {na()}}}),
+          seed("linear", {{"name", {str("integer")}},
+                          {"data_in_width", {num(4), num(8)}},
+                          {"data_in_frac_width", {na()}},
+                          {"weight_width", {num(2), num(4), num(8)}},
+                          {"weight_frac_width", {na()}},
+                          {"bias_width", {num(2), num(4), num(8)}},
+                          {"bias_frac_width", {na()}}})};
+}
+
+TEST(QuantSearchSpace, ByTypeTiesOneChoicePerOpType) {
+  ir::Graph g = onnx::import_model(kMlp);
+  auto space = QuantSearchSpace::build(g, MatchBy::kType, mase_example_seeds());
+  EXPECT_EQ(space.size(), 18);
+  // linear/config/* then relu/config/name (relu takes the default seed).
+  EXPECT_EQ(space.space().front().name, "linear/config/name");
+  EXPECT_EQ(space.space().back().name, "relu/config/name");
+  std::vector<double> p(space.space().size(), 0.0);
+  p[3] = 2;  // weight_width = 8
+  auto q = space.decode(p);
+  ASSERT_EQ(q.size(), 3u);  // every linear node, no relu
+  for (const auto& [name, cfg] : q) {
+    EXPECT_EQ(cfg.weight->width, 8);
+    EXPECT_EQ(cfg.data_in->width, 4);
+    EXPECT_EQ(cfg.bias->width, 2);
+  }
+  auto j = space.sampled_config(p);
+  EXPECT_EQ(j["linear"]["config"]["weight_width"], 8);
+  EXPECT_TRUE(j["linear"]["config"]["data_in_frac_width"].is_null());
+  EXPECT_EQ(j["default"]["config"]["bypass"], true);
+}
+
+TEST(QuantSearchSpace, ByNameGivesEveryNodeItsOwnParameters) {
+  ir::Graph g = onnx::import_model(kMlp);
+  auto seeds = mase_example_seeds();
+  seeds[1].key = "fc1";
+  seeds.push_back(seed("linear", {{"name", {str("integer")}}}));  // an op-type key: tolerated
+  auto space = QuantSearchSpace::build(g, MatchBy::kName, seeds);
+  EXPECT_EQ(space.size(), 18);  // only fc1 has choices; the others take the default (NA)
+  EXPECT_EQ(space.space().front().name, "fc1/config/name");
+  EXPECT_EQ(space.node_keys().size(), 5u);  // fc1, relu1, fc2, relu2, fc3
+  auto q = space.decode(std::vector<double>(space.space().size(), 0.0));
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_TRUE(q.count("fc1"));
+}
+
+TEST(QuantSearchSpace, BadSpacesAreRejectedBeforeAnyTrial) {
+  ir::Graph g = onnx::import_model(kMlp);
+  auto msg = [&](std::vector<SeedEntry> seeds, MatchBy by = MatchBy::kName) {
+    try {
+      QuantSearchSpace::build(g, by, seeds);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  auto seeds = mase_example_seeds();
+  seeds[1].fields[3].second.push_back(num(40));
+  EXPECT_NE(msg(seeds, MatchBy::kType).find("outside 1..32"), std::string::npos);
+  seeds = mase_example_seeds();
+  seeds[1].key = "fc9";
+  EXPECT_NE(msg(seeds).find("key 'fc9' matches no node"), std::string::npos);
+  EXPECT_NE(msg({seed("default", {{"name", {na()}}})}).find("quantizes no node"),
+            std::string::npos);
+  seeds = mase_example_seeds();
+  seeds[1].fields.push_back({"wieght_width", {num(4)}});
+  EXPECT_NE(msg(seeds, MatchBy::kType).find("did you mean 'weight_width'"), std::string::npos);
+  seeds = mase_example_seeds();
+  seeds[1].fields[0].second = {str("minifloat_ieee")};
+  EXPECT_NE(msg(seeds, MatchBy::kType).find("not supported"), std::string::npos);
+}
+
+TEST(HardwareMetrics, AverageBitwidthAsMase) {
+  ir::Graph g = onnx::import_model(kMlp);
+  quant::QuantAssignment q;
+  EXPECT_DOUBLE_EQ(average_bitwidth(g, q, 32).average_bitwidth, 32.0);  // nothing quantized
+  q = resolve_quantize_pass(g, MatchBy::kName, {entry("fc1", linear8())});
+  BitwidthMetrics m = average_bitwidth(g, q, 32);
+  EXPECT_DOUBLE_EQ(m.average_bitwidth, 4.0);  // only quantized layers count (MASE)
+  EXPECT_DOUBLE_EQ(m.memory_density, 8.0);
+  Fields w2 = linear8();
+  w2[3].second = num(2);
+  q = resolve_quantize_pass(g, MatchBy::kName, {entry("fc1", linear8()), entry("fc2", w2)});
+  // (784*32*4 + 32*16*2) / (784*32 + 32*16)
+  EXPECT_NEAR(average_bitwidth(g, q, 32).average_bitwidth,
+              (784.0 * 32 * 4 + 32.0 * 16 * 2) / (784.0 * 32 + 32.0 * 16), 1e-12);
+
+  OpCounts c = op_counts(g, q);
+  EXPECT_DOUBLE_EQ(c.macs, 25088 + 512 + 160);
+  // fc1: 4 x 8 bits, fc2: 2 x 8 bits, fc3 unquantized: 32 x 32.
+  EXPECT_DOUBLE_EQ(c.bitops, 25088.0 * 32 + 512.0 * 16 + 160.0 * 1024);
+  EXPECT_DOUBLE_EQ(c.activation_bits, 784.0 * 8 + 32.0 * 8);
+}
+
+}  // namespace
+}  // namespace qsearch::eval
