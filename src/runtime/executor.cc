@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include "core/check.h"
+#include "core/thread_pool.h"
 
 namespace qsearch::runtime {
 
@@ -39,6 +40,18 @@ Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
     output_views_.push_back(std::move(views));
   }
   last_outputs_.assign(output_views_.size(), nullptr);
+  if (p.micro_batch() > 0) {
+    std::vector<bool> output_buffer(buffers_.size(), false);
+    for (SlotId o : p.output_slots()) output_buffer[slots[o].buffer] = true;
+    for (size_t s = 0; s < slots.size(); ++s) {
+      const Slot& sl = slots[s];
+      const bool in = sl.kind == SlotKind::kInput;
+      if (in || (sl.kind == SlotKind::kBuffer && sl.buffer >= 0 && output_buffer[sl.buffer])) {
+        sliced_.push_back({static_cast<SlotId>(s), static_cast<char*>(ptrs_[s]),
+                           p.sample_bytes(static_cast<SlotId>(s))});
+      }
+    }
+  }
 }
 
 const Tensor& Executor::run(const Tensor& input) {
@@ -51,8 +64,22 @@ const Tensor& Executor::run(const Tensor& input) {
 
   void* in = const_cast<void*>(input.raw());  // input slots are only read
   for (SlotId s : input_slots_) ptrs_[s] = in;
-  const RunContext ctx(p.slots(), ptrs_.data(), batch);
-  for (const auto& step : p.steps()) step->run(ctx);
+  int64_t slice = p.micro_batch();
+  if (slice <= 0 || (num_threads() > 1 && !in_parallel_region())) slice = batch;
+  if (slice >= batch) {
+    const RunContext ctx(p.slots(), ptrs_.data(), batch);
+    for (const auto& step : p.steps()) step->run(ctx);
+  } else {
+    for (Sliced& s : sliced_) {
+      if (p.slots()[s.slot].kind == SlotKind::kInput) s.base = static_cast<char*>(in);
+    }
+    for (int64_t r0 = 0; r0 < batch; r0 += slice) {
+      for (const Sliced& s : sliced_) ptrs_[s.slot] = s.base + r0 * s.sample_bytes;
+      const RunContext ctx(p.slots(), ptrs_.data(), std::min(slice, batch - r0));
+      for (const auto& step : p.steps()) step->run(ctx);
+    }
+    for (const Sliced& s : sliced_) ptrs_[s.slot] = s.base;
+  }
   for (size_t o = 0; o < output_views_.size(); ++o) {
     last_outputs_[o] = &output_views_[o][batch - 1];
   }

@@ -11,7 +11,10 @@
 // views for every batch size 1..max_batch are made by the constructor. Kernels parallelise
 // with qsearch::parallel_for; called from inside a parallel_for chunk (e.g. the evaluator runs
 // one batch per worker) they run inline, otherwise they hand chunks to the core thread pool.
-// Results are bit-identical for any thread count.
+// When the kernels run inline (one thread, or inside a chunk) and the plan is row-independent,
+// run() walks the batch in slices of Plan::micro_batch() samples so that activations stay in
+// cache; with several threads it runs the batch whole (fewer, larger parallel steps). Results
+// are bit-identical for any thread count and any slicing.
 #pragma once
 
 #include <memory>
@@ -42,6 +45,14 @@ class Executor {
   std::vector<Tensor> buffers_;
   std::vector<void*> ptrs_;          // per slot
   std::vector<SlotId> input_slots_;  // slots aliasing the caller's input
+  // Slots advanced by `sample_bytes` per sample from slice to slice: the input's and the
+  // outputs' (their base pointers; the input's is set per run).
+  struct Sliced {
+    SlotId slot;
+    char* base;
+    int64_t sample_bytes;
+  };
+  std::vector<Sliced> sliced_;
   // output_views_[o][b - 1]: output o as a tensor of batch b (outputs are always kBuffer
   // slots: make_plan copies an output that would alias the input or a constant).
   std::vector<std::vector<Tensor>> output_views_;

@@ -333,6 +333,7 @@ void lower_float(PlanBuilder& b, const Node& n) {
     case OpKind::kSoftmax: {
       auto s = make_step<SoftmaxStep>(b, n, {n.inputs[0]});
       s->axis = std::get<ir::AxisAttrs>(n.attrs).axis;
+      if (s->axis == 0 || s->axis == -b.shape(n.inputs[0]).rank) b.mixes_samples();
       return finish(b, std::move(s), n.outputs[0]);
     }
     case OpKind::kTranspose: {
@@ -348,6 +349,7 @@ void lower_float(PlanBuilder& b, const Node& n) {
       auto s = make_step<ConcatStep>(b, n, n.inputs);
       const int64_t axis = std::get<ir::AxisAttrs>(n.attrs).axis;
       s->axis = axis < 0 ? axis + b.shape(n.outputs[0]).rank : axis;
+      if (s->axis == 0) b.mixes_samples();
       return finish(b, std::move(s), n.outputs[0]);
     }
   }

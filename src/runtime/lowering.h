@@ -46,6 +46,9 @@ class PlanBuilder {
   void add_step(std::unique_ptr<Step> step);
   // Marks a node as computed by an earlier step (skipped by the node walk).
   void mark_fused(const ir::Node& n) { fused_[node_index(n)] = true; }
+  // Records that a node mixes the samples of a batch (e.g. a Softmax along dim 0): run() must
+  // then process the batch whole.
+  void mixes_samples() { row_independent_ = false; }
 
   [[noreturn]] static void fail_node(const ir::Node& n, const std::string& message) {
     fail("node '{}' ({}): {}", n.name, ir::op_name(n.kind), message);
@@ -56,6 +59,7 @@ class PlanBuilder {
   void check_graph();
   void materialize_outputs();
   void plan_buffers();
+  void plan_micro_batch();
 
   const ir::Graph& graph_;
   PlanOptions options_;
@@ -66,6 +70,7 @@ class PlanBuilder {
   std::vector<bool> fused_;
   std::vector<SlotId> slot_of_;  // per value
   std::vector<SlotId> root_;     // per slot: the slot owning the storage (itself unless a view)
+  bool row_independent_ = true;
 };
 
 // Lowers one node for Mode::kFloat (float_lowering.cc).

@@ -41,6 +41,13 @@
 //   Weight preparation is the lowering's business, so a quantized lowering packs its own
 //   weights without touching the float one.
 //
+// * Micro-batches: when every value holds whole samples along dim 0 (shape [c * B, ...], no op
+//   mixing samples: no Softmax or Concat along dim 0) the plan is row-independent, and run()
+//   may process a batch in slices of micro_batch() samples so that one slice's activations stay
+//   in cache (micro_batch() is chosen from the activation bytes per sample). A slice's results
+//   are the same bits as the whole batch's (each output element is computed by the same
+//   arithmetic whatever the batch), so this is purely a speed decision.
+//
 // * Buffers: liveness over the step order. A step's outputs take free buffers (best fit, grown
 //   to the largest size assigned) before the buffers of values whose last reader is that step
 //   are released, so a step never writes a buffer it reads. Views alias their source (the
@@ -96,6 +103,11 @@ class Plan {
   // fusion did to them.
   int64_t parameter_bytes() const { return parameter_bytes_; }
 
+  // Samples per slice of run() (see "Micro-batches" above); 0 when the graph mixes samples.
+  int64_t micro_batch() const { return micro_batch_; }
+  // Bytes of the slot per sample (for slicing): dtype size * elements per row of dim 0.
+  int64_t sample_bytes(SlotId s) const { return sample_bytes_[s]; }
+
   // One line per step: kernel, fusions, input and output slots with shapes at batch 1.
   std::string to_string() const;
 
@@ -111,6 +123,8 @@ class Plan {
   std::vector<SlotId> outputs_;
   Shape input_shape_;
   int64_t parameter_bytes_ = 0;
+  int64_t micro_batch_ = 0;
+  std::vector<int64_t> sample_bytes_;
 };
 
 // Validates and prepares `graph` (finalized) for running batches of up to options.max_batch.
