@@ -104,6 +104,7 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
     }
     s.a_format = w.a_format;
     s.a_dtype = w.a_dtype;
+    s.bit_pack = w.bit_pack;
     out.groups_.push_back(pack_weights(s, isa));
   }
   return out;

@@ -54,6 +54,7 @@ struct Conv2dWeights {
   FixedFormat bias_format;
   FixedFormat a_format;  // the input codes conv2d() will read
   DType a_dtype = DType::kInt8;
+  bool bit_pack = false;  // GemmWeights::bit_pack for every group
 };
 
 class PackedConv2d {

@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/fixed/bitpack.h"
 #include "kernels/fixed/epilogue.h"
 #include "kernels/fixed/gemm_tiles.h"
 #include "kernels/fixed/scratch.h"
@@ -132,6 +133,7 @@ PackedWeights pack_weights(const GemmWeights& s, Isa isa) {
   const DType panel_dtype = w.layout_ == Layout::kWide32  ? DType::kInt32
                             : w.layout_ == Layout::kQuads ? DType::kInt8
                                                           : s.b_dtype;
+  w.panel_dtype_ = panel_dtype;
   w.panels_ = Tensor({w.panels_n_ * w.kp_ * kNr}, panel_dtype);
   switch (panel_dtype) {
     case DType::kInt8:
@@ -143,6 +145,16 @@ PackedWeights pack_weights(const GemmWeights& s, Isa isa) {
     default:
       fill_panels(s, w.layout_, w.kp_, w.panels_n_, w.panels_.data<int32_t>());
       break;
+  }
+  if (s.bit_pack && s.b_format.width < 8 * static_cast<int>(dtype_size(panel_dtype))) {
+    // Each panel is kp * 16 codes, a whole number of bytes at any width, so panels start on
+    // byte boundaries and unpack independently.
+    w.code_bits_ = s.b_format.width;
+    const int64_t elems = w.panels_.numel();
+    Tensor bits({bit_packed_bytes(elems, w.code_bits_)}, DType::kUInt8);
+    bit_pack(w.panels_.raw(), panel_dtype, elems, w.code_bits_, /*is_signed=*/true,
+             bits.data<uint8_t>());
+    w.panels_ = std::move(bits);
   }
   w.correction_.assign(s.n, 0);
   if (w.layout_ == Layout::kQuads && s.a_dtype == DType::kInt8) {
@@ -333,17 +345,27 @@ size_t prepared_elem_size(Layout layout) {
   return layout == Layout::kPairs ? 2 : layout == Layout::kQuads ? 1 : 4;
 }
 
-// Raw sums of one tile (rows of the prepared block starting at `a_rows`, panel `p`), corrected to
-// the exact sum_k A * B as int64.
+// The panel `p` in the element layout: in place, or unpacked into this thread's buffer.
+const std::byte* panel_at(const PackedWeights& w, int64_t p) {
+  if (w.code_bits() == 0) {
+    return static_cast<const std::byte*>(w.panels().raw()) + p * w.panel_bytes();
+  }
+  const int64_t elems = w.k_padded() * kNr;
+  void* dst = scratch(ScratchSlot::kGemmB, w.panel_bytes());
+  bit_unpack(w.panels().data<uint8_t>() + p * bit_packed_bytes(elems, w.code_bits()), w.code_bits(),
+             /*is_signed=*/true, elems, w.panel_dtype(), dst);
+  return static_cast<const std::byte*>(dst);
+}
+
+// Raw sums of one tile (rows of the prepared block starting at `a_rows`, one panel in the
+// element layout), corrected to the exact sum_k A * B as int64.
 void compute_tile(const detail::TileKernel& tk, const PackedWeights& w, const std::byte* a_rows,
-                  int64_t p, int64_t col0, int64_t cols, int64_t* out) {
+                  const std::byte* panel, int64_t col0, int64_t cols, int64_t* out) {
   const size_t es = prepared_elem_size(w.layout());
   const int gs = detail::group_size(w.layout());
   const int64_t groups = w.k_padded() / gs;
   const int64_t kp = w.k_padded();
-  const size_t b_es = dtype_size(w.panels().dtype());
-  const std::byte* panel =
-      static_cast<const std::byte*>(w.panels().raw()) + p * groups * gs * kNr * b_es;
+  const size_t b_es = dtype_size(w.panel_dtype());
   const int64_t* corr = w.correction().data() + col0;
   const int cells = tk.mr * kNr;
   if (tk.t64 != nullptr) {
@@ -402,8 +424,9 @@ struct GemmJob {
       for (int64_t pi = p0; pi < p1; ++pi) {
         const int64_t col0 = pi * kNr;
         const int64_t cols = std::min<int64_t>(kNr, w->n() - col0);
+        const std::byte* panel = panel_at(*w, pi);
         for (int64_t r0 = 0; r0 < rows; r0 += tk.mr) {
-          compute_tile(tk, *w, prepared + r0 * w->k_padded() * es, pi, col0, cols, tile);
+          compute_tile(tk, *w, prepared + r0 * w->k_padded() * es, panel, col0, cols, tile);
           epi->run(tile, static_cast<int>(std::min<int64_t>(tk.mr, rows - r0)),
                    static_cast<int>(cols), row0 + r0, col0, c);
         }

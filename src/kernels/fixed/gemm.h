@@ -74,6 +74,10 @@ struct GemmWeights {
   FixedFormat bias_format;
   FixedFormat a_format;          // the activation codes gemm() will multiply
   DType a_dtype = DType::kInt8;  // int8 | uint8 | int16 | int32, holding a_format
+  // Store the panels bit-packed at b_format.width bits per code (kernels/fixed/bitpack.h) when
+  // that is narrower than the panel element (int8, int16 or int32); gemm() then unpacks one panel
+  // at a time into a per-thread buffer. Same results, smaller weights, a little unpacking work.
+  bool bit_pack = false;
 };
 
 // The packed weights of one GEMM. Read-only after pack_weights(); cheap to copy (shared buffer).
@@ -93,8 +97,15 @@ class PackedWeights {
   // F - fa - fb: the left shift applied to sum_k A*B before the bias is added.
   int acc_shift() const { return acc_shift_; }
   Isa isa() const { return isa_; }
-  // Bytes of the packed weight panels as stored (including padding to the tile).
+  // Bytes of the packed weight panels as stored (including padding to the tile; bit-packed
+  // when code_bits() > 0).
   size_t packed_bytes() const { return panels_.nbytes(); }
+  // Bits per stored weight code when the panels are bit-packed, else 0 (element layout).
+  int code_bits() const { return code_bits_; }
+  // The element dtype of an (unpacked) panel: int8 | int16 | int32.
+  DType panel_dtype() const { return panel_dtype_; }
+  // Bytes of one panel in the element layout.
+  size_t panel_bytes() const { return static_cast<size_t>(kp_) * 16 * dtype_size(panel_dtype_); }
 
   // ---- internal to the kernels (read by gemm.cc) ----
   enum class Layout : uint8_t { kPairs, kQuads, kWide32 };
@@ -117,7 +128,9 @@ class PackedWeights {
   bool has_bias_ = false;
   Isa isa_ = Isa::kScalar;
   Layout layout_ = Layout::kPairs;
-  Tensor panels_;                      // B in the tile layout of `layout_`, zero padded
+  int code_bits_ = 0;
+  DType panel_dtype_ = DType::kInt8;
+  Tensor panels_;  // B in the tile layout of `layout_`, zero padded (bit-packed: uint8 stream)
   std::vector<int64_t> bias_aligned_;  // [n]: bias[n] * 2^(F - fc)
   std::vector<int64_t> correction_;    // [n]: subtracted from the raw sum (VNNI's +128 trick)
   std::vector<uint64_t> abs_col_sum_;  // [n]: sum_k |B[k, n]|
