@@ -1,5 +1,9 @@
 #include "train/grad_kernels.h"
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -14,6 +18,41 @@ namespace {
 // Elementwise loops are split in chunks of this many elements (large enough that a chunk costs
 // more than handing it to a worker).
 constexpr int64_t kElemGrain = 1 << 14;
+#ifdef __AVX2__
+// Eight 2x2 windows: rows x0, x1 (16 floats each), gradients g (8), writes d0, d1 (16 each).
+// Same rule as the scalar loop: the first maximum in tap order (a b / c d), NaN winning.
+inline void max_pool_2x2_backward8(const float* x0, const float* x1, const float* g, float* d0,
+                                   float* d1) {
+  const __m256 p0 = _mm256_loadu_ps(x0), p1 = _mm256_loadu_ps(x0 + 8);
+  const __m256 q0 = _mm256_loadu_ps(x1), q1 = _mm256_loadu_ps(x1 + 8);
+  // Even / odd columns, windows in the order 0 1 4 5 | 2 3 6 7 (per 128-bit lane).
+  const __m256 a = _mm256_shuffle_ps(p0, p1, 0x88), b = _mm256_shuffle_ps(p0, p1, 0xDD);
+  const __m256 c = _mm256_shuffle_ps(q0, q1, 0x88), d = _mm256_shuffle_ps(q0, q1, 0xDD);
+  const __m256 gv =
+      _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_loadu_ps(g)), 0xD8));
+  auto wins = [](__m256 v, __m256 best) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  };
+  __m256 best = a;
+  const __m256 tb = wins(b, best);
+  best = _mm256_blendv_ps(best, b, tb);
+  const __m256 tc = wins(c, best);
+  best = _mm256_blendv_ps(best, c, tc);
+  const __m256 td = wins(d, best);
+  const __m256 sd = td;
+  const __m256 sc = _mm256_andnot_ps(td, tc);
+  const __m256 sb = _mm256_andnot_ps(_mm256_or_ps(tc, td), tb);
+  const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  const __m256 ma = _mm256_andnot_ps(_mm256_or_ps(tb, _mm256_or_ps(tc, td)), all);
+  const __m256 oa = _mm256_and_ps(ma, gv), ob = _mm256_and_ps(sb, gv);
+  const __m256 oc = _mm256_and_ps(sc, gv), od = _mm256_and_ps(sd, gv);
+  _mm256_storeu_ps(d0, _mm256_unpacklo_ps(oa, ob));
+  _mm256_storeu_ps(d0 + 8, _mm256_unpackhi_ps(oa, ob));
+  _mm256_storeu_ps(d1, _mm256_unpacklo_ps(oc, od));
+  _mm256_storeu_ps(d1 + 8, _mm256_unpackhi_ps(oc, od));
+}
+#endif
+
 }  // namespace
 
 void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
@@ -204,6 +243,77 @@ void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
 void max_pool2d_backward(const kernels::Pool2dParams& p, const float* x, const float* dy,
                          float* dx) {
   const int64_t in_hw = p.in_h * p.in_w, out_hw = p.out_h * p.out_w;
+  const bool tiled = p.kernel_h == p.stride_h && p.kernel_w == p.stride_w && p.pad_top == 0 &&
+                     p.pad_left == 0 && p.dilation_h == 1 && p.dilation_w == 1 &&
+                     p.out_h * p.kernel_h <= p.in_h && p.out_w * p.kernel_w <= p.in_w;
+  if (tiled) {
+    // Windows tile the image (the usual 2x2 / stride 2): each input is in at most one window,
+    // so every dx element is written exactly once, without bounds checks.
+    parallel_for(0, p.batch * p.channels, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xc = x + r * in_hw;
+        const float* gc = dy + r * out_hw;
+        float* dc = dx + r * in_hw;
+        for (int64_t oh = 0; oh < p.out_h; ++oh) {
+          for (int64_t i = 0; i < p.kernel_h; ++i) {
+            float* row = dc + (oh * p.kernel_h + i) * p.in_w;
+            std::fill(row + p.out_w * p.kernel_w, row + p.in_w, 0.0f);  // uncovered columns
+          }
+          if (p.kernel_h == 2 && p.kernel_w == 2) {
+            // The common case, branch-free: the first maximum of (a, b, c, d) in tap order.
+            const float* x0 = xc + 2 * oh * p.in_w;
+            const float* x1 = x0 + p.in_w;
+            float* d0 = dc + 2 * oh * p.in_w;
+            float* d1 = d0 + p.in_w;
+            int64_t ow = 0;
+#ifdef __AVX2__
+            for (; ow + 8 <= p.out_w; ow += 8)
+              max_pool_2x2_backward8(x0 + 2 * ow, x1 + 2 * ow, gc + oh * p.out_w + ow, d0 + 2 * ow,
+                                     d1 + 2 * ow);
+#endif
+            for (; ow < p.out_w; ++ow) {
+              const float a = x0[2 * ow], b = x0[2 * ow + 1], c = x1[2 * ow], d = x1[2 * ow + 1];
+              float best = a;
+              int arg = 0;
+              // NaN wins, and a later NaN over an earlier one, as in PyTorch's kernel.
+              const bool tb = b > best || b != b;
+              best = tb ? b : best;
+              arg = tb ? 1 : arg;
+              const bool tc = c > best || c != c;
+              best = tc ? c : best;
+              arg = tc ? 2 : arg;
+              const bool td = d > best || d != d;
+              arg = td ? 3 : arg;
+              const float g = gc[oh * p.out_w + ow];
+              d0[2 * ow] = arg == 0 ? g : 0.0f;
+              d0[2 * ow + 1] = arg == 1 ? g : 0.0f;
+              d1[2 * ow] = arg == 2 ? g : 0.0f;
+              d1[2 * ow + 1] = arg == 3 ? g : 0.0f;
+            }
+            continue;
+          }
+          for (int64_t ow = 0; ow < p.out_w; ++ow) {
+            const int64_t base = oh * p.kernel_h * p.in_w + ow * p.kernel_w;
+            int64_t arg = base;
+            float best = xc[base];
+            for (int64_t i = 0; i < p.kernel_h; ++i) {
+              for (int64_t j = 0; j < p.kernel_w; ++j) {
+                const int64_t at = base + i * p.in_w + j;
+                const float v = xc[at];
+                const bool take = at != base && (v > best || v != v);
+                best = take ? v : best;
+                arg = take ? at : arg;
+                dc[at] = 0.0f;
+              }
+            }
+            dc[arg] = gc[oh * p.out_w + ow];
+          }
+        }
+        std::fill(dc + p.out_h * p.kernel_h * p.in_w, dc + in_hw, 0.0f);  // uncovered rows
+      }
+    });
+    return;
+  }
   parallel_for(0, p.batch * p.channels, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* xc = x + r * in_hw;
@@ -221,7 +331,7 @@ void max_pool2d_backward(const kernels::Pool2dParams& p, const float* x, const f
               const int64_t w = ow * p.stride_w - p.pad_left + j * p.dilation_w;
               if (w < 0 || w >= p.in_w) continue;
               const float v = xc[h * p.in_w + w];
-              if (arg < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
+              if (arg < 0 || v > best || std::isnan(v)) {
                 best = v;
                 arg = h * p.in_w + w;
               }

@@ -52,13 +52,14 @@ void im2col(const kernels::Conv2dParams& p, const float* x, float* col, int64_t 
 // The adjoint of im2col: dx[c, h, w] += every col entry that im2col read from (c, h, w).
 void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, float* dx);
 
-// Gradients of Y = conv(X, W) + b (kernels::Conv2dParams, W [M, C/G, kh, kw]):
-//   dW[o, k] = sum_n sum_p dY[n, o, p] col_n[k, p]           (overwritten)
-//   db[o]    = sum_n sum_p dY[n, o, p]                        (overwritten; db may be null)
-//   dX      += col2im(W_g^T dY_n) per image and group          (dx may be null; caller zeroes)
+// Gradients of Y = conv(X, W) + b (kernels::Conv2dParams, W [M, C/G, kh, kw]), all overwritten:
+//   dW[o, k] = sum_n sum_p dY[n, o, p] col_n[k, p]
+//   db[o]    = sum_n sum_p dY[n, o, p]                            (db may be null)
+//   dX       = sum over taps of W^T dY scattered back (col2im)    (dx may be null)
 // Images are processed in chunks of max(1, 4096 / (out_h*out_w)) (a function of the shape
 // only); each chunk's dW is a GEMM over its pixels, and chunk results are summed in chunk
-// order, so the result does not depend on the thread count.
+// order, so the result does not depend on the thread count. For stride 1, dX is computed as
+// the convolution of dY with the flipped, transposed weights (the fast conv kernel).
 void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
 

@@ -7,6 +7,7 @@
 
 #include "core/tensor.h"
 #include "ir/graph.h"
+#include "kernels/gemm.h"
 #include "kernels/params.h"
 #include "train/network.h"
 
@@ -95,6 +96,7 @@ struct Network::Step {
   bool scalar_bias = false;
   std::vector<float> bias_buf;  // beta * C broadcast to [N]
   Tensor tmp;                   // transposes for the weight gradient
+  kernels::PackedB packed;      // B operands, reused from step to step
   // BatchNorm
   std::vector<float> save_mean, save_invstd;
   // Dropout

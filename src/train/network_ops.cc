@@ -13,6 +13,7 @@
 #include "kernels/ref/pool.h"
 #include "train/grad_kernels.h"
 #include "train/network_internal.h"
+#include "train/packing.h"
 
 namespace qsearch::train {
 
@@ -55,7 +56,7 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
     case OpKind::kMatMul: {
       const int64_t k = xs.back(), m = shape_numel(xs) / k, nn = ys.back();
       const bool trans = n.kind == OpKind::kGemm && s.trans_b;
-      const kernels::PackedB w = kernels::pack_b(constant(1), k, nn, trans);
+      pack_b_into(constant(1), k, nn, trans, s.packed);
       kernels::Epilogue ep;
       ep.alpha = s.alpha;
       if (!s.bias_buf.empty()) {
@@ -63,7 +64,7 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
         for (int64_t j = 0; j < nn; ++j) s.bias_buf[j] = s.beta * c[s.scalar_bias ? 0 : j];
         ep.bias = s.bias_buf.data();
       }
-      kernels::gemm_f32_packed(m, x, k, w, y, nn, ep);
+      kernels::gemm_f32_packed(m, x, k, s.packed, y, nn, ep);
       break;
     }
     case OpKind::kConv: {
@@ -179,21 +180,24 @@ void Network::backward_step(Step& s) {
       ep.alpha = s.alpha;
       if (needs(0)) {
         // dX [M, K] = alpha dY [M, N] op(W)^T; op(W)^T is W itself when W is stored [N, K].
-        const kernels::PackedB wp = kernels::pack_b(w, nn, k, /*trans=*/!trans);
-        produce(0, m * k, [&](float* g) { kernels::gemm_f32_packed(m, dy, nn, wp, g, k, ep); });
+        pack_b_into(w, nn, k, /*trans=*/!trans, s.packed);
+        produce(0, m * k,
+                [&](float* g) { kernels::gemm_f32_packed(m, dy, nn, s.packed, g, k, ep); });
       }
       if (needs(1)) {
         float* t = s.tmp.data<float>();
         if (trans) {
           // dW [N, K] = alpha dY^T [N, M] X [M, K].
           transpose(dy, m, nn, t);
-          const kernels::PackedB xp = kernels::pack_b(x, m, k, false);
-          produce(1, nn * k, [&](float* g) { kernels::gemm_f32_packed(nn, t, m, xp, g, k, ep); });
+          pack_b_into(x, m, k, false, s.packed);
+          produce(1, nn * k,
+                  [&](float* g) { kernels::gemm_f32_packed(nn, t, m, s.packed, g, k, ep); });
         } else {
           // dW [K, N] = alpha X^T [K, M] dY [M, N].
           transpose(x, m, k, t);
-          const kernels::PackedB dp = kernels::pack_b(dy, m, nn, false);
-          produce(1, k * nn, [&](float* g) { kernels::gemm_f32_packed(k, t, m, dp, g, nn, ep); });
+          pack_b_into(dy, m, nn, false, s.packed);
+          produce(1, k * nn,
+                  [&](float* g) { kernels::gemm_f32_packed(k, t, m, s.packed, g, nn, ep); });
         }
       }
       if (needs(2)) {
@@ -214,32 +218,31 @@ void Network::backward_step(Step& s) {
     case OpKind::kConv: {
       const kernels::Conv2dParams p = conv_params(std::get<ir::ConvAttrs>(n.attrs), xs, ys);
       const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
-      float* dx = nullptr;
-      if (needs(0)) {
-        // col2im accumulates, so the input gradient buffer itself can take the contribution.
-        const ValueId r = grad_root_[xv];
-        dx = grad_[r];
-        if (!grad_written_[r]) std::fill(dx, dx + shape_numel(xs), 0.0f);
+      const int64_t wsize = graph_.value(n.inputs[1]).data.numel();
+      // Each gradient goes to its buffer, or to a temporary when it must be added to earlier
+      // contributions (the network's scratch holds at most one of them at a time).
+      bool acc_x = false, acc_w = false, acc_b = false;
+      float* dx = needs(0) ? grad_begin(xv, shape_numel(xs), &acc_x) : nullptr;
+      std::vector<float> w_tmp, b_tmp;
+      float* dw = grad_begin(n.inputs[1], wsize, &acc_w);
+      if (acc_w && acc_x) {
+        w_tmp.resize(wsize);
+        dw = w_tmp.data();
       }
-      bool acc_w = false, acc_b = false;
-      float* dw = grad_begin(n.inputs[1], graph_.value(n.inputs[1]).data.numel(), &acc_w);
-      // The weight and bias contributions may both need the scratch buffer: give the bias its
-      // own when both accumulate.
-      std::vector<float> bias_tmp;
       float* db = nullptr;
       if (has_bias) {
         const ValueId r = grad_root_[n.inputs[2]];
         acc_b = grad_written_[r];
         if (acc_b) {
-          bias_tmp.resize(p.out_channels);
-          db = bias_tmp.data();
+          b_tmp.resize(p.out_channels);
+          db = b_tmp.data();
         } else {
           db = grad_[r];
         }
       }
       conv2d_backward(p, x, constant(1), dy, dx, dw, db);
-      if (dx != nullptr) grad_written_[grad_root_[xv]] = true;
-      grad_end(n.inputs[1], graph_.value(n.inputs[1]).data.numel(), dw, acc_w);
+      if (dx != nullptr) grad_end(xv, shape_numel(xs), dx, acc_x);
+      grad_end(n.inputs[1], wsize, dw, acc_w);
       if (has_bias) grad_end(n.inputs[2], p.out_channels, db, acc_b);
       break;
     }

@@ -78,23 +78,29 @@ void Optimizer::step(double lr, const std::vector<ParamSlot>& params) {
   const float eps = static_cast<float>(o.eps);
   const bool decoupled = o.kind == OptimizerKind::kAdamW;
   const float decay = static_cast<float>(1.0 - lr * o.weight_decay);
+  const bool l2 = !decoupled && o.weight_decay != 0;
+  const bool decay_p = decoupled && o.weight_decay != 0;
   for (size_t k = 0; k < params.size(); ++k) {
-    float* p = params[k].data;
-    const float* grad = params[k].grad;
-    float* m = m_[k].data();
-    float* v = v_[k].data();
-    parallel_for(0, sizes_[k], 1 << 14, [&](int64_t b, int64_t e) {
+    float* const pk = params[k].data;
+    const float* const gk = params[k].grad;
+    float* const mk = m_[k].data();
+    float* const vk = v_[k].data();
+    parallel_for(0, sizes_[k], 1 << 14, [=](int64_t b, int64_t e) {
+      // Branch-free body (the options are loop-invariant selects) over unaliased arrays, so
+      // that it vectorises.
+      float* __restrict p = pk;
+      const float* __restrict grad = gk;
+      float* __restrict m = mk;
+      float* __restrict v = vk;
       for (int64_t i = b; i < e; ++i) {
-        float g = grad[i];
-        if (decoupled) {
-          if (o.weight_decay != 0) p[i] = p[i] * decay;
-        } else if (o.weight_decay != 0) {
-          g = g + wd * p[i];
-        }
-        m[i] = m[i] * b1 + one_b1 * g;
-        v[i] = v[i] * b2 + one_b2 * g * g;
-        const float denom = std::sqrt(v[i]) / bias2_sqrt + eps;
-        p[i] = p[i] + neg_step * m[i] / denom;
+        const float pi = decay_p ? p[i] * decay : p[i];
+        const float g = l2 ? grad[i] + wd * pi : grad[i];
+        const float mi = m[i] * b1 + one_b1 * g;
+        const float vi = v[i] * b2 + one_b2 * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        const float denom = std::sqrt(vi) / bias2_sqrt + eps;
+        p[i] = pi + neg_step * mi / denom;
       }
     });
   }

@@ -174,6 +174,27 @@ TEST(GradCheck, ConvGroupsStridesDilationsAsymmetricPads) {
   check_gradients(b.done(), random_tensor({2, 4, 7, 6}, rng));
 }
 
+TEST(GradCheck, StrideOneConvInputGradientByTransposedConvolution) {
+  // Stride 1: dX is the convolution of dY with the flipped, transposed weights.
+  G b({kDynamic, 4, 6, 7});
+  ir::ConvAttrs a;
+  a.kernel = {3, 2};
+  a.dilations = {2, 1};
+  a.pads = {2, 0, 1, 1};
+  a.group = 2;
+  ValueId w = b.constant("w", random_tensor({4, 2, 3, 2}, b.rng));
+  b.node(OpKind::kConv, {b.cur, w}, a);
+  // And a 1x1 convolution with more padding than the kernel reaches (the col2im fallback).
+  ir::ConvAttrs one;
+  one.kernel = {1, 1};
+  one.pads = {1, 1, 1, 1};
+  ValueId w1 = b.constant("w1", random_tensor({3, 4, 1, 1}, b.rng));
+  b.node(OpKind::kConv, {b.cur, w1}, one);
+  b.flatten();
+  Rng rng(31);
+  check_gradients(b.done(), random_tensor({3, 4, 6, 7}, rng));
+}
+
 TEST(GradCheck, ConvWeightGradientAcrossSeveralImageChunks) {
   // 32x32 outputs: 4 images per chunk, so 9 images make 3 chunks summed in order.
   G b({kDynamic, 1, 32, 32});
@@ -251,6 +272,18 @@ TEST(GradCheck, MaxPoolWithPaddingAndOverlappingWindows) {
   b.flatten();
   Rng rng(9);
   check_gradients(b.done(), distinct_values({2, 2, 5, 6}, rng));
+}
+
+TEST(GradCheck, MaxPoolTiledWindowsWithUncoveredEdges) {
+  // 2x2 / stride 2 on 5x7: the last row and column belong to no window (gradient 0).
+  G b({kDynamic, 3, 5, 7});
+  ir::PoolAttrs a;
+  a.kernel = {2, 2};
+  a.strides = {2, 2};
+  b.node(OpKind::kMaxPool, {b.cur}, a);
+  b.flatten();
+  Rng rng(32);
+  check_gradients(b.done(), distinct_values({2, 3, 5, 7}, rng), {.max_checks_per_tensor = 300});
 }
 
 TEST(GradCheck, AveragePoolBothPadCountModes) {
