@@ -14,6 +14,9 @@ namespace {
 std::atomic<int64_t> g_allocations{0};
 }  // namespace
 
+// The replacements pair malloc with free; GCC's heuristic cannot see that through inlining.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(std::size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
