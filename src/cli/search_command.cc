@@ -40,18 +40,23 @@ void on_sigint(int) {
   std::signal(SIGINT, SIG_DFL);
 }
 
+// " accuracy=0.9712 average_bitwidth=4" for a COMPLETE trial (the raw metrics that are
+// objectives), the failure reason otherwise.
 std::string metric_summary(const search::FrozenTrial& t, const std::vector<eval::MetricSpec>& m) {
-  auto it = t.user_attrs.find(report::kScaledMetrics);
   if (t.state != search::TrialState::kComplete) {
     auto r = t.system_attrs.find(search::kAttrFailReason);
-    return r == t.system_attrs.end() ? "" : r->second.substr(0, 120);
+    return r == t.system_attrs.end() ? "" : " " + r->second.substr(0, 160);
   }
   std::string s;
-  if (it == t.user_attrs.end()) return s;
-  nlohmann::json scaled = nlohmann::json::parse(it->second);
-  for (const auto& spec : m) {
-    if (scaled.contains(spec.name))
-      s += fmt::format(" {}={:.4g}", spec.name, scaled[spec.name].get<double>());
+  for (const char* key : {report::kSoftwareMetrics, report::kHardwareMetrics}) {
+    auto it = t.user_attrs.find(key);
+    if (it == t.user_attrs.end()) continue;
+    nlohmann::json metrics = nlohmann::json::parse(it->second);
+    for (const auto& spec : m) {
+      if (metrics.contains(spec.name)) {
+        s += fmt::format(" {}={:.4g}", spec.name, metrics[spec.name].get<double>());
+      }
+    }
   }
   return s;
 }
@@ -218,6 +223,7 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--study", flags->study, "Study name (default: the config's project)");
   opt("--out", flags->out, "Output directory (default qsearch_output/<project>/search)");
   opt("--mode", flags->mode, "int | fake | float (default int)");
+  opt("--num-samples", flags->num_samples, "Samples each trial evaluates (overrides num_samples)");
   cmd->add_flag("--quiet", *quiet, "Only print the final table");
   cmd->callback([&global, &run, flags, quiet] {
     run = [&global, flags, quiet] { return run_search(global, *flags, *quiet); };

@@ -179,6 +179,7 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     }
     if (const ConfigValue* v = r.find("mode")) mode = v->s;
   }
+  if (f.num_samples) o.num_samples = *f.num_samples;
   if (f.mode) mode = *f.mode;
   o.mode = parse_mode(mode, "");
   prov.push_back(fmt::format("mode = {}", mode));

@@ -17,7 +17,7 @@ namespace qsearch::cli {
 struct SearchFlags {
   std::string config;
   std::optional<std::string> model, dataset, sampler, storage, study, out, mode;
-  std::optional<int64_t> trials, jobs;
+  std::optional<int64_t> trials, jobs, num_samples;
   std::optional<double> timeout;
   std::optional<uint64_t> seed;
 };

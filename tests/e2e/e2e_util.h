@@ -1,0 +1,70 @@
+// Helpers for end-to-end tests: run the real `qsearch` binary in a scratch directory and read
+// what it leaves behind.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace qsearch::e2e {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+inline std::string source_dir() { return QSEARCH_SOURCE_DIR; }
+inline std::string bin() { return QSEARCH_BIN; }
+
+inline std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A fresh directory under the system temp dir, removed at destruction.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& name) {
+    path_ = fs::temp_directory_path() / ("qsearch_e2e_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~ScratchDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+  std::string operator/(const std::string& s) const { return (path_ / s).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// Runs `qsearch <args>` from the source directory (so relative paths in configs resolve) and
+// captures both streams.
+inline Result run(const std::string& args) {
+  static int n = 0;
+  fs::path err = fs::temp_directory_path() /
+                 ("qsearch_e2e_stderr_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+  std::string cmd =
+      "cd '" + source_dir() + "' && '" + bin() + "' " + args + " 2>'" + err.string() + "'";
+  Result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t k;
+  while ((k = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.err = read_file(err);
+  fs::remove(err);
+  return r;
+}
+
+}  // namespace qsearch::e2e
