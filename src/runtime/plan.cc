@@ -191,7 +191,8 @@ void PlanBuilder::materialize_outputs() {
     plan_->slots_.push_back(std::move(copy));
     root_.push_back(id);
     auto step = std::make_unique<CopyStep>();
-    step->node = fmt::format("output '{}'", sl.name);
+    // `sl` may dangle: the push_back above can move the slots.
+    step->node = fmt::format("output '{}'", plan_->slots_[s].name);
     step->inputs = {s};
     step->outputs = {id};
     add_step(std::move(step));
