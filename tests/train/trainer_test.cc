@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -21,11 +23,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-data::Dataset jsc(data::Split split) {
-  // tests/fixtures/data/jsc_csv: the OpenML CSV format (a few hundred rows, made by
-  // tools/make_data_fixtures.py), preprocessed exactly like the real file.
+data::Dataset jsc(data::Split split, const std::string& fixture = "jsc_csv") {
+  // tests/fixtures/data/jsc_csv: the OpenML CSV format; jsc_h5: MASE's HDF5 file (a few hundred
+  // rows each, made by tools/make_data_fixtures.py), preprocessed exactly like the real files.
   return data::load_dataset(
-      "jsc", split, {.data_dir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/data/jsc_csv"});
+      "jsc", split,
+      {.data_dir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/data/" + fixture});
 }
 
 // A small learnable image set: class = the quadrant holding the brightest pixel.
@@ -96,6 +99,50 @@ TEST(Trainer, JscModelsTrainEndToEndOnTheJscFixture) {
     EXPECT_GT(after.accuracy, before.accuracy);
     EXPECT_LT(r.history.back().train_loss, r.history.front().train_loss);
   }
+}
+
+TEST(Trainer, JscFromMasesHdf5FileTrainsToo) {
+  const data::Dataset train = jsc(data::Split::kTrain, "jsc_h5");
+  const data::Dataset test = jsc(data::Split::kTest, "jsc_h5");
+  ir::Graph g = build_model("jsc-s", {.seed = 4});
+  TrainOptions o;
+  o.epochs = 20;
+  o.batch_size = 32;
+  o.lr = 1e-2;
+  Trainer t(g, train, train, o);
+  const double before = t.validate(train).loss;
+  const TrainResult r = t.run();
+  EXPECT_LT(t.validate(train).loss, 0.9 * before);
+  EXPECT_EQ(r.history.size(), 20u);
+  EXPECT_GT(test.size(), 0);
+  (void)t.validate(test);  // the test split fits the model too
+}
+
+TEST(Trainer, HoldoutSplitIsASeededPartition) {
+  const data::Dataset d = jsc(data::Split::kTrain);
+  const auto [a, b] = holdout_split(d, 0.25, 3);
+  EXPECT_EQ(b.size(), std::llround(0.25 * d.size()));
+  EXPECT_EQ(a.size() + b.size(), d.size());
+  // Every row of d is in exactly one part: compare multisets of (label, first feature).
+  std::vector<std::pair<int64_t, float>> all, parts;
+  const int64_t row = d.x.numel() / d.size();
+  for (int64_t i = 0; i < d.size(); ++i) {
+    all.emplace_back(d.y.data<int64_t>()[i], d.x.data<float>()[i * row]);
+  }
+  for (const data::Dataset* p : {&a, &b}) {
+    for (int64_t i = 0; i < p->size(); ++i) {
+      parts.emplace_back(p->y.data<int64_t>()[i], p->x.data<float>()[i * row]);
+    }
+  }
+  std::sort(all.begin(), all.end());
+  std::sort(parts.begin(), parts.end());
+  EXPECT_EQ(all, parts);
+  const auto [a2, b2] = holdout_split(d, 0.25, 3);
+  EXPECT_EQ(0, std::memcmp(b.x.raw(), b2.x.raw(), b.x.nbytes()));
+  const auto [a3, b3] = holdout_split(d, 0.25, 4);
+  EXPECT_NE(0, std::memcmp(b.x.raw(), b3.x.raw(), b.x.nbytes()));
+  EXPECT_THROW(holdout_split(d, 1.0, 0), Error);
+  EXPECT_THROW(holdout_split(d, 1e-9, 0), Error);
 }
 
 TEST(Trainer, SameSeedSameWeightsAnyThreadCount) {
