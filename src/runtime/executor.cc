@@ -8,8 +8,8 @@ namespace qsearch::runtime {
 Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
   QSEARCH_CHECK(plan_ != nullptr);
   const Plan& p = *plan_;
-  // Float32 storage rounded up: every slot dtype so far is float32, and a view as float32 is
-  // what the output tensors need.
+  // Untyped storage (integer slots of the int mode share the pool), allocated as float32
+  // rounded up because the output tensors are float32 views of their buffers.
   for (size_t bytes : p.buffer_bytes()) {
     buffers_.emplace_back(Shape{static_cast<int64_t>((bytes + 3) / 4)}, DType::kFloat32);
   }

@@ -1,14 +1,21 @@
-// Internal: the state make_plan() shares with the per-mode lowerings (float_lowering.cc now;
-// the integer and fake-quant lowerings of issue 4 next to it).
+// Internal: the state make_plan() shares with the per-mode lowerings (float_lowering.cc,
+// fake_lowering.cc, int_lowering.cc).
 //
 // make_plan() computes the batch-affine shape of every value, then walks the nodes in
 // topological order and calls the mode's lowering for each node not already fused into an
 // earlier step. A lowering turns a node (and possibly some of its sole consumers) into steps,
 // asking the builder for the slots of the values it reads and writes; views alias slots. After
 // lowering, the builder plans buffers by liveness over the steps (see plan.h).
+//
+// The quantized lowerings walk the graph themselves (lower_fake, lower_int) and reuse
+// lower_float for what runs in float. Three hooks make that safe: fusion barriers (a node the
+// float lowering must neither fuse into another step nor extend with its consumers), slot
+// overrides (lower_float then reads a quantized copy of an input, or writes an output somewhere
+// else), and slots that belong to no graph value (codes, accumulators).
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +53,30 @@ class PlanBuilder {
   void add_step(std::unique_ptr<Step> step);
   // Marks a node as computed by an earlier step (skipped by the node walk).
   void mark_fused(const ir::Node& n) { fused_[node_index(n)] = true; }
+  bool is_fused(const ir::Node& n) const { return fused_[node_index(n)]; }
+
+  // ---- for the quantized lowerings ----
+  // A fusion barrier is neither fused into the step of its producer nor extended with its
+  // consumers: sole_consumer() returns nullptr across it.
+  void set_fusion_barrier(const ir::Node& n) { barrier_[node_index(n)] = true; }
+  // slot(v) returns `s` until clear_overrides(): lower_float then reads or writes `s` for v.
+  void override_slot(ir::ValueId v, SlotId s) {
+    override_[v] = s;
+    overridden_.push_back(v);
+  }
+  void clear_overrides();
+  // A new buffer slot that holds no graph value as such (e.g. the int8 codes of one). `format`
+  // and `frac` describe integer contents (for to_string()).
+  SlotId new_slot(std::string name, DType dtype, const SymShape& shape,
+                  std::optional<quant::FixedFormat> format = std::nullopt, int frac = 0);
+  // A slot sharing the storage of `source` with another shape (a view; no step).
+  SlotId view_slot(SlotId source, std::string name, const SymShape& shape);
+  // A plan-owned constant slot (integer data: the codes of `format`).
+  SlotId constant_slot(std::string name, Tensor data,
+                       std::optional<quant::FixedFormat> format = std::nullopt);
+  const Slot& slot_info(SlotId s) const { return plan_->slots_[s]; }
+  // Replaces the float default (4 bytes per float32 constant read) of Plan::parameter_bytes().
+  void set_parameter_bytes(int64_t bytes) { plan_->parameter_bytes_ = bytes; }
   // Records that a node mixes the samples of a batch (e.g. a Softmax along dim 0): run() must
   // then process the batch whole.
   void mixes_samples() { row_independent_ = false; }
@@ -71,9 +102,20 @@ class PlanBuilder {
   std::vector<SlotId> slot_of_;  // per value
   std::vector<SlotId> root_;     // per slot: the slot owning the storage (itself unless a view)
   bool row_independent_ = true;
+  std::vector<bool> barrier_;     // per node
+  std::vector<SlotId> override_;  // per value
+  std::vector<ir::ValueId> overridden_;
 };
 
 // Lowers one node for Mode::kFloat (float_lowering.cc).
 void lower_float(PlanBuilder& b, const ir::Node& node);
+
+// Lowers the whole graph for Mode::kFake (fake_lowering.cc): `b.graph()` is the graph returned
+// by fake_quantized_graph(), whose quantized nodes read fake-quantized constants.
+void lower_fake(PlanBuilder& b);
+ir::Graph fake_quantized_graph(const ir::Graph& graph, const quant::QuantAssignment& q);
+
+// Lowers the whole graph for Mode::kInt (int_lowering.cc).
+void lower_int(PlanBuilder& b);
 
 }  // namespace qsearch::runtime

@@ -46,21 +46,65 @@ PlanBuilder::PlanBuilder(const ir::Graph& graph, const PlanOptions& options)
 
 const ir::Node* PlanBuilder::sole_consumer(ir::ValueId v) const {
   if (uses_[v] != 1 || is_output_[v]) return nullptr;
+  const int producer = graph_.value(v).producer;
+  if (producer >= 0 && barrier_[producer]) return nullptr;
   for (const ir::Node& n : graph_.nodes()) {
     for (ir::ValueId in : n.inputs) {
-      if (in == v) return &n;
+      if (in == v) return barrier_[node_index(n)] ? nullptr : &n;
     }
   }
   return nullptr;
 }
 
+void PlanBuilder::clear_overrides() {
+  for (ir::ValueId v : overridden_) override_[v] = kNoSlot;
+  overridden_.clear();
+}
+
+SlotId PlanBuilder::new_slot(std::string name, DType dtype, const SymShape& shape,
+                             std::optional<quant::FixedFormat> format, int frac) {
+  Slot s;
+  s.name = std::move(name);
+  s.dtype = dtype;
+  s.shape = shape;
+  s.kind = SlotKind::kBuffer;
+  s.format = format;
+  s.frac = format ? format->frac : frac;
+  const auto id = static_cast<SlotId>(plan_->slots_.size());
+  plan_->slots_.push_back(std::move(s));
+  root_.push_back(id);
+  return id;
+}
+
+SlotId PlanBuilder::view_slot(SlotId source, std::string name, const SymShape& shape) {
+  Slot s = plan_->slots_[source];
+  s.name = std::move(name);
+  s.shape = shape;
+  const auto id = static_cast<SlotId>(plan_->slots_.size());
+  plan_->slots_.push_back(std::move(s));
+  root_.push_back(root_[source]);
+  return id;
+}
+
+SlotId PlanBuilder::constant_slot(std::string name, Tensor data,
+                                  std::optional<quant::FixedFormat> format) {
+  Slot s;
+  s.name = std::move(name);
+  s.dtype = data.dtype();
+  s.format = format;
+  s.frac = format ? format->frac : 0;
+  s.kind = SlotKind::kConstant;
+  s.shape.rank = data.rank();
+  for (int d = 0; d < data.rank(); ++d) s.shape.base[d] = data.dim(d);
+  s.constant = static_cast<int32_t>(plan_->constants_.size());
+  plan_->constants_.push_back(std::move(data));
+  const auto id = static_cast<SlotId>(plan_->slots_.size());
+  plan_->slots_.push_back(std::move(s));
+  root_.push_back(id);
+  return id;
+}
+
 void PlanBuilder::check_graph() {
-  if (options_.mode != Mode::kFloat) {
-    fail(
-        "execution mode '{}' is not implemented yet (it comes with the quantization engine); "
-        "use mode 'float'",
-        mode_name(options_.mode));
-  }
   if (options_.max_batch < 1) {
     fail("max_batch must be >= 1, got {}", options_.max_batch);
   }
@@ -132,6 +176,7 @@ void PlanBuilder::compute_shapes() {
 }
 
 SlotId PlanBuilder::slot(ir::ValueId v) {
+  if (override_[v] != kNoSlot) return override_[v];
   if (slot_of_[v] != kNoSlot) return slot_of_[v];
   const ir::Value& val = graph_.value(v);
   Slot s;
@@ -306,7 +351,9 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
   uses_.assign(nv, 0);
   is_output_.assign(nv, false);
   slot_of_.assign(nv, kNoSlot);
+  override_.assign(nv, kNoSlot);
   fused_.assign(graph_.nodes().size(), false);
+  barrier_.assign(graph_.nodes().size(), false);
   for (const ir::Node& n : graph_.nodes()) {
     for (ir::ValueId in : n.inputs) {
       if (in >= 0) ++uses_[in];
@@ -328,7 +375,6 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
   plan_->input_shape_ = graph_.value(in).shape;
 
   for (const ir::Node& n : graph_.nodes()) {
-    if (fused_[node_index(n)]) continue;
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const ir::ValueId v = n.inputs[k];
       if (v < 0) continue;
@@ -339,7 +385,19 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
                                  val.name, dtype_name(t)));
       }
     }
-    lower_float(*this, n);
+  }
+  switch (options_.mode) {
+    case Mode::kFloat:
+      for (const ir::Node& n : graph_.nodes()) {
+        if (!fused_[node_index(n)]) lower_float(*this, n);
+      }
+      break;
+    case Mode::kFake:
+      lower_fake(*this);
+      break;
+    case Mode::kInt:
+      lower_int(*this);
+      break;
   }
   materialize_outputs();
   plan_buffers();
@@ -350,7 +408,13 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
 std::string Plan::to_string() const {
   auto slot_str = [&](SlotId s) {
     const Slot& sl = slots_[s];
-    return fmt::format("{}{}", sl.name, shape_str(sl.shape.shape(1)));
+    const std::string shape = shape_str(sl.shape.shape(1));
+    if (sl.dtype == DType::kFloat32) return fmt::format("{}{}", sl.name, shape);
+    if (sl.format) {
+      return fmt::format("{}{}:{} {}", sl.name, shape, dtype_name(sl.dtype),
+                         quant::format_name(*sl.format));
+    }
+    return fmt::format("{}{}:{} .{}", sl.name, shape, dtype_name(sl.dtype), sl.frac);
   };
   std::string out;
   for (size_t i = 0; i < steps_.size(); ++i) {
@@ -370,6 +434,13 @@ std::string Plan::to_string() const {
 }
 
 std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions& options) {
+  if (options.mode == Mode::kFake) {
+    // The fake-quantized weights live in a shallow copy of the graph (a trial never mutates
+    // the graph it is given); the builder copies what the plan keeps.
+    const ir::Graph fq = fake_quantized_graph(graph, options.quant);
+    PlanBuilder builder(fq, options);
+    return builder.build();
+  }
   PlanBuilder builder(graph, options);
   return builder.build();
 }

@@ -24,22 +24,23 @@
 //   Conv/Gemm/MatMul <- Add of a same-shape residual computed earlier, <- Relu/Clip. A value is
 //   fused away only when its sole consumer is the fused node and it is not a graph output.
 //
-// * Issue 4 (kFake, kInt) plugs in here without changing the executor:
-//   - PlanOptions gains the per-node number formats (a quant::QuantAssignment, by node config
-//     name). make_plan() passes it to the mode's lowering, which sees the same graph, shapes
-//     and slot allocator as the float lowering (lowering.h).
-//   - kInt inserts a quantize step (float slot -> int8/int16/int32 slot with a binary point,
-//     Slot::format) before the first quantized node, integer GEMM/conv steps whose weights are
-//     prepared by the integer lowering (codes packed at their width, bias aligned to the
-//     accumulator's binary point, accumulator width chosen from the formats and the fan-in;
-//     an accumulator that could overflow is an Error at plan time), requantize steps between
-//     formats, and a dequantize step where a float op or the output needs floats. Buffers are
-//     planned in bytes, so integer slots share the same buffer pool.
-//   - kFake reuses the float steps with fake-quantized weights prepared at plan time and
-//     fake-quantize steps on activations (MASE semantics: float accumulation), with fusion
-//     restricted to what MASE computes in one op.
-//   Weight preparation is the lowering's business, so a quantized lowering packs its own
-//   weights without touching the float one.
+// * The quantized modes (PlanOptions::quant: per-node formats by config name; what each
+//   quantized op computes is MASE's, runtime/node_quant.h; docs/numerics.md "Execution modes"):
+//   - kFake (fake_lowering.cc): MASE's fake quantization on the float kernels. Quantized
+//     constants are fake-quantized once into a shallow copy of the graph; activations pass a
+//     fake-quantize step before each quantized node, which runs unfused (float accumulation).
+//   - kInt (int_lowering.cc): bit-accurate integer execution. Weights are quantized and packed
+//     at their width (bit-packed below the panel element; kernels/fixed unpacks a panel at a
+//     time), activations flow as integer codes with a binary point (Slot::format / Slot::frac),
+//     each integer GEMM / conv accumulates exactly in the int32 or int64 its exact bound allows
+//     (a bound beyond int64 is an Error naming the node and formats), the bias is aligned to the
+//     accumulator's binary point, and a result is rounded once: requantized to what its
+//     consumers read, or to float32. Unquantized nodes run the float lowering; views, max pools
+//     and relus between integer nodes run on codes. It equals an exact rational evaluation of
+//     kFake's math (tests/runtime/quant_exact_test.cc), so the two differ only where float
+//     accumulation rounds.
+//   Both reuse lower_float for what runs in float, with fusion barriers so that nothing is fused
+//   across a quantized node (lowering.h).
 //
 // * Micro-batches: when every value holds whole samples along dim 0 (shape [c * B, ...], no op
 //   mixing samples: no Softmax or Concat along dim 0) the plan is row-independent, and run()
@@ -67,8 +68,8 @@
 
 namespace qsearch::runtime {
 
-// kFloat: float32 everywhere. kFake / kInt: the quantized modes of issue 4 (not yet: make_plan
-// throws an Error naming the mode).
+// kFloat: float32 everywhere (PlanOptions::quant ignored). kFake: MASE's fake quantization.
+// kInt: bit-accurate integer execution of the same math.
 enum class Mode { kFloat, kFake, kInt };
 
 const char* mode_name(Mode mode);
@@ -98,9 +99,12 @@ class Plan {
   const std::vector<SlotId>& output_slots() const { return outputs_; }
   // The graph input's shape with kDynamic for the batch dim, e.g. [?, 1, 28, 28].
   const Shape& input_shape() const { return input_shape_; }
-  // Bytes of the model's parameters as this plan's mode stores them. kFloat: 4 bytes per
-  // element of every float32 constant the graph's nodes read (each constant once), whatever
-  // fusion did to them.
+  // Bytes of the model's parameters as this plan's mode stores them. kFloat and kFake: 4 bytes
+  // per element of every float32 constant the graph's nodes read (each constant once), whatever
+  // fusion did to them. kInt: the packed weight panels of every integer GEMM / conv as stored
+  // (bit-packed at the weight width, including the tile padding), 8 bytes per bias element (kept
+  // pre-aligned to the accumulator as int64), the codes of quantized constant operands, and 4
+  // bytes per element of the float32 constants the float ops read.
   int64_t parameter_bytes() const { return parameter_bytes_; }
 
   // Samples per slice of run() (see "Micro-batches" above); 0 when the graph mixes samples.

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "kernels/params.h"
+#include "quant/fixed_point.h"
 
 namespace qsearch::runtime {
 
@@ -72,9 +74,11 @@ struct Slot {
   SlotKind kind = SlotKind::kBuffer;
   int32_t buffer = -1;    // kBuffer: index into Plan::buffer_bytes()
   int32_t constant = -1;  // kConstant: index into Plan::constants()
-  // Issue 4 (integer mode) adds the binary point of fixed-point slots here, e.g.
-  // `std::optional<quant::FixedFormat> format;`, set by the quantize / requantize steps that
-  // produce them; steps read it at plan time, never at run time.
+  // Integer slots (Mode::kInt): the codes' format when they are codes of one, and their binary
+  // point (value = code * 2^-frac; accumulators have a frac but no format). Read at plan time
+  // and by to_string(), never at run time.
+  std::optional<quant::FixedFormat> format;
+  int frac = 0;
 };
 
 // What a step sees while running: the batch size and a pointer per slot.
@@ -89,6 +93,8 @@ class RunContext {
     QSEARCH_DCHECK(slots_[s].dtype == dtype_of<T>());
     return static_cast<T*>(ptrs_[s]);
   }
+  // The slot's storage, untyped (integer steps dispatch on the dtype they were planned with).
+  void* slot_ptr(SlotId s) const { return ptrs_[s]; }
   const SymShape& shape(SlotId s) const { return slots_[s].shape; }
   kernels::Dims dims(SlotId s) const { return slots_[s].shape.at(batch_); }
   int64_t dim(SlotId s, int d) const { return slots_[s].shape.dim(d, batch_); }

@@ -46,6 +46,41 @@ TEST(Executor, RunDoesNotAllocate) {
   set_num_threads(saved);
 }
 
+// The quantized modes: int (kernels' per-thread scratch grows on a thread's first run, hence the
+// warm-up) and fake.
+TEST(Executor, QuantizedRunsDoNotAllocate) {
+  const int saved = num_threads();
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    for (const ir::Graph& g :
+         {testing::make_mlp({784, 256, 128, 10}), testing::make_residual_cnn()}) {
+      quant::QuantAssignment q;
+      for (const ir::Node& n : g.nodes()) {
+        const std::string op = ir::mase_op(g, n);
+        const quant::FixedFormat f{4, 2, op != "relu"};
+        if (op == "linear" || op == "conv2d") {
+          q[n.config_name] = {.quantized = true, .data_in = f, .weight = f, .bias = f};
+        } else if (op == "relu" || op == "add" || op == "batch_norm2d") {
+          q[n.config_name] = {.quantized = true, .data_in = f};
+        }
+      }
+      for (Mode mode : {Mode::kInt, Mode::kFake}) {
+        auto plan = make_plan(g, {.mode = mode, .max_batch = 32, .quant = q});
+        Executor ex(plan);
+        Tensor x = testing::random_tensor({32, 1, 28, 28}, 1, 0.0f, 1.0f);
+        const Tensor small = x.rows(0, 7);
+        ex.run(x);  // warm-up
+        const int64_t before = g_allocations.load();
+        ex.run(x);
+        ex.run(small);
+        ex.run(x);
+        EXPECT_EQ(g_allocations.load() - before, 0) << mode_name(mode) << ", threads " << threads;
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
 TEST(Executor, RunInsideAParallelRegionDoesNotAllocate) {
   // The evaluator's pattern: one executor per worker, run() inside parallel_for chunks (the
   // kernels' own parallel_for then runs inline).

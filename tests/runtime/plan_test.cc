@@ -68,8 +68,13 @@ TEST(PlanErrors, GraphInputs) {
 TEST(PlanErrors, ModeBatchRankAndNodes) {
   GraphMaker m({kDynamic, 3});
   ir::Graph g = m.finish(m.op(OpKind::kRelu, {m.input()}));
-  expect_plan_error(g, {"'int'", "not implemented"}, {.mode = Mode::kInt});
-  expect_plan_error(g, {"'fake'"}, {.mode = Mode::kFake});
+  // The quantized modes check the assignment against the graph (tests/runtime/quant_*_test.cc
+  // cover the rest).
+  quant::NodeQuantConfig relu8{.quantized = true, .data_in = quant::FixedFormat{8, 4, false}};
+  for (Mode mode : {Mode::kInt, Mode::kFake}) {
+    expect_plan_error(g, {"'rleu'", "no node", "did you mean 'relu'"},
+                      {.mode = mode, .quant = {{"rleu", relu8}}});
+  }
   expect_plan_error(g, {"max_batch"}, {.max_batch = 0});
   {
     GraphMaker r({kDynamic, 2});

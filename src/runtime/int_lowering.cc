@@ -1,0 +1,671 @@
+// Mode::kInt: bit-accurate integer execution of MASE's fake-quant math (node_quant.h).
+//
+// Every value has a canonical representation, the one its producer naturally makes:
+//   float  - graph input, float ops (unquantized nodes; batch_norm2d / tanh after their input is
+//            quantized and converted back exactly);
+//   exact  - the exact result of a quantized linear / conv2d / matmul / add / sub / mul: an
+//            integer at a known binary point (the accumulator), never rounded;
+//   codes  - a value that is itself quantized: a quantized relu's output relu(q(x)) = q(x)
+//            (unsigned codes), a linear / conv2d output with data_out;
+//   derived - an unquantized view, max pool or relu of a non-float value: computed on whatever
+//            representation its consumers ask for (each commutes exactly with every monotone
+//            requantization, so this is the same math), costing no conversion of its own.
+// Consumers ask for a representation: the codes of a format (a quantized node's operand) or
+// float (a float op, a graph output). Conversions are exact-or-one-rounding: exact -> codes is one
+// requantization, exact -> float one rounding, codes -> codes a requantization (MASE quantizes a
+// quantized value again the same way), float -> codes the quantizer itself. A producer whose
+// consumers all ask for the same representation writes it directly (fused requantization or
+// float output in the GEMM epilogue); otherwise it writes its exact accumulator once and the
+// conversions follow. Nothing goes through float between integer nodes.
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "kernels/fixed/bitpack.h"
+#include "quant/quantize.h"
+#include "runtime/lowering.h"
+#include "runtime/node_quant.h"
+#include "runtime/quant_steps.h"
+
+namespace qsearch::runtime {
+
+namespace {
+
+namespace fx = kernels::fixed;
+using ir::Node;
+using ir::OpKind;
+using ir::ValueId;
+using quant::FixedFormat;
+using quant::Rounding;
+
+// A representation a consumer asks for.
+struct Want {
+  bool is_float = true;
+  FixedFormat format;
+  Rounding rounding = Rounding::kHalfToEven;
+
+  static Want real() { return Want{}; }
+  static Want codes(const FixedFormat& f, Rounding r) { return Want{false, f, r}; }
+  bool operator==(const Want& o) const {
+    return is_float == o.is_float && (is_float || (format == o.format && rounding == o.rounding));
+  }
+  std::string str() const {
+    return is_float
+               ? "float"
+               : fmt::format("{} {}", quant::format_name(format), quant::rounding_name(rounding));
+  }
+};
+
+enum class Canon { kFloat, kExact, kCodes, kDerived };
+
+struct ValueInfo {
+  Canon canon = Canon::kFloat;
+  SlotId slot = kNoSlot;  // kExact / kCodes: the canonical slot, if it was written
+  std::vector<Want> demands;
+  std::vector<std::pair<Want, SlotId>> reprs;  // representations made so far
+};
+
+bool is_view(OpKind k) {
+  return k == OpKind::kReshape || k == OpKind::kFlatten || k == OpKind::kIdentity ||
+         k == OpKind::kDropout;
+}
+
+class IntLowering {
+ public:
+  explicit IntLowering(PlanBuilder& b)
+      : b_(b), g_(b.graph()), nq_(resolve_node_quant(g_, b.options().quant)) {}
+
+  void run() {
+    classify();
+    collect_demands();
+    for (size_t i = 0; i < nq_.size(); ++i) {
+      const Node& n = g_.nodes()[i];
+      if (barrier(n)) b_.set_fusion_barrier(n);
+    }
+    for (size_t i = 0; i < nq_.size(); ++i) {
+      const Node& n = g_.nodes()[i];
+      if (b_.is_fused(n) || info_[n.outputs[0]].canon == Canon::kDerived) continue;
+      lower(n, nq_[i]);
+    }
+    for (ValueId v : g_.outputs()) get(v, Want::real());
+    count_float_parameters();
+    b_.set_parameter_bytes(param_bytes_);
+  }
+
+ private:
+  const NodeQuant& nq(const Node& n) const { return nq_[b_.node_index(n)]; }
+  bool is_constant(ValueId v) const { return v >= 0 && g_.value(v).is_constant(); }
+
+  // A float op the float lowering may fuse: unquantized, and reading float values only.
+  bool barrier(const Node& n) const {
+    if (nq(n).quantized() || info_[n.outputs[0]].canon == Canon::kDerived) return true;
+    for (ValueId v : n.inputs) {
+      if (v >= 0 && !is_constant(v) && info_[v].canon != Canon::kFloat) return true;
+    }
+    return false;
+  }
+
+  void classify() {
+    info_.assign(g_.values().size(), ValueInfo{});
+    for (const Node& n : g_.nodes()) {
+      const NodeQuant& q = nq(n);
+      Canon c = Canon::kFloat;
+      switch (q.kind) {
+        case NodeQuant::Kind::kNone: {
+          const bool transparent =
+              is_view(n.kind) || n.kind == OpKind::kMaxPool || n.kind == OpKind::kRelu;
+          if (transparent && info_[n.inputs[0]].canon != Canon::kFloat) c = Canon::kDerived;
+          break;
+        }
+        case NodeQuant::Kind::kLinear:
+        case NodeQuant::Kind::kConv:
+          c = q.data_out ? Canon::kCodes : Canon::kExact;
+          break;
+        case NodeQuant::Kind::kMatMul:
+        case NodeQuant::Kind::kAdd:
+        case NodeQuant::Kind::kSub:
+        case NodeQuant::Kind::kMul:
+          c = Canon::kExact;
+          break;
+        case NodeQuant::Kind::kRelu:
+          c = Canon::kCodes;
+          break;
+        case NodeQuant::Kind::kInputOnly:
+          c = Canon::kFloat;
+          break;
+      }
+      info_[n.outputs[0]].canon = c;
+    }
+  }
+
+  static void add_demand(ValueInfo& vi, const Want& w) {
+    if (std::find(vi.demands.begin(), vi.demands.end(), w) == vi.demands.end()) {
+      vi.demands.push_back(w);
+    }
+  }
+
+  // What each consumer will ask of its inputs: the same rules get() is called with below.
+  void collect_demands() {
+    for (ValueId v : g_.outputs()) add_demand(info_[v], Want::real());
+    for (auto it = g_.nodes().rbegin(); it != g_.nodes().rend(); ++it) {
+      const Node& n = *it;
+      const NodeQuant& q = nq(n);
+      if (info_[n.outputs[0]].canon == Canon::kDerived) {
+        for (const Want& w : info_[n.outputs[0]].demands) add_demand(info_[n.inputs[0]], w);
+        continue;
+      }
+      for (size_t k = 0; k < n.inputs.size(); ++k) {
+        const ValueId v = n.inputs[k];
+        if (v < 0 || is_constant(v)) continue;
+        if (q.quantized()) {
+          if (q.inputs[k]) add_demand(info_[v], Want::codes(*q.inputs[k], q.rounding));
+        } else {
+          add_demand(info_[v], Want::real());
+        }
+      }
+    }
+  }
+
+  std::string codes_name(ValueId v, const FixedFormat& f) const {
+    return fmt::format("{}:{}", g_.value(v).name, quant::format_name(f));
+  }
+
+  template <typename T>
+  std::unique_ptr<T> step(const Node& n) const {
+    auto s = std::make_unique<T>();
+    s->node = n.name;
+    return s;
+  }
+
+  // ---- representations ------------------------------------------------------------------------
+
+  SlotId get(ValueId v, const Want& w) {
+    ValueInfo& vi = info_[v];
+    for (const auto& [have, s] : vi.reprs) {
+      if (have == w) return s;
+    }
+    SlotId s = kNoSlot;
+    const std::string& name = g_.value(v).name;
+    if (vi.canon == Canon::kDerived) {
+      s = derived(v, w);
+    } else if (vi.canon == Canon::kFloat) {
+      if (w.is_float) {
+        s = b_.slot(v);  // written by its producer (or the graph input)
+      } else {
+        auto st = std::make_unique<QuantizeStep>();
+        st->node = fmt::format("quantize '{}'", name);
+        st->format = w.format;
+        st->rounding = w.rounding;
+        st->inputs = {b_.slot(v)};
+        s = b_.new_slot(codes_name(v, w.format), quant::storage_dtype(w.format), b_.shape(v),
+                        w.format);
+        st->outputs = {s};
+        b_.add_step(std::move(st));
+      }
+    } else {
+      QSEARCH_CHECK(vi.slot != kNoSlot && "a representation nobody demanded was asked for");
+      const Slot& src = b_.slot_info(vi.slot);
+      if (w.is_float) {
+        auto st = std::make_unique<DequantizeStep>();
+        st->node = fmt::format("dequantize '{}'", name);
+        st->in_dtype = src.dtype;
+        st->frac = src.frac;
+        st->inputs = {vi.slot};
+        s = b_.slot(v);
+        st->outputs = {s};
+        b_.add_step(std::move(st));
+      } else if (src.format && *src.format == w.format) {
+        s = vi.slot;  // requantizing codes to their own format is the identity
+      } else {
+        auto st = std::make_unique<RequantizeStep>();
+        st->node = fmt::format("requantize '{}'", name);
+        st->in_dtype = src.dtype;
+        st->in_frac = src.frac;
+        st->format = w.format;
+        st->rounding = w.rounding;
+        st->inputs = {vi.slot};
+        s = b_.new_slot(codes_name(v, w.format), quant::storage_dtype(w.format), b_.shape(v),
+                        w.format);
+        st->outputs = {s};
+        b_.add_step(std::move(st));
+      }
+    }
+    info_[v].reprs.emplace_back(w, s);
+    return s;
+  }
+
+  // An unquantized view / max pool / relu of a non-float value, in representation w.
+  SlotId derived(ValueId v, const Want& w) {
+    const Node& t = g_.node(g_.value(v).producer);
+    const SlotId src = get(t.inputs[0], w);
+    if (w.is_float) {
+      lower_float(b_, t);  // reads the float input just made, writes slot(v)
+      return b_.slot(v);
+    }
+    const std::string name = codes_name(v, w.format);
+    if (is_view(t.kind)) return b_.view_slot(src, name, b_.shape(v));
+    const DType dtype = b_.slot_info(src).dtype;
+    if (t.kind == OpKind::kRelu) {
+      if (!w.format.is_signed) return src;  // codes of an unsigned format are never negative
+      auto st = step<IntReluStep>(t);
+      st->dtype = dtype;
+      st->inputs = {src};
+      const SlotId out = b_.new_slot(name, dtype, b_.shape(v), w.format);
+      st->outputs = {out};
+      b_.add_step(std::move(st));
+      return out;
+    }
+    QSEARCH_CHECK(t.kind == OpKind::kMaxPool);
+    auto st = step<IntMaxPoolStep>(t);
+    st->dtype = dtype;
+    st->params = max_pool_params(t, b_.shape(t.inputs[0]), b_.shape(v));
+    st->inputs = {src};
+    const SlotId out = b_.new_slot(name, dtype, b_.shape(v), w.format);
+    st->outputs = {out};
+    b_.add_step(std::move(st));
+    return out;
+  }
+
+  fx::MaxPool2dParams max_pool_params(const Node& t, const SymShape& x, const SymShape& y) const {
+    const auto& a = std::get<ir::PoolAttrs>(t.attrs);
+    fx::MaxPool2dParams p;
+    p.kernel_h = a.kernel[0];
+    p.kernel_w = a.kernel[1];
+    p.stride_h = a.strides[0];
+    p.stride_w = a.strides[1];
+    p.dilation_h = a.dilations[0];
+    p.dilation_w = a.dilations[1];
+    p.pad_top = a.pads[0];
+    p.pad_left = a.pads[1];
+    p.pad_bottom = a.pads[2];
+    p.pad_right = a.pads[3];
+    const int64_t h = x.base[2], w = x.base[3];
+    // ceil_mode: extra bottom/right padding makes the kernel's floor rule give the same windows
+    // (padding never wins a max).
+    p.pad_bottom += std::max<int64_t>(0, y.base[2] - p.out_h(h));
+    p.pad_right += std::max<int64_t>(0, y.base[3] - p.out_w(w));
+    for (int d = 0; d < 2; ++d) {
+      const int64_t in = d == 0 ? h : w, out = y.base[2 + d];
+      const int64_t stride = d == 0 ? p.stride_h : p.stride_w,
+                    dil = d == 0 ? p.dilation_h : p.dilation_w;
+      const int64_t pad = d == 0 ? p.pad_top : p.pad_left, k = d == 0 ? p.kernel_h : p.kernel_w;
+      for (int64_t o = 0; o < out; ++o) {
+        bool inside = false;
+        for (int64_t u = 0; u < k && !inside; ++u) {
+          const int64_t i = o * stride - pad + u * dil;
+          inside = i >= 0 && i < in;
+        }
+        if (!inside) {
+          PlanBuilder::fail_node(t, fmt::format("the pooling window of output {} {} covers only "
+                                                "padding: make the padding smaller than the kernel",
+                                                d == 0 ? "row" : "column", o));
+        }
+      }
+    }
+    return p;
+  }
+
+  // ---- quantized nodes ------------------------------------------------------------------------
+
+  void lower(const Node& n, const NodeQuant& q) {
+    switch (q.kind) {
+      case NodeQuant::Kind::kNone:
+        for (ValueId v : n.inputs) {
+          if (v >= 0 && !is_constant(v)) get(v, Want::real());
+        }
+        lower_float(b_, n);
+        return;
+      case NodeQuant::Kind::kLinear:
+        return lower_linear(n, q);
+      case NodeQuant::Kind::kConv:
+        return lower_conv(n, q);
+      case NodeQuant::Kind::kMatMul:
+        return lower_matmul(n, q);
+      case NodeQuant::Kind::kAdd:
+      case NodeQuant::Kind::kSub:
+      case NodeQuant::Kind::kMul:
+        return lower_binary(n, q);
+      case NodeQuant::Kind::kRelu: {
+        // relu(q(x)) with an unsigned format is q(x) itself: the codes are the output.
+        const SlotId s = get(n.inputs[0], Want::codes(*q.inputs[0], q.rounding));
+        ValueInfo& out = info_[n.outputs[0]];
+        out.slot = s;
+        out.reprs.emplace_back(Want::codes(*q.inputs[0], q.rounding), s);
+        return;
+      }
+      case NodeQuant::Kind::kInputOnly: {
+        // op(q(x)): the codes back to float exactly (|code| <= 2^24), then the float op.
+        const ValueId x = n.inputs[0];
+        const SlotId codes = get(x, Want::codes(*q.inputs[0], q.rounding));
+        const Slot& cs = b_.slot_info(codes);
+        auto st = step<DequantizeStep>(n);
+        st->in_dtype = cs.dtype;
+        st->frac = cs.frac;
+        st->inputs = {codes};
+        const SlotId real =
+            b_.new_slot(fmt::format("{}~{}", g_.value(x).name, quant::format_name(*q.inputs[0])),
+                        DType::kFloat32, b_.shape(x));
+        st->outputs = {real};
+        b_.add_step(std::move(st));
+        b_.override_slot(x, real);
+        lower_float(b_, n);
+        b_.clear_overrides();
+        return;
+      }
+    }
+  }
+
+  // How a node whose exact result is at binary point `frac` writes its output: requantized to the
+  // one format every consumer wants, float when only float is wanted, else the accumulator.
+  struct OutputPlan {
+    fx::GemmOutput kind = fx::GemmOutput::kAccumulator;
+    FixedFormat format;
+    Rounding rounding = Rounding::kHalfToEven;
+  };
+  OutputPlan plan_output(const Node& n, const NodeQuant& q) const {
+    OutputPlan p;
+    const ValueInfo& vi = info_[n.outputs[0]];
+    if (q.data_out) {
+      p.kind = fx::GemmOutput::kRequantize;
+      p.format = *q.data_out;
+      p.rounding = q.rounding;
+    } else if (vi.demands.size() == 1 && !vi.demands[0].is_float) {
+      p.kind = fx::GemmOutput::kRequantize;
+      p.format = vi.demands[0].format;
+      p.rounding = vi.demands[0].rounding;
+    } else if (vi.demands.size() <= 1) {
+      p.kind = fx::GemmOutput::kFloat;
+    }
+    return p;
+  }
+
+  // The output slot for plan p; records it as the canonical slot or as the one representation.
+  SlotId output_slot(const Node& n, const OutputPlan& p, DType acc_dtype, int acc_frac) {
+    const ValueId y = n.outputs[0];
+    ValueInfo& vi = info_[y];
+    switch (p.kind) {
+      case fx::GemmOutput::kFloat: {
+        const SlotId s = b_.slot(y);
+        vi.reprs.emplace_back(Want::real(), s);
+        return s;
+      }
+      case fx::GemmOutput::kRequantize: {
+        const SlotId s = b_.new_slot(codes_name(y, p.format), quant::storage_dtype(p.format),
+                                     b_.shape(y), p.format);
+        if (vi.canon == Canon::kCodes) vi.slot = s;
+        vi.reprs.emplace_back(Want::codes(p.format, p.rounding), s);
+        return s;
+      }
+      case fx::GemmOutput::kAccumulator:
+        break;
+    }
+    vi.slot = b_.new_slot(fmt::format("{}:acc", g_.value(y).name), acc_dtype, b_.shape(y),
+                          std::nullopt, acc_frac);
+    return vi.slot;
+  }
+
+  // Quantized weight codes of constant `v` with format f (an Error names the node if the data is
+  // not float32).
+  Tensor weight_codes(const Node& n, ValueId v, const FixedFormat& f, Rounding r) const {
+    const ir::Value& val = g_.value(v);
+    if (!val.is_constant()) {
+      PlanBuilder::fail_node(n, fmt::format("the integer engine needs '{}' to be a constant to "
+                                            "quantize it once at plan time",
+                                            val.name));
+    }
+    return quant::quantize(val.data, f, r);
+  }
+
+  // The bias codes broadcast to n outputs (the bias may be one value for all).
+  Tensor bias_codes(const Node& n, ValueId c, int64_t outputs, const FixedFormat& f,
+                    Rounding r) const {
+    Tensor codes = weight_codes(n, c, f, r);
+    const Shape& cs = codes.shape();
+    const int64_t numel = codes.numel();
+    if (numel == outputs && (cs.empty() || cs.back() == outputs)) {
+      return codes.reshaped({outputs});
+    }
+    if (numel != 1) {
+      PlanBuilder::fail_node(n, fmt::format("bias '{}' of shape {} is not one value per output "
+                                            "({}); the integer engine adds a per-output bias",
+                                            g_.value(c).name, shape_str(cs), outputs));
+    }
+    Tensor wide({outputs}, codes.dtype());
+    for (int64_t i = 0; i < outputs; ++i) {
+      quant::store_code(wide.raw(), wide.dtype(), i,
+                        quant::load_code(codes.raw(), codes.dtype(), 0));
+    }
+    return wide;
+  }
+
+  void check_bound(const Node& n, const NodeQuant& q, const fx::AccumulatorBound& bound,
+                   int64_t fan_in) const {
+    if (bound.need != fx::AccNeed::kOverflowsInt64) return;
+    PlanBuilder::fail_node(
+        n, fmt::format("the exact accumulator could reach {:.3g} (data_in {}, weight {}, bias {}, "
+                       "fan-in {}), beyond int64: the integer engine refuses this configuration "
+                       "rather than wrap; narrow the formats or bring the binary points closer",
+                       bound.max_abs, format_str(q.inputs[0]), format_str(q.inputs[1]),
+                       q.inputs.size() > 2 ? format_str(q.inputs[2]) : "none", fan_in));
+  }
+
+  void lower_linear(const Node& n, const NodeQuant& q) {
+    const ValueId x = n.inputs[0], w = n.inputs[1];
+    const ValueId c = n.inputs.size() > 2 ? n.inputs[2] : -1;
+    bool trans_b = false;
+    if (n.kind == OpKind::kGemm) {
+      const auto& at = std::get<ir::GemmAttrs>(n.attrs);
+      if (at.trans_a || at.alpha != 1.0f || (c >= 0 && at.beta != 1.0f)) {
+        PlanBuilder::fail_node(n,
+                               "a quantized Gemm needs alpha = beta = 1 and transA = 0 (as "
+                               "PyTorch exports Linear)");
+      }
+      trans_b = at.trans_b;
+    }
+    const Shape& ws = g_.value(w).data.shape();
+    const int64_t k = trans_b ? ws[1] : ws[0], nn = trans_b ? ws[0] : ws[1];
+    auto s = step<IntGemmStep>(n);
+    s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
+    fx::GemmWeights& spec = s->spec;
+    spec.b = s->weight_codes.raw();
+    spec.b_dtype = s->weight_codes.dtype();
+    spec.k = k;
+    spec.n = nn;
+    spec.stride_k = trans_b ? 1 : nn;
+    spec.stride_n = trans_b ? k : 1;
+    spec.b_format = *q.inputs[1];
+    spec.a_format = *q.inputs[0];
+    spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
+    spec.bit_pack = true;
+    if (c >= 0) {
+      s->bias_codes = bias_codes(n, c, nn, *q.inputs[2], q.rounding);
+      spec.bias = s->bias_codes.raw();
+      spec.bias_dtype = s->bias_codes.dtype();
+      spec.bias_format = *q.inputs[2];
+    }
+    s->packed = fx::pack_weights(spec);
+    const fx::AccumulatorBound bound = fx::accumulator_bound(s->packed);
+    check_bound(n, q, bound, k);
+    s->reference = b_.options().use_reference_kernels;
+    const OutputPlan op = plan_output(n, q);
+    s->params.acc = bound.acc();
+    s->params.output = op.kind;
+    s->params.out_format = op.format;
+    s->params.rounding = op.rounding;
+    s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
+    s->outputs = {output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
+    param_bytes_ += static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * nn : 0);
+    if (!s->reference) s->weight_codes = s->bias_codes = Tensor();  // the plan keeps the packing
+    b_.add_step(std::move(s));
+  }
+
+  void lower_conv(const Node& n, const NodeQuant& q) {
+    const auto& at = std::get<ir::ConvAttrs>(n.attrs);
+    const ValueId x = n.inputs[0], w = n.inputs[1];
+    const ValueId c = n.inputs.size() > 2 ? n.inputs[2] : -1;
+    const SymShape& xs = b_.shape(x);
+    if (xs.rank != 4 || xs.base[0] != 0 || xs.per_batch[0] != 1) {
+      PlanBuilder::fail_node(n,
+                             "the integer Conv2d needs an NCHW input whose first dim is the "
+                             "batch");
+    }
+    const Shape& ws = g_.value(w).data.shape();  // [M, C/G, kH, kW]
+    auto s = step<IntConvStep>(n);
+    fx::Conv2dGeometry& geo = s->geometry;
+    geo.in_channels = xs.base[1];
+    geo.in_h = xs.base[2];
+    geo.in_w = xs.base[3];
+    geo.out_channels = ws[0];
+    geo.kernel_h = ws[2];
+    geo.kernel_w = ws[3];
+    geo.groups = at.group;
+    geo.pad_top = at.pads[0];
+    geo.pad_left = at.pads[1];
+    geo.pad_bottom = at.pads[2];
+    geo.pad_right = at.pads[3];
+    geo.stride_h = at.strides[0];
+    geo.stride_w = at.strides[1];
+    geo.dilation_h = at.dilations[0];
+    geo.dilation_w = at.dilations[1];
+    s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
+    fx::Conv2dWeights& spec = s->spec;
+    spec.w = s->weight_codes.raw();
+    spec.w_dtype = s->weight_codes.dtype();
+    spec.w_format = *q.inputs[1];
+    spec.a_format = *q.inputs[0];
+    spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
+    spec.bit_pack = true;
+    if (c >= 0) {
+      s->bias_codes = bias_codes(n, c, ws[0], *q.inputs[2], q.rounding);
+      spec.bias = s->bias_codes.raw();
+      spec.bias_dtype = s->bias_codes.dtype();
+      spec.bias_format = *q.inputs[2];
+    }
+    s->packed = fx::pack_conv2d(geo, spec);
+    const fx::AccumulatorBound bound = fx::accumulator_bound(s->packed);
+    check_bound(n, q, bound, ws[1] * ws[2] * ws[3]);
+    s->reference = b_.options().use_reference_kernels;
+    const OutputPlan op = plan_output(n, q);
+    s->params.acc = bound.acc();
+    s->params.output = op.kind;
+    s->params.out_format = op.format;
+    s->params.rounding = op.rounding;
+    s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
+    s->outputs = {output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
+    param_bytes_ += static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * ws[0] : 0);
+    if (!s->reference) s->weight_codes = s->bias_codes = Tensor();
+    b_.add_step(std::move(s));
+  }
+
+  // An operand of an element-wise / matmul node as codes: an activation's representation, or a
+  // constant quantized now into a plan constant.
+  SlotId operand(const Node& n, size_t k, const NodeQuant& q) {
+    const ValueId v = n.inputs[k];
+    const FixedFormat& f = *q.inputs[k];
+    if (!is_constant(v)) return get(v, Want::codes(f, q.rounding));
+    Tensor codes = weight_codes(n, v, f, q.rounding);
+    param_bytes_ += static_cast<int64_t>(codes.nbytes());
+    return b_.constant_slot(codes_name(v, f), std::move(codes), f);
+  }
+
+  void lower_matmul(const Node& n, const NodeQuant& q) {
+    const SymShape &as = b_.shape(n.inputs[0]), &bs = b_.shape(n.inputs[1]);
+    if (as.rank < 2 || bs.rank < 2) {
+      PlanBuilder::fail_node(n, "the integer MatMul needs operands of rank >= 2");
+    }
+    const FixedFormat &fa = *q.inputs[0], &fb = *q.inputs[1];
+    const int64_t k = as.base[as.rank - 1] + as.per_batch[as.rank - 1];
+    // K * max|A| * max|B| <= INT64_MAX, in integer division so nothing overflows.
+    const int64_t limit = INT64_MAX / fa.max_abs_code() / fb.max_abs_code();
+    if (as.per_batch[as.rank - 1] != 0 || k > limit) {
+      PlanBuilder::fail_node(
+          n, fmt::format("the exact MatMul sum could exceed int64 (data_in {}, weight {}, K {})",
+                         quant::format_name(fa), quant::format_name(fb), k));
+    }
+    auto s = step<IntMatMulStep>(n);
+    s->inputs = {operand(n, 0, q), operand(n, 1, q)};
+    s->a_dtype = b_.slot_info(s->inputs[0]).dtype;
+    s->b_dtype = b_.slot_info(s->inputs[1]).dtype;
+    OutputPlan exact;  // accumulator: the conversions follow lazily
+    s->outputs = {output_slot(n, exact, DType::kInt64, fa.frac + fb.frac)};
+    b_.add_step(std::move(s));
+  }
+
+  void lower_binary(const Node& n, const NodeQuant& q) {
+    const SlotId a = operand(n, 0, q), bb = operand(n, 1, q);
+    const Slot &sa = b_.slot_info(a), &sb = b_.slot_info(bb);
+    const bool mul = q.kind == NodeQuant::Kind::kMul;
+    const int frac = mul ? sa.frac + sb.frac : std::max(sa.frac, sb.frac);
+    if (!mul && !fx::add_fits_int64(*sa.format, *sb.format)) {
+      PlanBuilder::fail_node(n,
+                             "the operands' binary points are too far apart for an exact "
+                             "int64 sum");
+    }
+    OutputPlan op = plan_output(n, q);
+    if (op.kind == fx::GemmOutput::kFloat) op.kind = fx::GemmOutput::kAccumulator;
+    const bool requant = op.kind == fx::GemmOutput::kRequantize;
+    const ValueId y = n.outputs[0];
+    auto same = [&](const SymShape& s) {
+      const SymShape& ys = b_.shape(y);
+      if (s.rank != ys.rank) return false;
+      for (int d = 0; d < s.rank; ++d) {
+        if (s.base[d] != ys.base[d] || s.per_batch[d] != ys.per_batch[d]) return false;
+      }
+      return true;
+    };
+    std::unique_ptr<Step> st;
+    if (q.kind == NodeQuant::Kind::kAdd && same(sa.shape) && same(sb.shape)) {
+      auto s = step<IntAddStep>(n);
+      s->a_dtype = sa.dtype;
+      s->b_dtype = sb.dtype;
+      s->a_frac = sa.frac;
+      s->b_frac = sb.frac;
+      if (requant) s->format = op.format;
+      s->rounding = op.rounding;
+      st = std::move(s);
+    } else {
+      auto s = step<IntBinaryStep>(n);
+      s->op = mul                               ? IntBinaryStep::Op::kMul
+              : q.kind == NodeQuant::Kind::kAdd ? IntBinaryStep::Op::kAdd
+                                                : IntBinaryStep::Op::kSub;
+      s->a_dtype = sa.dtype;
+      s->b_dtype = sb.dtype;
+      s->a_frac = sa.frac;
+      s->b_frac = sb.frac;
+      if (requant) s->format = op.format;
+      s->rounding = op.rounding;
+      st = std::move(s);
+    }
+    st->inputs = {a, bb};
+    st->outputs = {output_slot(n, op, DType::kInt64, frac)};
+    b_.add_step(std::move(st));
+  }
+
+  // Float32 constants read by the nodes that run in float (each constant once).
+  void count_float_parameters() {
+    std::vector<bool> counted(g_.values().size(), false);
+    for (const Node& n : g_.nodes()) {
+      const NodeQuant& q = nq(n);
+      if (q.quantized() && q.kind != NodeQuant::Kind::kInputOnly) continue;
+      for (ValueId v : n.inputs) {
+        if (v < 0 || counted[v] || !is_constant(v)) continue;
+        if (g_.value(v).data.dtype() != DType::kFloat32) continue;
+        counted[v] = true;
+        param_bytes_ += 4 * g_.value(v).data.numel();
+      }
+    }
+  }
+
+  PlanBuilder& b_;
+  const ir::Graph& g_;
+  std::vector<NodeQuant> nq_;
+  std::vector<ValueInfo> info_;
+  int64_t param_bytes_ = 0;
+};
+
+}  // namespace
+
+void lower_int(PlanBuilder& b) { IntLowering(b).run(); }
+
+}  // namespace qsearch::runtime

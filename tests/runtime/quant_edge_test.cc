@@ -1,0 +1,244 @@
+// Plan-level edge cases of the quantized modes: the accumulator at the int32 / int64 edge, a
+// refused overflow, bias binary points above and below the products', requantization between
+// formats, unsigned relu codes, bit-packed parameter bytes, configuration errors, and the
+// executor guarantees (no allocation, thread-count independence) for int and fake plans.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
+#include "runtime/quant_reference.h"
+#include "runtime/runtime_test_util.h"
+#include "runtime/test_models.h"
+
+namespace qsearch::runtime {
+namespace {
+
+using ir::OpKind;
+using quant::FixedFormat;
+using quant::NodeQuantConfig;
+using quant::QuantAssignment;
+using testing::exact_reference;
+using testing::GraphMaker;
+
+Tensor run(const std::shared_ptr<const Plan>& plan, const Tensor& x) {
+  Executor ex(plan);
+  return ex.run(x).clone();
+}
+
+::testing::AssertionResult same_bits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return ::testing::AssertionFailure() << "shapes differ";
+  if (std::memcmp(a.raw(), b.raw(), a.nbytes()) != 0) {
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      if (std::memcmp(a.data<float>() + i, b.data<float>() + i, 4) != 0) {
+        return ::testing::AssertionFailure()
+               << "element " << i << ": " << a.data<float>()[i] << " vs " << b.data<float>()[i];
+      }
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::string describe_steps(const Plan& p) {
+  std::string s;
+  for (const auto& st : p.steps()) s += st->describe() + "\n";
+  return s;
+}
+
+NodeQuantConfig linear_cfg(FixedFormat in, FixedFormat w, std::optional<FixedFormat> b) {
+  return {.quantized = true, .data_in = in, .weight = w, .bias = b};
+}
+
+// x [B, 513] -> Gemm (one output) -> quantized relu u32.0 -> output. Weights -32767 (512 of them)
+// and -511 (sum of magnitudes 2^24 - 1), inputs at -128: the sum is 2^31 - 128, plus the bias.
+ir::Graph edge_graph(float bias) {
+  GraphMaker m({kDynamic, 513});
+  Tensor w({1, 513}, DType::kFloat32);
+  for (int i = 0; i < 512; ++i) w.data<float>()[i] = -32767.0f;
+  w.data<float>()[512] = -511.0f;
+  ir::ValueId y =
+      m.op(OpKind::kGemm,
+           {m.input(), m.constant(std::move(w)), m.constant(Tensor::from<float>({1}, {bias}))},
+           ir::GemmAttrs{.trans_b = true});
+  y = m.op(OpKind::kRelu, {y});
+  return m.finish(y);
+}
+
+TEST(QuantEdges, AccumulatorAtTheInt32AndInt64Edge) {
+  Tensor x({2, 513}, DType::kFloat32);
+  for (float& v : x.span<float>()) v = -128.0f;
+  x.data<float>()[513 + 7] = 5.0f;  // a second row below the edge
+  // bias 127 (s8.0): worst case exactly 2^31 - 1 -> int32; bias 128 (s9.0): 2^31 -> int64.
+  for (auto [bias, bias_width, acc] :
+       {std::tuple{127.0f, 8, "acc int32"}, std::tuple{128.0f, 9, "acc int64"}}) {
+    const ir::Graph g = edge_graph(bias);
+    QuantAssignment q;
+    q[g.nodes()[0].config_name] =
+        linear_cfg({8, 0, true}, {16, 0, true}, FixedFormat{bias_width, 0, true});
+    q[g.nodes()[1].config_name] = {.quantized = true, .data_in = FixedFormat{32, 0, false}};
+    auto plan = make_plan(g, {.mode = Mode::kInt, .max_batch = 2, .quant = q});
+    EXPECT_NE(describe_steps(*plan).find(acc), std::string::npos) << plan->to_string();
+    const Tensor got = run(plan, x);
+    EXPECT_TRUE(same_bits(got, exact_reference(g, q, x)));
+    // The exact sum reaches the edge: 2^31 - 1 (or 2^31), seen through float32 as 2^31.
+    EXPECT_EQ(got.data<float>()[0], 2147483648.0f);
+  }
+}
+
+TEST(QuantEdges, AccumulatorBeyondInt64IsRefusedNamingNodeAndFormats) {
+  GraphMaker m({kDynamic, 784});
+  ir::ValueId y = m.op(OpKind::kGemm, {m.input(), m.constant({10, 784}, 3, 1e8f, 2e9f)},
+                       ir::GemmAttrs{.trans_b = true});
+  const ir::Graph g = m.finish(y);
+  QuantAssignment q;
+  q[g.nodes()[0].config_name] = linear_cfg({32, 0, true}, {32, 0, true}, std::nullopt);
+  try {
+    make_plan(g, {.mode = Mode::kInt, .quant = q});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const std::string& part : std::vector<std::string>{
+             g.nodes()[0].name, "beyond int64", "data_in s32.0", "weight s32.0", "fan-in 784"}) {
+      EXPECT_NE(msg.find(part), std::string::npos) << msg << "\n  lacks: " << part;
+    }
+  }
+  // The same configuration runs in fake mode (float accumulation cannot overflow int64).
+  EXPECT_NO_THROW(make_plan(g, {.mode = Mode::kFake, .quant = q}));
+}
+
+// Gemm -> (quantized relu, and the graph output): the exact accumulator is kept once and both
+// representations are made from it.
+TEST(QuantEdges, BiasBinaryPointAboveAndBelowTheProducts) {
+  for (int bias_frac : {20, 2}) {
+    GraphMaker m({kDynamic, 37});
+    ir::ValueId y =
+        m.op(OpKind::kGemm, {m.input(), m.constant({5, 37}, 7), m.constant({5}, 8, -0.7f, 0.7f)},
+             ir::GemmAttrs{.trans_b = true});
+    ir::ValueId r = m.op(OpKind::kRelu, {y});
+    ir::ValueId s = m.op(OpKind::kAdd, {r, y});
+    const ir::Graph g = m.finish(s);
+    QuantAssignment q;
+    q[g.nodes()[0].config_name] =
+        linear_cfg({8, 4, true}, {8, 6, true}, FixedFormat{16, bias_frac, true});
+    q[g.nodes()[1].config_name] = {.quantized = true, .data_in = FixedFormat{6, 3, false}};
+    auto plan = make_plan(g, {.mode = Mode::kInt, .max_batch = 4, .quant = q});
+    int acc_frac = -1000;
+    for (const Slot& sl : plan->slots()) {
+      if (sl.name.ends_with(":acc")) acc_frac = sl.frac;
+    }
+    EXPECT_EQ(acc_frac, std::max(4 + 6, bias_frac)) << plan->to_string();
+    const Tensor x = testing::random_tensor({4, 37}, 9, -3.0f, 3.0f);
+    EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x))) << plan->to_string();
+  }
+}
+
+TEST(QuantEdges, RequantizationBetweenFormatsAndUnsignedReluCodes) {
+  const ir::Graph g = testing::make_mlp({784, 64, 32, 10});
+  // linear -> relu (u4.1) -> linear_1 (data_in s6.3: finer and narrower, saturating at 3.875) ...
+  QuantAssignment q;
+  q["linear"] = linear_cfg({8, 5, true}, {8, 7, true}, FixedFormat{8, 7, true});
+  q["relu"] = {.quantized = true, .data_in = FixedFormat{4, 1, false}};
+  q["linear_1"] = linear_cfg({6, 3, true}, {8, 7, true}, FixedFormat{8, 7, true});
+  q["linear_2"] = linear_cfg({8, 3, true}, {8, 7, true}, FixedFormat{8, 7, true});
+  auto plan = make_plan(g, {.mode = Mode::kInt, .max_batch = 8, .quant = q});
+  const std::string steps = describe_steps(*plan);
+  // fc1 writes relu1's unsigned codes directly (the requantization's clamp at 0 is the relu),
+  // they are requantized once for fc2, and the unquantized relu2 runs on fc3's signed codes.
+  EXPECT_NE(steps.find("-> u4.1"), std::string::npos) << steps;
+  EXPECT_NE(steps.find("requantize uint8.1 -> s6.3"), std::string::npos) << steps;
+  EXPECT_NE(steps.find("relu_int int8"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("relu_f32"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("dequantize"), std::string::npos) << "no float between integer nodes\n"
+                                                         << steps;
+  const Tensor x = testing::random_tensor({8, 1, 28, 28}, 4, 0.0f, 1.0f);
+  EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x)));
+}
+
+TEST(QuantEdges, ParameterBytesAreTheBitPackedBuffers) {
+  const ir::Graph g = testing::make_mlp({784, 256, 128, 16});
+  const int64_t weights = 784 * 256 + 256 * 128 + 128 * 16, outputs = 256 + 128 + 16;
+  const int64_t float_bytes = make_plan(g, {})->parameter_bytes();
+  EXPECT_EQ(float_bytes, 4 * (weights + outputs));
+  for (int width : {1, 2, 3, 4, 8, 12, 16}) {
+    QuantAssignment q;
+    for (const char* n : {"linear", "linear_1", "linear_2"}) {
+      q[n] = linear_cfg({8, 4, true}, {width, width / 2, true}, FixedFormat{8, 4, true});
+    }
+    auto plan = make_plan(g, {.mode = Mode::kInt, .quant = q});
+    // Every K is a multiple of 4 and every N of 16: no tile padding here. Biases are stored
+    // pre-aligned to the accumulator, 8 bytes each.
+    EXPECT_EQ(plan->parameter_bytes(), weights * width / 8 + 8 * outputs) << "width " << width;
+    EXPECT_EQ(make_plan(g, {.mode = Mode::kFake, .quant = q})->parameter_bytes(), float_bytes);
+  }
+}
+
+TEST(QuantEdges, ConfigurationErrorsNameTheNode) {
+  const ir::Graph g = testing::make_mlp({784, 16, 10});
+  auto expect_error = [&](const QuantAssignment& q, Mode mode, std::vector<std::string> parts) {
+    try {
+      make_plan(g, {.mode = mode, .quant = q});
+      ADD_FAILURE() << "no error for " << parts[0];
+    } catch (const Error& e) {
+      for (const auto& p : parts) {
+        EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " / " << p;
+      }
+    }
+  };
+  NodeQuantConfig no_weight{.quantized = true, .data_in = FixedFormat{8, 4, true}};
+  expect_error({{"linear", no_weight}}, Mode::kInt, {"linear", "weight_width"});
+  expect_error({{"flatten", no_weight}}, Mode::kFake, {"flatten", "cannot quantize"});
+  expect_error({{"linear_9", no_weight}}, Mode::kInt, {"linear_9", "no node"});
+  // A bypassed or "NA" config is no quantization at all.
+  NodeQuantConfig bypass = linear_cfg({8, 4, true}, {8, 4, true}, std::nullopt);
+  bypass.quantized = false;
+  bypass.bypass = true;
+  const Tensor x = testing::random_tensor({3, 1, 28, 28}, 1, 0.0f, 1.0f);
+  EXPECT_TRUE(same_bits(run(make_plan(g, {.mode = Mode::kInt, .quant = {{"linear", bypass}}}), x),
+                        run(make_plan(g, {}), x)));
+}
+
+QuantAssignment uniform8(const ir::Graph& g) {
+  QuantAssignment q;
+  for (const ir::Node& n : g.nodes()) {
+    const std::string op = ir::mase_op(g, n);
+    if (op == "linear" || op == "conv2d") {
+      q[n.config_name] = linear_cfg({8, 4, true}, {8, 6, true}, FixedFormat{8, 6, true});
+    } else if (op == "relu") {
+      q[n.config_name] = {.quantized = true, .data_in = FixedFormat{8, 4, false}};
+    } else if (op == "add" || op == "batch_norm2d") {
+      q[n.config_name] = {.quantized = true, .data_in = FixedFormat{8, 3, true}};
+    }
+  }
+  return q;
+}
+
+TEST(QuantEdges, SameBitsForAnyThreadCountAndBatchSplit) {
+  const int saved = num_threads();
+  for (const ir::Graph& g :
+       {testing::make_mlp({784, 256, 128, 10}), testing::make_residual_cnn()}) {
+    for (Mode mode : {Mode::kInt, Mode::kFake}) {
+      const QuantAssignment q = uniform8(g);
+      auto plan = make_plan(g, {.mode = mode, .max_batch = 32, .quant = q});
+      const Tensor x = testing::random_tensor({32, 1, 28, 28}, 5, 0.0f, 1.0f);
+      set_num_threads(1);
+      const Tensor one = run(plan, x);
+      set_num_threads(2);
+      EXPECT_TRUE(same_bits(run(plan, x), one)) << mode_name(mode);
+      // A sample's result does not depend on the rest of its batch.
+      const Tensor part = run(plan, x.rows(5, 12));
+      EXPECT_TRUE(same_bits(part, one.rows(5, 12).clone())) << mode_name(mode);
+      if (mode == Mode::kInt) {
+        EXPECT_TRUE(same_bits(one, exact_reference(g, q, x)));
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace qsearch::runtime

@@ -1,0 +1,299 @@
+// The integer engine (Mode::kInt) equals the exact reference (quant_reference.h) bit for bit:
+// on the PyTorch fixtures under every fixture config, and on random small graphs with random
+// formats (widths 1..32, fracs below zero and above the width, every rounding, data_out, default
+// biases, quantized and float ops mixed), with the fast kernels and with the reference kernels.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "onnx/import.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
+#include "runtime/quant_reference.h"
+#include "runtime/runtime_test_util.h"
+
+namespace qsearch::runtime {
+namespace {
+
+using ir::OpKind;
+using quant::FixedFormat;
+using quant::NodeQuantConfig;
+using quant::Rounding;
+using testing::exact_reference;
+using testing::GraphMaker;
+
+// Runs `g` in int mode; empty tensor when make_plan refuses an accumulator beyond int64 (the
+// message must say so).
+Tensor run_int(const ir::Graph& g, const quant::QuantAssignment& q, const Tensor& x,
+               bool reference_kernels, std::string* refused = nullptr) {
+  std::shared_ptr<const Plan> plan;
+  try {
+    plan = make_plan(g, {.mode = Mode::kInt,
+                         .max_batch = x.dim(0),
+                         .use_reference_kernels = reference_kernels,
+                         .quant = q});
+  } catch (const Error& e) {
+    if (refused == nullptr || std::string(e.what()).find("beyond int64") == std::string::npos) {
+      throw;
+    }
+    *refused = e.what();
+    return Tensor();
+  }
+  Executor ex(plan);
+  return ex.run(x).clone();
+}
+
+::testing::AssertionResult same_bits(const Tensor& got, const Tensor& want) {
+  if (got.shape() != want.shape()) {
+    return ::testing::AssertionFailure()
+           << "shape " << shape_str(got.shape()) << " vs " << shape_str(want.shape());
+  }
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    uint32_t a, b;
+    std::memcpy(&a, got.data<float>() + i, 4);
+    std::memcpy(&b, want.data<float>() + i, 4);
+    if (a != b) {
+      return ::testing::AssertionFailure()
+             << "element " << i << ": int engine " << got.data<float>()[i] << ", exact "
+             << want.data<float>()[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// ---- fixtures -----------------------------------------------------------------------------------
+
+quant::FixedFormat format_of(const nlohmann::json& j) {
+  return {j.at("width").get<int>(), j.at("frac").get<int>(), j.at("signed").get<bool>()};
+}
+
+TEST(QuantExact, FixtureModelsEqualTheExactReference) {
+  const std::string dir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/";
+  const data::Dataset d = data::load_dataset("mnist", data::Split::kTest, {});
+  const Tensor x = d.x.rows(0, 48);
+  for (const std::string model : {"mlp", "cnn"}) {
+    std::ifstream in(dir + "quant_models/" + model + "_quant_ref.json");
+    const nlohmann::json ref = nlohmann::json::parse(in);
+    const ir::Graph g = onnx::import_model(dir + "torch/" + ref.at("model").get<std::string>());
+    for (const auto& cfg : ref.at("configs")) {
+      SCOPED_TRACE(model + " " + cfg.at("name").get<std::string>());
+      quant::QuantAssignment q;
+      for (const auto& [name, c] : cfg.at("nodes").items()) {
+        NodeQuantConfig n{.quantized = true, .data_in = format_of(c.at("data_in"))};
+        if (c.contains("weight")) n.weight = format_of(c.at("weight"));
+        if (c.contains("bias")) n.bias = format_of(c.at("bias"));
+        if (c.contains("data_out")) n.data_out = format_of(c.at("data_out"));
+        q[name] = n;
+      }
+      const Tensor want = exact_reference(g, q, x);
+      EXPECT_TRUE(same_bits(run_int(g, q, x, false), want)) << "fast kernels";
+      EXPECT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+    }
+  }
+}
+
+// ---- random graphs ------------------------------------------------------------------------------
+
+class RandomCase {
+ public:
+  explicit RandomCase(uint64_t seed) : rng_(seed), seed_(seed) {}
+
+  int uniform(int lo, int hi) { return lo + static_cast<int>(rng_.uniform_int(hi - lo + 1)); }
+  bool chance(int percent) { return uniform(0, 99) < percent; }
+
+  FixedFormat format(bool is_signed, bool wide_ok) {
+    int w = uniform(1, 12);
+    if (wide_ok && chance(15)) w = std::array{16, 20, 24, 31, 32}[uniform(0, 4)];
+    if (!is_signed) w = std::min(w, 31);
+    int f = uniform(-3, 14);
+    if (chance(10)) f = w + uniform(1, 6);  // frac above the width
+    return {w, f, is_signed};
+  }
+
+  Rounding rounding() {
+    return std::array{Rounding::kHalfToEven, Rounding::kHalfToEven, Rounding::kFloor,
+                      Rounding::kHalfAwayFromZero}[uniform(0, 3)];
+  }
+
+  // A quantized linear / conv config (bias format absent sometimes: the default applies).
+  NodeQuantConfig weighted() {
+    NodeQuantConfig c{.quantized = true,
+                      .data_in = format(true, true),
+                      .weight = format(true, true),
+                      .rounding = rounding()};
+    if (chance(70)) c.bias = format(true, true);
+    if (chance(20)) c.data_out = format(true, false);
+    return c;
+  }
+  NodeQuantConfig simple(bool is_signed) {
+    return {.quantized = true, .data_in = format(is_signed, true), .rounding = rounding()};
+  }
+
+  // Input values with ties of common grids mixed in.
+  Tensor input(Shape shape) {
+    Tensor x(std::move(shape), DType::kFloat32);
+    for (float& v : x.span<float>()) {
+      v = static_cast<float>(rng_.uniform(-2.0, 2.0));
+      if (chance(25)) v = std::ldexp(static_cast<float>(uniform(-40, 40)) + 0.5f, -uniform(0, 6));
+    }
+    return x;
+  }
+
+  ir::ValueId weight(GraphMaker& m, Shape s, float r) {
+    return m.constant(std::move(s), rng_.uniform_int(1u << 30), -r, r);
+  }
+
+  // MLP-like: Gemm (+relu) (+ residual Gemm/MatMul and add) (+ mul by a constant) + Gemm.
+  void mlp(GraphMaker& m, quant::QuantAssignment& q, ir::ValueId x, int64_t k0) {
+    const int64_t n1 = uniform(1, 24);
+    const bool trans = chance(50);
+    ir::ValueId h =
+        m.op(OpKind::kGemm,
+             {x, weight(m, trans ? Shape{n1, k0} : Shape{k0, n1}, 1.0f), weight(m, {n1}, 0.5f)},
+             ir::GemmAttrs{.trans_b = trans});
+    names_.push_back({"linear", q.size()});
+    quantize_last(m, q, weighted());
+    if (chance(70)) {
+      h = m.op(OpKind::kRelu, {h});
+      if (chance(60)) quantize_last(m, q, simple(false));
+    }
+    if (chance(50)) {
+      ir::ValueId g = chance(50) ? m.op(OpKind::kGemm, {h, weight(m, {n1, n1}, 0.7f)},
+                                        ir::GemmAttrs{.trans_b = true})
+                                 : m.op(OpKind::kMatMul, {h, weight(m, {n1, n1}, 0.7f)});
+      quantize_last(m, q, weighted());
+      h = m.op(chance(70) ? OpKind::kAdd : OpKind::kSub, {h, g});
+      if (chance(70)) quantize_last(m, q, simple(true));
+    }
+    if (chance(30)) {
+      h = m.op(OpKind::kMul, {h, weight(m, {n1}, 1.5f)});
+      if (chance(70)) quantize_last(m, q, simple(true));
+    }
+    const int64_t n2 = uniform(1, 12);
+    h = m.op(OpKind::kGemm, {h, weight(m, {n2, n1}, 1.0f), weight(m, {n2}, 0.5f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, q, weighted());
+    out_ = h;
+  }
+
+  // CNN-like: conv (+bn) + relu (+ max pool) + conv and residual add + flatten + gemm.
+  void cnn(GraphMaker& m, quant::QuantAssignment& q, ir::ValueId x, int64_t c, int64_t hw) {
+    const int64_t groups = chance(30) ? c : 1;
+    const int64_t mch = groups * uniform(1, 3);
+    const int64_t kh = uniform(1, 3), kw = uniform(1, 3);
+    ir::ConvAttrs a{
+        .kernel = {kh, kw},
+        .strides = {uniform(1, 2), uniform(1, 2)},
+        .dilations = {uniform(1, 2), 1},
+        .pads = {uniform(0, kh - 1), uniform(0, kw - 1), uniform(0, kh - 1), uniform(0, kw - 1)},
+        .group = groups};
+    std::vector<ir::ValueId> ins = {x, weight(m, {mch, c / groups, kh, kw}, 0.8f)};
+    if (chance(70)) ins.push_back(weight(m, {mch}, 0.5f));
+    ir::ValueId h = m.op(OpKind::kConv, ins, a);
+    quantize_last(m, q, weighted());
+    if (chance(50)) {
+      h = m.op(OpKind::kBatchNorm,
+               {h, weight(m, {mch}, 1.5f), weight(m, {mch}, 0.3f), weight(m, {mch}, 0.3f),
+                m.constant({mch}, rng_.uniform_int(1000), 0.5f, 2.0f)},
+               ir::BatchNormAttrs{});
+      if (chance(50)) quantize_last(m, q, simple(true));
+    }
+    h = m.op(OpKind::kRelu, {h});
+    if (chance(60)) quantize_last(m, q, simple(false));
+    const std::vector<Shape> shapes = m.graph().infer_shapes(1);
+    Shape s = shapes[h];
+    if (chance(60) && s[2] >= 2 && s[3] >= 2) {
+      h = m.op(OpKind::kMaxPool, {h},
+               ir::PoolAttrs{.kernel = {2, 2}, .strides = {uniform(1, 2), 2}});
+    }
+    ir::ValueId g =
+        m.op(OpKind::kConv, {h, weight(m, {mch, mch, 3, 3}, 0.5f), weight(m, {mch}, 0.3f)},
+             ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}});
+    quantize_last(m, q, weighted());
+    h = m.op(OpKind::kAdd, {g, h});
+    if (chance(70)) quantize_last(m, q, simple(true));
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    s = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 6), s[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, q, weighted());
+    (void)hw;
+    out_ = h;
+  }
+
+  // Config for the node just added (its config name is assigned at finalize: keyed by node name
+  // now, renamed by assign()).
+  void quantize_last(GraphMaker& m, quant::QuantAssignment& q, NodeQuantConfig c) {
+    pending_.emplace_back(m.graph().nodes().back().name, c);
+    (void)q;
+  }
+  // After finalize: node names -> config names.
+  quant::QuantAssignment assign(const ir::Graph& g) {
+    quant::QuantAssignment q;
+    for (const auto& [node, c] : pending_) q[g.find_node(node)->config_name] = c;
+    return q;
+  }
+
+  ir::ValueId out() const { return out_; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  Rng rng_;
+  uint64_t seed_;
+  ir::ValueId out_ = -1;
+  std::vector<std::pair<std::string, NodeQuantConfig>> pending_;
+  std::vector<std::pair<std::string, size_t>> names_;
+};
+
+TEST(QuantExact, RandomGraphsEqualTheExactReference) {
+  int ran = 0, refused = 0;
+  for (uint64_t seed = 1; seed <= 500; ++seed) {
+    RandomCase rc(seed);
+    const bool conv = seed % 2 == 0;
+    const int64_t batch = rc.uniform(1, 5);
+    quant::QuantAssignment unused;
+    Shape in_shape;
+    ir::Graph g;
+    if (conv) {
+      const int64_t c = rc.uniform(1, 3), hw = rc.uniform(5, 9);
+      GraphMaker m({kDynamic, c, hw, hw + rc.uniform(0, 1)});
+      in_shape = {batch, c, hw, m.graph().value(m.input()).shape[3]};
+      rc.cnn(m, unused, m.input(), c, hw);
+      g = m.finish(rc.out());
+    } else {
+      const int64_t k0 = rc.uniform(1, 40);
+      GraphMaker m({kDynamic, k0});
+      in_shape = {batch, k0};
+      rc.mlp(m, unused, m.input(), k0);
+      g = m.finish(rc.out());
+    }
+    const quant::QuantAssignment q = rc.assign(g);
+    const Tensor x = rc.input(in_shape);
+    SCOPED_TRACE(fmt::format("seed {} ({})", seed, conv ? "cnn" : "mlp"));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) {
+      ++refused;
+      continue;
+    }
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  std::cout << fmt::format(
+      "[ quant ] random graphs: {} equal the exact reference, {} refused "
+      "(accumulator beyond int64)\n",
+      ran, refused);
+  EXPECT_GE(ran, 450);
+}
+
+}  // namespace
+}  // namespace qsearch::runtime

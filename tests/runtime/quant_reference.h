@@ -1,0 +1,391 @@
+// A slow, obviously-correct evaluation of a quantized graph with exact arithmetic: the oracle the
+// integer engine (Mode::kInt) must equal bit for bit.
+//
+// Semantics (runtime/node_quant.h, docs/numerics.md "Execution modes"): a quantized node
+// quantizes its operands with quant::quantize (the scalar spec, for float values) or by an exact
+// requantization written here from scratch (for exact values), then computes in exact dyadic
+// arithmetic: a value is m * 2^-frac with m an __int128, sums and products are exact. A float op
+// (batch norm, an unquantized add, a graph output) sees the exact value rounded once to float32.
+// Float ops are computed as the spec states them, one float operation per element: batch norm is
+// y = fma(x, s, t) with s = fl(gamma / sqrt(var + eps)) and t = fl(beta - mean * a) from doubles.
+// Unquantized Gemm / Conv are not supported (their float sums have no exact oracle).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ir/graph.h"
+#include "quant/assignment.h"
+#include "quant/fixed_point.h"
+
+namespace qsearch::runtime::testing {
+
+using I128 = __int128_t;
+
+struct RefValue {
+  Shape shape;
+  bool exact = false;
+  std::vector<float> f;  // !exact
+  std::vector<I128> m;   // exact: value = m * 2^-frac
+  int frac = 0;
+  int64_t numel() const { return shape_numel(shape); }
+};
+
+// round(m * 2^-s) with rule r, exactly, for |s| <= 100.
+inline I128 ref_shift_round(I128 m, int s, quant::Rounding r) {
+  if (s <= 0) return m * (I128{1} << -s);
+  const I128 floor = m >> s;  // arithmetic shift: floor division by 2^s
+  const I128 rem = m - floor * (I128{1} << s);
+  if (r == quant::Rounding::kFloor) return floor;
+  const I128 half = I128{1} << (s - 1);
+  if (rem > half) return floor + 1;
+  if (rem < half) return floor;
+  if (r == quant::Rounding::kHalfToEven) return (floor & 1) ? floor + 1 : floor;
+  return m >= 0 ? floor + 1 : floor;  // half away from zero
+}
+
+// The code of the exact value m * 2^-frac in format f.
+inline int64_t ref_requantize(I128 m, int frac, const quant::FixedFormat& f, quant::Rounding r) {
+  const int s = frac - f.frac;
+  EXPECT_LE(std::abs(s), 100) << "test formats too far apart for the reference";
+  I128 q;
+  if (s < -33) {
+    q = m == 0 ? 0 : (m > 0 ? I128{1} << 40 : -(I128{1} << 40));  // beyond every code range
+  } else if (s < 0) {
+    const I128 lim = I128{1} << 40;  // saturated already; keeps the shift inside int128
+    q = ref_shift_round(m > lim ? lim : (m < -lim ? -lim : m), s, r);
+  } else {
+    q = ref_shift_round(m, s, r);
+  }
+  return static_cast<int64_t>(q < f.min_code() ? f.min_code()
+                                               : (q > f.max_code() ? f.max_code() : q));
+}
+
+inline float ref_to_float(I128 m, int frac) {
+  return std::ldexp(static_cast<float>(m), -frac);  // one rounding, then an exact scale
+}
+
+namespace detail {
+
+class Reference {
+ public:
+  Reference(const ir::Graph& g, const quant::QuantAssignment& q, int64_t batch)
+      : g_(g), q_(q), shapes_(g.infer_shapes(batch)), vals_(g.values().size()) {}
+
+  Tensor run(const Tensor& x) {
+    RefValue& in = vals_[g_.inputs()[0]];
+    in.shape = shapes_[g_.inputs()[0]];
+    in.f.assign(x.data<float>(), x.data<float>() + x.numel());
+    for (const ir::Node& n : g_.nodes()) eval(n);
+    const RefValue y = to_float(get(g_.outputs()[0]));
+    Tensor out(y.shape, DType::kFloat32);
+    std::copy(y.f.begin(), y.f.end(), out.data<float>());
+    return out;
+  }
+
+ private:
+  using F = quant::FixedFormat;
+
+  const quant::NodeQuantConfig* config(const ir::Node& n) const {
+    auto it = q_.find(n.config_name);
+    if (it == q_.end() || !it->second.quantized || it->second.bypass) return nullptr;
+    return &it->second;
+  }
+
+  RefValue get(ir::ValueId v) const {
+    if (!g_.value(v).is_constant()) return vals_[v];
+    const Tensor& t = g_.value(v).data;
+    RefValue c;
+    c.shape = t.shape();
+    c.f.assign(t.data<float>(), t.data<float>() + t.numel());
+    return c;
+  }
+
+  static RefValue to_float(const RefValue& v) {
+    if (!v.exact) return v;
+    RefValue out;
+    out.shape = v.shape;
+    for (I128 m : v.m) out.f.push_back(ref_to_float(m, v.frac));
+    return out;
+  }
+
+  static RefValue codes(const RefValue& v, const F& f, quant::Rounding r) {
+    RefValue out;
+    out.shape = v.shape;
+    out.exact = true;
+    out.frac = f.frac;
+    for (int64_t i = 0; i < v.numel(); ++i) {
+      out.m.push_back(v.exact ? ref_requantize(v.m[i], v.frac, f, r)
+                              : quant::quantize(v.f[i], f, r));
+    }
+    return out;
+  }
+
+  // Shifts an exact value onto binary point `frac` (>= its own).
+  static I128 align(I128 m, int from, int to) { return m * (I128{1} << (to - from)); }
+
+  void eval(const ir::Node& n) {
+    const quant::NodeQuantConfig* c = config(n);
+    RefValue& y = vals_[n.outputs[0]];
+    const Shape& ys = shapes_[n.outputs[0]];
+    switch (n.kind) {
+      case ir::OpKind::kGemm:
+      case ir::OpKind::kMatMul:
+        y = linear(n, c);
+        break;
+      case ir::OpKind::kConv:
+        y = conv(n, c);
+        break;
+      case ir::OpKind::kRelu:
+        if (c) {
+          y = codes(get(n.inputs[0]), *c->data_in, c->rounding);  // relu(q(x)) = q(x), unsigned
+        } else {
+          y = get(n.inputs[0]);
+          for (I128& m : y.m) m = m < 0 ? 0 : m;
+          for (float& f : y.f) f = f < 0.0f ? 0.0f : f;
+        }
+        break;
+      case ir::OpKind::kMaxPool:
+        y = max_pool(n);
+        break;
+      case ir::OpKind::kFlatten:
+      case ir::OpKind::kReshape:
+      case ir::OpKind::kIdentity:
+      case ir::OpKind::kDropout:
+        y = get(n.inputs[0]);
+        break;
+      case ir::OpKind::kAdd:
+      case ir::OpKind::kSub:
+      case ir::OpKind::kMul:
+        y = binary(n, c, ys);
+        break;
+      case ir::OpKind::kBatchNorm:
+        y = batch_norm(n, c);
+        break;
+      default:
+        ADD_FAILURE() << "the exact reference does not support " << ir::op_name(n.kind);
+    }
+    y.shape = ys;
+  }
+
+  RefValue linear(const ir::Node& n, const quant::NodeQuantConfig* c) {
+    if (!c) {
+      ADD_FAILURE() << "exact reference: an unquantized " << ir::op_name(n.kind)
+                    << " has no oracle";
+      return {};
+    }
+    bool trans_b = false;
+    if (n.kind == ir::OpKind::kGemm) trans_b = std::get<ir::GemmAttrs>(n.attrs).trans_b;
+    const RefValue x = codes(get(n.inputs[0]), *c->data_in, c->rounding);
+    const RefValue w = codes(get(n.inputs[1]), *c->weight, c->rounding);
+    const int64_t k = trans_b ? w.shape[1] : w.shape[0], nn = trans_b ? w.shape[0] : w.shape[1];
+    const int64_t rows = x.numel() / k;
+    const int fp = c->data_in->frac + c->weight->frac;
+    int frac = fp;
+    RefValue b;
+    const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+    if (has_bias) {
+      const F bf =
+          c->bias ? *c->bias : F{32, std::clamp(fp, quant::kMinFrac, quant::kMaxFrac), true};
+      b = codes(get(n.inputs[2]), bf, c->rounding);
+      frac = std::max(fp, bf.frac);
+    }
+    RefValue y;
+    y.exact = true;
+    y.frac = frac;
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < nn; ++j) {
+        I128 sum = 0;
+        for (int64_t t = 0; t < k; ++t)
+          sum += x.m[i * k + t] * w.m[trans_b ? j * k + t : t * nn + j];
+        sum = align(sum, fp, frac);
+        if (has_bias) sum += align(b.m[b.numel() == 1 ? 0 : j], b.frac, frac);
+        y.m.push_back(sum);
+      }
+    }
+    y.shape = shapes_[n.outputs[0]];
+    if (c->data_out) return codes(y, *c->data_out, c->rounding);
+    return y;
+  }
+
+  RefValue conv(const ir::Node& n, const quant::NodeQuantConfig* c) {
+    if (!c) {
+      ADD_FAILURE() << "exact reference: an unquantized Conv has no oracle";
+      return {};
+    }
+    const auto& a = std::get<ir::ConvAttrs>(n.attrs);
+    const RefValue x = codes(get(n.inputs[0]), *c->data_in, c->rounding);
+    const RefValue w = codes(get(n.inputs[1]), *c->weight, c->rounding);
+    const Shape& ys = shapes_[n.outputs[0]];
+    const int64_t nb = x.shape[0], ci = x.shape[1], h = x.shape[2], wd = x.shape[3];
+    const int64_t co = ys[1], oh = ys[2], ow = ys[3], cg = w.shape[1], kh = w.shape[2],
+                  kw = w.shape[3];
+    const int64_t ocg = co / a.group;
+    const int fp = c->data_in->frac + c->weight->frac;
+    int frac = fp;
+    RefValue b;
+    const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+    if (has_bias) {
+      const F bf =
+          c->bias ? *c->bias : F{32, std::clamp(fp, quant::kMinFrac, quant::kMaxFrac), true};
+      b = codes(get(n.inputs[2]), bf, c->rounding);
+      frac = std::max(fp, bf.frac);
+    }
+    RefValue y;
+    y.exact = true;
+    y.frac = frac;
+    y.m.assign(nb * co * oh * ow, 0);
+    for (int64_t i = 0; i < nb; ++i) {
+      for (int64_t o = 0; o < co; ++o) {
+        const int64_t grp = o / ocg;
+        for (int64_t py = 0; py < oh; ++py) {
+          for (int64_t px = 0; px < ow; ++px) {
+            I128 sum = 0;
+            for (int64_t cc = 0; cc < cg; ++cc) {
+              for (int64_t u = 0; u < kh; ++u) {
+                for (int64_t v = 0; v < kw; ++v) {
+                  const int64_t iy = py * a.strides[0] - a.pads[0] + u * a.dilations[0];
+                  const int64_t ix = px * a.strides[1] - a.pads[1] + v * a.dilations[1];
+                  if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                  sum += x.m[((i * ci + grp * cg + cc) * h + iy) * wd + ix] *
+                         w.m[((o * cg + cc) * kh + u) * kw + v];
+                }
+              }
+            }
+            sum = align(sum, fp, frac);
+            if (has_bias) sum += align(b.m[o], b.frac, frac);
+            y.m[((i * co + o) * oh + py) * ow + px] = sum;
+          }
+        }
+      }
+    }
+    y.shape = shapes_[n.outputs[0]];
+    if (c->data_out) return codes(y, *c->data_out, c->rounding);
+    return y;
+  }
+
+  RefValue max_pool(const ir::Node& n) {
+    const auto& a = std::get<ir::PoolAttrs>(n.attrs);
+    const RefValue x = get(n.inputs[0]);
+    const Shape& ys = shapes_[n.outputs[0]];
+    const int64_t planes = x.shape[0] * x.shape[1], h = x.shape[2], w = x.shape[3];
+    RefValue y;
+    y.exact = x.exact;
+    y.frac = x.frac;
+    for (int64_t p = 0; p < planes; ++p) {
+      for (int64_t py = 0; py < ys[2]; ++py) {
+        for (int64_t px = 0; px < ys[3]; ++px) {
+          bool any = false;
+          I128 bm = 0;
+          float bf = 0;
+          for (int64_t u = 0; u < a.kernel[0]; ++u) {
+            for (int64_t v = 0; v < a.kernel[1]; ++v) {
+              const int64_t iy = py * a.strides[0] - a.pads[0] + u * a.dilations[0];
+              const int64_t ix = px * a.strides[1] - a.pads[1] + v * a.dilations[1];
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              const int64_t at = (p * h + iy) * w + ix;
+              if (x.exact) {
+                bm = any ? std::max(bm, x.m[at]) : x.m[at];
+              } else {
+                bf = any ? std::max(bf, x.f[at]) : x.f[at];
+              }
+              any = true;
+            }
+          }
+          if (x.exact) {
+            y.m.push_back(bm);
+          } else {
+            y.f.push_back(bf);
+          }
+        }
+      }
+    }
+    return y;
+  }
+
+  RefValue binary(const ir::Node& n, const quant::NodeQuantConfig* c, const Shape& ys) {
+    RefValue a = get(n.inputs[0]), b = get(n.inputs[1]);
+    if (c) {
+      a = codes(a, *c->data_in, c->rounding);
+      b = codes(b, *c->data_in, c->rounding);
+    } else {
+      a = to_float(a);
+      b = to_float(b);
+    }
+    const int rank = static_cast<int>(ys.size());
+    auto index = [&](const Shape& s, int64_t flat) {  // numpy broadcasting
+      int64_t at = 0, stride = 1;
+      for (int d = rank - 1; d >= 0; --d) {
+        const int64_t i = flat % ys[d];
+        flat /= ys[d];
+        const int ds = d - (rank - static_cast<int>(s.size()));
+        if (ds >= 0) {
+          if (s[ds] != 1) at += i * stride;
+          stride *= s[ds];
+        }
+      }
+      return at;
+    };
+    RefValue y;
+    y.exact = c != nullptr;
+    const int64_t total = shape_numel(ys);
+    if (c) {
+      const bool mul = n.kind == ir::OpKind::kMul;
+      y.frac = mul ? a.frac + b.frac : std::max(a.frac, b.frac);
+      for (int64_t i = 0; i < total; ++i) {
+        const I128 x = a.m[index(a.shape, i)], z = b.m[index(b.shape, i)];
+        if (mul) {
+          y.m.push_back(x * z);
+        } else {
+          const I128 xa = align(x, a.frac, y.frac), za = align(z, b.frac, y.frac);
+          y.m.push_back(n.kind == ir::OpKind::kAdd ? xa + za : xa - za);
+        }
+      }
+    } else {
+      for (int64_t i = 0; i < total; ++i) {
+        const float x = a.f[index(a.shape, i)], z = b.f[index(b.shape, i)];
+        y.f.push_back(n.kind == ir::OpKind::kAdd   ? x + z
+                      : n.kind == ir::OpKind::kSub ? x - z
+                                                   : x * z);
+      }
+    }
+    return y;
+  }
+
+  RefValue batch_norm(const ir::Node& n, const quant::NodeQuantConfig* c) {
+    RefValue x = get(n.inputs[0]);
+    x = to_float(c ? codes(x, *c->data_in, c->rounding) : x);
+    const float eps = std::get<ir::BatchNormAttrs>(n.attrs).epsilon;
+    const RefValue gamma = get(n.inputs[1]), beta = get(n.inputs[2]), mean = get(n.inputs[3]),
+                   var = get(n.inputs[4]);
+    const int64_t ch = x.shape[1], spatial = x.numel() / (x.shape[0] * ch);
+    RefValue y;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const int64_t k = (i / spatial) % ch;
+      const double a = gamma.f[k] / std::sqrt(static_cast<double>(var.f[k]) + eps);
+      const float s = static_cast<float>(a), t = static_cast<float>(beta.f[k] - mean.f[k] * a);
+      y.f.push_back(std::fma(x.f[i], s, t));
+    }
+    return y;
+  }
+
+  const ir::Graph& g_;
+  const quant::QuantAssignment& q_;
+  std::vector<Shape> shapes_;
+  std::vector<RefValue> vals_;
+};
+
+}  // namespace detail
+
+// Evaluates `g` under `q` on input x (float32 [B, ...]); returns the first output as float32.
+inline Tensor exact_reference(const ir::Graph& g, const quant::QuantAssignment& q,
+                              const Tensor& x) {
+  return detail::Reference(g, q, x.dim(0)).run(x);
+}
+
+}  // namespace qsearch::runtime::testing
