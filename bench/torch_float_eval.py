@@ -90,6 +90,8 @@ class Cnn(nn.Module):
 
 
 MODELS = {"mlp": Mlp, "cnn": Cnn}
+# Environment variables that change how PyTorch's threads behave (recorded with the results).
+THREAD_ENV = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE"]
 
 
 def export(args):
@@ -147,7 +149,9 @@ def run(args):
         print(json.dumps({"engine": "torch", "mode": "eager", "model": name,
                           "threads": args.threads, "batch": args.batch, "samples": x.shape[0],
                           "samples_per_s": rates, "accuracy": correct / x.shape[0],
-                          "torch": torch.__version__, "blas": blas_library()}), flush=True)
+                          "torch": torch.__version__, "blas": blas_library(),
+                          "env": " ".join(f"{k}={os.environ[k]}" for k in THREAD_ENV
+                                          if k in os.environ)}), flush=True)
 
 
 def main():
