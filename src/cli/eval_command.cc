@@ -1,11 +1,13 @@
 // qsearch eval --model M.onnx --dataset mnist [--split test] [--num-samples N]
-//              [--batch-size B] [--json]
+//              [--batch-size B] [--quant CONFIG.toml] [--mode float|fake|int] [--json]
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/quant_args.h"
+#include "core/error.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
@@ -22,14 +24,23 @@ struct EvalArgs {
   std::string label_column;
   int64_t num_samples = -1;
   int64_t batch_size = 256;
+  std::string quant;  // CONFIG.toml with [passes.quantize]
+  std::string mode;   // "" = int with --quant, float without
   bool json = false;
 };
 
 int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   ir::Graph graph = onnx::import_model(a.model);
+  runtime::PlanOptions popts{.max_batch = a.batch_size};
+  popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() ? "float" : "int") : a.mode);
+  if (!a.quant.empty()) {
+    popts.quant = load_quantize_pass(a.quant, graph);
+  } else if (popts.mode != runtime::Mode::kFloat) {
+    fail("--mode {} needs --quant CONFIG.toml (the formats to quantize with)", a.mode);
+  }
   data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
   data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
-  auto plan = runtime::make_plan(graph, {.mode = runtime::Mode::kFloat, .max_batch = a.batch_size});
+  auto plan = runtime::make_plan(graph, popts);
   eval::EvalResult r =
       eval::evaluate(plan, ds, {.num_samples = a.num_samples, .batch_size = a.batch_size});
   if (a.json) {
@@ -37,12 +48,15 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
                         {"accuracy", r.accuracy},
                         {"macro_accuracy", r.macro_accuracy},
                         {"samples", r.samples},
-                        {"samples_per_s", r.samples_per_s()}};
+                        {"samples_per_s", r.samples_per_s()},
+                        {"mode", runtime::mode_name(popts.mode)}};
     std::cout << j.dump() << "\n";
   } else {
     std::cout << fmt::format("model           {}\n", a.model)
               << fmt::format("dataset         {} ({} split, {} samples)\n", ds.name, a.split,
                              r.samples)
+              << fmt::format("mode            {}{}\n", runtime::mode_name(popts.mode),
+                             a.quant.empty() ? "" : fmt::format(" ({})", a.quant))
               << fmt::format("loss            {:.6f}\n", r.loss)
               << fmt::format("accuracy        {:.6f}\n", r.accuracy)
               << fmt::format("macro_accuracy  {:.6f}\n", r.macro_accuracy)
@@ -66,6 +80,11 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "Evaluate the first N samples of the split (default: all)");
   cmd->add_option("--batch-size", args->batch_size, "Batch size (default: 256)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--quant", args->quant,
+                  "TOML config whose [passes.quantize] gives the formats (MASE's schema)");
+  cmd->add_option("--mode", args->mode,
+                  "float | fake (MASE's fake quantization) | int (bit-accurate integers); "
+                  "default: int with --quant, else float");
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_eval(global, *args); }; });

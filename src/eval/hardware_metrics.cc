@@ -23,8 +23,11 @@ BitwidthMetrics average_bitwidth(const ir::Graph& graph, const quant::QuantAssig
     std::string op = ir::mase_op(graph, n);
     if (op != "linear" && op != "conv2d") continue;
     auto it = q.find(n.config_name);
-    // MASE counts every module replaced by a quantized one, bypassed included.
-    if (it == q.end() || !it->second.quantized || !it->second.weight) continue;
+    // MASE counts every module replaced by a quantized one, bypassed included (a bypassed
+    // config has quantized == false but keeps its formats).
+    if (it == q.end() || !(it->second.quantized || it->second.bypass) || !it->second.weight) {
+      continue;
+    }
     const Shape& w = graph.value(n.inputs[ir::weight_input(graph, n)]).shape;
     double elems = 1;
     if (op == "linear") {
@@ -44,10 +47,12 @@ BitwidthMetrics average_bitwidth(const ir::Graph& graph, const quant::QuantAssig
   return m;
 }
 
-OpCounts op_counts(const ir::Graph& graph, const quant::QuantAssignment& q) {
-  OpCounts c;
+std::vector<std::pair<std::string, OpCounts>> op_counts_by_node(const ir::Graph& graph,
+                                                               const quant::QuantAssignment& q) {
+  std::vector<std::pair<std::string, OpCounts>> out;
   std::vector<Shape> shapes = graph.infer_shapes(1);
   for (const ir::Node& n : graph.nodes()) {
+    OpCounts c;
     const quant::NodeQuantConfig* cfg = find(q, n.config_name);
     if (cfg && cfg->data_in) {
       for (size_t k = 0; k < n.inputs.size(); ++k) {
@@ -59,20 +64,36 @@ OpCounts op_counts(const ir::Graph& graph, const quant::QuantAssignment& q) {
         c.activation_bits += static_cast<double>(shape_numel(shapes[v])) * width;
       }
     }
-    int64_t macs = ir::macs_per_sample(graph, n);
-    if (macs == 0) continue;
-    double w_bits = cfg && cfg->weight ? cfg->weight->width : 32;
-    double a_bits = cfg && cfg->data_in ? cfg->data_in->width : 32;
-    c.macs += static_cast<double>(macs);
-    c.bitops += static_cast<double>(macs) * w_bits * a_bits;
+    const int64_t macs = ir::macs_per_sample(graph, n);
+    if (macs > 0) {
+      const double w_bits = cfg && cfg->weight ? cfg->weight->width : 32;
+      const double a_bits = cfg && cfg->data_in ? cfg->data_in->width : 32;
+      c.macs = static_cast<double>(macs);
+      c.bitops = static_cast<double>(macs) * w_bits * a_bits;
+    }
+    out.emplace_back(n.config_name, c);
   }
-  return c;
+  return out;
+}
+
+OpCounts op_counts(const ir::Graph& graph, const quant::QuantAssignment& q) {
+  OpCounts total;
+  for (const auto& [name, c] : op_counts_by_node(graph, q)) {
+    total.macs += c.macs;
+    total.bitops += c.bitops;
+    total.activation_bits += c.activation_bits;
+  }
+  return total;
 }
 
 double measure_latency_ms(const std::shared_ptr<const runtime::Plan>& plan, const Tensor& input,
                           const LatencyOptions& options) {
-  const int64_t b = std::min({options.batch_size, plan->max_batch(), input.dim(0)});
-  if (b < 1) fail("latency measurement needs at least one sample");
+  const int64_t b = options.batch_size;
+  if (b < 1) fail("latency batch_size must be >= 1, got {}", b);
+  if (b > plan->max_batch()) {
+    fail("latency batch_size {} exceeds the plan's max_batch {}", b, plan->max_batch());
+  }
+  if (b > input.dim(0)) fail("latency batch_size {} needs {} samples, got {}", b, b, input.dim(0));
   runtime::Executor exec(plan);
   Shape shape = plan->input_shape();
   shape[0] = b;

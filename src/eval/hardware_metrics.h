@@ -3,16 +3,17 @@
 // MASE's two (mase.md §5.3), computed exactly as its average_bitwidth runner does so the numbers
 // compare with MASE's:
 //   average_bitwidth = sum_l n_l * weight_width_l / sum_l n_l over the *quantized* linear and
-//                      conv2d nodes, n_l = in * out (linear) or in_ch * out_ch * kH * kW (conv2d;
+//                      conv2d nodes (bypassed ones included, as MASE counts every module it
+//                      replaced), n_l = in * out (linear) or in_ch * out_ch * kH * kW (conv2d;
 //                      MASE ignores groups here, and so do we); 32 when no such node is quantized.
 //   memory_density   = compare_to / average_bitwidth.
 // qsearch's own, per sample unless said otherwise:
-//   model_size_bytes = bytes of every parameter as the int engine stores it (quantized tensors
-//                      bit-packed at their width, the rest float32), from the plan's buffers.
+//   model_size_bytes = Plan::parameter_bytes() of the int plan: the bytes of every parameter as
+//                      the int engine stores and runs it (weights bit-packed at their width,
+//                      biases pre-aligned as int64, unquantized parameters float32).
 //   macs             = multiply-accumulates of linear/conv2d/matmul nodes.
 //   bitops           = sum over those nodes of macs_l * weight_bits_l * data_in_bits_l, with 32
-//   bits
-//                      for an unquantized operand (the usual FP32 convention of HAWQ and AIMET).
+//                      bits for an unquantized operand (the FP32 convention of HAWQ and AIMET).
 //   activation_bits  = sum over quantized nodes of (elements of their quantized inputs) * width.
 //   latency_ms       = wall time of Executor::run on the int plan / batch, median of repeats
 //                      after a warm-up, at a stated batch size (measured on this machine).
@@ -22,6 +23,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ir/graph.h"
 #include "quant/assignment.h"
@@ -42,13 +45,18 @@ struct OpCounts {
   double activation_bits = 0;
 };
 OpCounts op_counts(const ir::Graph& graph, const quant::QuantAssignment& q);
+// The same per node (graph order, config names); op_counts() is their sum.
+std::vector<std::pair<std::string, OpCounts>> op_counts_by_node(const ir::Graph& graph,
+                                                               const quant::QuantAssignment& q);
 
 struct LatencyOptions {
   int64_t batch_size = 1;
   int repeats = 20;  // timed runs after one warm-up run; the median is reported
 };
 // Milliseconds per sample: median over `repeats` of (time of one run of `batch_size` samples) /
-// batch_size. `input` provides the samples (its first rows are used).
+// batch_size. `input` provides the samples (its first rows are used). Throws Error when
+// batch_size exceeds the plan's max_batch or the rows of `input` (the batch is the stated one or
+// nothing).
 double measure_latency_ms(const std::shared_ptr<const runtime::Plan>& plan, const Tensor& input,
                           const LatencyOptions& options);
 

@@ -65,9 +65,16 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
 TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
   runtime::PlanOptions popts;
   popts.mode = options_.mode;
-  popts.max_batch = options_.batch_size;
+  popts.max_batch = std::max(options_.batch_size,
+                             options_.latency ? options_.latency->batch_size : int64_t{1});
   popts.quant = q;
   auto plan = runtime::make_plan(*graph_, popts);
+  // Model size and latency are the int engine's (hardware_metrics.h), whatever mode evaluates.
+  auto int_plan = plan;
+  if ((options_.model_size || options_.latency) && options_.mode != runtime::Mode::kInt) {
+    popts.mode = runtime::Mode::kInt;
+    int_plan = runtime::make_plan(*graph_, popts);
+  }
   EvalResult r =
       evaluate(plan, *data_, {.num_samples = samples_, .batch_size = options_.batch_size});
 
@@ -79,7 +86,7 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
     t.hardware["average_bitwidth"] = b.average_bitwidth;
     t.hardware["memory_density"] = b.memory_density;
   }
-  if (options_.model_size) t.hardware["model_size_bytes"] = plan->parameter_bytes();
+  if (options_.model_size) t.hardware["model_size_bytes"] = int_plan->parameter_bytes();
   if (options_.bitops) {
     OpCounts c = op_counts(*graph_, q);
     t.hardware["macs"] = c.macs;
@@ -87,7 +94,7 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
     t.hardware["activation_bits"] = c.activation_bits;
   }
   if (options_.latency) {
-    t.hardware["latency_ms"] = measure_latency_ms(plan, data_->x, *options_.latency);
+    t.hardware["latency_ms"] = measure_latency_ms(int_plan, data_->x, *options_.latency);
   }
   t.scaled = nlohmann::ordered_json::object();
   double sum = 0;

@@ -119,7 +119,18 @@ quant::NodeQuantConfig make_config(const std::string& op,
       fail("{}{} must be an integer or \"NA\", got {}", v.where(), k, v.str());
     }
   }
-  return quant::make_node_quant_config(op, c);
+  try {
+    return quant::make_node_quant_config(op, c);
+  } catch (const Error& e) {
+    // Point at the offending key's own line when the message names one that was given.
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (e.message().find("'" + *keys[i] + "'") == std::string::npos) continue;
+      Error located(values[i]->where() + e.message());
+      for (const auto& context : e.context()) located.add_context(context);
+      throw located;
+    }
+    throw;
+  }
 }
 
 }  // namespace

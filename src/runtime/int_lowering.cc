@@ -90,7 +90,6 @@ class IntLowering {
     }
     for (ValueId v : g_.outputs()) get(v, Want::real());
     count_float_parameters();
-    b_.set_parameter_bytes(param_bytes_);
   }
 
  private:
@@ -495,7 +494,8 @@ class IntLowering {
     s->params.rounding = op.rounding;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
     s->outputs = {output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
-    param_bytes_ += static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * nn : 0);
+    b_.add_parameter_bytes(n,
+                           static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * nn : 0));
     if (!s->reference) s->weight_codes = s->bias_codes = Tensor();  // the plan keeps the packing
     b_.add_step(std::move(s));
   }
@@ -553,7 +553,8 @@ class IntLowering {
     s->params.rounding = op.rounding;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
     s->outputs = {output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
-    param_bytes_ += static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * ws[0] : 0);
+    b_.add_parameter_bytes(
+        n, static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * ws[0] : 0));
     if (!s->reference) s->weight_codes = s->bias_codes = Tensor();
     b_.add_step(std::move(s));
   }
@@ -565,7 +566,7 @@ class IntLowering {
     const FixedFormat& f = *q.inputs[k];
     if (!is_constant(v)) return get(v, Want::codes(f, q.rounding));
     Tensor codes = weight_codes(n, v, f, q.rounding);
-    param_bytes_ += static_cast<int64_t>(codes.nbytes());
+    b_.add_parameter_bytes(n, static_cast<int64_t>(codes.nbytes()));
     return b_.constant_slot(codes_name(v, f), std::move(codes), f);
   }
 
@@ -652,7 +653,7 @@ class IntLowering {
         if (v < 0 || counted[v] || !is_constant(v)) continue;
         if (g_.value(v).data.dtype() != DType::kFloat32) continue;
         counted[v] = true;
-        param_bytes_ += 4 * g_.value(v).data.numel();
+        b_.add_parameter_bytes(n, 4 * g_.value(v).data.numel());
       }
     }
   }
@@ -661,7 +662,6 @@ class IntLowering {
   const ir::Graph& g_;
   std::vector<NodeQuant> nq_;
   std::vector<ValueInfo> info_;
-  int64_t param_bytes_ = 0;
 };
 
 }  // namespace

@@ -75,8 +75,9 @@ class PlanBuilder {
   SlotId constant_slot(std::string name, Tensor data,
                        std::optional<quant::FixedFormat> format = std::nullopt);
   const Slot& slot_info(SlotId s) const { return plan_->slots_[s]; }
-  // Replaces the float default (4 bytes per float32 constant read) of Plan::parameter_bytes().
-  void set_parameter_bytes(int64_t bytes) { plan_->parameter_bytes_ = bytes; }
+  // Counts bytes a lowering stores for node n's parameters in Plan::parameter_bytes(). Without
+  // any call (kFloat, kFake), build() counts 4 bytes per element of each float32 constant read.
+  void add_parameter_bytes(const ir::Node& n, int64_t bytes);
   // Records that a node mixes the samples of a batch (e.g. a Softmax along dim 0): run() must
   // then process the batch whole.
   void mixes_samples() { row_independent_ = false; }
@@ -102,6 +103,7 @@ class PlanBuilder {
   std::vector<SlotId> slot_of_;  // per value
   std::vector<SlotId> root_;     // per slot: the slot owning the storage (itself unless a view)
   bool row_independent_ = true;
+  bool counted_bytes_ = false;
   std::vector<bool> barrier_;     // per node
   std::vector<SlotId> override_;  // per value
   std::vector<ir::ValueId> overridden_;

@@ -104,6 +104,12 @@ SlotId PlanBuilder::constant_slot(std::string name, Tensor data,
   return id;
 }
 
+void PlanBuilder::add_parameter_bytes(const ir::Node& n, int64_t bytes) {
+  counted_bytes_ = true;
+  plan_->parameter_bytes_ += bytes;
+  plan_->node_parameter_bytes_[n.config_name] += bytes;
+}
+
 void PlanBuilder::check_graph() {
   if (options_.max_batch < 1) {
     fail("max_batch must be >= 1, got {}", options_.max_batch);
@@ -363,15 +369,6 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
 
   const ir::ValueId in = graph_.inputs()[0];
   plan_->input_ = slot(in);
-  std::vector<bool> counted(nv, false);  // a constant read by two nodes is stored once
-  for (const ir::Node& n : graph_.nodes()) {
-    for (ir::ValueId v : n.inputs) {
-      if (v < 0 || counted[v] || !graph_.value(v).is_constant()) continue;
-      if (graph_.value(v).data.dtype() != DType::kFloat32) continue;
-      counted[v] = true;
-      plan_->parameter_bytes_ += 4 * graph_.value(v).data.numel();
-    }
-  }
   plan_->input_shape_ = graph_.value(in).shape;
 
   for (const ir::Node& n : graph_.nodes()) {
@@ -398,6 +395,17 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
     case Mode::kInt:
       lower_int(*this);
       break;
+  }
+  if (!counted_bytes_) {
+    std::vector<bool> counted(nv, false);  // a constant read by two nodes is stored once
+    for (const ir::Node& n : graph_.nodes()) {
+      for (ir::ValueId v : n.inputs) {
+        if (v < 0 || counted[v] || !graph_.value(v).is_constant()) continue;
+        if (graph_.value(v).data.dtype() != DType::kFloat32) continue;
+        counted[v] = true;
+        add_parameter_bytes(n, 4 * graph_.value(v).data.numel());
+      }
+    }
   }
   materialize_outputs();
   plan_buffers();

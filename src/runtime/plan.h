@@ -57,6 +57,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -106,6 +107,11 @@ class Plan {
   // pre-aligned to the accumulator as int64), the codes of quantized constant operands, and 4
   // bytes per element of the float32 constants the float ops read.
   int64_t parameter_bytes() const { return parameter_bytes_; }
+  // parameter_bytes() by node config name (nodes storing nothing are absent). A constant read
+  // by several nodes counts for the first; fused nodes' constants count for their own node.
+  const std::map<std::string, int64_t>& node_parameter_bytes() const {
+    return node_parameter_bytes_;
+  }
 
   // Samples per slice of run() (see "Micro-batches" above); 0 when the graph mixes samples.
   int64_t micro_batch() const { return micro_batch_; }
@@ -127,6 +133,7 @@ class Plan {
   std::vector<SlotId> outputs_;
   Shape input_shape_;
   int64_t parameter_bytes_ = 0;
+  std::map<std::string, int64_t> node_parameter_bytes_;
   int64_t micro_batch_ = 0;
   std::vector<int64_t> sample_bytes_;
 };

@@ -1,0 +1,212 @@
+// qsearch quantize --model M.onnx --config CFG.toml [--dataset D [--split S] [--num-samples N]]
+//                  [--mode int|fake|float] [--batch-size B] [--latency-batch L] [--repeats R]
+//                  [--compare-to 32] [--json]
+//
+// One quantization configuration ([passes.quantize] of CFG.toml, MASE's schema) applied to a
+// model: a per-layer table (formats, parameters, bytes as the int engine stores them, MACs,
+// BitOPs) and the hardware metrics of eval/hardware_metrics.h (MASE's average_bitwidth and
+// memory_density, model size, op counts, the int engine's measured latency), plus loss and
+// accuracy on a data set when one is given.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/quant_args.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/thread_pool.h"
+#include "data/dataset.h"
+#include "eval/evaluate.h"
+#include "eval/hardware_metrics.h"
+#include "onnx/import.h"
+#include "runtime/plan.h"
+
+namespace qsearch::cli {
+
+namespace {
+
+struct QuantizeArgs {
+  std::string model;
+  std::string config;
+  std::string dataset;  // empty: no software metrics
+  std::string split = "test";
+  std::string label_column;
+  int64_t num_samples = -1;
+  std::string mode = "int";
+  int64_t batch_size = 256;
+  int64_t latency_batch = 1;
+  int repeats = 20;
+  double compare_to = 32;
+  bool json = false;
+};
+
+std::string fmt_of(const std::optional<quant::FixedFormat>& f) {
+  return f ? quant::format_name(*f) : "-";
+}
+
+// Seeded uniform [0, 1) samples of the model's input shape, for latency without a data set.
+Tensor synthetic_input(const runtime::Plan& plan, int64_t batch) {
+  Shape s = plan.input_shape();
+  s[0] = batch;
+  Tensor x(s, DType::kFloat32);
+  Rng rng(1);
+  for (float& v : x.span<float>()) v = static_cast<float>(rng.uniform(0.0, 1.0));
+  return x;
+}
+
+int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
+  const ir::Graph graph = onnx::import_model(a.model);
+  const quant::QuantAssignment q = load_quantize_pass(a.config, graph);
+  const runtime::Mode mode = parse_mode(a.mode);
+  if (a.repeats < 1) fail("--repeats must be >= 1");
+
+  // The int plan gives the stored bytes and the latency; the data set, if any, is evaluated in
+  // --mode (int by default: the same plan).
+  const int64_t max_batch = std::max(a.batch_size, a.latency_batch);
+  auto int_plan =
+      runtime::make_plan(graph, {.mode = runtime::Mode::kInt, .max_batch = max_batch, .quant = q});
+  const eval::BitwidthMetrics bw = eval::average_bitwidth(graph, q, a.compare_to);
+  const auto per_node = eval::op_counts_by_node(graph, q);
+  const eval::OpCounts totals = eval::op_counts(graph, q);
+  const int64_t float_bytes = runtime::make_plan(graph, {.max_batch = 1})->parameter_bytes();
+
+  std::optional<data::Dataset> ds;
+  std::optional<eval::EvalResult> r;
+  if (!a.dataset.empty()) {
+    data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
+    ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+    auto plan = mode == runtime::Mode::kInt
+                    ? int_plan
+                    : runtime::make_plan(graph, {.mode = mode, .max_batch = max_batch, .quant = q});
+    r = eval::evaluate(plan, *ds, {.num_samples = a.num_samples, .batch_size = a.batch_size});
+  }
+  const Tensor latency_input =
+      ds && ds->size() >= a.latency_batch ? ds->x : synthetic_input(*int_plan, a.latency_batch);
+  const double latency = eval::measure_latency_ms(
+      int_plan, latency_input, {.batch_size = a.latency_batch, .repeats = a.repeats});
+
+  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  const auto& bytes = int_plan->node_parameter_bytes();
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
+    const ir::Node& n = graph.nodes()[i];
+    const auto it = q.find(n.config_name);
+    const quant::NodeQuantConfig* c =
+        it != q.end() && it->second.quantized && !it->second.bypass ? &it->second : nullptr;
+    const auto b = bytes.find(n.config_name);
+    layers.push_back({{"name", n.config_name},
+                      {"op", ir::mase_op(graph, n)},
+                      {"data_in", c ? fmt_of(c->data_in) : "-"},
+                      {"weight", c ? fmt_of(c->weight) : "-"},
+                      {"bias", c ? fmt_of(c->bias) : "-"},
+                      {"data_out", c ? fmt_of(c->data_out) : "-"},
+                      {"params", ir::param_count(graph, n)},
+                      {"packed_bytes", b == bytes.end() ? 0 : b->second},
+                      {"macs", per_node[i].second.macs},
+                      {"bitops", per_node[i].second.bitops}});
+  }
+  nlohmann::ordered_json metrics = {{"average_bitwidth", bw.average_bitwidth},
+                                    {"memory_density", bw.memory_density},
+                                    {"model_size_bytes", int_plan->parameter_bytes()},
+                                    {"float32_size_bytes", float_bytes},
+                                    {"macs", totals.macs},
+                                    {"bitops", totals.bitops},
+                                    {"activation_bits", totals.activation_bits},
+                                    {"latency_ms", latency}};
+  const nlohmann::ordered_json latency_setup = {{"engine", "int"},
+                                                {"batch_size", a.latency_batch},
+                                                {"repeats", a.repeats},
+                                                {"threads", num_threads()},
+                                                {"per", "sample, median"}};
+
+  if (a.json) {
+    nlohmann::ordered_json j = {{"model", a.model},
+                                {"config", a.config},
+                                {"layers", layers},
+                                {"hardware_metrics", metrics},
+                                {"latency", latency_setup}};
+    if (r) {
+      j["software_metrics"] = {{"loss", r->loss},
+                               {"accuracy", r->accuracy},
+                               {"macro_accuracy", r->macro_accuracy},
+                               {"samples", r->samples},
+                               {"mode", runtime::mode_name(mode)},
+                               {"dataset", ds->name},
+                               {"split", a.split}};
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+
+  std::string out = fmt::format("model   {}\nconfig  {}\n\n", a.model, a.config);
+  const std::string row = "{:<16} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>12} {:>10} {:>13}\n";
+  out += fmt::format(fmt::runtime(row), "name", "op", "data_in", "weight", "bias", "data_out",
+                     "params", "packed_bytes", "MACs", "BitOPs");
+  int64_t params = 0;
+  for (const auto& l : layers) {
+    params += l["params"].get<int64_t>();
+    out += fmt::format(fmt::runtime(row), l["name"].get<std::string>(), l["op"].get<std::string>(),
+                       l["data_in"].get<std::string>(), l["weight"].get<std::string>(),
+                       l["bias"].get<std::string>(), l["data_out"].get<std::string>(),
+                       l["params"].get<int64_t>(), l["packed_bytes"].get<int64_t>(),
+                       l["macs"].get<double>(), l["bitops"].get<double>());
+  }
+  out += fmt::format(fmt::runtime(row), "total", "", "", "", "", "", params,
+                     int_plan->parameter_bytes(), totals.macs, totals.bitops);
+  out += fmt::format(
+      "\naverage_bitwidth   {:.4f}   (MASE: weights of the quantized linear/conv2d layers)\n"
+      "memory_density     {:.4f}   (compare_to {} / average_bitwidth)\n"
+      "model_size_bytes   {}   (as the int engine stores it; float32: {}, {:.2f}x smaller)\n"
+      "macs               {:.0f}   per sample\n"
+      "bitops             {:.0f}   per sample (MACs x weight bits x data_in bits, 32 if float)\n"
+      "activation_bits    {:.0f}   per sample (inputs of quantized nodes)\n"
+      "latency_ms         {:.6f}   per sample: int engine, batch {}, median of {} runs, "
+      "{} thread(s)\n",
+      bw.average_bitwidth, bw.memory_density, a.compare_to, int_plan->parameter_bytes(),
+      float_bytes,
+      static_cast<double>(float_bytes) / static_cast<double>(int_plan->parameter_bytes()),
+      totals.macs, totals.bitops, totals.activation_bits, latency, a.latency_batch, a.repeats,
+      num_threads());
+  if (r) {
+    out += fmt::format(
+        "\ndataset            {} ({} split, {} samples, {} mode)\n"
+        "loss               {:.6f}\naccuracy           {:.6f}\nmacro_accuracy     {:.6f}\n",
+        ds->name, a.split, r->samples, runtime::mode_name(mode), r->loss, r->accuracy,
+        r->macro_accuracy);
+  }
+  std::cout << out;
+  return 0;
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
+  auto args = std::make_shared<QuantizeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "quantize",
+      "Apply a [passes.quantize] config: per-layer formats, model size, BitOPs, latency, accuracy");
+  cmd->add_option("--model", args->model, "ONNX model file")->required();
+  cmd->add_option("--config", args->config, "TOML config with [passes.quantize] (MASE's schema)")
+      ->required();
+  cmd->add_option("--dataset", args->dataset,
+                  "Also evaluate loss/accuracy on: mnist | fashion-mnist | jsc | csv:PATH");
+  cmd->add_option("--split", args->split, "train | val | test (default: test)");
+  cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
+  cmd->add_option("--num-samples", args->num_samples,
+                  "Evaluate the first N samples of the split (default: all)");
+  cmd->add_option("--mode", args->mode, "Mode of the evaluation: int (default) | fake | float");
+  cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size (default: 256)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--latency-batch", args->latency_batch,
+                  "Batch size of the latency measurement (default: 1)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--repeats", args->repeats, "Timed runs for the latency median (default: 20)");
+  cmd->add_option("--compare-to", args->compare_to,
+                  "Reference width of memory_density (default: 32)");
+  cmd->add_flag("--json", args->json, "Print JSON");
+  cmd->callback(
+      [&global, &run, args] { run = [&global, args] { return run_quantize(global, *args); }; });
+}
+
+}  // namespace qsearch::cli
