@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <set>
 
@@ -30,21 +31,25 @@ Comparison compare_studies(const std::vector<StudyRun>& runs) {
     }
   }
   if (all.size() == 0) fail("none of the studies has a COMPLETE trial");
-  std::vector<double> lo(dim, std::numeric_limits<double>::infinity()), hi(dim, -lo[0]);
-  for (int i = 0; i < all.size(); ++i) {
-    for (int j = 0; j < dim; ++j) {
-      lo[j] = std::min(lo[j], all[i][j]);
-      hi[j] = std::max(hi[j], all[i][j]);
-    }
-  }
-  std::vector<double> ref(dim);
-  for (int j = 0; j < dim; ++j) ref[j] = hi[j] + std::max(1e-12, 0.01 * (hi[j] - lo[j]));
-
   std::set<std::vector<double>> front_points;
   search::Points front(dim);
   for (int i : search::pareto_front(all)) {
     std::vector<double> p(all[i].begin(), all[i].end());
     if (front_points.insert(p).second) front.push_back(p);
+  }
+  // Reference point: the front's nadir plus 10% of the front's extent per objective, so the
+  // hypervolume measures how close a study came to the best known front rather than how far it
+  // got from the worst configuration.
+  std::vector<double> ref(dim);
+  for (int j = 0; j < dim; ++j) {
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (int i = 0; i < front.size(); ++i) {
+      lo = std::min(lo, front[i][j]);
+      hi = std::max(hi, front[i][j]);
+    }
+    double margin = 0.1 * (hi - lo);
+    if (margin <= 0) margin = std::max(1e-12, 0.1 * std::abs(hi));
+    ref[j] = hi + margin;
   }
   Comparison c;
   c.reference_front_size = front.size();

@@ -3,10 +3,10 @@
 //
 // All COMPLETE trials of all studies form the reference set; its Pareto front F is the best
 // known front (exact when one of the studies is an exhaustive brute force). With every
-// objective turned into a loss (maximised ones negated), the reference point r is the worst
-// value of each objective over the reference set plus 1% of its range (a fixed margin so that
-// extreme front points count). For each study, HV(k) is the hypervolume of the front of its
-// first k trials (by trial number) w.r.t. r, and the report gives:
+// objective turned into a loss (maximised ones negated), the reference point r is F's nadir
+// (its worst value per objective) plus 10% of F's extent, so only points near the best known
+// front count. For each study, HV(k) is the hypervolume of the front of its first k trials (by
+// trial number) w.r.t. r, and the report gives:
 //   - final HV / HV(F),
 //   - the first k with HV(k) >= 90%, 99% and 100% of HV(F) ("-" if never),
 //   - how many of F's distinct points the study found.
