@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main job on the default data and model (what `make demo` runs after set-up and build):
+#   1. the shipped MNIST MLP evaluated in float, then quantized to 8 bits by the integer engine;
+#   2. the lab's comparison made exact: the default search space (configs/mnist_mlp.toml,
+#      1728 per-layer fixed-point configurations) searched exhaustively by brute force, which
+#      gives the true Pareto front of accuracy vs average bitwidth, and by TPE and random search
+#      with 150 trials each;
+#   3. `qsearch compare`: how close each got to the true front, and after how many trials.
+# Outputs go to qsearch_output/demo/ (removed first, so the numbers are this run's).
+set -euo pipefail
+qsearch=${1:-build/bin/qsearch}
+cd "$(dirname "$0")/.."
+out=qsearch_output/demo
+rm -rf "$out"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Float model: qsearch eval --model models/mlp_mnist.onnx --dataset mnist"
+"$qsearch" eval --model models/mlp_mnist.onnx --dataset mnist
+
+step "8-bit integer engine: qsearch quantize --config configs/mnist_mlp_int8.toml"
+"$qsearch" quantize --model models/mlp_mnist.onnx --config configs/mnist_mlp_int8.toml \
+  --dataset mnist
+
+step "Brute force over all 1728 configurations (the true Pareto front)"
+"$qsearch" search --config configs/mnist_mlp.toml --sampler bruteforce --trials 100000 \
+  --out "$out/bruteforce" --quiet
+
+step "TPE, 150 trials"
+"$qsearch" search --config configs/mnist_mlp.toml --sampler tpe --trials 150 --seed 0 \
+  --out "$out/tpe" --quiet
+
+step "Random search, 150 trials"
+"$qsearch" search --config configs/mnist_mlp.toml --sampler random --trials 150 --seed 0 \
+  --out "$out/random" --quiet
+
+step "Sample efficiency: qsearch compare"
+"$qsearch" compare "$out/bruteforce" "$out/tpe" "$out/random"
+printf '\nEach search left best.json, log.json (MASE layouts), trials.csv and study.db in %s/<sampler>/.\n' "$out"
