@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -69,6 +70,31 @@ inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) {
 }
 #endif
 
+#ifdef __AVX2__
+// Stores 8 int32 lanes whose values already fit Code (the clamp above guarantees it), narrowing
+// with packs: saturation never triggers, so this is a plain conversion.
+template <typename Code>
+inline void store8(Code* out, __m256i c) {
+  if constexpr (sizeof(Code) == 4) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), c);
+  } else if constexpr (sizeof(Code) == 8) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                        _mm256_cvtepi32_epi64(_mm256_castsi256_si128(c)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 4),
+                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(c, 1)));
+  } else {
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    if constexpr (sizeof(Code) == 2) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), w16);
+    } else if constexpr (std::is_same_v<Code, uint8_t>) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packus_epi16(w16, w16));
+    } else {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm_packs_epi16(w16, w16));
+    }
+  }
+}
+#endif
+
 template <typename Code>
 void quantize_typed(std::span<const float> x, const FixedFormat& f, Rounding r, Code* out) {
   const int64_t n = static_cast<int64_t>(x.size());
@@ -80,13 +106,11 @@ void quantize_typed(std::span<const float> x, const FixedFormat& f, Rounding r, 
     const __m256 scale = _mm256_set1_ps(std::ldexp(1.0f, f.frac));
     const __m256 lo = _mm256_set1_ps(static_cast<float>(f.min_code()));
     const __m256 hi = _mm256_set1_ps(static_cast<float>(f.max_code()));
-    alignas(32) int32_t tmp[8];
     for (; i + 8 <= n; i += 8) {
       __m256 v = round8(_mm256_mul_ps(_mm256_loadu_ps(x.data() + i), scale), r);
       v = clamp8(v, lo, hi);
       v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
-      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), _mm256_cvtps_epi32(v));
-      for (int j = 0; j < 8; ++j) out[i + j] = static_cast<Code>(tmp[j]);
+      store8(out + i, _mm256_cvtps_epi32(v));
     }
   }
 #endif

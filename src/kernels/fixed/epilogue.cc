@@ -66,6 +66,65 @@ void run_requantize(const Epilogue& e, const int64_t* tile, int rows, int cols, 
   }
 }
 
+// The common case, written to vectorise: the accumulator fits int32 (AccType::kInt32, so the
+// shifted sum plus the bias does too), the rounding shift is 1..30, and the output is contiguous
+// along rows (GEMM, ldc_n == 1) or along columns (conv's NCHW, ldc_m == 1). Same values as
+// run_requantize: int32 lanes hold every intermediate exactly.
+template <quant::Rounding R>
+inline int32_t shift_round32(int32_t v, int s) {
+  const int32_t q = v >> s;
+  if constexpr (R == quant::Rounding::kFloor) {
+    return q;
+  } else {
+    const int32_t rem = v & ((int32_t{1} << s) - 1);
+    const int32_t half = int32_t{1} << (s - 1);
+    const int32_t tie_up = R == quant::Rounding::kHalfToEven ? (q & 1) : (v >= 0);
+    return q + ((rem > half) | ((rem == half) & tie_up));
+  }
+}
+
+template <typename Out, quant::Rounding R, bool kRowMajor>
+void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
+                      int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const int shift = e.shift_, s = e.rshift_;
+  const int32_t lo = static_cast<int32_t>(e.lo_), hi = static_cast<int32_t>(e.hi_);
+  const int64_t* bias = e.bias_ + col0;
+  auto one = [&](int r, int j) {
+    const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(tile[r * 16 + j]) << shift) +
+                        static_cast<int32_t>(bias[j]);
+    return static_cast<Out>(std::clamp(shift_round32<R>(acc, s), lo, hi));
+  };
+  if constexpr (kRowMajor) {
+    for (int r = 0; r < rows; ++r) {
+      Out* o = out + (row0 + r) * e.ldc_m_ + col0;
+      for (int j = 0; j < cols; ++j) o[j] = one(r, j);
+    }
+  } else {
+    for (int j = 0; j < cols; ++j) {
+      Out* o = out + row0 + (col0 + j) * e.ldc_n_;
+      for (int r = 0; r < rows; ++r) o[r] = one(r, j);
+    }
+  }
+}
+
+template <typename Out>
+auto requantize32_fn(quant::Rounding r, bool row_major) {
+  using F = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
+  switch (r) {
+    case quant::Rounding::kHalfToEven:
+      return row_major ? F(&run_requantize32<Out, quant::Rounding::kHalfToEven, true>)
+                       : F(&run_requantize32<Out, quant::Rounding::kHalfToEven, false>);
+    case quant::Rounding::kHalfAwayFromZero:
+      return row_major ? F(&run_requantize32<Out, quant::Rounding::kHalfAwayFromZero, true>)
+                       : F(&run_requantize32<Out, quant::Rounding::kHalfAwayFromZero, false>);
+    case quant::Rounding::kFloor:
+      break;
+  }
+  return row_major ? F(&run_requantize32<Out, quant::Rounding::kFloor, true>)
+                   : F(&run_requantize32<Out, quant::Rounding::kFloor, false>);
+}
+
 template <typename Out>
 auto requantize_fn(quant::Rounding r) {
   switch (r) {
@@ -100,6 +159,26 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
       lo_ = p.out_format.min_code();
       hi_ = p.out_format.max_code();
       rounding_ = p.rounding;
+      if (p.acc == AccType::kInt32 && rshift_ >= 1 && rshift_ <= 30 && shift_ <= 31 &&
+          (ldc_n_ == 1 || ldc_m_ == 1)) {
+        const bool row_major = ldc_n_ == 1;
+        switch (quant::storage_dtype(p.out_format)) {
+          case DType::kInt8:
+            fn_ = requantize32_fn<int8_t>(p.rounding, row_major);
+            return;
+          case DType::kUInt8:
+            fn_ = requantize32_fn<uint8_t>(p.rounding, row_major);
+            return;
+          case DType::kInt16:
+            fn_ = requantize32_fn<int16_t>(p.rounding, row_major);
+            return;
+          case DType::kInt32:
+            fn_ = requantize32_fn<int32_t>(p.rounding, row_major);
+            return;
+          default:
+            break;  // unsigned 32-bit codes (int64 storage): the general path
+        }
+      }
       switch (quant::storage_dtype(p.out_format)) {
         case DType::kInt8:
           fn_ = requantize_fn<int8_t>(p.rounding);
