@@ -57,7 +57,9 @@ class LinearInteger(nn.Linear):
 
 
 class Mlp(nn.Module):
-    """The shipped MNIST MLP (models/mlp_mnist.onnx): Flatten, 784-256-128-10 with ReLU."""
+    """The MNIST MLP: Flatten, 784-256-128-10 with ReLU (models/mlp_mnist.onnx, or the export of
+    bench/torch_float_eval.py). `weights`: the ONNX initializers in file order, weight then bias
+    of each Linear."""
 
     def __init__(self, weights):
         super().__init__()
@@ -66,9 +68,9 @@ class Mlp(nn.Module):
         self.fc2, self.relu2 = nn.Linear(256, 128), nn.ReLU()
         self.fc3 = nn.Linear(128, 10)
         with torch.no_grad():
-            for name in ("fc1", "fc2", "fc3"):
-                getattr(self, name).weight.copy_(weights[name + ".weight"])
-                getattr(self, name).bias.copy_(weights[name + ".bias"])
+            for i, name in enumerate(("fc1", "fc2", "fc3")):
+                getattr(self, name).weight.copy_(weights[2 * i])
+                getattr(self, name).bias.copy_(weights[2 * i + 1])
 
     def forward(self, x):
         return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(self.flatten(x))))))
@@ -117,8 +119,8 @@ def main():
     p.add_argument("--bias", default="16.8")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
-               for i in onnx.load(args.model).graph.initializer}
+    weights = [torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in onnx.load(args.model).graph.initializer]
     model = Mlp(weights)
     x, y = load_mnist("test")
     config = {"data_in": fmt(args.data_in), "weight": fmt(args.weight), "bias": fmt(args.bias)}
