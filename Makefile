@@ -30,7 +30,7 @@ test: setup
 test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQSEARCH_WERROR=ON \
 	  -DQSEARCH_SANITIZE=ON -DQSEARCH_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target unit_tests
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L unit
 
 bench: build
