@@ -38,11 +38,16 @@ struct ConfigValue {
   // TOML-like text for messages: 8, 0.5, "integer", NA.
   std::string str() const {
     switch (kind) {
-      case Kind::kNA: return "NA";
-      case Kind::kBool: return b ? "true" : "false";
-      case Kind::kInt: return std::to_string(i);
-      case Kind::kFloat: return fmt::format("{}", f);
-      case Kind::kString: return "\"" + s + "\"";
+      case Kind::kNA:
+        return "NA";
+      case Kind::kBool:
+        return b ? "true" : "false";
+      case Kind::kInt:
+        return std::to_string(i);
+      case Kind::kFloat:
+        return fmt::format("{}", f);
+      case Kind::kString:
+        return "\"" + s + "\"";
     }
     return "?";
   }

@@ -48,7 +48,7 @@ BitwidthMetrics average_bitwidth(const ir::Graph& graph, const quant::QuantAssig
 }
 
 std::vector<std::pair<std::string, OpCounts>> op_counts_by_node(const ir::Graph& graph,
-                                                               const quant::QuantAssignment& q) {
+                                                                const quant::QuantAssignment& q) {
   std::vector<std::pair<std::string, OpCounts>> out;
   std::vector<Shape> shapes = graph.infer_shapes(1);
   for (const ir::Node& n : graph.nodes()) {

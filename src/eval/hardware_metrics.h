@@ -47,7 +47,7 @@ struct OpCounts {
 OpCounts op_counts(const ir::Graph& graph, const quant::QuantAssignment& q);
 // The same per node (graph order, config names); op_counts() is their sum.
 std::vector<std::pair<std::string, OpCounts>> op_counts_by_node(const ir::Graph& graph,
-                                                               const quant::QuantAssignment& q);
+                                                                const quant::QuantAssignment& q);
 
 struct LatencyOptions {
   int64_t batch_size = 1;

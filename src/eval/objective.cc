@@ -65,8 +65,8 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
 TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
   runtime::PlanOptions popts;
   popts.mode = options_.mode;
-  popts.max_batch = std::max(options_.batch_size,
-                             options_.latency ? options_.latency->batch_size : int64_t{1});
+  popts.max_batch =
+      std::max(options_.batch_size, options_.latency ? options_.latency->batch_size : int64_t{1});
   popts.quant = q;
   auto plan = runtime::make_plan(*graph_, popts);
   // Model size and latency are the int engine's (hardware_metrics.h), whatever mode evaluates.
