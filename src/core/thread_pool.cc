@@ -6,7 +6,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -94,6 +93,7 @@ class Pool {
 
  private:
   Pool() {
+    queue_.reserve(64);
     int n = static_cast<int>(std::thread::hardware_concurrency());
     if (const char* env = std::getenv("QSEARCH_THREADS")) {
       int v = std::atoi(env);
@@ -112,7 +112,7 @@ class Pool {
         job = queue_.front();
         // Drop exhausted jobs from the queue so other jobs get served.
         if (job->next.load() >= job->n_chunks) {
-          queue_.pop_front();
+          queue_.erase(queue_.begin());
           continue;
         }
         std::lock_guard<std::mutex> job_lock(job->m);
@@ -128,7 +128,9 @@ class Pool {
 
   std::mutex m_;
   std::condition_variable cv_;
-  std::deque<Job*> queue_;
+  // A vector, not a deque: a deque allocates a new block every few dozen push/pop cycles, and
+  // Executor::run must not allocate. Erasing keeps the capacity; it holds the concurrent jobs.
+  std::vector<Job*> queue_;
   std::vector<std::thread> workers_;
   int threads_wanted_ = 1;
   bool stop_ = false;
