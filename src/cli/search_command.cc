@@ -117,6 +117,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   std::mutex out_mu;
   int since_save = 0;
   Stopwatch clock;
+  double last_save = 0;
   search::OptimizeOptions oo;
   oo.n_trials = static_cast<int>(s.n_trials);
   oo.timeout_s = s.timeout_s;
@@ -131,9 +132,12 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
           s.n_trials > 0 ? fmt::format("/{}", s.n_trials) : std::string(), t.number,
           search::to_string(t.state), dur, metric_summary(t, s.objective.metrics), clock.seconds());
     }
-    if (++since_save >= std::max(1, s.save_every_n_trials)) {
+    // Rewriting the outputs costs O(trials); at most once a second it stays a small part of a
+    // fast search (study.db has every finished trial at once; the end writes them all).
+    if (++since_save >= std::max(1, s.save_every_n_trials) && clock.seconds() - last_save >= 1.0) {
       since_save = 0;
       report::write_search_outputs(s.out_dir, study.info(), study.trials());
+      last_save = clock.seconds();
     }
   };
   search::OptimizeSummary sum = study.optimize(objective, oo);

@@ -68,6 +68,7 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
   popts.max_batch =
       std::max(options_.batch_size, options_.latency ? options_.latency->batch_size : int64_t{1});
   popts.quant = q;
+  popts.pack_cache = pack_cache_;
   auto plan = runtime::make_plan(*graph_, popts);
   // Model size and latency are the int engine's (hardware_metrics.h), whatever mode evaluates.
   auto int_plan = plan;

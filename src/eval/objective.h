@@ -76,6 +76,8 @@ class QuantObjective {
   std::shared_ptr<const QuantSearchSpace> space_;
   ObjectiveOptions options_;
   int64_t samples_ = 0;
+  // Packed weights shared by every trial's int plan (copies of this objective share it too).
+  std::shared_ptr<runtime::PackCache> pack_cache_ = std::make_shared<runtime::PackCache>();
 };
 
 }  // namespace qsearch::eval

@@ -404,6 +404,23 @@ class IntLowering {
     return vi.slot;
   }
 
+  // The packed weights of GEMM / conv node n under q: from the plan options' PackCache when it
+  // holds them (the packing depends only on the node's constants, q's formats and rounding, and
+  // the ISA), else made by `pack` and kept there.
+  template <class Packed, class Pack>
+  Packed cached_packing(const Node& n, const NodeQuant& q, Pack&& pack) {
+    PackCache* cache = b_.options().pack_cache.get();
+    if (cache == nullptr || b_.options().use_reference_kernels) return pack();
+    const std::string key =
+        fmt::format("{}|{}|{}|{}|{}|{}", n.name, format_str(q.inputs[0]), format_str(q.inputs[1]),
+                    q.inputs.size() > 2 ? format_str(q.inputs[2]) : "none",
+                    static_cast<int>(q.rounding), static_cast<int>(fx::max_isa()));
+    if (auto hit = cache->find(g_, key)) return *static_cast<const Packed*>(hit.get());
+    Packed p = pack();
+    cache->put(g_, key, std::make_shared<const Packed>(p), p.packed_bytes());
+    return p;
+  }
+
   // Quantized weight codes of constant `v` with format f (an Error names the node if the data is
   // not float32).
   Tensor weight_codes(const Node& n, ValueId v, const FixedFormat& f, Rounding r) const {
@@ -465,25 +482,27 @@ class IntLowering {
     const Shape& ws = g_.value(w).data.shape();
     const int64_t k = trans_b ? ws[1] : ws[0], nn = trans_b ? ws[0] : ws[1];
     auto s = step<IntGemmStep>(n);
-    s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
-    fx::GemmWeights& spec = s->spec;
-    spec.b = s->weight_codes.raw();
-    spec.b_dtype = s->weight_codes.dtype();
-    spec.k = k;
-    spec.n = nn;
-    spec.stride_k = trans_b ? 1 : nn;
-    spec.stride_n = trans_b ? k : 1;
-    spec.b_format = *q.inputs[1];
-    spec.a_format = *q.inputs[0];
-    spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
-    spec.bit_pack = true;
-    if (c >= 0) {
-      s->bias_codes = bias_codes(n, c, nn, *q.inputs[2], q.rounding);
-      spec.bias = s->bias_codes.raw();
-      spec.bias_dtype = s->bias_codes.dtype();
-      spec.bias_format = *q.inputs[2];
-    }
-    s->packed = fx::pack_weights(spec);
+    s->packed = cached_packing<fx::PackedWeights>(n, q, [&] {
+      s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
+      fx::GemmWeights& spec = s->spec;
+      spec.b = s->weight_codes.raw();
+      spec.b_dtype = s->weight_codes.dtype();
+      spec.k = k;
+      spec.n = nn;
+      spec.stride_k = trans_b ? 1 : nn;
+      spec.stride_n = trans_b ? k : 1;
+      spec.b_format = *q.inputs[1];
+      spec.a_format = *q.inputs[0];
+      spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
+      spec.bit_pack = true;
+      if (c >= 0) {
+        s->bias_codes = bias_codes(n, c, nn, *q.inputs[2], q.rounding);
+        spec.bias = s->bias_codes.raw();
+        spec.bias_dtype = s->bias_codes.dtype();
+        spec.bias_format = *q.inputs[2];
+      }
+      return fx::pack_weights(spec);
+    });
     const fx::AccumulatorBound bound = fx::accumulator_bound(s->packed);
     check_bound(n, q, bound, k);
     s->reference = b_.options().use_reference_kernels;
@@ -528,21 +547,23 @@ class IntLowering {
     geo.stride_w = at.strides[1];
     geo.dilation_h = at.dilations[0];
     geo.dilation_w = at.dilations[1];
-    s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
-    fx::Conv2dWeights& spec = s->spec;
-    spec.w = s->weight_codes.raw();
-    spec.w_dtype = s->weight_codes.dtype();
-    spec.w_format = *q.inputs[1];
-    spec.a_format = *q.inputs[0];
-    spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
-    spec.bit_pack = true;
-    if (c >= 0) {
-      s->bias_codes = bias_codes(n, c, ws[0], *q.inputs[2], q.rounding);
-      spec.bias = s->bias_codes.raw();
-      spec.bias_dtype = s->bias_codes.dtype();
-      spec.bias_format = *q.inputs[2];
-    }
-    s->packed = fx::pack_conv2d(geo, spec);
+    s->packed = cached_packing<fx::PackedConv2d>(n, q, [&] {
+      s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
+      fx::Conv2dWeights& spec = s->spec;
+      spec.w = s->weight_codes.raw();
+      spec.w_dtype = s->weight_codes.dtype();
+      spec.w_format = *q.inputs[1];
+      spec.a_format = *q.inputs[0];
+      spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
+      spec.bit_pack = true;
+      if (c >= 0) {
+        s->bias_codes = bias_codes(n, c, ws[0], *q.inputs[2], q.rounding);
+        spec.bias = s->bias_codes.raw();
+        spec.bias_dtype = s->bias_codes.dtype();
+        spec.bias_format = *q.inputs[2];
+      }
+      return fx::pack_conv2d(geo, spec);
+    });
     const fx::AccumulatorBound bound = fx::accumulator_bound(s->packed);
     check_bound(n, q, bound, ws[1] * ws[2] * ws[3]);
     s->reference = b_.options().use_reference_kernels;

@@ -22,6 +22,44 @@ const char* mode_name(Mode mode) {
   return "?";
 }
 
+void PackCache::check_graph(const ir::Graph& graph) {
+  if (graph_ == nullptr) graph_ = &graph;
+  QSEARCH_CHECK(graph_ == &graph);  // one cache per graph
+}
+
+std::shared_ptr<const void> PackCache::find(const ir::Graph& graph, const std::string& key) {
+  std::lock_guard<std::mutex> lock(m_);
+  check_graph(graph);
+  auto it = map_.find(key);
+  if (it == map_.end()) return nullptr;
+  ++hits_;
+  return it->second;
+}
+
+void PackCache::put(const ir::Graph& graph, const std::string& key,
+                    std::shared_ptr<const void> value, size_t bytes) {
+  std::lock_guard<std::mutex> lock(m_);
+  check_graph(graph);
+  if (bytes_ + bytes > max_bytes_ || map_.count(key)) return;
+  map_.emplace(key, std::move(value));
+  bytes_ += bytes;
+}
+
+size_t PackCache::entries() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return map_.size();
+}
+
+size_t PackCache::hits() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return hits_;
+}
+
+size_t PackCache::bytes() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return bytes_;
+}
+
 namespace {
 
 // Copies a slot into a buffer slot: used when a graph output would otherwise alias the

@@ -59,7 +59,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/tensor.h"
@@ -75,6 +77,37 @@ enum class Mode { kFloat, kFake, kInt };
 
 const char* mode_name(Mode mode);
 
+// Packed integer weights shared by the kInt plans of one graph. A search builds a plan per trial;
+// trials that give a GEMM or convolution the same formats (weight, bias, activation, rounding)
+// reuse its packing instead of quantizing and packing the weights again: the packing is a pure
+// function of those and the graph's constants. Thread-safe; holds at most max_bytes of packed
+// weights (beyond that, new packings are used but not kept). All plans sharing one cache must
+// come from the same graph, unchanged (checked).
+//
+//   auto cache = std::make_shared<runtime::PackCache>();
+//   popts.pack_cache = cache;                    // for every make_plan(graph, popts) of a search
+class PackCache {
+ public:
+  explicit PackCache(size_t max_bytes = size_t{512} << 20) : max_bytes_(max_bytes) {}
+
+  // The entry under `key` for `graph`, or null.
+  std::shared_ptr<const void> find(const ir::Graph& graph, const std::string& key);
+  // Keeps `value` (of `bytes` bytes) under `key` unless that would exceed max_bytes.
+  void put(const ir::Graph& graph, const std::string& key, std::shared_ptr<const void> value,
+           size_t bytes);
+
+  size_t entries() const;
+  size_t hits() const;
+  size_t bytes() const;
+
+ private:
+  void check_graph(const ir::Graph& graph);
+  mutable std::mutex m_;
+  const ir::Graph* graph_ = nullptr;
+  std::unordered_map<std::string, std::shared_ptr<const void>> map_;
+  size_t max_bytes_, bytes_ = 0, hits_ = 0;
+};
+
 struct PlanOptions {
   Mode mode = Mode::kFloat;
   int64_t max_batch = 256;  // largest batch run() will get
@@ -84,6 +117,9 @@ struct PlanOptions {
   // Per-node number formats for kFake / kInt, keyed by node config name (nodes absent or with
   // quantized == false run unquantized). kFloat ignores it: the unquantized baseline.
   quant::QuantAssignment quant;
+  // kInt: reuse packed weights across plans of this graph (see PackCache). Not used with
+  // use_reference_kernels (whose steps keep the unpacked codes).
+  std::shared_ptr<PackCache> pack_cache;
 };
 
 class Plan {

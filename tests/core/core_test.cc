@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <thread>
@@ -24,6 +25,16 @@ TEST(Tensor, ZeroInitialisedAlignedAndShared) {
   Tensor copy = t.clone();
   copy.data<float>()[4] = 3.0f;
   EXPECT_EQ(t.data<float>()[4], 2.0f);
+}
+
+// Large buffers are recycled (core/tensor.cc's block cache): a reused one is zeroed again.
+TEST(Tensor, RecycledLargeBuffersAreZeroed) {
+  const Shape shape = {512, 1024};  // 2 MiB of float32
+  for (int round = 0; round < 3; ++round) {
+    Tensor t(shape, DType::kFloat32);
+    for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.data<float>()[i], 0.0f) << i;
+    std::fill(t.data<float>(), t.data<float>() + t.numel(), 7.0f);
+  }
 }
 
 TEST(Tensor, RowsIsAView) {

@@ -31,13 +31,15 @@ using testing::GraphMaker;
 // Runs `g` in int mode; empty tensor when make_plan refuses an accumulator beyond int64 (the
 // message must say so).
 Tensor run_int(const ir::Graph& g, const quant::QuantAssignment& q, const Tensor& x,
-               bool reference_kernels, std::string* refused = nullptr) {
+               bool reference_kernels, std::string* refused = nullptr,
+               std::shared_ptr<PackCache> pack_cache = nullptr) {
   std::shared_ptr<const Plan> plan;
   try {
     plan = make_plan(g, {.mode = Mode::kInt,
                          .max_batch = x.dim(0),
                          .use_reference_kernels = reference_kernels,
-                         .quant = q});
+                         .quant = q,
+                         .pack_cache = std::move(pack_cache)});
   } catch (const Error& e) {
     if (refused == nullptr || std::string(e.what()).find("beyond int64") == std::string::npos) {
       throw;
@@ -251,28 +253,30 @@ class RandomCase {
   std::vector<std::pair<std::string, size_t>> names_;
 };
 
+// A random MLP (odd seeds) or CNN (even seeds) graph with rc's formats, and its input shape.
+std::pair<ir::Graph, Shape> random_graph(RandomCase& rc, uint64_t seed) {
+  const int64_t batch = rc.uniform(1, 5);
+  quant::QuantAssignment unused;
+  if (seed % 2 == 0) {
+    const int64_t c = rc.uniform(1, 3), hw = rc.uniform(5, 9);
+    GraphMaker m({kDynamic, c, hw, hw + rc.uniform(0, 1)});
+    Shape in_shape = {batch, c, hw, m.graph().value(m.input()).shape[3]};
+    rc.cnn(m, unused, m.input(), c, hw);
+    return {m.finish(rc.out()), in_shape};
+  }
+  const int64_t k0 = rc.uniform(1, 40);
+  GraphMaker m({kDynamic, k0});
+  rc.mlp(m, unused, m.input(), k0);
+  return {m.finish(rc.out()), Shape{batch, k0}};
+}
+
 TEST(QuantExact, RandomGraphsEqualTheExactReference) {
   int ran = 0, refused = 0;
   for (uint64_t seed = 1; seed <= 500; ++seed) {
     RandomCase rc(seed);
     const bool conv = seed % 2 == 0;
-    const int64_t batch = rc.uniform(1, 5);
-    quant::QuantAssignment unused;
-    Shape in_shape;
-    ir::Graph g;
-    if (conv) {
-      const int64_t c = rc.uniform(1, 3), hw = rc.uniform(5, 9);
-      GraphMaker m({kDynamic, c, hw, hw + rc.uniform(0, 1)});
-      in_shape = {batch, c, hw, m.graph().value(m.input()).shape[3]};
-      rc.cnn(m, unused, m.input(), c, hw);
-      g = m.finish(rc.out());
-    } else {
-      const int64_t k0 = rc.uniform(1, 40);
-      GraphMaker m({kDynamic, k0});
-      in_shape = {batch, k0};
-      rc.mlp(m, unused, m.input(), k0);
-      g = m.finish(rc.out());
-    }
+    const auto [g, in_shape] = random_graph(rc, seed);
+    const int64_t batch = in_shape[0];
     const quant::QuantAssignment q = rc.assign(g);
     const Tensor x = rc.input(in_shape);
     SCOPED_TRACE(fmt::format("seed {} ({})", seed, conv ? "cnn" : "mlp"));
@@ -293,6 +297,44 @@ TEST(QuantExact, RandomGraphsEqualTheExactReference) {
       "(accumulator beyond int64)\n",
       ran, refused);
   EXPECT_GE(ran, 450);
+}
+
+// q with one thing changed on every quantized node: which = 0 weight frac, 1 data_in frac, 2 bias
+// frac, 3 rounding.
+quant::QuantAssignment vary(quant::QuantAssignment q, int which) {
+  for (auto& [name, c] : q) {
+    std::optional<FixedFormat>* f = which == 0 ? &c.weight : which == 1 ? &c.data_in : &c.bias;
+    if (which == 3) {
+      c.rounding = Rounding::kFloor;
+    } else if (f->has_value()) {
+      (*f)->frac += 1;
+    }
+  }
+  return q;
+}
+
+// Plans sharing a PackCache (as a search's trials do) reuse packings and compute the same bits as
+// plans that pack their own weights, whichever assignment filled the cache first: a change of the
+// weight, activation or bias format or of the rounding is a different packing.
+TEST(QuantExact, PackCacheReusesPackingsWithoutChangingResults) {
+  size_t hits = 0;
+  for (uint64_t seed = 1; seed <= 80; ++seed) {
+    RandomCase rc(seed);
+    const auto [g, in_shape] = random_graph(rc, seed);
+    const quant::QuantAssignment q = rc.assign(g);
+    const Tensor x = rc.input(in_shape);
+    auto cache = std::make_shared<PackCache>();
+    std::string why;
+    for (int which : {-1, 0, 1, 2, 3, -1}) {
+      SCOPED_TRACE(fmt::format("seed {}, variant {}", seed, which));
+      const quant::QuantAssignment qv = which < 0 ? q : vary(q, which);
+      const Tensor want = run_int(g, qv, x, false, &why);
+      if (want.empty()) continue;  // refused (beyond int64) with or without the cache
+      ASSERT_TRUE(same_bits(run_int(g, qv, x, false, &why, cache), want));
+    }
+    hits += cache->hits();
+  }
+  EXPECT_GT(hits, 80u);  // every graph has a GEMM or conv, and the last plan repeats the first
 }
 
 }  // namespace
