@@ -76,6 +76,15 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     if (!quiet) std::cerr << fmt::format("note: '{}' has no effect in qsearch search\n", k);
   }
 
+  if (!std::filesystem::exists(s.model_path) && !flags.model) {
+    // A config's relative model path is looked up from the working directory, then beside the
+    // config; say both and how to fix it rather than only "cannot open".
+    fail(
+        "{}: model '{}' not found: looked in the working directory ({}) and beside the config; "
+        "run qsearch from the directory the path is relative to (the shipped configs: the "
+        "repository root) or pass --model PATH.onnx",
+        flags.config, s.model_path, std::filesystem::current_path().string());
+  }
   auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
   data::DataOptions dopts{.data_dir = global.data_dir};
   auto dataset = std::make_shared<data::Dataset>(

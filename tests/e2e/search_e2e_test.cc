@@ -233,6 +233,14 @@ TEST(SearchE2E, ConfigErrorsNameFileLineAndExitNonZero) {
   EXPECT_NE(r.err.find("c.toml:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("did you mean 'n_trials'"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir.path() / "out" / "study.db"));  // rejected before any trial
+
+  // A model path found neither from the working directory nor beside the config.
+  std::string text = by_type_config();
+  text.replace(text.find("tests/fixtures/torch/mlp_opset13.onnx"), 37, "no/such/model.onnx");
+  r = run("search --config " + write(dir, "m.toml", text) + " --out " + (dir / "out"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("m.toml: model 'no/such/model.onnx' not found"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--model PATH.onnx"), std::string::npos) << r.err;
 }
 
 }  // namespace
