@@ -45,14 +45,16 @@ struct Args {
   quant::FixedFormat data_in{8, 4, true}, weight{8, 6, true}, bias{16, 8, true};
   std::vector<std::pair<int, int>> widths = {{16, 8}, {8, 4}, {4, 2}, {2, 1}};
   bool table = true;
+  std::string modes = "float,fake,int";  // which modes to time
 };
 
 [[noreturn]] void usage(const std::string& msg) {
-  std::fprintf(stderr,
-               "quant_eval_bench: %s\nusage: quant_eval_bench [--model M.onnx] [--threads N] "
-               "[--batch B] [--reps R] [--data-in W.F] [--weight W.F] [--bias W.F] "
-               "[--table 0|1]\n",
-               msg.c_str());
+  std::fprintf(
+      stderr,
+      "quant_eval_bench: %s\nusage: quant_eval_bench [--model M.onnx] [--threads N] "
+      "[--batch B] [--reps R] [--modes float,fake,int] [--data-in W.F] [--weight W.F] [--bias W.F] "
+      "[--table 0|1]\n",
+      msg.c_str());
   std::exit(2);
 }
 
@@ -74,6 +76,8 @@ Args parse(int argc, char** argv) {
       a.threads = std::atoi(v.c_str());
     } else if (k == "--batch") {
       a.batch = std::atoll(v.c_str());
+    } else if (k == "--modes") {
+      a.modes = v;
     } else if (k == "--reps") {
       a.reps = std::atoi(v.c_str());
     } else if (k == "--data-in") {
@@ -126,6 +130,7 @@ int main(int argc, char** argv) {
                   quant::format_name(a.weight), quant::format_name(a.bias));
 
   for (runtime::Mode mode : {runtime::Mode::kFloat, runtime::Mode::kFake, runtime::Mode::kInt}) {
+    if (a.modes.find(runtime::mode_name(mode)) == std::string::npos) continue;
     std::vector<double> plan_ms, eval_ms, trial_ms;
     double accuracy = 0;
     for (int r = 0; r <= a.reps; ++r) {  // r == 0: warm-up

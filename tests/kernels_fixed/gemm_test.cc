@@ -159,6 +159,45 @@ TEST(IntGemm, EveryIsaEveryDtypeOddShapes) {
   }
 }
 
+// Mostly-zero int8 activations (MNIST pixels, ReLU outputs) take the sparse-row path on VNNI
+// (gemm.cc, GemmJob::run_sparse): rows with 0-100% zero quads, k not a multiple of 4, weights
+// bit-packed at every width up to 8 bits, every output kind; equal to ref::gemm exactly. Dense
+// blocks in the same call take the tiles, so both paths meet in one output.
+TEST(IntGemm, SparseActivationsEqualReference) {
+  Rng rng(kSeed + 7);
+  for (int rep = 0; rep < 60; ++rep) {
+    Case c;
+    c.a_dtype = DType::kInt8;
+    c.b_dtype = DType::kInt8;
+    c.a_format = random_format(DType::kInt8, rng, /*allow_unsigned=*/false);
+    c.b_format = random_format(DType::kInt8, rng, /*allow_unsigned=*/false);
+    c.b_format.width = 2 + static_cast<int>(rng.uniform_int(7));  // 2..8 bits: bit-packed below 8
+    c.bias = rep % 3 != 0;
+    c.bias_format = random_format(DType::kInt32, rng, false);
+    c.bias_format.frac = c.a_format.frac + c.b_format.frac - 2;
+    c.m = pick(rng, {1, 7, 8, 9, 63, 64, 65, 130});
+    c.k = pick(rng, {1, 3, 4, 5, 31, 33, 97, 255, 784});
+    c.n = pick(rng, {1, 10, 16, 17, 64, 100, 256, 300});
+    c.b_transposed = rng.uniform_int(2) == 0;
+    c.lda_extra = static_cast<int64_t>(rng.uniform_int(3));
+    Operands o = make_operands(c, rng);
+    o.spec.bit_pack = true;
+    // Zero each 4-aligned quad of a row with that row's probability (0, 50, 75, 95 or 100%).
+    int8_t* a = o.a.data<int8_t>();
+    for (int64_t r = 0; r < c.m; ++r) {
+      const uint64_t pct =
+          *(std::initializer_list<uint64_t>{0, 50, 75, 95, 100}.begin() + rng.uniform_int(5));
+      for (int64_t q = 0; q < c.k; q += 4) {
+        if (rng.uniform_int(100) >= pct) continue;
+        for (int64_t i = q; i < std::min(q + 4, c.k); ++i) a[r * o.lda + i] = 0;
+      }
+    }
+    SCOPED_TRACE(::testing::Message() << "seed " << kSeed + 7 << " rep " << rep);
+    check_all_outputs(o, supported_isas(), c.m, rng);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
 TEST(IntGemm, AllZeroGivesTheBias) {
   Rng rng(kSeed + 1);
   for (Isa isa : supported_isas()) {

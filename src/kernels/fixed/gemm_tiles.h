@@ -67,4 +67,21 @@ inline constexpr int kMrPairsAvx512 = 8;
 inline constexpr int kMrPairs16S64Avx512 = 4;
 inline constexpr int kMrQuadsVnni = 8;
 
+// One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
+//   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]
+// for the np <= kSparsePanels panels at `panel_stride` bytes from `panels`, modulo 2^32. `a` is
+// the prepared row (codes + 128, as the dense kernels read it). With the weights as vpdpbusd's
+// unsigned operand a zero activation quad adds nothing to the sum or to its correction
+// (128 * sum_k A[k], which the caller subtracts), so only the nonzero quads are listed.
+inline constexpr int kSparsePanels = 16;
+// Lists in `list` the quads g < groups of a prepared row (codes + 128) that are not four zero
+// codes and returns {their count, 128 * sum of their codes modulo 2^32}: the sparse row's input.
+struct SparseRow {
+  int32_t count;
+  uint32_t correction;
+};
+SparseRow list_nonzero_quads_avx512(const uint8_t* a, int64_t groups, int32_t* list);
+void quads_sparse_row_vnni(const uint8_t* a, const int32_t* quads, int64_t n_quads,
+                           const void* panels, int64_t panel_stride, int np, int32_t* out);
+
 }  // namespace qsearch::kernels::fixed::detail
