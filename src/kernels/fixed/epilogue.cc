@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/fixed/gemm_tiles.h"
 #include "quant/fixed_point.h"
 
 namespace qsearch::kernels::fixed {
@@ -162,6 +163,15 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
       if (p.acc == AccType::kInt32 && rshift_ >= 1 && rshift_ <= 30 && shift_ <= 31 &&
           (ldc_n_ == 1 || ldc_m_ == 1)) {
         const bool row_major = ldc_n_ == 1;
+#if defined(__x86_64__)
+        if (row_major && w.isa() >= Isa::kAvx512Bw) {
+          if (auto f =
+                  detail::requantize32_avx512(quant::storage_dtype(p.out_format), p.rounding)) {
+            fn_ = f;
+            return;
+          }
+        }
+#endif
         switch (quant::storage_dtype(p.out_format)) {
           case DType::kInt8:
             fn_ = requantize32_fn<int8_t>(p.rounding, row_major);

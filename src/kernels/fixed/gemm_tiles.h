@@ -20,6 +20,10 @@
 #include "core/dtype.h"
 #include "kernels/fixed/gemm.h"
 
+namespace qsearch::kernels::fixed {
+class Epilogue;
+}
+
 namespace qsearch::kernels::fixed::detail {
 
 inline constexpr int kNr = 16;
@@ -66,6 +70,12 @@ void quads_s32_vnni(const void* a, int64_t as, const void* b, int64_t groups, in
 inline constexpr int kMrPairsAvx512 = 8;
 inline constexpr int kMrPairs16S64Avx512 = 4;
 inline constexpr int kMrQuadsVnni = 8;
+
+// AVX-512BW version of the requantizing epilogue's common case (epilogue.cc, run_requantize32:
+// int32 accumulator, rounding shift 1..30, row-major output) for int8, uint8 and int16 codes;
+// same values, 16 columns per instruction. Null for other output dtypes.
+using EpilogueFn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
+EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]

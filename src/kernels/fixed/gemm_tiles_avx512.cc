@@ -5,12 +5,15 @@
 
 #include "kernels/fixed/gemm_tiles.h"
 
+#include "kernels/fixed/epilogue.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 // GCC 12 reports its own _mm512_undefined_* placeholders (used by the cast/extract/convert
 // intrinsics) as maybe-uninitialized: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 // Target pragmas (not attributes) so that the helper templates inherit the ISA too. VNNI is
 // enabled only around the VNNI kernel: with it, GCC may fuse vpmaddwd + vpaddd into vpdpwssd,
@@ -82,6 +85,85 @@ void pairs16_s64_avx512(const void* a_, int64_t as, const void* b_, int64_t grou
   for (int r = 0; r < kMr; ++r) {
     _mm512_storeu_si512(out + r * kNr, _mm512_sub_epi64(lo[r], total));
     _mm512_storeu_si512(out + r * kNr + 8, _mm512_sub_epi64(hi[r], total));
+  }
+}
+
+namespace {
+// epilogue.cc's shift_round32 on 16 int32 lanes.
+template <quant::Rounding R>
+inline __m512i shift_round32x16(__m512i v, int s) {
+  const __m128i count = _mm_cvtsi32_si128(s);
+  const __m512i q = _mm512_sra_epi32(v, count);
+  if constexpr (R == quant::Rounding::kFloor) {
+    return q;
+  } else {
+    const __m512i rem = _mm512_and_si512(v, _mm512_set1_epi32((int32_t{1} << s) - 1));
+    const __m512i half = _mm512_set1_epi32(int32_t{1} << (s - 1));
+    __mmask16 tie_up;
+    if constexpr (R == quant::Rounding::kHalfToEven) {
+      tie_up = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1));
+    } else {
+      tie_up = _mm512_cmpge_epi32_mask(v, _mm512_setzero_si512());
+    }
+    const __mmask16 up =
+        _mm512_cmpgt_epi32_mask(rem, half) | (_mm512_cmpeq_epi32_mask(rem, half) & tie_up);
+    return _mm512_mask_add_epi32(q, up, q, _mm512_set1_epi32(1));
+  }
+}
+
+// 16 int64 values (masked to `m`) truncated to int32 lanes.
+inline __m512i low32x16(const int64_t* p, __mmask16 m) {
+  const __m256i a = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(__mmask8(m), p));
+  const __m256i b = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(__mmask8(m >> 8), p + 8));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+template <typename Out, quant::Rounding R>
+void requantize32_rows(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
+                       int64_t col0, void* c) {
+  const __mmask16 m = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+  const __m512i bias = low32x16(e.bias_ + col0, m);
+  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
+  const __m512i lo = _mm512_set1_epi32(static_cast<int32_t>(e.lo_));
+  const __m512i hi = _mm512_set1_epi32(static_cast<int32_t>(e.hi_));
+  for (int r = 0; r < rows; ++r) {
+    // (uint32(S) << shift) + int32(bias): exact in int32 (the accumulator's bound).
+    const __m512i acc = _mm512_add_epi32(_mm512_sll_epi32(low32x16(tile + r * 16, m), shift), bias);
+    const __m512i q =
+        _mm512_min_epi32(_mm512_max_epi32(shift_round32x16<R>(acc, e.rshift_), lo), hi);
+    Out* o = static_cast<Out*>(c) + (row0 + r) * e.ldc_m_ + col0;
+    if constexpr (sizeof(Out) == 1) {
+      _mm512_mask_cvtepi32_storeu_epi8(o, m, q);  // truncating: q is already in range
+    } else {
+      _mm512_mask_cvtepi32_storeu_epi16(o, m, q);
+    }
+  }
+}
+
+template <typename Out>
+EpilogueFn requantize32_for(quant::Rounding r) {
+  switch (r) {
+    case quant::Rounding::kHalfToEven:
+      return &requantize32_rows<Out, quant::Rounding::kHalfToEven>;
+    case quant::Rounding::kHalfAwayFromZero:
+      return &requantize32_rows<Out, quant::Rounding::kHalfAwayFromZero>;
+    case quant::Rounding::kFloor:
+      break;
+  }
+  return &requantize32_rows<Out, quant::Rounding::kFloor>;
+}
+}  // namespace
+
+EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding) {
+  switch (out) {
+    case DType::kInt8:
+      return requantize32_for<int8_t>(rounding);
+    case DType::kUInt8:
+      return requantize32_for<uint8_t>(rounding);
+    case DType::kInt16:
+      return requantize32_for<int16_t>(rounding);
+    default:
+      return nullptr;
   }
 }
 
