@@ -48,23 +48,37 @@ int64_t max_abs_of_dtype(DType t) {
   }
 }
 
+// Calls f with the weight codes as a typed pointer (int8, int16 or int32: pack_weights checks).
+template <typename F>
+void with_codes(const void* codes, DType t, F&& f) {
+  switch (t) {
+    case DType::kInt8:
+      return f(static_cast<const int8_t*>(codes));
+    case DType::kInt16:
+      return f(static_cast<const int16_t*>(codes));
+    default:
+      return f(static_cast<const int32_t*>(codes));
+  }
+}
+
 template <typename T>
 void fill_panels(const GemmWeights& s, Layout layout, int64_t kp, int64_t panels, T* dst) {
-  const int gs = detail::group_size(layout);
-  const int64_t groups = kp / gs;
-  for (int64_t p = 0; p < panels; ++p) {
-    for (int64_t g = 0; g < groups; ++g) {
-      for (int j = 0; j < kNr; ++j) {
-        for (int h = 0; h < gs; ++h) {
-          const int64_t k = g * gs + h, n = p * kNr + j;
-          int64_t v = 0;
-          if (k < s.k && n < s.n)
-            v = quant::load_code(s.b, s.b_dtype, k * s.stride_k + n * s.stride_n);
-          dst[((p * groups + g) * kNr + j) * gs + h] = static_cast<T>(v);
+  with_codes(s.b, s.b_dtype, [&](const auto* b) {
+    const int gs = detail::group_size(layout);
+    const int64_t groups = kp / gs;
+    for (int64_t p = 0; p < panels; ++p) {
+      for (int64_t g = 0; g < groups; ++g) {
+        for (int j = 0; j < kNr; ++j) {
+          for (int h = 0; h < gs; ++h) {
+            const int64_t k = g * gs + h, n = p * kNr + j;
+            T v = 0;
+            if (k < s.k && n < s.n) v = static_cast<T>(b[k * s.stride_k + n * s.stride_n]);
+            dst[((p * groups + g) * kNr + j) * gs + h] = v;
+          }
         }
       }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -119,17 +133,31 @@ PackedWeights pack_weights(const GemmWeights& s, Isa isa) {
   // Weights: every code inside its format, and per-column sums for the bound and correction.
   w.abs_col_sum_.assign(s.n, 0);
   std::vector<int64_t> col_sum(s.n, 0);
-  for (int64_t k = 0; k < s.k; ++k) {
-    for (int64_t n = 0; n < s.n; ++n) {
-      const int64_t v = quant::load_code(s.b, s.b_dtype, k * s.stride_k + n * s.stride_n);
-      if (v < s.b_format.min_code() || v > s.b_format.max_code()) {
-        fail("weight code {} at (k={}, n={}) is outside format {}", v, k, n,
-             quant::format_name(s.b_format));
+  with_codes(s.b, s.b_dtype, [&](const auto* b) {
+    const int64_t lo = s.b_format.min_code(), hi = s.b_format.max_code();
+    for (int64_t n = 0; n < s.n; ++n) {  // k innermost: contiguous for Linear's [N, K]
+      int64_t sum = 0;
+      uint64_t abs_sum = 0;
+      bool outside = false;
+      for (int64_t k = 0; k < s.k; ++k) {
+        const int64_t v = b[k * s.stride_k + n * s.stride_n];
+        outside |= v < lo || v > hi;
+        abs_sum += static_cast<uint64_t>(v < 0 ? -v : v);
+        sum += v;
       }
-      w.abs_col_sum_[n] += static_cast<uint64_t>(v < 0 ? -v : v);
-      col_sum[n] += v;
+      if (outside) {
+        for (int64_t k = 0; k < s.k; ++k) {
+          const int64_t v = b[k * s.stride_k + n * s.stride_n];
+          if (v < lo || v > hi) {
+            fail("weight code {} at (k={}, n={}) is outside format {}", v, k, n,
+                 quant::format_name(s.b_format));
+          }
+        }
+      }
+      w.abs_col_sum_[n] = abs_sum;
+      col_sum[n] = sum;
     }
-  }
+  });
   const DType panel_dtype = w.layout_ == Layout::kWide32  ? DType::kInt32
                             : w.layout_ == Layout::kQuads ? DType::kInt8
                                                           : s.b_dtype;
