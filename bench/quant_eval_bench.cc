@@ -45,7 +45,7 @@ struct Args {
   quant::FixedFormat data_in{8, 4, true}, weight{8, 6, true}, bias{16, 8, true};
   std::vector<std::pair<int, int>> widths = {{16, 8}, {8, 4}, {4, 2}, {2, 1}};
   bool table = true;
-  std::string modes = "float,fake,int";  // which modes to time
+  std::vector<std::string> modes = {"float", "fake", "int"};  // which modes to time
 };
 
 [[noreturn]] void usage(const std::string& msg) {
@@ -76,8 +76,12 @@ Args parse(int argc, char** argv) {
       a.threads = std::atoi(v.c_str());
     } else if (k == "--batch") {
       a.batch = std::atoll(v.c_str());
-    } else if (k == "--modes") {
-      a.modes = v;
+    } else if (k == "--modes") {  // comma-separated
+      a.modes.clear();
+      for (size_t b = 0, e; b <= v.size(); b = e + 1) {
+        e = std::min(v.find(',', b), v.size());
+        a.modes.push_back(v.substr(b, e - b));
+      }
     } else if (k == "--reps") {
       a.reps = std::atoi(v.c_str());
     } else if (k == "--data-in") {
@@ -130,7 +134,9 @@ int main(int argc, char** argv) {
                   quant::format_name(a.weight), quant::format_name(a.bias));
 
   for (runtime::Mode mode : {runtime::Mode::kFloat, runtime::Mode::kFake, runtime::Mode::kInt}) {
-    if (a.modes.find(runtime::mode_name(mode)) == std::string::npos) continue;
+    if (std::find(a.modes.begin(), a.modes.end(), runtime::mode_name(mode)) == a.modes.end()) {
+      continue;
+    }
     std::vector<double> plan_ms, eval_ms, trial_ms;
     double accuracy = 0;
     for (int r = 0; r <= a.reps; ++r) {  // r == 0: warm-up

@@ -80,20 +80,18 @@ std::shared_ptr<std::byte[]> allocate(size_t bytes) {
   // block so that empty tensors still have a non-null, distinct buffer.
   size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (padded == 0) padded = kAlignment;
-  if (padded >= BlockCache::kMinBytes) {
-    padded = (padded + 4095) / 4096 * 4096;
-    void* p = block_cache().take(padded);
-    if (p == nullptr) p = std::aligned_alloc(kAlignment, padded);
-    if (p == nullptr) fail("out of memory allocating a tensor of {} bytes", bytes);
-    std::memset(p, 0, padded);
-    return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p),
-                                        [padded](std::byte* q) { block_cache().give(q, padded); });
-  }
-  void* p = std::aligned_alloc(kAlignment, padded);
+  const bool cached = padded >= BlockCache::kMinBytes;
+  if (cached) padded = (padded + 4095) / 4096 * 4096;
+  void* p = cached ? block_cache().take(padded) : nullptr;
+  if (p == nullptr) p = std::aligned_alloc(kAlignment, padded);
   if (p == nullptr) fail("out of memory allocating a tensor of {} bytes", bytes);
   std::memset(p, 0, padded);
-  return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p),
-                                      [](std::byte* q) { std::free(q); });
+  auto* b = static_cast<std::byte*>(p);
+  if (cached) {
+    return std::shared_ptr<std::byte[]>(b,
+                                        [padded](std::byte* q) { block_cache().give(q, padded); });
+  }
+  return std::shared_ptr<std::byte[]>(b, [](std::byte* q) { std::free(q); });
 }
 }  // namespace
 

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "core/dtype.h"
 
@@ -41,6 +42,23 @@ enum class Rounding : uint8_t {
 };
 
 std::string_view rounding_name(Rounding r);  // "half_to_even", "half_away_from_zero", "floor"
+
+// f(std::integral_constant<Rounding, r>{}): lets code templated on the rounding pick its
+// instantiation from a run-time value, e.g.
+//   auto fn = with_rounding(r, [](auto R) { return &kernel<R.value>; });
+template <typename F>
+decltype(auto) with_rounding(Rounding r, F&& f) {
+  using enum Rounding;
+  switch (r) {
+    case kHalfToEven:
+      return f(std::integral_constant<Rounding, kHalfToEven>{});
+    case kHalfAwayFromZero:
+      return f(std::integral_constant<Rounding, kHalfAwayFromZero>{});
+    case kFloor:
+      break;
+  }
+  return f(std::integral_constant<Rounding, kFloor>{});
+}
 
 // Limits of a FixedFormat. Widths follow MASE (1..32). |frac| <= 62 because MASE cannot form its
 // scale 2**frac as a PyTorch scalar for frac >= 63 ("Overflow when unpacking long"); within this

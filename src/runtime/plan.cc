@@ -45,19 +45,9 @@ void PackCache::put(const ir::Graph& graph, const std::string& key,
   bytes_ += bytes;
 }
 
-size_t PackCache::entries() const {
-  std::lock_guard<std::mutex> lock(m_);
-  return map_.size();
-}
-
 size_t PackCache::hits() const {
   std::lock_guard<std::mutex> lock(m_);
   return hits_;
-}
-
-size_t PackCache::bytes() const {
-  std::lock_guard<std::mutex> lock(m_);
-  return bytes_;
 }
 
 namespace {

@@ -96,9 +96,7 @@ class PackCache {
   void put(const ir::Graph& graph, const std::string& key, std::shared_ptr<const void> value,
            size_t bytes);
 
-  size_t entries() const;
-  size_t hits() const;
-  size_t bytes() const;
+  size_t hits() const;  // finds that returned an entry
 
  private:
   void check_graph(const ir::Graph& graph);

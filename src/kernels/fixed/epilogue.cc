@@ -109,34 +109,19 @@ void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols
   }
 }
 
+using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
+
 template <typename Out>
-auto requantize32_fn(quant::Rounding r, bool row_major) {
-  using F = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
-  switch (r) {
-    case quant::Rounding::kHalfToEven:
-      return row_major ? F(&run_requantize32<Out, quant::Rounding::kHalfToEven, true>)
-                       : F(&run_requantize32<Out, quant::Rounding::kHalfToEven, false>);
-    case quant::Rounding::kHalfAwayFromZero:
-      return row_major ? F(&run_requantize32<Out, quant::Rounding::kHalfAwayFromZero, true>)
-                       : F(&run_requantize32<Out, quant::Rounding::kHalfAwayFromZero, false>);
-    case quant::Rounding::kFloor:
-      break;
-  }
-  return row_major ? F(&run_requantize32<Out, quant::Rounding::kFloor, true>)
-                   : F(&run_requantize32<Out, quant::Rounding::kFloor, false>);
+Fn requantize32_fn(quant::Rounding r, bool row_major) {
+  return quant::with_rounding(r, [row_major](auto R) {
+    return row_major ? Fn(&run_requantize32<Out, R.value, true>)
+                     : Fn(&run_requantize32<Out, R.value, false>);
+  });
 }
 
 template <typename Out>
-auto requantize_fn(quant::Rounding r) {
-  switch (r) {
-    case quant::Rounding::kHalfToEven:
-      return &run_requantize<Out, quant::Rounding::kHalfToEven>;
-    case quant::Rounding::kHalfAwayFromZero:
-      return &run_requantize<Out, quant::Rounding::kHalfAwayFromZero>;
-    case quant::Rounding::kFloor:
-      break;
-  }
-  return &run_requantize<Out, quant::Rounding::kFloor>;
+Fn requantize_fn(quant::Rounding r) {
+  return quant::with_rounding(r, [](auto R) { return Fn(&run_requantize<Out, R.value>); });
 }
 
 }  // namespace

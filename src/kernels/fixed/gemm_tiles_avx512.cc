@@ -11,7 +11,7 @@
 #include <immintrin.h>
 
 // GCC 12 reports its own _mm512_undefined_* placeholders (used by the cast/extract/convert
-// intrinsics) as maybe-uninitialized: a known false positive.
+// intrinsics) as (maybe-)uninitialized: a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
@@ -142,15 +142,8 @@ void requantize32_rows(const Epilogue& e, const int64_t* tile, int rows, int col
 
 template <typename Out>
 EpilogueFn requantize32_for(quant::Rounding r) {
-  switch (r) {
-    case quant::Rounding::kHalfToEven:
-      return &requantize32_rows<Out, quant::Rounding::kHalfToEven>;
-    case quant::Rounding::kHalfAwayFromZero:
-      return &requantize32_rows<Out, quant::Rounding::kHalfAwayFromZero>;
-    case quant::Rounding::kFloor:
-      break;
-  }
-  return &requantize32_rows<Out, quant::Rounding::kFloor>;
+  return quant::with_rounding(r,
+                              [](auto R) { return EpilogueFn(&requantize32_rows<Out, R.value>); });
 }
 }  // namespace
 
