@@ -19,7 +19,7 @@ for arg in "$@"; do
 done
 
 packages=(
-  build-essential cmake g++ make pkg-config git ca-certificates
+  build-essential cmake g++ make pkg-config git ca-certificates ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
