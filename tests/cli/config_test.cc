@@ -6,6 +6,7 @@
 #include "cli/config.h"
 #include "cli/search_settings.h"
 #include "core/error.h"
+#include "support/source_dir.h"
 
 namespace qsearch::cli {
 namespace {

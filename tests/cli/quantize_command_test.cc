@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "onnx/import.h"
 #include "runtime/plan.h"
+#include "support/source_dir.h"
 
 namespace qsearch::cli {
 namespace {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "support/source_dir.h"
 
 namespace qsearch::data::testing {
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include "support/source_dir.h"
 
 namespace qsearch::e2e {
 

@@ -8,6 +8,7 @@
 #include "eval/hardware_metrics.h"
 #include "eval/quant_config.h"
 #include "onnx/import.h"
+#include "support/source_dir.h"
 
 namespace qsearch::eval {
 namespace {

@@ -11,6 +11,7 @@
 #include "eval/objective.h"
 #include "onnx/import.h"
 #include "runtime/plan.h"
+#include "support/source_dir.h"
 
 namespace qsearch::eval {
 namespace {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "onnx/import.h"
+#include "support/source_dir.h"
 
 namespace qsearch::onnx {
 namespace {

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "onnx/import.h"
 #include "onnx/model_builder.h"
+#include "support/source_dir.h"
 
 namespace qsearch::onnx {
 namespace {

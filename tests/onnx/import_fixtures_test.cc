@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "onnx/import.h"
+#include "support/source_dir.h"
 
 namespace qsearch::onnx {
 namespace {

@@ -12,6 +12,7 @@
 
 #include "quant/fixed_point.h"
 #include "quant/quantize.h"
+#include "support/source_dir.h"
 
 namespace qsearch::quant {
 namespace {

@@ -16,6 +16,7 @@
 #include "report/python_format.h"
 #include "report/search_report.h"
 #include "report/tabulate.h"
+#include "support/source_dir.h"
 
 namespace qsearch::report {
 namespace {

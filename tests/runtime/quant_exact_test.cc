@@ -17,6 +17,7 @@
 #include "runtime/plan.h"
 #include "runtime/quant_reference.h"
 #include "runtime/runtime_test_util.h"
+#include "support/source_dir.h"
 
 namespace qsearch::runtime {
 namespace {

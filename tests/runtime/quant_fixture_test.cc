@@ -22,6 +22,7 @@
 #include "onnx/import.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
+#include "support/source_dir.h"
 
 namespace qsearch::runtime {
 namespace {

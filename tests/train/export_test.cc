@@ -15,6 +15,7 @@
 #include "runtime/plan.h"
 #include "train/trainer.h"
 #include "train/zoo.h"
+#include "support/source_dir.h"
 
 namespace qsearch::train {
 namespace {

@@ -17,6 +17,7 @@
 #include "train/params.h"
 #include "train/progress.h"
 #include "train/zoo.h"
+#include "support/source_dir.h"
 
 namespace qsearch::train {
 namespace {

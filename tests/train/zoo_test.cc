@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "train/params.h"
+#include "support/source_dir.h"
 
 namespace qsearch::train {
 namespace {
