@@ -1,6 +1,6 @@
 #include "cli/quant_args.h"
 
-#include "cli/config.h"
+#include "config/config.h"
 #include "core/error.h"
 #include "eval/quant_config.h"
 

@@ -14,7 +14,7 @@
 #include <mutex>
 
 #include "cli/commands.h"
-#include "cli/search_settings.h"
+#include "config/search_settings.h"
 #include "core/error.h"
 #include "core/stopwatch.h"
 #include "data/dataset.h"

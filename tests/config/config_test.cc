@@ -3,8 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cli/config.h"
-#include "cli/search_settings.h"
+#include "config/config.h"
+#include "config/search_settings.h"
 #include "core/error.h"
 #include "support/source_dir.h"
 

@@ -1,4 +1,4 @@
-#include "cli/config.h"
+#include "config/config.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "cli/search_settings.h"
+#include "config/search_settings.h"
 
 #include <fmt/format.h>
 

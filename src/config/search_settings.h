@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/config.h"
+#include "config/config.h"
 #include "eval/objective.h"
 #include "search/trial.h"
 
