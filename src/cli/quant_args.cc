@@ -14,7 +14,7 @@ runtime::Mode parse_mode(const std::string& mode) {
 }
 
 quant::QuantAssignment load_quantize_pass(const std::string& path, const ir::Graph& graph) {
-  RunConfig cfg = load_config(path);
+  config::RunConfig cfg = config::load_config(path);
   if (!cfg.quantize) {
     fail(
         "{}: no [passes.quantize] table; add one, e.g.\n  [passes.quantize]\n  by = \"type\"\n"

@@ -27,6 +27,12 @@
 
 namespace qsearch::cli {
 
+using config::load_config;
+using config::resolve_search_settings;
+using config::RunConfig;
+using config::SearchFlags;
+using config::SearchSettings;
+
 namespace {
 
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace qsearch::cli {
+namespace qsearch::config {
 
 const ConfigValue* RunnerConfig::find(const std::string& key) const {
   for (const auto& [k, v] : options) {
@@ -496,4 +496,4 @@ RunConfig load_config(const std::string& path) {
   return c;
 }
 
-}  // namespace qsearch::cli
+}  // namespace qsearch::config

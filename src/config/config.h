@@ -22,7 +22,7 @@
 #include "eval/quant_config.h"
 #include "search/trial.h"
 
-namespace qsearch::cli {
+namespace qsearch::config {
 
 using eval::Fields;
 using eval::QuantEntry;
@@ -93,4 +93,4 @@ RunConfig load_config(const std::string& path);
 // The valid key closest to `key` by edit distance, or "" when nothing is reasonably close.
 std::string nearest_key(const std::string& key, const std::vector<std::string>& valid);
 
-}  // namespace qsearch::cli
+}  // namespace qsearch::config

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "search/sampler.h"
 
-namespace qsearch::cli {
+namespace qsearch::config {
 
 namespace {
 
@@ -248,4 +248,4 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   return out;
 }
 
-}  // namespace qsearch::cli
+}  // namespace qsearch::config

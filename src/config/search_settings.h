@@ -11,7 +11,7 @@
 #include "eval/objective.h"
 #include "search/trial.h"
 
-namespace qsearch::cli {
+namespace qsearch::config {
 
 // Command-line overrides (unset = not given).
 struct SearchFlags {
@@ -51,4 +51,4 @@ struct SearchSettings {
 // sampler name, a zoo model without load_name (qsearch searches pretrained models only).
 SearchSettings resolve_search_settings(const RunConfig& config, const SearchFlags& flags);
 
-}  // namespace qsearch::cli
+}  // namespace qsearch::config

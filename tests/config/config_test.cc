@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "support/source_dir.h"
 
-namespace qsearch::cli {
+namespace qsearch::config {
 namespace {
 
 namespace fs = std::filesystem;
@@ -175,4 +175,4 @@ TEST(SearchSettings, RejectsBadSetupsBeforeAnyTrial) {
 }
 
 }  // namespace
-}  // namespace qsearch::cli
+}  // namespace qsearch::config
