@@ -119,10 +119,10 @@ void expect_outputs_match_study(const std::string& out) {
 TEST(RobustnessE2E, ProcessesSharingOneOutDirLeaveOutputsWithEveryCommittedTrial) {
   ScratchDir dir("shared_out");
   const std::string cfg = write(dir, "c.toml", mlp_config(64));
-  const std::string out = dir / "out";
-  // Several rounds: the race (a process renaming files it read before another process's last
-  // commit) needs unlucky timing, so give it several chances.
-  for (int round = 0; round < 3; ++round) {
+  // Several rounds, each on a fresh --out: the race (a process renaming files it read before
+  // another process's last commit) needs unlucky timing, so give it several chances.
+  for (int round = 0; round < 4; ++round) {
+    const std::string out = dir / ("out" + std::to_string(round));
     const int n_trials = 24 * (round + 1);
     std::vector<pid_t> pids;
     for (int p = 0; p < 4; ++p) {
@@ -137,11 +137,11 @@ TEST(RobustnessE2E, ProcessesSharingOneOutDirLeaveOutputsWithEveryCommittedTrial
     ASSERT_EQ(trials.size(), static_cast<size_t>(n_trials));
     for (const auto& t : trials) ASSERT_EQ(t.state, search::TrialState::kComplete);
     expect_outputs_match_study(out);
-  }
-  EXPECT_TRUE(fs::exists(dir.path() / "out" / ".qsearch.lock"));
-  // No temporary files left behind.
-  for (const auto& e : fs::directory_iterator(out)) {
-    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+    EXPECT_TRUE(fs::exists(out + "/.qsearch.lock"));
+    // No temporary files left behind.
+    for (const auto& e : fs::directory_iterator(out)) {
+      EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+    }
   }
 }
 
