@@ -9,8 +9,8 @@
 // - finish_trial is durable when it returns (SQLite: committed) and a finished trial never
 //   changes again (finishing twice throws Error).
 // - get_trials returns trials ordered by number.
-// - heartbeats: create_trial records the new trial's first heartbeat (its start time);
-//   record_heartbeat renews it; fail_stale_trials atomically finishes, as FAIL with
+// - heartbeats: a trial's start time counts as its first heartbeat; record_heartbeat renews it;
+// fail_stale_trials atomically finishes, as FAIL with
 //   interrupted = "1" and a fail_reason, every RUNNING trial whose last heartbeat (its start time
 //   when it has none, e.g. from an older file) is older than the grace period, so exactly one
 //   caller reclaims each (Optuna's heartbeat_interval / grace_period / fail_stale_trials).

@@ -79,8 +79,8 @@ struct OptimizeOptions {
   // When set and true, no new trial starts (e.g. set by a SIGINT handler).
   const std::atomic<bool>* stop = nullptr;
   // Heartbeats (see above): > 0, and grace_period_s > heartbeat_interval_s. A beat costs one
-  // small write; the defaults suit trials of a millisecond (the beat written at creation is
-  // enough) as well as of many minutes, and reclaim a dead worker's trial within ~35 s.
+  // small write; the defaults suit trials of a millisecond (the start time counts as the first
+  // beat) as well as of many minutes, and reclaim a dead worker's trial within ~35 s.
   double heartbeat_interval_s = kDefaultHeartbeatIntervalS;
   double grace_period_s = kDefaultGracePeriodS;
 };

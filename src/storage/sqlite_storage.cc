@@ -440,10 +440,6 @@ std::optional<FrozenTrial> SqliteStorage::create_trial(
   Stmt& a = db_->prepare(
       "INSERT INTO trial_system_attributes (trial_id, key, value) VALUES (?1, ?2, ?3)");
   for (const auto& [k, v] : system_attrs) a.bind(1, t.id).bind(2, k).bind(3, v).run();
-  db_->prepare("INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (?1, ?2)")
-      .bind(1, t.id)
-      .bind(2, t.datetime_start_ms)
-      .run();
   txn.commit();
 
   cache.trials.push_back(t);
@@ -562,8 +558,9 @@ std::vector<FrozenTrial> SqliteStorage::fail_stale_trials(int64_t study_id, int6
   StudyCache& cache = cache_for(study_id);
   refresh(cache);  // the stale trials are then cached as RUNNING, and updated below
   const int64_t now = now_ms();
-  // Through the partial index of RUNNING trials; a trial without a heartbeat row (a file from
-  // before schema version 2) counts as last beating when it started.
+  // Through the partial index of RUNNING trials. A trial without a heartbeat row (none beat yet,
+  // or a file from before schema version 2) counts as last beating when it started: no row is
+  // written per trial, so a short trial costs nothing extra.
   Stmt& stale = db_->prepare(
       "SELECT t.trial_id, COALESCE(h.heartbeat, t.datetime_start) FROM trials t "
       "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
