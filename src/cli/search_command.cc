@@ -180,9 +180,16 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
                       : signals.first_signal() == SIGTERM ? "stopped by SIGTERM"
                       : signals.first_signal() != 0       ? "interrupted"
                                                           : "n_trials reached";
+    std::string others;
+    if (sum.reclaimed > 0) {
+      others += fmt::format("; reclaimed {} trial(s) of silent workers (re-run)", sum.reclaimed);
+    }
+    if (sum.lost > 0) {
+      others += fmt::format("; {} result(s) dropped: their trials had been reclaimed", sum.lost);
+    }
     std::cerr << fmt::format(
-        "{} trials this run ({} complete, {} failed) in {:.1f}s: {}. Outputs in {}\n", sum.started,
-        sum.completed, sum.failed, sum.elapsed_s, why, s.out_dir);
+        "{} trials this run ({} complete, {} failed{}) in {:.1f}s: {}. Outputs in {}\n",
+        sum.started, sum.completed, sum.failed, others, sum.elapsed_s, why, s.out_dir);
   }
   return signals.first_signal() != 0 ? signals.exit_code() : 0;
 }

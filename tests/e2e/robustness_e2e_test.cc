@@ -320,6 +320,7 @@ TEST(RobustnessE2E, AHungWorkersTrialIsReclaimedAndRerunByAnotherProcess) {
   ::kill(a, SIGCONT);
   EXPECT_EQ(b.code, 0) << b.err;
   EXPECT_NE(b.err.find("n_trials reached"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("reclaimed 1 trial(s) of silent workers"), std::string::npos) << b.err;
   auto trials = trials_of(out);
   const auto& reclaimed = trials[hung->number];
   EXPECT_EQ(reclaimed.state, search::TrialState::kFail);
@@ -339,6 +340,7 @@ TEST(RobustnessE2E, AHungWorkersTrialIsReclaimedAndRerunByAnotherProcess) {
   // The hung worker wakes up: its late result is dropped, it stops cleanly, and the outputs
   // left behind have every trial.
   EXPECT_EQ(wait_exit_code(a), 0) << read_file(err_a);
+  EXPECT_NE(read_file(err_a).find("1 result(s) dropped"), std::string::npos) << read_file(err_a);
   EXPECT_EQ(trials_of(out).size(), trials.size());
   expect_outputs_match_study(out);
 }
