@@ -345,5 +345,18 @@ TEST(RobustnessE2E, AHungWorkersTrialIsReclaimedAndRerunByAnotherProcess) {
   expect_outputs_match_study(out);
 }
 
+TEST(RobustnessE2E, HeartbeatSettingsThatWouldReclaimLiveTrialsAreRefused) {
+  ScratchDir dir("heartbeat_cfg");
+  const std::string cfg =
+      write(dir, "c.toml", mlp_config(64, "heartbeat_interval = 5\ngrace_period = 2\n"));
+  Result r = run("search --config " + cfg + " --trials 1 --out " + (dir / "out"));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("c.toml: [search.strategy.setup] heartbeat_interval = 5 and grace_period = "
+                       "2"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "out" / "study.db"));
+}
+
 }  // namespace
 }  // namespace qsearch::e2e
