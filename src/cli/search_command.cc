@@ -12,8 +12,11 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <thread>
 
 #include "cli/commands.h"
+#include "cli/job_limits.h"
+#include "cli/stop_signals.h"
 #include "config/search_settings.h"
 #include "core/error.h"
 #include "core/stopwatch.h"
@@ -21,6 +24,7 @@
 #include "eval/objective.h"
 #include "onnx/import.h"
 #include "report/compare.h"
+#include "report/output_lock.h"
 #include "report/search_report.h"
 #include "search/study.h"
 #include "storage/sqlite_storage.h"
@@ -36,15 +40,6 @@ using config::SearchSettings;
 namespace {
 
 namespace fs = std::filesystem;
-
-std::atomic<bool> g_stop{false};
-
-void on_sigint(int) {
-  // First Ctrl-C: finish the running trials, write the outputs. Second: die at once (finished
-  // trials are already committed to the study database).
-  g_stop = true;
-  std::signal(SIGINT, SIG_DFL);
-}
 
 // " accuracy=0.9712 average_bitwidth=4" for a COMPLETE trial (the raw metrics that are
 // objectives), the failure reason otherwise.
@@ -73,6 +68,11 @@ void ensure_parent_dir(const std::string& storage_url) {
   if (path == ":memory:") return;
   fs::path parent = fs::path(path).parent_path();
   if (!parent.empty()) fs::create_directories(parent);
+}
+
+// Rewrites the outputs from every trial committed so far, under the output directory's lock.
+std::vector<search::FrozenTrial> write_outputs(const std::string& out_dir, search::Study& study) {
+  return report::write_search_outputs_locked(out_dir, study.info(), [&] { return study.trials(); });
 }
 
 int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet) {
@@ -109,6 +109,19 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   const auto existing = study.trials();
   int finished_before = 0;
   for (const auto& t : existing) finished_before += t.finished() && !t.interrupted();
+  {
+    // Trials n_trials still allows and configurations brute force has left, as create_trial
+    // counts them (interrupted trials are re-run, so they do not count).
+    int64_t taken = 0;
+    for (const auto& t : existing) taken += !t.interrupted();
+    const bool brute = search::make_sampler(s.sampler, sopts)->name() == "bruteforce";
+    JobLimit limit =
+        cap_jobs(s.n_jobs, s.n_trials < 0 ? -1 : std::max<int64_t>(0, s.n_trials - taken),
+                 brute ? std::max<int64_t>(0, space->size() - taken) : -1,
+                 static_cast<int>(std::thread::hardware_concurrency()));
+    if (!limit.note.empty() && !quiet) std::cerr << "note: " << limit.note << "\n";
+    s.n_jobs = limit.jobs;
+  }
 
   if (!quiet) {
     std::cerr << fmt::format(
@@ -127,8 +140,11 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
         existing.empty() ? "" : fmt::format(" (resuming: {} finished trials)", finished_before));
   }
 
-  g_stop = false;
-  std::signal(SIGINT, on_sigint);
+  // Ctrl-C / SIGTERM: stop after the running trials; a second one aborts (cli/stop_signals.h).
+  StopSignals signals(finished_before, s.storage,
+                      fmt::format("Resume with the same command; `qsearch report --out {}` "
+                                  "rewrites the outputs.",
+                                  s.out_dir));
   std::mutex out_mu;
   int since_save = 0;
   Stopwatch clock;
@@ -137,9 +153,12 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   oo.n_trials = static_cast<int>(s.n_trials);
   oo.timeout_s = s.timeout_s;
   oo.n_jobs = s.n_jobs;
-  oo.stop = &g_stop;
+  oo.stop = signals.stop_flag();
+  oo.heartbeat_interval_s = s.heartbeat_interval_s;
+  oo.grace_period_s = s.grace_period_s;
   oo.on_trial_finished = [&](const search::FrozenTrial& t) {
     std::lock_guard<std::mutex> lock(out_mu);
+    signals.trial_finished();
     if (!quiet) {
       double dur = (t.datetime_complete_ms - t.datetime_start_ms) / 1000.0;
       std::cerr << fmt::format(
@@ -151,26 +170,34 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     // fast search (study.db has every finished trial at once; the end writes them all).
     if (++since_save >= std::max(1, s.save_every_n_trials) && clock.seconds() - last_save >= 1.0) {
       since_save = 0;
-      report::write_search_outputs(s.out_dir, study.info(), study.trials());
+      write_outputs(s.out_dir, study);
       last_save = clock.seconds();
     }
   };
   search::OptimizeSummary sum = study.optimize(objective, oo);
-  std::signal(SIGINT, SIG_DFL);
 
-  const auto trials = study.trials();
-  report::write_search_outputs(s.out_dir, study.info(), trials);
+  // After this process's last commit: under the output lock, so the last process sharing --out
+  // to get there leaves files with every trial (report/output_lock.h).
+  const auto trials = write_outputs(s.out_dir, study);
   std::cout << report::best_trials_table(study.info(), trials) << "\n";
   if (!quiet) {
-    std::string why = sum.exhausted   ? "search space exhausted"
-                      : sum.timed_out ? "timeout reached"
-                      : g_stop        ? "interrupted"
-                                      : "n_trials reached";
+    std::string why = sum.exhausted                       ? "search space exhausted"
+                      : sum.timed_out                     ? "timeout reached"
+                      : signals.first_signal() == SIGTERM ? "stopped by SIGTERM"
+                      : signals.first_signal() != 0       ? "interrupted"
+                                                          : "n_trials reached";
+    std::string others;
+    if (sum.reclaimed > 0) {
+      others += fmt::format("; reclaimed {} trial(s) of silent workers (re-run)", sum.reclaimed);
+    }
+    if (sum.lost > 0) {
+      others += fmt::format("; {} result(s) dropped: their trials had been reclaimed", sum.lost);
+    }
     std::cerr << fmt::format(
-        "{} trials this run ({} complete, {} failed) in {:.1f}s: {}. Outputs in {}\n", sum.started,
-        sum.completed, sum.failed, sum.elapsed_s, why, s.out_dir);
+        "{} trials this run ({} complete, {} failed{}) in {:.1f}s: {}. Outputs in {}\n",
+        sum.started, sum.completed, sum.failed, others, sum.elapsed_s, why, s.out_dir);
   }
-  return g_stop ? 130 : 0;
+  return signals.first_signal() != 0 ? signals.exit_code() : 0;
 }
 
 // The study of a search output directory (its study.db), or of an explicit storage URL.
@@ -207,8 +234,13 @@ report::StudyRun load_study_run(const std::string& out_dir, const std::string& s
 int run_report(const std::string& out_dir, const std::string& storage_url,
                const std::string& study_name) {
   report::StudyRun run = load_study_run(out_dir, storage_url, study_name);
+  // Re-read under the output lock, so a search still running on this directory cannot rename
+  // older files over these.
+  auto storage = storage::open_storage(
+      storage_url.empty() ? "sqlite:///" + (fs::path(out_dir) / "study.db").string() : storage_url);
+  run.trials = report::write_search_outputs_locked(
+      out_dir, run.info, [&] { return storage->get_trials(run.info.id); });
   std::cout << report::best_trials_table(run.info, run.trials) << "\n";
-  report::write_search_outputs(out_dir, run.info, run.trials);
   return 0;
 }
 

@@ -370,12 +370,17 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
           s.study_name = r.string(sv, what);
         } else if (f == "save_every_n_trials") {
           s.save_every_n_trials = r.integer(sv, what);
+        } else if (f == "heartbeat_interval") {
+          s.heartbeat_interval = r.number(sv, what);
+        } else if (f == "grace_period") {
+          s.grace_period = r.number(sv, what);
         } else if (f == "pkl_ckpt" || f == "model_parallel") {
           // MASE-only: pickled Optuna studies cannot be read; resuming uses the study database.
         } else {
           r.unknown_key(sk, tn,
                         {"n_jobs", "n_trials", "timeout", "sampler", "sum_scaled_metrics",
-                         "direction", "seed", "storage", "study_name", "save_every_n_trials"});
+                         "direction", "seed", "storage", "study_name", "save_every_n_trials",
+                         "heartbeat_interval", "grace_period"});
         }
       }
     } else if (key == "metrics") {

@@ -141,6 +141,16 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
                                   "sqlite:///" + (fs::path(out.out_dir) / "study.db").string(),
                                   "storage", prov);
   if (s.save_every_n_trials) out.save_every_n_trials = static_cast<int>(*s.save_every_n_trials);
+  out.heartbeat_interval_s = s.heartbeat_interval.value_or(search::kDefaultHeartbeatIntervalS);
+  out.grace_period_s = s.grace_period.value_or(search::kDefaultGracePeriodS);
+  if (!(out.heartbeat_interval_s > 0) || !(out.grace_period_s > out.heartbeat_interval_s)) {
+    fail(
+        "{}: [search.strategy.setup] heartbeat_interval = {} and grace_period = {} (seconds): "
+        "the interval must be > 0 and the grace period larger than it (defaults {} and {}), or "
+        "live trials would be reclaimed",
+        c.path, out.heartbeat_interval_s, out.grace_period_s, search::kDefaultHeartbeatIntervalS,
+        search::kDefaultGracePeriodS);
+  }
 
   out.by = eval::parse_match_by(s.by);
   out.seeds = s.seeds;

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "eval/objective.h"
+#include "search/study.h"
 #include "search/trial.h"
 
 namespace qsearch::config {
@@ -38,6 +39,8 @@ struct SearchSettings {
   std::string study_name;
   std::string out_dir;
   int save_every_n_trials = 10;
+  double heartbeat_interval_s = search::kDefaultHeartbeatIntervalS;
+  double grace_period_s = search::kDefaultGracePeriodS;
   eval::MatchBy by = eval::MatchBy::kName;
   std::vector<eval::SeedEntry> seeds;
   std::vector<search::Direction> directions;  // one per objective

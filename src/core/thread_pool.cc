@@ -1,12 +1,15 @@
 #include "core/thread_pool.h"
 
 #include "core/check.h"
+#include "core/error.h"
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -55,12 +58,22 @@ class Pool {
 
   void resize(int n) {
     std::lock_guard<std::mutex> lock(m_);
-    threads_wanted_ = std::max(1, n);
+    const int wanted = std::max(1, n);
     // Workers are only ever added; extra ones simply find fewer chunks (chunking uses the
     // wanted count).
-    while (static_cast<int>(workers_.size()) < threads_wanted_ - 1) {
-      workers_.emplace_back([this] { worker(); });
+    while (static_cast<int>(workers_.size()) < wanted - 1) {
+      try {
+        workers_.emplace_back([this] { worker(); });
+      } catch (const std::system_error& e) {
+        // Keep the workers that started (they serve any count); refuse the request.
+        const int started = static_cast<int>(workers_.size()) + 1;
+        throw Error(fmt::format(
+            "--threads {}: the system could start only {} threads ({}); use --threads {} or "
+            "fewer",
+            wanted, started, e.what(), started));
+      }
     }
+    threads_wanted_ = wanted;
   }
 
   void run(Job& job) {
@@ -99,7 +112,14 @@ class Pool {
       int v = std::atoi(env);
       if (v > 0) n = v;
     }
-    resize(n <= 0 ? 1 : n);
+    try {
+      resize(n <= 0 ? 1 : n);
+    } catch (const Error& e) {
+      // $QSEARCH_THREADS asked for more than the system starts: use the workers that started
+      // (throwing from here would destroy joinable threads).
+      std::fprintf(stderr, "qsearch: warning: QSEARCH_THREADS=%d: %s\n", n, e.what());
+      threads_wanted_ = static_cast<int>(workers_.size()) + 1;
+    }
   }
 
   void worker() {

@@ -134,14 +134,18 @@ std::string external_value(const search::Distribution& d, double internal) {
 void write_atomically(const std::filesystem::path& path, const std::string& text) {
   std::filesystem::path tmp = path;
   tmp += ".tmp" + std::to_string(getpid());
+  std::error_code ec;
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail("cannot write '{}': check that the directory is writable", tmp.string());
     out << text;
-    out.flush();
-    if (!out) fail("writing '{}' failed (disk full?)", tmp.string());
+    out.close();
+    if (!out) {
+      // A half-written temporary file must not stay behind (nor fill the disk further).
+      std::filesystem::remove(tmp, ec);
+      fail("writing '{}' failed (disk full?); '{}' is unchanged", tmp.string(), path.string());
+    }
   }
-  std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {
     std::filesystem::remove(tmp, ec);

@@ -87,6 +87,7 @@ std::optional<FrozenTrial> InMemoryStorage::create_trial(
   t.system_attrs = system_attrs;
   t.datetime_start_ms = now_ms();
   trial_locations_.emplace_back(study_id, t.number);
+  heartbeats_.push_back(t.datetime_start_ms);
   study.trials.push_back(t);
   return t;
 }
@@ -96,6 +97,13 @@ void InMemoryStorage::finish_trial(int64_t trial_id, TrialState state,
                                    const std::map<std::string, std::string>& user_attrs,
                                    const std::map<std::string, std::string>& system_attrs) {
   std::lock_guard<std::mutex> lock(mu_);
+  finish_locked(trial_id, state, values, user_attrs, system_attrs);
+}
+
+void InMemoryStorage::finish_locked(int64_t trial_id, TrialState state,
+                                    const std::vector<double>& values,
+                                    const std::map<std::string, std::string>& user_attrs,
+                                    const std::map<std::string, std::string>& system_attrs) {
   if (trial_id < 0 || trial_id >= static_cast<int64_t>(trial_locations_.size())) {
     fail("in-memory storage has no trial with id {}", trial_id);
   }
@@ -124,6 +132,32 @@ void InMemoryStorage::finish_trial(int64_t trial_id, TrialState state,
 std::vector<FrozenTrial> InMemoryStorage::get_trials(int64_t study_id) {
   std::lock_guard<std::mutex> lock(mu_);
   return study_locked(study_id).trials;
+}
+
+void InMemoryStorage::record_heartbeat(const std::vector<int64_t>& trial_ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = now_ms();
+  for (int64_t id : trial_ids) {
+    if (id < 0 || id >= static_cast<int64_t>(trial_locations_.size())) continue;
+    auto [study_id, number] = trial_locations_[id];
+    if (!studies_[study_id]->trials[number].finished()) heartbeats_[id] = now;
+  }
+}
+
+std::vector<FrozenTrial> InMemoryStorage::fail_stale_trials(int64_t study_id, int64_t grace_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  StudyData& study = study_locked(study_id);
+  const int64_t now = now_ms();
+  std::vector<FrozenTrial> reclaimed;
+  for (FrozenTrial& t : study.trials) {
+    const int64_t silent = now - heartbeats_[t.id];
+    if (t.finished() || silent <= grace_ms) continue;
+    finish_locked(
+        t.id, TrialState::kFail, {}, {},
+        {{kAttrInterrupted, "1"}, {kAttrFailReason, stale_fail_reason(silent, grace_ms)}});
+    reclaimed.push_back(t);
+  }
+  return reclaimed;
 }
 
 }  // namespace qsearch::search

@@ -43,6 +43,8 @@ class InMemoryStorage final : public Storage {
                     const std::map<std::string, std::string>& user_attrs,
                     const std::map<std::string, std::string>& system_attrs) override;
   std::vector<FrozenTrial> get_trials(int64_t study_id) override;
+  void record_heartbeat(const std::vector<int64_t>& trial_ids) override;
+  std::vector<FrozenTrial> fail_stale_trials(int64_t study_id, int64_t grace_ms) override;
 
  private:
   struct StudyData {
@@ -50,10 +52,14 @@ class InMemoryStorage final : public Storage {
     std::vector<FrozenTrial> trials;
   };
   StudyData& study_locked(int64_t study_id);
+  void finish_locked(int64_t trial_id, TrialState state, const std::vector<double>& values,
+                     const std::map<std::string, std::string>& user_attrs,
+                     const std::map<std::string, std::string>& system_attrs);
 
   std::mutex mu_;
   std::vector<std::unique_ptr<StudyData>> studies_;       // index = study id
   std::vector<std::pair<int64_t, int>> trial_locations_;  // index = trial id -> (study, number)
+  std::vector<int64_t> heartbeats_;                       // index = trial id -> last beat (ms)
 };
 
 }  // namespace qsearch::search

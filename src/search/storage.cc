@@ -4,6 +4,13 @@
 
 namespace qsearch::search {
 
+std::string stale_fail_reason(int64_t silent_ms, int64_t grace_ms) {
+  return fmt::format(
+      "interrupted: no heartbeat for {:.1f}s (grace_period {:.1f}s): its worker died or hung; "
+      "the configuration is re-run",
+      silent_ms / 1000.0, grace_ms / 1000.0);
+}
+
 void check_same_study(const StudyInfo& stored, const std::vector<Direction>& directions,
                       const SearchSpace& space) {
   if (stored.directions != directions) {

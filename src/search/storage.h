@@ -9,6 +9,11 @@
 // - finish_trial is durable when it returns (SQLite: committed) and a finished trial never
 //   changes again (finishing twice throws Error).
 // - get_trials returns trials ordered by number.
+// - heartbeats: a trial's start time counts as its first heartbeat; record_heartbeat renews it;
+// fail_stale_trials atomically finishes, as FAIL with
+//   interrupted = "1" and a fail_reason, every RUNNING trial whose last heartbeat (its start time
+//   when it has none, e.g. from an older file) is older than the grace period, so exactly one
+//   caller reclaims each (Optuna's heartbeat_interval / grace_period / fail_stale_trials).
 #pragma once
 
 #include <cstdint>
@@ -52,7 +57,16 @@ class Storage {
                             const std::map<std::string, std::string>& system_attrs) = 0;
 
   virtual std::vector<FrozenTrial> get_trials(int64_t study_id) = 0;
+
+  // Sets the last heartbeat of each RUNNING trial among trial_ids to now (others are skipped).
+  virtual void record_heartbeat(const std::vector<int64_t>& trial_ids) = 0;
+  // Reclaims the study's RUNNING trials without a heartbeat for more than grace_ms (see above);
+  // returns them as stored after the change.
+  virtual std::vector<FrozenTrial> fail_stale_trials(int64_t study_id, int64_t grace_ms) = 0;
 };
+
+// The fail_reason of a trial reclaimed by fail_stale_trials.
+std::string stale_fail_reason(int64_t silent_ms, int64_t grace_ms);
 
 // For create_study(load_if_exists) of every backend: throws Error naming the study and the first
 // difference (number or order of objectives, a direction, a parameter's name or distribution)

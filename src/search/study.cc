@@ -3,11 +3,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <exception>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "core/check.h"
@@ -104,14 +107,49 @@ void Study::reap_interrupted() {
   }
 }
 
-std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason) {
+int Study::reclaim_stale(int64_t grace_ms) {
+  reap_interrupted();
+  return static_cast<int>(storage_->fail_stale_trials(info_.id, grace_ms).size());
+}
+
+bool Study::finished_elsewhere(const FrozenTrial& trial) {
+  try {
+    const std::vector<FrozenTrial> all = storage_->get_trials(info_.id);
+    return trial.number >= 0 && trial.number < static_cast<int>(all.size()) &&
+           all[trial.number].id == trial.id && all[trial.number].finished();
+  } catch (const std::exception&) {
+    return false;  // the storage fails: nothing says the trial was reclaimed
+  }
+}
+
+std::optional<std::vector<double>> Study::interrupted_to_rerun(
+    const std::vector<FrozenTrial>& history) {
+  for (const FrozenTrial& t : history) {
+    if (t.state != TrialState::kFail || !t.interrupted() || rerun_known_.count(t.number)) continue;
+    bool rerun = false;
+    for (size_t j = static_cast<size_t>(t.number) + 1; j < history.size() && !rerun; ++j) {
+      rerun = history[j].params == t.params;
+    }
+    if (!rerun) return t.params;
+    rerun_known_.insert(t.number);  // history only grows: it stays re-run
+  }
+  return std::nullopt;
+}
+
+std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
+                                               const std::function<bool(int64_t)>& is_ours,
+                                               bool* others_running) {
   *reason = NoTrial::kNone;
+  if (others_running) *others_running = false;
   const Storage::Decide decide =
       [&](const std::vector<FrozenTrial>& history) -> std::optional<std::vector<double>> {
     if (n_trials >= 0) {
       int counted = 0;
       for (const FrozenTrial& t : history) {
         counted += t.state == TrialState::kFail && t.interrupted() ? 0 : 1;
+        if (others_running && t.state == TrialState::kRunning && !(is_ours && is_ours(t.id))) {
+          *others_running = true;
+        }
       }
       if (counted >= n_trials) {
         *reason = NoTrial::kTargetReached;
@@ -122,7 +160,8 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason) {
     std::optional<std::vector<double>> params;
     {
       std::lock_guard<std::mutex> lock(*sampler_mu_);
-      params = sampler_->sample(view, static_cast<int>(history.size()));
+      params = interrupted_to_rerun(history);
+      if (!params) params = sampler_->sample(view, static_cast<int>(history.size()));
     }
     if (!params) {
       *reason = NoTrial::kExhausted;
@@ -185,11 +224,40 @@ void Study::tell(const FrozenTrial& trial, TrialState state, const std::vector<d
 
 OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOptions& options) {
   if (options.n_jobs < 1) fail("optimize: n_jobs must be >= 1, got {}", options.n_jobs);
+  if (!(options.heartbeat_interval_s > 0) ||
+      !(options.grace_period_s > options.heartbeat_interval_s)) {
+    fail(
+        "optimize: heartbeat_interval ({}s) must be > 0 and grace_period ({}s) larger than it, or "
+        "live trials would be reclaimed",
+        options.heartbeat_interval_s, options.grace_period_s);
+  }
+  const auto interval = std::chrono::milliseconds(
+      std::max<int64_t>(1, std::llround(options.heartbeat_interval_s * 1000)));
+  const int64_t grace_ms = std::llround(options.grace_period_s * 1000);
   const Stopwatch clock;
   std::mutex mu;  // guards summary, first_error and the callback
   OptimizeSummary summary;
   std::exception_ptr first_error;
   std::atomic<bool> halt{false};
+
+  // The trials this call evaluates; a heartbeat thread renews them and reclaims stale trials.
+  std::mutex hb_mu;
+  std::condition_variable hb_cv;
+  bool hb_done = false;
+  std::set<int64_t> running;
+  auto is_ours = [&](int64_t id) {
+    std::lock_guard<std::mutex> lock(hb_mu);
+    return running.count(id) > 0;
+  };
+  auto untrack = [&](int64_t id) {
+    std::lock_guard<std::mutex> lock(hb_mu);
+    running.erase(id);
+  };
+  auto count_reclaimed = [&](int n) {
+    std::lock_guard<std::mutex> lock(mu);
+    summary.reclaimed += n;
+  };
+  count_reclaimed(reclaim_stale(grace_ms));
 
   auto worker = [&] {
     try {
@@ -201,7 +269,16 @@ OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOption
           break;
         }
         NoTrial reason;
-        std::optional<FrozenTrial> trial = create_trial(options.n_trials, &reason);
+        bool others_running = false;
+        std::optional<FrozenTrial> trial =
+            create_trial(options.n_trials, &reason, is_ours, &others_running);
+        if (!trial && reason == NoTrial::kTargetReached && others_running) {
+          // Not done while another worker's trial runs: it may die and be reclaimed, and its
+          // configuration must then be re-run. Poll; the heartbeat thread reclaims.
+          std::this_thread::sleep_for(
+              std::min<std::chrono::milliseconds>(interval, std::chrono::milliseconds(100)));
+          continue;
+        }
         if (!trial) {
           std::lock_guard<std::mutex> lock(mu);
           if (reason == NoTrial::kExhausted) summary.exhausted = true;
@@ -209,20 +286,39 @@ OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOption
           break;
         }
         {
+          std::lock_guard<std::mutex> lock(hb_mu);
+          running.insert(trial->id);
+        }
+        {
           std::lock_guard<std::mutex> lock(mu);
           ++summary.started;
         }
+        // The objective's failures make FAIL trials; the storage's are not the trial's fault.
+        std::optional<ObjectiveResult> result;
+        std::string error;
+        try {
+          result = objective(*trial);
+        } catch (const std::exception& e) {
+          error = e.what();
+        } catch (...) {
+          error = "objective threw a non-standard exception";
+        }
         FrozenTrial done;
         try {
-          ObjectiveResult result = objective(*trial);
-          done = finish(*trial, TrialState::kComplete, std::move(result.values), result.user_attrs,
-                        {});
-        } catch (const std::exception& e) {
-          done = finish(*trial, TrialState::kFail, {}, {}, {{kAttrFailReason, e.what()}});
+          done = result ? finish(*trial, TrialState::kComplete, std::move(result->values),
+                                 result->user_attrs, {})
+                        : finish(*trial, TrialState::kFail, {}, {}, {{kAttrFailReason, error}});
         } catch (...) {
-          done = finish(*trial, TrialState::kFail, {}, {},
-                        {{kAttrFailReason, "objective threw a non-standard exception"}});
+          // Not recorded: the trial stays RUNNING and stops beating, so it is reclaimed and
+          // re-run. If it was reclaimed already (this worker was silent past the grace period),
+          // the configuration is re-run elsewhere: drop this result and go on.
+          untrack(trial->id);
+          if (!finished_elsewhere(*trial)) throw;
+          std::lock_guard<std::mutex> lock(mu);
+          ++summary.lost;
+          continue;
         }
+        untrack(trial->id);
         std::lock_guard<std::mutex> lock(mu);
         ++(done.state == TrialState::kComplete ? summary.completed : summary.failed);
         if (options.on_trial_finished) options.on_trial_finished(done);
@@ -234,15 +330,56 @@ OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOption
     }
   };
 
+  std::thread heartbeat;
+  try {
+    heartbeat = std::thread([&] {
+      std::unique_lock<std::mutex> lock(hb_mu);
+      while (!hb_cv.wait_for(lock, interval, [&] { return hb_done; })) {
+        std::vector<int64_t> ids(running.begin(), running.end());
+        lock.unlock();
+        try {
+          storage_->record_heartbeat(ids);
+          count_reclaimed(reclaim_stale(grace_ms));
+        } catch (const std::exception&) {
+          // Retried at the next beat. If beats keep failing, other workers reclaim these trials
+          // and the workers here notice when they record the results.
+        }
+        lock.lock();
+      }
+    });
+  } catch (const std::system_error& e) {
+    fail("optimize: cannot start the heartbeat thread: {}", e.what());
+  }
+
+  std::string spawn_error;
   if (options.n_jobs == 1) {
     worker();
   } else {
     std::vector<std::thread> threads;
-    for (int j = 0; j < options.n_jobs; ++j) threads.emplace_back(worker);
+    for (int j = 0; j < options.n_jobs; ++j) {
+      try {
+        threads.emplace_back(worker);
+      } catch (const std::exception& e) {  // std::system_error, or bad_alloc for its state
+        // The system refused another thread: stop the ones started (they finish their trial)
+        // instead of destroying joinable threads (std::terminate).
+        spawn_error =
+            fmt::format("n_jobs = {}: the system could start only {} threads ({}); use fewer jobs",
+                        options.n_jobs, threads.size(), e.what());
+        halt = true;
+        break;
+      }
+    }
     for (std::thread& t : threads) t.join();
   }
+  {
+    std::lock_guard<std::mutex> lock(hb_mu);
+    hb_done = true;
+  }
+  hb_cv.notify_all();
+  heartbeat.join();
   summary.elapsed_s = clock.seconds();
   if (first_error) std::rethrow_exception(first_error);
+  if (!spawn_error.empty()) fail("{}", spawn_error);
   return summary;
 }
 

@@ -15,9 +15,20 @@
 // - an objective that throws makes a FAIL trial with system attr fail_reason = what(); the
 //   study goes on (Optuna's default re-raises).
 // - a RUNNING trial whose worker process (same host) no longer exists is marked FAIL with
-//   interrupted = "1" when the study is created/loaded; brute force re-runs its configuration.
-//   Every trial Study creates carries system attr worker = "<hostname>:<pid>". RUNNING trials of
-//   other hosts, or without a worker attr, are left alone (a reused pid also hides a dead one).
+//   interrupted = "1" when the study is created/loaded. Every trial Study creates carries system
+//   attr worker = "<hostname>:<pid>".
+// - heartbeats (Optuna's heartbeat_interval / grace_period): optimize() renews the heartbeat of
+//   the trials it runs every heartbeat_interval_s; any optimize() (this process or another)
+//   reclaims a RUNNING trial silent for more than grace_period_s: FAIL with interrupted = "1"
+//   (Storage::fail_stale_trials). That covers workers of other hosts, hung workers and reused
+//   pids.
+// - the configuration of an interrupted trial is re-run: the next trial created takes its params
+//   (before the sampler is asked) unless a later trial already has them (Optuna re-enqueues a
+//   failed stale trial's params with RetryFailedTrialCallback).
+// - a result that cannot be recorded (storage error: disk full, database locked past its
+//   timeout) never turns its trial into FAIL: the trial stays RUNNING, stops beating, optimize()
+//   rethrows the error, and the trial is reclaimed and re-run later. A result whose trial was
+//   reclaimed meanwhile (this worker was silent too long) is dropped (OptimizeSummary::lost).
 // - a COMPLETE result with a NaN value, or with the wrong number of values, is stored as FAIL
 //   with a fail_reason.
 //
@@ -40,6 +51,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,6 +67,9 @@ struct ObjectiveResult {
 
 using Objective = std::function<ObjectiveResult(const FrozenTrial& trial)>;
 
+inline constexpr double kDefaultHeartbeatIntervalS = 5;
+inline constexpr double kDefaultGracePeriodS = 30;
+
 struct OptimizeOptions {
   int n_trials = -1;      // target finished trials in the study; < 0: no limit
   double timeout_s = -1;  // no new trial starts after this many seconds; < 0: none
@@ -63,12 +78,19 @@ struct OptimizeOptions {
   std::function<void(const FrozenTrial&)> on_trial_finished = {};
   // When set and true, no new trial starts (e.g. set by a SIGINT handler).
   const std::atomic<bool>* stop = nullptr;
+  // Heartbeats (see above): > 0, and grace_period_s > heartbeat_interval_s. A beat costs one
+  // small write; the defaults suit trials of a millisecond (the start time counts as the first
+  // beat) as well as of many minutes, and reclaim a dead worker's trial within ~35 s.
+  double heartbeat_interval_s = kDefaultHeartbeatIntervalS;
+  double grace_period_s = kDefaultGracePeriodS;
 };
 
 struct OptimizeSummary {
   int started = 0;  // trials this call started
   int completed = 0;
   int failed = 0;
+  int reclaimed = 0;       // stale RUNNING trials (of any worker) this call reclaimed
+  int lost = 0;            // results dropped because their trial had been reclaimed meanwhile
   bool exhausted = false;  // the sampler had nothing left (brute force done)
   bool timed_out = false;
   double elapsed_s = 0;
@@ -111,7 +133,17 @@ class Study {
   Study(std::shared_ptr<Storage> storage, StudyInfo info, std::unique_ptr<Sampler> sampler);
   // Creates a RUNNING trial unless the study already holds n_trials (>= 0) non-interrupted
   // trials or the sampler is exhausted (why in *reason).
-  std::optional<FrozenTrial> create_trial(int n_trials, NoTrial* reason);
+  // is_ours (optional): whether a RUNNING trial is run by the caller; *others_running is then
+  // set when the study has RUNNING trials that are not (only computed when n_trials >= 0).
+  std::optional<FrozenTrial> create_trial(int n_trials, NoTrial* reason,
+                                          const std::function<bool(int64_t)>& is_ours = {},
+                                          bool* others_running = nullptr);
+  // Params of the first interrupted trial no later trial re-ran (under sampler_mu_).
+  std::optional<std::vector<double>> interrupted_to_rerun(const std::vector<FrozenTrial>& history);
+  // Reaps dead same-host workers' trials and reclaims stale ones; returns how many it reclaimed.
+  int reclaim_stale(int64_t grace_ms);
+  // True when the trial has been finished by someone else (e.g. reclaimed as stale).
+  bool finished_elsewhere(const FrozenTrial& trial);
   // Stores the outcome and returns the finished trial as stored.
   FrozenTrial finish(const FrozenTrial& trial, TrialState state, std::vector<double> values,
                      const std::map<std::string, std::string>& user_attrs,
@@ -122,6 +154,7 @@ class Study {
   StudyInfo info_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<std::mutex> sampler_mu_ = std::make_unique<std::mutex>();
+  std::set<int> rerun_known_;  // interrupted trial numbers a later trial re-ran (sampler_mu_)
   std::string worker_;
 };
 

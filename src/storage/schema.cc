@@ -72,6 +72,13 @@ CREATE TABLE IF NOT EXISTS trial_system_attributes (
   value TEXT NOT NULL,
   PRIMARY KEY (trial_id, key)
 ) WITHOUT ROWID;
+-- The last sign of life of each trial's worker (Optuna's trial_heartbeats): written by the first
+-- beat after the start (a trial without a row last beat when it started); rows of finished
+-- trials are kept but no longer read.
+CREATE TABLE IF NOT EXISTS trial_heartbeats (
+  trial_id INTEGER PRIMARY KEY REFERENCES trials(trial_id),
+  heartbeat INTEGER NOT NULL
+);
 )sql";
 
 }  // namespace qsearch::storage

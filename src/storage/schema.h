@@ -14,6 +14,7 @@
 //   trial_values(trial_id, objective, value, value_type)              -- see below
 //   trial_user_attributes(trial_id, key, value_json)
 //   trial_system_attributes(trial_id, key, value)
+//   trial_heartbeats(trial_id, heartbeat)                            -- epoch ms, since version 2
 //
 // SQLite turns NaN into NULL, so a value is stored as (value, value_type) with value_type
 // 'FINITE' (value holds it), 'INF_POS', 'INF_NEG' or 'NAN' (value is NULL), as Optuna does.
@@ -26,7 +27,9 @@
 namespace qsearch::storage {
 
 // Bump when the layout changes, and teach SqliteStorage to migrate older files.
-inline constexpr int64_t kSchemaVersion = 1;
+// 1: the first layout. 2: trial_heartbeats (opening a version-1 file adds the table; its
+//    RUNNING trials count as last beating when they started).
+inline constexpr int64_t kSchemaVersion = 2;
 // 'qsch' in ASCII.
 inline constexpr int32_t kApplicationId = 0x71736368;
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -113,6 +114,11 @@ void SqliteStorage::open_schema() {
         path_, *version, kSchemaVersion);
   } else if (*version < 1) {
     fail("study database '{}' has an invalid schema version {}", path_, *version);
+  } else if (*version < kSchemaVersion) {
+    // Older layouts lack only tables that kSchemaSql has just created.
+    db_->prepare("UPDATE version_info SET schema_version = ?1 WHERE version_info_id = 1")
+        .bind(1, kSchemaVersion)
+        .run();
   }
   txn.commit();
 }
@@ -447,6 +453,16 @@ void SqliteStorage::finish_trial(int64_t trial_id, TrialState state,
                                  const std::map<std::string, std::string>& system_attrs) {
   std::lock_guard lock(mu_);
   Transaction txn(*db_, Transaction::Kind::kWrite);
+  std::function<void()> update_cache =
+      finish_in_transaction(trial_id, state, values, user_attrs, system_attrs);
+  txn.commit();
+  update_cache();
+}
+
+std::function<void()> SqliteStorage::finish_in_transaction(
+    int64_t trial_id, TrialState state, const std::vector<double>& values,
+    const std::map<std::string, std::string>& user_attrs,
+    const std::map<std::string, std::string>& system_attrs) {
   Stmt& s = db_->prepare(
       "SELECT study_id, number, state, datetime_start FROM trials WHERE trial_id = ?1");
   s.bind(1, trial_id);
@@ -505,20 +521,71 @@ void SqliteStorage::finish_trial(int64_t trial_id, TrialState state,
       "INSERT INTO trial_system_attributes (trial_id, key, value) VALUES (?1, ?2, ?3) "
       "ON CONFLICT (trial_id, key) DO UPDATE SET value = excluded.value");
   for (const auto& [k, val] : system_attrs) a.bind(1, trial_id).bind(2, k).bind(3, val).run();
-  txn.commit();
 
-  // The cached RUNNING copy plus what was just written is exactly the stored trial, so the next
-  // refresh has nothing to read for it.
-  if (number < static_cast<int>(cache.trials.size()) && cache.trials[number].id == trial_id &&
-      cache.trials[number].state == TrialState::kRunning) {
-    FrozenTrial& t = cache.trials[number];
-    t.state = state;
-    t.values = kept;
-    t.datetime_complete_ms = complete_ms;
-    for (const auto& [k, val] : user_attrs) t.user_attrs[k] = val;
-    for (const auto& [k, val] : system_attrs) t.system_attrs[k] = val;
-    std::erase(cache.running, number);
+  // Once committed, the cached RUNNING copy plus what was just written is exactly the stored
+  // trial, so the next refresh has nothing to read for it. (Before the commit the cache must not
+  // change: a failed commit leaves the trial RUNNING.)
+  return [&cache, number, trial_id, state, kept, complete_ms, user_attrs, system_attrs] {
+    if (number < static_cast<int>(cache.trials.size()) && cache.trials[number].id == trial_id &&
+        cache.trials[number].state == TrialState::kRunning) {
+      FrozenTrial& t = cache.trials[number];
+      t.state = state;
+      t.values = kept;
+      t.datetime_complete_ms = complete_ms;
+      for (const auto& [k, val] : user_attrs) t.user_attrs[k] = val;
+      for (const auto& [k, val] : system_attrs) t.system_attrs[k] = val;
+      std::erase(cache.running, number);
+    }
+  };
+}
+
+void SqliteStorage::record_heartbeat(const std::vector<int64_t>& trial_ids) {
+  if (trial_ids.empty()) return;
+  std::lock_guard lock(mu_);
+  Transaction txn(*db_, Transaction::Kind::kWrite);
+  Stmt& beat = db_->prepare(
+      "INSERT INTO trial_heartbeats (trial_id, heartbeat) "
+      "SELECT trial_id, ?2 FROM trials WHERE trial_id = ?1 AND state = 'RUNNING' "
+      "ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat");
+  const int64_t now = now_ms();
+  for (int64_t id : trial_ids) beat.bind(1, id).bind(2, now).run();
+  txn.commit();
+}
+
+std::vector<FrozenTrial> SqliteStorage::fail_stale_trials(int64_t study_id, int64_t grace_ms) {
+  std::lock_guard lock(mu_);
+  Transaction txn(*db_, Transaction::Kind::kWrite);
+  StudyCache& cache = cache_for(study_id);
+  refresh(cache);  // the stale trials are then cached as RUNNING, and updated below
+  const int64_t now = now_ms();
+  // Through the partial index of RUNNING trials. A trial without a heartbeat row (none beat yet,
+  // or a file from before schema version 2) counts as last beating when it started: no row is
+  // written per trial, so a short trial costs nothing extra.
+  Stmt& stale = db_->prepare(
+      "SELECT t.trial_id, COALESCE(h.heartbeat, t.datetime_start) FROM trials t "
+      "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+      "WHERE t.study_id = ?1 AND t.state = 'RUNNING' "
+      "AND COALESCE(h.heartbeat, t.datetime_start) < ?2");
+  stale.bind(1, study_id).bind(2, now - grace_ms);
+  std::vector<std::pair<int64_t, int64_t>> found;
+  while (stale.step()) found.emplace_back(stale.column_int64(0), stale.column_int64(1));
+  stale.reset();
+  std::vector<std::function<void()>> updates;
+  for (const auto& [id, last] : found) {
+    updates.push_back(finish_in_transaction(
+        id, TrialState::kFail, {}, {},
+        {{search::kAttrInterrupted, "1"},
+         {search::kAttrFailReason, search::stale_fail_reason(now - last, grace_ms)}}));
   }
+  txn.commit();
+  for (const auto& update : updates) update();
+  std::set<int64_t> ids;
+  for (const auto& [id, last] : found) ids.insert(id);
+  std::vector<FrozenTrial> out;
+  for (const FrozenTrial& t : cache.trials) {
+    if (ids.count(t.id)) out.push_back(t);
+  }
+  return out;
 }
 
 std::vector<FrozenTrial> SqliteStorage::get_trials(int64_t study_id) {

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -71,6 +72,8 @@ class SqliteStorage : public search::Storage {
                     const std::map<std::string, std::string>& user_attrs,
                     const std::map<std::string, std::string>& system_attrs) override;
   std::vector<search::FrozenTrial> get_trials(int64_t study_id) override;
+  void record_heartbeat(const std::vector<int64_t>& trial_ids) override;
+  std::vector<search::FrozenTrial> fail_stale_trials(int64_t study_id, int64_t grace_ms) override;
 
   const std::string& path() const { return path_; }
   // Database rows read so far by this connection (a cost counter for tests and benchmarks).
@@ -82,6 +85,12 @@ class SqliteStorage : public search::Storage {
   void open_schema();
   StudyCache& cache_for(int64_t study_id);
   void refresh(StudyCache& cache);
+  // finish_trial's work inside the caller's write transaction (mu_ held); returns the update of
+  // the cache to apply once the transaction has committed.
+  std::function<void()> finish_in_transaction(
+      int64_t trial_id, search::TrialState state, const std::vector<double>& values,
+      const std::map<std::string, std::string>& user_attrs,
+      const std::map<std::string, std::string>& system_attrs);
   void load_trial_details(StudyCache& cache, bool by_number, int64_t key);
   std::string study_name_of(int64_t study_id);
   search::StudyInfo read_study(int64_t study_id);

@@ -463,4 +463,83 @@ TEST_P(StorageConformance, ConcurrentProcessesNeverDuplicate) {
   for (const auto& [w, n] : per_worker) EXPECT_EQ(n, kPerProc) << "worker " << w;
 }
 
+// Heartbeats: a trial is reclaimed only after grace_ms without a beat, exactly once, as an
+// interrupted FAIL; beats of finished trials are ignored.
+TEST_P(StorageConformance, StaleTrialsAreReclaimedOnceAndBeatingOnesKept) {
+  int64_t id = make_study();
+  FrozenTrial beating = add_trial(id, {1, 0});
+  FrozenTrial silent = add_trial(id, {2, 0});
+  FrozenTrial done = add_trial(id, {3, 0});
+  storage_->finish_trial(done.id, TrialState::kComplete, {1.0, 2.0}, {}, {});
+  // Nothing is older than a generous grace period.
+  EXPECT_TRUE(storage_->fail_stale_trials(id, 60000).empty());
+  const int64_t created = wall_ms();
+  while (wall_ms() < created + 30) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  storage_->record_heartbeat({beating.id, done.id});
+  std::vector<FrozenTrial> reclaimed = storage_->fail_stale_trials(id, 20);
+  ASSERT_EQ(reclaimed.size(), 1u);
+  EXPECT_EQ(reclaimed[0].id, silent.id);
+  EXPECT_EQ(reclaimed[0].state, TrialState::kFail);
+  EXPECT_TRUE(reclaimed[0].interrupted());
+  EXPECT_NE(reclaimed[0].system_attrs.at(kAttrFailReason).find("no heartbeat"), std::string::npos);
+  std::vector<FrozenTrial> trials = storage_->get_trials(id);
+  EXPECT_EQ(trials[0].state, TrialState::kRunning);
+  EXPECT_EQ(trials[1].state, TrialState::kFail);
+  EXPECT_TRUE(trials[1].interrupted());
+  EXPECT_EQ(trials[1].params, silent.params);
+  EXPECT_EQ(trials[2].state, TrialState::kComplete);
+  // The reclaimed trial is finished: its late result is refused, and nobody reclaims it again.
+  EXPECT_THROW(storage_->finish_trial(silent.id, TrialState::kComplete, {1.0, 2.0}, {}, {}), Error);
+  EXPECT_TRUE(storage_->fail_stale_trials(id, 20).empty());
+  // A beating trial is reclaimed once it stops beating.
+  const int64_t beat = wall_ms();
+  while (wall_ms() < beat + 30) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  reclaimed = storage_->fail_stale_trials(id, 20);
+  ASSERT_EQ(reclaimed.size(), 1u);
+  EXPECT_EQ(reclaimed[0].id, beating.id);
+}
+
+// Several processes reclaiming at once: each stale trial is reclaimed by exactly one.
+TEST_P(StorageConformance, ConcurrentProcessesReclaimEachStaleTrialOnce) {
+  if (!store_->shared_across_processes()) GTEST_SKIP() << "backend is process-local";
+  int64_t id = make_study();
+  constexpr int kStale = 8, kProcs = 3;
+  for (int i = 0; i < kStale; ++i) add_trial(id, {static_cast<double>(i), 0});
+  const int64_t created = wall_ms();
+  while (wall_ms() < created + 30) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  storage_.reset();
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int reclaimed = 0;
+      try {
+        std::shared_ptr<Storage> mine = store_->open();
+        for (int round = 0; round < 5; ++round) {
+          reclaimed += static_cast<int>(mine->fail_stale_trials(id, 20).size());
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child %d: %s\n", p, e.what());
+        _exit(100);
+      }
+      _exit(reclaimed);  // the count, through the exit status
+    }
+    children.push_back(pid);
+  }
+  int total = 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_NE(WEXITSTATUS(status), 100);
+    total += WEXITSTATUS(status);
+  }
+  EXPECT_EQ(total, kStale);
+  for (const FrozenTrial& t : store_->open()->get_trials(id)) {
+    EXPECT_EQ(t.state, TrialState::kFail);
+    EXPECT_TRUE(t.interrupted());
+  }
+}
+
 }  // namespace qsearch::search::conformance

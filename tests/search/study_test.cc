@@ -187,9 +187,19 @@ TEST(Study, ReapsRunningTrialsOfDeadWorkersOnly) {
   EXPECT_TRUE(trials[0].interrupted());
   EXPECT_NE(trials[0].system_attrs.at(kAttrFailReason).find("interrupted"), std::string::npos);
   for (int i = 1; i < 4; ++i) EXPECT_EQ(trials[i].state, TrialState::kRunning) << i;
-  // Interrupted trials do not count towards n_trials; RUNNING ones do.
-  const OptimizeSummary s = second.optimize(quadratic, {.n_trials = 5});
-  EXPECT_EQ(s.started, 2);
+  // Interrupted trials do not count towards n_trials; RUNNING ones do, but optimize does not
+  // stop at "n_trials reached" while they may still be reclaimed: these three never beat, so
+  // they are reclaimed after the grace period and their configurations re-run (issue 8).
+  const OptimizeSummary s = second.optimize(
+      quadratic, {.n_trials = 5, .heartbeat_interval_s = 0.01, .grace_period_s = 0.05});
+  EXPECT_EQ(s.reclaimed, 3);
+  EXPECT_EQ(s.started, 5);
+  int finished = 0;
+  for (const FrozenTrial& t : second.trials()) {
+    EXPECT_TRUE(t.finished()) << t.number;
+    finished += t.finished() && !t.interrupted();
+  }
+  EXPECT_EQ(finished, 5);
 }
 
 TEST(Study, ParallelJobsEvaluateEachTrialOnceAndSerialiseCallbacks) {
