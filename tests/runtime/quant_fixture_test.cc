@@ -145,5 +145,46 @@ void check_model(const std::string& model) {
 TEST(QuantFixtures, MlpFakeMatchesTorchAndIntMatchesFake) { check_model("mlp"); }
 TEST(QuantFixtures, CnnFakeMatchesTorchAndIntMatchesFake) { check_model("cnn"); }
 
+// Issue 8 item 1: every linear / conv of the shipped LeNet-5 at s32.16 with no bias_* keys keeps
+// its bias in float (docs/config.md), so both quantized modes have the float model's accuracy
+// (formerly the bias went to s32 at frac 32 and saturated at +-0.5: 2.6 points lost).
+TEST(QuantFixtures, Lenet32BitWithoutBiasKeysHasFloatAccuracy) {
+  const ir::Graph g =
+      onnx::import_model(std::string(QSEARCH_SOURCE_DIR) + "/models/lenet5_mnist.onnx");
+  quant::QuantAssignment q;
+  int layers = 0;
+  for (const ir::Node& n : g.nodes()) {
+    const std::string op = ir::mase_op(g, n);
+    if (op != "linear" && op != "conv2d") continue;
+    q[n.config_name] = {.quantized = true,
+                        .data_in = quant::FixedFormat{32, 16, true},
+                        .weight = quant::FixedFormat{32, 16, true}};
+    ++layers;
+  }
+  ASSERT_EQ(layers, 5);
+  const data::Dataset& d = mnist_test();
+  const int64_t n = 3000;
+  auto accuracy_of = [&](Mode mode) {
+    Executor ex(make_plan(g, {.mode = mode, .max_batch = 250, .quant = q}));
+    int64_t right = 0;
+    for (int64_t b = 0; b < n; b += 250) {
+      const Tensor& y = ex.run(d.x.rows(b, b + 250));
+      const int64_t classes = y.dim(1);
+      for (int64_t i = 0; i < 250; ++i) {
+        const float* row = y.data<float>() + i * classes;
+        right += std::max_element(row, row + classes) - row == d.y.data<int64_t>()[b + i];
+      }
+    }
+    return static_cast<double>(right) / static_cast<double>(n);
+  };
+  const double fl = accuracy_of(Mode::kFloat), fake = accuracy_of(Mode::kFake),
+               integer = accuracy_of(Mode::kInt);
+  std::cout << fmt::format(
+      "[ quant ] lenet5 s32.16 no bias keys: float {:.4f} fake {:.4f} int {:.4f}\n", fl, fake,
+      integer);
+  EXPECT_NEAR(fake, fl, kAccuracyTolerance);
+  EXPECT_NEAR(integer, fl, kAccuracyTolerance);
+}
+
 }  // namespace
 }  // namespace qsearch::runtime
