@@ -13,7 +13,8 @@ mase.md §6), re-implemented here from the reference text:
 
   integer quantizer   q(x) = clamp(torch.round(x * 2**f), lo, hi) / 2**f   (round half to even,
                       computed in float32, signed [-2^(w-1), 2^(w-1)-1] or unsigned [0, 2^w-1])
-  LinearInteger       F.linear(q_in(x), q_w(W), q_b(b))     (output unquantized, or q_out if given)
+  LinearInteger       F.linear(q_in(x), q_w(W), q_b(b))     (output unquantized, or q_out if given;
+                      without bias keys the bias stays float: the MLP's config float_bias32)
   Conv2dInteger       F.conv2d(q_in(x), q_w(W), q_b(b), ...) (the bias really is copied: MASE's
                       conv bias bug is not reproduced)
   ReLUInteger         F.relu(q_in(x)) with an unsigned data_in
@@ -51,8 +52,11 @@ def fmt(width, frac, signed=True):
     return {"width": width, "frac": frac, "signed": signed}
 
 
-def linear(data_in, weight, bias, data_out=None):
-    c = {"data_in": fmt(*data_in), "weight": fmt(*weight), "bias": fmt(*bias)}
+def linear(data_in, weight, bias=None, data_out=None):
+    """A linear / conv config; bias None means no bias_* keys: the bias stays float (qsearch)."""
+    c = {"data_in": fmt(*data_in), "weight": fmt(*weight)}
+    if bias:
+        c["bias"] = fmt(*bias)
     if data_out:
         c["data_out"] = fmt(*data_out)
     return c
@@ -113,6 +117,10 @@ MLP_CONFIGS = {
         "fc2": linear((24, 16), (32, 24), (32, 24)),
         "fc3": linear((20, 14), (30, 24), (32, 28)),
     },
+    "float_bias32": {
+        "fc1": linear((32, 16), (32, 16)), "fc2": linear((32, 16), (32, 16)),
+        "fc3": linear((32, 16), (32, 16)),
+    },
 }
 
 CNN_CONFIGS = {
@@ -161,6 +169,12 @@ def q(x, f):
     return torch.clamp(torch.round(x * scale), lo, hi) / scale
 
 
+def qb(b, c):
+    """The bias as MASE quantizes it with bias_* keys; without them it stays float (qsearch's
+    documented choice: MASE's LinearInteger has no behaviour there, it raises a KeyError)."""
+    return q(b, c["bias"]) if "bias" in c else b
+
+
 def read_weights(path):
     return {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
             for i in onnx.load(path).graph.initializer}
@@ -178,7 +192,7 @@ class MaseModel:
         c = self.c.get(name)
         if not c:
             return F.linear(x, W, b)
-        y = F.linear(q(x, c["data_in"]), q(W, c["weight"]), q(b, c["bias"]))
+        y = F.linear(q(x, c["data_in"]), q(W, c["weight"]), qb(b, c))
         return q(y, c["data_out"]) if "data_out" in c else y
 
     def conv(self, name, x, prefix):
@@ -186,7 +200,7 @@ class MaseModel:
         c = self.c.get(name)
         if not c:
             return F.conv2d(x, W, b, padding=1)
-        y = F.conv2d(q(x, c["data_in"]), q(W, c["weight"]), q(b, c["bias"]), padding=1)
+        y = F.conv2d(q(x, c["data_in"]), q(W, c["weight"]), qb(b, c), padding=1)
         return q(y, c["data_out"]) if "data_out" in c else y
 
     def relu(self, name, x):

@@ -1,5 +1,6 @@
 // qsearch eval --model M.onnx --dataset mnist [--split test] [--num-samples N]
-//              [--batch-size B] [--quant CONFIG.toml] [--mode float|fake|int] [--json]
+//              [--batch-size B] [--quant CONFIG.toml] [--mode float|fake|int] [--output NAME]
+//              [--json]
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -24,8 +25,9 @@ struct EvalArgs {
   std::string label_column;
   int64_t num_samples = -1;
   int64_t batch_size = 256;
-  std::string quant;  // CONFIG.toml with [passes.quantize]
-  std::string mode;   // "" = int with --quant, float without
+  std::string quant;   // CONFIG.toml with [passes.quantize]
+  std::string mode;    // "" = int with --quant, float without
+  std::string output;  // graph output scored ("" = the first)
   bool json = false;
 };
 
@@ -40,9 +42,13 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   }
   data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
   data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  const eval::ModelOutput out =
+      eval::resolve_model_output(graph, a.output, ds.num_classes, ds.name);
+  if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
   auto plan = runtime::make_plan(graph, popts);
-  eval::EvalResult r =
-      eval::evaluate(plan, ds, {.num_samples = a.num_samples, .batch_size = a.batch_size});
+  eval::EvalOptions eopts{.num_samples = a.num_samples, .batch_size = a.batch_size};
+  eval::set_output(eopts, out);
+  eval::EvalResult r = eval::evaluate(plan, ds, eopts);
   if (a.json) {
     nlohmann::json j = {{"loss", r.loss},
                         {"accuracy", r.accuracy},
@@ -85,6 +91,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
   cmd->add_option("--mode", args->mode,
                   "float | fake (MASE's fake quantization) | int (bit-accurate integers); "
                   "default: int with --quant, else float");
+  cmd->add_option("--output", args->output,
+                  "Graph output holding the class scores (default: the first)");
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_eval(global, *args); }; });

@@ -39,6 +39,7 @@ struct QuantizeArgs {
   int64_t latency_batch = 1;
   int repeats = 20;
   double compare_to = 32;
+  std::string output;  // graph output scored ("" = the first)
   bool json = false;
 };
 
@@ -71,6 +72,9 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   const auto per_node = eval::op_counts_by_node(graph, q);
   const eval::OpCounts totals = eval::op_counts(graph, q);
   const int64_t float_bytes = runtime::make_plan(graph, {.max_batch = 1})->parameter_bytes();
+  // What a deployment stores (each parameter at its width) vs what the int engine holds.
+  const auto size_per_node = eval::model_size_bytes_by_node(graph, q);
+  const int64_t model_bytes = eval::model_size_bytes(graph, q);
 
   std::optional<data::Dataset> ds;
   std::optional<eval::EvalResult> r;
@@ -80,7 +84,12 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
     auto plan = mode == runtime::Mode::kInt
                     ? int_plan
                     : runtime::make_plan(graph, {.mode = mode, .max_batch = max_batch, .quant = q});
-    r = eval::evaluate(plan, *ds, {.num_samples = a.num_samples, .batch_size = a.batch_size});
+    const eval::ModelOutput out =
+        eval::resolve_model_output(graph, a.output, ds->num_classes, ds->name);
+    if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
+    eval::EvalOptions eopts{.num_samples = a.num_samples, .batch_size = a.batch_size};
+    eval::set_output(eopts, out);
+    r = eval::evaluate(plan, *ds, eopts);
   }
   const Tensor latency_input =
       ds && ds->size() >= a.latency_batch ? ds->x : synthetic_input(*int_plan, a.latency_batch);
@@ -102,13 +111,15 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
                       {"bias", c ? fmt_of(c->bias) : "-"},
                       {"data_out", c ? fmt_of(c->data_out) : "-"},
                       {"params", ir::param_count(graph, n)},
+                      {"bytes", size_per_node[i].second},
                       {"packed_bytes", b == bytes.end() ? 0 : b->second},
                       {"macs", per_node[i].second.macs},
                       {"bitops", per_node[i].second.bitops}});
   }
   nlohmann::ordered_json metrics = {{"average_bitwidth", bw.average_bitwidth},
                                     {"memory_density", bw.memory_density},
-                                    {"model_size_bytes", int_plan->parameter_bytes()},
+                                    {"model_size_bytes", model_bytes},
+                                    {"engine_parameter_bytes", int_plan->parameter_bytes()},
                                     {"float32_size_bytes", float_bytes},
                                     {"macs", totals.macs},
                                     {"bitops", totals.bitops},
@@ -140,34 +151,36 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   }
 
   std::string out = fmt::format("model   {}\nconfig  {}\n\n", a.model, a.config);
-  const std::string row = "{:<16} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>12} {:>10} {:>13}\n";
+  const std::string row =
+      "{:<16} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>12} {:>10} {:>13}\n";
   out += fmt::format(fmt::runtime(row), "name", "op", "data_in", "weight", "bias", "data_out",
-                     "params", "packed_bytes", "MACs", "BitOPs");
+                     "params", "bytes", "packed_bytes", "MACs", "BitOPs");
   int64_t params = 0;
   for (const auto& l : layers) {
     params += l["params"].get<int64_t>();
     out += fmt::format(fmt::runtime(row), l["name"].get<std::string>(), l["op"].get<std::string>(),
                        l["data_in"].get<std::string>(), l["weight"].get<std::string>(),
                        l["bias"].get<std::string>(), l["data_out"].get<std::string>(),
-                       l["params"].get<int64_t>(), l["packed_bytes"].get<int64_t>(),
-                       l["macs"].get<double>(), l["bitops"].get<double>());
+                       l["params"].get<int64_t>(), l["bytes"].get<int64_t>(),
+                       l["packed_bytes"].get<int64_t>(), l["macs"].get<double>(),
+                       l["bitops"].get<double>());
   }
-  out += fmt::format(fmt::runtime(row), "total", "", "", "", "", "", params,
+  out += fmt::format(fmt::runtime(row), "total", "", "", "", "", "", params, model_bytes,
                      int_plan->parameter_bytes(), totals.macs, totals.bitops);
   out += fmt::format(
       "\naverage_bitwidth   {:.4f}   (MASE: weights of the quantized linear/conv2d layers)\n"
       "memory_density     {:.4f}   (compare_to {} / average_bitwidth)\n"
-      "model_size_bytes   {}   (as the int engine stores it; float32: {}, {:.2f}x smaller)\n"
+      "model_size_bytes   {}   (each parameter at its width; float32: {}, {:.2f}x smaller)\n"
+      "engine_bytes       {}   (the int engine's packed panels and int64 biases in memory)\n"
       "macs               {:.0f}   per sample\n"
       "bitops             {:.0f}   per sample (MACs x weight bits x data_in bits, 32 if float)\n"
       "activation_bits    {:.0f}   per sample (inputs of quantized nodes)\n"
       "latency_ms         {:.6f}   per sample: int engine, batch {}, median of {} runs, "
       "{} thread(s)\n",
-      bw.average_bitwidth, bw.memory_density, a.compare_to, int_plan->parameter_bytes(),
-      float_bytes,
-      static_cast<double>(float_bytes) / static_cast<double>(int_plan->parameter_bytes()),
-      totals.macs, totals.bitops, totals.activation_bits, latency, a.latency_batch, a.repeats,
-      num_threads());
+      bw.average_bitwidth, bw.memory_density, a.compare_to, model_bytes, float_bytes,
+      static_cast<double>(float_bytes) / static_cast<double>(model_bytes),
+      int_plan->parameter_bytes(), totals.macs, totals.bitops, totals.activation_bits, latency,
+      a.latency_batch, a.repeats, num_threads());
   if (r) {
     out += fmt::format(
         "\ndataset            {} ({} split, {} samples, {} mode)\n"
@@ -204,6 +217,8 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
   cmd->add_option("--repeats", args->repeats, "Timed runs for the latency median (default: 20)");
   cmd->add_option("--compare-to", args->compare_to,
                   "Reference width of memory_density (default: 32)");
+  cmd->add_option("--output", args->output,
+                  "Graph output holding the class scores, with --dataset (default: the first)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_quantize(global, *args); }; });

@@ -97,7 +97,11 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
       data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
   auto space = std::make_shared<eval::QuantSearchSpace>(
       eval::QuantSearchSpace::build(*graph, s.by, s.seeds));
+  if (flags.output) s.objective.output = *flags.output;
   eval::QuantObjective objective(graph, dataset, space, s.objective);
+  if (!objective.model_output().note.empty()) {
+    std::cerr << "qsearch: note: " << objective.model_output().note << "\n";
+  }
 
   fs::create_directories(s.out_dir);
   ensure_parent_dir(s.storage);
@@ -275,6 +279,7 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--out", flags->out, "Output directory (default qsearch_output/<project>/search)");
   opt("--mode", flags->mode, "int | fake | float (default int)");
   opt("--num-samples", flags->num_samples, "Samples each trial evaluates (overrides num_samples)");
+  opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
   cmd->add_flag("--quiet", *quiet, "Only print the final table");
   cmd->callback([&global, &run, flags, quiet] {
     run = [&global, flags, quiet] { return run_search(global, *flags, *quiet); };

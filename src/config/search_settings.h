@@ -18,6 +18,7 @@ namespace qsearch::config {
 struct SearchFlags {
   std::string config;
   std::optional<std::string> model, dataset, sampler, storage, study, out, mode;
+  std::optional<std::string> output;  // --output NAME: the graph output scored
   std::optional<int64_t> trials, jobs, num_samples;
   std::optional<double> timeout;
   std::optional<uint64_t> seed;

@@ -1,6 +1,7 @@
 #include "eval/evaluate.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <mutex>
 #include <vector>
@@ -43,6 +44,65 @@ class ExecutorPool {
 
 }  // namespace
 
+ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
+                                 int64_t num_classes, const std::string& dataset) {
+  const std::vector<ir::ValueId>& outs = graph.outputs();
+  if (outs.empty()) fail("the model has no outputs");
+  std::string names;
+  for (ir::ValueId v : outs) names += (names.empty() ? "'" : ", '") + graph.value(v).name + "'";
+  ModelOutput m;
+  if (!name.empty()) {
+    const auto it = std::find_if(outs.begin(), outs.end(),
+                                 [&](ir::ValueId v) { return graph.value(v).name == name; });
+    if (it == outs.end())
+      fail("--output '{}' is no output of the model; its outputs: {}", name, names);
+    m.index = static_cast<size_t>(it - outs.begin());
+  }
+  const ir::ValueId v = outs[m.index];
+  m.name = graph.value(v).name;
+  if (outs.size() > 1 && name.empty()) {
+    m.note = fmt::format(
+        "the model has {} outputs ({}); scoring the first, '{}' (choose another with "
+        "--output NAME)",
+        outs.size(), names, m.name);
+  }
+  const Shape s = graph.infer_shapes(1)[v];
+  const int64_t per_sample = shape_numel(s);
+  if (per_sample != num_classes) {
+    fail(
+        "model output '{}' has {} values per sample (shape {} at batch 1) but data set '{}' has {} "
+        "classes: the model must give one score per class{}",
+        m.name, per_sample, shape_str(s), dataset, num_classes,
+        outs.size() > 1 ? fmt::format(" (outputs: {}; choose with --output NAME)", names) : "");
+  }
+  const ir::NodeId p = graph.value(v).producer;
+  if (p >= 0) {
+    const ir::Node& n = graph.nodes()[p];
+    if (n.kind == ir::OpKind::kSoftmax) {
+      const int64_t axis = std::get<ir::AxisAttrs>(n.attrs).axis;
+      const int64_t rank = static_cast<int64_t>(s.size());
+      // Over the class scores: the last axis, or an earlier one when every later dim is 1.
+      bool over_classes = true;
+      for (int64_t d = (axis < 0 ? axis + rank : axis) + 1; d < rank; ++d) {
+        over_classes = over_classes && s[d] == 1;
+      }
+      if (over_classes) {
+        m.kind = OutputKind::kProbabilities;
+        const std::string note =
+            "the model ends in Softmax: the loss is the negative log-likelihood of its "
+            "probabilities, -log p[label] (not cross-entropy of them taken as logits)";
+        m.note = m.note.empty() ? note : m.note + "; " + note;
+      }
+    }
+  }
+  return m;
+}
+
+void set_output(EvalOptions& options, const ModelOutput& output) {
+  options.output_index = output.index;
+  options.output_kind = output.kind;
+}
+
 EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
                     const EvalOptions& options) {
   if (options.batch_size < 1) fail("batch size must be >= 1, got {}", options.batch_size);
@@ -79,9 +139,16 @@ EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data
       Shape in_shape = want;
       in_shape[0] = end - begin;
       const Tensor input = data.x.rows(begin, end).reshaped(in_shape);
-      const Tensor& logits = exec->run(input);
+      exec->run(input);
+      if (options.output_index >= exec->num_outputs()) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        error = fmt::format("output index {} is beyond the model's {} outputs",
+                            options.output_index, exec->num_outputs());
+        break;
+      }
+      const Tensor& logits = exec->output(options.output_index);
       const int64_t classes = logits.numel() / (end - begin);
-      if (classes < data.num_classes) {
+      if (classes != data.num_classes) {
         std::lock_guard<std::mutex> lock(error_mutex);
         error = fmt::format("model has {} outputs per sample but data set '{}' has {} classes",
                             classes, data.name, data.num_classes);
@@ -98,9 +165,18 @@ EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data
             arg = static_cast<int32_t>(c);
           }
         }
-        double sum = 0;
-        for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c]) - mx);
-        sample_loss[i] = std::log(sum) + mx - row[labels[i]];
+        const double score = row[labels[i]];
+        switch (options.output_kind) {
+          case OutputKind::kLogits: {
+            double sum = 0;
+            for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(row[c]) - mx);
+            sample_loss[i] = std::log(sum) + mx - score;
+            break;
+          }
+          case OutputKind::kProbabilities:
+            sample_loss[i] = -std::log(std::max(score, static_cast<double>(FLT_MIN)));
+            break;
+        }
         predicted[i] = arg;
       }
     }

@@ -3,7 +3,11 @@
 //
 //   auto plan = runtime::make_plan(graph, {.max_batch = 256});
 //   EvalResult r = evaluate(plan, dataset, {.num_samples = 10000, .batch_size = 256});
-//   r.loss           mean cross-entropy over the evaluated samples (natural log)
+//   r.loss           mean cross-entropy over the evaluated samples (natural log): of the
+//                    logits, or, when the model ends in Softmax (ModelOutput), the negative
+//                    log-likelihood of its probabilities, -log p[y] (p clamped below at FLT_MIN
+//                    so that a zero probability costs 87.3, not infinity). (LogSoftmax is not an
+//                    op qsearch imports: such a model is refused at import.)
 //   r.accuracy       top-1 accuracy (micro): correct / samples
 //   r.macro_accuracy mean over classes of recall tp / (tp + fn), classes with
 //                    tp + fp + fn = 0 left out (torchmetrics MulticlassAccuracy, average="macro",
@@ -17,17 +21,45 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "data/dataset.h"
+#include "ir/graph.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
 
 namespace qsearch::eval {
 
+// What the model's scores are: the loss must know, since cross-entropy of probabilities taken as
+// logits is not the model's loss (MASE applies cross_entropy whatever the model ends in).
+enum class OutputKind { kLogits, kProbabilities };
+
 struct EvalOptions {
   int64_t num_samples = -1;  // < 0 or > size: the whole split
   int64_t batch_size = 256;
+  size_t output_index = 0;  // which graph output holds the scores (ModelOutput::index)
+  OutputKind output_kind = OutputKind::kLogits;
 };
+
+// The graph output a classifier's evaluation reads, and what it holds.
+struct ModelOutput {
+  size_t index = 0;
+  std::string name;
+  OutputKind kind = OutputKind::kLogits;
+  // A line for the user when the choice is not obvious ("the model ends in Softmax: ...",
+  // "the model has 2 outputs (a, b): using 'a' ..."); empty otherwise.
+  std::string note;
+};
+
+// Chooses the output: the one named `name`, or the first when `name` is empty. Its kind is
+// kProbabilities when it is produced by a Softmax over its class scores (the last axis, or one
+// followed only by 1-dims). Throws Error, before anything runs, when `name` is no graph output
+// (listing them) or when the output does not hold exactly `num_classes` values per sample (naming
+// both counts and `dataset`), so that a search refuses the model before its first trial.
+ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
+                                 int64_t num_classes, const std::string& dataset);
+// ModelOutput -> the EvalOptions fields.
+void set_output(EvalOptions& options, const ModelOutput& output);
 
 struct EvalResult {
   double loss = 0;
@@ -38,8 +70,8 @@ struct EvalResult {
   double samples_per_s() const { return seconds > 0 ? samples / seconds : 0; }
 };
 
-// Throws Error when the model's output does not fit the data set (e.g. fewer logits than
-// classes) or the input shape differs from the data set's samples.
+// Throws Error when the model's output does not fit the data set (not one score per class) or
+// the input shape differs from the data set's samples.
 EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
                     const EvalOptions& options);
 

@@ -1,11 +1,14 @@
 #include "eval/hardware_metrics.h"
 
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "core/error.h"
 #include "core/stopwatch.h"
 #include "runtime/executor.h"
+#include "runtime/node_quant.h"
 
 namespace qsearch::eval {
 
@@ -45,6 +48,35 @@ BitwidthMetrics average_bitwidth(const ir::Graph& graph, const quant::QuantAssig
   m.average_bitwidth = bits == 0 ? 32.0 : bits / size;
   m.memory_density = compare_to / m.average_bitwidth;
   return m;
+}
+
+std::vector<std::pair<std::string, int64_t>> model_size_bytes_by_node(
+    const ir::Graph& graph, const quant::QuantAssignment& q) {
+  // The formats each node reads its inputs in: the same resolution the engines use.
+  const std::vector<runtime::NodeQuant> nqs = runtime::resolve_node_quant(graph, q);
+  std::set<std::pair<ir::ValueId, int>> stored;  // (constant, bits) already counted
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
+    const ir::Node& n = graph.nodes()[i];
+    int64_t bytes = 0;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const ir::ValueId v = n.inputs[k];
+      if (v < 0 || !graph.value(v).is_constant()) continue;
+      if (graph.value(v).data.dtype() != DType::kFloat32) continue;  // shapes, indices
+      const std::optional<quant::FixedFormat>& f = nqs[i].inputs[k];
+      const int bits = f ? f->width : 32;
+      if (!stored.emplace(v, bits).second) continue;
+      bytes += (graph.value(v).data.numel() * bits + 7) / 8;
+    }
+    out.emplace_back(n.config_name, bytes);
+  }
+  return out;
+}
+
+int64_t model_size_bytes(const ir::Graph& graph, const quant::QuantAssignment& q) {
+  int64_t total = 0;
+  for (const auto& [name, bytes] : model_size_bytes_by_node(graph, q)) total += bytes;
+  return total;
 }
 
 std::vector<std::pair<std::string, OpCounts>> op_counts_by_node(const ir::Graph& graph,

@@ -8,9 +8,15 @@
 //                      MASE ignores groups here, and so do we); 32 when no such node is quantized.
 //   memory_density   = compare_to / average_bitwidth.
 // qsearch's own, per sample unless said otherwise:
-//   model_size_bytes = Plan::parameter_bytes() of the int plan: the bytes of every parameter as
-//                      the int engine stores and runs it (weights bit-packed at their width,
-//                      biases pre-aligned as int64, unquantized parameters float32).
+//   model_size_bytes = what a deployment stores: every float32 parameter (constant read by a
+//                      node) at its own width, ceil(elements * bits / 8) bytes per tensor: a
+//                      quantized weight at weight_width, a bias with bias_* keys at bias_width,
+//                      a quantized constant operand (add/sub/mul/matmul) at its format's width,
+//                      everything else (unquantized layers, a bias kept float, batch norm
+//                      parameters) at 32 bits. No engine padding or alignment. A constant read
+//                      at two widths is stored at each; read twice at one width, once.
+//                      (The int engine's in-memory figure, with its panel padding and int64
+//                      biases, is Plan::parameter_bytes(); `qsearch quantize` prints both.)
 //   macs             = multiply-accumulates of linear/conv2d/matmul nodes.
 //   bitops           = sum over those nodes of macs_l * weight_bits_l * data_in_bits_l, with 32
 //                      bits for an unquantized operand (the FP32 convention of HAWQ and AIMET).
@@ -38,6 +44,11 @@ struct BitwidthMetrics {
 };
 BitwidthMetrics average_bitwidth(const ir::Graph& graph, const quant::QuantAssignment& q,
                                  double compare_to);
+
+// model_size_bytes per node (graph order, config names; nodes storing nothing have 0) and total.
+std::vector<std::pair<std::string, int64_t>> model_size_bytes_by_node(
+    const ir::Graph& graph, const quant::QuantAssignment& q);
+int64_t model_size_bytes(const ir::Graph& graph, const quant::QuantAssignment& q);
 
 struct OpCounts {
   double macs = 0;

@@ -60,6 +60,7 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
   }
   if (options_.batch_size < 1) fail("batch_size must be >= 1");
   samples_ = whole_batches(options_.num_samples, options_.batch_size, data_->size());
+  output_ = resolve_model_output(*graph_, options_.output, data_->num_classes, data_->name);
 }
 
 TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
@@ -70,14 +71,16 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
   popts.quant = q;
   popts.pack_cache = pack_cache_;
   auto plan = runtime::make_plan(*graph_, popts);
-  // Model size and latency are the int engine's (hardware_metrics.h), whatever mode evaluates.
+  // Latency is the int engine's (hardware_metrics.h), whatever mode evaluates; model size is
+  // counted from the formats (what a deployment stores), so it needs no plan.
   auto int_plan = plan;
-  if ((options_.model_size || options_.latency) && options_.mode != runtime::Mode::kInt) {
+  if (options_.latency && options_.mode != runtime::Mode::kInt) {
     popts.mode = runtime::Mode::kInt;
     int_plan = runtime::make_plan(*graph_, popts);
   }
-  EvalResult r =
-      evaluate(plan, *data_, {.num_samples = samples_, .batch_size = options_.batch_size});
+  EvalOptions eopts{.num_samples = samples_, .batch_size = options_.batch_size};
+  set_output(eopts, output_);
+  EvalResult r = evaluate(plan, *data_, eopts);
 
   TrialMetrics t;
   t.software = {{"loss", r.loss}, {"accuracy", r.accuracy}, {"macro_accuracy", r.macro_accuracy}};
@@ -87,7 +90,7 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
     t.hardware["average_bitwidth"] = b.average_bitwidth;
     t.hardware["memory_density"] = b.memory_density;
   }
-  if (options_.model_size) t.hardware["model_size_bytes"] = int_plan->parameter_bytes();
+  if (options_.model_size) t.hardware["model_size_bytes"] = model_size_bytes(*graph_, q);
   if (options_.bitops) {
     OpCounts c = op_counts(*graph_, q);
     t.hardware["macs"] = c.macs;

@@ -8,7 +8,8 @@
 //   hw_runner.model_size        -> model_size_bytes
 //   hw_runner.bitops            -> macs, bitops, activation_bits
 //   hw_runner.latency           -> latency_ms                          (batch_size, repeats)
-// Objectives are scale * metric for the configured metrics in sorted name order; with
+// The model must give one score per class of the data set (checked by the constructor, before any
+// trial). Objectives are scale * metric for the configured metrics in sorted name order; with
 // sum_scaled_metrics they are summed into one value (MASE ignores per-metric directions then).
 //
 // The trial's user attributes are MASE's: software_metrics, hardware_metrics, scaled_metrics,
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "eval/evaluate.h"
 #include "eval/hardware_metrics.h"
 #include "eval/quant_config.h"
 #include "ir/graph.h"
@@ -45,6 +47,7 @@ struct ObjectiveOptions {
   std::optional<LatencyOptions> latency;  // latency runner present
   std::vector<MetricSpec> metrics;        // sorted by name (objective order)
   bool sum_scaled_metrics = false;
+  std::string output;  // graph output scored ("" = the first; resolve_model_output)
 };
 
 // Metric names the configured runners produce, in runner order.
@@ -69,6 +72,8 @@ class QuantObjective {
   const ObjectiveOptions& options() const { return options_; }
   // Samples each trial evaluates (num_samples rounded up to whole batches).
   int64_t samples_per_trial() const { return samples_; }
+  // The graph output the trials score (its note, if any, is for the user).
+  const ModelOutput& model_output() const { return output_; }
 
  private:
   std::shared_ptr<const ir::Graph> graph_;
@@ -76,6 +81,7 @@ class QuantObjective {
   std::shared_ptr<const QuantSearchSpace> space_;
   ObjectiveOptions options_;
   int64_t samples_ = 0;
+  ModelOutput output_;
   // Packed weights shared by every trial's int plan (copies of this objective share it too).
   std::shared_ptr<runtime::PackCache> pack_cache_ = std::make_shared<runtime::PackCache>();
 };

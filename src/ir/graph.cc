@@ -238,6 +238,7 @@ void Graph::assign_config_names() {
   for (const Node& n : nodes_) {
     if (!n.config_name.empty()) used.insert(n.config_name);
   }
+  std::map<std::string, int> next_suffix;  // per base: the last suffix tried
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (!n.config_name.empty()) continue;
@@ -250,8 +251,11 @@ void Graph::assign_config_names() {
     } else {
       base = scope[i] + "_" + op;
     }
+    // The first free of base, base_1, base_2, ...: names are only ever added to `used`, so the
+    // search for a base resumes where it last stopped (linear in the nodes, not quadratic).
     std::string name = base;
-    for (int k = 1; used.count(name); ++k) name = fmt::format("{}_{}", base, k);
+    int& k = next_suffix[base];
+    while (used.count(name)) name = fmt::format("{}_{}", base, ++k);
     used.insert(name);
     n.config_name = name;
   }

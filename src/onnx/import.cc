@@ -55,6 +55,7 @@ const std::map<std::string, Fn>& op_table() {
       {"Slice", &Importer::op_slice},
       {"Cast", &Importer::op_cast},
       {"ConstantOfShape", &Importer::op_constant_of_shape},
+      {"Pad", &Importer::op_pad},
   };
   return table;
 }
@@ -93,6 +94,7 @@ const std::vector<std::string>& supported_ops() {
          {"Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "ConstantOfShape"}) {
       v.push_back(std::string(s) + " (shape computations)");
     }
+    v.emplace_back("Pad (all zero, or constant 0 folded into the next Conv / AveragePool)");
     return v;
   }();
   return ops;
@@ -231,6 +233,12 @@ void Importer::read_outputs() {
       fail("graph output '{}' is a constant; qsearch needs outputs computed from the input",
            out.name());
     }
+    if (e.zero_pad) {
+      fail(
+          "graph output '{}' is the output of a Pad; qsearch folds a Pad only into a following "
+          "Conv or AveragePool",
+          out.name());
+    }
     g_.mark_output(e.value);
   }
 }
@@ -258,6 +266,8 @@ void Importer::apply_config_names() {
   for (const auto& prop : model_.metadata_props()) {
     if (prop.key() != kConfigNamesKey) continue;
     std::set<std::string> seen;
+    std::unordered_map<std::string, size_t> by_name;  // ir node names are unique
+    for (size_t i = 0; i < g_.nodes().size(); ++i) by_name.emplace(g_.nodes()[i].name, i);
     std::istringstream lines(prop.value());
     std::string line;
     while (std::getline(lines, line)) {
@@ -273,9 +283,8 @@ void Importer::apply_config_names() {
         fail("metadata '{}': config name '{}' of node '{}' is not a unique [A-Za-z0-9_] name",
              kConfigNamesKey, name, node);
       }
-      for (ir::Node& n : g_.nodes()) {
-        if (n.name == node) n.config_name = name;
-      }
+      if (auto it = by_name.find(node); it != by_name.end())
+        g_.nodes()[it->second].config_name = name;
     }
   }
 }
@@ -317,6 +326,12 @@ ir::ValueId Importer::ir_input(int k) {
   Entry& e = in(k);
   switch (e.kind) {
     case Entry::Kind::kActivation:
+      if (e.zero_pad) {
+        bad("input '{}' is the output of a constant zero Pad, which qsearch folds only into a "
+            "Conv or an AveragePool (count_include_pad=1 or no pads of its own, ceil_mode=0) "
+            "reading it directly; put the padding into that node (e.g. Conv2d(padding=...))",
+            node_->input(k));
+      }
       return e.value;
     case Entry::Kind::kFloatConst:
       if (e.value == ir::kNoValue) {
@@ -399,9 +414,14 @@ ir::ValueId Importer::add_value(const std::string& name) {
 ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs,
                                   std::vector<ir::ValueId> inputs) {
   if (node_->output_size() < 1 || node_->output(0).empty()) bad("has no output");
+  // The first free of label, label_1, label_2, ...; node_names_[label] remembers the last suffix
+  // tried so that many nodes with one label cost linear time.
   std::string name = node_name_;
-  for (int k = 1; node_names_.count(name); ++k) name = fmt::format("{}_{}", node_name_, k);
-  node_names_[name] = 1;
+  if (node_names_.count(name)) {
+    int& k = node_names_[node_name_];
+    while (node_names_.count(name)) name = fmt::format("{}_{}", node_name_, ++k);
+  }
+  node_names_[name] = 0;
   ir::Node n{kind, name, std::move(inputs), {}, std::move(attrs), ""};
   std::array<Shape, 3> out;
   for (int b = 0; b < 3; ++b) {

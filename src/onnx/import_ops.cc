@@ -101,6 +101,13 @@ std::array<int64_t, 4> Importer::window_pads(ir::ValueId x, const std::array<int
   return out;
 }
 
+ir::ValueId Importer::window_input(std::array<int64_t, 4>& pads) {
+  Entry& e = in(0);
+  if (e.kind != K::kActivation || !e.zero_pad) return ir_input(0);
+  pads = *e.zero_pad;
+  return e.value;
+}
+
 void Importer::op_gemm_matmul() {
   bool gemm = node_->op_type() == "Gemm";
   if (is_const(in(0)) && is_const(in(1))) {
@@ -227,8 +234,10 @@ void Importer::op_conv() {
   a.dilations = pair_attr("dilations", 1, 1);
   a.group = attr_int("group", 1);
   if (a.group < 1 || a.group > kMaxWindow) bad("group {} is out of range", a.group);
-  ir::ValueId x = ir_input(0);
+  std::array<int64_t, 4> folded{};
+  ir::ValueId x = window_input(folded);
   a.pads = window_pads(x, a.kernel, a.strides, a.dilations);
+  for (int d = 0; d < 4; ++d) a.pads[d] += folded[d];  // zero padding: the Conv's own
   std::vector<ir::ValueId> ins = {x, ir_input(1)};
   if (present(2)) ins.push_back(ir_input(2));
   add_ir_node(OpKind::kConv, a, ins);
@@ -276,8 +285,21 @@ void Importer::op_pool() {
     if (!flag(cip)) bad("count_include_pad must be 0 or 1");
     a.count_include_pad = cip == 1;
   }
-  ir::ValueId x = ir_input(0);
+  std::array<int64_t, 4> folded{};
+  ir::ValueId x = max ? ir_input(0) : window_input(folded);  // MaxPool pads with -inf, not 0
   a.pads = window_pads(x, a.kernel, a.strides, a.dilations);
+  if (folded != std::array<int64_t, 4>{}) {
+    // Averaging a zero-padded input counts the zeros: count_include_pad=1 over the summed pads,
+    // when the pool's own pads count too (or it has none) and no window is clipped (ceil_mode).
+    const bool own_pads = a.pads != std::array<int64_t, 4>{};
+    if (a.ceil_mode || (own_pads && !a.count_include_pad)) {
+      bad("the zero Pad before it cannot fold into an AveragePool with {}; qsearch folds it when "
+          "ceil_mode=0 and the pool has count_include_pad=1 or no pads of its own",
+          a.ceil_mode ? "ceil_mode=1" : "count_include_pad=0 and pads of its own");
+    }
+    for (int d = 0; d < 4; ++d) a.pads[d] += folded[d];
+    a.count_include_pad = true;
+  }
   add_ir_node(max ? OpKind::kMaxPool : OpKind::kAveragePool, a, {x});
 }
 
@@ -324,7 +346,7 @@ void Importer::op_reshape() {
   }
   // Each element of the target becomes a literal, 0 (copy the input dim: the batch stays
   // dynamic) or -1 (inferred).
-  ir::ValueId v = x.value;
+  ir::ValueId v = ir_input(0);  // (refuses a pending zero Pad)
   std::vector<SymDim> xs = sym_shape(v);
   ir::ReshapeAttrs a;
   a.allowzero = allowzero == 1;
@@ -361,7 +383,21 @@ void Importer::op_reshape() {
 void Importer::op_transpose() {
   std::vector<int64_t> perm = attr_ints("perm");
   Entry& x = in(0);
-  if (x.kind == K::kSym) bad("Transpose of an int64 shape computation is not supported");
+  if (x.kind == K::kSym) {
+    // Permute the elements' indices (as float32, exact below 2^24) and pick the elements so:
+    // PyTorch's F.pad export transposes its [rank, 2] pads table.
+    const int64_t n = static_cast<int64_t>(x.sym.elems.size());
+    if (n > (int64_t{1} << 24)) bad("Transpose of an int64 tensor of {} elements is too large", n);
+    Tensor index(x.sym.shape, DType::kFloat32);
+    for (int64_t i = 0; i < n; ++i) index.data<float>()[i] = static_cast<float>(i);
+    const Tensor moved = fold_transpose(index, perm);
+    SymTensor out{moved.shape(), {}};
+    for (int64_t i = 0; i < n; ++i) {
+      out.elems.push_back(x.sym.elems[static_cast<size_t>(moved.data<float>()[i])]);
+    }
+    define_output(0, sym_entry(std::move(out)));
+    return;
+  }
   if (x.kind == K::kFloatConst) {
     define_output(0, float_entry(fold_transpose(x.data, perm)));
     return;
@@ -417,9 +453,9 @@ void Importer::op_identity_dropout() {
   Entry& x = in(0);
   if (x.kind == K::kActivation) {
     if (dropout) {
-      add_ir_node(OpKind::kDropout, a, {x.value});
+      add_ir_node(OpKind::kDropout, a, {ir_input(0)});
     } else {
-      add_ir_node(OpKind::kIdentity, ir::NoAttrs{}, {x.value});
+      add_ir_node(OpKind::kIdentity, ir::NoAttrs{}, {ir_input(0)});
     }
   } else {
     // A copy, so that training one constant never changes another that was deduplicated
@@ -464,7 +500,7 @@ void Importer::op_shape() {
   Entry& x = in(0);
   std::vector<SymDim> dims;
   if (x.kind == K::kActivation) {
-    dims = sym_shape(x.value);
+    dims = sym_shape(ir_input(0));
   } else {
     const Shape& s = x.kind == K::kSym ? x.sym.shape : x.data.shape();
     for (int64_t d : s) dims.push_back(SymDim::known(d));
@@ -521,15 +557,18 @@ void Importer::op_unsqueeze_squeeze() {
 void Importer::op_slice() {
   if (in(0).kind != K::kSym) bad("Slice is supported only on int64 shape tensors");
   const SymTensor& data = in(0).sym;
-  if (data.shape.size() != 1) bad("Slice is supported on 1-D shape tensors only");
+  const int64_t rank = static_cast<int64_t>(data.shape.size());
+  if (rank < 1) bad("Slice of a scalar");
   std::vector<int64_t> starts = const_ints(1, "starts"), ends = const_ints(2, "ends");
   std::vector<int64_t> axes = present(3) ? const_ints(3, "axes") : std::vector<int64_t>{0};
   std::vector<int64_t> steps = present(4) ? const_ints(4, "steps") : std::vector<int64_t>{1};
   if (starts.size() != 1 || ends.size() != 1 || axes.size() != 1 || steps.size() != 1 ||
-      (axes[0] != 0 && axes[0] != -1)) {
-    bad("Slice of a shape tensor needs one start, end, axis (0) and step");
+      axes[0] < -rank || axes[0] >= rank) {
+    bad("Slice of a shape tensor needs one start, end, axis (of its {} dims) and step", rank);
   }
-  int64_t n = data.shape[0], step = steps[0];
+  // One axis of any rank (PyTorch's F.pad export reverses the rows of a [rank, 2] table).
+  const int64_t axis = axes[0] < 0 ? axes[0] + rank : axes[0];
+  int64_t n = data.shape[axis], step = steps[0];
   if (step == 0) bad("step must not be 0");
   auto norm = [n](int64_t i) { return i < 0 ? (i < -n ? -1 : i + n) : i; };
   int64_t start = norm(starts[0]), end = norm(ends[0]);
@@ -540,12 +579,21 @@ void Importer::op_slice() {
     start = std::clamp<int64_t>(start, -1, n - 1);
     end = std::clamp<int64_t>(end, -1, n - 1);
   }
-  SymTensor out{{0}, {}};
+  std::vector<int64_t> picked;
   for (int64_t i = start; step > 0 ? i < end : i > end;) {
-    out.elems.push_back(data.elems[i]);
+    picked.push_back(i);
     if (__builtin_add_overflow(i, step, &i)) break;
   }
-  out.shape[0] = static_cast<int64_t>(out.elems.size());
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= data.shape[d];
+  for (int64_t d = axis + 1; d < rank; ++d) inner *= data.shape[d];
+  SymTensor out{data.shape, {}};
+  out.shape[axis] = static_cast<int64_t>(picked.size());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i : picked) {
+      for (int64_t k = 0; k < inner; ++k) out.elems.push_back(data.elems[(o * n + i) * inner + k]);
+    }
+  }
   define_output(0, sym_entry(std::move(out)));
 }
 
@@ -612,6 +660,68 @@ void Importer::op_constant_of_shape() {
     std::fill_n(out.data<float>(), n, v.data<float>()[0]);
     define_output(0, float_entry(std::move(out)));
   }
+}
+
+}  // namespace qsearch::onnx::detail
+
+namespace qsearch::onnx::detail {
+
+// Pad (opsets 11+: pads and constant_value are inputs). All pads zero: the output is the input.
+// A constant zero Pad of the spatial dims of an NCHW activation becomes pending on its output
+// (Entry::zero_pad) and folds into the Conv or AveragePool that reads it (window_input), which is
+// how PyTorch exports F.avg_pool2d (an all-zero Pad) and a padded convolution written as
+// F.pad + conv. Anything else is refused naming the reason.
+void Importer::op_pad() {
+  const std::string mode = attr_string("mode", "constant");
+  if (mode != "constant" && mode != "reflect" && mode != "edge" && mode != "wrap") {
+    bad("mode '{}' is not an ONNX Pad mode (constant, reflect, edge, wrap)", mode);
+  }
+  if (present(3)) bad("the axes input is not supported; give pads for every dimension");
+  const std::vector<int64_t> pads = present(1) ? const_ints(1, "pads") : std::vector<int64_t>{};
+  Entry& x = in(0);
+  const size_t rank = x.kind == K::kActivation ? shape1(x.value).size()
+                      : x.kind == K::kSym      ? x.sym.shape.size()
+                                               : x.data.shape().size();
+  if (pads.size() != 2 * rank) {
+    bad("pads has {} values; a rank-{} input needs {} (begins, then ends)", pads.size(), rank,
+        2 * rank);
+  }
+  const bool all_zero = std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; });
+  if (all_zero) {
+    Entry copy = x;
+    if (copy.kind == K::kFloatConst) copy.value = ir::kNoValue;  // a new name, its own constant
+    define_output(0, std::move(copy));
+    return;
+  }
+  if (x.kind != K::kActivation) bad("padding a constant is not supported (fold it at export)");
+  if (mode != "constant") {
+    bad("mode '{}' with non-zero pads is not supported; qsearch folds only constant zero padding "
+        "into a following Conv / AveragePool",
+        mode);
+  }
+  if (present(2)) {
+    const Tensor& v = const_float(2, "constant_value");
+    if (v.numel() != 1 || v.data<float>()[0] != 0.0f) {
+      bad("constant_value must be 0 (padding with another value cannot fold into a Conv / "
+          "AveragePool)");
+    }
+  }
+  std::string pads_str;
+  for (int64_t p : pads) pads_str += (pads_str.empty() ? "[" : ", ") + std::to_string(p);
+  pads_str += "]";
+  if (rank != 4 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0) {
+    bad("pads {} pad more than the spatial dims of an NCHW tensor; qsearch folds only H/W zero "
+        "padding into a following Conv / AveragePool",
+        pads_str);
+  }
+  for (int64_t p : pads) {
+    if (p < 0 || p > kMaxWindow)
+      bad("pad {} is out of range 0..{} (cropping is not supported)", p, kMaxWindow);
+  }
+  if (x.zero_pad) bad("a Pad of a Pad is not supported");
+  Entry out = x;
+  out.zero_pad = std::array<int64_t, 4>{pads[2], pads[3], pads[6], pads[7]};
+  define_output(0, std::move(out));
 }
 
 }  // namespace qsearch::onnx::detail

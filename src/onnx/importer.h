@@ -15,6 +15,7 @@
 
 #include <array>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -55,6 +56,10 @@ struct Entry {
   Tensor data;                       // kFloatConst
   SymTensor sym;                     // kSym
   std::string why;                   // kUnavailable: what the output was
+  // kActivation only: the output of a constant zero Pad of `value`'s spatial dims (top, left,
+  // bottom, right), not yet an ir node: the Conv or AveragePool reading it adds the pads to its
+  // own; any other reader is an error (op_pad).
+  std::optional<std::array<int64_t, 4>> zero_pad;
 };
 
 // ---- proto helpers (proto.cc) -------------------------------------------------------------------
@@ -172,6 +177,7 @@ class Importer {
   void op_slice();
   void op_cast();
   void op_constant_of_shape();
+  void op_pad();
 
  private:
   // Pads for auto_pad SAME_UPPER/SAME_LOWER/VALID, or the pads attribute (NOTSET).
@@ -179,6 +185,9 @@ class Importer {
                                      const std::array<int64_t, 2>& strides,
                                      const std::array<int64_t, 2>& dilations);
   std::array<int64_t, 2> pair_attr(const char* name, int64_t def, int64_t lo) const;
+  // Input 0 of a Conv / AveragePool as an ir value, with the pads of a zero Pad folded into it
+  // added to `pads` (nothing when input 0 is no such Pad's output).
+  ir::ValueId window_input(std::array<int64_t, 4>& pads);
 
   const pb::ModelProto& model_;
   const pb::GraphProto& graph_;

@@ -19,6 +19,7 @@
 // conversions follow. Nothing goes through float between integer nodes.
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -433,6 +434,21 @@ class IntLowering {
     return quant::quantize(val.data, f, r);
   }
 
+  // The format node n's bias codes have: its bias_* format with the node's rounding, or, for a bias
+  // kept in float (no bias_* keys), float_bias_format() rounding to nearest, ties to even.
+  std::pair<FixedFormat, Rounding> bias_format(const Node& n, const NodeQuant& q, ValueId c) const {
+    if (q.inputs[2]) return {*q.inputs[2], q.rounding};
+    const ir::Value& val = g_.value(c);
+    if (!val.is_constant() || val.data.dtype() != DType::kFloat32) {
+      PlanBuilder::fail_node(n,
+                             fmt::format("the integer engine needs the bias '{}' to be a float32 "
+                                         "constant to add it exactly",
+                                         val.name));
+    }
+    return {float_bias_format(val.data, q.inputs[0]->frac + q.inputs[1]->frac),
+            Rounding::kHalfToEven};
+  }
+
   // The bias codes broadcast to n outputs (the bias may be one value for all).
   Tensor bias_codes(const Node& n, ValueId c, int64_t outputs, const FixedFormat& f,
                     Rounding r) const {
@@ -496,10 +512,11 @@ class IntLowering {
       spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
       spec.bit_pack = true;
       if (c >= 0) {
-        s->bias_codes = bias_codes(n, c, nn, *q.inputs[2], q.rounding);
+        const auto [bias_f, bias_r] = bias_format(n, q, c);
+        s->bias_codes = bias_codes(n, c, nn, bias_f, bias_r);
         spec.bias = s->bias_codes.raw();
         spec.bias_dtype = s->bias_codes.dtype();
-        spec.bias_format = *q.inputs[2];
+        spec.bias_format = bias_f;
       }
       return fx::pack_weights(spec);
     });
@@ -557,10 +574,11 @@ class IntLowering {
       spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
       spec.bit_pack = true;
       if (c >= 0) {
-        s->bias_codes = bias_codes(n, c, ws[0], *q.inputs[2], q.rounding);
+        const auto [bias_f, bias_r] = bias_format(n, q, c);
+        s->bias_codes = bias_codes(n, c, ws[0], bias_f, bias_r);
         spec.bias = s->bias_codes.raw();
         spec.bias_dtype = s->bias_codes.dtype();
-        spec.bias_format = *q.inputs[2];
+        spec.bias_format = bias_f;
       }
       return fx::pack_conv2d(geo, spec);
     });

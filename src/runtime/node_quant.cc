@@ -1,6 +1,7 @@
 #include "runtime/node_quant.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -33,6 +34,18 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::string format_str(const std::optional<quant::FixedFormat>& f) {
   return f ? quant::format_name(*f) : "float";
+}
+
+quant::FixedFormat float_bias_format(const Tensor& bias, int product_frac) {
+  double largest = 0;
+  const float* b = bias.data<float>();
+  for (int64_t i = 0; i < bias.numel(); ++i) {
+    if (std::isfinite(b[i])) largest = std::max(largest, std::fabs(static_cast<double>(b[i])));
+  }
+  int frac = std::clamp(product_frac, quant::kMinFrac, quant::kMaxFrac);
+  // largest * 2^frac is exact in double; below 2^31 - 1 it rounds to at most 2^31 - 1.
+  while (frac > quant::kMinFrac && std::ldexp(largest, frac) >= 2147483647.0) --frac;
+  return quant::FixedFormat{32, frac, true};
 }
 
 std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::QuantAssignment& q) {
@@ -76,12 +89,8 @@ std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::Quant
       return *c.weight;
     };
     auto has = [&](size_t k) { return k < n.inputs.size() && n.inputs[k] >= 0; };
-    auto bias_format = [&] {
-      if (c.bias) return *c.bias;
-      const int frac =
-          std::clamp(c.data_in->frac + c.weight->frac, quant::kMinFrac, quant::kMaxFrac);
-      return quant::FixedFormat{32, frac, true};
-    };
+    // No bias_* keys: the bias stays float (nullopt), see float_bias_format().
+    auto bias_format = [&] { return c.bias; };
     switch (n.kind) {
       case ir::OpKind::kGemm:
       case ir::OpKind::kMatMul:

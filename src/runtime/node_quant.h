@@ -12,9 +12,10 @@
 // (and a node whose config is absent, bypassed or "NA") runs unquantized.
 //
 // One deliberate difference: a linear / conv2d with a bias but no bias_width in its config (MASE's
-// LinearInteger then fails with a KeyError) quantizes the bias to the accumulator's own grid,
-// s32 with frac = data_in frac + weight frac (clamped to -62..62), in both modes: the bias an
-// integer accelerator adds to its accumulator.
+// LinearInteger then fails with a KeyError) keeps its bias in float, as docs/config.md promises:
+// `fake` adds the float32 bias as it is; `int` rounds it once, at plan time, into the format
+// float_bias_format() chooses (the accumulator's own grid unless that would saturate) and adds it
+// exactly. Such a node's inputs[2] is nullopt, like any unquantized input.
 #pragma once
 
 #include <optional>
@@ -44,6 +45,14 @@ struct NodeQuant {
 // graph (with the nearest config name), names a node whose op cannot be quantized, or a quantized
 // node lacks a format its op needs.
 std::vector<NodeQuant> resolve_node_quant(const ir::Graph& graph, const quant::QuantAssignment& q);
+
+// The format in which the integer engine adds an unquantized (float32) bias of a quantized linear /
+// conv2d whose products have binary point `product_frac` (= data_in frac + weight frac), rounding
+// each value once to nearest (ties to even): s32 with frac = product_frac (clamped to -62..62), so
+// the bias lands on the accumulator's grid, lowered one bit at a time while the largest finite
+// |b| * 2^frac would not stay below 2^31 - 1, so that no value saturates (docs/numerics.md,
+// "An unquantized bias"). Needs float32 data.
+quant::FixedFormat float_bias_format(const Tensor& bias, int product_frac);
 
 // "s8.4" / "float" for messages and describe().
 std::string format_str(const std::optional<quant::FixedFormat>& f);

@@ -116,16 +116,24 @@ TEST(QuantizeCommand, ReportsTheIntPlanAndMaseMetrics) {
   const auto q = load_quantize_pass(cfg, g);
   auto plan = runtime::make_plan(g, {.mode = runtime::Mode::kInt, .quant = q});
   const auto& hw = j.at("hardware_metrics");
-  EXPECT_EQ(hw.at("model_size_bytes").get<int64_t>(), plan->parameter_bytes());
+  // model_size_bytes: each parameter at its width, per tensor rounded up to whole bytes (4-bit
+  // weights; this config's biases are s8); the engine's in-memory bytes separately.
+  EXPECT_EQ(hw.at("model_size_bytes").get<int64_t>(),
+            (784 * 32 + 32 * 16 + 16 * 10) * 4 / 8 + (32 + 16 + 10) * 8 / 8);
+  EXPECT_EQ(hw.at("engine_parameter_bytes").get<int64_t>(), plan->parameter_bytes());
   // 4-bit weights everywhere: MASE's average bitwidth is exactly 4.
   EXPECT_DOUBLE_EQ(hw.at("average_bitwidth").get<double>(), 4.0);
   EXPECT_DOUBLE_EQ(hw.at("memory_density").get<double>(), 8.0);
   EXPECT_DOUBLE_EQ(hw.at("macs").get<double>(), 784 * 32 + 32 * 16 + 16 * 10);
   EXPECT_DOUBLE_EQ(hw.at("bitops").get<double>(), (784 * 32 + 32 * 16 + 16 * 10) * 4.0 * 8.0);
   EXPECT_GT(hw.at("latency_ms").get<double>(), 0.0);
-  int64_t layer_bytes = 0;
-  for (const auto& l : j.at("layers")) layer_bytes += l.at("packed_bytes").get<int64_t>();
-  EXPECT_EQ(layer_bytes, plan->parameter_bytes());
+  int64_t layer_bytes = 0, layer_packed = 0;
+  for (const auto& l : j.at("layers")) {
+    layer_bytes += l.at("bytes").get<int64_t>();
+    layer_packed += l.at("packed_bytes").get<int64_t>();
+  }
+  EXPECT_EQ(layer_bytes, hw.at("model_size_bytes").get<int64_t>());
+  EXPECT_EQ(layer_packed, plan->parameter_bytes());
   EXPECT_EQ(j.at("layers")[1].at("weight").get<std::string>(), "s4.4");
   EXPECT_FALSE(j.contains("software_metrics"));
 

@@ -89,6 +89,51 @@ TEST(Evaluate, MismatchedModelAndDataAreErrors) {
   d = toy_data();
   d.num_classes = 5;  // 2 logits cannot score 5 classes
   EXPECT_THROW(evaluate(plan, d, {}), Error);
+  d.num_classes = 1;  // nor 1 class: not one score per class
+  d.y = Tensor::from<int64_t>({4}, {0, 0, 0, 0});
+  EXPECT_THROW(evaluate(plan, d, {}), Error);
+}
+
+// Issue 8 item 6: a model ending in Softmax is scored by -log p[label]; its outputs must be one
+// score per class (more is refused too), and the output is chosen by name.
+TEST(Evaluate, SoftmaxOutputIsScoredByTheLikelihoodOfItsProbabilities) {
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", {kDynamic, 2});
+  ir::ValueId w = g.add_constant("w", Tensor::from<float>({2, 2}, {1, 0, 0, 1}));
+  ir::ValueId z = g.add_value("z");
+  g.add_node({ir::OpKind::kGemm, "/fc/Gemm", {x, w}, {z}, ir::GemmAttrs{.trans_b = true}});
+  ir::ValueId p = g.add_value("p");
+  g.add_node({ir::OpKind::kSoftmax, "/sm/Softmax", {z}, {p}, ir::AxisAttrs{-1}});
+  g.mark_output(p);
+  g.mark_output(z);
+  g.finalize();
+  const data::Dataset d = toy_data();
+  const ModelOutput probs = resolve_model_output(g, "", 2, "toy");
+  EXPECT_EQ(probs.index, 0u);
+  EXPECT_EQ(probs.kind, OutputKind::kProbabilities);
+  EXPECT_NE(probs.note.find("Softmax"), std::string::npos) << probs.note;
+  EXPECT_NE(probs.note.find("2 outputs"), std::string::npos) << probs.note;
+  const ModelOutput logits = resolve_model_output(g, "z", 2, "toy");
+  EXPECT_EQ(logits.index, 1u);
+  EXPECT_EQ(logits.kind, OutputKind::kLogits);
+  EXPECT_TRUE(logits.note.empty()) << logits.note;
+
+  auto plan = runtime::make_plan(g, {.max_batch = 4});
+  const double want_loss = (ce(2, 0, 0) + ce(0, 1, 1) + ce(1, 3, 0) + ce(5, 4, 1)) / 4;
+  for (const ModelOutput& m : {probs, logits}) {
+    EvalOptions o{.batch_size = 3};
+    set_output(o, m);
+    const EvalResult r = evaluate(plan, d, o);
+    EXPECT_NEAR(r.loss, want_loss, 1e-6) << m.name;
+    EXPECT_DOUBLE_EQ(r.accuracy, 0.5) << m.name;
+  }
+  // The probabilities read as logits (what evaluating output 0 as logits would do) differ.
+  const EvalResult as_logits = evaluate(plan, d, {});
+  EXPECT_GT(std::fabs(as_logits.loss - want_loss), 0.1);
+
+  EXPECT_THROW(resolve_model_output(g, "nope", 2, "toy"), Error);
+  EXPECT_THROW(resolve_model_output(g, "", 3, "toy"), Error);  // 2 scores, 3 classes
+  EXPECT_THROW(resolve_model_output(g, "", 1, "toy"), Error);  // 2 scores, 1 class
 }
 
 TEST(Evaluate, WholeBatchesRoundsUpLikeMase) {

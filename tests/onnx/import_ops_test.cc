@@ -1,9 +1,12 @@
 // Operator conversion: attributes, auto_pad, constant folding and shape computations.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -183,6 +186,133 @@ TEST(ImportOps, ConstantNodeForms) {
   EXPECT_EQ(g.value(g.nodes()[0].inputs[1]).data.data<float>()[0], 2.5f);
   EXPECT_EQ(std::get<ir::ReshapeAttrs>(g.nodes()[1].attrs).shape, (std::vector<int64_t>{-1, 2, 2}));
   EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 2, 2]");
+}
+
+// ---- Pad (issue 8 item 16) ---------------------------------------------------------------------
+
+// x [N, 2, 6, 6] -> Pad(pads) -> `reader` (a 3x3 Conv, a 2x2 AveragePool or MaxPool) -> y.
+ModelBuilder pad_model(const std::vector<int64_t>& pads, const std::string& reader,
+                       float value = 0.0f, const std::string& mode = "") {
+  ModelBuilder b(13, {-1, 2, 6, 6});
+  b.constant("pads", {8}, pads);
+  b.init("value", {}, std::vector<float>{value});
+  auto& pad = b.node("Pad", {"x", "pads", "value"}, {"p"}, "/Pad");
+  if (!mode.empty()) testing::set_string(pad, "mode", mode);
+  if (reader == "Conv") {
+    b.init("w", {3, 2, 3, 3}, std::vector<float>(54, 0.1f));
+    b.node("Conv", {"p", "w"}, {"y"}, "/conv/Conv");
+  } else if (reader == "Relu") {
+    b.node("Relu", {"p"}, {"y"}, "/Relu");
+  } else {
+    auto& n = b.node(reader, {"p"}, {"y"}, "/pool/" + reader);
+    set_ints(n, "kernel_shape", {2, 2});
+    set_ints(n, "strides", {2, 2});
+  }
+  b.output("y", 4);
+  return b;
+}
+
+std::string import_error(const ModelBuilder& b) {
+  try {
+    import_model_bytes(b.bytes(), "pad.onnx");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ImportOps, AllZeroPadBeforeAveragePoolIsTheInput) {
+  // PyTorch's F.avg_pool2d(x, 2) export: Pad with all-zero pads, then AveragePool.
+  ir::Graph g = import_model_bytes(pad_model({0, 0, 0, 0, 0, 0, 0, 0}, "AveragePool").bytes(), "p");
+  ASSERT_EQ(g.nodes().size(), 1u) << ir::to_string(g);
+  EXPECT_EQ(g.nodes()[0].kind, ir::OpKind::kAveragePool);
+  EXPECT_EQ(g.nodes()[0].inputs[0], g.inputs()[0]);
+  const auto& a = std::get<ir::PoolAttrs>(g.nodes()[0].attrs);
+  EXPECT_EQ(a.pads, (std::array<int64_t, 4>{0, 0, 0, 0}));
+  EXPECT_FALSE(a.count_include_pad);
+  EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 2, 3, 3]");
+  // Any mode: padding nothing is the identity.
+  EXPECT_EQ(import_error(pad_model({0, 0, 0, 0, 0, 0, 0, 0}, "MaxPool", 0.0f, "reflect")), "");
+}
+
+TEST(ImportOps, ZeroPadFoldsIntoTheNextConvOrAveragePool) {
+  ir::Graph g = import_model_bytes(pad_model({0, 0, 1, 2, 0, 0, 3, 0}, "Conv").bytes(), "p");
+  ASSERT_EQ(g.nodes().size(), 1u) << ir::to_string(g);
+  EXPECT_EQ(std::get<ir::ConvAttrs>(g.nodes()[0].attrs).pads, (std::array<int64_t, 4>{1, 2, 3, 0}));
+  // (6 + 1 + 3 - 3) + 1 = 8 rows, (6 + 2 - 3) + 1 = 6 columns.
+  EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 3, 8, 6]");
+
+  g = import_model_bytes(pad_model({0, 0, 1, 1, 0, 0, 1, 1}, "AveragePool").bytes(), "p");
+  ASSERT_EQ(g.nodes().size(), 1u) << ir::to_string(g);
+  const auto& a = std::get<ir::PoolAttrs>(g.nodes()[0].attrs);
+  EXPECT_EQ(a.pads, (std::array<int64_t, 4>{1, 1, 1, 1}));
+  EXPECT_TRUE(a.count_include_pad);  // the padded zeros are averaged
+  EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 2, 4, 4]");
+}
+
+TEST(ImportOps, PadsThatCannotFoldAreRefusedSayingWhy) {
+  const std::vector<int64_t> hw = {0, 0, 1, 1, 0, 0, 1, 1};
+  for (const auto& [b, part] : std::vector<std::pair<ModelBuilder, std::string>>{
+           {pad_model(hw, "MaxPool"), "folds only into a Conv or an AveragePool"},
+           {pad_model(hw, "Relu"), "folds only into a Conv or an AveragePool"},
+           {pad_model(hw, "Conv", 1.0f), "constant_value must be 0"},
+           {pad_model(hw, "Conv", 0.0f, "reflect"), "mode 'reflect'"},
+           {pad_model({0, 1, 0, 0, 0, 0, 0, 0}, "Conv"), "spatial dims"},
+           {pad_model({0, 0, -1, 0, 0, 0, 0, 0}, "Conv"), "cropping"},
+       }) {
+    const std::string msg = import_error(b);
+    EXPECT_NE(msg.find(part), std::string::npos) << msg << "\n  lacks: " << part;
+    EXPECT_NE(msg.find("Pad"), std::string::npos) << msg;
+  }
+  // A padded output straight out of the graph.
+  ModelBuilder b(13, {-1, 2, 6, 6});
+  b.constant("pads", {8}, hw);
+  b.node("Pad", {"x", "pads"}, {"y"}, "/Pad");
+  b.output("y", 4);
+  EXPECT_NE(import_error(b).find("graph output 'y'"), std::string::npos) << import_error(b);
+}
+
+// ---- large graphs (issue 8 item 17) ------------------------------------------------------------
+
+// 20,000 nodes, unnamed and with one repeated name: every node imported, in order, with MASE's
+// names relu, relu_1, ... and unique ir names (the searches for a free suffix were quadratic;
+// bench/onnx_import_bench.cc times them).
+TEST(ImportOps, LargeChainsImportEveryNodeWithUniqueNames) {
+  for (bool named : {false, true}) {
+    ModelBuilder b;
+    std::string prev = "x";
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) {
+      const std::string out = fmt::format("v{}", i);
+      if (i % 2 == 0) {
+        b.node("Relu", {prev}, {out}, named ? "/block/Relu" : "");
+      } else {
+        b.node("Add", {prev, "x"}, {out}, named ? "/block/Relu" : "");
+      }
+      prev = out;
+    }
+    b.output(prev);
+    const ir::Graph g = import_model_bytes(b.bytes(), "chain.onnx");
+    ASSERT_EQ(g.nodes().size(), static_cast<size_t>(n));
+    std::set<std::string> names, config_names;
+    for (const ir::Node& node : g.nodes()) {
+      names.insert(node.name);
+      config_names.insert(node.config_name);
+    }
+    EXPECT_EQ(names.size(), static_cast<size_t>(n));
+    EXPECT_EQ(config_names.size(), static_cast<size_t>(n));
+    if (named) {
+      EXPECT_EQ(g.nodes()[0].name, "/block/Relu");
+      EXPECT_EQ(g.nodes()[1].name, "/block/Relu_1");
+      EXPECT_EQ(g.nodes()[n - 1].name, fmt::format("/block/Relu_{}", n - 1));
+    } else {
+      EXPECT_EQ(g.nodes()[0].config_name, "relu");
+      EXPECT_EQ(g.nodes()[2].config_name, "relu_1");
+      EXPECT_EQ(g.nodes()[1].config_name, "add");
+      EXPECT_EQ(g.nodes()[n - 2].config_name, fmt::format("relu_{}", n / 2 - 1));
+      EXPECT_EQ(g.nodes()[n - 1].config_name, fmt::format("add_{}", n / 2 - 1));
+    }
+  }
 }
 
 }  // namespace

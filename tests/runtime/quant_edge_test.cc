@@ -5,12 +5,18 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "quant/quantize.h"
 #include "runtime/executor.h"
+#include "runtime/node_quant.h"
 #include "runtime/plan.h"
 #include "runtime/quant_reference.h"
 #include "runtime/runtime_test_util.h"
@@ -135,6 +141,74 @@ TEST(QuantEdges, BiasBinaryPointAboveAndBelowTheProducts) {
     const Tensor x = testing::random_tensor({4, 37}, 9, -3.0f, 3.0f);
     EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x))) << plan->to_string();
   }
+}
+
+// A linear without bias_* keys keeps its bias in float (docs/config.md): `fake` adds the float32
+// bias, `int` rounds it once into the accumulator's grid (or the finest s32 grid that holds it)
+// and adds it exactly. Biases far beyond what s32 holds at the products' binary point (32 here,
+// so |b| >= 0.5 would saturate) must come through unchanged, in both modes.
+TEST(QuantEdges, BiasWithoutBiasKeysStaysFloat) {
+  for (const auto& [in, w, biases] :
+       {std::tuple{FixedFormat{32, 16, true}, FixedFormat{32, 16, true},
+                   std::vector<float>{3.25f, -0.75f, 1000.0f, 0.001f, -7.5f}},
+        std::tuple{FixedFormat{32, 16, true}, FixedFormat{32, 16, true},
+                   std::vector<float>{0.3f, -0.4f, 0.1f, 0.0f, 0.2f}},
+        std::tuple{FixedFormat{8, 4, true}, FixedFormat{8, 4, true},
+                   std::vector<float>{2.3f, -1.1f, 0.01f, 0.0f, -5.0f}}}) {
+    GraphMaker m({kDynamic, 37});
+    const Tensor weights = testing::random_tensor({5, 37}, 7, -0.5f, 0.5f);
+    ir::ValueId y = m.op(OpKind::kGemm,
+                         {m.input(), m.constant(weights.clone()),
+                          m.constant(Tensor::from<float>({5}, std::vector<float>(biases)))},
+                         ir::GemmAttrs{.trans_b = true});
+    const ir::Graph g = m.finish(y);
+    QuantAssignment q;
+    q[g.nodes()[0].config_name] = linear_cfg(in, w, std::nullopt);
+    const Tensor x = testing::random_tensor({4, 37}, 9, -3.0f, 3.0f);
+    // Expected: q(x) . q(W) + b, the bias unquantized, in double.
+    const Tensor qx = quant::fake_quantize(x, in, quant::Rounding::kHalfToEven);
+    const Tensor qw = quant::fake_quantize(weights, w, quant::Rounding::kHalfToEven);
+    const Tensor got_int = run(make_plan(g, {.mode = Mode::kInt, .max_batch = 4, .quant = q}), x);
+    const int bias_frac =
+        float_bias_format(Tensor::from<float>({5}, biases), in.frac + w.frac).frac;
+    EXPECT_LE(bias_frac, in.frac + w.frac);
+    EXPECT_GE(bias_frac, in.frac + w.frac == 32 ? 20 : in.frac + w.frac);
+    const Tensor got_fake = run(make_plan(g, {.mode = Mode::kFake, .max_batch = 4, .quant = q}), x);
+    for (int64_t r = 0; r < 4; ++r) {
+      for (int64_t j = 0; j < 5; ++j) {
+        double want = biases[j];
+        for (int64_t k = 0; k < 37; ++k) {
+          want += static_cast<double>(qx.data<float>()[r * 37 + k]) * qw.data<float>()[j * 37 + k];
+        }
+        // int: exact sum, the bias rounded once (half a step of its grid), one rounding to float.
+        const double tol = std::ldexp(1.0, -bias_frac - 1) + 1e-6 * std::max(1.0, std::fabs(want));
+        EXPECT_NEAR(got_int.data<float>()[r * 5 + j], want, tol)
+            << quant::format_name(in) << " row " << r << " output " << j;
+        EXPECT_NEAR(got_fake.data<float>()[r * 5 + j], want, 1e-5 * std::max(1.0, std::fabs(want)))
+            << quant::format_name(in) << " row " << r << " output " << j;
+      }
+    }
+    EXPECT_TRUE(same_bits(got_int, exact_reference(g, q, x)));
+  }
+}
+
+// The grid the int engine rounds a float bias into (node_quant.h float_bias_format): the
+// products' own grid while the bias fits s32 there, else the finest that holds the largest |b|.
+TEST(QuantEdges, FloatBiasFormatIsTheAccumulatorGridUnlessThatSaturates) {
+  auto frac_of = [](std::vector<float> b, int product_frac) {
+    const Tensor t = Tensor::from<float>({static_cast<int64_t>(b.size())}, std::move(b));
+    const FixedFormat f = float_bias_format(t, product_frac);
+    EXPECT_EQ(f.width, 32);
+    EXPECT_TRUE(f.is_signed);
+    return f.frac;
+  };
+  EXPECT_EQ(frac_of({0.3f, -0.2f}, 8), 8);
+  EXPECT_EQ(frac_of({0.0f}, 40), 40);
+  EXPECT_EQ(frac_of({0.49f}, 32), 32);     // 0.49 * 2^32 < 2^31 - 1
+  EXPECT_EQ(frac_of({0.5f}, 32), 31);      // 0.5 * 2^32 = 2^31 would saturate
+  EXPECT_EQ(frac_of({-1000.0f}, 32), 21);  // 1000 * 2^21 < 2^31 - 1 <= 1000 * 2^22
+  EXPECT_EQ(frac_of({1.0f, std::numeric_limits<float>::infinity()}, 32), 30);  // inf ignored
+  EXPECT_EQ(frac_of({0.1f}, 100), 34);  // 62 first, then down to 0.1 * 2^34 < 2^31 - 1
 }
 
 TEST(QuantEdges, RequantizationBetweenFormatsAndUnsignedReluCodes) {

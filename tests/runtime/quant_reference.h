@@ -106,6 +106,22 @@ class Reference {
     return c;
   }
 
+  // docs/numerics.md "An unquantized bias": s32 at the products' frac, one bit coarser at a time
+  // until the largest finite |b| has a code of magnitude < 2^31 - 1 (computed with frexp here).
+  static F float_bias(const RefValue& b, int fp) {
+    int frac = std::clamp(fp, quant::kMinFrac, quant::kMaxFrac);
+    for (float v : b.f) {
+      if (!std::isfinite(v) || v == 0) continue;
+      int e = 0;
+      const double mant = std::frexp(std::fabs(static_cast<double>(v)), &e);  // v = mant * 2^e
+      // |v| * 2^frac < 2^31 - 1 <=> mant * 2^(e + frac) < 2^31 - 1; e + frac <= 30 always holds
+      // it, e + frac = 31 holds it when mant < (2^31 - 1) / 2^31.
+      const int limit = mant < (2147483647.0 / 2147483648.0) ? 31 - e : 30 - e;
+      frac = std::max(quant::kMinFrac, std::min(frac, limit));
+    }
+    return F{32, frac, true};
+  }
+
   static RefValue to_float(const RefValue& v) {
     if (!v.exact) return v;
     RefValue out;
@@ -190,10 +206,10 @@ class Reference {
     RefValue b;
     const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
     if (has_bias) {
-      const F bf =
-          c->bias ? *c->bias : F{32, std::clamp(fp, quant::kMinFrac, quant::kMaxFrac), true};
-      b = codes(get(n.inputs[2]), bf, c->rounding);
-      frac = std::max(fp, bf.frac);
+      const RefValue raw = get(n.inputs[2]);
+      b = c->bias ? codes(raw, *c->bias, c->rounding)
+                  : codes(raw, float_bias(raw, fp), quant::Rounding::kHalfToEven);
+      frac = std::max(fp, b.frac);
     }
     RefValue y;
     y.exact = true;
@@ -231,10 +247,10 @@ class Reference {
     RefValue b;
     const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
     if (has_bias) {
-      const F bf =
-          c->bias ? *c->bias : F{32, std::clamp(fp, quant::kMinFrac, quant::kMaxFrac), true};
-      b = codes(get(n.inputs[2]), bf, c->rounding);
-      frac = std::max(fp, bf.frac);
+      const RefValue raw = get(n.inputs[2]);
+      b = c->bias ? codes(raw, *c->bias, c->rounding)
+                  : codes(raw, float_bias(raw, fp), quant::Rounding::kHalfToEven);
+      frac = std::max(fp, b.frac);
     }
     RefValue y;
     y.exact = true;
