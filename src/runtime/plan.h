@@ -110,7 +110,8 @@ struct PlanOptions {
   Mode mode = Mode::kFloat;
   int64_t max_batch = 256;  // largest batch run() will get
   // Every node on its reference kernel (kernels/ref/), no fusion: the oracle for tests and for
-  // debugging a suspected fast-kernel bug.
+  // debugging a suspected fast-kernel bug. kInt keeps batch norm's folded fma, its specification
+  // there (docs/numerics.md), so both int plans compute the same bits.
   bool use_reference_kernels = false;
   // Per-node number formats for kFake / kInt, keyed by node config name (nodes absent or with
   // quantized == false run unquantized). kFloat ignores it: the unquantized baseline.
