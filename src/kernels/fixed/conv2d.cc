@@ -2,59 +2,114 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/fixed/epilogue.h"
+#include "kernels/fixed/gemm_tiles.h"
 #include "kernels/fixed/scratch.h"
+#include "quant/quantize.h"
 
 namespace qsearch::kernels::fixed {
 
 namespace {
 
-// cols[p, (c * KH + u) * KW + v] = x[c, y*sh - pt + u*dh, x*sw - pl + v*dw] (0 outside), with
-// pixel p = y * OW + x: the rows are output pixels, matching the [OC, C/G, KH, KW] weights.
-template <typename T>
-void im2col(const T* x, const Conv2dGeometry& g, int64_t channels, T* cols) {
-  const int64_t oh = g.out_h(), ow = g.out_w();
+// Rows [row0, row0 + rows) of the im2col matrix, written straight into the GEMM's prepared row
+// layout (detail::gemm_rows): row p (pixel y = p / OW, x = p % OW) holds
+//   A[p, (c * KH + u) * KW + v] = X[c, y*sh - pt + u*dh, x*sw - pl + v*dw] (code 0 outside)
+// matching the [OC, C/G, KH, KW] weights, each code stored as prepare_rows() in gemm.cc stores it:
+// `conv(code)` (int16 / int32 widening, or uint8 ^ 0x80 for int8 codes in the VNNI quads).
+// k is zero padded to kp and the rows to rows_padded, as there.
+template <typename T, typename E, typename Conv>
+void im2col_rows(const T* x, const Conv2dGeometry& g, int64_t channels, int64_t row0, int64_t rows,
+                 int64_t rows_padded, int64_t kp, Conv conv, E* dst) {
+  const int64_t ow = g.out_w();
   const int64_t k = channels * g.kernel_h * g.kernel_w;
-  for (int64_t py = 0; py < oh; ++py) {
-    for (int64_t px = 0; px < ow; ++px) {
-      T* row = cols + (py * ow + px) * k;
-      for (int64_t c = 0; c < channels; ++c) {
-        const T* plane = x + c * g.in_h * g.in_w;
-        for (int64_t u = 0; u < g.kernel_h; ++u) {
-          const int64_t iy = py * g.stride_h - g.pad_top + u * g.dilation_h;
-          T* out = row + (c * g.kernel_h + u) * g.kernel_w;
-          if (iy < 0 || iy >= g.in_h) {
-            std::fill(out, out + g.kernel_w, T{0});
-            continue;
-          }
+  const E zero = conv(T{0});
+  int64_t py = row0 / ow, px = row0 % ow;
+  for (int64_t r = 0; r < rows; ++r) {
+    E* row = dst + r * kp;
+    for (int64_t c = 0; c < channels; ++c) {
+      const T* plane = x + c * g.in_h * g.in_w;
+      for (int64_t u = 0; u < g.kernel_h; ++u) {
+        const int64_t iy = py * g.stride_h - g.pad_top + u * g.dilation_h;
+        E* out = row + (c * g.kernel_h + u) * g.kernel_w;
+        if (iy < 0 || iy >= g.in_h) {
+          std::fill(out, out + g.kernel_w, zero);
+          continue;
+        }
+        const T* src = plane + iy * g.in_w;
+        const int64_t ix0 = px * g.stride_w - g.pad_left;
+        if (g.dilation_w == 1 && ix0 >= 0 && ix0 + g.kernel_w <= g.in_w) {
+          for (int64_t v = 0; v < g.kernel_w; ++v) out[v] = conv(src[ix0 + v]);
+        } else {
           for (int64_t v = 0; v < g.kernel_w; ++v) {
-            const int64_t ix = px * g.stride_w - g.pad_left + v * g.dilation_w;
-            out[v] = (ix < 0 || ix >= g.in_w) ? T{0} : plane[iy * g.in_w + ix];
+            const int64_t ix = ix0 + v * g.dilation_w;
+            out[v] = (ix < 0 || ix >= g.in_w) ? zero : conv(src[ix]);
           }
         }
       }
     }
+    std::fill(row + k, row + kp, E{0});
+    if (++px == ow) {
+      px = 0;
+      ++py;
+    }
   }
+  std::fill(dst + rows * kp, dst + rows_padded * kp, E{0});
 }
 
-void im2col_any(const void* x, DType t, const Conv2dGeometry& g, int64_t channels, void* cols) {
-  switch (t) {
-    case DType::kInt8:
-      im2col(static_cast<const int8_t*>(x), g, channels, static_cast<int8_t*>(cols));
-      break;
-    case DType::kUInt8:
-      im2col(static_cast<const uint8_t*>(x), g, channels, static_cast<uint8_t*>(cols));
-      break;
-    case DType::kInt16:
-      im2col(static_cast<const int16_t*>(x), g, channels, static_cast<int16_t*>(cols));
-      break;
-    default:
-      im2col(static_cast<const int32_t*>(x), g, channels, static_cast<int32_t*>(cols));
-      break;
+// The image (and group) whose rows one gemm_rows() call makes.
+struct ConvRows {
+  const std::byte* x;  // the group's first input channel of this image
+  const Conv2dGeometry* g;
+  int64_t channels;  // per group
+
+  template <typename T>
+  static void fill_typed(const ConvRows& s, int64_t row0, int64_t rows, int64_t rows_padded,
+                         const PackedWeights& w, void* dst) {
+    const T* x = reinterpret_cast<const T*>(s.x);
+    const int64_t kp = w.k_padded();
+    switch (w.layout()) {
+      case PackedWeights::Layout::kPairs:
+        im2col_rows(
+            x, *s.g, s.channels, row0, rows, rows_padded, kp,
+            [](T v) { return static_cast<int16_t>(v); }, static_cast<int16_t*>(dst));
+        break;
+      case PackedWeights::Layout::kQuads: {
+        // vpdpbusd's unsigned operand: int8 codes as code + 128 (gemm.cc, prepare_rows).
+        constexpr uint8_t flip = std::is_same_v<T, int8_t> ? 0x80 : 0;
+        im2col_rows(
+            x, *s.g, s.channels, row0, rows, rows_padded, kp,
+            [](T v) { return static_cast<uint8_t>(static_cast<uint8_t>(v) ^ flip); },
+            static_cast<uint8_t*>(dst));
+        break;
+      }
+      case PackedWeights::Layout::kWide32:
+        im2col_rows(
+            x, *s.g, s.channels, row0, rows, rows_padded, kp,
+            [](T v) { return static_cast<int32_t>(v); }, static_cast<int32_t*>(dst));
+        break;
+    }
   }
-}
+
+  static void fill(const void* ctx, int64_t row0, int64_t rows, int64_t rows_padded,
+                   const PackedWeights& w, void* dst) {
+    const ConvRows& s = *static_cast<const ConvRows*>(ctx);
+    switch (w.a_dtype()) {
+      case DType::kInt8:
+        return fill_typed<int8_t>(s, row0, rows, rows_padded, w, dst);
+      case DType::kUInt8:
+        return fill_typed<uint8_t>(s, row0, rows, rows_padded, w, dst);
+      case DType::kInt16:
+        return fill_typed<int16_t>(s, row0, rows, rows_padded, w, dst);
+      default:
+        return fill_typed<int32_t>(s, row0, rows, rows_padded, w, dst);
+    }
+  }
+};
 
 }  // namespace
 
@@ -107,6 +162,26 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
     s.bit_pack = w.bit_pack;
     out.groups_.push_back(pack_weights(s, isa));
   }
+  const bool pixel_major =
+      out.groups_.front().isa() >= Isa::kAvx2 &&
+      (w.w_dtype == DType::kInt8 || w.w_dtype == DType::kInt16) &&
+      (w.a_dtype == DType::kInt8 || w.a_dtype == DType::kUInt8 || w.a_dtype == DType::kInt16);
+  if (pixel_major) {
+    const int64_t rows = (ocg + 7) / 8 * 8, kp = (k + 1) / 2 * 2;
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Tensor t({rows * kp}, DType::kInt16);
+      int16_t* d = t.data<int16_t>();
+      std::fill(d, d + rows * kp, int16_t{0});
+      for (int64_t o = 0; o < ocg; ++o) {
+        for (int64_t i = 0; i < k; ++i) {
+          // pack_weights() above validated every code against w_format (|code| <= 2^15).
+          d[o * kp + i] =
+              static_cast<int16_t>(quant::load_code(w.w, w.w_dtype, (gi * ocg + o) * k + i));
+        }
+      }
+      out.weight_rows_.push_back(std::move(t));
+    }
+  }
   return out;
 }
 
@@ -122,6 +197,116 @@ AccumulatorBound accumulator_bound(const PackedConv2d& w) {
 
 namespace {
 
+// The pixel-major path (conv2d.h). Per work item (image, group, range of 16-pixel panels):
+//   xp[c][i][j] = X[c][i - pt][j - pl] as int16, 0 in the padding (Hp = H + pt + pb rows,
+//                 Wp = W + pl + pr columns), so im2col never bounds-checks;
+//   panel[g][j][h] = xp at k = 2g + h, pixel p0 + j (0 past K or past the last pixel): the
+//                 kPairs B layout of gemm_tiles.h, 16 pixels wide;
+//   S[o][j] = sum_k W[o][k] * panel[k][j] by the pair kernel (int16 x int16 in int32 lanes: exact
+//             modulo 2^32 and the true sum fits int32, the caller's AccType), then the epilogue
+//             with the tile stored column by column (Epilogue::run_t): row = pixel, column =
+//             channel, bias per channel, as the im2col path.
+struct PixelJob {
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  const Epilogue* const* epi;  // per group
+  detail::Tile32 kernel;
+  int mr;
+  DType a_dtype;
+  int64_t cg, ocg, pixels, k, kp, hp, wp, panels, chunks;
+  size_t a_es, y_es;
+
+  template <typename T>
+  void pad_input(const T* x, int16_t* xp) const {
+    const Conv2dGeometry& g = w->geometry();
+    std::fill(xp, xp + cg * hp * wp, int16_t{0});
+    for (int64_t c = 0; c < cg; ++c) {
+      for (int64_t i = 0; i < g.in_h; ++i) {
+        const T* src = x + (c * g.in_h + i) * g.in_w;
+        int16_t* dst = xp + (c * hp + i + g.pad_top) * wp + g.pad_left;
+        for (int64_t j = 0; j < g.in_w; ++j) dst[j] = static_cast<int16_t>(src[j]);
+      }
+    }
+  }
+
+  void fill_panel(const int16_t* xp, int64_t p0, int16_t* panel) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow = g.out_w();
+    const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
+    int64_t off[16];
+    for (int j = 0; j < n; ++j) {
+      const int64_t p = p0 + j, py = p / ow, px = p % ow;
+      off[j] = py * g.stride_h * wp + px * g.stride_w;
+    }
+    // The 16 pixels read consecutive inputs (stride 1, one output row): plain interleaving.
+    const bool run = n == 16 && g.stride_w == 1 && off[15] == off[0] + 15;
+    const int64_t kk = g.kernel_h * g.kernel_w;
+    for (int64_t kq = 0; kq < kp; kq += 2) {
+      int16_t* d = panel + kq * 16;
+      const int16_t* s[2] = {nullptr, nullptr};
+      for (int h = 0; h < 2; ++h) {
+        const int64_t i = kq + h;
+        if (i >= k) continue;
+        const int64_t c = i / kk, u = (i % kk) / g.kernel_w, v = i % g.kernel_w;
+        s[h] = xp + (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      }
+      if (run && s[1] != nullptr) {
+        const int16_t* a = s[0] + off[0];
+        const int16_t* b = s[1] + off[0];
+        for (int j = 0; j < 16; ++j) {
+          d[2 * j] = a[j];
+          d[2 * j + 1] = b[j];
+        }
+        continue;
+      }
+      for (int j = 0; j < 16; ++j) {
+        d[2 * j] = j < n ? s[0][off[j]] : int16_t{0};
+        d[2 * j + 1] = j < n && s[1] != nullptr ? s[1][off[j]] : int16_t{0};
+      }
+    }
+  }
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t chunk = item % chunks, ig = item / chunks;
+    const int64_t img = ig / g.groups, gi = ig % g.groups;
+    auto* xp = static_cast<int16_t*>(
+        scratch(ScratchSlot::kConvColumns, static_cast<size_t>(cg * hp * wp) * sizeof(int16_t)));
+    auto* panel = static_cast<int16_t*>(
+        scratch(ScratchSlot::kGemmB, static_cast<size_t>(kp * 16) * sizeof(int16_t)));
+    const std::byte* xin = x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
+    switch (a_dtype) {
+      case DType::kInt8:
+        pad_input(reinterpret_cast<const int8_t*>(xin), xp);
+        break;
+      case DType::kUInt8:
+        pad_input(reinterpret_cast<const uint8_t*>(xin), xp);
+        break;
+      default:
+        pad_input(reinterpret_cast<const int16_t*>(xin), xp);
+        break;
+    }
+    const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
+    const Epilogue& e = *epi[gi];
+    std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
+    alignas(64) int32_t s[8 * 16];
+    alignas(64) int64_t tile[16 * 16];
+    const int64_t q0 = panels * chunk / chunks, q1 = panels * (chunk + 1) / chunks;
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t p0 = q * 16;
+      const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
+      fill_panel(xp, p0, panel);
+      for (int64_t o0 = 0; o0 < ocg; o0 += mr) {
+        kernel(rows + o0 * kp, kp, panel, kp / 2, s);
+        const int cols = static_cast<int>(std::min<int64_t>(mr, ocg - o0));
+        for (int i = 0; i < cols * 16; ++i) tile[i] = s[i];
+        e.run_t(tile, n, cols, p0, o0, out);
+      }
+    }
+  }
+};
+
 // State shared by the work items of one conv2d() call (captured by pointer: no allocation).
 struct ConvJob {
   const std::byte* x;
@@ -134,17 +319,75 @@ struct ConvJob {
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t img = item / g.groups, gi = item % g.groups;
-    void* cols = scratch(ScratchSlot::kConvColumns, static_cast<size_t>(pixels * k) * a_es);
-    im2col_any(x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es, w->a_dtype(), g, cg,
-               cols);
-    gemm(cols, pixels, k, w->groups()[gi], q,
-         y + (img * g.out_channels + gi * ocg) * pixels * y_es);
+    const ConvRows rows{x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es, &g, cg};
+    detail::gemm_rows(&ConvRows::fill, &rows, pixels, w->groups()[gi], q,
+                      y + (img * g.out_channels + gi * ocg) * pixels * y_es);
   }
 };
+
+// Epilogues of up to this many groups live on the stack; more groups take the im2col path.
+constexpr int64_t kMaxPixelGroups = 64;
+
+bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                     void* y) {
+  if (w.weight_rows().empty() || p.acc != AccType::kInt32 ||
+      w.geometry().groups > kMaxPixelGroups) {
+    return false;
+  }
+  const Conv2dGeometry& g = w.geometry();
+  PixelJob job;
+  const Isa isa = w.groups().front().isa();
+#if defined(__x86_64__)
+  if (isa >= Isa::kAvx512Bw) {
+    job.kernel = detail::pairs_s32_avx512<int16_t>;
+    job.mr = detail::kMrPairsAvx512;
+  } else {
+    job.kernel = detail::pairs_s32_avx2<int16_t>;
+    job.mr = detail::kMrPairsAvx2;
+  }
+#else
+  (void)isa;
+  return false;
+#endif
+  GemmParams q = p;
+  q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
+  q.ldc_n = g.out_h() * g.out_w();
+  std::optional<Epilogue> epis[kMaxPixelGroups];
+  const Epilogue* epi_ptrs[kMaxPixelGroups];
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    epis[gi].emplace(w.groups()[gi], q);
+    epi_ptrs[gi] = &*epis[gi];
+  }
+  job.x = static_cast<const std::byte*>(x);
+  job.y = static_cast<std::byte*>(y);
+  job.w = &w;
+  job.epi = epi_ptrs;
+  job.a_dtype = w.a_dtype();
+  job.cg = g.in_channels / g.groups;
+  job.ocg = g.out_channels / g.groups;
+  job.pixels = g.out_h() * g.out_w();
+  job.k = job.cg * g.kernel_h * g.kernel_w;
+  job.kp = (job.k + 1) / 2 * 2;
+  job.hp = g.in_h + g.pad_top + g.pad_bottom;
+  job.wp = g.in_w + g.pad_left + g.pad_right;
+  job.panels = (job.pixels + 15) / 16;
+  job.a_es = dtype_size(w.a_dtype());
+  job.y_es = dtype_size(gemm_output_dtype(p));
+  const int64_t images = batch * g.groups;
+  const int64_t threads = num_threads();
+  job.chunks = images >= threads ? 1 : std::min(job.panels, (threads + images - 1) / images);
+  const PixelJob* shared = &job;
+  parallel_for(0, images * job.chunks, 1, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shared->run(i);
+  });
+  return true;
+}
 
 }  // namespace
 
 void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y) {
+  if (batch <= 0) return;
+  if (run_pixel_major(x, batch, w, p, y)) return;
   const Conv2dGeometry& g = w.geometry();
   ConvJob job;
   job.x = static_cast<const std::byte*>(x);

@@ -10,22 +10,29 @@ namespace qsearch::kernels::fixed {
 
 namespace {
 
+// S of row r, column j in a tile stored row by row, or column by column (kT, Epilogue::run_t).
+template <bool kT>
+inline int64_t at(const int64_t* tile, int r, int j) {
+  return kT ? tile[j * 16 + r] : tile[r * 16 + j];
+}
+
 inline int64_t accumulate(const Epilogue& e, int64_t s, int64_t col) {
   return static_cast<int64_t>(static_cast<uint64_t>(s) << e.shift_) + e.bias_[col];
 }
 
-template <typename Out>
+template <typename Out, bool kT>
 void run_accumulator(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                      int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < cols; ++j) {
       out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] =
-          static_cast<Out>(accumulate(e, tile[r * 16 + j], col0 + j));
+          static_cast<Out>(accumulate(e, at<kT>(tile, r, j), col0 + j));
     }
   }
 }
 
+template <bool kT>
 void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                int64_t col0, void* c) {
   float* out = static_cast<float*>(c);
@@ -33,7 +40,7 @@ void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64
     for (int j = 0; j < cols; ++j) {
       // One rounding (int64 -> float32); the power-of-two scale is exact (docs/numerics.md).
       out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] =
-          static_cast<float>(accumulate(e, tile[r * 16 + j], col0 + j)) * e.scale_;
+          static_cast<float>(accumulate(e, at<kT>(tile, r, j), col0 + j)) * e.scale_;
     }
   }
 }
@@ -52,13 +59,13 @@ inline int64_t shift_round(int64_t v, int s) {
   }
 }
 
-template <typename Out, quant::Rounding R>
+template <typename Out, quant::Rounding R, bool kT>
 void run_requantize(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                     int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < cols; ++j) {
-      const int64_t acc = accumulate(e, tile[r * 16 + j], col0 + j);
+      const int64_t acc = accumulate(e, at<kT>(tile, r, j), col0 + j);
       int64_t q = e.fast_shift_ ? shift_round<R>(acc, e.rshift_)
                                 : quant::rounding_shift_right(acc, e.rshift_, R);
       q = std::clamp(q, e.lo_, e.hi_);
@@ -84,7 +91,7 @@ inline int32_t shift_round32(int32_t v, int s) {
   }
 }
 
-template <typename Out, quant::Rounding R, bool kRowMajor>
+template <typename Out, quant::Rounding R, bool kRowMajor, bool kT>
 void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                       int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
@@ -92,7 +99,7 @@ void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols
   const int32_t lo = static_cast<int32_t>(e.lo_), hi = static_cast<int32_t>(e.hi_);
   const int64_t* bias = e.bias_ + col0;
   auto one = [&](int r, int j) {
-    const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(tile[r * 16 + j]) << shift) +
+    const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(at<kT>(tile, r, j)) << shift) +
                         static_cast<int32_t>(bias[j]);
     return static_cast<Out>(std::clamp(shift_round32<R>(acc, s), lo, hi));
   };
@@ -111,17 +118,40 @@ void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols
 
 using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
 
-template <typename Out>
+template <typename Out, bool kT>
 Fn requantize32_fn(quant::Rounding r, bool row_major) {
   return quant::with_rounding(r, [row_major](auto R) {
-    return row_major ? Fn(&run_requantize32<Out, R.value, true>)
-                     : Fn(&run_requantize32<Out, R.value, false>);
+    return row_major ? Fn(&run_requantize32<Out, R.value, true, kT>)
+                     : Fn(&run_requantize32<Out, R.value, false, kT>);
   });
 }
 
-template <typename Out>
+template <typename Out, bool kT>
 Fn requantize_fn(quant::Rounding r) {
-  return quant::with_rounding(r, [](auto R) { return Fn(&run_requantize<Out, R.value>); });
+  return quant::with_rounding(r, [](auto R) { return Fn(&run_requantize<Out, R.value, kT>); });
+}
+
+// The epilogue function for output dtype `Out` (kRequantize), tiles stored as kT says.
+template <typename Out, bool kT>
+Fn requantize_out_fn(const Epilogue& e, bool fast32, bool row_major) {
+  return fast32 ? requantize32_fn<Out, kT>(e.rounding_, row_major)
+                : requantize_fn<Out, kT>(e.rounding_);
+}
+
+template <bool kT>
+Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major) {
+  switch (out) {
+    case DType::kInt8:
+      return requantize_out_fn<int8_t, kT>(e, fast32, row_major);
+    case DType::kUInt8:
+      return requantize_out_fn<uint8_t, kT>(e, fast32, row_major);
+    case DType::kInt16:
+      return requantize_out_fn<int16_t, kT>(e, fast32, row_major);
+    case DType::kInt32:
+      return requantize_out_fn<int32_t, kT>(e, fast32, row_major);
+    default:  // unsigned 32-bit codes (int64 storage): the general path
+      return requantize_fn<int64_t, kT>(e.rounding_);
+  }
 }
 
 }  // namespace
@@ -133,65 +163,35 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
   ldc_n_ = p.ldc_n;
   switch (p.output) {
     case GemmOutput::kAccumulator:
-      fn_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t> : &run_accumulator<int64_t>;
+      fn_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t, false>
+                                     : &run_accumulator<int64_t, false>;
+      fn_t_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t, true>
+                                       : &run_accumulator<int64_t, true>;
       break;
     case GemmOutput::kFloat:
       scale_ = std::ldexp(1.0f, -w.acc_frac());
-      fn_ = &run_float;
+      fn_ = &run_float<false>;
+      fn_t_ = &run_float<true>;
       break;
-    case GemmOutput::kRequantize:
+    case GemmOutput::kRequantize: {
       rshift_ = w.acc_frac() - p.out_format.frac;
       fast_shift_ = rshift_ >= 1 && rshift_ <= 62;
-      lo_ = p.out_format.min_code();
+      lo_ = p.relu ? std::max<int64_t>(0, p.out_format.min_code()) : p.out_format.min_code();
       hi_ = p.out_format.max_code();
       rounding_ = p.rounding;
-      if (p.acc == AccType::kInt32 && rshift_ >= 1 && rshift_ <= 30 && shift_ <= 31 &&
-          (ldc_n_ == 1 || ldc_m_ == 1)) {
-        const bool row_major = ldc_n_ == 1;
+      const DType out = quant::storage_dtype(p.out_format);
+      const bool row_major = ldc_n_ == 1;
+      const bool fast32 = p.acc == AccType::kInt32 && rshift_ >= 1 && rshift_ <= 30 &&
+                          shift_ <= 31 && (ldc_n_ == 1 || ldc_m_ == 1) && out != DType::kInt64;
+      fn_ = requantize_dtype_fn<false>(*this, out, fast32, row_major);
+      fn_t_ = requantize_dtype_fn<true>(*this, out, fast32, row_major);
 #if defined(__x86_64__)
-        if (row_major && w.isa() >= Isa::kAvx512Bw) {
-          if (auto f =
-                  detail::requantize32_avx512(quant::storage_dtype(p.out_format), p.rounding)) {
-            fn_ = f;
-            return;
-          }
-        }
+      if (fast32 && w.isa() >= Isa::kAvx512Bw) {
+        if (auto f = detail::requantize32_avx512(out, p.rounding, row_major)) fn_ = f;
+      }
 #endif
-        switch (quant::storage_dtype(p.out_format)) {
-          case DType::kInt8:
-            fn_ = requantize32_fn<int8_t>(p.rounding, row_major);
-            return;
-          case DType::kUInt8:
-            fn_ = requantize32_fn<uint8_t>(p.rounding, row_major);
-            return;
-          case DType::kInt16:
-            fn_ = requantize32_fn<int16_t>(p.rounding, row_major);
-            return;
-          case DType::kInt32:
-            fn_ = requantize32_fn<int32_t>(p.rounding, row_major);
-            return;
-          default:
-            break;  // unsigned 32-bit codes (int64 storage): the general path
-        }
-      }
-      switch (quant::storage_dtype(p.out_format)) {
-        case DType::kInt8:
-          fn_ = requantize_fn<int8_t>(p.rounding);
-          break;
-        case DType::kUInt8:
-          fn_ = requantize_fn<uint8_t>(p.rounding);
-          break;
-        case DType::kInt16:
-          fn_ = requantize_fn<int16_t>(p.rounding);
-          break;
-        case DType::kInt32:
-          fn_ = requantize_fn<int32_t>(p.rounding);
-          break;
-        default:
-          fn_ = requantize_fn<int64_t>(p.rounding);
-          break;
-      }
       break;
+    }
   }
 }
 

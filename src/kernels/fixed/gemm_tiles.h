@@ -72,10 +72,11 @@ inline constexpr int kMrPairs16S64Avx512 = 4;
 inline constexpr int kMrQuadsVnni = 8;
 
 // AVX-512BW version of the requantizing epilogue's common case (epilogue.cc, run_requantize32:
-// int32 accumulator, rounding shift 1..30, row-major output) for int8, uint8 and int16 codes;
-// same values, 16 columns per instruction. Null for other output dtypes.
+// int32 accumulator, rounding shift 1..30, row-major output or column-major as conv2d's NCHW)
+// for int8, uint8 and int16 codes; same values, 16 columns per instruction. Null for other
+// output dtypes.
 using EpilogueFn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
-EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding);
+EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding, bool row_major);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]
