@@ -167,16 +167,25 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
       (w.w_dtype == DType::kInt8 || w.w_dtype == DType::kInt16) &&
       (w.a_dtype == DType::kInt8 || w.a_dtype == DType::kUInt8 || w.a_dtype == DType::kInt16);
   if (pixel_major) {
-    const int64_t rows = (ocg + 7) / 8 * 8, kp = (k + 1) / 2 * 2;
+    // k' = (c, u, v') with v' < KW rounded up to even: every k-pair is two neighbours of one
+    // kernel row (conv2d.cc, PixelJob); the weights of v' = KW are 0.
+    const int64_t kwp = (g.kernel_w + 1) / 2 * 2;
+    const int64_t rows = (ocg + 7) / 8 * 8, kp = cg * g.kernel_h * kwp;
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       Tensor t({rows * kp}, DType::kInt16);
       int16_t* d = t.data<int16_t>();
       std::fill(d, d + rows * kp, int16_t{0});
       for (int64_t o = 0; o < ocg; ++o) {
-        for (int64_t i = 0; i < k; ++i) {
-          // pack_weights() above validated every code against w_format (|code| <= 2^15).
-          d[o * kp + i] =
-              static_cast<int16_t>(quant::load_code(w.w, w.w_dtype, (gi * ocg + o) * k + i));
+        for (int64_t c = 0; c < cg; ++c) {
+          for (int64_t u = 0; u < g.kernel_h; ++u) {
+            for (int64_t v = 0; v < g.kernel_w; ++v) {
+              const int64_t i =
+                  ((gi * ocg + o) * cg + c) * g.kernel_h * g.kernel_w + u * g.kernel_w + v;
+              // pack_weights() above validated every code against w_format (|code| <= 2^15).
+              d[o * kp + (c * g.kernel_h + u) * kwp + v] =
+                  static_cast<int16_t>(quant::load_code(w.w, w.w_dtype, i));
+            }
+          }
         }
       }
       out.weight_rows_.push_back(std::move(t));
@@ -197,30 +206,39 @@ AccumulatorBound accumulator_bound(const PackedConv2d& w) {
 
 namespace {
 
-// The pixel-major path (conv2d.h). Per work item (image, group, range of 16-pixel panels):
+#if defined(__x86_64__)
+// The pixel-major path (conv2d.h). The reduction index is k' = (c, u, v') with v' < KWp (KW
+// rounded up to even; the weights of v' = KW are 0), so that each k-pair is two neighbours
+// (v', v' + 1) of one kernel row. Per work item (image, group, range of 16-position panels):
 //   xp[c][i][j] = X[c][i - pt][j - pl] as int16, 0 in the padding (Hp = H + pt + pb rows,
-//                 Wp = W + pl + pr columns), so im2col never bounds-checks;
-//   panel[g][j][h] = xp at k = 2g + h, pixel p0 + j (0 past K or past the last pixel): the
-//                 kPairs B layout of gemm_tiles.h, 16 pixels wide;
-//   S[o][j] = sum_k W[o][k] * panel[k][j] by the pair kernel (int16 x int16 in int32 lanes: exact
-//             modulo 2^32 and the true sum fits int32, the caller's AccType), then the epilogue
-//             with the tile stored column by column (Epilogue::run_t): row = pixel, column =
-//             channel, bias per channel, as the im2col path.
+//                 Wp = W + pl + pr columns) and in a slack after the planes: im2col never
+//                 bounds-checks;
+//   x2[i] = the int16 pair (xp[i], xp[i + dw]): the pair of k-pair (c, u, v') for the output
+//           position whose window starts at xp offset b is x2[b + koff(c, u, v')];
+//   S[o][j] = sum_k' W[o][k'] * X'[k'][j] by detail::conv_pairs_s32_avx2 (vpmaddwd on int16 pairs,
+//             int32 lanes: exact modulo 2^32, and the true sum fits int32 by the caller's
+//             AccType), then the epilogue with the tile stored column by column
+//             (Epilogue::run_t32): row = pixel, column = channel, bias per channel, as the
+//             im2col path.
+// Stride 1 ("extended"): the 16 lanes of a panel are positions p' = y * Wp + x, x < Wp, whose
+// window origins are consecutive, so every pair row is 16 consecutive x2 entries read in place;
+// positions with x >= OW are computed and dropped. Other strides gather the pairs of 16 output
+// pixels into a panel first.
 struct PixelJob {
   const std::byte* x;
   std::byte* y;
   const PackedConv2d* w;
   const Epilogue* const* epi;  // per group
-  detail::Tile32 kernel;
-  int mr;
+  static constexpr int kMr = detail::kMrConvPairsAvx2;
   DType a_dtype;
-  int64_t cg, ocg, pixels, k, kp, hp, wp, panels, chunks;
+  int64_t cg, ocg, pixels, kwp, kp, hp, wp, panels, chunks, slack;
+  bool extended;
   size_t a_es, y_es;
 
   template <typename T>
   void pad_input(const T* x, int16_t* xp) const {
     const Conv2dGeometry& g = w->geometry();
-    std::fill(xp, xp + cg * hp * wp, int16_t{0});
+    std::fill(xp, xp + cg * hp * wp + slack, int16_t{0});
     for (int64_t c = 0; c < cg; ++c) {
       for (int64_t i = 0; i < g.in_h; ++i) {
         const T* src = x + (c * g.in_h + i) * g.in_w;
@@ -230,82 +248,131 @@ struct PixelJob {
     }
   }
 
-  void fill_panel(const int16_t* xp, int64_t p0, int16_t* panel) const {
+  // Scratch of one work item: xp (planes + slack + dw), x2 (planes + slack), the pair offsets.
+  struct Buffers {
+    int16_t* xp;
+    int32_t* x2;
+    int64_t* goff;
+  };
+  Buffers buffers() const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t ow = g.out_w();
-    const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
-    int64_t off[16];
-    for (int j = 0; j < n; ++j) {
-      const int64_t p = p0 + j, py = p / ow, px = p % ow;
-      off[j] = py * g.stride_h * wp + px * g.stride_w;
-    }
-    // The 16 pixels read consecutive inputs (stride 1, one output row): plain interleaving.
-    const bool run = n == 16 && g.stride_w == 1 && off[15] == off[0] + 15;
-    const int64_t kk = g.kernel_h * g.kernel_w;
-    for (int64_t kq = 0; kq < kp; kq += 2) {
-      int16_t* d = panel + kq * 16;
-      const int16_t* s[2] = {nullptr, nullptr};
-      for (int h = 0; h < 2; ++h) {
-        const int64_t i = kq + h;
-        if (i >= k) continue;
-        const int64_t c = i / kk, u = (i % kk) / g.kernel_w, v = i % g.kernel_w;
-        s[h] = xp + (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
-      }
-      if (run && s[1] != nullptr) {
-        const int16_t* a = s[0] + off[0];
-        const int16_t* b = s[1] + off[0];
-        for (int j = 0; j < 16; ++j) {
-          d[2 * j] = a[j];
-          d[2 * j + 1] = b[j];
-        }
-        continue;
-      }
-      for (int j = 0; j < 16; ++j) {
-        d[2 * j] = j < n ? s[0][off[j]] : int16_t{0};
-        d[2 * j + 1] = j < n && s[1] != nullptr ? s[1][off[j]] : int16_t{0};
-      }
-    }
+    const int64_t n = cg * hp * wp + slack;
+    const size_t xp_bytes = static_cast<size_t>(n + g.dilation_w + 8) * 2 / 64 * 64 + 64;
+    const size_t x2_bytes = static_cast<size_t>(n) * 4 / 64 * 64 + 64;
+    auto* base = static_cast<std::byte*>(
+        scratch(ScratchSlot::kConvColumns, xp_bytes + x2_bytes + static_cast<size_t>(kp) * 8));
+    return {reinterpret_cast<int16_t*>(base), reinterpret_cast<int32_t*>(base + xp_bytes),
+            reinterpret_cast<int64_t*>(base + xp_bytes + x2_bytes)};
   }
 
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t chunk = item % chunks, ig = item / chunks;
     const int64_t img = ig / g.groups, gi = ig % g.groups;
-    auto* xp = static_cast<int16_t*>(
-        scratch(ScratchSlot::kConvColumns, static_cast<size_t>(cg * hp * wp) * sizeof(int16_t)));
-    auto* panel = static_cast<int16_t*>(
-        scratch(ScratchSlot::kGemmB, static_cast<size_t>(kp * 16) * sizeof(int16_t)));
+    const Buffers buf = buffers();
     const std::byte* xin = x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
     switch (a_dtype) {
       case DType::kInt8:
-        pad_input(reinterpret_cast<const int8_t*>(xin), xp);
+        pad_input(reinterpret_cast<const int8_t*>(xin), buf.xp);
         break;
       case DType::kUInt8:
-        pad_input(reinterpret_cast<const uint8_t*>(xin), xp);
+        pad_input(reinterpret_cast<const uint8_t*>(xin), buf.xp);
         break;
       default:
-        pad_input(reinterpret_cast<const int16_t*>(xin), xp);
+        pad_input(reinterpret_cast<const int16_t*>(xin), buf.xp);
         break;
+    }
+    const int64_t n = cg * hp * wp + slack;
+    std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
+    for (int64_t i = 0; i < n; ++i) {
+      buf.x2[i] = static_cast<int32_t>(
+          static_cast<uint16_t>(buf.xp[i]) |
+          (static_cast<uint32_t>(static_cast<uint16_t>(buf.xp[i + g.dilation_w])) << 16));
+    }
+    // Pair g' = (c, u, v'/2) starts at xp offset koff(c, u, v') from the window origin.
+    const int64_t per_c = g.kernel_h * (kwp / 2);
+    for (int64_t q = 0; q < kp / 2; ++q) {
+      const int64_t c = q / per_c, u = (q % per_c) / (kwp / 2), v = 2 * (q % (kwp / 2));
+      buf.goff[q] = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
     }
     const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
     const Epilogue& e = *epi[gi];
     std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
-    alignas(64) int32_t s[8 * 16];
-    alignas(64) int64_t tile[16 * 16];
     const int64_t q0 = panels * chunk / chunks, q1 = panels * (chunk + 1) / chunks;
+    if (extended) {
+      run_extended(buf, rows, e, out, q0, q1);
+    } else {
+      run_gathered(buf, rows, e, out, q0, q1);
+    }
+  }
+
+  void run_extended(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
+                    int64_t q0, int64_t q1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow = g.out_w(), positions = (g.out_h() - 1) * wp + ow;
+    alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t p0 = q * 16;
+      // Runs of kept positions: {first lane, lanes, output pixel}.
+      int64_t runs[16][3];
+      int nruns = 0;
+      for (int j = 0; j < 16;) {
+        const int64_t pp = p0 + j, py = pp / wp, px = pp % wp;
+        if (pp >= positions) break;
+        if (px >= ow) {
+          j += static_cast<int>(wp - px);
+          continue;
+        }
+        const int len = static_cast<int>(std::min<int64_t>(16 - j, ow - px));
+        runs[nruns][0] = j;
+        runs[nruns][1] = len;
+        runs[nruns][2] = py * ow + px;
+        ++nruns;
+        j += len;
+      }
+      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
+        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, s);
+        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+        for (int r = 0; r < nruns; ++r) {
+          e.run_t32(s + runs[r][0], static_cast<int>(runs[r][1]), cols, runs[r][2], o0, out);
+        }
+      }
+    }
+  }
+
+  void run_gathered(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
+                    int64_t q0, int64_t q1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow = g.out_w();
+    alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
+    auto* panel = static_cast<int32_t*>(
+        scratch(ScratchSlot::kGemmB, static_cast<size_t>(kp / 2 * 16 + kp / 2 * 2) * 4));
+    auto* poff = reinterpret_cast<int64_t*>(panel + kp / 2 * 16);
+    for (int64_t q = 0; q < kp / 2; ++q) poff[q] = q * 16;
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t p0 = q * 16;
       const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
-      fill_panel(xp, p0, panel);
-      for (int64_t o0 = 0; o0 < ocg; o0 += mr) {
-        kernel(rows + o0 * kp, kp, panel, kp / 2, s);
-        const int cols = static_cast<int>(std::min<int64_t>(mr, ocg - o0));
-        for (int i = 0; i < cols * 16; ++i) tile[i] = s[i];
-        e.run_t(tile, n, cols, p0, o0, out);
+      int64_t off[16];
+      for (int j = 0; j < n; ++j) {
+        const int64_t p = p0 + j, py = p / ow, px = p % ow;
+        off[j] = py * g.stride_h * wp + px * g.stride_w;
+      }
+      for (int64_t gq = 0; gq < kp / 2; ++gq) {
+        const int32_t* src = buf.x2 + buf.goff[gq];
+        int32_t* d = panel + gq * 16;
+        for (int j = 0; j < n; ++j) d[j] = src[off[j]];
+        for (int j = n; j < 16; ++j) d[j] = 0;
+      }
+      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
+        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panel, poff, kp / 2, s);
+        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+        e.run_t32(s, n, cols, p0, o0, out);
       }
     }
   }
 };
+
+#endif  // __x86_64__
 
 // State shared by the work items of one conv2d() call (captured by pointer: no allocation).
 struct ConvJob {
@@ -330,25 +397,16 @@ constexpr int64_t kMaxPixelGroups = 64;
 
 bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
                      void* y) {
+#if !defined(__x86_64__)
+  (void)x, (void)batch, (void)w, (void)p, (void)y;
+  return false;
+#else
   if (w.weight_rows().empty() || p.acc != AccType::kInt32 ||
       w.geometry().groups > kMaxPixelGroups) {
     return false;
   }
   const Conv2dGeometry& g = w.geometry();
   PixelJob job;
-  const Isa isa = w.groups().front().isa();
-#if defined(__x86_64__)
-  if (isa >= Isa::kAvx512Bw) {
-    job.kernel = detail::pairs_s32_avx512<int16_t>;
-    job.mr = detail::kMrPairsAvx512;
-  } else {
-    job.kernel = detail::pairs_s32_avx2<int16_t>;
-    job.mr = detail::kMrPairsAvx2;
-  }
-#else
-  (void)isa;
-  return false;
-#endif
   GemmParams q = p;
   q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
   q.ldc_n = g.out_h() * g.out_w();
@@ -366,11 +424,15 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
   job.pixels = g.out_h() * g.out_w();
-  job.k = job.cg * g.kernel_h * g.kernel_w;
-  job.kp = (job.k + 1) / 2 * 2;
+  job.kwp = (g.kernel_w + 1) / 2 * 2;
+  job.kp = job.cg * g.kernel_h * job.kwp;
   job.hp = g.in_h + g.pad_top + g.pad_bottom;
   job.wp = g.in_w + g.pad_left + g.pad_right;
-  job.panels = (job.pixels + 15) / 16;
+  // Reads past the planes: a panel's 16 lanes past the last kept position, v' = KW.
+  job.slack = 32 + job.kwp * g.dilation_w;
+  job.extended = g.stride_h == 1 && g.stride_w == 1;
+  job.panels =
+      job.extended ? ((g.out_h() - 1) * job.wp + g.out_w() + 15) / 16 : (job.pixels + 15) / 16;
   job.a_es = dtype_size(w.a_dtype());
   job.y_es = dtype_size(gemm_output_dtype(p));
   const int64_t images = batch * g.groups;
@@ -381,6 +443,7 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
     for (int64_t i = b; i < e; ++i) shared->run(i);
   });
   return true;
+#endif
 }
 
 }  // namespace
@@ -396,7 +459,6 @@ void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParam
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
   job.pixels = g.out_h() * g.out_w();
-  job.k = job.cg * g.kernel_h * g.kernel_w;
   job.a_es = dtype_size(w.a_dtype());
   job.y_es = dtype_size(gemm_output_dtype(p));
   job.q = p;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/fixed/gemm_tiles.h"
 #include "quant/fixed_point.h"
@@ -117,6 +118,47 @@ void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols
 }
 
 using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
+using Fn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
+
+// Epilogue::run_t32 in general: widen the int32 sums (exact) and run run_t.
+void run_t32_widen(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                   int64_t col0, void* c) {
+  alignas(64) int64_t wide[16 * 16];
+  for (int j = 0; j < cols; ++j) {
+    for (int r = 0; r < rows; ++r) wide[j * 16 + r] = tile[j * 16 + r];
+  }
+  e.run_t(wide, rows, cols, row0, col0, c);
+}
+
+// run_requantize32's column-major case on int32 sums stored column by column (conv2d's pixel
+// tiles): each column is `rows` contiguous sums and `rows` contiguous outputs. Reads 16 sums per
+// column (Epilogue::run_t32).
+template <typename Out, quant::Rounding R>
+void run_requantize32_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                          int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const int shift = e.shift_, s = e.rshift_;
+  const int32_t lo = static_cast<int32_t>(e.lo_), hi = static_cast<int32_t>(e.hi_);
+  for (int j = 0; j < cols; ++j) {
+    const int32_t bias = static_cast<int32_t>(e.bias_[col0 + j]);
+    const int32_t* t = tile + j * 16;
+    Out* o = out + row0 + (col0 + j) * e.ldc_n_;
+    // All 16 lanes with fixed trip counts, so that the compiler vectorises; only `rows` are
+    // stored. Lanes past `rows` may hold anything: unsigned arithmetic, no overflow.
+    Out v[16];
+    for (int r = 0; r < 16; ++r) {
+      const int32_t acc = static_cast<int32_t>((static_cast<uint32_t>(t[r]) << shift) +
+                                               static_cast<uint32_t>(bias));
+      v[r] = static_cast<Out>(std::clamp(shift_round32<R>(acc, s), lo, hi));
+    }
+    std::memcpy(o, v, static_cast<size_t>(rows) * sizeof(Out));
+  }
+}
+
+template <typename Out>
+Fn32 requantize32_t32_fn(quant::Rounding r) {
+  return quant::with_rounding(r, [](auto R) { return Fn32(&run_requantize32_t32<Out, R.value>); });
+}
 
 template <typename Out, bool kT>
 Fn requantize32_fn(quant::Rounding r, bool row_major) {
@@ -158,6 +200,7 @@ Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major
 
 Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
   bias_ = w.bias_aligned().data();
+  fn_t32_ = &run_t32_widen;
   shift_ = std::min(w.acc_shift(), 63);
   ldc_m_ = p.ldc_m == 0 ? w.n() : p.ldc_m;
   ldc_n_ = p.ldc_n;
@@ -185,6 +228,24 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
                           shift_ <= 31 && (ldc_n_ == 1 || ldc_m_ == 1) && out != DType::kInt64;
       fn_ = requantize_dtype_fn<false>(*this, out, fast32, row_major);
       fn_t_ = requantize_dtype_fn<true>(*this, out, fast32, row_major);
+      if (fast32 && ldc_m_ == 1) {
+        switch (out) {
+          case DType::kInt8:
+            fn_t32_ = requantize32_t32_fn<int8_t>(p.rounding);
+            break;
+          case DType::kUInt8:
+            fn_t32_ = requantize32_t32_fn<uint8_t>(p.rounding);
+            break;
+          case DType::kInt16:
+            fn_t32_ = requantize32_t32_fn<int16_t>(p.rounding);
+            break;
+          case DType::kInt32:
+            fn_t32_ = requantize32_t32_fn<int32_t>(p.rounding);
+            break;
+          default:
+            break;
+        }
+      }
 #if defined(__x86_64__)
       if (fast32 && w.isa() >= Isa::kAvx512Bw) {
         if (auto f = detail::requantize32_avx512(out, p.rounding, row_major)) fn_ = f;
