@@ -331,8 +331,8 @@ struct PixelJob {
         j += len;
       }
       for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
-        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, s);
         const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, cols, s);
         for (int r = 0; r < nruns; ++r) {
           e.run_t32(s + runs[r][0], static_cast<int>(runs[r][1]), cols, runs[r][2], o0, out);
         }
@@ -364,8 +364,8 @@ struct PixelJob {
         for (int j = n; j < 16; ++j) d[j] = 0;
       }
       for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
-        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panel, poff, kp / 2, s);
         const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panel, poff, kp / 2, cols, s);
         e.run_t32(s, n, cols, p0, o0, out);
       }
     }
