@@ -268,13 +268,17 @@ void max_pool2d(const void* x, DType dtype, int64_t batch, int64_t channels, int
       for (int64_t plane = 0; plane < batch * channels; ++plane) {
         const T* src = static_cast<const T*>(x) + plane * h * w;
         T* dst = static_cast<T*>(y) + plane * oh * ow;
+        T rows[256];  // the max of the two input rows, in pieces of 256 columns
         for (int64_t py = 0; py < oh; ++py) {
           const T* r0 = src + 2 * py * w;
           const T* r1 = r0 + w;
           T* d = dst + py * ow;
-          for (int64_t px = 0; px < ow; ++px) {
-            d[px] = std::max(std::max(r0[2 * px], r0[2 * px + 1]),
-                             std::max(r1[2 * px], r1[2 * px + 1]));
+          for (int64_t c0 = 0; c0 < 2 * ow; c0 += 256) {
+            const int64_t n = std::min<int64_t>(256, 2 * ow - c0);
+            for (int64_t i = 0; i < n; ++i) rows[i] = std::max(r0[c0 + i], r1[c0 + i]);
+            for (int64_t i = 0; i < n / 2; ++i) {
+              d[c0 / 2 + i] = std::max(rows[2 * i], rows[2 * i + 1]);
+            }
           }
         }
       }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/fixed/gemm_tiles.h"
 #include "quant/fixed_point.h"
@@ -151,7 +152,41 @@ void run_requantize32_t32(const Epilogue& e, const int32_t* tile, int rows, int 
                                                static_cast<uint32_t>(bias));
       v[r] = static_cast<Out>(std::clamp(shift_round32<R>(acc, s), lo, hi));
     }
-    std::memcpy(o, v, static_cast<size_t>(rows) * sizeof(Out));
+    if (rows == 16) {
+      std::memcpy(o, v, sizeof(v));
+    } else {
+      for (int r = 0; r < rows; ++r) o[r] = v[r];
+    }
+  }
+}
+
+// kAccumulator / kFloat on int32 sums stored column by column (AccType::kInt32: the shifted sum
+// plus the bias fits int32, so the int32 arithmetic is exact; unsigned so that lanes past `rows`,
+// which may hold anything, cannot overflow). Out = int32 / int64 (the accumulator) or float.
+template <typename Out>
+void run_exact_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                   int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const int shift = e.shift_;
+  for (int j = 0; j < cols; ++j) {
+    const uint32_t bias = static_cast<uint32_t>(e.bias_[col0 + j]);
+    const int32_t* t = tile + j * 16;
+    Out* o = out + row0 + (col0 + j) * e.ldc_n_;
+    Out v[16];
+    for (int r = 0; r < 16; ++r) {
+      const int32_t acc = static_cast<int32_t>((static_cast<uint32_t>(t[r]) << shift) + bias);
+      if constexpr (std::is_same_v<Out, float>) {
+        // One rounding (int32 -> float32); the power-of-two scale is exact, as run_float.
+        v[r] = static_cast<float>(acc) * e.scale_;
+      } else {
+        v[r] = static_cast<Out>(acc);
+      }
+    }
+    if (rows == 16) {
+      std::memcpy(o, v, sizeof(v));
+    } else {
+      for (int r = 0; r < rows; ++r) o[r] = v[r];
+    }
   }
 }
 
@@ -210,11 +245,17 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
                                      : &run_accumulator<int64_t, false>;
       fn_t_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t, true>
                                        : &run_accumulator<int64_t, true>;
+      if (p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31) {
+        fn_t32_ = &run_exact_t32<int32_t>;
+      }
       break;
     case GemmOutput::kFloat:
       scale_ = std::ldexp(1.0f, -w.acc_frac());
       fn_ = &run_float<false>;
       fn_t_ = &run_float<true>;
+      if (p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31) {
+        fn_t32_ = &run_exact_t32<float>;
+      }
       break;
     case GemmOutput::kRequantize: {
       rshift_ = w.acc_frac() - p.out_format.frac;
