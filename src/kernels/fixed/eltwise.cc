@@ -276,8 +276,16 @@ void max_pool2d(const void* x, DType dtype, int64_t batch, int64_t channels, int
           for (int64_t c0 = 0; c0 < 2 * ow; c0 += 256) {
             const int64_t n = std::min<int64_t>(256, 2 * ow - c0);
             for (int64_t i = 0; i < n; ++i) rows[i] = std::max(r0[c0 + i], r1[c0 + i]);
-            for (int64_t i = 0; i < n / 2; ++i) {
-              d[c0 / 2 + i] = std::max(rows[2 * i], rows[2 * i + 1]);
+            if constexpr (sizeof(T) == 1) {  // byte codes: each pair as one 16-bit load
+              for (int64_t i = 0; i < n / 2; ++i) {
+                uint16_t pair;
+                std::memcpy(&pair, rows + 2 * i, 2);
+                d[c0 / 2 + i] = std::max(static_cast<T>(pair & 0xFF), static_cast<T>(pair >> 8));
+              }
+            } else {
+              for (int64_t i = 0; i < n / 2; ++i) {
+                d[c0 / 2 + i] = std::max(rows[2 * i], rows[2 * i + 1]);
+              }
             }
           }
         }
