@@ -60,8 +60,8 @@ void check(const ConvCase& c, Rng& rng) {
   p.out_format = {12, c.a_format.frac + c.w_format.frac + 2, true};  // a left shift
   p.rounding = Rounding::kFloor;
   params.push_back(p);
-  // Signed int8 codes of the next layer (the transposed byte store of full tiles), with and
-  // without a ReLU fused into the store; and int16 codes (the general column store).
+  // Signed int8 codes of the next layer, with and without a ReLU fused into the store; int16
+  // codes (the pixel-major and im2col stores of every output dtype).
   p.out_format = {8, c.a_format.frac, true};
   p.rounding = Rounding::kHalfAwayFromZero;
   params.push_back(p);

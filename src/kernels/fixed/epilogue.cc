@@ -288,8 +288,8 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
         }
       }
 #if defined(__x86_64__)
-      if (fast32 && w.isa() >= Isa::kAvx512Bw) {
-        if (auto f = detail::requantize32_avx512(out, p.rounding, row_major)) fn_ = f;
+      if (fast32 && row_major && w.isa() >= Isa::kAvx512Bw) {
+        if (auto f = detail::requantize32_avx512(out, p.rounding)) fn_ = f;
       }
 #endif
       break;

@@ -80,11 +80,10 @@ void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, 
 inline constexpr int kMrConvPairsAvx2 = 4;
 
 // AVX-512BW version of the requantizing epilogue's common case (epilogue.cc, run_requantize32:
-// int32 accumulator, rounding shift 1..30, row-major output or column-major as conv2d's NCHW)
-// for int8, uint8 and int16 codes; same values, 16 columns per instruction. Null for other
-// output dtypes.
+// int32 accumulator, rounding shift 1..30, row-major output) for int8, uint8 and int16 codes;
+// same values, 16 columns per instruction. Null for other output dtypes.
 using EpilogueFn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
-EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding, bool row_major);
+EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]

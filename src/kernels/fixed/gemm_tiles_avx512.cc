@@ -140,80 +140,21 @@ void requantize32_rows(const Epilogue& e, const int64_t* tile, int rows, int col
   }
 }
 
-// Column-major output (conv2d's NCHW: ldc_m == 1, a column is one output channel's pixels): the
-// same values as requantize32_rows, computed row by row into a small tile and then stored
-// transposed; a full tile of byte codes (8 rows) is transposed in registers so that each column
-// is one 8-byte store.
-template <typename Out, quant::Rounding R>
-void requantize32_cols(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
-                       int64_t col0, void* c) {
-  const __mmask16 m = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
-  const __m512i bias = low32x16(e.bias_ + col0, m);
-  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
-  const __m512i lo = _mm512_set1_epi32(static_cast<int32_t>(e.lo_));
-  const __m512i hi = _mm512_set1_epi32(static_cast<int32_t>(e.hi_));
-  Out* o = static_cast<Out*>(c) + row0 + col0 * e.ldc_n_;
-  if constexpr (sizeof(Out) == 1) {
-    if (rows == 8) {
-      __m128i t[8];
-      for (int r = 0; r < 8; ++r) {
-        const __m512i acc =
-            _mm512_add_epi32(_mm512_sll_epi32(low32x16(tile + r * 16, m), shift), bias);
-        t[r] = _mm512_cvtepi32_epi8(
-            _mm512_min_epi32(_mm512_max_epi32(shift_round32x16<R>(acc, e.rshift_), lo), hi));
-      }
-      // 8 rows x 16 byte columns -> 16 columns x 8 rows.
-      __m128i a[8], b[8];
-      for (int i = 0; i < 4; ++i) {
-        a[2 * i] = _mm_unpacklo_epi8(t[2 * i], t[2 * i + 1]);      // columns 0..7, rows 2i, 2i+1
-        a[2 * i + 1] = _mm_unpackhi_epi8(t[2 * i], t[2 * i + 1]);  // columns 8..15
-      }
-      for (int h = 0; h < 2; ++h) {                         // h: columns 0..7 / 8..15
-        b[4 * h + 0] = _mm_unpacklo_epi16(a[h], a[2 + h]);  // 4 columns x rows 0..3
-        b[4 * h + 1] = _mm_unpackhi_epi16(a[h], a[2 + h]);
-        b[4 * h + 2] = _mm_unpacklo_epi16(a[4 + h], a[6 + h]);  // same columns, rows 4..7
-        b[4 * h + 3] = _mm_unpackhi_epi16(a[4 + h], a[6 + h]);
-      }
-      alignas(16) uint64_t col[16];
-      for (int q = 0; q < 4; ++q) {  // q: columns 4q .. 4q + 3
-        const int h = q / 2, lohi = q % 2;
-        const __m128i r03 = b[4 * h + lohi], r47 = b[4 * h + 2 + lohi];
-        _mm_store_si128(reinterpret_cast<__m128i*>(col + 4 * q), _mm_unpacklo_epi32(r03, r47));
-        _mm_store_si128(reinterpret_cast<__m128i*>(col + 4 * q + 2), _mm_unpackhi_epi32(r03, r47));
-      }
-      for (int j = 0; j < cols; ++j) std::memcpy(o + j * e.ldc_n_, col + j, 8);
-      return;
-    }
-  }
-  alignas(64) int32_t t[8 * 16];
-  for (int r = 0; r < rows; ++r) {
-    const __m512i acc = _mm512_add_epi32(_mm512_sll_epi32(low32x16(tile + r * 16, m), shift), bias);
-    _mm512_store_si512(
-        t + r * 16,
-        _mm512_min_epi32(_mm512_max_epi32(shift_round32x16<R>(acc, e.rshift_), lo), hi));
-  }
-  for (int j = 0; j < cols; ++j) {
-    for (int r = 0; r < rows; ++r) o[j * e.ldc_n_ + r] = static_cast<Out>(t[r * 16 + j]);
-  }
-}
-
 template <typename Out>
-EpilogueFn requantize32_for(quant::Rounding r, bool row_major) {
-  return quant::with_rounding(r, [row_major](auto R) {
-    return row_major ? EpilogueFn(&requantize32_rows<Out, R.value>)
-                     : EpilogueFn(&requantize32_cols<Out, R.value>);
-  });
+EpilogueFn requantize32_for(quant::Rounding r) {
+  return quant::with_rounding(r,
+                              [](auto R) { return EpilogueFn(&requantize32_rows<Out, R.value>); });
 }
 }  // namespace
 
-EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding, bool row_major) {
+EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding) {
   switch (out) {
     case DType::kInt8:
-      return requantize32_for<int8_t>(rounding, row_major);
+      return requantize32_for<int8_t>(rounding);
     case DType::kUInt8:
-      return requantize32_for<uint8_t>(rounding, row_major);
+      return requantize32_for<uint8_t>(rounding);
     case DType::kInt16:
-      return requantize32_for<int16_t>(rounding, row_major);
+      return requantize32_for<int16_t>(rounding);
     default:
       return nullptr;
   }
