@@ -25,8 +25,8 @@
 //   conv2d(x_codes, batch, pc, params, y);        // y: [batch, 8, 28, 28]
 //
 // Lifetime and threading as gemm(): pack once, run many batches without allocating (after the
-// first call per thread), never throws, parallel over images x groups (or inside the GEMM when
-// there are fewer of those than threads).
+// first call per thread), never throws, parallel over images x groups (when there are fewer of
+// those than threads, also over blocks of output pixels).
 #pragma once
 
 #include <cstdint>
