@@ -4,9 +4,11 @@
 //
 //   build/bin/quant_eval_bench --model models/mlp_mnist.onnx --threads 1 --batch 256
 //       --reps 7 --data-in 8.4 --weight 8.6 --bias 16.8
+//   build/bin/quant_eval_bench --model models/lenet5_mnist.onnx --ops linear,conv2d --table 0
 //
-// The configuration quantizes every linear layer with the given formats (width.frac) and leaves
-// the ReLUs unquantized, like configs/mnist_mlp.toml's trials. One JSON line per mode (float,
+// The configuration quantizes every node whose MASE op is in --ops (default: linear) with the
+// given formats (width.frac; --data-out adds an output format) and leaves the rest (ReLUs, pools,
+// batch norms) unquantized, like configs/mnist_mlp.toml's trials. One JSON line per mode (float,
 // fake, int): the per-trial cost of `reps` trials after one untimed warm-up trial, each trial =
 // make_plan (quantize and pack the weights) + eval::evaluate over the 10000 test images (batches
 // spread over the pool, one executor per worker: what a search trial runs), split into plan_ms
@@ -19,6 +21,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,8 @@ struct Args {
   int64_t batch = 256;
   int reps = 7;
   quant::FixedFormat data_in{8, 4, true}, weight{8, 6, true}, bias{16, 8, true};
+  std::optional<quant::FixedFormat> data_out;
+  std::vector<std::string> ops = {"linear"};  // MASE ops to quantize
   std::vector<std::pair<int, int>> widths = {{16, 8}, {8, 4}, {4, 2}, {2, 1}};
   bool table = true;
   std::vector<std::string> modes = {"float", "fake", "int"};  // which modes to time
@@ -52,8 +57,8 @@ struct Args {
   std::fprintf(
       stderr,
       "quant_eval_bench: %s\nusage: quant_eval_bench [--model M.onnx] [--threads N] "
-      "[--batch B] [--reps R] [--modes float,fake,int] [--data-in W.F] [--weight W.F] [--bias W.F] "
-      "[--table 0|1]\n",
+      "[--batch B] [--reps R] [--modes float,fake,int] [--ops linear,conv2d] [--data-in W.F] "
+      "[--weight W.F] [--bias W.F] [--data-out W.F] [--table 0|1]\n",
       msg.c_str());
   std::exit(2);
 }
@@ -62,6 +67,15 @@ quant::FixedFormat parse_format(const std::string& s) {
   const auto dot = s.find('.');
   if (dot == std::string::npos) usage("formats are WIDTH.FRAC, e.g. 8.4");
   return {std::atoi(s.substr(0, dot).c_str()), std::atoi(s.substr(dot + 1).c_str()), true};
+}
+
+std::vector<std::string> split(const std::string& v) {  // comma-separated
+  std::vector<std::string> out;
+  for (size_t b = 0, e; b <= v.size(); b = e + 1) {
+    e = std::min(v.find(',', b), v.size());
+    out.push_back(v.substr(b, e - b));
+  }
+  return out;
 }
 
 Args parse(int argc, char** argv) {
@@ -76,12 +90,12 @@ Args parse(int argc, char** argv) {
       a.threads = std::atoi(v.c_str());
     } else if (k == "--batch") {
       a.batch = std::atoll(v.c_str());
-    } else if (k == "--modes") {  // comma-separated
-      a.modes.clear();
-      for (size_t b = 0, e; b <= v.size(); b = e + 1) {
-        e = std::min(v.find(',', b), v.size());
-        a.modes.push_back(v.substr(b, e - b));
-      }
+    } else if (k == "--modes") {
+      a.modes = split(v);
+    } else if (k == "--ops") {
+      a.ops = split(v);
+    } else if (k == "--data-out") {
+      a.data_out = parse_format(v);
     } else if (k == "--reps") {
       a.reps = std::atoi(v.c_str());
     } else if (k == "--data-in") {
@@ -99,13 +113,18 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-quant::QuantAssignment linear_layers(const ir::Graph& g, const quant::FixedFormat& data_in,
-                                     const quant::FixedFormat& weight,
-                                     const quant::FixedFormat& bias) {
+quant::QuantAssignment layers(const ir::Graph& g, const std::vector<std::string>& ops,
+                              const quant::FixedFormat& data_in, const quant::FixedFormat& weight,
+                              const quant::FixedFormat& bias,
+                              const std::optional<quant::FixedFormat>& data_out = std::nullopt) {
   quant::QuantAssignment q;
   for (const ir::Node& n : g.nodes()) {
-    if (ir::mase_op(g, n) != "linear") continue;
-    q[n.config_name] = {.quantized = true, .data_in = data_in, .weight = weight, .bias = bias};
+    if (std::find(ops.begin(), ops.end(), ir::mase_op(g, n)) == ops.end()) continue;
+    q[n.config_name] = {.quantized = true,
+                        .data_in = data_in,
+                        .weight = weight,
+                        .bias = bias,
+                        .data_out = data_out};
   }
   return q;
 }
@@ -128,10 +147,13 @@ int main(int argc, char** argv) {
   set_num_threads(a.threads);
   const ir::Graph g = onnx::import_model(a.model);
   const data::Dataset test = data::load_dataset("mnist", data::Split::kTest, {});
-  const quant::QuantAssignment q = linear_layers(g, a.data_in, a.weight, a.bias);
-  const std::string formats =
-      fmt::format("data_in {}, weight {}, bias {}", quant::format_name(a.data_in),
-                  quant::format_name(a.weight), quant::format_name(a.bias));
+  const quant::QuantAssignment q = layers(g, a.ops, a.data_in, a.weight, a.bias, a.data_out);
+  std::string ops;
+  for (const auto& o : a.ops) ops += (ops.empty() ? "" : ",") + o;
+  const std::string formats = fmt::format(
+      "data_in {}, weight {}, bias {}{} on {}", quant::format_name(a.data_in),
+      quant::format_name(a.weight), quant::format_name(a.bias),
+      a.data_out ? ", data_out " + quant::format_name(*a.data_out) : std::string(), ops);
 
   for (runtime::Mode mode : {runtime::Mode::kFloat, runtime::Mode::kFake, runtime::Mode::kInt}) {
     if (std::find(a.modes.begin(), a.modes.end(), runtime::mode_name(mode)) == a.modes.end()) {
@@ -168,7 +190,7 @@ int main(int argc, char** argv) {
   const int64_t float_bytes = runtime::make_plan(g, {.max_batch = 1})->parameter_bytes();
   for (const auto& [w, f] : a.widths) {
     const quant::FixedFormat fmt_wf{w, f, true};
-    const quant::QuantAssignment u = linear_layers(g, fmt_wf, fmt_wf, fmt_wf);
+    const quant::QuantAssignment u = layers(g, a.ops, fmt_wf, fmt_wf, fmt_wf);
     auto plan =
         runtime::make_plan(g, {.mode = runtime::Mode::kInt, .max_batch = a.batch, .quant = u});
     const double b1 = eval::measure_latency_ms(plan, test.x, {.batch_size = 1, .repeats = 200});

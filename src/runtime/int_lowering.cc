@@ -380,6 +380,33 @@ class IntLowering {
     return p;
   }
 
+  // A ReLU fused into node n's requantizing store: when n's output feeds nothing but one
+  // unquantized ReLU (a derived value) whose consumers all want the codes n writes, the store
+  // writes max(codes, 0) = relu(q(acc)) as that ReLU's representation and the ReLU costs no step.
+  // Returns the ReLU's output value, or -1.
+  ValueId fused_relu(const Node& n, const OutputPlan& p) const {
+    const ValueId y = n.outputs[0];
+    if (p.kind != fx::GemmOutput::kRequantize || !p.format.is_signed) return -1;
+    for (ValueId o : g_.outputs()) {
+      if (o == y) return -1;
+    }
+    const std::vector<ir::NodeId> users = g_.consumers(y);
+    if (users.size() != 1) return -1;
+    const Node& t = g_.node(users[0]);
+    if (t.kind != OpKind::kRelu || info_[t.outputs[0]].canon != Canon::kDerived) return -1;
+    const ValueInfo& r = info_[t.outputs[0]];
+    if (r.demands.size() != 1 || !(r.demands[0] == Want::codes(p.format, p.rounding))) return -1;
+    return t.outputs[0];
+  }
+
+  // The slot of the fused ReLU's output r (fused_relu), recorded as its one representation.
+  SlotId fused_relu_slot(ValueId r, const OutputPlan& p) {
+    const SlotId s =
+        b_.new_slot(codes_name(r, p.format), quant::storage_dtype(p.format), b_.shape(r), p.format);
+    info_[r].reprs.emplace_back(Want::codes(p.format, p.rounding), s);
+    return s;
+  }
+
   // The output slot for plan p; records it as the canonical slot or as the one representation.
   SlotId output_slot(const Node& n, const OutputPlan& p, DType acc_dtype, int acc_frac) {
     const ValueId y = n.outputs[0];
@@ -528,8 +555,12 @@ class IntLowering {
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
+    const ValueId relu = fused_relu(n, op);
+    s->params.relu = relu >= 0;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
-    s->outputs = {output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
+    s->outputs = {relu >= 0
+                      ? fused_relu_slot(relu, op)
+                      : output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
     b_.add_parameter_bytes(n,
                            static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * nn : 0));
     if (!s->reference) s->weight_codes = s->bias_codes = Tensor();  // the plan keeps the packing
@@ -590,8 +621,12 @@ class IntLowering {
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
+    const ValueId relu = fused_relu(n, op);
+    s->params.relu = relu >= 0;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
-    s->outputs = {output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
+    s->outputs = {relu >= 0
+                      ? fused_relu_slot(relu, op)
+                      : output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
     b_.add_parameter_bytes(
         n, static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * ws[0] : 0));
     if (!s->reference) s->weight_codes = s->bias_codes = Tensor();

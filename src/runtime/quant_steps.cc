@@ -20,7 +20,7 @@ std::string output_str(const fx::GemmParams& p) {
     case fx::GemmOutput::kAccumulator:
       return p.acc == fx::AccType::kInt32 ? "-> acc int32" : "-> acc int64";
     case fx::GemmOutput::kRequantize:
-      return "-> " + quant::format_name(p.out_format);
+      return "-> " + quant::format_name(p.out_format) + (p.relu ? " relu" : "");
     case fx::GemmOutput::kFloat:
       return "-> float";
   }

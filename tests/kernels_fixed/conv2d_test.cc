@@ -60,6 +60,18 @@ void check(const ConvCase& c, Rng& rng) {
   p.out_format = {12, c.a_format.frac + c.w_format.frac + 2, true};  // a left shift
   p.rounding = Rounding::kFloor;
   params.push_back(p);
+  // Signed int8 codes of the next layer, with and without a ReLU fused into the store; int16
+  // codes (the pixel-major and im2col stores of every output dtype).
+  p.out_format = {8, c.a_format.frac, true};
+  p.rounding = Rounding::kHalfAwayFromZero;
+  params.push_back(p);
+  p.relu = true;
+  params.push_back(p);
+  p.out_format = {16, c.a_format.frac + 3, true};
+  p.rounding = Rounding::kHalfToEven;
+  params.push_back(p);
+  p.relu = false;
+  params.push_back(p);
 
   for (Isa isa : supported_isas()) {
     const PackedConv2d pc = pack_conv2d(g, cw, isa);
@@ -76,12 +88,14 @@ void check(const ConvCase& c, Rng& rng) {
       ASSERT_TRUE(equal_exactly(
           ref_y.raw(), fast_y.raw(), t, out_n,
           fmt::format("isa={} C={} HxW={}x{} OC={} k={}x{} groups={} pads={},{},{},{} "
-                      "strides={}x{} dilations={}x{} batch={} A={}:{} W={}:{} output={} acc={}",
+                      "strides={}x{} dilations={}x{} batch={} A={}:{} W={}:{} output={} {}{} "
+                      "acc={}",
                       isa_name(isa), g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h,
                       g.kernel_w, g.groups, g.pad_top, g.pad_left, g.pad_bottom, g.pad_right,
                       g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, c.batch,
                       dtype_name(c.a_dtype), quant::format_name(c.a_format), dtype_name(c.w_dtype),
                       quant::format_name(c.w_format), static_cast<int>(q.output),
+                      quant::format_name(q.out_format), q.relu ? " relu" : "",
                       q.acc == AccType::kInt32 ? 32 : 64)));
     }
   }

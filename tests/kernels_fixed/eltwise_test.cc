@@ -136,7 +136,11 @@ TEST(IntEltwise, MaxPoolWithPadsStridesDilations) {
   dilated.dilation_h = 2;
   dilated.dilation_w = 2;
   dilated.pad_right = 1;
-  const Pool pools[] = {{28, 28, two}, {7, 9, two}, {6, 5, padded}, {9, 8, dilated}};
+  MaxPool2dParams two_ceil = two;  // ceil_mode as the plan passes it: extra bottom/right pads
+  two_ceil.pad_bottom = two_ceil.pad_right = 1;
+  // 2x2 stride 2 without padding is the CNN fast path: even, odd and wide planes.
+  const Pool pools[] = {{28, 28, two},    {7, 9, two},    {12, 70, two},  {5, 33, two},
+                        {7, 9, two_ceil}, {6, 5, padded}, {9, 8, dilated}};
   for (DType t : kDtypes) {
     for (const Pool& pool : pools) {
       const int64_t batch = 2, channels = 3;

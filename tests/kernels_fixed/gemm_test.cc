@@ -113,6 +113,9 @@ void check_all_outputs(const Operands& o, const std::vector<Isa>& isas, int64_t 
           std::clamp(packed[0].acc_frac() - shift, quant::kMinFrac, quant::kMaxFrac);
       p.rounding = kRoundings[rng.uniform_int(3)];
       expect_same(o, packed, m, p);
+      p.relu = true;  // a ReLU fused into the store: max(requantize(acc), 0)
+      expect_same(o, packed, m, p);
+      p.relu = false;
     }
   }
 }

@@ -91,12 +91,13 @@ inline int64_t element_bits(const void* p, DType t, int64_t i) {
 inline std::string describe(const GemmWeights& w, const GemmParams& p, Isa isa, int64_t m) {
   return fmt::format(
       "isa={} M x K x N = {} x {} x {} A={}:{} B={}:{} bias={} acc={} output={} out_format={} "
-      "rounding={} ldc=({}, {})",
+      "rounding={}{} ldc=({}, {})",
       isa_name(isa), m, w.k, w.n, dtype_name(w.a_dtype), quant::format_name(w.a_format),
       dtype_name(w.b_dtype), quant::format_name(w.b_format),
       w.bias ? quant::format_name(w.bias_format) : "none",
       p.acc == AccType::kInt32 ? "int32" : "int64", static_cast<int>(p.output),
-      quant::format_name(p.out_format), quant::rounding_name(p.rounding), p.ldc_m, p.ldc_n);
+      quant::format_name(p.out_format), quant::rounding_name(p.rounding), p.relu ? " relu" : "",
+      p.ldc_m, p.ldc_n);
 }
 
 // Compares n elements of dtype t exactly (floats by bit pattern). Prints the first mismatches.

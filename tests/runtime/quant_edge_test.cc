@@ -222,15 +222,42 @@ TEST(QuantEdges, RequantizationBetweenFormatsAndUnsignedReluCodes) {
   auto plan = make_plan(g, {.mode = Mode::kInt, .max_batch = 8, .quant = q});
   const std::string steps = describe_steps(*plan);
   // fc1 writes relu1's unsigned codes directly (the requantization's clamp at 0 is the relu),
-  // they are requantized once for fc2, and the unquantized relu2 runs on fc3's signed codes.
+  // they are requantized once for fc2, and the unquantized relu2 is fused into fc2's store of
+  // fc3's signed codes (max(codes, 0): no step of its own).
   EXPECT_NE(steps.find("-> u4.1"), std::string::npos) << steps;
   EXPECT_NE(steps.find("requantize uint8.1 -> s6.3"), std::string::npos) << steps;
-  EXPECT_NE(steps.find("relu_int int8"), std::string::npos) << steps;
+  EXPECT_NE(steps.find("-> s8.3 relu"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("relu_int"), std::string::npos) << steps;
   EXPECT_EQ(steps.find("relu_f32"), std::string::npos) << steps;
   EXPECT_EQ(steps.find("dequantize"), std::string::npos) << "no float between integer nodes\n"
                                                          << steps;
   const Tensor x = testing::random_tensor({8, 1, 28, 28}, 4, 0.0f, 1.0f);
   EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x)));
+}
+
+// An unquantized ReLU is fused into the producer's requantizing store only when it is the
+// producer's one reader; here the codes are also read directly, so the ReLU runs on the codes.
+TEST(QuantEdges, ReluIsFusedOnlyIntoASoleReader) {
+  GraphMaker m({kDynamic, 37});
+  const ir::ValueId y =
+      m.op(OpKind::kGemm, {m.input(), m.constant({16, 37}, 11), m.constant({16}, 12, -0.5f, 0.5f)},
+           ir::GemmAttrs{.trans_b = true});
+  const ir::ValueId r = m.op(OpKind::kRelu, {y});
+  const ir::ValueId a =
+      m.op(OpKind::kGemm, {r, m.constant({5, 16}, 13)}, ir::GemmAttrs{.trans_b = true});
+  const ir::ValueId b =
+      m.op(OpKind::kGemm, {y, m.constant({5, 16}, 14)}, ir::GemmAttrs{.trans_b = true});
+  const ir::Graph g = m.finish(m.op(OpKind::kAdd, {a, b}));
+  QuantAssignment q;
+  for (int i : {0, 2, 3}) {
+    q[g.nodes()[i].config_name] = linear_cfg({8, 3, true}, {8, 6, true}, FixedFormat{16, 8, true});
+  }
+  auto plan = make_plan(g, {.mode = Mode::kInt, .max_batch = 8, .quant = q});
+  const std::string steps = describe_steps(*plan);
+  EXPECT_NE(steps.find("relu_int int8"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("s8.3 relu"), std::string::npos) << steps;
+  const Tensor x = testing::random_tensor({8, 37}, 15, -3.0f, 3.0f);
+  EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x))) << steps;
 }
 
 TEST(QuantEdges, ParameterBytesAreTheBitPackedBuffers) {

@@ -2,59 +2,114 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "kernels/fixed/epilogue.h"
+#include "kernels/fixed/gemm_tiles.h"
 #include "kernels/fixed/scratch.h"
+#include "quant/quantize.h"
 
 namespace qsearch::kernels::fixed {
 
 namespace {
 
-// cols[p, (c * KH + u) * KW + v] = x[c, y*sh - pt + u*dh, x*sw - pl + v*dw] (0 outside), with
-// pixel p = y * OW + x: the rows are output pixels, matching the [OC, C/G, KH, KW] weights.
-template <typename T>
-void im2col(const T* x, const Conv2dGeometry& g, int64_t channels, T* cols) {
-  const int64_t oh = g.out_h(), ow = g.out_w();
+// Rows [row0, row0 + rows) of the im2col matrix, written straight into the GEMM's prepared row
+// layout (detail::gemm_rows): row p (pixel y = p / OW, x = p % OW) holds
+//   A[p, (c * KH + u) * KW + v] = X[c, y*sh - pt + u*dh, x*sw - pl + v*dw] (code 0 outside)
+// matching the [OC, C/G, KH, KW] weights, each code stored as prepare_rows() in gemm.cc stores it:
+// `conv(code)` (int16 / int32 widening, or uint8 ^ 0x80 for int8 codes in the VNNI quads).
+// k is zero padded to kp and the rows to rows_padded, as there.
+template <typename T, typename E, typename Conv>
+void im2col_rows(const T* x, const Conv2dGeometry& g, int64_t channels, int64_t row0, int64_t rows,
+                 int64_t rows_padded, int64_t kp, Conv conv, E* dst) {
+  const int64_t ow = g.out_w();
   const int64_t k = channels * g.kernel_h * g.kernel_w;
-  for (int64_t py = 0; py < oh; ++py) {
-    for (int64_t px = 0; px < ow; ++px) {
-      T* row = cols + (py * ow + px) * k;
-      for (int64_t c = 0; c < channels; ++c) {
-        const T* plane = x + c * g.in_h * g.in_w;
-        for (int64_t u = 0; u < g.kernel_h; ++u) {
-          const int64_t iy = py * g.stride_h - g.pad_top + u * g.dilation_h;
-          T* out = row + (c * g.kernel_h + u) * g.kernel_w;
-          if (iy < 0 || iy >= g.in_h) {
-            std::fill(out, out + g.kernel_w, T{0});
-            continue;
-          }
+  const E zero = conv(T{0});
+  int64_t py = row0 / ow, px = row0 % ow;
+  for (int64_t r = 0; r < rows; ++r) {
+    E* row = dst + r * kp;
+    for (int64_t c = 0; c < channels; ++c) {
+      const T* plane = x + c * g.in_h * g.in_w;
+      for (int64_t u = 0; u < g.kernel_h; ++u) {
+        const int64_t iy = py * g.stride_h - g.pad_top + u * g.dilation_h;
+        E* out = row + (c * g.kernel_h + u) * g.kernel_w;
+        if (iy < 0 || iy >= g.in_h) {
+          std::fill(out, out + g.kernel_w, zero);
+          continue;
+        }
+        const T* src = plane + iy * g.in_w;
+        const int64_t ix0 = px * g.stride_w - g.pad_left;
+        if (g.dilation_w == 1 && ix0 >= 0 && ix0 + g.kernel_w <= g.in_w) {
+          for (int64_t v = 0; v < g.kernel_w; ++v) out[v] = conv(src[ix0 + v]);
+        } else {
           for (int64_t v = 0; v < g.kernel_w; ++v) {
-            const int64_t ix = px * g.stride_w - g.pad_left + v * g.dilation_w;
-            out[v] = (ix < 0 || ix >= g.in_w) ? T{0} : plane[iy * g.in_w + ix];
+            const int64_t ix = ix0 + v * g.dilation_w;
+            out[v] = (ix < 0 || ix >= g.in_w) ? zero : conv(src[ix]);
           }
         }
       }
     }
+    std::fill(row + k, row + kp, E{0});
+    if (++px == ow) {
+      px = 0;
+      ++py;
+    }
   }
+  std::fill(dst + rows * kp, dst + rows_padded * kp, E{0});
 }
 
-void im2col_any(const void* x, DType t, const Conv2dGeometry& g, int64_t channels, void* cols) {
-  switch (t) {
-    case DType::kInt8:
-      im2col(static_cast<const int8_t*>(x), g, channels, static_cast<int8_t*>(cols));
-      break;
-    case DType::kUInt8:
-      im2col(static_cast<const uint8_t*>(x), g, channels, static_cast<uint8_t*>(cols));
-      break;
-    case DType::kInt16:
-      im2col(static_cast<const int16_t*>(x), g, channels, static_cast<int16_t*>(cols));
-      break;
-    default:
-      im2col(static_cast<const int32_t*>(x), g, channels, static_cast<int32_t*>(cols));
-      break;
+// The image (and group) whose rows one gemm_rows() call makes.
+struct ConvRows {
+  const std::byte* x;  // the group's first input channel of this image
+  const Conv2dGeometry* g;
+  int64_t channels;  // per group
+
+  template <typename T>
+  static void fill_typed(const ConvRows& s, int64_t row0, int64_t rows, int64_t rows_padded,
+                         const PackedWeights& w, void* dst) {
+    const T* x = reinterpret_cast<const T*>(s.x);
+    const int64_t kp = w.k_padded();
+    switch (w.layout()) {
+      case PackedWeights::Layout::kPairs:
+        im2col_rows(
+            x, *s.g, s.channels, row0, rows, rows_padded, kp,
+            [](T v) { return static_cast<int16_t>(v); }, static_cast<int16_t*>(dst));
+        break;
+      case PackedWeights::Layout::kQuads: {
+        // vpdpbusd's unsigned operand: int8 codes as code + 128 (gemm.cc, prepare_rows).
+        constexpr uint8_t flip = std::is_same_v<T, int8_t> ? 0x80 : 0;
+        im2col_rows(
+            x, *s.g, s.channels, row0, rows, rows_padded, kp,
+            [](T v) { return static_cast<uint8_t>(static_cast<uint8_t>(v) ^ flip); },
+            static_cast<uint8_t*>(dst));
+        break;
+      }
+      case PackedWeights::Layout::kWide32:
+        im2col_rows(
+            x, *s.g, s.channels, row0, rows, rows_padded, kp,
+            [](T v) { return static_cast<int32_t>(v); }, static_cast<int32_t*>(dst));
+        break;
+    }
   }
-}
+
+  static void fill(const void* ctx, int64_t row0, int64_t rows, int64_t rows_padded,
+                   const PackedWeights& w, void* dst) {
+    const ConvRows& s = *static_cast<const ConvRows*>(ctx);
+    switch (w.a_dtype()) {
+      case DType::kInt8:
+        return fill_typed<int8_t>(s, row0, rows, rows_padded, w, dst);
+      case DType::kUInt8:
+        return fill_typed<uint8_t>(s, row0, rows, rows_padded, w, dst);
+      case DType::kInt16:
+        return fill_typed<int16_t>(s, row0, rows, rows_padded, w, dst);
+      default:
+        return fill_typed<int32_t>(s, row0, rows, rows_padded, w, dst);
+    }
+  }
+};
 
 }  // namespace
 
@@ -107,6 +162,35 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
     s.bit_pack = w.bit_pack;
     out.groups_.push_back(pack_weights(s, isa));
   }
+  const bool pixel_major =
+      out.groups_.front().isa() >= Isa::kAvx2 &&
+      (w.w_dtype == DType::kInt8 || w.w_dtype == DType::kInt16) &&
+      (w.a_dtype == DType::kInt8 || w.a_dtype == DType::kUInt8 || w.a_dtype == DType::kInt16);
+  if (pixel_major) {
+    // k' = (c, u, v') with v' < KW rounded up to even: every k-pair is two neighbours of one
+    // kernel row (conv2d.cc, PixelJob); the weights of v' = KW are 0.
+    const int64_t kwp = (g.kernel_w + 1) / 2 * 2;
+    const int64_t rows = (ocg + 7) / 8 * 8, kp = cg * g.kernel_h * kwp;
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Tensor t({rows * kp}, DType::kInt16);
+      int16_t* d = t.data<int16_t>();
+      std::fill(d, d + rows * kp, int16_t{0});
+      for (int64_t o = 0; o < ocg; ++o) {
+        for (int64_t c = 0; c < cg; ++c) {
+          for (int64_t u = 0; u < g.kernel_h; ++u) {
+            for (int64_t v = 0; v < g.kernel_w; ++v) {
+              const int64_t i =
+                  ((gi * ocg + o) * cg + c) * g.kernel_h * g.kernel_w + u * g.kernel_w + v;
+              // pack_weights() above validated every code against w_format (|code| <= 2^15).
+              d[o * kp + (c * g.kernel_h + u) * kwp + v] =
+                  static_cast<int16_t>(quant::load_code(w.w, w.w_dtype, i));
+            }
+          }
+        }
+      }
+      out.weight_rows_.push_back(std::move(t));
+    }
+  }
   return out;
 }
 
@@ -122,6 +206,174 @@ AccumulatorBound accumulator_bound(const PackedConv2d& w) {
 
 namespace {
 
+#if defined(__x86_64__)
+// The pixel-major path (conv2d.h). The reduction index is k' = (c, u, v') with v' < KWp (KW
+// rounded up to even; the weights of v' = KW are 0), so that each k-pair is two neighbours
+// (v', v' + 1) of one kernel row. Per work item (image, group, range of 16-position panels):
+//   xp[c][i][j] = X[c][i - pt][j - pl] as int16, 0 in the padding (Hp = H + pt + pb rows,
+//                 Wp = W + pl + pr columns) and in a slack after the planes: im2col never
+//                 bounds-checks;
+//   x2[i] = the int16 pair (xp[i], xp[i + dw]): the pair of k-pair (c, u, v') for the output
+//           position whose window starts at xp offset b is x2[b + koff(c, u, v')];
+//   S[o][j] = sum_k' W[o][k'] * X'[k'][j] by detail::conv_pairs_s32_avx2 (vpmaddwd on int16 pairs,
+//             int32 lanes: exact modulo 2^32, and the true sum fits int32 by the caller's
+//             AccType), then the epilogue with the tile stored column by column
+//             (Epilogue::run_t32): row = pixel, column = channel, bias per channel, as the
+//             im2col path.
+// Stride 1 ("extended"): the 16 lanes of a panel are positions p' = y * Wp + x, x < Wp, whose
+// window origins are consecutive, so every pair row is 16 consecutive x2 entries read in place;
+// positions with x >= OW are computed and dropped. Other strides gather the pairs of 16 output
+// pixels into a panel first.
+struct PixelJob {
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  const Epilogue* const* epi;  // per group
+  static constexpr int kMr = detail::kMrConvPairsAvx2;
+  DType a_dtype;
+  int64_t cg, ocg, pixels, kwp, kp, hp, wp, panels, chunks, slack;
+  bool extended;
+  size_t a_es, y_es;
+
+  template <typename T>
+  void pad_input(const T* x, int16_t* xp) const {
+    const Conv2dGeometry& g = w->geometry();
+    std::fill(xp, xp + cg * hp * wp + slack, int16_t{0});
+    for (int64_t c = 0; c < cg; ++c) {
+      for (int64_t i = 0; i < g.in_h; ++i) {
+        const T* src = x + (c * g.in_h + i) * g.in_w;
+        int16_t* dst = xp + (c * hp + i + g.pad_top) * wp + g.pad_left;
+        for (int64_t j = 0; j < g.in_w; ++j) dst[j] = static_cast<int16_t>(src[j]);
+      }
+    }
+  }
+
+  // Scratch of one work item: xp (planes + slack + dw), x2 (planes + slack), the pair offsets.
+  struct Buffers {
+    int16_t* xp;
+    int32_t* x2;
+    int64_t* goff;
+  };
+  Buffers buffers() const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t n = cg * hp * wp + slack;
+    const size_t xp_bytes = static_cast<size_t>(n + g.dilation_w + 8) * 2 / 64 * 64 + 64;
+    const size_t x2_bytes = static_cast<size_t>(n) * 4 / 64 * 64 + 64;
+    auto* base = static_cast<std::byte*>(
+        scratch(ScratchSlot::kConvColumns, xp_bytes + x2_bytes + static_cast<size_t>(kp) * 8));
+    return {reinterpret_cast<int16_t*>(base), reinterpret_cast<int32_t*>(base + xp_bytes),
+            reinterpret_cast<int64_t*>(base + xp_bytes + x2_bytes)};
+  }
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t chunk = item % chunks, ig = item / chunks;
+    const int64_t img = ig / g.groups, gi = ig % g.groups;
+    const Buffers buf = buffers();
+    const std::byte* xin = x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
+    switch (a_dtype) {
+      case DType::kInt8:
+        pad_input(reinterpret_cast<const int8_t*>(xin), buf.xp);
+        break;
+      case DType::kUInt8:
+        pad_input(reinterpret_cast<const uint8_t*>(xin), buf.xp);
+        break;
+      default:
+        pad_input(reinterpret_cast<const int16_t*>(xin), buf.xp);
+        break;
+    }
+    const int64_t n = cg * hp * wp + slack;
+    std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
+    for (int64_t i = 0; i < n; ++i) {
+      buf.x2[i] = static_cast<int32_t>(
+          static_cast<uint16_t>(buf.xp[i]) |
+          (static_cast<uint32_t>(static_cast<uint16_t>(buf.xp[i + g.dilation_w])) << 16));
+    }
+    // Pair g' = (c, u, v'/2) starts at xp offset koff(c, u, v') from the window origin.
+    const int64_t per_c = g.kernel_h * (kwp / 2);
+    for (int64_t q = 0; q < kp / 2; ++q) {
+      const int64_t c = q / per_c, u = (q % per_c) / (kwp / 2), v = 2 * (q % (kwp / 2));
+      buf.goff[q] = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+    }
+    const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
+    const Epilogue& e = *epi[gi];
+    std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
+    const int64_t q0 = panels * chunk / chunks, q1 = panels * (chunk + 1) / chunks;
+    if (extended) {
+      run_extended(buf, rows, e, out, q0, q1);
+    } else {
+      run_gathered(buf, rows, e, out, q0, q1);
+    }
+  }
+
+  void run_extended(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
+                    int64_t q0, int64_t q1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow = g.out_w(), positions = (g.out_h() - 1) * wp + ow;
+    alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t p0 = q * 16;
+      // Runs of kept positions: {first lane, lanes, output pixel}.
+      int64_t runs[16][3];
+      int nruns = 0;
+      for (int j = 0; j < 16;) {
+        const int64_t pp = p0 + j, py = pp / wp, px = pp % wp;
+        if (pp >= positions) break;
+        if (px >= ow) {
+          j += static_cast<int>(wp - px);
+          continue;
+        }
+        const int len = static_cast<int>(std::min<int64_t>(16 - j, ow - px));
+        runs[nruns][0] = j;
+        runs[nruns][1] = len;
+        runs[nruns][2] = py * ow + px;
+        ++nruns;
+        j += len;
+      }
+      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
+        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, cols, s);
+        for (int r = 0; r < nruns; ++r) {
+          e.run_t32(s + runs[r][0], static_cast<int>(runs[r][1]), cols, runs[r][2], o0, out);
+        }
+      }
+    }
+  }
+
+  void run_gathered(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
+                    int64_t q0, int64_t q1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow = g.out_w();
+    alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
+    auto* panel = static_cast<int32_t*>(
+        scratch(ScratchSlot::kGemmB, static_cast<size_t>(kp / 2 * 16 + kp / 2 * 2) * 4));
+    auto* poff = reinterpret_cast<int64_t*>(panel + kp / 2 * 16);
+    for (int64_t q = 0; q < kp / 2; ++q) poff[q] = q * 16;
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t p0 = q * 16;
+      const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
+      int64_t off[16];
+      for (int j = 0; j < n; ++j) {
+        const int64_t p = p0 + j, py = p / ow, px = p % ow;
+        off[j] = py * g.stride_h * wp + px * g.stride_w;
+      }
+      for (int64_t gq = 0; gq < kp / 2; ++gq) {
+        const int32_t* src = buf.x2 + buf.goff[gq];
+        int32_t* d = panel + gq * 16;
+        for (int j = 0; j < n; ++j) d[j] = src[off[j]];
+        for (int j = n; j < 16; ++j) d[j] = 0;
+      }
+      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
+        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panel, poff, kp / 2, cols, s);
+        e.run_t32(s, n, cols, p0, o0, out);
+      }
+    }
+  }
+};
+
+#endif  // __x86_64__
+
 // State shared by the work items of one conv2d() call (captured by pointer: no allocation).
 struct ConvJob {
   const std::byte* x;
@@ -134,17 +386,71 @@ struct ConvJob {
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t img = item / g.groups, gi = item % g.groups;
-    void* cols = scratch(ScratchSlot::kConvColumns, static_cast<size_t>(pixels * k) * a_es);
-    im2col_any(x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es, w->a_dtype(), g, cg,
-               cols);
-    gemm(cols, pixels, k, w->groups()[gi], q,
-         y + (img * g.out_channels + gi * ocg) * pixels * y_es);
+    const ConvRows rows{x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es, &g, cg};
+    detail::gemm_rows(&ConvRows::fill, &rows, pixels, w->groups()[gi], q,
+                      y + (img * g.out_channels + gi * ocg) * pixels * y_es);
   }
 };
+
+// Epilogues of up to this many groups live on the stack; more groups take the im2col path.
+constexpr int64_t kMaxPixelGroups = 64;
+
+bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                     void* y) {
+#if !defined(__x86_64__)
+  (void)x, (void)batch, (void)w, (void)p, (void)y;
+  return false;
+#else
+  if (w.weight_rows().empty() || p.acc != AccType::kInt32 ||
+      w.geometry().groups > kMaxPixelGroups) {
+    return false;
+  }
+  const Conv2dGeometry& g = w.geometry();
+  PixelJob job;
+  GemmParams q = p;
+  q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
+  q.ldc_n = g.out_h() * g.out_w();
+  std::optional<Epilogue> epis[kMaxPixelGroups];
+  const Epilogue* epi_ptrs[kMaxPixelGroups];
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    epis[gi].emplace(w.groups()[gi], q);
+    epi_ptrs[gi] = &*epis[gi];
+  }
+  job.x = static_cast<const std::byte*>(x);
+  job.y = static_cast<std::byte*>(y);
+  job.w = &w;
+  job.epi = epi_ptrs;
+  job.a_dtype = w.a_dtype();
+  job.cg = g.in_channels / g.groups;
+  job.ocg = g.out_channels / g.groups;
+  job.pixels = g.out_h() * g.out_w();
+  job.kwp = (g.kernel_w + 1) / 2 * 2;
+  job.kp = job.cg * g.kernel_h * job.kwp;
+  job.hp = g.in_h + g.pad_top + g.pad_bottom;
+  job.wp = g.in_w + g.pad_left + g.pad_right;
+  // Reads past the planes: a panel's 16 lanes past the last kept position, v' = KW.
+  job.slack = 32 + job.kwp * g.dilation_w;
+  job.extended = g.stride_h == 1 && g.stride_w == 1;
+  job.panels =
+      job.extended ? ((g.out_h() - 1) * job.wp + g.out_w() + 15) / 16 : (job.pixels + 15) / 16;
+  job.a_es = dtype_size(w.a_dtype());
+  job.y_es = dtype_size(gemm_output_dtype(p));
+  const int64_t images = batch * g.groups;
+  const int64_t threads = num_threads();
+  job.chunks = images >= threads ? 1 : std::min(job.panels, (threads + images - 1) / images);
+  const PixelJob* shared = &job;
+  parallel_for(0, images * job.chunks, 1, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shared->run(i);
+  });
+  return true;
+#endif
+}
 
 }  // namespace
 
 void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y) {
+  if (batch <= 0) return;
+  if (run_pixel_major(x, batch, w, p, y)) return;
   const Conv2dGeometry& g = w.geometry();
   ConvJob job;
   job.x = static_cast<const std::byte*>(x);
@@ -153,7 +459,6 @@ void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParam
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
   job.pixels = g.out_h() * g.out_w();
-  job.k = job.cg * g.kernel_h * g.kernel_w;
   job.a_es = dtype_size(w.a_dtype());
   job.y_es = dtype_size(gemm_output_dtype(p));
   job.q = p;

@@ -1,5 +1,12 @@
-// Integer Conv2d (NCHW, groups, pads, strides, dilations) on fixed-point codes: im2col into a
-// per-thread scratch, then the integer GEMM of kernels/fixed/gemm.h with the weights as packed B.
+// Integer Conv2d (NCHW, groups, pads, strides, dilations) on fixed-point codes. Two exact ways:
+//  - pixel-major (int8/uint8/int16 activations, int8/int16 weights, an int32 accumulator, AVX2 or
+//    better): the output pixels are the vector dimension. Per image the input is copied once into
+//    a zero-padded int16 plane; for each block of 16 output pixels their im2col columns are
+//    gathered straight into a k-pair panel, multiplied by the weights as int16 rows with the pair
+//    kernels of the GEMM (vpmaddwd), and the epilogue writes 16 contiguous NCHW outputs per
+//    channel. No im2col matrix, and small channel counts (LeNet's 6) waste no tile columns.
+//  - otherwise im2col rows made on demand in the GEMM's prepared layout (detail::gemm_rows),
+//    multiplied with the weights as packed B.
 // Zero padding is code 0 (the value 0 in every format, signed or unsigned).
 //
 // Math, for image i, output channel o in group g = o / (OC / G), pixel (y, x):
@@ -18,8 +25,8 @@
 //   conv2d(x_codes, batch, pc, params, y);        // y: [batch, 8, 28, 28]
 //
 // Lifetime and threading as gemm(): pack once, run many batches without allocating (after the
-// first call per thread), never throws, parallel over images x groups (or inside the GEMM when
-// there are fewer of those than threads).
+// first call per thread), never throws, parallel over images x groups (when there are fewer of
+// those than threads, also over blocks of output pixels).
 #pragma once
 
 #include <cstdint>
@@ -66,10 +73,17 @@ class PackedConv2d {
   DType a_dtype() const { return groups_.front().a_dtype(); }
   size_t packed_bytes() const;
 
+  // ---- internal to conv2d.cc ----
+  // The pixel-major path (conv2d.cc): per group the weights as int16 rows [OC/G rounded up to 8]
+  // x [K rounded up to 2] (zero padded), the A operand of the pair kernels. Empty when the path
+  // does not apply (32-bit codes, or no AVX2). A runtime copy, not part of packed_bytes().
+  const std::vector<Tensor>& weight_rows() const { return weight_rows_; }
+
  private:
   friend PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa);
   Conv2dGeometry geometry_;
   std::vector<PackedWeights> groups_;
+  std::vector<Tensor> weight_rows_;
 };
 
 // Validates the geometry (Error: channels not divisible by groups, empty output, ...) and the

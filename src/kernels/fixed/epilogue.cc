@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "kernels/fixed/gemm_tiles.h"
 #include "quant/fixed_point.h"
@@ -10,22 +12,29 @@ namespace qsearch::kernels::fixed {
 
 namespace {
 
+// S of row r, column j in a tile stored row by row, or column by column (kT, Epilogue::run_t).
+template <bool kT>
+inline int64_t at(const int64_t* tile, int r, int j) {
+  return kT ? tile[j * 16 + r] : tile[r * 16 + j];
+}
+
 inline int64_t accumulate(const Epilogue& e, int64_t s, int64_t col) {
   return static_cast<int64_t>(static_cast<uint64_t>(s) << e.shift_) + e.bias_[col];
 }
 
-template <typename Out>
+template <typename Out, bool kT>
 void run_accumulator(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                      int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < cols; ++j) {
       out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] =
-          static_cast<Out>(accumulate(e, tile[r * 16 + j], col0 + j));
+          static_cast<Out>(accumulate(e, at<kT>(tile, r, j), col0 + j));
     }
   }
 }
 
+template <bool kT>
 void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                int64_t col0, void* c) {
   float* out = static_cast<float*>(c);
@@ -33,7 +42,7 @@ void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64
     for (int j = 0; j < cols; ++j) {
       // One rounding (int64 -> float32); the power-of-two scale is exact (docs/numerics.md).
       out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] =
-          static_cast<float>(accumulate(e, tile[r * 16 + j], col0 + j)) * e.scale_;
+          static_cast<float>(accumulate(e, at<kT>(tile, r, j), col0 + j)) * e.scale_;
     }
   }
 }
@@ -52,13 +61,13 @@ inline int64_t shift_round(int64_t v, int s) {
   }
 }
 
-template <typename Out, quant::Rounding R>
+template <typename Out, quant::Rounding R, bool kT>
 void run_requantize(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                     int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < cols; ++j) {
-      const int64_t acc = accumulate(e, tile[r * 16 + j], col0 + j);
+      const int64_t acc = accumulate(e, at<kT>(tile, r, j), col0 + j);
       int64_t q = e.fast_shift_ ? shift_round<R>(acc, e.rshift_)
                                 : quant::rounding_shift_right(acc, e.rshift_, R);
       q = std::clamp(q, e.lo_, e.hi_);
@@ -84,7 +93,7 @@ inline int32_t shift_round32(int32_t v, int s) {
   }
 }
 
-template <typename Out, quant::Rounding R, bool kRowMajor>
+template <typename Out, quant::Rounding R, bool kRowMajor, bool kT>
 void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                       int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
@@ -92,7 +101,7 @@ void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols
   const int32_t lo = static_cast<int32_t>(e.lo_), hi = static_cast<int32_t>(e.hi_);
   const int64_t* bias = e.bias_ + col0;
   auto one = [&](int r, int j) {
-    const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(tile[r * 16 + j]) << shift) +
+    const int32_t acc = static_cast<int32_t>(static_cast<uint32_t>(at<kT>(tile, r, j)) << shift) +
                         static_cast<int32_t>(bias[j]);
     return static_cast<Out>(std::clamp(shift_round32<R>(acc, s), lo, hi));
   };
@@ -110,88 +119,181 @@ void run_requantize32(const Epilogue& e, const int64_t* tile, int rows, int cols
 }
 
 using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
+using Fn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
 
+// Epilogue::run_t32 in general: widen the int32 sums (exact) and run run_t.
+void run_t32_widen(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                   int64_t col0, void* c) {
+  alignas(64) int64_t wide[16 * 16];
+  for (int j = 0; j < cols; ++j) {
+    for (int r = 0; r < rows; ++r) wide[j * 16 + r] = tile[j * 16 + r];
+  }
+  e.run_t(wide, rows, cols, row0, col0, c);
+}
+
+// run_requantize32's column-major case on int32 sums stored column by column (conv2d's pixel
+// tiles): each column is `rows` contiguous sums and `rows` contiguous outputs. Reads 16 sums per
+// column (Epilogue::run_t32).
+template <typename Out, quant::Rounding R>
+void run_requantize32_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                          int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const int shift = e.shift_, s = e.rshift_;
+  const int32_t lo = static_cast<int32_t>(e.lo_), hi = static_cast<int32_t>(e.hi_);
+  for (int j = 0; j < cols; ++j) {
+    const int32_t bias = static_cast<int32_t>(e.bias_[col0 + j]);
+    const int32_t* t = tile + j * 16;
+    Out* o = out + row0 + (col0 + j) * e.ldc_n_;
+    // All 16 lanes with fixed trip counts, so that the compiler vectorises; only `rows` are
+    // stored. Lanes past `rows` may hold anything: unsigned arithmetic, no overflow.
+    Out v[16];
+    for (int r = 0; r < 16; ++r) {
+      const int32_t acc = static_cast<int32_t>((static_cast<uint32_t>(t[r]) << shift) +
+                                               static_cast<uint32_t>(bias));
+      v[r] = static_cast<Out>(std::clamp(shift_round32<R>(acc, s), lo, hi));
+    }
+    if (rows == 16) {
+      std::memcpy(o, v, sizeof(v));
+    } else {
+      for (int r = 0; r < rows; ++r) o[r] = v[r];
+    }
+  }
+}
+
+// kAccumulator / kFloat on int32 sums stored column by column (AccType::kInt32: the shifted sum
+// plus the bias fits int32, so the int32 arithmetic is exact; unsigned so that lanes past `rows`,
+// which may hold anything, cannot overflow). Out = int32 / int64 (the accumulator) or float.
 template <typename Out>
-Fn requantize32_fn(quant::Rounding r, bool row_major) {
-  return quant::with_rounding(r, [row_major](auto R) {
-    return row_major ? Fn(&run_requantize32<Out, R.value, true>)
-                     : Fn(&run_requantize32<Out, R.value, false>);
-  });
+void run_exact_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                   int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const int shift = e.shift_;
+  for (int j = 0; j < cols; ++j) {
+    const uint32_t bias = static_cast<uint32_t>(e.bias_[col0 + j]);
+    const int32_t* t = tile + j * 16;
+    Out* o = out + row0 + (col0 + j) * e.ldc_n_;
+    Out v[16];
+    for (int r = 0; r < 16; ++r) {
+      const int32_t acc = static_cast<int32_t>((static_cast<uint32_t>(t[r]) << shift) + bias);
+      if constexpr (std::is_same_v<Out, float>) {
+        // One rounding (int32 -> float32); the power-of-two scale is exact, as run_float.
+        v[r] = static_cast<float>(acc) * e.scale_;
+      } else {
+        v[r] = static_cast<Out>(acc);
+      }
+    }
+    if (rows == 16) {
+      std::memcpy(o, v, sizeof(v));
+    } else {
+      for (int r = 0; r < rows; ++r) o[r] = v[r];
+    }
+  }
 }
 
 template <typename Out>
+Fn32 requantize32_t32_fn(quant::Rounding r) {
+  return quant::with_rounding(r, [](auto R) { return Fn32(&run_requantize32_t32<Out, R.value>); });
+}
+
+template <typename Out, bool kT>
+Fn requantize32_fn(quant::Rounding r, bool row_major) {
+  return quant::with_rounding(r, [row_major](auto R) {
+    return row_major ? Fn(&run_requantize32<Out, R.value, true, kT>)
+                     : Fn(&run_requantize32<Out, R.value, false, kT>);
+  });
+}
+
+template <typename Out, bool kT>
 Fn requantize_fn(quant::Rounding r) {
-  return quant::with_rounding(r, [](auto R) { return Fn(&run_requantize<Out, R.value>); });
+  return quant::with_rounding(r, [](auto R) { return Fn(&run_requantize<Out, R.value, kT>); });
+}
+
+// The epilogue function for output dtype `Out` (kRequantize), tiles stored as kT says.
+template <typename Out, bool kT>
+Fn requantize_out_fn(const Epilogue& e, bool fast32, bool row_major) {
+  return fast32 ? requantize32_fn<Out, kT>(e.rounding_, row_major)
+                : requantize_fn<Out, kT>(e.rounding_);
+}
+
+template <bool kT>
+Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major) {
+  switch (out) {
+    case DType::kInt8:
+      return requantize_out_fn<int8_t, kT>(e, fast32, row_major);
+    case DType::kUInt8:
+      return requantize_out_fn<uint8_t, kT>(e, fast32, row_major);
+    case DType::kInt16:
+      return requantize_out_fn<int16_t, kT>(e, fast32, row_major);
+    case DType::kInt32:
+      return requantize_out_fn<int32_t, kT>(e, fast32, row_major);
+    default:  // unsigned 32-bit codes (int64 storage): the general path
+      return requantize_fn<int64_t, kT>(e.rounding_);
+  }
 }
 
 }  // namespace
 
 Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
   bias_ = w.bias_aligned().data();
+  fn_t32_ = &run_t32_widen;
   shift_ = std::min(w.acc_shift(), 63);
   ldc_m_ = p.ldc_m == 0 ? w.n() : p.ldc_m;
   ldc_n_ = p.ldc_n;
   switch (p.output) {
     case GemmOutput::kAccumulator:
-      fn_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t> : &run_accumulator<int64_t>;
+      fn_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t, false>
+                                     : &run_accumulator<int64_t, false>;
+      fn_t_ = p.acc == AccType::kInt32 ? &run_accumulator<int32_t, true>
+                                       : &run_accumulator<int64_t, true>;
+      if (p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31) {
+        fn_t32_ = &run_exact_t32<int32_t>;
+      }
       break;
     case GemmOutput::kFloat:
       scale_ = std::ldexp(1.0f, -w.acc_frac());
-      fn_ = &run_float;
+      fn_ = &run_float<false>;
+      fn_t_ = &run_float<true>;
+      if (p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31) {
+        fn_t32_ = &run_exact_t32<float>;
+      }
       break;
-    case GemmOutput::kRequantize:
+    case GemmOutput::kRequantize: {
       rshift_ = w.acc_frac() - p.out_format.frac;
       fast_shift_ = rshift_ >= 1 && rshift_ <= 62;
-      lo_ = p.out_format.min_code();
+      lo_ = p.relu ? std::max<int64_t>(0, p.out_format.min_code()) : p.out_format.min_code();
       hi_ = p.out_format.max_code();
       rounding_ = p.rounding;
-      if (p.acc == AccType::kInt32 && rshift_ >= 1 && rshift_ <= 30 && shift_ <= 31 &&
-          (ldc_n_ == 1 || ldc_m_ == 1)) {
-        const bool row_major = ldc_n_ == 1;
-#if defined(__x86_64__)
-        if (row_major && w.isa() >= Isa::kAvx512Bw) {
-          if (auto f =
-                  detail::requantize32_avx512(quant::storage_dtype(p.out_format), p.rounding)) {
-            fn_ = f;
-            return;
-          }
-        }
-#endif
-        switch (quant::storage_dtype(p.out_format)) {
+      const DType out = quant::storage_dtype(p.out_format);
+      const bool row_major = ldc_n_ == 1;
+      const bool fast32 = p.acc == AccType::kInt32 && rshift_ >= 1 && rshift_ <= 30 &&
+                          shift_ <= 31 && (ldc_n_ == 1 || ldc_m_ == 1) && out != DType::kInt64;
+      fn_ = requantize_dtype_fn<false>(*this, out, fast32, row_major);
+      fn_t_ = requantize_dtype_fn<true>(*this, out, fast32, row_major);
+      if (fast32 && ldc_m_ == 1) {
+        switch (out) {
           case DType::kInt8:
-            fn_ = requantize32_fn<int8_t>(p.rounding, row_major);
-            return;
+            fn_t32_ = requantize32_t32_fn<int8_t>(p.rounding);
+            break;
           case DType::kUInt8:
-            fn_ = requantize32_fn<uint8_t>(p.rounding, row_major);
-            return;
+            fn_t32_ = requantize32_t32_fn<uint8_t>(p.rounding);
+            break;
           case DType::kInt16:
-            fn_ = requantize32_fn<int16_t>(p.rounding, row_major);
-            return;
+            fn_t32_ = requantize32_t32_fn<int16_t>(p.rounding);
+            break;
           case DType::kInt32:
-            fn_ = requantize32_fn<int32_t>(p.rounding, row_major);
-            return;
+            fn_t32_ = requantize32_t32_fn<int32_t>(p.rounding);
+            break;
           default:
-            break;  // unsigned 32-bit codes (int64 storage): the general path
+            break;
         }
       }
-      switch (quant::storage_dtype(p.out_format)) {
-        case DType::kInt8:
-          fn_ = requantize_fn<int8_t>(p.rounding);
-          break;
-        case DType::kUInt8:
-          fn_ = requantize_fn<uint8_t>(p.rounding);
-          break;
-        case DType::kInt16:
-          fn_ = requantize_fn<int16_t>(p.rounding);
-          break;
-        case DType::kInt32:
-          fn_ = requantize_fn<int32_t>(p.rounding);
-          break;
-        default:
-          fn_ = requantize_fn<int64_t>(p.rounding);
-          break;
+#if defined(__x86_64__)
+      if (fast32 && row_major && w.isa() >= Isa::kAvx512Bw) {
+        if (auto f = detail::requantize32_avx512(out, p.rounding)) fn_ = f;
       }
+#endif
       break;
+    }
   }
 }
 

@@ -17,6 +17,17 @@ class Epilogue {
   void run(const int64_t* tile, int rows, int cols, int64_t row0, int64_t col0, void* c) const {
     fn_(*this, tile, rows, cols, row0, col0, c);
   }
+  // The same with the tile stored column by column: tile[j * 16 + r] holds S for row row0 + r
+  // and column col0 + j (r < rows <= 16, j < cols <= 16). conv2d's pixel-major tiles (a column is
+  // an output channel) are stored so.
+  void run_t(const int64_t* tile, int rows, int cols, int64_t row0, int64_t col0, void* c) const {
+    fn_t_(*this, tile, rows, cols, row0, col0, c);
+  }
+  // run_t on raw int32 sums (the true sums fit int32: AccType::kInt32), tile[j * 16 + r]; the
+  // 16 entries tile[j * 16 + r], r < 16, of every column must be readable (any values past rows).
+  void run_t32(const int32_t* tile, int rows, int cols, int64_t row0, int64_t col0, void* c) const {
+    fn_t32_(*this, tile, rows, cols, row0, col0, c);
+  }
 
   // Parameters read by the typed implementations in epilogue.cc.
   const int64_t* bias_ = nullptr;  // bias_aligned, [n]
@@ -30,7 +41,9 @@ class Epilogue {
 
  private:
   using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
-  Fn fn_ = nullptr;
+  Fn fn_ = nullptr, fn_t_ = nullptr;
+  using Fn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
+  Fn32 fn_t32_ = nullptr;
 };
 
 }  // namespace qsearch::kernels::fixed

@@ -438,7 +438,9 @@ struct GemmJob {
   const Epilogue* epi;
   int64_t rows_per_block, panels, panel_chunks;
   size_t es, a_es, a_bytes;
-  bool sparse_ok = false;  // int8 x int8 quads on VNNI with an int32 accumulator
+  bool sparse_ok = false;           // int8 x int8 quads on VNNI with an int32 accumulator
+  detail::FillRows fill = nullptr;  // set: A's rows come from fill(fill_ctx, ...), not from `a`
+  const void* fill_ctx = nullptr;
 
   // Sparse rows: when most activation quads of a row block are zero (MNIST's pixels, ReLU
   // outputs), each row multiplies only its nonzero quads, with the weights as vpdpbusd's
@@ -519,7 +521,11 @@ struct GemmJob {
       const int64_t row0 = rb * rows_per_block;
       const int64_t rows = std::min(rows_per_block, m - row0);
       const int64_t rows_padded = (rows + tk.mr - 1) / tk.mr * tk.mr;
-      prepare(a + row0 * lda * a_es, w->a_dtype(), rows, rows_padded, lda, *w, prepared);
+      if (fill != nullptr) {
+        fill(fill_ctx, row0, rows, rows_padded, *w, prepared);
+      } else {
+        prepare(a + row0 * lda * a_es, w->a_dtype(), rows, rows_padded, lda, *w, prepared);
+      }
       const int64_t p0 = panels * pc / panel_chunks, p1 = panels * (pc + 1) / panel_chunks;
       if (sparse_ok &&
           run_sparse(reinterpret_cast<const uint8_t*>(prepared), rows, row0, p0, p1, tile)) {
@@ -541,14 +547,18 @@ struct GemmJob {
 
 }  // namespace
 
-void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const GemmParams& p,
-          void* c) {
+namespace {
+
+void run_gemm(const void* a, detail::FillRows fill, const void* fill_ctx, int64_t m, int64_t lda,
+              const PackedWeights& w, const GemmParams& p, void* c) {
   QSEARCH_DCHECK(lda >= w.k());
   QSEARCH_DCHECK(p.acc == AccType::kInt64 || accumulator_bound(w).need == AccNeed::kInt32);
   if (m <= 0) return;
   const Epilogue epi(w, p);
   GemmJob job;
   job.a = static_cast<const std::byte*>(a);
+  job.fill = fill;
+  job.fill_ctx = fill_ctx;
   job.m = m;
   job.lda = lda;
   job.w = &w;
@@ -572,6 +582,18 @@ void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const G
   const GemmJob* shared = &job;
   parallel_for(0, row_blocks * job.panel_chunks, 1,
                [shared](int64_t begin, int64_t end) { shared->run(begin, end); });
+}
+
+}  // namespace
+
+void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const GemmParams& p,
+          void* c) {
+  run_gemm(a, nullptr, nullptr, m, lda, w, p, c);
+}
+
+void detail::gemm_rows(FillRows fill, const void* ctx, int64_t m, const PackedWeights& w,
+                       const GemmParams& p, void* c) {
+  run_gemm(nullptr, fill, ctx, m, w.k(), w, p, c);
 }
 
 }  // namespace qsearch::kernels::fixed

@@ -9,7 +9,7 @@
 // and the value is acc * 2^-F exactly. The kernel then writes one of
 //     kAccumulator:  acc itself (int32 or int64, the caller's AccType),
 //     kRequantize:   requantize(acc, F, out_format, rounding) (quant/fixed_point.h): a rounding
-//                    shift and a clamp, in the codes' storage dtype,
+//                    shift and a clamp, in the codes' storage dtype (and max(., 0) with relu),
 //     kFloat:        acc * 2^-F rounded once to float32.
 // Every fast path equals kernels/fixed/ref/gemm_ref.h exactly (tolerance 0).
 //
@@ -152,6 +152,9 @@ struct GemmParams {
   GemmOutput output = GemmOutput::kAccumulator;
   FixedFormat out_format;                     // kRequantize: output codes' format
   Rounding rounding = Rounding::kHalfToEven;  // kRequantize
+  // kRequantize: a ReLU fused into the store, max(requantize(acc), 0). Exact: the clamp's lower
+  // bound becomes max(lo, 0) (relu(clamp(v, lo, hi)) == clamp(v, max(lo, 0), hi)).
+  bool relu = false;
   // Output strides in elements: C[m, n] at c[m * ldc_m + n * ldc_n]; ldc_m = 0 means n().
   int64_t ldc_m = 0, ldc_n = 1;
 };
@@ -165,5 +168,18 @@ DType gemm_output_dtype(const GemmParams& p);
 // p.acc is at least accumulator_bound(w).acc(), p.out_format is valid.
 void gemm(const void* a, int64_t m, int64_t lda, const PackedWeights& w, const GemmParams& p,
           void* c);
+
+namespace detail {
+// gemm() whose A rows are made on demand instead of read from memory (conv2d's im2col): for each
+// block of rows it calls fill(ctx, row0, rows, rows_padded, w, dst), which must write rows
+// [row0, row0 + rows) of A into dst exactly as gemm() would have prepared them from memory (the
+// layout of w.layout(): kPairs int16 codes, kQuads uint8 codes ^ 0x80 for int8 activations, else
+// the codes, kWide32 int32 codes; each row w.k_padded() elements, zero past k; rows past `rows`
+// up to rows_padded all zero). Same results, same threading, as gemm().
+using FillRows = void (*)(const void* ctx, int64_t row0, int64_t rows, int64_t rows_padded,
+                          const PackedWeights& w, void* dst);
+void gemm_rows(FillRows fill, const void* ctx, int64_t m, const PackedWeights& w,
+               const GemmParams& p, void* c);
+}  // namespace detail
 
 }  // namespace qsearch::kernels::fixed

@@ -71,6 +71,44 @@ void pairs_s32_avx2(const void* a_, int64_t as, const void* b_, int64_t groups, 
 template void pairs_s32_avx2<int8_t>(const void*, int64_t, const void*, int64_t, int32_t*);
 template void pairs_s32_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int32_t*);
 
+namespace {
+template <int kRows>
+void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
+                     int64_t groups, int32_t* out) {
+  __m256i acc[kRows][2];
+  for (auto& r : acc) r[0] = r[1] = _mm256_setzero_si256();
+  for (int64_t g = 0; g < groups; ++g) {
+    const int32_t* b = x2 + goff[g];
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
+    for (int r = 0; r < kRows; ++r) {
+      const __m256i a = broadcast_pair(w + r * w_stride + 2 * g);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));
+    }
+  }
+  for (int r = 0; r < kRows; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * 16), acc[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * 16 + 8), acc[r][1]);
+  }
+}
+}  // namespace
+
+void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
+                         int64_t groups, int rows, int32_t* out) {
+  static_assert(kMrConvPairsAvx2 == 4);
+  switch (rows) {
+    case 1:
+      return conv_pairs_rows<1>(w, w_stride, x2, goff, groups, out);
+    case 2:
+      return conv_pairs_rows<2>(w, w_stride, x2, goff, groups, out);
+    case 3:
+      return conv_pairs_rows<3>(w, w_stride, x2, goff, groups, out);
+    default:
+      return conv_pairs_rows<4>(w, w_stride, x2, goff, groups, out);
+  }
+}
+
 // int16 x int16 into int64. A pair sum t lies in [-2^31 + 2^16, 2^31]; vpmaddwd returns it
 // modulo 2^32, so t = 2^31 arrives as INT32_MIN. Adding kOffset = 2^31 - 2^16 maps the range
 // onto [0, 2^32 - 2^16], which zero-extends exactly; the offsets are removed once at the end.

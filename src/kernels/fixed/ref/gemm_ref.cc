@@ -57,10 +57,11 @@ void store_exact(__int128_t acc, int acc_frac, const GemmParams& p, void* c, int
         static_cast<int64_t*>(c)[at] = acc64;
       }
       break;
-    case GemmOutput::kRequantize:
+    case GemmOutput::kRequantize: {
+      const int64_t code = quant::requantize(acc64, acc_frac, p.out_format, p.rounding);
       quant::store_code(c, quant::storage_dtype(p.out_format), at,
-                        quant::requantize(acc64, acc_frac, p.out_format, p.rounding));
-      break;
+                        p.relu ? std::max<int64_t>(code, 0) : code);
+    } break;
     case GemmOutput::kFloat:
       // long double holds any int64 exactly and any power-of-two scaling of it, so the only
       // rounding is the final conversion to float.
