@@ -113,7 +113,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   if (!quiet) {
     std::cerr << fmt::format(
         "qsearch search: {} on {} ({} split, {} samples/trial, batch {}), mode {}\n", s.model_path,
-        s.dataset, s.split, objective.samples_per_trial(), s.objective.batch_size,
+        s.dataset, s.split, objective.samples_per_trial(), objective.options().batch_size,
         runtime::mode_name(s.objective.mode));
     std::cerr << fmt::format("  space: {} parameters, {} configurations ({} by {})\n",
                              space->space().size(), space->size(), space->node_keys().size(),

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 
+#include "config/checks.h"
 #include "core/error.h"
 
 namespace qsearch::config {
@@ -150,6 +151,22 @@ class Reader {
       error(loc(n), fmt::format("{} must be a number", what));
     }
     return *n.value<double>();
+  }
+  // Range-checked numbers: "file:line:col: what must be at least 1 (got 0)".
+  int64_t integer_at_least(const toml::node& n, const std::string& what, int64_t min) const {
+    const int64_t v = integer(n, what);
+    check_at_least(loc(n).str() + ": " + what, v, min);
+    return v;
+  }
+  double positive(const toml::node& n, const std::string& what) const {
+    const double v = number(n, what);
+    check_positive(loc(n).str() + ": " + what, v);
+    return v;
+  }
+  double finite(const toml::node& n, const std::string& what) const {
+    const double v = number(n, what);
+    check_finite(loc(n).str() + ": " + what, v);
+    return v;
   }
   bool boolean(const toml::node& n, const std::string& what) const {
     if (!n.is_boolean()) error(loc(n), fmt::format("{} must be true or false", what));
@@ -351,11 +368,11 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
         std::string f(sk.str());
         std::string what = tn + "." + f;
         if (f == "n_jobs") {
-          s.n_jobs = r.integer(sv, what);
+          s.n_jobs = r.integer_at_least(sv, what, 1);
         } else if (f == "n_trials") {
-          s.n_trials = r.integer(sv, what);
+          s.n_trials = r.integer_at_least(sv, what, 1);
         } else if (f == "timeout") {
-          s.timeout = r.number(sv, what);
+          s.timeout = r.positive(sv, what);
         } else if (f == "sampler") {
           s.sampler = r.string(sv, what);
         } else if (f == "sum_scaled_metrics") {
@@ -363,13 +380,13 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
         } else if (f == "direction") {
           s.direction = r.direction(sv, what);
         } else if (f == "seed") {
-          s.seed = static_cast<uint64_t>(r.integer(sv, what));
+          s.seed = static_cast<uint64_t>(r.integer_at_least(sv, what, 0));
         } else if (f == "storage") {
           s.storage = r.string(sv, what);
         } else if (f == "study_name") {
           s.study_name = r.string(sv, what);
         } else if (f == "save_every_n_trials") {
-          s.save_every_n_trials = r.integer(sv, what);
+          s.save_every_n_trials = r.integer_at_least(sv, what, 1);
         } else if (f == "pkl_ckpt" || f == "model_parallel") {
           // MASE-only: pickled Optuna studies cannot be read; resuming uses the study database.
         } else {
@@ -392,7 +409,7 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
           const toml::node& fv = *fv_ptr;
           std::string f(fk.str());
           if (f == "scale") {
-            m.scale = r.number(fv, tn + ".scale");
+            m.scale = r.finite(fv, tn + ".scale");
             has_scale = true;
           } else if (f == "direction") {
             m.direction = r.direction(fv, tn + ".direction");
@@ -452,10 +469,9 @@ RunConfig load_config(const std::string& path) {
     } else if (key == "task") {
       c.task = r.string(v, "task");
     } else if (key == "batch_size") {
-      c.batch_size = r.integer(v, "batch_size");
-      if (*c.batch_size < 1) r.error(r.loc(v), "batch_size must be >= 1");
+      c.batch_size = r.integer_at_least(v, "batch_size", 1);
     } else if (key == "seed") {
-      c.seed = static_cast<uint64_t>(r.integer(v, "seed"));
+      c.seed = static_cast<uint64_t>(r.integer_at_least(v, "seed", 0));
     } else if (key == "passes") {
       for (const auto& [pk_ptr, pv_ptr] : in_file_order(r.table(v, "passes"))) {
         const toml::key& pk = *pk_ptr;

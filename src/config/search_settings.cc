@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "config/checks.h"
 #include "core/error.h"
 #include "search/sampler.h"
 
@@ -51,10 +52,12 @@ runtime::Mode parse_mode(const std::string& m, const std::string& where) {
       where, m);
 }
 
-int64_t int_option(const RunnerConfig& r, const char* key, int64_t fallback) {
+// A runner's integer option, at least `min` when given.
+int64_t int_option(const RunnerConfig& r, const char* key, int64_t fallback, int64_t min) {
   const ConfigValue* v = r.find(key);
   if (!v) return fallback;
   if (v->kind != ConfigValue::Kind::kInt) fail("{}{} must be an integer", v->where(), key);
+  check_at_least(v->where() + key, v->i, min);
   return v->i;
 }
 
@@ -71,6 +74,12 @@ void check_options(const RunnerConfig& r, const std::vector<std::string>& valid,
 }  // namespace
 
 SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f) {
+  // The overrides' ranges (the config's were checked when it was read).
+  if (f.trials) check_at_least("--trials", *f.trials, 1);
+  if (f.timeout) check_positive("--timeout", *f.timeout);
+  if (f.jobs) check_at_least("--jobs", *f.jobs, 1);
+  if (f.seed) check_at_least("--seed", *f.seed, 0);
+  if (f.num_samples) check_at_least("--num-samples", *f.num_samples, 1);
   if (!c.search) {
     fail(
         "{}: no [search] section: a search config needs [search.search_space] and "
@@ -132,7 +141,9 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   out.n_jobs = static_cast<int>(pick<int64_t>(f.jobs, s.n_jobs, 1, "n_jobs", prov));
   if (out.n_jobs < 1) fail("n_jobs must be >= 1, got {}", out.n_jobs);
   std::optional<uint64_t> toml_seed = s.seed ? s.seed : c.seed;
-  out.seed = pick<uint64_t>(f.seed, toml_seed, 0, "seed", prov);
+  std::optional<uint64_t> flag_seed;
+  if (f.seed) flag_seed = static_cast<uint64_t>(*f.seed);
+  out.seed = pick<uint64_t>(flag_seed, toml_seed, 0, "seed", prov);
   out.study_name = pick<std::string>(f.study, s.study_name, out.project, "study_name", prov);
   out.out_dir = pick<std::string>(f.out, std::nullopt,
                                   (fs::path("qsearch_output") / out.project / "search").string(),
@@ -164,7 +175,7 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     }
     check_options(r, {"num_samples", "data_loader", "dataloader", "mode"},
                   "search.strategy.sw_runner");
-    o.num_samples = int_option(r, "num_samples", -1);
+    o.num_samples = int_option(r, "num_samples", -1, 1);
     for (const char* key : {"dataloader", "data_loader"}) {
       if (const ConfigValue* v = r.find(key)) {
         if (v->s == "val_dataloader")
@@ -193,6 +204,7 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
             "asserts it)",
             r.loc.str());
       }
+      check_positive(v->where() + "compare_to", v->number());
       o.compare_to = v->number();
     } else if (r.name == "model_size") {
       check_options(r, {}, "search.strategy.hw_runner");
@@ -203,8 +215,8 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     } else if (r.name == "latency") {
       check_options(r, {"batch_size", "repeats"}, "search.strategy.hw_runner");
       eval::LatencyOptions lo;
-      lo.batch_size = int_option(r, "batch_size", 1);
-      lo.repeats = static_cast<int>(int_option(r, "repeats", 20));
+      lo.batch_size = int_option(r, "batch_size", 1, 1);
+      lo.repeats = static_cast<int>(int_option(r, "repeats", 20, 1));
       o.latency = lo;
     } else {
       std::string hint =

@@ -17,9 +17,8 @@ namespace qsearch::config {
 struct SearchFlags {
   std::string config;
   std::optional<std::string> model, dataset, sampler, storage, study, out, mode;
-  std::optional<int64_t> trials, jobs, num_samples;
+  std::optional<int64_t> trials, jobs, num_samples, seed;  // seed: signed so -1 is refused
   std::optional<double> timeout;
-  std::optional<uint64_t> seed;
 };
 
 struct SearchSettings {
@@ -46,9 +45,10 @@ struct SearchSettings {
   std::vector<std::string> provenance;
 };
 
-// Resolves everything that does not need the model or the data. Throws Error (file:line) for a
-// config without a [search] section, missing directions, unknown runners or modes, an unknown
-// sampler name, a zoo model without load_name (qsearch searches pretrained models only).
+// Resolves everything that does not need the model or the data. Throws Error (file:line, or the
+// flag) for a value out of range (see config/checks.h), a config without a [search] section,
+// missing directions, unknown runners or modes, an unknown sampler name, a zoo model without
+// load_name (qsearch searches pretrained models only).
 SearchSettings resolve_search_settings(const RunConfig& config, const SearchFlags& flags);
 
 }  // namespace qsearch::config

@@ -58,8 +58,21 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
         "memory_density, model_size_bytes, macs, bitops, activation_bits, latency_ms)",
         m.name, list);
   }
-  if (options_.batch_size < 1) fail("batch_size must be >= 1");
-  samples_ = whole_batches(options_.num_samples, options_.batch_size, data_->size());
+  if (options_.batch_size < 1) fail("batch_size must be at least 1 (got {})", options_.batch_size);
+  if (options_.num_samples == 0) fail("num_samples must be at least 1 (got 0)");
+  // Exactly num_samples (the last batch partial, as `qsearch eval`), at most the split; a batch
+  // larger than that is clamped (a plan for it would only waste memory, or fail every trial).
+  samples_ =
+      options_.num_samples < 0 ? data_->size() : std::min(options_.num_samples, data_->size());
+  options_.batch_size = std::max<int64_t>(1, std::min(options_.batch_size, samples_));
+  // Would fail every trial: refuse before the first.
+  if (options_.latency && options_.latency->batch_size > data_->size()) {
+    fail(
+        "[search.strategy.hw_runner.latency] batch_size = {} needs that many samples, but data "
+        "set '{}' ({} split) has {}; use a batch_size of at most {}",
+        options_.latency->batch_size, data_->name, data::split_name(data_->split), data_->size(),
+        data_->size());
+  }
 }
 
 TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
