@@ -8,8 +8,9 @@
 
 namespace qsearch::config {
 
-void check_at_least(const std::string& what, int64_t value, int64_t min) {
+void check_at_least(const std::string& what, int64_t value, int64_t min, int64_t max) {
   if (value < min) fail("{} must be at least {} (got {})", what, min, value);
+  if (value > max) fail("{} must be at most {} (got {})", what, max, value);
 }
 
 void check_positive(const std::string& what, double value) {

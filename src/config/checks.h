@@ -14,8 +14,11 @@
 
 namespace qsearch::config {
 
-// Throws Error unless value >= min.
-void check_at_least(const std::string& what, int64_t value, int64_t min);
+// Throws Error unless min <= value <= max ("must be at most" for the upper bound: counts that
+// are kept in an int).
+void check_at_least(const std::string& what, int64_t value, int64_t min, int64_t max = INT64_MAX);
+// The largest value of an int count (n_trials, save_every_n_trials, repeats).
+inline constexpr int64_t kMaxIntCount = INT32_MAX;
 // Throws Error unless value is finite and > 0.
 void check_positive(const std::string& what, double value);
 // Throws Error unless value is finite (not NaN, not +-inf).

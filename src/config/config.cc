@@ -153,9 +153,10 @@ class Reader {
     return *n.value<double>();
   }
   // Range-checked numbers: "file:line:col: what must be at least 1 (got 0)".
-  int64_t integer_at_least(const toml::node& n, const std::string& what, int64_t min) const {
+  int64_t integer_at_least(const toml::node& n, const std::string& what, int64_t min,
+                           int64_t max = INT64_MAX) const {
     const int64_t v = integer(n, what);
-    check_at_least(loc(n).str() + ": " + what, v, min);
+    check_at_least(loc(n).str() + ": " + what, v, min, max);
     return v;
   }
   double positive(const toml::node& n, const std::string& what) const {
@@ -370,7 +371,7 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
         if (f == "n_jobs") {
           s.n_jobs = r.integer_at_least(sv, what, 1);
         } else if (f == "n_trials") {
-          s.n_trials = r.integer_at_least(sv, what, 1);
+          s.n_trials = r.integer_at_least(sv, what, 1, kMaxIntCount);
         } else if (f == "timeout") {
           s.timeout = r.positive(sv, what);
         } else if (f == "sampler") {
@@ -386,7 +387,7 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
         } else if (f == "study_name") {
           s.study_name = r.string(sv, what);
         } else if (f == "save_every_n_trials") {
-          s.save_every_n_trials = r.integer_at_least(sv, what, 1);
+          s.save_every_n_trials = r.integer_at_least(sv, what, 1, kMaxIntCount);
         } else if (f == "pkl_ckpt" || f == "model_parallel") {
           // MASE-only: pickled Optuna studies cannot be read; resuming uses the study database.
         } else {

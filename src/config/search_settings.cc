@@ -53,11 +53,12 @@ runtime::Mode parse_mode(const std::string& m, const std::string& where) {
 }
 
 // A runner's integer option, at least `min` when given.
-int64_t int_option(const RunnerConfig& r, const char* key, int64_t fallback, int64_t min) {
+int64_t int_option(const RunnerConfig& r, const char* key, int64_t fallback, int64_t min,
+                   int64_t max = INT64_MAX) {
   const ConfigValue* v = r.find(key);
   if (!v) return fallback;
   if (v->kind != ConfigValue::Kind::kInt) fail("{}{} must be an integer", v->where(), key);
-  check_at_least(v->where() + key, v->i, min);
+  check_at_least(v->where() + key, v->i, min, max);
   return v->i;
 }
 
@@ -75,7 +76,7 @@ void check_options(const RunnerConfig& r, const std::vector<std::string>& valid,
 
 SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f) {
   // The overrides' ranges (the config's were checked when it was read).
-  if (f.trials) check_at_least("--trials", *f.trials, 1);
+  if (f.trials) check_at_least("--trials", *f.trials, 1, kMaxIntCount);
   if (f.timeout) check_positive("--timeout", *f.timeout);
   if (f.jobs) check_at_least("--jobs", *f.jobs, 1);
   if (f.seed) check_at_least("--seed", *f.seed, 0);
@@ -216,7 +217,7 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
       check_options(r, {"batch_size", "repeats"}, "search.strategy.hw_runner");
       eval::LatencyOptions lo;
       lo.batch_size = int_option(r, "batch_size", 1, 1);
-      lo.repeats = static_cast<int>(int_option(r, "repeats", 20, 1));
+      lo.repeats = static_cast<int>(int_option(r, "repeats", 20, 1, kMaxIntCount));
       o.latency = lo;
     } else {
       std::string hint =

@@ -187,6 +187,8 @@ TEST(Config, EveryNumberIsRangeCheckedWithItsLine) {
        ":2:12: search.strategy.setup.n_trials must be at least 1 (got 0)"},
       {"[search.strategy.setup]\nn_trials = -3\n",
        ":2:12: search.strategy.setup.n_trials must be at least 1 (got -3)"},
+      {"[search.strategy.setup]\nn_trials = 4294967297\n",  // would wrap to 1 in an int
+       ":2:12: search.strategy.setup.n_trials must be at most 2147483647 (got 4294967297)"},
       {"[search.strategy.setup]\nn_jobs = 0\n",
        ":2:10: search.strategy.setup.n_jobs must be at least 1 (got 0)"},
       {"[search.strategy.setup]\ntimeout = -5\n",
@@ -245,6 +247,8 @@ TEST(SearchSettings, RunnerNumbersAreRangeCheckedWithTheirLine) {
        ":9:14: batch_size must be at least 1 (got 0)"},
       {"[search.strategy.hw_runner.latency]\nrepeats = -4\n",
        ":9:11: repeats must be at least 1 (got -4)"},
+      {"[search.strategy.hw_runner.latency]\nrepeats = 4294967296\n",
+       ":9:11: repeats must be at most 2147483647 (got 4294967296)"},
   };
   for (const Case& c : cases) {
     const std::string e = settings_error(kMinimalSearch + c.toml);
@@ -265,6 +269,8 @@ TEST(SearchSettings, OverridesAreRangeCheckedByFlagName) {
   const std::vector<Case> cases = {
       {with([](SearchFlags& f) { f.trials = -3; }), "--trials must be at least 1 (got -3)"},
       {with([](SearchFlags& f) { f.trials = 0; }), "--trials must be at least 1 (got 0)"},
+      {with([](SearchFlags& f) { f.trials = int64_t{1} << 32; }),
+       "--trials must be at most 2147483647 (got 4294967296)"},
       {with([](SearchFlags& f) { f.timeout = -1; }),
        "--timeout must be a positive number (got -1)"},
       {with([](SearchFlags& f) { f.timeout = std::nan(""); }),
