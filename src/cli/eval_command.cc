@@ -25,6 +25,7 @@ struct EvalArgs {
   std::string dataset = "mnist";
   std::string split = "test";
   std::string label_column;
+  std::vector<std::string> feature_columns;
   std::optional<int64_t> num_samples;  // unset: the whole split
   int64_t batch_size = 256;
   std::string quant;  // CONFIG.toml with [passes.quantize]
@@ -43,7 +44,9 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   } else if (popts.mode != runtime::Mode::kFloat) {
     fail("--mode {} needs --quant CONFIG.toml (the formats to quantize with)", a.mode);
   }
-  data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .label_column = a.label_column,
+                          .feature_columns = a.feature_columns};
   data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
   // Exactly the first N samples (the last batch partial); a batch larger than that is clamped.
   const int64_t n = std::min(a.num_samples.value_or(ds.size()), ds.size());
@@ -83,6 +86,10 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "mnist | fashion-mnist | jsc | csv:PATH (default: mnist)");
   cmd->add_option("--split", args->split, "train | val | test (default: test)");
   cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
+  cmd->add_option("--feature-columns", args->feature_columns,
+                  "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+                  "(default: every column but the label)")
+      ->delimiter(',');
   cmd->add_option_function<int64_t>(
       "--num-samples", [args](int64_t n) { args->num_samples = n; },
       "Evaluate the first N samples of the split (default: all)");

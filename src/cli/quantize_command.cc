@@ -36,6 +36,7 @@ struct QuantizeArgs {
   std::string dataset;  // empty: no software metrics
   std::string split = "test";
   std::string label_column;
+  std::vector<std::string> feature_columns;
   std::optional<int64_t> num_samples;  // unset: the whole split
   std::string mode = "int";
   int64_t batch_size = 256;
@@ -73,7 +74,9 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   int64_t samples = 0;  // evaluated: exactly --num-samples (at most the split)
   int64_t batch = 1;    // evaluation batch, at most the samples evaluated
   if (!a.dataset.empty()) {
-    data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
+    data::DataOptions dopts{.data_dir = global.data_dir,
+                            .label_column = a.label_column,
+                            .feature_columns = a.feature_columns};
     ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
     samples = std::min(a.num_samples.value_or(ds->size()), ds->size());
     batch = std::max<int64_t>(1, std::min(a.batch_size, samples));
@@ -207,6 +210,10 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
                   "Also evaluate loss/accuracy on: mnist | fashion-mnist | jsc | csv:PATH");
   cmd->add_option("--split", args->split, "train | val | test (default: test)");
   cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
+  cmd->add_option("--feature-columns", args->feature_columns,
+                  "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+                  "(default: every column but the label)")
+      ->delimiter(',');
   cmd->add_option_function<int64_t>(
       "--num-samples", [args](int64_t n) { args->num_samples = n; },
       "Evaluate the first N samples of the split (default: all)");

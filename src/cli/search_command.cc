@@ -92,7 +92,9 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
         flags.config, s.model_path, std::filesystem::current_path().string());
   }
   auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
-  data::DataOptions dopts{.data_dir = global.data_dir};
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .label_column = s.label_column,
+                          .feature_columns = s.feature_columns};
   auto dataset = std::make_shared<data::Dataset>(
       data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
   auto space = std::make_shared<eval::QuantSearchSpace>(
@@ -243,6 +245,13 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--out", flags->out, "Output directory (default qsearch_output/<project>/search)");
   opt("--mode", flags->mode, "int | fake | float (default int)");
   opt("--num-samples", flags->num_samples, "Samples each trial evaluates (overrides num_samples)");
+  opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
+  cmd->add_option_function<std::vector<std::string>>(
+         "--feature-columns",
+         [flags](const std::vector<std::string>& v) { flags->feature_columns = v; },
+         "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+         "(feature_columns; default: every column but the label)")
+      ->delimiter(',');
   cmd->add_flag("--quiet", *quiet, "Only print the final table");
   cmd->callback([&global, &run, flags, quiet] {
     run = [&global, flags, quiet] { return run_search(global, *flags, *quiet); };

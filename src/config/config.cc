@@ -187,8 +187,9 @@ class Reader {
 };
 
 // MASE CLI arguments (mase.md §1.1) that may appear at the top level of a config.
-const std::vector<std::string> kUsedTopLevel = {"model",   "dataset",   "batch_size", "seed",
-                                                "project", "load_name", "load_type",  "task"};
+const std::vector<std::string> kUsedTopLevel = {
+    "model",     "dataset",   "batch_size", "seed",         "project",
+    "load_name", "load_type", "task",       "label_column", "feature_columns"};
 const std::vector<std::string> kIgnoredTopLevel = {"max_epochs",
                                                    "learning_rate",
                                                    "accelerator",
@@ -461,6 +462,17 @@ RunConfig load_config(const std::string& path) {
     } else if (key == "dataset") {
       c.dataset = r.string(v, "dataset");
       c.dataset_loc = r.loc(v);
+    } else if (key == "label_column") {
+      c.label_column = r.string(v, "label_column");
+    } else if (key == "feature_columns") {
+      const toml::array* arr = v.as_array();
+      if (!arr || arr->empty()) {
+        r.error(r.loc(v),
+                "feature_columns must be a non-empty list of column names, e.g. [\"x1\", \"x2\"] "
+                "(omit it to use every column but the label)");
+      }
+      for (const toml::node& col : *arr)
+        c.feature_columns.push_back(r.string(col, "a feature column"));
     } else if (key == "project") {
       c.project = r.string(v, "project");
     } else if (key == "load_name") {

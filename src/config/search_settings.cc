@@ -121,6 +121,11 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   out.dataset = pick<std::string>(f.dataset, c.dataset, "", "dataset", prov);
   if (out.dataset.empty())
     fail("{}: no dataset: set dataset = \"mnist\" or pass --dataset", c.path);
+  if (out.dataset.starts_with("csv:") && !f.dataset) {
+    out.dataset = "csv:" + locate(out.dataset.substr(4), c.path);
+  }
+  out.label_column = pick<std::string>(f.label_column, c.label_column, "", "label_column", prov);
+  out.feature_columns = f.feature_columns.value_or(c.feature_columns);
 
   std::string stem = fs::path(c.path).stem().string();
   out.project = c.project.value_or(stem);

@@ -17,6 +17,8 @@ namespace qsearch::config {
 struct SearchFlags {
   std::string config;
   std::optional<std::string> model, dataset, sampler, storage, study, out, mode;
+  std::optional<std::string> label_column;  // csv:PATH data sets
+  std::optional<std::vector<std::string>> feature_columns;
   std::optional<int64_t> trials, jobs, num_samples, seed;  // seed: signed so -1 is refused
   std::optional<double> timeout;
 };
@@ -26,6 +28,9 @@ struct SearchSettings {
   std::string model_path;  // ONNX file to search (model, or load_name for a zoo name)
   std::string model_name;  // as written (zoo name or path)
   std::string dataset;
+  // csv:PATH (a path from the config is located like the model) and its columns.
+  std::string label_column;
+  std::vector<std::string> feature_columns;
   std::string split = "val";  // MASE's runner reads the validation loader
   std::string project;
   std::string sampler = "tpe";

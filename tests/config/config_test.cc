@@ -222,10 +222,10 @@ std::string settings_error(const std::string& text, const SearchFlags& f = {}) {
   return "";
 }
 
-const std::string kMinimalSearch =
-    "model = \"m.onnx\"\ndataset = \"mnist\"\n"
+const std::string kSearchTables =
     "[search.search_space.seed.default.config]\nname = [\"integer\"]\n"
     "[search.strategy.metrics]\naccuracy.scale = 1.0\naccuracy.direction = \"maximize\"\n";
+const std::string kMinimalSearch = "model = \"m.onnx\"\ndataset = \"mnist\"\n" + kSearchTables;
 
 TEST(SearchSettings, RunnerNumbersAreRangeCheckedWithTheirLine) {
   struct Case {
@@ -290,6 +290,42 @@ TEST(SearchSettings, OverridesAreRangeCheckedByFlagName) {
   SearchSettings s = resolve_search_settings(load_config(write_toml(kMinimalSearch)), f);
   EXPECT_EQ(s.seed, 5u);
   EXPECT_EQ(s.timeout_s, 0.5);
+}
+
+TEST(SearchSettings, CsvColumnsFromTheConfigOrFlags) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("qsearch_config_csv_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "d.csv") << "a,b,y\n1,2,0\n";
+  const std::string path = (dir / "c.toml").string();
+  std::ofstream(path) << "model = \"m.onnx\"\ndataset = \"csv:d.csv\"\nlabel_column = \"y\"\n"
+                         "feature_columns = [\"b\", \"a\"]\n"
+                      << kSearchTables;
+  RunConfig c = load_config(path);
+  EXPECT_EQ(c.label_column, "y");
+  EXPECT_EQ(c.feature_columns, (std::vector<std::string>{"b", "a"}));
+  SearchSettings s = resolve_search_settings(c, {});
+  // A relative CSV path in a config is found beside the config, like the model.
+  EXPECT_EQ(s.dataset, "csv:" + (dir / "d.csv").string());
+  EXPECT_EQ(s.label_column, "y");
+  EXPECT_EQ(s.feature_columns, (std::vector<std::string>{"b", "a"}));
+  // Flags override both.
+  SearchFlags f;
+  f.label_column = "a";
+  f.feature_columns = std::vector<std::string>{"b"};
+  s = resolve_search_settings(c, f);
+  EXPECT_EQ(s.label_column, "a");
+  EXPECT_EQ(s.feature_columns, (std::vector<std::string>{"b"}));
+  fs::remove_all(dir);
+
+  std::string e = error_of("feature_columns = []\n");
+  EXPECT_NE(e.find(":1:19: feature_columns must be a non-empty list"), std::string::npos) << e;
+  e = error_of("feature_columns = \"a,b\"\n");
+  EXPECT_NE(e.find(":1:19: feature_columns must be a non-empty list"), std::string::npos) << e;
+  e = error_of("feature_columns = [\"a\", 2]\n");
+  EXPECT_NE(e.find(":1:25: a feature column must be a string"), std::string::npos) << e;
+  e = error_of("label_column = 3\n");
+  EXPECT_NE(e.find(":1:16: label_column must be a string"), std::string::npos) << e;
 }
 
 }  // namespace
