@@ -117,9 +117,12 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
         "qsearch search: {} on {} ({} split, {} samples/trial, batch {}), mode {}\n", s.model_path,
         s.dataset, s.split, objective.samples_per_trial(), objective.options().batch_size,
         runtime::mode_name(s.objective.mode));
-    std::cerr << fmt::format("  space: {} parameters, {} configurations ({} by {})\n",
-                             space->space().size(), space->size(), space->node_keys().size(),
-                             config.search->by == "type" ? "nodes tied by op type" : "nodes");
+    // size() saturates at INT64_MAX: a larger space is not printed as that number.
+    const int64_t n = space->size();
+    std::cerr << fmt::format(
+        "  space: {} parameters, {} configurations ({} by {})\n", space->space().size(),
+        n == INT64_MAX ? std::string("> 9.2e18") : std::to_string(n), space->node_keys().size(),
+        config.search->by == "type" ? "nodes tied by op type" : "nodes");
     std::cerr << fmt::format(
         "  sampler {} (seed {}), n_trials {}, timeout {}, n_jobs {}\n", s.sampler, s.seed,
         s.n_trials < 0 ? std::string("none") : std::to_string(s.n_trials),

@@ -301,6 +301,14 @@ void read_space(const Reader& r, const toml::table& t, SearchSection& s) {
         for (const auto& [ck_ptr, cv_ptr] : in_file_order(r.table(nv, tname))) {
           const toml::key& ck = *ck_ptr;
           const toml::node& cv = *cv_ptr;
+          if (ck.str() != "config" && !cv.is_table()) {
+            // MASE's manual_hf space writes [search.search_space.seed.default] without .config.
+            r.error(r.loc(ck),
+                    fmt::format("'{}' must be inside [{}.config] (the graph space's seeds are "
+                                "[search.search_space.seed.<key>.config]; fields directly under "
+                                "the seed are MASE's manual_hf space, which qsearch does not have)",
+                                std::string(ck.str()), tname));
+          }
           if (ck.str() != "config") r.unknown_key(ck, tname, {"config"});
           for (const auto& [fk_ptr, fv_ptr] : in_file_order(r.table(cv, tname + ".config"))) {
             const toml::key& fk = *fk_ptr;
@@ -441,6 +449,20 @@ RunConfig load_config(const std::string& path) {
   if (!std::filesystem::exists(path)) {
     fail("config file '{}' does not exist (configs/ holds examples, e.g. configs/mnist_mlp.toml)",
          path);
+  }
+  if (std::filesystem::is_directory(path)) {
+    std::vector<std::string> tomls;
+    for (const auto& e : std::filesystem::directory_iterator(path)) {
+      if (e.path().extension() == ".toml") tomls.push_back(e.path().string());
+    }
+    std::sort(tomls.begin(), tomls.end());
+    std::string list;
+    for (size_t i = 0; i < std::min<size_t>(tomls.size(), 3); ++i) {
+      list += (list.empty() ? "" : ", ") + tomls[i];
+    }
+    if (tomls.size() > 3) list += fmt::format(" (and {} more)", tomls.size() - 3);
+    fail("config '{}' is a directory, not a TOML file: give one file{}", path,
+         tomls.empty() ? std::string(" (it holds no .toml file)") : fmt::format(", e.g. {}", list));
   }
   toml::table root;
   try {

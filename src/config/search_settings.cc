@@ -139,7 +139,9 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     if (!ok) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      fail("unknown sampler '{}'; qsearch has: {}", out.sampler, list);
+      fail("unknown sampler '{}'{}; qsearch has: {}", out.sampler,
+           lower == "nsgaiii" ? " (MASE's NSGA-III is not implemented; nsgaii is NSGA-II)" : "",
+           list);
     }
   }
   out.n_trials = pick<int64_t>(f.trials, s.n_trials, -1, "n_trials", prov);
@@ -224,6 +226,11 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
       lo.batch_size = int_option(r, "batch_size", 1, 1);
       lo.repeats = static_cast<int>(int_option(r, "repeats", 20, 1, kMaxIntCount));
       o.latency = lo;
+    } else if (r.name == "hw_dummy" || r.name == "resource_usage") {
+      fail(
+          "{}: hw_runner '{}' is one of MASE's stubs, which return no metrics: remove the table "
+          "(qsearch has average_bitwidth, model_size, bitops, latency)",
+          r.loc.str(), r.name);
     } else {
       std::string hint =
           nearest_key(r.name, {"average_bitwidth", "model_size", "bitops", "latency"});

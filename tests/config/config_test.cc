@@ -328,5 +328,42 @@ TEST(SearchSettings, CsvColumnsFromTheConfigOrFlags) {
   EXPECT_NE(e.find(":1:16: label_column must be a string"), std::string::npos) << e;
 }
 
+TEST(Config, MaseSpellingsWeRefuseSayWhy) {
+  // A directory: say so (toml++ reads it as an empty file: "no [search] section").
+  const fs::path dir =
+      fs::temp_directory_path() / ("qsearch_config_dir_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "b.toml") << "";
+  std::ofstream(dir / "a.toml") << "";
+  try {
+    load_config(dir.string());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("is a directory, not a TOML file"), std::string::npos) << w;
+    EXPECT_NE(w.find((dir / "a.toml").string() + ", " + (dir / "b.toml").string()),
+              std::string::npos)
+        << w;
+  }
+  fs::remove_all(dir);
+  // MASE's manual_hf space puts the fields directly under the seed.
+  std::string e = error_of("[search.search_space.seed.default]\ndata_in_width = [8]\n");
+  EXPECT_NE(
+      e.find(":2:1: 'data_in_width' must be inside [search.search_space.seed.default.config]"),
+      std::string::npos)
+      << e;
+  // MASE's nsgaiii sampler, its stub hardware runners.
+  SearchFlags f;
+  f.sampler = "nsgaiii";
+  e = settings_error(kMinimalSearch, f);
+  EXPECT_NE(e.find("MASE's NSGA-III is not implemented"), std::string::npos) << e;
+  for (const char* stub : {"hw_dummy", "resource_usage"}) {
+    e = settings_error(kMinimalSearch + "[search.strategy.hw_runner." + stub + "]\n");
+    EXPECT_NE(e.find(std::string("hw_runner '") + stub + "' is one of MASE's stubs"),
+              std::string::npos)
+        << e;
+  }
+}
+
 }  // namespace
 }  // namespace qsearch::config

@@ -144,5 +144,59 @@ TEST(ConfigE2E, WhatWouldFailEveryTrialIsRefusedBeforeTrialZero) {
   EXPECT_EQ(s.err.find("trial    0"), std::string::npos) << s.err;
 }
 
+TEST(ConfigE2E, MaseSpellingsWeRefuseGetAHint) {
+  ScratchDir dir("mase_hints");
+  // MASE's floor rounding switch, in a search seed and in a [passes.quantize] entry.
+  std::string seed = mlp_search("", "num_samples = 100\n");
+  seed.replace(seed.find("weight_width = [4, 8]"), 21, "weight_width = [4, 8]\nfloor = [true]");
+  Result r = run("search --config " + write(dir, "s.toml", seed) + " --out " + (dir / "out"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("unknown field 'floor' in seed 'linear': 'floor' is MASE's floor-rounding"),
+            std::string::npos)
+      << r.err;
+  std::string pass = read_file(source_dir() + "/configs/mnist_mlp_int8.toml");
+  pass.replace(pass.find("weight_width = 8"), 16, "weight_width = 8\nweight_exponent_width = 4");
+  r = run("quantize --model " + kMlp + " --config " + write(dir, "q.toml", pass));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("'weight_exponent_width' is a key of MASE's"), std::string::npos) << r.err;
+  // A directory passed as --config.
+  r = run("search --config configs");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("config 'configs' is a directory, not a TOML file: give one file, e.g. "
+                       "configs/"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(ConfigE2E, SpaceSizesBeyondInt64PrintAsSuch) {
+  ScratchDir dir("huge_space");
+  // Three linear layers with 125 frac widths for each of 4 operands: 125^12 ~ 1.5e25.
+  std::string fracs = "[";
+  for (int f = -62; f <= 62; ++f) fracs += std::to_string(f) + (f < 62 ? ", " : "]");
+  std::string cfg = "model = \"" + kMlp + "\"\ndataset = \"mnist\"\n" +
+                    "[search.search_space.setup]\nby = \"name\"\n"
+                    "[search.search_space.seed.default.config]\nname = [\"NA\"]\n";
+  for (const char* fc : {"fc1", "fc2", "fc3"}) {
+    cfg += std::string("[search.search_space.seed.") + fc + ".config]\nname = [\"integer\"]\n" +
+           "data_in_width = [8]\nweight_width = [8]\nbias_width = [8]\ndata_out_width = [8]\n" +
+           "data_in_frac_width = " + fracs + "\nweight_frac_width = " + fracs +
+           "\nbias_frac_width = " + fracs + "\ndata_out_frac_width = " + fracs + "\n";
+  }
+  cfg += R"(
+[search.strategy.sw_runner.basic_evaluation]
+num_samples = 10
+[search.strategy.setup]
+sum_scaled_metrics = false
+[search.strategy.metrics]
+accuracy.scale = 1.0
+accuracy.direction = "maximize"
+)";
+  Result r = run("search --config " + write(dir, "c.toml", cfg) + " --out " + (dir / "out") +
+                 " --trials 1 --sampler random");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("> 9.2e18 configurations"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("9223372036854775807"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace qsearch::e2e
