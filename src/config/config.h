@@ -91,7 +91,9 @@ struct RunConfig {
 };
 
 // Parses and checks the schema. Throws Error "file:line:col: message" for TOML syntax errors,
-// unknown keys (with the nearest valid key), wrong types, empty choice lists.
+// unknown keys (with the nearest valid key), wrong types, empty choice lists, numbers out of
+// range (config/checks.h: "x.toml:3:12: search.strategy.setup.n_trials must be at least 1
+// (got 0)"); Error for a path that does not exist or is a directory.
 RunConfig load_config(const std::string& path);
 
 // The valid key closest to `key` by edit distance, or "" when nothing is reasonably close.
