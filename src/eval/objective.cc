@@ -66,6 +66,18 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
       options_.num_samples < 0 ? data_->size() : std::min(options_.num_samples, data_->size());
   options_.batch_size = std::max<int64_t>(1, std::min(options_.batch_size, samples_));
   // Would fail every trial: refuse before the first.
+  if (!graph_->inputs().empty() && data_->size() > 0) {
+    const Shape& in = graph_->value(graph_->inputs()[0]).shape;
+    int64_t per_sample = 1;
+    for (size_t d = 1; d < in.size(); ++d) per_sample *= in[d];
+    const int64_t data_per_sample = data_->x.numel() / data_->size();
+    if (per_sample > 0 && per_sample != data_per_sample) {
+      fail(
+          "model input {} does not fit data set '{}' samples {} ({} vs {} values per sample); "
+          "for a csv: data set, give the feature columns the model was trained with",
+          shape_str(in), data_->name, shape_str(data_->x.shape()), per_sample, data_per_sample);
+    }
+  }
   if (options_.latency && options_.latency->batch_size > data_->size()) {
     fail(
         "[search.strategy.hw_runner.latency] batch_size = {} needs that many samples, but data "

@@ -113,6 +113,13 @@ TEST(CsvE2E, TrainThenSearchAUsersCsvDataSet) {
   EXPECT_EQ(accuracy_of(trials[0]), j["accuracy"].get<double>());
   EXPECT_GT(j["accuracy"].get<double>(), 0.8);
 
+  // Other feature columns than the model was trained with would fail every trial: refused first.
+  s = run("search --config " + (dir / "search.toml") + " --out " + (dir / "out_a") +
+          " --feature-columns a");
+  EXPECT_EQ(s.code, 1);
+  EXPECT_NE(s.err.find("(2 vs 1 values per sample)"), std::string::npos) << s.err;
+  EXPECT_FALSE(fs::exists(dir / "out_a"));
+
   // Without the label column, the error says how to give it.
   s = run("search --config " + (dir / "flags.toml") + " --out " + (dir / "out_none") +
           " --dataset csv:" + (dir / "plants.csv"));

@@ -74,5 +74,18 @@ TEST(Objective, LatencyBatchBeyondTheDataIsRefusedBeforeAnyTrial) {
   EXPECT_NO_THROW(float_objective(20, {.latency = LatencyOptions{.batch_size = 20}}));
 }
 
+TEST(Objective, DataThatDoesNotFitTheModelIsRefusedBeforeAnyTrial) {
+  auto d = ramp_data(20);
+  d->x = Tensor({20, 3}, DType::kFloat32);  // e.g. a CSV with the wrong feature columns
+  try {
+    QuantObjective(std::make_shared<const ir::Graph>(onnx::import_model(kMlp)), d, nullptr,
+                   {.mode = runtime::Mode::kFloat, .metrics = {{"loss", 1.0}}});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(784 vs 3 values per sample)"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace qsearch::eval
