@@ -9,6 +9,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "config/checks.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
@@ -52,8 +53,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   GlobalOptions global;
   app.add_option("--threads", global.threads,
-                 "Worker threads (default: $QSEARCH_THREADS or all hardware threads)")
-      ->check(CLI::NonNegativeNumber);
+                 "Worker threads (default: $QSEARCH_THREADS or all hardware threads)");
   app.add_option("--data-dir", global.data_dir,
                  "Data set directory (default: $QSEARCH_DATA, else ~/.cache/qsearch/data)");
 
@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    config::check_at_least("--threads", global.threads, 0);
     if (global.threads > 0) set_num_threads(global.threads);
     return run ? run() : 0;
   } catch (const Error& e) {

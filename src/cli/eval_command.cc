@@ -4,10 +4,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/quant_args.h"
+#include "config/checks.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
@@ -23,7 +26,8 @@ struct EvalArgs {
   std::string dataset = "mnist";
   std::string split = "test";
   std::string label_column;
-  int64_t num_samples = -1;
+  std::vector<std::string> feature_columns;
+  std::optional<int64_t> num_samples;  // unset: the whole split
   int64_t batch_size = 256;
   std::string quant;   // CONFIG.toml with [passes.quantize]
   std::string mode;    // "" = int with --quant, float without
@@ -32,21 +36,28 @@ struct EvalArgs {
 };
 
 int run_eval(const GlobalOptions& global, const EvalArgs& a) {
+  if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
+  config::check_at_least("--batch-size", a.batch_size, 1);
   ir::Graph graph = onnx::import_model(a.model);
-  runtime::PlanOptions popts{.max_batch = a.batch_size};
+  runtime::PlanOptions popts;
   popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() ? "float" : "int") : a.mode);
   if (!a.quant.empty()) {
     popts.quant = load_quantize_pass(a.quant, graph);
   } else if (popts.mode != runtime::Mode::kFloat) {
     fail("--mode {} needs --quant CONFIG.toml (the formats to quantize with)", a.mode);
   }
-  data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .label_column = a.label_column,
+                          .feature_columns = a.feature_columns};
   data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
   const eval::ModelOutput out =
       eval::resolve_model_output(graph, a.output, ds.num_classes, ds.name);
   if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
+  // Exactly the first N samples (the last batch partial); a batch larger than that is clamped.
+  const int64_t n = std::min(a.num_samples.value_or(ds.size()), ds.size());
+  popts.max_batch = std::max<int64_t>(1, std::min(a.batch_size, n));
   auto plan = runtime::make_plan(graph, popts);
-  eval::EvalOptions eopts{.num_samples = a.num_samples, .batch_size = a.batch_size};
+  eval::EvalOptions eopts{.num_samples = n, .batch_size = popts.max_batch};
   eval::set_output(eopts, out);
   eval::EvalResult r = eval::evaluate(plan, ds, eopts);
   if (a.json) {
@@ -82,10 +93,15 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "mnist | fashion-mnist | jsc | csv:PATH (default: mnist)");
   cmd->add_option("--split", args->split, "train | val | test (default: test)");
   cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
-  cmd->add_option("--num-samples", args->num_samples,
-                  "Evaluate the first N samples of the split (default: all)");
-  cmd->add_option("--batch-size", args->batch_size, "Batch size (default: 256)")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--feature-columns", args->feature_columns,
+                  "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+                  "(default: every column but the label)")
+      ->delimiter(',');
+  cmd->add_option_function<int64_t>(
+      "--num-samples", [args](int64_t n) { args->num_samples = n; },
+      "Evaluate the first N samples of the split (default: all)");
+  cmd->add_option("--batch-size", args->batch_size,
+                  "Batch size (default: 256; at most the samples evaluated)");
   cmd->add_option("--quant", args->quant,
                   "TOML config whose [passes.quantize] gives the formats (MASE's schema)");
   cmd->add_option("--mode", args->mode,

@@ -10,10 +10,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/quant_args.h"
+#include "config/checks.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
@@ -33,7 +36,8 @@ struct QuantizeArgs {
   std::string dataset;  // empty: no software metrics
   std::string split = "test";
   std::string label_column;
-  int64_t num_samples = -1;
+  std::vector<std::string> feature_columns;
+  std::optional<int64_t> num_samples;  // unset: the whole split
   std::string mode = "int";
   int64_t batch_size = 256;
   int64_t latency_batch = 1;
@@ -58,14 +62,30 @@ Tensor synthetic_input(const runtime::Plan& plan, int64_t batch) {
 }
 
 int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
+  if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
+  config::check_at_least("--batch-size", a.batch_size, 1);
+  config::check_at_least("--latency-batch", a.latency_batch, 1);
+  config::check_at_least("--repeats", a.repeats, 1);
+  config::check_positive("--compare-to", a.compare_to);
   const ir::Graph graph = onnx::import_model(a.model);
   const quant::QuantAssignment q = load_quantize_pass(a.config, graph);
   const runtime::Mode mode = parse_mode(a.mode);
-  if (a.repeats < 1) fail("--repeats must be >= 1");
+
+  std::optional<data::Dataset> ds;
+  int64_t samples = 0;  // evaluated: exactly --num-samples (at most the split)
+  int64_t batch = 1;    // evaluation batch, at most the samples evaluated
+  if (!a.dataset.empty()) {
+    data::DataOptions dopts{.data_dir = global.data_dir,
+                            .label_column = a.label_column,
+                            .feature_columns = a.feature_columns};
+    ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+    samples = std::min(a.num_samples.value_or(ds->size()), ds->size());
+    batch = std::max<int64_t>(1, std::min(a.batch_size, samples));
+  }
 
   // The int plan gives the stored bytes and the latency; the data set, if any, is evaluated in
   // --mode (int by default: the same plan).
-  const int64_t max_batch = std::max(a.batch_size, a.latency_batch);
+  const int64_t max_batch = std::max(batch, a.latency_batch);
   auto int_plan =
       runtime::make_plan(graph, {.mode = runtime::Mode::kInt, .max_batch = max_batch, .quant = q});
   const eval::BitwidthMetrics bw = eval::average_bitwidth(graph, q, a.compare_to);
@@ -76,18 +96,15 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   const auto size_per_node = eval::model_size_bytes_by_node(graph, q);
   const int64_t model_bytes = eval::model_size_bytes(graph, q);
 
-  std::optional<data::Dataset> ds;
   std::optional<eval::EvalResult> r;
-  if (!a.dataset.empty()) {
-    data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
-    ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  if (ds) {
     auto plan = mode == runtime::Mode::kInt
                     ? int_plan
                     : runtime::make_plan(graph, {.mode = mode, .max_batch = max_batch, .quant = q});
     const eval::ModelOutput out =
         eval::resolve_model_output(graph, a.output, ds->num_classes, ds->name);
     if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
-    eval::EvalOptions eopts{.num_samples = a.num_samples, .batch_size = a.batch_size};
+    eval::EvalOptions eopts{.num_samples = samples, .batch_size = batch};
     eval::set_output(eopts, out);
     r = eval::evaluate(plan, *ds, eopts);
   }
@@ -206,14 +223,18 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
                   "Also evaluate loss/accuracy on: mnist | fashion-mnist | jsc | csv:PATH");
   cmd->add_option("--split", args->split, "train | val | test (default: test)");
   cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
-  cmd->add_option("--num-samples", args->num_samples,
-                  "Evaluate the first N samples of the split (default: all)");
+  cmd->add_option("--feature-columns", args->feature_columns,
+                  "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+                  "(default: every column but the label)")
+      ->delimiter(',');
+  cmd->add_option_function<int64_t>(
+      "--num-samples", [args](int64_t n) { args->num_samples = n; },
+      "Evaluate the first N samples of the split (default: all)");
   cmd->add_option("--mode", args->mode, "Mode of the evaluation: int (default) | fake | float");
-  cmd->add_option("--batch-size", args->batch_size, "Evaluation batch size (default: 256)")
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", args->batch_size,
+                  "Evaluation batch size (default: 256; at most the samples evaluated)");
   cmd->add_option("--latency-batch", args->latency_batch,
-                  "Batch size of the latency measurement (default: 1)")
-      ->check(CLI::PositiveNumber);
+                  "Batch size of the latency measurement (default: 1)");
   cmd->add_option("--repeats", args->repeats, "Timed runs for the latency median (default: 20)");
   cmd->add_option("--compare-to", args->compare_to,
                   "Reference width of memory_density (default: 32)");

@@ -92,7 +92,9 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
         flags.config, s.model_path, std::filesystem::current_path().string());
   }
   auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
-  data::DataOptions dopts{.data_dir = global.data_dir};
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .label_column = s.label_column,
+                          .feature_columns = s.feature_columns};
   auto dataset = std::make_shared<data::Dataset>(
       data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
   auto space = std::make_shared<eval::QuantSearchSpace>(
@@ -130,11 +132,14 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   if (!quiet) {
     std::cerr << fmt::format(
         "qsearch search: {} on {} ({} split, {} samples/trial, batch {}), mode {}\n", s.model_path,
-        s.dataset, s.split, objective.samples_per_trial(), s.objective.batch_size,
+        s.dataset, s.split, objective.samples_per_trial(), objective.options().batch_size,
         runtime::mode_name(s.objective.mode));
-    std::cerr << fmt::format("  space: {} parameters, {} configurations ({} by {})\n",
-                             space->space().size(), space->size(), space->node_keys().size(),
-                             config.search->by == "type" ? "nodes tied by op type" : "nodes");
+    // size() saturates at INT64_MAX: a larger space is not printed as that number.
+    const int64_t n = space->size();
+    std::cerr << fmt::format(
+        "  space: {} parameters, {} configurations ({} by {})\n", space->space().size(),
+        n == INT64_MAX ? std::string("> 9.2e18") : std::to_string(n), space->node_keys().size(),
+        config.search->by == "type" ? "nodes tied by op type" : "nodes");
     std::cerr << fmt::format(
         "  sampler {} (seed {}), n_trials {}, timeout {}, n_jobs {}\n", s.sampler, s.seed,
         s.n_trials < 0 ? std::string("none") : std::to_string(s.n_trials),
@@ -280,6 +285,13 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--mode", flags->mode, "int | fake | float (default int)");
   opt("--num-samples", flags->num_samples, "Samples each trial evaluates (overrides num_samples)");
   opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
+  opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
+  cmd->add_option_function<std::vector<std::string>>(
+         "--feature-columns",
+         [flags](const std::vector<std::string>& v) { flags->feature_columns = v; },
+         "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+         "(feature_columns; default: every column but the label)")
+      ->delimiter(',');
   cmd->add_flag("--quiet", *quiet, "Only print the final table");
   cmd->callback([&global, &run, flags, quiet] {
     run = [&global, flags, quiet] { return run_search(global, *flags, *quiet); };

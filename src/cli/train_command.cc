@@ -38,6 +38,7 @@ struct TrainArgs {
   std::string model;
   std::string dataset = "mnist";
   std::string label_column;
+  std::vector<std::string> feature_columns;
   int64_t epochs = 5;
   int64_t batch_size = 256;
   double lr = 1e-3;
@@ -63,6 +64,7 @@ nlohmann::json recipe_json(const TrainArgs& a) {
   return {{"model", a.model},
           {"dataset", a.dataset},
           {"label_column", a.label_column},
+          {"feature_columns", a.feature_columns},
           {"epochs", a.epochs},
           {"batch_size", a.batch_size},
           {"lr", a.lr},
@@ -101,6 +103,7 @@ void adopt_recipe(TrainArgs& a, const std::string& description, const std::strin
   a.model = r.value("model", a.model);
   a.dataset = r.value("dataset", a.dataset);
   a.label_column = r.value("label_column", a.label_column);
+  a.feature_columns = r.value("feature_columns", a.feature_columns);
   a.epochs = r.value("epochs", a.epochs);
   a.batch_size = r.value("batch_size", a.batch_size);
   a.lr = r.value("lr", a.lr);
@@ -149,7 +152,9 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
     fail("--scheduler must be cosine or constant, got '{}'", a.scheduler);
   }
 
-  const data::DataOptions dopts{.data_dir = global.data_dir, .label_column = a.label_column};
+  const data::DataOptions dopts{.data_dir = global.data_dir,
+                                .label_column = a.label_column,
+                                .feature_columns = a.feature_columns};
   data::Dataset train = data::load_dataset(a.dataset, data::Split::kTrain, dopts);
   data::Dataset val;
   std::string val_desc;
@@ -265,6 +270,10 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Runner& run) 
   cmd->add_option("--dataset", a->dataset,
                   "mnist | fashion-mnist | jsc | csv:PATH (default: mnist)");
   cmd->add_option("--label-column", a->label_column, "Label column of a csv:PATH data set");
+  cmd->add_option("--feature-columns", a->feature_columns,
+                  "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+                  "(default: every column but the label)")
+      ->delimiter(',');
   cmd->add_option("--epochs", a->epochs, "Epochs (default: 5)")->check(CLI::PositiveNumber);
   cmd->add_option("--batch-size", a->batch_size, "Batch size (default: 256)")
       ->check(CLI::PositiveNumber);

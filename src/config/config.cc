@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 
+#include "config/checks.h"
 #include "core/error.h"
 
 namespace qsearch::config {
@@ -151,6 +152,23 @@ class Reader {
     }
     return *n.value<double>();
   }
+  // Range-checked numbers: "file:line:col: what must be at least 1 (got 0)".
+  int64_t integer_at_least(const toml::node& n, const std::string& what, int64_t min,
+                           int64_t max = INT64_MAX) const {
+    const int64_t v = integer(n, what);
+    check_at_least(loc(n).str() + ": " + what, v, min, max);
+    return v;
+  }
+  double positive(const toml::node& n, const std::string& what) const {
+    const double v = number(n, what);
+    check_positive(loc(n).str() + ": " + what, v);
+    return v;
+  }
+  double finite(const toml::node& n, const std::string& what) const {
+    const double v = number(n, what);
+    check_finite(loc(n).str() + ": " + what, v);
+    return v;
+  }
   bool boolean(const toml::node& n, const std::string& what) const {
     if (!n.is_boolean()) error(loc(n), fmt::format("{} must be true or false", what));
     return *n.value<bool>();
@@ -169,8 +187,9 @@ class Reader {
 };
 
 // MASE CLI arguments (mase.md §1.1) that may appear at the top level of a config.
-const std::vector<std::string> kUsedTopLevel = {"model",   "dataset",   "batch_size", "seed",
-                                                "project", "load_name", "load_type",  "task"};
+const std::vector<std::string> kUsedTopLevel = {
+    "model",     "dataset",   "batch_size", "seed",         "project",
+    "load_name", "load_type", "task",       "label_column", "feature_columns"};
 const std::vector<std::string> kIgnoredTopLevel = {"max_epochs",
                                                    "learning_rate",
                                                    "accelerator",
@@ -282,6 +301,14 @@ void read_space(const Reader& r, const toml::table& t, SearchSection& s) {
         for (const auto& [ck_ptr, cv_ptr] : in_file_order(r.table(nv, tname))) {
           const toml::key& ck = *ck_ptr;
           const toml::node& cv = *cv_ptr;
+          if (ck.str() != "config" && !cv.is_table()) {
+            // MASE's manual_hf space writes [search.search_space.seed.default] without .config.
+            r.error(r.loc(ck),
+                    fmt::format("'{}' must be inside [{}.config] (the graph space's seeds are "
+                                "[search.search_space.seed.<key>.config]; fields directly under "
+                                "the seed are MASE's manual_hf space, which qsearch does not have)",
+                                std::string(ck.str()), tname));
+          }
           if (ck.str() != "config") r.unknown_key(ck, tname, {"config"});
           for (const auto& [fk_ptr, fv_ptr] : in_file_order(r.table(cv, tname + ".config"))) {
             const toml::key& fk = *fk_ptr;
@@ -351,11 +378,11 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
         std::string f(sk.str());
         std::string what = tn + "." + f;
         if (f == "n_jobs") {
-          s.n_jobs = r.integer(sv, what);
+          s.n_jobs = r.integer_at_least(sv, what, 1);
         } else if (f == "n_trials") {
-          s.n_trials = r.integer(sv, what);
+          s.n_trials = r.integer_at_least(sv, what, 1, kMaxIntCount);
         } else if (f == "timeout") {
-          s.timeout = r.number(sv, what);
+          s.timeout = r.positive(sv, what);
         } else if (f == "sampler") {
           s.sampler = r.string(sv, what);
         } else if (f == "sum_scaled_metrics") {
@@ -363,17 +390,17 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
         } else if (f == "direction") {
           s.direction = r.direction(sv, what);
         } else if (f == "seed") {
-          s.seed = static_cast<uint64_t>(r.integer(sv, what));
+          s.seed = static_cast<uint64_t>(r.integer_at_least(sv, what, 0));
         } else if (f == "storage") {
           s.storage = r.string(sv, what);
         } else if (f == "study_name") {
           s.study_name = r.string(sv, what);
         } else if (f == "save_every_n_trials") {
-          s.save_every_n_trials = r.integer(sv, what);
+          s.save_every_n_trials = r.integer_at_least(sv, what, 1, kMaxIntCount);
         } else if (f == "heartbeat_interval") {
-          s.heartbeat_interval = r.number(sv, what);
+          s.heartbeat_interval = r.positive(sv, what);
         } else if (f == "grace_period") {
-          s.grace_period = r.number(sv, what);
+          s.grace_period = r.positive(sv, what);
         } else if (f == "pkl_ckpt" || f == "model_parallel") {
           // MASE-only: pickled Optuna studies cannot be read; resuming uses the study database.
         } else {
@@ -397,7 +424,7 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
           const toml::node& fv = *fv_ptr;
           std::string f(fk.str());
           if (f == "scale") {
-            m.scale = r.number(fv, tn + ".scale");
+            m.scale = r.finite(fv, tn + ".scale");
             has_scale = true;
           } else if (f == "direction") {
             m.direction = r.direction(fv, tn + ".direction");
@@ -428,6 +455,20 @@ RunConfig load_config(const std::string& path) {
     fail("config file '{}' does not exist (configs/ holds examples, e.g. configs/mnist_mlp.toml)",
          path);
   }
+  if (std::filesystem::is_directory(path)) {
+    std::vector<std::string> tomls;
+    for (const auto& e : std::filesystem::directory_iterator(path)) {
+      if (e.path().extension() == ".toml") tomls.push_back(e.path().string());
+    }
+    std::sort(tomls.begin(), tomls.end());
+    std::string list;
+    for (size_t i = 0; i < std::min<size_t>(tomls.size(), 3); ++i) {
+      list += (list.empty() ? "" : ", ") + tomls[i];
+    }
+    if (tomls.size() > 3) list += fmt::format(" (and {} more)", tomls.size() - 3);
+    fail("config '{}' is a directory, not a TOML file: give one file{}", path,
+         tomls.empty() ? std::string(" (it holds no .toml file)") : fmt::format(", e.g. {}", list));
+  }
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -448,6 +489,17 @@ RunConfig load_config(const std::string& path) {
     } else if (key == "dataset") {
       c.dataset = r.string(v, "dataset");
       c.dataset_loc = r.loc(v);
+    } else if (key == "label_column") {
+      c.label_column = r.string(v, "label_column");
+    } else if (key == "feature_columns") {
+      const toml::array* arr = v.as_array();
+      if (!arr || arr->empty()) {
+        r.error(r.loc(v),
+                "feature_columns must be a non-empty list of column names, e.g. [\"x1\", \"x2\"] "
+                "(omit it to use every column but the label)");
+      }
+      for (const toml::node& col : *arr)
+        c.feature_columns.push_back(r.string(col, "a feature column"));
     } else if (key == "project") {
       c.project = r.string(v, "project");
     } else if (key == "load_name") {
@@ -457,10 +509,9 @@ RunConfig load_config(const std::string& path) {
     } else if (key == "task") {
       c.task = r.string(v, "task");
     } else if (key == "batch_size") {
-      c.batch_size = r.integer(v, "batch_size");
-      if (*c.batch_size < 1) r.error(r.loc(v), "batch_size must be >= 1");
+      c.batch_size = r.integer_at_least(v, "batch_size", 1);
     } else if (key == "seed") {
-      c.seed = static_cast<uint64_t>(r.integer(v, "seed"));
+      c.seed = static_cast<uint64_t>(r.integer_at_least(v, "seed", 0));
     } else if (key == "passes") {
       for (const auto& [pk_ptr, pv_ptr] : in_file_order(r.table(v, "passes"))) {
         const toml::key& pk = *pk_ptr;

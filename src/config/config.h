@@ -3,6 +3,7 @@
 // The schema is MASE's (mase.md §2): top-level CLI keys (model, dataset, batch_size, seed,
 // project, load_name, ...), `[passes.quantize]` (the transform pass), `[search.search_space]`
 // and `[search.strategy]`. qsearch adds: `model` may be an ONNX path or a zoo name,
+// `label_column` / `feature_columns` of a csv:PATH data set,
 // `[search.strategy.setup] seed / storage / study_name`, runners beyond MASE's, and
 // `[search.strategy.sw_runner.basic_evaluation] mode = "int" | "fake" | "float"`.
 // Everything is documented in docs/config.md.
@@ -82,6 +83,9 @@ struct RunConfig {
   std::optional<int64_t> batch_size;
   std::optional<uint64_t> seed;
   SourceLoc model_loc, dataset_loc;
+  // qsearch: the columns of a csv:PATH data set (data::DataOptions); empty = not given.
+  std::optional<std::string> label_column;
+  std::vector<std::string> feature_columns;
   std::optional<QuantizePass> quantize;
   std::optional<SearchSection> search;
   // MASE keys accepted but without effect in qsearch (printed as a note).
@@ -89,7 +93,9 @@ struct RunConfig {
 };
 
 // Parses and checks the schema. Throws Error "file:line:col: message" for TOML syntax errors,
-// unknown keys (with the nearest valid key), wrong types, empty choice lists.
+// unknown keys (with the nearest valid key), wrong types, empty choice lists, numbers out of
+// range (config/checks.h: "x.toml:3:12: search.strategy.setup.n_trials must be at least 1
+// (got 0)"); Error for a path that does not exist or is a directory.
 RunConfig load_config(const std::string& path);
 
 // The valid key closest to `key` by edit distance, or "" when nothing is reasonably close.

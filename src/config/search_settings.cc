@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "config/checks.h"
 #include "core/error.h"
 #include "search/sampler.h"
 
@@ -51,10 +52,13 @@ runtime::Mode parse_mode(const std::string& m, const std::string& where) {
       where, m);
 }
 
-int64_t int_option(const RunnerConfig& r, const char* key, int64_t fallback) {
+// A runner's integer option, at least `min` when given.
+int64_t int_option(const RunnerConfig& r, const char* key, int64_t fallback, int64_t min,
+                   int64_t max = INT64_MAX) {
   const ConfigValue* v = r.find(key);
   if (!v) return fallback;
   if (v->kind != ConfigValue::Kind::kInt) fail("{}{} must be an integer", v->where(), key);
+  check_at_least(v->where() + key, v->i, min, max);
   return v->i;
 }
 
@@ -71,6 +75,12 @@ void check_options(const RunnerConfig& r, const std::vector<std::string>& valid,
 }  // namespace
 
 SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f) {
+  // The overrides' ranges (the config's were checked when it was read).
+  if (f.trials) check_at_least("--trials", *f.trials, 1, kMaxIntCount);
+  if (f.timeout) check_positive("--timeout", *f.timeout);
+  if (f.jobs) check_at_least("--jobs", *f.jobs, 1);
+  if (f.seed) check_at_least("--seed", *f.seed, 0);
+  if (f.num_samples) check_at_least("--num-samples", *f.num_samples, 1);
   if (!c.search) {
     fail(
         "{}: no [search] section: a search config needs [search.search_space] and "
@@ -111,6 +121,11 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   out.dataset = pick<std::string>(f.dataset, c.dataset, "", "dataset", prov);
   if (out.dataset.empty())
     fail("{}: no dataset: set dataset = \"mnist\" or pass --dataset", c.path);
+  if (out.dataset.starts_with("csv:") && !f.dataset) {
+    out.dataset = "csv:" + locate(out.dataset.substr(4), c.path);
+  }
+  out.label_column = pick<std::string>(f.label_column, c.label_column, "", "label_column", prov);
+  out.feature_columns = f.feature_columns.value_or(c.feature_columns);
 
   std::string stem = fs::path(c.path).stem().string();
   out.project = c.project.value_or(stem);
@@ -124,7 +139,9 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     if (!ok) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      fail("unknown sampler '{}'; qsearch has: {}", out.sampler, list);
+      fail("unknown sampler '{}'{}; qsearch has: {}", out.sampler,
+           lower == "nsgaiii" ? " (MASE's NSGA-III is not implemented; nsgaii is NSGA-II)" : "",
+           list);
     }
   }
   out.n_trials = pick<int64_t>(f.trials, s.n_trials, -1, "n_trials", prov);
@@ -132,7 +149,9 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   out.n_jobs = static_cast<int>(pick<int64_t>(f.jobs, s.n_jobs, 1, "n_jobs", prov));
   if (out.n_jobs < 1) fail("n_jobs must be >= 1, got {}", out.n_jobs);
   std::optional<uint64_t> toml_seed = s.seed ? s.seed : c.seed;
-  out.seed = pick<uint64_t>(f.seed, toml_seed, 0, "seed", prov);
+  std::optional<uint64_t> flag_seed;
+  if (f.seed) flag_seed = static_cast<uint64_t>(*f.seed);
+  out.seed = pick<uint64_t>(flag_seed, toml_seed, 0, "seed", prov);
   out.study_name = pick<std::string>(f.study, s.study_name, out.project, "study_name", prov);
   out.out_dir = pick<std::string>(f.out, std::nullopt,
                                   (fs::path("qsearch_output") / out.project / "search").string(),
@@ -174,7 +193,7 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     }
     check_options(r, {"num_samples", "data_loader", "dataloader", "mode"},
                   "search.strategy.sw_runner");
-    o.num_samples = int_option(r, "num_samples", -1);
+    o.num_samples = int_option(r, "num_samples", -1, 1);
     for (const char* key : {"dataloader", "data_loader"}) {
       if (const ConfigValue* v = r.find(key)) {
         if (v->s == "val_dataloader")
@@ -203,6 +222,7 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
             "asserts it)",
             r.loc.str());
       }
+      check_positive(v->where() + "compare_to", v->number());
       o.compare_to = v->number();
     } else if (r.name == "model_size") {
       check_options(r, {}, "search.strategy.hw_runner");
@@ -213,9 +233,14 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     } else if (r.name == "latency") {
       check_options(r, {"batch_size", "repeats"}, "search.strategy.hw_runner");
       eval::LatencyOptions lo;
-      lo.batch_size = int_option(r, "batch_size", 1);
-      lo.repeats = static_cast<int>(int_option(r, "repeats", 20));
+      lo.batch_size = int_option(r, "batch_size", 1, 1);
+      lo.repeats = static_cast<int>(int_option(r, "repeats", 20, 1, kMaxIntCount));
       o.latency = lo;
+    } else if (r.name == "hw_dummy" || r.name == "resource_usage") {
+      fail(
+          "{}: hw_runner '{}' is one of MASE's stubs, which return no metrics: remove the table "
+          "(qsearch has average_bitwidth, model_size, bitops, latency)",
+          r.loc.str(), r.name);
     } else {
       std::string hint =
           nearest_key(r.name, {"average_bitwidth", "model_size", "bitops", "latency"});

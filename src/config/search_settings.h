@@ -19,9 +19,10 @@ struct SearchFlags {
   std::string config;
   std::optional<std::string> model, dataset, sampler, storage, study, out, mode;
   std::optional<std::string> output;  // --output NAME: the graph output scored
-  std::optional<int64_t> trials, jobs, num_samples;
+  std::optional<std::string> label_column;  // csv:PATH data sets
+  std::optional<std::vector<std::string>> feature_columns;
+  std::optional<int64_t> trials, jobs, num_samples, seed;  // seed: signed so -1 is refused
   std::optional<double> timeout;
-  std::optional<uint64_t> seed;
 };
 
 struct SearchSettings {
@@ -29,6 +30,9 @@ struct SearchSettings {
   std::string model_path;  // ONNX file to search (model, or load_name for a zoo name)
   std::string model_name;  // as written (zoo name or path)
   std::string dataset;
+  // csv:PATH (a path from the config is located like the model) and its columns.
+  std::string label_column;
+  std::vector<std::string> feature_columns;
   std::string split = "val";  // MASE's runner reads the validation loader
   std::string project;
   std::string sampler = "tpe";
@@ -50,9 +54,10 @@ struct SearchSettings {
   std::vector<std::string> provenance;
 };
 
-// Resolves everything that does not need the model or the data. Throws Error (file:line) for a
-// config without a [search] section, missing directions, unknown runners or modes, an unknown
-// sampler name, a zoo model without load_name (qsearch searches pretrained models only).
+// Resolves everything that does not need the model or the data. Throws Error (file:line, or the
+// flag) for a value out of range (see config/checks.h), a config without a [search] section,
+// missing directions, unknown runners or modes, an unknown sampler name, a zoo model without
+// load_name (qsearch searches pretrained models only).
 SearchSettings resolve_search_settings(const RunConfig& config, const SearchFlags& flags);
 
 }  // namespace qsearch::config

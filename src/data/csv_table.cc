@@ -17,7 +17,8 @@ std::string joined(const std::vector<std::string>& v) {
 }
 }  // namespace
 
-CsvTable read_csv_table(const std::string& path, const std::string& label_column) {
+CsvTable read_csv_table(const std::string& path, const std::string& label_column,
+                        const std::vector<std::string>& feature_columns) {
   const std::string fix = "check the file (a CSV with a header row; see docs/datasets.md)";
   if (!file_exists(path)) {
     fail("data set 'csv:{}': the file does not exist (give an existing CSV file: csv:PATH)", path);
@@ -29,8 +30,8 @@ CsvTable read_csv_table(const std::string& path, const std::string& label_column
   for (auto c : cells) header.emplace_back(unquote(c));
   if (label_column.empty()) {
     fail(
-        "data set 'csv:{}' needs the name of its label column (--label-column NAME); the "
-        "columns are: {}",
+        "data set 'csv:{}' needs the name of its label column (--label-column NAME, or "
+        "label_column = \"NAME\" in a config); the columns are: {}",
         path, joined(header));
   }
   const auto it = std::find(header.begin(), header.end(), label_column);
@@ -40,9 +41,28 @@ CsvTable read_csv_table(const std::string& path, const std::string& label_column
   }
   const auto label_col = static_cast<size_t>(it - header.begin());
   CsvTable out;
-  for (size_t j = 0; j < header.size(); ++j) {
-    if (j != label_col) out.feature_names.push_back(header[j]);
+  std::vector<size_t> feature_cols;  // header index of each feature, in table order
+  if (feature_columns.empty()) {
+    for (size_t j = 0; j < header.size(); ++j) {
+      if (j != label_col) feature_cols.push_back(j);
+    }
   }
+  for (const std::string& name : feature_columns) {
+    const auto f = std::find(header.begin(), header.end(), name);
+    if (f == header.end()) {
+      fail("'{}' has no column '{}' (a feature column); the columns are: {}", path, name,
+           joined(header));
+    }
+    const auto j = static_cast<size_t>(f - header.begin());
+    if (j == label_col) {
+      fail("'{}': column '{}' is the label column; it cannot also be a feature column", path, name);
+    }
+    if (std::find(feature_cols.begin(), feature_cols.end(), j) != feature_cols.end()) {
+      fail("'{}': feature column '{}' is given twice", path, name);
+    }
+    feature_cols.push_back(j);
+  }
+  for (size_t j : feature_cols) out.feature_names.push_back(header[j]);
   Table& t = out.table;
   t.cols = static_cast<int>(out.feature_names.size());
   if (t.cols == 0) fail("'{}' has no feature columns besides the label '{}'", path, label_column);
@@ -57,8 +77,7 @@ CsvTable read_csv_table(const std::string& path, const std::string& label_column
           "cell per column)",
           path, csv.line(), cells.size(), header.size());
     }
-    for (size_t j = 0; j < cells.size(); ++j) {
-      if (j == label_col) continue;
+    for (size_t j : feature_cols) {
       double v;
       if (!parse_number(cells[j], v)) {
         fail(

@@ -6,11 +6,14 @@
 //     names are "0", "1", ...; or
 //   - anything else: each distinct string (trimmed, one pair of surrounding quotes removed) is
 //     a class, numbered in sorted (byte-wise) order, like sklearn's LabelEncoder.
-// Every other column is a feature and must hold a number in every row.
+// The feature columns are `feature_columns` in that order, or, when it is empty, every other
+// column in file order; each must hold a number in every row. Columns that are neither label nor
+// feature are not read (they may hold anything).
 //
-// Errors (qsearch::Error) name the path and the fix: no label column given or not found
-// (listing the columns), a row with more or fewer cells than the header (with its line
-// number), a non-numeric feature cell (line number, column, the cell), no data rows.
+// Errors (qsearch::Error) name the path and the fix: no label column given or not found, a
+// feature column not found, given twice or equal to the label (listing the columns), a row with
+// more or fewer cells than the header (with its line number), a non-numeric feature cell (line
+// number, column, the cell), no data rows.
 #pragma once
 
 #include <string>
@@ -22,10 +25,11 @@ namespace qsearch::data {
 
 struct CsvTable {
   Table table;
-  std::vector<std::string> feature_names;  // header order, label column left out
+  std::vector<std::string> feature_names;  // in the order of the table's columns
   std::vector<std::string> class_names;
 };
 
-CsvTable read_csv_table(const std::string& path, const std::string& label_column);
+CsvTable read_csv_table(const std::string& path, const std::string& label_column,
+                        const std::vector<std::string>& feature_columns = {});
 
 }  // namespace qsearch::data

@@ -164,7 +164,7 @@ Dataset load_jsc(Split split, const std::string& data_dir) {
 
 Dataset load_csv(const std::string& name, Split split, const std::string& path,
                  const DataOptions& options) {
-  CsvTable ct = read_csv_table(path, options.label_column);
+  CsvTable ct = read_csv_table(path, options.label_column, options.feature_columns);
   Dataset d;
   d.name = name;
   d.split = split;

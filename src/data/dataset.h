@@ -18,7 +18,8 @@
 //                   pt1-50k-r1_h022_e0175_t220_nonu_truth.z (HDF5) test = the 20% part
 //                   else <data_dir>/jsc/hls4ml_lhc_jets_hlf.csv[.gz] (OpenML 42468)
 //   csv:PATH        PATH (header row; numeric features; label     as jsc
-//                   column named by DataOptions::label_column)
+//                   column named by DataOptions::label_column,
+//                   features by feature_columns, default all)
 //
 // jsc and csv: are preprocessed exactly as MASE does (mase.md §7.2): drop duplicate rows (jsc
 // only), split 80/20 like sklearn's train_test_split(test_size=0.2, random_state=42), then
@@ -62,6 +63,9 @@ struct Dataset {
 struct DataOptions {
   std::string data_dir;      // --data-dir; empty = $QSEARCH_DATA, else ~/.cache/qsearch/data
   std::string label_column;  // csv:PATH only: the column holding the labels
+  // csv:PATH only: the feature columns, in this order (the model's input order); empty: every
+  // column but the label, in file order. Columns named in neither are ignored.
+  std::vector<std::string> feature_columns;
 };
 
 // Loads one split of `name` (a known data set or "csv:PATH"). Throws Error on an unknown name

@@ -12,12 +12,6 @@
 
 namespace qsearch::eval {
 
-int64_t whole_batches(int64_t num_samples, int64_t batch_size, int64_t dataset_size) {
-  if (num_samples < 0 || num_samples > dataset_size) return dataset_size;
-  int64_t batches = (num_samples + batch_size - 1) / batch_size;
-  return std::min(dataset_size, batches * batch_size);
-}
-
 namespace {
 
 // Executors are per thread and expensive to build (buffers): keep a small free list.

@@ -75,8 +75,4 @@ struct EvalResult {
 EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
                     const EvalOptions& options);
 
-// Number of samples MASE's runner evaluates for `num_samples`: whole batches,
-// ceil(num_samples / batch_size) * batch_size, capped at the data set size.
-int64_t whole_batches(int64_t num_samples, int64_t batch_size, int64_t dataset_size);
-
 }  // namespace qsearch::eval

@@ -58,8 +58,33 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
         "memory_density, model_size_bytes, macs, bitops, activation_bits, latency_ms)",
         m.name, list);
   }
-  if (options_.batch_size < 1) fail("batch_size must be >= 1");
-  samples_ = whole_batches(options_.num_samples, options_.batch_size, data_->size());
+  if (options_.batch_size < 1) fail("batch_size must be at least 1 (got {})", options_.batch_size);
+  if (options_.num_samples == 0) fail("num_samples must be at least 1 (got 0)");
+  // Exactly num_samples (the last batch partial, as `qsearch eval`), at most the split; a batch
+  // larger than that is clamped (a plan for it would only waste memory, or fail every trial).
+  samples_ =
+      options_.num_samples < 0 ? data_->size() : std::min(options_.num_samples, data_->size());
+  options_.batch_size = std::max<int64_t>(1, std::min(options_.batch_size, samples_));
+  // Would fail every trial: refuse before the first.
+  if (!graph_->inputs().empty() && data_->size() > 0) {
+    const Shape& in = graph_->value(graph_->inputs()[0]).shape;
+    int64_t per_sample = 1;
+    for (size_t d = 1; d < in.size(); ++d) per_sample *= in[d];
+    const int64_t data_per_sample = data_->x.numel() / data_->size();
+    if (per_sample > 0 && per_sample != data_per_sample) {
+      fail(
+          "model input {} does not fit data set '{}' samples {} ({} vs {} values per sample); "
+          "for a csv: data set, give the feature columns the model was trained with",
+          shape_str(in), data_->name, shape_str(data_->x.shape()), per_sample, data_per_sample);
+    }
+  }
+  if (options_.latency && options_.latency->batch_size > data_->size()) {
+    fail(
+        "[search.strategy.hw_runner.latency] batch_size = {} needs that many samples, but data "
+        "set '{}' ({} split) has {}; use a batch_size of at most {}",
+        options_.latency->batch_size, data_->name, data::split_name(data_->split), data_->size(),
+        data_->size());
+  }
   output_ = resolve_model_output(*graph_, options_.output, data_->num_classes, data_->name);
 }
 

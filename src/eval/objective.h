@@ -39,7 +39,7 @@ struct MetricSpec {
 
 struct ObjectiveOptions {
   runtime::Mode mode = runtime::Mode::kInt;
-  int64_t num_samples = -1;  // rounded up to whole batches (MASE); < 0 = the whole split
+  int64_t num_samples = -1;  // exactly (at most the split; batch_size clamped); < 0 = all
   int64_t batch_size = 128;
   std::optional<double> compare_to;       // average_bitwidth runner present
   bool model_size = false;                // model_size runner present
@@ -60,7 +60,8 @@ struct TrialMetrics {
 
 class QuantObjective {
  public:
-  // Throws Error when a configured metric is produced by no runner (naming the runner to add).
+  // Throws Error when a configured metric is produced by no runner (naming the runner to add),
+  // or when every trial would fail (a latency batch larger than the data set).
   QuantObjective(std::shared_ptr<const ir::Graph> graph, std::shared_ptr<const data::Dataset> data,
                  std::shared_ptr<const QuantSearchSpace> space, ObjectiveOptions options);
 
@@ -70,7 +71,7 @@ class QuantObjective {
   search::ObjectiveResult operator()(const search::FrozenTrial& trial) const;
 
   const ObjectiveOptions& options() const { return options_; }
-  // Samples each trial evaluates (num_samples rounded up to whole batches).
+  // Samples each trial evaluates: num_samples, at most the split's size.
   int64_t samples_per_trial() const { return samples_; }
   // The graph output the trials score (its note, if any, is for the user).
   const ModelOutput& model_output() const { return output_; }

@@ -238,6 +238,10 @@ QuantSearchSpace QuantSearchSpace::build(const ir::Graph& graph, MatchBy by,
       if (field != "name" && field != "bypass") {
         auto known = quant::known_fields();
         if (std::find(known.begin(), known.end(), field) == known.end()) {
+          const std::string why = quant::mase_field_hint(field);
+          if (!why.empty()) {
+            fail("{}: unknown field '{}' in seed '{}': {}", seed.loc.str(), field, seed.key, why);
+          }
           std::string_view hint = quant::nearest_field(field);
           fail("{}: unknown field '{}' in seed '{}'{}", seed.loc.str(), field, seed.key,
                hint.empty() ? std::string() : fmt::format("; did you mean '{}'?", hint));

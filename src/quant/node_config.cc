@@ -183,6 +183,42 @@ const std::vector<std::string_view>& known_fields() {
   return keys;
 }
 
+std::string mase_field_hint(std::string_view key) {
+  if (key == "floor") {
+    return "'floor' is MASE's floor-rounding switch (read by its functional linear only); "
+           "qsearch's integer quantizer always rounds half to even, as MASE's integer quantizer "
+           "does by default: remove the key";
+  }
+  // Key suffixes of MASE's other arithmetics (mase.md §6.3) -> those arithmetics.
+  struct Suffix {
+    std::string_view suffix, arithmetics;
+  };
+  static constexpr std::array<Suffix, 13> kSuffixes = {{
+      {"_exponent_bias_width", "block_minifloat, block_log"},
+      {"_exponent_width", "minifloat_denorm, minifloat_ieee, block_fp, block_minifloat, mxint"},
+      {"_exponent_bias", "minifloat_denorm, minifloat_ieee, log, block_fp"},
+      {"_block_size", "block_fp, block_minifloat, block_log"},
+      {"_stochastic", "binary"},
+      {"_bipolar", "binary"},
+      {"_residual_sign", "binary_residual"},
+      {"_levels", "binary_residual"},
+      {"_scaling_factor", "ternary"},
+      {"_mean", "ternary"},
+      {"_median", "ternary"},
+      {"_max", "ternary"},
+      {"_parallelism", "mxint_hardware"},
+  }};
+  for (const Suffix& s : kSuffixes) {
+    if (key.size() > s.suffix.size() && key.ends_with(s.suffix)) {
+      return fmt::format(
+          "'{}' is a key of MASE's {} arithmetic, which qsearch does not implement: qsearch "
+          "quantizes to fixed point (name = \"integer\", keys *_width and *_frac_width)",
+          key, s.arithmetics);
+    }
+  }
+  return "";
+}
+
 std::string_view nearest_field(std::string_view key) {
   std::string_view best;
   size_t best_d = std::max<size_t>(2, key.size() / 3) + 1;
@@ -202,6 +238,9 @@ NodeQuantConfig make_node_quant_config(std::string_view mase_op, const MaseQuant
       fail("key '{}' must be given as MaseQuantConfig::{}, not as an entry", key, key);
     }
     if (std::find(known.begin(), known.end(), key) == known.end()) {
+      const std::string hint = mase_field_hint(key);
+      if (!hint.empty())
+        fail("unknown key '{}' in the {} quantization config: {}", key, mase_op, hint);
       const std::string_view near = nearest_field(key);
       if (near.empty()) fail("unknown key '{}' in the {} quantization config", key, mase_op);
       fail("unknown key '{}' in the {} quantization config; did you mean '{}'?", key, mase_op,

@@ -74,5 +74,9 @@ std::vector<std::string_view> optional_fields(std::string_view mase_op);
 const std::vector<std::string_view>& known_fields();
 // The known key nearest to `key` by edit distance ("" if none is close).
 std::string_view nearest_field(std::string_view key);
+// Why a key MASE knows is refused, for keys of MASE's configs that qsearch does not implement
+// (MASE's `floor` rounding switch, keys of its other arithmetics such as
+// `weight_exponent_width`); "" for any other key.
+std::string mase_field_hint(std::string_view key);
 
 }  // namespace qsearch::quant

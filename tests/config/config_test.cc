@@ -174,5 +174,196 @@ TEST(SearchSettings, RejectsBadSetupsBeforeAnyTrial) {
   EXPECT_NE(e.find("no [search] section"), std::string::npos) << e;
 }
 
+// Every number a config file holds is range-checked when read, and the error names the file,
+// line and column of the value and the key with its bound.
+TEST(Config, EveryNumberIsRangeCheckedWithItsLine) {
+  struct Case {
+    std::string toml, expect;
+  };
+  const std::vector<Case> cases = {
+      {"batch_size = 0\n", ":1:14: batch_size must be at least 1 (got 0)"},
+      {"seed = -1\n", ":1:8: seed must be at least 0 (got -1)"},
+      {"[search.strategy.setup]\nn_trials = 0\n",
+       ":2:12: search.strategy.setup.n_trials must be at least 1 (got 0)"},
+      {"[search.strategy.setup]\nn_trials = -3\n",
+       ":2:12: search.strategy.setup.n_trials must be at least 1 (got -3)"},
+      {"[search.strategy.setup]\nn_trials = 4294967297\n",  // would wrap to 1 in an int
+       ":2:12: search.strategy.setup.n_trials must be at most 2147483647 (got 4294967297)"},
+      {"[search.strategy.setup]\nn_jobs = 0\n",
+       ":2:10: search.strategy.setup.n_jobs must be at least 1 (got 0)"},
+      {"[search.strategy.setup]\ntimeout = -5\n",
+       ":2:11: search.strategy.setup.timeout must be a positive number (got -5)"},
+      {"[search.strategy.setup]\ntimeout = 0\n",
+       ":2:11: search.strategy.setup.timeout must be a positive number (got 0)"},
+      {"[search.strategy.setup]\ntimeout = inf\n",
+       ":2:11: search.strategy.setup.timeout must be a positive number (got inf)"},
+      {"[search.strategy.setup]\nseed = -2\n",
+       ":2:8: search.strategy.setup.seed must be at least 0 (got -2)"},
+      {"[search.strategy.setup]\nsave_every_n_trials = 0\n",
+       ":2:23: search.strategy.setup.save_every_n_trials must be at least 1 (got 0)"},
+      {"[search.strategy.metrics]\naccuracy.scale = nan\n",
+       ":2:18: search.strategy.metrics.accuracy.scale must be a finite number (got nan)"},
+      {"[search.strategy.metrics]\naccuracy.scale = -inf\n",
+       ":2:18: search.strategy.metrics.accuracy.scale must be a finite number (got -inf)"},
+  };
+  for (const Case& c : cases) {
+    const std::string e = error_of(c.toml);
+    EXPECT_NE(e.find(c.expect), std::string::npos) << c.toml << " -> " << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;  // one line
+  }
+}
+
+std::string settings_error(const std::string& text, const SearchFlags& f = {}) {
+  try {
+    resolve_search_settings(load_config(write_toml(text)), f);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::string kSearchTables =
+    "[search.search_space.seed.default.config]\nname = [\"integer\"]\n"
+    "[search.strategy.metrics]\naccuracy.scale = 1.0\naccuracy.direction = \"maximize\"\n";
+const std::string kMinimalSearch = "model = \"m.onnx\"\ndataset = \"mnist\"\n" + kSearchTables;
+
+TEST(SearchSettings, RunnerNumbersAreRangeCheckedWithTheirLine) {
+  struct Case {
+    std::string toml, expect;
+  };
+  // Appended to kMinimalSearch (7 lines): the runner table is on line 8, its key on line 9.
+  const std::vector<Case> cases = {
+      {"[search.strategy.sw_runner.basic_evaluation]\nnum_samples = 0\n",
+       ":9:15: num_samples must be at least 1 (got 0)"},
+      {"[search.strategy.sw_runner.basic_evaluation]\nnum_samples = -1\n",
+       ":9:15: num_samples must be at least 1 (got -1)"},
+      {"[search.strategy.hw_runner.average_bitwidth]\ncompare_to = 0\n",
+       ":9:14: compare_to must be a positive number (got 0)"},
+      {"[search.strategy.hw_runner.average_bitwidth]\ncompare_to = -32\n",
+       ":9:14: compare_to must be a positive number (got -32)"},
+      {"[search.strategy.hw_runner.average_bitwidth]\ncompare_to = nan\n",
+       ":9:14: compare_to must be a positive number (got nan)"},
+      {"[search.strategy.hw_runner.latency]\nbatch_size = 0\n",
+       ":9:14: batch_size must be at least 1 (got 0)"},
+      {"[search.strategy.hw_runner.latency]\nrepeats = -4\n",
+       ":9:11: repeats must be at least 1 (got -4)"},
+      {"[search.strategy.hw_runner.latency]\nrepeats = 4294967296\n",
+       ":9:11: repeats must be at most 2147483647 (got 4294967296)"},
+  };
+  for (const Case& c : cases) {
+    const std::string e = settings_error(kMinimalSearch + c.toml);
+    EXPECT_NE(e.find(c.expect), std::string::npos) << c.toml << " -> " << e;
+  }
+}
+
+TEST(SearchSettings, OverridesAreRangeCheckedByFlagName) {
+  struct Case {
+    SearchFlags flags;
+    std::string expect;
+  };
+  const auto with = [](auto set) {
+    SearchFlags f;
+    set(f);
+    return f;
+  };
+  const std::vector<Case> cases = {
+      {with([](SearchFlags& f) { f.trials = -3; }), "--trials must be at least 1 (got -3)"},
+      {with([](SearchFlags& f) { f.trials = 0; }), "--trials must be at least 1 (got 0)"},
+      {with([](SearchFlags& f) { f.trials = int64_t{1} << 32; }),
+       "--trials must be at most 2147483647 (got 4294967296)"},
+      {with([](SearchFlags& f) { f.timeout = -1; }),
+       "--timeout must be a positive number (got -1)"},
+      {with([](SearchFlags& f) { f.timeout = std::nan(""); }),
+       "--timeout must be a positive number (got nan)"},
+      {with([](SearchFlags& f) { f.jobs = 0; }), "--jobs must be at least 1 (got 0)"},
+      {with([](SearchFlags& f) { f.seed = -1; }), "--seed must be at least 0 (got -1)"},
+      {with([](SearchFlags& f) { f.num_samples = 0; }), "--num-samples must be at least 1 (got 0)"},
+  };
+  for (const Case& c : cases) {
+    const std::string e = settings_error(kMinimalSearch, c.flags);
+    EXPECT_EQ(e, c.expect);
+  }
+  // In range, they win over the config.
+  SearchFlags f;
+  f.seed = 5;
+  f.timeout = 0.5;
+  SearchSettings s = resolve_search_settings(load_config(write_toml(kMinimalSearch)), f);
+  EXPECT_EQ(s.seed, 5u);
+  EXPECT_EQ(s.timeout_s, 0.5);
+}
+
+TEST(SearchSettings, CsvColumnsFromTheConfigOrFlags) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("qsearch_config_csv_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "d.csv") << "a,b,y\n1,2,0\n";
+  const std::string path = (dir / "c.toml").string();
+  std::ofstream(path) << "model = \"m.onnx\"\ndataset = \"csv:d.csv\"\nlabel_column = \"y\"\n"
+                         "feature_columns = [\"b\", \"a\"]\n"
+                      << kSearchTables;
+  RunConfig c = load_config(path);
+  EXPECT_EQ(c.label_column, "y");
+  EXPECT_EQ(c.feature_columns, (std::vector<std::string>{"b", "a"}));
+  SearchSettings s = resolve_search_settings(c, {});
+  // A relative CSV path in a config is found beside the config, like the model.
+  EXPECT_EQ(s.dataset, "csv:" + (dir / "d.csv").string());
+  EXPECT_EQ(s.label_column, "y");
+  EXPECT_EQ(s.feature_columns, (std::vector<std::string>{"b", "a"}));
+  // Flags override both.
+  SearchFlags f;
+  f.label_column = "a";
+  f.feature_columns = std::vector<std::string>{"b"};
+  s = resolve_search_settings(c, f);
+  EXPECT_EQ(s.label_column, "a");
+  EXPECT_EQ(s.feature_columns, (std::vector<std::string>{"b"}));
+  fs::remove_all(dir);
+
+  std::string e = error_of("feature_columns = []\n");
+  EXPECT_NE(e.find(":1:19: feature_columns must be a non-empty list"), std::string::npos) << e;
+  e = error_of("feature_columns = \"a,b\"\n");
+  EXPECT_NE(e.find(":1:19: feature_columns must be a non-empty list"), std::string::npos) << e;
+  e = error_of("feature_columns = [\"a\", 2]\n");
+  EXPECT_NE(e.find(":1:25: a feature column must be a string"), std::string::npos) << e;
+  e = error_of("label_column = 3\n");
+  EXPECT_NE(e.find(":1:16: label_column must be a string"), std::string::npos) << e;
+}
+
+TEST(Config, MaseSpellingsWeRefuseSayWhy) {
+  // A directory: say so (toml++ reads it as an empty file: "no [search] section").
+  const fs::path dir =
+      fs::temp_directory_path() / ("qsearch_config_dir_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "b.toml") << "";
+  std::ofstream(dir / "a.toml") << "";
+  try {
+    load_config(dir.string());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find("is a directory, not a TOML file"), std::string::npos) << w;
+    EXPECT_NE(w.find((dir / "a.toml").string() + ", " + (dir / "b.toml").string()),
+              std::string::npos)
+        << w;
+  }
+  fs::remove_all(dir);
+  // MASE's manual_hf space puts the fields directly under the seed.
+  std::string e = error_of("[search.search_space.seed.default]\ndata_in_width = [8]\n");
+  EXPECT_NE(
+      e.find(":2:1: 'data_in_width' must be inside [search.search_space.seed.default.config]"),
+      std::string::npos)
+      << e;
+  // MASE's nsgaiii sampler, its stub hardware runners.
+  SearchFlags f;
+  f.sampler = "nsgaiii";
+  e = settings_error(kMinimalSearch, f);
+  EXPECT_NE(e.find("MASE's NSGA-III is not implemented"), std::string::npos) << e;
+  for (const char* stub : {"hw_dummy", "resource_usage"}) {
+    e = settings_error(kMinimalSearch + "[search.strategy.hw_runner." + stub + "]\n");
+    EXPECT_NE(e.find(std::string("hw_runner '") + stub + "' is one of MASE's stubs"),
+              std::string::npos)
+        << e;
+  }
+}
+
 }  // namespace
 }  // namespace qsearch::config

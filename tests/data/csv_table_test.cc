@@ -61,6 +61,45 @@ TEST(CsvDataset, QuotingCrlfAndBom) {
   EXPECT_EQ(t.table.labels, (std::vector<int64_t>{0, 2, 1, 1}));
 }
 
+TEST(CsvDataset, FeatureColumnsChooseAndOrderTheInputs) {
+  TempDir dir;
+  // An id column of strings, the label in the middle, features in another order than wanted.
+  write_bytes(dir / "f.csv", "id,b,label,a,c\nr1,2,x,1,3\nr2,5,y,4,6\nr3,8,x,7,9\n");
+  CsvTable t = read_csv_table(dir / "f.csv", "label", {"a", "b"});
+  EXPECT_EQ(t.feature_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(t.table.cols, 2);
+  EXPECT_EQ(t.table.values, (std::vector<double>{1, 2, 4, 5, 7, 8}));  // a, b per row
+  EXPECT_EQ(t.table.labels, (std::vector<int64_t>{0, 1, 0}));
+  // Without feature columns the string column is a feature, and an error says which.
+  expect_error([&] { read_csv_table(dir / "f.csv", "label"); },
+               {"column 'id' holds 'r1', not a number"});
+  // Through load_dataset: DataOptions::feature_columns.
+  write_bytes(dir / "g.csv", "id,y,a,b\nr1,0,1,2\nr2,1,3,4\nr3,0,5,6\nr4,1,7,8\nr5,0,9,10\n");
+  Dataset d = load_dataset("csv:" + dir / "g.csv", Split::kTrain, {"", "y", {"b"}});
+  EXPECT_EQ(d.x.shape(), (Shape{4, 1}));
+}
+
+TEST(CsvDataset, FeatureColumnErrorsNameTheColumn) {
+  TempDir dir;
+  const std::string f = dir / "e.csv";
+  write_bytes(f, "a,b,c\n1,2,3\n4,5,6\n");
+  expect_error(
+      [&] {
+        read_csv_table(f, "c", {"a", "z"});
+      },
+      {"no column 'z' (a feature column)", "the columns are: 'a', 'b', 'c'"});
+  expect_error(
+      [&] {
+        read_csv_table(f, "c", {"a", "c"});
+      },
+      {"'c' is the label column", "cannot also be a feature"});
+  expect_error(
+      [&] {
+        read_csv_table(f, "c", {"a", "b", "a"});
+      },
+      {"feature column 'a' is given twice"});
+}
+
 TEST(CsvDataset, Errors) {
   TempDir dir;
   const std::string f = dir / "e.csv";
@@ -73,7 +112,7 @@ TEST(CsvDataset, Errors) {
   expect_error(load("c"), {f + ":5:", "column 'b' holds 'abc', not a number"});
   write_bytes(f, "a,b,c\n1,2,3\n");
   expect_error(load("label"), {"no column 'label'", "the columns are: 'a', 'b', 'c'"});
-  expect_error(load(""), {"--label-column", "the columns are: 'a', 'b', 'c'"});
+  expect_error(load(""), {"--label-column", "label_column =", "the columns are: 'a', 'b', 'c'"});
   expect_error(load("c"), {"cannot split 1 rows"});
   write_bytes(f, "a,b\n");
   expect_error(load("b"), {"no data rows"});

@@ -136,13 +136,6 @@ TEST(Evaluate, SoftmaxOutputIsScoredByTheLikelihoodOfItsProbabilities) {
   EXPECT_THROW(resolve_model_output(g, "", 1, "toy"), Error);  // 2 scores, 1 class
 }
 
-TEST(Evaluate, WholeBatchesRoundsUpLikeMase) {
-  EXPECT_EQ(whole_batches(512, 128, 10000), 512);
-  EXPECT_EQ(whole_batches(500, 128, 10000), 512);
-  EXPECT_EQ(whole_batches(500, 128, 300), 300);
-  EXPECT_EQ(whole_batches(-1, 128, 300), 300);
-}
-
 // --- quantization configs --------------------------------------------------------------------
 
 const std::string kMlp = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/torch/mlp_opset13.onnx";
