@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <mutex>
 
 #include "core/error.h"
@@ -122,6 +123,25 @@ Table read_jsc_hdf5(const std::string& path, const std::string& fix) {
   std::vector<std::string> fields;
   for (const auto& f : jsc_feature_names()) fields.push_back("j_" + f);
   for (const auto& c : jsc_class_names()) fields.push_back("j_" + c);
+  // libhdf5 trusts a compound type's member layout when it converts records (a member said to
+  // lie beyond its record made H5Dread read freed memory: found by tests/fuzz/hdf5_fuzzer.cc),
+  // so every member must fit inside the record before anything is read.
+  const size_t record_size = H5Tget_size(ftype.get());
+  const int n_members = H5Tget_nmembers(ftype.get());
+  if (record_size == 0 || n_members <= 0) {
+    fail("'{}' is corrupt: dataset '{}' has an empty record type; {}", path, kJscHdf5Dataset, fix);
+  }
+  for (int m = 0; m < n_members; ++m) {
+    Hid mt(H5Tget_member_type(ftype.get(), static_cast<unsigned>(m)), H5Tclose);
+    const size_t offset = H5Tget_member_offset(ftype.get(), static_cast<unsigned>(m));
+    const size_t size = mt.ok() ? H5Tget_size(mt.get()) : 0;
+    if (size == 0 || offset > record_size || size > record_size - offset) {
+      fail(
+          "'{}' is corrupt: field {} of dataset '{}' ({} bytes at offset {}) does not fit in its "
+          "{}-byte record; {}",
+          path, m, kJscHdf5Dataset, size, offset, record_size, fix);
+    }
+  }
   std::vector<std::string> missing;
   bool all_float32 = true;
   for (size_t i = 0; i < fields.size(); ++i) {
@@ -142,6 +162,18 @@ Table read_jsc_hdf5(const std::string& path, const std::string& fix) {
          joined(missing), joined(member_names(ftype.get())), fix);
   }
   const int64_t rows = hdf5_rows(h, path, fix);
+  // The rows are allocated for below before HDF5 reads them, so a corrupt dataspace claiming
+  // billions of records must fail here: the records are stored in the file, compressed at most
+  // 1032:1 (deflate's limit), so they cannot take more than that many times the file's size.
+  const auto record = static_cast<int64_t>(std::max<size_t>(H5Tget_size(ftype.get()), 1));
+  std::error_code ec;
+  const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (rows > file_bytes / record * 1032 + 1) {
+    fail(
+        "'{}' is corrupt: dataset '{}' claims {} records of {} bytes, more than the {}-byte "
+        "file can hold; {}",
+        path, kJscHdf5Dataset, rows, record, file_bytes, fix);
+  }
   const size_t width = fields.size();
   Hid mem(H5Tcreate(H5T_COMPOUND, width * sizeof(double)), H5Tclose);
   for (size_t i = 0; i < width; ++i) {
