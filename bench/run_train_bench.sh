@@ -42,7 +42,8 @@ for model in mlp lenet5; do
     pt=()
     for _ in $(seq "$REPS"); do
       "$QS" --threads "$t" train --model "$model" --dataset mnist --epochs "$EPOCHS" \
-        --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 --out "$TMP/$model.onnx" --json \
+        --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 --val-split val \
+        --out "$TMP/$model.onnx" --json \
         > "$TMP/qs.json" 2> "$TMP/qs.log"
       qs+=("$(median_of "$TMP/qs.json")")
       OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_train.py" --model "$model" \

@@ -6,7 +6,8 @@
 #   bench/train_parity.sh BUILD_DIR [MODEL...]     (default models: mlp lenet5)
 #
 # Recipe (env overrides): DATASET=mnist EPOCHS=5 BATCH=256 LR=1e-3 OPTIMIZER=adam SEEDS="0 1 2"
-# THREADS=2. Both sides validate on MNIST's val split (= test, as MASE) after every epoch, keep
+# THREADS=2. Both sides validate on MNIST's val split (= test, as MASE; qsearch's default is a
+# held-out 10% of the training split, hence --val-split val below) after every epoch, keep
 # the epoch with the lowest validation loss, and report that model's test accuracy; qsearch's is
 # measured by `qsearch eval` on the ONNX file it wrote.
 set -euo pipefail
@@ -35,7 +36,7 @@ for model in "${MODELS[@]}"; do
   n=0
   for seed in $SEEDS; do
     "$QS" --threads "$THREADS" train --model "$model" --dataset "$DATASET" --epochs "$EPOCHS" \
-      --batch-size "$BATCH" --lr "$LR" --optimizer "$OPTIMIZER" --seed "$seed" \
+      --batch-size "$BATCH" --lr "$LR" --optimizer "$OPTIMIZER" --seed "$seed" --val-split val \
       --out "$TMP/$model.onnx" > /dev/null 2> "$TMP/qs.log"
     q=$("$QS" eval --model "$TMP/$model.onnx" --dataset "$DATASET" --json |
       "$PY" -c 'import json,sys; print(json.load(sys.stdin)["accuracy"])')

@@ -19,7 +19,7 @@ Layout (every .f32 / .i64 file is raw little-endian float32 / int64, row-major):
   numpy/perm_seed{S}_n{N}.i64                                   RandomState(S).permutation(N)
   numpy/perm_seed42_n1000000.sha256                             SHA-256 of that permutation
   numpy/split_indices.txt                                       "n;train,...;test,..." lines
-  bad_h5/{missing_field,not_compound}/jsc/<MASE's HDF5 name>    HDF5 files the loader rejects
+  bad_h5/{missing_field,not_compound,huge_rows}/jsc/<MASE's HDF5 name>  HDF5 files the loader rejects
 """
 import gzip
 import hashlib
@@ -204,6 +204,17 @@ def make_bad_h5(out):
     os.makedirs(d, exist_ok=True)
     with h5py.File(os.path.join(d, JSC_H5_NAME), "w", libver="earliest") as f:
         f.create_dataset("t_allpar_new", data=np.zeros((4, 21), dtype="<f4"))
+    make_bad_h5_huge_rows(out)
+
+
+def make_bad_h5_huge_rows(out):
+    # A dataspace of 2^40 records with none stored (chunked, never written): the file is a few
+    # KB, so the loader must refuse before allocating for the rows.
+    d = os.path.join(out, "bad_h5", "huge_rows", "jsc")
+    os.makedirs(d, exist_ok=True)
+    fields = [(n, "<f4") for n in JSC_FEATURES + JSC_LABELS]
+    with h5py.File(os.path.join(d, JSC_H5_NAME), "w", libver="earliest") as f:
+        f.create_dataset("t_allpar_new", shape=(2**40,), dtype=fields, chunks=(64,))
 
 
 def make_numpy(out):

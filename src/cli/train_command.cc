@@ -1,19 +1,24 @@
 // qsearch train --model NAME|M.onnx --dataset D [--epochs 5] [--batch-size 256] [--lr 1e-3]
 //               [--optimizer adam|adamw|sgd] [--weight-decay 0] [--momentum 0.9] [--nesterov]
 //               [--scheduler cosine|constant] [--eta-min 1e-6] [--seed 0]
-//               [--val-split val|test|train|FRACTION] [--out M.onnx] [--opset 13]
+//               [--val-split FRACTION|val|test|train] [--out M.onnx] [--opset 13]
 //               [--checkpoint-dir DIR] [--resume CKPT] [--json]
 // qsearch train --list
 //
 // Trains a zoo model (or fine-tunes an ONNX model) on a data set and writes the epoch with the
-// lowest validation loss as ONNX. The recipe is stored in every checkpoint; --resume takes it
-// from there (a recipe flag given again must agree with it).
+// lowest validation loss as ONNX. Validation data are by default 10% of the training split held
+// out (so the test split never selects the model). The recipe is stored in every checkpoint;
+// --resume takes it from there (a recipe flag given again must agree with it). --out and --opset
+// are checked before the data are loaded and before any epoch runs.
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -49,7 +54,7 @@ struct TrainArgs {
   std::string scheduler = "cosine";
   double eta_min = 1e-6;
   uint64_t seed = 0;
-  std::string val_split = "val";
+  std::string val_split = "0.1";
   // Where things go.
   std::string out;
   int opset = 13;
@@ -127,6 +132,52 @@ std::string default_out(const TrainArgs& a) {
   return model + "_" + data + ".onnx";
 }
 
+// --out must name a file that can be written: an existing directory, a missing parent directory
+// or one that refuses writes would otherwise fail only after the last epoch. Probes by opening
+// the file for writing (created and removed again when it did not exist, an existing file left
+// as it is), which also catches read-only file systems, where access() does not for root.
+void check_out_writable(const std::string& out) {
+  const fs::path p(out);
+  std::error_code ec;
+  if (fs::is_directory(p, ec) || (!out.empty() && out.back() == '/')) {
+    fail("--out '{}' is a directory; give the ONNX file to write, e.g. --out {}", out,
+         (p / "model.onnx").lexically_normal().string());
+  }
+  const fs::path parent = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  if (!fs::exists(parent, ec)) {
+    fail("--out '{}': directory '{}' does not exist; create it first (mkdir -p {})", out,
+         parent.string(), parent.string());
+  }
+  if (!fs::is_directory(parent, ec)) {
+    fail("--out '{}': '{}' is not a directory; choose another output path", out, parent.string());
+  }
+  const bool existed = fs::exists(p, ec);
+  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    fail("--out '{}' cannot be written: {}; choose a writable location", out, std::strerror(errno));
+  }
+  ::close(fd);
+  if (!existed) fs::remove(p, ec);
+}
+
+// The exporter refuses an opset outside what it writes (checked first, before the data are
+// loaded), or an op the opset cannot express: exporting the untrained graph once (to memory)
+// finds that before any training.
+void check_opset_range(int opset) {
+  if (opset < onnx::kMinOpset || opset > onnx::kMaxOpset) {
+    fail("--opset {} is not supported: qsearch writes ONNX opsets {} to {}", opset, onnx::kMinOpset,
+         onnx::kMaxOpset);
+  }
+}
+
+void check_opset_exports(const ir::Graph& graph, int opset) {
+  try {
+    (void)onnx::export_model_bytes(graph, opset);
+  } catch (const Error& e) {
+    fail("--opset {}: {}; choose another --opset", opset, e.what());
+  }
+}
+
 int run_list() {
   std::cout << fmt::format("{:<12} {:>10}  {:<12} {:>7}  {}\n", "model", "params", "input",
                            "classes", "architecture");
@@ -151,6 +202,9 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
   if (a.scheduler != "cosine" && a.scheduler != "constant") {
     fail("--scheduler must be cosine or constant, got '{}'", a.scheduler);
   }
+  const std::string out = a.out.empty() ? default_out(a) : a.out;
+  check_opset_range(a.opset);
+  check_out_writable(out);
 
   const data::DataOptions dopts{.data_dir = global.data_dir,
                                 .label_column = a.label_column,
@@ -162,6 +216,14 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
       a.val_split == "test") {
     val = data::load_dataset(a.dataset, data::parse_split(a.val_split), dopts);
     val_desc = fmt::format("the {} split", a.val_split);
+    // Named splits are never held out of both training and test: MASE's val split is the test
+    // split of mnist and fashion-mnist and the training split of jsc and csv: data sets.
+    std::fprintf(stderr,
+                 "note: --val-split %s selects the kept epoch on data used for training or test, "
+                 "so its accuracy there is optimistic (val is the test split of mnist and "
+                 "fashion-mnist, the training split of jsc and csv:); the default, 0.1, holds out "
+                 "10%% of the training split\n",
+                 a.val_split.c_str());
   } else {
     double fraction = 0;
     try {
@@ -184,6 +246,7 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
           ? onnx::import_model(a.model)
           : train::build_model(
                 a.model, {.input_shape = sample, .num_classes = train.num_classes, .seed = a.seed});
+  check_opset_exports(graph, a.opset);
 
   train::TrainOptions o;
   o.epochs = a.epochs;
@@ -201,7 +264,6 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
   train::Trainer trainer(graph, train, val, o);
   if (!a.resume.empty()) trainer.resume(a.resume);
 
-  const std::string out = a.out.empty() ? default_out(a) : a.out;
   const bool tty = isatty(fileno(stderr)) != 0;
   std::fprintf(stderr,
                "training %s (%lld parameters) on %s: %lld samples, validation on %s (%lld); "
@@ -291,10 +353,11 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Runner& run) 
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", a->seed, "Seed of initialisation, shuffling, dropout (default: 0)");
   cmd->add_option("--val-split", a->val_split,
-                  "Validation data: val | test | train, or a fraction of the training split to "
-                  "hold out (default: val, which is test for MNIST as in MASE)");
+                  "Validation data (model selection): a fraction of the training split to hold "
+                  "out, or val | test | train (default: 0.1; MASE's val is the test split for "
+                  "MNIST)");
   cmd->add_option("--out", a->out, "Output ONNX file (default: <model>_<dataset>.onnx)");
-  cmd->add_option("--opset", a->opset, "ONNX opset of the output (default: 13)");
+  cmd->add_option("--opset", a->opset, "ONNX opset of the output, 11..17 (default: 13)");
   cmd->add_option("--checkpoint-dir", a->checkpoint_dir,
                   "Write DIR/last.ckpt after every epoch (default: none; with --resume, the "
                   "checkpoint's directory)");

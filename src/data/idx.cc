@@ -1,10 +1,13 @@
 #include "data/idx.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <string>
 
 #include "core/error.h"
 #include "data/file_io.h"
@@ -52,6 +55,9 @@ IdxHeader parse_header_only(const unsigned char* p, size_t size, int expect_ndim
 // straight from a small buffer into its destination: no whole-file copy in memory.
 class IdxStream {
  public:
+  // deflate expands at most 1032:1 (zlib's FAQ, "maximum compression ratio").
+  static constexpr int64_t kMaxDeflateRatio = 1032;
+
   IdxStream(const std::string& path, const std::string& fix) : path_(path), fix_(fix) {
     gz_ = gzopen(path.c_str(), "rb");
     if (gz_ == nullptr) fail("cannot open '{}': {}; {}", path, std::strerror(errno), fix);
@@ -75,6 +81,35 @@ class IdxStream {
     if (got == 4) got += read(buf + 4, 4 * static_cast<size_t>(expect_ndims));
     header_ = parse_header_only(buf, got, expect_ndims, path_, fix_);
     return header_;
+  }
+
+  // The header's dims must describe a payload this file can hold, checked before the caller
+  // allocates for it: a plain file holds exactly its size minus the header, a gzip file at most
+  // kMaxDeflateRatio times its size (deflate's limit). A corrupt header claiming gigabytes thus
+  // fails here instead of allocating them; the exact length is still checked by payload().
+  void require_payload_fits() {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;  // a pipe: no bound
+    const auto file = static_cast<int64_t>(st.st_size);
+    const bool plain = gzdirect(gz_) != 0;
+    const int64_t bound =
+        plain ? file - static_cast<int64_t>(header_.data_offset) : file * kMaxDeflateRatio;
+    uint64_t total = 1;
+    bool overflow = false;
+    for (int64_t d : header_.dims) {
+      overflow = overflow || __builtin_mul_overflow(total, static_cast<uint64_t>(d), &total);
+    }
+    const int64_t room = std::max<int64_t>(bound, 0);
+    if (!overflow && total <= static_cast<uint64_t>(room)) return;
+    const std::string bytes = overflow ? std::string("over 2^64") : std::to_string(total);
+    if (plain) {
+      fail("'{}' is truncated: its header announces {} bytes of data ({}) but only {} follow; {}",
+           path_, bytes, shape_str(header_.dims), room, fix_);
+    }
+    fail(
+        "'{}' is corrupt: its header announces {} bytes of data ({}) but the {}-byte gzip file "
+        "can hold at most {}; {}",
+        path_, bytes, shape_str(header_.dims), file, room, fix_);
   }
 
   // Calls fn(chunk, size, offset) over the payload; checks it is exactly prod(dims) bytes.
@@ -138,8 +173,10 @@ Dataset load_idx_pair(const std::string& name, Split split, const std::string& i
                       const std::string& fix) {
   IdxStream images(images_path, fix);
   const IdxHeader ih = images.header(3);
+  images.require_payload_fits();
   IdxStream labels(labels_path, fix);
   const IdxHeader lh = labels.header(1);
+  labels.require_payload_fits();
   const int64_t n = ih.dims[0], rows = ih.dims[1], cols = ih.dims[2];
   if (lh.dims[0] != n) {
     fail("'{}' has {} images but '{}' has {} labels: the two files do not belong together; {}",

@@ -1,8 +1,15 @@
 #include "data/jsc.h"
 
+#include <fmt/format.h>
 #include <hdf5.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <functional>
 #include <mutex>
 
 #include "core/error.h"
@@ -110,7 +117,7 @@ int64_t hdf5_rows(const Hdf5Dataset& h, const std::string& path, const std::stri
 
 }  // namespace
 
-Table read_jsc_hdf5(const std::string& path, const std::string& fix) {
+Table read_jsc_hdf5_in_process(const std::string& path, const std::string& fix) {
   std::lock_guard<std::mutex> lock(hdf5_mutex());
   Hdf5Dataset h;
   open_jsc_hdf5(path, fix, h);
@@ -122,6 +129,25 @@ Table read_jsc_hdf5(const std::string& path, const std::string& fix) {
   std::vector<std::string> fields;
   for (const auto& f : jsc_feature_names()) fields.push_back("j_" + f);
   for (const auto& c : jsc_class_names()) fields.push_back("j_" + c);
+  // libhdf5 trusts a compound type's member layout when it converts records (a member said to
+  // lie beyond its record made H5Dread read freed memory: found by tests/fuzz/hdf5_fuzzer.cc),
+  // so every member must fit inside the record before anything is read.
+  const size_t record_size = H5Tget_size(ftype.get());
+  const int n_members = H5Tget_nmembers(ftype.get());
+  if (record_size == 0 || n_members <= 0) {
+    fail("'{}' is corrupt: dataset '{}' has an empty record type; {}", path, kJscHdf5Dataset, fix);
+  }
+  for (int m = 0; m < n_members; ++m) {
+    Hid mt(H5Tget_member_type(ftype.get(), static_cast<unsigned>(m)), H5Tclose);
+    const size_t offset = H5Tget_member_offset(ftype.get(), static_cast<unsigned>(m));
+    const size_t size = mt.ok() ? H5Tget_size(mt.get()) : 0;
+    if (size == 0 || offset > record_size || size > record_size - offset) {
+      fail(
+          "'{}' is corrupt: field {} of dataset '{}' ({} bytes at offset {}) does not fit in its "
+          "{}-byte record; {}",
+          path, m, kJscHdf5Dataset, size, offset, record_size, fix);
+    }
+  }
   std::vector<std::string> missing;
   bool all_float32 = true;
   for (size_t i = 0; i < fields.size(); ++i) {
@@ -142,6 +168,18 @@ Table read_jsc_hdf5(const std::string& path, const std::string& fix) {
          joined(missing), joined(member_names(ftype.get())), fix);
   }
   const int64_t rows = hdf5_rows(h, path, fix);
+  // The rows are allocated for below before HDF5 reads them, so a corrupt dataspace claiming
+  // billions of records must fail here: the records are stored in the file, compressed at most
+  // 1032:1 (deflate's limit), so they cannot take more than that many times the file's size.
+  const auto record = static_cast<int64_t>(std::max<size_t>(H5Tget_size(ftype.get()), 1));
+  std::error_code ec;
+  const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (rows > file_bytes / record * 1032 + 1) {
+    fail(
+        "'{}' is corrupt: dataset '{}' claims {} records of {} bytes, more than the {}-byte "
+        "file can hold; {}",
+        path, kJscHdf5Dataset, rows, record, file_bytes, fix);
+  }
   const size_t width = fields.size();
   Hid mem(H5Tcreate(H5T_COMPOUND, width * sizeof(double)), H5Tclose);
   for (size_t i = 0; i < width; ++i) {
@@ -261,16 +299,133 @@ Table read_jsc_csv(const std::string& path, const std::string& fix) {
   return t;
 }
 
-int64_t jsc_file_rows(const std::string& path, const std::string& fix) {
-  {
-    std::lock_guard<std::mutex> lock(hdf5_mutex());
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    if (H5Fis_hdf5(path.c_str()) > 0) {
-      Hdf5Dataset h;
-      open_jsc_hdf5(path, fix, h);
-      return hdf5_rows(h, path, fix);
-    }
+int64_t jsc_hdf5_rows_in_process(const std::string& path, const std::string& fix) {
+  std::lock_guard<std::mutex> lock(hdf5_mutex());
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  if (H5Fis_hdf5(path.c_str()) <= 0) return -1;
+  Hdf5Dataset h;
+  open_jsc_hdf5(path, fix, h);
+  return hdf5_rows(h, path, fix);
+}
+
+namespace {
+
+void write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    const ssize_t k = ::write(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return;  // the parent reports the short result
+    p += k;
+    n -= static_cast<size_t>(k);
   }
+}
+
+template <class T>
+void append_pod(std::string& out, const T& v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+template <class T>
+T take_pod(std::string_view& in) {
+  T v{};
+  if (in.size() < sizeof v) fail("internal error: short result from the HDF5 reader process");
+  std::memcpy(&v, in.data(), sizeof v);
+  in.remove_prefix(sizeof v);
+  return v;
+}
+
+// Runs `fn` (which calls libhdf5) in a child process and returns the bytes it produced. libhdf5
+// is not memory-safe on corrupt files (fuzzing found a NULL read in its group lookup, see
+// docs/fuzzing.md); in a child, such a crash becomes an Error naming the file instead of killing
+// qsearch. An Error thrown by `fn` is passed back with its message.
+std::string in_child_process(const std::string& path, const std::string& fix,
+                             const std::function<std::string()>& fn) {
+  int fds[2];
+  if (::pipe(fds) != 0) fail("cannot read '{}': pipe: {}; {}", path, std::strerror(errno), fix);
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    fail("cannot read '{}': fork: {}; {}", path, std::strerror(errno), fix);
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string out = "o";
+    try {
+      out += fn();
+    } catch (const Error& e) {
+      out = fmt::format("e{}", e.what());
+    } catch (const std::exception& e) {
+      out = fmt::format("ecannot read '{}': {}; {}", path, e.what(), fix);
+    }
+    write_all(fds[1], out.data(), out.size());
+    ::_exit(0);  // no atexit handlers, no flushing of the parent's buffers
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t k = ::read(fds[0], buf, sizeof buf);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    got.append(buf, static_cast<size_t>(k));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) {
+    fail("'{}' is corrupt: libhdf5 crashed reading it ({}); {}", path,
+         ::strsignal(WTERMSIG(status)), fix);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got.empty()) {
+    fail("cannot read '{}': the HDF5 reader process failed (status {}); {}", path, status, fix);
+  }
+  if (got[0] == 'e') throw Error(got.substr(1));
+  return got.substr(1);
+}
+
+}  // namespace
+
+Table read_jsc_hdf5(const std::string& path, const std::string& fix) {
+  const std::string bytes = in_child_process(path, fix, [&] {
+    const Table t = read_jsc_hdf5_in_process(path, fix);
+    std::string out;
+    append_pod(out, t.rows);
+    append_pod(out, t.cols);
+    append_pod(out, static_cast<uint8_t>(t.float32_source));
+    out.append(reinterpret_cast<const char*>(t.values.data()), t.values.size() * sizeof(double));
+    out.append(reinterpret_cast<const char*>(t.labels.data()), t.labels.size() * sizeof(int64_t));
+    return out;
+  });
+  std::string_view in(bytes);
+  Table t;
+  t.rows = take_pod<int64_t>(in);
+  t.cols = take_pod<int>(in);
+  t.float32_source = take_pod<uint8_t>(in) != 0;
+  const auto n = static_cast<size_t>(t.rows);
+  if (in.size() != n * static_cast<size_t>(t.cols) * sizeof(double) + n * sizeof(int64_t)) {
+    fail("internal error: the HDF5 reader process returned {} bytes for {} rows", bytes.size(),
+         t.rows);
+  }
+  t.values.resize(n * static_cast<size_t>(t.cols));
+  t.labels.resize(n);
+  std::memcpy(t.values.data(), in.data(), t.values.size() * sizeof(double));
+  std::memcpy(t.labels.data(), in.data() + t.values.size() * sizeof(double),
+              t.labels.size() * sizeof(int64_t));
+  return t;
+}
+
+int64_t jsc_file_rows(const std::string& path, const std::string& fix) {
+  std::string_view in;
+  const std::string bytes = in_child_process(path, fix, [&] {
+    std::string out;
+    append_pod(out, jsc_hdf5_rows_in_process(path, fix));
+    return out;
+  });
+  in = bytes;
+  const auto hdf5_rows_or_not = take_pod<int64_t>(in);
+  if (hdf5_rows_or_not >= 0) return hdf5_rows_or_not;
   CsvReader csv(FileBytes::open(path, fix), path);
   std::vector<std::string_view> cells;
   int64_t rows = -1;  // the header is not a row

@@ -37,11 +37,19 @@ const std::vector<std::string>& jsc_feature_names();
 // {"g", "q", "w", "z", "t"}.
 const std::vector<std::string>& jsc_class_names();
 
+// The HDF5 file is read by libhdf5 in a child process (fork): libhdf5 is not memory-safe on
+// corrupt files, and a crash there becomes an Error naming the file (docs/fuzzing.md).
 Table read_jsc_hdf5(const std::string& path, const std::string& fix);
 Table read_jsc_csv(const std::string& path, const std::string& fix);
 
 // Rows in the file (HDF5: the dataset's length; CSV: non-blank lines after the header),
 // without validating the contents. Throws Error when the file cannot be read.
 int64_t jsc_file_rows(const std::string& path, const std::string& fix);
+
+// The same readers in this process, without the child process: for the fuzz target
+// (tests/fuzz/hdf5_fuzzer.cc), whose coverage a child would hide. jsc_hdf5_rows_in_process
+// returns -1 for a file that is not HDF5.
+Table read_jsc_hdf5_in_process(const std::string& path, const std::string& fix);
+int64_t jsc_hdf5_rows_in_process(const std::string& path, const std::string& fix);
 
 }  // namespace qsearch::data

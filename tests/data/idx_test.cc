@@ -1,6 +1,7 @@
 #include "data/idx.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <array>
 #include <filesystem>
@@ -99,6 +100,36 @@ TEST(Idx, TruncatedAndOverlongFilesAreErrors) {
   expect_error([&] { s.load(); }, {s.images, "3 unexpected bytes"});
   write_bytes(s.images, "");
   expect_error([&] { s.load(); }, {s.images, "not an IDX images file"});
+}
+
+TEST(Idx, HeaderAnnouncingMoreThanTheFileHoldsIsAnErrorBeforeAllocating) {
+  // Found by tests/fuzz/idx_fuzzer.cc: the tensors were allocated from the header's dims before
+  // the payload was read, so a few corrupt header bytes asked for gigabytes (or overflowed).
+  Scratch s;
+  const std::string b = read_bytes(s.images);
+  std::string huge = b;
+  for (int i = 8; i < 16; ++i) huge[i] = '\xff';  // 12 x 2^32-1 x 2^32-1 pixels
+  write_bytes(s.images, huge);
+  expect_error([&] { s.load(); }, {s.images, "truncated", "over 2^64 bytes", "only 9408 follow"});
+  huge = b;
+  huge[9] = '\x7a';  // 12 x 0x7a001c x 28
+  write_bytes(s.images, huge);
+  expect_error([&] { s.load(); }, {s.images, "truncated", "[12, 7995420, 28]", "only 9408 follow"});
+  write_bytes(s.images, b);
+  std::string labels = read_bytes(s.labels);
+  labels[4] = '\x7f';  // 0x7f00000c labels
+  write_bytes(s.labels, labels);
+  expect_error([&] { s.load(); }, {s.labels, "truncated", "2130706444 bytes", "only 12 follow"});
+  // gzip: at most 1032 times the compressed size (deflate's limit).
+  write_bytes(s.labels, read_bytes(fixture("idx/mnist/t10k-labels-idx1-ubyte")));
+  huge = b;
+  huge[9] = '\x7a';
+  std::filesystem::remove(s.images);
+  gzFile gz = gzopen((s.images + ".gz").c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  gzwrite(gz, huge.data(), static_cast<unsigned>(huge.size()));
+  gzclose(gz);
+  expect_error([&] { s.load(); }, {s.images + ".gz", "corrupt", "gzip file can hold at most"});
 }
 
 TEST(Idx, LabelProblemsAreErrors) {

@@ -112,6 +112,12 @@ TEST(Jsc, BadHdf5FilesAreErrors) {
         load_dataset("jsc", Split::kTrain, {fixture("bad_h5/not_compound"), ""});
       },
       {"is not a compound (structured) dataset"});
+  // 2^40 records declared in a 2.6 KB file: refused before allocating for them.
+  expect_error(
+      [&] {
+        load_dataset("jsc", Split::kTrain, {fixture("bad_h5/huge_rows"), ""});
+      },
+      {"is corrupt", "claims 1099511627776 records", "qsearch data download jsc"});
   TempDir dir;
   const std::string good = read_bytes(fixture(std::string("jsc_h5/") + kH5));
   write_bytes(dir / kH5, good.substr(0, good.size() / 2));
