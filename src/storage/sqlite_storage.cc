@@ -136,7 +136,8 @@ std::string SqliteStorage::study_name_of(int64_t study_id) {
 
 int64_t SqliteStorage::create_study(const std::string& name,
                                     const std::vector<Direction>& directions,
-                                    const SearchSpace& space, bool load_if_exists) {
+                                    const SearchSpace& space, bool load_if_exists,
+                                    const std::map<std::string, std::string>& user_attrs) {
   if (directions.empty()) fail("study '{}' needs at least one objective direction", name);
   std::lock_guard lock(mu_);
   Transaction txn(*db_, Transaction::Kind::kWrite);
@@ -183,6 +184,9 @@ int64_t SqliteStorage::create_study(const std::string& name,
     p.bind(1, id).bind(2, static_cast<int64_t>(i)).bind(3, space[i].name);
     p.bind(4, space[i].dist.to_json()).run();
   }
+  Stmt& a = db_->prepare(
+      "INSERT INTO study_user_attributes (study_id, key, value_json) VALUES (?1, ?2, ?3)");
+  for (const auto& [key, value] : user_attrs) a.bind(1, id).bind(2, key).bind(3, value).run();
   txn.commit();
   return id;
 }
@@ -528,33 +532,6 @@ std::vector<FrozenTrial> SqliteStorage::get_trials(int64_t study_id) {
   refresh(cache);
   txn.commit();
   return cache.trials;
-}
-
-std::shared_ptr<search::Storage> open_storage(const std::string& url) {
-  const std::string sqlite_prefix = "sqlite:///";
-  auto ends_with = [&](const std::string& s) {
-    return url.size() >= s.size() && url.compare(url.size() - s.size(), s.size(), s) == 0;
-  };
-  if (url == ":memory:" || url == "sqlite://" || url == "sqlite:///:memory:") {
-    return std::make_shared<SqliteStorage>(":memory:");
-  }
-  if (url.rfind(sqlite_prefix, 0) == 0 && url.size() > sqlite_prefix.size()) {
-    return std::make_shared<SqliteStorage>(url.substr(sqlite_prefix.size()));
-  }
-  if (url.rfind("postgresql", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-    fail(
-        "storage '{}': PostgreSQL storage is planned but not available yet; use "
-        "'sqlite:///path/to/study.db'",
-        url);
-  }
-  if (url.find("://") == std::string::npos &&
-      (ends_with(".db") || ends_with(".sqlite") || ends_with(".sqlite3"))) {
-    return std::make_shared<SqliteStorage>(url);
-  }
-  fail(
-      "storage '{}' is not understood: use 'sqlite:///path/to/study.db', a file path ending in "
-      ".db, .sqlite or .sqlite3, or ':memory:' (PostgreSQL is planned, not available)",
-      url);
 }
 
 }  // namespace qsearch::storage
