@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <limits>
 #include <set>
+#include <thread>
 
 #include "core/check.h"
 #include "core/error.h"
@@ -46,6 +47,28 @@ int64_t now_ms() {
       .count();
 }
 
+// WAL journal (":memory:" stays "memory", which is fine). Switching a new file to WAL needs a
+// moment when no other connection is inside a transaction, and SQLite answers BUSY at once
+// instead of calling the busy handler; so several processes opening a new study.db together
+// retry here, within the busy timeout. A file already in WAL mode needs no switch.
+void enable_wal(Db& db) {
+  if (db.query_text("PRAGMA journal_mode").value_or("") == "wal") return;
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    try {
+      db.query_text("PRAGMA journal_mode = WAL");
+      return;
+    } catch (const Error& e) {
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (std::string(e.what()).find("locked") == std::string::npos ||
+          waited > std::chrono::milliseconds(db.busy_timeout_ms())) {
+        throw;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
+
 }  // namespace
 
 struct SqliteStorage::StudyCache {
@@ -80,16 +103,23 @@ SqliteStorage::~SqliteStorage() = default;
 
 void SqliteStorage::open_schema() {
   // Reading the header first makes a non-database file fail here, before anything is written.
-  int64_t app_id = std::stoll(db_->query_text("PRAGMA application_id").value_or("0"));
-  int64_t n_tables = std::stoll(
-      db_->query_text("SELECT count(*) FROM sqlite_master WHERE type = 'table'").value_or("0"));
+  // Both reads come from one snapshot: another process creating the schema in between would
+  // otherwise look like a foreign database (tables but no application id).
+  int64_t app_id = 0, n_tables = 0;
+  {
+    Transaction snapshot(*db_, Transaction::Kind::kRead);
+    app_id = std::stoll(db_->query_text("PRAGMA application_id").value_or("0"));
+    n_tables = std::stoll(
+        db_->query_text("SELECT count(*) FROM sqlite_master WHERE type = 'table'").value_or("0"));
+    snapshot.commit();
+  }
   if (n_tables > 0 && app_id != kApplicationId) {
     fail(
         "'{}' is an SQLite database but not a qsearch study database (application_id {}, {} "
         "tables; an Optuna or other program's file?). Use another file for the study",
         path_, app_id, n_tables);
   }
-  db_->query_text("PRAGMA journal_mode = WAL");  // ":memory:" stays "memory", which is fine
+  enable_wal(*db_);
   db_->exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
 
   Transaction txn(*db_, Transaction::Kind::kWrite);

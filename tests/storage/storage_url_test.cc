@@ -1,6 +1,8 @@
 // Storage URLs as SQLAlchemy/Optuna read them (storage/storage_url.h), and opening storages that
 // must already exist (report, compare) without ever creating an empty database.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -111,6 +113,40 @@ TEST(OpenStorage, DevicesAndDirectoriesAreNotDatabaseFiles) {
     EXPECT_NE(e.find("directory"), std::string::npos) << e;
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   }
+}
+
+// Processes opening one brand-new file at the same moment (a search creating its study.db while
+// another process polls it): each must see either no schema or all of it, never "tables but no
+// application id", which used to refuse the file as a foreign database.
+TEST(OpenStorage, ConcurrentFirstOpensOfANewFileAllSucceed) {
+  TempDir dir;
+  constexpr int kRounds = 20, kProcs = 4;
+  int failures = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string path = dir.file(fmt::format("r{}.db", round));
+    std::vector<pid_t> children;
+    for (int p = 0; p < kProcs; ++p) {
+      pid_t pid = fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        int status = 0;
+        try {
+          for (int i = 0; i < 5; ++i) open_storage(path, Access::kCreate);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "round %d child %d: %s\n", round, p, e.what());
+          status = 1;
+        }
+        _exit(status);
+      }
+      children.push_back(pid);
+    }
+    for (pid_t pid : children) {
+      int status = 0;
+      ASSERT_EQ(waitpid(pid, &status, 0), pid);
+      failures += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+  }
+  EXPECT_EQ(failures, 0);
 }
 
 }  // namespace
