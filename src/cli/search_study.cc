@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -29,7 +30,7 @@ std::string kind_of(const fs::file_status& st) {
 }
 
 // `dir` must be a directory that exists and is writable, or one that can be created: its
-// nearest existing ancestor is a writable directory.
+// nearest existing ancestor is a writable directory. Leaves nothing behind.
 void check_dir(const fs::path& dir, const std::string& what) {
   std::error_code ec;
   fs::path probe = dir;
@@ -44,7 +45,12 @@ void check_dir(const fs::path& dir, const std::string& what) {
     fail("{} '{}' cannot be created: '{}' is {}, not a directory", what, dir.string(),
          probe.string(), kind_of(st));
   }
-  if (::access(probe.c_str(), W_OK | X_OK) != 0) {
+  // Permission bits do not tell (root writes anywhere except on read-only or virtual file
+  // systems such as /proc): make and remove a scratch directory.
+  std::string scratch = (probe / ".qsearch_write_check_XXXXXX").string();
+  if (::mkdtemp(scratch.data()) != nullptr) {
+    ::rmdir(scratch.c_str());
+  } else {
     const std::string why = std::strerror(errno);
     if (probe == dir) fail("{} '{}' is not writable ({})", what, dir.string(), why);
     fail("{} '{}' cannot be created: '{}' is not writable ({})", what, dir.string(), probe.string(),
