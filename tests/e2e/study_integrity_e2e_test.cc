@@ -128,6 +128,31 @@ TEST(StudyIntegrityE2E, ResumingWithOtherSettingsIsRefusedNamingTheSettingAndThe
             nlohmann::json::parse("[2, 4, 8]"));
 }
 
+// A study made before settings were recorded resumes, saying what it could not check.
+TEST(StudyIntegrityE2E, AStudyWithoutRecordedSettingsResumesWithANote) {
+  ScratchDir dir("study_old");
+  const std::string cfg = write(dir, "c.toml", config());
+  ASSERT_EQ(run("search --config " + cfg + " --out " + (dir / "new") + " --trials 1 --quiet").code,
+            0);
+  search::StudyInfo info;
+  {
+    auto made =
+        storage::open_storage("sqlite:///" + (dir / "new/study.db"), storage::Access::kExisting);
+    info = made->get_study(*made->find_study("c"));
+  }
+  fs::create_directories(dir / "old");
+  storage::open_storage("sqlite:///" + (dir / "old/study.db"), storage::Access::kCreate)
+      ->create_study("c", info.directions, info.space, false);  // no user attrs: an old study
+  Result r = run("search --config " + cfg + " --out " + (dir / "old") + " --trials 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: study 'c' in '" + (dir / "old/study.db") +
+                       "' records no settings (model, dataset, split, num_samples, mode, "
+                       "objectives, param_choices)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(trial_count(dir / "old/study.db"), 2u);
+}
+
 // Several processes joining one study with different settings: whoever creates the study
 // records its settings, and every other process is refused or joins, never mixing trials.
 TEST(StudyIntegrityE2E, ProcessesJoiningOneStudyWithOtherSettingsAreRefused) {
