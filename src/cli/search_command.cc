@@ -2,7 +2,7 @@
 //                [--timeout SEC] [--jobs J] [--seed S] [--storage URL] [--study NAME] [--out DIR]
 //                [--mode int|fake|float] [--quiet]
 // qsearch report --out DIR [--storage URL] [--study NAME]
-// qsearch compare DIR DIR...
+// qsearch compare DIR [DIR...] [--study NAME]...
 #include <fmt/format.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/job_limits.h"
+#include "cli/search_study.h"
 #include "cli/stop_signals.h"
 #include "config/search_settings.h"
 #include "core/error.h"
@@ -27,7 +28,7 @@
 #include "report/output_lock.h"
 #include "report/search_report.h"
 #include "search/study.h"
-#include "storage/sqlite_storage.h"
+#include "storage/storage_url.h"
 
 namespace qsearch::cli {
 
@@ -62,14 +63,6 @@ std::string metric_summary(const search::FrozenTrial& t, const std::vector<eval:
   return s;
 }
 
-void ensure_parent_dir(const std::string& storage_url) {
-  std::string path = storage_url;
-  if (path.rfind("sqlite:///", 0) == 0) path = path.substr(10);
-  if (path == ":memory:") return;
-  fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) fs::create_directories(parent);
-}
-
 // Rewrites the outputs from every trial committed so far, under the output directory's lock.
 std::vector<search::FrozenTrial> write_outputs(const std::string& out_dir, search::Study& study) {
   return report::write_search_outputs_locked(out_dir, study.info(), [&] { return study.trials(); });
@@ -81,6 +74,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   for (const auto& k : config.ignored_keys) {
     if (!quiet) std::cerr << fmt::format("note: '{}' has no effect in qsearch search\n", k);
   }
+  check_search_paths(s);  // before the model and data load
 
   if (!std::filesystem::exists(s.model_path) && !flags.model) {
     // A config's relative model path is looked up from the working directory, then beside the
@@ -105,13 +99,16 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     std::cerr << "qsearch: note: " << objective.model_output().note << "\n";
   }
 
-  fs::create_directories(s.out_dir);
-  ensure_parent_dir(s.storage);
-  auto storage = storage::open_storage(s.storage);
   search::SamplerOptions sopts;
   sopts.seed = s.seed;
-  search::Study study = search::Study::create(storage, s.study_name, s.directions, space->space(),
-                                              search::make_sampler(s.sampler, sopts));
+  std::vector<std::string> notes;
+  search::Study study = open_search_study(
+      s, space->space(),
+      study_settings_attrs(s, objective.samples_per_trial(), space->param_choices()),
+      search::make_sampler(s.sampler, sopts), &notes);
+  for (const auto& n : notes) {
+    if (!quiet) std::cerr << "note: " << n << "\n";
+  }
   const auto existing = study.trials();
   int finished_before = 0;
   for (const auto& t : existing) finished_before += t.finished() && !t.interrupted();
@@ -220,7 +217,7 @@ report::StudyRun load_study_run(const std::string& out_dir, const std::string& s
     }
     url = "sqlite:///" + db.string();
   }
-  auto storage = storage::open_storage(url);
+  auto storage = storage::open_storage(url, storage::Access::kExisting);
   std::string name = study_name;
   if (name.empty()) {
     auto names = storage->study_names();
@@ -242,6 +239,7 @@ report::StudyRun load_study_run(const std::string& out_dir, const std::string& s
 
 int run_report(const std::string& out_dir, const std::string& storage_url,
                const std::string& study_name) {
+  if (out_dir.empty()) fail("--out is empty: give the directory to write the outputs to");
   report::StudyRun run = load_study_run(out_dir, storage_url, study_name);
   // Re-read under the output lock, so a search still running on this directory cannot rename
   // older files over these.
@@ -253,10 +251,38 @@ int run_report(const std::string& out_dir, const std::string& storage_url,
   return 0;
 }
 
-int run_compare(const std::vector<std::string>& dirs) {
+// Every study of each directory's study.db, or only those named by --study (each must exist in
+// every directory). A run is labelled with its directory, plus ":<study>" when the directory
+// gives several.
+int run_compare(const std::vector<std::string>& dirs, const std::vector<std::string>& studies) {
   std::vector<report::StudyRun> runs;
-  for (const auto& d : dirs) runs.push_back(load_study_run(d, "", ""));
-  std::cout << report::format_comparison(report::compare_studies(runs));
+  for (const auto& d : dirs) {
+    fs::path db = fs::path(d) / "study.db";
+    if (!fs::exists(db)) {
+      fail("'{}' has no study.db: pass the --out directories of searches", d);
+    }
+    const std::string url = "sqlite:///" + db.string();
+    auto storage = storage::open_storage(url, storage::Access::kExisting);
+    const std::vector<std::string> held = storage->study_names();
+    const std::vector<std::string>& names = studies.empty() ? held : studies;
+    if (names.empty()) fail("'{}' holds no study", db.string());
+    for (const auto& name : names) {
+      auto id = storage->find_study(name);
+      if (!id) {
+        std::string list;
+        for (const auto& n : held) list += (list.empty() ? "" : ", ") + n;
+        fail("'{}' has no study '{}' (it holds: {}); check --study", db.string(), name, list);
+      }
+      report::StudyRun run;
+      run.label = names.size() > 1 ? d + ":" + name : d;
+      run.info = storage->get_study(*id);
+      run.trials = storage->get_trials(*id);
+      runs.push_back(std::move(run));
+    }
+  }
+  const report::Comparison c = report::compare_studies(runs);
+  for (const auto& n : c.notes) std::cerr << "note: " << n << "\n";
+  std::cout << report::format_comparison(c);
   return 0;
 }
 
@@ -310,10 +336,16 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   });
 
   auto dirs = std::make_shared<std::vector<std::string>>();
+  auto studies = std::make_shared<std::vector<std::string>>();
   CLI::App* cmp = app.add_subcommand(
-      "compare", "Sample efficiency of searches of the same space (e.g. brute force vs TPE)");
+      "compare", "Sample efficiency of searches of the same problem (e.g. brute force vs TPE)");
   cmp->add_option("dirs", *dirs, "Output directories of the searches")->required()->expected(1, -1);
-  cmp->callback([&run, dirs] { run = [dirs] { return run_compare(*dirs); }; });
+  // One name per --study, so `compare --study tpe A B` keeps A and B as directories.
+  cmp->add_option("--study", *studies,
+                  "Study to compare from each directory (repeatable; default: every study)")
+      ->allow_extra_args(false);
+  cmp->callback(
+      [&run, dirs, studies] { run = [dirs, studies] { return run_compare(*dirs, *studies); }; });
 }
 
 }  // namespace qsearch::cli

@@ -339,28 +339,41 @@ quant::QuantAssignment QuantSearchSpace::decode(const std::vector<double>& param
   return out;
 }
 
+namespace {
+
+nlohmann::ordered_json choice_json(const ConfigValue& v) {
+  switch (v.kind) {
+    case ConfigValue::Kind::kNA:
+      return nullptr;
+    case ConfigValue::Kind::kBool:
+      return v.b;
+    case ConfigValue::Kind::kInt:
+      return v.i;
+    case ConfigValue::Kind::kFloat:
+      return v.f;
+    case ConfigValue::Kind::kString:
+      return v.s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+nlohmann::ordered_json QuantSearchSpace::param_choices() const {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    nlohmann::ordered_json list = nlohmann::ordered_json::array();
+    for (const ConfigValue& v : params_[i].choices) list.push_back(choice_json(v));
+    j[space_[i].name] = std::move(list);
+  }
+  return j;
+}
+
 nlohmann::ordered_json QuantSearchSpace::sampled_config(const std::vector<double>& params) const {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   for (size_t i = 0; i < params_.size(); ++i) {
-    const ConfigValue& v = params_[i].choices.at(static_cast<size_t>(params[i]));
-    nlohmann::ordered_json value;
-    switch (v.kind) {
-      case ConfigValue::Kind::kNA:
-        value = nullptr;
-        break;
-      case ConfigValue::Kind::kBool:
-        value = v.b;
-        break;
-      case ConfigValue::Kind::kInt:
-        value = v.i;
-        break;
-      case ConfigValue::Kind::kFloat:
-        value = v.f;
-        break;
-      case ConfigValue::Kind::kString:
-        value = v.s;
-        break;
-    }
+    const nlohmann::ordered_json value =
+        choice_json(params_[i].choices.at(static_cast<size_t>(params[i])));
     j[params_[i].key]["config"][params_[i].field] = value;
   }
   // MASE adds its bypass default (DEFAULT_QUANTIZATION_CONFIG) to every sampled config.

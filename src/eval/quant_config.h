@@ -76,6 +76,9 @@ class QuantSearchSpace {
   // MASE's sampled_config for a trial: {"<key>": {"config": {"name": ..., field: value, ...}},
   // ..., "default": MASE's default bypass config}, NA as null (mase.md §3.3).
   nlohmann::ordered_json sampled_config(const std::vector<double>& params) const;
+  // {"<parameter name>": [the value each index stands for, ...], ...} in space order (the
+  // study records it; trials.csv decodes parameters with it).
+  nlohmann::ordered_json param_choices() const;
   // Quantizable nodes and the key whose parameters configure each (node name or op type).
   const std::vector<std::pair<std::string, std::string>>& node_keys() const { return nodes_; }
 

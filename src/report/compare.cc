@@ -7,22 +7,102 @@
 #include <limits>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "report/search_report.h"
+#include "report/study_settings.h"
 #include "search/multi_objective.h"
 
 namespace qsearch::report {
 
-Comparison compare_studies(const std::vector<StudyRun>& runs) {
+namespace {
+
+std::string directions_text(const std::vector<search::Direction>& dirs) {
+  std::string s;
+  for (search::Direction d : dirs) s += (s.empty() ? "" : ", ") + search::to_string(d);
+  return "[" + s + "]";
+}
+
+// The metric names a study's trials report as scaled metrics (its objectives), from its first
+// COMPLETE trial that has them; empty when none does.
+std::vector<std::string> reported_metrics(const StudyRun& r) {
+  for (const auto& t : r.trials) {
+    if (t.state != search::TrialState::kComplete) continue;
+    auto it = t.user_attrs.find(kScaledMetrics);
+    if (it == t.user_attrs.end()) continue;
+    nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
+    if (!j.is_object()) continue;
+    std::vector<std::string> names;
+    for (auto m = j.begin(); m != j.end(); ++m) names.push_back(m.key());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  return {};
+}
+
+std::string names_text(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  return "[" + s + "]";
+}
+
+}  // namespace
+
+std::vector<std::string> check_comparable(const std::vector<StudyRun>& runs) {
   if (runs.empty()) fail("nothing to compare");
-  const auto& dirs = runs[0].info.directions;
-  for (const StudyRun& r : runs) {
-    if (r.info.directions != dirs) {
-      fail(
-          "studies '{}' and '{}' optimise different objectives; only runs of the same search "
-          "problem compare",
-          runs[0].label, r.label);
+  std::vector<std::string> notes;
+  const StudyRun& first = runs[0];
+  const std::string fix = "compare searches of the same model, data and objectives";
+  for (size_t i = 1; i < runs.size(); ++i) {
+    const StudyRun& r = runs[i];
+    std::vector<SettingDifference> diffs;
+    if (r.info.directions != first.info.directions) {
+      diffs.push_back({"directions", directions_text(first.info.directions),
+                       directions_text(r.info.directions)});
+    }
+    std::vector<std::string> unchecked;
+    for (auto& d :
+         diff_settings(first.info.user_attrs, r.info.user_attrs, compare_settings(), &unchecked)) {
+      diffs.push_back(std::move(d));
+    }
+    if (std::find(unchecked.begin(), unchecked.end(), setting::kObjectives) != unchecked.end()) {
+      // No recorded objectives on one side: the metric names the trials report still tell.
+      std::vector<std::string> a = reported_metrics(first), b = reported_metrics(r);
+      if (!a.empty() && !b.empty() && a != b) {
+        diffs.push_back({"objective metrics", names_text(a), names_text(b)});
+      }
+    }
+    if (!diffs.empty()) {
+      fail("studies '{}' and '{}' cannot be compared: {}; {}", first.label, r.label,
+           describe(diffs, "'" + first.label + "'", "'" + r.label + "'"), fix);
+    }
+    if (!unchecked.empty()) {
+      std::string list;
+      for (const auto& u : unchecked) {
+        list += (list.empty() ? "" : ", ") +
+                (u == setting::kObjectives ? std::string("objective scales") : u);
+      }
+      notes.push_back(fmt::format(
+          "'{}' and '{}': {} not checked (a study made by an older qsearch records no settings)",
+          first.label, r.label, list));
+    }
+    auto space = diff_settings(first.info.user_attrs, r.info.user_attrs, {setting::kParamChoices});
+    if (!space.empty() || (first.info.space.size() != r.info.space.size())) {
+      notes.push_back(fmt::format(
+          "'{}' and '{}' search different spaces ({}); the best known front is the union's",
+          first.label, r.label,
+          space.empty()
+              ? fmt::format("{} and {} parameters", first.info.space.size(), r.info.space.size())
+              : describe(space, "'" + first.label + "'", "'" + r.label + "'")));
     }
   }
+  return notes;
+}
+
+Comparison compare_studies(const std::vector<StudyRun>& runs) {
+  std::vector<std::string> notes = check_comparable(runs);
+  const auto& dirs = runs[0].info.directions;
   const int dim = static_cast<int>(dirs.size());
   search::Points all(dim);
   for (const StudyRun& r : runs) {
@@ -52,6 +132,7 @@ Comparison compare_studies(const std::vector<StudyRun>& runs) {
     ref[j] = hi + margin;
   }
   Comparison c;
+  c.notes = std::move(notes);
   c.reference_front_size = front.size();
   c.reference_hv = search::hypervolume(front, ref);
   const double denom = c.reference_hv > 0 ? c.reference_hv : 1.0;

@@ -42,10 +42,19 @@ struct Comparison {
   int reference_front_size = 0;
   double reference_hv = 0;
   std::vector<StudyEfficiency> studies;
+  // What could not be checked (studies made by an older qsearch record no settings) and other
+  // remarks, e.g. that the studies search different spaces.
+  std::vector<std::string> notes;
 };
 
-// Throws Error if the studies differ in their objectives' number or directions, or none has a
-// COMPLETE trial.
+// Only studies of one problem compare: the same objectives (metric names, scales, directions),
+// model file (SHA-256), data set, split, samples per trial and engine mode, as recorded in the
+// study settings (report/study_settings.h). Throws Error naming the studies and every
+// difference. For a study without recorded settings, the directions and the metric names its
+// trials report are checked and the rest is listed in the returned notes.
+std::vector<std::string> check_comparable(const std::vector<StudyRun>& runs);
+
+// Throws Error if check_comparable does, or none of the studies has a COMPLETE trial.
 Comparison compare_studies(const std::vector<StudyRun>& runs);
 std::string format_comparison(const Comparison& c);
 

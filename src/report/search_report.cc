@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "report/pandas_json.h"
 #include "report/python_format.h"
+#include "report/study_settings.h"
 #include "report/tabulate.h"
 #include "search/multi_objective.h"
 
@@ -129,6 +130,63 @@ std::string external_value(const search::Distribution& d, double internal) {
   }
   if (d.kind == Kind::kInt) return csv_number(internal);
   return python_float_repr(internal);
+}
+
+// What index parameter values stand for: the study's recorded choices (study settings), else
+// each trial's sampled_config (key/config/field -> sampled_config[key]["config"][field]).
+class ParamDecoder {
+ public:
+  ParamDecoder(const StudyInfo& info, const std::vector<FrozenTrial>& trials) : info_(info) {
+    auto it = info.user_attrs.find(setting::kParamChoices);
+    if (it != info.user_attrs.end()) {
+      Json j = Json::parse(it->second, nullptr, false);
+      if (j.is_object()) choices_ = std::move(j);
+    }
+    for (const FrozenTrial& t : trials) {
+      any_sampled_ = any_sampled_ || t.user_attrs.count(kSampledConfig) > 0;
+    }
+  }
+  // Whether parameter k gets a decoded-value column: it has recorded choices, or it is a MASE
+  // "key/config/field" parameter and some trial has a sampled_config.
+  bool active(size_t k) const {
+    const std::string& name = info_.space[k].name;
+    if (choices_.is_object() && choices_.contains(name)) return true;
+    return any_sampled_ && name.rfind("/config/") != std::string::npos;
+  }
+
+  std::optional<Json> decode(const FrozenTrial& t, size_t k) const {
+    if (k >= t.params.size() || k >= info_.space.size()) return std::nullopt;
+    const std::string& name = info_.space[k].name;
+    const double p = t.params[k];
+    if (choices_.is_object() && choices_.contains(name) && choices_[name].is_array()) {
+      const Json& list = choices_[name];
+      if (p >= 0 && p < static_cast<double>(list.size()) && p == std::floor(p)) {
+        return list[static_cast<size_t>(p)];
+      }
+      return std::nullopt;
+    }
+    const size_t cut = name.rfind("/config/");
+    if (cut == std::string::npos) return std::nullopt;
+    std::optional<Json> sampled = user_attr(t, kSampledConfig);
+    if (!sampled || !sampled->is_object()) return std::nullopt;
+    const std::string key = name.substr(0, cut), field = name.substr(cut + 8);
+    if (!sampled->contains(key) || !(*sampled)[key].is_object()) return std::nullopt;
+    const Json& node = (*sampled)[key];
+    if (!node.contains("config") || !node["config"].is_object()) return std::nullopt;
+    if (!node["config"].contains(field)) return std::nullopt;
+    return node["config"][field];
+  }
+
+ private:
+  const StudyInfo& info_;
+  Json choices_;
+  bool any_sampled_ = false;
+};
+
+std::string decoded_text(const std::optional<Json>& v) {
+  if (!v) return "";
+  if (v->is_null()) return "NA";
+  return csv_value(*v);
 }
 
 void write_atomically(const std::filesystem::path& path, const std::string& text) {
@@ -315,7 +373,11 @@ std::string trials_csv(const StudyInfo& info, const std::vector<FrozenTrial>& tr
       header.push_back("values_" + std::to_string(k));
     }
   }
-  for (const auto& p : info.space) header.push_back(p.name);
+  const ParamDecoder decoder(info, trials);
+  for (size_t k = 0; k < info.space.size(); ++k) {
+    header.push_back(info.space[k].name);
+    if (decoder.active(k)) header.push_back(info.space[k].name + ":value");
+  }
   for (const auto& c : metric_columns) header.push_back(std::get<2>(c));
   header.push_back("duration_ms");
   header.push_back("fail_reason");
@@ -339,6 +401,7 @@ std::string trials_csv(const StudyInfo& info, const std::vector<FrozenTrial>& tr
     }
     for (size_t k = 0; k < info.space.size(); ++k) {
       row.push_back(k < t.params.size() ? external_value(info.space[k].dist, t.params[k]) : "");
+      if (decoder.active(k)) row.push_back(decoded_text(decoder.decode(t, k)));
     }
     for (const auto& [source, key, name] : metric_columns) {
       auto m = parsed[i].find(source);

@@ -58,8 +58,12 @@ std::string best_trials_table(const search::StudyInfo& info,
                               const std::vector<search::FrozenTrial>& trials);
 
 // trials.csv, RFC 4180 quoting ("" inside quoted fields), "\n" line ends. Columns:
-//   number, state, value | values_0.., one per search parameter (its name; the external value:
-//   the integer, the float, or the categorical choice), one per metric in software_metrics then
+//   number, state, value | values_0.., per search parameter its name (the external value: the
+//   integer -- for MASE's index parameters the choice index --, the float, or the categorical
+//   choice) then "<name>:value" (the value the index stands for, from the study's recorded
+//   param_choices, else the trial's sampled_config; "NA" for MASE's NA, empty when unknown;
+//   only for parameters with recorded choices, or named key/config/field when a trial has a
+//   sampled_config), one per metric in software_metrics then
 //   hardware_metrics (metric name; a name in both gets "hardware_" on the second), one per
 //   scaled metric ("scaled_<name>"), duration_ms, fail_reason.
 // Metric columns appear in the order the metrics are first seen. Numbers print as Python's

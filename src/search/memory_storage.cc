@@ -23,7 +23,8 @@ InMemoryStorage::StudyData& InMemoryStorage::study_locked(int64_t study_id) {
 
 int64_t InMemoryStorage::create_study(const std::string& name,
                                       const std::vector<Direction>& directions,
-                                      const SearchSpace& space, bool load_if_exists) {
+                                      const SearchSpace& space, bool load_if_exists,
+                                      const std::map<std::string, std::string>& user_attrs) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& s : studies_) {
     if (s->info.name != name) continue;
@@ -38,6 +39,7 @@ int64_t InMemoryStorage::create_study(const std::string& name,
   data->info.name = name;
   data->info.directions = directions;
   data->info.space = space;
+  data->info.user_attrs = user_attrs;
   studies_.push_back(std::move(data));
   return studies_.back()->info.id;
 }

@@ -28,7 +28,8 @@ namespace qsearch::search {
 class InMemoryStorage final : public Storage {
  public:
   int64_t create_study(const std::string& name, const std::vector<Direction>& directions,
-                       const SearchSpace& space, bool load_if_exists) override;
+                       const SearchSpace& space, bool load_if_exists,
+                       const std::map<std::string, std::string>& user_attrs = {}) override;
   StudyInfo get_study(int64_t study_id) override;
   std::optional<int64_t> find_study(const std::string& name) override;
   std::vector<std::string> study_names() override;

@@ -33,9 +33,12 @@ class Storage {
 
   // Creates a study, or with load_if_exists returns the existing one of that name. Loading a
   // study whose directions or space differ from the given ones throws Error saying what
-  // differs (a resumed search must search the same space).
+  // differs (a resumed search must search the same space). A new study gets `user_attrs`
+  // (key -> JSON text) in the same atomic step, so whoever loads it, even a process racing to
+  // create it, sees them; loading leaves the stored attrs as they are.
   virtual int64_t create_study(const std::string& name, const std::vector<Direction>& directions,
-                               const SearchSpace& space, bool load_if_exists) = 0;
+                               const SearchSpace& space, bool load_if_exists,
+                               const std::map<std::string, std::string>& user_attrs = {}) = 0;
   // Throws Error if there is no such study.
   virtual StudyInfo get_study(int64_t study_id) = 0;
   virtual std::optional<int64_t> find_study(const std::string& name) = 0;

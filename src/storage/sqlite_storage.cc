@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <thread>
 
 #include "core/check.h"
 #include "core/error.h"
@@ -47,6 +48,28 @@ int64_t now_ms() {
       .count();
 }
 
+// WAL journal (":memory:" stays "memory", which is fine). Switching a new file to WAL needs a
+// moment when no other connection is inside a transaction, and SQLite answers BUSY at once
+// instead of calling the busy handler; so several processes opening a new study.db together
+// retry here, within the busy timeout. A file already in WAL mode needs no switch.
+void enable_wal(Db& db) {
+  if (db.query_text("PRAGMA journal_mode").value_or("") == "wal") return;
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    try {
+      db.query_text("PRAGMA journal_mode = WAL");
+      return;
+    } catch (const Error& e) {
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (std::string(e.what()).find("locked") == std::string::npos ||
+          waited > std::chrono::milliseconds(db.busy_timeout_ms())) {
+        throw;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
+
 }  // namespace
 
 struct SqliteStorage::StudyCache {
@@ -81,16 +104,23 @@ SqliteStorage::~SqliteStorage() = default;
 
 void SqliteStorage::open_schema() {
   // Reading the header first makes a non-database file fail here, before anything is written.
-  int64_t app_id = std::stoll(db_->query_text("PRAGMA application_id").value_or("0"));
-  int64_t n_tables = std::stoll(
-      db_->query_text("SELECT count(*) FROM sqlite_master WHERE type = 'table'").value_or("0"));
+  // Both reads come from one snapshot: another process creating the schema in between would
+  // otherwise look like a foreign database (tables but no application id).
+  int64_t app_id = 0, n_tables = 0;
+  {
+    Transaction snapshot(*db_, Transaction::Kind::kRead);
+    app_id = std::stoll(db_->query_text("PRAGMA application_id").value_or("0"));
+    n_tables = std::stoll(
+        db_->query_text("SELECT count(*) FROM sqlite_master WHERE type = 'table'").value_or("0"));
+    snapshot.commit();
+  }
   if (n_tables > 0 && app_id != kApplicationId) {
     fail(
         "'{}' is an SQLite database but not a qsearch study database (application_id {}, {} "
         "tables; an Optuna or other program's file?). Use another file for the study",
         path_, app_id, n_tables);
   }
-  db_->query_text("PRAGMA journal_mode = WAL");  // ":memory:" stays "memory", which is fine
+  enable_wal(*db_);
   db_->exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
 
   Transaction txn(*db_, Transaction::Kind::kWrite);
@@ -142,7 +172,8 @@ std::string SqliteStorage::study_name_of(int64_t study_id) {
 
 int64_t SqliteStorage::create_study(const std::string& name,
                                     const std::vector<Direction>& directions,
-                                    const SearchSpace& space, bool load_if_exists) {
+                                    const SearchSpace& space, bool load_if_exists,
+                                    const std::map<std::string, std::string>& user_attrs) {
   if (directions.empty()) fail("study '{}' needs at least one objective direction", name);
   std::lock_guard lock(mu_);
   Transaction txn(*db_, Transaction::Kind::kWrite);
@@ -189,6 +220,9 @@ int64_t SqliteStorage::create_study(const std::string& name,
     p.bind(1, id).bind(2, static_cast<int64_t>(i)).bind(3, space[i].name);
     p.bind(4, space[i].dist.to_json()).run();
   }
+  Stmt& a = db_->prepare(
+      "INSERT INTO study_user_attributes (study_id, key, value_json) VALUES (?1, ?2, ?3)");
+  for (const auto& [key, value] : user_attrs) a.bind(1, id).bind(2, key).bind(3, value).run();
   txn.commit();
   return id;
 }
@@ -595,33 +629,6 @@ std::vector<FrozenTrial> SqliteStorage::get_trials(int64_t study_id) {
   refresh(cache);
   txn.commit();
   return cache.trials;
-}
-
-std::shared_ptr<search::Storage> open_storage(const std::string& url) {
-  const std::string sqlite_prefix = "sqlite:///";
-  auto ends_with = [&](const std::string& s) {
-    return url.size() >= s.size() && url.compare(url.size() - s.size(), s.size(), s) == 0;
-  };
-  if (url == ":memory:" || url == "sqlite://" || url == "sqlite:///:memory:") {
-    return std::make_shared<SqliteStorage>(":memory:");
-  }
-  if (url.rfind(sqlite_prefix, 0) == 0 && url.size() > sqlite_prefix.size()) {
-    return std::make_shared<SqliteStorage>(url.substr(sqlite_prefix.size()));
-  }
-  if (url.rfind("postgresql", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-    fail(
-        "storage '{}': PostgreSQL storage is planned but not available yet; use "
-        "'sqlite:///path/to/study.db'",
-        url);
-  }
-  if (url.find("://") == std::string::npos &&
-      (ends_with(".db") || ends_with(".sqlite") || ends_with(".sqlite3"))) {
-    return std::make_shared<SqliteStorage>(url);
-  }
-  fail(
-      "storage '{}' is not understood: use 'sqlite:///path/to/study.db', a file path ending in "
-      ".db, .sqlite or .sqlite3, or ':memory:' (PostgreSQL is planned, not available)",
-      url);
 }
 
 }  // namespace qsearch::storage

@@ -58,7 +58,8 @@ class SqliteStorage : public search::Storage {
   ~SqliteStorage() override;
 
   int64_t create_study(const std::string& name, const std::vector<search::Direction>& directions,
-                       const search::SearchSpace& space, bool load_if_exists) override;
+                       const search::SearchSpace& space, bool load_if_exists,
+                       const std::map<std::string, std::string>& user_attrs = {}) override;
   search::StudyInfo get_study(int64_t study_id) override;
   std::optional<int64_t> find_study(const std::string& name) override;
   std::vector<std::string> study_names() override;
@@ -101,10 +102,8 @@ class SqliteStorage : public search::Storage {
   std::map<int64_t, std::unique_ptr<StudyCache>> caches_;
 };
 
-// Opens a study storage from a URL:
-//   "sqlite:///relative/or/absolute/path.db" (SQLAlchemy's form: "sqlite:////abs/x.db" too),
-//   "path/to/x.db" (also .sqlite, .sqlite3), ":memory:" or "sqlite:///:memory:" (private).
-// Anything else throws Error naming the accepted forms (PostgreSQL is planned, not available).
+// Opens (creating when missing) the study storage a URL names: storage_url.h has the forms and
+// open_storage(url, Access) (defined in storage_url.cc).
 std::shared_ptr<search::Storage> open_storage(const std::string& url);
 
 }  // namespace qsearch::storage

@@ -60,14 +60,17 @@ TEST(TrialsCsv, OneRowPerTrialWithParamsMetricsAndQuoting) {
                           {"hardware_metrics", R"({"loss": 3})"}};  // a name in both
   trials.push_back(trial(3, TrialState::kRunning, {}, {6, 0.01, 1}));
 
+  // A trial has a sampled_config, so the key/config/field parameters get ":value" columns
+  // (decoded where that trial's sampled_config has the field; the study records no choices).
   EXPECT_EQ(trials_csv(info, trials),
-            "number,state,values_0,values_1,fc1/config/weight_width,lr,fc1/config/name,loss,"
+            "number,state,values_0,values_1,fc1/config/weight_width,"
+            "fc1/config/weight_width:value,lr,fc1/config/name,fc1/config/name:value,loss,"
             "accuracy,average_bitwidth,memory_density,perplexity,hardware_loss,scaled_accuracy,"
             "scaled_average_bitwidth,duration_ms,fail_reason\n"
-            "0,COMPLETE,0.5,0.8,4,1e-05,integer,0.6922941208,0.5,4,8.0,,,0.5,0.8,250,\n"
-            "1,FAIL,,,8,0.5,NA,,,,,,,,,250,\"overflow, \"\"40 bits\"\"\nin fc1\"\n"
-            "2,COMPLETE,inf,1.6,2,0.001,integer,1e-05,,,,6.13,3,,,250,\n"
-            "3,RUNNING,,,6,0.01,NA,,,,,,,,,,\n");
+            "0,COMPLETE,0.5,0.8,4,,1e-05,integer,integer,0.6922941208,0.5,4,8.0,,,0.5,0.8,250,\n"
+            "1,FAIL,,,8,,0.5,NA,,,,,,,,,,250,\"overflow, \"\"40 bits\"\"\nin fc1\"\n"
+            "2,COMPLETE,inf,1.6,2,,0.001,integer,,1e-05,,,,6.13,3,,,250,\n"
+            "3,RUNNING,,,6,,0.01,NA,,,,,,,,,,,\n");
 }
 
 TEST(TrialsCsv, SingleObjectiveHasAValueColumnAndEmptyStudyAHeader) {

@@ -181,6 +181,75 @@ TEST_P(StorageConformance, StudyUserAttrsRoundTripAndOverwrite) {
   EXPECT_THROW(storage_->set_study_user_attr(id + 1000, "k", "1"), Error);
 }
 
+// The attrs given to create_study belong to the study from its first moment: a loader gets them
+// and cannot replace them (a resumed search compares its settings with the stored ones).
+TEST_P(StorageConformance, CreateStudyStoresUserAttrsAndLoadingKeepsThem) {
+  const std::vector<Direction> dirs = {Direction::kMaximize};
+  int64_t id = storage_->create_study("s", dirs, space2(), true, {{"model", R"("a.onnx")"}});
+  EXPECT_EQ(storage_->get_study(id).user_attrs.at("model"), R"("a.onnx")");
+  EXPECT_EQ(storage_->create_study("s", dirs, space2(), true, {{"model", R"("b.onnx")"}}), id);
+  EXPECT_EQ(storage_->create_study("s", dirs, space2(), true), id);
+  auto attrs = store_->open()->get_study(id).user_attrs;
+  EXPECT_EQ(attrs.size(), 1u);
+  EXPECT_EQ(attrs.at("model"), R"("a.onnx")");
+}
+
+// Threads (and, where shared, processes) racing to create one study with different attrs: one
+// wins, and every racer sees the winner's attrs, never a study without them.
+TEST_P(StorageConformance, RacingCreatorsAllSeeTheWinnersUserAttrs) {
+  const std::vector<Direction> dirs = {Direction::kMaximize};
+  constexpr int kRacers = 6;
+  std::vector<std::string> seen(kRacers);
+  std::vector<std::thread> threads;
+  std::atomic<bool> go{false};
+  for (int r = 0; r < kRacers; ++r) {
+    threads.emplace_back([&, r] {
+      std::shared_ptr<Storage> mine = store_->open();
+      while (!go.load()) std::this_thread::yield();
+      int64_t id = mine->create_study("race", dirs, space2(), true,
+                                      {{"racer", std::to_string(r)}, {"other", "1"}});
+      seen[r] = mine->get_study(id).user_attrs.at("racer");
+    });
+  }
+  go = true;
+  for (auto& t : threads) t.join();
+  for (int r = 1; r < kRacers; ++r) EXPECT_EQ(seen[r], seen[0]);
+  EXPECT_EQ(storage_->study_names().size(), 1u);
+  if (!store_->shared_across_processes()) return;
+  storage_.reset();
+  std::vector<pid_t> children;
+  for (int p = 0; p < 3; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int status = 0;
+      try {
+        std::shared_ptr<Storage> mine = store_->open();
+        int64_t id =
+            mine->create_study("race2", dirs, space2(), true, {{"racer", std::to_string(p)}});
+        status = 10 + std::stoi(mine->get_study(id).user_attrs.at("racer"));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child %d: %s\n", p, e.what());
+        status = 1;
+      }
+      _exit(status);
+    }
+    children.push_back(pid);
+  }
+  std::set<int> winners;
+  for (pid_t pid : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) >= 10) << "child failed: " << status;
+    winners.insert(WEXITSTATUS(status) - 10);
+  }
+  EXPECT_EQ(winners.size(), 1u);
+  auto id = store_->open()->find_study("race2");
+  ASSERT_TRUE(id);
+  EXPECT_EQ(store_->open()->get_study(*id).user_attrs.at("racer"),
+            std::to_string(*winners.begin()));
+}
+
 TEST_P(StorageConformance, TrialsAreNumberedFromZeroInCreationOrder) {
   int64_t id = make_study();
   int64_t before = wall_ms();
