@@ -244,7 +244,8 @@ int run_report(const std::string& out_dir, const std::string& storage_url,
   // Re-read under the output lock, so a search still running on this directory cannot rename
   // older files over these.
   auto storage = storage::open_storage(
-      storage_url.empty() ? "sqlite:///" + (fs::path(out_dir) / "study.db").string() : storage_url);
+      storage_url.empty() ? "sqlite:///" + (fs::path(out_dir) / "study.db").string() : storage_url,
+      storage::Access::kExisting);
   run.trials = report::write_search_outputs_locked(
       out_dir, run.info, [&] { return storage->get_trials(run.info.id); });
   std::cout << report::best_trials_table(run.info, run.trials) << "\n";

@@ -72,7 +72,7 @@ ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name
   const ir::NodeId p = graph.value(v).producer;
   if (p >= 0) {
     const ir::Node& n = graph.nodes()[p];
-    if (n.kind == ir::OpKind::kSoftmax) {
+    if (n.kind == ir::OpKind::kSoftmax || n.kind == ir::OpKind::kLogSoftmax) {
       const int64_t axis = std::get<ir::AxisAttrs>(n.attrs).axis;
       const int64_t rank = static_cast<int64_t>(s.size());
       // Over the class scores: the last axis, or an earlier one when every later dim is 1.
@@ -81,10 +81,13 @@ ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name
         over_classes = over_classes && s[d] == 1;
       }
       if (over_classes) {
-        m.kind = OutputKind::kProbabilities;
+        const bool log = n.kind == ir::OpKind::kLogSoftmax;
+        m.kind = log ? OutputKind::kLogProbabilities : OutputKind::kProbabilities;
         const std::string note =
-            "the model ends in Softmax: the loss is the negative log-likelihood of its "
-            "probabilities, -log p[label] (not cross-entropy of them taken as logits)";
+            log ? "the model ends in LogSoftmax: the loss is the negative log-likelihood of its "
+                  "log-probabilities, -logp[label] (no second softmax over them)"
+                : "the model ends in Softmax: the loss is the negative log-likelihood of its "
+                  "probabilities, -log p[label] (not cross-entropy of them taken as logits)";
         m.note = m.note.empty() ? note : m.note + "; " + note;
       }
     }
@@ -169,6 +172,9 @@ EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data
           }
           case OutputKind::kProbabilities:
             sample_loss[i] = -std::log(std::max(score, static_cast<double>(FLT_MIN)));
+            break;
+          case OutputKind::kLogProbabilities:
+            sample_loss[i] = -score;
             break;
         }
         predicted[i] = arg;

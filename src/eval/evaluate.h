@@ -6,8 +6,9 @@
 //   r.loss           mean cross-entropy over the evaluated samples (natural log): of the
 //                    logits, or, when the model ends in Softmax (ModelOutput), the negative
 //                    log-likelihood of its probabilities, -log p[y] (p clamped below at FLT_MIN
-//                    so that a zero probability costs 87.3, not infinity). (LogSoftmax is not an
-//                    op qsearch imports: such a model is refused at import.)
+//                    so that a zero probability costs 87.3, not infinity), or, when it ends in
+//                    LogSoftmax, the negative log-likelihood of its log-probabilities, -logp[y]
+//                    (no second softmax).
 //   r.accuracy       top-1 accuracy (micro): correct / samples
 //   r.macro_accuracy mean over classes of recall tp / (tp + fn), classes with
 //                    tp + fp + fn = 0 left out (torchmetrics MulticlassAccuracy, average="macro",
@@ -32,7 +33,7 @@ namespace qsearch::eval {
 
 // What the model's scores are: the loss must know, since cross-entropy of probabilities taken as
 // logits is not the model's loss (MASE applies cross_entropy whatever the model ends in).
-enum class OutputKind { kLogits, kProbabilities };
+enum class OutputKind { kLogits, kProbabilities, kLogProbabilities };
 
 struct EvalOptions {
   int64_t num_samples = -1;  // < 0 or > size: the whole split
@@ -53,9 +54,10 @@ struct ModelOutput {
 
 // Chooses the output: the one named `name`, or the first when `name` is empty. Its kind is
 // kProbabilities when it is produced by a Softmax over its class scores (the last axis, or one
-// followed only by 1-dims). Throws Error, before anything runs, when `name` is no graph output
-// (listing them) or when the output does not hold exactly `num_classes` values per sample (naming
-// both counts and `dataset`), so that a search refuses the model before its first trial.
+// followed only by 1-dims), kLogProbabilities when by a LogSoftmax over them. Throws Error, before
+// anything runs, when `name` is no graph output (listing them) or when the output does not hold
+// exactly `num_classes` values per sample (naming both counts and `dataset`), so that a search
+// refuses the model before its first trial.
 ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
                                  int64_t num_classes, const std::string& dataset);
 // ModelOutput -> the EvalOptions fields.

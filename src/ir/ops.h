@@ -31,6 +31,7 @@ namespace qsearch::ir {
   X(Sigmoid, "Sigmoid", "sigmoid")                                 \
   X(Tanh, "Tanh", "tanh")                                          \
   X(Softmax, "Softmax", "softmax")                                 \
+  X(LogSoftmax, "LogSoftmax", "log_softmax")                       \
   X(Conv, "Conv", "conv2d")                                        \
   X(BatchNorm, "BatchNormalization", "batch_norm2d")               \
   X(MaxPool, "MaxPool", "max_pool2d")                              \
@@ -111,7 +112,7 @@ struct ClipAttrs {
   bool operator==(const ClipAttrs&) const = default;
 };
 
-// Softmax (opset >= 13 semantics: along one axis), Flatten, Concat.
+// Softmax and LogSoftmax (opset >= 13 semantics: along one axis), Flatten, Concat.
 struct AxisAttrs {
   int64_t axis = 1;
   bool operator==(const AxisAttrs&) const = default;

@@ -144,7 +144,8 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
     case OpKind::kDropout:
       out = in(0);
       break;
-    case OpKind::kSoftmax: {
+    case OpKind::kSoftmax:
+    case OpKind::kLogSoftmax: {
       out = in(0);
       int64_t axis = attrs_of<AxisAttrs>(n).axis;
       int64_t r = static_cast<int64_t>(out.size());
@@ -439,6 +440,7 @@ void Graph::verify() const {
         attrs_ok = std::holds_alternative<ClipAttrs>(n.attrs);
         break;
       case OpKind::kSoftmax:
+      case OpKind::kLogSoftmax:
       case OpKind::kFlatten:
       case OpKind::kConcat:
         attrs_ok = std::holds_alternative<AxisAttrs>(n.attrs);

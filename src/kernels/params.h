@@ -117,6 +117,8 @@ struct UnaryParams {
 
 // Softmax along one axis of a tensor viewed as [outer, axis, inner]:
 //   Y[o, a, i] = exp(X[o, a, i] - max_a X[o, :, i]) / sum_a exp(X[o, a, i] - max_a X[o, :, i])
+// LogSoftmax uses the same view: Y[o, a, i] = X[o, a, i] - m - log sum_a exp(X[o, a, i] - m),
+// m = max_a X[o, :, i].
 struct SoftmaxParams {
   int64_t outer = 1, axis = 1, inner = 1;
 };

@@ -220,13 +220,17 @@ class Exporter {
         if (has_max) p->add_input(extra(n, "max", Tensor::from<float>({}, {a.max})));
         break;
       }
-      case OpKind::kSoftmax: {
+      case OpKind::kSoftmax:
+      case OpKind::kLogSoftmax: {
         int64_t axis = std::get<ir::AxisAttrs>(n.attrs).axis;
         if (opset_ < 13) {
           const Shape& s = g_.value(n.inputs[0]).shape;
           int64_t r = static_cast<int64_t>(s.size());
           for (int64_t d = (axis < 0 ? axis + r : axis) + 1; d < r; ++d) {
-            if (s[d] != 1) bad(n, "below opset 13 Softmax normalises all dims from its axis on");
+            if (s[d] != 1) {
+              bad(n, fmt::format("below opset 13 {} normalises all dims from its axis on",
+                                 ir::op_name(n.kind)));
+            }
           }
         }
         set_int(p, "axis", axis);

@@ -36,6 +36,7 @@ const std::map<std::string, Fn>& op_table() {
       {"Tanh", &Importer::op_unary},
       {"Clip", &Importer::op_clip},
       {"Softmax", &Importer::op_softmax},
+      {"LogSoftmax", &Importer::op_softmax},
       {"Conv", &Importer::op_conv},
       {"BatchNormalization", &Importer::op_batchnorm},
       {"MaxPool", &Importer::op_pool},

@@ -193,8 +193,11 @@ void Importer::op_clip() {
   add_ir_node(OpKind::kClip, a, {ir_input(0)});
 }
 
+// Softmax and LogSoftmax: the same attribute and the same opset rules.
 void Importer::op_softmax() {
-  if (is_const(in(0))) bad("the input is a constant; qsearch does not fold Softmax");
+  const std::string& t = node_->op_type();
+  const OpKind kind = t == "LogSoftmax" ? OpKind::kLogSoftmax : OpKind::kSoftmax;
+  if (is_const(in(0))) bad("the input is a constant; qsearch does not fold {}", t);
   ir::ValueId x = ir_input(0);
   int64_t axis = attr_int("axis", opset_ < 13 ? 1 : -1);
   std::vector<SymDim> s = sym_shape(x);
@@ -206,14 +209,14 @@ void Importer::op_softmax() {
     int64_t a = axis < 0 ? axis + r : axis;
     for (int64_t d = a + 1; d < r; ++d) {
       if (!(s[d].is_known() && s[d].value == 1)) {
-        bad("at opset {} Softmax normalises over all dims from axis {} of an input of shape {}, "
+        bad("at opset {} {} normalises over all dims from axis {} of an input of shape {}, "
             "which is not a softmax along one axis; qsearch supports this only when axis is the "
             "last non-1 dim (export with opset_version >= 13)",
-            opset_, axis, SymTensor{{r}, s}.str());
+            opset_, t, axis, SymTensor{{r}, s}.str());
       }
     }
   }
-  add_ir_node(OpKind::kSoftmax, ir::AxisAttrs{axis}, {x});
+  add_ir_node(kind, ir::AxisAttrs{axis}, {x});
 }
 
 void Importer::op_conv() {

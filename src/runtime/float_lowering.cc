@@ -335,9 +335,11 @@ void lower_float(PlanBuilder& b, const Node& n) {
       }
       return finish(b, std::move(s), n.outputs[0]);
     }
-    case OpKind::kSoftmax: {
+    case OpKind::kSoftmax:
+    case OpKind::kLogSoftmax: {
       auto s = make_step<SoftmaxStep>(b, n, {n.inputs[0]});
       s->axis = std::get<ir::AxisAttrs>(n.attrs).axis;
+      s->log = n.kind == OpKind::kLogSoftmax;
       if (s->axis == 0 || s->axis == -b.shape(n.inputs[0]).rank) b.mixes_samples();
       return finish(b, std::move(s), n.outputs[0]);
     }

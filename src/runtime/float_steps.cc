@@ -270,7 +270,10 @@ void SoftmaxStep::run(const RunContext& ctx) const {
   kernels::SoftmaxParams p{.outer = 1, .axis = x[ax], .inner = 1};
   for (int d = 0; d < ax; ++d) p.outer *= x[d];
   for (int d = static_cast<int>(ax) + 1; d < rank; ++d) p.inner *= x[d];
-  kernels::ref::softmax_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(outputs[0]));
+  const float* x_data = ctx.data<float>(inputs[0]);
+  float* y_data = ctx.data<float>(outputs[0]);
+  log ? kernels::ref::log_softmax_f32(p, x_data, y_data)
+      : kernels::ref::softmax_f32(p, x_data, y_data);
 }
 
 void TransposeStep::run(const RunContext& ctx) const {

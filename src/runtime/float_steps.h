@@ -119,11 +119,13 @@ class UnaryStep : public Step {
   bool fast = true;
 };
 
+// Softmax, or LogSoftmax when `log` (ir::OpKind::kLogSoftmax), along `axis`.
 class SoftmaxStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "softmax_f32 ref"; }
+  std::string describe() const override { return log ? "log_softmax_f32 ref" : "softmax_f32 ref"; }
   int64_t axis = -1;
+  bool log = false;
 };
 
 class TransposeStep : public Step {

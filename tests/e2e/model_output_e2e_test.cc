@@ -1,6 +1,7 @@
 // End to end, issue 8 item 6: which model output is scored and how.
 //   * A model ending in Softmax is scored with the negative log-likelihood of its probabilities
 //     (so its loss equals the cross-entropy of the same model without the Softmax), with a note.
+//   * So is a model ending in LogSoftmax, by -logp[label] (no second softmax), in every mode.
 //   * A model whose output does not hold one score per class is refused before anything runs
 //     (search: before the first trial, nothing recorded).
 //   * A model with several outputs says which one is scored; --output NAME picks another, and an
@@ -20,7 +21,8 @@ namespace qsearch::e2e {
 namespace {
 
 // x [N, 1, 28, 28] -> Flatten -> Gemm (classes x 784, deterministic weights) = "logits"
-// [-> Softmax = "probs"]; `outputs` names the graph outputs in order.
+// [-> Softmax = "probs"] [-> LogSoftmax = "log_probs"]; `outputs` names the graph outputs in
+// order.
 void write_model(const std::string& path, int64_t classes,
                  const std::vector<std::string>& outputs) {
   ir::Graph g;
@@ -44,7 +46,15 @@ void write_model(const std::string& path, int64_t classes,
        ir::GemmAttrs{.trans_b = true}});
   const ir::ValueId probs = g.add_value("probs");
   g.add_node({ir::OpKind::kSoftmax, "/softmax/Softmax", {logits}, {probs}, ir::AxisAttrs{-1}});
-  for (const std::string& o : outputs) g.mark_output(o == "probs" ? probs : logits);
+  const ir::ValueId log_probs = g.add_value("log_probs");
+  g.add_node({ir::OpKind::kLogSoftmax,
+              "/log_softmax/LogSoftmax",
+              {logits},
+              {log_probs},
+              ir::AxisAttrs{1}});
+  for (const std::string& o : outputs) {
+    g.mark_output(o == "probs" ? probs : o == "log_probs" ? log_probs : logits);
+  }
   g.finalize();
   onnx::export_model(g, path);
 }
@@ -71,6 +81,32 @@ TEST(ModelOutputE2E, SoftmaxModelIsScoredByTheLikelihoodOfItsProbabilities) {
   EXPECT_NE(with_softmax.err.find("ends in Softmax"), std::string::npos) << with_softmax.err;
   // Cross-entropy of probabilities taken as logits (MASE's reading) is at most log(9 + e).
   EXPECT_GT(b["loss"].get<double>(), std::log(9.0 + std::exp(1.0)) + 0.5);
+}
+
+TEST(ModelOutputE2E, LogSoftmaxModelIsScoredByItsLogLikelihoodInEveryMode) {
+  ScratchDir dir("log_softmax_out");
+  write_model(dir / "logits.onnx", 10, {"logits"});
+  write_model(dir / "log_probs.onnx", 10, {"log_probs"});
+  // fc quantized to 8-bit integers; the LogSoftmax stays float (MASE cannot quantize it).
+  const std::string quant = dir / "quant.toml";
+  std::ofstream(quant) << "[passes.quantize]\nby = \"name\"\n"
+                          "[passes.quantize.default.config]\nname = \"NA\"\n"
+                          "[passes.quantize.fc.config]\nname = \"integer\"\n"
+                          "data_in_width = 8\ndata_in_frac_width = 4\n"
+                          "weight_width = 8\nweight_frac_width = 7\n";
+  for (const std::string mode : {"float", "fake", "int"}) {
+    SCOPED_TRACE(mode);
+    const std::string extra = mode == "float" ? "" : "--mode " + mode + " --quant '" + quant + "'";
+    Result with_log_softmax;
+    const nlohmann::json a = eval_json(dir / "logits.onnx", extra);
+    const nlohmann::json b = eval_json(dir / "log_probs.onnx", extra, &with_log_softmax);
+    ASSERT_TRUE(a.contains("loss") && b.contains("loss"));
+    // -log_softmax(z)[y] is the cross-entropy of z.
+    EXPECT_NEAR(b["loss"].get<double>(), a["loss"].get<double>(), 1e-4);
+    EXPECT_EQ(b["accuracy"], a["accuracy"]);
+    EXPECT_NE(with_log_softmax.err.find("ends in LogSoftmax"), std::string::npos)
+        << with_log_softmax.err;
+  }
 }
 
 TEST(ModelOutputE2E, WrongOutputCountIsRefusedBeforeTheFirstTrial) {

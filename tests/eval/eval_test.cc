@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -134,6 +137,76 @@ TEST(Evaluate, SoftmaxOutputIsScoredByTheLikelihoodOfItsProbabilities) {
   EXPECT_THROW(resolve_model_output(g, "nope", 2, "toy"), Error);
   EXPECT_THROW(resolve_model_output(g, "", 3, "toy"), Error);  // 2 scores, 3 classes
   EXPECT_THROW(resolve_model_output(g, "", 1, "toy"), Error);  // 2 scores, 1 class
+}
+
+// Issue 8 item 6: a model ending in LogSoftmax is scored by -logp[label] (no second softmax):
+// its loss is the cross-entropy of the same model without the LogSoftmax, with a note.
+TEST(Evaluate, LogSoftmaxOutputIsScoredByItsLogLikelihood) {
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", {kDynamic, 2});
+  ir::ValueId w = g.add_constant("w", Tensor::from<float>({2, 2}, {1, 0, 0, 1}));
+  ir::ValueId z = g.add_value("z");
+  g.add_node({ir::OpKind::kGemm, "/fc/Gemm", {x, w}, {z}, ir::GemmAttrs{.trans_b = true}});
+  ir::ValueId lp = g.add_value("lp");
+  g.add_node({ir::OpKind::kLogSoftmax, "/ls/LogSoftmax", {z}, {lp}, ir::AxisAttrs{1}});
+  g.mark_output(lp);
+  g.finalize();
+  EXPECT_EQ(ir::mase_op(g, g.nodes()[1]), "log_softmax");
+  const ModelOutput m = resolve_model_output(g, "", 2, "toy");
+  EXPECT_EQ(m.kind, OutputKind::kLogProbabilities);
+  EXPECT_NE(m.note.find("ends in LogSoftmax"), std::string::npos) << m.note;
+
+  const data::Dataset d = toy_data();
+  const EvalResult without =
+      evaluate(runtime::make_plan(identity_classifier(), {.max_batch = 4}), d, {.batch_size = 3});
+  EvalOptions o{.batch_size = 3};
+  set_output(o, m);
+  const EvalResult with = evaluate(runtime::make_plan(g, {.max_batch = 4}), d, o);
+  EXPECT_NEAR(with.loss, without.loss, 1e-6);
+  EXPECT_DOUBLE_EQ(with.accuracy, without.accuracy);
+  EXPECT_DOUBLE_EQ(with.macro_accuracy, without.macro_accuracy);
+  // (Read as logits the loss would be the same up to rounding, log_softmax being idempotent;
+  // the kind makes the loss exactly -logp[label] and the note says what it is.)
+
+  // A LogSoftmax over another axis (here the batch) is not a distribution over the classes:
+  // plain logits.
+  ir::Graph h;
+  ir::ValueId hx = h.add_input("x", {kDynamic, 2});
+  ir::ValueId hy = h.add_value("y");
+  h.add_node({ir::OpKind::kLogSoftmax, "/LogSoftmax", {hx}, {hy}, ir::AxisAttrs{0}});
+  h.mark_output(hy);
+  h.finalize();
+  EXPECT_EQ(resolve_model_output(h, "", 2, "toy").kind, OutputKind::kLogits);
+}
+
+// PyTorch's export of an MLP ending in F.log_softmax (tools/make_logsoftmax_fixtures.py), at
+// opset 13 and 11: the loss is torch's F.nll_loss of its log-probabilities, including a sample
+// whose probabilities underflow in float32.
+TEST(Evaluate, TorchLogSoftmaxModelGivesTorchsNllLoss) {
+  const std::string dir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/torch/";
+  std::ifstream in(dir + "log_softmax_ref.json");
+  ASSERT_TRUE(in.good());
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  data::Dataset d;
+  d.name = "log_softmax_ref";
+  const auto& xs = ref.at("input");
+  d.x = Tensor({8, 6}, DType::kFloat32);
+  ASSERT_EQ(static_cast<int64_t>(xs.size()), d.x.numel());
+  for (int64_t i = 0; i < d.x.numel(); ++i) d.x.data<float>()[i] = xs[i].get<float>();
+  d.y = Tensor({8}, DType::kInt64);
+  for (int64_t i = 0; i < 8; ++i) d.y.data<int64_t>()[i] = ref.at("labels")[i].get<int64_t>();
+  d.num_classes = 4;
+  const double want = ref.at("loss").get<double>();
+  for (const char* model : {"log_softmax_mlp_opset13.onnx", "log_softmax_mlp_opset11.onnx"}) {
+    SCOPED_TRACE(model);
+    const ir::Graph g = onnx::import_model(dir + model);
+    const ModelOutput m = resolve_model_output(g, "", 4, d.name);
+    EXPECT_EQ(m.kind, OutputKind::kLogProbabilities);
+    EvalOptions o{.batch_size = 3};
+    set_output(o, m);
+    const EvalResult r = evaluate(runtime::make_plan(g, {.max_batch = 8}), d, o);
+    EXPECT_NEAR(r.loss, want, 1e-5 * want);
+  }
 }
 
 // --- quantization configs --------------------------------------------------------------------

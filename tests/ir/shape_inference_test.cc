@@ -167,6 +167,16 @@ TEST(ShapeInference, FlattenTransposeConcatSoftmaxBatchNorm) {
              "parameter 3 has shape [4], expected [3]");
 }
 
+// Issue 8 item 6: LogSoftmax keeps its input's shape, checks its axis like Softmax and needs
+// AxisAttrs.
+TEST(ShapeInference, LogSoftmaxKeepsTheShapeAndChecksTheAxis) {
+  EXPECT_EQ(infer(OpKind::kLogSoftmax, AxisAttrs{-1}, {{2, 10}}), (Shape{2, 10}));
+  EXPECT_EQ(infer(OpKind::kLogSoftmax, AxisAttrs{1}, {{2, 3, 4}}), (Shape{2, 3, 4}));
+  EXPECT_HAS(error(OpKind::kLogSoftmax, AxisAttrs{2}, {{2, 10}}), "out of range");
+  EXPECT_HAS(error(OpKind::kLogSoftmax, AxisAttrs{-3}, {{2, 10}}), "out of range");
+  EXPECT_HAS(error(OpKind::kLogSoftmax, NoAttrs{}, {{2, 10}}), "attributes of the wrong kind");
+}
+
 TEST(ShapeInference, WrongAttributeKindIsAnErrorNotACrash) {
   EXPECT_HAS(error(OpKind::kConv, NoAttrs{}, {{1, 1, 4, 4}, {1, 1, 3, 3}}),
              "attributes of the wrong kind");

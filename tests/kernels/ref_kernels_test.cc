@@ -234,6 +234,25 @@ TEST(RefElementwise, SoftmaxAlongMiddleAxis) {
   EXPECT_FLOAT_EQ(y[3], 0.5f);
 }
 
+// Issue 8 item 6: log-softmax is x - max - log(sum(exp(x - max))), finite where the softmax
+// itself underflows to 0 in float32.
+TEST(RefElementwise, LogSoftmaxAlongMiddleAxisIsStable) {
+  V x = {0, 1, std::log(3.0f), 1}, y(4);  // [1, 2, 2] as in the softmax test
+  ref::log_softmax_f32({.outer = 1, .axis = 2, .inner = 2}, x.data(), y.data());
+  EXPECT_FLOAT_EQ(y[0], std::log(0.25f));
+  EXPECT_FLOAT_EQ(y[2], std::log(0.75f));
+  EXPECT_FLOAT_EQ(y[1], std::log(0.5f));
+  EXPECT_FLOAT_EQ(y[3], std::log(0.5f));
+  // exp(-300) is 0 in float32: log(softmax) would give -inf, the stable form gives -300.
+  V big = {1000, 700, 1000}, p(3), l(3);  // [1, 3, 1]
+  ref::softmax_f32({.outer = 1, .axis = 3, .inner = 1}, big.data(), p.data());
+  EXPECT_EQ(p[1], 0.0f);
+  ref::log_softmax_f32({.outer = 1, .axis = 3, .inner = 1}, big.data(), l.data());
+  EXPECT_FLOAT_EQ(l[1], -300.0f - std::log(2.0f));
+  EXPECT_FLOAT_EQ(l[0], -std::log(2.0f));
+  EXPECT_FLOAT_EQ(l[2], -std::log(2.0f));
+}
+
 TEST(RefLayout, Transpose) {
   V x = {0, 1, 2, 3, 4, 5}, y(6);  // [2, 3]
   TransposeParams p{.rank = 2, .in_shape = {2, 3}, .perm = {1, 0}};

@@ -126,7 +126,8 @@ ir::Graph every_op_graph() {
   ValueId dr = node(OpKind::kDropout, "/Dropout", {re}, DropoutAttrs{0.25f});
   ValueId id = node(OpKind::kIdentity, "/Identity", {dr}, NoAttrs{});
   ValueId sm = node(OpKind::kSoftmax, "/Softmax", {id}, AxisAttrs{-1});
-  g.mark_output(sm);
+  ValueId ls = node(OpKind::kLogSoftmax, "/LogSoftmax", {sm}, AxisAttrs{1});
+  g.mark_output(ls);
   g.finalize();
   return g;
 }
@@ -189,6 +190,25 @@ TEST(Export, SoftmaxOnAMiddleAxisNeedsOpset13) {
   g.finalize();
   EXPECT_THROW(export_model_bytes(g, 11), Error);
   ir::Graph back = import_model_bytes(export_model_bytes(g, 13), "softmax.onnx");
+  EXPECT_EQ(std::get<ir::AxisAttrs>(back.nodes()[0].attrs).axis, 1);
+}
+
+TEST(Export, LogSoftmaxOnAMiddleAxisNeedsOpset13) {
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", {kDynamic, 3, 4});
+  ir::ValueId y = g.add_value("y");
+  g.add_node(ir::Node{ir::OpKind::kLogSoftmax, "/LogSoftmax", {x}, {y}, ir::AxisAttrs{1}, ""});
+  g.mark_output(y);
+  g.finalize();
+  try {
+    export_model_bytes(g, 11);
+    ADD_FAILURE() << "exported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("below opset 13 LogSoftmax"), std::string::npos)
+        << e.what();
+  }
+  ir::Graph back = import_model_bytes(export_model_bytes(g, 13), "log_softmax.onnx");
+  EXPECT_EQ(back.nodes()[0].kind, ir::OpKind::kLogSoftmax);
   EXPECT_EQ(std::get<ir::AxisAttrs>(back.nodes()[0].attrs).axis, 1);
 }
 

@@ -252,6 +252,29 @@ TEST(ImportErrors, SoftmaxBelowOpset13MustBeSingleAxis) {
   EXPECT_EQ(std::get<ir::AxisAttrs>(import_model_bytes(d.bytes(), "d").nodes()[0].attrs).axis, -1);
 }
 
+// Issue 8 item 6: LogSoftmax follows Softmax's opset rules (flatten-to-2-D below 13, default axis
+// 1 below 13 and -1 from 13) and is no longer an unsupported operator.
+TEST(ImportErrors, LogSoftmaxFollowsSoftmaxOpsetRules) {
+  ModelBuilder b(11, {-1, 3, 4});
+  auto& n = b.node("LogSoftmax", {"x"}, {"y"}, "/LogSoftmax");
+  set_int(n, "axis", 1);
+  b.output("y");
+  EXPECT_HAS(error_of(b.bytes()), "at opset 11 LogSoftmax normalises over all dims from axis 1");
+  ModelBuilder ok(11, {-1, 3, 1});
+  ok.node("LogSoftmax", {"x"}, {"y"}, "/LogSoftmax");  // default axis 1 below opset 13
+  ok.output("y");
+  ir::Graph g = import_model_bytes(ok.bytes(), "ok.onnx");
+  ASSERT_EQ(g.nodes().size(), 1u);
+  EXPECT_EQ(g.nodes()[0].kind, ir::OpKind::kLogSoftmax);
+  EXPECT_EQ(std::get<ir::AxisAttrs>(g.nodes()[0].attrs).axis, 1);
+  ModelBuilder d(13, {-1, 3, 4});
+  d.node("LogSoftmax", {"x"}, {"y"}, "/LogSoftmax");
+  d.output("y");
+  ir::Graph gd = import_model_bytes(d.bytes(), "d");
+  EXPECT_EQ(gd.nodes()[0].kind, ir::OpKind::kLogSoftmax);
+  EXPECT_EQ(std::get<ir::AxisAttrs>(gd.nodes()[0].attrs).axis, -1);
+}
+
 TEST(ImportErrors, ReshapeTargetThatCannotBeFolded) {
   // Target [N * N]: batch times batch has no symbolic form.
   ModelBuilder b;

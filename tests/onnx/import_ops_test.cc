@@ -48,6 +48,24 @@ TEST(ImportOps, AutoPadSameIsTurnedIntoExplicitPads) {
   EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 4]");
 }
 
+// Issue 8 item 6: PyTorch's export of an MLP ending in F.log_softmax
+// (tools/make_logsoftmax_fixtures.py) imports at opset 13 and 11 as a LogSoftmax over the
+// classes (tests/runtime/log_softmax_fixture_test.cc checks its values against PyTorch's).
+TEST(ImportOps, TorchLogSoftmaxImportsAsALogSoftmaxOverTheClasses) {
+  for (const char* name : {"log_softmax_mlp_opset13.onnx", "log_softmax_mlp_opset11.onnx"}) {
+    SCOPED_TRACE(name);
+    ir::Graph g = import_model(std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/torch/" + name);
+    ASSERT_EQ(g.nodes().size(), 4u) << ir::to_string(g);
+    const ir::Node& ls = g.nodes()[3];
+    EXPECT_EQ(ls.kind, ir::OpKind::kLogSoftmax);
+    const int64_t axis = std::get<ir::AxisAttrs>(ls.attrs).axis;
+    EXPECT_TRUE(axis == 1 || axis == -1) << axis;
+    EXPECT_EQ(ir::mase_op(g, ls), "log_softmax");
+    EXPECT_EQ(ls.outputs[0], g.outputs()[0]);
+    EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 4]");
+  }
+}
+
 TEST(ImportOps, ShapeComputationsFoldToAReshapeAndAConstant) {
   ir::Graph g = seed("shape_ops_opset15.onnx");
   ASSERT_EQ(g.nodes().size(), 2u) << ir::to_string(g);

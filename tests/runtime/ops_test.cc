@@ -377,6 +377,31 @@ TEST(Ops, Activations) {
   }
 }
 
+// Issue 8 item 6: a LogSoftmax node runs the log-softmax kernel along its axis (negative axes
+// too), in both kernel modes, and agrees with log(softmax) where that is finite.
+TEST(Ops, LogSoftmaxAlongEachAxis) {
+  for (int64_t axis : {1, 2, -1, -2}) {
+    SCOPED_TRACE(axis);
+    GraphMaker m({kDynamic, 3, 4});
+    ir::ValueId s = m.op(OpKind::kLogSoftmax, {m.input()}, ir::AxisAttrs{axis});
+    ir::Graph g = m.finish(s);
+    Tensor x = random_tensor({2, 3, 4}, 102, -6.0f, 6.0f);
+    const int64_t ax = axis < 0 ? axis + 3 : axis;
+    const kernels::SoftmaxParams p{
+        .outer = ax == 1 ? 2 : 6, .axis = ax == 1 ? 3 : 4, .inner = ax == 1 ? 4 : 1};
+    std::vector<float> want(24), probs(24);
+    kernels::ref::log_softmax_f32(p, x.data<float>(), want.data());
+    kernels::ref::softmax_f32(p, x.data<float>(), probs.data());
+    for (bool reference : {false, true}) {
+      const Tensor y = run_graph(g, x, reference);
+      EXPECT_TRUE(same_bits(y, Tensor::from<float>({2, 3, 4}, want)));
+      for (int64_t i = 0; i < 24; ++i) {
+        EXPECT_NEAR(y.data<float>()[i], std::log(probs[i]), 1e-5) << i;
+      }
+    }
+  }
+}
+
 TEST(Ops, SoftmaxTransposeConcat) {
   {
     GraphMaker m({kDynamic, 3, 4});

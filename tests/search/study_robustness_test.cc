@@ -36,8 +36,9 @@ class FlakyStorage : public Storage {
   std::atomic<bool> lose_heartbeats{false};
 
   int64_t create_study(const std::string& name, const std::vector<Direction>& directions,
-                       const SearchSpace& space, bool load_if_exists) override {
-    return inner->create_study(name, directions, space, load_if_exists);
+                       const SearchSpace& space, bool load_if_exists,
+                       const std::map<std::string, std::string>& user_attrs = {}) override {
+    return inner->create_study(name, directions, space, load_if_exists, user_attrs);
   }
   StudyInfo get_study(int64_t id) override { return inner->get_study(id); }
   std::optional<int64_t> find_study(const std::string& name) override {

@@ -83,4 +83,23 @@ void softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
   }
 }
 
+void log_softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
+  for (int64_t o = 0; o < p.outer; ++o) {
+    for (int64_t in = 0; in < p.inner; ++in) {
+      const float* xs = x + o * p.axis * p.inner + in;
+      float* ys = y + o * p.axis * p.inner + in;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t a = 0; a < p.axis; ++a) mx = std::max(mx, xs[a * p.inner]);
+      double sum = 0.0;
+      for (int64_t a = 0; a < p.axis; ++a) {
+        sum += std::exp(static_cast<double>(xs[a * p.inner]) - mx);
+      }
+      const double shift = static_cast<double>(mx) + std::log(sum);
+      for (int64_t a = 0; a < p.axis; ++a) {
+        ys[a * p.inner] = static_cast<float>(static_cast<double>(xs[a * p.inner]) - shift);
+      }
+    }
+  }
+}
+
 }  // namespace qsearch::kernels::ref

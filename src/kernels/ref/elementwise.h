@@ -1,12 +1,12 @@
 // Reference (oracle) elementwise kernels: numpy-broadcast binary ops, unary activations and
-// softmax (see BinaryParams, UnaryParams, SoftmaxParams in kernels/params.h).
+// softmax / log-softmax (see BinaryParams, UnaryParams, SoftmaxParams in kernels/params.h).
 //
 //   kernels::BinaryParams p{.op = kernels::BinaryOp::kAdd, .rank = 2, .shape = {2, 3},
 //                           .a_stride = {3, 1}, .b_stride = {0, 1}};   // [2,3] + [3]
 //   kernels::ref::binary_f32(p, a, b, y);
 //
 // Binary and unary ops compute in float exactly as written (one rounding per op, as PyTorch);
-// sigmoid and tanh in double rounded once; softmax sums in double.
+// sigmoid and tanh in double rounded once; softmax and log-softmax sum in double.
 #pragma once
 
 #include <cstdint>
@@ -24,5 +24,10 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n);
 
 // Softmax along the middle axis of [outer, axis, inner]; y must not alias x.
 void softmax_f32(const SoftmaxParams& p, const float* x, float* y);
+
+// LogSoftmax along the same axis, computed stably as x - max - log(sum(exp(x - max))) (sum in
+// double), never as log(softmax(x)): a probability that underflows still gives a finite log.
+// y must not alias x.
+void log_softmax_f32(const SoftmaxParams& p, const float* x, float* y);
 
 }  // namespace qsearch::kernels::ref
