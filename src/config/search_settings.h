@@ -18,7 +18,7 @@ namespace qsearch::config {
 struct SearchFlags {
   std::string config;
   std::optional<std::string> model, dataset, sampler, storage, study, out, mode;
-  std::optional<std::string> output;  // --output NAME: the graph output scored
+  std::optional<std::string> output;        // --output NAME: the graph output scored
   std::optional<std::string> label_column;  // csv:PATH data sets
   std::optional<std::vector<std::string>> feature_columns;
   std::optional<int64_t> trials, jobs, num_samples, seed;  // seed: signed so -1 is refused

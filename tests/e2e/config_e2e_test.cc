@@ -12,12 +12,6 @@ namespace {
 
 const std::string kMlp = "tests/fixtures/torch/mlp_opset13.onnx";
 
-std::string write(const ScratchDir& dir, const std::string& name, const std::string& text) {
-  std::string p = dir / name;
-  std::ofstream(p) << text;
-  return p;
-}
-
 // A small search of the MLP fixture on MNIST; `top` and `runners` are added at the top level
 // and after the basic_evaluation table.
 std::string mlp_search(const std::string& top = "", const std::string& runners = "") {
@@ -39,13 +33,6 @@ sum_scaled_metrics = false
 accuracy.scale = 1.0
 accuracy.direction = "maximize"
 )";
-}
-
-std::vector<search::FrozenTrial> trials_of(const std::string& out_dir) {
-  auto storage = storage::open_storage("sqlite:///" + out_dir + "/study.db");
-  auto names = storage->study_names();
-  if (names.size() != 1) return {};
-  return storage->get_trials(*storage->find_study(names[0]));
 }
 
 TEST(ConfigE2E, NumericFlagsOutOfRangeArePlainOneLineErrors) {

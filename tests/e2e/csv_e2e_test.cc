@@ -55,13 +55,6 @@ average_bitwidth.scale = 1.0
 average_bitwidth.direction = "minimize"
 )";
 
-std::vector<search::FrozenTrial> trials_of(const std::string& out_dir) {
-  auto storage = storage::open_storage("sqlite:///" + out_dir + "/study.db");
-  auto names = storage->study_names();
-  if (names.size() != 1) return {};
-  return storage->get_trials(*storage->find_study(names[0]));
-}
-
 double accuracy_of(const search::FrozenTrial& t) {
   return nlohmann::json::parse(t.user_attrs.at("software_metrics"))["accuracy"].get<double>();
 }

@@ -10,6 +10,9 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
+#include "search/trial.h"
+#include "storage/sqlite_storage.h"
 #include "support/source_dir.h"
 
 namespace qsearch::e2e {
@@ -66,6 +69,21 @@ inline Result run(const std::string& args) {
   r.err = read_file(err);
   fs::remove(err);
   return r;
+}
+
+// Writes `text` to dir/name and returns its path.
+inline std::string write(const ScratchDir& dir, const std::string& name, const std::string& text) {
+  std::string p = dir / name;
+  std::ofstream(p) << text;
+  return p;
+}
+
+// The trials of the one study in <out_dir>/study.db (none if it holds several).
+inline std::vector<search::FrozenTrial> trials_of(const std::string& out_dir) {
+  auto storage = storage::open_storage("sqlite:///" + out_dir + "/study.db");
+  auto names = storage->study_names();
+  if (names.size() != 1) return {};
+  return storage->get_trials(*storage->find_study(names[0]));
 }
 
 }  // namespace qsearch::e2e

@@ -54,19 +54,6 @@ average_bitwidth.direction = "minimize"
   return s;
 }
 
-std::string write(const ScratchDir& dir, const std::string& name, const std::string& text) {
-  std::string p = dir / name;
-  std::ofstream(p) << text;
-  return p;
-}
-
-std::vector<search::FrozenTrial> trials_of(const std::string& out_dir) {
-  auto storage = storage::open_storage("sqlite:///" + out_dir + "/study.db");
-  auto names = storage->study_names();
-  if (names.size() != 1) return {};
-  return storage->get_trials(*storage->find_study(names[0]));
-}
-
 // Starts `qsearch <args>` from the source directory with stderr to err_path; returns its pid.
 pid_t spawn(const std::string& args, const std::string& err_path) {
   pid_t pid = ::fork();

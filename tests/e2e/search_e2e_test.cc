@@ -78,19 +78,6 @@ average_bitwidth.direction = "minimize"
   return s;
 }
 
-std::string write(const ScratchDir& dir, const std::string& name, const std::string& text) {
-  std::string p = dir / name;
-  std::ofstream(p) << text;
-  return p;
-}
-
-std::vector<search::FrozenTrial> trials_of(const std::string& out_dir) {
-  auto storage = storage::open_storage("sqlite:///" + out_dir + "/study.db");
-  auto names = storage->study_names();
-  if (names.size() != 1) return {};
-  return storage->get_trials(*storage->find_study(names[0]));
-}
-
 std::set<std::vector<double>> distinct_params(const std::vector<search::FrozenTrial>& ts,
                                               search::TrialState state) {
   std::set<std::vector<double>> s;

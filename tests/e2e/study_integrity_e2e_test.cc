@@ -48,12 +48,6 @@ average_bitwidth.direction = "minimize"
 )";
 }
 
-std::string write(const ScratchDir& dir, const std::string& name, const std::string& text) {
-  std::string p = dir / name;
-  std::ofstream(p) << text;
-  return p;
-}
-
 int lines(const std::string& s) {
   int n = 0;
   for (char c : s) n += c == '\n';

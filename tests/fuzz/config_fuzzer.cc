@@ -1,10 +1,10 @@
 // libFuzzer target for the TOML config loader, through the function every command that takes
-// --config calls (config::load_config, the config module): any bytes must load or raise qsearch::Error, never crash,
-// leak, hang or trip a sanitizer. Built by `make fuzz`; see docs/fuzzing.md.
-// config::load_config is compiled in from src/config/ rather than linking qsearch_config, whose
-// eval dependency pulls in the fixed-point kernels that clang cannot build (docs/fuzzing.md).
-// fuzz-deps: search tomlplusplus::tomlplusplus
-// fuzz-srcs: src/config/config.cc src/config/checks.cc
+// --config calls (config::load_config, the config module): any bytes must load or raise
+// qsearch::Error, never crash, leak, hang or trip a sanitizer. Built by `make fuzz`; see
+// docs/fuzzing.md. config::load_config is compiled in from src/config/ rather than linking
+// qsearch_config, whose eval dependency pulls in the fixed-point kernels that clang cannot build
+// (docs/fuzzing.md). fuzz-deps: search tomlplusplus::tomlplusplus fuzz-srcs: src/config/config.cc
+// src/config/checks.cc
 #include <cstddef>
 #include <cstdint>
 
