@@ -72,6 +72,19 @@ void check(const ConvCase& c, Rng& rng) {
   params.push_back(p);
   p.relu = false;
   params.push_back(p);
+  // Every rounding with every code dtype of the int32 stores (int8, uint8, int16, int32 codes;
+  // rounding shifts 1 and 3-5, so that ties are frequent), with and without a fused ReLU.
+  for (Rounding r : {Rounding::kHalfToEven, Rounding::kHalfAwayFromZero, Rounding::kFloor}) {
+    p.rounding = r;
+    for (FixedFormat f : {FixedFormat{8, c.a_format.frac, true}, FixedFormat{6, 2, false},
+                          FixedFormat{16, c.a_format.frac + c.w_format.frac - 1, true},
+                          FixedFormat{24, c.a_format.frac + 1, true}}) {
+      p.out_format = f;
+      p.relu = r == Rounding::kFloor;
+      params.push_back(p);
+    }
+  }
+  p.relu = false;
 
   for (Isa isa : supported_isas()) {
     const PackedConv2d pc = pack_conv2d(g, cw, isa);
