@@ -362,9 +362,7 @@ struct PixelJob {
       for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
         const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
         detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, cols, s);
-        for (int r = 0; r < nruns; ++r) {
-          e.run_t32(s + runs[r][0], static_cast<int>(runs[r][1]), cols, runs[r][2], o0, out);
-        }
+        e.run_t32_runs(s, runs, nruns, cols, o0, out);
       }
     }
   }

@@ -305,6 +305,9 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
             : detail::exact_t32_avx2(p.output == GemmOutput::kFloat ? DType::kFloat32
                                                                     : DType::kInt32);
     if (f != nullptr) fn_t32_ = f;
+    if (f != nullptr && p.output == GemmOutput::kRequantize) {
+      fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
+    }
   }
 #endif
 }

@@ -1,5 +1,6 @@
 // AVX2 tiles. Compiled with a target pragma so that they exist whatever the build baseline;
 // gemm.cc calls them only when cpu_supports(Isa::kAvx2).
+#include <cstddef>
 #include <cstring>
 #include <type_traits>
 
@@ -273,6 +274,62 @@ void exact_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64
   }
 }
 
+// n <= 16 codes from src to dst in fixed-size pieces (no library call).
+template <size_t kPiece>
+inline void copy_piece(std::byte*& d, const std::byte*& s, size_t bytes) {
+  if ((bytes & kPiece) != 0) {
+    std::memcpy(d, s, kPiece);
+    d += kPiece;
+    s += kPiece;
+  }
+}
+template <typename Out>
+inline void copy_codes(Out* dst, const Out* src, int64_t n) {
+  auto* d = reinterpret_cast<std::byte*>(dst);
+  const auto* s = reinterpret_cast<const std::byte*>(src);
+  const size_t bytes = static_cast<size_t>(n) * sizeof(Out);
+  if constexpr (sizeof(Out) >= 4) copy_piece<64>(d, s, bytes);
+  if constexpr (sizeof(Out) >= 2) copy_piece<32>(d, s, bytes);
+  copy_piece<16>(d, s, bytes);
+  copy_piece<8>(d, s, bytes);
+  if constexpr (sizeof(Out) <= 4) copy_piece<4>(d, s, bytes);
+  if constexpr (sizeof(Out) <= 2) copy_piece<2>(d, s, bytes);
+  if constexpr (sizeof(Out) == 1) copy_piece<1>(d, s, bytes);
+}
+
+template <typename Out, quant::Rounding R>
+void requantize32_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3], int nruns,
+                       int cols, int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const __m128i shift = _mm_cvtsi32_si128(e.shift_), s = _mm_cvtsi32_si128(e.rshift_);
+  const __m256i mask = _mm256_set1_epi32(static_cast<int32_t>((uint32_t{1} << e.rshift_) - 1));
+  const __m256i half = _mm256_set1_epi32(int32_t{1} << (e.rshift_ - 1));
+  const __m256i lo = _mm256_set1_epi32(static_cast<int32_t>(e.lo_));
+  const __m256i hi = _mm256_set1_epi32(static_cast<int32_t>(e.hi_));
+  alignas(64) Out buf[16];
+  for (int j = 0; j < cols; ++j) {
+    const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(e.bias_[col0 + j]));
+    const int32_t* t = tile + j * 16;
+    __m256i a0 = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)), shift), bias);
+    __m256i a1 = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8)), shift), bias);
+    a0 = _mm256_min_epi32(_mm256_max_epi32(shift_round<R>(a0, s, mask, half), lo), hi);
+    a1 = _mm256_min_epi32(_mm256_max_epi32(shift_round<R>(a1, s, mask, half), lo), hi);
+    store_column(a0, a1, 16, buf);
+    Out* o = out + (col0 + j) * e.ldc_n_;
+    for (int r = 0; r < nruns; ++r) {
+      copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
+    }
+  }
+}
+
+template <typename Out>
+EpilogueFnRuns requantize32_runs_for(quant::Rounding r) {
+  return quant::with_rounding(
+      r, [](auto R) { return EpilogueFnRuns(&requantize32_runs<Out, R.value>); });
+}
+
 template <typename Out>
 EpilogueFn32 requantize32_t32_for(quant::Rounding r) {
   return quant::with_rounding(r,
@@ -291,6 +348,21 @@ EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding) {
       return requantize32_t32_for<int16_t>(rounding);
     case DType::kInt32:
       return requantize32_t32_for<int32_t>(rounding);
+    default:
+      return nullptr;
+  }
+}
+
+EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding) {
+  switch (out) {
+    case DType::kInt8:
+      return requantize32_runs_for<int8_t>(rounding);
+    case DType::kUInt8:
+      return requantize32_runs_for<uint8_t>(rounding);
+    case DType::kInt16:
+      return requantize32_runs_for<int16_t>(rounding);
+    case DType::kInt32:
+      return requantize32_runs_for<int32_t>(rounding);
     default:
       return nullptr;
   }
