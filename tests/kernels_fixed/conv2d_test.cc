@@ -72,6 +72,19 @@ void check(const ConvCase& c, Rng& rng) {
   params.push_back(p);
   p.relu = false;
   params.push_back(p);
+  // Every rounding with every code dtype of the int32 stores (int8, uint8, int16, int32 codes;
+  // rounding shifts 1 and 3-5, so that ties are frequent), with and without a fused ReLU.
+  for (Rounding r : {Rounding::kHalfToEven, Rounding::kHalfAwayFromZero, Rounding::kFloor}) {
+    p.rounding = r;
+    for (FixedFormat f : {FixedFormat{8, c.a_format.frac, true}, FixedFormat{6, 2, false},
+                          FixedFormat{16, c.a_format.frac + c.w_format.frac - 1, true},
+                          FixedFormat{24, c.a_format.frac + 1, true}}) {
+      p.out_format = f;
+      p.relu = r == Rounding::kFloor;
+      params.push_back(p);
+    }
+  }
+  p.relu = false;
 
   for (Isa isa : supported_isas()) {
     const PackedConv2d pc = pack_conv2d(g, cw, isa);
@@ -168,6 +181,47 @@ TEST(IntConv2d, DtypePairsAndUnsignedInputPadsWithZero) {
       c.a_format = t.af;
       c.w_format = t.wf;
       c.fill = fill;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+// The pixel-major path pairs two input channels per k-pair when a group has an even channel
+// count (and kernel-row neighbours otherwise): even counts with every geometry feature, at the
+// dtype extremes.
+TEST(IntConv2d, EvenChannelCountsPairChannels) {
+  Rng rng(kSeed + 5);
+  std::vector<Conv2dGeometry> geometries = {
+      geometry(6, 9, 9, 16, 5, 1, 0, 1, 1),   // LeNet's second conv
+      geometry(16, 6, 6, 8, 3, 1, 1, 1, 1),   // a residual block's 3x3
+      geometry(16, 6, 6, 8, 1, 1, 0, 2, 1),   // a 1x1 downsample, stride 2
+      geometry(4, 10, 11, 6, 3, 2, 2, 1, 2),  // 2 groups of 2, dilation 2
+      geometry(2, 5, 5, 3, 5, 1, 0, 1, 1),    // kernel = input: one pixel
+  };
+  Conv2dGeometry asym = geometry(4, 7, 9, 6, 3, 1, 0, 1, 1);
+  asym.kernel_w = 2;
+  asym.pad_top = 2;
+  asym.pad_right = 1;
+  asym.dilation_h = 2;
+  geometries.push_back(asym);
+  asym.stride_w = 3;
+  geometries.push_back(asym);
+  for (const Conv2dGeometry& g : geometries) {
+    for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
+      ConvCase c;
+      c.g = g;
+      c.fill = fill;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kUInt8;
+      c.a_format = {8, 4, false};
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kInt16;
+      c.w_dtype = DType::kInt16;
+      c.a_format = {12, 6, true};
+      c.w_format = {10, 8, true};
       check(c, rng);
       if (::testing::Test::HasFatalFailure()) return;
     }

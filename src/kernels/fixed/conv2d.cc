@@ -61,6 +61,12 @@ void im2col_rows(const T* x, const Conv2dGeometry& g, int64_t channels, int64_t 
   std::fill(dst + rows * kp, dst + rows_padded * kp, E{0});
 }
 
+// The k-pairs of the pixel-major path (PixelJob): when a group has an even number of input
+// channels, pair q = (c / 2, u, v) multiplies the taps (u, v) of the two channels c, c + 1 (no
+// padding of k); otherwise pair q = (c, u, v' / 2) two neighbours (v', v' + 1) of one kernel row,
+// KW rounded up to even with zero weights.
+bool channel_pairs(const Conv2dGeometry& g) { return (g.in_channels / g.groups) % 2 == 0; }
+
 // The image (and group) whose rows one gemm_rows() call makes.
 struct ConvRows {
   const std::byte* x;  // the group's first input channel of this image
@@ -167,9 +173,10 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
       (w.w_dtype == DType::kInt8 || w.w_dtype == DType::kInt16) &&
       (w.a_dtype == DType::kInt8 || w.a_dtype == DType::kUInt8 || w.a_dtype == DType::kInt16);
   if (pixel_major) {
-    // k' = (c, u, v') with v' < KW rounded up to even: every k-pair is two neighbours of one
-    // kernel row (conv2d.cc, PixelJob); the weights of v' = KW are 0.
-    const int64_t kwp = (g.kernel_w + 1) / 2 * 2;
+    // Channel pairs: k' = ((c / 2, u, v), c % 2). Row pairs: k' = (c, u, v') with v' < KW
+    // rounded up to even, the weights of v' = KW are 0 (channel_pairs above, PixelJob).
+    const bool cpairs = channel_pairs(g);
+    const int64_t kwp = cpairs ? g.kernel_w : (g.kernel_w + 1) / 2 * 2;
     const int64_t rows = (ocg + 7) / 8 * 8, kp = cg * g.kernel_h * kwp;
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       Tensor t({rows * kp}, DType::kInt16);
@@ -182,8 +189,9 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
               const int64_t i =
                   ((gi * ocg + o) * cg + c) * g.kernel_h * g.kernel_w + u * g.kernel_w + v;
               // pack_weights() above validated every code against w_format (|code| <= 2^15).
-              d[o * kp + (c * g.kernel_h + u) * kwp + v] =
-                  static_cast<int16_t>(quant::load_code(w.w, w.w_dtype, i));
+              const int64_t kk = cpairs ? ((c / 2 * g.kernel_h + u) * g.kernel_w + v) * 2 + c % 2
+                                        : (c * g.kernel_h + u) * kwp + v;
+              d[o * kp + kk] = static_cast<int16_t>(quant::load_code(w.w, w.w_dtype, i));
             }
           }
         }
@@ -207,14 +215,19 @@ AccumulatorBound accumulator_bound(const PackedConv2d& w) {
 namespace {
 
 #if defined(__x86_64__)
-// The pixel-major path (conv2d.h). The reduction index is k' = (c, u, v') with v' < KWp (KW
-// rounded up to even; the weights of v' = KW are 0), so that each k-pair is two neighbours
-// (v', v' + 1) of one kernel row. Per work item (image, group, range of 16-position panels):
+// The pixel-major path (conv2d.h). Each k-pair multiplies two taps that sit at a fixed distance
+// D in the padded input (channel_pairs): with an even channel count per group, the taps (u, v)
+// of channels 2c' and 2c' + 1 (D = one plane, k not padded); otherwise two neighbours (v', v' + 1)
+// of one kernel row of one channel (D = dw; the reduction index is k' = (c, u, v') with v' < KWp,
+// KW rounded up to even, the weights of v' = KW are 0). Per work item (image, group, range of
+// 16-position panels):
 //   xp[c][i][j] = X[c][i - pt][j - pl] as int16, 0 in the padding (Hp = H + pt + pb rows,
 //                 Wp = W + pl + pr columns) and in a slack after the planes: im2col never
 //                 bounds-checks;
-//   x2[i] = the int16 pair (xp[i], xp[i + dw]): the pair of k-pair (c, u, v') for the output
-//           position whose window starts at xp offset b is x2[b + koff(c, u, v')];
+//   x2 = the int16 pairs of the taps D apart: row pairs x2[i] = (xp[i], xp[i + dw]); channel
+//        pairs x2[c'][i][j] = (xp[2c'][i][j], xp[2c' + 1][i][j]), half as many planes, 0 in the
+//        slack. The pair of k-pair q for the output position whose window starts at plane offset
+//        b is x2[b + goff(q)];
 //   S[o][j] = sum_k' W[o][k'] * X'[k'][j] by detail::conv_pairs_s32_avx2 (vpmaddwd on int16 pairs,
 //             int32 lanes: exact modulo 2^32, and the true sum fits int32 by the caller's
 //             AccType), then the epilogue with the tile stored column by column
@@ -232,7 +245,7 @@ struct PixelJob {
   static constexpr int kMr = detail::kMrConvPairsAvx2;
   DType a_dtype;
   int64_t cg, ocg, pixels, kwp, kp, hp, wp, panels, chunks, slack;
-  bool extended;
+  bool extended, cpairs;
   size_t a_es, y_es;
 
   template <typename T>
@@ -283,17 +296,33 @@ struct PixelJob {
         break;
     }
     const int64_t n = cg * hp * wp + slack;
-    std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
-    for (int64_t i = 0; i < n; ++i) {
-      buf.x2[i] = static_cast<int32_t>(
-          static_cast<uint16_t>(buf.xp[i]) |
-          (static_cast<uint32_t>(static_cast<uint16_t>(buf.xp[i + g.dilation_w])) << 16));
-    }
-    // Pair g' = (c, u, v'/2) starts at xp offset koff(c, u, v') from the window origin.
-    const int64_t per_c = g.kernel_h * (kwp / 2);
-    for (int64_t q = 0; q < kp / 2; ++q) {
-      const int64_t c = q / per_c, u = (q % per_c) / (kwp / 2), v = 2 * (q % (kwp / 2));
-      buf.goff[q] = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+    auto pair = [](int16_t lo, int16_t hi) {
+      return static_cast<int32_t>(static_cast<uint16_t>(lo) |
+                                  (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16));
+    };
+    if (cpairs) {
+      const int64_t plane = hp * wp, m = cg / 2 * plane;
+      for (int64_t c2 = 0; c2 < cg / 2; ++c2) {
+        const int16_t* a = buf.xp + 2 * c2 * plane;
+        int32_t* d = buf.x2 + c2 * plane;
+        for (int64_t i = 0; i < plane; ++i) d[i] = pair(a[i], a[i + plane]);
+      }
+      std::fill(buf.x2 + m, buf.x2 + m + slack, 0);
+      // Pair q = (c', u, v) starts at x2 offset goff(q) from the window origin.
+      const int64_t taps = g.kernel_h * g.kernel_w;
+      for (int64_t q = 0; q < kp / 2; ++q) {
+        const int64_t c2 = q / taps, u = q % taps / g.kernel_w, v = q % g.kernel_w;
+        buf.goff[q] = (c2 * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      }
+    } else {
+      std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
+      for (int64_t i = 0; i < n; ++i) buf.x2[i] = pair(buf.xp[i], buf.xp[i + g.dilation_w]);
+      // Pair q = (c, u, v'/2) starts at xp offset koff(c, u, v') from the window origin.
+      const int64_t per_c = g.kernel_h * (kwp / 2);
+      for (int64_t q = 0; q < kp / 2; ++q) {
+        const int64_t c = q / per_c, u = (q % per_c) / (kwp / 2), v = 2 * (q % (kwp / 2));
+        buf.goff[q] = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      }
     }
     const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
     const Epilogue& e = *epi[gi];
@@ -333,9 +362,7 @@ struct PixelJob {
       for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
         const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
         detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, cols, s);
-        for (int r = 0; r < nruns; ++r) {
-          e.run_t32(s + runs[r][0], static_cast<int>(runs[r][1]), cols, runs[r][2], o0, out);
-        }
+        e.run_t32_runs(s, runs, nruns, cols, o0, out);
       }
     }
   }
@@ -424,7 +451,8 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
   job.pixels = g.out_h() * g.out_w();
-  job.kwp = (g.kernel_w + 1) / 2 * 2;
+  job.cpairs = channel_pairs(g);
+  job.kwp = job.cpairs ? g.kernel_w : (g.kernel_w + 1) / 2 * 2;
   job.kp = job.cg * g.kernel_h * job.kwp;
   job.hp = g.in_h + g.pad_top + g.pad_bottom;
   job.wp = g.in_w + g.pad_left + g.pad_right;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "core/check.h"
 #include "kernels/fixed/isa.h"
@@ -158,6 +159,30 @@ int64_t add_avx2(const A* a, int sa, const B* b, int sb, int64_t n, const Requan
   return i;
 }
 
+// One output row of the 2x2 stride-2 max pool on byte codes, 2 * ow >= 16: the max of the input
+// rows r0 and r1 over 16 columns, then of each column pair (as 16-bit lanes), 8 outputs per step;
+// the last step overlaps the previous one when 16 does not divide 2 * ow (same values again).
+template <typename T>
+void max_pool_2x2_row_bytes(const T* r0, const T* r1, int64_t ow, T* d) {
+  const int64_t n = 2 * ow;
+  for (int64_t c0 = 0; c0 < n; c0 += 16) {
+    const int64_t c = std::min(c0, n - 16);
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + c));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + c));
+    __m128i pairs;
+    if constexpr (std::is_signed_v<T>) {
+      const __m128i m = _mm_max_epi8(a, b);
+      const __m128i even = _mm_srai_epi16(_mm_slli_epi16(m, 8), 8), odd = _mm_srai_epi16(m, 8);
+      pairs = _mm_packs_epi16(_mm_max_epi16(even, odd), _mm_setzero_si128());
+    } else {
+      const __m128i m = _mm_max_epu8(a, b);
+      const __m128i even = _mm_and_si128(m, _mm_set1_epi16(0xFF)), odd = _mm_srli_epi16(m, 8);
+      pairs = _mm_packus_epi16(_mm_max_epi16(even, odd), _mm_setzero_si128());
+    }
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d + c / 2), pairs);
+  }
+}
+
 #pragma GCC pop_options
 #endif  // __x86_64__
 
@@ -273,6 +298,14 @@ void max_pool2d(const void* x, DType dtype, int64_t batch, int64_t channels, int
           const T* r0 = src + 2 * py * w;
           const T* r1 = r0 + w;
           T* d = dst + py * ow;
+#if defined(__x86_64__)
+          if constexpr (sizeof(T) == 1) {
+            if (2 * ow >= 16 && use_avx2()) {
+              max_pool_2x2_row_bytes(r0, r1, ow, d);
+              continue;
+            }
+          }
+#endif
           for (int64_t c0 = 0; c0 < 2 * ow; c0 += 256) {
             const int64_t n = std::min<int64_t>(256, 2 * ow - c0);
             for (int64_t i = 0; i < n; ++i) rows[i] = std::max(r0[c0 + i], r1[c0 + i]);

@@ -295,6 +295,21 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
       break;
     }
   }
+#if defined(__x86_64__)
+  // The pixel-major conv's int32 column stores (run_t32) by hand in AVX2 where the portable loops
+  // above apply (same values; the compiler vectorised them 4 lanes wide).
+  if (fn_t32_ != &run_t32_widen && w.isa() >= Isa::kAvx2) {
+    const detail::EpilogueFn32 f =
+        p.output == GemmOutput::kRequantize
+            ? detail::requantize32_t32_avx2(quant::storage_dtype(p.out_format), p.rounding)
+            : detail::exact_t32_avx2(p.output == GemmOutput::kFloat ? DType::kFloat32
+                                                                    : DType::kInt32);
+    if (f != nullptr) fn_t32_ = f;
+    if (f != nullptr && p.output == GemmOutput::kRequantize) {
+      fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
+    }
+  }
+#endif
 }
 
 }  // namespace qsearch::kernels::fixed

@@ -28,6 +28,15 @@ class Epilogue {
   void run_t32(const int32_t* tile, int rows, int cols, int64_t row0, int64_t col0, void* c) const {
     fn_t32_(*this, tile, rows, cols, row0, col0, c);
   }
+  // run_t32 for several runs of one 16-lane tile: run r covers lanes [runs[r][0], runs[r][0] +
+  // runs[r][1]) at rows runs[r][2]... (conv2d's stride-1 panels, which span output rows).
+  void run_t32_runs(const int32_t* tile, const int64_t (*runs)[3], int nruns, int cols,
+                    int64_t col0, void* c) const {
+    if (fn_runs_ != nullptr) return fn_runs_(*this, tile, runs, nruns, cols, col0, c);
+    for (int r = 0; r < nruns; ++r) {
+      fn_t32_(*this, tile + runs[r][0], static_cast<int>(runs[r][1]), cols, runs[r][2], col0, c);
+    }
+  }
 
   // Parameters read by the typed implementations in epilogue.cc.
   const int64_t* bias_ = nullptr;  // bias_aligned, [n]
@@ -44,6 +53,9 @@ class Epilogue {
   Fn fn_ = nullptr, fn_t_ = nullptr;
   using Fn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
   Fn32 fn_t32_ = nullptr;
+  using FnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (*)[3], int, int, int64_t,
+                          void*);
+  FnRuns fn_runs_ = nullptr;
 };
 
 }  // namespace qsearch::kernels::fixed

@@ -85,6 +85,20 @@ inline constexpr int kMrConvPairsAvx2 = 4;
 using EpilogueFn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
 EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding);
 
+// AVX2 versions of Epilogue::run_t32's common cases on conv2d's pixel-major tiles (epilogue.cc,
+// run_requantize32_t32 and run_exact_t32: int32 sums stored column by column, 16 lanes read per
+// column, contiguous NCHW outputs): the requantizing store for int8, uint8, int16 and int32 codes
+// (rounding shift 1..30, acc_shift <= 31), and the float / int32 accumulator stores. Same values,
+// 8 int32 lanes per instruction. Null for other output dtypes.
+using EpilogueFn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
+EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding);
+EpilogueFn32 exact_t32_avx2(DType out);
+// Epilogue::run_t32_runs for the requantizing store above: each column requantized once, then
+// stored run by run.
+using EpilogueFnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (*)[3], int, int,
+                                int64_t, void*);
+EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding);
+
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]
 // for the np <= kSparsePanels panels at `panel_stride` bytes from `panels`, modulo 2^32. `a` is
