@@ -228,6 +228,49 @@ TEST(IntConv2d, EvenChannelCountsPairChannels) {
   }
 }
 
+// One input channel per group with an odd kernel width pairs the taps across the flattened
+// kernel (row ends pair with the next row's start, an odd tap count ends with a zero weight):
+// every geometry feature, both tap-count parities, at the dtype extremes.
+TEST(IntConv2d, OneChannelPairsTapsAcrossKernelRows) {
+  Rng rng(kSeed + 6);
+  std::vector<Conv2dGeometry> geometries = {
+      geometry(1, 28, 28, 6, 5, 1, 2, 1, 1),   // LeNet's first conv
+      geometry(1, 11, 9, 9, 3, 1, 1, 2, 1),    // stride 2, 9 taps
+      geometry(1, 12, 13, 5, 3, 1, 2, 1, 2),   // dilation 2
+      geometry(4, 9, 10, 8, 3, 4, 1, 1, 1),    // depthwise, 4 groups
+      geometry(1, 5, 5, 3, 5, 1, 0, 1, 1),     // kernel = input: one pixel
+      geometry(1, 16, 16, 17, 7, 1, 3, 1, 1),  // 49 taps, 17 channels (3 weight tiles)
+  };
+  Conv2dGeometry asym = geometry(1, 8, 9, 4, 3, 1, 0, 1, 1);
+  asym.kernel_h = 4;  // 12 taps: no zero weight
+  asym.pad_top = 2;
+  asym.pad_right = 1;
+  asym.dilation_h = 2;
+  geometries.push_back(asym);
+  asym.stride_w = 3;
+  asym.dilation_w = 2;
+  geometries.push_back(asym);
+  for (const Conv2dGeometry& g : geometries) {
+    for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
+      ConvCase c;
+      c.g = g;
+      c.fill = fill;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kUInt8;
+      c.a_format = {8, 4, false};
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kInt16;
+      c.w_dtype = DType::kInt16;
+      c.a_format = {12, 6, true};
+      c.w_format = {10, 8, true};
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
 TEST(IntConv2d, BatchOfOneUsesTheParallelGemm) {
   Rng rng(kSeed + 3);
   ConvCase c;

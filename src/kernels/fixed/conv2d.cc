@@ -61,11 +61,33 @@ void im2col_rows(const T* x, const Conv2dGeometry& g, int64_t channels, int64_t 
   std::fill(dst + rows * kp, dst + rows_padded * kp, E{0});
 }
 
-// The k-pairs of the pixel-major path (PixelJob): when a group has an even number of input
-// channels, pair q = (c / 2, u, v) multiplies the taps (u, v) of the two channels c, c + 1 (no
-// padding of k); otherwise pair q = (c, u, v' / 2) two neighbours (v', v' + 1) of one kernel row,
-// KW rounded up to even with zero weights.
-bool channel_pairs(const Conv2dGeometry& g) { return (g.in_channels / g.groups) % 2 == 0; }
+// The k-pairs of the pixel-major path (PixelJob):
+//  - kChannels (an even number of input channels per group): pair q = (c / 2, u, v) multiplies
+//    the taps (u, v) of the two channels c, c + 1 (no padding of k);
+//  - kTaps (one input channel per group, odd KW, KH > 1: LeNet's first conv): the KH * KW taps
+//    in row-major order t = u * KW + v, pair q = (t = 2q, t = 2q + 1), one zero weight at the
+//    end when KH * KW is odd (25 taps: 13 pairs, where kRows takes 15);
+//  - kRows (otherwise): pair q = (c, u, v' / 2) two neighbours (v', v' + 1) of one kernel row,
+//    KW rounded up to even with zero weights.
+enum class PairMode { kChannels, kTaps, kRows };
+PairMode pair_mode(const Conv2dGeometry& g) {
+  const int64_t cg = g.in_channels / g.groups;
+  if (cg % 2 == 0) return PairMode::kChannels;
+  if (cg == 1 && g.kernel_w % 2 == 1 && g.kernel_h > 1) return PairMode::kTaps;
+  return PairMode::kRows;
+}
+// The reduction length of the pixel-major weight rows (K' in conv2d.h).
+int64_t pair_k(const Conv2dGeometry& g, PairMode mode) {
+  const int64_t cg = g.in_channels / g.groups;
+  switch (mode) {
+    case PairMode::kChannels:
+      return cg * g.kernel_h * g.kernel_w;
+    case PairMode::kTaps:
+      return (g.kernel_h * g.kernel_w + 1) / 2 * 2;
+    default:
+      return cg * g.kernel_h * ((g.kernel_w + 1) / 2 * 2);
+  }
+}
 
 // The image (and group) whose rows one gemm_rows() call makes.
 struct ConvRows {
@@ -173,11 +195,12 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
       (w.w_dtype == DType::kInt8 || w.w_dtype == DType::kInt16) &&
       (w.a_dtype == DType::kInt8 || w.a_dtype == DType::kUInt8 || w.a_dtype == DType::kInt16);
   if (pixel_major) {
-    // Channel pairs: k' = ((c / 2, u, v), c % 2). Row pairs: k' = (c, u, v') with v' < KW
-    // rounded up to even, the weights of v' = KW are 0 (channel_pairs above, PixelJob).
-    const bool cpairs = channel_pairs(g);
-    const int64_t kwp = cpairs ? g.kernel_w : (g.kernel_w + 1) / 2 * 2;
-    const int64_t rows = (ocg + 7) / 8 * 8, kp = cg * g.kernel_h * kwp;
+    // Channel pairs: k' = ((c / 2, u, v), c % 2). Tap pairs: k' = u * KW + v (c = 0), the weight
+    // of k' = KH * KW (when odd) is 0. Row pairs: k' = (c, u, v') with v' < KW rounded up to
+    // even, the weights of v' = KW are 0 (pair_mode above, PixelJob).
+    const PairMode mode = pair_mode(g);
+    const int64_t kwp = mode == PairMode::kRows ? (g.kernel_w + 1) / 2 * 2 : g.kernel_w;
+    const int64_t rows = (ocg + 7) / 8 * 8, kp = pair_k(g, mode);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       Tensor t({rows * kp}, DType::kInt16);
       int16_t* d = t.data<int16_t>();
@@ -189,8 +212,9 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
               const int64_t i =
                   ((gi * ocg + o) * cg + c) * g.kernel_h * g.kernel_w + u * g.kernel_w + v;
               // pack_weights() above validated every code against w_format (|code| <= 2^15).
-              const int64_t kk = cpairs ? ((c / 2 * g.kernel_h + u) * g.kernel_w + v) * 2 + c % 2
-                                        : (c * g.kernel_h + u) * kwp + v;
+              const int64_t kk = mode == PairMode::kChannels
+                                     ? ((c / 2 * g.kernel_h + u) * g.kernel_w + v) * 2 + c % 2
+                                     : (c * g.kernel_h + u) * kwp + v;  // kTaps: c = 0, kwp = KW
               d[o * kp + kk] = static_cast<int16_t>(quant::load_code(w.w, w.w_dtype, i));
             }
           }
@@ -245,7 +269,8 @@ struct PixelJob {
   static constexpr int kMr = detail::kMrConvPairsAvx2;
   DType a_dtype;
   int64_t cg, ocg, pixels, kwp, kp, hp, wp, panels, chunks, slack;
-  bool extended, cpairs;
+  bool extended;
+  PairMode mode;
   size_t a_es, y_es;
 
   template <typename T>
@@ -267,11 +292,19 @@ struct PixelJob {
     int32_t* x2;
     int64_t* goff;
   };
+  // kTaps: the distance in xp from the last tap of a kernel row to the first of the next.
+  int64_t cross() const {
+    const Conv2dGeometry& g = w->geometry();
+    return mode == PairMode::kTaps ? wp * g.dilation_h - (g.kernel_w - 1) * g.dilation_w : 0;
+  }
+
   Buffers buffers() const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t n = cg * hp * wp + slack;
-    const size_t xp_bytes = static_cast<size_t>(n + g.dilation_w + 8) * 2 / 64 * 64 + 64;
-    const size_t x2_bytes = static_cast<size_t>(n) * 4 / 64 * 64 + 64;
+    const size_t xp_bytes =
+        static_cast<size_t>(n + std::max(g.dilation_w, cross()) + 8) * 2 / 64 * 64 + 64;
+    const size_t x2_bytes =
+        static_cast<size_t>(mode == PairMode::kTaps ? 2 * n : n) * 4 / 64 * 64 + 64;
     auto* base = static_cast<std::byte*>(
         scratch(ScratchSlot::kConvColumns, xp_bytes + x2_bytes + static_cast<size_t>(kp) * 8));
     return {reinterpret_cast<int16_t*>(base), reinterpret_cast<int32_t*>(base + xp_bytes),
@@ -300,7 +333,7 @@ struct PixelJob {
       return static_cast<int32_t>(static_cast<uint16_t>(lo) |
                                   (static_cast<uint32_t>(static_cast<uint16_t>(hi)) << 16));
     };
-    if (cpairs) {
+    if (mode == PairMode::kChannels) {
       const int64_t plane = hp * wp, m = cg / 2 * plane;
       for (int64_t c2 = 0; c2 < cg / 2; ++c2) {
         const int16_t* a = buf.xp + 2 * c2 * plane;
@@ -313,6 +346,22 @@ struct PixelJob {
       for (int64_t q = 0; q < kp / 2; ++q) {
         const int64_t c2 = q / taps, u = q % taps / g.kernel_w, v = q % g.kernel_w;
         buf.goff[q] = (c2 * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      }
+    } else if (mode == PairMode::kTaps) {
+      // Two pair planes of the one channel: x2[i] = (xp[i], xp[i + dw]) for the pairs within a
+      // kernel row, x2[n + i] = (xp[i], xp[i + cross()]) for the pairs across two rows.
+      const int64_t dc = cross();
+      std::fill(buf.xp + n, buf.xp + n + std::max(g.dilation_w, dc), int16_t{0});
+      for (int64_t i = 0; i < n; ++i) buf.x2[i] = pair(buf.xp[i], buf.xp[i + g.dilation_w]);
+      int32_t* x2c = buf.x2 + n;
+      for (int64_t i = 0; i < n; ++i) x2c[i] = pair(buf.xp[i], buf.xp[i + dc]);
+      const int64_t taps = g.kernel_h * g.kernel_w;
+      for (int64_t q = 0; q < kp / 2; ++q) {
+        const int64_t t = 2 * q, u = t / g.kernel_w, v = t % g.kernel_w;
+        const int64_t base = u * g.dilation_h * wp + v * g.dilation_w;
+        // The last tap of a row pairs with the next row's first; the odd last tap pairs with a
+        // zero weight (any plane).
+        buf.goff[q] = (v == g.kernel_w - 1 && t + 1 < taps) ? n + base : base;
       }
     } else {
       std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
@@ -451,13 +500,13 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
   job.pixels = g.out_h() * g.out_w();
-  job.cpairs = channel_pairs(g);
-  job.kwp = job.cpairs ? g.kernel_w : (g.kernel_w + 1) / 2 * 2;
-  job.kp = job.cg * g.kernel_h * job.kwp;
+  job.mode = pair_mode(g);
+  job.kwp = job.mode == PairMode::kRows ? (g.kernel_w + 1) / 2 * 2 : g.kernel_w;
+  job.kp = pair_k(g, job.mode);
   job.hp = g.in_h + g.pad_top + g.pad_bottom;
   job.wp = g.in_w + g.pad_left + g.pad_right;
   // Reads past the planes: a panel's 16 lanes past the last kept position, v' = KW.
-  job.slack = 32 + job.kwp * g.dilation_w;
+  job.slack = 32 + (g.kernel_w + 1) / 2 * 2 * g.dilation_w;
   job.extended = g.stride_h == 1 && g.stride_w == 1;
   job.panels =
       job.extended ? ((g.out_h() - 1) * job.wp + g.out_w() + 15) / 16 : (job.pixels + 15) / 16;

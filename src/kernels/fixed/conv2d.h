@@ -75,8 +75,9 @@ class PackedConv2d {
 
   // ---- internal to conv2d.cc ----
   // The pixel-major path (conv2d.cc): per group the weights as int16 rows [OC/G rounded up to 8]
-  // x [K' = (C/G) * KH * KW in channel-pair order, or with each kernel row rounded up to even for
-  // odd C/G] (zero padded), the A operand of the pair kernels. Empty when the path
+  // x [K' = (C/G) * KH * KW in channel-pair order for even C/G; KH * KW rounded up to even for
+  // C/G = 1 and odd KW (tap pairs across kernel rows); otherwise each kernel row rounded up to
+  // even] (zero padded), the A operand of the pair kernels. Empty when the path
   // does not apply (32-bit codes, or no AVX2). A runtime copy, not part of packed_bytes().
   const std::vector<Tensor>& weight_rows() const { return weight_rows_; }
 
