@@ -236,11 +236,27 @@ TEST(Study, ParallelJobsEvaluateEachTrialOnceAndSerialiseCallbacks) {
 TEST(Study, CallbackErrorsStopTheRunAndPropagate) {
   auto storage = std::make_shared<InMemoryStorage>();
   Study study = make_study(storage, "random");
-  EXPECT_THROW(study.optimize(quadratic, {.n_trials = 50,
+  // Trials from number 8 on wait until the callback has thrown (at most 5 s), so that instant
+  // objectives cannot create all 50 trials before the error stops the run (this test was
+  // flaky without it: 3 workers finished 50 trivial trials first now and then).
+  std::atomic<bool> thrown{false};
+  auto objective = [&](const FrozenTrial& t) {
+    if (t.number >= 8) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!thrown.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    return quadratic(t);
+  };
+  EXPECT_THROW(study.optimize(objective, {.n_trials = 50,
                                           .n_jobs = 3,
                                           .on_trial_finished =
-                                              [](const FrozenTrial& t) {
-                                                if (t.number == 4) throw Error("disk full");
+                                              [&](const FrozenTrial& t) {
+                                                if (t.number == 4) {
+                                                  thrown = true;
+                                                  throw Error("disk full");
+                                                }
                                               }}),
                Error);
   EXPECT_LT(study.trials().size(), 50u);
