@@ -13,9 +13,9 @@
 #include "onnx/import.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
+#include "support/source_dir.h"
 #include "train/trainer.h"
 #include "train/zoo.h"
-#include "support/source_dir.h"
 
 namespace qsearch::train {
 namespace {

@@ -14,10 +14,10 @@
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "data/dataset.h"
+#include "support/source_dir.h"
 #include "train/params.h"
 #include "train/progress.h"
 #include "train/zoo.h"
-#include "support/source_dir.h"
 
 namespace qsearch::train {
 namespace {

@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "train/params.h"
 #include "support/source_dir.h"
+#include "train/params.h"
 
 namespace qsearch::train {
 namespace {
