@@ -338,34 +338,31 @@ EpilogueFn32 requantize32_t32_for(quant::Rounding r) {
 
 }  // namespace
 
-EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding) {
+// Calls f(Code{}) for the code type of `out` (int8/uint8/int16/int32); null for other dtypes.
+template <typename Fn, typename F>
+Fn for_code_dtype(DType out, F f) {
   switch (out) {
     case DType::kInt8:
-      return requantize32_t32_for<int8_t>(rounding);
+      return f(int8_t{});
     case DType::kUInt8:
-      return requantize32_t32_for<uint8_t>(rounding);
+      return f(uint8_t{});
     case DType::kInt16:
-      return requantize32_t32_for<int16_t>(rounding);
+      return f(int16_t{});
     case DType::kInt32:
-      return requantize32_t32_for<int32_t>(rounding);
+      return f(int32_t{});
     default:
       return nullptr;
   }
 }
 
+EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding) {
+  return for_code_dtype<EpilogueFn32>(
+      out, [&](auto code) { return requantize32_t32_for<decltype(code)>(rounding); });
+}
+
 EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding) {
-  switch (out) {
-    case DType::kInt8:
-      return requantize32_runs_for<int8_t>(rounding);
-    case DType::kUInt8:
-      return requantize32_runs_for<uint8_t>(rounding);
-    case DType::kInt16:
-      return requantize32_runs_for<int16_t>(rounding);
-    case DType::kInt32:
-      return requantize32_runs_for<int32_t>(rounding);
-    default:
-      return nullptr;
-  }
+  return for_code_dtype<EpilogueFnRuns>(
+      out, [&](auto code) { return requantize32_runs_for<decltype(code)>(rounding); });
 }
 
 EpilogueFn32 exact_t32_avx2(DType out) {

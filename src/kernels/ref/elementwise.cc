@@ -64,26 +64,10 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n) {
   }
 }
 
-void softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
-  for (int64_t o = 0; o < p.outer; ++o) {
-    for (int64_t in = 0; in < p.inner; ++in) {
-      const float* xs = x + o * p.axis * p.inner + in;
-      float* ys = y + o * p.axis * p.inner + in;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t a = 0; a < p.axis; ++a) mx = std::max(mx, xs[a * p.inner]);
-      double sum = 0.0;
-      for (int64_t a = 0; a < p.axis; ++a) {
-        sum += std::exp(static_cast<double>(xs[a * p.inner]) - mx);
-      }
-      for (int64_t a = 0; a < p.axis; ++a) {
-        ys[a * p.inner] =
-            static_cast<float>(std::exp(static_cast<double>(xs[a * p.inner]) - mx) / sum);
-      }
-    }
-  }
-}
-
-void log_softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
+namespace {
+// Softmax (log = false) or LogSoftmax (log = true) along the axis, stably: x - max, the sum of
+// exponentials in double; LogSoftmax is x - max - log(sum), never log(softmax).
+void softmax_along_axis(const SoftmaxParams& p, const float* x, float* y, bool log) {
   for (int64_t o = 0; o < p.outer; ++o) {
     for (int64_t in = 0; in < p.inner; ++in) {
       const float* xs = x + o * p.axis * p.inner + in;
@@ -96,10 +80,20 @@ void log_softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
       }
       const double shift = static_cast<double>(mx) + std::log(sum);
       for (int64_t a = 0; a < p.axis; ++a) {
-        ys[a * p.inner] = static_cast<float>(static_cast<double>(xs[a * p.inner]) - shift);
+        const double v = static_cast<double>(xs[a * p.inner]);
+        ys[a * p.inner] = static_cast<float>(log ? v - shift : std::exp(v - mx) / sum);
       }
     }
   }
+}
+}  // namespace
+
+void softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
+  softmax_along_axis(p, x, y, false);
+}
+
+void log_softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
+  softmax_along_axis(p, x, y, true);
 }
 
 }  // namespace qsearch::kernels::ref
