@@ -321,7 +321,14 @@ OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOption
         untrack(trial->id);
         std::lock_guard<std::mutex> lock(mu);
         ++(done.state == TrialState::kComplete ? summary.completed : summary.failed);
-        if (options.on_trial_finished) options.on_trial_finished(done);
+        if (options.on_trial_finished) {
+          try {
+            options.on_trial_finished(done);
+          } catch (...) {
+            halt = true;  // under `mu`: no worker records another trial before it sees the halt
+            throw;
+          }
+        }
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu);
