@@ -1,8 +1,9 @@
 // qsearch search --config X.toml [--model M] [--dataset D] [--sampler S] [--trials N]
 //                [--timeout SEC] [--jobs J] [--seed S] [--storage URL] [--study NAME] [--out DIR]
-//                [--mode int|fake|float] [--quiet]
+//                [--mode int|fake|float] [--racing [--racing-slice F] [--racing-z Z]]
+//                [--final-eval none|full] [--quiet]
 // qsearch report --out DIR [--storage URL] [--study NAME]
-// qsearch compare DIR [DIR...] [--study NAME]...
+// qsearch compare DIR [DIR...] [--study NAME]... [--ref-point V1,V2,...]
 #include <fmt/format.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,7 @@
 #include "report/compare.h"
 #include "report/output_lock.h"
 #include "report/search_report.h"
+#include "report/study_settings.h"
 #include "search/study.h"
 #include "storage/storage_url.h"
 
@@ -63,9 +65,39 @@ std::string metric_summary(const search::FrozenTrial& t, const std::vector<eval:
   return s;
 }
 
-// Rewrites the outputs from every trial committed so far, under the output directory's lock.
+// Rewrites the outputs from every trial committed so far, under the output directory's lock
+// (with the study's current user attrs: the final evaluation adds one).
 std::vector<search::FrozenTrial> write_outputs(const std::string& out_dir, search::Study& study) {
-  return report::write_search_outputs_locked(out_dir, study.info(), [&] { return study.trials(); });
+  return report::write_search_outputs_locked(out_dir, study.storage().get_study(study.info().id),
+                                             [&] { return study.trials(); });
+}
+
+// --final-eval full: each Pareto-front trial without a final evaluation yet is evaluated on the
+// whole split; the results go to the study user attr final_eval (trial number -> metrics),
+// merged with what is there (finished trials never change, so they cannot carry it).
+void final_evaluation(search::Study& study, const eval::QuantObjective& objective,
+                      const eval::QuantSearchSpace& space, bool quiet) {
+  const int64_t id = study.info().id;
+  const auto best = report::best_trials(study.info(), study.trials());
+  auto stored = study.storage().get_study(id).user_attrs;
+  nlohmann::ordered_json finals = nlohmann::ordered_json::object();
+  if (auto it = stored.find(report::kFinalEval); it != stored.end()) {
+    finals = nlohmann::ordered_json::parse(it->second, nullptr, false);
+    if (!finals.is_object()) finals = nlohmann::ordered_json::object();
+  }
+  int done = 0;
+  for (const auto& t : best) {
+    const std::string key = std::to_string(t.number);
+    if (finals.contains(key)) continue;
+    finals[key] = objective.evaluate_software(space.decode(t.params), -1);
+    ++done;
+  }
+  if (done == 0) return;
+  study.storage().set_study_user_attr(id, report::kFinalEval, finals.dump());
+  if (!quiet) {
+    std::cerr << fmt::format("final evaluation: {} front trial(s) on all samples of the split\n",
+                             done);
+  }
 }
 
 int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet) {
@@ -102,12 +134,28 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   search::SamplerOptions sopts;
   sopts.seed = s.seed;
   std::vector<std::string> notes;
-  search::Study study = open_search_study(
-      s, space->space(),
-      study_settings_attrs(s, objective.samples_per_trial(), space->param_choices()),
-      search::make_sampler(s.sampler, sopts), &notes);
+  auto attrs = study_settings_attrs(s, objective.samples_per_trial(), space->param_choices());
+  // `qsearch compare`'s default reference point: derived from the space alone, recorded with the
+  // study (a loss or latency objective has none: compare then needs --ref-point).
+  if (auto ref = eval::space_reference_point(objective, *space, s.directions)) {
+    attrs[report::setting::kReferencePoint] =
+        nlohmann::ordered_json{{"values", ref->values}, {"rule", ref->rule}}.dump();
+  }
+  search::Study study =
+      open_search_study(s, space->space(), attrs, search::make_sampler(s.sampler, sopts), &notes);
   for (const auto& n : notes) {
     if (!quiet) std::cerr << "note: " << n << "\n";
+  }
+  if (s.objective.racing) {
+    // Racing compares each trial with the study's COMPLETE trials (all processes'), read as it
+    // runs (eval/objective.h).
+    objective.set_racing_incumbents(s.directions, [&study] {
+      std::vector<std::pair<int, std::vector<double>>> complete;
+      for (auto& t : study.trials()) {
+        if (t.state == search::TrialState::kComplete) complete.emplace_back(t.number, t.values);
+      }
+      return complete;
+    });
   }
   const auto existing = study.trials();
   int finished_before = 0;
@@ -181,11 +229,15 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     }
   };
   search::OptimizeSummary sum = study.optimize(objective, oo);
+  if (s.final_eval == "full" && signals.first_signal() == 0) {
+    final_evaluation(study, objective, *space, quiet);
+  }
 
   // After this process's last commit: under the output lock, so the last process sharing --out
   // to get there leaves files with every trial (report/output_lock.h).
   const auto trials = write_outputs(s.out_dir, study);
-  std::cout << report::best_trials_table(study.info(), trials) << "\n";
+  std::cout << report::best_trials_table(study.storage().get_study(study.info().id), trials)
+            << "\n";
   if (!quiet) {
     std::string why = sum.exhausted                       ? "search space exhausted"
                       : sum.timed_out                     ? "timeout reached"
@@ -200,8 +252,10 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
       others += fmt::format("; {} result(s) dropped: their trials had been reclaimed", sum.lost);
     }
     std::cerr << fmt::format(
-        "{} trials this run ({} complete, {} failed{}) in {:.1f}s: {}. Outputs in {}\n",
-        sum.started, sum.completed, sum.failed, others, sum.elapsed_s, why, s.out_dir);
+        "{} trials this run ({} complete, {} failed{}{}) in {:.1f}s: {}. Outputs in {}\n",
+        sum.started, sum.completed, sum.failed,
+        s.objective.racing ? fmt::format(", {} pruned by racing", sum.pruned) : std::string(),
+        others, sum.elapsed_s, why, s.out_dir);
   }
   return signals.first_signal() != 0 ? signals.exit_code() : 0;
 }
@@ -255,7 +309,8 @@ int run_report(const std::string& out_dir, const std::string& storage_url,
 // Every study of each directory's study.db, or only those named by --study (each must exist in
 // every directory). A run is labelled with its directory, plus ":<study>" when the directory
 // gives several.
-int run_compare(const std::vector<std::string>& dirs, const std::vector<std::string>& studies) {
+int run_compare(const std::vector<std::string>& dirs, const std::vector<std::string>& studies,
+                const std::optional<std::vector<double>>& ref_point) {
   std::vector<report::StudyRun> runs;
   for (const auto& d : dirs) {
     fs::path db = fs::path(d) / "study.db";
@@ -281,7 +336,7 @@ int run_compare(const std::vector<std::string>& dirs, const std::vector<std::str
       runs.push_back(std::move(run));
     }
   }
-  const report::Comparison c = report::compare_studies(runs);
+  const report::Comparison c = report::compare_studies(runs, {.ref_point = ref_point});
   for (const auto& n : c.notes) std::cerr << "note: " << n << "\n";
   std::cout << report::format_comparison(c);
   return 0;
@@ -319,6 +374,16 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
          "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
          "(feature_columns; default: every column but the label)")
       ->delimiter(',');
+  cmd->add_flag_function(
+      "--racing", [flags](int64_t) { flags->racing = true; },
+      "Stop a trial after a first slice of its samples when a complete trial dominates it even "
+      "optimistically (stored as PRUNED; [search.strategy.setup] racing)");
+  opt("--racing-slice", flags->racing_slice,
+      "Share of num_samples racing evaluates first (default 0.25)");
+  opt("--racing-z", flags->racing_z,
+      "Standard errors of optimism racing allows before pruning (default 2.5)");
+  opt("--final-eval", flags->final_eval,
+      "full: evaluate the final Pareto front again on the whole split (default none)");
   cmd->add_flag("--quiet", *quiet, "Only print the final table");
   cmd->callback([&global, &run, flags, quiet] {
     run = [&global, flags, quiet] { return run_search(global, *flags, *quiet); };
@@ -345,8 +410,15 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   cmp->add_option("--study", *studies,
                   "Study to compare from each directory (repeatable; default: every study)")
       ->allow_extra_args(false);
-  cmp->callback(
-      [&run, dirs, studies] { run = [dirs, studies] { return run_compare(*dirs, *studies); }; });
+  auto ref_point = std::make_shared<std::optional<std::vector<double>>>();
+  cmp->add_option_function<std::vector<double>>(
+         "--ref-point", [ref_point](const std::vector<double>& v) { *ref_point = v; },
+         "Hypervolume reference point V1,V2,... in objective order, as the studies' values are "
+         "(default: the one the searches recorded: accuracy 0, the largest cost of the space)")
+      ->delimiter(',');
+  cmp->callback([&run, dirs, studies, ref_point] {
+    run = [dirs, studies, ref_point] { return run_compare(*dirs, *studies, *ref_point); };
+  });
 }
 
 }  // namespace qsearch::cli

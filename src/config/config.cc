@@ -401,13 +401,22 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
           s.heartbeat_interval = r.positive(sv, what);
         } else if (f == "grace_period") {
           s.grace_period = r.positive(sv, what);
+        } else if (f == "racing") {
+          s.racing = r.boolean(sv, what);
+        } else if (f == "racing_slice") {
+          s.racing_slice = r.positive(sv, what);
+        } else if (f == "racing_z") {
+          s.racing_z = r.positive(sv, what);
+        } else if (f == "final_eval") {
+          s.final_eval = r.string(sv, what);
         } else if (f == "pkl_ckpt" || f == "model_parallel") {
           // MASE-only: pickled Optuna studies cannot be read; resuming uses the study database.
         } else {
-          r.unknown_key(sk, tn,
-                        {"n_jobs", "n_trials", "timeout", "sampler", "sum_scaled_metrics",
-                         "direction", "seed", "storage", "study_name", "save_every_n_trials",
-                         "heartbeat_interval", "grace_period"});
+          r.unknown_key(
+              sk, tn,
+              {"n_jobs", "n_trials", "timeout", "sampler", "sum_scaled_metrics", "direction",
+               "seed", "storage", "study_name", "save_every_n_trials", "heartbeat_interval",
+               "grace_period", "racing", "racing_slice", "racing_z", "final_eval"});
         }
       }
     } else if (key == "metrics") {

@@ -71,7 +71,11 @@ struct SearchSection {
   // Seconds; search/study.h has what they do.
   std::optional<double> heartbeat_interval, grace_period;
   std::optional<int64_t> save_every_n_trials;  // accepted for MASE compatibility (no effect)
-  std::vector<MetricConfig> metrics;           // sorted by name, as MASE orders objectives
+  // Racing and the final evaluation (eval/objective.h, docs/search.md "Racing").
+  std::optional<bool> racing;
+  std::optional<double> racing_slice, racing_z;
+  std::optional<std::string> final_eval;
+  std::vector<MetricConfig> metrics;  // sorted by name, as MASE orders objectives
   const RunnerConfig* sw_runner(const std::string& name) const;
   const RunnerConfig* hw_runner(const std::string& name) const;
 };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 
 #include "config/checks.h"
@@ -279,6 +280,31 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
         "{}: [search.strategy.metrics] is empty: e.g. accuracy.scale = 1.0, "
         "accuracy.direction = \"maximize\"",
         c.path);
+  }
+
+  // Racing and the final evaluation (docs/search.md "Racing").
+  o.racing = pick<bool>(f.racing, s.racing, false, "racing", prov);
+  o.racing_slice = pick<double>(f.racing_slice, s.racing_slice, 0.25, "racing_slice", prov);
+  o.racing_z = pick<double>(f.racing_z, s.racing_z, 2.5, "racing_z", prov);
+  auto where = [&](bool flag, const char* name) {
+    std::string dashed = name;
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    return flag ? "--" + dashed : fmt::format("{}: [search.strategy.setup] {}", c.path, name);
+  };
+  if (!(o.racing_slice > 0 && o.racing_slice < 1)) {
+    fail("{} = {}: must be the share of num_samples racing evaluates first, in (0, 1), e.g. 0.25",
+         where(f.racing_slice.has_value(), "racing_slice"), o.racing_slice);
+  }
+  if (!(o.racing_z > 0) || !std::isfinite(o.racing_z)) {
+    fail("{} = {}: must be a positive number of standard errors, e.g. 2.5",
+         where(f.racing_z.has_value(), "racing_z"), o.racing_z);
+  }
+  out.final_eval = pick<std::string>(f.final_eval, s.final_eval, "none", "final_eval", prov);
+  if (out.final_eval != "none" && out.final_eval != "full") {
+    fail(
+        "{} = \"{}\": use \"full\" (evaluate the final front again on the whole split) or "
+        "\"none\"",
+        where(f.final_eval.has_value(), "final_eval"), out.final_eval);
   }
   return out;
 }

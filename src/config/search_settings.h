@@ -23,6 +23,9 @@ struct SearchFlags {
   std::optional<std::vector<std::string>> feature_columns;
   std::optional<int64_t> trials, jobs, num_samples, seed;  // seed: signed so -1 is refused
   std::optional<double> timeout;
+  std::optional<bool> racing;  // --racing
+  std::optional<double> racing_slice, racing_z;
+  std::optional<std::string> final_eval;  // --final-eval none|full
 };
 
 struct SearchSettings {
@@ -49,7 +52,9 @@ struct SearchSettings {
   eval::MatchBy by = eval::MatchBy::kName;
   std::vector<eval::SeedEntry> seeds;
   std::vector<search::Direction> directions;  // one per objective
-  eval::ObjectiveOptions objective;
+  eval::ObjectiveOptions objective;           // also holds racing, racing_slice, racing_z
+  // "full": after the search, the Pareto front is evaluated again on the whole split.
+  std::string final_eval = "none";
   // "key = value (source)" lines for the summary.
   std::vector<std::string> provenance;
 };

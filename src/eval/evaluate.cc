@@ -100,13 +100,12 @@ void set_output(EvalOptions& options, const ModelOutput& output) {
   options.output_kind = output.kind;
 }
 
-EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
-                    const EvalOptions& options) {
+void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
+                   const EvalOptions& options, int64_t end, SampleOutcomes* outcomes) {
   if (options.batch_size < 1) fail("batch size must be >= 1, got {}", options.batch_size);
-  const int64_t n = (options.num_samples < 0 || options.num_samples > data.size())
-                        ? data.size()
-                        : options.num_samples;
-  if (n == 0) fail("data set '{}' has no samples to evaluate", data.name);
+  const int64_t first = static_cast<int64_t>(outcomes->size());
+  const int64_t n = std::min(end, data.size());
+  if (n <= first) return;
   const int64_t batch = std::min(options.batch_size, plan->max_batch());
 
   // The model's input may be [?, 784] while the data set holds [N, 1, 28, 28]: samples are fed
@@ -120,19 +119,20 @@ EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data
          shape_str(want), data.name, shape_str(data.x.shape()), per_sample_model, per_sample_data);
   }
 
-  std::vector<double> sample_loss(n);
-  std::vector<int32_t> predicted(n);
+  std::vector<double>& sample_loss = outcomes->loss;
+  std::vector<int32_t>& predicted = outcomes->predicted;
+  sample_loss.resize(n);
+  predicted.resize(n);
   const int64_t* labels = data.y.data<int64_t>();
   ExecutorPool executors(plan);
   std::mutex error_mutex;
   std::string error;
 
-  Stopwatch watch;
-  const int64_t num_batches = (n + batch - 1) / batch;
+  const int64_t num_batches = (n - first + batch - 1) / batch;
   parallel_for(0, num_batches, 1, [&](int64_t b0, int64_t b1) {
     auto exec = executors.acquire();
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t begin = b * batch, end = std::min(n, begin + batch);
+      const int64_t begin = first + b * batch, end = std::min(n, begin + batch);
       Shape in_shape = want;
       in_shape[0] = end - begin;
       const Tensor input = data.x.rows(begin, end).reshaped(in_shape);
@@ -182,35 +182,70 @@ EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data
     }
     executors.release(std::move(exec));
   });
-  if (!error.empty()) throw Error(error);
+  if (!error.empty()) {
+    sample_loss.resize(first);
+    predicted.resize(first);
+    throw Error(error);
+  }
+}
 
+EvalResult summarize(const SampleOutcomes& outcomes, const data::Dataset& data) {
+  const int64_t n = static_cast<int64_t>(outcomes.size());
+  if (n == 0) fail("data set '{}' has no samples to evaluate", data.name);
+  const int64_t* labels = data.y.data<int64_t>();
   EvalResult r;
-  r.seconds = watch.seconds();
   r.samples = n;
   double loss = 0;
   int64_t correct = 0;
   std::vector<int64_t> tp(data.num_classes, 0), fn(data.num_classes, 0), fp(data.num_classes, 0);
   for (int64_t i = 0; i < n; ++i) {
-    loss += sample_loss[i];
+    loss += outcomes.loss[i];
     const int64_t y = labels[i];
-    if (predicted[i] == y) {
+    const int32_t p = outcomes.predicted[i];
+    if (p == y) {
       ++correct;
       ++tp[y];
     } else {
       ++fn[y];
-      if (predicted[i] < data.num_classes) ++fp[predicted[i]];
+      if (p < data.num_classes) ++fp[p];
     }
   }
   r.loss = loss / n;
   r.accuracy = static_cast<double>(correct) / n;
-  double recall_sum = 0;
+  double sq = 0;  // second pass: the deviations from the mean, not the cancelling E[x^2] - E[x]^2
+  for (int64_t i = 0; i < n; ++i) sq += (outcomes.loss[i] - r.loss) * (outcomes.loss[i] - r.loss);
+  r.loss_se = n > 1 ? std::sqrt(sq / (n - 1) / n) : 0.0;
+  r.accuracy_se = std::sqrt(r.accuracy * (1 - r.accuracy) / n);
+  double recall_sum = 0, recall_var = 0;
   int counted = 0;
   for (int c = 0; c < data.num_classes; ++c) {
     if (tp[c] + fp[c] + fn[c] == 0) continue;
     ++counted;
-    if (tp[c] + fn[c] > 0) recall_sum += static_cast<double>(tp[c]) / (tp[c] + fn[c]);
+    const int64_t nc = tp[c] + fn[c];
+    if (nc > 0) {
+      const double rc = static_cast<double>(tp[c]) / nc;
+      recall_sum += rc;
+      recall_var += rc * (1 - rc) / nc;
+    }
   }
   r.macro_accuracy = counted ? recall_sum / counted : 0;
+  r.macro_accuracy_se = counted ? std::sqrt(recall_var) / counted : 0;
+  return r;
+}
+
+EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
+                    const EvalOptions& options) {
+  if (options.batch_size < 1) fail("batch size must be >= 1, got {}", options.batch_size);
+  const int64_t n = (options.num_samples < 0 || options.num_samples > data.size())
+                        ? data.size()
+                        : options.num_samples;
+  if (n == 0) fail("data set '{}' has no samples to evaluate", data.name);
+  Stopwatch watch;
+  SampleOutcomes outcomes;
+  evaluate_rows(plan, data, options, n, &outcomes);
+  const double seconds = watch.seconds();
+  EvalResult r = summarize(outcomes, data);
+  r.seconds = seconds;
   return r;
 }
 

@@ -13,6 +13,16 @@
 //   r.macro_accuracy mean over classes of recall tp / (tp + fn), classes with
 //                    tp + fp + fn = 0 left out (torchmetrics MulticlassAccuracy, average="macro",
 //                    which MASE's runner reports as "accuracy")
+//   r.*_se           standard errors of the three (the evaluated samples taken as a random sample
+//                    of the population): accuracy sqrt(p (1 - p) / n); loss s / sqrt(n) with s
+//                    the per-sample losses' standard deviation (n - 1 in its denominator);
+//                    macro_accuracy sqrt(sum_c r_c (1 - r_c) / n_c) / C over the C counted
+//                    classes, n_c = tp + fn (each recall binomial over its class's samples, the
+//                    class counts taken as fixed)
+//
+// evaluate_rows + summarize split evaluate in two, for racing (eval/objective.h): rows [0, k)
+// first, the rest only if wanted; the outcomes of [0, n) summarized equal evaluate's bit for bit
+// when k is a multiple of the batch size (same batches, same per-sample values, same sum order).
 //
 // Evaluates the first `num_samples` rows of the data set in order (no shuffling), in batches of
 // `batch_size`; batches run concurrently on the thread pool, one Executor per worker. The
@@ -23,6 +33,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "ir/graph.h"
@@ -67,6 +78,7 @@ struct EvalResult {
   double loss = 0;
   double accuracy = 0;
   double macro_accuracy = 0;
+  double loss_se = 0, accuracy_se = 0, macro_accuracy_se = 0;  // standard errors (above)
   int64_t samples = 0;
   double seconds = 0;
   double samples_per_s() const { return seconds > 0 ? samples / seconds : 0; }
@@ -76,5 +88,19 @@ struct EvalResult {
 // the input shape differs from the data set's samples.
 EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
                     const EvalOptions& options);
+
+// What each evaluated sample gave, in sample order: rows [0, loss.size()) of the data set.
+struct SampleOutcomes {
+  std::vector<double> loss;
+  std::vector<int32_t> predicted;
+  size_t size() const { return loss.size(); }
+};
+// Evaluates rows [outcomes->size(), end) (end at most the data set's size) in batches of
+// options.batch_size counted from that first row, and appends their outcomes. Throws as
+// evaluate does. options.num_samples is ignored.
+void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
+                   const EvalOptions& options, int64_t end, SampleOutcomes* outcomes);
+// The metrics of rows [0, outcomes.size()) (seconds = 0). Throws when there are none.
+EvalResult summarize(const SampleOutcomes& outcomes, const data::Dataset& data);
 
 }  // namespace qsearch::eval

@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 
 #include "core/error.h"
 #include "eval/evaluate.h"
+#include "search/multi_objective.h"
 
 namespace qsearch::eval {
 
@@ -60,6 +63,12 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
   }
   if (options_.batch_size < 1) fail("batch_size must be at least 1 (got {})", options_.batch_size);
   if (options_.num_samples == 0) fail("num_samples must be at least 1 (got 0)");
+  if (options_.racing && !(options_.racing_slice > 0 && options_.racing_slice < 1)) {
+    fail("racing_slice must be in (0, 1) (got {})", options_.racing_slice);
+  }
+  if (options_.racing && !(options_.racing_z > 0)) {
+    fail("racing_z must be positive (got {})", options_.racing_z);
+  }
   // Exactly num_samples (the last batch partial, as `qsearch eval`), at most the split; a batch
   // larger than that is clamped (a plan for it would only waste memory, or fail every trial).
   samples_ =
@@ -88,6 +97,80 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
   output_ = resolve_model_output(*graph_, options_.output, data_->num_classes, data_->name);
 }
 
+nlohmann::ordered_json software_metrics_json(const EvalResult& r) {
+  return {{"loss", r.loss},
+          {"accuracy", r.accuracy},
+          {"macro_accuracy", r.macro_accuracy},
+          {"loss_se", r.loss_se},
+          {"accuracy_se", r.accuracy_se},
+          {"macro_accuracy_se", r.macro_accuracy_se},
+          {"num_samples", r.samples}};
+}
+
+namespace {
+
+// The plans of one assignment: the evaluated one, and the int one latency is measured on.
+struct Plans {
+  std::shared_ptr<const runtime::Plan> eval, latency;
+};
+
+// scaled_metrics and the objective values from the metrics.
+void scale_metrics(const ObjectiveOptions& o, TrialMetrics& t) {
+  t.scaled = nlohmann::ordered_json::object();
+  t.values.clear();
+  double sum = 0;
+  for (const MetricSpec& m : o.metrics) {
+    const auto& src = t.software.contains(m.name) ? t.software : t.hardware;
+    double v = m.scale * src[m.name].get<double>();
+    t.scaled[m.name] = v;
+    t.values.push_back(v);
+    sum += v;
+  }
+  if (o.sum_scaled_metrics) t.values = {sum};
+}
+
+// The final value (over n samples) of a software metric predicted from the first k of them, its
+// standard error as a prediction, and the range the final value can take at all. The rest of the
+// samples are taken as drawn from the same population as the first k; proportions use the
+// Laplace estimate (c + 1) / (k + 2) in their variance so that 0 / k or k / k still leave room.
+struct Prediction {
+  double value = 0, se = 0, lo = -1e300, hi = 1e300;
+};
+
+Prediction predict(const std::string& metric, const SampleOutcomes& first, const EvalResult& r,
+                   const data::Dataset& data, int64_t n) {
+  const double k = static_cast<double>(first.size());
+  const double rest = 1.0 - k / static_cast<double>(n);  // finite-population factor
+  Prediction p;
+  if (metric == "accuracy") {
+    const double c = r.accuracy * k;
+    const double ps = (c + 1) / (k + 2);
+    p = {r.accuracy, std::sqrt(ps * (1 - ps) / k * rest), c / n, (c + (n - k)) / n};
+  } else if (metric == "loss") {
+    // Losses are >= 0: the final mean is at least the first k's sum over n.
+    p = {r.loss, r.loss_se * std::sqrt(rest), r.loss * k / n, 1e300};
+  } else {  // macro_accuracy
+    const int64_t* labels = data.y.data<int64_t>();
+    std::vector<int64_t> tp(data.num_classes, 0), nc(data.num_classes, 0);
+    for (size_t i = 0; i < first.size(); ++i) {
+      ++nc[labels[i]];
+      tp[labels[i]] += first.predicted[i] == labels[i];
+    }
+    double var = 0;
+    int counted = 0;
+    for (int c = 0; c < data.num_classes; ++c) {
+      if (nc[c] == 0) continue;
+      ++counted;
+      const double rs = (tp[c] + 1.0) / (nc[c] + 2.0);
+      var += rs * (1 - rs) / nc[c];
+    }
+    p = {r.macro_accuracy, counted ? std::sqrt(var * rest) / counted : 0.0, 0.0, 1.0};
+  }
+  return p;
+}
+
+}  // namespace
+
 TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
   runtime::PlanOptions popts;
   popts.mode = options_.mode;
@@ -108,39 +191,226 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
   EvalResult r = evaluate(plan, *data_, eopts);
 
   TrialMetrics t;
-  t.software = {{"loss", r.loss}, {"accuracy", r.accuracy}, {"macro_accuracy", r.macro_accuracy}};
-  t.hardware = nlohmann::ordered_json::object();
-  if (options_.compare_to) {
-    BitwidthMetrics b = average_bitwidth(*graph_, q, *options_.compare_to);
-    t.hardware["average_bitwidth"] = b.average_bitwidth;
-    t.hardware["memory_density"] = b.memory_density;
-  }
-  if (options_.model_size) t.hardware["model_size_bytes"] = model_size_bytes(*graph_, q);
-  if (options_.bitops) {
-    OpCounts c = op_counts(*graph_, q);
-    t.hardware["macs"] = c.macs;
-    t.hardware["bitops"] = c.bitops;
-    t.hardware["activation_bits"] = c.activation_bits;
-  }
-  if (options_.latency) {
-    t.hardware["latency_ms"] = measure_latency_ms(int_plan, data_->x, *options_.latency);
-  }
-  t.scaled = nlohmann::ordered_json::object();
-  double sum = 0;
-  for (const MetricSpec& m : options_.metrics) {
-    const auto& src = t.software.contains(m.name) ? t.software : t.hardware;
-    double v = m.scale * src[m.name].get<double>();
-    t.scaled[m.name] = v;
-    t.values.push_back(v);
-    sum += v;
-  }
-  if (options_.sum_scaled_metrics) t.values = {sum};
+  t.software = software_metrics_json(r);
+  t.hardware = hardware_metrics(q, int_plan);
+  scale_metrics(options_, t);
   return t;
 }
 
+nlohmann::ordered_json QuantObjective::hardware_metrics(
+    const quant::QuantAssignment& q, const std::shared_ptr<const runtime::Plan>& int_plan) const {
+  nlohmann::ordered_json h = cost_metrics(q);
+  if (options_.latency) {
+    h["latency_ms"] = measure_latency_ms(int_plan, data_->x, *options_.latency);
+  }
+  return h;
+}
+
+nlohmann::ordered_json QuantObjective::cost_metrics(const quant::QuantAssignment& q) const {
+  nlohmann::ordered_json h = nlohmann::ordered_json::object();
+  if (options_.compare_to) {
+    BitwidthMetrics b = average_bitwidth(*graph_, q, *options_.compare_to);
+    h["average_bitwidth"] = b.average_bitwidth;
+    h["memory_density"] = b.memory_density;
+  }
+  if (options_.model_size) h["model_size_bytes"] = model_size_bytes(*graph_, q);
+  if (options_.bitops) {
+    OpCounts c = op_counts(*graph_, q);
+    h["macs"] = c.macs;
+    h["bitops"] = c.bitops;
+    h["activation_bits"] = c.activation_bits;
+  }
+  return h;
+}
+
+std::optional<SpaceReferencePoint> space_reference_point(
+    const QuantObjective& objective, const QuantSearchSpace& space,
+    const std::vector<search::Direction>& directions, std::string* why_not) {
+  const ObjectiveOptions& o = objective.options();
+  const search::SearchSpace& params = space.space();
+  // Each cost metric's range over the space: every configuration of a small space, else a
+  // coordinate search per metric and end from every parameter's largest and smallest choice.
+  std::map<std::string, std::pair<double, double>> range;  // metric -> (min, max)
+  auto note = [&](const std::vector<double>& p) {
+    const auto h = objective.cost_metrics(space.decode(p));
+    for (auto it = h.begin(); it != h.end(); ++it) {
+      const double v = it.value().get<double>();
+      auto [r, fresh] = range.try_emplace(it.key(), v, v);
+      if (!fresh) r->second = {std::min(r->second.first, v), std::max(r->second.second, v)};
+    }
+    return h;
+  };
+  std::string rule;
+  const int64_t size = space.size();
+  if (size <= kExhaustiveReferenceSpace) {
+    std::vector<double> p(params.size());
+    for (int64_t i = 0; i < size; ++i) {
+      int64_t rest = i;
+      for (size_t k = 0; k < params.size(); ++k) {
+        const int64_t card = params[k].dist.cardinality();
+        p[k] = params[k].dist.value_at(rest % card);
+        rest /= card;
+      }
+      note(p);
+    }
+    rule = fmt::format("every one of the space's {} configurations", size);
+  } else {
+    std::vector<std::string> names;
+    std::vector<double> first(params.size());
+    for (size_t k = 0; k < params.size(); ++k) first[k] = params[k].dist.value_at(0);
+    note(first);  // gives the metric names
+    for (const auto& [name, r] : range) names.push_back(name);
+    for (const std::string& m : names) {
+      for (const bool up : {true, false}) {
+        for (const bool start_high : {true, false}) {
+          std::vector<double> p(params.size());
+          for (size_t k = 0; k < params.size(); ++k) {
+            p[k] = params[k].dist.value_at(start_high ? params[k].dist.cardinality() - 1 : 0);
+          }
+          double best = note(p)[m].get<double>();
+          for (bool improved = true; improved;) {
+            improved = false;
+            for (size_t k = 0; k < params.size(); ++k) {
+              for (int64_t c = 0; c < params[k].dist.cardinality(); ++c) {
+                std::vector<double> q = p;
+                q[k] = params[k].dist.value_at(c);
+                const double v = note(q)[m].get<double>();
+                if (up ? v > best : v < best) {
+                  best = v;
+                  p = std::move(q);
+                  improved = true;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    rule = fmt::format(
+        "a coordinate search over the space's {} configurations from every parameter's first "
+        "and last choice (exact for costs monotone in each parameter)",
+        size == INT64_MAX ? std::string("> 9.2e18") : std::to_string(size));
+  }
+  std::vector<double> ref;
+  double sum = 0;
+  for (size_t i = 0; i < o.metrics.size(); ++i) {
+    const MetricSpec& m = o.metrics[i];
+    const search::Direction d = directions[o.sum_scaled_metrics ? 0 : i];
+    // Whether the objective improves as the metric grows; its worst value is at the other end.
+    const bool up = (d == search::Direction::kMaximize) == (m.scale >= 0);
+    double worst = 0;
+    if (m.name == "accuracy" || m.name == "macro_accuracy") {
+      worst = up ? 0.0 : 1.0;
+    } else if (auto r = range.find(m.name); r != range.end()) {
+      worst = up ? r->second.first : r->second.second;
+    } else {
+      if (why_not) {
+        *why_not = fmt::format("metric '{}' has no bound that follows from the space", m.name);
+      }
+      return std::nullopt;
+    }
+    sum += m.scale * worst;
+    ref.push_back(m.scale * worst);
+  }
+  if (o.sum_scaled_metrics) ref = {sum};
+  return SpaceReferencePoint{
+      ref, "accuracy 0 (maximized) and each cost's worst value over the space, from " + rule};
+}
+
+nlohmann::ordered_json QuantObjective::evaluate_software(const quant::QuantAssignment& q,
+                                                         int64_t num_samples) const {
+  const int64_t n = num_samples < 0 ? data_->size() : std::min(num_samples, data_->size());
+  runtime::PlanOptions popts;
+  popts.mode = options_.mode;
+  popts.max_batch = std::max<int64_t>(1, std::min(options_.batch_size, n));
+  popts.quant = q;
+  popts.pack_cache = pack_cache_;
+  EvalOptions eopts{.num_samples = n, .batch_size = popts.max_batch};
+  set_output(eopts, output_);
+  return software_metrics_json(evaluate(runtime::make_plan(*graph_, popts), *data_, eopts));
+}
+
+void QuantObjective::set_racing_incumbents(std::vector<search::Direction> directions,
+                                           CompleteTrialValues complete) {
+  directions_ = std::move(directions);
+  incumbents_ = std::move(complete);
+}
+
+int64_t QuantObjective::racing_slice_samples() const {
+  if (!options_.racing) return samples_;
+  const int64_t b = options_.batch_size;
+  const auto want = static_cast<int64_t>(std::ceil(options_.racing_slice * samples_));
+  const int64_t k = std::max<int64_t>(1, (want + b - 1) / b) * b;
+  return std::min(k, samples_);
+}
+
 search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& trial) const {
-  TrialMetrics t = measure(space_->decode(trial.params));
+  const quant::QuantAssignment q = space_->decode(trial.params);
+  const int64_t slice = racing_slice_samples();
+  TrialMetrics t;
   search::ObjectiveResult r;
+  if (slice >= samples_ || !incumbents_) {
+    t = measure(q);
+  } else {
+    runtime::PlanOptions popts;
+    popts.mode = options_.mode;
+    popts.max_batch =
+        std::max(options_.batch_size, options_.latency ? options_.latency->batch_size : int64_t{1});
+    popts.quant = q;
+    popts.pack_cache = pack_cache_;
+    auto plan = runtime::make_plan(*graph_, popts);
+    auto int_plan = plan;
+    if (options_.latency && options_.mode != runtime::Mode::kInt) {
+      popts.mode = runtime::Mode::kInt;
+      int_plan = runtime::make_plan(*graph_, popts);
+    }
+    EvalOptions eopts{.num_samples = samples_, .batch_size = options_.batch_size};
+    set_output(eopts, output_);
+    SampleOutcomes outcomes;
+    evaluate_rows(plan, *data_, eopts, slice, &outcomes);
+    const EvalResult first = summarize(outcomes, *data_);
+    t.software = software_metrics_json(first);
+    t.hardware = hardware_metrics(q, int_plan);
+    // The optimistic point: each software metric at the end of its interval that helps the
+    // objective it enters (by direction and the sign of its scale).
+    TrialMetrics optimistic{.software = t.software, .hardware = t.hardware};
+    for (size_t i = 0; i < options_.metrics.size(); ++i) {
+      const MetricSpec& m = options_.metrics[i];
+      if (!t.software.contains(m.name) || m.name.ends_with("_se")) continue;
+      const search::Direction d =
+          directions_[options_.sum_scaled_metrics ? 0 : std::min(i, directions_.size() - 1)];
+      const bool up = (d == search::Direction::kMaximize) == (m.scale >= 0);
+      const Prediction p = predict(m.name, outcomes, first, *data_, samples_);
+      const double v = p.value + (up ? 1 : -1) * options_.racing_z * p.se;
+      optimistic.software[m.name] = std::clamp(v, p.lo, p.hi);
+    }
+    scale_metrics(options_, optimistic);
+    const std::vector<double> opt_loss = search::to_loss(optimistic.values, directions_);
+    std::optional<int> dominated_by;
+    for (const auto& [number, values] : incumbents_()) {
+      if (values.size() != directions_.size()) continue;
+      if (search::dominates(search::to_loss(values, directions_), opt_loss)) {
+        dominated_by = number;
+        break;
+      }
+    }
+    if (dominated_by) {
+      scale_metrics(options_, t);
+      r.pruned = true;
+      r.user_attrs["racing"] = nlohmann::ordered_json{
+          {"slice_samples", slice},
+          {"num_samples", samples_},
+          {"z", options_.racing_z},
+          {"values", t.values},
+          {"optimistic_values", optimistic.values},
+          {"dominated_by",
+           *dominated_by}}.dump();
+    } else {
+      evaluate_rows(plan, *data_, eopts, samples_, &outcomes);
+      t.software = software_metrics_json(summarize(outcomes, *data_));
+      scale_metrics(options_, t);
+    }
+  }
   r.values = t.values;
   r.user_attrs["software_metrics"] = t.software.dump();
   r.user_attrs["hardware_metrics"] = t.hardware.dump();

@@ -13,13 +13,27 @@
 // sum_scaled_metrics they are summed into one value (MASE ignores per-metric directions then).
 //
 // The trial's user attributes are MASE's: software_metrics, hardware_metrics, scaled_metrics,
-// sampled_config (JSON texts). An assignment the engine cannot run (e.g. an accumulator that
-// would overflow int64) throws; the study records the trial as FAIL with that reason.
+// sampled_config (JSON texts). software_metrics also carries each accuracy's and the loss's
+// standard error (loss_se, accuracy_se, macro_accuracy_se; eval/evaluate.h) and num_samples. An
+// assignment the engine cannot run (e.g. an accumulator that would overflow int64) throws; the
+// study records the trial as FAIL with that reason.
+//
+// Racing (options.racing; docs/search.md "Racing"): a trial first evaluates the first
+// racing_slice of its samples (rounded up to whole batches). From those it predicts each software
+// metric's final value (on all num_samples) with a standard error, and takes the optimistic end
+// of value +- racing_z * se per objective (hardware metrics are exact). When a COMPLETE trial of
+// the study (set_racing_incumbents) dominates that optimistic point, the trial stops there and
+// is returned as pruned (PRUNED in the study) with the slice's metrics in its user attrs and a
+// `racing` attr; otherwise it evaluates the remaining samples and its result equals the one
+// without racing exactly (same batches, same per-sample values, same sums).
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/dataset.h"
@@ -48,7 +62,15 @@ struct ObjectiveOptions {
   std::vector<MetricSpec> metrics;        // sorted by name (objective order)
   bool sum_scaled_metrics = false;
   std::string output;  // graph output scored ("" = the first; resolve_model_output)
+  // Racing (above). racing_slice in (0, 1): the share of num_samples evaluated first.
+  bool racing = false;
+  double racing_slice = 0.25;
+  double racing_z = 2.5;
 };
+
+// What racing compares a trial's optimistic point with: (trial number, objective values) of the
+// study's COMPLETE trials. Called from the trial threads (must be thread-safe).
+using CompleteTrialValues = std::function<std::vector<std::pair<int, std::vector<double>>>()>;
 
 // Metric names the configured runners produce, in runner order.
 std::vector<std::string> available_metrics(const ObjectiveOptions& options);
@@ -57,6 +79,10 @@ struct TrialMetrics {
   nlohmann::ordered_json software, hardware, scaled;
   std::vector<double> values;
 };
+
+// software_metrics as the trials carry them: loss, accuracy, macro_accuracy, their standard
+// errors (loss_se, accuracy_se, macro_accuracy_se) and num_samples.
+nlohmann::ordered_json software_metrics_json(const EvalResult& r);
 
 class QuantObjective {
  public:
@@ -67,8 +93,20 @@ class QuantObjective {
 
   // Evaluates one assignment (used by the search and by `qsearch quantize`).
   TrialMetrics measure(const quant::QuantAssignment& q) const;
-  // The search objective.
+  // software_metrics_json of the assignment on the first num_samples samples of the split (< 0:
+  // all of them), in batches of batch_size: the final evaluation (`--final-eval full`).
+  nlohmann::ordered_json evaluate_software(const quant::QuantAssignment& q,
+                                           int64_t num_samples) const;
+  // The hardware metrics that need neither data nor timing (all but latency_ms).
+  nlohmann::ordered_json cost_metrics(const quant::QuantAssignment& q) const;
+  // The search objective (with racing when enabled and incumbents are set).
   search::ObjectiveResult operator()(const search::FrozenTrial& trial) const;
+  // Gives racing the study's directions and its COMPLETE trials; without it racing never prunes.
+  void set_racing_incumbents(std::vector<search::Direction> directions,
+                             CompleteTrialValues complete);
+  // Samples racing evaluates first: racing_slice of samples_per_trial rounded up to whole
+  // batches; samples_per_trial when that leaves nothing to skip (or racing is off).
+  int64_t racing_slice_samples() const;
 
   const ObjectiveOptions& options() const { return options_; }
   // Samples each trial evaluates: num_samples, at most the split's size.
@@ -77,14 +115,37 @@ class QuantObjective {
   const ModelOutput& model_output() const { return output_; }
 
  private:
+  nlohmann::ordered_json hardware_metrics(
+      const quant::QuantAssignment& q, const std::shared_ptr<const runtime::Plan>& int_plan) const;
+
   std::shared_ptr<const ir::Graph> graph_;
   std::shared_ptr<const data::Dataset> data_;
   std::shared_ptr<const QuantSearchSpace> space_;
   ObjectiveOptions options_;
   int64_t samples_ = 0;
   ModelOutput output_;
+  std::vector<search::Direction> directions_;
+  CompleteTrialValues incumbents_;
   // Packed weights shared by every trial's int plan (copies of this objective share it too).
   std::shared_ptr<runtime::PackCache> pack_cache_ = std::make_shared<runtime::PackCache>();
 };
+
+// The worst objective values the space allows, in objective order and the objectives' scale:
+// a reference point for hypervolumes that depends on the problem only (`qsearch compare`,
+// docs/outputs.md). Per metric, the end of its range where the objective is worst: accuracy and
+// macro_accuracy 0 when maximized (1 when minimized); a cost metric (cost_metrics) its largest
+// value over the space when minimized (smallest when maximized), found over every configuration
+// when the space has at most kExhaustiveReferenceSpace, else by coordinate searches (exact for
+// costs monotone in each parameter, as average_bitwidth, model_size_bytes and bitops are when
+// every layer stays quantized). With sum_scaled_metrics, the sum of the worst scaled values.
+// nullopt (and *why_not) when a metric has no such bound (loss, latency_ms).
+struct SpaceReferencePoint {
+  std::vector<double> values;
+  std::string rule;  // how it was derived, for the record
+};
+inline constexpr int64_t kExhaustiveReferenceSpace = 4096;
+std::optional<SpaceReferencePoint> space_reference_point(
+    const QuantObjective& objective, const QuantSearchSpace& space,
+    const std::vector<search::Direction>& directions, std::string* why_not = nullptr);
 
 }  // namespace qsearch::eval

@@ -1,11 +1,14 @@
 #include "report/compare.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -100,10 +103,79 @@ std::vector<std::string> check_comparable(const std::vector<StudyRun>& runs) {
   return notes;
 }
 
-Comparison compare_studies(const std::vector<StudyRun>& runs) {
+namespace {
+
+std::string values_text(const std::vector<double>& v) {
+  std::string s;
+  for (double x : v) s += (s.empty() ? "" : ", ") + fmt::format("{:g}", x);
+  return "[" + s + "]";
+}
+
+// The reference point the search recorded (study attr reference_point), if any.
+std::optional<std::pair<std::vector<double>, std::string>> recorded_ref(const StudyRun& r) {
+  auto it = r.info.user_attrs.find(setting::kReferencePoint);
+  if (it == r.info.user_attrs.end()) return std::nullopt;
+  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
+  if (!j.is_object() || !j.contains("values") || !j["values"].is_array()) return std::nullopt;
+  std::vector<double> v;
+  for (const auto& x : j["values"]) {
+    if (!x.is_number()) return std::nullopt;
+    v.push_back(x.get<double>());
+  }
+  return std::make_pair(v, j.value("rule", std::string()));
+}
+
+}  // namespace
+
+Comparison compare_studies(const std::vector<StudyRun>& runs, const CompareOptions& options) {
   std::vector<std::string> notes = check_comparable(runs);
   const auto& dirs = runs[0].info.directions;
   const int dim = static_cast<int>(dirs.size());
+  Comparison c;
+  if (options.ref_point) {
+    if (static_cast<int>(options.ref_point->size()) != dim) {
+      fail(
+          "--ref-point has {} values but the studies have {} objectives; give one per objective "
+          "in their order",
+          options.ref_point->size(), dim);
+    }
+    c.ref_point = *options.ref_point;
+    c.ref_point_source = "--ref-point";
+  } else {
+    for (const StudyRun& r : runs) {
+      auto rec = recorded_ref(r);
+      if (!rec) {
+        fail(
+            "study '{}' records no reference point (made by an older qsearch, or an objective "
+            "without a bound such as loss or latency): pass --ref-point V1,V2,... (one value "
+            "per objective, as the studies' values are)",
+            r.label);
+      }
+      if (c.ref_point.empty()) {
+        c.ref_point = rec->first;
+        c.ref_point_source = "recorded by the searches: " + rec->second;
+      } else if (rec->first != c.ref_point) {
+        fail(
+            "studies '{}' and '{}' record different reference points ({} and {}: their spaces "
+            "differ); pass one for both with --ref-point, e.g. --ref-point {}",
+            runs[0].label, r.label, values_text(c.ref_point), values_text(rec->first),
+            fmt::format("{}", fmt::join(c.ref_point, ",")));
+      }
+      if (static_cast<int>(rec->first.size()) != dim) {
+        fail("study '{}' records a reference point of {} values for {} objectives", r.label,
+             rec->first.size(), dim);
+      }
+    }
+  }
+  const std::vector<double> ref = search::to_loss(c.ref_point, dirs);
+  // Only points better than the reference point in every objective enclose volume.
+  auto inside = [&](const std::vector<double>& p) {
+    for (int j = 0; j < dim; ++j) {
+      if (!(p[j] < ref[j])) return false;
+    }
+    return true;
+  };
+
   search::Points all(dim);
   for (const StudyRun& r : runs) {
     for (const auto& t : r.trials) {
@@ -112,29 +184,17 @@ Comparison compare_studies(const std::vector<StudyRun>& runs) {
   }
   if (all.size() == 0) fail("none of the studies has a COMPLETE trial");
   std::set<std::vector<double>> front_points;
-  search::Points front(dim);
+  search::Points front(dim), front_inside(dim);
   for (int i : search::pareto_front(all)) {
     std::vector<double> p(all[i].begin(), all[i].end());
-    if (front_points.insert(p).second) front.push_back(p);
-  }
-  // Reference point: the front's nadir plus 10% of the front's extent per objective, so the
-  // hypervolume measures how close a study came to the best known front rather than how far it
-  // got from the worst configuration.
-  std::vector<double> ref(dim);
-  for (int j = 0; j < dim; ++j) {
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    for (int i = 0; i < front.size(); ++i) {
-      lo = std::min(lo, front[i][j]);
-      hi = std::max(hi, front[i][j]);
+    if (front_points.insert(p).second) {
+      front.push_back(p);
+      if (inside(p)) front_inside.push_back(p);
     }
-    double margin = 0.1 * (hi - lo);
-    if (margin <= 0) margin = std::max(1e-12, 0.1 * std::abs(hi));
-    ref[j] = hi + margin;
   }
-  Comparison c;
   c.notes = std::move(notes);
   c.reference_front_size = front.size();
-  c.reference_hv = search::hypervolume(front, ref);
+  c.reference_hv = search::hypervolume(front_inside, ref);
   const double denom = c.reference_hv > 0 ? c.reference_hv : 1.0;
 
   for (const StudyRun& r : runs) {
@@ -143,15 +203,19 @@ Comparison compare_studies(const std::vector<StudyRun>& runs) {
     e.trials = static_cast<int>(r.trials.size());
     search::Points seen(dim);
     std::set<std::vector<double>> found;
+    double hv = 0;
     for (size_t k = 0; k < r.trials.size(); ++k) {
       const auto& t = r.trials[k];
       if (t.state == search::TrialState::kComplete) {
         ++e.complete;
         std::vector<double> p = search::to_loss(t.values, dirs);
-        seen.push_back(p);
         if (front_points.count(p)) found.insert(p);
+        if (inside(p)) {
+          seen.push_back(p);
+          hv = search::hypervolume(seen, ref);
+        }
       }
-      double ratio = seen.size() ? search::hypervolume(seen, ref) / denom : 0.0;
+      double ratio = hv / denom;
       e.hv_curve.push_back(ratio);
       const int trials_so_far = static_cast<int>(k) + 1;
       // A tiny tolerance: hypervolumes of equal fronts computed from different point sets may
@@ -160,6 +224,7 @@ Comparison compare_studies(const std::vector<StudyRun>& runs) {
       if (!e.trials_to_99 && ratio >= 0.99 - 1e-12) e.trials_to_99 = trials_so_far;
       if (!e.trials_to_100 && ratio >= 1.0 - 1e-9) e.trials_to_100 = trials_so_far;
     }
+    e.hv = hv;
     e.hv_ratio = e.hv_curve.empty() ? 0 : e.hv_curve.back();
     e.front_found = static_cast<int>(found.size());
     c.studies.push_back(std::move(e));
@@ -171,17 +236,26 @@ std::string format_comparison(const Comparison& c) {
   auto opt = [](const std::optional<int>& v) { return v ? std::to_string(*v) : std::string("-"); };
   size_t w = 5;
   for (const auto& s : c.studies) w = std::max(w, s.label.size());
-  std::string out =
-      fmt::format("Best known Pareto front: {} points (union of all studies' complete trials)\n\n",
-                  c.reference_front_size);
-  out += fmt::format("{:<{}}  {:>6}  {:>8}  {:>11}  {:>7}  {:>12}  {:>12}  {:>13}\n", "study", w,
-                     "trials", "complete", "front found", "HV/best", "trials->90%", "trials->99%",
-                     "trials->100%");
+  std::string contributions;
   for (const auto& s : c.studies) {
-    out += fmt::format("{:<{}}  {:>6}  {:>8}  {:>11}  {:>7.4f}  {:>12}  {:>12}  {:>13}\n", s.label,
-                       w, s.trials, s.complete,
-                       fmt::format("{}/{}", s.front_found, c.reference_front_size), s.hv_ratio,
-                       opt(s.trials_to_90), opt(s.trials_to_99), opt(s.trials_to_100));
+    contributions +=
+        fmt::format("{}{}: {}", contributions.empty() ? "" : ", ", s.label, s.front_found);
+  }
+  std::string out = fmt::format(
+      "Reference point: {} ({})\n"
+      "Best known Pareto front: {} points, HV {:.6g}: the Pareto front of the union of the "
+      "compared studies' complete trials; points each study found: {} (a point found by "
+      "several studies counts for each)\n\n",
+      values_text(c.ref_point), c.ref_point_source, c.reference_front_size, c.reference_hv,
+      contributions);
+  out += fmt::format("{:<{}}  {:>6}  {:>8}  {:>11}  {:>10}  {:>7}  {:>12}  {:>12}  {:>13}\n",
+                     "study", w, "trials", "complete", "front found", "HV", "HV/best",
+                     "trials->90%", "trials->99%", "trials->100%");
+  for (const auto& s : c.studies) {
+    out += fmt::format(
+        "{:<{}}  {:>6}  {:>8}  {:>11}  {:>10.6g}  {:>7.4f}  {:>12}  {:>12}  {:>13}\n", s.label, w,
+        s.trials, s.complete, fmt::format("{}/{}", s.front_found, c.reference_front_size), s.hv,
+        s.hv_ratio, opt(s.trials_to_90), opt(s.trials_to_99), opt(s.trials_to_100));
   }
   return out;
 }

@@ -39,6 +39,22 @@ std::optional<Json> user_attr(const FrozenTrial& t, const std::string& key) {
   }
 }
 
+// The study's final evaluations (study user attr final_eval): trial number -> metrics object.
+std::map<int, Json> final_evals(const StudyInfo& info) {
+  std::map<int, Json> out;
+  auto it = info.user_attrs.find(kFinalEval);
+  if (it == info.user_attrs.end()) return out;
+  Json j = Json::parse(it->second, nullptr, false);
+  if (!j.is_object())
+    fail("study '{}': user attr '{}' is not a JSON object", info.name, kFinalEval);
+  for (auto e = j.begin(); e != j.end(); ++e) {
+    char* end = nullptr;
+    const long n = std::strtol(e.key().c_str(), &end, 10);
+    if (end != e.key().c_str() && *end == '\0') out[static_cast<int>(n)] = e.value();
+  }
+  return out;
+}
+
 Json values_list(const FrozenTrial& t) {
   Json list = Json::array();
   for (double v : t.values) list.push_back(v);
@@ -236,12 +252,18 @@ std::vector<FrozenTrial> best_trials(const StudyInfo& info,
 std::string best_json(const StudyInfo& info, const std::vector<FrozenTrial>& trials) {
   Json root = Json::object();
   int row = 0;
+  const std::map<int, Json> finals = final_evals(info);
   for (const FrozenTrial& t : best_trials(info, trials)) {
     Json r = Json::object();
     r["number"] = t.number;
     r["value"] = values_list(t);
     for (const char* key : {kSoftwareMetrics, kHardwareMetrics, kScaledMetrics, kSampledConfig}) {
       r[key] = user_attr(t, key).value_or(Json(nullptr));
+    }
+    // Ours, only after `--final-eval full`: MASE's layout is untouched otherwise.
+    if (!finals.empty()) {
+      auto f = finals.find(t.number);
+      r[kFinalEval] = f == finals.end() ? Json(nullptr) : f->second;
     }
     root[std::to_string(row++)] = std::move(r);
   }
@@ -325,11 +347,21 @@ std::string best_trials_table(const StudyInfo& info, const std::vector<FrozenTri
                                  {kHardwareMetrics, false},
                                  {kScaledMetrics, false}};
   std::vector<std::vector<std::string>> rows;
-  for (const FrozenTrial& t : best_trials(info, trials)) {
+  const std::map<int, Json> finals = final_evals(info);
+  const std::vector<FrozenTrial> best = best_trials(info, trials);
+  bool any_final = false;
+  for (const FrozenTrial& t : best) any_final = any_final || finals.count(t.number);
+  if (any_final) columns.push_back({kFinalEval, false});  // ours, after MASE's columns
+  for (const FrozenTrial& t : best) {
     rows.push_back({std::to_string(rows.size()), std::to_string(t.number),
                     beautified_repr(user_attr(t, kSoftwareMetrics)),
                     beautified_repr(user_attr(t, kHardwareMetrics)),
                     beautified_repr(user_attr(t, kScaledMetrics))});
+    if (any_final) {
+      auto f = finals.find(t.number);
+      rows.back().push_back(
+          beautified_repr(f == finals.end() ? std::nullopt : std::optional<Json>(f->second)));
+    }
   }
   if (rows.empty()) {
     // tabulate shows no index column for an empty DataFrame, and with no values to look at it
@@ -364,6 +396,18 @@ std::string trials_csv(const StudyInfo& info, const std::vector<FrozenTrial>& tr
   // Scaled columns after every unscaled one, whatever order trials revealed them in.
   std::stable_partition(metric_columns.begin(), metric_columns.end(),
                         [](const auto& c) { return std::get<0>(c) != kScaledMetrics; });
+  // Then the final evaluation's metrics (study attr final_eval), as final_<metric>.
+  const std::map<int, Json> finals = final_evals(info);
+  for (size_t i = 0; i < trials.size(); ++i) {
+    auto f = finals.find(trials[i].number);
+    if (f == finals.end() || !f->second.is_object()) continue;
+    parsed[i][kFinalEval] = f->second;
+    for (auto it = f->second.begin(); it != f->second.end(); ++it) {
+      if (seen.insert({kFinalEval, it.key()}).second) {
+        metric_columns.emplace_back(kFinalEval, it.key(), "final_" + it.key());
+      }
+    }
+  }
 
   std::vector<std::string> header = {"number", "state"};
   if (info.directions.size() == 1) {

@@ -45,6 +45,11 @@ inline constexpr const char* kSoftwareMetrics = "software_metrics";
 inline constexpr const char* kHardwareMetrics = "hardware_metrics";
 inline constexpr const char* kScaledMetrics = "scaled_metrics";
 inline constexpr const char* kSampledConfig = "sampled_config";
+// Study user attr written by `qsearch search --final-eval full`: {"<trial number>": {loss,
+// accuracy, macro_accuracy, their *_se, num_samples} on the whole split, ...}. Shown as an extra
+// "final_eval" key of best.json's rows, an extra table column and final_<metric> columns of
+// trials.csv, only when present (MASE's layouts are unchanged otherwise).
+inline constexpr const char* kFinalEval = "final_eval";
 
 // Optuna's study.best_trials: COMPLETE trials no other COMPLETE trial dominates under the
 // study's directions (for one objective: every trial with the best value), in number order.

@@ -15,6 +15,7 @@
 //   param_choices  {"fc1/config/weight_width": [4, 8], ...}   the values each index parameter
 //                  stands for (trials.csv decodes parameters with it)
 //   qsearch_version "0.1.0"                 informational
+//   reference_point {"values": [0, 6.4], "rule": "..."}  compare's default (not compared)
 //
 // A study made by an older qsearch has none of these: what cannot be checked is reported as
 // unchecked rather than guessed.
@@ -38,6 +39,10 @@ inline constexpr const char* kMode = "mode";
 inline constexpr const char* kObjectives = "objectives";
 inline constexpr const char* kParamChoices = "param_choices";
 inline constexpr const char* kQsearchVersion = "qsearch_version";
+// {"values": [...], "rule": "..."}: the worst objective values the space allows
+// (eval::space_reference_point), `qsearch compare`'s default reference point. Not compared on
+// resume (it follows from the compared settings and the space).
+inline constexpr const char* kReferencePoint = "reference_point";
 }  // namespace setting
 
 // The settings that must agree to resume or join a study, and the subset that must agree for

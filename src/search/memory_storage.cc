@@ -113,7 +113,7 @@ void InMemoryStorage::finish_locked(int64_t trial_id, TrialState state,
   StudyData& study = *studies_[study_id];
   FrozenTrial& t = study.trials[number];
   if (state == TrialState::kRunning) {
-    fail("trial {} of study '{}': finish_trial needs state COMPLETE or FAIL", number,
+    fail("trial {} of study '{}': finish_trial needs state COMPLETE, FAIL or PRUNED", number,
          study.info.name);
   }
   if (t.finished()) {

@@ -305,9 +305,10 @@ OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOption
         }
         FrozenTrial done;
         try {
-          done = result ? finish(*trial, TrialState::kComplete, std::move(result->values),
-                                 result->user_attrs, {})
-                        : finish(*trial, TrialState::kFail, {}, {}, {{kAttrFailReason, error}});
+          done = result
+                     ? finish(*trial, result->pruned ? TrialState::kPruned : TrialState::kComplete,
+                              std::move(result->values), result->user_attrs, {})
+                     : finish(*trial, TrialState::kFail, {}, {}, {{kAttrFailReason, error}});
         } catch (...) {
           // Not recorded: the trial stays RUNNING and stops beating, so it is reclaimed and
           // re-run. If it was reclaimed already (this worker was silent past the grace period),
@@ -320,7 +321,9 @@ OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOption
         }
         untrack(trial->id);
         std::lock_guard<std::mutex> lock(mu);
-        ++(done.state == TrialState::kComplete ? summary.completed : summary.failed);
+        ++(done.state == TrialState::kComplete ? summary.completed
+           : done.state == TrialState::kPruned ? summary.pruned
+                                               : summary.failed);
         if (options.on_trial_finished) {
           try {
             options.on_trial_finished(done);

@@ -63,6 +63,7 @@ namespace qsearch::search {
 struct ObjectiveResult {
   std::vector<double> values = {};                     // one per direction
   std::map<std::string, std::string> user_attrs = {};  // JSON texts
+  bool pruned = false;  // stopped early (racing): stored as PRUNED, without values
 };
 
 using Objective = std::function<ObjectiveResult(const FrozenTrial& trial)>;
@@ -89,6 +90,7 @@ struct OptimizeSummary {
   int started = 0;  // trials this call started
   int completed = 0;
   int failed = 0;
+  int pruned = 0;          // PRUNED (racing)
   int reclaimed = 0;       // stale RUNNING trials (of any worker) this call reclaimed
   int lost = 0;            // results dropped because their trial had been reclaimed meanwhile
   bool exhausted = false;  // the sampler had nothing left (brute force done)

@@ -63,8 +63,9 @@ Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction
     const FrozenTrial& t = history[i];
     if (usable_complete(t, n_obj)) {
       complete.push_back(i);
-    } else if (constant_liar && t.state == TrialState::kRunning) {
-      running.push_back(i);
+    } else if ((constant_liar && t.state == TrialState::kRunning) ||
+               t.state == TrialState::kPruned) {
+      running.push_back(i);  // "above" (PRUNED: dominated by a COMPLETE trial, docs/search.md)
     }
   }
   const int n = static_cast<int>(complete.size());

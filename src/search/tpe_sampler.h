@@ -9,8 +9,8 @@
 //    - several: loss = values with maximised objectives negated; whole non-domination ranks while
 //      they fit in n_below, the overflowing rank tie-broken by greedy HSSP with reference point
 //      max(1.1 w, 0.9 w) (0 -> 1e-12), w = worst loss of that rank (multi_objective.h).
-//    below = those, above = the other COMPLETE trials (+ RUNNING ones with constant_liar); both in
-//    trial-number order. FAIL trials are ignored.
+//    below = those, above = the other COMPLETE trials (+ PRUNED ones, + RUNNING ones with
+//    constant_liar); both in trial-number order. FAIL trials are ignored.
 // 3. Weights: above = default_weights(|above|); below = default_weights(|below|) for one
 //    objective, MOTPE's hypervolume weights (below_weights()) for several.
 // 4. Univariate (default): per parameter with more than one value, Parzen estimators l (below)

@@ -17,6 +17,8 @@ std::string to_string(TrialState s) {
       return "COMPLETE";
     case TrialState::kFail:
       return "FAIL";
+    case TrialState::kPruned:
+      return "PRUNED";
   }
   return "?";
 }

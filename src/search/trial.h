@@ -11,10 +11,13 @@
 namespace qsearch::search {
 
 enum class Direction { kMinimize, kMaximize };
-enum class TrialState { kRunning, kComplete, kFail };
+// kPruned: stopped early by racing (eval/objective.h) because a COMPLETE trial dominated even its
+// optimistic values; it keeps no values (its partial metrics are in its user attrs), is never a
+// best trial and counts toward n_trials (Optuna's TrialState.PRUNED).
+enum class TrialState { kRunning, kComplete, kFail, kPruned };
 
 std::string to_string(Direction d);               // "minimize" / "maximize"
-std::string to_string(TrialState s);              // "RUNNING" / "COMPLETE" / "FAIL"
+std::string to_string(TrialState s);              // "RUNNING" / "COMPLETE" / "FAIL" / "PRUNED"
 Direction parse_direction(const std::string& s);  // case-insensitive; throws Error
 
 // Well-known system attribute keys.

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS trials (
   trial_id INTEGER PRIMARY KEY,
   number INTEGER NOT NULL,
   study_id INTEGER NOT NULL REFERENCES studies(study_id),
-  state TEXT NOT NULL CHECK (state IN ('RUNNING', 'COMPLETE', 'FAIL')),
+  state TEXT NOT NULL CHECK (state IN ('RUNNING', 'COMPLETE', 'FAIL', 'PRUNED')),
   datetime_start INTEGER NOT NULL,
   datetime_complete INTEGER,
   UNIQUE (study_id, number)

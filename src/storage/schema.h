@@ -8,7 +8,7 @@
 //   study_directions(study_id, objective, direction 'MINIMIZE'|'MAXIMIZE')
 //   study_params(study_id, position, param_name, distribution_json)   -- the search space
 //   study_user_attributes(study_id, key, value_json)
-//   trials(trial_id, number, study_id, state 'RUNNING'|'COMPLETE'|'FAIL',
+//   trials(trial_id, number, study_id, state 'RUNNING'|'COMPLETE'|'FAIL'|'PRUNED',
 //          datetime_start, datetime_complete)                         -- epoch milliseconds
 //   trial_params(trial_id, position, param_value)                     -- internal repr
 //   trial_values(trial_id, objective, value, value_type)              -- see below
@@ -28,8 +28,9 @@ namespace qsearch::storage {
 
 // Bump when the layout changes, and teach SqliteStorage to migrate older files.
 // 1: the first layout. 2: trial_heartbeats (opening a version-1 file adds the table; its
-//    RUNNING trials count as last beating when they started).
-inline constexpr int64_t kSchemaVersion = 2;
+//    RUNNING trials count as last beating when they started). 3: state 'PRUNED' (racing);
+//    opening an older file rebuilds its trials table with the wider CHECK, rows unchanged.
+inline constexpr int64_t kSchemaVersion = 3;
 // 'qsch' in ASCII.
 inline constexpr int32_t kApplicationId = 0x71736368;
 

@@ -33,6 +33,8 @@ const char* state_text(TrialState s) {
       return "COMPLETE";
     case TrialState::kFail:
       return "FAIL";
+    case TrialState::kPruned:
+      return "PRUNED";
   }
   QSEARCH_CHECK(false);
   return "";
@@ -121,8 +123,14 @@ void SqliteStorage::open_schema() {
         path_, app_id, n_tables);
   }
   enable_wal(*db_);
-  db_->exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+  // Foreign keys stay off until the schema is current: rebuilding the trials table of an older
+  // file (below) drops the old table, which they would refuse (SQLite's ALTER TABLE recipe).
+  db_->exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;");
+  open_schema_tables();
+  db_->exec("PRAGMA foreign_keys = ON;");
+}
 
+void SqliteStorage::open_schema_tables() {
   Transaction txn(*db_, Transaction::Kind::kWrite);
   db_->exec(kSchemaSql);
   db_->exec(fmt::format("PRAGMA application_id = {}", kApplicationId));
@@ -145,7 +153,27 @@ void SqliteStorage::open_schema() {
   } else if (*version < 1) {
     fail("study database '{}' has an invalid schema version {}", path_, *version);
   } else if (*version < kSchemaVersion) {
-    // Older layouts lack only tables that kSchemaSql has just created.
+    // Versions 1 and 2 lack only tables that kSchemaSql has just created, and the state
+    // 'PRUNED' in the trials table's CHECK (version 3): rebuild that table with the new CHECK,
+    // inside this transaction (a process opening the file meanwhile waits, then sees version 3).
+    const std::string old_sql =
+        db_->query_text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'trials'")
+            .value_or("");
+    if (old_sql.find("'PRUNED'") == std::string::npos) {
+      // The new table from the schema's own text (its one place), under a temporary name.
+      const std::string schema = kSchemaSql;
+      const std::string head = "CREATE TABLE IF NOT EXISTS trials (";
+      const size_t begin = schema.find(head), end = schema.find(");", begin);
+      QSEARCH_CHECK(begin != std::string::npos && end != std::string::npos);
+      db_->exec("CREATE TABLE trials_v3 (" +
+                schema.substr(begin + head.size(), end + 2 - begin - head.size()));
+      db_->exec(
+          "INSERT INTO trials_v3 (trial_id, number, study_id, state, datetime_start, "
+          "datetime_complete) SELECT trial_id, number, study_id, state, datetime_start, "
+          "datetime_complete FROM trials; DROP TABLE trials; ALTER TABLE trials_v3 RENAME TO "
+          "trials;");
+      db_->exec(kSchemaSql);  // the partial index, dropped with the old table
+    }
     db_->prepare("UPDATE version_info SET schema_version = ?1 WHERE version_info_id = 1")
         .bind(1, kSchemaVersion)
         .run();
@@ -358,6 +386,7 @@ void SqliteStorage::load_trial_details(StudyCache& cache, bool by_number, int64_
     std::string state = rows.column_text(2);
     t.state = state == "COMPLETE" ? TrialState::kComplete
               : state == "FAIL"   ? TrialState::kFail
+              : state == "PRUNED" ? TrialState::kPruned
                                   : TrialState::kRunning;
     t.datetime_start_ms = rows.column_int64(3);
     t.datetime_complete_ms = rows.column_is_null(4) ? 0 : rows.column_int64(4);
@@ -515,8 +544,8 @@ std::function<void()> SqliteStorage::finish_in_transaction(
          study_name_of(study_id), old_state);
   }
   if (state == TrialState::kRunning) {
-    fail("trial {} of study '{}': finish_trial needs state COMPLETE or FAIL, not RUNNING", number,
-         study_name_of(study_id));
+    fail("trial {} of study '{}': finish_trial needs state COMPLETE, FAIL or PRUNED, not RUNNING",
+         number, study_name_of(study_id));
   }
   StudyCache& cache = cache_for(study_id);
   if (state == TrialState::kComplete && values.size() != cache.n_objectives) {

@@ -84,6 +84,7 @@ class SqliteStorage : public search::Storage {
   struct StudyCache;
 
   void open_schema();
+  void open_schema_tables();  // the tables, the version and migrations (one transaction)
   StudyCache& cache_for(int64_t study_id);
   void refresh(StudyCache& cache);
   // finish_trial's work inside the caller's write transaction (mu_ held); returns the update of

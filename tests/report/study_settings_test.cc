@@ -28,7 +28,8 @@ std::map<std::string, std::string> settings() {
           {"objectives", R"([{"metric":"accuracy","scale":1.0,"direction":"maximize"},)"
                          R"({"metric":"average_bitwidth","scale":0.2,"direction":"minimize"}])"},
           {"param_choices", R"({"fc1/config/weight_width":[4,8],"fc1/config/name":["integer"]})"},
-          {"qsearch_version", R"("0.1.0")"}};
+          {"qsearch_version", R"("0.1.0")"},
+          {"reference_point", R"({"values":[0.0,1.6],"rule":"test"})"}};
 }
 
 std::string error_of(const std::function<void()>& body) {
@@ -167,17 +168,84 @@ TEST(Compare, SameProblemComparesAndADifferentSpaceIsOnlyANote) {
 TEST(Compare, OldStudiesCompareWhatTheyCanAndSayWhatWasNotChecked) {
   // No recorded settings: metric names still come from the trials.
   StudyRun old = run("old", {});
-  Comparison c = compare_studies({run("new", settings()), old});
+  // Nor a reference point: compare asks for one, then compares.
+  std::string no_ref = error_of([&] { compare_studies({run("new", settings()), old}); });
+  EXPECT_NE(no_ref.find("'old' records no reference point"), std::string::npos) << no_ref;
+  EXPECT_NE(no_ref.find("--ref-point"), std::string::npos) << no_ref;
+  const CompareOptions ref{.ref_point = std::vector<double>{0.0, 1.6}};
+  Comparison c = compare_studies({run("new", settings()), old}, ref);
   ASSERT_EQ(c.notes.size(), 1u);
   EXPECT_NE(c.notes[0].find("model, dataset, split, num_samples, mode, objective scales"),
             std::string::npos)
       << c.notes[0];
   StudyRun other_metrics = run("old2", {});
   other_metrics.trials[0].user_attrs["scaled_metrics"] = R"({"accuracy": 1, "latency_ms": 2})";
-  std::string e = error_of([&] { compare_studies({old, other_metrics}); });
+  std::string e = error_of([&] { compare_studies({old, other_metrics}, ref); });
   EXPECT_NE(e.find("objective metrics: [accuracy, average_bitwidth] in 'old', [accuracy, "
                    "latency_ms] in 'old2'"),
             std::string::npos)
+      << e;
+}
+
+// A study of 2 objectives (maximize accuracy, minimize 0.2 x bits) whose trials have `points`.
+StudyRun run_with(const std::string& label, const std::vector<std::vector<double>>& points) {
+  StudyRun r = run(label, settings());
+  r.trials.clear();
+  for (const auto& p : points) {
+    FrozenTrial t;
+    t.number = static_cast<int>(r.trials.size());
+    t.state = TrialState::kComplete;
+    t.values = p;
+    t.params = {0};
+    r.trials.push_back(t);
+  }
+  return r;
+}
+
+TEST(Compare, AStudysHypervolumeDoesNotDependOnItsCompany) {
+  // The issue: with the reference point taken from the union's front, the same run scored .935
+  // or .858 depending on the studies it was compared with.
+  const StudyRun a = run_with("a", {{0.90, 0.8}, {0.95, 1.2}, {0.60, 0.4}});
+  const StudyRun b = run_with("b", {{0.91, 0.8}, {0.97, 1.6}});
+  const StudyRun c = run_with("c", {{0.20, 0.3}, {0.99, 1.5}, {0.50, 0.35}});
+  const Comparison ab = compare_studies({a, b}), ac = compare_studies({a, c});
+  EXPECT_EQ(ab.ref_point, (std::vector<double>{0.0, 1.6}));
+  EXPECT_NE(ab.ref_point_source.find("recorded by the searches: test"), std::string::npos);
+  ASSERT_EQ(ab.studies.size(), 2u);
+  ASSERT_EQ(ac.studies.size(), 2u);
+  // By hand, w.r.t. (accuracy 0, 1.6): 0.6 x 1.2 + (0.9 - 0.6) x 0.8 + (0.95 - 0.9) x 0.4.
+  const double hv_a = 0.6 * 1.2 + 0.3 * 0.8 + 0.05 * 0.4;
+  EXPECT_NEAR(ab.studies[0].hv, hv_a, 1e-12);
+  EXPECT_EQ(ab.studies[0].hv, ac.studies[0].hv);
+  // The ratio to the best known front depends on the company, and says so.
+  EXPECT_NE(ab.studies[0].hv_ratio, ac.studies[0].hv_ratio);
+  EXPECT_NEAR(ab.studies[0].hv_ratio, hv_a / ab.reference_hv, 1e-12);
+  // A point at the reference point's cost encloses nothing: b's (0.97, 1.6).
+  EXPECT_NEAR(ab.studies[1].hv, 0.91 * 0.8, 1e-12);
+  // --ref-point overrides, in the values' scale and objective order.
+  const Comparison given = compare_studies({a, b}, {.ref_point = std::vector<double>{0.5, 1.0}});
+  // (0.9, 0.8) and (0.6, 0.4) count; (0.95, 1.2) costs more than the reference point.
+  EXPECT_NEAR(given.studies[0].hv, 0.4 * 0.2 + 0.1 * 0.4, 1e-12);
+  EXPECT_EQ(given.ref_point_source, "--ref-point");
+  const std::string text = format_comparison(ab);
+  EXPECT_NE(text.find("Reference point: [0, 1.6]"), std::string::npos) << text;
+  EXPECT_NE(text.find("Best known Pareto front: 4 points"), std::string::npos) << text;
+  EXPECT_NE(text.find("points each study found: a: 2, b: 2"), std::string::npos) << text;
+}
+
+TEST(Compare, ReferencePointsMustAgreeAndFitTheObjectives) {
+  StudyRun a = run_with("a", {{0.9, 0.8}});
+  StudyRun b = run_with("b", {{0.9, 0.8}});
+  b.info.user_attrs["reference_point"] = R"({"values":[0.0,2.0],"rule":"wider space"})";
+  std::string e = error_of([&] { compare_studies({a, b}); });
+  EXPECT_NE(e.find("record different reference points ([0, 1.6] and [0, 2]: their spaces differ)"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("--ref-point 0,1.6"), std::string::npos) << e;
+  EXPECT_EQ(compare_studies({a, b}, {.ref_point = std::vector<double>{0.0, 2.0}}).studies.size(),
+            2u);
+  e = error_of([&] { compare_studies({a}, {.ref_point = std::vector<double>{0.0}}); });
+  EXPECT_NE(e.find("--ref-point has 1 values but the studies have 2 objectives"), std::string::npos)
       << e;
 }
 
