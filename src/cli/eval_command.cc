@@ -64,6 +64,9 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
     nlohmann::json j = {{"loss", r.loss},
                         {"accuracy", r.accuracy},
                         {"macro_accuracy", r.macro_accuracy},
+                        {"loss_se", r.loss_se},
+                        {"accuracy_se", r.accuracy_se},
+                        {"macro_accuracy_se", r.macro_accuracy_se},
                         {"samples", r.samples},
                         {"samples_per_s", r.samples_per_s()},
                         {"mode", runtime::mode_name(popts.mode)}};
@@ -74,9 +77,10 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
                              r.samples)
               << fmt::format("mode            {}{}\n", runtime::mode_name(popts.mode),
                              a.quant.empty() ? "" : fmt::format(" ({})", a.quant))
-              << fmt::format("loss            {:.6f}\n", r.loss)
-              << fmt::format("accuracy        {:.6f}\n", r.accuracy)
-              << fmt::format("macro_accuracy  {:.6f}\n", r.macro_accuracy)
+              << fmt::format("loss            {:.6f} +- {:.6f}\n", r.loss, r.loss_se)
+              << fmt::format("accuracy        {:.6f} +- {:.6f}\n", r.accuracy, r.accuracy_se)
+              << fmt::format("macro_accuracy  {:.6f} +- {:.6f}\n", r.macro_accuracy,
+                             r.macro_accuracy_se)
               << fmt::format("samples         {}\n", r.samples)
               << fmt::format("samples/s       {:.0f}\n", r.samples_per_s());
   }

@@ -158,6 +158,9 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
       j["software_metrics"] = {{"loss", r->loss},
                                {"accuracy", r->accuracy},
                                {"macro_accuracy", r->macro_accuracy},
+                               {"loss_se", r->loss_se},
+                               {"accuracy_se", r->accuracy_se},
+                               {"macro_accuracy_se", r->macro_accuracy_se},
                                {"samples", r->samples},
                                {"mode", runtime::mode_name(mode)},
                                {"dataset", ds->name},
@@ -201,9 +204,10 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   if (r) {
     out += fmt::format(
         "\ndataset            {} ({} split, {} samples, {} mode)\n"
-        "loss               {:.6f}\naccuracy           {:.6f}\nmacro_accuracy     {:.6f}\n",
-        ds->name, a.split, r->samples, runtime::mode_name(mode), r->loss, r->accuracy,
-        r->macro_accuracy);
+        "loss               {:.6f} +- {:.6f}\naccuracy           {:.6f} +- {:.6f}\n"
+        "macro_accuracy     {:.6f} +- {:.6f}   (+- one standard error)\n",
+        ds->name, a.split, r->samples, runtime::mode_name(mode), r->loss, r->loss_se, r->accuracy,
+        r->accuracy_se, r->macro_accuracy, r->macro_accuracy_se);
   }
   std::cout << out;
   return 0;

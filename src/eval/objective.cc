@@ -73,6 +73,7 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
   // larger than that is clamped (a plan for it would only waste memory, or fail every trial).
   samples_ =
       options_.num_samples < 0 ? data_->size() : std::min(options_.num_samples, data_->size());
+  configured_batch_ = std::max<int64_t>(1, options_.batch_size);
   options_.batch_size = std::max<int64_t>(1, std::min(options_.batch_size, samples_));
   // Would fail every trial: refuse before the first.
   if (!graph_->inputs().empty() && data_->size() > 0) {
@@ -322,7 +323,7 @@ nlohmann::ordered_json QuantObjective::evaluate_software(const quant::QuantAssig
   const int64_t n = num_samples < 0 ? data_->size() : std::min(num_samples, data_->size());
   runtime::PlanOptions popts;
   popts.mode = options_.mode;
-  popts.max_batch = std::max<int64_t>(1, std::min(options_.batch_size, n));
+  popts.max_batch = std::max<int64_t>(1, std::min(configured_batch_, n));
   popts.quant = q;
   popts.pack_cache = pack_cache_;
   EvalOptions eopts{.num_samples = n, .batch_size = popts.max_batch};

@@ -94,7 +94,8 @@ class QuantObjective {
   // Evaluates one assignment (used by the search and by `qsearch quantize`).
   TrialMetrics measure(const quant::QuantAssignment& q) const;
   // software_metrics_json of the assignment on the first num_samples samples of the split (< 0:
-  // all of them), in batches of batch_size: the final evaluation (`--final-eval full`).
+  // all of them), in batches of the batch_size given (before clamping to samples_per_trial):
+  // the final evaluation (`--final-eval full`).
   nlohmann::ordered_json evaluate_software(const quant::QuantAssignment& q,
                                            int64_t num_samples) const;
   // The hardware metrics that need neither data nor timing (all but latency_ms).
@@ -123,6 +124,7 @@ class QuantObjective {
   std::shared_ptr<const QuantSearchSpace> space_;
   ObjectiveOptions options_;
   int64_t samples_ = 0;
+  int64_t configured_batch_ = 1;  // batch_size as given (options_ holds it clamped to samples_)
   ModelOutput output_;
   std::vector<search::Direction> directions_;
   CompleteTrialValues incumbents_;
