@@ -45,9 +45,18 @@ namespace {
 namespace fs = std::filesystem;
 
 // " accuracy=0.9712 average_bitwidth=4" for a COMPLETE trial (the raw metrics that are
-// objectives), the failure reason otherwise.
+// objectives), the same on its slice for a PRUNED one, the failure reason otherwise.
 std::string metric_summary(const search::FrozenTrial& t, const std::vector<eval::MetricSpec>& m) {
-  if (t.state != search::TrialState::kComplete) {
+  std::string racing;
+  if (t.state == search::TrialState::kPruned) {
+    auto it = t.user_attrs.find("racing");
+    const auto r = it == t.user_attrs.end() ? nlohmann::json()
+                                            : nlohmann::json::parse(it->second, nullptr, false);
+    if (r.is_object() && r.contains("slice_samples") && r.contains("dominated_by")) {
+      racing = fmt::format("  (on {} samples; dominated by trial {})", r["slice_samples"].dump(),
+                           r["dominated_by"].dump());
+    }
+  } else if (t.state != search::TrialState::kComplete) {
     auto r = t.system_attrs.find(search::kAttrFailReason);
     return r == t.system_attrs.end() ? "" : " " + r->second.substr(0, 160);
   }
@@ -62,7 +71,7 @@ std::string metric_summary(const search::FrozenTrial& t, const std::vector<eval:
       }
     }
   }
-  return s;
+  return s + racing;
 }
 
 // Rewrites the outputs from every trial committed so far, under the output directory's lock
