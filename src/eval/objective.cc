@@ -110,11 +110,6 @@ nlohmann::ordered_json software_metrics_json(const EvalResult& r) {
 
 namespace {
 
-// The plans of one assignment: the evaluated one, and the int one latency is measured on.
-struct Plans {
-  std::shared_ptr<const runtime::Plan> eval, latency;
-};
-
 // scaled_metrics and the objective values from the metrics.
 void scale_metrics(const ObjectiveOptions& o, TrialMetrics& t) {
   t.scaled = nlohmann::ordered_json::object();
@@ -172,28 +167,36 @@ Prediction predict(const std::string& metric, const SampleOutcomes& first, const
 
 }  // namespace
 
-TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
+QuantObjective::Plans QuantObjective::make_plans(const quant::QuantAssignment& q) const {
   runtime::PlanOptions popts;
   popts.mode = options_.mode;
   popts.max_batch =
       std::max(options_.batch_size, options_.latency ? options_.latency->batch_size : int64_t{1});
   popts.quant = q;
   popts.pack_cache = pack_cache_;
-  auto plan = runtime::make_plan(*graph_, popts);
+  Plans p;
+  p.eval = runtime::make_plan(*graph_, popts);
   // Latency is the int engine's (hardware_metrics.h), whatever mode evaluates; model size is
   // counted from the formats (what a deployment stores), so it needs no plan.
-  auto int_plan = plan;
+  p.latency = p.eval;
   if (options_.latency && options_.mode != runtime::Mode::kInt) {
     popts.mode = runtime::Mode::kInt;
-    int_plan = runtime::make_plan(*graph_, popts);
+    p.latency = runtime::make_plan(*graph_, popts);
   }
+  return p;
+}
+
+EvalOptions QuantObjective::eval_options() const {
   EvalOptions eopts{.num_samples = samples_, .batch_size = options_.batch_size};
   set_output(eopts, output_);
-  EvalResult r = evaluate(plan, *data_, eopts);
+  return eopts;
+}
 
+TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
+  const Plans plans = make_plans(q);
   TrialMetrics t;
-  t.software = software_metrics_json(r);
-  t.hardware = hardware_metrics(q, int_plan);
+  t.software = software_metrics_json(evaluate(plans.eval, *data_, eval_options()));
+  t.hardware = hardware_metrics(q, plans.latency);
   scale_metrics(options_, t);
   return t;
 }
@@ -353,31 +356,19 @@ search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& tr
   if (slice >= samples_ || !incumbents_) {
     t = measure(q);
   } else {
-    runtime::PlanOptions popts;
-    popts.mode = options_.mode;
-    popts.max_batch =
-        std::max(options_.batch_size, options_.latency ? options_.latency->batch_size : int64_t{1});
-    popts.quant = q;
-    popts.pack_cache = pack_cache_;
-    auto plan = runtime::make_plan(*graph_, popts);
-    auto int_plan = plan;
-    if (options_.latency && options_.mode != runtime::Mode::kInt) {
-      popts.mode = runtime::Mode::kInt;
-      int_plan = runtime::make_plan(*graph_, popts);
-    }
-    EvalOptions eopts{.num_samples = samples_, .batch_size = options_.batch_size};
-    set_output(eopts, output_);
+    const Plans plans = make_plans(q);
+    const EvalOptions eopts = eval_options();
     SampleOutcomes outcomes;
-    evaluate_rows(plan, *data_, eopts, slice, &outcomes);
+    evaluate_rows(plans.eval, *data_, eopts, slice, &outcomes);
     const EvalResult first = summarize(outcomes, *data_);
     t.software = software_metrics_json(first);
-    t.hardware = hardware_metrics(q, int_plan);
+    t.hardware = hardware_metrics(q, plans.latency);
     // The optimistic point: each software metric at the end of its interval that helps the
     // objective it enters (by direction and the sign of its scale).
     TrialMetrics optimistic{.software = t.software, .hardware = t.hardware};
     for (size_t i = 0; i < options_.metrics.size(); ++i) {
       const MetricSpec& m = options_.metrics[i];
-      if (!t.software.contains(m.name) || m.name.ends_with("_se")) continue;
+      if (!t.software.contains(m.name)) continue;  // a hardware metric: exact
       const search::Direction d =
           directions_[options_.sum_scaled_metrics ? 0 : std::min(i, directions_.size() - 1)];
       const bool up = (d == search::Direction::kMaximize) == (m.scale >= 0);
@@ -398,16 +389,15 @@ search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& tr
     if (dominated_by) {
       scale_metrics(options_, t);
       r.pruned = true;
-      r.user_attrs["racing"] = nlohmann::ordered_json{
-          {"slice_samples", slice},
-          {"num_samples", samples_},
-          {"z", options_.racing_z},
-          {"values", t.values},
-          {"optimistic_values", optimistic.values},
-          {"dominated_by",
-           *dominated_by}}.dump();
+      const nlohmann::ordered_json racing = {{"slice_samples", slice},
+                                             {"num_samples", samples_},
+                                             {"z", options_.racing_z},
+                                             {"values", t.values},
+                                             {"optimistic_values", optimistic.values},
+                                             {"dominated_by", *dominated_by}};
+      r.user_attrs["racing"] = racing.dump();
     } else {
-      evaluate_rows(plan, *data_, eopts, samples_, &outcomes);
+      evaluate_rows(plans.eval, *data_, eopts, samples_, &outcomes);
       t.software = software_metrics_json(summarize(outcomes, *data_));
       scale_metrics(options_, t);
     }

@@ -116,6 +116,12 @@ class QuantObjective {
   const ModelOutput& model_output() const { return output_; }
 
  private:
+  // The plans of one assignment: the evaluated one, and the int one latency is measured on.
+  struct Plans {
+    std::shared_ptr<const runtime::Plan> eval, latency;
+  };
+  Plans make_plans(const quant::QuantAssignment& q) const;
+  EvalOptions eval_options() const;  // samples_per_trial in batches of batch_size, the output
   nlohmann::ordered_json hardware_metrics(
       const quant::QuantAssignment& q, const std::shared_ptr<const runtime::Plan>& int_plan) const;
 
