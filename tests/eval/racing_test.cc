@@ -193,5 +193,65 @@ TEST(StandardErrors, FollowTheDocumentedFormulas) {
   EXPECT_EQ(whole.macro_accuracy_se, two.macro_accuracy_se);
 }
 
+// compare's default reference point: accuracy 0 and the largest cost of the space, from every
+// configuration of a small space and from coordinate searches in a large one; both must find
+// the true largest cost (checked here against every configuration of a 13,824-config space).
+TEST(SpaceReferencePoint, WorstAccuracyAndLargestCost) {
+  Fixture f;
+  ObjectiveOptions o = f.objective(false).options();
+  o.metrics = {{"accuracy", 1.0}, {"average_bitwidth", 0.2}};
+  o.model_size = true;
+  const QuantObjective small(f.graph, f.data, f.space, o);
+  auto ref = space_reference_point(small, *f.space, f.dirs);
+  ASSERT_TRUE(ref);
+  EXPECT_EQ(ref->values, (std::vector<double>{0.0, 0.2 * 8}));  // 8-bit weights at most
+  EXPECT_NE(ref->rule.find("every one of the space's 6 configurations"), std::string::npos);
+
+  // Per layer (by name): data_in_width {4, 8} x weight_width {2, 3, 5, 8} x frac {2, 4, 6}.
+  std::vector<SeedEntry> seeds = {{"default", {"s.toml", 1, 1}, {{"name", {ConfigValue{}}}}}};
+  for (const char* fc : {"fc1", "fc2", "fc3"}) {
+    SeedEntry e;
+    e.key = fc;
+    e.fields = {{"name", {str("integer")}},
+                {"data_in_width", {num(4), num(8)}},
+                {"data_in_frac_width", {ConfigValue{}}},
+                {"weight_width", {num(5), num(2), num(8), num(3)}},  // not sorted
+                {"weight_frac_width", {num(2), num(4), num(6)}},
+                {"bias_width", {num(16), num(8)}},
+                {"bias_frac_width", {num(4)}}};
+    seeds.push_back(std::move(e));
+  }
+  auto big = std::make_shared<const QuantSearchSpace>(
+      QuantSearchSpace::build(*f.graph, MatchBy::kName, seeds));
+  ASSERT_EQ(big->size(), 48 * 48 * 48);
+  ASSERT_GT(big->size(), kExhaustiveReferenceSpace);
+  o.metrics = {{"accuracy", 1.0}, {"model_size_bytes", 1.0}};
+  const QuantObjective large(f.graph, f.data, big, o);
+  ref = space_reference_point(large, *big, f.dirs);
+  ASSERT_TRUE(ref);
+  EXPECT_NE(ref->rule.find("coordinate search"), std::string::npos) << ref->rule;
+  double largest = 0;
+  const auto& params = big->space();
+  std::vector<double> p(params.size());
+  for (int64_t i = 0; i < big->size(); ++i) {
+    int64_t rest = i;
+    for (size_t k = 0; k < params.size(); ++k) {
+      p[k] = params[k].dist.value_at(rest % params[k].dist.cardinality());
+      rest /= params[k].dist.cardinality();
+    }
+    largest =
+        std::max(largest, large.cost_metrics(big->decode(p))["model_size_bytes"].get<double>());
+  }
+  EXPECT_EQ(ref->values, (std::vector<double>{0.0, largest}));
+
+  // A loss objective has no bound: none, and why.
+  o.metrics = {{"average_bitwidth", 1.0}, {"loss", 1.0}};
+  std::string why;
+  EXPECT_FALSE(space_reference_point(QuantObjective(f.graph, f.data, big, o), *big,
+                                     {search::Direction::kMinimize, search::Direction::kMinimize},
+                                     &why));
+  EXPECT_NE(why.find("'loss'"), std::string::npos) << why;
+}
+
 }  // namespace
 }  // namespace qsearch::eval
