@@ -195,7 +195,7 @@ TEST(StandardErrors, FollowTheDocumentedFormulas) {
 
 // compare's default reference point: accuracy 0 and the largest cost of the space, from every
 // configuration of a small space and from coordinate searches in a large one; both must find
-// the true largest cost (checked here against every configuration of a 13,824-config space).
+// the true largest cost (checked here against every configuration of a 110,592-config space).
 TEST(SpaceReferencePoint, WorstAccuracyAndLargestCost) {
   Fixture f;
   ObjectiveOptions o = f.objective(false).options();
