@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
+#include <set>
 
 #include "core/error.h"
 #include "eval/evaluate.h"
+#include "search/sensitivity_sampler.h"
 
 namespace qsearch::eval {
 
@@ -88,7 +91,8 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
   output_ = resolve_model_output(*graph_, options_.output, data_->num_classes, data_->name);
 }
 
-TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
+TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q,
+                                     const quant::QuantAssignment* bitwidth_q) const {
   runtime::PlanOptions popts;
   popts.mode = options_.mode;
   popts.max_batch =
@@ -111,7 +115,8 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
   t.software = {{"loss", r.loss}, {"accuracy", r.accuracy}, {"macro_accuracy", r.macro_accuracy}};
   t.hardware = nlohmann::ordered_json::object();
   if (options_.compare_to) {
-    BitwidthMetrics b = average_bitwidth(*graph_, q, *options_.compare_to);
+    BitwidthMetrics b =
+        average_bitwidth(*graph_, bitwidth_q ? *bitwidth_q : q, *options_.compare_to);
     t.hardware["average_bitwidth"] = b.average_bitwidth;
     t.hardware["memory_density"] = b.memory_density;
   }
@@ -139,13 +144,41 @@ TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
 }
 
 search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& trial) const {
-  TrialMetrics t = measure(space_->decode(trial.params));
+  quant::QuantAssignment q = space_->decode(trial.params);
+  nlohmann::ordered_json sampled = space_->sampled_config(trial.params);
+  auto probe = trial.system_attrs.find(search::kAttrProbe);
+  std::optional<quant::QuantAssignment> bitwidth_q;
+  if (probe != trial.system_attrs.end()) {
+    const std::string& group = probe->second;
+    std::set<std::string> keys, kept;
+    for (const auto& [node, key] : space_->node_keys()) {
+      keys.insert(key);
+      if (key == group) kept.insert(node);
+    }
+    if (group != search::kProbeBase && !keys.count(group)) {
+      fail("probe trial {}: '{}' is no key of the search space", trial.number, group);
+    }
+    for (auto it = q.begin(); it != q.end();)
+      it = kept.count(it->first) ? std::next(it) : q.erase(it);
+    bitwidth_q = q;
+    for (const auto& [node, key] : space_->node_keys()) {
+      if (q.count(node)) continue;
+      quant::NodeQuantConfig float32;
+      float32.bypass = true;
+      float32.weight = quant::FixedFormat{32, 16, true};
+      (*bitwidth_q)[node] = float32;
+    }
+    for (const std::string& key : keys) {
+      if (key != group && key != "default") sampled.erase(key);
+    }
+  }
+  TrialMetrics t = measure(q, bitwidth_q ? &*bitwidth_q : nullptr);
   search::ObjectiveResult r;
   r.values = t.values;
   r.user_attrs["software_metrics"] = t.software.dump();
   r.user_attrs["hardware_metrics"] = t.hardware.dump();
   r.user_attrs["scaled_metrics"] = t.scaled.dump();
-  r.user_attrs["sampled_config"] = space_->sampled_config(trial.params).dump();
+  r.user_attrs["sampled_config"] = sampled.dump();
   return r;
 }
 

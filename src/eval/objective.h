@@ -65,9 +65,16 @@ class QuantObjective {
   QuantObjective(std::shared_ptr<const ir::Graph> graph, std::shared_ptr<const data::Dataset> data,
                  std::shared_ptr<const QuantSearchSpace> space, ObjectiveOptions options);
 
-  // Evaluates one assignment (used by the search and by `qsearch quantize`).
-  TrialMetrics measure(const quant::QuantAssignment& q) const;
-  // The search objective.
+  // Evaluates one assignment (used by the search and by `qsearch quantize`). average_bitwidth
+  // is computed from `bitwidth_q` when given (probes: unquantized layers count as 32-bit).
+  TrialMetrics measure(const quant::QuantAssignment& q,
+                       const quant::QuantAssignment* bitwidth_q = nullptr) const;
+  // The search objective. A probe trial (system attr search::kAttrProbe, the sensitivity
+  // sampler's) quantizes only the nodes whose search key is the probed group ("base": none),
+  // every other node left unquantized, so each layer's effect is measured alone; its
+  // average_bitwidth counts the unquantized linear/conv weights as 32 bits (float), which makes
+  // it additive over layers like model_size_bytes and bitops (which count float as 32 bits
+  // already), and its sampled_config lists only the probed group.
   search::ObjectiveResult operator()(const search::FrozenTrial& trial) const;
 
   const ObjectiveOptions& options() const { return options_; }
