@@ -101,6 +101,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
 
   search::SamplerOptions sopts;
   sopts.seed = s.seed;
+  sopts.max_group_options = s.max_group_options;
   std::vector<std::string> notes;
   search::Study study = open_search_study(
       s, space->space(),
@@ -301,7 +302,7 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   };
   opt("--model", flags->model, "ONNX model (overrides the config's model)");
   opt("--dataset", flags->dataset, "Data set (overrides the config)");
-  opt("--sampler", flags->sampler, "bruteforce | random | tpe | nsgaii | qmc");
+  opt("--sampler", flags->sampler, "bruteforce | random | tpe | nsgaii | qmc | sensitivity");
   opt("--trials", flags->trials, "Finished trials the study should hold (n_trials)");
   opt("--timeout", flags->timeout, "Seconds after which no new trial starts");
   opt("--jobs", flags->jobs, "Trials evaluated concurrently (n_jobs)");

@@ -13,6 +13,7 @@
 #include "report/search_report.h"
 #include "report/study_settings.h"
 #include "search/multi_objective.h"
+#include "search/sampler.h"
 
 namespace qsearch::report {
 
@@ -107,7 +108,9 @@ Comparison compare_studies(const std::vector<StudyRun>& runs) {
   search::Points all(dim);
   for (const StudyRun& r : runs) {
     for (const auto& t : r.trials) {
-      if (t.state == search::TrialState::kComplete) all.push_back(search::to_loss(t.values, dirs));
+      if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
+        all.push_back(search::to_loss(t.values, dirs));
+      }
     }
   }
   if (all.size() == 0) fail("none of the studies has a COMPLETE trial");
@@ -145,7 +148,8 @@ Comparison compare_studies(const std::vector<StudyRun>& runs) {
     std::set<std::vector<double>> found;
     for (size_t k = 0; k < r.trials.size(); ++k) {
       const auto& t = r.trials[k];
-      if (t.state == search::TrialState::kComplete) {
+      // A probe counts as an evaluation, but it is no point of the front.
+      if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
         ++e.complete;
         std::vector<double> p = search::to_loss(t.values, dirs);
         seen.push_back(p);
