@@ -144,6 +144,9 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
       g.card.push_back(space[i].dist.cardinality());
       g.top.push_back(g.card.back() - 1);
     }
+    // One option: the same in every configuration, nothing to choose; its constant effect is
+    // left to the correction's intercept instead of costing a probe.
+    if (product_saturated(g.card) == 1) continue;
     g.exhaustive = product_saturated(g.card) <= cap;
     for (int64_t c : g.card)
       g.grid.push_back(g.exhaustive ? evenly_spaced(c, INT32_MAX) : evenly_spaced(c, cap));

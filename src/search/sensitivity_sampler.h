@@ -9,7 +9,9 @@
 // Phase a, probes. A probe is a trial tagged with system attr kAttrProbe (sampler.h): "base"
 // (every group left unquantized; params all at their first value) or a group name (only that
 // group's parameters matter, every other group left unquantized; their params are at their first
-// value). A group with at most max_group_options options (product of its parameters'
+// value). A group with one option is the same in every configuration and is not probed (its
+// constant effect is absorbed by the correction's intercept). A group with at most
+// max_group_options options (product of its parameters'
 // cardinalities) is probed at every option ("exhaustive"); a larger group at its top option
 // (every parameter at its highest index) and then one parameter at a time, the others at the
 // top ("per-parameter", modelled additively inside the group); a parameter with more than
