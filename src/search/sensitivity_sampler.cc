@@ -457,12 +457,50 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
   }
   const Correction corr = fit_correction(model, obs, m);
   const std::vector<double>& b = *model.base();
+  // Anchors: measured configurations with their group options and raw predictions.
+  struct Anchor {
+    std::vector<std::vector<int64_t>> options;
+    std::vector<double> pred, loss;
+  };
+  std::vector<Anchor> anchors;
+  auto group_options = [&](const std::vector<double>& params) {
+    std::vector<std::vector<int64_t>> o;
+    for (const GroupPlan& g : plan.groups) o.push_back(model.indices(g, params));
+    return o;
+  };
+  for (const auto& [params, loss] : obs.measured) {
+    auto p = model.predict(params);
+    if (p) anchors.push_back({group_options(params), std::move(*p), loss});
+  }
+  // The corrected prediction: from the nearest measured configuration when it differs in at
+  // most kAnchorGroups groups (its measured value plus the model's difference: the interactions
+  // it measured carry over), else the global correction.
+  constexpr size_t kAnchorGroups = 2;
+  auto corrected = [&](const std::vector<double>& params,
+                       const std::vector<double>& pred) -> std::vector<double> {
+    const auto opts = group_options(params);
+    const Anchor* best = nullptr;
+    size_t best_d = kAnchorGroups + 1;
+    double best_gap = 0;
+    for (const Anchor& a : anchors) {
+      size_t d = 0;
+      for (size_t g = 0; g < opts.size() && d < best_d + 1; ++g) d += opts[g] != a.options[g];
+      if (d > best_d) continue;
+      double gap = 0;
+      for (size_t k = 0; k < m; ++k) gap += std::abs(pred[k] - a.pred[k]);
+      if (d < best_d || gap < best_gap) best = &a, best_d = d, best_gap = gap;
+    }
+    if (!best) return corr.apply(pred, b);
+    std::vector<double> c(m);
+    for (size_t k = 0; k < m; ++k) c[k] = best->loss[k] + pred[k] - best->pred[k];
+    return c;
+  };
   std::vector<std::vector<double>> cand_loss;
   std::vector<size_t> cand_index;
   for (size_t i = 0; i < candidates.size(); ++i) {
     auto p = model.predict(candidates[i]);
     if (!p) continue;
-    cand_loss.push_back(corr.apply(*p, b));
+    cand_loss.push_back(corrected(candidates[i], *p));
     cand_index.push_back(i);
   }
   if (cand_loss.empty()) return std::nullopt;
@@ -470,7 +508,7 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
   std::vector<std::vector<double>> ref_set = measured_loss;
   for (const auto& params : obs.running) {
     auto p = model.predict(params);
-    if (p) ref_set.push_back(corr.apply(*p, b));
+    if (p) ref_set.push_back(corrected(params, *p));
   }
   std::vector<double> lo(m, std::numeric_limits<double>::infinity()), hi(m, -lo[0]);
   for (const auto* set : {&cand_loss, &ref_set}) {
