@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <set>
 #include <span>
@@ -398,9 +400,12 @@ std::optional<std::vector<double>> random_untaken(const SearchSpace& space, cons
 }
 
 // Proposes the best-scored candidate (see the header), or nullopt when there is none.
+using Solver =
+    std::function<std::vector<KnapsackSolution>(const std::vector<std::vector<KnapsackOption>>&)>;
+
 std::optional<std::vector<double>> model_proposal(const Plan& plan, const SearchSpace& space,
-                                                  const Observed& obs, const Model& model,
-                                                  size_t m) {
+                                                  const Observed& obs, const Model& model, size_t m,
+                                                  const Solver& solve) {
   // Phase c: the predicted front.
   std::vector<std::vector<KnapsackOption>> items;
   for (const GroupPlan& g : plan.groups) {
@@ -412,7 +417,7 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
     if (opts.empty()) return std::nullopt;
     items.push_back(std::move(opts));
   }
-  const std::vector<KnapsackSolution> front = pareto_knapsack(items);
+  const std::vector<KnapsackSolution> front = solve(items);
   const std::vector<double> zero = first_values(space);
   std::vector<std::vector<double>> candidates;
   std::set<std::vector<double>> seen;
@@ -567,7 +572,16 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
 
 }  // namespace
 
-SensitivitySampler::SensitivitySampler(const SamplerOptions& options) : options_(options) {
+// A memo of the last knapsack (a pure function of its input, so the sampler stays one too).
+struct SensitivitySampler::Cache {
+  std::mutex mu;
+  bool valid = false;
+  std::vector<double> key;
+  std::vector<KnapsackSolution> front;
+};
+
+SensitivitySampler::SensitivitySampler(const SamplerOptions& options)
+    : options_(options), cache_(std::make_shared<Cache>()) {
   if (options_.max_group_options < 1) {
     fail("sensitivity sampler: max_group_options must be at least 1, got {}",
          options_.max_group_options);
@@ -625,7 +639,28 @@ std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int 
   const Model model(plan, study.space, obs);
   std::optional<std::vector<double>> params;
   if (model.base()) {
-    params = model_proposal(plan, study.space, obs, model, study.directions.size());
+    // The knapsack depends only on the probes' results: solved once per distinct set of them.
+    const Solver solve = [this](const std::vector<std::vector<KnapsackOption>>& items) {
+      std::vector<double> key;
+      for (const auto& g : items) {
+        key.push_back(static_cast<double>(g.size()));
+        for (const KnapsackOption& o : g) {
+          key.push_back(o.id);
+          key.insert(key.end(), o.cost.begin(), o.cost.end());
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(cache_->mu);
+        if (cache_->valid && cache_->key == key) return cache_->front;
+      }
+      std::vector<KnapsackSolution> front = pareto_knapsack(items);
+      std::lock_guard<std::mutex> lock(cache_->mu);
+      cache_->key = std::move(key);
+      cache_->front = front;
+      cache_->valid = true;
+      return front;
+    };
+    params = model_proposal(plan, study.space, obs, model, study.directions.size(), solve);
   }
   if (!params) params = random_untaken(study.space, obs, options_.seed, trial_number);
   if (!params) return std::nullopt;

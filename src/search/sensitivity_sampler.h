@@ -45,6 +45,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -85,7 +86,9 @@ class SensitivitySampler final : public Sampler {
   std::vector<Probe> probes(const SearchSpace& space) const;
 
  private:
+  struct Cache;
   SamplerOptions options_;
+  std::shared_ptr<Cache> cache_;
 };
 
 }  // namespace qsearch::search
