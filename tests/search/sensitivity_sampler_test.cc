@@ -233,6 +233,59 @@ TEST(SensitivitySampler, LargeGroupsAreProbedOneParameterAtATime) {
   EXPECT_EQ(study.trials().size(), 30u);
 }
 
+TEST(SensitivitySampler, AFailedProbeRulesItsOptionOut) {
+  // L1 at a = 2, b = 1 cannot run (e.g. an accumulator the int engine refuses): its probe FAILs,
+  // and no configuration using that option is proposed afterwards.
+  auto storage = std::make_shared<InMemoryStorage>();
+  Study study = make_study(storage, 0);
+  study.optimize(
+      [](const FrozenTrial& t) {
+        auto probe = t.system_attrs.find(kAttrProbe);
+        const bool l1_quantized = probe == t.system_attrs.end() || probe->second == "L1";
+        if (l1_quantized && t.params[2] == 2 && t.params[3] == 1) {
+          throw std::runtime_error("accumulator too wide");
+        }
+        return ObjectiveResult{additive_objective(t), {}};
+      },
+      {.n_trials = 19 + 30});
+  const auto trials = study.trials();
+  ASSERT_EQ(trials.size(), 49u);
+  int failed_probes = 0;
+  for (const FrozenTrial& t : trials) {
+    if (is_probe(t)) {
+      failed_probes += t.state == TrialState::kFail;
+      continue;
+    }
+    EXPECT_FALSE(t.params[2] == 2 && t.params[3] == 1) << "trial " << t.number;
+  }
+  EXPECT_EQ(failed_probes, 1);
+}
+
+TEST(SensitivitySampler, NeverBlocksWhileProbesRunElsewhere) {
+  // Every probe handed out, some still RUNNING (other workers): a configuration is proposed from
+  // the probes completed so far (or at random), never nothing and never a probe again.
+  const SearchSpace space = layer_space();
+  SensitivitySampler sampler({.seed = 4});
+  std::vector<FrozenTrial> history;
+  for (const auto& p : sampler.probes(space)) {
+    FrozenTrial t;
+    t.id = t.number = static_cast<int>(history.size());
+    t.params = p.params;
+    t.system_attrs[kAttrProbe] = p.label;
+    t.state = t.number % 3 == 2 ? TrialState::kRunning : TrialState::kComplete;
+    if (t.state == TrialState::kComplete) t.values = additive_objective(t);
+    history.push_back(t);
+  }
+  for (bool base_running : {false, true}) {
+    history[0].state = base_running ? TrialState::kRunning : TrialState::kComplete;
+    if (base_running) history[0].values.clear();
+    const StudyView view{space, kDirs, history};
+    auto p = sampler.propose(view, static_cast<int>(history.size()));
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->system_attrs.count(kAttrProbe), 0u);
+  }
+}
+
 TEST(SensitivitySampler, RefusesContinuousParameters) {
   SearchSpace space = {{"f", Distribution::float_range(0, 1)}};
   EXPECT_THROW(Study::create(std::make_shared<InMemoryStorage>(), "c", kDirs, space,
