@@ -146,6 +146,7 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
   std::map<std::string, std::string> attrs = {{kAttrWorker, worker_}};
   const Storage::Decide decide =
       [&](const std::vector<FrozenTrial>& history) -> std::optional<std::vector<double>> {
+    attrs = {{kAttrWorker, worker_}};  // a storage that retries decide gets this call's attrs
     if (n_trials >= 0) {
       int counted = 0;
       for (const FrozenTrial& t : history) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include "e2e/e2e_util.h"
@@ -138,6 +139,31 @@ TEST(SensitivityE2E, SearchLeavesProbesOutOfTheOutputsAndWritesSensitivityJson) 
   const auto alone = nlohmann::json::parse(read_file(dir.path() / "alone" / "sensitivity.json"));
   EXPECT_EQ(probes_of(j), probes_of(alone));
   EXPECT_EQ(probes_of(j).size(), 18u);
+}
+
+TEST(SensitivityE2E, TwoProcessesShareOneStudyWithoutRepeatingAProbeOrAConfiguration) {
+  ScratchDir dir("sensitivity_procs");
+  const std::string cfg = write(dir, "c.toml", config());
+  const std::string cmd = "search --config " + cfg +
+                          " --sampler sensitivity --trials 40 --quiet --out " + (dir / "out");
+  // Both processes start together (the study is created by whichever comes first).
+  Result a, b;
+  std::thread other([&] { b = run(cmd); });
+  a = run(cmd);
+  other.join();
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  const auto trials = trials_of(dir / "out");
+  ASSERT_EQ(trials.size(), 40u);
+  std::set<std::pair<std::string, std::vector<double>>> seen;
+  int probes = 0;
+  for (const auto& t : trials) {
+    auto it = t.system_attrs.find(search::kAttrProbe);
+    probes += it != t.system_attrs.end();
+    EXPECT_TRUE(seen.insert({it == t.system_attrs.end() ? "" : it->second, t.params}).second)
+        << "trial " << t.number << " repeats an earlier one";
+  }
+  EXPECT_EQ(probes, 19);
 }
 
 }  // namespace
