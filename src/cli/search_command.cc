@@ -168,10 +168,13 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     signals.trial_finished();
     if (!quiet) {
       double dur = (t.datetime_complete_ms - t.datetime_start_ms) / 1000.0;
+      auto probe = t.system_attrs.find(search::kAttrProbe);  // the sensitivity sampler's
       std::cerr << fmt::format(
-          "[{:>4}{}] trial {:>4} {:<8} {:6.2f}s{}  (elapsed {:.1f}s)\n", t.number + 1,
+          "[{:>4}{}] trial {:>4} {:<8} {:6.2f}s{}{}  (elapsed {:.1f}s)\n", t.number + 1,
           s.n_trials > 0 ? fmt::format("/{}", s.n_trials) : std::string(), t.number,
-          search::to_string(t.state), dur, metric_summary(t, s.objective.metrics), clock.seconds());
+          search::to_string(t.state), dur,
+          probe == t.system_attrs.end() ? std::string() : " probe " + probe->second,
+          metric_summary(t, s.objective.metrics), clock.seconds());
     }
     // Rewriting the outputs costs O(trials); at most once a second it stays a small part of a
     // fast search (study.db has every finished trial at once; the end writes them all).
