@@ -78,7 +78,7 @@ struct SamplerOptions {
   // QMC
   bool scramble = true;
   // Sensitivity: a group with more options than this is probed one parameter at a time.
-  int max_group_options = 64;
+  int max_group_options = 16;
 };
 
 // "bruteforce" (alias "grid", "brute_force"), "random", "tpe", "nsgaii", "qmc", "sensitivity";
