@@ -11,10 +11,10 @@
 // group's parameters matter, every other group left unquantized; their params are at their first
 // value). A group with one option is the same in every configuration and is not probed (its
 // constant effect is absorbed by the correction's intercept). A group with at most
-// max_group_options options (product of its parameters'
-// cardinalities; default 16) is probed at every option ("exhaustive"); a larger group at its top
-// option (every parameter at its highest index) and then one parameter at a time, the others at the
-// top ("per-parameter", modelled additively inside the group); a parameter with more than
+// max_group_options options (product of its parameters' cardinalities; default 16) is probed at
+// every option ("exhaustive"); a larger group at its top option (every parameter at its highest
+// index) and then one parameter at a time, the others at the top ("per-parameter", modelled
+// additively inside the group); a parameter with more than
 // max_group_options values is probed at that many evenly spaced indices (both ends included)
 // and linearly interpolated in between. Probes are proposed base first, then round-robin over
 // the groups (option order shuffled by the seed) so a partial model covers every group early.
