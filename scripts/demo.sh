@@ -5,6 +5,8 @@
 #      1728 per-layer fixed-point configurations) searched exhaustively by brute force, which
 #      gives the true Pareto front of accuracy vs average bitwidth, and by TPE and random search
 #      with 150 trials each;
+#      and by the sensitivity strategy (per-layer probes, an additive model and an exact knapsack,
+#      then local search around the measured front) with the same 150 trials, probes included;
 #   3. `qsearch compare`: how close each got to the true front, and after how many trials.
 # Outputs go to qsearch_output/demo/ (removed first, so the numbers are this run's).
 set -euo pipefail
@@ -34,6 +36,10 @@ step "Random search, 150 trials"
 "$qsearch" search --config configs/mnist_mlp.toml --sampler random --trials 150 --seed 0 \
   --out "$out/random" --quiet
 
+step "Sensitivity strategy, 150 trials (37 per-layer probes included; table in sensitivity.json)"
+"$qsearch" search --config configs/mnist_mlp.toml --sampler sensitivity --trials 150 --seed 0 \
+  --out "$out/sensitivity" --quiet
+
 step "Sample efficiency: qsearch compare"
-"$qsearch" compare "$out/bruteforce" "$out/tpe" "$out/random"
+"$qsearch" compare "$out/bruteforce" "$out/tpe" "$out/random" "$out/sensitivity"
 printf '\nEach search left best.json, log.json (MASE layouts), trials.csv and study.db in %s/<sampler>/.\n' "$out"

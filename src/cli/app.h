@@ -1,7 +1,7 @@
 // The `qsearch` command line: subcommands, global flags, and the program's only catch.
 //
 //   qsearch [--threads N] [--data-dir DIR] <command> [options]
-//   commands: eval, inspect, data, train, quantize, search, report
+//   commands: eval, inspect, data, train, quantize, search, report, compare, sensitivity
 //
 // Each command is a function registered in app.cc; it returns the process exit code. Errors
 // (qsearch::Error) are printed as "qsearch: error: <message>" with exit code 1; bad usage exits

@@ -142,6 +142,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
 
   search::SamplerOptions sopts;
   sopts.seed = s.seed;
+  sopts.max_group_options = s.max_group_options;
   std::vector<std::string> notes;
   auto attrs = study_settings_attrs(s, objective.samples_per_trial(), space->param_choices());
   // `qsearch compare`'s default reference point: derived from the space alone, recorded with the
@@ -161,7 +162,10 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     objective.set_racing_incumbents(s.directions, [&study] {
       std::vector<std::pair<int, std::vector<double>>> complete;
       for (auto& t : study.trials()) {
-        if (t.state == search::TrialState::kComplete) complete.emplace_back(t.number, t.values);
+        // A probe (sensitivity) is no configuration of the space: it cannot dominate one.
+        if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
+          complete.emplace_back(t.number, t.values);
+        }
       }
       return complete;
     });
@@ -224,10 +228,13 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     signals.trial_finished();
     if (!quiet) {
       double dur = (t.datetime_complete_ms - t.datetime_start_ms) / 1000.0;
+      auto probe = t.system_attrs.find(search::kAttrProbe);  // the sensitivity sampler's
       std::cerr << fmt::format(
-          "[{:>4}{}] trial {:>4} {:<8} {:6.2f}s{}  (elapsed {:.1f}s)\n", t.number + 1,
+          "[{:>4}{}] trial {:>4} {:<8} {:6.2f}s{}{}  (elapsed {:.1f}s)\n", t.number + 1,
           s.n_trials > 0 ? fmt::format("/{}", s.n_trials) : std::string(), t.number,
-          search::to_string(t.state), dur, metric_summary(t, s.objective.metrics), clock.seconds());
+          search::to_string(t.state), dur,
+          probe == t.system_attrs.end() ? std::string() : " probe " + probe->second,
+          metric_summary(t, s.objective.metrics), clock.seconds());
     }
     // Rewriting the outputs costs O(trials); at most once a second it stays a small part of a
     // fast search (study.db has every finished trial at once; the end writes them all).
@@ -365,7 +372,7 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   };
   opt("--model", flags->model, "ONNX model (overrides the config's model)");
   opt("--dataset", flags->dataset, "Data set (overrides the config)");
-  opt("--sampler", flags->sampler, "bruteforce | random | tpe | nsgaii | qmc");
+  opt("--sampler", flags->sampler, "bruteforce | random | tpe | nsgaii | qmc | sensitivity");
   opt("--trials", flags->trials, "Finished trials the study should hold (n_trials)");
   opt("--timeout", flags->timeout, "Seconds after which no new trial starts");
   opt("--jobs", flags->jobs, "Trials evaluated concurrently (n_jobs)");

@@ -409,14 +409,16 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
           s.racing_z = r.positive(sv, what);
         } else if (f == "final_eval") {
           s.final_eval = r.string(sv, what);
+        } else if (f == "max_group_options") {
+          s.max_group_options = r.integer_at_least(sv, what, 1, kMaxIntCount);
         } else if (f == "pkl_ckpt" || f == "model_parallel") {
           // MASE-only: pickled Optuna studies cannot be read; resuming uses the study database.
         } else {
-          r.unknown_key(
-              sk, tn,
-              {"n_jobs", "n_trials", "timeout", "sampler", "sum_scaled_metrics", "direction",
-               "seed", "storage", "study_name", "save_every_n_trials", "heartbeat_interval",
-               "grace_period", "racing", "racing_slice", "racing_z", "final_eval"});
+          r.unknown_key(sk, tn,
+                        {"n_jobs", "n_trials", "timeout", "sampler", "sum_scaled_metrics",
+                         "direction", "seed", "storage", "study_name", "save_every_n_trials",
+                         "heartbeat_interval", "grace_period", "racing", "racing_slice",
+                         "racing_z", "final_eval", "max_group_options"});
         }
       }
     } else if (key == "metrics") {

@@ -70,6 +70,7 @@ struct SearchSection {
   std::optional<std::string> storage, study_name;
   // Seconds; search/study.h has what they do.
   std::optional<double> heartbeat_interval, grace_period;
+  std::optional<int64_t> max_group_options;    // the sensitivity sampler's
   std::optional<int64_t> save_every_n_trials;  // accepted for MASE compatibility (no effect)
   // Racing and the final evaluation (eval/objective.h, docs/search.md "Racing").
   std::optional<bool> racing;

@@ -161,6 +161,7 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
                                   "sqlite:///" + (fs::path(out.out_dir) / "study.db").string(),
                                   "storage", prov);
   if (s.save_every_n_trials) out.save_every_n_trials = static_cast<int>(*s.save_every_n_trials);
+  out.max_group_options = static_cast<int>(s.max_group_options.value_or(16));
   out.heartbeat_interval_s = s.heartbeat_interval.value_or(search::kDefaultHeartbeatIntervalS);
   out.grace_period_s = s.grace_period.value_or(search::kDefaultGracePeriodS);
   if (!(out.heartbeat_interval_s > 0) || !(out.grace_period_s > out.heartbeat_interval_s)) {

@@ -49,6 +49,7 @@ struct SearchSettings {
   int save_every_n_trials = 10;
   double heartbeat_interval_s = search::kDefaultHeartbeatIntervalS;
   double grace_period_s = search::kDefaultGracePeriodS;
+  int max_group_options = 16;  // sensitivity sampler ([search.strategy.setup] max_group_options)
   eval::MatchBy by = eval::MatchBy::kName;
   std::vector<eval::SeedEntry> seeds;
   std::vector<search::Direction> directions;  // one per objective

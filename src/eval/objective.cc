@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "core/error.h"
 #include "eval/evaluate.h"
 #include "search/multi_objective.h"
+#include "search/sensitivity_sampler.h"
 
 namespace qsearch::eval {
 
@@ -192,28 +195,32 @@ EvalOptions QuantObjective::eval_options() const {
   return eopts;
 }
 
-TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q) const {
+TrialMetrics QuantObjective::measure(const quant::QuantAssignment& q,
+                                     const quant::QuantAssignment* bitwidth_q) const {
   const Plans plans = make_plans(q);
   TrialMetrics t;
   t.software = software_metrics_json(evaluate(plans.eval, *data_, eval_options()));
-  t.hardware = hardware_metrics(q, plans.latency);
+  t.hardware = hardware_metrics(q, plans.latency, bitwidth_q);
   scale_metrics(options_, t);
   return t;
 }
 
 nlohmann::ordered_json QuantObjective::hardware_metrics(
-    const quant::QuantAssignment& q, const std::shared_ptr<const runtime::Plan>& int_plan) const {
-  nlohmann::ordered_json h = cost_metrics(q);
+    const quant::QuantAssignment& q, const std::shared_ptr<const runtime::Plan>& int_plan,
+    const quant::QuantAssignment* bitwidth_q) const {
+  nlohmann::ordered_json h = cost_metrics(q, bitwidth_q);
   if (options_.latency) {
     h["latency_ms"] = measure_latency_ms(int_plan, data_->x, *options_.latency);
   }
   return h;
 }
 
-nlohmann::ordered_json QuantObjective::cost_metrics(const quant::QuantAssignment& q) const {
+nlohmann::ordered_json QuantObjective::cost_metrics(
+    const quant::QuantAssignment& q, const quant::QuantAssignment* bitwidth_q) const {
   nlohmann::ordered_json h = nlohmann::ordered_json::object();
   if (options_.compare_to) {
-    BitwidthMetrics b = average_bitwidth(*graph_, q, *options_.compare_to);
+    BitwidthMetrics b =
+        average_bitwidth(*graph_, bitwidth_q ? *bitwidth_q : q, *options_.compare_to);
     h["average_bitwidth"] = b.average_bitwidth;
     h["memory_density"] = b.memory_density;
   }
@@ -349,12 +356,40 @@ int64_t QuantObjective::racing_slice_samples() const {
 }
 
 search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& trial) const {
-  const quant::QuantAssignment q = space_->decode(trial.params);
+  quant::QuantAssignment q = space_->decode(trial.params);
+  nlohmann::ordered_json sampled = space_->sampled_config(trial.params);
+  auto probe = trial.system_attrs.find(search::kAttrProbe);
+  std::optional<quant::QuantAssignment> bitwidth_q;
+  if (probe != trial.system_attrs.end()) {
+    const std::string& group = probe->second;
+    std::set<std::string> keys, kept;
+    for (const auto& [node, key] : space_->node_keys()) {
+      keys.insert(key);
+      if (key == group) kept.insert(node);
+    }
+    if (group != search::kProbeBase && !keys.count(group)) {
+      fail("probe trial {}: '{}' is no key of the search space", trial.number, group);
+    }
+    for (auto it = q.begin(); it != q.end();)
+      it = kept.count(it->first) ? std::next(it) : q.erase(it);
+    bitwidth_q = q;
+    for (const auto& [node, key] : space_->node_keys()) {
+      if (q.count(node)) continue;
+      quant::NodeQuantConfig float32;
+      float32.bypass = true;
+      float32.weight = quant::FixedFormat{32, 16, true};
+      (*bitwidth_q)[node] = float32;
+    }
+    for (const std::string& key : keys) {
+      if (key != group && key != "default") sampled.erase(key);
+    }
+  }
   const int64_t slice = racing_slice_samples();
   TrialMetrics t;
   search::ObjectiveResult r;
-  if (slice >= samples_ || !incumbents_) {
-    t = measure(q);
+  // Probes are never raced: the sensitivity model needs every one of them measured in full.
+  if (slice >= samples_ || !incumbents_ || bitwidth_q) {
+    t = measure(q, bitwidth_q ? &*bitwidth_q : nullptr);
   } else {
     const Plans plans = make_plans(q);
     const EvalOptions eopts = eval_options();
@@ -406,7 +441,7 @@ search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& tr
   r.user_attrs["software_metrics"] = t.software.dump();
   r.user_attrs["hardware_metrics"] = t.hardware.dump();
   r.user_attrs["scaled_metrics"] = t.scaled.dump();
-  r.user_attrs["sampled_config"] = space_->sampled_config(trial.params).dump();
+  r.user_attrs["sampled_config"] = sampled.dump();
   return r;
 }
 

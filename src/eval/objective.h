@@ -91,16 +91,25 @@ class QuantObjective {
   QuantObjective(std::shared_ptr<const ir::Graph> graph, std::shared_ptr<const data::Dataset> data,
                  std::shared_ptr<const QuantSearchSpace> space, ObjectiveOptions options);
 
-  // Evaluates one assignment (used by the search and by `qsearch quantize`).
-  TrialMetrics measure(const quant::QuantAssignment& q) const;
+  // Evaluates one assignment (used by the search and by `qsearch quantize`). average_bitwidth
+  // is computed from `bitwidth_q` when given (probes: unquantized layers count as 32-bit).
+  TrialMetrics measure(const quant::QuantAssignment& q,
+                       const quant::QuantAssignment* bitwidth_q = nullptr) const;
   // software_metrics_json of the assignment on the first num_samples samples of the split (< 0:
   // all of them), in batches of the batch_size given (before clamping to samples_per_trial):
   // the final evaluation (`--final-eval full`).
   nlohmann::ordered_json evaluate_software(const quant::QuantAssignment& q,
                                            int64_t num_samples) const;
   // The hardware metrics that need neither data nor timing (all but latency_ms).
-  nlohmann::ordered_json cost_metrics(const quant::QuantAssignment& q) const;
-  // The search objective (with racing when enabled and incumbents are set).
+  nlohmann::ordered_json cost_metrics(const quant::QuantAssignment& q,
+                                      const quant::QuantAssignment* bitwidth_q = nullptr) const;
+  // The search objective (with racing when enabled and incumbents are set). A probe trial
+  // (system attr search::kAttrProbe, the sensitivity sampler's) quantizes only the nodes whose
+  // search key is the probed group ("base": none), every other node left unquantized, so each
+  // layer's effect is measured alone; its average_bitwidth counts the unquantized linear/conv
+  // weights as 32 bits (float), which makes it additive over layers like model_size_bytes and
+  // bitops (which count float as 32 bits already), and its sampled_config lists only the
+  // probed group. Probes are never raced.
   search::ObjectiveResult operator()(const search::FrozenTrial& trial) const;
   // Gives racing the study's directions and its COMPLETE trials; without it racing never prunes.
   void set_racing_incumbents(std::vector<search::Direction> directions,
@@ -122,8 +131,9 @@ class QuantObjective {
   };
   Plans make_plans(const quant::QuantAssignment& q) const;
   EvalOptions eval_options() const;  // samples_per_trial in batches of batch_size, the output
-  nlohmann::ordered_json hardware_metrics(
-      const quant::QuantAssignment& q, const std::shared_ptr<const runtime::Plan>& int_plan) const;
+  nlohmann::ordered_json hardware_metrics(const quant::QuantAssignment& q,
+                                          const std::shared_ptr<const runtime::Plan>& int_plan,
+                                          const quant::QuantAssignment* bitwidth_q = nullptr) const;
 
   std::shared_ptr<const ir::Graph> graph_;
   std::shared_ptr<const data::Dataset> data_;

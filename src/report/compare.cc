@@ -16,6 +16,7 @@
 #include "report/search_report.h"
 #include "report/study_settings.h"
 #include "search/multi_objective.h"
+#include "search/sampler.h"
 
 namespace qsearch::report {
 
@@ -179,7 +180,9 @@ Comparison compare_studies(const std::vector<StudyRun>& runs, const CompareOptio
   search::Points all(dim);
   for (const StudyRun& r : runs) {
     for (const auto& t : r.trials) {
-      if (t.state == search::TrialState::kComplete) all.push_back(search::to_loss(t.values, dirs));
+      if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
+        all.push_back(search::to_loss(t.values, dirs));
+      }
     }
   }
   if (all.size() == 0) fail("none of the studies has a COMPLETE trial");
@@ -206,7 +209,8 @@ Comparison compare_studies(const std::vector<StudyRun>& runs, const CompareOptio
     double hv = 0;
     for (size_t k = 0; k < r.trials.size(); ++k) {
       const auto& t = r.trials[k];
-      if (t.state == search::TrialState::kComplete) {
+      // A probe counts as an evaluation, but it is no point of the front.
+      if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
         ++e.complete;
         std::vector<double> p = search::to_loss(t.values, dirs);
         if (front_points.count(p)) found.insert(p);

@@ -15,9 +15,11 @@
 #include "core/error.h"
 #include "report/pandas_json.h"
 #include "report/python_format.h"
+#include "report/sensitivity_report.h"
 #include "report/study_settings.h"
 #include "report/tabulate.h"
 #include "search/multi_objective.h"
+#include "search/sampler.h"
 
 namespace qsearch::report {
 
@@ -235,6 +237,7 @@ std::vector<FrozenTrial> best_trials(const StudyInfo& info,
   search::Points losses(static_cast<int>(info.directions.size()));
   for (const FrozenTrial& t : trials) {
     if (t.state != TrialState::kComplete || t.values.size() != info.directions.size()) continue;
+    if (search::is_probe(t)) continue;  // not a configuration (sensitivity_report.h)
     std::vector<double> loss = search::to_loss(t.values, info.directions);
     // NaN never happens in Optuna (it fails such trials); here it counts as the worst value.
     for (double& l : loss) {
@@ -270,7 +273,9 @@ std::string best_json(const StudyInfo& info, const std::vector<FrozenTrial>& tri
   return to_pandas_json(root, 4);
 }
 
-std::string log_json(const StudyInfo& info, const std::vector<FrozenTrial>& trials) {
+std::string log_json(const StudyInfo& info, const std::vector<FrozenTrial>& all_trials) {
+  // Probe trials are not configurations of the space (sensitivity_report.h).
+  const std::vector<FrozenTrial> trials = configuration_trials(all_trials);
   if (trials.empty()) return to_pandas_json(Json::object(), 4);
   std::vector<std::pair<std::string, std::vector<Json>>> columns;
   auto add = [&](std::string name, const std::vector<std::optional<Json>>& cells) {
@@ -372,7 +377,9 @@ std::string best_trials_table(const StudyInfo& info, const std::vector<FrozenTri
   return "Best trial(s):\n" + orgtbl(columns, rows);
 }
 
-std::string trials_csv(const StudyInfo& info, const std::vector<FrozenTrial>& trials) {
+std::string trials_csv(const StudyInfo& info, const std::vector<FrozenTrial>& all_trials) {
+  // Probe trials are not configurations of the space (sensitivity_report.h).
+  const std::vector<FrozenTrial> trials = configuration_trials(all_trials);
   // Metric columns: (source attr, metric key) -> header, in first-seen order.
   std::vector<std::tuple<std::string, std::string, std::string>> metric_columns;
   std::set<std::pair<std::string, std::string>> seen;
@@ -472,6 +479,9 @@ void write_search_outputs(const std::filesystem::path& out_dir, const StudyInfo&
   write_atomically(out_dir / "best.json", best_json(info, trials));
   write_atomically(out_dir / "log.json", log_json(info, trials));
   write_atomically(out_dir / "trials.csv", trials_csv(info, trials));
+  if (has_probes(trials)) {
+    write_atomically(out_dir / "sensitivity.json", sensitivity_json(info, trials));
+  }
 }
 
 }  // namespace qsearch::report

@@ -25,7 +25,10 @@
 //   plus "..."), as MASE logs it.
 // Ours:
 // - trials_csv: one row per trial (see the function).
-// - write_search_outputs: the three files, each written to a temporary file and renamed.
+// - write_search_outputs: the three files, each written to a temporary file and renamed, plus
+//   sensitivity.json when the study holds probe trials (report/sensitivity_report.h).
+// Probe trials (system attr search::kAttrProbe, the sensitivity strategy's) are not
+// configurations of the space: every function here leaves them out.
 //
 //   std::vector<FrozenTrial> trials = storage.get_trials(id);
 //   std::cout << best_trials_table(info, trials) << "\n";

@@ -5,12 +5,13 @@
 
 #include "core/error.h"
 #include "search/samplers.h"
+#include "search/sensitivity_sampler.h"
 #include "search/tpe_sampler.h"
 
 namespace qsearch::search {
 
 std::vector<std::string> sampler_names() {
-  return {"bruteforce", "random", "tpe", "nsgaii", "qmc"};
+  return {"bruteforce", "random", "tpe", "nsgaii", "qmc", "sensitivity"};
 }
 
 std::unique_ptr<Sampler> make_sampler(const std::string& name, const SamplerOptions& options) {
@@ -24,9 +25,10 @@ std::unique_ptr<Sampler> make_sampler(const std::string& name, const SamplerOpti
   if (key == "tpe") return std::make_unique<TpeSampler>(options);
   if (key == "nsgaii") return std::make_unique<NsgaIISampler>(options);
   if (key == "qmc") return std::make_unique<QmcSampler>(options);
+  if (key == "sensitivity") return std::make_unique<SensitivitySampler>(options);
   fail(
       "unknown sampler '{}': valid names are bruteforce (aliases grid, brute_force), random, "
-      "tpe, nsgaii, qmc (case-insensitive)",
+      "tpe, nsgaii, qmc, sensitivity (case-insensitive)",
       name);
 }
 

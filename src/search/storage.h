@@ -48,7 +48,9 @@ class Storage {
 
   // Atomically: read the study's trials, call decide(trials); when it returns params, insert a
   // RUNNING trial with those params, number = count of existing trials, start time = now, and
-  // the given system attrs; return it. When decide returns nullopt nothing is inserted.
+  // the given system attrs (read after decide returns, so decide may add to a map the caller
+  // passes here: Study stores its sampler's Proposal attrs that way); return it. When decide
+  // returns nullopt nothing is inserted.
   using Decide = std::function<std::optional<std::vector<double>>(const std::vector<FrozenTrial>&)>;
   virtual std::optional<FrozenTrial> create_trial(
       int64_t study_id, const Decide& decide,

@@ -126,9 +126,11 @@ std::optional<std::vector<double>> Study::interrupted_to_rerun(
     const std::vector<FrozenTrial>& history) {
   for (const FrozenTrial& t : history) {
     if (t.state != TrialState::kFail || !t.interrupted() || rerun_known_.count(t.number)) continue;
+    // An interrupted probe is re-proposed by its sampler (it carries the probe attr).
+    if (is_probe(t)) continue;
     bool rerun = false;
     for (size_t j = static_cast<size_t>(t.number) + 1; j < history.size() && !rerun; ++j) {
-      rerun = history[j].params == t.params;
+      rerun = history[j].params == t.params && !is_probe(history[j]);
     }
     if (!rerun) return t.params;
     rerun_known_.insert(t.number);  // history only grows: it stays re-run
@@ -141,8 +143,10 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
                                                bool* others_running) {
   *reason = NoTrial::kNone;
   if (others_running) *others_running = false;
+  std::map<std::string, std::string> attrs = {{kAttrWorker, worker_}};
   const Storage::Decide decide =
       [&](const std::vector<FrozenTrial>& history) -> std::optional<std::vector<double>> {
+    attrs = {{kAttrWorker, worker_}};  // a storage that retries decide gets this call's attrs
     if (n_trials >= 0) {
       int counted = 0;
       for (const FrozenTrial& t : history) {
@@ -156,12 +160,31 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
         return std::nullopt;
       }
     }
-    const StudyView view{info_.space, info_.directions, history};
     std::optional<std::vector<double>> params;
     {
       std::lock_guard<std::mutex> lock(*sampler_mu_);
       params = interrupted_to_rerun(history);
-      if (!params) params = sampler_->sample(view, static_cast<int>(history.size()));
+      if (!params) {
+        // Probe trials are not configurations of the space: only samplers that use them see
+        // them (a copy only when the study has some).
+        const bool hide = !sampler_->uses_probes() &&
+                          std::any_of(history.begin(), history.end(),
+                                      [](const FrozenTrial& t) { return is_probe(t); });
+        std::vector<FrozenTrial> visible;
+        if (hide) {
+          for (const FrozenTrial& t : history) {
+            if (!is_probe(t)) visible.push_back(t);
+          }
+        }
+        const StudyView view{info_.space, info_.directions, hide ? visible : history};
+        std::optional<Proposal> proposal =
+            sampler_->propose(view, static_cast<int>(history.size()));
+        if (proposal) {
+          params = std::move(proposal->params);
+          // The storage reads the attrs after decide returns (Storage::create_trial).
+          for (auto& [k, v] : proposal->system_attrs) attrs[k] = std::move(v);
+        }
+      }
     }
     if (!params) {
       *reason = NoTrial::kExhausted;
@@ -173,7 +196,7 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
     }
     return params;
   };
-  return storage_->create_trial(info_.id, decide, {{kAttrWorker, worker_}});
+  return storage_->create_trial(info_.id, decide, attrs);
 }
 
 std::optional<FrozenTrial> Study::ask() {
@@ -401,6 +424,7 @@ std::vector<FrozenTrial> Study::best_trials() const {
   Points loss(static_cast<int>(info_.directions.size()));
   for (const FrozenTrial& t : all) {
     if (t.state != TrialState::kComplete || t.values.size() != info_.directions.size()) continue;
+    if (is_probe(t)) continue;  // not a configuration of the space
     bool nan = false;
     for (double v : t.values) nan = nan || std::isnan(v);
     if (nan) continue;

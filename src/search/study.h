@@ -122,7 +122,7 @@ class Study {
   const StudyInfo& info() const { return info_; }
   std::vector<FrozenTrial> trials() const;
   // COMPLETE trials not dominated by another (Optuna's best_trials; for one objective, every
-  // trial with the best value), ordered by number.
+  // trial with the best value), ordered by number. Probe trials (kAttrProbe) are left out.
   std::vector<FrozenTrial> best_trials() const;
   Storage& storage() { return *storage_; }
   const Sampler& sampler() const { return *sampler_; }

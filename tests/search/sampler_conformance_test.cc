@@ -12,7 +12,8 @@ INSTANTIATE_TEST_SUITE_P(
                       SamplerCase{"tpe", {.n_startup_trials = 5}},
                       SamplerCase{"tpe", {.n_startup_trials = 5, .multivariate = true}},
                       SamplerCase{"tpe", {.n_startup_trials = 5, .constant_liar = true}},
-                      SamplerCase{"nsgaii", {.population_size = 8}}),
+                      SamplerCase{"nsgaii", {.population_size = 8}},
+                      SamplerCase{"sensitivity", {}, /*finite_only=*/true}),
     [](const auto& info) { return info.param.label(); });
 
 }  // namespace

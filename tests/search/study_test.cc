@@ -285,7 +285,7 @@ TEST(Study, RejectsBadSetups) {
   }
   EXPECT_EQ(make_sampler("TPE", {})->name(), "tpe");  // case-insensitive like MASE
   EXPECT_EQ(make_sampler("Brute_Force", {})->name(), "bruteforce");
-  EXPECT_EQ(sampler_names().size(), 5u);
+  EXPECT_EQ(sampler_names().size(), 6u);
   EXPECT_EQ(parse_direction("MAXIMIZE"), Direction::kMaximize);
   EXPECT_THROW(parse_direction("up"), Error);
 }
