@@ -73,11 +73,16 @@ inline constexpr int kMrQuadsVnni = 8;
 
 // conv2d's pixel-major tile (conv2d.cc, PixelJob): `rows` <= 4 rows (output channels) x 16
 // lanes (output positions) of raw int32 sums, modulo 2^32,
-//   out[r * 16 + j] = sum_g sum_h w[r * w_stride + 2g + h] * pair_h(x2[goff[g] + j])
+//   out[r * out_stride + j] = sum_g sum_h w[r * w_stride + 2g + h] * pair_h(x2[goff[g] + j])
 // where x2 holds int16 pairs as int32 (low half h = 0) and w int16 rows of 2 * groups codes.
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
-                         int64_t groups, int rows, int32_t* out);
+                         int64_t groups, int rows, int32_t* out, int64_t out_stride = 16);
 inline constexpr int kMrConvPairsAvx2 = 4;
+
+// conv2d's fused 2x2 stride-2 max pool on int32 sums (conv2d.cc, PixelJob::run_pooled):
+//   out[i] = max(s[2i], s[2i + 1], s[ld + 2i], s[ld + 2i + 1]),  i < 16
+// reading s[0, 32) and s[ld, ld + 32) (any values past what the caller keeps).
+void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out);
 
 // AVX-512BW version of the requantizing epilogue's common case (epilogue.cc, run_requantize32:
 // int32 accumulator, rounding shift 1..30, row-major output) for int8, uint8 and int16 codes;

@@ -77,7 +77,7 @@ template void pairs_s32_avx2<int16_t>(const void*, int64_t, const void*, int64_t
 namespace {
 template <int kRows>
 void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
-                     int64_t groups, int32_t* out) {
+                     int64_t groups, int32_t* out, int64_t out_stride) {
   __m256i acc[kRows][2];
   for (auto& r : acc) r[0] = r[1] = _mm256_setzero_si256();
   for (int64_t g = 0; g < groups; ++g) {
@@ -91,24 +91,46 @@ void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, cons
     }
   }
   for (int r = 0; r < kRows; ++r) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * 16), acc[r][0]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * 16 + 8), acc[r][1]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride), acc[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride + 8), acc[r][1]);
   }
+}
+
+// max over the lane pairs (2i, 2i + 1) of a (lanes 0..7) and b (8..15): 8 results in order.
+inline __m256i pair_max(__m256i a, __m256i b) {
+  a = _mm256_max_epi32(a, _mm256_srli_epi64(a, 32));  // even lanes: max(a[2i], a[2i + 1])
+  b = _mm256_max_epi32(b, _mm256_srli_epi64(b, 32));
+  // Per 128-bit half: (a0, a2, b0, b2 | a4, a6, b4, b6), then the middle quarters swapped.
+  const __m256i even = _mm256_castps_si256(
+      _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(2, 0, 2, 0)));
+  return _mm256_permute4x64_epi64(even, 0xD8);
 }
 }  // namespace
 
+void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out) {
+  auto load = [](const int32_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  };
+  const int32_t* t = s + ld;
+  for (int h = 0; h < 2; ++h) {
+    const __m256i a = _mm256_max_epi32(load(s + 16 * h), load(t + 16 * h));
+    const __m256i b = _mm256_max_epi32(load(s + 16 * h + 8), load(t + 16 * h + 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * h), pair_max(a, b));
+  }
+}
+
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
-                         int64_t groups, int rows, int32_t* out) {
+                         int64_t groups, int rows, int32_t* out, int64_t out_stride) {
   static_assert(kMrConvPairsAvx2 == 4);
   switch (rows) {
     case 1:
-      return conv_pairs_rows<1>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<1>(w, w_stride, x2, goff, groups, out, out_stride);
     case 2:
-      return conv_pairs_rows<2>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<2>(w, w_stride, x2, goff, groups, out, out_stride);
     case 3:
-      return conv_pairs_rows<3>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<3>(w, w_stride, x2, goff, groups, out, out_stride);
     default:
-      return conv_pairs_rows<4>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<4>(w, w_stride, x2, goff, groups, out, out_stride);
   }
 }
 
