@@ -328,6 +328,13 @@ TEST(IntConv2d, FusedMaxPool2x2EqualsConvThenPool) {
       geometry(4, 12, 12, 8, 3, 2, 1, 1, 2),   // groups, dilation 2, 10x10 -> 5x5
       geometry(2, 3, 40, 4, 1, 1, 0, 1, 1),    // 3x40 -> 1x20: a pooled row wider than 16
       geometry(2, 4, 5, 3, 3, 1, 0, 1, 1),     // 2x3 -> 1x1
+      // Channels as lanes (fewer multiplies than the positions way; LeNet's second conv above
+      // too): 32 channels (two blocks) on odd 7x7, 12 (four zero lanes), stride 2 with row
+      // pairs, 2 groups of 16.
+      geometry(4, 9, 9, 32, 3, 1, 0, 1, 1),
+      geometry(2, 8, 8, 12, 5, 1, 2, 1, 1),
+      geometry(3, 10, 13, 16, 3, 1, 1, 2, 1),
+      geometry(8, 10, 10, 32, 3, 2, 1, 1, 1),
   };
   for (const Conv2dGeometry& g : geometries) {
     for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {

@@ -220,7 +220,18 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
           }
         }
       }
+      // [block][q][lane][h] = rows[block * 16 + lane][2q + h].
+      const int64_t blocks = (ocg + 15) / 16;
+      Tensor lanes({blocks * kp * 16}, DType::kInt16);
+      int16_t* l = lanes.data<int16_t>();
+      std::fill(l, l + blocks * kp * 16, int16_t{0});
+      for (int64_t o = 0; o < ocg; ++o) {
+        for (int64_t kk = 0; kk < kp; ++kk) {
+          l[((o / 16 * (kp / 2) + kk / 2) * 16 + o % 16) * 2 + kk % 2] = d[o * kp + kk];
+        }
+      }
       out.weight_rows_.push_back(std::move(t));
+      out.weight_lanes_.push_back(std::move(lanes));
     }
   }
   return out;
@@ -264,7 +275,11 @@ namespace {
 // Fused 2x2 max pool (ConvPool::kMax2x2, run_pooled): a work item's pooled rows go in bands;
 // per band the sums of its conv rows (all channels, the same panels) land in a plane S[o][p] of
 // the band's positions, then each pooled output is the max of its four sums
-// (detail::max_pool2x2_s32_avx2) and the epilogue stores 16 pooled outputs per channel.
+// (detail::max_pool2x2_s32_avx2) and the epilogue stores 16 pooled outputs per channel. Where
+// that computes many dropped positions for many channels (LeNet's second conv: 144 lanes for
+// 100 outputs, 16 channels), the channels are the lanes instead (run_pooled_lanes): per pooled
+// output, the four windows' pairs are broadcast straight from x2 against 16 channels' weights
+// (PackedConv2d::weight_lanes) and the max of the four sums goes to the epilogue.
 struct PixelJob {
   const std::byte* x;
   std::byte* y;
@@ -276,7 +291,7 @@ struct PixelJob {
   // Pooled: units are pooled rows (else panels), `band` pooled rows per S plane of row length
   // `ls`, out_pixels = (OH / 2) * (OW / 2) (else pixels).
   int64_t units, band, ls, out_pixels;
-  bool extended, pool;
+  bool extended, pool, lanes;
   PairMode mode;
   size_t a_es, y_es;
 
@@ -315,7 +330,7 @@ struct PixelJob {
     const size_t x2_bytes =
         static_cast<size_t>(mode == PairMode::kTaps ? 2 * n : n) * 4 / 64 * 64 + 64;
     const size_t goff_bytes = static_cast<size_t>(kp) * 8 / 64 * 64 + 64;
-    const size_t sums_bytes = pool ? static_cast<size_t>(ocg * ls) * 4 : 0;
+    const size_t sums_bytes = pool && !lanes ? static_cast<size_t>(ocg * ls) * 4 : 0;
     auto* base = static_cast<std::byte*>(
         scratch(ScratchSlot::kConvColumns, xp_bytes + x2_bytes + goff_bytes + sums_bytes));
     return {reinterpret_cast<int16_t*>(base), reinterpret_cast<int32_t*>(base + xp_bytes),
@@ -389,7 +404,9 @@ struct PixelJob {
     const Epilogue& e = *epi[gi];
     std::byte* out = y + (img * g.out_channels + gi * ocg) * out_pixels * y_es;
     const int64_t q0 = units * chunk / chunks, q1 = units * (chunk + 1) / chunks;
-    if (pool) {
+    if (pool && lanes) {
+      run_pooled_lanes(buf, w->weight_lanes()[gi].data<int16_t>(), e, out, q0, q1);
+    } else if (pool) {
       run_pooled(buf, rows, e, out, q0, q1);
     } else if (extended) {
       run_extended(buf, rows, e, out, q0, q1);
@@ -477,6 +494,30 @@ struct PixelJob {
                       o0, out);
           }
         }
+      }
+    }
+  }
+
+  // Pooled rows [u0, u1) with the channels as lanes: pooled outputs P (row-major over the
+  // pooled plane) in blocks of 16, each the max of its window's four sums per channel.
+  void run_pooled_lanes(const Buffers& buf, const int16_t* wl, const Epilogue& e, std::byte* out,
+                        int64_t u0, int64_t u1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow2 = g.out_w() / 2, dy = g.stride_h * wp, dx = g.stride_w;
+    alignas(64) int32_t tile[16 * 16];
+    alignas(64) int32_t m[16];
+    for (int64_t p0 = u0 * ow2; p0 < u1 * ow2; p0 += 16) {
+      const int n = static_cast<int>(std::min<int64_t>(16, u1 * ow2 - p0));
+      for (int64_t o0 = 0; o0 < ocg; o0 += 16) {
+        const int cols = static_cast<int>(std::min<int64_t>(16, ocg - o0));
+        const int16_t* wc = wl + o0 / 16 * (kp / 2) * 32;
+        for (int i = 0; i < n; ++i) {
+          const int64_t p = p0 + i, base = 2 * (p / ow2) * dy + 2 * (p % ow2) * dx;
+          const int64_t xoff[4] = {base, base + dx, base + dy, base + dy + dx};
+          detail::conv_pool_lanes_s32_avx2(wc, buf.x2, xoff, buf.goff, kp / 2, m);
+          for (int j = 0; j < cols; ++j) tile[j * 16 + i] = m[j];
+        }
+        e.run_t32(tile, n, cols, p0, o0, out);
       }
     }
   }
@@ -640,12 +681,18 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.out_pixels = oh2 * ow2;
   job.units = job.panels;
   job.band = job.ls = 0;
+  job.lanes = false;
   if (job.pool) {
     if (job.out_pixels == 0) return true;  // nothing to write
     const int64_t srow = job.extended ? job.wp : g.out_w();
     job.units = oh2;
     job.band = std::clamp<int64_t>(kPoolBandBytes / (job.ocg * 4 * 2 * srow), 1, oh2);
     job.ls = ((2 * job.band - 1) * srow + 2 * ow2 + 15) / 16 * 16 + 32;
+    // The multiply count of each way: positions (2 * srow per pooled row, the dropped ones
+    // included) x channels, against the four windows' positions x 16-channel blocks.
+    const int64_t by_positions = 2 * oh2 * srow * job.ocg;
+    const int64_t by_channels = 4 * oh2 * ow2 * ((job.ocg + 15) / 16 * 16);
+    job.lanes = by_channels < by_positions;
   }
   const int64_t images = batch * g.groups;
   const int64_t threads = num_threads();

@@ -80,12 +80,15 @@ class PackedConv2d {
   // even] (zero padded), the A operand of the pair kernels. Empty when the path
   // does not apply (32-bit codes, or no AVX2). A runtime copy, not part of packed_bytes().
   const std::vector<Tensor>& weight_rows() const { return weight_rows_; }
+  // The same weights with 16 output channels as lanes (the pooled path's channel-lane tiles): per
+  // group [ceil(OC/G / 16)][K' / 2][16][2] int16, zero for missing channels. Empty as above.
+  const std::vector<Tensor>& weight_lanes() const { return weight_lanes_; }
 
  private:
   friend PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa);
   Conv2dGeometry geometry_;
   std::vector<PackedWeights> groups_;
-  std::vector<Tensor> weight_rows_;
+  std::vector<Tensor> weight_rows_, weight_lanes_;
 };
 
 // Validates the geometry (Error: channels not divisible by groups, empty output, ...) and the

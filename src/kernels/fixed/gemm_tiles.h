@@ -79,6 +79,14 @@ void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, 
                          int64_t groups, int rows, int32_t* out, int64_t out_stride = 16);
 inline constexpr int kMrConvPairsAvx2 = 4;
 
+// conv2d's fused 2x2 pool with the output channels as lanes (conv2d.cc, PixelJob::
+// run_pooled_lanes): the max over the 4 output positions of one pool window, whose windows start
+// at x2 offsets xoff[0..3], of the raw int32 sums of 16 output channels, modulo 2^32,
+//   out[j] = max_r sum_g sum_h wc[(g * 16 + j) * 2 + h] * pair_h(x2[xoff[r] + goff[g]]),  j < 16
+// where wc holds the weights of 16 channels as int16 pairs per k-pair g (zero for missing ones).
+void conv_pool_lanes_s32_avx2(const int16_t* wc, const int32_t* x2, const int64_t* xoff,
+                              const int64_t* goff, int64_t groups, int32_t* out);
+
 // conv2d's fused 2x2 stride-2 max pool on int32 sums (conv2d.cc, PixelJob::run_pooled):
 //   out[i] = max(s[2i], s[2i + 1], s[ld + 2i], s[ld + 2i + 1]),  i < 16
 // reading s[0, 32) and s[ld, ld + 32) (any values past what the caller keeps).

@@ -107,6 +107,28 @@ inline __m256i pair_max(__m256i a, __m256i b) {
 }
 }  // namespace
 
+void conv_pool_lanes_s32_avx2(const int16_t* wc, const int32_t* x2, const int64_t* xoff,
+                              const int64_t* goff, int64_t groups, int32_t* out) {
+  __m256i acc[4][2];
+  for (auto& r : acc) r[0] = r[1] = _mm256_setzero_si256();
+  const int32_t* x[4] = {x2 + xoff[0], x2 + xoff[1], x2 + xoff[2], x2 + xoff[3]};
+  for (int64_t g = 0; g < groups; ++g) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc + g * 32));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc + g * 32 + 16));
+    const int64_t o = goff[g];
+    for (int r = 0; r < 4; ++r) {
+      const __m256i a = _mm256_set1_epi32(x[r][o]);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, w0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, w1));
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    const __m256i m = _mm256_max_epi32(_mm256_max_epi32(acc[0][h], acc[1][h]),
+                                       _mm256_max_epi32(acc[2][h], acc[3][h]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * h), m);
+  }
+}
+
 void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out) {
   auto load = [](const int32_t* p) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
