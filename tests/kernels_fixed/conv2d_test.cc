@@ -289,6 +289,10 @@ TEST(IntConv2d, OneChannelPairsTapsAcrossKernelRows) {
   asym.stride_w = 3;
   asym.dilation_w = 2;
   geometries.push_back(asym);
+  Conv2dGeometry column = geometry(1, 9, 7, 5, 1, 1, 0, 1, 1);
+  column.kernel_h = 5;  // a 5x1 kernel: two taps of a pair in two kernel rows
+  column.pad_top = 1;
+  geometries.push_back(column);
   for (const Conv2dGeometry& g : geometries) {
     for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
       ConvCase c;

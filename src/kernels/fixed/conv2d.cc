@@ -299,6 +299,17 @@ struct PixelJob {
   void pad_input(const T* x, int16_t* xp) const {
     const Conv2dGeometry& g = w->geometry();
     std::fill(xp, xp + cg * hp * wp + slack, int16_t{0});
+    if (wp == g.in_w) {
+      // No column padding: a channel's rows are one contiguous run (one loop that vectorises,
+      // where rows as narrow as LeNet's 14 columns stayed scalar).
+      const int64_t n = g.in_h * g.in_w;
+      for (int64_t c = 0; c < cg; ++c) {
+        const T* src = x + c * n;
+        int16_t* dst = xp + (c * hp + g.pad_top) * wp;
+        for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<int16_t>(src[j]);
+      }
+      return;
+    }
     for (int64_t c = 0; c < cg; ++c) {
       for (int64_t i = 0; i < g.in_h; ++i) {
         const T* src = x + (c * g.in_h + i) * g.in_w;
@@ -369,10 +380,13 @@ struct PixelJob {
       }
       std::fill(buf.x2 + m, buf.x2 + m + slack, 0);
       // Pair q = (c', u, v) starts at x2 offset goff(q) from the window origin.
-      const int64_t taps = g.kernel_h * g.kernel_w;
-      for (int64_t q = 0; q < kp / 2; ++q) {
-        const int64_t c2 = q / taps, u = q % taps / g.kernel_w, v = q % g.kernel_w;
-        buf.goff[q] = (c2 * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      int64_t* o = buf.goff;
+      for (int64_t c2 = 0; c2 < cg / 2; ++c2) {
+        for (int64_t u = 0; u < g.kernel_h; ++u) {
+          for (int64_t v = 0; v < g.kernel_w; ++v) {
+            *o++ = (c2 * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+          }
+        }
       }
     } else if (mode == PairMode::kTaps) {
       // Two pair planes of the one channel: x2[i] = (xp[i], xp[i + dw]) for the pairs within a
@@ -383,21 +397,24 @@ struct PixelJob {
       int32_t* x2c = buf.x2 + n;
       for (int64_t i = 0; i < n; ++i) x2c[i] = pair(buf.xp[i], buf.xp[i + dc]);
       const int64_t taps = g.kernel_h * g.kernel_w;
-      for (int64_t q = 0; q < kp / 2; ++q) {
-        const int64_t t = 2 * q, u = t / g.kernel_w, v = t % g.kernel_w;
+      for (int64_t q = 0, u = 0, v = 0; q < kp / 2; ++q) {  // tap t = 2q = u * KW + v
         const int64_t base = u * g.dilation_h * wp + v * g.dilation_w;
         // The last tap of a row pairs with the next row's first; the odd last tap pairs with a
         // zero weight (any plane).
-        buf.goff[q] = (v == g.kernel_w - 1 && t + 1 < taps) ? n + base : base;
+        buf.goff[q] = (v == g.kernel_w - 1 && 2 * q + 1 < taps) ? n + base : base;
+        for (v += 2; v >= g.kernel_w; v -= g.kernel_w) ++u;  // KW = 1 wraps twice
       }
     } else {
       std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
       for (int64_t i = 0; i < n; ++i) buf.x2[i] = pair(buf.xp[i], buf.xp[i + g.dilation_w]);
       // Pair q = (c, u, v'/2) starts at xp offset koff(c, u, v') from the window origin.
-      const int64_t per_c = g.kernel_h * (kwp / 2);
-      for (int64_t q = 0; q < kp / 2; ++q) {
-        const int64_t c = q / per_c, u = (q % per_c) / (kwp / 2), v = 2 * (q % (kwp / 2));
-        buf.goff[q] = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      int64_t* o = buf.goff;
+      for (int64_t c = 0; c < cg; ++c) {
+        for (int64_t u = 0; u < g.kernel_h; ++u) {
+          for (int64_t v = 0; v < kwp; v += 2) {
+            *o++ = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+          }
+        }
       }
     }
     const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
