@@ -111,6 +111,8 @@ EpilogueFn32 exact_t32_avx2(DType out);
 using EpilogueFnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (*)[3], int, int,
                                 int64_t, void*);
 EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding);
+// The same for the float / int32 accumulator stores (exact_t32_avx2).
+EpilogueFnRuns exact_runs_avx2(DType out);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]

@@ -368,6 +368,37 @@ void requantize32_runs(const Epilogue& e, const int32_t* tile, const int64_t (*r
   }
 }
 
+// exact_t32 for the runs of one tile (Epilogue::run_t32_runs): each column converted once, then
+// stored run by run (the per-run calls went through a buffer and libc memcpy for every run).
+template <typename Out>
+void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3], int nruns,
+                int cols, int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
+  const __m256 scale = _mm256_set1_ps(e.scale_);
+  alignas(64) Out buf[16];
+  for (int j = 0; j < cols; ++j) {
+    const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(e.bias_[col0 + j]));
+    const int32_t* t = tile + j * 16;
+    const __m256i a0 = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)), shift), bias);
+    const __m256i a1 = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8)), shift), bias);
+    if constexpr (std::is_same_v<Out, float>) {
+      // As exact_t32: one rounding (int32 -> float32), then the exact power-of-two scale.
+      _mm256_store_ps(buf, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale));
+      _mm256_store_ps(buf + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale));
+    } else {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(buf), a0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 8), a1);
+    }
+    Out* o = out + (col0 + j) * e.ldc_n_;
+    for (int r = 0; r < nruns; ++r) {
+      copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
+    }
+  }
+}
+
 template <typename Out>
 EpilogueFnRuns requantize32_runs_for(quant::Rounding r) {
   return quant::with_rounding(
@@ -407,6 +438,17 @@ EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding) {
 EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding) {
   return for_code_dtype<EpilogueFnRuns>(
       out, [&](auto code) { return requantize32_runs_for<decltype(code)>(rounding); });
+}
+
+EpilogueFnRuns exact_runs_avx2(DType out) {
+  switch (out) {
+    case DType::kInt32:
+      return &exact_runs<int32_t>;
+    case DType::kFloat32:
+      return &exact_runs<float>;
+    default:
+      return nullptr;
+  }
 }
 
 EpilogueFn32 exact_t32_avx2(DType out) {
