@@ -75,25 +75,49 @@ template void pairs_s32_avx2<int8_t>(const void*, int64_t, const void*, int64_t,
 template void pairs_s32_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int32_t*);
 
 namespace {
+// Named accumulators (an array of them made GCC rotate registers through moves and a stack
+// spill every k-pair).
 template <int kRows>
 void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
                      int64_t groups, int32_t* out, int64_t out_stride) {
-  __m256i acc[kRows][2];
-  for (auto& r : acc) r[0] = r[1] = _mm256_setzero_si256();
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
+  __m256i c20 = zero, c21 = zero, c30 = zero, c31 = zero;
+  const int16_t* w0 = w;
+  const int16_t* w1 = w + w_stride;
+  const int16_t* w2 = w + 2 * w_stride;
+  const int16_t* w3 = w + 3 * w_stride;
   for (int64_t g = 0; g < groups; ++g) {
     const int32_t* b = x2 + goff[g];
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
-    for (int r = 0; r < kRows; ++r) {
-      const __m256i a = broadcast_pair(w + r * w_stride + 2 * g);
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));
+    __m256i a = broadcast_pair(w0 + 2 * g);
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a, b1));
+    if constexpr (kRows > 1) {
+      a = broadcast_pair(w1 + 2 * g);
+      c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a, b0));
+      c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 2) {
+      a = broadcast_pair(w2 + 2 * g);
+      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a, b0));
+      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 3) {
+      a = broadcast_pair(w3 + 2 * g);
+      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
+      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
     }
   }
-  for (int r = 0; r < kRows; ++r) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride), acc[r][0]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride + 8), acc[r][1]);
-  }
+  auto store = [&](int r, __m256i lo, __m256i hi) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride), lo);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride + 8), hi);
+  };
+  store(0, c00, c01);
+  if constexpr (kRows > 1) store(1, c10, c11);
+  if constexpr (kRows > 2) store(2, c20, c21);
+  if constexpr (kRows > 3) store(3, c30, c31);
 }
 
 // max over the lane pairs (2i, 2i + 1) of a (lanes 0..7) and b (8..15): 8 results in order.
