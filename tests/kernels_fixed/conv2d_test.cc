@@ -334,8 +334,9 @@ TEST(IntConv2d, FusedMaxPool2x2EqualsConvThenPool) {
       geometry(2, 4, 5, 3, 3, 1, 0, 1, 1),     // 2x3 -> 1x1
       // Channels as lanes (fewer multiplies than the positions way; LeNet's second conv above
       // too): 32 channels (two blocks) on odd 7x7, 12 (four zero lanes), stride 2 with row
-      // pairs, 2 groups of 16.
+      // pairs, 2 groups of 16, tap pairs (one input channel).
       geometry(4, 9, 9, 32, 3, 1, 0, 1, 1),
+      geometry(1, 12, 12, 16, 3, 1, 1, 1, 1),
       geometry(2, 8, 8, 12, 5, 1, 2, 1, 1),
       geometry(3, 10, 13, 16, 3, 1, 1, 2, 1),
       geometry(8, 10, 10, 32, 3, 2, 1, 1, 1),
