@@ -307,8 +307,10 @@ struct PixelJob {
   const PackedConv2d* w;
   const Epilogue* const* epi;  // per group
   static constexpr int kMr = detail::kMrConvPairsAvx2;
+  // The channels of a group in mblocks = ceil(ocg / kMr) blocks of as equal sizes as can be
+  // (LeNet's 6: one block; 16: 6, 5, 5), each one pass of the pair kernel.
   DType a_dtype;
-  int64_t cg, ocg, pixels, kwp, kp, hp, wp, panels, chunks, slack;
+  int64_t cg, ocg, mblocks, pixels, kwp, kp, hp, wp, panels, chunks, slack;
   // Pooled: units are pooled rows (else panels), `band` pooled rows per S plane of row length
   // `ls`, out_pixels = (OH / 2) * (OW / 2) (else pixels).
   int64_t units, band, ls, out_pixels;
@@ -472,8 +474,9 @@ struct PixelJob {
         ++nruns;
         j += len;
       }
-      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
-        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+      for (int64_t b = 0; b < mblocks; ++b) {
+        const int64_t o0 = ocg * b / mblocks;
+        const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
         detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, cols, s);
         e.run_t32_runs(s, runs, nruns, cols, o0, out);
       }
@@ -509,8 +512,9 @@ struct PixelJob {
           src = panel;
           offs = poff;
         }
-        for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
-          const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+        for (int64_t b = 0; b < mblocks; ++b) {
+          const int64_t o0 = ocg * b / mblocks;
+          const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
           detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, src, offs, kp / 2, cols,
                                       buf.sums + o0 * ls + (p0 - begin), ls);
         }
@@ -583,8 +587,9 @@ struct PixelJob {
       const int64_t p0 = q * 16;
       const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
       gather_panel(buf, p0, n, panel);
-      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
-        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+      for (int64_t b = 0; b < mblocks; ++b) {
+        const int64_t o0 = ocg * b / mblocks;
+        const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
         detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panel, poff, kp / 2, cols, s);
         e.run_t32(s, n, cols, p0, o0, out);
       }
@@ -697,6 +702,7 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.a_dtype = w.a_dtype();
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
+  job.mblocks = (job.ocg + PixelJob::kMr - 1) / PixelJob::kMr;
   job.pixels = g.out_h() * g.out_w();
   job.mode = pair_mode(g);
   job.kwp = job.mode == PairMode::kRows ? (g.kernel_w + 1) / 2 * 2 : g.kernel_w;

@@ -71,13 +71,13 @@ inline constexpr int kMrPairsAvx512 = 8;
 inline constexpr int kMrPairs16S64Avx512 = 4;
 inline constexpr int kMrQuadsVnni = 8;
 
-// conv2d's pixel-major tile (conv2d.cc, PixelJob): `rows` <= 4 rows (output channels) x 16
+// conv2d's pixel-major tile (conv2d.cc, PixelJob): `rows` <= 6 rows (output channels) x 16
 // lanes (output positions) of raw int32 sums, modulo 2^32,
 //   out[r * out_stride + j] = sum_g sum_h w[r * w_stride + 2g + h] * pair_h(x2[goff[g] + j])
 // where x2 holds int16 pairs as int32 (low half h = 0) and w int16 rows of 2 * groups codes.
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
                          int64_t groups, int rows, int32_t* out, int64_t out_stride = 16);
-inline constexpr int kMrConvPairsAvx2 = 4;
+inline constexpr int kMrConvPairsAvx2 = 6;
 
 // conv2d's fused 2x2 pool with the output channels as lanes (conv2d.cc, PixelJob::
 // run_pooled_lanes): the max over the 4 output positions of one pool window, whose windows start

@@ -76,38 +76,45 @@ template void pairs_s32_avx2<int16_t>(const void*, int64_t, const void*, int64_t
 
 namespace {
 // Named accumulators (an array of them made GCC rotate registers through moves and a stack
-// spill every k-pair).
+// spill every k-pair); up to 6 rows: 12 accumulators, the two x2 vectors and a broadcast.
 template <int kRows>
 void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
                      int64_t groups, int32_t* out, int64_t out_stride) {
   const __m256i zero = _mm256_setzero_si256();
-  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
-  __m256i c20 = zero, c21 = zero, c30 = zero, c31 = zero;
-  const int16_t* w0 = w;
-  const int16_t* w1 = w + w_stride;
-  const int16_t* w2 = w + 2 * w_stride;
-  const int16_t* w3 = w + 3 * w_stride;
+  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
+  __m256i c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
   for (int64_t g = 0; g < groups; ++g) {
     const int32_t* b = x2 + goff[g];
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
-    __m256i a = broadcast_pair(w0 + 2 * g);
+    const int16_t* wg = w + 2 * g;
+    __m256i a = broadcast_pair(wg);
     c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a, b0));
     c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a, b1));
     if constexpr (kRows > 1) {
-      a = broadcast_pair(w1 + 2 * g);
+      a = broadcast_pair(wg + w_stride);
       c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a, b0));
       c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a, b1));
     }
     if constexpr (kRows > 2) {
-      a = broadcast_pair(w2 + 2 * g);
+      a = broadcast_pair(wg + 2 * w_stride);
       c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a, b0));
       c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a, b1));
     }
     if constexpr (kRows > 3) {
-      a = broadcast_pair(w3 + 2 * g);
+      a = broadcast_pair(wg + 3 * w_stride);
       c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
       c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 4) {
+      a = broadcast_pair(wg + 4 * w_stride);
+      c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(a, b0));
+      c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 5) {
+      a = broadcast_pair(wg + 5 * w_stride);
+      c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(a, b0));
+      c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(a, b1));
     }
   }
   auto store = [&](int r, __m256i lo, __m256i hi) {
@@ -118,6 +125,8 @@ void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, cons
   if constexpr (kRows > 1) store(1, c10, c11);
   if constexpr (kRows > 2) store(2, c20, c21);
   if constexpr (kRows > 3) store(3, c30, c31);
+  if constexpr (kRows > 4) store(4, c40, c41);
+  if constexpr (kRows > 5) store(5, c50, c51);
 }
 
 // max over the lane pairs (2i, 2i + 1) of a (lanes 0..7) and b (8..15): 8 results in order.
@@ -167,7 +176,7 @@ void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out) {
 
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
                          int64_t groups, int rows, int32_t* out, int64_t out_stride) {
-  static_assert(kMrConvPairsAvx2 == 4);
+  static_assert(kMrConvPairsAvx2 == 6);
   switch (rows) {
     case 1:
       return conv_pairs_rows<1>(w, w_stride, x2, goff, groups, out, out_stride);
@@ -175,8 +184,12 @@ void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, 
       return conv_pairs_rows<2>(w, w_stride, x2, goff, groups, out, out_stride);
     case 3:
       return conv_pairs_rows<3>(w, w_stride, x2, goff, groups, out, out_stride);
-    default:
+    case 4:
       return conv_pairs_rows<4>(w, w_stride, x2, goff, groups, out, out_stride);
+    case 5:
+      return conv_pairs_rows<5>(w, w_stride, x2, goff, groups, out, out_stride);
+    default:
+      return conv_pairs_rows<6>(w, w_stride, x2, goff, groups, out, out_stride);
   }
 }
 
