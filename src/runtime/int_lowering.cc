@@ -18,6 +18,7 @@
 // float output in the GEMM epilogue); otherwise it writes its exact accumulator once and the
 // conversions follow. Nothing goes through float between integer nodes.
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <utility>
 
@@ -380,27 +381,71 @@ class IntLowering {
     return p;
   }
 
-  // A ReLU fused into node n's requantizing store: when n's output feeds nothing but one
-  // unquantized ReLU (a derived value) whose consumers all want the codes n writes, the store
-  // writes max(codes, 0) = relu(q(acc)) as that ReLU's representation and the ReLU costs no step.
-  // Returns the ReLU's output value, or -1.
-  ValueId fused_relu(const Node& n, const OutputPlan& p) const {
-    const ValueId y = n.outputs[0];
-    if (p.kind != fx::GemmOutput::kRequantize || !p.format.is_signed) return -1;
-    for (ValueId o : g_.outputs()) {
-      if (o == y) return -1;
+  // Unquantized ReLU / max pool nodes fused into node n's requantizing store. Walking from n's
+  // output: while the value is not a graph output and feeds exactly one node, an unquantized
+  // ReLU (a derived value) or, with allow_pool (conv2d), a 2x2 stride-2 MaxPool without
+  // padding whose output has the floor shape (conv2d's ConvPool::kMax2x2), and that node's
+  // consumers all want exactly the codes n writes, the store makes it: max(codes, 0) =
+  // relu(q(acc)) by the clamp's lower bound, the pool as the max of the window's sums (exact:
+  // q and relu are non-decreasing, so they commute with max; relu(pool(.)) = pool(relu(.))).
+  // Each at most once, in either order. `value` is the last fused node's output (-1: none), whose
+  // one representation the store writes; the fused nodes cost no step.
+  struct StoreFusion {
+    ValueId value = -1;
+    bool relu = false, pool = false;
+  };
+  StoreFusion fuse_store(const Node& n, const OutputPlan& p, bool allow_pool) const {
+    StoreFusion f;
+    if (p.kind != fx::GemmOutput::kRequantize) return f;
+    const Want want = Want::codes(p.format, p.rounding);
+    ValueId v = n.outputs[0];
+    for (;;) {
+      for (ValueId o : g_.outputs()) {
+        if (o == v) return f;
+      }
+      const std::vector<ir::NodeId> users = g_.consumers(v);
+      if (users.size() != 1) return f;
+      const Node& t = g_.node(users[0]);
+      const ValueId out = t.outputs[0];
+      if (info_[out].canon != Canon::kDerived) return f;
+      const ValueInfo& r = info_[out];
+      if (r.demands.size() != 1 || !(r.demands[0] == want)) return f;
+      if (t.kind == OpKind::kRelu && !f.relu) {
+        f.relu = true;  // on an unsigned format the identity (the clamp's bound is 0 already)
+      } else if (t.kind == OpKind::kMaxPool && allow_pool && !f.pool && pool_2x2(t)) {
+        f.pool = true;
+      } else {
+        return f;
+      }
+      f.value = v = out;
     }
-    const std::vector<ir::NodeId> users = g_.consumers(y);
-    if (users.size() != 1) return -1;
-    const Node& t = g_.node(users[0]);
-    if (t.kind != OpKind::kRelu || info_[t.outputs[0]].canon != Canon::kDerived) return -1;
-    const ValueInfo& r = info_[t.outputs[0]];
-    if (r.demands.size() != 1 || !(r.demands[0] == Want::codes(p.format, p.rounding))) return -1;
-    return t.outputs[0];
   }
 
-  // The slot of the fused ReLU's output r (fused_relu), recorded as its one representation.
-  SlotId fused_relu_slot(ValueId r, const OutputPlan& p) {
+  // MaxPool node t is conv2d's fusable pool: kernel 2x2, strides 2, dilations 1, no padding, one
+  // output, and an output of [.., H / 2, W / 2] (floor; ceil_mode only where it is the same).
+  bool pool_2x2(const Node& t) const {
+    const auto& a = std::get<ir::PoolAttrs>(t.attrs);
+    if (a.kernel != std::array<int64_t, 2>{2, 2} || a.strides != std::array<int64_t, 2>{2, 2} ||
+        a.dilations != std::array<int64_t, 2>{1, 1} ||
+        a.pads != std::array<int64_t, 4>{0, 0, 0, 0}) {
+      return false;
+    }
+    for (size_t i = 1; i < t.outputs.size(); ++i) {
+      if (t.outputs[i] >= 0) return false;  // Indices
+    }
+    const SymShape &x = b_.shape(t.inputs[0]), &y = b_.shape(t.outputs[0]);
+    if (x.rank != 4 || y.rank != 4) return false;
+    for (int d = 2; d < 4; ++d) {
+      if (x.per_batch[d] != 0 || y.per_batch[d] != 0 || y.base[d] != x.base[d] / 2 ||
+          y.base[d] < 1) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // The slot of the fused store's output r (fuse_store), recorded as its one representation.
+  SlotId fused_slot(ValueId r, const OutputPlan& p) {
     const SlotId s =
         b_.new_slot(codes_name(r, p.format), quant::storage_dtype(p.format), b_.shape(r), p.format);
     info_[r].reprs.emplace_back(Want::codes(p.format, p.rounding), s);
@@ -555,11 +600,11 @@ class IntLowering {
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
-    const ValueId relu = fused_relu(n, op);
-    s->params.relu = relu >= 0;
+    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/false);
+    s->params.relu = fused.relu && op.format.is_signed;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
-    s->outputs = {relu >= 0
-                      ? fused_relu_slot(relu, op)
+    s->outputs = {fused.value >= 0
+                      ? fused_slot(fused.value, op)
                       : output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
     b_.add_parameter_bytes(n,
                            static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * nn : 0));
@@ -621,11 +666,12 @@ class IntLowering {
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
-    const ValueId relu = fused_relu(n, op);
-    s->params.relu = relu >= 0;
+    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/true);
+    s->params.relu = fused.relu && op.format.is_signed;
+    s->pool = fused.pool ? fx::ConvPool::kMax2x2 : fx::ConvPool::kNone;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
-    s->outputs = {relu >= 0
-                      ? fused_relu_slot(relu, op)
+    s->outputs = {fused.value >= 0
+                      ? fused_slot(fused.value, op)
                       : output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
     b_.add_parameter_bytes(
         n, static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * ws[0] : 0));

@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "core/check.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
+#include "kernels/fixed/ref/eltwise_ref.h"
 #include "kernels/fixed/ref/gemm_ref.h"
 #include "quant/quantize.h"
 
@@ -129,18 +131,27 @@ std::string IntGemmStep::describe() const {
 
 void IntConvStep::run(const RunContext& ctx) const {
   const int64_t batch = ctx.dim(inputs[0], 0);
-  if (reference) {
+  if (reference && pool == fx::ConvPool::kNone) {
     fx::ref::conv2d(ctx.slot_ptr(inputs[0]), batch, geometry, spec, params,
                     ctx.slot_ptr(outputs[0]));
+  } else if (reference) {
+    // The reference conv's full output (allocated here: the reference kernels are for tests),
+    // then the reference max pool (2x2, stride 2, no padding: MaxPool2dParams' defaults).
+    QSEARCH_CHECK(params.output == fx::GemmOutput::kRequantize);
+    const DType t = fx::gemm_output_dtype(params);
+    Tensor full({batch, geometry.out_channels, geometry.out_h(), geometry.out_w()}, t);
+    fx::ref::conv2d(ctx.slot_ptr(inputs[0]), batch, geometry, spec, params, full.raw());
+    fx::ref::max_pool2d(full.raw(), t, batch, geometry.out_channels, geometry.out_h(),
+                        geometry.out_w(), fx::MaxPool2dParams{}, ctx.slot_ptr(outputs[0]));
   } else {
-    fx::conv2d(ctx.slot_ptr(inputs[0]), batch, packed, params, ctx.slot_ptr(outputs[0]));
+    fx::conv2d(ctx.slot_ptr(inputs[0]), batch, packed, params, ctx.slot_ptr(outputs[0]), pool);
   }
 }
 
 std::string IntConvStep::describe() const {
-  return fmt::format("conv2d_int {} x {} {}{}", dtype_name(packed.a_dtype()),
+  return fmt::format("conv2d_int {} x {} {}{}{}", dtype_name(packed.a_dtype()),
                      weight_str(packed.groups().front(), params.acc), output_str(params),
-                     reference ? " ref" : "");
+                     pool == fx::ConvPool::kMax2x2 ? " +maxpool2x2" : "", reference ? " ref" : "");
 }
 
 // ---- element-wise ------------------------------------------------------------------------------

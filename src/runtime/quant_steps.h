@@ -69,13 +69,15 @@ class IntGemmStep : public Step {
   Tensor weight_codes, bias_codes;
 };
 
-// inputs = {X codes [B, C, H, W]}: integer Conv2d (NCHW), output as IntGemmStep.
+// inputs = {X codes [B, C, H, W]}: integer Conv2d (NCHW), output as IntGemmStep, with `pool`
+// fused into the store (kernels::fixed::ConvPool; the output is then the pooled shape).
 class IntConvStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
   std::string describe() const override;
   kernels::fixed::PackedConv2d packed;
   kernels::fixed::GemmParams params;
+  kernels::fixed::ConvPool pool = kernels::fixed::ConvPool::kNone;
   bool reference = false;
   kernels::fixed::Conv2dGeometry geometry;
   kernels::fixed::Conv2dWeights spec;

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
 #include "kernels_fixed/tester.h"
+#include "quant/quantize.h"
 
 namespace qsearch::kernels::fixed {
 namespace {
@@ -24,7 +25,34 @@ struct ConvCase {
   FixedFormat a_format{8, 4, true}, w_format{8, 5, true}, bias_format{16, 9, true};
   bool bias = true;
   Fill fill = Fill::kRandom;
+  ConvPool pool = ConvPool::kNone;  // fused into the fast conv2d; the reference pools after
 };
+
+// The 2x2 stride-2 max pool (floor) of `channels` planes h x w of dtype t, by the definition.
+Tensor pool_2x2(const Tensor& full, int64_t planes, int64_t h, int64_t w) {
+  const DType t = full.dtype();
+  Tensor out({planes * (h / 2) * (w / 2)}, t);
+  int64_t i = 0;
+  for (int64_t c = 0; c < planes; ++c) {
+    for (int64_t a = 0; a < h / 2; ++a) {
+      for (int64_t b = 0; b < w / 2; ++b, ++i) {
+        const int64_t at = (c * h + 2 * a) * w + 2 * b;
+        for (int64_t k : {at, at + 1, at + w, at + w + 1}) {
+          if (t == DType::kFloat32) {
+            const float v = full.data<float>()[k];
+            if (k == at || v > out.data<float>()[i]) out.data<float>()[i] = v;
+          } else {
+            const int64_t v = quant::load_code(full.raw(), t, k);
+            if (k == at || v > quant::load_code(out.raw(), t, i)) {
+              quant::store_code(out.raw(), t, i, v);
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
 
 void check(const ConvCase& c, Rng& rng) {
   const Conv2dGeometry& g = c.g;
@@ -45,7 +73,9 @@ void check(const ConvCase& c, Rng& rng) {
   }
   cw.a_format = c.a_format;
   cw.a_dtype = c.a_dtype;
-  const int64_t out_n = c.batch * g.out_channels * g.out_h() * g.out_w();
+  const int64_t full_n = c.batch * g.out_channels * g.out_h() * g.out_w();
+  const int64_t out_n = c.batch * g.out_channels * conv_pool_out(c.pool, g.out_h()) *
+                        conv_pool_out(c.pool, g.out_w());
 
   std::vector<GemmParams> params;
   GemmParams p;
@@ -95,21 +125,30 @@ void check(const ConvCase& c, Rng& rng) {
     }
     for (const GemmParams& q : ps) {
       const DType t = gemm_output_dtype(q);
-      Tensor ref_y({out_n}, t), fast_y({out_n}, t);
+      Tensor ref_y({full_n}, t), fast_y({out_n}, t);
       ref::conv2d(x.raw(), c.batch, g, cw, q, ref_y.raw());
-      conv2d(x.raw(), c.batch, pc, q, fast_y.raw());
+      conv2d(x.raw(), c.batch, pc, q, fast_y.raw(), c.pool);
+      if (c.pool == ConvPool::kMax2x2) {
+        // Fused == the reference conv, then the pool; and == the unfused fast conv, then the pool.
+        Tensor unfused({full_n}, t);
+        conv2d(x.raw(), c.batch, pc, q, unfused.raw());
+        const Tensor pooled = pool_2x2(unfused, c.batch * g.out_channels, g.out_h(), g.out_w());
+        ASSERT_TRUE(equal_exactly(pooled.raw(), fast_y.raw(), t, out_n, "fused vs unfused"));
+        ref_y = pool_2x2(ref_y, c.batch * g.out_channels, g.out_h(), g.out_w());
+      }
       ASSERT_TRUE(equal_exactly(
           ref_y.raw(), fast_y.raw(), t, out_n,
           fmt::format("isa={} C={} HxW={}x{} OC={} k={}x{} groups={} pads={},{},{},{} "
                       "strides={}x{} dilations={}x{} batch={} A={}:{} W={}:{} output={} {}{} "
-                      "acc={}",
+                      "acc={}{}",
                       isa_name(isa), g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h,
                       g.kernel_w, g.groups, g.pad_top, g.pad_left, g.pad_bottom, g.pad_right,
                       g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, c.batch,
                       dtype_name(c.a_dtype), quant::format_name(c.a_format), dtype_name(c.w_dtype),
                       quant::format_name(c.w_format), static_cast<int>(q.output),
                       quant::format_name(q.out_format), q.relu ? " relu" : "",
-                      q.acc == AccType::kInt32 ? 32 : 64)));
+                      q.acc == AccType::kInt32 ? 32 : 64,
+                      c.pool == ConvPool::kMax2x2 ? " +maxpool2x2" : "")));
     }
   }
 }
@@ -250,6 +289,10 @@ TEST(IntConv2d, OneChannelPairsTapsAcrossKernelRows) {
   asym.stride_w = 3;
   asym.dilation_w = 2;
   geometries.push_back(asym);
+  Conv2dGeometry column = geometry(1, 9, 7, 5, 1, 1, 0, 1, 1);
+  column.kernel_h = 5;  // a 5x1 kernel: two taps of a pair in two kernel rows
+  column.pad_top = 1;
+  geometries.push_back(column);
   for (const Conv2dGeometry& g : geometries) {
     for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
       ConvCase c;
@@ -265,6 +308,57 @@ TEST(IntConv2d, OneChannelPairsTapsAcrossKernelRows) {
       c.w_dtype = DType::kInt16;
       c.a_format = {12, 6, true};
       c.w_format = {10, 8, true};
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+// A 2x2 stride-2 max pool fused into the store equals the conv, then the pool (reference and
+// fast unfused), for every output kind, code dtype, rounding and fused ReLU of check(): even and
+// odd output sizes (floor drops the last row / column), the channel-pair, tap-pair and row-pair
+// k-pairs, stride 1 (extended panels) and 2 (gathered), 1-17 output channels (kMr remainders
+// and more than one 16-channel pooled tile), pooled rows wider than 16, groups, and a batch of
+// one (threads split an image's pooled rows).
+TEST(IntConv2d, FusedMaxPool2x2EqualsConvThenPool) {
+  Rng rng(kSeed + 7);
+  std::vector<Conv2dGeometry> geometries = {
+      geometry(1, 28, 28, 6, 5, 1, 2, 1, 1),   // LeNet's first conv (tap pairs), 28 -> 14
+      geometry(6, 14, 14, 16, 5, 1, 0, 1, 1),  // LeNet's second (channel pairs), 10 -> 5
+      geometry(3, 9, 11, 5, 3, 1, 0, 1, 1),    // row pairs, 7x9 -> 3x4 (odd: floor)
+      geometry(2, 13, 12, 17, 3, 1, 1, 1, 1),  // 17 channels, 13x12 -> 6x6
+      geometry(1, 7, 7, 1, 2, 1, 0, 1, 1),     // one channel, 6x6 -> 3x3
+      geometry(2, 11, 10, 3, 3, 1, 1, 2, 1),   // stride 2 (gathered), 6x5 -> 3x2
+      geometry(4, 12, 12, 8, 3, 2, 1, 1, 2),   // groups, dilation 2, 10x10 -> 5x5
+      geometry(2, 3, 40, 4, 1, 1, 0, 1, 1),    // 3x40 -> 1x20: a pooled row wider than 16
+      geometry(2, 4, 5, 3, 3, 1, 0, 1, 1),     // 2x3 -> 1x1
+      // Channels as lanes (fewer multiplies than the positions way; LeNet's second conv above
+      // too): 32 channels (two blocks) on odd 7x7, 12 (four zero lanes), stride 2 with row
+      // pairs, 2 groups of 16, tap pairs (one input channel).
+      geometry(4, 9, 9, 32, 3, 1, 0, 1, 1),
+      geometry(1, 12, 12, 16, 3, 1, 1, 1, 1),
+      geometry(2, 8, 8, 12, 5, 1, 2, 1, 1),
+      geometry(3, 10, 13, 16, 3, 1, 1, 2, 1),
+      geometry(8, 10, 10, 32, 3, 2, 1, 1, 1),
+  };
+  for (const Conv2dGeometry& g : geometries) {
+    for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
+      ConvCase c;
+      c.g = g;
+      c.fill = fill;
+      c.pool = ConvPool::kMax2x2;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kUInt8;
+      c.a_format = {8, 4, false};
+      c.batch = 1;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kInt16;
+      c.w_dtype = DType::kInt16;
+      c.a_format = {12, 6, true};
+      c.w_format = {10, 8, true};
+      c.batch = 3;
       check(c, rng);
       if (::testing::Test::HasFatalFailure()) return;
     }

@@ -390,5 +390,121 @@ TEST(QuantExact, PackCacheReusesPackingsWithoutChangingResults) {
   EXPECT_GT(hits, 80u);  // every graph has a GEMM or conv, and the last plan repeats the first
 }
 
+// ---- ReLU and max pool fused into the conv's store ----------------------------------------------
+
+// conv (quantized) -> `chain` of unquantized ops -> conv (quantized, data_in `in2`) -> flatten ->
+// gemm. chain: 'r' ReLU, 'p' MaxPool 2x2 stride 2, 's' MaxPool 2x2 strides (2, 1), 'c' MaxPool
+// 2x2 stride 2 ceil_mode, 'q' a quantized ReLU (unsigned in2). `data_out`: the first conv's
+// output format is in2 itself.
+struct PoolGraph {
+  ir::Graph g;
+  quant::QuantAssignment q;
+  Shape in_shape;
+};
+PoolGraph pool_graph(const std::string& chain, int64_t c, int64_t h, int64_t w, int64_t oc,
+                     const FixedFormat& in2, Rounding r, bool data_out, uint64_t seed) {
+  GraphMaker m({kDynamic, c, h, w});
+  std::vector<std::pair<std::string, NodeQuantConfig>> pending;
+  auto quantize_last = [&](NodeQuantConfig n) {
+    pending.emplace_back(m.graph().nodes().back().name, n);
+  };
+  const NodeQuantConfig conv_q{.quantized = true,
+                               .data_in = FixedFormat{8, 4, true},
+                               .weight = FixedFormat{8, 6, true},
+                               .bias = FixedFormat{16, 8, true},
+                               .data_out = data_out ? std::optional(in2) : std::nullopt,
+                               .rounding = r};
+  ir::ValueId v = m.op(OpKind::kConv,
+                       {m.input(), m.constant({oc, c, 3, 3}, seed, -0.8f, 0.8f),
+                        m.constant({oc}, seed + 1, -0.5f, 0.5f)},
+                       ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}});
+  quantize_last(conv_q);
+  for (char op : chain) {
+    if (op == 'r' || op == 'q') {
+      v = m.op(OpKind::kRelu, {v});
+      if (op == 'q') quantize_last({.quantized = true, .data_in = in2, .rounding = r});
+    } else {
+      v = m.op(OpKind::kMaxPool, {v},
+               ir::PoolAttrs{
+                   .kernel = {2, 2}, .strides = {2, op == 's' ? 1 : 2}, .ceil_mode = op == 'c'});
+    }
+  }
+  v = m.op(
+      OpKind::kConv,
+      {v, m.constant({3, oc, 3, 3}, seed + 2, -0.5f, 0.5f), m.constant({3}, seed + 3, -0.3f, 0.3f)},
+      ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}});
+  NodeQuantConfig conv2_q = conv_q;
+  conv2_q.data_in = in2;
+  conv2_q.data_out = std::nullopt;
+  quantize_last(conv2_q);
+  v = m.op(OpKind::kFlatten, {v}, ir::AxisAttrs{1});
+  const int64_t k = m.graph().infer_shapes(1)[v][1];
+  v = m.op(OpKind::kGemm,
+           {v, m.constant({4, k}, seed + 4, -0.5f, 0.5f), m.constant({4}, seed + 5, -0.2f, 0.2f)},
+           ir::GemmAttrs{.trans_b = true});
+  quantize_last(conv_q);
+  PoolGraph out{m.finish(v), {}, {3, c, h, w}};
+  for (const auto& [node, n] : pending) out.q[out.g.find_node(node)->config_name] = n;
+  return out;
+}
+
+// The conv's requantizing store makes a following unquantized ReLU and 2x2 stride-2 max pool
+// (either order, or the pool alone) when nothing else reads them, for every code dtype of the
+// store (int8, uint8, int16, int32 codes), every rounding, even and odd sizes (the floor pool
+// drops the last row / column), 1-6 channels, with the conv's data_out as the stored format; and
+// does not where the pool is another one (strides (2, 1); ceil_mode on odd sizes) or the ReLU is
+// quantized (its codes are a step of their own). Fused or not, the result equals the exact
+// reference, with the fast and the reference kernels.
+TEST(QuantExact, ConvStoreFusesReluAndMaxPool) {
+  struct Chain {
+    std::string ops;
+    bool fuses_pool;  // on even conv output sizes
+    bool odd_fuses;   // on odd ones
+  };
+  const std::vector<Chain> chains = {{"rp", true, true},  {"pr", true, true},   {"p", true, true},
+                                     {"r", false, false}, {"rs", false, false}, {"rc", true, false},
+                                     {"qp", false, false}};
+  const std::vector<FixedFormat> formats = {
+      {8, 4, true}, {8, 3, false}, {16, 9, true}, {24, 10, true}};
+  struct Size {
+    int64_t c, h, w, oc;
+  };
+  const std::vector<Size> sizes = {{1, 8, 10, 6}, {3, 9, 7, 4}, {2, 6, 6, 1}, {1, 11, 12, 5}};
+  int fused = 0, ran = 0;
+  uint64_t seed = 100;
+  for (const Chain& chain : chains) {
+    for (const Size& sz : sizes) {
+      for (size_t fi = 0; fi < formats.size(); ++fi) {
+        for (Rounding r : {Rounding::kHalfToEven, Rounding::kHalfAwayFromZero, Rounding::kFloor}) {
+          const bool data_out = (fi + static_cast<size_t>(r)) % 3 == 0;
+          FixedFormat in2 = formats[fi];
+          if (chain.ops[0] == 'q') in2.is_signed = false;  // a quantized ReLU's unsigned codes
+          SCOPED_TRACE(fmt::format("chain {} C={} {}x{} OC={} in2 {} {}{}", chain.ops, sz.c, sz.h,
+                                   sz.w, sz.oc, quant::format_name(in2), quant::rounding_name(r),
+                                   data_out ? " data_out" : ""));
+          const PoolGraph pg =
+              pool_graph(chain.ops, sz.c, sz.h, sz.w, sz.oc, in2, r, data_out, ++seed * 10);
+          RandomCase rc(seed);
+          const Tensor x = rc.input(pg.in_shape);
+          const std::string plan =
+              make_plan(pg.g, {.mode = Mode::kInt, .max_batch = 3, .quant = pg.q})->to_string();
+          const bool odd = sz.h % 2 == 1 || sz.w % 2 == 1;
+          const bool want_fused = odd ? chain.odd_fuses : chain.fuses_pool;
+          ASSERT_EQ(plan.find("+maxpool2x2") != std::string::npos, want_fused) << plan;
+          ASSERT_EQ(plan.find("max_pool2d_int") != std::string::npos,
+                    !want_fused && chain.ops != "r")
+              << plan;
+          fused += want_fused;
+          ++ran;
+          const Tensor want = exact_reference(pg.g, pg.q, x);
+          ASSERT_TRUE(same_bits(run_int(pg.g, pg.q, x, false), want)) << plan;
+          ASSERT_TRUE(same_bits(run_int(pg.g, pg.q, x, true), want)) << "reference kernels";
+        }
+      }
+    }
+  }
+  EXPECT_GE(fused, ran / 2);
+}
+
 }  // namespace
 }  // namespace qsearch::runtime

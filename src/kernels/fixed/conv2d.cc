@@ -89,6 +89,27 @@ int64_t pair_k(const Conv2dGeometry& g, PairMode mode) {
   }
 }
 
+// d[0, n) = s[0, n) as int16 in fixed-size pieces the compiler vectorises: 16 at a time, the last
+// piece overlapping the one before (it rewrites the same values) instead of a scalar tail, which
+// LeNet's and the residual CNN's 28-column rows spent most of the copy in.
+template <int kN, typename T>
+inline void widen_piece(const T* s, int16_t* d) {
+  for (int k = 0; k < kN; ++k) d[k] = static_cast<int16_t>(s[k]);
+}
+template <typename T>
+void widen_codes(const T* s, int16_t* d, int64_t n) {
+  if (n >= 16) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) widen_piece<16>(s + j, d + j);
+    if (j < n) widen_piece<16>(s + n - 16, d + n - 16);
+  } else if (n >= 8) {
+    widen_piece<8>(s, d);
+    widen_piece<8>(s + n - 8, d + n - 8);
+  } else {
+    for (int64_t j = 0; j < n; ++j) d[j] = static_cast<int16_t>(s[j]);
+  }
+}
+
 // The image (and group) whose rows one gemm_rows() call makes.
 struct ConvRows {
   const std::byte* x;  // the group's first input channel of this image
@@ -220,7 +241,18 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
           }
         }
       }
+      // [block][q][lane][h] = rows[block * 16 + lane][2q + h].
+      const int64_t blocks = (ocg + 15) / 16;
+      Tensor lanes({blocks * kp * 16}, DType::kInt16);
+      int16_t* l = lanes.data<int16_t>();
+      std::fill(l, l + blocks * kp * 16, int16_t{0});
+      for (int64_t o = 0; o < ocg; ++o) {
+        for (int64_t kk = 0; kk < kp; ++kk) {
+          l[((o / 16 * (kp / 2) + kk / 2) * 16 + o % 16) * 2 + kk % 2] = d[o * kp + kk];
+        }
+      }
       out.weight_rows_.push_back(std::move(t));
+      out.weight_lanes_.push_back(std::move(lanes));
     }
   }
   return out;
@@ -261,15 +293,28 @@ namespace {
 // window origins are consecutive, so every pair row is 16 consecutive x2 entries read in place;
 // positions with x >= OW are computed and dropped. Other strides gather the pairs of 16 output
 // pixels into a panel first.
+// Fused 2x2 max pool (ConvPool::kMax2x2, run_pooled): a work item's pooled rows go in bands;
+// per band the sums of its conv rows (all channels, the same panels) land in a plane S[o][p] of
+// the band's positions, then each pooled output is the max of its four sums
+// (detail::max_pool2x2_s32_avx2) and the epilogue stores 16 pooled outputs per channel. Where
+// that computes many dropped positions for many channels (LeNet's second conv: 144 lanes for
+// 100 outputs, 16 channels), the channels are the lanes instead (run_pooled_lanes): per pooled
+// output, the four windows' pairs are broadcast straight from x2 against 16 channels' weights
+// (PackedConv2d::weight_lanes) and the max of the four sums goes to the epilogue.
 struct PixelJob {
   const std::byte* x;
   std::byte* y;
   const PackedConv2d* w;
   const Epilogue* const* epi;  // per group
   static constexpr int kMr = detail::kMrConvPairsAvx2;
+  // The channels of a group in mblocks = ceil(ocg / kMr) blocks of as equal sizes as can be
+  // (LeNet's 6: one block; 16: 6, 5, 5), each one pass of the pair kernel.
   DType a_dtype;
-  int64_t cg, ocg, pixels, kwp, kp, hp, wp, panels, chunks, slack;
-  bool extended;
+  int64_t cg, ocg, mblocks, pixels, kwp, kp, hp, wp, panels, chunks, slack;
+  // Pooled: units are pooled rows (else panels), `band` pooled rows per S plane of row length
+  // `ls`, out_pixels = (OH / 2) * (OW / 2) (else pixels).
+  int64_t units, band, ls, out_pixels;
+  bool extended, pool, lanes;
   PairMode mode;
   size_t a_es, y_es;
 
@@ -277,20 +322,28 @@ struct PixelJob {
   void pad_input(const T* x, int16_t* xp) const {
     const Conv2dGeometry& g = w->geometry();
     std::fill(xp, xp + cg * hp * wp + slack, int16_t{0});
+    if (wp == g.in_w) {
+      // No column padding: a channel's rows are one contiguous run (one loop that vectorises,
+      // where rows as narrow as LeNet's 14 columns stayed scalar).
+      const int64_t n = g.in_h * g.in_w;
+      for (int64_t c = 0; c < cg; ++c) widen_codes(x + c * n, xp + (c * hp + g.pad_top) * wp, n);
+      return;
+    }
     for (int64_t c = 0; c < cg; ++c) {
       for (int64_t i = 0; i < g.in_h; ++i) {
-        const T* src = x + (c * g.in_h + i) * g.in_w;
-        int16_t* dst = xp + (c * hp + i + g.pad_top) * wp + g.pad_left;
-        for (int64_t j = 0; j < g.in_w; ++j) dst[j] = static_cast<int16_t>(src[j]);
+        widen_codes(x + (c * g.in_h + i) * g.in_w, xp + (c * hp + i + g.pad_top) * wp + g.pad_left,
+                    g.in_w);
       }
     }
   }
 
-  // Scratch of one work item: xp (planes + slack + dw), x2 (planes + slack), the pair offsets.
+  // Scratch of one work item: xp (planes + slack + dw), x2 (planes + slack), the pair offsets,
+  // the pooled path's S plane.
   struct Buffers {
     int16_t* xp;
     int32_t* x2;
     int64_t* goff;
+    int32_t* sums;
   };
   // kTaps: the distance in xp from the last tap of a kernel row to the first of the next.
   int64_t cross() const {
@@ -305,10 +358,13 @@ struct PixelJob {
         static_cast<size_t>(n + std::max(g.dilation_w, cross()) + 8) * 2 / 64 * 64 + 64;
     const size_t x2_bytes =
         static_cast<size_t>(mode == PairMode::kTaps ? 2 * n : n) * 4 / 64 * 64 + 64;
+    const size_t goff_bytes = static_cast<size_t>(kp) * 8 / 64 * 64 + 64;
+    const size_t sums_bytes = pool && !lanes ? static_cast<size_t>(ocg * ls) * 4 : 0;
     auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kConvColumns, xp_bytes + x2_bytes + static_cast<size_t>(kp) * 8));
+        scratch(ScratchSlot::kConvColumns, xp_bytes + x2_bytes + goff_bytes + sums_bytes));
     return {reinterpret_cast<int16_t*>(base), reinterpret_cast<int32_t*>(base + xp_bytes),
-            reinterpret_cast<int64_t*>(base + xp_bytes + x2_bytes)};
+            reinterpret_cast<int64_t*>(base + xp_bytes + x2_bytes),
+            reinterpret_cast<int32_t*>(base + xp_bytes + x2_bytes + goff_bytes)};
   }
 
   void run(int64_t item) const {
@@ -342,10 +398,13 @@ struct PixelJob {
       }
       std::fill(buf.x2 + m, buf.x2 + m + slack, 0);
       // Pair q = (c', u, v) starts at x2 offset goff(q) from the window origin.
-      const int64_t taps = g.kernel_h * g.kernel_w;
-      for (int64_t q = 0; q < kp / 2; ++q) {
-        const int64_t c2 = q / taps, u = q % taps / g.kernel_w, v = q % g.kernel_w;
-        buf.goff[q] = (c2 * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      int64_t* o = buf.goff;
+      for (int64_t c2 = 0; c2 < cg / 2; ++c2) {
+        for (int64_t u = 0; u < g.kernel_h; ++u) {
+          for (int64_t v = 0; v < g.kernel_w; ++v) {
+            *o++ = (c2 * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+          }
+        }
       }
     } else if (mode == PairMode::kTaps) {
       // Two pair planes of the one channel: x2[i] = (xp[i], xp[i + dw]) for the pairs within a
@@ -356,28 +415,35 @@ struct PixelJob {
       int32_t* x2c = buf.x2 + n;
       for (int64_t i = 0; i < n; ++i) x2c[i] = pair(buf.xp[i], buf.xp[i + dc]);
       const int64_t taps = g.kernel_h * g.kernel_w;
-      for (int64_t q = 0; q < kp / 2; ++q) {
-        const int64_t t = 2 * q, u = t / g.kernel_w, v = t % g.kernel_w;
+      for (int64_t q = 0, u = 0, v = 0; q < kp / 2; ++q) {  // tap t = 2q = u * KW + v
         const int64_t base = u * g.dilation_h * wp + v * g.dilation_w;
         // The last tap of a row pairs with the next row's first; the odd last tap pairs with a
         // zero weight (any plane).
-        buf.goff[q] = (v == g.kernel_w - 1 && t + 1 < taps) ? n + base : base;
+        buf.goff[q] = (v == g.kernel_w - 1 && 2 * q + 1 < taps) ? n + base : base;
+        for (v += 2; v >= g.kernel_w; v -= g.kernel_w) ++u;  // KW = 1 wraps twice
       }
     } else {
       std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
       for (int64_t i = 0; i < n; ++i) buf.x2[i] = pair(buf.xp[i], buf.xp[i + g.dilation_w]);
       // Pair q = (c, u, v'/2) starts at xp offset koff(c, u, v') from the window origin.
-      const int64_t per_c = g.kernel_h * (kwp / 2);
-      for (int64_t q = 0; q < kp / 2; ++q) {
-        const int64_t c = q / per_c, u = (q % per_c) / (kwp / 2), v = 2 * (q % (kwp / 2));
-        buf.goff[q] = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+      int64_t* o = buf.goff;
+      for (int64_t c = 0; c < cg; ++c) {
+        for (int64_t u = 0; u < g.kernel_h; ++u) {
+          for (int64_t v = 0; v < kwp; v += 2) {
+            *o++ = (c * hp + u * g.dilation_h) * wp + v * g.dilation_w;
+          }
+        }
       }
     }
     const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
     const Epilogue& e = *epi[gi];
-    std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
-    const int64_t q0 = panels * chunk / chunks, q1 = panels * (chunk + 1) / chunks;
-    if (extended) {
+    std::byte* out = y + (img * g.out_channels + gi * ocg) * out_pixels * y_es;
+    const int64_t q0 = units * chunk / chunks, q1 = units * (chunk + 1) / chunks;
+    if (pool && lanes) {
+      run_pooled_lanes(buf, w->weight_lanes()[gi].data<int16_t>(), e, out, q0, q1);
+    } else if (pool) {
+      run_pooled(buf, rows, e, out, q0, q1);
+    } else if (extended) {
       run_extended(buf, rows, e, out, q0, q1);
     } else {
       run_gathered(buf, rows, e, out, q0, q1);
@@ -408,18 +474,110 @@ struct PixelJob {
         ++nruns;
         j += len;
       }
-      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
-        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+      for (int64_t b = 0; b < mblocks; ++b) {
+        const int64_t o0 = ocg * b / mblocks;
+        const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
         detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, cols, s);
         e.run_t32_runs(s, runs, nruns, cols, o0, out);
       }
     }
   }
 
-  void run_gathered(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
-                    int64_t q0, int64_t q1) const {
+  // Pooled rows [u0, u1): per band of at most `band` pooled rows, the sums of conv rows
+  // 2 * ub .. 2 * ue - 1 at positions p = y * srow + x (extended: p' of the padded input,
+  // srow = Wp; gathered: output pixels, srow = OW) from the band's first, then the pooled
+  // outputs.
+  void run_pooled(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
+                  int64_t u0, int64_t u1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow = g.out_w(), ow2 = ow / 2, srow = extended ? wp : ow;
+    int32_t* panel = nullptr;
+    int64_t* poff = nullptr;
+    if (!extended) {
+      panel = static_cast<int32_t*>(
+          scratch(ScratchSlot::kGemmB, static_cast<size_t>(kp / 2 * 16 + kp / 2 * 2) * 4));
+      poff = reinterpret_cast<int64_t*>(panel + kp / 2 * 16);
+      for (int64_t q = 0; q < kp / 2; ++q) poff[q] = q * 16;
+    }
+    alignas(64) int32_t tile[16 * 16];
+    const int64_t nbands = (u1 - u0 + band - 1) / band;
+    for (int64_t bi = 0; bi < nbands; ++bi) {
+      const int64_t ub = u0 + (u1 - u0) * bi / nbands, ue = u0 + (u1 - u0) * (bi + 1) / nbands;
+      const int64_t begin = 2 * ub * srow, end = (2 * ue - 1) * srow + 2 * ow2;
+      for (int64_t p0 = begin; p0 < end; p0 += 16) {
+        const int32_t* src = buf.x2 + p0;
+        const int64_t* offs = buf.goff;
+        if (!extended) {
+          gather_panel(buf, p0, static_cast<int>(std::min<int64_t>(16, end - p0)), panel);
+          src = panel;
+          offs = poff;
+        }
+        for (int64_t b = 0; b < mblocks; ++b) {
+          const int64_t o0 = ocg * b / mblocks;
+          const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
+          detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, src, offs, kp / 2, cols,
+                                      buf.sums + o0 * ls + (p0 - begin), ls);
+        }
+      }
+      for (int64_t o0 = 0; o0 < ocg; o0 += 16) {
+        const int cols = static_cast<int>(std::min<int64_t>(16, ocg - o0));
+        for (int64_t u = ub; u < ue; ++u) {
+          const int32_t* s = buf.sums + o0 * ls + 2 * u * srow - begin;
+          for (int64_t x0 = 0; x0 < ow2; x0 += 16) {
+            for (int j = 0; j < cols; ++j) {
+              detail::max_pool2x2_s32_avx2(s + j * ls + 2 * x0, srow, tile + j * 16);
+            }
+            e.run_t32(tile, static_cast<int>(std::min<int64_t>(16, ow2 - x0)), cols, u * ow2 + x0,
+                      o0, out);
+          }
+        }
+      }
+    }
+  }
+
+  // Pooled rows [u0, u1) with the channels as lanes: pooled outputs P (row-major over the
+  // pooled plane) in blocks of 16, each the max of its window's four sums per channel.
+  void run_pooled_lanes(const Buffers& buf, const int16_t* wl, const Epilogue& e, std::byte* out,
+                        int64_t u0, int64_t u1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow2 = g.out_w() / 2, dy = g.stride_h * wp, dx = g.stride_w;
+    alignas(64) int32_t tile[16 * 16];
+    alignas(64) int32_t m[16];
+    for (int64_t p0 = u0 * ow2; p0 < u1 * ow2; p0 += 16) {
+      const int n = static_cast<int>(std::min<int64_t>(16, u1 * ow2 - p0));
+      for (int64_t o0 = 0; o0 < ocg; o0 += 16) {
+        const int cols = static_cast<int>(std::min<int64_t>(16, ocg - o0));
+        const int16_t* wc = wl + o0 / 16 * (kp / 2) * 32;
+        for (int i = 0; i < n; ++i) {
+          const int64_t p = p0 + i, base = 2 * (p / ow2) * dy + 2 * (p % ow2) * dx;
+          const int64_t xoff[4] = {base, base + dx, base + dy, base + dy + dx};
+          detail::conv_pool_lanes_s32_avx2(wc, buf.x2, xoff, buf.goff, kp / 2, m);
+          for (int j = 0; j < cols; ++j) tile[j * 16 + i] = m[j];
+        }
+        e.run_t32(tile, n, cols, p0, o0, out);
+      }
+    }
+  }
+
+  // The pairs of the n <= 16 output pixels from p0 (the gathered path), zero past n.
+  void gather_panel(const Buffers& buf, int64_t p0, int n, int32_t* panel) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t ow = g.out_w();
+    int64_t off[16];
+    for (int j = 0; j < n; ++j) {
+      const int64_t p = p0 + j, py = p / ow, px = p % ow;
+      off[j] = py * g.stride_h * wp + px * g.stride_w;
+    }
+    for (int64_t gq = 0; gq < kp / 2; ++gq) {
+      const int32_t* src = buf.x2 + buf.goff[gq];
+      int32_t* d = panel + gq * 16;
+      for (int j = 0; j < n; ++j) d[j] = src[off[j]];
+      for (int j = n; j < 16; ++j) d[j] = 0;
+    }
+  }
+
+  void run_gathered(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
+                    int64_t q0, int64_t q1) const {
     alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
     auto* panel = static_cast<int32_t*>(
         scratch(ScratchSlot::kGemmB, static_cast<size_t>(kp / 2 * 16 + kp / 2 * 2) * 4));
@@ -428,19 +586,10 @@ struct PixelJob {
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t p0 = q * 16;
       const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
-      int64_t off[16];
-      for (int j = 0; j < n; ++j) {
-        const int64_t p = p0 + j, py = p / ow, px = p % ow;
-        off[j] = py * g.stride_h * wp + px * g.stride_w;
-      }
-      for (int64_t gq = 0; gq < kp / 2; ++gq) {
-        const int32_t* src = buf.x2 + buf.goff[gq];
-        int32_t* d = panel + gq * 16;
-        for (int j = 0; j < n; ++j) d[j] = src[off[j]];
-        for (int j = n; j < 16; ++j) d[j] = 0;
-      }
-      for (int64_t o0 = 0; o0 < ocg; o0 += kMr) {
-        const int cols = static_cast<int>(std::min<int64_t>(kMr, ocg - o0));
+      gather_panel(buf, p0, n, panel);
+      for (int64_t b = 0; b < mblocks; ++b) {
+        const int64_t o0 = ocg * b / mblocks;
+        const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
         detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panel, poff, kp / 2, cols, s);
         e.run_t32(s, n, cols, p0, o0, out);
       }
@@ -450,31 +599,84 @@ struct PixelJob {
 
 #endif  // __x86_64__
 
+// ConvPool::kMax2x2 on `channels` planes of h x w (NCHW) into planes of (h / 2) x (w / 2).
+template <typename T>
+void max_pool2x2_planes(const T* x, int64_t channels, int64_t h, int64_t w, T* y) {
+  const int64_t h2 = h / 2, w2 = w / 2;
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t a = 0; a < h2; ++a) {
+      const T* r0 = x + (c * h + 2 * a) * w;
+      const T* r1 = r0 + w;
+      T* d = y + (c * h2 + a) * w2;
+      for (int64_t b = 0; b < w2; ++b) {
+        d[b] = std::max(std::max(r0[2 * b], r0[2 * b + 1]), std::max(r1[2 * b], r1[2 * b + 1]));
+      }
+    }
+  }
+}
+
+void max_pool2x2_planes(const void* x, DType dtype, int64_t channels, int64_t h, int64_t w,
+                        void* y) {
+  switch (dtype) {
+    case DType::kInt8:
+      return max_pool2x2_planes(static_cast<const int8_t*>(x), channels, h, w,
+                                static_cast<int8_t*>(y));
+    case DType::kUInt8:
+      return max_pool2x2_planes(static_cast<const uint8_t*>(x), channels, h, w,
+                                static_cast<uint8_t*>(y));
+    case DType::kInt16:
+      return max_pool2x2_planes(static_cast<const int16_t*>(x), channels, h, w,
+                                static_cast<int16_t*>(y));
+    case DType::kInt32:
+      return max_pool2x2_planes(static_cast<const int32_t*>(x), channels, h, w,
+                                static_cast<int32_t*>(y));
+    case DType::kInt64:
+      return max_pool2x2_planes(static_cast<const int64_t*>(x), channels, h, w,
+                                static_cast<int64_t*>(y));
+    default:  // float32 (GemmOutput::kFloat: finite values, never NaN)
+      return max_pool2x2_planes(static_cast<const float*>(x), channels, h, w,
+                                static_cast<float*>(y));
+  }
+}
+
 // State shared by the work items of one conv2d() call (captured by pointer: no allocation).
 struct ConvJob {
   const std::byte* x;
   std::byte* y;
   const PackedConv2d* w;
   GemmParams q;
-  int64_t cg, ocg, pixels, k;
+  int64_t cg, ocg, pixels, k, out_pixels;
   size_t a_es, y_es;
+  DType y_dtype;
+  bool pool;
 
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t img = item / g.groups, gi = item % g.groups;
     const ConvRows rows{x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es, &g, cg};
-    detail::gemm_rows(&ConvRows::fill, &rows, pixels, w->groups()[gi], q,
-                      y + (img * g.out_channels + gi * ocg) * pixels * y_es);
+    std::byte* out = y + (img * g.out_channels + gi * ocg) * out_pixels * y_es;
+    if (!pool) {
+      detail::gemm_rows(&ConvRows::fill, &rows, pixels, w->groups()[gi], q, out);
+      return;
+    }
+    // The group's full output in this thread's buffer (the gemm's own threads, if any, write
+    // into it too; it returns when they are done), then the pool.
+    void* full = scratch(ScratchSlot::kConvOutput, static_cast<size_t>(ocg * pixels) * y_es);
+    detail::gemm_rows(&ConvRows::fill, &rows, pixels, w->groups()[gi], q, full);
+    max_pool2x2_planes(full, y_dtype, ocg, g.out_h(), g.out_w(), out);
   }
 };
 
 // Epilogues of up to this many groups live on the stack; more groups take the im2col path.
 constexpr int64_t kMaxPixelGroups = 64;
 
+// The pooled path's S plane holds at most about this many bytes (a band of pooled rows).
+constexpr int64_t kPoolBandBytes = 16384;
+
 bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
-                     void* y) {
+                     void* y, ConvPool pool) {
 #if !defined(__x86_64__)
-  (void)x, (void)batch, (void)w, (void)p, (void)y;
+  (void)x, (void)batch, (void)w, (void)p, (void)y, (void)pool;
   return false;
 #else
   if (w.weight_rows().empty() || p.acc != AccType::kInt32 ||
@@ -484,8 +686,9 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   const Conv2dGeometry& g = w.geometry();
   PixelJob job;
   GemmParams q = p;
+  const int64_t oh2 = conv_pool_out(pool, g.out_h()), ow2 = conv_pool_out(pool, g.out_w());
   q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
-  q.ldc_n = g.out_h() * g.out_w();
+  q.ldc_n = oh2 * ow2;
   std::optional<Epilogue> epis[kMaxPixelGroups];
   const Epilogue* epi_ptrs[kMaxPixelGroups];
   for (int64_t gi = 0; gi < g.groups; ++gi) {
@@ -499,6 +702,7 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.a_dtype = w.a_dtype();
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
+  job.mblocks = (job.ocg + PixelJob::kMr - 1) / PixelJob::kMr;
   job.pixels = g.out_h() * g.out_w();
   job.mode = pair_mode(g);
   job.kwp = job.mode == PairMode::kRows ? (g.kernel_w + 1) / 2 * 2 : g.kernel_w;
@@ -512,9 +716,26 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
       job.extended ? ((g.out_h() - 1) * job.wp + g.out_w() + 15) / 16 : (job.pixels + 15) / 16;
   job.a_es = dtype_size(w.a_dtype());
   job.y_es = dtype_size(gemm_output_dtype(p));
+  job.pool = pool != ConvPool::kNone;
+  job.out_pixels = oh2 * ow2;
+  job.units = job.panels;
+  job.band = job.ls = 0;
+  job.lanes = false;
+  if (job.pool) {
+    if (job.out_pixels == 0) return true;  // nothing to write
+    const int64_t srow = job.extended ? job.wp : g.out_w();
+    job.units = oh2;
+    job.band = std::clamp<int64_t>(kPoolBandBytes / (job.ocg * 4 * 2 * srow), 1, oh2);
+    job.ls = ((2 * job.band - 1) * srow + 2 * ow2 + 15) / 16 * 16 + 32;
+    // The multiply count of each way: positions (2 * srow per pooled row, the dropped ones
+    // included) x channels, against the four windows' positions x 16-channel blocks.
+    const int64_t by_positions = 2 * oh2 * srow * job.ocg;
+    const int64_t by_channels = 4 * oh2 * ow2 * ((job.ocg + 15) / 16 * 16);
+    job.lanes = by_channels < by_positions;
+  }
   const int64_t images = batch * g.groups;
   const int64_t threads = num_threads();
-  job.chunks = images >= threads ? 1 : std::min(job.panels, (threads + images - 1) / images);
+  job.chunks = images >= threads ? 1 : std::min(job.units, (threads + images - 1) / images);
   const PixelJob* shared = &job;
   parallel_for(0, images * job.chunks, 1, [shared](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) shared->run(i);
@@ -525,9 +746,10 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
 
 }  // namespace
 
-void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y) {
+void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y,
+            ConvPool pool) {
   if (batch <= 0) return;
-  if (run_pixel_major(x, batch, w, p, y)) return;
+  if (run_pixel_major(x, batch, w, p, y, pool)) return;
   const Conv2dGeometry& g = w.geometry();
   ConvJob job;
   job.x = static_cast<const std::byte*>(x);
@@ -537,7 +759,11 @@ void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParam
   job.ocg = g.out_channels / g.groups;
   job.pixels = g.out_h() * g.out_w();
   job.a_es = dtype_size(w.a_dtype());
-  job.y_es = dtype_size(gemm_output_dtype(p));
+  job.y_dtype = gemm_output_dtype(p);
+  job.y_es = dtype_size(job.y_dtype);
+  job.pool = pool != ConvPool::kNone;
+  job.out_pixels = conv_pool_out(pool, g.out_h()) * conv_pool_out(pool, g.out_w());
+  if (job.out_pixels == 0) return;
   job.q = p;
   job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
   job.q.ldc_n = job.pixels;

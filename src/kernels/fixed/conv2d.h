@@ -80,12 +80,15 @@ class PackedConv2d {
   // even] (zero padded), the A operand of the pair kernels. Empty when the path
   // does not apply (32-bit codes, or no AVX2). A runtime copy, not part of packed_bytes().
   const std::vector<Tensor>& weight_rows() const { return weight_rows_; }
+  // The same weights with 16 output channels as lanes (the pooled path's channel-lane tiles): per
+  // group [ceil(OC/G / 16)][K' / 2][16][2] int16, zero for missing channels. Empty as above.
+  const std::vector<Tensor>& weight_lanes() const { return weight_lanes_; }
 
  private:
   friend PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa);
   Conv2dGeometry geometry_;
   std::vector<PackedWeights> groups_;
-  std::vector<Tensor> weight_rows_;
+  std::vector<Tensor> weight_rows_, weight_lanes_;
 };
 
 // Validates the geometry (Error: channels not divisible by groups, empty output, ...) and the
@@ -95,8 +98,27 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
 // The worst case over every group (see accumulator_bound(const PackedWeights&)).
 AccumulatorBound accumulator_bound(const PackedConv2d& w);
 
-// y = conv2d(x) for `batch` images. x: [batch, C, H, W] codes of w.a_dtype(); y: [batch, OC, OH,
-// OW] of gemm_output_dtype(p). p.ldc_m / p.ldc_n are ignored (the layout is NCHW).
-void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y);
+// A max pool fused into conv2d's store.
+//   kMax2x2: a 2x2 window, stride 2, no padding, floor (ONNX MaxPool kernel_shape [2, 2],
+//            strides [2, 2], ceil_mode 0): y is [batch, OC, OH / 2, OW / 2] with
+//            y[i, o, a, b] = max of the unfused outputs at (2a + s, 2b + t), s, t in {0, 1}.
+// Exact for every output of GemmParams: each is a non-decreasing function of the tile's sum S
+// (the left shift and bias, a rounding shift with any Rounding, the clamp, the fused ReLU,
+// int -> float rounding and a positive scale), so f(max S) = max f(S). The pixel-major path
+// takes the max of the four int32 sums and runs the epilogue once per pooled output (the full
+// resolution output is never written); the other paths write one image's group to a per-thread
+// buffer and pool it.
+enum class ConvPool : uint8_t { kNone, kMax2x2 };
+
+// Output [H, W] of `pool` on a conv output of h x w (kMax2x2: floor halves).
+inline int64_t conv_pool_out(ConvPool pool, int64_t n) {
+  return pool == ConvPool::kNone ? n : n / 2;
+}
+
+// y = conv2d(x) for `batch` images, then `pool`. x: [batch, C, H, W] codes of w.a_dtype(); y:
+// [batch, OC, OH, OW] (pooled: conv_pool_out of each) of gemm_output_dtype(p). p.ldc_m / p.ldc_n
+// are ignored (the layout is NCHW).
+void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y,
+            ConvPool pool = ConvPool::kNone);
 
 }  // namespace qsearch::kernels::fixed

@@ -307,6 +307,9 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
     if (f != nullptr) fn_t32_ = f;
     if (f != nullptr && p.output == GemmOutput::kRequantize) {
       fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
+    } else if (f != nullptr) {
+      fn_runs_ =
+          detail::exact_runs_avx2(p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32);
     }
   }
 #endif

@@ -71,13 +71,26 @@ inline constexpr int kMrPairsAvx512 = 8;
 inline constexpr int kMrPairs16S64Avx512 = 4;
 inline constexpr int kMrQuadsVnni = 8;
 
-// conv2d's pixel-major tile (conv2d.cc, PixelJob): `rows` <= 4 rows (output channels) x 16
+// conv2d's pixel-major tile (conv2d.cc, PixelJob): `rows` <= 6 rows (output channels) x 16
 // lanes (output positions) of raw int32 sums, modulo 2^32,
-//   out[r * 16 + j] = sum_g sum_h w[r * w_stride + 2g + h] * pair_h(x2[goff[g] + j])
+//   out[r * out_stride + j] = sum_g sum_h w[r * w_stride + 2g + h] * pair_h(x2[goff[g] + j])
 // where x2 holds int16 pairs as int32 (low half h = 0) and w int16 rows of 2 * groups codes.
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
-                         int64_t groups, int rows, int32_t* out);
-inline constexpr int kMrConvPairsAvx2 = 4;
+                         int64_t groups, int rows, int32_t* out, int64_t out_stride = 16);
+inline constexpr int kMrConvPairsAvx2 = 6;
+
+// conv2d's fused 2x2 pool with the output channels as lanes (conv2d.cc, PixelJob::
+// run_pooled_lanes): the max over the 4 output positions of one pool window, whose windows start
+// at x2 offsets xoff[0..3], of the raw int32 sums of 16 output channels, modulo 2^32,
+//   out[j] = max_r sum_g sum_h wc[(g * 16 + j) * 2 + h] * pair_h(x2[xoff[r] + goff[g]]),  j < 16
+// where wc holds the weights of 16 channels as int16 pairs per k-pair g (zero for missing ones).
+void conv_pool_lanes_s32_avx2(const int16_t* wc, const int32_t* x2, const int64_t* xoff,
+                              const int64_t* goff, int64_t groups, int32_t* out);
+
+// conv2d's fused 2x2 stride-2 max pool on int32 sums (conv2d.cc, PixelJob::run_pooled):
+//   out[i] = max(s[2i], s[2i + 1], s[ld + 2i], s[ld + 2i + 1]),  i < 16
+// reading s[0, 32) and s[ld, ld + 32) (any values past what the caller keeps).
+void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out);
 
 // AVX-512BW version of the requantizing epilogue's common case (epilogue.cc, run_requantize32:
 // int32 accumulator, rounding shift 1..30, row-major output) for int8, uint8 and int16 codes;
@@ -98,6 +111,8 @@ EpilogueFn32 exact_t32_avx2(DType out);
 using EpilogueFnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (*)[3], int, int,
                                 int64_t, void*);
 EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding);
+// The same for the float / int32 accumulator stores (exact_t32_avx2).
+EpilogueFnRuns exact_runs_avx2(DType out);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]

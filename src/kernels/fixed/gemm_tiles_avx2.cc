@@ -75,40 +75,121 @@ template void pairs_s32_avx2<int8_t>(const void*, int64_t, const void*, int64_t,
 template void pairs_s32_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int32_t*);
 
 namespace {
+// Named accumulators (an array of them made GCC rotate registers through moves and a stack
+// spill every k-pair); up to 6 rows: 12 accumulators, the two x2 vectors and a broadcast.
 template <int kRows>
 void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
-                     int64_t groups, int32_t* out) {
-  __m256i acc[kRows][2];
-  for (auto& r : acc) r[0] = r[1] = _mm256_setzero_si256();
+                     int64_t groups, int32_t* out, int64_t out_stride) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
+  __m256i c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
   for (int64_t g = 0; g < groups; ++g) {
     const int32_t* b = x2 + goff[g];
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
-    for (int r = 0; r < kRows; ++r) {
-      const __m256i a = broadcast_pair(w + r * w_stride + 2 * g);
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, b0));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, b1));
+    const int16_t* wg = w + 2 * g;
+    __m256i a = broadcast_pair(wg);
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a, b1));
+    if constexpr (kRows > 1) {
+      a = broadcast_pair(wg + w_stride);
+      c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a, b0));
+      c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 2) {
+      a = broadcast_pair(wg + 2 * w_stride);
+      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a, b0));
+      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 3) {
+      a = broadcast_pair(wg + 3 * w_stride);
+      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
+      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 4) {
+      a = broadcast_pair(wg + 4 * w_stride);
+      c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(a, b0));
+      c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(a, b1));
+    }
+    if constexpr (kRows > 5) {
+      a = broadcast_pair(wg + 5 * w_stride);
+      c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(a, b0));
+      c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(a, b1));
     }
   }
-  for (int r = 0; r < kRows; ++r) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * 16), acc[r][0]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * 16 + 8), acc[r][1]);
-  }
+  auto store = [&](int r, __m256i lo, __m256i hi) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride), lo);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride + 8), hi);
+  };
+  store(0, c00, c01);
+  if constexpr (kRows > 1) store(1, c10, c11);
+  if constexpr (kRows > 2) store(2, c20, c21);
+  if constexpr (kRows > 3) store(3, c30, c31);
+  if constexpr (kRows > 4) store(4, c40, c41);
+  if constexpr (kRows > 5) store(5, c50, c51);
+}
+
+// max over the lane pairs (2i, 2i + 1) of a (lanes 0..7) and b (8..15): 8 results in order.
+inline __m256i pair_max(__m256i a, __m256i b) {
+  a = _mm256_max_epi32(a, _mm256_srli_epi64(a, 32));  // even lanes: max(a[2i], a[2i + 1])
+  b = _mm256_max_epi32(b, _mm256_srli_epi64(b, 32));
+  // Per 128-bit half: (a0, a2, b0, b2 | a4, a6, b4, b6), then the middle quarters swapped.
+  const __m256i even = _mm256_castps_si256(
+      _mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(2, 0, 2, 0)));
+  return _mm256_permute4x64_epi64(even, 0xD8);
 }
 }  // namespace
 
+void conv_pool_lanes_s32_avx2(const int16_t* wc, const int32_t* x2, const int64_t* xoff,
+                              const int64_t* goff, int64_t groups, int32_t* out) {
+  __m256i acc[4][2];
+  for (auto& r : acc) r[0] = r[1] = _mm256_setzero_si256();
+  const int32_t* x[4] = {x2 + xoff[0], x2 + xoff[1], x2 + xoff[2], x2 + xoff[3]};
+  for (int64_t g = 0; g < groups; ++g) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc + g * 32));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc + g * 32 + 16));
+    const int64_t o = goff[g];
+    for (int r = 0; r < 4; ++r) {
+      const __m256i a = _mm256_set1_epi32(x[r][o]);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(a, w0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(a, w1));
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    const __m256i m = _mm256_max_epi32(_mm256_max_epi32(acc[0][h], acc[1][h]),
+                                       _mm256_max_epi32(acc[2][h], acc[3][h]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * h), m);
+  }
+}
+
+void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out) {
+  auto load = [](const int32_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  };
+  const int32_t* t = s + ld;
+  for (int h = 0; h < 2; ++h) {
+    const __m256i a = _mm256_max_epi32(load(s + 16 * h), load(t + 16 * h));
+    const __m256i b = _mm256_max_epi32(load(s + 16 * h + 8), load(t + 16 * h + 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * h), pair_max(a, b));
+  }
+}
+
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
-                         int64_t groups, int rows, int32_t* out) {
-  static_assert(kMrConvPairsAvx2 == 4);
+                         int64_t groups, int rows, int32_t* out, int64_t out_stride) {
+  static_assert(kMrConvPairsAvx2 == 6);
   switch (rows) {
     case 1:
-      return conv_pairs_rows<1>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<1>(w, w_stride, x2, goff, groups, out, out_stride);
     case 2:
-      return conv_pairs_rows<2>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<2>(w, w_stride, x2, goff, groups, out, out_stride);
     case 3:
-      return conv_pairs_rows<3>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<3>(w, w_stride, x2, goff, groups, out, out_stride);
+    case 4:
+      return conv_pairs_rows<4>(w, w_stride, x2, goff, groups, out, out_stride);
+    case 5:
+      return conv_pairs_rows<5>(w, w_stride, x2, goff, groups, out, out_stride);
     default:
-      return conv_pairs_rows<4>(w, w_stride, x2, goff, groups, out);
+      return conv_pairs_rows<6>(w, w_stride, x2, goff, groups, out, out_stride);
   }
 }
 
@@ -324,6 +405,37 @@ void requantize32_runs(const Epilogue& e, const int32_t* tile, const int64_t (*r
   }
 }
 
+// exact_t32 for the runs of one tile (Epilogue::run_t32_runs): each column converted once, then
+// stored run by run (the per-run calls went through a buffer and libc memcpy for every run).
+template <typename Out>
+void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3], int nruns,
+                int cols, int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
+  const __m256 scale = _mm256_set1_ps(e.scale_);
+  alignas(64) Out buf[16];
+  for (int j = 0; j < cols; ++j) {
+    const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(e.bias_[col0 + j]));
+    const int32_t* t = tile + j * 16;
+    const __m256i a0 = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)), shift), bias);
+    const __m256i a1 = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8)), shift), bias);
+    if constexpr (std::is_same_v<Out, float>) {
+      // As exact_t32: one rounding (int32 -> float32), then the exact power-of-two scale.
+      _mm256_store_ps(buf, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale));
+      _mm256_store_ps(buf + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale));
+    } else {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(buf), a0);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 8), a1);
+    }
+    Out* o = out + (col0 + j) * e.ldc_n_;
+    for (int r = 0; r < nruns; ++r) {
+      copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
+    }
+  }
+}
+
 template <typename Out>
 EpilogueFnRuns requantize32_runs_for(quant::Rounding r) {
   return quant::with_rounding(
@@ -363,6 +475,17 @@ EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding) {
 EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding) {
   return for_code_dtype<EpilogueFnRuns>(
       out, [&](auto code) { return requantize32_runs_for<decltype(code)>(rounding); });
+}
+
+EpilogueFnRuns exact_runs_avx2(DType out) {
+  switch (out) {
+    case DType::kInt32:
+      return &exact_runs<int32_t>;
+    case DType::kFloat32:
+      return &exact_runs<float>;
+    default:
+      return nullptr;
+  }
 }
 
 EpilogueFn32 exact_t32_avx2(DType out) {

@@ -6,7 +6,7 @@
 
 namespace qsearch::kernels::fixed {
 
-enum class ScratchSlot { kGemmA, kGemmB, kGemmSparse, kConvColumns, kCount };
+enum class ScratchSlot { kGemmA, kGemmB, kGemmSparse, kConvColumns, kConvOutput, kCount };
 
 // A 64-byte aligned buffer of at least `bytes`, owned by the calling thread and reused by the
 // next call with the same slot (contents are not preserved when it grows).
