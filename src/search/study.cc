@@ -16,6 +16,7 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/stopwatch.h"
+#include "search/configuration.h"
 #include "search/multi_objective.h"
 
 namespace qsearch::search {
@@ -156,12 +157,22 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
         return std::nullopt;
       }
     }
-    const StudyView view{info_.space, info_.directions, history};
     std::optional<std::vector<double>> params;
     {
       std::lock_guard<std::mutex> lock(*sampler_mu_);
       params = interrupted_to_rerun(history);
-      if (!params) params = sampler_->sample(view, static_cast<int>(history.size()));
+      if (!params) {
+        // No configuration is evaluated twice: a proposal that repeats a taken one (samplers
+        // avoid it through StudyView::is_taken) moves to the nearest untaken configuration.
+        const TakenConfigurations taken(history);
+        const StudyView view{info_.space, info_.directions, history, &taken};
+        const int number = static_cast<int>(history.size());
+        params = sampler_->sample(view, number);
+        if (params && params->size() == info_.space.size() && taken.contains(*params)) {
+          Rng rng = Rng(sampler_->seed()).fork(static_cast<uint64_t>(number));
+          params = nearest_untaken(info_.space, *params, taken, rng);
+        }
+      }
     }
     if (!params) {
       *reason = NoTrial::kExhausted;
