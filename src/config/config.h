@@ -71,7 +71,11 @@ struct SearchSection {
   // Seconds; search/study.h has what they do.
   std::optional<double> heartbeat_interval, grace_period;
   std::optional<int64_t> save_every_n_trials;  // accepted for MASE compatibility (no effect)
-  std::vector<MetricConfig> metrics;           // sorted by name, as MASE orders objectives
+  // TPE (Optuna's names; docs/search.md): gamma(n) = min(ceil(gamma n), gamma_max).
+  std::optional<bool> multivariate, group, constant_liar;
+  std::optional<int64_t> n_startup_trials, n_ei_candidates, gamma_max, stall_window;
+  std::optional<double> gamma;
+  std::vector<MetricConfig> metrics;  // sorted by name, as MASE orders objectives
   const RunnerConfig* sw_runner(const std::string& name) const;
   const RunnerConfig* hw_runner(const std::string& name) const;
 };

@@ -23,6 +23,11 @@ struct SearchFlags {
   std::optional<std::vector<std::string>> feature_columns;
   std::optional<int64_t> trials, jobs, num_samples, seed;  // seed: signed so -1 is refused
   std::optional<double> timeout;
+  // TPE: --multivariate --group --constant-liar (true|false), --n-startup-trials,
+  // --n-ei-candidates, --gamma, --gamma-max, --stall-window.
+  std::optional<bool> multivariate, group, constant_liar;
+  std::optional<int64_t> n_startup_trials, n_ei_candidates, gamma_max, stall_window;
+  std::optional<double> gamma;
 };
 
 struct SearchSettings {
@@ -40,6 +45,8 @@ struct SearchSettings {
   double timeout_s = -1;
   int n_jobs = 1;
   uint64_t seed = 0;
+  // The sampler's options (TPE's from [search.strategy.setup] / flags; seed = `seed`).
+  search::SamplerOptions sampler_options;
   std::string storage;  // URL
   std::string study_name;
   std::string out_dir;
