@@ -67,11 +67,13 @@ class Sampler {
 struct SamplerOptions {
   uint64_t seed = 0;
   // TPE (Optuna's names; docs/search.md). gamma(n) = min(ceil(gamma_fraction n), gamma_max).
+  // multivariate, constant_liar and stall_window differ from Optuna's defaults (false, false, no
+  // escape): measured on issue 9's LeNet-5 space (BENCHMARKS.md "TPE defaults (issue 9)").
   int n_startup_trials = 10;
   int n_ei_candidates = 24;
-  bool multivariate = false;
-  bool group = false;  // needs multivariate; a fixed space is one group (no effect)
-  bool constant_liar = false;
+  bool multivariate = true;
+  bool group = false;         // needs multivariate; a fixed space is one group (no effect)
+  bool constant_liar = true;  // no effect with one job
   double gamma_fraction = 0.1;
   int gamma_max = 25;
   // Frozen-model escape: once this many COMPLETE trials have finished since the newest trial of

@@ -348,7 +348,8 @@ TEST(SearchSettings, TpeOptionsReachTheSamplerOptions) {
   EXPECT_EQ(s.sampler_options.gamma_max, 25);
 
   // Bad combinations and flags: one line naming the file or the flag.
-  std::string e = settings_error(kMinimalSearch + "[search.strategy.setup]\ngroup = true\n");
+  std::string e = settings_error(kMinimalSearch +
+                                 "[search.strategy.setup]\ngroup = true\nmultivariate = false\n");
   EXPECT_NE(e.find(".toml: group = true needs multivariate = true"), std::string::npos) << e;
   const auto flag_error = [](auto set) {
     SearchFlags fl;

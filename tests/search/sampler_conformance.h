@@ -37,6 +37,7 @@ struct SamplerCase {
     std::string l = name + "_seed" + std::to_string(options.seed);
     if (options.multivariate) l += "_multivariate";
     if (options.constant_liar) l += "_liar";
+    if (options.stall_window == 0) l += "_noescape";
     return l;
   }
 };

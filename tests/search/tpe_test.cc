@@ -470,7 +470,7 @@ FrozenHistory cycling_history() {
   f.history.resize(41);
   const std::vector<Direction> dirs{Direction::kMinimize};
   const TakenConfigurations none;
-  TpeSampler blind_tpe(SamplerOptions{.seed = 2, .stall_window = 0});
+  TpeSampler blind_tpe(SamplerOptions{.seed = 2, .multivariate = false, .stall_window = 0});
   for (int k = 0; k < 150; ++k) {
     const StudyView blind{f.space, dirs, f.history, &none};
     FrozenTrial t;
@@ -516,18 +516,28 @@ TEST(TpeStall, AFrozenModelThatCyclesEscapesItsNeighbourhood) {
   const std::vector<Direction> dirs{Direction::kMinimize};
   const int age = tpe::stall_age(f.history, tpe::split(f.history, dirs, false), 1);
   EXPECT_GE(age, 25);
-  SamplerOptions o{.seed = 2, .stall_window = 25};
+  SamplerOptions o{.seed = 2, .multivariate = false, .stall_window = 25};
   int best_taken = 0;
   const double with_escape = mean_distance(f, o, &best_taken);
   EXPECT_GE(best_taken, 30);  // the model keeps proposing what it has evaluated
   o.stall_window = 0;
   const double without = mean_distance(f, o);
-  std::printf("cycling model: mean distance %.2f with the escape, %.2f without (stall age %d)\n",
-              with_escape, without, age);
+  std::printf(
+      "cycling model: stall age %d, best-EI taken %d/40, mean distance %.2f with the "
+      "escape, %.2f without\n",
+      age, best_taken, with_escape, without);
   EXPECT_GT(with_escape, without + 1.5);
   // A window longer than the stall does not trigger the escape.
   o.stall_window = age + 1;
   EXPECT_EQ(mean_distance(f, o), without);
+  // The multivariate model's wider kernels do not freeze on this history: its best-EI candidate
+  // is untaken, so the escape changes nothing.
+  o = {.seed = 2, .multivariate = true, .stall_window = 25};
+  best_taken = 0;
+  const double multivariate = mean_distance(f, o, &best_taken);
+  o.stall_window = 0;
+  EXPECT_EQ(best_taken, 0);
+  EXPECT_EQ(mean_distance(f, o), multivariate);
 }
 
 }  // namespace
