@@ -8,7 +8,7 @@
 # Space: bench/configs/lenet5_mixed.toml (per layer data_in_width {4, 8}, weight_width
 # {2, 3, 4, 5, 6, 8}, weight_frac_width {4, 6}; 24^5 configurations), objectives accuracy on
 # 1,024 MNIST test images (maximize) and 0.2 x average bitwidth (minimize), int engine, --jobs 1
-# (except the constant_liar row, which only differs from multivariate with parallel workers).
+# (except the two 2-jobs rows: constant_liar only matters with parallel workers).
 # Hypervolume of the first 100 / 300 / 1000 trials against the fixed reference point (accuracy 0,
 # 0.2 x the largest average bitwidth of the space, measured on the all-8-bit configuration),
 # divided by the hypervolume of the union of every run's front (the best front this benchmark

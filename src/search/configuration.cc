@@ -31,15 +31,29 @@ bool takes_configuration(const FrozenTrial& trial) {
   return !(trial.state == TrialState::kFail && trial.interrupted());
 }
 
-TakenConfigurations::TakenConfigurations(const std::vector<FrozenTrial>& history) {
-  keys_.reserve(history.size());
-  for (const FrozenTrial& t : history) {
-    if (takes_configuration(t)) keys_.insert(configuration_key(t));
+void TakenConfigurations::update(const std::vector<FrozenTrial>& history) {
+  if (history.size() < counted_.size()) {  // not a later state of the same history: rebuild
+    count_.clear();
+    key_.clear();
+    counted_.clear();
+  }
+  for (size_t i = 0; i < counted_.size(); ++i) {
+    if (!counted_[i] || takes_configuration(history[i])) continue;
+    auto it = count_.find(key_[i]);
+    if (it != count_.end() && --it->second == 0) count_.erase(it);
+    counted_[i] = 0;
+    key_[i].clear();
+  }
+  for (size_t i = counted_.size(); i < history.size(); ++i) {
+    const bool takes = takes_configuration(history[i]);
+    key_.push_back(takes ? configuration_key(history[i]) : std::string());
+    counted_.push_back(takes ? 1 : 0);
+    if (takes) ++count_[key_.back()];
   }
 }
 
 bool TakenConfigurations::contains(const std::vector<double>& params) const {
-  return keys_.count(configuration_key(params)) > 0;
+  return count_.count(configuration_key(params)) > 0;
 }
 
 std::optional<std::vector<double>> nearest_untaken(const SearchSpace& space,

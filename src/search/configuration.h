@@ -15,6 +15,7 @@
 
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -38,15 +39,21 @@ bool takes_configuration(const FrozenTrial& trial);
 class TakenConfigurations {
  public:
   TakenConfigurations() = default;
-  explicit TakenConfigurations(const std::vector<FrozenTrial>& history);
+  explicit TakenConfigurations(const std::vector<FrozenTrial>& history) { update(history); }
+  // Brings the set up to date with `history`, a later state of the same study's trials (trials
+  // are only added, and a trial only leaves the taken states, e.g. RUNNING -> interrupted FAIL):
+  // keys are computed once per trial, so a call costs O(history) state checks plus O(new trials)
+  // hashing.
+  void update(const std::vector<FrozenTrial>& history);
   // A full configuration (not a probe).
   bool contains(const std::vector<double>& params) const;
-  bool contains_key(const std::string& key) const { return keys_.count(key) > 0; }
-  void insert(const std::vector<double>& params) { keys_.insert(configuration_key(params)); }
-  size_t size() const { return keys_.size(); }
+  bool contains_key(const std::string& key) const { return count_.count(key) > 0; }
+  size_t size() const { return count_.size(); }
 
  private:
-  std::unordered_set<std::string> keys_;
+  std::unordered_map<std::string, int> count_;  // taken key -> number of trials taking it
+  std::vector<std::string> key_;                // per trial number; empty once released
+  std::vector<char> counted_;                   // per trial number: counted in count_
 };
 
 // The untaken configuration nearest to `params` (taken) by one-parameter index steps of +-1 over

@@ -164,7 +164,8 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
       if (!params) {
         // No configuration is evaluated twice: a proposal that repeats a taken one (samplers
         // avoid it through StudyView::is_taken) moves to the nearest untaken configuration.
-        const TakenConfigurations taken(history);
+        taken_.update(history);
+        const TakenConfigurations& taken = taken_;
         const StudyView view{info_.space, info_.directions, history, &taken};
         const int number = static_cast<int>(history.size());
         params = sampler_->sample(view, number);

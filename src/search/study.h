@@ -59,6 +59,7 @@
 #include <string>
 #include <vector>
 
+#include "search/configuration.h"
 #include "search/sampler.h"
 #include "search/storage.h"
 
@@ -159,6 +160,8 @@ class Study {
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<std::mutex> sampler_mu_ = std::make_unique<std::mutex>();
   std::set<int> rerun_known_;  // interrupted trial numbers a later trial re-ran (sampler_mu_)
+  TakenConfigurations
+      taken_;  // the history's taken configurations, updated per trial (sampler_mu_)
   std::string worker_;
 };
 

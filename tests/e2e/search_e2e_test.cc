@@ -184,6 +184,28 @@ TEST(SearchE2E, TpeNeverEvaluatesAConfigurationTwice) {
   EXPECT_FALSE(rows.empty() || rows[0].empty());
 }
 
+// Two processes sharing one study (and --out) never evaluate a configuration twice either: the
+// check is inside the storage's atomic create_trial. Each asks for 40 trials of the 18.
+TEST(SearchE2E, ProcessesSharingAStudyNeverEvaluateAConfigurationTwice) {
+  ScratchDir dir("dedup_procs");
+  std::string cfg = write(dir, "c.toml",
+                          by_type_config("sampler = \"tpe\"\nn_trials = 40\n"
+                                         "n_startup_trials = 3\n"));
+  const std::string out = dir / "out";
+  Result a, b;
+  std::thread ta([&] { a = run("search --config " + cfg + " --jobs 2 --quiet --out " + out); });
+  std::thread tb([&] { b = run("search --config " + cfg + " --jobs 2 --quiet --out " + out); });
+  ta.join();
+  tb.join();
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto trials = trials_of(out);
+  EXPECT_EQ(trials.size(), 18u);
+  std::set<std::vector<double>> configs;
+  for (const auto& t : trials) configs.insert(t.params);
+  EXPECT_EQ(configs.size(), 18u);
+}
+
 // Issue 9 item 2: TPE's options reach the sampler from the config and from flags. TPE's
 // start-up trials are exactly random's draws with the same seed, so with n_startup_trials = 12
 // its first 12 trials equal random's; with the default 10, trials 10 and 11 come from the model.

@@ -331,6 +331,24 @@ TEST(Study, InterruptedConfigurationsAreNotTakenButFailedOnesAre) {
   EXPECT_FALSE(by_hand.is_taken({0, 0, 0}));
   EXPECT_TRUE(by_hand.is_taken({2, 0, 0}));
   EXPECT_TRUE(by_hand.is_taken({-0.0 + 2, -0.0, 0}));
+
+  // Updated incrementally: a RUNNING trial that is reclaimed (interrupted) releases its
+  // configuration unless another trial still takes it; new trials are added.
+  TakenConfigurations inc(h);
+  h.push_back(h[2]);  // a second (older-study) trial with {2, 0, 0}, COMPLETE
+  h.back().state = TrialState::kComplete;
+  h.push_back(h[1]);
+  h.back().params = {3, 0, 0};
+  h.back().state = TrialState::kRunning;
+  inc.update(h);
+  EXPECT_TRUE(inc.contains({3, 0, 0}));
+  h[2].state = h[4].state = TrialState::kFail;
+  h[2].system_attrs[kAttrInterrupted] = h[4].system_attrs[kAttrInterrupted] = "1";
+  inc.update(h);
+  EXPECT_TRUE(inc.contains({2, 0, 0}));  // trial 3 still takes it
+  EXPECT_FALSE(inc.contains({3, 0, 0}));
+  EXPECT_TRUE(inc.contains({1, 0, 0}));
+  EXPECT_EQ(inc.size(), TakenConfigurations(h).size());
 }
 
 TEST(Study, AProbeNeverCollidesWithAFullConfiguration) {
