@@ -162,11 +162,15 @@ int main(int argc, char** argv) {
     }
   }
   const SearchSpace space = mase_space();
+  // Optuna's TPESampler() defaults (univariate, no constant liar; and no frozen-model escape),
+  // which is what the Optuna side of this benchmark runs.
+  const SamplerOptions options{
+      .seed = seed, .multivariate = false, .constant_liar = false, .stall_window = 0};
   for (const std::string& name : split(samplers)) {
     auto storage = std::make_shared<InMemoryStorage>();
     if (prefill.empty()) {
       Study study = Study::create(storage, "bench", directions(n_objectives), space,
-                                  make_sampler(name, {.seed = seed}));
+                                  make_sampler(name, options));
       const Measurement m = run_trials(study, trials, n_objectives);
       print("full", name, n_objectives, 0, trials, m);
       if (!history_out.empty() && name == "tpe") {
@@ -180,7 +184,7 @@ int main(int argc, char** argv) {
     }
     // Prefilled: the first M configurations of FILE, with their (recomputed) values.
     Study study = Study::create(storage, "bench", directions(n_objectives), space,
-                                make_sampler(name, {.seed = seed}));
+                                make_sampler(name, options));
     std::ifstream in(prefill);
     std::string line;
     int loaded = 0;

@@ -1,7 +1,9 @@
 // qsearch search --config X.toml [--model M] [--dataset D] [--sampler S] [--trials N]
 //                [--timeout SEC] [--jobs J] [--seed S] [--storage URL] [--study NAME] [--out DIR]
 //                [--mode int|fake|float] [--racing [--racing-slice F] [--racing-z Z]]
-//                [--final-eval none|full] [--quiet]
+//                [--final-eval none|full] [--quiet] [TPE: --multivariate B --group B
+//                --constant-liar B --n-startup-trials N --n-ei-candidates N --gamma F
+//                --gamma-max N --stall-window N]
 // qsearch report --out DIR [--storage URL] [--study NAME]
 // qsearch compare DIR [DIR...] [--study NAME]... [--ref-point V1,V2,...]
 #include <fmt/format.h>
@@ -140,9 +142,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     std::cerr << "qsearch: note: " << objective.model_output().note << "\n";
   }
 
-  search::SamplerOptions sopts;
-  sopts.seed = s.seed;
-  sopts.max_group_options = s.max_group_options;
+  const search::SamplerOptions& sopts = s.sampler_options;
   std::vector<std::string> notes;
   auto attrs = study_settings_attrs(s, objective.samples_per_trial(), space->param_choices());
   // `qsearch compare`'s default reference point: derived from the space alone, recorded with the
@@ -202,6 +202,13 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
         "  sampler {} (seed {}), n_trials {}, timeout {}, n_jobs {}\n", s.sampler, s.seed,
         s.n_trials < 0 ? std::string("none") : std::to_string(s.n_trials),
         s.timeout_s < 0 ? std::string("none") : fmt::format("{}s", s.timeout_s), s.n_jobs);
+    if (search::make_sampler(s.sampler, sopts)->name() == "tpe") {
+      std::cerr << fmt::format(
+          "  tpe: multivariate {}, group {}, constant_liar {}, n_startup_trials {}, "
+          "n_ei_candidates {}, gamma min(ceil({} n), {}), stall_window {}\n",
+          sopts.multivariate, sopts.group, sopts.constant_liar, sopts.n_startup_trials,
+          sopts.n_ei_candidates, sopts.gamma_fraction, sopts.gamma_max, sopts.stall_window);
+    }
     std::cerr << fmt::format(
         "  study '{}' in {}{}\n", s.study_name, s.storage,
         existing.empty() ? "" : fmt::format(" (resuming: {} finished trials)", finished_before));
@@ -384,6 +391,17 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--num-samples", flags->num_samples, "Samples each trial evaluates (overrides num_samples)");
   opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
   opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
+  opt("--multivariate", flags->multivariate, "TPE: one joint model of all parameters (true|false)");
+  opt("--group", flags->group, "TPE: Optuna's group decomposition (needs --multivariate true)");
+  opt("--constant-liar", flags->constant_liar,
+      "TPE: running trials count as bad ones while they run (true|false)");
+  opt("--n-startup-trials", flags->n_startup_trials, "TPE: random trials before the model");
+  opt("--n-ei-candidates", flags->n_ei_candidates, "TPE: candidates scored per proposal");
+  opt("--gamma", flags->gamma,
+      "TPE: fraction in gamma(n) = min(ceil(gamma n), gamma_max), the best trials modelled");
+  opt("--gamma-max", flags->gamma_max, "TPE: cap of gamma(n)");
+  opt("--stall-window", flags->stall_window,
+      "TPE: trials without a new best-set member before a frozen model is escaped (0: off)");
   cmd->add_option_function<std::vector<std::string>>(
          "--feature-columns",
          [flags](const std::vector<std::string>& v) { flags->feature_columns = v; },

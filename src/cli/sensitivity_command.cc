@@ -59,9 +59,7 @@ int run_sensitivity(const GlobalOptions& global, config::SearchFlags flags, bool
       eval::QuantSearchSpace::build(*graph, s.by, s.seeds));
   eval::QuantObjective objective(graph, dataset, space, s.objective);
 
-  search::SamplerOptions sopts;
-  sopts.seed = s.seed;
-  sopts.max_group_options = s.max_group_options;
+  const search::SamplerOptions& sopts = s.sampler_options;
   const int64_t n_probes =
       static_cast<int64_t>(search::SensitivitySampler(sopts).probes(space->space()).size());
   std::vector<std::string> notes;

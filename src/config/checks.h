@@ -19,6 +19,8 @@ namespace qsearch::config {
 void check_at_least(const std::string& what, int64_t value, int64_t min, int64_t max = INT64_MAX);
 // The largest value of an int count (n_trials, save_every_n_trials, repeats).
 inline constexpr int64_t kMaxIntCount = INT32_MAX;
+// The largest TPE n_ei_candidates (each costs a mixture evaluation per parameter and trial).
+inline constexpr int64_t kMaxTpeCandidates = 100000;
 // Throws Error unless value is finite and > 0.
 void check_positive(const std::string& what, double value);
 // Throws Error unless value is finite (not NaN, not +-inf).

@@ -411,14 +411,57 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
           s.final_eval = r.string(sv, what);
         } else if (f == "max_group_options") {
           s.max_group_options = r.integer_at_least(sv, what, 1, kMaxIntCount);
+        } else if (f == "multivariate") {
+          s.multivariate = r.boolean(sv, what);
+        } else if (f == "group") {
+          s.group = r.boolean(sv, what);
+        } else if (f == "constant_liar") {
+          s.constant_liar = r.boolean(sv, what);
+        } else if (f == "n_startup_trials") {
+          s.n_startup_trials = r.integer_at_least(sv, what, 0, kMaxIntCount);
+        } else if (f == "n_ei_candidates") {
+          s.n_ei_candidates = r.integer_at_least(sv, what, 1, kMaxTpeCandidates);
+        } else if (f == "gamma") {
+          const double g = r.number(sv, what);
+          if (!(g > 0 && g <= 1)) {
+            r.error(r.loc(sv), fmt::format("{} (the fraction in gamma(n) = min(ceil(gamma n), "
+                                           "gamma_max)) must be in (0, 1] (got {})",
+                                           what, g));
+          }
+          s.gamma = g;
+        } else if (f == "gamma_max") {
+          s.gamma_max = r.integer_at_least(sv, what, 1, kMaxIntCount);
+        } else if (f == "stall_window") {
+          s.stall_window = r.integer_at_least(sv, what, 0, kMaxIntCount);
         } else if (f == "pkl_ckpt" || f == "model_parallel") {
           // MASE-only: pickled Optuna studies cannot be read; resuming uses the study database.
         } else {
           r.unknown_key(sk, tn,
-                        {"n_jobs", "n_trials", "timeout", "sampler", "sum_scaled_metrics",
-                         "direction", "seed", "storage", "study_name", "save_every_n_trials",
-                         "heartbeat_interval", "grace_period", "racing", "racing_slice",
-                         "racing_z", "final_eval", "max_group_options"});
+                        {"n_jobs",
+                         "n_trials",
+                         "timeout",
+                         "sampler",
+                         "sum_scaled_metrics",
+                         "direction",
+                         "seed",
+                         "storage",
+                         "study_name",
+                         "save_every_n_trials",
+                         "heartbeat_interval",
+                         "grace_period",
+                         "racing",
+                         "racing_slice",
+                         "racing_z",
+                         "final_eval",
+                         "max_group_options",
+                         "multivariate",
+                         "group",
+                         "constant_liar",
+                         "n_startup_trials",
+                         "n_ei_candidates",
+                         "gamma",
+                         "gamma_max",
+                         "stall_window"});
         }
       }
     } else if (key == "metrics") {

@@ -76,6 +76,10 @@ struct SearchSection {
   std::optional<bool> racing;
   std::optional<double> racing_slice, racing_z;
   std::optional<std::string> final_eval;
+  // TPE (Optuna's names; docs/search.md): gamma(n) = min(ceil(gamma n), gamma_max).
+  std::optional<bool> multivariate, group, constant_liar;
+  std::optional<int64_t> n_startup_trials, n_ei_candidates, gamma_max, stall_window;
+  std::optional<double> gamma;
   std::vector<MetricConfig> metrics;  // sorted by name, as MASE orders objectives
   const RunnerConfig* sw_runner(const std::string& name) const;
   const RunnerConfig* hw_runner(const std::string& name) const;

@@ -82,6 +82,19 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   if (f.jobs) check_at_least("--jobs", *f.jobs, 1);
   if (f.seed) check_at_least("--seed", *f.seed, 0);
   if (f.num_samples) check_at_least("--num-samples", *f.num_samples, 1);
+  if (f.n_startup_trials)
+    check_at_least("--n-startup-trials", *f.n_startup_trials, 0, kMaxIntCount);
+  if (f.n_ei_candidates) {
+    check_at_least("--n-ei-candidates", *f.n_ei_candidates, 1, kMaxTpeCandidates);
+  }
+  if (f.gamma_max) check_at_least("--gamma-max", *f.gamma_max, 1, kMaxIntCount);
+  if (f.stall_window) check_at_least("--stall-window", *f.stall_window, 0, kMaxIntCount);
+  if (f.gamma && !(*f.gamma > 0 && *f.gamma <= 1)) {
+    fail(
+        "--gamma (the fraction in gamma(n) = min(ceil(gamma n), gamma_max)) must be in (0, 1] "
+        "(got {})",
+        *f.gamma);
+  }
   if (!c.search) {
     fail(
         "{}: no [search] section: a search config needs [search.search_space] and "
@@ -153,6 +166,31 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   std::optional<uint64_t> flag_seed;
   if (f.seed) flag_seed = static_cast<uint64_t>(*f.seed);
   out.seed = pick<uint64_t>(flag_seed, toml_seed, 0, "seed", prov);
+  {
+    search::SamplerOptions& so = out.sampler_options;
+    const search::SamplerOptions d;
+    so.seed = out.seed;
+    so.multivariate =
+        pick<bool>(f.multivariate, s.multivariate, d.multivariate, "multivariate", prov);
+    so.group = pick<bool>(f.group, s.group, d.group, "group", prov);
+    so.constant_liar =
+        pick<bool>(f.constant_liar, s.constant_liar, d.constant_liar, "constant_liar", prov);
+    so.n_startup_trials = static_cast<int>(pick<int64_t>(
+        f.n_startup_trials, s.n_startup_trials, d.n_startup_trials, "n_startup_trials", prov));
+    so.n_ei_candidates = static_cast<int>(pick<int64_t>(
+        f.n_ei_candidates, s.n_ei_candidates, d.n_ei_candidates, "n_ei_candidates", prov));
+    so.gamma_fraction = pick<double>(f.gamma, s.gamma, d.gamma_fraction, "gamma", prov);
+    so.gamma_max =
+        static_cast<int>(pick<int64_t>(f.gamma_max, s.gamma_max, d.gamma_max, "gamma_max", prov));
+    so.stall_window = static_cast<int>(
+        pick<int64_t>(f.stall_window, s.stall_window, d.stall_window, "stall_window", prov));
+    if (so.group && !so.multivariate) {
+      fail(
+          "{}: group = true needs multivariate = true (as in Optuna; [search.strategy.setup] or "
+          "--multivariate true)",
+          c.path);
+    }
+  }
   out.study_name = pick<std::string>(f.study, s.study_name, out.project, "study_name", prov);
   out.out_dir = pick<std::string>(f.out, std::nullopt,
                                   (fs::path("qsearch_output") / out.project / "search").string(),
@@ -161,7 +199,8 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
                                   "sqlite:///" + (fs::path(out.out_dir) / "study.db").string(),
                                   "storage", prov);
   if (s.save_every_n_trials) out.save_every_n_trials = static_cast<int>(*s.save_every_n_trials);
-  out.max_group_options = static_cast<int>(s.max_group_options.value_or(16));
+  out.sampler_options.max_group_options =
+      static_cast<int>(s.max_group_options.value_or(out.sampler_options.max_group_options));
   out.heartbeat_interval_s = s.heartbeat_interval.value_or(search::kDefaultHeartbeatIntervalS);
   out.grace_period_s = s.grace_period.value_or(search::kDefaultGracePeriodS);
   if (!(out.heartbeat_interval_s > 0) || !(out.grace_period_s > out.heartbeat_interval_s)) {

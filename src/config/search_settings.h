@@ -26,6 +26,11 @@ struct SearchFlags {
   std::optional<bool> racing;  // --racing
   std::optional<double> racing_slice, racing_z;
   std::optional<std::string> final_eval;  // --final-eval none|full
+  // TPE: --multivariate --group --constant-liar (true|false), --n-startup-trials,
+  // --n-ei-candidates, --gamma, --gamma-max, --stall-window.
+  std::optional<bool> multivariate, group, constant_liar;
+  std::optional<int64_t> n_startup_trials, n_ei_candidates, gamma_max, stall_window;
+  std::optional<double> gamma;
 };
 
 struct SearchSettings {
@@ -43,13 +48,15 @@ struct SearchSettings {
   double timeout_s = -1;
   int n_jobs = 1;
   uint64_t seed = 0;
+  // The sampler's options (TPE's and the sensitivity sampler's max_group_options from
+  // [search.strategy.setup] / flags; seed = `seed`).
+  search::SamplerOptions sampler_options;
   std::string storage;  // URL
   std::string study_name;
   std::string out_dir;
   int save_every_n_trials = 10;
   double heartbeat_interval_s = search::kDefaultHeartbeatIntervalS;
   double grace_period_s = search::kDefaultGracePeriodS;
-  int max_group_options = 16;  // sensitivity sampler ([search.strategy.setup] max_group_options)
   eval::MatchBy by = eval::MatchBy::kName;
   std::vector<eval::SeedEntry> seeds;
   std::vector<search::Direction> directions;  // one per objective

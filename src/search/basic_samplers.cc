@@ -11,7 +11,11 @@ namespace qsearch::search {
 
 std::optional<std::vector<double>> RandomSampler::sample(const StudyView& study, int trial_number) {
   Rng rng = Rng(seed_).fork(static_cast<uint64_t>(trial_number));
-  return sample_uniform(study.space, rng);
+  std::vector<double> params = sample_uniform(study.space, rng);
+  for (int r = 0; r < kMaxRedraws && study.is_taken(params); ++r) {
+    params = sample_uniform(study.space, rng);
+  }
+  return params;
 }
 
 void BruteForceSampler::check_space(const SearchSpace& space,

@@ -78,7 +78,14 @@ std::optional<std::vector<double>> NsgaIISampler::sample(const StudyView& study,
   Rng rng = Rng(options_.seed).fork(static_cast<uint64_t>(trial_number));
   const int pop = options_.population_size;
   const int generation = trial_number / pop;
-  if (generation == 0) return sample_uniform(space, rng);
+  auto uniform = [&] {
+    std::vector<double> params = sample_uniform(space, rng);
+    for (int r = 0; r < kMaxRedraws && study.is_taken(params); ++r) {
+      params = sample_uniform(space, rng);
+    }
+    return params;
+  };
+  if (generation == 0) return uniform();
 
   const size_t n_obj = study.directions.size();
   const int n_hist = static_cast<int>(study.history.size());
@@ -92,7 +99,7 @@ std::optional<std::vector<double>> NsgaIISampler::sample(const StudyView& study,
     }
     parents = select_elite(study, candidates, pop);
   }
-  if (parents.empty()) return sample_uniform(space, rng);
+  if (parents.empty()) return uniform();
 
   std::vector<int> genes;
   for (size_t i = 0; i < space.size(); ++i) {
@@ -106,30 +113,37 @@ std::optional<std::vector<double>> NsgaIISampler::sample(const StudyView& study,
     return dominates(loss(c0), loss(c1)) ? c0 : c1;
   };
 
-  std::vector<double> child;
-  if (rng.uniform() < options_.crossover_prob && parents.size() >= 2) {
-    const int p0 = tournament(parents);
-    std::vector<int> rest;
-    for (int p : parents) {
-      if (p != p0) rest.push_back(p);
-    }
-    const int p1 = tournament(rest);
-    child = study.history[p0].params;
-    for (int g : genes) {
-      if (rng.uniform() >= options_.swapping_prob) child[g] = study.history[p1].params[g];
-    }
-  } else {
-    child = study.history[parents[rng.uniform_int(parents.size())]].params;
-  }
   const double mutation_prob = options_.mutation_prob >= 0
                                    ? options_.mutation_prob
                                    : 1.0 / std::max<double>(1.0, static_cast<double>(genes.size()));
-  for (int g : genes) {
-    if (rng.uniform() < mutation_prob) child[g] = from_unit(space[g].dist, rng.uniform());
-  }
-  for (size_t i = 0; i < space.size(); ++i) {
-    if (space[i].dist.single()) child[i] = space[i].dist.value_at(0);
-  }
+  // Crossover and mutation, drawn again (the same stream, continued) while the child is a taken
+  // configuration, at most kMaxRedraws times.
+  auto make_child = [&] {
+    std::vector<double> child;
+    if (rng.uniform() < options_.crossover_prob && parents.size() >= 2) {
+      const int p0 = tournament(parents);
+      std::vector<int> rest;
+      for (int p : parents) {
+        if (p != p0) rest.push_back(p);
+      }
+      const int p1 = tournament(rest);
+      child = study.history[p0].params;
+      for (int g : genes) {
+        if (rng.uniform() >= options_.swapping_prob) child[g] = study.history[p1].params[g];
+      }
+    } else {
+      child = study.history[parents[rng.uniform_int(parents.size())]].params;
+    }
+    for (int g : genes) {
+      if (rng.uniform() < mutation_prob) child[g] = from_unit(space[g].dist, rng.uniform());
+    }
+    for (size_t i = 0; i < space.size(); ++i) {
+      if (space[i].dist.single()) child[i] = space[i].dist.value_at(0);
+    }
+    return child;
+  };
+  std::vector<double> child = make_child();
+  for (int r = 0; r < kMaxRedraws && study.is_taken(child); ++r) child = make_child();
   return child;
 }
 

@@ -16,10 +16,12 @@
 namespace qsearch::search {
 
 // Optuna's RandomSampler: every parameter independently uniform (space_util.h's from_unit).
+// A draw that is taken (StudyView::is_taken) is redrawn, up to kMaxRedraws times.
 class RandomSampler final : public Sampler {
  public:
   explicit RandomSampler(uint64_t seed) : seed_(seed) {}
   std::string name() const override { return "random"; }
+  uint64_t seed() const override { return seed_; }
   std::optional<std::vector<double>> sample(const StudyView& study, int trial_number) override;
 
  private:
@@ -38,6 +40,7 @@ class BruteForceSampler final : public Sampler {
  public:
   explicit BruteForceSampler(uint64_t seed) : seed_(seed) {}
   std::string name() const override { return "bruteforce"; }
+  uint64_t seed() const override { return seed_; }
   std::optional<std::vector<double>> sample(const StudyView& study, int trial_number) override;
   // Error for continuous floats (no step) and spaces above 2^62 configurations.
   void check_space(const SearchSpace& space,
@@ -62,6 +65,7 @@ class NsgaIISampler final : public Sampler {
  public:
   explicit NsgaIISampler(const SamplerOptions& options);
   std::string name() const override { return "nsgaii"; }
+  uint64_t seed() const override { return options_.seed; }
   std::optional<std::vector<double>> sample(const StudyView& study, int trial_number) override;
 
   // Optuna's elite selection: indices into `history` (candidates given as indices), ranks in
@@ -84,6 +88,7 @@ class QmcSampler final : public Sampler {
  public:
   explicit QmcSampler(const SamplerOptions& options) : options_(options) {}
   std::string name() const override { return "qmc"; }
+  uint64_t seed() const override { return options_.seed; }
   std::optional<std::vector<double>> sample(const StudyView& study, int trial_number) override;
 
  private:

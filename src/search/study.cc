@@ -16,6 +16,7 @@
 #include "core/check.h"
 #include "core/error.h"
 #include "core/stopwatch.h"
+#include "search/configuration.h"
 #include "search/multi_objective.h"
 
 namespace qsearch::search {
@@ -176,11 +177,27 @@ std::optional<FrozenTrial> Study::create_trial(int n_trials, NoTrial* reason,
             if (!is_probe(t)) visible.push_back(t);
           }
         }
-        const StudyView view{info_.space, info_.directions, hide ? visible : history};
-        std::optional<Proposal> proposal =
-            sampler_->propose(view, static_cast<int>(history.size()));
+        // No configuration is evaluated twice: a proposal that repeats a taken one (samplers
+        // avoid it through StudyView::is_taken) moves to the nearest untaken configuration.
+        taken_.update(history);
+        const TakenConfigurations& taken = taken_;
+        const StudyView view{info_.space, info_.directions, hide ? visible : history, &taken};
+        const int number = static_cast<int>(history.size());
+        std::optional<Proposal> proposal = sampler_->propose(view, number);
         if (proposal) {
           params = std::move(proposal->params);
+          auto probe = proposal->system_attrs.find(kAttrProbe);
+          if (probe != proposal->system_attrs.end() &&
+              taken.contains_key(configuration_key(*params, &probe->second))) {
+            // A sampler repeating a probe: evaluate a configuration of the space instead.
+            proposal->system_attrs.erase(probe);
+            probe = proposal->system_attrs.end();
+          }
+          if (probe == proposal->system_attrs.end() && params->size() == info_.space.size() &&
+              taken.contains(*params)) {
+            Rng rng = Rng(sampler_->seed()).fork(static_cast<uint64_t>(number));
+            params = nearest_untaken(info_.space, *params, taken, rng);
+          }
           // The storage reads the attrs after decide returns (Storage::create_trial).
           for (auto& [k, v] : proposal->system_attrs) attrs[k] = std::move(v);
         }

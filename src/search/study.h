@@ -31,6 +31,10 @@
 //   reclaimed meanwhile (this worker was silent too long) is dropped (OptimizeSummary::lost).
 // - a COMPLETE result with a NaN value, or with the wrong number of values, is stored as FAIL
 //   with a fail_reason.
+// - no configuration is evaluated twice (issue 9): a proposal equal to a taken configuration
+//   (COMPLETE, RUNNING or FAIL-not-interrupted; search/configuration.h) is moved to the nearest
+//   untaken one inside the atomic create_trial; when a finite space has none left the study is
+//   exhausted. So n_trials counts distinct configurations.
 //
 // Reproducibility and n_jobs (docs/search.md):
 // - Samplers are pure functions of (seed, space, directions, history, trial number) and are
@@ -55,6 +59,7 @@
 #include <string>
 #include <vector>
 
+#include "search/configuration.h"
 #include "search/sampler.h"
 #include "search/storage.h"
 
@@ -157,6 +162,8 @@ class Study {
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<std::mutex> sampler_mu_ = std::make_unique<std::mutex>();
   std::set<int> rerun_known_;  // interrupted trial numbers a later trial re-ran (sampler_mu_)
+  TakenConfigurations
+      taken_;  // the history's taken configurations, updated per trial (sampler_mu_)
   std::string worker_;
 };
 

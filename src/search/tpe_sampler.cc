@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <queue>
+#include <set>
 
 #include "core/error.h"
 #include "search/multi_objective.h"
@@ -39,7 +41,9 @@ std::vector<double> reference_point(const Points& loss) {
 
 }  // namespace
 
-int gamma(int n) { return std::min(static_cast<int>(std::ceil(0.1 * n)), 25); }
+int gamma(int n, double fraction, int max) {
+  return std::min(static_cast<int>(std::ceil(fraction * n)), max);
+}
 
 std::vector<double> default_weights(int n) {
   if (n <= 0) return {};
@@ -56,7 +60,7 @@ std::vector<double> default_weights(int n) {
 }
 
 Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction>& directions,
-            bool constant_liar) {
+            bool constant_liar, double gamma_fraction, int gamma_max) {
   const size_t n_obj = directions.size();
   std::vector<int> complete, running;
   for (int i = 0; i < static_cast<int>(history.size()); ++i) {
@@ -69,7 +73,7 @@ Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction
     }
   }
   const int n = static_cast<int>(complete.size());
-  const int n_below = std::min(gamma(n), n);
+  const int n_below = std::min(gamma(n, gamma_fraction, gamma_max), n);
   std::vector<bool> is_below(history.size(), false);
 
   if (n_obj == 1) {
@@ -117,6 +121,15 @@ Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction
   return s;
 }
 
+int stall_age(const std::vector<FrozenTrial>& history, const Split& s, size_t n_objectives) {
+  if (s.below.empty()) return 0;
+  int age = 0;
+  for (size_t i = static_cast<size_t>(s.below.back()) + 1; i < history.size(); ++i) {
+    age += usable_complete(history[i], n_objectives) ? 1 : 0;
+  }
+  return age;
+}
+
 std::vector<double> below_weights(const std::vector<FrozenTrial>& history,
                                   const std::vector<int>& below,
                                   const std::vector<Direction>& directions) {
@@ -146,12 +159,80 @@ std::vector<double> below_weights(const std::vector<FrozenTrial>& history,
 
 }  // namespace tpe
 
+namespace {
+
+// Redraw rounds of n_ei_candidates candidates while every candidate is taken, and combinations
+// of per-parameter candidates tried per round (univariate).
+constexpr int kCandidateRounds = 8;
+constexpr int kMaxCombinations = 512;
+
+// Distinct candidate values of one parameter with their scores, best first (ties: first drawn).
+struct Ranked {
+  std::vector<std::pair<double, double>> values;  // (value, score), first-drawn order
+  std::vector<int> order;                         // indices into values, best first
+  void rank() {
+    order.resize(values.size());
+    for (size_t k = 0; k < order.size(); ++k) order[k] = static_cast<int>(k);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int a, int b) { return values[a].second > values[b].second; });
+  }
+  double value(int r) const { return values[order[r]].first; }
+  double score(int r) const { return values[order[r]].second; }
+};
+
+// The untaken combination of per-parameter candidates (one rank per parameter) with the largest
+// total score among the first kMaxCombinations in best-first order; ties: smaller rank vector.
+std::optional<std::vector<double>> best_untaken_combination(const StudyView& study,
+                                                            const std::vector<int>& dims,
+                                                            const std::vector<Ranked>& ranked,
+                                                            std::vector<double> out) {
+  using Node = std::pair<double, std::vector<int>>;
+  auto worse = [](const Node& a, const Node& b) {
+    return a.first != b.first ? a.first < b.first : a.second > b.second;
+  };
+  std::priority_queue<Node, std::vector<Node>, decltype(worse)> queue(worse);
+  std::set<std::vector<int>> seen;
+  auto total = [&](const std::vector<int>& r) {
+    double t = 0;
+    for (size_t k = 0; k < dims.size(); ++k) t += ranked[k].score(r[k]);
+    return t;
+  };
+  std::vector<int> start(dims.size(), 0);
+  queue.emplace(total(start), start);
+  seen.insert(start);
+  for (int popped = 0; popped < kMaxCombinations && !queue.empty(); ++popped) {
+    const std::vector<int> r = queue.top().second;
+    queue.pop();
+    for (size_t k = 0; k < dims.size(); ++k) out[dims[k]] = ranked[k].value(r[k]);
+    if (!study.is_taken(out)) return out;
+    for (size_t k = 0; k < dims.size(); ++k) {
+      if (r[k] + 1 >= static_cast<int>(ranked[k].values.size())) continue;
+      std::vector<int> next = r;
+      ++next[k];
+      if (seen.insert(next).second) queue.emplace(total(next), std::move(next));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 TpeSampler::TpeSampler(const SamplerOptions& options) : options_(options) {
   if (options.n_startup_trials < 0) {
     fail("tpe: n_startup_trials must be >= 0, got {}", options.n_startup_trials);
   }
   if (options.n_ei_candidates < 1) {
     fail("tpe: n_ei_candidates must be >= 1, got {}", options.n_ei_candidates);
+  }
+  if (!(options.gamma_fraction > 0 && options.gamma_fraction <= 1)) {
+    fail("tpe: gamma's fraction must be in (0, 1], got {}", options.gamma_fraction);
+  }
+  if (options.gamma_max < 1) fail("tpe: gamma's max must be >= 1, got {}", options.gamma_max);
+  if (options.stall_window < 0) {
+    fail("tpe: stall_window must be >= 0 (0: off), got {}", options.stall_window);
+  }
+  if (options.group && !options.multivariate) {
+    fail("tpe: group = true needs multivariate = true (as in Optuna)");
   }
 }
 
@@ -163,13 +244,26 @@ std::optional<std::vector<double>> TpeSampler::sample(const StudyView& study, in
   int n_complete = 0;
   for (const FrozenTrial& t : history)
     n_complete += tpe::usable_complete(t, study.directions.size());
-  if (n_complete < options_.n_startup_trials || n_complete == 0) return sample_uniform(space, rng);
+  if (n_complete < options_.n_startup_trials || n_complete == 0) {
+    std::vector<double> params = sample_uniform(space, rng);
+    for (int r = 0; r < kMaxRedraws && study.is_taken(params); ++r) {
+      params = sample_uniform(space, rng);
+    }
+    return params;
+  }
 
-  const tpe::Split s = tpe::split(history, study.directions, options_.constant_liar);
+  const tpe::Split s = tpe::split(history, study.directions, options_.constant_liar,
+                                  options_.gamma_fraction, options_.gamma_max);
   const std::vector<double> w_below = study.directions.size() > 1
                                           ? tpe::below_weights(history, s.below, study.directions)
                                           : tpe::default_weights(static_cast<int>(s.below.size()));
   const std::vector<double> w_above = tpe::default_weights(static_cast<int>(s.above.size()));
+  // Frozen model: no trial has entered "below" for stall_window trials. When its best-EI
+  // proposal is also taken, the model has nothing new to say: draw from l with the prior
+  // weighted like all below trials together (half the mass uniform) instead.
+  const bool stalled = options_.stall_window > 0 &&
+                       tpe::stall_age(history, s, study.directions.size()) >= options_.stall_window;
+  const tpe::ParzenOptions wide{.prior_weight = std::max(1.0, static_cast<double>(s.below.size()))};
 
   std::vector<double> out(space.size());
   std::vector<int> dims;
@@ -194,52 +288,100 @@ std::optional<std::vector<double>> TpeSampler::sample(const StudyView& study, in
       }
       return obs;
     };
-    const tpe::MultivariateParzenEstimator l(dists, rows(s.below), w_below);
+    const std::vector<double> obs_below = rows(s.below);
+    const tpe::MultivariateParzenEstimator l(dists, obs_below, w_below);
     const tpe::MultivariateParzenEstimator g(dists, rows(s.above), w_above);
-    std::vector<double> cand(nd), best(nd);
-    double best_score = -std::numeric_limits<double>::infinity();
-    for (int c = 0; c < n_cand; ++c) {
-      l.sample(rng, cand);
-      const double score = l.log_pdf(cand) - g.log_pdf(cand);
-      if (c == 0 || score > best_score) {
-        best_score = score;
-        best = cand;
+    auto full = [&](const std::vector<double>& cand) {
+      std::vector<double> p = out;
+      for (int k = 0; k < nd; ++k) p[dims[k]] = cand[k];
+      return p;
+    };
+    std::vector<double> cand(nd);
+    std::vector<std::pair<double, std::vector<double>>> batch;  // (score, params)
+    std::vector<double> first_best;
+    for (int round = 0; round < kCandidateRounds; ++round) {
+      batch.clear();
+      for (int c = 0; c < n_cand; ++c) {
+        l.sample(rng, cand);
+        batch.emplace_back(l.log_pdf(cand) - g.log_pdf(cand), full(cand));
+      }
+      std::stable_sort(batch.begin(), batch.end(),
+                       [](const auto& a, const auto& b) { return a.first > b.first; });
+      if (round == 0) {
+        first_best = batch[0].second;
+        if (!study.is_taken(first_best)) return first_best;
+        if (stalled) {
+          const tpe::MultivariateParzenEstimator lw(dists, obs_below, w_below, wide);
+          Rng erng = rng.fork(0x57a11);
+          for (int a = 0; a < kMaxRedraws; ++a) {
+            lw.sample(erng, cand);
+            std::vector<double> p = full(cand);
+            if (!study.is_taken(p)) return p;
+          }
+          return first_best;
+        }
+      }
+      for (const auto& [score, p] : batch) {
+        if (!study.is_taken(p)) return p;
       }
     }
-    for (int k = 0; k < nd; ++k) out[dims[k]] = best[k];
-    return out;
+    return first_best;  // every candidate taken: Study moves it to the nearest untaken one
   }
 
+  const int nd = static_cast<int>(dims.size());
   std::vector<double> obs_below(s.below.size()), obs_above(s.above.size());
-  std::vector<std::pair<double, double>> scored;  // (value, score) of distinct candidates
-  for (int i : dims) {
-    const Distribution& dist = space[i].dist;
-    for (size_t k = 0; k < s.below.size(); ++k) obs_below[k] = history[s.below[k]].params[i];
-    for (size_t k = 0; k < s.above.size(); ++k) obs_above[k] = history[s.above[k]].params[i];
-    const tpe::ParzenEstimator1D l(dist, obs_below, w_below);
-    const tpe::ParzenEstimator1D g(dist, obs_above, w_above);
-    Rng prng = rng.fork(static_cast<uint64_t>(i));
-    scored.clear();
-    double best = 0, best_score = 0;
+  std::vector<tpe::ParzenEstimator1D> ls, gs;
+  ls.reserve(nd);
+  gs.reserve(nd);
+  std::vector<Rng> prngs;
+  std::vector<Ranked> ranked(nd);
+  auto draw = [&](int k) {
     for (int c = 0; c < n_cand; ++c) {
-      const double x = l.sample(prng);
-      double score;
-      auto it =
-          std::find_if(scored.begin(), scored.end(), [&](const auto& p) { return p.first == x; });
-      if (it != scored.end()) {
-        score = it->second;
-      } else {
-        score = l.log_pdf(x) - g.log_pdf(x);
-        scored.emplace_back(x, score);
-      }
-      if (c == 0 || score > best_score) {
-        best = x;
-        best_score = score;
+      const double x = ls[k].sample(prngs[k]);
+      auto& vals = ranked[k].values;
+      if (std::find_if(vals.begin(), vals.end(), [&](const auto& p) { return p.first == x; }) ==
+          vals.end()) {
+        vals.emplace_back(x, ls[k].log_pdf(x) - gs[k].log_pdf(x));
       }
     }
-    out[i] = best;
+    ranked[k].rank();
+  };
+  for (int k = 0; k < nd; ++k) {
+    const int i = dims[k];
+    const Distribution& dist = space[i].dist;
+    for (size_t j = 0; j < s.below.size(); ++j) obs_below[j] = history[s.below[j]].params[i];
+    for (size_t j = 0; j < s.above.size(); ++j) obs_above[j] = history[s.above[j]].params[i];
+    ls.emplace_back(dist, obs_below, w_below);
+    gs.emplace_back(dist, obs_above, w_above);
+    prngs.push_back(rng.fork(static_cast<uint64_t>(i)));
+    draw(k);
+    out[i] = ranked[k].value(0);
   }
-  return out;
+  if (!study.is_taken(out)) return out;
+  const std::vector<double> best = out;
+  if (stalled) {
+    std::vector<tpe::ParzenEstimator1D> lw;
+    lw.reserve(nd);
+    for (int k = 0; k < nd; ++k) {
+      const int i = dims[k];
+      for (size_t j = 0; j < s.below.size(); ++j) obs_below[j] = history[s.below[j]].params[i];
+      lw.emplace_back(space[i].dist, obs_below, w_below, wide);
+    }
+    Rng erng = rng.fork(0x57a11);
+    std::vector<double> p = out;
+    for (int a = 0; a < kMaxRedraws; ++a) {
+      for (int k = 0; k < nd; ++k) p[dims[k]] = lw[k].sample(erng);
+      if (!study.is_taken(p)) return p;
+    }
+    return best;
+  }
+  for (int round = 0; round < kCandidateRounds; ++round) {
+    if (round > 0) {
+      for (int k = 0; k < nd; ++k) draw(k);
+    }
+    if (auto p = best_untaken_combination(study, dims, ranked, out)) return p;
+  }
+  return best;  // Study moves it to the nearest untaken configuration
 }
 
 }  // namespace qsearch::search

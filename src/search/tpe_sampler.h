@@ -37,6 +37,7 @@ class TpeSampler final : public Sampler {
  public:
   explicit TpeSampler(const SamplerOptions& options);
   std::string name() const override { return "tpe"; }
+  uint64_t seed() const override { return options_.seed; }
   std::optional<std::vector<double>> sample(const StudyView& study, int trial_number) override;
 
  private:
@@ -45,8 +46,9 @@ class TpeSampler final : public Sampler {
 
 namespace tpe {
 
-// min(ceil(0.1 n), 25), with Optuna's floating-point ceil (gamma(30) == 4).
-int gamma(int n);
+// min(ceil(fraction n), max), with Optuna's floating-point ceil (gamma(30) == 4); the defaults
+// are Optuna's default_gamma.
+int gamma(int n, double fraction = 0.1, int max = 25);
 // n == 0: {}; n < 25: all 1; else linspace(1/n, 1, n - 25) followed by 25 ones.
 std::vector<double> default_weights(int n);
 
@@ -58,7 +60,11 @@ struct Split {
   std::vector<int> above;
 };
 Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction>& directions,
-            bool constant_liar);
+            bool constant_liar, double gamma_fraction = 0.1, int gamma_max = 25);
+
+// How many usable COMPLETE trials came after the newest trial of the below set: the number of
+// trials the model has learnt nothing better from (0 when below is empty).
+int stall_age(const std::vector<FrozenTrial>& history, const Split& s, size_t n_objectives);
 
 // MOTPE below weights (Optuna v4.x): with loss vectors of the below trials, reference point r
 // from their worst loss as above, and F = their Pareto front:

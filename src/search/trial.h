@@ -24,6 +24,13 @@ Direction parse_direction(const std::string& s);  // case-insensitive; throws Er
 inline constexpr const char* kAttrFailReason = "fail_reason";   // why a trial FAILed
 inline constexpr const char* kAttrInterrupted = "interrupted";  // "1": its process died
 inline constexpr const char* kAttrWorker = "worker";            // "<hostname>:<pid>"
+// A probe trial (the sensitivity sampler's; search/sensitivity_sampler.h): "base" (every group
+// unquantized) or the name of the one group the trial evaluates, all others left out. A probe is
+// not a configuration of the space: Study hides probes from samplers that do not use them
+// (Sampler::uses_probes), from best_trials, and report leaves them out of best.json / log.json /
+// trials.csv. They count as evaluations (n_trials), and the attr is part of the trial's
+// configuration identity (search/configuration.h).
+inline constexpr const char* kAttrProbe = "probe";
 
 struct FrozenTrial {
   int64_t id = -1;  // storage-wide unique id
@@ -44,6 +51,9 @@ struct FrozenTrial {
     return it != system_attrs.end() && it->second == "1";
   }
 };
+
+// Whether the trial is a probe (kAttrProbe).
+inline bool is_probe(const FrozenTrial& t) { return t.system_attrs.count(kAttrProbe) > 0; }
 
 struct StudyInfo {
   int64_t id = -1;

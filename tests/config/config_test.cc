@@ -201,6 +201,21 @@ TEST(Config, EveryNumberIsRangeCheckedWithItsLine) {
        ":2:8: search.strategy.setup.seed must be at least 0 (got -2)"},
       {"[search.strategy.setup]\nsave_every_n_trials = 0\n",
        ":2:23: search.strategy.setup.save_every_n_trials must be at least 1 (got 0)"},
+      {"[search.strategy.setup]\nn_startup_trials = -1\n",
+       ":2:20: search.strategy.setup.n_startup_trials must be at least 0 (got -1)"},
+      {"[search.strategy.setup]\nn_ei_candidates = 0\n",
+       ":2:19: search.strategy.setup.n_ei_candidates must be at least 1 (got 0)"},
+      {"[search.strategy.setup]\ngamma = 0\n",
+       ":2:9: search.strategy.setup.gamma (the fraction in gamma(n) = min(ceil(gamma n), "
+       "gamma_max)) must be in (0, 1] (got 0)"},
+      {"[search.strategy.setup]\ngamma = 1.5\n", ":2:9: search.strategy.setup.gamma (the"},
+      {"[search.strategy.setup]\ngamma_max = 0\n",
+       ":2:13: search.strategy.setup.gamma_max must be at least 1 (got 0)"},
+      {"[search.strategy.setup]\nstall_window = -2\n",
+       ":2:16: search.strategy.setup.stall_window must be at least 0 (got -2)"},
+      {"[search.strategy.setup]\nmultivariate = 1\n",
+       ":2:16: search.strategy.setup.multivariate must be true or false"},
+      {"[search.strategy.setup]\nconstant_lier = true\n", "did you mean 'constant_liar'"},
       {"[search.strategy.metrics]\naccuracy.scale = nan\n",
        ":2:18: search.strategy.metrics.accuracy.scale must be a finite number (got nan)"},
       {"[search.strategy.metrics]\naccuracy.scale = -inf\n",
@@ -290,6 +305,67 @@ TEST(SearchSettings, OverridesAreRangeCheckedByFlagName) {
   SearchSettings s = resolve_search_settings(load_config(write_toml(kMinimalSearch)), f);
   EXPECT_EQ(s.seed, 5u);
   EXPECT_EQ(s.timeout_s, 0.5);
+}
+
+// Issue 9 item 2: TPE's options from [search.strategy.setup], flags winning, reach the sampler.
+TEST(SearchSettings, TpeOptionsReachTheSamplerOptions) {
+  const std::string text = kMinimalSearch +
+                           "[search.strategy.setup]\nmultivariate = true\ngroup = true\n"
+                           "constant_liar = true\nn_startup_trials = 20\nn_ei_candidates = 48\n"
+                           "gamma = 0.25\ngamma_max = 40\nstall_window = 7\nseed = 9\n";
+  SearchSettings s = resolve_search_settings(load_config(write_toml(text)), {});
+  const search::SamplerOptions& o = s.sampler_options;
+  EXPECT_EQ(o.seed, 9u);
+  EXPECT_TRUE(o.multivariate);
+  EXPECT_TRUE(o.group);
+  EXPECT_TRUE(o.constant_liar);
+  EXPECT_EQ(o.n_startup_trials, 20);
+  EXPECT_EQ(o.n_ei_candidates, 48);
+  EXPECT_EQ(o.gamma_fraction, 0.25);
+  EXPECT_EQ(o.gamma_max, 40);
+  EXPECT_EQ(o.stall_window, 7);
+  SearchFlags f;
+  f.multivariate = false;
+  f.group = false;
+  f.n_ei_candidates = 12;
+  f.gamma = 0.5;
+  f.stall_window = 0;
+  s = resolve_search_settings(load_config(write_toml(text)), f);
+  EXPECT_FALSE(s.sampler_options.multivariate);
+  EXPECT_EQ(s.sampler_options.n_ei_candidates, 12);
+  EXPECT_EQ(s.sampler_options.gamma_fraction, 0.5);
+  EXPECT_EQ(s.sampler_options.stall_window, 0);
+  EXPECT_EQ(s.sampler_options.n_startup_trials, 20);  // the config's, no flag
+  // Defaults: the library's.
+  s = resolve_search_settings(load_config(write_toml(kMinimalSearch)), {});
+  const search::SamplerOptions d;
+  EXPECT_EQ(s.sampler_options.multivariate, d.multivariate);
+  EXPECT_EQ(s.sampler_options.constant_liar, d.constant_liar);
+  EXPECT_EQ(s.sampler_options.stall_window, d.stall_window);
+  EXPECT_EQ(s.sampler_options.n_startup_trials, 10);
+  EXPECT_EQ(s.sampler_options.n_ei_candidates, 24);
+  EXPECT_EQ(s.sampler_options.gamma_fraction, 0.1);
+  EXPECT_EQ(s.sampler_options.gamma_max, 25);
+
+  // Bad combinations and flags: one line naming the file or the flag.
+  std::string e = settings_error(kMinimalSearch +
+                                 "[search.strategy.setup]\ngroup = true\nmultivariate = false\n");
+  EXPECT_NE(e.find(".toml: group = true needs multivariate = true"), std::string::npos) << e;
+  const auto flag_error = [](auto set) {
+    SearchFlags fl;
+    set(fl);
+    return settings_error(kMinimalSearch, fl);
+  };
+  EXPECT_EQ(flag_error([](SearchFlags& fl) { fl.n_ei_candidates = 0; }),
+            "--n-ei-candidates must be at least 1 (got 0)");
+  EXPECT_EQ(flag_error([](SearchFlags& fl) { fl.n_startup_trials = -1; }),
+            "--n-startup-trials must be at least 0 (got -1)");
+  EXPECT_EQ(flag_error([](SearchFlags& fl) { fl.gamma_max = 0; }),
+            "--gamma-max must be at least 1 (got 0)");
+  EXPECT_EQ(flag_error([](SearchFlags& fl) { fl.stall_window = -1; }),
+            "--stall-window must be at least 0 (got -1)");
+  EXPECT_NE(flag_error([](SearchFlags& fl) { fl.gamma = 0; }).find("--gamma (the fraction"),
+            std::string::npos);
 }
 
 TEST(SearchSettings, CsvColumnsFromTheConfigOrFlags) {

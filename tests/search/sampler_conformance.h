@@ -10,15 +10,19 @@
 // log and stepped, categorical, single-valued) during a full study; the same seed and history
 // give the same params (twice on one object, and on a fresh object); another seed gives another
 // sequence; histories with FAIL and RUNNING trials (and NaN/inf values) are tolerated; 2 and 3
-// objectives with mixed directions work.
+// objectives with mixed directions work; on a tiny finite space n_trials = its size gives every
+// configuration exactly once (n_jobs 1 and 3) and more trials stop the study exhausted.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "search/configuration.h"
 #include "search/memory_storage.h"
 #include "search/sampler.h"
 #include "search/study.h"
@@ -33,6 +37,7 @@ struct SamplerCase {
     std::string l = name + "_seed" + std::to_string(options.seed);
     if (options.multivariate) l += "_multivariate";
     if (options.constant_liar) l += "_liar";
+    if (options.stall_window == 0) l += "_noescape";
     return l;
   }
 };
@@ -92,7 +97,9 @@ class SamplerConformance : public ::testing::TestWithParam<SamplerCase> {
   }
 
   void expect_in_space(const std::vector<double>& params) const {
-    const SearchSpace s = space();
+    expect_in_space_of(space(), params);
+  }
+  static void expect_in_space_of(const SearchSpace& s, const std::vector<double>& params) {
     ASSERT_EQ(params.size(), s.size());
     for (size_t i = 0; i < s.size(); ++i) {
       EXPECT_TRUE(s[i].dist.contains(params[i])) << s[i].name << " = " << params[i];
@@ -177,6 +184,66 @@ TEST_P(SamplerConformance, ToleratesSeveralObjectives) {
   const auto three = run(5, {Direction::kMaximize, Direction::kMinimize, Direction::kMaximize}, 60);
   ASSERT_EQ(three.size(), 60u);
   for (const auto& p : three) expect_in_space(p);
+}
+
+// 3 x 2 x 3 = 18 configurations (and a single-valued parameter).
+inline SearchSpace tiny_space() {
+  return {{"a", Distribution::int_range(0, 2)},
+          {"b", Distribution::categorical({"x", "y"})},
+          {"c", Distribution::float_range(0, 1, false, 0.5)},
+          {"single", Distribution::int_range(4, 4)}};
+}
+
+// Issue 9 item 1: a configuration is evaluated at most once, whatever the sampler proposes.
+TEST_P(SamplerConformance, EveryConfigurationOfATinySpaceExactlyOnce) {
+  for (int jobs : {1, 3}) {
+    SCOPED_TRACE(::testing::Message() << "n_jobs " << jobs);
+    SamplerOptions o = GetParam().options;
+    o.seed = 11;
+    o.n_startup_trials = std::min(o.n_startup_trials, 4);
+    o.population_size = std::min(o.population_size, 6);
+    auto storage = std::make_shared<InMemoryStorage>();
+    Study study = Study::create(storage, "tiny", {Direction::kMinimize, Direction::kMaximize},
+                                tiny_space(), make_sampler(GetParam().name, o));
+    std::mutex mu;
+    std::multiset<std::string> evaluated;
+    const OptimizeSummary sum = study.optimize(
+        [&](const FrozenTrial& t) {
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            evaluated.insert(configuration_key(t.params));
+          }
+          return ObjectiveResult{conformance_objective(t.params, 2), {}};
+        },
+        {.n_trials = 18, .n_jobs = jobs});
+    EXPECT_EQ(sum.started, 18);
+    EXPECT_EQ(evaluated.size(), 18u);
+    EXPECT_EQ(std::set<std::string>(evaluated.begin(), evaluated.end()).size(), 18u);
+    for (const FrozenTrial& t : study.trials()) expect_in_space_of(tiny_space(), t.params);
+  }
+}
+
+TEST_P(SamplerConformance, MoreTrialsThanTheSpaceStopTheStudyExhausted) {
+  for (int jobs : {1, 3}) {
+    SCOPED_TRACE(::testing::Message() << "n_jobs " << jobs);
+    SamplerOptions o = GetParam().options;
+    o.seed = 5;
+    auto storage = std::make_shared<InMemoryStorage>();
+    Study study = Study::create(storage, "tiny", {Direction::kMinimize}, tiny_space(),
+                                make_sampler(GetParam().name, o));
+    const OptimizeSummary sum = study.optimize(
+        [](const FrozenTrial& t) {
+          if (t.number % 5 == 2) throw std::runtime_error("a failing configuration is taken too");
+          return ObjectiveResult{conformance_objective(t.params, 1), {}};
+        },
+        {.n_trials = 30, .n_jobs = jobs});
+    EXPECT_TRUE(sum.exhausted);
+    EXPECT_EQ(sum.started, 18);
+    std::set<std::string> keys;
+    for (const FrozenTrial& t : study.trials()) keys.insert(configuration_key(t));
+    EXPECT_EQ(keys.size(), 18u);
+    EXPECT_EQ(study.trials().size(), 18u);
+  }
 }
 
 }  // namespace qsearch::search::conformance

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "search/configuration.h"
 #include "search/memory_storage.h"
 #include "search/test_util.h"
 
@@ -219,18 +221,148 @@ TEST(Study, ParallelJobsEvaluateEachTrialOnceAndSerialiseCallbacks) {
         std::this_thread::sleep_for(std::chrono::microseconds(200 * (t.number % 5)));
         return quadratic(t);
       },
-      {.n_trials = 60, .n_jobs = 4, .on_trial_finished = [&](const FrozenTrial&) {
+      {.n_trials = 30, .n_jobs = 4, .on_trial_finished = [&](const FrozenTrial&) {
          if (++in_callback > 1) overlapped = true;
          std::this_thread::sleep_for(std::chrono::microseconds(100));
          ++callbacks;
          --in_callback;
        }});
-  EXPECT_EQ(s.started, 60);
-  EXPECT_EQ(study.trials().size(), 60u);  // never more than n_trials
-  EXPECT_EQ(evaluated.size(), 60u);
-  EXPECT_EQ(std::set<int>(evaluated.begin(), evaluated.end()).size(), 60u);
-  EXPECT_EQ(callbacks, 60);
+  EXPECT_EQ(s.started, 30);
+  EXPECT_EQ(study.trials().size(), 30u);  // never more than n_trials
+  EXPECT_EQ(evaluated.size(), 30u);
+  EXPECT_EQ(std::set<int>(evaluated.begin(), evaluated.end()).size(), 30u);
+  EXPECT_EQ(callbacks, 30);
   EXPECT_FALSE(overlapped);
+  // Issue 9 item 1: 30 trials are 30 distinct configurations of the 36, and asking for more
+  // than the space holds stops the study when every configuration is taken.
+  std::set<std::vector<double>> configs;
+  for (const FrozenTrial& t : study.trials()) configs.insert(t.params);
+  EXPECT_EQ(configs.size(), 30u);
+  const OptimizeSummary more = study.optimize(quadratic, {.n_trials = 60, .n_jobs = 4});
+  EXPECT_TRUE(more.exhausted);
+  EXPECT_EQ(study.trials().size(), 36u);
+  for (const FrozenTrial& t : study.trials()) configs.insert(t.params);
+  EXPECT_EQ(configs.size(), 36u);
+}
+
+// Always proposes the same configuration (a sampler that ignores what is taken).
+class RepeatingSampler final : public Sampler {
+ public:
+  explicit RepeatingSampler(std::vector<double> params) : params_(std::move(params)) {}
+  std::string name() const override { return "repeating"; }
+  std::optional<std::vector<double>> sample(const StudyView&, int) override { return params_; }
+
+ private:
+  std::vector<double> params_;
+};
+
+// Index distance (sum of |index steps|) between two configurations of `space`.
+int64_t index_distance(const SearchSpace& space, const std::vector<double>& a,
+                       const std::vector<double>& b) {
+  int64_t d = 0;
+  for (size_t i = 0; i < space.size(); ++i) {
+    d += std::abs(space[i].dist.index_of(a[i]) - space[i].dist.index_of(b[i]));
+  }
+  return d;
+}
+
+TEST(Study, ARepeatedProposalMovesToTheNearestUntakenConfiguration) {
+  auto storage = std::make_shared<InMemoryStorage>();
+  const std::vector<double> center{1, 1, 1};
+  Study study = Study::create(storage, "s", {Direction::kMinimize}, space3(),
+                              std::make_unique<RepeatingSampler>(center));
+  const OptimizeSummary s = study.optimize(quadratic, {.n_trials = 100, .n_jobs = 1});
+  EXPECT_TRUE(s.exhausted);
+  const std::vector<FrozenTrial> trials = study.trials();
+  ASSERT_EQ(trials.size(), 36u);  // 4 x 3 x 3: every configuration once, then exhausted
+  EXPECT_EQ(trials[0].params, center);
+  std::set<std::vector<double>> configs;
+  int64_t last = 0;
+  for (const FrozenTrial& t : trials) {
+    configs.insert(t.params);
+    // Breadth-first: each trial is an untaken configuration nearest to the proposal.
+    const int64_t d = index_distance(space3(), t.params, center);
+    EXPECT_GE(d, last) << "trial " << t.number;
+    last = d;
+  }
+  EXPECT_EQ(configs.size(), 36u);
+  EXPECT_EQ(index_distance(space3(), trials[1].params, center), 1);
+  // The tie-break among equally near configurations is seeded by the trial number, not fixed:
+  // the 6 neighbours at distance 1 do not come in parameter order.
+  std::vector<std::vector<double>> ring;
+  for (int k = 1; k <= 6; ++k) ring.push_back(trials[k].params);
+  std::vector<std::vector<double>> sorted = ring;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_NE(ring, sorted);
+}
+
+TEST(Study, ARepeatedProposalWithAContinuousParameterRedrawsIt) {
+  auto storage = std::make_shared<InMemoryStorage>();
+  const SearchSpace space = {{"i", Distribution::int_range(0, 1)},
+                             {"x", Distribution::float_range(-1, 1)}};
+  Study study = Study::create(storage, "s", {Direction::kMinimize}, space,
+                              std::make_unique<RepeatingSampler>(std::vector<double>{0, 0.5}));
+  const OptimizeSummary s = study.optimize(
+      [](const FrozenTrial& t) {
+        return ObjectiveResult{{t.params[1]}, {}};
+      },
+      {.n_trials = 10});
+  EXPECT_FALSE(s.exhausted);  // a continuous float never runs out
+  std::set<std::vector<double>> configs;
+  for (const FrozenTrial& t : study.trials()) configs.insert(t.params);
+  EXPECT_EQ(configs.size(), 10u);
+  EXPECT_EQ(study.trials()[1].params, (std::vector<double>{1, 0.5}));  // the int neighbour first
+}
+
+TEST(Study, InterruptedConfigurationsAreNotTakenButFailedOnesAre) {
+  std::vector<FrozenTrial> h(3);
+  for (int k = 0; k < 3; ++k) h[k].params = {static_cast<double>(k), 0, 0};
+  h[0].state = TrialState::kFail;
+  h[0].system_attrs[kAttrInterrupted] = "1";
+  h[1].state = TrialState::kFail;
+  h[2].state = TrialState::kRunning;
+  const TakenConfigurations taken(h);
+  EXPECT_FALSE(taken.contains({0, 0, 0}));
+  EXPECT_TRUE(taken.contains({1, 0, 0}));
+  EXPECT_TRUE(taken.contains({2, 0, 0}));
+  const SearchSpace space = space3();
+  const std::vector<Direction> dirs{Direction::kMinimize};
+  const StudyView by_hand{space, dirs, h};  // no set: is_taken scans the history
+  EXPECT_FALSE(by_hand.is_taken({0, 0, 0}));
+  EXPECT_TRUE(by_hand.is_taken({2, 0, 0}));
+  EXPECT_TRUE(by_hand.is_taken({-0.0 + 2, -0.0, 0}));
+
+  // Updated incrementally: a RUNNING trial that is reclaimed (interrupted) releases its
+  // configuration unless another trial still takes it; new trials are added.
+  TakenConfigurations inc(h);
+  h.push_back(h[2]);  // a second (older-study) trial with {2, 0, 0}, COMPLETE
+  h.back().state = TrialState::kComplete;
+  h.push_back(h[1]);
+  h.back().params = {3, 0, 0};
+  h.back().state = TrialState::kRunning;
+  inc.update(h);
+  EXPECT_TRUE(inc.contains({3, 0, 0}));
+  h[2].state = h[4].state = TrialState::kFail;
+  h[2].system_attrs[kAttrInterrupted] = h[4].system_attrs[kAttrInterrupted] = "1";
+  inc.update(h);
+  EXPECT_TRUE(inc.contains({2, 0, 0}));  // trial 3 still takes it
+  EXPECT_FALSE(inc.contains({3, 0, 0}));
+  EXPECT_TRUE(inc.contains({1, 0, 0}));
+  EXPECT_EQ(inc.size(), TakenConfigurations(h).size());
+}
+
+TEST(Study, AProbeNeverCollidesWithAFullConfiguration) {
+  FrozenTrial full, probe, other_probe;
+  full.params = probe.params = other_probe.params = {1, 2, 0};
+  probe.system_attrs[kAttrProbe] = "conv1:4";
+  other_probe.system_attrs[kAttrProbe] = "conv1:8";
+  EXPECT_EQ(configuration_key(full), configuration_key(full.params));
+  EXPECT_NE(configuration_key(full), configuration_key(probe));
+  EXPECT_NE(configuration_key(probe), configuration_key(other_probe));
+  EXPECT_EQ(configuration_key(std::vector<double>{0.0}),
+            configuration_key(std::vector<double>{-0.0}));
+  const TakenConfigurations taken(std::vector<FrozenTrial>{probe});
+  EXPECT_FALSE(taken.contains(full.params));  // a probe does not take the full configuration
 }
 
 TEST(Study, CallbackErrorsStopTheRunAndPropagate) {

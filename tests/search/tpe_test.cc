@@ -2,12 +2,15 @@
 
 #include <cmath>
 #include <numeric>
+#include <set>
+#include <string>
 
 #include "search/memory_storage.h"
 #include "search/multi_objective.h"
 #include "search/parzen_estimator.h"
 #include "search/samplers.h"
 #include "search/study.h"
+#include "search/test_util.h"
 #include "search/tpe_sampler.h"
 
 namespace qsearch::search {
@@ -393,6 +396,148 @@ TEST(Tpe, MotpeReachesMoreHypervolumeThanRandom) {
   const double se = std::sqrt((sum2 / kSeeds - mean * mean) / (kSeeds - 1));
   std::printf("MOTPE - random hypervolume after 80 trials: %.3f (se %.3f)\n", mean, se);
   EXPECT_GT(mean, 3 * se);
+}
+
+// A frozen model (issue 9: TPE seed 2 cycled from trial ~240): 4 ints 0..9, loss = L1 distance
+// from (2, 2, 2, 2). Every configuration within distance 2 of the optimum has been evaluated
+// (the best 9 first), then five configurations at distance 3 were evaluated over and over, so no
+// trial has entered "below" for 90 trials and TPE's best-EI proposal is taken.
+struct FrozenHistory {
+  SearchSpace space;
+  std::vector<FrozenTrial> history;
+};
+
+FrozenHistory frozen_history() {
+  FrozenHistory f;
+  for (int i = 0; i < 4; ++i)
+    f.space.push_back({testing::param_name("p", i), Distribution::int_range(0, 9)});
+  std::vector<std::vector<double>> by_distance[3];
+  for (int code = 0; code < 10000; ++code) {
+    std::vector<double> p(4);
+    int d = 0;
+    for (int i = 0, c = code; i < 4; ++i, c /= 10) {
+      p[i] = c % 10;
+      d += std::abs(c % 10 - 2);
+    }
+    if (d <= 2) by_distance[d].push_back(p);
+  }
+  auto add = [&](const std::vector<double>& p) {
+    FrozenTrial t;
+    t.id = t.number = static_cast<int>(f.history.size());
+    t.state = TrialState::kComplete;
+    t.params = p;
+    double d = 0;
+    for (double x : p) d += std::fabs(x - 2);
+    t.values = {d};
+    f.history.push_back(t);
+  };
+  for (int d = 0; d <= 2; ++d) {
+    for (const auto& p : by_distance[d]) add(p);
+  }
+  const std::vector<std::vector<double>> cycle = {
+      {5, 2, 2, 2}, {2, 5, 2, 2}, {2, 2, 5, 2}, {2, 2, 2, 5}, {3, 3, 3, 2}};
+  for (int round = 0; round < 12; ++round) {
+    for (const auto& p : cycle) add(p);
+  }
+  return f;
+}
+
+TEST(TpeStall, StallAgeCountsTrialsSinceTheNewestBelowTrial) {
+  FrozenHistory f = frozen_history();
+  const std::vector<Direction> dirs{Direction::kMinimize};
+  const int n = static_cast<int>(f.history.size());  // 9 + 32 + 60 = 101
+  ASSERT_EQ(n, 101);
+  tpe::Split s = tpe::split(f.history, dirs, false);
+  ASSERT_EQ(s.below.size(), 11u);  // gamma(101)
+  EXPECT_EQ(tpe::stall_age(f.history, s, 1), n - 11);
+  // A new best trial enters below: the model is no longer frozen.
+  f.history.push_back(f.history[0]);
+  f.history.back().number = n;
+  f.history.back().values = {-1};
+  s = tpe::split(f.history, dirs, false);
+  EXPECT_EQ(tpe::stall_age(f.history, s, 1), 0);
+  // RUNNING and FAIL trials do not age the model.
+  f.history.push_back(f.history[1]);
+  f.history.back().state = TrialState::kRunning;
+  EXPECT_EQ(tpe::stall_age(f.history, tpe::split(f.history, dirs, false), 1), 0);
+}
+
+// The cycle of issue 9: the 41 configurations within distance 2 of the optimum, then 150 trials
+// of a TPE that does not know what is taken (as before item 1: a blind StudyView), each
+// evaluated. It re-proposes configurations it has evaluated already, again and again.
+FrozenHistory cycling_history() {
+  FrozenHistory f = frozen_history();
+  f.history.resize(41);
+  const std::vector<Direction> dirs{Direction::kMinimize};
+  const TakenConfigurations none;
+  TpeSampler blind_tpe(SamplerOptions{.seed = 2, .multivariate = false, .stall_window = 0});
+  for (int k = 0; k < 150; ++k) {
+    const StudyView blind{f.space, dirs, f.history, &none};
+    FrozenTrial t;
+    t.id = t.number = static_cast<int>(f.history.size());
+    t.state = TrialState::kComplete;
+    t.params = *blind_tpe.sample(blind, t.number);
+    double d = 0;
+    for (double x : t.params) d += std::fabs(x - 2);
+    t.values = {d};
+    f.history.push_back(t);
+  }
+  return f;
+}
+
+// Mean L1 distance from the optimum of the proposals for 40 trial numbers; *best_taken counts
+// those whose best-EI candidate (what a blind TPE would propose) is taken.
+double mean_distance(const FrozenHistory& f, SamplerOptions o, int* best_taken = nullptr) {
+  const std::vector<Direction> dirs{Direction::kMinimize};
+  const TakenConfigurations taken(f.history), none;
+  const StudyView view{f.space, dirs, f.history, &taken};
+  const StudyView blind{f.space, dirs, f.history, &none};
+  TpeSampler tpe(o);
+  double sum = 0;
+  for (int k = 0; k < 40; ++k) {
+    const int number = static_cast<int>(f.history.size()) + k;
+    const auto p = tpe.sample(view, number);
+    EXPECT_TRUE(p && !view.is_taken(*p));
+    if (best_taken) *best_taken += taken.contains(*tpe.sample(blind, number));
+    double d = 0;
+    for (double x : *p) d += std::fabs(x - 2);
+    sum += d;
+  }
+  return sum / 40;
+}
+
+// With the escape, a frozen model proposes from a prior-heavy mixture: configurations away from
+// the neighbourhood it keeps re-proposing, not the nearest untaken ones around it forever.
+TEST(TpeStall, AFrozenModelThatCyclesEscapesItsNeighbourhood) {
+  const FrozenHistory f = cycling_history();
+  std::set<std::vector<double>> distinct;
+  for (size_t k = 41; k < f.history.size(); ++k) distinct.insert(f.history[k].params);
+  EXPECT_LT(distinct.size(), 100u);  // the blind TPE repeated itself (61 distinct of 150)
+  const std::vector<Direction> dirs{Direction::kMinimize};
+  const int age = tpe::stall_age(f.history, tpe::split(f.history, dirs, false), 1);
+  EXPECT_GE(age, 25);
+  SamplerOptions o{.seed = 2, .multivariate = false, .stall_window = 25};
+  int best_taken = 0;
+  const double with_escape = mean_distance(f, o, &best_taken);
+  EXPECT_GE(best_taken, 30);  // the model keeps proposing what it has evaluated
+  o.stall_window = 0;
+  const double without = mean_distance(f, o);
+  std::printf(
+      "cycling model: stall age %d, best-EI taken %d/40, mean distance %.2f with the "
+      "escape, %.2f without\n",
+      age, best_taken, with_escape, without);
+  EXPECT_GT(with_escape, without + 1.5);
+  // A window longer than the stall does not trigger the escape.
+  o.stall_window = age + 1;
+  EXPECT_EQ(mean_distance(f, o), without);
+  // The multivariate model's wider kernels do not freeze on this history: its best-EI candidate
+  // is untaken, so the escape changes nothing.
+  o = {.seed = 2, .multivariate = true, .stall_window = 25};
+  best_taken = 0;
+  const double multivariate = mean_distance(f, o, &best_taken);
+  o.stall_window = 0;
+  EXPECT_EQ(best_taken, 0);
+  EXPECT_EQ(mean_distance(f, o), multivariate);
 }
 
 }  // namespace
