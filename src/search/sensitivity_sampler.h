@@ -73,6 +73,7 @@ class SensitivitySampler final : public Sampler {
   std::optional<std::vector<double>> sample(const StudyView& study, int trial_number) override;
   std::optional<Proposal> propose(const StudyView& study, int trial_number) override;
   bool uses_probes() const override { return true; }
+  uint64_t seed() const override { return options_.seed; }
   // Error for continuous floats, spaces above 2^62 configurations, or a group whose knapsack
   // options (the product of its probed indices) exceed 2^16.
   void check_space(const SearchSpace& space,
