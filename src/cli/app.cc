@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   add_search_command(app, global, run);
   add_train_command(app, global, run);
   add_quantize_command(app, global, run);
+  add_objective_command(app, global, run);
 
   try {
     app.parse(argc, argv);
