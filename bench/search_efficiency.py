@@ -57,7 +57,7 @@ QSEARCH_SAMPLERS = "tpe,nsgaii,random,qmc,sensitivity"
 # under load; it grows with the history), so its runs stop at 300 trials by default; pass
 # --optuna-samplers tpe,tpe-multivariate,nsgaii,random for 1000 (~20 min per TPE run).
 OPTUNA_SAMPLERS = "tpe:300,tpe-multivariate:300,nsgaii,random"
-TRUTH_RUNS = "nsgaii:3000:100"
+TRUTH_RUNS = "nsgaii:2000:100"
 BUDGETS = (100, 300, 1000)
 
 
@@ -142,7 +142,7 @@ class Cache:
             else:
                 self.data[k] = v
                 new.append((k, json.dumps(v)))
-        self.db.executemany("insert into evals values (?, ?)", new)
+        self.db.executemany("insert or ignore into evals values (?, ?)", new)
         self.db.commit()
         return differ
 
@@ -484,10 +484,14 @@ def main():
     ap.add_argument("--work", help="scratch directory (default BUILD/bench_models/search_efficiency)")
     ap.add_argument("--rerun-optuna", action="store_true",
                     help="run Optuna again even when the cache holds the same run")
+    ap.add_argument("--rerun-qsearch", action="store_true",
+                    help="run qsearch's searches again even when the cache holds the same run "
+                         "(same qsearch binary, sampler, seed and trials)")
     ap.add_argument("--check", type=int, default=20,
                     help="cached configurations re-evaluated to check determinism")
     args = ap.parse_args()
 
+    warnings.filterwarnings("ignore")  # Optuna's ExperimentalWarning for multivariate
     stem = os.path.splitext(os.path.basename(args.config))[0]
     args.build = os.path.abspath(args.build)
     args.qsearch = os.path.join(args.build, "bin", "qsearch")
@@ -556,10 +560,22 @@ def main():
     tasks.sort(key=lambda t: t[0])
     stored = dict(cache.db.execute("select key, trace from runs"))
 
+    with open(args.qsearch, "rb") as f:
+        binary = hashlib.sha256(f.read()).hexdigest()[:16]
+
     def do(task):
         _, tag, s, k, n, key = task
         if tag != "optuna":
-            return qsearch_run(args, s, k, n, tag)
+            # Same binary, sampler, seed and trials: the same study (seeded, one job).
+            qkey = f"qsearch|{s}|{k}|{n}|{binary}"
+            if qkey in stored and not args.rerun_qsearch:
+                r = json.loads(stored[qkey])
+                r["reused"] = True
+                return r
+            r = qsearch_run(args, s, k, n, tag)
+            if "error" not in r:
+                r["cache_key"] = qkey
+            return r
         if key in stored and not args.rerun_optuna:
             r = json.loads(stored[key])
             r["new"], r["reused"] = {}, True
@@ -582,9 +598,9 @@ def main():
                 raise SystemExit(f"search_efficiency: {tag} {s} seed {k} has other values than "
                                  f"qsearch objective gives for {len(differ)} configurations, "
                                  f"e.g. {differ[0]}")
-            if tag == "optuna" and not r.get("reused"):
+            if not r.get("reused"):
                 cache.db.execute("insert or replace into runs values (?, ?)",
-                                 (key, json.dumps(r)))
+                                 (r.pop("cache_key", key), json.dumps(r)))
                 cache.db.commit()
             how = "reused from the cache" if r.get("reused") else f"{r['wall_s']:.0f}s"
             extra = f", {r['eval_s']:.0f}s evaluating" if "eval_s" in r and not r.get("reused") \
