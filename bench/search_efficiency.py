@@ -194,7 +194,7 @@ class RunningFront:
 
 
 def qsearch_run(args, sampler, seed, trials, tag):
-    out = os.path.join(args.work, f"{tag}_{sampler}_{seed}")
+    out = os.path.join(args.work, f"{args.stem}_{tag}_{sampler}_{seed}")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.time()
     r = subprocess.run([args.qsearch, "--threads", "1", "search", "--config", args.config,
@@ -299,7 +299,7 @@ def optuna_worker(argv):
 
 
 def run_optuna_task(args, sampler, seed, trials):
-    out = os.path.join(args.work, f"optuna_{sampler}_{seed}_{trials}.json")
+    out = os.path.join(args.work, f"{args.stem}_optuna_{sampler}_{seed}_{trials}.json")
     r = subprocess.run([sys.executable, os.path.abspath(__file__), "--optuna-worker", sampler,
                         str(seed), str(trials), out, "--qsearch", args.qsearch, "--config",
                         args.config, "--cache", args.cache], cwd=ROOT, capture_output=True,
@@ -492,7 +492,7 @@ def main():
     args = ap.parse_args()
 
     warnings.filterwarnings("ignore")  # Optuna's ExperimentalWarning for multivariate
-    stem = os.path.splitext(os.path.basename(args.config))[0]
+    stem = args.stem = os.path.splitext(os.path.basename(args.config))[0]
     args.build = os.path.abspath(args.build)
     args.qsearch = os.path.join(args.build, "bin", "qsearch")
     if not os.access(args.qsearch, os.X_OK):
