@@ -622,6 +622,7 @@ def main():
     front_hv = hypervolume(front, ref)
     where = {p: {"index": list(index_of(min(ks))), "configurations": len(ks)}
              for p, ks in points.items()}
+    previous = None
     if os.path.exists(args.front):
         with open(args.front) as f:
             previous = json.load(f)
@@ -652,11 +653,18 @@ def main():
         # in --describe order) and how many evaluated configurations give them.
         "points": [{"values": [s * x for s, x in zip(signs, p)], **where[p]} for p in front],
     }
-    with open(args.front, "w") as f:
-        json.dump(record, f, indent=1)
-        f.write("\n")
-    log(f"best-known front: {len(front)} points, hypervolume {front_hv:.6f}, from "
-        f"{len(cache.data)} distinct configurations; written to {args.front}")
+    if previous and previous.get("fingerprint") == fingerprint and \
+            [p["values"] for p in previous["points"]] == [p["values"] for p in record["points"]]:
+        # The same front: keep the file and its account of how it was obtained.
+        record = previous
+        log(f"best-known front: {len(front)} points, hypervolume {front_hv:.6f}, unchanged "
+            f"({args.front} kept)")
+    else:
+        with open(args.front, "w") as f:
+            json.dump(record, f, indent=1)
+            f.write("\n")
+        log(f"best-known front: {len(front)} points, hypervolume {front_hv:.6f}, from "
+            f"{len(cache.data)} distinct configurations; written to {args.front}")
 
     # 4. Scores.
     order = {("qsearch", s): i for i, (s, _) in enumerate(parse_runs(args.qsearch_samplers, 0))}
