@@ -79,7 +79,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
 
   const SearchProblem problem = load_search_problem(global, flags, s);
   const auto& space = problem.space;
-  const eval::QuantObjective& objective = *problem.objective;
+  eval::QuantObjective& objective = *problem.objective;
   if (!objective.model_output().note.empty()) {
     std::cerr << "qsearch: note: " << objective.model_output().note << "\n";
   }

@@ -18,7 +18,8 @@ struct SearchProblem {
   std::shared_ptr<const ir::Graph> graph;
   std::shared_ptr<const data::Dataset> dataset;
   std::shared_ptr<const eval::QuantSearchSpace> space;
-  std::shared_ptr<const eval::QuantObjective> objective;
+  // Not const: a command may configure it before the first trial (e.g. racing's incumbents).
+  std::shared_ptr<eval::QuantObjective> objective;
 };
 
 // Imports s.model_path, loads s.dataset's split (global.data_dir, csv columns), builds the space
