@@ -5,7 +5,7 @@
 #   bench/tpe_defaults.sh [OUT_DIR]          # default build/tpe_defaults; re-running reuses
 #   TRIALS=300 SEEDS="0 1" bench/tpe_defaults.sh   # finished runs and only redoes the table
 #
-# Space: bench/configs/lenet5_mixed.toml (per layer data_in_width {4, 8}, weight_width
+# Space: configs/lenet5_mixed.toml (per layer data_in_width {4, 8}, weight_width
 # {2, 3, 4, 5, 6, 8}, weight_frac_width {4, 6}; 24^5 configurations), objectives accuracy on
 # 1,024 MNIST test images (maximize) and 0.2 x average bitwidth (minimize), int engine, --jobs 1
 # (except the two 2-jobs rows: constant_liar only matters with parallel workers).
@@ -19,7 +19,7 @@ BIN=${QSEARCH:-build/bin/qsearch}
 OUT=${1:-build/tpe_defaults}
 TRIALS=${TRIALS:-1000}
 SEEDS=${SEEDS:-"0 1 2"}
-CFG=bench/configs/lenet5_mixed.toml
+CFG=configs/lenet5_mixed.toml
 mkdir -p "$OUT"
 
 # name|flags; every option this benchmark compares is given explicitly.

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   add_train_command(app, global, run);
   add_quantize_command(app, global, run);
   add_sensitivity_command(app, global, run);
+  add_objective_command(app, global, run);
 
   try {
     app.parse(argc, argv);

@@ -19,6 +19,7 @@
 
 #include "cli/commands.h"
 #include "cli/job_limits.h"
+#include "cli/search_problem.h"
 #include "cli/search_study.h"
 #include "cli/stop_signals.h"
 #include "config/search_settings.h"
@@ -119,25 +120,9 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   }
   check_search_paths(s);  // before the model and data load
 
-  if (!std::filesystem::exists(s.model_path) && !flags.model) {
-    // A config's relative model path is looked up from the working directory, then beside the
-    // config; say both and how to fix it rather than only "cannot open".
-    fail(
-        "{}: model '{}' not found: looked in the working directory ({}) and beside the config; "
-        "run qsearch from the directory the path is relative to (the shipped configs: the "
-        "repository root) or pass --model PATH.onnx",
-        flags.config, s.model_path, std::filesystem::current_path().string());
-  }
-  auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
-  data::DataOptions dopts{.data_dir = global.data_dir,
-                          .label_column = s.label_column,
-                          .feature_columns = s.feature_columns};
-  auto dataset = std::make_shared<data::Dataset>(
-      data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
-  auto space = std::make_shared<eval::QuantSearchSpace>(
-      eval::QuantSearchSpace::build(*graph, s.by, s.seeds));
-  if (flags.output) s.objective.output = *flags.output;
-  eval::QuantObjective objective(graph, dataset, space, s.objective);
+  const SearchProblem problem = load_search_problem(global, flags, s);
+  const auto& space = problem.space;
+  eval::QuantObjective& objective = *problem.objective;
   if (!objective.model_output().note.empty()) {
     std::cerr << "qsearch: note: " << objective.model_output().note << "\n";
   }

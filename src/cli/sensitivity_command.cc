@@ -17,13 +17,12 @@
 
 #include "cli/commands.h"
 #include "cli/job_limits.h"
+#include "cli/search_problem.h"
 #include "cli/search_study.h"
 #include "config/config.h"
 #include "config/search_settings.h"
 #include "core/error.h"
-#include "data/dataset.h"
 #include "eval/objective.h"
-#include "onnx/import.h"
 #include "report/sensitivity_report.h"
 #include "search/sensitivity_sampler.h"
 
@@ -43,21 +42,9 @@ int run_sensitivity(const GlobalOptions& global, config::SearchFlags flags, bool
   }
   config::SearchSettings s = config::resolve_search_settings(config, flags);
   check_search_paths(s);
-  if (!fs::exists(s.model_path) && !flags.model) {
-    fail(
-        "{}: model '{}' not found (relative to {}); run from the directory the path is relative "
-        "to or pass --model PATH.onnx",
-        flags.config, s.model_path, fs::current_path().string());
-  }
-  auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
-  data::DataOptions dopts{.data_dir = global.data_dir,
-                          .label_column = s.label_column,
-                          .feature_columns = s.feature_columns};
-  auto dataset = std::make_shared<data::Dataset>(
-      data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
-  auto space = std::make_shared<eval::QuantSearchSpace>(
-      eval::QuantSearchSpace::build(*graph, s.by, s.seeds));
-  eval::QuantObjective objective(graph, dataset, space, s.objective);
+  const SearchProblem problem = load_search_problem(global, flags, s);
+  const auto& space = problem.space;
+  const eval::QuantObjective& objective = *problem.objective;
 
   const search::SamplerOptions& sopts = s.sampler_options;
   const int64_t n_probes =

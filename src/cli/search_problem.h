@@ -1,0 +1,32 @@
+// What `qsearch search` evaluates, built once from resolved settings: the imported model, the
+// data split, the search space and the objective. Shared by `search` and `objective` (the
+// JSON-lines evaluator), so both score a configuration identically.
+#pragma once
+
+#include <memory>
+
+#include "cli/app.h"
+#include "config/search_settings.h"
+#include "data/dataset.h"
+#include "eval/objective.h"
+#include "eval/quant_config.h"
+#include "ir/graph.h"
+
+namespace qsearch::cli {
+
+struct SearchProblem {
+  std::shared_ptr<const ir::Graph> graph;
+  std::shared_ptr<const data::Dataset> dataset;
+  std::shared_ptr<const eval::QuantSearchSpace> space;
+  // Not const: a command may configure it before the first trial (e.g. racing's incumbents).
+  std::shared_ptr<eval::QuantObjective> objective;
+};
+
+// Imports s.model_path, loads s.dataset's split (global.data_dir, csv columns), builds the space
+// from s's seeds and the objective from s.objective (with --output applied: flags.output is
+// written into s.objective.output). Throws Error when the model is missing (naming both places
+// looked in and the fix), and for everything the loaders and QuantObjective refuse.
+SearchProblem load_search_problem(const GlobalOptions& global, const config::SearchFlags& flags,
+                                  config::SearchSettings& s);
+
+}  // namespace qsearch::cli
