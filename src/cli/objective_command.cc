@@ -230,23 +230,7 @@ void add_objective_command(CLI::App& app, const GlobalOptions& global, Runner& r
   CLI::App* cmd = app.add_subcommand(
       "objective",
       "Evaluate configurations of a search space read as JSON lines on stdin (for scripts)");
-  cmd->add_option("--config", flags->config, "TOML config (MASE schema), as for search")
-      ->required();
-  auto opt = [&](const char* name, auto& target, const char* help) {
-    cmd->add_option_function<std::decay_t<decltype(*target)>>(
-        name, [&target](const auto& v) { target = v; }, help);
-  };
-  opt("--model", flags->model, "ONNX model (overrides the config's model)");
-  opt("--dataset", flags->dataset, "Data set (overrides the config)");
-  opt("--mode", flags->mode, "int | fake | float (default int)");
-  opt("--num-samples", flags->num_samples, "Samples each evaluation uses (overrides num_samples)");
-  opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
-  opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
-  cmd->add_option_function<std::vector<std::string>>(
-         "--feature-columns",
-         [flags](const std::vector<std::string>& v) { flags->feature_columns = v; },
-         "Feature columns of a csv:PATH data set, in the model's input order: A,B,C")
-      ->delimiter(',');
+  add_problem_options(cmd, flags, "evaluation");
   cmd->add_flag("--describe", *describe_only,
                 "Print the space (parameters and choices, objectives and directions) as one JSON "
                 "line and exit");

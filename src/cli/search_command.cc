@@ -357,13 +357,11 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   auto quiet = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
       "search", "Search mixed-precision quantizations of a model (MASE's `ch search`)");
-  cmd->add_option("--config", flags->config, "TOML config (MASE schema)")->required();
+  add_problem_options(cmd, flags, "trial");
   auto opt = [&](const char* name, auto& target, const char* help) {
     cmd->add_option_function<std::decay_t<decltype(*target)>>(
         name, [&target](const auto& v) { target = v; }, help);
   };
-  opt("--model", flags->model, "ONNX model (overrides the config's model)");
-  opt("--dataset", flags->dataset, "Data set (overrides the config)");
   opt("--sampler", flags->sampler, "bruteforce | random | tpe | nsgaii | qmc | sensitivity");
   opt("--trials", flags->trials, "Finished trials the study should hold (n_trials)");
   opt("--timeout", flags->timeout, "Seconds after which no new trial starts");
@@ -372,10 +370,6 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--storage", flags->storage, "Study storage: sqlite:///path.db (default <out>/study.db)");
   opt("--study", flags->study, "Study name (default: the config's project)");
   opt("--out", flags->out, "Output directory (default qsearch_output/<project>/search)");
-  opt("--mode", flags->mode, "int | fake | float (default int)");
-  opt("--num-samples", flags->num_samples, "Samples each trial evaluates (overrides num_samples)");
-  opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
-  opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
   opt("--multivariate", flags->multivariate, "TPE: one joint model of all parameters (true|false)");
   opt("--group", flags->group, "TPE: Optuna's group decomposition (needs --multivariate true)");
   opt("--constant-liar", flags->constant_liar,
@@ -387,12 +381,6 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--gamma-max", flags->gamma_max, "TPE: cap of gamma(n)");
   opt("--stall-window", flags->stall_window,
       "TPE: trials without a new best-set member before a frozen model is escaped (0: off)");
-  cmd->add_option_function<std::vector<std::string>>(
-         "--feature-columns",
-         [flags](const std::vector<std::string>& v) { flags->feature_columns = v; },
-         "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
-         "(feature_columns; default: every column but the label)")
-      ->delimiter(',');
   cmd->add_flag_function(
       "--racing", [flags](int64_t) { flags->racing = true; },
       "Stop a trial after a first slice of its samples when a complete trial dominates it even "

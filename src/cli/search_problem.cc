@@ -1,11 +1,35 @@
 #include "cli/search_problem.h"
 
+#include <CLI/CLI.hpp>
+
 #include <filesystem>
 
 #include "core/error.h"
 #include "onnx/import.h"
 
 namespace qsearch::cli {
+
+void add_problem_options(CLI::App* cmd, const std::shared_ptr<config::SearchFlags>& flags,
+                         const std::string& per) {
+  cmd->add_option("--config", flags->config, "TOML config (MASE schema)")->required();
+  auto opt = [&](const char* name, auto& target, const std::string& help) {
+    cmd->add_option_function<std::decay_t<decltype(*target)>>(
+        name, [&target](const auto& v) { target = v; }, help);
+  };
+  opt("--model", flags->model, "ONNX model (overrides the config's model)");
+  opt("--dataset", flags->dataset, "Data set (overrides the config)");
+  opt("--mode", flags->mode, "int | fake | float (default int)");
+  opt("--num-samples", flags->num_samples,
+      "Samples each " + per + " evaluates (overrides num_samples)");
+  opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
+  opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
+  cmd->add_option_function<std::vector<std::string>>(
+         "--feature-columns",
+         [flags](const std::vector<std::string>& v) { flags->feature_columns = v; },
+         "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
+         "(feature_columns; default: every column but the label)")
+      ->delimiter(',');
+}
 
 SearchProblem load_search_problem(const GlobalOptions& global, const config::SearchFlags& flags,
                                   config::SearchSettings& s) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "cli/app.h"
 #include "config/search_settings.h"
@@ -12,7 +13,17 @@
 #include "eval/quant_config.h"
 #include "ir/graph.h"
 
+namespace CLI {
+class App;
+}
+
 namespace qsearch::cli {
+
+// The options that say which problem a command works on, the same for search, sensitivity and
+// objective: --config (required), --model, --dataset, --mode, --num-samples (`per` completes its
+// help: "Samples each <per> evaluates"), --output, --label-column, --feature-columns.
+void add_problem_options(CLI::App* cmd, const std::shared_ptr<config::SearchFlags>& flags,
+                         const std::string& per);
 
 struct SearchProblem {
   std::shared_ptr<const ir::Graph> graph;

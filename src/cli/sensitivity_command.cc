@@ -106,20 +106,16 @@ void add_sensitivity_command(CLI::App& app, const GlobalOptions& global, Runner&
       "sensitivity",
       "Per-layer sensitivity: each layer quantized alone at each option of the search space, "
       "the others float (the sensitivity strategy's probes)");
-  cmd->add_option("--config", flags->config, "TOML config (MASE schema)")->required();
+  add_problem_options(cmd, flags, "probe");
   auto opt = [&](const char* name, auto& target, const char* help) {
     cmd->add_option_function<std::decay_t<decltype(*target)>>(
         name, [&target](const auto& v) { target = v; }, help);
   };
-  opt("--model", flags->model, "ONNX model (overrides the config's model)");
-  opt("--dataset", flags->dataset, "Data set (overrides the config)");
   opt("--jobs", flags->jobs, "Probes evaluated concurrently");
   opt("--seed", flags->seed, "Seed (the order of the probes)");
   opt("--storage", flags->storage, "Study storage: sqlite:///path.db (default <out>/study.db)");
   opt("--study", flags->study, "Study name (default: the config's project)");
   opt("--out", flags->out, "Output directory (default qsearch_output/<project>/sensitivity)");
-  opt("--mode", flags->mode, "int | fake | float (default int)");
-  opt("--num-samples", flags->num_samples, "Samples each probe evaluates (overrides num_samples)");
   cmd->add_flag("--quiet", *quiet, "Only print the table");
   cmd->callback([&global, &run, flags, quiet] {
     run = [&global, flags, quiet] { return run_sensitivity(global, *flags, *quiet); };
