@@ -8,6 +8,7 @@
 // per-layer table on stdout and sensitivity.json in --out (report/sensitivity_report.h, the same
 // file `qsearch search --sampler sensitivity` writes).
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -79,9 +80,30 @@ int run_sensitivity(const GlobalOptions& global, config::SearchFlags flags, bool
     if (quiet) return;
     std::lock_guard<std::mutex> lock(mu);
     auto p = t.system_attrs.find(search::kAttrProbe);
-    std::cerr << fmt::format("[{:>4}/{}] probe {} {}\n", t.number + 1, n_probes,
-                             p == t.system_attrs.end() ? "?" : p->second,
-                             search::to_string(t.state));
+    const std::string group = p == t.system_attrs.end() ? "?" : p->second;
+    // The option the probe measured (its group's searched fields in sampled_config) and the
+    // objective values (scaled, as in the table).
+    std::string what;
+    if (auto sc = t.user_attrs.find("sampled_config"); sc != t.user_attrs.end()) {
+      const auto j = nlohmann::json::parse(sc->second, nullptr, false);
+      if (j.is_object() && j.contains(group) && j[group].contains("config")) {
+        const auto& config = j[group]["config"];
+        for (const search::Param& param : study.info().space) {  // only searched fields
+          const std::string prefix = group + "/config/";
+          const std::string field = param.name.substr(std::min(prefix.size(), param.name.size()));
+          if (param.name.rfind(prefix, 0) == 0 && param.dist.cardinality() > 1 &&
+              config.contains(field)) {
+            what += fmt::format(" {}={}", field, config[field].dump());
+          }
+        }
+      }
+    }
+    for (size_t i = 0; i < t.values.size() && i < s.objective.metrics.size(); ++i) {
+      what +=
+          fmt::format("{} {} {:.4g}", i == 0 ? ":" : ",", s.objective.metrics[i].name, t.values[i]);
+    }
+    std::cerr << fmt::format("[{:>4}/{}] probe {} {}{}\n", t.number + 1, n_probes, group,
+                             search::to_string(t.state), what);
   };
   study.optimize(objective, oo);
 

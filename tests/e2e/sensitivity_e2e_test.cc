@@ -72,6 +72,10 @@ TEST(SensitivityE2E, CommandPrintsAndWritesThePerLayerTable) {
   EXPECT_NE(r.out.find("drop accuracy"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(all float)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("data_in_width=4 weight_width=2"), std::string::npos) << r.out;
+  // Progress on stderr: each probe's layer, option and values.
+  EXPECT_NE(r.err.find("probe base COMPLETE: accuracy "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("probe fc2 COMPLETE data_in_width="), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(", average_bitwidth "), std::string::npos) << r.err;
   std::istringstream lines(r.out);
   int rows = 0;
   for (std::string line; std::getline(lines, line);) rows += line.rfind("| fc", 0) == 0;
