@@ -231,13 +231,14 @@ bool finite(const std::vector<double>& v) {
 struct Observed {
   std::vector<std::optional<std::vector<double>>> probe_loss;  // per probe, when COMPLETE
   std::vector<bool> probe_taken;
-  std::set<std::vector<double>> taken;                                        // full configurations
+  const StudyView* study = nullptr;  // its taken configurations (StudyView::is_taken)
   std::vector<std::pair<std::vector<double>, std::vector<double>>> measured;  // params, loss
   std::vector<std::vector<double>> running;                                   // params
 };
 
 Observed observe(const Plan& plan, const StudyView& study) {
   Observed o;
+  o.study = &study;
   o.probe_loss.resize(plan.probes.size());
   o.probe_taken.assign(plan.probes.size(), false);
   for (const FrozenTrial& t : study.history) {
@@ -254,7 +255,6 @@ Observed observe(const Plan& plan, const StudyView& study) {
       }
       continue;
     }
-    o.taken.insert(t.params);
     if (t.state == TrialState::kRunning) o.running.push_back(t.params);
     if (t.state == TrialState::kComplete && t.values.size() == study.directions.size() &&
         finite(t.values)) {
@@ -381,22 +381,14 @@ Correction fit_correction(const Model& model, const Observed& obs, size_t m) {
   return c;
 }
 
-std::optional<std::vector<double>> random_untaken(const SearchSpace& space, const Observed& obs,
-                                                  uint64_t seed, int trial_number) {
+// A random configuration, redrawn while it is taken; a last taken draw is moved by the Study to
+// the nearest untaken configuration (or ends the study when every one is taken).
+std::vector<double> random_untaken(const SearchSpace& space, const Observed& obs, uint64_t seed,
+                                   int trial_number) {
   Rng rng = Rng(seed).fork(static_cast<uint64_t>(trial_number));
-  for (int i = 0; i < 1000; ++i) {
-    std::vector<double> p = sample_uniform(space, rng);
-    if (!obs.taken.count(p)) return p;
-  }
-  const uint64_t n = space_size(space);
-  if (n > (uint64_t{1} << 22) && obs.taken.size() < n) {
-    fail("sensitivity sampler: 1000 random draws found only evaluated configurations");
-  }
-  for (uint64_t i = 0; i < n; ++i) {
-    std::vector<double> p = decode_config(space, i);
-    if (!obs.taken.count(p)) return p;
-  }
-  return std::nullopt;  // every configuration is taken
+  std::vector<double> p = sample_uniform(space, rng);
+  for (int i = 1; i < kMaxRedraws && obs.study->is_taken(p); ++i) p = sample_uniform(space, rng);
+  return p;
 }
 
 // Proposes the best-scored candidate (see the header), or nullopt when there is none.
@@ -422,7 +414,7 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
   std::vector<std::vector<double>> candidates;
   std::set<std::vector<double>> seen;
   auto add = [&](std::vector<double> p) {
-    if (obs.taken.count(p) || !seen.insert(p).second) return;
+    if (obs.study->is_taken(p) || !seen.insert(p).second) return;
     candidates.push_back(std::move(p));
   };
   for (const KnapsackSolution& s : front) {
@@ -663,7 +655,6 @@ std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int 
     params = model_proposal(plan, study.space, obs, model, study.directions.size(), solve);
   }
   if (!params) params = random_untaken(study.space, obs, options_.seed, trial_number);
-  if (!params) return std::nullopt;
   return Proposal{std::move(*params)};
 }
 

@@ -36,8 +36,8 @@
 // range of candidates and measurements, reference point 1.1; a candidate the front dominates
 // scores minus the distance it would have to move to escape domination. The best score is
 // proposed (ties: the first candidate, predicted front first). With no candidate left, or no
-// complete model yet (probes still RUNNING elsewhere), a random untaken configuration; nothing
-// when every configuration is taken.
+// complete model yet (probes still RUNNING elsewhere), a random untaken configuration (a taken
+// last draw is moved by the Study; it ends the study when every configuration is taken).
 //
 // Taken: a trial with the same params (and for probes the same kAttrProbe) that is COMPLETE,
 // RUNNING, or FAIL without interrupted = 1. A pure function of (seed, space, directions,
