@@ -78,6 +78,44 @@ inline std::string write(const ScratchDir& dir, const std::string& name, const s
   return p;
 }
 
+// The MLP fixture (tests/fixtures/torch/mlp_opset13.onnx) searched by node name: fc1..fc3 each
+// data_in_width [4, 8] x weight_width [2, 4, 8] (216 configurations; the ReLUs unquantized),
+// accuracy (maximize) vs average_bitwidth (minimize) on num_samples MNIST test images. `top`
+// goes before the first table (e.g. `project = "x"`), `setup` into [search.strategy.setup].
+inline std::string mlp_by_name_config(int num_samples, const std::string& top = "",
+                                      const std::string& setup = "") {
+  std::string s = R"(
+model = "tests/fixtures/torch/mlp_opset13.onnx"
+dataset = "mnist"
+batch_size = 256
+)" + top + R"(
+[search.search_space.setup]
+by = "name"
+[search.search_space.seed.default.config]
+name = ["NA"]
+)";
+  for (const char* n : {"fc1", "fc2", "fc3"}) {
+    s += std::string("[search.search_space.seed.") + n + ".config]\n" +
+         "name = [\"integer\"]\ndata_in_width = [4, 8]\nweight_width = [2, 4, 8]\n";
+  }
+  s += R"(
+[search.strategy.sw_runner.basic_evaluation]
+num_samples = )" +
+       std::to_string(num_samples) + R"(
+[search.strategy.hw_runner.average_bitwidth]
+compare_to = 32
+[search.strategy.setup]
+)" + setup +
+       R"(
+[search.strategy.metrics]
+accuracy.scale = 1.0
+accuracy.direction = "maximize"
+average_bitwidth.scale = 1.0
+average_bitwidth.direction = "minimize"
+)";
+  return s;
+}
+
 // The trials of the one study in <out_dir>/study.db (none if it holds several).
 inline std::vector<search::FrozenTrial> trials_of(const std::string& out_dir) {
   auto storage = storage::open_storage("sqlite:///" + out_dir + "/study.db");

@@ -23,35 +23,7 @@ namespace {
 
 // Per node data_in [4, 8] x weight [2, 4, 8] for fc1..fc3 of the MNIST MLP: 216 points.
 std::string mlp_config(int num_samples, const std::string& extra_setup = "") {
-  std::string s = R"(
-model = "tests/fixtures/torch/mlp_opset13.onnx"
-dataset = "mnist"
-batch_size = 256
-[search.search_space.setup]
-by = "name"
-[search.search_space.seed.default.config]
-name = ["NA"]
-)";
-  for (const char* n : {"fc1", "fc2", "fc3"}) {
-    s += std::string("[search.search_space.seed.") + n + ".config]\n" +
-         "name = [\"integer\"]\ndata_in_width = [4, 8]\nweight_width = [2, 4, 8]\n";
-  }
-  s +=
-      "[search.strategy.sw_runner.basic_evaluation]\nnum_samples = " + std::to_string(num_samples) +
-      "\n";
-  s += R"(
-[search.strategy.hw_runner.average_bitwidth]
-compare_to = 32
-[search.strategy.setup]
-)" + extra_setup +
-       R"(
-[search.strategy.metrics]
-accuracy.scale = 1.0
-accuracy.direction = "maximize"
-average_bitwidth.scale = 1.0
-average_bitwidth.direction = "minimize"
-)";
-  return s;
+  return mlp_by_name_config(num_samples, "", extra_setup);
 }
 
 // Starts `qsearch <args>` from the source directory with stderr to err_path; returns its pid.

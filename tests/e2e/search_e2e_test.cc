@@ -51,33 +51,7 @@ average_bitwidth.direction = "minimize"
 }
 
 // Per node data_in [4, 8] x weight [2, 4, 8] for fc1..fc3: 216 points.
-std::string by_name_config() {
-  std::string s = R"(
-model = "tests/fixtures/torch/mlp_opset13.onnx"
-dataset = "mnist"
-batch_size = 256
-[search.search_space.setup]
-by = "name"
-[search.search_space.seed.default.config]
-name = ["NA"]
-)";
-  for (const char* n : {"fc1", "fc2", "fc3"}) {
-    s += std::string("[search.search_space.seed.") + n + ".config]\n" +
-         "name = [\"integer\"]\ndata_in_width = [4, 8]\nweight_width = [2, 4, 8]\n";
-  }
-  s += R"(
-[search.strategy.sw_runner.basic_evaluation]
-num_samples = 2048
-[search.strategy.hw_runner.average_bitwidth]
-compare_to = 32
-[search.strategy.metrics]
-accuracy.scale = 1.0
-accuracy.direction = "maximize"
-average_bitwidth.scale = 1.0
-average_bitwidth.direction = "minimize"
-)";
-  return s;
-}
+std::string by_name_config() { return mlp_by_name_config(2048); }
 
 std::set<std::vector<double>> distinct_params(const std::vector<search::FrozenTrial>& ts,
                                               search::TrialState state) {

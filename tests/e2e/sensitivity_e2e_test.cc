@@ -15,36 +15,7 @@ namespace {
 
 // fc1..fc3, each data_in [4, 8] x weight [2, 4, 8]: 6 options per layer, 216 configurations;
 // the ReLUs (name = NA only) have one option and are not probed: 1 + 3 x 6 = 19 probes.
-std::string config() {
-  std::string s = R"(
-model = "tests/fixtures/torch/mlp_opset13.onnx"
-dataset = "mnist"
-batch_size = 256
-project = "sens"
-
-[search.search_space.setup]
-by = "name"
-
-[search.search_space.seed.default.config]
-name = ["NA"]
-)";
-  for (const char* n : {"fc1", "fc2", "fc3"}) {
-    s += std::string("[search.search_space.seed.") + n + ".config]\n" +
-         "name = [\"integer\"]\ndata_in_width = [4, 8]\nweight_width = [2, 4, 8]\n";
-  }
-  s += R"(
-[search.strategy.sw_runner.basic_evaluation]
-num_samples = 256
-[search.strategy.hw_runner.average_bitwidth]
-compare_to = 32
-[search.strategy.metrics]
-accuracy.scale = 1.0
-accuracy.direction = "maximize"
-average_bitwidth.scale = 1.0
-average_bitwidth.direction = "minimize"
-)";
-  return s;
-}
+std::string config() { return mlp_by_name_config(256, "project = \"sens\"\n"); }
 
 using ProbeKey = std::tuple<std::string, std::string, std::vector<double>>;
 
