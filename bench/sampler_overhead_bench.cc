@@ -10,6 +10,7 @@
 //
 // Modes (one JSON line per measurement):
 //   full run:  --trials N --samplers random,tpe [--objectives 2] [--history-out FILE]
+//              [--qsearch-tpe-defaults] (TPE with qsearch's defaults instead of Optuna's)
 //              overhead_ms = (wall - objective time) / N; last100_overhead_ms = the same over
 //              the last 100 trials (from trial completion times); cpu_overhead_ms uses process
 //              CPU time instead of wall time (less sensitive to other load on the machine).
@@ -127,6 +128,7 @@ int main(int argc, char** argv) {
   int trials = 1000, n_objectives = 2, prefill_count = 990, timed = 10;
   uint64_t seed = 0;
   std::string samplers = "random,tpe", history_out, prefill;
+  bool qsearch_defaults = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -152,20 +154,26 @@ int main(int argc, char** argv) {
       prefill_count = std::stoi(next());
     else if (a == "--timed")
       timed = std::stoi(next());
+    else if (a == "--qsearch-tpe-defaults")
+      qsearch_defaults = true;
     else {
       std::fprintf(stderr,
                    "usage: %s [--trials N] [--samplers random,tpe] [--objectives 1|2] [--seed S]\n"
                    "          [--history-out FILE] | --prefill FILE [--prefill-count M] "
-                   "[--timed K]\n",
+                   "[--timed K] [--qsearch-tpe-defaults]\n",
                    argv[0]);
       return 2;
     }
   }
   const SearchSpace space = mase_space();
   // Optuna's TPESampler() defaults (univariate, no constant liar; and no frozen-model escape),
-  // which is what the Optuna side of this benchmark runs.
-  const SamplerOptions options{
-      .seed = seed, .multivariate = false, .constant_liar = false, .stall_window = 0};
+  // which is what the Optuna side of this benchmark runs; --qsearch-tpe-defaults: qsearch's own
+  // (multivariate, constant liar, escape), what `qsearch search` uses.
+  const SamplerOptions options =
+      qsearch_defaults
+          ? SamplerOptions{.seed = seed}
+          : SamplerOptions{
+                .seed = seed, .multivariate = false, .constant_liar = false, .stall_window = 0};
   for (const std::string& name : split(samplers)) {
     auto storage = std::make_shared<InMemoryStorage>();
     if (prefill.empty()) {
