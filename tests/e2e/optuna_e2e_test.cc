@@ -178,5 +178,55 @@ TEST(OptunaE2E, OptunaReadsAQsearchStudyAndQsearchResumesWithATrialOptunaAdded) 
   EXPECT_EQ(again["best_trials"], json({8}));
 }
 
+// A study.db Optuna itself created: qsearch reports on it (its space taken from the trials'
+// params) but refuses to resume the study.
+constexpr const char* kOptunaMakesAStudy = R"py(
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study(study_name="by-optuna", storage=sys.argv[1],
+                            directions=["maximize", "minimize"],
+                            sampler=optuna.samplers.RandomSampler(seed=1))
+def objective(trial):
+    w = trial.suggest_int("fc1/config/weight_width", 0, 2)
+    d = trial.suggest_int("fc1/config/data_in_width", 0, 1)
+    trial.set_user_attr("software_metrics", {"loss": 1.0 - 0.1 * w, "accuracy": 0.5 + 0.1 * w})
+    return 0.5 + 0.1 * w, 2.0 + w + 3 * d
+study.optimize(objective, n_trials=8)
+print(json.dumps({"best": sorted(t.number for t in study.best_trials)}))
+)py";
+
+TEST(OptunaE2E, AStudyOptunaCreatedIsReportedButNotResumed) {
+  if (!python_has("optuna")) {
+    GTEST_SKIP() << "/usr/bin/python3 cannot import optuna: install python3-optuna "
+                    "(scripts/setup.sh) to run Optuna against qsearch's study.db";
+  }
+  ScratchDir dir("optuna_made");
+  const std::string db = dir / "optuna.db";
+  const std::string url = "sqlite:///" + db;
+  const json made = run_python(dir, "make.py", kOptunaMakesAStudy, "'" + url + "'");
+  ASSERT_TRUE(made.contains("best")) << made.dump();
+
+  Result r = run("report --out " + (dir / "rep") + " --storage " + url + " --study by-optuna");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<int> front;
+  const json best = json::parse(read_file(dir / "rep/best.json"));
+  for (const auto& [row, v] : best.items()) front.push_back(v["number"]);
+  EXPECT_EQ(json(front), made["best"]);
+  EXPECT_NE(read_file(dir / "rep/trials.csv").find("fc1/config/weight_width"), std::string::npos);
+
+  const std::string cfg = write(dir, "c.toml", mlp_by_name_config(256));
+  r = run("search --config " + cfg + " --storage " + url + " --study by-optuna --out " +
+          (dir / "s") + " --trials 2 --quiet");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("was not created by qsearch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(db), std::string::npos) << r.err;
+  EXPECT_EQ(storage::open_storage(url)
+                ->get_trials(*storage::open_storage(url)->find_study("by-optuna"))
+                .size(),
+            8u);  // nothing added
+}
+
 }  // namespace
 }  // namespace qsearch::e2e
