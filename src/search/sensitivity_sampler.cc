@@ -776,7 +776,7 @@ std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int 
   // proposes one: every group at an option whose effect is known).
   for (int i : probe_order(plan, &obs)) {
     if (obs.probe_taken[static_cast<size_t>(i)]) continue;
-    if (obs.configurations < configurations_due(plan, obs)) {
+    if (!options_.probes_first && obs.configurations < configurations_due(plan, obs)) {
       if (auto params = from_model()) return Proposal{std::move(*params)};
     }
     return Proposal{plan.probes[i].params, {{kAttrProbe, plan.probes[i].label}}};

@@ -382,6 +382,18 @@ TEST(SensitivitySampler, ProbesTheCostliestGroupsCheapEndFirstThenProposesAConfi
   }
 }
 
+TEST(SensitivitySampler, ProbesFirstKeepsEveryProbeBeforeTheFirstConfiguration) {
+  // probes_first (`qsearch sensitivity`): the 31 probes (the base and 10 per layer), then
+  // configurations; without it a configuration comes at trial 10.
+  auto storage = std::make_shared<InMemoryStorage>();
+  Study study = Study::create(storage, "w", kDirs, wide_space(),
+                              make_sampler("sensitivity", {.probes_first = true}));
+  study.optimize(wide(), {.n_trials = 33});
+  const auto t = study.trials();
+  ASSERT_EQ(t.size(), 33u);
+  for (size_t i = 0; i < t.size(); ++i) EXPECT_EQ(is_probe(t[i]), i < 31) << "trial " << i;
+}
+
 TEST(SensitivitySampler, PerParameterGroupsFindTheExactFrontOfAnInteractingProblem) {
   // The model with both ends of the main parameter is exact for this problem's interaction
   // (only at the lowest width does f matter), so every configuration proposed after the probes
