@@ -47,7 +47,9 @@ int run_sensitivity(const GlobalOptions& global, config::SearchFlags flags, bool
   const auto& space = problem.space;
   const eval::QuantObjective& objective = *problem.objective;
 
-  const search::SamplerOptions& sopts = s.sampler_options;
+  // Only the probes: none of the configurations the sampler interleaves with them in a search.
+  search::SamplerOptions sopts = s.sampler_options;
+  sopts.probes_first = true;
   const int64_t n_probes =
       static_cast<int64_t>(search::SensitivitySampler(sopts).probes(space->space()).size());
   std::vector<std::string> notes;

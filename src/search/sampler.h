@@ -104,6 +104,9 @@ struct SamplerOptions {
   bool scramble = true;
   // Sensitivity: a group with more options than this is probed one parameter at a time.
   int max_group_options = 16;
+  // Sensitivity: every probe before the first configuration (`qsearch sensitivity`, which runs
+  // the probes only); by default configurations are interleaved with the probes.
+  bool probes_first = false;
 };
 
 // "bruteforce" (alias "grid", "brute_force"), "random", "tpe", "nsgaii", "qmc", "sensitivity";
