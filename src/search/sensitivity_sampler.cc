@@ -1,5 +1,7 @@
 #include "search/sensitivity_sampler.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -135,7 +137,8 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
   Plan plan;
   const int cap = std::max(1, options.max_group_options);
   const std::vector<double> zero = first_values(space);
-  plan.probes.push_back({kProbeBase, -1, zero});
+  const bool table = options.sensitivity_table != nullptr;  // no probes: deltas from the table
+  if (!table) plan.probes.push_back({kProbeBase, -1, zero});
   std::vector<std::vector<int>> per_group;  // probe indices per group, in proposal order
   Rng rng(options.seed);
   for (const ParamGroup& pg : param_groups(space)) {
@@ -149,10 +152,14 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
     // One option: the same in every configuration, nothing to choose; its constant effect is
     // left to the correction's intercept instead of costing a probe.
     if (product_saturated(g.card) == 1) continue;
-    g.exhaustive = product_saturated(g.card) <= cap;
+    g.exhaustive = table || product_saturated(g.card) <= cap;
     for (int64_t c : g.card)
       g.grid.push_back(g.exhaustive ? evenly_spaced(c, INT32_MAX) : evenly_spaced(c, cap));
     g.options = grid_product(g.grid);
+    if (table) {
+      plan.groups.push_back(std::move(g));
+      continue;
+    }
     const int gi = static_cast<int>(plan.groups.size());
     auto make_probe = [&](const std::vector<int64_t>& idx) {
       std::vector<double> params = zero;
@@ -195,6 +202,7 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
     per_group.push_back(std::move(mine));
     plan.groups.push_back(std::move(g));
   }
+  if (table) return plan;
   // Proposal order: base, then round-robin over the groups.
   std::vector<ProbeSpec> ordered = {plan.probes[0]};
   std::vector<int> remap(plan.probes.size(), 0);
@@ -267,10 +275,13 @@ Observed observe(const Plan& plan, const StudyView& study) {
 // The additive model over the probes completed so far.
 class Model {
  public:
-  Model(const Plan& plan, const SearchSpace& space, const Observed& obs)
-      : plan_(plan), space_(space), obs_(obs) {}
+  Model(const Plan& plan, const SearchSpace& space, const Observed& obs,
+        const SensitivityTable* table)
+      : plan_(plan), space_(space), obs_(obs), table_(table) {
+    base_ = table ? std::optional(table->base) : obs.probe_loss[0];
+  }
 
-  const std::optional<std::vector<double>>& base() const { return obs_.probe_loss[0]; }
+  const std::optional<std::vector<double>>& base() const { return base_; }
 
   std::vector<int64_t> indices(const GroupPlan& g, const std::vector<double>& params) const {
     std::vector<int64_t> idx(g.params.size());
@@ -283,6 +294,7 @@ class Model {
   // delta_g for the group's indices; nullopt when a needed probe is not complete.
   std::optional<std::vector<double>> delta(const GroupPlan& g,
                                            const std::vector<int64_t>& idx) const {
+    if (table_) return table_->deltas.at(g.name)[static_cast<size_t>(option_number(g, idx))];
     const std::vector<double>& b = *base();
     if (g.exhaustive) {
       const int k = g.probe_of_option[static_cast<size_t>(option_number(g, idx))];
@@ -338,6 +350,8 @@ class Model {
   const Plan& plan_;
   const SearchSpace& space_;
   const Observed& obs_;
+  const SensitivityTable* table_;
+  std::optional<std::vector<double>> base_;
 };
 
 // measured - base ~ a + s (pred - base), per objective.
@@ -562,6 +576,37 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
   return candidates[cand_index[best]];
 }
 
+// A table covers every group with more than one option, exhaustively, in the study's objectives.
+void check_table(const SensitivityTable& t, const SearchSpace& space,
+                 const std::vector<Direction>& directions) {
+  const std::string what = fmt::format("sensitivity sampler ({} table)", t.method);
+  if (t.base.size() != directions.size()) {
+    fail("{}: {} base values for {} objectives", what, t.base.size(), directions.size());
+  }
+  for (const ParamGroup& g : param_groups(space)) {
+    std::vector<int64_t> card;
+    for (int i : g.params) card.push_back(space[i].dist.cardinality());
+    const int64_t n = product_saturated(card);
+    if (n == 1) continue;
+    if (n > kMaxGroupKnapsackOptions) {
+      fail(
+          "{}: group '{}' has {} options (more than {}); split its parameters into groups named "
+          "'<group>/config/<field>' or use proxy = \"probe\"",
+          what, g.name, n, kMaxGroupKnapsackOptions);
+    }
+    auto it = t.deltas.find(g.name);
+    if (it == t.deltas.end() || static_cast<int64_t>(it->second.size()) != n) {
+      fail("{}: no delta for each of the {} options of group '{}'", what, n, g.name);
+    }
+    for (const auto& d : it->second) {
+      if (d.size() != directions.size()) {
+        fail("{}: group '{}' has deltas for {} objectives, the study has {}", what, g.name,
+             d.size(), directions.size());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // A memo of the last knapsack (a pure function of its input, so the sampler stays one too).
@@ -582,12 +627,15 @@ SensitivitySampler::SensitivitySampler(const SamplerOptions& options)
 
 void SensitivitySampler::check_space(const SearchSpace& space,
                                      const std::vector<Direction>& directions) const {
-  (void)directions;
   try {
     space_size(space);
   } catch (Error& e) {
     e.add_context("while preparing the sensitivity sampler (it needs finite parameters)");
     throw;
+  }
+  if (const SensitivityTable* t = options_.sensitivity_table.get()) {
+    check_table(*t, space, directions);
+    return;
   }
   for (const ParamGroup& g : param_groups(space)) {
     std::vector<int64_t> n;
@@ -628,7 +676,7 @@ std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int 
       return Proposal{plan.probes[i].params, {{kAttrProbe, plan.probes[i].label}}};
     }
   }
-  const Model model(plan, study.space, obs);
+  const Model model(plan, study.space, obs, options_.sensitivity_table.get());
   std::optional<std::vector<double>> params;
   if (model.base()) {
     // The knapsack depends only on the probes' results: solved once per distinct set of them.
