@@ -280,27 +280,38 @@ ProxyTable compute_sensitivity_proxy(const ir::Graph& graph, const data::Dataset
       const_term[k] = 0.5 * weighted_error(w, n, key, fisher_diag[it->second].data(), buf);
     }
   } else {
-    // Hutchinson per tensor: Tr(H_pp) ~ mean over v of v . (H_pp v), v Rademacher on tensor p
-    // only (so no cross-block term adds noise), H_pp v by central differences of p's gradient.
+    // Hutchinson per tensor: Tr(H_pp) ~ mean over Rademacher v (on tensor p only, so no
+    // cross-block term adds noise) of v . H_pp v. Every op the train module runs is piecewise
+    // linear in one tensor's weights (ReLU, pooling, Gemm, Conv, Add), so the logits z are too
+    // and H_pp = J^T H_CE J exactly (almost everywhere): v . H_pp v = mean_n u_n^T H_CE,n u_n with
+    // u_n = J_n v, H_CE = diag(s) - s s^T (s = softmax(z_n)). u_n by central differences of the
+    // logits, (z(w + eps v) - z(w - eps v)) / (2 eps): continuous in w, so a ReLU that switches
+    // inside +-eps costs O(eps), where differences of gradients would jump.
     const auto& params = net->params();
     const int64_t hn = std::min(total, std::max<int64_t>(1, options.hessian_samples));
     std::set<size_t> needed;  // tensors some option quantizes
     for (const auto& [key, k] : const_index) {
       if (auto it = param_of.find(key.value); it != param_of.end()) needed.insert(it->second);
     }
-    std::vector<float> gplus, gminus, saved, v;
-    auto gradient = [&](size_t p, std::vector<float>* out) {
-      out->assign(static_cast<size_t>(params[p].size), 0.0f);
+    auto logits_of = [&](std::vector<float>* out) {
+      out->resize(static_cast<size_t>(hn * classes));
       for (int64_t r = 0; r < hn; r += sum_batch) {
         const int64_t nb = std::min(sum_batch, hn - r);
-        const Tensor& logits = net->forward(xs + r * sample, nb, {.training = true});
-        // dlogits of the mean over all hn samples: the batches' gradients add up to it.
-        train::softmax_cross_entropy(logits.data<float>(), ys + r, nb, classes, hn, dlogits.data());
-        net->backward(dlogits.data());
+        const Tensor& z = net->forward(xs + r * sample, nb, {.training = true});
+        std::copy(z.data<float>(), z.data<float>() + nb * classes, out->data() + r * classes);
         ++table.passes;
-        for (int64_t i = 0; i < params[p].size; ++i) (*out)[i] += params[p].grad[i];
       }
     };
+    std::vector<float> z0, zplus, zminus, saved, v;
+    logits_of(&z0);
+    std::vector<double> soft(static_cast<size_t>(hn * classes));
+    for (int64_t n = 0; n < hn; ++n) {
+      const float* z = z0.data() + n * classes;
+      const double mx = *std::max_element(z, z + classes);
+      double sum = 0;
+      for (int64_t c = 0; c < classes; ++c) sum += std::exp(z[c] - mx);
+      for (int64_t c = 0; c < classes; ++c) soft[n * classes + c] = std::exp(z[c] - mx) / sum;
+    }
     std::vector<double> trace(params.size(), 0.0);
     const int vectors = std::max(1, options.vectors);
     for (size_t p : needed) {
@@ -315,22 +326,28 @@ ProxyTable compute_sensitivity_proxy(const ir::Graph& graph, const data::Dataset
         v.resize(static_cast<size_t>(n));
         for (float& x : v) x = (rng.next_u64() >> 63) ? 1.0f : -1.0f;
         for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(saved[i] + eps * v[i]);
-        gradient(p, &gplus);
+        logits_of(&zplus);
         for (int64_t i = 0; i < n; ++i) w[i] = static_cast<float>(saved[i] - eps * v[i]);
-        gradient(p, &gminus);
+        logits_of(&zminus);
         std::copy(saved.begin(), saved.end(), w);
-        double s = 0;
-        for (int64_t i = 0; i < n; ++i) {
-          s += static_cast<double>(v[i]) * (static_cast<double>(gplus[i]) - gminus[i]);
+        double quad = 0;
+        for (int64_t s = 0; s < hn; ++s) {
+          double su2 = 0, su = 0;
+          for (int64_t c = 0; c < classes; ++c) {
+            const size_t k = static_cast<size_t>(s * classes + c);
+            const double u = (static_cast<double>(zplus[k]) - zminus[k]) / (2 * eps);
+            su2 += soft[k] * u * u;
+            su += soft[k] * u;
+          }
+          quad += su2 - su * su;
         }
-        trace[p] += s / (2 * eps) / vectors;
+        trace[p] += quad / static_cast<double>(hn) / vectors;
       }
     }
     for (const auto& [key, k] : const_index) {
       auto it = param_of.find(key.value);
       auto [w, n] = constant_of(key);
       if (it == param_of.end() || !w) continue;
-      // A negative estimate (noise, or a saddle direction) predicts no loss increase.
       const double avg = std::max(0.0, trace[it->second] / static_cast<double>(n));
       const_term[k] = 0.5 * avg * weighted_error(w, n, key, nullptr, buf);
     }

@@ -22,11 +22,15 @@
 //            Fisher exactly; b > 1 adds (b - 1) * (mean gradient)^2)
 //   hessian  weight term      0.5 * Tr(H_ww) / n_w * ||Q(w) - w||^2  (HAWQ-v2): Tr(H_ww) of
 //            the tensor's diagonal block by Hutchinson's estimator, the mean over `vectors`
-//            Rademacher vectors v (on that tensor only: no cross-block noise) of v . H_ww v, with
-//            H_ww v by central finite differences of the tensor's gradient of the mean loss over
-//            the first hessian_samples samples, (g(w + eps v) - g(w - eps v)) / (2 eps),
-//            eps = fd_step * RMS(w) (the train module has no second-order backward); a negative
-//            estimate counts as 0
+//            Rademacher vectors v (on that tensor only: no cross-block noise) of v . H_ww v.
+//            Every op the train module runs is piecewise linear in one tensor's weights, so
+//            H_ww = J^T H_CE J exactly where differentiable (Gauss-Newton; J = dz/dw of the
+//            logits z, H_CE = diag(s) - s s^T, s = softmax(z)) and v . H_ww v = mean_n
+//            (J_n v)^T H_CE (J_n v) over the first hessian_samples samples, with J_n v by central
+//            differences of the logits, (z(w + eps v) - z(w - eps v)) / (2 eps),
+//            eps = fd_step * RMS(w). (Central differences of the gradient, the textbook
+//            Hessian-vector product without a second-order backward, jump wherever a ReLU
+//            switches inside +-eps and gave negative traces; the logits are continuous.)
 //   both     activation term  0.5 / N * sum_n sum_j (dl_n/dx_{n,j})^2 (Q(x_{n,j}) - x_{n,j})^2
 //            (the per-sample Fisher diagonal of the activation, exact per sample: a sample's
 //            activation only reaches its own loss)

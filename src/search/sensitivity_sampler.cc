@@ -282,6 +282,7 @@ class Model {
   }
 
   const std::optional<std::vector<double>>& base() const { return base_; }
+  bool from_table() const { return table_ != nullptr; }
 
   std::vector<int64_t> indices(const GroupPlan& g, const std::vector<double>& params) const {
     std::vector<int64_t> idx(g.params.size());
@@ -388,7 +389,9 @@ Correction fit_correction(const Model& model, const Observed& obs, size_t m) {
       sxy += (xs[k][i] - mx) * (ys[k][i] - my);
     }
     double s = 1;
-    if (n >= 4 && sxx > 1e-12 * (1 + mx * mx) * n) s = std::clamp(sxy / sxx, 0.2, 5.0);
+    // A table's deltas may be in other units (a proxy's loss for an accuracy): a wider scale.
+    const double lo = model.from_table() ? 1e-3 : 0.2, hi = model.from_table() ? 1e3 : 5.0;
+    if (n >= 4 && sxx > 1e-12 * (1 + mx * mx) * n) s = std::clamp(sxy / sxx, lo, hi);
     c.s[k] = s;
     c.a[k] = my - s * mx;
   }
@@ -503,7 +506,10 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
     }
     if (!best) return corr.apply(pred, b);
     std::vector<double> c(m);
-    for (size_t k = 0; k < m; ++k) c[k] = best->loss[k] + pred[k] - best->pred[k];
+    for (size_t k = 0; k < m; ++k) {
+      const double scale = model.from_table() ? corr.s[k] : 1.0;  // the table's units
+      c[k] = best->loss[k] + scale * (pred[k] - best->pred[k]);
+    }
     return c;
   };
   std::vector<std::vector<double>> cand_loss;
