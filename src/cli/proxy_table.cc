@@ -21,9 +21,11 @@ eval::ProxyTable compute_proxy_table(const SearchProblem& problem, const config:
       eval::compute_sensitivity_proxy(*problem.graph, *problem.dataset, *problem.space, po);
   if (!quiet) {
     std::cerr << fmt::format(
-        "sensitivity proxy {}: {} samples, {} forward/backward passes, {:.2f} s (float model: "
+        "sensitivity proxy {}: {} samples, {} forward passes ({} with backward), {:.2f} s (float "
+        "model: "
         "loss {:.4f}, accuracy {:.4f})\n",
-        s.proxy, t.num_samples, t.passes, t.seconds, t.base_loss, t.base_accuracy);
+        s.proxy, t.num_samples, t.passes, t.backward_passes, t.seconds, t.base_loss,
+        t.base_accuracy);
   }
   return t;
 }

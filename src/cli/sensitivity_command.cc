@@ -135,7 +135,7 @@ ProxyReport proxy_report(const eval::ProxyTable& proxy, const eval::QuantSearchS
   if (info) {
     for (const auto& n : names) head += fmt::format(" | measured {} drop", n);
   }
-  r.text = fmt::format("{} proxy ({} samples, {} passes, {:.2f} s):\n{} |\n{}",
+  r.text = fmt::format("{} proxy ({} samples, {} forward passes, {:.2f} s):\n{} |\n{}",
                        eval::to_string(proxy.method), proxy.num_samples, proxy.passes,
                        proxy.seconds, head, rows);
   if (info) {

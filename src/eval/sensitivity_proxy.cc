@@ -221,6 +221,7 @@ ProxyTable compute_sensitivity_proxy(const ir::Graph& graph, const data::Dataset
     }
     net->backward(dlogits.data());
     ++table.passes;
+    ++table.backward_passes;
     if (fisher) {
       // Per-batch gradients of the mean loss, weighted by the batch size (F = 1/N sum b_m g_m^2).
       for (size_t p = 0; p < net->params().size(); ++p) {
@@ -447,6 +448,7 @@ nlohmann::ordered_json proxy_json(const ProxyTable& table, const QuantSearchSpac
   j["num_samples"] = table.num_samples;
   j["seconds"] = table.seconds;
   j["passes"] = table.passes;
+  j["backward_passes"] = table.backward_passes;
   j["base"] = {{"loss", table.base_loss},
                {"accuracy", table.base_accuracy},
                {"macro_accuracy", table.base_macro_accuracy}};

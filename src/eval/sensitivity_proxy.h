@@ -64,7 +64,7 @@ struct ProxyOptions {
   ProxyMethod method = ProxyMethod::kFisher;
   int64_t num_samples = 1024;     // the first samples of the data (at most its size)
   int64_t fisher_batch = 1;       // b above (fisher's weight terms)
-  int64_t batch_size = 256;       // passes that need only sums (activations, hessian gradients)
+  int64_t batch_size = 256;       // passes that need only sums (activations, hessian logits)
   int vectors = 8;                // hessian: Rademacher vectors per tensor
   double fd_step = 1e-2;          // hessian: eps relative to the RMS of the tensor's weights
   int64_t hessian_samples = 256;  // hessian: the gradients' samples (the first of num_samples)
@@ -88,7 +88,8 @@ struct ProxyTable {
   int64_t num_samples = 0;
   double base_loss = 0, base_accuracy = 0, base_macro_accuracy = 0;  // the float model's
   double seconds = 0;                                                // wall time of the computation
-  int64_t passes = 0;              // forward+backward passes (each over one batch)
+  int64_t passes = 0;              // forward passes (each over one batch)
+  int64_t backward_passes = 0;     // of which followed by a backward pass
   std::vector<ProxyGroup> groups;  // search::param_groups order (one-option groups included)
 };
 
@@ -112,8 +113,9 @@ search::SensitivityTable proxy_objective_table(const ProxyTable& table,
 // The option's searched fields as {"field": value} (sensitivity.json's "option").
 nlohmann::ordered_json proxy_option_json(const QuantSearchSpace& space, const ProxyGroup& g,
                                          const ProxyOption& o);
-// {"method", "num_samples", "seconds", "passes", "base": {loss, accuracy}, "options": [{group,
-// option, delta_loss, weight_term, activation_term}]} (every option of every group).
+// {"method", "num_samples", "seconds", "passes", "backward_passes", "base": {loss, accuracy},
+// "options": [{group, option, delta_loss, weight_term, activation_term}]} (every option of every
+// group).
 nlohmann::ordered_json proxy_json(const ProxyTable& table, const QuantSearchSpace& space);
 
 // Spearman's rank correlation (average ranks for ties; Pearson's r of the ranks). NaN when
