@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/thread_pool.h"
 #include "eval/objective.h"
 #include "search/multi_objective.h"
 
@@ -354,6 +355,38 @@ TEST(SensitivityProxy, RefusesWhatTheTrainModuleCannotBackpropagate) {
   }
   EXPECT_THROW(parse_proxy_method("fishr"), Error);
   EXPECT_EQ(parse_proxy_method("hessian"), ProxyMethod::kHessian);
+}
+
+TEST(SensitivityProxy, EveryProcessComputesTheSameTableWhateverItsThreads) {
+  // The sampler recomputes the table in every process of a study (docs/search.md): it must not
+  // depend on the thread count.
+  Rng rng(21);
+  const Layer a{"a", random_tensor({48, 64}, rng, 0.3), random_tensor({48}, rng, 0.2)};
+  const Layer b{"b", random_tensor({10, 48}, rng, 0.3), random_tensor({10}, rng, 0.2)};
+  const ir::Graph g = gemm_graph(64, {a, b});
+  const data::Dataset data = dataset(300, 64, 10, rng);
+  const auto space =
+      QuantSearchSpace::build(g, MatchBy::kName,
+                              {layer_seed("a", {4, 8}, {2, 4}, 3),
+                               layer_seed("b", {4, 8}, {2, 4}, 3),
+                               {"default", {"space.toml", 2, 1}, {{"name", {na()}}}}});
+  const int before = num_threads();
+  for (ProxyMethod m : {ProxyMethod::kFisher, ProxyMethod::kHessian}) {
+    const ProxyOptions o{.method = m, .fisher_batch = 7, .batch_size = 64, .vectors = 2};
+    set_num_threads(1);
+    const ProxyTable one = compute_sensitivity_proxy(g, data, space, o);
+    set_num_threads(4);
+    const ProxyTable four = compute_sensitivity_proxy(g, data, space, o);
+    ASSERT_EQ(one.groups.size(), four.groups.size());
+    for (size_t k = 0; k < one.groups.size(); ++k) {
+      for (size_t i = 0; i < one.groups[k].options.size(); ++i) {
+        EXPECT_EQ(one.groups[k].options[i].delta_loss, four.groups[k].options[i].delta_loss)
+            << to_string(m) << " group " << k << " option " << i;
+      }
+    }
+    EXPECT_EQ(one.base_loss, four.base_loss);
+  }
+  set_num_threads(before);
 }
 
 TEST(SensitivityProxy, SpearmanRanksWithTies) {
