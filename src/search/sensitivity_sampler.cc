@@ -1,5 +1,7 @@
 #include "search/sensitivity_sampler.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -146,7 +148,8 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
   Plan plan;
   const int cap = std::max(1, options.max_group_options);
   const std::vector<double> zero = first_values(space);
-  plan.probes.push_back({kProbeBase, -1, zero});
+  const bool table = options.sensitivity_table != nullptr;  // no probes: deltas from the table
+  if (!table) plan.probes.push_back({kProbeBase, -1, zero});
   Rng rng(options.seed);
   for (const ParamGroup& pg : param_groups(space)) {
     GroupPlan g;
@@ -159,10 +162,14 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
     // One option: the same in every configuration, nothing to choose; its constant effect is
     // left to the correction's intercept instead of costing a probe.
     if (product_saturated(g.card) == 1) continue;
-    g.exhaustive = product_saturated(g.card) <= cap;
+    g.exhaustive = table || product_saturated(g.card) <= cap;
     for (int64_t c : g.card)
       g.grid.push_back(g.exhaustive ? evenly_spaced(c, INT32_MAX) : evenly_spaced(c, cap));
     g.options = grid_product(g.grid);
+    if (table) {
+      plan.groups.push_back(std::move(g));
+      continue;
+    }
     const int gi = static_cast<int>(plan.groups.size());
     auto make_probe = [&](const std::vector<int64_t>& idx) {
       std::vector<double> params = zero;
@@ -284,10 +291,14 @@ Observed observe(const Plan& plan, const StudyView& study) {
 // The additive model over the probes completed so far.
 class Model {
  public:
-  Model(const Plan& plan, const SearchSpace& space, const Observed& obs)
-      : plan_(plan), space_(space), obs_(obs) {}
+  Model(const Plan& plan, const SearchSpace& space, const Observed& obs,
+        const SensitivityTable* table)
+      : plan_(plan), space_(space), obs_(obs), table_(table) {
+    base_ = table ? std::optional(table->base) : obs.probe_loss[0];
+  }
 
-  const std::optional<std::vector<double>>& base() const { return obs_.probe_loss[0]; }
+  const std::optional<std::vector<double>>& base() const { return base_; }
+  bool from_table() const { return table_ != nullptr; }
 
   std::vector<int64_t> indices(const GroupPlan& g, const std::vector<double>& params) const {
     std::vector<int64_t> idx(g.params.size());
@@ -300,6 +311,7 @@ class Model {
   // delta_g for the group's indices; nullopt when a needed probe is not complete.
   std::optional<std::vector<double>> delta(const GroupPlan& g,
                                            const std::vector<int64_t>& idx) const {
+    if (table_) return table_->deltas.at(g.name)[static_cast<size_t>(option_number(g, idx))];
     const std::vector<double>& b = *base();
     if (g.exhaustive) {
       const int k = g.probe_of_option[static_cast<size_t>(option_number(g, idx))];
@@ -378,6 +390,8 @@ class Model {
   const Plan& plan_;
   const SearchSpace& space_;
   const Observed& obs_;
+  const SensitivityTable* table_;
+  std::optional<std::vector<double>> base_;
 };
 
 // measured - base ~ a + s (pred - base), per objective.
@@ -414,7 +428,9 @@ Correction fit_correction(const Model& model, const Observed& obs, size_t m) {
       sxy += (xs[k][i] - mx) * (ys[k][i] - my);
     }
     double s = 1;
-    if (n >= 4 && sxx > 1e-12 * (1 + mx * mx) * n) s = std::clamp(sxy / sxx, 0.2, 5.0);
+    // A table's deltas may be in other units (a proxy's loss for an accuracy): a wider scale.
+    const double lo = model.from_table() ? 1e-3 : 0.2, hi = model.from_table() ? 1e3 : 5.0;
+    if (n >= 4 && sxx > 1e-12 * (1 + mx * mx) * n) s = std::clamp(sxy / sxx, lo, hi);
     c.s[k] = s;
     c.a[k] = my - s * mx;
   }
@@ -603,7 +619,10 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
     }
     if (!best) return corr.apply(pred, b);
     std::vector<double> c(m);
-    for (size_t k = 0; k < m; ++k) c[k] = best->loss[k] + pred[k] - best->pred[k];
+    for (size_t k = 0; k < m; ++k) {
+      const double scale = model.from_table() ? corr.s[k] : 1.0;  // the table's units
+      c[k] = best->loss[k] + scale * (pred[k] - best->pred[k]);
+    }
     return c;
   };
   std::vector<std::vector<double>> cand_loss;
@@ -685,6 +704,37 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
   return candidates[cand_index[best]];
 }
 
+// A table covers every group with more than one option, exhaustively, in the study's objectives.
+void check_table(const SensitivityTable& t, const SearchSpace& space,
+                 const std::vector<Direction>& directions) {
+  const std::string what = fmt::format("sensitivity sampler ({} table)", t.method);
+  if (t.base.size() != directions.size()) {
+    fail("{}: {} base values for {} objectives", what, t.base.size(), directions.size());
+  }
+  for (const ParamGroup& g : param_groups(space)) {
+    std::vector<int64_t> card;
+    for (int i : g.params) card.push_back(space[i].dist.cardinality());
+    const int64_t n = product_saturated(card);
+    if (n == 1) continue;
+    if (n > kMaxGroupKnapsackOptions) {
+      fail(
+          "{}: group '{}' has {} options (more than {}); split its parameters into groups named "
+          "'<group>/config/<field>' or use proxy = \"probe\"",
+          what, g.name, n, kMaxGroupKnapsackOptions);
+    }
+    auto it = t.deltas.find(g.name);
+    if (it == t.deltas.end() || static_cast<int64_t>(it->second.size()) != n) {
+      fail("{}: no delta for each of the {} options of group '{}'", what, n, g.name);
+    }
+    for (const auto& d : it->second) {
+      if (d.size() != directions.size()) {
+        fail("{}: group '{}' has deltas for {} objectives, the study has {}", what, g.name,
+             d.size(), directions.size());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // A memo of the last knapsack (a pure function of its input, so the sampler stays one too).
@@ -705,12 +755,15 @@ SensitivitySampler::SensitivitySampler(const SamplerOptions& options)
 
 void SensitivitySampler::check_space(const SearchSpace& space,
                                      const std::vector<Direction>& directions) const {
-  (void)directions;
   try {
     space_size(space);
   } catch (Error& e) {
     e.add_context("while preparing the sensitivity sampler (it needs finite parameters)");
     throw;
+  }
+  if (const SensitivityTable* t = options_.sensitivity_table.get()) {
+    check_table(*t, space, directions);
+    return;
   }
   for (const ParamGroup& g : param_groups(space)) {
     std::vector<int64_t> n;
@@ -746,7 +799,7 @@ std::optional<std::vector<double>> SensitivitySampler::sample(const StudyView& s
 std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int trial_number) {
   const Plan plan = make_plan(study.space, options_);
   const Observed obs = observe(plan, study);
-  const Model model(plan, study.space, obs);
+  const Model model(plan, study.space, obs, options_.sensitivity_table.get());
   auto from_model = [&]() -> std::optional<std::vector<double>> {
     if (!model.base()) return std::nullopt;
     // The knapsack depends only on the probes' results: solved once per distinct set of them.
@@ -773,8 +826,8 @@ std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int 
     return model_proposal(plan, study.space, obs, model, study.directions.size(), solve);
   };
   // Phase a: the first probe not taken, unless a full configuration is due (the partial model
-  // proposes one: every group at an option whose effect is known).
-  for (int i : probe_order(plan, &obs)) {
+  // proposes one: every group at an option whose effect is known). A table needs no probes.
+  for (int i : model.from_table() ? std::vector<int>{} : probe_order(plan, &obs)) {
     if (obs.probe_taken[static_cast<size_t>(i)]) continue;
     if (!options_.probes_first && obs.configurations < configurations_due(plan, obs)) {
       if (auto params = from_model()) return Proposal{std::move(*params)};

@@ -57,6 +57,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,19 @@ struct ParamGroup {
 };
 // The groups of a space, ordered by their first parameter.
 std::vector<ParamGroup> param_groups(const SearchSpace& space);
+
+// Per-group deltas computed without probe trials (e.g. eval/sensitivity_proxy.h's Fisher or
+// Hessian-trace proxies; docs/search.md "Proxies instead of probes"). With one in
+// SamplerOptions::sensitivity_table the sampler proposes no probes: every group with more than
+// one option is modelled exhaustively from the table (phases b-e unchanged).
+struct SensitivityTable {
+  std::string method;        // what produced it ("fisher", "hessian"), for messages
+  std::vector<double> base;  // loss space (to_loss), every group unquantized
+  // Group name -> per option -> loss-space delta per objective. Options are every combination
+  // of the group's parameter indices in mixed radix over their cardinalities, parameter 0
+  // fastest (option = i0 + c0 * (i1 + c1 * (i2 + ...))).
+  std::map<std::string, std::vector<std::vector<double>>> deltas;
+};
 
 class SensitivitySampler final : public Sampler {
  public:
