@@ -467,6 +467,7 @@ std::vector<double> group_weights(const Plan& plan, const Observed* obs) {
 // stage 1, then the stage-2 probes round-robin over the groups. Without observations (or before
 // the first probes complete) the group order.
 std::vector<int> probe_order(const Plan& plan, const Observed* obs) {
+  if (plan.probes.empty()) return {};  // a table instead of probes
   std::vector<int> order = {0};
   for (const GroupPlan& g : plan.groups) order.push_back(g.first);
   const std::vector<double> w = group_weights(plan, obs);
@@ -826,8 +827,8 @@ std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int 
     return model_proposal(plan, study.space, obs, model, study.directions.size(), solve);
   };
   // Phase a: the first probe not taken, unless a full configuration is due (the partial model
-  // proposes one: every group at an option whose effect is known). A table needs no probes.
-  for (int i : model.from_table() ? std::vector<int>{} : probe_order(plan, &obs)) {
+  // proposes one: every group at an option whose effect is known).
+  for (int i : probe_order(plan, &obs)) {
     if (obs.probe_taken[static_cast<size_t>(i)]) continue;
     if (!options_.probes_first && obs.configurations < configurations_due(plan, obs)) {
       if (auto params = from_model()) return Proposal{std::move(*params)};
