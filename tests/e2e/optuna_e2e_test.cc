@@ -87,6 +87,32 @@ study.add_trial(trial)
 print(json.dumps({"number": study.trials[-1].number, "params": params}))
 )py";
 
+// Optuna 3.1 creates a fresh study database; every table's columns (name, type, NOT NULL,
+// default, key), unique indexes and foreign keys there and in qsearch's study.db are compared
+// (qsearch's own two indexes, ix_qsearch_*, left out).
+constexpr const char* kCompareSchema = R"py(
+import json, sqlite3, sys, warnings
+warnings.simplefilter("ignore")
+import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+ours, fresh = sys.argv[1], sys.argv[2]
+optuna.create_study(study_name="fresh", storage="sqlite:///" + fresh)
+def shape(path):
+    c = sqlite3.connect(path)
+    out = {}
+    for (t,) in c.execute("select name from sqlite_master where type = 'table'"):
+        cols = [list(r[1:]) for r in c.execute(f"pragma table_info('{t}')")]
+        idx = [r for r in c.execute(f"pragma index_list('{t}')")
+               if not r[1].startswith("ix_qsearch_")]
+        keys = sorted([bool(r[2])] + [x[2] for x in c.execute(f"pragma index_info('{r[1]}')")]
+                      for r in idx)
+        fks = sorted(list(r[2:5]) for r in c.execute(f"pragma foreign_key_list('{t}')"))
+        out[t] = [cols, keys, fks]
+    return out
+a, b = shape(ours), shape(fresh)
+print(json.dumps({"same": a == b, "ours": a, "optuna": b}))
+)py";
+
 json read_json(const std::string& path) { return json::parse(read_file(path)); }
 
 TEST(OptunaE2E, OptunaReadsAQsearchStudyAndQsearchResumesWithATrialOptunaAdded) {
@@ -103,6 +129,11 @@ TEST(OptunaE2E, OptunaReadsAQsearchStudyAndQsearchResumesWithATrialOptunaAdded) 
   const auto trials = trials_of(out);
   ASSERT_EQ(trials.size(), 8u);
   const std::string url = "sqlite:///" + out + "/study.db";
+
+  // Optuna's tables exactly: what Optuna 3.1 itself creates.
+  const json schema = run_python(dir, "schema.py", kCompareSchema,
+                                 "'" + out + "/study.db' '" + (dir / "o.db") + "'");
+  EXPECT_TRUE(schema.value("same", false)) << schema.dump();
 
   const json seen = run_python(dir, "read.py", kReadStudy, "'" + url + "' mlp");
   ASSERT_TRUE(seen.contains("trials")) << seen.dump();
