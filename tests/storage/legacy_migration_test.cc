@@ -132,8 +132,9 @@ TEST(LegacyMigrationErrors, AnInvalidOldVersionIsRefusedNamingTheFile) {
     EXPECT_NE(what.find(path), std::string::npos) << what;
     EXPECT_NE(what.find("schema version 7"), std::string::npos) << what;
   }
-  SqliteConnection db(path, 1000);  // left as it was
+  SqliteConnection db(path, 1000);  // left as it was, and no backup made
   EXPECT_EQ(db.query_text("SELECT count(*) FROM study_params"), "3");
+  EXPECT_FALSE(std::filesystem::exists(path + ".qsearch-v3.bak"));
 }
 
 TEST(LegacyMigrationErrors, ProcessesOpeningAnOldFileTogetherMigrateItOnce) {
