@@ -27,7 +27,9 @@ Outputs:
                    linear:  F.linear(q(x, data_in), q(W, weight), b)
                    matmul:  q(a, data_in) @ q(b, weight)
                  q(v) = clamp(round(v * 2^f), -2^(w-1), 2^(w-1)-1) / 2^f, round half to even;
-                 LayerNorm, Softmax, GELU, adds and views in float32.
+                 LayerNorm, Softmax, GELU, adds and views in float32, except in the config
+                 with_norms, which also quantizes the inputs of layer_norm and gelu
+                 (LayerNormInteger / GELUInteger: op(q(x, data_in))).
   vit_<config>.toml  the config as a MASE [passes.quantize] table (by = "type").
 """
 
@@ -55,6 +57,10 @@ CONFIGS = {
     "mixed": {"linear": {"data_in": (12, 6), "weight": (6, 5)},
               "matmul": {"data_in": (10, 5), "weight": (6, 3)}},
     "linear_only": {"linear": {"data_in": (6, 3), "weight": (4, 3)}},
+    # MASE quantizes layer_norm and gelu inputs only when configured (off by default).
+    "with_norms": {"linear": {"data_in": (8, 4), "weight": (8, 6)},
+                   "matmul": {"data_in": (8, 4), "weight": (8, 4)},
+                   "layer_norm": {"data_in": (8, 4)}, "gelu": {"data_in": (6, 3)}},
 }
 
 QCFG = None  # the active config while computing the fake-quantized reference
@@ -71,6 +77,16 @@ def linear(mod, x):
     if not c:
         return mod(x)
     return F.linear(q(x, c["data_in"]), q(mod.weight, c["weight"]), mod.bias)
+
+
+def layer_norm(mod, x):
+    c = QCFG and QCFG.get("layer_norm")
+    return mod(q(x, c["data_in"]) if c else x)
+
+
+def gelu(x, approx):
+    c = QCFG and QCFG.get("gelu")
+    return F.gelu(q(x, c["data_in"]) if c else x, approximate=approx)
 
 
 def matmul(a, b):
@@ -93,7 +109,7 @@ class Block(nn.Module):
     def forward(self, x):
         b, t, d = x.shape
         h, dh = self.h, d // self.h
-        y = self.ln1(x)
+        y = layer_norm(self.ln1, x)
         qh = linear(self.q_proj, y).reshape(b, t, h, dh).transpose(1, 2)
         kh = linear(self.k_proj, y).reshape(b, t, h, dh).transpose(1, 2)
         vh = linear(self.v_proj, y).reshape(b, t, h, dh).transpose(1, 2)
@@ -103,7 +119,7 @@ class Block(nn.Module):
             s = matmul(qh * (dh ** -0.5), kh.transpose(-2, -1))
         o = matmul(s.softmax(-1), vh).transpose(1, 2).reshape(b, t, d)
         x = x + linear(self.out_proj, o)
-        g = F.gelu(linear(self.fc1, self.ln2(x)), approximate=self.approx)
+        g = gelu(linear(self.fc1, layer_norm(self.ln2, x)), self.approx)
         return x + linear(self.fc2, g)
 
 
@@ -120,7 +136,7 @@ class Vit(nn.Module):
         b = x.shape[0]
         x = x.reshape(b, 1, 4, 7, 4, 7).permute(0, 2, 4, 1, 3, 5).reshape(b, 16, 49)
         x = linear(self.patch, x) + self.pos
-        x = self.norm(self.blocks(x))
+        x = layer_norm(self.norm, self.blocks(x))
         return linear(self.head, torch.cat([x[:, 0], x[:, 1:].mean(1)], dim=-1))
 
 
@@ -135,7 +151,8 @@ def toml_of(cfg):
     for op, c in cfg.items():
         lines += ["", f"[passes.quantize.{op}.config]", 'name = "integer"']
         for k in ("data_in", "weight"):
-            lines += [f"{k}_width = {c[k][0]}", f"{k}_frac_width = {c[k][1]}"]
+            if k in c:
+                lines += [f"{k}_width = {c[k][0]}", f"{k}_frac_width = {c[k][1]}"]
     return "\n".join(lines) + "\n"
 
 

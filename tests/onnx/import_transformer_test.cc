@@ -5,11 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "onnx/import.h"
+#include "onnx/importer.h"
 #include "onnx/model_builder.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
@@ -334,6 +338,40 @@ TEST(ImportTransformer, GeluPatternsAreFusedAndComputeGelu) {
     for (int64_t i = 0; i < fused.numel(); ++i) {
       EXPECT_NEAR(unfused.data<float>()[i] * (0.5f / 0.6f), fused.data<float>()[i], 1e-5);
     }
+  }
+}
+
+}  // namespace
+}  // namespace qsearch::onnx
+
+namespace qsearch::onnx {
+namespace {
+
+// docs/onnx.md prints the operator list: every ir op and every op the importer accepts has a row
+// whose first cell names it ("| Add, Sub, Mul, Div | ...").
+TEST(ImportTransformer, DocsListEveryOperator) {
+  std::ifstream in(std::string(QSEARCH_SOURCE_DIR) + "/docs/onnx.md");
+  ASSERT_TRUE(in.good());
+  std::set<std::string> documented;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() < 2 || line[0] != '|') continue;
+    const std::string cell = line.substr(1, line.find('|', 1) - 1);
+    std::stringstream tokens(cell);
+    std::string tok;
+    while (std::getline(tokens, tok, ',')) {
+      std::stringstream words(tok);
+      std::string word;
+      words >> word;
+      documented.insert(word);
+    }
+  }
+  for (ir::OpKind k : ir::all_ops()) {
+    EXPECT_TRUE(documented.count(std::string(ir::op_name(k)))) << ir::op_name(k);
+  }
+  for (const std::string& op : detail::supported_ops()) {
+    const std::string name = op.substr(0, op.find(' '));
+    EXPECT_TRUE(documented.count(name)) << name;
   }
 }
 
