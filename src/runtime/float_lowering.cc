@@ -151,7 +151,9 @@ void lower_matmul(PlanBuilder& b, const Node& n) {
       b.shape(a).rank >= 2) {
     return lower_linear(b, n, a, w, /*trans_b=*/false, 1.0f, Tensor());
   }
-  finish(b, make_step<MatMulRefStep>(b, n, {a, w}), n.outputs[0]);
+  auto s = make_step<MatMulStep>(b, n, {a, w});
+  s->fast = !b.options().use_reference_kernels;
+  finish(b, std::move(s), n.outputs[0]);
 }
 
 void lower_conv(PlanBuilder& b, const Node& n) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "kernels/elementwise.h"
+#include "kernels/matmul.h"
 #include "kernels/norm.h"
 #include "kernels/pool.h"
 #include "kernels/ref/conv.h"
@@ -115,7 +116,7 @@ void GemmRefStep::run(const RunContext& ctx) const {
                          ctx.data<float>(outputs[0]));
 }
 
-void MatMulRefStep::run(const RunContext& ctx) const {
+void MatMulStep::run(const RunContext& ctx) const {
   kernels::Dims a = ctx.dims(inputs[0]), b = ctx.dims(inputs[1]);
   int ra = ctx.shape(inputs[0]).rank, rb = ctx.shape(inputs[1]).rank;
   // numpy: a 1-D A is [1, K], a 1-D B is [K, 1].
@@ -146,8 +147,10 @@ void MatMulRefStep::run(const RunContext& ctx) const {
     p.a_batch_stride[d] *= p.m * p.k;
     p.b_batch_stride[d] *= p.k * p.n;
   }
-  kernels::ref::matmul_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(inputs[1]),
-                           ctx.data<float>(outputs[0]));
+  const float* ad = ctx.data<float>(inputs[0]);
+  const float* bd = ctx.data<float>(inputs[1]);
+  float* yd = ctx.data<float>(outputs[0]);
+  fast ? kernels::matmul_f32(p, ad, bd, yd) : kernels::ref::matmul_f32(p, ad, bd, yd);
 }
 
 // ---- convolution and batch norm -------------------------------------------------------------

@@ -47,11 +47,13 @@ class GemmRefStep : public Step {
   ir::GemmAttrs attrs;
 };
 
-// inputs = {A, B}: numpy matmul (any ranks, broadcast batch) on the reference kernel.
-class MatMulRefStep : public Step {
+// inputs = {A, B}: numpy matmul (any ranks, broadcast batch), e.g. of two activations, on the
+// fast kernel (kernels/matmul.h) or the reference.
+class MatMulStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "matmul_f32 ref"; }
+  std::string describe() const override { return fast ? "matmul_f32" : "matmul_f32 ref"; }
+  bool fast = false;
 };
 
 // inputs = {X} (+ residual). Y = epilogue(conv(X, packed W)).
