@@ -942,6 +942,15 @@ void Importer::op_expand() {
     return;
   }
   const Shape out_shape = broadcast_shapes(x.data.shape(), dims);
+  int64_t count = 1;
+  bool too_large = false;
+  for (int64_t d : out_shape) {
+    too_large =
+        too_large || d < 0 || __builtin_mul_overflow(count, d, &count) || count > kMaxFillElements;
+  }
+  if (too_large) {
+    bad("Expand to {} is larger than {} elements", shape_str(out_shape), kMaxFillElements);
+  }
   Tensor zeros(out_shape, DType::kFloat32);
   define_output(0, float_entry(fold_binary('+', x.data, zeros)));
 }
