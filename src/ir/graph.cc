@@ -289,6 +289,23 @@ Graph Graph::clone() const {
   return g;
 }
 
+void remove_nodes(Graph& g, const std::vector<bool>& drop) {
+  std::vector<Node>& nodes = g.nodes();
+  std::vector<Node> kept;
+  kept.reserve(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (i < drop.size() && drop[i]) {
+      for (ValueId o : nodes[i].outputs) g.value(o).producer = -1;
+    } else {
+      kept.push_back(std::move(nodes[i]));
+    }
+  }
+  nodes = std::move(kept);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (ValueId o : nodes[i].outputs) g.value(o).producer = static_cast<NodeId>(i);
+  }
+}
+
 std::string mase_op(const Graph& g, const Node& n) {
   switch (n.kind) {
     case OpKind::kGemm:

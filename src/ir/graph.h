@@ -107,6 +107,26 @@ class Graph {
 // while it builds a graph.
 Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs);
 
+// ReduceMean / ReduceSum / ReduceMax: the reduced dims [begin, end) of a rank-`rank` input
+// (axes normalised; no axes = every dim). Throws Error naming the node when an axis is out of
+// range or the axes are not consecutive.
+struct ReduceRange {
+  int begin = 0, end = 0;
+};
+ReduceRange reduce_range(const Node& n, const ReduceAttrs& attrs, int rank);
+
+// Slice: per input dim, the first index, the step and the number of elements taken (ONNX
+// clamping of starts/ends applied to the concrete shape `x`). Throws Error naming the node for
+// a bad axis or a zero step.
+struct SliceDim {
+  int64_t start = 0, step = 1, count = 0;
+};
+std::vector<SliceDim> resolve_slice(const Node& n, const Shape& x);
+
+// Removes the nodes with drop[i] (indices into nodes()); their outputs become values nothing
+// produces. For import-time fusions that replace a chain of nodes by one.
+void remove_nodes(Graph& g, const std::vector<bool>& drop);
+
 // MASE's op type for a node: "linear" for Gemm/MatMul whose weight operand is a constant,
 // "conv2d", "relu", "add", "batch_norm1d"/"batch_norm2d" (by input rank), ...
 std::string mase_op(const Graph& g, const Node& n);

@@ -42,7 +42,19 @@ namespace qsearch::ir {
   X(Transpose, "Transpose", "permute")                             \
   X(Concat, "Concat", "cat")                                       \
   X(Identity, "Identity", "identity")                              \
-  X(Dropout, "Dropout", "dropout")
+  X(Dropout, "Dropout", "dropout")                                 \
+  X(Erf, "Erf", "erf")                                             \
+  X(Sqrt, "Sqrt", "sqrt")                                          \
+  X(Exp, "Exp", "exp")                                             \
+  X(Neg, "Neg", "neg")                                             \
+  X(Pow, "Pow", "pow")                                             \
+  X(ReduceMean, "ReduceMean", "mean")                              \
+  X(ReduceSum, "ReduceSum", "sum")                                 \
+  X(ReduceMax, "ReduceMax", "max")                                 \
+  X(LayerNorm, "LayerNormalization", "layer_norm")                 \
+  X(Gelu, "Gelu", "gelu")                                          \
+  X(Gather, "Gather", "getitem")                                   \
+  X(Slice, "Slice", "getitem")
 
 enum class OpKind : uint8_t {
 #define QSEARCH_X(kind, onnx, mase) k##kind,
@@ -135,7 +147,48 @@ struct DropoutAttrs {
   bool operator==(const DropoutAttrs&) const = default;
 };
 
+// ReduceMean / ReduceSum / ReduceMax over `axes` (each in -rank..rank-1, no repeats; after
+// normalisation they must be consecutive dims), keeping them as 1-dims when keepdims.
+struct ReduceAttrs {
+  std::vector<int64_t> axes;
+  bool keepdims = true;
+  bool operator==(const ReduceAttrs&) const = default;
+};
+
+// LayerNormalization (ONNX opset 17): normalises over dims axis..rank-1,
+//   y = (x - mean) / sqrt(var + epsilon) * scale + bias   (var: biased, mean of squares)
+// inputs {x, scale, bias?}; scale and bias have the normalised dims' shape (constants).
+struct LayerNormAttrs {
+  int64_t axis = -1;
+  float epsilon = 1e-5f;
+  bool operator==(const LayerNormAttrs&) const = default;
+};
+
+// GELU: exact x * (1 + erf(x / sqrt(2))) / 2, or (tanh) the approximation
+// x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) / 2. Produced by fusing PyTorch's exports.
+struct GeluAttrs {
+  bool tanh = false;
+  bool operator==(const GeluAttrs&) const = default;
+};
+
+// Gather of an activation along `axis` with constant indices (ONNX semantics: the output
+// replaces dim `axis` by the indices' shape; negative indices count from the end).
+struct GatherAttrs {
+  int64_t axis = 0;
+  std::vector<int64_t> indices;
+  std::vector<int64_t> indices_shape;  // empty = a scalar index
+  bool operator==(const GatherAttrs&) const = default;
+};
+
+// Slice of an activation: per listed axis, start/end/step with ONNX clamping (resolved at run
+// time against the dim).
+struct SliceAttrs {
+  std::vector<int64_t> starts, ends, axes, steps;
+  bool operator==(const SliceAttrs&) const = default;
+};
+
 using Attrs = std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
-                           ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs>;
+                           ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs,
+                           ReduceAttrs, LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs>;
 
 }  // namespace qsearch::ir

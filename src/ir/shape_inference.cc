@@ -98,6 +98,66 @@ int64_t checked_numel(const Node& n, const Shape& s) {
 
 }  // namespace
 
+ReduceRange reduce_range(const Node& n, const ReduceAttrs& at, int rank) {
+  std::vector<int> axes;
+  for (int64_t a : at.axes) {
+    if (a < -rank || a >= rank) node_fail(n, fmt::format("axis {} out of range", a));
+    axes.push_back(static_cast<int>(a < 0 ? a + rank : a));
+  }
+  if (axes.empty()) {  // ONNX: no axes reduces over every dim
+    for (int d = 0; d < rank; ++d) axes.push_back(d);
+  }
+  std::sort(axes.begin(), axes.end());
+  for (size_t k = 1; k < axes.size(); ++k) {
+    if (axes[k] != axes[k - 1] + 1) {
+      node_fail(n,
+                "reduces over dims that are not consecutive; qsearch supports one run of "
+                "consecutive axes");
+    }
+  }
+  return ReduceRange{axes.empty() ? 0 : axes.front(), axes.empty() ? 0 : axes.back() + 1};
+}
+
+std::vector<SliceDim> resolve_slice(const Node& n, const Shape& x) {
+  const auto& at = attrs_of<SliceAttrs>(n);
+  const int64_t r = static_cast<int64_t>(x.size());
+  std::vector<SliceDim> out;
+  for (int64_t d : x) out.push_back(SliceDim{0, 1, d});
+  const size_t k = at.starts.size();
+  if (at.ends.size() != k || at.axes.size() != k || at.steps.size() != k) {
+    node_fail(n, "starts, ends, axes and steps differ in length");
+  }
+  std::vector<bool> seen(x.size(), false);
+  for (size_t i = 0; i < k; ++i) {
+    int64_t axis = at.axes[i];
+    if (axis < -r || axis >= r) node_fail(n, fmt::format("axis {} out of range", axis));
+    if (axis < 0) axis += r;
+    if (seen[axis]) node_fail(n, fmt::format("axis {} is sliced twice", axis));
+    seen[axis] = true;
+    const int64_t dim = x[axis], step = at.steps[i];
+    if (step == 0) node_fail(n, "step must not be 0");
+    // ONNX: negative starts/ends count from the end, then clamp to [0, dim] (step > 0) or
+    // [-1, dim - 1] (step < 0).
+    auto norm = [dim](int64_t v) {
+      if (v < 0) v = v < -dim ? -dim - 1 : v;
+      return v < 0 ? v + dim : v;
+    };
+    int64_t start = norm(at.starts[i]), end = norm(at.ends[i]);
+    int64_t count = 0;
+    if (step > 0) {
+      start = std::clamp<int64_t>(start, 0, dim);
+      end = std::clamp<int64_t>(end, 0, dim);
+      count = end > start ? (end - start + step - 1) / step : 0;
+    } else {
+      start = std::clamp<int64_t>(start, -1, dim - 1);
+      end = std::clamp<int64_t>(end, -1, dim - 1);
+      count = start > end ? (start - end + (-step) - 1) / (-step) : 0;
+    }
+    out[axis] = SliceDim{count > 0 ? start : 0, step, count};
+  }
+  return out;
+}
+
 Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
   auto in = [&](size_t k) -> const Shape& {
     if (k >= inputs.size() || inputs[k] == nullptr) {
@@ -278,6 +338,79 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       }
       break;
     }
+    case OpKind::kErf:
+    case OpKind::kSqrt:
+    case OpKind::kExp:
+    case OpKind::kNeg:
+    case OpKind::kGelu:
+      out = in(0);
+      break;
+    case OpKind::kPow:
+      out = broadcast(n, in(0), in(1));
+      break;
+    case OpKind::kReduceMean:
+    case OpKind::kReduceSum:
+    case OpKind::kReduceMax: {
+      const auto& at = attrs_of<ReduceAttrs>(n);
+      const Shape& x = in(0);
+      const ReduceRange r = reduce_range(n, at, static_cast<int>(x.size()));
+      for (int d = 0; d < static_cast<int>(x.size()); ++d) {
+        const bool reduced = d >= r.begin && d < r.end;
+        if (reduced && x[d] == 0) node_fail(n, "cannot reduce over an empty dimension");
+        if (!reduced) {
+          out.push_back(x[d]);
+        } else if (at.keepdims) {
+          out.push_back(1);
+        }
+      }
+      break;
+    }
+    case OpKind::kLayerNorm: {
+      const auto& at = attrs_of<LayerNormAttrs>(n);
+      out = in(0);
+      const int64_t r = static_cast<int64_t>(out.size());
+      const int64_t axis = at.axis < 0 ? at.axis + r : at.axis;
+      if (axis < 0 || axis >= r) node_fail(n, fmt::format("axis {} out of range", at.axis));
+      if (!(at.epsilon >= 0.0f)) node_fail(n, "epsilon must be >= 0");
+      const Shape norm(out.begin() + axis, out.end());
+      for (size_t k = 1; k < n.inputs.size(); ++k) {
+        if (n.inputs[k] < 0) continue;
+        Shape p = in(k);
+        while (p.size() > norm.size() && p.front() == 1) p.erase(p.begin());
+        if (p != norm) {
+          node_fail(n, fmt::format("{} has shape {}, expected the normalised dims {}",
+                                   k == 1 ? "scale" : "bias", shape_str(in(k)), shape_str(norm)));
+        }
+      }
+      break;
+    }
+    case OpKind::kGather: {
+      const auto& at = attrs_of<GatherAttrs>(n);
+      const Shape& x = in(0);
+      const int64_t r = static_cast<int64_t>(x.size());
+      const int64_t axis = at.axis < 0 ? at.axis + r : at.axis;
+      if (axis < 0 || axis >= r) node_fail(n, fmt::format("axis {} out of range", at.axis));
+      int64_t count = 1;
+      for (int64_t d : at.indices_shape) count *= d;
+      if (count != static_cast<int64_t>(at.indices.size())) {
+        node_fail(n, "indices do not match their shape");
+      }
+      for (int64_t i : at.indices) {
+        if (i < -x[axis] || i >= x[axis]) {
+          node_fail(
+              n, fmt::format("index {} is out of range for dim {} of size {}", i, axis, x[axis]));
+        }
+      }
+      out.assign(x.begin(), x.begin() + axis);
+      out.insert(out.end(), at.indices_shape.begin(), at.indices_shape.end());
+      out.insert(out.end(), x.begin() + axis + 1, x.end());
+      break;
+    }
+    case OpKind::kSlice: {
+      const std::vector<SliceDim> dims = resolve_slice(n, in(0));
+      for (const SliceDim& d : dims) out.push_back(d.count);
+      break;
+    }
     case OpKind::kConcat: {
       int64_t axis = attrs_of<AxisAttrs>(n).axis;
       out = in(0);
@@ -372,6 +505,12 @@ void Graph::verify() const {
       case OpKind::kBatchNorm:
         a = {5, 5};
         break;
+      case OpKind::kPow:
+        a = {2, 2};
+        break;
+      case OpKind::kLayerNorm:
+        a = {2, 3};
+        break;
       case OpKind::kConcat:
         a = {1, 1u << 20};
         break;
@@ -453,6 +592,23 @@ void Graph::verify() const {
         break;
       case OpKind::kDropout:
         attrs_ok = std::holds_alternative<DropoutAttrs>(n.attrs);
+        break;
+      case OpKind::kReduceMean:
+      case OpKind::kReduceSum:
+      case OpKind::kReduceMax:
+        attrs_ok = std::holds_alternative<ReduceAttrs>(n.attrs);
+        break;
+      case OpKind::kLayerNorm:
+        attrs_ok = std::holds_alternative<LayerNormAttrs>(n.attrs);
+        break;
+      case OpKind::kGelu:
+        attrs_ok = std::holds_alternative<GeluAttrs>(n.attrs);
+        break;
+      case OpKind::kGather:
+        attrs_ok = std::holds_alternative<GatherAttrs>(n.attrs);
+        break;
+      case OpKind::kSlice:
+        attrs_ok = std::holds_alternative<SliceAttrs>(n.attrs);
         break;
       default:
         break;

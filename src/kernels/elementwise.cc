@@ -18,6 +18,7 @@ inline float apply(float a, float b) {
   if constexpr (Op == BinaryOp::kAdd) return a + b;
   if constexpr (Op == BinaryOp::kSub) return a - b;
   if constexpr (Op == BinaryOp::kMul) return a * b;
+  if constexpr (Op == BinaryOp::kPow) return b == 2.0f ? a * a : std::pow(a, b);
   return a / b;
 }
 
@@ -126,6 +127,8 @@ void binary_f32(const BinaryParams& p, const float* a, const float* b, float* y)
       return binary_impl<BinaryOp::kMul>(c, a, b, y);
     case BinaryOp::kDiv:
       return binary_impl<BinaryOp::kDiv>(c, a, b, y);
+    case BinaryOp::kPow:
+      return binary_impl<BinaryOp::kPow>(c, a, b, y);
   }
 }
 
@@ -151,6 +154,25 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n) {
       return map_parallel(n, [=](int64_t i) { y[i] = std::tanh(x[i]); });
     case UnaryOp::kCopy:
       return map_parallel(n, [=](int64_t i) { y[i] = x[i]; });
+    case UnaryOp::kErf:
+      return map_parallel(n, [=](int64_t i) { y[i] = std::erf(x[i]); });
+    case UnaryOp::kSqrt:
+      return map_parallel(n, [=](int64_t i) { y[i] = std::sqrt(x[i]); });
+    case UnaryOp::kExp:
+      return map_parallel(n, [=](int64_t i) { y[i] = std::exp(x[i]); });
+    case UnaryOp::kNeg:
+      return map_parallel(n, [=](int64_t i) { y[i] = -x[i]; });
+    case UnaryOp::kGelu:
+      return map_parallel(n, [=](int64_t i) {
+        const float v = x[i];
+        y[i] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+      });
+    case UnaryOp::kGeluTanh:
+      return map_parallel(n, [=](int64_t i) {
+        const float v = x[i];
+        const float inner = 0.79788456080286536f * (v + 0.044715f * v * v * v);
+        y[i] = 0.5f * v * (1.0f + std::tanh(inner));
+      });
   }
 }
 

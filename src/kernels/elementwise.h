@@ -6,9 +6,11 @@
 //   kernels::binary_f32(p, a, b, y);                     // like ref::binary_f32
 //   kernels::channel_affine_f32(n, c, hw, x, s, t, y);   // y = x * s[c] + t[c] (folded BN)
 //
-// Binary ops round once per element exactly like the reference (bit-identical results).
-// relu, leaky_relu, clip are exact; sigmoid and tanh use float libm (expf, tanhf) and are
-// within 8 * FLT_EPSILON relative of the double-precision reference (docs/numerics.md).
+// Binary ops round once per element exactly like the reference (bit-identical results), except
+// Pow (powf; x^2 is x * x, exact like the reference). relu, leaky_relu, clip, sqrt, neg are exact;
+// sigmoid, tanh, erf, exp use float libm (expf, tanhf, erff) and are within 8 * FLT_EPSILON
+// relative of the double-precision reference; the GELUs within 8 * FLT_EPSILON * (|x| + |ref|)
+// (docs/numerics.md).
 #pragma once
 
 #include <cstdint>

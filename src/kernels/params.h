@@ -91,7 +91,8 @@ struct BatchNormParams {
   float epsilon = 1e-5f;
 };
 
-enum class BinaryOp : uint8_t { kAdd, kSub, kMul, kDiv };
+// kPow: a^b (ONNX Pow, float32 operands).
+enum class BinaryOp : uint8_t { kAdd, kSub, kMul, kDiv, kPow };
 
 // Y[i] = A[i] op B[i] over the output shape `shape` (rank `rank`, may be 0 for a scalar), with
 // numpy broadcasting expressed as strides: A's element of output index i is
@@ -104,7 +105,22 @@ struct BinaryParams {
   Dims b_stride{};
 };
 
-enum class UnaryOp : uint8_t { kRelu, kLeakyRelu, kClip, kSigmoid, kTanh, kCopy };
+// kGelu: x * (1 + erf(x / sqrt 2)) / 2; kGeluTanh: x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715
+// x^3))) / 2 (PyTorch's approximate='tanh').
+enum class UnaryOp : uint8_t {
+  kRelu,
+  kLeakyRelu,
+  kClip,
+  kSigmoid,
+  kTanh,
+  kCopy,
+  kErf,
+  kSqrt,
+  kExp,
+  kNeg,
+  kGelu,
+  kGeluTanh
+};
 
 // Y[i] = f(X[i]):  relu max(x, 0); leaky_relu x < 0 ? alpha * x : x; clip min(max(x, lo), hi);
 // sigmoid 1 / (1 + exp(-x)); tanh; copy x. NaN stays NaN.
@@ -121,6 +137,21 @@ struct UnaryParams {
 // m = max_a X[o, :, i].
 struct SoftmaxParams {
   int64_t outer = 1, axis = 1, inner = 1;
+};
+
+// A reduction over the middle axis of [outer, axis, inner]: Y[o, i] = op_a X[o, a, i].
+enum class ReduceOp : uint8_t { kMean, kSum, kMax };
+struct ReduceParams {
+  ReduceOp op = ReduceOp::kMean;
+  int64_t outer = 1, axis = 1, inner = 1;
+};
+
+// Layer normalisation of `rows` contiguous rows of `n` elements:
+//   Y[r, j] = (X[r, j] - mean_r) / sqrt(var_r + epsilon) * scale[j] + bias[j]
+// with mean_r and var_r = mean((X[r, :] - mean_r)^2) over the row (biased variance).
+struct LayerNormParams {
+  int64_t rows = 0, n = 0;
+  float epsilon = 1e-5f;
 };
 
 // Y[j_0, ..., j_{r-1}] = X[i] with i_{perm[d]} = j_d; X has shape in_shape (rank `rank`), Y has

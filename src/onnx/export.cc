@@ -266,6 +266,46 @@ class Exporter {
         }
         break;
       }
+      case OpKind::kReduceMean:
+      case OpKind::kReduceSum:
+      case OpKind::kReduceMax: {
+        const auto& a = std::get<ir::ReduceAttrs>(n.attrs);
+        // ReduceSum takes axes as an input from opset 13, the others from opset 18.
+        if (n.kind == OpKind::kReduceSum && opset_ >= 13) {
+          if (!a.axes.empty()) {
+            p->add_input(extra(
+                n, "axes", Tensor::from<int64_t>({static_cast<int64_t>(a.axes.size())}, a.axes)));
+          }
+        } else if (!a.axes.empty()) {
+          set_ints(p, "axes", a.axes);
+        }
+        set_int(p, "keepdims", a.keepdims);
+        break;
+      }
+      case OpKind::kLayerNorm: {
+        if (opset_ < 17) bad(n, "LayerNormalization needs opset 17");
+        const auto& a = std::get<ir::LayerNormAttrs>(n.attrs);
+        set_int(p, "axis", a.axis);
+        set_float(p, "epsilon", a.epsilon);
+        break;
+      }
+      case OpKind::kGelu:
+        bad(n, "ONNX has Gelu only from opset 20; qsearch exports opsets up to 17");
+      case OpKind::kGather: {
+        const auto& a = std::get<ir::GatherAttrs>(n.attrs);
+        p->add_input(extra(n, "indices", Tensor::from<int64_t>(a.indices_shape, a.indices)));
+        set_int(p, "axis", a.axis);
+        break;
+      }
+      case OpKind::kSlice: {
+        const auto& a = std::get<ir::SliceAttrs>(n.attrs);
+        const int64_t k = static_cast<int64_t>(a.starts.size());
+        p->add_input(extra(n, "starts", Tensor::from<int64_t>({k}, a.starts)));
+        p->add_input(extra(n, "ends", Tensor::from<int64_t>({k}, a.ends)));
+        p->add_input(extra(n, "axes", Tensor::from<int64_t>({k}, a.axes)));
+        p->add_input(extra(n, "steps", Tensor::from<int64_t>({k}, a.steps)));
+        break;
+      }
       default:
         break;
     }

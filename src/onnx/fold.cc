@@ -1,5 +1,6 @@
 // Constant folding at import: float32 constants and int64 shape computations.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "onnx/importer.h"
@@ -106,6 +107,8 @@ Tensor fold_binary(char op, const Tensor& a, const Tensor& b) {
         return x - y;
       case '*':
         return x * y;
+      case '^':
+        return static_cast<float>(std::pow(static_cast<double>(x), static_cast<double>(y)));
       default:
         return x / y;
     }
@@ -131,6 +134,49 @@ SymTensor fold_binary(char op, const SymTensor& a, const SymTensor& b) {
     }
   };
   out.elems = broadcast_apply(a.shape, a.elems.data(), b.shape, b.elems.data(), out.shape, f);
+  return out;
+}
+
+SymTensor fold_equal(const SymTensor& a, const SymTensor& b) {
+  SymTensor out;
+  out.shape = broadcast_shapes(a.shape, b.shape);
+  auto f = [](SymDim x, SymDim y) {
+    using K = SymDim::Kind;
+    if (x.kind == K::kKnown && y.kind == K::kKnown) return SymDim::known(x.value == y.value);
+    // k*N with k > 0 is a positive size: it never equals a known value below 1.
+    if (x.kind == K::kBatch && x.value > 0 && y.kind == K::kKnown && y.value < 1) {
+      return SymDim::known(0);
+    }
+    if (y.kind == K::kBatch && y.value > 0 && x.kind == K::kKnown && x.value < 1) {
+      return SymDim::known(0);
+    }
+    if (x.kind == K::kBatch && y.kind == K::kBatch && x.value == y.value) return SymDim::known(1);
+    return SymDim::unknown();
+  };
+  out.elems = broadcast_apply(a.shape, a.elems.data(), b.shape, b.elems.data(), out.shape, f);
+  return out;
+}
+
+SymTensor fold_where(const SymTensor& c, const SymTensor& a, const SymTensor& b) {
+  // where(c, a, b) = pick per element; broadcast c against a and b by pairing indices.
+  SymTensor out;
+  const Shape ab = broadcast_shapes(a.shape, b.shape);
+  out.shape = broadcast_shapes(c.shape, ab);
+  // Broadcast each operand to the output shape (exact pairing through broadcast_apply).
+  auto expand = [&](const SymTensor& t) {
+    std::vector<SymDim> zeros(static_cast<size_t>(shape_numel(out.shape)), SymDim::known(0));
+    Shape zs = out.shape;
+    return broadcast_apply(t.shape, t.elems.data(), zs, zeros.data(), out.shape,
+                           [](SymDim x, SymDim) { return x; });
+  };
+  const std::vector<SymDim> ce = expand(c), ae = expand(a), be = expand(b);
+  for (size_t i = 0; i < ce.size(); ++i) {
+    if (!ce[i].is_known()) {
+      out.elems.push_back(SymDim::unknown());
+    } else {
+      out.elems.push_back(ce[i].value != 0 ? ae[i] : be[i]);
+    }
+  }
   return out;
 }
 

@@ -57,6 +57,19 @@ const std::map<std::string, Fn>& op_table() {
       {"Cast", &Importer::op_cast},
       {"ConstantOfShape", &Importer::op_constant_of_shape},
       {"Pad", &Importer::op_pad},
+      {"Erf", &Importer::op_unary},
+      {"Sqrt", &Importer::op_unary},
+      {"Exp", &Importer::op_unary},
+      {"Neg", &Importer::op_unary},
+      {"Pow", &Importer::op_binary},
+      {"ReduceMean", &Importer::op_reduce},
+      {"ReduceSum", &Importer::op_reduce},
+      {"ReduceMax", &Importer::op_reduce},
+      {"LayerNormalization", &Importer::op_layer_norm},
+      {"Split", &Importer::op_split},
+      {"Equal", &Importer::op_equal},
+      {"Where", &Importer::op_where},
+      {"Expand", &Importer::op_expand},
   };
   return table;
 }
@@ -91,9 +104,11 @@ const std::vector<std::string>& supported_ops() {
     std::vector<std::string> v;
     for (ir::OpKind k : ir::all_ops()) v.emplace_back(ir::op_name(k));
     v.emplace_back("Constant");
-    for (const char* s :
-         {"Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "ConstantOfShape"}) {
+    for (const char* s : {"Shape", "ConstantOfShape", "Equal", "Where"}) {
       v.push_back(std::string(s) + " (shape computations)");
+    }
+    for (const char* s : {"Unsqueeze", "Squeeze", "Split", "Cast", "Expand"}) {
+      v.push_back(std::string(s) + " (rewritten or folded at import)");
     }
     v.emplace_back("Pad (all zero, or constant 0 folded into the next Conv / AveragePool)");
     return v;
@@ -125,6 +140,7 @@ ir::Graph Importer::run() {
   for (int i = 0; i < graph_.node_size(); ++i) import_node(graph_.node(i), i);
   node_ = nullptr;
   read_outputs();
+  fuse_patterns(g_);
   apply_config_names();
   try {
     g_.finalize();
@@ -412,9 +428,11 @@ ir::ValueId Importer::add_value(const std::string& name) {
   return v;
 }
 
-ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs,
-                                  std::vector<ir::ValueId> inputs) {
-  if (node_->output_size() < 1 || node_->output(0).empty()) bad("has no output");
+ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs,
+                                  int out_index) {
+  if (node_->output_size() <= out_index || node_->output(out_index).empty()) {
+    bad("has no output {}", out_index);
+  }
   // The first free of label, label_1, label_2, ...; node_names_[label] remembers the last suffix
   // tried so that many nodes with one label cost linear time.
   std::string name = node_name_;
@@ -435,13 +453,13 @@ ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs,
       throw;
     }
   }
-  ir::ValueId v = add_value(node_->output(0));
+  ir::ValueId v = add_value(node_->output(out_index));
   n.outputs = {v};
   g_.add_node(std::move(n));
   for (int b = 0; b < 3; ++b) shapes_[b][v] = std::move(out[b]);
   Entry e;
   e.value = v;
-  define_output(0, std::move(e));
+  define_output(out_index, std::move(e));
   return v;
 }
 

@@ -133,13 +133,17 @@ void Importer::op_gemm_matmul() {
 
 void Importer::op_binary() {
   const std::string& t = node_->op_type();
-  char op = t == "Add" ? '+' : t == "Sub" ? '-' : t == "Mul" ? '*' : '/';
+  char op = t == "Add" ? '+' : t == "Sub" ? '-' : t == "Mul" ? '*' : t == "Pow" ? '^' : '/';
   OpKind kind = t == "Add"   ? OpKind::kAdd
                 : t == "Sub" ? OpKind::kSub
                 : t == "Mul" ? OpKind::kMul
+                : t == "Pow" ? OpKind::kPow
                              : OpKind::kDiv;
   Entry& a = in(0);
   Entry& b = in(1);
+  if (op == '^' && (a.kind == K::kSym || b.kind == K::kSym)) {
+    bad("Pow of an int64 shape computation is not supported");
+  }
   if (a.kind == K::kSym || b.kind == K::kSym) {
     if (a.kind != K::kSym || b.kind != K::kSym) {
       bad("mixes an int64 shape computation with a float32 tensor");
@@ -164,9 +168,18 @@ void Importer::op_unary() {
     }
     if (t == "Sigmoid") out = fold_unary(x.data, sigmoid);
     if (t == "Tanh") out = fold_unary(x.data, [](float v) { return std::tanh(v); });
+    if (t == "Erf") out = fold_unary(x.data, [](float v) { return std::erf(v); });
+    if (t == "Sqrt") out = fold_unary(x.data, [](float v) { return std::sqrt(v); });
+    if (t == "Exp") out = fold_unary(x.data, [](float v) { return std::exp(v); });
+    if (t == "Neg") out = fold_unary(x.data, [](float v) { return -v; });
     define_output(0, float_entry(std::move(out)));
     return;
   }
+  if (x.kind == K::kSym) bad("{} of an int64 shape computation is not supported", t);
+  if (t == "Erf") add_ir_node(OpKind::kErf, ir::NoAttrs{}, {ir_input(0)});
+  if (t == "Sqrt") add_ir_node(OpKind::kSqrt, ir::NoAttrs{}, {ir_input(0)});
+  if (t == "Exp") add_ir_node(OpKind::kExp, ir::NoAttrs{}, {ir_input(0)});
+  if (t == "Neg") add_ir_node(OpKind::kNeg, ir::NoAttrs{}, {ir_input(0)});
   if (t == "Relu") add_ir_node(OpKind::kRelu, ir::NoAttrs{}, {ir_input(0)});
   if (t == "LeakyRelu") add_ir_node(OpKind::kLeakyRelu, ir::LeakyReluAttrs{alpha}, {ir_input(0)});
   if (t == "Sigmoid") add_ir_node(OpKind::kSigmoid, ir::NoAttrs{}, {ir_input(0)});
@@ -518,7 +531,20 @@ void Importer::op_shape() {
 }
 
 void Importer::op_gather() {
-  if (in(0).kind != K::kSym) bad("Gather is supported only on int64 shape tensors");
+  if (in(0).kind == K::kActivation) {
+    // An activation indexed by constants (x[:, 0] exports as Gather(x, 0, axis=1)).
+    if (!is_const(in(1))) bad("Gather of an activation needs constant indices");
+    ir::GatherAttrs a;
+    a.axis = attr_int("axis", 0);
+    a.indices = const_ints(1, "indices");
+    a.indices_shape = const_sym(1, "indices").shape;
+    add_ir_node(OpKind::kGather, std::move(a), {ir_input(0)});
+    return;
+  }
+  if (in(0).kind != K::kSym) {
+    bad("Gather of a float constant is not supported (token embeddings need integer inputs; use "
+        "a linear patch embedding or fold the lookup at export)");
+  }
   const SymTensor& data = in(0).sym;
   const SymTensor& idx_t = const_sym(1, "indices");
   std::vector<int64_t> idx = const_ints(1, "indices");
@@ -546,7 +572,57 @@ void Importer::op_unsqueeze_squeeze() {
   if (unsqueeze && axes.empty()) bad("Unsqueeze needs axes");
   Entry& x = in(0);
   if (x.kind == K::kActivation) {
-    bad("{} is supported only in shape computations and on constants", node_->op_type());
+    // A view: an ir Reshape to the new shape, the batch-dependent dim given as -1.
+    std::vector<SymDim> dims = sym_shape(ir_input(0));
+    const Shape s1 = shape1(ir_input(0));
+    Shape out = unsqueeze ? unsqueeze_shape(s1, axes) : squeeze_shape(s1, axes);
+    if (!unsqueeze && axes.empty()) {
+      for (size_t d = 0; d < dims.size(); ++d) {
+        if (s1[d] == 1 && !dims[d].is_known()) bad("Squeeze without axes of a batch dim");
+      }
+    }
+    // Position of each output dim in the input (-1 for an inserted 1).
+    ir::ReshapeAttrs a;
+    std::vector<SymDim> od;
+    if (unsqueeze) {
+      std::vector<int64_t> ax = axes;
+      const int64_t r = static_cast<int64_t>(out.size());
+      for (int64_t& v : ax) v = v < 0 ? v + r : v;
+      size_t k = 0;
+      for (int64_t d = 0; d < r; ++d) {
+        if (std::find(ax.begin(), ax.end(), d) != ax.end()) {
+          od.push_back(SymDim::known(1));
+        } else {
+          od.push_back(dims[k++]);
+        }
+      }
+    } else {
+      std::vector<int64_t> ax = axes;
+      const int64_t r = static_cast<int64_t>(dims.size());
+      for (int64_t& v : ax) v = v < 0 ? v + r : v;
+      for (int64_t d = 0; d < r; ++d) {
+        const bool gone = ax.empty() ? (s1[d] == 1 && dims[d].is_known())
+                                     : std::find(ax.begin(), ax.end(), d) != ax.end();
+        if (gone && !(dims[d].is_known() && dims[d].value == 1)) {
+          bad("cannot squeeze dim {} of shape {}", d, shape_str(s1));
+        }
+        if (!gone) od.push_back(dims[d]);
+      }
+    }
+    bool minus1 = false;
+    for (const SymDim& d : od) {
+      if (d.is_known()) {
+        a.shape.push_back(d.value);
+      } else if (!minus1) {
+        a.shape.push_back(-1);
+        minus1 = true;
+      } else {
+        bad("more than one dim depends on the batch");
+      }
+    }
+    a.allowzero = true;  // literal 0 dims stay 0
+    add_ir_node(OpKind::kReshape, std::move(a), {ir_input(0)});
+    return;
   }
   const Shape& s = x.kind == K::kSym ? x.sym.shape : x.data.shape();
   Shape out = unsqueeze ? unsqueeze_shape(s, axes) : squeeze_shape(s, axes);
@@ -558,7 +634,21 @@ void Importer::op_unsqueeze_squeeze() {
 }
 
 void Importer::op_slice() {
-  if (in(0).kind != K::kSym) bad("Slice is supported only on int64 shape tensors");
+  if (in(0).kind == K::kActivation) {
+    if (opset_ < 10) bad("Slice with attributes (opset < 10) is not supported");
+    ir::SliceAttrs a;
+    a.starts = const_ints(1, "starts");
+    a.ends = const_ints(2, "ends");
+    if (present(3)) {
+      a.axes = const_ints(3, "axes");
+    } else {
+      for (size_t k = 0; k < a.starts.size(); ++k) a.axes.push_back(static_cast<int64_t>(k));
+    }
+    a.steps = present(4) ? const_ints(4, "steps") : std::vector<int64_t>(a.starts.size(), 1);
+    add_ir_node(OpKind::kSlice, std::move(a), {ir_input(0)});
+    return;
+  }
+  if (in(0).kind != K::kSym) bad("Slice is supported only on activations and int64 shape tensors");
   const SymTensor& data = in(0).sym;
   const int64_t rank = static_cast<int64_t>(data.shape.size());
   if (rank < 1) bad("Slice of a scalar");
@@ -606,7 +696,12 @@ void Importer::op_cast() {
   bool to_int = to == pb::TensorProto::INT64 || to == pb::TensorProto::INT32;
   Entry& x = in(0);
   if (x.kind == K::kActivation) {
-    bad("Cast is supported only in shape computations and on constants");
+    if (!to_float) {
+      bad("Cast of an activation to {} is not supported (only to FLOAT, which is the identity)",
+          dtype_str(static_cast<int32_t>(to)));
+    }
+    define_output(0, x);  // float32 to float32: the same value
+    return;
   }
   if (!to_float && !to_int) {
     bad("Cast to {} is not supported (FLOAT, INT64, INT32)", dtype_str(static_cast<int32_t>(to)));
@@ -725,6 +820,139 @@ void Importer::op_pad() {
   Entry out = x;
   out.zero_pad = std::array<int64_t, 4>{pads[2], pads[3], pads[6], pads[7]};
   define_output(0, std::move(out));
+}
+
+}  // namespace qsearch::onnx::detail
+
+namespace qsearch::onnx::detail {
+
+void Importer::op_reduce() {
+  const std::string& t = node_->op_type();
+  ir::ReduceAttrs a;
+  a.keepdims = attr_int("keepdims", 1) != 0;
+  // ReduceSum takes axes as an input from opset 13; ReduceMean / ReduceMax from opset 18.
+  if (t == "ReduceSum" && opset_ >= 13) {
+    if (present(1)) a.axes = const_ints(1, "axes");
+  } else {
+    a.axes = attr_ints("axes");
+  }
+  if (a.axes.empty() && attr_int("noop_with_empty_axes", 0) != 0) {
+    bad("noop_with_empty_axes is not supported");
+  }
+  if (in(0).kind != K::kActivation) bad("{} of a constant is not supported (fold it at export)", t);
+  const OpKind kind = t == "ReduceMean"  ? OpKind::kReduceMean
+                      : t == "ReduceSum" ? OpKind::kReduceSum
+                                         : OpKind::kReduceMax;
+  add_ir_node(kind, std::move(a), {ir_input(0)});
+}
+
+void Importer::op_layer_norm() {
+  ir::LayerNormAttrs a;
+  a.axis = attr_int("axis", -1);
+  a.epsilon = attr_float("epsilon", 1e-5f);
+  if (attr_int("stash_type", 1) != 1) bad("stash_type must be 1 (float32)");
+  if (in(0).kind != K::kActivation) bad("LayerNormalization of a constant is not supported");
+  const_float(1, "scale");
+  std::vector<ir::ValueId> ins = {ir_input(0), ir_input(1)};
+  if (present(2)) {
+    const_float(2, "bias");
+    ins.push_back(ir_input(2));
+  }
+  add_ir_node(OpKind::kLayerNorm, a, ins);
+  mark_unavailable(1, "the mean and inverse standard deviation");
+}
+
+void Importer::op_split() {
+  if (in(0).kind != K::kActivation) bad("Split is supported only on activations");
+  const ir::ValueId x = ir_input(0);
+  const Shape& s1 = shape1(x);
+  const int64_t r = static_cast<int64_t>(s1.size());
+  int64_t axis = attr_int("axis", 0);
+  if (axis < -r || axis >= r) bad("axis {} out of range", axis);
+  if (axis < 0) axis += r;
+  if (!sym_shape(x)[axis].is_known()) bad("Split along the batch dimension is not supported");
+  std::vector<int64_t> sizes;
+  if (opset_ >= 13) {
+    if (present(1)) sizes = const_ints(1, "split");
+  } else {
+    sizes = attr_ints("split");
+  }
+  const int n = node_->output_size();
+  if (sizes.empty()) {
+    if (n < 1 || s1[axis] % n != 0)
+      bad("dim {} of size {} does not split into {}", axis, s1[axis], n);
+    sizes.assign(n, s1[axis] / n);
+  }
+  if (static_cast<int>(sizes.size()) != n) bad("{} split sizes for {} outputs", sizes.size(), n);
+  int64_t start = 0;
+  for (int k = 0; k < n; ++k) {
+    if (sizes[k] < 0) bad("split size {} is negative", sizes[k]);
+    ir::SliceAttrs a{{start}, {start + sizes[k]}, {axis}, {1}};
+    add_ir_node(OpKind::kSlice, std::move(a), {x}, k);
+    start += sizes[k];
+  }
+  if (start != s1[axis]) bad("split sizes add up to {}, not {}", start, s1[axis]);
+}
+
+void Importer::op_equal() {
+  if (in(0).kind != K::kSym || in(1).kind != K::kSym) {
+    bad("Equal is supported only in int64 shape computations");
+  }
+  define_output(0, sym_entry(fold_equal(in(0).sym, in(1).sym)));
+}
+
+void Importer::op_where() {
+  if (in(0).kind != K::kSym || in(1).kind != K::kSym || in(2).kind != K::kSym) {
+    bad("Where is supported only in int64 shape computations");
+  }
+  define_output(0, sym_entry(fold_where(in(0).sym, in(1).sym, in(2).sym)));
+}
+
+void Importer::op_expand() {
+  const SymTensor& target = const_sym(1, "shape");
+  Entry& x = in(0);
+  if (x.kind == K::kActivation) {
+    // Expand to a shape the input already has (PyTorch's expand_as of an equal shape) is the
+    // identity; a real broadcast of an activation is not supported.
+    const std::vector<SymDim> xs = sym_shape(ir_input(0));
+    bool same = target.elems.size() <= xs.size();
+    for (size_t k = 0; same && k < target.elems.size(); ++k) {
+      const SymDim& t = target.elems[target.elems.size() - 1 - k];
+      const SymDim& d = xs[xs.size() - 1 - k];
+      same = (t.is_known() && t.value == 1) ||
+             (t.kind == d.kind && t.value == d.value && t.kind != SymDim::Kind::kUnknown);
+    }
+    if (!same) {
+      bad("Expand of an activation to {} (input {}) is not supported; only the identity is",
+          target.str(), SymTensor{{static_cast<int64_t>(xs.size())}, xs}.str());
+    }
+    define_output(0, x);
+    return;
+  }
+  if (!target.all_known()) {
+    bad("Expand of a constant to {}, which depends on the batch, is not supported", target.str());
+  }
+  std::vector<int64_t> dims;
+  for (const SymDim& d : target.elems) dims.push_back(d.value);
+  if (x.kind == K::kSym) {
+    SymTensor ones{broadcast_shapes(x.sym.shape, dims), {}};
+    ones.elems.assign(static_cast<size_t>(shape_numel(ones.shape)), SymDim::known(1));
+    SymTensor out = fold_binary('*', x.sym, ones);
+    define_output(0, sym_entry(std::move(out)));
+    return;
+  }
+  const Shape out_shape = broadcast_shapes(x.data.shape(), dims);
+  int64_t count = 1;
+  bool too_large = false;
+  for (int64_t d : out_shape) {
+    too_large =
+        too_large || d < 0 || __builtin_mul_overflow(count, d, &count) || count > kMaxFillElements;
+  }
+  if (too_large) {
+    bad("Expand to {} is larger than {} elements", shape_str(out_shape), kMaxFillElements);
+  }
+  Tensor zeros(out_shape, DType::kFloat32);
+  define_output(0, float_entry(fold_binary('+', x.data, zeros)));
 }
 
 }  // namespace qsearch::onnx::detail

@@ -92,6 +92,10 @@ Tensor fold_unary(const Tensor& x, F f) {
   for (int64_t i = 0; i < x.numel(); ++i) q[i] = f(p[i]);
   return out;
 }
+// Equal / Where of shape computations (booleans are known 0 / 1; a batch multiple k*N, k > 0,
+// differs from every known value below 1, which is how PyTorch's expand(-1) export tests it).
+SymTensor fold_equal(const SymTensor& a, const SymTensor& b);
+SymTensor fold_where(const SymTensor& cond, const SymTensor& a, const SymTensor& b);
 Tensor fold_transpose(const Tensor& x, const std::vector<int64_t>& perm);
 Tensor fold_concat(const std::vector<Tensor>& xs, int64_t axis);
 SymTensor fold_concat(const std::vector<SymTensor>& xs, int64_t axis);
@@ -135,7 +139,9 @@ class Importer {
 
   // The graph and its shapes.
   ir::ValueId add_value(const std::string& name);
-  ir::ValueId add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs);
+  // Adds an ir node writing output `out` (default 0) of the current ONNX node.
+  ir::ValueId add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs,
+                          int out = 0);
   // Concrete shape of an ir value at batch 1 and its symbolic form.
   const Shape& shape1(ir::ValueId v) const { return shapes_[0][v]; }
   std::vector<SymDim> sym_shape(ir::ValueId v) const;
@@ -178,6 +184,12 @@ class Importer {
   void op_cast();
   void op_constant_of_shape();
   void op_pad();
+  void op_reduce();
+  void op_layer_norm();
+  void op_split();
+  void op_equal();
+  void op_where();
+  void op_expand();
 
  private:
   // Pads for auto_pad SAME_UPPER/SAME_LOWER/VALID, or the pads attribute (NOTSET).
@@ -202,6 +214,16 @@ class Importer {
   const pb::NodeProto* node_ = nullptr;       // the node being imported
   std::string node_name_;
 };
+
+// Import-time fusions (import_fuse.cc), run on the whole graph after the nodes are imported:
+// PyTorch's LayerNorm decomposition (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div, then
+// Mul scale and Add bias) becomes one LayerNorm node; the exact GELU (Div sqrt 2 / Mul 1/sqrt 2,
+// Erf, Add 1, Mul x, Mul 0.5) and the tanh GELU (x^3 by Pow 3 or Mul x x, Mul 0.044715, Add x,
+// Mul sqrt(2/pi), Tanh, Add 1, Mul x, Mul 0.5) become one Gelu node. A chain is fused only when
+// every intermediate is read by the chain alone and is no graph output, and every constant is the
+// expected value (within 1e-6 relative); anything else keeps its nodes. Returns the number of
+// fusions.
+int fuse_patterns(ir::Graph& g);
 
 // Ops the importer accepts (ir ops plus those of shape computations), for messages.
 const std::vector<std::string>& supported_ops();

@@ -151,7 +151,9 @@ void lower_matmul(PlanBuilder& b, const Node& n) {
       b.shape(a).rank >= 2) {
     return lower_linear(b, n, a, w, /*trans_b=*/false, 1.0f, Tensor());
   }
-  finish(b, make_step<MatMulRefStep>(b, n, {a, w}), n.outputs[0]);
+  auto s = make_step<MatMulStep>(b, n, {a, w});
+  s->fast = !b.options().use_reference_kernels;
+  finish(b, std::move(s), n.outputs[0]);
 }
 
 void lower_conv(PlanBuilder& b, const Node& n) {
@@ -258,6 +260,72 @@ void check_pool_windows(const Node& n, const ir::PoolAttrs& a, const SymShape& x
   }
 }
 
+void lower_reduce(PlanBuilder& b, const Node& n) {
+  const SymShape& xs = b.shape(n.inputs[0]);
+  const ir::ReduceRange r = ir::reduce_range(n, std::get<ir::ReduceAttrs>(n.attrs), xs.rank);
+  for (int d = r.begin; d < r.end; ++d) {
+    if (xs.per_batch[d] != 0) b.mixes_samples();
+  }
+  auto s = make_step<ReduceStep>(b, n, {n.inputs[0]});
+  s->op = n.kind == OpKind::kReduceMean  ? kernels::ReduceOp::kMean
+          : n.kind == OpKind::kReduceSum ? kernels::ReduceOp::kSum
+                                         : kernels::ReduceOp::kMax;
+  s->begin = r.begin;
+  s->end = r.end;
+  s->fast = !b.options().use_reference_kernels;
+  finish(b, std::move(s), n.outputs[0]);
+}
+
+void lower_layer_norm(PlanBuilder& b, const Node& n) {
+  const auto& at = std::get<ir::LayerNormAttrs>(n.attrs);
+  const SymShape& xs = b.shape(n.inputs[0]);
+  const int64_t axis = at.axis < 0 ? at.axis + xs.rank : at.axis;
+  for (int d = static_cast<int>(axis); d < xs.rank; ++d) {
+    if (xs.per_batch[d] != 0) b.mixes_samples();
+  }
+  auto s = make_step<LayerNormStep>(b, n, {n.inputs[0]});
+  s->norm_rank = xs.rank - static_cast<int>(axis);
+  s->epsilon = at.epsilon;
+  s->fast = !b.options().use_reference_kernels;
+  for (size_t k = 1; k < n.inputs.size(); ++k) {
+    if (n.inputs[k] < 0) continue;
+    if (!is_constant(b, n.inputs[k])) {
+      PlanBuilder::fail_node(n, "scale and bias must be constants");
+    }
+    const Tensor& t = b.graph().value(n.inputs[k]).data;
+    (k == 1 ? s->scale : s->bias) = t.clone().reshaped({t.numel()});
+  }
+  finish(b, std::move(s), n.outputs[0]);
+}
+
+void lower_gather(PlanBuilder& b, const Node& n) {
+  const auto& at = std::get<ir::GatherAttrs>(n.attrs);
+  const SymShape& xs = b.shape(n.inputs[0]);
+  const int axis = static_cast<int>(at.axis < 0 ? at.axis + xs.rank : at.axis);
+  if (xs.per_batch[axis] != 0) {
+    PlanBuilder::fail_node(n, "Gather along the batch dimension is not supported");
+  }
+  auto s = make_step<GatherStep>(b, n, {n.inputs[0]});
+  s->axis = axis;
+  for (int64_t i : at.indices) s->indices.push_back(i < 0 ? i + xs.base[axis] : i);
+  finish(b, std::move(s), n.outputs[0]);
+}
+
+void lower_slice(PlanBuilder& b, const Node& n) {
+  const SymShape& xs = b.shape(n.inputs[0]);
+  const std::vector<ir::SliceDim> dims = ir::resolve_slice(n, xs.shape(1));
+  auto s = make_step<SliceStep>(b, n, {n.inputs[0]});
+  for (int d = 0; d < xs.rank; ++d) {
+    const bool sliced = dims[d].start != 0 || dims[d].step != 1 || dims[d].count != xs.dim(d, 1);
+    if (sliced && xs.per_batch[d] != 0) {
+      PlanBuilder::fail_node(n, "Slice along the batch dimension is not supported");
+    }
+    s->start.push_back(dims[d].start);
+    s->step.push_back(dims[d].step);
+  }
+  finish(b, std::move(s), n.outputs[0]);
+}
+
 }  // namespace
 
 void lower_float(PlanBuilder& b, const Node& n) {
@@ -297,12 +365,14 @@ void lower_float(PlanBuilder& b, const Node& n) {
     case OpKind::kAdd:
     case OpKind::kSub:
     case OpKind::kMul:
-    case OpKind::kDiv: {
+    case OpKind::kDiv:
+    case OpKind::kPow: {
       auto s = make_step<BinaryStep>(b, n, {n.inputs[0], n.inputs[1]});
       s->op = n.kind == OpKind::kAdd   ? kernels::BinaryOp::kAdd
               : n.kind == OpKind::kSub ? kernels::BinaryOp::kSub
               : n.kind == OpKind::kMul ? kernels::BinaryOp::kMul
-                                       : kernels::BinaryOp::kDiv;
+              : n.kind == OpKind::kDiv ? kernels::BinaryOp::kDiv
+                                       : kernels::BinaryOp::kPow;
       s->fast = fast;
       return finish(b, std::move(s), n.outputs[0]);
     }
@@ -310,7 +380,12 @@ void lower_float(PlanBuilder& b, const Node& n) {
     case OpKind::kLeakyRelu:
     case OpKind::kClip:
     case OpKind::kSigmoid:
-    case OpKind::kTanh: {
+    case OpKind::kTanh:
+    case OpKind::kErf:
+    case OpKind::kSqrt:
+    case OpKind::kExp:
+    case OpKind::kNeg:
+    case OpKind::kGelu: {
       auto s = make_step<UnaryStep>(b, n, {n.inputs[0]});
       s->fast = fast;
       switch (n.kind) {
@@ -329,6 +404,22 @@ void lower_float(PlanBuilder& b, const Node& n) {
         case OpKind::kSigmoid:
           s->params.op = kernels::UnaryOp::kSigmoid;
           break;
+        case OpKind::kErf:
+          s->params.op = kernels::UnaryOp::kErf;
+          break;
+        case OpKind::kSqrt:
+          s->params.op = kernels::UnaryOp::kSqrt;
+          break;
+        case OpKind::kExp:
+          s->params.op = kernels::UnaryOp::kExp;
+          break;
+        case OpKind::kNeg:
+          s->params.op = kernels::UnaryOp::kNeg;
+          break;
+        case OpKind::kGelu:
+          s->params.op = std::get<ir::GeluAttrs>(n.attrs).tanh ? kernels::UnaryOp::kGeluTanh
+                                                               : kernels::UnaryOp::kGelu;
+          break;
         default:
           s->params.op = kernels::UnaryOp::kTanh;
           break;
@@ -340,6 +431,7 @@ void lower_float(PlanBuilder& b, const Node& n) {
       auto s = make_step<SoftmaxStep>(b, n, {n.inputs[0]});
       s->axis = std::get<ir::AxisAttrs>(n.attrs).axis;
       s->log = n.kind == OpKind::kLogSoftmax;
+      s->fast = fast;
       if (s->axis == 0 || s->axis == -b.shape(n.inputs[0]).rank) b.mixes_samples();
       return finish(b, std::move(s), n.outputs[0]);
     }
@@ -359,6 +451,16 @@ void lower_float(PlanBuilder& b, const Node& n) {
       if (s->axis == 0) b.mixes_samples();
       return finish(b, std::move(s), n.outputs[0]);
     }
+    case OpKind::kReduceMean:
+    case OpKind::kReduceSum:
+    case OpKind::kReduceMax:
+      return lower_reduce(b, n);
+    case OpKind::kLayerNorm:
+      return lower_layer_norm(b, n);
+    case OpKind::kGather:
+      return lower_gather(b, n);
+    case OpKind::kSlice:
+      return lower_slice(b, n);
   }
   PlanBuilder::fail_node(n, "operator not supported by the float engine");
 }

@@ -6,11 +6,14 @@
 #include <fmt/format.h>
 
 #include "kernels/elementwise.h"
+#include "kernels/matmul.h"
+#include "kernels/norm.h"
 #include "kernels/pool.h"
 #include "kernels/ref/conv.h"
 #include "kernels/ref/elementwise.h"
 #include "kernels/ref/gemm.h"
 #include "kernels/ref/layout.h"
+#include "kernels/ref/norm.h"
 #include "kernels/ref/pool.h"
 
 namespace qsearch::runtime {
@@ -113,7 +116,7 @@ void GemmRefStep::run(const RunContext& ctx) const {
                          ctx.data<float>(outputs[0]));
 }
 
-void MatMulRefStep::run(const RunContext& ctx) const {
+void MatMulStep::run(const RunContext& ctx) const {
   kernels::Dims a = ctx.dims(inputs[0]), b = ctx.dims(inputs[1]);
   int ra = ctx.shape(inputs[0]).rank, rb = ctx.shape(inputs[1]).rank;
   // numpy: a 1-D A is [1, K], a 1-D B is [K, 1].
@@ -144,8 +147,10 @@ void MatMulRefStep::run(const RunContext& ctx) const {
     p.a_batch_stride[d] *= p.m * p.k;
     p.b_batch_stride[d] *= p.k * p.n;
   }
-  kernels::ref::matmul_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(inputs[1]),
-                           ctx.data<float>(outputs[0]));
+  const float* ad = ctx.data<float>(inputs[0]);
+  const float* bd = ctx.data<float>(inputs[1]);
+  float* yd = ctx.data<float>(outputs[0]);
+  fast ? kernels::matmul_f32(p, ad, bd, yd) : kernels::ref::matmul_f32(p, ad, bd, yd);
 }
 
 // ---- convolution and batch norm -------------------------------------------------------------
@@ -247,7 +252,7 @@ void BinaryStep::run(const RunContext& ctx) const {
 }
 
 std::string BinaryStep::describe() const {
-  static const char* names[] = {"add", "sub", "mul", "div"};
+  static const char* names[] = {"add", "sub", "mul", "div", "pow"};
   return fmt::format("{}_f32{}", names[static_cast<int>(op)], fast ? "" : " ref");
 }
 
@@ -259,7 +264,8 @@ void UnaryStep::run(const RunContext& ctx) const {
 }
 
 std::string UnaryStep::describe() const {
-  static const char* names[] = {"relu", "leaky_relu", "clip", "sigmoid", "tanh", "copy"};
+  static const char* names[] = {"relu", "leaky_relu", "clip", "sigmoid", "tanh", "copy",
+                                "erf",  "sqrt",       "exp",  "neg",     "gelu", "gelu_tanh"};
   return fmt::format("{}_f32{}", names[static_cast<int>(params.op)], fast ? "" : " ref");
 }
 
@@ -272,8 +278,91 @@ void SoftmaxStep::run(const RunContext& ctx) const {
   for (int d = static_cast<int>(ax) + 1; d < rank; ++d) p.inner *= x[d];
   const float* x_data = ctx.data<float>(inputs[0]);
   float* y_data = ctx.data<float>(outputs[0]);
-  log ? kernels::ref::log_softmax_f32(p, x_data, y_data)
-      : kernels::ref::softmax_f32(p, x_data, y_data);
+  if (log) {
+    kernels::ref::log_softmax_f32(p, x_data, y_data);
+  } else if (fast) {
+    kernels::softmax_f32(p, x_data, y_data);
+  } else {
+    kernels::ref::softmax_f32(p, x_data, y_data);
+  }
+}
+
+std::string SoftmaxStep::describe() const {
+  if (log) return "log_softmax_f32 ref";
+  return fast ? "softmax_f32" : "softmax_f32 ref";
+}
+
+void ReduceStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  kernels::ReduceParams p{.op = op, .outer = 1, .axis = 1, .inner = 1};
+  for (int d = 0; d < rank; ++d) (d < begin ? p.outer : d < end ? p.axis : p.inner) *= x[d];
+  const float* xd = ctx.data<float>(inputs[0]);
+  float* yd = ctx.data<float>(outputs[0]);
+  fast ? kernels::reduce_f32(p, xd, yd) : kernels::ref::reduce_f32(p, xd, yd);
+}
+
+std::string ReduceStep::describe() const {
+  static const char* names[] = {"reduce_mean", "reduce_sum", "reduce_max"};
+  return fmt::format("{}_f32{}", names[static_cast<int>(op)], fast ? "" : " ref");
+}
+
+void LayerNormStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  kernels::LayerNormParams p{.rows = 1, .n = 1, .epsilon = epsilon};
+  for (int d = 0; d < rank; ++d) (d < rank - norm_rank ? p.rows : p.n) *= x[d];
+  const float* b = bias.empty() ? nullptr : bias.data<float>();
+  const float* xd = ctx.data<float>(inputs[0]);
+  float* yd = ctx.data<float>(outputs[0]);
+  fast ? kernels::layer_norm_f32(p, xd, scale.data<float>(), b, yd)
+       : kernels::ref::layer_norm_f32(p, xd, scale.data<float>(), b, yd);
+}
+
+void GatherStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= x[d];
+  for (int d = axis + 1; d < rank; ++d) inner *= x[d];
+  const float* xd = ctx.data<float>(inputs[0]);
+  float* yd = ctx.data<float>(outputs[0]);
+  const int64_t k = static_cast<int64_t>(indices.size());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t j = 0; j < k; ++j) {
+      std::memcpy(yd + (o * k + j) * inner, xd + (o * x[axis] + indices[j]) * inner,
+                  sizeof(float) * inner);
+    }
+  }
+}
+
+void SliceStep::run(const RunContext& ctx) const {
+  const kernels::Dims x = ctx.dims(inputs[0]);
+  const kernels::Dims y = ctx.dims(outputs[0]);
+  const int rank = ctx.shape(inputs[0]).rank;
+  kernels::Dims stride{};
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; --d) {
+    stride[d] = s;
+    s *= x[d];
+  }
+  const float* xd = ctx.data<float>(inputs[0]);
+  float* yd = ctx.data<float>(outputs[0]);
+  const int64_t total = ctx.numel(outputs[0]);
+  if (total == 0) return;
+  const int last = rank - 1;
+  const int64_t row = y[last];
+  kernels::Dims idx{};
+  for (int64_t out = 0; out < total; out += row) {
+    int64_t off = 0;
+    for (int d = 0; d < last; ++d) off += (start[d] + idx[d] * step[d]) * stride[d];
+    const float* src = xd + off + start[last] * stride[last];
+    for (int64_t j = 0; j < row; ++j) yd[out + j] = src[j * step[last]];
+    for (int d = last - 1; d >= 0; --d) {  // next output row (odometer)
+      if (++idx[d] < y[d]) break;
+      idx[d] = 0;
+    }
+  }
 }
 
 void TransposeStep::run(const RunContext& ctx) const {

@@ -47,11 +47,13 @@ class GemmRefStep : public Step {
   ir::GemmAttrs attrs;
 };
 
-// inputs = {A, B}: numpy matmul (any ranks, broadcast batch) on the reference kernel.
-class MatMulRefStep : public Step {
+// inputs = {A, B}: numpy matmul (any ranks, broadcast batch), e.g. of two activations, on the
+// fast kernel (kernels/matmul.h) or the reference.
+class MatMulStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "matmul_f32 ref"; }
+  std::string describe() const override { return fast ? "matmul_f32" : "matmul_f32 ref"; }
+  bool fast = false;
 };
 
 // inputs = {X} (+ residual). Y = epilogue(conv(X, packed W)).
@@ -119,13 +121,56 @@ class UnaryStep : public Step {
   bool fast = true;
 };
 
-// Softmax, or LogSoftmax when `log` (ir::OpKind::kLogSoftmax), along `axis`.
+// Softmax, or LogSoftmax when `log` (ir::OpKind::kLogSoftmax), along `axis`. Softmax runs on
+// the fast kernel (kernels/norm.h) when `fast`; LogSoftmax always on the reference.
 class SoftmaxStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return log ? "log_softmax_f32 ref" : "softmax_f32 ref"; }
+  std::string describe() const override;
   int64_t axis = -1;
   bool log = false;
+  bool fast = false;
+};
+
+// ReduceMean / ReduceSum / ReduceMax over the consecutive dims [begin, end) of the input.
+class ReduceStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  kernels::ReduceOp op = kernels::ReduceOp::kMean;
+  int begin = 0, end = 0;
+  bool fast = true;
+};
+
+// inputs = {X}; layer normalisation over the last `norm_rank` dims with plan-owned scale and
+// bias (the node's constants, flattened; bias empty = 0).
+class LayerNormStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return fast ? "layer_norm_f32" : "layer_norm_f32 ref"; }
+  int norm_rank = 1;
+  float epsilon = 1e-5f;
+  Tensor scale, bias;
+  bool fast = true;
+};
+
+// Gather of X along `axis` (never a batch dim) with plan-time indices (normalised to >= 0):
+// Y[o, k, i] = X[o, indices[k], i].
+class GatherStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "gather_f32"; }
+  int axis = 0;
+  std::vector<int64_t> indices;
+};
+
+// Strided slice: per dim d of X, output index j reads input index start[d] + j * step[d]
+// (the batch dims are never sliced: start 0, step 1). Output dims come from the output slot.
+class SliceStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override { return "slice_f32"; }
+  std::vector<int64_t> start, step;
 };
 
 class TransposeStep : public Step {

@@ -133,6 +133,8 @@ std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::Quant
         break;
       case ir::OpKind::kBatchNorm:
       case ir::OpKind::kTanh:
+      case ir::OpKind::kLayerNorm:
+      case ir::OpKind::kGelu:
         nq.kind = NodeQuant::Kind::kInputOnly;
         nq.inputs[0] = c.data_in;
         break;

@@ -7,7 +7,8 @@
 //   matmul (two activations):  y = q(x, c.data_in) @ q(y, c.weight)
 //   add / sub / mul:           y = q(a, c.data_in) op q(b, c.data_in)
 //   relu:                      y = relu(q(x, c.data_in))            (data_in is unsigned)
-//   batch_norm2d, tanh:        y = op(q(x, c.data_in))              (parameters stay float)
+//   batch_norm2d, tanh, layer_norm, gelu:
+//                              y = op(q(x, c.data_in))              (parameters stay float)
 // with q(v, f) = clamp(round(v * 2^f.frac), lo, hi) * 2^-f.frac and c.rounding. Everything else
 // (and a node whose config is absent, bypassed or "NA") runs unquantized.
 //

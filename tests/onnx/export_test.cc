@@ -125,7 +125,18 @@ ir::Graph every_op_graph() {
   ValueId re = node(OpKind::kRelu, "/Relu", {dv}, NoAttrs{});
   ValueId dr = node(OpKind::kDropout, "/Dropout", {re}, DropoutAttrs{0.25f});
   ValueId id = node(OpKind::kIdentity, "/Identity", {dr}, NoAttrs{});
-  ValueId sm = node(OpKind::kSoftmax, "/Softmax", {id}, AxisAttrs{-1});
+  // Issue 11's elementwise ops, reductions and views of activations.
+  ValueId er = node(OpKind::kErf, "/Erf", {id}, NoAttrs{});
+  ValueId ex = node(OpKind::kExp, "/Exp", {er}, NoAttrs{});
+  ValueId sq = node(OpKind::kSqrt, "/Sqrt", {ex}, NoAttrs{});
+  ValueId ng = node(OpKind::kNeg, "/Neg", {sq}, NoAttrs{});
+  ValueId pw = node(OpKind::kPow, "/Pow", {ng, constant("pow", {}, 2)}, NoAttrs{});
+  ValueId sl = node(OpKind::kSlice, "/Slice", {pw}, SliceAttrs{{1}, {5}, {1}, {1}});
+  ValueId ga = node(OpKind::kGather, "/Gather", {sl}, GatherAttrs{1, {0, 2, 3}, {3}});
+  ValueId rm = node(OpKind::kReduceMean, "/ReduceMean", {ga}, ReduceAttrs{{1}, true});
+  ValueId rx = node(OpKind::kReduceMax, "/ReduceMax", {rm}, ReduceAttrs{{-1}, true});
+  ValueId rs2 = node(OpKind::kReduceSum, "/ReduceSum", {rx}, ReduceAttrs{{1}, true});
+  ValueId sm = node(OpKind::kSoftmax, "/Softmax", {rs2}, AxisAttrs{-1});
   ValueId ls = node(OpKind::kLogSoftmax, "/LogSoftmax", {sm}, AxisAttrs{1});
   g.mark_output(ls);
   g.finalize();
@@ -134,7 +145,8 @@ ir::Graph every_op_graph() {
 
 TEST(Export, EveryOpRoundTripsAtEveryOpset) {
   ir::Graph g = every_op_graph();
-  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 3);  // 2 Clips, 2 Flattens, 2 Adds
+  // 2 Clips, 2 Flattens, 2 Adds; LayerNorm (opset 17 only) and Gelu (not in ONNX <= 17) apart.
+  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 3 - 2);
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     SCOPED_TRACE(opset);
     ir::Graph back = import_model_bytes(export_model_bytes(g, opset), "every_op.onnx");
@@ -210,6 +222,48 @@ TEST(Export, LogSoftmaxOnAMiddleAxisNeedsOpset13) {
   ir::Graph back = import_model_bytes(export_model_bytes(g, 13), "log_softmax.onnx");
   EXPECT_EQ(back.nodes()[0].kind, ir::OpKind::kLogSoftmax);
   EXPECT_EQ(std::get<ir::AxisAttrs>(back.nodes()[0].attrs).axis, 1);
+}
+
+}  // namespace
+}  // namespace qsearch::onnx
+
+namespace qsearch::onnx {
+namespace {
+
+TEST(Export, LayerNormNeedsOpset17AndGeluIsNotExported) {
+  using namespace ir;
+  Graph g;
+  ValueId x = g.add_input("x", {kDynamic, 3, 4});
+  ValueId sc = g.add_constant("ln.weight", Tensor::from<float>({4}, {1, 2, 3, 4}));
+  ValueId bi = g.add_constant("ln.bias", Tensor::from<float>({4}, {0, 1, 0, 1}));
+  ValueId y = g.add_value("y");
+  g.add_node(Node{OpKind::kLayerNorm,
+                  "/ln/LayerNormalization",
+                  {x, sc, bi},
+                  {y},
+                  LayerNormAttrs{-1, 1e-3f},
+                  ""});
+  g.mark_output(y);
+  g.finalize();
+  expect_same(g, import_model_bytes(export_model_bytes(g, 17), "ln.onnx"));
+  try {
+    export_model_bytes(g, 13);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("LayerNormalization needs opset 17"), std::string::npos);
+  }
+  Graph h;
+  ValueId hx = h.add_input("x", {kDynamic, 4});
+  ValueId hy = h.add_value("y");
+  h.add_node(Node{OpKind::kGelu, "/Gelu", {hx}, {hy}, GeluAttrs{true}, ""});
+  h.mark_output(hy);
+  h.finalize();
+  try {
+    export_model_bytes(h, 17);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("Gelu only from opset 20"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -288,16 +288,18 @@ TEST(ImportErrors, ReshapeTargetThatCannotBeFolded) {
 }
 
 TEST(ImportErrors, ShapeOpsOnActivationsAreRejected) {
+  // Cast to float and Unsqueeze of activations are supported since issue 11; Cast to an integer
+  // type and Equal / Where of activations are not.
   ModelBuilder b;
   b.node("Cast", {"x"}, {"y"}, "/Cast");
-  set_int(*b.model().mutable_graph()->mutable_node(0), "to", ::onnx::TensorProto::FLOAT);
+  set_int(*b.model().mutable_graph()->mutable_node(0), "to", ::onnx::TensorProto::INT64);
   b.output("y");
-  EXPECT_HAS(error_of(b.bytes()), "Cast is supported only in shape computations");
+  EXPECT_HAS(error_of(b.bytes()), "Cast of an activation to INT64 is not supported");
   ModelBuilder u;
-  u.constant("axes", {1}, {1});
-  u.node("Unsqueeze", {"x", "axes"}, {"y"}, "/Unsqueeze");
+  u.node("Equal", {"x", "x"}, {"e"}, "/Equal");
+  u.node("Where", {"e", "x", "x"}, {"y"}, "/Where");
   u.output("y");
-  EXPECT_HAS(error_of(u.bytes()), "Unsqueeze is supported only in shape computations");
+  EXPECT_HAS(error_of(u.bytes()), "Equal is supported only in int64 shape computations");
 }
 
 TEST(ImportErrors, GemmOfTwoConstantsIsNotFolded) {

@@ -1,6 +1,7 @@
 // make_plan: validation errors, fusion, buffer planning, and what an Executor guarantees
 // (thread-count independence, batch independence, concurrent executors over one plan).
 #include <gtest/gtest.h>
+#include <cfloat>
 
 #include <thread>
 #include <vector>
@@ -276,7 +277,13 @@ TEST(Plan, GraphsMixingSamplesRunWhole) {
   Tensor x = random_tensor({3000, 6}, 10);
   const int saved = num_threads();
   set_num_threads(1);
-  EXPECT_TRUE(same_bits(run_graph(g, x, false, 4096), run_graph(g, x, true, 4096)));
+  // Sliced into micro-batches, each slice would be normalised on its own: values off by far more
+  // than the fast softmax's rounding ((n + 8) * FLT_EPSILON relative, n = 3000).
+  const Tensor fast = run_graph(g, x, false, 4096), ref = run_graph(g, x, true, 4096);
+  for (int64_t i = 0; i < fast.numel(); ++i) {
+    EXPECT_NEAR(fast.data<float>()[i], ref.data<float>()[i],
+                3008 * FLT_EPSILON * ref.data<float>()[i]);
+  }
   set_num_threads(saved);
   GraphMaker c({kDynamic, 6});
   ir::Graph cg = c.finish(c.op(OpKind::kConcat, {c.input(), c.input()}, ir::AxisAttrs{0}));

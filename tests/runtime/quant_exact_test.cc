@@ -352,6 +352,51 @@ TEST(QuantExact, RandomGraphsEqualTheExactReference) {
   EXPECT_GE(ran, 450);
 }
 
+// Issue 11: quantized MatMuls of two activations (attention's scores and context, batched over
+// heads), one of an activation by a 3-D constant broadcast over the batch, an unquantized relu
+// and add between them and a quantized linear at the end, at random formats and roundings: the
+// int engine equals the exact reference bit for bit.
+TEST(QuantExact, BatchedActivationMatMulsEqualTheExactReference) {
+  int ran = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    RandomCase rc(seed + 7000);
+    SCOPED_TRACE(seed);
+    GraphMaker m({kDynamic, 2, 3, 4});
+    // [N, 2, 3, 4] @ [N, 2, 4, 3] (a reshaped copy) -> [N, 2, 3, 3]
+    const ir::ValueId b =
+        m.op(OpKind::kReshape, {m.input()}, ir::ReshapeAttrs{{0, 2, 4, 3}, false});
+    const ir::ValueId s = m.op(OpKind::kMatMul, {m.input(), b});
+    // [N, 2, 3, 4] @ const [2, 4, 3]: the constant is broadcast over N (a `matmul`, not a linear).
+    const ir::ValueId k = m.op(OpKind::kMatMul, {m.input(), m.constant({2, 4, 3}, seed + 1)});
+    const ir::ValueId sk = m.op(OpKind::kAdd, {s, k});
+    const ir::ValueId r = m.op(OpKind::kRelu, {sk});
+    const ir::ValueId c = m.op(OpKind::kMatMul, {r, r});  // [N, 2, 3, 3] @ [N, 2, 3, 3]
+    const ir::ValueId f = m.op(OpKind::kReshape, {c}, ir::ReshapeAttrs{{0, -1}, false});
+    const ir::ValueId y = m.op(OpKind::kMatMul, {f, m.constant({18, 5}, seed)});
+    ir::Graph g = m.finish(y);
+    quant::QuantAssignment q;
+    for (const ir::Node& n : g.nodes()) {
+      if (n.kind != OpKind::kMatMul) continue;
+      NodeQuantConfig cfg{.quantized = true,
+                          .data_in = rc.format(true, false),
+                          .weight = rc.format(true, false),
+                          .rounding = rc.rounding()};
+      q[n.config_name] = cfg;
+    }
+    ASSERT_EQ(q.size(), 4u);
+    const Tensor x = rc.input({3, 2, 3, 4});
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = 3, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 190);
+}
+
 // q with one thing changed on every quantized node: which = 0 weight frac, 1 data_in frac, 2 bias
 // frac, 3 rounding.
 quant::QuantAssignment vary(quant::QuantAssignment q, int which) {

@@ -151,8 +151,10 @@ class Reference {
     const Shape& ys = shapes_[n.outputs[0]];
     switch (n.kind) {
       case ir::OpKind::kGemm:
-      case ir::OpKind::kMatMul:
         y = linear(n, c);
+        break;
+      case ir::OpKind::kMatMul:
+        y = ir::weight_input(g_, n) >= 0 ? linear(n, c) : matmul(n, c);
         break;
       case ir::OpKind::kConv:
         y = conv(n, c);
@@ -226,6 +228,53 @@ class Reference {
     }
     y.shape = shapes_[n.outputs[0]];
     if (c->data_out) return codes(y, *c->data_out, c->rounding);
+    return y;
+  }
+
+  // MASE's matmul of two activations: q(a, data_in) @ q(b, weight), numpy broadcasting of the
+  // batch dims (both operands of rank >= 2), summed exactly at frac data_in + weight.
+  RefValue matmul(const ir::Node& n, const quant::NodeQuantConfig* c) {
+    if (!c) {
+      ADD_FAILURE() << "exact reference: an unquantized MatMul has no oracle";
+      return {};
+    }
+    const RefValue a = codes(get(n.inputs[0]), *c->data_in, c->rounding);
+    const RefValue b = codes(get(n.inputs[1]), *c->weight, c->rounding);
+    const Shape& ys = shapes_[n.outputs[0]];
+    const size_t r = ys.size(), ra = a.shape.size(), rb = b.shape.size();
+    const int64_t m = ys[r - 2], nn = ys[r - 1], k = a.shape[ra - 1];
+    RefValue y;
+    y.exact = true;
+    y.frac = c->data_in->frac + c->weight->frac;
+    int64_t batches = 1;
+    for (size_t d = 0; d + 2 < r; ++d) batches *= ys[d];
+    for (int64_t bi = 0; bi < batches; ++bi) {
+      // The batch index of each operand: its own dims, 1-dims broadcast, missing dims dropped.
+      int64_t rem = bi, off_a = 0, off_b = 0, stride_a = 1, stride_b = 1;
+      for (size_t d = r - 2; d-- > 0;) {
+        const int64_t idx = rem % ys[d];
+        rem /= ys[d];
+        const int64_t da = static_cast<int64_t>(d) - static_cast<int64_t>(r - ra);
+        const int64_t db = static_cast<int64_t>(d) - static_cast<int64_t>(r - rb);
+        if (da >= 0) {
+          off_a += (a.shape[da] == 1 ? 0 : idx) * stride_a;
+          stride_a *= a.shape[da];
+        }
+        if (db >= 0) {
+          off_b += (b.shape[db] == 1 ? 0 : idx) * stride_b;
+          stride_b *= b.shape[db];
+        }
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < nn; ++j) {
+          I128 sum = 0;
+          for (int64_t t = 0; t < k; ++t) {
+            sum += a.m[(off_a * m + i) * k + t] * b.m[(off_b * k + t) * nn + j];
+          }
+          y.m.push_back(sum);
+        }
+      }
+    }
     return y;
   }
 

@@ -17,6 +17,8 @@ float apply(BinaryOp op, float a, float b) {
       return a * b;
     case BinaryOp::kDiv:
       return a / b;
+    case BinaryOp::kPow:
+      return static_cast<float>(std::pow(static_cast<double>(a), static_cast<double>(b)));
   }
   return 0.0f;
 }
@@ -59,6 +61,28 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n) {
         break;
       case UnaryOp::kCopy:
         break;
+      case UnaryOp::kErf:
+        r = static_cast<float>(std::erf(static_cast<double>(v)));
+        break;
+      case UnaryOp::kSqrt:
+        r = std::sqrt(v);  // correctly rounded in float, as in double then rounded
+        break;
+      case UnaryOp::kExp:
+        r = static_cast<float>(std::exp(static_cast<double>(v)));
+        break;
+      case UnaryOp::kNeg:
+        r = -v;
+        break;
+      case UnaryOp::kGelu: {
+        const double d = v;
+        r = static_cast<float>(0.5 * d * (1.0 + std::erf(d / std::sqrt(2.0))));
+        break;
+      }
+      case UnaryOp::kGeluTanh: {
+        const double d = v, c = std::sqrt(2.0 / 3.14159265358979323846);
+        r = static_cast<float>(0.5 * d * (1.0 + std::tanh(c * (d + 0.044715 * d * d * d))));
+        break;
+      }
     }
     y[i] = r;
   }

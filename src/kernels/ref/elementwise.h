@@ -6,7 +6,8 @@
 //   kernels::ref::binary_f32(p, a, b, y);
 //
 // Binary and unary ops compute in float exactly as written (one rounding per op, as PyTorch);
-// sigmoid and tanh in double rounded once; softmax and log-softmax sum in double.
+// sigmoid, tanh, erf, exp, pow and both GELUs in double rounded once (sqrt and neg are exact
+// roundings in float already); softmax and log-softmax sum in double.
 #pragma once
 
 #include <cstdint>
