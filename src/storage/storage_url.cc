@@ -262,7 +262,7 @@ std::shared_ptr<search::Storage> open_storage(const std::string& url, Access acc
   if (parsed.backend == StorageBackend::kPostgres) {
     fail(
         "storage '{}': the PostgreSQL study storage is not wired yet (needs the RDB storage); "
-        "use an SQLite URL",
+        "use an SQLite URL such as sqlite:///study.db",
         parsed.display);
   }
   namespace fs = std::filesystem;
