@@ -1,8 +1,12 @@
 #include "storage/schema.h"
 
+#include "core/error.h"
+
 namespace qsearch::storage {
 
-const char* const kSchemaSql = R"sql(
+namespace {
+
+const char* const kSqliteSchema = R"sql(
 CREATE TABLE IF NOT EXISTS version_info (
   version_info_id INTEGER PRIMARY KEY CHECK (version_info_id = 1),
   schema_version INTEGER NOT NULL,
@@ -80,5 +84,13 @@ CREATE TABLE IF NOT EXISTS trial_heartbeats (
   heartbeat INTEGER NOT NULL
 );
 )sql";
+
+}  // namespace
+
+const char* schema_sql(SqlDialect dialect) {
+  // The PostgreSQL variant arrives with Optuna's schema (issue 10).
+  if (dialect != SqlDialect::kSqlite) fail("the study schema has no PostgreSQL variant yet");
+  return kSqliteSchema;
+}
 
 }  // namespace qsearch::storage

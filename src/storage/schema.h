@@ -24,6 +24,8 @@
 
 #include <cstdint>
 
+#include "storage/sql_connection.h"
+
 namespace qsearch::storage {
 
 // Bump when the layout changes, and teach SqliteStorage to migrate older files.
@@ -34,7 +36,7 @@ inline constexpr int64_t kSchemaVersion = 3;
 // 'qsch' in ASCII.
 inline constexpr int32_t kApplicationId = 0x71736368;
 
-// CREATE TABLE/INDEX IF NOT EXISTS statements, safe to run on every open.
-extern const char* const kSchemaSql;
+// CREATE TABLE/INDEX IF NOT EXISTS statements, safe to run on every open, in `dialect`'s SQL.
+const char* schema_sql(SqlDialect dialect);
 
 }  // namespace qsearch::storage

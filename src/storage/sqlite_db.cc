@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
+#include <thread>
+
 #include "core/check.h"
 #include "core/error.h"
 
@@ -58,34 +61,34 @@ std::string advice(int rc, const std::string& path, int busy_timeout_ms) {
 
 }  // namespace
 
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+SqliteStatement::~SqliteStatement() { sqlite3_finalize(stmt_); }
 
-Stmt& Stmt::bind(int index, int64_t value) {
+SqlStatement& SqliteStatement::bind(int index, int64_t value) {
   int rc = sqlite3_bind_int64(stmt_, index, value);
   if (rc != SQLITE_OK) db_.raise(rc, "binding a parameter");
   return *this;
 }
 
-Stmt& Stmt::bind(int index, double value) {
+SqlStatement& SqliteStatement::bind(int index, double value) {
   int rc = sqlite3_bind_double(stmt_, index, value);
   if (rc != SQLITE_OK) db_.raise(rc, "binding a parameter");
   return *this;
 }
 
-Stmt& Stmt::bind(int index, std::string_view text) {
+SqlStatement& SqliteStatement::bind(int index, std::string_view text) {
   int rc =
       sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK) db_.raise(rc, "binding a parameter");
   return *this;
 }
 
-Stmt& Stmt::bind_null(int index) {
+SqlStatement& SqliteStatement::bind_null(int index) {
   int rc = sqlite3_bind_null(stmt_, index);
   if (rc != SQLITE_OK) db_.raise(rc, "binding a parameter");
   return *this;
 }
 
-bool Stmt::step() {
+bool SqliteStatement::step() {
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) {
     ++db_.rows_read_;
@@ -97,30 +100,48 @@ bool Stmt::step() {
   db_.raise(rc, fmt::format("running '{}'", sql.substr(0, 60)));
 }
 
-void Stmt::run() {
+void SqliteStatement::run() {
   while (step()) {
   }
   reset();
 }
 
-void Stmt::reset() {
+void SqliteStatement::reset() {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
 }
 
-int64_t Stmt::column_int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+int64_t SqliteStatement::column_int64(int col) const { return sqlite3_column_int64(stmt_, col); }
 
-double Stmt::column_double(int col) const { return sqlite3_column_double(stmt_, col); }
+double SqliteStatement::column_double(int col) const { return sqlite3_column_double(stmt_, col); }
 
-std::string Stmt::column_text(int col) const {
+std::string SqliteStatement::column_text(int col) const {
   const unsigned char* text = sqlite3_column_text(stmt_, col);
   int n = sqlite3_column_bytes(stmt_, col);
   return text ? std::string(reinterpret_cast<const char*>(text), n) : std::string();
 }
 
-bool Stmt::column_is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+bool SqliteStatement::column_is_null(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
 
-Db::Db(const std::string& path, int busy_timeout_ms)
+std::string sqlite_parameters(std::string_view sql) {
+  std::string out(sql);
+  char quote = 0;  // inside '...' or "..." when set
+  for (size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    if (quote) {
+      if (c == quote) quote = 0;  // a doubled quote re-enters at once: still correct
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '$' && i + 1 < out.size() && out[i + 1] >= '0' && out[i + 1] <= '9') {
+      out[i] = '?';
+    }
+  }
+  return out;
+}
+
+SqliteConnection::SqliteConnection(const std::string& path, int busy_timeout_ms)
     : path_(path), busy_timeout_ms_(busy_timeout_ms) {
   // NOMUTEX: the owner serialises access; SQLite's own mutex would only add cost.
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -135,12 +156,12 @@ Db::Db(const std::string& path, int busy_timeout_ms)
   sqlite3_busy_timeout(db_, busy_timeout_ms);
 }
 
-Db::~Db() {
+SqliteConnection::~SqliteConnection() {
   statements_.clear();  // statements must be finalised before the connection closes
   sqlite3_close(db_);
 }
 
-void Db::exec(const std::string& sql) {
+void SqliteConnection::exec(const std::string& sql) {
   char* message = nullptr;
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
   if (rc != SQLITE_OK) {
@@ -151,44 +172,65 @@ void Db::exec(const std::string& sql) {
   }
 }
 
-std::optional<std::string> Db::query_text(const std::string& sql) {
-  Stmt& s = prepare(sql);
+std::optional<std::string> SqliteConnection::query_text(const std::string& sql) {
+  SqlStatement& s = prepare(sql);
   std::optional<std::string> out;
-  if (s.step()) out = s.column_text(0);
+  if (s.step() && !s.column_is_null(0)) out = s.column_text(0);
   s.reset();
   return out;
 }
 
-Stmt& Db::prepare(const std::string& sql) {
+SqlStatement& SqliteConnection::prepare(const std::string& sql) {
   auto it = statements_.find(sql);
   if (it != statements_.end()) return *it->second;
+  const std::string text = sqlite_parameters(sql);
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+  int rc = sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()),
                               SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) raise(rc, fmt::format("preparing '{}'", sql.substr(0, 60)));
   QSEARCH_CHECK(stmt != nullptr);
-  auto [pos, inserted] = statements_.emplace(sql, std::make_unique<Stmt>(*this, stmt));
+  auto [pos, inserted] = statements_.emplace(sql, std::make_unique<SqliteStatement>(*this, stmt));
   return *pos->second;
 }
 
-int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+void SqliteConnection::begin(TxnKind kind) {
+  exec(kind == TxnKind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+}
 
-void Db::raise(int rc, std::string_view what) const {
+void SqliteConnection::commit() { exec("COMMIT"); }
+
+void SqliteConnection::rollback() {
+  if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void SqliteConnection::open_for_study() {
+  // Any read of the header makes a file that is not a database fail here, before a write.
+  query_text("PRAGMA schema_version");
+  // WAL (":memory:" stays "memory", which is fine). Switching a new file to WAL needs a moment
+  // when no other connection is inside a transaction, and SQLite answers BUSY at once instead of
+  // calling the busy handler; so several processes opening a new study.db together retry here,
+  // within the busy timeout. A file already in WAL mode needs no switch.
+  if (query_text("PRAGMA journal_mode").value_or("") != "wal") {
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      try {
+        query_text("PRAGMA journal_mode = WAL");
+        break;
+      } catch (const Error& e) {
+        const auto waited = std::chrono::steady_clock::now() - start;
+        if (std::string(e.what()).find("locked") == std::string::npos ||
+            waited > std::chrono::milliseconds(busy_timeout_ms_)) {
+          throw;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+  }
+  exec("PRAGMA synchronous = NORMAL");
+}
+
+void SqliteConnection::raise(int rc, std::string_view what) const {
   fail("{} ({} while {})", advice(rc, path_, busy_timeout_ms_), sqlite3_errmsg(db_), what);
-}
-
-Transaction::Transaction(Db& db, Kind kind) : db_(db) {
-  db_.exec(kind == Kind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
-  open_ = true;
-}
-
-Transaction::~Transaction() {
-  if (open_) sqlite3_exec(db_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
-}
-
-void Transaction::commit() {
-  db_.exec("COMMIT");
-  open_ = false;
 }
 
 }  // namespace qsearch::storage

@@ -239,7 +239,7 @@ std::optional<search::FrozenTrial> freeze_mid_trial(pid_t pid, const std::string
     ::kill(pid, SIGSTOP);
     bool free = true;
     try {
-      storage::Db db(out + "/study.db", 0);
+      storage::SqliteConnection db(out + "/study.db", 0);
       db.exec("BEGIN IMMEDIATE");
       db.exec("ROLLBACK");
     } catch (const std::exception&) {

@@ -39,13 +39,13 @@ TEST(SqliteHeartbeat, AVersionOneFileIsMigratedAndItsOrphansReclaimed) {
   }
   {
     // Make it the layout of qsearch before heartbeats.
-    Db db(path, 1000);
+    SqliteConnection db(path, 1000);
     db.exec("DROP TABLE trial_heartbeats; UPDATE version_info SET schema_version = 1;");
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   SqliteStorage storage(path);
   {
-    Db db(path, 1000);
+    SqliteConnection db(path, 1000);
     EXPECT_EQ(db.query_text("SELECT schema_version FROM version_info"),
               std::to_string(kSchemaVersion));
   }
@@ -70,7 +70,7 @@ TEST(SqliteHeartbeat, AFinishThatCannotCommitLeavesTheTrialRunning) {
   ASSERT_TRUE(t);
   {
     // Another connection holds the write lock past the busy timeout: "database is locked".
-    Db other(path, 1000);
+    SqliteConnection other(path, 1000);
     other.exec("BEGIN IMMEDIATE");
     EXPECT_THROW(storage.finish_trial(t->id, TrialState::kComplete, {1.0}, {}, {}), Error);
     other.exec("ROLLBACK");

@@ -23,7 +23,7 @@ std::optional<std::vector<double>> one(const std::vector<FrozenTrial>&) {
 
 // Rewrites the trials table with version 2's CHECK (what qsearch wrote before PRUNED).
 void make_version_2(const std::string& path) {
-  Db db(path, 1000);
+  SqliteConnection db(path, 1000);
   db.exec(
       "PRAGMA foreign_keys = OFF; BEGIN; "
       "CREATE TABLE trials_old (trial_id INTEGER PRIMARY KEY, number INTEGER NOT NULL, study_id "
@@ -56,7 +56,7 @@ TEST(SqlitePruned, StoredAndReadBack) {
   EXPECT_EQ(trials[0].state, TrialState::kPruned);
   EXPECT_TRUE(trials[0].values.empty());  // as FAIL: no values (Optuna's PRUNED has none here)
   EXPECT_EQ(trials[0].user_attrs.at("racing"), "{\"slice_samples\":256}");
-  Db db(path, 1000);
+  SqliteConnection db(path, 1000);
   EXPECT_EQ(db.query_text("SELECT state FROM trials"), "PRUNED");
 }
 
@@ -77,12 +77,12 @@ TEST(SqlitePruned, AVersionTwoFileIsMigratedWithItsTrials) {
   make_version_2(path);
   {
     // The old layout indeed refuses the new state.
-    Db db(path, 1000);
+    SqliteConnection db(path, 1000);
     EXPECT_THROW(db.exec("UPDATE trials SET state = 'PRUNED' WHERE number = 2"), Error);
   }
   SqliteStorage s(path);
   {
-    Db db(path, 1000);
+    SqliteConnection db(path, 1000);
     EXPECT_EQ(db.query_text("SELECT schema_version FROM version_info"),
               std::to_string(kSchemaVersion));
     EXPECT_EQ(db.query_text("PRAGMA foreign_key_check"), std::nullopt);

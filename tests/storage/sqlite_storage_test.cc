@@ -205,7 +205,7 @@ TEST(SqliteStorage, RefusesADatabaseFromANewerQsearch) {
   const std::string path = dir.file("study.db");
   SqliteStorage{path};
   {
-    Db db(path, 1000);
+    SqliteConnection db(path, 1000);
     db.exec("UPDATE version_info SET schema_version = 99");
   }
   expect_error([&] { SqliteStorage s(path); }, {path, "schema version 99", "upgrade qsearch"});
@@ -215,7 +215,7 @@ TEST(SqliteStorage, FileCarriesItsSchemaVersionAndApplicationId) {
   TempDir dir;
   const std::string path = dir.file("study.db");
   SqliteStorage{path};
-  Db db(path, 1000);
+  SqliteConnection db(path, 1000);
   EXPECT_EQ(db.query_text("SELECT schema_version FROM version_info"),
             std::to_string(kSchemaVersion));
   EXPECT_EQ(db.query_text("PRAGMA application_id"), std::to_string(kApplicationId));
@@ -230,7 +230,7 @@ TEST(SqliteStorage, RefusesFilesThatAreNotQsearchDatabases) {
 
   const std::string foreign = dir.file("optuna.db");
   {
-    Db db(foreign, 1000);
+    SqliteConnection db(foreign, 1000);
     db.exec("CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name TEXT)");
   }
   expect_error([&] { SqliteStorage s(foreign); }, {foreign, "not a qsearch study database"});
@@ -279,7 +279,7 @@ TEST(SqliteStorage, AWriterThatWaitsTooLongGetsAnErrorNamingTheFile) {
   const std::string path = dir.file("study.db");
   SqliteStorage s(path, SqliteStorage::Options{.busy_timeout_ms = 150});
   int64_t id = s.create_study("s", {Direction::kMinimize}, space(), false);
-  Db other(path, 1000);
+  SqliteConnection other(path, 1000);
   other.exec("BEGIN IMMEDIATE");
   auto start = std::chrono::steady_clock::now();
   expect_error([&] { s.create_trial(id, next_value()); }, {path, "locked", "150 ms"});
