@@ -355,6 +355,10 @@ void PgConnection::connect() {
     fail("PostgreSQL study storage '{}': {} ({})", display_name_, connect_advice(message, params_),
          message);
   }
+  // The server's notices ("relation ... already exists, skipping" from CREATE TABLE IF NOT
+  // EXISTS) would go to stderr; qsearch reports through its own messages only.
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
   // Plain, predictable sessions whatever the server's defaults: UTC timestamps, ISO dates,
   // and the shortest exact float output (the default since PostgreSQL 12).
   PGresult* res = PQexec(conn_, "SET TIME ZONE 'UTC'; SET datestyle = 'ISO'");

@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "storage/pg_connection.h"
+#include "storage/rdb_storage.h"
 #include "storage/sqlite_storage.h"
 
 namespace qsearch::storage {
@@ -260,10 +262,17 @@ StorageUrl parse_storage_url(const std::string& url) {
 std::shared_ptr<search::Storage> open_storage(const std::string& url, Access access) {
   const StorageUrl parsed = parse_storage_url(url);
   if (parsed.backend == StorageBackend::kPostgres) {
-    fail(
-        "storage '{}': the PostgreSQL study storage is not wired yet (needs the RDB storage); "
-        "use an SQLite URL such as sqlite:///study.db",
-        parsed.display);
+    // A missing database is the connection's error; kExisting also refuses a database without
+    // the study tables instead of creating them (as it never creates an SQLite file).
+    auto conn = std::make_unique<PgConnection>(parsed.pg, parsed.display);
+    if (access == Access::kExisting &&
+        conn->query_text("SELECT to_regclass('studies') IS NULL") == std::string("t")) {
+      fail(
+          "storage '{}' holds no study (the database has no study tables); give the URL a "
+          "search wrote to",
+          parsed.display);
+    }
+    return std::make_shared<RdbStorage>(std::move(conn));
   }
   namespace fs = std::filesystem;
   if (!parsed.memory()) {
