@@ -192,8 +192,12 @@ TEST_F(PostgresE2E, ASearchResumesWithoutRepeatingAConfiguration) {
   const std::string cfg = write(dir, "c.toml", mlp_config(64, ""));
   const std::string base = "search --config " + cfg + " --sampler bruteforce --storage '" + url_ +
                            "' --study s --quiet --out ";
-  Result first = run(base + (dir / "a") + " --trials 3");
+  Result first =
+      run(base.substr(0, base.find(" --quiet")) + " --out " + (dir / "a") + " --trials 3");
   ASSERT_EQ(first.code, 0) << first.err;
+  // What a search prints names the study's URL with the password hidden.
+  EXPECT_NE(first.err.find(storage::hide_password(url_)), std::string::npos) << first.err;
+  EXPECT_EQ(first.err.find("qs%20p%40ss"), std::string::npos) << first.err;
   Result second = run(base + (dir / "b") + " --trials 7");
   ASSERT_EQ(second.code, 0) << second.err;
   auto storage = storage::open_storage(url_, storage::Access::kExisting);
