@@ -47,6 +47,7 @@ for round in $(seq "$ROUNDS"); do
     end=$(now_ns)
     "$PY" - "$out" "$t" "$start" "$end" >>"$RESULTS" <<'PYEOF'
 import csv, json, sqlite3, sys
+from datetime import datetime
 out, t, start, end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 db = sqlite3.connect(f"{out}/study.db")
 first, last, n = db.execute(
@@ -56,7 +57,7 @@ points = {(round(float(r["accuracy"]), 6), round(float(r["average_bitwidth"]), 6
 front = sorted(p for p in points
                if not any(q != p and q[0] >= p[0] and q[1] <= p[1] for q in points))
 print(json.dumps({"engine": "qsearch", "threads": t, "trials": n,
-                  "process_s": (end - start) / 1e9, "optimize_s": (last - first) / 1e3,
+                  "process_s": (end - start) / 1e9, "optimize_s": (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds(),
                   "trial_eval_ms": [float(r["duration_ms"]) for r in rows],
                   "front": [{"accuracy": a, "average_bitwidth": b} for a, b in front]}))
 PYEOF

@@ -205,8 +205,10 @@ def qsearch_run(args, sampler, seed, trials, tag):
         return {"engine": "qsearch", "sampler": sampler, "seed": seed, "error": r.stderr.strip()}
     db = sqlite3.connect(os.path.join(out, "study.db"))
     params, values, probes = {}, {}, set()
-    for tid, pos, v in db.execute("select trial_id, position, param_value from trial_params"):
-        params.setdefault(tid, {})[pos] = int(v)
+    # study.db has Optuna's schema: a trial's params are rows in the space's order (param_id).
+    for tid, v in db.execute("select trial_id, param_value from trial_params order by param_id"):
+        p = params.setdefault(tid, {})
+        p[len(p)] = int(v)
     for tid, obj, v in db.execute("select trial_id, objective, value from trial_values"):
         values.setdefault(tid, {})[obj] = v
     for (tid,) in db.execute("select trial_id from trial_system_attributes where key = 'probe'"):

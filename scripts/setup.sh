@@ -2,7 +2,8 @@
 # Installs what qsearch needs on Debian 12 and fetches the data sets. Idempotent: when
 # everything is present it only checks and returns (about a second).
 #
-#   scripts/setup.sh           build + test dependencies, MNIST, Fashion-MNIST
+#   scripts/setup.sh           build + test dependencies (with Optuna, which reads study.db in a
+#                              test), MNIST, Fashion-MNIST
 #   scripts/setup.sh --bench   also the reference stack the benchmarks compare against
 #                              (PyTorch, ONNX, Optuna on OpenBLAS; never a runtime dependency)
 #
@@ -27,6 +28,7 @@ packages=(
   libpq-dev postgresql python3-psycopg2  # PostgreSQL storage; its tests start their own cluster
   clang libclang-rt-14-dev clang-format
   nodejs npm dataset-fashion-mnist
+  python3-optuna python3-pandas  # the oracle of tests/e2e/optuna_e2e_test.cc (Optuna reads study.db)
 )
 if [ "$want_bench" = 1 ]; then
   packages+=(python3 python3-torch python3-onnx python3-optuna python3-numpy libopenblas0-pthread

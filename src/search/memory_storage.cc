@@ -1,5 +1,8 @@
 #include "search/memory_storage.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <chrono>
 
 #include "core/error.h"
@@ -123,6 +126,13 @@ void InMemoryStorage::finish_locked(int64_t trial_id, TrialState state,
   if (state == TrialState::kComplete && values.size() != study.info.directions.size()) {
     fail("trial {} of study '{}': {} values for {} objectives", number, study.info.name,
          values.size(), study.info.directions.size());
+  }
+  if (state == TrialState::kComplete &&
+      std::any_of(values.begin(), values.end(), [](double v) { return std::isnan(v); })) {
+    fail(
+        "trial {} of study '{}': a COMPLETE trial cannot have a NaN objective value (a NaN "
+        "objective makes the trial FAIL, as in Optuna)",
+        number, study.info.name);
   }
   t.state = state;
   t.values = state == TrialState::kComplete ? values : std::vector<double>{};

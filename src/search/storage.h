@@ -1,7 +1,7 @@
 // Storage: where studies and trials live (Optuna's BaseStorage, reduced to what a fixed-space
-// study needs). Implementations: InMemoryStorage (search/memory_storage.h) and SqliteStorage
-// (storage/sqlite_storage.h). All methods are thread-safe; SqliteStorage is also safe across
-// processes sharing one file.
+// study needs). Implementations: InMemoryStorage (search/memory_storage.h) and RdbStorage
+// (storage/rdb_storage.h: Optuna's RDB schema in SQLite, SqliteStorage, or PostgreSQL). All
+// methods are thread-safe; RdbStorage is also safe across processes sharing one database.
 //
 // Contract (checked by tests/search/storage_conformance.h for every backend):
 // - create_trial is atomic: `decide` sees every trial created before it (by any thread or
@@ -56,7 +56,8 @@ class Storage {
       int64_t study_id, const Decide& decide,
       const std::map<std::string, std::string>& system_attrs = {}) = 0;
 
-  // Finishes a RUNNING trial. values must have one entry per objective when COMPLETE.
+  // Finishes a RUNNING trial. values must have one entry per objective when COMPLETE, none of
+  // them NaN (Optuna's rule and schema: a NaN objective makes the trial FAIL); +-inf is fine.
   virtual void finish_trial(int64_t trial_id, TrialState state, const std::vector<double>& values,
                             const std::map<std::string, std::string>& user_attrs,
                             const std::map<std::string, std::string>& system_attrs) = 0;

@@ -2,13 +2,16 @@
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <functional>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 #include "core/check.h"
 #include "core/error.h"
+#include "storage/legacy_migration.h"
+#include "storage/optuna_format.h"
 #include "storage/schema.h"
 #include "storage/sqlite_db.h"
 
@@ -22,8 +25,8 @@ using search::TrialState;
 
 namespace {
 
-// The on-disk spellings belong to the schema, not to search::to_string, so that renaming an
-// enumerator or its display text never changes what existing files mean.
+// Optuna's enum member names (schema.h): they belong to the schema, not to search::to_string,
+// so that renaming an enumerator or its display text never changes what stored rows mean.
 const char* state_text(TrialState s) {
   switch (s) {
     case TrialState::kRunning:
@@ -39,6 +42,15 @@ const char* state_text(TrialState s) {
   return "";
 }
 
+// WAITING (a trial Optuna enqueued) reads as RUNNING: not finished, not reclaimed (only RUNNING
+// rows are), and never given to a sampler as a result.
+TrialState parse_state(const std::string& s) {
+  return s == "COMPLETE" ? TrialState::kComplete
+         : s == "FAIL"   ? TrialState::kFail
+         : s == "PRUNED" ? TrialState::kPruned
+                         : TrialState::kRunning;
+}
+
 const char* direction_text(Direction d) {
   return d == Direction::kMinimize ? "MINIMIZE" : "MAXIMIZE";
 }
@@ -49,14 +61,63 @@ int64_t now_ms() {
       .count();
 }
 
+// Optuna's older revisions, which `optuna storage upgrade` brings to a current one.
+bool older_optuna_revision(const std::string& revision) {
+  for (const char* r : {"v0.9.0.a", "v1.2.0.a", "v1.3.0.a", "v2.0.0.a", "v2.3.0.a", "v2.4.0.a",
+                        "v2.6.0.a", "v3.0.0.a", "v3.0.0.b", "v3.0.0.c"}) {
+    if (revision == r) return true;
+  }
+  return false;
+}
+
+bool known_revision(const std::string& revision) {
+  for (const char* r : kKnownOptunaRevisions) {
+    if (revision == r) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+std::string search_space_json(const SearchSpace& space) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& p : space) {
+    out.push_back(
+        {{"name", p.name}, {"distribution", nlohmann::ordered_json::parse(p.dist.to_json())}});
+  }
+  return out.dump();
+}
+
+SearchSpace search_space_from_json(const std::string& text) {
+  SearchSpace space;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    if (!j.is_array()) fail("not an array");
+    for (const auto& p : j) {
+      if (!p.is_object() || !p.contains("name") || !p["name"].is_string() ||
+          !p.contains("distribution")) {
+        fail("an entry needs \"name\" and \"distribution\"");
+      }
+      space.push_back({p["name"].get<std::string>(),
+                       search::Distribution::from_json(p["distribution"].dump())});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    fail("the search space '{}' does not parse: {}", text.substr(0, 200), e.what());
+  } catch (Error& e) {
+    e.add_context(fmt::format("reading the search space '{}'", text.substr(0, 200)));
+    throw;
+  }
+  return space;
+}
 
 struct RdbStorage::StudyCache {
   int64_t study_id = -1;
   size_t n_objectives = 0;
-  size_t n_params = 0;
-  std::vector<FrozenTrial> trials;  // index == number
-  std::vector<int> running;         // numbers of cached trials that were RUNNING when read
+  SearchSpace space;
+  std::vector<std::string> distribution_json;        // Optuna's, per position
+  std::unordered_map<std::string, size_t> position;  // param name -> position
+  std::vector<FrozenTrial> trials;                   // index == number
+  std::vector<int> running;  // numbers of cached trials that were RUNNING when read
 };
 
 RdbStorage::RdbStorage(std::unique_ptr<SqlConnection> conn)
@@ -67,96 +128,84 @@ RdbStorage::RdbStorage(std::unique_ptr<SqlConnection> conn)
 RdbStorage::~RdbStorage() = default;
 
 void RdbStorage::open_schema() {
-  if (db_->dialect() != SqlDialect::kSqlite) {
-    open_schema_tables();
-    return;
+  if (db_->dialect() == SqlDialect::kSqlite) {
+    auto* sqlite = dynamic_cast<SqliteConnection*>(db_.get());
+    QSEARCH_CHECK(sqlite != nullptr);
+    // What the file is, read in one snapshot (another process creating the schema meanwhile
+    // would otherwise look like a half-made database). Reading it first also makes a file that
+    // is not a database fail here, before anything is written.
+    std::set<std::string> tables;
+    int64_t app_id = 0;
+    {
+      SqlTransaction snapshot(*db_, SqlConnection::TxnKind::kRead);
+      app_id = std::stoll(db_->query_text("PRAGMA application_id").value_or("0"));
+      SqlStatement& s = db_->prepare("SELECT name FROM sqlite_master WHERE type = 'table'");
+      while (s.step()) tables.insert(s.column_text(0));
+      s.reset();
+      snapshot.commit();
+    }
+    const bool legacy = is_legacy_qsearch_db(app_id, tables);
+    if (!tables.empty() && !legacy && !tables.count("version_info")) {
+      fail(
+          "'{}' is an SQLite database but not a study database of qsearch or Optuna ({} tables, "
+          "no version_info). Use another file for the study",
+          path_, tables.size());
+    }
+    // WAL and synchronous = NORMAL, only once the file is known to be a study database.
+    sqlite->open_for_study();
+    if (legacy) migrate_legacy_qsearch_db(*sqlite);
   }
-  // SQLite: a file of another program is refused before anything is written. Both reads come
-  // from one snapshot: another process creating the schema in between would otherwise look like
-  // a foreign database (tables but no application id).
-  int64_t app_id = 0, n_tables = 0;
-  {
-    SqlTransaction snapshot(*db_, SqlConnection::TxnKind::kRead);
-    app_id = std::stoll(db_->query_text("PRAGMA application_id").value_or("0"));
-    n_tables = std::stoll(
-        db_->query_text("SELECT count(*) FROM sqlite_master WHERE type = 'table'").value_or("0"));
-    snapshot.commit();
-  }
-  if (n_tables > 0 && app_id != kApplicationId) {
-    fail(
-        "'{}' is an SQLite database but not a qsearch study database (application_id {}, {} "
-        "tables; an Optuna or other program's file?). Use another file for the study",
-        path_, app_id, n_tables);
-  }
-  // WAL and synchronous = NORMAL, only once the file is known to be ours.
-  auto* sqlite = dynamic_cast<SqliteConnection*>(db_.get());
-  QSEARCH_CHECK(sqlite != nullptr);
-  sqlite->open_for_study();
-  // Foreign keys stay off until the schema is current: rebuilding the trials table of an older
-  // file (below) drops the old table, which they would refuse (SQLite's ALTER TABLE recipe).
-  db_->exec("PRAGMA foreign_keys = OFF");
   open_schema_tables();
-  db_->exec("PRAGMA foreign_keys = ON");
 }
 
 void RdbStorage::open_schema_tables() {
+  const SqlDialect dialect = db_->dialect();
   SqlTransaction txn(*db_, SqlConnection::TxnKind::kWrite);
-  db_->exec(schema_sql(db_->dialect()));
-  if (db_->dialect() == SqlDialect::kSqlite) {
-    db_->exec(fmt::format("PRAGMA application_id = {}", kApplicationId));
-  }
-  SqlStatement& get =
-      db_->prepare("SELECT schema_version FROM version_info WHERE version_info_id = 1");
-  std::optional<int64_t> version;
-  if (get.step()) version = get.column_int64(0);
-  get.reset();
-  if (!version) {
+  if (db_->query_text(has_optuna_schema_sql(dialect)).value_or("0") == "0") {
+    db_->exec(optuna_schema_sql(dialect));
     db_->prepare(
            "INSERT INTO version_info (version_info_id, schema_version, library_version) "
            "VALUES (1, $1, $2)")
-        .bind(1, kSchemaVersion)
-        .bind(2, std::string_view(QSEARCH_VERSION))
+        .bind(1, kOptunaSchemaVersion)
+        .bind(2, kOptunaLibraryVersion)
         .run();
-  } else if (*version > kSchemaVersion) {
-    fail(
-        "study database '{}' has schema version {}, newer than this qsearch understands ({}): "
-        "upgrade qsearch, or use another file for this study",
-        path_, *version, kSchemaVersion);
-  } else if (*version < 1) {
-    fail("study database '{}' has an invalid schema version {}", path_, *version);
-  } else if (*version < kSchemaVersion) {
-    // Versions 1 and 2 exist only as SQLite files.
-    QSEARCH_CHECK(db_->dialect() == SqlDialect::kSqlite);
-    migrate_sqlite_trials_table();
-    db_->prepare("UPDATE version_info SET schema_version = $1 WHERE version_info_id = 1")
-        .bind(1, kSchemaVersion)
+    db_->prepare("INSERT INTO alembic_version (version_num) VALUES ($1)")
+        .bind(1, kOptunaRevision)
         .run();
+  } else {
+    SqlStatement& get = db_->prepare("SELECT schema_version, library_version FROM version_info");
+    std::optional<int64_t> version;
+    std::string library = "?";
+    if (get.step()) {
+      version = get.column_is_null(0) ? -1 : get.column_int64(0);
+      library = get.column_text(1);
+    }
+    get.reset();
+    std::string revision = "(none)";
+    if (db_->query_text(dialect == SqlDialect::kSqlite
+                            ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                              "name = 'alembic_version'"
+                            : "SELECT count(*) FROM information_schema.tables WHERE "
+                              "table_schema = current_schema() AND table_name = "
+                              "'alembic_version'")
+            .value_or("0") != "0") {
+      revision = db_->query_text("SELECT version_num FROM alembic_version").value_or("(none)");
+    }
+    if (version != kOptunaSchemaVersion || !known_revision(revision)) {
+      const bool older = (version && *version >= 0 && *version < kOptunaSchemaVersion) ||
+                         older_optuna_revision(revision);
+      fail(
+          "study database '{}' has Optuna's schema at revision {} (schema version {}, set up by "
+          "optuna {}); qsearch reads revisions v3.0.0.d and v3.2.0.a (schema version {}): {}",
+          path_, revision, version ? std::to_string(*version) : "(none)", library,
+          kOptunaSchemaVersion,
+          older
+              ? fmt::format("upgrade it with `optuna storage upgrade --storage <url of {}>`", path_)
+              : std::string("upgrade qsearch, or give the search another study database"));
+    }
   }
+  db_->exec(qsearch_indexes_sql(dialect));
   txn.commit();
-}
-
-// Versions 1 and 2 lack only tables that the schema text has just created, and the state
-// 'PRUNED' in the trials table's CHECK (version 3): rebuild that table with the new CHECK,
-// inside the caller's transaction (a process opening the file meanwhile waits, then sees
-// version 3).
-void RdbStorage::migrate_sqlite_trials_table() {
-  const std::string old_sql =
-      db_->query_text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'trials'")
-          .value_or("");
-  if (old_sql.find("'PRUNED'") != std::string::npos) return;
-  // The new table from the schema's own text (its one place), under a temporary name.
-  const std::string schema = schema_sql(SqlDialect::kSqlite);
-  const std::string head = "CREATE TABLE IF NOT EXISTS trials (";
-  const size_t begin = schema.find(head), end = schema.find(");", begin);
-  QSEARCH_CHECK(begin != std::string::npos && end != std::string::npos);
-  db_->exec("CREATE TABLE trials_v3 (" +
-            schema.substr(begin + head.size(), end + 2 - begin - head.size()));
-  db_->exec(
-      "INSERT INTO trials_v3 (trial_id, number, study_id, state, datetime_start, "
-      "datetime_complete) SELECT trial_id, number, study_id, state, datetime_start, "
-      "datetime_complete FROM trials; DROP TABLE trials; ALTER TABLE trials_v3 RENAME TO "
-      "trials;");
-  db_->exec(schema);  // the partial index, dropped with the old table
 }
 
 int64_t RdbStorage::rows_read() const {
@@ -174,6 +223,44 @@ std::string RdbStorage::study_name_of(int64_t study_id) {
   std::string name = s.column_text(0);
   s.reset();
   return name;
+}
+
+std::optional<SearchSpace> RdbStorage::read_qsearch_space(int64_t study_id) {
+  SqlStatement& s = db_->prepare(
+      "SELECT value_json FROM study_system_attributes WHERE study_id = $1 AND key = $2");
+  s.bind(1, study_id).bind(2, kSearchSpaceAttr);
+  std::optional<std::string> text;
+  if (s.step()) text = s.column_text(0);
+  s.reset();
+  if (!text) return std::nullopt;
+  try {
+    return search_space_from_json(system_attr_from_json(*text));
+  } catch (Error& e) {
+    e.add_context(
+        fmt::format("study {} in '{}', system attribute '{}'", study_id, path_, kSearchSpaceAttr));
+    throw;
+  }
+}
+
+// A study Optuna made has no stored space: it is what its trials' params name, in the order
+// each name first appears, with the distribution of that first appearance.
+SearchSpace RdbStorage::derive_space(int64_t study_id) {
+  SqlStatement& s = db_->prepare(
+      "SELECT p.param_name, p.distribution_json FROM trial_params p WHERE p.param_id IN ("
+      "SELECT MIN(q.param_id) FROM trial_params q JOIN trials t ON t.trial_id = q.trial_id "
+      "WHERE t.study_id = $1 GROUP BY q.param_name) ORDER BY p.param_id");
+  s.bind(1, study_id);
+  SearchSpace space;
+  try {
+    while (s.step()) {
+      space.push_back({s.column_text(0), distribution_from_optuna_json(s.column_text(1))});
+    }
+  } catch (...) {
+    s.reset();
+    throw;
+  }
+  s.reset();
+  return space;
 }
 
 int64_t RdbStorage::create_study(const std::string& name, const std::vector<Direction>& directions,
@@ -194,6 +281,13 @@ int64_t RdbStorage::create_study(const std::string& name, const std::vector<Dire
           "study '{}' already exists in '{}': load it to resume (load_if_exists) or choose "
           "another study name",
           name, path_);
+    }
+    if (!read_qsearch_space(*existing)) {
+      fail(
+          "study '{}' in '{}' was not created by qsearch (it has no '{}' system attribute; "
+          "Optuna's own study?): qsearch reports on it but does not resume it; give the search "
+          "another study name or storage",
+          name, path_, kSearchSpaceAttr);
     }
     try {
       search::check_same_study(read_study(*existing), directions, space);
@@ -218,17 +312,16 @@ int64_t RdbStorage::create_study(const std::string& name, const std::vector<Dire
   const int64_t id = insert.column_int64(0);
   insert.reset();
   SqlStatement& d = db_->prepare(
-      "INSERT INTO study_directions (study_id, objective, direction) VALUES ($1, $2, $3)");
+      "INSERT INTO study_directions (direction, study_id, objective) VALUES ($1, $2, $3)");
   for (size_t i = 0; i < directions.size(); ++i) {
-    d.bind(1, id).bind(2, static_cast<int64_t>(i)).bind(3, direction_text(directions[i])).run();
+    d.bind(1, direction_text(directions[i])).bind(2, id).bind(3, static_cast<int64_t>(i)).run();
   }
-  SqlStatement& p = db_->prepare(
-      "INSERT INTO study_params (study_id, position, param_name, distribution_json) "
-      "VALUES ($1, $2, $3, $4)");
-  for (size_t i = 0; i < space.size(); ++i) {
-    p.bind(1, id).bind(2, static_cast<int64_t>(i)).bind(3, space[i].name);
-    p.bind(4, space[i].dist.to_json()).run();
-  }
+  db_->prepare(
+         "INSERT INTO study_system_attributes (study_id, key, value_json) VALUES ($1, $2, $3)")
+      .bind(1, id)
+      .bind(2, kSearchSpaceAttr)
+      .bind(3, system_attr_json(search_space_json(space)))
+      .run();
   SqlStatement& a = db_->prepare(
       "INSERT INTO study_user_attributes (study_id, key, value_json) VALUES ($1, $2, $3)");
   for (const auto& [key, value] : user_attrs) a.bind(1, id).bind(2, key).bind(3, value).run();
@@ -256,14 +349,8 @@ StudyInfo RdbStorage::read_study(int64_t study_id) {
                                                              : Direction::kMaximize);
   }
   d.reset();
-  SqlStatement& p = db_->prepare(
-      "SELECT param_name, distribution_json FROM study_params WHERE study_id = $1 "
-      "ORDER BY position");
-  p.bind(1, study_id);
-  while (p.step()) {
-    info.space.push_back({p.column_text(0), search::Distribution::from_json(p.column_text(1))});
-  }
-  p.reset();
+  std::optional<SearchSpace> space = read_qsearch_space(study_id);
+  info.space = space ? std::move(*space) : derive_space(study_id);
   SqlStatement& a =
       db_->prepare("SELECT key, value_json FROM study_user_attributes WHERE study_id = $1");
   a.bind(1, study_id);
@@ -309,19 +396,15 @@ void RdbStorage::set_study_user_attr(int64_t study_id, const std::string& key,
 RdbStorage::StudyCache& RdbStorage::cache_for(int64_t study_id) {
   auto it = caches_.find(study_id);
   if (it != caches_.end()) return *it->second;
-  study_name_of(study_id);  // throws for an unknown study
+  StudyInfo info = read_study(study_id);  // throws for an unknown study
   auto cache = std::make_unique<StudyCache>();
   cache->study_id = study_id;
-  SqlStatement& d = db_->prepare("SELECT count(*) FROM study_directions WHERE study_id = $1");
-  d.bind(1, study_id);
-  QSEARCH_CHECK(d.step());
-  cache->n_objectives = static_cast<size_t>(d.column_int64(0));
-  d.reset();
-  SqlStatement& p = db_->prepare("SELECT count(*) FROM study_params WHERE study_id = $1");
-  p.bind(1, study_id);
-  QSEARCH_CHECK(p.step());
-  cache->n_params = static_cast<size_t>(p.column_int64(0));
-  p.reset();
+  cache->n_objectives = info.directions.size();
+  cache->space = std::move(info.space);
+  for (size_t i = 0; i < cache->space.size(); ++i) {
+    cache->distribution_json.push_back(optuna_distribution_json(cache->space[i].dist));
+    cache->position[cache->space[i].name] = i;
+  }
   return *caches_.emplace(study_id, std::move(cache)).first->second;
 }
 
@@ -352,10 +435,9 @@ void RdbStorage::load_trial_details(StudyCache& cache, bool by_number, int64_t k
       "FROM trials t WHERE " +
       where + " ORDER BY t.number");
   rows.bind(1, cache.study_id).bind(2, key);
-  bool any = false;
+  std::vector<int> loaded;
   while (rows.step()) {
-    any = true;
-    int64_t number = rows.column_int64(1);
+    int64_t number = rows.column_is_null(1) ? -1 : rows.column_int64(1);
     if (number > static_cast<int64_t>(cache.trials.size()) || number < 0) {
       rows.reset();
       fail("study database '{}' is inconsistent: study {} has trial number {} but only {} before",
@@ -366,38 +448,40 @@ void RdbStorage::load_trial_details(StudyCache& cache, bool by_number, int64_t k
     t = FrozenTrial{};
     t.id = rows.column_int64(0);
     t.number = static_cast<int>(number);
-    std::string state = rows.column_text(2);
-    t.state = state == "COMPLETE" ? TrialState::kComplete
-              : state == "FAIL"   ? TrialState::kFail
-              : state == "PRUNED" ? TrialState::kPruned
-                                  : TrialState::kRunning;
-    t.datetime_start_ms = rows.column_int64(3);
-    t.datetime_complete_ms = rows.column_is_null(4) ? 0 : rows.column_int64(4);
-    t.params.assign(cache.n_params, std::numeric_limits<double>::quiet_NaN());
+    loaded.push_back(t.number);
+    t.state = parse_state(rows.column_text(2));
+    t.datetime_start_ms =
+        rows.column_is_null(3) ? 0 : parse_datetime(rows.column_text(3), TimeZone::kLocal);
+    t.datetime_complete_ms =
+        rows.column_is_null(4) ? 0 : parse_datetime(rows.column_text(4), TimeZone::kLocal);
+    t.params.assign(cache.space.size(), std::numeric_limits<double>::quiet_NaN());
   }
   rows.reset();
-  if (!any) return;
+  if (loaded.empty()) return;
 
   SqlStatement& params = db_->prepare(
-      "SELECT t.number, p.position, p.param_value FROM trial_params p "
-      "JOIN trials t ON t.trial_id = p.trial_id WHERE " +
+      "SELECT t.number, p.param_name, p.param_value FROM trials t "
+      "JOIN trial_params p ON p.trial_id = t.trial_id WHERE " +
       where);
   params.bind(1, cache.study_id).bind(2, key);
   while (params.step()) {
-    int64_t pos = params.column_int64(1);
     FrozenTrial& t = cache.trials[params.column_int64(0)];
-    if (pos < 0 || pos >= static_cast<int64_t>(t.params.size())) {
+    const std::string name = params.column_text(1);
+    auto pos = cache.position.find(name);
+    if (pos == cache.position.end()) {
       params.reset();
-      fail("study database '{}' is inconsistent: trial {} has parameter position {}", path_,
-           t.number, pos);
+      fail(
+          "study database '{}': trial {} of study {} has parameter '{}', which is not in the "
+          "study's search space (a trial another program added with other parameters?)",
+          path_, t.number, cache.study_id, name);
     }
-    t.params[pos] = params.column_double(2);
+    t.params[pos->second] = params.column_double(2);
   }
   params.reset();
 
   SqlStatement& values = db_->prepare(
-      "SELECT t.number, v.objective, v.value, v.value_type FROM trial_values v "
-      "JOIN trials t ON t.trial_id = v.trial_id WHERE " +
+      "SELECT t.number, v.objective, v.value, v.value_type FROM trials t "
+      "JOIN trial_values v ON v.trial_id = t.trial_id WHERE " +
       where + " ORDER BY t.number, v.objective");
   values.bind(1, cache.study_id).bind(2, key);
   while (values.step()) {
@@ -412,8 +496,8 @@ void RdbStorage::load_trial_details(StudyCache& cache, bool by_number, int64_t k
   values.reset();
 
   SqlStatement& user = db_->prepare(
-      "SELECT t.number, a.key, a.value_json FROM trial_user_attributes a "
-      "JOIN trials t ON t.trial_id = a.trial_id WHERE " +
+      "SELECT t.number, a.key, a.value_json FROM trials t "
+      "JOIN trial_user_attributes a ON a.trial_id = t.trial_id WHERE " +
       where);
   user.bind(1, cache.study_id).bind(2, key);
   while (user.step()) {
@@ -422,23 +506,38 @@ void RdbStorage::load_trial_details(StudyCache& cache, bool by_number, int64_t k
   user.reset();
 
   SqlStatement& system = db_->prepare(
-      "SELECT t.number, a.key, a.value FROM trial_system_attributes a "
-      "JOIN trials t ON t.trial_id = a.trial_id WHERE " +
+      "SELECT t.number, a.key, a.value_json FROM trials t "
+      "JOIN trial_system_attributes a ON a.trial_id = t.trial_id WHERE " +
       where);
   system.bind(1, cache.study_id).bind(2, key);
   while (system.step()) {
     cache.trials[system.column_int64(0)].system_attrs[system.column_text(1)] =
-        system.column_text(2);
+        system_attr_from_json(system.column_text(2));
   }
   system.reset();
+
+  // A finished trial must have a value for every parameter: qsearch's samplers and reports
+  // know no other kind (a RUNNING trial of Optuna's ask() may still be getting its params).
+  for (int n : loaded) {
+    const FrozenTrial& t = cache.trials[n];
+    if (!t.finished()) continue;
+    for (size_t i = 0; i < t.params.size(); ++i) {
+      if (std::isnan(t.params[i])) {
+        fail(
+            "study database '{}': finished trial {} of study {} has no value for parameter '{}' "
+            "(a trial another program added with other parameters?)",
+            path_, t.number, cache.study_id, cache.space[i].name);
+      }
+    }
+  }
 
   std::vector<int> running;
   for (int number : cache.running) {
     if (cache.trials[number].state == TrialState::kRunning) running.push_back(number);
   }
   if (by_number) {
-    for (size_t n = static_cast<size_t>(key); n < cache.trials.size(); ++n) {
-      if (cache.trials[n].state == TrialState::kRunning) running.push_back(static_cast<int>(n));
+    for (int n : loaded) {
+      if (cache.trials[n].state == TrialState::kRunning) running.push_back(n);
     }
   }
   cache.running = std::move(running);
@@ -456,9 +555,9 @@ std::optional<FrozenTrial> RdbStorage::create_trial(
     txn.commit();
     return std::nullopt;
   }
-  if (params->size() != cache.n_params) {
+  if (params->size() != cache.space.size()) {
     fail("study '{}': a new trial needs {} parameter values but {} were proposed",
-         study_name_of(study_id), cache.n_params, params->size());
+         study_name_of(study_id), cache.space.size(), params->size());
   }
   FrozenTrial t;
   t.number = static_cast<int>(cache.trials.size());
@@ -466,25 +565,36 @@ std::optional<FrozenTrial> RdbStorage::create_trial(
   t.params = std::move(*params);
   t.system_attrs = system_attrs;
   t.datetime_start_ms = now_ms();
-
-  SqlStatement& insert = db_->prepare(
-      "INSERT INTO trials (number, study_id, state, datetime_start) "
-      "VALUES ($1, $2, 'RUNNING', $3) RETURNING trial_id");
-  insert.bind(1, static_cast<int64_t>(t.number)).bind(2, study_id).bind(3, t.datetime_start_ms);
-  QSEARCH_CHECK(insert.step());
-  t.id = insert.column_int64(0);
-  insert.reset();
-  SqlStatement& p = db_->prepare(
-      "INSERT INTO trial_params (trial_id, position, param_value) VALUES ($1, $2, $3)");
   for (size_t i = 0; i < t.params.size(); ++i) {
     if (std::isnan(t.params[i])) {
       fail("study '{}': parameter {} of new trial {} is NaN", study_name_of(study_id), i, t.number);
     }
-    p.bind(1, t.id).bind(2, static_cast<int64_t>(i)).bind(3, t.params[i]).run();
+  }
+
+  SqlStatement& insert = db_->prepare(
+      "INSERT INTO trials (number, study_id, state, datetime_start) "
+      "VALUES ($1, $2, 'RUNNING', $3) RETURNING trial_id");
+  insert.bind(1, static_cast<int64_t>(t.number))
+      .bind(2, study_id)
+      .bind(3, format_datetime(t.datetime_start_ms, TimeZone::kLocal));
+  QSEARCH_CHECK(insert.step());
+  t.id = insert.column_int64(0);
+  insert.reset();
+  SqlStatement& p = db_->prepare(
+      "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
+      "VALUES ($1, $2, $3, $4)");
+  for (size_t i = 0; i < t.params.size(); ++i) {
+    p.bind(1, t.id)
+        .bind(2, cache.space[i].name)
+        .bind(3, t.params[i])
+        .bind(4, cache.distribution_json[i])
+        .run();
   }
   SqlStatement& a = db_->prepare(
-      "INSERT INTO trial_system_attributes (trial_id, key, value) VALUES ($1, $2, $3)");
-  for (const auto& [k, v] : system_attrs) a.bind(1, t.id).bind(2, k).bind(3, v).run();
+      "INSERT INTO trial_system_attributes (trial_id, key, value_json) VALUES ($1, $2, $3)");
+  for (const auto& [k, v] : system_attrs) {
+    a.bind(1, t.id).bind(2, k).bind(3, system_attr_json(v)).run();
+  }
   txn.commit();
 
   cache.trials.push_back(t);
@@ -517,7 +627,8 @@ std::function<void()> RdbStorage::finish_in_transaction(
   int64_t study_id = s.column_int64(0);
   int number = static_cast<int>(s.column_int64(1));
   std::string old_state = s.column_text(2);
-  int64_t start_ms = s.column_int64(3);
+  const std::optional<std::string> start_text =
+      s.column_is_null(3) ? std::nullopt : std::optional<std::string>(s.column_text(3));
   s.reset();
 
   if (old_state != "RUNNING") {
@@ -533,16 +644,27 @@ std::function<void()> RdbStorage::finish_in_transaction(
     fail("trial {} of study '{}': a COMPLETE trial needs {} objective value(s), got {}", number,
          study_name_of(study_id), cache.n_objectives, values.size());
   }
+  if (state == TrialState::kComplete) {
+    for (double x : values) {
+      if (std::isnan(x)) {
+        fail(
+            "trial {} of study '{}': a COMPLETE trial cannot have a NaN objective value (Optuna's "
+            "schema has none; a NaN objective makes the trial FAIL)",
+            number, study_name_of(study_id));
+      }
+    }
+  }
   // As in InMemoryStorage, a FAIL trial keeps no values (Optuna's FAIL trials have none).
   const std::vector<double> kept = state == TrialState::kComplete ? values : std::vector<double>{};
-  int64_t complete_ms = std::max(now_ms(), start_ms);
+  const int64_t start_ms = start_text ? parse_datetime(*start_text, TimeZone::kLocal) : 0;
+  const int64_t complete_ms = std::max(now_ms(), start_ms);
 
   db_->prepare(
          "UPDATE trials SET state = $2, datetime_complete = $3 WHERE trial_id = $1 AND "
          "state = 'RUNNING'")
       .bind(1, trial_id)
       .bind(2, state_text(state))
-      .bind(3, complete_ms)
+      .bind(3, format_datetime(complete_ms, TimeZone::kLocal))
       .run();
   SqlStatement& v = db_->prepare(
       "INSERT INTO trial_values (trial_id, objective, value, value_type) "
@@ -553,7 +675,7 @@ std::function<void()> RdbStorage::finish_in_transaction(
     if (std::isfinite(x)) {
       v.bind(3, x).bind(4, "FINITE");
     } else {
-      v.bind_null(3).bind(4, std::isnan(x) ? "NAN" : x > 0 ? "INF_POS" : "INF_NEG");
+      v.bind_null(3).bind(4, x > 0 ? "INF_POS" : "INF_NEG");
     }
     v.run();
   }
@@ -562,9 +684,11 @@ std::function<void()> RdbStorage::finish_in_transaction(
       "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = excluded.value_json");
   for (const auto& [k, val] : user_attrs) u.bind(1, trial_id).bind(2, k).bind(3, val).run();
   SqlStatement& a = db_->prepare(
-      "INSERT INTO trial_system_attributes (trial_id, key, value) VALUES ($1, $2, $3) "
-      "ON CONFLICT (trial_id, key) DO UPDATE SET value = excluded.value");
-  for (const auto& [k, val] : system_attrs) a.bind(1, trial_id).bind(2, k).bind(3, val).run();
+      "INSERT INTO trial_system_attributes (trial_id, key, value_json) VALUES ($1, $2, $3) "
+      "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = excluded.value_json");
+  for (const auto& [k, val] : system_attrs) {
+    a.bind(1, trial_id).bind(2, k).bind(3, system_attr_json(val)).run();
+  }
 
   // Once committed, the cached RUNNING copy plus what was just written is exactly the stored
   // trial, so the next refresh has nothing to read for it. (Before the commit the cache must not
@@ -583,16 +707,23 @@ std::function<void()> RdbStorage::finish_in_transaction(
   };
 }
 
+// Heartbeats are UTC, as Optuna's (the database's CURRENT_TIMESTAMP), so that an Optuna process
+// checking them reads the same clock; trial times are local, as Optuna's datetime.now().
 void RdbStorage::record_heartbeat(const std::vector<int64_t>& trial_ids) {
   if (trial_ids.empty()) return;
   std::lock_guard lock(mu_);
   SqlTransaction txn(*db_, SqlConnection::TxnKind::kWrite);
+  SqlStatement& state = db_->prepare("SELECT state FROM trials WHERE trial_id = $1");
   SqlStatement& beat = db_->prepare(
-      "INSERT INTO trial_heartbeats (trial_id, heartbeat) "
-      "SELECT trial_id, $2 FROM trials WHERE trial_id = $1 AND state = 'RUNNING' "
+      "INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES ($1, $2) "
       "ON CONFLICT (trial_id) DO UPDATE SET heartbeat = excluded.heartbeat");
-  const int64_t now = now_ms();
-  for (int64_t id : trial_ids) beat.bind(1, id).bind(2, now).run();
+  const std::string now = format_datetime(now_ms(), TimeZone::kUtc);
+  for (int64_t id : trial_ids) {
+    state.bind(1, id);
+    const bool running = state.step() && state.column_text(0) == "RUNNING";
+    state.reset();
+    if (running) beat.bind(1, id).bind(2, now).run();
+  }
   txn.commit();
 }
 
@@ -602,17 +733,27 @@ std::vector<FrozenTrial> RdbStorage::fail_stale_trials(int64_t study_id, int64_t
   StudyCache& cache = cache_for(study_id);
   refresh(cache);  // the stale trials are then cached as RUNNING, and updated below
   const int64_t now = now_ms();
-  // Through the partial index of RUNNING trials. A trial without a heartbeat row (none beat yet,
-  // or a file from before schema version 2) counts as last beating when it started: no row is
-  // written per trial, so a short trial costs nothing extra.
+  // Through the partial index of RUNNING trials. A trial without a heartbeat row (none beat yet)
+  // counts as last beating when it started: no row is written per trial, so a short trial costs
+  // nothing extra.
   SqlStatement& stale = db_->prepare(
-      "SELECT t.trial_id, COALESCE(h.heartbeat, t.datetime_start) FROM trials t "
+      "SELECT t.trial_id, t.datetime_start, h.heartbeat FROM trials t "
       "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-      "WHERE t.study_id = $1 AND t.state = 'RUNNING' "
-      "AND COALESCE(h.heartbeat, t.datetime_start) < $2");
-  stale.bind(1, study_id).bind(2, now - grace_ms);
+      "WHERE t.study_id = $1 AND t.state = 'RUNNING'");
+  stale.bind(1, study_id);
   std::vector<std::pair<int64_t, int64_t>> found;
-  while (stale.step()) found.emplace_back(stale.column_int64(0), stale.column_int64(1));
+  try {
+    while (stale.step()) {
+      const int64_t last =
+          !stale.column_is_null(2)   ? parse_datetime(stale.column_text(2), TimeZone::kUtc)
+          : !stale.column_is_null(1) ? parse_datetime(stale.column_text(1), TimeZone::kLocal)
+                                     : 0;
+      if (last < now - grace_ms) found.emplace_back(stale.column_int64(0), last);
+    }
+  } catch (...) {
+    stale.reset();
+    throw;
+  }
   stale.reset();
   std::vector<std::function<void()>> updates;
   for (const auto& [id, last] : found) {

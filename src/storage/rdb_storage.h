@@ -17,8 +17,8 @@
 //   Options::busy_timeout_ms for another process's write transaction, then throws Error.
 // - create_trial runs inside a write transaction (SqlConnection::TxnKind::kWrite, which every
 //   driver makes exclusive per database: SQLite's BEGIN IMMEDIATE): reading the history, the
-//   sampler's decision and the insert are one atomic step across processes, so numbers are 0, 1, 2, ... without gaps
-//   or duplicates and a brute-force decide never proposes a configuration twice.
+//   sampler's decision and the insert are one atomic step across processes, so numbers are 0, 1, 2,
+//   ... without gaps or duplicates and a brute-force decide never proposes a configuration twice.
 // - finish_trial has committed when it returns (a process killed right after keeps the trial;
 //   synchronous = NORMAL, so only a power cut can lose the last commits). Finished trials are
 //   immutable: finishing one again throws Error.
@@ -47,10 +47,22 @@
 
 namespace qsearch::storage {
 
+// The study system attribute that holds a qsearch study's search space (search_space_json):
+// stored once per study, where Optuna ignores it. A study without it was not made by qsearch:
+// it is read (its space derived from its trials' params) but never resumed.
+inline constexpr const char* kSearchSpaceAttr = "qsearch:search_space";
+
+// [{"name": ..., "distribution": <Distribution::to_json>}, ...] in space order, and back
+// (throws Error on bad text).
+std::string search_space_json(const search::SearchSpace& space);
+search::SearchSpace search_space_from_json(const std::string& text);
+
 class RdbStorage : public search::Storage {
  public:
-  // Takes an open connection and creates or checks the schema on it. Throws Error naming the
-  // database when it is not a qsearch study database (or is from a newer qsearch).
+  // Takes an open connection and creates Optuna's schema on it, or checks the revision of the
+  // schema it has (an old qsearch SQLite file is migrated first: legacy_migration.h). Throws
+  // Error naming the database when it is not a study database of qsearch or Optuna, or has a
+  // revision of Optuna's schema that qsearch does not know.
   explicit RdbStorage(std::unique_ptr<SqlConnection> conn);
   ~RdbStorage() override;
 
@@ -82,8 +94,9 @@ class RdbStorage : public search::Storage {
   struct StudyCache;
 
   void open_schema();
-  void open_schema_tables();  // the tables, the version and migrations (one transaction)
-  void migrate_sqlite_trials_table();
+  void open_schema_tables();  // the tables or the check of their revision (one transaction)
+  std::optional<search::SearchSpace> read_qsearch_space(int64_t study_id);
+  search::SearchSpace derive_space(int64_t study_id);
   StudyCache& cache_for(int64_t study_id);
   void refresh(StudyCache& cache);
   // finish_trial's work inside the caller's write transaction (mu_ held); returns the update of

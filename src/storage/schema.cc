@@ -1,171 +1,263 @@
 #include "storage/schema.h"
 
-#include "core/error.h"
-
 namespace qsearch::storage {
-
 namespace {
 
+// As SQLAlchemy 1.4 creates Optuna 3.1's models in SQLite (compare `sqlite3 study.db .schema`
+// of a study Optuna created).
 const char* const kSqliteSchema = R"sql(
-CREATE TABLE IF NOT EXISTS version_info (
-  version_info_id INTEGER PRIMARY KEY CHECK (version_info_id = 1),
-  schema_version INTEGER NOT NULL,
-  library_version TEXT NOT NULL
+CREATE TABLE studies (
+  study_id INTEGER NOT NULL,
+  study_name VARCHAR(512) NOT NULL,
+  PRIMARY KEY (study_id)
 );
-CREATE TABLE IF NOT EXISTS studies (
-  study_id INTEGER PRIMARY KEY,
-  study_name TEXT NOT NULL UNIQUE
+CREATE UNIQUE INDEX ix_studies_study_name ON studies (study_name);
+CREATE TABLE version_info (
+  version_info_id INTEGER NOT NULL,
+  schema_version INTEGER,
+  library_version VARCHAR(256),
+  PRIMARY KEY (version_info_id),
+  CHECK (version_info_id=1)
 );
-CREATE TABLE IF NOT EXISTS study_directions (
-  study_direction_id INTEGER PRIMARY KEY,
-  study_id INTEGER NOT NULL REFERENCES studies(study_id),
+CREATE TABLE study_directions (
+  study_direction_id INTEGER NOT NULL,
+  direction VARCHAR(8) NOT NULL,
+  study_id INTEGER NOT NULL,
   objective INTEGER NOT NULL,
-  direction TEXT NOT NULL CHECK (direction IN ('MINIMIZE', 'MAXIMIZE')),
-  UNIQUE (study_id, objective)
+  PRIMARY KEY (study_direction_id),
+  UNIQUE (study_id, objective),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
-CREATE TABLE IF NOT EXISTS study_params (
-  study_param_id INTEGER PRIMARY KEY,
-  study_id INTEGER NOT NULL REFERENCES studies(study_id),
-  position INTEGER NOT NULL,
-  param_name TEXT NOT NULL,
-  distribution_json TEXT NOT NULL,
-  UNIQUE (study_id, position)
+CREATE TABLE study_user_attributes (
+  study_user_attribute_id INTEGER NOT NULL,
+  study_id INTEGER,
+  "key" VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (study_user_attribute_id),
+  UNIQUE (study_id, "key"),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
-CREATE TABLE IF NOT EXISTS study_user_attributes (
-  study_user_attribute_id INTEGER PRIMARY KEY,
-  study_id INTEGER NOT NULL REFERENCES studies(study_id),
-  key TEXT NOT NULL,
-  value_json TEXT NOT NULL,
-  UNIQUE (study_id, key)
+CREATE TABLE study_system_attributes (
+  study_system_attribute_id INTEGER NOT NULL,
+  study_id INTEGER,
+  "key" VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (study_system_attribute_id),
+  UNIQUE (study_id, "key"),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
-CREATE TABLE IF NOT EXISTS trials (
-  trial_id INTEGER PRIMARY KEY,
-  number INTEGER NOT NULL,
-  study_id INTEGER NOT NULL REFERENCES studies(study_id),
-  state TEXT NOT NULL CHECK (state IN ('RUNNING', 'COMPLETE', 'FAIL', 'PRUNED')),
-  datetime_start INTEGER NOT NULL,
-  datetime_complete INTEGER,
-  UNIQUE (study_id, number)
+CREATE TABLE trials (
+  trial_id INTEGER NOT NULL,
+  number INTEGER,
+  study_id INTEGER,
+  state VARCHAR(8) NOT NULL,
+  datetime_start DATETIME,
+  datetime_complete DATETIME,
+  PRIMARY KEY (trial_id),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
--- Only RUNNING trials: what a refresh asks for ("which trials were running and are not now").
-CREATE INDEX IF NOT EXISTS ix_trials_running ON trials (study_id) WHERE state = 'RUNNING';
--- Per-trial tables are clustered on (trial_id, ...) WITHOUT ROWID: one B-tree page to touch
--- per insert instead of a table page plus an index page.
-CREATE TABLE IF NOT EXISTS trial_params (
-  trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
-  position INTEGER NOT NULL,
-  param_value REAL NOT NULL,
-  PRIMARY KEY (trial_id, position)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS trial_values (
-  trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
+CREATE TABLE trial_user_attributes (
+  trial_user_attribute_id INTEGER NOT NULL,
+  trial_id INTEGER,
+  "key" VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (trial_user_attribute_id),
+  UNIQUE (trial_id, "key"),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_system_attributes (
+  trial_system_attribute_id INTEGER NOT NULL,
+  trial_id INTEGER,
+  "key" VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (trial_system_attribute_id),
+  UNIQUE (trial_id, "key"),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_params (
+  param_id INTEGER NOT NULL,
+  trial_id INTEGER,
+  param_name VARCHAR(512),
+  param_value FLOAT,
+  distribution_json TEXT,
+  PRIMARY KEY (param_id),
+  UNIQUE (trial_id, param_name),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_values (
+  trial_value_id INTEGER NOT NULL,
+  trial_id INTEGER NOT NULL,
   objective INTEGER NOT NULL,
-  value REAL,
-  value_type TEXT NOT NULL CHECK (value_type IN ('FINITE', 'INF_POS', 'INF_NEG', 'NAN')),
-  PRIMARY KEY (trial_id, objective)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS trial_user_attributes (
-  trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
-  key TEXT NOT NULL,
-  value_json TEXT NOT NULL,
-  PRIMARY KEY (trial_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS trial_system_attributes (
-  trial_id INTEGER NOT NULL REFERENCES trials(trial_id),
-  key TEXT NOT NULL,
-  value TEXT NOT NULL,
-  PRIMARY KEY (trial_id, key)
-) WITHOUT ROWID;
--- The last sign of life of each trial's worker (Optuna's trial_heartbeats): written by the first
--- beat after the start (a trial without a row last beat when it started); rows of finished
--- trials are kept but no longer read.
-CREATE TABLE IF NOT EXISTS trial_heartbeats (
-  trial_id INTEGER PRIMARY KEY REFERENCES trials(trial_id),
-  heartbeat INTEGER NOT NULL
+  value FLOAT,
+  value_type VARCHAR(7) NOT NULL,
+  PRIMARY KEY (trial_value_id),
+  UNIQUE (trial_id, objective),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_intermediate_values (
+  trial_intermediate_value_id INTEGER NOT NULL,
+  trial_id INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  intermediate_value FLOAT,
+  intermediate_value_type VARCHAR(7) NOT NULL,
+  PRIMARY KEY (trial_intermediate_value_id),
+  UNIQUE (trial_id, step),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_heartbeats (
+  trial_heartbeat_id INTEGER NOT NULL,
+  trial_id INTEGER NOT NULL,
+  heartbeat DATETIME NOT NULL,
+  PRIMARY KEY (trial_heartbeat_id),
+  UNIQUE (trial_id),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE alembic_version (
+  version_num VARCHAR(32) NOT NULL,
+  CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
 )sql";
 
-// The same tables in PostgreSQL's types (BIGINT for SQLite's INTEGER: epoch milliseconds need
-// 64 bits; DOUBLE PRECISION for REAL; identity columns for INTEGER PRIMARY KEY). Concurrent
-// openers create it safely: RdbStorage runs it in a write transaction, which PgConnection
-// serialises (storage/pg_connection.h).
+// As SQLAlchemy 1.4 creates them in PostgreSQL: native ENUM types, SERIAL ids, TIMESTAMP
+// WITHOUT TIME ZONE, FLOAT(53) (= DOUBLE PRECISION).
 const char* const kPostgresSchema = R"sql(
-CREATE TABLE IF NOT EXISTS version_info (
-  version_info_id BIGINT PRIMARY KEY CHECK (version_info_id = 1),
-  schema_version BIGINT NOT NULL,
-  library_version TEXT NOT NULL
+CREATE TYPE studydirection AS ENUM ('NOT_SET', 'MINIMIZE', 'MAXIMIZE');
+CREATE TYPE trialstate AS ENUM ('RUNNING', 'COMPLETE', 'PRUNED', 'FAIL', 'WAITING');
+CREATE TYPE trialvaluetype AS ENUM ('FINITE', 'INF_POS', 'INF_NEG');
+CREATE TYPE trialintermediatevaluetype AS ENUM ('FINITE', 'INF_POS', 'INF_NEG', 'NAN');
+CREATE TABLE studies (
+  study_id SERIAL NOT NULL,
+  study_name VARCHAR(512) NOT NULL,
+  PRIMARY KEY (study_id)
 );
-CREATE TABLE IF NOT EXISTS studies (
-  study_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-  study_name TEXT NOT NULL UNIQUE
+CREATE UNIQUE INDEX ix_studies_study_name ON studies (study_name);
+CREATE TABLE version_info (
+  version_info_id INTEGER NOT NULL,
+  schema_version INTEGER,
+  library_version VARCHAR(256),
+  PRIMARY KEY (version_info_id),
+  CHECK (version_info_id=1)
 );
-CREATE TABLE IF NOT EXISTS study_directions (
-  study_direction_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-  study_id BIGINT NOT NULL REFERENCES studies(study_id),
-  objective BIGINT NOT NULL,
-  direction TEXT NOT NULL CHECK (direction IN ('MINIMIZE', 'MAXIMIZE')),
-  UNIQUE (study_id, objective)
+CREATE TABLE study_directions (
+  study_direction_id SERIAL NOT NULL,
+  direction studydirection NOT NULL,
+  study_id INTEGER NOT NULL,
+  objective INTEGER NOT NULL,
+  PRIMARY KEY (study_direction_id),
+  UNIQUE (study_id, objective),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
-CREATE TABLE IF NOT EXISTS study_params (
-  study_param_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-  study_id BIGINT NOT NULL REFERENCES studies(study_id),
-  position BIGINT NOT NULL,
-  param_name TEXT NOT NULL,
-  distribution_json TEXT NOT NULL,
-  UNIQUE (study_id, position)
+CREATE TABLE study_system_attributes (
+  study_system_attribute_id SERIAL NOT NULL,
+  study_id INTEGER,
+  key VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (study_system_attribute_id),
+  UNIQUE (study_id, key),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
-CREATE TABLE IF NOT EXISTS study_user_attributes (
-  study_user_attribute_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-  study_id BIGINT NOT NULL REFERENCES studies(study_id),
-  key TEXT NOT NULL,
-  value_json TEXT NOT NULL,
-  UNIQUE (study_id, key)
+CREATE TABLE study_user_attributes (
+  study_user_attribute_id SERIAL NOT NULL,
+  study_id INTEGER,
+  key VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (study_user_attribute_id),
+  UNIQUE (study_id, key),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
-CREATE TABLE IF NOT EXISTS trials (
-  trial_id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-  number BIGINT NOT NULL,
-  study_id BIGINT NOT NULL REFERENCES studies(study_id),
-  state TEXT NOT NULL CHECK (state IN ('RUNNING', 'COMPLETE', 'FAIL', 'PRUNED')),
-  datetime_start BIGINT NOT NULL,
-  datetime_complete BIGINT,
-  UNIQUE (study_id, number)
+CREATE TABLE trials (
+  trial_id SERIAL NOT NULL,
+  number INTEGER,
+  study_id INTEGER,
+  state trialstate NOT NULL,
+  datetime_start TIMESTAMP WITHOUT TIME ZONE,
+  datetime_complete TIMESTAMP WITHOUT TIME ZONE,
+  PRIMARY KEY (trial_id),
+  FOREIGN KEY(study_id) REFERENCES studies (study_id)
 );
-CREATE INDEX IF NOT EXISTS ix_trials_running ON trials (study_id) WHERE state = 'RUNNING';
-CREATE TABLE IF NOT EXISTS trial_params (
-  trial_id BIGINT NOT NULL REFERENCES trials(trial_id),
-  position BIGINT NOT NULL,
-  param_value DOUBLE PRECISION NOT NULL,
-  PRIMARY KEY (trial_id, position)
+CREATE TABLE trial_heartbeats (
+  trial_heartbeat_id SERIAL NOT NULL,
+  trial_id INTEGER NOT NULL,
+  heartbeat TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+  PRIMARY KEY (trial_heartbeat_id),
+  UNIQUE (trial_id),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
 );
-CREATE TABLE IF NOT EXISTS trial_values (
-  trial_id BIGINT NOT NULL REFERENCES trials(trial_id),
-  objective BIGINT NOT NULL,
+CREATE TABLE trial_intermediate_values (
+  trial_intermediate_value_id SERIAL NOT NULL,
+  trial_id INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  intermediate_value DOUBLE PRECISION,
+  intermediate_value_type trialintermediatevaluetype NOT NULL,
+  PRIMARY KEY (trial_intermediate_value_id),
+  UNIQUE (trial_id, step),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_params (
+  param_id SERIAL NOT NULL,
+  trial_id INTEGER,
+  param_name VARCHAR(512),
+  param_value DOUBLE PRECISION,
+  distribution_json TEXT,
+  PRIMARY KEY (param_id),
+  UNIQUE (trial_id, param_name),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_system_attributes (
+  trial_system_attribute_id SERIAL NOT NULL,
+  trial_id INTEGER,
+  key VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (trial_system_attribute_id),
+  UNIQUE (trial_id, key),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_user_attributes (
+  trial_user_attribute_id SERIAL NOT NULL,
+  trial_id INTEGER,
+  key VARCHAR(512),
+  value_json TEXT,
+  PRIMARY KEY (trial_user_attribute_id),
+  UNIQUE (trial_id, key),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
+);
+CREATE TABLE trial_values (
+  trial_value_id SERIAL NOT NULL,
+  trial_id INTEGER NOT NULL,
+  objective INTEGER NOT NULL,
   value DOUBLE PRECISION,
-  value_type TEXT NOT NULL CHECK (value_type IN ('FINITE', 'INF_POS', 'INF_NEG', 'NAN')),
-  PRIMARY KEY (trial_id, objective)
+  value_type trialvaluetype NOT NULL,
+  PRIMARY KEY (trial_value_id),
+  UNIQUE (trial_id, objective),
+  FOREIGN KEY(trial_id) REFERENCES trials (trial_id)
 );
-CREATE TABLE IF NOT EXISTS trial_user_attributes (
-  trial_id BIGINT NOT NULL REFERENCES trials(trial_id),
-  key TEXT NOT NULL,
-  value_json TEXT NOT NULL,
-  PRIMARY KEY (trial_id, key)
+CREATE TABLE alembic_version (
+  version_num VARCHAR(32) NOT NULL,
+  CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-CREATE TABLE IF NOT EXISTS trial_system_attributes (
-  trial_id BIGINT NOT NULL REFERENCES trials(trial_id),
-  key TEXT NOT NULL,
-  value TEXT NOT NULL,
-  PRIMARY KEY (trial_id, key)
-);
-CREATE TABLE IF NOT EXISTS trial_heartbeats (
-  trial_id BIGINT PRIMARY KEY REFERENCES trials(trial_id),
-  heartbeat BIGINT NOT NULL
-);
+)sql";
+
+// The same text in both dialects. A study's trials by number: what a refresh reads ("trials
+// created since") and what create_trial counts. Only RUNNING trials: "which trials were running
+// and are not now".
+const char* const kQsearchIndexes = R"sql(
+CREATE INDEX IF NOT EXISTS ix_qsearch_trials_study_number ON trials (study_id, number);
+CREATE INDEX IF NOT EXISTS ix_qsearch_trials_running ON trials (study_id) WHERE state = 'RUNNING';
 )sql";
 
 }  // namespace
 
-const char* schema_sql(SqlDialect dialect) {
-  return dialect == SqlDialect::kPostgres ? kPostgresSchema : kSqliteSchema;
+const char* optuna_schema_sql(SqlDialect dialect) {
+  return dialect == SqlDialect::kSqlite ? kSqliteSchema : kPostgresSchema;
+}
+
+const char* qsearch_indexes_sql(SqlDialect) { return kQsearchIndexes; }
+
+const char* has_optuna_schema_sql(SqlDialect dialect) {
+  return dialect == SqlDialect::kSqlite
+             ? "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'version_info'"
+             : "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+               "current_schema() AND table_name = 'version_info'";
 }
 
 }  // namespace qsearch::storage

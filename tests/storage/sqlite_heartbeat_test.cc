@@ -1,6 +1,7 @@
 // Heartbeats in SqliteStorage beyond the conformance suite (issue 8): study.db files written
-// before the trial_heartbeats table (schema version 1) are migrated and their orphaned RUNNING
-// trials can be reclaimed; a failed commit leaves the trial RUNNING.
+// before the trial_heartbeats table (qsearch's schema version 1) are migrated and their orphaned
+// RUNNING trials can be reclaimed; heartbeats are Optuna's UTC datetimes; a failed commit leaves
+// the trial RUNNING.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "storage/legacy_db.h"
 #include "storage/schema.h"
 #include "storage/sqlite_db.h"
 #include "storage/sqlite_storage.h"
@@ -30,34 +32,49 @@ std::optional<std::vector<double>> one(const std::vector<FrozenTrial>&) {
 TEST(SqliteHeartbeat, AVersionOneFileIsMigratedAndItsOrphansReclaimed) {
   testing::TempDir dir;
   const std::string path = dir.file("study.db");
-  int64_t study = 0;
-  {
-    SqliteStorage storage(path);
-    study = storage.create_study("s", {Direction::kMinimize},
-                                 {{"a", Distribution::int_range(0, 3)}}, false);
-    ASSERT_TRUE(storage.create_trial(study, one));  // RUNNING, its process long gone
-  }
-  {
-    // Make it the layout of qsearch before heartbeats.
-    SqliteConnection db(path, 1000);
-    db.exec("DROP TABLE trial_heartbeats; UPDATE version_info SET schema_version = 1;");
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The layout of qsearch before heartbeats, with a RUNNING trial whose process is long gone.
+  testing::write_legacy_db(path, 1);
   SqliteStorage storage(path);
   {
     SqliteConnection db(path, 1000);
     EXPECT_EQ(db.query_text("SELECT schema_version FROM version_info"),
-              std::to_string(kSchemaVersion));
+              std::to_string(kOptunaSchemaVersion));
+    EXPECT_EQ(db.query_text("SELECT count(*) FROM trial_heartbeats"), "0");
   }
+  const int64_t study = *storage.find_study("legacy");
   // Without a heartbeat row, the trial's start time is its last sign of life.
   std::vector<FrozenTrial> reclaimed = storage.fail_stale_trials(study, 10);
   ASSERT_EQ(reclaimed.size(), 1u);
+  EXPECT_EQ(reclaimed[0].number, 3);
+  EXPECT_EQ(reclaimed[0].datetime_start_ms, testing::kLegacyStart);
   EXPECT_TRUE(reclaimed[0].interrupted());
   // New trials beat normally.
-  auto t = storage.create_trial(study, one);
+  auto t = storage.create_trial(study, [](const std::vector<FrozenTrial>&) {
+    return std::optional<std::vector<double>>(std::vector<double>{1, 0});
+  });
   ASSERT_TRUE(t);
   storage.record_heartbeat({t->id});
   EXPECT_TRUE(storage.fail_stale_trials(study, 60000).empty());
+}
+
+// A heartbeat is written in UTC as Optuna's (SQLite's CURRENT_TIMESTAMP) and read back as such.
+TEST(SqliteHeartbeat, HeartbeatsAreUtcDatetimesAsOptunaWritesThem) {
+  testing::TempDir dir;
+  const std::string path = dir.file("study.db");
+  SqliteStorage storage(path);
+  const int64_t study = storage.create_study("s", {Direction::kMinimize},
+                                             {{"a", Distribution::int_range(0, 3)}}, false);
+  auto t = storage.create_trial(study, one);
+  ASSERT_TRUE(t);
+  storage.record_heartbeat({t->id});
+  SqliteConnection db(path, 1000);
+  const std::string beat = db.query_text("SELECT heartbeat FROM trial_heartbeats").value();
+  const std::string utc = db.query_text("SELECT datetime('now')").value();
+  EXPECT_EQ(beat.size(), 26u) << beat;  // YYYY-MM-DD HH:MM:SS.ffffff
+  EXPECT_EQ(beat.substr(0, 13), utc.substr(0, 13)) << beat << " vs " << utc;  // same hour
+  // A heartbeat from 10 minutes ago (as another process would have left it) is stale.
+  db.exec("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-10 minutes')");
+  EXPECT_EQ(storage.fail_stale_trials(study, 60000).size(), 1u);
 }
 
 TEST(SqliteHeartbeat, AFinishThatCannotCommitLeavesTheTrialRunning) {

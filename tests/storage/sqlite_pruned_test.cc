@@ -1,9 +1,10 @@
-// The PRUNED state in study.db (schema version 3): stored and read back, and a file of an older
-// version, whose trials table CHECK knows only RUNNING/COMPLETE/FAIL, is migrated on open with
-// every row kept, so that a resumed racing search can store PRUNED trials in it.
+// The PRUNED state in study.db: stored and read back, and an old qsearch file of schema version
+// 2, whose trials table CHECK knew only RUNNING/COMPLETE/FAIL, is migrated on open (to Optuna's
+// schema) so that a resumed racing search can store PRUNED trials in it.
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "storage/legacy_db.h"
 #include "storage/schema.h"
 #include "storage/sqlite_db.h"
 #include "storage/sqlite_storage.h"
@@ -19,21 +20,6 @@ using search::TrialState;
 
 std::optional<std::vector<double>> one(const std::vector<FrozenTrial>&) {
   return std::vector<double>{1};
-}
-
-// Rewrites the trials table with version 2's CHECK (what qsearch wrote before PRUNED).
-void make_version_2(const std::string& path) {
-  SqliteConnection db(path, 1000);
-  db.exec(
-      "PRAGMA foreign_keys = OFF; BEGIN; "
-      "CREATE TABLE trials_old (trial_id INTEGER PRIMARY KEY, number INTEGER NOT NULL, study_id "
-      "INTEGER NOT NULL REFERENCES studies(study_id), state TEXT NOT NULL CHECK (state IN "
-      "('RUNNING', 'COMPLETE', 'FAIL')), datetime_start INTEGER NOT NULL, datetime_complete "
-      "INTEGER, UNIQUE (study_id, number)); "
-      "INSERT INTO trials_old SELECT * FROM trials; DROP TABLE trials; "
-      "ALTER TABLE trials_old RENAME TO trials; "
-      "CREATE INDEX ix_trials_running ON trials (study_id) WHERE state = 'RUNNING'; "
-      "UPDATE version_info SET schema_version = 2; COMMIT;");
 }
 
 TEST(SqlitePruned, StoredAndReadBack) {
@@ -60,49 +46,29 @@ TEST(SqlitePruned, StoredAndReadBack) {
   EXPECT_EQ(db.query_text("SELECT state FROM trials"), "PRUNED");
 }
 
-TEST(SqlitePruned, AVersionTwoFileIsMigratedWithItsTrials) {
+TEST(SqlitePruned, AVersionTwoFileIsMigratedAndTakesPrunedTrials) {
   testing::TempDir dir;
   const std::string path = dir.file("study.db");
-  int64_t study = 0;
-  {
-    SqliteStorage s(path);
-    study =
-        s.create_study("s", {Direction::kMaximize}, {{"a", Distribution::int_range(0, 3)}}, false);
-    auto t0 = s.create_trial(study, one);
-    s.finish_trial(t0->id, TrialState::kComplete, {0.75}, {{"k", "1"}}, {{"worker", "w"}});
-    auto t1 = s.create_trial(study, one);
-    s.finish_trial(t1->id, TrialState::kFail, {}, {}, {{"fail_reason", "x"}});
-    ASSERT_TRUE(s.create_trial(study, one));  // RUNNING
-  }
-  make_version_2(path);
+  testing::write_legacy_db(path, 2);
   {
     // The old layout indeed refuses the new state.
     SqliteConnection db(path, 1000);
     EXPECT_THROW(db.exec("UPDATE trials SET state = 'PRUNED' WHERE number = 2"), Error);
   }
   SqliteStorage s(path);
-  {
-    SqliteConnection db(path, 1000);
-    EXPECT_EQ(db.query_text("SELECT schema_version FROM version_info"),
-              std::to_string(kSchemaVersion));
-    EXPECT_EQ(db.query_text("PRAGMA foreign_key_check"), std::nullopt);
-    EXPECT_EQ(db.query_text("SELECT count(*) FROM sqlite_master WHERE name = 'ix_trials_running'"),
-              "1");
-  }
+  const int64_t study = *s.find_study("legacy");
   auto trials = s.get_trials(study);
-  ASSERT_EQ(trials.size(), 3u);
-  EXPECT_EQ(trials[0].state, TrialState::kComplete);
-  EXPECT_EQ(trials[0].values, std::vector<double>{0.75});
-  EXPECT_EQ(trials[0].user_attrs.at("k"), "1");
-  EXPECT_EQ(trials[1].state, TrialState::kFail);
-  EXPECT_EQ(trials[1].system_attrs.at("fail_reason"), "x");
-  EXPECT_EQ(trials[2].state, TrialState::kRunning);
-  EXPECT_EQ(trials[2].params, std::vector<double>{1});
-  s.finish_trial(trials[2].id, TrialState::kPruned, {}, {}, {});
-  EXPECT_EQ(s.get_trials(study)[2].state, TrialState::kPruned);
-  auto t3 = s.create_trial(study, one);  // numbering goes on
-  ASSERT_TRUE(t3);
-  EXPECT_EQ(t3->number, 3);
+  ASSERT_EQ(trials.size(), 5u);
+  EXPECT_EQ(trials[2].state, TrialState::kComplete);
+  EXPECT_EQ(trials[3].state, TrialState::kRunning);
+  s.finish_trial(trials[3].id, TrialState::kPruned, {}, {}, {});
+  EXPECT_EQ(s.get_trials(study)[3].state, TrialState::kPruned);
+  EXPECT_EQ(SqliteStorage(path).get_trials(study)[3].state, TrialState::kPruned);
+  auto t5 = s.create_trial(study, [](const std::vector<FrozenTrial>&) {
+    return std::optional<std::vector<double>>(std::vector<double>{2, 1});
+  });  // numbering goes on
+  ASSERT_TRUE(t5);
+  EXPECT_EQ(t5->number, 5);
 }
 
 }  // namespace

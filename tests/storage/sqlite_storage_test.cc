@@ -15,7 +15,6 @@
 
 #include "core/error.h"
 #include "search/memory_storage.h"
-#include "storage/schema.h"
 #include "storage/sqlite_db.h"
 #include "storage/sqlite_storage.h"
 #include "storage/temp_dir.h"
@@ -200,40 +199,46 @@ TEST(SqliteStorage, MeasurePerTrialTime) {
   measure(memory, "InMemoryStorage");
 }
 
-TEST(SqliteStorage, RefusesADatabaseFromANewerQsearch) {
+TEST(SqliteStorage, RefusesAnOptunaSchemaRevisionItDoesNotKnow) {
   TempDir dir;
   const std::string path = dir.file("study.db");
   SqliteStorage{path};
   {
     SqliteConnection db(path, 1000);
-    db.exec("UPDATE version_info SET schema_version = 99");
+    db.exec("UPDATE alembic_version SET version_num = 'v3.4.0.a'");
   }
-  expect_error([&] { SqliteStorage s(path); }, {path, "schema version 99", "upgrade qsearch"});
+  expect_error([&] { SqliteStorage s(path); }, {path, "v3.4.0.a", "upgrade qsearch"});
+  {
+    SqliteConnection db(path, 1000);
+    db.exec("UPDATE alembic_version SET version_num = 'v3.0.0.c'");
+  }
+  expect_error([&] { SqliteStorage s(path); }, {path, "v3.0.0.c", "optuna storage upgrade"});
+  {
+    SqliteConnection db(path, 1000);
+    db.exec(
+        "UPDATE alembic_version SET version_num = 'v3.0.0.d'; "
+        "UPDATE version_info SET schema_version = 99");
+  }
+  expect_error([&] { SqliteStorage s(path); }, {path, "schema version 99"});
 }
 
-TEST(SqliteStorage, FileCarriesItsSchemaVersionAndApplicationId) {
-  TempDir dir;
-  const std::string path = dir.file("study.db");
-  SqliteStorage{path};
-  SqliteConnection db(path, 1000);
-  EXPECT_EQ(db.query_text("SELECT schema_version FROM version_info"),
-            std::to_string(kSchemaVersion));
-  EXPECT_EQ(db.query_text("PRAGMA application_id"), std::to_string(kApplicationId));
-  EXPECT_EQ(db.query_text("PRAGMA journal_mode"), "wal");
-}
-
-TEST(SqliteStorage, RefusesFilesThatAreNotQsearchDatabases) {
+TEST(SqliteStorage, RefusesFilesThatAreNotStudyDatabases) {
   TempDir dir;
   const std::string text = dir.file("notes.db");
   std::ofstream(text) << "this is not a database, just some text that is long enough......\n";
   expect_error([&] { SqliteStorage s(text); }, {text, "not an SQLite database"});
 
-  const std::string foreign = dir.file("optuna.db");
+  const std::string foreign = dir.file("other.db");
   {
     SqliteConnection db(foreign, 1000);
     db.exec("CREATE TABLE studies (study_id INTEGER PRIMARY KEY, study_name TEXT)");
   }
-  expect_error([&] { SqliteStorage s(foreign); }, {foreign, "not a qsearch study database"});
+  expect_error([&] { SqliteStorage s(foreign); },
+               {foreign, "not a study database of qsearch or Optuna"});
+  {
+    SqliteConnection db(foreign, 1000);  // nothing was written to it
+    EXPECT_EQ(db.query_text("PRAGMA journal_mode"), "delete");
+  }
 
   expect_error([&] { SqliteStorage s(dir.path().string()); }, {"is a directory"});
 }
