@@ -3,18 +3,24 @@
 // Eight workers, two of them SIGKILLed mid-trial: the study ends with exactly the requested
 // COMPLETE trials, dense numbers, no configuration evaluated twice under brute force, and every
 // killed trial reclaimed by heartbeat and re-run. A search resumes and `qsearch report` reads
-// the study; connection errors are one line with the password hidden.
-// Skipped only when the PostgreSQL server binaries are absent.
+// the study; Optuna's Python API reads it and adds a trial qsearch reads back; connection errors
+// are one line with the password hidden. Skipped only when the PostgreSQL server binaries are
+// absent (the Optuna test also when /usr/bin/python3 lacks optuna or psycopg2).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "e2e/e2e_util.h"
 #include "search/trial.h"
@@ -60,6 +66,13 @@ std::vector<FrozenTrial> trials_at(search::Storage& s) {
   auto names = s.study_names();
   if (names.size() != 1) return {};
   return s.get_trials(*s.find_study(names[0]));
+}
+
+// Python's repr() of a float (the shortest text that reads back exactly, "1.0" not "1").
+std::string py_repr(double v) {
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".ein") == std::string::npos) s += ".0";
+  return s;
 }
 
 class PostgresE2E : public ::testing::Test {
@@ -214,6 +227,77 @@ TEST_F(PostgresE2E, ASearchResumesWithoutRepeatingAConfiguration) {
   Result report = run("report --out " + (dir / "r") + " --storage '" + url_ + "'");
   EXPECT_EQ(report.code, 0) << report.err;
   EXPECT_NE(report.out.find("Best trial"), std::string::npos) << report.out;
+}
+
+// Optuna's Python API (SQLAlchemy + psycopg2) on the same URL reads the study qsearch wrote on
+// the server, and a trial Optuna adds there is one qsearch reads back.
+TEST_F(PostgresE2E, OptunaReadsAndExtendsTheStudyOnTheServer) {
+  if (std::system("/usr/bin/python3 -c 'import optuna, psycopg2' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 lacks optuna or psycopg2 (scripts/setup.sh --bench)";
+  }
+  ScratchDir dir("pg_optuna");
+  const std::string cfg = write(dir, "c.toml", mlp_config(64, ""));
+  Result r = run("search --config " + cfg + " --sampler bruteforce --storage '" + url_ +
+                 "' --study s --quiet --trials 5 --out " + (dir / "a"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto storage = storage::open_storage(url_, storage::Access::kExisting);
+  const std::vector<FrozenTrial> trials = trials_at(*storage);
+  ASSERT_EQ(trials.size(), 5u);
+
+  const std::string probe = write(dir, "probe.py", R"py(
+import sys, warnings
+warnings.simplefilter("ignore")
+import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.load_study(study_name="s", storage=sys.argv[1])
+print(" ".join(d.name for d in study.directions))
+for t in study.trials:
+    print(t.number, t.state.name, " ".join(repr(float(v)) for v in t.values),
+          "|", " ".join("%s=%r" % (k, float(t.params[k])) for k in sorted(t.params)),
+          "|", " ".join(sorted(type(d).__name__ for d in t.distributions.values())))
+print("best", " ".join(str(n) for n in sorted(t.number for t in study.best_trials)))
+print("dataframe", len(study.trials_dataframe()))
+# Optuna adds a trial: the first trial's configuration again, with values of its own.
+first = study.trials[0]
+study.enqueue_trial(first.params)
+trial = study.ask(fixed_distributions=first.distributions)
+study.tell(trial, [0.5, 2.0])
+)py");
+  int status = -1;
+  const std::string py =
+      test::run_capture("/usr/bin/python3 '" + probe + "' '" + url_ + "' 2>&1", &status);
+  ASSERT_EQ(status, 0) << py;
+  std::istringstream lines(py);
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(line, "MAXIMIZE MINIMIZE") << py;
+  const search::StudyInfo info = storage->get_study(*storage->find_study("s"));
+  for (const FrozenTrial& t : trials) {
+    ASSERT_TRUE(std::getline(lines, line)) << py;
+    std::string want = fmt::format("{} COMPLETE", t.number);
+    for (double v : t.values) want += fmt::format(" {}", py_repr(v));
+    std::vector<std::pair<std::string, double>> params;
+    for (size_t k = 0; k < info.space.size(); ++k)
+      params.emplace_back(info.space[k].name, t.params[k]);
+    std::sort(params.begin(), params.end());
+    want += " |";
+    for (const auto& [name, value] : params) want += fmt::format(" {}={}", name, py_repr(value));
+    EXPECT_EQ(line.substr(0, want.size()), want) << py;
+    EXPECT_NE(line.find("| IntDistribution"), std::string::npos) << line;
+  }
+  ASSERT_TRUE(std::getline(lines, line));
+  EXPECT_EQ(line.rfind("best ", 0), 0u) << line;
+  EXPECT_NE(line, "best ") << "Optuna sees no best trials";
+  ASSERT_TRUE(std::getline(lines, line));
+  EXPECT_EQ(line, "dataframe 5");
+
+  // qsearch reads the trial Optuna added, on a fresh connection.
+  auto again = storage::open_storage(url_, storage::Access::kExisting);
+  const std::vector<FrozenTrial> after = trials_at(*again);
+  ASSERT_EQ(after.size(), 6u);
+  EXPECT_EQ(after[5].state, TrialState::kComplete);
+  EXPECT_EQ(after[5].values, (std::vector<double>{0.5, 2.0}));
+  EXPECT_EQ(after[5].params, trials[0].params);
 }
 
 TEST_F(PostgresE2E, ConnectionProblemsAreOneLineErrorsWithThePasswordHidden) {
