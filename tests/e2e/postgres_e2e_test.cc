@@ -211,7 +211,11 @@ TEST_F(PostgresE2E, ASearchResumesWithoutRepeatingAConfiguration) {
   // What a search prints names the study's URL with the password hidden.
   EXPECT_NE(first.err.find(storage::hide_password(url_)), std::string::npos) << first.err;
   EXPECT_EQ(first.err.find("qs%20p%40ss"), std::string::npos) << first.err;
-  Result second = run(base + (dir / "b") + " --trials 7");
+  // Resumed with the URL in the config instead of --storage (setup.storage, setup.study_name).
+  const std::string in_config = write(
+      dir, "in_config.toml",
+      mlp_config(64, "storage = \"" + url_ + "\"\nstudy_name = \"s\"\nsampler = \"bruteforce\"\n"));
+  Result second = run("search --config " + in_config + " --quiet --trials 7 --out " + (dir / "b"));
   ASSERT_EQ(second.code, 0) << second.err;
   auto storage = storage::open_storage(url_, storage::Access::kExisting);
   const std::vector<FrozenTrial> trials = trials_at(*storage);
