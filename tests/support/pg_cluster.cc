@@ -103,7 +103,8 @@ std::string PgCluster::create_database() {
   const std::string name = "qs_" + std::to_string(++databases_);
   int status = 0;
   std::string url = run_capture(
-      "bash " + shell_quote(script_) + " createdb " + shell_quote(dir_) + " " + name + " 2>&1", &status);
+      "bash " + shell_quote(script_) + " createdb " + shell_quote(dir_) + " " + name + " 2>&1",
+      &status);
   if (status != 0) {
     error_ = "createdb " + name + " failed: " + url;
     return "";
@@ -115,7 +116,8 @@ void PgCluster::stop() {
   if (static_cast<int>(::getpid()) != owner_pid_) return;  // a forked child: not ours to stop
   if (url_.empty()) return;
   int status = 0;
-  run_capture("bash " + shell_quote(script_) + " stop " + shell_quote(dir_) + " >/dev/null 2>&1", &status);
+  run_capture("bash " + shell_quote(script_) + " stop " + shell_quote(dir_) + " >/dev/null 2>&1",
+              &status);
   url_.clear();
 }
 
