@@ -24,9 +24,10 @@ if [ -z "$cmd" ] || [ -z "$dir" ]; then
   exit 2
 fi
 
-bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+# $QSEARCH_PG_BINDIR: the directory of initdb/pg_ctl/createdb (default: Debian's newest).
+bindir=${QSEARCH_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)}
 if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
-  echo "pg_cluster: PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb); run scripts/setup.sh (Debian package postgresql)" >&2
+  echo "pg_cluster: PostgreSQL server binaries not found (${bindir:-/usr/lib/postgresql/*/bin}/initdb); run scripts/setup.sh (Debian package postgresql)" >&2
   exit 77
 fi
 
