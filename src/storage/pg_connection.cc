@@ -386,6 +386,7 @@ bool PgConnection::may_retry(const pg_result* res, int attempt) {
   }
   const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
   if (state && (std::strcmp(state, "40001") == 0 || std::strcmp(state, "40P01") == 0)) {
+    ++conflict_retries_;
     std::this_thread::sleep_for(std::chrono::milliseconds(1 << attempt));
     return true;
   }

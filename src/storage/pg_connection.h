@@ -133,6 +133,8 @@ class PgConnection final : public SqlConnection {
   int server_major_version() const;
   // Connections re-opened after a loss (tests).
   int64_t reconnects() const { return generation_; }
+  // Autocommit statements re-run after a serialization failure or deadlock (tests).
+  int64_t conflict_retries() const { return conflict_retries_; }
 
   // Throws the Error for a failed result (or a lost connection when `res` is null).
   [[noreturn]] void raise(const pg_result* res, const std::string& what) const;
@@ -152,6 +154,7 @@ class PgConnection final : public SqlConnection {
   pg_conn* conn_ = nullptr;
   pid_t owner_pid_ = 0;
   int64_t generation_ = 0;
+  int64_t conflict_retries_ = 0;
   int64_t next_statement_ = 0;
   bool in_transaction_ = false;
   std::unordered_map<std::string, std::unique_ptr<PgStatement>> statements_;

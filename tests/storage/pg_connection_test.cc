@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <thread>
 
 #include "core/error.h"
 #include "storage/pg_connection.h"
@@ -260,6 +261,36 @@ TEST_F(PgConnectionTest, ALostConnectionIsReopenedOutsideATransactionOnly) {
   EXPECT_EQ(e.find(PgCluster::password()), std::string::npos) << e;
   conn_->rollback();
   EXPECT_EQ(conn_->query_text("SELECT 7"), "7");  // and usable again afterwards
+}
+
+TEST_F(PgConnectionTest, AnAutocommitStatementChosenAsDeadlockVictimIsRetried) {
+  // Two statements lock rows 1 and 2 in opposite orders with a pause between: the server breaks
+  // the deadlock by failing one of them (40P01), which, outside a transaction, is safe to re-run.
+  conn_->exec(
+      "CREATE TABLE r (id BIGINT PRIMARY KEY, v BIGINT); INSERT INTO r VALUES (1, 0), (2, 0);"
+      "CREATE FUNCTION bump_two(a BIGINT, b BIGINT) RETURNS BIGINT AS $$ BEGIN "
+      "UPDATE r SET v = v + 1 WHERE id = a; PERFORM pg_sleep(1); "
+      "UPDATE r SET v = v + 1 WHERE id = b; RETURN 1; END $$ LANGUAGE plpgsql");
+  auto other = connect(url_);
+  std::string error;
+  std::thread t([&] {
+    try {
+      other->prepare("SELECT bump_two($1, $2)").bind(1, int64_t{2}).bind(2, int64_t{1}).run();
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  });
+  std::string mine;
+  try {
+    conn_->prepare("SELECT bump_two($1, $2)").bind(1, int64_t{1}).bind(2, int64_t{2}).run();
+  } catch (const Error& e) {
+    mine = e.what();
+  }
+  t.join();
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(mine, "");
+  EXPECT_EQ(conn_->query_text("SELECT string_agg(v::text, ',' ORDER BY id) FROM r"), "2,2");
+  EXPECT_EQ(conn_->conflict_retries() + other->conflict_retries(), 1);
 }
 
 TEST_F(PgConnectionTest, AForkedChildDroppingItsCopyLeavesTheParentConnected) {
