@@ -9,6 +9,7 @@ For a config (default configs/lenet5_mixed.toml, 24^5 = 7,962,624 configurations
      study.db in trial order (every trial is one evaluation: probes of the sensitivity sampler
      and pruned trials included; only COMPLETE non-probe trials are points). A sampler qsearch
      does not know (e.g. "sensitivity" before it is merged) is skipped with a note.
+     "S+P" runs `--sampler S --proxy P` (e.g. sensitivity+fisher: gradient proxies, no probes).
   2. Optuna 3.1's TPESampler (univariate, and multivariate=True), NSGAIISampler and
      RandomSampler, seeded, over MASE's index parameters (one trial.suggest_int(name, 0,
      len(choices) - 1) per flattened node/config/field key, in the space's order, as MASE's
@@ -197,9 +198,12 @@ def qsearch_run(args, sampler, seed, trials, tag):
     out = os.path.join(args.work, f"{args.stem}_{tag}_{sampler}_{seed}")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.time()
+    # "sensitivity+fisher": the sensitivity sampler with a gradient proxy instead of probes.
+    name, _, proxy = sampler.partition("+")
     r = subprocess.run([args.qsearch, "--threads", "1", "search", "--config", args.config,
-                        "--sampler", sampler, "--seed", str(seed), "--trials", str(trials),
-                        "--out", out, "--quiet"], cwd=ROOT, capture_output=True, text=True)
+                        "--sampler", name, "--seed", str(seed), "--trials", str(trials),
+                        "--out", out, "--quiet"] + (["--proxy", proxy] if proxy else []),
+                       cwd=ROOT, capture_output=True, text=True)
     wall = time.time() - t0
     if r.returncode != 0:
         return {"engine": "qsearch", "sampler": sampler, "seed": seed, "error": r.stderr.strip()}

@@ -19,6 +19,7 @@
 
 #include "cli/commands.h"
 #include "cli/job_limits.h"
+#include "cli/proxy_table.h"
 #include "cli/search_problem.h"
 #include "cli/search_study.h"
 #include "cli/stop_signals.h"
@@ -127,6 +128,8 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     std::cerr << "qsearch: note: " << objective.model_output().note << "\n";
   }
 
+  // The sensitivity sampler's proxy (instead of probe trials), recomputed by every process.
+  attach_sensitivity_proxy(problem, s, quiet);
   const search::SamplerOptions& sopts = s.sampler_options;
   std::vector<std::string> notes;
   auto attrs = study_settings_attrs(s, objective.samples_per_trial(), space->param_choices());
@@ -368,6 +371,9 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--timeout", flags->timeout, "Seconds after which no new trial starts");
   opt("--jobs", flags->jobs, "Trials evaluated concurrently (n_jobs)");
   opt("--seed", flags->seed, "Sampler seed");
+  opt("--proxy", flags->proxy,
+      "Sensitivity sampler: probe (measured probe trials, default) | fisher | hessian (gradient "
+      "proxies instead of probes)");
   opt("--storage", flags->storage, "Study storage: sqlite:///path.db (default <out>/study.db)");
   opt("--study", flags->study, "Study name (default: the config's project)");
   opt("--out", flags->out, "Output directory (default qsearch_output/<project>/search)");

@@ -411,6 +411,13 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
           s.final_eval = r.string(sv, what);
         } else if (f == "max_group_options") {
           s.max_group_options = r.integer_at_least(sv, what, 1, kMaxIntCount);
+        } else if (f == "proxy") {
+          s.proxy = r.string(sv, what);
+          if (*s.proxy != "probe" && *s.proxy != "fisher" && *s.proxy != "hessian") {
+            r.error(r.loc(sv), fmt::format("{} = \"{}\": use \"probe\" (measured probe trials), "
+                                           "\"fisher\" or \"hessian\" (gradient proxies)",
+                                           what, *s.proxy));
+          }
         } else if (f == "multivariate") {
           s.multivariate = r.boolean(sv, what);
         } else if (f == "group") {
@@ -454,6 +461,7 @@ void read_strategy(const Reader& r, const toml::table& t, SearchSection& s) {
                          "racing_z",
                          "final_eval",
                          "max_group_options",
+                         "proxy",
                          "multivariate",
                          "group",
                          "constant_liar",

@@ -71,6 +71,7 @@ struct SearchSection {
   // Seconds; search/study.h has what they do.
   std::optional<double> heartbeat_interval, grace_period;
   std::optional<int64_t> max_group_options;    // the sensitivity sampler's
+  std::optional<std::string> proxy;            // its phase a: "probe" | "fisher" | "hessian"
   std::optional<int64_t> save_every_n_trials;  // accepted for MASE compatibility (no effect)
   // Racing and the final evaluation (eval/objective.h, docs/search.md "Racing").
   std::optional<bool> racing;

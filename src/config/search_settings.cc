@@ -339,6 +339,11 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     fail("{} = {}: must be a positive number of standard errors, e.g. 2.5",
          where(f.racing_z.has_value(), "racing_z"), o.racing_z);
   }
+  out.proxy = pick<std::string>(f.proxy, s.proxy, "probe", "proxy", prov);
+  if (out.proxy != "probe" && out.proxy != "fisher" && out.proxy != "hessian") {
+    fail("{} = \"{}\": use \"probe\" (measured probe trials), \"fisher\" or \"hessian\"",
+         where(f.proxy.has_value(), "proxy"), out.proxy);
+  }
   out.final_eval = pick<std::string>(f.final_eval, s.final_eval, "none", "final_eval", prov);
   if (out.final_eval != "none" && out.final_eval != "full") {
     fail(

@@ -26,6 +26,7 @@ struct SearchFlags {
   std::optional<bool> racing;  // --racing
   std::optional<double> racing_slice, racing_z;
   std::optional<std::string> final_eval;  // --final-eval none|full
+  std::optional<std::string> proxy;       // --proxy probe|fisher|hessian (sensitivity sampler)
   // TPE: --multivariate --group --constant-liar (true|false), --n-startup-trials,
   // --n-ei-candidates, --gamma, --gamma-max, --stall-window.
   std::optional<bool> multivariate, group, constant_liar;
@@ -63,6 +64,9 @@ struct SearchSettings {
   eval::ObjectiveOptions objective;           // also holds racing, racing_slice, racing_z
   // "full": after the search, the Pareto front is evaluated again on the whole split.
   std::string final_eval = "none";
+  // The sensitivity sampler's phase a: "probe" (measured probe trials) or a gradient proxy
+  // ("fisher", "hessian"; eval/sensitivity_proxy.h) computed by the command before the search.
+  std::string proxy = "probe";
   // "key = value (source)" lines for the summary.
   std::vector<std::string> provenance;
 };

@@ -355,6 +355,33 @@ int64_t QuantObjective::racing_slice_samples() const {
   return std::min(k, samples_);
 }
 
+quant::QuantAssignment probe_assignment(const QuantSearchSpace& space,
+                                        const std::vector<double>& params, const std::string& group,
+                                        quant::QuantAssignment* bitwidth_q) {
+  quant::QuantAssignment q = space.decode(params);
+  std::set<std::string> keys, kept;
+  for (const auto& [node, key] : space.node_keys()) {
+    keys.insert(key);
+    if (key == group) kept.insert(node);
+  }
+  if (group != search::kProbeBase && !keys.count(group)) {
+    fail("probe '{}' is no key of the search space", group);
+  }
+  for (auto it = q.begin(); it != q.end();)
+    it = kept.count(it->first) ? std::next(it) : q.erase(it);
+  if (bitwidth_q) {
+    *bitwidth_q = q;
+    for (const auto& [node, key] : space.node_keys()) {
+      if (q.count(node)) continue;
+      quant::NodeQuantConfig float32;
+      float32.bypass = true;
+      float32.weight = quant::FixedFormat{32, 16, true};
+      (*bitwidth_q)[node] = float32;
+    }
+  }
+  return q;
+}
+
 search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& trial) const {
   quant::QuantAssignment q = space_->decode(trial.params);
   nlohmann::ordered_json sampled = space_->sampled_config(trial.params);
@@ -362,25 +389,14 @@ search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& tr
   std::optional<quant::QuantAssignment> bitwidth_q;
   if (probe != trial.system_attrs.end()) {
     const std::string& group = probe->second;
-    std::set<std::string> keys, kept;
+    bitwidth_q.emplace();
+    try {
+      q = probe_assignment(*space_, trial.params, group, &*bitwidth_q);
+    } catch (Error& e) {
+      e.add_context(fmt::format("in probe trial {}", trial.number));
+      throw;
+    }
     for (const auto& [node, key] : space_->node_keys()) {
-      keys.insert(key);
-      if (key == group) kept.insert(node);
-    }
-    if (group != search::kProbeBase && !keys.count(group)) {
-      fail("probe trial {}: '{}' is no key of the search space", trial.number, group);
-    }
-    for (auto it = q.begin(); it != q.end();)
-      it = kept.count(it->first) ? std::next(it) : q.erase(it);
-    bitwidth_q = q;
-    for (const auto& [node, key] : space_->node_keys()) {
-      if (q.count(node)) continue;
-      quant::NodeQuantConfig float32;
-      float32.bypass = true;
-      float32.weight = quant::FixedFormat{32, 16, true};
-      (*bitwidth_q)[node] = float32;
-    }
-    for (const std::string& key : keys) {
       if (key != group && key != "default") sampled.erase(key);
     }
   }

@@ -148,6 +148,15 @@ class QuantObjective {
   std::shared_ptr<runtime::PackCache> pack_cache_ = std::make_shared<runtime::PackCache>();
 };
 
+// The assignment a probe trial of `group` evaluates (search::kProbeBase: nothing quantized) for
+// `params`: only the nodes whose search key is `group` keep their formats. *bitwidth_q (when
+// given) gets the same plus every other quantizable node as a float32 bypass (32 bits), which
+// average_bitwidth counts. Throws Error when `group` is no key of the space. Used by
+// QuantObjective's probes and by the sensitivity proxies (eval/sensitivity_proxy.h).
+quant::QuantAssignment probe_assignment(const QuantSearchSpace& space,
+                                        const std::vector<double>& params, const std::string& group,
+                                        quant::QuantAssignment* bitwidth_q = nullptr);
+
 // The worst objective values the space allows, in objective order and the objectives' scale:
 // a reference point for hypervolumes that depends on the problem only (`qsearch compare`,
 // docs/outputs.md). Per metric, the end of its range where the objective is worst: accuracy and

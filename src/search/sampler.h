@@ -79,6 +79,8 @@ class Sampler {
   }
 };
 
+struct SensitivityTable;  // search/sensitivity_sampler.h
+
 struct SamplerOptions {
   uint64_t seed = 0;
   // TPE (Optuna's names; docs/search.md). gamma(n) = min(ceil(gamma_fraction n), gamma_max).
@@ -104,6 +106,12 @@ struct SamplerOptions {
   bool scramble = true;
   // Sensitivity: a group with more options than this is probed one parameter at a time.
   int max_group_options = 16;
+  // Sensitivity: every probe before the first configuration (`qsearch sensitivity`, which runs
+  // the probes only); by default configurations are interleaved with the probes.
+  bool probes_first = false;
+  // Sensitivity: a precomputed table (a gradient proxy, search/sensitivity_sampler.h) used
+  // instead of probes; null: probes.
+  std::shared_ptr<const SensitivityTable> sensitivity_table;
 };
 
 // "bruteforce" (alias "grid", "brute_force"), "random", "tpe", "nsgaii", "qmc", "sensitivity";

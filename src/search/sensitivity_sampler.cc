@@ -1,5 +1,7 @@
 #include "search/sensitivity_sampler.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -54,9 +56,20 @@ struct GroupPlan {
   std::vector<std::vector<int64_t>> options;  // knapsack options: one index per parameter
   // exhaustive: probe of each option (mixed radix over card, parameter 0 fastest)
   std::vector<int> probe_of_option;
-  // per-parameter: probe of (parameter, grid position); the top index maps to top_probe
+  // per-parameter: the main parameter (most grid values, first on ties) and, per parameter and
+  // grid position, the probe with that parameter there and the rest of the group at the top
+  // (probe_of_grid; the top index maps to top_probe) or, for the other parameters, the main
+  // parameter at its lowest grid index (probe_of_low; the top index maps to low_probe)
+  size_t main = 0;
   std::vector<std::vector<int>> probe_of_grid;
+  std::vector<std::vector<int>> probe_of_low;
   int top_probe = -1;
+  int low_probe = -1;
+  // Proposal order inside the group: its first probe (the top, or a seeded random option when
+  // exhaustive), then stage 1 (per-parameter groups: the cheap end, the main parameter at its
+  // lowest index and every other parameter's values there), then stage 2 (the rest).
+  int first = -1;
+  std::vector<int> stage1, stage2;
 };
 
 struct ProbeSpec {
@@ -67,7 +80,7 @@ struct ProbeSpec {
 
 struct Plan {
   std::vector<GroupPlan> groups;
-  std::vector<ProbeSpec> probes;  // proposal order
+  std::vector<ProbeSpec> probes;  // probes[0] is the base; the rest in creation order
   std::map<std::pair<std::string, std::vector<double>>, int> index;
 };
 
@@ -135,8 +148,8 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
   Plan plan;
   const int cap = std::max(1, options.max_group_options);
   const std::vector<double> zero = first_values(space);
-  plan.probes.push_back({kProbeBase, -1, zero});
-  std::vector<std::vector<int>> per_group;  // probe indices per group, in proposal order
+  const bool table = options.sensitivity_table != nullptr;  // no probes: deltas from the table
+  if (!table) plan.probes.push_back({kProbeBase, -1, zero});
   Rng rng(options.seed);
   for (const ParamGroup& pg : param_groups(space)) {
     GroupPlan g;
@@ -149,10 +162,14 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
     // One option: the same in every configuration, nothing to choose; its constant effect is
     // left to the correction's intercept instead of costing a probe.
     if (product_saturated(g.card) == 1) continue;
-    g.exhaustive = product_saturated(g.card) <= cap;
+    g.exhaustive = table || product_saturated(g.card) <= cap;
     for (int64_t c : g.card)
       g.grid.push_back(g.exhaustive ? evenly_spaced(c, INT32_MAX) : evenly_spaced(c, cap));
     g.options = grid_product(g.grid);
+    if (table) {
+      plan.groups.push_back(std::move(g));
+      continue;
+    }
     const int gi = static_cast<int>(plan.groups.size());
     auto make_probe = [&](const std::vector<int64_t>& idx) {
       std::vector<double> params = zero;
@@ -162,8 +179,8 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
       plan.probes.push_back({g.name, gi, std::move(params)});
       return static_cast<int>(plan.probes.size()) - 1;
     };
-    std::vector<int> mine;
     if (g.exhaustive) {
+      std::vector<int> mine;
       g.probe_of_option.assign(static_cast<size_t>(product_saturated(g.card)), -1);
       for (const auto& idx : g.options) {
         const int k = make_probe(idx);
@@ -171,51 +188,53 @@ Plan make_plan(const SearchSpace& space, const SamplerOptions& options) {
         mine.push_back(k);
       }
       rng.shuffle(std::span<int>(mine));
+      g.first = mine[0];
+      g.stage2.assign(mine.begin() + 1, mine.end());
     } else {
+      for (size_t p = 1; p < g.params.size(); ++p) {
+        if (g.grid[p].size() > g.grid[g.main].size()) g.main = p;
+      }
+      const size_t main = g.main;
       g.top_probe = make_probe(g.top);
-      std::vector<int> rest;
+      g.first = g.top_probe;
       g.probe_of_grid.resize(g.params.size());
-      for (size_t p = 0; p < g.params.size(); ++p) {
-        for (int64_t k : g.grid[p]) {
-          if (k == g.top[p]) {
-            g.probe_of_grid[p].push_back(g.top_probe);
-            continue;
+      g.probe_of_low.resize(g.params.size());
+      // The main parameter's values (its lowest first: stage 1), the rest of the group at the top.
+      for (int64_t k : g.grid[main]) {
+        if (k == g.top[main]) {
+          g.probe_of_grid[main].push_back(g.top_probe);
+          continue;
+        }
+        std::vector<int64_t> idx = g.top;
+        idx[main] = k;
+        const int id = make_probe(idx);
+        g.probe_of_grid[main].push_back(id);
+        (k == g.grid[main].front() ? g.stage1 : g.stage2).push_back(id);
+      }
+      g.low_probe = g.probe_of_grid[main].front();
+      // Every other parameter's values at the main parameter's lowest index (stage 1) and at its
+      // top (stage 2): the interaction of each parameter with the main one, at both ends.
+      for (bool low : {true, false}) {
+        for (size_t p = 0; p < g.params.size(); ++p) {
+          if (p == main) continue;
+          for (int64_t k : g.grid[p]) {
+            auto& slot = low ? g.probe_of_low[p] : g.probe_of_grid[p];
+            if (k == g.top[p]) {
+              slot.push_back(low ? g.low_probe : g.top_probe);
+              continue;
+            }
+            std::vector<int64_t> idx = g.top;
+            idx[p] = k;
+            if (low) idx[main] = g.grid[main].front();
+            const int id = make_probe(idx);
+            slot.push_back(id);
+            (low ? g.stage1 : g.stage2).push_back(id);
           }
-          std::vector<int64_t> idx = g.top;
-          idx[p] = k;
-          const int id = make_probe(idx);
-          g.probe_of_grid[p].push_back(id);
-          rest.push_back(id);
         }
       }
-      rng.shuffle(std::span<int>(rest));
-      mine.push_back(g.top_probe);  // every other probe of the group is relative to it
-      mine.insert(mine.end(), rest.begin(), rest.end());
     }
-    per_group.push_back(std::move(mine));
     plan.groups.push_back(std::move(g));
   }
-  // Proposal order: base, then round-robin over the groups.
-  std::vector<ProbeSpec> ordered = {plan.probes[0]};
-  std::vector<int> remap(plan.probes.size(), 0);
-  for (size_t round = 0;; ++round) {
-    bool any = false;
-    for (const auto& list : per_group) {
-      if (round >= list.size()) continue;
-      any = true;
-      remap[list[round]] = static_cast<int>(ordered.size());
-      ordered.push_back(plan.probes[list[round]]);
-    }
-    if (!any) break;
-  }
-  for (GroupPlan& g : plan.groups) {
-    for (int& k : g.probe_of_option) k = k < 0 ? k : remap[k];
-    for (auto& v : g.probe_of_grid) {
-      for (int& k : v) k = remap[k];
-    }
-    if (g.top_probe >= 0) g.top_probe = remap[g.top_probe];
-  }
-  plan.probes = std::move(ordered);
   for (size_t i = 0; i < plan.probes.size(); ++i) {
     plan.index.emplace(std::make_pair(plan.probes[i].label, plan.probes[i].params),
                        static_cast<int>(i));
@@ -231,6 +250,8 @@ bool finite(const std::vector<double>& v) {
 struct Observed {
   std::vector<std::optional<std::vector<double>>> probe_loss;  // per probe, when COMPLETE
   std::vector<bool> probe_taken;
+  std::vector<bool> probe_running;
+  int configurations = 0;            // taken trials that are not probes
   const StudyView* study = nullptr;  // its taken configurations (StudyView::is_taken)
   std::vector<std::pair<std::vector<double>, std::vector<double>>> measured;  // params, loss
   std::vector<std::vector<double>> running;                                   // params
@@ -241,6 +262,7 @@ Observed observe(const Plan& plan, const StudyView& study) {
   o.study = &study;
   o.probe_loss.resize(plan.probes.size());
   o.probe_taken.assign(plan.probes.size(), false);
+  o.probe_running.assign(plan.probes.size(), false);
   for (const FrozenTrial& t : study.history) {
     if (t.state == TrialState::kFail && t.interrupted()) continue;
     if (t.params.size() != study.space.size()) continue;
@@ -249,12 +271,14 @@ Observed observe(const Plan& plan, const StudyView& study) {
       auto it = plan.index.find({probe->second, t.params});
       if (it == plan.index.end()) continue;  // another plan's probe (other options)
       o.probe_taken[it->second] = true;
+      if (t.state == TrialState::kRunning) o.probe_running[it->second] = true;
       if (t.state == TrialState::kComplete && t.values.size() == study.directions.size() &&
           finite(t.values)) {
         o.probe_loss[it->second] = to_loss(t.values, study.directions);
       }
       continue;
     }
+    ++o.configurations;
     if (t.state == TrialState::kRunning) o.running.push_back(t.params);
     if (t.state == TrialState::kComplete && t.values.size() == study.directions.size() &&
         finite(t.values)) {
@@ -267,10 +291,14 @@ Observed observe(const Plan& plan, const StudyView& study) {
 // The additive model over the probes completed so far.
 class Model {
  public:
-  Model(const Plan& plan, const SearchSpace& space, const Observed& obs)
-      : plan_(plan), space_(space), obs_(obs) {}
+  Model(const Plan& plan, const SearchSpace& space, const Observed& obs,
+        const SensitivityTable* table)
+      : plan_(plan), space_(space), obs_(obs), table_(table) {
+    base_ = table ? std::optional(table->base) : obs.probe_loss[0];
+  }
 
-  const std::optional<std::vector<double>>& base() const { return obs_.probe_loss[0]; }
+  const std::optional<std::vector<double>>& base() const { return base_; }
+  bool from_table() const { return table_ != nullptr; }
 
   std::vector<int64_t> indices(const GroupPlan& g, const std::vector<double>& params) const {
     std::vector<int64_t> idx(g.params.size());
@@ -283,6 +311,7 @@ class Model {
   // delta_g for the group's indices; nullopt when a needed probe is not complete.
   std::optional<std::vector<double>> delta(const GroupPlan& g,
                                            const std::vector<int64_t>& idx) const {
+    if (table_) return table_->deltas.at(g.name)[static_cast<size_t>(option_number(g, idx))];
     const std::vector<double>& b = *base();
     if (g.exhaustive) {
       const int k = g.probe_of_option[static_cast<size_t>(option_number(g, idx))];
@@ -292,26 +321,49 @@ class Model {
     if (!obs_.probe_loss[g.top_probe]) return std::nullopt;
     const std::vector<double>& top = *obs_.probe_loss[g.top_probe];
     std::vector<double> d = minus(top, b);
-    for (size_t p = 0; p < g.params.size(); ++p) {
-      const int64_t c = idx[p];
-      if (c == g.top[p]) continue;
+    const size_t m = d.size();
+    // The probed value of parameter p at index c (linear between grid points), or nullopt.
+    auto at = [&](const std::vector<int>& probe_of, size_t p,
+                  int64_t c) -> std::optional<std::vector<double>> {
       const auto& grid = g.grid[p];
       const size_t hi =
           static_cast<size_t>(std::lower_bound(grid.begin(), grid.end(), c) - grid.begin());
       if (hi >= grid.size()) return std::nullopt;
-      const auto& vhi = obs_.probe_loss[g.probe_of_grid[p][hi]];
+      const auto& vhi = obs_.probe_loss[probe_of[hi]];
       if (!vhi) return std::nullopt;
-      if (grid[hi] == c) {
-        for (size_t k = 0; k < d.size(); ++k) d[k] += (*vhi)[k] - top[k];
-        continue;
-      }
+      if (grid[hi] == c) return *vhi;
       if (hi == 0) return std::nullopt;
-      const auto& vlo = obs_.probe_loss[g.probe_of_grid[p][hi - 1]];
+      const auto& vlo = obs_.probe_loss[probe_of[hi - 1]];
       if (!vlo) return std::nullopt;
       const double w =
           static_cast<double>(c - grid[hi - 1]) / static_cast<double>(grid[hi] - grid[hi - 1]);
-      for (size_t k = 0; k < d.size(); ++k) {
-        d[k] += (1 - w) * (*vlo)[k] + w * (*vhi)[k] - top[k];
+      std::vector<double> v(m);
+      for (size_t k = 0; k < m; ++k) v[k] = (1 - w) * (*vlo)[k] + w * (*vhi)[k];
+      return v;
+    };
+    const size_t mp = g.main;
+    if (idx[mp] != g.top[mp]) {
+      auto v = at(g.probe_of_grid[mp], mp, idx[mp]);
+      if (!v) return std::nullopt;
+      for (size_t k = 0; k < m; ++k) d[k] += (*v)[k] - top[k];
+    }
+    // Each other parameter's effect, measured with the main parameter at its top (weight 1 - t)
+    // and at its lowest index (weight t), t linear in the main parameter's index.
+    const int64_t lowest = g.grid[mp].front();
+    const double t = static_cast<double>(g.top[mp] - idx[mp]) /
+                     static_cast<double>(std::max<int64_t>(g.top[mp] - lowest, 1));
+    for (size_t p = 0; p < g.params.size(); ++p) {
+      if (p == mp || idx[p] == g.top[p]) continue;
+      if (t < 1) {
+        auto v = at(g.probe_of_grid[p], p, idx[p]);
+        if (!v) return std::nullopt;
+        for (size_t k = 0; k < m; ++k) d[k] += (1 - t) * ((*v)[k] - top[k]);
+      }
+      if (t > 0) {
+        const auto& low = obs_.probe_loss[g.low_probe];
+        auto v = at(g.probe_of_low[p], p, idx[p]);
+        if (!v || !low) return std::nullopt;
+        for (size_t k = 0; k < m; ++k) d[k] += t * ((*v)[k] - (*low)[k]);
       }
     }
     return d;
@@ -338,6 +390,8 @@ class Model {
   const Plan& plan_;
   const SearchSpace& space_;
   const Observed& obs_;
+  const SensitivityTable* table_;
+  std::optional<std::vector<double>> base_;
 };
 
 // measured - base ~ a + s (pred - base), per objective.
@@ -374,11 +428,88 @@ Correction fit_correction(const Model& model, const Observed& obs, size_t m) {
       sxy += (xs[k][i] - mx) * (ys[k][i] - my);
     }
     double s = 1;
-    if (n >= 4 && sxx > 1e-12 * (1 + mx * mx) * n) s = std::clamp(sxy / sxx, 0.2, 5.0);
+    // A table's deltas may be in other units (a proxy's loss for an accuracy): a wider scale.
+    const double lo = model.from_table() ? 1e-3 : 0.2, hi = model.from_table() ? 1e3 : 5.0;
+    if (n >= 4 && sxx > 1e-12 * (1 + mx * mx) * n) s = std::clamp(sxy / sxx, lo, hi);
     c.s[k] = s;
     c.a[k] = my - s * mx;
   }
   return c;
+}
+
+// How much a group moves the objectives: its first probe's change from the base, per objective
+// relative to the larger of the base's magnitude and the sum of every group's change, summed
+// over objectives. -1 while unknown.
+std::vector<double> group_weights(const Plan& plan, const Observed* obs) {
+  std::vector<double> w(plan.groups.size(), -1.0);
+  if (!obs || !obs->probe_loss[0]) return w;
+  const std::vector<double>& base = *obs->probe_loss[0];
+  std::vector<double> total(base.size(), 0.0);
+  for (const GroupPlan& g : plan.groups) {
+    const auto& v = obs->probe_loss[g.first];
+    if (!v) continue;
+    for (size_t k = 0; k < base.size(); ++k) total[k] += std::abs((*v)[k] - base[k]);
+  }
+  for (size_t gi = 0; gi < plan.groups.size(); ++gi) {
+    const auto& v = obs->probe_loss[plan.groups[gi].first];
+    if (!v) continue;
+    w[gi] = 0;
+    for (size_t k = 0; k < base.size(); ++k) {
+      const double scale = std::max(std::abs(base[k]), total[k]);
+      if (scale > 0) w[gi] += std::abs((*v)[k] - base[k]) / scale;
+    }
+  }
+  return w;
+}
+
+// The probes in proposal order: the base, each group's first probe (group order), then the
+// groups by decreasing weight (group_weights; unknown last, ties in group order): every group's
+// stage 1, then the stage-2 probes round-robin over the groups. Without observations (or before
+// the first probes complete) the group order.
+std::vector<int> probe_order(const Plan& plan, const Observed* obs) {
+  if (plan.probes.empty()) return {};  // a table instead of probes
+  std::vector<int> order = {0};
+  for (const GroupPlan& g : plan.groups) order.push_back(g.first);
+  const std::vector<double> w = group_weights(plan, obs);
+  std::vector<size_t> by(plan.groups.size());
+  std::iota(by.begin(), by.end(), size_t{0});
+  std::stable_sort(by.begin(), by.end(), [&](size_t a, size_t b) { return w[a] > w[b]; });
+  for (size_t gi : by) {
+    const auto& s1 = plan.groups[gi].stage1;
+    order.insert(order.end(), s1.begin(), s1.end());
+  }
+  for (size_t round = 0;; ++round) {
+    bool any = false;
+    for (size_t gi : by) {
+      const auto& s2 = plan.groups[gi].stage2;
+      if (round >= s2.size()) continue;
+      any = true;
+      order.push_back(s2[round]);
+    }
+    if (!any) break;
+  }
+  return order;
+}
+
+// Full configurations due while probes remain: one per per-parameter group whose first and
+// stage-1 probes are all finished (its cheap end is known, so the partial model can put the
+// group there), except the first such group (one cheap group among groups at their top option
+// is rarely near the front: measured on the LeNet-5 space, waiting for the second saved an
+// evaluation), plus one per kStage2PerConfiguration finished stage-2 probes of such groups.
+// Exhaustively probed groups add none: a space of them is probed completely first.
+constexpr int kStage2PerConfiguration = 2;
+
+int configurations_due(const Plan& plan, const Observed& obs) {
+  auto done = [&](int i) {
+    return obs.probe_taken[static_cast<size_t>(i)] && !obs.probe_running[static_cast<size_t>(i)];
+  };
+  int due = 0, stage2 = 0;
+  for (const GroupPlan& g : plan.groups) {
+    if (g.exhaustive) continue;
+    due += done(g.first) && std::all_of(g.stage1.begin(), g.stage1.end(), done);
+    stage2 += static_cast<int>(std::count_if(g.stage2.begin(), g.stage2.end(), done));
+  }
+  return std::max(0, due - 1) + stage2 / kStage2PerConfiguration;
 }
 
 // A random configuration, redrawn while it is taken; a last taken draw is moved by the Study to
@@ -489,7 +620,10 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
     }
     if (!best) return corr.apply(pred, b);
     std::vector<double> c(m);
-    for (size_t k = 0; k < m; ++k) c[k] = best->loss[k] + pred[k] - best->pred[k];
+    for (size_t k = 0; k < m; ++k) {
+      const double scale = model.from_table() ? corr.s[k] : 1.0;  // the table's units
+      c[k] = best->loss[k] + scale * (pred[k] - best->pred[k]);
+    }
     return c;
   };
   std::vector<std::vector<double>> cand_loss;
@@ -508,7 +642,16 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
     if (p) ref_set.push_back(corrected(params, *p));
   }
   std::vector<double> lo(m, std::numeric_limits<double>::infinity()), hi(m, -lo[0]);
-  for (const auto* set : {&cand_loss, &ref_set}) {
+  // While probes remain, the completed probes widen the range too: the partial model's few
+  // candidates would otherwise span the whole normalised box, and a candidate that is much
+  // cheaper but slightly less accurate would tie with the costly one it improves on.
+  std::vector<std::vector<double>> probe_set;
+  if (std::find(obs.probe_taken.begin(), obs.probe_taken.end(), false) != obs.probe_taken.end()) {
+    for (const auto& v : obs.probe_loss) {
+      if (v) probe_set.push_back(*v);
+    }
+  }
+  for (const auto* set : {&cand_loss, &ref_set, &probe_set}) {
     for (const auto& v : *set) {
       for (size_t k = 0; k < m; ++k) lo[k] = std::min(lo[k], v[k]), hi[k] = std::max(hi[k], v[k]);
     }
@@ -562,6 +705,37 @@ std::optional<std::vector<double>> model_proposal(const Plan& plan, const Search
   return candidates[cand_index[best]];
 }
 
+// A table covers every group with more than one option, exhaustively, in the study's objectives.
+void check_table(const SensitivityTable& t, const SearchSpace& space,
+                 const std::vector<Direction>& directions) {
+  const std::string what = fmt::format("sensitivity sampler ({} table)", t.method);
+  if (t.base.size() != directions.size()) {
+    fail("{}: {} base values for {} objectives", what, t.base.size(), directions.size());
+  }
+  for (const ParamGroup& g : param_groups(space)) {
+    std::vector<int64_t> card;
+    for (int i : g.params) card.push_back(space[i].dist.cardinality());
+    const int64_t n = product_saturated(card);
+    if (n == 1) continue;
+    if (n > kMaxGroupKnapsackOptions) {
+      fail(
+          "{}: group '{}' has {} options (more than {}); split its parameters into groups named "
+          "'<group>/config/<field>' or use proxy = \"probe\"",
+          what, g.name, n, kMaxGroupKnapsackOptions);
+    }
+    auto it = t.deltas.find(g.name);
+    if (it == t.deltas.end() || static_cast<int64_t>(it->second.size()) != n) {
+      fail("{}: no delta for each of the {} options of group '{}'", what, n, g.name);
+    }
+    for (const auto& d : it->second) {
+      if (d.size() != directions.size()) {
+        fail("{}: group '{}' has deltas for {} objectives, the study has {}", what, g.name,
+             d.size(), directions.size());
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // A memo of the last knapsack (a pure function of its input, so the sampler stays one too).
@@ -582,12 +756,15 @@ SensitivitySampler::SensitivitySampler(const SamplerOptions& options)
 
 void SensitivitySampler::check_space(const SearchSpace& space,
                                      const std::vector<Direction>& directions) const {
-  (void)directions;
   try {
     space_size(space);
   } catch (Error& e) {
     e.add_context("while preparing the sensitivity sampler (it needs finite parameters)");
     throw;
+  }
+  if (const SensitivityTable* t = options_.sensitivity_table.get()) {
+    check_table(*t, space, directions);
+    return;
   }
   for (const ParamGroup& g : param_groups(space)) {
     std::vector<int64_t> n;
@@ -605,9 +782,10 @@ void SensitivitySampler::check_space(const SearchSpace& space,
 }
 
 std::vector<SensitivitySampler::Probe> SensitivitySampler::probes(const SearchSpace& space) const {
+  const Plan plan = make_plan(space, options_);
   std::vector<Probe> out;
-  for (ProbeSpec& p : make_plan(space, options_).probes) {
-    out.push_back({std::move(p.label), std::move(p.params)});
+  for (int i : probe_order(plan, nullptr)) {
+    out.push_back({plan.probes[i].label, plan.probes[i].params});
   }
   return out;
 }
@@ -622,15 +800,9 @@ std::optional<std::vector<double>> SensitivitySampler::sample(const StudyView& s
 std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int trial_number) {
   const Plan plan = make_plan(study.space, options_);
   const Observed obs = observe(plan, study);
-  // Phase a: the first probe not taken.
-  for (size_t i = 0; i < plan.probes.size(); ++i) {
-    if (!obs.probe_taken[i]) {
-      return Proposal{plan.probes[i].params, {{kAttrProbe, plan.probes[i].label}}};
-    }
-  }
-  const Model model(plan, study.space, obs);
-  std::optional<std::vector<double>> params;
-  if (model.base()) {
+  const Model model(plan, study.space, obs, options_.sensitivity_table.get());
+  auto from_model = [&]() -> std::optional<std::vector<double>> {
+    if (!model.base()) return std::nullopt;
     // The knapsack depends only on the probes' results: solved once per distinct set of them.
     const Solver solve = [this](const std::vector<std::vector<KnapsackOption>>& items) {
       std::vector<double> key;
@@ -652,8 +824,18 @@ std::optional<Proposal> SensitivitySampler::propose(const StudyView& study, int 
       cache_->valid = true;
       return front;
     };
-    params = model_proposal(plan, study.space, obs, model, study.directions.size(), solve);
+    return model_proposal(plan, study.space, obs, model, study.directions.size(), solve);
+  };
+  // Phase a: the first probe not taken, unless a full configuration is due (the partial model
+  // proposes one: every group at an option whose effect is known).
+  for (int i : probe_order(plan, &obs)) {
+    if (obs.probe_taken[static_cast<size_t>(i)]) continue;
+    if (!options_.probes_first && obs.configurations < configurations_due(plan, obs)) {
+      if (auto params = from_model()) return Proposal{std::move(*params)};
+    }
+    return Proposal{plan.probes[i].params, {{kAttrProbe, plan.probes[i].label}}};
   }
+  std::optional<std::vector<double>> params = from_model();
   if (!params) params = random_untaken(study.space, obs, options_.seed, trial_number);
   return Proposal{std::move(*params)};
 }

@@ -12,12 +12,23 @@
 // value). A group with one option is the same in every configuration and is not probed (its
 // constant effect is absorbed by the correction's intercept). A group with at most
 // max_group_options options (product of its parameters' cardinalities; default 16) is probed at
-// every option ("exhaustive"); a larger group at its top option (every parameter at its highest
-// index) and then one parameter at a time, the others at the top ("per-parameter", modelled
-// additively inside the group); a parameter with more than
-// max_group_options values is probed at that many evenly spaced indices (both ends included)
-// and linearly interpolated in between. Probes are proposed base first, then round-robin over
-// the groups (option order shuffled by the seed) so a partial model covers every group early.
+// every option ("exhaustive"); a larger group ("per-parameter") at its top option (every
+// parameter at its highest index), its main parameter (the most probed values, first on ties)
+// at each other value, and every other parameter at each other value twice: with the main
+// parameter at its top and at its lowest index (the interaction with the main parameter, e.g. a
+// weight width with its fractional width, measured at both ends and linearly interpolated in
+// between). A parameter with more than max_group_options values is probed at that many evenly
+// spaced indices (both ends included) and linearly interpolated in between.
+//
+// Order. The base, every group's first probe (its top; exhaustive: a seeded random option),
+// then the groups by decreasing weight (how much their first probe moved the objectives from
+// the base, relative to the base): each per-parameter group's stage 1 (its cheap end: the main
+// parameter at its lowest index and the other parameters' values there), then the remaining
+// probes round-robin. Full configurations are interleaved: one for each per-parameter group
+// whose stage 1 is finished, the first such group excepted, and one per two finished stage-2
+// probes; each is the phase d + e proposal of the partial model (every group restricted to the
+// options its finished probes determine). A space of exhaustive groups is probed completely
+// first.
 //
 // Phase b, model. In loss space (maximised objectives negated), for every objective k
 //   pred_k(x) = base_k + sum_g delta_g(x_g),  delta_g = probe_k(g, x_g) - base_k
@@ -33,7 +44,8 @@
 // index step), minus taken configurations. Each is scored by its corrected prediction's
 // exclusive hypervolume contribution to the measured front (plus RUNNING configurations at their
 // corrected prediction, so parallel workers spread out), in objective space normalised by the
-// range of candidates and measurements, reference point 1.1; a candidate the front dominates
+// range of candidates and measurements (and completed probes while probes remain), reference
+// point 1.1; a candidate the front dominates
 // scores minus the distance it would have to move to escape domination. The best score is
 // proposed (ties: the first candidate, predicted front first). With no candidate left, or no
 // complete model yet (probes still RUNNING elsewhere), a random untaken configuration (a taken
@@ -45,6 +57,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +79,19 @@ struct ParamGroup {
 // The groups of a space, ordered by their first parameter.
 std::vector<ParamGroup> param_groups(const SearchSpace& space);
 
+// Per-group deltas computed without probe trials (e.g. eval/sensitivity_proxy.h's Fisher or
+// Hessian-trace proxies; docs/search.md "Proxies instead of probes"). With one in
+// SamplerOptions::sensitivity_table the sampler proposes no probes: every group with more than
+// one option is modelled exhaustively from the table (phases b-e unchanged).
+struct SensitivityTable {
+  std::string method;        // what produced it ("fisher", "hessian"), for messages
+  std::vector<double> base;  // loss space (to_loss), every group unquantized
+  // Group name -> per option -> loss-space delta per objective. Options are every combination
+  // of the group's parameter indices in mixed radix over their cardinalities, parameter 0
+  // fastest (option = i0 + c0 * (i1 + c1 * (i2 + ...))).
+  std::map<std::string, std::vector<std::vector<double>>> deltas;
+};
+
 class SensitivitySampler final : public Sampler {
  public:
   explicit SensitivitySampler(const SamplerOptions& options);
@@ -79,7 +105,8 @@ class SensitivitySampler final : public Sampler {
   void check_space(const SearchSpace& space,
                    const std::vector<Direction>& directions) const override;
 
-  // The probes of a space in proposal order: label (kProbeBase or the group name) and params.
+  // The probes of a space in proposal order before any result is known (group weights unknown:
+  // group order): label (kProbeBase or the group name) and params.
   struct Probe {
     std::string label;
     std::vector<double> params;

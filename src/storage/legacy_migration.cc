@@ -61,19 +61,23 @@ bool is_legacy_qsearch_db(int64_t application_id, const std::set<std::string>& t
 }
 
 void migrate_legacy_qsearch_db(SqliteConnection& db) {
+  {
+    // Read as an integer by SQLite itself: a damaged file's text there reads as 0 (refused).
+    SqlStatement& get = db.prepare("SELECT schema_version FROM version_info");
+    const int64_t version = get.step() ? get.column_int64(0) : 0;
+    get.reset();
+    if (version < 1 || version > kLastLegacyVersion) {
+      fail(
+          "'{}' is an old qsearch study database with schema version {}, which no qsearch wrote "
+          "(1 to {}): restore it from a backup, or use another file for the study",
+          db.path(), version, kLastLegacyVersion);
+    }
+  }
   backup(db);
   SqlTransaction txn(db, SqlConnection::TxnKind::kWrite);
   const int64_t app_id = std::stoll(db.query_text("PRAGMA application_id").value_or("0"));
   std::set<std::string> tables = table_names(db);
   if (!is_legacy_qsearch_db(app_id, tables)) return;  // migrated by another process meanwhile
-  const int64_t version =
-      std::stoll(db.query_text("SELECT schema_version FROM version_info").value_or("0"));
-  if (version < 1 || version > kLastLegacyVersion) {
-    fail(
-        "'{}' is an old qsearch study database with schema version {}, which no qsearch wrote "
-        "(1 to {}): restore it from a backup, or use another file for the study",
-        db.path(), version, kLastLegacyVersion);
-  }
   for (const char* t : kOldTables) {
     if (tables.count(t)) db.exec(fmt::format("ALTER TABLE {} RENAME TO {}", t, old(t)));
   }

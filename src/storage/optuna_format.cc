@@ -30,7 +30,12 @@ std::string optuna_distribution_json(const Distribution& d) {
     case Distribution::Kind::kCategorical: {
       std::string choices;
       for (size_t i = 0; i < d.choices.size(); ++i) {
-        choices += (i ? ", " : "") + nlohmann::json(d.choices[i]).dump();
+        try {
+          choices += (i ? ", " : "") + nlohmann::json(d.choices[i]).dump();
+        } catch (const nlohmann::json::exception& e) {
+          fail("categorical choice '{}' cannot be stored as JSON ({}): choices must be UTF-8",
+               d.choices[i], e.what());
+        }
       }
       return fmt::format(
           R"({{"name": "CategoricalDistribution", "attributes": {{"choices": [{}]}}}})", choices);

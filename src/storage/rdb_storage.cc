@@ -80,12 +80,20 @@ bool known_revision(const std::string& revision) {
 }  // namespace
 
 std::string search_space_json(const SearchSpace& space) {
-  nlohmann::ordered_json out = nlohmann::ordered_json::array();
-  for (const auto& p : space) {
-    out.push_back(
-        {{"name", p.name}, {"distribution", nlohmann::ordered_json::parse(p.dist.to_json())}});
+  try {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto& p : space) {
+      out.push_back(
+          {{"name", p.name}, {"distribution", nlohmann::ordered_json::parse(p.dist.to_json())}});
+    }
+    return out.dump();
+  } catch (const nlohmann::json::exception& e) {
+    // JSON text must be UTF-8: a name or choice that is not cannot be stored.
+    fail(
+        "the search space cannot be stored as JSON ({}): parameter names and choices must be "
+        "UTF-8",
+        e.what());
   }
-  return out.dump();
 }
 
 SearchSpace search_space_from_json(const std::string& text) {

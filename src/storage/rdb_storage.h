@@ -15,17 +15,19 @@
 // Sharing and durability (SQLite; the PostgreSQL driver gives the same guarantees):
 // - WAL journal (readers never block the writer) and a busy timeout: a writer waits up to
 //   Options::busy_timeout_ms for another process's write transaction, then throws Error.
-// - create_trial runs inside a write transaction (SqlConnection::TxnKind::kWrite, which every
-//   driver makes exclusive per database: SQLite's BEGIN IMMEDIATE): reading the history, the
-//   sampler's decision and the insert are one atomic step across processes, so numbers are 0, 1, 2,
-//   ... without gaps or duplicates and a brute-force decide never proposes a configuration twice.
+// - Opening creates the schema or checks it, and create_trial runs, inside a write transaction
+//   (SqlConnection::TxnKind::kWrite, which every driver makes exclusive per database: SQLite's
+//   BEGIN IMMEDIATE): for create_trial, reading the history, the sampler's decision and the
+//   insert are one atomic step across processes, so numbers are 0, 1, 2, ... without gaps or
+//   duplicates and a brute-force decide never proposes a configuration twice.
 // - finish_trial has committed when it returns (a process killed right after keeps the trial;
 //   synchronous = NORMAL, so only a power cut can lose the last commits). Finished trials are
 //   immutable: finishing one again throws Error.
 //
 // Cost: trials never change once finished, so each study's trials are cached in memory and a
-// refresh reads only what changed since: trials created since (by number) and the few trials
-// that were RUNNING (found through a partial index of RUNNING trials). The per-trial cost of
+// refresh reads only what changed since: trials created since (by number, through qsearch's index
+// on (study_id, number)) and the few trials that were RUNNING (through its partial index of
+// RUNNING trials). The per-trial cost of
 // create_trial + finish_trial therefore does not grow with the history; rows_read() exposes
 // the count of rows read so tests can check that.
 //

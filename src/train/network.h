@@ -81,6 +81,11 @@ class Network {
   int64_t classes() const { return classes_; }
   // Elements of one sample of the graph input.
   int64_t sample_size() const { return sample_size_; }
+  // Value v of the last forward() ([batch, ...] contiguous; nullptr for constants), and dL/dv of
+  // the last backward() (nullptr when v needs no gradient: nothing trainable upstream, or the
+  // graph input without input_grad). Read by the sensitivity proxies (eval/sensitivity_proxy.h).
+  const float* activation(ir::ValueId v) const { return act_[v]; }
+  const float* value_grad(ir::ValueId v) const { return requires_grad_[v] ? grad_[v] : nullptr; }
 
  private:
   struct Step;

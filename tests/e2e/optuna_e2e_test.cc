@@ -87,6 +87,32 @@ study.add_trial(trial)
 print(json.dumps({"number": study.trials[-1].number, "params": params}))
 )py";
 
+// Optuna 3.1 creates a fresh study database; every table's columns (name, type, NOT NULL,
+// default, key), unique indexes and foreign keys there and in qsearch's study.db are compared
+// (qsearch's own two indexes, ix_qsearch_*, left out).
+constexpr const char* kCompareSchema = R"py(
+import json, sqlite3, sys, warnings
+warnings.simplefilter("ignore")
+import optuna
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+ours, fresh = sys.argv[1], sys.argv[2]
+optuna.create_study(study_name="fresh", storage="sqlite:///" + fresh)
+def shape(path):
+    c = sqlite3.connect(path)
+    out = {}
+    for (t,) in c.execute("select name from sqlite_master where type = 'table'"):
+        cols = [list(r[1:]) for r in c.execute(f"pragma table_info('{t}')")]
+        idx = [r for r in c.execute(f"pragma index_list('{t}')")
+               if not r[1].startswith("ix_qsearch_")]
+        keys = sorted([bool(r[2])] + [x[2] for x in c.execute(f"pragma index_info('{r[1]}')")]
+                      for r in idx)
+        fks = sorted(list(r[2:5]) for r in c.execute(f"pragma foreign_key_list('{t}')"))
+        out[t] = [cols, keys, fks]
+    return out
+a, b = shape(ours), shape(fresh)
+print(json.dumps({"same": a == b, "ours": a, "optuna": b}))
+)py";
+
 json read_json(const std::string& path) { return json::parse(read_file(path)); }
 
 TEST(OptunaE2E, OptunaReadsAQsearchStudyAndQsearchResumesWithATrialOptunaAdded) {
@@ -103,6 +129,11 @@ TEST(OptunaE2E, OptunaReadsAQsearchStudyAndQsearchResumesWithATrialOptunaAdded) 
   const auto trials = trials_of(out);
   ASSERT_EQ(trials.size(), 8u);
   const std::string url = "sqlite:///" + out + "/study.db";
+
+  // Optuna's tables exactly: what Optuna 3.1 itself creates.
+  const json schema = run_python(dir, "schema.py", kCompareSchema,
+                                 "'" + out + "/study.db' '" + (dir / "o.db") + "'");
+  EXPECT_TRUE(schema.value("same", false)) << schema.dump();
 
   const json seen = run_python(dir, "read.py", kReadStudy, "'" + url + "' mlp");
   ASSERT_TRUE(seen.contains("trials")) << seen.dump();
@@ -215,6 +246,8 @@ TEST(OptunaE2E, AStudyOptunaCreatedIsReportedButNotResumed) {
   for (const auto& [row, v] : best.items()) front.push_back(v["number"]);
   EXPECT_EQ(json(front), made["best"]);
   EXPECT_NE(read_file(dir / "rep/trials.csv").find("fc1/config/weight_width"), std::string::npos);
+  // qsearch's indexes and WAL, added when it opened the file, do not bother Optuna.
+  EXPECT_EQ(run_python(dir, "add.py", kAddTrial, "'" + url + "' by-optuna").value("number", -1), 8);
 
   const std::string cfg = write(dir, "c.toml", mlp_by_name_config(256));
   r = run("search --config " + cfg + " --storage " + url + " --study by-optuna --out " +
@@ -225,7 +258,7 @@ TEST(OptunaE2E, AStudyOptunaCreatedIsReportedButNotResumed) {
   EXPECT_EQ(storage::open_storage(url)
                 ->get_trials(*storage::open_storage(url)->find_study("by-optuna"))
                 .size(),
-            8u);  // nothing added
+            9u);  // nothing added by the refused search
 }
 
 }  // namespace

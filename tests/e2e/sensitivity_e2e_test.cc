@@ -72,6 +72,30 @@ TEST(SensitivityE2E, CommandPrintsAndWritesThePerLayerTable) {
   EXPECT_EQ(trials_of(dir / "out").size(), 19u);
 }
 
+TEST(SensitivityE2E, CommandRunsEveryProbeWhenASearchWouldInterleaveConfigurations) {
+  // max_group_options = 4: each layer's 6 options are probed one field at a time (top, weight
+  // width at 2 and 4, data_in_width at 4 with the weight width at its top and at 2: 5 probes per
+  // layer, 16 with the base). A search interleaves full configurations with such probes; the
+  // command runs the probes only, all of them.
+  ScratchDir dir("sensitivity_cmd_wide");
+  const std::string cfg = write(
+      dir, "c.toml", mlp_by_name_config(256, "project = \"sensw\"\n", "max_group_options = 4\n"));
+  Result r = run("sensitivity --config " + cfg + " --jobs 2 --out " + (dir / "out"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto trials = trials_of(dir / "out");
+  ASSERT_EQ(trials.size(), 16u);
+  for (const auto& t : trials) EXPECT_TRUE(search::is_probe(t)) << "trial " << t.number;
+  const auto j = nlohmann::json::parse(read_file(dir.path() / "out" / "sensitivity.json"));
+  EXPECT_EQ(j["probes"].size(), 15u);
+  // The same space searched: a configuration comes before the last probe.
+  Result s = run("search --config " + cfg + " --sampler sensitivity --trials 16 --out " +
+                 (dir / "search"));
+  ASSERT_EQ(s.code, 0) << s.err;
+  int configurations = 0;
+  for (const auto& t : trials_of(dir / "search")) configurations += !search::is_probe(t);
+  EXPECT_GT(configurations, 0);
+}
+
 TEST(SensitivityE2E, SearchLeavesProbesOutOfTheOutputsAndWritesSensitivityJson) {
   ScratchDir dir("sensitivity_search");
   const std::string cfg = write(dir, "c.toml", config());

@@ -201,23 +201,33 @@ TEST(SensitivitySampler, InterruptedProbeIsReProposedAsAProbe) {
 }
 
 TEST(SensitivitySampler, LargeGroupsAreProbedOneParameterAtATime) {
-  // A 10 x 10 x 10 group: above a cap of 64 options, so top + 9 + 9 + 9 probes; with a cap of 4
-  // each parameter is probed at 4 evenly spaced indices (3 besides the top).
+  // A 10 x 10 x 10 group: above a cap of 64 options, so probed one parameter at a time: the top,
+  // the main parameter (x: the most values, first on ties) at its 9 other values, y and z at
+  // their 9 other values with x at the top, and again with x at its lowest index. With a cap of 4
+  // each parameter is probed at 4 evenly spaced indices (3 besides the top): 1 + 3 + 2 x 2 x 3.
   SearchSpace space;
   for (const char* f : {"x", "y", "z"}) {
     space.push_back({std::string("g/config/") + f, Distribution::int_range(0, 9)});
   }
   SensitivitySampler wide({.seed = 0, .max_group_options = 64});
-  EXPECT_EQ(wide.probes(space).size(), 1u + 1 + 27);
+  EXPECT_EQ(wide.probes(space).size(), 1u + 1 + 9 + 2 * 2 * 9);
   SensitivitySampler narrow({.seed = 0, .max_group_options = 4});
   const auto p = narrow.probes(space);
-  ASSERT_EQ(p.size(), 1u + 1 + 9);
+  ASSERT_EQ(p.size(), 1u + 1 + 3 + 2 * 2 * 3);
   EXPECT_EQ(p[1].params, (std::vector<double>{9, 9, 9}));  // the top comes first
   std::set<double> xs;
   for (size_t i = 2; i < p.size(); ++i) {
     if (p[i].params[1] == 9 && p[i].params[2] == 9) xs.insert(p[i].params[0]);
   }
   EXPECT_EQ(xs, (std::set<double>{0, 3, 6}));
+  std::set<std::vector<double>> low;  // y or z moved with x at its lowest index
+  for (size_t i = 2; i < p.size(); ++i) {
+    if (p[i].params[0] == 0 && (p[i].params[1] != 9 || p[i].params[2] != 9)) {
+      low.insert(p[i].params);
+    }
+  }
+  EXPECT_EQ(low, (std::set<std::vector<double>>{
+                     {0, 0, 9}, {0, 3, 9}, {0, 6, 9}, {0, 9, 0}, {0, 9, 3}, {0, 9, 6}}));
   // The study still runs past the probes (the model interpolates the other indices).
   auto storage = std::make_shared<InMemoryStorage>();
   Study study = Study::create(storage, "g", {Direction::kMinimize, Direction::kMinimize}, space,
@@ -291,6 +301,157 @@ TEST(SensitivitySampler, RefusesContinuousParameters) {
   EXPECT_THROW(Study::create(std::make_shared<InMemoryStorage>(), "c", kDirs, space,
                              make_sampler("sensitivity", {})),
                Error);
+}
+
+// Per-parameter groups (24 options each, above the default cap of 16): three layers "W<g>"
+// with w = width index {0..5}, f = fractional index {0, 1} and d = input width index {0, 1}, of
+// kWeights[g] weights each. A probe leaves the other layers float (32 bits, no loss). Widths
+// interact with the fractional index: at the lowest width f = 1 loses 4 and f = 0 only 0.1, at
+// the top width f does not matter. So a model that measures f only at the top width (every
+// other parameter at its top) predicts the cheap, accurate option (w 0, f 0) to lose 4.
+constexpr int kWideGroups = 3;
+constexpr double kWeights[kWideGroups] = {1, 10, 3};  // W1 costs most, then W2, then W0
+
+SearchSpace wide_space() {
+  SearchSpace s;
+  for (int g = 0; g < kWideGroups; ++g) {
+    const std::string k = "W" + std::to_string(g) + "/config/";
+    s.push_back({k + "d", Distribution::int_range(0, 1)});
+    s.push_back({k + "w", Distribution::int_range(0, 5)});
+    s.push_back({k + "f", Distribution::int_range(0, 1)});
+  }
+  return s;
+}
+
+std::vector<double> wide_objective(const FrozenTrial& t) {
+  constexpr double kBits[6] = {2, 3, 4, 5, 6, 8};
+  auto probe = t.system_attrs.find(kAttrProbe);
+  double cost = 0, quality = 100;
+  for (int g = 0; g < kWideGroups; ++g) {
+    const bool quantized =
+        probe == t.system_attrs.end() || probe->second == "W" + std::to_string(g);
+    if (!quantized) {
+      cost += 32 * kWeights[g];
+      continue;
+    }
+    const int d = static_cast<int>(t.params[3 * g]), w = static_cast<int>(t.params[3 * g + 1]),
+              f = static_cast<int>(t.params[3 * g + 2]);
+    cost += kBits[w] * kWeights[g];
+    quality -= (d == 0 ? 5 : 0) + (w == 0 ? (f == 1 ? 4 : 0.1) : 0.05 * (5 - w));
+  }
+  return {cost, quality};
+}
+
+Study make_wide_study(std::shared_ptr<InMemoryStorage> storage, uint64_t seed) {
+  return Study::create(storage, "w", kDirs, wide_space(),
+                       make_sampler("sensitivity", {.seed = seed}));
+}
+
+Objective wide() {
+  return [](const FrozenTrial& t) { return ObjectiveResult{wide_objective(t), {}}; };
+}
+
+std::string probe_label(const FrozenTrial& t) {
+  auto it = t.system_attrs.find(kAttrProbe);
+  return it == t.system_attrs.end() ? "" : it->second;
+}
+
+TEST(SensitivitySampler, ProbesTheCostliestGroupsCheapEndFirstThenProposesAConfiguration) {
+  // Base, every group's top; then, costliest group first (W1, then W2), the cheap end: the main
+  // parameter (w, the most values) at its lowest index, and d and f moved there. Once two
+  // groups' cheap ends are known, a full configuration comes before the remaining probes: W1 and
+  // W2 at their cheap, accurate option (d 1, w 0, f 0), which only the probes at the lowest width
+  // reveal, and W0 at its top.
+  for (uint64_t seed : {0, 1}) {
+    auto storage = std::make_shared<InMemoryStorage>();
+    make_wide_study(storage, seed).optimize(wide(), {.n_trials = 11});
+    const auto t = make_wide_study(storage, seed).trials();
+    ASSERT_EQ(t.size(), 11u);
+    const std::vector<std::string> labels = {"base", "W0", "W1", "W2", "W1", "W1",
+                                             "W1",   "W2", "W2", "W2", ""};
+    for (size_t i = 0; i < t.size(); ++i) {
+      EXPECT_EQ(probe_label(t[i]), labels[i]) << "trial " << i << ", seed " << seed;
+    }
+    for (int i : {1, 2, 3}) {  // tops: d 1, w 5, f 1
+      const int g = i - 1;
+      EXPECT_EQ(std::vector<double>(t[i].params.begin() + 3 * g, t[i].params.begin() + 3 * g + 3),
+                (std::vector<double>{1, 5, 1}));
+    }
+    EXPECT_EQ(t[4].params[4], 0) << "W1's first stage-1 probe: w at its lowest index";
+    EXPECT_EQ(t[10].params, (std::vector<double>{1, 5, 1, /*W1*/ 1, 0, 0, /*W2*/ 1, 0, 0}));
+  }
+}
+
+TEST(SensitivitySampler, ProbesFirstKeepsEveryProbeBeforeTheFirstConfiguration) {
+  // probes_first (`qsearch sensitivity`): the 31 probes (the base and 10 per layer), then
+  // configurations; without it a configuration comes at trial 10.
+  auto storage = std::make_shared<InMemoryStorage>();
+  Study study = Study::create(storage, "w", kDirs, wide_space(),
+                              make_sampler("sensitivity", {.probes_first = true}));
+  study.optimize(wide(), {.n_trials = 33});
+  const auto t = study.trials();
+  ASSERT_EQ(t.size(), 33u);
+  for (size_t i = 0; i < t.size(); ++i) EXPECT_EQ(is_probe(t[i]), i < 31) << "trial " << i;
+}
+
+TEST(SensitivitySampler, PerParameterGroupsFindTheExactFrontOfAnInteractingProblem) {
+  // The model with both ends of the main parameter is exact for this problem's interaction
+  // (only at the lowest width does f matter), so every configuration proposed after the probes
+  // completes the true front quickly; no configuration or probe is proposed twice.
+  auto storage = std::make_shared<InMemoryStorage>();
+  Study study = make_wide_study(storage, 0);
+  study.optimize(wide(), {.n_trials = 120});
+  std::set<std::pair<std::string, std::vector<double>>> seen;
+  Points loss(2);
+  std::vector<std::vector<double>> values;
+  for (const FrozenTrial& t : study.trials()) {
+    EXPECT_TRUE(seen.insert({probe_label(t), t.params}).second) << "trial " << t.number;
+    if (is_probe(t)) continue;
+    values.push_back(t.values);
+  }
+  // The true front over the 24^3 configurations.
+  const SearchSpace space = wide_space();
+  Points all(2);
+  std::vector<std::vector<double>> all_values;
+  for (uint64_t i = 0; i < space_size(space); ++i) {
+    FrozenTrial t;
+    t.params = decode_config(space, i);
+    all_values.push_back(wide_objective(t));
+    all.push_back(to_loss(all_values.back(), kDirs));
+  }
+  std::set<std::vector<double>> front, found;
+  for (int i : pareto_front(all)) front.insert(all_values[i]);
+  for (const auto& v : values) {
+    if (front.count(v)) found.insert(v);
+  }
+  EXPECT_EQ(found, front);
+}
+
+TEST(SensitivitySampler, PerParameterGroupsResumeAndRunInParallelAsIfOneRun) {
+  // The interleaved probes and configurations depend only on the history: a study stopped
+  // mid-probes and resumed with fresh samplers repeats the uninterrupted run; three jobs never
+  // repeat a probe or a configuration.
+  auto full = std::make_shared<InMemoryStorage>();
+  make_wide_study(full, 2).optimize(wide(), {.n_trials = 50});
+  auto part = std::make_shared<InMemoryStorage>();
+  make_wide_study(part, 2).optimize(wide(), {.n_trials = 9});
+  make_wide_study(part, 2).optimize(wide(), {.n_trials = 23});
+  make_wide_study(part, 2).optimize(wide(), {.n_trials = 50});
+  const auto a = make_wide_study(full, 2).trials(), b = make_wide_study(part, 2).trials();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].params, b[i].params) << "trial " << i;
+    EXPECT_EQ(probe_label(a[i]), probe_label(b[i])) << "trial " << i;
+  }
+  auto jobs = std::make_shared<InMemoryStorage>();
+  Study study = make_wide_study(jobs, 3);
+  study.optimize(wide(), {.n_trials = 60, .n_jobs = 3});
+  std::set<std::pair<std::string, std::vector<double>>> seen;
+  for (const FrozenTrial& t : study.trials()) {
+    EXPECT_TRUE(seen.insert({probe_label(t), t.params}).second) << "trial " << t.number;
+    EXPECT_EQ(t.state, TrialState::kComplete);
+  }
+  EXPECT_EQ(study.trials().size(), 60u);
 }
 
 }  // namespace

@@ -132,7 +132,28 @@ TEST(LegacyMigrationErrors, AnInvalidOldVersionIsRefusedNamingTheFile) {
     EXPECT_NE(what.find(path), std::string::npos) << what;
     EXPECT_NE(what.find("schema version 7"), std::string::npos) << what;
   }
-  SqliteConnection db(path, 1000);  // left as it was
+  SqliteConnection db(path, 1000);  // left as it was, and no backup made
+  EXPECT_EQ(db.query_text("SELECT count(*) FROM study_params"), "3");
+  EXPECT_FALSE(std::filesystem::exists(path + ".qsearch-v3.bak"));
+}
+
+// Found by study_db_fuzzer: a parameter name that is not UTF-8 made the JSON library throw its
+// own exception out of the migration.
+TEST(LegacyMigrationErrors, ANameThatIsNotUtf8IsAnErrorAndTheFileIsLeftAsItWas) {
+  testing::TempDir dir;
+  const std::string path = dir.file("study.db");
+  testing::write_legacy_db(path, 3);
+  {
+    SqliteConnection db(path, 1000);
+    db.exec("UPDATE study_params SET param_name = CAST(X'61FF62' AS TEXT) WHERE position = 0");
+  }
+  try {
+    SqliteStorage s(path);
+    ADD_FAILURE() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("UTF-8"), std::string::npos) << e.what();
+  }
+  SqliteConnection db(path, 1000);
   EXPECT_EQ(db.query_text("SELECT count(*) FROM study_params"), "3");
 }
 

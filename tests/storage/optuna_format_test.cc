@@ -46,6 +46,8 @@ TEST(OptunaFormat, DistributionsRoundTripAndLegacyNamesAreRead) {
       distribution_from_optuna_json(
           R"({"name": "CategoricalDistribution", "attributes": {"choices": [1, null, 2.5, "x"]}})"),
       Distribution::categorical({"1", "null", "2.5", "x"}));
+  // JSON is UTF-8: a choice that is not is an Error, not a JSON library exception.
+  EXPECT_THROW(optuna_distribution_json(Distribution::categorical({"a", "\xff\xfe"})), Error);
   EXPECT_THROW(distribution_from_optuna_json("{}"), Error);
   EXPECT_THROW(distribution_from_optuna_json(R"({"name": "Nope", "attributes": {}})"), Error);
   EXPECT_THROW(distribution_from_optuna_json(
