@@ -25,6 +25,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libsqlite3-dev zlib1g-dev libhdf5-dev libeigen3-dev
+  libpq-dev postgresql python3-psycopg2  # PostgreSQL storage; its tests start their own cluster
   clang libclang-rt-14-dev clang-format
   nodejs npm dataset-fashion-mnist
   python3-optuna python3-pandas  # the oracle of tests/e2e/optuna_e2e_test.cc (Optuna reads study.db)
@@ -56,6 +57,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL refuses to run as root: the tests' throwaway clusters (tests/support/pg_cluster.sh)
+# run as this unprivileged system user when the tests run as root.
+if [ "$(id -u)" = 0 ] && ! id qsearch-pg >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin qsearch-pg
 fi
 
 data_dir="${QSEARCH_DATA:-$HOME/.cache/qsearch/data}"

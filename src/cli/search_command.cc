@@ -198,12 +198,12 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
           sopts.n_ei_candidates, sopts.gamma_fraction, sopts.gamma_max, sopts.stall_window);
     }
     std::cerr << fmt::format(
-        "  study '{}' in {}{}\n", s.study_name, s.storage,
+        "  study '{}' in {}{}\n", s.study_name, storage::hide_password(s.storage),
         existing.empty() ? "" : fmt::format(" (resuming: {} finished trials)", finished_before));
   }
 
   // Ctrl-C / SIGTERM: stop after the running trials; a second one aborts (cli/stop_signals.h).
-  StopSignals signals(finished_before, s.storage,
+  StopSignals signals(finished_before, storage::hide_password(s.storage),
                       fmt::format("Resume with the same command; `qsearch report --out {}` "
                                   "rewrites the outputs.",
                                   s.out_dir));
@@ -289,12 +289,13 @@ report::StudyRun load_study_run(const std::string& out_dir, const std::string& s
     if (names.size() != 1) {
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      fail("{} holds {} studies ({}); choose one with --study", url, names.size(), list);
+      fail("{} holds {} studies ({}); choose one with --study", storage::hide_password(url),
+           names.size(), list);
     }
     name = names[0];
   }
   auto id = storage->find_study(name);
-  if (!id) fail("{} has no study '{}'", url, name);
+  if (!id) fail("{} has no study '{}'", storage::hide_password(url), name);
   report::StudyRun run;
   run.label = out_dir.empty() ? name : out_dir;
   run.info = storage->get_study(*id);

@@ -79,7 +79,7 @@ void check_search_paths(const config::SearchSettings& s) {
   }
   check_dir(s.out_dir, "--out");
   const storage::StorageUrl url = storage::parse_storage_url(s.storage);
-  if (url.memory()) return;
+  if (url.memory() || url.backend == storage::StorageBackend::kPostgres) return;
   const fs::path db = url.path;
   std::error_code ec;
   const fs::file_status st = fs::status(db, ec);
@@ -138,13 +138,15 @@ search::Study open_search_study(const config::SearchSettings& s, const search::S
                                 std::vector<std::string>* notes) {
   const storage::StorageUrl url = storage::parse_storage_url(s.storage);
   make_dir(s.out_dir, "--out");
-  if (!url.memory()) {
+  if (!url.memory() && url.backend == storage::StorageBackend::kSqlite) {
     const fs::path parent = fs::path(url.path).parent_path();
     if (!parent.empty()) make_dir(parent, "storage directory");
   }
   std::shared_ptr<search::Storage> storage =
       storage::open_storage(s.storage, storage::Access::kCreate);
-  const std::string where = fmt::format("study '{}' in '{}'", s.study_name, url.path);
+  const std::string where =
+      fmt::format("study '{}' in '{}'", s.study_name,
+                  url.backend == storage::StorageBackend::kPostgres ? url.display : url.path);
   const std::string fix =
       storage_is_default(s)
           ? "--out NEW_DIR (a new study.db), or --study NEW_NAME (another study in this study.db)"

@@ -33,6 +33,7 @@
 #include "report/sensitivity_report.h"
 #include "search/multi_objective.h"
 #include "search/sensitivity_sampler.h"
+#include "storage/storage_url.h"
 
 namespace qsearch::cli {
 
@@ -211,7 +212,7 @@ int run_sensitivity(const GlobalOptions& global, config::SearchFlags flags, bool
         "qsearch sensitivity: {} on {} ({} samples/trial), {} probes, "
         "{} jobs; study '{}' in {}\n",
         s.model_path, s.dataset, objective.samples_per_trial(), n_probes, limit.jobs, s.study_name,
-        s.storage);
+        storage::hide_password(s.storage));
   }
   std::mutex mu;
   search::OptimizeOptions oo;

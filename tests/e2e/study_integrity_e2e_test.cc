@@ -180,8 +180,8 @@ TEST(StudyIntegrityE2E, OutputPathProblemsAreOneLineErrorsBeforeTheModelLoads) {
   expect_one_line_error(run(base + " --out ''"), {"--out is empty"});
   expect_one_line_error(run(base + " --out " + file + "/sub"),
                         {"--out '" + file + "/sub' cannot be created: '" + file + "' is a file"});
-  expect_one_line_error(run(base + " --out " + (dir / "o") + " --storage postgresql://u@h/db"),
-                        {"PostgreSQL", "postgresql://u@h/db"});
+  expect_one_line_error(run(base + " --out " + (dir / "o") + " --storage postgresql://u:pw@h"),
+                        {"postgresql://u:***@h", "names no database"});
   expect_one_line_error(run(base + " --out " + (dir / "o") + " --storage sqlite:////dev/null"),
                         {"'/dev/null' is a device"});
   expect_one_line_error(run(base + " --out " + (dir / "o") + " --storage 'sqlite:///x.db?bad=1'"),

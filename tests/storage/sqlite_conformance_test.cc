@@ -2,6 +2,7 @@
 // file in a temporary directory (shared by threads and by forked processes, each child with its
 // own connection) and on a private ":memory:" database.
 #include "search/storage_conformance.h"
+#include "storage/pg_conformance.h"  // the same suite on PostgreSQL
 #include "storage/sqlite_storage.h"
 #include "storage/temp_dir.h"
 

@@ -304,7 +304,8 @@ TEST(OpenStorage, AcceptsSqliteUrlsPathsAndMemory) {
     auto m = open_storage(memory);
     EXPECT_TRUE(m->study_names().empty());
   }
-  expect_error([] { open_storage("postgresql://user@host/db"); }, {"PostgreSQL", "sqlite:///"});
+  expect_error([] { open_storage("postgresql://user:pw@host"); },
+               {"postgresql://user:***@host", "names no database"});
   expect_error([] { open_storage("mysql://host/db"); }, {"mysql://host/db", "sqlite:///", ".db"});
   expect_error([] { open_storage("study"); }, {"'study'", ":memory:"});
 }
