@@ -603,6 +603,13 @@ std::optional<FrozenTrial> RdbStorage::create_trial(
   for (const auto& [k, v] : system_attrs) {
     a.bind(1, t.id).bind(2, k).bind(3, system_attr_json(v)).run();
   }
+  // The first heartbeat, in UTC, with the trial (as Optuna beats at a trial's start): the start
+  // time is local (Optuna's datetime.now()), so judging a new trial by it would reclaim the trials
+  // of a worker in a time zone west of the reclaimer's during their first heartbeat interval.
+  db_->prepare("INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES ($1, $2)")
+      .bind(1, t.id)
+      .bind(2, format_datetime(t.datetime_start_ms, TimeZone::kUtc))
+      .run();
   txn.commit();
 
   cache.trials.push_back(t);
@@ -741,9 +748,9 @@ std::vector<FrozenTrial> RdbStorage::fail_stale_trials(int64_t study_id, int64_t
   StudyCache& cache = cache_for(study_id);
   refresh(cache);  // the stale trials are then cached as RUNNING, and updated below
   const int64_t now = now_ms();
-  // Through the partial index of RUNNING trials. A trial without a heartbeat row (none beat yet)
-  // counts as last beating when it started: no row is written per trial, so a short trial costs
-  // nothing extra.
+  // Through the partial index of RUNNING trials. create_trial writes each trial's first heartbeat;
+  // a trial without a row (created by Optuna without heartbeats, or in a migrated old file)
+  // counts as last beating when it started, read in this process's local time.
   SqlStatement& stale = db_->prepare(
       "SELECT t.trial_id, t.datetime_start, h.heartbeat FROM trials t "
       "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "

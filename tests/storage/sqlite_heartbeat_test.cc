@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <ctime>
 #include <thread>
 
 #include "core/error.h"
@@ -75,6 +77,36 @@ TEST(SqliteHeartbeat, HeartbeatsAreUtcDatetimesAsOptunaWritesThem) {
   // A heartbeat from 10 minutes ago (as another process would have left it) is stale.
   db.exec("UPDATE trial_heartbeats SET heartbeat = datetime('now', '-10 minutes')");
   EXPECT_EQ(storage.fail_stale_trials(study, 60000).size(), 1u);
+}
+
+// Trial start times are local (Optuna's datetime.now()) but liveness is judged in UTC: a trial a
+// worker west of the reclaimer has just created is alive, not 8 hours silent.
+TEST(SqliteHeartbeat, ANewTrialOfAWorkerInAnotherTimeZoneIsNotReclaimed) {
+  testing::TempDir dir;
+  const std::string path = dir.file("study.db");
+  const char* old_tz = std::getenv("TZ");
+  const std::string saved = old_tz ? old_tz : "";
+  auto set_tz = [](const char* tz) {
+    if (tz) {
+      setenv("TZ", tz, 1);
+    } else {
+      unsetenv("TZ");
+    }
+    tzset();
+  };
+  int64_t study = 0;
+  {
+    set_tz("America/Los_Angeles");
+    SqliteStorage worker(path);
+    study = worker.create_study("s", {Direction::kMinimize}, {{"a", Distribution::int_range(0, 3)}},
+                                false);
+    ASSERT_TRUE(worker.create_trial(study, one));
+  }
+  set_tz("Asia/Tokyo");
+  SqliteStorage reclaimer(path);
+  const std::vector<FrozenTrial> reclaimed = reclaimer.fail_stale_trials(study, 30000);
+  set_tz(old_tz ? saved.c_str() : nullptr);
+  EXPECT_TRUE(reclaimed.empty()) << reclaimed.size() << " trial(s) reclaimed at once";
 }
 
 TEST(SqliteHeartbeat, AFinishThatCannotCommitLeavesTheTrialRunning) {
