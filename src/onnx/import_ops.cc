@@ -865,7 +865,7 @@ void Importer::op_layer_norm() {
 void Importer::op_split() {
   if (in(0).kind != K::kActivation) bad("Split is supported only on activations");
   const ir::ValueId x = ir_input(0);
-  const Shape& s1 = shape1(x);
+  const Shape s1 = shape1(x);  // a copy: add_ir_node below grows the shape tables
   const int64_t r = static_cast<int64_t>(s1.size());
   int64_t axis = attr_int("axis", 0);
   if (axis < -r || axis >= r) bad("axis {} out of range", axis);

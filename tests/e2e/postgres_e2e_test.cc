@@ -32,7 +32,6 @@ namespace {
 
 using search::FrozenTrial;
 using search::TrialState;
-using test::PgCluster;
 
 // Starts `[prefix] qsearch <args>` from the source directory with stderr to err_path; returns
 // its pid (the prefix must exec, so the pid stays qsearch's).
@@ -75,19 +74,7 @@ std::string py_repr(double v) {
   return s;
 }
 
-class PostgresE2E : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { cluster_ = &PgCluster::shared(); }
-  void SetUp() override {
-    if (cluster_->skipped()) GTEST_SKIP() << cluster_->skip_reason();
-    ASSERT_TRUE(cluster_->ok()) << cluster_->error();
-    url_ = cluster_->create_database();
-    ASSERT_FALSE(url_.empty()) << cluster_->error();
-  }
-  static PgCluster* cluster_;
-  std::string url_;
-};
-PgCluster* PostgresE2E::cluster_ = nullptr;
+class PostgresE2E : public test::PgDatabaseTest {};
 
 // fc1..fc3 of the MNIST MLP, data_in [4, 8] x weight [2, 4, 8] each: 216 configurations.
 std::string mlp_config(int num_samples, const std::string& setup) {
@@ -315,7 +302,7 @@ TEST_F(PostgresE2E, ConnectionProblemsAreOneLineErrorsWithThePasswordHidden) {
   };
   for (const Case& c :
        {Case{wrong, "wrong user name or password"}, Case{down, "not running or not reachable"},
-        Case{cluster_->url_of("no_such_db"), "createdb"}}) {
+        Case{cluster().url_of("no_such_db"), "createdb"}}) {
     Result r = run("search --config " + cfg + " --trials 1 --out " + (dir / "o") + " --storage '" +
                    c.url + "'");
     EXPECT_EQ(r.code, 1) << r.err;
@@ -330,7 +317,7 @@ TEST_F(PostgresE2E, ConnectionProblemsAreOneLineErrorsWithThePasswordHidden) {
     EXPECT_EQ(newlines, 1) << r.err;
   }
   // report never creates study tables in a database that holds none.
-  const std::string empty = cluster_->create_database();
+  const std::string empty = cluster().create_database();
   Result r = run("report --out " + (dir / "r") + " --storage '" + empty + "'");
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("holds no study"), std::string::npos) << r.err;

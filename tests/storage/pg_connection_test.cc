@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "storage/pg_connection.h"
+#include "storage/pg_test_util.h"
 #include "storage/storage_url.h"
 #include "support/pg_cluster.h"
 
@@ -23,35 +24,15 @@ namespace {
 using test::PgCluster;
 using Kind = SqlConnection::TxnKind;
 
-std::unique_ptr<PgConnection> connect(const std::string& url) {
-  StorageUrl u = parse_storage_url(url);
-  return std::make_unique<PgConnection>(u.pg, u.display);
-}
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-class PgConnectionTest : public ::testing::Test {
+class PgConnectionTest : public test::PgDatabaseTest {
  protected:
-  static void SetUpTestSuite() { cluster_ = &PgCluster::shared(); }
   void SetUp() override {
-    if (cluster_->skipped()) GTEST_SKIP() << cluster_->skip_reason();
-    ASSERT_TRUE(cluster_->ok()) << cluster_->error();
-    url_ = cluster_->create_database();
-    ASSERT_FALSE(url_.empty()) << cluster_->error();
+    test::PgDatabaseTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     conn_ = connect(url_);
   }
-  static PgCluster* cluster_;
-  std::string url_;
   std::unique_ptr<PgConnection> conn_;
 };
-PgCluster* PgConnectionTest::cluster_ = nullptr;
 
 TEST_F(PgConnectionTest, EveryTypeRoundTripsAndNullsStayNull) {
   PgConnection& c = *conn_;
@@ -327,11 +308,11 @@ void expect_connect_error(const std::string& url, const std::string& says) {
 }
 
 TEST_F(PgConnectionTest, ConnectionErrorsSayWhatToDo) {
-  const std::string base = cluster_->url();
+  const std::string base = cluster().url();
   std::string wrong = base;
   wrong.replace(wrong.find("qs%20p%40ss"), 11, "wrong%20pw%40");
   expect_connect_error(wrong, "wrong user name or password");
-  expect_connect_error(cluster_->url_of("no_such_db"), "createdb");
+  expect_connect_error(cluster().url_of("no_such_db"), "createdb");
   std::string nouser = base;
   nouser.replace(nouser.find("qsearch:"), 8, "nobody_here:");
   expect_connect_error(nouser, "wrong user name or password");

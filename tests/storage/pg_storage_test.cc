@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "storage/pg_connection.h"
+#include "storage/pg_test_util.h"
 #include "storage/storage_url.h"
 #include "support/pg_cluster.h"
 
@@ -17,33 +18,7 @@ namespace {
 
 using test::PgCluster;
 
-std::unique_ptr<PgConnection> connect(const std::string& url) {
-  StorageUrl u = parse_storage_url(url);
-  return std::make_unique<PgConnection>(u.pg, u.display);
-}
-
-std::string error_of(const std::function<void()>& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-class PgStorageTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { cluster_ = &PgCluster::shared(); }
-  void SetUp() override {
-    if (cluster_->skipped()) GTEST_SKIP() << cluster_->skip_reason();
-    ASSERT_TRUE(cluster_->ok()) << cluster_->error();
-    url_ = cluster_->create_database();
-    ASSERT_FALSE(url_.empty()) << cluster_->error();
-  }
-  static PgCluster* cluster_;
-  std::string url_;
-};
-PgCluster* PgStorageTest::cluster_ = nullptr;
+class PgStorageTest : public test::PgDatabaseTest {};
 
 TEST_F(PgStorageTest, AnUnknownNewerSchemaIsRefusedNamingTheUrl) {
   open_storage(url_, Access::kCreate)->create_study("s", {search::Direction::kMinimize}, {}, false);

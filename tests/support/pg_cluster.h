@@ -2,20 +2,17 @@
 // pg_ctl in a temporary directory, a Unix socket in that directory, no TCP port, run as an
 // unprivileged user when the tests run as root).
 //
-//   class PgTest : public ::testing::Test {
-//    protected:
-//     static void SetUpTestSuite() { cluster_ = qsearch::test::PgCluster::shared(); }
-//     void SetUp() override {
-//       if (!cluster_->ok()) GTEST_SKIP() << cluster_->skip_reason();  // binaries absent only
-//     }
-//   };
-//   std::string url = cluster_->create_database();  // a fresh, empty database's URL
+//   class MyPgTest : public qsearch::test::PgDatabaseTest {};  // url_: a fresh, empty database
+//   TEST_F(MyPgTest, Something) { open_storage(url_, ...); }
+//   std::string url = PgCluster::shared().create_database();  // another fresh database's URL
 //
 // One cluster per test process: started by the first shared() call, stopped when the process
 // exits (atexit, in the process that started it, never in a forked child) and, should the
 // process die before that (a crash, SIGKILL), by the script's watchdog. A cluster that fails to
 // start for any reason other than absent binaries fails the test with the server's log.
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <string>
 
@@ -55,6 +52,21 @@ class PgCluster {
   std::string error_;
   int owner_pid_ = 0;
   int databases_ = 0;
+};
+
+// A fixture giving each test a fresh database of the process's cluster (url_). Skips only when
+// the server binaries are absent; a cluster that did not start fails the test with its log.
+class PgDatabaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PgCluster& cluster = PgCluster::shared();
+    if (cluster.skipped()) GTEST_SKIP() << cluster.skip_reason();
+    ASSERT_TRUE(cluster.ok()) << cluster.error();
+    url_ = cluster.create_database();
+    ASSERT_FALSE(url_.empty()) << cluster.error();
+  }
+  static PgCluster& cluster() { return PgCluster::shared(); }
+  std::string url_;
 };
 
 // Runs `command` through /bin/sh; returns its stdout (trailing newline removed) and sets
