@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "mase_space.h"
 #include "search/storage.h"
 #include "storage/storage_url.h"
 
@@ -33,20 +34,7 @@ using namespace qsearch::search;
 
 namespace {
 
-const std::vector<std::pair<std::string, int>> kFields = {
-    {"data_in_width", 3},     {"data_in_frac_width", 3}, {"weight_width", 4},
-    {"weight_frac_width", 4}, {"bias_width", 2},         {"bias_frac_width", 2}};
-const std::vector<std::string> kNodes = {"seq_blocks_2", "seq_blocks_5", "seq_blocks_8"};
-
-SearchSpace mase_space() {
-  SearchSpace space;
-  for (const auto& node : kNodes) {
-    for (const auto& [field, n] : kFields) {
-      space.push_back({node + "/config/" + field, Distribution::int_range(0, n - 1)});
-    }
-  }
-  return space;
-}
+using qsearch::bench::mase_space;
 
 double wall_s() {
   timespec ts;
@@ -99,8 +87,7 @@ int main(int argc, char** argv) {
       std::vector<double> params;
       params.reserve(space.size());
       for (size_t k = 0; k < space.size(); ++k) {
-        const int choices = kFields[k % kFields.size()].second;
-        params.push_back(static_cast<double>(rng() % choices));
+        params.push_back(static_cast<double>(rng() % space[k].dist.cardinality()));
       }
       return params;
     };

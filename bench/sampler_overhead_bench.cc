@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "mase_space.h"
 #include "search/memory_storage.h"
 #include "search/study.h"
 
@@ -34,20 +35,7 @@ using namespace qsearch::search;
 
 namespace {
 
-const std::vector<std::pair<std::string, int>> kFields = {
-    {"data_in_width", 3},     {"data_in_frac_width", 3}, {"weight_width", 4},
-    {"weight_frac_width", 4}, {"bias_width", 2},         {"bias_frac_width", 2}};
-const std::vector<std::string> kNodes = {"seq_blocks_2", "seq_blocks_5", "seq_blocks_8"};
-
-SearchSpace mase_space() {
-  SearchSpace space;
-  for (const auto& node : kNodes) {
-    for (const auto& [field, n] : kFields) {
-      space.push_back({node + "/config/" + field, Distribution::int_range(0, n - 1)});
-    }
-  }
-  return space;
-}
+using qsearch::bench::mase_space;
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "mase_space.h"
 #include "search/memory_storage.h"
 #include "storage/sqlite_storage.h"
 
@@ -79,27 +80,24 @@ int main(int argc, char** argv) {
     storage = std::make_shared<storage::SqliteStorage>(db);
   }
 
-  const std::vector<std::string> nodes = {"seq_blocks_2", "seq_blocks_5", "seq_blocks_8"};
-  const std::vector<std::pair<std::string, int>> fields = {
-      {"data_in_width", 3},     {"data_in_frac_width", 3}, {"weight_width", 4},
-      {"weight_frac_width", 4}, {"bias_width", 2},         {"bias_frac_width", 2}};
-  search::SearchSpace space;
-  for (const auto& n : nodes) {
-    for (const auto& [f, len] : fields) {
-      space.push_back({n + "/config/" + f, Distribution::int_range(0, len - 1)});
-    }
-  }
+  const search::SearchSpace space = qsearch::bench::mase_space();
   const int64_t study =
       storage->create_study("bench", {Direction::kMaximize, Direction::kMinimize}, space, false,
                             {{"search_config", "{\"sampler\": \"tpe\", \"n_trials\": 2000}"}});
 
-  std::string sampled = "{";
-  for (const auto& n : nodes) {
-    sampled += "\"" + n + "\": {\"name\": \"integer\", ";
-    for (const auto& [f, len] : fields) sampled += "\"" + f + "\": 8, ";
-    sampled += "\"bypass\": false}, ";
+  // The sampled configuration user attr, as qsearch's objective writes it: every field at 8.
+  std::string sampled = "{", node;
+  for (const auto& p : space) {
+    const size_t cut = p.name.find("/config/");
+    const std::string n = p.name.substr(0, cut), f = p.name.substr(cut + 8);
+    if (n != node) {
+      if (!node.empty()) sampled += "\"bypass\": false}, ";
+      sampled += "\"" + n + "\": {\"name\": \"integer\", ";
+      node = n;
+    }
+    sampled += "\"" + f + "\": 8, ";
   }
-  sampled += "\"default\": {\"name\": \"NA\"}}";
+  sampled += "\"bypass\": false}, \"default\": {\"name\": \"NA\"}}";
 
   std::vector<double> wall(trials), cpu(trials);
   for (int i = 0; i < trials; ++i) {
