@@ -344,6 +344,17 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
     fail("{} = \"{}\": use \"probe\" (measured probe trials), \"fisher\" or \"hessian\"",
          where(f.proxy.has_value(), "proxy"), out.proxy);
   }
+  // Only the sensitivity strategy reads a proxy; asking another for one would be silently
+  // ignored. A --sampler flag overriding a config that names a proxy is not an error: the flag
+  // chose another strategy for this run.
+  std::string sampler = out.sampler;
+  for (char& ch : sampler) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (out.proxy != "probe" && sampler != "sensitivity" && !(f.sampler && !f.proxy)) {
+    fail(
+        "{} = \"{}\" needs sampler = \"sensitivity\" (the only strategy that uses a proxy); the "
+        "sampler is '{}': drop the proxy or use --sampler sensitivity",
+        where(f.proxy.has_value(), "proxy"), out.proxy, out.sampler);
+  }
   out.final_eval = pick<std::string>(f.final_eval, s.final_eval, "none", "final_eval", prov);
   if (out.final_eval != "none" && out.final_eval != "full") {
     fail(

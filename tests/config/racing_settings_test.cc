@@ -90,5 +90,24 @@ TEST(RacingSettings, OutOfRangeIsAOneLineErrorNamingKeyOrFlag) {
   }
 }
 
+// A proxy only the sensitivity strategy reads: asked of another sampler it is an error, not
+// silently ignored, unless a --sampler flag overrides the config's strategy for one run.
+TEST(ProxySettings, AProxyNeedsTheSensitivitySampler) {
+  EXPECT_EQ(settings("sampler = \"sensitivity\"\nproxy = \"fisher\"").proxy, "fisher");
+  std::string e = error_of("sampler = \"tpe\"\nproxy = \"fisher\"");
+  EXPECT_NE(e.find("[search.strategy.setup] proxy = \"fisher\" needs sampler = \"sensitivity\""),
+            std::string::npos)
+      << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  SearchFlags f;
+  f.proxy = "hessian";
+  e = error_of("sampler = \"random\"", f);
+  EXPECT_NE(e.find("--proxy = \"hessian\" needs sampler"), std::string::npos) << e;
+  SearchFlags g;
+  g.sampler = "tpe";
+  EXPECT_EQ(settings("sampler = \"sensitivity\"\nproxy = \"fisher\"", g).sampler, "tpe");
+  EXPECT_EQ(settings("proxy = \"probe\"").proxy, "probe");
+}
+
 }  // namespace
 }  // namespace qsearch::config
