@@ -23,6 +23,7 @@ packages=(
   build-essential cmake g++ make pkg-config git ca-certificates ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
+  libonnx-testdata  # the ONNX project's test models: tests/onnx/testdata_conformance_test.cc
   libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libsqlite3-dev zlib1g-dev libhdf5-dev libeigen3-dev
   libpq-dev postgresql python3-psycopg2  # PostgreSQL storage; its tests start their own cluster

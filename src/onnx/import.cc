@@ -3,6 +3,8 @@
 #include "onnx/import.h"
 
 #include <onnx/checker.h>
+#include <onnx/shape_inference/implementation.h>
+#include <onnx/version_converter/convert.h>
 
 #include <cerrno>
 #include <climits>
@@ -129,8 +131,10 @@ Importer::Importer(const pb::ModelProto& model, std::string source)
   }
   if (opset_ == 0) fail("'{}' does not import the default ONNX domain (no opset)", source_);
   if (opset_ < kMinOpset || opset_ > kMaxOpset) {
-    fail("'{}' uses opset {}; qsearch supports opsets {} to {} (export with opset_version=13)",
-         source_, opset_, kMinOpset, kMaxOpset);
+    fail(
+        "'{}' uses opset {}; qsearch reads opsets {} to {} (and converts {} to {}): export with "
+        "opset_version=13",
+        source_, opset_, kMinOpset, kMaxOpset, kMinConvertibleOpset, kMinOpset - 1);
   }
 }
 
@@ -517,6 +521,37 @@ std::vector<int64_t> Importer::attr_ints(const char* name) const {
   return {a->ints().begin(), a->ints().end()};
 }
 
+// Opsets 7 to 10 (what exporters wrote before 2020, and most of libonnx-testdata) are converted
+// to kConvertOpset with the ONNX library's version converter, the same adapters as
+// onnx.version_converter.convert_version in Python, before anything else reads the model.
+static std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
+void upgrade_old_opset(pb::ModelProto& model, const std::string& source) {
+  int opset = 0;
+  for (const auto& op : model.opset_import()) {
+    if (default_domain(op.domain())) opset = static_cast<int>(op.version());
+  }
+  if (opset < kMinConvertibleOpset || opset >= kMinOpset) return;
+  try {
+    // Some adapters (Softmax 12->13, broadcasting Add 6->7) need the input shapes.
+    ::onnx::shape_inference::InferShapes(model);
+    model = ::onnx::version_conversion::ConvertVersion(model, kConvertOpset);
+    // The converter keeps the old IR version; opset 13 comes with IR 7, where initializers need
+    // not be listed as graph inputs (the converter drops them from the inputs).
+    if (model.ir_version() < 7) model.set_ir_version(7);
+  } catch (const std::exception& e) {
+    fail(
+        "'{}' uses opset {}, which qsearch converts to opset {} with the ONNX version converter, "
+        "and the conversion failed: {} (re-export the model with opset_version=13)",
+        source, opset, kConvertOpset, one_line(e.what()));
+  }
+}
+
 }  // namespace detail
 
 // ---- public API ---------------------------------------------------------------------------------
@@ -541,6 +576,7 @@ ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) 
   }
   detail::check_self_contained(model, source);
   try {
+    detail::upgrade_old_opset(model, source);
     detail::Importer importer(model, source);  // checks the opset
     // Unsupported operators first: the checker's message for them is less helpful.
     for (int i = 0; i < model.graph().node_size(); ++i) {

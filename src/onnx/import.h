@@ -1,7 +1,8 @@
 // ONNX import: reads an ONNX model into a finalized ir::Graph.
 //
 // The model goes through the official ONNX library: protobuf parsing, onnx::checker::check_model,
-// then a conversion that supports default-domain opsets 11 to 17 and the operators of ir/ops.h
+// then a conversion that supports default-domain opsets 11 to 17 (7 to 10 are first converted to
+// opset 13 by ONNX's version converter) and the operators of ir/ops.h
 // (docs/onnx.md lists ops, attributes and limits):
 //   - initializers and Constant nodes become constant ir Values (never nodes);
 //   - nodes whose inputs are all constants are folded (float32 element-wise ops and data
@@ -38,5 +39,8 @@ ir::Graph import_model_bytes(std::string_view bytes, const std::string& source);
 // Opsets of the default ONNX domain that import accepts.
 inline constexpr int kMinOpset = 11;
 inline constexpr int kMaxOpset = 17;
+// Older opsets that import converts to kConvertOpset first (ONNX's version converter).
+inline constexpr int kMinConvertibleOpset = 6;
+inline constexpr int kConvertOpset = 13;
 
 }  // namespace qsearch::onnx

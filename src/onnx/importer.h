@@ -77,6 +77,10 @@ SymTensor int_tensor(const pb::TensorProto& t, const std::string& what);
 // its data in an external file or is sparse.
 void check_self_contained(const pb::ModelProto& m, const std::string& source);
 
+// Converts a model of opset kMinConvertibleOpset..kMinOpset-1 to kConvertOpset in place (ONNX's
+// version converter); other models are left alone. A failed conversion is an Error naming the file.
+void upgrade_old_opset(pb::ModelProto& model, const std::string& source);
+
 // ---- folding (fold.cc) --------------------------------------------------------------------------
 // Numpy broadcasting of two shapes; throws Error if they do not broadcast.
 Shape broadcast_shapes(const Shape& a, const Shape& b);

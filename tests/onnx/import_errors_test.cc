@@ -121,15 +121,30 @@ TEST(ImportErrors, DanglingInputAndCycle) {
 }
 
 TEST(ImportErrors, OpsetOutsideTheSupportedRange) {
-  EXPECT_HAS(error_of(relu_model(10).bytes()),
-             "'m.onnx' uses opset 10; qsearch supports opsets 11 to 17");
-  EXPECT_HAS(error_of(relu_model(18).bytes()), "uses opset 18; qsearch supports opsets 11 to 17");
-  for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
+  EXPECT_HAS(error_of(relu_model(5).bytes()),
+             "'m.onnx' uses opset 5; qsearch reads opsets 11 to 17 (and converts 6 to 10)");
+  EXPECT_HAS(error_of(relu_model(18).bytes()), "uses opset 18; qsearch reads opsets 11 to 17");
+  // Opsets 6..10 are converted to 13 first (ONNX's version converter).
+  for (int opset = kMinConvertibleOpset; opset <= kMaxOpset; ++opset) {
     EXPECT_NO_THROW(import_model_bytes(relu_model(opset).bytes(), "m.onnx")) << opset;
   }
   ModelBuilder b = relu_model();
   b.model().clear_opset_import();
   EXPECT_HAS(error_of(b.bytes()), "does not import the default ONNX domain");
+}
+
+// A conversion the ONNX adapters cannot do (Softmax 12 -> 13 needs the input's rank, unknown
+// here) names the file, the opsets and the way out.
+TEST(ImportErrors, OldOpsetThatCannotBeConverted) {
+  ModelBuilder b(10);
+  b.node("Softmax", {"x"}, {"y"}, "/Softmax");
+  b.output("y");
+  b.model().mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->clear_shape();
+  const std::string e = error_of(b.bytes());
+  EXPECT_HAS(e, "'m.onnx' uses opset 10, which qsearch converts to opset 13");
+  EXPECT_HAS(e, "the conversion failed");
+  EXPECT_HAS(e, "re-export the model with opset_version=13");
+  EXPECT_EQ(e.find('\n'), e.rfind('\n')) << "one line of message + one of context: " << e;
 }
 
 TEST(ImportErrors, MultipleGraphInputs) {
