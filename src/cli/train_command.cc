@@ -210,6 +210,12 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
                                 .label_column = a.label_column,
                                 .feature_columns = a.feature_columns};
   data::Dataset train = data::load_dataset(a.dataset, data::Split::kTrain, dopts);
+  if (train.regression || train.x.dtype() != DType::kFloat32) {
+    fail(
+        "qsearch train fits classifiers on float inputs, but data set '{}' has {} inputs and {} "
+        "labels; train the model elsewhere (PyTorch) and export it to ONNX",
+        a.dataset, dtype_name(train.x.dtype()), train.regression ? "float (regression)" : "class");
+  }
   data::Dataset val;
   std::string val_desc;
   if (a.val_split == "train" || a.val_split == "val" || a.val_split == "validation" ||
