@@ -111,6 +111,10 @@ ProxyTable compute_sensitivity_proxy(const ir::Graph& graph, const data::Dataset
                                      const QuantSearchSpace& space, const ProxyOptions& options) {
   const Stopwatch clock;
   const std::string fix = "use proxy = \"probe\" (measured probes) instead";
+  if (data.regression) {
+    fail("the {} proxy needs class labels, but data set '{}' holds regression targets; {}",
+         to_string(options.method), data.name, fix);
+  }
   ProxyTable table;
   table.method = options.method;
   const search::SearchSpace& sp = space.space();
