@@ -126,5 +126,29 @@ TEST(Metrics, TheInputCheckNamesBothShapesAndTheFile) {
   }
 }
 
+TEST(Metrics, AModelTakingTokenIdsRefusesFloatDataAndTakesIntegers) {
+  ir::Graph g;  // only the input matters to the check
+  g.add_input("ids", {kDynamic, 4}, DType::kInt64);
+  data::Dataset d;
+  d.name = "npz:tokens.npz";
+  d.source = "tokens.npz (arrays x, y)";
+  d.num_classes = 2;
+  d.y = Tensor::from<int64_t>({3}, {0, 1, 0});
+  d.x = Tensor({3, 4}, DType::kFloat32);
+  try {
+    check_model_input(g, d);
+    ADD_FAILURE() << "expected an Error";
+  } catch (const Error& e) {
+    const std::string w = e.what();
+    for (const char* piece : {"'ids'", "int64", "float32", "tokens.npz", "astype(np.int64)"}) {
+      EXPECT_NE(w.find(piece), std::string::npos) << piece << " in " << w;
+    }
+  }
+  d.x = Tensor({3, 4}, DType::kInt64);
+  EXPECT_NO_THROW(check_model_input(g, d));
+  d.x = Tensor({3, 4}, DType::kInt32);  // converted to int64 batch by batch
+  EXPECT_NO_THROW(check_model_input(g, d));
+}
+
 }  // namespace
 }  // namespace qsearch::eval
