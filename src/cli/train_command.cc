@@ -128,7 +128,11 @@ bool is_model_file(const std::string& m) {
 
 std::string default_out(const TrainArgs& a) {
   std::string model = is_model_file(a.model) ? fs::path(a.model).stem().string() : a.model;
-  std::string data = a.dataset.rfind("csv:", 0) == 0 ? "csv" : a.dataset;
+  // A file-backed data set names its kind, not its path (which may hold '/').
+  std::string data = a.dataset;
+  for (const char* kind : {"csv", "npz", "npy"}) {
+    if (a.dataset.rfind(std::string(kind) + ":", 0) == 0) data = kind;
+  }
   return model + "_" + data + ".onnx";
 }
 

@@ -113,5 +113,24 @@ TEST(NpzE2E, SearchReadsNumpyDataNamedInTheConfigAndOptimisesTop5OrMse) {
   EXPECT_NE(r.err.find("bad_shape.npz"), std::string::npos) << r.err;
 }
 
+TEST(NpzE2E, TrainOnNpzWritesAModelNamedAfterTheKindOfDataSetNotItsPath) {
+  // Without --out the file is <model>_<data set>.onnx in the working directory (the source
+  // directory here): npz, not the path "npz:tests/fixtures/...", which names no file.
+  const std::string out = source_dir() + "/mlp_npz.onnx";
+  ASSERT_FALSE(fs::exists(out)) << "left over: " << out;
+  Result r =
+      run("train --model mlp --dataset npz:" + kNpz + "mnist12.npz --epochs 1 --batch-size 4");
+  const bool written = fs::exists(out);
+  fs::remove(out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(written) << r.out;
+  // Regression targets are refused by the classifier trainer, naming the data set.
+  r = run("train --model mlp --dataset npz:" + kNpz + "regress.npz --epochs 1 --out " +
+          "/tmp/qsearch_npz_never_written.onnx");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("regress.npz"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists("/tmp/qsearch_npz_never_written.onnx"));
+}
+
 }  // namespace
 }  // namespace qsearch::e2e
