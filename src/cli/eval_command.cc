@@ -50,8 +50,7 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
                           .label_column = a.label_column,
                           .feature_columns = a.feature_columns};
   data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
-  const eval::ModelOutput out =
-      eval::resolve_model_output(graph, a.output, ds.num_classes, ds.name);
+  const eval::ModelOutput out = eval::resolve_model_output(graph, a.output, ds);
   if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
   // Exactly the first N samples (the last batch partial); a batch larger than that is clamped.
   const int64_t n = std::min(a.num_samples.value_or(ds.size()), ds.size());
@@ -61,15 +60,22 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   eval::set_output(eopts, out);
   eval::EvalResult r = eval::evaluate(plan, ds, eopts);
   if (a.json) {
-    nlohmann::json j = {{"loss", r.loss},
-                        {"accuracy", r.accuracy},
-                        {"macro_accuracy", r.macro_accuracy},
-                        {"loss_se", r.loss_se},
-                        {"accuracy_se", r.accuracy_se},
-                        {"macro_accuracy_se", r.macro_accuracy_se},
-                        {"samples", r.samples},
-                        {"samples_per_s", r.samples_per_s()},
-                        {"mode", runtime::mode_name(popts.mode)}};
+    // A regression data set has no accuracies: its JSON has mse instead (never NaN).
+    nlohmann::json j = {{"loss", r.loss}, {"loss_se", r.loss_se}};
+    if (r.regression) {
+      j["mse"] = r.mse;
+      j["mse_se"] = r.mse_se;
+    } else {
+      j["accuracy"] = r.accuracy;
+      j["macro_accuracy"] = r.macro_accuracy;
+      j["top5_accuracy"] = r.top5_accuracy;
+      j["accuracy_se"] = r.accuracy_se;
+      j["macro_accuracy_se"] = r.macro_accuracy_se;
+      j["top5_accuracy_se"] = r.top5_accuracy_se;
+    }
+    j["samples"] = r.samples;
+    j["samples_per_s"] = r.samples_per_s();
+    j["mode"] = runtime::mode_name(popts.mode);
     std::cout << j.dump() << "\n";
   } else {
     std::cout << fmt::format("model           {}\n", a.model)
@@ -77,11 +83,18 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
                              r.samples)
               << fmt::format("mode            {}{}\n", runtime::mode_name(popts.mode),
                              a.quant.empty() ? "" : fmt::format(" ({})", a.quant))
-              << fmt::format("loss            {:.6f} +- {:.6f}\n", r.loss, r.loss_se)
-              << fmt::format("accuracy        {:.6f} +- {:.6f}\n", r.accuracy, r.accuracy_se)
-              << fmt::format("macro_accuracy  {:.6f} +- {:.6f}\n", r.macro_accuracy,
-                             r.macro_accuracy_se)
-              << fmt::format("samples         {}\n", r.samples)
+              << fmt::format("loss            {:.6f} +- {:.6f}{}\n", r.loss, r.loss_se,
+                             r.regression ? "   (mean squared error)" : "");
+    if (r.regression) {
+      std::cout << fmt::format("mse             {:.6f} +- {:.6f}\n", r.mse, r.mse_se);
+    } else {
+      std::cout << fmt::format("accuracy        {:.6f} +- {:.6f}\n", r.accuracy, r.accuracy_se)
+                << fmt::format("top5_accuracy   {:.6f} +- {:.6f}\n", r.top5_accuracy,
+                               r.top5_accuracy_se)
+                << fmt::format("macro_accuracy  {:.6f} +- {:.6f}\n", r.macro_accuracy,
+                               r.macro_accuracy_se);
+    }
+    std::cout << fmt::format("samples         {}\n", r.samples)
               << fmt::format("samples/s       {:.0f}\n", r.samples_per_s());
   }
   return 0;
@@ -94,7 +107,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
   CLI::App* cmd = app.add_subcommand("eval", "Loss and accuracy of an ONNX model on a data set");
   cmd->add_option("--model", args->model, "ONNX model file")->required();
   cmd->add_option("--dataset", args->dataset,
-                  "mnist | fashion-mnist | jsc | csv:PATH (default: mnist)");
+                  "mnist | fashion-mnist | jsc | csv:PATH | npz:PATH[?x=A&y=B] | npy:X.npy,Y.npy "
+                  "(default: mnist)");
   cmd->add_option("--split", args->split, "train | val | test (default: test)");
   cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
   cmd->add_option("--feature-columns", args->feature_columns,

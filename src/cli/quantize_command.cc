@@ -23,6 +23,7 @@
 #include "data/dataset.h"
 #include "eval/evaluate.h"
 #include "eval/hardware_metrics.h"
+#include "eval/objective.h"
 #include "onnx/import.h"
 #include "runtime/plan.h"
 
@@ -101,8 +102,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
     auto plan = mode == runtime::Mode::kInt
                     ? int_plan
                     : runtime::make_plan(graph, {.mode = mode, .max_batch = max_batch, .quant = q});
-    const eval::ModelOutput out =
-        eval::resolve_model_output(graph, a.output, ds->num_classes, ds->name);
+    const eval::ModelOutput out = eval::resolve_model_output(graph, a.output, *ds);
     if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
     eval::EvalOptions eopts{.num_samples = samples, .batch_size = batch};
     eval::set_output(eopts, out);
@@ -155,16 +155,13 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
                                 {"hardware_metrics", metrics},
                                 {"latency", latency_setup}};
     if (r) {
-      j["software_metrics"] = {{"loss", r->loss},
-                               {"accuracy", r->accuracy},
-                               {"macro_accuracy", r->macro_accuracy},
-                               {"loss_se", r->loss_se},
-                               {"accuracy_se", r->accuracy_se},
-                               {"macro_accuracy_se", r->macro_accuracy_se},
-                               {"samples", r->samples},
-                               {"mode", runtime::mode_name(mode)},
-                               {"dataset", ds->name},
-                               {"split", a.split}};
+      nlohmann::ordered_json sw = eval::software_metrics_json(*r);
+      sw.erase("num_samples");
+      sw["samples"] = r->samples;
+      sw["mode"] = runtime::mode_name(mode);
+      sw["dataset"] = ds->name;
+      sw["split"] = a.split;
+      j["software_metrics"] = sw;
     }
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -201,13 +198,22 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
       static_cast<double>(float_bytes) / static_cast<double>(model_bytes),
       int_plan->parameter_bytes(), totals.macs, totals.bitops, totals.activation_bits, latency,
       a.latency_batch, a.repeats, num_threads());
-  if (r) {
+  if (r && r->regression) {
+    out += fmt::format(
+        "\ndataset            {} ({} split, {} samples, {} mode)\n"
+        "loss               {:.6f} +- {:.6f}   (mean squared error)\n"
+        "mse                {:.6f} +- {:.6f}   (+- one standard error)\n",
+        ds->name, a.split, r->samples, runtime::mode_name(mode), r->loss, r->loss_se, r->mse,
+        r->mse_se);
+  } else if (r) {
     out += fmt::format(
         "\ndataset            {} ({} split, {} samples, {} mode)\n"
         "loss               {:.6f} +- {:.6f}\naccuracy           {:.6f} +- {:.6f}\n"
+        "top5_accuracy      {:.6f} +- {:.6f}\n"
         "macro_accuracy     {:.6f} +- {:.6f}   (+- one standard error)\n",
         ds->name, a.split, r->samples, runtime::mode_name(mode), r->loss, r->loss_se, r->accuracy,
-        r->accuracy_se, r->macro_accuracy, r->macro_accuracy_se);
+        r->accuracy_se, r->top5_accuracy, r->top5_accuracy_se, r->macro_accuracy,
+        r->macro_accuracy_se);
   }
   std::cout << out;
   return 0;
@@ -224,7 +230,8 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
   cmd->add_option("--config", args->config, "TOML config with [passes.quantize] (MASE's schema)")
       ->required();
   cmd->add_option("--dataset", args->dataset,
-                  "Also evaluate loss/accuracy on: mnist | fashion-mnist | jsc | csv:PATH");
+                  "Also evaluate loss/accuracy on: mnist | fashion-mnist | jsc | csv:PATH | "
+                  "npz:PATH[?x=A&y=B] | npy:X.npy,Y.npy");
   cmd->add_option("--split", args->split, "train | val | test (default: test)");
   cmd->add_option("--label-column", args->label_column, "Label column of a csv:PATH data set");
   cmd->add_option("--feature-columns", args->feature_columns,

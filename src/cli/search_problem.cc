@@ -46,7 +46,9 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
   auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
   data::DataOptions dopts{.data_dir = global.data_dir,
                           .label_column = s.label_column,
-                          .feature_columns = s.feature_columns};
+                          .feature_columns = s.feature_columns,
+                          .x_array = s.x_array,
+                          .y_array = s.y_array};
   auto dataset = std::make_shared<data::Dataset>(
       data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
   auto space = std::make_shared<eval::QuantSearchSpace>(

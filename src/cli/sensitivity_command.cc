@@ -62,7 +62,8 @@ ProxyReport proxy_report(const eval::ProxyTable& proxy, const eval::QuantSearchS
   } else {
     for (size_t k = 0; k < s.objective.metrics.size(); ++k) {
       const std::string& m = s.objective.metrics[k].name;
-      if (m == "loss" || m == "accuracy" || m == "macro_accuracy") {
+      if (m == "loss" || m == "accuracy" || m == "macro_accuracy" || m == "top5_accuracy" ||
+          m == "mse") {
         soft.push_back(k);
         names.push_back(m);
       }

@@ -128,7 +128,11 @@ bool is_model_file(const std::string& m) {
 
 std::string default_out(const TrainArgs& a) {
   std::string model = is_model_file(a.model) ? fs::path(a.model).stem().string() : a.model;
-  std::string data = a.dataset.rfind("csv:", 0) == 0 ? "csv" : a.dataset;
+  // A file-backed data set names its kind, not its path (which may hold '/').
+  std::string data = a.dataset;
+  for (const char* kind : {"csv", "npz", "npy"}) {
+    if (a.dataset.rfind(std::string(kind) + ":", 0) == 0) data = kind;
+  }
   return model + "_" + data + ".onnx";
 }
 
@@ -210,6 +214,12 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
                                 .label_column = a.label_column,
                                 .feature_columns = a.feature_columns};
   data::Dataset train = data::load_dataset(a.dataset, data::Split::kTrain, dopts);
+  if (train.regression || train.x.dtype() != DType::kFloat32) {
+    fail(
+        "qsearch train fits classifiers on float inputs, but data set '{}' has {} inputs and {} "
+        "labels; train the model elsewhere (PyTorch) and export it to ONNX",
+        a.dataset, dtype_name(train.x.dtype()), train.regression ? "float (regression)" : "class");
+  }
   data::Dataset val;
   std::string val_desc;
   if (a.val_split == "train" || a.val_split == "val" || a.val_split == "validation" ||

@@ -188,8 +188,8 @@ class Reader {
 
 // MASE CLI arguments (mase.md §1.1) that may appear at the top level of a config.
 const std::vector<std::string> kUsedTopLevel = {
-    "model",     "dataset",   "batch_size", "seed",         "project",
-    "load_name", "load_type", "task",       "label_column", "feature_columns"};
+    "model", "dataset",      "batch_size",      "seed",    "project", "load_name", "load_type",
+    "task",  "label_column", "feature_columns", "x_array", "y_array"};
 const std::vector<std::string> kIgnoredTopLevel = {"max_epochs",
                                                    "learning_rate",
                                                    "accelerator",
@@ -553,6 +553,10 @@ RunConfig load_config(const std::string& path) {
       c.dataset_loc = r.loc(v);
     } else if (key == "label_column") {
       c.label_column = r.string(v, "label_column");
+    } else if (key == "x_array") {
+      c.x_array = r.string(v, "x_array");
+    } else if (key == "y_array") {
+      c.y_array = r.string(v, "y_array");
     } else if (key == "feature_columns") {
       const toml::array* arr = v.as_array();
       if (!arr || arr->empty()) {

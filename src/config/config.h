@@ -96,6 +96,8 @@ struct RunConfig {
   // qsearch: the columns of a csv:PATH data set (data::DataOptions); empty = not given.
   std::optional<std::string> label_column;
   std::vector<std::string> feature_columns;
+  // qsearch: the input / label arrays of an npz:PATH data set (data::DataOptions).
+  std::optional<std::string> x_array, y_array;
   std::optional<QuantizePass> quantize;
   std::optional<SearchSection> search;
   // MASE keys accepted but without effect in qsearch (printed as a note).

@@ -138,6 +138,23 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   if (out.dataset.starts_with("csv:") && !f.dataset) {
     out.dataset = "csv:" + locate(out.dataset.substr(4), c.path);
   }
+  // npz:PATH[?x=..&y=..] and npy:X,Y: the files are located like the model.
+  if (out.dataset.starts_with("npz:") && !f.dataset) {
+    const std::string rest = out.dataset.substr(4);
+    const size_t q = rest.rfind('?');
+    out.dataset =
+        "npz:" + locate(rest.substr(0, q), c.path) + (q == std::string::npos ? "" : rest.substr(q));
+  }
+  if (out.dataset.starts_with("npy:") && !f.dataset) {
+    const std::string rest = out.dataset.substr(4);
+    const size_t comma = rest.find(',');
+    if (comma != std::string::npos) {
+      out.dataset = "npy:" + locate(rest.substr(0, comma), c.path) + "," +
+                    locate(rest.substr(comma + 1), c.path);
+    }
+  }
+  out.x_array = c.x_array.value_or("");
+  out.y_array = c.y_array.value_or("");
   out.label_column = pick<std::string>(f.label_column, c.label_column, "", "label_column", prov);
   out.feature_columns = f.feature_columns.value_or(c.feature_columns);
 

@@ -42,6 +42,8 @@ struct SearchSettings {
   // csv:PATH (a path from the config is located like the model) and its columns.
   std::string label_column;
   std::vector<std::string> feature_columns;
+  // npz:PATH: the input and label arrays (x_array, y_array; empty = "x", "y").
+  std::string x_array, y_array;
   std::string split = "val";  // MASE's runner reads the validation loader
   std::string project;
   std::string sampler = "tpe";

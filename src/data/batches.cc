@@ -12,8 +12,8 @@ namespace qsearch::data {
 Batches::Batches(Tensor x, Tensor y, const BatchOptions& options)
     : x_(std::move(x)), y_(std::move(y)), batch_size_(options.batch_size) {
   if (batch_size_ <= 0) fail("batch size must be positive, got {}", batch_size_);
-  if (y_.empty() || y_.rank() != 1 || y_.dtype() != DType::kInt64) {
-    fail("batching needs int64 labels of shape [N], got {} {}", dtype_name(y_.dtype()),
+  if (y_.empty() || y_.rank() < 1) {
+    fail("batching needs labels of shape [N, ...], got {} {}", dtype_name(y_.dtype()),
          shape_str(y_.shape()));
   }
   if (x_.empty() || x_.rank() < 1 || x_.dim(0) != y_.dim(0)) {
@@ -48,18 +48,22 @@ Batch Batches::operator[](int64_t b) const {
   Shape shape = x_.shape();
   shape[0] = end - begin;
   batch.x = Tensor(shape, x_.dtype());
-  batch.y = Tensor({end - begin}, DType::kInt64);
-  const size_t row_bytes = x_.nbytes() / static_cast<size_t>(x_.dim(0));
-  const auto* src = static_cast<const std::byte*>(x_.raw());
-  auto* dst = static_cast<std::byte*>(batch.x.raw());
-  const int64_t* ys = y_.data<int64_t>();
-  int64_t* yd = batch.y.data<int64_t>();
-  for (int64_t i = begin; i < end; ++i) {
-    const int64_t r = order_[static_cast<size_t>(i)];
-    std::memcpy(dst + static_cast<size_t>(i - begin) * row_bytes,
-                src + static_cast<size_t>(r) * row_bytes, row_bytes);
-    yd[i - begin] = ys[r];
-  }
+  Shape yshape = y_.shape();
+  yshape[0] = end - begin;
+  batch.y = Tensor(yshape, y_.dtype());
+  // Rows of both are gathered by bytes: any dtype, any per-sample shape.
+  auto gather = [&](const Tensor& from, Tensor& to) {
+    const size_t row_bytes = from.nbytes() / static_cast<size_t>(from.dim(0));
+    const auto* src = static_cast<const std::byte*>(from.raw());
+    auto* dst = static_cast<std::byte*>(to.raw());
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t r = order_[static_cast<size_t>(i)];
+      std::memcpy(dst + static_cast<size_t>(i - begin) * row_bytes,
+                  src + static_cast<size_t>(r) * row_bytes, row_bytes);
+    }
+  };
+  gather(x_, batch.x);
+  gather(y_, batch.y);
   return batch;
 }
 

@@ -37,8 +37,8 @@ struct BatchOptions {
 };
 
 struct Batch {
-  Tensor x;           // [rows, ...] float32 (whatever the data set's x is)
-  Tensor y;           // int64 [rows]
+  Tensor x;           // [rows, ...] (whatever the data set's x is, dtype included)
+  Tensor y;           // [rows, ...]: int64 [rows] class indices, or regression targets
   int64_t index = 0;  // batch number b
   int64_t begin = 0;  // position of its first row in the epoch's order (b * batch_size)
   int64_t size() const { return y.dim(0); }
@@ -46,8 +46,8 @@ struct Batch {
 
 class Batches {
  public:
-  // x and y must have the same dim 0; y int64 rank 1. Throws Error on a batch size <= 0 or
-  // mismatched rows.
+  // x and y must have the same dim 0 (y: int64 [N] labels, or any targets [N, ...]). Throws Error
+  // on a batch size <= 0 or mismatched rows.
   Batches(Tensor x, Tensor y, const BatchOptions& options);
   Batches(const Dataset& data, const BatchOptions& options) : Batches(data.x, data.y, options) {}
 

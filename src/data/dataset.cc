@@ -13,6 +13,7 @@
 #include "data/file_io.h"
 #include "data/idx.h"
 #include "data/jsc.h"
+#include "data/numpy_data.h"
 #include "data/sha256.h"
 #include "data/tabular.h"
 
@@ -196,6 +197,7 @@ Dataset load_dataset(const std::string& name, Split split, const DataOptions& op
       if (path.empty()) fail("data set 'csv:' needs a path: csv:/path/to/file.csv");
       return load_csv(name, split, path, options);
     }
+    if (is_numpy_dataset(name)) return load_numpy_dataset(name, split, options);
     const std::string data_dir = resolve_data_dir(options);
     if (name == "mnist" || name == "fashion-mnist") return load_idx(name, split, data_dir);
     if (name == "jsc") return load_jsc(split, data_dir);
@@ -203,7 +205,10 @@ Dataset load_dataset(const std::string& name, Split split, const DataOptions& op
     e.add_context(fmt::format("while loading data set '{}' ({} split)", name, split_name(split)));
     throw;
   }
-  fail("unknown data set '{}': expected one of mnist, fashion-mnist, jsc, or csv:PATH", name);
+  fail(
+      "unknown data set '{}': expected one of mnist, fashion-mnist, jsc, csv:PATH, npz:PATH or "
+      "npy:X.npy,Y.npy",
+      name);
 }
 
 // ---- qsearch data list ---------------------------------------------------------------------

@@ -20,6 +20,10 @@
 //   csv:PATH        PATH (header row; numeric features; label     as jsc
 //                   column named by DataOptions::label_column,
 //                   features by feature_columns, default all)
+//   npz:PATH        PATH (arrays x/y, or x_<split>/y_<split>;     every split: x_<split> if
+//   [?x=A&y=B]      other names by ?x=&y= or x_array/y_array)     present (val: then x_test), else
+//   x npy:X,Y         two .npy files (inputs, labels)               every split: the same
+//                   (data/numpy_data.h; any input shape and dtype; float labels = regression)
 //
 // jsc and csv: are preprocessed exactly as MASE does (mase.md §7.2): drop duplicate rows (jsc
 // only), split 80/20 like sklearn's train_test_split(test_size=0.2, random_state=42), then
@@ -52,8 +56,13 @@ const char* split_name(Split s);
 struct Dataset {
   std::string name;  // "mnist", "fashion-mnist", "jsc", "csv:/path/x.csv"
   Split split = Split::kTest;
-  Tensor x;  // float32 [N, ...]: [N, 1, 28, 28] for (fashion-)mnist, [N, 16] for jsc
-  Tensor y;  // int64 [N], class indices 0..num_classes-1
+  // [N, ...]: float32 [N, 1, 28, 28] for (fashion-)mnist, [N, 16] for jsc; npz:/npy: data sets
+  // keep the file's shape and integer dtype (token ids), float64 read as float32.
+  Tensor x;
+  // Classification: int64 [N], class indices 0..num_classes-1. Regression (npz:/npy: with float
+  // labels): float32 [N, ...] targets, and num_classes = 0.
+  Tensor y;
+  bool regression = false;
   int num_classes = 0;
   std::vector<std::string> class_names;  // num_classes entries
   std::string source;                    // the file(s) it came from, ", "-separated
@@ -66,6 +75,9 @@ struct DataOptions {
   // csv:PATH only: the feature columns, in this order (the model's input order); empty: every
   // column but the label, in file order. Columns named in neither are ignored.
   std::vector<std::string> feature_columns;
+  // npz:PATH only: the input and label arrays' names (default "x" and "y"; a split's own
+  // NAME_train / NAME_val / NAME_test is preferred when present). ?x=&y= in the name wins.
+  std::string x_array, y_array;
 };
 
 // Loads one split of `name` (a known data set or "csv:PATH"). Throws Error on an unknown name

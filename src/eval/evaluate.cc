@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <vector>
 
@@ -36,10 +37,22 @@ class ExecutorPool {
   std::vector<std::unique_ptr<runtime::Executor>> free_;
 };
 
+// count_classes false: only choose the output (regression checks its size itself).
+ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
+                                 int64_t num_classes, const std::string& dataset,
+                                 bool count_classes);
+
 }  // namespace
 
 ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
                                  int64_t num_classes, const std::string& dataset) {
+  return resolve_model_output(graph, name, num_classes, dataset, true);
+}
+
+namespace {
+ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
+                                 int64_t num_classes, const std::string& dataset,
+                                 bool count_classes) {
   const std::vector<ir::ValueId>& outs = graph.outputs();
   if (outs.empty()) fail("the model has no outputs");
   std::string names;
@@ -61,6 +74,7 @@ ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name
         outs.size(), names, m.name);
   }
   const Shape s = graph.infer_shapes(1)[v];
+  if (!count_classes) return m;
   const int64_t per_sample = shape_numel(s);
   if (per_sample != num_classes) {
     fail(
@@ -94,10 +108,63 @@ ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name
   }
   return m;
 }
+}  // namespace
 
 void set_output(EvalOptions& options, const ModelOutput& output) {
   options.output_index = output.index;
   options.output_kind = output.kind;
+}
+
+namespace {
+
+bool is_integer(DType t) { return t != DType::kFloat32 && t != DType::kFloat64; }
+
+Shape sample_shape(const Tensor& t) { return Shape(t.shape().begin() + 1, t.shape().end()); }
+
+}  // namespace
+
+void check_model_input(const ir::Graph& graph, const data::Dataset& data) {
+  if (graph.inputs().empty() || data.x.empty() || data.x.rank() < 1) return;
+  const ir::Value& in = graph.value(graph.inputs()[0]);
+  int64_t per_sample = 1;
+  for (size_t d = 1; d < in.shape.size(); ++d) per_sample *= in.shape[d];
+  const Shape sample = sample_shape(data.x);
+  const int64_t data_per_sample = shape_numel(sample);
+  const std::string from = data.source.empty() ? "" : ", from " + data.source;
+  if (per_sample >= 0 && per_sample != data_per_sample) {
+    fail(
+        "model input '{}' {} takes {} values per sample, but data set '{}' has samples of shape "
+        "{} ({} values{}); fix: give data whose samples fit the model (for csv: the feature "
+        "columns it was trained with, for npz: the right arrays or shape)",
+        in.name, shape_str(in.shape), per_sample, data.name, shape_str(sample), data_per_sample,
+        from);
+  }
+  if (is_integer(in.dtype) && !is_integer(data.x.dtype())) {
+    fail(
+        "model input '{}' {} takes {} (e.g. token ids), but data set '{}' holds {} samples{}; fix: "
+        "save the inputs as integers (np.save(path, x.astype(np.int64)))",
+        in.name, shape_str(in.shape), dtype_name(in.dtype), data.name, dtype_name(data.x.dtype()),
+        from);
+  }
+}
+
+ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
+                                 const data::Dataset& data) {
+  check_model_input(graph, data);
+  if (!data.regression) return resolve_model_output(graph, name, data.num_classes, data.name);
+  // Regression: the chosen output must hold one value per target value.
+  ModelOutput m = resolve_model_output(graph, name, -1, data.name, /*count_classes=*/false);
+  const Shape s = graph.infer_shapes(1)[graph.outputs()[m.index]];
+  const Shape target = sample_shape(data.y);
+  if (shape_numel(s) != shape_numel(target)) {
+    fail(
+        "model output '{}' has {} values per sample (shape {} at batch 1) but data set '{}' has "
+        "regression targets of shape {} per sample (from {}): the model must give one value per "
+        "target value",
+        m.name, shape_numel(s), shape_str(s), data.name, shape_str(target), data.source);
+  }
+  m.kind = OutputKind::kLogits;  // not read: the loss is the squared error of the raw outputs
+  return m;
 }
 
 void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data::Dataset& data,
@@ -121,9 +188,15 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
 
   std::vector<double>& sample_loss = outcomes->loss;
   std::vector<int32_t>& predicted = outcomes->predicted;
+  std::vector<uint8_t>& in_top5 = outcomes->in_top5;
   sample_loss.resize(n);
   predicted.resize(n);
-  const int64_t* labels = data.y.data<int64_t>();
+  in_top5.resize(n);
+  const bool regression = data.regression;
+  const int64_t* labels = regression ? nullptr : data.y.data<int64_t>();
+  const float* targets = regression ? data.y.data<float>() : nullptr;
+  const int64_t per_target = regression ? data.y.numel() / std::max<int64_t>(1, data.size()) : 0;
+  const DType input_dtype = plan->slots()[plan->input_slot()].dtype;
   ExecutorPool executors(plan);
   std::mutex error_mutex;
   std::string error;
@@ -135,7 +208,9 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
       const int64_t begin = first + b * batch, end = std::min(n, begin + batch);
       Shape in_shape = want;
       in_shape[0] = end - begin;
-      const Tensor input = data.x.rows(begin, end).reshaped(in_shape);
+      Tensor input = data.x.rows(begin, end).reshaped(in_shape);
+      // Integer inputs the model takes as integers pass unchanged; others become its dtype.
+      if (input.dtype() != input_dtype) input = input.to(input_dtype);
       exec->run(input);
       if (options.output_index >= exec->num_outputs()) {
         std::lock_guard<std::mutex> lock(error_mutex);
@@ -145,15 +220,32 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
       }
       const Tensor& logits = exec->output(options.output_index);
       const int64_t classes = logits.numel() / (end - begin);
-      if (classes != data.num_classes) {
+      if (regression ? classes != per_target : classes != data.num_classes) {
         std::lock_guard<std::mutex> lock(error_mutex);
-        error = fmt::format("model has {} outputs per sample but data set '{}' has {} classes",
-                            classes, data.name, data.num_classes);
+        error = regression ? fmt::format(
+                                 "model has {} outputs per sample but data set '{}' has {} "
+                                 "target values per sample",
+                                 classes, data.name, per_target)
+                           : fmt::format(
+                                 "model has {} outputs per sample but data set '{}' has {} classes",
+                                 classes, data.name, data.num_classes);
         break;
       }
       const float* z = logits.data<float>();
       for (int64_t i = begin; i < end; ++i) {
         const float* row = z + (i - begin) * classes;
+        if (regression) {
+          const float* t = targets + i * per_target;
+          double sq = 0;
+          for (int64_t c = 0; c < classes; ++c) {
+            const double d = static_cast<double>(row[c]) - t[c];
+            sq += d * d;
+          }
+          sample_loss[i] = classes > 0 ? sq / static_cast<double>(classes) : 0.0;
+          predicted[i] = 0;
+          in_top5[i] = 0;
+          continue;
+        }
         int32_t arg = 0;
         double mx = row[0];
         for (int64_t c = 1; c < classes; ++c) {
@@ -162,7 +254,14 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
             arg = static_cast<int32_t>(c);
           }
         }
-        const double score = row[labels[i]];
+        const int64_t y = labels[i];
+        const double score = row[y];
+        // The label's rank: classes scoring higher, and equal ones of lower index (as argmax).
+        int64_t rank = 0;
+        for (int64_t c = 0; c < classes && rank < 5; ++c) {
+          rank += row[c] > score || (row[c] == score && c < y);
+        }
+        in_top5[i] = rank < 5;
         switch (options.output_kind) {
           case OutputKind::kLogits: {
             double sum = 0;
@@ -185,6 +284,7 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
   if (!error.empty()) {
     sample_loss.resize(first);
     predicted.resize(first);
+    in_top5.resize(first);
     throw Error(error);
   }
 }
@@ -192,14 +292,28 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
 EvalResult summarize(const SampleOutcomes& outcomes, const data::Dataset& data) {
   const int64_t n = static_cast<int64_t>(outcomes.size());
   if (n == 0) fail("data set '{}' has no samples to evaluate", data.name);
-  const int64_t* labels = data.y.data<int64_t>();
   EvalResult r;
   r.samples = n;
+  if (data.regression) {
+    double loss = 0;
+    for (int64_t i = 0; i < n; ++i) loss += outcomes.loss[i];
+    r.regression = true;
+    r.loss = r.mse = loss / n;
+    double sq = 0;
+    for (int64_t i = 0; i < n; ++i) sq += (outcomes.loss[i] - r.loss) * (outcomes.loss[i] - r.loss);
+    r.loss_se = r.mse_se = n > 1 ? std::sqrt(sq / (n - 1) / n) : 0.0;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    r.accuracy = r.macro_accuracy = r.top5_accuracy = nan;
+    r.accuracy_se = r.macro_accuracy_se = r.top5_accuracy_se = nan;
+    return r;
+  }
+  const int64_t* labels = data.y.data<int64_t>();
   double loss = 0;
-  int64_t correct = 0;
+  int64_t correct = 0, top5 = 0;
   std::vector<int64_t> tp(data.num_classes, 0), fn(data.num_classes, 0), fp(data.num_classes, 0);
   for (int64_t i = 0; i < n; ++i) {
     loss += outcomes.loss[i];
+    top5 += outcomes.in_top5[i];
     const int64_t y = labels[i];
     const int32_t p = outcomes.predicted[i];
     if (p == y) {
@@ -216,6 +330,8 @@ EvalResult summarize(const SampleOutcomes& outcomes, const data::Dataset& data) 
   for (int64_t i = 0; i < n; ++i) sq += (outcomes.loss[i] - r.loss) * (outcomes.loss[i] - r.loss);
   r.loss_se = n > 1 ? std::sqrt(sq / (n - 1) / n) : 0.0;
   r.accuracy_se = std::sqrt(r.accuracy * (1 - r.accuracy) / n);
+  r.top5_accuracy = static_cast<double>(top5) / n;
+  r.top5_accuracy_se = std::sqrt(r.top5_accuracy * (1 - r.top5_accuracy) / n);
   double recall_sum = 0, recall_var = 0;
   int counted = 0;
   for (int c = 0; c < data.num_classes; ++c) {

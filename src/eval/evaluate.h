@@ -13,12 +13,27 @@
 //   r.macro_accuracy mean over classes of recall tp / (tp + fn), classes with
 //                    tp + fp + fn = 0 left out (torchmetrics MulticlassAccuracy, average="macro",
 //                    which MASE's runner reports as "accuracy")
-//   r.*_se           standard errors of the three (the evaluated samples taken as a random sample
+//   r.top5_accuracy  share of samples whose label is among the 5 highest scores (ties go to the
+//                    lower class index, as for top-1; 1 when there are at most 5 classes)
+//   r.*_se           standard errors of the accuracies and the loss (the evaluated samples taken as
+//   a random sample
 //                    of the population): accuracy sqrt(p (1 - p) / n); loss s / sqrt(n) with s
 //                    the per-sample losses' standard deviation (n - 1 in its denominator);
 //                    macro_accuracy sqrt(sum_c r_c (1 - r_c) / n_c) / C over the C counted
 //                    classes, n_c = tp + fn (each recall binomial over its class's samples, the
 //                    class counts taken as fixed)
+//
+// Regression data sets (Dataset::regression: float targets [N, ...], npz:/npy: files): the model's
+// output must hold as many values per sample as a target; each sample's loss is the mean of its
+// squared errors, r.loss = r.mse = their mean (torch.nn.functional.mse_loss, reduction "mean", as
+// every sample has as many values), r.loss_se = r.mse_se as for the loss, and the accuracies are
+// NaN (not reported: `qsearch eval` prints no accuracy lines, trials' software_metrics have no
+// accuracy keys).
+//
+// The model's input: a sample of the data set must hold as many values as the graph input's
+// per-sample shape (check_model_input); a batch whose dtype differs from the input's is converted
+// to it (uint8 pixels -> float32 values as they are, int32 ids -> int64), an integer input is
+// passed through unchanged.
 //
 // evaluate_rows + summarize split evaluate in two, for racing (eval/objective.h): rows [0, k)
 // first, the rest only if wanted; the outcomes of [0, n) summarized equal evaluate's bit for bit
@@ -71,6 +86,15 @@ struct ModelOutput {
 // refuses the model before its first trial.
 ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
                                  int64_t num_classes, const std::string& dataset);
+// The same for a loaded data set, checked before anything runs: check_model_input, then for a
+// classification data set the output above; for a regression one the output must hold as many
+// values per sample as a target (naming both shapes and the file).
+ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name,
+                                 const data::Dataset& data);
+// Throws Error, naming the graph input's shape and dtype, the data set's per-sample shape and
+// dtype and its file(s), when a sample does not hold as many values as the input takes per
+// sample, or when the input takes integers (token ids) and the data holds floats.
+void check_model_input(const ir::Graph& graph, const data::Dataset& data);
 // ModelOutput -> the EvalOptions fields.
 void set_output(EvalOptions& options, const ModelOutput& output);
 
@@ -78,7 +102,11 @@ struct EvalResult {
   double loss = 0;
   double accuracy = 0;
   double macro_accuracy = 0;
+  double top5_accuracy = 0;
   double loss_se = 0, accuracy_se = 0, macro_accuracy_se = 0;  // standard errors (above)
+  double top5_accuracy_se = 0;
+  bool regression = false;  // then loss = mse, and the accuracies are NaN
+  double mse = 0, mse_se = 0;
   int64_t samples = 0;
   double seconds = 0;
   double samples_per_s() const { return seconds > 0 ? samples / seconds : 0; }
@@ -91,8 +119,9 @@ EvalResult evaluate(const std::shared_ptr<const runtime::Plan>& plan, const data
 
 // What each evaluated sample gave, in sample order: rows [0, loss.size()) of the data set.
 struct SampleOutcomes {
-  std::vector<double> loss;
-  std::vector<int32_t> predicted;
+  std::vector<double> loss;        // regression: the mean squared error of the sample
+  std::vector<int32_t> predicted;  // regression: 0
+  std::vector<uint8_t> in_top5;    // 1 when the label is among the 5 highest scores
   size_t size() const { return loss.size(); }
 };
 // Evaluates rows [outcomes->size(), end) (end at most the data set's size) in batches of

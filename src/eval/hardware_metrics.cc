@@ -129,7 +129,10 @@ double measure_latency_ms(const std::shared_ptr<const runtime::Plan>& plan, cons
   runtime::Executor exec(plan);
   Shape shape = plan->input_shape();
   shape[0] = b;
-  const Tensor x = input.rows(0, b).reshaped(shape);
+  Tensor x = input.rows(0, b).reshaped(shape);
+  // Data of another dtype than the model's input (uint8 pixels, int32 ids): as evaluate does.
+  const DType want = plan->slots()[plan->input_slot()].dtype;
+  if (x.dtype() != want) x = x.to(want);
   exec.run(x);  // warm-up: caches, page faults, lazily started pool threads
   std::vector<double> times;
   for (int r = 0; r < std::max(1, options.repeats); ++r) {

@@ -16,7 +16,7 @@
 namespace qsearch::eval {
 
 std::vector<std::string> available_metrics(const ObjectiveOptions& o) {
-  std::vector<std::string> m = {"loss", "accuracy", "macro_accuracy"};
+  std::vector<std::string> m = {"loss", "accuracy", "macro_accuracy", "top5_accuracy", "mse"};
   if (o.compare_to) m.insert(m.end(), {"average_bitwidth", "memory_density"});
   if (o.model_size) m.push_back("model_size_bytes");
   if (o.bitops) m.insert(m.end(), {"macs", "bitops", "activation_bits"});
@@ -79,16 +79,21 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
   configured_batch_ = std::max<int64_t>(1, options_.batch_size);
   options_.batch_size = std::max<int64_t>(1, std::min(options_.batch_size, samples_));
   // Would fail every trial: refuse before the first.
-  if (!graph_->inputs().empty() && data_->size() > 0) {
-    const Shape& in = graph_->value(graph_->inputs()[0]).shape;
-    int64_t per_sample = 1;
-    for (size_t d = 1; d < in.size(); ++d) per_sample *= in[d];
-    const int64_t data_per_sample = data_->x.numel() / data_->size();
-    if (per_sample > 0 && per_sample != data_per_sample) {
+  check_model_input(*graph_, *data_);
+  for (const MetricSpec& m : options_.metrics) {
+    const bool class_metric =
+        m.name == "accuracy" || m.name == "macro_accuracy" || m.name == "top5_accuracy";
+    if (data_->regression && class_metric) {
       fail(
-          "model input {} does not fit data set '{}' samples {} ({} vs {} values per sample); "
-          "for a csv: data set, give the feature columns the model was trained with",
-          shape_str(in), data_->name, shape_str(data_->x.shape()), per_sample, data_per_sample);
+          "metric '{}' needs class labels, but data set '{}' holds regression targets (float "
+          "labels): optimise mse (or loss) instead",
+          m.name, data_->name);
+    }
+    if (!data_->regression && m.name == "mse") {
+      fail(
+          "metric 'mse' needs regression targets (float labels), but data set '{}' holds class "
+          "labels: optimise loss, accuracy, top5_accuracy or macro_accuracy instead",
+          data_->name);
     }
   }
   if (options_.latency && options_.latency->batch_size > data_->size()) {
@@ -98,16 +103,25 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
         options_.latency->batch_size, data_->name, data::split_name(data_->split), data_->size(),
         data_->size());
   }
-  output_ = resolve_model_output(*graph_, options_.output, data_->num_classes, data_->name);
+  output_ = resolve_model_output(*graph_, options_.output, *data_);
 }
 
 nlohmann::ordered_json software_metrics_json(const EvalResult& r) {
+  if (r.regression) {
+    return {{"loss", r.loss},
+            {"mse", r.mse},
+            {"loss_se", r.loss_se},
+            {"mse_se", r.mse_se},
+            {"num_samples", r.samples}};
+  }
   return {{"loss", r.loss},
           {"accuracy", r.accuracy},
           {"macro_accuracy", r.macro_accuracy},
           {"loss_se", r.loss_se},
           {"accuracy_se", r.accuracy_se},
           {"macro_accuracy_se", r.macro_accuracy_se},
+          {"top5_accuracy", r.top5_accuracy},
+          {"top5_accuracy_se", r.top5_accuracy_se},
           {"num_samples", r.samples}};
 }
 
@@ -141,11 +155,12 @@ Prediction predict(const std::string& metric, const SampleOutcomes& first, const
   const double k = static_cast<double>(first.size());
   const double rest = 1.0 - k / static_cast<double>(n);  // finite-population factor
   Prediction p;
-  if (metric == "accuracy") {
-    const double c = r.accuracy * k;
+  if (metric == "accuracy" || metric == "top5_accuracy") {
+    const double a = metric == "accuracy" ? r.accuracy : r.top5_accuracy;
+    const double c = a * k;
     const double ps = (c + 1) / (k + 2);
-    p = {r.accuracy, std::sqrt(ps * (1 - ps) / k * rest), c / n, (c + (n - k)) / n};
-  } else if (metric == "loss") {
+    p = {a, std::sqrt(ps * (1 - ps) / k * rest), c / n, (c + (n - k)) / n};
+  } else if (metric == "loss" || metric == "mse") {
     // Losses are >= 0: the final mean is at least the first k's sum over n.
     p = {r.loss, r.loss_se * std::sqrt(rest), r.loss * k / n, 1e300};
   } else {  // macro_accuracy
@@ -310,7 +325,7 @@ std::optional<SpaceReferencePoint> space_reference_point(
     // Whether the objective improves as the metric grows; its worst value is at the other end.
     const bool up = (d == search::Direction::kMaximize) == (m.scale >= 0);
     double worst = 0;
-    if (m.name == "accuracy" || m.name == "macro_accuracy") {
+    if (m.name == "accuracy" || m.name == "macro_accuracy" || m.name == "top5_accuracy") {
       worst = up ? 0.0 : 1.0;
     } else if (auto r = range.find(m.name); r != range.end()) {
       worst = up ? r->second.first : r->second.second;

@@ -111,6 +111,10 @@ ProxyTable compute_sensitivity_proxy(const ir::Graph& graph, const data::Dataset
                                      const QuantSearchSpace& space, const ProxyOptions& options) {
   const Stopwatch clock;
   const std::string fix = "use proxy = \"probe\" (measured probes) instead";
+  if (data.regression) {
+    fail("the {} proxy needs class labels, but data set '{}' holds regression targets; {}",
+         to_string(options.method), data.name, fix);
+  }
   ProxyTable table;
   table.method = options.method;
   const search::SearchSpace& sp = space.space();
@@ -183,7 +187,9 @@ ProxyTable compute_sensitivity_proxy(const ir::Graph& graph, const data::Dataset
   std::map<ir::ValueId, size_t> param_of;
   for (size_t p = 0; p < net->params().size(); ++p) param_of[net->params()[p].value] = p;
 
-  const float* xs = data.x.data<float>();
+  // The gradient net computes in float32: integer inputs (uint8 pixels) are converted as values.
+  const Tensor xf = data.x.dtype() == DType::kFloat32 ? data.x : data.x.to(DType::kFloat32);
+  const float* xs = xf.data<float>();
   const int64_t* ys = data.y.data<int64_t>();
   std::vector<float> dlogits(static_cast<size_t>(max_batch * classes));
   std::vector<float> buf;

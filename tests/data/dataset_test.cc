@@ -75,7 +75,8 @@ TEST(Split, Parse) {
 
 TEST(LoadDataset, UnknownNameListsTheKnownOnes) {
   expect_error([] { load_dataset("cifar10", Split::kTest, {}); },
-               {"unknown data set 'cifar10'", "mnist, fashion-mnist, jsc, or csv:PATH"});
+               {"unknown data set 'cifar10'",
+                "mnist, fashion-mnist, jsc, csv:PATH, npz:PATH or npy:X.npy,Y.npy"});
   expect_error([] { load_dataset("csv:", Split::kTest, {}); }, {"needs a path"});
 }
 

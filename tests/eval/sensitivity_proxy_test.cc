@@ -398,5 +398,41 @@ TEST(SensitivityProxy, SpearmanRanksWithTies) {
   EXPECT_TRUE(std::isnan(spearman({1, 1}, {2, 3})));
 }
 
+TEST(SensitivityProxy, IntegerInputsGiveTheTableOfTheirFloatValuesAndRegressionIsRefused) {
+  // npz: data keeps integer inputs (uint8 pixels); the proxies read them as float values.
+  Rng rng(5);
+  const int64_t in = 4, out = 3;
+  const Layer fc{"fc", random_tensor({out, in}, rng, 0.9), tensor({out}, {0, 0, 0})};
+  const ir::Graph g = gemm_graph(in, {fc});
+  data::Dataset f = dataset(32, in, out, rng);
+  for (float& v : f.x.span<float>()) v = static_cast<float>(rng.uniform_int(5));
+  data::Dataset u = f;
+  u.x = f.x.to(DType::kUInt8);
+  const auto space = QuantSearchSpace::build(
+      g, MatchBy::kName,
+      {layer_seed("fc", {16}, {2, 4}, 1), {"default", {"space.toml", 2, 1}, {{"name", {na()}}}}});
+  const ProxyTable want = compute_sensitivity_proxy(g, f, space, {.method = ProxyMethod::kFisher});
+  const ProxyTable got = compute_sensitivity_proxy(g, u, space, {.method = ProxyMethod::kFisher});
+  EXPECT_EQ(got.base_loss, want.base_loss);
+  ASSERT_EQ(got.groups.size(), want.groups.size());
+  for (size_t k = 0; k < got.groups.size(); ++k) {
+    ASSERT_EQ(got.groups[k].options.size(), want.groups[k].options.size());
+    for (size_t o = 0; o < got.groups[k].options.size(); ++o) {
+      EXPECT_EQ(got.groups[k].options[o].delta_loss, want.groups[k].options[o].delta_loss);
+    }
+  }
+  data::Dataset r = f;
+  r.regression = true;
+  r.num_classes = 0;
+  r.y = Tensor({32, 3}, DType::kFloat32);
+  try {
+    compute_sensitivity_proxy(g, r, space, {.method = ProxyMethod::kFisher});
+    ADD_FAILURE() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("regression targets"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("probe"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace qsearch::eval

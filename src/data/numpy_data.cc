@@ -1,0 +1,181 @@
+#include "data/numpy_data.h"
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "core/error.h"
+#include "data/npy.h"
+
+namespace qsearch::data {
+
+namespace {
+
+constexpr const char* kLabelFix =
+    "save class labels as non-negative integers (a.astype(np.int64)) or regression targets as "
+    "floats (a.astype(np.float32))";
+
+struct NumpySpec {
+  bool npz = true;
+  std::string path;            // npz
+  std::string x_path, y_path;  // npy
+  std::string x = "x", y = "y";
+};
+
+NumpySpec parse_spec(const std::string& name, const DataOptions& options) {
+  NumpySpec s;
+  if (!options.x_array.empty()) s.x = options.x_array;
+  if (!options.y_array.empty()) s.y = options.y_array;
+  std::string rest = name.substr(4);
+  if (name.starts_with("npy:")) {
+    s.npz = false;
+    const size_t comma = rest.find(',');
+    if (comma == std::string::npos || comma == 0 || comma + 1 == rest.size()) {
+      fail("data set '{}' needs two files: npy:INPUTS.npy,LABELS.npy", name);
+    }
+    s.x_path = rest.substr(0, comma);
+    s.y_path = rest.substr(comma + 1);
+    return s;
+  }
+  const size_t q = rest.rfind('?');
+  if (q != std::string::npos) {
+    std::string query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+    size_t p = 0;
+    while (p <= query.size()) {
+      const size_t amp = std::min(query.find('&', p), query.size());
+      const std::string kv = query.substr(p, amp - p);
+      const size_t eq = kv.find('=');
+      const std::string key = kv.substr(0, eq);
+      if (eq == std::string::npos || eq + 1 == kv.size() || (key != "x" && key != "y")) {
+        fail(
+            "data set '{}': '{}' is no array choice; write npz:PATH?x=INPUTS&y=LABELS (keys x "
+            "and y, each naming an array of the archive)",
+            name, kv);
+      }
+      (key == "x" ? s.x : s.y) = kv.substr(eq + 1);
+      p = amp + 1;
+    }
+  }
+  if (rest.empty()) fail("data set '{}' needs a path: npz:/path/to/data.npz", name);
+  s.path = rest;
+  return s;
+}
+
+// The array of `base` that serves `split`: base_<split>, for val then base_test, then base.
+std::optional<std::string> pick(const NpzFile& z, const std::string& base, Split split) {
+  std::vector<std::string> names = {base + "_" + split_name(split)};
+  if (split == Split::kVal) names.push_back(base + "_test");
+  names.push_back(base);
+  for (const auto& n : names) {
+    if (z.has(n)) return n;
+  }
+  return std::nullopt;
+}
+
+std::string list_names(const NpzFile& z) {
+  std::string list;
+  for (const auto& n : z.names()) list += (list.empty() ? "" : ", ") + n;
+  return list.empty() ? "(none)" : list;
+}
+
+// Integer labels -> int64 [N] class indices (negative ones refused); returns the largest.
+int64_t to_class_indices(Tensor& y, const std::string& where) {
+  if (y.rank() == 2 && y.dim(1) == 1) y = y.reshaped({y.dim(0)});
+  if (y.rank() != 1) {
+    fail("{}: class labels must have shape [N] (or [N, 1]), got {}; fix: {}", where,
+         shape_str(y.shape()), kLabelFix);
+  }
+  if (y.dtype() != DType::kInt64) y = y.to(DType::kInt64);
+  int64_t mx = -1;
+  const int64_t* p = y.data<int64_t>();
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    if (p[i] < 0) {
+      fail("{}: label {} at row {} is negative; fix: {}", where, p[i], i, kLabelFix);
+    }
+    mx = std::max(mx, p[i]);
+  }
+  return mx;
+}
+
+bool is_float(DType t) { return t == DType::kFloat32 || t == DType::kFloat64; }
+
+void finish(Dataset& d, Tensor x, Tensor y, const std::string& x_where, const std::string& y_where,
+            int64_t max_label_elsewhere) {
+  if (x.rank() < 1 || y.rank() < 1) {
+    fail("{}: inputs and labels need a leading sample dimension, got x {} and y {}", x_where,
+         shape_str(x.shape()), shape_str(y.shape()));
+  }
+  if (x.dtype() == DType::kFloat64) x = x.to(DType::kFloat32);
+  if (is_float(y.dtype())) {
+    d.regression = true;
+    d.num_classes = 0;
+    d.y = y.dtype() == DType::kFloat32 ? y : y.to(DType::kFloat32);
+  } else {
+    const int64_t mx = std::max(to_class_indices(y, y_where), max_label_elsewhere);
+    d.num_classes = static_cast<int>(mx + 1);
+    for (int c = 0; c < d.num_classes; ++c) d.class_names.push_back(std::to_string(c));
+    d.y = y;
+  }
+  if (x.dim(0) != d.y.dim(0)) {
+    fail("{} has {} samples but {} has {}: inputs and labels must have as many rows", x_where,
+         x.dim(0), y_where, d.y.dim(0));
+  }
+  d.x = x;
+}
+
+}  // namespace
+
+bool is_numpy_dataset(const std::string& name) {
+  return name.starts_with("npz:") || name.starts_with("npy:");
+}
+
+Dataset load_numpy_dataset(const std::string& name, Split split, const DataOptions& options) {
+  const NumpySpec s = parse_spec(name, options);
+  Dataset d;
+  d.name = name;
+  d.split = split;
+  if (!s.npz) {
+    Tensor x = read_npy(s.x_path), y = read_npy(s.y_path);
+    d.source = s.x_path + ", " + s.y_path;
+    finish(d, x, y, "'" + s.x_path + "'", "'" + s.y_path + "'", -1);
+    return d;
+  }
+  const NpzFile z = NpzFile::open(s.path);
+  const auto xn = pick(z, s.x, split);
+  if (!xn) {
+    fail(
+        "'{}' has no input array for the {} split (looked for {}_{}{}, {}); its arrays: {}; fix: "
+        "name the arrays with npz:PATH?x=NAME&y=NAME (or x_array / y_array in the config)",
+        s.path, split_name(split), s.x, split_name(split),
+        split == Split::kVal ? ", " + s.x + "_test" : "", s.x, list_names(z));
+  }
+  const std::string suffix = xn->substr(s.x.size());  // "", "_train", ...
+  const std::string yn = s.y + suffix;
+  if (!z.has(yn)) {
+    fail(
+        "'{}' has inputs '{}' but no labels '{}'; its arrays: {}; fix: save the labels as '{}' "
+        "or name them with npz:PATH?y=NAME",
+        s.path, *xn, yn, list_names(z), yn);
+  }
+  Tensor x = z.array(*xn), y = z.array(yn);
+  // Classes: every split's labels count, so that a split missing the last class still has the
+  // model's number of classes.
+  int64_t max_label = -1;
+  if (!is_float(y.dtype())) {
+    for (const char* sfx : {"", "_train", "_val", "_test"}) {
+      const std::string other = s.y + sfx;
+      if (other == yn || !z.has(other)) continue;
+      Tensor o = z.array(other);
+      if (is_float(o.dtype())) continue;
+      max_label =
+          std::max(max_label, to_class_indices(o, fmt::format("'{}' array '{}'", s.path, other)));
+    }
+  }
+  d.source = fmt::format("{} (arrays {}, {})", s.path, *xn, yn);
+  finish(d, x, y, fmt::format("'{}' array '{}'", s.path, *xn),
+         fmt::format("'{}' array '{}'", s.path, yn), max_label);
+  return d;
+}
+
+}  // namespace qsearch::data

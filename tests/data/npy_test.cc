@@ -1,0 +1,191 @@
+// The .npy / .npz reader against files numpy wrote (tools/make_npz_fixtures.py), and against
+// damaged copies of them: every damage is a one-line Error naming the file, the member and a fix.
+#include "data/npy.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data_test_util.h"
+
+namespace qsearch::data {
+namespace {
+
+using testing::expect_error;
+using testing::fixture;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_bytes;
+
+std::string npz(const std::string& name) { return fixture("npz/" + name); }
+
+// np.arange(24).reshape(2, 3, 4), minus 12 for signed types, as doubles in C order.
+std::vector<double> expected(bool is_signed) {
+  std::vector<double> v;
+  for (int i = 0; i < 24; ++i) v.push_back(is_signed ? i - 12 : i);
+  return v;
+}
+
+template <typename T>
+std::vector<double> as_doubles(const Tensor& t) {
+  std::vector<double> v;
+  for (T x : t.span<T>()) v.push_back(static_cast<double>(x));
+  return v;
+}
+
+struct TypeCase {
+  const char* code;
+  DType dtype;
+  bool is_signed;
+};
+
+TEST(Npy, ReadsEverySupportedDtypeInBothByteOrders) {
+  const TypeCase cases[] = {
+      {"f4", DType::kFloat32, true}, {"f8", DType::kFloat64, true}, {"i1", DType::kInt8, true},
+      {"u1", DType::kUInt8, false},  {"i2", DType::kInt16, true},   {"i4", DType::kInt32, true},
+      {"i8", DType::kInt64, true},   {"u2", DType::kInt32, false},  {"u4", DType::kInt64, false}};
+  for (const TypeCase& c : cases) {
+    for (const char* order : {"le", "be"}) {
+      SCOPED_TRACE(std::string(c.code) + "_" + order);
+      const Tensor t = read_npy(npz(std::string("a_") + c.code + "_" + order + ".npy"));
+      EXPECT_EQ(t.shape(), (Shape{2, 3, 4}));
+      ASSERT_EQ(t.dtype(), c.dtype);
+      std::vector<double> got;
+      switch (c.dtype) {
+        case DType::kFloat32:
+          got = as_doubles<float>(t);
+          break;
+        case DType::kFloat64:
+          got = as_doubles<double>(t);
+          break;
+        case DType::kInt8:
+          got = as_doubles<int8_t>(t);
+          break;
+        case DType::kUInt8:
+          got = as_doubles<uint8_t>(t);
+          break;
+        case DType::kInt16:
+          got = as_doubles<int16_t>(t);
+          break;
+        case DType::kInt32:
+          got = as_doubles<int32_t>(t);
+          break;
+        case DType::kInt64:
+          got = as_doubles<int64_t>(t);
+          break;
+      }
+      EXPECT_EQ(got, expected(c.is_signed));
+    }
+  }
+}
+
+TEST(Npy, BoolBecomesUint8ZeroOrOne) {
+  for (const char* f : {"a_b1_le.npy", "a_b1_be.npy"}) {
+    const Tensor t = read_npy(npz(f));
+    ASSERT_EQ(t.dtype(), DType::kUInt8);
+    for (int i = 0; i < 24; ++i) EXPECT_EQ(t.data<uint8_t>()[i], i % 3 == 0 ? 1 : 0) << i;
+  }
+}
+
+TEST(Npy, FortranOrderIsTransposedIntoCOrder) {
+  const Tensor t = read_npy(npz("a_f4_fortran.npy"));
+  EXPECT_EQ(t.shape(), (Shape{2, 3, 4}));
+  EXPECT_EQ(as_doubles<float>(t), expected(true));
+}
+
+TEST(Npy, ReadsFormatVersions2And3) {
+  for (const char* f : {"a_f4_v2.npy", "a_f4_v3.npy"}) {
+    const Tensor t = read_npy(npz(f));
+    EXPECT_EQ(t.shape(), (Shape{2, 3, 4}));
+    EXPECT_EQ(as_doubles<float>(t), expected(true)) << f;
+  }
+}
+
+TEST(Npy, DamageIsAnErrorNamingTheFileAndTheFix) {
+  TempDir dir;
+  const std::string good = read_bytes(npz("a_f4_le.npy"));
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    write_bytes(dir / name, bytes);
+    return dir / name;
+  };
+  const std::string truncated = write("truncated.npy", good.substr(0, good.size() - 4));
+  expect_error([&] { read_npy(truncated); }, {truncated, "truncated", "numpy.save"});
+  const std::string no_magic = write("no_magic.npy", "hello world, not numpy");
+  expect_error([&] { read_npy(no_magic); }, {no_magic, "magic"});
+  std::string f2 = good;
+  f2.replace(f2.find("<f4"), 3, "<f2");
+  const std::string half = write("half.npy", f2);
+  expect_error([&] { read_npy(half); }, {half, "'<f2'", "astype"});
+  std::string v9 = good;
+  v9[6] = 9;
+  const std::string version = write("v9.npy", v9);
+  expect_error([&] { read_npy(version); }, {version, "version 9.0"});
+  std::string shape = good;
+  shape.replace(shape.find("(2, 3, 4)"), 9, "(2, x, 4)");
+  const std::string bad_shape = write("shape.npy", shape);
+  expect_error([&] { read_npy(bad_shape); }, {bad_shape, "'shape'"});
+  std::string huge = good;
+  huge.replace(huge.find("(2, 3, 4)"), 9, "(99999999999999)");
+  const std::string big = write("huge.npy", huge);
+  expect_error([&] { read_npy(big); }, {big, "truncated"});
+  std::string rec = good;
+  rec.replace(rec.find("'<f4'"), 5, "[('a','<f4')]");
+  const std::string structured = write("rec.npy", rec);
+  expect_error([&] { read_npy(structured); }, {structured, "structured"});
+  expect_error([&] { read_npy(dir / "missing.npy"); }, {dir / "missing.npy"});
+}
+
+TEST(Npz, ReadsStoredDeflatedAndZip64Archives) {
+  for (const char* f : {"arrays.npz", "arrays_compressed.npz"}) {
+    SCOPED_TRACE(f);
+    const NpzFile z = NpzFile::open(npz(f));
+    EXPECT_EQ(z.names(), (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_EQ(as_doubles<float>(z.array("a")), expected(true));
+    const Tensor b = z.array("b");
+    EXPECT_EQ(b.dtype(), DType::kInt64);
+    EXPECT_EQ(as_doubles<int64_t>(b), (std::vector<double>{0, 7, 14, 21, 28}));
+    const Tensor c = z.array("c");
+    EXPECT_EQ(c.shape(), (Shape{2, 2}));
+    EXPECT_EQ(as_doubles<uint8_t>(c), (std::vector<double>{1, 0, 0, 1}));
+  }
+  const NpzFile z = NpzFile::open(npz("zip64.npz"));
+  EXPECT_EQ(z.names(), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(as_doubles<float>(z.array("a")), expected(true));
+}
+
+TEST(Npz, AMissingArrayListsTheArchivesArrays) {
+  const NpzFile z = NpzFile::open(npz("arrays.npz"));
+  expect_error([&] { z.array("x"); }, {"arrays.npz", "no array 'x'", "a, b, c"});
+}
+
+TEST(Npz, DamageIsAnErrorNamingTheFileTheMemberAndTheFix) {
+  TempDir dir;
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    write_bytes(dir / name, bytes);
+    return dir / name;
+  };
+  const std::string stored = read_bytes(npz("arrays.npz"));
+  const std::string deflated = read_bytes(npz("arrays_compressed.npz"));
+  // A flipped byte inside member a's data: the CRC catches it (stored) ...
+  std::string flip = stored;
+  flip[flip.find("\x93NUMPY") + 130] ^= 0x40;
+  const std::string crc = write("crc.npz", flip);
+  expect_error([&] { NpzFile::open(crc).array("a"); },
+               {crc, "member 'a.npy'", "CRC", "numpy.savez"});
+  // ... and the deflate stream (compressed).
+  std::string flip2 = deflated;
+  flip2[60] ^= 0xff;
+  const std::string stream = write("stream.npz", flip2);
+  expect_error([&] { NpzFile::open(stream).array("a"); }, {stream, "member 'a.npy'"});
+  const std::string cut = write("cut.npz", stored.substr(0, stored.size() / 2));
+  expect_error([&] { NpzFile::open(cut); }, {cut, "end-of-directory", "numpy.savez"});
+  const std::string not_zip = write("not.npz", "PK but not a zip archive at all, no directory");
+  expect_error([&] { NpzFile::open(not_zip); }, {not_zip});
+  const std::string npy = write("npy.npz", read_bytes(npz("a_f4_le.npy")));
+  expect_error([&] { NpzFile::open(npy); }, {npy, "not an .npz"});
+}
+
+}  // namespace
+}  // namespace qsearch::data
