@@ -13,9 +13,9 @@ namespace qsearch::exporter {
 
 namespace fs = std::filesystem;
 
-void check_format(const std::string& format) {
+void check_format(const std::string& format, const std::string& flag) {
   if (format == "c") return;
-  fail("--format {}: expected c (qonnx, qdq and hls4ml are not implemented yet)", format);
+  fail("{} {}: expected c (qonnx, qdq and hls4ml are not implemented yet)", flag, format);
 }
 
 namespace {

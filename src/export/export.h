@@ -13,8 +13,8 @@
 
 namespace qsearch::exporter {
 
-// "c" (the only format so far); Error naming --format and the choices otherwise.
-void check_format(const std::string& format);
+// "c" (the only format so far); Error naming `flag` and the choices otherwise.
+void check_format(const std::string& format, const std::string& flag = "--format");
 
 struct ExportJob {
   std::string format = "c";

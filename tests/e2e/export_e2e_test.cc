@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <set>
+
 #include "e2e/e2e_util.h"
 
 namespace qsearch::e2e {
@@ -82,6 +84,45 @@ TEST(ExportE2E, StudyTrialExportHasTheTrialsFormats) {
   }
   EXPECT_EQ(side["model"], "tests/fixtures/torch/mlp_opset13.onnx");
   EXPECT_NE(side["quantization_from"].get<std::string>().find("trial 1"), std::string::npos);
+}
+
+// `search --export c`: one export per Pareto-front trial into <out>/export/trial_<N>/, no more.
+TEST(ExportE2E, SearchExportsEveryParetoFrontTrial) {
+  ScratchDir dir("export_search");
+  const std::string cfg = write(dir, "s.toml", mlp_by_name_config(200));
+  const Result s = run("search --config " + cfg + " --out " + dir / "out" +
+                       " --trials 6 --sampler random --seed 3 --export c --quiet");
+  ASSERT_EQ(s.code, 0) << s.err;
+  const auto trials = trials_of(dir / "out");
+  ASSERT_EQ(trials.size(), 6u);
+  const nlohmann::json best = nlohmann::json::parse(read_file(dir / "out/best.json"));
+  std::set<int> front;
+  for (const auto& [key, t] : best.items()) front.insert(t["number"].get<int>());
+  ASSERT_FALSE(front.empty());
+  int dirs = 0;
+  for (const auto& e : fs::directory_iterator(dir / "out/export")) {
+    ++dirs;
+    const std::string name = e.path().filename().string();
+    ASSERT_EQ(name.rfind("trial_", 0), 0u) << name;
+    const int n = std::stoi(name.substr(6));
+    EXPECT_TRUE(front.count(n)) << name << " is not on the front";
+    EXPECT_TRUE(fs::exists(e.path() / "model.c"));
+    const nlohmann::json side = nlohmann::json::parse(read_file(e.path() / "model.json"));
+    EXPECT_EQ(side["measured"]["samples"], 200);
+    nlohmann::json sampled = nlohmann::json::parse(trials[n].user_attrs.at("sampled_config"));
+    if (sampled.is_string()) sampled = nlohmann::json::parse(sampled.get<std::string>());
+    for (const auto& layer : side["layers"]) {
+      EXPECT_EQ(layer["config"]["weight_width"],
+                sampled[layer["name"].get<std::string>()]["config"]["weight_width"]);
+    }
+  }
+  EXPECT_EQ(dirs, static_cast<int>(front.size()));
+  // An unknown format is refused before the search runs.
+  const Result bad =
+      run("search --config " + cfg + " --out " + dir / "out2" + " --trials 1 --export qonnx");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--export qonnx"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "out2/study.db"));
 }
 
 TEST(ExportE2E, BadFlagsAreOneLineErrors) {
