@@ -39,6 +39,8 @@ struct ExportArgs {
   std::string split = "test";
   std::optional<int64_t> num_samples;
   std::string output;
+  int reuse_factor = 1;
+  std::string strategy = "Latency";
 };
 
 struct TrialConfig {
@@ -82,6 +84,8 @@ std::string command_line(const ExportArgs& a) {
   if (!a.study.empty()) c += fmt::format(" --study {} --trial {}", a.study, *a.trial);
   c += fmt::format(" --format {} --out {}", a.format, a.out);
   if (a.name != "model") c += " --name " + a.name;
+  if (a.format == "hls4ml")
+    c += fmt::format(" --reuse-factor {} --strategy {}", a.reuse_factor, a.strategy);
   c += fmt::format(" --dataset {} --split {}", a.dataset, a.split);
   if (a.num_samples) c += fmt::format(" --num-samples {}", *a.num_samples);
   if (!a.output.empty()) c += " --output " + a.output;
@@ -92,6 +96,10 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
   exporter::check_format(a.format);
   exporter::check_c_name(a.name, "--name");
   if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
+  config::check_at_least("--reuse-factor", a.reuse_factor, 1);
+  if (a.strategy != "Latency" && a.strategy != "Resource") {
+    fail("--strategy {}: expected Latency or Resource (hls4ml's)", a.strategy);
+  }
   if (a.config.empty() == a.study.empty()) {
     fail(
         "give the formats with either --config CFG.toml ([passes.quantize]) or --study DIR "
@@ -133,7 +141,9 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
                           .dataset = &ds,
                           .split = a.split,
                           .num_samples = a.num_samples.value_or(-1),
-                          .output = a.output};
+                          .output = a.output,
+                          .reuse_factor = a.reuse_factor,
+                          .strategy = a.strategy};
   for (const std::string& p : exporter::run_export(graph, q, job)) std::cout << p << "\n";
   return 0;
 }
@@ -143,14 +153,17 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
 void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
   auto args = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "export", "Write a quantized model as C99 that equals the int engine bit for bit");
+      "export", "Write a quantized model as C99 (bit-equal to the int engine) or an hls4ml config");
   cmd->add_option("--model", args->model, "ONNX model file (default with --study: the study's)");
   cmd->add_option("--config", args->config,
                   "TOML config whose [passes.quantize] gives the formats (as eval --quant)");
   cmd->add_option("--study", args->study, "A search's --out directory (its study.db)");
   cmd->add_option_function<int64_t>(
       "--trial", [args](int64_t n) { args->trial = n; }, "Trial number in --study");
-  cmd->add_option("--format", args->format, "c (default)");
+  cmd->add_option("--format", args->format,
+                  "c (C99 source, default) | hls4ml (hls4ml config YAML + the ONNX model)");
+  cmd->add_option("--reuse-factor", args->reuse_factor, "hls4ml: ReuseFactor (default 1)");
+  cmd->add_option("--strategy", args->strategy, "hls4ml: Latency (default) | Resource");
   cmd->add_option("--out", args->out, "Output directory")->required();
   cmd->add_option("--name", args->name,
                   "File names NAME.h/NAME.c/NAME.json and symbol prefix (default: model)");

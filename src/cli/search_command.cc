@@ -437,9 +437,10 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
       "full: evaluate the final Pareto front again on the whole split (default none)");
   cmd->add_flag("--quiet", *quiet, "Only print the final table");
   auto export_format = std::make_shared<std::string>();
-  cmd->add_option("--export", *export_format,
-                  "After the search, export each Pareto-front trial in this format (c) into "
-                  "<out>/export/trial_<N>/ (docs/export.md)");
+  cmd->add_option(
+      "--export", *export_format,
+      "After the search, export each Pareto-front trial in this format (c | hls4ml) into "
+      "<out>/export/trial_<N>/ (docs/export.md)");
   cmd->callback([&global, &run, flags, quiet, export_format] {
     run = [&global, flags, quiet, export_format] {
       return run_search(global, *flags, *quiet, *export_format);

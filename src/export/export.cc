@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "eval/quant_config.h"
 #include "export/c_export.h"
+#include "export/hls4ml_export.h"
 #include "export/sidecar.h"
 
 namespace qsearch::exporter {
@@ -14,8 +15,8 @@ namespace qsearch::exporter {
 namespace fs = std::filesystem;
 
 void check_format(const std::string& format, const std::string& flag) {
-  if (format == "c") return;
-  fail("{} {}: expected c (qonnx, qdq and hls4ml are not implemented yet)", flag, format);
+  if (format == "c" || format == "hls4ml") return;
+  fail("{} {}: expected c or hls4ml (qonnx and qdq are not implemented yet)", flag, format);
 }
 
 namespace {
@@ -34,23 +35,38 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
   check_format(job.format);
   if (job.out.empty()) fail("--out is empty: give the directory to write the export to");
   if (!job.dataset) fail("internal: no data set to measure the export on");
-  const CExport c = export_c(graph, q, {.name = job.name, .comment = job.command});
   const fs::path dir(job.out);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("--out {}: cannot create the directory: {}", job.out, ec.message());
-  const fs::path h = dir / c.header_name, src = dir / c.source_name;
-  write_file(h, c.header);
-  write_file(src, c.source);
+  std::vector<std::string> files;
+  if (job.format == "c") {
+    const CExport c = export_c(graph, q, {.name = job.name, .comment = job.command});
+    const fs::path h = dir / c.header_name, src = dir / c.source_name;
+    write_file(h, c.header);
+    write_file(src, c.source);
+    files = {h.string(), src.string()};
+  } else {
+    check_c_name(job.name, "--name");
+    const std::string yaml = hls4ml_config_yaml(
+        graph, q,
+        {.reuse_factor = job.reuse_factor, .strategy = job.strategy, .comment = job.command});
+    const fs::path y = dir / (job.name + ".yml"), m = dir / (job.name + ".onnx");
+    write_file(y, yaml);
+    fs::copy_file(job.model_path, m, fs::copy_options::overwrite_existing, ec);
+    if (ec) fail("{}: cannot copy the model to {}: {}", job.model_path, m.string(), ec.message());
+    files = {y.string(), m.string()};
+  }
   const Measurement m = measure_int(graph, q, *job.dataset, job.split, job.num_samples, job.output);
   SidecarInfo info{.format = job.format,
-                   .files = {h.string(), src.string()},
+                   .files = files,
                    .model_path = job.model_path,
                    .command = job.command,
                    .source = job.source};
   const fs::path side = dir / (job.name + ".json");
   write_file(side, sidecar_json(graph, q, m, info).dump(2) + "\n");
-  return {h.string(), src.string(), side.string()};
+  files.push_back(side.string());
+  return files;
 }
 
 quant::QuantAssignment assignment_from_sampled_config(const ir::Graph& graph,

@@ -13,7 +13,7 @@
 
 namespace qsearch::exporter {
 
-// "c" (the only format so far); Error naming `flag` and the choices otherwise.
+// "c" or "hls4ml"; Error naming `flag` and the choices otherwise.
 void check_format(const std::string& format, const std::string& flag = "--format");
 
 struct ExportJob {
@@ -25,8 +25,10 @@ struct ExportJob {
   std::string source;      // where the formats came from ("--config X", "study D trial N")
   const data::Dataset* dataset = nullptr;  // measured on (int engine)
   std::string split = "test";
-  int64_t num_samples = -1;  // < 0: all
-  std::string output;        // graph output holding the scores ("" = the first)
+  int64_t num_samples = -1;          // < 0: all
+  std::string output;                // graph output holding the scores ("" = the first)
+  int reuse_factor = 1;              // hls4ml
+  std::string strategy = "Latency";  // hls4ml
 };
 
 // Writes the export and its sidecar; returns the paths written (sidecar last).

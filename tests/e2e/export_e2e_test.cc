@@ -125,6 +125,30 @@ TEST(ExportE2E, SearchExportsEveryParetoFrontTrial) {
   EXPECT_FALSE(fs::exists(dir / "out2/study.db"));
 }
 
+TEST(ExportE2E, Hls4mlExportWritesTheConfigNextToTheModel) {
+  ScratchDir dir("export_hls4ml");
+  const Result r =
+      run("export --model models/mlp_mnist.onnx --config configs/mnist_mlp_int8.toml "
+          "--format hls4ml --reuse-factor 2 --out " +
+          dir / "h" + " --num-samples 300");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(read_file(dir / "h/model.onnx"), read_file(source_dir() + "/models/mlp_mnist.onnx"));
+  const std::string yaml = read_file(dir / "h/model.yml");
+  EXPECT_NE(yaml.find("LayerName:"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("weight: ap_fixed<8,1,AP_RND_CONV,AP_SAT>"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("bias: ap_fixed<16,8,AP_RND_CONV,AP_SAT>"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("ReuseFactor: 2"), std::string::npos) << yaml;
+  const nlohmann::json side = nlohmann::json::parse(read_file(dir / "h/model.json"));
+  EXPECT_EQ(side["format"], "hls4ml");
+  EXPECT_EQ(side["measured"]["samples"], 300);
+  const Result bad =
+      run("export --model models/mlp_mnist.onnx --config "
+          "configs/mnist_mlp_int8.toml --format hls4ml --strategy Fast --out " +
+          dir / "h2");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--strategy Fast"), std::string::npos) << bad.err;
+}
+
 TEST(ExportE2E, BadFlagsAreOneLineErrors) {
   ScratchDir dir("export_errors");
   struct Case {
