@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   add_quantize_command(app, global, run);
   add_sensitivity_command(app, global, run);
   add_objective_command(app, global, run);
+  add_export_command(app, global, run);
 
   try {
     app.parse(argc, argv);

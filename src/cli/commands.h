@@ -20,5 +20,6 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_sensitivity_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 void add_objective_command(CLI::App& app, const GlobalOptions& global, Runner& run);
+void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run);
 
 }  // namespace qsearch::cli

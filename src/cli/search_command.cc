@@ -28,6 +28,7 @@
 #include "core/stopwatch.h"
 #include "data/dataset.h"
 #include "eval/objective.h"
+#include "export/export.h"
 #include "onnx/import.h"
 #include "report/compare.h"
 #include "report/output_lock.h"
@@ -113,7 +114,39 @@ void final_evaluation(search::Study& study, const eval::QuantObjective& objectiv
   }
 }
 
-int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet) {
+// `search --export F`: one export per Pareto-front trial into <out>/export/trial_<N>/, measured on
+// the search's data (split, samples per trial, scored output); docs/export.md.
+void export_front(const std::string& format, const SearchFlags& flags, const SearchSettings& s,
+                  const SearchProblem& problem, const search::StudyInfo& info,
+                  const std::vector<search::FrozenTrial>& trials, bool quiet) {
+  for (const search::FrozenTrial& t : report::best_trials(info, trials)) {
+    exporter::ExportJob job{
+        .format = format,
+        .out = (fs::path(s.out_dir) / "export" / fmt::format("trial_{}", t.number)).string(),
+        .model_path = s.model_path,
+        .command = fmt::format("qsearch search --config {} --export {} (trial {})", flags.config,
+                               format, t.number),
+        .source = fmt::format("search {}, trial {}", s.out_dir, t.number),
+        .dataset = problem.dataset.get(),
+        .split = s.split,
+        .num_samples = problem.objective->samples_per_trial(),
+        .output = problem.objective->model_output().name};
+    try {
+      const auto files = exporter::run_export(*problem.graph, problem.space->decode(t.params), job);
+      if (!quiet) std::cerr << fmt::format("exported trial {} to {}\n", t.number, job.out);
+    } catch (Error& e) {
+      e.add_context(
+          fmt::format("exporting Pareto-front trial {} (--export {}; the search's "
+                      "outputs are written)",
+                      t.number, format));
+      throw;
+    }
+  }
+}
+
+int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet,
+               const std::string& export_format) {
+  if (!export_format.empty()) exporter::check_format(export_format, "--export");
   RunConfig config = load_config(flags.config);
   SearchSettings s = resolve_search_settings(config, flags);
   for (const auto& k : config.ignored_keys) {
@@ -249,6 +282,10 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   const auto trials = write_outputs(s.out_dir, study);
   std::cout << report::best_trials_table(study.storage().get_study(study.info().id), trials)
             << "\n";
+  if (!export_format.empty() && signals.first_signal() == 0) {
+    export_front(export_format, flags, s, problem, study.storage().get_study(study.info().id),
+                 trials, quiet);
+  }
   if (!quiet) {
     std::string why = sum.exhausted                       ? "search space exhausted"
                       : sum.timed_out                     ? "timeout reached"
@@ -399,8 +436,15 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   opt("--final-eval", flags->final_eval,
       "full: evaluate the final Pareto front again on the whole split (default none)");
   cmd->add_flag("--quiet", *quiet, "Only print the final table");
-  cmd->callback([&global, &run, flags, quiet] {
-    run = [&global, flags, quiet] { return run_search(global, *flags, *quiet); };
+  auto export_format = std::make_shared<std::string>();
+  cmd->add_option(
+      "--export", *export_format,
+      "After the search, export each Pareto-front trial in this format (c | hls4ml) into "
+      "<out>/export/trial_<N>/ (docs/export.md)");
+  cmd->callback([&global, &run, flags, quiet, export_format] {
+    run = [&global, flags, quiet, export_format] {
+      return run_search(global, *flags, *quiet, *export_format);
+    };
   });
 
   auto out = std::make_shared<std::string>();

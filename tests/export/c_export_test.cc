@@ -1,0 +1,496 @@
+// The C export (export/c_export.h) computes exactly what the int engine computes: its generated
+// C99, compiled with `cc -std=c99 -O2 -Wall -Wextra -pedantic -Werror`, gives the engine's logits
+// bit for bit on every MNIST test image for the shipped MLP and LeNet-5 under several configs
+// (uniform, mixed widths, float biases, narrow unsigned relu inputs, data_out, all three roundings)
+// and on random integer-only graphs at random formats (widths 1..32, fracs below 0 and above the
+// width).
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "export/c_export.h"
+#include "onnx/import.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
+#include "runtime/runtime_test_util.h"
+#include "support/source_dir.h"
+
+namespace qsearch::exporter {
+namespace {
+
+namespace fs = std::filesystem;
+using ir::OpKind;
+using quant::FixedFormat;
+using quant::NodeQuantConfig;
+using quant::Rounding;
+using runtime::testing::GraphMaker;
+
+std::string source_path(const std::string& rel) {
+  return (fs::path(QSEARCH_SOURCE_DIR) / rel).string();
+}
+
+std::string c_compiler() {
+  const char* cc = std::getenv("CC");
+  return cc && *cc ? cc : QSEARCH_C_COMPILER;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path d =
+      fs::temp_directory_path() / fmt::format("qsearch_cexport_{}_{}", name, getpid());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+void write(const fs::path& p, const std::string& s) {
+  std::ofstream f(p, std::ios::binary);
+  f << s;
+}
+
+// Writes the models and a harness (`run WHICH N IN OUT`: N samples of floats in, logits out) into
+// dir and compiles them; returns the executable.
+fs::path compile(const fs::path& dir, const std::vector<CExport>& models) {
+  std::string inc, cases, srcs;
+  for (size_t i = 0; i < models.size(); ++i) {
+    write(dir / models[i].header_name, models[i].header);
+    write(dir / models[i].source_name, models[i].source);
+    const std::string name = models[i].header_name.substr(0, models[i].header_name.size() - 2);
+    std::string up = name;
+    for (char& c : up) c = static_cast<char>(std::toupper(c));
+    inc += fmt::format("#include \"{}\"\n", models[i].header_name);
+    cases += fmt::format(
+        "    case {}: return run(n, in, out, {}_INPUT_SIZE, {}_OUTPUT_SIZE, {}_predict);\n", i, up,
+        up, name);
+    srcs += " " + (dir / models[i].source_name).string();
+  }
+  write(dir / "main.c", fmt::format(R"(#include <stdio.h>
+#include <stdlib.h>
+{}
+static int run(long n, FILE *in, FILE *out, long is, long os,
+               void (*f)(const float *, float *)) {{
+  float *x = malloc(sizeof(float) * (size_t)is), *y = malloc(sizeof(float) * (size_t)os);
+  long s;
+  for (s = 0; s < n; ++s) {{
+    if (fread(x, sizeof(float), (size_t)is, in) != (size_t)is) return 2;
+    f(x, y);
+    fwrite(y, sizeof(float), (size_t)os, out);
+  }}
+  free(x);
+  free(y);
+  return 0;
+}}
+
+int main(int argc, char **argv) {{
+  FILE *in, *out;
+  long n;
+  int r = 1;
+  if (argc != 5) return 1;
+  n = atol(argv[2]);
+  in = fopen(argv[3], "rb");
+  out = fopen(argv[4], "wb");
+  if (!in || !out) return 1;
+  switch (atoi(argv[1])) {{
+{}    default: break;
+  }}
+  fclose(in);
+  fclose(out);
+  return r;
+}}
+)",
+                                    inc, cases));
+  const fs::path exe = dir / "run";
+  const std::string cmd = fmt::format(
+      "{} -std=c99 -O2 -Wall -Wextra -pedantic -Werror -o {} {}{} > {} 2>&1", c_compiler(),
+      exe.string(), (dir / "main.c").string(), srcs, (dir / "cc.log").string());
+  if (std::system(cmd.c_str()) != 0) {
+    std::ifstream log(dir / "cc.log");
+    std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    ADD_FAILURE() << "compiling the export failed: " << cmd << "\n" << text.substr(0, 4000);
+    return {};
+  }
+  return exe;
+}
+
+// Runs model `which` of the compiled harness on the rows of x; returns [N, outputs] floats.
+std::vector<float> run_c(const fs::path& exe, size_t which, const Tensor& x, int64_t outputs) {
+  const fs::path dir = exe.parent_path();
+  {
+    std::ofstream f(dir / "in.bin", std::ios::binary);
+    f.write(static_cast<const char*>(x.raw()), static_cast<std::streamsize>(x.nbytes()));
+  }
+  const std::string cmd = fmt::format("{} {} {} {} {}", exe.string(), which, x.dim(0),
+                                      (dir / "in.bin").string(), (dir / "out.bin").string());
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::vector<float> y(static_cast<size_t>(x.dim(0) * outputs));
+  std::ifstream f(dir / "out.bin", std::ios::binary);
+  f.read(reinterpret_cast<char*>(y.data()), static_cast<std::streamsize>(y.size() * 4));
+  EXPECT_EQ(f.gcount(), static_cast<std::streamsize>(y.size() * 4)) << "short output";
+  return y;
+}
+
+// The int engine's output on the rows of x, in batches.
+std::vector<float> run_int(const ir::Graph& g, const quant::QuantAssignment& q, const Tensor& x) {
+  const int64_t batch = std::min<int64_t>(x.dim(0), 1000);
+  auto plan = runtime::make_plan(g, {.mode = runtime::Mode::kInt, .max_batch = batch, .quant = q});
+  runtime::Executor ex(plan);
+  std::vector<float> y;
+  for (int64_t b = 0; b < x.dim(0); b += batch) {
+    const Tensor out = ex.run(x.rows(b, std::min(x.dim(0), b + batch)));
+    y.insert(y.end(), out.data<float>(), out.data<float>() + out.numel());
+  }
+  return y;
+}
+
+// Bit-for-bit equality, naming the first differing sample.
+::testing::AssertionResult same_bits(const std::vector<float>& got, const std::vector<float>& want,
+                                     int64_t outputs) {
+  if (got.size() != want.size()) {
+    return ::testing::AssertionFailure() << got.size() << " vs " << want.size() << " values";
+  }
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+      return ::testing::AssertionFailure() << "sample " << i / outputs << " logit " << i % outputs
+                                           << ": C " << got[i] << ", int engine " << want[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+NodeQuantConfig weighted(FixedFormat in, FixedFormat w, std::optional<FixedFormat> b,
+                         std::optional<FixedFormat> out = std::nullopt,
+                         Rounding r = Rounding::kHalfToEven) {
+  return {.quantized = true, .data_in = in, .weight = w, .bias = b, .data_out = out, .rounding = r};
+}
+NodeQuantConfig relu(int w, int f, Rounding r = Rounding::kHalfToEven) {
+  return {.quantized = true, .data_in = FixedFormat{w, f, false}, .rounding = r};
+}
+FixedFormat s(int w, int f) { return {w, f, true}; }
+
+const data::Dataset& mnist_test() {
+  static const data::Dataset d = data::load_dataset("mnist", data::Split::kTest, {});
+  return d;
+}
+
+struct NamedConfig {
+  std::string name;
+  quant::QuantAssignment q;
+};
+
+void expect_model_equal_on_mnist(const std::string& model, const std::vector<NamedConfig>& cfgs) {
+  const ir::Graph g = onnx::import_model(source_path("models/" + model));
+  const data::Dataset& ds = mnist_test();
+  ASSERT_EQ(ds.size(), 10000);
+  std::vector<CExport> exports;
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    exports.push_back(export_c(g, cfgs[i].q, {.name = fmt::format("m{}", i)}));
+  }
+  const fs::path exe = compile(fresh_dir(model.substr(0, model.find('.'))), exports);
+  ASSERT_FALSE(exe.empty());
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    SCOPED_TRACE(model + " " + cfgs[i].name);
+    const std::vector<float> want = run_int(g, cfgs[i].q, ds.x);
+    const std::vector<float> got = run_c(exe, i, ds.x, exports[i].output_size);
+    EXPECT_TRUE(same_bits(got, want, exports[i].output_size));
+  }
+  fs::remove_all(exe.parent_path());
+}
+
+TEST(CExport, ShippedMlpEqualsTheIntEngineOnEveryMnistTestImage) {
+  std::vector<NamedConfig> cfgs = {
+      {"uniform s8",
+       {{"fc1", weighted(s(8, 4), s(8, 6), s(8, 6))},
+        {"fc2", weighted(s(8, 4), s(8, 6), s(8, 6))},
+        {"fc3", weighted(s(8, 4), s(8, 6), s(8, 6))}}},
+      {"mixed widths, float bias, data_out, narrow relu, floor",
+       {{"fc1", weighted(s(6, 3), s(4, 3), s(12, 8))},
+        {"relu1", relu(5, 2)},
+        {"fc2", weighted(s(12, 6), s(3, 2), std::nullopt, s(10, 4), Rounding::kFloor)},
+        {"fc3",
+         weighted(s(16, 10), s(16, 12), s(16, 12), std::nullopt, Rounding::kHalfAwayFromZero)}}},
+      {"wide codes, frac above the width and below zero",
+       {{"fc1", weighted(s(24, 12), s(13, 15), s(20, 10))},
+        {"relu1", relu(31, 20)},
+        {"fc2", weighted(s(2, -1), s(7, 9), s(5, 3), s(32, 16))},
+        {"fc3", weighted(s(9, 4), s(1, 0), s(8, 6))}}},
+  };
+  expect_model_equal_on_mnist("mlp_mnist.onnx", cfgs);
+}
+
+TEST(CExport, ShippedLenetEqualsTheIntEngineOnEveryMnistTestImage) {
+  std::vector<NamedConfig> cfgs = {
+      {"uniform s8",
+       {{"conv1", weighted(s(8, 6), s(8, 6), s(8, 6))},
+        {"conv2", weighted(s(8, 4), s(8, 6), s(8, 6))},
+        {"fc1", weighted(s(8, 4), s(8, 6), s(8, 6))},
+        {"fc2", weighted(s(8, 4), s(8, 6), s(8, 6))},
+        {"fc3", weighted(s(8, 4), s(8, 6), s(8, 6))}}},
+      {"mixed widths, relus quantized, data_out, float bias, floor",
+       {{"conv1", weighted(s(5, 4), s(4, 3), std::nullopt, std::nullopt, Rounding::kFloor)},
+        {"relu1", relu(6, 3)},
+        {"conv2", weighted(s(7, 3), s(6, 5), s(12, 8), s(9, 4))},
+        {"relu2", relu(4, 1, Rounding::kHalfAwayFromZero)},
+        {"fc1", weighted(s(3, 1), s(2, 2), s(6, 4))},
+        {"fc2", weighted(s(12, 6), s(16, 12), std::nullopt)},
+        {"relu4", relu(10, 5)},
+        {"fc3", weighted(s(10, 5), s(8, 6), s(16, 11))}}},
+  };
+  expect_model_equal_on_mnist("lenet5_mnist.onnx", cfgs);
+}
+
+// ---- random integer-only graphs -------------------------------------------------------------
+
+class RandomCase {
+ public:
+  explicit RandomCase(uint64_t seed) : rng_(seed) {}
+
+  int uniform(int lo, int hi) { return lo + static_cast<int>(rng_.uniform_int(hi - lo + 1)); }
+  bool chance(int percent) { return uniform(0, 99) < percent; }
+
+  FixedFormat format(bool is_signed, bool wide_ok) {
+    int w = uniform(1, 12);
+    if (wide_ok && chance(15)) w = std::array{16, 20, 24, 31, 32}[uniform(0, 4)];
+    if (!is_signed) w = std::min(w, 31);
+    int f = uniform(-3, 14);
+    if (chance(10)) f = w + uniform(1, 6);  // frac above the width
+    return {w, f, is_signed};
+  }
+  Rounding rounding() {
+    return std::array{Rounding::kHalfToEven, Rounding::kFloor,
+                      Rounding::kHalfAwayFromZero}[uniform(0, 2)];
+  }
+  NodeQuantConfig weighted_config() {
+    NodeQuantConfig c{.quantized = true,
+                      .data_in = format(true, true),
+                      .weight = format(true, true),
+                      .rounding = rounding()};
+    if (chance(70)) c.bias = format(true, true);
+    if (chance(25)) c.data_out = format(true, false);
+    return c;
+  }
+  NodeQuantConfig simple(bool is_signed) {
+    return {.quantized = true, .data_in = format(is_signed, true), .rounding = rounding()};
+  }
+  Tensor input(Shape shape) {
+    Tensor x(std::move(shape), DType::kFloat32);
+    for (float& v : x.span<float>()) {
+      v = static_cast<float>(rng_.uniform(-2.0, 2.0));
+      if (chance(25)) v = std::ldexp(static_cast<float>(uniform(-40, 40)) + 0.5f, -uniform(0, 6));
+    }
+    return x;
+  }
+  ir::ValueId weight(GraphMaker& m, Shape sh, float r) {
+    return m.constant(std::move(sh), rng_.uniform_int(1u << 30), -r, r);
+  }
+  void quantize_last(GraphMaker& m, NodeQuantConfig c) {
+    pending_.emplace_back(m.graph().nodes().back().name, c);
+  }
+  quant::QuantAssignment assign(const ir::Graph& g) {
+    quant::QuantAssignment q;
+    for (const auto& [node, c] : pending_) q[g.find_node(node)->config_name] = c;
+    return q;
+  }
+
+  // Gemm/MatMul (+relu, quantized or not) (+ residual layer and quantized add/sub) (+ quantized
+  // mul by a constant or an activation) + Gemm.
+  ir::ValueId mlp(GraphMaker& m, ir::ValueId x, int64_t k0) {
+    const int64_t n1 = uniform(1, 24);
+    const bool trans = chance(50);
+    std::vector<ir::ValueId> ins = {x, weight(m, trans ? Shape{n1, k0} : Shape{k0, n1}, 1.0f)};
+    if (chance(80)) ins.push_back(weight(m, {n1}, 0.5f));
+    ir::ValueId h = m.op(OpKind::kGemm, ins, ir::GemmAttrs{.trans_b = trans});
+    quantize_last(m, weighted_config());
+    if (chance(70)) {
+      h = m.op(OpKind::kRelu, {h});
+      if (chance(60)) quantize_last(m, simple(false));
+    }
+    if (chance(50)) {
+      ir::ValueId g = chance(50) ? m.op(OpKind::kGemm, {h, weight(m, {n1, n1}, 0.7f)},
+                                        ir::GemmAttrs{.trans_b = true})
+                                 : m.op(OpKind::kMatMul, {h, weight(m, {n1, n1}, 0.7f)});
+      quantize_last(m, weighted_config());
+      h = m.op(chance(70) ? OpKind::kAdd : OpKind::kSub, {h, g});
+      quantize_last(m, simple(true));
+    }
+    if (chance(40)) {
+      h = m.op(OpKind::kMul, {h, chance(50) ? weight(m, {n1}, 1.5f) : h});
+      quantize_last(m, simple(true));
+    }
+    const int64_t n2 = uniform(1, 12);
+    h = m.op(OpKind::kGemm, {h, weight(m, {n2, n1}, 1.0f), weight(m, {n2}, 0.5f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, weighted_config());
+    return h;
+  }
+
+  // Conv + relu (+ max pool of random window) + conv and quantized residual add + flatten + gemm.
+  ir::ValueId cnn(GraphMaker& m, ir::ValueId x, int64_t c) {
+    const int64_t groups = chance(30) ? c : 1;
+    const int64_t mch = groups * uniform(1, 3);
+    const int64_t kh = uniform(1, 3), kw = uniform(1, 3);
+    ir::ConvAttrs a{
+        .kernel = {kh, kw},
+        .strides = {uniform(1, 2), uniform(1, 2)},
+        .dilations = {uniform(1, 2), 1},
+        .pads = {uniform(0, kh - 1), uniform(0, kw - 1), uniform(0, kh - 1), uniform(0, kw - 1)},
+        .group = groups};
+    std::vector<ir::ValueId> ins = {x, weight(m, {mch, c / groups, kh, kw}, 0.8f)};
+    if (chance(70)) ins.push_back(weight(m, {mch}, 0.5f));
+    ir::ValueId h = m.op(OpKind::kConv, ins, a);
+    quantize_last(m, weighted_config());
+    if (chance(80)) {
+      h = m.op(OpKind::kRelu, {h});
+      if (chance(50)) quantize_last(m, simple(false));
+    }
+    Shape sh = m.graph().infer_shapes(1)[h];
+    if (chance(60) && sh[2] >= 2 && sh[3] >= 2) {
+      const int64_t k = uniform(2, 3);
+      const int64_t p = std::min<int64_t>(uniform(0, 1), k / 2);
+      if (k <= sh[2] + 2 * p && k <= sh[3] + 2 * p) {
+        h = m.op(
+            OpKind::kMaxPool, {h},
+            ir::PoolAttrs{.kernel = {k, k}, .strides = {uniform(1, 2), 2}, .pads = {p, p, p, p}});
+      }
+    }
+    ir::ValueId g =
+        m.op(OpKind::kConv, {h, weight(m, {mch, mch, 3, 3}, 0.5f), weight(m, {mch}, 0.3f)},
+             ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}});
+    quantize_last(m, weighted_config());
+    h = m.op(OpKind::kAdd, {g, h});
+    quantize_last(m, simple(true));
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    sh = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 6), sh[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, weighted_config());
+    return h;
+  }
+
+ private:
+  Rng rng_;
+  std::vector<std::pair<std::string, NodeQuantConfig>> pending_;
+};
+
+struct RandomModel {
+  ir::Graph g;
+  quant::QuantAssignment q;
+  Tensor x;
+};
+
+TEST(CExport, RandomIntegerGraphsEqualTheIntEngine) {
+  std::vector<RandomModel> models;
+  std::vector<CExport> exports;
+  int refused = 0;
+  for (uint64_t seed = 1; models.size() < 100 && seed < 400; ++seed) {
+    RandomCase rc(seed);
+    RandomModel rm;
+    Shape in_shape;
+    if (seed % 2 == 0) {
+      const int64_t c = rc.uniform(1, 3), hw = rc.uniform(5, 9), w2 = hw + rc.uniform(0, 1);
+      GraphMaker m({kDynamic, c, hw, w2});
+      rm.g = m.finish(rc.cnn(m, m.input(), c));
+      in_shape = {rc.uniform(3, 20), c, hw, w2};
+    } else {
+      const int64_t k0 = rc.uniform(1, 40);
+      GraphMaker m({kDynamic, k0});
+      rm.g = m.finish(rc.mlp(m, m.input(), k0));
+      in_shape = {rc.uniform(3, 20), k0};
+    }
+    rm.q = rc.assign(rm.g);
+    rm.x = rc.input(in_shape);
+    try {
+      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("r{}", seed)}));
+    } catch (const Error& e) {
+      ASSERT_NE(std::string(e.what()).find("beyond int64"), std::string::npos)
+          << "seed " << seed << ": " << e.what();
+      ++refused;
+      continue;
+    }
+    models.push_back(std::move(rm));
+  }
+  ASSERT_GE(models.size(), 100u) << refused << " refused";
+  const fs::path exe = compile(fresh_dir("random"), exports);
+  ASSERT_FALSE(exe.empty());
+  for (size_t i = 0; i < models.size(); ++i) {
+    SCOPED_TRACE(exports[i].source_name);
+    const std::vector<float> want = run_int(models[i].g, models[i].q, models[i].x);
+    const std::vector<float> got = run_c(exe, i, models[i].x, exports[i].output_size);
+    ASSERT_TRUE(same_bits(got, want, exports[i].output_size));
+  }
+  std::cout << fmt::format("[ export ] {} random graphs equal the int engine, {} refused\n",
+                           models.size(), refused);
+  fs::remove_all(exe.parent_path());
+}
+
+// ---- what the C export refuses ----------------------------------------------------------------
+
+TEST(CExport, FloatBoundaryAndUnsupportedOpsAreOneLineErrorsNamingTheNode) {
+  auto expect_error = [](const ir::Graph& g, const quant::QuantAssignment& q,
+                         const std::string& part) {
+    try {
+      export_c(g, q);
+      ADD_FAILURE() << "no error; wanted one containing '" << part << "'";
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(part), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+  };
+  {  // An unquantized Gemm runs in float.
+    GraphMaker m({kDynamic, 4});
+    ir::ValueId h = m.op(OpKind::kGemm, {m.input(), m.constant({4, 3}, 1)}, ir::GemmAttrs{});
+    const ir::Graph g = m.finish(h);
+    expect_error(g, {}, "runs in float in int mode");
+    expect_error(g, {}, g.nodes()[0].config_name);
+  }
+  {  // A sigmoid after a quantized layer: not an integer op.
+    GraphMaker m({kDynamic, 4});
+    ir::ValueId h = m.op(OpKind::kGemm, {m.input(), m.constant({4, 3}, 1)}, ir::GemmAttrs{});
+    h = m.op(OpKind::kSigmoid, {h});
+    const ir::Graph g = m.finish(h);
+    quant::QuantAssignment q = {
+        {g.nodes()[0].config_name, weighted(s(8, 4), s(8, 4), std::nullopt)}};
+    expect_error(g, q, "not supported by the C export");
+    expect_error(g, q, g.nodes()[1].config_name);
+  }
+  {  // An unquantized add of two layers' outputs adds dequantized floats.
+    GraphMaker m({kDynamic, 4});
+    ir::ValueId a = m.op(OpKind::kGemm, {m.input(), m.constant({4, 3}, 1)}, ir::GemmAttrs{});
+    ir::ValueId b = m.op(OpKind::kGemm, {m.input(), m.constant({4, 3}, 2)}, ir::GemmAttrs{});
+    const ir::Graph g = m.finish(m.op(OpKind::kAdd, {a, b}));
+    quant::QuantAssignment q = {
+        {g.nodes()[0].config_name, weighted(s(8, 4), s(8, 4), std::nullopt)},
+        {g.nodes()[1].config_name, weighted(s(8, 4), s(8, 4), std::nullopt)}};
+    expect_error(g, q, "runs in float in int mode");
+  }
+  EXPECT_THROW(check_c_name("9lives", "--name"), Error);
+  EXPECT_THROW(check_c_name("a-b", "--name"), Error);
+  EXPECT_NO_THROW(check_c_name("lenet_5", "--name"));
+}
+
+TEST(CExport, NameChangesFilesAndEverySymbol) {
+  const ir::Graph g = onnx::import_model(source_path("models/mlp_mnist.onnx"));
+  const quant::QuantAssignment q = {{"fc1", weighted(s(8, 4), s(4, 2), s(8, 4))},
+                                    {"fc2", weighted(s(8, 4), s(4, 2), s(8, 4))},
+                                    {"fc3", weighted(s(8, 4), s(4, 2), s(8, 4))}};
+  const CExport c = export_c(g, q, {.name = "digits"});
+  EXPECT_EQ(c.header_name, "digits.h");
+  EXPECT_EQ(c.source_name, "digits.c");
+  EXPECT_NE(c.header.find("#define DIGITS_INPUT_SIZE 784"), std::string::npos);
+  EXPECT_NE(c.header.find("#define DIGITS_OUTPUT_SIZE 10"), std::string::npos);
+  EXPECT_NE(c.header.find("void digits_predict(const float *input, float *output);"),
+            std::string::npos);
+  EXPECT_EQ(c.header.find("MODEL_"), std::string::npos);
+  // 4-bit weights are stored one per int8_t (not bit-packed), 8-bit data as int8_t.
+  EXPECT_NE(c.source.find("static const int8_t"), std::string::npos);
+  EXPECT_EQ(c.source.find("int16_t"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qsearch::exporter
