@@ -1,12 +1,14 @@
 // qsearch quantize --model M.onnx --config CFG.toml [--dataset D [--split S] [--num-samples N]]
 //                  [--mode int|fake|float] [--batch-size B] [--latency-batch L] [--repeats R]
-//                  [--compare-to 32] [--json]
+//                  [--compare-to 32] [--fpga-device D] [--fpga-clock-mhz F]
+//                  [--fpga-reuse-factor R] [--fpga-accum-width W] [--json]
 //
 // One quantization configuration ([passes.quantize] of CFG.toml, MASE's schema) applied to a
 // model: a per-layer table (formats, parameters, bytes as the int engine stores them, MACs,
 // BitOPs) and the hardware metrics of eval/hardware_metrics.h (MASE's average_bitwidth and
 // memory_density, model size, op counts, the int engine's measured latency), plus loss and
-// accuracy on a data set when one is given.
+// accuracy on a data set when one is given, and the FPGA cost model's estimate per layer and in
+// total (eval/fpga_cost.h: what hls4ml io_parallel would synthesize; docs/hardware.md).
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +24,7 @@
 #include "core/thread_pool.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
+#include "eval/fpga_cost.h"
 #include "eval/hardware_metrics.h"
 #include "eval/objective.h"
 #include "onnx/import.h"
@@ -45,6 +48,7 @@ struct QuantizeArgs {
   int repeats = 20;
   double compare_to = 32;
   std::string output;  // graph output scored ("" = the first)
+  eval::FpgaOptions fpga;
   bool json = false;
 };
 
@@ -68,6 +72,14 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   config::check_at_least("--latency-batch", a.latency_batch, 1);
   config::check_at_least("--repeats", a.repeats, 1);
   config::check_positive("--compare-to", a.compare_to);
+  config::check_positive("--fpga-clock-mhz", a.fpga.clock_mhz);
+  config::check_at_least("--fpga-reuse-factor", a.fpga.reuse_factor, 1);
+  config::check_at_least("--fpga-accum-width", a.fpga.accum_width, 0, 64);
+  try {
+    eval::fpga_device(a.fpga.device);
+  } catch (const Error& e) {
+    fail("--fpga-device: {}", e.what());
+  }
   const ir::Graph graph = onnx::import_model(a.model);
   const quant::QuantAssignment q = load_quantize_pass(a.config, graph);
   const runtime::Mode mode = parse_mode(a.mode);
@@ -113,6 +125,9 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   const double latency = eval::measure_latency_ms(
       int_plan, latency_input, {.batch_size = a.latency_batch, .repeats = a.repeats});
 
+  const eval::FpgaCost fpga = eval::estimate_fpga_cost(graph, q, a.fpga);
+  const nlohmann::ordered_json fpga_json = eval::fpga_cost_json(fpga, a.fpga);
+
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
   const auto& bytes = int_plan->node_parameter_bytes();
   for (size_t i = 0; i < graph.nodes().size(); ++i) {
@@ -141,7 +156,14 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
                                     {"macs", totals.macs},
                                     {"bitops", totals.bitops},
                                     {"activation_bits", totals.activation_bits},
-                                    {"latency_ms", latency}};
+                                    {"latency_ms", latency},
+                                    {"fpga_dsp", fpga.dsp},
+                                    {"fpga_lut", fpga.lut},
+                                    {"fpga_ff", fpga.ff},
+                                    {"fpga_bram", fpga.bram18},
+                                    {"fpga_latency_cycles", fpga.latency_cycles},
+                                    {"fpga_latency_ns", fpga.latency_ns},
+                                    {"fpga_ii", fpga.ii}};
   const nlohmann::ordered_json latency_setup = {{"engine", "int"},
                                                 {"batch_size", a.latency_batch},
                                                 {"repeats", a.repeats},
@@ -149,11 +171,9 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
                                                 {"per", "sample, median"}};
 
   if (a.json) {
-    nlohmann::ordered_json j = {{"model", a.model},
-                                {"config", a.config},
-                                {"layers", layers},
-                                {"hardware_metrics", metrics},
-                                {"latency", latency_setup}};
+    nlohmann::ordered_json j = {{"model", a.model},         {"config", a.config},
+                                {"layers", layers},         {"hardware_metrics", metrics},
+                                {"latency", latency_setup}, {"fpga", fpga_json}};
     if (r) {
       nlohmann::ordered_json sw = eval::software_metrics_json(*r);
       sw.erase("num_samples");
@@ -198,6 +218,30 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
       static_cast<double>(float_bytes) / static_cast<double>(model_bytes),
       int_plan->parameter_bytes(), totals.macs, totals.bitops, totals.activation_bits, latency,
       a.latency_batch, a.repeats, num_threads());
+  out += fmt::format(
+      "\nFPGA estimate: hls4ml io_parallel, Latency strategy, {} @ {} MHz, ReuseFactor {}, "
+      "accumulator {} (docs/hardware.md)\n",
+      fpga.device, fpga.clock_mhz, a.fpga.reuse_factor,
+      a.fpga.accum_width > 0 ? fmt::format("{} bits", a.fpga.accum_width) : "never overflowing");
+  const std::string frow = "{:<16} {:<13} {:>7} {:>9} {:>9} {:>6} {:>6} {:>5} {:>16}\n";
+  out += fmt::format(fmt::runtime(frow), "name", "op", "DSP", "LUT", "FF", "BRAM18", "cycles", "II",
+                     "mults dsp/lut/0");
+  for (const eval::FpgaLayerCost& L : fpga.layers) {
+    out += fmt::format(fmt::runtime(frow), L.name, L.op, L.dsp, L.lut, L.ff, L.bram18,
+                       L.latency_cycles, L.ii,
+                       L.dsp_mults + L.lut_mults + L.free_mults > 0
+                           ? fmt::format("{}/{}/{}", L.dsp_mults, L.lut_mults, L.free_mults)
+                           : "-");
+  }
+  const eval::FpgaDevice& dev = eval::fpga_device(fpga.device);
+  auto pct = [](int64_t used, int64_t have) { return 100.0 * used / std::max<int64_t>(have, 1); };
+  out += fmt::format(fmt::runtime(frow), "total", "", fpga.dsp, fpga.lut, fpga.ff, fpga.bram18,
+                     fpga.latency_cycles, fpga.ii, "");
+  out += fmt::format(
+      "fpga_latency_ns    {:.1f}   ({} cycles at {} MHz)\n"
+      "fpga_utilization   DSP {:.1f}%  LUT {:.1f}%  FF {:.1f}%  BRAM18 {:.1f}% of {}\n",
+      fpga.latency_ns, fpga.latency_cycles, fpga.clock_mhz, pct(fpga.dsp, dev.dsp),
+      pct(fpga.lut, dev.lut), pct(fpga.ff, dev.ff), pct(fpga.bram18, dev.bram18), dev.part);
   if (r && r->regression) {
     out += fmt::format(
         "\ndataset            {} ({} split, {} samples, {} mode)\n"
@@ -251,6 +295,15 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
                   "Reference width of memory_density (default: 32)");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores, with --dataset (default: the first)");
+  cmd->add_option("--fpga-device", args->fpga.device,
+                  "FPGA of the cost estimate: xcu250 (default), xcu200, xcvu9p, xcvu13p, "
+                  "xczu7ev, xczu9eg, xcku115");
+  cmd->add_option("--fpga-clock-mhz", args->fpga.clock_mhz,
+                  "Clock of the FPGA estimate in MHz (default: 200)");
+  cmd->add_option("--fpga-reuse-factor", args->fpga.reuse_factor,
+                  "hls4ml ReuseFactor of the FPGA estimate (default: 1)");
+  cmd->add_option("--fpga-accum-width", args->fpga.accum_width,
+                  "Accumulator width of the FPGA estimate (default 0: never overflowing)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_quantize(global, *args); }; });

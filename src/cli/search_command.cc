@@ -183,8 +183,10 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     objective.set_racing_incumbents(s.directions, [&study] {
       std::vector<std::pair<int, std::vector<double>>> complete;
       for (auto& t : study.trials()) {
-        // A probe (sensitivity) is no configuration of the space: it cannot dominate one.
-        if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
+        // A probe (sensitivity) is no configuration of the space: it cannot dominate one; an
+        // infeasible trial (a constraint violated) is no incumbent either.
+        if (t.state == search::TrialState::kComplete && !search::is_probe(t) &&
+            search::is_feasible(t)) {
           complete.emplace_back(t.number, t.values);
         }
       }

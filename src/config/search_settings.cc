@@ -294,17 +294,58 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
       lo.batch_size = int_option(r, "batch_size", 1, 1);
       lo.repeats = static_cast<int>(int_option(r, "repeats", 20, 1, kMaxIntCount));
       o.latency = lo;
+    } else if (r.name == "fpga") {
+      // docs/hardware.md: the hls4ml io_parallel cost model and its constraints.
+      static const std::vector<std::pair<std::string, std::string>> kMax = {
+          {"max_dsp", "fpga_dsp"},
+          {"max_lut", "fpga_lut"},
+          {"max_ff", "fpga_ff"},
+          {"max_bram", "fpga_bram"},
+          {"max_latency_cycles", "fpga_latency_cycles"},
+          {"max_latency_ns", "fpga_latency_ns"},
+          {"max_ii", "fpga_ii"}};
+      std::vector<std::string> keys = {"device", "clock_mhz", "reuse_factor", "accum_width"};
+      for (const auto& [k, m] : kMax) keys.push_back(k);
+      check_options(r, keys, "search.strategy.hw_runner");
+      eval::FpgaOptions fo;
+      if (const ConfigValue* v = r.find("device")) {
+        if (v->kind != ConfigValue::Kind::kString) {
+          fail("{}device must be a string such as \"xcu250\"", v->where());
+        }
+        try {
+          fo.device = eval::fpga_device(v->s).name;
+        } catch (const Error& e) {
+          fail("{}{}", v->where(), e.what());
+        }
+      }
+      if (const ConfigValue* v = r.find("clock_mhz")) {
+        if (!v->is_number()) fail("{}clock_mhz must be a number (MHz), e.g. 200", v->where());
+        check_positive(v->where() + "clock_mhz", v->number());
+        fo.clock_mhz = v->number();
+      }
+      fo.reuse_factor = static_cast<int>(int_option(r, "reuse_factor", 1, 1, 1 << 20));
+      fo.accum_width = static_cast<int>(int_option(r, "accum_width", 0, 0, 64));
+      o.fpga = fo;
+      for (const auto& [k, m] : kMax) {
+        const ConfigValue* v = r.find(k);
+        if (!v) continue;
+        if (!v->is_number()) fail("{}{} must be a number", v->where(), k);
+        if (!(v->number() >= 0)) fail("{}{} must be >= 0 (got {})", v->where(), k, v->number());
+        o.constraints.push_back({m, v->number(), k});
+      }
+      prov.push_back(fmt::format("fpga = {} @ {} MHz, reuse_factor {}", fo.device, fo.clock_mhz,
+                                 fo.reuse_factor));
     } else if (r.name == "hw_dummy" || r.name == "resource_usage") {
       fail(
           "{}: hw_runner '{}' is one of MASE's stubs, which return no metrics: remove the table "
-          "(qsearch has average_bitwidth, model_size, bitops, latency)",
+          "(qsearch has average_bitwidth, model_size, bitops, latency, fpga)",
           r.loc.str(), r.name);
     } else {
       std::string hint =
-          nearest_key(r.name, {"average_bitwidth", "model_size", "bitops", "latency"});
+          nearest_key(r.name, {"average_bitwidth", "model_size", "bitops", "latency", "fpga"});
       fail(
           "{}: unknown hw_runner '{}'{}; qsearch has average_bitwidth, model_size, bitops, "
-          "latency",
+          "latency, fpga",
           r.loc.str(), r.name, hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint));
     }
   }

@@ -21,6 +21,10 @@ std::vector<std::string> available_metrics(const ObjectiveOptions& o) {
   if (o.model_size) m.push_back("model_size_bytes");
   if (o.bitops) m.insert(m.end(), {"macs", "bitops", "activation_bits"});
   if (o.latency) m.push_back("latency_ms");
+  if (o.fpga) {
+    m.insert(m.end(), {"fpga_dsp", "fpga_lut", "fpga_ff", "fpga_bram", "fpga_latency_cycles",
+                       "fpga_latency_ns", "fpga_ii"});
+  }
   return m;
 }
 
@@ -35,6 +39,7 @@ std::string runner_of(const std::string& metric) {
     return "[search.strategy.hw_runner.bitops]";
   }
   if (metric == "latency_ms") return "[search.strategy.hw_runner.latency]";
+  if (metric.starts_with("fpga_")) return "[search.strategy.hw_runner.fpga] device = \"xcu250\"";
   return "";
 }
 }  // namespace
@@ -61,8 +66,15 @@ QuantObjective::QuantObjective(std::shared_ptr<const ir::Graph> graph,
     for (const auto& a : avail) list += (list.empty() ? "" : ", ") + a;
     fail(
         "unknown metric '{}'; the configured runners give: {} (others: average_bitwidth, "
-        "memory_density, model_size_bytes, macs, bitops, activation_bits, latency_ms)",
+        "memory_density, model_size_bytes, macs, bitops, activation_bits, latency_ms, "
+        "fpga_dsp, fpga_lut, fpga_ff, fpga_bram, fpga_latency_cycles, fpga_latency_ns, fpga_ii)",
         m.name, list);
+  }
+  for (const ConstraintSpec& c : options_.constraints) {
+    if (std::find(avail.begin(), avail.end(), c.metric) == avail.end()) {
+      fail("constraint {} needs the metric '{}', which the configured runners do not give", c.key,
+           c.metric);
+    }
   }
   if (options_.batch_size < 1) fail("batch_size must be at least 1 (got {})", options_.batch_size);
   if (options_.num_samples == 0) fail("num_samples must be at least 1 (got 0)");
@@ -129,6 +141,10 @@ namespace {
 
 // scaled_metrics and the objective values from the metrics.
 void scale_metrics(const ObjectiveOptions& o, TrialMetrics& t) {
+  t.constraints.clear();
+  for (const ConstraintSpec& c : o.constraints) {
+    t.constraints.push_back(t.hardware[c.metric].get<double>() - c.max);
+  }
   t.scaled = nlohmann::ordered_json::object();
   t.values.clear();
   double sum = 0;
@@ -245,6 +261,16 @@ nlohmann::ordered_json QuantObjective::cost_metrics(
     h["macs"] = c.macs;
     h["bitops"] = c.bitops;
     h["activation_bits"] = c.activation_bits;
+  }
+  if (options_.fpga) {
+    const FpgaCost f = estimate_fpga_cost(*graph_, q, *options_.fpga);
+    h["fpga_dsp"] = f.dsp;
+    h["fpga_lut"] = f.lut;
+    h["fpga_ff"] = f.ff;
+    h["fpga_bram"] = f.bram18;
+    h["fpga_latency_cycles"] = f.latency_cycles;
+    h["fpga_latency_ns"] = f.latency_ns;
+    h["fpga_ii"] = f.ii;
   }
   return h;
 }
@@ -469,6 +495,7 @@ search::ObjectiveResult QuantObjective::operator()(const search::FrozenTrial& tr
     }
   }
   r.values = t.values;
+  r.constraints = t.constraints;
   r.user_attrs["software_metrics"] = t.software.dump();
   r.user_attrs["hardware_metrics"] = t.hardware.dump();
   r.user_attrs["scaled_metrics"] = t.scaled.dump();

@@ -8,6 +8,9 @@
 //   hw_runner.model_size        -> model_size_bytes
 //   hw_runner.bitops            -> macs, bitops, activation_bits
 //   hw_runner.latency           -> latency_ms                          (batch_size, repeats)
+//   hw_runner.fpga              -> fpga_dsp, fpga_lut, fpga_ff, fpga_bram, fpga_latency_cycles,
+//                                  fpga_latency_ns, fpga_ii (device, clock_mhz, reuse_factor,
+//                                  accum_width; max_* constraints: docs/hardware.md)
 // The model must give one score per class of the data set (checked by the constructor, before any
 // trial). Objectives are scale * metric for the configured metrics in sorted name order; with
 // sum_scaled_metrics they are summed into one value (MASE ignores per-metric directions then).
@@ -38,6 +41,7 @@
 
 #include "data/dataset.h"
 #include "eval/evaluate.h"
+#include "eval/fpga_cost.h"
 #include "eval/hardware_metrics.h"
 #include "eval/quant_config.h"
 #include "ir/graph.h"
@@ -51,15 +55,25 @@ struct MetricSpec {
   double scale = 1.0;
 };
 
+// A constraint on a hardware metric: value(metric) - max is the trial's constraint value
+// (> 0: violated, Optuna's constraints semantics; search/trial.h kAttrConstraints).
+struct ConstraintSpec {
+  std::string metric;  // "fpga_dsp"
+  double max = 0;
+  std::string key;  // as written, for messages ("max_dsp")
+};
+
 struct ObjectiveOptions {
   runtime::Mode mode = runtime::Mode::kInt;
   int64_t num_samples = -1;  // exactly (at most the split; batch_size clamped); < 0 = all
   int64_t batch_size = 128;
-  std::optional<double> compare_to;       // average_bitwidth runner present
-  bool model_size = false;                // model_size runner present
-  bool bitops = false;                    // bitops runner present
-  std::optional<LatencyOptions> latency;  // latency runner present
-  std::vector<MetricSpec> metrics;        // sorted by name (objective order)
+  std::optional<double> compare_to;         // average_bitwidth runner present
+  bool model_size = false;                  // model_size runner present
+  bool bitops = false;                      // bitops runner present
+  std::optional<LatencyOptions> latency;    // latency runner present
+  std::optional<FpgaOptions> fpga;          // fpga runner present (eval/fpga_cost.h)
+  std::vector<ConstraintSpec> constraints;  // each trial's constraint values (Optuna's)
+  std::vector<MetricSpec> metrics;          // sorted by name (objective order)
   bool sum_scaled_metrics = false;
   std::string output;  // graph output scored ("" = the first; resolve_model_output)
   // Racing (above). racing_slice in (0, 1): the share of num_samples evaluated first.
@@ -78,6 +92,7 @@ std::vector<std::string> available_metrics(const ObjectiveOptions& options);
 struct TrialMetrics {
   nlohmann::ordered_json software, hardware, scaled;
   std::vector<double> values;
+  std::vector<double> constraints;  // one per options.constraints: value - max (> 0: violated)
 };
 
 // software_metrics as the trials carry them: loss, accuracy, macro_accuracy, their standard

@@ -180,7 +180,9 @@ Comparison compare_studies(const std::vector<StudyRun>& runs, const CompareOptio
   search::Points all(dim);
   for (const StudyRun& r : runs) {
     for (const auto& t : r.trials) {
-      if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
+      // Infeasible trials (a constraint violated) are no points of a front either.
+      if (t.state == search::TrialState::kComplete && !search::is_probe(t) &&
+          search::is_feasible(t)) {
         all.push_back(search::to_loss(t.values, dirs));
       }
     }
@@ -213,8 +215,8 @@ Comparison compare_studies(const std::vector<StudyRun>& runs, const CompareOptio
       if (t.state == search::TrialState::kComplete && !search::is_probe(t)) {
         ++e.complete;
         std::vector<double> p = search::to_loss(t.values, dirs);
-        if (front_points.count(p)) found.insert(p);
-        if (inside(p)) {
+        if (front_points.count(p) && search::is_feasible(t)) found.insert(p);
+        if (inside(p) && search::is_feasible(t)) {  // an infeasible trial adds no volume
           seen.push_back(p);
           hv = search::hypervolume(seen, ref);
         }

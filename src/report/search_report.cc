@@ -237,7 +237,8 @@ std::vector<FrozenTrial> best_trials(const StudyInfo& info,
   search::Points losses(static_cast<int>(info.directions.size()));
   for (const FrozenTrial& t : trials) {
     if (t.state != TrialState::kComplete || t.values.size() != info.directions.size()) continue;
-    if (search::is_probe(t)) continue;  // not a configuration (sensitivity_report.h)
+    if (search::is_probe(t)) continue;      // not a configuration (sensitivity_report.h)
+    if (!search::is_feasible(t)) continue;  // a constraint violated: never a best trial
     std::vector<double> loss = search::to_loss(t.values, info.directions);
     // NaN never happens in Optuna (it fails such trials); here it counts as the worst value.
     for (double& l : loss) {

@@ -54,8 +54,9 @@ inline constexpr const char* kSampledConfig = "sampled_config";
 // trials.csv, only when present (MASE's layouts are unchanged otherwise).
 inline constexpr const char* kFinalEval = "final_eval";
 
-// Optuna's study.best_trials: COMPLETE trials no other COMPLETE trial dominates under the
-// study's directions (for one objective: every trial with the best value), in number order.
+// Optuna's study.best_trials: COMPLETE feasible trials (no constraint value > 0) no other such
+// trial dominates under the study's directions (for one objective: every trial with the best
+// value), in number order.
 std::vector<search::FrozenTrial> best_trials(const search::StudyInfo& info,
                                              const std::vector<search::FrozenTrial>& trials);
 

@@ -19,6 +19,50 @@ bool usable(const FrozenTrial& t, size_t n_objectives) {
   return true;
 }
 
+// Optuna's _constrained_dominates (Deb's constrained domination): with constraints on neither
+// trial, plain domination; a trial with constraints beats one without; two feasible trials by
+// domination; a feasible one beats an infeasible one; two infeasible ones by total violation.
+bool constrained_dominates(const FrozenTrial& a, const FrozenTrial& b,
+                           const std::vector<Direction>& directions) {
+  const bool ca = a.system_attrs.count(kAttrConstraints) > 0;
+  const bool cb = b.system_attrs.count(kAttrConstraints) > 0;
+  if (!ca && !cb) return dominates(to_loss(a.values, directions), to_loss(b.values, directions));
+  if (ca != cb) return ca;
+  const double va = constraint_violation(a), vb = constraint_violation(b);
+  if (va <= 0 && vb <= 0) {
+    return dominates(to_loss(a.values, directions), to_loss(b.values, directions));
+  }
+  if (va <= 0) return true;
+  if (vb <= 0) return false;
+  return va < vb;
+}
+
+// Non-domination ranks under constrained domination (O(n^2) peeling; the candidates are one or
+// two populations).
+std::vector<int> constrained_ranks(const std::vector<FrozenTrial>& history,
+                                   const std::vector<int>& candidates,
+                                   const std::vector<Direction>& directions) {
+  const int n = static_cast<int>(candidates.size());
+  std::vector<int> rank(n, -1);
+  int assigned = 0;
+  for (int r = 0; assigned < n; ++r) {
+    std::vector<int> front;
+    for (int i = 0; i < n; ++i) {
+      if (rank[i] >= 0) continue;
+      bool dominated = false;
+      for (int j = 0; j < n && !dominated; ++j) {
+        dominated =
+            j != i && rank[j] < 0 &&
+            constrained_dominates(history[candidates[j]], history[candidates[i]], directions);
+      }
+      if (!dominated) front.push_back(i);
+    }
+    for (int i : front) rank[i] = r;
+    assigned += static_cast<int>(front.size());
+  }
+  return rank;
+}
+
 }  // namespace
 
 NsgaIISampler::NsgaIISampler(const SamplerOptions& options) : options_(options) {
@@ -42,7 +86,12 @@ std::vector<int> NsgaIISampler::select_elite(const StudyView& study,
   const int m = static_cast<int>(study.directions.size());
   Points loss(m);
   for (int i : candidates) loss.push_back(to_loss(study.history[i].values, study.directions));
-  const std::vector<int> rank = non_domination_ranks(loss);
+  bool constrained = false;
+  for (int i : candidates)
+    constrained = constrained || study.history[i].system_attrs.count(kAttrConstraints);
+  const std::vector<int> rank = constrained
+                                    ? constrained_ranks(study.history, candidates, study.directions)
+                                    : non_domination_ranks(loss);
   const int n_ranks = rank.empty() ? 0 : *std::max_element(rank.begin(), rank.end()) + 1;
   std::vector<std::vector<int>> by_rank(n_ranks);  // positions in `candidates`
   for (int k = 0; k < static_cast<int>(candidates.size()); ++k) by_rank[rank[k]].push_back(k);
@@ -105,12 +154,12 @@ std::optional<std::vector<double>> NsgaIISampler::sample(const StudyView& study,
   for (size_t i = 0; i < space.size(); ++i) {
     if (!space[i].dist.single()) genes.push_back(static_cast<int>(i));
   }
-  auto loss = [&](int i) { return to_loss(study.history[i].values, study.directions); };
-  // Binary tournament on domination (Optuna's _select_parent: crowding distance is not used).
+  // Binary tournament on (constrained) domination (Optuna's _select_parent: crowding distance is
+  // not used).
   auto tournament = [&](const std::vector<int>& pool) {
     const int c0 = pool[rng.uniform_int(pool.size())];
     const int c1 = pool[rng.uniform_int(pool.size())];
-    return dominates(loss(c0), loss(c1)) ? c0 : c1;
+    return constrained_dominates(study.history[c0], study.history[c1], study.directions) ? c0 : c1;
   };
 
   const double mutation_prob = options_.mutation_prob >= 0

@@ -53,7 +53,9 @@ class BruteForceSampler final : public Sampler {
 // Optuna's NSGAIISampler with its defaults (population 50, uniform crossover with probability
 // 0.9 and swapping probability 0.5, mutation probability 1/n_params where a mutated gene is
 // re-drawn uniformly, binary tournament on domination for parents, elite selection by
-// non-dominated sort + crowding distance). Parameters with one value are not genes.
+// non-dominated sort + crowding distance). Parameters with one value are not genes. Trials with
+// constraints (kAttrConstraints) compare by Deb's constrained domination as Optuna's
+// constraints_func makes them: feasible before infeasible, infeasible by total violation.
 //
 // Generations come from trial numbers: trial t belongs to generation t / population_size.
 // Generation 0 is random. The parent population of generation g is

@@ -347,7 +347,12 @@ OptimizeSummary Study::optimize(const Objective& objective, const OptimizeOption
         try {
           done = result
                      ? finish(*trial, result->pruned ? TrialState::kPruned : TrialState::kComplete,
-                              std::move(result->values), result->user_attrs, {})
+                              std::move(result->values), result->user_attrs,
+                              result->constraints.empty()
+                                  ? std::map<std::string, std::string>{}
+                                  : std::map<std::string, std::string>{{kAttrConstraints,
+                                                                        constraints_json(
+                                                                            result->constraints)}})
                      : finish(*trial, TrialState::kFail, {}, {}, {{kAttrFailReason, error}});
         } catch (...) {
           // Not recorded: the trial stays RUNNING and stops beating, so it is reclaimed and
@@ -441,7 +446,8 @@ std::vector<FrozenTrial> Study::best_trials() const {
   Points loss(static_cast<int>(info_.directions.size()));
   for (const FrozenTrial& t : all) {
     if (t.state != TrialState::kComplete || t.values.size() != info_.directions.size()) continue;
-    if (is_probe(t)) continue;  // not a configuration of the space
+    if (is_probe(t)) continue;      // not a configuration of the space
+    if (!is_feasible(t)) continue;  // Optuna: best_trials are feasible
     bool nan = false;
     for (double v : t.values) nan = nan || std::isnan(v);
     if (nan) continue;

@@ -69,6 +69,8 @@ struct ObjectiveResult {
   std::vector<double> values = {};                     // one per direction
   std::map<std::string, std::string> user_attrs = {};  // JSON texts
   bool pruned = false;  // stopped early (racing): stored as PRUNED, without values
+  // Constraint values (> 0: violated), stored as the kAttrConstraints system attr when given.
+  std::vector<double> constraints = {};
 };
 
 using Objective = std::function<ObjectiveResult(const FrozenTrial& trial)>;
@@ -127,7 +129,8 @@ class Study {
   const StudyInfo& info() const { return info_; }
   std::vector<FrozenTrial> trials() const;
   // COMPLETE trials not dominated by another (Optuna's best_trials; for one objective, every
-  // trial with the best value), ordered by number. Probe trials (kAttrProbe) are left out.
+  // trial with the best value), ordered by number. Probe trials (kAttrProbe) and infeasible
+  // trials (a constraint value > 0, kAttrConstraints) are left out.
   std::vector<FrozenTrial> best_trials() const;
   Storage& storage() { return *storage_; }
   const Sampler& sampler() const { return *sampler_; }

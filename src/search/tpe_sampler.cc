@@ -62,10 +62,12 @@ std::vector<double> default_weights(int n) {
 Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction>& directions,
             bool constant_liar, double gamma_fraction, int gamma_max) {
   const size_t n_obj = directions.size();
-  std::vector<int> complete, running;
+  std::vector<int> complete, running, infeasible;
   for (int i = 0; i < static_cast<int>(history.size()); ++i) {
     const FrozenTrial& t = history[i];
-    if (usable_complete(t, n_obj)) {
+    if (usable_complete(t, n_obj) && !is_feasible(t)) {
+      infeasible.push_back(i);  // Optuna 3.1's _split_trials: ranked after the feasible ones
+    } else if (usable_complete(t, n_obj)) {
       complete.push_back(i);
     } else if ((constant_liar && t.state == TrialState::kRunning) ||
                t.state == TrialState::kPruned) {
@@ -73,7 +75,9 @@ Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction
     }
   }
   const int n = static_cast<int>(complete.size());
-  const int n_below = std::min(gamma(n, gamma_fraction, gamma_max), n);
+  const int n_all = n + static_cast<int>(infeasible.size());
+  const int n_below_all = std::min(gamma(n_all, gamma_fraction, gamma_max), n_all);
+  const int n_below = std::min(n_below_all, n);
   std::vector<bool> is_below(history.size(), false);
 
   if (n_obj == 1) {
@@ -114,9 +118,18 @@ Split split(const std::vector<FrozenTrial>& history, const std::vector<Direction
       }
     }
   }
+  // The rest of the quota from the infeasible trials, least violation first (stable by number).
+  std::stable_sort(infeasible.begin(), infeasible.end(), [&](int a, int b) {
+    return constraint_violation(history[a]) < constraint_violation(history[b]);
+  });
+  for (int k = 0; k < n_below_all - n_below && k < static_cast<int>(infeasible.size()); ++k) {
+    is_below[infeasible[k]] = true;
+  }
   Split s;
   for (int i : complete) (is_below[i] ? s.below : s.above).push_back(i);
+  for (int i : infeasible) (is_below[i] ? s.below : s.above).push_back(i);
   s.above.insert(s.above.end(), running.begin(), running.end());
+  std::sort(s.below.begin(), s.below.end());
   std::sort(s.above.begin(), s.above.end());
   return s;
 }
@@ -136,6 +149,20 @@ std::vector<double> below_weights(const std::vector<FrozenTrial>& history,
   const int nb = static_cast<int>(below.size());
   std::vector<double> w(nb, 1.0);
   if (nb <= 1) return w;
+  // Infeasible below trials (Optuna 4.x: not on the front of the feasible ones) weigh kEps.
+  std::vector<int> feasible;  // positions in `below`
+  for (int k = 0; k < nb; ++k) {
+    if (is_feasible(history[below[k]])) feasible.push_back(k);
+  }
+  if (static_cast<int>(feasible.size()) < nb) {
+    if (feasible.empty()) return w;
+    std::vector<int> sub;
+    for (int k : feasible) sub.push_back(below[k]);
+    const std::vector<double> wf = below_weights(history, sub, directions);
+    std::fill(w.begin(), w.end(), kEps);
+    for (size_t j = 0; j < feasible.size(); ++j) w[feasible[j]] = wf[j];
+    return w;
+  }
   Points loss(static_cast<int>(directions.size()));
   for (int i : below) loss.push_back(to_loss(history[i].values, directions));
   const std::vector<double> ref = reference_point(loss);

@@ -55,6 +55,10 @@ std::vector<double> default_weights(int n);
 // A COMPLETE trial with one non-NaN value per objective: what TPE learns from.
 bool usable_complete(const FrozenTrial& t, size_t n_objectives);
 
+// Optuna 3.1's _split_trials with constraints: n_below = gamma(feasible + infeasible COMPLETE
+// trials); below takes the best feasible trials (by value, or MOTPE's ranks + HSSP), then fills
+// what is left of its quota with the infeasible trials (kAttrConstraints, a value > 0) of least
+// total violation; the rest, PRUNED trials and (constant_liar) RUNNING ones go above.
 struct Split {
   std::vector<int> below;  // indices into history, increasing
   std::vector<int> above;
@@ -69,7 +73,8 @@ int stall_age(const std::vector<FrozenTrial>& history, const Split& s, size_t n_
 // MOTPE below weights (Optuna v4.x): with loss vectors of the below trials, reference point r
 // from their worst loss as above, and F = their Pareto front:
 //   w_i = max(HV(F) - HV(F \ {i}), 0) / max_j(...)  floored at 1e-12 for i in F; 1e-12 otherwise;
-// all 1 when |below| <= 1 or HV(F) is infinite.
+// all 1 when |below| <= 1 or HV(F) is infinite. Infeasible below trials weigh 1e-12 and F is
+// the front of the feasible ones.
 std::vector<double> below_weights(const std::vector<FrozenTrial>& history,
                                   const std::vector<int>& below,
                                   const std::vector<Direction>& directions);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,10 @@ inline constexpr const char* kAttrWorker = "worker";            // "<hostname>:<
 // trials.csv. They count as evaluations (n_trials), and the attr is part of the trial's
 // configuration identity (search/configuration.h).
 inline constexpr const char* kAttrProbe = "probe";
+// Optuna's constraints (`optuna.study._constrained_optimization._CONSTRAINTS_KEY`): a JSON list of
+// floats, one per constraint, a value > 0 meaning violated by that much (stored as a JSON list,
+// as Optuna stores it). A trial without it has no constraints (feasible).
+inline constexpr const char* kAttrConstraints = "constraints";
 
 struct FrozenTrial {
   int64_t id = -1;  // storage-wide unique id
@@ -51,6 +56,16 @@ struct FrozenTrial {
     return it != system_attrs.end() && it->second == "1";
   }
 };
+
+// The trial's constraint values (kAttrConstraints), nullopt when it has none. An unreadable
+// attr reads as one violated constraint (+inf), as Optuna treats a trial without values.
+std::optional<std::vector<double>> constraint_values(const FrozenTrial& t);
+// Sum of the positive constraint values (Optuna's violation score); 0 without constraints.
+double constraint_violation(const FrozenTrial& t);
+// No constraint value > 0 (a trial without constraints is feasible).
+inline bool is_feasible(const FrozenTrial& t) { return constraint_violation(t) <= 0; }
+// The JSON text stored for constraint values: "[0.0, 12.5]".
+std::string constraints_json(const std::vector<double>& values);
 
 // Whether the trial is a probe (kAttrProbe).
 inline bool is_probe(const FrozenTrial& t) { return t.system_attrs.count(kAttrProbe) > 0; }

@@ -159,6 +159,17 @@ std::string system_attr_json(const std::string& value) {
   return nlohmann::json(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string trial_system_attr_json(const std::string& key, const std::string& value) {
+  if (key == "constraints") {
+    try {
+      const nlohmann::json j = nlohmann::json::parse(value);
+      if (j.is_array()) return j.dump();
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  return system_attr_json(value);
+}
+
 std::string system_attr_from_json(const std::string& json) {
   try {
     nlohmann::json j = nlohmann::json::parse(json);

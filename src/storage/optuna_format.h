@@ -37,6 +37,9 @@ int64_t parse_datetime(const std::string& text, TimeZone zone);
 // stored as a JSON string; reading gives back the string, or the JSON text of any other value
 // (what Optuna itself stores, e.g. nsga2:generation 0 -> "0").
 std::string system_attr_json(const std::string& value);
+// The same for a trial's attribute `key`: Optuna's "constraints" is a JSON list of floats and is
+// stored as that list (the text given when it parses as a JSON array), every other key as above.
+std::string trial_system_attr_json(const std::string& key, const std::string& value);
 std::string system_attr_from_json(const std::string& json);
 
 }  // namespace qsearch::storage

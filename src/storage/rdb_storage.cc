@@ -601,7 +601,7 @@ std::optional<FrozenTrial> RdbStorage::create_trial(
   SqlStatement& a = db_->prepare(
       "INSERT INTO trial_system_attributes (trial_id, key, value_json) VALUES ($1, $2, $3)");
   for (const auto& [k, v] : system_attrs) {
-    a.bind(1, t.id).bind(2, k).bind(3, system_attr_json(v)).run();
+    a.bind(1, t.id).bind(2, k).bind(3, trial_system_attr_json(k, v)).run();
   }
   // The first heartbeat, in UTC, with the trial (as Optuna beats at a trial's start): the start
   // time is local (Optuna's datetime.now()), so judging a new trial by it would reclaim the trials
@@ -702,7 +702,7 @@ std::function<void()> RdbStorage::finish_in_transaction(
       "INSERT INTO trial_system_attributes (trial_id, key, value_json) VALUES ($1, $2, $3) "
       "ON CONFLICT (trial_id, key) DO UPDATE SET value_json = excluded.value_json");
   for (const auto& [k, val] : system_attrs) {
-    a.bind(1, trial_id).bind(2, k).bind(3, system_attr_json(val)).run();
+    a.bind(1, trial_id).bind(2, k).bind(3, trial_system_attr_json(k, val)).run();
   }
 
   // Once committed, the cached RUNNING copy plus what was just written is exactly the stored

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -264,11 +265,43 @@ TEST(SearchSettings, RunnerNumbersAreRangeCheckedWithTheirLine) {
        ":9:11: repeats must be at least 1 (got -4)"},
       {"[search.strategy.hw_runner.latency]\nrepeats = 4294967296\n",
        ":9:11: repeats must be at most 2147483647 (got 4294967296)"},
+      {"[search.strategy.hw_runner.fpga]\nreuse_factor = 0\n",
+       ":9:16: reuse_factor must be at least 1 (got 0)"},
+      {"[search.strategy.hw_runner.fpga]\naccum_width = 65\n",
+       ":9:15: accum_width must be at most 64 (got 65)"},
+      {"[search.strategy.hw_runner.fpga]\nclock_mhz = 0\n",
+       ":9:13: clock_mhz must be a positive number (got 0)"},
+      {"[search.strategy.hw_runner.fpga]\ndevice = \"xc7z020\"\n",
+       ":9:10: unknown FPGA device 'xc7z020'; known devices: xcu250"},
+      {"[search.strategy.hw_runner.fpga]\nmax_dsp = -1\n", ":9:11: max_dsp must be >= 0"},
+      {"[search.strategy.hw_runner.fpga]\nmax_dps = 10\n", "did you mean 'max_dsp'?"},
   };
   for (const Case& c : cases) {
     const std::string e = settings_error(kMinimalSearch + c.toml);
     EXPECT_NE(e.find(c.expect), std::string::npos) << c.toml << " -> " << e;
   }
+}
+
+TEST(SearchSettings, FpgaRunnerGivesItsOptionsAndConstraints) {
+  const SearchSettings s = resolve_search_settings(
+      load_config(write_toml(kMinimalSearch +
+                             "[search.strategy.hw_runner.fpga]\ndevice = \"XCZU7EV\"\n"
+                             "clock_mhz = 250\nreuse_factor = 4\nmax_latency_cycles = 40\n"
+                             "max_dsp = 1000\n")),
+      {});
+  ASSERT_TRUE(s.objective.fpga.has_value());
+  EXPECT_EQ(s.objective.fpga->device, "xczu7ev");
+  EXPECT_EQ(s.objective.fpga->clock_mhz, 250);
+  EXPECT_EQ(s.objective.fpga->reuse_factor, 4);
+  EXPECT_EQ(s.objective.fpga->accum_width, 0);
+  // In the fixed max_* order, whatever the order in the file.
+  ASSERT_EQ(s.objective.constraints.size(), 2u);
+  EXPECT_EQ(s.objective.constraints[0].metric, "fpga_dsp");
+  EXPECT_EQ(s.objective.constraints[0].max, 1000);
+  EXPECT_EQ(s.objective.constraints[1].metric, "fpga_latency_cycles");
+  EXPECT_EQ(s.objective.constraints[1].max, 40);
+  const auto m = eval::available_metrics(s.objective);
+  EXPECT_NE(std::find(m.begin(), m.end(), "fpga_latency_ns"), m.end());
 }
 
 TEST(SearchSettings, OverridesAreRangeCheckedByFlagName) {

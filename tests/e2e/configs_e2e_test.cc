@@ -33,9 +33,14 @@ TEST(ConfigsE2E, EveryShippedConfigRuns) {
   // configs/mase/jsc_tiny.toml needs a jsc-tiny trained on JSC data, which cannot be had here:
   // train one on the JSC-format fixture, as its header tells a user to do with the real file.
   const std::string jsc_data = "tests/fixtures/data/jsc_h5";
-  const std::string jsc_model = dir / "jsc-tiny.onnx";
+  const std::string jsc_tiny_model = dir / "jsc-tiny.onnx";
   Result t = run("--data-dir " + jsc_data + " train --model jsc-tiny --dataset jsc --epochs 2 " +
-                 "--batch-size 64 --out " + jsc_model);
+                 "--batch-size 64 --out " + jsc_tiny_model);
+  ASSERT_EQ(t.code, 0) << t.err;
+  // configs/jsc_fpga.toml searches the hls4ml tutorial's jet tagger (jsc-hls4ml).
+  const std::string hls4ml_model = dir / "jsc-hls4ml.onnx";
+  t = run("--data-dir " + jsc_data + " train --model jsc-hls4ml --dataset jsc --epochs 1 " +
+          "--batch-size 64 --out " + hls4ml_model);
   ASSERT_EQ(t.code, 0) << t.err;
 
   int searched = 0, quantized = 0;
@@ -45,6 +50,10 @@ TEST(ConfigsE2E, EveryShippedConfigRuns) {
         c.find("jsc") != std::string::npos &&
         read_file(source_dir() + "/" + c).find("dataset = \"jsc\"") != std::string::npos;
     const std::string data = jsc ? "--data-dir " + jsc_data + " " : "";
+    const std::string jsc_model =
+        read_file(source_dir() + "/" + c).find("model = \"jsc-hls4ml\"") != std::string::npos
+            ? hls4ml_model
+            : jsc_tiny_model;
     if (has_search(c)) {
       std::string out = dir / ("out_" + std::to_string(searched));
       Result r = run(data + "search --config " + c + " --trials 3 --num-samples 256 --out " + out +

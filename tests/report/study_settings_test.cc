@@ -165,6 +165,28 @@ TEST(Compare, SameProblemComparesAndADifferentSpaceIsOnlyANote) {
   EXPECT_TRUE(compare_studies({run("a", settings()), run("b", settings())}).notes.empty());
 }
 
+// An infeasible trial (Optuna's "constraints" attr with a value > 0) is no point of the
+// reference front and adds no hypervolume, however good its values.
+TEST(Compare, InfeasibleTrialsAreNoPointsOfTheFront) {
+  StudyRun a = run("a", settings());
+  StudyRun b = run("b", settings());
+  FrozenTrial best = b.trials[0];
+  best.number = 1;
+  best.values = {0.9, 0.1};  // dominates (0.5, 0.5)
+  best.system_attrs[search::kAttrConstraints] = "[12.0]";
+  b.trials.push_back(best);
+  Comparison c = compare_studies({a, b}, {.ref_point = std::vector<double>{0, 1}});
+  EXPECT_EQ(c.reference_front_size, 1);
+  ASSERT_EQ(c.studies.size(), 2u);
+  EXPECT_DOUBLE_EQ(c.studies[0].hv, c.studies[1].hv);  // (0.5, 0.5) each: 0.25
+  EXPECT_DOUBLE_EQ(c.studies[1].hv, 0.25);
+  EXPECT_EQ(c.studies[1].hv_curve.size(), 2u);
+  best.system_attrs[search::kAttrConstraints] = "[0.0]";  // feasible: now it is the front
+  b.trials[1] = best;
+  c = compare_studies({a, b}, {.ref_point = std::vector<double>{0, 1}});
+  EXPECT_NEAR(c.studies[1].hv, 0.81, 1e-12);
+}
+
 TEST(Compare, OldStudiesCompareWhatTheyCanAndSayWhatWasNotChecked) {
   // No recorded settings: metric names still come from the trials.
   StudyRun old = run("old", {});

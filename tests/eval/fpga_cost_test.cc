@@ -1,0 +1,246 @@
+// The FPGA cost model (eval/fpga_cost.h) against every published Vivado HLS 2019.2 csynth report
+// of the hls4ml tutorial's jet-tagging MLP 16-64-32-32-5 (xcu250, 200 MHz, io_parallel,
+// ReuseFactor 1; anchors-2026-12.md §3), and its structural properties: zero weights and powers
+// of two cost nothing, DSPs appear only above the width threshold, the reuse factor divides the
+// multipliers and multiplies the II, the totals are the sum of the layers.
+//
+// The published models are trained networks whose weights we do not have. The test builds the
+// same topology with random weights of the shape L1-regularized training gives (Laplace, standard
+// deviation 0.5 / sqrt(fan_in), docs/hardware.md), pruned by magnitude per layer to the stated
+// sparsity, quantized to the stated formats (seed fixed). The model's constants were fitted once
+// to these reports (docs/hardware.md "Calibration"); the tolerances below are the model's stated
+// accuracy, and the measured errors are printed and documented.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "eval/fpga_cost.h"
+
+namespace qsearch::eval {
+namespace {
+
+using ir::OpKind;
+
+struct MlpSpec {
+  double sparsity = 0;  // share of each layer's weights pruned (smallest magnitudes)
+  quant::FixedFormat weight{16, 10, true};
+  quant::FixedFormat first_in{16, 10, true};   // the network input
+  quant::FixedFormat hidden_in{16, 10, true};  // what the ReLUs hand on
+  bool softmax = true;
+  uint32_t seed = 1;
+};
+
+// The hls4ml tutorial's JSC MLP: Dense 64, ReLU, Dense 32, ReLU, Dense 32, ReLU, Dense 5,
+// Softmax, with its quantization assignment.
+ir::Graph jsc_mlp(const MlpSpec& s, quant::QuantAssignment* q) {
+  const std::vector<int64_t> sizes = {16, 64, 32, 32, 5};
+  std::mt19937 rng(s.seed);
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", {kDynamic, 16});
+  for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+    const int64_t in = sizes[l], out = sizes[l + 1];
+    const double b = 0.5 / std::sqrt(static_cast<double>(in)) / std::sqrt(2.0);
+    Tensor w({out, in}, DType::kFloat32);
+    std::vector<double> mag;
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      const double v = u(rng);
+      const double lap = -b * (v < 0 ? -1 : 1) * std::log(1 - 2 * std::abs(v));
+      w.data<float>()[i] = static_cast<float>(lap);
+      mag.push_back(std::abs(lap));
+    }
+    if (s.sparsity > 0) {
+      std::vector<double> sorted = mag;
+      const size_t cut = static_cast<size_t>(std::llround(s.sparsity * sorted.size()));
+      std::nth_element(sorted.begin(), sorted.begin() + (cut - 1), sorted.end());
+      const double th = sorted[cut - 1];
+      for (int64_t i = 0; i < w.numel(); ++i) {
+        if (mag[i] <= th) w.data<float>()[i] = 0;
+      }
+    }
+    Tensor bias({out}, DType::kFloat32);
+    for (int64_t i = 0; i < out; ++i) bias.data<float>()[i] = static_cast<float>(0.05 * u(rng));
+    const std::string name = "fc" + std::to_string(l + 1);
+    ir::ValueId wv = g.add_constant(name + ".weight", w);
+    ir::ValueId bv = g.add_constant(name + ".bias", bias);
+    ir::ValueId h = g.add_value(name + "_out");
+    g.add_node(ir::Node{
+        OpKind::kGemm, "/" + name + "/Gemm", {x, wv, bv}, {h}, ir::GemmAttrs{.trans_b = true}, ""});
+    (*q)[name] = {.quantized = true,
+                  .data_in = l == 0 ? s.first_in : s.hidden_in,
+                  .weight = s.weight,
+                  .bias = quant::FixedFormat{16, 10, true}};
+    x = h;
+    if (l + 2 < sizes.size()) {
+      ir::ValueId r = g.add_value("relu" + std::to_string(l + 1) + "_out");
+      g.add_node(
+          ir::Node{OpKind::kRelu, "/relu" + std::to_string(l + 1) + "/Relu", {x}, {r}, {}, ""});
+      x = r;
+    }
+  }
+  if (s.softmax) {
+    ir::ValueId p = g.add_value("probs");
+    g.add_node(
+        ir::Node{OpKind::kSoftmax, "/softmax/Softmax", {x}, {p}, ir::AxisAttrs{.axis = 1}, ""});
+    x = p;
+  }
+  g.mark_output(x);
+  g.finalize();
+  return g;
+}
+
+struct Published {
+  const char* what;
+  MlpSpec spec;
+  int cycles;
+  int64_t dsp, lut, ff, bram18;
+};
+
+// anchors-2026-12.md §3: Hector-Plata/hls4ml-tutorial csynth reports (Vivado HLS 2019.2).
+// hls4ml's default accum_t is fixed<16,6>: accum_width 16.
+std::vector<Published> published() {
+  MlpSpec q6;
+  q6.sparsity = 0.75;
+  q6.weight = {6, 5, true};      // QKeras quantized_bits(6, 0, alpha=1) = ap_fixed<6,1>
+  q6.hidden_in = {6, 0, false};  // quantized_relu(6)
+  MlpSpec pruned;
+  pruned.sparsity = 0.75;
+  return {{"fixed<16,6> (model_1)", MlpSpec{}, 13, 1520, 85140, 11100, 4},
+          {"fixed<16,6>, another run (part4 notebook)", MlpSpec{}, 13, 1450, 84942, 10961, 4},
+          {"fixed<16,6>, 75% pruned (model_2)", pruned, 11, 803, 30204, 5734, 4},
+          {"QKeras 6-bit, 75% pruned (model_3)", q6, 10, 28, 32227, 3045, 4}};
+}
+
+double rel(double est, double pub) { return (est - pub) / pub; }
+
+// Stated accuracy of the model on the published points: latency within 2 cycles; DSP within
+// 15 % or 25 DSPs (whichever is looser: the 6-bit model's 28 DSPs are not in its dense layers);
+// LUT within 15 %; FF within 25 %; BRAM18 exact.
+TEST(FpgaCost, MatchesEveryPublishedJscReportWithinTheStatedTolerance) {
+  const FpgaOptions o{.device = "xcu250", .clock_mhz = 200, .reuse_factor = 1, .accum_width = 16};
+  for (const Published& p : published()) {
+    quant::QuantAssignment q;
+    const ir::Graph g = jsc_mlp(p.spec, &q);
+    const FpgaCost c = estimate_fpga_cost(g, q, o);
+    std::printf(
+        "%-44s cycles %2d/%2d  DSP %5lld/%5lld (%+.1f%%)  LUT %6lld/%6lld (%+.1f%%)  "
+        "FF %6lld/%6lld (%+.1f%%)  BRAM18 %lld/%lld\n",
+        p.what, c.latency_cycles, p.cycles, static_cast<long long>(c.dsp),
+        static_cast<long long>(p.dsp), 100 * rel(c.dsp, p.dsp), static_cast<long long>(c.lut),
+        static_cast<long long>(p.lut), 100 * rel(c.lut, p.lut), static_cast<long long>(c.ff),
+        static_cast<long long>(p.ff), 100 * rel(c.ff, p.ff), static_cast<long long>(c.bram18),
+        static_cast<long long>(p.bram18));
+    EXPECT_LE(std::abs(c.latency_cycles - p.cycles), 2) << p.what;
+    EXPECT_NEAR(c.latency_ns, c.latency_cycles * 5.0, 1e-9) << p.what;
+    EXPECT_EQ(c.ii, 1) << p.what;
+    EXPECT_LE(std::abs(c.dsp - p.dsp), std::max(0.15 * p.dsp, 25.0)) << p.what;
+    EXPECT_LE(std::abs(rel(c.lut, p.lut)), 0.15) << p.what;
+    EXPECT_LE(std::abs(rel(c.ff, p.ff)), 0.25) << p.what;
+    EXPECT_EQ(c.bram18, p.bram18) << p.what;
+  }
+}
+
+TEST(FpgaCost, ZeroWeightsAndPowersOfTwoAreFreeAndWideProductsTakeDsps) {
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", {kDynamic, 4});
+  // Output 0: all zero; output 1: powers of two; output 2: 0.71 ~ 727/1024 (10 significant bits)
+  Tensor w({3, 4}, DType::kFloat32);
+  const float vals[12] = {0, 0, 0, 0, 0.5f, -0.25f, 1, 0.125f, 0.71f, 0.71f, 0.71f, 0.71f};
+  std::copy(vals, vals + 12, w.data<float>());
+  ir::ValueId y = g.add_value("y");
+  g.add_node(ir::Node{OpKind::kGemm,
+                      "/fc/Gemm",
+                      {x, g.add_constant("w", w)},
+                      {y},
+                      ir::GemmAttrs{.trans_b = true},
+                      ""});
+  g.mark_output(y);
+  g.finalize();
+  auto at = [&](int in_bits, int w_bits) {
+    quant::QuantAssignment q = {{"fc",
+                                 {.quantized = true,
+                                  .data_in = quant::FixedFormat{in_bits, in_bits / 2, true},
+                                  .weight = quant::FixedFormat{w_bits, w_bits - 2, true}}}};
+    return estimate_fpga_cost(g, q, {.accum_width = 16});
+  };
+  const FpgaCost wide = at(16, 16);
+  ASSERT_EQ(wide.layers.size(), 1u);
+  EXPECT_EQ(wide.layers[0].free_mults, 8);  // 4 zeros + 4 powers of two
+  EXPECT_EQ(wide.layers[0].dsp_mults, 4);
+  EXPECT_EQ(wide.dsp, 4);
+  // Narrow inputs: the same products go to LUTs; narrow weights too (0.71 at 4 bits is 3/4).
+  const FpgaCost narrow_in = at(8, 16);
+  EXPECT_EQ(narrow_in.dsp, 0);
+  EXPECT_EQ(narrow_in.layers[0].lut_mults, 4);
+  EXPECT_GT(narrow_in.lut, wide.lut);
+  const FpgaCost narrow_w = at(16, 4);
+  EXPECT_EQ(narrow_w.dsp, 0);
+  EXPECT_LT(narrow_w.lut, narrow_in.lut);  // 2 significant bits * 16 < 10 * 8
+  // Wide operands tile the DSP48E2 27x18 multiplier: 0.71 at 22 fractional bits has 23
+  // significant bits at most (sign included; 0.71f's code ends in zeros), times a 32-bit input:
+  // 32 = 18 + 14 on the 18-bit port, the weight on the 27-bit port -> 2 DSPs per product. A
+  // float32 weight has at most 24 significant bits, so a 32-bit weight format costs the same.
+  EXPECT_EQ(at(32, 24).dsp, 8);
+  EXPECT_EQ(at(32, 32).dsp, 8);
+  EXPECT_EQ(at(16, 32).dsp, 4);  // 16 x <= 25 bits: one DSP48E2 each
+}
+
+TEST(FpgaCost, ReuseFactorSharesMultipliersAndSetsTheInitiationInterval) {
+  quant::QuantAssignment q;
+  const ir::Graph g = jsc_mlp(MlpSpec{}, &q);
+  const FpgaCost r1 = estimate_fpga_cost(g, q, {.reuse_factor = 1, .accum_width = 16});
+  const FpgaCost r4 = estimate_fpga_cost(g, q, {.reuse_factor = 4, .accum_width = 16});
+  EXPECT_EQ(r4.ii, 4);
+  EXPECT_GT(r4.latency_cycles, r1.latency_cycles);
+  EXPECT_LT(r4.dsp, r1.dsp / 3);
+  EXPECT_LT(r4.lut, r1.lut);
+  // The totals are the layers' sums, the latency in ns the cycles at the clock.
+  int64_t dsp = 0, lut = 0, ff = 0;
+  int cycles = 0;
+  for (const FpgaLayerCost& L : r4.layers) {
+    dsp += L.dsp;
+    lut += L.lut;
+    ff += L.ff;
+    cycles += L.latency_cycles;
+  }
+  EXPECT_EQ(dsp, r4.dsp);
+  EXPECT_EQ(lut, r4.lut);
+  EXPECT_EQ(ff, r4.ff);
+  EXPECT_EQ(cycles, r4.latency_cycles);
+  const FpgaCost slow = estimate_fpga_cost(g, q, {.clock_mhz = 100, .accum_width = 16});
+  EXPECT_NEAR(slow.latency_ns, slow.latency_cycles * 10.0, 1e-9);
+  EXPECT_LE(slow.latency_cycles, r1.latency_cycles);  // a longer period chains more adders
+}
+
+TEST(FpgaCost, OverflowFreeAccumulatorIsWiderAndCostsMore) {
+  quant::QuantAssignment q;
+  const ir::Graph g = jsc_mlp(MlpSpec{}, &q);
+  const FpgaCost fixed16 = estimate_fpga_cost(g, q, {.accum_width = 16});
+  const FpgaCost exact = estimate_fpga_cost(g, q, {});
+  EXPECT_EQ(exact.layers[0].accum_width, 16 + 16 + 5);  // a + w + ceil(log2(16 + 1))
+  EXPECT_GT(exact.lut, fixed16.lut);
+}
+
+TEST(FpgaCost, BadOptionsAreOneLineErrors) {
+  quant::QuantAssignment q;
+  const ir::Graph g = jsc_mlp(MlpSpec{}, &q);
+  try {
+    estimate_fpga_cost(g, q, {.device = "xc7z999"});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("xcu250"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(estimate_fpga_cost(g, q, {.clock_mhz = 0}), Error);
+  EXPECT_THROW(estimate_fpga_cost(g, q, {.reuse_factor = 0}), Error);
+  EXPECT_THROW(estimate_fpga_cost(g, q, {.accum_width = 65}), Error);
+  EXPECT_EQ(fpga_device("XCU250-FIGD2104-2L-E").dsp, 12288);
+}
+
+}  // namespace
+}  // namespace qsearch::eval
