@@ -131,9 +131,11 @@ void attach_layer_numbers(const search::StudyInfo& info, const std::string& mode
     const auto sizes = eval::model_size_bytes_by_node(*graph, q);
     const auto ops = eval::op_counts_by_node(*graph, q);
     int64_t total = 0;
+    double bitops = 0;
     for (size_t i = 0; i < graph->nodes().size(); ++i) {
       const ir::Node& n = graph->nodes()[i];
       total += sizes[i].second;
+      bitops += ops[i].second.bitops;
       const int64_t params = ir::param_count(*graph, n);
       if (params == 0 && ops[i].second.macs == 0) continue;
       auto c = q.find(n.config_name);
@@ -150,8 +152,11 @@ void attach_layer_numbers(const search::StudyInfo& info, const std::string& mode
     auto hw = t.user_attrs.find(report::kHardwareMetrics);
     if (hw != t.user_attrs.end()) {
       const Json h = Json::parse(hw->second, nullptr, false);
-      if (h.is_object() && h.contains("model_size_bytes") && h["model_size_bytes"].is_number() &&
-          h["model_size_bytes"].get<double>() != static_cast<double>(total)) {
+      auto differs = [&](const char* metric, double counted) {
+        return h.is_object() && h.contains(metric) && h[metric].is_number() &&
+               h[metric].get<double>() != counted;
+      };
+      if (differs("model_size_bytes", static_cast<double>(total)) || differs("bitops", bitops)) {
         out.clear();
       }
     }

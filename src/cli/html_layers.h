@@ -4,9 +4,9 @@
 //
 // A trial's formats come from its stored sampled_config (keys: node config names, or MASE op
 // types for a space by "type"; "default" for the rest), converted as a transform pass converts
-// them. The numbers of a trial are shown only when their sum reproduces the model_size_bytes the
-// search recorded for it (else the configuration cannot be rebuilt faithfully and the table
-// shows the formats alone).
+// them. The numbers of a trial are shown only when their sums reproduce the model_size_bytes and
+// bitops the search recorded for it, where it recorded them (else the configuration was not
+// rebuilt faithfully and the table shows the formats alone).
 #pragma once
 
 #include <string>
