@@ -24,9 +24,9 @@ svg text{font-family:"DejaVu Sans",sans-serif}
 svg .title{font-size:13px;font-weight:600}svg .tl{font-size:11px;fill:#333}
 svg .al{font-size:12px;fill:#222}svg .ct{font-size:11px;fill:#111;pointer-events:none}
 svg .frame{fill:#fafafa;stroke:#bbb}svg .tick{stroke:#999}
-circle.pt{fill:#1f77b4;fill-opacity:.45;stroke:none;cursor:pointer}
-circle.pt:hover{fill-opacity:1;stroke:#000}
-circle.sel{fill:#ff7f0e;fill-opacity:1;stroke:#000;stroke-width:1.5;r:5px}
+.pts circle{fill:#1f77b4;fill-opacity:.45;stroke:none;cursor:pointer}
+.pts circle:hover{fill-opacity:1;stroke:#000}
+.pts circle.sel{fill:#ff7f0e;fill-opacity:1;stroke:#000;stroke-width:1.5;r:5px}
 path.front,path.best{fill:none;stroke:#d62728;stroke-width:1.6;pointer-events:none}
 path.best{stroke:#2ca02c}path.hv{fill:none;stroke:#9467bd;stroke-width:2;pointer-events:none}
 path.ref-front{fill:none;stroke:#000;stroke-width:1.4;stroke-dasharray:5 3;pointer-events:none}

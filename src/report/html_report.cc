@@ -178,6 +178,13 @@ bool higher_is_better(const std::string& metric) {
          metric == "memory_density";
 }
 
+// 7 significant digits: the page shows 6, and 10,000 trials' numbers at 17 digits would double
+// the file.
+Json short_number(double v) {
+  if (!std::isfinite(v)) return Json();
+  return std::stod(fmt::format("{:.7g}", v));
+}
+
 std::string escape_json_for_script(const std::string& json) {
   std::string s;
   s.reserve(json.size());
@@ -387,9 +394,10 @@ std::string svg_scatter(const ScatterSpec& spec) {
   s += "<g class=\"pts\">";
   for (const auto& p : spec.points) {
     if (!std::isfinite(p.x) || !std::isfinite(p.y)) continue;
-    s += fmt::format(R"(<circle class="pt{}" cx="{}" cy="{}" r="3" data-t="{}"/>)",
-                     p.group < 0 ? std::string() : fmt::format(" s{}", p.group), px(ax(p.x)),
-                     px(ay(p.y)), p.trial);
+    // Whole pixels and no per-circle class keep 10,000 trials' plots small (docs/outputs.md).
+    s += fmt::format(R"(<circle{} cx="{:.0f}" cy="{:.0f}" r="3" data-t="{}"/>)",
+                     p.group < 0 ? std::string() : fmt::format(" class=\"s{}\"", p.group), ax(p.x),
+                     ay(p.y), p.trial);
   }
   return s + "</g></svg>";
 }
@@ -780,12 +788,11 @@ std::string study_html(const search::StudyInfo& info,
   Json jtrials = Json::array();
   for (size_t i = 0; i < plotted.size(); ++i) {
     Json values = Json::array();
-    for (double v : plotted[i]->values) values.push_back(std::isfinite(v) ? Json(v) : Json());
+    for (double v : plotted[i]->values) values.push_back(short_number(v));
     Json mets = Json::array();
     for (const auto& m : metric_names) {
       auto it = metric_values[i].find(m);
-      mets.push_back(it == metric_values[i].end() || !std::isfinite(it->second) ? Json()
-                                                                                : Json(it->second));
+      mets.push_back(it == metric_values[i].end() ? Json() : short_number(it->second));
     }
     Json cfg_ids = Json::array();
     for (const auto& l : layers) {

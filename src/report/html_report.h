@@ -76,7 +76,7 @@ struct ScatterSpec {
   bool y_maximize = true;       // only orders step lines: see step_path
 };
 
-// An <svg> with axes, one <circle class="pt" data-t="N"> per finite point (in input order) and one
+// An <svg> with axes, one <circle data-t="N"> (in <g class="pts">) per finite point (in input order) and one
 // <path> per line. Non-finite coordinates are left out.
 std::string svg_scatter(const ScatterSpec& spec);
 

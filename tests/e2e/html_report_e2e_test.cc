@@ -92,7 +92,7 @@ TEST(HtmlReportE2E, SearchReportRendersInChromiumWithTheStudysNumbers) {
   for (const char* id : {"space-0", "space-1", "space-2", "history-0", "history-1"}) {
     const std::string svg = element(page.dom, std::string("<svg id=\"") + id + "\"", "</svg>");
     ASSERT_FALSE(svg.empty()) << id;
-    EXPECT_EQ(count(svg, "<circle class=\"pt"), complete) << id;
+    EXPECT_EQ(count(svg, "<circle cx="), complete) << id;
   }
   EXPECT_NE(element(page.dom, "<svg id=\"space-0\"", "</svg>").find("<path class=\"front\" d=\"M"),
             std::string::npos);
@@ -162,7 +162,7 @@ TEST(HtmlReportE2E, SearchReportRendersInChromiumWithTheStudysNumbers) {
   Result rep = run("report --out " + out + " --html " + (dir / "again.html"));
   ASSERT_EQ(rep.code, 0) << rep.err;
   const std::string again = read_file(dir / "again.html");
-  EXPECT_EQ(count(element(again, "<svg id=\"space-0\"", "</svg>"), "<circle class=\"pt"), complete);
+  EXPECT_EQ(count(element(again, "<svg id=\"space-0\"", "</svg>"), "<circle cx="), complete);
 }
 
 TEST(HtmlReportE2E, CompareReportOverlaysTheFrontsInChromium) {

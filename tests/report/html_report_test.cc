@@ -56,7 +56,7 @@ TEST(HtmlReport, ScatterDrawsOneCircleAndOneFrontPathAndEscapesLabels) {
   s.points.push_back({std::nan(""), 1, 99});  // not drawn
   s.lines.push_back({"front", {{0, 0, 10}, {6, 36, 16}}});
   const std::string svg = svg_scatter(s);
-  EXPECT_EQ(count(svg, "<circle class=\"pt\""), 7);
+  EXPECT_EQ(count(svg, "<circle cx="), 7);
   EXPECT_EQ(count(svg, "data-t=\"99\""), 0);
   EXPECT_EQ(count(svg, "data-t=\"13\""), 1);
   EXPECT_EQ(count(svg, "<path class=\"front\" d=\"M"), 1);
@@ -137,7 +137,7 @@ TEST(HtmlReport, StudyPageIsSelfContainedAndDrawsEveryCompleteTrial) {
   // Objective space: accuracy vs average_bitwidth, and vs the FPGA metric (picked up by name
   // from hardware_metrics; macs does not vary and is not plotted).
   const std::string s0 = svg_by_id(html, "space-0"), s1 = svg_by_id(html, "space-1");
-  EXPECT_EQ(count(s0, "<circle class=\"pt\""), 4);
+  EXPECT_EQ(count(s0, "<circle cx="), 4);
   EXPECT_NE(s0.find(">average_bitwidth<"), std::string::npos);
   EXPECT_NE(s1.find(">fpga_dsp<"), std::string::npos);
   EXPECT_EQ(svg_by_id(html, "space-2"), "");
@@ -147,8 +147,8 @@ TEST(HtmlReport, StudyPageIsSelfContainedAndDrawsEveryCompleteTrial) {
   ASSERT_TRUE(std::regex_search(s0, m, front_re));
   EXPECT_EQ(count(m[1].str(), " H"), 2);
   // History: one plot per objective and the hypervolume.
-  EXPECT_EQ(count(svg_by_id(html, "history-0"), "<circle class=\"pt\""), 4);
-  EXPECT_EQ(count(svg_by_id(html, "history-1"), "<circle class=\"pt\""), 4);
+  EXPECT_EQ(count(svg_by_id(html, "history-0"), "<circle cx="), 4);
+  EXPECT_EQ(count(svg_by_id(html, "history-1"), "<circle cx="), 4);
   EXPECT_NE(svg_by_id(html, "history-hv").find("<path class=\"hv\""), std::string::npos);
   // Heatmap: one row per front trial (best_trials: 0, 1, 3), columns fc<1> and fc2 (the relu
   // is not quantized), cells weight/input.
@@ -188,11 +188,82 @@ TEST(HtmlReport, ComparePageOverlaysEachStudysFrontOnTheBestKnownFront) {
   EXPECT_EQ(count(f, "<path class=\"ref-front\""), 1);
   EXPECT_EQ(count(f, "<path class=\"front s0\""), 1);
   EXPECT_EQ(count(f, "<path class=\"front s1\""), 1);
-  EXPECT_EQ(count(f, "<circle class=\"pt s0\""), 3);  // bruteforce's front: all three
-  EXPECT_EQ(count(f, "<circle class=\"pt s1\""), 2);  // tpe's: both
+  EXPECT_EQ(count(f, "<circle class=\"s0\""), 3);  // bruteforce's front: all three
+  EXPECT_EQ(count(f, "<circle class=\"s1\""), 2);  // tpe's: both
   EXPECT_EQ(count(svg_by_id(html, "hv-curves"), "<path class=\"curve s"), 2);
   EXPECT_NE(html.find("<td><span class=\"swatch\" style=\"background:#1f77b4\"></span>bruteforce"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace qsearch::report
+
+namespace qsearch::report {
+namespace {
+
+// Issue 13: "a few MB at most for 10,000 trials". A study like the demo's (three layers, the
+// software and hardware metrics a search records, 18 parameters) with 10,000 complete trials.
+TEST(HtmlReport, TenThousandTrialsStayUnderFourMegabytes) {
+  search::StudyInfo i = info();
+  i.space.clear();
+  for (const char* l : {"fc1", "fc2", "fc3"}) {
+    for (const char* f : {"name", "data_in_width", "data_in_frac_width", "weight_width",
+                          "weight_frac_width", "bias_width"}) {
+      i.space.push_back({std::string(l) + "/config/" + f, search::Distribution::int_range(0, 2)});
+    }
+  }
+  std::vector<search::FrozenTrial> ts;
+  uint64_t state = 12345;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<int>((state >> 33) % 3);
+  };
+  for (int n = 0; n < 10000; ++n) {
+    const int a = next(), b = next(), c = next();
+    const int w1 = 2 << a, w2 = 2 << b, w3 = 2 << c;
+    const double bits = (200704.0 * w1 + 32768.0 * w2 + 1280.0 * w3) / 234752.0;
+    const double acc = 0.98 - 0.3 / (w1 * w2) - 0.0001 * (n % 97);
+    search::FrozenTrial t;
+    t.number = n;
+    t.state = search::TrialState::kComplete;
+    t.values = {acc, bits};
+    for (int k = 0; k < 18; ++k) t.params.push_back(next());
+    t.datetime_start_ms = 1000 + n * 100;
+    t.datetime_complete_ms = 1090 + n * 100;
+    t.user_attrs[kSoftwareMetrics] =
+        nlohmann::json{{"loss", 1 - acc}, {"accuracy", acc},      {"macro_accuracy", acc - 0.001},
+                       {"loss_se", 0.01}, {"accuracy_se", 0.005}, {"num_samples", 1024}}
+            .dump();
+    t.user_attrs[kHardwareMetrics] = nlohmann::json{
+        {"average_bitwidth", bits},
+        {"memory_density", 32 / bits},
+        {"model_size_bytes", int(bits * 29344)},
+        {"macs", 234752},
+        {"bitops", bits * 234752 * 8}}.dump();
+    nlohmann::ordered_json sc;
+    for (auto [l, w] : {std::pair{"fc1", w1}, {"fc2", w2}, {"fc3", w3}}) {
+      sc[l] = {{"config",
+                {{"name", "integer"},
+                 {"data_in_width", 8},
+                 {"data_in_frac_width", nullptr},
+                 {"weight_width", w},
+                 {"weight_frac_width", 4},
+                 {"bias_width", 16}}}};
+    }
+    t.user_attrs[kSampledConfig] = sc.dump();
+    ts.push_back(std::move(t));
+  }
+  HtmlOptions o;
+  // Per-layer numbers as the CLI supplies them (for the front only at this size).
+  o.layer_numbers = [](const search::FrozenTrial& t) {
+    return std::vector<LayerNumbers>{{"fc1", "in s8.4 w s8.4", 200960, 100000, 200704, 1e7},
+                                     {"fc2", "in s8.4 w s8.4", 32896, 10000, 32768, 1e6},
+                                     {"fc3", "in s8.4 w s8.4", 1290, 1000, 1280, 1e5 + t.number}};
+  };
+  const std::string html = study_html(i, ts, o);
+  std::cout << "report.html for 10,000 trials: " << html.size() << " bytes\n";
+  EXPECT_EQ(count(svg_by_id(html, "space-0"), "<circle cx="), 10000);
+  EXPECT_LT(html.size(), 4u << 20);
 }
 
 }  // namespace
