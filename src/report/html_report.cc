@@ -705,7 +705,7 @@ std::string study_html(const search::StudyInfo& info,
   std::string heat;
   if (!rows.empty() && !layers.empty()) {
     const double cw = 64, ch = 20, lw = 70, top = 40;
-    const double w = std::max(460.0, lw + cw * double(layers.size()) + 10),
+    const double w = std::max(560.0, lw + cw * double(layers.size()) + 10),
                  h = top + ch * double(rows.size()) + 6;
     heat = fmt::format(
         R"(<svg id="heatmap" class="heat" viewBox="0 0 {0} {1}" width="{0}" height="{1}" data-rows="{2}"><text class="title" x="4" y="14">weight / input bits of the Pareto front, sorted by {3}</text>)",
