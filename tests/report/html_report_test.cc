@@ -175,6 +175,20 @@ TEST(HtmlReport, StudyPageIsSelfContainedAndDrawsEveryCompleteTrial) {
   EXPECT_EQ(json.find('<'), std::string::npos);  // escaped as \u003c
 }
 
+// `search --html` rewrites the page while it runs: that page reloads itself, the final one does
+// not. A study without a recorded reference point gets one from the values seen.
+TEST(HtmlReport, ARunningSearchsPageReloadsItselfAndTheFinalOneDoesNot) {
+  std::vector<search::FrozenTrial> ts = {trial(0, 0.90, 4, 4, 4), trial(1, 0.95, 6, 8, 4)};
+  HtmlOptions o;
+  o.refresh_s = 5;
+  EXPECT_NE(study_html(info(), ts, o).find("<meta http-equiv=\"refresh\" content=\"5\">"),
+            std::string::npos);
+  o.refresh_s = 0;
+  const std::string html = study_html(info(), ts, o);
+  EXPECT_EQ(html.find("http-equiv=\"refresh\""), std::string::npos);
+  EXPECT_NE(html.find("worst values seen"), std::string::npos);
+}
+
 TEST(HtmlReport, ComparePageOverlaysEachStudysFrontOnTheBestKnownFront) {
   StudyRun a, b;
   a.label = "bruteforce";
