@@ -76,8 +76,8 @@ struct ScatterSpec {
   bool y_maximize = true;       // only orders step lines: see step_path
 };
 
-// An <svg> with axes, one <circle data-t="N"> (in <g class="pts">) per finite point (in input order) and one
-// <path> per line. Non-finite coordinates are left out.
+// An <svg> with axes, one <circle data-t="N"> (in <g class="pts">) per point, in input order,
+// and one <path> per line. Points with a non-finite coordinate are left out.
 std::string svg_scatter(const ScatterSpec& spec);
 
 // SVG path data of the staircase through `front` (pixel coordinates, sorted by x here): from
