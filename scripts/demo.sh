@@ -43,3 +43,9 @@ step "Sensitivity strategy, 150 trials (37 per-layer probes included; table in s
 step "Sample efficiency: qsearch compare"
 "$qsearch" compare "$out/bruteforce" "$out/tpe" "$out/random" "$out/sensitivity"
 printf '\nEach search left best.json, log.json (MASE layouts), trials.csv and study.db in %s/<sampler>/.\n' "$out"
+
+step "HTML report (plots, one self-contained file): qsearch report --html, qsearch compare --html"
+"$qsearch" compare "$out/bruteforce" "$out/tpe" "$out/random" "$out/sensitivity" \
+  --html "$out/compare.html" >/dev/null
+"$qsearch" report --out "$out/tpe" --html >/dev/null
+printf '\nOpen the report in a browser (no network needed): %s/tpe/report.html\n' "$out"

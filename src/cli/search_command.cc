@@ -4,8 +4,9 @@
 //                [--final-eval none|full] [--quiet] [TPE: --multivariate B --group B
 //                --constant-liar B --n-startup-trials N --n-ei-candidates N --gamma F
 //                --gamma-max N --stall-window N]
-// qsearch report --out DIR [--storage URL] [--study NAME]
-// qsearch compare DIR [DIR...] [--study NAME]... [--ref-point V1,V2,...]
+//                [--html]
+// qsearch report --out DIR [--storage URL] [--study NAME] [--html [PATH] [--model M]]
+// qsearch compare DIR [DIR...] [--study NAME]... [--ref-point V1,V2,...] [--html [PATH]]
 #include <fmt/format.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/html_layers.h"
 #include "cli/job_limits.h"
 #include "cli/proxy_table.h"
 #include "cli/search_problem.h"
@@ -31,6 +33,7 @@
 #include "export/export.h"
 #include "onnx/import.h"
 #include "report/compare.h"
+#include "report/html_report.h"
 #include "report/output_lock.h"
 #include "report/search_report.h"
 #include "report/study_settings.h"
@@ -80,10 +83,17 @@ std::string metric_summary(const search::FrozenTrial& t, const std::vector<eval:
 }
 
 // Rewrites the outputs from every trial committed so far, under the output directory's lock
-// (with the study's current user attrs: the final evaluation adds one).
-std::vector<search::FrozenTrial> write_outputs(const std::string& out_dir, search::Study& study) {
-  return report::write_search_outputs_locked(out_dir, study.storage().get_study(study.info().id),
-                                             [&] { return study.trials(); });
+// (with the study's current user attrs: the final evaluation adds one). With `html`, also
+// <out_dir>/report.html from the same trials.
+std::vector<search::FrozenTrial> write_outputs(const std::string& out_dir, search::Study& study,
+                                               const report::HtmlOptions* html = nullptr) {
+  const search::StudyInfo info = study.storage().get_study(study.info().id);
+  auto trials = report::write_search_outputs_locked(out_dir, info, [&] { return study.trials(); });
+  if (html) {
+    report::write_html_file(fs::path(out_dir) / "report.html",
+                            report::study_html(info, trials, *html));
+  }
+  return trials;
 }
 
 // --final-eval full: each Pareto-front trial without a final evaluation yet is evaluated on the
@@ -144,7 +154,7 @@ void export_front(const std::string& format, const SearchFlags& flags, const Sea
   }
 }
 
-int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet,
+int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet, bool html,
                const std::string& export_format) {
   if (!export_format.empty()) exporter::check_format(export_format, "--export");
   RunConfig config = load_config(flags.config);
@@ -242,6 +252,13 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
                       fmt::format("Resume with the same command; `qsearch report --out {}` "
                                   "rewrites the outputs.",
                                   s.out_dir));
+  // --html: report.html with the other outputs; while the search runs it reloads itself.
+  std::optional<report::HtmlOptions> html_options;
+  if (html) {
+    html_options.emplace();
+    attach_layer_numbers(study.info(), s.model_path, &*html_options);
+    html_options->refresh_s = 5;
+  }
   std::mutex out_mu;
   int since_save = 0;
   Stopwatch clock;
@@ -270,7 +287,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
     // fast search (study.db has every finished trial at once; the end writes them all).
     if (++since_save >= std::max(1, s.save_every_n_trials) && clock.seconds() - last_save >= 1.0) {
       since_save = 0;
-      write_outputs(s.out_dir, study);
+      write_outputs(s.out_dir, study, html_options ? &*html_options : nullptr);
       last_save = clock.seconds();
     }
   };
@@ -281,7 +298,8 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
 
   // After this process's last commit: under the output lock, so the last process sharing --out
   // to get there leaves files with every trial (report/output_lock.h).
-  const auto trials = write_outputs(s.out_dir, study);
+  if (html_options) html_options->refresh_s = 0;
+  const auto trials = write_outputs(s.out_dir, study, html_options ? &*html_options : nullptr);
   std::cout << report::best_trials_table(study.storage().get_study(study.info().id), trials)
             << "\n";
   if (!export_format.empty() && signals.first_signal() == 0) {
@@ -306,6 +324,9 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
         sum.started, sum.completed, sum.failed,
         s.objective.racing ? fmt::format(", {} pruned by racing", sum.pruned) : std::string(),
         others, sum.elapsed_s, why, s.out_dir);
+    if (html) {
+      std::cerr << fmt::format("HTML report: {}\n", (fs::path(s.out_dir) / "report.html").string());
+    }
   }
   return signals.first_signal() != 0 ? signals.exit_code() : 0;
 }
@@ -342,8 +363,14 @@ report::StudyRun load_study_run(const std::string& out_dir, const std::string& s
   return run;
 }
 
+// --html [PATH]: whether given, and the path (empty: the default file).
+struct HtmlFlag {
+  bool on = false;
+  std::string path;
+};
+
 int run_report(const std::string& out_dir, const std::string& storage_url,
-               const std::string& study_name) {
+               const std::string& study_name, const HtmlFlag& html, const std::string& model) {
   if (out_dir.empty()) fail("--out is empty: give the directory to write the outputs to");
   report::StudyRun run = load_study_run(out_dir, storage_url, study_name);
   // Re-read under the output lock, so a search still running on this directory cannot rename
@@ -354,6 +381,15 @@ int run_report(const std::string& out_dir, const std::string& storage_url,
   run.trials = report::write_search_outputs_locked(
       out_dir, run.info, [&] { return storage->get_trials(run.info.id); });
   std::cout << report::best_trials_table(run.info, run.trials) << "\n";
+  if (html.on) {
+    report::HtmlOptions options;
+    options.command = this_command_line();
+    attach_layer_numbers(run.info, model, &options);
+    const fs::path path =
+        html.path.empty() ? fs::path(out_dir) / "report.html" : fs::path(html.path);
+    report::write_html_file(path, report::study_html(run.info, run.trials, options));
+    std::cerr << fmt::format("HTML report: {}\n", path.string());
+  }
   return 0;
 }
 
@@ -361,7 +397,7 @@ int run_report(const std::string& out_dir, const std::string& storage_url,
 // every directory). A run is labelled with its directory, plus ":<study>" when the directory
 // gives several.
 int run_compare(const std::vector<std::string>& dirs, const std::vector<std::string>& studies,
-                const std::optional<std::vector<double>>& ref_point) {
+                const std::optional<std::vector<double>>& ref_point, const HtmlFlag& html) {
   std::vector<report::StudyRun> runs;
   for (const auto& d : dirs) {
     fs::path db = fs::path(d) / "study.db";
@@ -390,6 +426,13 @@ int run_compare(const std::vector<std::string>& dirs, const std::vector<std::str
   const report::Comparison c = report::compare_studies(runs, {.ref_point = ref_point});
   for (const auto& n : c.notes) std::cerr << "note: " << n << "\n";
   std::cout << report::format_comparison(c);
+  if (html.on) {
+    report::HtmlOptions options;
+    options.command = this_command_line();
+    const fs::path path = html.path.empty() ? fs::path("compare.html") : fs::path(html.path);
+    report::write_html_file(path, report::compare_html(runs, c, options));
+    std::cerr << fmt::format("HTML report: {}\n", path.string());
+  }
   return 0;
 }
 
@@ -443,9 +486,13 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
       "--export", *export_format,
       "After the search, export each Pareto-front trial in this format (c | hls4ml) into "
       "<out>/export/trial_<N>/ (docs/export.md)");
-  cmd->callback([&global, &run, flags, quiet, export_format] {
-    run = [&global, flags, quiet, export_format] {
-      return run_search(global, *flags, *quiet, *export_format);
+  auto search_html = std::make_shared<bool>(false);
+  cmd->add_flag("--html", *search_html,
+                "Also write <out>/report.html (one self-contained page of plots), refreshed as "
+                "the outputs are");
+  cmd->callback([&global, &run, flags, quiet, search_html, export_format] {
+    run = [&global, flags, quiet, search_html, export_format] {
+      return run_search(global, *flags, *quiet, *search_html, *export_format);
     };
   });
 
@@ -457,8 +504,20 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   rep->add_option("--out", *out, "The search's output directory")->required();
   rep->add_option("--storage", *storage_url, "Study storage URL (default <out>/study.db)");
   rep->add_option("--study", *study, "Study name (needed when the storage holds several)");
-  rep->callback([&run, out, storage_url, study] {
-    run = [out, storage_url, study] { return run_report(*out, *storage_url, *study); };
+  auto rep_html = std::make_shared<HtmlFlag>();
+  auto rep_model = std::make_shared<std::string>();
+  CLI::Option* rep_html_opt =
+      rep->add_option("--html", rep_html->path,
+                      "Also write the HTML report (default <out>/report.html)")
+          ->expected(0, 1);
+  rep->add_option("--model", *rep_model,
+                  "The searched model, for the per-layer numbers of --html (default: the path "
+                  "the study records)");
+  rep->callback([&run, out, storage_url, study, rep_html, rep_html_opt, rep_model] {
+    rep_html->on = rep_html_opt->count() > 0;
+    run = [out, storage_url, study, rep_html, rep_model] {
+      return run_report(*out, *storage_url, *study, *rep_html, *rep_model);
+    };
   });
 
   auto dirs = std::make_shared<std::vector<std::string>>();
@@ -476,8 +535,16 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
          "Hypervolume reference point V1,V2,... in objective order, as the studies' values are "
          "(default: the one the searches recorded: accuracy 0, the largest cost of the space)")
       ->delimiter(',');
-  cmp->callback([&run, dirs, studies, ref_point] {
-    run = [dirs, studies, ref_point] { return run_compare(*dirs, *studies, *ref_point); };
+  auto cmp_html = std::make_shared<HtmlFlag>();
+  CLI::Option* cmp_html_opt =
+      cmp->add_option("--html", cmp_html->path,
+                      "Also write the HTML comparison (default ./compare.html)")
+          ->expected(0, 1);
+  cmp->callback([&run, dirs, studies, ref_point, cmp_html, cmp_html_opt] {
+    cmp_html->on = cmp_html_opt->count() > 0;
+    run = [dirs, studies, ref_point, cmp_html] {
+      return run_compare(*dirs, *studies, *ref_point, *cmp_html);
+    };
   });
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "cli/html_layers.h"
 #include "core/error.h"
 #include "data/sha256.h"
 #include "report/study_settings.h"
@@ -129,6 +130,9 @@ std::map<std::string, std::string> study_settings_attrs(const config::SearchSett
   m[k::kObjectives] = objectives.dump();
   m[k::kParamChoices] = param_choices.dump();
   m[k::kQsearchVersion] = Json(QSEARCH_VERSION).dump();
+  m[k::kSampler] = Json(s.sampler).dump();
+  m[k::kSeed] = Json(s.seed).dump();
+  m[k::kCommand] = Json(this_command_line()).dump();
   return m;
 }
 

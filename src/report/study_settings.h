@@ -16,6 +16,7 @@
 //                  stands for (trials.csv decodes parameters with it)
 //   qsearch_version "0.1.0"                 informational
 //   reference_point {"values": [0, 6.4], "rule": "..."}  compare's default (not compared)
+//   sampler "tpe", seed 0, command "qsearch search ..."  as created (shown, not compared)
 //
 // A study made by an older qsearch has none of these: what cannot be checked is reported as
 // unchecked rather than guessed.
@@ -43,6 +44,11 @@ inline constexpr const char* kQsearchVersion = "qsearch_version";
 // (eval::space_reference_point), `qsearch compare`'s default reference point. Not compared on
 // resume (it follows from the compared settings and the space).
 inline constexpr const char* kReferencePoint = "reference_point";
+// Informational, never compared (shown by report.html): the sampler and seed the study was
+// created with, and the command line that created it.
+inline constexpr const char* kSampler = "sampler";
+inline constexpr const char* kSeed = "seed";
+inline constexpr const char* kCommand = "command";
 }  // namespace setting
 
 // The settings that must agree to resume or join a study, and the subset that must agree for
