@@ -162,6 +162,86 @@ class ResnetS(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class Attention(nn.Module):
+    """Multi-head self-attention with separate q/k/v/out projections, heads batched in MatMul."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads, self.dh = heads, d // heads
+        self.q_proj, self.k_proj = nn.Linear(d, d), nn.Linear(d, d)
+        self.v_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q = self.q_proj(x).reshape(b, t, self.heads, self.dh).transpose(1, 2)
+        k = self.k_proj(x).reshape(b, t, self.heads, self.dh).permute(0, 2, 3, 1)
+        v = self.v_proj(x).reshape(b, t, self.heads, self.dh).transpose(1, 2)
+        s = (q @ k) * self.dh ** -0.5
+        o = s.softmax(-1) @ v
+        return self.out_proj(o.transpose(1, 2).reshape(b, t, d))
+
+
+class Mlp2(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, d, heads, hidden):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(d), Attention(d, heads)
+        self.norm2, self.mlp = nn.LayerNorm(d), Mlp2(d, hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VitTiny(nn.Module):
+    def __init__(self, c=10, d=64, patch=7, tokens=16, heads=4, hidden=128, depth=2):
+        super().__init__()
+        self.d = d
+        self.patch_embed = nn.Conv2d(1, d, patch, patch)
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, d))
+        self.blocks = nn.Sequential(*[EncoderBlock(d, heads, hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, c)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = x.reshape(x.shape[0], self.d, -1).transpose(1, 2) + self.pos_embed
+        return self.head(self.norm(self.blocks(x)).mean(1))
+
+
+class DwSeparable(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False)
+        self.bn1, self.relu1 = nn.BatchNorm2d(cin), nn.ReLU()
+        self.pw = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn2, self.relu2 = nn.BatchNorm2d(cout), nn.ReLU()
+
+    def forward(self, x):
+        return self.relu2(self.bn2(self.pw(self.relu1(self.bn1(self.dw(x))))))
+
+
+class MobilenetS(nn.Module):
+    def __init__(self, c=10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            DwSeparable(16, 32, 1), DwSeparable(32, 64, 2), DwSeparable(64, 64, 1))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, c)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
 ZOO = {  # name -> (constructor, example input shape per sample)
     "jsc-tiny": (JscTiny, (16,)),
     "jsc-toy": (JscToy, (16,)),
@@ -172,10 +252,37 @@ ZOO = {  # name -> (constructor, example input shape per sample)
     "mlp": (Mlp, (1, 28, 28)),
     "lenet5": (Lenet5, (1, 28, 28)),
     "resnet-s": (ResnetS, (1, 28, 28)),
+    "vit-tiny": (VitTiny, (1, 28, 28)),
+    "mobilenet-s": (MobilenetS, (1, 28, 28)),
 }
 
 KEEP_OPS = {"Gemm", "MatMul", "Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool",
-            "GlobalAveragePool", "Flatten", "Reshape", "Add", "Dropout"}
+            "GlobalAveragePool", "Flatten", "Reshape", "Add", "Dropout", "Transpose", "Softmax",
+            "Mul", "ReduceMean"}
+# Modules opset 13 writes as several ops, which qsearch's importer fuses into one node named
+# "<scope>/<op>" (LayerNorm: ReduceMean .. Add; GELU: Div, Erf, Add, Mul, Mul).
+FUSED = {nn.LayerNorm: "LayerNormalization", nn.GELU: "Gelu"}
+
+
+def qsearch_node_names(model, graph):
+    """Node names as qsearch sees the export: shape arithmetic dropped, fused modules one node."""
+    modules = dict(model.named_modules())
+    names = []
+    for n in graph.node:
+        scope = n.name.rsplit("/", 1)[0]
+        path = ""  # "/blocks/blocks.0/norm1" -> "blocks.0.norm1"
+        for part in scope.split("/")[1:]:
+            path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
+        module = modules.get(path) if path else None
+        fused = next((op for t, op in FUSED.items() if isinstance(module, t)), None)
+        if fused:
+            if f"{scope}/{fused}" not in names:
+                names.append(f"{scope}/{fused}")
+        elif isinstance(module, nn.Linear) and n.op_type == "Transpose":
+            continue  # the weight's transpose (constant: the importer folds it)
+        elif n.op_type in KEEP_OPS:
+            names.append(n.name)
+    return names
 
 
 def dump_names(path):
@@ -191,7 +298,7 @@ def dump_names(path):
                           training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
         graph = onnx.load_from_string(buf.getvalue()).graph
         lines.append(f"model {name}")
-        lines += [n.name for n in graph.node if n.op_type in KEEP_OPS]
+        lines += qsearch_node_names(model, graph)
         print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters", file=sys.stderr)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
