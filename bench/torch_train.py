@@ -6,6 +6,7 @@ Run with Debian's interpreter (/usr/bin/python3: python3-torch on OpenBLAS).
   /usr/bin/python3 bench/torch_train.py --model mlp --dataset mnist --epochs 5 \
       --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 --threads 2 [--json]
   /usr/bin/python3 bench/torch_train.py --dump-names tests/train/data/torch_node_names.txt
+  /usr/bin/python3 bench/torch_train.py --grad-reference tests/train/data/torch_grad
 
 The recipe is qsearch's (docs/training.md): CrossEntropyLoss (mean), Adam/AdamW/SGD, a
 CosineAnnealingLR(T_max=epochs, eta_min) stepped once per epoch, shuffled batches without
@@ -420,9 +421,72 @@ def train(args):
         print(f"best epoch {best[2]}: test loss {test_loss:.6f}, test accuracy {test_acc:.6f}")
 
 
+def grad_reference(prefix):
+    """PyTorch's gradients of one training step of vit-tiny and mobilenet-s (the zoo's PyTorch
+    twins, random weights, a batch of 4 random images): PREFIX_<model>.onnx (the model, opset 13,
+    training mode kept for BatchNorm statistics) and PREFIX_<model>.json (input, labels, loss,
+    dL/dinput and dL/dparam per ONNX initializer, in the initializer's layout; gradients as
+    [index, value] pairs of at most 48 evenly spaced elements per tensor, to keep the file small)."""
+    import onnx
+    from onnx import numpy_helper
+
+    def sampled(a):
+        flat = a.reshape(-1)
+        step = max(1, flat.size // 48)
+        return [[i, float(f"{flat[i]:.9g}")] for i in range(0, flat.size, step)]
+
+    for name in ("vit-tiny", "mobilenet-s"):
+        torch.manual_seed(3)
+        ctor, shape = ZOO[name]
+        model = ctor()
+        with torch.no_grad():  # parameters that start constant: make every one distinct
+            if name == "vit-tiny":
+                model.pos_embed.normal_(0, 0.5)
+            for m in model.modules():
+                if isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.5, 0.5)
+        model.train()
+        buf = io.BytesIO()
+        torch.onnx.export(model, torch.randn(4, *shape), buf, opset_version=13,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          training=torch.onnx.TrainingMode.TRAINING)
+        proto = onnx.load_from_string(buf.getvalue())
+        inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+        x = torch.rand(4, *shape, requires_grad=True)
+        y = torch.tensor([1, 7, 3, 0])
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        grads = {}
+        own = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+        for pname, prm in model.named_parameters():
+            w = prm.detach().numpy()
+            if pname in inits:
+                grads[pname] = sampled(prm.grad.numpy())
+                continue
+            for iname, arr in inits.items():
+                if iname in own:
+                    continue
+                if arr.shape == w.shape and np.array_equal(arr, w):
+                    grads[iname] = sampled(prm.grad.numpy())
+                elif w.ndim == 2 and arr.shape == w.T.shape and np.array_equal(arr, w.T):
+                    grads[iname] = sampled(prm.grad.numpy().T)
+        assert len(grads) == len(list(model.parameters())), (name, sorted(grads))
+        with open(f"{prefix}_{name}.onnx", "wb") as f:
+            f.write(buf.getvalue())
+        with open(f"{prefix}_{name}.json", "w") as f:
+            json.dump({"input": [float(f"{v:.9g}") for v in x.detach().numpy().reshape(-1)],
+                       "labels": y.tolist(), "loss": loss.item(),
+                       "input_grad": sampled(x.grad.numpy()), "grads": grads}, f)
+        print(f"{name}: loss {loss.item():.6f}, {len(grads)} parameter gradients", file=sys.stderr)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dump-names", metavar="PATH")
+    p.add_argument("--grad-reference", metavar="PREFIX",
+                   help="write PREFIX_<model>.onnx/.json: PyTorch's gradients of one step")
     p.add_argument("--model", default="mlp", choices=sorted(ZOO))
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default="")
@@ -440,6 +504,8 @@ def main():
     args = p.parse_args()
     if args.dump_names:
         dump_names(args.dump_names)
+    elif args.grad_reference:
+        grad_reference(args.grad_reference)
     else:
         train(args)
 

@@ -72,7 +72,11 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
     auto is_const = [&](size_t k) {
       return k < n.inputs.size() && n.inputs[k] >= 0 && graph.value(n.inputs[k]).is_constant();
     };
-    if (n.inputs.empty() || is_const(0)) unsupported(n, "its first input must be an activation");
+    // Add may read a constant first (torch.onnx writes a Linear's bias Add as Add(bias, x)).
+    const bool const_first_ok = n.kind == OpKind::kAdd && n.inputs.size() == 2 && !is_const(1);
+    if (n.inputs.empty() || (is_const(0) && !const_first_ok)) {
+      unsupported(n, "its first input must be an activation");
+    }
     for (size_t k = 1; k < n.outputs.size(); ++k) {
       if (!graph.consumers(n.outputs[k]).empty() ||
           std::count(graph.outputs().begin(), graph.outputs().end(), n.outputs[k])) {
@@ -199,8 +203,10 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
       case OpKind::kAveragePool:
         break;
       case OpKind::kAdd:
-        if (is_const(1) && graph.value(n.inputs[1]).dtype != DType::kFloat32) {
-          unsupported(n, "a non-float constant operand");
+        for (size_t k = 0; k < 2; ++k) {
+          if (is_const(k) && graph.value(n.inputs[k]).dtype != DType::kFloat32) {
+            unsupported(n, "a non-float constant operand");
+          }
         }
         break;
       case OpKind::kFlatten:

@@ -130,6 +130,7 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
       const ValueId bv = n.inputs[1];
       const Shape& bs = shapes_[bv];
       const float* b = graph_.value(bv).is_constant() ? constant(1) : act_[bv];
+      if (graph_.value(xv).is_constant()) x = constant(0);
       if (xs == bs) {
         const int64_t total = shape_numel(ys);
         parallel_for(0, total, 1 << 14, [&](int64_t i0, int64_t i1) {

@@ -247,6 +247,8 @@ TEST(GradCheck, AddBroadcastsATrainableConstant) {
   G b({kDynamic, 3, 2, 2});
   ValueId c = b.constant("c", random_tensor({3, 1, 1}, b.rng));
   b.node(OpKind::kAdd, {b.cur, c});
+  // The constant may come first (torch.onnx writes a Linear's bias as Add(bias, x)).
+  b.node(OpKind::kAdd, {b.constant("c0", random_tensor({2, 2}, b.rng)), b.cur});
   b.flatten();
   Rng rng(8);
   check_gradients(b.done(), random_tensor({2, 3, 2, 2}, rng));
