@@ -6,6 +6,7 @@ Run with Debian's interpreter (/usr/bin/python3: python3-torch on OpenBLAS).
   /usr/bin/python3 bench/torch_train.py --model mlp --dataset mnist --epochs 5 \
       --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 --threads 2 [--json]
   /usr/bin/python3 bench/torch_train.py --dump-names tests/train/data/torch_node_names.txt
+  /usr/bin/python3 bench/torch_train.py --grad-reference tests/train/data/torch_grad
 
 The recipe is qsearch's (docs/training.md): CrossEntropyLoss (mean), Adam/AdamW/SGD, a
 CosineAnnealingLR(T_max=epochs, eta_min) stepped once per epoch, shuffled batches without
@@ -162,6 +163,86 @@ class ResnetS(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class Attention(nn.Module):
+    """Multi-head self-attention with separate q/k/v/out projections, heads batched in MatMul."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads, self.dh = heads, d // heads
+        self.q_proj, self.k_proj = nn.Linear(d, d), nn.Linear(d, d)
+        self.v_proj, self.out_proj = nn.Linear(d, d), nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q = self.q_proj(x).reshape(b, t, self.heads, self.dh).transpose(1, 2)
+        k = self.k_proj(x).reshape(b, t, self.heads, self.dh).permute(0, 2, 3, 1)
+        v = self.v_proj(x).reshape(b, t, self.heads, self.dh).transpose(1, 2)
+        s = (q @ k) * self.dh ** -0.5
+        o = s.softmax(-1) @ v
+        return self.out_proj(o.transpose(1, 2).reshape(b, t, d))
+
+
+class Mlp2(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, d, heads, hidden):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(d), Attention(d, heads)
+        self.norm2, self.mlp = nn.LayerNorm(d), Mlp2(d, hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class VitTiny(nn.Module):
+    def __init__(self, c=10, d=64, patch=7, tokens=16, heads=4, hidden=128, depth=2):
+        super().__init__()
+        self.d = d
+        self.patch_embed = nn.Conv2d(1, d, patch, patch)
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, d))
+        self.blocks = nn.Sequential(*[EncoderBlock(d, heads, hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, c)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        x = x.reshape(x.shape[0], self.d, -1).transpose(1, 2) + self.pos_embed
+        return self.head(self.norm(self.blocks(x)).mean(1))
+
+
+class DwSeparable(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False)
+        self.bn1, self.relu1 = nn.BatchNorm2d(cin), nn.ReLU()
+        self.pw = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn2, self.relu2 = nn.BatchNorm2d(cout), nn.ReLU()
+
+    def forward(self, x):
+        return self.relu2(self.bn2(self.pw(self.relu1(self.bn1(self.dw(x))))))
+
+
+class MobilenetS(nn.Module):
+    def __init__(self, c=10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            DwSeparable(16, 32, 1), DwSeparable(32, 64, 2), DwSeparable(64, 64, 1))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, c)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
 ZOO = {  # name -> (constructor, example input shape per sample)
     "jsc-tiny": (JscTiny, (16,)),
     "jsc-toy": (JscToy, (16,)),
@@ -172,10 +253,37 @@ ZOO = {  # name -> (constructor, example input shape per sample)
     "mlp": (Mlp, (1, 28, 28)),
     "lenet5": (Lenet5, (1, 28, 28)),
     "resnet-s": (ResnetS, (1, 28, 28)),
+    "vit-tiny": (VitTiny, (1, 28, 28)),
+    "mobilenet-s": (MobilenetS, (1, 28, 28)),
 }
 
 KEEP_OPS = {"Gemm", "MatMul", "Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool",
-            "GlobalAveragePool", "Flatten", "Reshape", "Add", "Dropout"}
+            "GlobalAveragePool", "Flatten", "Reshape", "Add", "Dropout", "Transpose", "Softmax",
+            "Mul", "ReduceMean"}
+# Modules opset 13 writes as several ops, which qsearch's importer fuses into one node named
+# "<scope>/<op>" (LayerNorm: ReduceMean .. Add; GELU: Div, Erf, Add, Mul, Mul).
+FUSED = {nn.LayerNorm: "LayerNormalization", nn.GELU: "Gelu"}
+
+
+def qsearch_node_names(model, graph):
+    """Node names as qsearch sees the export: shape arithmetic dropped, fused modules one node."""
+    modules = dict(model.named_modules())
+    names = []
+    for n in graph.node:
+        scope = n.name.rsplit("/", 1)[0]
+        path = ""  # "/blocks/blocks.0/norm1" -> "blocks.0.norm1"
+        for part in scope.split("/")[1:]:
+            path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
+        module = modules.get(path) if path else None
+        fused = next((op for t, op in FUSED.items() if isinstance(module, t)), None)
+        if fused:
+            if f"{scope}/{fused}" not in names:
+                names.append(f"{scope}/{fused}")
+        elif isinstance(module, nn.Linear) and n.op_type == "Transpose":
+            continue  # the weight's transpose (constant: the importer folds it)
+        elif n.op_type in KEEP_OPS:
+            names.append(n.name)
+    return names
 
 
 def dump_names(path):
@@ -191,7 +299,7 @@ def dump_names(path):
                           training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False)
         graph = onnx.load_from_string(buf.getvalue()).graph
         lines.append(f"model {name}")
-        lines += [n.name for n in graph.node if n.op_type in KEEP_OPS]
+        lines += qsearch_node_names(model, graph)
         print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters", file=sys.stderr)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
@@ -313,9 +421,72 @@ def train(args):
         print(f"best epoch {best[2]}: test loss {test_loss:.6f}, test accuracy {test_acc:.6f}")
 
 
+def grad_reference(prefix):
+    """PyTorch's gradients of one training step of vit-tiny and mobilenet-s (the zoo's PyTorch
+    twins, random weights, a batch of 4 random images): PREFIX_<model>.onnx (the model, opset 13,
+    training mode kept for BatchNorm statistics) and PREFIX_<model>.json (input, labels, loss,
+    dL/dinput and dL/dparam per ONNX initializer, in the initializer's layout; gradients as
+    [index, value] pairs of at most 48 evenly spaced elements per tensor, to keep the file small)."""
+    import onnx
+    from onnx import numpy_helper
+
+    def sampled(a):
+        flat = a.reshape(-1)
+        step = max(1, flat.size // 48)
+        return [[i, float(f"{flat[i]:.9g}")] for i in range(0, flat.size, step)]
+
+    for name in ("vit-tiny", "mobilenet-s"):
+        torch.manual_seed(3)
+        ctor, shape = ZOO[name]
+        model = ctor()
+        with torch.no_grad():  # parameters that start constant: make every one distinct
+            if name == "vit-tiny":
+                model.pos_embed.normal_(0, 0.5)
+            for m in model.modules():
+                if isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.5, 0.5)
+        model.train()
+        buf = io.BytesIO()
+        torch.onnx.export(model, torch.randn(4, *shape), buf, opset_version=13,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          training=torch.onnx.TrainingMode.TRAINING)
+        proto = onnx.load_from_string(buf.getvalue())
+        inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+        x = torch.rand(4, *shape, requires_grad=True)
+        y = torch.tensor([1, 7, 3, 0])
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        grads = {}
+        own = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
+        for pname, prm in model.named_parameters():
+            w = prm.detach().numpy()
+            if pname in inits:
+                grads[pname] = sampled(prm.grad.numpy())
+                continue
+            for iname, arr in inits.items():
+                if iname in own:
+                    continue
+                if arr.shape == w.shape and np.array_equal(arr, w):
+                    grads[iname] = sampled(prm.grad.numpy())
+                elif w.ndim == 2 and arr.shape == w.T.shape and np.array_equal(arr, w.T):
+                    grads[iname] = sampled(prm.grad.numpy().T)
+        assert len(grads) == len(list(model.parameters())), (name, sorted(grads))
+        with open(f"{prefix}_{name}.onnx", "wb") as f:
+            f.write(buf.getvalue())
+        with open(f"{prefix}_{name}.json", "w") as f:
+            json.dump({"input": [float(f"{v:.9g}") for v in x.detach().numpy().reshape(-1)],
+                       "labels": y.tolist(), "loss": loss.item(),
+                       "input_grad": sampled(x.grad.numpy()), "grads": grads}, f)
+        print(f"{name}: loss {loss.item():.6f}, {len(grads)} parameter gradients", file=sys.stderr)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dump-names", metavar="PATH")
+    p.add_argument("--grad-reference", metavar="PREFIX",
+                   help="write PREFIX_<model>.onnx/.json: PyTorch's gradients of one step")
     p.add_argument("--model", default="mlp", choices=sorted(ZOO))
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-dir", default="")
@@ -333,6 +504,8 @@ def main():
     args = p.parse_args()
     if args.dump_names:
         dump_names(args.dump_names)
+    elif args.grad_reference:
+        grad_reference(args.grad_reference)
     else:
         train(args)
 

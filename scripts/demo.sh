@@ -7,7 +7,11 @@
 #      with 150 trials each;
 #      and by the sensitivity strategy (per-layer probes, an additive model and an exact knapsack,
 #      then local search around the measured front) with the same 150 trials, probes included;
-#   3. `qsearch compare`: how close each got to the true front, and after how many trials.
+#   3. `qsearch compare`: how close each got to the true front, and after how many trials;
+#   4. the shipped ViT (models/vit-tiny_mnist.onnx): a short TPE search of its attention and MLP
+#      formats (configs/vit_mixed.toml, 6 trials on 256 test images);
+#   5. the TPE study as an HTML report (qsearch report --html) and the comparison as one
+#      (qsearch compare --html); the last line prints the report's path.
 # Outputs go to qsearch_output/demo/ (removed first, so the numbers are this run's).
 set -euo pipefail
 qsearch=${1:-build/bin/qsearch}
@@ -42,7 +46,12 @@ step "Sensitivity strategy, 150 trials (37 per-layer probes included; table in s
 
 step "Sample efficiency: qsearch compare"
 "$qsearch" compare "$out/bruteforce" "$out/tpe" "$out/random" "$out/sensitivity"
-printf '\nEach search left best.json, log.json (MASE layouts), trials.csv and study.db in %s/<sampler>/.\n' "$out"
+
+step "ViT: attention projections, MLP linears and attention matmuls (configs/vit_mixed.toml, 6 trials)"
+"$qsearch" search --config configs/vit_mixed.toml --trials 6 --num-samples 256 --seed 0 \
+  --out "$out/vit" --quiet
+
+printf '\nEach search left best.json, log.json (MASE layouts), trials.csv and study.db in %s/<sampler>/ (the ViT search in %s/vit/).\n' "$out" "$out"
 
 step "HTML report (plots, one self-contained file): qsearch report --html, qsearch compare --html"
 "$qsearch" compare "$out/bruteforce" "$out/tpe" "$out/random" "$out/sensitivity" \

@@ -154,7 +154,79 @@ class Exporter {
     fail("cannot export node '{}' ({}) at opset {}: {}", n.name, ir::op_name(n.kind), opset_, msg);
   }
 
+  // A node written as plain ONNX ops (the form torch.onnx.export writes, which the importer fuses
+  // back into n, name included): inputs by name; returns the output's name (or `out`).
+  std::string plain(const std::string& op, const std::string& name,
+                    const std::vector<std::string>& inputs, const std::string& out = "") {
+    pb::NodeProto* p = graph_->add_node();
+    p->set_op_type(op);
+    p->set_name(fresh(name, op));
+    for (const std::string& in : inputs) p->add_input(in);
+    const std::string y = out.empty() ? fresh(p->name() + "_output_0", op) : out;
+    p->add_output(y);
+    return y;
+  }
+
+  // GELU (exact, any opset: ONNX has Gelu only from opset 20) and LayerNormalization below
+  // opset 17, as torch.onnx.export (opset 13) writes nn.GELU and nn.LayerNorm:
+  //   Div(x, sqrt 2), Erf, Add(1), Mul(x, .), Mul(., 0.5)
+  //   ReduceMean, Sub, Pow(2), ReduceMean, Add(eps), Sqrt, Div, Mul(scale), Add(bias)
+  void export_decomposed(const ir::Node& n) {
+    const std::string tail = n.kind == OpKind::kGelu ? "/Gelu" : "/LayerNormalization";
+    const std::string scope = n.name.size() > tail.size() && n.name.ends_with(tail)
+                                  ? n.name.substr(0, n.name.size() - tail.size())
+                                  : n.name;
+    for (ir::ValueId in : n.inputs) {
+      if (in != ir::kNoValue) ensure_constant(in);
+    }
+    const std::string x = name(n.inputs[0]);
+    const std::string y = name(n.outputs[0]);
+    auto scalar = [&](const std::string& what, float v) {
+      return extra(n, what, Tensor::from<float>({}, {v}));
+    };
+    if (n.kind == OpKind::kGelu) {
+      if (std::get<ir::GeluAttrs>(n.attrs).tanh) {
+        bad(n, "the tanh GELU has no ONNX form qsearch writes (ONNX has Gelu from opset 20)");
+      }
+      const std::string d = plain("Div", scope + "/Div", {x, scalar("sqrt2", std::sqrt(2.0f))});
+      const std::string e = plain("Erf", scope + "/Erf", {d});
+      const std::string a = plain("Add", scope + "/Add", {e, scalar("one", 1.0f)});
+      const std::string m = plain("Mul", scope + "/Mul", {x, a});
+      plain("Mul", scope + "/Mul_1", {m, scalar("half", 0.5f)}, y);
+      return;
+    }
+    const auto& at = std::get<ir::LayerNormAttrs>(n.attrs);
+    std::vector<int64_t> axes;
+    if (at.axis < 0) {
+      for (int64_t d = at.axis; d < 0; ++d) axes.push_back(d);
+    } else {
+      const int64_t rank = static_cast<int64_t>(g_.infer_shapes(1)[n.inputs[0]].size());
+      for (int64_t d = at.axis; d < rank; ++d) axes.push_back(d);
+    }
+    auto reduce_mean = [&](const std::string& nm, const std::string& in) {
+      const std::string out = plain("ReduceMean", nm, {in});
+      pb::NodeProto* p = graph_->mutable_node(graph_->node_size() - 1);
+      set_ints(p, "axes", axes);
+      set_int(p, "keepdims", 1);
+      return out;
+    };
+    const std::string mean = reduce_mean(scope + "/ReduceMean", x);
+    const std::string sub = plain("Sub", scope + "/Sub", {x, mean});
+    const std::string pw = plain("Pow", scope + "/Pow", {sub, scalar("two", 2.0f)});
+    const std::string var = reduce_mean(scope + "/ReduceMean_1", pw);
+    const std::string ve = plain("Add", scope + "/Add", {var, scalar("epsilon", at.epsilon)});
+    const std::string sd = plain("Sqrt", scope + "/Sqrt", {ve});
+    const bool has_bias = n.inputs.size() > 2 && n.inputs[2] != ir::kNoValue;
+    const std::string dv = plain("Div", scope + "/Div", {sub, sd});
+    const std::string ml = plain("Mul", scope + "/Mul", {dv, name(n.inputs[1])}, has_bias ? "" : y);
+    if (has_bias) plain("Add", scope + "/Add_1", {ml, name(n.inputs[2])}, y);
+  }
+
   void export_node(const ir::Node& n) {
+    if (n.kind == OpKind::kGelu || (n.kind == OpKind::kLayerNorm && opset_ < 17)) {
+      export_decomposed(n);
+      return;
+    }
     pb::NodeProto* p = graph_->add_node();
     p->set_op_type(std::string(ir::op_name(n.kind)));
     p->set_name(n.name);
@@ -283,14 +355,11 @@ class Exporter {
         break;
       }
       case OpKind::kLayerNorm: {
-        if (opset_ < 17) bad(n, "LayerNormalization needs opset 17");
         const auto& a = std::get<ir::LayerNormAttrs>(n.attrs);
         set_int(p, "axis", a.axis);
         set_float(p, "epsilon", a.epsilon);
         break;
       }
-      case OpKind::kGelu:
-        bad(n, "ONNX has Gelu only from opset 20; qsearch exports opsets up to 17");
       case OpKind::kGather: {
         const auto& a = std::get<ir::GatherAttrs>(n.attrs);
         p->add_input(extra(n, "indices", Tensor::from<int64_t>(a.indices_shape, a.indices)));

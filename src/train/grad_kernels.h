@@ -26,8 +26,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/rng.h"
+#include "core/tensor.h"
 #include "kernels/params.h"
 
 namespace qsearch::train {
@@ -99,6 +101,53 @@ void global_avg_pool_backward(int64_t rows, int64_t spatial, const float* dy, fl
 void dropout_mask(Rng& rng, float ratio, uint8_t* mask, int64_t n);
 // y = x * mask * scale (scale = 1 / (1 - ratio)); the backward pass is the same map on dy.
 void dropout_apply(const float* x, const uint8_t* mask, float scale, float* y, int64_t n);
+
+// ---- transformer ops (seq_grad_kernels.cc) ----------------------------------------------------
+//
+//   MatMul of two activations (ONNX/numpy: batch dims broadcast, last two multiplied):
+//     Y_t = A_a(t) B_b(t);  dA_a += dY_t B^T,  dB_b += A^T dY_t, summed over the output batches t
+//     that read a broadcast operand, in ascending t.
+//   Softmax (last axis): y = exp(x - max) / sum;  dx = y (dy - sum_j dy_j y_j).
+//   LayerNorm (over the last n values of each row; biased variance):
+//     xhat = (x - mean) / sqrt(var + eps), y = scale xhat + bias;  g = dy scale,
+//     dx = invstd (g - mean(g) - xhat mean(g xhat)),  dscale = sum_rows dy xhat,  dbias = sum dy.
+//   GELU (exact): y = x Phi(x);  dx = dy (Phi(x) + x phi(x)).
+//   ReduceMean over r consecutive values: dx = dy / r.   Transpose: dx = dy permuted back.
+
+// y = x with its dims permuted (ONNX Transpose: y's dim d is x's dim perm[d]).
+void permute(const float* x, const Shape& xs, const std::vector<int64_t>& perm, float* y);
+
+struct BatchedMatMul {
+  int64_t m = 0, k = 0, n = 0;
+  int64_t batches = 0, a_batches = 0, b_batches = 0;
+  std::vector<int64_t> a_index, b_index;  // per output batch: the operands' batch
+};
+// A [..., M, K] times B [..., K, N] (rank >= 2 each), batch dims broadcast.
+BatchedMatMul batched_matmul_shapes(const Shape& a, const Shape& b);
+void batched_matmul_forward(const BatchedMatMul& p, const float* a, const float* b, float* y);
+// da, db may be null (not needed); overwritten.
+void batched_matmul_backward(const BatchedMatMul& p, const float* a, const float* b,
+                             const float* dy, float* da, float* db);
+
+void softmax_forward(const float* x, int64_t rows, int64_t n, float* y);
+void softmax_backward(const float* y, const float* dy, int64_t rows, int64_t n, float* dx);
+
+// save_mean / save_invstd: [rows]. bias may be null. dx, dscale, dbias may be null.
+void layer_norm_forward(const float* x, int64_t rows, int64_t n, float epsilon, const float* scale,
+                        const float* bias, float* y, float* save_mean, float* save_invstd);
+void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t n,
+                         const float* scale, const float* save_mean, const float* save_invstd,
+                         float* dx, float* dscale, float* dbias);
+
+void gelu_forward(const float* x, float* y, int64_t n);
+void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
+
+// y = x * c (Mul by a constant scalar, Div by one as c = 1 / d; the backward is the same map).
+void scale_values(const float* x, float c, float* y, int64_t n);
+
+// x viewed as [outer, r, inner], y [outer, inner] = mean over r.
+void reduce_mean_forward(const float* x, int64_t outer, int64_t r, int64_t inner, float* y);
+void reduce_mean_backward(const float* dy, int64_t outer, int64_t r, int64_t inner, float* dx);
 
 // ---- loss -----------------------------------------------------------------------------------
 

@@ -72,7 +72,11 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
     auto is_const = [&](size_t k) {
       return k < n.inputs.size() && n.inputs[k] >= 0 && graph.value(n.inputs[k]).is_constant();
     };
-    if (n.inputs.empty() || is_const(0)) unsupported(n, "its first input must be an activation");
+    // Add may read a constant first (torch.onnx writes a Linear's bias Add as Add(bias, x)).
+    const bool const_first_ok = n.kind == OpKind::kAdd && n.inputs.size() == 2 && !is_const(1);
+    if (n.inputs.empty() || (is_const(0) && !const_first_ok)) {
+      unsupported(n, "its first input must be an activation");
+    }
     for (size_t k = 1; k < n.outputs.size(); ++k) {
       if (!graph.consumers(n.outputs[k]).empty() ||
           std::count(graph.outputs().begin(), graph.outputs().end(), n.outputs[k])) {
@@ -105,10 +109,78 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
         break;
       }
       case OpKind::kMatMul: {
-        if (!is_const(1) || graph.value(n.inputs[1]).shape.size() != 2) {
+        if (!is_const(1)) {
+          // Two activations (attention): batched over the leading dims, numpy broadcasting.
+          if (x.size() < 2 || shapes_[n.inputs[1]].size() < 2) {
+            unsupported(n, "a MatMul of two activations needs operands of rank >= 2");
+          }
+          s.act_matmul = true;
+          break;
+        }
+        if (graph.value(n.inputs[1]).shape.size() != 2) {
           unsupported(n, "only an activation times a constant [K, N] matrix is supported");
         }
         s.tmp = Tensor({shape_numel(x) + shape_numel(shapes_[n.outputs[0]])}, DType::kFloat32);
+        break;
+      }
+      case OpKind::kTranspose: {
+        const auto& a = std::get<ir::TransposeAttrs>(n.attrs);
+        const int64_t rank = static_cast<int64_t>(x.size());
+        s.perm = a.perm;
+        if (s.perm.empty()) {
+          for (int64_t d = rank - 1; d >= 0; --d) s.perm.push_back(d);
+        }
+        if (static_cast<int64_t>(s.perm.size()) != rank || s.perm[0] != 0) {
+          unsupported(n, "only a permutation that keeps the batch dim first is supported");
+        }
+        s.inv_perm.resize(rank);
+        for (int64_t d = 0; d < rank; ++d) s.inv_perm[s.perm[d]] = d;
+        break;
+      }
+      case OpKind::kSoftmax: {
+        const int64_t axis = std::get<ir::AxisAttrs>(n.attrs).axis;
+        if (axis != -1 && axis != static_cast<int64_t>(x.size()) - 1) {
+          unsupported(n, "only a softmax over the last axis is supported");
+        }
+        break;
+      }
+      case OpKind::kLayerNorm: {
+        const auto& a = std::get<ir::LayerNormAttrs>(n.attrs);
+        const int64_t rank = static_cast<int64_t>(x.size());
+        const int64_t axis = a.axis < 0 ? a.axis + rank : a.axis;
+        if (axis < 1 || axis >= rank) unsupported(n, "the normalised axes must exclude the batch");
+        for (size_t k = 1; k < n.inputs.size(); ++k) {
+          if (n.inputs[k] >= 0 && !is_const(k)) unsupported(n, "scale and bias must be constants");
+        }
+        if (!is_const(1)) unsupported(n, "the scale must be a constant");
+        s.ln_n = 1;
+        for (int64_t d = axis; d < rank; ++d) s.ln_n *= x[d];
+        s.ln_mean.resize(shape_numel(x) / s.ln_n);
+        s.ln_invstd.resize(shape_numel(x) / s.ln_n);
+        break;
+      }
+      case OpKind::kGelu:
+        if (std::get<ir::GeluAttrs>(n.attrs).tanh) {
+          unsupported(n, "only the exact (erf) GELU is supported");
+        }
+        break;
+      case OpKind::kMul:
+      case OpKind::kDiv: {
+        // An activation times (or divided by) a constant scalar.
+        const int k = 1;  // input 0 is an activation (checked above)
+        if (!is_const(1) || graph.value(n.inputs[k]).data.numel() != 1 ||
+            graph.value(n.inputs[k]).dtype != DType::kFloat32) {
+          unsupported(n, "only an activation times or divided by a constant float scalar");
+        }
+        s.scalar_input = k;
+        s.scalar = graph.value(n.inputs[k]).data.data<float>()[0];
+        s.divide = n.kind == OpKind::kDiv;
+        break;
+      }
+      case OpKind::kReduceMean: {
+        const auto& a = std::get<ir::ReduceAttrs>(n.attrs);
+        const ir::ReduceRange r = ir::reduce_range(n, a, static_cast<int>(x.size()));
+        if (r.begin < 1) unsupported(n, "a mean over the batch dim is not supported");
         break;
       }
       case OpKind::kConv:
@@ -131,8 +203,10 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
       case OpKind::kAveragePool:
         break;
       case OpKind::kAdd:
-        if (is_const(1) && graph.value(n.inputs[1]).dtype != DType::kFloat32) {
-          unsupported(n, "a non-float constant operand");
+        for (size_t k = 0; k < 2; ++k) {
+          if (is_const(k) && graph.value(n.inputs[k]).dtype != DType::kFloat32) {
+            unsupported(n, "a non-float constant operand");
+          }
         }
         break;
       case OpKind::kFlatten:
@@ -150,8 +224,9 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
       default:
         unsupported(n,
                     "no backward pass for this op (supported: Gemm, MatMul, Conv, "
-                    "BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Add, "
-                    "Flatten, Reshape, Identity, Dropout)");
+                    "BatchNormalization, LayerNormalization, Relu, Gelu, Softmax, MaxPool, "
+                    "AveragePool, GlobalAveragePool, ReduceMean, Add, Mul/Div by a constant, "
+                    "Transpose, Flatten, Reshape, Identity, Dropout)");
     }
     const ValueId y = n.outputs[0];
     bool any_grad = false;

@@ -16,10 +16,13 @@
 // it). Activations and gradients live in buffers sized for max_batch, allocated once.
 //
 // Supported ops (anything else is an Error naming the node): Gemm (trans_a = 0, constant weight,
-// bias [N] / [1, N] / scalar), MatMul (activation x constant [K, N]), Conv (2-D, any groups,
-// pads, strides, dilations), BatchNormalization, Relu, MaxPool, AveragePool,
-// GlobalAveragePool, Add (numpy broadcasting, constant operands trainable), Flatten, Reshape,
-// Identity, Dropout. The graph's output must be [batch, classes].
+// bias [N] / [1, N] / scalar), MatMul (activation x constant [K, N], or two activations batched
+// over the leading dims with numpy broadcasting), Conv (2-D, any groups, pads, strides,
+// dilations), BatchNormalization, LayerNormalization (scale and bias trainable), Relu, exact
+// Gelu, Softmax (last axis), MaxPool, AveragePool, GlobalAveragePool, ReduceMean (not over the
+// batch), Add (numpy broadcasting, constant operands trainable), Mul / Div by a constant scalar,
+// Transpose (batch dim first), Flatten, Reshape, Identity, Dropout. The graph's output must be
+// [batch, classes].
 //
 // Forward products use the fast float kernels (kernels/gemm.h, kernels/conv.h) with weights
 // packed per pass (they change every step); backward products use the same GEMM with

@@ -9,6 +9,7 @@
 #include "ir/graph.h"
 #include "kernels/gemm.h"
 #include "kernels/params.h"
+#include "train/grad_kernels.h"
 #include "train/network.h"
 
 namespace qsearch::train {
@@ -102,6 +103,19 @@ struct Network::Step {
   // Dropout
   std::vector<uint8_t> mask;
   float keep_scale = 1.0f;
+  // MatMul of two activations (shapes resolved per batch size)
+  bool act_matmul = false;
+  int64_t mm_batch = -1;
+  BatchedMatMul mm;
+  // Transpose
+  std::vector<int64_t> perm, inv_perm;
+  // Mul / Div by a constant scalar: y = x * scalar, or x / scalar when divide
+  float scalar = 1.0f;
+  bool divide = false;
+  int scalar_input = 1;  // which input is the constant
+  // LayerNorm: normalised size, per-row statistics
+  int64_t ln_n = 0;
+  std::vector<float> ln_mean, ln_invstd;
 };
 
 }  // namespace qsearch::train

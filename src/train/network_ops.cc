@@ -52,8 +52,17 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
   float* y = act_[yv];
   auto constant = [&](size_t k) -> float* { return graph_.value(n.inputs[k]).data.data<float>(); };
   switch (n.kind) {
-    case OpKind::kGemm:
-    case OpKind::kMatMul: {
+    case OpKind::kMatMul:
+      if (s.act_matmul) {
+        if (s.mm_batch != batch_) {
+          s.mm = batched_matmul_shapes(xs, shapes_[n.inputs[1]]);
+          s.mm_batch = batch_;
+        }
+        batched_matmul_forward(s.mm, x, act_[n.inputs[1]], y);
+        break;
+      }
+      [[fallthrough]];
+    case OpKind::kGemm: {
       const int64_t k = xs.back(), m = shape_numel(xs) / k, nn = ys.back();
       const bool trans = n.kind == OpKind::kGemm && s.trans_b;
       pack_b_into(constant(1), k, nn, trans, s.packed);
@@ -121,6 +130,7 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
       const ValueId bv = n.inputs[1];
       const Shape& bs = shapes_[bv];
       const float* b = graph_.value(bv).is_constant() ? constant(1) : act_[bv];
+      if (graph_.value(xv).is_constant()) x = constant(0);
       if (xs == bs) {
         const int64_t total = shape_numel(ys);
         parallel_for(0, total, 1 << 14, [&](int64_t i0, int64_t i1) {
@@ -129,6 +139,45 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
       } else {
         kernels::binary_f32(broadcast_params(xs, bs, ys), x, b, y);
       }
+      break;
+    }
+    case OpKind::kTranspose:
+      permute(x, xs, s.perm, y);
+      break;
+    case OpKind::kSoftmax:
+      softmax_forward(x, shape_numel(xs) / xs.back(), xs.back(), y);
+      break;
+    case OpKind::kLayerNorm: {
+      const float eps = std::get<ir::LayerNormAttrs>(n.attrs).epsilon;
+      const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+      layer_norm_forward(x, shape_numel(xs) / s.ln_n, s.ln_n, eps, constant(1),
+                         has_bias ? constant(2) : nullptr, y, s.ln_mean.data(), s.ln_invstd.data());
+      break;
+    }
+    case OpKind::kGelu:
+      gelu_forward(x, y, shape_numel(xs));
+      break;
+    case OpKind::kMul:
+    case OpKind::kDiv: {
+      const int64_t total = shape_numel(ys);
+      if (s.divide) {
+        const float d = s.scalar;
+        parallel_for(0, total, 1 << 14, [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) y[i] = x[i] / d;
+        });
+      } else {
+        scale_values(x, s.scalar, y, total);
+      }
+      break;
+    }
+    case OpKind::kReduceMean: {
+      const ir::ReduceRange r =
+          ir::reduce_range(n, std::get<ir::ReduceAttrs>(n.attrs), static_cast<int>(xs.size()));
+      int64_t outer = 1, red = 1, inner = 1;
+      for (int d = 0; d < static_cast<int>(xs.size()); ++d) {
+        (d < r.begin ? outer : d < r.end ? red : inner) *= xs[d];
+      }
+      reduce_mean_forward(x, outer, red, inner, y);
       break;
     }
     case OpKind::kFlatten:
@@ -171,8 +220,21 @@ void Network::backward_step(Step& s) {
     grad_end(n.inputs[k], numel, g, acc);
   };
   switch (n.kind) {
-    case OpKind::kGemm:
-    case OpKind::kMatMul: {
+    case OpKind::kMatMul:
+      if (s.act_matmul) {
+        const float* b = act_[n.inputs[1]];
+        if (needs(0)) {
+          produce(0, shape_numel(xs),
+                  [&](float* g) { batched_matmul_backward(s.mm, x, b, dy, g, nullptr); });
+        }
+        if (needs(1)) {
+          produce(1, shape_numel(shapes_[n.inputs[1]]),
+                  [&](float* g) { batched_matmul_backward(s.mm, x, b, dy, nullptr, g); });
+        }
+        break;
+      }
+      [[fallthrough]];
+    case OpKind::kGemm: {
       const int64_t k = xs.back(), m = shape_numel(xs) / k, nn = ys.back();
       const bool trans = n.kind == OpKind::kGemm && s.trans_b;
       const float* w = constant(1);
@@ -314,6 +376,72 @@ void Network::backward_step(Step& s) {
         produce(0, shape_numel(xs), [&](float* g) {
           dropout_apply(dy, s.mask.data(), s.keep_scale, g, shape_numel(xs));
         });
+      }
+      break;
+    case OpKind::kTranspose:
+      if (needs(0)) {
+        produce(0, shape_numel(xs), [&](float* g) { permute(dy, ys, s.inv_perm, g); });
+      }
+      break;
+    case OpKind::kSoftmax:
+      if (needs(0)) {
+        produce(0, shape_numel(xs), [&](float* g) {
+          softmax_backward(y, dy, shape_numel(xs) / xs.back(), xs.back(), g);
+        });
+      }
+      break;
+    case OpKind::kLayerNorm: {
+      const int64_t rows = shape_numel(xs) / s.ln_n;
+      const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+      std::vector<float> dscale(s.ln_n), dbias(s.ln_n);
+      auto run = [&](float* dx) {
+        layer_norm_backward(x, dy, rows, s.ln_n, constant(1), s.ln_mean.data(), s.ln_invstd.data(),
+                            dx, dscale.data(), dbias.data());
+      };
+      if (needs(0)) {
+        produce(0, shape_numel(xs), run);
+      } else {
+        run(nullptr);
+      }
+      if (needs(1)) {
+        produce(1, s.ln_n, [&](float* g) { std::copy(dscale.begin(), dscale.end(), g); });
+      }
+      if (has_bias && needs(2)) {
+        produce(2, s.ln_n, [&](float* g) { std::copy(dbias.begin(), dbias.end(), g); });
+      }
+      break;
+    }
+    case OpKind::kGelu:
+      if (needs(0)) {
+        produce(0, shape_numel(xs), [&](float* g) { gelu_backward(x, dy, g, shape_numel(xs)); });
+      }
+      break;
+    case OpKind::kMul:
+    case OpKind::kDiv:
+      if (needs(0)) {
+        const int64_t total = shape_numel(xs);
+        produce(0, total, [&](float* g) {
+          if (s.divide) {
+            const float d = s.scalar;
+            parallel_for(0, total, 1 << 14, [&](int64_t i0, int64_t i1) {
+              for (int64_t i = i0; i < i1; ++i) g[i] = dy[i] / d;
+            });
+          } else {
+            scale_values(dy, s.scalar, g, total);
+          }
+        });
+      }
+      break;
+    case OpKind::kReduceMean:
+      if (needs(0)) {
+        const ir::ReduceRange r =
+            ir::reduce_range(n, std::get<ir::ReduceAttrs>(n.attrs), static_cast<int>(xs.size()));
+        int64_t outer = 1, red = 1, inner = 1;
+        for (int d = 0; d < static_cast<int>(xs.size()); ++d) {
+          (d < r.begin ? outer : d < r.end ? red : inner) *= xs[d];
+        }
+        produce(0, shape_numel(xs),
+                [&](float* g) { reduce_mean_backward(dy, outer, red, inner, g); });
       }
       break;
     default:

@@ -17,6 +17,7 @@ bool is_trainable_input(const ir::Graph& graph, const ir::Node& node, size_t inp
     case ir::OpKind::kMatMul:
       return input_index == 1;
     case ir::OpKind::kBatchNorm:
+    case ir::OpKind::kLayerNorm:
       return input_index == 1 || input_index == 2;
     case ir::OpKind::kAdd:
       return true;

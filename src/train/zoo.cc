@@ -64,18 +64,20 @@ class Builder {
     shape_ = {out};
   }
 
-  void conv(const Module& m, int64_t out, int64_t k, int64_t stride, int64_t pad, bool bias) {
+  void conv(const Module& m, int64_t out, int64_t k, int64_t stride, int64_t pad, bool bias,
+            int64_t groups = 1) {
     if (shape_.size() != 3) {
       fail("Conv2d '{}' needs a [C, H, W] input, got {}", m.param, shape_str(shape_));
     }
     const int64_t c = shape_[0];
-    const int64_t fan_in = c * k * k;
-    std::vector<ValueId> ins = {x_, param(m.param + ".weight", {out, c, k, k}, fan_in)};
+    const int64_t fan_in = c / groups * k * k;
+    std::vector<ValueId> ins = {x_, param(m.param + ".weight", {out, c / groups, k, k}, fan_in)};
     if (bias) ins.push_back(param(m.param + ".bias", {out}, fan_in));
     ir::ConvAttrs a;
     a.kernel = {k, k};
     a.strides = {stride, stride};
     a.pads = {pad, pad, pad, pad};
+    a.group = groups;
     emit(ir::OpKind::kConv, m.scope + "/Conv", ins, a);
     auto out_dim = [&](int64_t d) { return (d + 2 * pad - k) / stride + 1; };
     shape_ = {out, out_dim(shape_[1]), out_dim(shape_[2])};
@@ -127,6 +129,78 @@ class Builder {
     emit(ir::OpKind::kAdd, m.scope + "/Add", {x_, other}, ir::NoAttrs{});
   }
 
+  // nn.Linear on tokens [T, in]: torch.onnx writes MatMul with the transposed weight, then Add
+  // of the bias. The weight is stored [in, out] under "<module>.weight"; the MatMul's config name
+  // is the module's (MASE's fx name of the Linear), the bias Add's "<module>_add".
+  void token_linear(const Module& m, int64_t out) {
+    const int64_t in = shape_.back();
+    ValueId w = param(m.param + ".weight", {in, out}, in);
+    ValueId b = param(m.param + ".bias", {out}, in);
+    std::string cfg = m.param;
+    for (char& ch : cfg) ch = ch == '.' ? '_' : ch;
+    emit(ir::OpKind::kMatMul, m.scope + "/MatMul", {x_, w}, ir::NoAttrs{}, cfg);
+    emit(ir::OpKind::kAdd, m.scope + "/Add", {x_, b}, ir::NoAttrs{});
+    shape_.back() = out;
+  }
+
+  // nn.LayerNorm(last dim): weight 1, bias 0, eps 1e-5.
+  void layernorm(const Module& m) {
+    const int64_t d = shape_.back();
+    auto filled = [&](const std::string& name, float v) {
+      Tensor t({d}, DType::kFloat32);
+      for (float& e : t.span<float>()) e = v;
+      return g_.add_constant(m.param + "." + name, t);
+    };
+    ValueId scale = filled("weight", 1.0f), bias = filled("bias", 0.0f);
+    emit(ir::OpKind::kLayerNorm, m.scope + "/LayerNormalization", {x_, scale, bias},
+         ir::LayerNormAttrs{.axis = -1, .epsilon = 1e-5f});
+  }
+
+  void gelu(const Module& m) { emit(ir::OpKind::kGelu, m.scope + "/Gelu", {x_}, ir::GeluAttrs{}); }
+
+  // Ops in a module's own forward; `name` is the torch.onnx node name ("/blocks/blocks.0/attn/
+  // MatMul_1"). Shapes are per sample (the batch dim is kept).
+  void reshape(const std::string& name, Shape sample) {
+    std::vector<int64_t> target = {-1};
+    target.insert(target.end(), sample.begin(), sample.end());
+    emit(ir::OpKind::kReshape, name, {x_}, ir::ReshapeAttrs{.shape = target});
+    shape_ = std::move(sample);
+  }
+  void transpose(const std::string& name, const std::vector<int64_t>& perm) {
+    Shape s(perm.size() - 1);
+    for (size_t d = 1; d < perm.size(); ++d) s[d - 1] = shape_[perm[d] - 1];
+    emit(ir::OpKind::kTranspose, name, {x_}, ir::TransposeAttrs{.perm = perm});
+    shape_ = std::move(s);
+  }
+  void matmul(const std::string& name, ValueId b, const Shape& b_shape) {
+    emit(ir::OpKind::kMatMul, name, {x_, b}, ir::NoAttrs{});
+    shape_.back() = b_shape.back();
+  }
+  void mul_scalar(const std::string& name, float c) {
+    ValueId k = g_.add_constant(name + "_constant", Tensor::from<float>({}, {c}));
+    emit(ir::OpKind::kMul, name, {x_, k}, ir::NoAttrs{});
+  }
+  void softmax(const std::string& name) {
+    emit(ir::OpKind::kSoftmax, name, {x_}, ir::AxisAttrs{.axis = -1});
+  }
+  // x + a learned [1, shape] parameter (zeros).
+  void add_param(const std::string& name, const std::string& param_name) {
+    Shape s = {1};
+    s.insert(s.end(), shape_.begin(), shape_.end());
+    Tensor t(s, DType::kFloat32);
+    for (float& e : t.span<float>()) e = 0.0f;
+    emit(ir::OpKind::kAdd, name, {x_, g_.add_constant(param_name, t)}, ir::NoAttrs{});
+  }
+  void add_value(const std::string& name, ValueId other) {
+    emit(ir::OpKind::kAdd, name, {x_, other}, ir::NoAttrs{});
+  }
+  // Mean over sample dim `dim` (x.mean(dim)), the dim dropped.
+  void mean(const std::string& name, int64_t dim) {
+    emit(ir::OpKind::kReduceMean, name, {x_},
+         ir::ReduceAttrs{.axes = {dim + 1}, .keepdims = false});
+    shape_.erase(shape_.begin() + dim);
+  }
+
   ir::Graph finish() {
     // torch.onnx names the graph output after output_names=["output"].
     g_.value(x_).name = "output";
@@ -143,10 +217,10 @@ class Builder {
     return g_.add_constant(name, t);
   }
 
-  void emit(ir::OpKind kind, const std::string& name, std::vector<ValueId> inputs,
-            ir::Attrs attrs) {
+  void emit(ir::OpKind kind, const std::string& name, std::vector<ValueId> inputs, ir::Attrs attrs,
+            const std::string& config_name = "") {
     ValueId y = g_.add_value(name + "_output_0");
-    g_.add_node(ir::Node{kind, name, std::move(inputs), {y}, std::move(attrs), ""});
+    g_.add_node(ir::Node{kind, name, std::move(inputs), {y}, std::move(attrs), config_name});
     x_ = y;
   }
 
@@ -326,6 +400,104 @@ ir::Graph resnet_s(Builder& b, int c) {
   return b.finish();
 }
 
+// Pre-norm transformer encoder block (timm-style names): x + attn(norm1(x)), then
+// x + mlp(norm2(x)); attention with separate q/k/v/out projections, heads batched in the
+// MatMuls, scores scaled by Mul(1/sqrt(dh)), softmax over keys; MLP Linear-GELU-Linear.
+void encoder_block(Builder& b, const Module& m, int64_t heads, int64_t mlp) {
+  const ValueId x = b.current();
+  const Shape s = b.shape();  // [T, D]
+  const int64_t t = s[0], d = s[1], dh = d / heads;
+  const std::string a = m.scope + "/attn";
+  const Module attn = m.child("attn");
+  b.layernorm(m.child("norm1"));
+  const ValueId y = b.current();
+  // q: [T, D] -> [T, H, dh] -> [H, T, dh]; k -> [H, dh, T]; v -> [H, T, dh].
+  b.token_linear(attn.child("q_proj"), d);
+  b.reshape(a + "/Reshape", {t, heads, dh});
+  b.transpose(a + "/Transpose", {0, 2, 1, 3});
+  const ValueId q = b.current();
+  b.set_current(y, s);
+  b.token_linear(attn.child("k_proj"), d);
+  b.reshape(a + "/Reshape_1", {t, heads, dh});
+  b.transpose(a + "/Transpose_1", {0, 2, 3, 1});
+  const ValueId k = b.current();
+  const Shape k_shape = b.shape();
+  b.set_current(y, s);
+  b.token_linear(attn.child("v_proj"), d);
+  b.reshape(a + "/Reshape_2", {t, heads, dh});
+  b.transpose(a + "/Transpose_2", {0, 2, 1, 3});
+  const ValueId v = b.current();
+  const Shape v_shape = b.shape();
+  b.set_current(q, {heads, t, dh});
+  b.matmul(a + "/MatMul", k, k_shape);
+  b.mul_scalar(a + "/Mul", static_cast<float>(1.0 / std::sqrt(static_cast<double>(dh))));
+  b.softmax(a + "/Softmax");
+  b.matmul(a + "/MatMul_1", v, v_shape);
+  b.transpose(a + "/Transpose_3", {0, 2, 1, 3});
+  b.reshape(a + "/Reshape_3", {t, d});
+  b.token_linear(attn.child("out_proj"), d);
+  b.add_value(m.scope + "/Add", x);
+  const ValueId x2 = b.current();
+  b.layernorm(m.child("norm2"));
+  const Module mm = m.child("mlp");
+  b.token_linear(mm.child("fc1"), mlp);
+  b.gelu(mm.child("act"));
+  b.token_linear(mm.child("fc2"), d);
+  b.add_value(m.scope + "/Add_1", x2);
+}
+
+// vit-tiny: patch-embedding Conv(D, 7x7, stride 7) -> 16 tokens of D = 64, + learned position
+// embedding, 2 pre-norm encoder blocks (4 heads, MLP 128), LayerNorm, mean over tokens, Linear.
+ir::Graph vit_tiny(Builder& b, int c) {
+  need_image("vit-tiny", b.shape());
+  constexpr int64_t kDim = 64, kPatch = 7, kHeads = 4, kMlp = 128, kDepth = 2;
+  const Shape in = b.shape();
+  if (in[1] % kPatch != 0 || in[2] % kPatch != 0) {
+    fail("model 'vit-tiny' needs an image side that is a multiple of {}, got {}", kPatch,
+         shape_str(in));
+  }
+  b.conv(top("patch_embed"), kDim, kPatch, kPatch, 0, true);
+  const int64_t tokens = b.shape()[1] * b.shape()[2];
+  b.reshape("/Reshape", {kDim, tokens});  // x.flatten(2)
+  b.transpose("/Transpose", {0, 2, 1});   // .transpose(1, 2)
+  b.add_param("/Add", "pos_embed");
+  const Module blocks = top("blocks");
+  for (int i = 0; i < kDepth; ++i) encoder_block(b, blocks.seq(i), kHeads, kMlp);
+  b.layernorm(top("norm"));
+  b.mean("/ReduceMean", 0);
+  b.linear(top("head"), c);
+  return b.finish();
+}
+
+// Depthwise-separable block: depthwise 3x3 conv (groups = C) + BN + ReLU, pointwise 1x1 conv
+// + BN + ReLU.
+void dw_separable(Builder& b, const Module& m, int64_t out, int64_t stride) {
+  const int64_t c = b.shape()[0];
+  b.conv(m.child("dw"), c, 3, stride, 1, false, c);
+  b.batchnorm(m.child("bn1"));
+  b.relu(m.child("relu1"));
+  b.conv(m.child("pw"), out, 1, 1, 0, false);
+  b.batchnorm(m.child("bn2"));
+  b.relu(m.child("relu2"));
+}
+
+// mobilenet-s: Conv(16, 3x3, stride 2) BN ReLU, depthwise-separable blocks 16->32, 32->64
+// (stride 2), 64->64, GlobalAveragePool, Linear(64, C).
+ir::Graph mobilenet_s(Builder& b, int c) {
+  need_image("mobilenet-s", b.shape());
+  const Module f = top("features");
+  b.conv(f.seq(0), 16, 3, 2, 1, false);
+  b.batchnorm(f.seq(1));
+  b.relu(f.seq(2));
+  dw_separable(b, f.seq(3), 32, 1);
+  dw_separable(b, f.seq(4), 64, 2);
+  dw_separable(b, f.seq(5), 64, 1);
+  b.global_avgpool(top("pool"));
+  b.flatten(root());
+  b.linear(top("fc"), c);
+  return b.finish();
+}
+
 struct Entry {
   ModelInfo info;
   std::function<ir::Graph(Builder&, int)> build;
@@ -354,6 +526,17 @@ const std::vector<Entry>& entries() {
         {1, 28, 28},
         10},
        resnet_s},
+      {{"vit-tiny",
+        "ViT: 7x7 patch conv to 16 tokens of 64, position embedding, 2 pre-norm encoder blocks "
+        "(4 heads, GELU MLP 128), LayerNorm, token mean, fc",
+        {1, 28, 28},
+        10},
+       vit_tiny},
+      {{"mobilenet-s",
+        "MobileNet-style CNN: conv 16/2, depthwise-separable blocks 32, 64/2, 64, GAP, fc",
+        {1, 28, 28},
+        10},
+       mobilenet_s},
   };
   return e;
 }

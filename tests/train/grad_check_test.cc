@@ -247,9 +247,62 @@ TEST(GradCheck, AddBroadcastsATrainableConstant) {
   G b({kDynamic, 3, 2, 2});
   ValueId c = b.constant("c", random_tensor({3, 1, 1}, b.rng));
   b.node(OpKind::kAdd, {b.cur, c});
+  // The constant may come first (torch.onnx writes a Linear's bias as Add(bias, x)).
+  b.node(OpKind::kAdd, {b.constant("c0", random_tensor({2, 2}, b.rng)), b.cur});
   b.flatten();
   Rng rng(8);
   check_gradients(b.done(), random_tensor({2, 3, 2, 2}, rng));
+}
+
+TEST(GradCheck, MatMulOfTwoActivationsBatchedAndBroadcast) {
+  // y = x x^T per [3, 4] matrix (both operands from x: gradients accumulate), plus x times the
+  // transposed mean over dim 1 ([B, 1, 4, 3], broadcast over the 2 heads).
+  G b({kDynamic, 2, 3, 4});
+  const ValueId x = b.cur;
+  ValueId xt = b.node(OpKind::kTranspose, {x}, ir::TransposeAttrs{.perm = {0, 1, 3, 2}});
+  ValueId p = b.node(OpKind::kMatMul, {x, xt});
+  ValueId m = b.node(OpKind::kReduceMean, {x}, ir::ReduceAttrs{.axes = {1}, .keepdims = true});
+  ValueId mt = b.node(OpKind::kTranspose, {m}, ir::TransposeAttrs{.perm = {0, 1, 3, 2}});
+  ValueId q = b.node(OpKind::kMatMul, {x, mt});
+  b.node(OpKind::kAdd, {p, q});
+  b.flatten();
+  Rng rng(21);
+  check_gradients(b.done(), random_tensor({3, 2, 3, 4}, rng));
+}
+
+TEST(GradCheck, TokenLinearSoftmaxAndScalarMulDiv) {
+  // Attention-style scores: x [B, 3, 5] -> MatMul with a constant [5, 4] -> Mul 0.7 ->
+  // Softmax (last axis) -> Div 1.3 -> mean over tokens.
+  G b({kDynamic, 3, 5});
+  ValueId w = b.constant("w", random_tensor({5, 4}, b.rng));
+  b.node(OpKind::kMatMul, {b.cur, w});
+  b.node(OpKind::kMul, {b.cur, b.constant("k", Tensor::from<float>({}, {0.7f}))});
+  b.node(OpKind::kSoftmax, {b.cur}, ir::AxisAttrs{.axis = -1});
+  b.node(OpKind::kDiv, {b.cur, b.constant("d", Tensor::from<float>({}, {1.3f}))});
+  b.node(OpKind::kReduceMean, {b.cur}, ir::ReduceAttrs{.axes = {1}, .keepdims = false});
+  Rng rng(22);
+  check_gradients(b.done(), random_tensor({4, 3, 5}, rng, -2, 2));
+}
+
+TEST(GradCheck, LayerNormGeluPositionEmbeddingAndTranspose) {
+  // x [B, 4, 6] + pos [1, 4, 6] -> LayerNorm(last) -> Gelu -> Transpose -> LayerNorm over the
+  // last two dims (no bias) -> flatten.
+  G b({kDynamic, 4, 6});
+  b.node(OpKind::kAdd, {b.cur, b.constant("pos", random_tensor({1, 4, 6}, b.rng))});
+  ValueId s1 = b.constant("s1", random_tensor({6}, b.rng, 0.5, 1.5));
+  ValueId b1 = b.constant("b1", random_tensor({6}, b.rng));
+  b.node(OpKind::kLayerNorm, {b.cur, s1, b1}, ir::LayerNormAttrs{.axis = -1, .epsilon = 1e-5f});
+  b.node(OpKind::kGelu, {b.cur}, ir::GeluAttrs{});
+  b.node(OpKind::kTranspose, {b.cur}, ir::TransposeAttrs{.perm = {0, 2, 1}});
+  ValueId s2 = b.constant("s2", random_tensor({6, 4}, b.rng, 0.5, 1.5));
+  b.node(OpKind::kLayerNorm, {b.cur, s2}, ir::LayerNormAttrs{.axis = 1, .epsilon = 1e-5f});
+  b.flatten();
+  ir::Graph& g = b.done();
+  Network probe(g, {});
+  // pos, s1, b1, s2 are trainable (PyTorch's LayerNorm weight and bias are parameters).
+  EXPECT_EQ(probe.params().size(), 4u);
+  Rng rng(23);
+  check_gradients(g, random_tensor({3, 4, 6}, rng, -2, 2));
 }
 
 // Values k * 0.05 for distinct k: no two taps of a window within 5h of each other.
@@ -404,12 +457,14 @@ TEST(GradCheck, SoftmaxCrossEntropyMatchesFiniteDifferences) {
 
 TEST(GradCheck, WholeZooModels) {
   // Every wire of the real models: the gradient of a few elements of every parameter.
-  for (const char* name : {"lenet5", "resnet-s", "jsc-toy", "jsc-s", "mlp"}) {
+  for (const char* name :
+       {"lenet5", "resnet-s", "jsc-toy", "jsc-s", "mlp", "vit-tiny", "mobilenet-s"}) {
     SCOPED_TRACE(name);
     const std::string n = name;
-    const Shape in_shape = n == "lenet5"                   ? Shape{1, 28, 28}
-                           : n == "resnet-s" || n == "mlp" ? Shape{1, 12, 12}
-                                                           : Shape{16};
+    const Shape in_shape = n == "lenet5"                                         ? Shape{1, 28, 28}
+                           : n == "vit-tiny"                                     ? Shape{1, 14, 14}
+                           : n == "resnet-s" || n == "mlp" || n == "mobilenet-s" ? Shape{1, 12, 12}
+                                                                                 : Shape{16};
     ir::Graph g = build_model(n, {.input_shape = in_shape, .num_classes = 5, .seed = 1});
     Rng rng(14);
     Shape in = g.value(g.inputs()[0]).shape;
@@ -420,26 +475,29 @@ TEST(GradCheck, WholeZooModels) {
 }
 
 TEST(Network, GradientsAreBitIdenticalForAnyThreadCount) {
-  ir::Graph g = build_model("resnet-s", {.seed = 2});
-  Rng rng(15);
-  Tensor x = random_tensor({8, 1, 28, 28}, rng, 0, 1);
-  Tensor r = random_tensor({8, 10}, rng);
-  auto grads = [&](int threads) {
-    set_num_threads(threads);
-    ir::Graph copy = g.clone();
-    Network net(copy, {.max_batch = 8, .input_grad = true});
-    net.forward(x.data<float>(), 8, {.training = true});
-    net.backward(r.data<float>());
-    std::vector<float> out;
-    for (const auto& p : net.params()) out.insert(out.end(), p.grad, p.grad + p.size);
-    out.insert(out.end(), net.input_grad(), net.input_grad() + x.numel());
-    return out;
-  };
-  const std::vector<float> one = grads(1), two = grads(2), three = grads(3);
-  set_num_threads(2);
-  ASSERT_EQ(one.size(), two.size());
-  EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float)));
-  EXPECT_EQ(0, std::memcmp(one.data(), three.data(), one.size() * sizeof(float)));
+  for (const char* model : {"resnet-s", "vit-tiny", "mobilenet-s"}) {
+    SCOPED_TRACE(model);
+    ir::Graph g = build_model(model, {.seed = 2});
+    Rng rng(15);
+    Tensor x = random_tensor({8, 1, 28, 28}, rng, 0, 1);
+    Tensor r = random_tensor({8, 10}, rng);
+    auto grads = [&](int threads) {
+      set_num_threads(threads);
+      ir::Graph copy = g.clone();
+      Network net(copy, {.max_batch = 8, .input_grad = true});
+      net.forward(x.data<float>(), 8, {.training = true});
+      net.backward(r.data<float>());
+      std::vector<float> out;
+      for (const auto& p : net.params()) out.insert(out.end(), p.grad, p.grad + p.size);
+      out.insert(out.end(), net.input_grad(), net.input_grad() + x.numel());
+      return out;
+    };
+    const std::vector<float> one = grads(1), two = grads(2), three = grads(3);
+    set_num_threads(2);
+    ASSERT_EQ(one.size(), two.size());
+    EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float)));
+    EXPECT_EQ(0, std::memcmp(one.data(), three.data(), one.size() * sizeof(float)));
+  }
 }
 
 TEST(Network, RejectsWhatItCannotTrainNamingTheNode) {
