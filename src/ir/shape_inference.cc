@@ -523,7 +523,8 @@ DType infer_node_dtype(const Node& n, const std::vector<DType>& inputs) {
       for (size_t k = 1; k < inputs.size(); ++k) need(k, in(k) == in(0), "inputs of one dtype");
       return in(0);
     default:
-      for (size_t k = 0; k < inputs.size(); ++k) need(k, in(k) == DType::kFloat32, "float32");
+      for (size_t k = 0; k < inputs.size(); ++k)
+        need(k, in(k) == DType::kFloat32, "float32 (Cast it to float first)");
       return DType::kFloat32;
   }
 }
