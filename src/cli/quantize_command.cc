@@ -56,11 +56,13 @@ std::string fmt_of(const std::optional<quant::FixedFormat>& f) {
   return f ? quant::format_name(*f) : "-";
 }
 
-// Seeded uniform [0, 1) samples of the model's input shape, for latency without a data set.
+// Seeded uniform [0, 1) samples of the model's input shape, for latency without a data set
+// (token ids for an int64 / int32 input: all 0, an id every embedding table has).
 Tensor synthetic_input(const runtime::Plan& plan, int64_t batch) {
   Shape s = plan.input_shape();
   s[0] = batch;
-  Tensor x(s, DType::kFloat32);
+  Tensor x(s, plan.input_dtype());
+  if (x.dtype() != DType::kFloat32) return x;
   Rng rng(1);
   for (float& v : x.span<float>()) v = static_cast<float>(rng.uniform(0.0, 1.0));
   return x;

@@ -266,6 +266,28 @@ void Graph::finalize() {
   assign_config_names();
   // Structure and attributes first, so that shape inference only sees well-formed nodes.
   verify();
+  // Element types, in topological order (constants and inputs carry theirs).
+  std::vector<DType> ins;
+  for (const Node& n : nodes_) {
+    ins.clear();
+    for (ValueId v : n.inputs) ins.push_back(v >= 0 ? values_[v].dtype : DType::kFloat32);
+    DType t;
+    try {
+      t = infer_node_dtype(n, ins);
+    } catch (Error& e) {
+      std::string what;
+      for (ValueId v : n.inputs) {
+        if (v < 0) continue;
+        what += fmt::format("{}'{}' {}", what.empty() ? "" : ", ", values_[v].name,
+                            dtype_name(values_[v].dtype));
+      }
+      e.add_context(fmt::format("its inputs: {}", what));
+      throw;
+    }
+    for (size_t k = 0; k < n.outputs.size(); ++k) {
+      values_[n.outputs[k]].dtype = t;
+    }
+  }
   // Symbolic shapes: dims that change between batch 1 and batch 2 scale with the batch.
   std::vector<Shape> s1 = infer_shapes(1);
   std::vector<Shape> s2 = infer_shapes(2);
@@ -315,6 +337,9 @@ std::string mase_op(const Graph& g, const Node& n) {
       const Shape& s = g.value(n.inputs[0]).shape;
       return s.size() == 4 ? "batch_norm2d" : "batch_norm1d";
     }
+    case OpKind::kGather:
+      // A constant table read at run-time indices is nn.Embedding (MASE does not quantize it).
+      return n.inputs.size() > 1 && g.value(n.inputs[0]).is_constant() ? "embedding" : "getitem";
     default:
       return std::string(kMaseOps[static_cast<int>(n.kind)]);
   }

@@ -107,6 +107,13 @@ class Graph {
 // while it builds a graph.
 Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs);
 
+// Element type of one node's output from its inputs' (an omitted optional input is passed as
+// float32): float32 for arithmetic, which needs float32 inputs; Cast gives its `to`; Equal, Not
+// and And give bool (uint8); Where, Gather, views, Slice, Expand, Transpose and Concat keep their
+// data's dtype. Throws Error naming the node for an input of the wrong dtype (e.g. int64 ids into
+// a MatMul: "Cast them to float").
+DType infer_node_dtype(const Node& n, const std::vector<DType>& inputs);
+
 // ReduceMean / ReduceSum / ReduceMax: the reduced dims [begin, end) of a rank-`rank` input
 // (axes normalised; no axes = every dim). Throws Error naming the node when an axis is out of
 // range or the axes are not consecutive.
@@ -114,6 +121,9 @@ struct ReduceRange {
   int begin = 0, end = 0;
 };
 ReduceRange reduce_range(const Node& n, const ReduceAttrs& attrs, int rank);
+// The reduced dims of a rank-`rank` input, normalised and sorted, any set of them (no axes =
+// every dim). Throws Error naming the node for an axis out of range or listed twice.
+std::vector<int> reduce_axes(const Node& n, const ReduceAttrs& attrs, int rank);
 
 // Slice: per input dim, the first index, the step and the number of elements taken (ONNX
 // clamping of starts/ends applied to the concrete shape `x`). Throws Error naming the node for

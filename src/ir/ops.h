@@ -16,6 +16,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace qsearch::ir {
 
 #define QSEARCH_IR_OPS(X)                                          \
@@ -54,7 +56,13 @@ namespace qsearch::ir {
   X(LayerNorm, "LayerNormalization", "layer_norm")                 \
   X(Gelu, "Gelu", "gelu")                                          \
   X(Gather, "Gather", "getitem")                                   \
-  X(Slice, "Slice", "getitem")
+  X(Slice, "Slice", "getitem")                                     \
+  X(Cast, "Cast", "to")                                            \
+  X(Equal, "Equal", "eq")                                          \
+  X(Not, "Not", "logical_not")                                     \
+  X(And, "And", "logical_and")                                     \
+  X(Where, "Where", "where")                                       \
+  X(Expand, "Expand", "expand")
 
 enum class OpKind : uint8_t {
 #define QSEARCH_X(kind, onnx, mase) k##kind,
@@ -147,8 +155,8 @@ struct DropoutAttrs {
   bool operator==(const DropoutAttrs&) const = default;
 };
 
-// ReduceMean / ReduceSum / ReduceMax over `axes` (each in -rank..rank-1, no repeats; after
-// normalisation they must be consecutive dims), keeping them as 1-dims when keepdims.
+// ReduceMean / ReduceSum / ReduceMax over `axes` (each in -rank..rank-1, no repeats, any set of
+// dims; none = every dim), keeping them as 1-dims when keepdims.
 struct ReduceAttrs {
   std::vector<int64_t> axes;
   bool keepdims = true;
@@ -171,8 +179,10 @@ struct GeluAttrs {
   bool operator==(const GeluAttrs&) const = default;
 };
 
-// Gather of an activation along `axis` with constant indices (ONNX semantics: the output
-// replaces dim `axis` by the indices' shape; negative indices count from the end).
+// Gather along `axis` (ONNX semantics: the output replaces dim `axis` by the indices' shape;
+// negative indices count from the end). Inputs {data}: an activation with the constant
+// `indices`; or inputs {data, indices}: indices an int64 / int32 activation read at run time
+// (token ids into an embedding table, nn.Embedding's export), `indices` empty.
 struct GatherAttrs {
   int64_t axis = 0;
   std::vector<int64_t> indices;
@@ -187,8 +197,27 @@ struct SliceAttrs {
   bool operator==(const SliceAttrs&) const = default;
 };
 
-using Attrs = std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
-                           ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs,
-                           ReduceAttrs, LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs>;
+// Cast of an activation to float32, int64, int32 or bool (held as uint8 0 / 1). Float to
+// integer truncates toward zero (ONNX); anything to bool is x != 0.
+struct CastAttrs {
+  DType to = DType::kFloat32;
+  bool operator==(const CastAttrs&) const = default;
+};
+
+// Expand (numpy broadcast of the input to `shape`). A dim that grows with the batch is given as
+// 1: the input must then carry that dim itself (the importer checks it), so the output shape is
+// broadcast(input, shape) at every batch size.
+struct ExpandAttrs {
+  std::vector<int64_t> shape;
+  bool operator==(const ExpandAttrs&) const = default;
+};
+
+// Equal (numpy broadcasting; output bool as uint8), Not, And (bool in and out), Where(cond, a, b)
+// (cond bool; a and b of one dtype; numpy broadcasting of all three) take NoAttrs.
+
+using Attrs =
+    std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
+                 ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs, ReduceAttrs,
+                 LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs, CastAttrs, ExpandAttrs>;
 
 }  // namespace qsearch::ir

@@ -98,7 +98,7 @@ int64_t checked_numel(const Node& n, const Shape& s) {
 
 }  // namespace
 
-ReduceRange reduce_range(const Node& n, const ReduceAttrs& at, int rank) {
+std::vector<int> reduce_axes(const Node& n, const ReduceAttrs& at, int rank) {
   std::vector<int> axes;
   for (int64_t a : at.axes) {
     if (a < -rank || a >= rank) node_fail(n, fmt::format("axis {} out of range", a));
@@ -108,6 +108,14 @@ ReduceRange reduce_range(const Node& n, const ReduceAttrs& at, int rank) {
     for (int d = 0; d < rank; ++d) axes.push_back(d);
   }
   std::sort(axes.begin(), axes.end());
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end()) {
+    node_fail(n, "an axis is listed twice");
+  }
+  return axes;
+}
+
+ReduceRange reduce_range(const Node& n, const ReduceAttrs& at, int rank) {
+  const std::vector<int> axes = reduce_axes(n, at, rank);
   for (size_t k = 1; k < axes.size(); ++k) {
     if (axes[k] != axes[k - 1] + 1) {
       node_fail(n,
@@ -353,9 +361,9 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
     case OpKind::kReduceMax: {
       const auto& at = attrs_of<ReduceAttrs>(n);
       const Shape& x = in(0);
-      const ReduceRange r = reduce_range(n, at, static_cast<int>(x.size()));
+      const std::vector<int> axes = reduce_axes(n, at, static_cast<int>(x.size()));
       for (int d = 0; d < static_cast<int>(x.size()); ++d) {
-        const bool reduced = d >= r.begin && d < r.end;
+        const bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
         if (reduced && x[d] == 0) node_fail(n, "cannot reduce over an empty dimension");
         if (!reduced) {
           out.push_back(x[d]);
@@ -390,6 +398,15 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       const int64_t r = static_cast<int64_t>(x.size());
       const int64_t axis = at.axis < 0 ? at.axis + r : at.axis;
       if (axis < 0 || axis >= r) node_fail(n, fmt::format("axis {} out of range", at.axis));
+      if (n.inputs.size() > 1) {  // indices read at run time (checked against x[axis] there)
+        if (!at.indices.empty()) node_fail(n, "has both an indices input and constant indices");
+        if (x[axis] == 0) node_fail(n, "gathers from an empty dimension");
+        const Shape& idx = in(1);
+        out.assign(x.begin(), x.begin() + axis);
+        out.insert(out.end(), idx.begin(), idx.end());
+        out.insert(out.end(), x.begin() + axis + 1, x.end());
+        break;
+      }
       int64_t count = 1;
       for (int64_t d : at.indices_shape) count *= d;
       if (count != static_cast<int64_t>(at.indices.size())) {
@@ -409,6 +426,26 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
     case OpKind::kSlice: {
       const std::vector<SliceDim> dims = resolve_slice(n, in(0));
       for (const SliceDim& d : dims) out.push_back(d.count);
+      break;
+    }
+    case OpKind::kCast:
+    case OpKind::kNot:
+      out = in(0);
+      break;
+    case OpKind::kEqual:
+    case OpKind::kAnd:
+      out = broadcast(n, in(0), in(1));
+      break;
+    case OpKind::kWhere:
+      out = broadcast(n, broadcast(n, in(0), in(1)), in(2));
+      break;
+    case OpKind::kExpand: {
+      const Shape& target = attrs_of<ExpandAttrs>(n).shape;
+      for (int64_t d : target) {
+        if (d < 0)
+          node_fail(n, fmt::format("target shape {} has a negative dim", shape_str(target)));
+      }
+      out = broadcast(n, in(0), target);
       break;
     }
     case OpKind::kConcat: {
@@ -435,6 +472,61 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
   }
   checked_numel(n, out);
   return out;
+}
+
+DType infer_node_dtype(const Node& n, const std::vector<DType>& inputs) {
+  auto in = [&](size_t k) {
+    if (k >= inputs.size()) node_fail(n, fmt::format("missing input {}", k));
+    return inputs[k];
+  };
+  auto is_int = [](DType t) { return t == DType::kInt64 || t == DType::kInt32; };
+  auto need = [&](size_t k, bool ok, const char* what) {
+    if (!ok) {
+      node_fail(n, fmt::format("input {} is {}; {} needs {}", k, dtype_name(in(k)), op_name(n.kind),
+                               what));
+    }
+  };
+  switch (n.kind) {
+    case OpKind::kCast: {
+      const DType to = attrs_of<CastAttrs>(n).to;
+      need(0, in(0) == DType::kFloat32 || is_int(in(0)) || in(0) == DType::kUInt8,
+           "float32, int64, int32 or bool");
+      if (to != DType::kFloat32 && !is_int(to) && to != DType::kUInt8) {
+        node_fail(n, fmt::format("casts to {}; qsearch casts to float32, int64, int32 and bool",
+                                 dtype_name(to)));
+      }
+      return to;
+    }
+    case OpKind::kEqual:
+      need(1, in(1) == in(0), "operands of one dtype");
+      return DType::kUInt8;
+    case OpKind::kNot:
+    case OpKind::kAnd:
+      for (size_t k = 0; k < inputs.size(); ++k) need(k, in(k) == DType::kUInt8, "bool");
+      return DType::kUInt8;
+    case OpKind::kWhere:
+      need(0, in(0) == DType::kUInt8, "a bool condition");
+      need(2, in(2) == in(1), "both branches of one dtype");
+      return in(1);
+    case OpKind::kGather:
+      if (inputs.size() > 1) need(1, is_int(in(1)), "int64 or int32 indices");
+      return in(0);
+    case OpKind::kReshape:
+    case OpKind::kFlatten:
+    case OpKind::kIdentity:
+    case OpKind::kDropout:
+    case OpKind::kSlice:
+    case OpKind::kExpand:
+    case OpKind::kTranspose:
+      return in(0);
+    case OpKind::kConcat:
+      for (size_t k = 1; k < inputs.size(); ++k) need(k, in(k) == in(0), "inputs of one dtype");
+      return in(0);
+    default:
+      for (size_t k = 0; k < inputs.size(); ++k)
+        need(k, in(k) == DType::kFloat32, "float32 (Cast it to float first)");
+      return DType::kFloat32;
+  }
 }
 
 std::vector<Shape> Graph::infer_shapes(int64_t batch) const {
@@ -513,6 +605,16 @@ void Graph::verify() const {
         break;
       case OpKind::kConcat:
         a = {1, 1u << 20};
+        break;
+      case OpKind::kGather:
+        a = {1, 2};
+        break;
+      case OpKind::kEqual:
+      case OpKind::kAnd:
+        a = {2, 2};
+        break;
+      case OpKind::kWhere:
+        a = {3, 3};
         break;
       default:
         break;
@@ -609,6 +711,12 @@ void Graph::verify() const {
         break;
       case OpKind::kSlice:
         attrs_ok = std::holds_alternative<SliceAttrs>(n.attrs);
+        break;
+      case OpKind::kCast:
+        attrs_ok = std::holds_alternative<CastAttrs>(n.attrs);
+        break;
+      case OpKind::kExpand:
+        attrs_ok = std::holds_alternative<ExpandAttrs>(n.attrs);
         break;
       default:
         break;

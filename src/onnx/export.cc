@@ -362,8 +362,22 @@ class Exporter {
       }
       case OpKind::kGather: {
         const auto& a = std::get<ir::GatherAttrs>(n.attrs);
-        p->add_input(extra(n, "indices", Tensor::from<int64_t>(a.indices_shape, a.indices)));
+        if (n.inputs.size() < 2) {  // else the indices are the node's input 1
+          p->add_input(extra(n, "indices", Tensor::from<int64_t>(a.indices_shape, a.indices)));
+        }
         set_int(p, "axis", a.axis);
+        break;
+      }
+      case OpKind::kCast: {
+        // Bool lives in the ir as uint8 0 / 1 (qsearch has no bool dtype).
+        const DType to = std::get<ir::CastAttrs>(n.attrs).to;
+        set_int(p, "to", to == DType::kUInt8 ? pb::TensorProto::BOOL : onnx_dtype(to));
+        break;
+      }
+      case OpKind::kExpand: {
+        const auto& a = std::get<ir::ExpandAttrs>(n.attrs);
+        p->add_input(extra(n, "shape",
+                           Tensor::from<int64_t>({static_cast<int64_t>(a.shape.size())}, a.shape)));
         break;
       }
       case OpKind::kSlice: {

@@ -72,6 +72,8 @@ const std::map<std::string, Fn>& op_table() {
       {"Equal", &Importer::op_equal},
       {"Where", &Importer::op_where},
       {"Expand", &Importer::op_expand},
+      {"Not", &Importer::op_not_and},
+      {"And", &Importer::op_not_and},
   };
   return table;
 }
@@ -106,10 +108,10 @@ const std::vector<std::string>& supported_ops() {
     std::vector<std::string> v;
     for (ir::OpKind k : ir::all_ops()) v.emplace_back(ir::op_name(k));
     v.emplace_back("Constant");
-    for (const char* s : {"Shape", "ConstantOfShape", "Equal", "Where"}) {
+    for (const char* s : {"Shape", "ConstantOfShape"}) {
       v.push_back(std::string(s) + " (shape computations)");
     }
-    for (const char* s : {"Unsqueeze", "Squeeze", "Split", "Cast", "Expand"}) {
+    for (const char* s : {"Unsqueeze", "Squeeze", "Split"}) {
       v.push_back(std::string(s) + " (rewritten or folded at import)");
     }
     v.emplace_back("Pad (all zero, or constant 0 folded into the next Conv / AveragePool)");
@@ -189,9 +191,19 @@ void Importer::read_input() {
   const pb::ValueInfoProto& in = *real[0];
   if (!in.type().has_tensor_type()) fail("graph input '{}' is not a tensor", in.name());
   const auto& tt = in.type().tensor_type();
-  if (tt.elem_type() != pb::TensorProto::FLOAT) {
-    fail("graph input '{}' has dtype {}; qsearch supports float32 inputs", in.name(),
-         dtype_str(tt.elem_type()));
+  DType dtype = DType::kFloat32;
+  switch (tt.elem_type()) {
+    case pb::TensorProto::FLOAT:
+      break;
+    case pb::TensorProto::INT64:  // token ids
+      dtype = DType::kInt64;
+      break;
+    case pb::TensorProto::INT32:
+      dtype = DType::kInt32;
+      break;
+    default:
+      fail("graph input '{}' has dtype {}; qsearch supports float32, int64 and int32 inputs",
+           in.name(), dtype_str(tt.elem_type()));
   }
   if (!tt.has_shape() || tt.shape().dim_size() == 0) {
     fail("graph input '{}' has no shape; export the model with its input shape", in.name());
@@ -225,7 +237,7 @@ void Importer::read_input() {
     }
     shape.push_back(dim.dim_value());
   }
-  ir::ValueId v = g_.add_input(in.name(), shape);
+  ir::ValueId v = g_.add_input(in.name(), shape, dtype);
   for (int b = 0; b < 3; ++b) {
     Shape s = shape;
     s[0] = b + 1;
@@ -366,6 +378,38 @@ ir::ValueId Importer::ir_input(int k) {
   }
 }
 
+ir::ValueId Importer::ir_input_as(int k, DType dtype) {
+  Entry& e = in(k);
+  if (e.kind != Entry::Kind::kSym) return ir_input(k);
+  const std::vector<int64_t> v = const_ints(k, "operand");
+  Tensor t(e.sym.shape, dtype);
+  for (size_t i = 0; i < v.size(); ++i) {
+    switch (dtype) {
+      case DType::kInt64:
+        t.data<int64_t>()[i] = v[i];
+        break;
+      case DType::kInt32:
+        t.data<int32_t>()[i] = static_cast<int32_t>(v[i]);
+        break;
+      case DType::kUInt8:
+        t.data<uint8_t>()[i] = v[i] != 0;
+        break;
+      default:
+        t.data<float>()[i] = static_cast<float>(v[i]);
+        break;
+    }
+  }
+  const ir::ValueId c = g_.add_constant(node_->input(k), std::move(t));
+  for (auto& s : shapes_) s.push_back(e.sym.shape);
+  return c;
+}
+
+DType Importer::dtype_of_entry(int k) {
+  Entry& e = in(k);
+  if (e.kind == Entry::Kind::kActivation) return g_.value(ir_input(k)).dtype;
+  return e.kind == Entry::Kind::kSym ? DType::kInt64 : DType::kFloat32;
+}
+
 const Tensor& Importer::const_float(int k, const char* role) {
   Entry& e = in(k);
   if (e.kind == Entry::Kind::kActivation) {
@@ -457,7 +501,11 @@ ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<
       throw;
     }
   }
+  std::vector<DType> in_types;
+  for (ir::ValueId i : n.inputs) in_types.push_back(i >= 0 ? g_.value(i).dtype : DType::kFloat32);
+  const DType dtype = ir::infer_node_dtype(n, in_types);
   ir::ValueId v = add_value(node_->output(out_index));
+  g_.value(v).dtype = dtype;
   n.outputs = {v};
   g_.add_node(std::move(n));
   for (int b = 0; b < 3; ++b) shapes_[b][v] = std::move(out[b]);

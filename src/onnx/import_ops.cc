@@ -531,6 +531,47 @@ void Importer::op_shape() {
 }
 
 void Importer::op_gather() {
+  if (in(1).kind == K::kActivation) {
+    // Indices computed from the input (token ids into an embedding table: nn.Embedding's export),
+    // read at run time.
+    ir::GatherAttrs a;
+    a.axis = attr_int("axis", 0);
+    const ir::ValueId data = in(0).kind == K::kSym ? ir_input_as(0, DType::kInt64) : ir_input(0);
+    add_ir_node(OpKind::kGather, std::move(a), {data, ir_input(1)});
+    return;
+  }
+  if (in(0).kind == K::kFloatConst) {
+    // A constant table at constant indices (a position embedding at positions 0..S-1): folded.
+    const Tensor& x = in(0).data;
+    const SymTensor& idx_t = const_sym(1, "indices");
+    const std::vector<int64_t> idx = const_ints(1, "indices");
+    const int64_t r = x.rank();
+    int64_t axis = attr_int("axis", 0);
+    if (axis < -r || axis >= r) bad("axis {} out of range for rank {}", axis, r);
+    if (axis < 0) axis += r;
+    const int64_t n = x.dim(static_cast<int>(axis));
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= x.dim(static_cast<int>(d));
+    for (int64_t d = axis + 1; d < r; ++d) inner *= x.dim(static_cast<int>(d));
+    Shape out_shape(x.shape().begin(), x.shape().begin() + axis);
+    out_shape.insert(out_shape.end(), idx_t.shape.begin(), idx_t.shape.end());
+    out_shape.insert(out_shape.end(), x.shape().begin() + axis + 1, x.shape().end());
+    check_folded_shape(out_shape);
+    Tensor out(out_shape, DType::kFloat32);
+    const int64_t k = static_cast<int64_t>(idx.size());
+    for (int64_t j = 0; j < k; ++j) {
+      if (idx[j] < -n || idx[j] >= n) bad("index {} is out of range for {} elements", idx[j], n);
+    }
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t i = idx[j] < 0 ? idx[j] + n : idx[j];
+        std::copy_n(x.data<float>() + (o * n + i) * inner, inner,
+                    out.data<float>() + (o * k + j) * inner);
+      }
+    }
+    define_output(0, float_entry(std::move(out)));
+    return;
+  }
   if (in(0).kind == K::kActivation) {
     // An activation indexed by constants (x[:, 0] exports as Gather(x, 0, axis=1)).
     if (!is_const(in(1))) bad("Gather of an activation needs constant indices");
@@ -540,10 +581,6 @@ void Importer::op_gather() {
     a.indices_shape = const_sym(1, "indices").shape;
     add_ir_node(OpKind::kGather, std::move(a), {ir_input(0)});
     return;
-  }
-  if (in(0).kind != K::kSym) {
-    bad("Gather of a float constant is not supported (token embeddings need integer inputs; use "
-        "a linear patch embedding or fold the lookup at export)");
   }
   const SymTensor& data = in(0).sym;
   const SymTensor& idx_t = const_sym(1, "indices");
@@ -693,18 +730,39 @@ void Importer::op_slice() {
 void Importer::op_cast() {
   int64_t to = attr_int("to", 0);
   bool to_float = to == pb::TensorProto::FLOAT;
+  bool to_bool = to == pb::TensorProto::BOOL;
   bool to_int = to == pb::TensorProto::INT64 || to == pb::TensorProto::INT32;
+  if (!to_float && !to_int && !to_bool) {
+    bad("Cast to {} is not supported (FLOAT, INT64, INT32, BOOL)",
+        dtype_str(static_cast<int32_t>(to)));
+  }
   Entry& x = in(0);
   if (x.kind == K::kActivation) {
-    if (!to_float) {
-      bad("Cast of an activation to {} is not supported (only to FLOAT, which is the identity)",
-          dtype_str(static_cast<int32_t>(to)));
+    const DType target = to_float                       ? DType::kFloat32
+                         : to_bool                      ? DType::kUInt8
+                         : to == pb::TensorProto::INT64 ? DType::kInt64
+                                                        : DType::kInt32;
+    if (g_.value(ir_input(0)).dtype == target) {
+      define_output(0, x);  // to its own dtype: the same value
+      return;
     }
-    define_output(0, x);  // float32 to float32: the same value
+    add_ir_node(OpKind::kCast, ir::CastAttrs{target}, {ir_input(0)});
     return;
   }
-  if (!to_float && !to_int) {
-    bad("Cast to {} is not supported (FLOAT, INT64, INT32)", dtype_str(static_cast<int32_t>(to)));
+  if (to_bool) {
+    // Shape computations and float constants: known 0 / 1.
+    SymTensor out;
+    if (x.kind == K::kSym) {
+      if (!x.sym.all_known()) bad("Cast to bool of {}, which depends on the batch", x.sym.str());
+      out.shape = x.sym.shape;
+      for (const SymDim& d : x.sym.elems) out.elems.push_back(SymDim::known(d.value != 0));
+    } else {
+      if (x.data.numel() > (int64_t{1} << 16)) bad("Cast of a large constant to bool");
+      out.shape = x.data.shape();
+      for (float f : x.data.span<float>()) out.elems.push_back(SymDim::known(f != 0.0f));
+    }
+    define_output(0, sym_entry(std::move(out)));
+    return;
   }
   if (x.kind == K::kSym) {
     if (to_int) {
@@ -894,18 +952,75 @@ void Importer::op_split() {
   if (start != s1[axis]) bad("split sizes add up to {}, not {}", start, s1[axis]);
 }
 
-void Importer::op_equal() {
-  if (in(0).kind != K::kSym || in(1).kind != K::kSym) {
-    bad("Equal is supported only in int64 shape computations");
+// The dtype operands [from, to) of the current node share as ir values: the first activation's,
+// else float32 when one is a float constant, else int64.
+DType Importer::common_dtype(int from, int to) {
+  DType t = DType::kInt64;
+  for (int k = from; k < to; ++k) {
+    if (in(k).kind == K::kActivation) return dtype_of_entry(k);
+    if (in(k).kind == K::kFloatConst) t = DType::kFloat32;
   }
-  define_output(0, sym_entry(fold_equal(in(0).sym, in(1).sym)));
+  return t;
+}
+
+void Importer::op_equal() {
+  if (in(0).kind == K::kSym && in(1).kind == K::kSym) {
+    define_output(0, sym_entry(fold_equal(in(0).sym, in(1).sym)));
+    return;
+  }
+  if (in(0).kind != K::kActivation && in(1).kind != K::kActivation) {
+    bad("Equal of two constants is not supported (fold it at export)");
+  }
+  // On activations (ids == pad, mask == 0): a bool (uint8) activation.
+  const DType t = common_dtype(0, 2);
+  add_ir_node(OpKind::kEqual, ir::NoAttrs{}, {ir_input_as(0, t), ir_input_as(1, t)});
 }
 
 void Importer::op_where() {
-  if (in(0).kind != K::kSym || in(1).kind != K::kSym || in(2).kind != K::kSym) {
-    bad("Where is supported only in int64 shape computations");
+  if (in(0).kind == K::kSym && in(1).kind == K::kSym && in(2).kind == K::kSym) {
+    define_output(0, sym_entry(fold_where(in(0).sym, in(1).sym, in(2).sym)));
+    return;
   }
-  define_output(0, sym_entry(fold_where(in(0).sym, in(1).sym, in(2).sym)));
+  if (in(0).kind != K::kActivation && in(1).kind != K::kActivation &&
+      in(2).kind != K::kActivation) {
+    bad("Where of constants is not supported (fold it at export)");
+  }
+  if (in(0).kind == K::kFloatConst) bad("the condition must be bool, not float32");
+  // On activations (masked_fill of attention scores): cond bool, branches of one dtype.
+  const DType t = common_dtype(1, 3);
+  add_ir_node(OpKind::kWhere, ir::NoAttrs{},
+              {ir_input_as(0, DType::kUInt8), ir_input_as(1, t), ir_input_as(2, t)});
+}
+
+void Importer::op_not_and() {
+  const bool is_not = node_->op_type() == "Not";
+  const int n = is_not ? 1 : 2;
+  bool all_sym = true;
+  for (int k = 0; k < n; ++k) {
+    if (in(k).kind == K::kFloatConst) bad("input {} must be bool, not float32", k);
+    all_sym = all_sym && in(k).kind == K::kSym;
+  }
+  if (all_sym) {
+    for (int k = 0; k < n; ++k) {
+      if (!in(k).sym.all_known()) bad("input {} = {} is not known at import", k, in(k).sym.str());
+    }
+    if (is_not) {
+      SymTensor out = in(0).sym;
+      for (SymDim& d : out.elems) d = SymDim::known(d.value == 0);
+      define_output(0, sym_entry(std::move(out)));
+    } else {
+      SymTensor out = fold_binary('*', in(0).sym, in(1).sym);
+      for (SymDim& d : out.elems) d = SymDim::known(d.value != 0);
+      define_output(0, sym_entry(std::move(out)));
+    }
+    return;
+  }
+  if (is_not) {
+    add_ir_node(OpKind::kNot, ir::NoAttrs{}, {ir_input(0)});
+  } else {
+    add_ir_node(OpKind::kAnd, ir::NoAttrs{},
+                {ir_input_as(0, DType::kUInt8), ir_input_as(1, DType::kUInt8)});
+  }
 }
 
 void Importer::op_expand() {
@@ -922,11 +1037,41 @@ void Importer::op_expand() {
       same = (t.is_known() && t.value == 1) ||
              (t.kind == d.kind && t.value == d.value && t.kind != SymDim::Kind::kUnknown);
     }
-    if (!same) {
-      bad("Expand of an activation to {} (input {}) is not supported; only the identity is",
-          target.str(), SymTensor{{static_cast<int64_t>(xs.size())}, xs}.str());
+    if (same) {
+      define_output(0, x);
+      return;
     }
-    define_output(0, x);
+    // A broadcast (a mask [N, 1, 1, S] to the scores' [N, H, S, S]). A target dim that grows
+    // with the batch must be the input's own dim (given as 1: broadcasting keeps it); a constant
+    // target dim needs an input dim of 1 or of that size.
+    const std::string what =
+        fmt::format("Expand of an activation of shape {} to {}",
+                    SymTensor{{static_cast<int64_t>(xs.size())}, xs}.str(), target.str());
+    ir::ExpandAttrs a;
+    const size_t r = std::max(target.elems.size(), xs.size());
+    for (size_t k = 0; k < target.elems.size(); ++k) {
+      const SymDim& t = target.elems[k];
+      const size_t pos = r - target.elems.size() + k;  // output dim
+      const bool has_in = pos >= r - xs.size();
+      const SymDim d = has_in ? xs[pos - (r - xs.size())] : SymDim::known(1);
+      if (t.kind == SymDim::Kind::kUnknown || d.kind == SymDim::Kind::kUnknown) {
+        bad("{}: a dim is not known at import", what);
+      }
+      if (t.kind == SymDim::Kind::kBatch) {
+        if (d.kind != SymDim::Kind::kBatch || d.value != t.value) {
+          bad("{}: output dim {} grows with the batch but the input's does not; qsearch expands "
+              "only dims that do not depend on the batch",
+              what, pos);
+        }
+        a.shape.push_back(1);
+      } else {
+        if (d.kind == SymDim::Kind::kBatch && t.value != 1) {
+          bad("{}: dim {} is the batch in the input and {} in the target", what, pos, t.value);
+        }
+        a.shape.push_back(t.value);
+      }
+    }
+    add_ir_node(OpKind::kExpand, std::move(a), {ir_input(0)});
     return;
   }
   if (!target.all_known()) {

@@ -132,6 +132,14 @@ class Importer {
   }
   // Input k as an ir value (activation, or a float constant materialized on first use).
   ir::ValueId ir_input(int k);
+  // Input k as an ir value; a folded int64 tensor (all known) becomes an ir constant of `dtype`
+  // (int64 / int32, bool as uint8 0 / 1, or float32).
+  ir::ValueId ir_input_as(int k, DType dtype);
+  // The element type input k has (or would have) as an ir value: an activation's own, int64 for
+  // a folded shape computation, float32 for a float constant.
+  DType dtype_of_entry(int k);
+  // The dtype inputs [from, to) share as ir values (see op_equal / op_where).
+  DType common_dtype(int from, int to);
   // Input k as a float constant / a folded int64 tensor; fails naming `role` otherwise.
   const Tensor& const_float(int k, const char* role);
   const SymTensor& const_sym(int k, const char* role);
@@ -194,6 +202,7 @@ class Importer {
   void op_equal();
   void op_where();
   void op_expand();
+  void op_not_and();
 
  private:
   // Pads for auto_pad SAME_UPPER/SAME_LOWER/VALID, or the pads attribute (NOTSET).

@@ -57,7 +57,7 @@ Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
 const Tensor& Executor::run(const Tensor& input) {
   const Plan& p = *plan_;
   const Shape& want = p.input_shape();
-  QSEARCH_CHECK(input.dtype() == DType::kFloat32 && input.rank() == static_cast<int>(want.size()));
+  QSEARCH_CHECK(input.dtype() == p.input_dtype() && input.rank() == static_cast<int>(want.size()));
   const int64_t batch = input.dim(0);
   QSEARCH_CHECK(batch >= 1 && batch <= p.max_batch());
   for (size_t d = 1; d < want.size(); ++d) QSEARCH_CHECK(input.shape()[d] == want[d]);

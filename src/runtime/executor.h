@@ -29,9 +29,10 @@ class Executor {
  public:
   explicit Executor(std::shared_ptr<const Plan> plan);
 
-  // input: float32 [B, ...] matching the plan's input shape, 1 <= B <= max_batch (checked with
-  // QSEARCH_CHECK: a caller bug, not bad data). Returns the graph's first output for this batch
-  // ([B, classes] for a classifier), a view valid until the next run(). Never throws.
+  // input: [B, ...] of the plan's input dtype (Plan::input_dtype(): float32, or int64 / int32
+  // token ids) and shape, 1 <= B <= max_batch (checked with QSEARCH_CHECK: a caller bug, not bad
+  // data). Returns the graph's first output for this batch ([B, classes] for a classifier), a view
+  // valid until the next run(). Never throws.
   const Tensor& run(const Tensor& input);
 
   // Every graph output of the last run() (same validity).

@@ -1,4 +1,5 @@
 // Mode::kFloat lowering: node -> steps, with the float fusions of plan.h.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 
@@ -6,6 +7,7 @@
 
 #include "runtime/float_steps.h"
 #include "runtime/lowering.h"
+#include "runtime/seq_steps.h"
 
 namespace qsearch::runtime {
 
@@ -262,11 +264,38 @@ void check_pool_windows(const Node& n, const ir::PoolAttrs& a, const SymShape& x
 
 void lower_reduce(PlanBuilder& b, const Node& n) {
   const SymShape& xs = b.shape(n.inputs[0]);
-  const ir::ReduceRange r = ir::reduce_range(n, std::get<ir::ReduceAttrs>(n.attrs), xs.rank);
-  for (int d = r.begin; d < r.end; ++d) {
+  const std::vector<int> axes = ir::reduce_axes(n, std::get<ir::ReduceAttrs>(n.attrs), xs.rank);
+  for (int d : axes) {
     if (xs.per_batch[d] != 0) b.mixes_samples();
   }
+  ir::ReduceRange r{axes.empty() ? 0 : axes.front(), axes.empty() ? 0 : axes.back() + 1};
   auto s = make_step<ReduceStep>(b, n, {n.inputs[0]});
+  if (r.end - r.begin != static_cast<int>(axes.size())) {
+    // Axes that are not one run (ReduceSum over dims 1 and 3): a transpose moves them last, in
+    // order, keeping the other dims' order, so that the reduced tensor's elements come out in
+    // the output's order (keepdims' 1-dims take no room).
+    auto t = std::make_unique<TransposeStep>();
+    t->node = n.name;
+    t->inputs = {b.slot(n.inputs[0])};
+    SymShape moved;
+    moved.rank = xs.rank;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (int d = 0; d < xs.rank; ++d) {
+        const bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
+        if (reduced != (pass == 1)) continue;
+        const int k = static_cast<int>(t->perm.size());
+        t->perm.push_back(d);
+        moved.base[k] = xs.base[d];
+        moved.per_batch[k] = xs.per_batch[d];
+      }
+    }
+    const SlotId tmp =
+        b.new_slot(b.graph().value(n.inputs[0]).name + "~moved", DType::kFloat32, moved);
+    t->outputs = {tmp};
+    b.add_step(std::move(t));
+    s->inputs = {tmp};
+    r = {xs.rank - static_cast<int>(axes.size()), xs.rank};
+  }
   s->op = n.kind == OpKind::kReduceMean  ? kernels::ReduceOp::kMean
           : n.kind == OpKind::kReduceSum ? kernels::ReduceOp::kSum
                                          : kernels::ReduceOp::kMax;
@@ -298,27 +327,55 @@ void lower_layer_norm(PlanBuilder& b, const Node& n) {
   finish(b, std::move(s), n.outputs[0]);
 }
 
+DType dtype_of(const PlanBuilder& b, ValueId v) {
+  const ir::Value& val = b.graph().value(v);
+  return val.is_constant() ? val.data.dtype() : val.dtype;
+}
+
 void lower_gather(PlanBuilder& b, const Node& n) {
   const auto& at = std::get<ir::GatherAttrs>(n.attrs);
   const SymShape& xs = b.shape(n.inputs[0]);
   const int axis = static_cast<int>(at.axis < 0 ? at.axis + xs.rank : at.axis);
-  if (xs.per_batch[axis] != 0) {
-    PlanBuilder::fail_node(n, "Gather along the batch dimension is not supported");
+  // Gathering samples (x[0] along the batch dim) mixes them: run() then takes the batch whole.
+  if (xs.per_batch[axis] != 0) b.mixes_samples();
+  if (n.inputs.size() > 1) {
+    auto s = make_step<GatherIndexedStep>(b, n, {n.inputs[0], n.inputs[1]});
+    s->axis = axis;
+    s->data = dtype_of(b, n.inputs[0]);
+    s->index = dtype_of(b, n.inputs[1]);
+    s->fast = !b.options().use_reference_kernels;
+    return finish(b, std::move(s), n.outputs[0]);
   }
   auto s = make_step<GatherStep>(b, n, {n.inputs[0]});
   s->axis = axis;
-  for (int64_t i : at.indices) s->indices.push_back(i < 0 ? i + xs.base[axis] : i);
+  s->elem = dtype_size(dtype_of(b, n.inputs[0]));
+  for (int64_t i : at.indices) {
+    s->indices.push_back(i < 0 && xs.per_batch[axis] == 0 ? i + xs.base[axis] : i);
+  }
   finish(b, std::move(s), n.outputs[0]);
 }
 
 void lower_slice(PlanBuilder& b, const Node& n) {
   const SymShape& xs = b.shape(n.inputs[0]);
   const std::vector<ir::SliceDim> dims = ir::resolve_slice(n, xs.shape(1));
+  const std::vector<ir::SliceDim> dims2 = ir::resolve_slice(n, xs.shape(2));
   auto s = make_step<SliceStep>(b, n, {n.inputs[0]});
+  s->elem = dtype_size(dtype_of(b, n.inputs[0]));
+  const auto& at = std::get<ir::SliceAttrs>(n.attrs);
+  s->batch_start.assign(xs.rank, SliceStep::kNotBatch);
   for (int d = 0; d < xs.rank; ++d) {
-    const bool sliced = dims[d].start != 0 || dims[d].step != 1 || dims[d].count != xs.dim(d, 1);
+    // (At batch 1 a slice of the batch dim may look whole, e.g. x[-1:]: look at batch 2 too.)
+    const bool sliced = dims[d].start != 0 || dims[d].step != 1 || dims[d].count != xs.dim(d, 1) ||
+                        dims2[d].start != 0 || dims2[d].step != 1 || dims2[d].count != xs.dim(d, 2);
     if (sliced && xs.per_batch[d] != 0) {
-      PlanBuilder::fail_node(n, "Slice along the batch dimension is not supported");
+      // Slicing samples (x[-1:] along the batch): the start is resolved against each run's batch
+      // and the plan mixes samples, so run() takes the batch whole.
+      b.mixes_samples();
+      for (size_t k = 0; k < at.axes.size(); ++k) {
+        if ((at.axes[k] < 0 ? at.axes[k] + xs.rank : at.axes[k]) == d) {
+          s->batch_start[d] = at.starts[k];
+        }
+      }
     }
     s->start.push_back(dims[d].start);
     s->step.push_back(dims[d].step);
@@ -461,6 +518,37 @@ void lower_float(PlanBuilder& b, const Node& n) {
       return lower_gather(b, n);
     case OpKind::kSlice:
       return lower_slice(b, n);
+    case OpKind::kCast: {
+      auto s = make_step<CastStep>(b, n, {n.inputs[0]});
+      s->from = dtype_of(b, n.inputs[0]);
+      s->to = std::get<ir::CastAttrs>(n.attrs).to;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kEqual: {
+      auto s = make_step<EqualStep>(b, n, {n.inputs[0], n.inputs[1]});
+      s->dtype = dtype_of(b, n.inputs[0]);
+      s->fast = fast;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kNot:
+      return finish(b, make_step<NotStep>(b, n, {n.inputs[0]}), n.outputs[0]);
+    case OpKind::kAnd: {
+      auto s = make_step<AndStep>(b, n, {n.inputs[0], n.inputs[1]});
+      s->fast = fast;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kWhere: {
+      auto s = make_step<WhereStep>(b, n, {n.inputs[0], n.inputs[1], n.inputs[2]});
+      s->dtype = dtype_of(b, n.inputs[1]);
+      s->fast = fast;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
+    case OpKind::kExpand: {
+      auto s = make_step<ExpandStep>(b, n, {n.inputs[0]});
+      s->dtype = dtype_of(b, n.inputs[0]);
+      s->fast = fast;
+      return finish(b, std::move(s), n.outputs[0]);
+    }
   }
   PlanBuilder::fail_node(n, "operator not supported by the float engine");
 }

@@ -325,13 +325,15 @@ void GatherStep::run(const RunContext& ctx) const {
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < axis; ++d) outer *= x[d];
   for (int d = axis + 1; d < rank; ++d) inner *= x[d];
-  const float* xd = ctx.data<float>(inputs[0]);
-  float* yd = ctx.data<float>(outputs[0]);
+  const char* xd = static_cast<const char*>(ctx.slot_ptr(inputs[0]));
+  char* yd = static_cast<char*>(ctx.slot_ptr(outputs[0]));
   const int64_t k = static_cast<int64_t>(indices.size());
+  const size_t row = elem * static_cast<size_t>(inner);
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t j = 0; j < k; ++j) {
-      std::memcpy(yd + (o * k + j) * inner, xd + (o * x[axis] + indices[j]) * inner,
-                  sizeof(float) * inner);
+      int64_t i = indices[j];
+      if (i < 0) i += x[axis];  // (a batch axis: -1 is the last sample of this run)
+      std::memcpy(yd + (o * k + j) * row, xd + (o * x[axis] + i) * row, row);
     }
   }
 }
@@ -346,18 +348,35 @@ void SliceStep::run(const RunContext& ctx) const {
     stride[d] = s;
     s *= x[d];
   }
-  const float* xd = ctx.data<float>(inputs[0]);
-  float* yd = ctx.data<float>(outputs[0]);
+  const char* xd = static_cast<const char*>(ctx.slot_ptr(inputs[0]));
+  char* yd = static_cast<char*>(ctx.slot_ptr(outputs[0]));
   const int64_t total = ctx.numel(outputs[0]);
   if (total == 0) return;
+  kernels::Dims first{};
+  for (int d = 0; d < rank; ++d) {
+    first[d] = start[d];
+    if (batch_start[d] == kNotBatch) continue;
+    const int64_t dim = x[d];
+    int64_t v = batch_start[d];
+    if (v < 0) v = v < -dim ? -1 : v + dim;  // ONNX: count from the end, then clamp
+    first[d] = step[d] > 0 ? std::clamp<int64_t>(v, 0, dim) : std::clamp<int64_t>(v, -1, dim - 1);
+  }
   const int last = rank - 1;
   const int64_t row = y[last];
+  const auto e = static_cast<int64_t>(elem);
   kernels::Dims idx{};
   for (int64_t out = 0; out < total; out += row) {
     int64_t off = 0;
-    for (int d = 0; d < last; ++d) off += (start[d] + idx[d] * step[d]) * stride[d];
-    const float* src = xd + off + start[last] * stride[last];
-    for (int64_t j = 0; j < row; ++j) yd[out + j] = src[j * step[last]];
+    for (int d = 0; d < last; ++d) off += (first[d] + idx[d] * step[d]) * stride[d];
+    const char* src = xd + (off + first[last] * stride[last]) * e;
+    if (elem == sizeof(float)) {
+      const auto* fs = reinterpret_cast<const float*>(src);
+      auto* fy = reinterpret_cast<float*>(yd) + out;
+      for (int64_t j = 0; j < row; ++j) fy[j] = fs[j * step[last]];
+    } else {
+      for (int64_t j = 0; j < row; ++j)
+        std::memcpy(yd + (out + j) * e, src + j * step[last] * e, elem);
+    }
     for (int d = last - 1; d >= 0; --d) {  // next output row (odometer)
       if (++idx[d] < y[d]) break;
       idx[d] = 0;

@@ -154,23 +154,28 @@ class LayerNormStep : public Step {
   bool fast = true;
 };
 
-// Gather of X along `axis` (never a batch dim) with plan-time indices (normalised to >= 0):
-// Y[o, k, i] = X[o, indices[k], i].
+// Gather of X along `axis` with plan-time indices (negative ones count from the end of the dim
+// at run time, which matters along the batch dim): Y[o, k, i] = X[o, indices[k], i]. Elements
+// of `elem` bytes (float32, or int64 / int32 / bool token ids and masks).
 class GatherStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "gather_f32"; }
+  std::string describe() const override { return elem == 4 ? "gather_f32" : "gather"; }
   int axis = 0;
   std::vector<int64_t> indices;
+  size_t elem = 4;
 };
 
-// Strided slice: per dim d of X, output index j reads input index start[d] + j * step[d]
-// (the batch dims are never sliced: start 0, step 1). Output dims come from the output slot.
+// Strided slice: per dim d of X, output index j reads input index start[d] + j * step[d].
+// A sliced batch dim has its ONNX start in batch_start[d] (else kNotBatch), resolved against the
+// run's dim (negative counts from the end, then clamped). Output dims come from the output slot.
 class SliceStep : public Step {
  public:
+  static constexpr int64_t kNotBatch = std::numeric_limits<int64_t>::min();
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "slice_f32"; }
-  std::vector<int64_t> start, step;
+  std::string describe() const override { return elem == 4 ? "slice_f32" : "slice"; }
+  std::vector<int64_t> start, step, batch_start;
+  size_t elem = 4;  // element bytes
 };
 
 class TransposeStep : public Step {

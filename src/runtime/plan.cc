@@ -65,6 +65,30 @@ class CopyStep : public Step {
   std::string describe() const override { return "copy_f32"; }
 };
 
+// Inputs that may hold integers or bools (token ids, masks): the ops of seq_steps.h, the index
+// input of Gather, and the ops that only move elements (views, Slice, Gather's data). The rest
+// read float32 (ir::infer_node_dtype enforces the same when the graph is finalized).
+bool reads_any_dtype(const ir::Node& n, size_t k) {
+  switch (n.kind) {
+    case ir::OpKind::kCast:
+    case ir::OpKind::kEqual:
+    case ir::OpKind::kNot:
+    case ir::OpKind::kAnd:
+    case ir::OpKind::kWhere:
+    case ir::OpKind::kExpand:
+    case ir::OpKind::kGather:
+    case ir::OpKind::kSlice:
+    case ir::OpKind::kReshape:
+    case ir::OpKind::kFlatten:
+    case ir::OpKind::kIdentity:
+    case ir::OpKind::kDropout:
+      return true;
+    default:
+      (void)k;
+      return false;
+  }
+}
+
 }  // namespace
 
 PlanBuilder::PlanBuilder(const ir::Graph& graph, const PlanOptions& options)
@@ -147,9 +171,9 @@ void PlanBuilder::check_graph() {
          graph_.inputs().size());
   }
   const ir::Value& in = graph_.value(graph_.inputs()[0]);
-  if (in.dtype != DType::kFloat32) {
-    fail("graph input '{}' is {}; only float32 inputs are supported", in.name,
-         dtype_name(in.dtype));
+  if (in.dtype != DType::kFloat32 && in.dtype != DType::kInt64 && in.dtype != DType::kInt32) {
+    fail("graph input '{}' is {}; float32, int64 (token ids) and int32 inputs are supported",
+         in.name, dtype_name(in.dtype));
   }
   if (in.shape.empty() || in.shape[0] != kDynamic) {
     fail(
@@ -405,9 +429,10 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
       if (v < 0) continue;
       const ir::Value& val = graph_.value(v);
       const DType t = val.is_constant() ? val.data.dtype() : val.dtype;
-      if (t != DType::kFloat32) {
-        fail_node(n, fmt::format("input {} ('{}') is {}; the float engine computes float32 only", k,
-                                 val.name, dtype_name(t)));
+      if (t != DType::kFloat32 && !reads_any_dtype(n, k)) {
+        fail_node(n, fmt::format("input {} ('{}') is {}; the engines compute this op in float32 "
+                                 "only (Cast it to float first)",
+                                 k, val.name, dtype_name(t)));
       }
     }
   }

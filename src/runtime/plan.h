@@ -135,6 +135,8 @@ class Plan {
   const std::vector<SlotId>& output_slots() const { return outputs_; }
   // The graph input's shape with kDynamic for the batch dim, e.g. [?, 1, 28, 28].
   const Shape& input_shape() const { return input_shape_; }
+  // The graph input's element type: float32, or int64 / int32 (token ids).
+  DType input_dtype() const { return slots_[input_].dtype; }
   // Bytes of the model's parameters as this plan's mode stores them. kFloat and kFake: 4 bytes
   // per element of every float32 constant the graph's nodes read (each constant once), whatever
   // fusion did to them. kInt: the packed weight panels of every integer GEMM / conv as stored
@@ -175,8 +177,8 @@ class Plan {
 
 // Validates and prepares `graph` (finalized) for running batches of up to options.max_batch.
 // Throws Error naming the node for anything it cannot run: unsupported op or attribute for the
-// mode, non-float32 data, a rank above 8, more than one graph input, a graph input whose first
-// dim is not the (dynamic) batch, shapes that do not scale with the batch.
+// mode, integer data where an op computes in float32, a rank above 8, more than one graph input, a
+// graph input whose first dim is not the (dynamic) batch, shapes that do not scale with the batch.
 std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions& options);
 
 }  // namespace qsearch::runtime

@@ -40,6 +40,26 @@ TEST(TransformerE2E, EvalInAllThreeModesAtOpsets13And17) {
   }
 }
 
+// A BERT-style model takes int64 token ids (tests/fixtures/transformer/bert_*): `qsearch
+// quantize` without a data set measures latency on synthetic ids of the model's dtype.
+TEST(TransformerE2E, QuantizeABertOnTokenIdsWithoutADataset) {
+  ScratchDir dir("bert_quantize");
+  const std::string cfg = write(dir, "q.toml",
+                                "[passes.quantize]\nby = \"type\"\n"
+                                "[passes.quantize.default.config]\nname = \"NA\"\n"
+                                "[passes.quantize.linear.config]\nname = \"integer\"\n"
+                                "data_in_width = 8\ndata_in_frac_width = 4\n"
+                                "weight_width = 8\nweight_frac_width = 6\n");
+  for (const char* opset : {"13", "17"}) {
+    SCOPED_TRACE(opset);
+    Result r = run(std::string("quantize --model ") + kDir + "bert_opset" + opset +
+                   ".onnx --config " + cfg + " --repeats 1 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_FALSE(j.empty());
+  }
+}
+
 TEST(TransformerE2E, MatmulsAreResolvedByNameTypeAndRegex) {
   ScratchDir dir("vit_resolve");
   const std::string fmt =

@@ -138,15 +138,27 @@ ir::Graph every_op_graph() {
   ValueId rs2 = node(OpKind::kReduceSum, "/ReduceSum", {rx}, ReduceAttrs{{1}, true});
   ValueId sm = node(OpKind::kSoftmax, "/Softmax", {rs2}, AxisAttrs{-1});
   ValueId ls = node(OpKind::kLogSoftmax, "/LogSoftmax", {sm}, AxisAttrs{1});
-  g.mark_output(ls);
+  // Issue 11's sequence ops: masks (bool), casts, a broadcast and a lookup at run-time indices.
+  ValueId eq = node(OpKind::kEqual, "/Equal", {ls, ls}, NoAttrs{});
+  ValueId nt = node(OpKind::kNot, "/Not", {eq}, NoAttrs{});
+  ValueId an = node(OpKind::kAnd, "/And", {eq, nt}, NoAttrs{});
+  ValueId wh = node(OpKind::kWhere, "/Where", {an, ls, constant("fill", {}, -9)}, NoAttrs{});
+  ValueId ci = node(OpKind::kCast, "/Cast", {wh}, CastAttrs{DType::kInt64});
+  ValueId cf = node(OpKind::kCast, "/Cast_1", {ci}, CastAttrs{DType::kFloat32});
+  ValueId ep = node(OpKind::kExpand, "/Expand", {cf}, ExpandAttrs{{1, 3}});
+  ValueId em = node(OpKind::kGather, "/emb/Gather", {constant("table", {4, 2}, 0), ci},
+                    GatherAttrs{0, {}, {}});
+  g.mark_output(ep);
+  g.mark_output(em);
   g.finalize();
   return g;
 }
 
 TEST(Export, EveryOpRoundTripsAtEveryOpset) {
   ir::Graph g = every_op_graph();
-  // 2 Clips, 2 Flattens, 2 Adds; LayerNorm (opset 17 only) and Gelu (not in ONNX <= 17) apart.
-  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 3 - 2);
+  // 2 Clips, 2 Flattens, 2 Adds, 2 Casts, 2 Gathers; LayerNorm (opset 17 only) and Gelu (not
+  // in ONNX <= 17) apart.
+  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 5 - 2);
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     SCOPED_TRACE(opset);
     ir::Graph back = import_model_bytes(export_model_bytes(g, opset), "every_op.onnx");

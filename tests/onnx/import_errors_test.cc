@@ -303,18 +303,20 @@ TEST(ImportErrors, ReshapeTargetThatCannotBeFolded) {
 }
 
 TEST(ImportErrors, ShapeOpsOnActivationsAreRejected) {
-  // Cast to float and Unsqueeze of activations are supported since issue 11; Cast to an integer
-  // type and Equal / Where of activations are not.
+  // Cast to float / int64 / int32 / bool and Equal / Where of activations are supported since
+  // issue 11 (tests/onnx/import_seq_test.cc); a Cast to another dtype is not, and integers
+  // reaching an op that computes in float32 are refused naming the op and the fix.
   ModelBuilder b;
   b.node("Cast", {"x"}, {"y"}, "/Cast");
-  set_int(*b.model().mutable_graph()->mutable_node(0), "to", ::onnx::TensorProto::INT64);
+  set_int(*b.model().mutable_graph()->mutable_node(0), "to", ::onnx::TensorProto::DOUBLE);
   b.output("y");
-  EXPECT_HAS(error_of(b.bytes()), "Cast of an activation to INT64 is not supported");
+  EXPECT_HAS(error_of(b.bytes()), "Cast to DOUBLE is not supported (FLOAT, INT64, INT32, BOOL)");
   ModelBuilder u;
-  u.node("Equal", {"x", "x"}, {"e"}, "/Equal");
-  u.node("Where", {"e", "x", "x"}, {"y"}, "/Where");
+  u.node("Cast", {"x"}, {"i"}, "/Cast");
+  set_int(*u.model().mutable_graph()->mutable_node(0), "to", ::onnx::TensorProto::INT64);
+  u.node("Relu", {"i"}, {"y"}, "/Relu");
   u.output("y");
-  EXPECT_HAS(error_of(u.bytes()), "Equal is supported only in int64 shape computations");
+  EXPECT_HAS(error_of(u.bytes()), "node '/Relu' (Relu): input 0 is int64; Relu needs float32");
 }
 
 TEST(ImportErrors, GemmOfTwoConstantsIsNotFolded) {

@@ -56,13 +56,32 @@ TEST(PlanErrors, GraphInputs) {
                       {"'x'", "[4, 3]", "dynamic batch"});
   }
   {
+    // An int64 input (token ids) is accepted, but not into an op that computes in float32:
+    // finalize() refuses it naming the node, the input and the dtypes.
     ir::Graph g;
     ir::ValueId x = g.add_input("ids", {kDynamic, 3}, DType::kInt64);
     ir::ValueId y = g.add_value("y");
     g.add_node({OpKind::kRelu, "r", {x}, {y}, ir::NoAttrs{}, ""});
     g.mark_output(y);
+    try {
+      g.finalize();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      for (const char* part : {"node 'r' (Relu)", "'ids' int64", "needs float32"}) {
+        EXPECT_NE(m.find(part), std::string::npos) << m;
+      }
+    }
+  }
+  {
+    // A double input is refused by make_plan.
+    ir::Graph g;
+    ir::ValueId x = g.add_input("x", {kDynamic, 3}, DType::kFloat64);
+    ir::ValueId y = g.add_value("y");
+    g.add_node({OpKind::kIdentity, "i", {x}, {y}, ir::NoAttrs{}, ""});
+    g.mark_output(y);
     g.finalize();
-    expect_plan_error(g, {"'ids'", "int64", "float32"});
+    expect_plan_error(g, {"'x'", "float64", "int64 (token ids)"});
   }
 }
 
@@ -106,8 +125,17 @@ TEST(PlanErrors, ModeBatchRankAndNodes) {
     ir::ValueId y = cg.add_value("y");
     cg.add_node({OpKind::kAdd, "/block/Add", {x, k}, {y}, ir::NoAttrs{}, ""});
     cg.mark_output(y);
-    cg.finalize();
-    expect_plan_error(cg, {"/block/Add", "'k'", "int64"});
+    // Integer data into an op that computes in float32: finalize() (ir::infer_node_dtype)
+    // refuses it naming the node, the value and its dtype.
+    try {
+      cg.finalize();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      for (const char* part : {"/block/Add", "'k' int64", "needs float32"}) {
+        EXPECT_NE(m.find(part), std::string::npos) << m;
+      }
+    }
   }
 }
 

@@ -397,6 +397,82 @@ TEST(QuantExact, BatchedActivationMatMulsEqualTheExactReference) {
   EXPECT_GE(ran, 190);
 }
 
+// Issue 11, sequence models: int64 token ids into an embedding Gather, a quantized linear, the
+// attention-mask ops (Equal of ids with the pad id, Not, Cast of an exact value to int64, Equal,
+// And, Where, Cast to float, Expand), a quantized or float Mul, a negative-step Slice, a Gather
+// with negative constant indices, a view and a quantized linear at the end, at random shapes,
+// formats and roundings: the mask ops run on the values in float at the boundary (never
+// quantized, as in MASE) and the int engine equals the exact reference bit for bit.
+TEST(QuantExact, RandomSequenceGraphsEqualTheExactReference) {
+  int ran = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    RandomCase rc(seed + 9000);
+    SCOPED_TRACE(seed);
+    const int64_t vocab = rc.uniform(2, 9), seq = rc.uniform(2, 6), k = rc.uniform(1, 6),
+                  k1 = rc.uniform(1, 7), batch = rc.uniform(1, 4);
+    ir::Graph g;
+    int counter = 0;
+    auto value = [&] { return g.add_value(fmt::format("v{}", ++counter)); };
+    auto op = [&](OpKind kind, std::vector<ir::ValueId> ins, ir::Attrs a = {}) {
+      const ir::ValueId out = value();
+      g.add_node({kind,
+                  fmt::format("{}_{}", ir::op_name(kind), counter),
+                  std::move(ins),
+                  {out},
+                  std::move(a),
+                  ""});
+      return out;
+    };
+    const ir::ValueId ids = g.add_input("ids", {kDynamic, seq}, DType::kInt64);
+    Tensor table({vocab, k}, DType::kFloat32);
+    for (float& v : table.span<float>()) v = static_cast<float>(rc.uniform(-60, 60)) / 16.0f;
+    const ir::ValueId emb =
+        op(OpKind::kGather, {g.add_constant("table", table), ids}, ir::GatherAttrs{.axis = 0});
+    Tensor w1({k, k1}, DType::kFloat32), w2({2 * ((k1 + 1) / 2), 3}, DType::kFloat32);
+    for (float& v : w1.span<float>()) v = static_cast<float>(rc.uniform(-40, 40)) / 32.0f;
+    for (float& v : w2.span<float>()) v = static_cast<float>(rc.uniform(-40, 40)) / 32.0f;
+    const ir::ValueId h = op(OpKind::kMatMul, {emb, g.add_constant("w1", w1)});
+    const ir::ValueId pad =
+        op(OpKind::kEqual, {ids, g.add_constant("pad", Tensor::from<int64_t>({}, {0}))});
+    const ir::ValueId padu = op(OpKind::kReshape, {pad}, ir::ReshapeAttrs{{0, seq, 1}, false});
+    const ir::ValueId keep = op(OpKind::kNot, {padu});
+    const ir::ValueId hi = op(OpKind::kCast, {h}, ir::CastAttrs{DType::kInt64});
+    const ir::ValueId small =
+        op(OpKind::kEqual, {hi, g.add_constant("zero", Tensor::from<int64_t>({}, {0}))});
+    const ir::ValueId both = op(OpKind::kAnd, {keep, small});
+    const ir::ValueId filled =
+        op(OpKind::kWhere, {both, h, g.add_constant("fill", Tensor::from<float>({}, {-2.5f}))});
+    const ir::ValueId keepf = op(OpKind::kCast, {keep}, ir::CastAttrs{DType::kFloat32});
+    const ir::ValueId ex = op(OpKind::kExpand, {keepf}, ir::ExpandAttrs{{1, seq, k1}});
+    const ir::ValueId z = op(OpKind::kMul, {filled, ex});
+    const ir::ValueId sl =
+        op(OpKind::kSlice, {z}, ir::SliceAttrs{{-1}, {-1000}, {2}, {-2}});  // every other, reversed
+    const ir::ValueId ga = op(OpKind::kGather, {sl}, ir::GatherAttrs{1, {-1, 0}, {2}});
+    const ir::ValueId fl = op(OpKind::kFlatten, {ga}, ir::AxisAttrs{1});
+    const ir::ValueId y = op(OpKind::kMatMul, {fl, g.add_constant("w2", w2)});
+    g.mark_output(y);
+    g.finalize();
+    quant::QuantAssignment q;
+    for (const ir::Node& n : g.nodes()) {
+      if (n.kind == OpKind::kMatMul) q[n.config_name] = rc.weighted();
+      if (n.kind == OpKind::kMul && rc.chance(50)) q[n.config_name] = rc.simple(true);
+    }
+    std::vector<int64_t> v;
+    for (int64_t i = 0; i < batch * seq; ++i)
+      v.push_back(rc.chance(25) ? 0 : rc.uniform(0, vocab - 1));
+    const Tensor x = Tensor::from<int64_t>({batch, seq}, v);
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 190);
+}
+
 // q with one thing changed on every quantized node: which = 0 weight frac, 1 data_in frac, 2 bias
 // frac, 3 rounding.
 quant::QuantAssignment vary(quant::QuantAssignment q, int which) {

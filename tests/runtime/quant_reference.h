@@ -80,7 +80,11 @@ class Reference {
   Tensor run(const Tensor& x) {
     RefValue& in = vals_[g_.inputs()[0]];
     in.shape = shapes_[g_.inputs()[0]];
-    in.f.assign(x.data<float>(), x.data<float>() + x.numel());
+    if (x.dtype() == DType::kFloat32) {
+      in.f.assign(x.data<float>(), x.data<float>() + x.numel());
+    } else {  // int64 token ids (small: exact as float)
+      for (int64_t v : x.span<int64_t>()) in.f.push_back(static_cast<float>(v));
+    }
     for (const ir::Node& n : g_.nodes()) eval(n);
     const RefValue y = to_float(get(g_.outputs()[0]));
     Tensor out(y.shape, DType::kFloat32);
@@ -102,8 +106,108 @@ class Reference {
     const Tensor& t = g_.value(v).data;
     RefValue c;
     c.shape = t.shape();
-    c.f.assign(t.data<float>(), t.data<float>() + t.numel());
+    if (t.dtype() == DType::kFloat32) {
+      c.f.assign(t.data<float>(), t.data<float>() + t.numel());
+    } else if (t.dtype() == DType::kInt64) {
+      for (int64_t v : t.span<int64_t>()) c.f.push_back(static_cast<float>(v));
+    } else {
+      for (uint8_t v : t.span<uint8_t>()) c.f.push_back(v != 0 ? 1.0f : 0.0f);
+    }
     return c;
+  }
+
+  // Index into `in` (numpy-broadcast to `out`) of output element i.
+  static int64_t bindex(const Shape& in, const Shape& out, int64_t i) {
+    int64_t at = 0, stride = 1;
+    for (int d = static_cast<int>(out.size()) - 1; d >= 0; --d) {
+      const int64_t k = i % out[d];
+      i /= out[d];
+      const int di = d - static_cast<int>(out.size() - in.size());
+      if (di < 0) continue;
+      if (in[di] != 1) at += k * stride;
+      stride *= in[di];
+    }
+    return at;
+  }
+
+  // The sequence ops of issue 11 (Gather, Slice, Cast, Equal, Not, And, Where, Expand): never
+  // quantized, they run on the values as float (integers and bools are small, exact as float);
+  // an exact operand is rounded once to float32 first, as the int engine dequantizes it.
+  RefValue seq_op(const ir::Node& n, const Shape& ys) {
+    std::vector<RefValue> in;
+    for (ir::ValueId v : n.inputs) in.push_back(to_float(get(v)));
+    RefValue y;
+    const int64_t total = shape_numel(ys);
+    auto at = [&](size_t k, int64_t i) { return in[k].f[bindex(in[k].shape, ys, i)]; };
+    switch (n.kind) {
+      case ir::OpKind::kCast: {
+        const DType to = std::get<ir::CastAttrs>(n.attrs).to;
+        for (float v : in[0].f) {
+          y.f.push_back(to == DType::kFloat32 ? v
+                        : to == DType::kUInt8 ? (v != 0.0f ? 1.0f : 0.0f)
+                                              : std::trunc(v));
+        }
+        break;
+      }
+      case ir::OpKind::kNot:
+        for (float v : in[0].f) y.f.push_back(v == 0.0f ? 1.0f : 0.0f);
+        break;
+      case ir::OpKind::kEqual:
+      case ir::OpKind::kAnd:
+        for (int64_t i = 0; i < total; ++i) {
+          const bool r = n.kind == ir::OpKind::kEqual ? at(0, i) == at(1, i)
+                                                      : at(0, i) != 0.0f && at(1, i) != 0.0f;
+          y.f.push_back(r ? 1.0f : 0.0f);
+        }
+        break;
+      case ir::OpKind::kWhere:
+        for (int64_t i = 0; i < total; ++i) y.f.push_back(at(0, i) != 0.0f ? at(1, i) : at(2, i));
+        break;
+      case ir::OpKind::kExpand:
+        for (int64_t i = 0; i < total; ++i) y.f.push_back(at(0, i));
+        break;
+      case ir::OpKind::kGather: {
+        const auto& a = std::get<ir::GatherAttrs>(n.attrs);
+        const Shape& xs = in[0].shape;
+        const int r = static_cast<int>(xs.size());
+        const int axis = static_cast<int>(a.axis < 0 ? a.axis + r : a.axis);
+        std::vector<int64_t> idx = a.indices;
+        if (n.inputs.size() > 1) {
+          idx.clear();
+          for (float v : in[1].f) idx.push_back(static_cast<int64_t>(v));
+        }
+        int64_t outer = 1, inner = 1;
+        for (int d = 0; d < axis; ++d) outer *= xs[d];
+        for (int d = axis + 1; d < r; ++d) inner *= xs[d];
+        for (int64_t o = 0; o < outer; ++o) {
+          for (int64_t j : idx) {
+            const int64_t row = j < 0 ? j + xs[axis] : j;
+            for (int64_t k = 0; k < inner; ++k) {
+              y.f.push_back(in[0].f[(o * xs[axis] + row) * inner + k]);
+            }
+          }
+        }
+        break;
+      }
+      case ir::OpKind::kSlice: {
+        const std::vector<ir::SliceDim> dims = ir::resolve_slice(n, in[0].shape);
+        const Shape& xs = in[0].shape;
+        for (int64_t i = 0; i < total; ++i) {
+          int64_t rest = i, src = 0, stride = 1;
+          for (int d = static_cast<int>(xs.size()) - 1; d >= 0; --d) {
+            const int64_t k = rest % ys[d];
+            rest /= ys[d];
+            src += (dims[d].start + k * dims[d].step) * stride;
+            stride *= xs[d];
+          }
+          y.f.push_back(in[0].f[src]);
+        }
+        break;
+      }
+      default:
+        ADD_FAILURE() << "seq_op " << ir::op_name(n.kind);
+    }
+    return y;
   }
 
   // docs/numerics.md "An unquantized bias": s32 at the products' frac, one bit coarser at a time
@@ -184,6 +288,16 @@ class Reference {
         break;
       case ir::OpKind::kBatchNorm:
         y = batch_norm(n, c);
+        break;
+      case ir::OpKind::kCast:
+      case ir::OpKind::kNot:
+      case ir::OpKind::kEqual:
+      case ir::OpKind::kAnd:
+      case ir::OpKind::kWhere:
+      case ir::OpKind::kExpand:
+      case ir::OpKind::kGather:
+      case ir::OpKind::kSlice:
+        y = seq_op(n, ys);
         break;
       default:
         ADD_FAILURE() << "the exact reference does not support " << ir::op_name(n.kind);
@@ -447,7 +561,8 @@ class Reference {
 
 }  // namespace detail
 
-// Evaluates `g` under `q` on input x (float32 [B, ...]); returns the first output as float32.
+// Evaluates `g` under `q` on input x (float32 or int64 [B, ...]); returns the first output as
+// float32.
 inline Tensor exact_reference(const ir::Graph& g, const quant::QuantAssignment& q,
                               const Tensor& x) {
   return detail::Reference(g, q, x.dim(0)).run(x);

@@ -1,0 +1,186 @@
+// Issue 11, sequence models: a BERT-style encoder on int64 token ids exported by
+// torch.onnx.export at opsets 13 and 17 (tools/make_bert_fixtures.py: token + position
+// nn.Embedding, the padding mask from the ids (Equal / Not), applied as BERT's extended additive
+// mask (Cast / Sub / Mul / Add) in layer 0 and by masked_fill (Where) in layer 1, multi-head
+// attention, GELU MLP, post-norm LayerNorms, a Tanh pooler on token 0 and a classifier) in the
+// three engines:
+//   * float: PyTorch's logits of the first 64 sequences within 1e-5 of their scale (the ViT
+//     fixture's tolerance), fast and reference kernels, and PyTorch's predictions on all 1000;
+//   * fake: MASE's semantics (linear, matmul; embeddings never quantized, as MASE leaves
+//     nn.Embedding alone; layer_norm / gelu inputs where configured) give PyTorch's
+//     fake-quantized predictions;
+//   * int: the fake predictions.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "onnx/import.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
+#include "support/source_dir.h"
+
+namespace qsearch::runtime {
+namespace {
+
+const std::string kDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/transformer/";
+
+const nlohmann::json& ref() {
+  static const nlohmann::json j = [] {
+    std::ifstream in(kDir + "bert_ref.json");
+    EXPECT_TRUE(in.good());
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+
+const Tensor& ids() {
+  static const Tensor t = [] {
+    const auto rows = ref().at("ids").get<std::vector<std::vector<int64_t>>>();
+    std::vector<int64_t> flat;
+    for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+    return Tensor::from<int64_t>(
+        {static_cast<int64_t>(rows.size()), static_cast<int64_t>(rows[0].size())}, flat);
+  }();
+  return t;
+}
+
+struct Outputs {
+  std::vector<int> predictions;
+  Tensor first;  // logits of the first 64 rows
+};
+
+Outputs run(const ir::Graph& g, const PlanOptions& o) {
+  const int64_t n = ids().dim(0);
+  Executor ex(make_plan(g, o));
+  Outputs r;
+  for (int64_t b = 0; b < n; b += o.max_batch) {
+    const int64_t e = std::min(n, b + o.max_batch);
+    const Tensor& y = ex.run(ids().rows(b, e));
+    if (b == 0) r.first = y.rows(0, 64).clone();
+    for (int64_t i = 0; i < e - b; ++i) {
+      const float* row = y.data<float>() + i * y.dim(1);
+      r.predictions.push_back(static_cast<int>(std::max_element(row, row + y.dim(1)) - row));
+    }
+  }
+  return r;
+}
+
+int differences(const std::vector<int>& a, const std::vector<int>& b) {
+  int n = 0;
+  for (size_t i = 0; i < a.size(); ++i) n += a[i] != b[i];
+  return n;
+}
+
+double accuracy(const std::vector<int>& p) {
+  const auto labels = ref().at("labels").get<std::vector<int>>();
+  int64_t right = 0;
+  for (size_t i = 0; i < p.size(); ++i) right += p[i] == labels[i];
+  return static_cast<double>(right) / static_cast<double>(p.size());
+}
+
+class Bert : public ::testing::TestWithParam<int> {
+ protected:
+  ir::Graph graph() const {
+    return onnx::import_model(kDir + fmt::format("bert_opset{}.onnx", GetParam()));
+  }
+};
+
+TEST_P(Bert, ImportsTheSequenceOps) {
+  const ir::Graph g = graph();
+  EXPECT_EQ(g.value(g.inputs()[0]).dtype, DType::kInt64);
+  std::map<std::string, int> ops;
+  for (const ir::Node& n : g.nodes()) ++ops[ir::mase_op(g, n)];
+  EXPECT_EQ(ops["embedding"], 1);  // the token table; positions fold to a constant
+  EXPECT_EQ(ops["linear"], 2 * 6 + 2);
+  EXPECT_EQ(ops["matmul"], 4);
+  EXPECT_EQ(ops["layer_norm"], 5);  // fused at opset 13
+  EXPECT_EQ(ops["gelu"], 2);
+  EXPECT_GE(ops["eq"], 1);
+  EXPECT_GE(ops["where"], 1);
+  EXPECT_GE(ops["to"], 1);
+}
+
+TEST_P(Bert, FloatMatchesPyTorch) {
+  const ir::Graph g = graph();
+  const auto& logits = ref().at("float").at("logits");
+  const std::vector<int> torch_pred = ref().at("float").at("predictions").get<std::vector<int>>();
+  for (bool reference : {false, true}) {
+    SCOPED_TRACE(reference);
+    const Outputs r =
+        run(g, {.mode = Mode::kFloat, .max_batch = 200, .use_reference_kernels = reference});
+    double worst = 0;
+    for (int64_t i = 0; i < 64; ++i) {
+      double scale = 1;
+      for (const auto& v : logits[i]) scale = std::max(scale, std::fabs(v.get<double>()));
+      for (int64_t j = 0; j < 3; ++j) {
+        const double d = std::fabs(r.first.data<float>()[i * 3 + j] - logits[i][j].get<double>());
+        worst = std::max(worst, d / scale);
+        EXPECT_LE(d, 1e-5 * scale) << "row " << i << " class " << j;
+      }
+    }
+    std::cout << fmt::format("[ bert ] opset {} float{}: worst |ours - torch| / scale {:.2e}\n",
+                             GetParam(), reference ? " (ref kernels)" : "", worst);
+    EXPECT_EQ(differences(r.predictions, torch_pred), 0);
+  }
+}
+
+// The config's formats applied by op type (MASE's by = "type").
+quant::QuantAssignment assignment(const ir::Graph& g, const nlohmann::json& formats) {
+  quant::QuantAssignment q;
+  auto fmt_of = [](const nlohmann::json& j) {
+    return quant::FixedFormat{j.at("width").get<int>(), j.at("frac").get<int>(), true};
+  };
+  for (const ir::Node& n : g.nodes()) {
+    const std::string op = ir::mase_op(g, n);
+    if (!formats.contains(op)) continue;
+    quant::NodeQuantConfig c;
+    c.quantized = true;
+    c.data_in = fmt_of(formats[op].at("data_in"));
+    if (formats[op].contains("weight")) c.weight = fmt_of(formats[op].at("weight"));
+    q[n.config_name] = c;
+  }
+  return q;
+}
+
+TEST_P(Bert, FakeMatchesPyTorchWithMaseSemanticsAndIntMatchesFake) {
+  const ir::Graph g = graph();
+  for (const auto& [name, cfg] : ref().at("configs").items()) {
+    SCOPED_TRACE(name);
+    const quant::QuantAssignment q = assignment(g, cfg.at("formats"));
+    const std::vector<int> torch_pred = cfg.at("predictions").get<std::vector<int>>();
+    const Outputs fake = run(g, {.mode = Mode::kFake, .max_batch = 200, .quant = q});
+    const Outputs integer = run(g, {.mode = Mode::kInt, .max_batch = 200, .quant = q});
+    const int fake_vs_torch = differences(fake.predictions, torch_pred);
+    const int int_vs_fake = differences(integer.predictions, fake.predictions);
+    std::cout << fmt::format(
+        "[ bert ] opset {} {:<12} accuracy torch {:.4f} fake {:.4f} int {:.4f}; predictions "
+        "differing: fake/torch {}, int/fake {}\n",
+        GetParam(), name, cfg.at("accuracy").get<double>(), accuracy(fake.predictions),
+        accuracy(integer.predictions), fake_vs_torch, int_vs_fake);
+    // As for the ViT: a wrong format, operand, mask or rounding flips many of the 1000; float
+    // summation order may move a quantized activation across a rounding boundary (a few).
+    EXPECT_LE(fake_vs_torch, 3);
+    EXPECT_LE(int_vs_fake, 3);
+    const auto& logits = cfg.at("logits");
+    for (int64_t i = 0; i < 4; ++i) {
+      double scale = 1;
+      for (const auto& v : logits[i]) scale = std::max(scale, std::fabs(v.get<double>()));
+      for (int64_t j = 0; j < 3; ++j) {
+        EXPECT_NEAR(fake.first.data<float>()[i * 3 + j], logits[i][j].get<double>(), 1e-3 * scale);
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Opsets, Bert, ::testing::Values(13, 17));
+
+}  // namespace
+}  // namespace qsearch::runtime
