@@ -315,6 +315,8 @@ std::string mase_op(const Graph& g, const Node& n) {
       const Shape& s = g.value(n.inputs[0]).shape;
       return s.size() == 4 ? "batch_norm2d" : "batch_norm1d";
     }
+    case OpKind::kConv:  // MASE's nn.Conv1d: an NCL input, weight [M, C/group, k]
+      return g.value(n.inputs[1]).shape.size() == 3 ? "conv1d" : "conv2d";
     default:
       return std::string(kMaseOps[static_cast<int>(n.kind)]);
   }

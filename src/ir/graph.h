@@ -128,7 +128,8 @@ std::vector<SliceDim> resolve_slice(const Node& n, const Shape& x);
 void remove_nodes(Graph& g, const std::vector<bool>& drop);
 
 // MASE's op type for a node: "linear" for Gemm/MatMul whose weight operand is a constant,
-// "conv2d", "relu", "add", "batch_norm1d"/"batch_norm2d" (by input rank), ...
+// "conv1d"/"conv2d" (by weight rank), "relu", "add", "batch_norm1d"/"batch_norm2d" (by input
+// rank), ...
 std::string mase_op(const Graph& g, const Node& n);
 
 // Index of the weight input for linear/conv nodes (1), or -1 when the node has none.

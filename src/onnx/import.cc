@@ -70,6 +70,10 @@ const std::map<std::string, Fn>& op_table() {
       {"Equal", &Importer::op_equal},
       {"Where", &Importer::op_where},
       {"Expand", &Importer::op_expand},
+      {"GlobalMaxPool", &Importer::op_cnn_unary},
+      {"HardSigmoid", &Importer::op_cnn_unary},
+      {"HardSwish", &Importer::op_cnn_unary},
+      {"Resize", &Importer::op_resize},
   };
   return table;
 }
@@ -110,7 +114,6 @@ const std::vector<std::string>& supported_ops() {
     for (const char* s : {"Unsqueeze", "Squeeze", "Split", "Cast", "Expand"}) {
       v.push_back(std::string(s) + " (rewritten or folded at import)");
     }
-    v.emplace_back("Pad (all zero, or constant 0 folded into the next Conv / AveragePool)");
     return v;
   }();
   return ops;

@@ -617,17 +617,19 @@ class IntLowering {
     const ValueId x = n.inputs[0], w = n.inputs[1];
     const ValueId c = n.inputs.size() > 2 ? n.inputs[2] : -1;
     const SymShape& xs = b_.shape(x);
-    if (xs.rank != 4 || xs.base[0] != 0 || xs.per_batch[0] != 1) {
+    const bool conv1d = xs.rank == 3;  // NCL: NCHW with H = 1, the same memory layout
+    if ((xs.rank != 4 && !conv1d) || xs.base[0] != 0 || xs.per_batch[0] != 1) {
       PlanBuilder::fail_node(n,
-                             "the integer Conv2d needs an NCHW input whose first dim is the "
-                             "batch");
+                             "the integer Conv needs an NCHW (or NCL) input whose first dim is "
+                             "the batch");
     }
-    const Shape& ws = g_.value(w).data.shape();  // [M, C/G, kH, kW]
+    Shape ws = g_.value(w).data.shape();  // [M, C/G, kH, kW]
+    if (conv1d) ws.insert(ws.begin() + 2, 1);
     auto s = step<IntConvStep>(n);
     fx::Conv2dGeometry& geo = s->geometry;
     geo.in_channels = xs.base[1];
-    geo.in_h = xs.base[2];
-    geo.in_w = xs.base[3];
+    geo.in_h = conv1d ? 1 : xs.base[2];
+    geo.in_w = conv1d ? xs.base[2] : xs.base[3];
     geo.out_channels = ws[0];
     geo.kernel_h = ws[2];
     geo.kernel_w = ws[3];
@@ -666,7 +668,7 @@ class IntLowering {
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
-    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/true);
+    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/!conv1d);
     s->params.relu = fused.relu && op.format.is_signed;
     s->pool = fused.pool ? fx::ConvPool::kMax2x2 : fx::ConvPool::kNone;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
