@@ -201,7 +201,9 @@ class OneOp(nn.Module):
         self.c2 = nn.Conv2d(c_mid, 3, 3)
 
     def forward(self, x):
-        return conv(self.c2, self.op(conv(self.c1, x)))
+        h = conv(self.c1, x)
+        h = conv(self.op, h) if isinstance(self.op, nn.ConvTranspose2d) else self.op(h)
+        return conv(self.c2, h)
 
 
 class Lambda(nn.Module):

@@ -325,6 +325,7 @@ std::string mase_op(const Graph& g, const Node& n) {
 int weight_input(const Graph& g, const Node& n) {
   switch (n.kind) {
     case OpKind::kConv:
+    case OpKind::kConvTranspose:
       return 1;
     case OpKind::kGemm:
     case OpKind::kMatMul:
@@ -373,6 +374,12 @@ int64_t macs_per_sample(const Graph& g, const Node& n) {
       const auto& a = std::get<ConvAttrs>(n.attrs);
       const Shape& w = g.value(n.inputs[1]).shape;
       return shape_numel(at_batch1(n.outputs[0])) * w[1] * a.kernel[0] * a.kernel[1];
+    }
+    case OpKind::kConvTranspose: {
+      // Every input element times its group's M / group output channels x kH x kW taps (the
+      // inserted zeros are not multiplied).
+      const Shape& w = g.value(n.inputs[1]).shape;
+      return shape_numel(at_batch1(n.inputs[0])) * w[1] * w[2] * w[3];
     }
     default:
       return 0;

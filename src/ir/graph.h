@@ -139,7 +139,8 @@ int weight_input(const Graph& g, const Node& n);
 int64_t param_count(const Graph& g, const Node& n);
 
 // Multiply-accumulates of one sample through the node (0 for ops without products).
-// Conv: out_elems * (C_in / group) * kH * kW; Gemm/MatMul: M * N * K per sample.
+// Conv: out_elems * (C_in / group) * kH * kW; ConvTranspose: in_elems * (C_out / group) * kH *
+// kW; Gemm/MatMul: M * N * K per sample.
 int64_t macs_per_sample(const Graph& g, const Node& n);
 
 // Human-readable listing (one line per node), used by `qsearch inspect`.

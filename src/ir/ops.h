@@ -59,7 +59,8 @@ namespace qsearch::ir {
   X(HardSigmoid, "HardSigmoid", "hardsigmoid")                     \
   X(HardSwish, "HardSwish", "hardswish")                           \
   X(Pad, "Pad", "pad")                                             \
-  X(Resize, "Resize", "interpolate")
+  X(Resize, "Resize", "interpolate")                               \
+  X(ConvTranspose, "ConvTranspose", "convtranspose2d")
 
 enum class OpKind : uint8_t {
 #define QSEARCH_X(kind, onnx, mase) k##kind,
@@ -230,9 +231,26 @@ struct ResizeAttrs {
   bool operator==(const ResizeAttrs&) const = default;
 };
 
+// 2-D transposed convolution (ONNX ConvTranspose, PyTorch's nn.ConvTranspose2d): NCHW input,
+// weight [C, M/group, kH, kW], optional bias [M]. pads = {top, left, bottom, right};
+// out = stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - pad_begin - pad_end.
+// The engines run it as the convolution, at stride 1, of the input with stride - 1 zeros
+// inserted between elements and dilation * (k - 1) - pad zeros around (plus output_padding at
+// the end), by the spatially flipped weight with in / out channels swapped per group; so each
+// pad must be at most dilation * (k - 1).
+struct ConvTransposeAttrs {
+  std::array<int64_t, 2> kernel{0, 0};
+  std::array<int64_t, 2> strides{1, 1};
+  std::array<int64_t, 2> dilations{1, 1};
+  std::array<int64_t, 4> pads{0, 0, 0, 0};
+  std::array<int64_t, 2> output_padding{0, 0};
+  int64_t group = 1;
+  bool operator==(const ConvTransposeAttrs&) const = default;
+};
+
 using Attrs = std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
                            ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs,
                            ReduceAttrs, LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs,
-                           HardSigmoidAttrs, PadAttrs, ResizeAttrs>;
+                           HardSigmoidAttrs, PadAttrs, ResizeAttrs, ConvTransposeAttrs>;
 
 }  // namespace qsearch::ir

@@ -459,6 +459,40 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       }
       break;
     }
+    case OpKind::kConvTranspose: {
+      const auto& at = attrs_of<ConvTransposeAttrs>(n);
+      const Shape &x = in(0), &w = in(1);
+      if (x.size() != 4 || w.size() != 4) {
+        node_fail(n, "only 2-D transposed convolution (NCHW) is supported");
+      }
+      if (at.group < 1 || w[0] % at.group != 0) node_fail(n, "bad group");
+      if (x[1] != w[0]) {
+        node_fail(n, fmt::format("input has {} channels, weight {} expects {}", x[1], shape_str(w),
+                                 w[0]));
+      }
+      if (w[2] != at.kernel[0] || w[3] != at.kernel[1]) {
+        node_fail(n, "kernel_shape does not match the weight");
+      }
+      out = {x[0], w[1] * at.group, 0, 0};
+      for (int d = 0; d < 2; ++d) {
+        const int64_t span = (at.kernel[d] - 1) * at.dilations[d];
+        if (at.pads[d] > span || at.pads[d + 2] > span) {
+          node_fail(n, fmt::format("pads {} exceed dilation * (kernel - 1) = {}; not supported",
+                                   std::max(at.pads[d], at.pads[d + 2]), span));
+        }
+        if (at.output_padding[d] < 0 ||
+            at.output_padding[d] >= std::max(at.strides[d], at.dilations[d])) {
+          node_fail(n, "output_padding must be below max(stride, dilation)");
+        }
+        out[2 + d] = at.strides[d] * (x[2 + d] - 1) + at.output_padding[d] + span + 1 - at.pads[d] -
+                     at.pads[d + 2];
+        if (out[2 + d] < 1) node_fail(n, "empty output");
+      }
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0 && in(2) != Shape{out[1]}) {
+        node_fail(n, fmt::format("bias has shape {}, expected [{}]", shape_str(in(2)), out[1]));
+      }
+      break;
+    }
     case OpKind::kResize: {
       const auto& at = attrs_of<ResizeAttrs>(n);
       out = in(0);
@@ -564,6 +598,7 @@ void Graph::verify() const {
         a = {2, 3};
         break;
       case OpKind::kConv:
+      case OpKind::kConvTranspose:
         a = {2, 3};
         break;
       case OpKind::kMatMul:
@@ -690,6 +725,21 @@ void Graph::verify() const {
       case OpKind::kResize:
         attrs_ok = std::holds_alternative<ResizeAttrs>(n.attrs);
         break;
+      case OpKind::kConvTranspose: {
+        attrs_ok = std::holds_alternative<ConvTransposeAttrs>(n.attrs);
+        if (attrs_ok) {
+          const auto& c = attrs_of<ConvTransposeAttrs>(n);
+          for (int d = 0; d < 2; ++d) {
+            if (c.kernel[d] < 1 || c.strides[d] < 1 || c.dilations[d] < 1) {
+              node_fail(n, "kernel, strides and dilations must be >= 1");
+            }
+          }
+          for (int64_t p : c.pads) {
+            if (p < 0) node_fail(n, "pads must be >= 0");
+          }
+        }
+        break;
+      }
       default:
         break;
     }

@@ -325,6 +325,16 @@ class Exporter {
                                                       : "edge");
         break;
       }
+      case OpKind::kConvTranspose: {
+        const auto& a = std::get<ir::ConvTransposeAttrs>(n.attrs);
+        set_ints(p, "kernel_shape", a.kernel);
+        set_ints(p, "strides", a.strides);
+        set_ints(p, "dilations", a.dilations);
+        set_ints(p, "pads", a.pads);
+        set_ints(p, "output_padding", a.output_padding);
+        set_int(p, "group", a.group);
+        break;
+      }
       case OpKind::kResize: {
         const auto& a = std::get<ir::ResizeAttrs>(n.attrs);
         if (a.sizes[0] > 0)

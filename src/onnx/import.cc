@@ -74,6 +74,7 @@ const std::map<std::string, Fn>& op_table() {
       {"HardSigmoid", &Importer::op_cnn_unary},
       {"HardSwish", &Importer::op_cnn_unary},
       {"Resize", &Importer::op_resize},
+      {"ConvTranspose", &Importer::op_conv_transpose},
   };
   return table;
 }

@@ -1,8 +1,12 @@
 // Import of the modern-CNN operators (issue 11): GlobalMaxPool, HardSigmoid (alpha, beta),
-// HardSwish, Resize. Conv1d is in op_conv (import_ops.cc), general Pad in op_pad.
+// HardSwish, Resize, ConvTranspose. Conv1d is in op_conv (import_ops.cc), general Pad in op_pad.
 #include "onnx/importer.h"
 
 namespace qsearch::onnx::detail {
+
+namespace {
+constexpr int64_t kMaxWindow = int64_t{1} << 24;  // as in import_ops.cc
+}  // namespace
 
 void Importer::op_cnn_unary() {
   const std::string& t = node_->op_type();
@@ -101,6 +105,48 @@ void Importer::op_resize() {
     }
   }
   add_ir_node(ir::OpKind::kResize, a, {ir_input(0)});
+}
+
+// ConvTranspose, 2-D (constant weight [C, M/group, kH, kW] and bias): kernel_shape, strides,
+// dilations, pads (or auto_pad NOTSET / VALID), output_padding, group; output_shape refused.
+void Importer::op_conv_transpose() {
+  if (in(0).kind != Entry::Kind::kActivation) {
+    bad("the input is a constant; qsearch does not fold ConvTranspose");
+  }
+  const Tensor& w = const_float(1, "weight");
+  if (w.rank() != 4) {
+    bad("weight has shape {}; qsearch supports 2-D transposed convolution only",
+        shape_str(w.shape()));
+  }
+  if (present(2)) const_float(2, "bias");
+  ir::ConvTransposeAttrs a;
+  a.kernel = {w.dim(2), w.dim(3)};
+  const std::vector<int64_t> ks = attr_ints("kernel_shape");
+  if (has_attr("kernel_shape") &&
+      (ks.size() != 2 || ks[0] != a.kernel[0] || ks[1] != a.kernel[1])) {
+    bad("kernel_shape does not match the weight {}", shape_str(w.shape()));
+  }
+  a.strides = pair_attr("strides", 1, 1);
+  a.dilations = pair_attr("dilations", 1, 1);
+  a.output_padding = pair_attr("output_padding", 0, 0);
+  a.group = attr_int("group", 1);
+  if (a.group < 1 || a.group > kMaxWindow) bad("group {} is out of range", a.group);
+  if (has_attr("output_shape")) bad("output_shape is not supported; give pads instead");
+  const std::string auto_pad = attr_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID") {
+    bad("auto_pad '{}' is not supported for ConvTranspose (NOTSET with pads, or VALID)", auto_pad);
+  }
+  const std::vector<int64_t> pads = attr_ints("pads");
+  if (auto_pad == "NOTSET" && !pads.empty()) {
+    if (pads.size() != 4) bad("attribute 'pads' has {} values, expected 4 (2-D)", pads.size());
+    for (int64_t p : pads) {
+      if (p < 0 || p > kMaxWindow) bad("pad {} is out of range 0..{}", p, kMaxWindow);
+    }
+    a.pads = {pads[0], pads[1], pads[2], pads[3]};
+  }
+  std::vector<ir::ValueId> ins = {ir_input(0), ir_input(1)};
+  if (present(2)) ins.push_back(ir_input(2));
+  add_ir_node(ir::OpKind::kConvTranspose, a, ins);
 }
 
 }  // namespace qsearch::onnx::detail

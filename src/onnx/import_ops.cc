@@ -875,7 +875,8 @@ bool Importer::only_window_readers(const std::string& value, int depth) const {
     for (const std::string& i : n.input()) {
       if (i != value) continue;
       // Through a Pad (PyTorch's avg_pool2d export puts an all-zero one before the pool).
-      if (n.op_type() == "Pad" && n.output_size() > 0 && only_window_readers(n.output(0), depth + 1)) {
+      if (n.op_type() == "Pad" && n.output_size() > 0 &&
+          only_window_readers(n.output(0), depth + 1)) {
         any = true;
         continue;
       }

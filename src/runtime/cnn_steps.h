@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ir/graph.h"
+#include "kernels/fixed/zero_insert.h"
 #include "kernels/ref/cnn_ops.h"
 #include "runtime/step.h"
 
@@ -51,5 +52,30 @@ class ResizeStep : public Step {
   kernels::ResizeParams params;  // planes filled per run from the batch
   bool fast = true;
 };
+
+// inputs = {X}; a ConvTranspose's zero insertion (kernels/fixed/zero_insert.h) on float values
+// (elem_size 4) or integer codes alike.
+class ZeroInsertStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  kernels::fixed::ZeroInsertParams params;  // planes filled per run from the batch
+  int elem_size = 4;
+  bool reference = false;
+};
+
+// How a ConvTranspose node runs (ir::ConvTransposeAttrs): the zero insertion of its input
+// [N, C, H, W], then a stride-1 convolution (`conv`) by the weight transform_conv_transpose_weight
+// makes, of shape `weight_shape` = [M, C/group, kH, kW].
+struct ConvTransposePlan {
+  kernels::fixed::ZeroInsertParams zeros;
+  ir::ConvAttrs conv;
+  Shape weight_shape;
+};
+ConvTransposePlan conv_transpose_plan(const ir::ConvTransposeAttrs& a, int64_t in_h, int64_t in_w,
+                                      const Shape& weight);
+// W [C, M/group, kH, kW] -> W' [M, C/group, kH, kW], W'[g M/G + o, c, u, v] =
+// W[g C/G + c, o, kH-1-u, kW-1-v]; elements of `elem_size` bytes (float or codes).
+Tensor transform_conv_transpose_weight(const Tensor& w, int64_t group);
 
 }  // namespace qsearch::runtime

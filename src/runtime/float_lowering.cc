@@ -468,6 +468,7 @@ void lower_float(PlanBuilder& b, const Node& n) {
     case OpKind::kHardSwish:
     case OpKind::kPad:
     case OpKind::kResize:
+    case OpKind::kConvTranspose:
       return lower_cnn_float(b, n);  // runtime/cnn_steps.cc
   }
   PlanBuilder::fail_node(n, "operator not supported by the float engine");

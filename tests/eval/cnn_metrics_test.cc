@@ -110,5 +110,32 @@ TEST(CnnMetrics, Conv1dResolvesByNameTypeAndRegex) {
   for (const std::string& n : names) EXPECT_FALSE(ignored.at(n).data_out) << n;
 }
 
+// ConvTranspose is MASE's convtranspose2d (conv2d's keys): its MACs are every input element
+// times the M / group output channels x kH x kW taps it scatters to (the inserted zeros are not
+// multiplied); MASE's average_bitwidth (nn.Linear / nn.Conv2d modules) does not count it.
+TEST(CnnMetrics, ConvTransposeCountsItsScatteredProducts) {
+  const ir::Graph g = onnx::import_model(std::string(QSEARCH_SOURCE_DIR) +
+                                         "/tests/fixtures/cnn/conv_transpose_opset17.onnx");
+  quant::QuantAssignment q;
+  std::string convt;
+  for (const ir::Node& n : g.nodes()) {
+    if (ir::mase_op(g, n) == "convtranspose2d") {
+      q[n.config_name] = cfg(8, 4);
+      convt = n.config_name;
+    }
+  }
+  ASSERT_FALSE(convt.empty());
+  EXPECT_EQ(average_bitwidth(g, q, 32).average_bitwidth, 32.0);  // nothing MASE counts
+  std::map<std::string, OpCounts> counts;
+  for (const auto& [name, c] : op_counts_by_node(g, q)) counts[name] = c;
+  // Input [4, 4, 5] (conv c1's output), weight [4, 3, 3, 2]: 80 elements x 3 x 3 x 2.
+  EXPECT_EQ(counts.at(convt).macs, 80.0 * 18);
+  EXPECT_EQ(counts.at(convt).bitops, 80.0 * 18 * 8 * 4);
+  // Model size: the weight at 4 bits, the float bias at 32.
+  std::map<std::string, int64_t> size;
+  for (const auto& [name, b] : model_size_bytes_by_node(g, q)) size[name] = b;
+  EXPECT_EQ(size.at(convt), 72 * 4 / 8 + 6 * 4);
+}
+
 }  // namespace
 }  // namespace qsearch::eval

@@ -247,7 +247,7 @@ TEST(Graph, ToStringListsNodes) {
 
 TEST(Ops, NamesAndAttrEquality) {
   EXPECT_EQ(op_name(OpKind::kBatchNorm), "BatchNormalization");
-  EXPECT_EQ(all_ops().size(), 41u);
+  EXPECT_EQ(all_ops().size(), 42u);
   EXPECT_EQ(op_name(OpKind::kLayerNorm), "LayerNormalization");
   EXPECT_EQ(op_name(OpKind::kLogSoftmax), "LogSoftmax");
   Attrs a = ConvAttrs{{3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1};

@@ -146,8 +146,9 @@ ir::Graph every_op_graph() {
 TEST(Export, EveryOpRoundTripsAtEveryOpset) {
   ir::Graph g = every_op_graph();
   // 2 Clips, 2 Flattens, 2 Adds; LayerNorm (opset 17 only) and Gelu (not in ONNX <= 17) apart;
-  // issue 11's CNN ops (GlobalMaxPool, HardSigmoid, HardSwish, Pad, Resize) in CnnOps below.
-  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 3 - 2 - 5);
+  // issue 11's CNN ops (GlobalMaxPool, HardSigmoid, HardSwish, Pad, Resize, ConvTranspose) in
+  // CnnOpsRoundTrip below.
+  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 3 - 2 - 6);
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     SCOPED_TRACE(opset);
     ir::Graph back = import_model_bytes(export_model_bytes(g, opset), "every_op.onnx");
@@ -155,8 +156,8 @@ TEST(Export, EveryOpRoundTripsAtEveryOpset) {
   }
 }
 
-// Issue 11: Conv1d, GlobalMaxPool, HardSigmoid, HardSwish (opset 14+), Pad (every mode) and
-// Resize (by scales) with non-default attributes round-trip.
+// Issue 11: Conv1d, GlobalMaxPool, HardSigmoid, HardSwish (opset 14+), Pad (every mode), Resize
+// (by scales) and ConvTranspose with non-default attributes round-trip.
 TEST(Export, CnnOpsRoundTrip) {
   using namespace ir;
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
@@ -189,7 +190,11 @@ TEST(Export, CnnOpsRoundTrip) {
     ra.scales = {2.0f, 1.5f};
     ValueId rz = node(OpKind::kResize, "/Resize", {p3}, ra);
     ValueId gm = node(OpKind::kGlobalMaxPool, "/GlobalMaxPool", {rz}, NoAttrs{});
-    g.mark_output(gm);
+    Tensor wt({4, 3, 3, 2}, DType::kFloat32);
+    for (int64_t i = 0; i < wt.numel(); ++i) wt.data<float>()[i] = 0.01f * i;
+    ValueId ct = node(OpKind::kConvTranspose, "/up/ConvTranspose", {gm, g.add_constant("wt", wt)},
+                      ConvTransposeAttrs{{3, 2}, {2, 3}, {2, 1}, {1, 0, 2, 1}, {1, 2}, 2});
+    g.mark_output(ct);
     g.finalize();
     const ir::Graph back = import_model_bytes(export_model_bytes(g, opset), "cnn_ops.onnx");
     expect_same(g, back);

@@ -380,6 +380,26 @@ class RandomCase {
                   std::array{0.75f, 1.0f, 2.0f, 2.5f}[uniform(0, 3)]};
     }
     h = m.op(OpKind::kResize, {h}, r);
+    if (chance(60)) {  // a quantized ConvTranspose (MASE's convtranspose2d, conv2d's keys)
+      const int64_t groups = chance(30) ? e : 1, k = uniform(1, 4), s = uniform(1, 3),
+                    d = uniform(1, 2), out = groups * uniform(1, 2);
+      const int64_t span = (k - 1) * d;
+      ir::ConvTransposeAttrs t{.kernel = {k, uniform(1, 3)},
+                               .strides = {s, uniform(1, 2)},
+                               .dilations = {d, 1},
+                               .pads = {0, 0, 0, 0},
+                               .output_padding = {uniform(0, std::max(s, d) - 1), 0},
+                               .group = groups};
+      t.pads[0] = uniform(0, static_cast<int>(span));  // pads within the span: output >= 1
+      t.pads[2] = uniform(0, static_cast<int>(span - t.pads[0]));
+      std::vector<ir::ValueId> ins = {h, weight(m, {e, out / groups, k, t.kernel[1]}, 0.8f)};
+      if (chance(70)) ins.push_back(weight(m, {out}, 0.5f));
+      h = m.op(OpKind::kConvTranspose, ins, t);
+      quantize_last(m, q, weighted());
+      h = m.op(OpKind::kConv, {h, weight(m, {e, out, 1, 1}, 0.8f)},
+               ir::ConvAttrs{.kernel = {1, 1}});
+      quantize_last(m, q, weighted());
+    }
     h = m.op(OpKind::kRelu, {h});
     if (chance(50)) quantize_last(m, q, simple(false));
     h = m.op(OpKind::kConv, {h, weight(m, {2, e, 1, 1}, 0.8f), weight(m, {2}, 0.3f)},

@@ -159,6 +159,9 @@ class Reference {
       case ir::OpKind::kConv:
         y = conv(n, c);
         break;
+      case ir::OpKind::kConvTranspose:
+        y = conv_transpose(n, c);
+        break;
       case ir::OpKind::kRelu:
         if (c) {
           y = codes(get(n.inputs[0]), *c->data_in, c->rounding);  // relu(q(x)) = q(x), unsigned
@@ -342,6 +345,65 @@ class Reference {
       }
     }
     y.shape = shapes_[n.outputs[0]];
+    if (c->data_out) return codes(y, *c->data_out, c->rounding);
+    return y;
+  }
+
+  // ConvTranspose by its definition (a scatter): input element (c, iy, ix) times weight
+  // (c, o, u, v) adds to output (g M/G + o, iy s - p + u d, ix s - p + v d), exactly.
+  RefValue conv_transpose(const ir::Node& n, const quant::NodeQuantConfig* c) {
+    if (!c) {
+      ADD_FAILURE() << "exact reference: an unquantized ConvTranspose has no oracle";
+      return {};
+    }
+    const auto& a = std::get<ir::ConvTransposeAttrs>(n.attrs);
+    const RefValue x = codes(get(n.inputs[0]), *c->data_in, c->rounding);
+    const RefValue w = codes(get(n.inputs[1]), *c->weight, c->rounding);
+    const Shape& ys = shapes_[n.outputs[0]];
+    const int64_t nb = x.shape[0], ci = x.shape[1], h = x.shape[2], wd = x.shape[3];
+    const int64_t co = ys[1], oh = ys[2], ow = ys[3], mg = w.shape[1], kh = w.shape[2],
+                  kw = w.shape[3], cg = ci / a.group;
+    const int fp = c->data_in->frac + c->weight->frac;
+    int frac = fp;
+    RefValue b;
+    const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+    if (has_bias) {
+      const RefValue raw = get(n.inputs[2]);
+      b = c->bias ? codes(raw, *c->bias, c->rounding)
+                  : codes(raw, float_bias(raw, fp), quant::Rounding::kHalfToEven);
+      frac = std::max(fp, b.frac);
+    }
+    std::vector<I128> acc(nb * co * oh * ow, 0);
+    for (int64_t i = 0; i < nb; ++i) {
+      for (int64_t cc = 0; cc < ci; ++cc) {
+        const int64_t grp = cc / cg;
+        for (int64_t iy = 0; iy < h; ++iy) {
+          for (int64_t ix = 0; ix < wd; ++ix) {
+            const I128 xv = x.m[((i * ci + cc) * h + iy) * wd + ix];
+            for (int64_t o = 0; o < mg; ++o) {
+              for (int64_t u = 0; u < kh; ++u) {
+                for (int64_t v = 0; v < kw; ++v) {
+                  const int64_t oy = iy * a.strides[0] - a.pads[0] + u * a.dilations[0];
+                  const int64_t ox = ix * a.strides[1] - a.pads[1] + v * a.dilations[1];
+                  if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
+                  acc[((i * co + grp * mg + o) * oh + oy) * ow + ox] +=
+                      xv * w.m[((cc * mg + o) * kh + u) * kw + v];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    RefValue y;
+    y.exact = true;
+    y.frac = frac;
+    for (int64_t k = 0; k < static_cast<int64_t>(acc.size()); ++k) {
+      I128 sum = align(acc[k], fp, frac);
+      if (has_bias) sum += align(b.m[(k / (oh * ow)) % co], b.frac, frac);
+      y.m.push_back(sum);
+    }
+    y.shape = ys;
     if (c->data_out) return codes(y, *c->data_out, c->rounding);
     return y;
   }
