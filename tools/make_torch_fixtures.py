@@ -170,13 +170,11 @@ def write_malformed(out_dir, source_model):
     with open(os.path.join(out_dir, "bad_truncated.onnx"), "wb") as f:
         f.write(data[:1500])
 
-    # An operator qsearch does not support (the checker accepts it).
+    # An operator qsearch does not support (the checker accepts it). (Resize until issue 11.)
     img = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 4, 4])]
-    img_out = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1, 8, 8])]
-    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
-    save_raw(tiny_model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="/foo/Resize",
-                                          mode="nearest")],
-                        [scales], inputs=img, outputs=img_out),
+    save_raw(tiny_model([helper.make_node("Celu", ["x"], ["y"], name="/foo/Celu", alpha=0.5)],
+                        [], inputs=img, outputs=[helper.make_tensor_value_info(
+                            "y", TensorProto.FLOAT, ["batch", 1, 4, 4])]),
              os.path.join(out_dir, "bad_unsupported_op.onnx"))
 
     # An attribute value qsearch does not support: MaxPool with storage_order=1.

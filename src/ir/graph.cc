@@ -340,6 +340,8 @@ std::string mase_op(const Graph& g, const Node& n) {
     case OpKind::kGather:
       // A constant table read at run-time indices is nn.Embedding (MASE does not quantize it).
       return n.inputs.size() > 1 && g.value(n.inputs[0]).is_constant() ? "embedding" : "getitem";
+    case OpKind::kConv:  // MASE's nn.Conv1d: an NCL input, weight [M, C/group, k]
+      return g.value(n.inputs[1]).shape.size() == 3 ? "conv1d" : "conv2d";
     default:
       return std::string(kMaseOps[static_cast<int>(n.kind)]);
   }
@@ -348,6 +350,7 @@ std::string mase_op(const Graph& g, const Node& n) {
 int weight_input(const Graph& g, const Node& n) {
   switch (n.kind) {
     case OpKind::kConv:
+    case OpKind::kConvTranspose:
       return 1;
     case OpKind::kGemm:
     case OpKind::kMatMul:
@@ -396,6 +399,12 @@ int64_t macs_per_sample(const Graph& g, const Node& n) {
       const auto& a = std::get<ConvAttrs>(n.attrs);
       const Shape& w = g.value(n.inputs[1]).shape;
       return shape_numel(at_batch1(n.outputs[0])) * w[1] * a.kernel[0] * a.kernel[1];
+    }
+    case OpKind::kConvTranspose: {
+      // Every input element times its group's M / group output channels x kH x kW taps (the
+      // inserted zeros are not multiplied).
+      const Shape& w = g.value(n.inputs[1]).shape;
+      return shape_numel(at_batch1(n.inputs[0])) * w[1] * w[2] * w[3];
     }
     default:
       return 0;

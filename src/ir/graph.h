@@ -138,7 +138,8 @@ std::vector<SliceDim> resolve_slice(const Node& n, const Shape& x);
 void remove_nodes(Graph& g, const std::vector<bool>& drop);
 
 // MASE's op type for a node: "linear" for Gemm/MatMul whose weight operand is a constant,
-// "conv2d", "relu", "add", "batch_norm1d"/"batch_norm2d" (by input rank), ...
+// "conv1d"/"conv2d" (by weight rank), "relu", "add", "batch_norm1d"/"batch_norm2d" (by input
+// rank), ...
 std::string mase_op(const Graph& g, const Node& n);
 
 // Index of the weight input for linear/conv nodes (1), or -1 when the node has none.
@@ -148,7 +149,8 @@ int weight_input(const Graph& g, const Node& n);
 int64_t param_count(const Graph& g, const Node& n);
 
 // Multiply-accumulates of one sample through the node (0 for ops without products).
-// Conv: out_elems * (C_in / group) * kH * kW; Gemm/MatMul: M * N * K per sample.
+// Conv: out_elems * (C_in / group) * kH * kW; ConvTranspose: in_elems * (C_out / group) * kH *
+// kW; Gemm/MatMul: M * N * K per sample.
 int64_t macs_per_sample(const Graph& g, const Node& n);
 
 // Human-readable listing (one line per node), used by `qsearch inspect`.

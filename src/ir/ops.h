@@ -62,7 +62,13 @@ namespace qsearch::ir {
   X(Not, "Not", "logical_not")                                     \
   X(And, "And", "logical_and")                                     \
   X(Where, "Where", "where")                                       \
-  X(Expand, "Expand", "expand")
+  X(Expand, "Expand", "expand")                                    \
+  X(GlobalMaxPool, "GlobalMaxPool", "adaptive_max_pool2d")         \
+  X(HardSigmoid, "HardSigmoid", "hardsigmoid")                     \
+  X(HardSwish, "HardSwish", "hardswish")                           \
+  X(Pad, "Pad", "pad")                                             \
+  X(Resize, "Resize", "interpolate")                               \
+  X(ConvTranspose, "ConvTranspose", "convtranspose2d")
 
 enum class OpKind : uint8_t {
 #define QSEARCH_X(kind, onnx, mase) k##kind,
@@ -215,9 +221,65 @@ struct ExpandAttrs {
 // Equal (numpy broadcasting; output bool as uint8), Not, And (bool in and out), Where(cond, a, b)
 // (cond bool; a and b of one dtype; numpy broadcasting of all three) take NoAttrs.
 
+// HardSigmoid y = max(0, min(1, alpha * x + beta)); HardSwish y = x * HardSigmoid(x) with ONNX's
+// alpha 1/6, beta 1/2 (its attrs are fixed).
+struct HardSigmoidAttrs {
+  float alpha = 0.2f;
+  float beta = 0.5f;
+  bool operator==(const HardSigmoidAttrs&) const = default;
+};
+
+// General Pad (ONNX, opset 11+ input form resolved at import): pads = begins of every dim, then
+// ends (non-negative); constant mode fills `value`, reflect mirrors without the edge, edge
+// repeats it.
+enum class PadMode : uint8_t { kConstant, kReflect, kEdge };
+struct PadAttrs {
+  PadMode mode = PadMode::kConstant;
+  std::vector<int64_t> pads;
+  float value = 0.0f;
+  bool operator==(const PadAttrs&) const = default;
+};
+
+// Resize of an NCHW activation's H and W (ONNX opsets 11-17; nn.Upsample / F.interpolate).
+// Output size = `sizes` when given, else floor(in * scale). The input coordinate of output index
+// o is, with s = the scale (or out / in when sizes were given):
+//   asymmetric o / s; half_pixel (o + 0.5) / s - 0.5; pytorch_half_pixel the same, 0 when
+//   out == 1; align_corners o * (in - 1) / (out - 1) (0 when out == 1).
+// Nearest rounds it by nearest_mode, linear interpolates between floor and floor + 1 (both
+// clamped to the input).
+enum class ResizeMode : uint8_t { kNearest, kLinear };
+enum class ResizeCoord : uint8_t { kAsymmetric, kHalfPixel, kPytorchHalfPixel, kAlignCorners };
+enum class ResizeNearest : uint8_t { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil };
+struct ResizeAttrs {
+  ResizeMode mode = ResizeMode::kNearest;
+  ResizeCoord coord = ResizeCoord::kHalfPixel;
+  ResizeNearest nearest = ResizeNearest::kRoundPreferFloor;
+  std::array<float, 2> scales{0.0f, 0.0f};  // H, W (used when sizes is {0, 0})
+  std::array<int64_t, 2> sizes{0, 0};       // H, W; {0, 0} = from the scales
+  bool operator==(const ResizeAttrs&) const = default;
+};
+
+// 2-D transposed convolution (ONNX ConvTranspose, PyTorch's nn.ConvTranspose2d): NCHW input,
+// weight [C, M/group, kH, kW], optional bias [M]. pads = {top, left, bottom, right};
+// out = stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - pad_begin - pad_end.
+// The engines run it as the convolution, at stride 1, of the input with stride - 1 zeros
+// inserted between elements and dilation * (k - 1) - pad zeros around (plus output_padding at
+// the end), by the spatially flipped weight with in / out channels swapped per group; so each
+// pad must be at most dilation * (k - 1).
+struct ConvTransposeAttrs {
+  std::array<int64_t, 2> kernel{0, 0};
+  std::array<int64_t, 2> strides{1, 1};
+  std::array<int64_t, 2> dilations{1, 1};
+  std::array<int64_t, 4> pads{0, 0, 0, 0};
+  std::array<int64_t, 2> output_padding{0, 0};
+  int64_t group = 1;
+  bool operator==(const ConvTransposeAttrs&) const = default;
+};
+
 using Attrs =
     std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
                  ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs, ReduceAttrs,
-                 LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs, CastAttrs, ExpandAttrs>;
+                 LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs, CastAttrs, ExpandAttrs,
+                 HardSigmoidAttrs, PadAttrs, ResizeAttrs, ConvTransposeAttrs>;
 
 }  // namespace qsearch::ir

@@ -1,5 +1,6 @@
 // Concrete shape inference and structural verification (Graph::infer_shapes, Graph::verify).
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -233,8 +234,22 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
     }
     case OpKind::kConv: {
       const auto& at = attrs_of<ConvAttrs>(n);
-      const Shape &x = in(0), &w = in(1);
-      if (x.size() != 4 || w.size() != 4) node_fail(n, "only 2-D convolution (NCHW) is supported");
+      Shape x = in(0), w = in(1);
+      // Conv1d (NCL, weight [M, C/group, k]): a 2-D convolution of height 1, so its attrs keep
+      // the height entries at kernel 1, stride 1, dilation 1, pads 0.
+      const bool conv1d = x.size() == 3 && w.size() == 3;
+      if (conv1d) {
+        if (at.kernel[0] != 1 || at.strides[0] != 1 || at.dilations[0] != 1 || at.pads[0] != 0 ||
+            at.pads[2] != 0) {
+          node_fail(n,
+                    "a 1-D convolution has height entries other than kernel 1, stride 1, "
+                    "dilation 1, pads 0");
+        }
+        x.insert(x.begin() + 2, 1);
+        w.insert(w.begin() + 2, 1);
+      } else if (x.size() != 4 || w.size() != 4) {
+        node_fail(n, "only 1-D (NCL) and 2-D (NCHW) convolution are supported");
+      }
       check_window(n, at.kernel, at.strides, at.dilations, at.pads);
       if (at.group < 1) node_fail(n, "group must be >= 1");
       if (x[1] != w[1] * at.group) {
@@ -256,6 +271,7 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       if (n.inputs.size() > 2 && n.inputs[2] >= 0 && in(2) != Shape{w[0]}) {
         node_fail(n, fmt::format("bias has shape {}, expected [{}]", shape_str(in(2)), w[0]));
       }
+      if (conv1d) out.erase(out.begin() + 2);
       break;
     }
     case OpKind::kMaxPool:
@@ -423,6 +439,95 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       out.insert(out.end(), x.begin() + axis + 1, x.end());
       break;
     }
+    case OpKind::kHardSigmoid:
+    case OpKind::kHardSwish:
+      out = in(0);
+      break;
+    case OpKind::kGlobalMaxPool: {
+      const Shape& x = in(0);
+      if (x.size() < 3) node_fail(n, "input must be N x C x spatial");
+      out = x;
+      for (size_t k = 2; k < out.size(); ++k) out[k] = 1;
+      break;
+    }
+    case OpKind::kPad: {
+      const auto& at = attrs_of<PadAttrs>(n);
+      out = in(0);
+      const size_t r = out.size();
+      if (at.pads.size() != 2 * r) {
+        node_fail(n, fmt::format("pads has {} values; a rank-{} input needs {}", at.pads.size(), r,
+                                 2 * r));
+      }
+      for (size_t d = 0; d < r; ++d) {
+        const int64_t b = at.pads[d], e = at.pads[d + r];
+        if (b < 0 || e < 0) node_fail(n, "negative pads (cropping) are not supported");
+        if (out[d] == kDynamic) {
+          if (b != 0 || e != 0) node_fail(n, "padding a dimension of unknown size");
+          continue;
+        }
+        if (at.mode == PadMode::kReflect && (b >= out[d] || e >= out[d])) {
+          node_fail(
+              n, fmt::format("reflect pads {}, {} need a dim {} larger than both", b, e, out[d]));
+        }
+        if (at.mode == PadMode::kEdge && out[d] == 0 && (b > 0 || e > 0)) {
+          node_fail(n, "edge padding of an empty dim");
+        }
+        if (__builtin_add_overflow(out[d], b + e, &out[d])) node_fail(n, "padded dim overflows");
+      }
+      break;
+    }
+    case OpKind::kConvTranspose: {
+      const auto& at = attrs_of<ConvTransposeAttrs>(n);
+      const Shape &x = in(0), &w = in(1);
+      if (x.size() != 4 || w.size() != 4) {
+        node_fail(n, "only 2-D transposed convolution (NCHW) is supported");
+      }
+      if (at.group < 1 || w[0] % at.group != 0) node_fail(n, "bad group");
+      if (x[1] != w[0]) {
+        node_fail(n, fmt::format("input has {} channels, weight {} expects {}", x[1], shape_str(w),
+                                 w[0]));
+      }
+      if (w[2] != at.kernel[0] || w[3] != at.kernel[1]) {
+        node_fail(n, "kernel_shape does not match the weight");
+      }
+      out = {x[0], w[1] * at.group, 0, 0};
+      for (int d = 0; d < 2; ++d) {
+        const int64_t span = (at.kernel[d] - 1) * at.dilations[d];
+        if (at.pads[d] > span || at.pads[d + 2] > span) {
+          node_fail(n, fmt::format("pads {} exceed dilation * (kernel - 1) = {}; not supported",
+                                   std::max(at.pads[d], at.pads[d + 2]), span));
+        }
+        if (at.output_padding[d] < 0 ||
+            at.output_padding[d] >= std::max(at.strides[d], at.dilations[d])) {
+          node_fail(n, "output_padding must be below max(stride, dilation)");
+        }
+        out[2 + d] = at.strides[d] * (x[2 + d] - 1) + at.output_padding[d] + span + 1 - at.pads[d] -
+                     at.pads[d + 2];
+        if (out[2 + d] < 1) node_fail(n, "empty output");
+      }
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0 && in(2) != Shape{out[1]}) {
+        node_fail(n, fmt::format("bias has shape {}, expected [{}]", shape_str(in(2)), out[1]));
+      }
+      break;
+    }
+    case OpKind::kResize: {
+      const auto& at = attrs_of<ResizeAttrs>(n);
+      out = in(0);
+      if (out.size() != 4) node_fail(n, "only the H and W of an NCHW input are resized");
+      for (int d = 0; d < 2; ++d) {
+        if (at.sizes[0] > 0) {
+          out[2 + d] = at.sizes[d];
+        } else {
+          const double o = std::floor(static_cast<double>(out[2 + d]) * at.scales[d]);
+          if (!(at.scales[d] > 0.0f) || !(o <= (int64_t{1} << 40))) {
+            node_fail(n, fmt::format("scale {} is not a positive size factor", at.scales[d]));
+          }
+          out[2 + d] = static_cast<int64_t>(o);
+        }
+        if (out[2 + d] < 1) node_fail(n, fmt::format("output size {} is empty", shape_str(out)));
+      }
+      break;
+    }
     case OpKind::kSlice: {
       const std::vector<SliceDim> dims = resolve_slice(n, in(0));
       for (const SliceDim& d : dims) out.push_back(d.count);
@@ -585,6 +690,7 @@ void Graph::verify() const {
         a = {2, 3};
         break;
       case OpKind::kConv:
+      case OpKind::kConvTranspose:
         a = {2, 3};
         break;
       case OpKind::kMatMul:
@@ -718,6 +824,30 @@ void Graph::verify() const {
       case OpKind::kExpand:
         attrs_ok = std::holds_alternative<ExpandAttrs>(n.attrs);
         break;
+      case OpKind::kHardSigmoid:
+        attrs_ok = std::holds_alternative<HardSigmoidAttrs>(n.attrs);
+        break;
+      case OpKind::kPad:
+        attrs_ok = std::holds_alternative<PadAttrs>(n.attrs);
+        break;
+      case OpKind::kResize:
+        attrs_ok = std::holds_alternative<ResizeAttrs>(n.attrs);
+        break;
+      case OpKind::kConvTranspose: {
+        attrs_ok = std::holds_alternative<ConvTransposeAttrs>(n.attrs);
+        if (attrs_ok) {
+          const auto& c = attrs_of<ConvTransposeAttrs>(n);
+          for (int d = 0; d < 2; ++d) {
+            if (c.kernel[d] < 1 || c.strides[d] < 1 || c.dilations[d] < 1) {
+              node_fail(n, "kernel, strides and dilations must be >= 1");
+            }
+          }
+          for (int64_t p : c.pads) {
+            if (p < 0) node_fail(n, "pads must be >= 0");
+          }
+        }
+        break;
+      }
       default:
         break;
     }

@@ -250,6 +250,14 @@ class Exporter {
       }
       case OpKind::kConv: {
         const auto& a = std::get<ir::ConvAttrs>(n.attrs);
+        if (g_.value(n.inputs[1]).shape.size() == 3) {  // Conv1d: the width entries only
+          set_ints(p, "kernel_shape", std::array<int64_t, 1>{a.kernel[1]});
+          set_ints(p, "strides", std::array<int64_t, 1>{a.strides[1]});
+          set_ints(p, "dilations", std::array<int64_t, 1>{a.dilations[1]});
+          set_ints(p, "pads", std::array<int64_t, 2>{a.pads[1], a.pads[3]});
+          set_int(p, "group", a.group);
+          break;
+        }
         set_ints(p, "kernel_shape", a.kernel);
         set_ints(p, "strides", a.strides);
         set_ints(p, "dilations", a.dilations);
@@ -378,6 +386,54 @@ class Exporter {
         const auto& a = std::get<ir::ExpandAttrs>(n.attrs);
         p->add_input(extra(n, "shape",
                            Tensor::from<int64_t>({static_cast<int64_t>(a.shape.size())}, a.shape)));
+        break;
+      }
+      case OpKind::kHardSigmoid: {
+        const auto& a = std::get<ir::HardSigmoidAttrs>(n.attrs);
+        set_float(p, "alpha", a.alpha);
+        set_float(p, "beta", a.beta);
+        break;
+      }
+      case OpKind::kHardSwish:
+        if (opset_ < 14) bad(n, "ONNX has HardSwish only from opset 14");
+        break;
+      case OpKind::kPad: {
+        const auto& a = std::get<ir::PadAttrs>(n.attrs);
+        const int64_t k = static_cast<int64_t>(a.pads.size());
+        p->add_input(extra(n, "pads", Tensor::from<int64_t>({k}, a.pads)));
+        p->add_input(extra(n, "value", Tensor::from<float>({}, {a.value})));
+        attr(p, "mode", pb::AttributeProto::STRING)
+            ->set_s(a.mode == ir::PadMode::kConstant  ? "constant"
+                    : a.mode == ir::PadMode::kReflect ? "reflect"
+                                                      : "edge");
+        break;
+      }
+      case OpKind::kConvTranspose: {
+        const auto& a = std::get<ir::ConvTransposeAttrs>(n.attrs);
+        set_ints(p, "kernel_shape", a.kernel);
+        set_ints(p, "strides", a.strides);
+        set_ints(p, "dilations", a.dilations);
+        set_ints(p, "pads", a.pads);
+        set_ints(p, "output_padding", a.output_padding);
+        set_int(p, "group", a.group);
+        break;
+      }
+      case OpKind::kResize: {
+        const auto& a = std::get<ir::ResizeAttrs>(n.attrs);
+        if (a.sizes[0] > 0)
+          bad(n, "a Resize to fixed sizes cannot be written with a dynamic batch");
+        static const char* coords[] = {"asymmetric", "half_pixel", "pytorch_half_pixel",
+                                       "align_corners"};
+        static const char* nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+        p->add_input(extra(n, "roi", Tensor::from<float>({0}, {})));
+        p->add_input(
+            extra(n, "scales", Tensor::from<float>({4}, {1.0f, 1.0f, a.scales[0], a.scales[1]})));
+        attr(p, "mode", pb::AttributeProto::STRING)
+            ->set_s(a.mode == ir::ResizeMode::kLinear ? "linear" : "nearest");
+        attr(p, "coordinate_transformation_mode", pb::AttributeProto::STRING)
+            ->set_s(coords[static_cast<int>(a.coord)]);
+        attr(p, "nearest_mode", pb::AttributeProto::STRING)
+            ->set_s(nearest[static_cast<int>(a.nearest)]);
         break;
       }
       case OpKind::kSlice: {

@@ -74,6 +74,11 @@ const std::map<std::string, Fn>& op_table() {
       {"Expand", &Importer::op_expand},
       {"Not", &Importer::op_not_and},
       {"And", &Importer::op_not_and},
+      {"GlobalMaxPool", &Importer::op_cnn_unary},
+      {"HardSigmoid", &Importer::op_cnn_unary},
+      {"HardSwish", &Importer::op_cnn_unary},
+      {"Resize", &Importer::op_resize},
+      {"ConvTranspose", &Importer::op_conv_transpose},
   };
   return table;
 }
@@ -114,7 +119,6 @@ const std::vector<std::string>& supported_ops() {
     for (const char* s : {"Unsqueeze", "Squeeze", "Split"}) {
       v.push_back(std::string(s) + " (rewritten or folded at import)");
     }
-    v.emplace_back("Pad (all zero, or constant 0 folded into the next Conv / AveragePool)");
     return v;
   }();
   return ops;

@@ -235,8 +235,9 @@ void Importer::op_softmax() {
 void Importer::op_conv() {
   if (is_const(in(0))) bad("the input is a constant; qsearch does not fold Conv");
   const Tensor& w = const_float(1, "weight");
+  if (w.rank() == 3) return op_conv1d();
   if (w.rank() != 4) {
-    bad("weight has shape {}; qsearch supports 2-D convolution only", shape_str(w.shape()));
+    bad("weight has shape {}; qsearch supports 1-D and 2-D convolution only", shape_str(w.shape()));
   }
   if (present(2)) const_float(2, "bias");
   ir::ConvAttrs a;
@@ -255,6 +256,46 @@ void Importer::op_conv() {
   a.pads = window_pads(x, a.kernel, a.strides, a.dilations);
   for (int d = 0; d < 4; ++d) a.pads[d] += folded[d];  // zero padding: the Conv's own
   std::vector<ir::ValueId> ins = {x, ir_input(1)};
+  if (present(2)) ins.push_back(ir_input(2));
+  add_ir_node(OpKind::kConv, a, ins);
+}
+
+// Conv with one spatial dim (PyTorch's nn.Conv1d): the IR's Conv of height 1 (ir::ConvAttrs
+// keeps kernel 1, stride 1, dilation 1 and no padding on the height).
+void Importer::op_conv1d() {
+  const Tensor& w = const_float(1, "weight");
+  if (present(2)) const_float(2, "bias");
+  auto one = [&](const char* name, int64_t def, int64_t lo) {
+    const std::vector<int64_t> v = attr_ints(name);
+    if (v.empty() && !has_attr(name)) return def;
+    if (v.size() != 1) bad("attribute '{}' has {} values; a 1-D Conv needs 1", name, v.size());
+    if (v[0] < lo || v[0] > kMaxWindow) {
+      bad("attribute '{}' = {} is out of range {}..{}", name, v[0], lo, kMaxWindow);
+    }
+    return v[0];
+  };
+  ir::ConvAttrs a;
+  a.kernel = {1, w.dim(2)};
+  if (has_attr("kernel_shape") && one("kernel_shape", 1, 1) != w.dim(2)) {
+    bad("kernel_shape does not match the weight {}", shape_str(w.shape()));
+  }
+  a.strides = {1, one("strides", 1, 1)};
+  a.dilations = {1, one("dilations", 1, 1)};
+  a.group = attr_int("group", 1);
+  if (a.group < 1 || a.group > kMaxWindow) bad("group {} is out of range", a.group);
+  const std::string auto_pad = attr_string("auto_pad", "NOTSET");
+  const std::vector<int64_t> pads = attr_ints("pads");
+  if (auto_pad == "NOTSET" && !pads.empty()) {
+    if (pads.size() != 2) bad("attribute 'pads' has {} values, expected 2 (1-D)", pads.size());
+    for (int64_t p : pads) {
+      if (p < 0 || p > kMaxWindow) bad("pad {} is out of range 0..{}", p, kMaxWindow);
+    }
+    a.pads = {0, pads[0], 0, pads[1]};
+  } else if (auto_pad != "NOTSET" && auto_pad != "VALID") {
+    bad("auto_pad '{}' is not supported for a 1-D Conv (NOTSET with pads, or VALID)", auto_pad);
+  }
+  if (in(0).kind == K::kActivation && in(0).zero_pad) bad("a Pad before a 1-D Conv is not folded");
+  std::vector<ir::ValueId> ins = {ir_input(0), ir_input(1)};
   if (present(2)) ins.push_back(ir_input(2));
   add_ir_node(OpKind::kConv, a, ins);
 }
@@ -826,7 +867,9 @@ namespace qsearch::onnx::detail {
 // A constant zero Pad of the spatial dims of an NCHW activation becomes pending on its output
 // (Entry::zero_pad) and folds into the Conv or AveragePool that reads it (window_input), which is
 // how PyTorch exports F.avg_pool2d (an all-zero Pad) and a padded convolution written as
-// F.pad + conv. Anything else is refused naming the reason.
+// F.pad + conv, when only Conv / AveragePool nodes read it. Anything else (any axis, constant
+// value, reflect or edge mode) becomes an ir Pad node (issue 11); wrap mode and negative pads
+// are refused.
 void Importer::op_pad() {
   const std::string mode = attr_string("mode", "constant");
   if (mode != "constant" && mode != "reflect" && mode != "edge" && mode != "wrap") {
@@ -834,6 +877,12 @@ void Importer::op_pad() {
   }
   if (present(3)) bad("the axes input is not supported; give pads for every dimension");
   const std::vector<int64_t> pads = present(1) ? const_ints(1, "pads") : std::vector<int64_t>{};
+  float value = 0.0f;
+  if (present(2)) {
+    const Tensor& v = const_float(2, "constant_value");
+    if (v.numel() != 1) bad("constant_value must be a scalar, got shape {}", shape_str(v.shape()));
+    value = v.data<float>()[0];
+  }
   Entry& x = in(0);
   const size_t rank = x.kind == K::kActivation ? shape1(x.value).size()
                       : x.kind == K::kSym      ? x.sym.shape.size()
@@ -850,34 +899,50 @@ void Importer::op_pad() {
     return;
   }
   if (x.kind != K::kActivation) bad("padding a constant is not supported (fold it at export)");
-  if (mode != "constant") {
-    bad("mode '{}' with non-zero pads is not supported; qsearch folds only constant zero padding "
-        "into a following Conv / AveragePool",
-        mode);
-  }
-  if (present(2)) {
-    const Tensor& v = const_float(2, "constant_value");
-    if (v.numel() != 1 || v.data<float>()[0] != 0.0f) {
-      bad("constant_value must be 0 (padding with another value cannot fold into a Conv / "
-          "AveragePool)");
-    }
-  }
-  std::string pads_str;
-  for (int64_t p : pads) pads_str += (pads_str.empty() ? "[" : ", ") + std::to_string(p);
-  pads_str += "]";
-  if (rank != 4 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0) {
-    bad("pads {} pad more than the spatial dims of an NCHW tensor; qsearch folds only H/W zero "
-        "padding into a following Conv / AveragePool",
-        pads_str);
-  }
   for (int64_t p : pads) {
     if (p < 0 || p > kMaxWindow)
       bad("pad {} is out of range 0..{} (cropping is not supported)", p, kMaxWindow);
   }
-  if (x.zero_pad) bad("a Pad of a Pad is not supported");
-  Entry out = x;
-  out.zero_pad = std::array<int64_t, 4>{pads[2], pads[3], pads[6], pads[7]};
-  define_output(0, std::move(out));
+  if (mode == "wrap") bad("mode 'wrap' is not supported (constant, reflect, edge)");
+  // Constant zero padding of H/W that only Conv / AveragePool nodes read folds into them
+  // (Entry::zero_pad, window_input): PyTorch's F.pad + conv and avg_pool2d exports.
+  const bool hw_only = rank == 4 && pads[0] == 0 && pads[1] == 0 && pads[4] == 0 && pads[5] == 0;
+  if (mode == "constant" && value == 0.0f && hw_only && !x.zero_pad &&
+      only_window_readers(node_->output(0))) {
+    Entry out = x;
+    out.zero_pad = std::array<int64_t, 4>{pads[2], pads[3], pads[6], pads[7]};
+    define_output(0, std::move(out));
+    return;
+  }
+  ir::PadAttrs a;
+  a.mode = mode == "constant"  ? ir::PadMode::kConstant
+           : mode == "reflect" ? ir::PadMode::kReflect
+                               : ir::PadMode::kEdge;
+  a.pads = pads;
+  a.value = value;
+  add_ir_node(OpKind::kPad, std::move(a), {ir_input(0)});
+}
+
+bool Importer::only_window_readers(const std::string& value, int depth) const {
+  if (depth > 4) return false;
+  for (const auto& o : graph_.output()) {
+    if (o.name() == value) return false;
+  }
+  bool any = false;
+  for (const auto& n : graph_.node()) {
+    for (const std::string& i : n.input()) {
+      if (i != value) continue;
+      // Through a Pad (PyTorch's avg_pool2d export puts an all-zero one before the pool).
+      if (n.op_type() == "Pad" && n.output_size() > 0 &&
+          only_window_readers(n.output(0), depth + 1)) {
+        any = true;
+        continue;
+      }
+      if (n.op_type() != "Conv" && n.op_type() != "AveragePool") return false;
+      any = true;
+    }
+  }
+  return any;
 }
 
 }  // namespace qsearch::onnx::detail

@@ -180,6 +180,13 @@ class Importer {
   void op_clip();
   void op_softmax();
   void op_conv();
+  void op_conv1d();
+  void op_cnn_unary();       // GlobalMaxPool, HardSigmoid, HardSwish (import_cnn.cc)
+  void op_resize();          // import_cnn.cc
+  void op_conv_transpose();  // import_cnn.cc
+  // True when value is read only by Conv / AveragePool nodes, directly or through at most 4
+  // Pads, and is no graph output.
+  bool only_window_readers(const std::string& value, int depth = 0) const;
   void op_batchnorm();
   void op_pool();
   void op_global_average_pool();

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "runtime/cnn_steps.h"
 #include "runtime/float_steps.h"
 #include "runtime/lowering.h"
 #include "runtime/seq_steps.h"
@@ -169,7 +170,8 @@ void lower_conv(PlanBuilder& b, const Node& n) {
     s->attrs = at;
     return finish(b, std::move(s), n.outputs[0]);
   }
-  const Shape ws = b.graph().value(w).data.shape();  // [M, C/G, kH, kW]
+  Shape ws = b.graph().value(w).data.shape();        // [M, C/G, kH, kW]
+  if (ws.size() == 3) ws.insert(ws.begin() + 2, 1);  // Conv1d: [M, C/G, k] is kH = 1
   const int64_t m = ws[0], taps = ws[1] * ws[2] * ws[3];
   std::vector<float> wt(const_data(b, w), const_data(b, w) + m * taps);
   std::vector<double> bias(m, 0.0);
@@ -549,6 +551,13 @@ void lower_float(PlanBuilder& b, const Node& n) {
       s->fast = fast;
       return finish(b, std::move(s), n.outputs[0]);
     }
+    case OpKind::kGlobalMaxPool:
+    case OpKind::kHardSigmoid:
+    case OpKind::kHardSwish:
+    case OpKind::kPad:
+    case OpKind::kResize:
+    case OpKind::kConvTranspose:
+      return lower_cnn_float(b, n);  // runtime/cnn_steps.cc
   }
   PlanBuilder::fail_node(n, "operator not supported by the float engine");
 }

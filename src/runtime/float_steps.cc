@@ -26,16 +26,17 @@ std::string fused_suffix(const FusedEpilogue& e) {
   return s.empty() ? s : s + "]";
 }
 
+// rank 3 (Conv1d, NCL) runs as NCHW with H = 1: the same memory layout.
 kernels::Conv2dParams conv_params(const ir::ConvAttrs& a, const kernels::Dims& x,
-                                  const kernels::Dims& y) {
+                                  const kernels::Dims& y, int rank) {
   kernels::Conv2dParams p;
   p.batch = x[0];
   p.in_channels = x[1];
-  p.in_h = x[2];
-  p.in_w = x[3];
+  p.in_h = rank == 3 ? 1 : x[2];
+  p.in_w = rank == 3 ? x[2] : x[3];
   p.out_channels = y[1];
-  p.out_h = y[2];
-  p.out_w = y[3];
+  p.out_h = rank == 3 ? 1 : y[2];
+  p.out_w = rank == 3 ? y[2] : y[3];
   p.kernel_h = a.kernel[0];
   p.kernel_w = a.kernel[1];
   p.stride_h = a.strides[0];
@@ -156,7 +157,8 @@ void MatMulStep::run(const RunContext& ctx) const {
 // ---- convolution and batch norm -------------------------------------------------------------
 
 void ConvPackedStep::run(const RunContext& ctx) const {
-  const kernels::Conv2dParams p = conv_params(attrs, ctx.dims(inputs[0]), ctx.dims(outputs[0]));
+  const kernels::Conv2dParams p =
+      conv_params(attrs, ctx.dims(inputs[0]), ctx.dims(outputs[0]), ctx.shape(inputs[0]).rank);
   kernels::conv2d_f32_packed(p, ctx.data<float>(inputs[0]), packed, ctx.data<float>(outputs[0]),
                              epilogue.make(ctx));
 }
@@ -167,7 +169,8 @@ std::string ConvPackedStep::describe() const {
 }
 
 void ConvRefStep::run(const RunContext& ctx) const {
-  const kernels::Conv2dParams p = conv_params(attrs, ctx.dims(inputs[0]), ctx.dims(outputs[0]));
+  const kernels::Conv2dParams p =
+      conv_params(attrs, ctx.dims(inputs[0]), ctx.dims(outputs[0]), ctx.shape(inputs[0]).rank);
   kernels::ref::conv2d_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(inputs[1]),
                            inputs.size() > 2 ? ctx.data<float>(inputs[2]) : nullptr,
                            ctx.data<float>(outputs[0]));

@@ -26,6 +26,7 @@
 
 #include "kernels/fixed/bitpack.h"
 #include "quant/quantize.h"
+#include "runtime/cnn_steps.h"
 #include "runtime/lowering.h"
 #include "runtime/node_quant.h"
 #include "runtime/quant_steps.h"
@@ -613,21 +614,69 @@ class IntLowering {
   }
 
   void lower_conv(const Node& n, const NodeQuant& q) {
-    const auto& at = std::get<ir::ConvAttrs>(n.attrs);
+    if (n.kind == OpKind::kConvTranspose) return lower_conv_transpose(n, q);
+    lower_conv_as(n, q, std::get<ir::ConvAttrs>(n.attrs), nullptr);
+  }
+
+  // A quantized ConvTranspose: its input codes zero-inserted (q(0) is the code 0, so this is the
+  // zero insertion of the quantized input, exactly), then the integer conv of those by the
+  // transformed weight codes (runtime/cnn_steps.h), with the conv's bias, output and fusions.
+  void lower_conv_transpose(const Node& n, const NodeQuant& q) {
+    const auto& a = std::get<ir::ConvTransposeAttrs>(n.attrs);
+    const ValueId x = n.inputs[0];
+    const SymShape& xs = b_.shape(x);
+    if (xs.rank != 4 || xs.base[0] != 0 || xs.per_batch[0] != 1 || xs.per_batch[2] ||
+        xs.per_batch[3]) {
+      PlanBuilder::fail_node(n,
+                             "the integer ConvTranspose needs an NCHW input whose first dim "
+                             "is the batch");
+    }
+    const ConvTransposePlan plan =
+        conv_transpose_plan(a, xs.base[2], xs.base[3], g_.value(n.inputs[1]).shape);
+    const SlotId codes = get(x, Want::codes(*q.inputs[0], q.rounding));
+    const Slot& cs = b_.slot_info(codes);
+    SymShape us = xs;
+    us.base[2] = plan.zeros.out_h();
+    us.base[3] = plan.zeros.out_w();
+    auto z = step<ZeroInsertStep>(n);
+    z->params = plan.zeros;
+    z->elem_size = static_cast<int>(dtype_size(cs.dtype));
+    z->reference = b_.options().use_reference_kernels;
+    z->inputs = {codes};
+    const SlotId u =
+        b_.new_slot(codes_name(x, *q.inputs[0]) + "~zeros", cs.dtype, us, cs.format, cs.frac);
+    z->outputs = {u};
+    b_.add_step(std::move(z));
+    ConvInput in{u, us, plan.weight_shape, a.group};
+    lower_conv_as(n, q, plan.conv, &in);
+  }
+
+  // The integer conv of node n with attrs `at`; `zeros` (ConvTranspose) replaces its input by
+  // the zero-inserted codes and its weight by the transformed one.
+  struct ConvInput {
+    SlotId slot;
+    SymShape shape;
+    Shape weight_shape;
+    int64_t group;
+  };
+  void lower_conv_as(const Node& n, const NodeQuant& q, const ir::ConvAttrs& at,
+                     const ConvInput* zeros) {
     const ValueId x = n.inputs[0], w = n.inputs[1];
     const ValueId c = n.inputs.size() > 2 ? n.inputs[2] : -1;
-    const SymShape& xs = b_.shape(x);
-    if (xs.rank != 4 || xs.base[0] != 0 || xs.per_batch[0] != 1) {
+    const SymShape& xs = zeros ? zeros->shape : b_.shape(x);
+    const bool conv1d = xs.rank == 3;  // NCL: NCHW with H = 1, the same memory layout
+    if ((xs.rank != 4 && !conv1d) || xs.base[0] != 0 || xs.per_batch[0] != 1) {
       PlanBuilder::fail_node(n,
-                             "the integer Conv2d needs an NCHW input whose first dim is the "
-                             "batch");
+                             "the integer Conv needs an NCHW (or NCL) input whose first dim is "
+                             "the batch");
     }
-    const Shape& ws = g_.value(w).data.shape();  // [M, C/G, kH, kW]
+    Shape ws = zeros ? zeros->weight_shape : g_.value(w).data.shape();  // [M, C/G, kH, kW]
+    if (conv1d) ws.insert(ws.begin() + 2, 1);
     auto s = step<IntConvStep>(n);
     fx::Conv2dGeometry& geo = s->geometry;
     geo.in_channels = xs.base[1];
-    geo.in_h = xs.base[2];
-    geo.in_w = xs.base[3];
+    geo.in_h = conv1d ? 1 : xs.base[2];
+    geo.in_w = conv1d ? xs.base[2] : xs.base[3];
     geo.out_channels = ws[0];
     geo.kernel_h = ws[2];
     geo.kernel_w = ws[3];
@@ -642,6 +691,7 @@ class IntLowering {
     geo.dilation_w = at.dilations[1];
     s->packed = cached_packing<fx::PackedConv2d>(n, q, [&] {
       s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
+      if (zeros) s->weight_codes = transform_conv_transpose_weight(s->weight_codes, zeros->group);
       fx::Conv2dWeights& spec = s->spec;
       spec.w = s->weight_codes.raw();
       spec.w_dtype = s->weight_codes.dtype();
@@ -666,10 +716,10 @@ class IntLowering {
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
-    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/true);
+    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/!conv1d && !zeros);
     s->params.relu = fused.relu && op.format.is_signed;
     s->pool = fused.pool ? fx::ConvPool::kMax2x2 : fx::ConvPool::kNone;
-    s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
+    s->inputs = {zeros ? zeros->slot : get(x, Want::codes(*q.inputs[0], q.rounding))};
     s->outputs = {fused.value >= 0
                       ? fused_slot(fused.value, op)
                       : output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};

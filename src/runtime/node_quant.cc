@@ -112,6 +112,7 @@ std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::Quant
         }
         break;
       case ir::OpKind::kConv:
+      case ir::OpKind::kConvTranspose:  // MASE's convtranspose2d: conv2d's keys
         nq.kind = NodeQuant::Kind::kConv;
         nq.inputs[0] = c.data_in;
         nq.inputs[1] = need_weight();

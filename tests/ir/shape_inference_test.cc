@@ -72,7 +72,14 @@ TEST(ShapeInference, ConvErrors) {
              "not divisible by group");
   EXPECT_HAS(error(OpKind::kConv, conv({5, 5}), {{1, 1, 8, 8}, {4, 1, 3, 3}}),
              "kernel_shape does not match");
-  EXPECT_HAS(error(OpKind::kConv, conv({3, 3}), {{1, 1, 8}, {4, 1, 3}}), "only 2-D convolution");
+  EXPECT_HAS(error(OpKind::kConv, conv({3, 3}), {{1, 1, 8, 8, 8}, {4, 1, 3, 3, 3}}),
+             "only 1-D (NCL) and 2-D (NCHW) convolution");
+  // Conv1d: the height entries of the attrs must be trivial.
+  EXPECT_HAS(error(OpKind::kConv, conv({3, 3}), {{1, 1, 8}, {4, 1, 3}}),
+             "a 1-D convolution has height entries");
+  EXPECT_EQ(
+      infer(OpKind::kConv, conv({1, 3}, {1, 2}, {1, 1}, {0, 1, 0, 0}), {{2, 1, 8}, {4, 1, 3}}),
+      (Shape{2, 4, 4}));
   EXPECT_HAS(error(OpKind::kConv, conv({3, 3}), {{1, 1, 2, 2}, {4, 1, 3, 3}}), "does not fit");
   EXPECT_HAS(error(OpKind::kConv, conv({3, 3}, {0, 1}), {{1, 1, 8, 8}, {4, 1, 3, 3}}),
              "kernel, strides and dilations must be in 1..");

@@ -157,12 +157,72 @@ ir::Graph every_op_graph() {
 TEST(Export, EveryOpRoundTripsAtEveryOpset) {
   ir::Graph g = every_op_graph();
   // 2 Clips, 2 Flattens, 2 Adds, 2 Casts, 2 Gathers; LayerNorm (opset 17 only) and Gelu (not
-  // in ONNX <= 17) apart.
-  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 5 - 2);
+  // in ONNX <= 17) apart; issue 11's CNN ops (GlobalMaxPool, HardSigmoid, HardSwish, Pad,
+  // Resize, ConvTranspose) in CnnOpsRoundTrip below.
+  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 5 - 2 - 6);
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     SCOPED_TRACE(opset);
     ir::Graph back = import_model_bytes(export_model_bytes(g, opset), "every_op.onnx");
     expect_same(g, back);
+  }
+}
+
+// Issue 11: Conv1d, GlobalMaxPool, HardSigmoid, HardSwish (opset 14+), Pad (every mode), Resize
+// (by scales) and ConvTranspose with non-default attributes round-trip.
+TEST(Export, CnnOpsRoundTrip) {
+  using namespace ir;
+  for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
+    SCOPED_TRACE(opset);
+    Graph g;
+    ValueId x = g.add_input("x", {kDynamic, 2, 12});
+    auto node = [&](OpKind k, const std::string& name, std::vector<ValueId> ins, Attrs a) {
+      ValueId y = g.add_value(name + "_out");
+      g.add_node(Node{k, name, std::move(ins), {y}, std::move(a), ""});
+      return y;
+    };
+    Tensor w({3, 2, 3}, DType::kFloat32);
+    for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = 0.1f * i;
+    ValueId c1 = node(OpKind::kConv, "/c1/Conv", {x, g.add_constant("w", w)},
+                      ConvAttrs{{1, 3}, {1, 2}, {1, 2}, {0, 1, 0, 2}, 1});
+    ValueId r = node(OpKind::kReshape, "/Reshape", {c1}, ReshapeAttrs{{0, 3, 2, -1}, false});
+    ValueId hs = node(OpKind::kHardSigmoid, "/HardSigmoid", {r}, HardSigmoidAttrs{0.25f, 0.4f});
+    ValueId cur = hs;
+    if (opset >= 14) cur = node(OpKind::kHardSwish, "/HardSwish", {cur}, NoAttrs{});
+    ValueId p1 = node(OpKind::kPad, "/Pad", {cur},
+                      PadAttrs{PadMode::kConstant, {0, 1, 0, 1, 0, 0, 1, 2}, 0.5f});
+    ValueId p2 = node(OpKind::kPad, "/Pad_1", {p1},
+                      PadAttrs{PadMode::kReflect, {0, 0, 1, 1, 0, 0, 1, 0}, 0.0f});
+    ValueId p3 =
+        node(OpKind::kPad, "/Pad_2", {p2}, PadAttrs{PadMode::kEdge, {0, 0, 2, 0, 0, 0, 0, 1}, 0});
+    ResizeAttrs ra;
+    ra.mode = ResizeMode::kLinear;
+    ra.coord = ResizeCoord::kAlignCorners;
+    ra.nearest = ResizeNearest::kFloor;
+    ra.scales = {2.0f, 1.5f};
+    ValueId rz = node(OpKind::kResize, "/Resize", {p3}, ra);
+    ValueId gm = node(OpKind::kGlobalMaxPool, "/GlobalMaxPool", {rz}, NoAttrs{});
+    Tensor wt({4, 3, 3, 2}, DType::kFloat32);
+    for (int64_t i = 0; i < wt.numel(); ++i) wt.data<float>()[i] = 0.01f * i;
+    ValueId ct = node(OpKind::kConvTranspose, "/up/ConvTranspose", {gm, g.add_constant("wt", wt)},
+                      ConvTransposeAttrs{{3, 2}, {2, 3}, {2, 1}, {1, 0, 2, 1}, {1, 2}, 2});
+    g.mark_output(ct);
+    g.finalize();
+    const ir::Graph back = import_model_bytes(export_model_bytes(g, opset), "cnn_ops.onnx");
+    expect_same(g, back);
+    EXPECT_EQ(ir::mase_op(back, back.nodes()[0]), "conv1d");
+  }
+  // HardSwish needs opset 14.
+  Graph g;
+  ValueId x = g.add_input("x", {kDynamic, 4});
+  ValueId y = g.add_value("y");
+  g.add_node(Node{OpKind::kHardSwish, "/HardSwish", {x}, {y}, NoAttrs{}, ""});
+  g.mark_output(y);
+  g.finalize();
+  try {
+    export_model_bytes(g, 13);
+    ADD_FAILURE() << "exported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("HardSwish only from opset 14"), std::string::npos);
   }
 }
 

@@ -77,7 +77,7 @@ TEST(ImportErrors, TruncatedFile) {
 TEST(ImportErrors, UnsupportedOperatorNamesNodeAndSupportedOps) {
   std::string e = file_error_of(fixture("bad_unsupported_op.onnx"));
   EXPECT_HAS(e,
-             "node '/foo/Resize' (Resize): unsupported operator; qsearch supports: Gemm, MatMul");
+             "node '/foo/Celu' (Celu): unsupported operator; qsearch supports: Gemm, MatMul");
   EXPECT_HAS(e, "bad_unsupported_op.onnx");
   // Unnamed nodes are named <OpType>_<index>; other domains are named too.
   ModelBuilder b;
@@ -231,13 +231,19 @@ TEST(ImportErrors, MaxPoolIndicesAndDropoutMask) {
   EXPECT_HAS(error_of(d.bytes()), "the dropout mask");
 }
 
-TEST(ImportErrors, OnlyTwoDimensionalConvolution) {
-  ModelBuilder b(13, {-1, 1, 8});
-  b.init<float>("w", {2, 1, 3}, std::vector<float>(6, 1.0f));
+TEST(ImportErrors, OnlyOneAndTwoDimensionalConvolution) {
+  ModelBuilder b(13, {-1, 1, 8, 8, 8});
+  b.init<float>("w", {2, 1, 3, 3, 3}, std::vector<float>(54, 1.0f));
   b.node("Conv", {"x", "w"}, {"y"}, "/conv/Conv");
   b.output("y");
-  EXPECT_HAS(error_of(b.bytes()), "node '/conv/Conv' (Conv): weight has shape [2, 1, 3]");
-  EXPECT_HAS(error_of(b.bytes()), "2-D convolution only");
+  EXPECT_HAS(error_of(b.bytes()), "node '/conv/Conv' (Conv): weight has shape [2, 1, 3, 3, 3]");
+  EXPECT_HAS(error_of(b.bytes()), "1-D and 2-D convolution only");
+  // Conv1d attrs have one entry per spatial dim.
+  ModelBuilder c(13, {-1, 1, 8});
+  c.init<float>("w", {2, 1, 3}, std::vector<float>(6, 1.0f));
+  testing::set_ints(c.node("Conv", {"x", "w"}, {"y"}, "/conv/Conv"), "strides", {1, 1});
+  c.output("y");
+  EXPECT_HAS(error_of(c.bytes()), "attribute 'strides' has 2 values; a 1-D Conv needs 1");
 }
 
 TEST(ImportErrors, ConvWeightComputedFromTheInput) {

@@ -268,26 +268,56 @@ TEST(ImportOps, ZeroPadFoldsIntoTheNextConvOrAveragePool) {
   EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 2, 4, 4]");
 }
 
-TEST(ImportOps, PadsThatCannotFoldAreRefusedSayingWhy) {
+// Issue 11: a Pad that cannot fold (another reader, another value or mode, a non-spatial axis,
+// a graph output) is an ir Pad node with its mode, value and pads of every dim.
+TEST(ImportOps, PadsThatCannotFoldBecomePadNodes) {
   const std::vector<int64_t> hw = {0, 0, 1, 1, 0, 0, 1, 1};
-  for (const auto& [b, part] : std::vector<std::pair<ModelBuilder, std::string>>{
-           {pad_model(hw, "MaxPool"), "folds only into a Conv or an AveragePool"},
-           {pad_model(hw, "Relu"), "folds only into a Conv or an AveragePool"},
-           {pad_model(hw, "Conv", 1.0f), "constant_value must be 0"},
-           {pad_model(hw, "Conv", 0.0f, "reflect"), "mode 'reflect'"},
-           {pad_model({0, 1, 0, 0, 0, 0, 0, 0}, "Conv"), "spatial dims"},
-           {pad_model({0, 0, -1, 0, 0, 0, 0, 0}, "Conv"), "cropping"},
+  struct Case {
+    ModelBuilder b;
+    ir::PadMode mode;
+    float value;
+    std::vector<int64_t> pads;
+  };
+  for (const auto& [b, mode, value, pads] : std::vector<Case>{
+           {pad_model(hw, "MaxPool"), ir::PadMode::kConstant, 0.0f, hw},
+           {pad_model(hw, "Relu"), ir::PadMode::kConstant, 0.0f, hw},
+           {pad_model(hw, "Conv", 1.5f), ir::PadMode::kConstant, 1.5f, hw},
+           {pad_model(hw, "Conv", 0.0f, "reflect"), ir::PadMode::kReflect, 0.0f, hw},
+           {pad_model(hw, "Relu", 0.0f, "edge"), ir::PadMode::kEdge, 0.0f, hw},
+           {pad_model({0, 1, 0, 0, 0, 0, 0, 0}, "Relu"),
+            ir::PadMode::kConstant,
+            0.0f,
+            {0, 1, 0, 0, 0, 0, 0, 0}},
        }) {
-    const std::string msg = import_error(b);
-    EXPECT_NE(msg.find(part), std::string::npos) << msg << "\n  lacks: " << part;
-    EXPECT_NE(msg.find("Pad"), std::string::npos) << msg;
+    const ir::Graph g = import_model_bytes(b.bytes(), "pad.onnx");
+    ASSERT_EQ(g.nodes().size(), 2u) << ir::to_string(g);
+    ASSERT_EQ(g.nodes()[0].kind, ir::OpKind::kPad) << ir::to_string(g);
+    const auto& a = std::get<ir::PadAttrs>(g.nodes()[0].attrs);
+    EXPECT_EQ(a.mode, mode);
+    EXPECT_EQ(a.value, value);
+    EXPECT_EQ(a.pads, pads);
+    EXPECT_EQ(ir::mase_op(g, g.nodes()[0]), "pad");
   }
   // A padded output straight out of the graph.
   ModelBuilder b(13, {-1, 2, 6, 6});
   b.constant("pads", {8}, hw);
   b.node("Pad", {"x", "pads"}, {"y"}, "/Pad");
   b.output("y", 4);
-  EXPECT_NE(import_error(b).find("graph output 'y'"), std::string::npos) << import_error(b);
+  const ir::Graph g = import_model_bytes(b.bytes(), "pad.onnx");
+  EXPECT_EQ(shape_str(g.value(g.outputs()[0]).shape), "[?, 2, 8, 8]");
+}
+
+TEST(ImportOps, PadsThatCannotRunAreRefusedSayingWhy) {
+  const std::vector<int64_t> hw = {0, 0, 1, 1, 0, 0, 1, 1};
+  for (const auto& [b, part] : std::vector<std::pair<ModelBuilder, std::string>>{
+           {pad_model({0, 0, -1, 0, 0, 0, 0, 0}, "Conv"), "cropping"},
+           {pad_model(hw, "Conv", 0.0f, "wrap"), "mode 'wrap' is not supported"},
+           {pad_model({0, 0, 6, 0, 0, 0, 0, 0}, "Relu", 0.0f, "reflect"), "reflect pads 6, 0"},
+       }) {
+    const std::string msg = import_error(b);
+    EXPECT_NE(msg.find(part), std::string::npos) << msg << "\n  lacks: " << part;
+    EXPECT_NE(msg.find("Pad"), std::string::npos) << msg;
+  }
 }
 
 // ---- large graphs (issue 8 item 17) ------------------------------------------------------------

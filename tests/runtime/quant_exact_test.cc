@@ -282,6 +282,137 @@ class RandomCase {
     out_ = h;
   }
 
+  // 1-D CNN (issue 11, MASE's conv1d): conv1d (groups, stride, dilation, asymmetric pads) +
+  // relu + conv1d and residual add + flatten + gemm, on an NCL input.
+  void cnn1d(GraphMaker& m, quant::QuantAssignment& q, ir::ValueId x, int64_t c) {
+    const int64_t groups = chance(30) ? c : 1;
+    const int64_t mch = groups * uniform(1, 3);
+    const int64_t k = uniform(1, 5);
+    ir::ConvAttrs a{.kernel = {1, k},
+                    .strides = {1, uniform(1, 2)},
+                    .dilations = {1, uniform(1, 2)},
+                    .pads = {0, uniform(0, k - 1), 0, uniform(0, k - 1)},
+                    .group = groups};
+    std::vector<ir::ValueId> ins = {x, weight(m, {mch, c / groups, k}, 0.8f)};
+    if (chance(70)) ins.push_back(weight(m, {mch}, 0.5f));
+    ir::ValueId h = m.op(OpKind::kConv, ins, a);
+    quantize_last(m, q, weighted());
+    h = m.op(OpKind::kRelu, {h});
+    if (chance(60)) quantize_last(m, q, simple(false));
+    ir::ValueId g = m.op(OpKind::kConv, {h, weight(m, {mch, mch, 3}, 0.5f), weight(m, {mch}, 0.3f)},
+                         ir::ConvAttrs{.kernel = {1, 3}, .pads = {0, 1, 0, 1}});
+    quantize_last(m, q, weighted());
+    h = m.op(OpKind::kAdd, {g, h});
+    if (chance(70)) quantize_last(m, q, simple(true));
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    const Shape s = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 6), s[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, q, weighted());
+    out_ = h;
+  }
+
+  // MobileNetV3-like (issue 11): quantized 1x1 expand conv + HardSwish + Pad (random mode, any
+  // value) + quantized depthwise conv + squeeze-excitation (GlobalMaxPool, quantized 1x1 convs,
+  // relu, HardSigmoid with random alpha / beta, Mul, quantized or not) + flatten + gemm. The
+  // new ops run in float on the dequantized values, as MASE leaves them unquantized.
+  void mobile(GraphMaker& m, quant::QuantAssignment& q, ir::ValueId x, int64_t c) {
+    const int64_t e = uniform(1, 3) * c;
+    ir::ValueId h = m.op(OpKind::kConv, {x, weight(m, {e, c, 1, 1}, 0.8f), weight(m, {e}, 0.5f)},
+                         ir::ConvAttrs{.kernel = {1, 1}});
+    quantize_last(m, q, weighted());
+    h = m.op(OpKind::kHardSwish, {h});
+    const Shape hs = m.graph().infer_shapes(1)[h];
+    ir::PadAttrs pad{
+        .mode = std::array{ir::PadMode::kConstant, ir::PadMode::kReflect,
+                           ir::PadMode::kEdge}[uniform(0, 2)],
+        .pads = {0, 0, uniform(0, 1), uniform(0, 2), 0, 0, uniform(0, 1), uniform(0, 2)},
+        .value = chance(50) ? 0.0f : static_cast<float>(uniform(-8, 8)) / 4};
+    if (chance(20) && (pad.mode != ir::PadMode::kReflect || e > 1)) {
+      pad.pads[1] = 1;  // a channel of padding too
+    }
+    for (int d : {2, 3}) {
+      pad.pads[d] = std::min<int64_t>(pad.pads[d], hs[d] - 1);
+      pad.pads[d + 4] = std::min<int64_t>(pad.pads[d + 4], hs[d] - 1);
+    }
+    h = m.op(OpKind::kPad, {h}, pad);
+    const int64_t ec = e + pad.pads[1];
+    h = m.op(OpKind::kConv, {h, weight(m, {ec, 1, 3, 3}, 0.8f)},
+             ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}, .group = ec});
+    quantize_last(m, q, weighted());
+    ir::ValueId se = m.op(OpKind::kGlobalMaxPool, {h});
+    se = m.op(OpKind::kConv, {se, weight(m, {2, ec, 1, 1}, 0.8f), weight(m, {2}, 0.3f)},
+              ir::ConvAttrs{.kernel = {1, 1}});
+    quantize_last(m, q, weighted());
+    se = m.op(OpKind::kRelu, {se});
+    se = m.op(OpKind::kConv, {se, weight(m, {ec, 2, 1, 1}, 0.8f), weight(m, {ec}, 0.3f)},
+              ir::ConvAttrs{.kernel = {1, 1}});
+    quantize_last(m, q, weighted());
+    se = m.op(OpKind::kHardSigmoid, {se},
+              ir::HardSigmoidAttrs{.alpha = static_cast<float>(uniform(1, 8)) / 16,
+                                   .beta = static_cast<float>(uniform(0, 8)) / 8});
+    h = m.op(OpKind::kMul, {h, se});
+    if (chance(60)) quantize_last(m, q, simple(true));
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    const Shape s = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 6), s[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, q, weighted());
+    out_ = h;
+  }
+
+  // Decoder-like (issue 11): quantized conv + Resize (nearest or linear, every coordinate
+  // transform and nearest mode, by a scale or to a size) + relu + quantized conv + flatten +
+  // gemm. Resize runs in float on the dequantized value (MASE does not quantize interpolate).
+  void decoder(GraphMaker& m, quant::QuantAssignment& q, ir::ValueId x, int64_t c) {
+    const int64_t e = uniform(1, 3);
+    ir::ValueId h = m.op(OpKind::kConv, {x, weight(m, {e, c, 3, 3}, 0.8f), weight(m, {e}, 0.5f)},
+                         ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}});
+    quantize_last(m, q, weighted());
+    ir::ResizeAttrs r;
+    r.mode = chance(50) ? ir::ResizeMode::kNearest : ir::ResizeMode::kLinear;
+    r.coord = static_cast<ir::ResizeCoord>(uniform(0, 3));
+    r.nearest = static_cast<ir::ResizeNearest>(uniform(0, 3));
+    if (chance(50)) {
+      r.sizes = {uniform(1, 12), uniform(1, 12)};
+    } else {
+      r.scales = {std::array{0.5f, 1.5f, 2.0f, 3.0f, 1.25f}[uniform(0, 4)],
+                  std::array{0.75f, 1.0f, 2.0f, 2.5f}[uniform(0, 3)]};
+    }
+    h = m.op(OpKind::kResize, {h}, r);
+    if (chance(60)) {  // a quantized ConvTranspose (MASE's convtranspose2d, conv2d's keys)
+      const int64_t groups = chance(30) ? e : 1, k = uniform(1, 4), s = uniform(1, 3),
+                    d = uniform(1, 2), out = groups * uniform(1, 2);
+      const int64_t span = (k - 1) * d;
+      ir::ConvTransposeAttrs t{.kernel = {k, uniform(1, 3)},
+                               .strides = {s, uniform(1, 2)},
+                               .dilations = {d, 1},
+                               .pads = {0, 0, 0, 0},
+                               .output_padding = {uniform(0, std::max(s, d) - 1), 0},
+                               .group = groups};
+      t.pads[0] = uniform(0, static_cast<int>(span));  // pads within the span: output >= 1
+      t.pads[2] = uniform(0, static_cast<int>(span - t.pads[0]));
+      std::vector<ir::ValueId> ins = {h, weight(m, {e, out / groups, k, t.kernel[1]}, 0.8f)};
+      if (chance(70)) ins.push_back(weight(m, {out}, 0.5f));
+      h = m.op(OpKind::kConvTranspose, ins, t);
+      quantize_last(m, q, weighted());
+      h = m.op(OpKind::kConv, {h, weight(m, {e, out, 1, 1}, 0.8f)},
+               ir::ConvAttrs{.kernel = {1, 1}});
+      quantize_last(m, q, weighted());
+    }
+    h = m.op(OpKind::kRelu, {h});
+    if (chance(50)) quantize_last(m, q, simple(false));
+    h = m.op(OpKind::kConv, {h, weight(m, {2, e, 1, 1}, 0.8f), weight(m, {2}, 0.3f)},
+             ir::ConvAttrs{.kernel = {1, 1}});
+    quantize_last(m, q, weighted());
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    const Shape s = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 6), s[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, q, weighted());
+    out_ = h;
+  }
+
   // Config for the node just added (its config name is assigned at finalize: keyed by node name
   // now, renamed by assign()).
   void quantize_last(GraphMaker& m, quant::QuantAssignment& q, NodeQuantConfig c) {
@@ -350,6 +481,96 @@ TEST(QuantExact, RandomGraphsEqualTheExactReference) {
       "(accumulator beyond int64)\n",
       ran, refused);
   EXPECT_GE(ran, 450);
+}
+
+// Issue 11: Conv1d (quantized as MASE's conv1d) in random 1-D CNNs at random formats and
+// roundings: the int engine equals the exact reference bit for bit, fast and reference kernels.
+TEST(QuantExact, RandomConv1dGraphsEqualTheExactReference) {
+  int ran = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    RandomCase rc(seed * 7919);
+    const int64_t batch = rc.uniform(1, 4), c = rc.uniform(1, 3), len = rc.uniform(9, 20);
+    quant::QuantAssignment unused;
+    GraphMaker m({kDynamic, c, len});
+    rc.cnn1d(m, unused, m.input(), c);
+    const ir::Graph g = m.finish(rc.out());
+    const quant::QuantAssignment q = rc.assign(g);
+    for (const auto& [name, cfg] : q) {
+      const ir::Node* n = nullptr;
+      for (const ir::Node& node : g.nodes()) {
+        if (node.config_name == name) n = &node;
+      }
+      ASSERT_NE(n, nullptr);
+      if (n->kind == OpKind::kConv) {
+        ASSERT_EQ(ir::mase_op(g, *n), "conv1d");
+      }
+    }
+    const Tensor x = rc.input({batch, c, len});
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 180);
+}
+
+// Issue 11: MobileNetV3-style blocks with HardSwish, general Pad, GlobalMaxPool, HardSigmoid
+// squeeze-excitation between quantized convs, at random formats and roundings: the int engine
+// equals the exact reference bit for bit, fast and reference kernels.
+TEST(QuantExact, RandomMobileBlocksEqualTheExactReference) {
+  int ran = 0;
+  for (uint64_t seed = 1; seed <= 150; ++seed) {
+    RandomCase rc(seed * 104729);
+    const int64_t batch = rc.uniform(1, 4), c = rc.uniform(1, 3), hw = rc.uniform(3, 7);
+    quant::QuantAssignment unused;
+    GraphMaker m({kDynamic, c, hw, hw + 1});
+    rc.mobile(m, unused, m.input(), c);
+    const ir::Graph g = m.finish(rc.out());
+    const quant::QuantAssignment q = rc.assign(g);
+    const Tensor x = rc.input({batch, c, hw, hw + 1});
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 130);
+}
+
+// Issue 11: decoders with Resize (nearest / linear, every coordinate transform and nearest mode,
+// scales and sizes) between quantized convs: the int engine equals the exact reference.
+TEST(QuantExact, RandomDecodersWithResizeEqualTheExactReference) {
+  int ran = 0;
+  for (uint64_t seed = 1; seed <= 150; ++seed) {
+    RandomCase rc(seed * 15485863);
+    const int64_t batch = rc.uniform(1, 3), c = rc.uniform(1, 3), h = rc.uniform(2, 6),
+                  w = rc.uniform(2, 6);
+    quant::QuantAssignment unused;
+    GraphMaker m({kDynamic, c, h, w});
+    rc.decoder(m, unused, m.input(), c);
+    const ir::Graph g = m.finish(rc.out());
+    const quant::QuantAssignment q = rc.assign(g);
+    const Tensor x = rc.input({batch, c, h, w});
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 130);
 }
 
 // Issue 11: quantized MatMuls of two activations (attention's scores and context, batched over

@@ -263,6 +263,9 @@ class Reference {
       case ir::OpKind::kConv:
         y = conv(n, c);
         break;
+      case ir::OpKind::kConvTranspose:
+        y = conv_transpose(n, c);
+        break;
       case ir::OpKind::kRelu:
         if (c) {
           y = codes(get(n.inputs[0]), *c->data_in, c->rounding);  // relu(q(x)) = q(x), unsigned
@@ -298,6 +301,13 @@ class Reference {
       case ir::OpKind::kGather:
       case ir::OpKind::kSlice:
         y = seq_op(n, ys);
+        break;
+      case ir::OpKind::kHardSigmoid:
+      case ir::OpKind::kHardSwish:
+      case ir::OpKind::kGlobalMaxPool:
+      case ir::OpKind::kPad:
+      case ir::OpKind::kResize:
+        y = cnn_float_op(n, ys);
         break;
       default:
         ADD_FAILURE() << "the exact reference does not support " << ir::op_name(n.kind);
@@ -400,10 +410,15 @@ class Reference {
     const auto& a = std::get<ir::ConvAttrs>(n.attrs);
     const RefValue x = codes(get(n.inputs[0]), *c->data_in, c->rounding);
     const RefValue w = codes(get(n.inputs[1]), *c->weight, c->rounding);
-    const Shape& ys = shapes_[n.outputs[0]];
-    const int64_t nb = x.shape[0], ci = x.shape[1], h = x.shape[2], wd = x.shape[3];
-    const int64_t co = ys[1], oh = ys[2], ow = ys[3], cg = w.shape[1], kh = w.shape[2],
-                  kw = w.shape[3];
+    // Conv1d (rank 3): height 1.
+    Shape ys = shapes_[n.outputs[0]], xs = x.shape, wsh = w.shape;
+    if (xs.size() == 3) {
+      ys = Shape{ys[0], ys[1], 1, ys[2]};
+      xs = Shape{xs[0], xs[1], 1, xs[2]};
+      wsh = Shape{wsh[0], wsh[1], 1, wsh[2]};
+    }
+    const int64_t nb = xs[0], ci = xs[1], h = xs[2], wd = xs[3];
+    const int64_t co = ys[1], oh = ys[2], ow = ys[3], cg = wsh[1], kh = wsh[2], kw = wsh[3];
     const int64_t ocg = co / a.group;
     const int fp = c->data_in->frac + c->weight->frac;
     int frac = fp;
@@ -444,6 +459,65 @@ class Reference {
       }
     }
     y.shape = shapes_[n.outputs[0]];
+    if (c->data_out) return codes(y, *c->data_out, c->rounding);
+    return y;
+  }
+
+  // ConvTranspose by its definition (a scatter): input element (c, iy, ix) times weight
+  // (c, o, u, v) adds to output (g M/G + o, iy s - p + u d, ix s - p + v d), exactly.
+  RefValue conv_transpose(const ir::Node& n, const quant::NodeQuantConfig* c) {
+    if (!c) {
+      ADD_FAILURE() << "exact reference: an unquantized ConvTranspose has no oracle";
+      return {};
+    }
+    const auto& a = std::get<ir::ConvTransposeAttrs>(n.attrs);
+    const RefValue x = codes(get(n.inputs[0]), *c->data_in, c->rounding);
+    const RefValue w = codes(get(n.inputs[1]), *c->weight, c->rounding);
+    const Shape& ys = shapes_[n.outputs[0]];
+    const int64_t nb = x.shape[0], ci = x.shape[1], h = x.shape[2], wd = x.shape[3];
+    const int64_t co = ys[1], oh = ys[2], ow = ys[3], mg = w.shape[1], kh = w.shape[2],
+                  kw = w.shape[3], cg = ci / a.group;
+    const int fp = c->data_in->frac + c->weight->frac;
+    int frac = fp;
+    RefValue b;
+    const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+    if (has_bias) {
+      const RefValue raw = get(n.inputs[2]);
+      b = c->bias ? codes(raw, *c->bias, c->rounding)
+                  : codes(raw, float_bias(raw, fp), quant::Rounding::kHalfToEven);
+      frac = std::max(fp, b.frac);
+    }
+    std::vector<I128> acc(nb * co * oh * ow, 0);
+    for (int64_t i = 0; i < nb; ++i) {
+      for (int64_t cc = 0; cc < ci; ++cc) {
+        const int64_t grp = cc / cg;
+        for (int64_t iy = 0; iy < h; ++iy) {
+          for (int64_t ix = 0; ix < wd; ++ix) {
+            const I128 xv = x.m[((i * ci + cc) * h + iy) * wd + ix];
+            for (int64_t o = 0; o < mg; ++o) {
+              for (int64_t u = 0; u < kh; ++u) {
+                for (int64_t v = 0; v < kw; ++v) {
+                  const int64_t oy = iy * a.strides[0] - a.pads[0] + u * a.dilations[0];
+                  const int64_t ox = ix * a.strides[1] - a.pads[1] + v * a.dilations[1];
+                  if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
+                  acc[((i * co + grp * mg + o) * oh + oy) * ow + ox] +=
+                      xv * w.m[((cc * mg + o) * kh + u) * kw + v];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    RefValue y;
+    y.exact = true;
+    y.frac = frac;
+    for (int64_t k = 0; k < static_cast<int64_t>(acc.size()); ++k) {
+      I128 sum = align(acc[k], fp, frac);
+      if (has_bias) sum += align(b.m[(k / (oh * ow)) % co], b.frac, frac);
+      y.m.push_back(sum);
+    }
+    y.shape = ys;
     if (c->data_out) return codes(y, *c->data_out, c->rounding);
     return y;
   }
@@ -531,6 +605,113 @@ class Reference {
         y.f.push_back(n.kind == ir::OpKind::kAdd   ? x + z
                       : n.kind == ir::OpKind::kSub ? x - z
                                                    : x * z);
+      }
+    }
+    return y;
+  }
+
+  // Issue 11's unquantized CNN ops, in float on the input rounded once to float32 (MASE
+  // quantizes none of them), written from their ONNX definitions:
+  //   HardSigmoid clamp(fl(alpha x + beta), 0, 1) (one rounding); HardSwish x * that, alpha 1/6;
+  //   GlobalMaxPool the max over the spatial dims; Pad by index arithmetic (reflect / edge).
+  RefValue cnn_float_op(const ir::Node& n, const Shape& ys) {
+    const RefValue x = to_float(get(n.inputs[0]));
+    RefValue y;
+    if (n.kind == ir::OpKind::kHardSigmoid || n.kind == ir::OpKind::kHardSwish) {
+      const bool swish = n.kind == ir::OpKind::kHardSwish;
+      const float alpha = swish ? 1.0f / 6.0f : std::get<ir::HardSigmoidAttrs>(n.attrs).alpha;
+      const float beta = swish ? 0.5f : std::get<ir::HardSigmoidAttrs>(n.attrs).beta;
+      for (float v : x.f) {
+        const float h = std::fma(alpha, v, beta);  // the exact alpha v + beta, rounded once
+        const float c = std::isnan(h) ? h : std::min(1.0f, std::max(0.0f, h));
+        y.f.push_back(swish ? v * c : c);
+      }
+    } else if (n.kind == ir::OpKind::kGlobalMaxPool) {
+      const int64_t rows = x.shape[0] * x.shape[1], sp = x.numel() / std::max<int64_t>(1, rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        float m = x.f[r * sp];
+        for (int64_t k = 1; k < sp; ++k)
+          m = std::isnan(m)
+                  ? m
+                  : (x.f[r * sp + k] > m || std::isnan(x.f[r * sp + k]) ? x.f[r * sp + k] : m);
+        y.f.push_back(m);
+      }
+    } else if (n.kind == ir::OpKind::kResize) {
+      // ONNX Resize of H, W written out: the source coordinate, then nearest rounding or the
+      // bilinear mix of the 4 neighbours, in double, rounded once.
+      const auto& a = std::get<ir::ResizeAttrs>(n.attrs);
+      const int64_t ih = x.shape[2], iw = x.shape[3], oh = ys[2], ow = ys[3];
+      auto src = [&](int64_t o, int64_t in, int64_t out, int d) {
+        const double s = a.sizes[0] > 0 ? static_cast<double>(out) / in : a.scales[d];
+        switch (a.coord) {
+          case ir::ResizeCoord::kAsymmetric:
+            return o / s;
+          case ir::ResizeCoord::kHalfPixel:
+            return (o + 0.5) / s - 0.5;
+          case ir::ResizeCoord::kPytorchHalfPixel:
+            return out > 1 ? (o + 0.5) / s - 0.5 : 0.0;
+          default:
+            return out > 1 ? static_cast<double>(o) * (in - 1) / (out - 1) : 0.0;
+        }
+      };
+      auto near = [&](double c, int64_t in) {
+        const double f = std::floor(c);
+        double r = c - f > 0.5 ? f + 1 : (c - f < 0.5 ? f : 0);
+        if (c - f == 0.5) {
+          r = a.nearest == ir::ResizeNearest::kRoundPreferCeil ? f + 1 : f;
+        }
+        if (a.nearest == ir::ResizeNearest::kFloor) r = f;
+        if (a.nearest == ir::ResizeNearest::kCeil) r = std::ceil(c);
+        return static_cast<int64_t>(std::clamp(r, 0.0, static_cast<double>(in - 1)));
+      };
+      for (int64_t pl = 0; pl < x.shape[0] * x.shape[1]; ++pl) {
+        const float* xp = x.f.data() + pl * ih * iw;
+        for (int64_t oy = 0; oy < oh; ++oy) {
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            const double cy = src(oy, ih, oh, 0), cx = src(ox, iw, ow, 1);
+            if (a.mode == ir::ResizeMode::kNearest) {
+              y.f.push_back(xp[near(cy, ih) * iw + near(cx, iw)]);
+              continue;
+            }
+            const double yy = std::clamp(cy, 0.0, ih - 1.0), xx = std::clamp(cx, 0.0, iw - 1.0);
+            const int64_t y0 = static_cast<int64_t>(std::floor(yy)),
+                          x0 = static_cast<int64_t>(std::floor(xx));
+            const int64_t y1 = std::min(y0 + 1, ih - 1), x1 = std::min(x0 + 1, iw - 1);
+            const double wy = yy - y0, wx = xx - x0;
+            const double v00 = xp[y0 * iw + x0], v01 = xp[y0 * iw + x1], v10 = xp[y1 * iw + x0],
+                         v11 = xp[y1 * iw + x1];
+            if (wy == 0 && wx == 0) {
+              y.f.push_back(static_cast<float>(v00));
+              continue;
+            }
+            const double top = (1 - wx) * v00 + wx * v01, bottom = (1 - wx) * v10 + wx * v11;
+            y.f.push_back(static_cast<float>((1 - wy) * top + wy * bottom));
+          }
+        }
+      }
+    } else {
+      const auto& a = std::get<ir::PadAttrs>(n.attrs);
+      const size_t r = ys.size();
+      for (int64_t flat = 0; flat < shape_numel(ys); ++flat) {
+        int64_t rem = flat, src = 0, stride = 1;
+        bool inside = true;
+        for (size_t d = r; d-- > 0;) {
+          const int64_t o = rem % ys[d], len = x.shape[d];
+          rem /= ys[d];
+          int64_t i = o - a.pads[d];
+          if (i < 0 || i >= len) {
+            if (a.mode == ir::PadMode::kConstant) {
+              inside = false;
+            } else if (a.mode == ir::PadMode::kEdge) {
+              i = i < 0 ? 0 : len - 1;
+            } else {
+              while (i < 0 || i >= len) i = i < 0 ? -i : 2 * (len - 1) - i;  // mirror
+            }
+          }
+          src += i * stride;
+          stride *= len;
+        }
+        y.f.push_back(inside ? x.f[src] : a.value);
       }
     }
     return y;
