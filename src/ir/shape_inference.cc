@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ir/graph.h"
+#include "ir/rnn.h"
 
 namespace qsearch::ir {
 
@@ -411,6 +412,10 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       for (const SliceDim& d : dims) out.push_back(d.count);
       break;
     }
+    case OpKind::kGru:
+    case OpKind::kLstm:
+      out = rnn_output_shape(n, inputs);
+      break;
     case OpKind::kConcat: {
       int64_t axis = attrs_of<AxisAttrs>(n).axis;
       out = in(0);
@@ -514,6 +519,10 @@ void Graph::verify() const {
       case OpKind::kConcat:
         a = {1, 1u << 20};
         break;
+      case OpKind::kGru:
+      case OpKind::kLstm:
+        a = {3, 6};
+        break;
       default:
         break;
     }
@@ -609,6 +618,10 @@ void Graph::verify() const {
         break;
       case OpKind::kSlice:
         attrs_ok = std::holds_alternative<SliceAttrs>(n.attrs);
+        break;
+      case OpKind::kGru:
+      case OpKind::kLstm:
+        attrs_ok = std::holds_alternative<RnnAttrs>(n.attrs);
         break;
       default:
         break;

@@ -291,6 +291,9 @@ class Exporter {
       }
       case OpKind::kGelu:
         bad(n, "ONNX has Gelu only from opset 20; qsearch exports opsets up to 17");
+      case OpKind::kGru:
+      case OpKind::kLstm:
+        bad(n, "exporting GRU / LSTM is not supported (qsearch imports them only)");
       case OpKind::kGather: {
         const auto& a = std::get<ir::GatherAttrs>(n.attrs);
         p->add_input(extra(n, "indices", Tensor::from<int64_t>(a.indices_shape, a.indices)));

@@ -70,6 +70,8 @@ const std::map<std::string, Fn>& op_table() {
       {"Equal", &Importer::op_equal},
       {"Where", &Importer::op_where},
       {"Expand", &Importer::op_expand},
+      {"GRU", &Importer::op_rnn},
+      {"LSTM", &Importer::op_rnn},
   };
   return table;
 }

@@ -6,6 +6,7 @@
 
 #include "runtime/float_steps.h"
 #include "runtime/lowering.h"
+#include "runtime/rnn_lowering.h"
 
 namespace qsearch::runtime {
 
@@ -461,6 +462,9 @@ void lower_float(PlanBuilder& b, const Node& n) {
       return lower_gather(b, n);
     case OpKind::kSlice:
       return lower_slice(b, n);
+    case OpKind::kGru:
+    case OpKind::kLstm:
+      return lower_rnn(b, n, nullptr);
   }
   PlanBuilder::fail_node(n, "operator not supported by the float engine");
 }

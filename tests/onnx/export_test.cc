@@ -145,8 +145,9 @@ ir::Graph every_op_graph() {
 
 TEST(Export, EveryOpRoundTripsAtEveryOpset) {
   ir::Graph g = every_op_graph();
-  // 2 Clips, 2 Flattens, 2 Adds; LayerNorm (opset 17 only) and Gelu (not in ONNX <= 17) apart.
-  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 3 - 2);
+  // 2 Clips, 2 Flattens, 2 Adds; LayerNorm (opset 17 only) and Gelu (not in ONNX <= 17) apart;
+  // Gru and Lstm are imported, never exported.
+  EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 3 - 2 - 2);
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     SCOPED_TRACE(opset);
     ir::Graph back = import_model_bytes(export_model_bytes(g, opset), "every_op.onnx");
