@@ -33,6 +33,11 @@ QuantEntry entry(const std::string& key, Fields fields) {
   return {key, {"cfg.toml", 3, 1}, fields};
 }
 
+SeedEntry seed(const std::string& key,
+               std::vector<std::pair<std::string, std::vector<ConfigValue>>> f) {
+  return {key, {"space.toml", 7, 1}, std::move(f)};
+}
+
 Fields integer(int data_in, int weight) {
   return {{"name", str("integer")},
           {"data_in_width", num(data_in)},
@@ -62,17 +67,15 @@ TEST(RnnMetrics, DefaultNeverQuantizesAnRnnButItsKeysDo) {
   EXPECT_EQ(
       resolve_quantize_pass(g, MatchBy::kRegexName, {entry("gr.*", integer(8, 6))}).count(gru), 1u);
   // A search space: only a seed naming it adds the gru's parameters.
-  SeedEntry dflt{"default",
-                 {"s.toml", 1, 1},
-                 {{"name", {str("integer")}},
-                  {"data_in_width", {num(8)}},
-                  {"data_in_frac_width", {num(4)}},
-                  {"weight_width", {num(4), num(8)}},
-                  {"weight_frac_width", {num(3)}}}};
+  const std::vector<std::pair<std::string, std::vector<ConfigValue>>> fields = {
+      {"name", {str("integer")}},
+      {"data_in_width", {num(8)}},
+      {"data_in_frac_width", {num(4)}},
+      {"weight_width", {num(4), num(8)}},
+      {"weight_frac_width", {num(3)}}};
+  const SeedEntry dflt = seed("default", fields), gru_seed = seed("gru", fields);
   const auto only_default = QuantSearchSpace::build(g, MatchBy::kType, {dflt});
   EXPECT_EQ(only_default.node_keys().size(), 1u);
-  SeedEntry gru_seed = dflt;
-  gru_seed.key = "gru";
   const auto with_gru = QuantSearchSpace::build(g, MatchBy::kType, {dflt, gru_seed});
   EXPECT_EQ(with_gru.node_keys().size(), 2u);
 }

@@ -247,7 +247,9 @@ TEST(Graph, ToStringListsNodes) {
 
 TEST(Ops, NamesAndAttrEquality) {
   EXPECT_EQ(op_name(OpKind::kBatchNorm), "BatchNormalization");
-  EXPECT_EQ(all_ops().size(), 36u);
+  EXPECT_EQ(all_ops().size(), 38u);
+  EXPECT_EQ(op_name(OpKind::kGru), "GRU");
+  EXPECT_EQ(op_name(OpKind::kLstm), "LSTM");
   EXPECT_EQ(op_name(OpKind::kLayerNorm), "LayerNormalization");
   EXPECT_EQ(op_name(OpKind::kLogSoftmax), "LogSoftmax");
   Attrs a = ConvAttrs{{3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1};
