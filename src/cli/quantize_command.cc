@@ -207,7 +207,8 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   out += fmt::format(fmt::runtime(row), "total", "", "", "", "", "", params, model_bytes,
                      int_plan->parameter_bytes(), totals.macs, totals.bitops);
   out += fmt::format(
-      "\naverage_bitwidth   {:.4f}   (MASE: weights of the quantized linear/conv2d layers)\n"
+      "\naverage_bitwidth   {:.4f}   (MASE: weights of the quantized linear/conv2d layers; also "
+      "gru/lstm W, R)\n"
       "memory_density     {:.4f}   (compare_to {} / average_bitwidth)\n"
       "model_size_bytes   {}   (each parameter at its width; float32: {}, {:.2f}x smaller)\n"
       "engine_bytes       {}   (the int engine's packed panels and int64 biases in memory)\n"

@@ -22,17 +22,30 @@ const quant::NodeQuantConfig* find(const quant::QuantAssignment& q, const std::s
 BitwidthMetrics average_bitwidth(const ir::Graph& graph, const quant::QuantAssignment& q,
                                  double compare_to) {
   double bits = 0, size = 0;
+  std::set<ir::ValueId> rnn_weights;
   for (const ir::Node& n : graph.nodes()) {
     std::string op = ir::mase_op(graph, n);
-    if (op != "linear" && op != "conv2d") continue;
+    const bool rnn = op == "gru" || op == "lstm";
+    if (op != "linear" && op != "conv2d" && !rnn) continue;
     auto it = q.find(n.config_name);
     // MASE counts every module replaced by a quantized one, bypassed included (a bypassed
     // config has quantized == false but keeps its formats).
     if (it == q.end() || !(it->second.quantized || it->second.bypass) || !it->second.weight) {
       continue;
     }
-    const Shape& w = graph.value(n.inputs[ir::weight_input(graph, n)]).shape;
     double elems = 1;
+    if (rnn) {
+      // Its weights, W and R, counted like a linear layer's (the same bits per element); once
+      // when two nodes compute two outputs of one ONNX GRU / LSTM (they share W).
+      if (!rnn_weights.insert(n.inputs[1]).second) continue;
+      size += static_cast<double>(graph.value(n.inputs[1]).data.numel() +
+                                  graph.value(n.inputs[2]).data.numel());
+      bits += static_cast<double>(graph.value(n.inputs[1]).data.numel() +
+                                  graph.value(n.inputs[2]).data.numel()) *
+              it->second.weight->width;
+      continue;
+    }
+    const Shape& w = graph.value(n.inputs[ir::weight_input(graph, n)]).shape;
     if (op == "linear") {
       elems = static_cast<double>(w[0]) * static_cast<double>(w[1]);
     } else {

@@ -18,13 +18,18 @@ namespace {
 struct QNode {
   std::string name;  // config name
   std::string op;    // MASE op type
+  // gru / lstm: quantized only when a key names them (by name, type or regex), never by
+  // `default`: MASE quantizes no RNN, so a MASE config leaves them in float.
+  bool opt_in = false;
 };
 
 std::vector<QNode> quantizable_nodes(const ir::Graph& g) {
   std::vector<QNode> out;
   for (const ir::Node& n : g.nodes()) {
     std::string op = ir::mase_op(g, n);
-    if (quant::is_quantizable_op(op)) out.push_back({n.config_name, op});
+    if (quant::is_quantizable_op(op)) {
+      out.push_back({n.config_name, op, op == "gru" || op == "lstm"});
+    }
   }
   return out;
 }
@@ -181,7 +186,7 @@ quant::QuantAssignment resolve_quantize_pass(const ir::Graph& graph, MatchBy by,
           entry = &entries[i];
       }
     }
-    if (!entry) entry = find("default");
+    if (!entry && !n.opt_in) entry = find("default");
     if (!entry) continue;
     std::vector<const std::string*> keys;
     std::vector<const ConfigValue*> values;
@@ -223,6 +228,7 @@ QuantSearchSpace QuantSearchSpace::build(const ir::Graph& graph, MatchBy by,
   for (const QNode& n : nodes) {
     std::string key = by == MatchBy::kName ? n.name : n.op;
     auto it = by_key.find(key);
+    if (it == by_key.end() && n.opt_in) continue;  // gru / lstm: only when named
     if (it == by_key.end()) it = by_key.find("default");
     if (it == by_key.end()) {
       fail(

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "ir/rnn.h"
 
 namespace qsearch::ir {
 
@@ -406,6 +407,9 @@ int64_t macs_per_sample(const Graph& g, const Node& n) {
       const Shape& w = g.value(n.inputs[1]).shape;
       return shape_numel(at_batch1(n.inputs[0])) * w[1] * w[2] * w[3];
     }
+    case OpKind::kGru:
+    case OpKind::kLstm:
+      return rnn_macs_per_sample(g, n);
     default:
       return 0;
   }

@@ -68,7 +68,9 @@ namespace qsearch::ir {
   X(HardSwish, "HardSwish", "hardswish")                           \
   X(Pad, "Pad", "pad")                                             \
   X(Resize, "Resize", "interpolate")                               \
-  X(ConvTranspose, "ConvTranspose", "convtranspose2d")
+  X(ConvTranspose, "ConvTranspose", "convtranspose2d")             \
+  X(Gru, "GRU", "gru")                                             \
+  X(Lstm, "LSTM", "lstm")
 
 enum class OpKind : uint8_t {
 #define QSEARCH_X(kind, onnx, mase) k##kind,
@@ -276,10 +278,24 @@ struct ConvTransposeAttrs {
   bool operator==(const ConvTransposeAttrs&) const = default;
 };
 
+// GRU / LSTM (ONNX semantics, layout 0, default activations, no clip, no sequence_lens; GRU
+// with linear_before_reset = 1, PyTorch's). Inputs {X [T, B, I], W [D, G*H, I], R [D, G*H, H],
+// B [D, 2*G*H] or -1, initial_h [D, B, H] or -1, initial_c [D, B, H] or -1 (LSTM)}, G = 3 (GRU:
+// gates z, r, h) or 4 (LSTM: i, o, f, c). One ir node computes one of the ONNX node's outputs,
+// `output`: 0 = Y [T, D, B, H], 1 = Y_h [D, B, H], 2 = Y_c [D, B, H] (LSTM); the importer adds a
+// node per output the model reads. Kernels: kernels/rnn.h.
+struct RnnAttrs {
+  int64_t hidden_size = 0;
+  int64_t directions = 1;  // 1 or 2 (bidirectional: direction 1 runs backwards)
+  bool reverse = false;    // directions == 1 and direction="reverse"
+  int output = 0;
+  bool operator==(const RnnAttrs&) const = default;
+};
+
 using Attrs =
     std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
                  ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs, ReduceAttrs,
                  LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs, CastAttrs, ExpandAttrs,
-                 HardSigmoidAttrs, PadAttrs, ResizeAttrs, ConvTransposeAttrs>;
+                 HardSigmoidAttrs, PadAttrs, ResizeAttrs, ConvTransposeAttrs, RnnAttrs>;
 
 }  // namespace qsearch::ir

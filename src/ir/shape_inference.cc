@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "ir/graph.h"
+#include "ir/rnn.h"
 
 namespace qsearch::ir {
 
@@ -553,6 +554,10 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       out = broadcast(n, in(0), target);
       break;
     }
+    case OpKind::kGru:
+    case OpKind::kLstm:
+      out = rnn_output_shape(n, inputs);
+      break;
     case OpKind::kConcat: {
       int64_t axis = attrs_of<AxisAttrs>(n).axis;
       out = in(0);
@@ -722,6 +727,10 @@ void Graph::verify() const {
       case OpKind::kWhere:
         a = {3, 3};
         break;
+      case OpKind::kGru:
+      case OpKind::kLstm:
+        a = {3, 6};
+        break;
       default:
         break;
     }
@@ -848,6 +857,10 @@ void Graph::verify() const {
         }
         break;
       }
+      case OpKind::kGru:
+      case OpKind::kLstm:
+        attrs_ok = std::holds_alternative<RnnAttrs>(n.attrs);
+        break;
       default:
         break;
     }

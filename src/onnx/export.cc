@@ -368,6 +368,9 @@ class Exporter {
         set_float(p, "epsilon", a.epsilon);
         break;
       }
+      case OpKind::kGru:
+      case OpKind::kLstm:
+        bad(n, "exporting GRU / LSTM is not supported (qsearch imports them only)");
       case OpKind::kGather: {
         const auto& a = std::get<ir::GatherAttrs>(n.attrs);
         if (n.inputs.size() < 2) {  // else the indices are the node's input 1

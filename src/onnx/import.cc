@@ -79,6 +79,8 @@ const std::map<std::string, Fn>& op_table() {
       {"HardSwish", &Importer::op_cnn_unary},
       {"Resize", &Importer::op_resize},
       {"ConvTranspose", &Importer::op_conv_transpose},
+      {"GRU", &Importer::op_rnn},
+      {"LSTM", &Importer::op_rnn},
   };
   return table;
 }

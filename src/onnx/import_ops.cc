@@ -712,6 +712,7 @@ void Importer::op_unsqueeze_squeeze() {
 }
 
 void Importer::op_slice() {
+  if (batch_zeros_input(0)) return mark_batch_zeros();  // import_rnn.cc
   if (in(0).kind == K::kActivation) {
     if (opset_ < 10) bad("Slice with attributes (opset < 10) is not supported");
     ir::SliceAttrs a;
@@ -830,6 +831,7 @@ void Importer::op_cast() {
 }
 
 void Importer::op_constant_of_shape() {
+  if (batch_zero_fill()) return;  // import_rnn.cc
   std::vector<int64_t> dims = const_ints(0, "shape");
   if (const_sym(0, "shape").shape.size() != 1) bad("shape input must be 1-D");
   int64_t n = 1;

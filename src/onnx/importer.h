@@ -60,6 +60,10 @@ struct Entry {
   // bottom, right), not yet an ir node: the Conv or AveragePool reading it adds the pads to its
   // own; any other reader is an error (op_pad).
   std::optional<std::array<int64_t, 4>> zero_pad;
+  // kUnavailable only: zeros of a batch-dependent shape (PyTorch's default GRU / LSTM state, a
+  // ConstantOfShape and its Slices); a GRU / LSTM reads it as an omitted initial state
+  // (import_rnn.cc).
+  bool batch_zeros = false;
 };
 
 // ---- proto helpers (proto.cc) -------------------------------------------------------------------
@@ -210,6 +214,14 @@ class Importer {
   void op_where();
   void op_expand();
   void op_not_and();
+  void op_rnn();  // GRU, LSTM (import_rnn.cc)
+  // Input k is a batch_zeros entry (see Entry).
+  bool batch_zeros_input(int k) const;
+  // ConstantOfShape of zeros whose shape depends on the batch: defines output 0 as batch_zeros
+  // and returns true; false for anything else.
+  bool batch_zero_fill();
+  // Defines output 0 as batch_zeros.
+  void mark_batch_zeros();
 
  private:
   // Pads for auto_pad SAME_UPPER/SAME_LOWER/VALID, or the pads attribute (NOTSET).

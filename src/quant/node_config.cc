@@ -27,7 +27,7 @@ struct OpEntries {
   unsigned optional;
 };
 
-constexpr std::array<OpEntries, 20> kOpTable = {{
+constexpr std::array<OpEntries, 22> kOpTable = {{
     {"add", kDataIn, kBypass},
     {"bmm", kDataIn | kWeight, 0},
     {"conv1d", kDataIn | kWeight, kBias | kBypass},
@@ -48,6 +48,9 @@ constexpr std::array<OpEntries, 20> kOpTable = {{
     {"softsign", kDataIn, kBypass},
     {"softplus", kDataIn, kBypass},
     {"convtranspose2d", kDataIn | kWeight, kBias | kBypass | kDataOut},
+    // Not MASE's: qsearch's opt-in keys for ONNX GRU / LSTM (docs/numerics.md "Recurrent").
+    {"gru", kDataIn | kWeight, kBias | kBypass},
+    {"lstm", kDataIn | kWeight, kBias | kBypass},
 }};
 
 struct FormatGroup {

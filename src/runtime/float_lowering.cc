@@ -9,6 +9,7 @@
 #include "runtime/float_steps.h"
 #include "runtime/lowering.h"
 #include "runtime/seq_steps.h"
+#include "runtime/rnn_lowering.h"
 
 namespace qsearch::runtime {
 
@@ -558,6 +559,9 @@ void lower_float(PlanBuilder& b, const Node& n) {
     case OpKind::kResize:
     case OpKind::kConvTranspose:
       return lower_cnn_float(b, n);  // runtime/cnn_steps.cc
+    case OpKind::kGru:
+    case OpKind::kLstm:
+      return lower_rnn(b, n, nullptr);
   }
   PlanBuilder::fail_node(n, "operator not supported by the float engine");
 }

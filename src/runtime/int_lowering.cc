@@ -30,6 +30,7 @@
 #include "runtime/lowering.h"
 #include "runtime/node_quant.h"
 #include "runtime/quant_steps.h"
+#include "runtime/rnn_lowering.h"
 
 namespace qsearch::runtime {
 
@@ -134,6 +135,7 @@ class IntLowering {
           c = Canon::kCodes;
           break;
         case NodeQuant::Kind::kInputOnly:
+        case NodeQuant::Kind::kRnn:
           c = Canon::kFloat;
           break;
       }
@@ -161,7 +163,11 @@ class IntLowering {
         const ValueId v = n.inputs[k];
         if (v < 0 || is_constant(v)) continue;
         if (q.quantized()) {
-          if (q.inputs[k]) add_demand(info_[v], Want::codes(*q.inputs[k], q.rounding));
+          if (q.inputs[k]) {
+            add_demand(info_[v], Want::codes(*q.inputs[k], q.rounding));
+          } else if (q.kind == NodeQuant::Kind::kRnn) {
+            add_demand(info_[v], Want::real());  // an initial state: read in float
+          }
         } else {
           add_demand(info_[v], Want::real());
         }
@@ -336,6 +342,7 @@ class IntLowering {
         out.reprs.emplace_back(Want::codes(*q.inputs[0], q.rounding), s);
         return;
       }
+      case NodeQuant::Kind::kRnn:
       case NodeQuant::Kind::kInputOnly: {
         // op(q(x)): the codes back to float exactly (|code| <= 2^24), then the float op.
         const ValueId x = n.inputs[0];
@@ -351,7 +358,15 @@ class IntLowering {
         st->outputs = {real};
         b_.add_step(std::move(st));
         b_.override_slot(x, real);
-        lower_float(b_, n);
+        if (q.kind == NodeQuant::Kind::kRnn) {
+          // Initial states in float; W, R, B quantized at plan time (rnn_lowering.h).
+          for (size_t k = 1; k < n.inputs.size(); ++k) {
+            if (n.inputs[k] >= 0 && !is_constant(n.inputs[k])) get(n.inputs[k], Want::real());
+          }
+          lower_rnn(b_, n, &q);
+        } else {
+          lower_float(b_, n);
+        }
         b_.clear_overrides();
         return;
       }
@@ -818,7 +833,10 @@ class IntLowering {
     std::vector<bool> counted(g_.values().size(), false);
     for (const Node& n : g_.nodes()) {
       const NodeQuant& q = nq(n);
-      if (q.quantized() && q.kind != NodeQuant::Kind::kInputOnly) continue;
+      if (q.quantized() && q.kind != NodeQuant::Kind::kInputOnly &&
+          q.kind != NodeQuant::Kind::kRnn) {
+        continue;  // kRnn: float32 copies of its quantized weights, counted at 4 bytes
+      }
       for (ValueId v : n.inputs) {
         if (v < 0 || counted[v] || !is_constant(v)) continue;
         if (g_.value(v).data.dtype() != DType::kFloat32) continue;

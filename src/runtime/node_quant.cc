@@ -139,6 +139,14 @@ std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::Quant
         nq.kind = NodeQuant::Kind::kInputOnly;
         nq.inputs[0] = c.data_in;
         break;
+      case ir::OpKind::kGru:
+      case ir::OpKind::kLstm:
+        nq.kind = NodeQuant::Kind::kRnn;
+        nq.inputs[0] = c.data_in;
+        nq.inputs[1] = need_weight();
+        nq.inputs[2] = need_weight();
+        if (has(3)) nq.inputs[3] = bias_format();
+        break;
       default:
         fail_config(n, op, "quantization of this operator is not supported");
     }

@@ -9,6 +9,9 @@
 //   relu:                      y = relu(q(x, c.data_in))            (data_in is unsigned)
 //   batch_norm2d, tanh, layer_norm, gelu:
 //                              y = op(q(x, c.data_in))              (parameters stay float)
+//   gru / lstm (not in MASE; qsearch's opt-in key, runtime/rnn_lowering.h):
+//       y = op(q(x, c.data_in); q(W, c.weight), q(R, c.weight), q(B, c.bias))
+//                              (states, gates and accumulation float; no bias_width: B float)
 // with q(v, f) = clamp(round(v * 2^f.frac), lo, hi) * 2^-f.frac and c.rounding. Everything else
 // (and a node whose config is absent, bypassed or "NA") runs unquantized.
 //
@@ -29,7 +32,7 @@
 namespace qsearch::runtime {
 
 struct NodeQuant {
-  enum class Kind { kNone, kLinear, kConv, kMatMul, kAdd, kSub, kMul, kRelu, kInputOnly };
+  enum class Kind { kNone, kLinear, kConv, kMatMul, kAdd, kSub, kMul, kRelu, kInputOnly, kRnn };
   Kind kind = Kind::kNone;  // kNone: runs unquantized
   const quant::NodeQuantConfig* config = nullptr;
   std::string mase_op;

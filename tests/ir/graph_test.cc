@@ -247,8 +247,10 @@ TEST(Graph, ToStringListsNodes) {
 
 TEST(Ops, NamesAndAttrEquality) {
   EXPECT_EQ(op_name(OpKind::kBatchNorm), "BatchNormalization");
-  EXPECT_EQ(all_ops().size(), 48u);  // issue 11: Cast, Equal, Not, And, Where, Expand; GlobalMaxPool,
-  // HardSigmoid, HardSwish, Pad, Resize, ConvTranspose
+  EXPECT_EQ(all_ops().size(), 50u);  // issue 11: Cast, Equal, Not, And, Where, Expand; GlobalMaxPool,
+  // HardSigmoid, HardSwish, Pad, Resize, ConvTranspose; GRU, LSTM
+  EXPECT_EQ(op_name(OpKind::kGru), "GRU");
+  EXPECT_EQ(op_name(OpKind::kLstm), "LSTM");
   EXPECT_EQ(op_name(OpKind::kLayerNorm), "LayerNormalization");
   EXPECT_EQ(op_name(OpKind::kLogSoftmax), "LogSoftmax");
   Attrs a = ConvAttrs{{3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, 1};
