@@ -21,6 +21,9 @@ Output: tests/fixtures/data/npz/ (small files, committed). Every value is determ
                           size and offset in zip64 records (central directory fields 0xffffffff,
                           a zip64 end record and locator), as a zip of more than 4 GiB has them
   bad_shape.npz           x float32 [12, 3, 5] (no model of ours takes it), y int64 [12]
+  bert_ids.npz            the BERT-style fixture's 1000 evaluation sequences
+                          (tests/fixtures/transformer/bert_ref.json): x int64 token ids
+                          [1000, 12], y int64 labels; what a user's tokenized data set looks like
 """
 import os
 import struct
@@ -106,6 +109,11 @@ def main():
     targets = 2 * np.eye(10, dtype=np.float32)[yt] - 1
     np.savez(f"{OUT}/regress.npz", x=scale(xt).reshape(len(xt), 784), y=targets)
     np.savez(f"{OUT}/bad_shape.npz", x=np.zeros((12, 3, 5), np.float32), y=yt.astype(np.int64))
+    import json
+    with open("tests/fixtures/transformer/bert_ref.json") as f:
+        bert = json.load(f)
+    np.savez_compressed(f"{OUT}/bert_ids.npz", x=np.array(bert["ids"], np.int64),
+                        y=np.array(bert["labels"], np.int64))
 
 
 if __name__ == "__main__":
