@@ -19,16 +19,21 @@
 # bias 16.8 (a matmul's operand 1 takes the weight format, as MASE's data_in_1 in qsearch's
 # schema); BatchNorm, ReLU, pooling, adds, LayerNorm, softmax and GELU stay float.
 #
-# ROUNDS times, per model: qsearch `--threads T eval --mode float|fake|int` (one process each,
-# whole process timed: start-up, ONNX import, .npz read, plan and evaluation), qsearch again on
-# one batch only (--num-samples BATCH) to separate that fixed cost from the evaluation rate, then
-# PyTorch (torch.set_num_threads(T), OMP/OPENBLAS_NUM_THREADS=T) float and fake-quant in one
-# process each, REPS timed passes after a warm-up (fake: quantize pass + evaluation per pass).
-# Prints a markdown table of medians and qsearch / PyTorch ratios; raw JSON lines are kept in
-# OUT_DIR/user_models_results.jsonl.
+# ROUNDS times, per model: qsearch `--threads T eval --mode float|fake|int` (one process each;
+# both the whole process's wall time, i.e. start-up, ONNX import, .npz read, plan and
+# evaluation, and the evaluation loop's own samples_per_s from --json are kept), then PyTorch
+# (torch.set_num_threads(T), OMP/OPENBLAS_NUM_THREADS=T) float and fake-quant in one process
+# each, REPS timed passes after a warm-up (fake: MASE's quantize pass + evaluation per pass).
+# Prints a markdown table of medians and of best runs (the least disturbed on a shared machine)
+# with the qsearch / PyTorch ratios; raw JSON lines are kept in OUT_DIR/user_models_results.jsonl.
+#
+# PyTorch runs in PT_VARIANTS environments: "default" (OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
+# T) and "passive" (the same plus OMP_WAIT_POLICY=PASSIVE: on a loaded shared machine OpenMP's
+# spinning workers can cost PyTorch several times its speed, see bench/run_float_eval.sh); each
+# row compares against PyTorch's better variant (highest median), named in the table.
 #
 # Environment: THREADS (2), ROUNDS (2), REPS (3), CASES ("vit r32 r224"), TIMEOUT (300 s per
-#              qsearch run).
+#              run), PT_VARIANTS ("default passive").
 set -euo pipefail
 BUILD=${1:?usage: bench/run_user_models.sh BUILD_DIR [OUT_DIR]}
 OUT=${2:-$BUILD/bench_models/users}
@@ -37,12 +42,13 @@ ROUNDS=${ROUNDS:-2}
 REPS=${REPS:-3}
 CASES=${CASES:-"vit r32 r224"}
 TIMEOUT=${TIMEOUT:-300}
+PT_VARIANTS=${PT_VARIANTS:-"default passive"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 QS=$BUILD/bin/qsearch
 [[ -x $QS ]] || { echo "$QS missing: cmake --build $BUILD --target qsearch" >&2; exit 1; }
 mkdir -p "$OUT"
-if [[ ! -f $OUT/resnet18.onnx || ! -f $OUT/res224.npz ]]; then
+if [[ ! -f $OUT/resnet18_224.onnx || ! -f $OUT/res224.npz ]]; then
   "$PY" "$ROOT/bench/torch_user_models.py" prepare --out "$OUT"
 fi
 cat >"$OUT/int8.toml" <<'EOF'
@@ -105,70 +111,74 @@ for round in $(seq "$ROUNDS"); do
   for c in $CASES; do
     case $c in
       vit) model=$ROOT/models/vit-tiny_mnist.onnx; arch=vit; data=$OUT/vit28.npz; batch=256 ;;
-      r32) model=$OUT/resnet18.onnx; arch=resnet18; data=$OUT/res32.npz; batch=64 ;;
-      r224) model=$OUT/resnet18.onnx; arch=resnet18; data=$OUT/res224.npz; batch=16 ;;
+      r32) model=$OUT/resnet18_32.onnx; arch=resnet18; data=$OUT/res32.npz; batch=64 ;;
+      r224) model=$OUT/resnet18_224.onnx; arch=resnet18; data=$OUT/res224.npz; batch=16 ;;
       *) echo "unknown case $c (vit, r32, r224)" >&2; exit 1 ;;
     esac
     for mode in float fake int; do
       quant=()
       [[ $mode != float ]] && quant=(--quant "$OUT/int8.toml")
-      for n in all one; do
-        ns=()
-        [[ $n == one ]] && ns=(--num-samples "$batch")
-        echo "round $round/$ROUNDS $c qsearch $mode ($n)..." >&2
-        l0=$(loadavg)
-        timed "$QS" --threads "$THREADS" eval --model "$model" --dataset "npz:$data" \
-          --batch-size "$batch" --mode "$mode" "${quant[@]}" "${ns[@]}" --json
-        printf '{"engine":"qsearch","case":"%s","mode":"%s","part":"%s","rc":%d,"wall_s":%s,"max_rss_kb":%s,"load_before":%s,"load_after":%s,"out":%s}\n' \
-          "$c" "$mode" "$n" "$RC" "${WALL:-null}" "${RSS:-null}" "$l0" "$(loadavg)" \
-          "$( [[ $RC -eq 0 && -n $OUTPUT ]] && echo "$OUTPUT" || echo null)" >>"$RESULTS"
-      done
-    done
-    for mode in float fake; do
-      echo "round $round/$ROUNDS $c PyTorch $mode..." >&2
+      echo "round $round/$ROUNDS $c qsearch $mode..." >&2
       l0=$(loadavg)
-      timed env OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" "$PY" \
-        "$ROOT/bench/torch_user_models.py" run --arch "$arch" --models "$OUT" --data "$data" \
-        --mode "$mode" --threads "$THREADS" --batch "$batch" --reps "$REPS"
-      printf '{"engine":"torch","case":"%s","mode":"%s","rc":%d,"wall_s":%s,"max_rss_kb":%s,"load_before":%s,"load_after":%s,"out":%s}\n' \
+      timed "$QS" --threads "$THREADS" eval --model "$model" --dataset "npz:$data" \
+        --batch-size "$batch" --mode "$mode" "${quant[@]}" --json
+      printf '{"engine":"qsearch","case":"%s","mode":"%s","rc":%d,"wall_s":%s,"max_rss_kb":%s,"load_before":%s,"load_after":%s,"out":%s}\n' \
         "$c" "$mode" "$RC" "${WALL:-null}" "${RSS:-null}" "$l0" "$(loadavg)" \
         "$( [[ $RC -eq 0 && -n $OUTPUT ]] && echo "$OUTPUT" || echo null)" >>"$RESULTS"
+    done
+    for mode in float fake; do
+      for v in $PT_VARIANTS; do
+        envs=(OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS")
+        [[ $v == passive ]] && envs+=(OMP_WAIT_POLICY=PASSIVE)
+        echo "round $round/$ROUNDS $c PyTorch $mode ($v)..." >&2
+        l0=$(loadavg)
+        timed env "${envs[@]}" "$PY" "$ROOT/bench/torch_user_models.py" run --arch "$arch" \
+          --models "$OUT" --data "$data" --mode "$mode" --threads "$THREADS" --batch "$batch" \
+          --reps "$REPS"
+        printf '{"engine":"torch","variant":"%s","case":"%s","mode":"%s","rc":%d,"wall_s":%s,"max_rss_kb":%s,"load_before":%s,"load_after":%s,"out":%s}\n' \
+          "$v" "$c" "$mode" "$RC" "${WALL:-null}" "${RSS:-null}" "$l0" "$(loadavg)" \
+          "$( [[ $RC -eq 0 && -n $OUTPUT ]] && echo "$OUTPUT" || echo null)" >>"$RESULTS"
+      done
     done
   done
 done
 
 "$PY" - "$RESULTS" "$THREADS" <<'PYEOF'
-import json, statistics, sys
+import json, os, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 med = statistics.median
-SAMPLES = {}
-q, t, loads = {}, {}, []
+SAMPLES, q, t, loads = {}, {}, {}, []
 for r in rows:
     loads += [r["load_before"], r["load_after"]]
     if r["rc"] != 0 or r["out"] is None:
         continue
+    o = r["out"]
     if r["engine"] == "torch":
-        SAMPLES[r["case"]] = (r["out"]["samples"], r["out"]["batch"])
-        d = t.setdefault((r["case"], r["mode"]), {"rate": [], "rss": [], "acc": None})
-        d["rate"] += r["out"]["samples_per_s"]
-        d["rss"].append(r["max_rss_kb"])
-        d["acc"] = r["out"]["accuracy"]
+        SAMPLES[r["case"]] = (o["samples"], o["batch"])
+        d = t.setdefault((r["case"], r["mode"]), {}).setdefault(
+            r.get("variant", "default"), {"rate": [], "rss": []})
+        d["rate"] += o["samples_per_s"]
     else:
-        d = q.setdefault((r["case"], r["mode"]), {"all": [], "one": [], "rss": [], "acc": None})
-        d[r["part"]].append(r["wall_s"])
-        if r["part"] == "all":
-            d["rss"].append(r["max_rss_kb"])
-            d["acc"] = r["out"].get("accuracy")
+        d = q.setdefault((r["case"], r["mode"]), {"proc": [], "rate": [], "rss": []})
+        d["proc"].append(o["samples"] / r["wall_s"])
+        d["rate"].append(o.get("samples_per_s", float("nan")))
+    d["rss"].append(r["max_rss_kb"])
+    d["acc"], d["loss"] = o.get("accuracy"), o.get("loss")
 failed = sorted({(r["case"], r["engine"], r["mode"]) for r in rows if r["rc"] != 0})
 names = {"vit": "ViT-tiny 1x28x28", "r32": "ResNet-18 3x32x32", "r224": "ResNet-18 3x224x224"}
-print(f"{sys.argv[2]} threads each side; samples/s (medians over runs); qsearch 'process' = "
-      "samples / wall time of the whole `qsearch eval` process, 'eval' = (N - B) / (wall(N) - "
-      "wall(one batch)), i.e. without start-up, import, data read and plan; PyTorch = timed "
-      "passes inside one process (fake: quantize pass + evaluation); peak RSS in MB")
+print(f"{sys.argv[2]} threads each side; samples/s, median (best) over all runs. qsearch "
+      "'process' = samples / wall time of the whole `qsearch eval` process (start-up, ONNX "
+      "import, .npz read, plan, evaluation); 'eval' = the evaluation loop's samples_per_s "
+      "(--json); PyTorch = its better thread variant (default / passive OpenMP wait policy), "
+      "timed passes inside one process (fake-quant: MASE's quantize pass + "
+      "evaluation per pass). Ratios = qsearch / PyTorch, median/median (best/best). Peak RSS "
+      "(MB) = /usr/bin/time -v maximum resident set size of the process.")
 print()
-print("| model | N / batch | mode | qsearch process | qsearch eval | PyTorch | ratio process "
-      "| ratio eval | qsearch peak RSS | PyTorch peak RSS | top-1 qsearch / PyTorch |")
+print("| model | N / batch | qsearch mode vs PyTorch | qsearch process | qsearch eval | PyTorch "
+      "| ratio process | ratio eval | peak RSS qsearch / PyTorch | top-1 qsearch / PyTorch "
+      "| loss qsearch / PyTorch |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
+mx = max
 for c in ("vit", "r32", "r224"):
     if c not in SAMPLES:
         continue
@@ -176,22 +186,27 @@ for c in ("vit", "r32", "r224"):
     for mode, tmode in (("float", "float"), ("fake", "fake"), ("int", "fake")):
         if (c, mode) not in q or (c, tmode) not in t:
             continue
-        d, e = q[(c, mode)], t[(c, tmode)]
-        proc = n / med(d["all"])
-        ev = (n - b) / max(med(d["all"]) - med(d["one"]), 1e-9) if d["one"] else float("nan")
-        tr = med(e["rate"])
+        d = q[(c, mode)]
+        vname = max(t[(c, tmode)], key=lambda v: med(t[(c, tmode)][v]["rate"]))
+        e = t[(c, tmode)][vname]
         label = {"float": "float vs float", "fake": "fake vs fake-quant",
                  "int": "**int** vs fake-quant"}[mode]
-        qa = "?" if d["acc"] is None else f"{d['acc']:.4f}"
-        print(f"| {names[c]} | {n} / {b} | {label} | {proc:,.1f} | {ev:,.1f} | {tr:,.1f} | "
-              f"{proc / tr:.2f}x | {ev / tr:.2f}x | {med(d['rss']) / 1024:,.0f} | "
-              f"{med(e['rss']) / 1024:,.0f} | {qa} / {e['acc']:.4f} |")
+        acc = ("-" if e["acc"] is None or d["acc"] is None
+               else f"{d['acc']:.4f} / {e['acc']:.4f}")
+        print(f"| {names[c]} | {n} / {b} | {label} | {med(d['proc']):,.1f} ({mx(d['proc']):,.1f}) "
+              f"| {med(d['rate']):,.1f} ({mx(d['rate']):,.1f}) "
+              f"| {med(e['rate']):,.1f} ({mx(e['rate']):,.1f}) {vname} "
+              f"| {med(d['proc']) / med(e['rate']):.2f}x ({mx(d['proc']) / mx(e['rate']):.2f}x) "
+              f"| **{med(d['rate']) / med(e['rate']):.2f}x** ({mx(d['rate']) / mx(e['rate']):.2f}x) "
+              f"| {med(d['rss']) / 1024:,.0f} / {med(e['rss']) / 1024:,.0f} | {acc} "
+              f"| {d['loss']:.5f} / {e['loss']:.5f} |")
 print()
-print(f"load average (1 min) during the runs: min {min(loads):.2f}, median {med(loads):.2f}, "
-      f"max {max(loads):.2f}")
+print(f"load average (1 min) before/after each run: min {min(loads):.2f}, median "
+      f"{med(loads):.2f}, max {max(loads):.2f}")
 if failed:
     print("failed or timed out: " + ", ".join(" ".join(f) for f in failed))
 tr = next((r["out"] for r in rows if r["engine"] == "torch" and r["out"]), None)
 if tr:
-    print(f"PyTorch {tr['torch']}, BLAS: {', '.join(b for b in tr['blas'] if 'openblas' in b)}")
+    print(f"PyTorch {tr['torch']}, BLAS: "
+          f"{', '.join(os.path.basename(b) for b in tr['blas'] if 'libopenblas' in b)}")
 PYEOF

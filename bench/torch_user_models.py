@@ -2,11 +2,12 @@
 """PyTorch side of the users' models benchmark (issue 11); driver: bench/run_user_models.sh.
 
   /usr/bin/python3 bench/torch_user_models.py prepare --out DIR [--n32 512] [--n224 32]
-      Writes DIR/resnet18.onnx (a torchvision-style ResNet-18, 1000 classes, random weights
-      seeded with torch.manual_seed(0) and torchvision's init; opset 13, dynamic batch, exported
-      in eval mode with training=PRESERVE and do_constant_folding=False, so every BatchNorm
-      stays a BatchNormalization node, not folded into its conv) and DIR/resnet18.pt (the same
-      weights for the eager runs), and the data sets, float32 inputs and int64 labels as .npz
+      Writes DIR/resnet18_32.onnx and DIR/resnet18_224.onnx (a torchvision-style ResNet-18,
+      1000 classes, random weights seeded with torch.manual_seed(0) and torchvision's init;
+      opset 13, exported in eval mode with training=PRESERVE and do_constant_folding=False, so
+      every BatchNorm stays a BatchNormalization node, not folded into its conv; inputs
+      [batch, 3, 32, 32] and [batch, 3, 224, 224], the batch dynamic), DIR/resnet18.pt (the
+      same weights for the eager runs) and the data sets, float32 inputs and int64 labels as .npz
       (arrays x, y) that qsearch reads with --dataset npz:PATH:
         DIR/vit28.npz      the first 2048 MNIST test images / 255 (random N(0,1) inputs when the
                            MNIST files are missing), their labels;
@@ -161,10 +162,12 @@ def prepare(args):
     torch.manual_seed(0)
     model = ResNet18().eval()
     torch.save(model.state_dict(), os.path.join(args.out, "resnet18.pt"))
-    torch.onnx.export(model, torch.zeros(2, 3, 32, 32), os.path.join(args.out, "resnet18.onnx"),
-                      opset_version=13, input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    for hw in (32, 224):  # the same weights, one file per input size (only the batch is dynamic)
+        torch.onnx.export(model, torch.zeros(2, 3, hw, hw),
+                          os.path.join(args.out, f"resnet18_{hw}.onnx"), opset_version=13,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                          training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
     rng = np.random.default_rng(0)
     try:
         x, y = load_mnist("test")
@@ -179,7 +182,7 @@ def prepare(args):
         y = rng.integers(0, 1000, n)
         y[0] = 999  # qsearch's class count is 1 + the largest label
         np.savez(os.path.join(args.out, f"{name}.npz"), x=x, y=y.astype(np.int64))
-    print(f"wrote {args.out}/resnet18.onnx, resnet18.pt, vit28.npz, res32.npz, res224.npz")
+    print(f"wrote {args.out}/resnet18_32.onnx, resnet18_224.onnx, resnet18.pt, vit28.npz, res32.npz, res224.npz")
 
 
 def run(args):
