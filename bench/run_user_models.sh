@@ -7,8 +7,8 @@
 #   bench/run_user_models.sh BUILD_DIR [OUT_DIR]     # e.g. bench/run_user_models.sh build
 #
 # Uses BUILD_DIR/bin/qsearch as it is (build it first: cmake --build build --target qsearch).
-# bench/torch_user_models.py prepare writes the ResNet-18 ONNX file (opset 13, dynamic batch,
-# BatchNormalization nodes not folded) and the .npz data sets into OUT_DIR (default
+# bench/torch_user_models.py prepare writes the ResNet-18 ONNX files (opset 13, one per input
+# size, dynamic batch, BatchNormalization nodes not folded) and the .npz data sets into OUT_DIR (default
 # BUILD_DIR/bench_models/users), so both sides evaluate the same samples:
 #   vit   2048 MNIST test images (1x28x28), batch 256
 #   r32   512 random inputs 3x32x32, batch 64
@@ -197,7 +197,8 @@ for c in ("vit", "r32", "r224"):
               f"| {med(d['rate']):,.1f} ({mx(d['rate']):,.1f}) "
               f"| {med(e['rate']):,.1f} ({mx(e['rate']):,.1f}) {vname} "
               f"| {med(d['proc']) / med(e['rate']):.2f}x ({mx(d['proc']) / mx(e['rate']):.2f}x) "
-              f"| **{med(d['rate']) / med(e['rate']):.2f}x** ({mx(d['rate']) / mx(e['rate']):.2f}x) "
+              f"| **{med(d['rate']) / med(e['rate']):.2f}x** "
+              f"({mx(d['rate']) / mx(e['rate']):.2f}x) "
               f"| {med(d['rss']) / 1024:,.0f} / {med(e['rss']) / 1024:,.0f} | {acc} "
               f"| {d['loss']:.5f} / {e['loss']:.5f} |")
 print()

@@ -182,7 +182,8 @@ def prepare(args):
         y = rng.integers(0, 1000, n)
         y[0] = 999  # qsearch's class count is 1 + the largest label
         np.savez(os.path.join(args.out, f"{name}.npz"), x=x, y=y.astype(np.int64))
-    print(f"wrote {args.out}/resnet18_32.onnx, resnet18_224.onnx, resnet18.pt, vit28.npz, res32.npz, res224.npz")
+    print(f"wrote resnet18_32.onnx, resnet18_224.onnx, resnet18.pt, vit28.npz, res32.npz and "
+          f"res224.npz into {args.out}")
 
 
 def run(args):
