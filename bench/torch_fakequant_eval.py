@@ -76,18 +76,52 @@ class Mlp(nn.Module):
         return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(self.flatten(x))))))
 
 
+class Conv2dInteger(nn.Conv2d):
+    """MASE's Conv2dInteger: quantizes x, W and b on every forward, float accumulation."""
+
+    def __init__(self, *args, config=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config
+
+    def forward(self, x):
+        c = self.config
+        x = integer_quantize(x, *c["data_in"])
+        w = integer_quantize(self.weight, *c["weight"])
+        b = integer_quantize(self.bias, *c["bias"]) if self.bias is not None else None
+        return self._conv_forward(x, w, b)
+
+
+def matmul_integer(a, b, config):
+    """MASE's matmul_integer / bmm_integer: operand 0 at the data_in_* formats (data_in_0),
+    operand 1 at the weight_* formats (data_in_1), float matmul of the quantized values."""
+    return torch.matmul(integer_quantize(a, *config["data_in"]),
+                        integer_quantize(b, *config["weight"]))
+
+
 def quantize_transform(model, config):
-    """MASE's quantize_transform_pass for the linear layers: new modules, weights copied."""
+    """MASE's quantize_transform_pass: every nn.Linear / nn.Conv2d (at any depth) becomes a new
+    LinearInteger / Conv2dInteger with the weights copied; a module with a `matmul_config`
+    attribute (the ViT's attention in bench/torch_user_models.py) gets MASE's matmul_integer."""
     q = copy.deepcopy(model)
-    for name, module in list(q.named_children()):
-        if isinstance(module, nn.Linear):
-            new = LinearInteger(module.in_features, module.out_features, module.bias is not None,
-                                config=config)
+    for parent in list(q.modules()):
+        if hasattr(parent, "matmul_config"):
+            parent.matmul_config = config
+        for name, module in list(parent.named_children()):
+            if isinstance(module, nn.Linear):
+                new = LinearInteger(module.in_features, module.out_features,
+                                    module.bias is not None, config=config)
+            elif isinstance(module, nn.Conv2d):
+                new = Conv2dInteger(module.in_channels, module.out_channels, module.kernel_size,
+                                    stride=module.stride, padding=module.padding,
+                                    dilation=module.dilation, groups=module.groups,
+                                    bias=module.bias is not None, config=config)
+            else:
+                continue
             with torch.no_grad():
                 new.weight.copy_(module.weight)
                 if module.bias is not None:
                     new.bias.copy_(module.bias)
-            setattr(q, name, new)
+            setattr(parent, name, new)
     return q
 
 
