@@ -158,14 +158,8 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
                                     {"macs", totals.macs},
                                     {"bitops", totals.bitops},
                                     {"activation_bits", totals.activation_bits},
-                                    {"latency_ms", latency},
-                                    {"fpga_dsp", fpga.dsp},
-                                    {"fpga_lut", fpga.lut},
-                                    {"fpga_ff", fpga.ff},
-                                    {"fpga_bram", fpga.bram18},
-                                    {"fpga_latency_cycles", fpga.latency_cycles},
-                                    {"fpga_latency_ns", fpga.latency_ns},
-                                    {"fpga_ii", fpga.ii}};
+                                    {"latency_ms", latency}};
+  metrics.update(eval::fpga_metrics(fpga));
   const nlohmann::ordered_json latency_setup = {{"engine", "int"},
                                                 {"batch_size", a.latency_batch},
                                                 {"repeats", a.repeats},

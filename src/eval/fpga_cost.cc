@@ -313,6 +313,16 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
   return total;
 }
 
+nlohmann::ordered_json fpga_metrics(const FpgaCost& cost) {
+  return {{"fpga_dsp", cost.dsp},
+          {"fpga_lut", cost.lut},
+          {"fpga_ff", cost.ff},
+          {"fpga_bram", cost.bram18},
+          {"fpga_latency_cycles", cost.latency_cycles},
+          {"fpga_latency_ns", cost.latency_ns},
+          {"fpga_ii", cost.ii}};
+}
+
 nlohmann::ordered_json fpga_cost_json(const FpgaCost& cost, const FpgaOptions& options) {
   nlohmann::ordered_json j = {{"device", cost.device},
                               {"clock_mhz", cost.clock_mhz},

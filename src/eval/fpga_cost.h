@@ -99,6 +99,10 @@ struct FpgaCost {
 FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment& q,
                             const FpgaOptions& options);
 
+// The hardware metrics a search and `qsearch quantize` report: fpga_dsp, fpga_lut, fpga_ff,
+// fpga_bram (BRAM18), fpga_latency_cycles, fpga_latency_ns, fpga_ii, in that order.
+nlohmann::ordered_json fpga_metrics(const FpgaCost& cost);
+
 // {"device", "clock_mhz", "reuse_factor", totals..., "layers": [{name, op, dsp, ...}]}.
 nlohmann::ordered_json fpga_cost_json(const FpgaCost& cost, const FpgaOptions& options);
 

@@ -263,14 +263,7 @@ nlohmann::ordered_json QuantObjective::cost_metrics(
     h["activation_bits"] = c.activation_bits;
   }
   if (options_.fpga) {
-    const FpgaCost f = estimate_fpga_cost(*graph_, q, *options_.fpga);
-    h["fpga_dsp"] = f.dsp;
-    h["fpga_lut"] = f.lut;
-    h["fpga_ff"] = f.ff;
-    h["fpga_bram"] = f.bram18;
-    h["fpga_latency_cycles"] = f.latency_cycles;
-    h["fpga_latency_ns"] = f.latency_ns;
-    h["fpga_ii"] = f.ii;
+    h.update(fpga_metrics(estimate_fpga_cost(*graph_, q, *options_.fpga)));
   }
   return h;
 }

@@ -942,25 +942,9 @@ std::string compare_html(const std::vector<StudyRun>& runs, const Comparison& c,
 }
 
 void write_html_file(const std::filesystem::path& path, const std::string& text) {
-  std::filesystem::path tmp = path;
-  tmp += ".tmp" + std::to_string(getpid());
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot write '{}': check that the directory is writable", tmp.string());
-    out << text;
-    out.close();
-    if (!out) {
-      std::filesystem::remove(tmp, ec);
-      fail("writing '{}' failed (disk full?); '{}' is unchanged", tmp.string(), path.string());
-    }
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    fail("cannot replace '{}': {}", path.string(), ec.message());
-  }
+  write_atomically(path, text);
 }
 
 }  // namespace qsearch::report

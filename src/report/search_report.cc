@@ -207,6 +207,8 @@ std::string decoded_text(const std::optional<Json>& v) {
   return csv_value(*v);
 }
 
+}  // namespace
+
 void write_atomically(const std::filesystem::path& path, const std::string& text) {
   std::filesystem::path tmp = path;
   tmp += ".tmp" + std::to_string(getpid());
@@ -228,8 +230,6 @@ void write_atomically(const std::filesystem::path& path, const std::string& text
     fail("cannot replace '{}': {}", path.string(), ec.message());
   }
 }
-
-}  // namespace
 
 std::vector<FrozenTrial> best_trials(const StudyInfo& info,
                                      const std::vector<FrozenTrial>& trials) {

@@ -80,6 +80,11 @@ std::string best_trials_table(const search::StudyInfo& info,
 std::string trials_csv(const search::StudyInfo& info,
                        const std::vector<search::FrozenTrial>& trials);
 
+// Writes `text` to `path` through a temporary file renamed over it, so a reader sees the old
+// file or the new one, never half of one; a failure is an Error naming the file (and leaves no
+// temporary file behind).
+void write_atomically(const std::filesystem::path& path, const std::string& text);
+
 // Writes best.json, log.json and trials.csv into out_dir (created with its parents). Each file
 // is written to a temporary name in out_dir and renamed over the old one, so a reader never sees
 // half a file. Throws Error naming the file that could not be written.
