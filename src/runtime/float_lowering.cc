@@ -8,8 +8,8 @@
 #include "runtime/cnn_steps.h"
 #include "runtime/float_steps.h"
 #include "runtime/lowering.h"
-#include "runtime/seq_steps.h"
 #include "runtime/rnn_lowering.h"
+#include "runtime/seq_steps.h"
 
 namespace qsearch::runtime {
 

@@ -76,8 +76,7 @@ TEST(ImportErrors, TruncatedFile) {
 
 TEST(ImportErrors, UnsupportedOperatorNamesNodeAndSupportedOps) {
   std::string e = file_error_of(fixture("bad_unsupported_op.onnx"));
-  EXPECT_HAS(e,
-             "node '/foo/Celu' (Celu): unsupported operator; qsearch supports: Gemm, MatMul");
+  EXPECT_HAS(e, "node '/foo/Celu' (Celu): unsupported operator; qsearch supports: Gemm, MatMul");
   EXPECT_HAS(e, "bad_unsupported_op.onnx");
   // Unnamed nodes are named <OpType>_<index>; other domains are named too.
   ModelBuilder b;
