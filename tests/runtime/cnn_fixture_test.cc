@@ -19,6 +19,7 @@
 
 #include "onnx/import.h"
 #include "runtime/executor.h"
+#include "runtime/fixture_util.h"
 #include "runtime/plan.h"
 #include "support/source_dir.h"
 
@@ -48,24 +49,6 @@ Tensor run(const ir::Graph& g, const Tensor& x, PlanOptions o) {
   o.max_batch = x.dim(0);
   Executor ex(make_plan(g, o));
   return ex.run(x).clone();
-}
-
-// The config's formats applied by op type (MASE's by = "type").
-quant::QuantAssignment assignment(const ir::Graph& g, const nlohmann::json& formats) {
-  quant::QuantAssignment q;
-  auto fmt_of = [](const nlohmann::json& j) {
-    return quant::FixedFormat{j.at("width").get<int>(), j.at("frac").get<int>(), true};
-  };
-  for (const ir::Node& n : g.nodes()) {
-    const std::string op = ir::mase_op(g, n);
-    if (!formats.contains(op)) continue;
-    quant::NodeQuantConfig c;
-    c.quantized = true;
-    c.data_in = fmt_of(formats[op].at("data_in"));
-    if (formats[op].contains("weight")) c.weight = fmt_of(formats[op].at("weight"));
-    q[n.config_name] = c;
-  }
-  return q;
 }
 
 // Largest |got - want| / scale, scale = max(1, max |want|).
@@ -118,7 +101,7 @@ TEST_P(CnnFixture, FakeMatchesPyTorchWithMaseSemanticsAndIntMatchesFake) {
   const Tensor x = tensor_of(m.at("input"), m.at("input_shape"));
   for (const auto& [name, cfg] : m.at("configs").items()) {
     SCOPED_TRACE(name);
-    const quant::QuantAssignment q = assignment(g, cfg.at("formats"));
+    const quant::QuantAssignment q = testing::assignment_by_type(g, cfg.at("formats"));
     ASSERT_FALSE(q.empty());
     for (const auto& [op, unused] : cfg.at("formats").items()) {
       const bool found = std::any_of(g.nodes().begin(), g.nodes().end(),

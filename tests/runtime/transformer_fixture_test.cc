@@ -22,6 +22,7 @@
 #include "data/dataset.h"
 #include "onnx/import.h"
 #include "runtime/executor.h"
+#include "runtime/fixture_util.h"
 #include "runtime/plan.h"
 #include "support/source_dir.h"
 
@@ -92,45 +93,18 @@ TEST_P(Vit, FloatMatchesPyTorch) {
     SCOPED_TRACE(reference);
     const Outputs r =
         run(g, {.mode = Mode::kFloat, .max_batch = 200, .use_reference_kernels = reference});
-    double worst = 0;
-    for (int64_t i = 0; i < 64; ++i) {
-      double scale = 1;
-      for (const auto& v : logits[i]) scale = std::max(scale, std::fabs(v.get<double>()));
-      for (int64_t j = 0; j < 10; ++j) {
-        const double d = std::fabs(r.first.data<float>()[i * 10 + j] - logits[i][j].get<double>());
-        worst = std::max(worst, d / scale);
-        EXPECT_LE(d, 1e-5 * scale) << "row " << i << " class " << j;
-      }
-    }
+    const double worst = testing::expect_logits_close(r.first, logits, 64, 10);
     std::cout << fmt::format("[ vit ] opset {} float{}: worst |ours - torch| / scale {:.2e}\n",
                              GetParam(), reference ? " (ref kernels)" : "", worst);
     EXPECT_EQ(differences(r.predictions, torch_pred), 0);
   }
 }
 
-// The config's formats applied by op type (MASE's by = "type").
-quant::QuantAssignment assignment(const ir::Graph& g, const nlohmann::json& formats) {
-  quant::QuantAssignment q;
-  auto fmt_of = [](const nlohmann::json& j) {
-    return quant::FixedFormat{j.at("width").get<int>(), j.at("frac").get<int>(), true};
-  };
-  for (const ir::Node& n : g.nodes()) {
-    const std::string op = ir::mase_op(g, n);
-    if (!formats.contains(op)) continue;
-    quant::NodeQuantConfig c;
-    c.quantized = true;
-    c.data_in = fmt_of(formats[op].at("data_in"));
-    if (formats[op].contains("weight")) c.weight = fmt_of(formats[op].at("weight"));
-    q[n.config_name] = c;
-  }
-  return q;
-}
-
 TEST_P(Vit, FakeMatchesPyTorchWithMaseSemanticsAndIntMatchesFake) {
   const ir::Graph g = graph();
   for (const auto& [name, cfg] : ref().at("configs").items()) {
     SCOPED_TRACE(name);
-    const quant::QuantAssignment q = assignment(g, cfg.at("formats"));
+    const quant::QuantAssignment q = testing::assignment_by_type(g, cfg.at("formats"));
     int matmuls = 0;
     for (const auto& [node, c] : q) matmuls += node.find("matmul") != std::string::npos;
     EXPECT_EQ(matmuls, cfg.at("formats").contains("matmul") ? 4 : 0);

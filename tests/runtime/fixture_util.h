@@ -1,0 +1,57 @@
+// Shared by the PyTorch fixture tests (transformer, BERT, CNN): the fixture JSONs' per-op-type
+// formats as a QuantAssignment, and the float-logit comparison against PyTorch's.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/tensor.h"
+#include "ir/graph.h"
+#include "quant/assignment.h"
+
+namespace qsearch::runtime::testing {
+
+// The config's formats applied by op type (MASE's by = "type"): formats[mase_op] holds data_in
+// and optionally weight, each {width, frac} (signed).
+inline quant::QuantAssignment assignment_by_type(const ir::Graph& g,
+                                                 const nlohmann::json& formats) {
+  quant::QuantAssignment q;
+  auto fmt_of = [](const nlohmann::json& j) {
+    return quant::FixedFormat{j.at("width").get<int>(), j.at("frac").get<int>(), true};
+  };
+  for (const ir::Node& n : g.nodes()) {
+    const std::string op = ir::mase_op(g, n);
+    if (!formats.contains(op)) continue;
+    quant::NodeQuantConfig c;
+    c.quantized = true;
+    c.data_in = fmt_of(formats[op].at("data_in"));
+    if (formats[op].contains("weight")) c.weight = fmt_of(formats[op].at("weight"));
+    q[n.config_name] = c;
+  }
+  return q;
+}
+
+// Checks the first `rows` rows of `got` ([N, classes] float32) against PyTorch's `logits` (a JSON
+// list of rows): each element within 1e-5 of its row's scale, max(1, max |logit|). Returns the
+// worst |got - want| / scale.
+inline double expect_logits_close(const Tensor& got, const nlohmann::json& logits, int64_t rows,
+                                  int64_t classes) {
+  double worst = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    double scale = 1;
+    for (const auto& v : logits[i]) scale = std::max(scale, std::fabs(v.get<double>()));
+    for (int64_t j = 0; j < classes; ++j) {
+      const double d = std::fabs(got.data<float>()[i * classes + j] - logits[i][j].get<double>());
+      worst = std::max(worst, d / scale);
+      EXPECT_LE(d, 1e-5 * scale) << "row " << i << " class " << j;
+    }
+  }
+  return worst;
+}
+
+}  // namespace qsearch::runtime::testing
