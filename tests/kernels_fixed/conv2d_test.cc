@@ -365,6 +365,74 @@ TEST(IntConv2d, FusedMaxPool2x2EqualsConvThenPool) {
   }
 }
 
+// Depthwise convs (one input channel per group, groups > 1) take their own path on AVX2 (per
+// channel phase planes, tap pairs): more groups than the pixel-major path's 64, channel
+// multipliers, strides 1-3 (phase planes), dilations, odd and even tap counts, asymmetric pads
+// and kernels, 1-D (1 x KW) kernels, rows wider than a 16-lane block, output rows narrower than
+// a block's drops, and kernels past kMaxDepthwiseTaps (the im2col path), at the dtype extremes.
+TEST(IntConv2d, DepthwiseEqualsReference) {
+  Rng rng(kSeed + 8);
+  std::vector<Conv2dGeometry> geometries = {
+      geometry(96, 14, 14, 96, 3, 96, 1, 1, 1),  // MobileNetV2 at 14x14, 96 groups
+      geometry(32, 15, 13, 32, 3, 32, 1, 2, 1),  // stride 2, odd sizes
+      geometry(24, 9, 9, 24, 5, 24, 2, 2, 1),    // EfficientNet's 5x5, stride 2
+      geometry(8, 12, 10, 16, 3, 8, 1, 1, 1),    // channel multiplier 2
+      geometry(6, 11, 12, 6, 3, 6, 2, 1, 2),     // dilation 2
+      geometry(5, 7, 7, 5, 7, 5, 3, 1, 1),       // 49 taps
+      geometry(3, 3, 50, 3, 3, 3, 1, 1, 1),      // rows wider than 16 lanes
+      geometry(4, 5, 5, 4, 5, 4, 0, 1, 1),       // kernel = input: one pixel
+      geometry(4, 6, 6, 4, 1, 4, 0, 2, 1),       // 1x1 taps, stride 2
+      geometry(3, 2, 2, 6, 3, 3, 1, 1, 1),       // 2x2 image, multiplier 2
+      geometry(2, 12, 12, 2, 12, 2, 0, 1, 1),    // 144 taps: the im2col path
+  };
+  Conv2dGeometry asym = geometry(6, 10, 11, 6, 3, 6, 0, 1, 1);
+  asym.kernel_h = 2;
+  asym.kernel_w = 4;  // 8 taps: no zero weight
+  asym.pad_top = 2;
+  asym.pad_right = 1;
+  asym.stride_h = 3;
+  asym.dilation_h = 2;
+  geometries.push_back(asym);
+  asym.stride_h = 1;
+  asym.stride_w = 3;
+  asym.dilation_w = 2;
+  geometries.push_back(asym);
+  Conv2dGeometry line = geometry(8, 1, 37, 8, 1, 8, 0, 1, 1);
+  line.kernel_w = 5;  // Conv1d as a 1 x 5 kernel
+  line.pad_left = line.pad_right = 2;
+  geometries.push_back(line);
+  for (const Conv2dGeometry& g : geometries) {
+    if (g.kernel_h * g.kernel_w <= PackedConv2d::kMaxDepthwiseTaps && cpu_supports(Isa::kAvx2)) {
+      Tensor w =
+          make_codes(DType::kInt8, g.out_channels * g.kernel_h * g.kernel_w, {8, 5, true}, rng);
+      Conv2dWeights cw;
+      cw.w = w.raw();
+      cw.w_format = {8, 5, true};
+      cw.a_format = {8, 4, true};
+      EXPECT_GT(pack_conv2d(g, cw).depthwise_pairs().numel(), 0) << "not the depthwise path";
+    }
+    for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
+      ConvCase c;
+      c.g = g;
+      c.fill = fill;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kUInt8;
+      c.a_format = {8, 4, false};
+      c.batch = 1;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+      c.a_dtype = DType::kInt16;
+      c.w_dtype = DType::kInt16;
+      c.a_format = {16, 6, true};  // every int16 code; 49 taps x 2^15 x 2^9 fits int32
+      c.w_format = {10, 8, true};
+      c.batch = 3;
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
 TEST(IntConv2d, BatchOfOneUsesTheParallelGemm) {
   Rng rng(kSeed + 3);
   ConvCase c;

@@ -254,6 +254,23 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
       out.weight_rows_.push_back(std::move(t));
       out.weight_lanes_.push_back(std::move(lanes));
     }
+    const int64_t taps = g.kernel_h * g.kernel_w;
+    if (cg == 1 && g.groups > 1 && taps <= PackedConv2d::kMaxDepthwiseTaps) {
+      const int64_t pairs = (taps + 1) / 2;
+      Tensor t({g.out_channels * pairs}, DType::kInt32);
+      int32_t* d = t.data<int32_t>();
+      for (int64_t o = 0; o < g.out_channels; ++o) {
+        for (int64_t q = 0; q < pairs; ++q) {
+          const int64_t i = o * taps + 2 * q;
+          const auto lo = static_cast<uint16_t>(quant::load_code(w.w, w.w_dtype, i));
+          const auto hi = 2 * q + 1 < taps
+                              ? static_cast<uint16_t>(quant::load_code(w.w, w.w_dtype, i + 1))
+                              : uint16_t{0};
+          d[o * pairs + q] = static_cast<int32_t>(lo | (static_cast<uint32_t>(hi) << 16));
+        }
+      }
+      out.depthwise_pairs_ = std::move(t);
+    }
   }
   return out;
 }
@@ -597,6 +614,146 @@ struct PixelJob {
   }
 };
 
+// The depthwise path (conv2d.h): one input channel per group, groups > 1, ocg = OC / G output
+// channels per group (the channel multiplier, 1 for MobileNet's depthwise convs). Per work item
+// (image, group) the input channel is copied once into sh * sw int16 phase planes of hq x wq,
+//   P[s][r][i][j] = xp[i * sh + s][j * sw + r],  xp the zero-padded input (Hp x Wp),
+// hq = ceil(Hp / sh), wq = ceil(Wp / sw), zero where xp ends. Output (y, x)'s tap (u, v) reads
+// xp[y * sh + u * dh][x * sw + v * dw] = P[s][r][y + (u * dh) / sh][x + (v * dw) / sw] with
+// s = (u * dh) % sh, r = (v * dw) % sw: at flat offset off(u, v) from the position p = y * wq + x.
+// So 16 consecutive positions read 16 consecutive codes for every tap
+// (detail::depthwise_s32_avx2: tap pairs with vpmaddwd, exact modulo 2^32, and the true sums
+// fit int32 by the caller's AccType); positions with x >= OW are computed and dropped, and the
+// epilogue stores the kept runs of each 16-lane block (Epilogue::run_t32_runs, one column).
+struct DepthwiseJob {
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  GemmParams q;
+  DType a_dtype;
+  size_t a_es, y_es;
+  int64_t ocg, hp, wp, hq, wq, planes, positions, blocks, pairs, plane_elems, pixels;
+  int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
+
+  template <typename T>
+  void fill_planes(const T* src, int16_t* dst) const {
+    const Conv2dGeometry& g = w->geometry();
+    std::fill(dst, dst + plane_elems, int16_t{0});
+    const int64_t sh = g.stride_h, sw = g.stride_w;
+    for (int64_t i = 0; i < g.in_h; ++i) {
+      const int64_t ip = i + g.pad_top;
+      const T* row = src + i * g.in_w;
+      int16_t* prow = dst + ((ip % sh) * sw * hq + ip / sh) * wq;
+      if (sw == 1) {
+        widen_codes(row, prow + g.pad_left, g.in_w);
+        continue;
+      }
+      for (int64_t j = 0; j < g.in_w; ++j) {
+        const int64_t jp = j + g.pad_left;
+        prow[(jp % sw) * hq * wq + jp / sw] = static_cast<int16_t>(row[j]);
+      }
+    }
+  }
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t img = item / g.groups, gi = item % g.groups;
+    const size_t xp_bytes = static_cast<size_t>(plane_elems) * 2 / 64 * 64 + 64;
+    auto* base = static_cast<std::byte*>(
+        scratch(ScratchSlot::kConvColumns, xp_bytes + static_cast<size_t>(blocks * 16 + 16) * 4));
+    auto* xp = reinterpret_cast<int16_t*>(base);
+    auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
+    const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
+    switch (a_dtype) {
+      case DType::kInt8:
+        fill_planes(reinterpret_cast<const int8_t*>(xin), xp);
+        break;
+      case DType::kUInt8:
+        fill_planes(reinterpret_cast<const uint8_t*>(xin), xp);
+        break;
+      default:
+        fill_planes(reinterpret_cast<const int16_t*>(xin), xp);
+        break;
+    }
+    const Epilogue e(w->groups()[gi], q);
+    const int64_t ow = g.out_w();
+    std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
+    for (int64_t j = 0; j < ocg; ++j) {
+      const int32_t* wq_pairs = w->depthwise_pairs().data<int32_t>() + (gi * ocg + j) * pairs;
+      detail::depthwise_s32_avx2(xp, wq_pairs, off, pairs, blocks, sums);
+      // Position cur = py * wq + px walks the kept runs (px < OW) block by block, without
+      // divisions: {first lane, lanes, output pixel} per run of a block.
+      int64_t cur = 0, py = 0, px = 0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        int64_t runs[16][3];
+        int nruns = 0;
+        const int64_t end = std::min(b * 16 + 16, positions);
+        while (cur < end) {
+          if (px >= ow) {
+            cur += wq - px;
+            px = 0;
+            ++py;
+            continue;
+          }
+          const int64_t len = std::min(end - cur, ow - px);
+          runs[nruns][0] = cur - b * 16;
+          runs[nruns][1] = len;
+          runs[nruns][2] = py * ow + px;
+          ++nruns;
+          cur += len;
+          px += len;
+        }
+        e.run_t32_runs(sums + b * 16, runs, nruns, 1, j, out);
+      }
+    }
+  }
+};
+
+bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                   void* y, ConvPool pool) {
+  if (w.depthwise_pairs().numel() == 0 || p.acc != AccType::kInt32 || pool != ConvPool::kNone) {
+    return false;
+  }
+  const Conv2dGeometry& g = w.geometry();
+  DepthwiseJob job;
+  job.x = static_cast<const std::byte*>(x);
+  job.y = static_cast<std::byte*>(y);
+  job.w = &w;
+  job.q = p;
+  job.pixels = g.out_h() * g.out_w();
+  job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
+  job.q.ldc_n = job.pixels;
+  job.a_dtype = w.a_dtype();
+  job.a_es = dtype_size(job.a_dtype);
+  job.y_es = dtype_size(gemm_output_dtype(p));
+  job.ocg = g.out_channels / g.groups;
+  job.hp = g.in_h + g.pad_top + g.pad_bottom;
+  job.wp = g.in_w + g.pad_left + g.pad_right;
+  job.hq = (job.hp + g.stride_h - 1) / g.stride_h;
+  job.wq = (job.wp + g.stride_w - 1) / g.stride_w;
+  job.planes = g.stride_h * g.stride_w;
+  job.positions = (g.out_h() - 1) * job.wq + g.out_w();
+  job.blocks = (job.positions + 15) / 16;
+  const int64_t taps = g.kernel_h * g.kernel_w;
+  job.pairs = (taps + 1) / 2;
+  int64_t max_off = 0;
+  for (int64_t t = 0; t < 2 * job.pairs; ++t) {
+    const int64_t tt = std::min(t, taps - 1);  // the odd last tap's partner has weight 0
+    const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
+    const int64_t du = u * g.dilation_h, dv = v * g.dilation_w;
+    const int64_t plane = (du % g.stride_h) * g.stride_w + dv % g.stride_w;
+    job.off[t] = (plane * job.hq + du / g.stride_h) * job.wq + dv / g.stride_w;
+    max_off = std::max(max_off, job.off[t]);
+  }
+  // Every lane of every block reads inside the buffer (dropped lanes read zeros or codes).
+  job.plane_elems = std::max(job.planes * job.hq * job.wq, job.blocks * 16 + max_off) + 16;
+  const DepthwiseJob* shared = &job;
+  parallel_for(0, batch * g.groups, 1, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shared->run(i);
+  });
+  return true;
+}
+
 #endif  // __x86_64__
 
 // ConvPool::kMax2x2 on `channels` planes of h x w (NCHW) into planes of (h / 2) x (w / 2).
@@ -749,6 +906,9 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
 void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y,
             ConvPool pool) {
   if (batch <= 0) return;
+#if defined(__x86_64__)
+  if (run_depthwise(x, batch, w, p, y, pool)) return;
+#endif
   if (run_pixel_major(x, batch, w, p, y, pool)) return;
   const Conv2dGeometry& g = w.geometry();
   ConvJob job;

@@ -5,6 +5,11 @@
 //    gathered straight into a k-pair panel, multiplied by the weights as int16 rows with the pair
 //    kernels of the GEMM (vpmaddwd), and the epilogue writes 16 contiguous NCHW outputs per
 //    channel. No im2col matrix, and small channel counts (LeNet's 6) waste no tile columns.
+//  - depthwise (one input channel per group, groups > 1: MobileNet's and EfficientNet's 3x3 and
+//    5x5): per image and channel the input is copied once into int16 phase planes (one per
+//    stride phase, zero padded), so that every tap of 16 consecutive output positions reads 16
+//    consecutive codes; tap pairs multiply with vpmaddwd into int32 sums, and the epilogue
+//    writes the channel's plane. No GEMM packing, no im2col.
 //  - otherwise im2col rows made on demand in the GEMM's prepared layout (detail::gemm_rows),
 //    multiplied with the weights as packed B.
 // Zero padding is code 0 (the value 0 in every format, signed or unsigned).
@@ -83,12 +88,19 @@ class PackedConv2d {
   // The same weights with 16 output channels as lanes (the pooled path's channel-lane tiles): per
   // group [ceil(OC/G / 16)][K' / 2][16][2] int16, zero for missing channels. Empty as above.
   const std::vector<Tensor>& weight_lanes() const { return weight_lanes_; }
+  // The depthwise path (one input channel per group, groups > 1, conv2d.cc DepthwiseJob): per
+  // output channel o, the taps t = u * KW + v in pairs, int32 (w[o][2q] & 0xffff) |
+  // (w[o][2q + 1] << 16), [OC][ceil(KH * KW / 2)], the odd last tap paired with 0. Empty when
+  // the path does not apply (as weight_rows(), or more than kMaxDepthwiseTaps taps).
+  static constexpr int64_t kMaxDepthwiseTaps = 128;
+  const Tensor& depthwise_pairs() const { return depthwise_pairs_; }
 
  private:
   friend PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa);
   Conv2dGeometry geometry_;
   std::vector<PackedWeights> groups_;
   std::vector<Tensor> weight_rows_, weight_lanes_;
+  Tensor depthwise_pairs_;
 };
 
 // Validates the geometry (Error: channels not divisible by groups, empty output, ...) and the

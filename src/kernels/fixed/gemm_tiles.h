@@ -79,6 +79,14 @@ void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, 
                          int64_t groups, int rows, int32_t* out, int64_t out_stride = 16);
 inline constexpr int kMrConvPairsAvx2 = 6;
 
+// conv2d's depthwise tile (conv2d.cc, DepthwiseJob): the raw int32 sums, modulo 2^32, of one
+// output channel at `blocks` blocks of 16 consecutive positions p = 16 * b + j,
+//   out[p] = sum_q lo(wpairs[q]) * xp[p + off[2q]] + hi(wpairs[q]) * xp[p + off[2q + 1]]
+// where lo / hi are the int16 halves of the pair (low half first) and xp holds int16 codes
+// (every xp[p + off[k]], p < 16 * blocks, readable).
+void depthwise_s32_avx2(const int16_t* xp, const int32_t* wpairs, const int64_t* off, int64_t pairs,
+                        int64_t blocks, int32_t* out);
+
 // conv2d's fused 2x2 pool with the output channels as lanes (conv2d.cc, PixelJob::
 // run_pooled_lanes): the max over the 4 output positions of one pool window, whose windows start
 // at x2 offsets xoff[0..3], of the raw int32 sums of 16 output channels, modulo 2^32,

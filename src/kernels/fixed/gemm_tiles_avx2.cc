@@ -174,6 +174,51 @@ void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out) {
   }
 }
 
+void depthwise_s32_avx2(const int16_t* xp, const int32_t* wpairs, const int64_t* off, int64_t pairs,
+                        int64_t blocks, int32_t* out) {
+  auto load = [](const int16_t* p) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  };
+  // unpacklo / unpackhi of two rows of 16 codes interleave them per 128-bit half: the pair sums
+  // land at positions (0-3, 8-11) and (4-7, 12-15); one permute per block restores the order.
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const int16_t* x = xp + b * 16;
+    __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+    for (int64_t q = 0; q < pairs; ++q) {
+      const __m256i wq = _mm256_set1_epi32(wpairs[q]);
+      const int16_t* a = x + off[2 * q];
+      const int16_t* c = x + off[2 * q + 1];
+      const __m256i a0 = load(a), c0 = load(c), a1 = load(a + 16), c1 = load(c + 16);
+      lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a0, c0), wq));
+      hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(_mm256_unpackhi_epi16(a0, c0), wq));
+      lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, c1), wq));
+      hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, c1), wq));
+    }
+    int32_t* o = out + b * 16;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(lo0, hi0, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8),
+                        _mm256_permute2x128_si256(lo0, hi0, 0x31));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 16),
+                        _mm256_permute2x128_si256(lo1, hi1, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 24),
+                        _mm256_permute2x128_si256(lo1, hi1, 0x31));
+  }
+  if (b < blocks) {
+    const int16_t* x = xp + b * 16;
+    __m256i lo = _mm256_setzero_si256(), hi = lo;
+    for (int64_t q = 0; q < pairs; ++q) {
+      const __m256i wq = _mm256_set1_epi32(wpairs[q]);
+      const __m256i a = load(x + off[2 * q]), c = load(x + off[2 * q + 1]);
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, c), wq));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, c), wq));
+    }
+    int32_t* o = out + b * 16;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+}
+
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
                          int64_t groups, int rows, int32_t* out, int64_t out_stride) {
   static_assert(kMrConvPairsAvx2 == 6);
