@@ -648,9 +648,12 @@ struct DepthwiseJob {
         widen_codes(row, prow + g.pad_left, g.in_w);
         continue;
       }
-      for (int64_t j = 0; j < g.in_w; ++j) {
-        const int64_t jp = j + g.pad_left;
-        prow[(jp % sw) * hq * wq + jp / sw] = static_cast<int16_t>(row[j]);
+      // Phase r holds the input columns j with (j + pl) % sw == r, at (j + pl) / sw: no
+      // division per code (an idiv per code cost more than the taps' multiplies).
+      for (int64_t r = 0; r < sw; ++r) {
+        const int64_t j0 = ((r - g.pad_left) % sw + sw) % sw;
+        int16_t* d = prow + r * hq * wq + (j0 + g.pad_left) / sw;
+        for (int64_t j = j0; j < g.in_w; j += sw) *d++ = static_cast<int16_t>(row[j]);
       }
     }
   }
