@@ -460,6 +460,40 @@ class IntLowering {
     return true;
   }
 
+  // A float output whose one reader is an unquantized Clip (ReLU6) read only as the codes of one
+  // format: node n's requantizing store writes those codes, with the Clip's bounds as codes
+  // (GemmParams::clamp_lo / clamp_hi), and the Clip costs no step. The same values as the float
+  // store, the float Clip and the quantizer: the accumulator bound is below 2^24, so the float
+  // store rounds nothing (fl(acc) 2^-F = acc 2^-F) and quantize() of the float Clip's output
+  // is q(clip(v, lo, hi)) of the exact value v, which equals clip(q(v), q(lo), q(hi)) because q
+  // is non-decreasing (lo <= hi). Returns the Clip node, or null when this does not apply.
+  const Node* fuse_clip(const Node& n, const OutputPlan& p, const fx::AccumulatorBound& bound,
+                        OutputPlan* fused, fx::GemmParams* params) const {
+    if (p.kind != fx::GemmOutput::kFloat || bound.max_abs >= 16777216.0) return nullptr;
+    auto is_output = [&](ValueId v) {
+      return std::find(g_.outputs().begin(), g_.outputs().end(), v) != g_.outputs().end();
+    };
+    const ValueId v = n.outputs[0];
+    const std::vector<ir::NodeId> users = g_.consumers(v);
+    if (is_output(v) || users.size() != 1) return nullptr;
+    const Node& t = g_.node(users[0]);
+    if (t.kind != OpKind::kClip || nq(t).quantized() || t.inputs[0] != v) return nullptr;
+    const ValueInfo& r = info_[t.outputs[0]];
+    if (is_output(t.outputs[0]) || r.canon != Canon::kFloat || r.demands.size() != 1 ||
+        r.demands[0].is_float) {
+      return nullptr;
+    }
+    const auto& a = std::get<ir::ClipAttrs>(t.attrs);
+    if (!(a.min <= a.max)) return nullptr;  // NaN bounds, or min > max (not monotone)
+    const Want& w = r.demands[0];
+    fused->kind = fx::GemmOutput::kRequantize;
+    fused->format = w.format;
+    fused->rounding = w.rounding;
+    params->clamp_lo = quant::quantize(a.min, w.format, w.rounding);
+    params->clamp_hi = quant::quantize(a.max, w.format, w.rounding);
+    return &t;
+  }
+
   // The slot of the fused store's output r (fuse_store), recorded as its one representation.
   SlotId fused_slot(ValueId r, const OutputPlan& p) {
     const SlotId s =
@@ -611,12 +645,17 @@ class IntLowering {
     const fx::AccumulatorBound bound = fx::accumulator_bound(s->packed);
     check_bound(n, q, bound, k);
     s->reference = b_.options().use_reference_kernels;
-    const OutputPlan op = plan_output(n, q);
+    OutputPlan op = plan_output(n, q);
+    const Node* clip = fuse_clip(n, op, bound, &op, &s->params);
     s->params.acc = bound.acc();
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
-    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/false);
+    StoreFusion fused = fuse_store(n, op, /*allow_pool=*/false);
+    if (clip != nullptr) {
+      b_.mark_fused(*clip);
+      fused = StoreFusion{.value = clip->outputs[0]};
+    }
     s->params.relu = fused.relu && op.format.is_signed;
     s->inputs = {get(x, Want::codes(*q.inputs[0], q.rounding))};
     s->outputs = {fused.value >= 0
@@ -726,12 +765,17 @@ class IntLowering {
     const fx::AccumulatorBound bound = fx::accumulator_bound(s->packed);
     check_bound(n, q, bound, ws[1] * ws[2] * ws[3]);
     s->reference = b_.options().use_reference_kernels;
-    const OutputPlan op = plan_output(n, q);
+    OutputPlan op = plan_output(n, q);
+    const Node* clip = fuse_clip(n, op, bound, &op, &s->params);
     s->params.acc = bound.acc();
     s->params.output = op.kind;
     s->params.out_format = op.format;
     s->params.rounding = op.rounding;
-    const StoreFusion fused = fuse_store(n, op, /*allow_pool=*/!conv1d && !zeros);
+    StoreFusion fused = fuse_store(n, op, /*allow_pool=*/!conv1d && !zeros);
+    if (clip != nullptr) {
+      b_.mark_fused(*clip);
+      fused = StoreFusion{.value = clip->outputs[0]};
+    }
     s->params.relu = fused.relu && op.format.is_signed;
     s->pool = fused.pool ? fx::ConvPool::kMax2x2 : fx::ConvPool::kNone;
     s->inputs = {zeros ? zeros->slot : get(x, Want::codes(*q.inputs[0], q.rounding))};

@@ -22,7 +22,10 @@ std::string output_str(const fx::GemmParams& p) {
     case fx::GemmOutput::kAccumulator:
       return p.acc == fx::AccType::kInt32 ? "-> acc int32" : "-> acc int64";
     case fx::GemmOutput::kRequantize:
-      return "-> " + quant::format_name(p.out_format) + (p.relu ? " relu" : "");
+      return "-> " + quant::format_name(p.out_format) + (p.relu ? " relu" : "") +
+             (p.clamp_lo != INT64_MIN || p.clamp_hi != INT64_MAX
+                  ? fmt::format(" clip [{}, {}]", p.clamp_lo, p.clamp_hi)
+                  : std::string());
     case fx::GemmOutput::kFloat:
       return "-> float";
   }

@@ -115,6 +115,23 @@ void check(const ConvCase& c, Rng& rng) {
     }
   }
   p.relu = false;
+  // A Clip fused into the store (ReLU6 on int8 codes; a band of uint8 codes; with a ReLU).
+  p.out_format = {8, c.a_format.frac, true};
+  p.clamp_lo = 0;
+  p.clamp_hi = std::min<int64_t>(127, int64_t{6} << c.a_format.frac);
+  params.push_back(p);
+  p.out_format = {8, 2, false};
+  p.clamp_lo = 3;
+  p.clamp_hi = 200;
+  params.push_back(p);
+  p.out_format = {16, c.a_format.frac + 3, true};
+  p.clamp_lo = -5;
+  p.clamp_hi = 1000;
+  p.relu = true;
+  params.push_back(p);
+  p.relu = false;
+  p.clamp_lo = INT64_MIN;
+  p.clamp_hi = INT64_MAX;
 
   for (Isa isa : supported_isas()) {
     const PackedConv2d pc = pack_conv2d(g, cw, isa);

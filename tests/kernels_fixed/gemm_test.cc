@@ -115,7 +115,18 @@ void check_all_outputs(const Operands& o, const std::vector<Isa>& isas, int64_t 
       expect_same(o, packed, m, p);
       p.relu = true;  // a ReLU fused into the store: max(requantize(acc), 0)
       expect_same(o, packed, m, p);
+      // A Clip fused into the store: random bounds inside the code range (with and without the
+      // ReLU; a bound may equal the other, or the range's end).
+      const int64_t span = p.out_format.max_code() - p.out_format.min_code();
+      const int64_t a = p.out_format.min_code() + static_cast<int64_t>(rng.uniform_int(span + 1));
+      const int64_t b = p.out_format.min_code() + static_cast<int64_t>(rng.uniform_int(span + 1));
+      p.clamp_lo = std::min(a, b);
+      p.clamp_hi = std::max(a, b);
+      expect_same(o, packed, m, p);
       p.relu = false;
+      expect_same(o, packed, m, p);
+      p.clamp_lo = INT64_MIN;
+      p.clamp_hi = INT64_MAX;
     }
   }
 }

@@ -848,5 +848,81 @@ TEST(QuantExact, ConvStoreFusesReluAndMaxPool) {
   EXPECT_GE(fused, ran / 2);
 }
 
+// Issue 14: a quantized conv or linear whose output goes only to an unquantized Clip (ReLU6, read
+// only as the next quantized node's codes) writes those codes with the Clip's bounds in its
+// store (GemmParams::clamp_lo / clamp_hi) when its accumulator bound is below 2^24 (the float
+// store would round nothing), and the Clip costs no step; otherwise (wider formats, min > max,
+// the Clip's output read in float too) the float store, Clip and quantizer run as before. Fused
+// or not, the int engine equals the exact reference (which runs the Clip in float on the value
+// rounded once), with the fast and the reference kernels: random formats and roundings, bounds
+// on and off the code grid, infinite and equal bounds, depthwise and dense convs and a Gemm.
+// (Crossed bounds, min > max, are never fused: the fast and reference float Clip kernels
+// disagree on them.)
+TEST(QuantExact, ConvAndLinearStoresFuseClip) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::pair<float, float>> bounds = {{0.0f, 6.0f}, {-1.5f, 2.25f}, {0.1f, 0.7f},
+                                                       {-inf, 1.0f}, {0.5f, inf},    {1.0f, 1.0f}};
+  int fused = 0, ran = 0;
+  for (uint64_t seed = 1; seed <= 140; ++seed) {
+    RandomCase rc(seed * 7717);
+    const auto [lo, hi] = bounds[seed / 3 % bounds.size()];
+    const int64_t c = rc.uniform(1, 4), hw = rc.uniform(3, 9), batch = rc.uniform(1, 3);
+    const bool int8 = seed % 3 != 0;  // MobileNet's formats, else random ones
+    auto conv_q = [&] {
+      if (!int8) return rc.weighted();
+      return NodeQuantConfig{.quantized = true,
+                             .data_in = FixedFormat{8, 4, true},
+                             .weight = FixedFormat{8, 6, true},
+                             .bias = FixedFormat{16, 8, true},
+                             .rounding = rc.rounding()};
+    };
+    GraphMaker m({kDynamic, c, hw, hw});
+    std::vector<std::pair<std::string, NodeQuantConfig>> pending;
+    auto quantize_last = [&](NodeQuantConfig n) {
+      pending.emplace_back(m.graph().nodes().back().name, n);
+    };
+    const int64_t e = c * rc.uniform(1, 3);
+    ir::ValueId v =
+        m.op(OpKind::kConv, {m.input(), rc.weight(m, {e, c, 1, 1}, 0.8f), rc.weight(m, {e}, 0.5f)},
+             ir::ConvAttrs{.kernel = {1, 1}});
+    quantize_last(conv_q());
+    v = m.op(OpKind::kClip, {v}, ir::ClipAttrs{.min = lo, .max = hi});
+    v = m.op(OpKind::kConv, {v, rc.weight(m, {e, 1, 3, 3}, 0.8f), rc.weight(m, {e}, 0.5f)},
+             ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}, .group = e});
+    quantize_last(conv_q());
+    v = m.op(OpKind::kClip, {v}, ir::ClipAttrs{.min = lo, .max = hi});
+    v = m.op(OpKind::kFlatten, {v}, ir::AxisAttrs{1});
+    const int64_t k = m.graph().infer_shapes(1)[v][1];
+    v = m.op(OpKind::kGemm, {v, rc.weight(m, {5, k}, 0.5f), rc.weight(m, {5}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(conv_q());
+    v = m.op(OpKind::kClip, {v}, ir::ClipAttrs{.min = lo, .max = hi});
+    v = m.op(OpKind::kGemm, {v, rc.weight(m, {3, 5}, 0.5f)}, ir::GemmAttrs{.trans_b = true});
+    quantize_last(conv_q());
+    const ir::Graph g = m.finish(v);
+    quant::QuantAssignment q;
+    for (const auto& [node, n] : pending) q[g.find_node(node)->config_name] = n;
+    const Tensor x = rc.input({batch, c, hw, hw});
+    SCOPED_TRACE(fmt::format("seed {} clip [{}, {}] {}", seed, lo, hi, int8 ? "int8" : "random"));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const std::string plan =
+        make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    const bool has_fused = plan.find("clip [") != std::string::npos;
+    if (int8) {
+      // int8 x int8 sums of these sizes stay far below 2^24: every Clip fuses.
+      ASSERT_TRUE(has_fused) << plan;
+    }
+    fused += has_fused;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want)) << plan;
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 120);
+  EXPECT_GE(fused, ran / 2);
+}
+
 }  // namespace
 }  // namespace qsearch::runtime

@@ -302,6 +302,7 @@ class Reference {
       case ir::OpKind::kSlice:
         y = seq_op(n, ys);
         break;
+      case ir::OpKind::kClip:
       case ir::OpKind::kHardSigmoid:
       case ir::OpKind::kHardSwish:
       case ir::OpKind::kGlobalMaxPool:
@@ -626,6 +627,10 @@ class Reference {
         const float c = std::isnan(h) ? h : std::min(1.0f, std::max(0.0f, h));
         y.f.push_back(swish ? v * c : c);
       }
+    } else if (n.kind == ir::OpKind::kClip) {
+      // An unquantized Clip (ReLU6) in float, as ONNX states it: min then max.
+      const auto& a = std::get<ir::ClipAttrs>(n.attrs);
+      for (float v : x.f) y.f.push_back(v < a.min ? a.min : (v > a.max ? a.max : v));
     } else if (n.kind == ir::OpKind::kGlobalMaxPool) {
       const int64_t rows = x.shape[0] * x.shape[1], sp = x.numel() / std::max<int64_t>(1, rows);
       for (int64_t r = 0; r < rows; ++r) {

@@ -262,6 +262,8 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
       fast_shift_ = rshift_ >= 1 && rshift_ <= 62;
       lo_ = p.relu ? std::max<int64_t>(0, p.out_format.min_code()) : p.out_format.min_code();
       hi_ = p.out_format.max_code();
+      lo_ = std::min(std::max(lo_, p.clamp_lo), hi_);  // a fused Clip (GemmParams)
+      hi_ = std::max(std::min(hi_, p.clamp_hi), lo_);
       rounding_ = p.rounding;
       const DType out = quant::storage_dtype(p.out_format);
       const bool row_major = ldc_n_ == 1;

@@ -155,6 +155,11 @@ struct GemmParams {
   // kRequantize: a ReLU fused into the store, max(requantize(acc), 0). Exact: the clamp's lower
   // bound becomes max(lo, 0) (relu(clamp(v, lo, hi)) == clamp(v, max(lo, 0), hi)).
   bool relu = false;
+  // kRequantize: the codes clamped further to [clamp_lo, clamp_hi] (codes of out_format,
+  // clamp_lo <= clamp_hi): an unquantized Clip fused into the store, clip(q(v), q(lo), q(hi)) =
+  // q(clip(v, lo, hi)) exactly because q is non-decreasing (the int lowering passes the codes of
+  // the Clip's bounds). The defaults clamp nothing.
+  int64_t clamp_lo = INT64_MIN, clamp_hi = INT64_MAX;
   // Output strides in elements: C[m, n] at c[m * ldc_m + n * ldc_n]; ldc_m = 0 means n().
   int64_t ldc_m = 0, ldc_n = 1;
 };

@@ -58,7 +58,8 @@ void store_exact(__int128_t acc, int acc_frac, const GemmParams& p, void* c, int
       }
       break;
     case GemmOutput::kRequantize: {
-      const int64_t code = quant::requantize(acc64, acc_frac, p.out_format, p.rounding);
+      int64_t code = quant::requantize(acc64, acc_frac, p.out_format, p.rounding);
+      code = std::min(std::max(code, p.clamp_lo), p.clamp_hi);  // a fused Clip
       quant::store_code(c, quant::storage_dtype(p.out_format), at,
                         p.relu ? std::max<int64_t>(code, 0) : code);
     } break;
