@@ -195,11 +195,12 @@ TEST(IntConv2d, MnistCnnFirstLayerShape) {
 TEST(IntConv2d, GroupsPadsStridesDilations) {
   Rng rng(kSeed + 1);
   const Conv2dGeometry geometries[] = {
-      geometry(4, 9, 7, 6, 3, 2, 1, 2, 1),    // 2 groups, stride 2, odd sizes
-      geometry(6, 8, 8, 6, 3, 6, 1, 1, 1),    // depthwise
-      geometry(3, 10, 11, 5, 3, 1, 2, 1, 2),  // dilation 2
-      geometry(5, 6, 6, 17, 1, 1, 0, 1, 1),   // 1x1, N = tile + 1
-      geometry(2, 5, 5, 3, 5, 1, 0, 1, 1),    // kernel = input: one pixel
+      geometry(4, 9, 7, 6, 3, 2, 1, 2, 1),       // 2 groups, stride 2, odd sizes
+      geometry(6, 8, 8, 6, 3, 6, 1, 1, 1),       // depthwise
+      geometry(3, 10, 11, 5, 3, 1, 2, 1, 2),     // dilation 2
+      geometry(210, 4, 5, 140, 3, 70, 1, 2, 1),  // 70 groups of 3 channels (row pairs)
+      geometry(5, 6, 6, 17, 1, 1, 0, 1, 1),      // 1x1, N = tile + 1
+      geometry(2, 5, 5, 3, 5, 1, 0, 1, 1),       // kernel = input: one pixel
   };
   for (const Conv2dGeometry& g : geometries) {
     ConvCase c;
@@ -254,6 +255,9 @@ TEST(IntConv2d, EvenChannelCountsPairChannels) {
       geometry(16, 6, 6, 8, 1, 1, 0, 2, 1),   // a 1x1 downsample, stride 2
       geometry(4, 10, 11, 6, 3, 2, 2, 1, 2),  // 2 groups of 2, dilation 2
       geometry(2, 5, 5, 3, 5, 1, 0, 1, 1),    // kernel = input: one pixel
+      // Grouped convs with more groups than the pixel-major path's old limit of 64 (issue 14).
+      geometry(144, 5, 6, 72, 3, 72, 1, 1, 1),   // 72 groups of 2 channels, 1 output each
+      geometry(160, 6, 5, 240, 3, 80, 1, 2, 1),  // 80 groups of 2 -> 3, stride 2 (gathered)
   };
   Conv2dGeometry asym = geometry(4, 7, 9, 6, 3, 1, 0, 1, 1);
   asym.kernel_w = 2;
@@ -383,7 +387,7 @@ TEST(IntConv2d, FusedMaxPool2x2EqualsConvThenPool) {
 }
 
 // Depthwise convs (one input channel per group, groups > 1) take their own path on AVX2 (per
-// channel phase planes, tap pairs): more groups than the pixel-major path's 64, channel
+// channel phase planes, tap pairs): 96 groups (MobileNetV2's 14x14 stage), channel
 // multipliers, strides 1-3 (phase planes), dilations, odd and even tap counts, asymmetric pads
 // and kernels, 1-D (1 x KW) kernels, rows wider than a 16-lane block, output rows narrower than
 // a block's drops, and kernels past kMaxDepthwiseTaps (the im2col path), at the dtype extremes.

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <type_traits>
 
 #include "core/error.h"
@@ -322,7 +321,7 @@ struct PixelJob {
   const std::byte* x;
   std::byte* y;
   const PackedConv2d* w;
-  const Epilogue* const* epi;  // per group
+  GemmParams q;  // ldc for NCHW; each work item makes its group's Epilogue (a few stores)
   static constexpr int kMr = detail::kMrConvPairsAvx2;
   // The channels of a group in mblocks = ceil(ocg / kMr) blocks of as equal sizes as can be
   // (LeNet's 6: one block; 16: 6, 5, 5), each one pass of the pair kernel.
@@ -453,7 +452,7 @@ struct PixelJob {
       }
     }
     const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
-    const Epilogue& e = *epi[gi];
+    const Epilogue e(w->groups()[gi], q);
     std::byte* out = y + (img * g.out_channels + gi * ocg) * out_pixels * y_es;
     const int64_t q0 = units * chunk / chunks, q1 = units * (chunk + 1) / chunks;
     if (pool && lanes) {
@@ -827,9 +826,6 @@ struct ConvJob {
   }
 };
 
-// Epilogues of up to this many groups live on the stack; more groups take the im2col path.
-constexpr int64_t kMaxPixelGroups = 64;
-
 // The pooled path's S plane holds at most about this many bytes (a band of pooled rows).
 constexpr int64_t kPoolBandBytes = 16384;
 
@@ -839,26 +835,17 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
   (void)x, (void)batch, (void)w, (void)p, (void)y, (void)pool;
   return false;
 #else
-  if (w.weight_rows().empty() || p.acc != AccType::kInt32 ||
-      w.geometry().groups > kMaxPixelGroups) {
-    return false;
-  }
+  if (w.weight_rows().empty() || p.acc != AccType::kInt32) return false;
   const Conv2dGeometry& g = w.geometry();
   PixelJob job;
   GemmParams q = p;
   const int64_t oh2 = conv_pool_out(pool, g.out_h()), ow2 = conv_pool_out(pool, g.out_w());
   q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
   q.ldc_n = oh2 * ow2;
-  std::optional<Epilogue> epis[kMaxPixelGroups];
-  const Epilogue* epi_ptrs[kMaxPixelGroups];
-  for (int64_t gi = 0; gi < g.groups; ++gi) {
-    epis[gi].emplace(w.groups()[gi], q);
-    epi_ptrs[gi] = &*epis[gi];
-  }
+  job.q = q;
   job.x = static_cast<const std::byte*>(x);
   job.y = static_cast<std::byte*>(y);
   job.w = &w;
-  job.epi = epi_ptrs;
   job.a_dtype = w.a_dtype();
   job.cg = g.in_channels / g.groups;
   job.ocg = g.out_channels / g.groups;
