@@ -72,14 +72,30 @@ TEST(NoAllocation, GemmAndConvAfterWarmUp) {
   const PackedConv2d pc = pack_conv2d(g, cw);
   Tensor x = make_codes(DType::kInt8, 3 * 2 * 10 * 10, f, rng);
   std::vector<uint8_t> y(3 * 4 * 8 * 8);
+  // A depthwise conv (its own path, issue 14): 2 groups, stride 2, 5x5 taps, a fused Clip.
+  Conv2dGeometry dg = g;
+  dg.groups = 2;
+  dg.kernel_h = dg.kernel_w = 5;
+  dg.pad_top = dg.pad_left = dg.pad_bottom = dg.pad_right = 2;
+  dg.stride_h = dg.stride_w = 2;
+  Tensor dw = make_codes(DType::kInt8, 4 * 25, f, rng);
+  Conv2dWeights dcw = cw;
+  dcw.w = dw.raw();
+  const PackedConv2d dpc = pack_conv2d(dg, dcw);
+  GemmParams dp = p;
+  dp.clamp_lo = 2;
+  dp.clamp_hi = 96;
+  std::vector<uint8_t> dy(3 * 4 * 5 * 5);
 
   gemm(a.raw(), 64, 100, pw, p, c.data());  // warm-up: per-thread scratch grows once
   conv2d(x.raw(), 3, pc, p, y.data());
+  conv2d(x.raw(), 3, dpc, dp, dy.data());
   const long before = g_allocations.load();
   for (int i = 0; i < 3; ++i) {
     gemm(a.raw(), 64, 100, pw, p, c.data());
     gemm(a.raw(), 17, 100, pw, p, c.data());  // smaller batches reuse the scratch
     conv2d(x.raw(), 3, pc, p, y.data());
+    conv2d(x.raw(), 3, dpc, dp, dy.data());
   }
   const long after = g_allocations.load();
   set_num_threads(saved);
