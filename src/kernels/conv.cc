@@ -1,5 +1,7 @@
 #include "kernels/conv.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -46,10 +48,12 @@ PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
 namespace {
 
 constexpr int kMaxNr = 32;
+constexpr int kMaxMr = 8;
 
 // A run of consecutive output pixels of one output row inside a pixel panel.
 struct Segment {
   int64_t oh, ow0, len, col;  // col: first column of the panel it fills
+  const float* xg;            // the group's first input channel in the segment's image
 };
 
 struct ConvCtx {
@@ -63,17 +67,18 @@ struct ConvCtx {
 };
 
 // Packs taps [k0, k0 + kc) of the segments into dst[kc][nr_full] (columns >= `cols` zero).
-void pack_col_block(const ConvCtx& ctx, const float* xg, const Segment* segs, int nsegs, int cols,
-                    int64_t k0, int64_t kc, float* dst) {
+void pack_col_block(const ConvCtx& ctx, const Segment* segs, int nsegs, int cols, int64_t k0,
+                    int64_t kc, float* dst) {
   const Conv2dParams& p = *ctx.p;
   const int nr = ctx.u->nr;
   const int64_t khw = p.kernel_h * p.kernel_w;
   int64_t c = k0 / khw, i = (k0 / p.kernel_w) % p.kernel_h, j = k0 % p.kernel_w;
   for (int64_t kk = 0; kk < kc; ++kk) {
     float* row = dst + kk * nr;
-    const float* xc = xg + c * p.in_h * p.in_w;
+    const int64_t c_off = c * p.in_h * p.in_w;
     for (int s = 0; s < nsegs; ++s) {
       const Segment& sg = segs[s];
+      const float* xc = sg.xg + c_off;
       float* out = row + sg.col;
       const int64_t ih = sg.oh * p.stride_h - p.pad_top + i * p.dilation_h;
       if (ih < 0 || ih >= p.in_h) {
@@ -84,8 +89,10 @@ void pack_col_block(const ConvCtx& ctx, const float* xg, const Segment* segs, in
       // iw(t) = (ow0 + t) * stride_w + off is inside [0, in_w) for t in [t_lo, t_hi).
       const int64_t off = j * p.dilation_w - p.pad_left;
       const int64_t iw0 = sg.ow0 * p.stride_w + off;
-      int64_t t_lo = iw0 >= 0 ? 0 : (-iw0 + p.stride_w - 1) / p.stride_w;
-      int64_t t_hi = iw0 >= p.in_w ? 0 : (p.in_w - iw0 + p.stride_w - 1) / p.stride_w;
+      // (No division at stride 1: one per segment and tap would cost more than the copy.)
+      const int64_t sw = p.stride_w;
+      int64_t t_lo = iw0 >= 0 ? 0 : (sw == 1 ? -iw0 : (-iw0 + sw - 1) / sw);
+      int64_t t_hi = iw0 >= p.in_w ? 0 : (sw == 1 ? p.in_w - iw0 : (p.in_w - iw0 + sw - 1) / sw);
       t_lo = std::min(t_lo, sg.len);
       t_hi = std::clamp(t_hi, t_lo, sg.len);
       for (int64_t t = 0; t < t_lo; ++t) out[t] = 0.0f;
@@ -124,20 +131,20 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
     const int64_t b = bg / p.groups;
     const int64_t pix0 = q * u.nr;
     const int cols = static_cast<int>(std::min<int64_t>(u.nr, ohw - pix0));
+    const float* xg = ctx.x + (b * p.in_channels + g * cg) * p.in_h * p.in_w;
     int nsegs = 0;
     for (int col = 0; col < cols;) {
       const int64_t pix = pix0 + col;
       const int64_t oh = pix / p.out_w, ow = pix % p.out_w;
       const int64_t len = std::min<int64_t>(cols - col, p.out_w - ow);
-      segs[nsegs++] = {oh, ow, len, col};
+      segs[nsegs++] = {oh, ow, len, col, xg};
       col += static_cast<int>(len);
     }
-    const float* xg = ctx.x + (b * p.in_channels + g * cg) * p.in_h * p.in_w;
     const int64_t y_off = (b * p.out_channels + g * mg) * ohw + pix0;
     for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += detail::kColKc) {
       const int64_t kc = std::min(detail::kColKc, w.k - k0);
       const bool last = k0 + kc >= w.k;
-      pack_col_block(ctx, xg, segs, nsegs, cols, k0, kc, bbuf);
+      pack_col_block(ctx, segs, nsegs, cols, k0, kc, bbuf);
       for (int64_t t = 0; t < w.tiles_per_group; ++t) {
         const int mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
         const int64_t off = y_off + t * u.mr * ohw;
@@ -160,6 +167,192 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
   }
 }
 
+// Stores one run of finished accumulators (alpha and bias applied, not yet clamped when there
+// is a residual): dst = clamp(src + r) or clamp(src) + r (residual_after_clamp), or a copy when
+// there is no residual (the microkernel clamped already).
+inline void store_run(float* dst, const float* src, const float* r, int64_t len, bool after,
+                      float lo, float hi) {
+  if (r == nullptr) {
+    if (len == 1) {
+      *dst = *src;
+    } else {
+      detail::copy_floats(dst, src, len);
+    }
+  } else if (after) {
+    for (int64_t e = 0; e < len; ++e) {
+      const float v = src[e];
+      dst[e] = (v < lo ? lo : (v > hi ? hi : v)) + r[e];
+    }
+  } else {
+    for (int64_t e = 0; e < len; ++e) {
+      const float v = src[e] + r[e];
+      dst[e] = v < lo ? lo : (v > hi ? hi : v);  // NaN passes through
+    }
+  }
+}
+
+// ---- batch-blocked path: the whole batch's output pixels are the GEMM's columns -------------
+//
+// Per group, column n is output pixel n % ohw of image n / ohw, so that at small images
+// (ResNet-18's 4x4..1x1 maps at CIFAR size) panels are full and each packed block of weights
+// serves a whole block of columns, not one image's few pixels. Work item = (group, block of
+// columns, block of weight tiles): per block of kBlkKc taps, the columns are packed into panels
+// (im2col, on the stack) and each weight tile runs over every panel of the block, accumulating
+// in a tile buffer that is scattered to Y (residual and clamp applied there) after the last
+// tap block. Same FMA chain per output as the other paths (ascending k, one rounding per step).
+
+constexpr int64_t kBlkCols = 128;  // columns per item (a multiple of every NR)
+constexpr int64_t kBlkRows = 128;  // output channels per item (rounded up to whole tiles)
+constexpr int64_t kBlkKc = 256;    // taps per packed block
+
+struct BlockedGeom {
+  int64_t cols;  // batch * ohw
+  int64_t panels, panels_per_block, col_blocks;
+  int64_t tiles_per_block, m_blocks;
+};
+
+// Packs taps [k0, k0 + kc) of columns [n0, n0 + cols) with AVX2 gathers, 8 columns at a time:
+// column `col` of tap (c, i, j) is x[base[col] + c * plane + i * dh * in_w + j * dw] when its
+// input row ih0[col] + i * dh and column iw0[col] + j * dw are inside the image, else 0. Needs
+// the indices of the images a panel spans to fit in int32 (gather_fits). Cheap per element whatever
+// the runs of the panel, unlike pack_col_block, which pays its set-up per run.
+void pack_col_gather(const ConvCtx& ctx, int64_t g, int64_t n0, int cols, int64_t k0, int64_t kc,
+                     float* dst) {
+  const Conv2dParams& p = *ctx.p;
+  const int nr = ctx.u->nr;
+  const int64_t ohw = p.out_h * p.out_w, plane = p.in_h * p.in_w;
+  const int64_t cg = p.in_channels / p.groups;
+  // Indices are relative to the group's first channel in the panel's first image.
+  const int64_t b0 = n0 / ohw;
+  const float* x0 = ctx.x + (b0 * p.in_channels + g * cg) * plane;
+  alignas(32) int32_t base[kMaxNr], ih0[kMaxNr], iw0[kMaxNr];
+  for (int col = 0; col < nr; ++col) {
+    if (col < cols) {
+      const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+      const int64_t h = (pix / p.out_w) * p.stride_h - p.pad_top;
+      const int64_t w = (pix % p.out_w) * p.stride_w - p.pad_left;
+      ih0[col] = static_cast<int32_t>(h);
+      iw0[col] = static_cast<int32_t>(w);
+      base[col] = static_cast<int32_t>((b - b0) * p.in_channels * plane + h * p.in_w + w);
+    } else {
+      ih0[col] = -(1 << 30);  // never inside: the padding columns of the panel pack 0
+      iw0[col] = 0;
+      base[col] = 0;
+    }
+  }
+  const __m256i hv = _mm256_set1_epi32(static_cast<int32_t>(p.in_h));
+  const __m256i wv = _mm256_set1_epi32(static_cast<int32_t>(p.in_w));
+  const __m256i minus1 = _mm256_set1_epi32(-1);
+  const __m256 zero = _mm256_setzero_ps();
+  const int64_t khw = p.kernel_h * p.kernel_w;
+  int64_t c = k0 / khw, i = (k0 / p.kernel_w) % p.kernel_h, j = k0 % p.kernel_w;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    float* row = dst + kk * nr;
+    const int32_t di = static_cast<int32_t>(i * p.dilation_h);
+    const int32_t dj = static_cast<int32_t>(j * p.dilation_w);
+    const __m256i off = _mm256_set1_epi32(static_cast<int32_t>(c * plane + di * p.in_w + dj));
+    const __m256i div = _mm256_set1_epi32(di), djv = _mm256_set1_epi32(dj);
+    for (int v = 0; v < nr; v += 8) {
+      const __m256i ih =
+          _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(ih0 + v)), div);
+      const __m256i iw =
+          _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(iw0 + v)), djv);
+      const __m256i in = _mm256_and_si256(
+          _mm256_and_si256(_mm256_cmpgt_epi32(ih, minus1), _mm256_cmpgt_epi32(hv, ih)),
+          _mm256_and_si256(_mm256_cmpgt_epi32(iw, minus1), _mm256_cmpgt_epi32(wv, iw)));
+      const __m256i idx =
+          _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(base + v)), off);
+      _mm256_store_ps(row + v, _mm256_mask_i32gather_ps(zero, x0, idx, _mm256_castsi256_ps(in), 4));
+    }
+    if (++j == p.kernel_w) {
+      j = 0;
+      if (++i == p.kernel_h) {
+        i = 0;
+        ++c;
+      }
+    }
+  }
+}
+
+// pack_col_gather's int32 indices: a panel of nr columns spans at most nr + 1 images (fewer
+// than nr + 1 when an image has more than one output pixel), each of C * H * W floats (plus
+// the padding reach of the taps, below one image).
+bool gather_fits(const Conv2dParams& p, int nr) {
+  const int64_t per_image = p.in_channels * p.in_h * p.in_w;
+  const int64_t ohw = p.out_h * p.out_w;
+  const int64_t images = std::min<int64_t>(p.batch, (nr + ohw - 1) / ohw + 1);
+  return (images + 1) * per_image < (int64_t{1} << 31);
+}
+
+void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, int64_t end) {
+  const Conv2dParams& p = *ctx.p;
+  const detail::UKernelInfo& u = *ctx.u;
+  const PackedConvWeights& w = *ctx.w;
+  const int64_t ohw = p.out_h * p.out_w;
+  const int64_t mg = p.out_channels / p.groups;
+  const Epilogue& ep = *ctx.ep;
+  const bool residual = ep.residual != nullptr;
+  alignas(64) float bbuf[kBlkKc * kBlkCols];
+  alignas(64) float cbuf[(kBlkRows + kMaxMr) * kBlkCols];
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t mb = item % geo.m_blocks;
+    const int64_t cb = (item / geo.m_blocks) % geo.col_blocks;
+    const int64_t g = item / (geo.m_blocks * geo.col_blocks);
+    const int64_t t0 = mb * geo.tiles_per_block;
+    const int64_t t1 = std::min(w.tiles_per_group, t0 + geo.tiles_per_block);
+    if (t0 >= t1) continue;
+    const int64_t q0 = cb * geo.panels_per_block;
+    const int64_t q1 = std::min(geo.panels, q0 + geo.panels_per_block);
+    const int64_t n0 = q0 * u.nr;
+    const int64_t ncols = std::min(geo.cols, q1 * u.nr) - n0;
+    for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += kBlkKc) {
+      const int64_t kc = std::min(kBlkKc, w.k - k0);
+      const bool last = k0 + kc >= w.k;
+      for (int64_t q = q0; q < q1; ++q) {
+        const int cols = static_cast<int>(std::min<int64_t>(u.nr, geo.cols - q * u.nr));
+        pack_col_gather(ctx, g, q * u.nr, cols, k0, kc, bbuf + (q - q0) * kc * u.nr);
+      }
+      // GotoBLAS order: a packed panel stays in L1 while the block's weight tiles stream from L2.
+      for (int64_t q = q0; q < q1; ++q) {
+        const int cols = static_cast<int>(std::min<int64_t>(u.nr, geo.cols - q * u.nr));
+        const float* bpanel = bbuf + (q - q0) * kc * u.nr;
+        for (int64_t t = t0; t < t1; ++t) {
+          const int mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
+          detail::TileEpilogue tep;
+          if (last) {
+            tep.alpha = ep.alpha;
+            tep.bias = ep.bias != nullptr ? ep.bias + g * mg + t * u.mr : nullptr;
+            tep.bias_per_row = true;
+            tep.residual = nullptr;
+            tep.residual_stride = 0;
+            tep.residual_after_clamp = false;
+            // A residual has Y's layout, not the buffer's: it and the clamp come in the scatter.
+            tep.lo = residual ? -std::numeric_limits<float>::infinity() : ep.clamp_min;
+            tep.hi = residual ? std::numeric_limits<float>::infinity() : ep.clamp_max;
+          }
+          u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr,
+               cbuf + (t - t0) * u.mr * kBlkCols + (q - q0) * u.nr, kBlkCols, mr, cols, k0 > 0,
+               last ? &tep : nullptr);
+        }
+      }
+      if (w.k == 0) break;
+    }
+    // Scatter: runs of columns inside one image are contiguous in Y.
+    const int64_t rows = std::min(mg, t1 * u.mr) - t0 * u.mr;
+    for (int64_t col = 0; col < ncols;) {
+      const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+      const int64_t len = std::min(ncols - col, ohw - pix);
+      const int64_t off0 = (b * p.out_channels + g * mg + t0 * u.mr) * ohw + pix;
+      for (int64_t o = 0; o < rows; ++o) {
+        const int64_t off = off0 + o * ohw;
+        store_run(ctx.y + off, cbuf + o * kBlkCols + col, residual ? ep.residual + off : nullptr,
+                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
+      }
+      col += len;
+    }
+  }
+}
+
 // ---- direct path: stride 1, the image fits a zero-padded copy on the stack -----------------
 //
 // Output pixels are laid on a grid of the padded width wp: grid pixel p = oh * wp + ow, so that
@@ -170,7 +363,6 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
 
 constexpr int64_t kMaxPadded = 32 * 1024;  // floats (128 KB of stack)
 constexpr int64_t kMaxTaps = 4096;
-constexpr int kMaxMr = 8;
 
 struct DirectGeom {
   int64_t hp, wp, grid, panels, chunks, padded_floats;
@@ -250,7 +442,7 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
         const int64_t row_left = geo.wp - ow;
         if (ow < p.out_w) {
           const int64_t len = std::min<int64_t>(cols - col, p.out_w - ow);
-          segs[nsegs++] = {oh, ow, len, col};
+          segs[nsegs++] = {oh, ow, len, col, nullptr};
         }
         col += static_cast<int>(std::min<int64_t>(cols - col, row_left));
       }
@@ -306,16 +498,17 @@ bool conv2d_direct_applies(const Conv2dParams& p, Isa isa) {
 }
 
 void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWeights& w, float* y,
-                       const Epilogue& ep) {
+                       const Epilogue& ep, ConvAlgo algo) {
   const auto& u = detail::ukernel_for(w.isa);
   QSEARCH_DCHECK(u.nr <= kMaxNr && u.mr <= kMaxMr && w.out_channels == p.out_channels &&
-                 w.groups == p.groups);
+                 w.groups == p.groups && kBlkCols % u.nr == 0 && kBlkRows >= u.mr);
   QSEARCH_DCHECK(w.in_channels_per_group * p.groups == p.in_channels);
   const int64_t ohw = p.out_h * p.out_w;
   if (p.batch <= 0 || ohw <= 0 || p.out_channels <= 0) return;
   ConvCtx ctx{&p, x, &w, y, &ep, &u, (ohw + u.nr - 1) / u.nr};
   DirectGeom geo;
-  if (direct_geometry(p, u.nr, geo)) {
+  if (algo == ConvAlgo::kAuto) algo = conv2d_algo(p, w.isa);
+  if (algo == ConvAlgo::kDirect && direct_geometry(p, u.nr, geo)) {
     // Enough items for every thread even at batch 1: split an image's panels into chunks
     // (each chunk pads its own copy). Chunking does not change any output value.
     const int64_t images = p.batch * p.groups;
@@ -325,8 +518,37 @@ void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWe
                  [&dctx](int64_t begin, int64_t end) { direct_items(dctx, begin, end); });
     return;
   }
-  parallel_for(0, p.batch * p.groups * ctx.panels, 1,
-               [&ctx](int64_t begin, int64_t end) { conv_items(ctx, begin, end); });
+  if (algo == ConvAlgo::kImagePanels || !gather_fits(p, u.nr)) {
+    parallel_for(0, p.batch * p.groups * ctx.panels, 1,
+                 [&ctx](int64_t begin, int64_t end) { conv_items(ctx, begin, end); });
+    return;
+  }
+  BlockedGeom bg;
+  bg.cols = p.batch * ohw;
+  bg.panels = (bg.cols + u.nr - 1) / u.nr;
+  bg.panels_per_block = std::min<int64_t>(kBlkCols / u.nr, bg.panels);
+  const int64_t max_tiles = (kBlkRows + u.mr - 1) / u.mr;  // at most kBlkRows + MR - 1 rows
+  bg.m_blocks = (w.tiles_per_group + max_tiles - 1) / max_tiles;
+  // Enough items for every thread (when the kernel runs threaded): narrower column blocks. The
+  // blocking does not change any output value.
+  const int64_t want = in_parallel_region() ? 1 : 2 * static_cast<int64_t>(num_threads());
+  while (bg.panels_per_block > 1 &&
+         p.groups * bg.m_blocks * ((bg.panels + bg.panels_per_block - 1) / bg.panels_per_block) <
+             want) {
+    --bg.panels_per_block;
+  }
+  bg.col_blocks = (bg.panels + bg.panels_per_block - 1) / bg.panels_per_block;
+  bg.tiles_per_block = (w.tiles_per_group + bg.m_blocks - 1) / bg.m_blocks;
+  parallel_for(0, p.groups * bg.col_blocks * bg.m_blocks, 1,
+               [&ctx, &bg](int64_t begin, int64_t end) { blocked_items(ctx, bg, begin, end); });
+}
+
+ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa) {
+  DirectGeom g;
+  const int nr = detail::ukernel_for(isa).nr;
+  // Large images with a padded copy that fits: the direct path (no im2col); else batch-blocked.
+  if (p.out_h * p.out_w >= 4 * nr && direct_geometry(p, nr, g)) return ConvAlgo::kDirect;
+  return ConvAlgo::kBatchBlocked;
 }
 
 }  // namespace qsearch::kernels
