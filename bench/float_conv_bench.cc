@@ -7,7 +7,7 @@
 // `--threads 1` shows; `--threads 2` runs the kernel's own parallel_for.
 //
 //   build/bin/float_conv_bench [--model resnet18|mobilenet_v2|all] [--size 32|224|all]
-//       [--batch 64] [--threads 1] [--reps 5] [--algos auto,image,blocked,direct]
+//       [--batch 64] [--threads 1] [--reps 5] [--algos auto,image,blocked,direct,depthwise]
 //
 // Prints one line per layer: per algorithm (kernels::ConvAlgo; the calls of the algorithms are
 // interleaved) the median of `reps` timed calls after a warm-up, in ms and GFLOP/s, and a total.
@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
       if (a == "direct") algos.emplace_back(a, k::ConvAlgo::kDirect);
       if (a == "image") algos.emplace_back(a, k::ConvAlgo::kImagePanels);
       if (a == "blocked") algos.emplace_back(a, k::ConvAlgo::kBatchBlocked);
+      if (a == "depthwise") algos.emplace_back(a, k::ConvAlgo::kDepthwise);
     }
   }
   qsearch::set_num_threads(threads);

@@ -490,6 +490,191 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
   }
 }
 
+// ---- depthwise path: one input channel per group (MobileNet / EfficientNet) ------------------
+//
+// Per output plane (image b, channel o of group g = o / (M/G)): the group's input plane is
+// copied, zero-padded and split into stride_w column phases (phase q, column c holds padded
+// column c * stride_w + q), so that tap (i, j) of 8 consecutive output pixels of a row is one
+// contiguous load; 4 output rows x 8 pixels are accumulated at a time in ascending tap order
+// k = i * kW + j, the padding contributing fma(w, 0, acc) as in the GEMM paths (same bits),
+// and the epilogue is the microkernel's.
+
+constexpr int64_t kDwMaxFloats = 32 * 1024;  // the phase-split copy (128 KB of stack)
+constexpr int64_t kDwRows = 4;               // output rows per block
+
+struct DwGeom {
+  int64_t hp;    // padded rows read: (out_h - 1) * stride_h + (kH - 1) * dilation_h + 1
+  int64_t rows;  // rows per phase, with slack for the last row block
+  int64_t wq;    // columns per phase, with slack for full-vector loads
+  int64_t floats;
+};
+
+bool dw_geometry(const Conv2dParams& p, int mr, DwGeom& g) {
+  if (p.in_channels != p.groups || p.out_channels / p.groups >= mr) return false;
+  g.hp = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+  g.rows = g.hp + (kDwRows - 1) * p.stride_h;
+  g.wq = p.out_w + (p.kernel_w - 1) * p.dilation_w / p.stride_w + 8;
+  g.floats = p.stride_w * g.rows * g.wq;
+  return g.floats <= kDwMaxFloats && p.kernel_h * p.kernel_w <= 64;
+}
+
+void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end) {
+  const Conv2dParams& p = *ctx.p;
+  const detail::UKernelInfo& u = *ctx.u;
+  const PackedConvWeights& w = *ctx.w;
+  const Epilogue& ep = *ctx.ep;
+  const int64_t mg = p.out_channels / p.groups, ohw = p.out_h * p.out_w;
+  const int64_t khw = p.kernel_h * p.kernel_w, sw = p.stride_w;
+  const int64_t phase = geo.rows * geo.wq;
+  alignas(64) float buf[kDwMaxFloats];
+  std::fill(buf, buf + geo.floats, 0.0f);  // the padding stays zero: planes fill the interior
+  // Interior of phase q: columns c with input column c * sw + q - pad_left in [0, in_w).
+  int64_t c_lo[8], c_hi[8];
+  for (int64_t q = 0; q < sw && q < 8; ++q) {
+    const int64_t first = p.pad_left - q;  // c * sw >= first
+    c_lo[q] = first <= 0 ? 0 : (first + sw - 1) / sw;
+    c_hi[q] = std::clamp<int64_t>((p.in_w + p.pad_left - q + sw - 1) / sw, c_lo[q], geo.wq);
+  }
+  const __m256 alpha = _mm256_set1_ps(ep.alpha);
+  const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
+  float wk[64];
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t b = item / p.out_channels, o = item % p.out_channels, g = o / mg;
+    const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
+    for (int64_t r = 0; r < geo.hp; ++r) {
+      const int64_t ih = r - p.pad_top;
+      if (ih < 0 || ih >= p.in_h) continue;
+      const float* src = xp + ih * p.in_w;
+      for (int64_t q = 0; q < sw; ++q) {
+        float* dst = buf + q * phase + r * geo.wq;
+        if (sw == 1) {
+          detail::copy_floats(dst + c_lo[0], src + c_lo[0] - p.pad_left, c_hi[0] - c_lo[0]);
+        } else {
+          for (int64_t c = c_lo[q]; c < c_hi[q]; ++c) dst[c] = src[c * sw + q - p.pad_left];
+        }
+      }
+    }
+    const int64_t oo = o % mg;
+    const float* panel = w.panel(g, oo / u.mr);
+    for (int64_t k = 0; k < khw; ++k) wk[k] = panel[k * u.mr + oo % u.mr];
+    const __m256 bias = ep.bias != nullptr ? _mm256_set1_ps(ep.bias[o]) : _mm256_setzero_ps();
+    float* yp = ctx.y + (b * p.out_channels + o) * ohw;
+    const float* rp =
+        ep.residual != nullptr ? ep.residual + (b * p.out_channels + o) * ohw : nullptr;
+    for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += kDwRows) {
+      const int64_t nrows = std::min(kDwRows, p.out_h - oh0);
+      for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 8) {
+        __m256 acc[kDwRows];
+        for (auto& a : acc) a = _mm256_setzero_ps();
+        for (int64_t i = 0; i < p.kernel_h; ++i) {
+          for (int64_t j = 0; j < p.kernel_w; ++j) {
+            const int64_t dj = j * p.dilation_w;
+            const float* base = buf + (dj % sw) * phase + ow0 + dj / sw +
+                                (oh0 * p.stride_h + i * p.dilation_h) * geo.wq;
+            const __m256 wv = _mm256_set1_ps(wk[i * p.kernel_w + j]);
+#pragma GCC unroll 4
+            for (int64_t r = 0; r < kDwRows; ++r) {
+              acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * p.stride_h * geo.wq), acc[r]);
+            }
+          }
+        }
+        const __m256i mask = detail::first_lanes8(p.out_w - ow0);
+        for (int64_t r = 0; r < nrows; ++r) {
+          const int64_t off = (oh0 + r) * p.out_w + ow0;
+          __m256 x = _mm256_fmadd_ps(acc[r], alpha, bias);
+          const __m256 res =
+              rp != nullptr ? _mm256_maskload_ps(rp + off, mask) : _mm256_setzero_ps();
+          if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+          x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
+          if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+          _mm256_maskstore_ps(yp + off, mask, x);
+        }
+      }
+    }
+  }
+}
+
+// Small maps (out_w < 8, where a row fills few lanes): 8 output channels per vector instead.
+// The 8 input planes they read are copied, zero-padded, into one channel-interleaved buffer
+// ([row][column][8]), so that a tap of one output pixel is one load for 8 channels; the FMA
+// chain per output is the same as above.
+
+bool dw8_geometry(const Conv2dParams& p, int mr, DwGeom& g) {
+  if (p.in_channels != p.groups || p.out_channels / p.groups >= mr || p.out_w >= 8) return false;
+  g.hp = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+  g.rows = g.hp;
+  g.wq = (p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
+  g.floats = g.rows * g.wq * 8;
+  return g.floats <= kDwMaxFloats && p.kernel_h * p.kernel_w <= 64;
+}
+
+void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end) {
+  const Conv2dParams& p = *ctx.p;
+  const detail::UKernelInfo& u = *ctx.u;
+  const PackedConvWeights& w = *ctx.w;
+  const Epilogue& ep = *ctx.ep;
+  const int64_t mg = p.out_channels / p.groups, ohw = p.out_h * p.out_w;
+  const int64_t khw = p.kernel_h * p.kernel_w;
+  alignas(64) float buf[kDwMaxFloats];
+  alignas(32) float wk[64 * 8];
+  alignas(32) float lane[8], bias[8], res[8];
+  const __m256 alpha = _mm256_set1_ps(ep.alpha);
+  const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
+  std::fill(buf, buf + geo.floats, 0.0f);  // the padding stays zero: blocks fill the interior
+  int64_t have = -1;                       // the channel block whose weights are in wk
+  for (int64_t item = begin; item < end; ++item) {
+    // Images fastest: consecutive items of a chunk share the block's weights.
+    const int64_t b = item % p.batch, blk = item / p.batch, o0 = blk * 8;
+    const int nl = static_cast<int>(std::min<int64_t>(8, p.out_channels - o0));
+    for (int l = 0; l < 8 && blk != have; ++l) {
+      const int64_t o = o0 + std::min(l, nl - 1), g = o / mg, oo = o % mg;
+      const float* panel = w.panel(g, oo / u.mr);
+      for (int64_t k = 0; k < khw; ++k) wk[k * 8 + l] = panel[k * u.mr + oo % u.mr];
+      bias[l] = ep.bias != nullptr ? ep.bias[o] : 0.0f;
+    }
+    have = blk;
+    for (int l = 0; l < 8; ++l) {
+      const int64_t g = (o0 + std::min(l, nl - 1)) / mg;
+      const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
+      for (int64_t ih = 0; ih < p.in_h; ++ih) {
+        const int64_t r = ih + p.pad_top;
+        if (r >= geo.rows) break;
+        for (int64_t iw = 0; iw < p.in_w; ++iw) {
+          const int64_t c = iw + p.pad_left;
+          if (c >= geo.wq) break;
+          buf[(r * geo.wq + c) * 8 + l] = xp[ih * p.in_w + iw];
+        }
+      }
+    }
+    const __m256 bv = _mm256_load_ps(bias);
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      for (int64_t ow = 0; ow < p.out_w; ++ow) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < p.kernel_h; ++i) {
+          const float* row =
+              buf + ((oh * p.stride_h + i * p.dilation_h) * geo.wq + ow * p.stride_w) * 8;
+          for (int64_t j = 0; j < p.kernel_w; ++j) {
+            acc = _mm256_fmadd_ps(_mm256_load_ps(wk + (i * p.kernel_w + j) * 8),
+                                  _mm256_load_ps(row + j * p.dilation_w * 8), acc);
+          }
+        }
+        const int64_t off = (b * p.out_channels + o0) * ohw + oh * p.out_w + ow;
+        __m256 x = _mm256_fmadd_ps(acc, alpha, bv);
+        __m256 rv = _mm256_setzero_ps();
+        if (ep.residual != nullptr) {
+          for (int l = 0; l < 8; ++l) res[l] = l < nl ? ep.residual[off + l * ohw] : 0.0f;
+          rv = _mm256_load_ps(res);
+        }
+        if (!ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
+        x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
+        if (ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
+        _mm256_store_ps(lane, x);
+        for (int l = 0; l < nl; ++l) ctx.y[off + l * ohw] = lane[l];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool conv2d_direct_applies(const Conv2dParams& p, Isa isa) {
@@ -508,6 +693,17 @@ void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWe
   ConvCtx ctx{&p, x, &w, y, &ep, &u, (ohw + u.nr - 1) / u.nr};
   DirectGeom geo;
   if (algo == ConvAlgo::kAuto) algo = conv2d_algo(p, w.isa);
+  DwGeom dg;
+  if (algo == ConvAlgo::kDepthwise && dw8_geometry(p, u.mr, dg)) {
+    parallel_for(0, p.batch * ((p.out_channels + 7) / 8), 1,
+                 [&ctx, &dg](int64_t begin, int64_t end) { dw8_items(ctx, dg, begin, end); });
+    return;
+  }
+  if (algo == ConvAlgo::kDepthwise && dw_geometry(p, u.mr, dg) && p.stride_w <= 8) {
+    parallel_for(0, p.batch * p.out_channels, 1,
+                 [&ctx, &dg](int64_t begin, int64_t end) { dw_items(ctx, dg, begin, end); });
+    return;
+  }
   if (algo == ConvAlgo::kDirect && direct_geometry(p, u.nr, geo)) {
     // Enough items for every thread even at batch 1: split an image's panels into chunks
     // (each chunk pads its own copy). Chunking does not change any output value.
@@ -545,7 +741,13 @@ void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWe
 
 ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa) {
   DirectGeom g;
+  DwGeom dg;
   const int nr = detail::ukernel_for(isa).nr;
+  // One input channel per group and fewer output channels than a weight tile: per plane.
+  if (dw8_geometry(p, detail::ukernel_for(isa).mr, dg) ||
+      (dw_geometry(p, detail::ukernel_for(isa).mr, dg) && p.stride_w <= 8)) {
+    return ConvAlgo::kDepthwise;
+  }
   // Large images with a padded copy that fits: the direct path (no im2col); else batch-blocked.
   if (p.out_h * p.out_w >= 4 * nr && direct_geometry(p, nr, g)) return ConvAlgo::kDirect;
   return ConvAlgo::kBatchBlocked;

@@ -63,9 +63,9 @@ PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
 bool conv2d_direct_applies(const Conv2dParams& p, Isa isa = best_isa());
 
 // The loop nests of conv2d_f32_packed (all give the same bits): kAuto picks one per call
-// (conv2d_algo); the others are for tests and bench/float_conv_bench.cc. kDirect falls back to
-// kBatchBlocked where conv2d_direct_applies is false.
-enum class ConvAlgo : uint8_t { kAuto, kDirect, kImagePanels, kBatchBlocked };
+// (conv2d_algo); the others are for tests and bench/float_conv_bench.cc. kDirect and
+// kDepthwise fall back to kBatchBlocked where they do not apply.
+enum class ConvAlgo : uint8_t { kAuto, kDirect, kImagePanels, kBatchBlocked, kDepthwise };
 
 // What kAuto runs for p.
 ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa = best_isa());

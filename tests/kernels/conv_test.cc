@@ -76,7 +76,8 @@ void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
   ep.residual_after_clamp = c.residual_after_clamp;
   if (c.relu) ep.clamp_min = 0.0f;
   conv2d_f32_packed(p, x.data(), pw, y.data(), ep);
-  for (ConvAlgo algo : {ConvAlgo::kDirect, ConvAlgo::kImagePanels, ConvAlgo::kBatchBlocked}) {
+  for (ConvAlgo algo :
+       {ConvAlgo::kDirect, ConvAlgo::kImagePanels, ConvAlgo::kBatchBlocked, ConvAlgo::kDepthwise}) {
     std::vector<float> ya(ny, 7.0f);
     conv2d_f32_packed(p, x.data(), pw, ya.data(), ep, algo);
     EXPECT_EQ(std::memcmp(ya.data(), y.data(), ny * sizeof(float)), 0)
@@ -224,6 +225,57 @@ TEST(FastConv, BlockedPathSameBitsForOneAndTwoThreads) {
   conv2d_f32_packed(p, x.data(), pw, y2.data(), ep);
   set_num_threads(saved);
   EXPECT_EQ(y1, y2);
+}
+
+// Depthwise convolutions (one input channel per group, multiplier 1 or 2) of MobileNetV2 /
+// EfficientNet geometry and random ones: 3x3 and 5x5, strides 1-3, dilation, maps from 1x1 to
+// wider than a vector, with every epilogue.
+TEST(FastConv, Depthwise) {
+  Rng rng(11);
+  auto pick = [&rng](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+  };
+  for (Isa isa : runnable_isas()) {
+    const Conv2dParams mb{.batch = 2,
+                          .in_channels = 32,
+                          .in_h = 16,
+                          .in_w = 16,
+                          .out_channels = 32,
+                          .out_h = 16,
+                          .out_w = 16,
+                          .kernel_h = 3,
+                          .kernel_w = 3,
+                          .pad_top = 1,
+                          .pad_left = 1,
+                          .groups = 32};
+    EXPECT_EQ(conv2d_algo(mb, isa), ConvAlgo::kDepthwise);
+    check_conv(isa, {2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 32, true, false, true}, 1);
+    check_conv(isa, {3, 24, 17, 17, 24, 5, 5, 2, 1, 2, 24, true, true, true}, 2);
+    check_conv(isa, {2, 16, 1, 1, 16, 3, 3, 1, 1, 1, 16, true, true, false, true}, 3);
+    for (int trial = 0; trial < 40; ++trial) {
+      ConvCase c{};
+      c.batch = pick(1, 3);
+      c.groups = pick(1, 12);
+      c.c = c.groups;
+      c.m = c.groups * pick(1, 2);
+      c.h = pick(1, 20);
+      c.w = pick(1, 20);
+      c.kh = pick(1, 5);
+      c.kw = pick(1, 5);
+      c.stride = pick(1, 3);
+      c.dilation = pick(1, 2);
+      c.pad = pick(0, 2);
+      if (c.h + 2 * c.pad + 1 < c.dilation * (c.kh - 1) + 1 ||
+          c.w + 2 * c.pad + 1 < c.dilation * (c.kw - 1) + 1) {
+        continue;
+      }
+      c.bias = rng.uniform() < 0.5;
+      c.residual = rng.uniform() < 0.5;
+      c.relu = rng.uniform() < 0.5;
+      c.residual_after_clamp = c.residual && rng.uniform() < 0.5;
+      check_conv(isa, c, 200 + trial);
+    }
+  }
 }
 
 TEST(FastConv, SameBitsOnEveryIsaAndPath) {
