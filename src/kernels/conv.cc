@@ -209,6 +209,7 @@ struct BlockedGeom {
   int64_t cols;  // batch * ohw
   int64_t panels, panels_per_block, col_blocks;
   int64_t tiles_per_block, m_blocks;
+  bool pointwise;  // pack_col_pointwise (runs of >= 4 pixels), else pack_col_gather
 };
 
 // Packs taps [k0, k0 + kc) of columns [n0, n0 + cols) with AVX2 gathers, 8 columns at a time:
@@ -274,6 +275,43 @@ void pack_col_gather(const ConvCtx& ctx, int64_t g, int64_t n0, int cols, int64_
   }
 }
 
+// Pointwise convolutions (1x1, stride 1, no padding): column n of tap c is x[b, g * C/G + c,
+// pixel], so a panel is a few contiguous runs per tap (one per image it spans) and is packed by
+// copies, without index arithmetic per element.
+bool pointwise(const Conv2dParams& p) {
+  return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+         p.pad_top == 0 && p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w;
+}
+
+void pack_col_pointwise(const ConvCtx& ctx, int64_t g, int64_t n0, int cols, int64_t k0, int64_t kc,
+                        float* dst) {
+  const Conv2dParams& p = *ctx.p;
+  const int nr = ctx.u->nr;
+  const int64_t ohw = p.out_h * p.out_w, cg = p.in_channels / p.groups;
+  const float* src[kMaxNr];
+  int col0[kMaxNr], len[kMaxNr];
+  int runs = 0;
+  for (int col = 0; col < cols;) {
+    const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+    len[runs] = static_cast<int>(std::min<int64_t>(cols - col, ohw - pix));
+    col0[runs] = col;
+    src[runs++] = ctx.x + (b * p.in_channels + g * cg + k0) * ohw + pix;
+    col += len[runs - 1];
+  }
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    float* row = dst + kk * nr;
+    const int64_t off = kk * ohw;
+    for (int r = 0; r < runs; ++r) {
+      if (len[r] == 1) {
+        row[col0[r]] = src[r][off];
+      } else {
+        detail::copy_floats(row + col0[r], src[r] + off, len[r]);
+      }
+    }
+    for (int col = cols; col < nr; ++col) row[col] = 0.0f;
+  }
+}
+
 // pack_col_gather's int32 indices: a panel of nr columns spans at most nr + 1 images (fewer
 // than nr + 1 when an image has more than one output pixel), each of C * H * W floats (plus
 // the padding reach of the taps, below one image).
@@ -310,7 +348,12 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       const bool last = k0 + kc >= w.k;
       for (int64_t q = q0; q < q1; ++q) {
         const int cols = static_cast<int>(std::min<int64_t>(u.nr, geo.cols - q * u.nr));
-        pack_col_gather(ctx, g, q * u.nr, cols, k0, kc, bbuf + (q - q0) * kc * u.nr);
+        float* panel = bbuf + (q - q0) * kc * u.nr;
+        if (geo.pointwise) {
+          pack_col_pointwise(ctx, g, q * u.nr, cols, k0, kc, panel);
+        } else {
+          pack_col_gather(ctx, g, q * u.nr, cols, k0, kc, panel);
+        }
       }
       // GotoBLAS order: a packed panel stays in L1 while the block's weight tiles stream from L2.
       for (int64_t q = q0; q < q1; ++q) {
@@ -721,6 +764,7 @@ void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWe
   }
   BlockedGeom bg;
   bg.cols = p.batch * ohw;
+  bg.pointwise = pointwise(p) && ohw >= 4;
   bg.panels = (bg.cols + u.nr - 1) / u.nr;
   bg.panels_per_block = std::min<int64_t>(kBlkCols / u.nr, bg.panels);
   const int64_t max_tiles = (kBlkRows + u.mr - 1) / u.mr;  // at most kBlkRows + MR - 1 rows
@@ -748,8 +792,11 @@ ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa) {
       (dw_geometry(p, detail::ukernel_for(isa).mr, dg) && p.stride_w <= 8)) {
     return ConvAlgo::kDepthwise;
   }
-  // Large images with a padded copy that fits: the direct path (no im2col); else batch-blocked.
-  if (p.out_h * p.out_w >= 4 * nr && direct_geometry(p, nr, g)) return ConvAlgo::kDirect;
+  // Large images with a padded copy that fits: the direct path (no im2col), except pointwise
+  // convs (their panels are plain copies); else batch-blocked.
+  if (!pointwise(p) && p.out_h * p.out_w >= 4 * nr && direct_geometry(p, nr, g)) {
+    return ConvAlgo::kDirect;
+  }
   return ConvAlgo::kBatchBlocked;
 }
 

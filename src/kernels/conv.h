@@ -7,29 +7,35 @@
 // Math: per image b and group g, Y_g[o, p] = epilogue(sum_k W_g[o, k] * col[k, p]) where
 // k = (c, i, j) runs over C/G * kH * kW in that order, p over the output pixels, and col[k, p]
 // is the input tap of Conv2dParams (0 in the padding). The weights are the A operand (MR-row
-// panels, packed once). Three loop nests (ConvAlgo), chosen per call by conv2d_algo:
+// panels, packed once). Four loop nests (ConvAlgo), chosen per call by conv2d_algo:
 // * batch-blocked (the default): the GEMM's columns are the output pixels of the whole batch
 //   (column n = pixel n % (out_h * out_w) of image n / (out_h * out_w)), so that small images
 //   (ResNet-18's 4x4..1x1 maps at 32x32 inputs) fill the microkernel's NR columns and every
 //   packed weight block serves up to 128 columns of many images instead of one image's few
 //   pixels. Work items are (group, 128 columns, up to 128 output channels); per block of 256
-//   taps the columns are packed with AVX2 gathers (im2col) into panels that stay in L1 while
+//   taps the columns are packed with AVX2 gathers (im2col; plain copies of pixel runs for
+//   1x1 / stride 1 / no padding) into panels that stay in L1 while
 //   the item's weight tiles stream from L2 (GotoBLAS order), accumulating in a tile buffer that
 //   is scattered to Y (residual and clamp applied there).
-// * direct (stride 1, at least 4 * NR output pixels, the group's zero-padded image fits a
+// * direct (stride 1, not 1x1, at least 4 * NR output pixels, the group's zero-padded image fits a
 //   128 KB stack copy): output pixels are laid on a grid as wide as the padded image, so that
 //   each tap of NR consecutive grid pixels is a contiguous run of the padded copy; the
 //   microkernel reads those runs in place, and the grid columns past out_w are dropped when the
 //   tile is copied out.
+// * depthwise (one input channel per group, fewer output channels per group than MR): per
+//   output plane from a zero-padded copy of the input plane, 8 pixels of a row per vector
+//   (stride phases split so that every load is contiguous); on maps narrower than 8, 8
+//   channels per vector from a channel-interleaved copy.
 // * image panels: per image, col is packed panel by panel (NR pixels x 256 taps) right before
 //   the microkernel consumes it (the fallback where a gather's int32 indices would overflow).
 // Bias is per output channel; the residual has Y's NCHW layout. Work items are spread over
 // parallel_for; each output element is computed by one microkernel chain in ascending k on
-// every path, so results do not depend on the path, the blocking or the thread count (all
-// within the bound of docs/numerics.md).
+// every path (the depthwise path's FMAs in the same order), so results do not depend on the
+// path, the blocking or the thread count (all within the bound of docs/numerics.md).
 // Stack: the batch-blocked path keeps its panels and tile buffer on the calling thread's stack
 // (about 200 KB), the direct path its padded copy, tap offsets and a tile (about 165 KB), the
-// image-panel path about 35 KB; no heap allocation.
+// depthwise path its padded copy (up to 130 KB), the image-panel path about 35 KB; no heap
+// allocation.
 #pragma once
 
 #include <cstdint>

@@ -27,6 +27,7 @@ struct ConvCase {
   int64_t batch, c, h, w, m, kh, kw, stride, dilation, pad, groups;
   bool bias, residual, relu;
   bool residual_after_clamp = false;
+  bool same_pad = false;  // bottom / right padding = pad (else pad + 1)
 };
 
 // Checks every loop nest of conv2d_f32_packed against the reference (the bound of
@@ -51,8 +52,9 @@ void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
                  .pad_left = c.pad,
                  .groups = c.groups};
   // Asymmetric padding: one more at the bottom / right than at the top / left.
-  p.out_h = out_dim(c.h, c.kh, c.stride, c.dilation, c.pad, c.pad + 1);
-  p.out_w = out_dim(c.w, c.kw, c.stride, c.dilation, c.pad, c.pad + 1);
+  const int64_t pe = c.same_pad ? c.pad : c.pad + 1;
+  p.out_h = out_dim(c.h, c.kh, c.stride, c.dilation, c.pad, pe);
+  p.out_w = out_dim(c.w, c.kw, c.stride, c.dilation, c.pad, pe);
   const int64_t cg = c.c / c.groups;
   const int64_t taps = cg * c.kh * c.kw;
   auto x = random_floats(c.batch * c.c * c.h * c.w, seed);
@@ -195,6 +197,23 @@ TEST(FastConv, BlockBoundaries) {
     check_conv(isa, {9, 30, 4, 4, 129, 3, 3, 2, 1, 1, 1, false, true, false, true}, 3);
     check_conv(isa, {3, 300, 1, 1, 7, 1, 1, 1, 1, 0, 1, true, false, false}, 4);  // K=300, 1x1
     check_conv(isa, {2, 8, 12, 12, 10, 3, 3, 1, 1, 1, 2, true, true, true}, 5);   // direct
+  }
+}
+
+// Pointwise convolutions (1x1, stride 1, no padding: MobileNet's expand / project), whose
+// panels are packed as copies of pixel runs: maps of 1x1 (one pixel per run), 2x2, 3x3 (runs
+// across panel boundaries), 8x8, 20x20; groups; more than 256 channels (two tap blocks).
+TEST(FastConv, Pointwise) {
+  for (Isa isa : runnable_isas()) {
+    uint64_t seed = 1;
+    for (int64_t hw : {1, 2, 3, 8, 20}) {
+      ConvCase c{5, 40, hw, hw, 20, 1, 1, 1, 1, 0, 1, true, true, true};
+      c.same_pad = true;
+      check_conv(isa, c, seed++);
+      c = {3, 300, hw, hw, 9, 1, 1, 1, 1, 0, 3, true, false, false};
+      c.same_pad = true;
+      check_conv(isa, c, seed++);
+    }
   }
 }
 
