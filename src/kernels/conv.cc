@@ -1,5 +1,7 @@
 #include "kernels/conv.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <limits>
 
@@ -46,10 +48,12 @@ PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
 namespace {
 
 constexpr int kMaxNr = 32;
+constexpr int kMaxMr = 8;
 
 // A run of consecutive output pixels of one output row inside a pixel panel.
 struct Segment {
   int64_t oh, ow0, len, col;  // col: first column of the panel it fills
+  const float* xg;            // the group's first input channel in the segment's image
 };
 
 struct ConvCtx {
@@ -63,17 +67,18 @@ struct ConvCtx {
 };
 
 // Packs taps [k0, k0 + kc) of the segments into dst[kc][nr_full] (columns >= `cols` zero).
-void pack_col_block(const ConvCtx& ctx, const float* xg, const Segment* segs, int nsegs, int cols,
-                    int64_t k0, int64_t kc, float* dst) {
+void pack_col_block(const ConvCtx& ctx, const Segment* segs, int nsegs, int cols, int64_t k0,
+                    int64_t kc, float* dst) {
   const Conv2dParams& p = *ctx.p;
   const int nr = ctx.u->nr;
   const int64_t khw = p.kernel_h * p.kernel_w;
   int64_t c = k0 / khw, i = (k0 / p.kernel_w) % p.kernel_h, j = k0 % p.kernel_w;
   for (int64_t kk = 0; kk < kc; ++kk) {
     float* row = dst + kk * nr;
-    const float* xc = xg + c * p.in_h * p.in_w;
+    const int64_t c_off = c * p.in_h * p.in_w;
     for (int s = 0; s < nsegs; ++s) {
       const Segment& sg = segs[s];
+      const float* xc = sg.xg + c_off;
       float* out = row + sg.col;
       const int64_t ih = sg.oh * p.stride_h - p.pad_top + i * p.dilation_h;
       if (ih < 0 || ih >= p.in_h) {
@@ -84,8 +89,10 @@ void pack_col_block(const ConvCtx& ctx, const float* xg, const Segment* segs, in
       // iw(t) = (ow0 + t) * stride_w + off is inside [0, in_w) for t in [t_lo, t_hi).
       const int64_t off = j * p.dilation_w - p.pad_left;
       const int64_t iw0 = sg.ow0 * p.stride_w + off;
-      int64_t t_lo = iw0 >= 0 ? 0 : (-iw0 + p.stride_w - 1) / p.stride_w;
-      int64_t t_hi = iw0 >= p.in_w ? 0 : (p.in_w - iw0 + p.stride_w - 1) / p.stride_w;
+      // (No division at stride 1: one per segment and tap would cost more than the copy.)
+      const int64_t sw = p.stride_w;
+      int64_t t_lo = iw0 >= 0 ? 0 : (sw == 1 ? -iw0 : (-iw0 + sw - 1) / sw);
+      int64_t t_hi = iw0 >= p.in_w ? 0 : (sw == 1 ? p.in_w - iw0 : (p.in_w - iw0 + sw - 1) / sw);
       t_lo = std::min(t_lo, sg.len);
       t_hi = std::clamp(t_hi, t_lo, sg.len);
       for (int64_t t = 0; t < t_lo; ++t) out[t] = 0.0f;
@@ -124,20 +131,20 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
     const int64_t b = bg / p.groups;
     const int64_t pix0 = q * u.nr;
     const int cols = static_cast<int>(std::min<int64_t>(u.nr, ohw - pix0));
+    const float* xg = ctx.x + (b * p.in_channels + g * cg) * p.in_h * p.in_w;
     int nsegs = 0;
     for (int col = 0; col < cols;) {
       const int64_t pix = pix0 + col;
       const int64_t oh = pix / p.out_w, ow = pix % p.out_w;
       const int64_t len = std::min<int64_t>(cols - col, p.out_w - ow);
-      segs[nsegs++] = {oh, ow, len, col};
+      segs[nsegs++] = {oh, ow, len, col, xg};
       col += static_cast<int>(len);
     }
-    const float* xg = ctx.x + (b * p.in_channels + g * cg) * p.in_h * p.in_w;
     const int64_t y_off = (b * p.out_channels + g * mg) * ohw + pix0;
     for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += detail::kColKc) {
       const int64_t kc = std::min(detail::kColKc, w.k - k0);
       const bool last = k0 + kc >= w.k;
-      pack_col_block(ctx, xg, segs, nsegs, cols, k0, kc, bbuf);
+      pack_col_block(ctx, segs, nsegs, cols, k0, kc, bbuf);
       for (int64_t t = 0; t < w.tiles_per_group; ++t) {
         const int mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
         const int64_t off = y_off + t * u.mr * ohw;
@@ -160,6 +167,235 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
   }
 }
 
+// Stores one run of finished accumulators (alpha and bias applied, not yet clamped when there
+// is a residual): dst = clamp(src + r) or clamp(src) + r (residual_after_clamp), or a copy when
+// there is no residual (the microkernel clamped already).
+inline void store_run(float* dst, const float* src, const float* r, int64_t len, bool after,
+                      float lo, float hi) {
+  if (r == nullptr) {
+    if (len == 1) {
+      *dst = *src;
+    } else {
+      detail::copy_floats(dst, src, len);
+    }
+  } else if (after) {
+    for (int64_t e = 0; e < len; ++e) {
+      const float v = src[e];
+      dst[e] = (v < lo ? lo : (v > hi ? hi : v)) + r[e];
+    }
+  } else {
+    for (int64_t e = 0; e < len; ++e) {
+      const float v = src[e] + r[e];
+      dst[e] = v < lo ? lo : (v > hi ? hi : v);  // NaN passes through
+    }
+  }
+}
+
+// ---- batch-blocked path: the whole batch's output pixels are the GEMM's columns -------------
+//
+// Per group, column n is output pixel n % ohw of image n / ohw, so that at small images
+// (ResNet-18's 4x4..1x1 maps at CIFAR size) panels are full and each packed block of weights
+// serves a whole block of columns, not one image's few pixels. Work item = (group, block of
+// columns, block of weight tiles): per block of kBlkKc taps, the columns are packed into panels
+// (im2col, on the stack) and each weight tile runs over every panel of the block, accumulating
+// in a tile buffer that is scattered to Y (residual and clamp applied there) after the last
+// tap block. Same FMA chain per output as the other paths (ascending k, one rounding per step).
+
+constexpr int64_t kBlkCols = 128;  // columns per item (a multiple of every NR)
+constexpr int64_t kBlkRows = 128;  // output channels per item (rounded up to whole tiles)
+constexpr int64_t kBlkKc = 256;    // taps per packed block
+
+struct BlockedGeom {
+  int64_t cols;  // batch * ohw
+  int64_t panels, panels_per_block, col_blocks;
+  int64_t tiles_per_block, m_blocks;
+  bool pointwise;  // pack_col_pointwise (runs of >= 4 pixels), else pack_col_gather
+};
+
+// Packs taps [k0, k0 + kc) of columns [n0, n0 + cols) with AVX2 gathers, 8 columns at a time:
+// column `col` of tap (c, i, j) is x[base[col] + c * plane + i * dh * in_w + j * dw] when its
+// input row ih0[col] + i * dh and column iw0[col] + j * dw are inside the image, else 0. Needs
+// the indices of the images a panel spans to fit in int32 (gather_fits). Cheap per element whatever
+// the runs of the panel, unlike pack_col_block, which pays its set-up per run.
+void pack_col_gather(const ConvCtx& ctx, int64_t g, int64_t n0, int cols, int64_t k0, int64_t kc,
+                     float* dst) {
+  const Conv2dParams& p = *ctx.p;
+  const int nr = ctx.u->nr;
+  const int64_t ohw = p.out_h * p.out_w, plane = p.in_h * p.in_w;
+  const int64_t cg = p.in_channels / p.groups;
+  // Indices are relative to the group's first channel in the panel's first image.
+  const int64_t b0 = n0 / ohw;
+  const float* x0 = ctx.x + (b0 * p.in_channels + g * cg) * plane;
+  alignas(32) int32_t base[kMaxNr], ih0[kMaxNr], iw0[kMaxNr];
+  for (int col = 0; col < nr; ++col) {
+    if (col < cols) {
+      const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+      const int64_t h = (pix / p.out_w) * p.stride_h - p.pad_top;
+      const int64_t w = (pix % p.out_w) * p.stride_w - p.pad_left;
+      ih0[col] = static_cast<int32_t>(h);
+      iw0[col] = static_cast<int32_t>(w);
+      base[col] = static_cast<int32_t>((b - b0) * p.in_channels * plane + h * p.in_w + w);
+    } else {
+      ih0[col] = -(1 << 30);  // never inside: the padding columns of the panel pack 0
+      iw0[col] = 0;
+      base[col] = 0;
+    }
+  }
+  const __m256i hv = _mm256_set1_epi32(static_cast<int32_t>(p.in_h));
+  const __m256i wv = _mm256_set1_epi32(static_cast<int32_t>(p.in_w));
+  const __m256i minus1 = _mm256_set1_epi32(-1);
+  const __m256 zero = _mm256_setzero_ps();
+  const int64_t khw = p.kernel_h * p.kernel_w;
+  int64_t c = k0 / khw, i = (k0 / p.kernel_w) % p.kernel_h, j = k0 % p.kernel_w;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    float* row = dst + kk * nr;
+    const int32_t di = static_cast<int32_t>(i * p.dilation_h);
+    const int32_t dj = static_cast<int32_t>(j * p.dilation_w);
+    const __m256i off = _mm256_set1_epi32(static_cast<int32_t>(c * plane + di * p.in_w + dj));
+    const __m256i div = _mm256_set1_epi32(di), djv = _mm256_set1_epi32(dj);
+    for (int v = 0; v < nr; v += 8) {
+      const __m256i ih =
+          _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(ih0 + v)), div);
+      const __m256i iw =
+          _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(iw0 + v)), djv);
+      const __m256i in = _mm256_and_si256(
+          _mm256_and_si256(_mm256_cmpgt_epi32(ih, minus1), _mm256_cmpgt_epi32(hv, ih)),
+          _mm256_and_si256(_mm256_cmpgt_epi32(iw, minus1), _mm256_cmpgt_epi32(wv, iw)));
+      const __m256i idx =
+          _mm256_add_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(base + v)), off);
+      _mm256_store_ps(row + v, _mm256_mask_i32gather_ps(zero, x0, idx, _mm256_castsi256_ps(in), 4));
+    }
+    if (++j == p.kernel_w) {
+      j = 0;
+      if (++i == p.kernel_h) {
+        i = 0;
+        ++c;
+      }
+    }
+  }
+}
+
+// Pointwise convolutions (1x1, stride 1, no padding): column n of tap c is x[b, g * C/G + c,
+// pixel], so a panel is a few contiguous runs per tap (one per image it spans) and is packed by
+// copies, without index arithmetic per element.
+bool pointwise(const Conv2dParams& p) {
+  return p.kernel_h == 1 && p.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+         p.pad_top == 0 && p.pad_left == 0 && p.out_h == p.in_h && p.out_w == p.in_w;
+}
+
+void pack_col_pointwise(const ConvCtx& ctx, int64_t g, int64_t n0, int cols, int64_t k0, int64_t kc,
+                        float* dst) {
+  const Conv2dParams& p = *ctx.p;
+  const int nr = ctx.u->nr;
+  const int64_t ohw = p.out_h * p.out_w, cg = p.in_channels / p.groups;
+  const float* src[kMaxNr];
+  int col0[kMaxNr], len[kMaxNr];
+  int runs = 0;
+  for (int col = 0; col < cols;) {
+    const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+    len[runs] = static_cast<int>(std::min<int64_t>(cols - col, ohw - pix));
+    col0[runs] = col;
+    src[runs++] = ctx.x + (b * p.in_channels + g * cg + k0) * ohw + pix;
+    col += len[runs - 1];
+  }
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    float* row = dst + kk * nr;
+    const int64_t off = kk * ohw;
+    for (int r = 0; r < runs; ++r) {
+      if (len[r] == 1) {
+        row[col0[r]] = src[r][off];
+      } else {
+        detail::copy_floats(row + col0[r], src[r] + off, len[r]);
+      }
+    }
+    for (int col = cols; col < nr; ++col) row[col] = 0.0f;
+  }
+}
+
+// pack_col_gather's int32 indices: a panel of nr columns spans at most nr + 1 images (fewer
+// than nr + 1 when an image has more than one output pixel), each of C * H * W floats (plus
+// the padding reach of the taps, below one image).
+bool gather_fits(const Conv2dParams& p, int nr) {
+  const int64_t per_image = p.in_channels * p.in_h * p.in_w;
+  const int64_t ohw = p.out_h * p.out_w;
+  const int64_t images = std::min<int64_t>(p.batch, (nr + ohw - 1) / ohw + 1);
+  return (images + 1) * per_image < (int64_t{1} << 31);
+}
+
+void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, int64_t end) {
+  const Conv2dParams& p = *ctx.p;
+  const detail::UKernelInfo& u = *ctx.u;
+  const PackedConvWeights& w = *ctx.w;
+  const int64_t ohw = p.out_h * p.out_w;
+  const int64_t mg = p.out_channels / p.groups;
+  const Epilogue& ep = *ctx.ep;
+  const bool residual = ep.residual != nullptr;
+  alignas(64) float bbuf[kBlkKc * kBlkCols];
+  alignas(64) float cbuf[(kBlkRows + kMaxMr) * kBlkCols];
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t mb = item % geo.m_blocks;
+    const int64_t cb = (item / geo.m_blocks) % geo.col_blocks;
+    const int64_t g = item / (geo.m_blocks * geo.col_blocks);
+    const int64_t t0 = mb * geo.tiles_per_block;
+    const int64_t t1 = std::min(w.tiles_per_group, t0 + geo.tiles_per_block);
+    if (t0 >= t1) continue;
+    const int64_t q0 = cb * geo.panels_per_block;
+    const int64_t q1 = std::min(geo.panels, q0 + geo.panels_per_block);
+    const int64_t n0 = q0 * u.nr;
+    const int64_t ncols = std::min(geo.cols, q1 * u.nr) - n0;
+    for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += kBlkKc) {
+      const int64_t kc = std::min(kBlkKc, w.k - k0);
+      const bool last = k0 + kc >= w.k;
+      for (int64_t q = q0; q < q1; ++q) {
+        const int cols = static_cast<int>(std::min<int64_t>(u.nr, geo.cols - q * u.nr));
+        float* panel = bbuf + (q - q0) * kc * u.nr;
+        if (geo.pointwise) {
+          pack_col_pointwise(ctx, g, q * u.nr, cols, k0, kc, panel);
+        } else {
+          pack_col_gather(ctx, g, q * u.nr, cols, k0, kc, panel);
+        }
+      }
+      // GotoBLAS order: a packed panel stays in L1 while the block's weight tiles stream from L2.
+      for (int64_t q = q0; q < q1; ++q) {
+        const int cols = static_cast<int>(std::min<int64_t>(u.nr, geo.cols - q * u.nr));
+        const float* bpanel = bbuf + (q - q0) * kc * u.nr;
+        for (int64_t t = t0; t < t1; ++t) {
+          const int mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
+          detail::TileEpilogue tep;
+          if (last) {
+            tep.alpha = ep.alpha;
+            tep.bias = ep.bias != nullptr ? ep.bias + g * mg + t * u.mr : nullptr;
+            tep.bias_per_row = true;
+            tep.residual = nullptr;
+            tep.residual_stride = 0;
+            tep.residual_after_clamp = false;
+            // A residual has Y's layout, not the buffer's: it and the clamp come in the scatter.
+            tep.lo = residual ? -std::numeric_limits<float>::infinity() : ep.clamp_min;
+            tep.hi = residual ? std::numeric_limits<float>::infinity() : ep.clamp_max;
+          }
+          u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr,
+               cbuf + (t - t0) * u.mr * kBlkCols + (q - q0) * u.nr, kBlkCols, mr, cols, k0 > 0,
+               last ? &tep : nullptr);
+        }
+      }
+      if (w.k == 0) break;
+    }
+    // Scatter: runs of columns inside one image are contiguous in Y.
+    const int64_t rows = std::min(mg, t1 * u.mr) - t0 * u.mr;
+    for (int64_t col = 0; col < ncols;) {
+      const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+      const int64_t len = std::min(ncols - col, ohw - pix);
+      const int64_t off0 = (b * p.out_channels + g * mg + t0 * u.mr) * ohw + pix;
+      for (int64_t o = 0; o < rows; ++o) {
+        const int64_t off = off0 + o * ohw;
+        store_run(ctx.y + off, cbuf + o * kBlkCols + col, residual ? ep.residual + off : nullptr,
+                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
+      }
+      col += len;
+    }
+  }
+}
+
 // ---- direct path: stride 1, the image fits a zero-padded copy on the stack -----------------
 //
 // Output pixels are laid on a grid of the padded width wp: grid pixel p = oh * wp + ow, so that
@@ -170,7 +406,6 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
 
 constexpr int64_t kMaxPadded = 32 * 1024;  // floats (128 KB of stack)
 constexpr int64_t kMaxTaps = 4096;
-constexpr int kMaxMr = 8;
 
 struct DirectGeom {
   int64_t hp, wp, grid, panels, chunks, padded_floats;
@@ -250,7 +485,7 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
         const int64_t row_left = geo.wp - ow;
         if (ow < p.out_w) {
           const int64_t len = std::min<int64_t>(cols - col, p.out_w - ow);
-          segs[nsegs++] = {oh, ow, len, col};
+          segs[nsegs++] = {oh, ow, len, col, nullptr};
         }
         col += static_cast<int>(std::min<int64_t>(cols - col, row_left));
       }
@@ -298,6 +533,191 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
   }
 }
 
+// ---- depthwise path: one input channel per group (MobileNet / EfficientNet) ------------------
+//
+// Per output plane (image b, channel o of group g = o / (M/G)): the group's input plane is
+// copied, zero-padded and split into stride_w column phases (phase q, column c holds padded
+// column c * stride_w + q), so that tap (i, j) of 8 consecutive output pixels of a row is one
+// contiguous load; 4 output rows x 8 pixels are accumulated at a time in ascending tap order
+// k = i * kW + j, the padding contributing fma(w, 0, acc) as in the GEMM paths (same bits),
+// and the epilogue is the microkernel's.
+
+constexpr int64_t kDwMaxFloats = 32 * 1024;  // the phase-split copy (128 KB of stack)
+constexpr int64_t kDwRows = 4;               // output rows per block
+
+struct DwGeom {
+  int64_t hp;    // padded rows read: (out_h - 1) * stride_h + (kH - 1) * dilation_h + 1
+  int64_t rows;  // rows per phase, with slack for the last row block
+  int64_t wq;    // columns per phase, with slack for full-vector loads
+  int64_t floats;
+};
+
+bool dw_geometry(const Conv2dParams& p, int mr, DwGeom& g) {
+  if (p.in_channels != p.groups || p.out_channels / p.groups >= mr) return false;
+  g.hp = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+  g.rows = g.hp + (kDwRows - 1) * p.stride_h;
+  g.wq = p.out_w + (p.kernel_w - 1) * p.dilation_w / p.stride_w + 8;
+  g.floats = p.stride_w * g.rows * g.wq;
+  return g.floats <= kDwMaxFloats && p.kernel_h * p.kernel_w <= 64;
+}
+
+void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end) {
+  const Conv2dParams& p = *ctx.p;
+  const detail::UKernelInfo& u = *ctx.u;
+  const PackedConvWeights& w = *ctx.w;
+  const Epilogue& ep = *ctx.ep;
+  const int64_t mg = p.out_channels / p.groups, ohw = p.out_h * p.out_w;
+  const int64_t khw = p.kernel_h * p.kernel_w, sw = p.stride_w;
+  const int64_t phase = geo.rows * geo.wq;
+  alignas(64) float buf[kDwMaxFloats];
+  std::fill(buf, buf + geo.floats, 0.0f);  // the padding stays zero: planes fill the interior
+  // Interior of phase q: columns c with input column c * sw + q - pad_left in [0, in_w).
+  int64_t c_lo[8], c_hi[8];
+  for (int64_t q = 0; q < sw && q < 8; ++q) {
+    const int64_t first = p.pad_left - q;  // c * sw >= first
+    c_lo[q] = first <= 0 ? 0 : (first + sw - 1) / sw;
+    c_hi[q] = std::clamp<int64_t>((p.in_w + p.pad_left - q + sw - 1) / sw, c_lo[q], geo.wq);
+  }
+  const __m256 alpha = _mm256_set1_ps(ep.alpha);
+  const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
+  float wk[64];
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t b = item / p.out_channels, o = item % p.out_channels, g = o / mg;
+    const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
+    for (int64_t r = 0; r < geo.hp; ++r) {
+      const int64_t ih = r - p.pad_top;
+      if (ih < 0 || ih >= p.in_h) continue;
+      const float* src = xp + ih * p.in_w;
+      for (int64_t q = 0; q < sw; ++q) {
+        float* dst = buf + q * phase + r * geo.wq;
+        if (sw == 1) {
+          detail::copy_floats(dst + c_lo[0], src + c_lo[0] - p.pad_left, c_hi[0] - c_lo[0]);
+        } else {
+          for (int64_t c = c_lo[q]; c < c_hi[q]; ++c) dst[c] = src[c * sw + q - p.pad_left];
+        }
+      }
+    }
+    const int64_t oo = o % mg;
+    const float* panel = w.panel(g, oo / u.mr);
+    for (int64_t k = 0; k < khw; ++k) wk[k] = panel[k * u.mr + oo % u.mr];
+    const __m256 bias = ep.bias != nullptr ? _mm256_set1_ps(ep.bias[o]) : _mm256_setzero_ps();
+    float* yp = ctx.y + (b * p.out_channels + o) * ohw;
+    const float* rp =
+        ep.residual != nullptr ? ep.residual + (b * p.out_channels + o) * ohw : nullptr;
+    for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += kDwRows) {
+      const int64_t nrows = std::min(kDwRows, p.out_h - oh0);
+      for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 8) {
+        __m256 acc[kDwRows];
+        for (auto& a : acc) a = _mm256_setzero_ps();
+        for (int64_t i = 0; i < p.kernel_h; ++i) {
+          for (int64_t j = 0; j < p.kernel_w; ++j) {
+            const int64_t dj = j * p.dilation_w;
+            const float* base = buf + (dj % sw) * phase + ow0 + dj / sw +
+                                (oh0 * p.stride_h + i * p.dilation_h) * geo.wq;
+            const __m256 wv = _mm256_set1_ps(wk[i * p.kernel_w + j]);
+#pragma GCC unroll 4
+            for (int64_t r = 0; r < kDwRows; ++r) {
+              acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * p.stride_h * geo.wq), acc[r]);
+            }
+          }
+        }
+        const __m256i mask = detail::first_lanes8(p.out_w - ow0);
+        for (int64_t r = 0; r < nrows; ++r) {
+          const int64_t off = (oh0 + r) * p.out_w + ow0;
+          __m256 x = _mm256_fmadd_ps(acc[r], alpha, bias);
+          const __m256 res =
+              rp != nullptr ? _mm256_maskload_ps(rp + off, mask) : _mm256_setzero_ps();
+          if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+          x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
+          if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+          _mm256_maskstore_ps(yp + off, mask, x);
+        }
+      }
+    }
+  }
+}
+
+// Small maps (out_w < 8, where a row fills few lanes): 8 output channels per vector instead.
+// The 8 input planes they read are copied, zero-padded, into one channel-interleaved buffer
+// ([row][column][8]), so that a tap of one output pixel is one load for 8 channels; the FMA
+// chain per output is the same as above.
+
+bool dw8_geometry(const Conv2dParams& p, int mr, DwGeom& g) {
+  if (p.in_channels != p.groups || p.out_channels / p.groups >= mr || p.out_w >= 8) return false;
+  g.hp = (p.out_h - 1) * p.stride_h + (p.kernel_h - 1) * p.dilation_h + 1;
+  g.rows = g.hp;
+  g.wq = (p.out_w - 1) * p.stride_w + (p.kernel_w - 1) * p.dilation_w + 1;
+  g.floats = g.rows * g.wq * 8;
+  return g.floats <= kDwMaxFloats && p.kernel_h * p.kernel_w <= 64;
+}
+
+void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end) {
+  const Conv2dParams& p = *ctx.p;
+  const detail::UKernelInfo& u = *ctx.u;
+  const PackedConvWeights& w = *ctx.w;
+  const Epilogue& ep = *ctx.ep;
+  const int64_t mg = p.out_channels / p.groups, ohw = p.out_h * p.out_w;
+  const int64_t khw = p.kernel_h * p.kernel_w;
+  alignas(64) float buf[kDwMaxFloats];
+  alignas(32) float wk[64 * 8];
+  alignas(32) float lane[8], bias[8], res[8];
+  const __m256 alpha = _mm256_set1_ps(ep.alpha);
+  const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
+  std::fill(buf, buf + geo.floats, 0.0f);  // the padding stays zero: blocks fill the interior
+  int64_t have = -1;                       // the channel block whose weights are in wk
+  for (int64_t item = begin; item < end; ++item) {
+    // Images fastest: consecutive items of a chunk share the block's weights.
+    const int64_t b = item % p.batch, blk = item / p.batch, o0 = blk * 8;
+    const int nl = static_cast<int>(std::min<int64_t>(8, p.out_channels - o0));
+    for (int l = 0; l < 8 && blk != have; ++l) {
+      const int64_t o = o0 + std::min(l, nl - 1), g = o / mg, oo = o % mg;
+      const float* panel = w.panel(g, oo / u.mr);
+      for (int64_t k = 0; k < khw; ++k) wk[k * 8 + l] = panel[k * u.mr + oo % u.mr];
+      bias[l] = ep.bias != nullptr ? ep.bias[o] : 0.0f;
+    }
+    have = blk;
+    for (int l = 0; l < 8; ++l) {
+      const int64_t g = (o0 + std::min(l, nl - 1)) / mg;
+      const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
+      for (int64_t ih = 0; ih < p.in_h; ++ih) {
+        const int64_t r = ih + p.pad_top;
+        if (r >= geo.rows) break;
+        for (int64_t iw = 0; iw < p.in_w; ++iw) {
+          const int64_t c = iw + p.pad_left;
+          if (c >= geo.wq) break;
+          buf[(r * geo.wq + c) * 8 + l] = xp[ih * p.in_w + iw];
+        }
+      }
+    }
+    const __m256 bv = _mm256_load_ps(bias);
+    for (int64_t oh = 0; oh < p.out_h; ++oh) {
+      for (int64_t ow = 0; ow < p.out_w; ++ow) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < p.kernel_h; ++i) {
+          const float* row =
+              buf + ((oh * p.stride_h + i * p.dilation_h) * geo.wq + ow * p.stride_w) * 8;
+          for (int64_t j = 0; j < p.kernel_w; ++j) {
+            acc = _mm256_fmadd_ps(_mm256_load_ps(wk + (i * p.kernel_w + j) * 8),
+                                  _mm256_load_ps(row + j * p.dilation_w * 8), acc);
+          }
+        }
+        const int64_t off = (b * p.out_channels + o0) * ohw + oh * p.out_w + ow;
+        __m256 x = _mm256_fmadd_ps(acc, alpha, bv);
+        __m256 rv = _mm256_setzero_ps();
+        if (ep.residual != nullptr) {
+          for (int l = 0; l < 8; ++l) res[l] = l < nl ? ep.residual[off + l * ohw] : 0.0f;
+          rv = _mm256_load_ps(res);
+        }
+        if (!ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
+        x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
+        if (ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
+        _mm256_store_ps(lane, x);
+        for (int l = 0; l < nl; ++l) ctx.y[off + l * ohw] = lane[l];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool conv2d_direct_applies(const Conv2dParams& p, Isa isa) {
@@ -306,16 +726,28 @@ bool conv2d_direct_applies(const Conv2dParams& p, Isa isa) {
 }
 
 void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWeights& w, float* y,
-                       const Epilogue& ep) {
+                       const Epilogue& ep, ConvAlgo algo) {
   const auto& u = detail::ukernel_for(w.isa);
   QSEARCH_DCHECK(u.nr <= kMaxNr && u.mr <= kMaxMr && w.out_channels == p.out_channels &&
-                 w.groups == p.groups);
+                 w.groups == p.groups && kBlkCols % u.nr == 0 && kBlkRows >= u.mr);
   QSEARCH_DCHECK(w.in_channels_per_group * p.groups == p.in_channels);
   const int64_t ohw = p.out_h * p.out_w;
   if (p.batch <= 0 || ohw <= 0 || p.out_channels <= 0) return;
   ConvCtx ctx{&p, x, &w, y, &ep, &u, (ohw + u.nr - 1) / u.nr};
   DirectGeom geo;
-  if (direct_geometry(p, u.nr, geo)) {
+  if (algo == ConvAlgo::kAuto) algo = conv2d_algo(p, w.isa);
+  DwGeom dg;
+  if (algo == ConvAlgo::kDepthwise && dw8_geometry(p, u.mr, dg)) {
+    parallel_for(0, p.batch * ((p.out_channels + 7) / 8), 1,
+                 [&ctx, &dg](int64_t begin, int64_t end) { dw8_items(ctx, dg, begin, end); });
+    return;
+  }
+  if (algo == ConvAlgo::kDepthwise && dw_geometry(p, u.mr, dg) && p.stride_w <= 8) {
+    parallel_for(0, p.batch * p.out_channels, 1,
+                 [&ctx, &dg](int64_t begin, int64_t end) { dw_items(ctx, dg, begin, end); });
+    return;
+  }
+  if (algo == ConvAlgo::kDirect && direct_geometry(p, u.nr, geo)) {
     // Enough items for every thread even at batch 1: split an image's panels into chunks
     // (each chunk pads its own copy). Chunking does not change any output value.
     const int64_t images = p.batch * p.groups;
@@ -325,8 +757,47 @@ void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWe
                  [&dctx](int64_t begin, int64_t end) { direct_items(dctx, begin, end); });
     return;
   }
-  parallel_for(0, p.batch * p.groups * ctx.panels, 1,
-               [&ctx](int64_t begin, int64_t end) { conv_items(ctx, begin, end); });
+  if (algo == ConvAlgo::kImagePanels || !gather_fits(p, u.nr)) {
+    parallel_for(0, p.batch * p.groups * ctx.panels, 1,
+                 [&ctx](int64_t begin, int64_t end) { conv_items(ctx, begin, end); });
+    return;
+  }
+  BlockedGeom bg;
+  bg.cols = p.batch * ohw;
+  bg.pointwise = pointwise(p) && ohw >= 4;
+  bg.panels = (bg.cols + u.nr - 1) / u.nr;
+  bg.panels_per_block = std::min<int64_t>(kBlkCols / u.nr, bg.panels);
+  const int64_t max_tiles = (kBlkRows + u.mr - 1) / u.mr;  // at most kBlkRows + MR - 1 rows
+  bg.m_blocks = (w.tiles_per_group + max_tiles - 1) / max_tiles;
+  // Enough items for every thread (when the kernel runs threaded): narrower column blocks. The
+  // blocking does not change any output value.
+  const int64_t want = in_parallel_region() ? 1 : 2 * static_cast<int64_t>(num_threads());
+  while (bg.panels_per_block > 1 &&
+         p.groups * bg.m_blocks * ((bg.panels + bg.panels_per_block - 1) / bg.panels_per_block) <
+             want) {
+    --bg.panels_per_block;
+  }
+  bg.col_blocks = (bg.panels + bg.panels_per_block - 1) / bg.panels_per_block;
+  bg.tiles_per_block = (w.tiles_per_group + bg.m_blocks - 1) / bg.m_blocks;
+  parallel_for(0, p.groups * bg.col_blocks * bg.m_blocks, 1,
+               [&ctx, &bg](int64_t begin, int64_t end) { blocked_items(ctx, bg, begin, end); });
+}
+
+ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa) {
+  DirectGeom g;
+  DwGeom dg;
+  const int nr = detail::ukernel_for(isa).nr;
+  // One input channel per group and fewer output channels than a weight tile: per plane.
+  if (dw8_geometry(p, detail::ukernel_for(isa).mr, dg) ||
+      (dw_geometry(p, detail::ukernel_for(isa).mr, dg) && p.stride_w <= 8)) {
+    return ConvAlgo::kDepthwise;
+  }
+  // Large images with a padded copy that fits: the direct path (no im2col), except pointwise
+  // convs (their panels are plain copies); else batch-blocked.
+  if (!pointwise(p) && p.out_h * p.out_w >= 4 * nr && direct_geometry(p, nr, g)) {
+    return ConvAlgo::kDirect;
+  }
+  return ConvAlgo::kBatchBlocked;
 }
 
 }  // namespace qsearch::kernels

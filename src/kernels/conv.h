@@ -7,19 +7,35 @@
 // Math: per image b and group g, Y_g[o, p] = epilogue(sum_k W_g[o, k] * col[k, p]) where
 // k = (c, i, j) runs over C/G * kH * kW in that order, p over the output pixels, and col[k, p]
 // is the input tap of Conv2dParams (0 in the padding). The weights are the A operand (MR-row
-// panels, packed once). Two ways to feed the B operand (col), chosen per call:
-// * direct (stride 1, the group's zero-padded image fits a 128 KB stack copy): output pixels are
-//   laid on a grid as wide as the padded image, so that each tap of NR consecutive grid pixels
-//   is a contiguous run of the padded copy; the microkernel reads those runs in place, and the
-//   grid columns past out_w are dropped when the tile is copied out.
-// * packed: col is packed panel by panel (NR pixels x kColKc taps, on the stack) right before the
-//   microkernel consumes it (strided convolutions, large images).
-// Bias is per output channel; the residual has Y's NCHW layout. Work items are (image, group,
-// pixel chunk) spread over parallel_for; each output element is computed by one microkernel
-// chain in ascending k on either path, so results do not depend on the thread count (the two
-// paths do the same arithmetic; both are within the bound of docs/numerics.md).
-// Stack: the direct path keeps its padded copy, tap offsets and a tile on the calling thread's
-// stack (about 165 KB), the packed path about 35 KB; no heap allocation.
+// panels, packed once). Four loop nests (ConvAlgo), chosen per call by conv2d_algo:
+// * batch-blocked (the default): the GEMM's columns are the output pixels of the whole batch
+//   (column n = pixel n % (out_h * out_w) of image n / (out_h * out_w)), so that small images
+//   (ResNet-18's 4x4..1x1 maps at 32x32 inputs) fill the microkernel's NR columns and every
+//   packed weight block serves up to 128 columns of many images instead of one image's few
+//   pixels. Work items are (group, 128 columns, up to 128 output channels); per block of 256
+//   taps the columns are packed with AVX2 gathers (im2col; plain copies of pixel runs for
+//   1x1 / stride 1 / no padding) into panels that stay in L1 while
+//   the item's weight tiles stream from L2 (GotoBLAS order), accumulating in a tile buffer that
+//   is scattered to Y (residual and clamp applied there).
+// * direct (stride 1, not 1x1, at least 4 * NR output pixels, the group's zero-padded image fits a
+//   128 KB stack copy): output pixels are laid on a grid as wide as the padded image, so that
+//   each tap of NR consecutive grid pixels is a contiguous run of the padded copy; the
+//   microkernel reads those runs in place, and the grid columns past out_w are dropped when the
+//   tile is copied out.
+// * depthwise (one input channel per group, fewer output channels per group than MR): per
+//   output plane from a zero-padded copy of the input plane, 8 pixels of a row per vector
+//   (stride phases split so that every load is contiguous); on maps narrower than 8, 8
+//   channels per vector from a channel-interleaved copy.
+// * image panels: per image, col is packed panel by panel (NR pixels x 256 taps) right before
+//   the microkernel consumes it (the fallback where a gather's int32 indices would overflow).
+// Bias is per output channel; the residual has Y's NCHW layout. Work items are spread over
+// parallel_for; each output element is computed by one microkernel chain in ascending k on
+// every path (the depthwise path's FMAs in the same order), so results do not depend on the
+// path, the blocking or the thread count (all within the bound of docs/numerics.md).
+// Stack: the batch-blocked path keeps its panels and tile buffer on the calling thread's stack
+// (about 200 KB), the direct path its padded copy, tap offsets and a tile (about 165 KB), the
+// depthwise path its padded copy (up to 130 KB), the image-panel path about 35 KB; no heap
+// allocation.
 #pragma once
 
 #include <cstdint>
@@ -48,13 +64,21 @@ PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
                                     int64_t in_channels_per_group, int64_t kernel_h,
                                     int64_t kernel_w, int64_t groups, Isa isa = best_isa());
 
-// True when conv2d_f32_packed takes the direct path for p (stride 1 and the zero-padded image
-// of one group fits the 128 KB stack copy); otherwise it packs im2col panels.
+// True when the direct path can run p (stride 1 and the zero-padded image of one group fits the
+// 128 KB stack copy).
 bool conv2d_direct_applies(const Conv2dParams& p, Isa isa = best_isa());
+
+// The loop nests of conv2d_f32_packed (all give the same bits): kAuto picks one per call
+// (conv2d_algo); the others are for tests and bench/float_conv_bench.cc. kDirect and
+// kDepthwise fall back to kBatchBlocked where they do not apply.
+enum class ConvAlgo : uint8_t { kAuto, kDirect, kImagePanels, kBatchBlocked, kDepthwise };
+
+// What kAuto runs for p.
+ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa = best_isa());
 
 // Y = epilogue(conv(X, W)) with p's geometry (p.kernel_*, p.groups and channel counts must
 // match the packed weights). Y must overlap neither X nor the residual.
 void conv2d_f32_packed(const Conv2dParams& p, const float* x, const PackedConvWeights& w, float* y,
-                       const Epilogue& epilogue);
+                       const Epilogue& epilogue, ConvAlgo algo = ConvAlgo::kAuto);
 
 }  // namespace qsearch::kernels

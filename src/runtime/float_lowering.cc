@@ -1,7 +1,10 @@
 // Mode::kFloat lowering: node -> steps, with the float fusions of plan.h.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -160,6 +163,67 @@ void lower_matmul(PlanBuilder& b, const Node& n) {
   finish(b, std::move(s), n.outputs[0]);
 }
 
+// Live kernel taps along one spatial axis: tap t reads input row out * stride - pad + t * dil
+// for out < out_size; it is live when some of those rows is inside [0, in_size). Returns the
+// first and last live tap (first > last when none is).
+std::pair<int64_t, int64_t> live_taps(int64_t in_size, int64_t out_size, int64_t kernel,
+                                      int64_t stride, int64_t pad, int64_t dil) {
+  int64_t first = kernel, last = -1;
+  for (int64_t t = 0; t < kernel; ++t) {
+    const int64_t lo = -pad + t * dil, hi = (out_size - 1) * stride - pad + t * dil;
+    // Rows lo, lo + stride, ..., hi: one inside [0, in_size)?
+    const int64_t r = lo >= 0 ? lo : lo + (-lo + stride - 1) / stride * stride;
+    if (r <= hi && r < in_size) {
+      first = std::min(first, t);
+      last = t;
+    }
+  }
+  return {first, last};
+}
+
+// A conv whose kernel reaches past the image on every output pixel for some taps (a 3x3 conv
+// with padding 1 on a 1x1 map: only the centre tap reads the image) is the same conv with those
+// taps cut off: they only ever multiply the zero padding. Crops the weights `wt` ([M, C/G, kH,
+// kW], `ws`) and the attributes to the live rectangle of taps when the input's spatial size is
+// fixed. Same bits: dropping fma(w, 0, acc) leaves acc unchanged (acc starts at +0, never -0)
+// as long as w is finite, so weights that are not stay (inf * 0 is NaN).
+// Returns whether it cropped.
+bool crop_dead_taps(const SymShape& xs, const SymShape& ys, Shape& ws, std::vector<float>& wt,
+                    ir::ConvAttrs& at) {
+  if (xs.rank != 4 || ys.rank != 4 || xs.per_batch[2] != 0 || xs.per_batch[3] != 0) return false;
+  const auto [i0, i1] =
+      live_taps(xs.base[2], ys.base[2], ws[2], at.strides[0], at.pads[0], at.dilations[0]);
+  const auto [j0, j1] =
+      live_taps(xs.base[3], ys.base[3], ws[3], at.strides[1], at.pads[1], at.dilations[1]);
+  if (i0 > i1 || j0 > j1 || (i0 == 0 && j0 == 0 && i1 == ws[2] - 1 && j1 == ws[3] - 1)) {
+    return false;
+  }
+  const int64_t top = at.pads[0] - i0 * at.dilations[0], left = at.pads[1] - j0 * at.dilations[1];
+  if (top < 0 || left < 0) return false;  // the kernels take padding >= 0
+  const int64_t kh = i1 - i0 + 1, kw = j1 - j0 + 1, rows = ws[0] * ws[1];
+  std::vector<float> out(static_cast<size_t>(rows * kh * kw));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < ws[2]; ++i) {
+      for (int64_t j = 0; j < ws[3]; ++j) {
+        const float v = wt[(r * ws[2] + i) * ws[3] + j];
+        if (i >= i0 && i <= i1 && j >= j0 && j <= j1) {
+          out[(r * kh + i - i0) * kw + j - j0] = v;
+        } else if (!std::isfinite(v)) {
+          return false;
+        }
+      }
+    }
+  }
+  wt = std::move(out);
+  ws[2] = kh;
+  ws[3] = kw;
+  at.kernel = {kh, kw};
+  at.pads[0] = top;
+  at.pads[1] = left;
+  // (The bottom / right pads are not read: the output size is the graph's.)
+  return true;
+}
+
 void lower_conv(PlanBuilder& b, const Node& n) {
   const auto& at = std::get<ir::ConvAttrs>(n.attrs);
   const ValueId x = n.inputs[0], w = n.inputs[1];
@@ -204,6 +268,8 @@ void lower_conv(PlanBuilder& b, const Node& n) {
     b.mark_fused(*bn);
     y = bn->outputs[0];
   }
+  const std::array<int64_t, 2> kernel{ws[2], ws[3]};
+  if (crop_dead_taps(b.shape(x), b.shape(n.outputs[0]), ws, wt, s->attrs)) s->cropped_from = kernel;
   s->packed = kernels::pack_conv_weights(wt.data(), m, ws[1], ws[2], ws[3], at.group);
   if (has_bias) {
     s->epilogue.bias = Tensor({m}, DType::kFloat32);

@@ -164,7 +164,12 @@ void ConvPackedStep::run(const RunContext& ctx) const {
 }
 
 std::string ConvPackedStep::describe() const {
-  return fmt::format("conv2d_f32 packed {}{}", kernels::isa_name(packed.isa),
+  const std::string crop =
+      cropped_from[0] == 0
+          ? std::string()
+          : fmt::format(" kernel {}x{} of {}x{} (taps on the padding only cut off)",
+                        packed.kernel_h, packed.kernel_w, cropped_from[0], cropped_from[1]);
+  return fmt::format("conv2d_f32 packed {}{}{}", kernels::isa_name(packed.isa), crop,
                      fused_suffix(epilogue));
 }
 

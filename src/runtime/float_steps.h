@@ -5,6 +5,8 @@
 // params are rebuilt for the batch of each run() from the slots' batch-affine shapes.
 #pragma once
 
+#include <array>
+
 #include <limits>
 #include <string>
 #include <vector>
@@ -64,6 +66,9 @@ class ConvPackedStep : public Step {
   ir::ConvAttrs attrs;
   kernels::PackedConvWeights packed;
   FusedEpilogue epilogue;
+  // The graph's kernel size when lowering cut off taps that only read the padding (attrs and
+  // packed have the cropped size); {0, 0} when not cropped.
+  std::array<int64_t, 2> cropped_from{0, 0};
 };
 
 // inputs = {X, W, B?} on the reference kernel.

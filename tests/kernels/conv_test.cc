@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "core/rng.h"
 #include "core/thread_pool.h"
 #include "kernels/float_test_util.h"
 #include "kernels/ref/conv.h"
@@ -25,8 +27,11 @@ struct ConvCase {
   int64_t batch, c, h, w, m, kh, kw, stride, dilation, pad, groups;
   bool bias, residual, relu;
   bool residual_after_clamp = false;
+  bool same_pad = false;  // bottom / right padding = pad (else pad + 1)
 };
 
+// Checks every loop nest of conv2d_f32_packed against the reference (the bound of
+// docs/numerics.md) and against each other (the same bits: one FMA chain per output).
 void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
   SCOPED_TRACE(::testing::Message()
                << isa_name(isa) << " b=" << c.batch << " c=" << c.c << " " << c.h << "x" << c.w
@@ -47,8 +52,9 @@ void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
                  .pad_left = c.pad,
                  .groups = c.groups};
   // Asymmetric padding: one more at the bottom / right than at the top / left.
-  p.out_h = out_dim(c.h, c.kh, c.stride, c.dilation, c.pad, c.pad + 1);
-  p.out_w = out_dim(c.w, c.kw, c.stride, c.dilation, c.pad, c.pad + 1);
+  const int64_t pe = c.same_pad ? c.pad : c.pad + 1;
+  p.out_h = out_dim(c.h, c.kh, c.stride, c.dilation, c.pad, pe);
+  p.out_w = out_dim(c.w, c.kw, c.stride, c.dilation, c.pad, pe);
   const int64_t cg = c.c / c.groups;
   const int64_t taps = cg * c.kh * c.kw;
   auto x = random_floats(c.batch * c.c * c.h * c.w, seed);
@@ -72,6 +78,14 @@ void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
   ep.residual_after_clamp = c.residual_after_clamp;
   if (c.relu) ep.clamp_min = 0.0f;
   conv2d_f32_packed(p, x.data(), pw, y.data(), ep);
+  for (ConvAlgo algo :
+       {ConvAlgo::kDirect, ConvAlgo::kImagePanels, ConvAlgo::kBatchBlocked, ConvAlgo::kDepthwise}) {
+    std::vector<float> ya(ny, 7.0f);
+    conv2d_f32_packed(p, x.data(), pw, ya.data(), ep, algo);
+    EXPECT_EQ(std::memcmp(ya.data(), y.data(), ny * sizeof(float)), 0)
+        << "algo " << static_cast<int>(algo) << " differs from kAuto ("
+        << static_cast<int>(conv2d_algo(p, isa)) << ")";
+  }
 
   const int64_t ohw = p.out_h * p.out_w;
   int failures = 0;
@@ -135,6 +149,151 @@ TEST(FastConv, Shapes) {
     check_conv(isa, {1, 64, 6, 6, 5, 3, 3, 1, 1, 1, 1, false, false, false}, seed++);  // K=576
     check_conv(isa, {1, 2, 3, 40, 3, 1, 5, 3, 1, 0, 1, true, false, true}, seed++);
     check_conv(isa, {1, 3, 2, 2, 4, 5, 5, 1, 1, 2, 1, true, false, false}, seed++);  // all pad
+  }
+}
+
+// Small feature maps over a batch (ResNet-18's 4x4..1x1 maps at 32x32 inputs), where the
+// batch-blocked path packs columns of several images into one panel; random geometry: groups,
+// strides, dilations, padding (also padding wider than the image), kernels larger than the map.
+TEST(FastConv, RandomShapesTinyMapsAndBatches) {
+  Rng rng(7);
+  auto pick = [&rng](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+  };
+  for (Isa isa : runnable_isas()) {
+    for (int trial = 0; trial < 60; ++trial) {
+      ConvCase c{};
+      c.batch = pick(1, 9);
+      c.groups = pick(1, 3);
+      c.c = c.groups * pick(1, 6);
+      c.m = c.groups * pick(1, 9);
+      c.h = pick(1, 5);
+      c.w = pick(1, 5);
+      c.kh = pick(1, 3);
+      c.kw = pick(1, 3);
+      c.stride = pick(1, 2);
+      c.dilation = pick(1, 2);
+      c.pad = pick(0, 2);
+      // The output must be non-empty: (in + 2 pad + 1 - d (k - 1) - 1) / s + 1 >= 1.
+      if (c.h + 2 * c.pad + 1 < c.dilation * (c.kh - 1) + 1 ||
+          c.w + 2 * c.pad + 1 < c.dilation * (c.kw - 1) + 1) {
+        continue;
+      }
+      c.bias = rng.uniform() < 0.5;
+      c.residual = rng.uniform() < 0.5;
+      c.relu = rng.uniform() < 0.5;
+      c.residual_after_clamp = c.residual && rng.uniform() < 0.5;
+      check_conv(isa, c, 100 + trial);
+    }
+  }
+}
+
+// Blocks of the batch-blocked path: more than one block of columns (128), of output channels
+// (128) and of taps (256), with 1x1 and 2x2 maps; and a map large enough for the direct path.
+TEST(FastConv, BlockBoundaries) {
+  for (Isa isa : runnable_isas()) {
+    check_conv(isa, {150, 40, 1, 1, 140, 3, 3, 1, 1, 1, 1, true, true, true}, 1);  // K=360
+    check_conv(isa, {37, 64, 2, 2, 131, 3, 3, 1, 1, 1, 1, true, false, true}, 2);  // K=576
+    check_conv(isa, {9, 30, 4, 4, 129, 3, 3, 2, 1, 1, 1, false, true, false, true}, 3);
+    check_conv(isa, {3, 300, 1, 1, 7, 1, 1, 1, 1, 0, 1, true, false, false}, 4);  // K=300, 1x1
+    check_conv(isa, {2, 8, 12, 12, 10, 3, 3, 1, 1, 1, 2, true, true, true}, 5);   // direct
+  }
+}
+
+// Pointwise convolutions (1x1, stride 1, no padding: MobileNet's expand / project), whose
+// panels are packed as copies of pixel runs: maps of 1x1 (one pixel per run), 2x2, 3x3 (runs
+// across panel boundaries), 8x8, 20x20; groups; more than 256 channels (two tap blocks).
+TEST(FastConv, Pointwise) {
+  for (Isa isa : runnable_isas()) {
+    uint64_t seed = 1;
+    for (int64_t hw : {1, 2, 3, 8, 20}) {
+      ConvCase c{5, 40, hw, hw, 20, 1, 1, 1, 1, 0, 1, true, true, true};
+      c.same_pad = true;
+      check_conv(isa, c, seed++);
+      c = {3, 300, hw, hw, 9, 1, 1, 1, 1, 0, 3, true, false, false};
+      c.same_pad = true;
+      check_conv(isa, c, seed++);
+    }
+  }
+}
+
+TEST(FastConv, BlockedPathSameBitsForOneAndTwoThreads) {
+  // Two threads split the 160 columns into 4 blocks of 48 (one block of output channels), one
+  // thread takes 128 at a time.
+  const int saved = num_threads();
+  Conv2dParams p{.batch = 40,
+                 .in_channels = 48,
+                 .in_h = 2,
+                 .in_w = 2,
+                 .out_channels = 100,
+                 .out_h = 2,
+                 .out_w = 2,
+                 .kernel_h = 3,
+                 .kernel_w = 3,
+                 .pad_top = 1,
+                 .pad_left = 1};
+  auto x = random_floats(40 * 48 * 4, 1), w = random_floats(100 * 48 * 9, 2);
+  auto res = random_floats(40 * 100 * 4, 3);
+  PackedConvWeights pw = pack_conv_weights(w.data(), 100, 48, 3, 3, 1);
+  ASSERT_EQ(conv2d_algo(p), ConvAlgo::kBatchBlocked);
+  const Epilogue ep{.residual = res.data(), .clamp_min = 0.0f};
+  std::vector<float> y1(40 * 100 * 4), y2(y1.size());
+  set_num_threads(1);
+  conv2d_f32_packed(p, x.data(), pw, y1.data(), ep);
+  set_num_threads(2);
+  conv2d_f32_packed(p, x.data(), pw, y2.data(), ep);
+  set_num_threads(saved);
+  EXPECT_EQ(y1, y2);
+}
+
+// Depthwise convolutions (one input channel per group, multiplier 1 or 2) of MobileNetV2 /
+// EfficientNet geometry and random ones: 3x3 and 5x5, strides 1-3, dilation, maps from 1x1 to
+// wider than a vector, with every epilogue.
+TEST(FastConv, Depthwise) {
+  Rng rng(11);
+  auto pick = [&rng](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+  };
+  for (Isa isa : runnable_isas()) {
+    const Conv2dParams mb{.batch = 2,
+                          .in_channels = 32,
+                          .in_h = 16,
+                          .in_w = 16,
+                          .out_channels = 32,
+                          .out_h = 16,
+                          .out_w = 16,
+                          .kernel_h = 3,
+                          .kernel_w = 3,
+                          .pad_top = 1,
+                          .pad_left = 1,
+                          .groups = 32};
+    EXPECT_EQ(conv2d_algo(mb, isa), ConvAlgo::kDepthwise);
+    check_conv(isa, {2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 32, true, false, true}, 1);
+    check_conv(isa, {3, 24, 17, 17, 24, 5, 5, 2, 1, 2, 24, true, true, true}, 2);
+    check_conv(isa, {2, 16, 1, 1, 16, 3, 3, 1, 1, 1, 16, true, true, false, true}, 3);
+    for (int trial = 0; trial < 40; ++trial) {
+      ConvCase c{};
+      c.batch = pick(1, 3);
+      c.groups = pick(1, 12);
+      c.c = c.groups;
+      c.m = c.groups * pick(1, 2);
+      c.h = pick(1, 20);
+      c.w = pick(1, 20);
+      c.kh = pick(1, 5);
+      c.kw = pick(1, 5);
+      c.stride = pick(1, 3);
+      c.dilation = pick(1, 2);
+      c.pad = pick(0, 2);
+      if (c.h + 2 * c.pad + 1 < c.dilation * (c.kh - 1) + 1 ||
+          c.w + 2 * c.pad + 1 < c.dilation * (c.kw - 1) + 1) {
+        continue;
+      }
+      c.bias = rng.uniform() < 0.5;
+      c.residual = rng.uniform() < 0.5;
+      c.relu = rng.uniform() < 0.5;
+      c.residual_after_clamp = c.residual && rng.uniform() < 0.5;
+      check_conv(isa, c, 200 + trial);
+    }
   }
 }
 
