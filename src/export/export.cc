@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "eval/quant_config.h"
@@ -85,6 +86,7 @@ quant::QuantAssignment assignment_from_sampled_config(const ir::Graph& graph,
                                                       const nlohmann::json& sampled) {
   if (!sampled.is_object()) fail("the trial's sampled_config is not a JSON object");
   std::vector<eval::QuantEntry> entries;
+  std::map<std::string, int> reuse;  // key -> a searched ReuseFactor (not a format field)
   bool all_names = true;
   for (const auto& [key, entry] : sampled.items()) {
     if (!entry.is_object() || !entry.contains("config") || !entry["config"].is_object()) {
@@ -92,6 +94,10 @@ quant::QuantAssignment assignment_from_sampled_config(const ir::Graph& graph,
     }
     eval::QuantEntry e{.key = key, .loc = SourceLoc{.file = "sampled_config"}};
     for (const auto& [field, v] : entry["config"].items()) {
+      if (field == "reuse_factor" && v.is_number_integer()) {
+        reuse[key] = v.get<int>();
+        continue;
+      }
       ConfigValue cv;
       if (v.is_boolean()) {
         cv.kind = ConfigValue::Kind::kBool;
@@ -113,8 +119,15 @@ quant::QuantAssignment assignment_from_sampled_config(const ir::Graph& graph,
     if (key != "default" && !is_node) all_names = false;
     entries.push_back(std::move(e));
   }
-  return eval::resolve_quantize_pass(graph, all_names ? eval::MatchBy::kName : eval::MatchBy::kType,
-                                     entries);
+  quant::QuantAssignment q = eval::resolve_quantize_pass(
+      graph, all_names ? eval::MatchBy::kName : eval::MatchBy::kType, entries);
+  for (const ir::Node& n : graph.nodes()) {
+    auto it = q.find(n.config_name);
+    if (it == q.end()) continue;
+    auto r = reuse.find(all_names ? n.config_name : ir::mase_op(graph, n));
+    if (r != reuse.end()) it->second.reuse_factor = r->second;
+  }
+  return q;
 }
 
 }  // namespace qsearch::exporter

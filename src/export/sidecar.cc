@@ -60,6 +60,7 @@ nlohmann::ordered_json layer_formats(const ir::Graph& graph, const quant::QuantA
     put(cfg, "weight", c.weight, uns);
     put(cfg, "bias", c.bias, uns);
     put(cfg, "data_out", c.data_out, uns);
+    if (c.reuse_factor > 0) cfg["reuse_factor"] = c.reuse_factor;  // searched (hw_runner.fpga)
     layers.push_back({{"name", n.config_name},
                       {"mase_op", ir::mase_op(graph, n)},
                       {"onnx_op", ir::op_name(n.kind)},
