@@ -161,7 +161,8 @@ void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   cmd->add_option_function<int64_t>(
       "--trial", [args](int64_t n) { args->trial = n; }, "Trial number in --study");
   cmd->add_option("--format", args->format,
-                  "c (C99 source, default) | hls4ml (hls4ml config YAML + the ONNX model)");
+                  "c (C99 source, default) | hls4ml (hls4ml config YAML + the ONNX model) | qdq "
+                  "(ONNX QuantizeLinear/DequantizeLinear; --out M.onnx or a directory)");
   cmd->add_option("--reuse-factor", args->reuse_factor, "hls4ml: ReuseFactor (default 1)");
   cmd->add_option("--strategy", args->strategy, "hls4ml: Latency (default) | Resource");
   cmd->add_option("--out", args->out, "Output directory")->required();

@@ -51,8 +51,9 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
                           .y_array = s.y_array};
   auto dataset = std::make_shared<data::Dataset>(
       data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
-  auto space = std::make_shared<eval::QuantSearchSpace>(
-      eval::QuantSearchSpace::build(*graph, s.by, s.seeds));
+  auto space = std::make_shared<eval::QuantSearchSpace>(eval::QuantSearchSpace::build(
+      *graph, s.by, s.seeds,
+      s.objective.fpga ? s.objective.fpga->reuse_factor_choices : std::vector<ConfigValue>{}));
   if (flags.output) s.objective.output = *flags.output;
   p.objective = std::make_shared<eval::QuantObjective>(graph, dataset, space, s.objective);
   p.graph = std::move(graph);

@@ -345,8 +345,16 @@ void read_runners(const Reader& r, const toml::node& v, const std::string& tname
     for (const auto& [ok_ptr, ov_ptr] : in_file_order(r.table(rv, tname + "." + rc.name))) {
       const toml::key& ok = *ok_ptr;
       const toml::node& ov = *ov_ptr;
-      rc.options.emplace_back(std::string(ok.str()),
-                              r.scalar(ov, tname + "." + rc.name + "." + std::string(ok.str())));
+      const std::string what = tname + "." + rc.name + "." + std::string(ok.str());
+      if (ov.is_array() && tname == "search.strategy.hw_runner" && rc.name == "fpga" &&
+          ok.str() == "reuse_factor") {  // a search dimension (docs/hardware.md)
+        std::vector<ConfigValue> list;
+        for (const toml::node& e : *ov.as_array()) list.push_back(r.scalar(e, what));
+        if (list.empty()) r.error(r.loc(ov), what + " = [] lists no ReuseFactor; give [1, 2, 4]");
+        rc.lists.emplace_back(std::string(ok.str()), std::move(list));
+        continue;
+      }
+      rc.options.emplace_back(std::string(ok.str()), r.scalar(ov, what));
     }
     out.push_back(std::move(rc));
   }

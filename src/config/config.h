@@ -47,6 +47,8 @@ struct RunnerConfig {
   std::string name;
   SourceLoc loc;
   Fields options;
+  // Options given as arrays (only hw_runner.fpga's reuse_factor: a search dimension).
+  std::vector<std::pair<std::string, std::vector<ConfigValue>>> lists;
   const ConfigValue* find(const std::string& key) const;
 };
 

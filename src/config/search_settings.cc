@@ -324,6 +324,15 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
         fo.clock_mhz = v->number();
       }
       fo.reuse_factor = static_cast<int>(int_option(r, "reuse_factor", 1, 1, 1 << 20));
+      for (const auto& [k, list] : r.lists) {  // reuse_factor = [1, 2, 4]: searched per layer
+        for (const ConfigValue& v : list) {
+          if (v.kind != ConfigValue::Kind::kInt) {
+            fail("{}reuse_factor choice {} must be an integer", v.where(), v.str());
+          }
+          check_at_least(v.where() + "reuse_factor", v.i, 1, 1 << 20);
+        }
+        fo.reuse_factor_choices = list;
+      }
       fo.accum_width = static_cast<int>(int_option(r, "accum_width", 0, 0, 64));
       o.fpga = fo;
       for (const auto& [k, m] : kMax) {
@@ -333,8 +342,16 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
         if (!(v->number() >= 0)) fail("{}{} must be >= 0 (got {})", v->where(), k, v->number());
         o.constraints.push_back({m, v->number(), k});
       }
-      prov.push_back(fmt::format("fpga = {} @ {} MHz, reuse_factor {}", fo.device, fo.clock_mhz,
-                                 fo.reuse_factor));
+      std::string rf = std::to_string(fo.reuse_factor);
+      if (!fo.reuse_factor_choices.empty()) {
+        rf = "searched in [";
+        for (size_t i = 0; i < fo.reuse_factor_choices.size(); ++i) {
+          rf += (i ? ", " : "") + fo.reuse_factor_choices[i].str();
+        }
+        rf += "]";
+      }
+      prov.push_back(
+          fmt::format("fpga = {} @ {} MHz, reuse_factor {}", fo.device, fo.clock_mhz, rf));
     } else if (r.name == "hw_dummy" || r.name == "resource_usage") {
       fail(
           "{}: hw_runner '{}' is one of MASE's stubs, which return no metrics: remove the table "

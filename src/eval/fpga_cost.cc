@@ -150,6 +150,29 @@ int width_of(const std::optional<quant::FixedFormat>& f) { return f ? f->width :
 
 }  // namespace
 
+bool valid_reuse_factor(int64_t n_in, int64_t n_out, int64_t r) {
+  if (n_in < 1 || n_out < 1 || r < 1) return false;
+  const int64_t mults = n_in * n_out;
+  const int64_t factor = std::min(n_in, r);
+  const int64_t limit = (mults + factor - 1) / factor;
+  return (limit % n_out == 0 || r >= n_in) && (r % n_in == 0 || r < n_in) && mults % r == 0;
+}
+
+std::optional<std::pair<int64_t, int64_t>> dense_dims(const ir::Graph& graph, const ir::Node& n) {
+  const int wi = ir::weight_input(graph, n);
+  if (wi < 0 || !graph.value(n.inputs[wi]).is_constant()) return std::nullopt;
+  const Tensor& wt = graph.value(n.inputs[wi]).data;
+  if ((n.kind == ir::OpKind::kGemm || n.kind == ir::OpKind::kMatMul) && wt.rank() == 2) {
+    bool trans_b = false;
+    if (const auto* g = std::get_if<ir::GemmAttrs>(&n.attrs)) trans_b = g->trans_b;
+    return std::pair{trans_b ? wt.dim(1) : wt.dim(0), trans_b ? wt.dim(0) : wt.dim(1)};
+  }
+  if (n.kind == ir::OpKind::kConv && wt.rank() >= 1 && wt.dim(0) > 0) {
+    return std::pair{wt.numel() / wt.dim(0), wt.dim(0)};
+  }
+  return std::nullopt;
+}
+
 FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment& q,
                             const FpgaOptions& options) {
   const FpgaDevice& device = fpga_device(options.device);
@@ -186,6 +209,12 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
     const runtime::NodeQuant& nq = nqs[i];
     FpgaLayerCost L;
     L.name = n.config_name;
+    // The layer's ReuseFactor: the one a search chose for it, else the options'.
+    Ctx lc = c;
+    if (auto it = q.find(n.config_name); it != q.end() && it->second.reuse_factor > 0) {
+      lc.reuse = it->second.reuse_factor;
+    }
+    L.reuse_factor = lc.reuse;
     L.op = ir::mase_op(graph, n);
     const ir::ValueId x = n.inputs.empty() ? -1 : n.inputs[0];
     int a = 32;
@@ -218,7 +247,7 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
       }
       const int64_t rows = numel(x) / std::max<int64_t>(n_in, 1);  // batched tokens: sequential
       dense_cost(codes, n_in, n_out, bias, a, width_of(nq.inputs[wi]), out,
-                 std::max<int64_t>(rows, 1), c, L);
+                 std::max<int64_t>(rows, 1), lc, L);
     } else if (n.kind == ir::OpKind::kConv) {
       // hls4ml io_parallel conv: one kernel instance (C/g * kH * kW -> M products per group)
       // computes one output pixel per pass, the passes in sequence (ParallelizationFactor 1).
@@ -235,7 +264,7 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
       }
       const int64_t pixels = y >= 0 && m > 0 ? numel(y) / m : 1;
       dense_cost(codes, fan_in, m, bias, a, width_of(nq.inputs[1]), out,
-                 std::max<int64_t>(pixels, 1), c, L);
+                 std::max<int64_t>(pixels, 1), lc, L);
       L.ff += static_cast<int64_t>(numel(x)) * a;  // the partitioned input image
     } else {
       const int64_t elems = numel(y);
@@ -347,7 +376,8 @@ nlohmann::ordered_json fpga_cost_json(const FpgaCost& cost, const FpgaOptions& o
                       {"dsp_mults", L.dsp_mults},
                       {"lut_mults", L.lut_mults},
                       {"free_mults", L.free_mults},
-                      {"accum_width", L.accum_width}});
+                      {"accum_width", L.accum_width},
+                      {"reuse_factor", L.reuse_factor}});
   }
   j["layers"] = std::move(layers);
   return j;

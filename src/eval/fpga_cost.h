@@ -18,17 +18,21 @@
 // - Each output sums its nonzero products and its bias in an adder tree of width acc (the
 //   accumulator: options.accum_width, or wide enough never to overflow):
 //   lut_per_add_bit * acc LUTs per addition; lut_per_output_bit * out LUTs per output neuron.
-// - ReuseFactor R: multipliers and adders shared R ways (divided by R), II = R, latency + R - 1.
+// - ReuseFactor R (per layer: the assignment's NodeQuantConfig::reuse_factor, else the
+//   options'): multipliers and adders shared R ways (divided by R), II = R, latency + R - 1.
 // - Latency: ceil((t_mult + depth * t_add(acc)) / (period * (1 - uncertainty))) cycles, depth =
 //   ceil(log2(most terms of an output)); activations one cycle, softmax three.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/config_value.h"
 #include "ir/graph.h"
 #include "quant/assignment.h"
 
@@ -67,7 +71,10 @@ struct FpgaCalibration {
 struct FpgaOptions {
   std::string device = "xcu250";
   double clock_mhz = 200;
-  int reuse_factor = 1;
+  int reuse_factor = 1;  // every layer's, unless the assignment gives a layer its own
+  // `reuse_factor = [1, 2, 4]` in the config: a search dimension per dense / conv key (each
+  // value as written, for file:line messages); QuantSearchSpace::build validates them.
+  std::vector<ConfigValue> reuse_factor_choices;
   int accum_width = 0;  // 0: wide enough never to overflow (product width + log2 terms)
   FpgaCalibration calibration = {};
 };
@@ -82,6 +89,7 @@ struct FpgaLayerCost {
   // of two), and the accumulator width used.
   int64_t dsp_mults = 0, lut_mults = 0, free_mults = 0;
   int accum_width = 0;
+  int reuse_factor = 1;  // the layer's ReuseFactor (dense / conv)
 };
 
 struct FpgaCost {
@@ -93,6 +101,16 @@ struct FpgaCost {
   std::string device;
   double clock_mhz = 0;
 };
+
+// hls4ml's rule (FPGABackend._validate_reuse_factor) for a dense layer of n_in inputs and n_out
+// outputs (a conv: n_in = channels per group x kernel size, n_out = filters): R divides
+// n_in * n_out, R < n_in or R is a multiple of n_in, and R >= n_in or
+// ceil(n_in * n_out / min(n_in, R)) is a multiple of n_out.
+bool valid_reuse_factor(int64_t n_in, int64_t n_out, int64_t reuse_factor);
+
+// The (n_in, n_out) of the dense / conv kernel of node n (its constant weight), or nullopt for a
+// node without one (the FPGA model costs no multiplications for it).
+std::optional<std::pair<int64_t, int64_t>> dense_dims(const ir::Graph& graph, const ir::Node& n);
 
 // Throws Error when the device is unknown, clock_mhz <= 0, reuse_factor < 1 or accum_width is
 // outside 0..64.

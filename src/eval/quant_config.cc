@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "eval/fpga_cost.h"
 #include "quant/node_config.h"
 
 namespace qsearch::eval {
@@ -206,8 +207,49 @@ quant::QuantAssignment resolve_quantize_pass(const ir::Graph& graph, MatchBy by,
   return out;
 }
 
+void QuantSearchSpace::add_reuse_factors(const ir::Graph& graph, QuantSearchSpace& q,
+                                         const std::vector<ConfigValue>& choices) {
+  std::vector<std::string> keys;  // keys with a dense / conv node, in space order
+  for (size_t i = 0; i < q.nodes_.size(); ++i) {
+    const auto& [name, key] = q.nodes_[i];
+    const ir::Node* node = nullptr;
+    for (const ir::Node& n : graph.nodes()) {
+      if (n.config_name == name) node = &n;
+    }
+    const auto dims = node ? dense_dims(graph, *node) : std::nullopt;
+    if (!dims) continue;
+    for (const ConfigValue& c : choices) {
+      if (!valid_reuse_factor(dims->first, dims->second, c.i)) {
+        std::string valid;
+        for (int64_t r = 1, shown = 0; r <= dims->first * dims->second && shown < 12; ++r) {
+          if (valid_reuse_factor(dims->first, dims->second, r)) {
+            valid += (shown++ ? ", " : "") + std::to_string(r);
+          }
+        }
+        fail(
+            "{}reuse_factor {} is not a valid hls4ml ReuseFactor for layer '{}' ({} inputs x {} "
+            "outputs: it must divide {} and suit n_in, as hls4ml's io_parallel requires); valid: "
+            "{}, ...",
+            c.where(), c.i, name, dims->first, dims->second, dims->first * dims->second, valid);
+      }
+    }
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  }
+  if (keys.empty()) {
+    fail("{}reuse_factor is searched, but the space has no dense / conv layer to apply it to",
+         choices.front().where());
+  }
+  for (const std::string& key : keys) {
+    q.params_.push_back({key, "reuse_factor", choices});
+    q.space_.push_back(
+        {key + "/config/reuse_factor",
+         search::Distribution::int_range(0, static_cast<int64_t>(choices.size()) - 1)});
+  }
+}
+
 QuantSearchSpace QuantSearchSpace::build(const ir::Graph& graph, MatchBy by,
-                                         const std::vector<SeedEntry>& seeds) {
+                                         const std::vector<SeedEntry>& seeds,
+                                         const std::vector<ConfigValue>& reuse_factors) {
   if (by == MatchBy::kRegexName) {
     fail("search spaces take by = \"name\" or \"type\" (regex_name is for [passes.quantize])");
   }
@@ -288,6 +330,8 @@ QuantSearchSpace QuantSearchSpace::build(const ir::Graph& graph, MatchBy by,
     }
   }
 
+  if (!reuse_factors.empty()) add_reuse_factors(graph, q, reuse_factors);
+
   // Every node must be configurable with its first choices (catches missing required fields),
   // and some choice must quantize something.
   bool any_quantized = false;
@@ -328,13 +372,19 @@ quant::QuantAssignment QuantSearchSpace::decode(const std::vector<double>& param
     const auto& [name, key] = nodes_[n];
     std::vector<const std::string*> keys;
     std::vector<const ConfigValue*> values;
+    int reuse_factor = 0;
     for (size_t i = 0; i < params_.size(); ++i) {
       if (params_[i].key != key) continue;
+      if (params_[i].field == "reuse_factor") {  // not a format (add_reuse_factors)
+        reuse_factor = static_cast<int>(params_[i].choices.at(static_cast<size_t>(params[i])).i);
+        continue;
+      }
       keys.push_back(&params_[i].field);
       values.push_back(&params_[i].choices.at(static_cast<size_t>(params[i])));
     }
     try {
       quant::NodeQuantConfig c = make_config(node_ops_[n], keys, values);
+      c.reuse_factor = reuse_factor;
       if (c.quantized) out[name] = c;
     } catch (Error& e) {
       e.add_context(

@@ -65,8 +65,14 @@ class QuantSearchSpace {
   // a choice that can never be valid (width outside 1..32, a non-integer width, an unknown
   // arithmetic name), a node whose seed lacks a required field, or a space that quantizes no
   // node at all.
+  //
+  // `reuse_factors` (the fpga hw_runner's `reuse_factor = [..]`): one more parameter per key
+  // that configures a dense / conv node, "<key>/config/reuse_factor", decoded into
+  // NodeQuantConfig::reuse_factor; a choice that is not a valid hls4ml ReuseFactor for a node of
+  // the key (eval::valid_reuse_factor) is an Error at the choice's file:line.
   static QuantSearchSpace build(const ir::Graph& graph, MatchBy by,
-                                const std::vector<SeedEntry>& seeds);
+                                const std::vector<SeedEntry>& seeds,
+                                const std::vector<ConfigValue>& reuse_factors = {});
 
   const search::SearchSpace& space() const { return space_; }
   // Number of distinct configurations (product of choice counts; saturates at INT64_MAX).
@@ -83,6 +89,8 @@ class QuantSearchSpace {
   const std::vector<std::pair<std::string, std::string>>& node_keys() const { return nodes_; }
 
  private:
+  static void add_reuse_factors(const ir::Graph& graph, QuantSearchSpace& q,
+                                const std::vector<ConfigValue>& choices);
   struct Param {
     std::string key;    // node config name (by name) or op type (by type)
     std::string field;  // "data_in_width", "name", ...

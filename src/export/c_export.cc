@@ -531,6 +531,63 @@ class Generator {
     vals_[n.outputs[0]] = y;
   }
 
+  // Offset of an operand's matrix for the output's leading (batch) indices d0.. (numpy matmul
+  // broadcasting: leading dims of size 1, or missing, repeat), in units of `unit` elements.
+  static std::string lead_offset(const Shape& s, const Shape& ys, int64_t unit) {
+    const int lead = static_cast<int>(ys.size()) - 2, slead = static_cast<int>(s.size()) - 2;
+    std::string e;
+    int64_t stride = unit;
+    for (int d = lead - 1; d >= 0; --d) {
+      const int ds = d - (lead - slead);
+      if (ds < 0) break;
+      if (s[ds] != 1) e += fmt::format("{}d{} * {}", e.empty() ? "" : " + ", d, stride);
+      stride *= s[ds];
+    }
+    return e.empty() ? "0" : e;
+  }
+
+  // y = q(a, data_in) @ q(b, weight), both activations (MASE's matmul): exact int64 sums at
+  // frac fa + fb, numpy's batched matmul over the leading dims (as the int engine's
+  // IntMatMulStep).
+  void lower_matmul(const ir::Node& n, const NodeQuant& q) {
+    const CVal a = codes(n, n.inputs[0], *q.inputs[0], q.rounding);
+    const CVal b = codes(n, n.inputs[1], *q.inputs[1], q.rounding);
+    if (a.shape.size() < 2 || b.shape.size() < 2) {
+      fail_node(n, "the integer MatMul needs operands of rank >= 2");
+    }
+    const Shape& ys = shapes_[n.outputs[0]];
+    const int64_t m = a.shape[a.shape.size() - 2], k = a.shape.back(), nn = b.shape.back();
+    if (b.shape[b.shape.size() - 2] != k) fail_node(n, "the operands' inner dims differ");
+    const int64_t limit = INT64_MAX / q.inputs[0]->max_abs_code() / q.inputs[1]->max_abs_code();
+    if (k > limit) {
+      fail_node(n, fmt::format("the exact MatMul sum could exceed int64 (K {})", k));
+    }
+    CVal y = new_exact(ys, a.frac + b.frac);
+    std::string decl, loops, close, indent = "    ";
+    for (size_t d = 0; d + 2 < ys.size(); ++d) {
+      decl += fmt::format(", d{}", d);
+      loops += fmt::format("{}for (d{} = 0; d{} < {}; ++d{}) {{\n", indent, d, d, ys[d], d);
+      close = indent + "}\n" + close;
+      indent += "  ";
+    }
+    const std::string yoff = lead_offset(ys, ys, m * nn);
+    body_ += fmt::format(
+        "  /* {} (MatMul of two activations on codes, exact at frac {}) */\n"
+        "  {{\n    long i, j, t{};\n{}"
+        "{ind}{{\n{ind}  const long ao = {ao}, bo = {bo}, yo = {yo};\n"
+        "{ind}  for (i = 0; i < {m}; ++i) {{\n{ind}    for (j = 0; j < {nn}; ++j) {{\n"
+        "{ind}      int64_t acc = 0;\n"
+        "{ind}      for (t = 0; t < {k}; ++t) acc += (int64_t){a}[ao + i * {k} + t] * "
+        "(int64_t){b}[bo + t * {nn} + j];\n"
+        "{ind}      {y}[yo + i * {nn} + j] = acc;\n{ind}    }}\n{ind}  }}\n{ind}}}\n{}  }}\n",
+        n.config_name, y.frac, decl, loops, close, fmt::arg("ind", indent),
+        fmt::arg("ao", lead_offset(a.shape, ys, m * k)),
+        fmt::arg("bo", lead_offset(b.shape, ys, k * nn)), fmt::arg("yo", yoff), fmt::arg("m", m),
+        fmt::arg("nn", nn), fmt::arg("k", k), fmt::arg("a", a.name), fmt::arg("b", b.name),
+        fmt::arg("y", y.name));
+    vals_[n.outputs[0]] = y;
+  }
+
   static std::string flat_index(const Shape& ys) {
     std::string e;
     int64_t stride = 1;
@@ -548,7 +605,8 @@ class Generator {
       case OpKind::kMatMul:
       case OpKind::kConv:
         if (q.kind == NodeQuant::Kind::kMatMul) {
-          fail_node(n, "the MatMul of two activations is not implemented by the C export");
+          lower_matmul(n, q);
+          return;
         }
         if (!q.quantized()) {
           fail_node(n,

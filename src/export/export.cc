@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "eval/quant_config.h"
 #include "export/c_export.h"
 #include "export/hls4ml_export.h"
+#include "export/qdq_export.h"
 #include "export/sidecar.h"
 
 namespace qsearch::exporter {
@@ -15,8 +17,8 @@ namespace qsearch::exporter {
 namespace fs = std::filesystem;
 
 void check_format(const std::string& format, const std::string& flag) {
-  if (format == "c" || format == "hls4ml") return;
-  fail("{} {}: expected c or hls4ml (qonnx and qdq are not implemented yet)", flag, format);
+  if (format == "c" || format == "hls4ml" || format == "qdq") return;
+  fail("{} {}: expected c, hls4ml or qdq (qonnx is not implemented yet)", flag, format);
 }
 
 namespace {
@@ -35,9 +37,12 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
   check_format(job.format);
   if (job.out.empty()) fail("--out is empty: give the directory to write the export to");
   if (!job.dataset) fail("internal: no data set to measure the export on");
-  const fs::path dir(job.out);
+  // qdq: --out M.onnx writes M.onnx and M.json; any other --out is a directory.
+  const bool onnx_file = job.format == "qdq" && fs::path(job.out).extension() == ".onnx";
+  const fs::path dir = onnx_file ? fs::path(job.out).parent_path() : fs::path(job.out);
+  const std::string stem = onnx_file ? fs::path(job.out).stem().string() : job.name;
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  if (!dir.empty()) fs::create_directories(dir, ec);
   if (ec) fail("--out {}: cannot create the directory: {}", job.out, ec.message());
   std::vector<std::string> files;
   if (job.format == "c") {
@@ -46,6 +51,11 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
     write_file(h, c.header);
     write_file(src, c.source);
     files = {h.string(), src.string()};
+  } else if (job.format == "qdq") {
+    const onnx::QdqModel m = exporter::export_qdq(graph, q);
+    const fs::path p = dir / (stem + ".onnx");
+    write_file(p, m.bytes);
+    files = {p.string()};
   } else {
     check_c_name(job.name, "--name");
     const std::string yaml = hls4ml_config_yaml(
@@ -57,13 +67,16 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
     if (ec) fail("{}: cannot copy the model to {}: {}", job.model_path, m.string(), ec.message());
     files = {y.string(), m.string()};
   }
-  const Measurement m = measure_int(graph, q, *job.dataset, job.split, job.num_samples, job.output);
+  // The qdq model computes fake mode (QuantizeLinear / DequantizeLinear on floats).
+  const Measurement m =
+      measure_int(graph, q, *job.dataset, job.split, job.num_samples, job.output,
+                  job.format == "qdq" ? runtime::Mode::kFake : runtime::Mode::kInt);
   SidecarInfo info{.format = job.format,
                    .files = files,
                    .model_path = job.model_path,
                    .command = job.command,
                    .source = job.source};
-  const fs::path side = dir / (job.name + ".json");
+  const fs::path side = dir / (stem + ".json");
   write_file(side, sidecar_json(graph, q, m, info).dump(2) + "\n");
   files.push_back(side.string());
   return files;
@@ -73,6 +86,7 @@ quant::QuantAssignment assignment_from_sampled_config(const ir::Graph& graph,
                                                       const nlohmann::json& sampled) {
   if (!sampled.is_object()) fail("the trial's sampled_config is not a JSON object");
   std::vector<eval::QuantEntry> entries;
+  std::map<std::string, int> reuse;  // key -> a searched ReuseFactor (not a format field)
   bool all_names = true;
   for (const auto& [key, entry] : sampled.items()) {
     if (!entry.is_object() || !entry.contains("config") || !entry["config"].is_object()) {
@@ -80,6 +94,10 @@ quant::QuantAssignment assignment_from_sampled_config(const ir::Graph& graph,
     }
     eval::QuantEntry e{.key = key, .loc = SourceLoc{.file = "sampled_config"}};
     for (const auto& [field, v] : entry["config"].items()) {
+      if (field == "reuse_factor" && v.is_number_integer()) {
+        reuse[key] = v.get<int>();
+        continue;
+      }
       ConfigValue cv;
       if (v.is_boolean()) {
         cv.kind = ConfigValue::Kind::kBool;
@@ -101,8 +119,15 @@ quant::QuantAssignment assignment_from_sampled_config(const ir::Graph& graph,
     if (key != "default" && !is_node) all_names = false;
     entries.push_back(std::move(e));
   }
-  return eval::resolve_quantize_pass(graph, all_names ? eval::MatchBy::kName : eval::MatchBy::kType,
-                                     entries);
+  quant::QuantAssignment q = eval::resolve_quantize_pass(
+      graph, all_names ? eval::MatchBy::kName : eval::MatchBy::kType, entries);
+  for (const ir::Node& n : graph.nodes()) {
+    auto it = q.find(n.config_name);
+    if (it == q.end()) continue;
+    auto r = reuse.find(all_names ? n.config_name : ir::mase_op(graph, n));
+    if (r != reuse.end()) it->second.reuse_factor = r->second;
+  }
+  return q;
 }
 
 }  // namespace qsearch::exporter

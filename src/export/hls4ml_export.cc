@@ -147,11 +147,15 @@ std::string hls4ml_config_yaml(const ir::Graph& graph, const quant::QuantAssignm
     } else {
       continue;  // add / mul / ...: hls4ml's defaults (not a layer config_from_onnx_model sizes)
     }
+    // A ReuseFactor the search chose for the layer, else --reuse-factor.
+    const auto it = q.find(n.config_name);
+    const int reuse =
+        it != q.end() && it->second.reuse_factor > 0 ? it->second.reuse_factor : o.reuse_factor;
     y += fmt::format(
         "  {}:\n    # qsearch node '{}' ({})\n    Precision:\n{}    ReuseFactor: {}\n"
         "    Strategy: {}\n    Trace: false\n",
         n.name.find_first_of(":/ ") == std::string::npos ? n.name : "'" + n.name + "'",
-        n.config_name, ir::mase_op(graph, n), prec, o.reuse_factor, o.strategy);
+        n.config_name, ir::mase_op(graph, n), prec, reuse, o.strategy);
   }
   return y;
 }

@@ -13,17 +13,17 @@ namespace qsearch::exporter {
 
 Measurement measure_int(const ir::Graph& graph, const quant::QuantAssignment& q,
                         const data::Dataset& ds, const std::string& split, int64_t num_samples,
-                        const std::string& output) {
+                        const std::string& output, runtime::Mode mode) {
   const int64_t n = num_samples < 0 ? ds.size() : std::min(num_samples, ds.size());
   if (n < 1) fail("data set {} ({} split) has no samples to measure the export on", ds.name, split);
   const eval::ModelOutput out = eval::resolve_model_output(graph, output, ds.num_classes, ds.name);
-  runtime::PlanOptions popts{
-      .mode = runtime::Mode::kInt, .max_batch = std::min<int64_t>(256, n), .quant = q};
+  runtime::PlanOptions popts{.mode = mode, .max_batch = std::min<int64_t>(256, n), .quant = q};
   auto plan = runtime::make_plan(graph, popts);
   eval::EvalOptions eopts{.num_samples = n, .batch_size = popts.max_batch};
   eval::set_output(eopts, out);
   const eval::EvalResult r = eval::evaluate(plan, ds, eopts);
-  Measurement m{.dataset = ds.name,
+  Measurement m{.engine = mode == runtime::Mode::kFake ? "fake" : "int",
+                .dataset = ds.name,
                 .split = split,
                 .samples = r.samples,
                 .accuracy = r.accuracy,
@@ -60,6 +60,7 @@ nlohmann::ordered_json layer_formats(const ir::Graph& graph, const quant::QuantA
     put(cfg, "weight", c.weight, uns);
     put(cfg, "bias", c.bias, uns);
     put(cfg, "data_out", c.data_out, uns);
+    if (c.reuse_factor > 0) cfg["reuse_factor"] = c.reuse_factor;  // searched (hw_runner.fpga)
     layers.push_back({{"name", n.config_name},
                       {"mase_op", ir::mase_op(graph, n)},
                       {"onnx_op", ir::op_name(n.kind)},
@@ -88,7 +89,7 @@ nlohmann::ordered_json sidecar_json(const ir::Graph& graph, const quant::QuantAs
           {"quantization_from", info.source},
           {"layers", layer_formats(graph, q)},
           {"measured",
-           {{"engine", "int"},
+           {{"engine", m.engine},
             {"dataset", m.dataset},
             {"split", m.split},
             {"samples", m.samples},

@@ -12,10 +12,12 @@
 #include "data/dataset.h"
 #include "ir/graph.h"
 #include "quant/assignment.h"
+#include "runtime/plan.h"
 
 namespace qsearch::exporter {
 
 struct Measurement {
+  std::string engine = "int";  // "int", or "fake" (the qdq export computes fake mode)
   std::string dataset, split;
   int64_t samples = 0;
   double accuracy = 0;
@@ -23,11 +25,11 @@ struct Measurement {
   std::string data_source;  // the file(s) the data came from
 };
 
-// Accuracy of the int engine (runtime Mode::kInt) under q on the first `num_samples` samples of
-// `ds` (< 0: all), scoring graph output `output` ("" = the first).
+// Accuracy of the int engine (runtime Mode::kInt; or `mode`) under q on the first `num_samples`
+// samples of `ds` (< 0: all), scoring graph output `output` ("" = the first).
 Measurement measure_int(const ir::Graph& graph, const quant::QuantAssignment& q,
                         const data::Dataset& ds, const std::string& split, int64_t num_samples,
-                        const std::string& output = "");
+                        const std::string& output = "", runtime::Mode mode = runtime::Mode::kInt);
 
 // Per node of q that is quantized: {"name", "mase_op", "onnx_op", "config": {MASE fields},
 // "rounding", "unsigned": [groups with unsigned codes]}, in graph order.

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "onnx/export_proto.h"
 #include "onnx/import.h"
 
 namespace qsearch::onnx {
@@ -84,6 +85,7 @@ class Exporter {
     for (ir::ValueId in : g_.inputs()) fill_value_info(graph_->add_input(), name(in), g_.value(in));
     std::string config_names;
     for (const ir::Node& n : g_.nodes()) {
+      node_begin_.push_back(graph_->node_size());
       export_node(n);
       config_names += n.name + "\t" + n.config_name + "\n";
     }
@@ -102,6 +104,9 @@ class Exporter {
     }
     return m;
   }
+
+  // Per ir node (graph order), the index of the first ONNX node written for it.
+  const std::vector<int>& node_begin() const { return node_begin_; }
 
  private:
   // A unique, non-empty ONNX name for value v (its own name when that is free).
@@ -459,9 +464,17 @@ class Exporter {
   std::vector<std::string> names_;
   std::set<std::string> used_;
   std::set<ir::ValueId> written_;
+  std::vector<int> node_begin_;
 };
 
 }  // namespace
+
+pb::ModelProto export_model_proto(const ir::Graph& graph, int opset, std::vector<int>* node_begin) {
+  Exporter e(graph, opset);
+  pb::ModelProto m = e.run();
+  if (node_begin) *node_begin = e.node_begin();
+  return m;
+}
 
 std::string export_model_bytes(const ir::Graph& graph, int opset) {
   pb::ModelProto m = Exporter(graph, opset).run();

@@ -33,6 +33,10 @@ struct NodeQuantConfig {   // MASE "integer"/"fixed" config of one node
   bool bypass = false;     // MASE's `bypass = true`: formats parsed, node runs unquantized
   std::optional<FixedFormat> data_in, weight, bias, data_out;
   Rounding rounding = Rounding::kHalfToEven;
+  // hls4ml's ReuseFactor a search chose for this layer ([search.strategy.hw_runner.fpga]
+  // reuse_factor = [..]); 0: the one of the fpga options / --reuse-factor. Not a format: only the
+  // FPGA cost model and the hls4ml export read it.
+  int reuse_factor = 0;
 
   bool operator==(const NodeQuantConfig&) const = default;
 };

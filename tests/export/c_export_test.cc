@@ -372,6 +372,50 @@ class RandomCase {
     return h;
   }
 
+  // Attention-shaped: x [N, T, D] -> A = x Wa, B = x Wb, V = x Wv (linears), S = A @ B' and
+  // O = S @ V (MatMuls of two activations, B' a reshaped B; 3-D, or 4-D heads with A and V
+  // broadcast over them) (+ relu on S) + flatten + gemm.
+  ir::ValueId attention(GraphMaker& m, ir::ValueId x, int64_t t, int64_t d) {
+    const int64_t e = uniform(1, 6), f = uniform(1, 5), h = chance(50) ? uniform(2, 3) : 1;
+    const bool four = h > 1 || chance(30);
+    auto linear = [&](int64_t out) {
+      ir::ValueId y = m.op(OpKind::kMatMul, {x, weight(m, {d, out}, 1.0f)});
+      quantize_last(m, weighted_config());
+      return y;
+    };
+    auto reshape = [&](ir::ValueId v, std::vector<int64_t> shape) {
+      return m.op(OpKind::kReshape, {v}, ir::ReshapeAttrs{.shape = std::move(shape)});
+    };
+    auto matmul_config = [&] {
+      return NodeQuantConfig{.quantized = true,
+                             .data_in = format(true, true),
+                             .weight = format(true, true),
+                             .rounding = rounding()};
+    };
+    ir::ValueId a = linear(e), b = linear(h * e), v = linear(f);
+    if (four) {
+      a = reshape(a, {-1, 1, t, e});
+      b = reshape(b, {-1, h, e, t});
+      v = reshape(v, {-1, 1, t, f});
+    } else {
+      b = reshape(b, {-1, e, t});
+    }
+    ir::ValueId s = m.op(OpKind::kMatMul, {a, b});
+    quantize_last(m, matmul_config());
+    if (chance(50)) {
+      s = m.op(OpKind::kRelu, {s});
+      if (chance(50)) quantize_last(m, simple(false));
+    }
+    ir::ValueId o = m.op(OpKind::kMatMul, {s, v});
+    quantize_last(m, matmul_config());
+    o = m.op(OpKind::kFlatten, {o}, ir::AxisAttrs{1});
+    const int64_t n2 = uniform(1, 8);
+    o = m.op(OpKind::kGemm, {o, weight(m, {n2, h * t * f}, 0.5f), weight(m, {n2}, 0.3f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, weighted_config());
+    return o;
+  }
+
  private:
   Rng rng_;
   std::vector<std::pair<std::string, NodeQuantConfig>> pending_;
@@ -425,6 +469,46 @@ TEST(CExport, RandomIntegerGraphsEqualTheIntEngine) {
   }
   std::cout << fmt::format("[ export ] {} random graphs equal the int engine, {} refused\n",
                            models.size(), refused);
+  fs::remove_all(exe.parent_path());
+}
+
+// The MatMul of two activations (attention's Q K^T and S V): random attention-shaped graphs,
+// 3-D and 4-D with broadcast leading dims, at random formats and roundings.
+TEST(CExport, RandomAttentionMatMulsEqualTheIntEngine) {
+  std::vector<RandomModel> models;
+  std::vector<CExport> exports;
+  int refused = 0;
+  for (uint64_t seed = 1000; models.size() < 60 && seed < 1300; ++seed) {
+    RandomCase rc(seed);
+    RandomModel rm;
+    const int64_t t = rc.uniform(1, 6), d = rc.uniform(1, 12);
+    GraphMaker m({kDynamic, t, d});
+    rm.g = m.finish(rc.attention(m, m.input(), t, d));
+    rm.q = rc.assign(rm.g);
+    rm.x = rc.input({rc.uniform(2, 8), t, d});
+    try {
+      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("a{}", seed)}));
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      ASSERT_TRUE(what.find("int64") != std::string::npos) << "seed " << seed << ": " << what;
+      ++refused;
+      continue;
+    }
+    models.push_back(std::move(rm));
+  }
+  ASSERT_GE(models.size(), 60u) << refused << " refused";
+  const fs::path exe = compile(fresh_dir("attention"), exports);
+  ASSERT_FALSE(exe.empty());
+  for (size_t i = 0; i < models.size(); ++i) {
+    SCOPED_TRACE(exports[i].source_name);
+    const std::vector<float> want = run_int(models[i].g, models[i].q, models[i].x);
+    const std::vector<float> got = run_c(exe, i, models[i].x, exports[i].output_size);
+    ASSERT_TRUE(same_bits(got, want, exports[i].output_size));
+  }
+  std::cout << fmt::format(
+      "[ export ] {} random attention graphs equal the int engine, {} "
+      "refused\n",
+      models.size(), refused);
   fs::remove_all(exe.parent_path());
 }
 
