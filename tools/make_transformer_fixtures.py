@@ -21,10 +21,14 @@ Outputs:
   vit_opset13.onnx, vit_opset17.onnx  the same trained weights.
   vit_ref.json   "float": PyTorch's logits of the first 64 test images, predictions on the first
                  2000 and their accuracy; "configs": per config its MASE formats by op type
-                 (linear: data_in, weight, bias kept float; matmul: data_in = operand 0, weight =
-                 operand 1) and PyTorch's fake-quantized predictions / accuracy on the same images
-                 and logits of the first 4, computed with MASE's forwards:
-                   linear:  F.linear(q(x, data_in), q(W, weight), b)
+                 (linear: data_in, weight, and bias / data_out where given, else the bias kept
+                 float; matmul: data_in = operand 0, weight = operand 1) and PyTorch's
+                 fake-quantized predictions / accuracy on the same images and logits of the first
+                 4, computed with MASE's forwards:
+                   linear:  F.linear(q(x, data_in), q(W, weight), q(b, bias) or b)
+                            [then q(., data_out)]  (LinearInteger; the bias configs bias2 / bias4
+                            are where torch's MatMul + Add export of a 3-D Linear must still
+                            quantize the bias with the linear's format)
                    matmul:  q(a, data_in) @ q(b, weight)
                  q(v) = clamp(round(v * 2^f), -2^(w-1), 2^(w-1)-1) / 2^f, round half to even;
                  LayerNorm, Softmax, GELU, adds and views in float32, except in the config
@@ -61,6 +65,12 @@ CONFIGS = {
     "with_norms": {"linear": {"data_in": (8, 4), "weight": (8, 6)},
                    "matmul": {"data_in": (8, 4), "weight": (8, 4)},
                    "layer_norm": {"data_in": (8, 4)}, "gelu": {"data_in": (6, 3)}},
+    # Extreme bias formats: a 2-bit integer bias (codes -2..1) and a 4-bit one at 1/4 steps with
+    # the output quantized after the bias.
+    "bias2": {"linear": {"data_in": (8, 4), "weight": (8, 6), "bias": (2, 0)},
+              "matmul": {"data_in": (8, 4), "weight": (8, 4)}},
+    "bias4": {"linear": {"data_in": (8, 4), "weight": (8, 6), "bias": (4, 2),
+                         "data_out": (8, 3)}},
 }
 
 QCFG = None  # the active config while computing the fake-quantized reference
@@ -76,7 +86,9 @@ def linear(mod, x):
     c = QCFG and QCFG.get("linear")
     if not c:
         return mod(x)
-    return F.linear(q(x, c["data_in"]), q(mod.weight, c["weight"]), mod.bias)
+    b = q(mod.bias, c["bias"]) if "bias" in c else mod.bias
+    y = F.linear(q(x, c["data_in"]), q(mod.weight, c["weight"]), b)
+    return q(y, c["data_out"]) if "data_out" in c else y
 
 
 def layer_norm(mod, x):
@@ -150,7 +162,7 @@ def toml_of(cfg):
              'name = "NA"']
     for op, c in cfg.items():
         lines += ["", f"[passes.quantize.{op}.config]", 'name = "integer"']
-        for k in ("data_in", "weight"):
+        for k in ("data_in", "weight", "bias", "data_out"):
             if k in c:
                 lines += [f"{k}_width = {c[k][0]}", f"{k}_frac_width = {c[k][1]}"]
     return "\n".join(lines) + "\n"

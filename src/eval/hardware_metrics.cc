@@ -81,6 +81,12 @@ std::vector<std::pair<std::string, int64_t>> model_size_bytes_by_node(
       if (!stored.emplace(v, bits).second) continue;
       bytes += (graph.value(v).data.numel() * bits + 7) / 8;
     }
+    // The bias of a MatMul linear lives in its Add (ir::linear_bias_add): counted with the linear,
+    // as MASE's LinearInteger holds it (the owner comes first in graph order).
+    if (const ir::NodeId owner = ir::bias_add_owner(graph, n); owner >= 0) {
+      out[owner].second += bytes;
+      bytes = 0;
+    }
     out.emplace_back(n.config_name, bytes);
   }
   return out;

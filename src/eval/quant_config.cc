@@ -82,6 +82,14 @@ void check_key(const ir::Graph& g, const std::vector<QNode>& nodes, MatchBy by,
       std::any_of(nodes.begin(), nodes.end(), [&](const QNode& n) { return n.name == key; });
   if (is_node) return;
   if (const ir::Node* n = g.find_node(key)) {
+    if (const ir::NodeId owner = ir::bias_add_owner(g, *n); owner >= 0) {
+      const std::string& lin = g.node(owner).config_name;
+      fail(
+          "{}: [{}] names '{}', the bias Add of linear '{}' (torch exports a Linear on 3-D input "
+          "as MatMul + Add; MASE's linear owns the bias): configure '{}' instead, whose bias_* "
+          "keys quantize this bias",
+          loc.str(), table, key, lin, lin);
+    }
     fail("{}: [{}] names node '{}' whose op type '{}' cannot be quantized; quantizable nodes: {}",
          loc.str(), table, key, ir::mase_op(g, *n), join(names));
   }

@@ -600,6 +600,11 @@ class Generator {
 
   void lower(const ir::Node& n, const NodeQuant& q) {
     using ir::OpKind;
+    if (q.bias_add >= 0 || q.kind == NodeQuant::Kind::kLinearBias) {
+      fail_node(n,
+                "a linear exported as MatMul + bias Add (torch's Linear on 3-D input) is not "
+                "implemented by the C export");
+    }
     switch (n.kind) {
       case OpKind::kGemm:
       case OpKind::kMatMul:

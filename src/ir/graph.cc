@@ -331,6 +331,8 @@ void remove_nodes(Graph& g, const std::vector<bool>& drop) {
 
 std::string mase_op(const Graph& g, const Node& n) {
   switch (n.kind) {
+    case OpKind::kAdd:
+      return bias_add_owner(g, n) >= 0 ? "linear_bias" : "add";
     case OpKind::kGemm:
     case OpKind::kMatMul:
       return weight_input(g, n) >= 0 ? "linear" : "matmul";
@@ -362,6 +364,46 @@ int weight_input(const Graph& g, const Node& n) {
     default:
       return -1;
   }
+}
+
+NodeId linear_bias_add(const Graph& g, const Node& n) {
+  if (n.kind != OpKind::kMatMul || weight_input(g, n) < 0 || n.outputs.empty()) return -1;
+  const ValueId y = n.outputs[0];
+  for (ValueId o : g.outputs()) {
+    if (o == y) return -1;
+  }
+  const std::vector<NodeId> users = g.consumers(y);
+  if (users.size() != 1) return -1;
+  const Node& add = g.node(users[0]);
+  if (add.kind != OpKind::kAdd || add.inputs.size() != 2) return -1;
+  const int k = add.inputs[0] == y ? 1 : 0;
+  if (add.inputs[1 - k] != y || add.inputs[k] == y || add.inputs[k] < 0) return -1;
+  const Value& b = g.value(add.inputs[k]);
+  if (!b.is_constant() || b.data.dtype() != DType::kFloat32) return -1;
+  const Shape& bs = b.data.shape();
+  const int64_t cols = g.value(n.inputs[1]).shape[1];
+  const size_t out_rank = std::max<size_t>(g.value(y).shape.size(), 1);
+  if (bs.empty() || bs.size() > out_rank || bs.back() != cols) return -1;
+  for (size_t d = 0; d + 1 < bs.size(); ++d) {
+    if (bs[d] != 1) return -1;
+  }
+  return users[0];
+}
+
+NodeId bias_add_owner(const Graph& g, const Node& add) {
+  if (add.kind != OpKind::kAdd || add.inputs.size() != 2) return -1;
+  for (ValueId v : add.inputs) {
+    if (v < 0) continue;
+    const NodeId p = g.value(v).producer;
+    if (p < 0 || g.node(p).kind != OpKind::kMatMul) continue;
+    const NodeId a = linear_bias_add(g, g.node(p));
+    if (a >= 0 && &g.node(a) == &add) return p;
+  }
+  return -1;
+}
+
+int bias_add_operand(const Graph& g, const Node& add) {
+  return g.value(add.inputs[0]).is_constant() ? 0 : 1;
 }
 
 int64_t param_count(const Graph& g, const Node& n) {

@@ -145,6 +145,18 @@ std::string mase_op(const Graph& g, const Node& n);
 // Index of the weight input for linear/conv nodes (1), or -1 when the node has none.
 int weight_input(const Graph& g, const Node& n);
 
+// PyTorch exports an nn.Linear on an input of rank > 2 (a transformer's projections) as
+// MatMul(x, W^T) then Add(., b). The bias Add of MatMul node n, which MASE's `linear` owns (its
+// bias_* keys quantize b): n is a linear (weight_input >= 0) whose output is no graph output and
+// is read only by one Add, whose other operand is a float32 constant of shape [N] or
+// [1, .., 1, N] (N = W's columns, rank at most the output's). -1 for any other node.
+NodeId linear_bias_add(const Graph& g, const Node& n);
+// For an Add: the MatMul whose linear_bias_add() it is, else -1. mase_op() calls such an Add
+// "linear_bias" (no quantizable op of its own: it is part of the linear).
+NodeId bias_add_owner(const Graph& g, const Node& add);
+// For the bias Add `add` of a linear: the index (0 or 1) of its input holding the bias.
+int bias_add_operand(const Graph& g, const Node& add);
+
 // Number of elements in the node's constant inputs (weights, biases, BN statistics).
 int64_t param_count(const Graph& g, const Node& n);
 

@@ -71,6 +71,30 @@ std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::Quant
     nq.inputs.assign(n.inputs.size(), std::nullopt);
     nq.mase_op = ir::mase_op(g, n);
     const auto it = q.find(n.config_name);
+    if (const ir::NodeId owner = ir::bias_add_owner(g, n); owner >= 0) {
+      if (it != q.end() && it->second.quantized && !it->second.bypass) {
+        fail_config(
+            n, nq.mase_op,
+            fmt::format("this Add is the bias of linear '{}' (torch's Linear exports as "
+                        "MatMul + Add): configure '{}' (its bias_* keys quantize the bias) "
+                        "and leave '{}' out of the config",
+                        g.node(owner).config_name, g.node(owner).config_name, n.config_name));
+      }
+      NodeQuant& lin = out[owner];
+      if (lin.kind == NodeQuant::Kind::kLinear) {
+        nq.kind = NodeQuant::Kind::kLinearBias;
+        nq.config = lin.config;
+        nq.rounding = lin.rounding;
+        nq.linear = owner;
+        // No bias_* keys: the bias stays float (nullopt), see float_bias_format().
+        nq.inputs[ir::bias_add_operand(g, n)] = lin.config->bias;
+        nq.data_out = lin.data_out;  // after the bias, as MASE's linear applies it
+        lin.data_out.reset();
+        lin.bias_add = static_cast<int>(out.size());
+      }
+      out.push_back(std::move(nq));
+      continue;
+    }
     if (it == q.end() || !it->second.quantized || it->second.bypass) {
       out.push_back(std::move(nq));
       continue;

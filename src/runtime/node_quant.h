@@ -4,6 +4,11 @@
 // MASE's semantics per quantized op (reference mase.md §6.2), for node n with config c:
 //   linear (Gemm, MatMul by a constant) and conv2d:
 //       y = op(q(x, c.data_in), q(W, c.weight)) + q(b, c.bias)      [then q(y, c.data_out)]
+//       A MatMul linear followed by its bias Add (ir::linear_bias_add: torch's nn.Linear on 3-D
+//       input) is one MASE linear under the MatMul's config name: the MatMul (kLinear, with
+//       bias_add set) computes op(q(x), q(W)), its Add (kLinearBias) adds q(b, c.bias) (b float
+//       without bias_* keys) and carries c.data_out; int: one GEMM with bias codes if c.bias.
+//       The Add has no config name of its own (mase_op "linear_bias"; a config naming it fails).
 //   matmul (two activations):  y = q(x, c.data_in) @ q(y, c.weight)
 //   add / sub / mul:           y = q(a, c.data_in) op q(b, c.data_in)
 //   relu:                      y = relu(q(x, c.data_in))            (data_in is unsigned)
@@ -32,14 +37,29 @@
 namespace qsearch::runtime {
 
 struct NodeQuant {
-  enum class Kind { kNone, kLinear, kConv, kMatMul, kAdd, kSub, kMul, kRelu, kInputOnly, kRnn };
+  enum class Kind {
+    kNone,
+    kLinear,
+    kConv,
+    kMatMul,
+    kAdd,
+    kSub,
+    kMul,
+    kRelu,
+    kInputOnly,
+    kRnn,
+    kLinearBias  // the bias Add of a quantized MatMul linear (see above)
+  };
   Kind kind = Kind::kNone;  // kNone: runs unquantized
   const quant::NodeQuantConfig* config = nullptr;
   std::string mase_op;
   // Per node input: the format it is quantized with (activations and constants alike), or
   // nullopt when the node reads it unquantized (or it is absent).
   std::vector<std::optional<quant::FixedFormat>> inputs;
-  std::optional<quant::FixedFormat> data_out;  // linear / conv2d only
+  std::optional<quant::FixedFormat> data_out;  // linear / conv2d / linear bias only
+  // kLinear: the index of its bias Add node (-1: none); kLinearBias: the index of its linear.
+  int bias_add = -1;
+  int linear = -1;
   quant::Rounding rounding = quant::Rounding::kHalfToEven;
 
   bool quantized() const { return kind != Kind::kNone; }

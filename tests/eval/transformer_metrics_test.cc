@@ -2,14 +2,18 @@
 // activations has no weight: it adds nothing to the average bitwidth (MASE averages the weights
 // of linear / conv modules) nor to the model size; its BitOPs are MACs x the widths of its two
 // operands (data_in for operand 0, weight for operand 1, MASE's matmul_integer), and its
-// activation bits count both operands at their widths.
+// activation bits count both operands at their widths. A Linear on 3-D tokens (MatMul + bias
+// Add in torch's export) is one MASE linear: its bias belongs to it in the config and the metrics.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <string>
 
+#include "core/error.h"
 #include "eval/hardware_metrics.h"
+#include "eval/quant_config.h"
 #include "onnx/import.h"
+#include "runtime/node_quant.h"
 #include "support/source_dir.h"
 
 namespace qsearch::eval {
@@ -48,6 +52,79 @@ TEST(TransformerMetrics, MatmulCountsBothActivationWidthsAndNoWeightBits) {
   // Activation bits: operand 0 (q, [4, 16, 8]) at 6 bits, operand 1 (k^T, [4, 8, 16]) at 3.
   EXPECT_EQ(mm.activation_bits, 512.0 * 6 + 512.0 * 3);
   EXPECT_EQ(after.at("blocks_0_q_proj_linear").bitops, before.at("blocks_0_q_proj_linear").bitops);
+}
+
+// The q/k/v/out projections, MLP and patch linears of the fixture are MatMul + Add: the Add is
+// the linear's bias (MASE op "linear_bias"), no `add` of its own. Its constant is stored at the
+// linear's bias width and counted under the linear's name (model size); BitOPs and the average
+// bitwidth count the linear as MASE's LinearInteger (weights only, no bias term), so the bias
+// format changes neither.
+TEST(TransformerMetrics, MatMulLinearOwnsItsBiasAdd) {
+  const ir::Graph g = onnx::import_model(kVit);
+  const ir::Node* add = g.find_node("blocks_0_q_proj_add");
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(ir::mase_op(g, *add), "linear_bias");
+  EXPECT_EQ(g.node(ir::bias_add_owner(g, *add)).config_name, "blocks_0_q_proj_linear");
+  int residual_adds = 0;
+  for (const ir::Node& n : g.nodes()) residual_adds += ir::mase_op(g, n) == "add";
+  EXPECT_EQ(residual_adds, 5);  // the position embedding and two residual adds per block
+
+  quant::QuantAssignment with_bias, without_bias;
+  for (const ir::Node& n : g.nodes()) {
+    if (ir::mase_op(g, n) != "linear") continue;
+    without_bias[n.config_name] = cfg(8, 4);
+    with_bias[n.config_name] = cfg(8, 4);
+    with_bias[n.config_name].bias = quant::FixedFormat{2, 0, true};
+  }
+  std::map<std::string, int64_t> bytes, float_bytes;
+  for (const auto& [name, b] : model_size_bytes_by_node(g, with_bias)) bytes[name] = b;
+  for (const auto& [name, b] : model_size_bytes_by_node(g, without_bias)) float_bytes[name] = b;
+  // W [32, 32] at 4 bits, b [32] at 2 bits (float32 without bias keys), all under the linear.
+  EXPECT_EQ(bytes.at("blocks_0_q_proj_linear"), 32 * 32 * 4 / 8 + 32 * 2 / 8);
+  EXPECT_EQ(float_bytes.at("blocks_0_q_proj_linear"), 32 * 32 * 4 / 8 + 32 * 4);
+  EXPECT_EQ(bytes.at("blocks_0_q_proj_add"), 0);
+  EXPECT_EQ(float_bytes.at("blocks_0_q_proj_add"), 0);
+  EXPECT_EQ(op_counts(g, with_bias).bitops, op_counts(g, without_bias).bitops);
+  EXPECT_EQ(average_bitwidth(g, with_bias, 32).average_bitwidth, 4.0);
+}
+
+QuantEntry entry(const std::string& key, const Fields& fields) {
+  return {key, {"cfg.toml", 3, 1}, fields};
+}
+
+// A config naming the bias Add fails with the linear's name to configure instead, in the
+// [passes.quantize] resolution and in the runtime's.
+TEST(TransformerMetrics, ConfigNamingALinearsBiasAddFailsNamingTheLinear) {
+  const ir::Graph g = onnx::import_model(kVit);
+  ConfigValue w;
+  w.kind = ConfigValue::Kind::kInt;
+  w.i = 8;
+  ConfigValue integer;
+  integer.kind = ConfigValue::Kind::kString;
+  integer.s = "integer";
+  const Fields f = {{"name", integer}, {"data_in_width", w}, {"data_in_frac_width", w}};
+  try {
+    resolve_quantize_pass(g, MatchBy::kName, {entry("blocks_0_q_proj_add", f)});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("configure 'blocks_0_q_proj_linear' instead"),
+              std::string::npos)
+        << e.what();
+  }
+  // By type, `add` means the residual adds only.
+  const quant::QuantAssignment adds = resolve_quantize_pass(g, MatchBy::kType, {entry("add", f)});
+  EXPECT_EQ(adds.size(), 5u);
+  EXPECT_EQ(adds.count("blocks_0_q_proj_add"), 0u);
+  quant::QuantAssignment q;
+  q["blocks_0_q_proj_add"] = {.quantized = true, .data_in = quant::FixedFormat{8, 4, true}};
+  try {
+    runtime::resolve_node_quant(g, q);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the bias of linear 'blocks_0_q_proj_linear'"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

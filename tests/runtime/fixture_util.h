@@ -17,7 +17,7 @@
 namespace qsearch::runtime::testing {
 
 // The config's formats applied by op type (MASE's by = "type"): formats[mase_op] holds data_in
-// and optionally weight, each {width, frac} (signed).
+// and optionally weight, bias and data_out, each {width, frac} (signed).
 inline quant::QuantAssignment assignment_by_type(const ir::Graph& g,
                                                  const nlohmann::json& formats) {
   quant::QuantAssignment q;
@@ -31,6 +31,8 @@ inline quant::QuantAssignment assignment_by_type(const ir::Graph& g,
     c.quantized = true;
     c.data_in = fmt_of(formats[op].at("data_in"));
     if (formats[op].contains("weight")) c.weight = fmt_of(formats[op].at("weight"));
+    if (formats[op].contains("bias")) c.bias = fmt_of(formats[op].at("bias"));
+    if (formats[op].contains("data_out")) c.data_out = fmt_of(formats[op].at("data_out"));
     q[n.config_name] = c;
   }
   return q;

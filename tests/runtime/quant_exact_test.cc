@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -692,6 +693,76 @@ TEST(QuantExact, RandomSequenceGraphsEqualTheExactReference) {
     ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
   }
   EXPECT_GE(ran, 190);
+}
+
+// Issue 11: torch exports nn.Linear on 3-D tokens as MatMul(x, W^T) + Add(., b). MASE's linear
+// owns that bias (q(b, bias), data_out after it), so the int engine adds it in the GEMM exactly as
+// a Gemm's bias (the float bias rule without bias keys), equal to the exact reference; Adds that
+// are not such a bias (a per-token constant, a MatMul output read twice) stay their own `add`.
+TEST(QuantExact, RandomMatMulBiasLinearsEqualTheExactReference) {
+  int ran = 0, owned = 0, not_owned = 0;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    RandomCase rc(seed + 11000);
+    SCOPED_TRACE(seed);
+    const int64_t t = rc.uniform(1, 5), c = rc.uniform(1, 8), n1 = rc.uniform(1, 9),
+                  n2 = rc.uniform(1, 7), batch = rc.uniform(1, 3);
+    GraphMaker m({kDynamic, t, c});
+    quant::QuantAssignment q;
+    std::vector<std::string> linears;
+    // A MatMul linear, then its bias as [N], [1, N] or [1, 1, N], either operand order.
+    auto linear_bias = [&](ir::ValueId x, int64_t k, int64_t n) {
+      const ir::ValueId y = m.op(OpKind::kMatMul, {x, rc.weight(m, {k, n}, 1.0f)});
+      linears.push_back(m.graph().nodes().back().name);
+      Shape bs = {n};
+      for (int r = rc.uniform(0, 2); r > 0; --r) bs.insert(bs.begin(), 1);
+      const ir::ValueId b = rc.weight(m, bs, 2.0f);
+      return rc.chance(50) ? m.op(OpKind::kAdd, {y, b}) : m.op(OpKind::kAdd, {b, y});
+    };
+    ir::ValueId h = linear_bias(m.input(), c, n1);
+    if (rc.chance(50)) h = m.op(OpKind::kRelu, {h});
+    const int variant = rc.uniform(0, 2);
+    ir::ValueId y;
+    if (variant == 0) {
+      y = linear_bias(h, n1, n2);
+    } else if (variant == 1) {  // a per-token constant: a plain add
+      const ir::ValueId mm = m.op(OpKind::kMatMul, {h, rc.weight(m, {n1, n2}, 1.0f)});
+      linears.push_back(m.graph().nodes().back().name);
+      y = m.op(OpKind::kAdd, {mm, rc.weight(m, {t, n2}, 1.0f)});
+    } else {  // the MatMul's output read twice: its Add is a plain add
+      const ir::ValueId mm = m.op(OpKind::kMatMul, {h, rc.weight(m, {n1, n2}, 1.0f)});
+      linears.push_back(m.graph().nodes().back().name);
+      const ir::ValueId a = m.op(OpKind::kAdd, {mm, rc.weight(m, {n2}, 1.0f)});
+      y = m.op(OpKind::kMul, {a, mm});
+    }
+    ir::Graph g = m.finish(y);
+    for (const ir::Node& n : g.nodes()) {
+      const bool is_linear = std::find(linears.begin(), linears.end(), n.name) != linears.end();
+      if (is_linear) q[n.config_name] = rc.weighted();
+      if (n.kind != OpKind::kAdd && n.kind != OpKind::kMul) continue;
+      if (ir::bias_add_owner(g, n) >= 0) {
+        ++owned;
+        EXPECT_EQ(ir::mase_op(g, n), "linear_bias");
+      } else {
+        ++not_owned;
+        if (n.kind == OpKind::kAdd) {
+          EXPECT_EQ(ir::mase_op(g, n), "add");
+        }
+        if (rc.chance(50)) q[n.config_name] = rc.simple(true);
+      }
+    }
+    const Tensor x = rc.input({batch, t, c});
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 190);
+  EXPECT_GE(owned, 200);
+  EXPECT_GE(not_owned, 100);
 }
 
 // q with one thing changed on every quantized node: which = 0 weight frac, 1 data_in frac, 2 bias

@@ -253,6 +253,38 @@ class Reference {
     const quant::NodeQuantConfig* c = config(n);
     RefValue& y = vals_[n.outputs[0]];
     const Shape& ys = shapes_[n.outputs[0]];
+    // A quantized MatMul linear and its bias Add (torch's Linear on 3-D input) are one MASE
+    // linear: q(x) @ q(W) + q(b, bias), then data_out, written to the Add's output; the Add is
+    // then skipped.
+    // Without bias keys the bias stays a float add (of the linear's exact result rounded once
+    // to float32), then data_out.
+    if (const ir::NodeId owner = ir::bias_add_owner(g_, n); owner >= 0) {
+      const quant::NodeQuantConfig* lc = config(g_.node(owner));
+      if (lc && lc->bias) return;
+      if (lc) {
+        y = binary(n, nullptr, ys);
+        y.shape = ys;
+        if (lc->data_out) y = codes(y, *lc->data_out, lc->rounding);
+        return;
+      }
+    }
+    if (n.kind == ir::OpKind::kMatMul && c && ir::weight_input(g_, n) >= 0 && !c->bias &&
+        ir::linear_bias_add(g_, n) >= 0) {
+      quant::NodeQuantConfig plain = *c;
+      plain.data_out.reset();  // after the bias add
+      y = linear(n, &plain);
+      y.shape = ys;
+      return;
+    }
+    if (n.kind == ir::OpKind::kMatMul && c && ir::weight_input(g_, n) >= 0) {
+      if (const ir::NodeId add = ir::linear_bias_add(g_, n); add >= 0) {
+        const ir::Node& a = g_.node(add);
+        const ir::ValueId out = a.outputs[0];
+        vals_[out] = linear(n, c, a.inputs[ir::bias_add_operand(g_, a)], out);
+        vals_[out].shape = shapes_[out];
+        return;
+      }
+    }
     switch (n.kind) {
       case ir::OpKind::kGemm:
         y = linear(n, c);
@@ -316,7 +348,11 @@ class Reference {
     y.shape = ys;
   }
 
-  RefValue linear(const ir::Node& n, const quant::NodeQuantConfig* c) {
+  // bias / out: the bias constant and the output value (default: the node's inputs[2], outputs[0]).
+  RefValue linear(const ir::Node& n, const quant::NodeQuantConfig* c, ir::ValueId bias = -1,
+                  ir::ValueId out = -1) {
+    if (bias < 0 && n.inputs.size() > 2) bias = n.inputs[2];
+    if (out < 0) out = n.outputs[0];
     if (!c) {
       ADD_FAILURE() << "exact reference: an unquantized " << ir::op_name(n.kind)
                     << " has no oracle";
@@ -331,9 +367,9 @@ class Reference {
     const int fp = c->data_in->frac + c->weight->frac;
     int frac = fp;
     RefValue b;
-    const bool has_bias = n.inputs.size() > 2 && n.inputs[2] >= 0;
+    const bool has_bias = bias >= 0;
     if (has_bias) {
-      const RefValue raw = get(n.inputs[2]);
+      const RefValue raw = get(bias);
       b = c->bias ? codes(raw, *c->bias, c->rounding)
                   : codes(raw, float_bias(raw, fp), quant::Rounding::kHalfToEven);
       frac = std::max(fp, b.frac);
@@ -351,7 +387,7 @@ class Reference {
         y.m.push_back(sum);
       }
     }
-    y.shape = shapes_[n.outputs[0]];
+    y.shape = shapes_[out];
     if (c->data_out) return codes(y, *c->data_out, c->rounding);
     return y;
   }

@@ -4,9 +4,10 @@
 // GELU, Gather / Slice / ReduceMean pooling, classification head) in the three engines:
 //   * float: PyTorch's logits of the first 64 MNIST test images within 1e-5 of their scale, with
 //     the fast and the reference kernels, and PyTorch's predictions on the first 2000;
-//   * fake: MASE's semantics (linear: data_in / weight, bias float; matmul: operand 0 at data_in,
-//     operand 1 at weight; layer_norm / gelu inputs only where configured; softmax never) give
-//     PyTorch's fake-quantized predictions;
+//   * fake: MASE's semantics (linear: data_in / weight, the bias float or, in the configs bias2 /
+//     bias4, at bias_* with data_out after it, also where torch wrote the Linear as MatMul + Add;
+//     matmul: operand 0 at data_in, operand 1 at weight; layer_norm / gelu inputs only where
+//     configured; softmax never) give PyTorch's fake-quantized predictions;
 //   * int: the fake predictions (integer linear / matmul, the float ops on dequantized values).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
