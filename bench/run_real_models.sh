@@ -30,7 +30,8 @@
 #
 # Environment: THREADS (2), ROUNDS (2; QUICK=1: 1), REPS (2; QUICK=1: 1), MODELS ("resnet18
 # mobilenet_v2 efficientnet_b0 mlp"), SIZES ("32 224"), BATCHES ("1 16 64"; QUICK=1: "16"),
-# TIMEOUT (600 s per process), PT_VARIANTS ("default passive").
+# TIMEOUT (600 s per process), PT_VARIANTS ("passive default"), PASS_BUDGET (20: a PyTorch
+# pass stops after the batch that crosses this many seconds; its rate is samples done / time).
 set -euo pipefail
 BUILD=${1:?usage: bench/run_real_models.sh BUILD_DIR [OUT_DIR]}
 OUT=${2:-$BUILD/bench_models/real}
@@ -44,7 +45,8 @@ fi
 MODELS=${MODELS:-"resnet18 mobilenet_v2 efficientnet_b0 mlp"}
 SIZES=${SIZES:-"32 224"}
 TIMEOUT=${TIMEOUT:-600}
-PT_VARIANTS=${PT_VARIANTS:-"default passive"}
+PT_VARIANTS=${PT_VARIANTS:-"passive default"}
+PASS_BUDGET=${PASS_BUDGET:-20}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 QS=$BUILD/bin/qsearch
@@ -152,7 +154,7 @@ print(json.dumps(out))' "$b" "$mode")
         l0=$(loadavg)
         cs=$(IFS=,; echo "${cases[*]}")
         timed env "${envs[@]}" "$PY" "$ROOT/bench/torch_real_models.py" run --model "$m" \
-          --models "$OUT" --data "$data" --cases "$cs" --threads "$THREADS" --reps "$REPS"
+          --models "$OUT" --data "$data" --cases "$cs" --threads "$THREADS" --reps "$REPS" --pass-budget "$PASS_BUDGET"
         record torch "$v" "$m" "$hw" both "$l0"
       done
     done

@@ -25,7 +25,8 @@ MLP 784-4096-4096-10 (nn.Linear's default init).
       (bench/torch_fakequant_eval.py's quantize_transform: every nn.Conv2d / nn.Linear becomes
       Conv2dInteger / LinearInteger, BatchNorm stays float; the quantize pass is timed with each
       pass, as a search trial pays it) over the first N samples: one untimed warm-up batch, then
-      REPS timed passes. One JSON line per (case, mode).
+      REPS timed passes (each cut short after --pass-budget seconds, 20 by default: its rate is
+      then the samples it evaluated over its time). One JSON line per (case, mode).
   /usr/bin/python3 bench/torch_real_models.py table RESULTS.jsonl THREADS
       The markdown table of bench/run_real_models.sh's results.
 """
@@ -227,6 +228,22 @@ def prepare(args):
     print(f"wrote the models and data sets into {args.out}")
 
 
+def timed_pass(model, config, x, y, batch, pass_budget):
+    """One pass (fake: MASE's quantize pass, then the evaluation) over x, cut short after
+    `pass_budget` seconds (whole batches; on a loaded machine PyTorch's OpenMP spinning can make
+    a pass take minutes). Returns (samples evaluated, seconds, loss, accuracy)."""
+    start = time.perf_counter()
+    m = quantize_transform(model, config) if config else model
+    done, loss, acc = 0, None, None
+    while done < x.shape[0]:
+        # evaluate() is MASE's basic_evaluation over the batches given (here: one at a time).
+        loss, acc = evaluate(m, x[done:done + batch], y[done:done + batch], batch)
+        done += min(batch, x.shape[0] - done)
+        if time.perf_counter() - start > pass_budget:
+            break
+    return done, time.perf_counter() - start, loss, acc
+
+
 def run(args):
     torch.set_num_threads(args.threads)
     model = load(args.model, args.models)
@@ -237,18 +254,17 @@ def run(args):
         batch, n = (int(v) for v in case.split(":"))
         x, y = x_all[:n], y_all[:n]
         for mode in ("float", "fake"):
-            times, acc, loss = [], None, None
-            for r in range(args.reps + 1):  # r == 0: warm-up, one batch
-                xs, ys = (x[:batch], y[:batch]) if r == 0 else (x, y)
-                start = time.perf_counter()
-                m = quantize_transform(model, config) if mode == "fake" else model
-                loss, acc = evaluate(m, xs, ys, batch)
-                if r > 0:
-                    times.append(time.perf_counter() - start)
+            cfg = config if mode == "fake" else None
+            timed_pass(model, cfg, x[:batch], y[:batch], batch, args.pass_budget)  # warm-up
+            times, rates, loss, acc = [], [], None, None
+            for _ in range(args.reps):
+                done, t, loss, acc = timed_pass(model, cfg, x, y, batch, args.pass_budget)
+                times.append(t)
+                rates.append(done / t)
             print(json.dumps({
                 "engine": "torch", "model": args.model, "data": os.path.basename(args.data),
                 "mode": mode, "threads": args.threads, "batch": batch, "samples": n,
-                "seconds": times, "samples_per_s": [n / t for t in times], "accuracy": acc,
+                "seconds": times, "samples_per_s": rates, "accuracy": acc,
                 "loss": loss, "torch": torch.__version__, "blas": blas_library(),
                 "env": " ".join(f"{k}={os.environ[k]}" for k in THREAD_ENV if k in os.environ)}),
                 flush=True)
@@ -337,6 +353,8 @@ def main():
     r.add_argument("--cases", required=True, help="BATCH:N,BATCH:N,...")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--reps", type=int, default=2)
+    r.add_argument("--pass-budget", type=float, default=20.0,
+                   help="seconds after which a pass stops at the end of its current batch")
     r.add_argument("--data-in", default="8.4")
     r.add_argument("--weight", default="8.6")
     r.add_argument("--bias", default="16.8")
