@@ -13,7 +13,7 @@
 # architectures written out (torchvision is not installed), seeded random weights with
 # torchvision's init, ONNX opset 13 with a dynamic batch and BatchNorm kept as nodes (exported
 # with training=PRESERVE, do_constant_folding=False: MASE's semantics, BN stays float), random
-# N(0,1) inputs. Samples per run N: 3x224x224 max(8, 2 * batch); 3x32x32 max(64, 8 * batch);
+# N(0,1) inputs. Samples per run N: 3x224x224 max(4, batch); 3x32x32 max(64, 8 * batch);
 # MLP 256, 1024, 2048 for batch 1, 16, 64.
 # Quantized: MASE's integer formats on every conv2d and linear (by = "type"), data_in 8.4,
 # weight 8.6, bias 16.8; BatchNorm, activations, pooling and adds stay float. PyTorch:
@@ -22,15 +22,18 @@
 # ROUNDS interleaved rounds; in each, per model and input size: qsearch `--threads T eval
 # --json --mode float|int --batch-size B --num-samples N` (one process per batch and mode),
 # then PyTorch (torch.set_num_threads(T), OMP/OPENBLAS_NUM_THREADS=T) in one process per
-# PT_VARIANT running every batch, float and fake-quant, REPS timed passes after a warm-up batch.
-# PT_VARIANTS: "default" and "passive" (OMP_WAIT_POLICY=PASSIVE: on a loaded machine OpenMP's
-# spinning can cost PyTorch several times its speed); each row takes PyTorch's better one.
+# PT_VARIANT running every batch, float and fake-quant, REPS timed passes after a warm-up on at
+# most 8 samples, each pass cut short after the batch crossing PASS_BUDGET seconds.
+# PT_VARIANTS: "passive" (OMP_WAIT_POLICY=PASSIVE) and "default": on a loaded machine OpenMP's
+# spinning can cost PyTorch 20x its speed; each row takes PyTorch's better one, and a later
+# variant skips a case whose warm-up runs at under a third of an earlier variant's rate (it
+# cannot win; this keeps a full run near 20 minutes on a loaded machine).
 # Prints a markdown table of medians (bench/torch_real_models.py table); raw JSON lines are kept
 # in OUT_DIR/real_models_results.jsonl.
 #
-# Environment: THREADS (2), ROUNDS (2; QUICK=1: 1), REPS (2; QUICK=1: 1), MODELS ("resnet18
+# Environment: THREADS (2), ROUNDS (2; QUICK=1: 1), REPS (1), MODELS ("resnet18
 # mobilenet_v2 efficientnet_b0 mlp"), SIZES ("32 224"), BATCHES ("1 16 64"; QUICK=1: "16"),
-# TIMEOUT (600 s per process), PT_VARIANTS ("passive default"), PASS_BUDGET (20: a PyTorch
+# TIMEOUT (600 s per process), PT_VARIANTS ("passive default"), PASS_BUDGET (8: a PyTorch
 # pass stops after the batch that crosses this many seconds; its rate is samples done / time).
 set -euo pipefail
 BUILD=${1:?usage: bench/run_real_models.sh BUILD_DIR [OUT_DIR]}
@@ -40,13 +43,13 @@ THREADS=${THREADS:-2}
 if [[ $QUICK == 1 ]]; then
   ROUNDS=${ROUNDS:-1}; REPS=${REPS:-1}; BATCHES=${BATCHES:-16}
 else
-  ROUNDS=${ROUNDS:-2}; REPS=${REPS:-2}; BATCHES=${BATCHES:-"1 16 64"}
+  ROUNDS=${ROUNDS:-2}; REPS=${REPS:-1}; BATCHES=${BATCHES:-"1 16 64"}
 fi
 MODELS=${MODELS:-"resnet18 mobilenet_v2 efficientnet_b0 mlp"}
 SIZES=${SIZES:-"32 224"}
 TIMEOUT=${TIMEOUT:-600}
 PT_VARIANTS=${PT_VARIANTS:-"passive default"}
-PASS_BUDGET=${PASS_BUDGET:-20}
+PASS_BUDGET=${PASS_BUDGET:-8}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 QS=$BUILD/bin/qsearch
@@ -111,7 +114,7 @@ record() {
 }
 samples() {  # samples HW BATCH
   case $1 in
-    224) echo $((2 * $2 > 8 ? 2 * $2 : 8)) ;;
+    224) echo $(($2 > 4 ? $2 : 4)) ;;
     32) echo $((8 * $2 > 64 ? 8 * $2 : 64)) ;;
     mlp) case $2 in 1) echo 256 ;; 16) echo 1024 ;; *) echo 2048 ;; esac ;;
   esac
@@ -154,7 +157,7 @@ print(json.dumps(out))' "$b" "$mode")
         l0=$(loadavg)
         cs=$(IFS=,; echo "${cases[*]}")
         timed env "${envs[@]}" "$PY" "$ROOT/bench/torch_real_models.py" run --model "$m" \
-          --models "$OUT" --data "$data" --cases "$cs" --threads "$THREADS" --reps "$REPS" --pass-budget "$PASS_BUDGET"
+          --models "$OUT" --data "$data" --cases "$cs" --threads "$THREADS" --reps "$REPS" --pass-budget "$PASS_BUDGET" --reference "$RESULTS"
         record torch "$v" "$m" "$hw" both "$l0"
       done
     done

@@ -24,9 +24,12 @@ MLP 784-4096-4096-10 (nn.Linear's default init).
       and top-1 as MASE's basic_evaluation) and MASE's fake quantization
       (bench/torch_fakequant_eval.py's quantize_transform: every nn.Conv2d / nn.Linear becomes
       Conv2dInteger / LinearInteger, BatchNorm stays float; the quantize pass is timed with each
-      pass, as a search trial pays it) over the first N samples: one untimed warm-up batch, then
-      REPS timed passes (each cut short after --pass-budget seconds, 20 by default: its rate is
-      then the samples it evaluated over its time). One JSON line per (case, mode).
+      pass, as a search trial pays it) over the first N samples: an untimed warm-up on at most 8
+      samples, then REPS timed passes (each cut short after the batch that crosses
+      --pass-budget seconds, 8 by default: its rate is then the samples it evaluated over its
+      time). With --reference RESULTS.jsonl (an earlier variant's results), a case whose
+      warm-up runs at under a third of that variant's rate is skipped. One JSON line per
+      (case, mode).
   /usr/bin/python3 bench/torch_real_models.py table RESULTS.jsonl THREADS
       The markdown table of bench/run_real_models.sh's results.
 """
@@ -244,8 +247,25 @@ def timed_pass(model, config, x, y, batch, pass_budget):
     return done, time.perf_counter() - start, loss, acc
 
 
+def reference_rates(path, model, data):
+    """(batch, mode) -> the median samples/s an earlier PyTorch variant measured for this model
+    and data in bench/run_real_models.sh's results file (empty when none)."""
+    rates = {}
+    if not path or not os.path.exists(path):
+        return {}
+    for line in open(path):
+        r = json.loads(line)
+        if r["engine"] != "torch":
+            continue
+        for o in r["out"]:
+            if o["model"] == model and o["data"] == data:
+                rates.setdefault((o["batch"], o["mode"]), []).extend(o["samples_per_s"])
+    return {k: statistics.median(v) for k, v in rates.items()}
+
+
 def run(args):
     torch.set_num_threads(args.threads)
+    beat = reference_rates(args.reference, args.model, os.path.basename(args.data))
     model = load(args.model, args.models)
     d = np.load(args.data)
     x_all, y_all = torch.from_numpy(d["x"]), torch.from_numpy(d["y"])
@@ -255,7 +275,19 @@ def run(args):
         x, y = x_all[:n], y_all[:n]
         for mode in ("float", "fake"):
             cfg = config if mode == "fake" else None
-            timed_pass(model, cfg, x[:batch], y[:batch], batch, args.pass_budget)  # warm-up
+            # Warm-up on at most 8 samples; its rate decides whether this variant can win.
+            w = min(batch, 8)
+            done, t, _, _ = timed_pass(model, cfg, x[:w], y[:w], w, args.pass_budget)
+            ref = beat.get((batch, mode))
+            if ref and done / t < ref / 3:
+                # Three times slower than the other variant even counting the warm-up's costs
+                # (a loaded machine, OpenMP spinning): it cannot be the better one; skipped.
+                print(json.dumps({
+                    "engine": "torch", "model": args.model, "data": os.path.basename(args.data),
+                    "mode": mode, "threads": args.threads, "batch": batch, "samples": n,
+                    "skipped": f"warm-up {done / t:.1f} samples/s < 1/3 of {ref:.1f}",
+                    "seconds": [], "samples_per_s": []}), flush=True)
+                continue
             times, rates, loss, acc = [], [], None, None
             for _ in range(args.reps):
                 done, t, loss, acc = timed_pass(model, cfg, x, y, batch, args.pass_budget)
@@ -281,6 +313,8 @@ def table(args):
         for o in r["out"]:
             key = (r["model"], r["hw"], o["batch"], o["samples"], o["mode"])
             if r["engine"] == "torch":
+                if not o["samples_per_s"]:
+                    continue  # skipped: slower than the other variant
                 d = t.setdefault(key, {}).setdefault(r["variant"], {"rate": [], "rss": []})
                 d["rate"] += o["samples_per_s"]
             else:
@@ -352,8 +386,10 @@ def main():
     r.add_argument("--data", required=True)
     r.add_argument("--cases", required=True, help="BATCH:N,BATCH:N,...")
     r.add_argument("--threads", type=int, default=2)
-    r.add_argument("--reps", type=int, default=2)
-    r.add_argument("--pass-budget", type=float, default=20.0,
+    r.add_argument("--reps", type=int, default=1)
+    r.add_argument("--reference", help="results .jsonl of an earlier PyTorch variant: skip a case "
+                   "whose warm-up runs at under a third of its rate")
+    r.add_argument("--pass-budget", type=float, default=8.0,
                    help="seconds after which a pass stops at the end of its current batch")
     r.add_argument("--data-in", default="8.4")
     r.add_argument("--weight", default="8.6")
