@@ -23,7 +23,8 @@
 # --json --mode float|int --batch-size B --num-samples N` (one process per batch and mode),
 # then PyTorch (torch.set_num_threads(T), OMP/OPENBLAS_NUM_THREADS=T) in one process per
 # PT_VARIANT running every batch, float and fake-quant, REPS timed passes after a warm-up on at
-# most 8 samples, each pass cut short after the batch crossing PASS_BUDGET seconds.
+# most 8 samples, each pass cut short after the batch crossing PASS_BUDGET seconds (then timed as
+# its quantize pass plus its evaluation scaled to N samples).
 # PT_VARIANTS: "passive" (OMP_WAIT_POLICY=PASSIVE) and "default": on a loaded machine OpenMP's
 # spinning can cost PyTorch 20x its speed; each row takes PyTorch's better one, and a later
 # variant skips a case whose warm-up runs at under a third of an earlier variant's rate (it
@@ -31,7 +32,9 @@
 # Prints a markdown table of medians (bench/torch_real_models.py table); raw JSON lines are kept
 # in OUT_DIR/real_models_results.jsonl.
 #
-# Environment: THREADS (2), ROUNDS (2; QUICK=1: 1), REPS (1), MODELS ("resnet18
+# Environment: ENGINES ("qsearch torch": one side only with one of them), RESULTS (the raw
+# results file, default OUT_DIR/real_models_results.jsonl; table it with
+# bench/torch_real_models.py table FILE THREADS), THREADS (2), ROUNDS (2; QUICK=1: 1), REPS (1), MODELS ("resnet18
 # mobilenet_v2 efficientnet_b0 mlp"), SIZES ("32 224"), BATCHES ("1 16 64"; QUICK=1: "16"),
 # TIMEOUT (600 s per process), PT_VARIANTS ("passive default"), PASS_BUDGET (8: a PyTorch
 # pass stops after the batch that crosses this many seconds; its rate is samples done / time).
@@ -49,6 +52,7 @@ MODELS=${MODELS:-"resnet18 mobilenet_v2 efficientnet_b0 mlp"}
 SIZES=${SIZES:-"32 224"}
 TIMEOUT=${TIMEOUT:-600}
 PT_VARIANTS=${PT_VARIANTS:-"passive default"}
+ENGINES=${ENGINES:-"qsearch torch"}
 PASS_BUDGET=${PASS_BUDGET:-8}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
@@ -78,7 +82,7 @@ weight_frac_width = 6
 bias_width = 16
 bias_frac_width = 8
 EOF
-RESULTS=$OUT/real_models_results.jsonl
+RESULTS=${RESULTS:-$OUT/real_models_results.jsonl}
 : >"$RESULTS"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -136,6 +140,7 @@ for round in $(seq "$ROUNDS"); do
         n=$(samples "$hw" "$b")
         cases+=("$b:$n")
         for mode in float int; do
+          [[ " $ENGINES " == *" qsearch "* ]] || continue
           quant=()
           [[ $mode == int ]] && quant=(--quant "$OUT/int8.toml")
           echo "round $round/$ROUNDS $m $hw batch $b N $n: qsearch $mode ($(($(date +%s) - start)) s)" >&2
@@ -151,6 +156,7 @@ print(json.dumps(out))' "$b" "$mode")
         done
       done
       for v in $PT_VARIANTS; do
+        [[ " $ENGINES " == *" torch "* ]] || continue
         envs=(OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS")
         [[ $v == passive ]] && envs+=(OMP_WAIT_POLICY=PASSIVE)
         echo "round $round/$ROUNDS $m $hw: PyTorch float + fake-quant ($v) ($(($(date +%s) - start)) s)" >&2
