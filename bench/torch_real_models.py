@@ -345,8 +345,10 @@ def table(args):
 
     print(f"{args.threads} threads each side; samples/s = median over rounds and passes of the "
           "evaluation loop (qsearch: `eval --json` samples_per_s, one process per run; PyTorch: "
-          "timed passes after a warm-up batch, its better OpenMP wait policy, default or PASSIVE, "
-          "named per row; fake-quant = MASE's quantize pass + evaluation per pass). Peak RSS "
+          "timed passes after a warm-up on 8 samples, its better OpenMP wait policy, default or "
+          "PASSIVE, named per row; fake-quant = MASE's quantize pass + evaluation per pass, a pass "
+          "cut short by the time budget counted as its quantize pass + its evaluation scaled to "
+          "N). Peak RSS "
           "(MB) = /usr/bin/time -v of the whole process (PyTorch: one process runs all batches "
           "and both modes of a model and size). Goals (issue 14): float >= 1.5x PyTorch, "
           "int >= 2x qsearch float on the CNNs, int >= 5x PyTorch fake-quant.")
