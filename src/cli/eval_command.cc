@@ -1,6 +1,6 @@
 // qsearch eval --model M.onnx --dataset mnist [--split test] [--num-samples N]
 //              [--batch-size B] [--quant CONFIG.toml] [--mode float|fake|int] [--output NAME]
-//              [--json]
+//              [--fold-bn] [--json]
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -14,7 +14,6 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
-#include "onnx/import.h"
 #include "runtime/plan.h"
 
 namespace qsearch::cli {
@@ -29,16 +28,18 @@ struct EvalArgs {
   std::vector<std::string> feature_columns;
   std::optional<int64_t> num_samples;  // unset: the whole split
   int64_t batch_size = 256;
-  std::string quant;   // CONFIG.toml with [passes.quantize]
-  std::string mode;    // "" = int with --quant, float without
-  std::string output;  // graph output scored ("" = the first)
+  std::string quant;     // CONFIG.toml with [passes.quantize]
+  std::string mode;      // "" = int with --quant, float without
+  std::string output;    // graph output scored ("" = the first)
+  bool fold_bn = false;  // --fold-bn (or the --quant config's fold_batch_norm)
   bool json = false;
 };
 
 int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
   config::check_at_least("--batch-size", a.batch_size, 1);
-  ir::Graph graph = onnx::import_model(a.model);
+  const bool fold_bn = a.fold_bn || (!a.quant.empty() && config_folds_batch_norm(a.quant));
+  ir::Graph graph = load_model(a.model, fold_bn);
   runtime::PlanOptions popts;
   popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() ? "float" : "int") : a.mode);
   if (!a.quant.empty()) {
@@ -127,6 +128,9 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "default: int with --quant, else float");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores (default: the first)");
+  cmd->add_flag("--fold-bn", args->fold_bn,
+                "Fold each BatchNormalization into the conv / linear before it before quantizing "
+                "(a deployment's semantics; default: MASE's, BatchNorm stays float)");
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_eval(global, *args); }; });

@@ -17,7 +17,6 @@
 #include "data/dataset.h"
 #include "export/c_export.h"
 #include "export/export.h"
-#include "onnx/import.h"
 #include "report/study_settings.h"
 #include "storage/storage_url.h"
 
@@ -41,10 +40,12 @@ struct ExportArgs {
   std::string output;
   int reuse_factor = 1;
   std::string strategy = "Latency";
+  bool fold_bn = false;  // --fold-bn
 };
 
 struct TrialConfig {
-  std::string model;  // the study's model path ("" when not recorded)
+  std::string model;     // the study's model path ("" when not recorded)
+  bool fold_bn = false;  // the study was searched with fold_batch_norm
   nlohmann::json sampled;
 };
 
@@ -62,6 +63,10 @@ TrialConfig read_trial(const std::string& dir, int64_t number) {
   TrialConfig t;
   if (auto it = info.user_attrs.find(report::setting::kModel); it != info.user_attrs.end()) {
     t.model = nlohmann::json::parse(it->second).get<std::string>();
+  }
+  if (auto it = info.user_attrs.find(report::setting::kFoldBatchNorm);
+      it != info.user_attrs.end()) {
+    t.fold_bn = it->second == "true";
   }
   for (const search::FrozenTrial& tr : storage->get_trials(info.id)) {
     if (tr.number != number) continue;
@@ -89,6 +94,7 @@ std::string command_line(const ExportArgs& a) {
   c += fmt::format(" --dataset {} --split {}", a.dataset, a.split);
   if (a.num_samples) c += fmt::format(" --num-samples {}", *a.num_samples);
   if (!a.output.empty()) c += " --output " + a.output;
+  if (a.fold_bn) c += " --fold-bn";
   return c;
 }
 
@@ -115,7 +121,10 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
     if (a.model.empty()) fail("--study {}: the study records no model; pass --model", a.study);
   }
   if (a.model.empty()) fail("--model is required with --config");
-  const ir::Graph graph = onnx::import_model(a.model);
+  // The graph the formats were chosen for: BatchNorm folded when the study was searched so, or
+  // the config asks for it (fold_batch_norm), or --fold-bn.
+  const ir::Graph graph = load_model(
+      a.model, a.fold_bn || (trial ? trial->fold_bn : config_folds_batch_norm(a.config)));
   quant::QuantAssignment q;
   std::string source;
   if (trial) {
@@ -176,6 +185,9 @@ void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run)
       "Measure on the first N samples (default: all)");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores (default: the first)");
+  cmd->add_flag("--fold-bn", args->fold_bn,
+                "Fold each BatchNormalization into the conv / linear before it before quantizing "
+                "(implied by a study searched with fold_batch_norm, or the config's key)");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_export(global, *args); }; });
 }

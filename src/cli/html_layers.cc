@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/sha256.h"
 #include "eval/hardware_metrics.h"
+#include "ir/fold_batch_norm.h"
 #include "ir/graph.h"
 #include "onnx/import.h"
 #include "quant/fixed_point.h"
@@ -98,7 +99,11 @@ void attach_layer_numbers(const search::StudyInfo& info, const std::string& mode
         path);
     return;
   }
-  auto graph = std::make_shared<const ir::Graph>(onnx::import_model(path));
+  // The graph the study searched: BatchNorm folded when the study was made with fold_batch_norm.
+  auto fold = info.user_attrs.find(report::setting::kFoldBatchNorm);
+  const bool folded = fold != info.user_attrs.end() && fold->second == "true";
+  auto graph = std::make_shared<const ir::Graph>(
+      folded ? ir::fold_batch_norm(onnx::import_model(path)).graph : onnx::import_model(path));
   options->layer_numbers_note = fmt::format(
       "Per-layer numbers counted on {} (params, packed bytes = ceil(elements x width / 8) per "
       "tensor, MACs, BitOPs as eval/hardware_metrics.h defines them).",

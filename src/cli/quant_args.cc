@@ -1,8 +1,14 @@
 #include "cli/quant_args.h"
 
+#include <fmt/format.h>
+
+#include <iostream>
+
 #include "config/config.h"
 #include "core/error.h"
 #include "eval/quant_config.h"
+#include "ir/fold_batch_norm.h"
+#include "onnx/import.h"
 
 namespace qsearch::cli {
 
@@ -11,6 +17,28 @@ runtime::Mode parse_mode(const std::string& mode) {
   if (mode == "fake") return runtime::Mode::kFake;
   if (mode == "int") return runtime::Mode::kInt;
   fail("--mode {}: expected float, fake or int", mode);
+}
+
+ir::Graph load_model(const std::string& path, bool fold_bn) {
+  ir::Graph g = onnx::import_model(path);
+  if (!fold_bn) return g;
+  ir::BatchNormFold f = ir::fold_batch_norm(g);
+  std::string kept;
+  for (size_t i = 0; i < f.kept.size() && i < 5; ++i) kept += (i ? ", " : "") + f.kept[i];
+  if (f.kept.size() > 5) kept += fmt::format(" and {} more", f.kept.size() - 5);
+  std::cerr << fmt::format(
+      "qsearch: note: fold_batch_norm: {} BatchNormalization node(s) folded into the conv / "
+      "linear before them{}\n",
+      f.folded.size(),
+      f.kept.empty() ? std::string()
+                     : fmt::format("; {} kept as float ops (not directly after a Conv or Gemm "
+                                   "with constant weights that only they read): {}",
+                                   f.kept.size(), kept));
+  return std::move(f.graph);
+}
+
+bool config_folds_batch_norm(const std::string& path) {
+  return config::load_config(path).fold_batch_norm.value_or(false);
 }
 
 quant::QuantAssignment load_quantize_pass(const std::string& path, const ir::Graph& graph) {

@@ -13,6 +13,15 @@ namespace qsearch::cli {
 // "float" | "fake" | "int" -> Mode; Error naming the flag otherwise.
 runtime::Mode parse_mode(const std::string& mode);
 
+// Imports the ONNX model at `path`. With fold_bn, each BatchNormalization directly after a conv /
+// linear that it alone reads is folded into that node's weights and bias (ir::fold_batch_norm:
+// a deployment's semantics; without it, MASE's: BatchNorm stays a float op), and a note on
+// stderr says how many were folded and names those kept.
+ir::Graph load_model(const std::string& path, bool fold_bn);
+
+// The top-level `fold_batch_norm` of the MASE-schema TOML at `path` (false when absent).
+bool config_folds_batch_norm(const std::string& path);
+
 // Reads `path` (MASE-schema TOML) and resolves its [passes.quantize] for `graph`. Errors name the
 // file, line and key (unknown keys with the nearest valid one, widths outside 1..32, missing
 // required entries, keys matching no node).

@@ -1,7 +1,7 @@
 // qsearch quantize --model M.onnx --config CFG.toml [--dataset D [--split S] [--num-samples N]]
 //                  [--mode int|fake|float] [--batch-size B] [--latency-batch L] [--repeats R]
 //                  [--compare-to 32] [--fpga-device D] [--fpga-clock-mhz F]
-//                  [--fpga-reuse-factor R] [--fpga-accum-width W] [--json]
+//                  [--fpga-reuse-factor R] [--fpga-accum-width W] [--fold-bn] [--json]
 //
 // One quantization configuration ([passes.quantize] of CFG.toml, MASE's schema) applied to a
 // model: a per-layer table (formats, parameters, bytes as the int engine stores them, MACs,
@@ -27,7 +27,6 @@
 #include "eval/fpga_cost.h"
 #include "eval/hardware_metrics.h"
 #include "eval/objective.h"
-#include "onnx/import.h"
 #include "runtime/plan.h"
 
 namespace qsearch::cli {
@@ -49,6 +48,7 @@ struct QuantizeArgs {
   double compare_to = 32;
   std::string output;  // graph output scored ("" = the first)
   eval::FpgaOptions fpga;
+  bool fold_bn = false;  // --fold-bn (or the config's fold_batch_norm)
   bool json = false;
 };
 
@@ -82,7 +82,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   } catch (const Error& e) {
     fail("--fpga-device: {}", e.what());
   }
-  const ir::Graph graph = onnx::import_model(a.model);
+  const ir::Graph graph = load_model(a.model, a.fold_bn || config_folds_batch_norm(a.config));
   const quant::QuantAssignment q = load_quantize_pass(a.config, graph);
   const runtime::Mode mode = parse_mode(a.mode);
 
@@ -301,6 +301,10 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
                   "hls4ml ReuseFactor of the FPGA estimate (default: 1)");
   cmd->add_option("--fpga-accum-width", args->fpga.accum_width,
                   "Accumulator width of the FPGA estimate (default 0: never overflowing)");
+  cmd->add_flag("--fold-bn", args->fold_bn,
+                "Fold each BatchNormalization into the conv / linear before it before quantizing "
+                "(a deployment's semantics; default: MASE's, BatchNorm stays float; the config's "
+                "fold_batch_norm)");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_quantize(global, *args); }; });

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
+#include "cli/quant_args.h"
 #include "core/error.h"
-#include "onnx/import.h"
 
 namespace qsearch::cli {
 
@@ -21,6 +21,10 @@ void add_problem_options(CLI::App* cmd, const std::shared_ptr<config::SearchFlag
   opt("--mode", flags->mode, "int | fake | float (default int)");
   opt("--num-samples", flags->num_samples,
       "Samples each " + per + " evaluates (overrides num_samples)");
+  cmd->add_flag_function(
+      "--fold-bn", [flags](int64_t) { flags->fold_bn = true; },
+      "Fold each BatchNormalization into the conv / linear before it before quantizing (a "
+      "deployment's semantics; default: MASE's, BatchNorm stays float; fold_batch_norm)");
   opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
   opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
   cmd->add_option_function<std::vector<std::string>>(
@@ -43,7 +47,7 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
         flags.config, s.model_path, std::filesystem::current_path().string());
   }
   SearchProblem p;
-  auto graph = std::make_shared<ir::Graph>(onnx::import_model(s.model_path));
+  auto graph = std::make_shared<ir::Graph>(load_model(s.model_path, s.fold_batch_norm));
   data::DataOptions dopts{.data_dir = global.data_dir,
                           .label_column = s.label_column,
                           .feature_columns = s.feature_columns,

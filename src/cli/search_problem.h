@@ -21,7 +21,7 @@ namespace qsearch::cli {
 
 // The options that say which problem a command works on, the same for search, sensitivity and
 // objective: --config (required), --model, --dataset, --mode, --num-samples (`per` completes its
-// help: "Samples each <per> evaluates"), --output, --label-column, --feature-columns.
+// help: "Samples each <per> evaluates"), --fold-bn, --output, --label-column, --feature-columns.
 void add_problem_options(CLI::App* cmd, const std::shared_ptr<config::SearchFlags>& flags,
                          const std::string& per);
 
@@ -33,10 +33,11 @@ struct SearchProblem {
   std::shared_ptr<eval::QuantObjective> objective;
 };
 
-// Imports s.model_path, loads s.dataset's split (global.data_dir, csv columns), builds the space
-// from s's seeds and the objective from s.objective (with --output applied: flags.output is
-// written into s.objective.output). Throws Error when the model is missing (naming both places
-// looked in and the fix), and for everything the loaders and QuantObjective refuse.
+// Imports s.model_path (BatchNorm folded when s.fold_batch_norm), loads s.dataset's split
+// (global.data_dir, csv columns), builds the space from s's seeds and the objective from
+// s.objective (with --output applied: flags.output is written into s.objective.output). Throws
+// Error when the model is missing (naming both places looked in and the fix), and for everything
+// the loaders and QuantObjective refuse.
 SearchProblem load_search_problem(const GlobalOptions& global, const config::SearchFlags& flags,
                                   config::SearchSettings& s);
 

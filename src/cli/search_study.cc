@@ -109,6 +109,7 @@ std::map<std::string, std::string> study_settings_attrs(const config::SearchSett
   m[k::kSplit] = Json(s.split).dump();
   m[k::kNumSamples] = Json(samples_per_trial).dump();
   m[k::kMode] = Json(runtime::mode_name(s.objective.mode)).dump();
+  m[k::kFoldBatchNorm] = Json(s.fold_batch_norm).dump();
   Json objectives = Json::array();
   const auto& metrics = s.objective.metrics;
   if (s.objective.sum_scaled_metrics) {

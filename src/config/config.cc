@@ -188,8 +188,8 @@ class Reader {
 
 // MASE CLI arguments (mase.md §1.1) that may appear at the top level of a config.
 const std::vector<std::string> kUsedTopLevel = {
-    "model", "dataset",      "batch_size",      "seed",    "project", "load_name", "load_type",
-    "task",  "label_column", "feature_columns", "x_array", "y_array"};
+    "model", "dataset",      "batch_size",      "seed",    "project", "load_name",      "load_type",
+    "task",  "label_column", "feature_columns", "x_array", "y_array", "fold_batch_norm"};
 const std::vector<std::string> kIgnoredTopLevel = {"max_epochs",
                                                    "learning_rate",
                                                    "accelerator",
@@ -582,6 +582,8 @@ RunConfig load_config(const std::string& path) {
       c.load_type = r.string(v, "load_type");
     } else if (key == "task") {
       c.task = r.string(v, "task");
+    } else if (key == "fold_batch_norm") {
+      c.fold_batch_norm = r.boolean(v, "fold_batch_norm");
     } else if (key == "batch_size") {
       c.batch_size = r.integer_at_least(v, "batch_size", 1);
     } else if (key == "seed") {

@@ -100,6 +100,9 @@ struct RunConfig {
   std::vector<std::string> feature_columns;
   // qsearch: the input / label arrays of an npz:PATH data set (data::DataOptions).
   std::optional<std::string> x_array, y_array;
+  // qsearch: fold each BatchNormalization into the conv / linear before it before quantizing
+  // (ir::fold_batch_norm; a deployment's semantics). Absent = false: MASE's, BatchNorm float.
+  std::optional<bool> fold_batch_norm;
   std::optional<QuantizePass> quantize;
   std::optional<SearchSection> search;
   // MASE keys accepted but without effect in qsearch (printed as a note).

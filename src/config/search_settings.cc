@@ -155,6 +155,10 @@ SearchSettings resolve_search_settings(const RunConfig& c, const SearchFlags& f)
   }
   out.x_array = c.x_array.value_or("");
   out.y_array = c.y_array.value_or("");
+  // Listed in the start-up summary only when asked for (the default is MASE's semantics).
+  if (f.fold_bn || c.fold_batch_norm) {
+    out.fold_batch_norm = pick<bool>(f.fold_bn, c.fold_batch_norm, false, "fold_batch_norm", prov);
+  }
   out.label_column = pick<std::string>(f.label_column, c.label_column, "", "label_column", prov);
   out.feature_columns = f.feature_columns.value_or(c.feature_columns);
 

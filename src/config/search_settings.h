@@ -23,7 +23,8 @@ struct SearchFlags {
   std::optional<std::vector<std::string>> feature_columns;
   std::optional<int64_t> trials, jobs, num_samples, seed;  // seed: signed so -1 is refused
   std::optional<double> timeout;
-  std::optional<bool> racing;  // --racing
+  std::optional<bool> racing;   // --racing
+  std::optional<bool> fold_bn;  // --fold-bn (fold_batch_norm)
   std::optional<double> racing_slice, racing_z;
   std::optional<std::string> final_eval;  // --final-eval none|full
   std::optional<std::string> proxy;       // --proxy probe|fisher|hessian (sensitivity sampler)
@@ -45,6 +46,9 @@ struct SearchSettings {
   // npz:PATH: the input and label arrays (x_array, y_array; empty = "x", "y").
   std::string x_array, y_array;
   std::string split = "val";  // MASE's runner reads the validation loader
+  // fold_batch_norm / --fold-bn: BatchNorm folded into the conv / linear before it before
+  // quantizing (ir::fold_batch_norm); false: MASE's semantics, BatchNorm stays float.
+  bool fold_batch_norm = false;
   std::string project;
   std::string sampler = "tpe";
   int64_t n_trials = -1;

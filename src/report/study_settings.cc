@@ -96,15 +96,15 @@ SettingDifference space_difference(const Json& a, const Json& b) {
 
 const std::vector<std::string>& resume_settings() {
   static const std::vector<std::string> keys = {
-      setting::kModelSha256, setting::kDataset,    setting::kSplit,       setting::kNumSamples,
-      setting::kMode,        setting::kObjectives, setting::kParamChoices};
+      setting::kModelSha256, setting::kDataset,       setting::kSplit,      setting::kNumSamples,
+      setting::kMode,        setting::kFoldBatchNorm, setting::kObjectives, setting::kParamChoices};
   return keys;
 }
 
 const std::vector<std::string>& compare_settings() {
-  static const std::vector<std::string> keys = {setting::kModelSha256, setting::kDataset,
-                                                setting::kSplit,       setting::kNumSamples,
-                                                setting::kMode,        setting::kObjectives};
+  static const std::vector<std::string> keys = {
+      setting::kModelSha256, setting::kDataset,       setting::kSplit,     setting::kNumSamples,
+      setting::kMode,        setting::kFoldBatchNorm, setting::kObjectives};
   return keys;
 }
 
@@ -115,6 +115,11 @@ std::vector<SettingDifference> diff_settings(const std::map<std::string, std::st
   std::vector<SettingDifference> out;
   for (const std::string& key : keys) {
     std::optional<Json> a = parsed(stored, key), b = parsed(now, key);
+    if (key == setting::kFoldBatchNorm) {
+      // A study made before the option existed was searched with BatchNorm kept.
+      if (!a) a = Json(false);
+      if (!b) b = Json(false);
+    }
     const std::string name = key == setting::kModelSha256 ? "model" : key;
     if (!a || !b) {
       if (unchecked) unchecked->push_back(name);

@@ -9,6 +9,8 @@
 //   split          "val"
 //   num_samples    1024                      samples each trial evaluates
 //   mode           "int"                     engine: int | fake | float
+//   fold_batch_norm false                    BatchNorm folded into the conv before quantizing
+//                                            (absent = false: older studies never folded)
 //   objectives     [{"metric": "accuracy", "scale": 1.0, "direction": "maximize"}, ...]
 //                  one entry per study value; with sum_scaled_metrics one entry
 //                  {"sum_of": [{"metric": ..., "scale": ...}, ...], "direction": ...}
@@ -37,6 +39,7 @@ inline constexpr const char* kDataset = "dataset";
 inline constexpr const char* kSplit = "split";
 inline constexpr const char* kNumSamples = "num_samples";
 inline constexpr const char* kMode = "mode";
+inline constexpr const char* kFoldBatchNorm = "fold_batch_norm";
 inline constexpr const char* kObjectives = "objectives";
 inline constexpr const char* kParamChoices = "param_choices";
 inline constexpr const char* kQsearchVersion = "qsearch_version";

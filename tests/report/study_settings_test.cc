@@ -2,6 +2,7 @@
 // for studies of different problems, and trials.csv's decoded parameter values.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "core/error.h"
@@ -45,6 +46,7 @@ TEST(StudySettings, EqualSettingsDifferInNothingWhateverTheVersionOrModelPath) {
   auto now = settings();
   now["model"] = R"("elsewhere/a_copy.onnx")";  // same bytes, other path: the same model
   now["qsearch_version"] = R"("9.9.9")";
+  now["fold_batch_norm"] = "false";  // recorded now; absent in the older study means false
   std::vector<std::string> unchecked;
   EXPECT_TRUE(diff_settings(settings(), now, resume_settings(), &unchecked).empty());
   EXPECT_TRUE(unchecked.empty());
@@ -62,6 +64,8 @@ TEST(StudySettings, EachDifferenceIsNamedWithBothValues) {
       {"split", R"("test")", "split", "val", "test"},
       {"num_samples", "512", "num_samples", "1024", "512"},
       {"mode", R"("fake")", "mode", "int", "fake"},
+      // Absent in the stored study (made before the option existed): BatchNorm was kept.
+      {"fold_batch_norm", "true", "fold_batch_norm", "false", "true"},
       {"objectives",
        R"([{"metric":"accuracy","scale":1.0,"direction":"maximize"},)"
        R"({"metric":"average_bitwidth","scale":0.5,"direction":"minimize"}])",
@@ -99,8 +103,10 @@ TEST(StudySettings, EachDifferenceIsNamedWithBothValues) {
 TEST(StudySettings, AStudyWithoutSettingsIsUncheckedNotDifferent) {
   std::vector<std::string> unchecked;
   EXPECT_TRUE(diff_settings({}, settings(), resume_settings(), &unchecked).empty());
-  EXPECT_EQ(unchecked.size(), resume_settings().size());
+  // All but fold_batch_norm, which an older study (made before the option) did not use.
+  EXPECT_EQ(unchecked.size(), resume_settings().size() - 1);
   EXPECT_EQ(unchecked[0], "model");
+  EXPECT_EQ(std::count(unchecked.begin(), unchecked.end(), "fold_batch_norm"), 0);
 }
 
 // --- compare ---------------------------------------------------------------------------------

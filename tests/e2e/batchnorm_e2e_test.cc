@@ -1,0 +1,150 @@
+// End to end, issue 14's "BatchNorm as MASE sees it": tests/fixtures/bn (tools/make_bn_fixtures.py)
+// exported with BatchNorm kept. `eval` / `quantize` / `search` keep MASE's semantics by default
+// and fold BatchNorm before quantizing with --fold-bn or `fold_batch_norm = true`; the losses are
+// PyTorch's under each semantics, the hardware metrics count the folded graph, and a study
+// records the choice so that resuming it with the other value is refused.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <string>
+
+#include "e2e/e2e_util.h"
+
+namespace qsearch::e2e {
+namespace {
+
+const std::string kModel = "tests/fixtures/bn/resnet_bn_preserve.onnx";
+const std::string kData = "npz:tests/fixtures/bn/bn_data.npz";
+
+nlohmann::json ref() {
+  std::ifstream in(source_dir() + "/tests/fixtures/bn/bn_ref.json");
+  return nlohmann::json::parse(in);
+}
+
+// [passes.quantize] with the fixture's formats (conv2d and linear: data_in 8.4, weight 6.4,
+// bias 10.5), `top` at the top level.
+std::string quant_config(const std::string& top = "") {
+  std::string s = top +
+                  "\n[passes.quantize]\nby = \"type\"\n[passes.quantize.default.config]\n"
+                  "name = \"NA\"\n";
+  for (const char* op : {"conv2d", "linear"}) {
+    s += std::string("[passes.quantize.") + op +
+         ".config]\nname = \"integer\"\ndata_in_width = 8\ndata_in_frac_width = 4\n"
+         "weight_width = 6\nweight_frac_width = 4\nbias_width = 10\nbias_frac_width = 5\n";
+  }
+  return s;
+}
+
+double eval_loss(const std::string& args) {
+  Result r = run("eval --model " + kModel + " --dataset " + kData + " --json " + args);
+  EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+  return r.code == 0 ? nlohmann::json::parse(r.out).at("loss").get<double>() : -1;
+}
+
+TEST(BatchNormE2E, EvalIsMaseByDefaultAndFoldsWithTheFlagOrTheConfigKey) {
+  ScratchDir dir("bn_eval");
+  const nlohmann::json want = ref();
+  const double mase = want.at("loss_mase").get<double>();
+  const double folded = want.at("loss_folded").get<double>();
+  ASSERT_GT(std::abs(mase - folded), 0.05);  // the two semantics are told apart
+  const std::string cfg = write(dir, "q.toml", quant_config());
+  const std::string cfg_fold = write(dir, "qf.toml", quant_config("fold_batch_norm = true"));
+  for (const char* mode : {"fake", "int"}) {
+    SCOPED_TRACE(mode);
+    const std::string m = std::string(" --mode ") + mode;
+    EXPECT_NEAR(eval_loss("--quant " + cfg + m), mase, 2e-3);
+    EXPECT_NEAR(eval_loss("--quant " + cfg + m + " --fold-bn"), folded, 2e-3);
+    EXPECT_NEAR(eval_loss("--quant " + cfg_fold + m), folded, 2e-3);
+  }
+  // The note names what was folded and what was kept (the BatchNorm after the residual add).
+  Result r = run("eval --model " + kModel + " --dataset " + kData + " --quant " + cfg +
+                 " --fold-bn --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("5 BatchNormalization node(s) folded"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 kept"), std::string::npos) << r.err;
+  // A non-boolean key is refused with the file and line.
+  const std::string bad = write(dir, "bad.toml", quant_config("fold_batch_norm = 1"));
+  r = run("eval --model " + kModel + " --dataset " + kData + " --quant " + bad);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("bad.toml:1:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("fold_batch_norm"), std::string::npos) << r.err;
+}
+
+TEST(BatchNormE2E, QuantizeCountsTheFoldedGraph) {
+  ScratchDir dir("bn_quantize");
+  const std::string cfg = write(dir, "q.toml", quant_config());
+  auto quantize = [&](const std::string& extra) {
+    Result r =
+        run("quantize --model " + kModel + " --config " + cfg + " --repeats 1 --json" + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json::object();
+  };
+  const nlohmann::json kept = quantize("").value("hardware_metrics", nlohmann::json::object());
+  const nlohmann::json folded =
+      quantize(" --fold-bn").value("hardware_metrics", nlohmann::json::object());
+  ASSERT_TRUE(kept.contains("model_size_bytes")) << kept.dump();
+  ASSERT_TRUE(folded.contains("model_size_bytes")) << folded.dump();
+  // BatchNorm parameters: float32 [gamma, beta, mean, var] per channel, kept: 8 + 16 * 4 + 16
+  // (after the add) + 12 channels. Folded, only the BatchNorm after the add remains (16 channels)
+  // and the five folded convs / linears get a 10-bit bias (b_conv1, b_conv2 and conv1 get one;
+  // down and fc1 had one): 4 * 16 * 4 bytes of BatchNorm plus the new biases at 10 bits.
+  const int64_t bn_kept = (8 + 16 + 16 + 16 + 16 + 12) * 4 * 4, bn_folded = 16 * 4 * 4;
+  const int64_t new_biases = (8 * 10 + 7) / 8 + (16 * 10 + 7) / 8 + (16 * 10 + 7) / 8;
+  EXPECT_EQ(
+      kept.at("model_size_bytes").get<int64_t>() - folded.at("model_size_bytes").get<int64_t>(),
+      bn_kept - bn_folded - new_biases)
+      << kept.dump() << "\n"
+      << folded.dump();
+}
+
+TEST(BatchNormE2E, AStudyRecordsFoldBatchNormAndRefusesToResumeWithTheOtherValue) {
+  ScratchDir dir("bn_search");
+  const std::string space = R"(
+model = ")" + kModel + R"("
+dataset = ")" + kData + R"("
+batch_size = 8
+[search.search_space]
+name = "graph/quantize/mixed_precision_ptq"
+[search.search_space.setup]
+by = "type"
+[search.search_space.seed.default.config]
+name = ["NA"]
+[search.search_space.seed.conv2d.config]
+name = ["integer"]
+data_in_width = [8]
+data_in_frac_width = [4]
+weight_width = [4, 6]
+weight_frac_width = [4]
+bias_width = [10]
+bias_frac_width = [5]
+[search.strategy]
+name = "optuna"
+eval_mode = true
+[search.strategy.sw_runner.basic_evaluation]
+mode = "fake"
+[search.strategy.hw_runner.average_bitwidth]
+compare_to = 32
+[search.strategy.setup]
+n_trials = 2
+sampler = "bruteforce"
+seed = 0
+[search.strategy.metrics]
+loss.scale = 1.0
+loss.direction = "minimize"
+)";
+  const std::string cfg = write(dir, "s.toml", space);
+  const std::string out = dir / "out";
+  Result r = run("search --config " + cfg + " --fold-bn --out " + out + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("folded"), std::string::npos) << r.err;
+  r = run("search --config " + cfg + " --trials 3 --out " + out + " --quiet");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("fold_batch_norm: true in the study, false in this run"), std::string::npos)
+      << r.err;
+  r = run("search --config " + cfg + " --trials 3 --fold-bn --out " + out + " --quiet");
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+}  // namespace
+}  // namespace qsearch::e2e
