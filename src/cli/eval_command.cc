@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
+#include "onnx/qonnx.h"
 #include "runtime/plan.h"
 
 namespace qsearch::cli {
@@ -38,11 +39,16 @@ struct EvalArgs {
 int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
   config::check_at_least("--batch-size", a.batch_size, 1);
-  ir::Graph graph = onnx::import_model(a.model);
+  onnx::QonnxModel model = onnx::import_qonnx(a.model);
+  ir::Graph graph = std::move(model.graph);
+  // A QONNX model's own Quant formats apply unless --quant gives others (docs/onnx.md).
+  const bool own = a.quant.empty() && !model.formats.empty();
   runtime::PlanOptions popts;
-  popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() ? "float" : "int") : a.mode);
+  popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() && !own ? "float" : "int") : a.mode);
   if (!a.quant.empty()) {
     popts.quant = load_quantize_pass(a.quant, graph);
+  } else if (own) {
+    popts.quant = model.formats;
   } else if (popts.mode != runtime::Mode::kFloat) {
     fail("--mode {} needs --quant CONFIG.toml (the formats to quantize with)", a.mode);
   }
@@ -82,7 +88,10 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
               << fmt::format("dataset         {} ({} split, {} samples)\n", ds.name, a.split,
                              r.samples)
               << fmt::format("mode            {}{}\n", runtime::mode_name(popts.mode),
-                             a.quant.empty() ? "" : fmt::format(" ({})", a.quant))
+                             !a.quant.empty() ? fmt::format(" ({})", a.quant)
+                             : own && popts.mode != runtime::Mode::kFloat
+                                 ? " (the model's QONNX formats)"
+                                 : "")
               << fmt::format("loss            {:.6f} +- {:.6f}{}\n", r.loss, r.loss_se,
                              r.regression ? "   (mean squared error)" : "");
     if (r.regression) {
@@ -124,7 +133,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "TOML config whose [passes.quantize] gives the formats (MASE's schema)");
   cmd->add_option("--mode", args->mode,
                   "float | fake (MASE's fake quantization) | int (bit-accurate integers); "
-                  "default: int with --quant, else float");
+                  "default: int with --quant or a QONNX model's own formats, else float");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores (default: the first)");
   cmd->add_flag("--json", args->json, "Print one JSON object");

@@ -8,6 +8,7 @@
 #include "eval/quant_config.h"
 #include "export/c_export.h"
 #include "export/hls4ml_export.h"
+#include "export/qonnx_export.h"
 #include "export/sidecar.h"
 
 namespace qsearch::exporter {
@@ -15,8 +16,8 @@ namespace qsearch::exporter {
 namespace fs = std::filesystem;
 
 void check_format(const std::string& format, const std::string& flag) {
-  if (format == "c" || format == "hls4ml") return;
-  fail("{} {}: expected c or hls4ml (qonnx and qdq are not implemented yet)", flag, format);
+  if (format == "c" || format == "hls4ml" || format == "qonnx") return;
+  fail("{} {}: expected c, hls4ml or qonnx (qdq is not implemented yet)", flag, format);
 }
 
 namespace {
@@ -35,7 +36,12 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
   check_format(job.format);
   if (job.out.empty()) fail("--out is empty: give the directory to write the export to");
   if (!job.dataset) fail("internal: no data set to measure the export on");
-  const fs::path dir(job.out);
+  fs::path dir(job.out);
+  std::string name = job.name;
+  if (job.format == "qonnx" && dir.extension() == ".onnx") {  // --out M.onnx: M.onnx, M.json
+    name = dir.stem().string();
+    dir = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("--out {}: cannot create the directory: {}", job.out, ec.message());
@@ -46,6 +52,10 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
     write_file(h, c.header);
     write_file(src, c.source);
     files = {h.string(), src.string()};
+  } else if (job.format == "qonnx") {
+    const fs::path m = dir / (name + ".onnx");
+    write_file(m, qonnx_model_bytes(graph, q));
+    files = {m.string()};
   } else {
     check_c_name(job.name, "--name");
     const std::string yaml = hls4ml_config_yaml(
@@ -63,7 +73,7 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
                    .model_path = job.model_path,
                    .command = job.command,
                    .source = job.source};
-  const fs::path side = dir / (job.name + ".json");
+  const fs::path side = dir / (name + ".json");
   write_file(side, sidecar_json(graph, q, m, info).dump(2) + "\n");
   files.push_back(side.string());
   return files;

@@ -13,12 +13,13 @@
 
 namespace qsearch::exporter {
 
-// "c" or "hls4ml"; Error naming `flag` and the choices otherwise.
+// "c", "hls4ml" or "qonnx"; Error naming `flag` and the choices otherwise.
 void check_format(const std::string& format, const std::string& flag = "--format");
 
 struct ExportJob {
   std::string format = "c";
-  std::string out;  // c: a directory (created), holding NAME.h, NAME.c, NAME.json
+  std::string out;  // c: a directory (created), holding NAME.h, NAME.c, NAME.json; qonnx: a
+                    // directory (NAME.onnx) or a file M.onnx (sidecar M.json beside it)
   std::string name = "model";
   std::string model_path;  // checksummed into the sidecar
   std::string command;     // recorded in the sidecar
