@@ -109,13 +109,20 @@ QonnxRecord read_quant(const pb::GraphProto& g, const pb::NodeProto& n) {
         "MASE (a 1-bit signed format has the codes -1 and 0); qsearch cannot import it",
         name);
   }
-  const bool trunc = n.op_type() == "Trunc";
-  if (n.op_type() != "Quant" && !trunc) {
-    fail("node '{}' ({}, domain '{}'): unsupported QONNX operator; qsearch reads Quant and Trunc",
-         name, n.op_type(), n.domain());
+  if (n.op_type() == "Trunc") {
+    fail(
+        "QONNX node '{}' (Trunc): a Trunc re-rounds a value already on its input grid (Brevitas "
+        "puts it after an accumulator, e.g. QuantAvgPool2d); MASE's formats quantize each node "
+        "input once from float, so qsearch cannot import it",
+        name);
   }
-  if (n.input_size() != (trunc ? 7 : 4) || n.output_size() != 1) {
-    fail("QONNX node '{}' ({}): expected {} inputs and 1 output", name, n.op_type(), trunc ? 7 : 4);
+  if (n.op_type() != "Quant") {
+    fail("node '{}' ({}, domain '{}'): unsupported QONNX operator; qsearch reads Quant", name,
+         n.op_type(), n.domain());
+  }
+  if (n.input_size() != 4 || n.output_size() != 1) {
+    fail("QONNX node '{}' (Quant): expected 4 inputs (x, scale, zeropt, bitwidth) and 1 output",
+         name);
   }
   for (const auto& a : n.attribute()) {
     const std::string& k = a.name();
@@ -132,9 +139,7 @@ QonnxRecord read_quant(const pb::GraphProto& g, const pb::NodeProto& n) {
   }
   r.input = n.input(0);
   r.output = n.output(0);
-  // Quant: x, scale, zeropt, bitwidth. Trunc: x, scale, zeropt, input bit width, output scale,
-  // output zero point, output bit width.
-  const int scale_k = trunc ? 4 : 1, zero_k = trunc ? 5 : 2, bits_k = trunc ? 6 : 3;
+  const int scale_k = 1, zero_k = 2, bits_k = 3;
   const float scale =
       uniform_value(qonnx_constant(g, n.input(scale_k), name, "scale"), name, "scale");
   const float zero =
@@ -151,32 +156,14 @@ QonnxRecord read_quant(const pb::GraphProto& g, const pb::NodeProto& n) {
   }
   r.format.width = static_cast<int>(bits);
   r.format.is_signed = is_signed != 0;
-  r.format.frac = power_of_two_frac(scale, name, trunc ? "output scale" : "scale");
+  r.format.frac = power_of_two_frac(scale, name, "scale");
   if (r.format.width == 1 && r.format.is_signed) {
     fail(
         "QONNX node '{}': a 1-bit signed Quant is executed as bipolar +-scale, which has no "
         "fixed-point format in MASE (its 1-bit signed codes are -1 and 0)",
         name);
   }
-  r.rounding = parse_rounding(attr_s(n, "rounding_mode", trunc ? "FLOOR" : "ROUND"), name);
-  if (trunc) {
-    // Trunc rounds x to its input grid (scale) first, then drops low bits: MASE's quantizer with
-    // the output format when x already lies on that grid (a quantized value or an accumulator of
-    // quantized values, where Brevitas puts Trunc), and the input grid must be the finer one.
-    const float in_scale =
-        uniform_value(qonnx_constant(g, n.input(1), name, "input scale"), name, "input scale");
-    const float in_zero = uniform_value(qonnx_constant(g, n.input(2), name, "input zero point"),
-                                        name, "input zero point");
-    if (in_zero != 0.0f) {
-      fail("QONNX node '{}' (Trunc): input zero point {} is not 0", name, in_zero);
-    }
-    const int in_frac = power_of_two_frac(in_scale, name, "input scale");
-    if (in_frac < r.format.frac) {
-      fail("QONNX node '{}' (Trunc): its output scale 2^{} is finer than its input scale 2^{}",
-           name, -r.format.frac, -in_frac);
-    }
-    r.trunc_input_frac = in_frac;
-  }
+  r.rounding = parse_rounding(attr_s(n, "rounding_mode", "ROUND"), name);
   return r;
 }
 
@@ -351,7 +338,7 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
   };
   auto attach_input = [&](const QonnxRecord& r, size_t k, int input) {
     const ir::Node& n = g.nodes()[k];
-    if (!quantizable_input(g, n, input) || (r.trunc_input_frac && input != 0)) {
+    if (!quantizable_input(g, n, input)) {
       fail(
           "QONNX node '{}' quantizes input {} of node '{}' ({}), where MASE has no format (it "
           "quantizes data_in, weight and bias of linear / conv2d / matmul, the inputs of add / "
@@ -389,12 +376,6 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
         }
         as_data_out = linear_or_conv && (r.marked_data_out || !readers_take_it);
         if (as_data_out) {
-          if (r.trunc_input_frac) {
-            fail(
-                "QONNX node '{}' (Trunc) follows '{}'; qsearch maps a Trunc only to the data_in "
-                "of the node reading it",
-                r.node, p.name);
-          }
           set_slot(r, it->second, slots[it->second].data_out, "data_out");
         }
       }

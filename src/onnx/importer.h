@@ -259,15 +259,14 @@ class Importer {
 int fuse_patterns(ir::Graph& g);
 
 // ---- QONNX (import_qonnx.cc) --------------------------------------------------------------------
-// One QONNX Quant / Trunc node of a model, as strip_qonnx() found it.
+// One QONNX Quant node of a model, as strip_qonnx() found it.
 struct QonnxRecord {
   std::string node;           // its name
   std::string input, output;  // x and y (input: after earlier QONNX nodes were removed)
   quant::FixedFormat format;  // width, frac = -log2(scale), signed
   quant::Rounding rounding = quant::Rounding::kHalfToEven;
-  std::optional<int> trunc_input_frac;  // Trunc: its input grid
-  bool on_constant = false;             // x is an initializer or a Constant node's output
-  std::string producer;                 // the node writing x ("" for the graph input or a constant)
+  bool on_constant = false;  // x is an initializer or a Constant node's output
+  std::string producer;      // the node writing x ("" for the graph input or a constant)
   bool producer_is_qonnx = false;
   bool sole_reader = false;      // nothing else reads x (in the file)
   bool graph_output = false;     // y is a graph output
