@@ -21,7 +21,7 @@ shape computations stay int64.
 
 Usage:
     onnx_torch_exec.py MODEL.onnx --input X.f32 --shape N,C,H,W --output Y.f32
-reads N samples of raw little-endian float32 input, runs the model in batches and writes the first
+reads the first N samples of raw little-endian float32 input, runs the model in batches and writes the first
 graph output as raw float32 (one row per sample). As a module: run_model(model, x) -> outputs.
 """
 
@@ -310,7 +310,7 @@ def main():
     model = onnx.load(args.model)
     onnx.checker.check_model(model)
     shape = [int(v) for v in args.shape.split(",")]
-    x = np.fromfile(args.input, dtype="<f4").reshape(shape)
+    x = np.fromfile(args.input, dtype="<f4", count=int(np.prod(shape))).reshape(shape)
     outs = []
     for b in range(0, shape[0], args.batch):
         outs.append(run_model(model, x[b:b + args.batch])[0].astype("<f4"))

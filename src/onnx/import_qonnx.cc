@@ -1,6 +1,7 @@
 // QONNX import (qonnx.h): strip_qonnx() removes the QONNX nodes from the ModelProto before the
 // importer runs, remembering where each one stood; qonnx_assignment() turns those records into
 // the formats of the imported graph's nodes.
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -305,9 +306,22 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
     std::string first_quant;  // for messages
   };
   std::map<size_t, Slots> slots;
-  auto node_of = [&](const QonnxRecord& r, const std::string& onnx_name) -> size_t {
+  // The ir node of a reader (its ONNX name), and the input it reads the Quant's value at. A
+  // reader fused at import into a LayerNorm / Gelu (torch's decompositions, which qsearch's own
+  // export writes below opset 17) is that node's input 0 when the fused node reads the value there.
+  auto node_of = [&](const QonnxRecord& r, const std::string& onnx_name, int& input) -> size_t {
     auto it = by_name.find(onnx_name);
     if (it == by_name.end()) {
+      if (const auto v = g.find_value(r.input)) {
+        for (size_t k = 0; k < g.nodes().size(); ++k) {
+          const ir::Node& n = g.nodes()[k];
+          if ((n.kind == OpKind::kLayerNorm || n.kind == OpKind::kGelu) && !n.inputs.empty() &&
+              n.inputs[0] == *v) {
+            input = 0;
+            return k;
+          }
+        }
+      }
       fail(
           "QONNX node '{}': the node reading it, '{}', is not a node of the imported graph (it "
           "was folded or fused at import); qsearch attaches a Quant's format to the node that "
@@ -356,7 +370,11 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
       if (r.consumers.empty()) {
         fail("QONNX node '{}' quantizes the constant '{}', which no node reads", r.node, r.input);
       }
-      for (const auto& [name, input] : r.consumers) attach_input(r, node_of(r, name), input);
+      for (const auto& [name, at] : r.consumers) {
+        int input = at;
+        const size_t k = node_of(r, name, input);
+        attach_input(r, k, input);
+      }
       continue;
     }
     bool as_data_out = false;
@@ -388,7 +406,11 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
           "nothing else reads)",
           r.node, r.input);
     }
-    for (const auto& [name, input] : r.consumers) attach_input(r, node_of(r, name), input);
+    for (const auto& [name, at] : r.consumers) {
+      int input = at;
+      const size_t k = node_of(r, name, input);
+      attach_input(r, k, input);
+    }
   }
 
   quant::QuantAssignment q;
