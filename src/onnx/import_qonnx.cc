@@ -206,6 +206,17 @@ QonnxRecords strip_qonnx(pb::ModelProto& model) {
     pb::NodeProto* n = g->mutable_node(i);
     if (n->name().empty()) n->set_name(fmt::format("{}_{}", n->op_type(), i));
   }
+  {
+    // QONNX nodes are found again by name below: names must be unique.
+    std::map<std::string, int> seen;
+    for (const auto& n : g->node()) ++seen[n.name()];
+    for (const auto& n : g->node()) {
+      if (qonnx_domain(n.domain()) && seen[n.name()] > 1) {
+        fail("QONNX node '{}': {} nodes have this name; QONNX nodes need unique names", n.name(),
+             seen[n.name()]);
+      }
+    }
+  }
   std::set<std::string> constants, graph_outputs;
   for (const auto& t : g->initializer()) constants.insert(t.name());
   for (const auto& n : g->node()) {
