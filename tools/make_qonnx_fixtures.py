@@ -7,7 +7,10 @@ ReLU's output, unnamed nodes, a scale given by a Constant node), plus one small 
 case (scale not a power of two, nonzero zero point, narrow range, BipolarQuant, Trunc, per-channel
 scale, a rounding MASE lacks, a Quant where MASE has no format, a node only partly quantized).
 
-brevitas_mlp_x.f32 / brevitas_mlp_y.f32 hold 64 seeded inputs and the outputs that
+brevitas_cnn.onnx: a QuantConv2d / QuantReLU / MaxPool / QuantLinear net whose activation Quant
+stands in front of the MaxPool.
+
+brevitas_{mlp,cnn}_x.f32 / _y.f32 hold seeded inputs and the outputs that
 tools/onnx_torch_exec.py (QONNX's Quant semantics, independent of qsearch) computes for them.
 
     /usr/bin/python3 tools/make_qonnx_fixtures.py
@@ -85,6 +88,41 @@ def brevitas_mlp(rng):
     return model(nodes, inits, 16, 5, "brevitas_mlp")
 
 
+def brevitas_cnn(rng):
+    """QuantConv2d -> QuantReLU -> MaxPool -> Flatten -> QuantLinear: the QuantReLU's Quant sits in
+    front of the MaxPool, so its format reaches the linear through the pool and the flatten."""
+    w1 = rng.normal(0, 0.5, (4, 1, 3, 3))
+    b1 = rng.normal(0, 0.2, 4)
+    w2 = rng.normal(0, 0.3, (3, 64))
+    b2 = rng.normal(0, 0.2, 3)
+    nodes, inits = [], [f32("cw", w1), f32("cb", b1), f32("fw", w2), f32("fb", b2)]
+    for x, y, sc, bits, signed in [("x", "x_q", 2.0**-5, 8, 1), ("cw", "cw_q", 2.0**-4, 5, 1),
+                                   ("cb", "cb_q", 2.0**-8, 12, 1), ("fw", "fw_q", 2.0**-5, 6, 1)]:
+        n, i = quant(x, y, sc, 0.0, bits, signed=signed, name="Quant_" + x)
+        nodes.append(n)
+        inits += i
+    nodes.append(helper.make_node("Conv", ["x_q", "cw_q", "cb_q"], ["c"], name="conv",
+                                  kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["c"], ["r"], name="relu"))
+    n, i = quant("r", "r_q", 2.0**-2, 0.0, 4, signed=0, name="Quant_relu")
+    nodes.append(n)
+    inits += i
+    nodes.append(helper.make_node("MaxPool", ["r_q"], ["p"], name="pool", kernel_shape=[2, 2],
+                                  strides=[2, 2]))
+    nodes.append(helper.make_node("Flatten", ["p"], ["f"], name="flatten", axis=1))
+    nodes.append(helper.make_node("Gemm", ["f", "fw_q", "fb"], ["y"], name="fc", transB=1))
+    g = helper.make_graph(
+        nodes, "brevitas_cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid(DOMAIN, 1)],
+                          producer_name="make_qonnx_fixtures")
+    m.ir_version = 7
+    onnx.checker.check_model(m)
+    return m
+
+
 def small(kind):
     """x[4] -> Quant -> Gemm(Quant W) -> y[3], with one thing changed by `kind`."""
     rng = np.random.default_rng(7)
@@ -144,6 +182,12 @@ def main():
     y = onnx_torch_exec.run_model(m, x)[0].astype("<f4")
     x.tofile(os.path.join(OUT, "brevitas_mlp_x.f32"))
     y.tofile(os.path.join(OUT, "brevitas_mlp_y.f32"))
+    m = brevitas_cnn(rng)
+    onnx.save(m, os.path.join(OUT, "brevitas_cnn.onnx"))
+    x = rng.normal(0, 1.0, (32, 1, 8, 8)).astype("<f4")
+    y = onnx_torch_exec.run_model(m, x)[0].astype("<f4")
+    x.tofile(os.path.join(OUT, "brevitas_cnn_x.f32"))
+    y.tofile(os.path.join(OUT, "brevitas_cnn_y.f32"))
     for kind in ["scale_not_pow2", "zeropt", "narrow", "rounding", "per_channel", "placement",
                  "partial", "bipolar", "trunc"]:
         onnx.save(small(kind), os.path.join(OUT, f"err_{kind}.onnx"))

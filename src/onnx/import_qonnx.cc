@@ -1,8 +1,10 @@
 // QONNX import (qonnx.h): strip_qonnx() removes the QONNX nodes from the ModelProto before the
 // importer runs, remembering where each one stood; qonnx_assignment() turns those records into
 // the formats of the imported graph's nodes.
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -376,6 +378,37 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
     set_slot(r, k, slot, input == 0 ? "data_in" : input == 1 ? "weight" : "bias");
     s.in[input] = *slot;
   };
+  // MASE's quantizer is monotone, so it commutes with max pooling and views: a Quant in front of
+  // a MaxPool / Flatten / Reshape / Transpose (Brevitas's QuantReLU before a MaxPool) is the
+  // format of the nodes reading that node's output.
+  std::function<void(const QonnxRecord&, size_t, int)> attach_through = [&](const QonnxRecord& r,
+                                                                            size_t k, int input) {
+    const ir::Node& n = g.nodes()[k];
+    const bool passes =
+        input == 0 &&
+        (n.kind == OpKind::kMaxPool || n.kind == OpKind::kGlobalMaxPool ||
+         n.kind == OpKind::kFlatten || n.kind == OpKind::kReshape || n.kind == OpKind::kTranspose);
+    if (!passes) {
+      attach_input(r, k, input);
+      return;
+    }
+    const ir::ValueId out = n.outputs[0];
+    const auto readers = g.consumers(out);
+    const bool is_output =
+        std::find(g.outputs().begin(), g.outputs().end(), out) != g.outputs().end();
+    if (readers.empty() || is_output) {
+      fail(
+          "QONNX node '{}' quantizes the input of '{}' ({}), whose output is a graph output; MASE "
+          "has no format there",
+          r.node, n.name, ir::mase_op(g, n));
+    }
+    for (const ir::NodeId c : readers) {
+      const ir::Node& cn = g.nodes()[static_cast<size_t>(c)];
+      for (size_t i = 0; i < cn.inputs.size(); ++i) {
+        if (cn.inputs[i] == out) attach_through(r, static_cast<size_t>(c), static_cast<int>(i));
+      }
+    }
+  };
   for (const QonnxRecord& r : records.records) {
     if (r.on_constant) {
       if (r.consumers.empty()) {
@@ -420,7 +453,7 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
     for (const auto& [name, at] : r.consumers) {
       int input = at;
       const size_t k = node_of(r, name, input);
-      attach_input(r, k, input);
+      attach_through(r, k, input);
     }
   }
 

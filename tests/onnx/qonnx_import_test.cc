@@ -74,6 +74,38 @@ TEST(QonnxImport, BrevitasStyleMlpImportsItsFormatsAndMatchesTheQonnxInterpreter
   EXPECT_EQ(import_model(fixture("brevitas_mlp.onnx")).nodes().size(), 3u);
 }
 
+// QuantReLU's Quant in front of the MaxPool: MASE's quantizer commutes with max pooling and
+// views, so it is the linear's data_in behind the pool and the flatten.
+TEST(QonnxImport, QuantBeforeMaxPoolAndFlattenIsTheNextLinearsDataIn) {
+  const QonnxModel m = import_qonnx(fixture("brevitas_cnn.onnx"));
+  EXPECT_EQ(m.quant_nodes, 5);
+  const ir::Node* conv = m.graph.find_node("conv");
+  const ir::Node* fc = m.graph.find_node("fc");
+  ASSERT_TRUE(conv && fc);
+  ASSERT_EQ(m.formats.size(), 2u);
+  const quant::NodeQuantConfig& c = m.formats.at(conv->config_name);
+  EXPECT_EQ(c.data_in, (FixedFormat{8, 5, true}));
+  EXPECT_EQ(c.weight, (FixedFormat{5, 4, true}));
+  EXPECT_EQ(c.bias, (FixedFormat{12, 8, true}));
+  const quant::NodeQuantConfig& f = m.formats.at(fc->config_name);
+  EXPECT_EQ(f.data_in, (FixedFormat{4, 2, false}));
+  EXPECT_EQ(f.weight, (FixedFormat{6, 5, true}));
+  const std::vector<float> x = read_f32(fixture("brevitas_cnn_x.f32"));
+  const std::vector<float> want = read_f32(fixture("brevitas_cnn_y.f32"));
+  ASSERT_EQ(x.size(), 32u * 64u);
+  ASSERT_EQ(want.size(), 32u * 3u);
+  Tensor in({32, 1, 8, 8}, DType::kFloat32);
+  std::copy(x.begin(), x.end(), in.data<float>());
+  auto plan = runtime::make_plan(
+      m.graph, {.mode = runtime::Mode::kFake, .max_batch = 32, .quant = m.formats});
+  runtime::Executor ex(plan);
+  const Tensor y = ex.run(in);
+  ASSERT_EQ(y.numel(), 32 * 3);
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    EXPECT_NEAR(y.data<float>()[i], want[static_cast<size_t>(i)], 1e-5) << "value " << i;
+  }
+}
+
 TEST(QonnxImport, PlainOnnxModelHasNoFormats) {
   const QonnxModel m =
       import_qonnx((std::filesystem::path(QSEARCH_SOURCE_DIR) / "models/mlp_mnist.onnx").string());
