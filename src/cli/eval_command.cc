@@ -39,11 +39,16 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
   config::check_at_least("--batch-size", a.batch_size, 1);
   const bool fold_bn = a.fold_bn || (!a.quant.empty() && config_folds_batch_norm(a.quant));
-  ir::Graph graph = load_model(a.model, fold_bn);
+  onnx::QonnxModel model = load_model_and_formats(a.model, fold_bn);
+  ir::Graph graph = std::move(model.graph);
+  // A QONNX model's own Quant formats apply unless --quant gives others (docs/onnx.md).
+  const bool own = a.quant.empty() && !model.formats.empty();
   runtime::PlanOptions popts;
-  popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() ? "float" : "int") : a.mode);
+  popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() && !own ? "float" : "int") : a.mode);
   if (!a.quant.empty()) {
     popts.quant = load_quantize_pass(a.quant, graph);
+  } else if (own) {
+    popts.quant = model.formats;
   } else if (popts.mode != runtime::Mode::kFloat) {
     fail("--mode {} needs --quant CONFIG.toml (the formats to quantize with)", a.mode);
   }
@@ -83,7 +88,10 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
               << fmt::format("dataset         {} ({} split, {} samples)\n", ds.name, a.split,
                              r.samples)
               << fmt::format("mode            {}{}\n", runtime::mode_name(popts.mode),
-                             a.quant.empty() ? "" : fmt::format(" ({})", a.quant))
+                             !a.quant.empty() ? fmt::format(" ({})", a.quant)
+                             : own && popts.mode != runtime::Mode::kFloat
+                                 ? " (the model's QONNX formats)"
+                                 : "")
               << fmt::format("loss            {:.6f} +- {:.6f}{}\n", r.loss, r.loss_se,
                              r.regression ? "   (mean squared error)" : "");
     if (r.regression) {
@@ -125,7 +133,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "TOML config whose [passes.quantize] gives the formats (MASE's schema)");
   cmd->add_option("--mode", args->mode,
                   "float | fake (MASE's fake quantization) | int (bit-accurate integers); "
-                  "default: int with --quant, else float");
+                  "default: int with --quant or a QONNX model's own formats, else float");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores (default: the first)");
   cmd->add_flag("--fold-bn", args->fold_bn,

@@ -162,7 +162,8 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
 void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
   auto args = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "export", "Write a quantized model as C99 (bit-equal to the int engine) or an hls4ml config");
+      "export",
+      "Write a quantized model as C99 (bit-equal to the int engine), an hls4ml config or QONNX");
   cmd->add_option("--model", args->model, "ONNX model file (default with --study: the study's)");
   cmd->add_option("--config", args->config,
                   "TOML config whose [passes.quantize] gives the formats (as eval --quant)");
@@ -171,10 +172,11 @@ void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run)
       "--trial", [args](int64_t n) { args->trial = n; }, "Trial number in --study");
   cmd->add_option("--format", args->format,
                   "c (C99 source, default) | hls4ml (hls4ml config YAML + the ONNX model) | qdq "
-                  "(ONNX QuantizeLinear/DequantizeLinear; --out M.onnx or a directory)");
+                  "(ONNX QuantizeLinear/DequantizeLinear) | qonnx (the model with QONNX Quant "
+                  "nodes); qdq and qonnx: --out M.onnx or a directory");
   cmd->add_option("--reuse-factor", args->reuse_factor, "hls4ml: ReuseFactor (default 1)");
   cmd->add_option("--strategy", args->strategy, "hls4ml: Latency (default) | Resource");
-  cmd->add_option("--out", args->out, "Output directory")->required();
+  cmd->add_option("--out", args->out, "Output directory (qdq, qonnx: or a file M.onnx)")->required();
   cmd->add_option("--name", args->name,
                   "File names NAME.h/NAME.c/NAME.json and symbol prefix (default: model)");
   cmd->add_option("--dataset", args->dataset,

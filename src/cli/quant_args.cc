@@ -19,9 +19,9 @@ runtime::Mode parse_mode(const std::string& mode) {
   fail("--mode {}: expected float, fake or int", mode);
 }
 
-ir::Graph load_model(const std::string& path, bool fold_bn) {
-  ir::Graph g = onnx::import_model(path);
-  if (!fold_bn) return g;
+namespace {
+
+ir::Graph fold_with_note(ir::Graph g) {
   ir::BatchNormFold f = ir::fold_batch_norm(g);
   std::string kept;
   for (size_t i = 0; i < f.kept.size() && i < 5; ++i) kept += (i ? ", " : "") + f.kept[i];
@@ -35,6 +35,19 @@ ir::Graph load_model(const std::string& path, bool fold_bn) {
                                    "with constant weights that only they read): {}",
                                    f.kept.size(), kept));
   return std::move(f.graph);
+}
+
+}  // namespace
+
+ir::Graph load_model(const std::string& path, bool fold_bn) {
+  ir::Graph g = onnx::import_model(path);
+  return fold_bn ? fold_with_note(std::move(g)) : g;
+}
+
+onnx::QonnxModel load_model_and_formats(const std::string& path, bool fold_bn) {
+  onnx::QonnxModel m = onnx::import_qonnx(path);
+  if (fold_bn) m.graph = fold_with_note(std::move(m.graph));
+  return m;
 }
 
 bool config_folds_batch_norm(const std::string& path) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ir/graph.h"
+#include "onnx/qonnx.h"
 #include "quant/assignment.h"
 #include "runtime/plan.h"
 
@@ -18,6 +19,9 @@ runtime::Mode parse_mode(const std::string& mode);
 // a deployment's semantics; without it, MASE's: BatchNorm stays a float op), and a note on
 // stderr says how many were folded and names those kept.
 ir::Graph load_model(const std::string& path, bool fold_bn);
+// The same through onnx::import_qonnx: a QONNX model's Quant nodes become its own formats
+// (docs/onnx.md "QONNX models"); a plain ONNX model gives no formats.
+onnx::QonnxModel load_model_and_formats(const std::string& path, bool fold_bn);
 
 // The top-level `fold_batch_norm` of the MASE-schema TOML at `path` (false when absent).
 bool config_folds_batch_norm(const std::string& path);

@@ -82,8 +82,16 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   } catch (const Error& e) {
     fail("--fpga-device: {}", e.what());
   }
-  const ir::Graph graph = load_model(a.model, a.fold_bn || config_folds_batch_norm(a.config));
-  const quant::QuantAssignment q = load_quantize_pass(a.config, graph);
+  onnx::QonnxModel model = load_model_and_formats(
+      a.model, a.fold_bn || (!a.config.empty() && config_folds_batch_norm(a.config)));
+  const ir::Graph graph = std::move(model.graph);
+  // Without --config, a QONNX model's own Quant formats (docs/onnx.md "QONNX models").
+  if (a.config.empty() && model.formats.empty()) {
+    fail("--config is required: {} has no QONNX Quant nodes to take the formats from", a.model);
+  }
+  const quant::QuantAssignment q =
+      a.config.empty() ? model.formats : load_quantize_pass(a.config, graph);
+  const std::string config_label = a.config.empty() ? "(the model's QONNX formats)" : a.config;
   const runtime::Mode mode = parse_mode(a.mode);
 
   std::optional<data::Dataset> ds;
@@ -167,7 +175,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
                                                 {"per", "sample, median"}};
 
   if (a.json) {
-    nlohmann::ordered_json j = {{"model", a.model},         {"config", a.config},
+    nlohmann::ordered_json j = {{"model", a.model},         {"config", config_label},
                                 {"layers", layers},         {"hardware_metrics", metrics},
                                 {"latency", latency_setup}, {"fpga", fpga_json}};
     if (r) {
@@ -183,7 +191,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
     return 0;
   }
 
-  std::string out = fmt::format("model   {}\nconfig  {}\n\n", a.model, a.config);
+  std::string out = fmt::format("model   {}\nconfig  {}\n\n", a.model, config_label);
   const std::string row =
       "{:<16} {:<13} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>12} {:>10} {:>13}\n";
   out += fmt::format(fmt::runtime(row), "name", "op", "data_in", "weight", "bias", "data_out",
@@ -268,8 +276,9 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
       "quantize",
       "Apply a [passes.quantize] config: per-layer formats, model size, BitOPs, latency, accuracy");
   cmd->add_option("--model", args->model, "ONNX model file")->required();
-  cmd->add_option("--config", args->config, "TOML config with [passes.quantize] (MASE's schema)")
-      ->required();
+  cmd->add_option("--config", args->config,
+                  "TOML config with [passes.quantize] (MASE's schema); default for a QONNX "
+                  "model: its own Quant formats");
   cmd->add_option("--dataset", args->dataset,
                   "Also evaluate loss/accuracy on: mnist | fashion-mnist | jsc | csv:PATH | "
                   "npz:PATH[?x=A&y=B] | npy:X.npy,Y.npy");

@@ -484,7 +484,8 @@ void add_search_command(CLI::App& app, const GlobalOptions& global, Runner& run)
   auto export_format = std::make_shared<std::string>();
   cmd->add_option(
       "--export", *export_format,
-      "After the search, export each Pareto-front trial in this format (c | hls4ml | qdq) into "
+      "After the search, export each Pareto-front trial in this format (c | hls4ml | qdq | "
+      "qonnx) into "
       "<out>/export/trial_<N>/ (docs/export.md)");
   auto search_html = std::make_shared<bool>(false);
   cmd->add_flag("--html", *search_html,

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <filesystem>
+#include <iostream>
 
 #include "cli/quant_args.h"
 #include "core/error.h"
@@ -47,7 +48,15 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
         flags.config, s.model_path, std::filesystem::current_path().string());
   }
   SearchProblem p;
-  auto graph = std::make_shared<ir::Graph>(load_model(s.model_path, s.fold_batch_norm));
+  onnx::QonnxModel model = load_model_and_formats(s.model_path, s.fold_batch_norm);
+  if (model.quant_nodes > 0) {
+    std::cerr << fmt::format(
+        "qsearch: note: {} is a QONNX model ({} Quant nodes); the search quantizes its float "
+        "graph with the formats it samples, not the model's own (eval --mode int without --quant "
+        "measures those)\n",
+        s.model_path, model.quant_nodes);
+  }
+  auto graph = std::make_shared<ir::Graph>(std::move(model.graph));
   data::DataOptions dopts{.data_dir = global.data_dir,
                           .label_column = s.label_column,
                           .feature_columns = s.feature_columns,

@@ -10,6 +10,7 @@
 #include "export/c_export.h"
 #include "export/hls4ml_export.h"
 #include "export/qdq_export.h"
+#include "export/qonnx_export.h"
 #include "export/sidecar.h"
 
 namespace qsearch::exporter {
@@ -17,8 +18,8 @@ namespace qsearch::exporter {
 namespace fs = std::filesystem;
 
 void check_format(const std::string& format, const std::string& flag) {
-  if (format == "c" || format == "hls4ml" || format == "qdq") return;
-  fail("{} {}: expected c, hls4ml or qdq (qonnx is not implemented yet)", flag, format);
+  if (format == "c" || format == "hls4ml" || format == "qdq" || format == "qonnx") return;
+  fail("{} {}: expected c, hls4ml, qdq or qonnx", flag, format);
 }
 
 namespace {
@@ -37,8 +38,9 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
   check_format(job.format);
   if (job.out.empty()) fail("--out is empty: give the directory to write the export to");
   if (!job.dataset) fail("internal: no data set to measure the export on");
-  // qdq: --out M.onnx writes M.onnx and M.json; any other --out is a directory.
-  const bool onnx_file = job.format == "qdq" && fs::path(job.out).extension() == ".onnx";
+  // qdq, qonnx: --out M.onnx writes M.onnx and M.json; any other --out is a directory.
+  const bool onnx_file =
+      (job.format == "qdq" || job.format == "qonnx") && fs::path(job.out).extension() == ".onnx";
   const fs::path dir = onnx_file ? fs::path(job.out).parent_path() : fs::path(job.out);
   const std::string stem = onnx_file ? fs::path(job.out).stem().string() : job.name;
   std::error_code ec;
@@ -56,6 +58,10 @@ std::vector<std::string> run_export(const ir::Graph& graph, const quant::QuantAs
     const fs::path p = dir / (stem + ".onnx");
     write_file(p, m.bytes);
     files = {p.string()};
+  } else if (job.format == "qonnx") {
+    const fs::path m = dir / (stem + ".onnx");
+    write_file(m, qonnx_model_bytes(graph, q));
+    files = {m.string()};
   } else {
     check_c_name(job.name, "--name");
     const std::string yaml = hls4ml_config_yaml(

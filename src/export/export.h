@@ -13,13 +13,14 @@
 
 namespace qsearch::exporter {
 
-// "c", "hls4ml" or "qdq"; Error naming `flag` and the choices otherwise.
+// "c", "hls4ml", "qdq" or "qonnx"; Error naming `flag` and the choices otherwise.
 void check_format(const std::string& format, const std::string& flag = "--format");
 
 struct ExportJob {
   std::string format = "c";
   std::string out;  // c: a directory (created), holding NAME.h, NAME.c, NAME.json
-                    // qdq: M.onnx (then M.json beside it), or a directory (NAME.onnx, NAME.json)
+                    // qdq, qonnx: M.onnx (then M.json beside it), or a directory (NAME.onnx,
+                    // NAME.json)
   std::string name = "model";
   std::string model_path;  // checksummed into the sidecar
   std::string command;     // recorded in the sidecar

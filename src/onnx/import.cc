@@ -610,7 +610,9 @@ void upgrade_old_opset(pb::ModelProto& model, const std::string& source) {
 
 // ---- public API ---------------------------------------------------------------------------------
 
-ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) {
+namespace detail {
+
+ir::Graph import_checked(std::string_view bytes, const std::string& source, QonnxRecords* qonnx) {
   namespace pb = ::onnx;
   if (bytes.empty()) fail("'{}' is not an ONNX model: it is empty", source);
   if (bytes.size() > static_cast<size_t>(INT_MAX)) {
@@ -631,6 +633,8 @@ ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) 
   detail::check_self_contained(model, source);
   try {
     detail::upgrade_old_opset(model, source);
+    QonnxRecords q = strip_qonnx(model);  // QONNX Quant nodes: import_qonnx.cc
+    if (qonnx) *qonnx = std::move(q);
     detail::Importer importer(model, source);  // checks the opset
     // Unsupported operators first: the checker's message for them is less helpful.
     for (int i = 0; i < model.graph().node_size(); ++i) {
@@ -655,7 +659,7 @@ ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) 
   }
 }
 
-ir::Graph import_model(const std::string& path) {
+std::string read_model_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     fail("cannot open ONNX model '{}': it is a directory", path);
@@ -665,8 +669,17 @@ ir::Graph import_model(const std::string& path) {
   std::ostringstream buf;
   buf << f.rdbuf();
   if (f.bad()) fail("cannot read ONNX model '{}': {}", path, std::strerror(errno));
-  std::string bytes = std::move(buf).str();
-  return import_model_bytes(bytes, path);
+  return std::move(buf).str();
+}
+
+}  // namespace detail
+
+ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) {
+  return detail::import_checked(bytes, source, nullptr);
+}
+
+ir::Graph import_model(const std::string& path) {
+  return import_model_bytes(detail::read_model_file(path), path);
 }
 
 }  // namespace qsearch::onnx

@@ -12,7 +12,9 @@
 //   - the single float32 graph input has a dynamic batch dimension (dim 0), whether the file
 //     names it (dim_param) or fixes it;
 //   - node names are kept ("<OpType>_<index>" when empty); Graph::finalize() gives config names
-//     ("/fc1/Gemm" -> "fc1"). Models written by export_model() keep their config names.
+//     ("/fc1/Gemm" -> "fc1"). Models written by export_model() keep their config names;
+//   - QONNX Quant nodes are removed (the float graph); onnx/qonnx.h's import_qonnx also returns
+//     the formats they give the nodes.
 //
 // Every problem (missing file, bytes that are not an ONNX model, checker failures, unsupported
 // operators, attributes or dtypes, several inputs, external data) is a qsearch::Error whose text

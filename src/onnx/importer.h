@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "ir/graph.h"
+#include "quant/assignment.h"
 
 namespace qsearch::onnx::detail {
 
@@ -256,6 +257,38 @@ class Importer {
 // expected value (within 1e-6 relative); anything else keeps its nodes. Returns the number of
 // fusions.
 int fuse_patterns(ir::Graph& g);
+
+// ---- QONNX (import_qonnx.cc) --------------------------------------------------------------------
+// One QONNX Quant node of a model, as strip_qonnx() found it.
+struct QonnxRecord {
+  std::string node;           // its name
+  std::string input, output;  // x and y (input: after earlier QONNX nodes were removed)
+  quant::FixedFormat format;  // width, frac = -log2(scale), signed
+  quant::Rounding rounding = quant::Rounding::kHalfToEven;
+  bool on_constant = false;  // x is an initializer or a Constant node's output
+  std::string producer;      // the node writing x ("" for the graph input or a constant)
+  bool producer_is_qonnx = false;
+  bool sole_reader = false;      // nothing else reads x (in the file)
+  bool graph_output = false;     // y is a graph output
+  bool feeds_qonnx = false;      // y is read by another QONNX node
+  bool marked_data_out = false;  // listed under kQonnxDataOutKey by qsearch's export
+  std::vector<std::pair<std::string, int>> consumers;  // (node, input index) reading y
+};
+struct QonnxRecords {
+  std::vector<QonnxRecord> records;
+};
+// Metadata key where qsearch's QONNX export lists the Quant nodes that are a data_out.
+inline constexpr const char* kQonnxDataOutKey = "qsearch.qonnx_data_out";
+// Removes the QONNX nodes (domains qonnx.custom_op.general, onnx.brevitas, finn.custom_op.general)
+// and their opset imports from `model`, rewiring their readers to their inputs; unnamed nodes get
+// node_label() names first. Errors name the node (scales that are not powers of two, ...).
+QonnxRecords strip_qonnx(pb::ModelProto& model);
+// The formats the records give the nodes of the imported graph, keyed by config name.
+quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& records);
+// import_model_bytes, filling `qonnx` (may be null) with the QONNX nodes it removed.
+ir::Graph import_checked(std::string_view bytes, const std::string& source, QonnxRecords* qonnx);
+// The bytes of the model file at `path` (Errors name it).
+std::string read_model_file(const std::string& path);
 
 // Ops the importer accepts (ir ops plus those of shape computations), for messages.
 const std::vector<std::string>& supported_ops();

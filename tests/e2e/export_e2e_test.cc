@@ -119,9 +119,9 @@ TEST(ExportE2E, SearchExportsEveryParetoFrontTrial) {
   EXPECT_EQ(dirs, static_cast<int>(front.size()));
   // An unknown format is refused before the search runs.
   const Result bad =
-      run("search --config " + cfg + " --out " + dir / "out2" + " --trials 1 --export qonnx");
+      run("search --config " + cfg + " --out " + dir / "out2" + " --trials 1 --export tflite");
   EXPECT_EQ(bad.code, 1);
-  EXPECT_NE(bad.err.find("--export qonnx"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("--export tflite"), std::string::npos) << bad.err;
   EXPECT_FALSE(fs::exists(dir / "out2/study.db"));
 }
 
