@@ -81,6 +81,7 @@ const std::map<std::string, Fn>& op_table() {
       {"ConvTranspose", &Importer::op_conv_transpose},
       {"GRU", &Importer::op_rnn},
       {"LSTM", &Importer::op_rnn},
+      {"Gelu", &Importer::op_gelu},
   };
   return table;
 }
@@ -140,9 +141,10 @@ Importer::Importer(const pb::ModelProto& model, std::string source)
   if (opset_ == 0) fail("'{}' does not import the default ONNX domain (no opset)", source_);
   if (opset_ < kMinOpset || opset_ > kMaxOpset) {
     fail(
-        "'{}' uses opset {}; qsearch reads opsets {} to {} (and converts {} to {}): export with "
-        "opset_version=13",
-        source_, opset_, kMinOpset, kMaxOpset, kMinConvertibleOpset, kMinOpset - 1);
+        "'{}' uses opset {}; qsearch reads opsets {} to {} (and converts {} to {} and {} to {}): "
+        "export with opset_version=17",
+        source_, opset_, kMinOpset, kMaxOpset, kMinConvertibleOpset, kMinOpset - 1, kMaxOpset + 1,
+        kMaxNewerOpset);
   }
 }
 
@@ -631,6 +633,7 @@ ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) 
   detail::check_self_contained(model, source);
   try {
     detail::upgrade_old_opset(model, source);
+    detail::NewerOpset newer = detail::downgrade_newer_opset(model, source);
     detail::Importer importer(model, source);  // checks the opset
     // Unsupported operators first: the checker's message for them is less helpful.
     for (int i = 0; i < model.graph().node_size(); ++i) {
@@ -644,6 +647,7 @@ ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) 
       }
     }
     try {
+      detail::CheckerView opset17(model, newer);  // opset 18+ nodes as opset-17 stand-ins
       pb::checker::check_model(model);
     } catch (const std::exception& e) {
       fail("the ONNX checker rejects the model: {}", e.what());

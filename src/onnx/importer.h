@@ -85,6 +85,37 @@ void check_self_contained(const pb::ModelProto& m, const std::string& source);
 // version converter); other models are left alone. A failed conversion is an Error naming the file.
 void upgrade_old_opset(pb::ModelProto& model, const std::string& source);
 
+// Opsets kMaxOpset+1..kMaxNewerOpset (import_newer_opsets.cc): the model is relabelled kMaxOpset
+// after every change of those opsets to an imported operator is checked (what qsearch cannot run
+// is an Error naming the node, the opset and the fix). The importer reads the few newer node
+// forms itself (Gelu, Split's num_outputs, ...); `stand_ins` are their opset-17 forms for the
+// ONNX checker (node index, node), swapped in by a CheckerView while it runs.
+struct NewerOpset {
+  int file_opset = 0;  // 0: not a newer opset
+  std::vector<std::pair<int, pb::NodeProto>> stand_ins;
+};
+NewerOpset downgrade_newer_opset(pb::ModelProto& model, const std::string& source);
+// Opset 18's Pad `axes` input: the pads of those axes spread over all `rank` dims (zeros
+// elsewhere). Throws Error for an axis out of range, a repeated one, or a pads count that does
+// not match.
+std::vector<int64_t> pads_of_axes(const std::vector<int64_t>& pads, std::vector<int64_t> axes,
+                                  size_t rank);
+// Opset 18's Resize `axes` attribute, normalized to 0..rank-1 (absent: every dim); a repeated or
+// out-of-range axis is an Error.
+std::vector<int64_t> resize_axes(std::vector<int64_t> axes, bool given, size_t rank);
+class CheckerView {
+ public:
+  CheckerView(pb::ModelProto& model, NewerOpset& newer);
+  ~CheckerView();
+  CheckerView(const CheckerView&) = delete;
+  CheckerView& operator=(const CheckerView&) = delete;
+
+ private:
+  void swap();
+  pb::ModelProto& model_;
+  NewerOpset& newer_;
+};
+
 // ---- folding (fold.cc) --------------------------------------------------------------------------
 // Numpy broadcasting of two shapes; throws Error if they do not broadcast.
 Shape broadcast_shapes(const Shape& a, const Shape& b);
@@ -214,7 +245,8 @@ class Importer {
   void op_where();
   void op_expand();
   void op_not_and();
-  void op_rnn();  // GRU, LSTM (import_rnn.cc)
+  void op_rnn();   // GRU, LSTM (import_rnn.cc)
+  void op_gelu();  // opset 20 (import_newer_opsets.cc)
   // Input k is a batch_zeros entry (see Entry).
   bool batch_zeros_input(int k) const;
   // ConstantOfShape of zeros whose shape depends on the batch: defines output 0 as batch_zeros
