@@ -1,15 +1,12 @@
-#!/ usr / bin / python3
-""
-    "Opset 18-21 fixtures (issue 14): small models in the node forms that ONNX opsets 18, 19, 20
-    and 21 define,
-    with PyTorch's outputs computed from the same weights.
+#!/usr/bin/python3
+"""Opset 18-21 fixtures (issue 14): small models in the node forms that ONNX opsets 18, 19, 20
+and 21 define, with PyTorch's outputs computed from the same weights.
 
-    Debian's ONNX (1.12) and torch (1.13) write opsets up to 17 only, so the models are built node by
-        node with
-            onnx.helper(opset_import set to the newer version,
-                        IR version to match) instead of torch.onnx.export; PyTorch computes the reference outputs with the same weights and the
-operators' definitions (each model's `torch_forward` below). No ONNX checker runs here: ONNX 1.12
-has no schema for the newer forms.
+Debian's ONNX (1.12) and torch (1.13) write opsets up to 17 only, so the models are built node
+by node with onnx.helper (opset_import set to the newer version, IR version to match) instead of
+torch.onnx.export; PyTorch computes the reference outputs with the same weights and the
+operators' definitions (each model's `forward` below). No ONNX checker runs here: ONNX 1.12 has
+no schema for the newer forms.
 
 Regenerate every file under tests/fixtures/newer_opsets/ with (from the repository root):
 
@@ -22,7 +19,7 @@ Models (each <name>.onnx; weights random, seeded):
   opset18_split_uneven  Split(num_outputs=3) of 7 features (3, 3, 1) -> Relu / Sigmoid / Tanh ->
                    Concat.
   opset19_pool     Conv -> AveragePool (dilations [2, 2]) -> Cast (saturate=1, to FLOAT) -> Pad
-                   (axes input [3], constant 0.5) -> Reshape -> Identity -> Gemm.
+                   (axes input [-1], constant 0.5) -> Reshape -> Identity -> Gemm.
   opset20_gelu     Gemm -> Gelu (approximate none) -> Gemm -> Gelu (tanh) -> Gemm.
   opset21_mix      Conv -> Transpose -> Flatten -> Gemm -> Unsqueeze -> Gelu -> Squeeze ->
                    Sub of the ReduceMean (axes input) -> Reshape to a Shape computation
@@ -42,8 +39,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-IR_OF_OPSET = {
-  18 : 8, 19 : 9, 20 : 9, 21 : 10}
+IR_OF_OPSET = {18: 8, 19: 9, 20: 9, 21: 10}
 
 
 class Builder:
@@ -144,7 +140,7 @@ def opset19_pool(seed):
 
     def forward(t):
         h = F.conv2d(t, b.weights["w"])
-#AveragePool with dilations : the mean of the dilated window(unfold computes it).
+# AveragePool with dilations: the mean of the dilated window (unfold computes it).
         n, c, hh, ww = h.shape
         cols = F.unfold(h, kernel_size=(2, 3), dilation=2, stride=(1, 2))
         oh = (hh - 2 * (2 - 1) - 1) // 1 + 1
@@ -225,8 +221,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
-    ref = {
-  "models" : {}}
+    ref = {"models": {}}
     for i, (name, make) in enumerate(MODELS.items()):
         torch.manual_seed(2000 + i)
         b, forward, _ = make(2000 + i)
