@@ -485,7 +485,7 @@ ir::ValueId Importer::add_value(const std::string& name) {
 }
 
 ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs,
-                                  int out_index) {
+                                  int out_index, const char* step) {
   if (node_->output_size() <= out_index || node_->output(out_index).empty()) {
     bad("has no output {}", out_index);
   }
@@ -512,11 +512,13 @@ ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<
   std::vector<DType> in_types;
   for (ir::ValueId i : n.inputs) in_types.push_back(i >= 0 ? g_.value(i).dtype : DType::kFloat32);
   const DType dtype = ir::infer_node_dtype(n, in_types);
-  ir::ValueId v = add_value(node_->output(out_index));
+  ir::ValueId v =
+      add_value(step ? node_->output(out_index) + "~" + step : node_->output(out_index));
   g_.value(v).dtype = dtype;
   n.outputs = {v};
   g_.add_node(std::move(n));
   for (int b = 0; b < 3; ++b) shapes_[b][v] = std::move(out[b]);
+  if (step) return v;
   Entry e;
   e.value = v;
   define_output(out_index, std::move(e));

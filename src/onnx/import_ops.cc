@@ -322,6 +322,9 @@ void Importer::op_pool() {
   bool max = node_->op_type() == "MaxPool";
   if (is_const(in(0))) bad("the input is a constant; qsearch does not fold pooling");
   if (!has_attr("kernel_shape")) bad("attribute 'kernel_shape' is required");
+  if (const size_t k = attr_ints("kernel_shape").size(); k == 1 || k == 3) {
+    return op_pool_nd(static_cast<int>(k));
+  }
   ir::PoolAttrs a;
   a.kernel = pair_attr("kernel_shape", 1, 1);
   a.strides = pair_attr("strides", 1, 1);

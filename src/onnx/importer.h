@@ -186,9 +186,10 @@ class Importer {
 
   // The graph and its shapes.
   ir::ValueId add_value(const std::string& name);
-  // Adds an ir node writing output `out` (default 0) of the current ONNX node.
+  // Adds an ir node writing output `out` (default 0) of the current ONNX node; with `step`, an
+  // intermediate value named `<output>~<step>` of a node that imports as several (not defined).
   ir::ValueId add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs,
-                          int out = 0);
+                          int out = 0, const char* step = nullptr);
   // Concrete shape of an ir value at batch 1 and its symbolic form.
   const Shape& shape1(ir::ValueId v) const { return shapes_[0][v]; }
   std::vector<SymDim> sym_shape(ir::ValueId v) const;
@@ -224,6 +225,7 @@ class Importer {
   bool only_window_readers(const std::string& value, int depth = 0) const;
   void op_batchnorm();
   void op_pool();
+  void op_pool_nd(int spatial);  // 1-D and 3-D MaxPool / AveragePool (import_pool_nd.cc)
   void op_global_average_pool();
   void op_flatten();
   void op_reshape();
