@@ -17,7 +17,13 @@ Models (each exported at opsets 11, 13 and 17 as <name>_opset<k>.onnx):
                 three flattened and concatenated -> Linear.
   pool3d_dilated  MaxPool3d(2, dilation 2, padding 1) -> AvgPool3d(2, stride 2, padding 1)
                 (count_include_pad) -> flatten -> Linear.
-Output nd_ref.json: as make_cnn_fixtures.py's cnn_ref.json.
+  conv3d_net    Conv3d(2, 6, (3, 3, 2), stride (1, 2, 1), padding (1, 1, 0)) -> BatchNorm3d
+                (kept: MASE quantizes the conv's own weight) -> ReLU -> MaxPool3d(2) -> grouped
+                Conv3d(6, 4, (2, 1, 3), dilation (1, 2, 1), padding (1, 0, 1), groups 2) ->
+                AdaptiveAvgPool3d(1) -> flatten -> Linear.
+Output nd_ref.json: as make_cnn_fixtures.py's cnn_ref.json, with fake quantization for the 3-D
+convolutions as MASE's conv2d generalized (qsearch's `conv3d` key, conv2d's entries):
+  conv3d:  F.conv3d(q(x, data_in), q(W, weight), b, ...)   (bias kept float)
 """
 
 import argparse
@@ -83,6 +89,43 @@ class Pool3dDilated(nn.Module):
         return cnn.linear(self.fc, torch.flatten(self.avgp(self.maxp(x)), 1))
 
 
+def conv3d(mod, x):
+    c = cnn.QCFG and cnn.QCFG.get("conv3d")
+    if not c:
+        return mod(x)
+    return F.conv3d(cnn.q(x, c["data_in"]), cnn.q(mod.weight, c["weight"]), mod.bias, mod.stride,
+                    mod.padding, mod.dilation, mod.groups)
+
+
+class Conv3dNet(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.c1 = nn.Conv3d(2, 6, (3, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0))
+        self.bn = nn.BatchNorm3d(6)
+        self.pool = nn.MaxPool3d(2)
+        self.c2 = nn.Conv3d(6, 4, (2, 1, 3), dilation=(1, 2, 1), padding=(1, 0, 1), groups=2)
+        self.gap = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():  # non-trivial BatchNorm statistics
+            self.bn.running_mean.uniform_(-0.5, 0.5)
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.weight.uniform_(0.5, 1.5)
+            self.bn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn(conv3d(self.c1, x))))
+        x = self.gap(conv3d(self.c2, x))
+        return cnn.linear(self.fc, torch.flatten(x, 1))
+
+
+CONV3D_CONFIGS = {
+    "uniform8": {"conv3d": {"data_in": cnn.fmt(8, 5), "weight": cnn.fmt(8, 6)},
+                 "linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
+    "mixed": {"conv3d": {"data_in": cnn.fmt(6, 3), "weight": cnn.fmt(5, 4)},
+              "linear": {"data_in": cnn.fmt(10, 5), "weight": cnn.fmt(4, 3)}},
+    "conv3d_only": {"conv3d": {"data_in": cnn.fmt(4, 2), "weight": cnn.fmt(3, 2)}},
+}
+
 LINEAR_CONFIGS = {
     "uniform8": {"linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
     "mixed": {"linear": {"data_in": cnn.fmt(6, 3), "weight": cnn.fmt(5, 4)}},
@@ -94,6 +137,8 @@ MODELS = {
     "pool3d": (lambda: Pool3d([1, 2, 5, 6, 7]), [3, 2, 5, 6, 7], (11, 13, 17), LINEAR_CONFIGS),
     "pool3d_dilated": (lambda: Pool3dDilated([1, 2, 6, 5, 7]), [3, 2, 6, 5, 7], (11, 13, 17),
                        LINEAR_CONFIGS),
+    "conv3d_net": (lambda: Conv3dNet([1, 2, 5, 7, 6]), [3, 2, 5, 7, 6], (11, 13, 17),
+                   CONV3D_CONFIGS),
 }
 
 
@@ -117,6 +162,7 @@ def main():
             f = f"{name}_opset{opset}.onnx"
             torch.onnx.export(m, x[:1], os.path.join(args.out, f), opset_version=opset,
                               input_names=["input"], output_names=["output"],
+                              training=torch.onnx.TrainingMode.PRESERVE,  # keep BatchNorm3d
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
             files.append(f)
         with torch.no_grad():

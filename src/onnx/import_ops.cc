@@ -236,8 +236,10 @@ void Importer::op_conv() {
   if (is_const(in(0))) bad("the input is a constant; qsearch does not fold Conv");
   const Tensor& w = const_float(1, "weight");
   if (w.rank() == 3) return op_conv1d();
+  if (w.rank() == 5) return op_conv3d();
   if (w.rank() != 4) {
-    bad("weight has shape {}; qsearch supports 1-D and 2-D convolution only", shape_str(w.shape()));
+    bad("weight has shape {}; qsearch supports 1-D, 2-D and 3-D convolution only",
+        shape_str(w.shape()));
   }
   if (present(2)) const_float(2, "bias");
   ir::ConvAttrs a;

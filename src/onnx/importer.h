@@ -226,6 +226,9 @@ class Importer {
   void op_batchnorm();
   void op_pool();
   void op_pool_nd(int spatial);  // 1-D and 3-D MaxPool / AveragePool (import_pool_nd.cc)
+  void op_conv3d();              // import_conv3d.cc
+  // Output size of a window over `in` (kernel k, stride s, dilation d, pads pb / pe).
+  int64_t window_rows(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe) const;
   void op_global_average_pool();
   void op_flatten();
   void op_reshape();

@@ -231,13 +231,19 @@ TEST(ImportErrors, MaxPoolIndicesAndDropoutMask) {
   EXPECT_HAS(error_of(d.bytes()), "the dropout mask");
 }
 
-TEST(ImportErrors, OnlyOneAndTwoDimensionalConvolution) {
-  ModelBuilder b(13, {-1, 1, 8, 8, 8});
-  b.init<float>("w", {2, 1, 3, 3, 3}, std::vector<float>(54, 1.0f));
+TEST(ImportErrors, OnlyOneTwoAndThreeDimensionalConvolution) {
+  ModelBuilder b(13, {-1, 1, 4, 4, 4, 4});
+  b.init<float>("w", {2, 1, 3, 3, 3, 3}, std::vector<float>(162, 1.0f));
   b.node("Conv", {"x", "w"}, {"y"}, "/conv/Conv");
   b.output("y");
-  EXPECT_HAS(error_of(b.bytes()), "node '/conv/Conv' (Conv): weight has shape [2, 1, 3, 3, 3]");
-  EXPECT_HAS(error_of(b.bytes()), "1-D and 2-D convolution only");
+  EXPECT_HAS(error_of(b.bytes()), "node '/conv/Conv' (Conv): weight has shape [2, 1, 3, 3, 3, 3]");
+  EXPECT_HAS(error_of(b.bytes()), "1-D, 2-D and 3-D convolution only");
+  // Conv3d attrs have one entry per spatial dim.
+  ModelBuilder d(13, {-1, 1, 8, 8, 8});
+  d.init<float>("w", {2, 1, 3, 3, 3}, std::vector<float>(54, 1.0f));
+  testing::set_ints(d.node("Conv", {"x", "w"}, {"y"}, "/conv/Conv"), "strides", {1, 1});
+  d.output("y");
+  EXPECT_HAS(error_of(d.bytes()), "attribute 'strides' has 2 values; a 3-D Conv needs 3");
   // Conv1d attrs have one entry per spatial dim.
   ModelBuilder c(13, {-1, 1, 8});
   c.init<float>("w", {2, 1, 3}, std::vector<float>(6, 1.0f));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "onnx/export.h"
 #include "onnx/import.h"
 #include "onnx/model_builder.h"
 
@@ -100,6 +101,54 @@ TEST(ImportPoolNd, AttributesOfTheWrongLengthOrSamePaddingAreRefused) {
     ModelBuilder b = pool("MaxPool", {-1, 2, 4, 4}, &n);
     set_ints(*n, "kernel_shape", {2, 2, 2});
     EXPECT_THAT(error_of(b), HasSubstr("a 3-D pool needs a rank-5 input"));
+  }
+}
+
+}  // namespace
+}  // namespace qsearch::onnx
+
+namespace qsearch::onnx {
+namespace {
+
+// 3-D Conv (src/onnx/import_conv3d.cc): Im2Col3d -> Conv (1, kW) -> Reshape; the Conv is MASE op
+// `conv3d` and keeps the module's config name; a model with one cannot be exported. PyTorch's
+// outputs in every engine: tests/runtime/cnn_fixture_test.cc (tests/fixtures/nd/conv3d_net_*).
+TEST(ImportConv3d, IsAnIm2ColThenAConvOfKernelWidthThenAView) {
+  ModelBuilder b(13, {-1, 4, 5, 6, 7});
+  b.init<float>("w", {6, 2, 3, 2, 3}, std::vector<float>(6 * 2 * 3 * 2 * 3, 0.5f));
+  b.init<float>("b", {6}, std::vector<float>(6, 1.0f));
+  auto& n = b.node("Conv", {"x", "w", "b"}, {"y"}, "/conv/Conv");
+  set_ints(n, "strides", {2, 1, 2});
+  set_ints(n, "dilations", {1, 2, 1});
+  set_ints(n, "pads", {1, 0, 1, 1, 0, 0});
+  set_int(n, "group", 2);
+  b.output("y", 5);
+  const ir::Graph g = import_model_bytes(b.bytes(), "m.onnx");
+  using K = ir::OpKind;
+  ASSERT_EQ(kinds(g), (std::vector<K>{K::kIm2Col3d, K::kConv, K::kReshape}));
+  const auto& ia = std::get<ir::Im2Col3dAttrs>(g.nodes()[0].attrs);
+  EXPECT_EQ(ia.kernel, (std::array<int64_t, 2>{3, 2}));
+  EXPECT_EQ(ia.strides, (std::array<int64_t, 2>{2, 1}));
+  EXPECT_EQ(ia.dilations, (std::array<int64_t, 2>{1, 2}));
+  EXPECT_EQ(ia.pads, (std::array<int64_t, 4>{1, 0, 1, 0}));
+  const ir::Node& conv = g.nodes()[1];
+  const auto& ca = std::get<ir::ConvAttrs>(conv.attrs);
+  EXPECT_EQ(ca.kernel, (std::array<int64_t, 2>{1, 3}));
+  EXPECT_EQ(ca.strides, (std::array<int64_t, 2>{1, 2}));
+  EXPECT_EQ(ca.pads, (std::array<int64_t, 4>{0, 1, 0, 0}));
+  EXPECT_EQ(ca.group, 2);
+  EXPECT_EQ(g.value(conv.inputs[1]).shape, (Shape{6, 2 * 3 * 2, 1, 3}));
+  EXPECT_EQ(ir::mase_op(g, conv), "conv3d");
+  EXPECT_EQ(conv.config_name, "conv");
+  // D: (5 + 2 - 3) / 2 + 1 = 3; H: (6 - 2 - 1) + 1 = 4; W: (7 + 1 - 3) / 2 + 1 = 3
+  EXPECT_EQ(g.value(g.outputs()[0]).shape, (Shape{kDynamic, 6, 3, 4, 3}));
+  EXPECT_EQ(g.value(conv.outputs[0]).shape, (Shape{kDynamic, 6, 12, 3}));
+  try {
+    export_model_bytes(g, 13);
+    ADD_FAILURE() << "exported";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("a 3-D convolution (imported as Im2Col3d -> Conv -> Reshape) "
+                                    "has no ONNX form qsearch writes yet"));
   }
 }
 
