@@ -343,8 +343,13 @@ std::string mase_op(const Graph& g, const Node& n) {
     case OpKind::kGather:
       // A constant table read at run-time indices is nn.Embedding (MASE does not quantize it).
       return n.inputs.size() > 1 && g.value(n.inputs[0]).is_constant() ? "embedding" : "getitem";
-    case OpKind::kConv:  // MASE's nn.Conv1d: an NCL input, weight [M, C/group, k]
+    case OpKind::kConv: {  // MASE's nn.Conv1d: an NCL input, weight [M, C/group, k]
+      // A 3-D convolution is the Conv reading an Im2Col3d (ops.h); MASE has no conv3d type, so
+      // its entries are conv2d's (quant/node_config.cc).
+      const NodeId p = g.value(n.inputs[0]).producer;
+      if (p >= 0 && g.nodes()[p].kind == OpKind::kIm2Col3d) return "conv3d";
       return g.value(n.inputs[1]).shape.size() == 3 ? "conv1d" : "conv2d";
+    }
     default:
       return std::string(kMaseOps[static_cast<int>(n.kind)]);
   }

@@ -70,7 +70,8 @@ namespace qsearch::ir {
   X(Resize, "Resize", "interpolate")                               \
   X(ConvTranspose, "ConvTranspose", "convtranspose2d")             \
   X(Gru, "GRU", "gru")                                             \
-  X(Lstm, "LSTM", "lstm")
+  X(Lstm, "LSTM", "lstm")                                          \
+  X(Im2Col3d, "Im2Col3d", "im2col3d")
 
 enum class OpKind : uint8_t {
 #define QSEARCH_X(kind, onnx, mase) k##kind,
@@ -292,10 +293,25 @@ struct RnnAttrs {
   bool operator==(const RnnAttrs&) const = default;
 };
 
-using Attrs =
-    std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
-                 ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs, ReduceAttrs,
-                 LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs, CastAttrs, ExpandAttrs,
-                 HardSigmoidAttrs, PadAttrs, ResizeAttrs, ConvTransposeAttrs, RnnAttrs>;
+// The depth and height windows of a 3-D convolution laid out for a 2-D one (issue 14; the
+// importer writes ONNX's 3-D Conv as Im2Col3d -> Conv of kernel (1, kW) -> Reshape, and
+// ir::mase_op calls that Conv `conv3d`): input [N, C, D, H, W], output [N, C * kD * kH,
+// D' * H', W] with out[n, (c * kD + i) * kH + r, od * H' + oh, w] =
+// x[n, c, od * sD - pD + i * dD, oh * sH - pH + r * dH, w] (0 outside the input), D' and H' the
+// 3-D convolution's output depth and height. pads = {depth begin, height begin, depth end,
+// height end}.
+struct Im2Col3dAttrs {
+  std::array<int64_t, 2> kernel{1, 1};  // kD, kH
+  std::array<int64_t, 2> strides{1, 1};
+  std::array<int64_t, 2> dilations{1, 1};
+  std::array<int64_t, 4> pads{0, 0, 0, 0};
+  bool operator==(const Im2Col3dAttrs&) const = default;
+};
+
+using Attrs = std::variant<NoAttrs, GemmAttrs, ConvAttrs, PoolAttrs, BatchNormAttrs, LeakyReluAttrs,
+                           ClipAttrs, AxisAttrs, ReshapeAttrs, TransposeAttrs, DropoutAttrs,
+                           ReduceAttrs, LayerNormAttrs, GeluAttrs, GatherAttrs, SliceAttrs,
+                           CastAttrs, ExpandAttrs, HardSigmoidAttrs, PadAttrs, ResizeAttrs,
+                           ConvTransposeAttrs, RnnAttrs, Im2Col3dAttrs>;
 
 }  // namespace qsearch::ir

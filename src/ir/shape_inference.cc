@@ -444,6 +444,20 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
     case OpKind::kHardSwish:
       out = in(0);
       break;
+    case OpKind::kIm2Col3d: {
+      const auto& at = attrs_of<Im2Col3dAttrs>(n);
+      const Shape& x = in(0);
+      if (x.size() != 5) node_fail(n, "input must be N x C x D x H x W");
+      check_window(n, at.kernel, at.strides, at.dilations, at.pads);
+      const int64_t od = window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
+                                    at.pads[2], false);
+      const int64_t oh = window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
+                                    at.pads[3], false);
+      if (od < 1 || oh < 1)
+        node_fail(n, fmt::format("kernel does not fit the input {}", shape_str(x)));
+      out = {x[0], x[1] * at.kernel[0] * at.kernel[1], od * oh, x[4]};
+      break;
+    }
     case OpKind::kGlobalMaxPool: {
       const Shape& x = in(0);
       if (x.size() < 3) node_fail(n, "input must be N x C x spatial");

@@ -228,6 +228,11 @@ class Exporter {
   }
 
   void export_node(const ir::Node& n) {
+    if (n.kind == OpKind::kIm2Col3d) {
+      bad(n,
+          "a 3-D convolution (imported as Im2Col3d -> Conv -> Reshape) has no ONNX form "
+          "qsearch writes yet");
+    }
     if (n.kind == OpKind::kGelu || (n.kind == OpKind::kLayerNorm && opset_ < 17)) {
       export_decomposed(n);
       return;

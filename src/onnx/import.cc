@@ -81,6 +81,7 @@ const std::map<std::string, Fn>& op_table() {
       {"ConvTranspose", &Importer::op_conv_transpose},
       {"GRU", &Importer::op_rnn},
       {"LSTM", &Importer::op_rnn},
+      {"Gelu", &Importer::op_gelu},
   };
   return table;
 }
@@ -140,9 +141,10 @@ Importer::Importer(const pb::ModelProto& model, std::string source)
   if (opset_ == 0) fail("'{}' does not import the default ONNX domain (no opset)", source_);
   if (opset_ < kMinOpset || opset_ > kMaxOpset) {
     fail(
-        "'{}' uses opset {}; qsearch reads opsets {} to {} (and converts {} to {}): export with "
-        "opset_version=13",
-        source_, opset_, kMinOpset, kMaxOpset, kMinConvertibleOpset, kMinOpset - 1);
+        "'{}' uses opset {}; qsearch reads opsets {} to {} (and converts {} to {} and {} to {}): "
+        "export with opset_version=17",
+        source_, opset_, kMinOpset, kMaxOpset, kMinConvertibleOpset, kMinOpset - 1, kMaxOpset + 1,
+        kMaxNewerOpset);
   }
 }
 
@@ -483,7 +485,7 @@ ir::ValueId Importer::add_value(const std::string& name) {
 }
 
 ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs,
-                                  int out_index) {
+                                  int out_index, const char* step) {
   if (node_->output_size() <= out_index || node_->output(out_index).empty()) {
     bad("has no output {}", out_index);
   }
@@ -510,11 +512,13 @@ ir::ValueId Importer::add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<
   std::vector<DType> in_types;
   for (ir::ValueId i : n.inputs) in_types.push_back(i >= 0 ? g_.value(i).dtype : DType::kFloat32);
   const DType dtype = ir::infer_node_dtype(n, in_types);
-  ir::ValueId v = add_value(node_->output(out_index));
+  ir::ValueId v =
+      add_value(step ? node_->output(out_index) + "~" + step : node_->output(out_index));
   g_.value(v).dtype = dtype;
   n.outputs = {v};
   g_.add_node(std::move(n));
   for (int b = 0; b < 3; ++b) shapes_[b][v] = std::move(out[b]);
+  if (step) return v;
   Entry e;
   e.value = v;
   define_output(out_index, std::move(e));
@@ -635,6 +639,7 @@ ir::Graph import_checked(std::string_view bytes, const std::string& source, Qonn
     detail::upgrade_old_opset(model, source);
     QonnxRecords q = strip_qonnx(model);  // QONNX Quant nodes: import_qonnx.cc
     if (qonnx) *qonnx = std::move(q);
+    detail::NewerOpset newer = detail::downgrade_newer_opset(model, source);
     detail::Importer importer(model, source);  // checks the opset
     // Unsupported operators first: the checker's message for them is less helpful.
     for (int i = 0; i < model.graph().node_size(); ++i) {
@@ -648,6 +653,7 @@ ir::Graph import_checked(std::string_view bytes, const std::string& source, Qonn
       }
     }
     try {
+      detail::CheckerView opset17(model, newer);  // opset 18+ nodes as opset-17 stand-ins
       pb::checker::check_model(model);
     } catch (const std::exception& e) {
       fail("the ONNX checker rejects the model: {}", e.what());

@@ -44,5 +44,8 @@ inline constexpr int kMaxOpset = 17;
 // Older opsets that import converts to kConvertOpset first (ONNX's version converter).
 inline constexpr int kMinConvertibleOpset = 6;
 inline constexpr int kConvertOpset = 13;
+// Newer opsets that import relabels kMaxOpset after checking their changes
+// (import_newer_opsets.cc).
+inline constexpr int kMaxNewerOpset = 21;
 
 }  // namespace qsearch::onnx

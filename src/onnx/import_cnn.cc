@@ -70,15 +70,20 @@ void Importer::op_resize() {
   }
   if (attr_int("exclude_outside", 0) != 0) bad("exclude_outside=1 is not supported");
   if (has_attr("antialias") && attr_int("antialias", 0) != 0) bad("antialias=1 is not supported");
-  if (has_attr("axes")) bad("the axes attribute (opset 18) is not supported");
+  // Opset 18's axes: scales / sizes name only those dims (the others keep their size).
+  const std::vector<int64_t> axes = resize_axes(attr_ints("axes"), has_attr("axes"), xs.size());
   const bool has_scales =
       present(2) && !(in(2).kind == Entry::Kind::kFloatConst && in(2).data.numel() == 0);
   const bool has_sizes = present(3);
   if (has_scales == has_sizes) bad("exactly one of scales and sizes must be given");
   if (has_scales) {
-    const Tensor& sc = const_float(2, "scales");
-    if (sc.numel() != 4) bad("scales has {} values; an NCHW input needs 4", sc.numel());
-    const float* v = sc.data<float>();
+    const Tensor& given = const_float(2, "scales");
+    if (given.numel() != static_cast<int64_t>(axes.size())) {
+      bad("scales has {} values; {} needs {}", given.numel(),
+          has_attr("axes") ? "axes" : "an NCHW input", axes.size());
+    }
+    std::vector<float> v(4, 1.0f);
+    for (size_t k = 0; k < axes.size(); ++k) v[axes[k]] = given.data<float>()[k];
     if (v[0] != 1.0f || v[1] != 1.0f)
       bad("scales {} resize N or C; only H and W may change", v[0] != 1.0f ? v[0] : v[1]);
     for (int d = 0; d < 2; ++d) {
@@ -87,9 +92,14 @@ void Importer::op_resize() {
       a.scales[d] = v[2 + d];
     }
   } else {
-    const SymTensor& s = const_sym(3, "sizes");
-    if (s.elems.size() != 4) bad("sizes has {} values; an NCHW input needs 4", s.elems.size());
+    const SymTensor& given = const_sym(3, "sizes");
+    if (given.elems.size() != axes.size()) {
+      bad("sizes has {} values; {} needs {}", given.elems.size(),
+          has_attr("axes") ? "axes" : "an NCHW input", axes.size());
+    }
     const std::vector<SymDim> x = sym_shape(in(0).value);
+    SymTensor s{{4}, x};
+    for (size_t k = 0; k < axes.size(); ++k) s.elems[axes[k]] = given.elems[k];
     for (int d = 0; d < 2; ++d) {
       const SymDim &e = s.elems[d], &want = x[d];
       if (e.kind != want.kind || e.value != want.value) {

@@ -236,8 +236,10 @@ void Importer::op_conv() {
   if (is_const(in(0))) bad("the input is a constant; qsearch does not fold Conv");
   const Tensor& w = const_float(1, "weight");
   if (w.rank() == 3) return op_conv1d();
+  if (w.rank() == 5) return op_conv3d();
   if (w.rank() != 4) {
-    bad("weight has shape {}; qsearch supports 1-D and 2-D convolution only", shape_str(w.shape()));
+    bad("weight has shape {}; qsearch supports 1-D, 2-D and 3-D convolution only",
+        shape_str(w.shape()));
   }
   if (present(2)) const_float(2, "bias");
   ir::ConvAttrs a;
@@ -322,10 +324,13 @@ void Importer::op_pool() {
   bool max = node_->op_type() == "MaxPool";
   if (is_const(in(0))) bad("the input is a constant; qsearch does not fold pooling");
   if (!has_attr("kernel_shape")) bad("attribute 'kernel_shape' is required");
+  if (const size_t k = attr_ints("kernel_shape").size(); k == 1 || k == 3) {
+    return op_pool_nd(static_cast<int>(k));
+  }
   ir::PoolAttrs a;
   a.kernel = pair_attr("kernel_shape", 1, 1);
   a.strides = pair_attr("strides", 1, 1);
-  a.dilations = max ? pair_attr("dilations", 1, 1) : std::array<int64_t, 2>{1, 1};
+  a.dilations = pair_attr("dilations", 1, 1);  // AveragePool: from opset 19
   int64_t ceil_mode = attr_int("ceil_mode", 0);
   if (!flag(ceil_mode)) bad("ceil_mode must be 0 or 1");
   a.ceil_mode = ceil_mode == 1;
@@ -877,8 +882,7 @@ void Importer::op_pad() {
   if (mode != "constant" && mode != "reflect" && mode != "edge" && mode != "wrap") {
     bad("mode '{}' is not an ONNX Pad mode (constant, reflect, edge, wrap)", mode);
   }
-  if (present(3)) bad("the axes input is not supported; give pads for every dimension");
-  const std::vector<int64_t> pads = present(1) ? const_ints(1, "pads") : std::vector<int64_t>{};
+  std::vector<int64_t> pads = present(1) ? const_ints(1, "pads") : std::vector<int64_t>{};
   float value = 0.0f;
   if (present(2)) {
     const Tensor& v = const_float(2, "constant_value");
@@ -889,6 +893,7 @@ void Importer::op_pad() {
   const size_t rank = x.kind == K::kActivation ? shape1(x.value).size()
                       : x.kind == K::kSym      ? x.sym.shape.size()
                                                : x.data.shape().size();
+  if (present(3)) pads = pads_of_axes(pads, const_ints(3, "axes"), rank);  // opset 18
   if (pads.size() != 2 * rank) {
     bad("pads has {} values; a rank-{} input needs {} (begins, then ends)", pads.size(), rank,
         2 * rank);
@@ -955,8 +960,9 @@ void Importer::op_reduce() {
   const std::string& t = node_->op_type();
   ir::ReduceAttrs a;
   a.keepdims = attr_int("keepdims", 1) != 0;
-  // ReduceSum takes axes as an input from opset 13; ReduceMean / ReduceMax from opset 18.
-  if (t == "ReduceSum" && opset_ >= 13) {
+  // ReduceSum takes axes as an input from opset 13; ReduceMean / ReduceMax from opset 18 (read
+  // after import_newer_opsets.cc relabelled the model 17; the checker refuses it in a real 17).
+  if ((t == "ReduceSum" && opset_ >= 13) || present(1)) {
     if (present(1)) a.axes = const_ints(1, "axes");
   } else {
     a.axes = attr_ints("axes");
@@ -1003,6 +1009,11 @@ void Importer::op_split() {
     sizes = attr_ints("split");
   }
   const int n = node_->output_size();
+  if (sizes.empty() && has_attr("num_outputs") && n > 0) {
+    // Opset 18's num_outputs: parts of ceil(dim / n), the last one smaller.
+    const int64_t part = (s1[axis] + n - 1) / n;
+    for (int k = 0; k < n; ++k) sizes.push_back(std::clamp(s1[axis] - k * part, int64_t{0}, part));
+  }
   if (sizes.empty()) {
     if (n < 1 || s1[axis] % n != 0)
       bad("dim {} of size {} does not split into {}", axis, s1[axis], n);

@@ -86,6 +86,37 @@ void check_self_contained(const pb::ModelProto& m, const std::string& source);
 // version converter); other models are left alone. A failed conversion is an Error naming the file.
 void upgrade_old_opset(pb::ModelProto& model, const std::string& source);
 
+// Opsets kMaxOpset+1..kMaxNewerOpset (import_newer_opsets.cc): the model is relabelled kMaxOpset
+// after every change of those opsets to an imported operator is checked (what qsearch cannot run
+// is an Error naming the node, the opset and the fix). The importer reads the few newer node
+// forms itself (Gelu, Split's num_outputs, ...); `stand_ins` are their opset-17 forms for the
+// ONNX checker (node index, node), swapped in by a CheckerView while it runs.
+struct NewerOpset {
+  int file_opset = 0;  // 0: not a newer opset
+  std::vector<std::pair<int, pb::NodeProto>> stand_ins;
+};
+NewerOpset downgrade_newer_opset(pb::ModelProto& model, const std::string& source);
+// Opset 18's Pad `axes` input: the pads of those axes spread over all `rank` dims (zeros
+// elsewhere). Throws Error for an axis out of range, a repeated one, or a pads count that does
+// not match.
+std::vector<int64_t> pads_of_axes(const std::vector<int64_t>& pads, std::vector<int64_t> axes,
+                                  size_t rank);
+// Opset 18's Resize `axes` attribute, normalized to 0..rank-1 (absent: every dim); a repeated or
+// out-of-range axis is an Error.
+std::vector<int64_t> resize_axes(std::vector<int64_t> axes, bool given, size_t rank);
+class CheckerView {
+ public:
+  CheckerView(pb::ModelProto& model, NewerOpset& newer);
+  ~CheckerView();
+  CheckerView(const CheckerView&) = delete;
+  CheckerView& operator=(const CheckerView&) = delete;
+
+ private:
+  void swap();
+  pb::ModelProto& model_;
+  NewerOpset& newer_;
+};
+
 // ---- folding (fold.cc) --------------------------------------------------------------------------
 // Numpy broadcasting of two shapes; throws Error if they do not broadcast.
 Shape broadcast_shapes(const Shape& a, const Shape& b);
@@ -156,9 +187,10 @@ class Importer {
 
   // The graph and its shapes.
   ir::ValueId add_value(const std::string& name);
-  // Adds an ir node writing output `out` (default 0) of the current ONNX node.
+  // Adds an ir node writing output `out` (default 0) of the current ONNX node; with `step`, an
+  // intermediate value named `<output>~<step>` of a node that imports as several (not defined).
   ir::ValueId add_ir_node(ir::OpKind kind, ir::Attrs attrs, std::vector<ir::ValueId> inputs,
-                          int out = 0);
+                          int out = 0, const char* step = nullptr);
   // Concrete shape of an ir value at batch 1 and its symbolic form.
   const Shape& shape1(ir::ValueId v) const { return shapes_[0][v]; }
   std::vector<SymDim> sym_shape(ir::ValueId v) const;
@@ -194,6 +226,10 @@ class Importer {
   bool only_window_readers(const std::string& value, int depth = 0) const;
   void op_batchnorm();
   void op_pool();
+  void op_pool_nd(int spatial);  // 1-D and 3-D MaxPool / AveragePool (import_pool_nd.cc)
+  void op_conv3d();              // import_conv3d.cc
+  // Output size of a window over `in` (kernel k, stride s, dilation d, pads pb / pe).
+  int64_t window_rows(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe) const;
   void op_global_average_pool();
   void op_flatten();
   void op_reshape();
@@ -215,7 +251,8 @@ class Importer {
   void op_where();
   void op_expand();
   void op_not_and();
-  void op_rnn();  // GRU, LSTM (import_rnn.cc)
+  void op_rnn();   // GRU, LSTM (import_rnn.cc)
+  void op_gelu();  // opset 20 (import_newer_opsets.cc)
   // Input k is a batch_zeros entry (see Entry).
   bool batch_zeros_input(int k) const;
   // ConstantOfShape of zeros whose shape depends on the batch: defines output 0 as batch_zeros

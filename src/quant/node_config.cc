@@ -27,11 +27,12 @@ struct OpEntries {
   unsigned optional;
 };
 
-constexpr std::array<OpEntries, 22> kOpTable = {{
+constexpr std::array<OpEntries, 23> kOpTable = {{
     {"add", kDataIn, kBypass},
     {"bmm", kDataIn | kWeight, 0},
     {"conv1d", kDataIn | kWeight, kBias | kBypass},
     {"conv2d", kDataIn | kWeight, kBias | kBypass | kDataOut},
+    {"conv3d", kDataIn | kWeight, kBias | kBypass | kDataOut},  // qsearch's: conv2d's entries
     {"matmul", kDataIn | kWeight, 0},
     {"mul", kDataIn, kBypass},
     {"linear", kDataIn | kWeight, kBias | kBypass | kDataOut | kAdditionalLayers},

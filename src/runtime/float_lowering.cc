@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "runtime/cnn_steps.h"
+#include "runtime/conv3d_steps.h"
 #include "runtime/float_steps.h"
 #include "runtime/lowering.h"
 #include "runtime/rnn_lowering.h"
@@ -625,6 +626,8 @@ void lower_float(PlanBuilder& b, const Node& n) {
     case OpKind::kResize:
     case OpKind::kConvTranspose:
       return lower_cnn_float(b, n);  // runtime/cnn_steps.cc
+    case OpKind::kIm2Col3d:
+      return lower_im2col3d(b, n);  // runtime/conv3d_steps.cc
     case OpKind::kGru:
     case OpKind::kLstm:
       return lower_rnn(b, n, nullptr);

@@ -248,8 +248,8 @@ TEST(Graph, ToStringListsNodes) {
 TEST(Ops, NamesAndAttrEquality) {
   EXPECT_EQ(op_name(OpKind::kBatchNorm), "BatchNormalization");
   EXPECT_EQ(all_ops().size(),
-            50u);  // issue 11: Cast, Equal, Not, And, Where, Expand; GlobalMaxPool,
-  // HardSigmoid, HardSwish, Pad, Resize, ConvTranspose; GRU, LSTM
+            51u);  // issue 11: Cast, Equal, Not, And, Where, Expand; GlobalMaxPool,
+  // HardSigmoid, HardSwish, Pad, Resize, ConvTranspose; GRU, LSTM; issue 14: Im2Col3d
   EXPECT_EQ(op_name(OpKind::kGru), "GRU");
   EXPECT_EQ(op_name(OpKind::kLstm), "LSTM");
   EXPECT_EQ(op_name(OpKind::kLayerNorm), "LayerNormalization");

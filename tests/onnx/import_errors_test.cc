@@ -121,10 +121,11 @@ TEST(ImportErrors, DanglingInputAndCycle) {
 
 TEST(ImportErrors, OpsetOutsideTheSupportedRange) {
   EXPECT_HAS(error_of(relu_model(5).bytes()),
-             "'m.onnx' uses opset 5; qsearch reads opsets 11 to 17 (and converts 6 to 10)");
-  EXPECT_HAS(error_of(relu_model(18).bytes()), "uses opset 18; qsearch reads opsets 11 to 17");
-  // Opsets 6..10 are converted to 13 first (ONNX's version converter).
-  for (int opset = kMinConvertibleOpset; opset <= kMaxOpset; ++opset) {
+             "'m.onnx' uses opset 5; qsearch reads opsets 11 to 17 (and converts 6 to 10 and "
+             "18 to 21)");
+  EXPECT_HAS(error_of(relu_model(22).bytes()), "uses opset 22; qsearch reads opsets 11 to 17");
+  // Opsets 6..10 are converted to 13 first (ONNX's version converter), 18..21 relabelled 17.
+  for (int opset = kMinConvertibleOpset; opset <= kMaxNewerOpset; ++opset) {
     EXPECT_NO_THROW(import_model_bytes(relu_model(opset).bytes(), "m.onnx")) << opset;
   }
   ModelBuilder b = relu_model();
@@ -230,13 +231,19 @@ TEST(ImportErrors, MaxPoolIndicesAndDropoutMask) {
   EXPECT_HAS(error_of(d.bytes()), "the dropout mask");
 }
 
-TEST(ImportErrors, OnlyOneAndTwoDimensionalConvolution) {
-  ModelBuilder b(13, {-1, 1, 8, 8, 8});
-  b.init<float>("w", {2, 1, 3, 3, 3}, std::vector<float>(54, 1.0f));
+TEST(ImportErrors, OnlyOneTwoAndThreeDimensionalConvolution) {
+  ModelBuilder b(13, {-1, 1, 4, 4, 4, 4});
+  b.init<float>("w", {2, 1, 3, 3, 3, 3}, std::vector<float>(162, 1.0f));
   b.node("Conv", {"x", "w"}, {"y"}, "/conv/Conv");
   b.output("y");
-  EXPECT_HAS(error_of(b.bytes()), "node '/conv/Conv' (Conv): weight has shape [2, 1, 3, 3, 3]");
-  EXPECT_HAS(error_of(b.bytes()), "1-D and 2-D convolution only");
+  EXPECT_HAS(error_of(b.bytes()), "node '/conv/Conv' (Conv): weight has shape [2, 1, 3, 3, 3, 3]");
+  EXPECT_HAS(error_of(b.bytes()), "1-D, 2-D and 3-D convolution only");
+  // Conv3d attrs have one entry per spatial dim.
+  ModelBuilder d(13, {-1, 1, 8, 8, 8});
+  d.init<float>("w", {2, 1, 3, 3, 3}, std::vector<float>(54, 1.0f));
+  testing::set_ints(d.node("Conv", {"x", "w"}, {"y"}, "/conv/Conv"), "strides", {1, 1});
+  d.output("y");
+  EXPECT_HAS(error_of(d.bytes()), "attribute 'strides' has 2 values; a 3-D Conv needs 3");
   // Conv1d attrs have one entry per spatial dim.
   ModelBuilder c(13, {-1, 1, 8});
   c.init<float>("w", {2, 1, 3}, std::vector<float>(6, 1.0f));

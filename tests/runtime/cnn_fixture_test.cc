@@ -1,4 +1,5 @@
 // Issue 11: modern-CNN operators exported by torch.onnx.export (tools/make_cnn_fixtures.py,
+// and issue 14's 1-D / 3-D pooling, tools/make_nd_fixtures.py, tests/fixtures/nd/nd_ref.json;
 // tests/fixtures/cnn/cnn_ref.json: seeded models, inputs on a 2^-5 grid) in the three engines:
 //   * float: PyTorch's outputs within 1e-5 of their scale, fast and reference kernels;
 //   * fake: MASE's semantics (by op type: linear / conv1d / conv2d quantize data_in and weight,
@@ -26,15 +27,24 @@
 namespace qsearch::runtime {
 namespace {
 
-const std::string kDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/cnn/";
+// Fixture directories and their reference files: issue 11's CNN operators
+// (tools/make_cnn_fixtures.py) and issue 14's 1-D / 3-D pooling (tools/make_nd_fixtures.py).
+const std::vector<std::pair<std::string, std::string>> kSets = {
+    {std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/cnn/", "cnn_ref.json"},
+    {std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/nd/", "nd_ref.json"},
+};
 
-const nlohmann::json& ref() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir + "cnn_ref.json");
-    EXPECT_TRUE(in.good());
-    return nlohmann::json::parse(in);
+const nlohmann::json& ref(size_t set) {
+  static const std::vector<nlohmann::json> j = [] {
+    std::vector<nlohmann::json> out;
+    for (const auto& [dir, file] : kSets) {
+      std::ifstream in(dir + file);
+      EXPECT_TRUE(in.good()) << dir + file;
+      out.push_back(nlohmann::json::parse(in));
+    }
+    return out;
   }();
-  return j;
+  return j[set];
 }
 
 Tensor tensor_of(const nlohmann::json& values, const nlohmann::json& shape) {
@@ -68,13 +78,16 @@ double worst_rel(const Tensor& got, const nlohmann::json& want, int* beyond = nu
 }
 
 struct Case {
+  size_t set;
   std::string model, file;
 };
 
 std::vector<Case> cases() {
   std::vector<Case> out;
-  for (const auto& [name, m] : ref().at("models").items()) {
-    for (const auto& f : m.at("files")) out.push_back({name, f.get<std::string>()});
+  for (size_t set = 0; set < kSets.size(); ++set) {
+    for (const auto& [name, m] : ref(set).at("models").items()) {
+      for (const auto& f : m.at("files")) out.push_back({set, name, f.get<std::string>()});
+    }
   }
   return out;
 }
@@ -82,8 +95,8 @@ std::vector<Case> cases() {
 class CnnFixture : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CnnFixture, FloatMatchesPyTorch) {
-  const auto& m = ref().at("models").at(GetParam().model);
-  const ir::Graph g = onnx::import_model(kDir + GetParam().file);
+  const auto& m = ref(GetParam().set).at("models").at(GetParam().model);
+  const ir::Graph g = onnx::import_model(kSets[GetParam().set].first + GetParam().file);
   const Tensor x = tensor_of(m.at("input"), m.at("input_shape"));
   for (bool reference : {false, true}) {
     const Tensor y = run(g, x, {.mode = Mode::kFloat, .use_reference_kernels = reference});
@@ -96,8 +109,8 @@ TEST_P(CnnFixture, FloatMatchesPyTorch) {
 }
 
 TEST_P(CnnFixture, FakeMatchesPyTorchWithMaseSemanticsAndIntMatchesFake) {
-  const auto& m = ref().at("models").at(GetParam().model);
-  const ir::Graph g = onnx::import_model(kDir + GetParam().file);
+  const auto& m = ref(GetParam().set).at("models").at(GetParam().model);
+  const ir::Graph g = onnx::import_model(kSets[GetParam().set].first + GetParam().file);
   const Tensor x = tensor_of(m.at("input"), m.at("input_shape"));
   for (const auto& [name, cfg] : m.at("configs").items()) {
     SCOPED_TRACE(name);

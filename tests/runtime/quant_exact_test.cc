@@ -313,6 +313,56 @@ class RandomCase {
     out_ = h;
   }
 
+  // A 3-D CNN (issue 14): the importer's form of a Conv3d (Im2Col3d -> Conv (1, kW) -> view)
+  // with random kernel, strides, dilations, pads and groups, quantized as conv3d; relu; a second
+  // Conv3d; flatten; gemm.
+  void cnn3d(GraphMaker& m, quant::QuantAssignment& q, ir::ValueId x, Shape s) {
+    auto conv3d = [&](ir::ValueId v, Shape& vs, int64_t mch, int64_t groups) {
+      ir::Im2Col3dAttrs ia;
+      ir::ConvAttrs ca;
+      ca.group = groups;
+      std::array<int64_t, 3> k = {uniform(1, 3), uniform(1, 3), uniform(1, 3)};
+      int64_t out[3];
+      for (int d = 0; d < 3; ++d) {
+        const int64_t st = uniform(1, 2), dl = uniform(1, 2);
+        if (vs[2 + d] - dl * (k[d] - 1) < 1) k[d] = 1;  // the window must fit without pads
+        const int64_t pb = uniform(0, k[d] - 1), pe = uniform(0, k[d] - 1);
+        out[d] = (vs[2 + d] + pb + pe - dl * (k[d] - 1) - 1) / st + 1;
+        if (d < 2) {
+          ia.kernel[d] = k[d];
+          ia.strides[d] = st;
+          ia.dilations[d] = dl;
+          ia.pads[d] = pb;
+          ia.pads[2 + d] = pe;
+        } else {
+          ca.kernel = {1, k[d]};
+          ca.strides = {1, st};
+          ca.dilations = {1, dl};
+          ca.pads = {0, pb, 0, pe};
+        }
+      }
+      ir::ValueId cols = m.op(OpKind::kIm2Col3d, {v}, ia);
+      std::vector<ir::ValueId> ins = {
+          cols, weight(m, {mch, vs[1] / groups * k[0] * k[1], 1, k[2]}, 0.6f)};
+      if (chance(70)) ins.push_back(weight(m, {mch}, 0.4f));
+      ir::ValueId y = m.op(OpKind::kConv, ins, ca);
+      quantize_last(m, q, weighted());
+      vs = {kDynamic, mch, out[0], out[1], out[2]};
+      return m.op(OpKind::kReshape, {y}, ir::ReshapeAttrs{{0, mch, out[0], out[1], out[2]}});
+    };
+    const int64_t groups = s[1] > 1 && chance(40) ? s[1] : 1;
+    ir::ValueId h = conv3d(x, s, groups * uniform(1, 3), groups);
+    h = m.op(OpKind::kRelu, {h});
+    if (chance(60)) quantize_last(m, q, simple(false));
+    h = conv3d(h, s, uniform(1, 3), 1);
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    const Shape fs = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 5), fs[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, q, weighted());
+    out_ = h;
+  }
+
   // MobileNetV3-like (issue 11): quantized 1x1 expand conv + HardSwish + Pad (random mode, any
   // value) + quantized depthwise conv + squeeze-excitation (GlobalMaxPool, quantized 1x1 convs,
   // relu, HardSigmoid with random alpha / beta, Mul, quantized or not) + flatten + gemm. The
@@ -518,6 +568,37 @@ TEST(QuantExact, RandomConv1dGraphsEqualTheExactReference) {
     ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
   }
   EXPECT_GE(ran, 180);
+}
+
+// Issue 14: 3-D convolutions (the importer's Im2Col3d -> Conv -> view, quantized as conv3d) in
+// random 3-D CNNs at random formats and roundings: the int engine equals the exact reference bit
+// for bit, fast and reference kernels.
+TEST(QuantExact, RandomConv3dGraphsEqualTheExactReference) {
+  int ran = 0;
+  for (uint64_t seed = 1; seed <= 120; ++seed) {
+    RandomCase rc(seed * 6700417);
+    const int64_t batch = rc.uniform(1, 3), c = rc.uniform(1, 3);
+    const Shape s = {kDynamic, c, rc.uniform(3, 6), rc.uniform(3, 6), rc.uniform(3, 6)};
+    quant::QuantAssignment unused;
+    GraphMaker m(s);
+    rc.cnn3d(m, unused, m.input(), s);
+    const ir::Graph g = m.finish(rc.out());
+    const quant::QuantAssignment q = rc.assign(g);
+    int conv3d = 0;
+    for (const ir::Node& n : g.nodes()) conv3d += ir::mase_op(g, n) == "conv3d";
+    ASSERT_EQ(conv3d, 2);
+    const Tensor x = rc.input({batch, s[1], s[2], s[3], s[4]});
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+  }
+  EXPECT_GE(ran, 100);
 }
 
 // Issue 11: MobileNetV3-style blocks with HardSwish, general Pad, GlobalMaxPool, HardSigmoid

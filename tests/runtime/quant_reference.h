@@ -340,6 +340,7 @@ class Reference {
       case ir::OpKind::kGlobalMaxPool:
       case ir::OpKind::kPad:
       case ir::OpKind::kResize:
+      case ir::OpKind::kIm2Col3d:
         y = cnn_float_op(n, ys);
         break;
       default:
@@ -667,6 +668,28 @@ class Reference {
       // An unquantized Clip (ReLU6) in float, as ONNX states it: min then max.
       const auto& a = std::get<ir::ClipAttrs>(n.attrs);
       for (float v : x.f) y.f.push_back(v < a.min ? a.min : (v > a.max ? a.max : v));
+    } else if (n.kind == ir::OpKind::kIm2Col3d) {
+      // ir/ops.h: y[n, (c kD + i) kH + r, od H' + oh, w] = x[n, c, od sD - pD + i dD,
+      // oh sH - pH + r dH, w], 0 outside; visited in y's order.
+      const auto& a = std::get<ir::Im2Col3dAttrs>(n.attrs);
+      const Shape& s = x.shape;
+      const int64_t oh =
+          (s[3] + a.pads[1] + a.pads[3] - a.dilations[1] * (a.kernel[1] - 1) - 1) / a.strides[1] +
+          1;
+      const int64_t od = ys[2] / oh;
+      for (int64_t b = 0; b < s[0]; ++b)
+        for (int64_t c = 0; c < s[1]; ++c)
+          for (int64_t i = 0; i < a.kernel[0]; ++i)
+            for (int64_t r = 0; r < a.kernel[1]; ++r)
+              for (int64_t zd = 0; zd < od; ++zd)
+                for (int64_t zh = 0; zh < oh; ++zh)
+                  for (int64_t w = 0; w < s[4]; ++w) {
+                    const int64_t d = zd * a.strides[0] - a.pads[0] + i * a.dilations[0];
+                    const int64_t h = zh * a.strides[1] - a.pads[1] + r * a.dilations[1];
+                    const bool in = d >= 0 && d < s[2] && h >= 0 && h < s[3];
+                    y.f.push_back(in ? x.f[(((b * s[1] + c) * s[2] + d) * s[3] + h) * s[4] + w]
+                                     : 0.0f);
+                  }
     } else if (n.kind == ir::OpKind::kGlobalMaxPool) {
       const int64_t rows = x.shape[0] * x.shape[1], sp = x.numel() / std::max<int64_t>(1, rows);
       for (int64_t r = 0; r < rows; ++r) {

@@ -1,0 +1,35 @@
+#include "kernels/conv3d.h"
+
+#include <cstring>
+
+namespace qsearch::kernels {
+
+void im2col3d(const Im2Col3dParams& p, int elem_size, const void* x, void* y) {
+  const auto* in = static_cast<const unsigned char*>(x);
+  auto* out = static_cast<unsigned char*>(y);
+  const int64_t row = p.width * elem_size;  // one W row, in bytes
+  const int64_t plane = p.in_h * row, volume = p.in_d * plane;
+  for (int64_t n = 0; n < p.batch; ++n) {
+    for (int64_t c = 0; c < p.channels; ++c) {
+      const unsigned char* src = in + (n * p.channels + c) * volume;
+      for (int64_t i = 0; i < p.kernel_d; ++i) {
+        for (int64_t r = 0; r < p.kernel_h; ++r) {
+          for (int64_t od = 0; od < p.out_d; ++od) {
+            const int64_t d = od * p.stride_d - p.pad_d + i * p.dilation_d;
+            for (int64_t oh = 0; oh < p.out_h; ++oh) {
+              const int64_t h = oh * p.stride_h - p.pad_h + r * p.dilation_h;
+              if (d >= 0 && d < p.in_d && h >= 0 && h < p.in_h) {
+                std::memcpy(out, src + d * plane + h * row, static_cast<size_t>(row));
+              } else {
+                std::memset(out, 0, static_cast<size_t>(row));
+              }
+              out += row;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace qsearch::kernels

@@ -1,0 +1,184 @@
+#!/usr/bin/python3
+"""1-D and 3-D pooling fixtures (issue 14): small seeded PyTorch models exported with
+torch.onnx.export, with PyTorch's float outputs and MASE-semantics fake-quantized outputs, in the
+format of tools/make_cnn_fixtures.py (whose quantizers this script reuses), read by the same
+test (tests/runtime/cnn_fixture_test.cc).
+
+Regenerate every file under tests/fixtures/nd/ with (from the repository root):
+
+    /usr/bin/python3 tools/make_nd_fixtures.py
+
+Models (each exported at opsets 11, 13 and 17 as <name>_opset<k>.onnx):
+  conv1d_pool   Conv1d -> ReLU -> MaxPool1d(3, stride 2, padding 1) -> Conv1d -> AvgPool1d(3,
+                stride 2, padding 1, ceil_mode, count_include_pad=False) -> flatten -> Linear.
+  pool3d        MaxPool3d((2, 3, 3), stride (2, 2, 1), padding (1, 1, 0)) and AvgPool3d((3, 2,
+                2), stride (1, 2, 2), padding (1, 1, 0), ceil_mode, count_include_pad=False) of
+                the input, AdaptiveAvgPool3d(1) (GlobalAveragePool on 5-D) of the max pool, the
+                three flattened and concatenated -> Linear.
+  pool3d_dilated  MaxPool3d(2, dilation 2, padding 1) -> AvgPool3d(2, stride 2, padding 1)
+                (count_include_pad) -> flatten -> Linear.
+  conv3d_net    Conv3d(2, 6, (3, 3, 2), stride (1, 2, 1), padding (1, 1, 0)) -> BatchNorm3d
+                (kept: MASE quantizes the conv's own weight) -> ReLU -> MaxPool3d(2) -> grouped
+                Conv3d(6, 4, (2, 1, 3), dilation (1, 2, 1), padding (1, 0, 1), groups 2) ->
+                AdaptiveAvgPool3d(1) -> flatten -> Linear.
+Output nd_ref.json: as make_cnn_fixtures.py's cnn_ref.json, with fake quantization for the 3-D
+convolutions as MASE's conv2d generalized (qsearch's `conv3d` key, conv2d's entries):
+  conv3d:  F.conv3d(q(x, data_in), q(W, weight), b, ...)   (bias kept float)
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_cnn_fixtures as cnn  # noqa: E402  (q, conv, linear, fmt and the QCFG switch)
+
+
+class Conv1dPool(nn.Module):
+    def __init__(self, length):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 6, 3, padding=1)
+        self.pool1 = nn.MaxPool1d(3, stride=2, padding=1)
+        self.c2 = nn.Conv1d(6, 8, 3)
+        self.pool2 = nn.AvgPool1d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+        with torch.no_grad():
+            n = self.pool2(self.c2(self.pool1(self.c1(torch.zeros(1, 3, length))))).numel()
+        self.fc = nn.Linear(n, 5)
+
+    def forward(self, x):
+        x = self.pool1(F.relu(cnn.conv(self.c1, x)))
+        x = self.pool2(cnn.conv(self.c2, x))
+        return cnn.linear(self.fc, torch.flatten(x, 1))
+
+
+class Pool3d(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.maxp = nn.MaxPool3d((2, 3, 3), stride=(2, 2, 1), padding=(1, 1, 0))
+        self.avgp = nn.AvgPool3d((3, 2, 2), stride=(1, 2, 2), padding=(1, 1, 0), ceil_mode=True,
+                                 count_include_pad=False)
+        self.gap = nn.AdaptiveAvgPool3d(1)
+        with torch.no_grad():
+            n = self.features(torch.zeros(shape)).shape[1]
+        self.fc = nn.Linear(n, 4)
+
+    def features(self, x):
+        m = self.maxp(x)
+        return torch.cat([torch.flatten(m, 1), torch.flatten(self.avgp(x), 1),
+                          torch.flatten(self.gap(m), 1)], 1)
+
+    def forward(self, x):
+        return cnn.linear(self.fc, self.features(x))
+
+
+class Pool3dDilated(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.maxp = nn.MaxPool3d(2, dilation=2, padding=1)
+        self.avgp = nn.AvgPool3d(2, stride=2, padding=1)
+        with torch.no_grad():
+            n = self.avgp(self.maxp(torch.zeros(shape))).numel()
+        self.fc = nn.Linear(n, 3)
+
+    def forward(self, x):
+        return cnn.linear(self.fc, torch.flatten(self.avgp(self.maxp(x)), 1))
+
+
+def conv3d(mod, x):
+    c = cnn.QCFG and cnn.QCFG.get("conv3d")
+    if not c:
+        return mod(x)
+    return F.conv3d(cnn.q(x, c["data_in"]), cnn.q(mod.weight, c["weight"]), mod.bias, mod.stride,
+                    mod.padding, mod.dilation, mod.groups)
+
+
+class Conv3dNet(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.c1 = nn.Conv3d(2, 6, (3, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0))
+        self.bn = nn.BatchNorm3d(6)
+        self.pool = nn.MaxPool3d(2)
+        self.c2 = nn.Conv3d(6, 4, (2, 1, 3), dilation=(1, 2, 1), padding=(1, 0, 1), groups=2)
+        self.gap = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(4, 3)
+        with torch.no_grad():  # non-trivial BatchNorm statistics
+            self.bn.running_mean.uniform_(-0.5, 0.5)
+            self.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.weight.uniform_(0.5, 1.5)
+            self.bn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn(conv3d(self.c1, x))))
+        x = self.gap(conv3d(self.c2, x))
+        return cnn.linear(self.fc, torch.flatten(x, 1))
+
+
+CONV3D_CONFIGS = {
+    "uniform8": {"conv3d": {"data_in": cnn.fmt(8, 5), "weight": cnn.fmt(8, 6)},
+                 "linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
+    "mixed": {"conv3d": {"data_in": cnn.fmt(6, 3), "weight": cnn.fmt(5, 4)},
+              "linear": {"data_in": cnn.fmt(10, 5), "weight": cnn.fmt(4, 3)}},
+    "conv3d_only": {"conv3d": {"data_in": cnn.fmt(4, 2), "weight": cnn.fmt(3, 2)}},
+}
+
+LINEAR_CONFIGS = {
+    "uniform8": {"linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
+    "mixed": {"linear": {"data_in": cnn.fmt(6, 3), "weight": cnn.fmt(5, 4)}},
+}
+
+# name -> (builder, input shape, opsets, configs)
+MODELS = {
+    "conv1d_pool": (lambda: Conv1dPool(21), [4, 3, 21], (11, 13, 17), cnn.CONV1D_CONFIGS),
+    "pool3d": (lambda: Pool3d([1, 2, 5, 6, 7]), [3, 2, 5, 6, 7], (11, 13, 17), LINEAR_CONFIGS),
+    "pool3d_dilated": (lambda: Pool3dDilated([1, 2, 6, 5, 7]), [3, 2, 6, 5, 7], (11, 13, 17),
+                       LINEAR_CONFIGS),
+    "conv3d_net": (lambda: Conv3dNet([1, 2, 5, 7, 6]), [3, 2, 5, 7, 6], (11, 13, 17),
+                   CONV3D_CONFIGS),
+}
+
+
+def flat(t):
+    return [float(v) for v in t.detach().reshape(-1).tolist()]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="tests/fixtures/nd")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(args.out, exist_ok=True)
+    ref = {"models": {}}
+    for i, (name, (build, shape, opsets, configs)) in enumerate(MODELS.items()):
+        torch.manual_seed(3000 + i)
+        m = build().eval()
+        x = torch.randint(-64, 64, shape).float() / 32.0
+        files = []
+        for opset in opsets:
+            f = f"{name}_opset{opset}.onnx"
+            torch.onnx.export(m, x[:1], os.path.join(args.out, f), opset_version=opset,
+                              input_names=["input"], output_names=["output"],
+                              training=torch.onnx.TrainingMode.PRESERVE,  # keep BatchNorm3d
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+            files.append(f)
+        with torch.no_grad():
+            cnn.QCFG = None
+            y = m(x)
+            entry = {"files": files, "input_shape": shape, "input": flat(x), "float": flat(y),
+                     "output_shape": list(y.shape), "configs": {}}
+            for cname, formats in configs.items():
+                cnn.QCFG = formats
+                entry["configs"][cname] = {"formats": formats, "fake": flat(m(x))}
+            cnn.QCFG = None
+        ref["models"][name] = entry
+    with open(os.path.join(args.out, "nd_ref.json"), "w") as fh:
+        json.dump(ref, fh, indent=None, separators=(",", ":"))
+        fh.write("\n")
+
+
+if __name__ == "__main__":
+    main()
