@@ -1,6 +1,6 @@
 // qsearch eval --model M.onnx --dataset mnist [--split test] [--num-samples N]
 //              [--batch-size B] [--quant CONFIG.toml] [--mode float|fake|int] [--output NAME]
-//              [--json]
+//              [--schedule auto|batch-parallel|threaded-kernels|both] [--json]
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +16,7 @@
 #include "eval/evaluate.h"
 #include "onnx/import.h"
 #include "runtime/plan.h"
+#include "runtime/schedule.h"
 
 namespace qsearch::cli {
 
@@ -32,8 +33,20 @@ struct EvalArgs {
   std::string quant;   // CONFIG.toml with [passes.quantize]
   std::string mode;    // "" = int with --quant, float without
   std::string output;  // graph output scored ("" = the first)
+  std::string schedule = "auto";
   bool json = false;
 };
+
+std::optional<runtime::ScheduleKind> parse_schedule(const std::string& s) {
+  for (auto k : {runtime::ScheduleKind::kBatchParallel, runtime::ScheduleKind::kThreadedKernels,
+                 runtime::ScheduleKind::kBoth}) {
+    if (s == runtime::schedule_name(k)) return k;
+  }
+  if (s != "auto") {
+    fail("--schedule '{}': use auto, batch-parallel, threaded-kernels or both", s);
+  }
+  return std::nullopt;
+}
 
 int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
@@ -56,8 +69,12 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   const int64_t n = std::min(a.num_samples.value_or(ds.size()), ds.size());
   popts.max_batch = std::max<int64_t>(1, std::min(a.batch_size, n));
   auto plan = runtime::make_plan(graph, popts);
+  // The plan holds what it runs (packed weights): the graph's float32 copy is not needed for
+  // the evaluation, so free it (resnet18: 47 MB of a ~0.3 GB peak).
+  graph = ir::Graph();
   eval::EvalOptions eopts{.num_samples = n, .batch_size = popts.max_batch};
   eval::set_output(eopts, out);
+  eopts.schedule = parse_schedule(a.schedule);
   eval::EvalResult r = eval::evaluate(plan, ds, eopts);
   if (a.json) {
     // A regression data set has no accuracies: its JSON has mse instead (never NaN).
@@ -127,6 +144,9 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "default: int with --quant, else float");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores (default: the first)");
+  cmd->add_option("--schedule", args->schedule,
+                  "auto (chosen from the model's sizes) | batch-parallel | threaded-kernels | "
+                  "both: how batches use the threads (the results are the same; default: auto)");
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_eval(global, *args); }; });
