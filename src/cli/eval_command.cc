@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -12,6 +14,7 @@
 #include "cli/quant_args.h"
 #include "config/checks.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
 #include "onnx/import.h"
@@ -72,10 +75,18 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   // The plan holds what it runs (packed weights): the graph's float32 copy is not needed for
   // the evaluation, so free it (resnet18: 47 MB of a ~0.3 GB peak).
   graph = ir::Graph();
+#ifdef __GLIBC__
+  malloc_trim(0);  // the CLI keeps freed blocks (app.cc): return the graph's pages once
+#endif
   eval::EvalOptions eopts{.num_samples = n, .batch_size = popts.max_batch};
   eval::set_output(eopts, out);
   eopts.schedule = parse_schedule(a.schedule);
   eval::EvalResult r = eval::evaluate(plan, ds, eopts);
+  const int64_t batches = (n + eopts.batch_size - 1) / eopts.batch_size;
+  const runtime::ScheduleInputs sin =
+      runtime::schedule_inputs(*plan, eopts.batch_size, batches, num_threads());
+  const runtime::ScheduleKind schedule =
+      eopts.schedule ? *eopts.schedule : runtime::choose_schedule(sin).kind;
   if (a.json) {
     // A regression data set has no accuracies: its JSON has mse instead (never NaN).
     nlohmann::json j = {{"loss", r.loss}, {"loss_se", r.loss_se}};
@@ -93,6 +104,9 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
     j["samples"] = r.samples;
     j["samples_per_s"] = r.samples_per_s();
     j["mode"] = runtime::mode_name(popts.mode);
+    j["schedule"] = runtime::schedule_name(schedule);
+    j["parameter_bytes"] = plan->parameter_bytes();
+    j["activation_bytes_per_batch"] = sin.activation_bytes_per_sample * eopts.batch_size;
     std::cout << j.dump() << "\n";
   } else {
     std::cout << fmt::format("model           {}\n", a.model)
@@ -112,7 +126,9 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
                                r.macro_accuracy_se);
     }
     std::cout << fmt::format("samples         {}\n", r.samples)
-              << fmt::format("samples/s       {:.0f}\n", r.samples_per_s());
+              << fmt::format("samples/s       {:.0f}\n", r.samples_per_s())
+              << fmt::format("schedule        {} (batch {}, {} threads)\n",
+                             runtime::schedule_name(schedule), eopts.batch_size, num_threads());
   }
   return 0;
 }

@@ -73,6 +73,9 @@ std::string dtype_str(int32_t onnx_type);
 int64_t tensor_numel(const pb::TensorProto& t, int64_t max_elems);
 // A float32 tensor from a FLOAT TensorProto. `what` names it in errors ("initializer 'w'").
 Tensor float_tensor(const pb::TensorProto& t, const std::string& what);
+// Frees the tensor's element data (raw_data and the typed fields; name, dtype and dims stay),
+// once it has been converted.
+void release_data(pb::TensorProto& t);
 // True for INT64/INT32/BOOL tensors (shape-computation data and flags).
 bool is_int_tensor(const pb::TensorProto& t);
 // The elements of an INT64/INT32/BOOL TensorProto as known SymDims.
@@ -116,7 +119,9 @@ Shape reshape_shape(const Shape& in, const std::vector<int64_t>& target, bool al
 // ---- the importer (import.cc, import_ops.cc) ---------------------------------------------------
 class Importer {
  public:
-  Importer(const pb::ModelProto& model, std::string source);
+  // `model` is the caller's to give: as each float initializer becomes a Tensor, its data in the
+  // proto is freed, so that an import holds one copy of the weights, not two.
+  Importer(pb::ModelProto& model, std::string source);
   ir::Graph run();
 
  private:
@@ -239,7 +244,7 @@ class Importer {
   int opset_ = 0;
   ir::Graph g_;
   std::unordered_map<std::string, Entry> env_;
-  std::unordered_map<std::string, const pb::TensorProto*> initializers_;
+  std::unordered_map<std::string, pb::TensorProto*> initializers_;
   std::map<std::string, int> node_names_;     // ir node names in use
   std::array<std::vector<Shape>, 3> shapes_;  // every ir value at batch 1, 2, 3
   int64_t file_batch_ = 0;                    // > 0: the file fixed the batch size
