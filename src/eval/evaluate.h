@@ -41,9 +41,9 @@
 //
 // Evaluates the first `num_samples` rows of the data set in order (no shuffling), in batches of
 // `batch_size`, scheduled by runtime::choose_schedule (runtime/schedule.h): batches concurrently
-// on the thread pool with one Executor per worker (small models), one batch at a time with the
-// kernels parallel (large layers), or both. The result does not depend on the thread count or
-// the schedule: per-sample losses are summed in sample order.
+// on the thread pool with one Executor per worker, one batch at a time with the kernels
+// parallel (large activations), or both. The result does not depend on the thread count or the
+// schedule: per-sample losses are summed in sample order.
 // Ties in the arg-max go to the lowest class index (torch.argmax).
 #pragma once
 

@@ -11,9 +11,8 @@ namespace qsearch::runtime {
 namespace {
 
 // The share of the last-level cache a run may count on: half of the 32 MB L3 of the EPYC servers
-// we measure on (the rest is the other processes'). Weights or activations beyond
-// kSharedCacheBytes / threads per concurrent batch are streamed from memory once per batch and
-// worker under batch-parallel, once per batch under threaded kernels.
+// we measure on (the rest is the other processes'). A batch's activations beyond
+// kSharedCacheBytes / threads per concurrent batch go to memory, and each worker holds its own.
 constexpr int64_t kSharedCacheBytes = int64_t{16} << 20;
 // Multiply-accumulates per thread and batch below which a kernel's parallel_for (a few
 // microseconds per step) is not worth it: 4M MACs are ~0.1 ms of float GEMM on one core.
@@ -66,9 +65,12 @@ Schedule choose_schedule(const ScheduleInputs& in) {
     return make_schedule(t == 1 ? ScheduleKind::kBatchParallel : ScheduleKind::kThreadedKernels,
                          in.num_batches, static_cast<int>(t));
   }
+  // Only a batch's activations count: the weights are shared by every Executor of a plan, and
+  // with micro-batches that never re-stream them per few samples (plan.h) batch-parallel ran the
+  // 784-4096-4096-10 MLP (80 MB of weights) as fast as threaded kernels or faster (BENCHMARKS.md
+  // "Issue 14"); activations are per Executor, so threaded kernels hold one batch of them.
   const int64_t per_thread_cache = kSharedCacheBytes / t;
-  const bool large = in.weight_bytes > per_thread_cache ||
-                     in.activation_bytes_per_sample * in.batch > per_thread_cache;
+  const bool large = in.activation_bytes_per_sample * in.batch > per_thread_cache;
   const bool worth_threading = in.macs_per_sample * in.batch >= kMinThreadedMacs * t;
   if (!worth_threading) return make_schedule(ScheduleKind::kBatchParallel, in.num_batches, 1);
   if (large) return make_schedule(ScheduleKind::kThreadedKernels, in.num_batches, 1);

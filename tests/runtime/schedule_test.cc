@@ -71,14 +71,21 @@ TEST(Schedule, TinyBatchesNeverThreadTheirKernels) {
   EXPECT_EQ(s.parallel_batches, 3);
 }
 
-TEST(Schedule, LargeWeightsOrActivationsThreadTheKernels) {
-  for (int64_t batch : {1, 16, 64, 256}) {
-    const Schedule s = choose_schedule(wide_mlp(batch, 8, 2));
-    EXPECT_EQ(s.kind, ScheduleKind::kThreadedKernels) << batch;
-    EXPECT_EQ(s.parallel_batches, 0);
+TEST(Schedule, LargeActivationsThreadTheKernelsLargeWeightsDoNot) {
+  // The wide MLP's 80 MB of weights are shared by the workers' Executors: batch-parallel (and
+  // threaded kernels for an incomplete last round).
+  for (int64_t batch : {1, 16, 64}) {
+    Schedule s = choose_schedule(wide_mlp(batch, 8, 2));
+    EXPECT_EQ(s.kind, ScheduleKind::kBatchParallel) << batch;
+    EXPECT_EQ(s.parallel_batches, 8);
+    s = choose_schedule(wide_mlp(batch, 9, 2));
+    EXPECT_EQ(s.kind, ScheduleKind::kBoth) << batch;
+    EXPECT_EQ(s.parallel_batches, 8);
   }
-  // Small weights, but a batch's activations beyond a thread's share of the cache (a CNN at
-  // 224x224: ~10 MB per sample).
+  // 256 of its samples hold 9.2 MB of activations, beyond 16 MB / 2 threads.
+  EXPECT_EQ(choose_schedule(wide_mlp(256, 8, 2)).kind, ScheduleKind::kThreadedKernels);
+  // A batch's activations beyond a thread's share of the cache (a CNN at 224x224: ~10 MB per
+  // sample): one Executor, threaded kernels.
   ScheduleInputs cnn{.weight_bytes = 200'000,
                      .macs_per_sample = 500'000'000,
                      .activation_bytes_per_sample = 10'000'000,
@@ -102,9 +109,8 @@ TEST(Schedule, ForcedSchedules) {
   EXPECT_EQ(make_schedule(ScheduleKind::kBoth, 1, 2).kind, ScheduleKind::kThreadedKernels);
 }
 
-// The plan's own sizes give the choices above: the shipped-size MLP batch-parallel, the wide
-// one threaded, and the wide one's micro-batch is the whole batch (before: 7 samples, so that
-// each worker streamed its 80 MB of weights every 7 samples).
+// The plan's own sizes give the choices above, and the wide MLP's micro-batch is the whole batch
+// (before: 7 samples, so that each worker streamed its 80 MB of weights every 7 samples).
 TEST(Schedule, PlansReportTheirSizes) {
   const auto small = make_plan(testing::make_mlp({784, 256, 128, 10}), {.max_batch = 256});
   EXPECT_EQ(small->macs_per_sample(), 784 * 256 + 256 * 128 + 128 * 10);
@@ -117,7 +123,10 @@ TEST(Schedule, PlansReportTheirSizes) {
   const auto wide = make_plan(testing::make_mlp({784, 4096, 4096, 10}), {.max_batch = 64});
   EXPECT_EQ(wide->macs_per_sample(), 784 * 4096 + 4096 * 4096 + 4096 * 10);
   EXPECT_EQ(wide->parameter_bytes(), 4 * (784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10));
-  EXPECT_EQ(choose_schedule(schedule_inputs(*wide, 64, 8, 2)).kind, ScheduleKind::kThreadedKernels);
+  EXPECT_EQ(choose_schedule(schedule_inputs(*wide, 64, 8, 2)).kind, ScheduleKind::kBatchParallel);
+  // At 256 rows a batch's activations (~9 MB) exceed a thread's share of the cache.
+  EXPECT_EQ(choose_schedule(schedule_inputs(*wide, 256, 8, 2)).kind,
+            ScheduleKind::kThreadedKernels);
   EXPECT_EQ(wide->micro_batch(), 64);
 }
 
