@@ -129,7 +129,7 @@ void release_data(pb::TensorProto& t) {
 #ifdef __GLIBC__
   // The CLI keeps freed heap blocks for reuse (cli/app.cc), and a freed initializer in the middle
   // of the heap would stay resident next to the tensor that replaced it: return its pages, so
-  // that an import holds about one copy of the weights (ResNet-18: 109 -> ~70 MB peak).
+  // that an import holds about one copy of the weights (ResNet-18: 109 -> 75 MB peak RSS).
   if (bytes >= (size_t{1} << 20)) malloc_trim(0);
 #endif
 }
