@@ -202,8 +202,12 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
   std::string error;
 
   const int64_t num_batches = (n - first + batch - 1) / batch;
-  parallel_for(0, num_batches, 1, [&](int64_t b0, int64_t b1) {
-    auto exec = executors.acquire();
+  const int threads = num_threads();
+  const runtime::Schedule schedule =
+      options.schedule
+          ? runtime::make_schedule(*options.schedule, num_batches, threads)
+          : runtime::choose_schedule(runtime::schedule_inputs(*plan, batch, num_batches, threads));
+  auto run_batches = [&](runtime::Executor* exec, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t begin = first + b * batch, end = std::min(n, begin + batch);
       Shape in_shape = want;
@@ -279,8 +283,19 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
         predicted[i] = arg;
       }
     }
+  };
+  // Batch-parallel: one batch per worker, the kernels inline (inside a parallel_for chunk).
+  parallel_for(0, schedule.parallel_batches, 1, [&](int64_t b0, int64_t b1) {
+    auto exec = executors.acquire();
+    run_batches(exec.get(), b0, b1);
     executors.release(std::move(exec));
   });
+  // Threaded kernels: the remaining batches one after another, each kernel over the pool.
+  if (schedule.parallel_batches < num_batches && error.empty()) {
+    auto exec = executors.acquire();
+    run_batches(exec.get(), schedule.parallel_batches, num_batches);
+    executors.release(std::move(exec));
+  }
   if (!error.empty()) {
     sample_loss.resize(first);
     predicted.resize(first);

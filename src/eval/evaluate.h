@@ -40,13 +40,16 @@
 // when k is a multiple of the batch size (same batches, same per-sample values, same sum order).
 //
 // Evaluates the first `num_samples` rows of the data set in order (no shuffling), in batches of
-// `batch_size`; batches run concurrently on the thread pool, one Executor per worker. The
-// result does not depend on the thread count: per-sample losses are summed in sample order.
+// `batch_size`, scheduled by runtime::choose_schedule (runtime/schedule.h): batches concurrently
+// on the thread pool with one Executor per worker, one batch at a time with the kernels
+// parallel (large activations), or both. The result does not depend on the thread count or the
+// schedule: per-sample losses are summed in sample order.
 // Ties in the arg-max go to the lowest class index (torch.argmax).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +57,7 @@
 #include "ir/graph.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
+#include "runtime/schedule.h"
 
 namespace qsearch::eval {
 
@@ -66,6 +70,9 @@ struct EvalOptions {
   int64_t batch_size = 256;
   size_t output_index = 0;  // which graph output holds the scores (ModelOutput::index)
   OutputKind output_kind = OutputKind::kLogits;
+  // How batches are spread over the threads; unset: runtime::choose_schedule from the plan's
+  // sizes. The results are the same bits under every schedule (tests and benchmarks force one).
+  std::optional<runtime::ScheduleKind> schedule;
 };
 
 // The graph output a classifier's evaluation reads, and what it holds.

@@ -6,11 +6,16 @@
 #include <onnx/shape_inference/implementation.h>
 #include <onnx/version_converter/convert.h>
 
+#include <fcntl.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <malloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <climits>
 #include <cstring>
+
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -127,7 +132,7 @@ const std::vector<std::string>& supported_ops() {
   return ops;
 }
 
-Importer::Importer(const pb::ModelProto& model, std::string source)
+Importer::Importer(pb::ModelProto& model, std::string source)
     : model_(model), graph_(model.graph()), source_(std::move(source)) {
   for (const auto& op : model.opset_import()) {
     if (default_domain(op.domain())) {
@@ -177,7 +182,8 @@ ir::Graph Importer::run() {
 }
 
 void Importer::read_initializers() {
-  for (const auto& t : graph_.initializer()) {
+  // graph_ is the const view of the model the constructor took mutable.
+  for (auto& t : *const_cast<pb::GraphProto&>(graph_).mutable_initializer()) {
     if (t.name().empty()) fail("an initializer has no name");
     if (!initializers_.emplace(t.name(), &t).second) {
       fail("initializer '{}' is defined twice", t.name());
@@ -347,6 +353,9 @@ Entry& Importer::entry(const std::string& name) {
     } else {
       e.kind = Entry::Kind::kFloatConst;
       e.data = float_tensor(*init->second, what);
+      // The Tensor holds the values now (an initializer is converted once: entries are kept in
+      // env_); free the proto's copy.
+      release_data(*init->second);
     }
     it = env_.emplace(name, std::move(e)).first;
   }
@@ -616,20 +625,10 @@ void upgrade_old_opset(pb::ModelProto& model, const std::string& source) {
 
 namespace detail {
 
-ir::Graph import_checked(std::string_view bytes, const std::string& source, QonnxRecords* qonnx) {
+// Everything after parsing; `model` is consumed (its initializers' data is freed as it is
+// converted). `qonnx` (may be null) gets the QONNX nodes removed.
+ir::Graph import_parsed(::onnx::ModelProto& model, const std::string& source, QonnxRecords* qonnx) {
   namespace pb = ::onnx;
-  if (bytes.empty()) fail("'{}' is not an ONNX model: it is empty", source);
-  if (bytes.size() > static_cast<size_t>(INT_MAX)) {
-    fail("'{}' is larger than 2 GiB; qsearch reads self-contained models up to protobuf's limit",
-         source);
-  }
-  pb::ModelProto model;
-  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    fail(
-        "'{}' is not an ONNX model: its bytes do not parse as an ONNX ModelProto (truncated or "
-        "another format)",
-        source);
-  }
   if (model.ir_version() <= 0 || !model.has_graph()) {
     fail("'{}' is not an ONNX model: it has no {}", source,
          model.ir_version() <= 0 ? "ir_version" : "graph");
@@ -665,27 +664,73 @@ ir::Graph import_checked(std::string_view bytes, const std::string& source, Qonn
   }
 }
 
-std::string read_model_file(const std::string& path) {
+namespace {
+
+// The CLI keeps freed blocks in the heap for reuse (cli/app.cc); the parsed proto is freed once
+// per import, so hand its pages back to the kernel instead of carrying them as resident memory.
+void release_freed_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+void fail_not_onnx(const std::string& source) {
+  fail(
+      "'{}' is not an ONNX model: its bytes do not parse as an ONNX ModelProto (truncated or "
+      "another format)",
+      source);
+}
+
+void check_size(uint64_t bytes, const std::string& source) {
+  if (bytes == 0) fail("'{}' is not an ONNX model: it is empty", source);
+  if (bytes > static_cast<uint64_t>(INT_MAX)) {
+    fail("'{}' is larger than 2 GiB; qsearch reads self-contained models up to protobuf's limit",
+         source);
+  }
+}
+
+}  // namespace
+
+ir::Graph import_bytes(std::string_view bytes, const std::string& source, QonnxRecords* qonnx) {
+  check_size(bytes.size(), source);
+  ::onnx::ModelProto model;
+  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) fail_not_onnx(source);
+  return import_parsed(model, source, qonnx);
+}
+
+ir::Graph import_file(const std::string& path, QonnxRecords* qonnx) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     fail("cannot open ONNX model '{}': it is a directory", path);
   }
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("cannot open ONNX model '{}': {}", path, std::strerror(errno));
-  std::ostringstream buf;
-  buf << f.rdbuf();
-  if (f.bad()) fail("cannot read ONNX model '{}': {}", path, std::strerror(errno));
-  return std::move(buf).str();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open ONNX model '{}': {}", path, std::strerror(errno));
+  ::onnx::ModelProto model;
+  {
+    // Parsed straight from the file: no buffer holding a second copy of the bytes.
+    google::protobuf::io::FileInputStream in(fd);
+    in.SetCloseOnDelete(true);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) fail("cannot read ONNX model '{}': {}", path, std::strerror(errno));
+    check_size(static_cast<uint64_t>(st.st_size), path);
+    const bool parsed = model.ParseFromZeroCopyStream(&in);
+    if (in.GetErrno() != 0) {
+      fail("cannot read ONNX model '{}': {}", path, std::strerror(in.GetErrno()));
+    }
+    if (!parsed) fail_not_onnx(path);
+  }
+  ir::Graph g = import_parsed(model, path, qonnx);
+  model = ::onnx::ModelProto();
+  release_freed_memory();
+  return g;
 }
 
 }  // namespace detail
 
 ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) {
-  return detail::import_checked(bytes, source, nullptr);
+  return detail::import_bytes(bytes, source, nullptr);
 }
 
-ir::Graph import_model(const std::string& path) {
-  return import_model_bytes(detail::read_model_file(path), path);
-}
+ir::Graph import_model(const std::string& path) { return detail::import_file(path, nullptr); }
 
 }  // namespace qsearch::onnx

@@ -509,9 +509,11 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
 
 }  // namespace detail
 
-QonnxModel import_qonnx_bytes(std::string_view bytes, const std::string& source) {
-  detail::QonnxRecords records;
-  QonnxModel m{.graph = detail::import_checked(bytes, source, &records)};
+namespace {
+
+QonnxModel with_formats(ir::Graph graph, const detail::QonnxRecords& records,
+                        const std::string& source) {
+  QonnxModel m{.graph = std::move(graph)};
   try {
     m.formats = detail::qonnx_assignment(m.graph, records);
   } catch (Error& e) {
@@ -522,8 +524,18 @@ QonnxModel import_qonnx_bytes(std::string_view bytes, const std::string& source)
   return m;
 }
 
+}  // namespace
+
+QonnxModel import_qonnx_bytes(std::string_view bytes, const std::string& source) {
+  detail::QonnxRecords records;
+  ir::Graph g = detail::import_bytes(bytes, source, &records);
+  return with_formats(std::move(g), records, source);
+}
+
 QonnxModel import_qonnx(const std::string& path) {
-  return import_qonnx_bytes(detail::read_model_file(path), path);
+  detail::QonnxRecords records;
+  ir::Graph g = detail::import_file(path, &records);
+  return with_formats(std::move(g), records, path);
 }
 
 }  // namespace qsearch::onnx

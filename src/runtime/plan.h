@@ -45,7 +45,10 @@
 // * Micro-batches: when every value holds whole samples along dim 0 (shape [c * B, ...], no op
 //   mixing samples: no Softmax or Concat along dim 0) the plan is row-independent, and run()
 //   may process a batch in slices of micro_batch() samples so that one slice's activations stay
-//   in cache (micro_batch() is chosen from the activation bytes per sample). A slice's results
+//   in cache (micro_batch() is chosen from the activation bytes per sample), but never so small
+//   that streaming the weights again for every slice costs more than the activations saved
+//   (at least weight bytes / activation bytes per sample samples, when the weights exceed a
+//   core's L2 cache: the 784-4096-4096-10 MLP runs whole batches). A slice's results
 //   are the same bits as the whole batch's (each output element is computed by the same
 //   arithmetic whatever the batch), so this is purely a speed decision.
 //
@@ -152,6 +155,11 @@ class Plan {
 
   // Samples per slice of run() (see "Micro-batches" above); 0 when the graph mixes samples.
   int64_t micro_batch() const { return micro_batch_; }
+  // Multiply-accumulates of one sample over the graph's nodes (ir::macs_per_sample), and the
+  // activation bytes of one sample (the input row and the planned buffers, after reuse): with
+  // parameter_bytes() what the evaluation's schedule is chosen from (runtime/schedule.h).
+  int64_t macs_per_sample() const { return macs_per_sample_; }
+  int64_t activation_bytes_per_sample() const { return activation_bytes_per_sample_; }
   // Bytes of the slot per sample (for slicing): dtype size * elements per row of dim 0.
   int64_t sample_bytes(SlotId s) const { return sample_bytes_[s]; }
 
@@ -172,6 +180,8 @@ class Plan {
   int64_t parameter_bytes_ = 0;
   std::map<std::string, int64_t> node_parameter_bytes_;
   int64_t micro_batch_ = 0;
+  int64_t macs_per_sample_ = 0;
+  int64_t activation_bytes_per_sample_ = 0;
   std::vector<int64_t> sample_bytes_;
 };
 

@@ -24,6 +24,37 @@ TEST(EvalE2E, AccuracyEqualsPyTorchOnTheMnistTestSplit) {
   }
 }
 
+// The executor's buffers follow the batch actually evaluated: 32 samples at the default batch
+// of 256 allocate for 32, and a schedule (forced or chosen) never changes the numbers.
+TEST(EvalE2E, BuffersFollowTheBatchAndSchedulesAgree) {
+  const std::string base = "eval --model models/mlp_mnist.onnx --dataset mnist --json ";
+  auto eval = [&](const std::string& args) {
+    Result r = run(base + args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto j32 = eval("--num-samples 32");
+  const auto b32 = eval("--num-samples 32 --batch-size 32");
+  const auto b64 = eval("--num-samples 64 --batch-size 64");
+  const int64_t a32 = j32["activation_bytes_per_batch"].get<int64_t>();
+  EXPECT_EQ(a32, b32["activation_bytes_per_batch"].get<int64_t>());
+  EXPECT_EQ(2 * a32, b64["activation_bytes_per_batch"].get<int64_t>());
+  EXPECT_GT(a32, 32 * 784 * 4);
+  const auto want = eval("--num-samples 300 --batch-size 64 --schedule batch-parallel");
+  for (const char* s : {"auto", "threaded-kernels", "both"}) {
+    const auto got =
+        eval(std::string("--num-samples 300 --batch-size 64 --threads 2 --schedule ") + s);
+    EXPECT_EQ(got["loss"], want["loss"]) << s;
+    EXPECT_EQ(got["accuracy"], want["accuracy"]) << s;
+  }
+  Result bad = run(base + "--schedule fastest");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(
+      bad.err.find("--schedule 'fastest': use auto, batch-parallel, threaded-kernels or both"),
+      std::string::npos)
+      << bad.err;
+}
+
 TEST(EvalE2E, BadInputsAreClearErrors) {
   Result r = run("eval --model /nonexistent.onnx --dataset mnist");
   EXPECT_EQ(r.code, 1);
