@@ -144,8 +144,9 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n) {
     case UnaryOp::kClip: {
       const float lo = p.min, hi = p.max;
       return map_parallel(n, [=](int64_t i) {
-        const float v = x[i];
-        y[i] = v < lo ? lo : (v > hi ? hi : v);
+        // min then max, as ONNX and numpy: with min > max every value becomes max.
+        const float v = x[i] < lo ? lo : x[i];
+        y[i] = v > hi ? hi : v;
       });
     }
     case UnaryOp::kSigmoid:

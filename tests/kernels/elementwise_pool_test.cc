@@ -77,6 +77,8 @@ TEST(FastUnary, ExactOpsBitIdenticalAndTranscendentalsWithinBound) {
   const UnaryParams exact[] = {{.op = UnaryOp::kRelu},
                                {.op = UnaryOp::kLeakyRelu, .alpha = 0.1f},
                                {.op = UnaryOp::kClip, .min = -1.5f, .max = 3.0f},
+                               // Crossed bounds: ONNX's min-then-max makes every value max.
+                               {.op = UnaryOp::kClip, .min = 2.0f, .max = -1.0f},
                                {.op = UnaryOp::kCopy}};
   for (const UnaryParams& p : exact) {
     std::vector<float> fast(n), ref(n);
@@ -98,6 +100,16 @@ TEST(FastUnary, ExactOpsBitIdenticalAndTranscendentalsWithinBound) {
       ASSERT_LE(std::fabs(fast[i] - ref[i]), 8 * FLT_EPSILON * std::fabs(ref[i])) << "x = " << x[i];
     }
   }
+}
+
+TEST(FastUnary, ClipWithCrossedBoundsGivesMaxEverywhereAsOnnx) {
+  const std::vector<float> x = {-5.0f, 0.0f, 1.0f, 5.0f};
+  std::vector<float> fast(4), ref(4);
+  const UnaryParams p{.op = UnaryOp::kClip, .min = 2.0f, .max = -1.0f};
+  unary_f32(p, x.data(), fast.data(), 4);
+  ref::unary_f32(p, x.data(), ref.data(), 4);
+  EXPECT_EQ(fast, std::vector<float>(4, -1.0f));
+  EXPECT_EQ(ref, std::vector<float>(4, -1.0f));
 }
 
 TEST(FastUnary, InPlace) {

@@ -667,7 +667,10 @@ class Reference {
     } else if (n.kind == ir::OpKind::kClip) {
       // An unquantized Clip (ReLU6) in float, as ONNX states it: min then max.
       const auto& a = std::get<ir::ClipAttrs>(n.attrs);
-      for (float v : x.f) y.f.push_back(v < a.min ? a.min : (v > a.max ? a.max : v));
+      for (float v : x.f) {
+        const float c = v < a.min ? a.min : v;
+        y.f.push_back(c > a.max ? a.max : c);
+      }
     } else if (n.kind == ir::OpKind::kIm2Col3d) {
       // ir/ops.h: y[n, (c kD + i) kH + r, od H' + oh, w] = x[n, c, od sD - pD + i dD,
       // oh sH - pH + r dH, w], 0 outside; visited in y's order.
