@@ -32,9 +32,9 @@ struct EvalArgs {
   std::vector<std::string> feature_columns;
   std::optional<int64_t> num_samples;  // unset: the whole split
   int64_t batch_size = 256;
-  std::string quant;     // CONFIG.toml with [passes.quantize]
-  std::string mode;      // "" = int with --quant, float without
-  std::string output;    // graph output scored ("" = the first)
+  std::string quant;   // CONFIG.toml with [passes.quantize]
+  std::string mode;    // "" = int with --quant, float without
+  std::string output;  // graph output scored ("" = the first)
   std::string schedule = "auto";
   bool fold_bn = false;  // --fold-bn (or the --quant config's fold_batch_norm)
   bool json = false;

@@ -176,7 +176,8 @@ void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run)
                   "nodes); qdq and qonnx: --out M.onnx or a directory");
   cmd->add_option("--reuse-factor", args->reuse_factor, "hls4ml: ReuseFactor (default 1)");
   cmd->add_option("--strategy", args->strategy, "hls4ml: Latency (default) | Resource");
-  cmd->add_option("--out", args->out, "Output directory (qdq, qonnx: or a file M.onnx)")->required();
+  cmd->add_option("--out", args->out, "Output directory (qdq, qonnx: or a file M.onnx)")
+      ->required();
   cmd->add_option("--name", args->name,
                   "File names NAME.h/NAME.c/NAME.json and symbol prefix (default: model)");
   cmd->add_option("--dataset", args->dataset,

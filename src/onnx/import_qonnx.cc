@@ -322,26 +322,31 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
   // The ir node of a reader (its ONNX name), and the input it reads the Quant's value at. A
   // reader fused at import into a LayerNorm / Gelu (torch's decompositions, which qsearch's own
   // export writes below opset 17) is that node's input 0 when the fused node reads the value there.
-  auto node_of = [&](const QonnxRecord& r, const std::string& onnx_name, int& input) -> size_t {
-    auto it = by_name.find(onnx_name);
-    if (it == by_name.end()) {
-      if (const auto v = g.find_value(r.input)) {
-        for (size_t k = 0; k < g.nodes().size(); ++k) {
-          const ir::Node& n = g.nodes()[k];
-          if ((n.kind == OpKind::kLayerNorm || n.kind == OpKind::kGelu) && !n.inputs.empty() &&
-              n.inputs[0] == *v) {
-            input = 0;
-            return k;
-          }
+  auto find_node = [&](const QonnxRecord& r, const std::string& onnx_name,
+                       int& input) -> std::optional<size_t> {
+    if (auto it = by_name.find(onnx_name); it != by_name.end()) return it->second;
+    if (const auto v = g.find_value(r.input)) {
+      for (size_t k = 0; k < g.nodes().size(); ++k) {
+        const ir::Node& n = g.nodes()[k];
+        if ((n.kind == OpKind::kLayerNorm || n.kind == OpKind::kGelu) && !n.inputs.empty() &&
+            n.inputs[0] == *v) {
+          input = 0;
+          return k;
         }
       }
+    }
+    return std::nullopt;
+  };
+  auto node_of = [&](const QonnxRecord& r, const std::string& onnx_name, int& input) -> size_t {
+    const auto k = find_node(r, onnx_name, input);
+    if (!k) {
       fail(
           "QONNX node '{}': the node reading it, '{}', is not a node of the imported graph (it "
           "was folded or fused at import); qsearch attaches a Quant's format to the node that "
           "reads it",
           r.node, onnx_name);
     }
-    return it->second;
+    return *k;
   };
   auto set_slot = [&](const QonnxRecord& r, size_t k, std::optional<quant::FixedFormat>& slot,
                       const char* role) {
@@ -416,7 +421,15 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
       }
       for (const auto& [name, at] : r.consumers) {
         int input = at;
-        const size_t k = node_of(r, name, input);
+        size_t k = node_of(r, name, input);
+        // The bias of a linear exported as MatMul + Add (ir::linear_bias_add) is the MatMul's.
+        if (const ir::Node& a = g.nodes()[k]; a.kind == OpKind::kAdd) {
+          const ir::NodeId owner = ir::bias_add_owner(g, a);
+          if (owner >= 0 && input == ir::bias_add_operand(g, a)) {
+            k = static_cast<size_t>(owner);
+            input = 2;
+          }
+        }
         attach_input(r, k, input);
       }
       continue;
@@ -424,21 +437,28 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
     bool as_data_out = false;
     if (!r.producer.empty() && !r.producer_is_qonnx && r.sole_reader) {
       if (auto it = by_name.find(r.producer); it != by_name.end()) {
-        const ir::Node& p = g.nodes()[it->second];
+        size_t target = it->second;
+        // A MatMul + Add linear's data_out follows its bias Add (runtime/node_quant.h).
+        if (const ir::Node& a = g.nodes()[target]; a.kind == OpKind::kAdd) {
+          if (const ir::NodeId owner = ir::bias_add_owner(g, a); owner >= 0) {
+            target = static_cast<size_t>(owner);
+          }
+        }
+        const ir::Node& p = g.nodes()[target];
         const bool linear_or_conv =
             p.kind == OpKind::kConv || p.kind == OpKind::kConvTranspose ||
             ((p.kind == OpKind::kGemm || p.kind == OpKind::kMatMul) && ir::weight_input(g, p) >= 0);
         // Read by nothing MASE quantizes (or marked so by qsearch's export): the producer's
         // data_out; else the readers' data_in (the same values in fake mode).
         bool readers_take_it = !r.consumers.empty() && !r.graph_output && !r.feeds_qonnx;
-        for (const auto& [name, input] : r.consumers) {
-          auto c = by_name.find(name);
-          readers_take_it = readers_take_it && c != by_name.end() &&
-                            quantizable_input(g, g.nodes()[c->second], input);
+        for (const auto& [name, at] : r.consumers) {
+          int input = at;
+          const auto c = find_node(r, name, input);  // a fused LayerNorm / GELU reads it too
+          readers_take_it = readers_take_it && c && quantizable_input(g, g.nodes()[*c], input);
         }
         as_data_out = linear_or_conv && (r.marked_data_out || !readers_take_it);
         if (as_data_out) {
-          set_slot(r, it->second, slots[it->second].data_out, "data_out");
+          set_slot(r, target, slots[target].data_out, "data_out");
         }
       }
     }
