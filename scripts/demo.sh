@@ -11,7 +11,7 @@
 #   4. the shipped ViT (models/vit-tiny_mnist.onnx): a short TPE search of its attention and MLP
 #      formats (configs/vit_mixed.toml, 6 trials on 256 test images);
 #   5. the FPGA cost model as an objective: NSGA-II over configs/mnist_fpga.toml (accuracy vs the
-#      LUTs hls4ml's io_parallel design would use, configurations above 120k LUTs infeasible);
+#      LUTs hls4ml's io_parallel design would use, configurations above 160k LUTs infeasible);
 #   6. the TPE study as an HTML report (qsearch report --html) and the comparison as one
 #      (qsearch compare --html); the last line prints the report's path.
 # Outputs go to qsearch_output/demo/ (removed first, so the numbers are this run's).
@@ -53,7 +53,7 @@ step "ViT: attention projections, MLP linears and attention matmuls (configs/vit
 "$qsearch" search --config configs/vit_mixed.toml --trials 6 --num-samples 256 --seed 0 \
   --out "$out/vit" --quiet
 
-step "FPGA cost as an objective: accuracy vs hls4ml LUTs, 120k-LUT budget (configs/mnist_fpga.toml, 30 trials)"
+step "FPGA cost as an objective: accuracy vs hls4ml LUTs, 160k-LUT budget (configs/mnist_fpga.toml, 30 trials)"
 "$qsearch" search --config configs/mnist_fpga.toml --trials 30 --num-samples 256 --seed 0 \
   --out "$out/fpga" --quiet
 

@@ -15,7 +15,7 @@ namespace {
 // configs/mnist_fpga.toml with `reuse_factor = LIST`.
 std::string mnist_fpga_with(const ScratchDir& dir, const std::string& list) {
   std::string text = read_file(source_dir() + "/configs/mnist_fpga.toml");
-  const std::string from = "reuse_factor = 64";
+  const std::string from = "reuse_factor = 16";
   text.replace(text.find(from), from.size(), "reuse_factor = " + list);
   text.replace(text.find("models/mlp_mnist.onnx"), 21, source_dir() + "/models/mlp_mnist.onnx");
   return write(dir, "rf.toml", text);
