@@ -245,6 +245,16 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
           graph.value(n.inputs[2]).data.numel() == n_out) {
         bias = codes_of(graph.value(n.inputs[2]).data, nq.inputs[2], nq.rounding);
       }
+      if (nq.bias_add >= 0) {
+        // A MatMul + Add linear (runtime/node_quant.h): one dense layer whose bias is the Add's
+        // constant, in the Add's format, and whose data_out follows the Add.
+        const ir::Node& add = graph.nodes()[static_cast<size_t>(nq.bias_add)];
+        const runtime::NodeQuant& aq = nqs[static_cast<size_t>(nq.bias_add)];
+        const int k_bias = ir::bias_add_operand(graph, add);
+        const Tensor& b = graph.value(add.inputs[k_bias]).data;
+        if (b.numel() == n_out) bias = codes_of(b, aq.inputs[k_bias], nq.rounding);
+        out = aq.data_out ? aq.data_out->width : read_width(add.outputs[0]);
+      }
       const int64_t rows = numel(x) / std::max<int64_t>(n_in, 1);  // batched tokens: sequential
       dense_cost(codes, n_in, n_out, bias, a, width_of(nq.inputs[wi]), out,
                  std::max<int64_t>(rows, 1), lc, L);
@@ -266,6 +276,12 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
       dense_cost(codes, fan_in, m, bias, a, width_of(nq.inputs[1]), out,
                  std::max<int64_t>(pixels, 1), lc, L);
       L.ff += static_cast<int64_t>(numel(x)) * a;  // the partitioned input image
+    } else if (const ir::NodeId lin = ir::bias_add_owner(graph, n); lin >= 0) {
+      // The bias Add of a MatMul + Add linear: costed with the linear (above), free here; its
+      // output is carried as the linear's.
+      const ir::ValueId lin_out = graph.nodes()[static_cast<size_t>(lin)].outputs[0];
+      if (y >= 0 && lin_out >= 0) carried[y] = carried[lin_out];
+      continue;
     } else {
       const int64_t elems = numel(y);
       const int w = std::min(a, 32);

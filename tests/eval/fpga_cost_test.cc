@@ -227,6 +227,59 @@ TEST(FpgaCost, OverflowFreeAccumulatorIsWiderAndCostsMore) {
   EXPECT_GT(exact.lut, fixed16.lut);
 }
 
+// torch's nn.Linear on 3-D inputs exports as MatMul(x, W^T) + Add(b): one dense layer whose
+// bias is the Add's constant (ir::linear_bias_add), costed exactly as the same Gemm with a bias.
+TEST(FpgaCost, MatMulPlusBiasAddCostsAsOneDenseLayer) {
+  const int64_t in = 16, out = 8;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  Tensor w({out, in}, DType::kFloat32), wt({in, out}, DType::kFloat32), b({out}, DType::kFloat32);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t i = 0; i < in; ++i) {
+      w.data<float>()[o * in + i] = wt.data<float>()[i * out + o] = u(rng);
+    }
+    b.data<float>()[o] = u(rng);
+  }
+  const quant::NodeQuantConfig c{.quantized = true,
+                                 .data_in = quant::FixedFormat{8, 4, true},
+                                 .weight = quant::FixedFormat{6, 4, true},
+                                 .bias = quant::FixedFormat{8, 4, true},
+                                 .data_out = quant::FixedFormat{10, 4, true}};
+  ir::Graph gemm;
+  {
+    ir::ValueId x = gemm.add_input("x", {kDynamic, in});
+    ir::ValueId y = gemm.add_value("y");
+    gemm.add_node(ir::Node{OpKind::kGemm,
+                           "/fc/Gemm",
+                           {x, gemm.add_constant("fc.weight", w), gemm.add_constant("fc.bias", b)},
+                           {y},
+                           ir::GemmAttrs{.trans_b = true},
+                           ""});
+    gemm.mark_output(y);
+    gemm.finalize();
+  }
+  ir::Graph mm;
+  {
+    ir::ValueId x = mm.add_input("x", {kDynamic, in});
+    ir::ValueId h = mm.add_value("h"), y = mm.add_value("y");
+    mm.add_node(ir::Node{
+        OpKind::kMatMul, "/fc/MatMul", {x, mm.add_constant("fc.weight_t", wt)}, {h}, {}, ""});
+    mm.add_node(ir::Node{OpKind::kAdd, "/fc/Add", {mm.add_constant("fc.bias", b), h}, {y}, {}, ""});
+    mm.mark_output(y);
+    mm.finalize();
+  }
+  ASSERT_EQ(ir::mase_op(mm, mm.nodes()[1]), "linear_bias");
+  const FpgaOptions o{.accum_width = 16};
+  const FpgaCost a = estimate_fpga_cost(gemm, {{gemm.nodes()[0].config_name, c}}, o);
+  const FpgaCost m = estimate_fpga_cost(mm, {{mm.nodes()[0].config_name, c}}, o);
+  ASSERT_EQ(m.layers.size(), 1u);  // the Add is no layer of its own
+  EXPECT_EQ(m.dsp, a.dsp);
+  EXPECT_EQ(m.lut, a.lut);
+  EXPECT_EQ(m.ff, a.ff);
+  EXPECT_EQ(m.latency_cycles, a.latency_cycles);
+  EXPECT_GT(m.lut + m.dsp, 0);
+}
+
 TEST(FpgaCost, BadOptionsAreOneLineErrors) {
   quant::QuantAssignment q;
   const ir::Graph g = jsc_mlp(MlpSpec{}, &q);
