@@ -32,9 +32,27 @@ int signed_bits_for(long double bound) {
 
 namespace {
 
+// The bias of linear / conv node i: its input 2, or the constant of its bias Add (a MatMul + Add
+// linear, runtime/node_quant.h), with the format it is quantized in (nullopt: a float bias).
+struct BiasRef {
+  ir::ValueId v = -1;
+  std::optional<FixedFormat> format;
+};
+BiasRef bias_of(const ir::Graph& g, const std::vector<runtime::NodeQuant>& nq, size_t i) {
+  const ir::Node& n = g.nodes()[i];
+  const runtime::NodeQuant& q = nq[i];
+  if (q.bias_add >= 0) {
+    const ir::Node& add = g.nodes()[static_cast<size_t>(q.bias_add)];
+    const int k = ir::bias_add_operand(g, add);
+    return {add.inputs[k], nq[static_cast<size_t>(q.bias_add)].inputs[k]};
+  }
+  if (n.inputs.size() > 2 && n.inputs[2] >= 0) return {n.inputs[2], q.inputs[2]};
+  return {};
+}
+
 // Worst-case |accumulator| of a linear / conv at binary point F over the quantized weights.
 long double accumulator_bound(const ir::Graph& g, const ir::Node& n, const runtime::NodeQuant& q,
-                              int& frac) {
+                              const BiasRef& br, int& frac) {
   const FixedFormat& fa = *q.inputs[0];
   const FixedFormat& fb = *q.inputs[1];
   const ir::Value& w = g.value(n.inputs[1]);
@@ -56,10 +74,10 @@ long double accumulator_bound(const ir::Graph& g, const ir::Node& n, const runti
   const int fp = fa.frac + fb.frac;
   frac = fp;
   std::vector<long double> bias(static_cast<size_t>(outs), 0.0L);
-  if (n.inputs.size() > 2 && n.inputs[2] >= 0) {
-    const ir::Value& b = g.value(n.inputs[2]);
-    const FixedFormat fc = q.inputs[2] ? *q.inputs[2] : runtime::float_bias_format(b.data, fp);
-    const Tensor bc = quant::quantize(b.data, fc, q.inputs[2] ? q.rounding : Rounding::kHalfToEven);
+  if (br.v >= 0) {
+    const ir::Value& b = g.value(br.v);
+    const FixedFormat fc = br.format ? *br.format : runtime::float_bias_format(b.data, fp);
+    const Tensor bc = quant::quantize(b.data, fc, br.format ? q.rounding : Rounding::kHalfToEven);
     frac = std::max(fp, fc.frac);
     for (int64_t o = 0; o < outs; ++o) {
       const int64_t at = bc.numel() == 1 ? 0 : o;
@@ -123,22 +141,28 @@ std::string hls4ml_config_yaml(const ir::Graph& graph, const quant::QuantAssignm
     if (qn.kind == runtime::NodeQuant::Kind::kLinear ||
         qn.kind == runtime::NodeQuant::Kind::kConv) {
       int frac = 0;
-      const long double bound = accumulator_bound(graph, n, qn, frac);
+      const BiasRef br = bias_of(graph, nq, i);
+      const long double bound = accumulator_bound(graph, n, qn, br, frac);
       const int wbits = signed_bits_for(bound);
       const std::string accum = fmt::format("ap_fixed<{},{}>", wbits, wbits - frac);
       prec += fmt::format("      weight: {}\n", ap_fixed_type(*qn.inputs[1], qn.rounding));
-      if (n.inputs.size() > 2 && n.inputs[2] >= 0) {
+      if (br.v >= 0) {
         const FixedFormat fc =
-            qn.inputs[2] ? *qn.inputs[2]
-                         : runtime::float_bias_format(graph.value(n.inputs[2]).data,
-                                                      qn.inputs[0]->frac + qn.inputs[1]->frac);
+            br.format ? *br.format
+                      : runtime::float_bias_format(graph.value(br.v).data,
+                                                   qn.inputs[0]->frac + qn.inputs[1]->frac);
         prec += fmt::format("      bias: {}\n",
-                            ap_fixed_type(fc, qn.inputs[2] ? qn.rounding : Rounding::kHalfToEven));
+                            ap_fixed_type(fc, br.format ? qn.rounding : Rounding::kHalfToEven));
       }
+      // A MatMul + Add linear's result is its bias Add's output, with the Add's data_out.
+      const runtime::NodeQuant& qo = qn.bias_add >= 0 ? nq[static_cast<size_t>(qn.bias_add)] : qn;
+      const ir::ValueId y = qn.bias_add >= 0
+                                ? graph.nodes()[static_cast<size_t>(qn.bias_add)].outputs[0]
+                                : n.outputs[0];
       std::string result = accum;
-      if (qn.data_out) {
-        result = ap_fixed_type(*qn.data_out, qn.rounding);
-      } else if (auto r = reader_format(graph, nq, n.outputs[0])) {
+      if (qo.data_out) {
+        result = ap_fixed_type(*qo.data_out, qn.rounding);
+      } else if (auto r = reader_format(graph, nq, y)) {
         result = ap_fixed_type(r->first, r->second);
       }
       prec += fmt::format("      result: {}\n      accum: {}\n", result, accum);

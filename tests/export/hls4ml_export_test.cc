@@ -93,6 +93,57 @@ TEST(Hls4mlExport, MlpConfigHasPerLayerPrecisionsReuseFactorAndStrategy) {
 // For random formats, every linear's accumulator holds the exact worst case of
 // max|A| * sum_k |W[k, n]| * 2^(F - fa - fb) + |b_n| * 2^(F - fc) (computed here in __int128),
 // with at most two bits to spare.
+// torch's nn.Linear on 3-D inputs exports as MatMul(x, W^T) + Add(b) (ir::linear_bias_add): the
+// MatMul's layer gets the Add's bias, its data_out and the accumulator the bias needs, exactly as
+// the equivalent Gemm.
+TEST(Hls4mlExport, MatMulPlusBiasAddIsOneDenseLayerLikeTheGemm) {
+  const int64_t in = 12, out = 5;
+  Rng rng(11);
+  Tensor w({out, in}, DType::kFloat32), wt({in, out}, DType::kFloat32), b({out}, DType::kFloat32);
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t i = 0; i < in; ++i) {
+      w.data<float>()[o * in + i] = wt.data<float>()[i * out + o] =
+          static_cast<float>(rng.uniform() * 2 - 1);
+    }
+    b.data<float>()[o] = static_cast<float>(rng.uniform() * 40 - 20);  // a bias that widens acc
+  }
+  NodeQuantConfig c = lin({8, 4, true}, {6, 4, true}, FixedFormat{12, 4, true});
+  c.data_out = FixedFormat{10, 3, true};
+  ir::Graph gemm;
+  {
+    const ir::ValueId x = gemm.add_input("x", {kDynamic, in});
+    const ir::ValueId y = gemm.add_value("y");
+    gemm.add_node(ir::Node{ir::OpKind::kGemm,
+                           "fc_gemm",
+                           {x, gemm.add_constant("w", w), gemm.add_constant("b", b)},
+                           {y},
+                           ir::GemmAttrs{.trans_b = true},
+                           ""});
+    gemm.mark_output(y);
+    gemm.finalize();
+  }
+  ir::Graph mm;
+  {
+    const ir::ValueId x = mm.add_input("x", {kDynamic, in});
+    const ir::ValueId h = mm.add_value("h"), y = mm.add_value("y");
+    mm.add_node(
+        ir::Node{ir::OpKind::kMatMul, "fc_matmul", {x, mm.add_constant("wt", wt)}, {h}, {}, ""});
+    mm.add_node(ir::Node{ir::OpKind::kAdd, "fc_add", {h, mm.add_constant("b", b)}, {y}, {}, ""});
+    mm.mark_output(y);
+    mm.finalize();
+  }
+  auto precision = [](const std::string& blk) {
+    return blk.substr(blk.find("Precision:"), blk.find("ReuseFactor:") - blk.find("Precision:"));
+  };
+  const std::string a =
+      precision(block(hls4ml_config_yaml(gemm, {{gemm.nodes()[0].config_name, c}}), "fc_gemm"));
+  const std::string y = hls4ml_config_yaml(mm, {{mm.nodes()[0].config_name, c}});
+  EXPECT_EQ(precision(block(y, "fc_matmul")), a);
+  EXPECT_NE(a.find("bias: ap_fixed<12,8"), std::string::npos) << a;
+  EXPECT_NE(a.find("result: ap_fixed<10,7"), std::string::npos) << a;
+  EXPECT_EQ(y.find("fc_add"), std::string::npos) << y;  // no layer of its own
+}
+
 TEST(Hls4mlExport, AccumulatorsHoldTheExactWorstCase) {
   const ir::Graph g = onnx::import_model(model_path("mlp_mnist.onnx"));
   Rng rng(7);
