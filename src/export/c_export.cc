@@ -289,22 +289,38 @@ class Generator {
     return shift == 0 ? e : fmt::format("({}) * {}", e, i64(int64_t{1} << shift));
   }
 
-  // The bias codes of a linear / conv with `outputs` outputs and products at binary point fp.
+  // The bias codes of a linear / conv with `outputs` outputs and products at binary point fp:
+  // its input 2, or the constant of its bias Add (a MatMul + Add linear, runtime/node_quant.h).
   std::optional<CVal> bias(const ir::Node& n, const NodeQuant& q, int fp, int64_t outputs) {
-    if (n.inputs.size() <= 2 || n.inputs[2] < 0) return std::nullopt;
-    const ir::Value& b = g_.value(n.inputs[2]);
+    ir::ValueId bv = n.inputs.size() > 2 ? n.inputs[2] : -1;
+    std::optional<FixedFormat> bf = q.inputs.size() > 2 ? q.inputs[2] : std::nullopt;
+    if (q.bias_add >= 0) {
+      const ir::Node& add = g_.nodes()[static_cast<size_t>(q.bias_add)];
+      const int k = ir::bias_add_operand(g_, add);
+      bv = add.inputs[k];
+      bf = nq_[static_cast<size_t>(q.bias_add)].inputs[k];
+      if (!bf) {
+        // The int engine adds such a bias in float (docs/numerics.md), which C cannot mirror.
+        fail_node(n,
+                  "a linear exported as MatMul + bias Add without bias_* keys adds its bias in "
+                  "float in the int engine; give the linear bias_width / bias_frac_width to "
+                  "export it");
+      }
+    }
+    if (bv < 0) return std::nullopt;
+    const ir::Value& b = g_.value(bv);
     if (!b.is_constant() || b.data.dtype() != DType::kFloat32) {
       fail_node(n, fmt::format("the bias '{}' is not a float32 constant", b.name));
     }
     FixedFormat f;
     Rounding r = q.rounding;
-    if (q.inputs.size() > 2 && q.inputs[2]) {
-      f = *q.inputs[2];
+    if (bf) {
+      f = *bf;
     } else {
       f = runtime::float_bias_format(b.data, fp);
       r = Rounding::kHalfToEven;
     }
-    CVal c = const_codes(n, n.inputs[2], f, r);
+    CVal c = const_codes(n, bv, f, r);
     if (c.numel() != outputs && c.numel() != 1) {
       fail_node(n,
                 fmt::format("bias '{}' has {} values for {} outputs", b.name, c.numel(), outputs));
@@ -357,6 +373,13 @@ class Generator {
         "      int64_t acc = 0;\n{}{}{}      {}[i * {} + j] = acc;\n    }}\n    }}\n  }}\n",
         n.config_name, ir::op_name(n.kind), frac, rows, nn, acc,
         sp ? fmt::format("      acc *= {};\n", i64(int64_t{1} << sp)) : "", add_b, y.name, nn);
+    if (q.bias_add >= 0) {
+      // The result is the bias Add's output, with the data_out it carries.
+      const ir::Node& add = g_.nodes()[static_cast<size_t>(q.bias_add)];
+      vals_[add.outputs[0]] = y;
+      vals_[add.outputs[0]] = finish_weighted(add, nq_[static_cast<size_t>(q.bias_add)], y);
+      return;
+    }
     vals_[n.outputs[0]] = y;
     vals_[n.outputs[0]] = finish_weighted(n, q, y);
   }
@@ -409,6 +432,13 @@ class Generator {
         fmt::arg("x", x.name), fmt::arg("w", w.name),
         fmt::arg("shift", sp ? fmt::format("          acc *= {};\n", i64(int64_t{1} << sp)) : ""),
         fmt::arg("add_b", add_b), fmt::arg("y", y.name));
+    if (q.bias_add >= 0) {
+      // The result is the bias Add's output, with the data_out it carries.
+      const ir::Node& add = g_.nodes()[static_cast<size_t>(q.bias_add)];
+      vals_[add.outputs[0]] = y;
+      vals_[add.outputs[0]] = finish_weighted(add, nq_[static_cast<size_t>(q.bias_add)], y);
+      return;
+    }
     vals_[n.outputs[0]] = y;
     vals_[n.outputs[0]] = finish_weighted(n, q, y);
   }
@@ -600,11 +630,7 @@ class Generator {
 
   void lower(const ir::Node& n, const NodeQuant& q) {
     using ir::OpKind;
-    if (q.bias_add >= 0 || q.kind == NodeQuant::Kind::kLinearBias) {
-      fail_node(n,
-                "a linear exported as MatMul + bias Add (torch's Linear on 3-D input) is not "
-                "implemented by the C export");
-    }
+    if (q.kind == NodeQuant::Kind::kLinearBias) return;  // lowered with its linear
     switch (n.kind) {
       case OpKind::kGemm:
       case OpKind::kMatMul:

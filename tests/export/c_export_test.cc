@@ -512,6 +512,52 @@ TEST(CExport, RandomAttentionMatMulsEqualTheIntEngine) {
   fs::remove_all(exe.parent_path());
 }
 
+// torch's nn.Linear on 3-D inputs: MatMul(x, W^T) + Add(b), one linear whose bias_* format
+// quantizes the Add's constant (ir::linear_bias_add); random shapes, formats and roundings, the
+// bias operand on either side of the Add, optionally a relu after.
+TEST(CExport, RandomMatMulBiasLinearsEqualTheIntEngine) {
+  std::vector<RandomModel> models;
+  std::vector<CExport> exports;
+  int refused = 0;
+  for (uint64_t seed = 2000; models.size() < 40 && seed < 2300; ++seed) {
+    RandomCase rc(seed);
+    RandomModel rm;
+    const int64_t t = rc.uniform(1, 5), k = rc.uniform(1, 16), n = rc.uniform(1, 12);
+    GraphMaker m({kDynamic, t, k});
+    const ir::ValueId h = m.op(OpKind::kMatMul, {m.input(), rc.weight(m, {k, n}, 1.0f)});
+    const ir::ValueId b = rc.weight(m, rc.chance(50) ? Shape{n} : Shape{1, 1, n}, 2.0f);
+    ir::ValueId y = rc.chance(50) ? m.op(OpKind::kAdd, {h, b}) : m.op(OpKind::kAdd, {b, h});
+    if (rc.chance(30)) y = m.op(OpKind::kRelu, {y});
+    rm.g = m.finish(y);
+    EXPECT_EQ(ir::mase_op(rm.g, rm.g.nodes()[1]), "linear_bias");
+    NodeQuantConfig c = rc.weighted_config();
+    if (!c.bias) c.bias = rc.format(true, true);
+    rm.q = {{rm.g.nodes()[0].config_name, c}};
+    rm.x = rc.input({rc.uniform(2, 8), t, k});
+    try {
+      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("b{}", seed)}));
+    } catch (const Error& e) {
+      ASSERT_NE(std::string(e.what()).find("int64"), std::string::npos)
+          << "seed " << seed << ": " << e.what();
+      ++refused;
+      continue;
+    }
+    models.push_back(std::move(rm));
+  }
+  ASSERT_GE(models.size(), 40u) << refused << " refused";
+  const fs::path exe = compile(fresh_dir("matmul_bias"), exports);
+  ASSERT_FALSE(exe.empty());
+  for (size_t i = 0; i < models.size(); ++i) {
+    SCOPED_TRACE(exports[i].source_name);
+    const std::vector<float> want = run_int(models[i].g, models[i].q, models[i].x);
+    const std::vector<float> got = run_c(exe, i, models[i].x, exports[i].output_size);
+    ASSERT_TRUE(same_bits(got, want, exports[i].output_size));
+  }
+  std::cout << fmt::format("[ export ] {} random MatMul + bias Add linears equal the int engine\n",
+                           models.size());
+  fs::remove_all(exe.parent_path());
+}
+
 // ---- what the C export refuses ----------------------------------------------------------------
 
 TEST(CExport, FloatBoundaryAndUnsupportedOpsAreOneLineErrorsNamingTheNode) {
@@ -552,6 +598,14 @@ TEST(CExport, FloatBoundaryAndUnsupportedOpsAreOneLineErrorsNamingTheNode) {
         {g.nodes()[0].config_name, weighted(s(8, 4), s(8, 4), std::nullopt)},
         {g.nodes()[1].config_name, weighted(s(8, 4), s(8, 4), std::nullopt)}};
     expect_error(g, q, "runs in float in int mode");
+  }
+  {  // A MatMul + Add linear without bias_* keys: the int engine adds its bias in float.
+    GraphMaker m({kDynamic, 2, 4});
+    ir::ValueId h = m.op(OpKind::kMatMul, {m.input(), m.constant({4, 3}, 1)});
+    const ir::Graph g = m.finish(m.op(OpKind::kAdd, {h, m.constant({3}, 2)}));
+    quant::QuantAssignment q = {
+        {g.nodes()[0].config_name, weighted(s(8, 4), s(8, 4), std::nullopt)}};
+    expect_error(g, q, "bias_width");
   }
   EXPECT_THROW(check_c_name("9lives", "--name"), Error);
   EXPECT_THROW(check_c_name("a-b", "--name"), Error);
