@@ -31,6 +31,8 @@ packages=(
   nodejs npm dataset-fashion-mnist
   python3-optuna python3-pandas  # the oracle of tests/e2e/optuna_e2e_test.cc (Optuna reads study.db)
   chromium  # headless: tests/e2e/html_report_e2e_test.cc renders report.html like a reader would
+  python3-torch python3-onnx  # tools/onnx_torch_exec.py: the independent QONNX check of
+                              # tests/export/qonnx_export_test.cc (skipped without them)
 )
 if [ "$want_bench" = 1 ]; then
   packages+=(python3 python3-torch python3-onnx python3-optuna python3-numpy libopenblas0-pthread

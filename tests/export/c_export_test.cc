@@ -427,6 +427,23 @@ struct RandomModel {
   Tensor x;
 };
 
+// Compiles the exports into one program and checks each against the int engine bit for bit.
+void expect_exports_equal_int_engine(const std::string& what,
+                                     const std::vector<RandomModel>& models,
+                                     const std::vector<CExport>& exports, int refused) {
+  const fs::path exe = compile(fresh_dir(what), exports);
+  ASSERT_FALSE(exe.empty());
+  for (size_t i = 0; i < models.size(); ++i) {
+    SCOPED_TRACE(exports[i].source_name);
+    const std::vector<float> want = run_int(models[i].g, models[i].q, models[i].x);
+    const std::vector<float> got = run_c(exe, i, models[i].x, exports[i].output_size);
+    ASSERT_TRUE(same_bits(got, want, exports[i].output_size));
+  }
+  std::cout << fmt::format("[ export ] {} random {} graphs equal the int engine, {} refused\n",
+                           models.size(), what, refused);
+  fs::remove_all(exe.parent_path());
+}
+
 TEST(CExport, RandomIntegerGraphsEqualTheIntEngine) {
   std::vector<RandomModel> models;
   std::vector<CExport> exports;
@@ -459,17 +476,7 @@ TEST(CExport, RandomIntegerGraphsEqualTheIntEngine) {
     models.push_back(std::move(rm));
   }
   ASSERT_GE(models.size(), 100u) << refused << " refused";
-  const fs::path exe = compile(fresh_dir("random"), exports);
-  ASSERT_FALSE(exe.empty());
-  for (size_t i = 0; i < models.size(); ++i) {
-    SCOPED_TRACE(exports[i].source_name);
-    const std::vector<float> want = run_int(models[i].g, models[i].q, models[i].x);
-    const std::vector<float> got = run_c(exe, i, models[i].x, exports[i].output_size);
-    ASSERT_TRUE(same_bits(got, want, exports[i].output_size));
-  }
-  std::cout << fmt::format("[ export ] {} random graphs equal the int engine, {} refused\n",
-                           models.size(), refused);
-  fs::remove_all(exe.parent_path());
+  expect_exports_equal_int_engine("integer", models, exports, refused);
 }
 
 // The MatMul of two activations (attention's Q K^T and S V): random attention-shaped graphs,
@@ -497,19 +504,7 @@ TEST(CExport, RandomAttentionMatMulsEqualTheIntEngine) {
     models.push_back(std::move(rm));
   }
   ASSERT_GE(models.size(), 60u) << refused << " refused";
-  const fs::path exe = compile(fresh_dir("attention"), exports);
-  ASSERT_FALSE(exe.empty());
-  for (size_t i = 0; i < models.size(); ++i) {
-    SCOPED_TRACE(exports[i].source_name);
-    const std::vector<float> want = run_int(models[i].g, models[i].q, models[i].x);
-    const std::vector<float> got = run_c(exe, i, models[i].x, exports[i].output_size);
-    ASSERT_TRUE(same_bits(got, want, exports[i].output_size));
-  }
-  std::cout << fmt::format(
-      "[ export ] {} random attention graphs equal the int engine, {} "
-      "refused\n",
-      models.size(), refused);
-  fs::remove_all(exe.parent_path());
+  expect_exports_equal_int_engine("attention", models, exports, refused);
 }
 
 // torch's nn.Linear on 3-D inputs: MatMul(x, W^T) + Add(b), one linear whose bias_* format
@@ -545,17 +540,7 @@ TEST(CExport, RandomMatMulBiasLinearsEqualTheIntEngine) {
     models.push_back(std::move(rm));
   }
   ASSERT_GE(models.size(), 40u) << refused << " refused";
-  const fs::path exe = compile(fresh_dir("matmul_bias"), exports);
-  ASSERT_FALSE(exe.empty());
-  for (size_t i = 0; i < models.size(); ++i) {
-    SCOPED_TRACE(exports[i].source_name);
-    const std::vector<float> want = run_int(models[i].g, models[i].q, models[i].x);
-    const std::vector<float> got = run_c(exe, i, models[i].x, exports[i].output_size);
-    ASSERT_TRUE(same_bits(got, want, exports[i].output_size));
-  }
-  std::cout << fmt::format("[ export ] {} random MatMul + bias Add linears equal the int engine\n",
-                           models.size());
-  fs::remove_all(exe.parent_path());
+  expect_exports_equal_int_engine("matmul_bias", models, exports, refused);
 }
 
 // ---- what the C export refuses ----------------------------------------------------------------
