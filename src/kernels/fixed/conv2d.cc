@@ -291,8 +291,8 @@ namespace {
 // D in the padded input (channel_pairs): with an even channel count per group, the taps (u, v)
 // of channels 2c' and 2c' + 1 (D = one plane, k not padded); otherwise two neighbours (v', v' + 1)
 // of one kernel row of one channel (D = dw; the reduction index is k' = (c, u, v') with v' < KWp,
-// KW rounded up to even, the weights of v' = KW are 0). Per work item (image, group, range of
-// 16-position panels):
+// KW rounded up to even, the weights of v' = KW are 0). Per work item (a block of images, a
+// group, a range of 16-lane panels or of channel blocks), for each image of the block:
 //   xp[c][i][j] = X[c][i - pt][j - pl] as int16, 0 in the padding (Hp = H + pt + pb rows,
 //                 Wp = W + pl + pr columns) and in a slack after the planes: im2col never
 //                 bounds-checks;
@@ -307,8 +307,15 @@ namespace {
 //             im2col path.
 // Stride 1 ("extended"): the 16 lanes of a panel are positions p' = y * Wp + x, x < Wp, whose
 // window origins are consecutive, so every pair row is 16 consecutive x2 entries read in place;
-// positions with x >= OW are computed and dropped. Other strides gather the pairs of 16 output
-// pixels into a panel first.
+// positions with x >= OW are computed and dropped. Other strides, and stride 1 where that
+// drops many lanes (maps of 1x1 .. 7x7: a 1x1 map keeps 1 lane of 16), gather the pairs of 16
+// output pixels into a panel first; those lanes run over the pixels of all the block's images
+// (image-major), so a panel straddles images and tiny maps fill whole panels.
+// Batch blocking (unpooled): the block's images are as many as keep their x2 planes within
+// kImageBlockBytes; each block of weight rows (kWeightPassBytes of them, or one gathered panel
+// group) passes all the block's panels before the next is read, so ResNet-18's 2.4 MB layer4
+// weights are streamed once per block of images, not once per image and panel. Where the images
+// are too few for the threads and the map is tiny, the threads split the channel blocks instead.
 // Fused 2x2 max pool (ConvPool::kMax2x2, run_pooled): a work item's pooled rows go in bands;
 // per band the sums of its conv rows (all channels, the same panels) land in a plane S[o][p] of
 // the band's positions, then each pooled output is the max of its four sums
@@ -317,6 +324,15 @@ namespace {
 // 100 outputs, 16 channels), the channels are the lanes instead (run_pooled_lanes): per pooled
 // output, the four windows' pairs are broadcast straight from x2 against 16 channels' weights
 // (PackedConv2d::weight_lanes) and the max of the four sums goes to the epilogue.
+// Batch blocking of the unpooled pixel-major path: a work item's images keep their pair planes
+// within about kImageBlockBytes; kWeightPassBytes of weight rows pass all of a work item's
+// extended panels at a time; the gathered panels go in groups of about kPanelBytes (at most
+// kMaxPanelGroup panels).
+constexpr int64_t kImageBlockBytes = 256 * 1024;
+constexpr int64_t kWeightPassBytes = 96 * 1024;
+constexpr int64_t kPanelBytes = 192 * 1024;
+constexpr int64_t kMaxPanelGroup = 32;
+
 struct PixelJob {
   const std::byte* x;
   std::byte* y;
@@ -327,6 +343,14 @@ struct PixelJob {
   // (LeNet's 6: one block; 16: 6, 5, 5), each one pass of the pair kernel.
   DType a_dtype;
   int64_t cg, ocg, mblocks, pixels, kwp, kp, hp, wp, panels, chunks, slack;
+  // Batch blocking (unpooled): a work item covers `nb` images (the last block fewer) of
+  // `batch`; x2n int32 per image's pair planes, one after the other. `gathered`: the panels'
+  // 16 lanes are consecutive output pixels of the block's images (image-major), gathered
+  // (every stride other than 1, and stride 1 where the extended panels would waste many lanes);
+  // else each image's extended panels. by_channels: a work item's chunk is a range of channel
+  // blocks (else of panels / pooled rows).
+  int64_t batch, nb, x2n;
+  bool gathered, by_channels;
   // Pooled: units are pooled rows (else panels), `band` pooled rows per S plane of row length
   // `ls`, out_pixels = (OH / 2) * (OW / 2) (else pixels).
   int64_t units, band, ls, out_pixels;
@@ -372,8 +396,7 @@ struct PixelJob {
     const int64_t n = cg * hp * wp + slack;
     const size_t xp_bytes =
         static_cast<size_t>(n + std::max(g.dilation_w, cross()) + 8) * 2 / 64 * 64 + 64;
-    const size_t x2_bytes =
-        static_cast<size_t>(mode == PairMode::kTaps ? 2 * n : n) * 4 / 64 * 64 + 64;
+    const size_t x2_bytes = static_cast<size_t>(nb * x2n) * 4 / 64 * 64 + 64;
     const size_t goff_bytes = static_cast<size_t>(kp) * 8 / 64 * 64 + 64;
     const size_t sums_bytes = pool && !lanes ? static_cast<size_t>(ocg * ls) * 4 : 0;
     auto* base = static_cast<std::byte*>(
@@ -383,23 +406,9 @@ struct PixelJob {
             reinterpret_cast<int32_t*>(base + xp_bytes + x2_bytes + goff_bytes)};
   }
 
-  void run(int64_t item) const {
+  // This image's pair planes x2 from its padded planes xp (whose tail make_pairs zeroes).
+  void make_pairs(int16_t* xp, int32_t* x2) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t chunk = item % chunks, ig = item / chunks;
-    const int64_t img = ig / g.groups, gi = ig % g.groups;
-    const Buffers buf = buffers();
-    const std::byte* xin = x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
-    switch (a_dtype) {
-      case DType::kInt8:
-        pad_input(reinterpret_cast<const int8_t*>(xin), buf.xp);
-        break;
-      case DType::kUInt8:
-        pad_input(reinterpret_cast<const uint8_t*>(xin), buf.xp);
-        break;
-      default:
-        pad_input(reinterpret_cast<const int16_t*>(xin), buf.xp);
-        break;
-    }
     const int64_t n = cg * hp * wp + slack;
     auto pair = [](int16_t lo, int16_t hi) {
       return static_cast<int32_t>(static_cast<uint16_t>(lo) |
@@ -408,13 +417,32 @@ struct PixelJob {
     if (mode == PairMode::kChannels) {
       const int64_t plane = hp * wp, m = cg / 2 * plane;
       for (int64_t c2 = 0; c2 < cg / 2; ++c2) {
-        const int16_t* a = buf.xp + 2 * c2 * plane;
-        int32_t* d = buf.x2 + c2 * plane;
+        const int16_t* a = xp + 2 * c2 * plane;
+        int32_t* d = x2 + c2 * plane;
         for (int64_t i = 0; i < plane; ++i) d[i] = pair(a[i], a[i + plane]);
       }
-      std::fill(buf.x2 + m, buf.x2 + m + slack, 0);
+      std::fill(x2 + m, x2 + m + slack, 0);
+    } else if (mode == PairMode::kTaps) {
+      // Two pair planes of the one channel: x2[i] = (xp[i], xp[i + dw]) for the pairs within a
+      // kernel row, x2[n + i] = (xp[i], xp[i + cross()]) for the pairs across two rows.
+      const int64_t dc = cross();
+      std::fill(xp + n, xp + n + std::max(g.dilation_w, dc), int16_t{0});
+      for (int64_t i = 0; i < n; ++i) x2[i] = pair(xp[i], xp[i + g.dilation_w]);
+      int32_t* x2c = x2 + n;
+      for (int64_t i = 0; i < n; ++i) x2c[i] = pair(xp[i], xp[i + dc]);
+    } else {
+      std::fill(xp + n, xp + n + g.dilation_w, int16_t{0});
+      for (int64_t i = 0; i < n; ++i) x2[i] = pair(xp[i], xp[i + g.dilation_w]);
+    }
+  }
+
+  // The offsets goff(q) of the k-pairs from a window origin in an image's x2 (make_pairs).
+  void make_offsets(int64_t* goff) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t n = cg * hp * wp + slack;
+    int64_t* o = goff;
+    if (mode == PairMode::kChannels) {
       // Pair q = (c', u, v) starts at x2 offset goff(q) from the window origin.
-      int64_t* o = buf.goff;
       for (int64_t c2 = 0; c2 < cg / 2; ++c2) {
         for (int64_t u = 0; u < g.kernel_h; ++u) {
           for (int64_t v = 0; v < g.kernel_w; ++v) {
@@ -423,26 +451,16 @@ struct PixelJob {
         }
       }
     } else if (mode == PairMode::kTaps) {
-      // Two pair planes of the one channel: x2[i] = (xp[i], xp[i + dw]) for the pairs within a
-      // kernel row, x2[n + i] = (xp[i], xp[i + cross()]) for the pairs across two rows.
-      const int64_t dc = cross();
-      std::fill(buf.xp + n, buf.xp + n + std::max(g.dilation_w, dc), int16_t{0});
-      for (int64_t i = 0; i < n; ++i) buf.x2[i] = pair(buf.xp[i], buf.xp[i + g.dilation_w]);
-      int32_t* x2c = buf.x2 + n;
-      for (int64_t i = 0; i < n; ++i) x2c[i] = pair(buf.xp[i], buf.xp[i + dc]);
       const int64_t taps = g.kernel_h * g.kernel_w;
       for (int64_t q = 0, u = 0, v = 0; q < kp / 2; ++q) {  // tap t = 2q = u * KW + v
         const int64_t base = u * g.dilation_h * wp + v * g.dilation_w;
         // The last tap of a row pairs with the next row's first; the odd last tap pairs with a
         // zero weight (any plane).
-        buf.goff[q] = (v == g.kernel_w - 1 && 2 * q + 1 < taps) ? n + base : base;
+        goff[q] = (v == g.kernel_w - 1 && 2 * q + 1 < taps) ? n + base : base;
         for (v += 2; v >= g.kernel_w; v -= g.kernel_w) ++u;  // KW = 1 wraps twice
       }
     } else {
-      std::fill(buf.xp + n, buf.xp + n + g.dilation_w, int16_t{0});
-      for (int64_t i = 0; i < n; ++i) buf.x2[i] = pair(buf.xp[i], buf.xp[i + g.dilation_w]);
       // Pair q = (c, u, v'/2) starts at xp offset koff(c, u, v') from the window origin.
-      int64_t* o = buf.goff;
       for (int64_t c = 0; c < cg; ++c) {
         for (int64_t u = 0; u < g.kernel_h; ++u) {
           for (int64_t v = 0; v < kwp; v += 2) {
@@ -451,50 +469,104 @@ struct PixelJob {
         }
       }
     }
+  }
+
+  // The output pixels of one image block: nimg images from img0.
+  int64_t block_units(int64_t nimg) const {
+    if (pool) return units;
+    return gathered ? (nimg * pixels + 15) / 16 : panels;
+  }
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t chunk = item % chunks, ig = item / chunks;
+    const int64_t img0 = ig / g.groups * nb, gi = ig % g.groups;
+    const int64_t nimg = std::min(nb, batch - img0);
+    const Buffers buf = buffers();
+    for (int64_t i = 0; i < nimg; ++i) {
+      const std::byte* xin = x + ((img0 + i) * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
+      switch (a_dtype) {
+        case DType::kInt8:
+          pad_input(reinterpret_cast<const int8_t*>(xin), buf.xp);
+          break;
+        case DType::kUInt8:
+          pad_input(reinterpret_cast<const uint8_t*>(xin), buf.xp);
+          break;
+        default:
+          pad_input(reinterpret_cast<const int16_t*>(xin), buf.xp);
+          break;
+      }
+      make_pairs(buf.xp, buf.x2 + i * x2n);
+    }
+    make_offsets(buf.goff);
     const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
     const Epilogue e(w->groups()[gi], q);
-    std::byte* out = y + (img * g.out_channels + gi * ocg) * out_pixels * y_es;
-    const int64_t q0 = units * chunk / chunks, q1 = units * (chunk + 1) / chunks;
+    std::byte* out = y + (img0 * g.out_channels + gi * ocg) * out_pixels * y_es;
+    const int64_t nu = block_units(nimg);
+    int64_t q0 = 0, q1 = nu, b0 = 0, b1 = mblocks;
+    if (by_channels) {
+      b0 = mblocks * chunk / chunks;
+      b1 = mblocks * (chunk + 1) / chunks;
+    } else {
+      q0 = nu * chunk / chunks;
+      q1 = nu * (chunk + 1) / chunks;
+    }
     if (pool && lanes) {
       run_pooled_lanes(buf, w->weight_lanes()[gi].data<int16_t>(), e, out, q0, q1);
     } else if (pool) {
       run_pooled(buf, rows, e, out, q0, q1);
-    } else if (extended) {
-      run_extended(buf, rows, e, out, q0, q1);
+    } else if (gathered) {
+      run_gathered(buf, rows, e, out, nimg, q0, q1, b0, b1);
     } else {
-      run_gathered(buf, rows, e, out, q0, q1);
+      run_extended(buf, rows, e, out, nimg, q0, q1, b0, b1);
     }
   }
 
+  // The weight rows of this many channel blocks stay in cache while a work item's panels (of
+  // all its images) pass them (the weights are read once per work item, not once per panel).
+  int64_t blocks_per_pass() const {
+    return std::max<int64_t>(1, kWeightPassBytes / (kMr * kp * 2));
+  }
+
+  // Extended panels [q0, q1) of each of the nimg images, channel blocks [b0, b1).
   void run_extended(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
-                    int64_t q0, int64_t q1) const {
+                    int64_t nimg, int64_t q0, int64_t q1, int64_t b0, int64_t b1) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t ow = g.out_w(), positions = (g.out_h() - 1) * wp + ow;
+    const int64_t image_out = g.out_channels * out_pixels;  // output elements per image
+    const int64_t pass = blocks_per_pass();
     alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t p0 = q * 16;
-      // Runs of kept positions: {first lane, lanes, output pixel}.
-      int64_t runs[16][3];
-      int nruns = 0;
-      for (int j = 0; j < 16;) {
-        const int64_t pp = p0 + j, py = pp / wp, px = pp % wp;
-        if (pp >= positions) break;
-        if (px >= ow) {
-          j += static_cast<int>(wp - px);
-          continue;
+    for (int64_t r0 = b0; r0 < b1; r0 += pass) {
+      const int64_t r1 = std::min(b1, r0 + pass);
+      for (int64_t i = 0; i < nimg; ++i) {
+        const int32_t* x2 = buf.x2 + i * x2n;
+        for (int64_t q = q0; q < q1; ++q) {
+          const int64_t p0 = q * 16;
+          // Runs of kept positions: {first lane, lanes, output element of the block's first
+          // image}.
+          int64_t runs[16][3];
+          int nruns = 0;
+          for (int j = 0; j < 16;) {
+            const int64_t pp = p0 + j, py = pp / wp, px = pp % wp;
+            if (pp >= positions) break;
+            if (px >= ow) {
+              j += static_cast<int>(wp - px);
+              continue;
+            }
+            const int len = static_cast<int>(std::min<int64_t>(16 - j, ow - px));
+            runs[nruns][0] = j;
+            runs[nruns][1] = len;
+            runs[nruns][2] = i * image_out + py * ow + px;
+            ++nruns;
+            j += len;
+          }
+          for (int64_t b = r0; b < r1; ++b) {
+            const int64_t o0 = ocg * b / mblocks;
+            const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
+            detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, x2 + p0, buf.goff, kp / 2, cols, s);
+            e.run_t32_runs(s, runs, nruns, cols, o0, out);
+          }
         }
-        const int len = static_cast<int>(std::min<int64_t>(16 - j, ow - px));
-        runs[nruns][0] = j;
-        runs[nruns][1] = len;
-        runs[nruns][2] = py * ow + px;
-        ++nruns;
-        j += len;
-      }
-      for (int64_t b = 0; b < mblocks; ++b) {
-        const int64_t o0 = ocg * b / mblocks;
-        const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
-        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, buf.x2 + p0, buf.goff, kp / 2, cols, s);
-        e.run_t32_runs(s, runs, nruns, cols, o0, out);
       }
     }
   }
@@ -575,14 +647,15 @@ struct PixelJob {
     }
   }
 
-  // The pairs of the n <= 16 output pixels from p0 (the gathered path), zero past n.
-  void gather_panel(const Buffers& buf, int64_t p0, int n, int32_t* panel) const {
+  // The pairs of the n <= 16 lanes from l0 (the gathered paths), zero past n: lane l is output
+  // pixel l % pixels of the block's image l / pixels (one image: l is the output pixel).
+  void gather_panel(const Buffers& buf, int64_t l0, int n, int32_t* panel) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t ow = g.out_w();
     int64_t off[16];
     for (int j = 0; j < n; ++j) {
-      const int64_t p = p0 + j, py = p / ow, px = p % ow;
-      off[j] = py * g.stride_h * wp + px * g.stride_w;
+      const int64_t l = l0 + j, i = l / pixels, p = l % pixels, py = p / ow, px = p % ow;
+      off[j] = i * x2n + py * g.stride_h * wp + px * g.stride_w;
     }
     for (int64_t gq = 0; gq < kp / 2; ++gq) {
       const int32_t* src = buf.x2 + buf.goff[gq];
@@ -592,22 +665,51 @@ struct PixelJob {
     }
   }
 
+  // Gathered panels [q0, q1) of the block's nimg images (lane l = image l / pixels, pixel
+  // l % pixels), channel blocks [b0, b1): the panels go in groups that fit kPanelBytes, and each
+  // channel block passes a whole group.
   void run_gathered(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
-                    int64_t q0, int64_t q1) const {
+                    int64_t nimg, int64_t q0, int64_t q1, int64_t b0, int64_t b1) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t image_out = g.out_channels * out_pixels;  // output elements per image
+    const int64_t lanes_end = nimg * pixels;
+    const int64_t ps = kp / 2 * 16;  // int32 per panel
+    const int64_t group = std::clamp<int64_t>(kPanelBytes / (ps * 4), 1, kMaxPanelGroup);
     alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
-    auto* panel = static_cast<int32_t*>(
-        scratch(ScratchSlot::kGemmB, static_cast<size_t>(kp / 2 * 16 + kp / 2 * 2) * 4));
-    auto* poff = reinterpret_cast<int64_t*>(panel + kp / 2 * 16);
+    auto* panels_buf = static_cast<int32_t*>(scratch(
+        ScratchSlot::kGemmB, static_cast<size_t>(group * ps) * 4 + static_cast<size_t>(kp) * 8));
+    auto* poff = reinterpret_cast<int64_t*>(panels_buf + group * ps);
     for (int64_t q = 0; q < kp / 2; ++q) poff[q] = q * 16;
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t p0 = q * 16;
-      const int n = static_cast<int>(std::min<int64_t>(16, pixels - p0));
-      gather_panel(buf, p0, n, panel);
-      for (int64_t b = 0; b < mblocks; ++b) {
+    int64_t runs[kMaxPanelGroup][16][3];
+    int nruns[kMaxPanelGroup];
+    for (int64_t g0 = q0; g0 < q1; g0 += group) {
+      const int64_t g1 = std::min(q1, g0 + group);
+      for (int64_t q = g0; q < g1; ++q) {
+        const int64_t l0 = q * 16;
+        const int n = static_cast<int>(std::min<int64_t>(16, lanes_end - l0));
+        gather_panel(buf, l0, n, panels_buf + (q - g0) * ps);
+        // Runs of lanes in one image: {first lane, lanes, output element}.
+        auto& r = runs[q - g0];
+        int nr = 0;
+        for (int j = 0; j < n;) {
+          const int64_t l = l0 + j, i = l / pixels, p = l % pixels;
+          const int len = static_cast<int>(std::min<int64_t>(n - j, pixels - p));
+          r[nr][0] = j;
+          r[nr][1] = len;
+          r[nr][2] = i * image_out + p;
+          ++nr;
+          j += len;
+        }
+        nruns[q - g0] = nr;
+      }
+      for (int64_t b = b0; b < b1; ++b) {
         const int64_t o0 = ocg * b / mblocks;
         const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
-        detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panel, poff, kp / 2, cols, s);
-        e.run_t32(s, n, cols, p0, o0, out);
+        for (int64_t q = g0; q < g1; ++q) {
+          detail::conv_pairs_s32_avx2(rows + o0 * kp, kp, panels_buf + (q - g0) * ps, poff, kp / 2,
+                                      cols, s);
+          e.run_t32_runs(s, runs[q - g0], nruns[q - g0], cols, o0, out);
+        }
       }
     }
   }
@@ -632,6 +734,10 @@ struct DepthwiseJob {
   DType a_dtype;
   size_t a_es, y_es;
   int64_t ocg, hp, wp, hq, wq, planes, positions, blocks, pairs, plane_elems, pixels;
+  // Work items: groups x image_blocks, nbi images each (the last block fewer) of `batch`.
+  int64_t batch, nbi, image_blocks;
+  // The first input column of phase r < 16 and its plane column (wider strides compute theirs).
+  int64_t col0[16], dcol0[16];
   int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
 
   template <typename T>
@@ -639,10 +745,16 @@ struct DepthwiseJob {
     const Conv2dGeometry& g = w->geometry();
     std::fill(dst, dst + plane_elems, int16_t{0});
     const int64_t sh = g.stride_h, sw = g.stride_w;
+    // Padded row ip = i + pt lands in phase ip % sh at row ip / sh, walked without a division
+    // per row (per-row divisions cost more than the copies on small maps).
+    int64_t ph = g.pad_top % sh, pr = g.pad_top / sh;
     for (int64_t i = 0; i < g.in_h; ++i) {
-      const int64_t ip = i + g.pad_top;
       const T* row = src + i * g.in_w;
-      int16_t* prow = dst + ((ip % sh) * sw * hq + ip / sh) * wq;
+      int16_t* prow = dst + (ph * sw * hq + pr) * wq;
+      if (++ph == sh) {
+        ph = 0;
+        ++pr;
+      }
       if (sw == 1) {
         widen_codes(row, prow + g.pad_left, g.in_w);
         continue;
@@ -650,45 +762,36 @@ struct DepthwiseJob {
       // Phase r holds the input columns j with (j + pl) % sw == r, at (j + pl) / sw: no
       // division per code (an idiv per code cost more than the taps' multiplies).
       for (int64_t r = 0; r < sw; ++r) {
-        const int64_t j0 = ((r - g.pad_left) % sw + sw) % sw;
-        int16_t* d = prow + r * hq * wq + (j0 + g.pad_left) / sw;
+        const int64_t j0 = r < 16 ? col0[r] : ((r - g.pad_left) % sw + sw) % sw;
+        int16_t* d = prow + r * hq * wq + (r < 16 ? dcol0[r] : (j0 + g.pad_left) / sw);
         for (int64_t j = j0; j < g.in_w; j += sw) *d++ = static_cast<int16_t>(row[j]);
       }
     }
   }
 
+  // Work item: group gi = item / image_blocks, images [ib * nbi, ...) with ib = item %
+  // image_blocks (the group's Epilogue and the kept runs of the blocks made once per item).
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t img = item / g.groups, gi = item % g.groups;
+    const int64_t gi = item / image_blocks, img0 = item % image_blocks * nbi;
+    const int64_t img1 = std::min(batch, img0 + nbi);
     const size_t xp_bytes = static_cast<size_t>(plane_elems) * 2 / 64 * 64 + 64;
+    const size_t sums_bytes = static_cast<size_t>(blocks * 16 + 16) * 4;
     auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kConvColumns, xp_bytes + static_cast<size_t>(blocks * 16 + 16) * 4));
+        scratch(ScratchSlot::kConvColumns,
+                xp_bytes + sums_bytes + static_cast<size_t>(blocks * 16 * 3 + blocks + 1) * 8));
     auto* xp = reinterpret_cast<int16_t*>(base);
     auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
-    const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
-    switch (a_dtype) {
-      case DType::kInt8:
-        fill_planes(reinterpret_cast<const int8_t*>(xin), xp);
-        break;
-      case DType::kUInt8:
-        fill_planes(reinterpret_cast<const uint8_t*>(xin), xp);
-        break;
-      default:
-        fill_planes(reinterpret_cast<const int16_t*>(xin), xp);
-        break;
-    }
-    const Epilogue e(w->groups()[gi], q);
-    const int64_t ow = g.out_w();
-    std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
-    for (int64_t j = 0; j < ocg; ++j) {
-      const int32_t* wq_pairs = w->depthwise_pairs().data<int32_t>() + (gi * ocg + j) * pairs;
-      detail::depthwise_s32_avx2(xp, wq_pairs, off, pairs, blocks, sums);
+    // Kept runs of block b: runs[first[b] .. first[b + 1]) as {first lane, lanes, output pixel}.
+    auto* runs = reinterpret_cast<int64_t(*)[3]>(base + xp_bytes + sums_bytes);
+    auto* first = reinterpret_cast<int64_t*>(runs + blocks * 16);
+    {
       // Position cur = py * wq + px walks the kept runs (px < OW) block by block, without
-      // divisions: {first lane, lanes, output pixel} per run of a block.
-      int64_t cur = 0, py = 0, px = 0;
+      // divisions.
+      const int64_t ow = g.out_w();
+      int64_t cur = 0, py = 0, px = 0, nruns = 0;
       for (int64_t b = 0; b < blocks; ++b) {
-        int64_t runs[16][3];
-        int nruns = 0;
+        first[b] = nruns;
         const int64_t end = std::min(b * 16 + 16, positions);
         while (cur < end) {
           if (px >= ow) {
@@ -705,7 +808,31 @@ struct DepthwiseJob {
           cur += len;
           px += len;
         }
-        e.run_t32_runs(sums + b * 16, runs, nruns, 1, j, out);
+      }
+      first[blocks] = nruns;
+    }
+    const Epilogue e(w->groups()[gi], q);
+    for (int64_t img = img0; img < img1; ++img) {
+      const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
+      switch (a_dtype) {
+        case DType::kInt8:
+          fill_planes(reinterpret_cast<const int8_t*>(xin), xp);
+          break;
+        case DType::kUInt8:
+          fill_planes(reinterpret_cast<const uint8_t*>(xin), xp);
+          break;
+        default:
+          fill_planes(reinterpret_cast<const int16_t*>(xin), xp);
+          break;
+      }
+      std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
+      for (int64_t j = 0; j < ocg; ++j) {
+        const int32_t* wq_pairs = w->depthwise_pairs().data<int32_t>() + (gi * ocg + j) * pairs;
+        detail::depthwise_s32_avx2(xp, wq_pairs, off, pairs, blocks, sums);
+        for (int64_t b = 0; b < blocks; ++b) {
+          e.run_t32_runs(sums + b * 16, runs + first[b], static_cast<int>(first[b + 1] - first[b]),
+                         1, j, out);
+        }
       }
     }
   }
@@ -749,8 +876,17 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   }
   // Every lane of every block reads inside the buffer (dropped lanes read zeros or codes).
   job.plane_elems = std::max(job.planes * job.hq * job.wq, job.blocks * 16 + max_off) + 16;
+  for (int64_t r = 0; r < std::min<int64_t>(g.stride_w, 16); ++r) {
+    job.col0[r] = ((r - g.pad_left) % g.stride_w + g.stride_w) % g.stride_w;
+    job.dcol0[r] = (job.col0[r] + g.pad_left) / g.stride_w;
+  }
+  // A work item runs several images of one group where there are groups enough for the threads
+  // (one Epilogue and one set of runs per item; small maps spent more on those than on the taps).
+  job.batch = batch;
+  job.nbi = g.groups >= 4 * num_threads() ? std::min<int64_t>(batch, 8) : 1;
+  job.image_blocks = (batch + job.nbi - 1) / job.nbi;
   const DepthwiseJob* shared = &job;
-  parallel_for(0, batch * g.groups, 1, [shared](int64_t b, int64_t e) {
+  parallel_for(0, job.image_blocks * g.groups, 1, [shared](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) shared->run(i);
   });
   return true;
@@ -880,9 +1016,45 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
     const int64_t by_channels = 4 * oh2 * ow2 * ((job.ocg + 15) / 16 * 16);
     job.lanes = by_channels < by_positions;
   }
-  const int64_t images = batch * g.groups;
   const int64_t threads = num_threads();
-  job.chunks = images >= threads ? 1 : std::min(job.units, (threads + images - 1) / images);
+  job.batch = batch;
+  job.nb = 1;
+  job.by_channels = false;
+  job.gathered = !job.extended;
+  const int64_t n = job.cg * job.hp * job.wp + job.slack;
+  job.x2n = ((job.mode == PairMode::kTaps ? 2 * n : n) + 15) / 16 * 16;
+  if (!job.pool) {
+    // Stride 1: gathered panels where the extended ones would cost more (tiny maps, whose
+    // padded rows are mostly dropped lanes: a 1x1 map keeps 1 lane of 16); a gather costs
+    // about three channel blocks' passes of its panel.
+    if (job.extended) {
+      const int64_t by_extended = job.panels * 16 * job.mblocks;
+      const int64_t by_gathering = job.pixels * (job.mblocks + 3);
+      job.gathered = 10 * by_gathering < 9 * by_extended;
+    }
+    // Images per work item: as many as keep their pair planes within kImageBlockBytes, in
+    // blocks of equal sizes, a multiple of the threads (when there are enough images) so that
+    // every thread gets as many.
+    const int64_t fit = std::max<int64_t>(1, kImageBlockBytes / (job.x2n * 4));
+    int64_t nblocks = (batch + fit - 1) / fit;
+    const int64_t per_thread = (threads + g.groups - 1) / g.groups;  // blocks for all threads
+    if (job.gathered && nblocks < per_thread && job.mblocks >= 2 * per_thread &&
+        batch * job.pixels < 64 * per_thread) {
+      // Tiny maps: splitting the images would leave part-empty panels; the threads split the
+      // channels instead.
+      job.by_channels = true;
+    } else if (nblocks < batch) {
+      nblocks = std::min(batch, (nblocks + per_thread - 1) / per_thread * per_thread);
+    }
+    job.nb = (batch + nblocks - 1) / nblocks;
+  }
+  const int64_t images = (batch + job.nb - 1) / job.nb * g.groups;  // work items but chunks
+  job.chunks = 1;
+  if (images < threads) {
+    const int64_t want = (threads + images - 1) / images;
+    job.chunks =
+        job.by_channels ? std::min(job.mblocks, want) : std::min(job.block_units(job.nb), want);
+  }
   const PixelJob* shared = &job;
   parallel_for(0, images * job.chunks, 1, [shared](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) shared->run(i);
