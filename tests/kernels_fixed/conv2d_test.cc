@@ -486,7 +486,8 @@ TEST(IntConv2d, BatchBlockedSmallMapsEqualReference) {
     geometries.push_back(geometry(8, hw, hw, 12, 3, 2, 1, 1, 1));   // 2 groups
     // Depthwise, 16 groups: a work item runs up to 8 images of one group.
     geometries.push_back(geometry(16, hw, hw, 16, 3, 16, 1, 1, 1));
-    geometries.push_back(geometry(16, hw + 1, hw, 32, 3, 16, 1, 2, 1));  // stride 2, x2
+    geometries.push_back(geometry(16, hw + 1, hw, 32, 3, 16, 1, 2, 1));           // stride 2, x2
+    geometries.push_back(geometry(72, hw, hw + 1, 72, 3, 72, 1, hw % 2 + 1, 1));  // 16-lane blocks
   }
   geometries.push_back(geometry(16, 9, 7, 24, 3, 1, 1, 1, 1));   // extended, several panels
   geometries.push_back(geometry(64, 8, 8, 96, 3, 1, 1, 1, 1));   // extended, rows in two passes

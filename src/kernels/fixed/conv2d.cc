@@ -726,6 +726,9 @@ struct PixelJob {
 // (detail::depthwise_s32_avx2: tap pairs with vpmaddwd, exact modulo 2^32, and the true sums
 // fit int32 by the caller's AccType); positions with x >= OW are computed and dropped, and the
 // epilogue stores the kept runs of each 16-lane block (Epilogue::run_t32_runs, one column).
+// The depthwise path's channel-interleaved buffer (run_lanes) holds at most this many bytes.
+constexpr int64_t kDepthwiseLanesBytes = 64 * 1024;
+
 struct DepthwiseJob {
   const std::byte* x;
   std::byte* y;
@@ -734,8 +737,10 @@ struct DepthwiseJob {
   DType a_dtype;
   size_t a_es, y_es;
   int64_t ocg, hp, wp, hq, wq, planes, positions, blocks, pairs, plane_elems, pixels;
-  // Work items: groups x image_blocks, nbi images each (the last block fewer) of `batch`.
-  int64_t batch, nbi, image_blocks;
+  // Work items: groups (lanes: blocks of 16 channels) x image_blocks, nbi images each (the
+  // last block fewer) of `batch`. lanes: run_lanes, on an lh x lw interleaved buffer.
+  int64_t batch, nbi, image_blocks, lh, lw;
+  bool lanes;
   // The first input column of phase r < 16 and its plane column (wider strides compute theirs).
   int64_t col0[16], dcol0[16];
   int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
@@ -765,6 +770,98 @@ struct DepthwiseJob {
         const int64_t j0 = r < 16 ? col0[r] : ((r - g.pad_left) % sw + sw) % sw;
         int16_t* d = prow + r * hq * wq + (r < 16 ? dcol0[r] : (j0 + g.pad_left) / sw);
         for (int64_t j = j0; j < g.in_w; j += sw) *d++ = static_cast<int16_t>(row[j]);
+      }
+    }
+  }
+
+  // run_lanes' buffer: xi[i + pt][j + pl][c] = the code of input channel c < nc at (i, j), for
+  // the rows and columns the outputs read (the rest of xi is zero).
+  template <typename T>
+  void interleave(const T* src, int64_t nc, int16_t* xi) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t i_end = std::min(g.in_h, lh - g.pad_top);
+    const int64_t j_end = std::min(g.in_w, lw - g.pad_left);
+    for (int64_t c = 0; c < nc; ++c) {
+      for (int64_t i = 0; i < i_end; ++i) {
+        const T* row = src + (c * g.in_h + i) * g.in_w;
+        int16_t* d = xi + ((i + g.pad_top) * lw + g.pad_left) * 16 + c;
+        for (int64_t j = 0; j < j_end; ++j) d[j * 16] = static_cast<int16_t>(row[j]);
+      }
+    }
+  }
+
+  // Small maps (OW < 8, channel multiplier 1): 16 channels as the lanes. Per work item (a
+  // block of 16 channels, images [img0, img1)), each image's 16 input planes go zero-padded
+  // into one channel-interleaved buffer xi[row][column][16] (only the rows and columns the
+  // outputs read), so a tap of one output pixel is 16 consecutive codes; the sums (modulo 2^32,
+  // as the tap-pair kernel's) land per channel and image in a plane of 16-pixel blocks, and
+  // each channel's Epilogue is made once per item.
+  void run_lanes(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t c0 = item / image_blocks * 16, img0 = item % image_blocks * nbi;
+    const int64_t img1 = std::min(batch, img0 + nbi), nc = std::min<int64_t>(16, g.groups - c0);
+    const int64_t taps = g.kernel_h * g.kernel_w, ow = g.out_w();
+    const int64_t np = (pixels + 15) / 16 * 16;
+    const size_t xi_bytes = static_cast<size_t>(lh * lw * 16) * 2 / 64 * 64 + 64;
+    const size_t wt_bytes = static_cast<size_t>(taps * 16) * 4;
+    auto* base = static_cast<std::byte*>(
+        scratch(ScratchSlot::kConvColumns,
+                xi_bytes + wt_bytes + static_cast<size_t>((img1 - img0) * 16 * np) * 4));
+    auto* xi = reinterpret_cast<int16_t*>(base);
+    auto* wt = reinterpret_cast<uint32_t*>(base + xi_bytes);
+    auto* sums = reinterpret_cast<int32_t*>(base + xi_bytes + wt_bytes);
+    // wt[t][c] = tap t of channel c0 + c (0 for missing channels), from the packed tap pairs.
+    const int32_t* wp_all = w->depthwise_pairs().data<int32_t>();
+    for (int64_t t = 0; t < taps; ++t) {
+      for (int64_t c = 0; c < 16; ++c) {
+        int32_t v = 0;
+        if (c < nc) {
+          const auto word = static_cast<uint32_t>(wp_all[(c0 + c) * pairs + t / 2]);
+          v = static_cast<int16_t>(static_cast<uint16_t>(t % 2 == 0 ? word : word >> 16));
+        }
+        wt[t * 16 + c] = static_cast<uint32_t>(v);
+      }
+    }
+    for (int64_t img = img0; img < img1; ++img) {
+      std::fill(xi, xi + lh * lw * 16, int16_t{0});
+      const std::byte* xin = x + (img * g.in_channels + c0) * g.in_h * g.in_w * a_es;
+      switch (a_dtype) {
+        case DType::kInt8:
+          interleave(reinterpret_cast<const int8_t*>(xin), nc, xi);
+          break;
+        case DType::kUInt8:
+          interleave(reinterpret_cast<const uint8_t*>(xin), nc, xi);
+          break;
+        default:
+          interleave(reinterpret_cast<const int16_t*>(xin), nc, xi);
+          break;
+      }
+      int32_t* s = sums + (img - img0) * 16 * np;
+      for (int64_t p = 0; p < pixels; ++p) {
+        const int64_t oy = p / ow, ox = p % ow;
+        uint32_t acc[16] = {};
+        for (int64_t u = 0; u < g.kernel_h; ++u) {
+          for (int64_t v = 0; v < g.kernel_w; ++v) {
+            const int16_t* xv = xi + ((oy * g.stride_h + u * g.dilation_h) * lw + ox * g.stride_w +
+                                      v * g.dilation_w) *
+                                         16;
+            const uint32_t* wv = wt + (u * g.kernel_w + v) * 16;
+            for (int c = 0; c < 16; ++c) {
+              acc[c] += wv[c] * static_cast<uint32_t>(static_cast<int32_t>(xv[c]));
+            }
+          }
+        }
+        for (int c = 0; c < 16; ++c) s[c * np + p] = static_cast<int32_t>(acc[c]);
+      }
+    }
+    for (int64_t c = 0; c < nc; ++c) {
+      const Epilogue e(w->groups()[c0 + c], q);
+      for (int64_t img = img0; img < img1; ++img) {
+        const int32_t* s = sums + ((img - img0) * 16 + c) * np;
+        std::byte* out = y + (img * g.out_channels + c0 + c) * pixels * y_es;
+        for (int64_t p0 = 0; p0 < pixels; p0 += 16) {
+          e.run_t32(s + p0, static_cast<int>(std::min<int64_t>(16, pixels - p0)), 1, p0, 0, out);
+        }
       }
     }
   }
@@ -883,11 +980,15 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   // A work item runs several images of one group where there are groups enough for the threads
   // (one Epilogue and one set of runs per item; small maps spent more on those than on the taps).
   job.batch = batch;
-  job.nbi = g.groups >= 4 * num_threads() ? std::min<int64_t>(batch, 8) : 1;
+  job.lh = (g.out_h() - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
+  job.lw = (g.out_w() - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
+  job.lanes = job.ocg == 1 && g.out_w() < 8 && job.lh * job.lw * 16 * 2 <= kDepthwiseLanesBytes;
+  const int64_t units = job.lanes ? (g.groups + 15) / 16 : g.groups;
+  job.nbi = units >= 4 * num_threads() ? std::min<int64_t>(batch, 8) : 1;
   job.image_blocks = (batch + job.nbi - 1) / job.nbi;
   const DepthwiseJob* shared = &job;
-  parallel_for(0, job.image_blocks * g.groups, 1, [shared](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) shared->run(i);
+  parallel_for(0, job.image_blocks * units, 1, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shared->lanes ? shared->run_lanes(i) : shared->run(i);
   });
   return true;
 }
