@@ -666,15 +666,19 @@ struct PixelJob {
   }
 
   // Gathered panels [q0, q1) of the block's nimg images (lane l = image l / pixels, pixel
-  // l % pixels), channel blocks [b0, b1): the panels go in groups that fit kPanelBytes, and each
-  // channel block passes a whole group.
+  // l % pixels), channel blocks [b0, b1): the panels go in groups that fit kPanelBytes (when the
+  // weight rows are larger than kWeightPassBytes), and each channel block passes a whole group.
   void run_gathered(const Buffers& buf, const int16_t* rows, const Epilogue& e, std::byte* out,
                     int64_t nimg, int64_t q0, int64_t q1, int64_t b0, int64_t b1) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t image_out = g.out_channels * out_pixels;  // output elements per image
     const int64_t lanes_end = nimg * pixels;
     const int64_t ps = kp / 2 * 16;  // int32 per panel
-    const int64_t group = std::clamp<int64_t>(kPanelBytes / (ps * 4), 1, kMaxPanelGroup);
+    // Weight rows that stay in cache anyway (a 7x7 stem's 21 KB) pass one panel at a time, which
+    // stays in L1; larger ones pass a group of panels per read.
+    const int64_t group = ocg * kp * 2 <= kWeightPassBytes
+                              ? 1
+                              : std::clamp<int64_t>(kPanelBytes / (ps * 4), 1, kMaxPanelGroup);
     alignas(64) int32_t s[kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
     auto* panels_buf = static_cast<int32_t*>(scratch(
         ScratchSlot::kGemmB, static_cast<size_t>(group * ps) * 4 + static_cast<size_t>(kp) * 8));
