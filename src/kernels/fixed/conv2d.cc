@@ -988,7 +988,9 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   job.lw = (g.out_w() - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w + 1;
   job.lanes = job.ocg == 1 && g.out_w() < 8 && job.lh * job.lw * 16 * 2 <= kDepthwiseLanesBytes;
   const int64_t units = job.lanes ? (g.groups + 15) / 16 : g.groups;
-  job.nbi = units >= 4 * num_threads() ? std::min<int64_t>(batch, 8) : 1;
+  // Inside a parallel region (batch-parallel schedules) the items run inline on one thread.
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
+  job.nbi = units >= 4 * threads ? std::min<int64_t>(batch, 8) : 1;
   job.image_blocks = (batch + job.nbi - 1) / job.nbi;
   const DepthwiseJob* shared = &job;
   parallel_for(0, job.image_blocks * units, 1, [shared](int64_t b, int64_t e) {
@@ -1121,7 +1123,9 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
     const int64_t by_channels = 4 * oh2 * ow2 * ((job.ocg + 15) / 16 * 16);
     job.lanes = by_channels < by_positions;
   }
-  const int64_t threads = num_threads();
+  // Inside a parallel region (batch-parallel schedules) the items run inline on one thread:
+  // no splitting for threads there.
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
   job.batch = batch;
   job.nb = 1;
   job.by_channels = false;
