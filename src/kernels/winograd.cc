@@ -61,10 +61,14 @@ float* scratch(std::vector<float>& buf, size_t n) {
   return buf.data() + ((32 - addr % 32) % 32) / sizeof(float);
 }
 
+// The zero-padded input: per (image, channel) a plane of hp rows, each row split by column
+// phase, row[phase][t] = column 4 * t + phase (t < pw = tw + 1), so that column 4 * tx + j of
+// consecutive tiles tx is a contiguous run (phase j % 4, offset tx + j / 4).
 struct Geom {
   int64_t th = 0, tw = 0;  // tiles per column / row of an image
   int64_t tiles = 0;       // of the whole batch
-  int64_t hp = 0, wp = 0;  // padded input plane
+  int64_t hp = 0, pw = 0;  // padded plane: hp rows of 4 * pw floats
+  int64_t plane = 0;       // hp * 4 * pw
   int64_t nb = 0;          // tiles per work item (a multiple of NR)
   int64_t tblocks = 0, ochunks = 0, panels_per_chunk = 0;
 };
@@ -75,16 +79,21 @@ Geom geometry(const Conv2dParams& p) {
   g.tw = (p.out_w + kOut - 1) / kOut;
   g.tiles = p.batch * g.th * g.tw;
   g.hp = g.th * kOut + 2;
-  g.wp = g.tw * kOut + 2;
+  g.pw = g.tw + 1;
+  g.plane = g.hp * 4 * g.pw;
   return g;
 }
 
 // The tiles of one group of 8 lanes: input offsets (into channel 0's padded plane of image 0),
-// output offsets (into channel 0 of image 0) and the valid rows / columns of each output tile.
+// output offsets (into channel 0 of image 0), the valid rows / columns of each output tile, and
+// the runs of lanes whose tiles are consecutive in one tile row (lanes [seg[s], seg[s + 1]),
+// whose inputs are contiguous; lanes past the batch's last tile are in no run).
 struct LaneTiles {
   alignas(32) int32_t in_off[kLanes];
   int64_t out_off[kLanes];
   int rows[kLanes], cols[kLanes];
+  int nseg = 0;
+  int seg[kLanes + 1];
 };
 
 void lane_tiles(const Conv2dParams& p, const Geom& g, int64_t t0, LaneTiles& lt) {
@@ -93,11 +102,13 @@ void lane_tiles(const Conv2dParams& p, const Geom& g, int64_t t0, LaneTiles& lt)
     const bool valid = t0 + l < g.tiles;
     const int64_t t = valid ? t0 + l : g.tiles - 1;
     const int64_t b = t / per_image, r = t % per_image, ty = r / g.tw, tx = r % g.tw;
-    lt.in_off[l] =
-        static_cast<int32_t>(b * p.in_channels * g.hp * g.wp + ty * kOut * g.wp + tx * kOut);
+    lt.in_off[l] = static_cast<int32_t>(b * p.in_channels * g.plane + ty * kOut * 4 * g.pw + tx);
     lt.out_off[l] = (b * p.out_channels * p.out_h + ty * kOut) * p.out_w + tx * kOut;
     lt.rows[l] = valid ? static_cast<int>(std::min<int64_t>(kOut, p.out_h - ty * kOut)) : 0;
     lt.cols[l] = valid ? static_cast<int>(std::min<int64_t>(kOut, p.out_w - tx * kOut)) : 0;
+    if (!valid) continue;
+    if (l == 0 || lt.in_off[l] != lt.in_off[l - 1] + 1 || tx == 0) lt.seg[lt.nseg++] = l;
+    lt.seg[lt.nseg] = l + 1;
   }
 }
 
@@ -106,19 +117,19 @@ void pad_input(const Conv2dParams& p, const Geom& g, const float* x, float* xp) 
   parallel_for(0, p.batch * p.in_channels, 1, [&](int64_t begin, int64_t end) {
     for (int64_t pl = begin; pl < end; ++pl) {
       const float* src = x + pl * p.in_h * p.in_w;
-      float* dst = xp + pl * g.hp * g.wp;
-      const int64_t left = std::min(p.pad_left, g.wp);
-      const int64_t run = std::max<int64_t>(0, std::min(p.in_w, g.wp - left));
+      float* dst = xp + pl * g.plane;
       for (int64_t hp = 0; hp < g.hp; ++hp) {
-        float* row = dst + hp * g.wp;
+        float* row = dst + hp * 4 * g.pw;
         const int64_t h = hp - p.pad_top;
         if (h < 0 || h >= p.in_h) {
-          std::memset(row, 0, sizeof(float) * g.wp);
+          std::memset(row, 0, sizeof(float) * 4 * g.pw);
           continue;
         }
-        std::memset(row, 0, sizeof(float) * left);
-        std::memcpy(row + left, src + h * p.in_w, sizeof(float) * run);
-        std::memset(row + left + run, 0, sizeof(float) * (g.wp - left - run));
+        const float* s = src + h * p.in_w;
+        for (int64_t col = 0; col < 4 * g.pw; ++col) {
+          const int64_t w = col - p.pad_left;
+          row[(col % 4) * g.pw + col / 4] = w >= 0 && w < p.in_w ? s[w] : 0.0f;
+        }
       }
     }
   });
@@ -134,34 +145,87 @@ struct Ctx {
   const detail::UKernelInfo* u;
 };
 
-// V of the item's tiles: vp[xi][panel][c][NR] (lanes past the batch's last tile repeat it).
+// Lane mask of lanes [b, e).
+__m256i lane_range(int b, int e) {
+  alignas(32) int32_t m[kLanes];
+  for (int l = 0; l < kLanes; ++l) m[l] = l >= b && l < e ? -1 : 0;
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// V = B^T d B of every channel for one group of lanes; load(a) returns the 8 lanes' input at
+// a = channel c's plane + q, q = row * 4 * pw + phase * pw + shift (from each lane's tile).
+template <typename Load>
+void transform_group(const Ctx& ctx, int64_t npan, int64_t panel, int64_t lane0, float* vp,
+                     const Load& load) {
+  const Geom& g = *ctx.g;
+  const int nr = ctx.u->nr;
+  const int64_t c_count = ctx.p->in_channels;
+  int64_t q[kIn][kIn];
+  for (int r = 0; r < kIn; ++r) {
+    for (int j = 0; j < kIn; ++j) q[r][j] = r * 4 * g.pw + (j % 4) * g.pw + j / 4;
+  }
+  for (int64_t c = 0; c < c_count; ++c) {
+    const float* xc = ctx.xp + c * g.plane;
+    __m256 e[kIn][kIn];
+    for (int r = 0; r < kIn; ++r) {
+      __m256 d[kIn];
+      for (int j = 0; j < kIn; ++j) d[j] = load(xc + q[r][j]);
+      bt6(d, e[r]);
+    }
+    float* dst = vp + (panel * c_count + c) * nr + lane0;
+    for (int k = 0; k < kIn; ++k) {
+      const __m256 col[kIn] = {e[0][k], e[1][k], e[2][k], e[3][k], e[4][k], e[5][k]};
+      __m256 v[kIn];
+      bt6(col, v);
+      for (int i = 0; i < kIn; ++i) {
+        _mm256_store_ps(dst + (i * kIn + k) * npan * c_count * nr, v[i]);
+      }
+    }
+  }
+}
+
+// V of the item's tiles: vp[xi][panel][c][NR]. A run of lanes on consecutive tiles of one tile
+// row reads its inputs with one (masked) vector load per tap; groups of more than 3 runs
+// (maps under 4 tiles wide) gather per lane. Lanes past the batch's last tile hold zeros or a
+// copy of a valid tile (never read back).
 void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, float* vp) {
   const Conv2dParams& p = *ctx.p;
   const Geom& g = *ctx.g;
   const int nr = ctx.u->nr;
-  const int64_t c_count = p.in_channels, plane = g.hp * g.wp;
   for (int64_t grp = 0; grp < npan * nr / kLanes; ++grp) {
     LaneTiles lt;
     lane_tiles(p, g, t0 + grp * kLanes, lt);
-    const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(lt.in_off));
     const int64_t panel = grp * kLanes / nr, lane0 = grp * kLanes % nr;
-    for (int64_t c = 0; c < c_count; ++c) {
-      const float* xc = ctx.xp + c * plane;
-      __m256 e[kIn][kIn];
-      for (int r = 0; r < kIn; ++r) {
-        __m256 d[kIn];
-        for (int j = 0; j < kIn; ++j) d[j] = _mm256_i32gather_ps(xc + r * g.wp + j, idx, 4);
-        bt6(d, e[r]);
-      }
-      float* dst = vp + (panel * c_count + c) * nr + lane0;
-      for (int k = 0; k < kIn; ++k) {
-        const __m256 col[kIn] = {e[0][k], e[1][k], e[2][k], e[3][k], e[4][k], e[5][k]};
-        __m256 v[kIn];
-        bt6(col, v);
-        for (int i = 0; i < kIn; ++i) {
-          _mm256_store_ps(dst + (i * kIn + k) * npan * c_count * nr, v[i]);
-        }
-      }
+    // Run s: lane l reads at base[s] + l (the padded buffer has 8 floats of margin on each
+    // side, so base[s] >= -7 stays inside the allocation).
+    int64_t base[3] = {0, 0, 0};
+    __m256i mask[3];
+    const int nseg = lt.nseg;
+    for (int s = 0; s < std::min(nseg, 3); ++s) {
+      base[s] = lt.in_off[lt.seg[s]] - lt.seg[s];
+      mask[s] = lane_range(lt.seg[s], lt.seg[s + 1]);
+    }
+    if (nseg == 1 && lt.seg[0] == 0 && lt.seg[1] == kLanes) {
+      transform_group(ctx, npan, panel, lane0, vp,
+                      [&](const float* a) { return _mm256_loadu_ps(a + base[0]); });
+    } else if (nseg == 1) {
+      transform_group(ctx, npan, panel, lane0, vp,
+                      [&](const float* a) { return _mm256_maskload_ps(a + base[0], mask[0]); });
+    } else if (nseg == 2) {
+      transform_group(ctx, npan, panel, lane0, vp, [&](const float* a) {
+        return _mm256_or_ps(_mm256_maskload_ps(a + base[0], mask[0]),
+                            _mm256_maskload_ps(a + base[1], mask[1]));
+      });
+    } else if (nseg == 3) {
+      transform_group(ctx, npan, panel, lane0, vp, [&](const float* a) {
+        return _mm256_or_ps(_mm256_or_ps(_mm256_maskload_ps(a + base[0], mask[0]),
+                                         _mm256_maskload_ps(a + base[1], mask[1])),
+                            _mm256_maskload_ps(a + base[2], mask[2]));
+      });
+    } else {
+      const __m256i idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(lt.in_off));
+      transform_group(ctx, npan, panel, lane0, vp,
+                      [&](const float* a) { return _mm256_i32gather_ps(a, idx, 4); });
     }
   }
 }
@@ -298,7 +362,7 @@ bool winograd_applies(const Conv2dParams& p) {
     return false;
   }
   const Geom g = geometry(p);
-  return p.batch * p.in_channels * g.hp * g.wp < std::numeric_limits<int32_t>::max();
+  return p.batch * p.in_channels * g.plane < std::numeric_limits<int32_t>::max();
 }
 
 // Cost model in multiply-adds of the GEMM microkernel: the direct conv's 9 * C * M per output
@@ -328,7 +392,8 @@ void conv2d_winograd_f32(const Conv2dParams& p, const float* x, const WinogradWe
                  w.in_channels == p.in_channels);
   const auto& u = detail::ukernel_for(w.isa);
   Geom g = geometry(p);
-  float* xp = scratch(tl_pad, static_cast<size_t>(p.batch * p.in_channels * g.hp * g.wp));
+  // 8 floats of margin before and after (the masked loads of input_transform).
+  float* xp = scratch(tl_pad, static_cast<size_t>(p.batch * p.in_channels * g.plane + 16)) + 8;
   pad_input(p, g, x, xp);
   // Work items: blocks of nb tiles x chunks of output-channel panels; narrower blocks, then
   // more chunks, until every thread has two. The blocking changes no output value.
