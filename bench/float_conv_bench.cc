@@ -8,12 +8,13 @@
 //
 //   build/bin/float_conv_bench [--model resnet18|mobilenet_v2|all] [--size 32|224|all]
 //       [--batch 64] [--threads 1] [--reps 5]
-//       [--algos auto,image,blocked,direct,depthwise,winograd]
+//       [--algos auto,image,blocked,direct,depthwise,winograd,engine]
 //
 // Prints one line per layer: per algorithm (kernels::ConvAlgo, or "winograd":
-// kernels::conv2d_winograd_f32 where it applies, else the auto conv; the calls of the algorithms
-// are interleaved) the median of `reps` timed calls after a warm-up, in ms and GFLOP/s, and a
-// total.
+// kernels::conv2d_winograd_f32 where it applies, else the auto conv; "engine": what the float
+// engine runs, Winograd where kernels::winograd_preferred says so, else the auto conv; the calls
+// of the algorithms are interleaved) the median of `reps` timed calls after a warm-up, in ms and
+// GFLOP/s, and a total.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -91,6 +92,7 @@ double thread_cpu_seconds() {
 
 // Not a ConvAlgo: the Winograd kernel (kernels/winograd.h).
 constexpr auto kWinograd = static_cast<k::ConvAlgo>(255);
+constexpr auto kEngine = static_cast<k::ConvAlgo>(254);
 
 const char* arg(int argc, char** argv, const char* flag, const char* def) {
   for (int i = 1; i + 1 < argc; ++i) {
@@ -118,6 +120,7 @@ int main(int argc, char** argv) {
       if (a == "blocked") algos.emplace_back(a, k::ConvAlgo::kBatchBlocked);
       if (a == "depthwise") algos.emplace_back(a, k::ConvAlgo::kDepthwise);
       if (a == "winograd") algos.emplace_back(a, kWinograd);
+      if (a == "engine") algos.emplace_back(a, kEngine);
     }
   }
   qsearch::set_num_threads(threads);
@@ -165,12 +168,15 @@ int main(int argc, char** argv) {
           for (size_t a = 0; a < algos.size(); ++a) {
             const double t0 = cpu ? thread_cpu_seconds() : 0.0;
             qsearch::Stopwatch sw;
-            if (algos[a].second == kWinograd && wino) {
+            const bool use_wino = (algos[a].second == kWinograd && wino) ||
+                                  (algos[a].second == kEngine && k::winograd_preferred(p));
+            if (use_wino) {
               k::conv2d_winograd_f32(p, x.data(), ww, y.data(), ep);
             } else {
-              k::conv2d_f32_packed(
-                  p, x.data(), pw, y.data(), ep,
-                  algos[a].second == kWinograd ? k::ConvAlgo::kAuto : algos[a].second);
+              k::conv2d_f32_packed(p, x.data(), pw, y.data(), ep,
+                                   algos[a].second == kWinograd || algos[a].second == kEngine
+                                       ? k::ConvAlgo::kAuto
+                                       : algos[a].second);
             }
             if (r >= 0) t[a].push_back(cpu ? thread_cpu_seconds() - t0 : sw.seconds());
           }
