@@ -7,10 +7,14 @@
 // `--threads 1` shows; `--threads 2` runs the kernel's own parallel_for.
 //
 //   build/bin/float_conv_bench [--model resnet18|mobilenet_v2|all] [--size 32|224|all]
-//       [--batch 64] [--threads 1] [--reps 5] [--algos auto,image,blocked,direct,depthwise]
+//       [--batch 64] [--threads 1] [--reps 5]
+//       [--algos auto,image,blocked,direct,depthwise,winograd,engine]
 //
-// Prints one line per layer: per algorithm (kernels::ConvAlgo; the calls of the algorithms are
-// interleaved) the median of `reps` timed calls after a warm-up, in ms and GFLOP/s, and a total.
+// Prints one line per layer: per algorithm (kernels::ConvAlgo, or "winograd":
+// kernels::conv2d_winograd_f32 where it applies, else the auto conv; "engine": what the float
+// engine runs, Winograd where kernels::winograd_preferred says so, else the auto conv; the calls
+// of the algorithms are interleaved) the median of `reps` timed calls after a warm-up, in ms and
+// GFLOP/s, and a total.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +28,7 @@
 #include "core/stopwatch.h"
 #include "core/thread_pool.h"
 #include "kernels/conv.h"
+#include "kernels/winograd.h"
 
 namespace k = qsearch::kernels;
 
@@ -85,6 +90,10 @@ double thread_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
+// Not a ConvAlgo: the Winograd kernel (kernels/winograd.h).
+constexpr auto kWinograd = static_cast<k::ConvAlgo>(255);
+constexpr auto kEngine = static_cast<k::ConvAlgo>(254);
+
 const char* arg(int argc, char** argv, const char* flag, const char* def) {
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], flag) == 0) return argv[i + 1];
@@ -110,6 +119,8 @@ int main(int argc, char** argv) {
       if (a == "image") algos.emplace_back(a, k::ConvAlgo::kImagePanels);
       if (a == "blocked") algos.emplace_back(a, k::ConvAlgo::kBatchBlocked);
       if (a == "depthwise") algos.emplace_back(a, k::ConvAlgo::kDepthwise);
+      if (a == "winograd") algos.emplace_back(a, kWinograd);
+      if (a == "engine") algos.emplace_back(a, kEngine);
     }
   }
   qsearch::set_num_threads(threads);
@@ -146,6 +157,9 @@ int main(int argc, char** argv) {
         for (float& v : bias) v = static_cast<float>(rng.normal());
         const k::PackedConvWeights pw =
             k::pack_conv_weights(w.data(), L.m, cg, L.kernel, L.kernel, L.groups);
+        const bool wino = k::winograd_applies(p);
+        const k::WinogradWeights ww =
+            wino ? k::pack_winograd_weights(w.data(), L.m, L.c) : k::WinogradWeights{};
         k::Epilogue ep;
         ep.bias = bias.data();
         ep.clamp_min = 0.0f;
@@ -154,7 +168,16 @@ int main(int argc, char** argv) {
           for (size_t a = 0; a < algos.size(); ++a) {
             const double t0 = cpu ? thread_cpu_seconds() : 0.0;
             qsearch::Stopwatch sw;
-            k::conv2d_f32_packed(p, x.data(), pw, y.data(), ep, algos[a].second);
+            const bool use_wino = (algos[a].second == kWinograd && wino) ||
+                                  (algos[a].second == kEngine && k::winograd_preferred(p));
+            if (use_wino) {
+              k::conv2d_winograd_f32(p, x.data(), ww, y.data(), ep);
+            } else {
+              k::conv2d_f32_packed(p, x.data(), pw, y.data(), ep,
+                                   algos[a].second == kWinograd || algos[a].second == kEngine
+                                       ? k::ConvAlgo::kAuto
+                                       : algos[a].second);
+            }
             if (r >= 0) t[a].push_back(cpu ? thread_cpu_seconds() - t0 : sw.seconds());
           }
         }

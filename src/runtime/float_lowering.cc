@@ -272,6 +272,11 @@ void lower_conv(PlanBuilder& b, const Node& n) {
   const std::array<int64_t, 2> kernel{ws[2], ws[3]};
   if (crop_dead_taps(b.shape(x), b.shape(n.outputs[0]), ws, wt, s->attrs)) s->cropped_from = kernel;
   s->packed = kernels::pack_conv_weights(wt.data(), m, ws[1], ws[2], ws[3], at.group);
+  // Winograd in the float engine only: fake quantization rounds the conv's outputs to grids and
+  // must keep the direct conv's bits (docs/numerics.md "Float Winograd").
+  if (b.options().mode == Mode::kFloat) {
+    s->add_winograd(wt.data(), b.shape(x), b.shape(n.outputs[0]), b.options().max_batch);
+  }
   if (has_bias) {
     s->epilogue.bias = Tensor({m}, DType::kFloat32);
     for (int64_t o = 0; o < m; ++o) s->epilogue.bias.data<float>()[o] = static_cast<float>(bias[o]);
