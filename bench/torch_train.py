@@ -7,6 +7,10 @@ Run with Debian's interpreter (/usr/bin/python3: python3-torch on OpenBLAS).
       --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 --threads 2 [--json]
   /usr/bin/python3 bench/torch_train.py --dump-names tests/train/data/torch_node_names.txt
   /usr/bin/python3 bench/torch_train.py --grad-reference tests/train/data/torch_grad
+  /usr/bin/python3 bench/torch_train.py --model vit-tiny --seed 0 --export-init vit0.onnx
+      (the model `train` starts from with that seed, as ONNX: `qsearch train --model vit0.onnx`
+      then trains from PyTorch's initial weights, separating the initialisation's random
+      stream from the training itself)
 
 The recipe is qsearch's (docs/training.md): CrossEntropyLoss (mean), Adam/AdamW/SGD, a
 CosineAnnealingLR(T_max=epochs, eta_min) stepped once per epoch, shuffled batches without
@@ -421,6 +425,17 @@ def train(args):
         print(f"best epoch {best[2]}: test loss {test_loss:.6f}, test accuracy {test_acc:.6f}")
 
 
+def export_init(args):
+    torch.manual_seed(args.seed)  # as train() does before building the model
+    ctor, shape = ZOO[args.model]
+    model = ctor()
+    model.train()  # BatchNorm stays a node with its statistics as inputs
+    torch.onnx.export(model, torch.zeros(2, *shape), args.export_init, opset_version=13,
+                      input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                      training=torch.onnx.TrainingMode.TRAINING)
+
+
 def grad_reference(prefix):
     """PyTorch's gradients of one training step of vit-tiny and mobilenet-s (the zoo's PyTorch
     twins, random weights, a batch of 4 random images): PREFIX_<model>.onnx (the model, opset 13,
@@ -485,6 +500,8 @@ def grad_reference(prefix):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dump-names", metavar="PATH")
+    p.add_argument("--export-init", metavar="PATH",
+                   help="write the seeded initial model of --model as ONNX (opset 13) and exit")
     p.add_argument("--grad-reference", metavar="PREFIX",
                    help="write PREFIX_<model>.onnx/.json: PyTorch's gradients of one step")
     p.add_argument("--model", default="mlp", choices=sorted(ZOO))
@@ -506,6 +523,8 @@ def main():
         dump_names(args.dump_names)
     elif args.grad_reference:
         grad_reference(args.grad_reference)
+    elif args.export_init:
+        export_init(args)
     else:
         train(args)
 

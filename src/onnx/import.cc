@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include "onnx/importer.h"
 
@@ -598,12 +599,46 @@ static std::string one_line(std::string s) {
   return s;
 }
 
+// ONNX's shape inference and version converter (libonnx) assume a well-formed graph: a graph
+// output that names no value makes its graphProtoToGraph dereference a null pointer (found by
+// the fuzzer). Every name is checked here, before they see the model.
+static void check_names_before_conversion(const pb::ModelProto& model, const std::string& source,
+                                          int opset) {
+  const pb::GraphProto& g = model.graph();
+  std::unordered_set<std::string> defined;
+  for (const auto& v : g.input()) defined.insert(v.name());
+  for (const auto& t : g.initializer()) defined.insert(t.name());
+  auto refuse = [&](const std::string& what) {
+    fail("'{}' (opset {}, converted to {} on import) is malformed: {} (re-export the model)",
+         source, opset, kConvertOpset, what);
+  };
+  for (int i = 0; i < g.node_size(); ++i) {
+    const pb::NodeProto& n = g.node(i);
+    for (const auto& in : n.input()) {
+      if (!in.empty() && defined.count(in) == 0) {
+        refuse(
+            fmt::format("node '{}' ({}) reads '{}', which no earlier node, input or "
+                        "initializer defines",
+                        node_label(n, i), n.op_type(), in));
+      }
+    }
+    for (const auto& out : n.output()) defined.insert(out);
+  }
+  for (const auto& v : g.output()) {
+    if (defined.count(v.name()) == 0) {
+      refuse(fmt::format("graph output '{}' is not defined by any node, input or initializer",
+                         v.name()));
+    }
+  }
+}
+
 void upgrade_old_opset(pb::ModelProto& model, const std::string& source) {
   int opset = 0;
   for (const auto& op : model.opset_import()) {
     if (default_domain(op.domain())) opset = static_cast<int>(op.version());
   }
   if (opset < kMinConvertibleOpset || opset >= kMinOpset) return;
+  check_names_before_conversion(model, source, opset);
   try {
     // Some adapters (Softmax 12->13, broadcasting Add 6->7) need the input shapes.
     ::onnx::shape_inference::InferShapes(model);

@@ -478,7 +478,11 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
   }
 
   quant::QuantAssignment q;
-  for (auto& [k, s] : slots) {
+  for (auto& slot : slots) {
+    // Not a structured binding: the lambdas below use it, which clang before 16 rejects (the
+    // fuzz build, `make fuzz`, is clang 14).
+    const size_t k = slot.first;
+    auto& s = slot.second;
     const ir::Node& n = g.nodes()[k];
     const std::string op = ir::mase_op(g, n);
     auto missing = [&](const char* what) {

@@ -184,7 +184,9 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
         break;
       }
       case OpKind::kConv:
-        if (x.size() != 4) unsupported(n, "only 2-D convolution trains (Conv1d does not)");
+        if (x.size() != 4 && x.size() != 3) {
+          unsupported(n, "a Conv needs an NCL (1-D) or NCHW (2-D) input");
+        }
         if (!is_const(1)) unsupported(n, "the weight must be a constant");
         if (n.inputs.size() > 2 && n.inputs[2] >= 0 && !is_const(2)) {
           unsupported(n, "the bias must be a constant");

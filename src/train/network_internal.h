@@ -14,15 +14,19 @@
 
 namespace qsearch::train {
 
+// A 1-D Conv (x [N, C, L]; the importer's ir::ConvAttrs of height 1: kernel, stride and
+// dilation 1 and no padding on H) is the 2-D Conv of [N, C, 1, L]: same memory layout of input,
+// output and weight ([Co, Ci/g, k] = [Co, Ci/g, 1, k]).
 inline kernels::Conv2dParams conv_params(const ir::ConvAttrs& a, const Shape& x, const Shape& y) {
+  const bool one_d = x.size() == 3;
   kernels::Conv2dParams p;
   p.batch = x[0];
   p.in_channels = x[1];
-  p.in_h = x[2];
-  p.in_w = x[3];
+  p.in_h = one_d ? 1 : x[2];
+  p.in_w = one_d ? x[2] : x[3];
   p.out_channels = y[1];
-  p.out_h = y[2];
-  p.out_w = y[3];
+  p.out_h = one_d ? 1 : y[2];
+  p.out_w = one_d ? y[2] : y[3];
   p.kernel_h = a.kernel[0];
   p.kernel_w = a.kernel[1];
   p.stride_h = a.strides[0];

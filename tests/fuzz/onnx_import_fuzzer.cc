@@ -7,11 +7,15 @@
 
 #include "core/error.h"
 #include "onnx/import.h"
+#include "onnx/qonnx.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    qsearch::ir::Graph g = qsearch::onnx::import_model_bytes(
+    // import_qonnx_bytes is import_model_bytes plus the QONNX formats of the Quant nodes it
+    // strips (placement, scales, roundings), so both paths get fuzzed.
+    qsearch::onnx::QonnxModel m = qsearch::onnx::import_qonnx_bytes(
         std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.onnx");
+    const qsearch::ir::Graph& g = m.graph;
     // A graph that imports must also answer the questions later modules ask of it.
     for (const auto& n : g.nodes()) {
       (void)qsearch::ir::mase_op(g, n);

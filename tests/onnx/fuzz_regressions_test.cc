@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 #include "onnx/import.h"
@@ -40,6 +41,26 @@ TEST(FuzzRegressions, ZeroSizeConstantWithHugeDims) {
     EXPECT_NE(std::string(e.what()).find("node '/Reshape' (Reshape)"), std::string::npos)
         << e.what();
     EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FuzzRegressions, OldOpsetGraphOutputThatNoNodeDefines) {
+  // Opset 6 (converted to 13 on import) with a graph output named by nothing: libonnx's version
+  // converter dereferenced a null pointer. A node input named by nothing is refused the same way.
+  const std::pair<const char*, const char*> cases[] = {
+      {"old_opset_undefined_output.onnx", "is not defined by any node, input or initializer"},
+      {"old_opset_undefined_input.onnx",
+       "node 'relu' (Relu) reads 'nowhere', which no earlier node, input or initializer defines"},
+  };
+  for (const auto& [file, want] : cases) {
+    SCOPED_TRACE(file);
+    try {
+      import_model(kDir + "/" + file);
+      FAIL() << "imported";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is malformed"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
   }
 }
 

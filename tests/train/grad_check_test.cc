@@ -174,6 +174,34 @@ TEST(GradCheck, ConvGroupsStridesDilationsAsymmetricPads) {
   check_gradients(b.done(), random_tensor({2, 4, 7, 6}, rng));
 }
 
+TEST(GradCheck, Conv1dStridesDilationsPadsGroupsAndBatchNorm) {
+  // A 1-D Conv (NCL) as the importer writes nn.Conv1d: height-1 ConvAttrs, weight [Co, Ci/g, k];
+  // then BatchNorm (training mode) over [N, C, L] and a second, stride-1 Conv1d without bias.
+  G b({kDynamic, 4, 11});
+  ir::ConvAttrs a;
+  a.kernel = {1, 3};
+  a.strides = {1, 2};
+  a.dilations = {1, 2};
+  a.pads = {0, 1, 0, 2};
+  a.group = 2;
+  ValueId w = b.constant("w", random_tensor({6, 2, 3}, b.rng));
+  ValueId bias = b.constant("b", random_tensor({6}, b.rng));
+  b.node(OpKind::kConv, {b.cur, w, bias}, a);
+  ValueId s = b.constant("bn_s", random_tensor({6}, b.rng, 0.5, 1.5));
+  ValueId c = b.constant("bn_b", random_tensor({6}, b.rng));
+  ValueId m = b.constant("bn_m", random_tensor({6}, b.rng));
+  ValueId v = b.constant("bn_v", random_tensor({6}, b.rng, 0.5, 1.5));
+  b.node(OpKind::kBatchNorm, {b.cur, s, c, m, v}, ir::BatchNormAttrs{});
+  ir::ConvAttrs one;
+  one.kernel = {1, 2};
+  one.pads = {0, 1, 0, 0};
+  ValueId w2 = b.constant("w2", random_tensor({3, 6, 2}, b.rng));
+  b.node(OpKind::kConv, {b.cur, w2}, one);
+  b.flatten();
+  Rng rng(41);
+  check_gradients(b.done(), random_tensor({3, 4, 11}, rng));
+}
+
 TEST(GradCheck, StrideOneConvInputGradientByTransposedConvolution) {
   // Stride 1: dX is the convolution of dY with the flipped, transposed weights.
   G b({kDynamic, 4, 6, 7});
