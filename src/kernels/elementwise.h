@@ -32,4 +32,9 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n);
 void channel_affine_f32(int64_t batch, int64_t channels, int64_t spatial, const float* x,
                         const float* scale, const float* shift, float* y);
 
+// ref::transpose_f32 (bit-identical: a copy): dims that stay adjacent are merged, rows whose
+// innermost dim is also the input's innermost are copied as runs, other rows gathered with one
+// stride; output rows are split over parallel_for.
+void transpose_f32(const TransposeParams& p, const float* x, float* y);
+
 }  // namespace qsearch::kernels

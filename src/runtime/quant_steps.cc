@@ -1,11 +1,15 @@
 #include "runtime/quant_steps.h"
 
 #include <algorithm>
+#include <climits>
+#include <limits>
 #include <span>
+#include <type_traits>
 
 #include <fmt/format.h>
 
 #include "core/check.h"
+#include "core/thread_pool.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
 #include "kernels/fixed/ref/eltwise_ref.h"
 #include "kernels/fixed/ref/gemm_ref.h"
@@ -219,6 +223,36 @@ std::string IntBinaryStep::describe() const {
                      format ? quant::format_name(*format) : std::string("int64 exact"));
 }
 
+namespace {
+
+// The largest |code| of an integer code type of at most 16 bits.
+template <typename T>
+constexpr int64_t code_magnitude() {
+  static_assert(sizeof(T) <= 2);
+  return std::is_signed_v<T> ? -static_cast<int64_t>(std::numeric_limits<T>::min())
+                             : static_cast<int64_t>(std::numeric_limits<T>::max());
+}
+
+// y[j] = sum_q a[q] * b[q * n + j] for one output row, accumulated in Acc (exact by the caller's
+// bound) over blocks of columns, q outermost so that the j loop vectorises.
+template <typename Acc, typename A, typename B>
+void matmul_row(const A* a, const B* b, int64_t* y, int64_t k, int64_t n) {
+  constexpr int64_t kCols = 256;
+  Acc acc[kCols];
+  for (int64_t j0 = 0; j0 < n; j0 += kCols) {
+    const int64_t w = std::min(kCols, n - j0);
+    std::fill_n(acc, w, Acc{0});
+    for (int64_t q = 0; q < k; ++q) {
+      const Acc av = static_cast<Acc>(a[q]);
+      const B* br = b + q * n + j0;
+      for (int64_t j = 0; j < w; ++j) acc[j] += av * static_cast<Acc>(br[j]);
+    }
+    for (int64_t j = 0; j < w; ++j) y[j0 + j] = acc[j];
+  }
+}
+
+}  // namespace
+
 void IntMatMulStep::run(const RunContext& ctx) const {
   const kernels::Dims a = ctx.dims(inputs[0]), b = ctx.dims(inputs[1]), y = ctx.dims(outputs[0]);
   const int ra = ctx.shape(inputs[0]).rank, rb = ctx.shape(inputs[1]).rank;
@@ -236,31 +270,45 @@ void IntMatMulStep::run(const RunContext& ctx) const {
   int64_t* out = ctx.data<int64_t>(outputs[0]);
   const void* pa = ctx.slot_ptr(inputs[0]);
   const void* pb = ctx.slot_ptr(inputs[1]);
+  struct Job {
+    int64_t m, k, n;
+    int batch_rank;
+    kernels::Dims yb, sa, sb;
+  } job{m, k, n, batch_rank, yb, sa, sb};
+  // Rows (batch, i) split over parallel_for; each output is one exact sum, so any split gives
+  // the same result.
+  const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n * k));
   dispatch_int(a_dtype, [&](auto at) {
     using A = decltype(at);
     dispatch_int(b_dtype, [&](auto bt) {
       using B = decltype(bt);
-      for (int64_t t = 0; t < batches; ++t) {
-        int64_t oa = 0, ob = 0, rest = t;
-        for (int d = batch_rank - 1; d >= 0; --d) {
-          const int64_t i = rest % yb[d];
-          rest /= yb[d];
-          oa += i * sa[d];
-          ob += i * sb[d];
-        }
-        const A* ap = static_cast<const A*>(pa) + oa * m * k;
-        const B* bp = static_cast<const B*>(pb) + ob * k * n;
-        int64_t* yp = out + t * m * n;
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = 0; j < n; ++j) {
-            int64_t s = 0;
-            for (int64_t q = 0; q < k; ++q) {
-              s += static_cast<int64_t>(ap[i * k + q]) * static_cast<int64_t>(bp[q * n + j]);
-            }
-            yp[i * n + j] = s;
+      // int32 sums when K * max|A| * max|B| cannot overflow them (8-bit codes: any K up to
+      // 131072), else int64; both exact.
+      bool narrow = false;
+      if constexpr (sizeof(A) <= 2 && sizeof(B) <= 2) {
+        constexpr int64_t product = code_magnitude<A>() * code_magnitude<B>();
+        narrow = k <= INT32_MAX / product;
+      }
+      parallel_for(0, batches * m, grain, [&job, narrow, pa, pb, out](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t t = r / job.m, i = r % job.m;
+          int64_t oa = 0, ob = 0, rest = t;
+          for (int d = job.batch_rank - 1; d >= 0; --d) {
+            const int64_t idx = rest % job.yb[d];
+            rest /= job.yb[d];
+            oa += idx * job.sa[d];
+            ob += idx * job.sb[d];
+          }
+          const A* ap = static_cast<const A*>(pa) + oa * job.m * job.k + i * job.k;
+          const B* bp = static_cast<const B*>(pb) + ob * job.k * job.n;
+          int64_t* yr = out + r * job.n;
+          if (narrow) {
+            matmul_row<int32_t>(ap, bp, yr, job.k, job.n);
+          } else {
+            matmul_row<int64_t>(ap, bp, yr, job.k, job.n);
           }
         }
-      }
+      });
     });
   });
 }
