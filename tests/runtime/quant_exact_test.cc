@@ -700,6 +700,36 @@ TEST(QuantExact, BatchedActivationMatMulsEqualTheExactReference) {
   EXPECT_GE(ran, 190);
 }
 
+// The int engine's activation MatMul sums 8-bit codes in int32 while K * 128 * 128 fits in an
+// int32 and in int64 beyond: all codes at -128 (saturated inputs) with K on both sides of that
+// bound give the exact K * 2^14, never a wrapped sum.
+TEST(QuantExact, ActivationMatMulSumsAtTheInt32BoundStayExact) {
+  for (const int64_t k : {int64_t{131071}, int64_t{131072}, int64_t{140000}}) {
+    SCOPED_TRACE(k);
+    GraphMaker m({kDynamic, k});
+    const ir::ValueId a = m.op(OpKind::kReshape, {m.input()}, ir::ReshapeAttrs{{0, 1, k}, false});
+    const ir::ValueId b = m.op(OpKind::kReshape, {m.input()}, ir::ReshapeAttrs{{0, k, 1}, false});
+    const ir::ValueId y = m.op(OpKind::kMatMul, {a, b});
+    ir::Graph g = m.finish(y);
+    quant::QuantAssignment q;
+    for (const ir::Node& n : g.nodes()) {
+      if (n.kind == OpKind::kMatMul) {
+        q[n.config_name] = NodeQuantConfig{.quantized = true,
+                                           .data_in = FixedFormat{8, 0, true},
+                                           .weight = FixedFormat{8, 0, true},
+                                           .rounding = Rounding::kHalfToEven};
+      }
+    }
+    Tensor x({2, k}, DType::kFloat32);
+    for (float& v : x.span<float>()) v = -1000.0f;  // code -128
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    ASSERT_FALSE(got.empty()) << why;
+    for (const float v : got.span<float>()) EXPECT_EQ(v, static_cast<float>(k * 16384));
+    ASSERT_TRUE(same_bits(got, exact_reference(g, q, x)));
+  }
+}
+
 // Issue 11, sequence models: int64 token ids into an embedding Gather, a quantized linear, the
 // attention-mask ops (Equal of ids with the pad id, Not, Cast of an exact value to int64, Equal,
 // And, Where, Cast to float, Expand), a quantized or float Mul, a negative-step Slice, a Gather
