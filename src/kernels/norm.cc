@@ -46,31 +46,6 @@ void reduce_f32(const ReduceParams& p, const float* x, float* y) {
   });
 }
 
-void layer_norm_f32(const LayerNormParams& p, const float* x, const float* scale, const float* bias,
-                    float* y) {
-  const LayerNormParams q = p;
-  parallel_for(0, p.rows, row_grain(p.n), [&q, x, scale, bias, y](int64_t begin, int64_t end) {
-    const float n = static_cast<float>(q.n);
-    for (int64_t r = begin; r < end; ++r) {
-      const float* xr = x + r * q.n;
-      float* yr = y + r * q.n;
-      float sum = 0.0f;
-      for (int64_t j = 0; j < q.n; ++j) sum += xr[j];
-      const float mean = sum / n;
-      float sq = 0.0f;
-      for (int64_t j = 0; j < q.n; ++j) {
-        const float d = xr[j] - mean;
-        sq = std::fma(d, d, sq);
-      }
-      const float inv = 1.0f / std::sqrt(sq / n + q.epsilon);
-      for (int64_t j = 0; j < q.n; ++j) {
-        const float v = (xr[j] - mean) * inv;
-        yr[j] = std::fma(v, scale[j], bias != nullptr ? bias[j] : 0.0f);
-      }
-    }
-  });
-}
-
 #ifdef __AVX2__
 namespace {
 
@@ -141,8 +116,78 @@ void softmax_lanes(const float* x, float* y, int64_t axis, int64_t inner, int64_
   }
 }
 
+// One layer-norm row. The mean is carried as mh + c: mh = fl(sum / n) and c = sum(x - mh) / n,
+// its correction, so that x - mean = (x - mh) - c keeps its relative accuracy even for x next to
+// the mean (fl(mean) alone is off by up to half an ulp of |mean|, which can dwarf |x - mean|);
+// var = sum (x - mh)^2 / n - c^2. Sums in 8 lanes, then added across.
+void layer_norm_row(const float* x, const float* scale, const float* bias, float* y, int64_t n,
+                    float epsilon) {
+  const int64_t body = n & ~int64_t{7};
+  const __m256i tail = detail::first_lanes8(n - body);
+  __m256 s8 = _mm256_setzero_ps();
+  for (int64_t j = 0; j < body; j += 8) s8 = _mm256_add_ps(s8, _mm256_loadu_ps(x + j));
+  if (body < n) s8 = _mm256_add_ps(s8, _mm256_maskload_ps(x + body, tail));
+  const float fn = static_cast<float>(n);
+  const __m256 mh = _mm256_set1_ps(hsum8(s8) / fn);
+  __m256 c8 = _mm256_setzero_ps(), q8 = _mm256_setzero_ps();
+  for (int64_t j = 0; j < body; j += 8) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j), mh);
+    c8 = _mm256_add_ps(c8, d);
+    q8 = _mm256_fmadd_ps(d, d, q8);
+  }
+  if (body < n) {
+    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + body, tail), mh),
+                                   _mm256_castsi256_ps(tail));
+    c8 = _mm256_add_ps(c8, d);
+    q8 = _mm256_fmadd_ps(d, d, q8);
+  }
+  const float c = hsum8(c8) / fn;
+  const float var = std::max(0.0f, hsum8(q8) / fn - c * c);
+  const __m256 inv = _mm256_set1_ps(1.0f / std::sqrt(var + epsilon));
+  const __m256 cv = _mm256_set1_ps(c);
+  for (int64_t j = 0; j < n; j += 8) {
+    const __m256i m = j + 8 <= n ? _mm256_set1_epi32(-1) : tail;
+    const __m256 d = _mm256_sub_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, m), mh), cv);
+    const __m256 t = bias != nullptr ? _mm256_maskload_ps(bias + j, m) : _mm256_setzero_ps();
+    _mm256_maskstore_ps(
+        y + j, m, _mm256_fmadd_ps(_mm256_mul_ps(d, inv), _mm256_maskload_ps(scale + j, m), t));
+  }
+}
+
 }  // namespace
 #endif
+
+void layer_norm_f32(const LayerNormParams& p, const float* x, const float* scale, const float* bias,
+                    float* y) {
+  const LayerNormParams q = p;
+  parallel_for(0, p.rows, row_grain(p.n), [&q, x, scale, bias, y](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * q.n;
+      float* yr = y + r * q.n;
+#ifdef __AVX2__
+      layer_norm_row(xr, scale, bias, yr, q.n, q.epsilon);
+#else
+      // As layer_norm_row, one element at a time.
+      const float n = static_cast<float>(q.n);
+      float sum = 0.0f;
+      for (int64_t j = 0; j < q.n; ++j) sum += xr[j];
+      const float mh = sum / n;
+      float c = 0.0f, sq = 0.0f;
+      for (int64_t j = 0; j < q.n; ++j) {
+        const float d = xr[j] - mh;
+        c += d;
+        sq = std::fma(d, d, sq);
+      }
+      c /= n;
+      const float inv = 1.0f / std::sqrt(std::max(0.0f, sq / n - c * c) + q.epsilon);
+      for (int64_t j = 0; j < q.n; ++j) {
+        const float v = ((xr[j] - mh) - c) * inv;
+        yr[j] = std::fma(v, scale[j], bias != nullptr ? bias[j] : 0.0f);
+      }
+#endif
+    }
+  });
+}
 
 void softmax_f32(const SoftmaxParams& p, const float* x, float* y) {
   const SoftmaxParams q = p;
