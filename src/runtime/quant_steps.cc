@@ -8,6 +8,10 @@
 
 #include <fmt/format.h>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
@@ -251,6 +255,64 @@ void matmul_row(const A* a, const B* b, int64_t* y, int64_t k, int64_t n) {
   }
 }
 
+#ifdef __AVX2__
+// Eight codes from p as int32 lanes.
+template <typename T>
+__m256i widen8(const T* p) {
+  if constexpr (std::is_same_v<T, int8_t>) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else if constexpr (std::is_same_v<T, uint8_t>) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    static_assert(std::is_same_v<T, int16_t>);
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+}
+
+void store_i64x8(int64_t* y, __m256i v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y),
+                      _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + 4),
+                      _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+}
+
+// matmul_row<int32_t> for 8/16-bit codes with the sums in registers: 16 and 8 columns at a time,
+// the last n % 8 one by one.
+template <typename A, typename B>
+void matmul_row_i32x8(const A* a, const B* b, int64_t* y, int64_t k, int64_t n) {
+  int64_t j0 = 0;
+  for (; j0 + 16 <= n; j0 += 16) {
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    for (int64_t q = 0; q < k; ++q) {
+      const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a[q]));
+      acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(av, widen8(b + q * n + j0)));
+      acc1 = _mm256_add_epi32(acc1, _mm256_mullo_epi32(av, widen8(b + q * n + j0 + 8)));
+    }
+    store_i64x8(y + j0, acc0);
+    store_i64x8(y + j0 + 8, acc1);
+  }
+  for (; j0 + 8 <= n; j0 += 8) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t q = 0; q < k; ++q) {
+      const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a[q]));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(av, widen8(b + q * n + j0)));
+    }
+    store_i64x8(y + j0, acc);
+  }
+  for (; j0 < n; ++j0) {
+    int32_t acc = 0;
+    for (int64_t q = 0; q < k; ++q) {
+      acc += static_cast<int32_t>(a[q]) * static_cast<int32_t>(b[q * n + j0]);
+    }
+    y[j0] = acc;
+  }
+}
+#endif
+
+template <typename T>
+constexpr bool kWidens8 =
+    std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t> || std::is_same_v<T, int16_t>;
+
 }  // namespace
 
 void IntMatMulStep::run(const RunContext& ctx) const {
@@ -303,6 +365,12 @@ void IntMatMulStep::run(const RunContext& ctx) const {
           const B* bp = static_cast<const B*>(pb) + ob * job.k * job.n;
           int64_t* yr = out + r * job.n;
           if (narrow) {
+#ifdef __AVX2__
+            if constexpr (kWidens8<A> && kWidens8<B>) {
+              matmul_row_i32x8(ap, bp, yr, job.k, job.n);
+              continue;
+            }
+#endif
             matmul_row<int32_t>(ap, bp, yr, job.k, job.n);
           } else {
             matmul_row<int64_t>(ap, bp, yr, job.k, job.n);
