@@ -8,9 +8,9 @@
 //
 // Binary ops round once per element exactly like the reference (bit-identical results), except
 // Pow (powf; x^2 is x * x, exact like the reference). relu, leaky_relu, clip, sqrt, neg are exact;
-// sigmoid, tanh, erf, exp use float libm (expf, tanhf, erff) and are within 8 * FLT_EPSILON
-// relative of the double-precision reference; the GELUs within 8 * FLT_EPSILON * (|x| + |ref|)
-// (docs/numerics.md).
+// sigmoid, tanh, erf, exp and the GELUs use the vectorised kernels/vec_math.h (its ulp bounds);
+// the runtime's contract stays within 8 * FLT_EPSILON relative of the double-precision
+// reference, the GELUs within 8 * FLT_EPSILON * (|x| + |ref|) (docs/numerics.md).
 #pragma once
 
 #include <cstdint>
