@@ -82,10 +82,17 @@ void dispatch_int(DType t, F&& f) {
 
 // ---- conversions -------------------------------------------------------------------------------
 
+// Elementwise (de)quantization split into chunks over parallel_for: each element is converted
+// on its own, so any split gives the same values.
+constexpr int64_t kQuantGrain = 1 << 14;
+
 void FakeQuantizeStep::run(const RunContext& ctx) const {
-  const int64_t n = ctx.numel(outputs[0]);
-  quant::fake_quantize(std::span<const float>(ctx.data<float>(inputs[0]), n), format, rounding,
-                       std::span<float>(ctx.data<float>(outputs[0]), n));
+  const float* x = ctx.data<float>(inputs[0]);
+  float* y = ctx.data<float>(outputs[0]);
+  parallel_for(0, ctx.numel(outputs[0]), kQuantGrain, [&](int64_t begin, int64_t end) {
+    quant::fake_quantize(std::span<const float>(x + begin, end - begin), format, rounding,
+                         std::span<float>(y + begin, end - begin));
+  });
 }
 
 std::string FakeQuantizeStep::describe() const {
@@ -95,8 +102,14 @@ std::string FakeQuantizeStep::describe() const {
 
 void QuantizeStep::run(const RunContext& ctx) const {
   const int64_t n = ctx.numel(outputs[0]);
-  quant::quantize(std::span<const float>(ctx.data<float>(inputs[0]), n), format, rounding,
-                  ctx.slot_ptr(outputs[0]), quant::storage_dtype(format));
+  const float* x = ctx.data<float>(inputs[0]);
+  auto* codes = static_cast<unsigned char*>(ctx.slot_ptr(outputs[0]));
+  const DType dt = quant::storage_dtype(format);
+  const int64_t size = static_cast<int64_t>(dtype_size(dt));
+  parallel_for(0, n, kQuantGrain, [&](int64_t begin, int64_t end) {
+    quant::quantize(std::span<const float>(x + begin, end - begin), format, rounding,
+                    codes + begin * size, dt);
+  });
 }
 
 std::string QuantizeStep::describe() const {
@@ -115,8 +128,12 @@ std::string RequantizeStep::describe() const {
 }
 
 void DequantizeStep::run(const RunContext& ctx) const {
-  quant::dequantize(ctx.slot_ptr(inputs[0]), in_dtype, ctx.numel(outputs[0]), frac,
-                    ctx.data<float>(outputs[0]));
+  const auto* codes = static_cast<const unsigned char*>(ctx.slot_ptr(inputs[0]));
+  const int64_t size = static_cast<int64_t>(dtype_size(in_dtype));
+  float* y = ctx.data<float>(outputs[0]);
+  parallel_for(0, ctx.numel(outputs[0]), kQuantGrain, [&](int64_t begin, int64_t end) {
+    quant::dequantize(codes + begin * size, in_dtype, end - begin, frac, y + begin);
+  });
 }
 
 std::string DequantizeStep::describe() const {
