@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/thread_pool.h"
+#include "kernels/vec_math.h"
 
 namespace qsearch::kernels {
 
@@ -114,6 +115,13 @@ void map_parallel(int64_t n, const F& f) {
   });
 }
 
+// The vectorised transcendentals (kernels/vec_math.h) over chunks of the array.
+void map_vec(vmath::Fn f, const float* x, float* y, int64_t n) {
+  parallel_for(0, n, kGrain, [f, x, y](int64_t begin, int64_t end) {
+    vmath::map_f32(f, x + begin, y + begin, end - begin);
+  });
+}
+
 }  // namespace
 
 void binary_f32(const BinaryParams& p, const float* a, const float* b, float* y) {
@@ -150,30 +158,23 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n) {
       });
     }
     case UnaryOp::kSigmoid:
-      return map_parallel(n, [=](int64_t i) { y[i] = 1.0f / (1.0f + std::exp(-x[i])); });
+      return map_vec(vmath::Fn::kSigmoid, x, y, n);
     case UnaryOp::kTanh:
-      return map_parallel(n, [=](int64_t i) { y[i] = std::tanh(x[i]); });
+      return map_vec(vmath::Fn::kTanh, x, y, n);
     case UnaryOp::kCopy:
       return map_parallel(n, [=](int64_t i) { y[i] = x[i]; });
     case UnaryOp::kErf:
-      return map_parallel(n, [=](int64_t i) { y[i] = std::erf(x[i]); });
+      return map_vec(vmath::Fn::kErf, x, y, n);
     case UnaryOp::kSqrt:
       return map_parallel(n, [=](int64_t i) { y[i] = std::sqrt(x[i]); });
     case UnaryOp::kExp:
-      return map_parallel(n, [=](int64_t i) { y[i] = std::exp(x[i]); });
+      return map_vec(vmath::Fn::kExp, x, y, n);
     case UnaryOp::kNeg:
       return map_parallel(n, [=](int64_t i) { y[i] = -x[i]; });
     case UnaryOp::kGelu:
-      return map_parallel(n, [=](int64_t i) {
-        const float v = x[i];
-        y[i] = 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
-      });
+      return map_vec(vmath::Fn::kGelu, x, y, n);
     case UnaryOp::kGeluTanh:
-      return map_parallel(n, [=](int64_t i) {
-        const float v = x[i];
-        const float inner = 0.79788456080286536f * (v + 0.044715f * v * v * v);
-        y[i] = 0.5f * v * (1.0f + std::tanh(inner));
-      });
+      return map_vec(vmath::Fn::kGeluTanh, x, y, n);
   }
 }
 
@@ -191,6 +192,71 @@ void channel_affine_f32(int64_t batch, int64_t channels, int64_t spatial, const 
       const float* xr = ctx.x + r * ctx.spatial;
       float* yr = ctx.y + r * ctx.spatial;
       for (int64_t i = 0; i < ctx.spatial; ++i) yr[i] = std::fma(xr[i], s, t);
+    }
+  });
+}
+
+void transpose_f32(const TransposeParams& p, const float* x, float* y) {
+  // Input strides, then the output dims as (size, input stride) with size-1 dims dropped and an
+  // output dim merged into the previous one when it continues it in the input
+  // (stride[prev] == stride[d] * size[d]).
+  Dims in_stride{};
+  int64_t total = 1;
+  for (int d = p.rank - 1; d >= 0; --d) {
+    in_stride[d] = total;
+    total *= p.in_shape[d];
+  }
+  if (total == 0) return;
+  struct Ctx {
+    int rank = 0;
+    Dims size{}, stride{};
+    const float* x;
+    float* y;
+  } c{0, {}, {}, x, y};
+  for (int d = 0; d < p.rank; ++d) {
+    const int64_t n = p.in_shape[p.perm[d]], s = in_stride[p.perm[d]];
+    if (n == 1) continue;
+    if (c.rank > 0 && c.stride[c.rank - 1] == s * n) {
+      c.size[c.rank - 1] *= n;
+      c.stride[c.rank - 1] = s;
+      continue;
+    }
+    c.size[c.rank] = n;
+    c.stride[c.rank] = s;
+    ++c.rank;
+  }
+  if (c.rank == 0) {
+    c.rank = 1;
+    c.size[0] = 1;
+    c.stride[0] = 1;
+  }
+  const int last = c.rank - 1;
+  const int64_t row = c.size[last], rows = total / row;
+  parallel_for(0, rows, std::max<int64_t>(1, kGrain / row), [&c](int64_t begin, int64_t end) {
+    const int last = c.rank - 1;
+    const int64_t row = c.size[last], step = c.stride[last];
+    // Odometer over the outer output dims, started at row `begin`.
+    Dims idx{};
+    int64_t src = 0, rem = begin;
+    for (int d = last - 1; d >= 0; --d) {
+      idx[d] = rem % c.size[d];
+      rem /= c.size[d];
+      src += idx[d] * c.stride[d];
+    }
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xs = c.x + src;
+      float* yr = c.y + r * row;
+      if (step == 1) {
+        std::copy(xs, xs + row, yr);
+      } else {
+        for (int64_t j = 0; j < row; ++j) yr[j] = xs[j * step];
+      }
+      for (int d = last - 1; d >= 0; --d) {
+        src += c.stride[d];
+        if (++idx[d] < c.size[d]) break;
+        src -= c.stride[d] * c.size[d];
+        idx[d] = 0;
+      }
     }
   });
 }

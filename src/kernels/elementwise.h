@@ -8,9 +8,9 @@
 //
 // Binary ops round once per element exactly like the reference (bit-identical results), except
 // Pow (powf; x^2 is x * x, exact like the reference). relu, leaky_relu, clip, sqrt, neg are exact;
-// sigmoid, tanh, erf, exp use float libm (expf, tanhf, erff) and are within 8 * FLT_EPSILON
-// relative of the double-precision reference; the GELUs within 8 * FLT_EPSILON * (|x| + |ref|)
-// (docs/numerics.md).
+// sigmoid, tanh, erf, exp and the GELUs use the vectorised kernels/vec_math.h (its ulp bounds);
+// the runtime's contract stays within 8 * FLT_EPSILON relative of the double-precision
+// reference, the GELUs within 8 * FLT_EPSILON * (|x| + |ref|) (docs/numerics.md).
 #pragma once
 
 #include <cstdint>
@@ -31,5 +31,10 @@ void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n);
 // scale and shift are rounded from their exact values. y may equal x.
 void channel_affine_f32(int64_t batch, int64_t channels, int64_t spatial, const float* x,
                         const float* scale, const float* shift, float* y);
+
+// ref::transpose_f32 (bit-identical: a copy): dims that stay adjacent are merged, rows whose
+// innermost dim is also the input's innermost are copied as runs, other rows gathered with one
+// stride; output rows are split over parallel_for.
+void transpose_f32(const TransposeParams& p, const float* x, float* y);
 
 }  // namespace qsearch::kernels

@@ -61,8 +61,35 @@ namespace {
 
 // Copies rows [0, rows) and columns [k0, k0 + kc) of A (row stride lda) into MR-row panels
 // [tile][kc][MR], zero-filling rows past `rows` of the last tile.
+template <int MR>
+void pack_a_tiles(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc, float* dst) {
+  // A zero row for the rows past `rows` of the last tile (kc <= kKc).
+  alignas(64) static const float zeros[detail::kKc] = {};
+  const int64_t tiles = (rows + MR - 1) / MR;
+  for (int64_t t = 0; t < tiles; ++t) {
+    float* panel = dst + t * kc * MR;
+    const float* src[MR];
+    for (int i = 0; i < MR; ++i) {
+      const int64_t row = t * MR + i;
+      src[i] = row < rows ? a + row * lda + k0 : zeros;
+    }
+    // k outer, the tile's rows inner: the panel is written in order (the rows are MR streams).
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      for (int i = 0; i < MR; ++i) panel[kk * MR + i] = src[i][kk];
+    }
+  }
+}
+
 void pack_a_block(const float* a, int64_t lda, int64_t rows, int64_t k0, int64_t kc, int mr,
                   float* dst) {
+  switch (mr) {
+    case 6:
+      return pack_a_tiles<6>(a, lda, rows, k0, kc, dst);
+    case 8:
+      return pack_a_tiles<8>(a, lda, rows, k0, kc, dst);
+    default:
+      break;
+  }
   const int64_t tiles = (rows + mr - 1) / mr;
   for (int64_t t = 0; t < tiles; ++t) {
     float* panel = dst + t * kc * mr;

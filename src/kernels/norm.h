@@ -17,12 +17,14 @@ namespace qsearch::kernels {
 // Like ref::reduce_f32, summing in float in index order.
 void reduce_f32(const ReduceParams& p, const float* x, float* y);
 
-// Like ref::layer_norm_f32: mean and variance (two passes) in float, then
-// y = (x - mean) * (1 / sqrt(var + eps)) * scale + bias.
+// Like ref::layer_norm_f32 in float: the mean as fl(sum / n) plus its correction
+// c = sum(x - fl(mean)) / n, var = sum(x - fl(mean))^2 / n - c^2, then
+// y = ((x - fl(mean)) - c) * (1 / sqrt(var + eps)) * scale + bias (sums in 8 lanes with AVX2).
 void layer_norm_f32(const LayerNormParams& p, const float* x, const float* scale, const float* bias,
                     float* y);
 
-// Like ref::softmax_f32: max, then expf(x - max) summed in float, then each divided by the sum.
+// Like ref::softmax_f32: max, then exp(x - max) (kernels/vec_math.h) summed in float (8 lanes
+// with AVX2), then each multiplied by 1 / sum.
 void softmax_f32(const SoftmaxParams& p, const float* x, float* y);
 
 }  // namespace qsearch::kernels

@@ -419,7 +419,7 @@ void TransposeStep::run(const RunContext& ctx) const {
   p.rank = ctx.shape(inputs[0]).rank;
   p.in_shape = ctx.dims(inputs[0]);
   for (int d = 0; d < p.rank; ++d) p.perm[d] = perm[d];
-  kernels::ref::transpose_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(outputs[0]));
+  kernels::transpose_f32(p, ctx.data<float>(inputs[0]), ctx.data<float>(outputs[0]));
 }
 
 void ConcatStep::run(const RunContext& ctx) const {

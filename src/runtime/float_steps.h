@@ -192,7 +192,7 @@ class SliceStep : public Step {
 class TransposeStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "transpose_f32 ref"; }
+  std::string describe() const override { return "transpose_f32"; }
   std::vector<int64_t> perm;  // resolved (never empty)
 };
 

@@ -1,11 +1,19 @@
 #include "runtime/quant_steps.h"
 
 #include <algorithm>
+#include <climits>
+#include <limits>
 #include <span>
+#include <type_traits>
 
 #include <fmt/format.h>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include "core/check.h"
+#include "core/thread_pool.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
 #include "kernels/fixed/ref/eltwise_ref.h"
 #include "kernels/fixed/ref/gemm_ref.h"
@@ -74,10 +82,17 @@ void dispatch_int(DType t, F&& f) {
 
 // ---- conversions -------------------------------------------------------------------------------
 
+// Elementwise (de)quantization split into chunks over parallel_for: each element is converted
+// on its own, so any split gives the same values.
+constexpr int64_t kQuantGrain = 1 << 14;
+
 void FakeQuantizeStep::run(const RunContext& ctx) const {
-  const int64_t n = ctx.numel(outputs[0]);
-  quant::fake_quantize(std::span<const float>(ctx.data<float>(inputs[0]), n), format, rounding,
-                       std::span<float>(ctx.data<float>(outputs[0]), n));
+  const float* x = ctx.data<float>(inputs[0]);
+  float* y = ctx.data<float>(outputs[0]);
+  parallel_for(0, ctx.numel(outputs[0]), kQuantGrain, [&](int64_t begin, int64_t end) {
+    quant::fake_quantize(std::span<const float>(x + begin, end - begin), format, rounding,
+                         std::span<float>(y + begin, end - begin));
+  });
 }
 
 std::string FakeQuantizeStep::describe() const {
@@ -87,8 +102,14 @@ std::string FakeQuantizeStep::describe() const {
 
 void QuantizeStep::run(const RunContext& ctx) const {
   const int64_t n = ctx.numel(outputs[0]);
-  quant::quantize(std::span<const float>(ctx.data<float>(inputs[0]), n), format, rounding,
-                  ctx.slot_ptr(outputs[0]), quant::storage_dtype(format));
+  const float* x = ctx.data<float>(inputs[0]);
+  auto* codes = static_cast<unsigned char*>(ctx.slot_ptr(outputs[0]));
+  const DType dt = quant::storage_dtype(format);
+  const int64_t size = static_cast<int64_t>(dtype_size(dt));
+  parallel_for(0, n, kQuantGrain, [&](int64_t begin, int64_t end) {
+    quant::quantize(std::span<const float>(x + begin, end - begin), format, rounding,
+                    codes + begin * size, dt);
+  });
 }
 
 std::string QuantizeStep::describe() const {
@@ -107,8 +128,12 @@ std::string RequantizeStep::describe() const {
 }
 
 void DequantizeStep::run(const RunContext& ctx) const {
-  quant::dequantize(ctx.slot_ptr(inputs[0]), in_dtype, ctx.numel(outputs[0]), frac,
-                    ctx.data<float>(outputs[0]));
+  const auto* codes = static_cast<const unsigned char*>(ctx.slot_ptr(inputs[0]));
+  const int64_t size = static_cast<int64_t>(dtype_size(in_dtype));
+  float* y = ctx.data<float>(outputs[0]);
+  parallel_for(0, ctx.numel(outputs[0]), kQuantGrain, [&](int64_t begin, int64_t end) {
+    quant::dequantize(codes + begin * size, in_dtype, end - begin, frac, y + begin);
+  });
 }
 
 std::string DequantizeStep::describe() const {
@@ -219,6 +244,94 @@ std::string IntBinaryStep::describe() const {
                      format ? quant::format_name(*format) : std::string("int64 exact"));
 }
 
+namespace {
+
+// The largest |code| of an integer code type of at most 16 bits.
+template <typename T>
+constexpr int64_t code_magnitude() {
+  static_assert(sizeof(T) <= 2);
+  return std::is_signed_v<T> ? -static_cast<int64_t>(std::numeric_limits<T>::min())
+                             : static_cast<int64_t>(std::numeric_limits<T>::max());
+}
+
+// y[j] = sum_q a[q] * b[q * n + j] for one output row, accumulated in Acc (exact by the caller's
+// bound) over blocks of columns, q outermost so that the j loop vectorises.
+template <typename Acc, typename A, typename B>
+void matmul_row(const A* a, const B* b, int64_t* y, int64_t k, int64_t n) {
+  constexpr int64_t kCols = 256;
+  Acc acc[kCols];
+  for (int64_t j0 = 0; j0 < n; j0 += kCols) {
+    const int64_t w = std::min(kCols, n - j0);
+    std::fill_n(acc, w, Acc{0});
+    for (int64_t q = 0; q < k; ++q) {
+      const Acc av = static_cast<Acc>(a[q]);
+      const B* br = b + q * n + j0;
+      for (int64_t j = 0; j < w; ++j) acc[j] += av * static_cast<Acc>(br[j]);
+    }
+    for (int64_t j = 0; j < w; ++j) y[j0 + j] = acc[j];
+  }
+}
+
+#ifdef __AVX2__
+// Eight codes from p as int32 lanes.
+template <typename T>
+__m256i widen8(const T* p) {
+  if constexpr (std::is_same_v<T, int8_t>) {
+    return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else if constexpr (std::is_same_v<T, uint8_t>) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    static_assert(std::is_same_v<T, int16_t>);
+    return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+}
+
+void store_i64x8(int64_t* y, __m256i v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y),
+                      _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + 4),
+                      _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+}
+
+// matmul_row<int32_t> for 8/16-bit codes with the sums in registers: 16 and 8 columns at a time,
+// the last n % 8 one by one.
+template <typename A, typename B>
+void matmul_row_i32x8(const A* a, const B* b, int64_t* y, int64_t k, int64_t n) {
+  int64_t j0 = 0;
+  for (; j0 + 16 <= n; j0 += 16) {
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    for (int64_t q = 0; q < k; ++q) {
+      const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a[q]));
+      acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(av, widen8(b + q * n + j0)));
+      acc1 = _mm256_add_epi32(acc1, _mm256_mullo_epi32(av, widen8(b + q * n + j0 + 8)));
+    }
+    store_i64x8(y + j0, acc0);
+    store_i64x8(y + j0 + 8, acc1);
+  }
+  for (; j0 + 8 <= n; j0 += 8) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t q = 0; q < k; ++q) {
+      const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a[q]));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(av, widen8(b + q * n + j0)));
+    }
+    store_i64x8(y + j0, acc);
+  }
+  for (; j0 < n; ++j0) {
+    int32_t acc = 0;
+    for (int64_t q = 0; q < k; ++q) {
+      acc += static_cast<int32_t>(a[q]) * static_cast<int32_t>(b[q * n + j0]);
+    }
+    y[j0] = acc;
+  }
+}
+#endif
+
+template <typename T>
+constexpr bool kWidens8 =
+    std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t> || std::is_same_v<T, int16_t>;
+
+}  // namespace
+
 void IntMatMulStep::run(const RunContext& ctx) const {
   const kernels::Dims a = ctx.dims(inputs[0]), b = ctx.dims(inputs[1]), y = ctx.dims(outputs[0]);
   const int ra = ctx.shape(inputs[0]).rank, rb = ctx.shape(inputs[1]).rank;
@@ -236,31 +349,51 @@ void IntMatMulStep::run(const RunContext& ctx) const {
   int64_t* out = ctx.data<int64_t>(outputs[0]);
   const void* pa = ctx.slot_ptr(inputs[0]);
   const void* pb = ctx.slot_ptr(inputs[1]);
+  struct Job {
+    int64_t m, k, n;
+    int batch_rank;
+    kernels::Dims yb, sa, sb;
+  } job{m, k, n, batch_rank, yb, sa, sb};
+  // Rows (batch, i) split over parallel_for; each output is one exact sum, so any split gives
+  // the same result.
+  const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n * k));
   dispatch_int(a_dtype, [&](auto at) {
     using A = decltype(at);
     dispatch_int(b_dtype, [&](auto bt) {
       using B = decltype(bt);
-      for (int64_t t = 0; t < batches; ++t) {
-        int64_t oa = 0, ob = 0, rest = t;
-        for (int d = batch_rank - 1; d >= 0; --d) {
-          const int64_t i = rest % yb[d];
-          rest /= yb[d];
-          oa += i * sa[d];
-          ob += i * sb[d];
-        }
-        const A* ap = static_cast<const A*>(pa) + oa * m * k;
-        const B* bp = static_cast<const B*>(pb) + ob * k * n;
-        int64_t* yp = out + t * m * n;
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = 0; j < n; ++j) {
-            int64_t s = 0;
-            for (int64_t q = 0; q < k; ++q) {
-              s += static_cast<int64_t>(ap[i * k + q]) * static_cast<int64_t>(bp[q * n + j]);
+      // int32 sums when K * max|A| * max|B| cannot overflow them (8-bit codes: any K up to
+      // 131072), else int64; both exact.
+      bool narrow = false;
+      if constexpr (sizeof(A) <= 2 && sizeof(B) <= 2) {
+        constexpr int64_t product = code_magnitude<A>() * code_magnitude<B>();
+        narrow = k <= INT32_MAX / product;
+      }
+      parallel_for(0, batches * m, grain, [&job, narrow, pa, pb, out](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t t = r / job.m, i = r % job.m;
+          int64_t oa = 0, ob = 0, rest = t;
+          for (int d = job.batch_rank - 1; d >= 0; --d) {
+            const int64_t idx = rest % job.yb[d];
+            rest /= job.yb[d];
+            oa += idx * job.sa[d];
+            ob += idx * job.sb[d];
+          }
+          const A* ap = static_cast<const A*>(pa) + oa * job.m * job.k + i * job.k;
+          const B* bp = static_cast<const B*>(pb) + ob * job.k * job.n;
+          int64_t* yr = out + r * job.n;
+          if (narrow) {
+#ifdef __AVX2__
+            if constexpr (kWidens8<A> && kWidens8<B>) {
+              matmul_row_i32x8(ap, bp, yr, job.k, job.n);
+              continue;
             }
-            yp[i * n + j] = s;
+#endif
+            matmul_row<int32_t>(ap, bp, yr, job.k, job.n);
+          } else {
+            matmul_row<int64_t>(ap, bp, yr, job.k, job.n);
           }
         }
-      }
+      });
     });
   });
 }

@@ -2,9 +2,11 @@
 // reference twins on odd shapes, with the bounds of docs/numerics.md "Float kernels".
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -13,6 +15,7 @@
 #include "kernels/pool.h"
 #include "kernels/ref/conv.h"
 #include "kernels/ref/elementwise.h"
+#include "kernels/ref/layout.h"
 #include "kernels/ref/pool.h"
 
 namespace qsearch::kernels {
@@ -244,6 +247,40 @@ TEST(FastPool, SameBitsForOneAndTwoThreads) {
   max_pool2d_f32(p, x.data(), y2.data());
   set_num_threads(saved);
   EXPECT_EQ(y1, y2);
+}
+
+TEST(FastTranspose, EveryPermutationOfRandomShapesBitIdenticalToRef) {
+  // Ranks 1-5, sizes including 1 (dropped) and runs that merge; every permutation; one and two
+  // threads (the ViT's head split [0, 2, 1, 3] and key transpose [0, 1, 3, 2] are among them).
+  const int saved = num_threads();
+  std::mt19937 rng(5);
+  int checked = 0;
+  for (int rank = 1; rank <= 5; ++rank) {
+    for (int trial = 0; trial < 12; ++trial) {
+      TransposeParams p;
+      p.rank = rank;
+      int64_t total = 1;
+      for (int d = 0; d < rank; ++d) {
+        p.in_shape[d] = std::uniform_int_distribution<int64_t>(1, trial < 6 ? 5 : 40)(rng);
+        total *= p.in_shape[d];
+      }
+      if (total > 400000) continue;
+      const auto x = random_floats(total, static_cast<uint32_t>(100 + trial));
+      std::vector<int64_t> perm(rank);
+      for (int d = 0; d < rank; ++d) perm[d] = d;
+      do {
+        for (int d = 0; d < rank; ++d) p.perm[d] = perm[d];
+        std::vector<float> want(total), got(total, -1.0f);
+        ref::transpose_f32(p, x.data(), want.data());
+        set_num_threads(1 + (checked % 2));
+        transpose_f32(p, x.data(), got.data());
+        ASSERT_EQ(got, want) << "rank " << rank << " trial " << trial;
+        ++checked;
+      } while (std::next_permutation(perm.begin(), perm.end()));
+    }
+  }
+  set_num_threads(saved);
+  EXPECT_GT(checked, 1000);
 }
 
 }  // namespace

@@ -67,5 +67,32 @@ TEST(MatMulKernel, SameBitsForAnyThreadCount) {
   EXPECT_EQ(one, four);
 }
 
+TEST(MatMulKernel, EachOutputIsOneFmaChainOverAscendingK) {
+  // The documented order, bit for bit, on every row-tile remainder (m % 4) and column remainder
+  // (n % 16, n % 8), as attention's 17-token shapes have.
+  for (int64_t m : {1, 2, 3, 4, 5, 17}) {
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 33}) {
+      const int64_t k = 1 + (m * 7 + n) % 19;
+      const MatMulParams p = params(2, 3, m, k, n, n % 2 == 0);
+      const int64_t nb = n % 2 == 0 ? 1 : 3;
+      const std::vector<float> a = random_floats(6 * m * k, 5, -2.0f, 2.0f);
+      const std::vector<float> b = random_floats(nb * k * n, 6, -2.0f, 2.0f);
+      std::vector<float> got(6 * m * n);
+      matmul_f32(p, a.data(), b.data(), got.data());
+      for (int64_t x = 0; x < 6; ++x) {
+        const float* am = a.data() + x * m * k;
+        const float* bm = b.data() + (nb == 1 ? 0 : (x % 3) * k * n);
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t j = 0; j < n; ++j) {
+            float acc = 0.0f;
+            for (int64_t t = 0; t < k; ++t) acc = std::fma(am[i * k + t], bm[t * n + j], acc);
+            ASSERT_EQ(got[(x * m + i) * n + j], acc) << m << " " << n << " " << x << " " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qsearch::kernels

@@ -102,6 +102,40 @@ TEST(NormKernels, LayerNormMatchesTheReferenceAndTheDefinition) {
   }
 }
 
+TEST(NormKernels, LayerNormOfRowsFarFromZeroKeepsItsBound) {
+  // Rows with |mean| >> sigma (still var >= eps * mean^2): fl(mean) alone is off by half an ulp
+  // of the mean, far more than the bound allows for x next to the mean; the corrected mean
+  // (kernels/norm.cc) keeps it.
+  for (int64_t n : {7, 64, 100}) {
+    SCOPED_TRACE(n);
+    const int64_t rows = 16;
+    const LayerNormParams p{rows, n, 1e-5f};
+    std::vector<float> x = random_floats(rows * n, 11, -1.0f, 1.0f);
+    for (int64_t k = 0; k < rows * n; ++k) x[k] += 300.0f + 37.0f * static_cast<float>(k / n);
+    const std::vector<float> scale = random_floats(n, 12, 0.5f, 2.0f);
+    const std::vector<float> bias = random_floats(n, 13, -1.0f, 1.0f);
+    std::vector<float> fast(rows * n), ref(rows * n);
+    layer_norm_f32(p, x.data(), scale.data(), bias.data(), fast.data());
+    ref::layer_norm_f32(p, x.data(), scale.data(), bias.data(), ref.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      double mean = 0, var = 0;
+      for (int64_t j = 0; j < n; ++j) mean += x[r * n + j];
+      mean /= n;
+      for (int64_t j = 0; j < n; ++j) var += (x[r * n + j] - mean) * (x[r * n + j] - mean);
+      var /= n;
+      ASSERT_GE(var, FLT_EPSILON * mean * mean);
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t k = r * n + j;
+        const double normed = (x[k] - mean) / std::sqrt(var + 1e-5);
+        const double bound =
+            (n + 8) * FLT_EPSILON * (std::fabs(scale[j] * normed) + std::fabs(bias[j])) +
+            FLT_EPSILON * std::fabs(ref[k]);
+        ASSERT_LE(std::fabs(fast[k] - ref[k]), bound) << r << "," << j;
+      }
+    }
+  }
+}
+
 TEST(NormKernels, SoftmaxMatchesTheReferenceOnAnyAxis) {
   for (auto [outer, axis, inner] :
        {std::array<int64_t, 3>{4, 10, 1}, {2, 16, 3}, {1, 1000, 1}, {5, 1, 4}}) {

@@ -700,6 +700,69 @@ TEST(QuantExact, BatchedActivationMatMulsEqualTheExactReference) {
   EXPECT_GE(ran, 190);
 }
 
+// Activation MatMuls wide enough for the int engine's 16- and 8-column register blocks and
+// their remainders (n = 8, 9, 17, 33), at random formats (8- and 16-bit codes) and roundings.
+TEST(QuantExact, WideActivationMatMulsEqualTheExactReference) {
+  int ran = 0;
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    RandomCase rc(seed + 9100);
+    SCOPED_TRACE(seed);
+    const int64_t n = std::array<int64_t, 4>{8, 9, 17, 33}[seed % 4];
+    const int64_t k = 5 + static_cast<int64_t>(seed % 7);
+    // [N, n, k] @ [N, k, n]: two views of one input.
+    GraphMaker m({kDynamic, k * n});
+    const ir::ValueId a = m.op(OpKind::kReshape, {m.input()}, ir::ReshapeAttrs{{0, n, k}, false});
+    const ir::ValueId b = m.op(OpKind::kReshape, {m.input()}, ir::ReshapeAttrs{{0, k, n}, false});
+    const ir::ValueId y = m.op(OpKind::kMatMul, {a, b});
+    ir::Graph g = m.finish(y);
+    quant::QuantAssignment q;
+    for (const ir::Node& nd : g.nodes()) {
+      if (nd.kind != OpKind::kMatMul) continue;
+      q[nd.config_name] = NodeQuantConfig{.quantized = true,
+                                          .data_in = rc.format(true, false),
+                                          .weight = rc.format(true, false),
+                                          .rounding = rc.rounding()};
+    }
+    const Tensor x = rc.input({3, k * n});
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    ASSERT_TRUE(same_bits(got, exact_reference(g, q, x)));
+  }
+  EXPECT_GE(ran, 55);
+}
+
+// The int engine's activation MatMul sums 8-bit codes in int32 while K * 128 * 128 fits in an
+// int32 and in int64 beyond: all codes at -128 (saturated inputs) with K on both sides of that
+// bound give the exact K * 2^14, never a wrapped sum.
+TEST(QuantExact, ActivationMatMulSumsAtTheInt32BoundStayExact) {
+  for (const int64_t k : {int64_t{131071}, int64_t{131072}, int64_t{140000}}) {
+    SCOPED_TRACE(k);
+    GraphMaker m({kDynamic, k});
+    const ir::ValueId a = m.op(OpKind::kReshape, {m.input()}, ir::ReshapeAttrs{{0, 1, k}, false});
+    const ir::ValueId b = m.op(OpKind::kReshape, {m.input()}, ir::ReshapeAttrs{{0, k, 1}, false});
+    const ir::ValueId y = m.op(OpKind::kMatMul, {a, b});
+    ir::Graph g = m.finish(y);
+    quant::QuantAssignment q;
+    for (const ir::Node& n : g.nodes()) {
+      if (n.kind == OpKind::kMatMul) {
+        q[n.config_name] = NodeQuantConfig{.quantized = true,
+                                           .data_in = FixedFormat{8, 0, true},
+                                           .weight = FixedFormat{8, 0, true},
+                                           .rounding = Rounding::kHalfToEven};
+      }
+    }
+    Tensor x({2, k}, DType::kFloat32);
+    for (float& v : x.span<float>()) v = -1000.0f;  // code -128
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    ASSERT_FALSE(got.empty()) << why;
+    for (const float v : got.span<float>()) EXPECT_EQ(v, static_cast<float>(k * 16384));
+    ASSERT_TRUE(same_bits(got, exact_reference(g, q, x)));
+  }
+}
+
 // Issue 11, sequence models: int64 token ids into an embedding Gather, a quantized linear, the
 // attention-mask ops (Equal of ids with the pad id, Not, Cast of an exact value to int64, Equal,
 // And, Where, Cast to float, Expand), a quantized or float Mul, a negative-step Slice, a Gather

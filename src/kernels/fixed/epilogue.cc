@@ -5,6 +5,10 @@
 #include <cstring>
 #include <type_traits>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include "kernels/fixed/gemm_tiles.h"
 #include "quant/fixed_point.h"
 
@@ -46,6 +50,43 @@ void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64
     }
   }
 }
+
+#ifdef __AVX2__
+// run_float<false> for a row-major output (ldc_n == 1), four columns at a time: int64 -> double
+// is exact below 2^51 in magnitude (the sum is added into the mantissa of 2^52 + 2^51), and
+// double -> float rounds once, so each value is the same single rounding as the scalar
+// static_cast<float>(int64); a vector holding a larger sum falls back to the scalar loop.
+void run_float_rows(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
+                    int64_t col0, void* c) {
+  float* out = static_cast<float*>(c);
+  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
+  const __m256i magic_i = _mm256_set1_epi64x(0x4338000000000000);  // bits of 2^52 + 2^51
+  const __m256d magic_d = _mm256_set1_pd(6755399441055744.0);
+  const __m256i hi = _mm256_set1_epi64x((int64_t{1} << 51) - 1);
+  const __m256i lo = _mm256_set1_epi64x(-(int64_t{1} << 51));
+  const __m128 scale = _mm_set1_ps(e.scale_);
+  for (int r = 0; r < rows; ++r) {
+    const int64_t* t = tile + r * 16;
+    float* o = out + (row0 + r) * e.ldc_m_ + col0;
+    int j = 0;
+    for (; j + 4 <= cols; j += 4) {
+      const __m256i v = _mm256_add_epi64(
+          _mm256_sll_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + j)), shift),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.bias_ + col0 + j)));
+      const __m256i outside = _mm256_or_si256(_mm256_cmpgt_epi64(v, hi), _mm256_cmpgt_epi64(lo, v));
+      if (_mm256_testz_si256(outside, outside)) {
+        const __m256d d = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_add_epi64(v, magic_i)), magic_d);
+        _mm_storeu_ps(o + j, _mm_mul_ps(_mm256_cvtpd_ps(d), scale));
+      } else {
+        for (int q = j; q < j + 4; ++q) {
+          o[q] = static_cast<float>(accumulate(e, t[q], col0 + q)) * e.scale_;
+        }
+      }
+    }
+    for (; j < cols; ++j) o[j] = static_cast<float>(accumulate(e, t[j], col0 + j)) * e.scale_;
+  }
+}
+#endif
 
 // acc * 2^-s rounded with R, for 1 <= s <= 62 (no overflow in int64).
 template <quant::Rounding R>
@@ -252,6 +293,9 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
     case GemmOutput::kFloat:
       scale_ = std::ldexp(1.0f, -w.acc_frac());
       fn_ = &run_float<false>;
+#ifdef __AVX2__
+      if (ldc_n_ == 1) fn_ = &run_float_rows;
+#endif
       fn_t_ = &run_float<true>;
       if (p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31) {
         fn_t32_ = &run_exact_t32<float>;
