@@ -111,7 +111,7 @@ namespace qsearch::onnx {
 namespace {
 
 // 3-D Conv (src/onnx/import_conv3d.cc): Im2Col3d -> Conv (1, kW) -> Reshape; the Conv is MASE op
-// `conv3d` and keeps the module's config name; a model with one cannot be exported. PyTorch's
+// `conv3d` and keeps the module's config name; it is exported back as one 3-D ONNX Conv. PyTorch's
 // outputs in every engine: tests/runtime/cnn_fixture_test.cc (tests/fixtures/nd/conv3d_net_*).
 TEST(ImportConv3d, IsAnIm2ColThenAConvOfKernelWidthThenAView) {
   ModelBuilder b(13, {-1, 4, 5, 6, 7});
@@ -143,12 +143,25 @@ TEST(ImportConv3d, IsAnIm2ColThenAConvOfKernelWidthThenAView) {
   // D: (5 + 2 - 3) / 2 + 1 = 3; H: (6 - 2 - 1) + 1 = 4; W: (7 + 1 - 3) / 2 + 1 = 3
   EXPECT_EQ(g.value(g.outputs()[0]).shape, (Shape{kDynamic, 6, 3, 4, 3}));
   EXPECT_EQ(g.value(conv.outputs[0]).shape, (Shape{kDynamic, 6, 12, 3}));
+  // Exported as one 3-D ONNX Conv, it imports back to the same nodes, attributes and weights.
+  const ir::Graph back = import_model_bytes(export_model_bytes(g, 13), "back.onnx");
+  ASSERT_EQ(kinds(back), kinds(g));
+  for (size_t k = 0; k < g.nodes().size(); ++k) {
+    EXPECT_EQ(back.nodes()[k].attrs, g.nodes()[k].attrs) << k;
+    EXPECT_EQ(back.nodes()[k].config_name, g.nodes()[k].config_name) << k;
+  }
+  EXPECT_EQ(back.value(back.nodes()[1].inputs[1]).shape, (Shape{6, 2 * 3 * 2, 1, 3}));
+  EXPECT_EQ(back.value(back.outputs()[0]).shape, (Shape{kDynamic, 6, 3, 4, 3}));
+  // An Im2Col3d that is not an imported 3-D Conv's start (its Conv also a graph output) is
+  // refused naming the pattern.
+  ir::Graph g2 = g;
+  g2.mark_output(g2.nodes()[1].outputs[0]);
+  g2.finalize();
   try {
-    export_model_bytes(g, 13);
+    export_model_bytes(g2, 13);
     ADD_FAILURE() << "exported";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("a 3-D convolution (imported as Im2Col3d -> Conv -> Reshape) "
-                                    "has no ONNX form qsearch writes yet"));
+    EXPECT_THAT(e.what(), HasSubstr("is not the start of an imported 3-D Conv"));
   }
 }
 
