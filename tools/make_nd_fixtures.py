@@ -25,6 +25,7 @@ Models (each exported at opsets 11, 13 and 17 as <name>_opset<k>.onnx):
                 1, output_padding 1) -> ReLU -> grouped ConvTranspose1d(6, 4, 2, dilation 2,
                 groups 2, no bias) -> flatten -> Linear (qsearch imports the 1-D ConvTranspose
                 as the 2-D one between views).
+conv3d_net_data.npz: conv3d_net's inputs (x) and labels 0, 1, 2 (y), for `qsearch --dataset npz:`.
 Output nd_ref.json: as make_cnn_fixtures.py's cnn_ref.json, with fake quantization for the 3-D
 convolutions as MASE's conv2d generalized (qsearch's `conv3d` key, conv2d's entries):
   conv3d:  F.conv3d(q(x, data_in), q(W, weight), b, ...)   (bias kept float)
@@ -37,6 +38,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -217,6 +219,9 @@ def main():
                 entry["configs"][cname] = {"formats": formats, "fake": flat(m(x))}
             cnn.QCFG = None
         ref["models"][name] = entry
+        if name == "conv3d_net":  # a data set for the CLI (export of a Conv3d model, e2e)
+            np.savez(os.path.join(args.out, "conv3d_net_data.npz"), x=x.numpy(),
+                     y=torch.arange(x.shape[0]).remainder(3).numpy().astype(np.int64))
     with open(os.path.join(args.out, "nd_ref.json"), "w") as fh:
         json.dump(ref, fh, indent=None, separators=(",", ":"))
         fh.write("\n")
