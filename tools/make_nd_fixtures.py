@@ -21,9 +21,16 @@ Models (each exported at opsets 11, 13 and 17 as <name>_opset<k>.onnx):
                 (kept: MASE quantizes the conv's own weight) -> ReLU -> MaxPool3d(2) -> grouped
                 Conv3d(6, 4, (2, 1, 3), dilation (1, 2, 1), padding (1, 0, 1), groups 2) ->
                 AdaptiveAvgPool3d(1) -> flatten -> Linear.
+  convt1d_net   Conv1d(3, 4, 3, padding 1) -> ReLU -> ConvTranspose1d(4, 6, 3, stride 2, padding
+                1, output_padding 1) -> ReLU -> grouped ConvTranspose1d(6, 4, 2, dilation 2,
+                groups 2, no bias) -> flatten -> Linear (qsearch imports the 1-D ConvTranspose
+                as the 2-D one between views).
+conv3d_net_data.npz: conv3d_net's inputs (x) and labels 0, 1, 2 (y), for `qsearch --dataset npz:`.
 Output nd_ref.json: as make_cnn_fixtures.py's cnn_ref.json, with fake quantization for the 3-D
 convolutions as MASE's conv2d generalized (qsearch's `conv3d` key, conv2d's entries):
   conv3d:  F.conv3d(q(x, data_in), q(W, weight), b, ...)   (bias kept float)
+and for the 1-D transposed convolutions as MASE's convtranspose2d key (conv2d's entries):
+  convtranspose2d:  F.conv_transpose1d(q(x, data_in), q(W, weight), b, ...)
 """
 
 import argparse
@@ -31,6 +38,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -118,6 +126,41 @@ class Conv3dNet(nn.Module):
         return cnn.linear(self.fc, torch.flatten(x, 1))
 
 
+def convt1d(mod, x):
+    c = cnn.QCFG and cnn.QCFG.get("convtranspose2d")
+    if not c:
+        return mod(x)
+    return F.conv_transpose1d(cnn.q(x, c["data_in"]), cnn.q(mod.weight, c["weight"]), mod.bias,
+                              mod.stride, mod.padding, mod.output_padding, mod.groups,
+                              mod.dilation)
+
+
+class ConvT1dNet(nn.Module):
+    def __init__(self, length):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 4, 3, padding=1)
+        self.t1 = nn.ConvTranspose1d(4, 6, 3, stride=2, padding=1, output_padding=1)
+        self.t2 = nn.ConvTranspose1d(6, 4, 2, dilation=2, groups=2, bias=False)
+        with torch.no_grad():
+            n = self.t2(self.t1(self.c1(torch.zeros(1, 3, length)))).numel()
+        self.fc = nn.Linear(n, 3)
+
+    def forward(self, x):
+        x = F.relu(cnn.conv(self.c1, x))
+        x = convt1d(self.t2, F.relu(convt1d(self.t1, x)))
+        return cnn.linear(self.fc, torch.flatten(x, 1))
+
+
+CONVT1D_CONFIGS = {
+    "uniform8": {"conv1d": {"data_in": cnn.fmt(8, 5), "weight": cnn.fmt(8, 6)},
+                 "convtranspose2d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)},
+                 "linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
+    "mixed": {"conv1d": {"data_in": cnn.fmt(6, 3), "weight": cnn.fmt(5, 4)},
+              "convtranspose2d": {"data_in": cnn.fmt(7, 3), "weight": cnn.fmt(5, 4)},
+              "linear": {"data_in": cnn.fmt(10, 5), "weight": cnn.fmt(4, 3)}},
+    "convt_only": {"convtranspose2d": {"data_in": cnn.fmt(5, 2), "weight": cnn.fmt(4, 3)}},
+}
+
 CONV3D_CONFIGS = {
     "uniform8": {"conv3d": {"data_in": cnn.fmt(8, 5), "weight": cnn.fmt(8, 6)},
                  "linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
@@ -139,6 +182,7 @@ MODELS = {
                        LINEAR_CONFIGS),
     "conv3d_net": (lambda: Conv3dNet([1, 2, 5, 7, 6]), [3, 2, 5, 7, 6], (11, 13, 17),
                    CONV3D_CONFIGS),
+    "convt1d_net": (lambda: ConvT1dNet(9), [4, 3, 9], (11, 13, 17), CONVT1D_CONFIGS),
 }
 
 
@@ -175,6 +219,9 @@ def main():
                 entry["configs"][cname] = {"formats": formats, "fake": flat(m(x))}
             cnn.QCFG = None
         ref["models"][name] = entry
+        if name == "conv3d_net":  # a data set for the CLI (export of a Conv3d model, e2e)
+            np.savez(os.path.join(args.out, "conv3d_net_data.npz"), x=x.numpy(),
+                     y=torch.arange(x.shape[0]).remainder(3).numpy().astype(np.int64))
     with open(os.path.join(args.out, "nd_ref.json"), "w") as fh:
         json.dump(ref, fh, indent=None, separators=(",", ":"))
         fh.write("\n")

@@ -1,6 +1,6 @@
 // qsearch eval --model M.onnx --dataset mnist [--split test] [--num-samples N]
 //              [--batch-size B] [--quant CONFIG.toml] [--mode float|fake|int] [--output NAME]
-//              [--fold-bn] [--schedule auto|batch-parallel|threaded-kernels|both] [--json]
+//              [--fold-bn[=false]] [--schedule auto|batch-parallel|threaded-kernels|both] [--json]
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -36,7 +36,7 @@ struct EvalArgs {
   std::string mode;    // "" = int with --quant, float without
   std::string output;  // graph output scored ("" = the first)
   std::string schedule = "auto";
-  bool fold_bn = false;  // --fold-bn (or the --quant config's fold_batch_norm)
+  std::optional<bool> fold_bn;  // --fold-bn[=false] / --no-fold-bn (else the --quant config's)
   bool json = false;
 };
 
@@ -54,7 +54,7 @@ std::optional<runtime::ScheduleKind> parse_schedule(const std::string& s) {
 int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
   config::check_at_least("--batch-size", a.batch_size, 1);
-  const bool fold_bn = a.fold_bn || (!a.quant.empty() && config_folds_batch_norm(a.quant));
+  const bool fold_bn = a.fold_bn.value_or(!a.quant.empty() && config_folds_batch_norm(a.quant));
   onnx::QonnxModel model = load_model_and_formats(a.model, fold_bn);
   ir::Graph graph = std::move(model.graph);
   // A QONNX model's own Quant formats apply unless --quant gives others (docs/onnx.md).
@@ -169,9 +169,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
                   "default: int with --quant or a QONNX model's own formats, else float");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores (default: the first)");
-  cmd->add_flag("--fold-bn", args->fold_bn,
-                "Fold each BatchNormalization into the conv / linear before it before quantizing "
-                "(a deployment's semantics; default: MASE's, BatchNorm stays float)");
+  add_fold_bn_flag(
+      cmd, [args](bool v) { args->fold_bn = v; }, "the --quant config's fold_batch_norm says");
   cmd->add_option("--schedule", args->schedule,
                   "auto (chosen from the model's sizes) | batch-parallel | threaded-kernels | "
                   "both: how batches use the threads (the results are the same; default: auto)");

@@ -40,7 +40,7 @@ struct ExportArgs {
   std::string output;
   int reuse_factor = 1;
   std::string strategy = "Latency";
-  bool fold_bn = false;  // --fold-bn
+  std::optional<bool> fold_bn;  // --fold-bn[=false] / --no-fold-bn
 };
 
 struct TrialConfig {
@@ -94,7 +94,7 @@ std::string command_line(const ExportArgs& a) {
   c += fmt::format(" --dataset {} --split {}", a.dataset, a.split);
   if (a.num_samples) c += fmt::format(" --num-samples {}", *a.num_samples);
   if (!a.output.empty()) c += " --output " + a.output;
-  if (a.fold_bn) c += " --fold-bn";
+  if (a.fold_bn) c += *a.fold_bn ? " --fold-bn" : " --no-fold-bn";
   return c;
 }
 
@@ -123,8 +123,15 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
   if (a.model.empty()) fail("--model is required with --config");
   // The graph the formats were chosen for: BatchNorm folded when the study was searched so, or
   // the config asks for it (fold_batch_norm), or --fold-bn.
+  // A study's formats are for the graph it searched: a flag saying otherwise is refused.
+  if (trial && a.fold_bn && *a.fold_bn != trial->fold_bn) {
+    fail(
+        "--{}fold-bn: the study in --study {} was searched with fold_batch_norm = {}, and its "
+        "formats are for that graph; drop the flag",
+        *a.fold_bn ? "" : "no-", a.study, trial->fold_bn);
+  }
   const ir::Graph graph = load_model(
-      a.model, a.fold_bn || (trial ? trial->fold_bn : config_folds_batch_norm(a.config)));
+      a.model, a.fold_bn.value_or(trial ? trial->fold_bn : config_folds_batch_norm(a.config)));
   quant::QuantAssignment q;
   std::string source;
   if (trial) {
@@ -188,9 +195,9 @@ void add_export_command(CLI::App& app, const GlobalOptions& global, Runner& run)
       "Measure on the first N samples (default: all)");
   cmd->add_option("--output", args->output,
                   "Graph output holding the class scores (default: the first)");
-  cmd->add_flag("--fold-bn", args->fold_bn,
-                "Fold each BatchNormalization into the conv / linear before it before quantizing "
-                "(implied by a study searched with fold_batch_norm, or the config's key)");
+  add_fold_bn_flag(
+      cmd, [args](bool v) { args->fold_bn = v; },
+      "the config's fold_batch_norm says (with --study: the study's, which the flag must match)");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_export(global, *args); }; });
 }

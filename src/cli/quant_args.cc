@@ -1,6 +1,7 @@
 #include "cli/quant_args.h"
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 
@@ -31,8 +32,9 @@ ir::Graph fold_with_note(ir::Graph g) {
       "linear before them{}\n",
       f.folded.size(),
       f.kept.empty() ? std::string()
-                     : fmt::format("; {} kept as float ops (not directly after a Conv or Gemm "
-                                   "with constant weights that only they read): {}",
+                     : fmt::format("; {} kept as float ops (not directly after a Conv, "
+                                   "ConvTranspose, Gemm or 2-D MatMul with constant weights "
+                                   "that only they read): {}",
                                    f.kept.size(), kept));
   return std::move(f.graph);
 }
@@ -48,6 +50,27 @@ onnx::QonnxModel load_model_and_formats(const std::string& path, bool fold_bn) {
   onnx::QonnxModel m = onnx::import_qonnx(path);
   if (fold_bn) m.graph = fold_with_note(std::move(m.graph));
   return m;
+}
+
+void add_fold_bn_flag(CLI::App* cmd, std::function<void(bool)> set, const std::string& help_tail) {
+  // A value that is no boolean is refused by the check (CLI11 would otherwise throw stoll's
+  // std::invalid_argument converting it to a flag count).
+  const CLI::Validator boolean(
+      [](std::string& v) {
+        bool b = false;
+        return CLI::detail::lexical_cast(v, b)
+                   ? std::string()
+                   : fmt::format("expected true or false, got '{}' (or use --no-fold-bn)", v);
+      },
+      "BOOL");
+  cmd->add_flag_function(
+         "--fold-bn,!--no-fold-bn", [set = std::move(set)](int64_t n) { set(n > 0); },
+         "Fold each BatchNormalization into the conv / linear before it before quantizing (a "
+         "deployment's semantics; default: MASE's, BatchNorm stays float); --fold-bn=false or "
+         "--no-fold-bn: don't, whatever " +
+             help_tail)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+      ->check(boolean);
 }
 
 bool config_folds_batch_norm(const std::string& path) {

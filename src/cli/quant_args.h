@@ -2,12 +2,17 @@
 // flag and the formats of a config's [passes.quantize].
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "ir/graph.h"
 #include "onnx/qonnx.h"
 #include "quant/assignment.h"
 #include "runtime/plan.h"
+
+namespace CLI {
+class App;
+}
 
 namespace qsearch::cli {
 
@@ -22,6 +27,11 @@ ir::Graph load_model(const std::string& path, bool fold_bn);
 // The same through onnx::import_qonnx: a QONNX model's Quant nodes become its own formats
 // (docs/onnx.md "QONNX models"); a plain ONNX model gives no formats.
 onnx::QonnxModel load_model_and_formats(const std::string& path, bool fold_bn);
+
+// --fold-bn / --fold-bn=true|false / --no-fold-bn on `cmd` (CLI11's flag-value and negated-flag
+// forms; the last one given wins); `set` receives the value, and is not called when none is
+// given. "Fold each BatchNormalization ... before quantizing" + `help_tail` is the help text.
+void add_fold_bn_flag(CLI::App* cmd, std::function<void(bool)> set, const std::string& help_tail);
 
 // The top-level `fold_batch_norm` of the MASE-schema TOML at `path` (false when absent).
 bool config_folds_batch_norm(const std::string& path);

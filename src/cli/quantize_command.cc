@@ -1,7 +1,7 @@
 // qsearch quantize --model M.onnx --config CFG.toml [--dataset D [--split S] [--num-samples N]]
 //                  [--mode int|fake|float] [--batch-size B] [--latency-batch L] [--repeats R]
 //                  [--compare-to 32] [--fpga-device D] [--fpga-clock-mhz F]
-//                  [--fpga-reuse-factor R] [--fpga-accum-width W] [--fold-bn] [--json]
+//                  [--fpga-reuse-factor R] [--fpga-accum-width W] [--fold-bn[=false]] [--json]
 //
 // One quantization configuration ([passes.quantize] of CFG.toml, MASE's schema) applied to a
 // model: a per-layer table (formats, parameters, bytes as the int engine stores them, MACs,
@@ -48,7 +48,7 @@ struct QuantizeArgs {
   double compare_to = 32;
   std::string output;  // graph output scored ("" = the first)
   eval::FpgaOptions fpga;
-  bool fold_bn = false;  // --fold-bn (or the config's fold_batch_norm)
+  std::optional<bool> fold_bn;  // --fold-bn[=false] / --no-fold-bn (else the config's key)
   bool json = false;
 };
 
@@ -83,7 +83,7 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
     fail("--fpga-device: {}", e.what());
   }
   onnx::QonnxModel model = load_model_and_formats(
-      a.model, a.fold_bn || (!a.config.empty() && config_folds_batch_norm(a.config)));
+      a.model, a.fold_bn.value_or(!a.config.empty() && config_folds_batch_norm(a.config)));
   const ir::Graph graph = std::move(model.graph);
   // Without --config, a QONNX model's own Quant formats (docs/onnx.md "QONNX models").
   if (a.config.empty() && model.formats.empty()) {
@@ -310,10 +310,8 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
                   "hls4ml ReuseFactor of the FPGA estimate (default: 1)");
   cmd->add_option("--fpga-accum-width", args->fpga.accum_width,
                   "Accumulator width of the FPGA estimate (default 0: never overflowing)");
-  cmd->add_flag("--fold-bn", args->fold_bn,
-                "Fold each BatchNormalization into the conv / linear before it before quantizing "
-                "(a deployment's semantics; default: MASE's, BatchNorm stays float; the config's "
-                "fold_batch_norm)");
+  add_fold_bn_flag(
+      cmd, [args](bool v) { args->fold_bn = v; }, "the config's fold_batch_norm says");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_quantize(global, *args); }; });

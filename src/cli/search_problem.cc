@@ -22,10 +22,8 @@ void add_problem_options(CLI::App* cmd, const std::shared_ptr<config::SearchFlag
   opt("--mode", flags->mode, "int | fake | float (default int)");
   opt("--num-samples", flags->num_samples,
       "Samples each " + per + " evaluates (overrides num_samples)");
-  cmd->add_flag_function(
-      "--fold-bn", [flags](int64_t) { flags->fold_bn = true; },
-      "Fold each BatchNormalization into the conv / linear before it before quantizing (a "
-      "deployment's semantics; default: MASE's, BatchNorm stays float; fold_batch_norm)");
+  add_fold_bn_flag(
+      cmd, [flags](bool v) { flags->fold_bn = v; }, "the config's fold_batch_norm says");
   opt("--output", flags->output, "Graph output holding the class scores (default: the first)");
   opt("--label-column", flags->label_column, "Label column of a csv:PATH data set (label_column)");
   cmd->add_option_function<std::vector<std::string>>(

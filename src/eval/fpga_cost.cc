@@ -275,7 +275,16 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
       const int64_t pixels = y >= 0 && m > 0 ? numel(y) / m : 1;
       dense_cost(codes, fan_in, m, bias, a, width_of(nq.inputs[1]), out,
                  std::max<int64_t>(pixels, 1), lc, L);
-      L.ff += static_cast<int64_t>(numel(x)) * a;  // the partitioned input image
+      // The partitioned input image. A 3-D conv (Im2Col3d -> this Conv, ir/ops.h) is costed as
+      // hls4ml's Conv3D: the kernel above already has its true fan-in C/g * kD * kH * kW and one
+      // instance per output voxel, and the image it partitions is the 5-D input, not the
+      // gathered columns (kD * kH times larger), which exist only in qsearch's engines.
+      ir::ValueId image = x;
+      if (const ir::NodeId p = x >= 0 ? graph.value(x).producer : -1;
+          p >= 0 && graph.nodes()[p].kind == ir::OpKind::kIm2Col3d) {
+        image = graph.nodes()[p].inputs[0];
+      }
+      L.ff += static_cast<int64_t>(numel(image)) * a;
     } else if (const ir::NodeId lin = ir::bias_add_owner(graph, n); lin >= 0) {
       // The bias Add of a MatMul + Add linear: costed with the linear (above), free here; its
       // output is carried as the linear's.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 namespace qsearch::ir {
 
@@ -13,32 +14,60 @@ bool float_const(const Graph& g, ValueId v) {
   return v >= 0 && g.value(v).is_constant() && g.value(v).data.dtype() == DType::kFloat32;
 }
 
-// The node producing BatchNorm `bn`'s input when the BatchNorm can be folded into it, else -1.
-NodeId foldable_producer(const Graph& g, const Node& bn) {
-  const ValueId x = bn.inputs[0];
+// How a BatchNorm folds into the node before it.
+struct Fold {
+  NodeId producer = -1;  // the conv / linear whose weight is scaled
+  NodeId bias_add = -1;  // a MatMul's bias Add (ir::linear_bias_add), which then writes BN's output
+};
+
+// The fold of BatchNorm `bn` into the node producing its input, producer -1 when it cannot be.
+Fold foldable_producer(const Graph& g, const Node& bn) {
+  ValueId x = bn.inputs[0];
   for (int k = 1; k < 5; ++k) {
-    if (!float_const(g, bn.inputs[k])) return -1;
+    if (!float_const(g, bn.inputs[k])) return {};
   }
-  const NodeId p = g.value(x).producer;
-  if (p < 0 || g.consumers(x).size() != 1) return -1;
-  if (std::find(g.outputs().begin(), g.outputs().end(), x) != g.outputs().end()) return -1;
-  const Node& n = g.node(p);
-  if (n.outputs.size() != 1 || n.inputs.size() < 2 || !float_const(g, n.inputs[1])) return -1;
-  const ValueId bias = n.inputs.size() > 2 ? n.inputs[2] : kNoValue;
+  auto sole_reader = [&](ValueId v) {
+    return g.value(v).producer >= 0 && g.consumers(v).size() == 1 &&
+           std::find(g.outputs().begin(), g.outputs().end(), v) == g.outputs().end();
+  };
+  if (!sole_reader(x)) return {};
+  Fold f{.producer = g.value(x).producer};
   const int64_t channels = g.value(bn.inputs[1]).data.numel();
+  if (g.node(f.producer).kind == OpKind::kAdd) {  // MatMul + bias Add: torch's Linear as x @ W + b
+    const NodeId mm = bias_add_owner(g, g.node(f.producer));
+    if (mm < 0) return {};
+    f.bias_add = f.producer;
+    f.producer = mm;
+    const Node& add = g.node(f.bias_add);
+    if (g.value(add.inputs[bias_add_operand(g, add)]).data.numel() != channels) return {};
+  }
+  const Node& n = g.node(f.producer);
+  if (n.outputs.size() != 1 || n.inputs.size() < 2 || !float_const(g, n.inputs[1])) return {};
+  const ValueId bias = n.inputs.size() > 2 ? n.inputs[2] : kNoValue;
   const Shape& w = g.value(n.inputs[1]).shape;
-  if (bias >= 0 && (!float_const(g, bias) || g.value(bias).data.numel() != channels)) return -1;
-  if (n.kind == OpKind::kConv) {
-    return (w.size() == 3 || w.size() == 4) && w[0] == channels ? p : -1;
+  if (bias >= 0 && (!float_const(g, bias) || g.value(bias).data.numel() != channels)) return {};
+  switch (n.kind) {
+    case OpKind::kConv:
+      return (w.size() == 3 || w.size() == 4) && w[0] == channels ? f : Fold{};
+    case OpKind::kConvTranspose: {
+      const int64_t group = std::get<ConvTransposeAttrs>(n.attrs).group;
+      return w.size() == 4 && w[1] * group == channels ? f : Fold{};
+    }
+    case OpKind::kGemm: {
+      const auto& a = std::get<GemmAttrs>(n.attrs);
+      if (w.size() != 2 || (a.trans_b ? w[0] : w[1]) != channels) return {};
+      // C must be exactly [N] (a broadcast [1, N] or scalar C is left alone).
+      if (bias >= 0 && g.value(bias).shape != Shape{channels}) return {};
+      return f;
+    }
+    case OpKind::kMatMul:
+      // BatchNorm normalizes dim 1, the weight's columns only when the output is [N, F] (a
+      // transformer's [B, T, F] MatMul normalized over T is kept).
+      return w.size() == 2 && w[1] == channels && g.value(n.outputs[0]).shape.size() == 2 ? f
+                                                                                          : Fold{};
+    default:
+      return {};
   }
-  if (n.kind == OpKind::kGemm) {
-    const auto& a = std::get<GemmAttrs>(n.attrs);
-    if (w.size() != 2 || (a.trans_b ? w[0] : w[1]) != channels) return -1;
-    // C must be exactly [N] (a broadcast [1, N] or scalar C is left alone).
-    if (bias >= 0 && g.value(bias).shape != Shape{channels}) return -1;
-    return p;
-  }
-  return -1;
 }
 
 }  // namespace
@@ -50,7 +79,8 @@ BatchNormFold fold_batch_norm(const Graph& g) {
   for (size_t i = 0; i < g.nodes().size(); ++i) {
     const Node& bn = g.nodes()[i];
     if (bn.kind != OpKind::kBatchNorm) continue;
-    const NodeId p = foldable_producer(g, bn);
+    const Fold fold = foldable_producer(g, bn);
+    const NodeId p = fold.producer;
     if (p < 0) {
       out.kept.push_back(bn.config_name);
       continue;
@@ -68,22 +98,36 @@ BatchNormFold fold_batch_norm(const Graph& g) {
     const Value& wv = g.value(prod.inputs[1]);
     Tensor w = wv.data.clone();
     float* wd = w.data<float>();
-    bool rows = true;  // output channel o owns row o (Conv, Gemm with trans_b)
+    // The output channel of weight element e: Conv's row (weight [M, C/group, ...]), Gemm's row
+    // (trans_b) or column, MatMul's column ([K, N]), ConvTranspose's (weight [C, M/group, kH,
+    // kW]: element [ci, j, ..] feeds channel (ci / (C/group)) * (M/group) + j).
+    const int64_t per = w.numel() / c;
+    std::function<int64_t(int64_t)> channel = [per](int64_t e) { return e / per; };
     double bias_scale = 1.0;
     if (prod.kind == OpKind::kGemm) {
       const auto& ga = std::get<GemmAttrs>(prod.attrs);
-      rows = ga.trans_b;
+      if (!ga.trans_b) channel = [c](int64_t e) { return e % c; };
       bias_scale = ga.beta;
+    } else if (prod.kind == OpKind::kMatMul) {
+      channel = [c](int64_t e) { return e % c; };
+    } else if (prod.kind == OpKind::kConvTranspose) {
+      const Shape& ws = wv.shape;
+      const int64_t per_group_out = ws[1], spatial = ws[2] * ws[3];
+      const int64_t per_group_in = ws[0] / std::get<ConvTransposeAttrs>(prod.attrs).group;
+      channel = [=](int64_t e) {
+        const int64_t ci = e / (per_group_out * spatial), j = e / spatial % per_group_out;
+        return ci / per_group_in * per_group_out + j;
+      };
     }
-    const int64_t per = w.numel() / c;
-    for (int64_t o = 0; o < c; ++o) {
-      for (int64_t t = 0; t < per; ++t) {
-        float& v = rows ? wd[o * per + t] : wd[t * c + o];
-        v = static_cast<float>(v * a[o]);
-      }
+    for (int64_t e = 0; e < w.numel(); ++e) wd[e] = static_cast<float>(wd[e] * a[channel(e)]);
+    // The old bias: the node's own input, or the MatMul's bias Add operand.
+    int add_operand = -1;
+    ValueId old_bias = prod.inputs.size() > 2 ? prod.inputs[2] : kNoValue;
+    if (fold.bias_add >= 0) {
+      add_operand = bias_add_operand(g, g.node(fold.bias_add));
+      old_bias = g.node(fold.bias_add).inputs[add_operand];
     }
-    const ValueId old_bias = prod.inputs.size() > 2 ? prod.inputs[2] : kNoValue;
-    Tensor b({c}, DType::kFloat32);
+    Tensor b(old_bias >= 0 ? g.value(old_bias).data.shape() : Shape{c}, DType::kFloat32);
     for (int64_t o = 0; o < c; ++o) {
       const double b0 = old_bias >= 0 ? bias_scale * g.value(old_bias).data.data<float>()[o] : 0.0;
       b.data<float>()[o] = static_cast<float>((b0 - mean[o]) * a[o] + beta[o]);
@@ -94,6 +138,21 @@ BatchNormFold fold_batch_norm(const Graph& g) {
     const ValueId nb = f.add_constant(bias_name, std::move(b));
     Node& fp = f.node(p);
     fp.inputs[1] = nw;
+    if (fold.bias_add >= 0) {
+      // MatMul + Add: the Add (the linear's bias) now adds b' and writes the BatchNorm's output.
+      Node& add = f.node(fold.bias_add);
+      add.inputs[add_operand] = nb;
+      add.outputs[0] = bn.outputs[0];
+      f.value(bn.inputs[0]).producer = -1;
+      drop[i] = true;
+      out.folded.push_back(bn.config_name);
+      continue;
+    }
+    if (fp.kind == OpKind::kMatMul) {
+      // A MatMul [N, K] x [K, M] without a bias: the same linear as a Gemm, which takes one.
+      fp.kind = OpKind::kGemm;
+      fp.attrs = GemmAttrs{};
+    }
     if (fp.inputs.size() > 2) {
       fp.inputs[2] = nb;
     } else {

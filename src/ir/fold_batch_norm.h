@@ -7,13 +7,20 @@
 // For a BatchNormalization B (epsilon e; scale g, bias beta, mean m, var v, all constants) whose
 // input is produced by P, with B P's only reader and P's output no graph output, and P one of
 //   Conv (2-D or 1-D, any group):  weight [M, C/group, ...], optional bias [M]
+//   ConvTranspose (any group):     weight [C, M/group, kH, kW], optional bias [M]
 //   Gemm with a constant 2-D B:    y = alpha * A * op(B) + beta * C, C absent or constant [N]
+//   MatMul [N, K] x constant [K, M] (output rank 2, so B's channel dim 1 is the weight's columns)
+//   the bias Add of such a MatMul (ir::linear_bias_add: torch's x @ W + b), bias [M] or [1, M]
 // per output channel o (in double, then rounded once to float32):
 //   a[o] = g[o] / sqrt(v[o] + e)
-//   W'[o, ...] = W[o, ...] * a[o]           (Gemm: row o of B if trans_b, else column o)
+//   W'[o, ...] = W[o, ...] * a[o]           (Gemm: row o of B if trans_b, else column o; MatMul:
+//                                            column o; ConvTranspose: W[ci, j, ...] for the
+//                                            channel o = (ci / (C/group)) * (M/group) + j)
 //   b'[o]      = (b[o] - m[o]) * a[o] + beta[o]    (Gemm: b = beta_attr * C, then beta_attr = 1;
 //                                                   an absent bias is 0 and becomes present)
-// P then writes B's output and B is removed. Every other BatchNormalization is kept as it is.
+// P (or the bias Add) then writes B's output and B is removed. A MatMul without a bias Add
+// becomes the equivalent Gemm (alpha = beta = 1, no transposes) with C = b'. Every other
+// BatchNormalization is kept as it is.
 // Folded weights and biases are new constants; the input graph is not changed.
 #pragma once
 

@@ -63,6 +63,41 @@ void fill_tensor(pb::TensorProto* t, const std::string& name, const Tensor& data
   t->set_raw_data(std::string(static_cast<const char*>(data.raw()), data.nbytes()));
 }
 
+// The view reading Conv `conv` when it is the middle of an imported 3-D Conv, else -1.
+ir::NodeId conv3d_view(const ir::Graph& g, const ir::Node& conv) {
+  if (conv.kind != OpKind::kConv || conv.inputs.empty() || conv.outputs.size() != 1) return -1;
+  const ir::NodeId p = g.value(conv.inputs[0]).producer;
+  if (p < 0 || g.node(p).kind != OpKind::kIm2Col3d) return -1;
+  if (g.consumers(conv.inputs[0]).size() != 1 || g.value(conv.inputs[1]).shape.size() != 4) {
+    return -1;
+  }
+  const ir::ValueId y = conv.outputs[0];
+  const std::vector<ir::NodeId> users = g.consumers(y);
+  if (users.size() != 1 || g.node(users[0]).kind != OpKind::kReshape) return -1;
+  for (ir::ValueId o : g.outputs()) {
+    if (o == y || o == conv.inputs[0]) return -1;
+  }
+  return g.value(g.node(users[0]).outputs[0]).shape.size() == 5 ? users[0] : -1;
+}
+
+}  // namespace
+
+ir::NodeId conv3d_part_of(const ir::Graph& g, const ir::Node& n) {
+  if (n.kind == OpKind::kIm2Col3d && n.outputs.size() == 1) {
+    const std::vector<ir::NodeId> users = g.consumers(n.outputs[0]);
+    if (users.size() == 1 && conv3d_view(g, g.node(users[0])) >= 0) return users[0];
+  }
+  if (n.kind == OpKind::kReshape && !n.inputs.empty()) {
+    const ir::NodeId p = g.value(n.inputs[0]).producer;
+    if (p >= 0 && conv3d_view(g, g.node(p)) >= 0 && &g.node(conv3d_view(g, g.node(p))) == &n) {
+      return p;
+    }
+  }
+  return -1;
+}
+
+namespace {
+
 class Exporter {
  public:
   Exporter(const ir::Graph& g, int opset) : g_(g), opset_(opset) {}
@@ -227,11 +262,56 @@ class Exporter {
     if (has_bias) plain("Add", scope + "/Add_1", {ml, name(n.inputs[2])}, y);
   }
 
+  // The imported 3-D Conv whose middle node is `conv` (conv3d_part_of), as one ONNX Conv.
+  void export_conv3d(const ir::Node& conv, const ir::Node& view) {
+    const ir::Node& im = g_.node(g_.value(conv.inputs[0]).producer);
+    const auto& ia = std::get<ir::Im2Col3dAttrs>(im.attrs);
+    const auto& ca = std::get<ir::ConvAttrs>(conv.attrs);
+    const ir::Value& wv = g_.value(conv.inputs[1]);  // [M, C/g * kD * kH, 1, kW]
+    const int64_t kd = ia.kernel[0], kh = ia.kernel[1];
+    const Shape& ws = wv.shape;
+    if (!wv.is_constant() || ws[1] % (kd * kh) != 0 || ws[2] != 1) {
+      bad(conv, "a 3-D convolution's weight is not the importer's [M, C/g * kD * kH, 1, kW]");
+    }
+    ensure_constant(im.inputs[0]);
+    pb::NodeProto* p = graph_->add_node();
+    p->set_op_type("Conv");
+    p->set_name(conv.name);
+    p->add_input(name(im.inputs[0]));
+    // The 5-D weight under the module's own name (the importer's view is `<name>~2d`).
+    std::string wname = wv.name;
+    if (wname.ends_with("~2d")) wname.resize(wname.size() - 3);
+    const std::string w5 = fresh(wname, "weight");
+    fill_tensor(graph_->add_initializer(), w5,
+                wv.data.clone().reshaped({ws[0], ws[1] / (kd * kh), kd, kh, ws[3]}));
+    p->add_input(w5);
+    if (conv.inputs.size() > 2 && conv.inputs[2] != ir::kNoValue) {
+      ensure_constant(conv.inputs[2]);
+      p->add_input(name(conv.inputs[2]));
+    }
+    p->add_output(name(view.outputs[0]));
+    set_ints(p, "kernel_shape", std::array<int64_t, 3>{kd, kh, ca.kernel[1]});
+    set_ints(p, "strides", std::array<int64_t, 3>{ia.strides[0], ia.strides[1], ca.strides[1]});
+    set_ints(p, "dilations",
+             std::array<int64_t, 3>{ia.dilations[0], ia.dilations[1], ca.dilations[1]});
+    set_ints(p, "pads",
+             std::array<int64_t, 6>{ia.pads[0], ia.pads[1], ca.pads[1], ia.pads[2], ia.pads[3],
+                                    ca.pads[3]});
+    set_int(p, "group", ca.group);
+  }
+
   void export_node(const ir::Node& n) {
+    if (n.kind == OpKind::kConv) {
+      if (const ir::NodeId v = conv3d_view(g_, n); v >= 0) {
+        export_conv3d(n, g_.node(v));
+        return;
+      }
+    }
+    if (conv3d_part_of(g_, n) >= 0) return;  // written with its Conv
     if (n.kind == OpKind::kIm2Col3d) {
       bad(n,
-          "a 3-D convolution (imported as Im2Col3d -> Conv -> Reshape) has no ONNX form "
-          "qsearch writes yet");
+          "an Im2Col3d that is not the start of an imported 3-D Conv (Im2Col3d -> Conv -> "
+          "Reshape, each read only by the next) has no ONNX form");
     }
     if (n.kind == OpKind::kGelu || (n.kind == OpKind::kLayerNorm && opset_ < 17)) {
       export_decomposed(n);

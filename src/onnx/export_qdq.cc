@@ -101,6 +101,7 @@ class QdqWriter {
       const int b = begin[k], e = begin[k + 1];
       const bool single = e - b == 1;
       std::vector<pb::NodeProto> mine(old.begin() + b, old.begin() + e);
+      if (mine.empty()) continue;  // a 3-D Conv's Im2Col3d / view: written with its Conv
       for (size_t i = 0; q && i < q->inputs.size() && i < n.inputs.size(); ++i) {
         if (!q->inputs[i] || n.inputs[i] == ir::kNoValue) continue;
         if (single) {

@@ -23,7 +23,8 @@ using ir::OpKind;
 // ONNX nodes export.cc writes for ir node n: GELU always and LayerNorm below opset 17 in torch's
 // decomposed form (export_decomposed), everything else as one node.
 int onnx_node_count(const ir::Graph& g, const ir::Node& n, int opset) {
-  if (n.kind == OpKind::kGelu) return 5;  // Div, Erf, Add, Mul, Mul
+  if (conv3d_part_of(g, n) >= 0) return 0;  // a 3-D Conv's Im2Col3d / view: written as its Conv
+  if (n.kind == OpKind::kGelu) return 5;    // Div, Erf, Add, Mul, Mul
   if (n.kind == OpKind::kLayerNorm && opset < 17) {
     const bool has_bias = n.inputs.size() > 2 && n.inputs[2] != ir::kNoValue;
     return 8 + (has_bias ? 1 : 0);  // ReduceMean .. Mul [, Add]

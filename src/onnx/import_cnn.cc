@@ -117,15 +117,17 @@ void Importer::op_resize() {
   add_ir_node(ir::OpKind::kResize, a, {ir_input(0)});
 }
 
-// ConvTranspose, 2-D (constant weight [C, M/group, kH, kW] and bias): kernel_shape, strides,
-// dilations, pads (or auto_pad NOTSET / VALID), output_padding, group; output_shape refused.
+// ConvTranspose, 2-D (1-D: op_conv_transpose_1d; constant weight [C, M/group, kH, kW] and bias):
+// kernel_shape, strides, dilations, pads (or auto_pad NOTSET / VALID), output_padding, group;
+// output_shape refused.
 void Importer::op_conv_transpose() {
   if (in(0).kind != Entry::Kind::kActivation) {
     bad("the input is a constant; qsearch does not fold ConvTranspose");
   }
   const Tensor& w = const_float(1, "weight");
+  if (w.rank() == 3) return op_conv_transpose_1d();  // import_conv_transpose_nd.cc
   if (w.rank() != 4) {
-    bad("weight has shape {}; qsearch supports 2-D transposed convolution only",
+    bad("weight has shape {}; qsearch supports 1-D and 2-D transposed convolution only",
         shape_str(w.shape()));
   }
   if (present(2)) const_float(2, "bias");

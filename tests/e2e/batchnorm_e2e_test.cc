@@ -2,12 +2,15 @@
 // exported with BatchNorm kept. `eval` / `quantize` / `search` keep MASE's semantics by default
 // and fold BatchNorm before quantizing with --fold-bn or `fold_batch_norm = true`; the losses are
 // PyTorch's under each semantics, the hardware metrics count the folded graph, and a study
-// records the choice so that resuming it with the other value is refused.
+// records the choice so that resuming it with the other value is refused. --fold-bn=false /
+// --no-fold-bn switch off a config's fold_batch_norm = true. The linconvt_bn fixture folds
+// BatchNorm after ConvTranspose, MatMul (+ Add) and Gemm.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "e2e/e2e_util.h"
 
@@ -24,11 +27,12 @@ nlohmann::json ref() {
 
 // [passes.quantize] with the fixture's formats (conv2d and linear: data_in 8.4, weight 6.4,
 // bias 10.5), `top` at the top level.
-std::string quant_config(const std::string& top = "") {
+std::string quant_config(const std::string& top = "",
+                         std::vector<std::string> ops = {"conv2d", "linear"}) {
   std::string s = top +
                   "\n[passes.quantize]\nby = \"type\"\n[passes.quantize.default.config]\n"
                   "name = \"NA\"\n";
-  for (const char* op : {"conv2d", "linear"}) {
+  for (const std::string& op : ops) {
     s += std::string("[passes.quantize.") + op +
          ".config]\nname = \"integer\"\ndata_in_width = 8\ndata_in_frac_width = 4\n"
          "weight_width = 6\nweight_frac_width = 4\nbias_width = 10\nbias_frac_width = 5\n";
@@ -56,6 +60,11 @@ TEST(BatchNormE2E, EvalIsMaseByDefaultAndFoldsWithTheFlagOrTheConfigKey) {
     EXPECT_NEAR(eval_loss("--quant " + cfg + m), mase, 2e-3);
     EXPECT_NEAR(eval_loss("--quant " + cfg + m + " --fold-bn"), folded, 2e-3);
     EXPECT_NEAR(eval_loss("--quant " + cfg_fold + m), folded, 2e-3);
+    // The config's fold_batch_norm = true switched off from the command line (the last wins).
+    EXPECT_NEAR(eval_loss("--quant " + cfg_fold + m + " --fold-bn=false"), mase, 2e-3);
+    EXPECT_NEAR(eval_loss("--quant " + cfg_fold + m + " --no-fold-bn"), mase, 2e-3);
+    EXPECT_NEAR(eval_loss("--quant " + cfg_fold + m + " --no-fold-bn --fold-bn"), folded, 2e-3);
+    EXPECT_NEAR(eval_loss("--quant " + cfg + m + " --fold-bn=true"), folded, 2e-3);
   }
   // The note names what was folded and what was kept (the BatchNorm after the residual add).
   Result r = run("eval --model " + kModel + " --dataset " + kData + " --quant " + cfg +
@@ -69,6 +78,44 @@ TEST(BatchNormE2E, EvalIsMaseByDefaultAndFoldsWithTheFlagOrTheConfigKey) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("bad.toml:1:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("fold_batch_norm"), std::string::npos) << r.err;
+  // A flag value that is no boolean is refused naming the flag (not CLI11's internal stoll
+  // error).
+  for (const char* cmd : {"eval --quant ", "quantize --config "}) {
+    r = run(std::string(cmd) + cfg + " --model " + kModel + " --fold-bn=maybe");
+    EXPECT_NE(r.code, 0) << cmd;  // CLI11's usage-error exit code, as for every flag
+    EXPECT_NE(r.err.find("--fold-bn: expected true or false, got 'maybe'"), std::string::npos)
+        << r.err;
+  }
+}
+
+// BatchNorm after ConvTranspose2d (plain and grouped), x @ W + b, x @ W and a Linear: every one
+// folds, and eval's losses are PyTorch's under both semantics in fake, int (and float) modes.
+TEST(BatchNormE2E, FoldsAfterConvTransposeMatMulAndGemm) {
+  ScratchDir dir("bn_linconvt");
+  std::ifstream in(source_dir() + "/tests/fixtures/bn/linconvt_bn_ref.json");
+  const nlohmann::json want = nlohmann::json::parse(in);
+  const double mase = want.at("loss_mase").get<double>();
+  const double folded = want.at("loss_folded").get<double>();
+  ASSERT_GT(std::abs(mase - folded), 0.05);
+  const std::string model = " --model tests/fixtures/bn/linconvt_bn_preserve.onnx";
+  const std::string data = " --dataset npz:tests/fixtures/bn/linconvt_bn_data.npz --json";
+  const std::string cfg = write(dir, "q.toml", quant_config("", {"convtranspose2d", "linear"}));
+  auto loss = [&](const std::string& args) {
+    Result r = run("eval" + model + data + args);
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+    return r.code == 0 ? nlohmann::json::parse(r.out).at("loss").get<double>() : -1;
+  };
+  for (const char* mode : {"fake", "int"}) {
+    SCOPED_TRACE(mode);
+    const std::string m = std::string(" --mode ") + mode;
+    EXPECT_NEAR(loss(" --quant " + cfg + m), mase, 2e-3);
+    EXPECT_NEAR(loss(" --quant " + cfg + m + " --fold-bn"), folded, 2e-3);
+  }
+  // Float: folding changes nothing but rounding.
+  EXPECT_NEAR(loss(" --mode float --fold-bn"), loss(" --mode float"), 1e-4);
+  Result r = run("eval" + model + data + " --quant " + cfg + " --fold-bn");
+  EXPECT_NE(r.err.find("5 BatchNormalization node(s) folded"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("kept"), std::string::npos) << r.err;
 }
 
 TEST(BatchNormE2E, QuantizeCountsTheFoldedGraph) {
@@ -143,6 +190,25 @@ loss.direction = "minimize"
   EXPECT_NE(r.err.find("fold_batch_norm: true in the study, false in this run"), std::string::npos)
       << r.err;
   r = run("search --config " + cfg + " --trials 3 --fold-bn --out " + out + " --quiet");
+  EXPECT_EQ(r.code, 0) << r.err;
+  // export of the folded study's trial: --no-fold-bn contradicts the study and is refused.
+  r = run("export --study " + out + " --trial 0 --format qonnx --out " + (dir / "x.onnx") +
+          " --dataset " + kData + " --no-fold-bn");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("--no-fold-bn: the study in --study"), std::string::npos) << r.err;
+
+  // A config's fold_batch_norm = true switched off by --no-fold-bn: the study records false, and
+  // resuming it without the flag (the config's true) is refused.
+  const std::string cfg_fold = write(dir, "sf.toml", "fold_batch_norm = true\n" + space);
+  const std::string out2 = dir / "out2";
+  r = run("search --config " + cfg_fold + " --no-fold-bn --out " + out2 + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("folded"), std::string::npos) << r.err;
+  r = run("search --config " + cfg_fold + " --trials 3 --out " + out2 + " --quiet");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.err.find("fold_batch_norm: false in the study, true in this run"), std::string::npos)
+      << r.err;
+  r = run("search --config " + cfg_fold + " --trials 3 --fold-bn=false --out " + out2 + " --quiet");
   EXPECT_EQ(r.code, 0) << r.err;
 }
 

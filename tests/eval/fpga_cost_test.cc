@@ -297,3 +297,78 @@ TEST(FpgaCost, BadOptionsAreOneLineErrors) {
 
 }  // namespace
 }  // namespace qsearch::eval
+
+namespace qsearch::eval {
+namespace {
+
+// A Conv3d of depth 1 (input [N, C, 1, H, W], kernel (1, kH, kW)) is exactly a Conv2d of kernel
+// (kH, kW) on [N, C, H, W]: the cost model must give the same costs for the importer's
+// Im2Col3d -> Conv (1, kW) -> Reshape as for the 2-D conv (same fan-in, same output pixels, the
+// same input image to partition, not the kH times larger gathered columns), and name it conv3d.
+TEST(FpgaCost, Conv3dCostsAsItsTrueThreeDimensionalConv) {
+  const int64_t c = 3, m = 5, h = 6, w = 7, kh = 3, kw = 2;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  Tensor w4({m, c, kh, kw}, DType::kFloat32), b({m}, DType::kFloat32);
+  for (float& v : w4.span<float>()) v = u(rng);
+  for (float& v : b.span<float>()) v = u(rng);
+  const quant::NodeQuantConfig q{.quantized = true,
+                                 .data_in = quant::FixedFormat{8, 4, true},
+                                 .weight = quant::FixedFormat{8, 6, true},
+                                 .bias = quant::FixedFormat{10, 5, true}};
+  ir::Graph g2;
+  {
+    ir::ValueId x = g2.add_input("x", {kDynamic, c, h, w});
+    ir::ValueId y = g2.add_value("y");
+    g2.add_node(ir::Node{OpKind::kConv,
+                         "/conv/Conv",
+                         {x, g2.add_constant("w", w4.clone()), g2.add_constant("b", b.clone())},
+                         {y},
+                         ir::ConvAttrs{.kernel = {kh, kw}, .pads = {1, 1, 1, 0}},
+                         ""});
+    g2.mark_output(y);
+    g2.finalize();
+  }
+  ir::Graph g3;
+  {
+    ir::ValueId x = g3.add_input("x", {kDynamic, c, 1, h, w});
+    ir::ValueId cols = g3.add_value("cols"), y = g3.add_value("y"), z = g3.add_value("z");
+    g3.add_node(ir::Node{OpKind::kIm2Col3d,
+                         "conv|Conv~im2col",
+                         {x},
+                         {cols},
+                         ir::Im2Col3dAttrs{.kernel = {1, kh}, .pads = {0, 1, 0, 1}},
+                         ""});
+    // [M, C, kH, kW] viewed as [M, C * 1 * kH, 1, kW]: the same fan-in order.
+    g3.add_node(ir::Node{OpKind::kConv,
+                         "/conv/Conv",
+                         {cols, g3.add_constant("w", w4.clone().reshaped({m, c * kh, 1, kw})),
+                          g3.add_constant("b", b.clone())},
+                         {y},
+                         ir::ConvAttrs{.kernel = {1, kw}, .pads = {0, 1, 0, 0}},
+                         ""});
+    g3.add_node(ir::Node{OpKind::kReshape,
+                         "conv|Conv~view",
+                         {y},
+                         {z},
+                         ir::ReshapeAttrs{{0, m, 1, h, w}, false},
+                         ""});
+    g3.mark_output(z);
+    g3.finalize();
+  }
+  ASSERT_EQ(ir::mase_op(g3, g3.nodes()[1]), "conv3d");
+  ASSERT_EQ(g3.infer_shapes(1)[g3.outputs()[0]], (Shape{1, m, 1, h, w}));
+  const FpgaCost two = estimate_fpga_cost(g2, {{g2.nodes()[0].config_name, q}}, {});
+  const FpgaCost three = estimate_fpga_cost(g3, {{g3.nodes()[1].config_name, q}}, {});
+  ASSERT_EQ(three.layers.size(), 1u);  // the gather and the view are wiring
+  EXPECT_EQ(three.layers[0].op, "conv3d");
+  EXPECT_EQ(three.dsp, two.dsp);
+  EXPECT_EQ(three.lut, two.lut);
+  EXPECT_EQ(three.ff, two.ff);
+  EXPECT_EQ(three.latency_cycles, two.latency_cycles);
+  EXPECT_EQ(three.ii, two.ii);
+  EXPECT_GT(two.ff, 0);
+}
+
+}  // namespace
+}  // namespace qsearch::eval

@@ -4,20 +4,27 @@
 //     rounding, data_out, unsigned relu inputs, float biases);
 //   - an independent ONNX interpreter over PyTorch with QONNX's Quant semantics
 //     (tools/onnx_torch_exec.py) predicts every MNIST test image as qsearch's fake mode does
-//     (skipped when /usr/bin/python3 lacks torch or onnx).
+//     (skipped when /usr/bin/python3 lacks torch or onnx);
+//   - a Conv3d model (tests/fixtures/nd/conv3d_net, imported as Im2Col3d -> Conv -> view) is
+//     written back as 3-D ONNX Convs: the float, QONNX and QDQ exports hold no Im2Col3d, and the
+//     float and QONNX ones import to the same graph, formats and bit-identical outputs.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <onnx/onnx_pb.h>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "export/qdq_export.h"
 #include "export/qonnx_export.h"
+#include "onnx/export.h"
 #include "onnx/import.h"
 #include "onnx/qonnx.h"
 #include "runtime/executor.h"
@@ -178,6 +185,89 @@ TEST(QonnxExport, RoundTripGivesTheSameFormatsAndBitIdenticalOutputs) {
           << runtime::mode_name(mode) << " outputs differ after the round trip";
     }
   }
+}
+
+TEST(QonnxExport, Conv3dIsWrittenBackAsThreeDimensionalConvs) {
+  const ir::Graph g = onnx::import_model(source_path("tests/fixtures/nd/conv3d_net_opset13.onnx"));
+  std::ifstream in(source_path("tests/fixtures/nd/nd_ref.json"));
+  const nlohmann::json ref = nlohmann::json::parse(in).at("models").at("conv3d_net");
+  Tensor x(ref.at("input_shape").get<Shape>(), DType::kFloat32);
+  const auto xv = ref.at("input").get<std::vector<float>>();
+  std::copy(xv.begin(), xv.end(), x.data<float>());
+  // Both conv3d (one with data_out), the relu, the linear.
+  quant::QuantAssignment q;
+  int convs = 0;
+  for (const ir::Node& n : g.nodes()) {
+    const std::string op = ir::mase_op(g, n);
+    if (op == "conv3d") {
+      const bool first = convs++ == 0;
+      q[n.config_name] =
+          weighted(s(8, 5), s(7, 6), s(12, 8), first ? std::nullopt : std::optional(s(10, 5)),
+                   first ? Rounding::kFloor : Rounding::kHalfToEven);
+    } else if (op == "linear") {
+      q[n.config_name] = weighted(s(9, 4), s(6, 5), std::nullopt, std::nullopt, Rounding::kFloor);
+    } else if (op == "relu") {
+      q[n.config_name] = relu(7, 3, Rounding::kHalfAwayFromZero);
+    }
+  }
+  ASSERT_EQ(convs, 2);
+  auto conv3d_count = [](const std::string& bytes) {
+    ::onnx::ModelProto m;
+    EXPECT_TRUE(m.ParseFromString(bytes));
+    int n3 = 0;
+    for (const auto& node : m.graph().node()) {
+      EXPECT_NE(node.op_type(), "Im2Col3d");
+      if (node.op_type() != "Conv") continue;
+      for (const auto& at : node.attribute()) {
+        n3 += at.name() == "kernel_shape" && at.ints_size() == 3;
+      }
+    }
+    return n3;
+  };
+  // Float: the same graph back, bit-identical outputs.
+  const std::string plain = onnx::export_model_bytes(g, 13);
+  EXPECT_EQ(conv3d_count(plain), 2);
+  const ir::Graph back = onnx::import_model_bytes(plain, "conv3d.onnx");
+  ASSERT_EQ(back.nodes().size(), g.nodes().size());
+  for (size_t k = 0; k < g.nodes().size(); ++k) {
+    EXPECT_EQ(back.nodes()[k].kind, g.nodes()[k].kind) << k;
+    EXPECT_EQ(back.nodes()[k].config_name, g.nodes()[k].config_name) << k;
+  }
+  const std::vector<float> f0 = run(g, {}, runtime::Mode::kFloat, x);
+  const std::vector<float> f1 = run(back, {}, runtime::Mode::kFloat, x);
+  ASSERT_EQ(f0.size(), f1.size());
+  EXPECT_EQ(std::memcmp(f0.data(), f1.data(), f0.size() * sizeof(float)), 0);
+  // QONNX: the same formats on every node, bit-identical fake and int outputs.
+  const std::string bytes = qonnx_model_bytes(g, q);
+  EXPECT_EQ(conv3d_count(bytes), 2);
+  const onnx::QonnxModel m = onnx::import_qonnx_bytes(bytes, "conv3d_qonnx");
+  const auto want = runtime::resolve_node_quant(g, q);
+  const auto got = runtime::resolve_node_quant(m.graph, m.formats);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < want.size(); ++k) {
+    SCOPED_TRACE(g.nodes()[k].name);
+    EXPECT_EQ(got[k].inputs, want[k].inputs);
+    EXPECT_EQ(got[k].data_out, want[k].data_out);
+  }
+  for (runtime::Mode mode : {runtime::Mode::kFake, runtime::Mode::kInt}) {
+    const std::vector<float> a = run(g, q, mode, x), b = run(m.graph, m.formats, mode, x);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+        << runtime::mode_name(mode);
+  }
+  // QDQ (8-bit formats): written, checked by onnx.checker, with the two 3-D Convs.
+  quant::QuantAssignment q8;
+  for (const auto& [name, c] : q) {
+    NodeQuantConfig c8 = c;
+    c8.rounding = Rounding::kHalfToEven;
+    c8.data_in = s(8, 4);
+    if (c8.weight) c8.weight = s(8, 6);
+    if (c8.bias) c8.bias = quant::FixedFormat{32, 10, true};
+    if (c8.data_out) c8.data_out = s(8, 3);
+    if (name.find("relu") != std::string::npos) c8.data_in = quant::FixedFormat{8, 4, false};
+    q8[name] = c8;
+  }
+  EXPECT_EQ(conv3d_count(exporter::export_qdq(g, q8).bytes), 2);
 }
 
 TEST(QonnxExport, OneBitSignedFormatIsRefusedNamingTheNode) {

@@ -158,8 +158,8 @@ TEST(Export, EveryOpRoundTripsAtEveryOpset) {
   ir::Graph g = every_op_graph();
   // 2 Clips, 2 Flattens, 2 Adds, 2 Casts, 2 Gathers; LayerNorm (opset 17 only) and Gelu (not
   // in ONNX <= 17) apart; issue 11's CNN ops (GlobalMaxPool, HardSigmoid, HardSwish, Pad,
-  // Resize, ConvTranspose) in CnnOpsRoundTrip below; Gru, Lstm and Im2Col3d (a 3-D Conv's first
-  // node) are imported, never exported.
+  // Resize, ConvTranspose) in CnnOpsRoundTrip below; Gru, Lstm (imported, never exported) and
+  // Im2Col3d (a 3-D Conv's first node, exported with its Conv: ImportConv3d) apart.
   EXPECT_EQ(g.nodes().size(), ir::all_ops().size() + 5 - 2 - 6 - 2 - 1);
   for (int opset = kMinOpset; opset <= kMaxOpset; ++opset) {
     SCOPED_TRACE(opset);

@@ -3,13 +3,17 @@
 //     present, beta != 1) graphs followed by BatchNormalization: the folded graph has no
 //     BatchNorm, its weights are W * gamma / sqrt(var + eps) exactly as documented, the input
 //     graph is untouched, and the float outputs agree;
+//   * random ConvTranspose (grouped, with and without bias) and MatMul-by-a-constant (with and
+//     without its bias Add) graphs followed by BatchNormalization fold the same way (a MatMul
+//     without a bias becomes a Gemm with one);
 //   * every BatchNorm that cannot be folded is kept (after an Add, a conv output read twice or
-//     a graph output, a MatMul, a Gemm with a broadcast C);
+//     a graph output, a rank-4 MatMul normalized over dim 1, a Gemm with a broadcast C);
 //   * tests/fixtures/bn (tools/make_bn_fixtures.py): a ResNet-style model exported with BatchNorm
 //     kept. Without folding, fake mode equals PyTorch with MASE's semantics (conv quantized,
 //     BatchNorm float); folded, it equals PyTorch with the folded weights then quantized; int
 //     equals fake in both; the two semantics differ; folding the PRESERVE export gives the
-//     float outputs of PyTorch's own (folded) eval export.
+//     float outputs of PyTorch's own (folded) eval export. The same for linconvt_bn (BatchNorm
+//     after ConvTranspose2d, grouped ConvTranspose2d, MatMul + Add, MatMul, Linear).
 #include "ir/fold_batch_norm.h"
 
 #include <fmt/format.h>
@@ -124,6 +128,76 @@ TEST(FoldBatchNorm, ConvAndGemmFoldIntoTheirWeightsAndKeepTheFloatOutputs) {
   }
 }
 
+// Weight element [ci, j, ...] of a ConvTranspose feeds output channel (ci / (C/group)) *
+// (M/group) + j; a MatMul's column o is channel o. The float outputs tell any other layout apart
+// (every channel has its own scale), and the folded weights are checked element by element.
+TEST(FoldBatchNorm, ConvTransposeAndMatMulFoldPerOutputChannel) {
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    SCOPED_TRACE(seed);
+    const bool ct_bias = seed % 2 == 0, mm_bias = seed % 4 < 2, bias_2d = seed % 3 == 0;
+    const int64_t group = seed % 3 == 1 ? 2 : 1, cin = 4, c = 6, k = 3, n_out = 5;
+    GraphMaker m({kDynamic, cin, 4, 4});
+    ir::ConvTransposeAttrs ca{
+        .kernel = {k, k}, .strides = {seed % 2 ? 2 : 1, 1}, .pads = {1, 1, 1, 1}, .group = group};
+    std::vector<ir::ValueId> ct_in = {m.input(), m.constant({cin, c / group, k, k}, seed * 10)};
+    if (ct_bias) ct_in.push_back(m.constant({c}, seed * 10 + 1));
+    ir::ValueId y = m.op(OpKind::kConvTranspose, ct_in, ca);
+    y = batch_norm(m, y, c, seed * 100, 1e-5f);
+    y = m.op(OpKind::kRelu, {y});
+    y = m.op(OpKind::kGlobalAveragePool, {y});
+    y = m.op(OpKind::kFlatten, {y}, ir::AxisAttrs{.axis = 1});
+    y = m.op(OpKind::kMatMul, {y, m.constant({c, n_out}, seed * 10 + 2)});
+    if (mm_bias) {
+      y = m.op(OpKind::kAdd,
+               {y, m.constant(bias_2d ? Shape{1, n_out} : Shape{n_out}, seed * 10 + 3)});
+    }
+    y = batch_norm(m, y, n_out, seed * 200, 1e-3f);
+    const ir::Graph g = m.finish(y);
+    const ir::BatchNormFold f = ir::fold_batch_norm(g);
+    EXPECT_EQ(f.folded.size(), 2u);
+    EXPECT_EQ(count_kind(f.graph, OpKind::kBatchNorm), 0);
+    // The MatMul without a bias is now a Gemm with one; with its bias Add it stays a MatMul + Add.
+    EXPECT_EQ(count_kind(f.graph, OpKind::kMatMul), mm_bias ? 1 : 0);
+    EXPECT_EQ(count_kind(f.graph, OpKind::kGemm), mm_bias ? 0 : 1);
+    EXPECT_EQ(count_kind(f.graph, OpKind::kAdd), mm_bias ? 1 : 0);
+    for (const ir::Node& n : f.graph.nodes()) {
+      if (n.kind == OpKind::kGemm || n.kind == OpKind::kMatMul) {
+        EXPECT_EQ(ir::mase_op(f.graph, n), "linear");
+      }
+      if (n.kind == OpKind::kAdd) {
+        EXPECT_EQ(ir::mase_op(f.graph, n), "linear_bias");
+        EXPECT_EQ(f.graph.value(n.inputs[1]).shape, (bias_2d ? Shape{1, n_out} : Shape{n_out}));
+      }
+    }
+    // ConvTranspose's folded weight, element by element.
+    const ir::Node& bn = g.nodes()[1];
+    const ir::Node& ct = f.graph.nodes()[0];
+    ASSERT_EQ(ct.kind, OpKind::kConvTranspose);
+    ASSERT_EQ(ct.inputs.size(), 3u);
+    const float* w0 = g.value(g.nodes()[0].inputs[1]).data.data<float>();
+    const float* w1 = f.graph.value(ct.inputs[1]).data.data<float>();
+    const int64_t per_out = c / group, per_in = cin / group;
+    for (int64_t ci = 0; ci < cin; ++ci) {
+      for (int64_t j = 0; j < per_out; ++j) {
+        const int64_t o = ci / per_in * per_out + j;
+        const double a =
+            g.value(bn.inputs[1]).data.data<float>()[o] /
+            std::sqrt(static_cast<double>(g.value(bn.inputs[4]).data.data<float>()[o]) + 1e-5f);
+        for (int64_t t = 0; t < k * k; ++t) {
+          const int64_t e = (ci * per_out + j) * k * k + t;
+          EXPECT_EQ(w1[e], static_cast<float>(w0[e] * a));
+        }
+      }
+    }
+    const Tensor x = random_tensor({3, cin, 4, 4}, seed + 7);
+    for (bool reference : {true, false}) {
+      const Tensor want = testing::run_graph(g, x, reference);
+      testing::expect_close(testing::run_graph(f.graph, x, reference), want, 1e-5,
+                            1e-5 * std::max(1.0, testing::max_abs(want)), "folded vs kept");
+    }
+  }
+}
+
 TEST(FoldBatchNorm, KeepsEveryBatchNormItCannotFold) {
   GraphMaker m({kDynamic, 4, 5, 5});
   ir::ConvAttrs ca{.kernel = {1, 1}};
@@ -136,12 +210,13 @@ TEST(FoldBatchNorm, KeepsEveryBatchNormItCannotFold) {
   ir::ValueId y2 = batch_norm(m, b, 4, 20, 1e-5f);
   ir::ValueId r = m.op(OpKind::kRelu, {b});
   ir::ValueId y3 = m.op(OpKind::kAdd, {y2, r});
-  // 3. MatMul by a constant (no bias input to fold into) and a Gemm with a broadcast C.
-  ir::ValueId p = m.op(OpKind::kGlobalAveragePool, {y3});
+  // 3. A MatMul by a constant [5, 4] on [N, 4, 5, 5]: BatchNorm normalizes dim 1, not the
+  // weight's columns (4 channels either way), and a Gemm with a broadcast C.
+  ir::ValueId mm = m.op(OpKind::kMatMul, {y3, m.constant({5, 4}, 3)});
+  ir::ValueId y4 = batch_norm(m, mm, 4, 30, 1e-5f);
+  ir::ValueId p = m.op(OpKind::kGlobalAveragePool, {y4});
   p = m.op(OpKind::kFlatten, {p}, ir::AxisAttrs{.axis = 1});
-  ir::ValueId mm = m.op(OpKind::kMatMul, {p, m.constant({4, 3}, 3)});
-  ir::ValueId y4 = batch_norm(m, mm, 3, 30, 1e-5f);
-  ir::ValueId gm = m.op(OpKind::kGemm, {y4, m.constant({3, 3}, 4), m.constant({1, 3}, 5)},
+  ir::ValueId gm = m.op(OpKind::kGemm, {p, m.constant({3, 4}, 4), m.constant({1, 3}, 5)},
                         ir::GemmAttrs{.trans_b = true});
   ir::ValueId y5 = batch_norm(m, gm, 3, 40, 1e-5f);
   const ir::Graph g = m.finish(y5);
@@ -167,13 +242,17 @@ TEST(FoldBatchNorm, KeepsEveryBatchNormItCannotFold) {
 
 const std::string kDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/bn/";
 
+// bn_ref.json (the ResNet-style model) or linconvt_bn_ref.json.
+nlohmann::json read_ref(const std::string& file) {
+  std::ifstream in(kDir + file);
+  EXPECT_TRUE(in.good()) << file;
+  return nlohmann::json::parse(in);
+}
+const nlohmann::json* g_ref = nullptr;  // the fixture the helpers below read
+
 const nlohmann::json& ref() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir + "bn_ref.json");
-    EXPECT_TRUE(in.good());
-    return nlohmann::json::parse(in);
-  }();
-  return j;
+  static const nlohmann::json resnet = read_ref("bn_ref.json");
+  return g_ref ? *g_ref : resnet;
 }
 
 Tensor input() {
@@ -260,8 +339,9 @@ TEST(BatchNormFixture, FoldingThePreserveExportGivesPyTorchsFloatAndItsEvalExpor
   }
 }
 
-TEST(BatchNormFixture, DefaultIsMaseSemanticsAndFoldingIsADeployments) {
-  const ir::Graph kept = onnx::import_model(kDir + "resnet_bn_preserve.onnx");
+// Fake mode equals PyTorch with MASE's semantics on `kept` and with the folded weights on its
+// fold; int equals fake; the two semantics differ. `quantized`: the conv / linear count.
+void expect_mase_and_folded_semantics(const ir::Graph& kept, size_t quantized) {
   const ir::Graph folded = ir::fold_batch_norm(kept).graph;
   const Tensor x = input();
   const std::vector<double> mase = ref().at("fake_mase").get<std::vector<double>>();
@@ -285,7 +365,7 @@ TEST(BatchNormFixture, DefaultIsMaseSemanticsAndFoldingIsADeployments) {
                         Case{"fold_batch_norm", &folded, &deploy, "loss_folded"}}) {
     SCOPED_TRACE(c.name);
     const quant::QuantAssignment q = assignment(*c.graph);
-    EXPECT_EQ(q.size(), 6u);  // 4 convs, 2 linears
+    EXPECT_EQ(q.size(), quantized);
     const Tensor fake = run(*c.graph, x, {.mode = Mode::kFake, .quant = q});
     const Tensor integer = run(*c.graph, x, {.mode = Mode::kInt, .quant = q});
     int fake_beyond = 0, int_beyond = 0;
@@ -302,6 +382,31 @@ TEST(BatchNormFixture, DefaultIsMaseSemanticsAndFoldingIsADeployments) {
     EXPECT_LE(int_beyond, std::max<int64_t>(1, fake.numel() / 50));
     EXPECT_NEAR(loss(fake), ref().at(c.loss_key).get<double>(), 2e-3);
   }
+}
+
+TEST(BatchNormFixture, DefaultIsMaseSemanticsAndFoldingIsADeployments) {
+  g_ref = nullptr;
+  expect_mase_and_folded_semantics(onnx::import_model(kDir + "resnet_bn_preserve.onnx"),
+                                   6);  // 4 convs, 2 linears
+}
+
+// BatchNorm after ConvTranspose2d (plain and grouped), after a MatMul + Add linear, after a
+// MatMul without a bias and after a Linear (Gemm): all five fold, PyTorch-checked.
+TEST(BatchNormFixture, FoldsAfterConvTransposeMatMulAndGemmLikePyTorch) {
+  static const nlohmann::json r = read_ref("linconvt_bn_ref.json");
+  g_ref = &r;
+  const ir::Graph kept = onnx::import_model(kDir + "linconvt_bn_preserve.onnx");
+  EXPECT_EQ(count_kind(kept, OpKind::kBatchNorm), 5);
+  const ir::BatchNormFold f = ir::fold_batch_norm(kept);
+  EXPECT_EQ(f.folded.size(), 5u);
+  EXPECT_TRUE(f.kept.empty());
+  int beyond = 0;
+  const std::vector<double> want = ref().at("float").get<std::vector<double>>();
+  for (const ir::Graph* g : {&kept, &f.graph}) {
+    EXPECT_LE(worst_rel(run(*g, input(), {.mode = Mode::kFloat}), want, &beyond), 1e-5);
+  }
+  expect_mase_and_folded_semantics(kept, 6);  // 2 ConvTranspose, 2 MatMul, 2 Gemm
+  g_ref = nullptr;
 }
 
 }  // namespace
