@@ -1,0 +1,348 @@
+#include "kernels/fixed/winograd.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "kernels/fixed/epilogue.h"
+#include "kernels/fixed/gemm_tiles.h"
+#include "kernels/fixed/scratch.h"
+#include "quant/quantize.h"
+
+namespace qsearch::kernels::fixed {
+
+namespace {
+
+constexpr int64_t kInt16Max = 32767;
+constexpr int64_t kInt32Max = 2147483647;
+
+// 2G of F(2x2, 3x3) (winograd.h): integer entries.
+constexpr int kG2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
+
+// Multiplies with the 16-lane padding of each path, per output channel and input channel: the
+// Winograd tiles (16 per tile) against the direct pixel-major path's stride-1 positions (9 per
+// position, output rows at the padded width). Winograd pays a transform on top, hence the margin.
+bool winograd_pays(const Conv2dGeometry& g) {
+  const int64_t oh = g.out_h(), ow = g.out_w();
+  const int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
+  const int64_t wp = g.in_w + g.pad_left + g.pad_right;
+  const int64_t positions = (oh - 1) * wp + ow;
+  const int64_t wino = 16 * ((tiles + 15) / 16 * 16);
+  const int64_t direct = 9 * ((positions + 15) / 16 * 16);
+  return wino * 5 < direct * 4;
+}
+
+}  // namespace
+
+std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
+                                                     const Conv2dWeights& w,
+                                                     const PackedWeights& group) {
+#if !defined(__x86_64__)
+  (void)g, (void)w, (void)group;
+  return nullptr;
+#else
+  if (group.isa() < Isa::kAvx2 || g.groups != 1 || g.kernel_h != 3 || g.kernel_w != 3 ||
+      g.stride_h != 1 || g.stride_w != 1 || g.dilation_h != 1 || g.dilation_w != 1) {
+    return nullptr;
+  }
+  if ((w.w_dtype != DType::kInt8 && w.w_dtype != DType::kInt16) ||
+      (w.a_dtype != DType::kInt8 && w.a_dtype != DType::kUInt8 && w.a_dtype != DType::kInt16)) {
+    return nullptr;
+  }
+  if (!winograd_pays(g)) return nullptr;
+  // V fits int16.
+  const int64_t max_x = w.a_format.max_abs_code();
+  if (4 * max_x > kInt16Max) return nullptr;
+  // 4 * S fits int32 (S the exact direct sum, bias and shift excluded).
+  uint64_t max_col = 0;
+  for (uint64_t s : group.abs_col_sum()) max_col = std::max(max_col, s);
+  // (4 max|x| * max_col <= INT32_MAX  <=>  max_col <= floor(INT32_MAX / (4 max|x|)); max|x| >= 1.)
+  if (max_col > static_cast<uint64_t>(kInt32Max / (4 * max_x))) return nullptr;
+  // U = (2G) g (2G)^T, each entry checked against int16.
+  const int64_t c_in = g.in_channels, oc = g.out_channels;
+  auto f = std::make_shared<WinogradFilters>();
+  f->channels_padded = (c_in + 1) / 2 * 2;
+  const int64_t cp = f->channels_padded;
+  f->u = Tensor({16 * oc * cp}, DType::kInt16);
+  int16_t* u = f->u.data<int16_t>();
+  std::fill(u, u + 16 * oc * cp, int16_t{0});
+  for (int64_t o = 0; o < oc; ++o) {
+    for (int64_t c = 0; c < c_in; ++c) {
+      int64_t k[3][3];
+      for (int a = 0; a < 3; ++a) {
+        for (int b = 0; b < 3; ++b) {
+          k[a][b] = quant::load_code(w.w, w.w_dtype, ((o * c_in + c) * 3 + a) * 3 + b);
+        }
+      }
+      int64_t t[4][3];  // (2G) g
+      for (int i = 0; i < 4; ++i) {
+        for (int b = 0; b < 3; ++b) {
+          t[i][b] = kG2[i][0] * k[0][b] + kG2[i][1] * k[1][b] + kG2[i][2] * k[2][b];
+        }
+      }
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) {
+          const int64_t v = t[i][0] * kG2[j][0] + t[i][1] * kG2[j][1] + t[i][2] * kG2[j][2];
+          if (v > kInt16Max || v < -kInt16Max - 1) return nullptr;
+          u[((i * 4 + j) * oc + o) * cp + c] = static_cast<int16_t>(v);
+        }
+      }
+    }
+  }
+  return f;
+#endif
+}
+
+#if defined(__x86_64__)
+namespace {
+
+// One conv2d() call's shared state (winograd.h, "Layout and loop").
+struct WinoJob {
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  const WinogradFilters* f;
+  GemmParams q;
+  DType a_dtype;
+  size_t a_es, y_es;
+  int64_t oh, ow, th, tw, tiles, panels, chunks, cpairs, mblocks;
+  static constexpr int kMr = detail::kMrConvPairsAvx2;
+
+  // Padded input rows [r0, r0 + rows) of channel `c` split by column parity:
+  //   ev[i][k] = xp[r0 + i][2k], od[i][k] = xp[r0 + i][2k + 1], k <= tw,
+  // xp the zero-padded input (xp[i][j] = X[i - pt][j - pl], 0 outside).
+  template <typename T>
+  void split_rows(const T* plane, int64_t r0, int64_t rows, int16_t* ev, int16_t* od) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t wq = tw + 1;
+    std::fill(ev, ev + rows * wq, int16_t{0});
+    std::fill(od, od + rows * wq, int16_t{0});
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t r = r0 + i - g.pad_top;
+      if (r < 0 || r >= g.in_h) continue;
+      const T* src = plane + r * g.in_w;
+      int16_t* e = ev + i * wq;
+      int16_t* o = od + i * wq;
+      // Input column j sits at padded column j + pl: even ones in ev, odd ones in od. Only the
+      // columns the tiles read (padded column <= 2 * tw + 1).
+      const int64_t jend = std::min(g.in_w, 2 * tw + 2 - g.pad_left);
+      const int64_t par = g.pad_left & 1;
+      // j with (j + pl) even: j = par, par + 2, ...
+      for (int64_t j = par; j < jend; j += 2)
+        e[(j + g.pad_left) >> 1] = static_cast<int16_t>(src[j]);
+      for (int64_t j = 1 - par; j < jend; j += 2) {
+        o[(j + g.pad_left) >> 1] = static_cast<int16_t>(src[j]);
+      }
+    }
+  }
+
+  // V = B^T d B of channel plane `plane` for the tiles [t0, t1), lane t - t0 of v[pos][lanes];
+  // lanes past t1 - t0 are zero.
+  template <typename T>
+  void transform_input(const T* plane, int64_t t0, int64_t t1, int64_t lanes, int16_t* ev,
+                       int16_t* od, int16_t* v) const {
+    const int64_t ty0 = t0 / tw, ty1 = (t1 - 1) / tw;
+    const int64_t r0 = 2 * ty0, rows = 2 * (ty1 - ty0) + 4;
+    split_rows(plane, r0, rows, ev, od);
+    const int64_t wq = tw + 1;
+    for (int64_t t = t0; t < t1;) {
+      const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, t1 - t);
+      const int64_t l0 = t - t0;
+      const int64_t base = (2 * ty - r0) * wq + tx;
+      const int16_t* e0 = ev + base;
+      const int16_t* o0 = od + base;
+      int16_t* vv = v + l0;
+      for (int64_t k = 0; k < len; ++k) {
+        // Row transform d B of the four rows: a_j[i].
+        int a[4][4];
+        for (int i = 0; i < 4; ++i) {
+          const int e = e0[i * wq + k], en = e0[i * wq + k + 1];
+          const int o = o0[i * wq + k], on = o0[i * wq + k + 1];
+          a[i][0] = e - en;
+          a[i][1] = o + en;
+          a[i][2] = en - o;
+          a[i][3] = o - on;
+        }
+        for (int j = 0; j < 4; ++j) {
+          vv[(0 * 4 + j) * lanes + k] = static_cast<int16_t>(a[0][j] - a[2][j]);
+          vv[(1 * 4 + j) * lanes + k] = static_cast<int16_t>(a[1][j] + a[2][j]);
+          vv[(2 * 4 + j) * lanes + k] = static_cast<int16_t>(a[2][j] - a[1][j]);
+          vv[(3 * 4 + j) * lanes + k] = static_cast<int16_t>(a[1][j] - a[3][j]);
+        }
+      }
+      t += len;
+    }
+    for (int pos = 0; pos < 16; ++pos) {
+      std::fill(v + pos * lanes + (t1 - t0), v + (pos + 1) * lanes, int16_t{0});
+    }
+  }
+
+  template <typename T>
+  void transform_all(const T* img, int64_t t0, int64_t t1, int64_t lanes, std::byte* buf,
+                     int32_t* v2) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ty0 = t0 / tw, ty1 = (t1 - 1) / tw;
+    const int64_t rows = 2 * (ty1 - ty0) + 4, wq = tw + 1;
+    auto* ev = reinterpret_cast<int16_t*>(buf);
+    int16_t* od = ev + rows * wq;
+    int16_t* va = od + rows * wq;
+    int16_t* vb = va + 16 * lanes;
+    const int64_t plane = g.in_h * g.in_w;
+    for (int64_t cp = 0; cp < cpairs; ++cp) {
+      const int64_t c = 2 * cp;
+      transform_input(img + c * plane, t0, t1, lanes, ev, od, va);
+      if (c + 1 < g.in_channels) {
+        transform_input(img + (c + 1) * plane, t0, t1, lanes, ev, od, vb);
+      } else {
+        std::fill(vb, vb + 16 * lanes, int16_t{0});
+      }
+      // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low.
+      for (int pos = 0; pos < 16; ++pos) {
+        auto* d = reinterpret_cast<int16_t*>(v2 + (pos * cpairs + cp) * lanes);
+        const int16_t* sa = va + pos * lanes;
+        const int16_t* sb = vb + pos * lanes;
+        for (int64_t l = 0; l < lanes; ++l) {
+          d[2 * l] = sa[l];
+          d[2 * l + 1] = sb[l];
+        }
+      }
+    }
+  }
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t img = item / chunks, ch = item % chunks;
+    const int64_t pa = panels * ch / chunks, pb = panels * (ch + 1) / chunks;
+    if (pa == pb) return;
+    const int64_t t0 = pa * 16, t1 = std::min(pb * 16, tiles), lanes = (pb - pa) * 16;
+    const int64_t rows_in = 2 * ((t1 - 1) / tw - t0 / tw) + 4;
+    // Scratch: V2 (int32 pairs), goff, then the split rows and two channels' V (int16).
+    const size_t v2_bytes = static_cast<size_t>(16 * cpairs * lanes) * 4;
+    const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
+    const size_t tmp_bytes = static_cast<size_t>(2 * rows_in * (tw + 1) + 32 * lanes) * 2;
+    auto* base = static_cast<std::byte*>(
+        scratch(ScratchSlot::kConvColumns, v2_bytes + goff_bytes + tmp_bytes + 64));
+    auto* v2 = reinterpret_cast<int32_t*>(base);
+    auto* goff = reinterpret_cast<int64_t*>(base + v2_bytes);
+    std::byte* tmp = base + v2_bytes + goff_bytes;
+    for (int64_t k = 0; k < cpairs; ++k) goff[k] = k * lanes;
+
+    const std::byte* xin = x + img * g.in_channels * g.in_h * g.in_w * a_es;
+    switch (a_dtype) {
+      case DType::kInt8:
+        transform_all(reinterpret_cast<const int8_t*>(xin), t0, t1, lanes, tmp, v2);
+        break;
+      case DType::kUInt8:
+        transform_all(reinterpret_cast<const uint8_t*>(xin), t0, t1, lanes, tmp, v2);
+        break;
+      default:
+        transform_all(reinterpret_cast<const int16_t*>(xin), t0, t1, lanes, tmp, v2);
+        break;
+    }
+
+    const Epilogue e(w->groups().front(), q);
+    std::byte* out = y + img * g.out_channels * oh * ow * y_es;
+    const int64_t oc = g.out_channels, cpad = f->channels_padded;
+    const int16_t* u = f->u.data<int16_t>();
+    alignas(64) int32_t m[16][kMr * 16];
+    alignas(64) int32_t s[4][kMr * 16];  // S at output (a, b) of each tile: s[2a + b][r * 16 + l]
+    alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
+    for (int64_t ob = 0; ob < mblocks; ++ob) {
+      const int64_t o0 = oc * ob / mblocks;
+      const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
+      for (int64_t p = 0; p < pb - pa; ++p) {
+        for (int pos = 0; pos < 16; ++pos) {
+          detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
+                                      v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
+                                      m[pos], 16);
+        }
+        // Y = A^T M A = 4 S modulo 2^32 (unsigned: wrap-around is the ring arithmetic).
+        for (int i = 0; i < rows * 16; ++i) {
+          uint32_t mm[16];
+          for (int k = 0; k < 16; ++k) mm[k] = static_cast<uint32_t>(m[k][i]);
+          uint32_t t0v[4], t1v[4];
+          for (int j = 0; j < 4; ++j) {
+            t0v[j] = mm[j] + mm[4 + j] + mm[8 + j];
+            t1v[j] = mm[4 + j] - mm[8 + j] - mm[12 + j];
+          }
+          s[0][i] = static_cast<int32_t>(t0v[0] + t0v[1] + t0v[2]) >> 2;
+          s[1][i] = static_cast<int32_t>(t0v[1] - t0v[2] - t0v[3]) >> 2;
+          s[2][i] = static_cast<int32_t>(t1v[0] + t1v[1] + t1v[2]) >> 2;
+          s[3][i] = static_cast<int32_t>(t1v[1] - t1v[2] - t1v[3]) >> 2;
+        }
+        // Runs of consecutive output pixels: per tile-row segment of the panel, per output row.
+        const int64_t tp0 = t0 + p * 16, tp1 = std::min(tp0 + 16, t1);
+        for (int64_t t = tp0; t < tp1;) {
+          const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, tp1 - t);
+          const int64_t l0 = t - tp0;
+          for (int a = 0; a < 2; ++a) {
+            const int64_t yy = 2 * ty + a;
+            if (yy >= oh) continue;
+            const int64_t x0 = 2 * tx, xend = std::min(2 * (tx + len), ow);
+            for (int64_t xs = x0; xs < xend; xs += 16) {
+              const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
+              for (int r = 0; r < rows; ++r) {
+                for (int i = 0; i < n; ++i) {
+                  const int64_t d = xs - x0 + i;
+                  tile[r * 16 + i] = s[2 * a + (d & 1)][r * 16 + l0 + (d >> 1)];
+                }
+              }
+              e.run_t32(tile, n, rows, yy * ow + xs, o0, out);
+            }
+          }
+          t += len;
+        }
+      }
+    }
+  }
+};
+
+// V2 bytes per work item aimed at (L2-resident with the U block of 6 output channels).
+constexpr int64_t kChunkBytes = 160 * 1024;
+
+}  // namespace
+#endif  // __x86_64__
+
+bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                     void* y, ConvPool pool) {
+#if !defined(__x86_64__)
+  (void)x, (void)batch, (void)w, (void)p, (void)y, (void)pool;
+  return false;
+#else
+  const WinogradFilters* f = w.winograd().get();
+  if (f == nullptr || pool != ConvPool::kNone) return false;
+  const Conv2dGeometry& g = w.geometry();
+  WinoJob job;
+  job.x = static_cast<const std::byte*>(x);
+  job.y = static_cast<std::byte*>(y);
+  job.w = &w;
+  job.f = f;
+  job.oh = g.out_h();
+  job.ow = g.out_w();
+  job.q = p;
+  job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
+  job.q.ldc_n = job.oh * job.ow;
+  job.a_dtype = w.a_dtype();
+  job.a_es = dtype_size(job.a_dtype);
+  job.y_es = dtype_size(gemm_output_dtype(p));
+  job.th = (job.oh + 1) / 2;
+  job.tw = (job.ow + 1) / 2;
+  job.tiles = job.th * job.tw;
+  job.panels = (job.tiles + 15) / 16;
+  job.cpairs = f->channels_padded / 2;
+  job.mblocks = (g.out_channels + WinoJob::kMr - 1) / WinoJob::kMr;
+  const int64_t per_panel = 16 * job.cpairs * 16 * 4;
+  const int64_t nb = std::clamp<int64_t>(kChunkBytes / per_panel, 1, job.panels);
+  int64_t chunks = (job.panels + nb - 1) / nb;
+  const int64_t threads = num_threads();
+  if (batch * chunks < threads) chunks = std::min(job.panels, (threads + batch - 1) / batch);
+  job.chunks = chunks;
+  const WinoJob* shared = &job;
+  parallel_for(0, batch * chunks, 1, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shared->run(i);
+  });
+  return true;
+#endif
+}
+
+}  // namespace qsearch::kernels::fixed
