@@ -72,6 +72,9 @@ struct Conv2dWeights {
   FixedFormat a_format;  // the input codes conv2d() will read
   DType a_dtype = DType::kInt8;
   bool bit_pack = false;  // GemmWeights::bit_pack for every group
+  // Allow the exact integer Winograd path (kernels/fixed/winograd.h) where it applies; false
+  // keeps the direct paths (tests and benches compare the two).
+  bool winograd = true;
 };
 
 class PackedConv2d {

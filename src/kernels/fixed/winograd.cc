@@ -7,7 +7,10 @@
 #include "kernels/fixed/epilogue.h"
 #include "kernels/fixed/gemm_tiles.h"
 #include "kernels/fixed/scratch.h"
-#include "quant/quantize.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace qsearch::kernels::fixed {
 
@@ -30,6 +33,34 @@ bool winograd_pays(const Conv2dGeometry& g) {
   const int64_t wino = 16 * ((tiles + 15) / 16 * 16);
   const int64_t direct = 9 * ((positions + 15) / 16 * 16);
   return wino * 5 < direct * 4;
+}
+
+// U[pos][o][c] = ((2G) g (2G)^T)[pos] of every filter g = W[o, c] (winograd.h); false when one
+// leaves int16.
+template <typename W>
+bool transform_filters(const W* wt, const Conv2dGeometry& g, WinogradFilters* f) {
+  const int64_t c_in = g.in_channels, oc = g.out_channels, cp = f->channels_padded;
+  int16_t* u = f->u.data<int16_t>();
+  std::fill(u, u + 16 * oc * cp, int16_t{0});
+  for (int64_t o = 0; o < oc; ++o) {
+    for (int64_t c = 0; c < c_in; ++c) {
+      const W* k = wt + (o * c_in + c) * 9;
+      int64_t t[4][3];  // (2G) g
+      for (int i = 0; i < 4; ++i) {
+        for (int b = 0; b < 3; ++b) {
+          t[i][b] = kG2[i][0] * k[b] + kG2[i][1] * k[3 + b] + kG2[i][2] * k[6 + b];
+        }
+      }
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) {
+          const int64_t v = t[i][0] * kG2[j][0] + t[i][1] * kG2[j][1] + t[i][2] * kG2[j][2];
+          if (v > kInt16Max || v < -kInt16Max - 1) return false;
+          u[((i * 4 + j) * oc + o) * cp + c] = static_cast<int16_t>(v);
+        }
+      }
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -59,42 +90,26 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
   // (4 max|x| * max_col <= INT32_MAX  <=>  max_col <= floor(INT32_MAX / (4 max|x|)); max|x| >= 1.)
   if (max_col > static_cast<uint64_t>(kInt32Max / (4 * max_x))) return nullptr;
   // U = (2G) g (2G)^T, each entry checked against int16.
-  const int64_t c_in = g.in_channels, oc = g.out_channels;
   auto f = std::make_shared<WinogradFilters>();
-  f->channels_padded = (c_in + 1) / 2 * 2;
-  const int64_t cp = f->channels_padded;
-  f->u = Tensor({16 * oc * cp}, DType::kInt16);
-  int16_t* u = f->u.data<int16_t>();
-  std::fill(u, u + 16 * oc * cp, int16_t{0});
-  for (int64_t o = 0; o < oc; ++o) {
-    for (int64_t c = 0; c < c_in; ++c) {
-      int64_t k[3][3];
-      for (int a = 0; a < 3; ++a) {
-        for (int b = 0; b < 3; ++b) {
-          k[a][b] = quant::load_code(w.w, w.w_dtype, ((o * c_in + c) * 3 + a) * 3 + b);
-        }
-      }
-      int64_t t[4][3];  // (2G) g
-      for (int i = 0; i < 4; ++i) {
-        for (int b = 0; b < 3; ++b) {
-          t[i][b] = kG2[i][0] * k[0][b] + kG2[i][1] * k[1][b] + kG2[i][2] * k[2][b];
-        }
-      }
-      for (int i = 0; i < 4; ++i) {
-        for (int j = 0; j < 4; ++j) {
-          const int64_t v = t[i][0] * kG2[j][0] + t[i][1] * kG2[j][1] + t[i][2] * kG2[j][2];
-          if (v > kInt16Max || v < -kInt16Max - 1) return nullptr;
-          u[((i * 4 + j) * oc + o) * cp + c] = static_cast<int16_t>(v);
-        }
-      }
-    }
-  }
+  f->channels_padded = (g.in_channels + 1) / 2 * 2;
+  f->u = Tensor({16 * g.out_channels * f->channels_padded}, DType::kInt16);
+  const bool fits = w.w_dtype == DType::kInt8
+                        ? transform_filters(static_cast<const int8_t*>(w.w), g, f.get())
+                        : transform_filters(static_cast<const int16_t*>(w.w), g, f.get());
+  if (!fits) return nullptr;
   return f;
 #endif
 }
 
 #if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
 namespace {
+
+inline __m256i load16(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline void store16(void* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 
 // One conv2d() call's shared state (winograd.h, "Layout and loop").
 struct WinoJob {
@@ -106,74 +121,83 @@ struct WinoJob {
   DType a_dtype;
   size_t a_es, y_es;
   int64_t oh, ow, th, tw, tiles, panels, chunks, cpairs, mblocks;
+  int64_t wqa;  // the split rows' stride: tw + 1 entries, room for 16-lane reads past them
   static constexpr int kMr = detail::kMrConvPairsAvx2;
+  static constexpr int kRow = 48;  // one channel's 32 output pixels of a panel row (+ slack)
 
-  // Padded input rows [r0, r0 + rows) of channel `c` split by column parity:
-  //   ev[i][k] = xp[r0 + i][2k], od[i][k] = xp[r0 + i][2k + 1], k <= tw,
-  // xp the zero-padded input (xp[i][j] = X[i - pt][j - pl], 0 outside).
+  // Padded input rows [r0, r0 + rows) of one channel plane split by column parity:
+  //   ev[i][k] = xp[r0 + i][2k], od[i][k] = xp[r0 + i][2k + 1], k < wqa,
+  // xp the zero-padded input (xp[i][j] = X[i - pt][j - pl], 0 outside). `prow`: 2 * wqa int16.
   template <typename T>
-  void split_rows(const T* plane, int64_t r0, int64_t rows, int16_t* ev, int16_t* od) const {
+  void split_rows(const T* plane, int64_t r0, int64_t rows, int16_t* prow, int16_t* ev,
+                  int16_t* od) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t wq = tw + 1;
-    std::fill(ev, ev + rows * wq, int16_t{0});
-    std::fill(od, od + rows * wq, int16_t{0});
+    // Input columns j < jend land at padded columns j + pl < 2 * wqa.
+    const int64_t jend = std::min(g.in_w, 2 * wqa - g.pad_left);
     for (int64_t i = 0; i < rows; ++i) {
+      int16_t* e = ev + i * wqa;
+      int16_t* o = od + i * wqa;
       const int64_t r = r0 + i - g.pad_top;
-      if (r < 0 || r >= g.in_h) continue;
+      if (r < 0 || r >= g.in_h) {
+        std::fill(e, e + wqa, int16_t{0});
+        std::fill(o, o + wqa, int16_t{0});
+        continue;
+      }
+      std::fill(prow, prow + 2 * wqa, int16_t{0});
       const T* src = plane + r * g.in_w;
-      int16_t* e = ev + i * wq;
-      int16_t* o = od + i * wq;
-      // Input column j sits at padded column j + pl: even ones in ev, odd ones in od. Only the
-      // columns the tiles read (padded column <= 2 * tw + 1).
-      const int64_t jend = std::min(g.in_w, 2 * tw + 2 - g.pad_left);
-      const int64_t par = g.pad_left & 1;
-      // j with (j + pl) even: j = par, par + 2, ...
-      for (int64_t j = par; j < jend; j += 2)
-        e[(j + g.pad_left) >> 1] = static_cast<int16_t>(src[j]);
-      for (int64_t j = 1 - par; j < jend; j += 2) {
-        o[(j + g.pad_left) >> 1] = static_cast<int16_t>(src[j]);
+      int16_t* d = prow + g.pad_left;
+      for (int64_t j = 0; j < jend; ++j) d[j] = static_cast<int16_t>(src[j]);
+      // Pairs (even, odd) as int32: the low half sign-extended and the high half, packed back
+      // to int16 (exact: both fit) and put in order (packs works per 128-bit half).
+      for (int64_t k = 0; k < wqa; k += 16) {
+        const __m256i q0 = load16(prow + 2 * k), q1 = load16(prow + 2 * k + 16);
+        const __m256i e0 = _mm256_srai_epi32(_mm256_slli_epi32(q0, 16), 16);
+        const __m256i e1 = _mm256_srai_epi32(_mm256_slli_epi32(q1, 16), 16);
+        const __m256i o0 = _mm256_srai_epi32(q0, 16), o1 = _mm256_srai_epi32(q1, 16);
+        store16(e + k, _mm256_permute4x64_epi64(_mm256_packs_epi32(e0, e1), 0xD8));
+        store16(o + k, _mm256_permute4x64_epi64(_mm256_packs_epi32(o0, o1), 0xD8));
       }
     }
   }
 
-  // V = B^T d B of channel plane `plane` for the tiles [t0, t1), lane t - t0 of v[pos][lanes];
-  // lanes past t1 - t0 are zero.
+  // V = B^T d B of one channel for the tiles [t0, t1): v[pos * vs + t - t0] (vs = lanes + 16),
+  // lanes t1 - t0 .. lanes zero. 16 tiles of a tile row per step; a step past the segment's
+  // end writes lanes the next segment (or the zeroing) overwrites, within the row's slack.
   template <typename T>
-  void transform_input(const T* plane, int64_t t0, int64_t t1, int64_t lanes, int16_t* ev,
-                       int16_t* od, int16_t* v) const {
+  void transform_input(const T* plane, int64_t t0, int64_t t1, int64_t lanes, int16_t* prow,
+                       int16_t* ev, int16_t* od, int16_t* v) const {
+    const int64_t vs = lanes + 16;
     const int64_t ty0 = t0 / tw, ty1 = (t1 - 1) / tw;
     const int64_t r0 = 2 * ty0, rows = 2 * (ty1 - ty0) + 4;
-    split_rows(plane, r0, rows, ev, od);
-    const int64_t wq = tw + 1;
+    split_rows(plane, r0, rows, prow, ev, od);
     for (int64_t t = t0; t < t1;) {
       const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, t1 - t);
       const int64_t l0 = t - t0;
-      const int64_t base = (2 * ty - r0) * wq + tx;
-      const int16_t* e0 = ev + base;
-      const int16_t* o0 = od + base;
-      int16_t* vv = v + l0;
-      for (int64_t k = 0; k < len; ++k) {
-        // Row transform d B of the four rows: a_j[i].
-        int a[4][4];
+      const int16_t* e0 = ev + (2 * ty - r0) * wqa + tx;
+      const int16_t* o0 = od + (2 * ty - r0) * wqa + tx;
+      for (int64_t k = 0; k < len; k += 16) {
+        // Row transform d B of the window's four rows: a[i][j].
+        __m256i a[4][4];
         for (int i = 0; i < 4; ++i) {
-          const int e = e0[i * wq + k], en = e0[i * wq + k + 1];
-          const int o = o0[i * wq + k], on = o0[i * wq + k + 1];
-          a[i][0] = e - en;
-          a[i][1] = o + en;
-          a[i][2] = en - o;
-          a[i][3] = o - on;
+          const __m256i e = load16(e0 + i * wqa + k), en = load16(e0 + i * wqa + k + 1);
+          const __m256i o = load16(o0 + i * wqa + k), on = load16(o0 + i * wqa + k + 1);
+          a[i][0] = _mm256_sub_epi16(e, en);
+          a[i][1] = _mm256_add_epi16(o, en);
+          a[i][2] = _mm256_sub_epi16(en, o);
+          a[i][3] = _mm256_sub_epi16(o, on);
         }
+        int16_t* vv = v + l0 + k;
         for (int j = 0; j < 4; ++j) {
-          vv[(0 * 4 + j) * lanes + k] = static_cast<int16_t>(a[0][j] - a[2][j]);
-          vv[(1 * 4 + j) * lanes + k] = static_cast<int16_t>(a[1][j] + a[2][j]);
-          vv[(2 * 4 + j) * lanes + k] = static_cast<int16_t>(a[2][j] - a[1][j]);
-          vv[(3 * 4 + j) * lanes + k] = static_cast<int16_t>(a[1][j] - a[3][j]);
+          store16(vv + (0 * 4 + j) * vs, _mm256_sub_epi16(a[0][j], a[2][j]));
+          store16(vv + (1 * 4 + j) * vs, _mm256_add_epi16(a[1][j], a[2][j]));
+          store16(vv + (2 * 4 + j) * vs, _mm256_sub_epi16(a[2][j], a[1][j]));
+          store16(vv + (3 * 4 + j) * vs, _mm256_sub_epi16(a[1][j], a[3][j]));
         }
       }
       t += len;
     }
     for (int pos = 0; pos < 16; ++pos) {
-      std::fill(v + pos * lanes + (t1 - t0), v + (pos + 1) * lanes, int16_t{0});
+      std::fill(v + pos * vs + (t1 - t0), v + pos * vs + lanes, int16_t{0});
     }
   }
 
@@ -181,29 +205,61 @@ struct WinoJob {
   void transform_all(const T* img, int64_t t0, int64_t t1, int64_t lanes, std::byte* buf,
                      int32_t* v2) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t ty0 = t0 / tw, ty1 = (t1 - 1) / tw;
-    const int64_t rows = 2 * (ty1 - ty0) + 4, wq = tw + 1;
-    auto* ev = reinterpret_cast<int16_t*>(buf);
-    int16_t* od = ev + rows * wq;
-    int16_t* va = od + rows * wq;
-    int16_t* vb = va + 16 * lanes;
+    const int64_t rows = 2 * ((t1 - 1) / tw - t0 / tw) + 4, vs = lanes + 16;
+    auto* prow = reinterpret_cast<int16_t*>(buf);
+    int16_t* ev = prow + 2 * wqa;
+    int16_t* od = ev + rows * wqa;
+    int16_t* va = od + rows * wqa;
+    int16_t* vb = va + 16 * vs;
     const int64_t plane = g.in_h * g.in_w;
     for (int64_t cp = 0; cp < cpairs; ++cp) {
       const int64_t c = 2 * cp;
-      transform_input(img + c * plane, t0, t1, lanes, ev, od, va);
+      transform_input(img + c * plane, t0, t1, lanes, prow, ev, od, va);
       if (c + 1 < g.in_channels) {
-        transform_input(img + (c + 1) * plane, t0, t1, lanes, ev, od, vb);
+        transform_input(img + (c + 1) * plane, t0, t1, lanes, prow, ev, od, vb);
       } else {
-        std::fill(vb, vb + 16 * lanes, int16_t{0});
+        std::fill(vb, vb + 16 * vs, int16_t{0});
       }
-      // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low.
+      // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low. unpacklo/hi
+      // interleave per 128-bit half; the permutes restore the lane order.
       for (int pos = 0; pos < 16; ++pos) {
-        auto* d = reinterpret_cast<int16_t*>(v2 + (pos * cpairs + cp) * lanes);
-        const int16_t* sa = va + pos * lanes;
-        const int16_t* sb = vb + pos * lanes;
-        for (int64_t l = 0; l < lanes; ++l) {
-          d[2 * l] = sa[l];
-          d[2 * l + 1] = sb[l];
+        int32_t* d = v2 + (pos * cpairs + cp) * lanes;
+        const int16_t* sa = va + pos * vs;
+        const int16_t* sb = vb + pos * vs;
+        for (int64_t l = 0; l < lanes; l += 16) {
+          const __m256i xa = load16(sa + l), xb = load16(sb + l);
+          const __m256i lo = _mm256_unpacklo_epi16(xa, xb), hi = _mm256_unpackhi_epi16(xa, xb);
+          store16(d + l, _mm256_permute2x128_si256(lo, hi, 0x20));
+          store16(d + l + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
+        }
+      }
+    }
+  }
+
+  // The output transform of one GEMM tile m[pos][r * 16 + l] (r < rows): S = (A^T M A) / 4 in
+  // pixel order, out[a][r * kRow + 2l + b] = S at output (a, b) of tile l. Additions modulo
+  // 2^32 (epi32 wraps), exact because 4S fits int32 (winograd.h).
+  static void transform_output(const int32_t (*m)[kMr * 16], int rows, int32_t (*out)[kMr * kRow]) {
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < 16; h += 8) {
+        const int idx = r * 16 + h;
+        __m256i t0[4], t1[4];
+        for (int j = 0; j < 4; ++j) {
+          const __m256i m0 = load16(m[j] + idx), m1 = load16(m[4 + j] + idx);
+          const __m256i m2 = load16(m[8 + j] + idx), m3 = load16(m[12 + j] + idx);
+          t0[j] = _mm256_add_epi32(_mm256_add_epi32(m0, m1), m2);
+          t1[j] = _mm256_sub_epi32(_mm256_sub_epi32(m1, m2), m3);
+        }
+        for (int a = 0; a < 2; ++a) {
+          const __m256i* t = a == 0 ? t0 : t1;
+          const __m256i y0 =
+              _mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(t[0], t[1]), t[2]), 2);
+          const __m256i y1 =
+              _mm256_srai_epi32(_mm256_sub_epi32(_mm256_sub_epi32(t[1], t[2]), t[3]), 2);
+          const __m256i lo = _mm256_unpacklo_epi32(y0, y1), hi = _mm256_unpackhi_epi32(y0, y1);
+          int32_t* o = out[a] + r * kRow + 2 * h;
+          store16(o, _mm256_permute2x128_si256(lo, hi, 0x20));
+          store16(o + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
         }
       }
     }
@@ -216,10 +272,11 @@ struct WinoJob {
     if (pa == pb) return;
     const int64_t t0 = pa * 16, t1 = std::min(pb * 16, tiles), lanes = (pb - pa) * 16;
     const int64_t rows_in = 2 * ((t1 - 1) / tw - t0 / tw) + 4;
-    // Scratch: V2 (int32 pairs), goff, then the split rows and two channels' V (int16).
+    // Scratch: V2 (int32 pairs), goff, then the padded row, the split rows and two channels' V.
     const size_t v2_bytes = static_cast<size_t>(16 * cpairs * lanes) * 4;
     const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
-    const size_t tmp_bytes = static_cast<size_t>(2 * rows_in * (tw + 1) + 32 * lanes) * 2;
+    const size_t tmp_bytes =
+        static_cast<size_t>(2 * wqa + 2 * rows_in * wqa + 2 * 16 * (lanes + 16)) * 2;
     auto* base = static_cast<std::byte*>(
         scratch(ScratchSlot::kConvColumns, v2_bytes + goff_bytes + tmp_bytes + 64));
     auto* v2 = reinterpret_cast<int32_t*>(base);
@@ -245,7 +302,7 @@ struct WinoJob {
     const int64_t oc = g.out_channels, cpad = f->channels_padded;
     const int16_t* u = f->u.data<int16_t>();
     alignas(64) int32_t m[16][kMr * 16];
-    alignas(64) int32_t s[4][kMr * 16];  // S at output (a, b) of each tile: s[2a + b][r * 16 + l]
+    alignas(64) int32_t s[2][kMr * kRow];     // S per output row a of the tiles, pixel order
     alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
     for (int64_t ob = 0; ob < mblocks; ++ob) {
       const int64_t o0 = oc * ob / mblocks;
@@ -256,20 +313,7 @@ struct WinoJob {
                                       v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
                                       m[pos], 16);
         }
-        // Y = A^T M A = 4 S modulo 2^32 (unsigned: wrap-around is the ring arithmetic).
-        for (int i = 0; i < rows * 16; ++i) {
-          uint32_t mm[16];
-          for (int k = 0; k < 16; ++k) mm[k] = static_cast<uint32_t>(m[k][i]);
-          uint32_t t0v[4], t1v[4];
-          for (int j = 0; j < 4; ++j) {
-            t0v[j] = mm[j] + mm[4 + j] + mm[8 + j];
-            t1v[j] = mm[4 + j] - mm[8 + j] - mm[12 + j];
-          }
-          s[0][i] = static_cast<int32_t>(t0v[0] + t0v[1] + t0v[2]) >> 2;
-          s[1][i] = static_cast<int32_t>(t0v[1] - t0v[2] - t0v[3]) >> 2;
-          s[2][i] = static_cast<int32_t>(t1v[0] + t1v[1] + t1v[2]) >> 2;
-          s[3][i] = static_cast<int32_t>(t1v[1] - t1v[2] - t1v[3]) >> 2;
-        }
+        transform_output(m, rows, s);
         // Runs of consecutive output pixels: per tile-row segment of the panel, per output row.
         const int64_t tp0 = t0 + p * 16, tp1 = std::min(tp0 + 16, t1);
         for (int64_t t = tp0; t < tp1;) {
@@ -281,11 +325,10 @@ struct WinoJob {
             const int64_t x0 = 2 * tx, xend = std::min(2 * (tx + len), ow);
             for (int64_t xs = x0; xs < xend; xs += 16) {
               const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
+              const int32_t* src = s[a] + 2 * l0 + (xs - x0);
               for (int r = 0; r < rows; ++r) {
-                for (int i = 0; i < n; ++i) {
-                  const int64_t d = xs - x0 + i;
-                  tile[r * 16 + i] = s[2 * a + (d & 1)][r * 16 + l0 + (d >> 1)];
-                }
+                store16(tile + r * 16, load16(src + r * kRow));
+                store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
               }
               e.run_t32(tile, n, rows, yy * ow + xs, o0, out);
             }
@@ -301,6 +344,7 @@ struct WinoJob {
 constexpr int64_t kChunkBytes = 160 * 1024;
 
 }  // namespace
+#pragma GCC pop_options
 #endif  // __x86_64__
 
 bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
@@ -330,6 +374,7 @@ bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.tiles = job.th * job.tw;
   job.panels = (job.tiles + 15) / 16;
   job.cpairs = f->channels_padded / 2;
+  job.wqa = (job.tw + 1 + 17 + 15) / 16 * 16;
   job.mblocks = (g.out_channels + WinoJob::kMr - 1) / WinoJob::kMr;
   const int64_t per_panel = 16 * job.cpairs * 16 * 4;
   const int64_t nb = std::clamp<int64_t>(kChunkBytes / per_panel, 1, job.panels);
