@@ -6,7 +6,8 @@
 // BatchNorm, and int8 requantized output), in the same process, interleaved A/B per round so
 // that the machine's load hits both alike. Prints, per layer and batch, the median ms per call of
 // each path and direct / winograd (> 1: Winograd is faster), and checks that both give the
-// same bits.
+// same bits. Also the ratio of process CPU time (less sensitive to other processes taking the
+// cores, as long as the thread pool does not spin).
 //
 //   build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2]
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 #include "core/rng.h"
@@ -43,6 +45,12 @@ Tensor codes(DType t, int64_t n, int64_t lo, int64_t hi, Rng& rng) {
   return out;
 }
 
+double cpu_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -59,8 +67,10 @@ int main(int argc, char** argv) {
       {"224 layer3 14x14x256", 256, 14, 256}, {"224 layer4 7x7x512", 512, 7, 512},
       {"32 layer1 8x8x64", 64, 8, 64},        {"32 layer2 4x4x128", 128, 4, 128}};
   Rng rng(1);
-  std::printf("| layer | batch | output | direct ms | winograd ms | direct / winograd |\n");
-  std::printf("|---|---:|---|---:|---:|---:|\n");
+  std::printf(
+      "| layer | batch | output | direct ms | winograd ms | direct / winograd | same, CPU time "
+      "|\n");
+  std::printf("|---|---:|---|---:|---:|---:|---:|\n");
   for (const Layer& l : layers) {
     for (int64_t batch : {1, 16}) {
       qf::Conv2dGeometry g;
@@ -89,25 +99,31 @@ int main(int argc, char** argv) {
         p.out_format = {8, 4, true};
         const int64_t n = batch * l.oc * l.hw * l.hw;
         Tensor y0({n}, qf::gemm_output_dtype(p)), y1({n}, qf::gemm_output_dtype(p));
-        std::vector<double> td, tw;
+        std::vector<double> td, tw, cd, cw2;
         const int reps = static_cast<int>(std::max<int64_t>(1, 64 / batch / (l.hw >= 28 ? 4 : 1)));
         for (int r = 0; r < rounds + 1; ++r) {
           for (int which = 0; which < 2; ++which) {
             const qf::PackedConv2d& pc = which == 0 ? direct : wino;
             void* y = which == 0 ? y0.raw() : y1.raw();
             const auto t0 = std::chrono::steady_clock::now();
+            const double c0 = cpu_ms();
             for (int k = 0; k < reps; ++k) qf::conv2d(x.raw(), batch, pc, p, y);
             const double ms =
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                     .count() /
                 reps;
-            if (r > 0) (which == 0 ? td : tw).push_back(ms);  // round 0 warms up
+            const double cms = (cpu_ms() - c0) / reps;
+            if (r > 0) {  // round 0 warms up
+              (which == 0 ? td : tw).push_back(ms);
+              (which == 0 ? cd : cw2).push_back(cms);
+            }
           }
         }
         const bool same = std::memcmp(y0.raw(), y1.raw(), y0.nbytes()) == 0;
-        std::printf("| %s | %lld | %s | %.3f | %.3f | %.2f%s |\n", l.name,
+        std::printf("| %s | %lld | %s | %.3f | %.3f | %.2f | %.2f%s |\n", l.name,
                     static_cast<long long>(batch), kind == 0 ? "float" : "s8.4", median(td),
-                    median(tw), median(td) / median(tw), wino.winograd() ? "" : " (direct both)");
+                    median(tw), median(td) / median(tw), median(cd) / median(cw2),
+                    wino.winograd() ? "" : " (direct both)");
         if (!same) {
           std::printf("MISMATCH: Winograd and direct outputs differ\n");
           return 1;

@@ -120,7 +120,7 @@ struct WinoJob {
   GemmParams q;
   DType a_dtype;
   size_t a_es, y_es;
-  int64_t oh, ow, th, tw, tiles, panels, chunks, cpairs, mblocks;
+  int64_t batch, oh, ow, th, tw, tiles, panels, chunks, osplit, cpairs, mblocks;
   int64_t wqa;  // the split rows' stride: tw + 1 entries, room for 16-lane reads past them
   static constexpr int kMr = detail::kMrConvPairsAvx2;
   static constexpr int kRow = 48;  // one channel's 32 output pixels of a panel row (+ slack)
@@ -160,13 +160,12 @@ struct WinoJob {
     }
   }
 
-  // V = B^T d B of one channel for the tiles [t0, t1): v[pos * vs + t - t0] (vs = lanes + 16),
-  // lanes t1 - t0 .. lanes zero. 16 tiles of a tile row per step; a step past the segment's
-  // end writes lanes the next segment (or the zeroing) overwrites, within the row's slack.
+  // V = B^T d B of one channel of one image for its tiles [t0, t1): v[pos * vs + t - t0]. 16
+  // tiles of a tile row per step; a step past the segment's end writes up to 15 lanes that the
+  // next segment (or the caller's zeroing) overwrites, within the row's slack of 16.
   template <typename T>
-  void transform_input(const T* plane, int64_t t0, int64_t t1, int64_t lanes, int16_t* prow,
+  void transform_input(const T* plane, int64_t t0, int64_t t1, int64_t vs, int16_t* prow,
                        int16_t* ev, int16_t* od, int16_t* v) const {
-    const int64_t vs = lanes + 16;
     const int64_t ty0 = t0 / tw, ty1 = (t1 - 1) / tw;
     const int64_t r0 = 2 * ty0, rows = 2 * (ty1 - ty0) + 4;
     split_rows(plane, r0, rows, prow, ev, od);
@@ -196,29 +195,43 @@ struct WinoJob {
       }
       t += len;
     }
-    for (int pos = 0; pos < 16; ++pos) {
-      std::fill(v + pos * vs + (t1 - t0), v + pos * vs + lanes, int16_t{0});
-    }
   }
 
+  // V2 of the global tiles [g0, g1) (tile t of image i is i * tiles + t): lane G - g0, lanes
+  // past g1 - g0 zero.
   template <typename T>
-  void transform_all(const T* img, int64_t t0, int64_t t1, int64_t lanes, std::byte* buf,
-                     int32_t* v2) const {
+  void transform_all(int64_t g0, int64_t g1, int64_t lanes, std::byte* buf, int32_t* v2) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t rows = 2 * ((t1 - 1) / tw - t0 / tw) + 4, vs = lanes + 16;
+    const int64_t vs = lanes + 16;
+    int64_t rows_max = 0;
+    for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
+      const int64_t t0 = std::max(g0 - img * tiles, int64_t{0});
+      const int64_t t1 = std::min(g1 - img * tiles, tiles);
+      rows_max = std::max(rows_max, 2 * ((t1 - 1) / tw - t0 / tw) + 4);
+    }
     auto* prow = reinterpret_cast<int16_t*>(buf);
     int16_t* ev = prow + 2 * wqa;
-    int16_t* od = ev + rows * wqa;
-    int16_t* va = od + rows * wqa;
+    int16_t* od = ev + rows_max * wqa;
+    int16_t* va = od + rows_max * wqa;
     int16_t* vb = va + 16 * vs;
     const int64_t plane = g.in_h * g.in_w;
     for (int64_t cp = 0; cp < cpairs; ++cp) {
-      const int64_t c = 2 * cp;
-      transform_input(img + c * plane, t0, t1, lanes, prow, ev, od, va);
-      if (c + 1 < g.in_channels) {
-        transform_input(img + (c + 1) * plane, t0, t1, lanes, prow, ev, od, vb);
-      } else {
-        std::fill(vb, vb + 16 * vs, int16_t{0});
+      for (int h = 0; h < 2; ++h) {
+        int16_t* v = h == 0 ? va : vb;
+        const int64_t c = 2 * cp + h;
+        if (c >= g.in_channels) {
+          std::fill(v, v + 16 * vs, int16_t{0});
+          continue;
+        }
+        for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
+          const int64_t t0 = std::max(g0 - img * tiles, int64_t{0});
+          const int64_t t1 = std::min(g1 - img * tiles, tiles);
+          const T* src = reinterpret_cast<const T*>(x) + (img * g.in_channels + c) * plane;
+          transform_input(src, t0, t1, vs, prow, ev, od, v + (img * tiles + t0 - g0));
+        }
+        for (int pos = 0; pos < 16; ++pos) {
+          std::fill(v + pos * vs + (g1 - g0), v + pos * vs + lanes, int16_t{0});
+        }
       }
       // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low. unpacklo/hi
       // interleave per 128-bit half; the permutes restore the lane order.
@@ -236,17 +249,19 @@ struct WinoJob {
     }
   }
 
-  // The output transform of one GEMM tile m[pos][r * 16 + l] (r < rows): S = (A^T M A) / 4 in
-  // pixel order, out[a][r * kRow + 2l + b] = S at output (a, b) of tile l. Additions modulo
-  // 2^32 (epi32 wraps), exact because 4S fits int32 (winograd.h).
-  static void transform_output(const int32_t (*m)[kMr * 16], int rows, int32_t (*out)[kMr * kRow]) {
+  // The output transform of one GEMM tile m[pos * pos_stride + r * row_stride + l] (r < rows):
+  // S = (A^T M A) / 4 in pixel order, out[a][r * kRow + 2l + b] = S at output (a, b) of tile l.
+  // Additions modulo 2^32 (epi32 wraps), exact because 4S fits int32 (winograd.h).
+  static void transform_output(const int32_t* m, int64_t pos_stride, int64_t row_stride, int rows,
+                               int32_t (*out)[kMr * kRow]) {
     for (int r = 0; r < rows; ++r) {
       for (int h = 0; h < 16; h += 8) {
-        const int idx = r * 16 + h;
+        const int32_t* mr = m + r * row_stride + h;
         __m256i t0[4], t1[4];
         for (int j = 0; j < 4; ++j) {
-          const __m256i m0 = load16(m[j] + idx), m1 = load16(m[4 + j] + idx);
-          const __m256i m2 = load16(m[8 + j] + idx), m3 = load16(m[12 + j] + idx);
+          const __m256i m0 = load16(mr + j * pos_stride), m1 = load16(mr + (4 + j) * pos_stride);
+          const __m256i m2 = load16(mr + (8 + j) * pos_stride);
+          const __m256i m3 = load16(mr + (12 + j) * pos_stride);
           t0[j] = _mm256_add_epi32(_mm256_add_epi32(m0, m1), m2);
           t1[j] = _mm256_sub_epi32(_mm256_sub_epi32(m1, m2), m3);
         }
@@ -265,60 +280,74 @@ struct WinoJob {
     }
   }
 
+  // Work item: chunk ch of the global panels (16 global tiles each), output-channel blocks
+  // [mblocks * os / osplit, mblocks * (os + 1) / osplit).
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t img = item / chunks, ch = item % chunks;
+    const int64_t ch = item / osplit, os = item % osplit;
     const int64_t pa = panels * ch / chunks, pb = panels * (ch + 1) / chunks;
-    if (pa == pb) return;
-    const int64_t t0 = pa * 16, t1 = std::min(pb * 16, tiles), lanes = (pb - pa) * 16;
-    const int64_t rows_in = 2 * ((t1 - 1) / tw - t0 / tw) + 4;
-    // Scratch: V2 (int32 pairs), goff, then the padded row, the split rows and two channels' V.
+    const int64_t ob0 = mblocks * os / osplit, ob1 = mblocks * (os + 1) / osplit;
+    if (pa == pb || ob0 == ob1) return;
+    const int64_t g0 = pa * 16, g1 = std::min(pb * 16, batch * tiles), lanes = (pb - pa) * 16;
+    const int64_t np = pb - pa, oc = g.out_channels, cpad = f->channels_padded;
+    // Scratch: V2 (int32 pairs), M (int32), goff, then the padded row, the split rows and two
+    // channels' V (int16).
     const size_t v2_bytes = static_cast<size_t>(16 * cpairs * lanes) * 4;
+    const size_t m_bytes = static_cast<size_t>(16 * oc * lanes) * 4;
     const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
+    const int64_t rows_in = 2 * (std::min(lanes, tiles) / tw + 1) + 4;  // >= any image's rows
     const size_t tmp_bytes =
         static_cast<size_t>(2 * wqa + 2 * rows_in * wqa + 2 * 16 * (lanes + 16)) * 2;
     auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kConvColumns, v2_bytes + goff_bytes + tmp_bytes + 64));
+        scratch(ScratchSlot::kConvColumns, v2_bytes + m_bytes + goff_bytes + tmp_bytes + 64));
     auto* v2 = reinterpret_cast<int32_t*>(base);
-    auto* goff = reinterpret_cast<int64_t*>(base + v2_bytes);
-    std::byte* tmp = base + v2_bytes + goff_bytes;
+    auto* mbuf = reinterpret_cast<int32_t*>(base + v2_bytes);
+    auto* goff = reinterpret_cast<int64_t*>(base + v2_bytes + m_bytes);
+    std::byte* tmp = base + v2_bytes + m_bytes + goff_bytes;
     for (int64_t k = 0; k < cpairs; ++k) goff[k] = k * lanes;
-
-    const std::byte* xin = x + img * g.in_channels * g.in_h * g.in_w * a_es;
     switch (a_dtype) {
       case DType::kInt8:
-        transform_all(reinterpret_cast<const int8_t*>(xin), t0, t1, lanes, tmp, v2);
+        transform_all<int8_t>(g0, g1, lanes, tmp, v2);
         break;
       case DType::kUInt8:
-        transform_all(reinterpret_cast<const uint8_t*>(xin), t0, t1, lanes, tmp, v2);
+        transform_all<uint8_t>(g0, g1, lanes, tmp, v2);
         break;
       default:
-        transform_all(reinterpret_cast<const int16_t*>(xin), t0, t1, lanes, tmp, v2);
+        transform_all<int16_t>(g0, g1, lanes, tmp, v2);
         break;
     }
 
-    const Epilogue e(w->groups().front(), q);
-    std::byte* out = y + img * g.out_channels * oh * ow * y_es;
-    const int64_t oc = g.out_channels, cpad = f->channels_padded;
+    // M[pos][o][lane]: per position, per block of output channels (their U rows stay in L1),
+    // every panel (this position's V2 stays in L2).
     const int16_t* u = f->u.data<int16_t>();
-    alignas(64) int32_t m[16][kMr * 16];
-    alignas(64) int32_t s[2][kMr * kRow];     // S per output row a of the tiles, pixel order
-    alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
-    for (int64_t ob = 0; ob < mblocks; ++ob) {
-      const int64_t o0 = oc * ob / mblocks;
-      const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
-      for (int64_t p = 0; p < pb - pa; ++p) {
-        for (int pos = 0; pos < 16; ++pos) {
+    for (int pos = 0; pos < 16; ++pos) {
+      for (int64_t ob = ob0; ob < ob1; ++ob) {
+        const int64_t o0 = oc * ob / mblocks;
+        const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
+        for (int64_t p = 0; p < np; ++p) {
           detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
                                       v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
-                                      m[pos], 16);
+                                      mbuf + (pos * oc + o0) * lanes + p * 16, lanes);
         }
-        transform_output(m, rows, s);
-        // Runs of consecutive output pixels: per tile-row segment of the panel, per output row.
-        const int64_t tp0 = t0 + p * 16, tp1 = std::min(tp0 + 16, t1);
-        for (int64_t t = tp0; t < tp1;) {
-          const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, tp1 - t);
-          const int64_t l0 = t - tp0;
+      }
+    }
+
+    const Epilogue e(w->groups().front(), q);
+    alignas(64) int32_t s[2][kMr * kRow];     // S per output row a of the tiles, pixel order
+    alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
+    for (int64_t ob = ob0; ob < ob1; ++ob) {
+      const int64_t o0 = oc * ob / mblocks;
+      const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
+      for (int64_t p = 0; p < np; ++p) {
+        transform_output(mbuf + o0 * lanes + p * 16, oc * lanes, lanes, rows, s);
+        // Runs of consecutive output pixels: per image and tile-row segment of the panel, per
+        // output row.
+        const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
+        for (int64_t gt = gp0; gt < gp1;) {
+          const int64_t img = gt / tiles, t = gt % tiles;
+          const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, gp1 - gt);
+          const int64_t l0 = gt - gp0;
+          std::byte* out = y + img * oc * oh * ow * y_es;
           for (int a = 0; a < 2; ++a) {
             const int64_t yy = 2 * ty + a;
             if (yy >= oh) continue;
@@ -333,15 +362,16 @@ struct WinoJob {
               e.run_t32(tile, n, rows, yy * ow + xs, o0, out);
             }
           }
-          t += len;
+          gt += len;
         }
       }
     }
   }
 };
 
-// V2 bytes per work item aimed at (L2-resident with the U block of 6 output channels).
-constexpr int64_t kChunkBytes = 160 * 1024;
+// Bytes of one position's V2 per work item aimed at (L2-resident while the output-channel blocks
+// run over it).
+constexpr int64_t kSliceBytes = 96 * 1024;
 
 }  // namespace
 #pragma GCC pop_options
@@ -369,21 +399,30 @@ bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.a_dtype = w.a_dtype();
   job.a_es = dtype_size(job.a_dtype);
   job.y_es = dtype_size(gemm_output_dtype(p));
+  job.batch = batch;
   job.th = (job.oh + 1) / 2;
   job.tw = (job.ow + 1) / 2;
   job.tiles = job.th * job.tw;
-  job.panels = (job.tiles + 15) / 16;
+  job.panels = (batch * job.tiles + 15) / 16;  // over the whole batch: images share panels
   job.cpairs = f->channels_padded / 2;
   job.wqa = (job.tw + 1 + 17 + 15) / 16 * 16;
   job.mblocks = (g.out_channels + WinoJob::kMr - 1) / WinoJob::kMr;
-  const int64_t per_panel = 16 * job.cpairs * 16 * 4;
-  const int64_t nb = std::clamp<int64_t>(kChunkBytes / per_panel, 1, job.panels);
-  int64_t chunks = (job.panels + nb - 1) / nb;
+  // Panels per work item: one position's V2 (cpairs * 16 lanes * 4 bytes per panel) within
+  // kSliceBytes (L2), at least one work item per thread while there are panels for it, then the
+  // output channels split among the threads.
+  const int64_t per_panel = job.cpairs * 16 * 4;
   const int64_t threads = num_threads();
-  if (batch * chunks < threads) chunks = std::min(job.panels, (threads + batch - 1) / batch);
-  job.chunks = chunks;
+  // Balance: M's traffic (written and read once: 8 / C bytes per multiply) against U's (read
+  // once per work item: 2 / lanes bytes per multiply) gives lanes ~ C / 4, i.e. C / 64 panels
+  // (8 for C = 512, whose 8 MB of U are not L2-resident); at least 4 panels, so that the input
+  // transform's split rows and the per-item setup are shared by several panels.
+  int64_t nb = std::min(kSliceBytes / per_panel, std::max<int64_t>(4, job.cpairs / 32));
+  nb = std::clamp<int64_t>(nb, 1, job.panels);
+  nb = std::min(nb, std::max<int64_t>(1, job.panels / threads));
+  job.chunks = (job.panels + nb - 1) / nb;
+  job.osplit = job.chunks >= threads ? 1 : std::min(job.mblocks, threads / job.chunks);
   const WinoJob* shared = &job;
-  parallel_for(0, batch * chunks, 1, [shared](int64_t b, int64_t e) {
+  parallel_for(0, job.chunks * job.osplit, 1, [shared](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) shared->run(i);
   });
   return true;
