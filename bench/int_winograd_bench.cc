@@ -9,7 +9,7 @@
 // same bits. Also the ratio of process CPU time (less sensitive to other processes taking the
 // cores, as long as the thread pool does not spin).
 //
-//   build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2]
+//   build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -62,16 +62,25 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 7;
   const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
   qsearch::set_num_threads(threads);
-  const Layer layers[] = {
-      {"224 layer1 56x56x64", 64, 56, 64},    {"224 layer2 28x28x128", 128, 28, 128},
-      {"224 layer3 14x14x256", 256, 14, 256}, {"224 layer4 7x7x512", 512, 7, 512},
-      {"32 layer1 8x8x64", 64, 8, 64},        {"32 layer2 4x4x128", 128, 4, 128}};
+  const Layer layers[] = {{"224 layer1 56x56x64", 64, 56, 64},
+                          {"224 layer2 28x28x128", 128, 28, 128},
+                          {"224 layer3 14x14x256", 256, 14, 256},
+                          {"224 layer4 7x7x512", 512, 7, 512},
+                          {"32 layer1 8x8x64", 64, 8, 64},
+                          {"32 layer2 4x4x128", 128, 4, 128},
+                          // SqueezeNet 1.1's expand 3x3 convs at 224 (few input channels).
+                          {"squeezenet fire2 55x55 16->64", 16, 55, 64},
+                          {"squeezenet fire4 27x27 32->128", 32, 27, 128},
+                          {"squeezenet fire6 13x13 48->192", 48, 13, 192},
+                          {"squeezenet fire8 13x13 64->256", 64, 13, 256}};
+  const char* only = argc > 3 ? argv[3] : "";
   Rng rng(1);
   std::printf(
       "| layer | batch | output | direct ms | winograd ms | direct / winograd | same, CPU time "
       "|\n");
   std::printf("|---|---:|---|---:|---:|---:|---:|\n");
   for (const Layer& l : layers) {
+    if (std::strstr(l.name, only) == nullptr) continue;
     for (int64_t batch : {1, 16}) {
       qf::Conv2dGeometry g;
       g.in_channels = l.c;
@@ -90,7 +99,7 @@ int main(int argc, char** argv) {
       cw.a_format = {8, 4, true};
       cw.bit_pack = true;  // as the int lowering packs
       const qf::PackedConv2d wino = qf::pack_conv2d(g, cw);
-      cw.winograd = false;
+      cw.winograd = qf::Conv2dWeights::Winograd::kOff;
       const qf::PackedConv2d direct = qf::pack_conv2d(g, cw);
       for (int kind = 0; kind < 2; ++kind) {
         qf::GemmParams p;

@@ -33,6 +33,9 @@ struct WinoCase {
   bool bias = true;
   Fill fill = Fill::kRandom;
   ConvPool pool = ConvPool::kNone;
+  // kAlways: wherever exact, so that small random geometries test the path; kAuto: the cost
+  // estimate decides too (ResNet-like shapes).
+  Conv2dWeights::Winograd use = Conv2dWeights::Winograd::kAlways;
 };
 
 Conv2dGeometry geometry3x3(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pt, int64_t pl,
@@ -104,6 +107,7 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd) {
   }
   cw.a_format = c.a_format;
   cw.a_dtype = c.a_dtype;
+  cw.winograd = c.use;
   const PackedConv2d pc = pack_conv2d(g, cw);
   const std::string what = fmt::format(
       "C={} HxW={}x{} OC={} pads={},{},{},{} batch={} A={}:{} W={}:{} bias={}", g.in_channels,
@@ -227,6 +231,7 @@ TEST(IntWinograd, ResNetLikeShapesEqualReference) {
     wc.g = geometry3x3(c, 11, 10, c - 3, 1, 1, 1, 1);
     wc.a_format = {8, 4, false};
     wc.a_dtype = DType::kUInt8;
+    wc.use = Conv2dWeights::Winograd::kAuto;
     check(wc, rng, true);
   }
 }
@@ -288,9 +293,21 @@ TEST(IntWinograd, FallsBackWhenNotExactOrNotApplicable) {
   wc.g = geometry3x3(8, 13, 12, 8, 1, 1, 1, 1);
   wc.g.groups = 2;
   check(wc, rng, false);
-  // Tiny maps (a CNN at 32x32's last stages): the direct path is cheaper.
-  wc.g = geometry3x3(16, 2, 2, 16, 1, 1, 1, 1);
+  // kAuto: tiny maps (a CNN at 32x32's last stages) and few input channels keep the direct
+  // path, which is cheaper there; kAlways takes Winograd, exactly; kOff never.
+  wc.g = geometry3x3(64, 2, 2, 16, 1, 1, 1, 1);
+  wc.use = Conv2dWeights::Winograd::kAuto;
   check(wc, rng, false);
+  wc.use = Conv2dWeights::Winograd::kAlways;
+  check(wc, rng, true);
+  wc.g = geometry3x3(16, 20, 20, 16, 1, 1, 1, 1);
+  wc.use = Conv2dWeights::Winograd::kAuto;
+  check(wc, rng, false);
+  wc.g.in_channels = 32;
+  check(wc, rng, true);
+  wc.use = Conv2dWeights::Winograd::kOff;
+  check(wc, rng, false);
+  wc.use = Conv2dWeights::Winograd::kAlways;
   // A fused max pool keeps the direct pixel-major path (the packed conv still has Winograd).
   wc.g = geometry3x3(6, 12, 14, 10, 1, 1, 1, 1);
   wc.pool = ConvPool::kMax2x2;

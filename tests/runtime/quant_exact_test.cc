@@ -535,15 +535,15 @@ TEST(QuantExact, RandomGraphsEqualTheExactReference) {
 }
 
 // Issue 14: the exact integer Winograd F(2x2, 3x3) (kernels/fixed/winograd.h) in random CNNs:
-// two stride-1 3x3 convs (random pads on each side, 1..12 channels, maps of 8..15, bias or
-// none) with random formats, roundings, data_out, ReLU and BatchNorm between: the int engine
-// equals the exact reference bit for bit, and most convs take the Winograd path (the plan says
-// "winograd"; wide formats fall back to the direct path).
+// two stride-1 3x3 convs (random pads on each side, 30..40 input channels: Winograd needs 32 or
+// more, maps of 8..15, bias or none) with random formats, roundings, data_out, ReLU and BatchNorm
+// between: the int engine equals the exact reference bit for bit, and most convs take the Winograd
+// path (the plan says "winograd"; wide formats fall back to the direct path).
 TEST(QuantExact, RandomWinogradConvGraphsEqualTheExactReference) {
   int ran = 0, winograd = 0;
   for (uint64_t seed = 1; seed <= 120; ++seed) {
     RandomCase rc(seed * 7919);
-    const int64_t batch = rc.uniform(1, 3), c = rc.uniform(1, 12);
+    const int64_t batch = rc.uniform(1, 3), c = rc.uniform(30, 40);
     const int64_t h = rc.uniform(8, 15), w = rc.uniform(8, 15);
     GraphMaker m({kDynamic, c, h, w});
     quant::QuantAssignment unused;
@@ -557,7 +557,7 @@ TEST(QuantExact, RandomWinogradConvGraphsEqualTheExactReference) {
       rc.quantize_last(m, unused, rc.weighted());
       return y;
     };
-    const int64_t mid = rc.uniform(1, 12);
+    const int64_t mid = rc.uniform(30, 40);
     ir::ValueId x = conv3x3(m.input(), c, mid);
     if (rc.chance(40)) {
       x = m.op(OpKind::kBatchNorm,
@@ -567,7 +567,7 @@ TEST(QuantExact, RandomWinogradConvGraphsEqualTheExactReference) {
     }
     x = m.op(OpKind::kRelu, {x});
     if (rc.chance(60)) rc.quantize_last(m, unused, rc.simple(false));
-    x = conv3x3(x, mid, rc.uniform(1, 12));
+    x = conv3x3(x, mid, rc.uniform(1, 20));
     const ir::Graph g = m.finish(x);
     const quant::QuantAssignment q = rc.assign(g);
     const Tensor in = rc.input({batch, c, h, w});

@@ -271,7 +271,9 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
       }
       out.depthwise_pairs_ = std::move(t);
     }
-    if (w.winograd) out.winograd_ = pack_winograd(g, w, out.groups_.front());
+    if (w.winograd != Conv2dWeights::Winograd::kOff) {
+      out.winograd_ = pack_winograd(g, w, out.groups_.front());
+    }
   }
   return out;
 }

@@ -72,9 +72,11 @@ struct Conv2dWeights {
   FixedFormat a_format;  // the input codes conv2d() will read
   DType a_dtype = DType::kInt8;
   bool bit_pack = false;  // GemmWeights::bit_pack for every group
-  // Allow the exact integer Winograd path (kernels/fixed/winograd.h) where it applies; false
-  // keeps the direct paths (tests and benches compare the two).
-  bool winograd = true;
+  // The exact integer Winograd path (kernels/fixed/winograd.h): kAuto takes it where it is exact
+  // and expected to pay (enough channels, maps not tiny), kAlways wherever it is exact (tests),
+  // kOff never (benches compare the paths).
+  enum class Winograd : uint8_t { kAuto, kAlways, kOff };
+  Winograd winograd = Winograd::kAuto;
 };
 
 class PackedConv2d {

@@ -25,7 +25,11 @@ constexpr int kG2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
 // Multiplies with the 16-lane padding of each path, per output channel and input channel: the
 // Winograd tiles (16 per tile) against the direct pixel-major path's stride-1 positions (9 per
 // position, output rows at the padded width). Winograd pays a transform on top, hence the margin.
+// And at least 32 input channels: the input transform and M's store and reload cost about 1 / C
+// of the multiplies each (SqueezeNet's 16-channel expand convs gained nothing,
+// bench/int_winograd_bench).
 bool winograd_pays(const Conv2dGeometry& g) {
+  if (g.in_channels < 32) return false;
   const int64_t oh = g.out_h(), ow = g.out_w();
   const int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
   const int64_t wp = g.in_w + g.pad_left + g.pad_right;
@@ -80,7 +84,7 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
       (w.a_dtype != DType::kInt8 && w.a_dtype != DType::kUInt8 && w.a_dtype != DType::kInt16)) {
     return nullptr;
   }
-  if (!winograd_pays(g)) return nullptr;
+  if (w.winograd == Conv2dWeights::Winograd::kAuto && !winograd_pays(g)) return nullptr;
   // V fits int16.
   const int64_t max_x = w.a_format.max_abs_code();
   if (4 * max_x > kInt16Max) return nullptr;

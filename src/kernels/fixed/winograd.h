@@ -29,17 +29,19 @@
 //     modulo 2^32 and the output transform adds and subtracts modulo 2^32 too: all ring
 //     operations, so the result is 4S modulo 2^32, which is 4S itself when |4S| < 2^31; M may
 //     wrap on the way without harm. Then S = (4S) >> 2, exactly.
-// Also required: groups = 1, no fused pool, AVX2, and a cost estimate (multiplies with the
-// 16-lane padding of both paths) that favours Winograd: tiny maps (the 1x1 .. 5x5 outputs of a
-// CNN at 32x32) keep the direct path.
+// Also required: groups = 1, no fused pool, AVX2, and (Conv2dWeights::winograd = kAuto) at least
+// 32 input channels and a cost estimate (multiplies with the 16-lane padding of both paths) that
+// favours Winograd: tiny maps (the 1x1 .. 5x5 outputs of a CNN at 32x32) keep the direct path.
 //
-// Layout and loop (winograd.cc): per work item (image, range of 16-tile panels, tiles in
-// row-major order ty * TW + tx) the input is transformed once into V2[pos][c / 2][tile] int32
-// channel pairs (two int16 V, channel 2c' low), then for each block of at most 6 output channels
-// and each panel the 16 GEMM tiles M[pos][o][16 tiles] come from detail::conv_pairs_s32_avx2
-// (the pixel-major kernel of conv2d, vpmaddwd on channel pairs) against the packed
-// U2[pos][o][C rounded up to even] int16, then the output transform and Epilogue::run_t32 on
-// runs of consecutive output pixels.
+// Layout and loop (winograd.cc): the tiles of the whole batch in row-major order (tile t of
+// image i is i * tiles + t) in panels of 16 lanes (small maps of several images share a panel).
+// Per work item (a range of panels, and of output-channel blocks when there are fewer panels than
+// threads) the input is transformed once into V2[pos][c / 2][lane] int32 channel pairs (two int16
+// V, channel 2c' low); then per position, per block of at most 6 output channels (their U rows
+// stay in L1) and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the
+// pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[pos][o][lane] against the
+// packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
+// and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
 #pragma once
 
 #include <cstdint>
@@ -56,8 +58,9 @@ struct WinogradFilters {
   Tensor u;                     // int16 [16][OC][channels_padded]: U at pos = 4 * i + j
 };
 
-// The filters when every exactness condition above holds for this conv at pack time (and the
-// cost estimate favours Winograd), else null. `group` is the conv's packed GEMM (groups = 1).
+// The filters when every exactness condition above holds for this conv at pack time (and, for
+// w.winograd = kAuto, the cost estimate favours Winograd), else null. `group` is the conv's packed
+// GEMM (groups = 1).
 std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
                                                      const Conv2dWeights& w,
                                                      const PackedWeights& group);
