@@ -177,9 +177,12 @@ void IntConvStep::run(const RunContext& ctx) const {
 }
 
 std::string IntConvStep::describe() const {
-  return fmt::format("conv2d_int {} x {} {}{}{}", dtype_name(packed.a_dtype()),
+  // " winograd": the exact integer Winograd path (kernels/fixed/winograd.h) runs this conv.
+  const bool winograd = packed.winograd() != nullptr && pool == fx::ConvPool::kNone && !reference;
+  return fmt::format("conv2d_int {} x {} {}{}{}{}", dtype_name(packed.a_dtype()),
                      weight_str(packed.groups().front(), params.acc), output_str(params),
-                     pool == fx::ConvPool::kMax2x2 ? " +maxpool2x2" : "", reference ? " ref" : "");
+                     pool == fx::ConvPool::kMax2x2 ? " +maxpool2x2" : "",
+                     winograd ? " winograd" : "", reference ? " ref" : "");
 }
 
 // ---- element-wise ------------------------------------------------------------------------------

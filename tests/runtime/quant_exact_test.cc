@@ -534,6 +534,64 @@ TEST(QuantExact, RandomGraphsEqualTheExactReference) {
   EXPECT_GE(ran, 450);
 }
 
+// Issue 14: the exact integer Winograd F(2x2, 3x3) (kernels/fixed/winograd.h) in random CNNs:
+// two stride-1 3x3 convs (random pads on each side, 30..40 input channels: Winograd needs 32 or
+// more, maps of 8..15, bias or none) with random formats, roundings, data_out, ReLU and BatchNorm
+// between: the int engine equals the exact reference bit for bit, and most convs take the Winograd
+// path (the plan says "winograd"; wide formats fall back to the direct path).
+TEST(QuantExact, RandomWinogradConvGraphsEqualTheExactReference) {
+  int ran = 0, winograd = 0;
+  for (uint64_t seed = 1; seed <= 120; ++seed) {
+    RandomCase rc(seed * 7919);
+    const int64_t batch = rc.uniform(1, 3), c = rc.uniform(30, 40);
+    const int64_t h = rc.uniform(8, 15), w = rc.uniform(8, 15);
+    GraphMaker m({kDynamic, c, h, w});
+    quant::QuantAssignment unused;
+    auto conv3x3 = [&](ir::ValueId v, int64_t in, int64_t out) {
+      std::vector<ir::ValueId> ins = {v, rc.weight(m, {out, in, 3, 3}, 0.8f)};
+      if (rc.chance(70)) ins.push_back(rc.weight(m, {out}, 0.5f));
+      ir::ValueId y = m.op(OpKind::kConv, ins,
+                           ir::ConvAttrs{.kernel = {3, 3},
+                                         .pads = {rc.uniform(0, 2), rc.uniform(0, 2),
+                                                  rc.uniform(0, 2), rc.uniform(0, 2)}});
+      rc.quantize_last(m, unused, rc.weighted());
+      return y;
+    };
+    const int64_t mid = rc.uniform(30, 40);
+    ir::ValueId x = conv3x3(m.input(), c, mid);
+    if (rc.chance(40)) {
+      x = m.op(OpKind::kBatchNorm,
+               {x, rc.weight(m, {mid}, 1.5f), rc.weight(m, {mid}, 0.3f), rc.weight(m, {mid}, 0.3f),
+                m.constant({mid}, seed, 0.5f, 2.0f)},
+               ir::BatchNormAttrs{});
+    }
+    x = m.op(OpKind::kRelu, {x});
+    if (rc.chance(60)) rc.quantize_last(m, unused, rc.simple(false));
+    x = conv3x3(x, mid, rc.uniform(1, 20));
+    const ir::Graph g = m.finish(x);
+    const quant::QuantAssignment q = rc.assign(g);
+    const Tensor in = rc.input({batch, c, h, w});
+    SCOPED_TRACE(fmt::format("seed {}", seed));
+    std::string why;
+    const Tensor got = run_int(g, q, in, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const std::string plan =
+        make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    for (size_t at = plan.find(" winograd"); at != std::string::npos;
+         at = plan.find(" winograd", at + 1)) {
+      ++winograd;
+    }
+    ASSERT_TRUE(same_bits(got, exact_reference(g, q, in))) << plan;
+  }
+  std::cout << fmt::format(
+      "[ quant ] winograd graphs: {} equal the exact reference, {} of {} "
+      "convs on the Winograd path\n",
+      ran, winograd, 2 * ran);
+  EXPECT_GE(ran, 100);
+  EXPECT_GE(winograd, ran);  // about half of the convs or more
+}
+
 // Issue 11: Conv1d (quantized as MASE's conv1d) in random 1-D CNNs at random formats and
 // roundings: the int engine equals the exact reference bit for bit, fast and reference kernels.
 TEST(QuantExact, RandomConv1dGraphsEqualTheExactReference) {

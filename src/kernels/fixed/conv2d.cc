@@ -9,6 +9,7 @@
 #include "kernels/fixed/epilogue.h"
 #include "kernels/fixed/gemm_tiles.h"
 #include "kernels/fixed/scratch.h"
+#include "kernels/fixed/winograd.h"
 #include "quant/quantize.h"
 
 namespace qsearch::kernels::fixed {
@@ -269,6 +270,9 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
         }
       }
       out.depthwise_pairs_ = std::move(t);
+    }
+    if (w.winograd != Conv2dWeights::Winograd::kOff) {
+      out.winograd_ = pack_winograd(g, w, out.groups_.front());
     }
   }
   return out;
@@ -1177,6 +1181,7 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
 void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y,
             ConvPool pool) {
   if (batch <= 0) return;
+  if (winograd_conv2d(x, batch, w, p, y, pool)) return;
 #if defined(__x86_64__)
   if (run_depthwise(x, batch, w, p, y, pool)) return;
 #endif

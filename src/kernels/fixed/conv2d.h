@@ -1,4 +1,4 @@
-// Integer Conv2d (NCHW, groups, pads, strides, dilations) on fixed-point codes. Two exact ways:
+// Integer Conv2d (NCHW, groups, pads, strides, dilations) on fixed-point codes. Exact ways:
 //  - pixel-major (int8/uint8/int16 activations, int8/int16 weights, an int32 accumulator, AVX2 or
 //    better): the output pixels are the vector dimension. Per image the input is copied once into
 //    a zero-padded int16 plane; for each block of 16 output pixels their im2col columns are
@@ -10,6 +10,8 @@
 //    stride phase, zero padded), so that every tap of 16 consecutive output positions reads 16
 //    consecutive codes; tap pairs multiply with vpmaddwd into int32 sums, and the epilogue
 //    writes the channel's plane. No GEMM packing, no im2col.
+//  - Winograd (3x3, stride 1, dilation 1, one group, AVX2, when exact; kernels/fixed/winograd.h):
+//    16 int16 GEMMs over channel pairs on transformed 4x4 input tiles, 2x2 outputs each.
 //  - otherwise im2col rows made on demand in the GEMM's prepared layout (detail::gemm_rows),
 //    multiplied with the weights as packed B.
 // Zero padding is code 0 (the value 0 in every format, signed or unsigned).
@@ -35,11 +37,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kernels/fixed/gemm.h"
 
 namespace qsearch::kernels::fixed {
+
+struct WinogradFilters;  // kernels/fixed/winograd.h
 
 struct Conv2dGeometry {
   int64_t in_channels = 0, in_h = 0, in_w = 0;
@@ -67,6 +72,11 @@ struct Conv2dWeights {
   FixedFormat a_format;  // the input codes conv2d() will read
   DType a_dtype = DType::kInt8;
   bool bit_pack = false;  // GemmWeights::bit_pack for every group
+  // The exact integer Winograd path (kernels/fixed/winograd.h): kAuto takes it where it is exact
+  // and expected to pay (enough channels, maps not tiny), kAlways wherever it is exact (tests),
+  // kOff never (benches compare the paths).
+  enum class Winograd : uint8_t { kAuto, kAlways, kOff };
+  Winograd winograd = Winograd::kAuto;
 };
 
 class PackedConv2d {
@@ -94,6 +104,10 @@ class PackedConv2d {
   // the path does not apply (as weight_rows(), or more than kMaxDepthwiseTaps taps).
   static constexpr int64_t kMaxDepthwiseTaps = 128;
   const Tensor& depthwise_pairs() const { return depthwise_pairs_; }
+  // The exact integer Winograd F(2x2, 3x3) path (kernels/fixed/winograd.h): the transformed
+  // filters when it applies to this conv (3x3, stride 1, one group, the exactness conditions
+  // hold), else null. conv2d() then takes it (without a fused pool). A runtime copy as above.
+  const std::shared_ptr<const WinogradFilters>& winograd() const { return winograd_; }
 
  private:
   friend PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa);
@@ -101,6 +115,7 @@ class PackedConv2d {
   std::vector<PackedWeights> groups_;
   std::vector<Tensor> weight_rows_, weight_lanes_;
   Tensor depthwise_pairs_;
+  std::shared_ptr<const WinogradFilters> winograd_;
 };
 
 // Validates the geometry (Error: channels not divisible by groups, empty output, ...) and the

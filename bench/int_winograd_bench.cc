@@ -1,0 +1,144 @@
+// bench-deps: kernels_fixed quant core
+//
+// The exact integer Winograd F(2x2, 3x3) (kernels/fixed/winograd.h) against the direct
+// pixel-major int conv, per layer: ResNet-18's stride-1 3x3 convs at 3x224x224 and 3x32x32
+// inputs (int8 s8.4 activations, int8 s8.6 weights, s16.8 bias, float output as before a
+// BatchNorm, and int8 requantized output), in the same process, interleaved A/B per round so
+// that the machine's load hits both alike. Prints, per layer and batch, the median ms per call of
+// each path and direct / winograd (> 1: Winograd is faster), and checks that both give the
+// same bits. Also the ratio of process CPU time (less sensitive to other processes taking the
+// cores, as long as the thread pool does not spin).
+//
+//   build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/fixed/conv2d.h"
+#include "quant/quantize.h"
+
+namespace qf = qsearch::kernels::fixed;
+using qsearch::DType;
+using qsearch::Rng;
+using qsearch::Tensor;
+
+namespace {
+
+struct Layer {
+  const char* name;
+  int64_t c, hw, oc;
+};
+
+Tensor codes(DType t, int64_t n, int64_t lo, int64_t hi, Rng& rng) {
+  Tensor out({n}, t);
+  for (int64_t i = 0; i < n; ++i) {
+    qsearch::quant::store_code(out.raw(), t, i,
+                               lo + static_cast<int64_t>(rng.uniform_int(hi - lo + 1)));
+  }
+  return out;
+}
+
+double cpu_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 7;
+  const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  qsearch::set_num_threads(threads);
+  const Layer layers[] = {{"224 layer1 56x56x64", 64, 56, 64},
+                          {"224 layer2 28x28x128", 128, 28, 128},
+                          {"224 layer3 14x14x256", 256, 14, 256},
+                          {"224 layer4 7x7x512", 512, 7, 512},
+                          {"32 layer1 8x8x64", 64, 8, 64},
+                          {"32 layer2 4x4x128", 128, 4, 128},
+                          // SqueezeNet 1.1's expand 3x3 convs at 224 (few input channels).
+                          {"squeezenet fire2 55x55 16->64", 16, 55, 64},
+                          {"squeezenet fire4 27x27 32->128", 32, 27, 128},
+                          {"squeezenet fire6 13x13 48->192", 48, 13, 192},
+                          {"squeezenet fire8 13x13 64->256", 64, 13, 256}};
+  const char* only = argc > 3 ? argv[3] : "";
+  Rng rng(1);
+  std::printf(
+      "| layer | batch | output | direct ms | winograd ms | direct / winograd | same, CPU time "
+      "|\n");
+  std::printf("|---|---:|---|---:|---:|---:|---:|\n");
+  for (const Layer& l : layers) {
+    if (std::strstr(l.name, only) == nullptr) continue;
+    for (int64_t batch : {1, 16}) {
+      qf::Conv2dGeometry g;
+      g.in_channels = l.c;
+      g.in_h = g.in_w = l.hw;
+      g.out_channels = l.oc;
+      g.kernel_h = g.kernel_w = 3;
+      g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = 1;
+      const Tensor x = codes(DType::kInt8, batch * l.c * l.hw * l.hw, -128, 127, rng);
+      const Tensor w = codes(DType::kInt8, l.oc * l.c * 9, -128, 127, rng);
+      const Tensor b = codes(DType::kInt32, l.oc, -32768, 32767, rng);
+      qf::Conv2dWeights cw;
+      cw.w = w.raw();
+      cw.w_format = {8, 6, true};
+      cw.bias = b.raw();
+      cw.bias_format = {16, 8, true};
+      cw.a_format = {8, 4, true};
+      cw.bit_pack = true;  // as the int lowering packs
+      const qf::PackedConv2d wino = qf::pack_conv2d(g, cw);
+      cw.winograd = qf::Conv2dWeights::Winograd::kOff;
+      const qf::PackedConv2d direct = qf::pack_conv2d(g, cw);
+      for (int kind = 0; kind < 2; ++kind) {
+        qf::GemmParams p;
+        p.acc = qf::accumulator_bound(direct).acc();
+        p.output = kind == 0 ? qf::GemmOutput::kFloat : qf::GemmOutput::kRequantize;
+        p.out_format = {8, 4, true};
+        const int64_t n = batch * l.oc * l.hw * l.hw;
+        Tensor y0({n}, qf::gemm_output_dtype(p)), y1({n}, qf::gemm_output_dtype(p));
+        std::vector<double> td, tw, cd, cw2;
+        const int reps = static_cast<int>(std::max<int64_t>(1, 64 / batch / (l.hw >= 28 ? 4 : 1)));
+        for (int r = 0; r < rounds + 1; ++r) {
+          for (int which = 0; which < 2; ++which) {
+            const qf::PackedConv2d& pc = which == 0 ? direct : wino;
+            void* y = which == 0 ? y0.raw() : y1.raw();
+            const auto t0 = std::chrono::steady_clock::now();
+            const double c0 = cpu_ms();
+            for (int k = 0; k < reps; ++k) qf::conv2d(x.raw(), batch, pc, p, y);
+            const double ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count() /
+                reps;
+            const double cms = (cpu_ms() - c0) / reps;
+            if (r > 0) {  // round 0 warms up
+              (which == 0 ? td : tw).push_back(ms);
+              (which == 0 ? cd : cw2).push_back(cms);
+            }
+          }
+        }
+        const bool same = std::memcmp(y0.raw(), y1.raw(), y0.nbytes()) == 0;
+        std::printf("| %s | %lld | %s | %.3f | %.3f | %.2f | %.2f%s |\n", l.name,
+                    static_cast<long long>(batch), kind == 0 ? "float" : "s8.4", median(td),
+                    median(tw), median(td) / median(tw), median(cd) / median(cw2),
+                    wino.winograd() ? "" : " (direct both)");
+        if (!same) {
+          std::printf("MISMATCH: Winograd and direct outputs differ\n");
+          return 1;
+        }
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,436 @@
+#include "kernels/fixed/winograd.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "kernels/fixed/epilogue.h"
+#include "kernels/fixed/gemm_tiles.h"
+#include "kernels/fixed/scratch.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace qsearch::kernels::fixed {
+
+namespace {
+
+constexpr int64_t kInt16Max = 32767;
+constexpr int64_t kInt32Max = 2147483647;
+
+// 2G of F(2x2, 3x3) (winograd.h): integer entries.
+constexpr int kG2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
+
+// Multiplies with the 16-lane padding of each path, per output channel and input channel: the
+// Winograd tiles (16 per tile) against the direct pixel-major path's stride-1 positions (9 per
+// position, output rows at the padded width). Winograd pays a transform on top, hence the margin.
+// And at least 32 input channels: the input transform and M's store and reload cost about 1 / C
+// of the multiplies each (SqueezeNet's 16-channel expand convs gained nothing,
+// bench/int_winograd_bench).
+bool winograd_pays(const Conv2dGeometry& g) {
+  if (g.in_channels < 32) return false;
+  const int64_t oh = g.out_h(), ow = g.out_w();
+  const int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
+  const int64_t wp = g.in_w + g.pad_left + g.pad_right;
+  const int64_t positions = (oh - 1) * wp + ow;
+  const int64_t wino = 16 * ((tiles + 15) / 16 * 16);
+  const int64_t direct = 9 * ((positions + 15) / 16 * 16);
+  return wino * 5 < direct * 4;
+}
+
+// U[pos][o][c] = ((2G) g (2G)^T)[pos] of every filter g = W[o, c] (winograd.h); false when one
+// leaves int16.
+template <typename W>
+bool transform_filters(const W* wt, const Conv2dGeometry& g, WinogradFilters* f) {
+  const int64_t c_in = g.in_channels, oc = g.out_channels, cp = f->channels_padded;
+  int16_t* u = f->u.data<int16_t>();
+  std::fill(u, u + 16 * oc * cp, int16_t{0});
+  for (int64_t o = 0; o < oc; ++o) {
+    for (int64_t c = 0; c < c_in; ++c) {
+      const W* k = wt + (o * c_in + c) * 9;
+      int64_t t[4][3];  // (2G) g
+      for (int i = 0; i < 4; ++i) {
+        for (int b = 0; b < 3; ++b) {
+          t[i][b] = kG2[i][0] * k[b] + kG2[i][1] * k[3 + b] + kG2[i][2] * k[6 + b];
+        }
+      }
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) {
+          const int64_t v = t[i][0] * kG2[j][0] + t[i][1] * kG2[j][1] + t[i][2] * kG2[j][2];
+          if (v > kInt16Max || v < -kInt16Max - 1) return false;
+          u[((i * 4 + j) * oc + o) * cp + c] = static_cast<int16_t>(v);
+        }
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
+                                                     const Conv2dWeights& w,
+                                                     const PackedWeights& group) {
+#if !defined(__x86_64__)
+  (void)g, (void)w, (void)group;
+  return nullptr;
+#else
+  if (group.isa() < Isa::kAvx2 || g.groups != 1 || g.kernel_h != 3 || g.kernel_w != 3 ||
+      g.stride_h != 1 || g.stride_w != 1 || g.dilation_h != 1 || g.dilation_w != 1) {
+    return nullptr;
+  }
+  if ((w.w_dtype != DType::kInt8 && w.w_dtype != DType::kInt16) ||
+      (w.a_dtype != DType::kInt8 && w.a_dtype != DType::kUInt8 && w.a_dtype != DType::kInt16)) {
+    return nullptr;
+  }
+  if (w.winograd == Conv2dWeights::Winograd::kAuto && !winograd_pays(g)) return nullptr;
+  // V fits int16.
+  const int64_t max_x = w.a_format.max_abs_code();
+  if (4 * max_x > kInt16Max) return nullptr;
+  // 4 * S fits int32 (S the exact direct sum, bias and shift excluded).
+  uint64_t max_col = 0;
+  for (uint64_t s : group.abs_col_sum()) max_col = std::max(max_col, s);
+  // (4 max|x| * max_col <= INT32_MAX  <=>  max_col <= floor(INT32_MAX / (4 max|x|)); max|x| >= 1.)
+  if (max_col > static_cast<uint64_t>(kInt32Max / (4 * max_x))) return nullptr;
+  // U = (2G) g (2G)^T, each entry checked against int16.
+  auto f = std::make_shared<WinogradFilters>();
+  f->channels_padded = (g.in_channels + 1) / 2 * 2;
+  f->u = Tensor({16 * g.out_channels * f->channels_padded}, DType::kInt16);
+  const bool fits = w.w_dtype == DType::kInt8
+                        ? transform_filters(static_cast<const int8_t*>(w.w), g, f.get())
+                        : transform_filters(static_cast<const int16_t*>(w.w), g, f.get());
+  if (!fits) return nullptr;
+  return f;
+#endif
+}
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace {
+
+inline __m256i load16(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline void store16(void* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+
+// One conv2d() call's shared state (winograd.h, "Layout and loop").
+struct WinoJob {
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  const WinogradFilters* f;
+  GemmParams q;
+  DType a_dtype;
+  size_t a_es, y_es;
+  int64_t batch, oh, ow, th, tw, tiles, panels, chunks, osplit, cpairs, mblocks;
+  int64_t wqa;  // the split rows' stride: tw + 1 entries, room for 16-lane reads past them
+  static constexpr int kMr = detail::kMrConvPairsAvx2;
+  static constexpr int kRow = 48;  // one channel's 32 output pixels of a panel row (+ slack)
+
+  // Padded input rows [r0, r0 + rows) of one channel plane split by column parity:
+  //   ev[i][k] = xp[r0 + i][2k], od[i][k] = xp[r0 + i][2k + 1], k < wqa,
+  // xp the zero-padded input (xp[i][j] = X[i - pt][j - pl], 0 outside). `prow`: 2 * wqa int16.
+  template <typename T>
+  void split_rows(const T* plane, int64_t r0, int64_t rows, int16_t* prow, int16_t* ev,
+                  int16_t* od) const {
+    const Conv2dGeometry& g = w->geometry();
+    // Input columns j < jend land at padded columns j + pl < 2 * wqa.
+    const int64_t jend = std::min(g.in_w, 2 * wqa - g.pad_left);
+    for (int64_t i = 0; i < rows; ++i) {
+      int16_t* e = ev + i * wqa;
+      int16_t* o = od + i * wqa;
+      const int64_t r = r0 + i - g.pad_top;
+      if (r < 0 || r >= g.in_h) {
+        std::fill(e, e + wqa, int16_t{0});
+        std::fill(o, o + wqa, int16_t{0});
+        continue;
+      }
+      std::fill(prow, prow + 2 * wqa, int16_t{0});
+      const T* src = plane + r * g.in_w;
+      int16_t* d = prow + g.pad_left;
+      for (int64_t j = 0; j < jend; ++j) d[j] = static_cast<int16_t>(src[j]);
+      // Pairs (even, odd) as int32: the low half sign-extended and the high half, packed back
+      // to int16 (exact: both fit) and put in order (packs works per 128-bit half).
+      for (int64_t k = 0; k < wqa; k += 16) {
+        const __m256i q0 = load16(prow + 2 * k), q1 = load16(prow + 2 * k + 16);
+        const __m256i e0 = _mm256_srai_epi32(_mm256_slli_epi32(q0, 16), 16);
+        const __m256i e1 = _mm256_srai_epi32(_mm256_slli_epi32(q1, 16), 16);
+        const __m256i o0 = _mm256_srai_epi32(q0, 16), o1 = _mm256_srai_epi32(q1, 16);
+        store16(e + k, _mm256_permute4x64_epi64(_mm256_packs_epi32(e0, e1), 0xD8));
+        store16(o + k, _mm256_permute4x64_epi64(_mm256_packs_epi32(o0, o1), 0xD8));
+      }
+    }
+  }
+
+  // V = B^T d B of one channel of one image for its tiles [t0, t1): v[pos * vs + t - t0]. 16
+  // tiles of a tile row per step; a step past the segment's end writes up to 15 lanes that the
+  // next segment (or the caller's zeroing) overwrites, within the row's slack of 16.
+  template <typename T>
+  void transform_input(const T* plane, int64_t t0, int64_t t1, int64_t vs, int16_t* prow,
+                       int16_t* ev, int16_t* od, int16_t* v) const {
+    const int64_t ty0 = t0 / tw, ty1 = (t1 - 1) / tw;
+    const int64_t r0 = 2 * ty0, rows = 2 * (ty1 - ty0) + 4;
+    split_rows(plane, r0, rows, prow, ev, od);
+    for (int64_t t = t0; t < t1;) {
+      const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, t1 - t);
+      const int64_t l0 = t - t0;
+      const int16_t* e0 = ev + (2 * ty - r0) * wqa + tx;
+      const int16_t* o0 = od + (2 * ty - r0) * wqa + tx;
+      for (int64_t k = 0; k < len; k += 16) {
+        // Row transform d B of the window's four rows: a[i][j].
+        __m256i a[4][4];
+        for (int i = 0; i < 4; ++i) {
+          const __m256i e = load16(e0 + i * wqa + k), en = load16(e0 + i * wqa + k + 1);
+          const __m256i o = load16(o0 + i * wqa + k), on = load16(o0 + i * wqa + k + 1);
+          a[i][0] = _mm256_sub_epi16(e, en);
+          a[i][1] = _mm256_add_epi16(o, en);
+          a[i][2] = _mm256_sub_epi16(en, o);
+          a[i][3] = _mm256_sub_epi16(o, on);
+        }
+        int16_t* vv = v + l0 + k;
+        for (int j = 0; j < 4; ++j) {
+          store16(vv + (0 * 4 + j) * vs, _mm256_sub_epi16(a[0][j], a[2][j]));
+          store16(vv + (1 * 4 + j) * vs, _mm256_add_epi16(a[1][j], a[2][j]));
+          store16(vv + (2 * 4 + j) * vs, _mm256_sub_epi16(a[2][j], a[1][j]));
+          store16(vv + (3 * 4 + j) * vs, _mm256_sub_epi16(a[1][j], a[3][j]));
+        }
+      }
+      t += len;
+    }
+  }
+
+  // V2 of the global tiles [g0, g1) (tile t of image i is i * tiles + t): lane G - g0, lanes
+  // past g1 - g0 zero.
+  template <typename T>
+  void transform_all(int64_t g0, int64_t g1, int64_t lanes, std::byte* buf, int32_t* v2) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t vs = lanes + 16;
+    int64_t rows_max = 0;
+    for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
+      const int64_t t0 = std::max(g0 - img * tiles, int64_t{0});
+      const int64_t t1 = std::min(g1 - img * tiles, tiles);
+      rows_max = std::max(rows_max, 2 * ((t1 - 1) / tw - t0 / tw) + 4);
+    }
+    auto* prow = reinterpret_cast<int16_t*>(buf);
+    int16_t* ev = prow + 2 * wqa;
+    int16_t* od = ev + rows_max * wqa;
+    int16_t* va = od + rows_max * wqa;
+    int16_t* vb = va + 16 * vs;
+    const int64_t plane = g.in_h * g.in_w;
+    for (int64_t cp = 0; cp < cpairs; ++cp) {
+      for (int h = 0; h < 2; ++h) {
+        int16_t* v = h == 0 ? va : vb;
+        const int64_t c = 2 * cp + h;
+        if (c >= g.in_channels) {
+          std::fill(v, v + 16 * vs, int16_t{0});
+          continue;
+        }
+        for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
+          const int64_t t0 = std::max(g0 - img * tiles, int64_t{0});
+          const int64_t t1 = std::min(g1 - img * tiles, tiles);
+          const T* src = reinterpret_cast<const T*>(x) + (img * g.in_channels + c) * plane;
+          transform_input(src, t0, t1, vs, prow, ev, od, v + (img * tiles + t0 - g0));
+        }
+        for (int pos = 0; pos < 16; ++pos) {
+          std::fill(v + pos * vs + (g1 - g0), v + pos * vs + lanes, int16_t{0});
+        }
+      }
+      // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low. unpacklo/hi
+      // interleave per 128-bit half; the permutes restore the lane order.
+      for (int pos = 0; pos < 16; ++pos) {
+        int32_t* d = v2 + (pos * cpairs + cp) * lanes;
+        const int16_t* sa = va + pos * vs;
+        const int16_t* sb = vb + pos * vs;
+        for (int64_t l = 0; l < lanes; l += 16) {
+          const __m256i xa = load16(sa + l), xb = load16(sb + l);
+          const __m256i lo = _mm256_unpacklo_epi16(xa, xb), hi = _mm256_unpackhi_epi16(xa, xb);
+          store16(d + l, _mm256_permute2x128_si256(lo, hi, 0x20));
+          store16(d + l + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
+        }
+      }
+    }
+  }
+
+  // The output transform of one GEMM tile m[pos * pos_stride + r * row_stride + l] (r < rows):
+  // S = (A^T M A) / 4 in pixel order, out[a][r * kRow + 2l + b] = S at output (a, b) of tile l.
+  // Additions modulo 2^32 (epi32 wraps), exact because 4S fits int32 (winograd.h).
+  static void transform_output(const int32_t* m, int64_t pos_stride, int64_t row_stride, int rows,
+                               int32_t (*out)[kMr * kRow]) {
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < 16; h += 8) {
+        const int32_t* mr = m + r * row_stride + h;
+        __m256i t0[4], t1[4];
+        for (int j = 0; j < 4; ++j) {
+          const __m256i m0 = load16(mr + j * pos_stride), m1 = load16(mr + (4 + j) * pos_stride);
+          const __m256i m2 = load16(mr + (8 + j) * pos_stride);
+          const __m256i m3 = load16(mr + (12 + j) * pos_stride);
+          t0[j] = _mm256_add_epi32(_mm256_add_epi32(m0, m1), m2);
+          t1[j] = _mm256_sub_epi32(_mm256_sub_epi32(m1, m2), m3);
+        }
+        for (int a = 0; a < 2; ++a) {
+          const __m256i* t = a == 0 ? t0 : t1;
+          const __m256i y0 =
+              _mm256_srai_epi32(_mm256_add_epi32(_mm256_add_epi32(t[0], t[1]), t[2]), 2);
+          const __m256i y1 =
+              _mm256_srai_epi32(_mm256_sub_epi32(_mm256_sub_epi32(t[1], t[2]), t[3]), 2);
+          const __m256i lo = _mm256_unpacklo_epi32(y0, y1), hi = _mm256_unpackhi_epi32(y0, y1);
+          int32_t* o = out[a] + r * kRow + 2 * h;
+          store16(o, _mm256_permute2x128_si256(lo, hi, 0x20));
+          store16(o + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
+        }
+      }
+    }
+  }
+
+  // Work item: chunk ch of the global panels (16 global tiles each), output-channel blocks
+  // [mblocks * os / osplit, mblocks * (os + 1) / osplit).
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ch = item / osplit, os = item % osplit;
+    const int64_t pa = panels * ch / chunks, pb = panels * (ch + 1) / chunks;
+    const int64_t ob0 = mblocks * os / osplit, ob1 = mblocks * (os + 1) / osplit;
+    if (pa == pb || ob0 == ob1) return;
+    const int64_t g0 = pa * 16, g1 = std::min(pb * 16, batch * tiles), lanes = (pb - pa) * 16;
+    const int64_t np = pb - pa, oc = g.out_channels, cpad = f->channels_padded;
+    // Scratch: V2 (int32 pairs), M (int32), goff, then the padded row, the split rows and two
+    // channels' V (int16).
+    const size_t v2_bytes = static_cast<size_t>(16 * cpairs * lanes) * 4;
+    const size_t m_bytes = static_cast<size_t>(16 * oc * lanes) * 4;
+    const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
+    const int64_t rows_in = 2 * (std::min(lanes, tiles) / tw + 1) + 4;  // >= any image's rows
+    const size_t tmp_bytes =
+        static_cast<size_t>(2 * wqa + 2 * rows_in * wqa + 2 * 16 * (lanes + 16)) * 2;
+    auto* base = static_cast<std::byte*>(
+        scratch(ScratchSlot::kConvColumns, v2_bytes + m_bytes + goff_bytes + tmp_bytes + 64));
+    auto* v2 = reinterpret_cast<int32_t*>(base);
+    auto* mbuf = reinterpret_cast<int32_t*>(base + v2_bytes);
+    auto* goff = reinterpret_cast<int64_t*>(base + v2_bytes + m_bytes);
+    std::byte* tmp = base + v2_bytes + m_bytes + goff_bytes;
+    for (int64_t k = 0; k < cpairs; ++k) goff[k] = k * lanes;
+    switch (a_dtype) {
+      case DType::kInt8:
+        transform_all<int8_t>(g0, g1, lanes, tmp, v2);
+        break;
+      case DType::kUInt8:
+        transform_all<uint8_t>(g0, g1, lanes, tmp, v2);
+        break;
+      default:
+        transform_all<int16_t>(g0, g1, lanes, tmp, v2);
+        break;
+    }
+
+    // M[pos][o][lane]: per position, per block of output channels (their U rows stay in L1),
+    // every panel (this position's V2 stays in L2).
+    const int16_t* u = f->u.data<int16_t>();
+    for (int pos = 0; pos < 16; ++pos) {
+      for (int64_t ob = ob0; ob < ob1; ++ob) {
+        const int64_t o0 = oc * ob / mblocks;
+        const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
+        for (int64_t p = 0; p < np; ++p) {
+          detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
+                                      v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
+                                      mbuf + (pos * oc + o0) * lanes + p * 16, lanes);
+        }
+      }
+    }
+
+    const Epilogue e(w->groups().front(), q);
+    alignas(64) int32_t s[2][kMr * kRow];     // S per output row a of the tiles, pixel order
+    alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
+    for (int64_t ob = ob0; ob < ob1; ++ob) {
+      const int64_t o0 = oc * ob / mblocks;
+      const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
+      for (int64_t p = 0; p < np; ++p) {
+        transform_output(mbuf + o0 * lanes + p * 16, oc * lanes, lanes, rows, s);
+        // Runs of consecutive output pixels: per image and tile-row segment of the panel, per
+        // output row.
+        const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
+        for (int64_t gt = gp0; gt < gp1;) {
+          const int64_t img = gt / tiles, t = gt % tiles;
+          const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, gp1 - gt);
+          const int64_t l0 = gt - gp0;
+          std::byte* out = y + img * oc * oh * ow * y_es;
+          for (int a = 0; a < 2; ++a) {
+            const int64_t yy = 2 * ty + a;
+            if (yy >= oh) continue;
+            const int64_t x0 = 2 * tx, xend = std::min(2 * (tx + len), ow);
+            for (int64_t xs = x0; xs < xend; xs += 16) {
+              const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
+              const int32_t* src = s[a] + 2 * l0 + (xs - x0);
+              for (int r = 0; r < rows; ++r) {
+                store16(tile + r * 16, load16(src + r * kRow));
+                store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
+              }
+              e.run_t32(tile, n, rows, yy * ow + xs, o0, out);
+            }
+          }
+          gt += len;
+        }
+      }
+    }
+  }
+};
+
+// Bytes of one position's V2 per work item aimed at (L2-resident while the output-channel blocks
+// run over it).
+constexpr int64_t kSliceBytes = 96 * 1024;
+
+}  // namespace
+#pragma GCC pop_options
+#endif  // __x86_64__
+
+bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                     void* y, ConvPool pool) {
+#if !defined(__x86_64__)
+  (void)x, (void)batch, (void)w, (void)p, (void)y, (void)pool;
+  return false;
+#else
+  const WinogradFilters* f = w.winograd().get();
+  if (f == nullptr || pool != ConvPool::kNone) return false;
+  const Conv2dGeometry& g = w.geometry();
+  WinoJob job;
+  job.x = static_cast<const std::byte*>(x);
+  job.y = static_cast<std::byte*>(y);
+  job.w = &w;
+  job.f = f;
+  job.oh = g.out_h();
+  job.ow = g.out_w();
+  job.q = p;
+  job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
+  job.q.ldc_n = job.oh * job.ow;
+  job.a_dtype = w.a_dtype();
+  job.a_es = dtype_size(job.a_dtype);
+  job.y_es = dtype_size(gemm_output_dtype(p));
+  job.batch = batch;
+  job.th = (job.oh + 1) / 2;
+  job.tw = (job.ow + 1) / 2;
+  job.tiles = job.th * job.tw;
+  job.panels = (batch * job.tiles + 15) / 16;  // over the whole batch: images share panels
+  job.cpairs = f->channels_padded / 2;
+  job.wqa = (job.tw + 1 + 17 + 15) / 16 * 16;
+  job.mblocks = (g.out_channels + WinoJob::kMr - 1) / WinoJob::kMr;
+  // Panels per work item: one position's V2 (cpairs * 16 lanes * 4 bytes per panel) within
+  // kSliceBytes (L2), at least one work item per thread while there are panels for it, then the
+  // output channels split among the threads.
+  const int64_t per_panel = job.cpairs * 16 * 4;
+  const int64_t threads = num_threads();
+  // Balance: M's traffic (written and read once: 8 / C bytes per multiply) against U's (read
+  // once per work item: 2 / lanes bytes per multiply) gives lanes ~ C / 4, i.e. C / 64 panels
+  // (8 for C = 512, whose 8 MB of U are not L2-resident); at least 4 panels, so that the input
+  // transform's split rows and the per-item setup are shared by several panels.
+  int64_t nb = std::min(kSliceBytes / per_panel, std::max<int64_t>(4, job.cpairs / 32));
+  nb = std::clamp<int64_t>(nb, 1, job.panels);
+  nb = std::min(nb, std::max<int64_t>(1, job.panels / threads));
+  job.chunks = (job.panels + nb - 1) / nb;
+  job.osplit = job.chunks >= threads ? 1 : std::min(job.mblocks, threads / job.chunks);
+  const WinoJob* shared = &job;
+  parallel_for(0, job.chunks * job.osplit, 1, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shared->run(i);
+  });
+  return true;
+#endif
+}
+
+}  // namespace qsearch::kernels::fixed

@@ -1,0 +1,73 @@
+// Exact integer Winograd F(2x2, 3x3) for conv2d (kernels/fixed/conv2d.h): 3x3 kernels, stride 1,
+// dilation 1, one group, any padding, int8/uint8/int16 activation codes and int8/int16 weight
+// codes, AVX2. Same results as the direct paths, bit for bit (ref::conv2d), with 16 instead of
+// 36 multiplies per 2x2 outputs and input channel.
+//
+// Math (Lavin and Gray's F(2x2, 3x3), made integral). For an output tile at (2ty, 2tx) the
+// 4x4 input window d (rows 2ty - pt .. +3, columns 2tx - pl .. +3, zero outside the image) and
+// one 3x3 filter g give the 2x2 correlation
+//   Y = A^T [ (G g G^T) (.) (B^T d B) ] A,
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1],
+// (.) the elementwise product. G has halves, so the filter transform uses 2G (entries 0, +-1, +-2):
+//   U = (2G) g (2G)^T = 4 G g G^T   (integers, |U| <= 9 max|w|: a row of 2G has |entries| sum 3),
+//   V = B^T d B                     (integers, |V| <= 4 max|x|: a row of B^T has two +-1),
+//   M[o][pos] = sum_c U[o][c][pos] * V[c][pos]   (16 independent GEMMs over the channels),
+//   A^T M A = 4 * S                 (S: the direct conv's exact sum over c, u, v of X * W),
+// so S = (A^T M A) / 4 exactly (an exact multiple of 4, because the real identity holds and U
+// is 4 times the real transform). S then goes through the direct path's epilogue (the left
+// shift, the bias, requantize / accumulator / float, ReLU, clamp), so the outputs are equal.
+//
+// Exactness conditions (checked once at pack time; otherwise conv2d() takes the direct path):
+//   - every U fits int16: checked on the actual weights (always true for int8 codes:
+//     9 * 128 = 1152; int16 codes need |w| small enough);
+//   - every V fits int16: 4 * max|x| <= 32767 from the activation format (int8 and uint8 codes
+//     always; int16 codes up to 13 bits signed or 12 bits unsigned);
+//   - 4 * |S| fits int32: 4 * max|x| * max_o sum_{c,u,v} |W[o, c, u, v]| <= 2^31 - 1 (the same
+//     worst case as accumulator_bound(), without the bias and shift, which the epilogue adds in
+//     int64 when the caller's AccType asks). The GEMMs sum U * V with vpmaddwd in int32 lanes
+//     modulo 2^32 and the output transform adds and subtracts modulo 2^32 too: all ring
+//     operations, so the result is 4S modulo 2^32, which is 4S itself when |4S| < 2^31; M may
+//     wrap on the way without harm. Then S = (4S) >> 2, exactly.
+// Also required: groups = 1, no fused pool, AVX2, and (Conv2dWeights::winograd = kAuto) at least
+// 32 input channels and a cost estimate (multiplies with the 16-lane padding of both paths) that
+// favours Winograd: tiny maps (the 1x1 .. 5x5 outputs of a CNN at 32x32) keep the direct path.
+//
+// Layout and loop (winograd.cc): the tiles of the whole batch in row-major order (tile t of
+// image i is i * tiles + t) in panels of 16 lanes (small maps of several images share a panel).
+// Per work item (a range of panels, and of output-channel blocks when there are fewer panels than
+// threads) the input is transformed once into V2[pos][c / 2][lane] int32 channel pairs (two int16
+// V, channel 2c' low); then per position, per block of at most 6 output channels (their U rows
+// stay in L1) and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the
+// pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[pos][o][lane] against the
+// packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
+// and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/tensor.h"
+#include "kernels/fixed/conv2d.h"
+
+namespace qsearch::kernels::fixed {
+
+// The transformed filters of a conv that takes the Winograd path (PackedConv2d::winograd()).
+struct WinogradFilters {
+  int64_t channels_padded = 0;  // C rounded up to even (the pad channel's U is 0)
+  Tensor u;                     // int16 [16][OC][channels_padded]: U at pos = 4 * i + j
+};
+
+// The filters when every exactness condition above holds for this conv at pack time (and, for
+// w.winograd = kAuto, the cost estimate favours Winograd), else null. `group` is the conv's packed
+// GEMM (groups = 1).
+std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
+                                                     const Conv2dWeights& w,
+                                                     const PackedWeights& group);
+
+// conv2d() by Winograd when w.winograd() is set and there is no fused pool; returns false (and
+// does nothing) otherwise. Same contract as conv2d().
+bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                     void* y, ConvPool pool);
+
+}  // namespace qsearch::kernels::fixed

@@ -1,0 +1,318 @@
+// The exact integer Winograd F(2x2, 3x3) path of conv2d (kernels/fixed/winograd.h) == ref::conv2d
+// (direct loops, __int128 sums) bit for bit: random geometries (odd/even maps, symmetric and
+// asymmetric pads, channel counts that are not multiples of 8 or even odd, batch > 1), every code
+// dtype, bias or none, every GemmOutput kind with ReLU / clamp, one and two threads; plus the
+// exactness conditions at their edges (the path is taken exactly when they hold, and the
+// results are exact on both sides of each edge).
+#include "kernels/fixed/winograd.h"
+
+#include <gtest/gtest.h>
+
+#include "core/thread_pool.h"
+#include "kernels/fixed/conv2d.h"
+#include "kernels/fixed/ref/conv2d_ref.h"
+#include "kernels_fixed/tester.h"
+#include "quant/quantize.h"
+
+namespace qsearch::kernels::fixed {
+namespace {
+
+using testing::equal_exactly;
+using testing::Fill;
+using testing::make_codes;
+
+constexpr uint64_t kSeed = 2026;
+
+bool avx2() { return max_isa() >= Isa::kAvx2; }
+
+struct WinoCase {
+  Conv2dGeometry g;
+  int64_t batch = 2;
+  DType a_dtype = DType::kInt8, w_dtype = DType::kInt8;
+  FixedFormat a_format{8, 4, true}, w_format{8, 5, true}, bias_format{16, 9, true};
+  bool bias = true;
+  Fill fill = Fill::kRandom;
+  ConvPool pool = ConvPool::kNone;
+  // kAlways: wherever exact, so that small random geometries test the path; kAuto: the cost
+  // estimate decides too (ResNet-like shapes).
+  Conv2dWeights::Winograd use = Conv2dWeights::Winograd::kAlways;
+};
+
+Conv2dGeometry geometry3x3(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pt, int64_t pl,
+                           int64_t pb, int64_t pr) {
+  Conv2dGeometry g;
+  g.in_channels = c;
+  g.in_h = h;
+  g.in_w = w;
+  g.out_channels = oc;
+  g.kernel_h = g.kernel_w = 3;
+  g.pad_top = pt;
+  g.pad_left = pl;
+  g.pad_bottom = pb;
+  g.pad_right = pr;
+  return g;
+}
+
+// Every output kind of the epilogue (as conv2d_test): raw accumulators, float, requantized codes
+// of several dtypes with every rounding, fused ReLU and Clip.
+std::vector<GemmParams> output_kinds(const WinoCase& c) {
+  std::vector<GemmParams> ps;
+  GemmParams p;
+  p.acc = AccType::kInt64;
+  ps.push_back(p);
+  p.output = GemmOutput::kFloat;
+  ps.push_back(p);
+  p.output = GemmOutput::kRequantize;
+  for (Rounding r : {Rounding::kHalfToEven, Rounding::kHalfAwayFromZero, Rounding::kFloor}) {
+    p.rounding = r;
+    for (FixedFormat f : {FixedFormat{8, c.a_format.frac, true}, FixedFormat{8, 2, false},
+                          FixedFormat{16, c.a_format.frac + c.w_format.frac - 1, true},
+                          FixedFormat{12, c.a_format.frac + c.w_format.frac + 2, true},
+                          FixedFormat{24, c.a_format.frac + 1, true}}) {
+      p.out_format = f;
+      p.relu = r == Rounding::kFloor;
+      ps.push_back(p);
+    }
+  }
+  p.relu = false;
+  p.rounding = Rounding::kHalfToEven;
+  p.out_format = {8, c.a_format.frac, true};
+  p.clamp_lo = 0;
+  p.clamp_hi = std::min<int64_t>(127, int64_t{6} << std::max(c.a_format.frac, 0));
+  ps.push_back(p);
+  p.out_format = {16, c.a_format.frac + 3, true};
+  p.clamp_lo = -5;
+  p.clamp_hi = 1000;
+  p.relu = true;
+  ps.push_back(p);
+  return ps;
+}
+
+// Packs the case, checks whether the Winograd path was chosen (on AVX2 machines) and compares
+// every output kind with ref::conv2d at one and two threads.
+void check(const WinoCase& c, Rng& rng, bool expect_winograd) {
+  const Conv2dGeometry& g = c.g;
+  Tensor x =
+      make_codes(c.a_dtype, c.batch * g.in_channels * g.in_h * g.in_w, c.a_format, rng, c.fill);
+  Tensor w = make_codes(c.w_dtype, g.out_channels * g.in_channels * 9, c.w_format, rng, c.fill);
+  Tensor b = make_codes(DType::kInt32, g.out_channels, c.bias_format, rng);
+  Conv2dWeights cw;
+  cw.w = w.raw();
+  cw.w_dtype = c.w_dtype;
+  cw.w_format = c.w_format;
+  if (c.bias) {
+    cw.bias = b.raw();
+    cw.bias_dtype = DType::kInt32;
+    cw.bias_format = c.bias_format;
+  }
+  cw.a_format = c.a_format;
+  cw.a_dtype = c.a_dtype;
+  cw.winograd = c.use;
+  const PackedConv2d pc = pack_conv2d(g, cw);
+  const std::string what = fmt::format(
+      "C={} HxW={}x{} OC={} pads={},{},{},{} batch={} A={}:{} W={}:{} bias={}", g.in_channels,
+      g.in_h, g.in_w, g.out_channels, g.pad_top, g.pad_left, g.pad_bottom, g.pad_right, c.batch,
+      dtype_name(c.a_dtype), quant::format_name(c.a_format), dtype_name(c.w_dtype),
+      quant::format_name(c.w_format), c.bias);
+  if (avx2()) {
+    EXPECT_EQ(pc.winograd() != nullptr, expect_winograd) << what;
+  }
+  std::vector<GemmParams> ps = output_kinds(c);
+  if (accumulator_bound(pc).need == AccNeed::kInt32) {
+    const size_t n = ps.size();
+    for (size_t i = 0; i < n; ++i) {
+      GemmParams q = ps[i];
+      q.acc = AccType::kInt32;
+      ps.push_back(q);
+    }
+  }
+  const int64_t oh = conv_pool_out(c.pool, g.out_h()), ow = conv_pool_out(c.pool, g.out_w());
+  const int64_t full_n = c.batch * g.out_channels * g.out_h() * g.out_w();
+  const int64_t out_n = c.batch * g.out_channels * oh * ow;
+  const int saved = num_threads();
+  for (const GemmParams& q : ps) {
+    const DType t = gemm_output_dtype(q);
+    Tensor ref_y({full_n}, t);
+    ref::conv2d(x.raw(), c.batch, g, cw, q, ref_y.raw());
+    if (c.pool == ConvPool::kMax2x2) {
+      // The fused pool stays on the direct path: == the max of each 2x2 window of the reference.
+      Tensor fused({out_n}, t);
+      conv2d(x.raw(), c.batch, pc, q, fused.raw(), c.pool);
+      Tensor pooled({out_n}, t);
+      const int64_t fh = g.out_h(), fw = g.out_w();
+      for (int64_t pl = 0; pl < c.batch * g.out_channels; ++pl) {
+        for (int64_t a = 0; a < oh; ++a) {
+          for (int64_t bb = 0; bb < ow; ++bb) {
+            const int64_t at = (pl * fh + 2 * a) * fw + 2 * bb, i = (pl * oh + a) * ow + bb;
+            if (t == DType::kFloat32) {
+              const float* r = ref_y.data<float>();
+              pooled.data<float>()[i] =
+                  std::max(std::max(r[at], r[at + 1]), std::max(r[at + fw], r[at + fw + 1]));
+            } else {
+              int64_t m = quant::load_code(ref_y.raw(), t, at);
+              for (int64_t k : {at + 1, at + fw, at + fw + 1}) {
+                m = std::max(m, quant::load_code(ref_y.raw(), t, k));
+              }
+              quant::store_code(pooled.raw(), t, i, m);
+            }
+          }
+        }
+      }
+      ASSERT_TRUE(equal_exactly(pooled.raw(), fused.raw(), t, out_n, what + " pooled"));
+      continue;
+    }
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      Tensor fast_y({out_n}, t);
+      conv2d(x.raw(), c.batch, pc, q, fast_y.raw());
+      set_num_threads(saved);
+      ASSERT_TRUE(equal_exactly(
+          ref_y.raw(), fast_y.raw(), t, out_n,
+          fmt::format("{} output={} {} {}{} acc={} threads={}", what, static_cast<int>(q.output),
+                      quant::format_name(q.out_format), quant::rounding_name(q.rounding),
+                      q.relu ? " relu" : "", q.acc == AccType::kInt32 ? 32 : 64, threads)));
+    }
+  }
+}
+
+int64_t pick(Rng& rng, int64_t lo, int64_t hi) {
+  return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+}
+
+TEST(IntWinograd, RandomGeometriesEqualReference) {
+  Rng rng(kSeed);
+  for (int i = 0; i < 60; ++i) {
+    WinoCase c;
+    // Maps of 5..23 outputs each way (odd and even), pads 0..2 on each side independently.
+    const int64_t pt = pick(rng, 0, 2), pl = pick(rng, 0, 2), pb = pick(rng, 0, 2),
+                  pr = pick(rng, 0, 2);
+    const int64_t h = pick(rng, 7, 23) - pt - pb, w = pick(rng, 7, 23) - pl - pr;
+    c.g = geometry3x3(pick(rng, 1, 21), h, w, pick(rng, 1, 21), pt, pl, pb, pr);
+    c.batch = pick(rng, 1, 3);
+    switch (i % 3) {
+      case 0:
+        c.a_dtype = DType::kInt8;
+        c.a_format = {static_cast<int>(pick(rng, 2, 8)), static_cast<int>(pick(rng, 0, 6)), true};
+        break;
+      case 1:
+        c.a_dtype = DType::kUInt8;
+        c.a_format = {static_cast<int>(pick(rng, 1, 8)), static_cast<int>(pick(rng, 0, 6)), false};
+        break;
+      default:  // int16 codes up to 13 bits: V = B^T d B fits int16
+        c.a_dtype = DType::kInt16;
+        c.a_format = {static_cast<int>(pick(rng, 9, 13)), static_cast<int>(pick(rng, 0, 8)), true};
+        break;
+    }
+    if (i % 4 == 3) {
+      c.w_dtype = DType::kInt16;
+      c.w_format = {static_cast<int>(pick(rng, 9, 11)), static_cast<int>(pick(rng, 2, 10)), true};
+    } else {
+      c.w_format = {static_cast<int>(pick(rng, 2, 8)), static_cast<int>(pick(rng, 2, 7)), true};
+    }
+    c.bias = i % 5 != 4;
+    c.fill = i % 7 == 6 ? Fill::kExtremes : Fill::kRandom;
+    // int16 x int16 only with 8-bit activations' range (a int16 map meets int8 weights): every
+    // case meets the exactness conditions (4 * 4096 * 128 * 9 * 21 < 2^31).
+    if (c.w_dtype == DType::kInt16 && c.a_dtype == DType::kInt16) {
+      c.a_dtype = DType::kInt8;
+      c.a_format = {8, 4, true};
+    }
+    SCOPED_TRACE(i);
+    check(c, rng, true);
+  }
+}
+
+TEST(IntWinograd, ResNetLikeShapesEqualReference) {
+  Rng rng(kSeed + 1);
+  // 64 and 70 channels (the pair kernel's blocks of 6 output channels, a ragged last block),
+  // 56x56-like map at a smaller size, batch 2.
+  for (int64_t c : {64, 70}) {
+    WinoCase wc;
+    wc.g = geometry3x3(c, 11, 10, c - 3, 1, 1, 1, 1);
+    wc.a_format = {8, 4, false};
+    wc.a_dtype = DType::kUInt8;
+    wc.use = Conv2dWeights::Winograd::kAuto;
+    check(wc, rng, true);
+  }
+}
+
+TEST(IntWinograd, ExtremeCodesHitTheBoundExactly) {
+  Rng rng(kSeed + 2);
+  // uint8 activations (max 255) x int16 weights of 12 bits (|w| <= 2048, |U| <= 18432): 4S fits
+  // int32 for up to 1028 products per output, i.e. C = 114 channels (4 * 255 * 2048 * 1026 =
+  // 2143092480 < 2^31), but not C = 115 (2161029120). M itself comes close to wrapping.
+  for (Fill fill : {Fill::kExtremes, Fill::kMax, Fill::kMin}) {
+    for (int64_t c : {114, 115}) {
+      WinoCase wc;
+      wc.g = geometry3x3(c, 9, 10, 7, 1, 0, 1, 2);
+      wc.batch = 1;
+      wc.a_dtype = DType::kUInt8;
+      wc.a_format = {8, 3, false};
+      wc.w_dtype = DType::kInt16;
+      wc.w_format = {12, 6, true};
+      wc.fill = fill;
+      wc.bias = fill != Fill::kMin;
+      check(wc, rng, c == 114);
+    }
+  }
+  // int8 x int8 at the most negative codes: -128 * -128 products everywhere (vpmaddwd's pair
+  // sums and the transforms at their extremes).
+  WinoCase wc;
+  wc.g = geometry3x3(33, 12, 11, 9, 1, 1, 1, 1);
+  wc.fill = Fill::kMin;
+  check(wc, rng, true);
+}
+
+TEST(IntWinograd, FallsBackWhenNotExactOrNotApplicable) {
+  Rng rng(kSeed + 3);
+  WinoCase wc;
+  wc.g = geometry3x3(8, 12, 12, 8, 1, 1, 1, 1);
+  // 16-bit weights: U = (2G) g (2G)^T may leave int16 (weights near +-2^15).
+  wc.w_dtype = DType::kInt16;
+  wc.w_format = {16, 8, true};
+  wc.fill = Fill::kExtremes;
+  check(wc, rng, false);
+  // 14-bit activations: 4 max|x| = 32768 does not fit int16.
+  wc = WinoCase{};
+  wc.g = geometry3x3(8, 12, 12, 8, 1, 1, 1, 1);
+  wc.a_dtype = DType::kInt16;
+  wc.a_format = {14, 6, true};
+  check(wc, rng, false);
+  // 13-bit activations: fits (4 * 4096 = 16384), with 8-bit weights 4S fits int32.
+  wc.a_format = {13, 6, true};
+  wc.fill = Fill::kExtremes;
+  check(wc, rng, true);
+  // Stride 2, dilation 2, groups 2, 5x5: the direct paths.
+  wc = WinoCase{};
+  wc.g = geometry3x3(8, 13, 12, 8, 1, 1, 1, 1);
+  wc.g.stride_h = wc.g.stride_w = 2;
+  check(wc, rng, false);
+  wc.g = geometry3x3(8, 13, 12, 8, 2, 2, 2, 2);
+  wc.g.dilation_h = 2;
+  check(wc, rng, false);
+  wc.g = geometry3x3(8, 13, 12, 8, 1, 1, 1, 1);
+  wc.g.groups = 2;
+  check(wc, rng, false);
+  // kAuto: tiny maps (a CNN at 32x32's last stages) and few input channels keep the direct
+  // path, which is cheaper there; kAlways takes Winograd, exactly; kOff never.
+  wc.g = geometry3x3(64, 2, 2, 16, 1, 1, 1, 1);
+  wc.use = Conv2dWeights::Winograd::kAuto;
+  check(wc, rng, false);
+  wc.use = Conv2dWeights::Winograd::kAlways;
+  check(wc, rng, true);
+  wc.g = geometry3x3(16, 20, 20, 16, 1, 1, 1, 1);
+  wc.use = Conv2dWeights::Winograd::kAuto;
+  check(wc, rng, false);
+  wc.g.in_channels = 32;
+  check(wc, rng, true);
+  wc.use = Conv2dWeights::Winograd::kOff;
+  check(wc, rng, false);
+  wc.use = Conv2dWeights::Winograd::kAlways;
+  // A fused max pool keeps the direct pixel-major path (the packed conv still has Winograd).
+  wc.g = geometry3x3(6, 12, 14, 10, 1, 1, 1, 1);
+  wc.pool = ConvPool::kMax2x2;
+  check(wc, rng, true);
+}
+
+}  // namespace
+}  // namespace qsearch::kernels::fixed
