@@ -14,6 +14,7 @@
 #include "cli/quant_args.h"
 #include "config/checks.h"
 #include "core/error.h"
+#include "core/tensor_cache.h"
 #include "core/thread_pool.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
@@ -81,6 +82,9 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   // The plan holds what it runs (packed weights): the graph's float32 copy is not needed for
   // the evaluation, so free it (resnet18: 47 MB of a ~0.3 GB peak).
   graph = ir::Graph();
+  // Its buffers would stay in the tensor block cache, resident, for tensors of their sizes,
+  // which the evaluation does not allocate.
+  release_cached_tensor_blocks();
 #ifdef __GLIBC__
   malloc_trim(0);  // the CLI keeps freed blocks (app.cc): return the graph's pages once
 #endif

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/tensor_cache.h"
 
 namespace qsearch {
 
@@ -52,6 +53,21 @@ class BlockCache {
     cached_ -= bytes;
     return p;
   }
+  // Frees every cached block; returns their bytes.
+  size_t release() {
+    std::multimap<size_t, void*> blocks;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      blocks.swap(free_);
+      cached_ = 0;
+    }
+    size_t bytes = 0;
+    for (auto& [n, p] : blocks) {
+      bytes += n;
+      std::free(p);
+    }
+    return bytes;
+  }
   void give(void* p, size_t bytes) {
     {
       std::lock_guard<std::mutex> lock(m_);
@@ -94,6 +110,8 @@ std::shared_ptr<std::byte[]> allocate(size_t bytes) {
   return std::shared_ptr<std::byte[]>(b, [](std::byte* q) { std::free(q); });
 }
 }  // namespace
+
+size_t release_cached_tensor_blocks() { return block_cache().release(); }
 
 Tensor::Tensor(Shape shape, DType dtype)
     : shape_(std::move(shape)), dtype_(dtype), numel_(shape_numel(shape_)) {

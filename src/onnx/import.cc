@@ -641,6 +641,7 @@ void upgrade_old_opset(pb::ModelProto& model, const std::string& source) {
   check_names_before_conversion(model, source, opset);
   try {
     // Some adapters (Softmax 12->13, broadcasting Add 6->7) need the input shapes.
+    restore_lifted(model);  // the converter rebuilds the initializers from their protos
     ::onnx::shape_inference::InferShapes(model);
     model = ::onnx::version_conversion::ConvertVersion(model, kConvertOpset);
     // The converter keeps the old IR version; opset 13 comes with IR 7, where initializers need
@@ -741,21 +742,33 @@ ir::Graph import_file(const std::string& path, QonnxRecords* qonnx) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open ONNX model '{}': {}", path, std::strerror(errno));
   ::onnx::ModelProto model;
+  LiftedData lifted;
   {
-    // Parsed straight from the file: no buffer holding a second copy of the bytes.
+    // Parsed straight from the file: no buffer holding a second copy of the bytes, and large
+    // initializers read into their Tensors (import_lift.cc); only bytes that do not walk as a
+    // model go to protobuf directly, for its error.
     google::protobuf::io::FileInputStream in(fd);
     in.SetCloseOnDelete(true);
     struct stat st {};
     if (::fstat(fd, &st) != 0) fail("cannot read ONNX model '{}': {}", path, std::strerror(errno));
     check_size(static_cast<uint64_t>(st.st_size), path);
-    const bool parsed = model.ParseFromZeroCopyStream(&in);
+    bool parsed = parse_lifting(fd, static_cast<uint64_t>(st.st_size), path, model, lifted);
+    if (!parsed) {
+      model.Clear();
+      if (::lseek(fd, 0, SEEK_SET) != 0) {
+        fail("cannot read ONNX model '{}': {}", path, std::strerror(errno));
+      }
+      parsed = model.ParseFromZeroCopyStream(&in);
+    }
     if (in.GetErrno() != 0) {
       fail("cannot read ONNX model '{}': {}", path, std::strerror(in.GetErrno()));
     }
     if (!parsed) fail_not_onnx(path);
   }
+  LiftScope scope(lifted);
   ir::Graph g = import_parsed(model, path, qonnx);
   model = ::onnx::ModelProto();
+  lifted.tensors.clear();
   release_freed_memory();
   return g;
 }

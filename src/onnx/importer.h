@@ -77,6 +77,33 @@ Tensor float_tensor(const pb::TensorProto& t, const std::string& what);
 // Frees the tensor's element data (raw_data and the typed fields; name, dtype and dims stay),
 // once it has been converted.
 void release_data(pb::TensorProto& t);
+// Large initializers read from a model file straight into Tensors (import_lift.cc): the parsed
+// proto keeps a short marker as their raw_data, and float_tensor / int_tensor read the Tensor.
+struct LiftedData {
+  std::unordered_map<std::string, Tensor> tensors;  // by marker
+};
+// Parses the model file `fd` (`size` bytes) into `model`, each initializer's raw_data of 64 KiB
+// and more read into `lifted` instead of the proto. False if the bytes are not a well-formed
+// message (nothing lifted; the caller parses the file with protobuf to report it).
+bool parse_lifting(int fd, uint64_t size, const std::string& path, pb::ModelProto& model,
+                   LiftedData& lifted);
+// Makes `lifted` the data that the proto helpers on this thread resolve markers with.
+class LiftScope {
+ public:
+  explicit LiftScope(LiftedData& lifted);
+  ~LiftScope();
+  LiftScope(const LiftScope&) = delete;
+  LiftScope& operator=(const LiftScope&) = delete;
+
+ private:
+  LiftedData* previous_;
+};
+// The lifted data of `t` (a view of its raw_data's bytes as float32), or null.
+const Tensor* lifted_data(const pb::TensorProto& t);
+// Drops the scope's reference to `t`'s lifted data (release_data).
+void forget_lifted(const pb::TensorProto& t);
+// Puts the lifted data back into the initializers' raw_data (before ONNX's version converter).
+void restore_lifted(pb::ModelProto& model);
 // True for INT64/INT32/BOOL tensors (shape-computation data and flags).
 bool is_int_tensor(const pb::TensorProto& t);
 // The elements of an INT64/INT32/BOOL TensorProto as known SymDims.

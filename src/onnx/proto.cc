@@ -79,17 +79,30 @@ void check_plain(const pb::TensorProto& t, const std::string& what) {
   if (t.has_segment()) fail("{} is a segmented tensor, which qsearch does not read", what);
 }
 
+// The bytes of raw_data: the proto's, or the lifted Tensor's (import_lift.cc).
+std::string_view raw_bytes(const pb::TensorProto& t) {
+  if (const Tensor* lifted = lifted_data(t)) {
+    return {static_cast<const char*>(lifted->raw()), lifted->nbytes()};
+  }
+  return t.raw_data();
+}
+
+void check_raw_size(size_t bytes, int64_t n, size_t elem_bytes, const std::string& what) {
+  if (bytes != static_cast<size_t>(n) * elem_bytes) {
+    fail("{} has {} bytes of data, expected {} ({} elements of {} bytes)", what, bytes,
+         static_cast<size_t>(n) * elem_bytes, n, elem_bytes);
+  }
+}
+
 // Copies `n` little-endian elements of type T from raw_data or from the typed field.
 template <typename T, typename Field>
 std::vector<T> elements(const pb::TensorProto& t, int64_t n, const Field& field,
                         const std::string& what) {
   std::vector<T> out(static_cast<size_t>(n));
   if (t.has_raw_data()) {
-    if (t.raw_data().size() != static_cast<size_t>(n) * sizeof(T)) {
-      fail("{} has {} bytes of data, expected {} ({} elements of {} bytes)", what,
-           t.raw_data().size(), static_cast<size_t>(n) * sizeof(T), n, sizeof(T));
-    }
-    if (n > 0) std::memcpy(out.data(), t.raw_data().data(), out.size() * sizeof(T));
+    const std::string_view raw = raw_bytes(t);
+    check_raw_size(raw.size(), n, sizeof(T), what);
+    if (n > 0) std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
   } else {
     if (field.size() != n) fail("{} has {} values, expected {}", what, field.size(), n);
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(field.Get(static_cast<int>(i)));
@@ -106,13 +119,15 @@ Tensor float_tensor(const pb::TensorProto& t, const std::string& what) {
          dtype_str(t.data_type()));
   }
   int64_t n = tensor_numel(t, kMaxConstElements);
+  if (const Tensor* lifted = lifted_data(t)) {
+    // Read from the file into this buffer (import_lift.cc): the weight exists once.
+    check_raw_size(lifted->nbytes(), n, sizeof(float), what);
+    return lifted->reshaped(tensor_shape(t));
+  }
   Tensor out(tensor_shape(t), DType::kFloat32);
   if (t.has_raw_data()) {
     // Straight into the tensor: a weight is never held three times (proto, vector, tensor).
-    if (t.raw_data().size() != static_cast<size_t>(n) * sizeof(float)) {
-      fail("{} has {} bytes of data, expected {} ({} elements of {} bytes)", what,
-           t.raw_data().size(), static_cast<size_t>(n) * sizeof(float), n, sizeof(float));
-    }
+    check_raw_size(t.raw_data().size(), n, sizeof(float), what);
     if (n > 0) std::memcpy(out.raw(), t.raw_data().data(), static_cast<size_t>(n) * sizeof(float));
   } else {
     std::vector<float> v = elements<float>(t, n, t.float_data(), what);
@@ -122,6 +137,7 @@ Tensor float_tensor(const pb::TensorProto& t, const std::string& what) {
 }
 
 void release_data(pb::TensorProto& t) {
+  forget_lifted(t);
   const size_t bytes = t.raw_data().capacity() + t.float_data().Capacity() * sizeof(float);
   std::string().swap(*t.mutable_raw_data());
   t.clear_raw_data();

@@ -23,7 +23,16 @@ const char* mode_name(Mode mode) {
 }
 
 void PackCache::check_graph(const ir::Graph& graph) {
-  if (graph_ == nullptr) graph_ = &graph;
+  if (graph_ == nullptr) {
+    graph_ = &graph;
+    if (max_bytes_ == 0) {
+      size_t weights = 0;
+      for (const ir::Value& v : graph.values()) {
+        if (v.is_constant()) weights += v.data.nbytes();
+      }
+      max_bytes_ = std::max(kMinBytes, weights);
+    }
+  }
   QSEARCH_CHECK(graph_ == &graph);  // one cache per graph
 }
 
@@ -33,21 +42,39 @@ std::shared_ptr<const void> PackCache::find(const ir::Graph& graph, const std::s
   auto it = map_.find(key);
   if (it == map_.end()) return nullptr;
   ++hits_;
-  return it->second;
+  lru_.splice(lru_.begin(), lru_, it->second.lru);
+  return it->second.value;
 }
 
 void PackCache::put(const ir::Graph& graph, const std::string& key,
                     std::shared_ptr<const void> value, size_t bytes) {
   std::lock_guard<std::mutex> lock(m_);
   check_graph(graph);
-  if (bytes_ + bytes > max_bytes_ || map_.count(key)) return;
-  map_.emplace(key, std::move(value));
+  if (bytes > max_bytes_ || map_.count(key)) return;
+  while (bytes_ + bytes > max_bytes_) {
+    auto old = map_.find(lru_.back());
+    bytes_ -= old->second.bytes;
+    map_.erase(old);
+    lru_.pop_back();
+  }
+  lru_.push_front(key);
+  map_.emplace(key, Entry{std::move(value), bytes, lru_.begin()});
   bytes_ += bytes;
 }
 
 size_t PackCache::hits() const {
   std::lock_guard<std::mutex> lock(m_);
   return hits_;
+}
+
+size_t PackCache::bytes() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return bytes_;
+}
+
+size_t PackCache::max_bytes() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return max_bytes_;
 }
 
 namespace {

@@ -60,6 +60,7 @@
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -83,29 +84,44 @@ const char* mode_name(Mode mode);
 // Packed integer weights shared by the kInt plans of one graph. A search builds a plan per trial;
 // trials that give a GEMM or convolution the same formats (weight, bias, activation, rounding)
 // reuse its packing instead of quantizing and packing the weights again: the packing is a pure
-// function of those and the graph's constants. Thread-safe; holds at most max_bytes of packed
-// weights (beyond that, new packings are used but not kept). All plans sharing one cache must
-// come from the same graph, unchanged (checked).
+// function of those and the graph's constants. Thread-safe. It keeps at most max_bytes() of
+// packed weights, dropping the least recently used packings for new ones; by default that is the
+// graph's float32 constant bytes (two whole-model packings at 16 bits, four at 8), at least
+// kMinBytes, so that a search's memory stays near one copy of the weights above what a trial's
+// plan holds (docs/architecture.md "Memory"). All plans sharing one cache must come from the
+// same graph, unchanged (checked).
 //
 //   auto cache = std::make_shared<runtime::PackCache>();
 //   popts.pack_cache = cache;                    // for every make_plan(graph, popts) of a search
 class PackCache {
  public:
-  explicit PackCache(size_t max_bytes = size_t{512} << 20) : max_bytes_(max_bytes) {}
+  static constexpr size_t kMinBytes = size_t{64} << 20;
+
+  // max_bytes 0: from the graph, as above.
+  explicit PackCache(size_t max_bytes = 0) : max_bytes_(max_bytes) {}
 
   // The entry under `key` for `graph`, or null.
   std::shared_ptr<const void> find(const ir::Graph& graph, const std::string& key);
-  // Keeps `value` (of `bytes` bytes) under `key` unless that would exceed max_bytes.
+  // Keeps `value` (of `bytes` bytes) under `key`, dropping the least recently found or kept
+  // entries as needed; a value larger than max_bytes() is not kept.
   void put(const ir::Graph& graph, const std::string& key, std::shared_ptr<const void> value,
            size_t bytes);
 
-  size_t hits() const;  // finds that returned an entry
+  size_t hits() const;       // finds that returned an entry
+  size_t bytes() const;      // packed bytes kept now
+  size_t max_bytes() const;  // the bound (0 until the first find or put sees the graph)
 
  private:
+  struct Entry {
+    std::shared_ptr<const void> value;
+    size_t bytes;
+    std::list<std::string>::iterator lru;  // position in lru_
+  };
   void check_graph(const ir::Graph& graph);
   mutable std::mutex m_;
   const ir::Graph* graph_ = nullptr;
-  std::unordered_map<std::string, std::shared_ptr<const void>> map_;
+  std::unordered_map<std::string, Entry> map_;
+  std::list<std::string> lru_;  // keys, most recently used first
   size_t max_bytes_, bytes_ = 0, hits_ = 0;
 };
 

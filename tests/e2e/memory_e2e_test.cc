@@ -1,0 +1,141 @@
+// End to end: peak resident memory of `qsearch eval` against what the model needs (issue 14,
+// docs/architecture.md "Memory"), measured per child process with wait4.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include <fstream>
+
+#include "e2e/e2e_util.h"
+
+extern char** environ;
+
+namespace qsearch::e2e {
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__)
+#define QSEARCH_NO_RSS_TEST 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QSEARCH_NO_RSS_TEST 1
+#endif
+#endif
+
+// x [N, 784] -> MatMul [784, h] -> Relu -> MatMul [h, h2] -> Relu -> MatMul [h2, 10], weights as
+// raw_data (small random values), opset 13.
+void write_mlp(const std::string& path, int64_t h, int64_t h2) {
+  ::onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("mlp");
+  auto value_info = [](::onnx::ValueInfoProto* v, const std::string& name, int64_t cols) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(::onnx::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_param("N");
+    t->mutable_shape()->add_dim()->set_dim_value(cols);
+  };
+  value_info(g->add_input(), "x", 784);
+  value_info(g->add_output(), "y", 10);
+  uint32_t state = 1;
+  const int64_t dims[4] = {784, h, h2, 10};
+  const char* const weight_names[3] = {"W0", "W1", "W2"};
+  const char* const mm_names[3] = {"m0", "m1", "y"};
+  const char* const relu_names[2] = {"h0", "h1"};
+  const char* in = "x";
+  for (int l = 0; l < 3; ++l) {
+    auto* w = g->add_initializer();
+    w->set_name(weight_names[l]);
+    w->set_data_type(::onnx::TensorProto::FLOAT);
+    w->add_dims(dims[l]);
+    w->add_dims(dims[l + 1]);
+    std::vector<float> v(static_cast<size_t>(dims[l] * dims[l + 1]));
+    for (float& x : v) {
+      state = state * 1664525u + 1013904223u;
+      x = (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.05f;
+    }
+    w->set_raw_data(v.data(), v.size() * sizeof(float));
+    auto* mm = g->add_node();
+    mm->set_op_type("MatMul");
+    mm->add_input(in);
+    mm->add_input(weight_names[l]);
+    mm->add_output(mm_names[l]);
+    in = mm_names[l];
+    if (l < 2) {
+      auto* relu = g->add_node();
+      relu->set_op_type("Relu");
+      relu->add_input(mm_names[l]);
+      relu->add_output(relu_names[l]);
+      in = relu_names[l];
+    }
+  }
+  std::ofstream f(path, std::ios::binary);
+  ASSERT_TRUE(m.SerializeToOstream(&f));
+}
+
+// Runs `qsearch ARGS...` (output to /dev/null) and returns its peak resident set in bytes (-1 if
+// it failed, -2 if the peak could not be measured).
+int64_t peak_rss(std::vector<std::string> args) {
+  // posix_spawn shares this process's memory until the exec, and Linux carries the peak of that
+  // memory into the child's: reset our own peak to our (small) resident size first.
+  {
+    std::ofstream reset("/proc/self/clear_refs");
+    reset << "5";
+    reset.flush();
+    if (!reset) return -2;
+  }
+  args.insert(args.begin(), bin());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int err = posix_spawn(&pid, bin().c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (err != 0) return -1;
+  int status = 0;
+  struct rusage ru {};
+  if (::wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return -1;
+  }
+  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+// `qsearch eval` of an MLP with W = 55 MB of float32 weights at batch 1024 (A = 31 MB of
+// activations): planning holds the graph and the packed copy (2W), the evaluation the packed copy
+// and the activations (W + A); the graph is freed between the two. Above the same run on a tiny
+// model (the process, the data set, its small activations) the peak is max(2W, W + A) = 2W.
+// Before, the graph's buffers stayed resident in the tensor block cache after the graph was
+// freed, so the evaluation held 2W + A (2.56W).
+TEST(MemoryE2E, EvalFreesTheGraphsWeightsBeforeEvaluating) {
+#ifdef QSEARCH_NO_RSS_TEST
+  GTEST_SKIP() << "resident memory under a sanitizer is not the program's";
+#else
+  ScratchDir dir("memory");
+  const int64_t h = 4096, h2 = 2560;
+  write_mlp(dir / "big.onnx", h, h2);
+  write_mlp(dir / "small.onnx", 16, 16);
+  const double weights = 4.0 * (784 * h + h * h2 + h2 * 10);
+  auto eval = [&](const std::string& model) {
+    return peak_rss({"--threads", "1", "eval", "--model", dir / model, "--dataset", "mnist",
+                     "--num-samples", "1024", "--batch-size", "1024", "--json"});
+  };
+  const int64_t small = eval("small.onnx"), big = eval("big.onnx");
+  if (small == -2) GTEST_SKIP() << "cannot reset the peak resident size (/proc/self/clear_refs)";
+  ASSERT_GT(small, 0);
+  ASSERT_GT(big, 0);
+  const double extra = static_cast<double>(big - small);
+  EXPECT_LT(extra, 2.2 * weights) << "peak " << extra / 1e6 << " MB above the tiny model for "
+                                  << weights / 1e6 << " MB of weights";
+  EXPECT_GT(extra, 1.8 * weights) << "planning holds 2W: the measure is wrong";
+#endif
+}
+
+}  // namespace
+}  // namespace qsearch::e2e
