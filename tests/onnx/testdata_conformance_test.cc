@@ -90,7 +90,11 @@ TEST(LibOnnxTestData, EveryImportedModelReproducesItsExpectedOutput) {
         break;
       }
       xs.push_back(detail::float_tensor(in, name + " " + file));
-      if (xs.back().shape().empty() || xs.back().shape()[0] != xs[0].shape()[0]) break;
+      // Every input's dim 0 is the batch: a test input that does not fit that is not run.
+      Shape want = g.value(g.inputs()[k]).shape;
+      if (xs.back().shape().empty() || want.empty()) break;
+      want[0] = xs[0].shape()[0];
+      if (xs.back().shape() != want) break;
     }
     ::onnx::TensorProto out;
     if (xs.size() != g.inputs().size() ||
