@@ -337,13 +337,16 @@ TEST(NpzE2E, SearchAndSensitivityRunAMultiInputModelFromATomlDataset) {
   for (const auto& t : trials) {
     EXPECT_EQ(t.state, search::TrialState::kComplete);
     const auto sw = nlohmann::json::parse(t.user_attrs.at("software_metrics"));
-    EXPECT_GT(sw["accuracy"].get<double>(), 0.9) << sw.dump();
+    EXPECT_GT(sw["accuracy"].get<double>(), 0.7) << sw.dump();  // 4-bit weights: 0.80
     const auto hw = nlohmann::json::parse(t.user_attrs.at("hardware_metrics"));
     EXPECT_GT(hw["latency_ms"].get<double>(), 0.0) << hw.dump();
   }
   Result s = run("sensitivity --config " + cfg + " --out " + (dir / "sens"));
   ASSERT_EQ(s.code, 0) << s.err;
   EXPECT_NE(s.out.find("(all float)"), std::string::npos) << s.out;
+  // The float base on 300 sequences: PyTorch's 0.98 on the 1000 (0.78 without the mask).
+  const auto sj = nlohmann::json::parse(read_file(dir.path() / "sens" / "sensitivity.json"));
+  EXPECT_GT(sj["base"]["values"][0].get<double>(), 0.95) << sj["base"].dump();
   // A wrong array is refused before trial 0, naming the input and the file.
   const std::string bad = write(
       dir, "bad.toml",
