@@ -71,7 +71,8 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   }
   data::DataOptions dopts{.data_dir = global.data_dir,
                           .label_column = a.label_column,
-                          .feature_columns = a.feature_columns};
+                          .feature_columns = a.feature_columns,
+                          .input_names = eval::data_input_names(graph)};
   data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
   const eval::ModelOutput out = eval::resolve_model_output(graph, a.output, ds);
   if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";

@@ -15,6 +15,7 @@
 #include "config/checks.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "eval/evaluate.h"
 #include "export/c_export.h"
 #include "export/export.h"
 #include "report/study_settings.h"
@@ -146,7 +147,8 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
     q = load_quantize_pass(a.config, graph);
     source = "--config " + a.config;
   }
-  data::DataOptions dopts{.data_dir = global.data_dir};
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .input_names = eval::data_input_names(graph)};
   const data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
   exporter::ExportJob job{.format = a.format,
                           .out = a.out,

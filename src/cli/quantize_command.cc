@@ -56,16 +56,22 @@ std::string fmt_of(const std::optional<quant::FixedFormat>& f) {
   return f ? quant::format_name(*f) : "-";
 }
 
-// Seeded uniform [0, 1) samples of the model's input shape, for latency without a data set
-// (token ids for an int64 / int32 input: all 0, an id every embedding table has).
-Tensor synthetic_input(const runtime::Plan& plan, int64_t batch) {
-  Shape s = plan.input_shape();
-  s[0] = batch;
-  Tensor x(s, plan.input_dtype());
-  if (x.dtype() != DType::kFloat32) return x;
+// Seeded uniform [0, 1) samples of the model's input shapes, for latency without a data set
+// (token ids for an int64 / int32 input: all 0, an id every embedding table has), one tensor per
+// graph input.
+std::vector<Tensor> synthetic_inputs(const runtime::Plan& plan, int64_t batch) {
+  std::vector<Tensor> xs;
   Rng rng(1);
-  for (float& v : x.span<float>()) v = static_cast<float>(rng.uniform(0.0, 1.0));
-  return x;
+  for (size_t k = 0; k < plan.num_inputs(); ++k) {
+    Shape s = plan.input_shape(k);
+    s[0] = batch;
+    Tensor x(s, plan.input_dtype(k));
+    if (x.dtype() == DType::kFloat32) {
+      for (float& v : x.span<float>()) v = static_cast<float>(rng.uniform(0.0, 1.0));
+    }
+    xs.push_back(std::move(x));
+  }
+  return xs;
 }
 
 int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
@@ -100,7 +106,8 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   if (!a.dataset.empty()) {
     data::DataOptions dopts{.data_dir = global.data_dir,
                             .label_column = a.label_column,
-                            .feature_columns = a.feature_columns};
+                            .feature_columns = a.feature_columns,
+                            .input_names = eval::data_input_names(graph)};
     ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
     samples = std::min(a.num_samples.value_or(ds->size()), ds->size());
     batch = std::max<int64_t>(1, std::min(a.batch_size, samples));
@@ -130,8 +137,9 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
     eval::set_output(eopts, out);
     r = eval::evaluate(plan, *ds, eopts);
   }
-  const Tensor latency_input =
-      ds && ds->size() >= a.latency_batch ? ds->x : synthetic_input(*int_plan, a.latency_batch);
+  const std::vector<Tensor> latency_input = ds && ds->size() >= a.latency_batch
+                                                ? ds->inputs()
+                                                : synthetic_inputs(*int_plan, a.latency_batch);
   const double latency = eval::measure_latency_ms(
       int_plan, latency_input, {.batch_size = a.latency_batch, .repeats = a.repeats});
 

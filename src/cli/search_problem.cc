@@ -7,6 +7,7 @@
 
 #include "cli/quant_args.h"
 #include "core/error.h"
+#include "eval/evaluate.h"
 
 namespace qsearch::cli {
 
@@ -59,7 +60,8 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
                           .label_column = s.label_column,
                           .feature_columns = s.feature_columns,
                           .x_array = s.x_array,
-                          .y_array = s.y_array};
+                          .y_array = s.y_array,
+                          .input_names = eval::data_input_names(*graph)};
   auto dataset = std::make_shared<data::Dataset>(
       data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
   auto space = std::make_shared<eval::QuantSearchSpace>(eval::QuantSearchSpace::build(

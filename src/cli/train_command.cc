@@ -21,11 +21,13 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "data/dataset.h"
+#include "eval/evaluate.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "train/progress.h"
@@ -210,6 +212,21 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
   check_opset_range(a.opset);
   check_out_writable(out);
 
+  // An ONNX model is read before the data: one with several graph inputs (a BERT's input_ids,
+  // attention_mask, ...) is refused here, not with a data error about its arrays.
+  std::optional<ir::Graph> file_graph;
+  if (is_model_file(a.model)) {
+    file_graph = onnx::import_model(a.model);
+    const std::vector<std::string> inputs = eval::data_input_names(*file_graph);
+    if (!inputs.empty()) {
+      std::string names;
+      for (const auto& n : inputs) names += (names.empty() ? "" : ", ") + n;
+      fail(
+          "qsearch train fits models with one input, but '{}' has {} ({}); train it in PyTorch "
+          "and export it to ONNX (eval, quantize, search and sensitivity run it)",
+          a.model, inputs.size(), names);
+    }
+  }
   const data::DataOptions dopts{.data_dir = global.data_dir,
                                 .label_column = a.label_column,
                                 .feature_columns = a.feature_columns};
@@ -252,8 +269,8 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
   Shape sample = train.x.shape();
   sample.erase(sample.begin());
   ir::Graph graph =
-      is_model_file(a.model)
-          ? onnx::import_model(a.model)
+      file_graph
+          ? std::move(*file_graph)
           : train::build_model(
                 a.model, {.input_shape = sample, .num_classes = train.num_classes, .seed = a.seed});
   check_opset_exports(graph, a.opset);

@@ -198,6 +198,15 @@ Dataset load_dataset(const std::string& name, Split split, const DataOptions& op
       return load_csv(name, split, path, options);
     }
     if (is_numpy_dataset(name)) return load_numpy_dataset(name, split, options);
+    if (options.input_names.size() > 1) {
+      std::string names;
+      for (const auto& n : options.input_names) names += (names.empty() ? "" : ", ") + n;
+      fail(
+          "the model has {} inputs ({}), and only npz: data sets feed several inputs; fix: save "
+          "one array per input, named after it, and the labels as y: np.savez('d.npz', "
+          "{}=..., y=...), then --dataset npz:d.npz",
+          options.input_names.size(), names, options.input_names[0]);
+    }
     const std::string data_dir = resolve_data_dir(options);
     if (name == "mnist" || name == "fashion-mnist") return load_idx(name, split, data_dir);
     if (name == "jsc") return load_jsc(split, data_dir);
@@ -209,6 +218,12 @@ Dataset load_dataset(const std::string& name, Split split, const DataOptions& op
       "unknown data set '{}': expected one of mnist, fashion-mnist, jsc, csv:PATH, npz:PATH or "
       "npy:X.npy,Y.npy",
       name);
+}
+
+std::vector<Tensor> Dataset::inputs() const {
+  std::vector<Tensor> v{x};
+  v.insert(v.end(), more_x.begin(), more_x.end());
+  return v;
 }
 
 // ---- qsearch data list ---------------------------------------------------------------------

@@ -62,11 +62,18 @@ struct Dataset {
   // Classification: int64 [N], class indices 0..num_classes-1. Regression (npz:/npy: with float
   // labels): float32 [N, ...] targets, and num_classes = 0.
   Tensor y;
+  // A model with several graph inputs (npz: one array per input, named after it,
+  // DataOptions::input_names): x is the first input's array, more_x the others' in the model's
+  // input order, input_names every input's name. Both empty for a one-input data set.
+  std::vector<Tensor> more_x;
+  std::vector<std::string> input_names;
   bool regression = false;
   int num_classes = 0;
   std::vector<std::string> class_names;  // num_classes entries
   std::string source;                    // the file(s) it came from, ", "-separated
   int64_t size() const { return y.empty() ? 0 : y.dim(0); }
+  // The model's inputs: x, then more_x.
+  std::vector<Tensor> inputs() const;
 };
 
 struct DataOptions {
@@ -78,6 +85,10 @@ struct DataOptions {
   // npz:PATH only: the input and label arrays' names (default "x" and "y"; a split's own
   // NAME_train / NAME_val / NAME_test is preferred when present). ?x=&y= in the name wins.
   std::string x_array, y_array;
+  // npz:PATH only: the graph inputs of a model with several (eval::data_input_names: empty for a
+  // one-input model). Then each input is read from the array of its exact name (NAME_<split>
+  // preferred, as for x), the labels from y; x_array and ?x= are refused.
+  std::vector<std::string> input_names;
 };
 
 // Loads one split of `name` (a known data set or "csv:PATH"). Throws Error on an unknown name

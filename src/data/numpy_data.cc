@@ -20,11 +20,13 @@ struct NumpySpec {
   std::string path;            // npz
   std::string x_path, y_path;  // npy
   std::string x = "x", y = "y";
+  bool x_named = false;  // by ?x= or DataOptions::x_array
 };
 
 NumpySpec parse_spec(const std::string& name, const DataOptions& options) {
   NumpySpec s;
   if (!options.x_array.empty()) s.x = options.x_array;
+  s.x_named = !options.x_array.empty();
   if (!options.y_array.empty()) s.y = options.y_array;
   std::string rest = name.substr(4);
   if (name.starts_with("npy:")) {
@@ -54,6 +56,7 @@ NumpySpec parse_spec(const std::string& name, const DataOptions& options) {
             name, kv);
       }
       (key == "x" ? s.x : s.y) = kv.substr(eq + 1);
+      s.x_named = s.x_named || key == "x";
       p = amp + 1;
     }
   }
@@ -124,6 +127,86 @@ void finish(Dataset& d, Tensor x, Tensor y, const std::string& x_where, const st
   d.x = x;
 }
 
+// The largest label of every other `y*` integer array of the archive (see load_numpy_dataset).
+int64_t max_label_elsewhere(const NpzFile& z, const NumpySpec& s, const std::string& yn,
+                            const Tensor& y) {
+  int64_t max_label = -1;
+  if (is_float(y.dtype())) return max_label;
+  for (const char* sfx : {"", "_train", "_val", "_test"}) {
+    const std::string other = s.y + sfx;
+    if (other == yn || !z.has(other)) continue;
+    Tensor o = z.array(other);
+    if (is_float(o.dtype())) continue;
+    max_label =
+        std::max(max_label, to_class_indices(o, fmt::format("'{}' array '{}'", s.path, other)));
+  }
+  return max_label;
+}
+
+// A model with several graph inputs: one array per input, of the input's exact name (the first
+// input's split suffix, as for x, then the same suffix for every other input and the labels).
+Dataset load_named_inputs(Dataset& d, const NpzFile& z, const NumpySpec& s,
+                          const std::vector<std::string>& inputs) {
+  std::string names;
+  for (const auto& n : inputs) names += (names.empty() ? "" : ", ") + n;
+  if (s.x_named) {
+    fail(
+        "data set '{}': x_array / ?x= names the input array of a one-input model, but this model "
+        "has {} inputs ({}), each read from the array of its name; fix: drop x_array / ?x= and "
+        "save the arrays under those names",
+        d.name, inputs.size(), names);
+  }
+  const auto first = pick(z, inputs[0], d.split);
+  if (!first) {
+    fail(
+        "'{}' has no array for model input '{}' (looked for {}_{}{}, {}); its arrays: {}; fix: "
+        "save one array per model input ({}), named after it, and the labels as {}",
+        s.path, inputs[0], inputs[0], split_name(d.split),
+        d.split == Split::kVal ? ", " + inputs[0] + "_test" : "", inputs[0], list_names(z), names,
+        s.y);
+  }
+  const std::string suffix = first->substr(inputs[0].size());  // "", "_train", ...
+  std::vector<Tensor> xs;
+  std::string arrays;
+  for (const auto& in : inputs) {
+    const std::string an = in + suffix;
+    if (!z.has(an)) {
+      fail(
+          "'{}' has no array '{}' for model input '{}'; its arrays: {}; fix: save one array "
+          "per model input ({}), named after it{}",
+          s.path, an, in, list_names(z), names,
+          suffix.empty() ? "" : fmt::format(" with the suffix {} of '{}'", suffix, *first));
+    }
+    Tensor x = z.array(an);
+    if (x.dtype() == DType::kFloat64) x = x.to(DType::kFloat32);
+    xs.push_back(std::move(x));
+    arrays += an + ", ";
+  }
+  const std::string yn = s.y + suffix;
+  if (!z.has(yn)) {
+    fail(
+        "'{}' has the model's input arrays but no labels '{}'; its arrays: {}; fix: save the "
+        "labels as '{}' or name them with npz:PATH?y=NAME",
+        s.path, yn, list_names(z), yn);
+  }
+  Tensor y = z.array(yn);
+  const int64_t max_label = max_label_elsewhere(z, s, yn, y);
+  d.source = fmt::format("{} (arrays {}{})", s.path, arrays, yn);
+  finish(d, xs[0], y, fmt::format("'{}' array '{}'", s.path, inputs[0] + suffix),
+         fmt::format("'{}' array '{}'", s.path, yn), max_label);
+  for (size_t i = 1; i < xs.size(); ++i) {
+    if (xs[i].rank() < 1 || xs[i].dim(0) != d.y.dim(0)) {
+      fail(
+          "'{}' array '{}' has shape {} but the labels '{}' have {} rows: every input array "
+          "needs one row per sample",
+          s.path, inputs[i] + suffix, shape_str(xs[i].shape()), yn, d.y.dim(0));
+    }
+    d.more_x.push_back(std::move(xs[i]));
+  }
+  d.input_names = inputs;
+  return d;
+}
+
 }  // namespace
 
 bool is_numpy_dataset(const std::string& name) {
@@ -136,12 +219,20 @@ Dataset load_numpy_dataset(const std::string& name, Split split, const DataOptio
   d.name = name;
   d.split = split;
   if (!s.npz) {
+    if (options.input_names.size() > 1) {
+      fail(
+          "data set '{}': the model has {} inputs, which npy: (one input file) cannot feed; fix: "
+          "save one array per input, named after it, and the labels as y in an npz archive "
+          "(np.savez('d.npz', {}=..., y=...)) and use --dataset npz:d.npz",
+          name, options.input_names.size(), options.input_names[0]);
+    }
     Tensor x = read_npy(s.x_path), y = read_npy(s.y_path);
     d.source = s.x_path + ", " + s.y_path;
     finish(d, x, y, "'" + s.x_path + "'", "'" + s.y_path + "'", -1);
     return d;
   }
   const NpzFile z = NpzFile::open(s.path);
+  if (options.input_names.size() > 1) return load_named_inputs(d, z, s, options.input_names);
   const auto xn = pick(z, s.x, split);
   if (!xn) {
     fail(
@@ -161,17 +252,7 @@ Dataset load_numpy_dataset(const std::string& name, Split split, const DataOptio
   Tensor x = z.array(*xn), y = z.array(yn);
   // Classes: every split's labels count, so that a split missing the last class still has the
   // model's number of classes.
-  int64_t max_label = -1;
-  if (!is_float(y.dtype())) {
-    for (const char* sfx : {"", "_train", "_val", "_test"}) {
-      const std::string other = s.y + sfx;
-      if (other == yn || !z.has(other)) continue;
-      Tensor o = z.array(other);
-      if (is_float(o.dtype())) continue;
-      max_label =
-          std::max(max_label, to_class_indices(o, fmt::format("'{}' array '{}'", s.path, other)));
-    }
-  }
+  const int64_t max_label = max_label_elsewhere(z, s, yn, y);
   d.source = fmt::format("{} (arrays {}, {})", s.path, *xn, yn);
   finish(d, x, y, fmt::format("'{}' array '{}'", s.path, *xn),
          fmt::format("'{}' array '{}'", s.path, yn), max_label);

@@ -123,7 +123,63 @@ Shape sample_shape(const Tensor& t) { return Shape(t.shape().begin() + 1, t.shap
 
 }  // namespace
 
+std::vector<std::string> data_input_names(const ir::Graph& graph) {
+  std::vector<std::string> names;
+  if (graph.inputs().size() < 2) return names;
+  for (ir::ValueId v : graph.inputs()) names.push_back(graph.value(v).name);
+  return names;
+}
+
+namespace {
+
+// Several graph inputs: every one has its own array of exactly its per-sample shape.
+void check_model_inputs(const ir::Graph& graph, const data::Dataset& data) {
+  const std::vector<std::string> names = data_input_names(graph);
+  const std::string from = data.source.empty() ? "" : " (from " + data.source + ")";
+  if (data.input_names != names) {
+    std::string want, have;
+    for (const auto& n : names) want += (want.empty() ? "" : ", ") + n;
+    for (const auto& n : data.input_names) have += (have.empty() ? "" : ", ") + n;
+    fail(
+        "the model has {} inputs ({}) but data set '{}' feeds {}{}; fix: give an npz: data set "
+        "with one array per model input, named after it",
+        names.size(), want, data.name, have.empty() ? "one unnamed input" : have, from);
+  }
+  const std::vector<Tensor> xs = data.inputs();
+  for (size_t i = 0; i < names.size(); ++i) {
+    const ir::Value& in = graph.value(graph.inputs()[i]);
+    const Tensor& x = xs[i];
+    const Shape want(in.shape.begin() + 1, in.shape.end());
+    const Shape sample = x.rank() >= 1 ? sample_shape(x) : Shape{};
+    if (x.rank() < 1 || sample != want) {
+      fail(
+          "model input '{}' {} takes samples of shape {}, but data set '{}' array '{}' has "
+          "samples of shape {} ({} {}){}; fix: save the array as [N{}]",
+          in.name, shape_str(in.shape), shape_str(want), data.name, in.name, shape_str(sample),
+          dtype_name(x.dtype()), shape_str(x.shape()), from, [&] {
+            std::string d;
+            for (int64_t v : want) d += fmt::format(", {}", v);
+            return d;
+          }());
+    }
+    if (is_integer(in.dtype) != is_integer(x.dtype())) {
+      fail(
+          "model input '{}' {} takes {}, but data set '{}' array '{}' {} holds {}{}; fix: save "
+          "it as {} (a.astype(np.{}))",
+          in.name, shape_str(in.shape), dtype_name(in.dtype), data.name, in.name,
+          shape_str(x.shape()), dtype_name(x.dtype()), from, dtype_name(in.dtype),
+          is_integer(in.dtype) ? (in.dtype == DType::kInt32 ? "int32" : "int64") : "float32");
+    }
+  }
+}
+
+}  // namespace
+
 void check_model_input(const ir::Graph& graph, const data::Dataset& data) {
+  if (graph.inputs().size() > 1 || !data.input_names.empty()) {
+    check_model_inputs(graph, data);
+    return;
+  }
   if (graph.inputs().empty() || data.x.empty() || data.x.rank() < 1) return;
   const ir::Value& in = graph.value(graph.inputs()[0]);
   int64_t per_sample = 1;
@@ -176,14 +232,25 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
   const int64_t batch = std::min(options.batch_size, plan->max_batch());
 
   // The model's input may be [?, 784] while the data set holds [N, 1, 28, 28]: samples are fed
-  // by rows, so only the per-sample element counts must agree.
-  Shape want = plan->input_shape();
-  int64_t per_sample_model = 1;
-  for (size_t d = 1; d < want.size(); ++d) per_sample_model *= want[d];
-  const int64_t per_sample_data = data.size() ? data.x.numel() / data.size() : 0;
-  if (per_sample_model != per_sample_data) {
-    fail("model input {} does not fit data set '{}' samples {} ({} vs {} values per sample)",
-         shape_str(want), data.name, shape_str(data.x.shape()), per_sample_model, per_sample_data);
+  // by rows, so only the per-sample element counts must agree. A model with several inputs
+  // takes one data array per input (Dataset::inputs(), in the model's order).
+  const std::vector<Tensor> xs = data.inputs();
+  if (xs.size() != plan->num_inputs()) {
+    fail("the model has {} inputs but data set '{}' feeds {}", plan->num_inputs(), data.name,
+         xs.size());
+  }
+  for (size_t k = 0; k < xs.size(); ++k) {
+    const Shape& want = plan->input_shape(k);
+    int64_t per_sample_model = 1;
+    for (size_t d = 1; d < want.size(); ++d) per_sample_model *= want[d];
+    const int64_t per_sample_data = data.size() && xs[k].rank() >= 1 && xs[k].dim(0) == data.size()
+                                        ? xs[k].numel() / data.size()
+                                        : -1;
+    if (per_sample_model != per_sample_data) {
+      fail("model input '{}' {} does not fit data set '{}' samples {} ({} vs {} values per sample)",
+           plan->input_name(k), shape_str(want), data.name, shape_str(xs[k].shape()),
+           per_sample_model, per_sample_data);
+    }
   }
 
   std::vector<double>& sample_loss = outcomes->loss;
@@ -196,7 +263,6 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
   const int64_t* labels = regression ? nullptr : data.y.data<int64_t>();
   const float* targets = regression ? data.y.data<float>() : nullptr;
   const int64_t per_target = regression ? data.y.numel() / std::max<int64_t>(1, data.size()) : 0;
-  const DType input_dtype = plan->slots()[plan->input_slot()].dtype;
   ExecutorPool executors(plan);
   std::mutex error_mutex;
   std::string error;
@@ -210,12 +276,17 @@ void evaluate_rows(const std::shared_ptr<const runtime::Plan>& plan, const data:
   auto run_batches = [&](runtime::Executor* exec, int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t begin = first + b * batch, end = std::min(n, begin + batch);
-      Shape in_shape = want;
-      in_shape[0] = end - begin;
-      Tensor input = data.x.rows(begin, end).reshaped(in_shape);
-      // Integer inputs the model takes as integers pass unchanged; others become its dtype.
-      if (input.dtype() != input_dtype) input = input.to(input_dtype);
-      exec->run(input);
+      std::vector<Tensor> inputs;
+      inputs.reserve(xs.size());
+      for (size_t k = 0; k < xs.size(); ++k) {
+        Shape in_shape = plan->input_shape(k);
+        in_shape[0] = end - begin;
+        Tensor input = xs[k].rows(begin, end).reshaped(in_shape);
+        // Integer inputs the model takes as integers pass unchanged; others become its dtype.
+        if (input.dtype() != plan->input_dtype(k)) input = input.to(plan->input_dtype(k));
+        inputs.push_back(std::move(input));
+      }
+      exec->run(inputs);
       if (options.output_index >= exec->num_outputs()) {
         std::lock_guard<std::mutex> lock(error_mutex);
         error = fmt::format("output index {} is beyond the model's {} outputs",

@@ -101,7 +101,14 @@ ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name
 // Throws Error, naming the graph input's shape and dtype, the data set's per-sample shape and
 // dtype and its file(s), when a sample does not hold as many values as the input takes per
 // sample, or when the input takes integers (token ids) and the data holds floats.
+// A model with several graph inputs (a BERT's input_ids, attention_mask, token_type_ids): each
+// must have its array (Dataset::input_names, in the model's order), of exactly the input's
+// per-sample shape, integer data for an integer input; the error names the input, both shapes,
+// the dtypes and the file.
 void check_model_input(const ir::Graph& graph, const data::Dataset& data);
+// The names DataOptions::input_names takes for `graph`: its graph inputs' when it has several,
+// else none (a one-input model reads x, whatever its input's name).
+std::vector<std::string> data_input_names(const ir::Graph& graph);
 // ModelOutput -> the EvalOptions fields.
 void set_output(EvalOptions& options, const ModelOutput& output);
 

@@ -139,19 +139,33 @@ OpCounts op_counts(const ir::Graph& graph, const quant::QuantAssignment& q) {
 
 double measure_latency_ms(const std::shared_ptr<const runtime::Plan>& plan, const Tensor& input,
                           const LatencyOptions& options) {
+  return measure_latency_ms(plan, std::vector<Tensor>{input}, options);
+}
+
+double measure_latency_ms(const std::shared_ptr<const runtime::Plan>& plan,
+                          const std::vector<Tensor>& inputs, const LatencyOptions& options) {
   const int64_t b = options.batch_size;
   if (b < 1) fail("latency batch_size must be >= 1, got {}", b);
   if (b > plan->max_batch()) {
     fail("latency batch_size {} exceeds the plan's max_batch {}", b, plan->max_batch());
   }
-  if (b > input.dim(0)) fail("latency batch_size {} needs {} samples, got {}", b, b, input.dim(0));
+  if (inputs.size() != plan->num_inputs()) {
+    fail("the model has {} inputs, the latency measurement got {}", plan->num_inputs(),
+         inputs.size());
+  }
   runtime::Executor exec(plan);
-  Shape shape = plan->input_shape();
-  shape[0] = b;
-  Tensor x = input.rows(0, b).reshaped(shape);
-  // Data of another dtype than the model's input (uint8 pixels, int32 ids): as evaluate does.
-  const DType want = plan->slots()[plan->input_slot()].dtype;
-  if (x.dtype() != want) x = x.to(want);
+  std::vector<Tensor> x;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& input = inputs[k];
+    if (b > input.dim(0)) {
+      fail("latency batch_size {} needs {} samples, got {}", b, b, input.dim(0));
+    }
+    Shape shape = plan->input_shape(k);
+    shape[0] = b;
+    x.push_back(input.rows(0, b).reshaped(shape));
+    // Data of another dtype than the model's input (uint8 pixels, int32 ids): as evaluate does.
+    if (x.back().dtype() != plan->input_dtype(k)) x.back() = x.back().to(plan->input_dtype(k));
+  }
   exec.run(x);  // warm-up: caches, page faults, lazily started pool threads
   std::vector<double> times;
   for (int r = 0; r < std::max(1, options.repeats); ++r) {

@@ -70,5 +70,8 @@ struct LatencyOptions {
 // nothing).
 double measure_latency_ms(const std::shared_ptr<const runtime::Plan>& plan, const Tensor& input,
                           const LatencyOptions& options);
+// The same for a plan of several graph inputs: inputs[i] feeds input i (Dataset::inputs()).
+double measure_latency_ms(const std::shared_ptr<const runtime::Plan>& plan,
+                          const std::vector<Tensor>& inputs, const LatencyOptions& options);
 
 }  // namespace qsearch::eval

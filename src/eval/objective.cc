@@ -241,7 +241,7 @@ nlohmann::ordered_json QuantObjective::hardware_metrics(
     const quant::QuantAssignment* bitwidth_q) const {
   nlohmann::ordered_json h = cost_metrics(q, bitwidth_q);
   if (options_.latency) {
-    h["latency_ms"] = measure_latency_ms(int_plan, data_->x, *options_.latency);
+    h["latency_ms"] = measure_latency_ms(int_plan, data_->inputs(), *options_.latency);
   }
   return h;
 }

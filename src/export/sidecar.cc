@@ -29,8 +29,11 @@ Measurement measure_int(const ir::Graph& graph, const quant::QuantAssignment& q,
                 .accuracy = r.accuracy,
                 .data_source = ds.source};
   data::Sha256 h;
-  const Tensor x = ds.x.rows(0, n), y = ds.y.rows(0, n);
-  h.update(x.raw(), x.nbytes());
+  for (const Tensor& input : ds.inputs()) {  // every model input's array, in the model's order
+    const Tensor x = input.rows(0, n);
+    h.update(x.raw(), x.nbytes());
+  }
+  const Tensor y = ds.y.rows(0, n);
   h.update(y.raw(), y.nbytes());
   m.data_sha256 = h.hex_digest();
   return m;

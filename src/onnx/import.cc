@@ -197,13 +197,15 @@ void Importer::read_input() {
   for (const auto& vi : graph_.input()) {
     if (!initializers_.count(vi.name())) real.push_back(&vi);
   }
-  if (real.size() != 1) {
-    std::string names;
-    for (const auto* vi : real) names += (names.empty() ? "'" : ", '") + vi->name() + "'";
-    fail("qsearch supports models with exactly one graph input; this one has {}{}{}", real.size(),
-         real.empty() ? "" : ": ", names);
+  if (real.empty()) {
+    fail("the model has no graph input (every input is an initializer); qsearch needs one");
   }
-  const pb::ValueInfoProto& in = *real[0];
+  // Several inputs (a BERT's input_ids, attention_mask, token_type_ids): each is fed by its own
+  // data array (docs/datasets.md), every one with the batch as dim 0.
+  for (const auto* vi : real) read_graph_input(*vi);
+}
+
+void Importer::read_graph_input(const pb::ValueInfoProto& in) {
   if (!in.type().has_tensor_type()) fail("graph input '{}' is not a tensor", in.name());
   const auto& tt = in.type().tensor_type();
   DType dtype = DType::kFloat32;

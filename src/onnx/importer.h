@@ -187,6 +187,7 @@ class Importer {
   // import.cc: model level.
   void read_initializers();
   void read_input();
+  void read_graph_input(const pb::ValueInfoProto& in);
   void read_outputs();
   void import_node(const pb::NodeProto& node, int index);
   void apply_config_names();

@@ -55,15 +55,25 @@ Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
 }
 
 const Tensor& Executor::run(const Tensor& input) {
-  const Plan& p = *plan_;
-  const Shape& want = p.input_shape();
-  QSEARCH_CHECK(input.dtype() == p.input_dtype() && input.rank() == static_cast<int>(want.size()));
-  const int64_t batch = input.dim(0);
-  QSEARCH_CHECK(batch >= 1 && batch <= p.max_batch());
-  for (size_t d = 1; d < want.size(); ++d) QSEARCH_CHECK(input.shape()[d] == want[d]);
+  QSEARCH_CHECK(plan_->num_inputs() == 1);
+  return run(std::span<const Tensor>(&input, 1));
+}
 
-  void* in = const_cast<void*>(input.raw());  // input slots are only read
-  for (SlotId s : input_slots_) ptrs_[s] = in;
+const Tensor& Executor::run(std::span<const Tensor> inputs) {
+  const Plan& p = *plan_;
+  QSEARCH_CHECK(inputs.size() == p.num_inputs());
+  const int64_t batch = inputs[0].rank() > 0 ? inputs[0].dim(0) : 0;
+  QSEARCH_CHECK(batch >= 1 && batch <= p.max_batch());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& input = inputs[i];
+    const Shape& want = p.input_shape(i);
+    QSEARCH_CHECK(input.dtype() == p.input_dtype(i) &&
+                  input.rank() == static_cast<int>(want.size()) && input.dim(0) == batch);
+    for (size_t d = 1; d < want.size(); ++d) QSEARCH_CHECK(input.shape()[d] == want[d]);
+  }
+  // Input slots are only read.
+  auto in = [&](SlotId s) { return const_cast<void*>(inputs[p.slots()[s].input].raw()); };
+  for (SlotId s : input_slots_) ptrs_[s] = in(s);
   int64_t slice = p.micro_batch();
   if (slice <= 0 || (num_threads() > 1 && !in_parallel_region())) slice = batch;
   if (slice >= batch) {
@@ -71,7 +81,7 @@ const Tensor& Executor::run(const Tensor& input) {
     for (const auto& step : p.steps()) step->run(ctx);
   } else {
     for (Sliced& s : sliced_) {
-      if (p.slots()[s.slot].kind == SlotKind::kInput) s.base = static_cast<char*>(in);
+      if (p.slots()[s.slot].kind == SlotKind::kInput) s.base = static_cast<char*>(in(s.slot));
     }
     for (int64_t r0 = 0; r0 < batch; r0 += slice) {
       for (const Sliced& s : sliced_) ptrs_[s.slot] = s.base + r0 * s.sample_bytes;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/tensor.h"
@@ -31,9 +32,12 @@ class Executor {
 
   // input: [B, ...] of the plan's input dtype (Plan::input_dtype(): float32, or int64 / int32
   // token ids) and shape, 1 <= B <= max_batch (checked with QSEARCH_CHECK: a caller bug, not bad
-  // data). Returns the graph's first output for this batch ([B, classes] for a classifier), a view
-  // valid until the next run(). Never throws.
+  // data), for a plan of one graph input. Returns the graph's first output for this batch ([B,
+  // classes] for a classifier), a view valid until the next run(). Never throws.
   const Tensor& run(const Tensor& input);
+  // The same for any number of graph inputs: inputs[i] feeds Plan::input_slot(i) (its dtype and
+  // shape), every one with the same batch B.
+  const Tensor& run(std::span<const Tensor> inputs);
 
   // Every graph output of the last run() (same validity).
   const Tensor& output(size_t i) const { return *last_outputs_[i]; }
@@ -45,9 +49,9 @@ class Executor {
   std::shared_ptr<const Plan> plan_;
   std::vector<Tensor> buffers_;
   std::vector<void*> ptrs_;          // per slot
-  std::vector<SlotId> input_slots_;  // slots aliasing the caller's input
-  // Slots advanced by `sample_bytes` per sample from slice to slice: the input's and the
-  // outputs' (their base pointers; the input's is set per run).
+  std::vector<SlotId> input_slots_;  // slots aliasing a caller's input (Slot::input says which)
+  // Slots advanced by `sample_bytes` per sample from slice to slice: the inputs' and the
+  // outputs' (their base pointers; the inputs' are set per run).
   struct Sliced {
     SlotId slot;
     char* base;

@@ -193,25 +193,24 @@ void PlanBuilder::check_graph() {
   if (options_.max_batch < 1) {
     fail("max_batch must be >= 1, got {}", options_.max_batch);
   }
-  if (graph_.inputs().size() != 1) {
-    fail("the graph has {} inputs; qsearch runs graphs with exactly one input",
-         graph_.inputs().size());
-  }
-  const ir::Value& in = graph_.value(graph_.inputs()[0]);
-  if (in.dtype != DType::kFloat32 && in.dtype != DType::kInt64 && in.dtype != DType::kInt32) {
-    fail("graph input '{}' is {}; float32, int64 (token ids) and int32 inputs are supported",
-         in.name, dtype_name(in.dtype));
-  }
-  if (in.shape.empty() || in.shape[0] != kDynamic) {
-    fail(
-        "graph input '{}' has shape {}; its first dim must be the dynamic batch dimension "
-        "(export the model with a dynamic batch axis)",
-        in.name, shape_str(in.shape));
-  }
-  for (size_t d = 1; d < in.shape.size(); ++d) {
-    if (in.shape[d] == kDynamic) {
-      fail("graph input '{}' has shape {}; only the first dim may be dynamic", in.name,
-           shape_str(in.shape));
+  if (graph_.inputs().empty()) fail("the graph has no inputs");
+  for (ir::ValueId v : graph_.inputs()) {
+    const ir::Value& in = graph_.value(v);
+    if (in.dtype != DType::kFloat32 && in.dtype != DType::kInt64 && in.dtype != DType::kInt32) {
+      fail("graph input '{}' is {}; float32, int64 (token ids) and int32 inputs are supported",
+           in.name, dtype_name(in.dtype));
+    }
+    if (in.shape.empty() || in.shape[0] != kDynamic) {
+      fail(
+          "graph input '{}' has shape {}; its first dim must be the dynamic batch dimension "
+          "(export the model with a dynamic batch axis)",
+          in.name, shape_str(in.shape));
+    }
+    for (size_t d = 1; d < in.shape.size(); ++d) {
+      if (in.shape[d] == kDynamic) {
+        fail("graph input '{}' has shape {}; only the first dim may be dynamic", in.name,
+             shape_str(in.shape));
+      }
     }
   }
   if (graph_.outputs().empty()) fail("the graph has no outputs");
@@ -272,8 +271,10 @@ SlotId PlanBuilder::slot(ir::ValueId v) {
     s.kind = SlotKind::kConstant;
     s.constant = static_cast<int32_t>(plan_->constants_.size());
     plan_->constants_.push_back(val.data.clone());
-  } else if (v == graph_.inputs()[0]) {
+  } else if (auto it = std::find(graph_.inputs().begin(), graph_.inputs().end(), v);
+             it != graph_.inputs().end()) {
     s.kind = SlotKind::kInput;
+    s.input = static_cast<int32_t>(it - graph_.inputs().begin());
   } else {
     s.kind = SlotKind::kBuffer;
   }
@@ -418,10 +419,13 @@ void PlanBuilder::plan_micro_batch() {
   }
   for (const ir::Node& n : graph_.nodes())
     plan_->macs_per_sample_ += ir::macs_per_sample(graph_, n);
-  // Activation bytes of one sample: the planned buffers (after reuse) and the input.
-  const Slot& in = slots[plan_->input_];
-  int64_t per_sample =
-      static_cast<int64_t>(dtype_size(in.dtype)) * std::max<int64_t>(0, in.shape.numel(1));
+  // Activation bytes of one sample: the planned buffers (after reuse) and the inputs.
+  int64_t per_sample = 0;
+  for (SlotId s : plan_->inputs_) {
+    const Slot& in = slots[s];
+    per_sample +=
+        static_cast<int64_t>(dtype_size(in.dtype)) * std::max<int64_t>(0, in.shape.numel(1));
+  }
   for (size_t b : plan_->buffer_bytes_) per_sample += static_cast<int64_t>(b) / options_.max_batch;
   plan_->activation_bytes_per_sample_ = per_sample;
   if (!row_independent_) return;
@@ -462,9 +466,10 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
   }
   for (ir::ValueId o : graph_.outputs()) is_output_[o] = true;
 
-  const ir::ValueId in = graph_.inputs()[0];
-  plan_->input_ = slot(in);
-  plan_->input_shape_ = graph_.value(in).shape;
+  for (ir::ValueId in : graph_.inputs()) {
+    plan_->inputs_.push_back(slot(in));
+    plan_->input_shapes_.push_back(graph_.value(in).shape);
+  }
 
   for (const ir::Node& n : graph_.nodes()) {
     for (size_t k = 0; k < n.inputs.size(); ++k) {

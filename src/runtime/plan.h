@@ -150,12 +150,18 @@ class Plan {
   // memory.
   const std::vector<size_t>& buffer_bytes() const { return buffer_bytes_; }
   const std::vector<Tensor>& constants() const { return constants_; }
-  SlotId input_slot() const { return input_; }
+  // The graph inputs in the graph's order (one for most models; a BERT exported by
+  // transformers has input_ids, attention_mask, token_type_ids). i defaults to the first.
+  size_t num_inputs() const { return inputs_.size(); }
+  const std::vector<SlotId>& input_slots() const { return inputs_; }
+  SlotId input_slot(size_t i = 0) const { return inputs_[i]; }
   const std::vector<SlotId>& output_slots() const { return outputs_; }
-  // The graph input's shape with kDynamic for the batch dim, e.g. [?, 1, 28, 28].
-  const Shape& input_shape() const { return input_shape_; }
-  // The graph input's element type: float32, or int64 / int32 (token ids).
-  DType input_dtype() const { return slots_[input_].dtype; }
+  // Graph input i's shape with kDynamic for the batch dim, e.g. [?, 1, 28, 28].
+  const Shape& input_shape(size_t i = 0) const { return input_shapes_[i]; }
+  // Graph input i's element type: float32, or int64 / int32 (token ids, masks).
+  DType input_dtype(size_t i = 0) const { return slots_[inputs_[i]].dtype; }
+  // Graph input i's name (the ONNX graph input's).
+  const std::string& input_name(size_t i = 0) const { return slots_[inputs_[i]].name; }
   // Bytes of the model's parameters as this plan's mode stores them. kFloat and kFake: 4 bytes
   // per element of every float32 constant the graph's nodes read (each constant once), whatever
   // fusion did to them. kInt: the packed weight panels of every integer GEMM / conv as stored
@@ -190,9 +196,9 @@ class Plan {
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<size_t> buffer_bytes_;
   std::vector<Tensor> constants_;
-  SlotId input_ = kNoSlot;
+  std::vector<SlotId> inputs_;
   std::vector<SlotId> outputs_;
-  Shape input_shape_;
+  std::vector<Shape> input_shapes_;
   int64_t parameter_bytes_ = 0;
   std::map<std::string, int64_t> node_parameter_bytes_;
   int64_t micro_batch_ = 0;
@@ -203,8 +209,8 @@ class Plan {
 
 // Validates and prepares `graph` (finalized) for running batches of up to options.max_batch.
 // Throws Error naming the node for anything it cannot run: unsupported op or attribute for the
-// mode, integer data where an op computes in float32, a rank above 8, more than one graph input, a
-// graph input whose first dim is not the (dynamic) batch, shapes that do not scale with the batch.
+// mode, integer data where an op computes in float32, a rank above 8, no graph input, a graph
+// input whose first dim is not the (dynamic) batch, shapes that do not scale with the batch.
 std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions& options);
 
 }  // namespace qsearch::runtime

@@ -63,7 +63,7 @@ struct SymShape {
 
 enum class SlotKind : uint8_t {
   kBuffer,    // an executor-owned activation buffer (`buffer`), reused when dead
-  kInput,     // the tensor passed to Executor::run (or a view of it)
+  kInput,     // a tensor passed to Executor::run (or a view of it)
   kConstant,  // plan-owned data (`constant`), e.g. a weight read by a reference kernel
 };
 
@@ -74,6 +74,7 @@ struct Slot {
   SlotKind kind = SlotKind::kBuffer;
   int32_t buffer = -1;    // kBuffer: index into Plan::buffer_bytes()
   int32_t constant = -1;  // kConstant: index into Plan::constants()
+  int32_t input = -1;     // kInput: which graph input (index into Plan::input_slots())
   // Integer slots (Mode::kInt): the codes' format when they are codes of one, and their binary
   // point (value = code * 2^-frac; accumulators have a frac but no format). Read at plan time
   // and by to_string(), never at run time.

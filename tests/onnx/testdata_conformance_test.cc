@@ -3,6 +3,7 @@
 // qsearch imports must reproduce the expected output of its test_data_set_0 in float mode, with
 // the fast and the reference kernels. Most of these models are opset 6-10, so this also checks
 // the conversion of old opsets (import.h, upgrade_old_opset) end to end.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
@@ -53,14 +54,14 @@ int default_opset(const fs::path& model) {
   return 0;
 }
 
-// Runs `g` in float mode on `x` and returns its first output.
-Tensor run_float(const ir::Graph& g, const Tensor& x, bool reference) {
+// Runs `g` in float mode on `xs` (one tensor per graph input) and returns its first output.
+Tensor run_float(const ir::Graph& g, const std::vector<Tensor>& xs, bool reference) {
   runtime::PlanOptions o;
   o.mode = runtime::Mode::kFloat;
-  o.max_batch = x.shape()[0];
+  o.max_batch = xs[0].shape()[0];
   o.use_reference_kernels = reference;
   runtime::Executor e(runtime::make_plan(g, o));
-  return e.run(x).clone();
+  return e.run(xs).clone();
 }
 
 TEST(LibOnnxTestData, EveryImportedModelReproducesItsExpectedOutput) {
@@ -79,21 +80,34 @@ TEST(LibOnnxTestData, EveryImportedModelReproducesItsExpectedOutput) {
     }
     ++imported;
     if (default_opset(dir / "model.onnx") < kMinOpset) ++old_opset;
-    ::onnx::TensorProto in, out;
-    if (!read_tensor(dir / "test_data_set_0" / "input_0.pb", &in) ||
+    // Several graph inputs (input_0.pb, input_1.pb, ... in the graph's order): each fed.
+    std::vector<Tensor> xs;
+    for (size_t k = 0; k < g.inputs().size(); ++k) {
+      ::onnx::TensorProto in;
+      const std::string file = fmt::format("input_{}.pb", k);
+      if (!read_tensor(dir / "test_data_set_0" / file, &in) ||
+          in.data_type() != ::onnx::TensorProto::FLOAT) {
+        break;
+      }
+      xs.push_back(detail::float_tensor(in, name + " " + file));
+      // Every input's dim 0 is the batch: a test input that does not fit that is not run.
+      Shape want = g.value(g.inputs()[k]).shape;
+      if (xs.back().shape().empty() || want.empty()) break;
+      want[0] = xs[0].shape()[0];
+      if (xs.back().shape() != want) break;
+    }
+    ::onnx::TensorProto out;
+    if (xs.size() != g.inputs().size() ||
         !read_tensor(dir / "test_data_set_0" / "output_0.pb", &out) ||
-        in.data_type() != ::onnx::TensorProto::FLOAT ||
         out.data_type() != ::onnx::TensorProto::FLOAT) {
       continue;
     }
-    Tensor x = detail::float_tensor(in, name + " input_0");
     const Tensor want = detail::float_tensor(out, name + " output_0");
-    if (x.shape().size() == 0) continue;
     for (bool reference : {false, true}) {
       SCOPED_TRACE(name + (reference ? " (reference kernels)" : " (fast kernels)"));
       Tensor got;
       try {
-        got = run_float(g, x, reference);
+        got = run_float(g, xs, reference);
       } catch (const Error& e) {
         ADD_FAILURE() << "imported but does not run: " << e.what();
         continue;
@@ -113,7 +127,8 @@ TEST(LibOnnxTestData, EveryImportedModelReproducesItsExpectedOutput) {
   }
   // Before opsets 6-10 were converted, 1 of these 140 models imported; the floor keeps the
   // conversion (and the ops it leads to) from silently breaking. 1-D / 3-D MaxPool and
-  // AveragePool (issue 14) took it from 68 to 78 (66 to 76 checked), 3-D Conv to 85 (83).
+  // AveragePool (issue 14) took it from 68 to 78 (66 to 76 checked), 3-D Conv to 85 (83), several
+  // graph inputs to 88 (86).
   EXPECT_GE(imported, 82);
   EXPECT_GE(old_opset, 35);
   EXPECT_GE(checked, 80);

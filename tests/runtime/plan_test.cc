@@ -48,7 +48,29 @@ TEST(PlanErrors, GraphInputs) {
     g.add_node({OpKind::kAdd, "sum", {a, b}, {y}, ir::NoAttrs{}, ""});
     g.mark_output(y);
     g.finalize();
-    expect_plan_error(g, {"2 inputs", "exactly one input"});
+    // Several inputs (a BERT's input_ids and attention_mask) plan and run, each fed by its own
+    // tensor: a + b, not a + a.
+    const auto plan = make_plan(g, {.max_batch = 4});
+    ASSERT_EQ(plan->num_inputs(), 2u);
+    EXPECT_EQ(plan->input_name(0), "a");
+    EXPECT_EQ(plan->input_name(1), "b");
+    Executor ex(plan);
+    const std::vector<Tensor> in = {Tensor::from<float>({2, 3}, {1, 2, 3, 4, 5, 6}),
+                                    Tensor::from<float>({2, 3}, {10, 20, 30, 40, 50, 60})};
+    const Tensor& out = ex.run(in);
+    ASSERT_EQ(out.shape(), (Shape{2, 3}));
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(out.data<float>()[i], 11.0f * (i + 1));
+  }
+  {
+    // Every input is checked as the one was: a second input without the dynamic batch.
+    ir::Graph g;
+    ir::ValueId a = g.add_input("a", {kDynamic, 3});
+    g.add_input("b", {4, 3});
+    ir::ValueId y = g.add_value("y");
+    g.add_node({OpKind::kRelu, "r", {a}, {y}, ir::NoAttrs{}, ""});
+    g.mark_output(y);
+    g.finalize();
+    expect_plan_error(g, {"'b'", "[4, 3]", "dynamic batch"});
   }
   {
     GraphMaker m({4, 3});  // fixed batch
