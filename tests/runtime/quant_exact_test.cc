@@ -1095,8 +1095,9 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
   for (uint64_t seed = 1; seed <= 160; ++seed) {
     RandomCase rc(seed * 9241);
     const int act = static_cast<int>(seed % 3);  // 0: none, 1: Relu, 2: Clip
-    // 0, 1: a chain; 2: the conv's output is a graph output too; 3: the BN's output is read by
-    // the activation (if any) and another conv.
+    // 0: a chain into a second conv; 1: the activation's (or BN's) float output is the graph's,
+    // compared bit for bit; 2: the conv's output is a graph output too; 3: the BN's output is
+    // read by the activation (if any) and another conv.
     const int shape = static_cast<int>(seed / 3 % 4);
     const auto [lo, hi] = clips[seed / 12 % clips.size()];
     const int64_t c = rc.uniform(1, 6), hw = rc.uniform(1, 12), batch = rc.uniform(1, 5);
@@ -1120,15 +1121,16 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
     const NodeQuantConfig first = rc.weighted();
     quantize_last(first);  // with data_out the BN reads its dequantized codes: not fused
     if (shape == 2) m.graph().mark_output(v);
-    // gamma of both signs; beta = mean * a exactly for some channels (shift 0 or -0).
+    // gamma of both signs; a zero shift of either sign for some channels.
     Tensor gamma({oc}, DType::kFloat32), beta({oc}, DType::kFloat32), mean({oc}, DType::kFloat32),
         var({oc}, DType::kFloat32);
     for (int64_t i = 0; i < oc; ++i) {
       gamma.data<float>()[i] = (rc.chance(30) ? -1.0f : 1.0f) * (0.25f + rc.uniform(0, 8) / 4.0f);
       var.data<float>()[i] = rc.chance(50) ? 1.0f - 1e-5f : 0.1f + rc.uniform(0, 20) / 7.0f;
-      mean.data<float>()[i] = (rc.uniform(0, 16) - 8) / 5.0f;
+      const bool zero_shift = rc.chance(25);  // shift = beta - mean * a = +0 or -0
+      mean.data<float>()[i] = zero_shift ? 0.0f : (rc.uniform(0, 16) - 8) / 5.0f;
       beta.data<float>()[i] =
-          rc.chance(25) ? (rc.chance(50) ? 0.0f : -0.0f) : (rc.uniform(0, 16) - 8) / 3.0f;
+          zero_shift ? (rc.chance(50) ? 0.0f : -0.0f) : (rc.uniform(0, 16) - 8) / 3.0f;
     }
     const ir::ValueId bn = m.op(OpKind::kBatchNorm,
                                 {v, m.constant(std::move(gamma)), m.constant(std::move(beta)),
@@ -1147,9 +1149,11 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
       quantize_last(rc.weighted());
       v = m.op(OpKind::kAdd, {v, u});
     }
-    const ir::Graph g = m.finish(v);
+    const ir::Graph g = m.finish(shape == 1 ? pre : v);
     quant::QuantAssignment q;
-    for (const auto& [node, n] : pending) q[g.find_node(node)->config_name] = n;
+    for (const auto& [node, n] : pending) {
+      if (const ir::Node* nd = g.find_node(node)) q[nd->config_name] = n;
+    }
     const Tensor x = rc.input({batch, c, hw, hw});
     SCOPED_TRACE(fmt::format("seed {} C={} OC={} groups={} {}x{} k={} batch {} act {} shape {}",
                              seed, c, oc, groups, hw, hw, k, batch, act, shape));
