@@ -19,6 +19,7 @@
 // conversions follow. Nothing goes through float between integer nodes.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <memory>
 #include <utility>
 
@@ -504,6 +505,65 @@ class IntLowering {
     return &t;
   }
 
+  // A float output whose one reader is an unquantized BatchNormalization with constant
+  // parameters, optionally followed by the one reader of its output, an unquantized Relu or Clip:
+  // node n's float store applies them (GemmParams::post_scale), the same float operations the
+  // separate steps do (lower_batch_norm's folded scale and shift and channel_affine_f32's fma,
+  // then unary_f32's Relu / Clip comparisons), and they cost no step. Fast kernels only (the
+  // reference plan keeps the separate steps). Returns the value the store writes, or -1.
+  ValueId fuse_affine(const Node& n, const OutputPlan& p, int64_t channels, IntConvStep* s) const {
+    if (p.kind != fx::GemmOutput::kFloat || b_.options().use_reference_kernels) return -1;
+    auto is_output = [&](ValueId v) {
+      return std::find(g_.outputs().begin(), g_.outputs().end(), v) != g_.outputs().end();
+    };
+    auto sole_reader = [&](ValueId v) -> const Node* {
+      const std::vector<ir::NodeId> users = g_.consumers(v);
+      if (is_output(v) || users.size() != 1) return nullptr;
+      const Node& t = g_.node(users[0]);
+      if (nq(t).quantized() || t.inputs.empty() || t.inputs[0] != v ||
+          info_[t.outputs[0]].canon != Canon::kFloat) {
+        return nullptr;
+      }
+      return &t;
+    };
+    const Node* bn = sole_reader(n.outputs[0]);
+    if (bn == nullptr || bn->kind != OpKind::kBatchNorm || bn->inputs.size() < 5) return -1;
+    for (int k = 1; k < 5; ++k) {
+      const ValueId v = bn->inputs[k];
+      if (v < 0 || v == n.outputs[0] || !is_constant(v) ||
+          g_.value(v).data.dtype() != DType::kFloat32 || g_.value(v).data.numel() != channels) {
+        return -1;
+      }
+    }
+    // lower_batch_norm's scale and shift, computed the same way.
+    const float eps = std::get<ir::BatchNormAttrs>(bn->attrs).epsilon;
+    const float *gamma = g_.value(bn->inputs[1]).data.data<float>(),
+                *beta = g_.value(bn->inputs[2]).data.data<float>(),
+                *mean = g_.value(bn->inputs[3]).data.data<float>(),
+                *var = g_.value(bn->inputs[4]).data.data<float>();
+    s->post_scale = Tensor({channels}, DType::kFloat32);
+    s->post_shift = Tensor({channels}, DType::kFloat32);
+    for (int64_t i = 0; i < channels; ++i) {
+      const double a = gamma[i] / std::sqrt(static_cast<double>(var[i]) + eps);
+      s->post_scale.data<float>()[i] = static_cast<float>(a);
+      s->post_shift.data<float>()[i] = static_cast<float>(beta[i] - mean[i] * a);
+    }
+    b_.mark_fused(*bn);
+    ValueId y = bn->outputs[0];
+    if (const Node* act = sole_reader(y); act != nullptr && act->kind == OpKind::kRelu) {
+      s->params.post_lo = 0.0f;
+      b_.mark_fused(*act);
+      y = act->outputs[0];
+    } else if (act != nullptr && act->kind == OpKind::kClip) {
+      const auto& a = std::get<ir::ClipAttrs>(act->attrs);
+      s->params.post_lo = a.min;
+      s->params.post_hi = a.max;
+      b_.mark_fused(*act);
+      y = act->outputs[0];
+    }
+    return y;
+  }
+
   // The slot of the fused store's output r (fuse_store), recorded as its one representation.
   SlotId fused_slot(ValueId r, const OutputPlan& p) {
     const SlotId s =
@@ -842,9 +902,15 @@ class IntLowering {
     s->params.relu = fused.relu && op.format.is_signed;
     s->pool = fused.pool ? fx::ConvPool::kMax2x2 : fx::ConvPool::kNone;
     s->inputs = {zeros ? zeros->slot : get(x, Want::codes(*q.inputs[0], q.rounding))};
-    s->outputs = {fused.value >= 0
-                      ? fused_slot(fused.value, op)
-                      : output_slot(n, op, fx::gemm_output_dtype(s->params), s->packed.acc_frac())};
+    const ValueId affine = clip == nullptr ? fuse_affine(n, op, ws[0], s.get()) : -1;
+    if (affine >= 0) {
+      s->outputs = {b_.slot(affine)};
+      info_[affine].reprs.emplace_back(Want::real(), s->outputs[0]);
+    } else {
+      s->outputs = {fused.value >= 0 ? fused_slot(fused.value, op)
+                                     : output_slot(n, op, fx::gemm_output_dtype(s->params),
+                                                   s->packed.acc_frac())};
+    }
     b_.add_parameter_bytes(
         n, static_cast<int64_t>(s->packed.packed_bytes()) + (c >= 0 ? 8 * ws[0] : 0));
     if (!s->reference) s->weight_codes = s->bias_codes = Tensor();

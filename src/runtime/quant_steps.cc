@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <limits>
 #include <span>
 #include <type_traits>
@@ -171,16 +172,28 @@ void IntConvStep::run(const RunContext& ctx) const {
     fx::ref::conv2d(ctx.slot_ptr(inputs[0]), batch, geometry, spec, params, full.raw());
     fx::ref::max_pool2d(full.raw(), t, batch, geometry.out_channels, geometry.out_h(),
                         geometry.out_w(), fx::MaxPool2dParams{}, ctx.slot_ptr(outputs[0]));
-  } else {
+  } else if (post_scale.numel() == 0) {
     fx::conv2d(ctx.slot_ptr(inputs[0]), batch, packed, params, ctx.slot_ptr(outputs[0]), pool);
+  } else {
+    fx::GemmParams p = params;
+    p.post_scale = post_scale.data<float>();
+    p.post_shift = post_shift.data<float>();
+    fx::conv2d(ctx.slot_ptr(inputs[0]), batch, packed, p, ctx.slot_ptr(outputs[0]), pool);
   }
 }
 
 std::string IntConvStep::describe() const {
   // " winograd": the exact integer Winograd path (kernels/fixed/winograd.h) runs this conv.
   const bool winograd = packed.winograd() != nullptr && pool == fx::ConvPool::kNone && !reference;
-  return fmt::format("conv2d_int {} x {} {}{}{}{}", dtype_name(packed.a_dtype()),
-                     weight_str(packed.groups().front(), params.acc), output_str(params),
+  std::string post;
+  if (post_scale.numel() != 0) {
+    post = fmt::format(" +batchnorm{}",
+                       params.post_lo == 0.0f && std::isinf(params.post_hi)       ? " +relu"
+                       : std::isinf(params.post_lo) && std::isinf(params.post_hi) ? ""
+                                                                                  : " +clip");
+  }
+  return fmt::format("conv2d_int {} x {} {}{}{}{}{}", dtype_name(packed.a_dtype()),
+                     weight_str(packed.groups().front(), params.acc), output_str(params), post,
                      pool == fx::ConvPool::kMax2x2 ? " +maxpool2x2" : "",
                      winograd ? " winograd" : "", reference ? " ref" : "");
 }

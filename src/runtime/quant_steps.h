@@ -82,6 +82,9 @@ class IntConvStep : public Step {
   kernels::fixed::Conv2dGeometry geometry;
   kernels::fixed::Conv2dWeights spec;
   Tensor weight_codes, bias_codes;
+  // A float BatchNorm's channel affine (+ Relu / Clip in params.post_lo / post_hi) fused into the
+  // float store: [out_channels] each, passed as params.post_scale / post_shift (empty: none).
+  Tensor post_scale, post_shift;
 };
 
 // inputs = {A, B} codes of equal shape: exact A + B (binary points aligned), requantized to

@@ -1197,5 +1197,109 @@ TEST(QuantExact, ConvAndLinearStoresFuseClip) {
   EXPECT_GE(fused, ran / 2);
 }
 
+// Issue 14: a quantized conv whose float output goes only to an unquantized BatchNormalization
+// (MASE keeps BN in float), optionally followed by the BN output's one reader, an unquantized
+// Relu or Clip, applies the BN's channel affine and the activation in its float store
+// (GemmParams::post_scale) and the BN / activation cost no step. The fused plan equals the exact
+// reference (the separate float steps on the value rounded once) and the reference-kernel plan
+// (which keeps the steps) bit for bit: random formats and roundings, dense, grouped and depthwise
+// convs (every conv2d path: pixel-major, batch-blocked, the depthwise lanes), maps of 1x1 to
+// 12x12, batch 1..5, up to 20 channels (several 16-channel blocks), BN constants with negative
+// scales and zero / negative-zero shifts, Clip bounds on and off zero (crossed ones too: the fast
+// Clip kernel's min-then-max, which the fused store follows). Not fused where the BN (or the
+// activation) output is read twice or is a graph output; correct there too.
+TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::pair<float, float>> clips = {
+      {0.0f, 6.0f}, {-0.75f, 0.5f}, {-inf, 0.25f}, {0.0f, 0.0f}, {1.0f, -1.0f}};
+  int fused = 0, ran = 0;
+  for (uint64_t seed = 1; seed <= 160; ++seed) {
+    RandomCase rc(seed * 9241);
+    const int act = static_cast<int>(seed % 3);  // 0: none, 1: Relu, 2: Clip
+    // 0: a chain into a second conv; 1: the activation's (or BN's) float output is the graph's,
+    // compared bit for bit; 2: the conv's output is a graph output too; 3: the BN's output is
+    // read by the activation (if any) and another conv.
+    const int shape = static_cast<int>(seed / 3 % 4);
+    const auto [lo, hi] = clips[seed / 12 % clips.size()];
+    const int64_t c = rc.uniform(1, 6), hw = rc.uniform(1, 12), batch = rc.uniform(1, 5);
+    const int kind = rc.uniform(0, 2);  // dense, grouped, depthwise
+    const int64_t groups = kind == 0 ? 1 : kind == 1 && c % 2 == 0 ? 2 : c;
+    const int64_t oc = kind == 2 ? c * rc.uniform(1, 2) : groups * rc.uniform(1, 20 / groups);
+    const int64_t k = hw >= 3 && rc.chance(70) ? 3 : 1;
+    const int64_t pad = k == 3 ? rc.uniform(0, 1) : 0;
+    GraphMaker m({kDynamic, c, hw, hw});
+    std::vector<std::pair<std::string, NodeQuantConfig>> pending;
+    auto quantize_last = [&](NodeQuantConfig n) {
+      pending.emplace_back(m.graph().nodes().back().name, n);
+    };
+    std::vector<ir::ValueId> ins = {m.input(), rc.weight(m, {oc, c / groups, k, k}, 0.8f)};
+    if (rc.chance(70)) ins.push_back(rc.weight(m, {oc}, 0.5f));
+    ir::ValueId v = m.op(OpKind::kConv, ins,
+                         ir::ConvAttrs{.kernel = {k, k},
+                                       .strides = {rc.uniform(1, 2), 1},
+                                       .pads = {pad, pad, pad, pad},
+                                       .group = groups});
+    const NodeQuantConfig first = rc.weighted();
+    quantize_last(first);  // with data_out the BN reads its dequantized codes: not fused
+    if (shape == 2) m.graph().mark_output(v);
+    // gamma of both signs; a zero shift of either sign for some channels.
+    Tensor gamma({oc}, DType::kFloat32), beta({oc}, DType::kFloat32), mean({oc}, DType::kFloat32),
+        var({oc}, DType::kFloat32);
+    for (int64_t i = 0; i < oc; ++i) {
+      gamma.data<float>()[i] = (rc.chance(30) ? -1.0f : 1.0f) * (0.25f + rc.uniform(0, 8) / 4.0f);
+      var.data<float>()[i] = rc.chance(50) ? 1.0f - 1e-5f : 0.1f + rc.uniform(0, 20) / 7.0f;
+      const bool zero_shift = rc.chance(25);  // shift = beta - mean * a = +0 or -0
+      mean.data<float>()[i] = zero_shift ? 0.0f : (rc.uniform(0, 16) - 8) / 5.0f;
+      beta.data<float>()[i] =
+          zero_shift ? (rc.chance(50) ? 0.0f : -0.0f) : (rc.uniform(0, 16) - 8) / 3.0f;
+    }
+    const ir::ValueId bn = m.op(OpKind::kBatchNorm,
+                                {v, m.constant(std::move(gamma)), m.constant(std::move(beta)),
+                                 m.constant(std::move(mean)), m.constant(std::move(var))},
+                                ir::BatchNormAttrs{});
+    v = bn;
+    if (act == 1) v = m.op(OpKind::kRelu, {v});
+    if (act == 2) v = m.op(OpKind::kClip, {v}, ir::ClipAttrs{.min = lo, .max = hi});
+    const ir::ValueId pre = v;
+    v = m.op(OpKind::kConv, {pre, rc.weight(m, {3, oc, 1, 1}, 0.8f)},
+             ir::ConvAttrs{.kernel = {1, 1}});
+    quantize_last(rc.weighted());
+    if (shape == 3) {
+      const ir::ValueId u = m.op(OpKind::kConv, {bn, rc.weight(m, {3, oc, 1, 1}, 0.8f)},
+                                 ir::ConvAttrs{.kernel = {1, 1}});
+      quantize_last(rc.weighted());
+      v = m.op(OpKind::kAdd, {v, u});
+    }
+    const ir::Graph g = m.finish(shape == 1 ? pre : v);
+    quant::QuantAssignment q;
+    for (const auto& [node, n] : pending) {
+      if (const ir::Node* nd = g.find_node(node)) q[nd->config_name] = n;
+    }
+    const Tensor x = rc.input({batch, c, hw, hw});
+    SCOPED_TRACE(fmt::format("seed {} C={} OC={} groups={} {}x{} k={} batch {} act {} shape {}",
+                             seed, c, oc, groups, hw, hw, k, batch, act, shape));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const std::string plan =
+        make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    const bool has_fused = plan.find("+batchnorm") != std::string::npos;
+    ASSERT_EQ(has_fused, shape != 2 && !first.data_out) << plan;
+    ASSERT_EQ(plan.find("channel_affine_f32") == std::string::npos, has_fused) << plan;
+    if (act != 0) {
+      // The activation fuses with the BN unless the BN's output has another reader.
+      const bool act_step = plan.find(act == 1 ? "relu_f32" : "clip_f32") != std::string::npos;
+      ASSERT_EQ(act_step, !has_fused || shape == 3) << plan;
+    }
+    fused += has_fused;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+    ASSERT_TRUE(same_bits(got, want)) << plan;
+  }
+  EXPECT_GE(ran, 140);
+  EXPECT_GE(fused, ran / 3);
+}
+
 }  // namespace
 }  // namespace qsearch::runtime

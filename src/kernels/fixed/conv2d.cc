@@ -504,7 +504,7 @@ struct PixelJob {
     }
     make_offsets(buf.goff);
     const int16_t* rows = w->weight_rows()[gi].data<int16_t>();
-    const Epilogue e(w->groups()[gi], q);
+    const Epilogue e(w->groups()[gi], q, gi * ocg);
     std::byte* out = y + (img0 * g.out_channels + gi * ocg) * out_pixels * y_es;
     const int64_t nu = block_units(nimg);
     int64_t q0 = 0, q1 = nu, b0 = 0, b1 = mblocks;
@@ -863,7 +863,7 @@ struct DepthwiseJob {
       }
     }
     for (int64_t c = 0; c < nc; ++c) {
-      const Epilogue e(w->groups()[c0 + c], q);
+      const Epilogue e(w->groups()[c0 + c], q, c0 + c);  // channel multiplier 1
       for (int64_t img = img0; img < img1; ++img) {
         const int32_t* s = sums + ((img - img0) * 16 + c) * np;
         std::byte* out = y + (img * g.out_channels + c0 + c) * pixels * y_es;
@@ -916,7 +916,7 @@ struct DepthwiseJob {
       }
       first[blocks] = nruns;
     }
-    const Epilogue e(w->groups()[gi], q);
+    const Epilogue e(w->groups()[gi], q, gi * ocg);
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
@@ -1062,7 +1062,12 @@ struct ConvJob {
     const ConvRows rows{x + (img * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es, &g, cg};
     std::byte* out = y + (img * g.out_channels + gi * ocg) * out_pixels * y_es;
     if (!pool) {
-      detail::gemm_rows(&ConvRows::fill, &rows, pixels, w->groups()[gi], q, out);
+      GemmParams gq = q;  // the fused channel affine (GemmParams::post_scale) of this group
+      if (gq.post_scale != nullptr) {
+        gq.post_scale += gi * ocg;
+        gq.post_shift += gi * ocg;
+      }
+      detail::gemm_rows(&ConvRows::fill, &rows, pixels, w->groups()[gi], gq, out);
       return;
     }
     // The group's full output in this thread's buffer (the gemm's own threads, if any, write

@@ -38,21 +38,22 @@ void run_accumulator(const Epilogue& e, const int64_t* tile, int rows, int cols,
   }
 }
 
-template <bool kT>
+// kPost: then the fused channel affine and clamp (Epilogue::post).
+template <bool kT, bool kPost>
 void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                int64_t col0, void* c) {
   float* out = static_cast<float*>(c);
   for (int r = 0; r < rows; ++r) {
     for (int j = 0; j < cols; ++j) {
       // One rounding (int64 -> float32); the power-of-two scale is exact (docs/numerics.md).
-      out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] =
-          static_cast<float>(accumulate(e, at<kT>(tile, r, j), col0 + j)) * e.scale_;
+      const float v = static_cast<float>(accumulate(e, at<kT>(tile, r, j), col0 + j)) * e.scale_;
+      out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] = kPost ? e.post(v, col0 + j) : v;
     }
   }
 }
 
 #ifdef __AVX2__
-// run_float<false> for a row-major output (ldc_n == 1), four columns at a time: int64 -> double
+// run_float<false, false> for a row-major output (ldc_n == 1), four columns at a time: int64 -> double
 // is exact below 2^51 in magnitude (the sum is added into the mantissa of 2^52 + 2^51), and
 // double -> float rounds once, so each value is the same single rounding as the scalar
 // static_cast<float>(int64); a vector holding a larger sum falls back to the scalar loop.
@@ -204,7 +205,7 @@ void run_requantize32_t32(const Epilogue& e, const int32_t* tile, int rows, int 
 // kAccumulator / kFloat on int32 sums stored column by column (AccType::kInt32: the shifted sum
 // plus the bias fits int32, so the int32 arithmetic is exact; unsigned so that lanes past `rows`,
 // which may hold anything, cannot overflow). Out = int32 / int64 (the accumulator) or float.
-template <typename Out>
+template <typename Out, bool kPost = false>
 void run_exact_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
                    int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
@@ -219,6 +220,7 @@ void run_exact_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, i
       if constexpr (std::is_same_v<Out, float>) {
         // One rounding (int32 -> float32); the power-of-two scale is exact, as run_float.
         v[r] = static_cast<float>(acc) * e.scale_;
+        if constexpr (kPost) v[r] = e.post(v[r], col0 + j);
       } else {
         v[r] = static_cast<Out>(acc);
       }
@@ -274,9 +276,10 @@ Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major
 
 }  // namespace
 
-Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
+Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0) {
   bias_ = w.bias_aligned().data();
   fn_t32_ = &run_t32_widen;
+  const bool post = p.output == GemmOutput::kFloat && p.post_scale != nullptr;
   shift_ = std::min(w.acc_shift(), 63);
   ldc_m_ = p.ldc_m == 0 ? w.n() : p.ldc_m;
   ldc_n_ = p.ldc_n;
@@ -292,13 +295,19 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
       break;
     case GemmOutput::kFloat:
       scale_ = std::ldexp(1.0f, -w.acc_frac());
-      fn_ = &run_float<false>;
+      if (post) {
+        post_scale_ = p.post_scale + channel0;
+        post_shift_ = p.post_shift + channel0;
+        post_lo_ = p.post_lo;
+        post_hi_ = p.post_hi;
+      }
+      fn_ = post ? &run_float<false, true> : &run_float<false, false>;
 #ifdef __AVX2__
-      if (ldc_n_ == 1) fn_ = &run_float_rows;
+      if (ldc_n_ == 1 && !post) fn_ = &run_float_rows;
 #endif
-      fn_t_ = &run_float<true>;
+      fn_t_ = post ? &run_float<true, true> : &run_float<true, false>;
       if (p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31) {
-        fn_t32_ = &run_exact_t32<float>;
+        fn_t32_ = post ? &run_exact_t32<float, true> : &run_exact_t32<float>;
       }
       break;
     case GemmOutput::kRequantize: {
@@ -344,18 +353,20 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p) {
 #if defined(__x86_64__)
   // The pixel-major conv's int32 column stores (run_t32) by hand in AVX2 where the portable loops
   // above apply (same values; the compiler vectorised them 4 lanes wide).
-  if (fn_t32_ != &run_t32_widen && w.isa() >= Isa::kAvx2) {
+  // The fused affine (post) needs FMA for its vector fma (the scalar std::fma rounds the same).
+  if (fn_t32_ != &run_t32_widen && w.isa() >= Isa::kAvx2 &&
+      (!post || __builtin_cpu_supports("fma"))) {
     const detail::EpilogueFn32 f =
         p.output == GemmOutput::kRequantize
             ? detail::requantize32_t32_avx2(quant::storage_dtype(p.out_format), p.rounding)
-            : detail::exact_t32_avx2(p.output == GemmOutput::kFloat ? DType::kFloat32
-                                                                    : DType::kInt32);
+            : detail::exact_t32_avx2(
+                  p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
     if (f != nullptr) fn_t32_ = f;
     if (f != nullptr && p.output == GemmOutput::kRequantize) {
       fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
     } else if (f != nullptr) {
-      fn_runs_ =
-          detail::exact_runs_avx2(p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32);
+      fn_runs_ = detail::exact_runs_avx2(
+          p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
     }
   }
 #endif

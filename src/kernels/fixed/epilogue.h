@@ -3,6 +3,7 @@
 // raw accumulator, requantized codes or float32 (see gemm.h for the math).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/fixed/gemm.h"
@@ -11,7 +12,9 @@ namespace qsearch::kernels::fixed {
 
 class Epilogue {
  public:
-  Epilogue(const PackedWeights& w, const GemmParams& p);
+  // channel0: the output channel of w's column 0 (a conv group's first channel), which indexes
+  // p.post_scale / p.post_shift.
+  Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0 = 0);
 
   // tile[r * 16 + j] holds S for row row0 + r and column col0 + j (r < rows, j < cols).
   void run(const int64_t* tile, int rows, int cols, int64_t row0, int64_t col0, void* c) const {
@@ -47,6 +50,17 @@ class Epilogue {
   int64_t lo_ = 0, hi_ = 0;  // out_format code range
   quant::Rounding rounding_ = quant::Rounding::kHalfToEven;
   float scale_ = 1.0f;  // 2^-acc_frac (kFloat)
+  // kFloat with GemmParams::post_scale: the fused channel affine and clamp of column 0 onwards.
+  const float* post_scale_ = nullptr;
+  const float* post_shift_ = nullptr;
+  float post_lo_ = 0.0f, post_hi_ = 0.0f;
+
+  // The fused affine and clamp of one float value v of column col (GemmParams::post_scale).
+  float post(float v, int64_t col) const {
+    const float u = std::fma(v, post_scale_[col], post_shift_[col]);
+    const float w = u < post_lo_ ? post_lo_ : u;
+    return w > post_hi_ ? post_hi_ : w;
+  }
 
  private:
   using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);

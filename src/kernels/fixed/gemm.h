@@ -38,6 +38,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "core/dtype.h"
@@ -162,6 +163,16 @@ struct GemmParams {
   int64_t clamp_lo = INT64_MIN, clamp_hi = INT64_MAX;
   // Output strides in elements: C[m, n] at c[m * ldc_m + n * ldc_n]; ldc_m = 0 means n().
   int64_t ldc_m = 0, ldc_n = 1;
+  // kFloat: a float channel affine and clamp after the store (a float BatchNorm and Relu / Clip
+  // fused by the int lowering), when post_scale is set: with v the stored float above,
+  //   u = fma(v, post_scale[n], post_shift[n]);  u = u < post_lo ? post_lo : u;
+  //   C = u > post_hi ? post_hi : u
+  // the same float operations as the separate steps (channel_affine_f32, unary_f32's Relu / Clip;
+  // the defaults clamp nothing). conv2d: n is the output channel; the arrays have out_channels.
+  const float* post_scale = nullptr;
+  const float* post_shift = nullptr;
+  float post_lo = -std::numeric_limits<float>::infinity();
+  float post_hi = std::numeric_limits<float>::infinity();
 };
 
 // The element type gemm() writes for `p`: int32/int64 (kAccumulator), storage_dtype(out_format)

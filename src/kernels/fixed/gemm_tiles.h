@@ -113,14 +113,15 @@ EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding);
 // 8 int32 lanes per instruction. Null for other output dtypes.
 using EpilogueFn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
 EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding);
-EpilogueFn32 exact_t32_avx2(DType out);
+// post: the float store with the fused channel affine and clamp (Epilogue::post; needs FMA).
+EpilogueFn32 exact_t32_avx2(DType out, bool post = false);
 // Epilogue::run_t32_runs for the requantizing store above: each column requantized once, then
 // stored run by run.
 using EpilogueFnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (*)[3], int, int,
                                 int64_t, void*);
 EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding);
 // The same for the float / int32 accumulator stores (exact_t32_avx2).
-EpilogueFnRuns exact_runs_avx2(DType out);
+EpilogueFnRuns exact_runs_avx2(DType out, bool post = false);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]

@@ -11,7 +11,7 @@
 #include <immintrin.h>
 
 #pragma GCC push_options
-#pragma GCC target("avx2")
+#pragma GCC target("avx2,fma")
 
 namespace qsearch::kernels::fixed::detail {
 
@@ -372,7 +372,15 @@ void requantize32_t32(const Epilogue& e, const int32_t* tile, int rows, int cols
   }
 }
 
-template <typename Out>
+// Epilogue::post on 8 lanes of column col: fma, then `u < lo ? lo : u` (max_ps(lo, u) returns
+// its second operand unless lo > u, NaN included) and `u > hi ? hi : u` (min_ps(hi, u)).
+inline __m256 post8(const Epilogue& e, __m256 v, int64_t col) {
+  const __m256 u =
+      _mm256_fmadd_ps(v, _mm256_set1_ps(e.post_scale_[col]), _mm256_set1_ps(e.post_shift_[col]));
+  return _mm256_min_ps(_mm256_set1_ps(e.post_hi_), _mm256_max_ps(_mm256_set1_ps(e.post_lo_), u));
+}
+
+template <typename Out, bool kPost = false>
 void exact_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
                int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
@@ -391,8 +399,14 @@ void exact_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64
       // exact power-of-two scale.
       alignas(32) float buf[16];
       float* d = rows == 16 ? o : buf;
-      _mm256_storeu_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale));
-      _mm256_storeu_ps(d + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale));
+      __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale);
+      __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale);
+      if constexpr (kPost) {
+        v0 = post8(e, v0, col0 + j);
+        v1 = post8(e, v1, col0 + j);
+      }
+      _mm256_storeu_ps(d, v0);
+      _mm256_storeu_ps(d + 8, v1);
       if (rows != 16) std::memcpy(o, buf, static_cast<size_t>(rows) * sizeof(float));
     } else {
       store_column(a0, a1, rows, o);
@@ -452,7 +466,7 @@ void requantize32_runs(const Epilogue& e, const int32_t* tile, const int64_t (*r
 
 // exact_t32 for the runs of one tile (Epilogue::run_t32_runs): each column converted once, then
 // stored run by run (the per-run calls went through a buffer and libc memcpy for every run).
-template <typename Out>
+template <typename Out, bool kPost = false>
 void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3], int nruns,
                 int cols, int64_t col0, void* c) {
   Out* out = static_cast<Out*>(c);
@@ -468,8 +482,14 @@ void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3]
         _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8)), shift), bias);
     if constexpr (std::is_same_v<Out, float>) {
       // As exact_t32: one rounding (int32 -> float32), then the exact power-of-two scale.
-      _mm256_store_ps(buf, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale));
-      _mm256_store_ps(buf + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale));
+      __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale);
+      __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale);
+      if constexpr (kPost) {
+        v0 = post8(e, v0, col0 + j);
+        v1 = post8(e, v1, col0 + j);
+      }
+      _mm256_store_ps(buf, v0);
+      _mm256_store_ps(buf + 8, v1);
     } else {
       _mm256_store_si256(reinterpret_cast<__m256i*>(buf), a0);
       _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 8), a1);
@@ -522,23 +542,23 @@ EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding) {
       out, [&](auto code) { return requantize32_runs_for<decltype(code)>(rounding); });
 }
 
-EpilogueFnRuns exact_runs_avx2(DType out) {
+EpilogueFnRuns exact_runs_avx2(DType out, bool post) {
   switch (out) {
     case DType::kInt32:
       return &exact_runs<int32_t>;
     case DType::kFloat32:
-      return &exact_runs<float>;
+      return post ? &exact_runs<float, true> : &exact_runs<float>;
     default:
       return nullptr;
   }
 }
 
-EpilogueFn32 exact_t32_avx2(DType out) {
+EpilogueFn32 exact_t32_avx2(DType out, bool post) {
   switch (out) {
     case DType::kInt32:
       return &exact_t32<int32_t>;
     case DType::kFloat32:
-      return &exact_t32<float>;
+      return post ? &exact_t32<float, true> : &exact_t32<float>;
     default:
       return nullptr;
   }
