@@ -1204,7 +1204,8 @@ TEST(QuantExact, ConvAndLinearStoresFuseClip) {
 // reference (the separate float steps on the value rounded once) and the reference-kernel plan
 // (which keeps the steps) bit for bit: random formats and roundings, dense, grouped and depthwise
 // convs (every conv2d path: pixel-major, batch-blocked, the depthwise lanes), maps of 1x1 to
-// 12x12, batch 1..5, up to 20 channels (several 16-channel blocks), BN constants with negative
+// 12x12, batch 1..5, up to 20 output channels (several 16-channel blocks; every 8th case 32-40
+// input channels, 3x3 stride 1: the integer Winograd path), BN constants with negative
 // scales and zero / negative-zero shifts, Clip bounds on and off zero (crossed ones too: the fast
 // Clip kernel's min-then-max, which the fused store follows). Not fused where the BN (or the
 // activation) output is read twice or is a graph output; correct there too.
@@ -1212,7 +1213,7 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<std::pair<float, float>> clips = {
       {0.0f, 6.0f}, {-0.75f, 0.5f}, {-inf, 0.25f}, {0.0f, 0.0f}, {1.0f, -1.0f}};
-  int fused = 0, ran = 0;
+  int fused = 0, fused_winograd = 0, ran = 0;
   for (uint64_t seed = 1; seed <= 160; ++seed) {
     RandomCase rc(seed * 9241);
     const int act = static_cast<int>(seed % 3);  // 0: none, 1: Relu, 2: Clip
@@ -1221,11 +1222,14 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
     // read by the activation (if any) and another conv.
     const int shape = static_cast<int>(seed / 3 % 4);
     const auto [lo, hi] = clips[seed / 12 % clips.size()];
-    const int64_t c = rc.uniform(1, 6), hw = rc.uniform(1, 12), batch = rc.uniform(1, 5);
-    const int kind = rc.uniform(0, 2);  // dense, grouped, depthwise
+    // Every 8th case is sized for the integer Winograd path (3x3, stride 1, >= 32 channels).
+    const bool wino = seed % 8 == 0;
+    const int64_t c = wino ? rc.uniform(32, 40) : rc.uniform(1, 6);
+    const int64_t hw = wino ? rc.uniform(6, 12) : rc.uniform(1, 12), batch = rc.uniform(1, 5);
+    const int kind = wino ? 0 : rc.uniform(0, 2);  // dense, grouped, depthwise
     const int64_t groups = kind == 0 ? 1 : kind == 1 && c % 2 == 0 ? 2 : c;
     const int64_t oc = kind == 2 ? c * rc.uniform(1, 2) : groups * rc.uniform(1, 20 / groups);
-    const int64_t k = hw >= 3 && rc.chance(70) ? 3 : 1;
+    const int64_t k = wino || (hw >= 3 && rc.chance(70)) ? 3 : 1;
     const int64_t pad = k == 3 ? rc.uniform(0, 1) : 0;
     GraphMaker m({kDynamic, c, hw, hw});
     std::vector<std::pair<std::string, NodeQuantConfig>> pending;
@@ -1236,7 +1240,7 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
     if (rc.chance(70)) ins.push_back(rc.weight(m, {oc}, 0.5f));
     ir::ValueId v = m.op(OpKind::kConv, ins,
                          ir::ConvAttrs{.kernel = {k, k},
-                                       .strides = {rc.uniform(1, 2), 1},
+                                       .strides = {wino ? 1 : rc.uniform(1, 2), 1},
                                        .pads = {pad, pad, pad, pad},
                                        .group = groups});
     const NodeQuantConfig first = rc.weighted();
@@ -1293,12 +1297,14 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
       ASSERT_EQ(act_step, !has_fused || shape == 3) << plan;
     }
     fused += has_fused;
+    fused_winograd += has_fused && plan.find(" winograd") != std::string::npos;
     const Tensor want = exact_reference(g, q, x);
     ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
     ASSERT_TRUE(same_bits(got, want)) << plan;
   }
   EXPECT_GE(ran, 140);
   EXPECT_GE(fused, ran / 3);
+  EXPECT_GE(fused_winograd, 3);  // the fused store behind the Winograd path
 }
 
 }  // namespace
