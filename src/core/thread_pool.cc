@@ -20,7 +20,7 @@ namespace {
 thread_local bool t_in_region = false;
 
 struct Job {
-  const std::function<void(int64_t, int64_t)>* fn;
+  const ChunkFn* fn;
   int64_t begin, end, chunk;
   int64_t n_chunks;
   std::atomic<int64_t> next{0};
@@ -162,8 +162,7 @@ int num_threads() { return Pool::get().size(); }
 void set_num_threads(int n) { Pool::get().resize(n); }
 bool in_parallel_region() { return t_in_region; }
 
-void parallel_for(int64_t begin, int64_t end, int64_t grain,
-                  const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_for(int64_t begin, int64_t end, int64_t grain, ChunkFn fn) {
   if (end <= begin) return;
   int64_t n = end - begin;
   grain = std::max<int64_t>(1, grain);

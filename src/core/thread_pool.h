@@ -16,17 +16,36 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <memory>
+#include <type_traits>
 
 namespace qsearch {
 
 int num_threads();
 void set_num_threads(int n);
 
+// A non-owning reference to a callable fn(int64_t begin, int64_t end), valid while the callable
+// lives (parallel_for's caller waits for every chunk). Unlike std::function it never allocates,
+// whatever the lambda captures: steps and kernels run allocation-free after their first call.
+class ChunkFn {
+ public:
+  template <class F>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ChunkFn>)
+      ChunkFn(F&& f)  // NOLINT(google-explicit-constructor): lambdas convert implicitly
+      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* o, int64_t b, int64_t e) {
+          (*static_cast<std::remove_reference_t<F>*>(o))(b, e);
+        }) {}
+  void operator()(int64_t b, int64_t e) const { call_(obj_, b, e); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*, int64_t, int64_t);
+};
+
 // Calls fn(b, e) over disjoint [b, e) covering [begin, end); each chunk has >= grain indices
 // (except possibly the last).
-void parallel_for(int64_t begin, int64_t end, int64_t grain,
-                  const std::function<void(int64_t, int64_t)>& fn);
+void parallel_for(int64_t begin, int64_t end, int64_t grain, ChunkFn fn);
 
 // True inside a parallel_for chunk (used to run nested loops inline).
 bool in_parallel_region();
