@@ -1,5 +1,7 @@
 #include "runtime/quant_steps.h"
 
+#include "kernels/fixed/winograd.h"
+
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -192,10 +194,14 @@ std::string IntConvStep::describe() const {
                        : std::isinf(params.post_lo) && std::isinf(params.post_hi) ? ""
                                                                                   : " +clip");
   }
+  const int64_t min_batch = winograd ? packed.winograd()->min_batch : 1;
   return fmt::format("conv2d_int {} x {} {}{}{}{}{}", dtype_name(packed.a_dtype()),
                      weight_str(packed.groups().front(), params.acc), output_str(params), post,
                      pool == fx::ConvPool::kMax2x2 ? " +maxpool2x2" : "",
-                     winograd ? " winograd" : "", reference ? " ref" : "");
+                     !winograd       ? ""
+                     : min_batch > 1 ? fmt::format(" winograd (batch >= {})", min_batch)
+                                     : std::string(" winograd"),
+                     reference ? " ref" : "");
 }
 
 // ---- element-wise ------------------------------------------------------------------------------

@@ -115,7 +115,8 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd) {
       dtype_name(c.a_dtype), quant::format_name(c.a_format), dtype_name(c.w_dtype),
       quant::format_name(c.w_format), c.bias);
   if (avx2()) {
-    EXPECT_EQ(pc.winograd() != nullptr, expect_winograd) << what;
+    EXPECT_EQ(pc.winograd() != nullptr && pc.winograd()->min_batch <= c.batch, expect_winograd)
+        << what;
   }
   std::vector<GemmParams> ps = output_kinds(c);
   if (accumulator_bound(pc).need == AccNeed::kInt32) {
@@ -293,11 +294,22 @@ TEST(IntWinograd, FallsBackWhenNotExactOrNotApplicable) {
   wc.g = geometry3x3(8, 13, 12, 8, 1, 1, 1, 1);
   wc.g.groups = 2;
   check(wc, rng, false);
-  // kAuto: tiny maps (a CNN at 32x32's last stages) and few input channels keep the direct
-  // path, which is cheaper there; kAlways takes Winograd, exactly; kOff never.
+  // kAuto: tiny maps (a CNN at 32x32's last stages) at small batches and few input channels keep
+  // the direct path, which is cheaper there; kAlways takes Winograd, exactly; kOff never.
   wc.g = geometry3x3(64, 2, 2, 16, 1, 1, 1, 1);
   wc.use = Conv2dWeights::Winograd::kAuto;
   check(wc, rng, false);
+  // A 2x2 map (one tile per image; 16 lanes of Winograd's 16 positions against 9 taps of the
+  // direct path's panels of 4 pixels per image) pays from 9 images on.
+  wc.batch = 9;
+  check(wc, rng, true);
+  wc.batch = 8;
+  check(wc, rng, false);
+  wc.g = geometry3x3(64, 1, 1, 16, 1, 1, 1, 1);  // 1x1: never
+  wc.batch = 64;
+  check(wc, rng, false);
+  wc.batch = 2;
+  wc.g = geometry3x3(64, 2, 2, 16, 1, 1, 1, 1);
   wc.use = Conv2dWeights::Winograd::kAlways;
   check(wc, rng, true);
   wc.g = geometry3x3(16, 20, 20, 16, 1, 1, 1, 1);

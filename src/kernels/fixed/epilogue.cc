@@ -53,9 +53,9 @@ void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64
 }
 
 #ifdef __AVX2__
-// run_float<false, false> for a row-major output (ldc_n == 1), four columns at a time: int64 -> double
-// is exact below 2^51 in magnitude (the sum is added into the mantissa of 2^52 + 2^51), and
-// double -> float rounds once, so each value is the same single rounding as the scalar
+// run_float<false, false> for a row-major output (ldc_n == 1), four columns at a time: int64 ->
+// double is exact below 2^51 in magnitude (the sum is added into the mantissa of 2^52 + 2^51),
+// and double -> float rounds once, so each value is the same single rounding as the scalar
 // static_cast<float>(int64); a vector holding a larger sum falls back to the scalar loop.
 void run_float_rows(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
                     int64_t col0, void* c) {

@@ -28,15 +28,28 @@ constexpr int kG2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
 // And at least 32 input channels: the input transform and M's store and reload cost about 1 / C
 // of the multiplies each (SqueezeNet's 16-channel expand convs gained nothing,
 // bench/int_winograd_bench).
-bool winograd_pays(const Conv2dGeometry& g) {
-  if (g.in_channels < 32) return false;
+// Multiplies of both paths for `batch` images, with the 16-lane padding each has: Winograd's
+// panels run over the tiles of the whole batch; the direct path takes the cheaper of its
+// per-image extended panels and its panels gathered across images (tiny maps).
+bool winograd_pays(const Conv2dGeometry& g, int64_t batch) {
   const int64_t oh = g.out_h(), ow = g.out_w();
   const int64_t tiles = ((oh + 1) / 2) * ((ow + 1) / 2);
   const int64_t wp = g.in_w + g.pad_left + g.pad_right;
   const int64_t positions = (oh - 1) * wp + ow;
-  const int64_t wino = 16 * ((tiles + 15) / 16 * 16);
-  const int64_t direct = 9 * ((positions + 15) / 16 * 16);
+  auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };
+  const int64_t wino = 16 * up16(batch * tiles);
+  const int64_t direct = 9 * std::min(batch * up16(positions), up16(batch * oh * ow));
   return wino * 5 < direct * 4;
+}
+
+// The smallest batch (up to kMaxBatch) at which Winograd pays, or 0.
+int64_t winograd_min_batch(const Conv2dGeometry& g) {
+  constexpr int64_t kMaxBatch = 64;
+  if (g.in_channels < 32) return 0;
+  for (int64_t b = 1; b <= kMaxBatch; ++b) {
+    if (winograd_pays(g, b)) return b;
+  }
+  return 0;
 }
 
 // U[pos][o][c] = ((2G) g (2G)^T)[pos] of every filter g = W[o, c] (winograd.h); false when one
@@ -84,7 +97,11 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
       (w.a_dtype != DType::kInt8 && w.a_dtype != DType::kUInt8 && w.a_dtype != DType::kInt16)) {
     return nullptr;
   }
-  if (w.winograd == Conv2dWeights::Winograd::kAuto && !winograd_pays(g)) return nullptr;
+  int64_t min_batch = 1;
+  if (w.winograd == Conv2dWeights::Winograd::kAuto) {
+    min_batch = winograd_min_batch(g);
+    if (min_batch == 0) return nullptr;
+  }
   // V fits int16.
   const int64_t max_x = w.a_format.max_abs_code();
   if (4 * max_x > kInt16Max) return nullptr;
@@ -95,6 +112,7 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
   if (max_col > static_cast<uint64_t>(kInt32Max / (4 * max_x))) return nullptr;
   // U = (2G) g (2G)^T, each entry checked against int16.
   auto f = std::make_shared<WinogradFilters>();
+  f->min_batch = min_batch;
   f->channels_padded = (g.in_channels + 1) / 2 * 2;
   f->u = Tensor({16 * g.out_channels * f->channels_padded}, DType::kInt16);
   const bool fits = w.w_dtype == DType::kInt8
@@ -388,7 +406,7 @@ bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const 
   return false;
 #else
   const WinogradFilters* f = w.winograd().get();
-  if (f == nullptr || pool != ConvPool::kNone) return false;
+  if (f == nullptr || pool != ConvPool::kNone || batch < f->min_batch) return false;
   const Conv2dGeometry& g = w.geometry();
   WinoJob job;
   job.x = static_cast<const std::byte*>(x);

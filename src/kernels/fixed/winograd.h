@@ -30,8 +30,10 @@
 //     operations, so the result is 4S modulo 2^32, which is 4S itself when |4S| < 2^31; M may
 //     wrap on the way without harm. Then S = (4S) >> 2, exactly.
 // Also required: groups = 1, no fused pool, AVX2, and (Conv2dWeights::winograd = kAuto) at least
-// 32 input channels and a cost estimate (multiplies with the 16-lane padding of both paths) that
-// favours Winograd: tiny maps (the 1x1 .. 5x5 outputs of a CNN at 32x32) keep the direct path.
+// 32 input channels and a cost estimate (multiplies with the 16-lane padding of both paths, for
+// the call's batch) that favours Winograd: a tiny map (the 2x2 .. 5x5 outputs of a CNN at 32x32)
+// takes Winograd only from the batch at which its tiles fill the panels (WinogradFilters::
+// min_batch, e.g. 9 for a 2x2 map), and keeps the direct path below it and at 1x1.
 //
 // Layout and loop (winograd.cc): the tiles of the whole batch in row-major order (tile t of
 // image i is i * tiles + t) in panels of 16 lanes (small maps of several images share a panel).
@@ -54,6 +56,7 @@ namespace qsearch::kernels::fixed {
 
 // The transformed filters of a conv that takes the Winograd path (PackedConv2d::winograd()).
 struct WinogradFilters {
+  int64_t min_batch = 1;        // smaller batches take the direct path (kAuto's cost estimate)
   int64_t channels_padded = 0;  // C rounded up to even (the pad channel's U is 0)
   Tensor u;                     // int16 [16][OC][channels_padded]: U at pos = 4 * i + j
 };
@@ -65,8 +68,8 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
                                                      const Conv2dWeights& w,
                                                      const PackedWeights& group);
 
-// conv2d() by Winograd when w.winograd() is set and there is no fused pool; returns false (and
-// does nothing) otherwise. Same contract as conv2d().
+// conv2d() by Winograd when w.winograd() is set, there is no fused pool and batch >= its
+// min_batch; returns false (and does nothing) otherwise. Same contract as conv2d().
 bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
                      void* y, ConvPool pool);
 
