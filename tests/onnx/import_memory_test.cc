@@ -167,7 +167,7 @@ TEST(ImportMemory, LargeRawDataFromAFileEqualsTheBytesPathAtEveryOpsetAndInError
 #endif
 
 // kB of the "VmRSS:" / "VmHWM:" line of /proc/self/status.
-int64_t status_kb(const std::string& key) {
+[[maybe_unused]] int64_t status_kb(const std::string& key) {
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line)) {
