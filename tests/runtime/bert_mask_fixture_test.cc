@@ -48,35 +48,12 @@ const data::Dataset& eval_data() {
   return d;
 }
 
-struct Outputs {
-  std::vector<int> predictions;
-  Tensor first;  // logits of the first 64 rows
-};
+using Outputs = testing::FixtureOutputs;
+using testing::differences;
 
 Outputs run(const ir::Graph& g, const PlanOptions& o) {
-  const data::Dataset& d = eval_data();
-  const std::vector<Tensor> xs = d.inputs();
-  const int64_t n = d.size();
-  Executor ex(make_plan(g, o));
-  Outputs r;
-  for (int64_t b = 0; b < n; b += o.max_batch) {
-    const int64_t e = std::min(n, b + o.max_batch);
-    std::vector<Tensor> batch;
-    for (const Tensor& x : xs) batch.push_back(x.rows(b, e));
-    const Tensor& y = ex.run(batch);
-    if (b == 0) r.first = y.rows(0, 64).clone();
-    for (int64_t i = 0; i < e - b; ++i) {
-      const float* row = y.data<float>() + i * y.dim(1);
-      r.predictions.push_back(static_cast<int>(std::max_element(row, row + y.dim(1)) - row));
-    }
-  }
-  return r;
-}
-
-int differences(const std::vector<int>& a, const std::vector<int>& b) {
-  int n = 0;
-  for (size_t i = 0; i < a.size(); ++i) n += a[i] != b[i];
-  return n;
+  const std::vector<Tensor> xs = eval_data().inputs();
+  return testing::run_fixture(g, o, xs, eval_data().size());
 }
 
 class BertMask : public ::testing::TestWithParam<int> {

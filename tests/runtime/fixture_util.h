@@ -1,5 +1,6 @@
-// Shared by the PyTorch fixture tests (transformer, BERT, CNN): the fixture JSONs' per-op-type
-// formats as a QuantAssignment, and the float-logit comparison against PyTorch's.
+// Shared by the PyTorch fixture tests (transformer, BERT, GRU/LSTM, CNN): the fixture JSONs'
+// per-op-type formats as a QuantAssignment, running a plan over a fixture's evaluation rows, and
+// the float-logit comparison against PyTorch's.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,11 +9,15 @@
 #include <cmath>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ir/graph.h"
 #include "quant/assignment.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
 
 namespace qsearch::runtime::testing {
 
@@ -54,6 +59,38 @@ inline double expect_logits_close(const Tensor& got, const nlohmann::json& logit
     }
   }
   return worst;
+}
+
+struct FixtureOutputs {
+  std::vector<int> predictions;  // argmax of each row
+  Tensor first;                  // logits of the first 64 rows
+};
+
+// Runs `g` under `o` over rows [0, n) of `inputs` (one tensor per graph input, in the graph's
+// order) in batches of o.max_batch.
+inline FixtureOutputs run_fixture(const ir::Graph& g, const PlanOptions& o,
+                                  std::span<const Tensor> inputs, int64_t n) {
+  Executor ex(make_plan(g, o));
+  FixtureOutputs r;
+  std::vector<Tensor> batch(inputs.size());
+  for (int64_t b = 0; b < n; b += o.max_batch) {
+    const int64_t e = std::min(n, b + o.max_batch);
+    for (size_t k = 0; k < inputs.size(); ++k) batch[k] = inputs[k].rows(b, e);
+    const Tensor& y = ex.run(std::span<const Tensor>(batch));
+    if (b == 0) r.first = y.rows(0, std::min<int64_t>(64, e - b)).clone();
+    for (int64_t i = 0; i < e - b; ++i) {
+      const float* row = y.data<float>() + i * y.dim(1);
+      r.predictions.push_back(static_cast<int>(std::max_element(row, row + y.dim(1)) - row));
+    }
+  }
+  return r;
+}
+
+// How many predictions differ.
+inline int differences(const std::vector<int>& a, const std::vector<int>& b) {
+  int n = 0;
+  for (size_t i = 0; i < a.size(); ++i) n += a[i] != b[i];
+  return n;
 }
 
 }  // namespace qsearch::runtime::testing

@@ -46,31 +46,12 @@ const data::Dataset& mnist_test() {
   return d;
 }
 
-struct Outputs {
-  std::vector<int> predictions;
-  Tensor first;  // logits of the first 64 rows
-};
+using Outputs = testing::FixtureOutputs;
+using testing::differences;
 
 Outputs run(const ir::Graph& g, const PlanOptions& o) {
-  const int64_t n = ref().at("eval_n").get<int64_t>();
-  Executor ex(make_plan(g, o));
-  Outputs r;
-  for (int64_t b = 0; b < n; b += o.max_batch) {
-    const int64_t e = std::min(n, b + o.max_batch);
-    const Tensor& y = ex.run(mnist_test().x.rows(b, e));
-    if (b == 0) r.first = y.rows(0, 64).clone();
-    for (int64_t i = 0; i < e - b; ++i) {
-      const float* row = y.data<float>() + i * y.dim(1);
-      r.predictions.push_back(static_cast<int>(std::max_element(row, row + y.dim(1)) - row));
-    }
-  }
-  return r;
-}
-
-int differences(const std::vector<int>& a, const std::vector<int>& b) {
-  int n = 0;
-  for (size_t i = 0; i < a.size(); ++i) n += a[i] != b[i];
-  return n;
+  const Tensor& x = mnist_test().x;
+  return testing::run_fixture(g, o, {&x, 1}, ref().at("eval_n").get<int64_t>());
 }
 
 double accuracy(const std::vector<int>& p) {
