@@ -195,13 +195,19 @@ std::string IntConvStep::describe() const {
                                                                                   : " +clip");
   }
   const int64_t min_batch = winograd ? packed.winograd()->min_batch : 1;
-  return fmt::format("conv2d_int {} x {} {}{}{}{}{}", dtype_name(packed.a_dtype()),
-                     weight_str(packed.groups().front(), params.acc), output_str(params), post,
-                     pool == fx::ConvPool::kMax2x2 ? " +maxpool2x2" : "",
-                     !winograd       ? ""
-                     : min_batch > 1 ? fmt::format(" winograd (batch >= {})", min_batch)
-                                     : std::string(" winograd"),
-                     reference ? " ref" : "");
+  const fx::Conv2dGeometry& run = packed.geometry();
+  const bool cut = run.kernel_h != geometry.kernel_h || run.kernel_w != geometry.kernel_w;
+  return fmt::format(
+      "conv2d_int {} x {} {}{}{}{}{}{}", dtype_name(packed.a_dtype()),
+      weight_str(packed.groups().front(), params.acc), output_str(params), post,
+      pool == fx::ConvPool::kMax2x2 ? " +maxpool2x2" : "",
+      cut ? fmt::format(" kernel {}x{} of {}x{} (taps on the padding only cut off)", run.kernel_h,
+                        run.kernel_w, geometry.kernel_h, geometry.kernel_w)
+          : "",
+      !winograd       ? ""
+      : min_batch > 1 ? fmt::format(" winograd (batch >= {})", min_batch)
+                      : std::string(" winograd"),
+      reference ? " ref" : "");
 }
 
 // ---- element-wise ------------------------------------------------------------------------------

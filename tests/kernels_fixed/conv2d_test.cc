@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
@@ -512,6 +514,163 @@ TEST(IntConv2d, BatchBlockedSmallMapsEqualReference) {
   set_num_threads(saved);
 }
 
+// The kernel rows u (or columns) that read the image for some output: u * d - pad + o * s in
+// [0, in) for an o in [0, out), by enumeration.
+std::vector<bool> live_rows(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pad, int64_t d) {
+  std::vector<bool> live(static_cast<size_t>(k), false);
+  for (int64_t u = 0; u < k; ++u) {
+    for (int64_t o = 0; o < out; ++o) {
+      const int64_t i = u * d - pad + o * s;
+      if (i >= 0 && i < in) live[static_cast<size_t>(u)] = true;
+    }
+  }
+  return live;
+}
+
+// pack_conv2d() cuts off the kernel taps that only ever read the zero padding (code 0) and runs
+// the rest (issue 14: a 3x3 pad-1 conv on a 1x1 map keeps its centre tap, 9x fewer multiplies).
+// Random geometries on maps of 1x1 .. 4x4 (and a few wider), kernels 1..5, asymmetric pads 0..3,
+// strides and dilations 1..3, groups (depthwise too), every activation and weight dtype, batches
+// of 1..5, 1, 2 and 3 threads: the packed geometry keeps every live tap, cuts only dead ones (all
+// of them with dilation 1), keeps the input and output sizes and pads >= 0; and the results
+// equal ref::conv2d on the uncut geometry and weights bit for bit.
+TEST(IntConv2d, TapsThatOnlyReadPaddingAreCutOff) {
+  Rng rng(kSeed + 11);
+  const DType a_dtypes[] = {DType::kInt8, DType::kUInt8, DType::kInt16, DType::kInt32};
+  const FixedFormat a_formats[] = {{8, 4, true}, {8, 3, false}, {12, 6, true}, {18, 5, true}};
+  const DType w_dtypes[] = {DType::kInt8, DType::kInt16, DType::kInt32};
+  const FixedFormat w_formats[] = {{8, 5, true}, {11, 7, true}, {17, 9, true}};
+  auto pick = [&rng](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+  };
+  const int saved = num_threads();
+  set_num_threads(2);
+  int cut = 0, cases = 0;
+  for (int trial = 0; cases < 160 && trial < 5000; ++trial) {
+    Conv2dGeometry g;
+    const int64_t groups = std::array<int64_t, 4>{1, 1, 2, 4}[pick(0, 3)];
+    g.groups = groups;
+    g.in_channels = groups * (groups == 4 ? 1 : pick(1, 5));  // 4 groups: depthwise
+    g.out_channels = groups * pick(1, 6);
+    g.in_h = trial % 10 == 0 ? pick(5, 9) : pick(1, 4);
+    g.in_w = trial % 10 == 1 ? pick(5, 9) : pick(1, 4);
+    g.kernel_h = pick(1, 5);
+    g.kernel_w = pick(1, 5);
+    g.pad_top = pick(0, 3);
+    g.pad_bottom = pick(0, 3);
+    g.pad_left = pick(0, 3);
+    g.pad_right = pick(0, 3);
+    g.stride_h = pick(1, 3);
+    g.stride_w = pick(1, 3);
+    g.dilation_h = trial % 3 == 0 ? pick(2, 3) : 1;
+    g.dilation_w = trial % 3 == 1 ? pick(2, 3) : 1;
+    if (g.in_h + g.pad_top + g.pad_bottom < g.dilation_h * (g.kernel_h - 1) + 1 ||
+        g.in_w + g.pad_left + g.pad_right < g.dilation_w * (g.kernel_w - 1) + 1) {
+      EXPECT_THROW(pack_conv2d(g, Conv2dWeights{}), Error);  // the kernel does not fit
+      continue;
+    }
+    ++cases;
+    ConvCase c;
+    c.g = g;
+    c.batch = pick(1, 5);
+    c.few_outputs = true;
+    c.threads = {1, 3};
+    c.a_dtype = a_dtypes[cases % 4];
+    c.a_format = a_formats[cases % 4];
+    c.w_dtype = w_dtypes[cases / 4 % 3];
+    c.w_format = w_formats[cases / 4 % 3];
+    c.bias = cases % 5 != 0;
+
+    // The packed geometry against the enumeration of the live taps.
+    Tensor w =
+        make_codes(c.w_dtype, g.out_channels * (g.in_channels / g.groups) * g.kernel_h * g.kernel_w,
+                   c.w_format, rng);
+    Conv2dWeights cw;
+    cw.w = w.raw();
+    cw.w_dtype = c.w_dtype;
+    cw.w_format = c.w_format;
+    cw.a_format = c.a_format;
+    cw.a_dtype = c.a_dtype;
+    const Conv2dGeometry r = pack_conv2d(g, cw).geometry();
+    const std::string where =
+        fmt::format("in {}x{} kernel {}x{} pads {},{},{},{} strides {}x{} dilations {}x{}", g.in_h,
+                    g.in_w, g.kernel_h, g.kernel_w, g.pad_top, g.pad_left, g.pad_bottom,
+                    g.pad_right, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w);
+    ASSERT_EQ(r.out_h(), g.out_h()) << where;
+    ASSERT_EQ(r.out_w(), g.out_w()) << where;
+    ASSERT_TRUE(r.in_h == g.in_h && r.in_w == g.in_w && r.in_channels == g.in_channels &&
+                r.out_channels == g.out_channels && r.groups == g.groups &&
+                r.stride_h == g.stride_h && r.stride_w == g.stride_w &&
+                r.dilation_h == g.dilation_h && r.dilation_w == g.dilation_w)
+        << where;
+    ASSERT_TRUE(r.pad_top >= 0 && r.pad_left >= 0 && r.pad_bottom >= 0 && r.pad_right >= 0)
+        << where;
+    struct Axis {
+      int64_t in, out, k, s, pad, d, k_run, pad_run;
+    };
+    for (const Axis& a : {Axis{g.in_h, g.out_h(), g.kernel_h, g.stride_h, g.pad_top, g.dilation_h,
+                               r.kernel_h, r.pad_top},
+                          Axis{g.in_w, g.out_w(), g.kernel_w, g.stride_w, g.pad_left, g.dilation_w,
+                               r.kernel_w, r.pad_left}}) {
+      ASSERT_EQ((a.pad - a.pad_run) % a.d, 0) << where;
+      const int64_t first = (a.pad - a.pad_run) / a.d;  // the first kept kernel row
+      ASSERT_TRUE(first >= 0 && a.k_run >= 1 && first + a.k_run <= a.k) << where;
+      const std::vector<bool> live = live_rows(a.in, a.out, a.k, a.s, a.pad, a.d);
+      int64_t lo = a.k, hi = -1;
+      for (int64_t u = 0; u < a.k; ++u) {
+        if (!live[static_cast<size_t>(u)]) continue;
+        lo = std::min(lo, u);
+        hi = u;
+        ASSERT_TRUE(u >= first && u < first + a.k_run) << where << ": live row " << u << " cut";
+      }
+      if (a.d == 1 && lo <= hi) {  // every dead row at either end is cut
+        ASSERT_EQ(first, lo) << where;
+        ASSERT_EQ(first + a.k_run - 1, hi) << where;
+      }
+    }
+    if (r.kernel_h != g.kernel_h || r.kernel_w != g.kernel_w) ++cut;
+    check(c, rng);
+    if (::testing::Test::HasFatalFailure()) break;
+  }
+  set_num_threads(saved);
+  EXPECT_EQ(cases, 160);
+  EXPECT_GE(cut, 60);  // most tiny-map cases cut taps
+}
+
+// A 3x3 pad-1 conv on a 1x1 map sums its centre tap only, so its accumulator bound is the
+// centre's: int16 activations (|x| <= 2^15) times 15-bit weights (|w| <= 2^14) need int64 over
+// 9 taps (9 * 2^29 > 2^31 - 1) but int32 over the one (2^29), and then run on the int32 paths,
+// exactly.
+TEST(IntConv2d, CutTapsTightenTheAccumulatorBound) {
+  Rng rng(kSeed + 12);
+  ConvCase c;
+  c.g = geometry(1, 1, 1, 8, 3, 1, 1, 1, 1);
+  c.batch = 3;
+  c.a_dtype = c.w_dtype = DType::kInt16;
+  c.a_format = {16, 8, true};
+  c.w_format = {15, 10, true};
+  c.bias = false;
+  c.fill = Fill::kExtremes;
+  c.few_outputs = true;
+  Tensor w = make_codes(c.w_dtype, 8 * 9, c.w_format, rng, Fill::kMin);
+  Conv2dWeights cw;
+  cw.w = w.raw();
+  cw.w_dtype = c.w_dtype;
+  cw.w_format = c.w_format;
+  cw.a_format = c.a_format;
+  cw.a_dtype = c.a_dtype;
+  const PackedConv2d pc = pack_conv2d(c.g, cw);
+  EXPECT_EQ(pc.geometry().kernel_h, 1);
+  EXPECT_EQ(pc.geometry().kernel_w, 1);
+  EXPECT_EQ(accumulator_bound(pc).need, AccNeed::kInt32);
+  EXPECT_EQ(accumulator_bound(pc).max_abs, 536870912.0);  // 2^15 * 2^14
+  // On a 3x3 map every tap reads the image: nothing is cut, and the bound is the 9 taps'.
+  const PackedConv2d wide = pack_conv2d(geometry(1, 3, 3, 8, 3, 1, 1, 1, 1), cw);
+  EXPECT_EQ(wide.geometry().kernel_h, 3);
+  EXPECT_EQ(accumulator_bound(wide).need, AccNeed::kInt64);
+  check(c, rng);
+}
+
 TEST(IntConv2d, BatchOfOneUsesTheParallelGemm) {
   Rng rng(kSeed + 3);
   ConvCase c;
@@ -536,6 +695,9 @@ TEST(IntConv2d, BadGeometryIsAnError) {
     EXPECT_NE(std::string(e.what()).find("not divisible by group = 2"), std::string::npos);
   }
   g = geometry(2, 2, 2, 6, 5, 1, 0, 1, 1);  // 5x5 kernel on 2x2 input
+  EXPECT_THROW(pack_conv2d(g, cw), Error);
+  // A 4x4 kernel on the 2x2 input, stride 3: out_h()'s (2 - 3 - 1) / 3 + 1 truncates to 1.
+  g = geometry(2, 2, 2, 6, 4, 1, 0, 3, 1);
   EXPECT_THROW(pack_conv2d(g, cw), Error);
 }
 

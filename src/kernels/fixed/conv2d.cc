@@ -160,15 +160,49 @@ struct ConvRows {
   }
 };
 
-}  // namespace
-
-size_t PackedConv2d::packed_bytes() const {
-  size_t total = 0;
-  for (const auto& p : groups_) total += p.packed_bytes();
-  return total;
+// The kernel rows (or columns) [first, last] that read the image for some output: tap t reads
+// rows t * d - pad + o * s, o in [0, out); the taps outside only ever multiply the zero padding
+// (code 0). The live taps are one interval (the rows a tap reads move with t). Widened where
+// cutting would leave a negative pad (dilation > 1: the kernels take pads >= 0), and all kept when
+// no tap reads the image (the outputs are the bias alone).
+std::pair<int64_t, int64_t> live_taps(int64_t in, int64_t out, int64_t k, int64_t stride,
+                                      int64_t pad_before, int64_t pad_after, int64_t dilation) {
+  int64_t first = k, last = -1;
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t lo = t * dilation - pad_before, hi = lo + (out - 1) * stride;
+    // The first row of lo, lo + stride, ..., hi that is >= 0.
+    const int64_t r = lo >= 0 ? lo : lo + (-lo + stride - 1) / stride * stride;
+    if (r <= hi && r < in) {
+      first = std::min(first, t);
+      last = t;
+    }
+  }
+  if (first > last) return {0, k - 1};
+  return {std::min(first, pad_before / dilation), std::max(last, k - 1 - pad_after / dilation)};
 }
 
-PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa) {
+// g with the taps that only ever read the zero padding cut off (conv2d.h, PackedConv2d::
+// geometry()): kernel rows [u0, u1] and columns [v0, v1] of g's, the pads less the cut rows and
+// columns. The output size is g's: OH's numerator H + pt + pb - dh * (KH - 1) - 1 loses
+// u0 * dh + (KH - 1 - u1) * dh from the pads and as much from the kernel term.
+Conv2dGeometry live_geometry(const Conv2dGeometry& g, int64_t* u0, int64_t* v0) {
+  const auto [r0, r1] =
+      live_taps(g.in_h, g.out_h(), g.kernel_h, g.stride_h, g.pad_top, g.pad_bottom, g.dilation_h);
+  const auto [c0, c1] =
+      live_taps(g.in_w, g.out_w(), g.kernel_w, g.stride_w, g.pad_left, g.pad_right, g.dilation_w);
+  Conv2dGeometry t = g;
+  t.kernel_h = r1 - r0 + 1;
+  t.kernel_w = c1 - c0 + 1;
+  t.pad_top -= r0 * g.dilation_h;
+  t.pad_bottom -= (g.kernel_h - 1 - r1) * g.dilation_h;
+  t.pad_left -= c0 * g.dilation_w;
+  t.pad_right -= (g.kernel_w - 1 - c1) * g.dilation_w;
+  *u0 = r0;
+  *v0 = c0;
+  return t;
+}
+
+void validate(const Conv2dGeometry& g) {
   if (g.in_channels < 1 || g.in_h < 1 || g.in_w < 1 || g.out_channels < 1 || g.kernel_h < 1 ||
       g.kernel_w < 1 || g.groups < 1 || g.stride_h < 1 || g.stride_w < 1 || g.dilation_h < 1 ||
       g.dilation_w < 1 || g.pad_top < 0 || g.pad_left < 0 || g.pad_bottom < 0 || g.pad_right < 0) {
@@ -182,10 +216,58 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa is
     fail("integer Conv2d: {} input and {} output channels are not divisible by group = {}",
          g.in_channels, g.out_channels, g.groups);
   }
-  if (g.out_h() < 1 || g.out_w() < 1) {
+  // (The padded input must hold the dilated kernel: out_h()'s division truncates a numerator
+  // of -1 .. 1 - stride to one output.)
+  if (g.in_h + g.pad_top + g.pad_bottom < g.dilation_h * (g.kernel_h - 1) + 1 ||
+      g.in_w + g.pad_left + g.pad_right < g.dilation_w * (g.kernel_w - 1) + 1) {
     fail("integer Conv2d: the {}x{} kernel (dilations {}x{}) does not fit the padded {}x{} input",
          g.kernel_h, g.kernel_w, g.dilation_h, g.dilation_w, g.in_h + g.pad_top + g.pad_bottom,
          g.in_w + g.pad_left + g.pad_right);
+  }
+}
+
+}  // namespace
+
+size_t PackedConv2d::packed_bytes() const {
+  size_t total = 0;
+  for (const auto& p : groups_) total += p.packed_bytes();
+  return total;
+}
+
+PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w, Isa isa) {
+  validate(full);
+  // Cut off the taps that only ever read the zero padding (a 3x3 pad-1 conv on a 1x1 map keeps
+  // its centre tap): the same sums, as those taps multiply code 0 (conv2d.h).
+  int64_t u0 = 0, v0 = 0;
+  const Conv2dGeometry g = live_geometry(full, &u0, &v0);
+  Conv2dWeights w = full_w;
+  Tensor cut;
+  if (g.kernel_h != full.kernel_h || g.kernel_w != full.kernel_w) {
+    const int64_t rows = full.out_channels * (full.in_channels / full.groups);
+    if (full_w.w_dtype == DType::kInt8 || full_w.w_dtype == DType::kInt16 ||
+        full_w.w_dtype == DType::kInt32) {
+      // The cut codes too are checked against the format, as pack_weights() checks the rest.
+      const FixedFormat& f = full_w.w_format;
+      for (int64_t i = 0; i < rows * full.kernel_h * full.kernel_w; ++i) {
+        const int64_t v = quant::load_code(full_w.w, full_w.w_dtype, i);
+        if (v < f.min_code() || v > f.max_code()) {
+          fail("integer Conv2d: weight code {} at {} is outside format {}", v, i,
+               quant::format_name(f));
+        }
+      }
+    }
+    const size_t es = dtype_size(full_w.w_dtype);
+    cut = Tensor({rows * g.kernel_h * g.kernel_w}, full_w.w_dtype);
+    const auto* src = static_cast<const std::byte*>(full_w.w);
+    auto* dst = static_cast<std::byte*>(cut.raw());
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t u = 0; u < g.kernel_h; ++u) {
+        std::memcpy(dst + ((r * g.kernel_h + u) * g.kernel_w) * es,
+                    src + ((r * full.kernel_h + u0 + u) * full.kernel_w + v0) * es,
+                    static_cast<size_t>(g.kernel_w) * es);
+      }
+    }
+    w.w = cut.raw();
   }
   PackedConv2d out;
   out.geometry_ = g;

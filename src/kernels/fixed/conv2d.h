@@ -14,7 +14,11 @@
 //    16 int16 GEMMs over channel pairs on transformed 4x4 input tiles, 2x2 outputs each.
 //  - otherwise im2col rows made on demand in the GEMM's prepared layout (detail::gemm_rows),
 //    multiplied with the weights as packed B.
-// Zero padding is code 0 (the value 0 in every format, signed or unsigned).
+// Zero padding is code 0 (the value 0 in every format, signed or unsigned: the formats have no
+// zero point). So the kernel taps that only ever read padding, for every output (a 3x3 pad-1 conv
+// on a 1x1 map reads the image with its centre tap alone; a stride-2 one on a 2x2 map with its
+// 2x2 bottom-right taps), add nothing: pack_conv2d() cuts them off (PackedConv2d::geometry()),
+// and every path runs the smaller kernel with the pads less the cut rows and columns.
 //
 // Math, for image i, output channel o in group g = o / (OC / G), pixel (y, x):
 //   acc[i, o, y, x] = (sum_{c, u, v} X[i, g * C/G + c, y * sh - pt + u * dh, x * sw - pl + v * dw]
@@ -81,6 +85,9 @@ struct Conv2dWeights {
 
 class PackedConv2d {
  public:
+  // The geometry the kernels run: pack_conv2d()'s with the taps that only ever read the zero
+  // padding cut off (kernel rows and columns at either end; the pads shrink by as many rows and
+  // columns times the dilation, never below 0). Same input and output sizes.
   const Conv2dGeometry& geometry() const { return geometry_; }
   // One packed GEMM per group (K = C/G * KH * KW, N = OC / G).
   const std::vector<PackedWeights>& groups() const { return groups_; }
