@@ -3,11 +3,13 @@
 // The exact integer Winograd F(2x2, 3x3) (kernels/fixed/winograd.h) against the direct
 // pixel-major int conv, per layer: ResNet-18's stride-1 3x3 convs at 3x224x224 and 3x32x32
 // inputs (int8 s8.4 activations, int8 s8.6 weights, s16.8 bias, float output as before a
-// BatchNorm, and int8 requantized output), in the same process, interleaved A/B per round so
-// that the machine's load hits both alike. Prints, per layer and batch, the median ms per call of
-// each path and direct / winograd (> 1: Winograd is faster), and checks that both give the
-// same bits. Also the ratio of process CPU time (less sensitive to other processes taking the
-// cores, as long as the thread pool does not spin).
+// BatchNorm, and int8 requantized output), at batches 1 and 16 (and 32, 64 on maps of 8x8 or less),
+// in the same process, interleaved A/B per round so that the machine's load hits both alike.
+// Prints, per layer and batch, the median ms per call of each path (Winograd forced where exact)
+// and direct / winograd (> 1: Winograd is faster), and checks that both give the same bits. Also
+// the ratio of process CPU time (less sensitive to other processes taking the cores, as long as the
+// thread pool does not spin), and the path kAuto takes at that batch. THREADS=1 runs the
+// kernels inline, as a batch-parallel evaluation runs each batch.
 //
 //   build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING]
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/fixed/conv2d.h"
+#include "kernels/fixed/winograd.h"
 #include "quant/quantize.h"
 
 namespace qf = qsearch::kernels::fixed;
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
                           {"224 layer4 7x7x512", 512, 7, 512},
                           {"32 layer1 8x8x64", 64, 8, 64},
                           {"32 layer2 4x4x128", 128, 4, 128},
+                          {"32 layer3 2x2x256", 256, 2, 256},
                           // SqueezeNet 1.1's expand 3x3 convs at 224 (few input channels).
                           {"squeezenet fire2 55x55 16->64", 16, 55, 64},
                           {"squeezenet fire4 27x27 32->128", 32, 27, 128},
@@ -77,11 +81,12 @@ int main(int argc, char** argv) {
   Rng rng(1);
   std::printf(
       "| layer | batch | output | direct ms | winograd ms | direct / winograd | same, CPU time "
-      "|\n");
-  std::printf("|---|---:|---|---:|---:|---:|---:|\n");
+      "| auto |\n");
+  std::printf("|---|---:|---|---:|---:|---:|---:|---|\n");
   for (const Layer& l : layers) {
     if (std::strstr(l.name, only) == nullptr) continue;
-    for (int64_t batch : {1, 16}) {
+    for (int64_t batch : {1, 16, 32, 64}) {
+      if (batch > 16 && l.hw > 8) continue;  // batches 32 and 64 on maps of 8x8 or less
       qf::Conv2dGeometry g;
       g.in_channels = l.c;
       g.in_h = g.in_w = l.hw;
@@ -98,6 +103,10 @@ int main(int argc, char** argv) {
       cw.bias_format = {16, 8, true};
       cw.a_format = {8, 4, true};
       cw.bit_pack = true;  // as the int lowering packs
+      // kAuto's choice at this batch (the "auto" column), and Winograd forced wherever exact.
+      const qf::PackedConv2d autop = qf::pack_conv2d(g, cw);
+      const bool auto_wino = autop.winograd() && batch >= autop.winograd()->min_batch;
+      cw.winograd = qf::Conv2dWeights::Winograd::kAlways;
       const qf::PackedConv2d wino = qf::pack_conv2d(g, cw);
       cw.winograd = qf::Conv2dWeights::Winograd::kOff;
       const qf::PackedConv2d direct = qf::pack_conv2d(g, cw);
@@ -129,10 +138,10 @@ int main(int argc, char** argv) {
           }
         }
         const bool same = std::memcmp(y0.raw(), y1.raw(), y0.nbytes()) == 0;
-        std::printf("| %s | %lld | %s | %.3f | %.3f | %.2f | %.2f%s |\n", l.name,
+        std::printf("| %s | %lld | %s | %.3f | %.3f | %.2f | %.2f%s | %s |\n", l.name,
                     static_cast<long long>(batch), kind == 0 ? "float" : "s8.4", median(td),
                     median(tw), median(td) / median(tw), median(cd) / median(cw2),
-                    wino.winograd() ? "" : " (direct both)");
+                    wino.winograd() ? "" : " (direct both)", auto_wino ? "winograd" : "direct");
         if (!same) {
           std::printf("MISMATCH: Winograd and direct outputs differ\n");
           return 1;

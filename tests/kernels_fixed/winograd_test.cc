@@ -89,7 +89,7 @@ std::vector<GemmParams> output_kinds(const WinoCase& c) {
 }
 
 // Packs the case, checks whether the Winograd path was chosen (on AVX2 machines) and compares
-// every output kind with ref::conv2d at one and two threads.
+// every output kind with ref::conv2d at one, two and three threads.
 void check(const WinoCase& c, Rng& rng, bool expect_winograd) {
   const Conv2dGeometry& g = c.g;
   Tensor x =
@@ -162,7 +162,7 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd) {
       ASSERT_TRUE(equal_exactly(pooled.raw(), fused.raw(), t, out_n, what + " pooled"));
       continue;
     }
-    for (int threads : {1, 2}) {
+    for (int threads : {1, 2, 3}) {
       set_num_threads(threads);
       Tensor fast_y({out_n}, t);
       conv2d(x.raw(), c.batch, pc, q, fast_y.raw());
@@ -220,6 +220,46 @@ TEST(IntWinograd, RandomGeometriesEqualReference) {
     }
     SCOPED_TRACE(i);
     check(c, rng, true);
+  }
+}
+
+// Tiny maps (outputs at most 6 wide: ResNet-18's 4x4 and 2x2 stages at 32x32) gather each
+// tile's 4x4 input window instead of splitting padded rows, with the panels' lanes running over
+// the tiles of several images: 1x1 .. 9x6 outputs, pads 0..2 on each side (windows mostly in
+// the padding), batches whose tiles fill part of a panel, one, or several (and work items that
+// split panels or output channels between 1-3 threads), every activation dtype.
+TEST(IntWinograd, TinyMapsGatherTheirWindowsAcrossImages) {
+  Rng rng(kSeed + 7);
+  const int64_t batches[] = {1, 3, 9, 17, 33};
+  for (int i = 0; i < 30; ++i) {
+    WinoCase c;
+    const int64_t pt = pick(rng, 0, 2), pl = pick(rng, 0, 2), pb = pick(rng, 0, 2),
+                  pr = pick(rng, 0, 2);
+    // Outputs oh x ow with oh = h + pt + pb - 2, more than either pad, so that every tap reads
+    // the image for some output (else pack_conv2d cuts the kernel, and it is no longer 3x3).
+    const int64_t oh = pick(rng, std::max(pt, pb) + 1, i % 5 == 0 ? 9 : 6);
+    const int64_t ow = pick(rng, std::max(pl, pr) + 1, 6);
+    const int64_t h = oh + 2 - pt - pb, w = ow + 2 - pl - pr;
+    c.batch = batches[i % 5];
+    c.g = geometry3x3(pick(rng, 1, c.batch > 9 ? 12 : 24), h, w, pick(rng, 1, 10), pt, pl, pb, pr);
+    switch (i % 3) {
+      case 0:
+        c.a_dtype = DType::kInt8;
+        c.a_format = {8, 4, true};
+        break;
+      case 1:
+        c.a_dtype = DType::kUInt8;
+        c.a_format = {8, 3, false};
+        break;
+      default:
+        c.a_dtype = DType::kInt16;
+        c.a_format = {13, 6, true};
+        break;
+    }
+    c.fill = i % 7 == 6 ? Fill::kExtremes : Fill::kRandom;
+    SCOPED_TRACE(i);
+    check(c, rng, true);
+    if (::testing::Test::HasFatalFailure()) return;
   }
 }
 

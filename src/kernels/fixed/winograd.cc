@@ -219,12 +219,107 @@ struct WinoJob {
     }
   }
 
+  // Tiny maps (tw <= kGatherTw tiles per row: outputs of 6x6 and less): the row-wise transform
+  // above fills 1-3 of its 16 lanes per step and splits 4+ padded rows per image and channel, so
+  // the input windows are gathered instead, 16 codes per tile (code 0 outside the image), with
+  // the lanes running over the tiles of the work item (across images), and transformed 16 tiles
+  // at a time. `win[l][k]`: the in-plane offset of window entry k = 4i + j of lane l's tile, or
+  // -1 in the padding (every entry of a lane past g1); `img_off[l]`: its image's first code.
+  static constexpr int64_t kGatherTw = 3;
+  static size_t gather_bytes(int64_t lanes) {
+    return static_cast<size_t>(lanes) * (16 * 4 + 8) + static_cast<size_t>(16 * lanes) * 2 + 64;
+  }
+  template <typename T>
+  void gather_transform(int64_t g0, int64_t g1, int64_t lanes, std::byte* buf, int16_t* va,
+                        int16_t* vb, int64_t vs, int32_t* v2) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t plane = g.in_h * g.in_w;
+    auto* img_off = reinterpret_cast<int64_t*>(buf);
+    auto* win = reinterpret_cast<int32_t*>(img_off + lanes);
+    auto* d = reinterpret_cast<int16_t*>(win + 16 * lanes);  // d[k][lane], k = 4i + j
+    for (int64_t l = 0; l < lanes; ++l) {
+      const int64_t gt = g0 + l;
+      img_off[l] = gt < g1 ? gt / tiles * g.in_channels * plane : 0;
+      const int64_t t = gt % tiles, r0 = 2 * (t / tw) - g.pad_top, c0 = 2 * (t % tw) - g.pad_left;
+      for (int64_t i = 0; i < 4; ++i) {
+        for (int64_t j = 0; j < 4; ++j) {
+          const int64_t r = r0 + i, c = c0 + j;
+          const bool in = gt < g1 && r >= 0 && r < g.in_h && c >= 0 && c < g.in_w;
+          win[l * 16 + i * 4 + j] = in ? static_cast<int32_t>(r * g.in_w + c) : -1;
+        }
+      }
+    }
+    const T* xt = reinterpret_cast<const T*>(x);
+    for (int64_t cp = 0; cp < cpairs; ++cp) {
+      for (int h = 0; h < 2; ++h) {
+        int16_t* v = h == 0 ? va : vb;
+        const int64_t c = 2 * cp + h;
+        if (c >= g.in_channels) {
+          std::fill(v, v + 16 * vs, int16_t{0});
+          continue;
+        }
+        for (int64_t l = 0; l < lanes; ++l) {
+          const int32_t* wl = win + l * 16;
+          const T* src = xt + (img_off[l] + c * plane);  // only read through in-image offsets
+          for (int k = 0; k < 16; ++k) {
+            d[k * lanes + l] = wl[k] >= 0 ? static_cast<int16_t>(src[wl[k]]) : int16_t{0};
+          }
+        }
+        for (int64_t l = 0; l < lanes; l += 16) {
+          // d B per window row i, then B^T (d B): as transform_input, 16 tiles per step.
+          __m256i a[4][4];
+          for (int i = 0; i < 4; ++i) {
+            const __m256i d0 = load16(d + (4 * i) * lanes + l);
+            const __m256i d1 = load16(d + (4 * i + 1) * lanes + l);
+            const __m256i d2 = load16(d + (4 * i + 2) * lanes + l);
+            const __m256i d3 = load16(d + (4 * i + 3) * lanes + l);
+            a[i][0] = _mm256_sub_epi16(d0, d2);
+            a[i][1] = _mm256_add_epi16(d1, d2);
+            a[i][2] = _mm256_sub_epi16(d2, d1);
+            a[i][3] = _mm256_sub_epi16(d1, d3);
+          }
+          int16_t* vv = v + l;
+          for (int j = 0; j < 4; ++j) {
+            store16(vv + (0 * 4 + j) * vs, _mm256_sub_epi16(a[0][j], a[2][j]));
+            store16(vv + (1 * 4 + j) * vs, _mm256_add_epi16(a[1][j], a[2][j]));
+            store16(vv + (2 * 4 + j) * vs, _mm256_sub_epi16(a[2][j], a[1][j]));
+            store16(vv + (3 * 4 + j) * vs, _mm256_sub_epi16(a[1][j], a[3][j]));
+          }
+        }
+      }
+      pair_channels(va, vb, vs, lanes, cp, v2);
+    }
+  }
+
+  // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low. unpacklo/hi
+  // interleave per 128-bit half; the permutes restore the lane order.
+  void pair_channels(const int16_t* va, const int16_t* vb, int64_t vs, int64_t lanes, int64_t cp,
+                     int32_t* v2) const {
+    for (int pos = 0; pos < 16; ++pos) {
+      int32_t* d = v2 + (pos * cpairs + cp) * lanes;
+      const int16_t* sa = va + pos * vs;
+      const int16_t* sb = vb + pos * vs;
+      for (int64_t l = 0; l < lanes; l += 16) {
+        const __m256i xa = load16(sa + l), xb = load16(sb + l);
+        const __m256i lo = _mm256_unpacklo_epi16(xa, xb), hi = _mm256_unpackhi_epi16(xa, xb);
+        store16(d + l, _mm256_permute2x128_si256(lo, hi, 0x20));
+        store16(d + l + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
+      }
+    }
+  }
+
   // V2 of the global tiles [g0, g1) (tile t of image i is i * tiles + t): lane G - g0, lanes
   // past g1 - g0 zero.
   template <typename T>
   void transform_all(int64_t g0, int64_t g1, int64_t lanes, std::byte* buf, int32_t* v2) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t vs = lanes + 16;
+    if (tw <= kGatherTw) {
+      auto* va = reinterpret_cast<int16_t*>(buf);
+      gather_transform<T>(g0, g1, lanes, buf + static_cast<size_t>(2 * 16 * vs) * 2, va,
+                          va + 16 * vs, vs, v2);
+      return;
+    }
     int64_t rows_max = 0;
     for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
       const int64_t t0 = std::max(g0 - img * tiles, int64_t{0});
@@ -255,19 +350,7 @@ struct WinoJob {
           std::fill(v + pos * vs + (g1 - g0), v + pos * vs + lanes, int16_t{0});
         }
       }
-      // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low. unpacklo/hi
-      // interleave per 128-bit half; the permutes restore the lane order.
-      for (int pos = 0; pos < 16; ++pos) {
-        int32_t* d = v2 + (pos * cpairs + cp) * lanes;
-        const int16_t* sa = va + pos * vs;
-        const int16_t* sb = vb + pos * vs;
-        for (int64_t l = 0; l < lanes; l += 16) {
-          const __m256i xa = load16(sa + l), xb = load16(sb + l);
-          const __m256i lo = _mm256_unpacklo_epi16(xa, xb), hi = _mm256_unpackhi_epi16(xa, xb);
-          store16(d + l, _mm256_permute2x128_si256(lo, hi, 0x20));
-          store16(d + l + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
-        }
-      }
+      pair_channels(va, vb, vs, lanes, cp, v2);
     }
   }
 
@@ -319,7 +402,9 @@ struct WinoJob {
     const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
     const int64_t rows_in = 2 * (std::min(lanes, tiles) / tw + 1) + 4;  // >= any image's rows
     const size_t tmp_bytes =
-        static_cast<size_t>(2 * wqa + 2 * rows_in * wqa + 2 * 16 * (lanes + 16)) * 2;
+        tw <= kGatherTw
+            ? static_cast<size_t>(2 * 16 * (lanes + 16)) * 2 + gather_bytes(lanes)
+            : static_cast<size_t>(2 * wqa + 2 * rows_in * wqa + 2 * 16 * (lanes + 16)) * 2;
     auto* base = static_cast<std::byte*>(
         scratch(ScratchSlot::kConvColumns, v2_bytes + m_bytes + goff_bytes + tmp_bytes + 64));
     auto* v2 = reinterpret_cast<int32_t*>(base);

@@ -39,8 +39,10 @@
 // image i is i * tiles + t) in panels of 16 lanes (small maps of several images share a panel).
 // Per work item (a range of panels, and of output-channel blocks when there are fewer panels than
 // threads) the input is transformed once into V2[pos][c / 2][lane] int32 channel pairs (two int16
-// V, channel 2c' low); then per position, per block of at most 6 output channels (their U rows
-// stay in L1) and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the
+// V, channel 2c' low; on maps at most 6 outputs wide each tile's 4x4 window is gathered, 16
+// tiles across images per step, else padded rows are split by column parity and a tile row
+// transformed 16 tiles per step); then per position, per block of at most 6 output channels (their
+// U rows stay in L1) and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the
 // pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[pos][o][lane] against the
 // packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
 // and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
