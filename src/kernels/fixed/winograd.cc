@@ -518,7 +518,8 @@ bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const 
   // kSliceBytes (L2), at least one work item per thread while there are panels for it, then the
   // output channels split among the threads.
   const int64_t per_panel = job.cpairs * 16 * 4;
-  const int64_t threads = num_threads();
+  // Inside a batch-parallel evaluation this call has one thread (as conv2d).
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
   // Balance: M's traffic (written and read once: 8 / C bytes per multiply) against U's (read
   // once per work item: 2 / lanes bytes per multiply) gives lanes ~ C / 4, i.e. C / 64 panels
   // (8 for C = 512, whose 8 MB of U are not L2-resident); at least 4 panels, so that the input
