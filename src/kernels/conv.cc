@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "kernels/simd_util.h"
 #include "kernels/ukernel.h"
+#include "kernels/vec_math.h"
 
 namespace qsearch::kernels {
 
@@ -49,6 +50,20 @@ namespace {
 
 constexpr int kMaxNr = 32;
 constexpr int kMaxMr = 8;
+
+// SiLU of 8 lanes: v * sigmoid(v) with vmath's sigmoid, the bits of a separate Sigmoid step
+// (vmath::map_f32) followed by Mul.
+inline __m256 silu8(__m256 v) { return _mm256_mul_ps(v, detail::sigmoid8(v)); }
+
+// dst[e] = silu(src[e]) for e in [0, len); dst may equal src.
+inline void silu_run(float* dst, const float* src, int64_t len) {
+  int64_t e = 0;
+  for (; e + 8 <= len; e += 8) _mm256_storeu_ps(dst + e, silu8(_mm256_loadu_ps(src + e)));
+  if (e < len) {
+    const __m256i m = detail::first_lanes8(len - e);
+    _mm256_maskstore_ps(dst + e, m, silu8(_mm256_maskload_ps(src + e, m)));
+  }
+}
 
 // A run of consecutive output pixels of one output row inside a pixel panel.
 struct Segment {
@@ -161,6 +176,9 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
         }
         u.fn(kc, w.panel(g, t) + k0 * u.mr, bbuf, nullptr, ctx.y + off, ohw, mr, cols, k0 > 0,
              last ? &tep : nullptr);
+        if (last && ctx.ep->silu) {
+          for (int i = 0; i < mr; ++i) silu_run(ctx.y + off + i * ohw, ctx.y + off + i * ohw, cols);
+        }
       }
       if (w.k == 0) break;
     }
@@ -171,8 +189,16 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
 // is a residual): dst = clamp(src + r) or clamp(src) + r (residual_after_clamp), or a copy when
 // there is no residual (the microkernel clamped already).
 inline void store_run(float* dst, const float* src, const float* r, int64_t len, bool after,
-                      float lo, float hi) {
-  if (r == nullptr) {
+                      float lo, float hi, bool silu) {
+  if (silu) {
+    // The value the other branches store, then its SiLU (Epilogue::silu).
+    alignas(32) float v[64];
+    for (int64_t e0 = 0; e0 < len; e0 += 64) {
+      const int64_t n = std::min<int64_t>(64, len - e0);
+      store_run(v, src + e0, r != nullptr ? r + e0 : nullptr, n, after, lo, hi, false);
+      silu_run(dst + e0, v, n);
+    }
+  } else if (r == nullptr) {
     if (len == 1) {
       *dst = *src;
     } else {
@@ -389,7 +415,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       for (int64_t o = 0; o < rows; ++o) {
         const int64_t off = off0 + o * ohw;
         store_run(ctx.y + off, cbuf + o * kBlkCols + col, residual ? ep.residual + off : nullptr,
-                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
+                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max, ep.silu);
       }
       col += len;
     }
@@ -523,9 +549,10 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
                   dst[e] = v < lo ? lo : (v > hi ? hi : v);  // NaN passes through
                 }
               }
-            } else {
+            } else if (!ctx.ep->silu) {
               detail::copy_floats(dst, src, sg.len);
             }
+            if (ctx.ep->silu) silu_run(dst, residual ? dst : src, sg.len);
           }
         }
       }
@@ -630,6 +657,7 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
           if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
           x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
           if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+          if (ep.silu) x = silu8(x);
           _mm256_maskstore_ps(yp + off, mask, x);
         }
       }
@@ -711,6 +739,7 @@ void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end
         if (!ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
         x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
         if (ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
+        if (ep.silu) x = silu8(x);
         _mm256_store_ps(lane, x);
         for (int l = 0; l < nl; ++l) ctx.y[off + l * ohw] = lane[l];
       }
@@ -719,6 +748,11 @@ void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end
 }
 
 }  // namespace
+
+void silu_f32(float* y, int64_t n) {
+  parallel_for(0, n, 16384,
+               [y](int64_t begin, int64_t end) { silu_run(y + begin, y + begin, end - begin); });
+}
 
 bool conv2d_direct_applies(const Conv2dParams& p, Isa isa) {
   DirectGeom g;

@@ -29,6 +29,7 @@ struct FusedEpilogue {
   bool residual_after_clamp = false;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
+  bool silu = false;  // conv steps only: a Sigmoid and Mul fused as kernels::Epilogue::silu
   std::vector<std::string> fused;  // node names folded into the step, for describe()
   kernels::Epilogue make(const RunContext& ctx) const;
 };
