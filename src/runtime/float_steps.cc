@@ -265,8 +265,8 @@ void GlobalAvgPoolStep::run(const RunContext& ctx) const {
   const int rank = ctx.shape(inputs[0]).rank;
   int64_t spatial = 1;
   for (int d = 2; d < rank; ++d) spatial *= x[d];
-  kernels::ref::global_avg_pool_f32(x[0] * x[1], spatial, ctx.data<float>(inputs[0]),
-                                    ctx.data<float>(outputs[0]));
+  kernels::global_avg_pool_f32(x[0] * x[1], spatial, ctx.data<float>(inputs[0]),
+                               ctx.data<float>(outputs[0]));
 }
 
 // ---- elementwise -----------------------------------------------------------------------------

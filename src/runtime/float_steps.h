@@ -114,7 +114,7 @@ class PoolStep : public Step {
 class GlobalAvgPoolStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "global_avg_pool_f32 ref"; }
+  std::string describe() const override { return "global_avg_pool_f32"; }
 };
 
 class BinaryStep : public Step {
