@@ -61,7 +61,7 @@ inline void silu_run(float* dst, const float* src, int64_t len) {
   for (; e + 8 <= len; e += 8) _mm256_storeu_ps(dst + e, silu8(_mm256_loadu_ps(src + e)));
   if (e < len) {
     const __m256i m = detail::first_lanes8(len - e);
-    _mm256_maskstore_ps(dst + e, m, silu8(_mm256_maskload_ps(src + e, m)));
+    detail::store_first8(dst + e, silu8(_mm256_maskload_ps(src + e, m)), len - e);
   }
 }
 
@@ -588,6 +588,28 @@ bool dw_geometry(const Conv2dParams& p, int mr, DwGeom& g) {
   return g.floats <= kDwMaxFloats && p.kernel_h * p.kernel_w <= 64;
 }
 
+// Stride 2: input column w of a row goes to padded column u = w + pad, i.e. column u / 2 of
+// phase u % 2 (ph0, ph1); 16 input columns per step split into even and odd vectors.
+void split_row2(const float* src, int64_t in_w, int64_t pad, float* ph0, float* ph1) {
+  float* ph[2] = {ph0, ph1};
+  int64_t w = 0;
+  if (pad % 2 != 0 && in_w > 0) {  // the first column alone, so that w + pad is even below
+    ph[1][pad / 2] = src[0];
+    w = 1;
+  }
+  for (; w + 16 <= in_w; w += 16) {
+    const __m256 a = _mm256_loadu_ps(src + w), b = _mm256_loadu_ps(src + w + 8);
+    const __m256 even = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    const __m256 odd = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+    const int64_t c = (w + pad) / 2;
+    _mm256_storeu_ps(ph0 + c, even);
+    _mm256_storeu_ps(ph1 + c, odd);
+  }
+  for (; w < in_w; ++w) ph[(w + pad) % 2][(w + pad) / 2] = src[w];
+}
+
 void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end) {
   const Conv2dParams& p = *ctx.p;
   const detail::UKernelInfo& u = *ctx.u;
@@ -608,6 +630,17 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
   const __m256 alpha = _mm256_set1_ps(ep.alpha);
   const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
   float wk[64];
+  // Every input column lands inside its phase's row (columns >= wq are never read).
+  const bool split2 = sw == 2 && (p.in_w - 1 + p.pad_left) / 2 < geo.wq;
+  // Offset of tap k = i * kW + j from a block's first pixel in the phase-split copy (the
+  // divisions once per call, not per block and tap).
+  int64_t tap_off[64];
+  for (int64_t i = 0; i < p.kernel_h; ++i) {
+    for (int64_t j = 0; j < p.kernel_w; ++j) {
+      const int64_t dj = j * p.dilation_w;
+      tap_off[i * p.kernel_w + j] = (dj % sw) * phase + dj / sw + i * p.dilation_h * geo.wq;
+    }
+  }
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b = item / p.out_channels, o = item % p.out_channels, g = o / mg;
     const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
@@ -615,6 +648,10 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
       const int64_t ih = r - p.pad_top;
       if (ih < 0 || ih >= p.in_h) continue;
       const float* src = xp + ih * p.in_w;
+      if (split2) {
+        split_row2(src, p.in_w, p.pad_left, buf + r * geo.wq, buf + phase + r * geo.wq);
+        continue;
+      }
       for (int64_t q = 0; q < sw; ++q) {
         float* dst = buf + q * phase + r * geo.wq;
         if (sw == 1) {
@@ -631,34 +668,50 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
     float* yp = ctx.y + (b * p.out_channels + o) * ohw;
     const float* rp =
         ep.residual != nullptr ? ep.residual + (b * p.out_channels + o) * ohw : nullptr;
+    const int64_t row_step = p.stride_h * geo.wq;
     for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += kDwRows) {
       const int64_t nrows = std::min(kDwRows, p.out_h - oh0);
-      for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 8) {
-        __m256 acc[kDwRows];
-        for (auto& a : acc) a = _mm256_setzero_ps();
-        for (int64_t i = 0; i < p.kernel_h; ++i) {
-          for (int64_t j = 0; j < p.kernel_w; ++j) {
-            const int64_t dj = j * p.dilation_w;
-            const float* base = buf + (dj % sw) * phase + ow0 + dj / sw +
-                                (oh0 * p.stride_h + i * p.dilation_h) * geo.wq;
-            const __m256 wv = _mm256_set1_ps(wk[i * p.kernel_w + j]);
+      // 16 pixels (two vectors) per row where the row has them: 8 independent FMA chains keep
+      // both FMA units busy (4 chains of 9 dependent FMAs wait on their latency).
+      for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 16) {
+        const bool two = ow0 + 8 < p.out_w;
+        __m256 acc[kDwRows][2];
+        for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
+        const float* block = buf + ow0 + oh0 * row_step;
+        if (two) {
+          for (int64_t k = 0; k < khw; ++k) {
+            const float* base = block + tap_off[k];
+            const __m256 wv = _mm256_set1_ps(wk[k]);
 #pragma GCC unroll 4
             for (int64_t r = 0; r < kDwRows; ++r) {
-              acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * p.stride_h * geo.wq), acc[r]);
+              acc[r][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * row_step), acc[r][0]);
+              acc[r][1] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * row_step + 8), acc[r][1]);
+            }
+          }
+        } else {
+          for (int64_t k = 0; k < khw; ++k) {
+            const float* base = block + tap_off[k];
+            const __m256 wv = _mm256_set1_ps(wk[k]);
+#pragma GCC unroll 4
+            for (int64_t r = 0; r < kDwRows; ++r) {
+              acc[r][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * row_step), acc[r][0]);
             }
           }
         }
-        const __m256i mask = detail::first_lanes8(p.out_w - ow0);
-        for (int64_t r = 0; r < nrows; ++r) {
-          const int64_t off = (oh0 + r) * p.out_w + ow0;
-          __m256 x = _mm256_fmadd_ps(acc[r], alpha, bias);
-          const __m256 res =
-              rp != nullptr ? _mm256_maskload_ps(rp + off, mask) : _mm256_setzero_ps();
-          if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
-          x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
-          if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
-          if (ep.silu) x = silu8(x);
-          _mm256_maskstore_ps(yp + off, mask, x);
+        for (int v = 0; v < (two ? 2 : 1); ++v) {
+          const int64_t n = p.out_w - ow0 - 8 * v;
+          const __m256i mask = detail::first_lanes8(n);
+          for (int64_t r = 0; r < nrows; ++r) {
+            const int64_t off = (oh0 + r) * p.out_w + ow0 + 8 * v;
+            __m256 x = _mm256_fmadd_ps(acc[r][v], alpha, bias);
+            const __m256 res =
+                rp != nullptr ? _mm256_maskload_ps(rp + off, mask) : _mm256_setzero_ps();
+            if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+            x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
+            if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+            if (ep.silu) x = silu8(x);
+            detail::store_first8(yp + off, x, n);
+          }
         }
       }
     }

@@ -60,7 +60,7 @@ void max_row_phases(const Pool2dParams& p, const float* row, float* phases, floa
       const int64_t t = j * p.dilation_w;
       m = nan_max_lanes(m, _mm256_loadu_ps(phases + (t % s) * kMaxRow + ow + t / s));
     }
-    _mm256_maskstore_ps(yr + ow, detail::first_lanes8(p.out_w - ow), m);
+    detail::store_first8(yr + ow, m, p.out_w - ow);
   }
 }
 
