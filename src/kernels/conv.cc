@@ -230,6 +230,7 @@ inline void store_run(float* dst, const float* src, const float* r, int64_t len,
 constexpr int64_t kBlkCols = 128;  // columns per item (a multiple of every NR)
 constexpr int64_t kBlkRows = 128;  // output channels per item (rounded up to whole tiles)
 constexpr int64_t kBlkKc = 256;    // taps per packed block
+constexpr int64_t kToYMaxPixels = 4096;
 
 struct BlockedGeom {
   int64_t cols;  // batch * ohw
@@ -369,6 +370,14 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
     const int64_t q1 = std::min(geo.panels, q0 + geo.panels_per_block);
     const int64_t n0 = q0 * u.nr;
     const int64_t ncols = std::min(geo.cols, q1 * u.nr) - n0;
+    // Columns of one image (always at batch 1, and on large maps but where a block straddles two
+    // images): the tiles go straight to Y (row stride ohw) with the whole epilogue, instead of
+    // through the tile buffer and a second pass. The same operations, so the same bits. Not on
+    // maps above 64x64, where a tile's rows lie pages apart (MobileNetV2's 112x112 pointwise
+    // convs ran at half speed).
+    const bool to_y = ohw <= kToYMaxPixels && n0 / ohw == (n0 + ncols - 1) / ohw;
+    const int64_t y0 =
+        ((n0 / ohw) * p.out_channels + g * mg + t0 * u.mr) * ohw + n0 % ohw;  // tile (t0, q0)
     for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += kBlkKc) {
       const int64_t kc = std::min(kBlkKc, w.k - k0);
       const bool last = k0 + kc >= w.k;
@@ -399,6 +408,23 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
             tep.lo = residual ? -std::numeric_limits<float>::infinity() : ep.clamp_min;
             tep.hi = residual ? std::numeric_limits<float>::infinity() : ep.clamp_max;
           }
+          if (to_y) {
+            const int64_t off = y0 + (t - t0) * u.mr * ohw + (q - q0) * u.nr;
+            if (last) {
+              tep.residual = residual ? ep.residual + off : nullptr;
+              tep.residual_stride = ohw;
+              tep.residual_after_clamp = ep.residual_after_clamp;
+              tep.lo = ep.clamp_min;
+              tep.hi = ep.clamp_max;
+            }
+            float* c = ctx.y + off;
+            u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr, c, ohw, mr, cols, k0 > 0,
+                 last ? &tep : nullptr);
+            if (last && ep.silu) {
+              for (int i = 0; i < mr; ++i) silu_run(c + i * ohw, c + i * ohw, cols);
+            }
+            continue;
+          }
           u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr,
                cbuf + (t - t0) * u.mr * kBlkCols + (q - q0) * u.nr, kBlkCols, mr, cols, k0 > 0,
                last ? &tep : nullptr);
@@ -406,6 +432,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       }
       if (w.k == 0) break;
     }
+    if (to_y) continue;
     // Scatter: runs of columns inside one image are contiguous in Y.
     const int64_t rows = std::min(mg, t1 * u.mr) - t0 * u.mr;
     for (int64_t col = 0; col < ncols;) {
