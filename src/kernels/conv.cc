@@ -364,7 +364,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
     const int64_t cb = (item / geo.m_blocks) % geo.col_blocks;
     const int64_t g = item / (geo.m_blocks * geo.col_blocks);
     const int64_t t0 = mb * geo.tiles_per_block;
-    const int64_t t1 = std::min(w.tiles_per_group, t0 + geo.tiles_per_block);
+    int64_t t1 = std::min(w.tiles_per_group, t0 + geo.tiles_per_block);
     if (t0 >= t1) continue;
     const int64_t q0 = cb * geo.panels_per_block;
     const int64_t q1 = std::min(geo.panels, q0 + geo.panels_per_block);
@@ -376,6 +376,15 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
     // maps above 64x64, where a tile's rows lie pages apart (MobileNetV2's 112x112 pointwise
     // convs ran at half speed).
     const bool to_y = ohw <= kToYMaxPixels && n0 / ohw == (n0 + ncols - 1) / ohw;
+    if (to_y) {
+      // No tile buffer to fill: this chunk's following items of the same columns (the next
+      // blocks of output channels) run with these, so their columns are packed once, not once
+      // per 128 channels (ResNet-18's 512-channel layer4 at batch 1: 4 times).
+      while (item + 1 < end && (item + 1) % geo.m_blocks != 0) {
+        ++item;
+        t1 = std::min(w.tiles_per_group, (item % geo.m_blocks + 1) * geo.tiles_per_block);
+      }
+    }
     const int64_t y0 =
         ((n0 / ohw) * p.out_channels + g * mg + t0 * u.mr) * ohw + n0 % ohw;  // tile (t0, q0)
     for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += kBlkKc) {

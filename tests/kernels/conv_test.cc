@@ -199,6 +199,17 @@ TEST(FastConv, BlockBoundaries) {
     check_conv(isa, {3, 300, 1, 1, 7, 1, 1, 1, 1, 0, 1, true, false, false}, 4);  // K=300, 1x1
     check_conv(isa, {2, 8, 12, 12, 10, 3, 3, 1, 1, 1, 2, true, true, true}, 5);   // direct
   }
+  // Blocks of one image store straight into Y, and one thread's consecutive blocks of output
+  // channels share their packed columns: more than 128 channels at batch 1 (7x7 like ResNet's
+  // layer4, two tap blocks), 1-3 threads; and a pointwise block straddling two images.
+  const int saved = num_threads();
+  for (int threads = 1; threads <= 3; ++threads) {
+    set_num_threads(threads);
+    check_conv(Isa::kAvx2, {1, 40, 7, 7, 300, 3, 3, 1, 1, 1, 1, true, true, true}, 6);
+    check_conv(Isa::kAvx2, {1, 30, 9, 9, 260, 3, 3, 2, 1, 1, 1, true, false, true, true}, 7);
+    check_conv(Isa::kAvx2, {2, 20, 5, 5, 270, 1, 1, 1, 1, 0, 1, true, true, false, false, true}, 8);
+  }
+  set_num_threads(saved);
 }
 
 // Pointwise convolutions (1x1, stride 1, no padding: MobileNet's expand / project), whose
