@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "kernels/simd_util.h"
 #include "kernels/ukernel.h"
+#include "kernels/vec_math.h"
 
 namespace qsearch::kernels {
 
@@ -49,6 +50,20 @@ namespace {
 
 constexpr int kMaxNr = 32;
 constexpr int kMaxMr = 8;
+
+// SiLU of 8 lanes: v * sigmoid(v) with vmath's sigmoid, the bits of a separate Sigmoid step
+// (vmath::map_f32) followed by Mul.
+inline __m256 silu8(__m256 v) { return _mm256_mul_ps(v, detail::sigmoid8(v)); }
+
+// dst[e] = silu(src[e]) for e in [0, len); dst may equal src.
+inline void silu_run(float* dst, const float* src, int64_t len) {
+  int64_t e = 0;
+  for (; e + 8 <= len; e += 8) _mm256_storeu_ps(dst + e, silu8(_mm256_loadu_ps(src + e)));
+  if (e < len) {
+    const __m256i m = detail::first_lanes8(len - e);
+    detail::store_first8(dst + e, silu8(_mm256_maskload_ps(src + e, m)), len - e);
+  }
+}
 
 // A run of consecutive output pixels of one output row inside a pixel panel.
 struct Segment {
@@ -161,6 +176,9 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
         }
         u.fn(kc, w.panel(g, t) + k0 * u.mr, bbuf, nullptr, ctx.y + off, ohw, mr, cols, k0 > 0,
              last ? &tep : nullptr);
+        if (last && ctx.ep->silu) {
+          for (int i = 0; i < mr; ++i) silu_run(ctx.y + off + i * ohw, ctx.y + off + i * ohw, cols);
+        }
       }
       if (w.k == 0) break;
     }
@@ -171,8 +189,16 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
 // is a residual): dst = clamp(src + r) or clamp(src) + r (residual_after_clamp), or a copy when
 // there is no residual (the microkernel clamped already).
 inline void store_run(float* dst, const float* src, const float* r, int64_t len, bool after,
-                      float lo, float hi) {
-  if (r == nullptr) {
+                      float lo, float hi, bool silu) {
+  if (silu) {
+    // The value the other branches store, then its SiLU (Epilogue::silu).
+    alignas(32) float v[64];
+    for (int64_t e0 = 0; e0 < len; e0 += 64) {
+      const int64_t n = std::min<int64_t>(64, len - e0);
+      store_run(v, src + e0, r != nullptr ? r + e0 : nullptr, n, after, lo, hi, false);
+      silu_run(dst + e0, v, n);
+    }
+  } else if (r == nullptr) {
     if (len == 1) {
       *dst = *src;
     } else {
@@ -204,6 +230,7 @@ inline void store_run(float* dst, const float* src, const float* r, int64_t len,
 constexpr int64_t kBlkCols = 128;  // columns per item (a multiple of every NR)
 constexpr int64_t kBlkRows = 128;  // output channels per item (rounded up to whole tiles)
 constexpr int64_t kBlkKc = 256;    // taps per packed block
+constexpr int64_t kToYMaxPixels = 4096;
 
 struct BlockedGeom {
   int64_t cols;  // batch * ohw
@@ -337,12 +364,29 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
     const int64_t cb = (item / geo.m_blocks) % geo.col_blocks;
     const int64_t g = item / (geo.m_blocks * geo.col_blocks);
     const int64_t t0 = mb * geo.tiles_per_block;
-    const int64_t t1 = std::min(w.tiles_per_group, t0 + geo.tiles_per_block);
+    int64_t t1 = std::min(w.tiles_per_group, t0 + geo.tiles_per_block);
     if (t0 >= t1) continue;
     const int64_t q0 = cb * geo.panels_per_block;
     const int64_t q1 = std::min(geo.panels, q0 + geo.panels_per_block);
     const int64_t n0 = q0 * u.nr;
     const int64_t ncols = std::min(geo.cols, q1 * u.nr) - n0;
+    // Columns of one image (always at batch 1, and on large maps but where a block straddles two
+    // images): the tiles go straight to Y (row stride ohw) with the whole epilogue, instead of
+    // through the tile buffer and a second pass. The same operations, so the same bits. Not on
+    // maps above 64x64, where a tile's rows lie pages apart (MobileNetV2's 112x112 pointwise
+    // convs ran at half speed).
+    const bool to_y = ohw <= kToYMaxPixels && n0 / ohw == (n0 + ncols - 1) / ohw;
+    if (to_y) {
+      // No tile buffer to fill: this chunk's following items of the same columns (the next
+      // blocks of output channels) run with these, so their columns are packed once, not once
+      // per 128 channels (ResNet-18's 512-channel layer4 at batch 1: 4 times).
+      while (item + 1 < end && (item + 1) % geo.m_blocks != 0) {
+        ++item;
+        t1 = std::min(w.tiles_per_group, (item % geo.m_blocks + 1) * geo.tiles_per_block);
+      }
+    }
+    const int64_t y0 =
+        ((n0 / ohw) * p.out_channels + g * mg + t0 * u.mr) * ohw + n0 % ohw;  // tile (t0, q0)
     for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += kBlkKc) {
       const int64_t kc = std::min(kBlkKc, w.k - k0);
       const bool last = k0 + kc >= w.k;
@@ -373,6 +417,23 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
             tep.lo = residual ? -std::numeric_limits<float>::infinity() : ep.clamp_min;
             tep.hi = residual ? std::numeric_limits<float>::infinity() : ep.clamp_max;
           }
+          if (to_y) {
+            const int64_t off = y0 + (t - t0) * u.mr * ohw + (q - q0) * u.nr;
+            if (last) {
+              tep.residual = residual ? ep.residual + off : nullptr;
+              tep.residual_stride = ohw;
+              tep.residual_after_clamp = ep.residual_after_clamp;
+              tep.lo = ep.clamp_min;
+              tep.hi = ep.clamp_max;
+            }
+            float* c = ctx.y + off;
+            u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr, c, ohw, mr, cols, k0 > 0,
+                 last ? &tep : nullptr);
+            if (last && ep.silu) {
+              for (int i = 0; i < mr; ++i) silu_run(c + i * ohw, c + i * ohw, cols);
+            }
+            continue;
+          }
           u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr,
                cbuf + (t - t0) * u.mr * kBlkCols + (q - q0) * u.nr, kBlkCols, mr, cols, k0 > 0,
                last ? &tep : nullptr);
@@ -380,6 +441,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       }
       if (w.k == 0) break;
     }
+    if (to_y) continue;
     // Scatter: runs of columns inside one image are contiguous in Y.
     const int64_t rows = std::min(mg, t1 * u.mr) - t0 * u.mr;
     for (int64_t col = 0; col < ncols;) {
@@ -389,7 +451,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       for (int64_t o = 0; o < rows; ++o) {
         const int64_t off = off0 + o * ohw;
         store_run(ctx.y + off, cbuf + o * kBlkCols + col, residual ? ep.residual + off : nullptr,
-                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
+                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max, ep.silu);
       }
       col += len;
     }
@@ -523,9 +585,10 @@ void direct_items(const DirectCtx& dctx, int64_t begin, int64_t end) {
                   dst[e] = v < lo ? lo : (v > hi ? hi : v);  // NaN passes through
                 }
               }
-            } else {
+            } else if (!ctx.ep->silu) {
               detail::copy_floats(dst, src, sg.len);
             }
+            if (ctx.ep->silu) silu_run(dst, residual ? dst : src, sg.len);
           }
         }
       }
@@ -561,6 +624,28 @@ bool dw_geometry(const Conv2dParams& p, int mr, DwGeom& g) {
   return g.floats <= kDwMaxFloats && p.kernel_h * p.kernel_w <= 64;
 }
 
+// Stride 2: input column w of a row goes to padded column u = w + pad, i.e. column u / 2 of
+// phase u % 2 (ph0, ph1); 16 input columns per step split into even and odd vectors.
+void split_row2(const float* src, int64_t in_w, int64_t pad, float* ph0, float* ph1) {
+  float* ph[2] = {ph0, ph1};
+  int64_t w = 0;
+  if (pad % 2 != 0 && in_w > 0) {  // the first column alone, so that w + pad is even below
+    ph[1][pad / 2] = src[0];
+    w = 1;
+  }
+  for (; w + 16 <= in_w; w += 16) {
+    const __m256 a = _mm256_loadu_ps(src + w), b = _mm256_loadu_ps(src + w + 8);
+    const __m256 even = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    const __m256 odd = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+    const int64_t c = (w + pad) / 2;
+    _mm256_storeu_ps(ph0 + c, even);
+    _mm256_storeu_ps(ph1 + c, odd);
+  }
+  for (; w < in_w; ++w) ph[(w + pad) % 2][(w + pad) / 2] = src[w];
+}
+
 void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end) {
   const Conv2dParams& p = *ctx.p;
   const detail::UKernelInfo& u = *ctx.u;
@@ -581,6 +666,17 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
   const __m256 alpha = _mm256_set1_ps(ep.alpha);
   const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
   float wk[64];
+  // Every input column lands inside its phase's row (columns >= wq are never read).
+  const bool split2 = sw == 2 && (p.in_w - 1 + p.pad_left) / 2 < geo.wq;
+  // Offset of tap k = i * kW + j from a block's first pixel in the phase-split copy (the
+  // divisions once per call, not per block and tap).
+  int64_t tap_off[64];
+  for (int64_t i = 0; i < p.kernel_h; ++i) {
+    for (int64_t j = 0; j < p.kernel_w; ++j) {
+      const int64_t dj = j * p.dilation_w;
+      tap_off[i * p.kernel_w + j] = (dj % sw) * phase + dj / sw + i * p.dilation_h * geo.wq;
+    }
+  }
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b = item / p.out_channels, o = item % p.out_channels, g = o / mg;
     const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
@@ -588,6 +684,10 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
       const int64_t ih = r - p.pad_top;
       if (ih < 0 || ih >= p.in_h) continue;
       const float* src = xp + ih * p.in_w;
+      if (split2) {
+        split_row2(src, p.in_w, p.pad_left, buf + r * geo.wq, buf + phase + r * geo.wq);
+        continue;
+      }
       for (int64_t q = 0; q < sw; ++q) {
         float* dst = buf + q * phase + r * geo.wq;
         if (sw == 1) {
@@ -604,33 +704,50 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
     float* yp = ctx.y + (b * p.out_channels + o) * ohw;
     const float* rp =
         ep.residual != nullptr ? ep.residual + (b * p.out_channels + o) * ohw : nullptr;
+    const int64_t row_step = p.stride_h * geo.wq;
     for (int64_t oh0 = 0; oh0 < p.out_h; oh0 += kDwRows) {
       const int64_t nrows = std::min(kDwRows, p.out_h - oh0);
-      for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 8) {
-        __m256 acc[kDwRows];
-        for (auto& a : acc) a = _mm256_setzero_ps();
-        for (int64_t i = 0; i < p.kernel_h; ++i) {
-          for (int64_t j = 0; j < p.kernel_w; ++j) {
-            const int64_t dj = j * p.dilation_w;
-            const float* base = buf + (dj % sw) * phase + ow0 + dj / sw +
-                                (oh0 * p.stride_h + i * p.dilation_h) * geo.wq;
-            const __m256 wv = _mm256_set1_ps(wk[i * p.kernel_w + j]);
+      // 16 pixels (two vectors) per row where the row has them: 8 independent FMA chains keep
+      // both FMA units busy (4 chains of 9 dependent FMAs wait on their latency).
+      for (int64_t ow0 = 0; ow0 < p.out_w; ow0 += 16) {
+        const bool two = ow0 + 8 < p.out_w;
+        __m256 acc[kDwRows][2];
+        for (auto& a : acc) a[0] = a[1] = _mm256_setzero_ps();
+        const float* block = buf + ow0 + oh0 * row_step;
+        if (two) {
+          for (int64_t k = 0; k < khw; ++k) {
+            const float* base = block + tap_off[k];
+            const __m256 wv = _mm256_set1_ps(wk[k]);
 #pragma GCC unroll 4
             for (int64_t r = 0; r < kDwRows; ++r) {
-              acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * p.stride_h * geo.wq), acc[r]);
+              acc[r][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * row_step), acc[r][0]);
+              acc[r][1] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * row_step + 8), acc[r][1]);
+            }
+          }
+        } else {
+          for (int64_t k = 0; k < khw; ++k) {
+            const float* base = block + tap_off[k];
+            const __m256 wv = _mm256_set1_ps(wk[k]);
+#pragma GCC unroll 4
+            for (int64_t r = 0; r < kDwRows; ++r) {
+              acc[r][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(base + r * row_step), acc[r][0]);
             }
           }
         }
-        const __m256i mask = detail::first_lanes8(p.out_w - ow0);
-        for (int64_t r = 0; r < nrows; ++r) {
-          const int64_t off = (oh0 + r) * p.out_w + ow0;
-          __m256 x = _mm256_fmadd_ps(acc[r], alpha, bias);
-          const __m256 res =
-              rp != nullptr ? _mm256_maskload_ps(rp + off, mask) : _mm256_setzero_ps();
-          if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
-          x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
-          if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
-          _mm256_maskstore_ps(yp + off, mask, x);
+        for (int v = 0; v < (two ? 2 : 1); ++v) {
+          const int64_t n = p.out_w - ow0 - 8 * v;
+          const __m256i mask = detail::first_lanes8(n);
+          for (int64_t r = 0; r < nrows; ++r) {
+            const int64_t off = (oh0 + r) * p.out_w + ow0 + 8 * v;
+            __m256 x = _mm256_fmadd_ps(acc[r][v], alpha, bias);
+            const __m256 res =
+                rp != nullptr ? _mm256_maskload_ps(rp + off, mask) : _mm256_setzero_ps();
+            if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+            x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
+            if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
+            if (ep.silu) x = silu8(x);
+            detail::store_first8(yp + off, x, n);
+          }
         }
       }
     }
@@ -711,6 +828,7 @@ void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end
         if (!ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
         x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
         if (ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
+        if (ep.silu) x = silu8(x);
         _mm256_store_ps(lane, x);
         for (int l = 0; l < nl; ++l) ctx.y[off + l * ohw] = lane[l];
       }
@@ -719,6 +837,11 @@ void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end
 }
 
 }  // namespace
+
+void silu_f32(float* y, int64_t n) {
+  parallel_for(0, n, 16384,
+               [y](int64_t begin, int64_t end) { silu_run(y + begin, y + begin, end - begin); });
+}
 
 bool conv2d_direct_applies(const Conv2dParams& p, Isa isa) {
   DirectGeom g;

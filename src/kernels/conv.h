@@ -32,6 +32,8 @@
 // parallel_for; each output element is computed by one microkernel chain in ascending k on
 // every path (the depthwise path's FMAs in the same order), so results do not depend on the
 // path, the blocking or the thread count (all within the bound of docs/numerics.md).
+// Epilogue::silu (EfficientNet's conv + BN + SiLU) is applied to each stored value on every
+// path, last, in the same bits as separate Sigmoid (vmath) and Mul steps.
 // Stack: the batch-blocked path keeps its panels and tile buffer on the calling thread's stack
 // (about 200 KB), the direct path its padded copy, tap offsets and a tile (about 165 KB), the
 // depthwise path its padded copy (up to 130 KB), the image-panel path about 35 KB; no heap
@@ -75,6 +77,9 @@ enum class ConvAlgo : uint8_t { kAuto, kDirect, kImagePanels, kBatchBlocked, kDe
 
 // What kAuto runs for p.
 ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa = best_isa());
+
+// y[i] = y[i] * sigmoid(y[i]) in place (Epilogue::silu's function, for a kernel without it).
+void silu_f32(float* y, int64_t n);
 
 // Y = epilogue(conv(X, W)) with p's geometry (p.kernel_*, p.groups and channel counts must
 // match the packed weights). Y must overlap neither X nor the residual.

@@ -58,6 +58,9 @@ struct Epilogue {
   bool residual_after_clamp = false;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
+  // conv2d_f32_packed only (gemm_f32_packed does not read it): y = v * sigmoid(v) of the value v
+  // above, with sigmoid as vmath's (the same bits as a separate Sigmoid and Mul).
+  bool silu = false;
 };
 
 // B [K, N] split into ceil(N / NR) panels of NR columns, each stored k-major ([K][NR]) and

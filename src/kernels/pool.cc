@@ -24,6 +24,46 @@ inline void tap_range(int64_t start, int64_t k, int64_t d, int64_t n, int64_t& i
 
 inline float nan_max(float m, float v) { return (v > m || v != v) ? v : m; }
 
+// nan_max of 8 lanes, lane by lane the same result (and bits: +-0, which NaN) as the scalar.
+inline __m256 nan_max_lanes(__m256 m, __m256 v) {
+  const __m256 take =
+      _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  return _mm256_blendv_ps(m, v, take);
+}
+
+// Max pooling's pass 2 in vectors (stride_w <= kMaxPhases): the row, -inf outside the image, is
+// split into stride_w column phases (phase q, column c: padded column c * stride_w + q), so that
+// tap j of 8 consecutive outputs is one contiguous load; taps fold in ascending j from -inf,
+// as the scalar pass (a -inf tap leaves the running max, NaN included, unchanged).
+constexpr int64_t kMaxPhases = 4;
+constexpr int64_t kPhaseSlack = 16;
+
+bool max_phases_fit(const Pool2dParams& p) {
+  return p.stride_w <= kMaxPhases &&
+         p.out_w + (p.kernel_w - 1) * p.dilation_w / p.stride_w + kPhaseSlack <= kMaxRow;
+}
+
+void max_row_phases(const Pool2dParams& p, const float* row, float* phases, float* yr) {
+  const int64_t s = p.stride_w;
+  const int64_t cols = p.out_w + (p.kernel_w - 1) * p.dilation_w / s + kPhaseSlack;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int64_t q = 0; q < s; ++q) {
+    float* ph = phases + q * kMaxRow;
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t w = c * s + q - p.pad_left;
+      ph[c] = w >= 0 && w < p.in_w ? row[w] : ninf;
+    }
+  }
+  for (int64_t ow = 0; ow < p.out_w; ow += 8) {
+    __m256 m = _mm256_set1_ps(ninf);
+    for (int64_t j = 0; j < p.kernel_w; ++j) {
+      const int64_t t = j * p.dilation_w;
+      m = nan_max_lanes(m, _mm256_loadu_ps(phases + (t % s) * kMaxRow + ow + t / s));
+    }
+    detail::store_first8(yr + ow, m, p.out_w - ow);
+  }
+}
+
 // Window taps that fall inside the image, per output row and column (computed once per call:
 // the divisions stay out of the inner loops).
 struct TapRanges {
@@ -74,6 +114,8 @@ void pool_planes(const PoolCtx& ctx, int64_t begin, int64_t end) {
   alignas(64) float row[kMaxRow];
   // 2x2 windows with stride 2 and no dilation (the usual max pool): pass 2 reads pairs.
   const bool pairs = p.kernel_w == 2 && p.stride_w == 2 && p.dilation_w == 1;
+  alignas(64) float phases[kMax ? kMaxPhases * kMaxRow : 1];
+  const bool vector_max = kMax && max_phases_fit(p);
   for (int64_t plane = begin; plane < end; ++plane) {
     const float* xp = ctx.x + plane * p.in_h * p.in_w;
     float* yp = ctx.y + plane * p.out_h * p.out_w;
@@ -94,12 +136,23 @@ void pool_planes(const PoolCtx& ctx, int64_t begin, int64_t end) {
       for (int64_t i = i0 + 1; i < i1; ++i) {
         const float* r = xp + (h0 + i * p.dilation_h) * p.in_w;
         if constexpr (kMax) {
-          for (int64_t w = 0; w < p.in_w; ++w) row[w] = nan_max(row[w], r[w]);
+          int64_t w = 0;
+          for (; w + 8 <= p.in_w; w += 8) {
+            _mm256_store_ps(row + w,
+                            nan_max_lanes(_mm256_load_ps(row + w), _mm256_loadu_ps(r + w)));
+          }
+          for (; w < p.in_w; ++w) row[w] = nan_max(row[w], r[w]);
         } else {
           for (int64_t w = 0; w < p.in_w; ++w) row[w] += r[w];
         }
       }
       // Pass 2: reduce across the window's columns.
+      if constexpr (kMax) {
+        if (vector_max) {
+          max_row_phases(p, row, phases, yr);
+          continue;
+        }
+      }
       const int64_t rows_inside = i1 - i0;
       for (int64_t ow = 0; ow < p.out_w; ++ow) {
         const int64_t w0 = ow * p.stride_w - p.pad_left;
@@ -194,6 +247,35 @@ void pool(const Pool2dParams& p, const float* x, float* y) {
 }  // namespace
 
 void max_pool2d_f32(const Pool2dParams& p, const float* x, float* y) { pool<true>(p, x, y); }
+
+namespace {
+
+void gap_rows(int64_t r0, int64_t r1, int64_t spatial, const float* x, float* y) {
+  constexpr int kRows = 8;
+  const double n = static_cast<double>(spatial);
+  int64_t r = r0;
+  for (; r + kRows <= r1; r += kRows) {
+    double sum[kRows] = {};
+    const float* xr = x + r * spatial;
+    for (int64_t s = 0; s < spatial; ++s) {
+      for (int l = 0; l < kRows; ++l) sum[l] += xr[l * spatial + s];
+    }
+    for (int l = 0; l < kRows; ++l) y[r + l] = static_cast<float>(sum[l] / n);
+  }
+  for (; r < r1; ++r) {
+    double sum = 0.0;
+    for (int64_t s = 0; s < spatial; ++s) sum += x[r * spatial + s];
+    y[r] = static_cast<float>(sum / n);
+  }
+}
+
+}  // namespace
+
+void global_avg_pool_f32(int64_t rows, int64_t spatial, const float* x, float* y) {
+  const int64_t grain = std::max<int64_t>(8, 65536 / std::max<int64_t>(1, spatial));
+  parallel_for(0, rows, grain,
+               [=](int64_t begin, int64_t end) { gap_rows(begin, end, spatial, x, y); });
+}
 void avg_pool2d_f32(const Pool2dParams& p, const float* x, float* y) { pool<false>(p, x, y); }
 
 }  // namespace qsearch::kernels

@@ -94,10 +94,13 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, const int64_t* b_o
     if (i >= mr) break;
 #pragma GCC unroll 2
     for (int v = 0; v < kNv; ++v) {
-      if (full) {
+      if (full || nr >= (v + 1) * 8) {
         _mm256_storeu_ps(c + i * ldc + v * 8, acc[i][v]);
-      } else {
-        _mm256_maskstore_ps(c + i * ldc + v * 8, mask[v], acc[i][v]);
+      } else if (nr > v * 8) {
+        // Not vmaskmovps: its stores are slow on AMD's cores.
+        alignas(32) float t[8];
+        _mm256_store_ps(t, acc[i][v]);
+        for (int e = 0; e < nr - v * 8; ++e) c[i * ldc + v * 8 + e] = t[e];
       }
     }
   }

@@ -107,6 +107,31 @@ ValueId fuse_tail(PlanBuilder& b, const Node& anchor, ValueId y, FusedEpilogue& 
   return y;
 }
 
+// SiLU of the value y a conv step writes (EfficientNet's conv + BN + SiLU): y read by exactly a
+// Sigmoid s and a Mul m = y * s (either order), s read only by m. Marks both fused and sets
+// ep.silu (applied last, to y); returns the value the step then writes (m's output), or y.
+// Float mode only: the fused store has the same bits as the two steps (kernels::Epilogue::silu),
+// but the quantized lowerings place quantizers between them.
+ValueId fuse_silu(PlanBuilder& b, ValueId y, FusedEpilogue& ep) {
+  if (b.uses(y) != 2 || b.is_graph_output(y)) return y;
+  const Node* sig = nullptr;
+  for (const Node& c : b.graph().nodes()) {
+    if (c.kind == OpKind::kSigmoid && c.inputs.size() == 1 && c.inputs[0] == y) sig = &c;
+  }
+  if (sig == nullptr || b.is_fused(*sig)) return y;
+  const Node* mul = b.sole_consumer(sig->outputs[0]);
+  if (mul == nullptr || mul->kind != OpKind::kMul || mul->inputs.size() != 2 ||
+      !((mul->inputs[0] == y && mul->inputs[1] == sig->outputs[0]) ||
+        (mul->inputs[1] == y && mul->inputs[0] == sig->outputs[0]))) {
+    return y;
+  }
+  b.mark_fused(*sig);
+  b.mark_fused(*mul);
+  ep.silu = true;
+  ep.fused.push_back("silu");
+  return mul->outputs[0];
+}
+
 // Gemm, or MatMul by a constant matrix, on the packed kernel. `w` is [K, N], or [N, K] when
 // trans_b.
 void lower_linear(PlanBuilder& b, const Node& n, ValueId a, ValueId w, bool trans_b, float alpha,
@@ -282,6 +307,7 @@ void lower_conv(PlanBuilder& b, const Node& n) {
     for (int64_t o = 0; o < m; ++o) s->epilogue.bias.data<float>()[o] = static_cast<float>(bias[o]);
   }
   y = fuse_tail(b, n, y, s->epilogue, 0);
+  if (b.options().mode == Mode::kFloat) y = fuse_silu(b, y, s->epilogue);
   if (s->epilogue.residual != kNoSlot) s->inputs.push_back(s->epilogue.residual);
   finish(b, std::move(s), y);
 }

@@ -74,6 +74,7 @@ kernels::Epilogue FusedEpilogue::make(const RunContext& ctx) const {
   ep.residual_after_clamp = residual_after_clamp;
   ep.clamp_min = clamp_min;
   ep.clamp_max = clamp_max;
+  ep.silu = silu;
   return ep;
 }
 
@@ -162,6 +163,8 @@ void ConvPackedStep::run(const RunContext& ctx) const {
   if (winograd.panels > 0 && (packed.k == 0 || kernels::winograd_preferred(p))) {
     kernels::conv2d_winograd_f32(p, ctx.data<float>(inputs[0]), winograd,
                                  ctx.data<float>(outputs[0]), epilogue.make(ctx));
+    // The Winograd kernel has no SiLU store: the same function in place afterwards.
+    if (epilogue.silu) kernels::silu_f32(ctx.data<float>(outputs[0]), ctx.numel(outputs[0]));
     return;
   }
   kernels::conv2d_f32_packed(p, ctx.data<float>(inputs[0]), packed, ctx.data<float>(outputs[0]),
@@ -262,8 +265,8 @@ void GlobalAvgPoolStep::run(const RunContext& ctx) const {
   const int rank = ctx.shape(inputs[0]).rank;
   int64_t spatial = 1;
   for (int d = 2; d < rank; ++d) spatial *= x[d];
-  kernels::ref::global_avg_pool_f32(x[0] * x[1], spatial, ctx.data<float>(inputs[0]),
-                                    ctx.data<float>(outputs[0]));
+  kernels::global_avg_pool_f32(x[0] * x[1], spatial, ctx.data<float>(inputs[0]),
+                               ctx.data<float>(outputs[0]));
 }
 
 // ---- elementwise -----------------------------------------------------------------------------

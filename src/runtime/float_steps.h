@@ -29,6 +29,7 @@ struct FusedEpilogue {
   bool residual_after_clamp = false;
   float clamp_min = -std::numeric_limits<float>::infinity();
   float clamp_max = std::numeric_limits<float>::infinity();
+  bool silu = false;  // conv steps only: a Sigmoid and Mul fused as kernels::Epilogue::silu
   std::vector<std::string> fused;  // node names folded into the step, for describe()
   kernels::Epilogue make(const RunContext& ctx) const;
 };
@@ -113,7 +114,7 @@ class PoolStep : public Step {
 class GlobalAvgPoolStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
-  std::string describe() const override { return "global_avg_pool_f32 ref"; }
+  std::string describe() const override { return "global_avg_pool_f32"; }
 };
 
 class BinaryStep : public Step {

@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "kernels/float_test_util.h"
 #include "kernels/ref/conv.h"
+#include "kernels/vec_math.h"
 
 namespace qsearch::kernels {
 namespace {
@@ -198,6 +199,17 @@ TEST(FastConv, BlockBoundaries) {
     check_conv(isa, {3, 300, 1, 1, 7, 1, 1, 1, 1, 0, 1, true, false, false}, 4);  // K=300, 1x1
     check_conv(isa, {2, 8, 12, 12, 10, 3, 3, 1, 1, 1, 2, true, true, true}, 5);   // direct
   }
+  // Blocks of one image store straight into Y, and one thread's consecutive blocks of output
+  // channels share their packed columns: more than 128 channels at batch 1 (7x7 like ResNet's
+  // layer4, two tap blocks), 1-3 threads; and a pointwise block straddling two images.
+  const int saved = num_threads();
+  for (int threads = 1; threads <= 3; ++threads) {
+    set_num_threads(threads);
+    check_conv(Isa::kAvx2, {1, 40, 7, 7, 300, 3, 3, 1, 1, 1, 1, true, true, true}, 6);
+    check_conv(Isa::kAvx2, {1, 30, 9, 9, 260, 3, 3, 2, 1, 1, 1, true, false, true, true}, 7);
+    check_conv(Isa::kAvx2, {2, 20, 5, 5, 270, 1, 1, 1, 1, 0, 1, true, true, false, false, true}, 8);
+  }
+  set_num_threads(saved);
 }
 
 // Pointwise convolutions (1x1, stride 1, no padding: MobileNet's expand / project), whose
@@ -349,6 +361,108 @@ TEST(FastConv, SameBitsForOneAndTwoThreads) {
   conv2d_f32_packed(p, x.data(), pw, y2.data(), {});
   set_num_threads(saved);
   EXPECT_EQ(y1, y2);
+}
+
+// Epilogue::silu (EfficientNet's conv + BN + SiLU fused into the store) on every loop nest,
+// random geometries that reach each of them (dense 3x3 stride 1 on the direct path, pointwise,
+// strided gathers, grouped, depthwise on wide and on narrow maps), with and without a residual
+// and a clamp, 1-3 threads: the same bits as the conv without it followed by a separate
+// Sigmoid (vmath::map_f32, what the Sigmoid step runs) and Mul.
+TEST(FastConv, SiluStoreHasTheBitsOfSigmoidThenMul) {
+  Rng rng(23);
+  auto pick = [&rng](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+  };
+  const int saved = num_threads();
+  int checked = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int kind = trial % 5;  // dense 3x3 s1, pointwise, strided, grouped, depthwise
+    ConvCase c{};
+    c.batch = pick(1, 3);
+    c.h = pick(1, 18);
+    c.w = kind == 4 && trial % 2 == 0 ? pick(1, 7) : pick(1, 18);  // narrow maps: dw8
+    c.groups = kind == 3 ? pick(2, 3) : 1;
+    c.c = c.groups * pick(1, 9);
+    c.m = c.groups * pick(1, 14);
+    c.kh = c.kw = kind == 0 ? 3 : (kind == 1 ? 1 : pick(1, 5));
+    c.stride = kind == 2 ? pick(2, 3) : (kind == 4 ? pick(1, 2) : 1);
+    c.dilation = 1;
+    c.pad = kind == 1 ? 0 : pick(0, 2);
+    c.same_pad = kind == 1;
+    if (kind == 4) {
+      c.groups = pick(1, 24);
+      c.c = c.m = c.groups;
+    }
+    if (c.h + 2 * c.pad + 1 < c.kh || c.w + 2 * c.pad + 1 < c.kw) continue;
+    c.bias = rng.uniform() < 0.7;
+    c.residual = rng.uniform() < 0.3;
+    c.relu = rng.uniform() < 0.3;
+    c.residual_after_clamp = c.residual && rng.uniform() < 0.5;
+    SCOPED_TRACE(::testing::Message()
+                 << "trial " << trial << " b=" << c.batch << " c=" << c.c << " " << c.h << "x"
+                 << c.w << " m=" << c.m << " k=" << c.kh << " s=" << c.stride << " pad=" << c.pad
+                 << " g=" << c.groups << " residual=" << c.residual << " relu=" << c.relu);
+    Conv2dParams p{.batch = c.batch,
+                   .in_channels = c.c,
+                   .in_h = c.h,
+                   .in_w = c.w,
+                   .out_channels = c.m,
+                   .kernel_h = c.kh,
+                   .kernel_w = c.kw,
+                   .stride_h = c.stride,
+                   .stride_w = c.stride,
+                   .pad_top = c.pad,
+                   .pad_left = c.pad,
+                   .groups = c.groups};
+    const int64_t pe = c.same_pad ? c.pad : c.pad + 1;
+    p.out_h = out_dim(c.h, c.kh, c.stride, 1, c.pad, pe);
+    p.out_w = out_dim(c.w, c.kw, c.stride, 1, c.pad, pe);
+    const int64_t cg = c.c / c.groups, ny = c.batch * c.m * p.out_h * p.out_w;
+    // Inputs in [-3, 3): SiLU's curved part and both tails.
+    auto x = random_floats(c.batch * c.c * c.h * c.w, 300 + trial, -3.0f, 3.0f);
+    auto w = random_floats(c.m * cg * c.kh * c.kw, 400 + trial);
+    auto bias = random_floats(c.m, 500 + trial);
+    auto res = random_floats(ny, 600 + trial);
+    const PackedConvWeights pw = pack_conv_weights(w.data(), c.m, cg, c.kh, c.kw, c.groups);
+    Epilogue ep;
+    if (c.bias) ep.bias = bias.data();
+    if (c.residual) ep.residual = res.data();
+    ep.residual_after_clamp = c.residual_after_clamp;
+    if (c.relu) ep.clamp_min = 0.0f;
+    for (ConvAlgo algo : {ConvAlgo::kAuto, ConvAlgo::kDirect, ConvAlgo::kImagePanels,
+                          ConvAlgo::kBatchBlocked, ConvAlgo::kDepthwise}) {
+      for (int threads = 1; threads <= 3; ++threads) {
+        set_num_threads(threads);
+        std::vector<float> plain(ny, 5.0f), sig(ny), fused(ny, -5.0f);
+        Epilogue without = ep;
+        without.silu = false;
+        conv2d_f32_packed(p, x.data(), pw, plain.data(), without, algo);
+        vmath::map_f32(vmath::Fn::kSigmoid, plain.data(), sig.data(), ny);
+        for (int64_t i = 0; i < ny; ++i) plain[i] *= sig[i];
+        Epilogue with = ep;
+        with.silu = true;
+        conv2d_f32_packed(p, x.data(), pw, fused.data(), with, algo);
+        EXPECT_EQ(std::memcmp(plain.data(), fused.data(), ny * sizeof(float)), 0)
+            << "algo " << static_cast<int>(algo) << " (auto runs "
+            << static_cast<int>(conv2d_algo(p)) << "), " << threads << " threads";
+      }
+    }
+    ++checked;
+  }
+  set_num_threads(saved);
+  EXPECT_GE(checked, 45);
+}
+
+// kernels::silu_f32 (the Winograd conv's SiLU, in place) is the same function.
+TEST(FastConv, SiluInPlaceHasTheBitsOfSigmoidThenMul) {
+  for (int64_t n : {1, 7, 8, 9, 100, 40000}) {
+    auto y = random_floats(n, 7 + n, -20.0f, 20.0f);
+    std::vector<float> sig(n), want = y;
+    vmath::map_f32(vmath::Fn::kSigmoid, y.data(), sig.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[i] *= sig[i];
+    silu_f32(y.data(), n);
+    EXPECT_EQ(y, want) << n;
+  }
 }
 
 }  // namespace

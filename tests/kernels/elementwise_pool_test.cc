@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -247,6 +248,87 @@ TEST(FastPool, SameBitsForOneAndTwoThreads) {
   max_pool2d_f32(p, x.data(), y2.data());
   set_num_threads(saved);
   EXPECT_EQ(y1, y2);
+}
+
+// Max pooling's vectorised passes (rows in 8 lanes; columns from stride phases for stride_w <=
+// 4, the scalar pass beyond) on random windows: kernel 1..5, stride 1..5, dilation 1..2, pads,
+// ceil mode, widths with vector tails, -inf and NaN inputs, 1-3 threads; the same values as the
+// reference (NaN where it has NaN).
+TEST(FastPool, MaxOnRandomWindowsEqualsRef) {
+  std::mt19937 rng(5);
+  auto pick = [&rng](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  const int saved = num_threads();
+  int checked = 0;
+  for (int trial = 0; trial < 150; ++trial) {
+    PoolCase c{};
+    c.h = pick(1, 30);
+    c.w = trial == 0 ? 112 : pick(1, 70);
+    c.kh = trial == 0 ? 3 : pick(1, 5);
+    c.kw = trial == 0 ? 3 : pick(1, 5);
+    c.sh = trial == 0 ? 2 : pick(1, 5);
+    c.sw = trial == 0 ? 2 : pick(1, 5);
+    c.dh = trial == 0 ? 1 : pick(1, 2);
+    c.dw = trial == 0 ? 1 : pick(1, 2);
+    c.pt = pick(0, c.kh - 1);
+    c.pb = pick(0, c.kh - 1);
+    c.pl = trial == 0 ? 1 : pick(0, c.kw - 1);
+    c.pr = pick(0, c.kw - 1);
+    c.ceil = pick(0, 1) == 1;
+    if (c.h + c.pt + c.pb < c.dh * (c.kh - 1) + 1 || c.w + c.pl + c.pr < c.dw * (c.kw - 1) + 1) {
+      continue;
+    }
+    const Pool2dParams p = pool_params(c, 2, 3);
+    if (p.out_h <= 0 || p.out_w <= 0) continue;
+    auto x = random_floats(2 * 3 * c.h * c.w, 100 + trial);
+    for (float& v : x) {
+      const int64_t r = pick(0, 199);
+      if (r == 0) v = std::numeric_limits<float>::quiet_NaN();
+      if (r == 1) v = -std::numeric_limits<float>::infinity();
+    }
+    std::vector<float> ref(2 * 3 * p.out_h * p.out_w);
+    ref::max_pool2d_f32(p, x.data(), ref.data());
+    for (int threads = 1; threads <= 3; ++threads) {
+      set_num_threads(threads);
+      std::vector<float> fast(ref.size(), 7.0f);
+      max_pool2d_f32(p, x.data(), fast.data());
+      for (size_t i = 0; i < fast.size(); ++i) {
+        if (std::isnan(ref[i]) ? !std::isnan(fast[i]) : fast[i] != ref[i]) {
+          ADD_FAILURE() << "trial " << trial << " " << c.h << "x" << c.w << " k" << c.kh << "x"
+                        << c.kw << " s" << c.sh << "x" << c.sw << " d" << c.dh << "x" << c.dw
+                        << " pads " << c.pt << "," << c.pl << "," << c.pb << "," << c.pr << " ceil "
+                        << c.ceil << ", " << threads << " threads: y[" << i << "] = " << fast[i]
+                        << ", want " << ref[i];
+          break;
+        }
+      }
+    }
+    ++checked;
+  }
+  set_num_threads(saved);
+  EXPECT_GE(checked, 100);
+}
+
+// GlobalAveragePool: the reference's double sum per row in index order, the same bits, for row
+// counts around the 8-row blocks and any thread count.
+TEST(FastPool, GlobalAverageBitIdenticalToRef) {
+  const int saved = num_threads();
+  for (int64_t rows : {1, 7, 8, 9, 17, 40}) {
+    for (int64_t spatial : {1, 3, 49, 196, 12544}) {
+      auto x = random_floats(rows * spatial, rows * 1000 + spatial, -3.0f, 5.0f);
+      std::vector<float> ref(rows);
+      ref::global_avg_pool_f32(rows, spatial, x.data(), ref.data());
+      for (int threads = 1; threads <= 3; ++threads) {
+        set_num_threads(threads);
+        std::vector<float> fast(rows, 9.0f);
+        global_avg_pool_f32(rows, spatial, x.data(), fast.data());
+        EXPECT_EQ(std::memcmp(fast.data(), ref.data(), rows * sizeof(float)), 0)
+            << rows << " rows of " << spatial << ", " << threads << " threads";
+      }
+    }
+  }
+  set_num_threads(saved);
 }
 
 TEST(FastTranspose, EveryPermutationOfRandomShapesBitIdenticalToRef) {
