@@ -158,8 +158,6 @@ int main(int argc, char** argv) {
         const k::PackedConvWeights pw =
             k::pack_conv_weights(w.data(), L.m, cg, L.kernel, L.kernel, L.groups);
         const bool wino = k::winograd_applies(p);
-        const k::WinogradWeights ww =
-            wino ? k::pack_winograd_weights(w.data(), L.m, L.c) : k::WinogradWeights{};
         k::Epilogue ep;
         ep.bias = bias.data();
         ep.clamp_min = 0.0f;
@@ -171,7 +169,7 @@ int main(int argc, char** argv) {
             const bool use_wino = (algos[a].second == kWinograd && wino) ||
                                   (algos[a].second == kEngine && k::winograd_preferred(p));
             if (use_wino) {
-              k::conv2d_winograd_f32(p, x.data(), ww, y.data(), ep);
+              k::conv2d_winograd_f32(p, x.data(), pw, y.data(), ep);
             } else {
               k::conv2d_f32_packed(p, x.data(), pw, y.data(), ep,
                                    algos[a].second == kWinograd || algos[a].second == kEngine

@@ -1,6 +1,7 @@
 // qsearch eval --model M.onnx --dataset mnist [--split test] [--num-samples N]
 //              [--batch-size B] [--quant CONFIG.toml] [--mode float|fake|int] [--output NAME]
-//              [--fold-bn[=false]] [--schedule auto|batch-parallel|threaded-kernels|both] [--json]
+//              [--fold-bn[=false]] [--schedule auto|batch-parallel|threaded-kernels|both]
+//              [--conv-algorithm auto|direct|winograd] [--json]
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -37,6 +38,7 @@ struct EvalArgs {
   std::string mode;    // "" = int with --quant, float without
   std::string output;  // graph output scored ("" = the first)
   std::string schedule = "auto";
+  std::string conv_algorithm = "auto";  // float mode's 3x3 convs (runtime::ConvAlgorithm)
   std::optional<bool> fold_bn;  // --fold-bn[=false] / --no-fold-bn (else the --quant config's)
   bool json = false;
 };
@@ -55,6 +57,8 @@ std::optional<runtime::ScheduleKind> parse_schedule(const std::string& s) {
 int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   if (a.num_samples) config::check_at_least("--num-samples", *a.num_samples, 1);
   config::check_at_least("--batch-size", a.batch_size, 1);
+  const runtime::ConvAlgorithm conv_algorithm =
+      runtime::parse_conv_algorithm(a.conv_algorithm, "--conv-algorithm");
   const bool fold_bn = a.fold_bn.value_or(!a.quant.empty() && config_folds_batch_norm(a.quant));
   onnx::QonnxModel model = load_model_and_formats(a.model, fold_bn);
   ir::Graph graph = std::move(model.graph);
@@ -62,6 +66,11 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   const bool own = a.quant.empty() && !model.formats.empty();
   runtime::PlanOptions popts;
   popts.mode = parse_mode(a.mode.empty() ? (a.quant.empty() && !own ? "float" : "int") : a.mode);
+  popts.conv_algorithm = conv_algorithm;
+  if (conv_algorithm != runtime::ConvAlgorithm::kAuto && popts.mode != runtime::Mode::kFloat) {
+    std::cerr << "qsearch: note: --conv-algorithm applies to --mode float only; "
+              << runtime::mode_name(popts.mode) << " runs the direct convolution\n";
+  }
   if (!a.quant.empty()) {
     popts.quant = load_quantize_pass(a.quant, graph);
   } else if (own) {
@@ -179,6 +188,9 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global, Runner& run) {
   cmd->add_option("--schedule", args->schedule,
                   "auto (chosen from the model's sizes) | batch-parallel | threaded-kernels | "
                   "both: how batches use the threads (the results are the same; default: auto)");
+  cmd->add_option("--conv-algorithm", args->conv_algorithm,
+                  "auto | direct | winograd: --mode float's kernel for stride-1 3x3 convs, chosen "
+                  "once per conv for --batch-size (default: auto, Winograd where faster)");
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback(
       [&global, &run, args] { run = [&global, args] { return run_eval(global, *args); }; });

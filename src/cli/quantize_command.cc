@@ -1,5 +1,6 @@
 // qsearch quantize --model M.onnx --config CFG.toml [--dataset D [--split S] [--num-samples N]]
 //                  [--mode int|fake|float] [--batch-size B] [--latency-batch L] [--repeats R]
+//                  [--conv-algorithm auto|direct|winograd]
 //                  [--compare-to 32] [--fpga-device D] [--fpga-clock-mhz F]
 //                  [--fpga-reuse-factor R] [--fpga-accum-width W] [--fold-bn[=false]] [--json]
 //
@@ -42,6 +43,7 @@ struct QuantizeArgs {
   std::vector<std::string> feature_columns;
   std::optional<int64_t> num_samples;  // unset: the whole split
   std::string mode = "int";
+  std::string conv_algorithm = "auto";  // --mode float's 3x3 convs (runtime::ConvAlgorithm)
   int64_t batch_size = 256;
   int64_t latency_batch = 1;
   int repeats = 20;
@@ -88,6 +90,8 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   } catch (const Error& e) {
     fail("--fpga-device: {}", e.what());
   }
+  const runtime::ConvAlgorithm conv_algorithm =
+      runtime::parse_conv_algorithm(a.conv_algorithm, "--conv-algorithm");
   onnx::QonnxModel model = load_model_and_formats(
       a.model, a.fold_bn.value_or(!a.config.empty() && config_folds_batch_norm(a.config)));
   const ir::Graph graph = std::move(model.graph);
@@ -130,7 +134,10 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   if (ds) {
     auto plan = mode == runtime::Mode::kInt
                     ? int_plan
-                    : runtime::make_plan(graph, {.mode = mode, .max_batch = max_batch, .quant = q});
+                    : runtime::make_plan(graph, {.mode = mode,
+                                                 .max_batch = max_batch,
+                                                 .conv_algorithm = conv_algorithm,
+                                                 .quant = q});
     const eval::ModelOutput out = eval::resolve_model_output(graph, a.output, *ds);
     if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
     eval::EvalOptions eopts{.num_samples = samples, .batch_size = batch};
@@ -300,6 +307,9 @@ void add_quantize_command(CLI::App& app, const GlobalOptions& global, Runner& ru
       "--num-samples", [args](int64_t n) { args->num_samples = n; },
       "Evaluate the first N samples of the split (default: all)");
   cmd->add_option("--mode", args->mode, "Mode of the evaluation: int (default) | fake | float");
+  cmd->add_option("--conv-algorithm", args->conv_algorithm,
+                  "auto | direct | winograd: --mode float's kernel for stride-1 3x3 convs "
+                  "(default: auto)");
   cmd->add_option("--batch-size", args->batch_size,
                   "Evaluation batch size (default: 256; at most the samples evaluated)");
   cmd->add_option("--latency-batch", args->latency_batch,

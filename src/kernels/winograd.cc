@@ -19,6 +19,14 @@ constexpr int kIn = 6;     // input tile side
 constexpr int kOut = 4;    // output tile side
 constexpr int kXi = 36;    // transformed tile positions
 constexpr int kLanes = 8;  // tiles per AVX2 vector
+// Transformed filters held per thread at a time (2 MB): a few panels of 36 x C x MR.
+constexpr int64_t kFilterBlockFloats = 96 * 1024;
+// Transformed input per work item (at most; 4 MB): 36 x C x the item's tiles.
+constexpr int64_t kInputBlockFloats = 256 * 1024;
+// The zero-padded input of a slice of the batch (4 MB, more when one slice of kMinSliceTiles
+// tiles needs it).
+constexpr int64_t kPadFloats = 1024 * 1024;
+constexpr int64_t kMinSliceTiles = 256;
 
 // G (6x3) of F(4x4, 3x3) with the points 0, 1, -1, 2, -2 (and infinity).
 constexpr double kG[kIn][3] = {{1.0 / 4, 0, 0},
@@ -54,6 +62,86 @@ inline void at4(const __m256 in[kIn], __m256 out[kOut]) {
   out[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d34, d12), in[5]);
 }
 
+// Stride of the 36 slabs of a transformed block (U, V or the GEMMs' output) of n floats each:
+// n rounded up to an odd number of 64-byte lines. Slabs a multiple of 4 KB apart (V of 64
+// channels, U of 512) fall into one set of the L1 cache, so that the 36 stores of a transform
+// (or loads of the output transform) evicted each other; an odd number of lines spreads them
+// over 36 sets. Keeps 64-byte alignment.
+int64_t slab_stride(int64_t n) {
+  int64_t lines = (n + 15) / 16;
+  if (lines % 2 == 0) ++lines;
+  return lines * 16;
+}
+
+// out = (24 G) in, G the 6x3 filter transform: 24 G = [6 0 0; -4 -4 -4; -4 4 -4; 1 2 4;
+// 1 -2 4; 0 0 24] (small integers, so U' = (24 G) g (24 G)^T = 576 U).
+inline void g6(const __m256 in[3], __m256 out[kIn]) {
+  const __m256 s = _mm256_add_ps(in[0], in[2]);
+  const __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), in[2], in[0]);
+  out[0] = _mm256_mul_ps(_mm256_set1_ps(6.0f), in[0]);
+  out[1] = _mm256_mul_ps(_mm256_set1_ps(-4.0f), _mm256_add_ps(s, in[1]));
+  out[2] = _mm256_mul_ps(_mm256_set1_ps(4.0f), _mm256_sub_ps(in[1], s));
+  out[3] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), in[1], q);
+  out[4] = _mm256_fnmadd_ps(_mm256_set1_ps(2.0f), in[1], q);
+  out[5] = _mm256_mul_ps(_mm256_set1_ps(24.0f), in[2]);
+}
+
+// U = G g G^T of up to 8 output channels (lanes) and one input channel: tap k of lane l at
+// src[k * stride + l] (lanes past `mask` read as 0); u[xi], xi = 6 * i + j. In float, one fixed
+// sequence of operations per value, so every call gives the same bits.
+inline void filter_transform(const float* src, int64_t stride, __m256i mask, __m256 u[kXi]) {
+  __m256 t[3][kIn];  // t[b][i] = ((24 G) g)[i][b]
+  for (int b = 0; b < 3; ++b) {
+    const __m256 col[3] = {_mm256_maskload_ps(src + b * stride, mask),
+                           _mm256_maskload_ps(src + (3 + b) * stride, mask),
+                           _mm256_maskload_ps(src + (6 + b) * stride, mask)};
+    g6(col, t[b]);
+  }
+  const __m256 scale = _mm256_set1_ps(1.0f / 576.0f);
+  for (int i = 0; i < kIn; ++i) {
+    const __m256 row[3] = {t[0][i], t[1][i], t[2][i]};
+    __m256 v[kIn];
+    g6(row, v);
+    for (int j = 0; j < kIn; ++j) u[i * kIn + j] = _mm256_mul_ps(v[j], scale);
+  }
+}
+
+// Lane mask of lanes [b, e).
+__m256i lane_range(int b, int e) {
+  alignas(32) int32_t m[kLanes];
+  for (int l = 0; l < kLanes; ++l) m[l] = l >= b && l < e ? -1 : 0;
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// U of the direct packing's panels [pt0, pt1) (PackedConvWeights of a 3x3 conv: tap k of
+// input channel c and lane l at panel + (9 c + k) * mr + l) into u[xi][pt - pt0][c][mr], the
+// A panels of the 36 GEMMs. Lanes past the last output channel are zero, as in the packing.
+void transform_filters(const PackedConvWeights& w, int64_t pt0, int64_t pt1, float* u) {
+  const int mr = w.mr;
+  const int64_t c_count = w.in_channels_per_group, np = pt1 - pt0;
+  const __m256i mask = lane_range(0, mr);
+  const int64_t xi_stride = slab_stride(np * c_count * mr);
+  for (int64_t pt = pt0; pt < pt1; ++pt) {
+    const float* panel = w.panel(0, pt);
+    float* dst = u + (pt - pt0) * c_count * mr;
+    for (int64_t c = 0; c < c_count; ++c) {
+      __m256 v[kXi];
+      filter_transform(panel + c * 9 * mr, mr, mask, v);
+      float* d = dst + c * mr;
+      if (mr == kLanes || c + 1 < c_count) {
+        // 8 lanes: past mr they overwrite the next channel's first lanes, written next.
+        for (int xi = 0; xi < kXi; ++xi) _mm256_storeu_ps(d + xi * xi_stride, v[xi]);
+      } else {
+        for (int xi = 0; xi < kXi; ++xi) {
+          alignas(32) float tmp[kLanes];
+          _mm256_store_ps(tmp, v[xi]);
+          std::memcpy(d + xi * xi_stride, tmp, sizeof(float) * mr);
+        }
+      }
+    }
+  }
+}
+
 // A 32-byte aligned scratch area of n floats in a per-thread buffer that only grows.
 float* scratch(std::vector<float>& buf, size_t n) {
   if (buf.size() < n + 8) buf.resize(n + 8);
@@ -71,6 +159,7 @@ struct Geom {
   int64_t plane = 0;       // hp * 4 * pw
   int64_t nb = 0;          // tiles per work item (a multiple of NR)
   int64_t tblocks = 0, ochunks = 0, panels_per_chunk = 0;
+  int64_t upb = 1;  // panels per block of transformed filters
 };
 
 Geom geometry(const Conv2dParams& p) {
@@ -139,18 +228,11 @@ struct Ctx {
   const Conv2dParams* p;
   const Geom* g;
   const float* xp;
-  const WinogradWeights* w;
+  const PackedConvWeights* w;
   float* y;
   const Epilogue* ep;
   const detail::UKernelInfo* u;
 };
-
-// Lane mask of lanes [b, e).
-__m256i lane_range(int b, int e) {
-  alignas(32) int32_t m[kLanes];
-  for (int l = 0; l < kLanes; ++l) m[l] = l >= b && l < e ? -1 : 0;
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
-}
 
 // V = B^T d B of every channel for one group of lanes; load(a) returns the 8 lanes' input at
 // a = channel c's plane + q, q = row * 4 * pw + phase * pw + shift (from each lane's tile).
@@ -160,6 +242,7 @@ void transform_group(const Ctx& ctx, int64_t npan, int64_t panel, int64_t lane0,
   const Geom& g = *ctx.g;
   const int nr = ctx.u->nr;
   const int64_t c_count = ctx.p->in_channels;
+  const int64_t vstride = slab_stride(npan * c_count * nr);
   int64_t q[kIn][kIn];
   for (int r = 0; r < kIn; ++r) {
     for (int j = 0; j < kIn; ++j) q[r][j] = r * 4 * g.pw + (j % 4) * g.pw + j / 4;
@@ -178,7 +261,7 @@ void transform_group(const Ctx& ctx, int64_t npan, int64_t panel, int64_t lane0,
       __m256 v[kIn];
       bt6(col, v);
       for (int i = 0; i < kIn; ++i) {
-        _mm256_store_ps(dst + (i * kIn + k) * npan * c_count * nr, v[i]);
+        _mm256_store_ps(dst + (i * kIn + k) * vstride, v[i]);
       }
     }
   }
@@ -236,7 +319,7 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
   const Conv2dParams& p = *ctx.p;
   const Geom& g = *ctx.g;
   const Epilogue& ep = *ctx.ep;
-  const int64_t xi_stride = (o1 - o0 + ctx.u->mr - 1) / ctx.u->mr * ctx.u->mr * nb;
+  const int64_t xi_stride = slab_stride((o1 - o0 + ctx.u->mr - 1) / ctx.u->mr * ctx.u->mr * nb);
   const int64_t plane = p.out_h * p.out_w;
   const __m256 alpha = _mm256_set1_ps(ep.alpha);
   const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
@@ -285,32 +368,42 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
   }
 }
 
-thread_local std::vector<float> tl_pad, tl_v, tl_m;
+thread_local std::vector<float> tl_pad, tl_v, tl_m, tl_u;
 
 void items(const Ctx& ctx, int64_t begin, int64_t end) {
   const Conv2dParams& p = *ctx.p;
   const Geom& g = *ctx.g;
-  const WinogradWeights& w = *ctx.w;
+  const PackedConvWeights& w = *ctx.w;
   const auto& u = *ctx.u;
   const int64_t c_count = p.in_channels;
   for (int64_t item = begin; item < end; ++item) {
     const int64_t tb = item / g.ochunks, oc = item % g.ochunks;
     const int64_t t0 = tb * g.nb, nb = std::min(g.nb, (g.tiles - t0 + u.nr - 1) / u.nr * u.nr);
     const int64_t npan = nb / u.nr;
-    const int64_t p0 = oc * g.panels_per_chunk, p1 = std::min(w.panels, p0 + g.panels_per_chunk);
+    const int64_t p0 = oc * g.panels_per_chunk,
+                  p1 = std::min(w.tiles_per_group, p0 + g.panels_per_chunk);
     if (p0 >= p1) continue;
     const int64_t o0 = p0 * u.mr, o1 = std::min(p.out_channels, p1 * u.mr);
     const int64_t rows = (p1 - p0) * u.mr;
-    float* vp = scratch(tl_v, static_cast<size_t>(kXi * npan * c_count * u.nr));
-    float* m = scratch(tl_m, static_cast<size_t>(kXi * rows * nb));
+    const int64_t vstride = slab_stride(npan * c_count * u.nr), mstride = slab_stride(rows * nb);
+    float* vp = scratch(tl_v, static_cast<size_t>(kXi * vstride));
+    float* m = scratch(tl_m, static_cast<size_t>(kXi * mstride));
+    float* up = scratch(tl_u, static_cast<size_t>(kXi * slab_stride(g.upb * c_count * u.mr)));
     input_transform(ctx, t0, npan, vp);
-    for (int xi = 0; xi < kXi; ++xi) {
-      for (int64_t tp = 0; tp < npan; ++tp) {
-        const float* b = vp + (xi * npan + tp) * c_count * u.nr;
-        for (int64_t pt = p0; pt < p1; ++pt) {
-          const int mr = static_cast<int>(std::min<int64_t>(u.mr, o1 - pt * u.mr));
-          u.fn(c_count, w.panel(xi, pt), b, nullptr,
-               m + (xi * rows + (pt - p0) * u.mr) * nb + tp * u.nr, nb, mr, u.nr, false, nullptr);
+    // The filters' U, a block of upb panels at a time (never stored: 4x the 3x3 weights).
+    for (int64_t b0 = p0; b0 < p1; b0 += g.upb) {
+      const int64_t b1 = std::min(p1, b0 + g.upb), nbp = b1 - b0;
+      transform_filters(w, b0, b1, up);
+      const int64_t ustride = slab_stride(nbp * c_count * u.mr);
+      for (int xi = 0; xi < kXi; ++xi) {
+        for (int64_t tp = 0; tp < npan; ++tp) {
+          const float* b = vp + xi * vstride + tp * c_count * u.nr;
+          for (int64_t pt = b0; pt < b1; ++pt) {
+            const int mr = static_cast<int>(std::min<int64_t>(u.mr, o1 - pt * u.mr));
+            const float* a = up + xi * ustride + (pt - b0) * c_count * u.mr;
+            u.fn(c_count, a, b, nullptr, m + xi * mstride + (pt - p0) * u.mr * nb + tp * u.nr, nb,
+                 mr, u.nr, false, nullptr);
+          }
         }
       }
     }
@@ -319,41 +412,6 @@ void items(const Ctx& ctx, int64_t begin, int64_t end) {
 }
 
 }  // namespace
-
-WinogradWeights pack_winograd_weights(const float* w, int64_t out_channels, int64_t in_channels,
-                                      Isa isa) {
-  const auto& u = detail::ukernel_for(isa);
-  WinogradWeights ww;
-  ww.isa = isa;
-  ww.mr = u.mr;
-  ww.nr = u.nr;
-  ww.out_channels = out_channels;
-  ww.in_channels = in_channels;
-  ww.panels = (out_channels + u.mr - 1) / u.mr;
-  ww.data = Tensor({kXi * ww.panels * in_channels * u.mr}, DType::kFloat32);
-  float* d = ww.data.data<float>();
-  std::fill(d, d + ww.data.numel(), 0.0f);
-  for (int64_t o = 0; o < out_channels; ++o) {
-    for (int64_t c = 0; c < in_channels; ++c) {
-      const float* g = w + (o * in_channels + c) * 9;
-      double t[kIn][3];  // G g
-      for (int i = 0; i < kIn; ++i) {
-        for (int b = 0; b < 3; ++b) {
-          t[i][b] = kG[i][0] * g[b] + kG[i][1] * g[3 + b] + kG[i][2] * g[6 + b];
-        }
-      }
-      for (int i = 0; i < kIn; ++i) {
-        for (int k = 0; k < kIn; ++k) {
-          const double v = t[i][0] * kG[k][0] + t[i][1] * kG[k][1] + t[i][2] * kG[k][2];
-          const int64_t pt = o / u.mr, lane = o % u.mr;
-          d[((((i * kIn + k) * ww.panels + pt) * in_channels) + c) * u.mr + lane] =
-              static_cast<float>(v);
-        }
-      }
-    }
-  }
-  return ww;
-}
 
 bool winograd_applies(const Conv2dParams& p) {
   if (p.kernel_h != 3 || p.kernel_w != 3 || p.stride_h != 1 || p.stride_w != 1 ||
@@ -386,28 +444,74 @@ bool winograd_preferred(const Conv2dParams& p) {
   return wino < kWinoShare * direct;
 }
 
-void conv2d_winograd_f32(const Conv2dParams& p, const float* x, const WinogradWeights& w, float* y,
-                         const Epilogue& ep) {
-  QSEARCH_DCHECK(winograd_applies(p) && w.out_channels == p.out_channels &&
-                 w.in_channels == p.in_channels);
+namespace {
+
+// conv2d_winograd_f32 on the images of p (a slice of the call's batch).
+void run_images(const Conv2dParams& p, const float* x, const PackedConvWeights& w, float* y,
+                const Epilogue& ep) {
   const auto& u = detail::ukernel_for(w.isa);
   Geom g = geometry(p);
   // 8 floats of margin before and after (the masked loads of input_transform).
   float* xp = scratch(tl_pad, static_cast<size_t>(p.batch * p.in_channels * g.plane + 16)) + 8;
   pad_input(p, g, x, xp);
-  // Work items: blocks of nb tiles x chunks of output-channel panels; narrower blocks, then
-  // more chunks, until every thread has two. The blocking changes no output value.
+  // Work items: blocks of nb tiles x chunks of output-channel panels, at least two per thread.
+  // Each item transforms the filters of its chunk and the inputs of its tiles, so the split
+  // that costs the fewest transforms wins: tblocks * M + ochunks * tiles (per input channel,
+  // both about 28 vector operations: a filter transform serves 6 pairs, an input transform 8
+  // tiles), with blocks of at most kInputBlockFloats floats of transformed input (4..16
+  // panels). The blocking changes no output value.
   const int64_t want = in_parallel_region() ? 1 : 2 * static_cast<int64_t>(num_threads());
-  g.nb = 4 * u.nr;
-  g.ochunks = 1;
-  auto blocks = [&] { return (g.tiles + g.nb - 1) / g.nb; };
-  while (g.nb > u.nr && blocks() < want) g.nb -= u.nr;
-  g.tblocks = blocks();
-  while (g.tblocks * g.ochunks < want && g.ochunks < w.panels) ++g.ochunks;
-  g.panels_per_chunk = (w.panels + g.ochunks - 1) / g.ochunks;
+  const int64_t panels = w.tiles_per_group, tile_panels = (g.tiles + u.nr - 1) / u.nr;
+  const int64_t max_np = std::min(
+      tile_panels, std::clamp<int64_t>(kInputBlockFloats / (kXi * p.in_channels * u.nr), 4, 16));
+  double best = std::numeric_limits<double>::infinity();
+  for (int64_t np = 1; np <= max_np; ++np) {
+    const int64_t tb = (tile_panels + np - 1) / np;
+    int64_t oc = 1;
+    while (tb * oc < want && oc < panels) ++oc;
+    const double cost = static_cast<double>(tb) * static_cast<double>(p.out_channels) +
+                        static_cast<double>(oc) * static_cast<double>(g.tiles);
+    if (cost < best) {
+      best = cost;
+      g.nb = np * u.nr;
+      g.tblocks = tb;
+      g.ochunks = oc;
+    }
+  }
+  g.panels_per_chunk = (panels + g.ochunks - 1) / g.ochunks;
+  // Panels per block of transformed filters: about kFilterBlockFloats floats of U per thread.
+  g.upb =
+      std::clamp<int64_t>(kFilterBlockFloats / (kXi * p.in_channels * u.mr), 1, g.panels_per_chunk);
   Ctx ctx{&p, &g, xp, &w, y, &ep, &u};
   parallel_for(0, g.tblocks * g.ochunks, 1,
                [&ctx](int64_t begin, int64_t end) { items(ctx, begin, end); });
+}
+
+}  // namespace
+
+void conv2d_winograd_f32(const Conv2dParams& p, const float* x, const PackedConvWeights& w,
+                         float* y, const Epilogue& ep) {
+  QSEARCH_CHECK(w.kernel_h == 3 && w.kernel_w == 3 && w.groups == 1 && w.mr <= kLanes);
+  QSEARCH_DCHECK(winograd_applies(p) && w.out_channels == p.out_channels &&
+                 w.in_channels_per_group == p.in_channels);
+  // Slices of the batch, so that the zero-padded copy of the input stays near kPadFloats
+  // (ResNet-18's 56x56 layer at batch 16 would take 14 MB) while each slice keeps at least
+  // kMinSliceTiles tiles for the GEMMs' columns. Every image's outputs are the same bits in any
+  // slice (each output is one fixed sequence of operations).
+  const Geom g = geometry(p);
+  const int64_t image_tiles = g.th * g.tw, image_floats = p.in_channels * g.plane;
+  const int64_t slice = std::clamp<int64_t>(
+      std::max(kPadFloats / image_floats, (kMinSliceTiles + image_tiles - 1) / image_tiles), 1,
+      p.batch);
+  const int64_t x_image = p.in_channels * p.in_h * p.in_w;
+  const int64_t y_image = p.out_channels * p.out_h * p.out_w;
+  for (int64_t b0 = 0; b0 < p.batch; b0 += slice) {
+    Conv2dParams ps = p;
+    ps.batch = std::min(slice, p.batch - b0);
+    Epilogue es = ep;
+    if (ep.residual != nullptr) es.residual = ep.residual + b0 * y_image;
+    run_images(ps, x + b0 * x_image, w, y + b0 * y_image, es);
+  }
 }
 
 }  // namespace qsearch::kernels

@@ -300,7 +300,8 @@ void lower_conv(PlanBuilder& b, const Node& n) {
   // Winograd in the float engine only: fake quantization rounds the conv's outputs to grids and
   // must keep the direct conv's bits (docs/numerics.md "Float Winograd").
   if (b.options().mode == Mode::kFloat) {
-    s->add_winograd(wt.data(), b.shape(x), b.shape(n.outputs[0]), b.options().max_batch);
+    s->choose_winograd(b.shape(x), b.shape(n.outputs[0]), b.options().max_batch,
+                       b.options().conv_algorithm);
   }
   if (has_bias) {
     s->epilogue.bias = Tensor({m}, DType::kFloat32);

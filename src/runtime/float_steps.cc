@@ -160,9 +160,9 @@ void MatMulStep::run(const RunContext& ctx) const {
 void ConvPackedStep::run(const RunContext& ctx) const {
   const kernels::Conv2dParams p =
       conv_params(attrs, ctx.dims(inputs[0]), ctx.dims(outputs[0]), ctx.shape(inputs[0]).rank);
-  if (winograd.panels > 0 && (packed.k == 0 || kernels::winograd_preferred(p))) {
-    kernels::conv2d_winograd_f32(p, ctx.data<float>(inputs[0]), winograd,
-                                 ctx.data<float>(outputs[0]), epilogue.make(ctx));
+  if (winograd) {
+    kernels::conv2d_winograd_f32(p, ctx.data<float>(inputs[0]), packed, ctx.data<float>(outputs[0]),
+                                 epilogue.make(ctx));
     // The Winograd kernel has no SiLU store: the same function in place afterwards.
     if (epilogue.silu) kernels::silu_f32(ctx.data<float>(outputs[0]), ctx.numel(outputs[0]));
     return;
@@ -171,17 +171,15 @@ void ConvPackedStep::run(const RunContext& ctx) const {
                              epilogue.make(ctx));
 }
 
-void ConvPackedStep::add_winograd(const float* w, const SymShape& x, const SymShape& y,
-                                  int64_t max_batch) {
-  if (x.rank != 4) return;
-  const kernels::Conv2dParams one = conv_params(attrs, x.at(1), y.at(1), 4);
-  kernels::Conv2dParams most = conv_params(attrs, x.at(max_batch), y.at(max_batch), 4);
-  if (!kernels::winograd_applies(one) || !kernels::winograd_applies(most)) return;
-  // The cost model improves with the batch (more tiles per weight block): batch 1 preferred
-  // means every batch is.
-  if (!kernels::winograd_preferred(most)) return;
-  winograd = kernels::pack_winograd_weights(w, one.out_channels, one.in_channels, packed.isa);
-  if (kernels::winograd_preferred(one)) packed = kernels::PackedConvWeights{};
+void ConvPackedStep::choose_winograd(const SymShape& x, const SymShape& y, int64_t max_batch,
+                                     ConvAlgorithm algorithm) {
+  winograd = false;
+  if (x.rank != 4 || algorithm == ConvAlgorithm::kDirect) return;
+  // winograd_applies at max_batch implies it at every smaller batch (only the padded input's
+  // int32 offsets depend on the batch).
+  const kernels::Conv2dParams most = conv_params(attrs, x.at(max_batch), y.at(max_batch), 4);
+  if (!kernels::winograd_applies(most) || packed.mr > 8) return;
+  winograd = algorithm == ConvAlgorithm::kWinograd || kernels::winograd_preferred(most);
 }
 
 std::string ConvPackedStep::describe() const {
@@ -190,12 +188,8 @@ std::string ConvPackedStep::describe() const {
           ? std::string()
           : fmt::format(" kernel {}x{} of {}x{} (taps on the padding only cut off)",
                         attrs.kernel[0], attrs.kernel[1], cropped_from[0], cropped_from[1]);
-  const std::string wino = winograd.panels == 0 ? std::string()
-                           : packed.k == 0      ? std::string(" winograd F(4x4,3x3)")
-                                           : std::string(" + winograd F(4x4,3x3) (large batches)");
-  return fmt::format("conv2d_f32 packed {}{}{}{}",
-                     kernels::isa_name(winograd.panels > 0 ? winograd.isa : packed.isa), crop, wino,
-                     fused_suffix(epilogue));
+  return fmt::format("conv2d_f32 packed {}{}{}{}", kernels::isa_name(packed.isa), crop,
+                     winograd ? " winograd F(4x4,3x3)" : "", fused_suffix(epilogue));
 }
 
 void ConvRefStep::run(const RunContext& ctx) const {

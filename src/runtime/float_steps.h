@@ -17,6 +17,7 @@
 #include "kernels/gemm.h"
 #include "kernels/params.h"
 #include "kernels/winograd.h"
+#include "runtime/plan.h"
 #include "runtime/step.h"
 
 namespace qsearch::runtime {
@@ -65,13 +66,15 @@ class ConvPackedStep : public Step {
  public:
   void run(const RunContext& ctx) const override;
   std::string describe() const override;
-  // Mode::kFloat only (fake quantization keeps the direct conv's bits, docs/numerics.md): packs
-  // w ([M, C, 3, 3], after BN folding) for kernels/winograd.h when some batch up to max_batch
-  // runs faster on it, and drops `packed` when every batch does. x / y: the conv's shapes.
-  void add_winograd(const float* w, const SymShape& x, const SymShape& y, int64_t max_batch);
+  // Mode::kFloat only (fake quantization keeps the direct conv's bits, docs/numerics.md): sets
+  // `winograd` when `algorithm` asks for kernels/winograd.h and it applies (kAuto: when its cost
+  // model prefers it at max_batch). Once per plan: every run, at any batch, then takes that
+  // kernel. x / y: the conv's shapes.
+  void choose_winograd(const SymShape& x, const SymShape& y, int64_t max_batch,
+                       ConvAlgorithm algorithm);
   ir::ConvAttrs attrs;
-  kernels::PackedConvWeights packed;  // empty when `winograd` serves every batch
-  kernels::WinogradWeights winograd;  // empty unless add_winograd found it faster
+  kernels::PackedConvWeights packed;  // Winograd computes its filters from this packing too
+  bool winograd = false;
   FusedEpilogue epilogue;
   // The graph's kernel size when lowering cut off taps that only read the padding (attrs and
   // packed have the cropped size); {0, 0} when not cropped.

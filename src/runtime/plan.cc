@@ -22,6 +22,25 @@ const char* mode_name(Mode mode) {
   return "?";
 }
 
+const char* conv_algorithm_name(ConvAlgorithm a) {
+  switch (a) {
+    case ConvAlgorithm::kAuto:
+      return "auto";
+    case ConvAlgorithm::kDirect:
+      return "direct";
+    case ConvAlgorithm::kWinograd:
+      return "winograd";
+  }
+  return "?";
+}
+
+ConvAlgorithm parse_conv_algorithm(const std::string& s, const std::string& what) {
+  for (auto a : {ConvAlgorithm::kAuto, ConvAlgorithm::kDirect, ConvAlgorithm::kWinograd}) {
+    if (s == conv_algorithm_name(a)) return a;
+  }
+  fail("{} '{}': use auto, direct or winograd", what, s);
+}
+
 void PackCache::check_graph(const ir::Graph& graph) {
   if (graph_ == nullptr) {
     graph_ = &graph;

@@ -81,6 +81,17 @@ enum class Mode { kFloat, kFake, kInt };
 
 const char* mode_name(Mode mode);
 
+// Mode::kFloat's kernel for stride-1 3x3 convs (docs/numerics.md "Float Winograd"): kAuto runs
+// Winograd F(4x4, 3x3) where its cost model prefers it at the plan's max_batch, kDirect never,
+// kWinograd wherever it applies. Chosen once per conv at plan time: every run() of the plan, at
+// any batch, uses the same kernel (so a sample's outputs do not depend on its batch).
+enum class ConvAlgorithm { kAuto, kDirect, kWinograd };
+
+const char* conv_algorithm_name(ConvAlgorithm a);
+// "auto", "direct" or "winograd"; an Error naming `what` (e.g. the CLI flag) and the choices
+// otherwise.
+ConvAlgorithm parse_conv_algorithm(const std::string& s, const std::string& what);
+
 // Packed integer weights shared by the kInt plans of one graph. A search builds a plan per trial;
 // trials that give a GEMM or convolution the same formats (weight, bias, activation, rounding)
 // reuse its packing instead of quantizing and packing the weights again: the packing is a pure
@@ -127,7 +138,8 @@ class PackCache {
 
 struct PlanOptions {
   Mode mode = Mode::kFloat;
-  int64_t max_batch = 256;  // largest batch run() will get
+  int64_t max_batch = 256;                              // largest batch run() will get
+  ConvAlgorithm conv_algorithm = ConvAlgorithm::kAuto;  // kFloat only (fake / int: direct)
   // Every node on its reference kernel (kernels/ref/), no fusion: the oracle for tests and for
   // debugging a suspected fast-kernel bug. kInt keeps batch norm's folded fma, its specification
   // there (docs/numerics.md), so both int plans compute the same bits.

@@ -55,6 +55,26 @@ TEST(EvalE2E, BuffersFollowTheBatchAndSchedulesAgree) {
       << bad.err;
 }
 
+// --conv-algorithm (float mode's 3x3 convs): every value runs, a bad one is a one-line error
+// naming the flag and the choices, before the model is read.
+TEST(EvalE2E, ConvAlgorithmFlag) {
+  const std::string base = "eval --model models/mlp_mnist.onnx --dataset mnist --num-samples 32 ";
+  for (const char* a : {"auto", "direct", "winograd"}) {
+    Result r = run(base + "--conv-algorithm " + a);
+    EXPECT_EQ(r.code, 0) << a << ": " << r.err;
+  }
+  Result bad = run("eval --model /nonexistent.onnx --conv-algorithm fast");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--conv-algorithm 'fast': use auto, direct or winograd"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.err.find("nonexistent"), std::string::npos) << bad.err;
+  bad = run("quantize --model /nonexistent.onnx --conv-algorithm 3x3");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("--conv-algorithm '3x3': use auto, direct or winograd"), std::string::npos)
+      << bad.err;
+}
+
 TEST(EvalE2E, BadInputsAreClearErrors) {
   Result r = run("eval --model /nonexistent.onnx --dataset mnist");
   EXPECT_EQ(r.code, 1);

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <vector>
@@ -59,7 +60,7 @@ Result run_case(const Case& c, uint64_t seed, Isa isa, int threads, double* max_
   for (size_t i = 0; i < w.size(); ++i) aw[i] = std::fabs(w[i]);
   ref::conv2d_f32(p, ax.data(), aw.data(), nullptr, mag.data());
 
-  const WinogradWeights ww = pack_winograd_weights(w.data(), c.m, c.c, isa);
+  const PackedConvWeights ww = pack_conv_weights(w.data(), c.m, c.c, 3, 3, 1, isa);
   Epilogue ep;
   if (c.bias) ep.bias = bias.data();
   if (c.residual) ep.residual = res.data();
@@ -137,7 +138,11 @@ TEST(Winograd, MatchesReferenceOnResNetLikeLayers) {
   const Case cases[] = {{2, 64, 14, 14, 64, 1, 1, 1, 1, true, true, true, true},
                         {1, 128, 9, 11, 72, 1, 1, 1, 1, true, false, true, false},
                         {3, 256, 7, 7, 100, 1, 1, 1, 1, true, true, false, false},
-                        {1, 19, 23, 17, 131, 0, 2, 1, 0, false, false, false, false}};
+                        {1, 19, 23, 17, 131, 0, 2, 1, 0, false, false, false, false},
+                        // several blocks of transformed filters per work item, the last partial
+                        {2, 512, 7, 7, 64, 1, 1, 1, 1, true, true, true, false},
+                        // the batch padded and run in slices (2 + 1 images)
+                        {3, 256, 56, 56, 8, 1, 1, 1, 1, true, true, true, false}};
   double worst = 0;
   for (Isa isa : isas()) {
     for (const Case& c : cases) {
@@ -161,6 +166,55 @@ TEST(Winograd, SameBitsForOneAndTwoThreads) {
       const Result four = run_case(c, 11, isa, 4);
       EXPECT_EQ(one.y, two.y);
       EXPECT_EQ(one.y, four.y);
+    }
+  }
+}
+
+// The float engine runs one kernel per conv at every batch (docs/numerics.md): an image's outputs
+// must then be the same bits whether it is convolved alone or with others (its tiles share
+// GEMM panels and work items with other images' in a batch).
+TEST(Winograd, SameBitsAloneAndInABatch) {
+  const Case cases[] = {{7, 24, 9, 9, 30, 1, 1, 1, 1, true, true, true, false},
+                        {5, 64, 7, 7, 40, 1, 1, 1, 1, true, false, true, false},
+                        {3, 8, 2, 2, 12, 1, 1, 1, 1, false, true, false, true},
+                        // the call pads the batch in slices of 2 images (kPadFloats)
+                        {3, 256, 56, 56, 8, 1, 1, 1, 1, true, true, true, false}};
+  for (Isa isa : isas()) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(::testing::Message() << isa_name(isa) << " b=" << c.batch << " c=" << c.c);
+      Conv2dParams p{.batch = c.batch,
+                     .in_channels = c.c,
+                     .in_h = c.h,
+                     .in_w = c.w,
+                     .out_channels = c.m,
+                     .out_h = c.h + c.pt + c.pb - 2,
+                     .out_w = c.w + c.pl + c.pr - 2,
+                     .kernel_h = 3,
+                     .kernel_w = 3,
+                     .pad_top = c.pt,
+                     .pad_left = c.pl};
+      const auto x = random_floats(c.batch * c.c * c.h * c.w, 21);
+      const auto w = random_floats(c.m * c.c * 9, 22);
+      const auto bias = random_floats(c.m, 23);
+      const int64_t per = c.m * p.out_h * p.out_w;
+      const auto res = random_floats(c.batch * per, 24);
+      const PackedConvWeights pw = pack_conv_weights(w.data(), c.m, c.c, 3, 3, 1, isa);
+      Epilogue ep;
+      if (c.bias) ep.bias = bias.data();
+      if (c.residual) ep.residual = res.data();
+      ep.residual_after_clamp = c.after;
+      if (c.relu) ep.clamp_min = 0.0f;
+      std::vector<float> all(c.batch * per);
+      conv2d_winograd_f32(p, x.data(), pw, all.data(), ep);
+      Conv2dParams one = p;
+      one.batch = 1;
+      for (int64_t b = 0; b < c.batch; ++b) {
+        Epilogue e1 = ep;
+        if (c.residual) e1.residual = res.data() + b * per;
+        std::vector<float> y(per);
+        conv2d_winograd_f32(one, x.data() + b * c.c * c.h * c.w, pw, y.data(), e1);
+        EXPECT_TRUE(std::equal(y.begin(), y.end(), all.begin() + b * per)) << "image " << b;
+      }
     }
   }
 }
