@@ -194,6 +194,10 @@ std::string IntConvStep::describe() const {
                        : std::isinf(params.post_lo) && std::isinf(params.post_hi) ? ""
                                                                                   : " +clip");
   }
+  if (params.post_quantize) {
+    post += fmt::format(" +quantize -> {} {}", quant::format_name(params.post_format),
+                        quant::rounding_name(params.post_rounding));
+  }
   const int64_t min_batch = winograd ? packed.winograd()->min_batch : 1;
   return fmt::format("conv2d_int {} x {} {}{}{}{}{}", dtype_name(packed.a_dtype()),
                      weight_str(packed.groups().front(), params.acc), output_str(params), post,
