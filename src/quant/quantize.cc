@@ -4,11 +4,13 @@
 #include <cstring>
 #include <type_traits>
 
+#include "core/check.h"
+
 #ifdef __AVX2__
 #include <immintrin.h>
-#endif
 
-#include "core/check.h"
+#include "quant/quantize_avx2.h"
+#endif
 
 namespace qsearch::quant {
 
@@ -40,37 +42,6 @@ void dispatch_int(DType t, F&& f) {
 }
 
 #ifdef __AVX2__
-// Rounds 8 floats to integral values with `r`, matching round_to_integral() lane by lane
-// (NaN, +-inf and the sign of zero included).
-inline __m256 round8(__m256 v, Rounding r) {
-  switch (r) {
-    case Rounding::kHalfToEven:
-      return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    case Rounding::kFloor:
-      return _mm256_round_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    case Rounding::kHalfAwayFromZero: {
-      // floor(|v| + 0.5) is wrong for 0.5 - 2^-25 (the addition rounds up); use the exact
-      // remainder v - trunc(v) instead.
-      const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-      const __m256 sign = _mm256_set1_ps(-0.0f);
-      const __m256 d = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
-      const __m256 up = _mm256_cmp_ps(d, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-      const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(sign, v));
-      // A blend, not t + (up & one): adding +0.0 would turn -0.0 into +0.0.
-      return _mm256_blendv_ps(t, _mm256_add_ps(t, one), up);
-    }
-  }
-  return v;
-}
-
-// torch.clamp order: NaN and -0.0 pass through.
-inline __m256 clamp8(__m256 v, __m256 lo, __m256 hi) {
-  v = _mm256_blendv_ps(v, lo, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
-  return _mm256_blendv_ps(v, hi, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
-}
-#endif
-
-#ifdef __AVX2__
 // Stores 8 int32 lanes whose values already fit Code (the clamp above guarantees it), narrowing
 // with packs: saturation never triggers, so this is a plain conversion.
 template <typename Code>
@@ -95,26 +66,45 @@ inline void store8(Code* out, __m256i c) {
 }
 #endif
 
-template <typename Code>
-void quantize_typed(std::span<const float> x, const FixedFormat& f, Rounding r, Code* out) {
+template <typename Code, Rounding R>
+void quantize_typed(std::span<const float> x, const FixedFormat& f, Code* out) {
   const int64_t n = static_cast<int64_t>(x.size());
   int64_t i = 0;
 #ifdef __AVX2__
   // Vector path only where every code is an exact float32 (|code| <= 2^24), so the float clamp
-  // equals the integer clamp and the conversion to int32 is exact.
+  // equals the integer clamp and the conversion to int32 is exact (quantize_avx2.h).
   if (f.width <= 24) {
-    const __m256 scale = _mm256_set1_ps(std::ldexp(1.0f, f.frac));
-    const __m256 lo = _mm256_set1_ps(static_cast<float>(f.min_code()));
-    const __m256 hi = _mm256_set1_ps(static_cast<float>(f.max_code()));
+    const avx2::Quantize8 q(f);
+    for (; i + 8 <= n; i += 8) store8(out + i, q.codes<R>(_mm256_loadu_ps(x.data() + i)));
+  }
+#endif
+  for (; i < n; ++i) out[i] = static_cast<Code>(quantize(x[i], f, R));
+}
+
+template <typename Code>
+void dequantize_typed(const Code* c, int64_t n, float inv_scale, float* out) {
+  int64_t i = 0;
+#ifdef __AVX2__
+  // int32 -> float32 rounds to nearest even as static_cast<float> does (exact for |code| <= 2^24),
+  // then the same exact power-of-two product. int64 codes (unsigned 32-bit formats) stay scalar.
+  if constexpr (sizeof(Code) <= 4) {
+    const __m256 s = _mm256_set1_ps(inv_scale);
     for (; i + 8 <= n; i += 8) {
-      __m256 v = round8(_mm256_mul_ps(_mm256_loadu_ps(x.data() + i), scale), r);
-      v = clamp8(v, lo, hi);
-      v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
-      store8(out + i, _mm256_cvtps_epi32(v));
+      __m256i v;
+      if constexpr (sizeof(Code) == 4) {
+        v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i));
+      } else if constexpr (sizeof(Code) == 2) {
+        v = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i)));
+      } else if constexpr (std::is_same_v<Code, uint8_t>) {
+        v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + i)));
+      } else {
+        v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + i)));
+      }
+      _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(v), s));
     }
   }
 #endif
-  for (; i < n; ++i) out[i] = static_cast<Code>(quantize(x[i], f, r));
+  for (; i < n; ++i) out[i] = static_cast<float>(c[i]) * inv_scale;
 }
 
 }  // namespace
@@ -140,7 +130,7 @@ void quantize(std::span<const float> x, const FixedFormat& f, Rounding r, void* 
   QSEARCH_CHECK(dtype_holds(code_dtype, f));
   dispatch_int(code_dtype, [&](auto tag) {
     using T = decltype(tag);
-    quantize_typed(x, f, r, static_cast<T*>(codes));
+    with_rounding(r, [&](auto R) { quantize_typed<T, R.value>(x, f, static_cast<T*>(codes)); });
   });
 }
 
@@ -156,8 +146,7 @@ void dequantize(const void* codes, DType code_dtype, int64_t n, int frac, float*
   const float inv_scale = std::ldexp(1.0f, -frac);
   dispatch_int(code_dtype, [&](auto tag) {
     using T = decltype(tag);
-    const T* c = static_cast<const T*>(codes);
-    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(c[i]) * inv_scale;
+    dequantize_typed(static_cast<const T*>(codes), n, inv_scale, out);
   });
 }
 
@@ -176,10 +165,12 @@ void fake_quantize(std::span<const float> x, const FixedFormat& f, Rounding r,
   const __m256 scale = _mm256_set1_ps(std::ldexp(1.0f, f.frac));
   const __m256 lo = _mm256_set1_ps(static_cast<float>(f.min_code()));
   const __m256 hi = _mm256_set1_ps(static_cast<float>(f.max_code()));
-  for (; i + 8 <= n; i += 8) {
-    __m256 v = round8(_mm256_mul_ps(_mm256_loadu_ps(x.data() + i), scale), r);
-    _mm256_storeu_ps(out.data() + i, _mm256_div_ps(clamp8(v, lo, hi), scale));
-  }
+  with_rounding(r, [&](auto R) {
+    for (; i + 8 <= n; i += 8) {
+      const __m256 v = avx2::round8<R.value>(_mm256_mul_ps(_mm256_loadu_ps(x.data() + i), scale));
+      _mm256_storeu_ps(out.data() + i, _mm256_div_ps(avx2::clamp8(v, lo, hi), scale));
+    }
+  });
 #endif
   for (; i < n; ++i) out[i] = fake_quantize(x[i], f, r);
 }

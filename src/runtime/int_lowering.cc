@@ -564,6 +564,23 @@ class IntLowering {
     return y;
   }
 
+  // The float value y that a fused float store (fuse_affine) writes, when every reader wants the
+  // codes of one format and no one its float value (not a graph output, nothing float reads it):
+  // the store quantizes each value itself (GemmParams::post_quantize), the same quant::quantize
+  // on the same float, so the QuantizeStep and the float tensor go. Formats up to 24 bits (wider
+  // codes keep the separate step). Returns whether it applies, setting the params.
+  bool fuse_quantizer(ValueId y, fx::GemmParams* params) const {
+    const ValueInfo& vi = info_[y];
+    if (vi.canon != Canon::kFloat || vi.demands.size() != 1 || vi.demands[0].is_float ||
+        vi.demands[0].format.width > 24) {
+      return false;
+    }
+    params->post_quantize = true;
+    params->post_format = vi.demands[0].format;
+    params->post_rounding = vi.demands[0].rounding;
+    return true;
+  }
+
   // The slot of the fused store's output r (fuse_store), recorded as its one representation.
   SlotId fused_slot(ValueId r, const OutputPlan& p) {
     const SlotId s =
@@ -903,7 +920,14 @@ class IntLowering {
     s->pool = fused.pool ? fx::ConvPool::kMax2x2 : fx::ConvPool::kNone;
     s->inputs = {zeros ? zeros->slot : get(x, Want::codes(*q.inputs[0], q.rounding))};
     const ValueId affine = clip == nullptr ? fuse_affine(n, op, ws[0], s.get()) : -1;
-    if (affine >= 0) {
+    if (affine >= 0 && fuse_quantizer(affine, &s->params)) {
+      // The store writes the codes its one reader format wants; the float value never exists.
+      const Want& w = info_[affine].demands[0];
+      const SlotId codes = b_.new_slot(codes_name(affine, w.format), quant::storage_dtype(w.format),
+                                       b_.shape(affine), w.format);
+      info_[affine].reprs.emplace_back(w, codes);
+      s->outputs = {codes};
+    } else if (affine >= 0) {
       s->outputs = {b_.slot(affine)};
       info_[affine].reprs.emplace_back(Want::real(), s->outputs[0]);
     } else {

@@ -194,6 +194,10 @@ std::string IntConvStep::describe() const {
                        : std::isinf(params.post_lo) && std::isinf(params.post_hi) ? ""
                                                                                   : " +clip");
   }
+  if (params.post_quantize) {
+    post += fmt::format(" +quantize -> {} {}", quant::format_name(params.post_format),
+                        quant::rounding_name(params.post_rounding));
+  }
   const int64_t min_batch = winograd ? packed.winograd()->min_batch : 1;
   const fx::Conv2dGeometry& run = packed.geometry();
   const bool cut = run.kernel_h != geometry.kernel_h || run.kernel_w != geometry.kernel_w;

@@ -1307,5 +1307,136 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
   EXPECT_GE(fused_winograd, 3);  // the fused store behind the Winograd path
 }
 
+// Issue 14: when the fused float store's value (conv -> float BatchNorm -> Relu / Clip / none)
+// is read only as the codes of one format (one quantized reader, or several with the same
+// data_in format and rounding), the store writes those codes itself (GemmParams::post_quantize):
+// the float tensor and the QuantizeStep go. Kept as today where a reader wants float (an
+// unquantized Add, a graph output), where two readers want different formats, and for codes
+// wider than 24 bits. Every plan equals the exact reference and the reference-kernel plan bit for
+// bit. Half of the graphs have power-of-two BN scales with epsilon 0 and dyadic shifts, so the
+// stored floats lie on dyadic grids and the quantizer meets exact ties; random formats (frac
+// widths -3..14 and above the width, widths 1..32), the three roundings, dense / grouped /
+// depthwise / Winograd-sized convs.
+TEST(QuantExact, ConvStoreQuantizesForItsReadersOneFormat) {
+  int ran = 0, quantizing = 0, wide = 0, kept = 0;
+  for (uint64_t seed = 1; seed <= 150; ++seed) {
+    RandomCase rc(seed * 7919 + 5);
+    // 0: one quantized reader; 1: two readers with the same format; 2: two readers with
+    // different formats; 3: a quantized reader and a float Add; 4: a reader and a graph output.
+    const int shape = static_cast<int>(seed % 5);
+    const int act = static_cast<int>(seed / 5 % 3);  // 0: none, 1: Relu, 2: Clip [-1, 6]
+    const bool dyadic = seed % 2 == 0;
+    const bool wino = seed % 7 == 0;
+    const int64_t c = wino ? rc.uniform(32, 36) : rc.uniform(1, 6);
+    const int64_t hw = wino ? rc.uniform(6, 10) : rc.uniform(1, 10), batch = rc.uniform(1, 4);
+    const int kind = wino ? 0 : rc.uniform(0, 2);  // dense, grouped, depthwise
+    const int64_t groups = kind == 0 ? 1 : kind == 1 && c % 2 == 0 ? 2 : c;
+    const int64_t oc = kind == 2 ? c * rc.uniform(1, 2) : groups * rc.uniform(1, 20 / groups);
+    const int64_t k = wino || (hw >= 3 && rc.chance(70)) ? 3 : 1;
+    const int64_t pad = k == 3 ? 1 : 0;
+    GraphMaker m({kDynamic, c, hw, hw});
+    std::vector<std::pair<std::string, NodeQuantConfig>> pending;
+    auto quantize_last = [&](NodeQuantConfig n) {
+      pending.emplace_back(m.graph().nodes().back().name, n);
+    };
+    std::vector<ir::ValueId> ins = {m.input(), rc.weight(m, {oc, c / groups, k, k}, 0.8f)};
+    if (rc.chance(70)) ins.push_back(rc.weight(m, {oc}, 0.5f));
+    ir::ValueId v = m.op(OpKind::kConv, ins,
+                         ir::ConvAttrs{.kernel = {k, k},
+                                       .strides = {wino ? 1 : rc.uniform(1, 2), 1},
+                                       .pads = {pad, pad, pad, pad},
+                                       .group = groups});
+    NodeQuantConfig first = rc.weighted();
+    first.data_out.reset();  // the BN reads the float store (fuse_affine)
+    quantize_last(first);
+    Tensor gamma({oc}, DType::kFloat32), beta({oc}, DType::kFloat32), mean({oc}, DType::kFloat32),
+        var({oc}, DType::kFloat32);
+    for (int64_t i = 0; i < oc; ++i) {
+      const float sign = rc.chance(30) ? -1.0f : 1.0f;
+      if (dyadic) {  // a = gamma exactly, shift = beta - mean: values stay dyadic
+        gamma.data<float>()[i] = sign * std::ldexp(1.0f, rc.uniform(-2, 2));
+        var.data<float>()[i] = 1.0f;
+        mean.data<float>()[i] =
+            std::ldexp(static_cast<float>(rc.uniform(-8, 8)), -rc.uniform(0, 4));
+        beta.data<float>()[i] =
+            rc.chance(20) ? -0.0f
+                          : std::ldexp(static_cast<float>(rc.uniform(-8, 8)), -rc.uniform(0, 5));
+      } else {
+        gamma.data<float>()[i] = sign * (0.25f + rc.uniform(0, 8) / 4.0f);
+        var.data<float>()[i] = 0.1f + rc.uniform(0, 20) / 7.0f;
+        mean.data<float>()[i] = (rc.uniform(0, 16) - 8) / 5.0f;
+        beta.data<float>()[i] = (rc.uniform(0, 16) - 8) / 3.0f;
+      }
+    }
+    v = m.op(OpKind::kBatchNorm,
+             {v, m.constant(std::move(gamma)), m.constant(std::move(beta)),
+              m.constant(std::move(mean)), m.constant(std::move(var))},
+             ir::BatchNormAttrs{.epsilon = dyadic ? 0.0f : 1e-5f});
+    if (act == 1) v = m.op(OpKind::kRelu, {v});
+    if (act == 2) v = m.op(OpKind::kClip, {v}, ir::ClipAttrs{.min = -1.0f, .max = 6.0f});
+    const ir::ValueId pre = v;
+    const NodeQuantConfig second = rc.weighted();
+    // shape 3: the value read in float too, by an unquantized Add of it and the conv's output.
+    const ir::ValueId y1 =
+        m.op(OpKind::kConv, {pre, rc.weight(m, {shape == 3 ? oc : 3, oc, 1, 1}, 0.8f)},
+             ir::ConvAttrs{.kernel = {1, 1}});
+    quantize_last(second);
+    ir::ValueId out = y1;
+    if (shape == 1 || shape == 2) {
+      NodeQuantConfig third = rc.weighted();
+      if (shape == 1) {
+        third.data_in = second.data_in;
+        third.rounding = second.rounding;
+      } else if (third.data_in == second.data_in && third.rounding == second.rounding) {
+        third.data_in->frac += 1;
+      }
+      const ir::ValueId y2 = m.op(OpKind::kConv, {pre, rc.weight(m, {3, oc, 1, 1}, 0.8f)},
+                                  ir::ConvAttrs{.kernel = {1, 1}});
+      quantize_last(third);
+      out = m.op(OpKind::kAdd, {y1, y2});
+    } else if (shape == 3) {
+      out = m.op(OpKind::kAdd, {pre, y1});
+    } else if (shape == 4) {
+      m.graph().mark_output(pre);
+    }
+    const ir::Graph g = m.finish(out);
+    quant::QuantAssignment q;
+    for (const auto& [node, n] : pending) {
+      if (const ir::Node* nd = g.find_node(node)) q[nd->config_name] = n;
+    }
+    const Tensor x = rc.input({batch, c, hw, hw});
+    SCOPED_TRACE(
+        fmt::format("seed {} C={} OC={} groups={} {}x{} k={} batch {} act {} shape {} "
+                    "dyadic {} data_in {}",
+                    seed, c, oc, groups, hw, hw, k, batch, act, shape, dyadic,
+                    quant::format_name(*second.data_in)));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const std::string plan =
+        make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_NE(plan.find("+batchnorm"), std::string::npos) << plan;  // fuse_affine applies
+    const bool narrow = second.data_in->width <= 24;
+    const bool want_fused = (shape == 0 || shape == 1) && narrow;
+    const bool has_fused = plan.find("+quantize -> ") != std::string::npos;
+    ASSERT_EQ(has_fused, want_fused) << plan;
+    // The separate quantizer of the stored value is there exactly when the store does not fuse it.
+    const bool quantize_step =
+        plan.find(fmt::format("quantize '{}'", g.value(pre).name)) != std::string::npos;
+    ASSERT_EQ(quantize_step, !has_fused) << plan;
+    quantizing += has_fused;
+    wide += (shape == 0 || shape == 1) && !narrow;
+    kept += !has_fused;
+    const Tensor want = exact_reference(g, q, x);
+    ASSERT_TRUE(same_bits(run_int(g, q, x, true), want)) << "reference kernels";
+    ASSERT_TRUE(same_bits(got, want)) << plan;
+  }
+  EXPECT_GE(ran, 130);
+  EXPECT_GE(quantizing, 40);
+  EXPECT_GE(wide, 1);
+  EXPECT_GE(kept, 60);
+}
+
 }  // namespace
 }  // namespace qsearch::runtime

@@ -52,6 +52,42 @@ void run_float(const Epilogue& e, const int64_t* tile, int rows, int cols, int64
   }
 }
 
+// kFloat with GemmParams::post_quantize: run_float's value (and affine), then its codes
+// quant::quantize(v) stored as Code, the float store and the quantize step in one.
+template <typename Code>
+inline Code float_codes(const Epilogue& e, float v, int64_t col) {
+  if (e.post_scale_ != nullptr) v = e.post(v, col);
+  return static_cast<Code>(quant::quantize(v, e.q_format_, e.q_rounding_));
+}
+
+template <typename Code, bool kT>
+void run_float_codes(const Epilogue& e, const int64_t* tile, int rows, int cols, int64_t row0,
+                     int64_t col0, void* c) {
+  Code* out = static_cast<Code*>(c);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < cols; ++j) {
+      const float v = static_cast<float>(accumulate(e, at<kT>(tile, r, j), col0 + j)) * e.scale_;
+      out[(row0 + r) * e.ldc_m_ + (col0 + j) * e.ldc_n_] = float_codes<Code>(e, v, col0 + j);
+    }
+  }
+}
+
+// run_float_codes on int32 sums stored column by column (as run_exact_t32<float>).
+template <typename Code>
+void run_float_codes_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                         int64_t col0, void* c) {
+  Code* out = static_cast<Code*>(c);
+  for (int j = 0; j < cols; ++j) {
+    const uint32_t bias = static_cast<uint32_t>(e.bias_[col0 + j]);
+    const int32_t* t = tile + j * 16;
+    Code* o = out + row0 + (col0 + j) * e.ldc_n_;
+    for (int r = 0; r < rows; ++r) {
+      const int32_t acc = static_cast<int32_t>((static_cast<uint32_t>(t[r]) << e.shift_) + bias);
+      o[r] = float_codes<Code>(e, static_cast<float>(acc) * e.scale_, col0 + j);
+    }
+  }
+}
+
 #ifdef __AVX2__
 // run_float<false, false> for a row-major output (ldc_n == 1), four columns at a time: int64 ->
 // double is exact below 2^51 in magnitude (the sum is added into the mantissa of 2^52 + 2^51),
@@ -301,6 +337,38 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         post_lo_ = p.post_lo;
         post_hi_ = p.post_hi;
       }
+      if (p.post_quantize) {
+        q_format_ = p.post_format;
+        q_rounding_ = p.post_rounding;
+        q_scale_ = std::ldexp(1.0f, p.post_format.frac);
+        q_lo_ = static_cast<float>(p.post_format.min_code());
+        q_hi_ = static_cast<float>(p.post_format.max_code());
+        const bool t32 = p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31;
+        auto set = [&](auto code) {
+          using Code = decltype(code);
+          fn_ = &run_float_codes<Code, false>;
+          fn_t_ = &run_float_codes<Code, true>;
+          if (t32) fn_t32_ = &run_float_codes_t32<Code>;
+        };
+        switch (quant::storage_dtype(p.post_format)) {
+          case DType::kInt8:
+            set(int8_t{});
+            break;
+          case DType::kUInt8:
+            set(uint8_t{});
+            break;
+          case DType::kInt16:
+            set(int16_t{});
+            break;
+          case DType::kInt32:
+            set(int32_t{});
+            break;
+          default:
+            set(int64_t{});
+            break;
+        }
+        break;
+      }
       fn_ = post ? &run_float<false, true> : &run_float<false, false>;
 #ifdef __AVX2__
       if (ldc_n_ == 1 && !post) fn_ = &run_float_rows;
@@ -356,14 +424,18 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
   // The fused affine (post) needs FMA for its vector fma (the scalar std::fma rounds the same).
   if (fn_t32_ != &run_t32_widen && w.isa() >= Isa::kAvx2 &&
       (!post || __builtin_cpu_supports("fma"))) {
+    const bool codes = p.output == GemmOutput::kFloat && p.post_quantize;
     const detail::EpilogueFn32 f =
         p.output == GemmOutput::kRequantize
             ? detail::requantize32_t32_avx2(quant::storage_dtype(p.out_format), p.rounding)
-            : detail::exact_t32_avx2(
-                  p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
+        : codes ? detail::quantize_t32_avx2(p.post_format, p.post_rounding, post)
+                : detail::exact_t32_avx2(
+                      p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
     if (f != nullptr) fn_t32_ = f;
     if (f != nullptr && p.output == GemmOutput::kRequantize) {
       fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
+    } else if (f != nullptr && codes) {
+      fn_runs_ = detail::quantize_runs_avx2(p.post_format, p.post_rounding, post);
     } else if (f != nullptr) {
       fn_runs_ = detail::exact_runs_avx2(
           p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);

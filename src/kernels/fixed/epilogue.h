@@ -1,6 +1,7 @@
 // Internal to kernels/fixed: the output stage of gemm()/conv2d(). From the exact int64 sums
 // S = sum_k A*B of a tile it forms acc = S * 2^acc_shift + bias_aligned[n] and writes it as
-// raw accumulator, requantized codes or float32 (see gemm.h for the math).
+// raw accumulator, requantized codes, float32 or the codes of that float32 (see gemm.h for the
+// math).
 #pragma once
 
 #include <cmath>
@@ -54,6 +55,10 @@ class Epilogue {
   const float* post_scale_ = nullptr;
   const float* post_shift_ = nullptr;
   float post_lo_ = 0.0f, post_hi_ = 0.0f;
+  // kFloat with GemmParams::post_quantize: the codes of each float value are stored.
+  quant::FixedFormat q_format_;
+  quant::Rounding q_rounding_ = quant::Rounding::kHalfToEven;
+  float q_scale_ = 1.0f, q_lo_ = 0.0f, q_hi_ = 0.0f;  // 2^frac and the code bounds (AVX2 store)
 
   // The fused affine and clamp of one float value v of column col (GemmParams::post_scale).
   float post(float v, int64_t col) const {

@@ -239,7 +239,7 @@ DType gemm_output_dtype(const GemmParams& p) {
     case GemmOutput::kRequantize:
       return quant::storage_dtype(p.out_format);
     case GemmOutput::kFloat:
-      return DType::kFloat32;
+      return p.post_quantize ? quant::storage_dtype(p.post_format) : DType::kFloat32;
   }
   return DType::kInt32;
 }

@@ -173,10 +173,18 @@ struct GemmParams {
   const float* post_shift = nullptr;
   float post_lo = -std::numeric_limits<float>::infinity();
   float post_hi = std::numeric_limits<float>::infinity();
+  // kFloat: the store writes, instead of each float value C above (after the affine and clamp,
+  // if any), its codes quant::quantize(C, post_format, post_rounding) as
+  // storage_dtype(post_format): the next node's input quantizer fused into the store (the int
+  // lowering uses it when every reader of C wants those codes), bit for bit the float store
+  // followed by quant::quantize.
+  bool post_quantize = false;
+  FixedFormat post_format;
+  Rounding post_rounding = Rounding::kHalfToEven;
 };
 
 // The element type gemm() writes for `p`: int32/int64 (kAccumulator), storage_dtype(out_format)
-// (kRequantize) or float32 (kFloat).
+// (kRequantize) or float32 (kFloat; storage_dtype(post_format) with post_quantize).
 DType gemm_output_dtype(const GemmParams& p);
 
 // C = A * B (+ bias) as described above. `a`: m rows of w.a_dtype() codes, row stride lda >= k.

@@ -13,6 +13,8 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
+#include "quant/quantize_avx2.h"
+
 namespace qsearch::kernels::fixed::detail {
 
 namespace {
@@ -501,6 +503,60 @@ void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3]
   }
 }
 
+// The float store with GemmParams::post_quantize on one pixel-major column: exact_t32's float
+// values (and post8), then their codes (quant/quantize_avx2.h: quant::quantize bit for bit for
+// widths <= 24), clamped to the format, so within Code's range.
+template <quant::Rounding R, bool kPost>
+inline void quantize_column(const Epilogue& e, const quant::avx2::Quantize8& q, const int32_t* t,
+                            int64_t col, __m128i shift, __m256 scale, __m256i* c0, __m256i* c1) {
+  const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(e.bias_[col]));
+  const __m256i a0 = _mm256_add_epi32(
+      _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)), shift), bias);
+  const __m256i a1 = _mm256_add_epi32(
+      _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8)), shift), bias);
+  __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale);
+  __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale);
+  if constexpr (kPost) {
+    v0 = post8(e, v0, col);
+    v1 = post8(e, v1, col);
+  }
+  *c0 = q.codes<R>(v0);
+  *c1 = q.codes<R>(v1);
+}
+
+template <typename Out, quant::Rounding R, bool kPost>
+void quantize_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                  int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
+  const __m256 scale = _mm256_set1_ps(e.scale_);
+  const quant::avx2::Quantize8 q(e.q_scale_, e.q_lo_, e.q_hi_);
+  for (int j = 0; j < cols; ++j) {
+    __m256i c0, c1;
+    quantize_column<R, kPost>(e, q, tile + j * 16, col0 + j, shift, scale, &c0, &c1);
+    store_column(c0, c1, rows, out + row0 + (col0 + j) * e.ldc_n_);
+  }
+}
+
+template <typename Out, quant::Rounding R, bool kPost>
+void quantize_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3], int nruns,
+                   int cols, int64_t col0, void* c) {
+  Out* out = static_cast<Out*>(c);
+  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
+  const __m256 scale = _mm256_set1_ps(e.scale_);
+  const quant::avx2::Quantize8 q(e.q_scale_, e.q_lo_, e.q_hi_);
+  alignas(64) Out buf[16];
+  for (int j = 0; j < cols; ++j) {
+    __m256i c0, c1;
+    quantize_column<R, kPost>(e, q, tile + j * 16, col0 + j, shift, scale, &c0, &c1);
+    store_column(c0, c1, 16, buf);
+    Out* o = out + (col0 + j) * e.ldc_n_;
+    for (int r = 0; r < nruns; ++r) {
+      copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
+    }
+  }
+}
+
 template <typename Out>
 EpilogueFnRuns requantize32_runs_for(quant::Rounding r) {
   return quant::with_rounding(
@@ -551,6 +607,28 @@ EpilogueFnRuns exact_runs_avx2(DType out, bool post) {
     default:
       return nullptr;
   }
+}
+
+EpilogueFn32 quantize_t32_avx2(const quant::FixedFormat& f, quant::Rounding r, bool post) {
+  if (f.width > 24) return nullptr;
+  return for_code_dtype<EpilogueFn32>(quant::storage_dtype(f), [&](auto code) {
+    using Out = decltype(code);
+    return quant::with_rounding(r, [post](auto R) {
+      return post ? EpilogueFn32(&quantize_t32<Out, R.value, true>)
+                  : EpilogueFn32(&quantize_t32<Out, R.value, false>);
+    });
+  });
+}
+
+EpilogueFnRuns quantize_runs_avx2(const quant::FixedFormat& f, quant::Rounding r, bool post) {
+  if (f.width > 24) return nullptr;
+  return for_code_dtype<EpilogueFnRuns>(quant::storage_dtype(f), [&](auto code) {
+    using Out = decltype(code);
+    return quant::with_rounding(r, [post](auto R) {
+      return post ? EpilogueFnRuns(&quantize_runs<Out, R.value, true>)
+                  : EpilogueFnRuns(&quantize_runs<Out, R.value, false>);
+    });
+  });
 }
 
 EpilogueFn32 exact_t32_avx2(DType out, bool post) {
