@@ -121,6 +121,7 @@ struct BatchedMatMul {
   int64_t m = 0, k = 0, n = 0;
   int64_t batches = 0, a_batches = 0, b_batches = 0;
   std::vector<int64_t> a_index, b_index;  // per output batch: the operands' batch
+  kernels::MatMulParams fwd;              // the same product for kernels::matmul_f32
 };
 // A [..., M, K] times B [..., K, N] (rank >= 2 each), batch dims broadcast.
 BatchedMatMul batched_matmul_shapes(const Shape& a, const Shape& b);
@@ -160,5 +161,32 @@ struct LossSums {
 // loss (divided by `mean_over`, normally batch). dlogits may be null (evaluation).
 LossSums softmax_cross_entropy(const float* logits, const int64_t* labels, int64_t batch,
                                int64_t classes, int64_t mean_over, float* dlogits);
+
+// ---- reference kernels (ref_grad_kernels.cc) ------------------------------------------------
+//
+// The definitions above computed directly, serially, with every sum in double: the twins of the
+// fast kernels for tests/train/train_kernels_test.cc (the trainer does not call them). Same
+// signatures and conventions; conv2d_backward here sums every product straight into dW / dX
+// (no chunks, no GEMM), batched_matmul_* in double.
+namespace ref {
+void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum, const float* x,
+                              const float* scale, const float* bias, float* y, float* running_mean,
+                              float* running_var, float* save_mean, float* save_invstd);
+void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, const float* dy,
+                         const float* scale, const float* save_mean, const float* save_invstd,
+                         float* dx, float* dscale, float* dbias);
+void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                     const float* dy, float* dx, float* dw, float* db);
+void batched_matmul_forward(const BatchedMatMul& p, const float* a, const float* b, float* y);
+void batched_matmul_backward(const BatchedMatMul& p, const float* a, const float* b,
+                             const float* dy, float* da, float* db);
+void layer_norm_forward(const float* x, int64_t rows, int64_t n, float epsilon, const float* scale,
+                        const float* bias, float* y, float* save_mean, float* save_invstd);
+void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t n,
+                         const float* scale, const float* save_mean, const float* save_invstd,
+                         float* dx, float* dscale, float* dbias);
+void gelu_forward(const float* x, float* y, int64_t n);
+void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
+}  // namespace ref
 
 }  // namespace qsearch::train
