@@ -7,8 +7,8 @@
 // with the weights flipped in space and transposed in (in, out) -- so the fast implicit-GEMM
 // kernel (kernels/conv.h) computes it with no column buffer; other strides go through
 // W_g^T dY_g and col2im.
-// Convolutions with one input channel per group (depthwise, or a first conv of a one-channel
-// image) skip the GEMMs, whose inner dimension would be a handful of taps: dW is computed per
+// Convolutions with one input channel per group and at most 4 output channels per group
+// (depthwise) skip the GEMMs, whose inner dimension would be a handful of taps: dW is computed per
 // (chunk of images, group) as 8-lane dot products of each output channel's dY plane with the rows
 // of the group's unrolled input plane, and dX (when not a convolution) is scattered tap by tap.
 #include <algorithm>
@@ -102,30 +102,75 @@ inline void lane_dot(float* a, const float* x, const float* g, int64_t n) {
 
 // dW of a convolution with one input channel per group, per chunk of images:
 // partial[c][o, t] = sum over the chunk's images and pixels of dY[n, o, p] col_n[t, p].
+// Stride 1: the output pixels are laid on a grid as wide as the zero-padded input plane (dY is
+// copied into it, 0 in the extra columns), so that every tap reads one contiguous run of the
+// padded plane and its dot product with the grid is a single lane_dot; other strides unroll the
+// plane (im2col) first.
 void weight_grad_one_channel(const kernels::Conv2dParams& p, const float* x, const float* dy,
                              int64_t chunk, int64_t chunks, float* partial) {
   const int64_t groups = p.groups, mg = p.out_channels / groups;
   const int64_t kk = p.kernel_h * p.kernel_w, pixels = p.out_h * p.out_w;
   const int64_t in_hw = p.in_h * p.in_w, wsize = p.out_channels * kk;
+  const bool grid = p.stride_h == 1 && p.stride_w == 1;
+  const int64_t wp = p.out_w + (p.kernel_w - 1) * p.dilation_w;  // grid geometry (stride 1)
+  const int64_t hp = p.out_h + (p.kernel_h - 1) * p.dilation_h;
+  const int64_t glen = p.out_h * wp;
+  // Input rows / columns that land in the padded plane.
+  const int64_t h_lo = std::max<int64_t>(0, -p.pad_top);
+  const int64_t h_hi = std::min<int64_t>(p.in_h, hp - p.pad_top);
+  const int64_t w_lo = std::max<int64_t>(0, -p.pad_left);
+  const int64_t w_hi = std::min<int64_t>(p.in_w, wp - p.pad_left);
   kernels::Conv2dParams pg = p;  // one channel, one image
   pg.batch = 1;
   pg.in_channels = 1;
   pg.out_channels = 1;
   pg.groups = 1;
   parallel_for(0, chunks * groups, 1, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> col, lanes;
-    col.resize(kk * pixels);
+    thread_local std::vector<float> col, dyg, lanes;
     lanes.resize(mg * kk * 8);
+    if (grid) {
+      // Padded plane plus the run past its end that the last taps read (0 against dY's 0s).
+      col.assign(hp * wp + (p.kernel_w - 1) * p.dilation_w, 0.0f);
+      dyg.assign(mg * glen, 0.0f);
+    } else {
+      col.resize(kk * pixels);
+    }
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t c = item / groups, g = item % groups;
       const int64_t n0 = c * chunk, nn = std::min(chunk, p.batch - n0);
       std::fill(lanes.begin(), lanes.end(), 0.0f);
       for (int64_t i = 0; i < nn; ++i) {
-        im2col(pg, x + ((n0 + i) * p.in_channels + g) * in_hw, col.data(), pixels);
+        const float* xp = x + ((n0 + i) * p.in_channels + g) * in_hw;
+        const float* dyp = dy + ((n0 + i) * p.out_channels + g * mg) * pixels;
+        if (!grid) {
+          im2col(pg, xp, col.data(), pixels);
+          for (int64_t m = 0; m < mg; ++m) {
+            for (int64_t t = 0; t < kk; ++t) {
+              lane_dot(lanes.data() + (m * kk + t) * 8, col.data() + t * pixels, dyp + m * pixels,
+                       pixels);
+            }
+          }
+          continue;
+        }
+        // The same image area is rewritten every time; the border stays 0.
+        for (int64_t h = h_lo; h < h_hi && w_lo < w_hi; ++h) {
+          std::memcpy(col.data() + (h + p.pad_top) * wp + w_lo + p.pad_left, xp + h * p.in_w + w_lo,
+                      (w_hi - w_lo) * sizeof(float));
+        }
         for (int64_t m = 0; m < mg; ++m) {
-          const float* dyp = dy + ((n0 + i) * p.out_channels + g * mg + m) * pixels;
-          for (int64_t t = 0; t < kk; ++t) {
-            lane_dot(lanes.data() + (m * kk + t) * 8, col.data() + t * pixels, dyp, pixels);
+          for (int64_t oh = 0; oh < p.out_h; ++oh) {
+            std::memcpy(dyg.data() + m * glen + oh * wp, dyp + m * pixels + oh * p.out_w,
+                        p.out_w * sizeof(float));
+          }
+        }
+        for (int64_t m = 0; m < mg; ++m) {
+          for (int64_t ti = 0; ti < p.kernel_h; ++ti) {
+            for (int64_t tj = 0; tj < p.kernel_w; ++tj) {
+              const int64_t t = ti * p.kernel_w + tj;
+              lane_dot(lanes.data() + (m * kk + t) * 8,
+                       col.data() + ti * p.dilation_h * wp + tj * p.dilation_w,
+                       dyg.data() + m * glen, glen);
+            }
           }
         }
       }
@@ -194,10 +239,11 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   pg.groups = 1;
 
   const bool dx_by_conv = dx != nullptr && input_grad_by_conv(p, w, dy, dx);
-  if (cg == 1) {
-    if (dx != nullptr && !dx_by_conv) input_grad_one_channel(p, w, dy, dx);
-  }
-  const bool dx_by_col2im = dx != nullptr && !dx_by_conv && cg != 1;
+  // One input channel per group and few output channels (depthwise): the GEMMs would be one row
+  // by a handful of taps. Many output channels (a patch embedding) keep the GEMMs.
+  const bool one_channel = cg == 1 && mg <= 4;
+  if (one_channel && dx != nullptr && !dx_by_conv) input_grad_one_channel(p, w, dy, dx);
+  const bool dx_by_col2im = dx != nullptr && !dx_by_conv && !one_channel;
   std::vector<float> wt;  // W_g^T [kg, mg] per group, for dcol = W_g^T dY_g
   if (dx_by_col2im) {
     std::fill(dx, dx + p.batch * p.in_channels * in_hw, 0.0f);
@@ -208,8 +254,8 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   }
   std::vector<float> partial(chunks * p.out_channels * kg);
 
-  if (cg == 1) weight_grad_one_channel(p, x, dy, chunk, chunks, partial.data());
-  parallel_for(0, cg == 1 ? 0 : chunks, 1, [&](int64_t c0, int64_t c1) {
+  if (one_channel) weight_grad_one_channel(p, x, dy, chunk, chunks, partial.data());
+  parallel_for(0, one_channel ? 0 : chunks, 1, [&](int64_t c0, int64_t c1) {
     ConvScratch& s = scratch();
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t n0 = c * chunk, nn = std::min(chunk, p.batch - n0);

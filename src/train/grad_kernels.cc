@@ -177,17 +177,16 @@ void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum
   const int64_t stride = p.channels * p.spatial;
   parallel_for(0, p.channels, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      // Two passes in double (Lanes8): the mean, then the centred sum of squares (no
-      // cancellation).
-      detail::Lanes8 sum;
-      for (int64_t b = 0; b < p.batch; ++b)
-        detail::lanes_sum(sum, x + b * stride + c * p.spatial, p.spatial);
-      const double mean = sum.total() / static_cast<double>(n);
-      detail::Lanes8 sq_lanes;
+      // One pass in double (Lanes8) over x - K, K = the channel's first value (near the mean,
+      // so the centred sum of squares S2 - S1^2 / n keeps its precision), then one for y.
+      const double k0 = x[c * p.spatial];
+      detail::Lanes8 s1, s2;
       for (int64_t b = 0; b < p.batch; ++b) {
-        detail::lanes_sum_sq_dev(sq_lanes, x + b * stride + c * p.spatial, p.spatial, mean);
+        detail::lanes_shifted_moments(s1, s2, x + b * stride + c * p.spatial, p.spatial, k0);
       }
-      const double sq = sq_lanes.total();
+      const double d1 = s1.total();
+      const double mean = k0 + d1 / static_cast<double>(n);
+      const double sq = std::max(0.0, s2.total() - d1 * d1 / static_cast<double>(n));
       const double var = sq / static_cast<double>(n);
       const double invstd = 1.0 / std::sqrt(var + static_cast<double>(p.epsilon));
       const float a = static_cast<float>(scale[c] * invstd);

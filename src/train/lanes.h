@@ -38,6 +38,42 @@ inline void lanes_sum(Lanes8& acc, const float* x, int64_t n) {
   for (int l = 0; i < n; ++i, ++l) acc.v[l] += x[i];
 }
 
+// s1 += x[i] - shift;  s2 += (x[i] - shift)^2  (one pass for a mean and a variance: with a
+// shift near the mean, S2 - S1^2 / n loses nothing that matters in double)
+inline void lanes_shifted_moments(Lanes8& s1, Lanes8& s2, const float* x, int64_t n, double shift) {
+  int64_t i = 0;
+#ifdef __AVX2__
+  const __m256d k = _mm256_set1_pd(shift);
+  __m256d a0 = _mm256_loadu_pd(s1.v), a1 = _mm256_loadu_pd(s1.v + 4);
+  __m256d b0 = _mm256_loadu_pd(s2.v), b1 = _mm256_loadu_pd(s2.v + 4);
+  for (; i + 8 <= n; i += 8) {
+    const __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), k);
+    const __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)), k);
+    a0 = _mm256_add_pd(a0, d0);
+    a1 = _mm256_add_pd(a1, d1);
+    b0 = _mm256_add_pd(b0, _mm256_mul_pd(d0, d0));
+    b1 = _mm256_add_pd(b1, _mm256_mul_pd(d1, d1));
+  }
+  _mm256_storeu_pd(s1.v, a0);
+  _mm256_storeu_pd(s1.v + 4, a1);
+  _mm256_storeu_pd(s2.v, b0);
+  _mm256_storeu_pd(s2.v + 4, b1);
+#else
+  for (; i + 8 <= n; i += 8) {
+    for (int l = 0; l < 8; ++l) {
+      const double d = x[i + l] - shift;
+      s1.v[l] += d;
+      s2.v[l] += d * d;
+    }
+  }
+#endif
+  for (int l = 0; i < n; ++i, ++l) {
+    const double d = x[i] - shift;
+    s1.v[l] += d;
+    s2.v[l] += d * d;
+  }
+}
+
 // acc += (x[i] - mean)^2
 inline void lanes_sum_sq_dev(Lanes8& acc, const float* x, int64_t n, double mean) {
   int64_t i = 0;

@@ -26,11 +26,11 @@ std::vector<float> random_vec(int64_t n, Rng& rng, double lo = -1, double hi = 1
   return v;
 }
 
-// |got - want| <= tol * (max |want| over the tensor) + 1e-6, element by element.
+// |got - want| <= tol * max(max |want| over the tensor, min_scale) + 1e-6, element by element.
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
-                  const std::string& what) {
+                  const std::string& what, double min_scale = 0) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  double scale = 0;
+  double scale = min_scale;
   for (float w : want) scale = std::max(scale, static_cast<double>(std::abs(w)));
   int bad = 0;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -60,10 +60,11 @@ std::vector<float> same_for_threads(const std::function<std::vector<float>()>& f
 TEST(TrainKernels, BatchNormForwardAndBackwardMatchTheReference) {
   struct Case {
     int64_t batch, channels, spatial;
+    double offset = 0;  // added to x: statistics of values far from 0
   };
   // spatial 1 (BatchNorm1d), tails of 1..7 after blocks of 8, several blocks.
-  for (const Case& c :
-       {Case{5, 3, 1}, Case{2, 4, 7}, Case{3, 2, 13}, Case{4, 5, 49}, Case{2, 3, 196}}) {
+  for (const Case& c : {Case{5, 3, 1}, Case{2, 4, 7}, Case{3, 2, 13}, Case{4, 5, 49},
+                        Case{2, 3, 196}, Case{4, 3, 49, 1000}}) {
     SCOPED_TRACE(testing::Message() << c.batch << "x" << c.channels << "x" << c.spatial);
     Rng rng(3);
     kernels::BatchNormParams p;
@@ -72,7 +73,8 @@ TEST(TrainKernels, BatchNormForwardAndBackwardMatchTheReference) {
     p.spatial = c.spatial;
     p.epsilon = 1e-5f;
     const int64_t n = c.batch * c.channels * c.spatial;
-    const std::vector<float> x = random_vec(n, rng, -2, 3), dy = random_vec(n, rng);
+    const std::vector<float> x = random_vec(n, rng, c.offset - 2, c.offset + 3),
+                             dy = random_vec(n, rng);
     const std::vector<float> scale = random_vec(c.channels, rng, 0.5, 1.5);
     const std::vector<float> bias = random_vec(c.channels, rng);
     const std::vector<float> rm0 = random_vec(c.channels, rng),
@@ -103,7 +105,14 @@ TEST(TrainKernels, BatchNormForwardAndBackwardMatchTheReference) {
     for (size_t k = 0; k < want.size(); ++k) {
       const std::vector<float> got(flat.begin() + at, flat.begin() + at + want[k].size());
       at += want[k].size();
-      expect_close(got, want[k], 2e-6, names[k]);
+      // y = x a + (bias - mean a) in float, as PyTorch's CPU kernel computes it: its rounding
+      // is relative to |x a|, not to |y|.
+      double xa = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t ch = (i / c.spatial) % c.channels;
+        xa = std::max(xa, std::abs(x[i] * scale[ch] * static_cast<double>(want[4][ch])));
+      }
+      expect_close(got, want[k], 2e-6, names[k], k == 0 ? xa : 0);
     }
   }
 }
@@ -120,7 +129,8 @@ TEST(TrainKernels, OneChannelPerGroupConvBackwardMatchesTheReference) {
        {Case{3, 4, 4, 1, 9, 11, 3, 1, 1, 1, 1}, Case{2, 3, 3, 1, 14, 14, 3, 2, 1, 1, 1},
         Case{2, 2, 2, 3, 10, 7, 3, 2, 2, 2, 0}, Case{2, 1, 1, 16, 14, 14, 3, 2, 1, 1, 1},
         Case{2, 2, 2, 1, 6, 5, 3, 1, 1, 3, 2}, Case{3, 2, 2, 1, 70, 66, 3, 1, 1, 1, 1},
-        Case{2, 3, 3, 2, 9, 13, 5, 3, 1, 2, 2}, Case{2, 4, 2, 1, 8, 9, 3, 1, 1, 1, 1}}) {
+        Case{2, 3, 3, 2, 9, 13, 5, 3, 1, 2, 2}, Case{2, 4, 2, 1, 8, 9, 3, 1, 1, 1, 1},
+        Case{2, 3, 3, 1, 9, 10, 3, 1, 2, 2, 1}, Case{2, 2, 2, 2, 7, 12, 5, 1, 1, 0, 3}}) {
     SCOPED_TRACE(testing::Message() << "batch " << c.batch << " C " << c.channels << " G "
                                     << c.groups << " mult " << c.mult << " " << c.h << "x" << c.w
                                     << " k " << c.k << " s " << c.stride << " d " << c.dilation);
@@ -198,6 +208,36 @@ TEST(TrainKernels, AttentionMatMulMatchesTheReference) {
                  {want.begin() + ny, want.begin() + ny + na}, 1e-5, "da");
     expect_close({got.begin() + ny + na, got.end()}, {want.begin() + ny + na, want.end()}, 1e-5,
                  "db");
+  }
+}
+
+TEST(TrainKernels, WeightGradientProductMatchesTheReference) {
+  // matmul_tn (c = a^T b, a linear's dW): widths off the 4 x 16 tiles, reductions over several
+  // 512-row blocks, and an empty reduction.
+  struct Case {
+    int64_t rows, m, n;
+  };
+  for (const Case& c : {Case{4096, 64, 64}, Case{1100, 7, 19}, Case{3, 5, 33}, Case{0, 3, 4}}) {
+    SCOPED_TRACE(testing::Message() << c.rows << " rows, " << c.m << "x" << c.n);
+    Rng rng(12);
+    const std::vector<float> a = random_vec(c.rows * c.m, rng), b = random_vec(c.rows * c.n, rng);
+    std::vector<float> want(c.m * c.n);
+    for (int64_t i = 0; i < c.m; ++i) {
+      for (int64_t j = 0; j < c.n; ++j) {
+        double acc = 0;
+        for (int64_t l = 0; l < c.rows; ++l)
+          acc += static_cast<double>(a[l * c.m + i]) * b[l * c.n + j];
+        want[i * c.n + j] = static_cast<float>(acc);
+      }
+    }
+    const std::vector<float> got = same_for_threads(
+        [&] {
+          std::vector<float> out(c.m * c.n, 7.0f);
+          matmul_tn(a.data(), c.rows, c.m, b.data(), c.n, out.data());
+          return out;
+        },
+        "matmul_tn");
+    expect_close(got, want, 1e-5, "c");
   }
 }
 
