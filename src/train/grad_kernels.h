@@ -4,10 +4,12 @@
 // products themselves go through the fast GEMM (kernels/gemm.h) in train/network.cc.
 //
 // Conventions: x is an op's input, y its output, dy = dL/dy, dx = dL/dx. A backward kernel
-// overwrites dx unless its name ends in _add (then dx += contribution). Reductions run in a
-// fixed order (over the batch, then space, in ascending index) in double, so results depend
-// neither on the thread count nor on how work is split; loops parallelise over independent
-// outputs (channels, rows, planes) only.
+// overwrites dx unless its name ends in _add (then dx += contribution). Reductions run in an
+// order fixed by the shapes alone -- statistics in double over eight lanes (element i of a run to
+// lane i % 8, lanes added in a fixed tree; train/lanes.h), products as one fma chain per output,
+// partial sums over fixed chunks added in chunk order -- so results depend neither on the thread
+// count nor on how work is split; loops parallelise over independent outputs (channels, rows,
+// planes, chunks) only.
 //
 //   BatchNorm (training, PyTorch's definition), per channel c over n = batch * spatial values:
 //     mean_c = sum x / n,  var_c = sum (x - mean_c)^2 / n  (biased, used to normalise)
@@ -66,7 +68,10 @@ void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, fl
 // Images are processed in chunks of max(1, 4096 / (out_h*out_w)) (a function of the shape
 // only); each chunk's dW is a GEMM over its pixels, and chunk results are summed in chunk
 // order, so the result does not depend on the thread count. For stride 1, dX is computed as
-// the convolution of dY with the flipped, transposed weights (the fast conv kernel).
+// the convolution of dY with the flipped, transposed weights (the fast conv kernel). With one
+// input channel and at most 4 output channels per group (depthwise), a chunk's dW is instead
+// 8-lane dot products of dY planes with the taps of the input plane, and dX (other strides) is
+// scattered tap by tap.
 void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
 
