@@ -36,9 +36,9 @@ trap 'rm -rf "$TMP"' EXIT
 median_of() {  # json file -> median_train_seconds_per_epoch
   "$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["median_train_seconds_per_epoch"])' "$1"
 }
-acc_of() {  # json file -> the last epoch's test accuracy (qsearch: val = test split)
+acc_of() {  # json file -> the kept epoch's test accuracy (qsearch: val = test split)
   "$PY" -c 'import json,sys; d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-print(d["test_accuracy"] if "test_accuracy" in d else d["history"][-1]["val_accuracy"])' "$1"
+print(d["test_accuracy"] if "test_accuracy" in d else d["val_accuracy"])' "$1"
 }
 qs_run() {  # BINARY MODEL THREADS: one training run, its JSON in $TMP/qs.json
   "$1" --threads "$3" train --model "$2" --dataset mnist --epochs "$EPOCHS" \

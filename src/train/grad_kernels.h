@@ -41,11 +41,6 @@ namespace qsearch::train {
 // y[c, r] = x[r, c] for x [rows, cols] (row strides = cols, rows).
 void transpose(const float* x, int64_t rows, int64_t cols, float* y);
 
-// c [m, n] = a^T b for a [rows, m] and b [rows, n] (a weight gradient X^T dY): each element one
-// fma chain over the rows in ascending order, so the result does not depend on the threads.
-// No packing and no transpose: the AVX2 tiles read a's rows as broadcasts.
-void matmul_tn(const float* a, int64_t rows, int64_t m, const float* b, int64_t n, float* c);
-
 // db[j] (+)= sum_i dy[i, j] over dy [m, n]; accumulate adds to db.
 void column_sums(const float* dy, int64_t m, int64_t n, float* db, bool accumulate);
 

@@ -104,6 +104,8 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
           }
           s.bias_buf.resize(nn);
         }
+        s.tmp = Tensor({std::max(x[0] * x[1], shapes_[n.outputs[0]][0] * shapes_[n.outputs[0]][1])},
+                       DType::kFloat32);
         break;
       }
       case OpKind::kMatMul: {
@@ -118,6 +120,7 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
         if (graph.value(n.inputs[1]).shape.size() != 2) {
           unsupported(n, "only an activation times a constant [K, N] matrix is supported");
         }
+        s.tmp = Tensor({shape_numel(x) + shape_numel(shapes_[n.outputs[0]])}, DType::kFloat32);
         break;
       }
       case OpKind::kTranspose: {

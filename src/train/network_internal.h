@@ -100,6 +100,7 @@ struct Network::Step {
   float alpha = 1.0f, beta = 1.0f;
   bool scalar_bias = false;
   std::vector<float> bias_buf;  // beta * C broadcast to [N]
+  Tensor tmp;                   // transposes for the weight gradient
   kernels::PackedB packed;      // B operands, reused from step to step
   // BatchNorm
   std::vector<float> save_mean, save_invstd;

@@ -247,17 +247,20 @@ void Network::backward_step(Step& s) {
                 [&](float* g) { kernels::gemm_f32_packed(m, dy, nn, s.packed, g, k, ep); });
       }
       if (needs(1)) {
-        // dW = alpha X^T dY [K, N], or alpha dY^T X [N, K] when W is stored [N, K] (the
-        // GEMM's alpha is applied to the finished sums, as its epilogue did).
-        const int64_t wn = trans ? nn * k : k * nn;
-        produce(1, wn, [&](float* g) {
-          if (trans) {
-            matmul_tn(dy, m, nn, x, k, g);
-          } else {
-            matmul_tn(x, m, k, dy, nn, g);
-          }
-          if (s.alpha != 1.0f) scale_values(g, s.alpha, g, wn);
-        });
+        float* t = s.tmp.data<float>();
+        if (trans) {
+          // dW [N, K] = alpha dY^T [N, M] X [M, K].
+          transpose(dy, m, nn, t);
+          pack_b_into(x, m, k, false, s.packed);
+          produce(1, nn * k,
+                  [&](float* g) { kernels::gemm_f32_packed(nn, t, m, s.packed, g, k, ep); });
+        } else {
+          // dW [K, N] = alpha X^T [K, M] dY [M, N].
+          transpose(x, m, k, t);
+          pack_b_into(dy, m, nn, false, s.packed);
+          produce(1, k * nn,
+                  [&](float* g) { kernels::gemm_f32_packed(k, t, m, s.packed, g, nn, ep); });
+        }
       }
       if (needs(2)) {
         const int64_t csize = graph_.value(n.inputs[2]).data.numel();

@@ -178,52 +178,6 @@ void matmul_grad_b(const BatchedMatMul& p, const float* a, const float* dy, floa
 
 }  // namespace
 
-void matmul_tn(const float* a, int64_t rows, int64_t m, const float* b, int64_t n, float* c) {
-  // Items: 4 rows x 16 columns of c (one tile's accumulators in registers); the reduction runs
-  // in blocks of rows, each block continuing the tile's fma chains from c, so the operands'
-  // block stays in cache while every tile of the item's column block passes over it.
-  constexpr int64_t kRowBlock = 512;
-  const int64_t row_tiles = (m + 3) / 4, col_blocks = (n + 15) / 16;
-  parallel_for(0, col_blocks * row_tiles, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t l0 = 0; l0 < rows || l0 == 0; l0 += kRowBlock) {
-      const int64_t kb = std::min(kRowBlock, rows - l0);
-      for (int64_t item = i0; item < i1; ++item) {
-        const int64_t i = (item % row_tiles) * 4, jb = item / row_tiles;
-        const int64_t r = std::min<int64_t>(4, m - i);
-        // c[i .. i + r, 16 jb .. 16 jb + 16) over rows l0 .. l0 + kb: a(i, l) = a[l * m + i].
-        const float* ab = a + l0 * m + i;
-        const float* bb = b + l0 * n;
-        float* cb = c + i * n;
-#ifdef __AVX2__
-        switch (r) {
-          case 4:
-            strided_tile16<4>(ab, 1, m, kb, bb, n, cb, jb * 16, l0 > 0);
-            break;
-          case 3:
-            strided_tile16<3>(ab, 1, m, kb, bb, n, cb, jb * 16, l0 > 0);
-            break;
-          case 2:
-            strided_tile16<2>(ab, 1, m, kb, bb, n, cb, jb * 16, l0 > 0);
-            break;
-          default:
-            strided_tile16<1>(ab, 1, m, kb, bb, n, cb, jb * 16, l0 > 0);
-        }
-#else
-        const int64_t j1 = std::min(n, jb * 16 + 16);
-        for (int64_t ii = 0; ii < r; ++ii) {
-          for (int64_t j = jb * 16; j < j1; ++j) {
-            float acc = l0 > 0 ? cb[ii * n + j] : 0.0f;
-            for (int64_t l = 0; l < kb; ++l) acc = std::fma(ab[l * m + ii], bb[l * n + j], acc);
-            cb[ii * n + j] = acc;
-          }
-        }
-#endif
-      }
-      if (rows == 0) break;
-    }
-  });
-}
-
 void batched_matmul_forward(const BatchedMatMul& p, const float* a, const float* b, float* y) {
   kernels::matmul_f32(p.fwd, a, b, y);  // the inference kernel: the same product
 }

@@ -211,36 +211,6 @@ TEST(TrainKernels, AttentionMatMulMatchesTheReference) {
   }
 }
 
-TEST(TrainKernels, WeightGradientProductMatchesTheReference) {
-  // matmul_tn (c = a^T b, a linear's dW): widths off the 4 x 16 tiles, reductions over several
-  // 512-row blocks, and an empty reduction.
-  struct Case {
-    int64_t rows, m, n;
-  };
-  for (const Case& c : {Case{4096, 64, 64}, Case{1100, 7, 19}, Case{3, 5, 33}, Case{0, 3, 4}}) {
-    SCOPED_TRACE(testing::Message() << c.rows << " rows, " << c.m << "x" << c.n);
-    Rng rng(12);
-    const std::vector<float> a = random_vec(c.rows * c.m, rng), b = random_vec(c.rows * c.n, rng);
-    std::vector<float> want(c.m * c.n);
-    for (int64_t i = 0; i < c.m; ++i) {
-      for (int64_t j = 0; j < c.n; ++j) {
-        double acc = 0;
-        for (int64_t l = 0; l < c.rows; ++l)
-          acc += static_cast<double>(a[l * c.m + i]) * b[l * c.n + j];
-        want[i * c.n + j] = static_cast<float>(acc);
-      }
-    }
-    const std::vector<float> got = same_for_threads(
-        [&] {
-          std::vector<float> out(c.m * c.n, 7.0f);
-          matmul_tn(a.data(), c.rows, c.m, b.data(), c.n, out.data());
-          return out;
-        },
-        "matmul_tn");
-    expect_close(got, want, 1e-5, "c");
-  }
-}
-
 TEST(TrainKernels, LayerNormMatchesTheReference) {
   struct Case {
     int64_t rows, n;
