@@ -11,6 +11,8 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "train/lanes.h"
+#include "train/transpose8.h"
 
 namespace qsearch::train {
 
@@ -18,6 +20,7 @@ namespace {
 // Elementwise loops are split in chunks of this many elements (large enough that a chunk costs
 // more than handing it to a worker).
 constexpr int64_t kElemGrain = 1 << 14;
+
 #ifdef __AVX2__
 // Eight 2x2 windows: rows x0, x1 (16 floats each), gradients g (8), writes d0, d1 (16 each).
 // Same rule as the scalar loop: the first maximum in tap order (a b / c d), NaN winning.
@@ -56,7 +59,8 @@ inline void max_pool_2x2_backward8(const float* x0, const float* x1, const float
 }  // namespace
 
 void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
-  // 32x32 tiles keep both the reads and the writes within a few cache lines.
+  // 32x32 tiles keep both the reads and the writes within a few cache lines; inside a tile,
+  // 8x8 blocks go through the AVX2 transpose (a copy: the same bits as the scalar loop).
   constexpr int64_t kTile = 32;
   const int64_t row_tiles = (rows + kTile - 1) / kTile;
   parallel_for(0, row_tiles, 1, [&](int64_t t0, int64_t t1) {
@@ -64,7 +68,21 @@ void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
       const int64_t r0 = t * kTile, r1 = std::min(rows, r0 + kTile);
       for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
         const int64_t c1 = std::min(cols, c0 + kTile);
-        for (int64_t r = r0; r < r1; ++r) {
+        int64_t r = r0;
+#ifdef __AVX2__
+        for (; r + 8 <= r1; r += 8) {
+          int64_t c = c0;
+          for (; c + 8 <= c1; c += 8) {
+            const float* src[8];
+            for (int u = 0; u < 8; ++u) src[u] = x + (r + u) * cols + c;
+            detail::transpose8x8_store(src, y + c * rows + r, rows);
+          }
+          for (; c < c1; ++c) {
+            for (int64_t u = r; u < r + 8; ++u) y[c * rows + u] = x[u * cols + c];
+          }
+        }
+#endif
+        for (; r < r1; ++r) {
           for (int64_t c = c0; c < c1; ++c) y[c * rows + r] = x[r * cols + c];
         }
       }
@@ -159,21 +177,16 @@ void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum
   const int64_t stride = p.channels * p.spatial;
   parallel_for(0, p.channels, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
-      // Two passes in double: the mean, then the centred sum of squares (no cancellation).
-      double sum = 0;
+      // One pass in double (Lanes8) over x - K, K = the channel's first value (near the mean,
+      // so the centred sum of squares S2 - S1^2 / n keeps its precision), then one for y.
+      const double k0 = x[c * p.spatial];
+      detail::Lanes8 s1, s2;
       for (int64_t b = 0; b < p.batch; ++b) {
-        const float* xs = x + b * stride + c * p.spatial;
-        for (int64_t s = 0; s < p.spatial; ++s) sum += xs[s];
+        detail::lanes_shifted_moments(s1, s2, x + b * stride + c * p.spatial, p.spatial, k0);
       }
-      const double mean = sum / static_cast<double>(n);
-      double sq = 0;
-      for (int64_t b = 0; b < p.batch; ++b) {
-        const float* xs = x + b * stride + c * p.spatial;
-        for (int64_t s = 0; s < p.spatial; ++s) {
-          const double d = xs[s] - mean;
-          sq += d * d;
-        }
-      }
+      const double d1 = s1.total();
+      const double mean = k0 + d1 / static_cast<double>(n);
+      const double sq = std::max(0.0, s2.total() - d1 * d1 / static_cast<double>(n));
       const double var = sq / static_cast<double>(n);
       const double invstd = 1.0 / std::sqrt(var + static_cast<double>(p.epsilon));
       const float a = static_cast<float>(scale[c] * invstd);
@@ -200,28 +213,27 @@ void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, cons
   parallel_for(0, p.channels, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const double mean = save_mean[c], invstd = save_invstd[c];
-      double sum_dy = 0, sum_dy_xhat = 0;
+      detail::Lanes8 sg, sgx;  // sums of dy and of dy * xhat, in double
       for (int64_t b = 0; b < p.batch; ++b) {
-        const float* xs = x + b * stride + c * p.spatial;
-        const float* gs = dy + b * stride + c * p.spatial;
-        for (int64_t s = 0; s < p.spatial; ++s) {
-          sum_dy += gs[s];
-          sum_dy_xhat += gs[s] * ((xs[s] - mean) * invstd);
-        }
+        const int64_t off = b * stride + c * p.spatial;
+        detail::lanes_bn_grad(sg, sgx, x + off, dy + off, p.spatial, mean, invstd);
       }
+      const double sum_dy = sg.total(), sum_dy_xhat = sgx.total();
       dbias[c] = static_cast<float>(sum_dy);
       dscale[c] = static_cast<float>(sum_dy_xhat);
       if (dx == nullptr) continue;
-      const double k = scale[c] * invstd;
-      const double mean_dy = sum_dy / static_cast<double>(n);
-      const double mean_dy_xhat = sum_dy_xhat / static_cast<double>(n);
+      // dx = k (dy - mean(dy) - xhat mean(dy xhat)), elementwise in float (vectorised).
+      const float k = static_cast<float>(scale[c] * invstd);
+      const float mean_dy = static_cast<float>(sum_dy / static_cast<double>(n));
+      const float mean_dy_xhat = static_cast<float>(sum_dy_xhat / static_cast<double>(n));
+      const float mf = save_mean[c], isf = save_invstd[c];
       for (int64_t b = 0; b < p.batch; ++b) {
         const float* xs = x + b * stride + c * p.spatial;
         const float* gs = dy + b * stride + c * p.spatial;
         float* ds = dx + b * stride + c * p.spatial;
         for (int64_t s = 0; s < p.spatial; ++s) {
-          const double xhat = (xs[s] - mean) * invstd;
-          ds[s] = static_cast<float>(k * (gs[s] - mean_dy - xhat * mean_dy_xhat));
+          const float xhat = (xs[s] - mf) * isf;
+          ds[s] = k * (gs[s] - mean_dy - xhat * mean_dy_xhat);
         }
       }
     }
@@ -236,7 +248,11 @@ void relu_forward(const float* x, float* y, int64_t n) {
 
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n) {
   parallel_for(0, n, kElemGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    // dy is read unconditionally, so that the select vectorises (a conditional load does not).
+    for (int64_t i = b; i < e; ++i) {
+      const float g = dy[i];
+      dx[i] = y[i] > 0.0f ? g : 0.0f;
+    }
   });
 }
 

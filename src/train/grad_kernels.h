@@ -4,10 +4,12 @@
 // products themselves go through the fast GEMM (kernels/gemm.h) in train/network.cc.
 //
 // Conventions: x is an op's input, y its output, dy = dL/dy, dx = dL/dx. A backward kernel
-// overwrites dx unless its name ends in _add (then dx += contribution). Reductions run in a
-// fixed order (over the batch, then space, in ascending index) in double, so results depend
-// neither on the thread count nor on how work is split; loops parallelise over independent
-// outputs (channels, rows, planes) only.
+// overwrites dx unless its name ends in _add (then dx += contribution). Reductions run in an
+// order fixed by the shapes alone -- statistics in double over eight lanes (element i of a run to
+// lane i % 8, lanes added in a fixed tree; train/lanes.h), products as one fma chain per output,
+// partial sums over fixed chunks added in chunk order -- so results depend neither on the thread
+// count nor on how work is split; loops parallelise over independent outputs (channels, rows,
+// planes, chunks) only.
 //
 //   BatchNorm (training, PyTorch's definition), per channel c over n = batch * spatial values:
 //     mean_c = sum x / n,  var_c = sum (x - mean_c)^2 / n  (biased, used to normalise)
@@ -61,7 +63,10 @@ void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, fl
 // Images are processed in chunks of max(1, 4096 / (out_h*out_w)) (a function of the shape
 // only); each chunk's dW is a GEMM over its pixels, and chunk results are summed in chunk
 // order, so the result does not depend on the thread count. For stride 1, dX is computed as
-// the convolution of dY with the flipped, transposed weights (the fast conv kernel).
+// the convolution of dY with the flipped, transposed weights (the fast conv kernel). With one
+// input channel and at most 4 output channels per group (depthwise), a chunk's dW is instead
+// 8-lane dot products of dY planes with the taps of the input plane, and dX (other strides) is
+// scattered tap by tap.
 void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
 
@@ -121,6 +126,7 @@ struct BatchedMatMul {
   int64_t m = 0, k = 0, n = 0;
   int64_t batches = 0, a_batches = 0, b_batches = 0;
   std::vector<int64_t> a_index, b_index;  // per output batch: the operands' batch
+  kernels::MatMulParams fwd;              // the same product for kernels::matmul_f32
 };
 // A [..., M, K] times B [..., K, N] (rank >= 2 each), batch dims broadcast.
 BatchedMatMul batched_matmul_shapes(const Shape& a, const Shape& b);
@@ -160,5 +166,32 @@ struct LossSums {
 // loss (divided by `mean_over`, normally batch). dlogits may be null (evaluation).
 LossSums softmax_cross_entropy(const float* logits, const int64_t* labels, int64_t batch,
                                int64_t classes, int64_t mean_over, float* dlogits);
+
+// ---- reference kernels (ref_grad_kernels.cc) ------------------------------------------------
+//
+// The definitions above computed directly, serially, with every sum in double: the twins of the
+// fast kernels for tests/train/train_kernels_test.cc (the trainer does not call them). Same
+// signatures and conventions; conv2d_backward here sums every product straight into dW / dX
+// (no chunks, no GEMM), batched_matmul_* in double.
+namespace ref {
+void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum, const float* x,
+                              const float* scale, const float* bias, float* y, float* running_mean,
+                              float* running_var, float* save_mean, float* save_invstd);
+void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, const float* dy,
+                         const float* scale, const float* save_mean, const float* save_invstd,
+                         float* dx, float* dscale, float* dbias);
+void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                     const float* dy, float* dx, float* dw, float* db);
+void batched_matmul_forward(const BatchedMatMul& p, const float* a, const float* b, float* y);
+void batched_matmul_backward(const BatchedMatMul& p, const float* a, const float* b,
+                             const float* dy, float* da, float* db);
+void layer_norm_forward(const float* x, int64_t rows, int64_t n, float epsilon, const float* scale,
+                        const float* bias, float* y, float* save_mean, float* save_invstd);
+void layer_norm_backward(const float* x, const float* dy, int64_t rows, int64_t n,
+                         const float* scale, const float* save_mean, const float* save_invstd,
+                         float* dx, float* dscale, float* dbias);
+void gelu_forward(const float* x, float* y, int64_t n);
+void gelu_backward(const float* x, const float* dy, float* dx, int64_t n);
+}  // namespace ref
 
 }  // namespace qsearch::train

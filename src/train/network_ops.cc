@@ -359,8 +359,20 @@ void Network::backward_step(Step& s) {
         if (!needs(k)) continue;
         const Shape& ks = shapes_[n.inputs[k]];
         const int64_t numel = shape_numel(ks);
+        // The operand's dims are the output's trailing dims (a bias [N] or a position embedding
+        // [1, T, D] added to [B, T, D]): its gradient is the column sums of dy viewed as
+        // [rows, numel], each column summed in double over the rows in order, which is the
+        // order of reduce_broadcast below.
+        size_t ones = 0;
+        while (ones < ks.size() && ks[ones] == 1) ++ones;
+        const size_t tail = ks.size() - ones;
+        const bool trailing =
+            tail <= ys.size() && std::equal(ks.begin() + ones, ks.end(), ys.end() - tail);
         if (ks == ys) {
           produce(k, numel, [&](float* g) { std::memcpy(g, dy, numel * sizeof(float)); });
+        } else if (trailing) {
+          produce(k, numel,
+                  [&](float* g) { column_sums(dy, shape_numel(ys) / numel, numel, g, false); });
         } else {
           std::vector<double> acc(numel, 0.0);
           reduce_broadcast(p, k == 0 ? p.a_stride : p.b_stride, dy, acc.data());
