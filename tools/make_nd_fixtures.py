@@ -25,6 +25,12 @@ Models (each exported at opsets 11, 13 and 17 as <name>_opset<k>.onnx):
                 1, output_padding 1) -> ReLU -> grouped ConvTranspose1d(6, 4, 2, dilation 2,
                 groups 2, no bias) -> flatten -> Linear (qsearch imports the 1-D ConvTranspose
                 as the 2-D one between views).
+  convt3d_net   ConvTranspose3d(2, 4, (3, 2, 3), stride (2, 1, 2), padding (1, 0, 1),
+                output_padding (1, 0, 1)) -> ReLU -> grouped ConvTranspose3d(4, 6, (2, 3, 2),
+                stride (1, 2, 1), padding (1, 1, 0), output_padding (1, 1, 0), dilation (2, 1, 1),
+                groups 2, no bias) -> AdaptiveAvgPool3d(1) -> flatten -> Linear (qsearch imports
+                the 3-D ConvTranspose as a transposed Im2Col3d, the 2-D ConvTranspose of kernel
+                (1, kW) and a view).
 conv3d_net_data.npz: conv3d_net's inputs (x) and labels 0, 1, 2 (y), for `qsearch --dataset npz:`.
 
 BatchNorm after N-D convolutions (`fold_batch_norm`; the format of tools/make_bn_fixtures.py's
@@ -49,6 +55,8 @@ convolutions as MASE's conv2d generalized (qsearch's `conv3d` key, conv2d's entr
   conv3d:  F.conv3d(q(x, data_in), q(W, weight), b, ...)   (bias kept float)
 and for the 1-D transposed convolutions as MASE's convtranspose2d key (conv2d's entries):
   convtranspose2d:  F.conv_transpose1d(q(x, data_in), q(W, weight), b, ...)
+and for the 3-D ones as qsearch's convtranspose3d key (conv2d's entries):
+  convtranspose3d:  F.conv_transpose3d(q(x, data_in), q(W, weight), b, ...)
 """
 
 import argparse
@@ -169,6 +177,39 @@ class ConvT1dNet(nn.Module):
         return cnn.linear(self.fc, torch.flatten(x, 1))
 
 
+def convt3d(mod, x):
+    c = cnn.QCFG and cnn.QCFG.get("convtranspose3d")
+    if not c:
+        return mod(x)
+    return F.conv_transpose3d(cnn.q(x, c["data_in"]), cnn.q(mod.weight, c["weight"]), mod.bias,
+                              mod.stride, mod.padding, mod.output_padding, mod.groups,
+                              mod.dilation)
+
+
+class ConvT3dNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.t1 = nn.ConvTranspose3d(2, 4, (3, 2, 3), stride=(2, 1, 2), padding=(1, 0, 1),
+                                     output_padding=(1, 0, 1))
+        self.t2 = nn.ConvTranspose3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0),
+                                     output_padding=(1, 1, 0), dilation=(2, 1, 1), groups=2,
+                                     bias=False)
+        self.gap = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = convt3d(self.t2, F.relu(convt3d(self.t1, x)))
+        return cnn.linear(self.fc, torch.flatten(self.gap(x), 1))
+
+
+CONVT3D_CONFIGS = {
+    "uniform8": {"convtranspose3d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)},
+                 "linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
+    "mixed": {"convtranspose3d": {"data_in": cnn.fmt(6, 3), "weight": cnn.fmt(5, 4)},
+              "linear": {"data_in": cnn.fmt(10, 5), "weight": cnn.fmt(4, 3)}},
+    "convt3d_only": {"convtranspose3d": {"data_in": cnn.fmt(5, 2), "weight": cnn.fmt(4, 3)}},
+}
+
 CONVT1D_CONFIGS = {
     "uniform8": {"conv1d": {"data_in": cnn.fmt(8, 5), "weight": cnn.fmt(8, 6)},
                  "convtranspose2d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)},
@@ -201,6 +242,7 @@ MODELS = {
     "conv3d_net": (lambda: Conv3dNet([1, 2, 5, 7, 6]), [3, 2, 5, 7, 6], (11, 13, 17),
                    CONV3D_CONFIGS),
     "convt1d_net": (lambda: ConvT1dNet(9), [4, 3, 9], (11, 13, 17), CONVT1D_CONFIGS),
+    "convt3d_net": (ConvT3dNet, [3, 2, 3, 4, 3], (11, 13, 17), CONVT3D_CONFIGS),
 }
 
 

@@ -4,6 +4,11 @@
 
 namespace qsearch::kernels {
 
+namespace {
+// The input row t / s a transposed tap reads, or -1 when s does not divide t (an inserted zero).
+int64_t tap(int64_t t, int64_t s) { return t >= 0 && t % s == 0 ? t / s : -1; }
+}  // namespace
+
 void im2col3d(const Im2Col3dParams& p, int elem_size, const void* x, void* y) {
   const auto* in = static_cast<const unsigned char*>(x);
   auto* out = static_cast<unsigned char*>(y);
@@ -15,9 +20,11 @@ void im2col3d(const Im2Col3dParams& p, int elem_size, const void* x, void* y) {
       for (int64_t i = 0; i < p.kernel_d; ++i) {
         for (int64_t r = 0; r < p.kernel_h; ++r) {
           for (int64_t od = 0; od < p.out_d; ++od) {
-            const int64_t d = od * p.stride_d - p.pad_d + i * p.dilation_d;
+            int64_t d = od * p.stride_d - p.pad_d + i * p.dilation_d;
+            if (p.transposed) d = tap(od + p.pad_d - i * p.dilation_d, p.stride_d);
             for (int64_t oh = 0; oh < p.out_h; ++oh) {
-              const int64_t h = oh * p.stride_h - p.pad_h + r * p.dilation_h;
+              int64_t h = oh * p.stride_h - p.pad_h + r * p.dilation_h;
+              if (p.transposed) h = tap(oh + p.pad_h - r * p.dilation_h, p.stride_h);
               if (d >= 0 && d < p.in_d && h >= 0 && h < p.in_h) {
                 std::memcpy(out, src + d * plane + h * row, static_cast<size_t>(row));
               } else {

@@ -16,6 +16,9 @@ struct Im2Col3dParams {
   int64_t stride_d = 1, stride_h = 1;
   int64_t dilation_d = 1, dilation_h = 1;
   int64_t pad_d = 0, pad_h = 0;  // begin pads (the end pads only bound out_d / out_h)
+  // A 3-D transposed convolution's taps (ir::Im2Col3dAttrs::transposed): output row od reads
+  // input row (od + pad_d - i * dilation_d) / stride_d when that divides exactly, else 0.
+  bool transposed = false;
 };
 
 // x [N, C, D, H, W] -> y [N, C * kD * kH, out_d * out_h, W]; elem_size bytes per element.
