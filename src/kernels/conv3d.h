@@ -24,4 +24,9 @@ struct Im2Col3dParams {
 // x [N, C, D, H, W] -> y [N, C * kD * kH, out_d * out_h, W]; elem_size bytes per element.
 void im2col3d(const Im2Col3dParams& p, int elem_size, const void* x, void* y);
 
+// Its adjoint (training's backward): dx [N, C, D, H, W] = the sum of the gathered positions'
+// gradients dy [N, C * kD * kH, out_d * out_h, W]; dx is overwritten. Each dx element sums in a
+// fixed order (channel taps, then output rows), so the result does not depend on threads.
+void im2col3d_backward(const Im2Col3dParams& p, const float* dy, float* dx);
+
 }  // namespace qsearch::kernels
