@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "ir/fold_batch_norm.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
 #include "onnx/model_builder.h"
@@ -322,6 +323,47 @@ TEST(ImportConvTranspose3d, IsATransposedIm2ColThenAConvTransposeOfKernelWidthTh
     ModelBuilder e = conv_transpose({-1, 4, 3, 5, 6}, {4, 3, 2, 2, 2}, &n);
     set_ints(*n, "output_padding", {0, 1, 0});
     EXPECT_THAT(error_of(e), HasSubstr("output_padding must be below max(stride, dilation)"));
+  }
+}
+
+// BatchNormalization after a (grouped) 3-D ConvTranspose folds into its rearranged weight
+// [C * kD * kH, M/g, 1, kW] through the view (ir::fold_batch_norm), giving the kept graph's
+// float outputs; each output channel has its own scale, so a wrong channel mapping shows.
+TEST(ImportConvTranspose3d, BatchNormAfterItFolds) {
+  ModelBuilder b(13, {-1, 4, 3, 4, 3});
+  Rng rng(5);
+  auto values = [&](size_t n, double lo, double hi) {
+    std::vector<float> v(n);
+    for (float& e : v) e = static_cast<float>(rng.uniform(lo, hi));
+    return v;
+  };
+  b.init<float>("w", {4, 3, 2, 3, 2}, values(4 * 3 * 2 * 3 * 2, -1, 1));
+  b.init<float>("b", {6}, values(6, -0.5, 0.5));
+  for (const char* t : {"scale", "bias", "mean", "var"}) {
+    b.init<float>(t, {6},
+                  values(6, std::string(t) == "bias" || std::string(t) == "mean" ? -1 : 0.3, 2));
+  }
+  auto& n = b.node("ConvTranspose", {"x", "w", "b"}, {"c"}, "/up/ConvTranspose");
+  set_ints(n, "strides", {2, 1, 2});
+  set_ints(n, "pads", {1, 1, 0, 0, 1, 1});
+  set_int(n, "group", 2);
+  b.node("BatchNormalization", {"c", "scale", "bias", "mean", "var"}, {"y"}, "/bn/BatchNorm");
+  b.output("y", 5);
+  const ir::Graph g = import_model_bytes(b.bytes(), "m.onnx");
+  const ir::BatchNormFold f = ir::fold_batch_norm(g);
+  ASSERT_EQ(f.folded.size(), 1u);
+  Tensor x({3, 4, 3, 4, 3}, DType::kFloat32);
+  for (float& v : x.span<float>()) v = static_cast<float>(rng.uniform(-1, 1));
+  auto run = [&](const ir::Graph& graph) {
+    runtime::Executor ex(runtime::make_plan(graph, {.max_batch = 3}));
+    return ex.run(x).clone();
+  };
+  const Tensor want = run(g), got = run(f.graph);
+  ASSERT_EQ(got.shape(), want.shape());
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    ASSERT_NEAR(got.data<float>()[i], want.data<float>()[i],
+                1e-5 * std::max(1.0f, std::fabs(want.data<float>()[i])))
+        << i;
   }
 }
 
