@@ -25,12 +25,38 @@ Models (each exported at opsets 11, 13 and 17 as <name>_opset<k>.onnx):
                 1, output_padding 1) -> ReLU -> grouped ConvTranspose1d(6, 4, 2, dilation 2,
                 groups 2, no bias) -> flatten -> Linear (qsearch imports the 1-D ConvTranspose
                 as the 2-D one between views).
+  convt3d_net   ConvTranspose3d(2, 4, (3, 2, 3), stride (2, 1, 2), padding (1, 0, 1),
+                output_padding (1, 0, 1)) -> ReLU -> grouped ConvTranspose3d(4, 6, (2, 3, 2),
+                stride (1, 2, 1), padding (1, 1, 0), output_padding (1, 1, 0), dilation (2, 1, 1),
+                groups 2, no bias) -> AdaptiveAvgPool3d(1) -> flatten -> Linear (qsearch imports
+                the 3-D ConvTranspose as a transposed Im2Col3d, the 2-D ConvTranspose of kernel
+                (1, kW) and a view).
 conv3d_net_data.npz: conv3d_net's inputs (x) and labels 0, 1, 2 (y), for `qsearch --dataset npz:`.
+
+BatchNorm after N-D convolutions (`fold_batch_norm`; the format of tools/make_bn_fixtures.py's
+linconvt_bn, read by tests/runtime/fold_batch_norm_test.cc and tests/e2e/batchnorm_e2e_test.cc):
+  nd_bn         Conv3d(2, 6, (3, 3, 2), stride (1, 2, 1), padding (1, 1, 0)) + BatchNorm3d + ReLU
+                -> grouped Conv3d(6, 4, (2, 1, 3), padding (0, 0, 1), groups 2, no bias) +
+                BatchNorm3d + ReLU -> flatten(2) -> Conv1d(4, 6, 3, padding 1, no bias) +
+                BatchNorm1d + ReLU -> ConvTranspose1d(6, 4, 3, stride 2, padding 1,
+                output_padding 1) + BatchNorm1d + ReLU -> grouped ConvTranspose1d(4, 4, 2,
+                dilation 2, groups 2, no bias) + BatchNorm1d -> mean over L -> Linear(4, 5).
+                Random BatchNorm statistics (gamma in [0.3, 3], running var in [0.3, 2]).
+  nd_bn_preserve.onnx  exported with training=PRESERVE, do_constant_folding=False (every
+                BatchNormalization kept); nd_bn_eval.onnx  the default eval export (PyTorch folds
+                the BatchNorm after each Conv itself); nd_bn_data.npz (x, y);
+  nd_bn_ref.json  input, labels, formats (conv3d, conv1d, convtranspose2d, linear: data_in,
+                weight, bias), "float", "fake_mase" (MASE: op(q(x), q(W), q(b)), BatchNorm
+                float), "fake_folded" (each BatchNorm first folded into its conv as
+                ir::fold_batch_norm does: float64, rounded once to float32, then the same
+                quantization) and loss_mase / loss_folded.
 Output nd_ref.json: as make_cnn_fixtures.py's cnn_ref.json, with fake quantization for the 3-D
 convolutions as MASE's conv2d generalized (qsearch's `conv3d` key, conv2d's entries):
   conv3d:  F.conv3d(q(x, data_in), q(W, weight), b, ...)   (bias kept float)
 and for the 1-D transposed convolutions as MASE's convtranspose2d key (conv2d's entries):
   convtranspose2d:  F.conv_transpose1d(q(x, data_in), q(W, weight), b, ...)
+and for the 3-D ones as qsearch's convtranspose3d key (conv2d's entries):
+  convtranspose3d:  F.conv_transpose3d(q(x, data_in), q(W, weight), b, ...)
 """
 
 import argparse
@@ -151,6 +177,39 @@ class ConvT1dNet(nn.Module):
         return cnn.linear(self.fc, torch.flatten(x, 1))
 
 
+def convt3d(mod, x):
+    c = cnn.QCFG and cnn.QCFG.get("convtranspose3d")
+    if not c:
+        return mod(x)
+    return F.conv_transpose3d(cnn.q(x, c["data_in"]), cnn.q(mod.weight, c["weight"]), mod.bias,
+                              mod.stride, mod.padding, mod.output_padding, mod.groups,
+                              mod.dilation)
+
+
+class ConvT3dNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.t1 = nn.ConvTranspose3d(2, 4, (3, 2, 3), stride=(2, 1, 2), padding=(1, 0, 1),
+                                     output_padding=(1, 0, 1))
+        self.t2 = nn.ConvTranspose3d(4, 6, (2, 3, 2), stride=(1, 2, 1), padding=(1, 1, 0),
+                                     output_padding=(1, 1, 0), dilation=(2, 1, 1), groups=2,
+                                     bias=False)
+        self.gap = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = convt3d(self.t2, F.relu(convt3d(self.t1, x)))
+        return cnn.linear(self.fc, torch.flatten(self.gap(x), 1))
+
+
+CONVT3D_CONFIGS = {
+    "uniform8": {"convtranspose3d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)},
+                 "linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)}},
+    "mixed": {"convtranspose3d": {"data_in": cnn.fmt(6, 3), "weight": cnn.fmt(5, 4)},
+              "linear": {"data_in": cnn.fmt(10, 5), "weight": cnn.fmt(4, 3)}},
+    "convt3d_only": {"convtranspose3d": {"data_in": cnn.fmt(5, 2), "weight": cnn.fmt(4, 3)}},
+}
+
 CONVT1D_CONFIGS = {
     "uniform8": {"conv1d": {"data_in": cnn.fmt(8, 5), "weight": cnn.fmt(8, 6)},
                  "convtranspose2d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(8, 6)},
@@ -183,7 +242,120 @@ MODELS = {
     "conv3d_net": (lambda: Conv3dNet([1, 2, 5, 7, 6]), [3, 2, 5, 7, 6], (11, 13, 17),
                    CONV3D_CONFIGS),
     "convt1d_net": (lambda: ConvT1dNet(9), [4, 3, 9], (11, 13, 17), CONVT1D_CONFIGS),
+    "convt3d_net": (ConvT3dNet, [3, 2, 3, 4, 3], (11, 13, 17), CONVT3D_CONFIGS),
 }
+
+
+BN_FORMATS = {
+    "conv3d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(6, 4), "bias": cnn.fmt(10, 5)},
+    "conv1d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(6, 4), "bias": cnn.fmt(10, 5)},
+    "convtranspose2d": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(6, 4),
+                        "bias": cnn.fmt(10, 5)},
+    "linear": {"data_in": cnn.fmt(8, 4), "weight": cnn.fmt(6, 4), "bias": cnn.fmt(10, 5)},
+}
+
+
+class NdBN(nn.Module):
+    PAIRS = (("c1", "bn1"), ("c2", "bn2"), ("c3", "bn3"), ("t1", "bn4"), ("t2", "bn5"))
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn1 = nn.Conv3d(2, 6, (3, 3, 2), (1, 2, 1), (1, 1, 0)), nn.BatchNorm3d(6)
+        self.c2 = nn.Conv3d(6, 4, (2, 1, 3), padding=(0, 0, 1), groups=2, bias=False)
+        self.bn2 = nn.BatchNorm3d(4)
+        self.c3, self.bn3 = nn.Conv1d(4, 6, 3, padding=1, bias=False), nn.BatchNorm1d(6)
+        self.t1 = nn.ConvTranspose1d(6, 4, 3, stride=2, padding=1, output_padding=1)
+        self.bn4 = nn.BatchNorm1d(4)
+        self.t2 = nn.ConvTranspose1d(4, 4, 2, dilation=2, groups=2, bias=False)
+        self.bn5 = nn.BatchNorm1d(4)
+        self.fc = nn.Linear(4, 5)
+        self.quant = None  # "mase" | "folded" | None (float)
+        self.folded = {}  # conv name -> (W', b')
+        with torch.no_grad():
+            for m in self.modules():
+                if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm3d)):
+                    c = m.num_features
+                    m.weight.copy_(torch.rand(c) * 2.7 + 0.3)
+                    m.bias.copy_(torch.randn(c) * 0.2)
+                    m.running_mean.copy_(torch.randn(c) * 0.3)
+                    m.running_var.copy_(torch.rand(c) * 1.7 + 0.3)
+            self.fc.weight.mul_(4)  # larger logits, so the two semantics' losses differ clearly
+
+    def op(self, name, x):
+        mod = getattr(self, name)
+        w, b = mod.weight, mod.bias
+        if self.quant == "folded":
+            w, b = self.folded[name]
+        kind = {nn.Conv3d: "conv3d", nn.Conv1d: "conv1d", nn.ConvTranspose1d: "convtranspose2d",
+                nn.Linear: "linear"}[type(mod)]
+        if self.quant is not None:
+            c = BN_FORMATS[kind]
+            x, w = cnn.q(x, c["data_in"]), cnn.q(w, c["weight"])
+            b = cnn.q(b, c["bias"]) if b is not None else None
+        if kind == "linear":
+            return F.linear(x, w, b)
+        if kind == "convtranspose2d":
+            return F.conv_transpose1d(x, w, b, mod.stride, mod.padding, mod.output_padding,
+                                      mod.groups, mod.dilation)
+        f = F.conv3d if kind == "conv3d" else F.conv1d
+        return f(x, w, b, mod.stride, mod.padding, mod.dilation, mod.groups)
+
+    def bn(self, name, x):
+        return x if self.quant == "folded" else getattr(self, name)(x)
+
+    def forward(self, x):
+        x = F.relu(self.bn("bn1", self.op("c1", x)))
+        x = F.relu(self.bn("bn2", self.op("c2", x)))
+        x = F.relu(self.bn("bn3", self.op("c3", torch.flatten(x, 2))))
+        x = F.relu(self.bn("bn4", self.op("t1", x)))
+        x = self.bn("bn5", self.op("t2", x))
+        return self.op("fc", x.mean(2))
+
+    def fold(self):
+        """ir::fold_batch_norm's arithmetic: float64, rounded once to float32. A conv's output
+        channel is its weight's dim 0; a transposed one's (ci // (C/group)) * (M/group) + j."""
+        for name, bn_name in self.PAIRS:
+            mod, bn = getattr(self, name), getattr(self, bn_name)
+            a = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() +
+                                                         float(np.float32(bn.eps)))
+            w = mod.weight.detach().double()
+            if isinstance(mod, nn.ConvTranspose1d):
+                cin, per_out, g = w.shape[0], w.shape[1], mod.groups
+                scale = a.reshape(g, 1, per_out).expand(g, cin // g, per_out).reshape(cin, per_out)
+                w = w * scale.unsqueeze(-1)
+            else:
+                w = w * a.reshape(-1, *([1] * (w.dim() - 1)))
+            b0 = mod.bias.detach().double() if mod.bias is not None else torch.zeros_like(a)
+            b = ((b0 - bn.running_mean.double()) * a + bn.bias.detach().double()).float()
+            self.folded[name] = (w.float(), b)
+        self.folded["fc"] = (self.fc.weight, self.fc.bias)
+
+
+def write_nd_bn(out_dir):
+    torch.manual_seed(3141)
+    model = NdBN().eval()
+    x = torch.randint(-64, 64, (8, 2, 4, 7, 5)).float() / 32
+    labels = torch.randint(0, 5, (8,))
+    common = dict(opset_version=13, input_names=["input"], output_names=["logits"],
+                  dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    torch.onnx.export(model, x, os.path.join(out_dir, "nd_bn_preserve.onnx"),
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False,
+                      **common)
+    torch.onnx.export(model, x, os.path.join(out_dir, "nd_bn_eval.onnx"), **common)
+    model.fold()
+    out = {"input_shape": list(x.shape), "input": flat(x), "labels": labels.tolist(),
+           "formats": BN_FORMATS}
+    with torch.no_grad():
+        for key, mode in (("float", None), ("fake_mase", "mase"), ("fake_folded", "folded")):
+            model.quant = mode
+            logits = model(x)
+            out[key] = flat(logits)
+            if mode:
+                out["loss_" + mode] = float(F.cross_entropy(logits, labels))
+    np.savez(os.path.join(out_dir, "nd_bn_data.npz"), x=x.numpy(),
+             y=labels.numpy().astype(np.int64))
+    with open(os.path.join(out_dir, "nd_bn_ref.json"), "w") as fh:
+        json.dump(out, fh)
 
 
 def flat(t):
@@ -225,6 +397,7 @@ def main():
     with open(os.path.join(args.out, "nd_ref.json"), "w") as fh:
         json.dump(ref, fh, indent=None, separators=(",", ":"))
         fh.write("\n")
+    write_nd_bn(args.out)
 
 
 if __name__ == "__main__":

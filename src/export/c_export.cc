@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "ir/ops.h"
 #include "quant/fixed_point.h"
+#include "runtime/conv3d_steps.h"
 #include "runtime/node_quant.h"
 #include "runtime/plan.h"
 
@@ -384,12 +385,89 @@ class Generator {
     vals_[n.outputs[0]] = finish_weighted(n, q, y);
   }
 
+  // The Im2Col3d of the 3-D convolution whose Conv is n (import_conv3d.cc: Im2Col3d -> Conv (1,
+  // kW) -> view), else nullptr.
+  const ir::Node* conv3d_gather(const ir::Node& n) const {
+    const ir::NodeId p = g_.value(n.inputs[0]).producer;
+    if (p < 0 || g_.node(p).kind != ir::OpKind::kIm2Col3d) return nullptr;
+    return &g_.node(p);
+  }
+
+  // A 3-D convolution: the Conv n of kernel (1, kW) over Im2Col3d `im`'s gathered taps, written
+  // as one loop nest over the Im2Col3d's NCDHW input (its data_in codes; nothing is gathered),
+  // the weight [M, C/g * kD * kH, 1, kW] read as [M, C/g, kD, kH, kW]. Exact int64 sums, as the
+  // int engine's conv over the gathered codes (the gathered zeros add nothing).
+  void lower_conv3d(const ir::Node& n, const NodeQuant& q, const ir::Node& im) {
+    const auto& ia = std::get<ir::Im2Col3dAttrs>(im.attrs);
+    const auto& a = std::get<ir::ConvAttrs>(n.attrs);
+    const CVal x = codes(n, im.inputs[0], *q.inputs[0], q.rounding);
+    if (!g_.value(n.inputs[1]).is_constant()) fail_node(n, "the weight is not a constant");
+    const CVal w = codes(n, n.inputs[1], *q.inputs[1], q.rounding);
+    if (x.shape.size() != 5 || w.shape.size() != 4) fail_node(n, "not an imported 3-D Conv");
+    const kernels::Im2Col3dParams p = runtime::im2col3d_params(ia, x.shape);
+    const Shape& ys = shapes_[n.outputs[0]];
+    const int64_t co = ys[1], ow = ys[3], kw = w.shape[3];
+    const int64_t cg = w.shape[1] / (p.kernel_d * p.kernel_h), ocg = co / a.group;
+    const int fp = x.frac + w.frac;
+    const std::optional<CVal> b = bias(n, q, fp, co);
+    const auto [frac, sp, sb] = align(n, fp, b);
+    CVal y = new_exact(ys, frac);
+    std::string add_b;
+    if (b) {
+      add_b = fmt::format(
+          "            acc += {};\n",
+          scaled(fmt::format("(int64_t){}[{}]", b->name, b->numel() == 1 ? "0" : "o"), sb));
+    }
+    body_ += fmt::format(
+        "  /* {} (Conv3d {}x{}x{}, stride {}x{}x{}, dilation {}x{}x{}, begin pads {},{},{}, group "
+        "{}): exact accumulator at frac {} */\n"
+        "  {{\n    long o, pz, py, px, cc, t, u, v, iz, iy, ix;\n"
+        "    for (o = 0; o < {co}; ++o) {{\n      for (pz = 0; pz < {od}; ++pz) {{\n"
+        "      for (py = 0; py < {oh}; ++py) {{\n        for (px = 0; px < {ow}; ++px) {{\n"
+        "          int64_t acc = 0;\n"
+        "          for (cc = 0; cc < {cg}; ++cc) {{\n            for (t = 0; t < {kd}; ++t) {{\n"
+        "              iz = pz * {sd} - {pd} + t * {dd};\n"
+        "              if (iz < 0 || iz >= {d}) continue;\n"
+        "              for (u = 0; u < {kh}; ++u) {{\n"
+        "                iy = py * {sh} - {ph} + u * {dh};\n"
+        "                if (iy < 0 || iy >= {h}) continue;\n"
+        "                for (v = 0; v < {kw}; ++v) {{\n"
+        "                  ix = px * {sw} - {pw} + v * {dw};\n"
+        "                  if (ix < 0 || ix >= {wd}) continue;\n"
+        "                  acc += (int64_t){x}[((((o / {ocg}) * {cg} + cc) * {d} + iz) * {h} + "
+        "iy) * {wd} + ix] *\n"
+        "                         (int64_t){w}[(((o * {cg} + cc) * {kd} + t) * {kh} + u) * {kw} + "
+        "v];\n"
+        "                }}\n              }}\n            }}\n          }}\n{shift}{add_b}"
+        "          {y}[((o * {od} + pz) * {oh} + py) * {ow} + px] = acc;\n"
+        "        }}\n      }}\n      }}\n    }}\n  }}\n",
+        n.config_name, p.kernel_d, p.kernel_h, kw, p.stride_d, p.stride_h, a.strides[1],
+        p.dilation_d, p.dilation_h, a.dilations[1], p.pad_d, p.pad_h, a.pads[1], a.group, frac,
+        fmt::arg("co", co), fmt::arg("od", p.out_d), fmt::arg("oh", p.out_h), fmt::arg("ow", ow),
+        fmt::arg("cg", cg), fmt::arg("kd", p.kernel_d), fmt::arg("kh", p.kernel_h),
+        fmt::arg("kw", kw), fmt::arg("sd", p.stride_d), fmt::arg("sh", p.stride_h),
+        fmt::arg("sw", a.strides[1]), fmt::arg("pd", p.pad_d), fmt::arg("ph", p.pad_h),
+        fmt::arg("pw", a.pads[1]), fmt::arg("dd", p.dilation_d), fmt::arg("dh", p.dilation_h),
+        fmt::arg("dw", a.dilations[1]), fmt::arg("d", p.in_d), fmt::arg("h", p.in_h),
+        fmt::arg("wd", p.width), fmt::arg("ocg", ocg), fmt::arg("x", x.name), fmt::arg("w", w.name),
+        fmt::arg("shift", sp ? fmt::format("          acc *= {};\n", i64(int64_t{1} << sp)) : ""),
+        fmt::arg("add_b", add_b), fmt::arg("y", y.name));
+    vals_[n.outputs[0]] = y;
+    vals_[n.outputs[0]] = finish_weighted(n, q, y);
+  }
+
   void lower_conv(const ir::Node& n, const NodeQuant& q) {
+    if (const ir::Node* im = conv3d_gather(n)) {
+      lower_conv3d(n, q, *im);
+      return;
+    }
     const auto& a = std::get<ir::ConvAttrs>(n.attrs);
     const CVal x = codes(n, n.inputs[0], *q.inputs[0], q.rounding);
     if (!g_.value(n.inputs[1]).is_constant()) fail_node(n, "the weight is not a constant");
     const CVal w = codes(n, n.inputs[1], *q.inputs[1], q.rounding);
-    if (x.shape.size() != 4 || w.shape.size() != 4) fail_node(n, "only 2-D convolutions export");
+    if (x.shape.size() != 4 || w.shape.size() != 4) {
+      fail_node(n, "only 2-D and 3-D convolutions export");
+    }
     const Shape& ys = shapes_[n.outputs[0]];
     const int64_t ci = x.shape[1], h = x.shape[2], wd = x.shape[3];
     const int64_t co = ys[1], oh = ys[2], ow = ys[3], cg = w.shape[1], kh = w.shape[2],
@@ -667,6 +745,20 @@ class Generator {
       case OpKind::kMaxPool:
         lower_max_pool(n);
         return;
+      case OpKind::kIm2Col3d: {
+        // A 3-D Conv's gather: its Conv reads the Im2Col3d's input itself (lower_conv3d).
+        const std::vector<ir::NodeId> users = g_.consumers(n.outputs[0]);
+        const bool conv3d =
+            !std::get<ir::Im2Col3dAttrs>(n.attrs).transposed && users.size() == 1 &&
+            g_.node(users[0]).kind == OpKind::kConv &&
+            std::find(g_.outputs().begin(), g_.outputs().end(), n.outputs[0]) == g_.outputs().end();
+        if (!conv3d) {
+          fail_node(n,
+                    "not supported by the C export (an Im2Col3d exports only as the start of a "
+                    "3-D Conv: Im2Col3d -> Conv -> view; a 3-D ConvTranspose does not)");
+        }
+        return;
+      }
       case OpKind::kFlatten:
       case OpKind::kReshape:
       case OpKind::kIdentity:
@@ -695,7 +787,8 @@ class Generator {
                 "stay float); the C export runs integers only");
     }
     fail_node(n,
-              "not supported by the C export (it runs Gemm, MatMul by a constant, Conv, "
+              "not supported by the C export (it runs Gemm, MatMul by a constant, Conv (2-D, "
+              "3-D), "
               "Relu, MaxPool, Flatten, Reshape, Identity, Dropout and quantized "
               "Add/Sub/Mul on integers)");
   }

@@ -18,7 +18,30 @@ bool float_const(const Graph& g, ValueId v) {
 struct Fold {
   NodeId producer = -1;  // the conv / linear whose weight is scaled
   NodeId bias_add = -1;  // a MatMul's bias Add (ir::linear_bias_add), which then writes BN's output
+  NodeId view = -1;      // a Reshape between the conv and BN (channel_view), which then writes it
 };
+
+// Whether Reshape `r` keeps every (sample, channel) block of its input as it is: input and output
+// agree on dim 0 (the batch) and dim 1, and the dims after them hold the same static count. A
+// per-channel affine map then commutes with it. The importer writes a 3-D Conv's output view and
+// a 1-D ConvTranspose's so (import_conv3d.cc, import_conv_transpose_nd.cc).
+bool channel_view(const Graph& g, const Node& r) {
+  if (r.kind != OpKind::kReshape || r.inputs.empty() || r.outputs.size() != 1) return false;
+  const Shape& in = g.value(r.inputs[0]).shape;
+  const Shape& out = g.value(r.outputs[0]).shape;
+  if (in.size() < 2 || out.size() < 2 || in[0] != out[0] || in[1] != out[1] || in[1] < 0) {
+    return false;
+  }
+  auto rest = [](const Shape& s) {
+    int64_t n = 1;
+    for (size_t d = 2; d < s.size(); ++d) {
+      if (s[d] < 0) return int64_t{-1};
+      n *= s[d];
+    }
+    return n;
+  };
+  return rest(in) >= 0 && rest(in) == rest(out);
+}
 
 // The fold of BatchNorm `bn` into the node producing its input, producer -1 when it cannot be.
 Fold foldable_producer(const Graph& g, const Node& bn) {
@@ -33,6 +56,14 @@ Fold foldable_producer(const Graph& g, const Node& bn) {
   if (!sole_reader(x)) return {};
   Fold f{.producer = g.value(x).producer};
   const int64_t channels = g.value(bn.inputs[1]).data.numel();
+  if (channel_view(g, g.node(f.producer))) {  // a 3-D Conv / 1-D ConvTranspose, then its view
+    f.view = f.producer;
+    const ValueId v = g.node(f.view).inputs[0];
+    if (!sole_reader(v)) return {};
+    f.producer = g.value(v).producer;
+    const OpKind k = g.node(f.producer).kind;
+    if (k != OpKind::kConv && k != OpKind::kConvTranspose) return {};
+  }
   if (g.node(f.producer).kind == OpKind::kAdd) {  // MatMul + bias Add: torch's Linear as x @ W + b
     const NodeId mm = bias_add_owner(g, g.node(f.producer));
     if (mm < 0) return {};
@@ -132,7 +163,10 @@ BatchNormFold fold_batch_norm(const Graph& g) {
       const double b0 = old_bias >= 0 ? bias_scale * g.value(old_bias).data.data<float>()[o] : 0.0;
       b.data<float>()[o] = static_cast<float>((b0 - mean[o]) * a[o] + beta[o]);
     }
-    const ValueId nw = f.add_constant(wv.name + "~bn_folded", std::move(w));
+    // A 3-D conv's weight view `<name>~2d` becomes `<name>~bn_folded~2d` (export strips `~2d`).
+    std::string w_name = wv.name + "~bn_folded";
+    if (wv.name.ends_with("~2d")) w_name = wv.name.substr(0, wv.name.size() - 3) + "~bn_folded~2d";
+    const ValueId nw = f.add_constant(w_name, std::move(w));
     const std::string bias_name = old_bias >= 0 ? g.value(old_bias).name + "~bn_folded"
                                                 : fmt::format("{}.bias~bn_folded", prod.name);
     const ValueId nb = f.add_constant(bias_name, std::move(b));
@@ -159,8 +193,9 @@ BatchNormFold fold_batch_norm(const Graph& g) {
       fp.inputs.push_back(nb);
     }
     if (fp.kind == OpKind::kGemm) std::get<GemmAttrs>(fp.attrs).beta = 1.0f;
-    fp.outputs[0] = bn.outputs[0];
-    f.value(bn.inputs[0]).producer = -1;  // nothing writes the conv's old output any more
+    // The conv (or the view after it, which keeps reading the conv) now writes BN's output.
+    f.node(fold.view >= 0 ? fold.view : p).outputs[0] = bn.outputs[0];
+    f.value(bn.inputs[0]).producer = -1;  // nothing writes BN's old input any more
     drop[i] = true;
     out.folded.push_back(bn.config_name);
   }

@@ -18,6 +18,10 @@
 //                                            channel o = (ci / (C/group)) * (M/group) + j)
 //   b'[o]      = (b[o] - m[o]) * a[o] + beta[o]    (Gemm: b = beta_attr * C, then beta_attr = 1;
 //                                                   an absent bias is 0 and becomes present)
+// A Reshape R between P and B is looked through when it keeps dims 0 and 1 of its input and
+// regroups only the (static) dims after them, with P a Conv or ConvTranspose read by R alone: the
+// importer's view after a 3-D Conv (Im2Col3d -> Conv -> R) or a 1-D ConvTranspose. P's weight
+// and bias are scaled as above and R then writes B's output.
 // P (or the bias Add) then writes B's output and B is removed. A MatMul without a bias Add
 // becomes the equivalent Gemm (alpha = beta = 1, no transposes) with C = b'. Every other
 // BatchNormalization is kept as it is.

@@ -350,6 +350,11 @@ std::string mase_op(const Graph& g, const Node& n) {
       if (p >= 0 && g.nodes()[p].kind == OpKind::kIm2Col3d) return "conv3d";
       return g.value(n.inputs[1]).shape.size() == 3 ? "conv1d" : "conv2d";
     }
+    case OpKind::kConvTranspose: {  // a 3-D one reads a transposed Im2Col3d (ops.h)
+      const NodeId p = g.value(n.inputs[0]).producer;
+      if (p >= 0 && g.nodes()[p].kind == OpKind::kIm2Col3d) return "convtranspose3d";
+      return "convtranspose2d";
+    }
     default:
       return std::string(kMaseOps[static_cast<int>(n.kind)]);
   }
@@ -452,6 +457,14 @@ int64_t macs_per_sample(const Graph& g, const Node& n) {
       // Every input element times its group's M / group output channels x kH x kW taps (the
       // inserted zeros are not multiplied).
       const Shape& w = g.value(n.inputs[1]).shape;
+      // A 3-D one (transposed Im2Col3d -> this): the 3-D input's elements times kD x kH x the
+      // (M / group) x kW taps, not the gathered zeros.
+      const NodeId p = g.value(n.inputs[0]).producer;
+      if (p >= 0 && g.node(p).kind == OpKind::kIm2Col3d) {
+        const auto& ia = std::get<Im2Col3dAttrs>(g.node(p).attrs);
+        return shape_numel(at_batch1(g.node(p).inputs[0])) * ia.kernel[0] * ia.kernel[1] * w[1] *
+               w[3];
+      }
       return shape_numel(at_batch1(n.inputs[0])) * w[1] * w[2] * w[3];
     }
     case OpKind::kGru:

@@ -300,11 +300,18 @@ struct RnnAttrs {
 // x[n, c, od * sD - pD + i * dD, oh * sH - pH + r * dH, w] (0 outside the input), D' and H' the
 // 3-D convolution's output depth and height. pads = {depth begin, height begin, depth end,
 // height end}.
+// With `transposed` (a 3-D ConvTranspose: Im2Col3d -> ConvTranspose of kernel (1, kW) -> Reshape,
+// import_conv_transpose_nd.cc) the taps are those of the transposed convolution: out[n,
+// (c * kD + i) * kH + r, od * H' + oh, w] = x[n, c, id, ih, w] where id * sD = od + pD - i * dD
+// and ih * sH = oh + pH - r * dH (0 where that has no solution inside the input), D' = sD * (D -
+// 1) + output_padding[0] + dD * (kD - 1) + 1 - pD_begin - pD_end, H' likewise.
 struct Im2Col3dAttrs {
   std::array<int64_t, 2> kernel{1, 1};  // kD, kH
   std::array<int64_t, 2> strides{1, 1};
   std::array<int64_t, 2> dilations{1, 1};
   std::array<int64_t, 4> pads{0, 0, 0, 0};
+  bool transposed = false;
+  std::array<int64_t, 2> output_padding{0, 0};  // transposed only
   bool operator==(const Im2Col3dAttrs&) const = default;
 };
 

@@ -449,10 +449,30 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       const Shape& x = in(0);
       if (x.size() != 5) node_fail(n, "input must be N x C x D x H x W");
       check_window(n, at.kernel, at.strides, at.dilations, at.pads);
-      const int64_t od = window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
-                                    at.pads[2], false);
-      const int64_t oh = window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
-                                    at.pads[3], false);
+      int64_t od = window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
+                              at.pads[2], false);
+      int64_t oh = window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
+                              at.pads[3], false);
+      if (at.transposed) {  // as ConvTranspose's output size, per dim
+        std::array<int64_t, 2> o{};
+        for (int d = 0; d < 2; ++d) {
+          const int64_t span = (at.kernel[d] - 1) * at.dilations[d];
+          if (at.pads[d] > span || at.pads[d + 2] > span) {
+            node_fail(n, fmt::format("pads {} exceed dilation * (kernel - 1) = {}; not supported",
+                                     std::max(at.pads[d], at.pads[d + 2]), span));
+          }
+          if (at.output_padding[d] < 0 ||
+              at.output_padding[d] >= std::max(at.strides[d], at.dilations[d])) {
+            node_fail(n, "output_padding must be below max(stride, dilation)");
+          }
+          o[d] = at.strides[d] * (x[2 + d] - 1) + at.output_padding[d] + span + 1 - at.pads[d] -
+                 at.pads[d + 2];
+        }
+        od = o[0];
+        oh = o[1];
+      } else if (at.output_padding != std::array<int64_t, 2>{}) {
+        node_fail(n, "output_padding is for a transposed Im2Col3d only");
+      }
       if (od < 1 || oh < 1)
         node_fail(n, fmt::format("kernel does not fit the input {}", shape_str(x)));
       out = {x[0], x[1] * at.kernel[0] * at.kernel[1], od * oh, x[4]};

@@ -16,9 +16,17 @@ struct Im2Col3dParams {
   int64_t stride_d = 1, stride_h = 1;
   int64_t dilation_d = 1, dilation_h = 1;
   int64_t pad_d = 0, pad_h = 0;  // begin pads (the end pads only bound out_d / out_h)
+  // A 3-D transposed convolution's taps (ir::Im2Col3dAttrs::transposed): output row od reads
+  // input row (od + pad_d - i * dilation_d) / stride_d when that divides exactly, else 0.
+  bool transposed = false;
 };
 
 // x [N, C, D, H, W] -> y [N, C * kD * kH, out_d * out_h, W]; elem_size bytes per element.
 void im2col3d(const Im2Col3dParams& p, int elem_size, const void* x, void* y);
+
+// Its adjoint (training's backward): dx [N, C, D, H, W] = the sum of the gathered positions'
+// gradients dy [N, C * kD * kH, out_d * out_h, W]; dx is overwritten. Each dx element sums in a
+// fixed order (channel taps, then output rows), so the result does not depend on threads.
+void im2col3d_backward(const Im2Col3dParams& p, const float* dy, float* dx);
 
 }  // namespace qsearch::kernels

@@ -308,6 +308,9 @@ class Exporter {
       }
     }
     if (conv3d_part_of(g_, n) >= 0) return;  // written with its Conv
+    if (n.kind == OpKind::kIm2Col3d && std::get<ir::Im2Col3dAttrs>(n.attrs).transposed) {
+      bad(n, "a 3-D ConvTranspose (Im2Col3d -> ConvTranspose -> view) does not export to ONNX");
+    }
     if (n.kind == OpKind::kIm2Col3d) {
       bad(n,
           "an Im2Col3d that is not the start of an imported 3-D Conv (Im2Col3d -> Conv -> "

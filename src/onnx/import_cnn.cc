@@ -126,8 +126,9 @@ void Importer::op_conv_transpose() {
   }
   const Tensor& w = const_float(1, "weight");
   if (w.rank() == 3) return op_conv_transpose_1d();  // import_conv_transpose_nd.cc
+  if (w.rank() == 5) return op_conv_transpose_3d();  // import_conv_transpose_nd.cc
   if (w.rank() != 4) {
-    bad("weight has shape {}; qsearch supports 1-D and 2-D transposed convolution only",
+    bad("weight has shape {}; qsearch supports 1-D, 2-D and 3-D transposed convolution only",
         shape_str(w.shape()));
   }
   if (present(2)) const_float(2, "bias");

@@ -255,6 +255,7 @@ class Importer {
   void op_resize();             // import_cnn.cc
   void op_conv_transpose();     // import_cnn.cc
   void op_conv_transpose_1d();  // import_conv_transpose_nd.cc
+  void op_conv_transpose_3d();  // import_conv_transpose_nd.cc
   // True when value is read only by Conv / AveragePool nodes, directly or through at most 4
   // Pads, and is no graph output.
   bool only_window_readers(const std::string& value, int depth = 0) const;

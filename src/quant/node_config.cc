@@ -27,7 +27,7 @@ struct OpEntries {
   unsigned optional;
 };
 
-constexpr std::array<OpEntries, 23> kOpTable = {{
+constexpr std::array<OpEntries, 24> kOpTable = {{
     {"add", kDataIn, kBypass},
     {"bmm", kDataIn | kWeight, 0},
     {"conv1d", kDataIn | kWeight, kBias | kBypass},
@@ -49,6 +49,7 @@ constexpr std::array<OpEntries, 23> kOpTable = {{
     {"softsign", kDataIn, kBypass},
     {"softplus", kDataIn, kBypass},
     {"convtranspose2d", kDataIn | kWeight, kBias | kBypass | kDataOut},
+    {"convtranspose3d", kDataIn | kWeight, kBias | kBypass | kDataOut},  // qsearch's, as conv3d
     // Not MASE's: qsearch's opt-in keys for ONNX GRU / LSTM (docs/numerics.md "Recurrent").
     {"gru", kDataIn | kWeight, kBias | kBypass},
     {"lstm", kDataIn | kWeight, kBias | kBypass},

@@ -13,7 +13,36 @@ void Im2Col3dStep::run(const RunContext& ctx) const {
 }
 
 std::string Im2Col3dStep::describe() const {
-  return fmt::format("im2col3d_f32 k{}x{}", params.kernel_d, params.kernel_h);
+  return fmt::format("im2col3d{}_f32 k{}x{}", params.transposed ? "_transposed" : "",
+                     params.kernel_d, params.kernel_h);
+}
+
+kernels::Im2Col3dParams im2col3d_params(const ir::Im2Col3dAttrs& a, const Shape& x) {
+  kernels::Im2Col3dParams p;
+  p.batch = x[0];
+  p.channels = x[1];
+  p.in_d = x[2];
+  p.in_h = x[3];
+  p.width = x[4];
+  p.kernel_d = a.kernel[0];
+  p.kernel_h = a.kernel[1];
+  p.stride_d = a.strides[0];
+  p.stride_h = a.strides[1];
+  p.dilation_d = a.dilations[0];
+  p.dilation_h = a.dilations[1];
+  p.pad_d = a.pads[0];
+  p.pad_h = a.pads[1];
+  p.transposed = a.transposed;
+  // The window formulas of ir/shape_inference.cc (a 3-D Conv's, or a ConvTranspose's).
+  auto out = [&](int d, int64_t in) {
+    const int64_t span = a.dilations[d] * (a.kernel[d] - 1);
+    return a.transposed ? a.strides[d] * (in - 1) + a.output_padding[d] + span + 1 - a.pads[d] -
+                              a.pads[d + 2]
+                        : (in + a.pads[d] + a.pads[d + 2] - span - 1) / a.strides[d] + 1;
+  };
+  p.out_d = out(0, p.in_d);
+  p.out_h = out(1, p.in_h);
+  return p;
 }
 
 void lower_im2col3d(PlanBuilder& b, const ir::Node& n) {
@@ -27,23 +56,10 @@ void lower_im2col3d(PlanBuilder& b, const ir::Node& n) {
       PlanBuilder::fail_node(n, "C, D, H and W must not depend on the batch");
   }
   auto s = std::make_unique<Im2Col3dStep>();
-  kernels::Im2Col3dParams& p = s->params;
-  p.channels = xs.base[1];
-  p.in_d = xs.base[2];
-  p.in_h = xs.base[3];
-  p.width = xs.base[4];
-  p.kernel_d = a.kernel[0];
-  p.kernel_h = a.kernel[1];
-  p.stride_d = a.strides[0];
-  p.stride_h = a.strides[1];
-  p.dilation_d = a.dilations[0];
-  p.dilation_h = a.dilations[1];
-  p.pad_d = a.pads[0];
-  p.pad_h = a.pads[1];
-  // out_d * out_h = dim 2 of the output; out_h from the window formula (ir/shape_inference.cc).
-  p.out_h =
-      (p.in_h + a.pads[1] + a.pads[3] - a.dilations[1] * (a.kernel[1] - 1) - 1) / a.strides[1] + 1;
-  p.out_d = ys.base[2] / p.out_h;
+  s->params = im2col3d_params(a, {0, xs.base[1], xs.base[2], xs.base[3], xs.base[4]});
+  if (ys.base[2] != s->params.out_d * s->params.out_h) {
+    PlanBuilder::fail_node(n, "the output's dim 2 is not the window's D' * H'");
+  }
   s->node = n.name;
   s->inputs = {b.slot(n.inputs[0])};
   s->outputs = {b.slot(n.outputs[0])};

@@ -16,6 +16,9 @@ class PlanBuilder;
 
 void lower_im2col3d(PlanBuilder& b, const ir::Node& n);
 
+// The kernel's parameters for an NCDHW input of shape x (x[0] the batch); training uses them too.
+kernels::Im2Col3dParams im2col3d_params(const ir::Im2Col3dAttrs& a, const Shape& x);
+
 class Im2Col3dStep : public Step {
  public:
   void run(const RunContext& ctx) const override;

@@ -183,6 +183,9 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
         if (r.begin < 1) unsupported(n, "a mean over the batch dim is not supported");
         break;
       }
+      case OpKind::kIm2Col3d:  // a Conv3d's gather (ir/ops.h); its adjoint scatters back
+        if (x.size() != 5) unsupported(n, "an Im2Col3d needs an NCDHW input");
+        break;
       case OpKind::kConv:
         if (x.size() != 4 && x.size() != 3) {
           unsupported(n, "a Conv needs an NCL (1-D) or NCHW (2-D) input");
@@ -226,7 +229,8 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
       }
       default:
         unsupported(n,
-                    "no backward pass for this op (supported: Gemm, MatMul, Conv, "
+                    "no backward pass for this op (supported: Gemm, MatMul, Conv (1-D, 2-D, 3-D: "
+                    "Im2Col3d), "
                     "BatchNormalization, LayerNormalization, Relu, Gelu, Softmax, MaxPool, "
                     "AveragePool, GlobalAveragePool, ReduceMean, Add, Mul/Div by a constant, "
                     "Transpose, Flatten, Reshape, Identity, Dropout)");

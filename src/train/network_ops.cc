@@ -7,10 +7,12 @@
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "kernels/conv.h"
+#include "kernels/conv3d.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/pool.h"
 #include "kernels/ref/pool.h"
+#include "runtime/conv3d_steps.h"
 #include "train/grad_kernels.h"
 #include "train/network_internal.h"
 #include "train/packing.h"
@@ -85,6 +87,10 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
       kernels::conv2d_f32_packed(p, x, w, y, ep);
       break;
     }
+    case OpKind::kIm2Col3d:
+      kernels::im2col3d(runtime::im2col3d_params(std::get<ir::Im2Col3dAttrs>(n.attrs), xs), 4, x,
+                        y);
+      break;
     case OpKind::kBatchNorm: {
       const auto& a = std::get<ir::BatchNormAttrs>(n.attrs);
       const kernels::BatchNormParams p = bn_params(a, xs);
@@ -331,6 +337,14 @@ void Network::backward_step(Step& s) {
     case OpKind::kRelu:
       if (needs(0)) {
         produce(0, shape_numel(xs), [&](float* g) { relu_backward(y, dy, g, shape_numel(xs)); });
+      }
+      break;
+    case OpKind::kIm2Col3d:
+      if (needs(0)) {
+        produce(0, shape_numel(xs), [&](float* g) {
+          kernels::im2col3d_backward(
+              runtime::im2col3d_params(std::get<ir::Im2Col3dAttrs>(n.attrs), xs), dy, g);
+        });
       }
       break;
     case OpKind::kMaxPool:

@@ -4,7 +4,8 @@
 // PyTorch's under each semantics, the hardware metrics count the folded graph, and a study
 // records the choice so that resuming it with the other value is refused. --fold-bn=false /
 // --no-fold-bn switch off a config's fold_batch_norm = true. The linconvt_bn fixture folds
-// BatchNorm after ConvTranspose, MatMul (+ Add) and Gemm.
+// BatchNorm after ConvTranspose, MatMul (+ Add) and Gemm; tests/fixtures/nd's nd_bn after Conv3d,
+// Conv1d and ConvTranspose1d.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -116,6 +117,43 @@ TEST(BatchNormE2E, FoldsAfterConvTransposeMatMulAndGemm) {
   Result r = run("eval" + model + data + " --quant " + cfg + " --fold-bn");
   EXPECT_NE(r.err.find("5 BatchNormalization node(s) folded"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("kept"), std::string::npos) << r.err;
+}
+
+// BatchNorm after Conv3d (plain, grouped), Conv1d and ConvTranspose1d (plain, grouped), which
+// the importer writes as 2-D convs followed by a view: all five fold; eval's losses are PyTorch's
+// under both semantics, and the folded model exports as QONNX (the 3-D Convs as 3-D Convs) that
+// evaluates as the folded one.
+TEST(BatchNormE2E, FoldsAfterConv3dConv1dAndConvTranspose1d) {
+  ScratchDir dir("bn_nd");
+  std::ifstream in(source_dir() + "/tests/fixtures/nd/nd_bn_ref.json");
+  const nlohmann::json want = nlohmann::json::parse(in);
+  const double mase = want.at("loss_mase").get<double>();
+  const double folded = want.at("loss_folded").get<double>();
+  ASSERT_GT(std::abs(mase - folded), 0.01);
+  const std::string model = " --model tests/fixtures/nd/nd_bn_preserve.onnx";
+  const std::string data = " --dataset npz:tests/fixtures/nd/nd_bn_data.npz --json";
+  const std::string cfg =
+      write(dir, "q.toml", quant_config("", {"conv3d", "conv1d", "convtranspose2d", "linear"}));
+  auto loss = [&](const std::string& m, const std::string& args) {
+    Result r = run("eval" + m + data + args);
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+    return r.code == 0 ? nlohmann::json::parse(r.out).at("loss").get<double>() : -1;
+  };
+  for (const char* mode : {"fake", "int"}) {
+    SCOPED_TRACE(mode);
+    const std::string m = std::string(" --mode ") + mode;
+    EXPECT_NEAR(loss(model, " --quant " + cfg + m), mase, 1e-3);
+    EXPECT_NEAR(loss(model, " --quant " + cfg + m + " --fold-bn"), folded, 1e-3);
+  }
+  EXPECT_NEAR(loss(model, " --mode float --fold-bn"), loss(model, " --mode float"), 1e-4);
+  Result r = run("eval" + model + data + " --quant " + cfg + " --fold-bn");
+  EXPECT_NE(r.err.find("5 BatchNormalization node(s) folded"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("kept"), std::string::npos) << r.err;
+  const std::string out = dir / "nd_bn_q.onnx";
+  r = run("export" + model + " --config " + cfg +
+          " --dataset npz:tests/fixtures/nd/nd_bn_data.npz --fold-bn --format qonnx --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(loss(" --model " + out, " --mode int"), folded, 1e-3);
 }
 
 TEST(BatchNormE2E, QuantizeCountsTheFoldedGraph) {

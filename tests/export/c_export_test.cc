@@ -372,6 +372,54 @@ class RandomCase {
     return h;
   }
 
+  // A 3-D Conv as the importer writes nn.Conv3d (Im2Col3d -> Conv (1, kW) -> 5-D view), random
+  // kernel, strides, dilations, pads and groups (+ relu, quantized or not) + a second 3-D Conv +
+  // flatten + gemm.
+  ir::ValueId cnn3d(GraphMaker& m, ir::ValueId x, Shape in) {
+    ir::ValueId h = x;
+    int64_t c = in[1];
+    for (int layer = 0; layer < 2; ++layer) {
+      const int64_t groups = layer == 0 && chance(40) ? c : 1;
+      const int64_t mch = groups * uniform(1, 3);
+      std::array<int64_t, 3> k{}, st{}, dl{}, pb{}, pe{}, out{};
+      for (int d = 0; d < 3; ++d) {
+        k[d] = uniform(1, std::min<int64_t>(3, in[2 + d]));
+        st[d] = uniform(1, 2);
+        dl[d] = k[d] > 1 && in[2 + d] > 2 * (k[d] - 1) ? uniform(1, 2) : 1;
+        pb[d] = uniform(0, k[d] - 1);
+        pe[d] = uniform(0, k[d] - 1);
+        out[d] = (in[2 + d] + pb[d] + pe[d] - dl[d] * (k[d] - 1) - 1) / st[d] + 1;
+      }
+      ir::Im2Col3dAttrs ia{.kernel = {k[0], k[1]},
+                           .strides = {st[0], st[1]},
+                           .dilations = {dl[0], dl[1]},
+                           .pads = {pb[0], pb[1], pe[0], pe[1]}};
+      h = m.op(OpKind::kIm2Col3d, {h}, ia);
+      std::vector<ir::ValueId> ins = {h, weight(m, {mch, c / groups * k[0] * k[1], 1, k[2]}, 0.8f)};
+      if (chance(70)) ins.push_back(weight(m, {mch}, 0.5f));
+      h = m.op(OpKind::kConv, ins,
+               ir::ConvAttrs{.kernel = {1, k[2]},
+                             .strides = {1, st[2]},
+                             .dilations = {1, dl[2]},
+                             .pads = {0, pb[2], 0, pe[2]},
+                             .group = groups});
+      quantize_last(m, weighted_config());
+      h = m.op(OpKind::kReshape, {h}, ir::ReshapeAttrs{.shape = {0, mch, out[0], out[1], out[2]}});
+      if (layer == 0 && chance(70)) {
+        h = m.op(OpKind::kRelu, {h});
+        if (chance(50)) quantize_last(m, simple(false));
+      }
+      c = mch;
+      in = {in[0], mch, out[0], out[1], out[2]};
+    }
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    const Shape sh = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 5), sh[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, weighted_config());
+    return h;
+  }
+
   // Attention-shaped: x [N, T, D] -> A = x Wa, B = x Wb, V = x Wv (linears), S = A @ B' and
   // O = S @ V (MatMuls of two activations, B' a reshaped B; 3-D, or 4-D heads with A and V
   // broadcast over them) (+ relu on S) + flatten + gemm.
@@ -477,6 +525,35 @@ TEST(CExport, RandomIntegerGraphsEqualTheIntEngine) {
   }
   ASSERT_GE(models.size(), 100u) << refused << " refused";
   expect_exports_equal_int_engine("integer", models, exports, refused);
+}
+
+// 3-D convolutions (nn.Conv3d as imported: Im2Col3d -> Conv -> view), written as one loop nest
+// over the NCDHW codes: random geometries, groups and formats equal the int engine bit for bit.
+TEST(CExport, RandomConv3dGraphsEqualTheIntEngine) {
+  std::vector<RandomModel> models;
+  std::vector<CExport> exports;
+  int refused = 0;
+  for (uint64_t seed = 1; models.size() < 40 && seed < 200; ++seed) {
+    RandomCase rc(seed + 5000);
+    RandomModel rm;
+    const int64_t c = rc.uniform(1, 3);
+    const Shape in = {kDynamic, c, rc.uniform(2, 5), rc.uniform(2, 5), rc.uniform(2, 6)};
+    GraphMaker m(in);
+    rm.g = m.finish(rc.cnn3d(m, m.input(), in));
+    rm.q = rc.assign(rm.g);
+    rm.x = rc.input({rc.uniform(2, 6), in[1], in[2], in[3], in[4]});
+    try {
+      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("c3d{}", seed)}));
+    } catch (const Error& e) {
+      ASSERT_NE(std::string(e.what()).find("beyond int64"), std::string::npos)
+          << "seed " << seed << ": " << e.what();
+      ++refused;
+      continue;
+    }
+    models.push_back(std::move(rm));
+  }
+  ASSERT_GE(models.size(), 40u) << refused << " refused";
+  expect_exports_equal_int_engine("conv3d", models, exports, refused);
 }
 
 // The MatMul of two activations (attention's Q K^T and S V): random attention-shaped graphs,

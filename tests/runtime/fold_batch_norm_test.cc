@@ -13,7 +13,12 @@
 //     BatchNorm float); folded, it equals PyTorch with the folded weights then quantized; int
 //     equals fake in both; the two semantics differ; folding the PRESERVE export gives the
 //     float outputs of PyTorch's own (folded) eval export. The same for linconvt_bn (BatchNorm
-//     after ConvTranspose2d, grouped ConvTranspose2d, MatMul + Add, MatMul, Linear).
+//     after ConvTranspose2d, grouped ConvTranspose2d, MatMul + Add, MatMul, Linear), and for
+//     tests/fixtures/nd's nd_bn (tools/make_nd_fixtures.py: BatchNorm after Conv3d, grouped
+//     Conv3d, Conv1d, ConvTranspose1d and grouped ConvTranspose1d, which the importer writes as
+//     2-D convs followed by a view);
+//   * a Reshape between the conv and the BatchNorm is looked through when it keeps dims 0 and 1
+//     (each sample's channel blocks), and only then.
 #include "ir/fold_batch_norm.h"
 
 #include <fmt/format.h>
@@ -198,6 +203,73 @@ TEST(FoldBatchNorm, ConvTransposeAndMatMulFoldPerOutputChannel) {
   }
 }
 
+// A conv, then a Reshape keeping the batch and channel dims (what the importer writes after a 3-D
+// Conv or a 1-D ConvTranspose), then BatchNorm: the weights are scaled, the view then writes the
+// BatchNorm's output. A view that regroups channels, or a conv output also read elsewhere, keeps
+// it.
+TEST(FoldBatchNorm, LooksThroughAViewThatKeepsTheBatchAndChannelDims) {
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    SCOPED_TRACE(seed);
+    const bool transpose = seed % 2 == 0, bias = seed % 3 != 0;
+    const int64_t group = seed % 4 < 2 ? 2 : 1, cin = 4, c = 6;
+    GraphMaker m({kDynamic, cin, transpose ? 1 : 3, 5});
+    ir::ValueId y;
+    const ir::ValueId w = m.constant(
+        transpose ? Shape{cin, c / group, 1, 3} : Shape{c, cin / group, 2, 3}, seed * 10);
+    std::vector<ir::ValueId> ins = {m.input(), w};
+    if (bias) ins.push_back(m.constant({c}, seed * 10 + 1));
+    if (transpose) {
+      y = m.op(OpKind::kConvTranspose, ins,
+               ir::ConvTransposeAttrs{.kernel = {1, 3}, .strides = {1, 2}, .group = group});
+    } else {
+      y = m.op(OpKind::kConv, ins, ir::ConvAttrs{.kernel = {2, 3}, .group = group});
+    }
+    // ConvTranspose: [N, 6, 1, 11] -> [N, 6, 11]; Conv: [N, 6, 2, 3] -> [N, 6, 1, 2, 3].
+    const std::vector<int64_t> view =
+        transpose ? std::vector<int64_t>{0, c, -1} : std::vector<int64_t>{0, c, 1, 2, 3};
+    y = m.op(OpKind::kReshape, {y}, ir::ReshapeAttrs{view});
+    y = batch_norm(m, y, c, seed * 100, 1e-5f);
+    y = m.op(OpKind::kRelu, {y});
+    const ir::Graph g = m.finish(y);
+    const ir::BatchNormFold f = ir::fold_batch_norm(g);
+    EXPECT_EQ(f.folded.size(), 1u);
+    EXPECT_EQ(count_kind(f.graph, OpKind::kBatchNorm), 0);
+    EXPECT_EQ(count_kind(f.graph, OpKind::kReshape), 1);
+    const Tensor x = random_tensor({3, cin, transpose ? 1 : 3, 5}, seed + 7);
+    for (bool reference : {true, false}) {
+      const Tensor want = testing::run_graph(g, x, reference);
+      testing::expect_close(testing::run_graph(f.graph, x, reference), want, 1e-5,
+                            1e-5 * std::max(1.0, testing::max_abs(want)), "folded vs kept");
+    }
+  }
+  // Kept: [N, 6, 2, 5] viewed as [N, 3, 20] (channels 2k and 2k + 1 share a BatchNorm channel);
+  // as [N, 6, 10] but the conv's output also read by a Relu; as [N, 6, 10] read twice.
+  for (int kase = 0; kase < 3; ++kase) {
+    SCOPED_TRACE(kase);
+    GraphMaker m({kDynamic, 4, 2, 5});
+    const ir::ValueId conv = m.op(OpKind::kConv, {m.input(), m.constant({6, 4, 1, 1}, 5)},
+                                  ir::ConvAttrs{.kernel = {1, 1}});
+    const int64_t c = kase == 0 ? 3 : 6;
+    const ir::ValueId v =
+        m.op(OpKind::kReshape, {conv}, ir::ReshapeAttrs{std::vector<int64_t>{0, c, -1}});
+    ir::ValueId y = batch_norm(m, v, c, 70, 1e-5f);
+    if (kase == 1) {
+      const ir::ValueId r = m.op(OpKind::kRelu, {conv});
+      y = m.op(OpKind::kAdd,
+               {y, m.op(OpKind::kReshape, {r}, ir::ReshapeAttrs{std::vector<int64_t>{0, c, -1}})});
+    } else if (kase == 2) {
+      y = m.op(OpKind::kAdd, {y, v});
+    }
+    const ir::Graph g = m.finish(y);
+    const ir::BatchNormFold f = ir::fold_batch_norm(g);
+    EXPECT_TRUE(f.folded.empty());
+    EXPECT_EQ(f.kept.size(), 1u);
+    const Tensor x = random_tensor({2, 4, 2, 5}, 9);
+    EXPECT_TRUE(
+        testing::same_bits(testing::run_graph(f.graph, x, true), testing::run_graph(g, x, true)));
+  }
+}
+
 TEST(FoldBatchNorm, KeepsEveryBatchNormItCannotFold) {
   GraphMaker m({kDynamic, 4, 5, 5});
   ir::ConvAttrs ca{.kernel = {1, 1}};
@@ -241,10 +313,11 @@ TEST(FoldBatchNorm, KeepsEveryBatchNormItCannotFold) {
 // ---- the PyTorch fixture -----------------------------------------------------------------
 
 const std::string kDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/bn/";
+const std::string kNdDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/nd/";
 
-// bn_ref.json (the ResNet-style model) or linconvt_bn_ref.json.
-nlohmann::json read_ref(const std::string& file) {
-  std::ifstream in(kDir + file);
+// bn_ref.json (the ResNet-style model) or linconvt_bn_ref.json; nd_bn_ref.json from kNdDir.
+nlohmann::json read_ref(const std::string& file, const std::string& dir = kDir) {
+  std::ifstream in(dir + file);
   EXPECT_TRUE(in.good()) << file;
   return nlohmann::json::parse(in);
 }
@@ -406,6 +479,42 @@ TEST(BatchNormFixture, FoldsAfterConvTransposeMatMulAndGemmLikePyTorch) {
     EXPECT_LE(worst_rel(run(*g, input(), {.mode = Mode::kFloat}), want, &beyond), 1e-5);
   }
   expect_mase_and_folded_semantics(kept, 6);  // 2 ConvTranspose, 2 MatMul, 2 Gemm
+  g_ref = nullptr;
+}
+
+// BatchNorm after Conv3d (plain and grouped), Conv1d, ConvTranspose1d (plain and grouped): the
+// importer writes the 3-D Conv and the 1-D ConvTranspose as 2-D ones followed by a view, which
+// the fold looks through. All five fold, and the folded graph gives PyTorch's float outputs, its
+// own eval export's (which folded the three Convs itself) and its fake quantization of the
+// folded weights; without folding, MASE's.
+TEST(BatchNormFixture, FoldsAfterConv3dConv1dAndConvTranspose1dLikePyTorch) {
+  static const nlohmann::json r = read_ref("nd_bn_ref.json", kNdDir);
+  g_ref = &r;
+  const ir::Graph kept = onnx::import_model(kNdDir + "nd_bn_preserve.onnx");
+  const ir::Graph torch_folded = onnx::import_model(kNdDir + "nd_bn_eval.onnx");
+  EXPECT_EQ(count_kind(kept, OpKind::kBatchNorm), 5);
+  EXPECT_EQ(count_kind(torch_folded, OpKind::kBatchNorm), 2);  // after the ConvTranspose1ds
+  const ir::BatchNormFold f = ir::fold_batch_norm(kept);
+  EXPECT_EQ(f.folded.size(), 5u);
+  EXPECT_TRUE(f.kept.empty());
+  EXPECT_EQ(count_kind(f.graph, OpKind::kBatchNorm), 0);
+  for (const ir::Node& n : f.graph.nodes()) {  // the 3-D convs are still MASE's conv3d
+    if (n.kind == OpKind::kConv && n.inputs[1] >= 0 &&
+        f.graph.value(n.inputs[1]).name.ends_with("~bn_folded~2d")) {
+      EXPECT_EQ(ir::mase_op(f.graph, n), "conv3d");
+    }
+  }
+  int beyond = 0;
+  const std::vector<double> want = ref().at("float").get<std::vector<double>>();
+  for (const ir::Graph* g : {&kept, &f.graph, &torch_folded}) {
+    for (bool reference : {true, false}) {
+      EXPECT_LE(
+          worst_rel(run(*g, input(), {.mode = Mode::kFloat, .use_reference_kernels = reference}),
+                    want, &beyond),
+          1e-5);
+    }
+  }
+  expect_mase_and_folded_semantics(kept, 6);  // 2 conv3d, conv1d, 2 convtranspose2d, linear
   g_ref = nullptr;
 }
 

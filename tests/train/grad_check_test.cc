@@ -202,6 +202,47 @@ TEST(GradCheck, Conv1dStridesDilationsPadsGroupsAndBatchNorm) {
   check_gradients(b.done(), random_tensor({3, 4, 11}, rng));
 }
 
+TEST(GradCheck, Conv3dStridesDilationsPadsGroupsAndBatchNorm) {
+  // A 3-D Conv as the importer writes nn.Conv3d (import_conv3d.cc): Im2Col3d (depth and height
+  // taps into channels) -> Conv (1, kW) by the weight [Co, Ci/g * kD * kH, 1, kW] -> a 5-D view;
+  // BatchNorm (training mode) over [N, C, D, H, W]; a second 3-D Conv without bias. The input's
+  // gradient goes back through both Im2Col3d's adjoints (kernels::im2col3d_backward).
+  G b({kDynamic, 4, 4, 5, 6});
+  ir::Im2Col3dAttrs ia;
+  ia.kernel = {2, 3};
+  ia.strides = {2, 1};
+  ia.dilations = {1, 2};
+  ia.pads = {1, 0, 0, 2};  // D' = (4 + 1 - 2) / 2 + 1 = 2, H' = (5 + 2 - 5) + 1 = 3
+  b.node(OpKind::kIm2Col3d, {b.cur}, ia);
+  ir::ConvAttrs a;
+  a.kernel = {1, 2};
+  a.strides = {1, 2};
+  a.pads = {0, 1, 0, 0};  // W' = (6 + 1 - 2) / 2 + 1 = 3
+  a.group = 2;
+  ValueId w = b.constant("w", random_tensor({6, 2 * 2 * 3, 1, 2}, b.rng));
+  ValueId bias = b.constant("b", random_tensor({6}, b.rng));
+  b.node(OpKind::kConv, {b.cur, w, bias}, a);
+  b.node(OpKind::kReshape, {b.cur}, ir::ReshapeAttrs{.shape = {0, 6, 2, 3, 3}});
+  ValueId s = b.constant("bn_s", random_tensor({6}, b.rng, 0.5, 1.5));
+  ValueId c = b.constant("bn_b", random_tensor({6}, b.rng));
+  ValueId m = b.constant("bn_m", random_tensor({6}, b.rng));
+  ValueId v = b.constant("bn_v", random_tensor({6}, b.rng, 0.5, 1.5));
+  b.node(OpKind::kBatchNorm, {b.cur, s, c, m, v}, ir::BatchNormAttrs{});
+  ir::Im2Col3dAttrs ib;
+  ib.kernel = {1, 2};
+  ib.pads = {0, 1, 0, 0};  // D' = 2, H' = 3 + 1 - 2 + 1 = 3
+  b.node(OpKind::kIm2Col3d, {b.cur}, ib);
+  ir::ConvAttrs one;
+  one.kernel = {1, 3};
+  one.pads = {0, 1, 0, 1};
+  ValueId w2 = b.constant("w2", random_tensor({3, 6 * 2, 1, 3}, b.rng));
+  b.node(OpKind::kConv, {b.cur, w2}, one);
+  b.node(OpKind::kReshape, {b.cur}, ir::ReshapeAttrs{.shape = {0, 3, 2, 3, 3}});
+  b.flatten();
+  Rng rng(43);
+  check_gradients(b.done(), random_tensor({3, 4, 4, 5, 6}, rng));
+}
+
 TEST(GradCheck, StrideOneConvInputGradientByTransposedConvolution) {
   // Stride 1: dX is the convolution of dY with the flipped, transposed weights.
   G b({kDynamic, 4, 6, 7});
