@@ -113,9 +113,9 @@ TEST(RnnE2E, QonnxExportPassesTheCheckerAndEvaluatesAsTheOriginal) {
       EXPECT_EQ(a["loss"], b["loss"]);
       EXPECT_EQ(a["accuracy"], b["accuracy"]);
     }
-    const Result qdq = run("export --model " + src + " --config " + cfg +
-                           " --format qdq --num-samples 100 --out " +
-                           (dir / (std::string(model) + "_qdq.onnx")).string());
+    const Result qdq =
+        run("export --model " + src + " --config " + cfg +
+            " --format qdq --num-samples 100 --out " + (dir / (std::string(model) + "_qdq.onnx")));
     EXPECT_EQ(qdq.code, 0) << qdq.err;
   }
 }
