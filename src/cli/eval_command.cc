@@ -60,7 +60,17 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   const runtime::ConvAlgorithm conv_algorithm =
       runtime::parse_conv_algorithm(a.conv_algorithm, "--conv-algorithm");
   const bool fold_bn = a.fold_bn.value_or(!a.quant.empty() && config_folds_batch_norm(a.quant));
-  onnx::QonnxModel model = load_model_and_formats(a.model, fold_bn);
+  // A model with a symbolic sequence length is imported once the data set gives its size.
+  ModelForData loader(a.model, fold_bn);
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .label_column = a.label_column,
+                          .feature_columns = a.feature_columns,
+                          .input_names = loader.input_names()};
+  std::optional<data::Dataset> first_ds;
+  if (loader.needs_data()) {
+    first_ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  }
+  onnx::QonnxModel model = loader.take(first_ds ? &*first_ds : nullptr);
   ir::Graph graph = std::move(model.graph);
   // A QONNX model's own Quant formats apply unless --quant gives others (docs/onnx.md).
   const bool own = a.quant.empty() && !model.formats.empty();
@@ -78,11 +88,8 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
   } else if (popts.mode != runtime::Mode::kFloat) {
     fail("--mode {} needs --quant CONFIG.toml (the formats to quantize with)", a.mode);
   }
-  data::DataOptions dopts{.data_dir = global.data_dir,
-                          .label_column = a.label_column,
-                          .feature_columns = a.feature_columns,
-                          .input_names = eval::data_input_names(graph)};
-  data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  data::Dataset ds = first_ds ? std::move(*first_ds)
+                              : data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
   const eval::ModelOutput out = eval::resolve_model_output(graph, a.output, ds);
   if (!out.note.empty()) std::cerr << "qsearch: note: " << out.note << "\n";
   // Exactly the first N samples (the last batch partial); a batch larger than that is clamped.

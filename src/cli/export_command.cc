@@ -131,8 +131,15 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
         "formats are for that graph; drop the flag",
         *a.fold_bn ? "" : "no-", a.study, trial->fold_bn);
   }
-  const ir::Graph graph = load_model(
+  // A model with a symbolic sequence length is imported once the data set gives its size.
+  ModelForData loader(
       a.model, a.fold_bn.value_or(trial ? trial->fold_bn : config_folds_batch_norm(a.config)));
+  data::DataOptions dopts{.data_dir = global.data_dir, .input_names = loader.input_names()};
+  std::optional<data::Dataset> first_ds;
+  if (loader.needs_data()) {
+    first_ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  }
+  const ir::Graph graph = loader.take(first_ds ? &*first_ds : nullptr).graph;
   quant::QuantAssignment q;
   std::string source;
   if (trial) {
@@ -147,9 +154,9 @@ int run_export(const GlobalOptions& global, ExportArgs a) {
     q = load_quantize_pass(a.config, graph);
     source = "--config " + a.config;
   }
-  data::DataOptions dopts{.data_dir = global.data_dir,
-                          .input_names = eval::data_input_names(graph)};
-  const data::Dataset ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  const data::Dataset ds = first_ds
+                               ? std::move(*first_ds)
+                               : data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
   exporter::ExportJob job{.format = a.format,
                           .out = a.out,
                           .name = a.name,

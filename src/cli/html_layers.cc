@@ -99,6 +99,14 @@ void attach_layer_numbers(const search::StudyInfo& info, const std::string& mode
         path);
     return;
   }
+  // A model with symbolic input dims ran at the sizes its data set gave (not recorded here).
+  if (auto inputs = onnx::read_graph_inputs(path); inputs && ir::any_symbolic_dims(*inputs)) {
+    options->layer_numbers_note = fmt::format(
+        "'{}' has symbolic input dims (a sequence length) that the search took from its data "
+        "set: no per-layer numbers here (qsearch quantize --dataset gives them).",
+        path);
+    return;
+  }
   // The graph the study searched: BatchNorm folded when the study was made with fold_batch_norm.
   auto fold = info.user_attrs.find(report::setting::kFoldBatchNorm);
   const bool folded = fold != info.user_attrs.end() && fold->second == "true";

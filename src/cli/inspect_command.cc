@@ -3,9 +3,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/commands.h"
+#include "core/error.h"
 #include "ir/graph.h"
 #include "onnx/import.h"
 
@@ -15,6 +19,7 @@ namespace {
 
 struct InspectArgs {
   std::string model;
+  std::vector<std::string> input_dims;  // NAME=SIZE
   bool json = false;
 };
 
@@ -26,7 +31,20 @@ std::string first_input_shape(const ir::Graph& g, const ir::Node& n) {
 }
 
 int run_inspect(const InspectArgs& a) {
-  ir::Graph g = onnx::import_model(a.model);
+  // Sizes of the model's symbolic input dims (a sequence length), which other commands take from
+  // their data set.
+  onnx::ImportOptions options;
+  for (const std::string& d : a.input_dims) {
+    const size_t eq = d.find('=');
+    int64_t size = 0;
+    const char* end = d.data() + d.size();
+    if (eq == std::string::npos || eq == 0 ||
+        std::from_chars(d.data() + eq + 1, end, size).ptr != end || size < 1) {
+      fail("--input-dim '{}': expected NAME=SIZE with SIZE >= 1, e.g. --input-dim seq=128", d);
+    }
+    options.dims[d.substr(0, eq)] = size;
+  }
+  ir::Graph g = onnx::import_model(a.model, options);
   int64_t total_params = 0, total_macs = 0;
   nlohmann::json nodes = nlohmann::json::array();
   std::string table = fmt::format("{:<24} {:<20} {:<20} {:<18} {:<18} {:>10} {:>12}\n", "name",
@@ -75,6 +93,9 @@ void add_inspect_command(CLI::App& app, const GlobalOptions&, Runner& run) {
   CLI::App* cmd = app.add_subcommand(
       "inspect", "List a model's nodes: config names, op types, shapes, parameters, MACs");
   cmd->add_option("--model", args->model, "ONNX model file")->required();
+  cmd->add_option("--input-dim", args->input_dims,
+                  "NAME=SIZE: the size of the model's symbolic input dim NAME (a dynamic "
+                  "sequence axis; other commands take it from their data set); repeatable");
   cmd->add_flag("--json", args->json, "Print JSON");
   cmd->callback([&run, args] { run = [args] { return run_inspect(*args); }; });
 }

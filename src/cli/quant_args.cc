@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "eval/evaluate.h"
 #include "eval/quant_config.h"
 #include "ir/fold_batch_norm.h"
 #include "onnx/import.h"
@@ -49,6 +50,49 @@ ir::Graph load_model(const std::string& path, bool fold_bn) {
 onnx::QonnxModel load_model_and_formats(const std::string& path, bool fold_bn) {
   onnx::QonnxModel m = onnx::import_qonnx(path);
   if (fold_bn) m.graph = fold_with_note(std::move(m.graph));
+  return m;
+}
+
+ModelForData::ModelForData(std::string path, bool fold_bn)
+    : path_(std::move(path)), fold_bn_(fold_bn) {
+  // A file that cannot be read this way is imported at once, which reports why.
+  std::optional<std::vector<ir::InputDecl>> inputs = onnx::read_graph_inputs(path_);
+  if (inputs) inputs_ = std::move(*inputs);
+  if (!ir::any_symbolic_dims(inputs_)) model_ = load_model_and_formats(path_, fold_bn_);
+}
+
+std::vector<std::string> ModelForData::input_names() const {
+  if (model_) return eval::data_input_names(model_->graph);
+  std::vector<std::string> names;
+  if (inputs_.size() < 2) return names;
+  for (const ir::InputDecl& in : inputs_) names.push_back(in.name);
+  return names;
+}
+
+onnx::QonnxModel ModelForData::take(const data::Dataset* data) {
+  if (model_) return std::move(*model_);
+  if (data == nullptr) {
+    std::string dims;
+    for (const ir::InputDecl& in : inputs_) {
+      if (in.has_symbolic_dims()) dims += (dims.empty() ? "" : ", ") + in.name + " " + in.str();
+    }
+    fail(
+        "model '{}' has symbolic input dims ({}), whose sizes qsearch takes from the data set; "
+        "fix: pass --dataset (e.g. npz:DATA.npz with the arrays the model reads)",
+        path_, dims);
+  }
+  onnx::ImportOptions options;
+  options.dims = eval::bind_input_dims(inputs_, *data);
+  std::string bound;
+  for (const auto& [name, size] : options.dims) {
+    bound += fmt::format("{}{} = {}", bound.empty() ? "" : ", ", name, size);
+  }
+  std::cerr << fmt::format(
+      "qsearch: note: {} has symbolic input dims; bound from data set '{}': {} (the model runs "
+      "at these sizes)\n",
+      path_, data->name, bound);
+  onnx::QonnxModel m = onnx::import_qonnx(path_, options);
+  if (fold_bn_) m.graph = fold_with_note(std::move(m.graph));
   return m;
 }
 

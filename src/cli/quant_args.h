@@ -3,9 +3,13 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "data/dataset.h"
 #include "ir/graph.h"
+#include "ir/input_decl.h"
 #include "onnx/qonnx.h"
 #include "quant/assignment.h"
 #include "runtime/plan.h"
@@ -27,6 +31,33 @@ ir::Graph load_model(const std::string& path, bool fold_bn);
 // The same through onnx::import_qonnx: a QONNX model's Quant nodes become its own formats
 // (docs/onnx.md "QONNX models"); a plain ONNX model gives no formats.
 onnx::QonnxModel load_model_and_formats(const std::string& path, bool fold_bn);
+
+// A model loaded for the data set it runs on. A model whose graph inputs have symbolic dims
+// besides the batch (exported with dynamic_axes {0: 'batch', 1: 'seq'}) can only be imported
+// once those have sizes, which the data set gives (eval::bind_input_dims); any other model is
+// imported in the constructor, so that its errors come before the data set's, as before.
+//
+//   ModelForData m(path, fold_bn);
+//   dopts.input_names = m.input_names();
+//   data::Dataset ds = data::load_dataset(..., dopts);
+//   onnx::QonnxModel model = m.take(&ds);  // 'seq' bound from ds (a note on stderr says so)
+class ModelForData {
+ public:
+  ModelForData(std::string path, bool fold_bn);
+  // What DataOptions::input_names takes (eval::data_input_names of the model).
+  std::vector<std::string> input_names() const;
+  // True when the model waits for the data set (symbolic dims besides the batch).
+  bool needs_data() const { return !model_.has_value(); }
+  // The model, with its symbolic dims bound from `data`; without a data set (null) such a model
+  // is an Error naming its dims and the fix.
+  onnx::QonnxModel take(const data::Dataset* data);
+
+ private:
+  std::string path_;
+  bool fold_bn_;
+  std::vector<ir::InputDecl> inputs_;
+  std::optional<onnx::QonnxModel> model_;
+};
 
 // --fold-bn / --fold-bn=true|false / --no-fold-bn on `cmd` (CLI11's flag-value and negated-flag
 // forms; the last one given wins); `set` receives the value, and is not called when none is

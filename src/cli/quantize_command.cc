@@ -92,8 +92,18 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   }
   const runtime::ConvAlgorithm conv_algorithm =
       runtime::parse_conv_algorithm(a.conv_algorithm, "--conv-algorithm");
-  onnx::QonnxModel model = load_model_and_formats(
-      a.model, a.fold_bn.value_or(!a.config.empty() && config_folds_batch_norm(a.config)));
+  // A model with a symbolic sequence length is imported once the data set gives its size.
+  ModelForData loader(a.model,
+                      a.fold_bn.value_or(!a.config.empty() && config_folds_batch_norm(a.config)));
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .label_column = a.label_column,
+                          .feature_columns = a.feature_columns,
+                          .input_names = loader.input_names()};
+  std::optional<data::Dataset> ds;
+  if (loader.needs_data() && !a.dataset.empty()) {
+    ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+  }
+  onnx::QonnxModel model = loader.take(ds ? &*ds : nullptr);
   const ir::Graph graph = std::move(model.graph);
   // Without --config, a QONNX model's own Quant formats (docs/onnx.md "QONNX models").
   if (a.config.empty() && model.formats.empty()) {
@@ -104,15 +114,10 @@ int run_quantize(const GlobalOptions& global, const QuantizeArgs& a) {
   const std::string config_label = a.config.empty() ? "(the model's QONNX formats)" : a.config;
   const runtime::Mode mode = parse_mode(a.mode);
 
-  std::optional<data::Dataset> ds;
   int64_t samples = 0;  // evaluated: exactly --num-samples (at most the split)
   int64_t batch = 1;    // evaluation batch, at most the samples evaluated
   if (!a.dataset.empty()) {
-    data::DataOptions dopts{.data_dir = global.data_dir,
-                            .label_column = a.label_column,
-                            .feature_columns = a.feature_columns,
-                            .input_names = eval::data_input_names(graph)};
-    ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
+    if (!ds) ds = data::load_dataset(a.dataset, data::parse_split(a.split), dopts);
     samples = std::min(a.num_samples.value_or(ds->size()), ds->size());
     batch = std::max<int64_t>(1, std::min(a.batch_size, samples));
   }

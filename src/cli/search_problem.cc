@@ -47,7 +47,20 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
         flags.config, s.model_path, std::filesystem::current_path().string());
   }
   SearchProblem p;
-  onnx::QonnxModel model = load_model_and_formats(s.model_path, s.fold_batch_norm);
+  // A model with a symbolic sequence length is imported once the data set gives its size.
+  ModelForData loader(s.model_path, s.fold_batch_norm);
+  data::DataOptions dopts{.data_dir = global.data_dir,
+                          .label_column = s.label_column,
+                          .feature_columns = s.feature_columns,
+                          .x_array = s.x_array,
+                          .y_array = s.y_array,
+                          .input_names = loader.input_names()};
+  std::shared_ptr<data::Dataset> dataset;
+  if (loader.needs_data()) {
+    dataset = std::make_shared<data::Dataset>(
+        data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
+  }
+  onnx::QonnxModel model = loader.take(dataset.get());
   if (model.quant_nodes > 0) {
     std::cerr << fmt::format(
         "qsearch: note: {} is a QONNX model ({} Quant nodes); the search quantizes its float "
@@ -56,14 +69,10 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
         s.model_path, model.quant_nodes);
   }
   auto graph = std::make_shared<ir::Graph>(std::move(model.graph));
-  data::DataOptions dopts{.data_dir = global.data_dir,
-                          .label_column = s.label_column,
-                          .feature_columns = s.feature_columns,
-                          .x_array = s.x_array,
-                          .y_array = s.y_array,
-                          .input_names = eval::data_input_names(*graph)};
-  auto dataset = std::make_shared<data::Dataset>(
-      data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
+  if (!dataset) {
+    dataset = std::make_shared<data::Dataset>(
+        data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
+  }
   auto space = std::make_shared<eval::QuantSearchSpace>(eval::QuantSearchSpace::build(
       *graph, s.by, s.seeds,
       s.objective.fpga ? s.objective.fpga->reuse_factor_choices : std::vector<ConfigValue>{}));

@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -174,6 +175,59 @@ void check_model_inputs(const ir::Graph& graph, const data::Dataset& data) {
 }
 
 }  // namespace
+
+ir::DimBinding bind_input_dims(const std::vector<ir::InputDecl>& inputs,
+                               const data::Dataset& data) {
+  ir::DimBinding dims;
+  if (!ir::any_symbolic_dims(inputs)) return dims;
+  const std::vector<Tensor> xs = data.inputs();
+  const std::string from = data.source.empty() ? "" : " (from " + data.source + ")";
+  // Where each name got its size: the input, its declaration and its array's shape.
+  struct Source {
+    std::string input, decl;
+    Shape array;
+  };
+  std::map<std::string, Source> where;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const ir::InputDecl& in = inputs[k];
+    if (!in.has_symbolic_dims()) continue;
+    if (k >= xs.size()) {
+      fail(
+          "model input '{}' {} has a symbolic size that qsearch takes from the data, but data "
+          "set '{}' feeds {} array(s){}; fix: give an npz: data set with one array per model "
+          "input, named after it",
+          in.name, in.str(), data.name, xs.size(), from);
+    }
+    const Tensor& x = xs[k];
+    const std::string array = data.input_names.empty() ? "x" : data.input_names[k];
+    if (x.rank() != static_cast<int64_t>(in.dims.size())) {
+      fail(
+          "model input '{}' {} has symbolic dims that qsearch takes from the data, but data set "
+          "'{}' array '{}' has shape {} (rank {}, the input's is {}){}; fix: save the array as "
+          "{} with the sizes of your data",
+          in.name, in.str(), data.name, array, shape_str(x.shape()), x.rank(), in.dims.size(), from,
+          in.str());
+    }
+    for (size_t d = 1; d < in.dims.size(); ++d) {
+      if (in.dims[d] != kDynamic || in.dim_names[d].empty()) continue;
+      const std::string& name = in.dim_names[d];
+      const int64_t size = x.dim(static_cast<int64_t>(d));
+      auto [it, fresh] = dims.emplace(name, size);
+      if (fresh) {
+        where[name] = {in.name, in.str(), x.shape()};
+      } else if (it->second != size) {
+        const Source& first = where[name];
+        fail(
+            "data set '{}' gives the model's symbolic dim '{}' two sizes: model input '{}' {} "
+            "gets {} = {} from array '{}' {}, but input '{}' {} got {} = {} from {}{}; fix: "
+            "give every input the same '{}' (pad the arrays to one length)",
+            data.name, name, in.name, in.str(), name, size, array, shape_str(x.shape()),
+            first.input, first.decl, name, it->second, shape_str(first.array), from, name);
+      }
+    }
+  }
+  return dims;
+}
 
 void check_model_input(const ir::Graph& graph, const data::Dataset& data) {
   if (graph.inputs().size() > 1 || !data.input_names.empty()) {

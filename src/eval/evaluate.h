@@ -55,6 +55,7 @@
 
 #include "data/dataset.h"
 #include "ir/graph.h"
+#include "ir/input_decl.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
 #include "runtime/schedule.h"
@@ -106,6 +107,14 @@ ModelOutput resolve_model_output(const ir::Graph& graph, const std::string& name
 // per-sample shape, integer data for an integer input; the error names the input, both shapes,
 // the dtypes and the file.
 void check_model_input(const ir::Graph& graph, const data::Dataset& data);
+// The sizes of the model's symbolic input dims other than the batch (a Hugging Face export's
+// 'seq'), read from the data set before the model is imported (onnx::ImportOptions::dims): dim d
+// of input k is dim d of its array (data.inputs()[k], one per input in the model's order; a
+// one-input model's x). `inputs` are the file's declarations (onnx::read_graph_inputs). Throws
+// Error when a data array's rank differs from its input's, or when two inputs (or two dims) with
+// one name get different sizes, naming the input, the dim name, both shapes and the file. Empty
+// when no input has such dims.
+ir::DimBinding bind_input_dims(const std::vector<ir::InputDecl>& inputs, const data::Dataset& data);
 // The names DataOptions::input_names takes for `graph`: its graph inputs' when it has several,
 // else none (a one-input model reads x, whatever its input's name).
 std::vector<std::string> data_input_names(const ir::Graph& graph);

@@ -10,7 +10,8 @@ namespace {
 // MASE's group name of input i of a node of this kind, for messages.
 std::string role(runtime::NodeQuant::Kind kind, size_t i) {
   using K = runtime::NodeQuant::Kind;
-  if (kind == K::kLinear || kind == K::kConv || kind == K::kRnn) {
+  if (kind == K::kRnn) return i == 0 ? "data_in" : i == 3 ? "bias" : "weight";  // X, W, R, B
+  if (kind == K::kLinear || kind == K::kConv) {
     return i == 0 ? "data_in" : i == 2 || i == 3 ? "bias" : "weight";
   }
   if (kind == K::kMatMul) return i == 0 ? "data_in" : "weight";

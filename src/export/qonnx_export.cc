@@ -11,10 +11,8 @@ std::string qonnx_model_bytes(const ir::Graph& graph, const quant::QuantAssignme
   std::vector<onnx::QonnxNodeFormats> formats(nq.size());
   for (size_t k = 0; k < nq.size(); ++k) {
     if (!nq[k].quantized()) continue;
-    if (nq[k].kind == runtime::NodeQuant::Kind::kRnn) {
-      fail("cannot export node '{}' to QONNX: qsearch does not export GRU / LSTM",
-           graph.nodes()[k].name);
-    }
+    // A GRU / LSTM (kRnn) quantizes X (data_in), W and R (weight) and B (bias): ONNX's inputs
+    // 0..3, the ir node's too, so its Quant nodes sit where the engine quantizes.
     formats[k] = {.inputs = nq[k].inputs, .data_out = nq[k].data_out, .rounding = nq[k].rounding};
   }
   return onnx::export_qonnx_bytes(graph, formats);

@@ -300,6 +300,37 @@ class Exporter {
     set_int(p, "group", ca.group);
   }
 
+  // GRU / LSTM: one ONNX node per ir node, writing only the output the ir node computes (the
+  // others' names empty), so that import gives back one ir node each. ONNX's inputs X, W, R, B,
+  // sequence_lens (never given), initial_h, initial_c; absent ones empty, trailing ones dropped.
+  void export_rnn(const ir::Node& n) {
+    const auto& a = std::get<ir::RnnAttrs>(n.attrs);
+    pb::NodeProto* p = graph_->add_node();
+    p->set_op_type(std::string(ir::op_name(n.kind)));
+    p->set_name(n.name);
+    std::vector<std::string> ins;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      if (i == 4) ins.emplace_back();  // sequence_lens
+      const ir::ValueId v = n.inputs[i];
+      if (v == ir::kNoValue) {
+        ins.emplace_back();
+        continue;
+      }
+      ensure_constant(v);
+      ins.push_back(name(v));
+    }
+    while (!ins.empty() && ins.back().empty()) ins.pop_back();
+    for (const std::string& in : ins) p->add_input(in);
+    for (int k = 0; k < a.output; ++k) p->add_output("");
+    p->add_output(name(n.outputs[0]));
+    set_int(p, "hidden_size", a.hidden_size);
+    attr(p, "direction", pb::AttributeProto::STRING)
+        ->set_s(a.directions == 2 ? "bidirectional"
+                : a.reverse       ? "reverse"
+                                  : "forward");
+    if (n.kind == OpKind::kGru) set_int(p, "linear_before_reset", 1);
+  }
+
   void export_node(const ir::Node& n) {
     if (n.kind == OpKind::kConv) {
       if (const ir::NodeId v = conv3d_view(g_, n); v >= 0) {
@@ -318,6 +349,10 @@ class Exporter {
     }
     if (n.kind == OpKind::kGelu || (n.kind == OpKind::kLayerNorm && opset_ < 17)) {
       export_decomposed(n);
+      return;
+    }
+    if (n.kind == OpKind::kGru || n.kind == OpKind::kLstm) {
+      export_rnn(n);
       return;
     }
     pb::NodeProto* p = graph_->add_node();
@@ -461,9 +496,6 @@ class Exporter {
         set_float(p, "epsilon", a.epsilon);
         break;
       }
-      case OpKind::kGru:
-      case OpKind::kLstm:
-        bad(n, "exporting GRU / LSTM is not supported (qsearch imports them only)");
       case OpKind::kGather: {
         const auto& a = std::get<ir::GatherAttrs>(n.attrs);
         if (n.inputs.size() < 2) {  // else the indices are the node's input 1

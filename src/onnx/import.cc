@@ -133,8 +133,8 @@ const std::vector<std::string>& supported_ops() {
   return ops;
 }
 
-Importer::Importer(pb::ModelProto& model, std::string source)
-    : model_(model), graph_(model.graph()), source_(std::move(source)) {
+Importer::Importer(pb::ModelProto& model, std::string source, const ImportOptions& options)
+    : model_(model), graph_(model.graph()), source_(std::move(source)), options_(options) {
   for (const auto& op : model.opset_import()) {
     if (default_domain(op.domain())) {
       if (opset_ != 0 && opset_ != op.version()) {
@@ -239,20 +239,35 @@ void Importer::read_graph_input(const pb::ValueInfoProto& in) {
       shape.push_back(kDynamic);
       continue;
     }
+    // A symbolic dim other than the batch (a sequence length) takes the size the caller bound
+    // its name to (from the data set): the model is imported as if exported at that size.
+    int64_t size = dim.dim_value();
     if (!dim.has_dim_value()) {
-      fail(
-          "graph input '{}': dimension {} is symbolic ('{}'); only the batch dimension (0) may "
-          "be, export with a fixed input size",
-          in.name(), d, dim.dim_param());
+      auto bound =
+          dim.dim_param().empty() ? options_.dims.end() : options_.dims.find(dim.dim_param());
+      if (bound == options_.dims.end()) {
+        if (dim.dim_param().empty()) {
+          fail(
+              "graph input '{}': dimension {} has no size and no name; only the batch "
+              "dimension (0) may be unnamed, export with a fixed size or a named dynamic axis",
+              in.name(), d);
+        }
+        fail(
+            "graph input '{}': dimension {} is symbolic ('{}'), and nothing gives it a size: "
+            "qsearch takes it from the data set (eval, quantize --dataset, search, sensitivity, "
+            "export bind it from their data; inspect: --input-dim {}=SIZE)",
+            in.name(), d, dim.dim_param(), dim.dim_param());
+      }
+      size = bound->second;
     }
     constexpr int64_t kMaxPerSample = int64_t{1} << 32;
-    if (dim.dim_value() < 1 || dim.dim_value() > kMaxPerSample ||
-        __builtin_mul_overflow(per_sample, dim.dim_value(), &per_sample) ||
+    if (size < 1 || size > kMaxPerSample || __builtin_mul_overflow(per_sample, size, &per_sample) ||
         per_sample > kMaxPerSample) {
-      fail("graph input '{}': dimension {} = {} is out of range (1..2^32 elements per sample)",
-           in.name(), d, dim.dim_value());
+      fail("graph input '{}': dimension {} = {}{} is out of range (1..2^32 elements per sample)",
+           in.name(), d, size,
+           dim.has_dim_value() ? "" : fmt::format(" (symbolic '{}', bound)", dim.dim_param()));
     }
-    shape.push_back(dim.dim_value());
+    shape.push_back(size);
   }
   ir::ValueId v = g_.add_input(in.name(), shape, dtype);
   for (int b = 0; b < 3; ++b) {
@@ -665,7 +680,8 @@ namespace detail {
 
 // Everything after parsing; `model` is consumed (its initializers' data is freed as it is
 // converted). `qonnx` (may be null) gets the QONNX nodes removed.
-ir::Graph import_parsed(::onnx::ModelProto& model, const std::string& source, QonnxRecords* qonnx) {
+ir::Graph import_parsed(::onnx::ModelProto& model, const std::string& source, QonnxRecords* qonnx,
+                        const ImportOptions& options) {
   namespace pb = ::onnx;
   if (model.ir_version() <= 0 || !model.has_graph()) {
     fail("'{}' is not an ONNX model: it has no {}", source,
@@ -677,7 +693,7 @@ ir::Graph import_parsed(::onnx::ModelProto& model, const std::string& source, Qo
     QonnxRecords q = strip_qonnx(model);  // QONNX Quant nodes: import_qonnx.cc
     if (qonnx) *qonnx = std::move(q);
     detail::NewerOpset newer = detail::downgrade_newer_opset(model, source);
-    detail::Importer importer(model, source);  // checks the opset
+    detail::Importer importer(model, source, options);  // checks the opset
     // Unsupported operators first: the checker's message for them is less helpful.
     for (int i = 0; i < model.graph().node_size(); ++i) {
       const auto& n = model.graph().node(i);
@@ -729,14 +745,15 @@ void check_size(uint64_t bytes, const std::string& source) {
 
 }  // namespace
 
-ir::Graph import_bytes(std::string_view bytes, const std::string& source, QonnxRecords* qonnx) {
+ir::Graph import_bytes(std::string_view bytes, const std::string& source, QonnxRecords* qonnx,
+                       const ImportOptions& options) {
   check_size(bytes.size(), source);
   ::onnx::ModelProto model;
   if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) fail_not_onnx(source);
-  return import_parsed(model, source, qonnx);
+  return import_parsed(model, source, qonnx, options);
 }
 
-ir::Graph import_file(const std::string& path, QonnxRecords* qonnx) {
+ir::Graph import_file(const std::string& path, QonnxRecords* qonnx, const ImportOptions& options) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     fail("cannot open ONNX model '{}': it is a directory", path);
@@ -768,7 +785,7 @@ ir::Graph import_file(const std::string& path, QonnxRecords* qonnx) {
     if (!parsed) fail_not_onnx(path);
   }
   LiftScope scope(lifted);
-  ir::Graph g = import_parsed(model, path, qonnx);
+  ir::Graph g = import_parsed(model, path, qonnx, options);
   model = ::onnx::ModelProto();
   lifted.tensors.clear();
   release_freed_memory();
@@ -777,10 +794,46 @@ ir::Graph import_file(const std::string& path, QonnxRecords* qonnx) {
 
 }  // namespace detail
 
-ir::Graph import_model_bytes(std::string_view bytes, const std::string& source) {
-  return detail::import_bytes(bytes, source, nullptr);
+ir::Graph import_model_bytes(std::string_view bytes, const std::string& source,
+                             const ImportOptions& options) {
+  return detail::import_bytes(bytes, source, nullptr, options);
 }
 
-ir::Graph import_model(const std::string& path) { return detail::import_file(path, nullptr); }
+ir::Graph import_model(const std::string& path, const ImportOptions& options) {
+  return detail::import_file(path, nullptr, options);
+}
+
+std::optional<std::vector<ir::InputDecl>> read_graph_inputs(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return std::nullopt;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::vector<::onnx::ValueInfoProto> inputs;
+  std::vector<std::string> initializers;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0 && st.st_size > 0;
+  try {
+    ok = ok && detail::read_declared_inputs(fd, static_cast<uint64_t>(st.st_size), path, inputs,
+                                            initializers);
+  } catch (const Error&) {
+    ok = false;
+  }
+  ::close(fd);
+  if (!ok) return std::nullopt;
+  const std::unordered_set<std::string> constant(initializers.begin(), initializers.end());
+  std::vector<ir::InputDecl> out;
+  for (const auto& vi : inputs) {
+    if (constant.count(vi.name())) continue;  // old exporters list initializers as inputs
+    ir::InputDecl decl{vi.name(), {}, {}};
+    if (vi.type().has_tensor_type() && vi.type().tensor_type().has_shape()) {
+      for (const auto& dim : vi.type().tensor_type().shape().dim()) {
+        decl.dims.push_back(dim.has_dim_value() ? dim.dim_value() : kDynamic);
+        decl.dim_names.push_back(dim.has_dim_value() ? "" : dim.dim_param());
+      }
+    }
+    out.push_back(std::move(decl));
+  }
+  return out;
+}
 
 }  // namespace qsearch::onnx

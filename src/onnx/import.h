@@ -9,8 +9,9 @@
 //     movement), and shape computations (Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as
 //     torch.onnx writes x.view(x.size(0), -1)) are folded symbolically: a Reshape target
 //     [N, k...] (N = batch) becomes ReshapeAttrs{0, k...};
-//   - the single float32 graph input has a dynamic batch dimension (dim 0), whether the file
-//     names it (dim_param) or fixes it;
+//   - every graph input has a dynamic batch dimension (dim 0), whether the file names it
+//     (dim_param) or fixes it; its other symbolic dims (a sequence length) take the sizes
+//     ImportOptions::dims gives them before anything is folded (an unbound one is an Error);
 //   - node names are kept ("<OpType>_<index>" when empty); Graph::finalize() gives config names
 //     ("/fc1/Gemm" -> "fc1"). Models written by export_model() keep their config names;
 //   - QONNX Quant nodes are removed (the float graph); onnx/qonnx.h's import_qonnx also returns
@@ -25,18 +26,36 @@
 //   g.find_node("fc1");   // the first Gemm, mase_op "linear"
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ir/graph.h"
+#include "ir/input_decl.h"
 
 namespace qsearch::onnx {
 
+struct ImportOptions {
+  // Sizes of the graph inputs' symbolic dims other than the batch (dim_param name -> size), e.g.
+  // {"seq", 128} for a model exported with dynamic_axes {0: 'batch', 1: 'seq'}. The model is
+  // imported as if exported at those sizes: shape computations (Shape -> Gather -> Concat ->
+  // Reshape, Slices of position tables, Expand targets) fold to constants. Names the model
+  // does not use are ignored.
+  ir::DimBinding dims;
+};
+
 // Parses, checks and converts the ONNX model at `path` into a finalized ir::Graph.
-ir::Graph import_model(const std::string& path);
+ir::Graph import_model(const std::string& path, const ImportOptions& options = {});
 
 // Same from bytes in memory; `source` names the origin in error messages.
-ir::Graph import_model_bytes(std::string_view bytes, const std::string& source);
+ir::Graph import_model_bytes(std::string_view bytes, const std::string& source,
+                             const ImportOptions& options = {});
+
+// The graph inputs (not initializers) the file at `path` declares, read without importing (the
+// initializers' data is skipped, not read): what ImportOptions::dims must bind. nullopt when the
+// file cannot be read that way (missing, not a well-formed model): import_model then says why.
+std::optional<std::vector<ir::InputDecl>> read_graph_inputs(const std::string& path);
 
 // Opsets of the default ONNX domain that import accepts.
 inline constexpr int kMinOpset = 11;

@@ -49,6 +49,20 @@ class FileReader {
     }
     return false;
   }
+  // Skips n bytes (seeking past what is not buffered).
+  bool skip(uint64_t n) {
+    const uint64_t buffered = end_ - at_;
+    if (n <= buffered) {
+      at_ += static_cast<size_t>(n);
+      return true;
+    }
+    n -= buffered;
+    at_ = end_;
+    if (n > size_ - consumed_) return false;
+    if (::lseek(fd_, static_cast<off_t>(n), SEEK_CUR) < 0) return false;
+    consumed_ += n;
+    return true;
+  }
   // Copies n bytes to dst (append to `out` when dst is null).
   bool read(char* dst, uint64_t n, std::string* out = nullptr) {
     while (n > 0) {
@@ -167,6 +181,65 @@ bool parse_lifting(int fd, uint64_t size, const std::string& path, pb::ModelProt
     return false;
   }
   return true;
+}
+
+namespace {
+
+// The graph inputs (GraphProto.input, ValueInfoProto) and initializer names (TensorProto.name)
+// of the message [r.pos(), end) at `level`; everything else is skipped, initializers' data
+// without reading it.
+bool walk_inputs(FileReader& r, uint64_t end, Level level, std::vector<pb::ValueInfoProto>& inputs,
+                 std::vector<std::string>& initializers) {
+  while (r.pos() < end) {
+    uint64_t tag = 0, v = 0;
+    if (!r.varint(tag)) return false;
+    const uint64_t field = tag >> 3;
+    switch (tag & 7) {
+      case 0:
+        if (!r.varint(v)) return false;
+        break;
+      case 1:
+        if (!r.skip(8)) return false;
+        break;
+      case 5:
+        if (!r.skip(4)) return false;
+        break;
+      case 2: {
+        uint64_t len = 0;
+        if (!r.varint(len) || len > end - r.pos()) return false;
+        const uint64_t sub_end = r.pos() + len;
+        if ((level == kModel && field == 7) || (level == kGraph && field == 5)) {
+          if (level == kGraph) initializers.emplace_back();
+          if (!walk_inputs(r, sub_end, level == kModel ? kGraph : kTensor, inputs, initializers)) {
+            return false;
+          }
+        } else if ((level == kGraph && field == 11) || (level == kTensor && field == 8)) {
+          std::string bytes;
+          if (!r.read(nullptr, len, &bytes)) return false;
+          if (level == kTensor) {
+            initializers.back() = std::move(bytes);
+          } else if (!inputs.emplace_back().ParseFromString(bytes)) {
+            return false;
+          }
+        } else if (!r.skip(len)) {
+          return false;
+        }
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return r.pos() == end;
+}
+
+}  // namespace
+
+bool read_declared_inputs(int fd, uint64_t size, const std::string& path,
+                          std::vector<pb::ValueInfoProto>& inputs,
+                          std::vector<std::string>& initializers) {
+  FileReader r(fd, size, path);
+  return walk_inputs(r, size, kModel, inputs, initializers);
 }
 
 LiftScope::LiftScope(LiftedData& lifted) : previous_(g_lifted) { g_lifted = &lifted; }

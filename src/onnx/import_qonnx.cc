@@ -184,6 +184,9 @@ bool quantizable_input(const ir::Graph& g, const ir::Node& n, int input) {
     case OpKind::kSub:
     case OpKind::kMul:
       return input <= 1;
+    case OpKind::kGru:
+    case OpKind::kLstm:
+      return input <= 3;  // X, W, R, B
     case OpKind::kRelu:
     case OpKind::kBatchNorm:
     case OpKind::kTanh:
@@ -380,7 +383,11 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
     Slots& s = slots[k];
     std::optional<quant::FixedFormat> slot;
     if (auto it = s.in.find(input); it != s.in.end()) slot = it->second;
-    set_slot(r, k, slot, input == 0 ? "data_in" : input == 1 ? "weight" : "bias");
+    const bool rnn = n.kind == OpKind::kGru || n.kind == OpKind::kLstm;  // W, R: weight; B: bias
+    set_slot(r, k, slot,
+             input == 0                          ? "data_in"
+             : input == 1 || (rnn && input == 2) ? "weight"
+                                                 : "bias");
     s.in[input] = *slot;
   };
   // MASE's quantizer is monotone, so it commutes with max pooling and views: a Quant in front of
@@ -510,6 +517,22 @@ quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& 
         c.bias = get(2);
         c.data_out = s.data_out;
         break;
+      case OpKind::kGru:
+      case OpKind::kLstm: {
+        // MASE's one weight format covers both the input (W) and recurrent (R) weights.
+        c.weight = get(1);
+        if (!c.weight) missing("weight (input W)");
+        const auto r = get(2);
+        if (!r) missing("recurrent weight (input R, quantized with the weight format)");
+        if (*r != *c.weight) {
+          fail(
+              "QONNX node '{}': node '{}' ({}) quantizes W as {} and R as {}; MASE quantizes "
+              "both with one weight format",
+              s.first_quant, n.name, op, quant::format_name(*c.weight), quant::format_name(*r));
+        }
+        c.bias = get(3);
+        break;
+      }
       case OpKind::kAdd:
       case OpKind::kSub:
       case OpKind::kMul: {
@@ -550,15 +573,16 @@ QonnxModel with_formats(ir::Graph graph, const detail::QonnxRecords& records,
 
 }  // namespace
 
-QonnxModel import_qonnx_bytes(std::string_view bytes, const std::string& source) {
+QonnxModel import_qonnx_bytes(std::string_view bytes, const std::string& source,
+                              const ImportOptions& options) {
   detail::QonnxRecords records;
-  ir::Graph g = detail::import_bytes(bytes, source, &records);
+  ir::Graph g = detail::import_bytes(bytes, source, &records, options);
   return with_formats(std::move(g), records, source);
 }
 
-QonnxModel import_qonnx(const std::string& path) {
+QonnxModel import_qonnx(const std::string& path, const ImportOptions& options) {
   detail::QonnxRecords records;
-  ir::Graph g = detail::import_file(path, &records);
+  ir::Graph g = detail::import_file(path, &records, options);
   return with_formats(std::move(g), records, path);
 }
 

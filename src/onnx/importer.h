@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "ir/graph.h"
+#include "onnx/import.h"
 #include "quant/assignment.h"
 
 namespace qsearch::onnx::detail {
@@ -180,7 +181,7 @@ class Importer {
  public:
   // `model` is the caller's to give: as each float initializer becomes a Tensor, its data in the
   // proto is freed, so that an import holds one copy of the weights, not two.
-  Importer(pb::ModelProto& model, std::string source);
+  Importer(pb::ModelProto& model, std::string source, const ImportOptions& options = {});
   ir::Graph run();
 
  private:
@@ -309,6 +310,7 @@ class Importer {
   const pb::ModelProto& model_;
   const pb::GraphProto& graph_;
   std::string source_;
+  ImportOptions options_;
   int opset_ = 0;
   ir::Graph g_;
   std::unordered_map<std::string, Entry> env_;
@@ -359,8 +361,13 @@ QonnxRecords strip_qonnx(pb::ModelProto& model);
 quant::QuantAssignment qonnx_assignment(const ir::Graph& g, const QonnxRecords& records);
 // import_model_bytes / import_model, filling `qonnx` (may be null) with the QONNX nodes they
 // removed. A file is parsed straight from disk (no copy of its bytes).
-ir::Graph import_bytes(std::string_view bytes, const std::string& source, QonnxRecords* qonnx);
-ir::Graph import_file(const std::string& path, QonnxRecords* qonnx);
+ir::Graph import_bytes(std::string_view bytes, const std::string& source, QonnxRecords* qonnx,
+                       const ImportOptions& options);
+ir::Graph import_file(const std::string& path, QonnxRecords* qonnx, const ImportOptions& options);
+// read_graph_inputs' walk of the file (import_lift.cc): the graph's inputs and initializer names.
+bool read_declared_inputs(int fd, uint64_t size, const std::string& path,
+                          std::vector<pb::ValueInfoProto>& inputs,
+                          std::vector<std::string>& initializers);
 
 // Ops the importer accepts (ir ops plus those of shape computations), for messages.
 const std::vector<std::string>& supported_ops();

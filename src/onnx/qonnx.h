@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "onnx/import.h"
 #include "quant/assignment.h"
 #include "quant/fixed_point.h"
 
@@ -61,7 +62,8 @@ struct QonnxModel {
 };
 
 // Imports a QONNX model (or a plain ONNX model: no formats).
-QonnxModel import_qonnx(const std::string& path);
-QonnxModel import_qonnx_bytes(std::string_view bytes, const std::string& source);
+QonnxModel import_qonnx(const std::string& path, const ImportOptions& options = {});
+QonnxModel import_qonnx_bytes(std::string_view bytes, const std::string& source,
+                              const ImportOptions& options = {});
 
 }  // namespace qsearch::onnx

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 
 #include "e2e/e2e_util.h"
@@ -355,6 +356,67 @@ TEST(NpzE2E, SearchAndSensitivityRunAMultiInputModelFromATomlDataset) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("model input 'attention_mask'"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("bert_mask_bad_shape.npz"), std::string::npos) << r.err;
+}
+
+// A model exported with a symbolic sequence length (dynamic_axes {0: 'batch', 1: 'seq'};
+// tools/make_seqlen_fixtures.py): 'seq' is bound from the data set, so one model file runs data of
+// 12 and of 8 positions, each at PyTorch's accuracy; inputs disagreeing on 'seq' are refused in
+// one line before anything runs; inspect takes --input-dim.
+TEST(NpzE2E, ASymbolicSequenceLengthIsBoundFromTheData) {
+  const std::string dir = "tests/fixtures/seqlen/";
+  const auto ref = nlohmann::json::parse(read_file(source_dir() + "/" + dir + "seqlen_ref.json"));
+  for (const char* seq : {"12", "8"}) {
+    SCOPED_TRACE(seq);
+    const std::string base = "eval --model " + dir + "bert_seq_opset17.onnx --dataset npz:" + dir +
+                             "bert_seq_eval" + seq + ".npz --json";
+    Result f = run(base + " --mode float");
+    ASSERT_EQ(f.code, 0) << f.err;
+    EXPECT_NE(f.err.find(std::string("seq = ") + seq), std::string::npos) << f.err;
+    EXPECT_NEAR(nlohmann::json::parse(f.out)["accuracy"].get<double>(),
+                ref["bert"][seq]["accuracy"].get<double>(), 1e-6);
+    const std::string quant = " --quant tests/fixtures/transformer/bert_mask_uniform8.toml --mode ";
+    Result fake = run(base + quant + "fake");
+    Result integer = run(base + quant + "int");
+    ASSERT_EQ(fake.code, 0) << fake.err;
+    ASSERT_EQ(integer.code, 0) << integer.err;
+    const double fa = nlohmann::json::parse(fake.out)["accuracy"].get<double>();
+    EXPECT_NEAR(fa, ref["bert"][seq]["configs"]["uniform8"]["accuracy"].get<double>(), 0.0075);
+    EXPECT_NEAR(nlohmann::json::parse(integer.out)["accuracy"].get<double>(), fa, 0.0075);
+  }
+  // The GRU over 28 and 14 steps.
+  for (const char* seq : {"28", "14"}) {
+    Result g = run("eval --model " + dir + "gru_seq_opset17.onnx --dataset npz:" + dir +
+                   "gru_seq_eval" + seq + ".npz --json");
+    ASSERT_EQ(g.code, 0) << g.err;
+    EXPECT_NEAR(nlohmann::json::parse(g.out)["accuracy"].get<double>(),
+                ref["gru"][seq]["accuracy"].get<double>(), 1e-6);
+  }
+  // Two inputs disagreeing on 'seq'.
+  Result bad = run("eval --model " + dir + "bert_seq_opset17.onnx --dataset npz:" + dir +
+                   "bert_seq_bad_seq.npz");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("symbolic dim 'seq' two sizes"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("bert_seq_bad_seq.npz"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  // inspect: --input-dim gives the size; without it, the error says how.
+  Result ins = run("inspect --model " + dir + "bert_seq_opset17.onnx --input-dim seq=8");
+  ASSERT_EQ(ins.code, 0) << ins.err;
+  EXPECT_NE(ins.out.find("[?, 8]"), std::string::npos) << ins.out;
+  Result none = run("inspect --model " + dir + "bert_seq_opset17.onnx");
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("--input-dim seq=SIZE"), std::string::npos) << none.err;
+  // quantize counts BitOPs at the bound length: more at 12 positions than at 8.
+  double bitops[2] = {0, 0};
+  int i = 0;
+  for (const char* seq : {"12", "8"}) {
+    Result q = run("quantize --model " + dir +
+                   "bert_seq_opset17.onnx --config tests/fixtures/transformer/"
+                   "bert_mask_uniform8.toml --repeats 1 --json --num-samples 50 --dataset npz:" +
+                   dir + "bert_seq_eval" + seq + ".npz");
+    ASSERT_EQ(q.code, 0) << q.err;
+    bitops[i++] = nlohmann::json::parse(q.out)["hardware_metrics"]["bitops"].get<double>();
+  }
+  EXPECT_GT(bitops[0] * 8, bitops[1] * 12) << bitops[0] << " " << bitops[1];
 }
 
 }  // namespace

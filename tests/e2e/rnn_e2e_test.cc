@@ -4,6 +4,7 @@
 // (`qsearch quantize` prints it unquantized).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -70,6 +71,53 @@ TEST(RnnE2E, DefaultConfigLeavesTheGruFloat) {
     }
   }
   EXPECT_TRUE(gru && head) << r.out;
+}
+
+// `qsearch export --format qonnx` of the GRU and LSTM classifiers (before: refused): Python's
+// onnx.checker (full check, with shape inference) accepts the file, and the exported model
+// evaluates in fake and int mode with its own Quant formats exactly as the original under the
+// config. The QDQ export runs too.
+TEST(RnnE2E, QonnxExportPassesTheCheckerAndEvaluatesAsTheOriginal) {
+  ScratchDir dir("rnn_export");
+  const bool python = std::system("/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1") == 0;
+  for (const char* model : {"gru_classifier", "lstm_bi2"}) {
+    SCOPED_TRACE(model);
+    const std::string op = std::string(model).starts_with("gru") ? "gru" : "lstm";
+    const std::string cfg = write(dir, op + ".toml",
+                                  "[passes.quantize]\nby = \"type\"\n[passes.quantize." + op +
+                                      ".config]\nname = \"integer\"\ndata_in_width = 8\n"
+                                      "data_in_frac_width = 5\nweight_width = 8\n"
+                                      "weight_frac_width = 6\nbias_width = 8\n"
+                                      "bias_frac_width = 5\n");
+    const std::string src = kDir + model + "_opset17.onnx";
+    const std::string out = dir / (std::string(model) + "_q.onnx");
+    const Result r = run("export --model " + src + " --config " + cfg +
+                         " --format qonnx --num-samples 300 --out " + out);
+    ASSERT_EQ(r.code, 0) << r.err;
+    if (python) {
+      const std::string check =
+          "/usr/bin/python3 -c \"import onnx, sys; "
+          "onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)\" " +
+          out;
+      EXPECT_EQ(std::system(check.c_str()), 0) << check;
+    }
+    for (const char* mode : {"fake", "int"}) {
+      SCOPED_TRACE(mode);
+      const Result want = run("eval --dataset mnist --model " + src + " --quant " + cfg +
+                              " --num-samples 300 --json --mode " + mode);
+      const Result got =
+          run("eval --dataset mnist --model " + out + " --num-samples 300 --json --mode " + mode);
+      ASSERT_EQ(want.code, 0) << want.err;
+      ASSERT_EQ(got.code, 0) << got.err;
+      const auto a = nlohmann::json::parse(want.out), b = nlohmann::json::parse(got.out);
+      EXPECT_EQ(a["loss"], b["loss"]);
+      EXPECT_EQ(a["accuracy"], b["accuracy"]);
+    }
+    const Result qdq =
+        run("export --model " + src + " --config " + cfg +
+            " --format qdq --num-samples 100 --out " + (dir / (std::string(model) + "_qdq.onnx")));
+    EXPECT_EQ(qdq.code, 0) << qdq.err;
+  }
 }
 
 }  // namespace
