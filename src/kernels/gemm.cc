@@ -1,6 +1,7 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -111,12 +112,127 @@ constexpr int64_t kPanelsPerBlock = 16;  // column panels per work item (measure
 
 }  // namespace
 
+namespace {
+
+// Few rows (a linear layer at batch 1-128, detail::kFewRows): A is packed once for the whole call,
+// k-block by k-block ([K / kSmallKc][tiles][kSmallKc][MR], on the caller's thread-local buffer),
+// and the threads split only the columns, so that each weight panel is read from memory once per
+// call and every row tile reuses it from L1 (the row-blocked path below re-reads the whole of B
+// once per block of kMcTiles tiles, and packs its rows of A once per column block). Same arithmetic
+// per output element as that path: one FMA chain in ascending k with exact float stores and
+// reloads between k-blocks, the epilogue at the last one.
+constexpr int64_t kSmallKc = detail::kFewRowsKc;  // a 16-column panel's block is 16 KB: in L1
+constexpr int64_t kSmallParallelPack = int64_t{128} << 10;  // floats of A
+
+struct SmallJob {
+  const detail::UKernelInfo* u;
+  int64_t m, k, n, lda, ldy, tiles, k_blocks, panels, panels_per_item;
+  const float* a;
+  const float* apacked;
+  const PackedB* b;
+  float* y;
+  const Epilogue* ep;
+
+  const float* a_block(int64_t kb) const { return apacked + kb * tiles * kSmallKc * u->mr; }
+
+  void pack(int64_t kb0, int64_t kb1) const {
+    for (int64_t kb = kb0; kb < kb1; ++kb) {
+      const int64_t k0 = kb * kSmallKc;
+      pack_a_block(a, lda, m, k0, std::min(kSmallKc, k - k0), u->mr,
+                   const_cast<float*>(a_block(kb)));
+    }
+  }
+
+  void run(int64_t item0, int64_t item1) const {
+    const int mr_full = u->mr;
+    for (int64_t item = item0; item < item1; ++item) {
+      const int64_t p0 = item * panels_per_item;
+      const int64_t p1 = std::min(panels, p0 + panels_per_item);
+      for (int64_t kb = 0; kb < k_blocks; ++kb) {
+        const int64_t k0 = kb * kSmallKc;
+        const int64_t kc = std::min(kSmallKc, k - k0);
+        const bool last = kb + 1 == k_blocks;
+        const float* ablock = a_block(kb);
+        for (int64_t j = p0; j < p1; ++j) {
+          const int64_t col0 = j * u->nr;
+          const int nr = static_cast<int>(std::min<int64_t>(u->nr, n - col0));
+          const float* bpanel = b->panel(j) + k0 * u->nr;
+          for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t row0 = t * mr_full;
+            const int mr = static_cast<int>(std::min<int64_t>(mr_full, m - row0));
+            detail::TileEpilogue tep;
+            if (last) {
+              tep.alpha = ep->alpha;
+              tep.bias = ep->bias != nullptr ? ep->bias + col0 : nullptr;
+              tep.bias_per_row = false;
+              tep.residual = ep->residual != nullptr
+                                 ? ep->residual + row0 * ep->residual_stride + col0
+                                 : nullptr;
+              tep.residual_stride = ep->residual_stride;
+              tep.residual_after_clamp = ep->residual_after_clamp;
+              tep.lo = ep->clamp_min;
+              tep.hi = ep->clamp_max;
+            }
+            u->fn(kc, ablock + t * kc * mr_full, bpanel, nullptr, y + row0 * ldy + col0, ldy, mr,
+                  nr, kb > 0, last ? &tep : nullptr);
+          }
+        }
+      }
+    }
+  }
+};
+
+// The calling thread's buffer for SmallJob's packed A: grown on first use, never shrunk, so that
+// steady-state calls do not allocate.
+float* small_a_buffer(int64_t floats) {
+  thread_local std::unique_ptr<float[]> buf;
+  thread_local int64_t capacity = 0;
+  if (floats > capacity) {
+    buf = std::make_unique<float[]>(static_cast<size_t>(floats));
+    capacity = floats;
+  }
+  return buf.get();
+}
+
+void gemm_small_m(const detail::UKernelInfo& u, int64_t m, const float* a, int64_t lda,
+                  const PackedB& b, float* y, int64_t ldy, const Epilogue& ep) {
+  SmallJob job;
+  job.u = &u;
+  job.m = m;
+  job.k = b.k;
+  job.n = b.n;
+  job.lda = lda;
+  job.ldy = ldy;
+  job.tiles = (m + u.mr - 1) / u.mr;
+  job.k_blocks = (b.k + kSmallKc - 1) / kSmallKc;
+  job.panels = (b.n + u.nr - 1) / u.nr;
+  // About 4 items per thread, at most kPanelsPerBlock panels each.
+  job.panels_per_item = std::clamp<int64_t>(job.panels / (4 * num_threads()), 1, kPanelsPerBlock);
+  job.a = a;
+  job.apacked = small_a_buffer(job.k_blocks * job.tiles * kSmallKc * u.mr);
+  job.b = &b;
+  job.y = y;
+  job.ep = &ep;
+  const SmallJob* shared = &job;
+  // Packing is a few percent of the multiply; only a large A is worth waking the threads for.
+  const int64_t a_floats = job.tiles * u.mr * b.k;
+  parallel_for(0, job.k_blocks, a_floats >= kSmallParallelPack ? 1 : job.k_blocks,
+               [shared](int64_t b0, int64_t b1) { shared->pack(b0, b1); });
+  const int64_t items = (job.panels + job.panels_per_item - 1) / job.panels_per_item;
+  parallel_for(0, items, 1, [shared](int64_t i0, int64_t i1) { shared->run(i0, i1); });
+}
+
+}  // namespace
+
 void gemm_f32_packed(int64_t m, const float* a, int64_t lda, const PackedB& b, float* y,
                      int64_t ldy, const Epilogue& ep) {
   const auto& u = detail::ukernel_for(b.isa);
   QSEARCH_DCHECK(u.nr == b.nr && u.mr <= kMaxMr);
   const int64_t k = b.k, n = b.n;
   if (m <= 0 || n <= 0) return;
+  if (m <= detail::kFewRows && k > 0) {
+    return gemm_small_m(u, m, a, lda, b, y, ldy, ep);
+  }
   const int64_t mc = detail::kMcTiles * u.mr;
   const int64_t m_blocks = (m + mc - 1) / mc;
   const int64_t panels = (n + u.nr - 1) / u.nr;

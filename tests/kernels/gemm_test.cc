@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -197,6 +198,65 @@ TEST(FastGemm, SameBitsForOneAndTwoThreads) {
     set_num_threads(2);
     gemm_f32_packed(m, a.data(), k, pb, y2.data(), n, ep);
     EXPECT_EQ(y1, y2) << isa_name(isa);
+  }
+  set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace qsearch::kernels
+
+namespace qsearch::kernels {
+namespace {
+
+// The few-rows path (m <= detail::kFewRows: A packed once, the threads split only the columns,
+// K in blocks of detail::kFewRowsKc) against the row-blocked path: the same rows computed as the
+// first rows of a taller A must give the same bits, with 1, 2 and 3 threads, on random shapes
+// and epilogues (bias, residual before / after the clamp, relu, alpha); and both paths stay
+// within the reference's bound.
+TEST(FastGemm, FewRowsPathEqualsRowBlockedPathForAnyThreadCount) {
+  const int saved = num_threads();
+  Rng rng(2026);
+  auto pick = [&rng](int64_t lo, int64_t hi) {  // uniform in [lo, hi]
+    return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+  };
+  for (Isa isa : runnable_isas()) {
+    for (int trial = 0; trial < 24; ++trial) {
+      const int64_t m = trial < 3 ? std::array<int64_t, 3>{1, 6, detail::kFewRows}[trial]
+                                  : pick(1, detail::kFewRows);
+      const int64_t k = trial % 4 == 0 ? detail::kFewRowsKc * pick(1, 4) : pick(1, 1100);
+      const int64_t n = pick(1, 200);
+      const int64_t tall = m + detail::kFewRows + 3;  // the row-blocked path
+      SCOPED_TRACE(::testing::Message() << isa_name(isa) << " m=" << m << " k=" << k << " n=" << n);
+      const uint64_t seed = 1000 + static_cast<uint64_t>(trial);
+      auto a = random_floats(tall * k, seed);
+      auto b = random_floats(k * n, seed + 1);
+      auto bias = random_floats(n, seed + 2);
+      auto res = random_floats(tall * n, seed + 3);
+      PackedB pb = pack_b(b.data(), k, n, (trial & 1) != 0, isa);
+      Epilogue ep;
+      ep.alpha = (trial & 2) != 0 ? 0.75f : 1.0f;
+      if ((trial & 4) != 0) ep.bias = bias.data();
+      if ((trial & 8) != 0) {
+        ep.residual = res.data();
+        ep.residual_stride = n;
+        ep.residual_after_clamp = (trial & 16) != 0;
+      }
+      if (trial % 3 != 0) ep.clamp_min = 0.0f;
+      std::vector<float> want(tall * n);
+      set_num_threads(2);
+      gemm_f32_packed(tall, a.data(), k, pb, want.data(), n, ep);
+      want.resize(m * n);
+      for (int threads = 1; threads <= 3; ++threads) {
+        set_num_threads(threads);
+        std::vector<float> got(m * n, -7.0f);
+        gemm_f32_packed(m, a.data(), k, pb, got.data(), n, ep);
+        ASSERT_EQ(got, want) << threads << " threads";
+      }
+    }
+    // The bound against the reference on either side of the switch.
+    check_case(isa, {detail::kFewRows, 37, 600, true, true, true, true, 1.0f}, 71);
+    check_case(isa, {detail::kFewRows + 1, 37, 600, false, true, true, true, 1.0f}, 72);
+    check_case(isa, {200, 70, 1500, true, true, false, false, 0.5f}, 73);
   }
   set_num_threads(saved);
 }
