@@ -1,7 +1,9 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -56,6 +58,55 @@ PackedB pack_b(const float* b, int64_t k, int64_t n, bool trans, Isa isa) {
     }
   }
   return p;
+}
+
+bool pack_b_in_place(Tensor& w, int64_t k, int64_t n, bool trans, Isa isa, PackedB* out) {
+  const auto& u = detail::ukernel_for(isa);
+  if (w.empty() || w.dtype() != DType::kFloat32 || w.numel() != k * n || k <= 0 || n <= 0 ||
+      n % u.nr != 0 || reinterpret_cast<uintptr_t>(w.raw()) % 32 != 0) {
+    return false;
+  }
+  float* d = w.data<float>();
+  const int64_t nr = u.nr, panels = n / nr;
+  if (trans) {
+    // [N, K]: panel j occupies exactly the bytes of its NR source rows; transpose them through a
+    // copy of those rows.
+    std::vector<float> rows(static_cast<size_t>(nr * k));
+    for (int64_t j = 0; j < panels; ++j) {
+      float* panel = d + j * k * nr;
+      std::copy(panel, panel + nr * k, rows.begin());
+      for (int64_t c = 0; c < nr; ++c) {
+        const float* src = rows.data() + c * k;
+        for (int64_t kk = 0; kk < k; ++kk) panel[kk * nr + c] = src[kk];
+      }
+    }
+  } else {
+    // [K, N] as a K x panels matrix of NR-float blocks; the packed form is its transpose
+    // (block (kk, j) moves from kk * panels + j to j * K + kk): follow each permutation cycle
+    // once, carrying one block.
+    const int64_t blocks = k * panels;
+    std::vector<bool> done(static_cast<size_t>(blocks), false);
+    std::vector<float> carry(static_cast<size_t>(nr)), next(static_cast<size_t>(nr));
+    for (int64_t start = 0; start < blocks; ++start) {
+      if (done[start]) continue;
+      std::copy(d + start * nr, d + (start + 1) * nr, carry.begin());
+      int64_t pos = start;
+      do {
+        const int64_t dest = (pos % panels) * k + pos / panels;
+        std::copy(d + dest * nr, d + (dest + 1) * nr, next.begin());
+        std::copy(carry.begin(), carry.end(), d + dest * nr);
+        carry.swap(next);
+        done[dest] = true;
+        pos = dest;
+      } while (pos != start);
+    }
+  }
+  out->isa = isa;
+  out->nr = u.nr;
+  out->k = k;
+  out->n = n;
+  out->data = w.reshaped({n * k});
+  return true;
 }
 
 namespace {

@@ -263,3 +263,44 @@ TEST(FastGemm, FewRowsPathEqualsRowBlockedPathForAnyThreadCount) {
 
 }  // namespace
 }  // namespace qsearch::kernels
+
+namespace qsearch::kernels {
+namespace {
+
+// pack_b_in_place gives pack_b's panels, both layouts, in w's own buffer; it refuses (w
+// untouched) when N is not a whole number of panels.
+TEST(FastGemm, PackInPlaceEqualsPackAndReusesTheBuffer) {
+  for (Isa isa : runnable_isas()) {
+    const int64_t nr = tile_shape(isa).nr;
+    const int64_t shapes[][2] = {{1, 1}, {7, 3}, {300, 2}, {784, 5}, {33, 16}, {1, 9}};
+    uint64_t seed = 40;
+    for (const auto& kp : shapes) {
+      for (bool trans : {false, true}) {
+        const int64_t k = kp[0], n = kp[1] * nr;
+        SCOPED_TRACE(::testing::Message()
+                     << isa_name(isa) << " k=" << k << " n=" << n << " trans=" << trans);
+        const auto v = random_floats(k * n, ++seed);
+        const PackedB want = pack_b(v.data(), k, n, trans, isa);
+        Tensor w = Tensor::from(trans ? Shape{n, k} : Shape{k, n}, v);
+        const void* buffer = w.raw();
+        PackedB got;
+        ASSERT_TRUE(pack_b_in_place(w, k, n, trans, isa, &got));
+        EXPECT_EQ(got.data.raw(), buffer);
+        EXPECT_EQ(got.nr, want.nr);
+        EXPECT_EQ(got.k, k);
+        EXPECT_EQ(got.n, n);
+        ASSERT_EQ(got.data.numel(), want.data.numel());
+        EXPECT_EQ(std::vector<float>(got.data.data<float>(), got.data.data<float>() + k * n),
+                  std::vector<float>(want.data.data<float>(), want.data.data<float>() + k * n));
+      }
+    }
+    const auto v = random_floats(12 * (nr + 1), 3);
+    Tensor w = Tensor::from(Shape{nr + 1, 12}, v);
+    PackedB out;
+    EXPECT_FALSE(pack_b_in_place(w, 12, nr + 1, true, isa, &out));
+    EXPECT_EQ(std::vector<float>(w.data<float>(), w.data<float>() + w.numel()), v);
+  }
+}
+
+}  // namespace
+}  // namespace qsearch::kernels
