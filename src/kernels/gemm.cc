@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "core/check.h"
@@ -165,36 +164,27 @@ constexpr int64_t kPanelsPerBlock = 16;  // column panels per work item (measure
 
 namespace {
 
-// Few rows (a linear layer at batch 1-128, detail::kFewRows): A is packed once for the whole call,
-// k-block by k-block ([K / kSmallKc][tiles][kSmallKc][MR], on the caller's thread-local buffer),
-// and the threads split only the columns, so that each weight panel is read from memory once per
-// call and every row tile reuses it from L1 (the row-blocked path below re-reads the whole of B
-// once per block of kMcTiles tiles, and packs its rows of A once per column block). Same arithmetic
-// per output element as that path: one FMA chain in ascending k with exact float stores and
-// reloads between k-blocks, the epilogue at the last one.
+// Few rows (a linear layer at batch 1-64, detail::kFewRows): the threads split only the
+// columns, in a few large items, and each item walks K in blocks of kSmallKc, packing that block
+// of all the rows of A into a stack buffer and running every row tile over each of its column
+// panels, so that each weight panel is read from memory once per call and reused from L1 by all
+// the tiles (the row-blocked path below re-reads the whole of B once per block of kMcTiles tiles,
+// and packs its rows of A once per column block). Same arithmetic per output element as that
+// path: one FMA chain in ascending k with exact float stores and reloads between k-blocks, the
+// epilogue at the last one. No allocation: the buffer is on the stack.
 constexpr int64_t kSmallKc = detail::kFewRowsKc;  // a 16-column panel's block is 16 KB: in L1
-constexpr int64_t kSmallParallelPack = int64_t{128} << 10;  // floats of A
+constexpr int64_t kSmallABuf = (detail::kFewRows + kMaxMr) * kSmallKc;  // floats
 
 struct SmallJob {
   const detail::UKernelInfo* u;
   int64_t m, k, n, lda, ldy, tiles, k_blocks, panels, panels_per_item;
   const float* a;
-  const float* apacked;
   const PackedB* b;
   float* y;
   const Epilogue* ep;
 
-  const float* a_block(int64_t kb) const { return apacked + kb * tiles * kSmallKc * u->mr; }
-
-  void pack(int64_t kb0, int64_t kb1) const {
-    for (int64_t kb = kb0; kb < kb1; ++kb) {
-      const int64_t k0 = kb * kSmallKc;
-      pack_a_block(a, lda, m, k0, std::min(kSmallKc, k - k0), u->mr,
-                   const_cast<float*>(a_block(kb)));
-    }
-  }
-
   void run(int64_t item0, int64_t item1) const {
+    alignas(64) float abuf[kSmallABuf];
     const int mr_full = u->mr;
     for (int64_t item = item0; item < item1; ++item) {
       const int64_t p0 = item * panels_per_item;
@@ -203,7 +193,7 @@ struct SmallJob {
         const int64_t k0 = kb * kSmallKc;
         const int64_t kc = std::min(kSmallKc, k - k0);
         const bool last = kb + 1 == k_blocks;
-        const float* ablock = a_block(kb);
+        pack_a_block(a, lda, m, k0, kc, mr_full, abuf);
         for (int64_t j = p0; j < p1; ++j) {
           const int64_t col0 = j * u->nr;
           const int nr = static_cast<int>(std::min<int64_t>(u->nr, n - col0));
@@ -224,26 +214,14 @@ struct SmallJob {
               tep.lo = ep->clamp_min;
               tep.hi = ep->clamp_max;
             }
-            u->fn(kc, ablock + t * kc * mr_full, bpanel, nullptr, y + row0 * ldy + col0, ldy, mr,
-                  nr, kb > 0, last ? &tep : nullptr);
+            u->fn(kc, abuf + t * kc * mr_full, bpanel, nullptr, y + row0 * ldy + col0, ldy, mr, nr,
+                  kb > 0, last ? &tep : nullptr);
           }
         }
       }
     }
   }
 };
-
-// The calling thread's buffer for SmallJob's packed A: grown on first use, never shrunk, so that
-// steady-state calls do not allocate.
-float* small_a_buffer(int64_t floats) {
-  thread_local std::unique_ptr<float[]> buf;
-  thread_local int64_t capacity = 0;
-  if (floats > capacity) {
-    buf = std::make_unique<float[]>(static_cast<size_t>(floats));
-    capacity = floats;
-  }
-  return buf.get();
-}
 
 void gemm_small_m(const detail::UKernelInfo& u, int64_t m, const float* a, int64_t lda,
                   const PackedB& b, float* y, int64_t ldy, const Epilogue& ep) {
@@ -257,18 +235,14 @@ void gemm_small_m(const detail::UKernelInfo& u, int64_t m, const float* a, int64
   job.tiles = (m + u.mr - 1) / u.mr;
   job.k_blocks = (b.k + kSmallKc - 1) / kSmallKc;
   job.panels = (b.n + u.nr - 1) / u.nr;
-  // About 4 items per thread, at most kPanelsPerBlock panels each.
-  job.panels_per_item = std::clamp<int64_t>(job.panels / (4 * num_threads()), 1, kPanelsPerBlock);
+  // About 2 items per thread (each packs A once more), at least 4 panels each.
+  job.panels_per_item = std::max<int64_t>(
+      4, (job.panels + 2 * num_threads() - 1) / (2 * static_cast<int64_t>(num_threads())));
   job.a = a;
-  job.apacked = small_a_buffer(job.k_blocks * job.tiles * kSmallKc * u.mr);
   job.b = &b;
   job.y = y;
   job.ep = &ep;
   const SmallJob* shared = &job;
-  // Packing is a few percent of the multiply; only a large A is worth waking the threads for.
-  const int64_t a_floats = job.tiles * u.mr * b.k;
-  parallel_for(0, job.k_blocks, a_floats >= kSmallParallelPack ? 1 : job.k_blocks,
-               [shared](int64_t b0, int64_t b1) { shared->pack(b0, b1); });
   const int64_t items = (job.panels + job.panels_per_item - 1) / job.panels_per_item;
   parallel_for(0, items, 1, [shared](int64_t i0, int64_t i1) { shared->run(i0, i1); });
 }
