@@ -174,10 +174,11 @@ namespace {
 // epilogue at the last one. No allocation: the buffer is on the stack.
 constexpr int64_t kSmallKc = detail::kFewRowsKc;  // a 16-column panel's block is 16 KB: in L1
 constexpr int64_t kSmallABuf = (detail::kFewRows + kMaxMr) * kSmallKc;  // floats
+static_assert(kMaxMr * detail::kKc <= kSmallABuf, "one tile's K block fits the buffer");
 
 struct SmallJob {
   const detail::UKernelInfo* u;
-  int64_t m, k, n, lda, ldy, tiles, k_blocks, panels, panels_per_item;
+  int64_t m, k, n, lda, ldy, tiles, kc_max, k_blocks, panels, panels_per_item;
   const float* a;
   const PackedB* b;
   float* y;
@@ -190,8 +191,8 @@ struct SmallJob {
       const int64_t p0 = item * panels_per_item;
       const int64_t p1 = std::min(panels, p0 + panels_per_item);
       for (int64_t kb = 0; kb < k_blocks; ++kb) {
-        const int64_t k0 = kb * kSmallKc;
-        const int64_t kc = std::min(kSmallKc, k - k0);
+        const int64_t k0 = kb * kc_max;
+        const int64_t kc = std::min(kc_max, k - k0);
         const bool last = kb + 1 == k_blocks;
         pack_a_block(a, lda, m, k0, kc, mr_full, abuf);
         for (int64_t j = p0; j < p1; ++j) {
@@ -233,7 +234,10 @@ void gemm_small_m(const detail::UKernelInfo& u, int64_t m, const float* a, int64
   job.lda = lda;
   job.ldy = ldy;
   job.tiles = (m + u.mr - 1) / u.mr;
-  job.k_blocks = (b.k + kSmallKc - 1) / kSmallKc;
+  // One row tile reuses nothing from L1: longer contiguous runs of each panel (kKc) stream
+  // better (batch 1 is bound by reading the weights).
+  job.kc_max = job.tiles == 1 ? detail::kKc : kSmallKc;
+  job.k_blocks = (b.k + job.kc_max - 1) / job.kc_max;
   job.panels = (b.n + u.nr - 1) / u.nr;
   // About 2 items per thread (each packs A once more), at least 4 panels each.
   job.panels_per_item = std::max<int64_t>(

@@ -223,7 +223,7 @@ TEST(FastGemm, FewRowsPathEqualsRowBlockedPathForAnyThreadCount) {
     for (int trial = 0; trial < 24; ++trial) {
       const int64_t m = trial < 3 ? std::array<int64_t, 3>{1, 6, detail::kFewRows}[trial]
                                   : pick(1, detail::kFewRows);
-      const int64_t k = trial % 4 == 0 ? detail::kFewRowsKc * pick(1, 4) : pick(1, 1100);
+      const int64_t k = trial % 4 == 0 ? detail::kFewRowsKc * pick(1, 9) : pick(1, 2600);
       const int64_t n = pick(1, 200);
       const int64_t tall = m + detail::kFewRows + 3;  // the row-blocked path
       SCOPED_TRACE(::testing::Message() << isa_name(isa) << " m=" << m << " k=" << k << " n=" << n);
