@@ -74,6 +74,8 @@ class Tensor {
   }
   void* raw() { return storage_.get() + offset_; }
   const void* raw() const { return storage_.get() + offset_; }
+  // Handles (copies and views) sharing this tensor's buffer, this one included; 0 when empty.
+  long use_count() const { return storage_.use_count(); }
 
   // View with another shape of the same numel.
   Tensor reshaped(Shape shape) const;

@@ -114,7 +114,8 @@ std::string list_lines(const std::vector<std::string>& paths) {
   return s;
 }
 
-Dataset load_idx(const std::string& name, Split split, const std::string& data_dir) {
+Dataset load_idx(const std::string& name, Split split, const std::string& data_dir,
+                 int64_t max_samples) {
   const IdxSpec spec = idx_spec(name, data_dir);
   std::vector<std::string> tried;
   const std::string prefix = split == Split::kTrain ? "train" : "t10k";
@@ -123,7 +124,8 @@ Dataset load_idx(const std::string& name, Split split, const std::string& data_d
     fail("data set '{}' ({} split) not found; looked for:{}\n  fix: {}", name, split_name(split),
          list_lines(tried), spec.install);
   }
-  return load_idx_pair(name, split, files->images, files->labels, spec.class_names, spec.repair);
+  return load_idx_pair(name, split, files->images, files->labels, spec.class_names, spec.repair,
+                       max_samples);
 }
 
 // ---- JSC -----------------------------------------------------------------------------------
@@ -208,7 +210,9 @@ Dataset load_dataset(const std::string& name, Split split, const DataOptions& op
           options.input_names.size(), names, options.input_names[0]);
     }
     const std::string data_dir = resolve_data_dir(options);
-    if (name == "mnist" || name == "fashion-mnist") return load_idx(name, split, data_dir);
+    if (name == "mnist" || name == "fashion-mnist") {
+      return load_idx(name, split, data_dir, options.max_samples);
+    }
     if (name == "jsc") return load_jsc(split, data_dir);
   } catch (Error& e) {
     e.add_context(fmt::format("while loading data set '{}' ({} split)", name, split_name(split)));

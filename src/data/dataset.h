@@ -89,6 +89,10 @@ struct DataOptions {
   // one-input model). Then each input is read from the array of its exact name (NAME_<split>
   // preferred, as for x), the labels from y; x_array and ?x= are refused.
   std::vector<std::string> input_names;
+  // > 0: a caller that reads only the first max_samples samples of the split (`qsearch eval
+  // --num-samples`) lets mnist / fashion-mnist keep only those (the same rows, loaded in float32
+  // for those alone; MNIST's 10,000 test images are 31 MB). Other data sets load the whole split.
+  int64_t max_samples = 0;
 };
 
 // Loads one split of `name` (a known data set or "csv:PATH"). Throws Error on an unknown name

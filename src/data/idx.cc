@@ -170,7 +170,7 @@ std::vector<int64_t> peek_idx_dims(const std::string& path, const std::string& f
 
 Dataset load_idx_pair(const std::string& name, Split split, const std::string& images_path,
                       const std::string& labels_path, const std::vector<std::string>& class_names,
-                      const std::string& fix) {
+                      const std::string& fix, int64_t max_samples) {
   IdxStream images(images_path, fix);
   const IdxHeader ih = images.header(3);
   images.require_payload_fits();
@@ -182,13 +182,14 @@ Dataset load_idx_pair(const std::string& name, Split split, const std::string& i
     fail("'{}' has {} images but '{}' has {} labels: the two files do not belong together; {}",
          images_path, n, labels_path, lh.dims[0], fix);
   }
+  const int64_t keep = max_samples > 0 ? std::min(n, max_samples) : n;
   Dataset d;
   d.name = name;
   d.split = split;
   d.num_classes = static_cast<int>(class_names.size());
   d.class_names = class_names;
   d.source = images_path + ", " + labels_path;
-  d.y = Tensor({n}, DType::kInt64);
+  d.y = Tensor({keep}, DType::kInt64);
   int64_t* y = d.y.data<int64_t>();
   labels.payload([&](const unsigned char* p, size_t size, int64_t offset) {
     for (size_t i = 0; i < size; ++i) {
@@ -196,15 +197,17 @@ Dataset load_idx_pair(const std::string& name, Split split, const std::string& i
         fail("'{}': label {} of sample {} is out of range 0..{}: corrupt file; {}", labels_path,
              static_cast<int>(p[i]), offset + static_cast<int64_t>(i), d.num_classes - 1, fix);
       }
-      y[offset + static_cast<int64_t>(i)] = p[i];
+      if (offset + static_cast<int64_t>(i) < keep) y[offset + static_cast<int64_t>(i)] = p[i];
     }
   });
-  d.x = Tensor({n, 1, rows, cols}, DType::kFloat32);
+  d.x = Tensor({keep, 1, rows, cols}, DType::kFloat32);
   float* x = d.x.data<float>();
+  const int64_t kept_bytes = keep * rows * cols;
   images.payload([&](const unsigned char* p, size_t size, int64_t offset) {
+    const int64_t stored = std::clamp<int64_t>(kept_bytes - offset, 0, static_cast<int64_t>(size));
     float* out = x + offset;
     // A plain loop the compiler vectorises; division (not * (1/255)) to match ToTensor exactly.
-    for (size_t i = 0; i < size; ++i) out[i] = static_cast<float>(p[i]) / 255.0f;
+    for (int64_t i = 0; i < stored; ++i) out[i] = static_cast<float>(p[i]) / 255.0f;
   });
   return d;
 }

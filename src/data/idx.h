@@ -29,9 +29,11 @@ struct IdxHeader {
 std::vector<int64_t> peek_idx_dims(const std::string& path, const std::string& fix);
 
 // Loads an images file and a labels file as one split, streaming each file through a small
-// buffer (no whole-file copy). Throws Error naming the path and `fix` on any problem.
+// buffer (no whole-file copy). Throws Error naming the path and `fix` on any problem. With
+// max_samples > 0 only the first max_samples samples are kept (the whole files are still read
+// and checked, so an error does not depend on it; the float32 images of the rest never exist).
 Dataset load_idx_pair(const std::string& name, Split split, const std::string& images_path,
                       const std::string& labels_path, const std::vector<std::string>& class_names,
-                      const std::string& fix);
+                      const std::string& fix, int64_t max_samples = 0);
 
 }  // namespace qsearch::data

@@ -1,6 +1,8 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -57,6 +59,55 @@ PackedB pack_b(const float* b, int64_t k, int64_t n, bool trans, Isa isa) {
   return p;
 }
 
+bool pack_b_in_place(Tensor& w, int64_t k, int64_t n, bool trans, Isa isa, PackedB* out) {
+  const auto& u = detail::ukernel_for(isa);
+  if (w.empty() || w.dtype() != DType::kFloat32 || w.numel() != k * n || k <= 0 || n <= 0 ||
+      n % u.nr != 0 || reinterpret_cast<uintptr_t>(w.raw()) % 32 != 0) {
+    return false;
+  }
+  float* d = w.data<float>();
+  const int64_t nr = u.nr, panels = n / nr;
+  if (trans) {
+    // [N, K]: panel j occupies exactly the bytes of its NR source rows; transpose them through a
+    // copy of those rows.
+    std::vector<float> rows(static_cast<size_t>(nr * k));
+    for (int64_t j = 0; j < panels; ++j) {
+      float* panel = d + j * k * nr;
+      std::copy(panel, panel + nr * k, rows.begin());
+      for (int64_t c = 0; c < nr; ++c) {
+        const float* src = rows.data() + c * k;
+        for (int64_t kk = 0; kk < k; ++kk) panel[kk * nr + c] = src[kk];
+      }
+    }
+  } else {
+    // [K, N] as a K x panels matrix of NR-float blocks; the packed form is its transpose
+    // (block (kk, j) moves from kk * panels + j to j * K + kk): follow each permutation cycle
+    // once, carrying one block.
+    const int64_t blocks = k * panels;
+    std::vector<bool> done(static_cast<size_t>(blocks), false);
+    std::vector<float> carry(static_cast<size_t>(nr)), next(static_cast<size_t>(nr));
+    for (int64_t start = 0; start < blocks; ++start) {
+      if (done[start]) continue;
+      std::copy(d + start * nr, d + (start + 1) * nr, carry.begin());
+      int64_t pos = start;
+      do {
+        const int64_t dest = (pos % panels) * k + pos / panels;
+        std::copy(d + dest * nr, d + (dest + 1) * nr, next.begin());
+        std::copy(carry.begin(), carry.end(), d + dest * nr);
+        carry.swap(next);
+        done[dest] = true;
+        pos = dest;
+      } while (pos != start);
+    }
+  }
+  out->isa = isa;
+  out->nr = u.nr;
+  out->k = k;
+  out->n = n;
+  out->data = w.reshaped({n * k});
+  return true;
+}
+
 namespace {
 
 // Copies rows [0, rows) and columns [k0, k0 + kc) of A (row stride lda) into MR-row panels
@@ -111,12 +162,106 @@ constexpr int64_t kPanelsPerBlock = 16;  // column panels per work item (measure
 
 }  // namespace
 
+namespace {
+
+// Few rows (a linear layer at batch 1-64, detail::kFewRows): the threads split only the
+// columns, in a few large items, and each item walks K in blocks of kSmallKc, packing that block
+// of all the rows of A into a stack buffer and running every row tile over each of its column
+// panels, so that each weight panel is read from memory once per call and reused from L1 by all
+// the tiles (the row-blocked path below re-reads the whole of B once per block of kMcTiles tiles,
+// and packs its rows of A once per column block). Same arithmetic per output element as that
+// path: one FMA chain in ascending k with exact float stores and reloads between k-blocks, the
+// epilogue at the last one. No allocation: the buffer is on the stack.
+constexpr int64_t kSmallKc = detail::kFewRowsKc;  // a 16-column panel's block is 16 KB: in L1
+constexpr int64_t kSmallABuf = (detail::kFewRows + kMaxMr) * kSmallKc;  // floats
+static_assert(kMaxMr * detail::kKc <= kSmallABuf, "one tile's K block fits the buffer");
+
+struct SmallJob {
+  const detail::UKernelInfo* u;
+  int64_t m, k, n, lda, ldy, tiles, kc_max, k_blocks, panels, panels_per_item;
+  const float* a;
+  const PackedB* b;
+  float* y;
+  const Epilogue* ep;
+
+  void run(int64_t item0, int64_t item1) const {
+    alignas(64) float abuf[kSmallABuf];
+    const int mr_full = u->mr;
+    for (int64_t item = item0; item < item1; ++item) {
+      const int64_t p0 = item * panels_per_item;
+      const int64_t p1 = std::min(panels, p0 + panels_per_item);
+      for (int64_t kb = 0; kb < k_blocks; ++kb) {
+        const int64_t k0 = kb * kc_max;
+        const int64_t kc = std::min(kc_max, k - k0);
+        const bool last = kb + 1 == k_blocks;
+        pack_a_block(a, lda, m, k0, kc, mr_full, abuf);
+        for (int64_t j = p0; j < p1; ++j) {
+          const int64_t col0 = j * u->nr;
+          const int nr = static_cast<int>(std::min<int64_t>(u->nr, n - col0));
+          const float* bpanel = b->panel(j) + k0 * u->nr;
+          for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t row0 = t * mr_full;
+            const int mr = static_cast<int>(std::min<int64_t>(mr_full, m - row0));
+            detail::TileEpilogue tep;
+            if (last) {
+              tep.alpha = ep->alpha;
+              tep.bias = ep->bias != nullptr ? ep->bias + col0 : nullptr;
+              tep.bias_per_row = false;
+              tep.residual = ep->residual != nullptr
+                                 ? ep->residual + row0 * ep->residual_stride + col0
+                                 : nullptr;
+              tep.residual_stride = ep->residual_stride;
+              tep.residual_after_clamp = ep->residual_after_clamp;
+              tep.lo = ep->clamp_min;
+              tep.hi = ep->clamp_max;
+            }
+            u->fn(kc, abuf + t * kc * mr_full, bpanel, nullptr, y + row0 * ldy + col0, ldy, mr, nr,
+                  kb > 0, last ? &tep : nullptr);
+          }
+        }
+      }
+    }
+  }
+};
+
+void gemm_small_m(const detail::UKernelInfo& u, int64_t m, const float* a, int64_t lda,
+                  const PackedB& b, float* y, int64_t ldy, const Epilogue& ep) {
+  SmallJob job;
+  job.u = &u;
+  job.m = m;
+  job.k = b.k;
+  job.n = b.n;
+  job.lda = lda;
+  job.ldy = ldy;
+  job.tiles = (m + u.mr - 1) / u.mr;
+  // One row tile reuses nothing from L1: longer contiguous runs of each panel (kKc) stream
+  // better (batch 1 is bound by reading the weights).
+  job.kc_max = job.tiles == 1 ? detail::kKc : kSmallKc;
+  job.k_blocks = (b.k + job.kc_max - 1) / job.kc_max;
+  job.panels = (b.n + u.nr - 1) / u.nr;
+  // About 2 items per thread (each packs A once more), at least 4 panels each.
+  job.panels_per_item = std::max<int64_t>(
+      4, (job.panels + 2 * num_threads() - 1) / (2 * static_cast<int64_t>(num_threads())));
+  job.a = a;
+  job.b = &b;
+  job.y = y;
+  job.ep = &ep;
+  const SmallJob* shared = &job;
+  const int64_t items = (job.panels + job.panels_per_item - 1) / job.panels_per_item;
+  parallel_for(0, items, 1, [shared](int64_t i0, int64_t i1) { shared->run(i0, i1); });
+}
+
+}  // namespace
+
 void gemm_f32_packed(int64_t m, const float* a, int64_t lda, const PackedB& b, float* y,
                      int64_t ldy, const Epilogue& ep) {
   const auto& u = detail::ukernel_for(b.isa);
   QSEARCH_DCHECK(u.nr == b.nr && u.mr <= kMaxMr);
   const int64_t k = b.k, n = b.n;
   if (m <= 0 || n <= 0) return;
+  if (m <= detail::kFewRows && k > 0) {
+    return gemm_small_m(u, m, a, lda, b, y, ldy, ep);
+  }
   const int64_t mc = detail::kMcTiles * u.mr;
   const int64_t m_blocks = (m + mc - 1) / mc;
   const int64_t panels = (n + u.nr - 1) / u.nr;

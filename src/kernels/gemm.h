@@ -76,6 +76,13 @@ struct PackedB {
 // Packs B = b ([K, N] row-major), or b^T when trans (b stored [N, K], PyTorch's Linear weight).
 PackedB pack_b(const float* b, int64_t k, int64_t n, bool trans, Isa isa = best_isa());
 
+// pack_b(w, k, n, trans, isa) without a second buffer: w (float32 [K, N], or [N, K] when trans;
+// contiguous, 32-byte aligned, N a multiple of tile_shape(isa).nr) is rewritten into the panel
+// layout in place and becomes out's data. For a caller that owns w and will not read it again
+// (`qsearch eval` packing an 80 MB linear while the graph still holds it: one copy at the peak
+// instead of two). Returns false, w untouched, when the conditions do not hold.
+bool pack_b_in_place(Tensor& w, int64_t k, int64_t n, bool trans, Isa isa, PackedB* out);
+
 // Y[M, N] (row stride ldy) = epilogue(A[M, K] (row stride lda) * B). Parallel over row and
 // column blocks; nested inside a parallel_for it runs inline. Y must overlap neither A nor the
 // residual.

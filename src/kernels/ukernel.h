@@ -49,6 +49,11 @@ const UKernelInfo& ukernel_for(Isa isa);
 // A in blocks of kMcTiles microkernel tiles (packed on the stack: kMcTiles * MR * kKc floats).
 // The convolution's packed-panel path packs kColKc taps at a time (kColKc * NR floats).
 inline constexpr int64_t kKc = 1024;
+// gemm_f32_packed with at most kFewRows rows splits only the columns between the threads and
+// walks K in blocks of kFewRowsKc, each work item packing all rows of a block (gemm.cc, "Few
+// rows").
+inline constexpr int64_t kFewRows = 64;
+inline constexpr int64_t kFewRowsKc = 256;
 inline constexpr int64_t kMcTiles = 2;
 inline constexpr int64_t kColKc = 256;
 

@@ -139,7 +139,14 @@ void lower_linear(PlanBuilder& b, const Node& n, ValueId a, ValueId w, bool tran
   const Shape ws = b.graph().value(w).data.shape();
   const int64_t k = trans_b ? ws[1] : ws[0], nn = trans_b ? ws[0] : ws[1];
   auto s = make_step<GemmPackedStep>(b, n, {a});
-  s->packed = kernels::pack_b(const_data(b, w), k, nn, trans_b);
+  // A consumed graph's weight read by this node alone becomes the packed panels in place
+  // (make_plan(ir::Graph&&): qsearch eval's 64 MB linear is not held twice while planning).
+  bool in_place = false;
+  if (b.owns_constant(w)) {
+    Tensor owned = b.graph().value(w).data;  // shares the buffer
+    in_place = kernels::pack_b_in_place(owned, k, nn, trans_b, kernels::best_isa(), &s->packed);
+  }
+  if (!in_place) s->packed = kernels::pack_b(const_data(b, w), k, nn, trans_b);
   s->epilogue.alpha = alpha;
   s->epilogue.bias = std::move(bias);
   const ValueId y = fuse_tail(b, n, n.outputs[0], s->epilogue, nn);

@@ -90,8 +90,8 @@ class IntLowering {
     }
     for (size_t i = 0; i < nq_.size(); ++i) {
       const Node& n = g_.nodes()[i];
-      if (b_.is_fused(n) || info_[n.outputs[0]].canon == Canon::kDerived) continue;
-      lower(n, nq_[i]);
+      if (!b_.is_fused(n) && info_[n.outputs[0]].canon != Canon::kDerived) lower(n, nq_[i]);
+      b_.drop_consumed_constants(n);
     }
     for (ValueId v : g_.outputs()) get(v, Want::real());
     count_float_parameters();

@@ -78,6 +78,17 @@ class PlanBuilder {
   // Counts bytes a lowering stores for node n's parameters in Plan::parameter_bytes(). Without
   // any call (kFloat, kFake), build() counts 4 bytes per element of each float32 constant read.
   void add_parameter_bytes(const ir::Node& n, int64_t bytes);
+  // make_plan(ir::Graph&&) only (the graph is consumed; false otherwise): true when the plan may
+  // take constant v's buffer over and rewrite it (pack it in place): v is read by exactly one
+  // node input, is not a graph output, and no other handle shares its buffer.
+  bool owns_constant(ir::ValueId v) const;
+  // make_plan(ir::Graph&&) only: called after node n is lowered (or fused), returns to the OS the
+  // pages of the constants read by one node input whose lowering is surely over by now (after
+  // their reader and the readers of its outputs, plan_constant_drops) and
+  // whose buffer nothing but the graph holds any more (the plan keeps a packed copy), so that a
+  // model's weights and their packed copies do not all coexist while planning. The graph's copy
+  // then reads as zeros; make_plan empties the graph.
+  void drop_consumed_constants(const ir::Node& n);
   // Records that a node mixes the samples of a batch (e.g. a Softmax along dim 0): run() must
   // then process the batch whole.
   void mixes_samples() { row_independent_ = false; }
@@ -92,8 +103,14 @@ class PlanBuilder {
   void materialize_outputs();
   void plan_buffers();
   void plan_micro_batch();
+  void plan_constant_drops();
+
+  friend std::shared_ptr<const Plan> make_plan(ir::Graph&& graph, const PlanOptions& options);
 
   const ir::Graph& graph_;
+  bool consume_ = false;  // make_plan(ir::Graph&&)
+  // consume_: per node, the constants drop_consumed_constants may drop after it.
+  std::vector<std::vector<ir::ValueId>> drop_after_;
   PlanOptions options_;
   std::shared_ptr<Plan> plan_;
   std::vector<SymShape> shapes_;

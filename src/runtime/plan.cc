@@ -1,9 +1,11 @@
 #include "runtime/plan.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include "core/error.h"
 #include "runtime/lowering.h"
@@ -484,6 +486,7 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
     }
   }
   for (ir::ValueId o : graph_.outputs()) is_output_[o] = true;
+  if (consume_) plan_constant_drops();
 
   for (ir::ValueId in : graph_.inputs()) {
     plan_->inputs_.push_back(slot(in));
@@ -507,6 +510,7 @@ std::shared_ptr<const Plan> PlanBuilder::build() {
     case Mode::kFloat:
       for (const ir::Node& n : graph_.nodes()) {
         if (!fused_[node_index(n)]) lower_float(*this, n);
+        drop_consumed_constants(n);
       }
       break;
     case Mode::kFake:
@@ -571,6 +575,68 @@ std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions&
   }
   PlanBuilder builder(graph, options);
   return builder.build();
+}
+
+std::shared_ptr<const Plan> make_plan(ir::Graph&& graph, const PlanOptions& options) {
+  std::shared_ptr<const Plan> plan;
+  if (options.mode == Mode::kFake) {
+    plan = make_plan(static_cast<const ir::Graph&>(graph), options);
+  } else {
+    PlanBuilder builder(graph, options);
+    builder.consume_ = true;
+    plan = builder.build();
+  }
+  graph = ir::Graph();
+  return plan;
+}
+
+bool PlanBuilder::owns_constant(ir::ValueId v) const {
+  if (!consume_ || v < 0 || uses_[v] != 1 || is_output_[v]) return false;
+  const ir::Value& val = graph_.value(v);
+  return val.is_constant() && val.data.use_count() == 1;
+}
+
+void PlanBuilder::plan_constant_drops() {
+  // The node index after whose lowering a packed op's constant v may be dropped: that of its
+  // reader m or, if later, of the last node reading m's outputs (a lowering may emit m's step
+  // while lowering a consumer: the int lowering puts a linear into its bias Add's step), so that
+  // no lowering can still be about to read it.
+  const auto& nodes = graph_.nodes();
+  std::vector<int> last_reader(graph_.values().size(), -1);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (ir::ValueId v : nodes[i].inputs) {
+      if (v >= 0) last_reader[v] = static_cast<int>(i);
+    }
+  }
+  drop_after_.assign(nodes.size(), {});
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    // Only the weights of the ops whose lowerings pack them: nothing reads those through a view.
+    const ir::OpKind k = nodes[i].kind;
+    if (k != ir::OpKind::kGemm && k != ir::OpKind::kMatMul && k != ir::OpKind::kConv &&
+        k != ir::OpKind::kConvTranspose) {
+      continue;
+    }
+    int last = static_cast<int>(i);
+    for (ir::ValueId o : nodes[i].outputs) last = std::max(last, last_reader[o]);
+    for (ir::ValueId v : nodes[i].inputs) {
+      if (v >= 0 && uses_[v] == 1 && graph_.value(v).is_constant()) drop_after_[last].push_back(v);
+    }
+  }
+}
+
+void PlanBuilder::drop_consumed_constants(const ir::Node& n) {
+  if (!consume_) return;
+  for (ir::ValueId v : drop_after_[node_index(n)]) {
+    if (!owns_constant(v)) continue;
+    // Whole pages inside the buffer only: its allocator's bookkeeping around it stays intact.
+    const auto begin = reinterpret_cast<uintptr_t>(graph_.value(v).data.raw());
+    const uintptr_t page = 4096;
+    const uintptr_t first = (begin + page - 1) / page * page;
+    const uintptr_t last = (begin + graph_.value(v).data.nbytes()) / page * page;
+    if (last > first) {
+      madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    }
+  }
 }
 
 }  // namespace qsearch::runtime

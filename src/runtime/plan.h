@@ -224,5 +224,9 @@ class Plan {
 // mode, integer data where an op computes in float32, a rank above 8, no graph input, a graph
 // input whose first dim is not the (dynamic) batch, shapes that do not scale with the batch.
 std::shared_ptr<const Plan> make_plan(const ir::Graph& graph, const PlanOptions& options);
+// The same plan from a graph the caller gives up (`qsearch eval`): kFloat and kInt may pack large
+// weights in place or drop the graph's copy of a weight once packed, so that the weights are not
+// held twice at the peak (docs/architecture.md "Memory"). The graph is left empty.
+std::shared_ptr<const Plan> make_plan(ir::Graph&& graph, const PlanOptions& options);
 
 }  // namespace qsearch::runtime

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -199,6 +200,106 @@ TEST(FastGemm, SameBitsForOneAndTwoThreads) {
     EXPECT_EQ(y1, y2) << isa_name(isa);
   }
   set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace qsearch::kernels
+
+namespace qsearch::kernels {
+namespace {
+
+// The few-rows path (m <= detail::kFewRows: A packed once, the threads split only the columns,
+// K in blocks of detail::kFewRowsKc) against the row-blocked path: the same rows computed as the
+// first rows of a taller A must give the same bits, with 1, 2 and 3 threads, on random shapes
+// and epilogues (bias, residual before / after the clamp, relu, alpha); and both paths stay
+// within the reference's bound.
+TEST(FastGemm, FewRowsPathEqualsRowBlockedPathForAnyThreadCount) {
+  const int saved = num_threads();
+  Rng rng(2026);
+  auto pick = [&rng](int64_t lo, int64_t hi) {  // uniform in [lo, hi]
+    return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
+  };
+  for (Isa isa : runnable_isas()) {
+    for (int trial = 0; trial < 24; ++trial) {
+      const int64_t m = trial < 3 ? std::array<int64_t, 3>{1, 6, detail::kFewRows}[trial]
+                                  : pick(1, detail::kFewRows);
+      const int64_t k = trial % 4 == 0 ? detail::kFewRowsKc * pick(1, 9) : pick(1, 2600);
+      const int64_t n = pick(1, 200);
+      const int64_t tall = m + detail::kFewRows + 3;  // the row-blocked path
+      SCOPED_TRACE(::testing::Message() << isa_name(isa) << " m=" << m << " k=" << k << " n=" << n);
+      const uint64_t seed = 1000 + static_cast<uint64_t>(trial);
+      auto a = random_floats(tall * k, seed);
+      auto b = random_floats(k * n, seed + 1);
+      auto bias = random_floats(n, seed + 2);
+      auto res = random_floats(tall * n, seed + 3);
+      PackedB pb = pack_b(b.data(), k, n, (trial & 1) != 0, isa);
+      Epilogue ep;
+      ep.alpha = (trial & 2) != 0 ? 0.75f : 1.0f;
+      if ((trial & 4) != 0) ep.bias = bias.data();
+      if ((trial & 8) != 0) {
+        ep.residual = res.data();
+        ep.residual_stride = n;
+        ep.residual_after_clamp = (trial & 16) != 0;
+      }
+      if (trial % 3 != 0) ep.clamp_min = 0.0f;
+      std::vector<float> want(tall * n);
+      set_num_threads(2);
+      gemm_f32_packed(tall, a.data(), k, pb, want.data(), n, ep);
+      want.resize(m * n);
+      for (int threads = 1; threads <= 3; ++threads) {
+        set_num_threads(threads);
+        std::vector<float> got(m * n, -7.0f);
+        gemm_f32_packed(m, a.data(), k, pb, got.data(), n, ep);
+        ASSERT_EQ(got, want) << threads << " threads";
+      }
+    }
+    // The bound against the reference on either side of the switch.
+    check_case(isa, {detail::kFewRows, 37, 600, true, true, true, true, 1.0f}, 71);
+    check_case(isa, {detail::kFewRows + 1, 37, 600, false, true, true, true, 1.0f}, 72);
+    check_case(isa, {200, 70, 1500, true, true, false, false, 0.5f}, 73);
+  }
+  set_num_threads(saved);
+}
+
+}  // namespace
+}  // namespace qsearch::kernels
+
+namespace qsearch::kernels {
+namespace {
+
+// pack_b_in_place gives pack_b's panels, both layouts, in w's own buffer; it refuses (w
+// untouched) when N is not a whole number of panels.
+TEST(FastGemm, PackInPlaceEqualsPackAndReusesTheBuffer) {
+  for (Isa isa : runnable_isas()) {
+    const int64_t nr = tile_shape(isa).nr;
+    const int64_t shapes[][2] = {{1, 1}, {7, 3}, {300, 2}, {784, 5}, {33, 16}, {1, 9}};
+    uint64_t seed = 40;
+    for (const auto& kp : shapes) {
+      for (bool trans : {false, true}) {
+        const int64_t k = kp[0], n = kp[1] * nr;
+        SCOPED_TRACE(::testing::Message()
+                     << isa_name(isa) << " k=" << k << " n=" << n << " trans=" << trans);
+        const auto v = random_floats(k * n, ++seed);
+        const PackedB want = pack_b(v.data(), k, n, trans, isa);
+        Tensor w = Tensor::from(trans ? Shape{n, k} : Shape{k, n}, v);
+        const void* buffer = w.raw();
+        PackedB got;
+        ASSERT_TRUE(pack_b_in_place(w, k, n, trans, isa, &got));
+        EXPECT_EQ(got.data.raw(), buffer);
+        EXPECT_EQ(got.nr, want.nr);
+        EXPECT_EQ(got.k, k);
+        EXPECT_EQ(got.n, n);
+        ASSERT_EQ(got.data.numel(), want.data.numel());
+        EXPECT_EQ(std::vector<float>(got.data.data<float>(), got.data.data<float>() + k * n),
+                  std::vector<float>(want.data.data<float>(), want.data.data<float>() + k * n));
+      }
+    }
+    const auto v = random_floats(12 * (nr + 1), 3);
+    Tensor w = Tensor::from(Shape{nr + 1, 12}, v);
+    PackedB out;
+    EXPECT_FALSE(pack_b_in_place(w, 12, nr + 1, true, isa, &out));
+    EXPECT_EQ(std::vector<float>(w.data<float>(), w.data<float>() + w.numel()), v);
+  }
 }
 
 }  // namespace
