@@ -154,10 +154,13 @@ TEST(NodeConfig, OpEntriesTableIsMases) {
             (V{"weight_width", "weight_frac_width", "bias_width", "bias_frac_width", "bypass"}));
   EXPECT_TRUE(is_quantizable_op("rms_norm"));
   EXPECT_FALSE(is_quantizable_op("batch_norm1d"));  // MASE cannot quantize it either
-  // MASE's 20 + qsearch's opt-in gru, lstm + conv3d (issue 14: MASE's conv2d generalized)
-  EXPECT_EQ(quantizable_ops().size(), 23u);
+  // MASE's 20 + qsearch's opt-in gru, lstm + conv3d and convtranspose3d (issue 14: MASE's
+  // conv2d / convtranspose2d generalized)
+  EXPECT_EQ(quantizable_ops().size(), 24u);
   EXPECT_EQ(required_fields("conv3d"), required_fields("conv2d"));
   EXPECT_EQ(optional_fields("conv3d"), optional_fields("conv2d"));
+  EXPECT_EQ(required_fields("convtranspose3d"), required_fields("convtranspose2d"));
+  EXPECT_EQ(optional_fields("convtranspose3d"), optional_fields("convtranspose2d"));
   EXPECT_EQ(required_fields("gru"),
             (V{"data_in_width", "data_in_frac_width", "weight_width", "weight_frac_width"}));
   EXPECT_EQ(optional_fields("lstm"), (V{"bias_width", "bias_frac_width", "bypass"}));
