@@ -102,17 +102,27 @@ inline void lanes_sum_sq_dev(Lanes8& acc, const float* x, int64_t n, double mean
   }
 }
 
-// sg += g[i];  sgx += g[i] * ((x[i] - mean) * invstd)
-inline void lanes_bn_grad(Lanes8& sg, Lanes8& sgx, const float* x, const float* g, int64_t n,
-                          double mean, double invstd) {
+// The norm gradients' row sums, g = dy[i] (BatchNorm) or dy[i] * scale[i] (LayerNorm, kScaled):
+// sg += g;  sgx += g * ((x[i] - mean) * invstd)
+template <bool kScaled>
+inline void lanes_norm_grad(Lanes8& sg, Lanes8& sgx, const float* x, const float* dy,
+                            const float* scale, int64_t n, double mean, double invstd) {
+  const auto g_of = [&](int64_t j) {
+    if constexpr (kScaled) return static_cast<double>(dy[j]) * scale[j];
+    return static_cast<double>(dy[j]);
+  };
   int64_t i = 0;
 #ifdef __AVX2__
+  const auto g_vec = [&](int64_t j) {
+    const __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(dy + j));
+    if constexpr (kScaled) return _mm256_mul_pd(d, _mm256_cvtps_pd(_mm_loadu_ps(scale + j)));
+    return d;
+  };
   const __m256d m = _mm256_set1_pd(mean), is = _mm256_set1_pd(invstd);
   __m256d s0 = _mm256_loadu_pd(sg.v), s1 = _mm256_loadu_pd(sg.v + 4);
   __m256d t0 = _mm256_loadu_pd(sgx.v), t1 = _mm256_loadu_pd(sgx.v + 4);
   for (; i + 8 <= n; i += 8) {
-    const __m256d g0 = _mm256_cvtps_pd(_mm_loadu_ps(g + i));
-    const __m256d g1 = _mm256_cvtps_pd(_mm_loadu_ps(g + i + 4));
+    const __m256d g0 = g_vec(i), g1 = g_vec(i + 4);
     const __m256d h0 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), m), is);
     const __m256d h1 =
         _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)), m), is);
@@ -125,61 +135,26 @@ inline void lanes_bn_grad(Lanes8& sg, Lanes8& sgx, const float* x, const float* 
   _mm256_storeu_pd(sg.v + 4, s1);
   _mm256_storeu_pd(sgx.v, t0);
   _mm256_storeu_pd(sgx.v + 4, t1);
-#else
-  for (; i + 8 <= n; i += 8) {
-    for (int l = 0; l < 8; ++l) {
-      const double gv = g[i + l];
-      sg.v[l] += gv;
-      sgx.v[l] += gv * ((x[i + l] - mean) * invstd);
-    }
-  }
 #endif
-  for (int l = 0; i < n; ++i, ++l) {
-    const double gv = g[i];
-    sg.v[l] += gv;
-    sgx.v[l] += gv * ((x[i] - mean) * invstd);
+  // Lane l takes elements l, l + 8, ... (the vector loop's order) and the tail's.
+  for (int64_t j = i; j < n; ++j) {
+    const int l = static_cast<int>((j - i) % 8);
+    const double g = g_of(j);
+    sg.v[l] += g;
+    sgx.v[l] += g * ((x[j] - mean) * invstd);
   }
+}
+
+// BatchNorm's plane sums: sg += g[i];  sgx += g[i] * ((x[i] - mean) * invstd)
+inline void lanes_bn_grad(Lanes8& sg, Lanes8& sgx, const float* x, const float* g, int64_t n,
+                          double mean, double invstd) {
+  lanes_norm_grad<false>(sg, sgx, x, g, nullptr, n, mean, invstd);
 }
 
 // LayerNorm's row sums: g = dy[i] * scale[i];  sg += g;  sgx += g * ((x[i] - mean) * invstd)
 inline void lanes_ln_grad(Lanes8& sg, Lanes8& sgx, const float* x, const float* dy,
                           const float* scale, int64_t n, double mean, double invstd) {
-  int64_t i = 0;
-#ifdef __AVX2__
-  const __m256d m = _mm256_set1_pd(mean), is = _mm256_set1_pd(invstd);
-  __m256d s0 = _mm256_loadu_pd(sg.v), s1 = _mm256_loadu_pd(sg.v + 4);
-  __m256d t0 = _mm256_loadu_pd(sgx.v), t1 = _mm256_loadu_pd(sgx.v + 4);
-  for (; i + 8 <= n; i += 8) {
-    const __m256d g0 = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(dy + i)),
-                                     _mm256_cvtps_pd(_mm_loadu_ps(scale + i)));
-    const __m256d g1 = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(dy + i + 4)),
-                                     _mm256_cvtps_pd(_mm_loadu_ps(scale + i + 4)));
-    const __m256d h0 = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), m), is);
-    const __m256d h1 =
-        _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i + 4)), m), is);
-    s0 = _mm256_add_pd(s0, g0);
-    s1 = _mm256_add_pd(s1, g1);
-    t0 = _mm256_add_pd(t0, _mm256_mul_pd(g0, h0));
-    t1 = _mm256_add_pd(t1, _mm256_mul_pd(g1, h1));
-  }
-  _mm256_storeu_pd(sg.v, s0);
-  _mm256_storeu_pd(sg.v + 4, s1);
-  _mm256_storeu_pd(sgx.v, t0);
-  _mm256_storeu_pd(sgx.v + 4, t1);
-#else
-  for (; i + 8 <= n; i += 8) {
-    for (int l = 0; l < 8; ++l) {
-      const double g = static_cast<double>(dy[i + l]) * scale[i + l];
-      sg.v[l] += g;
-      sgx.v[l] += g * ((x[i + l] - mean) * invstd);
-    }
-  }
-#endif
-  for (int l = 0; i < n; ++i, ++l) {
-    const double g = static_cast<double>(dy[i]) * scale[i];
-    sg.v[l] += g;
-    sgx.v[l] += g * ((x[i] - mean) * invstd);
-  }
+  lanes_norm_grad<true>(sg, sgx, x, dy, scale, n, mean, invstd);
 }
 
 }  // namespace qsearch::train::detail
