@@ -341,6 +341,27 @@ class Generator {
     return {frac, sp, sb};
   }
 
+  // A weighted node's exact accumulator: its binary point, the output buffer, and the C
+  // statements (indented by `indent`) that align the products and add the bias at index `idx`.
+  struct Accumulation {
+    int frac;
+    CVal y;
+    std::string shift, add_b;
+  };
+  Accumulation accumulation(const ir::Node& n, const NodeQuant& q, int fp, int64_t outputs,
+                            const Shape& ys, std::string_view indent, std::string_view idx) {
+    const std::optional<CVal> b = bias(n, q, fp, outputs);
+    const auto [frac, sp, sb] = align(n, fp, b);
+    Accumulation r{frac, new_exact(ys, frac), "", ""};
+    if (sp) r.shift = fmt::format("{}acc *= {};\n", indent, i64(int64_t{1} << sp));
+    if (b) {
+      r.add_b = fmt::format(
+          "{}acc += {};\n", indent,
+          scaled(fmt::format("(int64_t){}[{}]", b->name, b->numel() == 1 ? "0" : idx), sb));
+    }
+    return r;
+  }
+
   CVal finish_weighted(const ir::Node& n, const NodeQuant& q, CVal y) {
     if (q.data_out) return codes(n, n.outputs[0], *q.data_out, q.rounding);
     return y;
@@ -356,24 +377,16 @@ class Generator {
     const int64_t k = trans_b ? w.shape[1] : w.shape[0], nn = trans_b ? w.shape[0] : w.shape[1];
     const int64_t rows = x.numel() / k;
     const int fp = x.frac + w.frac;
-    const std::optional<CVal> b = bias(n, q, fp, nn);
-    const auto [frac, sp, sb] = align(n, fp, b);
-    CVal y = new_exact(shapes_[n.outputs[0]], frac);
+    const auto [frac, y, shift, add_b] =
+        accumulation(n, q, fp, nn, shapes_[n.outputs[0]], "      ", "j");
     std::string acc = fmt::format(
         "      for (t = 0; t < {}; ++t) acc += (int64_t){}[i * {} + t] * (int64_t){}[{}];\n", k,
         x.name, k, w.name, trans_b ? fmt::format("j * {} + t", k) : fmt::format("t * {} + j", nn));
-    std::string add_b;
-    if (b) {
-      add_b = fmt::format(
-          "      acc += {};\n",
-          scaled(fmt::format("(int64_t){}[{}]", b->name, b->numel() == 1 ? "0" : "j"), sb));
-    }
     body_ += fmt::format(
         "  /* {} ({}): exact accumulator at frac {} */\n"
         "  {{\n    long j, t;\n    for (i = 0; i < {}; ++i) {{\n      for (j = 0; j < {}; ++j) {{\n"
         "      int64_t acc = 0;\n{}{}{}      {}[i * {} + j] = acc;\n    }}\n    }}\n  }}\n",
-        n.config_name, ir::op_name(n.kind), frac, rows, nn, acc,
-        sp ? fmt::format("      acc *= {};\n", i64(int64_t{1} << sp)) : "", add_b, y.name, nn);
+        n.config_name, ir::op_name(n.kind), frac, rows, nn, acc, shift, add_b, y.name, nn);
     if (q.bias_add >= 0) {
       // The result is the bias Add's output, with the data_out it carries.
       const ir::Node& add = g_.nodes()[static_cast<size_t>(q.bias_add)];
@@ -409,15 +422,7 @@ class Generator {
     const int64_t co = ys[1], ow = ys[3], kw = w.shape[3];
     const int64_t cg = w.shape[1] / (p.kernel_d * p.kernel_h), ocg = co / a.group;
     const int fp = x.frac + w.frac;
-    const std::optional<CVal> b = bias(n, q, fp, co);
-    const auto [frac, sp, sb] = align(n, fp, b);
-    CVal y = new_exact(ys, frac);
-    std::string add_b;
-    if (b) {
-      add_b = fmt::format(
-          "            acc += {};\n",
-          scaled(fmt::format("(int64_t){}[{}]", b->name, b->numel() == 1 ? "0" : "o"), sb));
-    }
+    const auto [frac, y, shift, add_b] = accumulation(n, q, fp, co, ys, "            ", "o");
     body_ += fmt::format(
         "  /* {} (Conv3d {}x{}x{}, stride {}x{}x{}, dilation {}x{}x{}, begin pads {},{},{}, group "
         "{}): exact accumulator at frac {} */\n"
@@ -450,8 +455,7 @@ class Generator {
         fmt::arg("pw", a.pads[1]), fmt::arg("dd", p.dilation_d), fmt::arg("dh", p.dilation_h),
         fmt::arg("dw", a.dilations[1]), fmt::arg("d", p.in_d), fmt::arg("h", p.in_h),
         fmt::arg("wd", p.width), fmt::arg("ocg", ocg), fmt::arg("x", x.name), fmt::arg("w", w.name),
-        fmt::arg("shift", sp ? fmt::format("          acc *= {};\n", i64(int64_t{1} << sp)) : ""),
-        fmt::arg("add_b", add_b), fmt::arg("y", y.name));
+        fmt::arg("shift", shift), fmt::arg("add_b", add_b), fmt::arg("y", y.name));
     vals_[n.outputs[0]] = y;
     vals_[n.outputs[0]] = finish_weighted(n, q, y);
   }
@@ -475,15 +479,7 @@ class Generator {
     const int64_t ocg = co / a.group;
     (void)ci;
     const int fp = x.frac + w.frac;
-    const std::optional<CVal> b = bias(n, q, fp, co);
-    const auto [frac, sp, sb] = align(n, fp, b);
-    CVal y = new_exact(ys, frac);
-    std::string add_b;
-    if (b) {
-      add_b = fmt::format(
-          "          acc += {};\n",
-          scaled(fmt::format("(int64_t){}[{}]", b->name, b->numel() == 1 ? "0" : "o"), sb));
-    }
+    const auto [frac, y, shift, add_b] = accumulation(n, q, fp, co, ys, "          ", "o");
     body_ += fmt::format(
         "  /* {} (Conv {}x{}, stride {}x{}, dilation {}x{}, pads {},{},{},{}, group {}): exact "
         "accumulator at frac {} */\n"
@@ -507,8 +503,7 @@ class Generator {
         fmt::arg("kw", kw), fmt::arg("sh", a.strides[0]), fmt::arg("sw", a.strides[1]),
         fmt::arg("pt", a.pads[0]), fmt::arg("pl", a.pads[1]), fmt::arg("dh", a.dilations[0]),
         fmt::arg("dw", a.dilations[1]), fmt::arg("h", h), fmt::arg("wd", wd), fmt::arg("ocg", ocg),
-        fmt::arg("x", x.name), fmt::arg("w", w.name),
-        fmt::arg("shift", sp ? fmt::format("          acc *= {};\n", i64(int64_t{1} << sp)) : ""),
+        fmt::arg("x", x.name), fmt::arg("w", w.name), fmt::arg("shift", shift),
         fmt::arg("add_b", add_b), fmt::arg("y", y.name));
     if (q.bias_add >= 0) {
       // The result is the bias Add's output, with the data_out it carries.
