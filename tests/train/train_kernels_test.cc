@@ -7,6 +7,7 @@
 // same bits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -57,6 +58,26 @@ std::vector<float> same_for_threads(const std::function<std::vector<float>()>& f
   return one;
 }
 
+// same_for_threads for a kernel with several outputs: compares all of them, returns each.
+using Parts = std::vector<std::vector<float>>;
+Parts same_parts_for_threads(const std::function<Parts()>& fn, const std::string& what) {
+  Parts parts;
+  const std::vector<float> flat = same_for_threads(
+      [&] {
+        parts = fn();
+        std::vector<float> out;
+        for (const auto& v : parts) out.insert(out.end(), v.begin(), v.end());
+        return out;
+      },
+      what);
+  size_t at = 0;
+  for (auto& v : parts) {
+    std::copy(flat.begin() + at, flat.begin() + at + v.size(), v.begin());
+    at += v.size();
+  }
+  return parts;
+}
+
 TEST(TrainKernels, BatchNormForwardAndBackwardMatchTheReference) {
   struct Case {
     int64_t batch, channels, spatial;
@@ -89,22 +110,13 @@ TEST(TrainKernels, BatchNormForwardAndBackwardMatchTheReference) {
       (fast ? batch_norm_backward : ref::batch_norm_backward)(p, x.data(), dy.data(), scale.data(),
                                                               sm.data(), si.data(), dx.data(),
                                                               ds.data(), db.data());
-      return std::vector<std::vector<float>>{y, rm, rv, sm, si, dx, ds, db};
+      return Parts{y, rm, rv, sm, si, dx, ds, db};
     };
-    const auto want = run(false);
-    const std::vector<float> flat = same_for_threads(
-        [&] {
-          std::vector<float> out;
-          for (const auto& v : run(true)) out.insert(out.end(), v.begin(), v.end());
-          return out;
-        },
-        "batch norm");
+    const Parts want = run(false);
+    const Parts got = same_parts_for_threads([&] { return run(true); }, "batch norm");
     const char* names[] = {"y",           "running_mean", "running_var", "save_mean",
                            "save_invstd", "dx",           "dscale",      "dbias"};
-    size_t at = 0;
     for (size_t k = 0; k < want.size(); ++k) {
-      const std::vector<float> got(flat.begin() + at, flat.begin() + at + want[k].size());
-      at += want[k].size();
       // y = x a + (bias - mean a) in float, as PyTorch's CPU kernel computes it: its rounding
       // is relative to |x a|, not to |y|.
       double xa = 0;
@@ -112,7 +124,7 @@ TEST(TrainKernels, BatchNormForwardAndBackwardMatchTheReference) {
         const int64_t ch = (i / c.spatial) % c.channels;
         xa = std::max(xa, std::abs(x[i] * scale[ch] * static_cast<double>(want[4][ch])));
       }
-      expect_close(got, want[k], 2e-6, names[k], k == 0 ? xa : 0);
+      expect_close(got[k], want[k], 2e-6, names[k], k == 0 ? xa : 0);
     }
   }
 }
@@ -158,19 +170,12 @@ TEST(TrainKernels, OneChannelPerGroupConvBackwardMatchesTheReference) {
       std::vector<float> dx(x.size()), dw(w.size()), db(p.out_channels);
       (fast ? conv2d_backward : ref::conv2d_backward)(p, x.data(), w.data(), dy.data(), dx.data(),
                                                       dw.data(), db.data());
-      std::vector<float> out = dw;
-      out.insert(out.end(), dx.begin(), dx.end());
-      out.insert(out.end(), db.begin(), db.end());
-      return out;
+      return Parts{dw, dx, db};
     };
-    const std::vector<float> want = run(false);
-    const std::vector<float> got = same_for_threads([&] { return run(true); }, "conv backward");
-    const size_t nw = w.size(), nx = x.size();
-    expect_close({got.begin(), got.begin() + nw}, {want.begin(), want.begin() + nw}, 1e-5, "dw");
-    expect_close({got.begin() + nw, got.begin() + nw + nx},
-                 {want.begin() + nw, want.begin() + nw + nx}, 1e-5, "dx");
-    expect_close({got.begin() + nw + nx, got.end()}, {want.begin() + nw + nx, want.end()}, 1e-5,
-                 "db");
+    const Parts want = run(false);
+    const Parts got = same_parts_for_threads([&] { return run(true); }, "conv backward");
+    const char* names[] = {"dw", "dx", "db"};
+    for (size_t k = 0; k < want.size(); ++k) expect_close(got[k], want[k], 1e-5, names[k]);
   }
 }
 
@@ -195,19 +200,12 @@ TEST(TrainKernels, AttentionMatMulMatchesTheReference) {
                                                                     y.data());
       (fast ? batched_matmul_backward : ref::batched_matmul_backward)(
           p, a.data(), b.data(), dy.data(), da.data(), db.data());
-      std::vector<float> out = y;
-      out.insert(out.end(), da.begin(), da.end());
-      out.insert(out.end(), db.begin(), db.end());
-      return out;
+      return Parts{y, da, db};
     };
-    const std::vector<float> want = run(false);
-    const std::vector<float> got = same_for_threads([&] { return run(true); }, "matmul");
-    const size_t ny = dy.size(), na = a.size();
-    expect_close({got.begin(), got.begin() + ny}, {want.begin(), want.begin() + ny}, 1e-5, "y");
-    expect_close({got.begin() + ny, got.begin() + ny + na},
-                 {want.begin() + ny, want.begin() + ny + na}, 1e-5, "da");
-    expect_close({got.begin() + ny + na, got.end()}, {want.begin() + ny + na, want.end()}, 1e-5,
-                 "db");
+    const Parts want = run(false);
+    const Parts got = same_parts_for_threads([&] { return run(true); }, "matmul");
+    const char* names[] = {"y", "da", "db"};
+    for (size_t k = 0; k < want.size(); ++k) expect_close(got[k], want[k], 1e-5, names[k]);
   }
 }
 
@@ -232,23 +230,12 @@ TEST(TrainKernels, LayerNormMatchesTheReference) {
       (fast ? layer_norm_backward : ref::layer_norm_backward)(x.data(), dy.data(), c.rows, c.n,
                                                               scale.data(), sm.data(), si.data(),
                                                               dx.data(), ds.data(), db.data());
-      return std::vector<std::vector<float>>{y, sm, si, dx, ds, db};
+      return Parts{y, sm, si, dx, ds, db};
     };
-    const auto want = run(false);
-    const std::vector<float> flat = same_for_threads(
-        [&] {
-          std::vector<float> out;
-          for (const auto& v : run(true)) out.insert(out.end(), v.begin(), v.end());
-          return out;
-        },
-        "layer norm");
+    const Parts want = run(false);
+    const Parts got = same_parts_for_threads([&] { return run(true); }, "layer norm");
     const char* names[] = {"y", "save_mean", "save_invstd", "dx", "dscale", "dbias"};
-    size_t at = 0;
-    for (size_t k = 0; k < want.size(); ++k) {
-      const std::vector<float> got(flat.begin() + at, flat.begin() + at + want[k].size());
-      at += want[k].size();
-      expect_close(got, want[k], 2e-6, names[k]);
-    }
+    for (size_t k = 0; k < want.size(); ++k) expect_close(got[k], want[k], 2e-6, names[k]);
   }
 }
 
