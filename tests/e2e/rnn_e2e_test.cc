@@ -22,18 +22,22 @@ nlohmann::json eval_json(const std::string& args) {
   return r.code == 0 ? nlohmann::json::parse(r.out) : nlohmann::json::object();
 }
 
+// The config both tests use: MASE's integer formats on every `op` ("gru" / "lstm") node.
+std::string rnn_config(const ScratchDir& dir, const std::string& op) {
+  return write(
+      dir, op + ".toml",
+      "[passes.quantize]\nby = \"type\"\n[passes.quantize." + op +
+          ".config]\nname = \"integer\"\ndata_in_width = 8\ndata_in_frac_width = 5\n"
+          "weight_width = 8\nweight_frac_width = 6\nbias_width = 8\nbias_frac_width = 5\n");
+}
+
 TEST(RnnE2E, EvalFloatAndTheRnnKeyInFakeAndInt) {
   const auto ref = nlohmann::json::parse(read_file(source_dir() + "/" + kDir + "rnn_ref.json"));
   ScratchDir dir("rnn");
   for (const char* model : {"gru_classifier", "lstm_bi2"}) {
     SCOPED_TRACE(model);
     const std::string op = std::string(model).starts_with("gru") ? "gru" : "lstm";
-    const std::string cfg = write(dir, op + ".toml",
-                                  "[passes.quantize]\nby = \"type\"\n[passes.quantize." + op +
-                                      ".config]\nname = \"integer\"\ndata_in_width = 8\n"
-                                      "data_in_frac_width = 5\nweight_width = 8\n"
-                                      "weight_frac_width = 6\nbias_width = 8\n"
-                                      "bias_frac_width = 5\n");
+    const std::string cfg = rnn_config(dir, op);
     const auto& r = ref["classifiers"][model];
     for (const char* opset : {"11", "17"}) {
       const std::string m = "--model " + kDir + model + "_opset" + opset + ".onnx";
@@ -83,12 +87,7 @@ TEST(RnnE2E, QonnxExportPassesTheCheckerAndEvaluatesAsTheOriginal) {
   for (const char* model : {"gru_classifier", "lstm_bi2"}) {
     SCOPED_TRACE(model);
     const std::string op = std::string(model).starts_with("gru") ? "gru" : "lstm";
-    const std::string cfg = write(dir, op + ".toml",
-                                  "[passes.quantize]\nby = \"type\"\n[passes.quantize." + op +
-                                      ".config]\nname = \"integer\"\ndata_in_width = 8\n"
-                                      "data_in_frac_width = 5\nweight_width = 8\n"
-                                      "weight_frac_width = 6\nbias_width = 8\n"
-                                      "bias_frac_width = 5\n");
+    const std::string cfg = rnn_config(dir, op);
     const std::string src = kDir + model + "_opset17.onnx";
     const std::string out = dir / (std::string(model) + "_q.onnx");
     const Result r = run("export --model " + src + " --config " + cfg +

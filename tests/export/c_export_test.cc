@@ -475,6 +475,21 @@ struct RandomModel {
   Tensor x;
 };
 
+// Exports `rm` as C named `name` and keeps both; a model the export refuses with `reason` in
+// the message (an accumulator beyond int64) is counted in `refused` instead.
+void keep_or_count_refused(RandomModel rm, const std::string& name, const std::string& reason,
+                           std::vector<RandomModel>& models, std::vector<CExport>& exports,
+                           int& refused) {
+  try {
+    exports.push_back(export_c(rm.g, rm.q, {.name = name}));
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(reason), std::string::npos) << name << ": " << e.what();
+    ++refused;
+    return;
+  }
+  models.push_back(std::move(rm));
+}
+
 // Compiles the exports into one program and checks each against the int engine bit for bit.
 void expect_exports_equal_int_engine(const std::string& what,
                                      const std::vector<RandomModel>& models,
@@ -513,15 +528,8 @@ TEST(CExport, RandomIntegerGraphsEqualTheIntEngine) {
     }
     rm.q = rc.assign(rm.g);
     rm.x = rc.input(in_shape);
-    try {
-      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("r{}", seed)}));
-    } catch (const Error& e) {
-      ASSERT_NE(std::string(e.what()).find("beyond int64"), std::string::npos)
-          << "seed " << seed << ": " << e.what();
-      ++refused;
-      continue;
-    }
-    models.push_back(std::move(rm));
+    keep_or_count_refused(std::move(rm), fmt::format("r{}", seed), "beyond int64", models, exports,
+                          refused);
   }
   ASSERT_GE(models.size(), 100u) << refused << " refused";
   expect_exports_equal_int_engine("integer", models, exports, refused);
@@ -542,15 +550,8 @@ TEST(CExport, RandomConv3dGraphsEqualTheIntEngine) {
     rm.g = m.finish(rc.cnn3d(m, m.input(), in));
     rm.q = rc.assign(rm.g);
     rm.x = rc.input({rc.uniform(2, 6), in[1], in[2], in[3], in[4]});
-    try {
-      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("c3d{}", seed)}));
-    } catch (const Error& e) {
-      ASSERT_NE(std::string(e.what()).find("beyond int64"), std::string::npos)
-          << "seed " << seed << ": " << e.what();
-      ++refused;
-      continue;
-    }
-    models.push_back(std::move(rm));
+    keep_or_count_refused(std::move(rm), fmt::format("c3d{}", seed), "beyond int64", models,
+                          exports, refused);
   }
   ASSERT_GE(models.size(), 40u) << refused << " refused";
   expect_exports_equal_int_engine("conv3d", models, exports, refused);
@@ -570,15 +571,8 @@ TEST(CExport, RandomAttentionMatMulsEqualTheIntEngine) {
     rm.g = m.finish(rc.attention(m, m.input(), t, d));
     rm.q = rc.assign(rm.g);
     rm.x = rc.input({rc.uniform(2, 8), t, d});
-    try {
-      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("a{}", seed)}));
-    } catch (const Error& e) {
-      const std::string what = e.what();
-      ASSERT_TRUE(what.find("int64") != std::string::npos) << "seed " << seed << ": " << what;
-      ++refused;
-      continue;
-    }
-    models.push_back(std::move(rm));
+    keep_or_count_refused(std::move(rm), fmt::format("a{}", seed), "int64", models, exports,
+                          refused);
   }
   ASSERT_GE(models.size(), 60u) << refused << " refused";
   expect_exports_equal_int_engine("attention", models, exports, refused);
@@ -606,15 +600,8 @@ TEST(CExport, RandomMatMulBiasLinearsEqualTheIntEngine) {
     if (!c.bias) c.bias = rc.format(true, true);
     rm.q = {{rm.g.nodes()[0].config_name, c}};
     rm.x = rc.input({rc.uniform(2, 8), t, k});
-    try {
-      exports.push_back(export_c(rm.g, rm.q, {.name = fmt::format("b{}", seed)}));
-    } catch (const Error& e) {
-      ASSERT_NE(std::string(e.what()).find("int64"), std::string::npos)
-          << "seed " << seed << ": " << e.what();
-      ++refused;
-      continue;
-    }
-    models.push_back(std::move(rm));
+    keep_or_count_refused(std::move(rm), fmt::format("b{}", seed), "int64", models, exports,
+                          refused);
   }
   ASSERT_GE(models.size(), 40u) << refused << " refused";
   expect_exports_equal_int_engine("matmul_bias", models, exports, refused);
