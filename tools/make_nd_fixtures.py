@@ -31,7 +31,8 @@ Models (each exported at opsets 11, 13 and 17 as <name>_opset<k>.onnx):
                 groups 2, no bias) -> AdaptiveAvgPool3d(1) -> flatten -> Linear (qsearch imports
                 the 3-D ConvTranspose as a transposed Im2Col3d, the 2-D ConvTranspose of kernel
                 (1, kW) and a view).
-conv3d_net_data.npz: conv3d_net's inputs (x) and labels 0, 1, 2 (y), for `qsearch --dataset npz:`.
+conv3d_net_data.npz, convt3d_net_data.npz: the two models' inputs (x) and labels 0, 1, 2 (y),
+                for `qsearch --dataset npz:` (e2e export and train tests).
 
 BatchNorm after N-D convolutions (`fold_batch_norm`; the format of tools/make_bn_fixtures.py's
 linconvt_bn, read by tests/runtime/fold_batch_norm_test.cc and tests/e2e/batchnorm_e2e_test.cc):
@@ -391,8 +392,8 @@ def main():
                 entry["configs"][cname] = {"formats": formats, "fake": flat(m(x))}
             cnn.QCFG = None
         ref["models"][name] = entry
-        if name == "conv3d_net":  # a data set for the CLI (export of a Conv3d model, e2e)
-            np.savez(os.path.join(args.out, "conv3d_net_data.npz"), x=x.numpy(),
+        if name in ("conv3d_net", "convt3d_net"):  # data sets for the CLI (export, train: e2e)
+            np.savez(os.path.join(args.out, f"{name}_data.npz"), x=x.numpy(),
                      y=torch.arange(x.shape[0]).remainder(3).numpy().astype(np.int64))
     with open(os.path.join(args.out, "nd_ref.json"), "w") as fh:
         json.dump(ref, fh, indent=None, separators=(",", ":"))

@@ -170,6 +170,12 @@ std::optional<std::pair<int64_t, int64_t>> dense_dims(const ir::Graph& graph, co
   if (n.kind == ir::OpKind::kConv && wt.rank() >= 1 && wt.dim(0) > 0) {
     return std::pair{wt.numel() / wt.dim(0), wt.dim(0)};
   }
+  if (n.kind == ir::OpKind::kConvTranspose && wt.rank() == 4 && wt.dim(0) > 0) {
+    // [C, M/g, kH, kW] (a 3-D one as imported: [C * kD * kH, M/g, 1, kW]): each output takes
+    // the weights of its group's input rows.
+    const int64_t g = std::get<ir::ConvTransposeAttrs>(n.attrs).group;
+    return std::pair{wt.dim(0) / g * wt.dim(2) * wt.dim(3), wt.dim(1) * g};
+  }
   return std::nullopt;
 }
 
@@ -258,15 +264,35 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
       const int64_t rows = numel(x) / std::max<int64_t>(n_in, 1);  // batched tokens: sequential
       dense_cost(codes, n_in, n_out, bias, a, width_of(nq.inputs[wi]), out,
                  std::max<int64_t>(rows, 1), lc, L);
-    } else if (n.kind == ir::OpKind::kConv) {
+    } else if ((n.kind == ir::OpKind::kConv || n.kind == ir::OpKind::kConvTranspose) &&
+               graph.value(n.inputs[1]).is_constant()) {
       // hls4ml io_parallel conv: one kernel instance (C/g * kH * kW -> M products per group)
       // computes one output pixel per pass, the passes in sequence (ParallelizationFactor 1).
-      const Tensor& wt = graph.value(n.inputs[1]).data;  // [M, C/g, kH, kW]
+      // A transposed conv is costed as the conv it is (runtime/cnn_steps.h): the same weights,
+      // each output pixel summing its group's C/g * kH * kW taps.
+      const Tensor& wt = graph.value(n.inputs[1]).data;
       const std::vector<int64_t> raw = codes_of(wt, nq.inputs[1], nq.rounding);
-      const int64_t m = wt.dim(0), fan_in = wt.numel() / std::max<int64_t>(m, 1);
-      std::vector<int64_t> codes(raw.size());
-      for (int64_t o = 0; o < m; ++o) {
-        for (int64_t r = 0; r < fan_in; ++r) codes[r * m + o] = raw[o * fan_in + r];
+      int64_t m = 0, fan_in = 0;
+      std::vector<int64_t> codes(raw.size());  // [fan_in x M]
+      if (n.kind == ir::OpKind::kConv) {       // [M, C/g, kH, kW]
+        m = wt.dim(0);
+        fan_in = wt.numel() / std::max<int64_t>(m, 1);
+        for (int64_t o = 0; o < m; ++o) {
+          for (int64_t r = 0; r < fan_in; ++r) codes[r * m + o] = raw[o * fan_in + r];
+        }
+      } else {  // [R, M/g, kH, kW], R = C (or C * kD * kH): output o reads its group's R/g rows
+        const auto dims = dense_dims(graph, n);
+        fan_in = dims->first;
+        m = dims->second;
+        const int64_t mg = wt.dim(1), taps = wt.dim(2) * wt.dim(3), rg = fan_in / taps;
+        for (int64_t o = 0; o < m; ++o) {
+          const int64_t grp = o / mg, j = o % mg;
+          for (int64_t rr = 0; rr < rg; ++rr) {
+            for (int64_t e = 0; e < taps; ++e) {
+              codes[(rr * taps + e) * m + o] = raw[((grp * rg + rr) * mg + j) * taps + e];
+            }
+          }
+        }
       }
       std::vector<int64_t> bias;
       if (n.inputs.size() > 2 && n.inputs[2] >= 0 && graph.value(n.inputs[2]).is_constant()) {
@@ -275,10 +301,11 @@ FpgaCost estimate_fpga_cost(const ir::Graph& graph, const quant::QuantAssignment
       const int64_t pixels = y >= 0 && m > 0 ? numel(y) / m : 1;
       dense_cost(codes, fan_in, m, bias, a, width_of(nq.inputs[1]), out,
                  std::max<int64_t>(pixels, 1), lc, L);
-      // The partitioned input image. A 3-D conv (Im2Col3d -> this Conv, ir/ops.h) is costed as
-      // hls4ml's Conv3D: the kernel above already has its true fan-in C/g * kD * kH * kW and one
-      // instance per output voxel, and the image it partitions is the 5-D input, not the
-      // gathered columns (kD * kH times larger), which exist only in qsearch's engines.
+      // The partitioned input image. A 3-D conv or transposed conv (Im2Col3d -> this Conv /
+      // ConvTranspose, ir/ops.h) is costed as hls4ml's Conv3D: the kernel above already has its
+      // true fan-in C/g * kD * kH * kW and one instance per output voxel, and the image it
+      // partitions is the 5-D input, not the gathered columns (kD * kH times larger), which
+      // exist only in qsearch's engines.
       ir::ValueId image = x;
       if (const ir::NodeId p = x >= 0 ? graph.value(x).producer : -1;
           p >= 0 && graph.nodes()[p].kind == ir::OpKind::kIm2Col3d) {

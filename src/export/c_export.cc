@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <map>
 #include <optional>
@@ -460,6 +461,94 @@ class Generator {
     vals_[n.outputs[0]] = finish_weighted(n, q, y);
   }
 
+  // A transposed convolution, 2-D (ConvTranspose, weight [C, M/g, kH, kW]) or 3-D as imported
+  // (transposed Im2Col3d `im` -> ConvTranspose (1, kW) by [C * kD * kH, M/g, 1, kW] -> view),
+  // written as one loop nest over the NCHW / NCDHW input codes: output (pz, py, px) sums, over
+  // each tap (t, u, v) whose input position solves pz = iz * sD - pD + t * dD (and likewise for
+  // H, W) inside the input, the products of the group's input channels. Exact int64 sums, as
+  // the int engine's conv over the zero-inserted (and gathered) codes, whose zeros add nothing.
+  void lower_conv_transpose(const ir::Node& n, const NodeQuant& q) {
+    const auto& a = std::get<ir::ConvTransposeAttrs>(n.attrs);
+    const ir::Node* im = conv3d_gather(n);
+    if (im && !std::get<ir::Im2Col3dAttrs>(im->attrs).transposed) {
+      fail_node(n, "a ConvTranspose after a forward Im2Col3d is not an imported 3-D ConvTranspose");
+    }
+    const CVal x = codes(n, im ? im->inputs[0] : n.inputs[0], *q.inputs[0], q.rounding);
+    if (!g_.value(n.inputs[1]).is_constant()) fail_node(n, "the weight is not a constant");
+    const CVal w = codes(n, n.inputs[1], *q.inputs[1], q.rounding);
+    if (x.shape.size() != (im ? 5u : 4u) || w.shape.size() != 4) {
+      fail_node(n, "only 2-D and (imported) 3-D transposed convolutions export");
+    }
+    const Shape& ys = shapes_[n.outputs[0]];
+    const int64_t co = ys[1], c = x.shape[1], mg = w.shape[1], kw = w.shape[3];
+    const int64_t cg = c / a.group;
+    // Per dim D, H, W: input size, kernel, stride, dilation, begin pad, output size.
+    std::array<int64_t, 3> in{}, k{}, st{}, dl{}, pb{}, out{};
+    std::string widx;
+    if (im) {
+      const auto& ia = std::get<ir::Im2Col3dAttrs>(im->attrs);
+      const kernels::Im2Col3dParams p = runtime::im2col3d_params(ia, x.shape);
+      in = {p.in_d, p.in_h, p.width};
+      k = {p.kernel_d, p.kernel_h, kw};
+      st = {p.stride_d, p.stride_h, a.strides[1]};
+      dl = {p.dilation_d, p.dilation_h, a.dilations[1]};
+      pb = {p.pad_d, p.pad_h, a.pads[1]};
+      out = {p.out_d, p.out_h, ys[3]};
+      widx = "(((ci * {kd} + t) * {kh} + u) * {mg} + j) * {kw} + v";  // [C*kD*kH, M/g, 1, kW]
+    } else {
+      in = {1, x.shape[2], x.shape[3]};
+      k = {1, a.kernel[0], a.kernel[1]};
+      st = {1, a.strides[0], a.strides[1]};
+      dl = {1, a.dilations[0], a.dilations[1]};
+      pb = {0, a.pads[0], a.pads[1]};
+      out = {1, ys[2], ys[3]};
+      widx = "((ci * {mg} + j) * {kh} + u) * {kw} + v";  // [C, M/g, kH, kW]
+    }
+    if (w.shape[0] != (im ? c * k[0] * k[1] : c) || mg * a.group != co || c % a.group != 0) {
+      fail_node(n, "the weight does not match the input channels and the group");
+    }
+    const int fp = x.frac + w.frac;
+    const auto [frac, y, shift, add_b] = accumulation(n, q, fp, co, ys, "          ", "o");
+    // The input position of tap `idx` for output position `pos` in dim d into `var`, or the
+    // next tap when there is none (`num`: the scaled position).
+    auto tap = [&](const char* pos, const char* num, const char* var, const char* idx, int d) {
+      return fmt::format(
+          "{0} = {1} + {2} - {3} * {4};\n"
+          "                  if ({0} < 0 || {0} % {5} != 0 || {0} / {5} >= {6}) continue;\n"
+          "                  {7} = {0} / {5};\n",
+          num, pos, pb[d], idx, dl[d], st[d], in[d], var);
+    };
+    const std::string wi =
+        fmt::format(fmt::runtime(widx), fmt::arg("kd", k[0]), fmt::arg("kh", k[1]),
+                    fmt::arg("kw", k[2]), fmt::arg("mg", mg));
+    body_ += fmt::format(
+        "  /* {} (ConvTranspose {}x{}x{}, stride {}x{}x{}, dilation {}x{}x{}, begin pads {},{},{}, "
+        "group {}): exact accumulator at frac {} */\n"
+        "  {{\n    long o, j, pz, py, px, cc, ci, t, u, v, nz, ny, nx, z, yy, xx;\n"
+        "    for (o = 0; o < {co}; ++o) {{\n      j = o % {mg};\n"
+        "      for (pz = 0; pz < {od}; ++pz) {{\n      for (py = 0; py < {oh}; ++py) {{\n"
+        "        for (px = 0; px < {ow}; ++px) {{\n          int64_t acc = 0;\n"
+        "          for (cc = 0; cc < {cg}; ++cc) {{\n            ci = (o / {mg}) * {cg} + cc;\n"
+        "            for (t = 0; t < {kd}; ++t) {{\n                  {tz}"
+        "              for (u = 0; u < {kh}; ++u) {{\n                  {ty}"
+        "                for (v = 0; v < {kw}; ++v) {{\n                  {tx}"
+        "                  acc += (int64_t){x}[((ci * {d} + z) * {h} + yy) * {wd} + xx] *\n"
+        "                         (int64_t){w}[{wi}];\n"
+        "                }}\n              }}\n            }}\n          }}\n{shift}{add_b}"
+        "          {y}[((o * {od} + pz) * {oh} + py) * {ow} + px] = acc;\n"
+        "        }}\n      }}\n      }}\n    }}\n  }}\n",
+        n.config_name, k[0], k[1], k[2], st[0], st[1], st[2], dl[0], dl[1], dl[2], pb[0], pb[1],
+        pb[2], a.group, frac, fmt::arg("co", co), fmt::arg("mg", mg), fmt::arg("od", out[0]),
+        fmt::arg("oh", out[1]), fmt::arg("ow", out[2]), fmt::arg("cg", cg), fmt::arg("kd", k[0]),
+        fmt::arg("kh", k[1]), fmt::arg("kw", k[2]), fmt::arg("tz", tap("pz", "nz", "z", "t", 0)),
+        fmt::arg("ty", tap("py", "ny", "yy", "u", 1)),
+        fmt::arg("tx", tap("px", "nx", "xx", "v", 2)), fmt::arg("x", x.name), fmt::arg("d", in[0]),
+        fmt::arg("h", in[1]), fmt::arg("wd", in[2]), fmt::arg("w", w.name), fmt::arg("wi", wi),
+        fmt::arg("shift", shift), fmt::arg("add_b", add_b), fmt::arg("y", y.name));
+    vals_[n.outputs[0]] = y;
+    vals_[n.outputs[0]] = finish_weighted(n, q, y);
+  }
+
   void lower_conv(const ir::Node& n, const NodeQuant& q) {
     if (const ir::Node* im = conv3d_gather(n)) {
       lower_conv3d(n, q, *im);
@@ -730,6 +819,14 @@ class Generator {
           lower_linear(n, q);
         }
         return;
+      case OpKind::kConvTranspose:
+        if (!q.quantized()) {
+          fail_node(n,
+                    "runs in float in int mode (an unquantized layer); give it a config "
+                    "(data_in and weight formats) to export it");
+        }
+        lower_conv_transpose(n, q);
+        return;
       case OpKind::kRelu:
         if (q.quantized()) {  // relu(q(x)) = q(x): data_in is unsigned, its clamp is the relu
           vals_[n.outputs[0]] = codes(n, n.inputs[0], *q.inputs[0], q.rounding);
@@ -741,16 +838,19 @@ class Generator {
         lower_max_pool(n);
         return;
       case OpKind::kIm2Col3d: {
-        // A 3-D Conv's gather: its Conv reads the Im2Col3d's input itself (lower_conv3d).
+        // A 3-D Conv's (ConvTranspose's) gather: its Conv (ConvTranspose) reads the Im2Col3d's
+        // input itself (lower_conv3d, lower_conv_transpose).
         const std::vector<ir::NodeId> users = g_.consumers(n.outputs[0]);
+        const OpKind user = std::get<ir::Im2Col3dAttrs>(n.attrs).transposed ? OpKind::kConvTranspose
+                                                                            : OpKind::kConv;
         const bool conv3d =
-            !std::get<ir::Im2Col3dAttrs>(n.attrs).transposed && users.size() == 1 &&
-            g_.node(users[0]).kind == OpKind::kConv &&
+            users.size() == 1 && g_.node(users[0]).kind == user &&
+            g_.node(users[0]).inputs[0] == n.outputs[0] &&
             std::find(g_.outputs().begin(), g_.outputs().end(), n.outputs[0]) == g_.outputs().end();
         if (!conv3d) {
           fail_node(n,
                     "not supported by the C export (an Im2Col3d exports only as the start of a "
-                    "3-D Conv: Im2Col3d -> Conv -> view; a 3-D ConvTranspose does not)");
+                    "3-D Conv or ConvTranspose: Im2Col3d -> Conv or ConvTranspose -> view)");
         }
         return;
       }
@@ -782,9 +882,9 @@ class Generator {
                 "stay float); the C export runs integers only");
     }
     fail_node(n,
-              "not supported by the C export (it runs Gemm, MatMul by a constant, Conv (2-D, "
-              "3-D), "
-              "Relu, MaxPool, Flatten, Reshape, Identity, Dropout and quantized "
+              "not supported by the C export (it runs Gemm, MatMul by a constant, Conv and "
+              "ConvTranspose (2-D, 3-D), Relu, MaxPool, Flatten, Reshape, Identity, Dropout and "
+              "quantized "
               "Add/Sub/Mul on integers)");
   }
 

@@ -64,11 +64,20 @@ long double accumulator_bound(const ir::Graph& g, const ir::Node& n, const runti
   bool trans_b = false;
   if (n.kind == ir::OpKind::kGemm) trans_b = std::get<ir::GemmAttrs>(n.attrs).trans_b;
   const bool conv = n.kind == ir::OpKind::kConv;
-  const int64_t outs = conv ? ws[0] : (trans_b ? ws[0] : ws[1]);
+  // ConvTranspose: weight [C, M/g, kH, kW] (3-D as imported: [C*kD*kH, M/g, 1, kW]); output
+  // channel (c / (C/g)) * M/g + j sums row c's column j. Every tap of the group is counted: the
+  // exact worst case at stride 1, an upper bound at larger strides (fewer taps meet one output).
+  const bool convt = n.kind == ir::OpKind::kConvTranspose;
+  const int64_t group = convt ? std::get<ir::ConvTransposeAttrs>(n.attrs).group : 1;
+  const int64_t taps = convt ? ws[2] * ws[3] : 1, mg = convt ? ws[1] : 1;
+  const int64_t rows_per_group = convt ? ws[0] / group : 1;
+  const int64_t outs = conv ? ws[0] : convt ? mg * group : (trans_b ? ws[0] : ws[1]);
   const int64_t k = wc.numel() / outs;
   std::vector<long double> sum(static_cast<size_t>(outs), 0.0L);
   for (int64_t i = 0; i < wc.numel(); ++i) {
-    const int64_t o = conv || trans_b ? i / k : i % outs;
+    const int64_t o = convt             ? (i / (mg * taps)) / rows_per_group * mg + (i / taps) % mg
+                      : conv || trans_b ? i / k
+                                        : i % outs;
     sum[o] += std::fabs(static_cast<long double>(quant::load_code(wc.raw(), wc.dtype(), i)));
   }
   const int fp = fa.frac + fb.frac;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "ir/graph.h"
 #include "ir/rnn.h"
+#include "ir/window.h"
 
 namespace qsearch::ir {
 
@@ -31,16 +32,7 @@ Shape broadcast(const Node& n, const Shape& a, const Shape& b) {
   return out;
 }
 
-int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe,
-                   bool ceil_mode) {
-  int64_t eff = d * (k - 1) + 1;
-  int64_t span = in + pb + pe - eff;
-  if (span < 0) return 0;
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  // PyTorch/ONNX: the last window must start inside the input or the begin padding.
-  if (ceil_mode && (out - 1) * s >= in + pb) --out;
-  return out;
-}
+WindowMode pool_mode(bool ceil_mode) { return ceil_mode ? WindowMode::kCeil : WindowMode::kFloor; }
 
 // Upper bound on the elements of one tensor; keeps every size product far from int64 overflow.
 constexpr int64_t kMaxElements = int64_t{1} << 48;
@@ -261,11 +253,10 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       if (w[2] != at.kernel[0] || w[3] != at.kernel[1]) {
         node_fail(n, "kernel_shape does not match the weight");
       }
-      out = {x[0], w[0],
-             window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0], at.pads[2],
-                        false),
-             window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1], at.pads[3],
-                        false)};
+      out = {
+          x[0], w[0],
+          window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0], at.pads[2]),
+          window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1], at.pads[3])};
       if (out[2] < 1 || out[3] < 1) {
         node_fail(n, fmt::format("kernel does not fit the input {}", shape_str(x)));
       }
@@ -283,9 +274,9 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       check_window(n, at.kernel, at.strides, at.dilations, at.pads);
       out = {x[0], x[1],
              window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0], at.pads[2],
-                        at.ceil_mode),
+                        pool_mode(at.ceil_mode)),
              window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1], at.pads[3],
-                        at.ceil_mode)};
+                        pool_mode(at.ceil_mode))};
       if (out[2] < 1 || out[3] < 1) {
         node_fail(n, fmt::format("window does not fit the input {}", shape_str(x)));
       }
@@ -449,12 +440,7 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
       const Shape& x = in(0);
       if (x.size() != 5) node_fail(n, "input must be N x C x D x H x W");
       check_window(n, at.kernel, at.strides, at.dilations, at.pads);
-      int64_t od = window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
-                              at.pads[2], false);
-      int64_t oh = window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
-                              at.pads[3], false);
       if (at.transposed) {  // as ConvTranspose's output size, per dim
-        std::array<int64_t, 2> o{};
         for (int d = 0; d < 2; ++d) {
           const int64_t span = (at.kernel[d] - 1) * at.dilations[d];
           if (at.pads[d] > span || at.pads[d + 2] > span) {
@@ -465,14 +451,15 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
               at.output_padding[d] >= std::max(at.strides[d], at.dilations[d])) {
             node_fail(n, "output_padding must be below max(stride, dilation)");
           }
-          o[d] = at.strides[d] * (x[2 + d] - 1) + at.output_padding[d] + span + 1 - at.pads[d] -
-                 at.pads[d + 2];
         }
-        od = o[0];
-        oh = o[1];
       } else if (at.output_padding != std::array<int64_t, 2>{}) {
         node_fail(n, "output_padding is for a transposed Im2Col3d only");
       }
+      const WindowMode mode = at.transposed ? WindowMode::kTransposed : WindowMode::kFloor;
+      const int64_t od = window_out(x[2], at.kernel[0], at.strides[0], at.dilations[0], at.pads[0],
+                                    at.pads[2], mode, at.output_padding[0]);
+      const int64_t oh = window_out(x[3], at.kernel[1], at.strides[1], at.dilations[1], at.pads[1],
+                                    at.pads[3], mode, at.output_padding[1]);
       if (od < 1 || oh < 1)
         node_fail(n, fmt::format("kernel does not fit the input {}", shape_str(x)));
       out = {x[0], x[1] * at.kernel[0] * at.kernel[1], od * oh, x[4]};
@@ -536,8 +523,8 @@ Shape infer_node_shape(const Node& n, const std::vector<const Shape*>& inputs) {
             at.output_padding[d] >= std::max(at.strides[d], at.dilations[d])) {
           node_fail(n, "output_padding must be below max(stride, dilation)");
         }
-        out[2 + d] = at.strides[d] * (x[2 + d] - 1) + at.output_padding[d] + span + 1 - at.pads[d] -
-                     at.pads[d + 2];
+        out[2 + d] = window_out(x[2 + d], at.kernel[d], at.strides[d], at.dilations[d], at.pads[d],
+                                at.pads[d + 2], WindowMode::kTransposed, at.output_padding[d]);
         if (out[2 + d] < 1) node_fail(n, "empty output");
       }
       if (n.inputs.size() > 2 && n.inputs[2] >= 0 && in(2) != Shape{out[1]}) {

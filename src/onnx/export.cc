@@ -63,11 +63,18 @@ void fill_tensor(pb::TensorProto* t, const std::string& name, const Tensor& data
   t->set_raw_data(std::string(static_cast<const char*>(data.raw()), data.nbytes()));
 }
 
-// The view reading Conv `conv` when it is the middle of an imported 3-D Conv, else -1.
+// The view reading Conv `conv` when it is the middle of an imported 3-D Conv, or ConvTranspose
+// `conv` when it is the middle of an imported 3-D ConvTranspose (a transposed Im2Col3d before
+// it), else -1.
 ir::NodeId conv3d_view(const ir::Graph& g, const ir::Node& conv) {
-  if (conv.kind != OpKind::kConv || conv.inputs.empty() || conv.outputs.size() != 1) return -1;
+  if (conv.kind != OpKind::kConv && conv.kind != OpKind::kConvTranspose) return -1;
+  if (conv.inputs.empty() || conv.outputs.size() != 1) return -1;
   const ir::NodeId p = g.value(conv.inputs[0]).producer;
   if (p < 0 || g.node(p).kind != OpKind::kIm2Col3d) return -1;
+  if (std::get<ir::Im2Col3dAttrs>(g.node(p).attrs).transposed !=
+      (conv.kind == OpKind::kConvTranspose)) {
+    return -1;
+  }
   if (g.consumers(conv.inputs[0]).size() != 1 || g.value(conv.inputs[1]).shape.size() != 4) {
     return -1;
   }
@@ -262,6 +269,66 @@ class Exporter {
     if (has_bias) plain("Add", scope + "/Add_1", {ml, name(n.inputs[2])}, y);
   }
 
+  // The imported 3-D ConvTranspose whose middle node is `convt` (conv3d_part_of), as one ONNX
+  // ConvTranspose: the importer's weight [C * kD * kH, M/g, 1, kW] (row (c * kD + i) * kH + r)
+  // back to [C, M/g, kD, kH, kW], the attributes of D and H from the Im2Col3d, W's from the 2-D
+  // ConvTranspose.
+  void export_conv_transpose3d(const ir::Node& convt, const ir::Node& view) {
+    const ir::Node& im = g_.node(g_.value(convt.inputs[0]).producer);
+    const auto& ia = std::get<ir::Im2Col3dAttrs>(im.attrs);
+    const auto& ca = std::get<ir::ConvTransposeAttrs>(convt.attrs);
+    const ir::Value& wv = g_.value(convt.inputs[1]);
+    const int64_t kd = ia.kernel[0], kh = ia.kernel[1];
+    const Shape& ws = wv.shape;
+    if (!wv.is_constant() || wv.data.dtype() != DType::kFloat32 || ws[0] % (kd * kh) != 0 ||
+        ws[2] != 1 || ca.kernel[0] != 1 || ca.strides[0] != 1 || ca.dilations[0] != 1 ||
+        ca.pads[0] != 0 || ca.pads[2] != 0 || ca.output_padding[0] != 0) {
+      bad(convt,
+          "a 3-D ConvTranspose's weight or height attributes are not the importer's (weight "
+          "[C * kD * kH, M/g, 1, kW], kernel, stride, dilation 1 and no pads over the height)");
+    }
+    const int64_t c = ws[0] / (kd * kh), mg = ws[1], kw = ws[3];
+    Tensor w5({c, mg, kd, kh, kw}, DType::kFloat32);
+    const float* src = wv.data.data<float>();
+    float* dst = w5.data<float>();
+    for (int64_t ci = 0; ci < c; ++ci) {
+      for (int64_t j = 0; j < mg; ++j) {
+        for (int64_t i = 0; i < kd * kh; ++i) {
+          for (int64_t t = 0; t < kw; ++t) {
+            dst[((ci * mg + j) * kd * kh + i) * kw + t] =
+                src[((ci * kd * kh + i) * mg + j) * kw + t];
+          }
+        }
+      }
+    }
+    ensure_constant(im.inputs[0]);
+    pb::NodeProto* p = graph_->add_node();
+    p->set_op_type("ConvTranspose");
+    p->set_name(convt.name);
+    p->add_input(name(im.inputs[0]));
+    std::string wname = wv.name;
+    if (wname.ends_with("~2d")) wname.resize(wname.size() - 3);
+    const std::string w5n = fresh(wname, "weight");
+    fill_tensor(graph_->add_initializer(), w5n, w5);
+    p->add_input(w5n);
+    if (convt.inputs.size() > 2 && convt.inputs[2] != ir::kNoValue) {
+      ensure_constant(convt.inputs[2]);
+      p->add_input(name(convt.inputs[2]));
+    }
+    p->add_output(name(view.outputs[0]));
+    set_ints(p, "kernel_shape", std::array<int64_t, 3>{kd, kh, kw});
+    set_ints(p, "strides", std::array<int64_t, 3>{ia.strides[0], ia.strides[1], ca.strides[1]});
+    set_ints(p, "dilations",
+             std::array<int64_t, 3>{ia.dilations[0], ia.dilations[1], ca.dilations[1]});
+    set_ints(p, "pads",
+             std::array<int64_t, 6>{ia.pads[0], ia.pads[1], ca.pads[1], ia.pads[2], ia.pads[3],
+                                    ca.pads[3]});
+    set_ints(
+        p, "output_padding",
+        std::array<int64_t, 3>{ia.output_padding[0], ia.output_padding[1], ca.output_padding[1]});
+    set_int(p, "group", ca.group);
+  }
+
   // The imported 3-D Conv whose middle node is `conv` (conv3d_part_of), as one ONNX Conv.
   void export_conv3d(const ir::Node& conv, const ir::Node& view) {
     const ir::Node& im = g_.node(g_.value(conv.inputs[0]).producer);
@@ -332,20 +399,19 @@ class Exporter {
   }
 
   void export_node(const ir::Node& n) {
-    if (n.kind == OpKind::kConv) {
-      if (const ir::NodeId v = conv3d_view(g_, n); v >= 0) {
+    if (const ir::NodeId v = conv3d_view(g_, n); v >= 0) {
+      if (n.kind == OpKind::kConv) {
         export_conv3d(n, g_.node(v));
-        return;
+      } else {
+        export_conv_transpose3d(n, g_.node(v));
       }
+      return;
     }
-    if (conv3d_part_of(g_, n) >= 0) return;  // written with its Conv
-    if (n.kind == OpKind::kIm2Col3d && std::get<ir::Im2Col3dAttrs>(n.attrs).transposed) {
-      bad(n, "a 3-D ConvTranspose (Im2Col3d -> ConvTranspose -> view) does not export to ONNX");
-    }
+    if (conv3d_part_of(g_, n) >= 0) return;  // written with its Conv / ConvTranspose
     if (n.kind == OpKind::kIm2Col3d) {
       bad(n,
-          "an Im2Col3d that is not the start of an imported 3-D Conv (Im2Col3d -> Conv -> "
-          "Reshape, each read only by the next) has no ONNX form");
+          "an Im2Col3d that is not the start of an imported 3-D Conv or ConvTranspose (Im2Col3d "
+          "-> Conv or ConvTranspose -> Reshape, each read only by the next) has no ONNX form");
     }
     if (n.kind == OpKind::kGelu || (n.kind == OpKind::kLayerNorm && opset_ < 17)) {
       export_decomposed(n);

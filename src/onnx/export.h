@@ -32,8 +32,10 @@ std::string export_model_bytes(const ir::Graph& graph, int opset = 13);
 // An imported 3-D Conv (import_conv3d.cc: Im2Col3d -> Conv (1, kW) -> Reshape view, each read
 // only by the next) is written back as one ONNX Conv with three spatial dims, named as the ir
 // Conv, reading the Im2Col3d's input and the weight viewed as [M, C/group, kD, kH, kW], writing
-// the view's output. For such an Im2Col3d or view: the ir Conv's index, else -1 (those two nodes
-// write no ONNX node of their own).
+// the view's output. An imported 3-D ConvTranspose (import_conv_transpose_nd.cc: transposed
+// Im2Col3d -> ConvTranspose (1, kW) -> view) likewise as one ONNX ConvTranspose, its weight
+// rearranged back to [C, M/group, kD, kH, kW]. For such an Im2Col3d or view: the ir Conv's (or
+// ConvTranspose's) index, else -1 (those two nodes write no ONNX node of their own).
 ir::NodeId conv3d_part_of(const ir::Graph& graph, const ir::Node& n);
 
 }  // namespace qsearch::onnx

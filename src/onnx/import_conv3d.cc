@@ -7,6 +7,7 @@
 // named outside any module).
 #include <algorithm>
 
+#include "ir/window.h"
 #include "onnx/importer.h"
 
 namespace qsearch::onnx::detail {
@@ -95,9 +96,9 @@ void Importer::op_conv3d() {
 
 int64_t Importer::window_rows(int64_t in, int64_t k, int64_t s, int64_t d, int64_t pb,
                               int64_t pe) const {
-  const int64_t span = in + pb + pe - d * (k - 1) - 1;
-  if (span < 0) bad("the kernel does not fit the input ({} with pads {} + {})", in, pb, pe);
-  return span / s + 1;
+  const int64_t rows = ir::window_out(in, k, s, d, pb, pe);
+  if (rows < 1) bad("the kernel does not fit the input ({} with pads {} + {})", in, pb, pe);
+  return rows;
 }
 
 }  // namespace qsearch::onnx::detail

@@ -23,6 +23,7 @@
 // `convtranspose3d` (qsearch's, conv2d's entries), the module's config name on the ConvTranspose.
 #include <algorithm>
 
+#include "ir/window.h"
 #include "onnx/importer.h"
 
 namespace qsearch::onnx::detail {
@@ -162,8 +163,8 @@ void Importer::op_conv_transpose_3d() {
   std::replace(helper.begin(), helper.end(), '/', '|');
   node_name_ = helper + "~im2col";
   const ir::ValueId cols = add_ir_node(ir::OpKind::kIm2Col3d, ia, {x}, 0, "im2col");
-  const int64_t od = strides[0] * (xs[2] - 1) + output_padding[0] + dilations[0] * (kd - 1) + 1 -
-                     pads[0] - pads[3];
+  const int64_t od = ir::window_out(xs[2], kd, strides[0], dilations[0], pads[0], pads[3],
+                                    ir::WindowMode::kTransposed, output_padding[0]);
   const int64_t oh = shape1(cols)[2] / od;
 
   // W [C, M/g, kD, kH, kW] -> [C * kD * kH, M/g, 1, kW]: row (c * kD + i) * kH + r, as the

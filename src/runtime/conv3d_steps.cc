@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "ir/window.h"
 #include "runtime/lowering.h"
 
 namespace qsearch::runtime {
@@ -33,12 +34,11 @@ kernels::Im2Col3dParams im2col3d_params(const ir::Im2Col3dAttrs& a, const Shape&
   p.pad_d = a.pads[0];
   p.pad_h = a.pads[1];
   p.transposed = a.transposed;
-  // The window formulas of ir/shape_inference.cc (a 3-D Conv's, or a ConvTranspose's).
+  // Shape inference's window sizes (a 3-D Conv's, or a ConvTranspose's).
   auto out = [&](int d, int64_t in) {
-    const int64_t span = a.dilations[d] * (a.kernel[d] - 1);
-    return a.transposed ? a.strides[d] * (in - 1) + a.output_padding[d] + span + 1 - a.pads[d] -
-                              a.pads[d + 2]
-                        : (in + a.pads[d] + a.pads[d + 2] - span - 1) / a.strides[d] + 1;
+    return ir::window_out(in, a.kernel[d], a.strides[d], a.dilations[d], a.pads[d], a.pads[d + 2],
+                          a.transposed ? ir::WindowMode::kTransposed : ir::WindowMode::kFloor,
+                          a.output_padding[d]);
   };
   p.out_d = out(0, p.in_d);
   p.out_h = out(1, p.in_h);

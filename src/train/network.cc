@@ -183,7 +183,7 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
         if (r.begin < 1) unsupported(n, "a mean over the batch dim is not supported");
         break;
       }
-      case OpKind::kIm2Col3d:  // a Conv3d's gather (ir/ops.h); its adjoint scatters back
+      case OpKind::kIm2Col3d:  // a Conv3d's (ConvTranspose3d's) gather; its adjoint scatters back
         if (x.size() != 5) unsupported(n, "an Im2Col3d needs an NCDHW input");
         break;
       case OpKind::kConv:
@@ -195,6 +195,19 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
           unsupported(n, "the bias must be a constant");
         }
         break;
+      case OpKind::kConvTranspose: {
+        // 2-D, or a 3-D one as imported (a transposed Im2Col3d before it, ir/ops.h); a 1-D one
+        // is the 2-D one between views.
+        if (x.size() != 4) unsupported(n, "a ConvTranspose needs an NCHW input");
+        if (!is_const(1)) unsupported(n, "the weight must be a constant");
+        if (n.inputs.size() > 2 && n.inputs[2] >= 0 && !is_const(2)) {
+          unsupported(n, "the bias must be a constant");
+        }
+        s.ct = runtime::conv_transpose_plan(std::get<ir::ConvTransposeAttrs>(n.attrs), x[2], x[3],
+                                            graph.value(n.inputs[1]).shape);
+        s.ct_zeros.resize(x[0] * x[1] * s.ct.zeros.out_h() * s.ct.zeros.out_w());
+        break;
+      }
       case OpKind::kBatchNorm:
         for (size_t k = 1; k < 5; ++k) {
           if (!is_const(k)) unsupported(n, "scale, bias, mean and variance must be constants");
@@ -229,8 +242,8 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
       }
       default:
         unsupported(n,
-                    "no backward pass for this op (supported: Gemm, MatMul, Conv (1-D, 2-D, 3-D: "
-                    "Im2Col3d), "
+                    "no backward pass for this op (supported: Gemm, MatMul, Conv and "
+                    "ConvTranspose (1-D, 2-D, 3-D: Im2Col3d), "
                     "BatchNormalization, LayerNormalization, Relu, Gelu, Softmax, MaxPool, "
                     "AveragePool, GlobalAveragePool, ReduceMean, Add, Mul/Div by a constant, "
                     "Transpose, Flatten, Reshape, Identity, Dropout)");

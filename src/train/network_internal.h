@@ -9,6 +9,7 @@
 #include "ir/graph.h"
 #include "kernels/gemm.h"
 #include "kernels/params.h"
+#include "runtime/cnn_steps.h"
 #include "train/grad_kernels.h"
 #include "train/network.h"
 
@@ -120,6 +121,11 @@ struct Network::Step {
   // LayerNorm: normalised size, per-row statistics
   int64_t ln_n = 0;
   std::vector<float> ln_mean, ln_invstd;
+  // ConvTranspose: the zero insertion and stride-1 conv it runs as (runtime/cnn_steps.h), the
+  // last forward pass's zero-inserted input (for the weight gradient) and transformed weight.
+  runtime::ConvTransposePlan ct;
+  std::vector<float> ct_zeros;
+  Tensor ct_weight;
 };
 
 }  // namespace qsearch::train

@@ -9,6 +9,7 @@
 #include "kernels/conv.h"
 #include "kernels/conv3d.h"
 #include "kernels/elementwise.h"
+#include "kernels/fixed/zero_insert.h"
 #include "kernels/gemm.h"
 #include "kernels/pool.h"
 #include "kernels/ref/pool.h"
@@ -85,6 +86,24 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
       kernels::Epilogue ep;
       if (n.inputs.size() > 2 && n.inputs[2] >= 0) ep.bias = constant(2);
       kernels::conv2d_f32_packed(p, x, w, y, ep);
+      break;
+    }
+    case OpKind::kConvTranspose: {
+      // The zero insertion of x, then the stride-1 conv by the flipped, channel-transposed weight
+      // (as the float engine runs it, runtime/cnn_steps.h); both kept for the backward pass.
+      kernels::fixed::ZeroInsertParams zp = s.ct.zeros;
+      zp.planes = xs[0] * xs[1];
+      kernels::fixed::zero_insert(zp, 4, x, s.ct_zeros.data());
+      const int64_t group = std::get<ir::ConvTransposeAttrs>(n.attrs).group;
+      s.ct_weight = runtime::transform_conv_transpose_weight(graph_.value(n.inputs[1]).data, group);
+      const kernels::Conv2dParams p =
+          conv_params(s.ct.conv, {xs[0], xs[1], zp.out_h(), zp.out_w()}, ys);
+      const kernels::PackedConvWeights w =
+          kernels::pack_conv_weights(s.ct_weight.data<float>(), p.out_channels,
+                                     p.in_channels / p.groups, p.kernel_h, p.kernel_w, p.groups);
+      kernels::Epilogue ep;
+      if (n.inputs.size() > 2 && n.inputs[2] >= 0) ep.bias = constant(2);
+      kernels::conv2d_f32_packed(p, s.ct_zeros.data(), w, y, ep);
       break;
     }
     case OpKind::kIm2Col3d:
@@ -339,6 +358,57 @@ void Network::backward_step(Step& s) {
         produce(0, shape_numel(xs), [&](float* g) { relu_backward(y, dy, g, shape_numel(xs)); });
       }
       break;
+    case OpKind::kConvTranspose: {
+      // The conv's gradients (its input: the zero-inserted x; its weight: the transformed one),
+      // then the adjoints of the zero insertion (pick the inserted positions) and of the weight
+      // transform (a permutation).
+      kernels::fixed::ZeroInsertParams zp = s.ct.zeros;
+      zp.planes = xs[0] * xs[1];
+      const kernels::Conv2dParams p =
+          conv_params(s.ct.conv, {xs[0], xs[1], zp.out_h(), zp.out_w()}, ys);
+      const Shape& wshape = graph_.value(n.inputs[1]).shape;  // [C, M/g, kH, kW]
+      const int64_t wsize = shape_numel(wshape);
+      std::vector<float> du(needs(0) ? zp.planes * zp.out_h() * zp.out_w() : 0), dwt(wsize),
+          db(p.out_channels);
+      conv2d_backward(p, s.ct_zeros.data(), s.ct_weight.data<float>(), dy,
+                      du.empty() ? nullptr : du.data(), dwt.data(), db.data());
+      if (needs(0)) {
+        produce(0, shape_numel(xs), [&](float* g) {
+          for (int64_t pl = 0; pl < zp.planes; ++pl) {
+            for (int64_t i = 0; i < zp.in_h; ++i) {
+              const float* row = du.data() +
+                                 (pl * zp.out_h() + zp.begin_h + i * zp.stride_h) * zp.out_w() +
+                                 zp.begin_w;
+              float* out = g + (pl * zp.in_h + i) * zp.in_w;
+              for (int64_t j = 0; j < zp.in_w; ++j) out[j] = row[j * zp.stride_w];
+            }
+          }
+        });
+      }
+      if (needs(1)) {
+        produce(1, wsize, [&](float* g) {
+          // transform_conv_transpose_weight's permutation, backwards.
+          const int64_t c = wshape[0], mg = wshape[1], kh = wshape[2], kw = wshape[3];
+          const int64_t group = p.groups, cg = c / group;
+          for (int64_t gi = 0; gi < group; ++gi) {
+            for (int64_t o = 0; o < mg; ++o) {
+              for (int64_t ci = 0; ci < cg; ++ci) {
+                for (int64_t u = 0; u < kh; ++u) {
+                  for (int64_t v = 0; v < kw; ++v) {
+                    g[(((gi * cg + ci) * mg + o) * kh + (kh - 1 - u)) * kw + (kw - 1 - v)] =
+                        dwt[(((gi * mg + o) * cg + ci) * kh + u) * kw + v];
+                  }
+                }
+              }
+            }
+          }
+        });
+      }
+      if (needs(2)) {
+        produce(2, p.out_channels, [&](float* g) { std::copy(db.begin(), db.end(), g); });
+      }
+      break;
+    }
     case OpKind::kIm2Col3d:
       if (needs(0)) {
         produce(0, shape_numel(xs), [&](float* g) {

@@ -13,6 +13,7 @@ bool is_trainable_input(const ir::Graph& graph, const ir::Node& node, size_t inp
   switch (node.kind) {
     case ir::OpKind::kGemm:
     case ir::OpKind::kConv:
+    case ir::OpKind::kConvTranspose:
       return input_index == 1 || input_index == 2;
     case ir::OpKind::kMatMul:
       return input_index == 1;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "ir/window.h"
 #include "train/params.h"
 
 namespace qsearch::train {
@@ -79,7 +80,7 @@ class Builder {
     a.pads = {pad, pad, pad, pad};
     a.group = groups;
     emit(ir::OpKind::kConv, m.scope + "/Conv", ins, a);
-    auto out_dim = [&](int64_t d) { return (d + 2 * pad - k) / stride + 1; };
+    auto out_dim = [&](int64_t d) { return ir::window_out(d, k, stride, 1, pad, pad); };
     shape_ = {out, out_dim(shape_[1]), out_dim(shape_[2])};
     if (shape_[1] < 1 || shape_[2] < 1) {
       fail("Conv2d '{}': input too small for a {}x{} kernel", m.param, k, k);

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -368,6 +369,132 @@ TEST(FpgaCost, Conv3dCostsAsItsTrueThreeDimensionalConv) {
   EXPECT_EQ(three.latency_cycles, two.latency_cycles);
   EXPECT_EQ(three.ii, two.ii);
   EXPECT_GT(two.ff, 0);
+}
+
+// ConvTranspose, 2-D and 3-D as imported (transposed Im2Col3d -> ConvTranspose (1, kW) -> view),
+// costed as the conv it is, by hand from the model's equations (fpga_cost.h, calibration
+// defaults, 200 MHz: 4.375 ns usable per cycle). Every weight 0.75 = code 48 at s8.6: 3
+// significant bits with the sign, a LUT multiplier of 3 x 8 bits (data_in s8.4); no bias, no
+// data_out (the accumulator's width out).
+ir::Graph convt_graph(int64_t c, int64_t m, int64_t group, Shape in, std::array<int64_t, 3> k,
+                      std::array<int64_t, 3> st, bool channel0_only) {
+  const bool three = in.size() == 5;
+  const int64_t mg = m / group;
+  Tensor w(three ? Shape{c * k[0] * k[1], mg, 1, k[2]} : Shape{c, mg, k[1], k[2]}, DType::kFloat32);
+  const int64_t per_channel = w.numel() / c;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    w.data<float>()[i] = !channel0_only || i / per_channel == 0 ? 0.75f : 0;
+  }
+  ir::Graph g;
+  ir::ValueId x = g.add_input("x", in);
+  ir::ValueId y = g.add_value("y");
+  ir::ConvTransposeAttrs a{.kernel = {1, k[2]}, .strides = {1, st[2]}, .group = group};
+  if (three) {
+    ir::ValueId cols = g.add_value("cols");
+    g.add_node(ir::Node{
+        OpKind::kIm2Col3d,
+        "t|ConvTranspose~im2col",
+        {x},
+        {cols},
+        ir::Im2Col3dAttrs{.kernel = {k[0], k[1]}, .strides = {st[0], st[1]}, .transposed = true},
+        ""});
+    x = cols;
+  } else {
+    a.kernel = {k[1], k[2]};
+    a.strides = {st[1], st[2]};
+  }
+  g.add_node(ir::Node{OpKind::kConvTranspose,
+                      "/t/ConvTranspose",
+                      {x, g.add_constant("w", std::move(w))},
+                      {y},
+                      a,
+                      ""});
+  ir::ValueId out = y;
+  if (three) {
+    const Shape ys = g.infer_shapes(1)[y];
+    const int64_t od = st[0] * (in[2] - 1) + k[0], oh = ys[2] / od;
+    out = g.add_value("z");
+    g.add_node(ir::Node{OpKind::kReshape,
+                        "t|ConvTranspose~view",
+                        {y},
+                        {out},
+                        ir::ReshapeAttrs{{0, m, od, oh, ys[3]}, false},
+                        ""});
+  }
+  g.mark_output(out);
+  g.finalize();
+  return g;
+}
+
+FpgaCost convt_cost(const ir::Graph& g) {
+  const quant::NodeQuantConfig q{.quantized = true,
+                                 .data_in = quant::FixedFormat{8, 4, true},
+                                 .weight = quant::FixedFormat{8, 6, true}};
+  for (const ir::Node& n : g.nodes()) {
+    if (n.kind == OpKind::kConvTranspose) return estimate_fpga_cost(g, {{n.config_name, q}}, {});
+  }
+  ADD_FAILURE() << "no ConvTranspose";
+  return {};
+}
+
+TEST(FpgaCost, ConvTransposeCostsAsItsConvWithTheTrueFanInAndOutputVoxels) {
+  // 2-D: C 2 -> M 3, kernel 2x2, stride 2, [1, 2, 3, 3] -> [1, 3, 6, 6]. Fan-in 2 * 2 * 2 = 8,
+  // 24 LUT products, 36 output pixels in sequence; accumulator 8 + 8 + ceil(log2 9) = 20 bits,
+  // 3 outputs of 8 terms (7 adds each, tree depth 3): 0.74 + 3 * 0.7 ns, one cycle.
+  //   LUT = 0.28 * 3 * 8 * 24 + 0.23 * 20 * 21 + 10.5 * 3 * 20 = 887.88
+  //   FF  = 0.048 * 11 * 24 + 0.29 * 20 * 3 * 1 + image 2 * 3 * 3 * 8 = 174.07
+  const ir::Graph g2 = convt_graph(2, 3, 1, {kDynamic, 2, 3, 3}, {1, 2, 2}, {1, 2, 2}, false);
+  const FpgaCost two = convt_cost(g2);
+  ASSERT_EQ(two.layers.size(), 1u);
+  EXPECT_EQ(two.layers[0].op, "convtranspose2d");
+  EXPECT_EQ(two.layers[0].lut_mults, 24);
+  EXPECT_EQ(two.layers[0].free_mults + two.layers[0].dsp_mults, 0);
+  EXPECT_EQ(two.layers[0].accum_width, 20);
+  EXPECT_EQ(two.dsp, 0);
+  EXPECT_EQ(two.lut, 888);
+  EXPECT_EQ(two.ff, 174);
+  EXPECT_EQ(two.ii, 36);
+  EXPECT_EQ(two.latency_cycles, 36);  // 35 passes + 1
+  // The same as a 3-D ConvTranspose of depth 1: equal costs, named convtranspose3d.
+  const ir::Graph g21 = convt_graph(2, 3, 1, {kDynamic, 2, 1, 3, 3}, {1, 2, 2}, {1, 2, 2}, false);
+  const FpgaCost two1 = convt_cost(g21);
+  ASSERT_EQ(two1.layers.size(), 1u);
+  EXPECT_EQ(two1.layers[0].op, "convtranspose3d");
+  EXPECT_EQ(two1.lut, two.lut);
+  EXPECT_EQ(two1.ff, two.ff);
+  EXPECT_EQ(two1.ii, two.ii);
+  EXPECT_EQ(two1.latency_cycles, two.latency_cycles);
+  // 3-D: kernel 2x2x2, stride 2, [1, 2, 2, 3, 3] -> [1, 3, 4, 6, 6]. Fan-in 2 * 8 = 16 (not the
+  // 2-D kernel's 2 * 2 * 2 = 8 of the gathered rows' width), 48 LUT products, 144 output voxels;
+  // accumulator 8 + 8 + ceil(log2 17) = 21, 3 outputs of 16 terms (depth 4): 0.74 + 4 * 0.72 ns.
+  //   LUT = 0.28 * 3 * 8 * 48 + 0.23 * 21 * 45 + 10.5 * 3 * 21 = 1201.41
+  //   FF  = 0.048 * 11 * 48 + 0.29 * 21 * 3 + the 5-D image 2 * 2 * 3 * 3 * 8 (not the gathered
+  //         2 * 4 * 24 * 3 columns) = 331.61
+  const ir::Graph g3 = convt_graph(2, 3, 1, {kDynamic, 2, 2, 3, 3}, {2, 2, 2}, {2, 2, 2}, false);
+  ASSERT_EQ(g3.infer_shapes(1)[g3.outputs()[0]], (Shape{1, 3, 4, 6, 6}));
+  const FpgaCost three = convt_cost(g3);
+  ASSERT_EQ(three.layers.size(), 1u);
+  EXPECT_EQ(three.layers[0].lut_mults, 48);
+  EXPECT_EQ(three.layers[0].accum_width, 21);
+  EXPECT_EQ(three.lut, 1201);
+  EXPECT_EQ(three.ff, 332);
+  EXPECT_EQ(three.ii, 144);
+  EXPECT_EQ(three.latency_cycles, 144);
+  // Grouped (2 groups, M 4), only input channel 0's weights nonzero: outputs 0 and 1 (group 0)
+  // sum 8 terms each, outputs 2 and 3 none. Fan-in 1 * 8 = 8: accumulator 20, 16 LUT products,
+  // 16 free, 14 adds.
+  //   LUT = 0.28 * 3 * 8 * 16 + 0.23 * 20 * 14 + 10.5 * 4 * 20 = 1011.92
+  //   FF  = 0.048 * 11 * 16 + 0.29 * 20 * 4 + 288 = 319.65
+  const ir::Graph gg = convt_graph(2, 4, 2, {kDynamic, 2, 2, 3, 3}, {2, 2, 2}, {2, 2, 2}, true);
+  const FpgaCost grouped = convt_cost(gg);
+  ASSERT_EQ(grouped.layers.size(), 1u);
+  EXPECT_EQ(grouped.layers[0].lut_mults, 16);
+  EXPECT_EQ(grouped.layers[0].free_mults, 16);
+  EXPECT_EQ(grouped.layers[0].accum_width, 20);
+  EXPECT_EQ(grouped.lut, 1012);
+  EXPECT_EQ(grouped.ff, 320);
+  EXPECT_EQ(grouped.ii, 144);
+  EXPECT_EQ(dense_dims(gg, gg.nodes()[1]), (std::pair<int64_t, int64_t>{8, 4}));
 }
 
 }  // namespace

@@ -420,6 +420,77 @@ class RandomCase {
     return h;
   }
 
+  // Transposed convolutions: two layers of a 2-D ConvTranspose (x [N, C, H, W]) or of a 3-D one
+  // as the importer writes nn.ConvTranspose3d (x [N, C, D, H, W]: transposed Im2Col3d ->
+  // ConvTranspose (1, kW) -> 5-D view), random kernels, strides, dilations, pads up to dilation *
+  // (kernel - 1), output_padding below max(stride, dilation), groups (+ relu, quantized or not),
+  // then flatten + gemm.
+  ir::ValueId cnnt(GraphMaker& m, ir::ValueId x, Shape in) {
+    const bool three = in.size() == 5;
+    const int dims = three ? 3 : 2;
+    ir::ValueId h = x;
+    int64_t c = in[1];
+    for (int layer = 0; layer < 2; ++layer) {
+      const int64_t groups = chance(40) ? c : 1;
+      const int64_t mg = uniform(1, 3);
+      std::array<int64_t, 3> k{}, st{}, dl{}, pb{}, pe{}, op{}, out{};
+      for (int d = 0; d < dims; ++d) {
+        k[d] = uniform(1, 3);
+        st[d] = uniform(1, 2);
+        dl[d] = k[d] > 1 ? uniform(1, 2) : 1;
+        pb[d] = uniform(0, dl[d] * (k[d] - 1));
+        pe[d] = uniform(0, dl[d] * (k[d] - 1));
+        op[d] = uniform(0, std::max(st[d], dl[d]) - 1);
+        out[d] = st[d] * (in[2 + d] - 1) + op[d] + dl[d] * (k[d] - 1) + 1 - pb[d] - pe[d];
+        if (out[d] < 1) {  // keep the size: no pads
+          pb[d] = pe[d] = 0;
+          out[d] = st[d] * (in[2 + d] - 1) + op[d] + dl[d] * (k[d] - 1) + 1;
+        }
+      }
+      std::vector<ir::ValueId> ins;
+      if (three) {
+        ir::Im2Col3dAttrs ia{.kernel = {k[0], k[1]},
+                             .strides = {st[0], st[1]},
+                             .dilations = {dl[0], dl[1]},
+                             .pads = {pb[0], pb[1], pe[0], pe[1]},
+                             .transposed = true,
+                             .output_padding = {op[0], op[1]}};
+        h = m.op(OpKind::kIm2Col3d, {h}, ia);
+        ins = {h, weight(m, {c * k[0] * k[1], mg, 1, k[2]}, 0.8f)};
+      } else {
+        ins = {h, weight(m, {c, mg, k[0], k[1]}, 0.8f)};
+      }
+      if (chance(70)) ins.push_back(weight(m, {mg * groups}, 0.5f));
+      const int w = three ? 2 : 1;  // the width's index into k, st, ...
+      ir::ConvTransposeAttrs ca{.kernel = {three ? 1 : k[0], k[w]},
+                                .strides = {three ? 1 : st[0], st[w]},
+                                .dilations = {three ? 1 : dl[0], dl[w]},
+                                .pads = {three ? 0 : pb[0], pb[w], three ? 0 : pe[0], pe[w]},
+                                .output_padding = {three ? 0 : op[0], op[w]},
+                                .group = groups};
+      h = m.op(OpKind::kConvTranspose, ins, ca);
+      quantize_last(m, weighted_config());
+      if (three) {
+        h = m.op(OpKind::kReshape, {h},
+                 ir::ReshapeAttrs{.shape = {0, mg * groups, out[0], out[1], out[2]}});
+        in = {in[0], mg * groups, out[0], out[1], out[2]};
+      } else {
+        in = {in[0], mg * groups, out[0], out[1]};
+      }
+      if (layer == 0 && chance(70)) {
+        h = m.op(OpKind::kRelu, {h});
+        if (chance(50)) quantize_last(m, simple(false));
+      }
+      c = mg * groups;
+    }
+    h = m.op(OpKind::kFlatten, {h}, ir::AxisAttrs{1});
+    const Shape sh = m.graph().infer_shapes(1)[h];
+    h = m.op(OpKind::kGemm, {h, weight(m, {uniform(1, 5), sh[1]}, 0.5f), weight(m, {1}, 0.2f)},
+             ir::GemmAttrs{.trans_b = true});
+    quantize_last(m, weighted_config());
+    return h;
+  }
+
   // Attention-shaped: x [N, T, D] -> A = x Wa, B = x Wb, V = x Wv (linears), S = A @ B' and
   // O = S @ V (MatMuls of two activations, B' a reshaped B; 3-D, or 4-D heads with A and V
   // broadcast over them) (+ relu on S) + flatten + gemm.
@@ -555,6 +626,34 @@ TEST(CExport, RandomConv3dGraphsEqualTheIntEngine) {
   }
   ASSERT_GE(models.size(), 40u) << refused << " refused";
   expect_exports_equal_int_engine("conv3d", models, exports, refused);
+}
+
+// Transposed convolutions, 2-D and 3-D (nn.ConvTranspose3d as imported: transposed Im2Col3d ->
+// ConvTranspose -> view), written as one loop nest over the input codes: random geometries
+// (output_padding, dilation, pads), groups and formats equal the int engine bit for bit.
+TEST(CExport, RandomConvTransposeGraphsEqualTheIntEngine) {
+  for (const int dims : {2, 3}) {
+    SCOPED_TRACE(dims);
+    std::vector<RandomModel> models;
+    std::vector<CExport> exports;
+    int refused = 0;
+    for (uint64_t seed = 1; models.size() < 30 && seed < 200; ++seed) {
+      RandomCase rc(seed + 7000 + 1000 * dims);
+      RandomModel rm;
+      const int64_t c = rc.uniform(1, 3);
+      Shape in = {kDynamic, c, rc.uniform(1, 4), rc.uniform(1, 4)};
+      if (dims == 3) in.push_back(rc.uniform(1, 4));
+      GraphMaker m(in);
+      rm.g = m.finish(rc.cnnt(m, m.input(), in));
+      rm.q = rc.assign(rm.g);
+      in[0] = rc.uniform(2, 5);
+      rm.x = rc.input(in);
+      keep_or_count_refused(std::move(rm), fmt::format("ct{}d{}", dims, seed), "beyond int64",
+                            models, exports, refused);
+    }
+    ASSERT_GE(models.size(), 30u) << refused << " refused";
+    expect_exports_equal_int_engine(fmt::format("convt{}d", dims), models, exports, refused);
+  }
 }
 
 // The MatMul of two activations (attention's Q K^T and S V): random attention-shaped graphs,

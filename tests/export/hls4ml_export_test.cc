@@ -190,5 +190,32 @@ TEST(Hls4mlExport, AccumulatorsHoldTheExactWorstCase) {
   }
 }
 
+// A ConvTranspose's accumulator (weight [C, M/g, kH, kW]): output channel j sums column j of
+// every input row. Channel 0's four weights are 115/128 (code 115 at s8.7), channel 1's 1/128
+// (code 1): at stride 1 an interior output of channel 0 sums all four taps, so the worst case is
+// 128 * 4 * 115 = 58880 at frac 4 + 7 = 11: 17 bits with the sign, ap_fixed<17,6>. (Indexing
+// the weight as a [K, M] matrix mixed the channels: 128 * 2 * (115 + 1) = 29696, 16 bits, an
+// accumulator that overflows.)
+TEST(Hls4mlExport, ConvTransposeAccumulatorSumsEachOutputChannelsOwnWeights) {
+  ir::Graph g;
+  const ir::ValueId x = g.add_input("x", {kDynamic, 1, 4, 4});
+  Tensor w({1, 2, 2, 2}, DType::kFloat32);
+  for (int64_t i = 0; i < 8; ++i) w.data<float>()[i] = i < 4 ? 115.0f / 128 : 1.0f / 128;
+  const ir::ValueId y = g.add_value("y");
+  g.add_node(ir::Node{ir::OpKind::kConvTranspose,
+                      "/t/ConvTranspose",
+                      {x, g.add_constant("w", std::move(w))},
+                      {y},
+                      ir::ConvTransposeAttrs{.kernel = {2, 2}},
+                      ""});
+  g.mark_output(y);
+  g.finalize();
+  const std::string name = g.nodes()[0].config_name;
+  const std::string yaml =
+      hls4ml_config_yaml(g, {{name, lin({8, 4, true}, {8, 7, true}, std::nullopt)}});
+  EXPECT_NE(block(yaml, "'/t/ConvTranspose'").find("accum: ap_fixed<17,6>"), std::string::npos)
+      << yaml;
+}
+
 }  // namespace
 }  // namespace qsearch::exporter

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -268,6 +269,169 @@ TEST(QonnxExport, Conv3dIsWrittenBackAsThreeDimensionalConvs) {
     q8[name] = c8;
   }
   EXPECT_EQ(conv3d_count(exporter::export_qdq(g, q8).bytes), 2);
+}
+
+// The same for 3-D ConvTranspose (tests/fixtures/nd/convt3d_net at every opset: one plain and one
+// grouped, dilated ConvTranspose3d with output_padding and asymmetric attributes, imported as a
+// transposed Im2Col3d -> ConvTranspose (1, kW) -> view): each is written back as one ONNX
+// ConvTranspose whose 5-D weight is the source model's, bit for bit, and whose attributes are the
+// source's; float, QONNX (fake, int) and QDQ exports re-import to bit-identical outputs, and
+// Python's onnx.checker (full_check) accepts all three when /usr/bin/python3 has onnx.
+TEST(QonnxExport, ConvTranspose3dIsWrittenBackAsThreeDimensionalConvTransposes) {
+  std::ifstream in(source_path("tests/fixtures/nd/nd_ref.json"));
+  const nlohmann::json ref = nlohmann::json::parse(in).at("models").at("convt3d_net");
+  Tensor x(ref.at("input_shape").get<Shape>(), DType::kFloat32);
+  const auto xv = ref.at("input").get<std::vector<float>>();
+  std::copy(xv.begin(), xv.end(), x.data<float>());
+  const bool python = std::system("/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1") == 0;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("qsearch_convt3d_{}", getpid());
+  fs::create_directories(dir);
+  auto full_check = [&](const std::string& bytes, const std::string& file) {
+    if (!python) return;
+    const std::string path = (dir / file).string();
+    std::ofstream(path, std::ios::binary) << bytes;
+    const std::string cmd =
+        "/usr/bin/python3 -c \"import onnx, sys; "
+        "onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)\" " +
+        path;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  };
+  // Name -> (op, attributes, weight bytes) of each ConvTranspose in a model.
+  struct Convt {
+    std::map<std::string, std::vector<int64_t>> attrs;
+    std::vector<int64_t> weight_shape;
+    std::string weight;
+  };
+  auto convts = [](const std::string& bytes) {
+    ::onnx::ModelProto m;
+    EXPECT_TRUE(m.ParseFromString(bytes));
+    std::map<std::string, const ::onnx::TensorProto*> inits;
+    for (const auto& t : m.graph().initializer()) inits[t.name()] = &t;
+    std::map<std::string, Convt> out;
+    for (const auto& node : m.graph().node()) {
+      EXPECT_NE(node.op_type(), "Im2Col3d");
+      if (node.op_type() != "ConvTranspose") continue;
+      Convt c;
+      for (const auto& at : node.attribute()) {
+        c.attrs[at.name()] = std::vector<int64_t>(at.ints().begin(), at.ints().end());
+        if (at.type() == ::onnx::AttributeProto::INT) c.attrs[at.name()] = {at.i()};
+      }
+      // A QONNX weight is read through its Quant node: follow it back to the initializer.
+      std::string w = node.input(1);
+      for (const auto& q : m.graph().node()) {
+        if (q.op_type() == "Quant" && q.output(0) == w) w = q.input(0);
+      }
+      const auto it = inits.find(w);  // a QDQ weight is a DequantizeLinear's output
+      if (it == inits.end()) {
+        out[node.name()] = c;
+        continue;
+      }
+      const ::onnx::TensorProto* t = it->second;
+      c.weight_shape.assign(t->dims().begin(), t->dims().end());
+      c.weight = t->raw_data();
+      if (c.weight.empty()) {
+        c.weight.assign(reinterpret_cast<const char*>(t->float_data().data()),
+                        t->float_data_size() * sizeof(float));
+      }
+      out[node.name()] = c;
+    }
+    return out;
+  };
+  auto same_convts = [](const std::map<std::string, Convt>& want,
+                        const std::map<std::string, Convt>& got) {
+    ASSERT_EQ(want.size(), 2u);
+    ASSERT_EQ(got.size(), want.size());
+    for (const auto& [name, w] : want) {
+      SCOPED_TRACE(name);
+      ASSERT_TRUE(got.count(name));
+      const Convt& g = got.at(name);
+      EXPECT_EQ(g.weight_shape, w.weight_shape);
+      EXPECT_TRUE(g.weight == w.weight) << "weight not the source's, bit for bit";
+      for (const char* a : {"kernel_shape", "strides", "dilations", "pads", "output_padding"}) {
+        EXPECT_EQ(g.attrs.at(a), w.attrs.count(a) ? w.attrs.at(a) : g.attrs.at(a)) << a;
+        EXPECT_EQ(g.attrs.at(a).size(), a == std::string("pads") ? 6u : 3u) << a;
+      }
+      EXPECT_EQ(g.attrs.at("group"),
+                w.attrs.count("group") ? w.attrs.at("group") : std::vector<int64_t>{1});
+    }
+  };
+  for (int opset : {11, 13, 17}) {
+    SCOPED_TRACE(opset);
+    const std::string src =
+        source_path(fmt::format("tests/fixtures/nd/convt3d_net_opset{}.onnx", opset));
+    std::string src_bytes;
+    {
+      std::ifstream f(src, std::ios::binary);
+      src_bytes.assign(std::istreambuf_iterator<char>(f), {});
+    }
+    const ir::Graph g = onnx::import_model(src);
+    quant::QuantAssignment q;
+    int n3 = 0;
+    for (const ir::Node& n : g.nodes()) {
+      const std::string op = ir::mase_op(g, n);
+      if (op == "convtranspose3d") {
+        const bool first = n3++ == 0;
+        q[n.config_name] =
+            weighted(s(8, 4), s(7, 6), s(12, 8), first ? std::nullopt : std::optional(s(10, 5)),
+                     first ? Rounding::kFloor : Rounding::kHalfToEven);
+      } else if (op == "linear") {
+        q[n.config_name] = weighted(s(9, 4), s(6, 5), std::nullopt, std::nullopt, Rounding::kFloor);
+      } else if (op == "relu") {
+        q[n.config_name] = relu(7, 3, Rounding::kHalfAwayFromZero);
+      }
+    }
+    ASSERT_EQ(n3, 2);
+    // Float: one ConvTranspose per 3-D ConvTranspose, the source's, and the same graph back.
+    const std::string plain = onnx::export_model_bytes(g, opset);
+    same_convts(convts(src_bytes), convts(plain));
+    full_check(plain, fmt::format("plain{}.onnx", opset));
+    const ir::Graph back = onnx::import_model_bytes(plain, "convt3d.onnx");
+    ASSERT_EQ(back.nodes().size(), g.nodes().size());
+    for (size_t k = 0; k < g.nodes().size(); ++k) {
+      EXPECT_EQ(back.nodes()[k].kind, g.nodes()[k].kind) << k;
+      EXPECT_EQ(back.nodes()[k].attrs, g.nodes()[k].attrs) << k;
+      EXPECT_EQ(back.nodes()[k].config_name, g.nodes()[k].config_name) << k;
+    }
+    const std::vector<float> f0 = run(g, {}, runtime::Mode::kFloat, x);
+    const std::vector<float> f1 = run(back, {}, runtime::Mode::kFloat, x);
+    ASSERT_EQ(f0.size(), f1.size());
+    EXPECT_EQ(std::memcmp(f0.data(), f1.data(), f0.size() * sizeof(float)), 0);
+    // QONNX: the same formats on every node, bit-identical fake and int outputs.
+    const std::string bytes = qonnx_model_bytes(g, q);
+    same_convts(convts(src_bytes), convts(bytes));
+    full_check(bytes, fmt::format("qonnx{}.onnx", opset));
+    const onnx::QonnxModel m = onnx::import_qonnx_bytes(bytes, "convt3d_qonnx");
+    const auto want = runtime::resolve_node_quant(g, q);
+    const auto got = runtime::resolve_node_quant(m.graph, m.formats);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      SCOPED_TRACE(g.nodes()[k].name);
+      EXPECT_EQ(got[k].inputs, want[k].inputs);
+      EXPECT_EQ(got[k].data_out, want[k].data_out);
+    }
+    for (runtime::Mode mode : {runtime::Mode::kFake, runtime::Mode::kInt}) {
+      const std::vector<float> a = run(g, q, mode, x), b = run(m.graph, m.formats, mode, x);
+      ASSERT_EQ(a.size(), b.size());
+      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+          << runtime::mode_name(mode);
+    }
+    // QDQ (8-bit formats, half to even): the two 3-D ConvTransposes, checked.
+    quant::QuantAssignment q8;
+    for (const auto& [name, c] : q) {
+      NodeQuantConfig c8 = c;
+      c8.rounding = Rounding::kHalfToEven;
+      c8.data_in = s(8, 4);
+      if (c8.weight) c8.weight = s(8, 6);
+      if (c8.bias) c8.bias = quant::FixedFormat{32, 10, true};
+      if (c8.data_out) c8.data_out = s(8, 3);
+      if (name.find("relu") != std::string::npos) c8.data_in = quant::FixedFormat{8, 4, false};
+      q8[name] = c8;
+    }
+    const std::string qdq = exporter::export_qdq(g, q8).bytes;
+    EXPECT_EQ(convts(qdq).size(), 2u);
+    full_check(qdq, fmt::format("qdq{}.onnx", opset));
+  }
+  fs::remove_all(dir);
 }
 
 TEST(QonnxExport, OneBitSignedFormatIsRefusedNamingTheNode) {

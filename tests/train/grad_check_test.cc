@@ -9,11 +9,18 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
+#include "onnx/import.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
+#include "support/source_dir.h"
 #include "train/grad_kernels.h"
 #include "train/network.h"
 #include "train/zoo.h"
@@ -241,6 +248,123 @@ TEST(GradCheck, Conv3dStridesDilationsPadsGroupsAndBatchNorm) {
   b.flatten();
   Rng rng(43);
   check_gradients(b.done(), random_tensor({3, 4, 4, 5, 6}, rng));
+}
+
+// The training forward pass of g on x equals the float engine's (the backward checks below only
+// check the gradients of the network's own forward).
+void expect_forward_is_float_engines(ir::Graph& g, const Tensor& x) {
+  const int64_t batch = x.dim(0);
+  std::vector<float> want;
+  {
+    auto plan = runtime::make_plan(g, {.mode = runtime::Mode::kFloat, .max_batch = batch});
+    runtime::Executor ex(plan);
+    const Tensor y = ex.run(x);
+    want.assign(y.data<float>(), y.data<float>() + y.numel());
+  }
+  Network net(g, {.max_batch = batch});
+  const Tensor& y = net.forward(x.data<float>(), batch, {.training = false});
+  ASSERT_EQ(static_cast<size_t>(y.numel()), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(y.data<float>()[i], want[i], 1e-5 * (1 + std::abs(want[i]))) << i;
+  }
+}
+
+TEST(GradCheck, ConvTransposeStridesDilationsPadsOutputPaddingGroups) {
+  // ConvTranspose: [3, 4, 4, 5] -> H' = 2 * 3 + 1 + 2 * 1 + 1 - 1 - 2 = 7,
+  // W' = 1 * 4 + 1 + 1 * 2 + 1 - 0 - 1 = 7, 2 groups of 3 outputs, bias; then a 2x2 stride-2
+  // upsampling without bias.
+  G b({kDynamic, 4, 4, 5});
+  ir::ConvTransposeAttrs a;
+  a.kernel = {3, 2};
+  a.strides = {2, 1};
+  a.dilations = {1, 2};
+  a.pads = {1, 0, 2, 1};
+  a.output_padding = {1, 1};
+  a.group = 2;
+  ValueId w = b.constant("w", random_tensor({4, 3, 3, 2}, b.rng));
+  ValueId bias = b.constant("b", random_tensor({6}, b.rng));
+  b.node(OpKind::kConvTranspose, {b.cur, w, bias}, a);
+  ir::ConvTransposeAttrs up;
+  up.kernel = {2, 2};
+  up.strides = {2, 2};
+  ValueId w2 = b.constant("w2", random_tensor({6, 2, 2, 2}, b.rng));
+  b.node(OpKind::kConvTranspose, {b.cur, w2}, up);
+  b.flatten();
+  ir::Graph& g = b.done();
+  ASSERT_EQ(g.infer_shapes(3)[g.nodes()[1].outputs[0]], (Shape{3, 2, 14, 14}));
+  Rng rng(51);
+  const Tensor x = random_tensor({3, 4, 4, 5}, rng);
+  expect_forward_is_float_engines(g, x);
+  check_gradients(g, x.clone());
+}
+
+TEST(GradCheck, ConvTranspose3dStridesDilationsPadsOutputPaddingGroupsAndBatchNorm) {
+  // A 3-D ConvTranspose as the importer writes nn.ConvTranspose3d (import_conv_transpose_nd.cc):
+  // a transposed Im2Col3d (the taps of depth and height into channels) -> ConvTranspose (1, kW)
+  // by [C * kD * kH, M/g, 1, kW] -> a 5-D view; BatchNorm (training mode); a second 3-D
+  // ConvTranspose without bias. The input's gradient goes back through both ConvTransposes and
+  // both transposed Im2Col3d's adjoints.
+  G b({kDynamic, 2, 2, 3, 3});
+  ir::Im2Col3dAttrs ia;
+  ia.kernel = {2, 2};
+  ia.strides = {2, 1};
+  ia.dilations = {1, 2};
+  ia.pads = {1, 0, 0, 2};
+  ia.transposed = true;
+  ia.output_padding = {1, 1};  // D' = 2 * 1 + 1 + 1 + 1 - 1 = 4, H' = 2 + 1 + 2 + 1 - 2 = 4
+  b.node(OpKind::kIm2Col3d, {b.cur}, ia);
+  ir::ConvTransposeAttrs a;
+  a.kernel = {1, 2};
+  a.strides = {1, 2};
+  a.pads = {0, 1, 0, 0};
+  a.output_padding = {0, 1};  // W' = 2 * 2 + 1 + 1 + 1 - 1 = 6
+  a.group = 2;
+  ValueId w = b.constant("w", random_tensor({2 * 2 * 2, 2, 1, 2}, b.rng));
+  ValueId bias = b.constant("b", random_tensor({4}, b.rng));
+  b.node(OpKind::kConvTranspose, {b.cur, w, bias}, a);
+  b.node(OpKind::kReshape, {b.cur}, ir::ReshapeAttrs{.shape = {0, 4, 4, 4, 6}});
+  ValueId s = b.constant("bn_s", random_tensor({4}, b.rng, 0.5, 1.5));
+  ValueId c = b.constant("bn_b", random_tensor({4}, b.rng));
+  ValueId m = b.constant("bn_m", random_tensor({4}, b.rng));
+  ValueId v = b.constant("bn_v", random_tensor({4}, b.rng, 0.5, 1.5));
+  b.node(OpKind::kBatchNorm, {b.cur, s, c, m, v}, ir::BatchNormAttrs{});
+  ir::Im2Col3dAttrs ib;
+  ib.kernel = {1, 2};
+  ib.transposed = true;  // D' = 4, H' = 4 + 1 = 5
+  b.node(OpKind::kIm2Col3d, {b.cur}, ib);
+  ir::ConvTransposeAttrs one;
+  one.kernel = {1, 3};
+  one.pads = {0, 1, 0, 1};  // W' = 6 + 2 - 2 = 6
+  ValueId w2 = b.constant("w2", random_tensor({4 * 2, 3, 1, 3}, b.rng));
+  b.node(OpKind::kConvTranspose, {b.cur, w2}, one);
+  b.node(OpKind::kReshape, {b.cur}, ir::ReshapeAttrs{.shape = {0, 3, 4, 5, 6}});
+  b.flatten();
+  Rng rng(53);
+  const Tensor x = random_tensor({3, 2, 2, 3, 3}, rng);
+  check_gradients(b.done(), x.clone());
+  expect_forward_is_float_engines(b.g, x);
+}
+
+// The imported nn.ConvTranspose3d model (tests/fixtures/nd/convt3d_net: a plain and a grouped,
+// dilated 3-D ConvTranspose with output_padding, ReLU, global pool, Linear): the training forward
+// pass is PyTorch's, and its gradients check.
+TEST(GradCheck, ImportedConvTranspose3dModelIsPyTorchsForwardAndItsGradientsCheck) {
+  ir::Graph g = onnx::import_model(
+      (std::filesystem::path(QSEARCH_SOURCE_DIR) / "tests/fixtures/nd/convt3d_net_opset13.onnx")
+          .string());
+  std::ifstream in(std::filesystem::path(QSEARCH_SOURCE_DIR) / "tests/fixtures/nd/nd_ref.json");
+  const nlohmann::json ref = nlohmann::json::parse(in).at("models").at("convt3d_net");
+  Tensor x(ref.at("input_shape").get<Shape>(), DType::kFloat32);
+  const auto xv = ref.at("input").get<std::vector<float>>();
+  std::copy(xv.begin(), xv.end(), x.data<float>());
+  const auto want = ref.at("float").get<std::vector<float>>();
+  {
+    Network net(g, {.max_batch = x.dim(0)});
+    const Tensor& y = net.forward(x.data<float>(), x.dim(0), {.training = false});
+    ASSERT_EQ(static_cast<size_t>(y.numel()), want.size());
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(y.data<float>()[i], want[i], 1e-5) << i;
+  }
+  check_gradients(g, x.clone());
 }
 
 TEST(GradCheck, StrideOneConvInputGradientByTransposedConvolution) {
