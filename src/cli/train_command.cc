@@ -9,7 +9,9 @@
 // lowest validation loss as ONNX. Validation data are by default 10% of the training split held
 // out (so the test split never selects the model). The recipe is stored in every checkpoint;
 // --resume takes it from there (a recipe flag given again must agree with it). --out and --opset
-// are checked before the data are loaded and before any epoch runs.
+// are checked before the data are loaded and before any epoch runs. An ONNX model with several
+// graph inputs reads one npz array per input; symbolic dims besides the batch (a sequence
+// length) are bound from the training split (docs/training.md, "Inputs").
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -396,7 +398,8 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Runner& run) 
   cmd->add_flag("--list", a->list, "List the model zoo with parameter counts");
   cmd->add_option("--model", a->model, "Zoo model (see --list) or an .onnx file to fine-tune");
   cmd->add_option("--dataset", a->dataset,
-                  "mnist | fashion-mnist | jsc | csv:PATH (default: mnist)");
+                  "mnist | fashion-mnist | jsc | csv:PATH | npz:PATH (a model with several "
+                  "inputs: one array per input, named after it) (default: mnist)");
   cmd->add_option("--label-column", a->label_column, "Label column of a csv:PATH data set");
   cmd->add_option("--feature-columns", a->feature_columns,
                   "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "
