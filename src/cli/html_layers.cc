@@ -99,23 +99,39 @@ void attach_layer_numbers(const search::StudyInfo& info, const std::string& mode
         path);
     return;
   }
-  // A model with symbolic input dims ran at the sizes its data set gave (not recorded here).
+  // A model with symbolic input dims ran at the sizes its data set gave, which the study records
+  // (setting::kInputDims); a study made before they were recorded has none.
+  onnx::ImportOptions import_options;
+  std::string at_sizes;
   if (auto inputs = onnx::read_graph_inputs(path); inputs && ir::any_symbolic_dims(*inputs)) {
-    options->layer_numbers_note = fmt::format(
-        "'{}' has symbolic input dims (a sequence length) that the search took from its data "
-        "set: no per-layer numbers here (qsearch quantize --dataset gives them).",
-        path);
-    return;
+    auto dims = info.user_attrs.find(report::setting::kInputDims);
+    const Json bound =
+        dims == info.user_attrs.end() ? Json() : Json::parse(dims->second, nullptr, false);
+    if (!bound.is_object() || bound.empty()) {
+      options->layer_numbers_note = fmt::format(
+          "'{}' has symbolic input dims (a sequence length) that the search took from its data "
+          "set, and this study (made by an older qsearch) does not record their sizes: no "
+          "per-layer numbers here (qsearch quantize --dataset gives them).",
+          path);
+      return;
+    }
+    for (auto it = bound.begin(); it != bound.end(); ++it) {
+      if (!it.value().is_number_integer()) continue;
+      import_options.dims[it.key()] = it.value().get<int64_t>();
+      at_sizes += fmt::format("{}{} = {}", at_sizes.empty() ? " at " : ", ", it.key(),
+                              import_options.dims[it.key()]);
+    }
   }
   // The graph the study searched: BatchNorm folded when the study was made with fold_batch_norm.
   auto fold = info.user_attrs.find(report::setting::kFoldBatchNorm);
   const bool folded = fold != info.user_attrs.end() && fold->second == "true";
+  ir::Graph imported = onnx::import_model(path, import_options);
   auto graph = std::make_shared<const ir::Graph>(
-      folded ? ir::fold_batch_norm(onnx::import_model(path)).graph : onnx::import_model(path));
+      folded ? ir::fold_batch_norm(std::move(imported)).graph : std::move(imported));
   options->layer_numbers_note = fmt::format(
-      "Per-layer numbers counted on {} (params, packed bytes = ceil(elements x width / 8) per "
+      "Per-layer numbers counted on {}{} (params, packed bytes = ceil(elements x width / 8) per "
       "tensor, MACs, BitOPs as eval/hardware_metrics.h defines them).",
-      path);
+      path, at_sizes);
   options->layer_numbers = [graph](const search::FrozenTrial& t) {
     std::vector<report::LayerNumbers> out;
     auto it = t.user_attrs.find(report::kSampledConfig);

@@ -83,6 +83,7 @@ onnx::QonnxModel ModelForData::take(const data::Dataset* data) {
   }
   onnx::ImportOptions options;
   options.dims = eval::bind_input_dims(inputs_, *data);
+  bound_ = options.dims;
   std::string bound;
   for (const auto& [name, size] : options.dims) {
     bound += fmt::format("{}{} = {}", bound.empty() ? "" : ", ", name, size);

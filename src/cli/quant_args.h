@@ -51,12 +51,17 @@ class ModelForData {
   // The model, with its symbolic dims bound from `data`; without a data set (null) such a model
   // is an Error naming its dims and the fix.
   onnx::QonnxModel take(const data::Dataset* data);
+  // The sizes take() bound ({"seq": 12}); empty for a model without symbolic dims. A search
+  // records them in its study (report::setting::kInputDims) so that the report can import the
+  // model at the same sizes.
+  const ir::DimBinding& bound_dims() const { return bound_; }
 
  private:
   std::string path_;
   bool fold_bn_;
   std::vector<ir::InputDecl> inputs_;
   std::optional<onnx::QonnxModel> model_;
+  ir::DimBinding bound_;
 };
 
 // --fold-bn / --fold-bn=true|false / --no-fold-bn on `cmd` (CLI11's flag-value and negated-flag

@@ -175,7 +175,8 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   attach_sensitivity_proxy(problem, s, quiet);
   const search::SamplerOptions& sopts = s.sampler_options;
   std::vector<std::string> notes;
-  auto attrs = study_settings_attrs(s, objective.samples_per_trial(), space->param_choices());
+  auto attrs = study_settings_attrs(s, objective.samples_per_trial(), space->param_choices(),
+                                    problem.input_dims);
   // `qsearch compare`'s default reference point: derived from the space alone, recorded with the
   // study (a loss or latency objective has none: compare then needs --ref-point).
   if (auto ref = eval::space_reference_point(objective, *space, s.directions)) {

@@ -61,6 +61,7 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
         data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
   }
   onnx::QonnxModel model = loader.take(dataset.get());
+  p.input_dims = loader.bound_dims();
   if (model.quant_nodes > 0) {
     std::cerr << fmt::format(
         "qsearch: note: {} is a QONNX model ({} Quant nodes); the search quantizes its float "

@@ -12,6 +12,7 @@
 #include "eval/objective.h"
 #include "eval/quant_config.h"
 #include "ir/graph.h"
+#include "ir/input_decl.h"
 
 namespace CLI {
 class App;
@@ -31,6 +32,9 @@ struct SearchProblem {
   std::shared_ptr<const eval::QuantSearchSpace> space;
   // Not const: a command may configure it before the first trial (e.g. racing's incumbents).
   std::shared_ptr<eval::QuantObjective> objective;
+  // The sizes the model's symbolic input dims were bound to from the data set (empty when it
+  // has none); recorded in the study (report::setting::kInputDims).
+  ir::DimBinding input_dims;
 };
 
 // Imports s.model_path (BatchNorm folded when s.fold_batch_norm), loads s.dataset's split

@@ -100,7 +100,8 @@ void check_search_paths(const config::SearchSettings& s) {
 
 std::map<std::string, std::string> study_settings_attrs(const config::SearchSettings& s,
                                                         int64_t samples_per_trial,
-                                                        const Json& param_choices) {
+                                                        const Json& param_choices,
+                                                        const ir::DimBinding& input_dims) {
   namespace k = report::setting;
   std::map<std::string, std::string> m;
   m[k::kModel] = Json(s.model_path).dump();
@@ -110,6 +111,7 @@ std::map<std::string, std::string> study_settings_attrs(const config::SearchSett
   m[k::kNumSamples] = Json(samples_per_trial).dump();
   m[k::kMode] = Json(runtime::mode_name(s.objective.mode)).dump();
   m[k::kFoldBatchNorm] = Json(s.fold_batch_norm).dump();
+  if (!input_dims.empty()) m[k::kInputDims] = Json(input_dims).dump();
   Json objectives = Json::array();
   const auto& metrics = s.objective.metrics;
   if (s.objective.sum_scaled_metrics) {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/search_settings.h"
+#include "ir/input_decl.h"
 #include "search/study.h"
 
 namespace qsearch::cli {
@@ -25,10 +26,12 @@ namespace qsearch::cli {
 void check_search_paths(const config::SearchSettings& s);
 
 // Study user attrs (key -> JSON text) recording the model file's hash, the data, the engine, the
-// objectives and the choices of every search parameter.
-std::map<std::string, std::string> study_settings_attrs(
-    const config::SearchSettings& s, int64_t samples_per_trial,
-    const nlohmann::ordered_json& param_choices);
+// objectives and the choices of every search parameter; with `input_dims` (the sizes a model's
+// symbolic input dims were bound to, SearchProblem::input_dims) also those.
+std::map<std::string, std::string> study_settings_attrs(const config::SearchSettings& s,
+                                                        int64_t samples_per_trial,
+                                                        const nlohmann::ordered_json& param_choices,
+                                                        const ir::DimBinding& input_dims = {});
 
 // Creates the output directory and the storage, then creates or loads study s.study_name with
 // `attrs`. Throws Error naming every setting that differs from the stored study's (old and new

@@ -196,10 +196,11 @@ int run_sensitivity(const GlobalOptions& global, config::SearchFlags flags, bool
   const int64_t n_probes =
       static_cast<int64_t>(search::SensitivitySampler(sopts).probes(space->space()).size());
   std::vector<std::string> notes;
-  search::Study study = open_search_study(
-      s, space->space(),
-      study_settings_attrs(s, objective.samples_per_trial(), space->param_choices()),
-      search::make_sampler("sensitivity", sopts), &notes);
+  search::Study study =
+      open_search_study(s, space->space(),
+                        study_settings_attrs(s, objective.samples_per_trial(),
+                                             space->param_choices(), problem.input_dims),
+                        search::make_sampler("sensitivity", sopts), &notes);
   for (const auto& n : notes) {
     if (!quiet) std::cerr << "note: " << n << "\n";
   }

@@ -9,7 +9,9 @@
 // lowest validation loss as ONNX. Validation data are by default 10% of the training split held
 // out (so the test split never selects the model). The recipe is stored in every checkpoint;
 // --resume takes it from there (a recipe flag given again must agree with it). --out and --opset
-// are checked before the data are loaded and before any epoch runs.
+// are checked before the data are loaded and before any epoch runs. An ONNX model with several
+// graph inputs reads one npz array per input; symbolic dims besides the batch (a sequence
+// length) are bound from the training split (docs/training.md, "Inputs").
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -28,8 +30,10 @@
 #include "core/thread_pool.h"
 #include "data/dataset.h"
 #include "eval/evaluate.h"
+#include "ir/input_decl.h"
 #include "onnx/export.h"
 #include "onnx/import.h"
+#include "train/network.h"
 #include "train/progress.h"
 #include "train/trainer.h"
 #include "train/zoo.h"
@@ -184,6 +188,20 @@ void check_opset_exports(const ir::Graph& graph, int opset) {
   }
 }
 
+// Ops without a backward (an embedding's Gather, ...) are refused in one line naming the file,
+// the node and its op, before the data are checked against the model (and, for a model without
+// symbolic dims, before they are loaded).
+void check_trainable(ir::Graph& graph, const std::string& path) {
+  try {
+    train::Network probe(graph, {.max_batch = 1});
+  } catch (const Error& e) {
+    fail(
+        "qsearch train cannot train '{}': {}; train it in PyTorch and export it to ONNX (eval, "
+        "quantize, search and sensitivity run it)",
+        path, e.what());
+  }
+}
+
 int run_list() {
   std::cout << fmt::format("{:<12} {:>10}  {:<12} {:>7}  {}\n", "model", "params", "input",
                            "classes", "architecture");
@@ -212,30 +230,53 @@ int run_train(const GlobalOptions& global, TrainArgs a) {
   check_opset_range(a.opset);
   check_out_writable(out);
 
-  // An ONNX model is read before the data: one with several graph inputs (a BERT's input_ids,
-  // attention_mask, ...) is refused here, not with a data error about its arrays.
+  // An ONNX model is read before the data (its errors come first), unless it has symbolic input
+  // dims besides the batch (a sequence length): those are bound from the training data, as eval
+  // and search bind them (eval::bind_input_dims). A model with several graph inputs reads one
+  // npz array per input, named after it (DataOptions::input_names).
   std::optional<ir::Graph> file_graph;
+  std::vector<ir::InputDecl> decls;
+  std::vector<std::string> input_names;
   if (is_model_file(a.model)) {
-    file_graph = onnx::import_model(a.model);
-    const std::vector<std::string> inputs = eval::data_input_names(*file_graph);
-    if (!inputs.empty()) {
-      std::string names;
-      for (const auto& n : inputs) names += (names.empty() ? "" : ", ") + n;
-      fail(
-          "qsearch train fits models with one input, but '{}' has {} ({}); train it in PyTorch "
-          "and export it to ONNX (eval, quantize, search and sensitivity run it)",
-          a.model, inputs.size(), names);
+    if (auto d = onnx::read_graph_inputs(a.model)) decls = std::move(*d);
+    if (!ir::any_symbolic_dims(decls)) {
+      file_graph = onnx::import_model(a.model);
+      check_trainable(*file_graph, a.model);
+      input_names = eval::data_input_names(*file_graph);
+    } else if (decls.size() > 1) {
+      for (const ir::InputDecl& in : decls) input_names.push_back(in.name);
     }
   }
   const data::DataOptions dopts{.data_dir = global.data_dir,
                                 .label_column = a.label_column,
-                                .feature_columns = a.feature_columns};
+                                .feature_columns = a.feature_columns,
+                                .input_names = input_names};
   data::Dataset train = data::load_dataset(a.dataset, data::Split::kTrain, dopts);
-  if (train.regression || train.x.dtype() != DType::kFloat32) {
+  if (is_model_file(a.model)) {
+    if (!file_graph) {
+      onnx::ImportOptions options;
+      options.dims = eval::bind_input_dims(decls, train);
+      std::string bound;
+      for (const auto& [name, size] : options.dims) {
+        bound += fmt::format("{}{} = {}", bound.empty() ? "" : ", ", name, size);
+      }
+      std::fprintf(stderr,
+                   "qsearch: note: %s has symbolic input dims; bound from data set '%s': %s (the "
+                   "model trains at these sizes, and --out has them as fixed dims)\n",
+                   a.model.c_str(), train.name.c_str(), bound.c_str());
+      file_graph = onnx::import_model(a.model, options);
+      check_trainable(*file_graph, a.model);
+    }
+  }
+  DType input_dtype = DType::kFloat32;
+  for (const Tensor& x : train.inputs()) {
+    if (x.dtype() != DType::kFloat32) input_dtype = x.dtype();
+  }
+  if (train.regression || input_dtype != DType::kFloat32) {
     fail(
         "qsearch train fits classifiers on float inputs, but data set '{}' has {} inputs and {} "
         "labels; train the model elsewhere (PyTorch) and export it to ONNX",
-        a.dataset, dtype_name(train.x.dtype()), train.regression ? "float (regression)" : "class");
+        a.dataset, dtype_name(input_dtype), train.regression ? "float (regression)" : "class");
   }
   data::Dataset val;
   std::string val_desc;
@@ -357,7 +398,8 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Runner& run) 
   cmd->add_flag("--list", a->list, "List the model zoo with parameter counts");
   cmd->add_option("--model", a->model, "Zoo model (see --list) or an .onnx file to fine-tune");
   cmd->add_option("--dataset", a->dataset,
-                  "mnist | fashion-mnist | jsc | csv:PATH (default: mnist)");
+                  "mnist | fashion-mnist | jsc | csv:PATH | npz:PATH (a model with several "
+                  "inputs: one array per input, named after it) (default: mnist)");
   cmd->add_option("--label-column", a->label_column, "Label column of a csv:PATH data set");
   cmd->add_option("--feature-columns", a->feature_columns,
                   "Feature columns of a csv:PATH data set, in the model's input order: A,B,C "

@@ -172,6 +172,9 @@ ProxyTable compute_sensitivity_proxy(const ir::Graph& graph, const data::Dataset
   const int64_t max_batch = std::min(total, std::max(fisher_batch, sum_batch));
   std::unique_ptr<train::Network> net;
   try {
+    if (g.inputs().size() != 1) {
+      fail("the proxy's gradients need a model with one input, this one has {}", g.inputs().size());
+    }
     net = std::make_unique<train::Network>(g, train::NetworkOptions{max_batch, true});
   } catch (Error& e) {
     e.add_context(fmt::format("while preparing the sensitivity proxy ({})", fix));

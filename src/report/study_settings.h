@@ -11,6 +11,10 @@
 //   mode           "int"                     engine: int | fake | float
 //   fold_batch_norm false                    BatchNorm folded into the conv before quantizing
 //                                            (absent = false: older studies never folded)
+//   input_dims     {"seq": 12}               the sizes the model's symbolic input dims were
+//                                            bound to from the data set (absent when it has
+//                                            none, and in older studies); not compared (the
+//                                            data set is)
 //   objectives     [{"metric": "accuracy", "scale": 1.0, "direction": "maximize"}, ...]
 //                  one entry per study value; with sum_scaled_metrics one entry
 //                  {"sum_of": [{"metric": ..., "scale": ...}, ...], "direction": ...}
@@ -40,6 +44,7 @@ inline constexpr const char* kSplit = "split";
 inline constexpr const char* kNumSamples = "num_samples";
 inline constexpr const char* kMode = "mode";
 inline constexpr const char* kFoldBatchNorm = "fold_batch_norm";
+inline constexpr const char* kInputDims = "input_dims";
 inline constexpr const char* kObjectives = "objectives";
 inline constexpr const char* kParamChoices = "param_choices";
 inline constexpr const char* kQsearchVersion = "qsearch_version";

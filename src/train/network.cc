@@ -33,18 +33,32 @@ void add_into(float* dst, const float* src, int64_t n) {
 Network::Network(ir::Graph& graph, const NetworkOptions& options)
     : graph_(graph), max_batch_(options.max_batch), input_grad_(options.input_grad) {
   if (max_batch_ < 1) fail("batch size must be >= 1, got {}", max_batch_);
-  if (graph.inputs().size() != 1 || graph.outputs().size() != 1) {
-    fail("training needs a graph with one input and one output, this one has {} and {}",
+  if (graph.inputs().empty() || graph.outputs().size() != 1) {
+    fail("training needs a graph with inputs and one output, this one has {} and {}",
          graph.inputs().size(), graph.outputs().size());
   }
   if (graph.nodes().empty()) fail("training needs a graph with at least one node");
   const size_t nv = graph.values().size();
   const ValueId input = graph.inputs()[0];
-  if (graph.value(input).dtype != DType::kFloat32) fail("training needs a float32 input");
+  // Every graph input is fed float32 samples (a model with several inputs: one array each).
+  for (ValueId in : graph.inputs()) {
+    const ir::Value& v = graph.value(in);
+    if (v.dtype == DType::kFloat32) continue;
+    const std::vector<ir::NodeId> readers = graph.consumers(in);
+    if (readers.empty()) {
+      fail("training needs float32 inputs, but input '{}' is {}", v.name, dtype_name(v.dtype));
+    }
+    const ir::Node& r = graph.node(readers.front());
+    fail(
+        "training needs float32 inputs, but input '{}' is {} (read by node '{}' ({}), which has "
+        "no backward here)",
+        v.name, dtype_name(v.dtype), r.name, ir::op_name(r.kind));
+  }
   const std::vector<Shape> s1 = graph.infer_shapes(1);
   shapes_ = graph.infer_shapes(max_batch_);
   batch_ = max_batch_;
   sample_size_ = shape_numel(s1[input]);
+  for (ValueId in : graph.inputs()) sample_sizes_.push_back(shape_numel(s1[in]));
   const Shape& out1 = s1[graph.outputs()[0]];
   if (out1.size() != 2 || out1[0] != 1) {
     fail("training needs a [batch, classes] output, the graph's is {}", shape_str(out1));
@@ -265,8 +279,11 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
       if (requires_grad_[v]) grad_store_[v] = Tensor(val.data.shape(), DType::kFloat32);
       continue;
     }
-    if (static_cast<ValueId>(v) == input) {
-      if (input_grad_) grad_store_[v] = Tensor({max_batch_, sample_size_}, DType::kFloat32);
+    if (std::count(graph.inputs().begin(), graph.inputs().end(), static_cast<ValueId>(v))) {
+      // Fed from outside (forward's pointers); only the first input's gradient is kept.
+      if (static_cast<ValueId>(v) == input && input_grad_) {
+        grad_store_[v] = Tensor({max_batch_, sample_size_}, DType::kFloat32);
+      }
       continue;
     }
     const int64_t numel = shape_numel(shapes_[v]);
@@ -316,10 +333,16 @@ void Network::prepare_shapes(int64_t batch) {
 }
 
 const Tensor& Network::forward(const float* x, int64_t batch, const ForwardOptions& options) {
+  QSEARCH_CHECK(graph_.inputs().size() == 1);
+  return forward(std::vector<const float*>{x}, batch, options);
+}
+
+const Tensor& Network::forward(const std::vector<const float*>& xs, int64_t batch,
+                               const ForwardOptions& options) {
   QSEARCH_CHECK(batch >= 1 && batch <= max_batch_);
+  QSEARCH_CHECK(xs.size() == graph_.inputs().size());
   prepare_shapes(batch);
-  const ValueId input = graph_.inputs()[0];
-  act_[input] = const_cast<float*>(x);
+  for (size_t i = 0; i < xs.size(); ++i) act_[graph_.inputs()[i]] = const_cast<float*>(xs[i]);
   // Aliases of the input follow its (external) pointer.
   for (const Step& s : steps_) {
     if (s.alias) act_[s.node->outputs[0]] = act_[s.node->inputs[0]];

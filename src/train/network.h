@@ -15,9 +15,10 @@
 // input x must stay valid until backward() returns (the first layer's weight gradient reads
 // it). Activations and gradients live in buffers sized for max_batch, allocated once.
 //
-// Supported ops (anything else is an Error naming the node): Gemm (trans_a = 0, constant weight,
-// bias [N] / [1, N] / scalar), MatMul (activation x constant [K, N], or two activations batched
-// over the leading dims with numpy broadcasting), Conv (2-D, any groups, pads, strides,
+// Inputs: one or more, each float32 (a non-float input is an Error naming the node that reads
+// it). Supported ops (anything else is an Error naming the node): Gemm (trans_a = 0, constant
+// weight, bias [N] / [1, N] / scalar), MatMul (activation x constant [K, N], or two activations
+// batched over the leading dims with numpy broadcasting), Conv (2-D, any groups, pads, strides,
 // dilations), BatchNormalization, LayerNormalization (scale and bias trainable), Relu, exact
 // Gelu, Softmax (last axis), MaxPool, AveragePool, GlobalAveragePool, ReduceMean (not over the
 // batch), Add (numpy broadcasting, constant operands trainable), Mul / Div by a constant scalar,
@@ -71,6 +72,10 @@ class Network {
   // x: float [batch, sample shape...] contiguous, 1 <= batch <= max_batch. Returns the graph
   // output [batch, classes], valid until the next forward().
   const Tensor& forward(const float* x, int64_t batch, const ForwardOptions& options);
+  // A graph with several inputs: xs[i] feeds graph input i ([batch, sample_sizes()[i]]
+  // contiguous, valid until backward() returns). input_grad is the first input's.
+  const Tensor& forward(const std::vector<const float*>& xs, int64_t batch,
+                        const ForwardOptions& options);
 
   // dy: dL/d(output) [batch, classes] of the last forward(), which must have been a training
   // pass. Overwrites every Param::grad.
@@ -84,6 +89,8 @@ class Network {
   int64_t classes() const { return classes_; }
   // Elements of one sample of the graph input.
   int64_t sample_size() const { return sample_size_; }
+  // Elements of one sample of each graph input, in the graph's input order.
+  const std::vector<int64_t>& sample_sizes() const { return sample_sizes_; }
   // Value v of the last forward() ([batch, ...] contiguous; nullptr for constants), and dL/dv of
   // the last backward() (nullptr when v needs no gradient: nothing trainable upstream, or the
   // graph input without input_grad). Read by the sensitivity proxies (eval/sensitivity_proxy.h).
@@ -103,6 +110,7 @@ class Network {
   bool input_grad_;
   int64_t classes_ = 0;
   int64_t sample_size_ = 0;
+  std::vector<int64_t> sample_sizes_;
   std::vector<Step> steps_;
   std::vector<Param> params_;
   // Per value: storage for max_batch (empty for constants and aliases), the pointer the

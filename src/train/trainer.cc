@@ -1,7 +1,10 @@
 #include "train/trainer.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -44,13 +47,31 @@ bool has_batchnorm(const ir::Graph& g) {
 
 void check_fits(const Network& net, const data::Dataset& d, const char* role) {
   if (d.size() == 0) fail("the {} split of '{}' is empty", role, d.name);
-  const int64_t per_sample = d.x.numel() / d.size();
-  if (per_sample != net.sample_size()) {
-    fail("the model takes {} values per sample but the {} split of '{}' has samples of shape {}",
-         net.sample_size(), role, d.name, shape_str(d.x.shape()));
+  const std::vector<Tensor> xs = d.inputs();
+  if (xs.size() != net.sample_sizes().size()) {
+    fail("the model has {} inputs but the {} split of '{}' has {} input arrays",
+         net.sample_sizes().size(), role, d.name, xs.size());
   }
-  if (d.x.dtype() != DType::kFloat32 || d.y.dtype() != DType::kInt64) {
-    fail("the {} split of '{}' must hold float32 samples and int64 labels", role, d.name);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    // Named after the graph input for a data set with several (npz: one array per input).
+    const std::string what =
+        i < d.input_names.size() ? fmt::format("array '{}'", d.input_names[i]) : "samples";
+    if (xs[i].dim(0) != d.size()) {
+      fail("the {} split of '{}' has {} labels but {} rows in its {}", role, d.name, d.size(),
+           xs[i].dim(0), what);
+    }
+    const int64_t per_sample = xs[i].numel() / d.size();
+    if (per_sample != net.sample_sizes()[i]) {
+      fail("the model takes {} values per sample but the {} split of '{}' has {} of shape {}",
+           net.sample_sizes()[i], role, d.name, what, shape_str(xs[i].shape()));
+    }
+    if (xs[i].dtype() != DType::kFloat32) {
+      fail("the {} split of '{}' must hold float32 samples, its {} is {}", role, d.name, what,
+           dtype_name(xs[i].dtype()));
+    }
+  }
+  if (d.y.dtype() != DType::kInt64) {
+    fail("the {} split of '{}' must hold int64 labels", role, d.name);
   }
   const int64_t* y = d.y.data<int64_t>();
   for (int64_t i = 0; i < d.size(); ++i) {
@@ -111,10 +132,14 @@ ValidationResult Trainer::validate(const data::Dataset& d) {
   double loss = 0;
   int64_t correct = 0;
   std::vector<int64_t> tp(classes), fp(classes), fn(classes);
+  const std::vector<Tensor> inputs = d.inputs();
   for (int64_t b = 0; b < n; b += batch) {
     const int64_t rows = std::min(batch, n - b);
-    const Tensor& z =
-        net_->forward(d.x.data<float>() + b * net_->sample_size(), rows, {.training = false});
+    std::vector<const float*> xs;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      xs.push_back(inputs[i].data<float>() + b * net_->sample_sizes()[i]);
+    }
+    const Tensor& z = net_->forward(xs, rows, {.training = false});
     const LossSums s =
         softmax_cross_entropy(z.data<float>(), labels + b, rows, classes, rows, nullptr);
     loss += s.loss_sum;
@@ -157,11 +182,14 @@ TrainResult Trainer::run(const ProgressFn& progress) {
   while (st.epoch < options_.epochs) {
     const int64_t epoch = st.epoch;
     const double lr = options_.cosine ? cosine.lr() : options_.lr;
-    data::Batches batches(train_.x, train_.y,
-                          {.batch_size = options_.batch_size,
-                           .shuffle = true,
-                           .seed = options_.seed,
-                           .epoch = static_cast<uint64_t>(epoch)});
+    const data::BatchOptions bopts{.batch_size = options_.batch_size,
+                                   .shuffle = true,
+                                   .seed = options_.seed,
+                                   .epoch = static_cast<uint64_t>(epoch)};
+    data::Batches batches(train_.x, train_.y, bopts);
+    // A model's further inputs: the same options give the same order, so the same rows.
+    std::vector<data::Batches> more;
+    for (const Tensor& x : train_.more_x) more.emplace_back(x, train_.y, bopts);
     const Rng epoch_rng = dropout_root.fork(static_cast<uint64_t>(epoch));
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
@@ -170,9 +198,13 @@ TrainResult Trainer::run(const ProgressFn& progress) {
       const data::Batch b = batches[step];
       const int64_t rows = b.size();
       if (rows == 1 && st.skip_single) continue;
-      const Tensor& z =
-          net_->forward(b.x.data<float>(), rows,
-                        {.training = true, .dropout_seed = epoch_rng.fork(step).next_u64()});
+      std::vector<data::Batch> more_b;
+      std::vector<const float*> xs{b.x.data<float>()};
+      for (const data::Batches& m : more) {
+        xs.push_back(more_b.emplace_back(m[step]).x.data<float>());
+      }
+      const Tensor& z = net_->forward(
+          xs, rows, {.training = true, .dropout_seed = epoch_rng.fork(step).next_u64()});
       const LossSums s = softmax_cross_entropy(z.data<float>(), b.y.data<int64_t>(), rows, classes,
                                                rows, st.dlogits.data());
       net_->backward(st.dlogits.data());
@@ -301,7 +333,22 @@ std::pair<data::Dataset, data::Dataset> holdout_split(const data::Dataset& d, do
   rng.shuffle(std::span<int64_t>(order));
   std::vector<bool> is_val(n, false);
   for (int64_t k = n - n_val; k < n; ++k) is_val[order[k]] = true;
-  const int64_t row = d.x.numel() / n;
+  // Rows of every input array (a model with several inputs has one each) go the same way.
+  auto take_rows = [&](const Tensor& x, bool val, int64_t count) {
+    const size_t row_bytes = x.nbytes() / static_cast<size_t>(n);
+    Shape xs = x.shape();
+    xs[0] = count;
+    Tensor out(xs, x.dtype());
+    const auto* src = static_cast<const std::byte*>(x.raw());
+    auto* dst = static_cast<std::byte*>(out.raw());
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (is_val[i] != val) continue;
+      std::memcpy(dst + static_cast<size_t>(k++) * row_bytes,
+                  src + static_cast<size_t>(i) * row_bytes, row_bytes);
+    }
+    return out;
+  };
   auto take = [&](bool val, int64_t count) {
     data::Dataset out;
     out.name = d.name;
@@ -309,16 +356,10 @@ std::pair<data::Dataset, data::Dataset> holdout_split(const data::Dataset& d, do
     out.num_classes = d.num_classes;
     out.class_names = d.class_names;
     out.source = d.source;
-    Shape xs = d.x.shape();
-    xs[0] = count;
-    out.x = Tensor(xs, DType::kFloat32);
-    out.y = Tensor({count}, DType::kInt64);
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      if (is_val[i] != val) continue;
-      std::memcpy(out.x.data<float>() + k * row, d.x.data<float>() + i * row, row * sizeof(float));
-      out.y.data<int64_t>()[k++] = d.y.data<int64_t>()[i];
-    }
+    out.input_names = d.input_names;
+    out.x = take_rows(d.x, val, count);
+    for (const Tensor& x : d.more_x) out.more_x.push_back(take_rows(x, val, count));
+    out.y = take_rows(d.y, val, count);
     return out;
   };
   return {take(false, n - n_val), take(true, n_val)};

@@ -274,14 +274,12 @@ TEST(NpzE2E, EachInputOfAMultiInputModelIsCheckedByNameShapeAndDtype) {
   r = run("eval" + model + " --dataset '" + kBertData + "?x=input_ids'");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("x_array / ?x="), std::string::npos) << r.err;
-  // Training a model of several inputs is refused, naming them, before any data is read.
+  // train feeds several inputs too (TrainInputsE2E), but a BERT's token ids go through an
+  // embedding Gather, which has no backward: refused naming the file and the op.
   r = run("train" + model + " --dataset " + kBertData + " --epochs 1");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("one input, but '" + kBert +
-                       "17.onnx' has 3 (input_ids, attention_mask, "
-                       "token_type_ids)"),
-            std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find("cannot train '" + kBert + "17.onnx'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(Gather)"), std::string::npos) << r.err;
 }
 
 std::string bert_search_config(const std::string& dataset_lines) {
