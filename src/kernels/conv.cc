@@ -187,18 +187,10 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
 
 // Stores one run of finished accumulators (alpha and bias applied, not yet clamped when there
 // is a residual): dst = clamp(src + r) or clamp(src) + r (residual_after_clamp), or a copy when
-// there is no residual (the microkernel clamped already).
+// there is no residual (the microkernel clamped already). dst may equal src when r is given.
 inline void store_run(float* dst, const float* src, const float* r, int64_t len, bool after,
-                      float lo, float hi, bool silu) {
-  if (silu) {
-    // The value the other branches store, then its SiLU (Epilogue::silu).
-    alignas(32) float v[64];
-    for (int64_t e0 = 0; e0 < len; e0 += 64) {
-      const int64_t n = std::min<int64_t>(64, len - e0);
-      store_run(v, src + e0, r != nullptr ? r + e0 : nullptr, n, after, lo, hi, false);
-      silu_run(dst + e0, v, n);
-    }
-  } else if (r == nullptr) {
+                      float lo, float hi) {
+  if (r == nullptr) {
     if (len == 1) {
       *dst = *src;
     } else {
@@ -387,6 +379,10 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
     }
     const int64_t y0 =
         ((n0 / ohw) * p.out_channels + g * mg + t0 * u.mr) * ohw + n0 % ohw;  // tile (t0, q0)
+    // A whole image narrower than a panel (EfficientNet's 2x2 / 1x1 maps at batch 1): its rows
+    // are contiguous in Y, and SiLU over them in one pass after the last tap block costs an
+    // eighth of one masked 8-lane SiLU per row of one to four pixels.
+    const bool silu_after = to_y && ep.silu && ncols == ohw && ohw < u.nr;
     for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += kBlkKc) {
       const int64_t kc = std::min(kBlkKc, w.k - k0);
       const bool last = k0 + kc >= w.k;
@@ -429,7 +425,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
             float* c = ctx.y + off;
             u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr, c, ohw, mr, cols, k0 > 0,
                  last ? &tep : nullptr);
-            if (last && ep.silu) {
+            if (last && ep.silu && !silu_after) {
               for (int i = 0; i < mr; ++i) silu_run(c + i * ohw, c + i * ohw, cols);
             }
             continue;
@@ -441,17 +437,39 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       }
       if (w.k == 0) break;
     }
-    if (to_y) continue;
-    // Scatter: runs of columns inside one image are contiguous in Y.
     const int64_t rows = std::min(mg, t1 * u.mr) - t0 * u.mr;
+    if (silu_after) silu_run(ctx.y + y0, ctx.y + y0, rows * ohw);
+    if (to_y) continue;
+    if (ep.silu) {
+      // SiLU on the buffer's rows, all the block's columns at once, before the scatter: on maps
+      // of a few pixels (EfficientNet's 2x2 and 1x1 at batch > 1) the runs are 1-4 columns long,
+      // and one masked 8-lane SiLU per run cost more than the convolution. The residual and the
+      // clamp come first, as in store_run; the same operations per element, so the same bits.
+      for (int64_t o = 0; o < rows; ++o) {
+        float* row = cbuf + o * kBlkCols;
+        if (residual) {
+          for (int64_t col = 0; col < ncols;) {
+            const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+            const int64_t len = std::min(ncols - col, ohw - pix);
+            const int64_t off = (b * p.out_channels + g * mg + t0 * u.mr + o) * ohw + pix;
+            store_run(row + col, row + col, ep.residual + off, len, ep.residual_after_clamp,
+                      ep.clamp_min, ep.clamp_max);
+            col += len;
+          }
+        }
+        silu_run(row, row, ncols);
+      }
+    }
+    // Scatter: runs of columns inside one image are contiguous in Y.
+    const bool plain = ep.silu || !residual;  // the buffer holds the final values
     for (int64_t col = 0; col < ncols;) {
       const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
       const int64_t len = std::min(ncols - col, ohw - pix);
       const int64_t off0 = (b * p.out_channels + g * mg + t0 * u.mr) * ohw + pix;
       for (int64_t o = 0; o < rows; ++o) {
         const int64_t off = off0 + o * ohw;
-        store_run(ctx.y + off, cbuf + o * kBlkCols + col, residual ? ep.residual + off : nullptr,
-                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max, ep.silu);
+        store_run(ctx.y + off, cbuf + o * kBlkCols + col, plain ? nullptr : ep.residual + off, len,
+                  ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
       }
       col += len;
     }
