@@ -441,35 +441,48 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
     if (silu_after) silu_run(ctx.y + y0, ctx.y + y0, rows * ohw);
     if (to_y) continue;
     if (ep.silu) {
-      // SiLU on the buffer's rows, all the block's columns at once, before the scatter: on maps
-      // of a few pixels (EfficientNet's 2x2 and 1x1 at batch > 1) the runs are 1-4 columns long,
-      // and one masked 8-lane SiLU per run cost more than the convolution. The residual and the
-      // clamp come first, as in store_run; the same operations per element, so the same bits.
+      // SiLU on each of the buffer's rows, all the block's columns at once, then the row's
+      // scatter: on maps of a few pixels (EfficientNet's 2x2 and 1x1 at batch > 1) the runs are
+      // 1-4 columns long, and one masked 8-lane SiLU per run cost more than the convolution. The
+      // residual and the clamp come first, as in store_run; the same operations per element, so
+      // the same bits. The runs (their first column, length and offset in Y at the block's first
+      // row) are found once per block, not once per row.
+      int64_t run_col[kBlkCols + 1], run_off[kBlkCols];
+      int nruns = 0;
+      for (int64_t col = 0; col < ncols;) {
+        const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+        run_col[nruns] = col;
+        run_off[nruns++] = (b * p.out_channels + g * mg + t0 * u.mr) * ohw + pix;
+        col += std::min(ncols - col, ohw - pix);
+      }
+      run_col[nruns] = ncols;
       for (int64_t o = 0; o < rows; ++o) {
         float* row = cbuf + o * kBlkCols;
         if (residual) {
-          for (int64_t col = 0; col < ncols;) {
-            const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
-            const int64_t len = std::min(ncols - col, ohw - pix);
-            const int64_t off = (b * p.out_channels + g * mg + t0 * u.mr + o) * ohw + pix;
-            store_run(row + col, row + col, ep.residual + off, len, ep.residual_after_clamp,
-                      ep.clamp_min, ep.clamp_max);
-            col += len;
+          for (int r = 0; r < nruns; ++r) {
+            const int64_t col = run_col[r];
+            store_run(row + col, row + col, ep.residual + run_off[r] + o * ohw,
+                      run_col[r + 1] - col, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
           }
         }
         silu_run(row, row, ncols);
+        for (int r = 0; r < nruns; ++r) {
+          const int64_t col = run_col[r];
+          store_run(ctx.y + run_off[r] + o * ohw, row + col, nullptr, run_col[r + 1] - col, false,
+                    0.0f, 0.0f);
+        }
       }
+      continue;
     }
     // Scatter: runs of columns inside one image are contiguous in Y.
-    const bool plain = ep.silu || !residual;  // the buffer holds the final values
     for (int64_t col = 0; col < ncols;) {
       const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
       const int64_t len = std::min(ncols - col, ohw - pix);
       const int64_t off0 = (b * p.out_channels + g * mg + t0 * u.mr) * ohw + pix;
       for (int64_t o = 0; o < rows; ++o) {
         const int64_t off = off0 + o * ohw;
-        store_run(ctx.y + off, cbuf + o * kBlkCols + col, plain ? nullptr : ep.residual + off, len,
-                  ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
+        store_run(ctx.y + off, cbuf + o * kBlkCols + col, residual ? ep.residual + off : nullptr,
+                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
       }
       col += len;
     }
@@ -695,6 +708,10 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
       tap_off[i * p.kernel_w + j] = (dj % sw) * phase + dj / sw + i * p.dilation_h * geo.wq;
     }
   }
+  // SiLU per stored vector, except on planes whose rows end in a partial vector (EfficientNet's
+  // 14x14 / 28x28 maps): there one pass over the plane, still in L1, after its last row block
+  // (a masked 8-lane SiLU per row of 6 or 4 pixels cost as much as a whole one). Same bits.
+  const bool inline_silu = ep.silu && (p.out_w % 8 == 0 || ohw > 4096);
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b = item / p.out_channels, o = item % p.out_channels, g = o / mg;
     const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
@@ -763,12 +780,13 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
             if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
             x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
             if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
-            if (ep.silu) x = silu8(x);
+            if (inline_silu) x = silu8(x);
             detail::store_first8(yp + off, x, n);
           }
         }
       }
     }
+    if (ep.silu && !inline_silu) silu_run(yp, yp, ohw);
   }
 }
 
@@ -846,10 +864,15 @@ void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end
         if (!ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
         x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
         if (ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
-        if (ep.silu) x = silu8(x);
         _mm256_store_ps(lane, x);
         for (int l = 0; l < nl; ++l) ctx.y[off + l * ohw] = lane[l];
       }
+    }
+    // SiLU over the block's nl planes (contiguous in Y, a few KB) in one pass: 8 full lanes per
+    // vector whatever out_w, and off the per-pixel chain of taps. Same bits as per pixel.
+    if (ep.silu) {
+      float* yb = ctx.y + (b * p.out_channels + o0) * ohw;
+      silu_run(yb, yb, nl * ohw);
     }
   }
 }

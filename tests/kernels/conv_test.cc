@@ -464,7 +464,7 @@ TEST(FastConv, SiluStoreHasTheBitsOfSigmoidThenMul) {
 // than a panel (one pass over its contiguous rows after the last tap block, every block of
 // output channels a thread merges) and at batch > 1 the buffer's rows get SiLU before the
 // scatter (after the residual and the clamp); more than 128 output channels and 256 taps, 1x1
-// and 3x3 kernels, residual before / after the clamp.
+// and 3x3 kernels, residual before / after the clamp. And the depthwise paths' plane passes.
 TEST(FastConv, SiluOnTinyMapsAcrossBlocks) {
   uint64_t seed = 9000;
   for (int64_t batch : {1, 2, 5, 17}) {
@@ -478,6 +478,17 @@ TEST(FastConv, SiluOnTinyMapsAcrossBlocks) {
         c.residual_after_clamp = hw % 2 == 0;
         check_silu_bits(c, seed += 10);
       }
+    }
+  }
+  // Depthwise: SiLU in one pass over a plane whose rows end in a partial vector (14, 9 and 15
+  // wide; 16 wide stays per vector) and over the 8 planes of a narrow map's channel block (7x7,
+  // 4x4, 1x1, 20 channels: a partial block), stride 1 and 2.
+  for (int64_t hw : {1, 4, 7, 9, 14, 15, 16, 28}) {
+    for (int64_t stride : {1, 2}) {
+      ConvCase c{2, 20, hw, hw, 20, 3, 3, stride, 1, 1, 20, true, false, false};
+      check_silu_bits(c, seed += 10);
+      c.residual = c.relu = true;
+      check_silu_bits(c, seed += 10);
     }
   }
 }
