@@ -331,6 +331,106 @@ void pack_col_pointwise(const ConvCtx& ctx, int64_t g, int64_t n0, int cols, int
   }
 }
 
+// ---- thin panels: at most kThinCols columns (a 7x7 map's 49th pixel, 14x14's last 4, 2x2 / 1x1
+// maps at batch 1) ----------------------------------------------------------------------------
+//
+// The microkernel computes all NR columns of a panel whatever `cols` (a 1-column panel costs a
+// 16-column one). Here the lanes are the tile's MR output channels instead: per tap k, one load
+// of the packed weights a[k * MR .. + 8) (lanes >= MR are the next tap's, ignored) times the
+// column's value, for kThinTiles(NC) tiles at once so that enough FMA chains are in flight. Per
+// output the same chain as the microkernel (acc = C or 0, then fma(a, b, acc) in ascending k)
+// and the same epilogue (fma(acc, alpha, bias), residual before / after max(lo, .) / min(hi, .)),
+// so the same bits; SiLU, when asked, is applied to the stored lanes (to_y blocks).
+
+constexpr int kThinCols = 4;
+
+struct ThinTile {
+  const float* a;  // packed weights at the block's first tap
+  float* c;        // the tile's first element (row stride ldc)
+  int mr;
+  const float* bias;      // the tile's first channel, or nullptr
+  const float* residual;  // the tile's first element (row stride residual_stride), or nullptr
+};
+
+template <int NC, int T>
+void thin_tiles(int64_t kc, const ThinTile* tiles, int ntiles, int mr_stride, const float* b,
+                int nr, int64_t ldc, bool accumulate, const detail::TileEpilogue* ep, bool silu) {
+  for (int t0 = 0; t0 < ntiles; t0 += T) {
+    const int nt = std::min(T, ntiles - t0);
+    __m256 acc[T][NC];
+    alignas(32) float lane[8];
+    for (int t = 0; t < T; ++t) {
+      for (int j = 0; j < NC; ++j) {
+        acc[t][j] = _mm256_setzero_ps();
+        if (accumulate && t < nt) {
+          const ThinTile& tt = tiles[t0 + t];
+          for (int i = 0; i < 8; ++i) lane[i] = i < tt.mr ? tt.c[i * ldc + j] : 0.0f;
+          acc[t][j] = _mm256_load_ps(lane);
+        }
+      }
+    }
+    const float* a[T];
+    for (int t = 0; t < T; ++t) a[t] = tiles[t0 + std::min(t, nt - 1)].a;
+    // The last tap's load would read past the panel: masked.
+    const __m256i last_mask = detail::first_lanes8(mr_stride);
+    for (int64_t k = 0; k < kc; ++k) {
+      __m256 bv[NC];
+      for (int j = 0; j < NC; ++j) bv[j] = _mm256_broadcast_ss(b + k * nr + j);
+      for (int t = 0; t < T; ++t) {
+        const float* ak = a[t] + k * mr_stride;
+        const __m256 av = k + 1 < kc ? _mm256_loadu_ps(ak) : _mm256_maskload_ps(ak, last_mask);
+        for (int j = 0; j < NC; ++j) acc[t][j] = _mm256_fmadd_ps(av, bv[j], acc[t][j]);
+      }
+    }
+    for (int t = 0; t < nt; ++t) {
+      const ThinTile& tt = tiles[t0 + t];
+      const __m256i rows = detail::first_lanes8(tt.mr);
+      for (int j = 0; j < NC; ++j) {
+        __m256 x = acc[t][j];
+        if (ep != nullptr) {
+          const __m256 bias =
+              tt.bias != nullptr ? _mm256_maskload_ps(tt.bias, rows) : _mm256_setzero_ps();
+          x = _mm256_fmadd_ps(x, _mm256_set1_ps(ep->alpha), bias);
+          __m256 r = _mm256_setzero_ps();
+          if (tt.residual != nullptr) {
+            for (int i = 0; i < 8; ++i) {
+              lane[i] = i < tt.mr ? tt.residual[i * ep->residual_stride + j] : 0.0f;
+            }
+            r = _mm256_load_ps(lane);
+          }
+          if (!ep->residual_after_clamp) x = _mm256_add_ps(x, r);
+          x = _mm256_max_ps(_mm256_set1_ps(ep->lo), x);  // NaN in x propagates
+          x = _mm256_min_ps(_mm256_set1_ps(ep->hi), x);
+          if (ep->residual_after_clamp) x = _mm256_add_ps(x, r);
+          if (silu) x = silu8(x);
+        }
+        _mm256_store_ps(lane, x);
+        for (int i = 0; i < tt.mr; ++i) tt.c[i * ldc + j] = lane[i];
+      }
+    }
+  }
+}
+
+// Dispatch on the panel's column count (1..kThinCols).
+void thin_panel(int64_t kc, const ThinTile* tiles, int ntiles, int mr_stride, const float* b,
+                int nr, int cols, int64_t ldc, bool accumulate, const detail::TileEpilogue* ep,
+                bool silu) {
+  switch (cols) {
+    case 1:
+      thin_tiles<1, 8>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+    case 2:
+      thin_tiles<2, 4>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+    case 3:
+      thin_tiles<3, 3>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+    default:
+      thin_tiles<4, 3>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+  }
+}
+
 // pack_col_gather's int32 indices: a panel of nr columns spans at most nr + 1 images (fewer
 // than nr + 1 when an image has more than one output pixel), each of C * H * W floats (plus
 // the padding reach of the taps, below one image).
@@ -399,6 +499,33 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       for (int64_t q = q0; q < q1; ++q) {
         const int cols = static_cast<int>(std::min<int64_t>(u.nr, geo.cols - q * u.nr));
         const float* bpanel = bbuf + (q - q0) * kc * u.nr;
+        if (cols <= kThinCols && u.mr <= 8) {
+          // A thin panel: the tiles' channels in the lanes (thin_tiles), a few dozen at a time.
+          detail::TileEpilogue tep{};
+          tep.alpha = ep.alpha;
+          tep.residual_stride = ohw;
+          tep.residual_after_clamp = to_y && ep.residual_after_clamp;
+          tep.lo = residual && !to_y ? -std::numeric_limits<float>::infinity() : ep.clamp_min;
+          tep.hi = residual && !to_y ? std::numeric_limits<float>::infinity() : ep.clamp_max;
+          constexpr int kChunk = 24;
+          ThinTile tiles[kChunk];
+          for (int64_t tc = t0; tc < t1; tc += kChunk) {
+            const int n = static_cast<int>(std::min<int64_t>(kChunk, t1 - tc));
+            for (int i = 0; i < n; ++i) {
+              const int64_t t = tc + i;
+              const int64_t off = to_y ? y0 + (t - t0) * u.mr * ohw + (q - q0) * u.nr
+                                       : (t - t0) * u.mr * kBlkCols + (q - q0) * u.nr;
+              tiles[i].a = w.panel(g, t) + k0 * u.mr;
+              tiles[i].c = (to_y ? ctx.y : cbuf) + off;
+              tiles[i].mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
+              tiles[i].bias = ep.bias != nullptr ? ep.bias + g * mg + t * u.mr : nullptr;
+              tiles[i].residual = to_y && residual ? ep.residual + off : nullptr;
+            }
+            thin_panel(kc, tiles, n, u.mr, bpanel, u.nr, cols, to_y ? ohw : kBlkCols, k0 > 0,
+                       last ? &tep : nullptr, to_y && ep.silu && !silu_after);
+          }
+          continue;
+        }
         for (int64_t t = t0; t < t1; ++t) {
           const int mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
           detail::TileEpilogue tep;

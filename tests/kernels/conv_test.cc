@@ -212,6 +212,28 @@ TEST(FastConv, BlockBoundaries) {
   set_num_threads(saved);
 }
 
+// Thin panels of the batch-blocked path (at most 4 columns: the output channels in the lanes
+// instead of the microkernel): a 7x7 map's 49th pixel, 14x14's last 4 (ResNet-18 layer4 / layer3
+// at 224), whole 1x1 / 2x2 maps at batch 1, 3 and 4 columns; several tap blocks (the
+// accumulation across them), partial tiles (M not a multiple of MR), more than 24 tiles per
+// call and 128 channels per block, residual before / after the clamp, 1-3 threads. check_conv
+// compares them with the image-panel path, which runs the microkernel on every panel.
+TEST(FastConv, ThinPanels) {
+  const int saved = num_threads();
+  uint64_t seed = 7000;
+  for (int threads = 1; threads <= 3; threads += 2) {
+    set_num_threads(threads);
+    for (int64_t hw : {7, 14, 1, 2}) {
+      check_conv(Isa::kAvx2, {1, 70, hw, hw, 301, 3, 3, 1, 1, 1, 1, true, true, true}, seed++);
+      check_conv(Isa::kAvx2, {1, 600, hw, hw, 157, 1, 1, 1, 1, 0, 1, false, true, false, true},
+                 seed++);
+    }
+    check_conv(Isa::kAvx2, {3, 300, 1, 1, 200, 1, 1, 1, 1, 0, 1, true, false, true}, seed++);
+    check_conv(Isa::kAvx2, {2, 280, 2, 2, 50, 3, 3, 2, 1, 1, 1, true, true, true, true}, seed++);
+  }
+  set_num_threads(saved);
+}
+
 // Pointwise convolutions (1x1, stride 1, no padding: MobileNet's expand / project), whose
 // panels are packed as copies of pixel runs: maps of 1x1 (one pixel per run), 2x2, 3x3 (runs
 // across panel boundaries), 8x8, 20x20; groups; more than 256 channels (two tap blocks).
