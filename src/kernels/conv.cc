@@ -187,18 +187,10 @@ void conv_items(const ConvCtx& ctx, int64_t begin, int64_t end) {
 
 // Stores one run of finished accumulators (alpha and bias applied, not yet clamped when there
 // is a residual): dst = clamp(src + r) or clamp(src) + r (residual_after_clamp), or a copy when
-// there is no residual (the microkernel clamped already).
+// there is no residual (the microkernel clamped already). dst may equal src when r is given.
 inline void store_run(float* dst, const float* src, const float* r, int64_t len, bool after,
-                      float lo, float hi, bool silu) {
-  if (silu) {
-    // The value the other branches store, then its SiLU (Epilogue::silu).
-    alignas(32) float v[64];
-    for (int64_t e0 = 0; e0 < len; e0 += 64) {
-      const int64_t n = std::min<int64_t>(64, len - e0);
-      store_run(v, src + e0, r != nullptr ? r + e0 : nullptr, n, after, lo, hi, false);
-      silu_run(dst + e0, v, n);
-    }
-  } else if (r == nullptr) {
+                      float lo, float hi) {
+  if (r == nullptr) {
     if (len == 1) {
       *dst = *src;
     } else {
@@ -339,6 +331,106 @@ void pack_col_pointwise(const ConvCtx& ctx, int64_t g, int64_t n0, int cols, int
   }
 }
 
+// ---- thin panels: at most kThinCols columns (a 7x7 map's 49th pixel, 14x14's last 4, 2x2 / 1x1
+// maps at batch 1) ----------------------------------------------------------------------------
+//
+// The microkernel computes all NR columns of a panel whatever `cols` (a 1-column panel costs a
+// 16-column one). Here the lanes are the tile's MR output channels instead: per tap k, one load
+// of the packed weights a[k * MR .. + 8) (lanes >= MR are the next tap's, ignored) times the
+// column's value, for kThinTiles(NC) tiles at once so that enough FMA chains are in flight. Per
+// output the same chain as the microkernel (acc = C or 0, then fma(a, b, acc) in ascending k)
+// and the same epilogue (fma(acc, alpha, bias), residual before / after max(lo, .) / min(hi, .)),
+// so the same bits; SiLU, when asked, is applied to the stored lanes (to_y blocks).
+
+constexpr int kThinCols = 4;
+
+struct ThinTile {
+  const float* a;  // packed weights at the block's first tap
+  float* c;        // the tile's first element (row stride ldc)
+  int mr;
+  const float* bias;      // the tile's first channel, or nullptr
+  const float* residual;  // the tile's first element (row stride residual_stride), or nullptr
+};
+
+template <int NC, int T>
+void thin_tiles(int64_t kc, const ThinTile* tiles, int ntiles, int mr_stride, const float* b,
+                int nr, int64_t ldc, bool accumulate, const detail::TileEpilogue* ep, bool silu) {
+  for (int t0 = 0; t0 < ntiles; t0 += T) {
+    const int nt = std::min(T, ntiles - t0);
+    __m256 acc[T][NC];
+    alignas(32) float lane[8];
+    for (int t = 0; t < T; ++t) {
+      for (int j = 0; j < NC; ++j) {
+        acc[t][j] = _mm256_setzero_ps();
+        if (accumulate && t < nt) {
+          const ThinTile& tt = tiles[t0 + t];
+          for (int i = 0; i < 8; ++i) lane[i] = i < tt.mr ? tt.c[i * ldc + j] : 0.0f;
+          acc[t][j] = _mm256_load_ps(lane);
+        }
+      }
+    }
+    const float* a[T];
+    for (int t = 0; t < T; ++t) a[t] = tiles[t0 + std::min(t, nt - 1)].a;
+    // The last tap's load would read past the panel: masked.
+    const __m256i last_mask = detail::first_lanes8(mr_stride);
+    for (int64_t k = 0; k < kc; ++k) {
+      __m256 bv[NC];
+      for (int j = 0; j < NC; ++j) bv[j] = _mm256_broadcast_ss(b + k * nr + j);
+      for (int t = 0; t < T; ++t) {
+        const float* ak = a[t] + k * mr_stride;
+        const __m256 av = k + 1 < kc ? _mm256_loadu_ps(ak) : _mm256_maskload_ps(ak, last_mask);
+        for (int j = 0; j < NC; ++j) acc[t][j] = _mm256_fmadd_ps(av, bv[j], acc[t][j]);
+      }
+    }
+    for (int t = 0; t < nt; ++t) {
+      const ThinTile& tt = tiles[t0 + t];
+      const __m256i rows = detail::first_lanes8(tt.mr);
+      for (int j = 0; j < NC; ++j) {
+        __m256 x = acc[t][j];
+        if (ep != nullptr) {
+          const __m256 bias =
+              tt.bias != nullptr ? _mm256_maskload_ps(tt.bias, rows) : _mm256_setzero_ps();
+          x = _mm256_fmadd_ps(x, _mm256_set1_ps(ep->alpha), bias);
+          __m256 r = _mm256_setzero_ps();
+          if (tt.residual != nullptr) {
+            for (int i = 0; i < 8; ++i) {
+              lane[i] = i < tt.mr ? tt.residual[i * ep->residual_stride + j] : 0.0f;
+            }
+            r = _mm256_load_ps(lane);
+          }
+          if (!ep->residual_after_clamp) x = _mm256_add_ps(x, r);
+          x = _mm256_max_ps(_mm256_set1_ps(ep->lo), x);  // NaN in x propagates
+          x = _mm256_min_ps(_mm256_set1_ps(ep->hi), x);
+          if (ep->residual_after_clamp) x = _mm256_add_ps(x, r);
+          if (silu) x = silu8(x);
+        }
+        _mm256_store_ps(lane, x);
+        for (int i = 0; i < tt.mr; ++i) tt.c[i * ldc + j] = lane[i];
+      }
+    }
+  }
+}
+
+// Dispatch on the panel's column count (1..kThinCols).
+void thin_panel(int64_t kc, const ThinTile* tiles, int ntiles, int mr_stride, const float* b,
+                int nr, int cols, int64_t ldc, bool accumulate, const detail::TileEpilogue* ep,
+                bool silu) {
+  switch (cols) {
+    case 1:
+      thin_tiles<1, 8>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+    case 2:
+      thin_tiles<2, 4>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+    case 3:
+      thin_tiles<3, 3>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+    default:
+      thin_tiles<4, 3>(kc, tiles, ntiles, mr_stride, b, nr, ldc, accumulate, ep, silu);
+      break;
+  }
+}
+
 // pack_col_gather's int32 indices: a panel of nr columns spans at most nr + 1 images (fewer
 // than nr + 1 when an image has more than one output pixel), each of C * H * W floats (plus
 // the padding reach of the taps, below one image).
@@ -387,6 +479,10 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
     }
     const int64_t y0 =
         ((n0 / ohw) * p.out_channels + g * mg + t0 * u.mr) * ohw + n0 % ohw;  // tile (t0, q0)
+    // A whole image narrower than a panel (EfficientNet's 2x2 / 1x1 maps at batch 1): its rows
+    // are contiguous in Y, and SiLU over them in one pass after the last tap block costs an
+    // eighth of one masked 8-lane SiLU per row of one to four pixels.
+    const bool silu_after = to_y && ep.silu && ncols == ohw && ohw < u.nr;
     for (int64_t k0 = 0; k0 < w.k || k0 == 0; k0 += kBlkKc) {
       const int64_t kc = std::min(kBlkKc, w.k - k0);
       const bool last = k0 + kc >= w.k;
@@ -403,6 +499,33 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       for (int64_t q = q0; q < q1; ++q) {
         const int cols = static_cast<int>(std::min<int64_t>(u.nr, geo.cols - q * u.nr));
         const float* bpanel = bbuf + (q - q0) * kc * u.nr;
+        if (cols <= kThinCols && u.mr <= 8) {
+          // A thin panel: the tiles' channels in the lanes (thin_tiles), a few dozen at a time.
+          detail::TileEpilogue tep{};
+          tep.alpha = ep.alpha;
+          tep.residual_stride = ohw;
+          tep.residual_after_clamp = to_y && ep.residual_after_clamp;
+          tep.lo = residual && !to_y ? -std::numeric_limits<float>::infinity() : ep.clamp_min;
+          tep.hi = residual && !to_y ? std::numeric_limits<float>::infinity() : ep.clamp_max;
+          constexpr int kChunk = 24;
+          ThinTile tiles[kChunk];
+          for (int64_t tc = t0; tc < t1; tc += kChunk) {
+            const int n = static_cast<int>(std::min<int64_t>(kChunk, t1 - tc));
+            for (int i = 0; i < n; ++i) {
+              const int64_t t = tc + i;
+              const int64_t off = to_y ? y0 + (t - t0) * u.mr * ohw + (q - q0) * u.nr
+                                       : (t - t0) * u.mr * kBlkCols + (q - q0) * u.nr;
+              tiles[i].a = w.panel(g, t) + k0 * u.mr;
+              tiles[i].c = (to_y ? ctx.y : cbuf) + off;
+              tiles[i].mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
+              tiles[i].bias = ep.bias != nullptr ? ep.bias + g * mg + t * u.mr : nullptr;
+              tiles[i].residual = to_y && residual ? ep.residual + off : nullptr;
+            }
+            thin_panel(kc, tiles, n, u.mr, bpanel, u.nr, cols, to_y ? ohw : kBlkCols, k0 > 0,
+                       last ? &tep : nullptr, to_y && ep.silu && !silu_after);
+          }
+          continue;
+        }
         for (int64_t t = t0; t < t1; ++t) {
           const int mr = static_cast<int>(std::min<int64_t>(u.mr, mg - t * u.mr));
           detail::TileEpilogue tep;
@@ -429,7 +552,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
             float* c = ctx.y + off;
             u.fn(kc, w.panel(g, t) + k0 * u.mr, bpanel, nullptr, c, ohw, mr, cols, k0 > 0,
                  last ? &tep : nullptr);
-            if (last && ep.silu) {
+            if (last && ep.silu && !silu_after) {
               for (int i = 0; i < mr; ++i) silu_run(c + i * ohw, c + i * ohw, cols);
             }
             continue;
@@ -441,9 +564,44 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       }
       if (w.k == 0) break;
     }
-    if (to_y) continue;
-    // Scatter: runs of columns inside one image are contiguous in Y.
     const int64_t rows = std::min(mg, t1 * u.mr) - t0 * u.mr;
+    if (silu_after) silu_run(ctx.y + y0, ctx.y + y0, rows * ohw);
+    if (to_y) continue;
+    if (ep.silu) {
+      // SiLU on each of the buffer's rows, all the block's columns at once, then the row's
+      // scatter: on maps of a few pixels (EfficientNet's 2x2 and 1x1 at batch > 1) the runs are
+      // 1-4 columns long, and one masked 8-lane SiLU per run cost more than the convolution. The
+      // residual and the clamp come first, as in store_run; the same operations per element, so
+      // the same bits. The runs (their first column, length and offset in Y at the block's first
+      // row) are found once per block, not once per row.
+      int64_t run_col[kBlkCols + 1], run_off[kBlkCols];
+      int nruns = 0;
+      for (int64_t col = 0; col < ncols;) {
+        const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
+        run_col[nruns] = col;
+        run_off[nruns++] = (b * p.out_channels + g * mg + t0 * u.mr) * ohw + pix;
+        col += std::min(ncols - col, ohw - pix);
+      }
+      run_col[nruns] = ncols;
+      for (int64_t o = 0; o < rows; ++o) {
+        float* row = cbuf + o * kBlkCols;
+        if (residual) {
+          for (int r = 0; r < nruns; ++r) {
+            const int64_t col = run_col[r];
+            store_run(row + col, row + col, ep.residual + run_off[r] + o * ohw,
+                      run_col[r + 1] - col, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
+          }
+        }
+        silu_run(row, row, ncols);
+        for (int r = 0; r < nruns; ++r) {
+          const int64_t col = run_col[r];
+          store_run(ctx.y + run_off[r] + o * ohw, row + col, nullptr, run_col[r + 1] - col, false,
+                    0.0f, 0.0f);
+        }
+      }
+      continue;
+    }
+    // Scatter: runs of columns inside one image are contiguous in Y.
     for (int64_t col = 0; col < ncols;) {
       const int64_t n = n0 + col, b = n / ohw, pix = n % ohw;
       const int64_t len = std::min(ncols - col, ohw - pix);
@@ -451,7 +609,7 @@ void blocked_items(const ConvCtx& ctx, const BlockedGeom& geo, int64_t begin, in
       for (int64_t o = 0; o < rows; ++o) {
         const int64_t off = off0 + o * ohw;
         store_run(ctx.y + off, cbuf + o * kBlkCols + col, residual ? ep.residual + off : nullptr,
-                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max, ep.silu);
+                  len, ep.residual_after_clamp, ep.clamp_min, ep.clamp_max);
       }
       col += len;
     }
@@ -677,6 +835,10 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
       tap_off[i * p.kernel_w + j] = (dj % sw) * phase + dj / sw + i * p.dilation_h * geo.wq;
     }
   }
+  // SiLU per stored vector, except on planes whose rows end in a partial vector (EfficientNet's
+  // 14x14 / 28x28 maps): there one pass over the plane, still in L1, after its last row block
+  // (a masked 8-lane SiLU per row of 6 or 4 pixels cost as much as a whole one). Same bits.
+  const bool inline_silu = ep.silu && (p.out_w % 8 == 0 || ohw > 4096);
   for (int64_t item = begin; item < end; ++item) {
     const int64_t b = item / p.out_channels, o = item % p.out_channels, g = o / mg;
     const float* xp = ctx.x + (b * p.in_channels + g) * p.in_h * p.in_w;
@@ -745,12 +907,13 @@ void dw_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end)
             if (!ep.residual_after_clamp) x = _mm256_add_ps(x, res);
             x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
             if (ep.residual_after_clamp) x = _mm256_add_ps(x, res);
-            if (ep.silu) x = silu8(x);
+            if (inline_silu) x = silu8(x);
             detail::store_first8(yp + off, x, n);
           }
         }
       }
     }
+    if (ep.silu && !inline_silu) silu_run(yp, yp, ohw);
   }
 }
 
@@ -828,10 +991,15 @@ void dw8_items(const ConvCtx& ctx, const DwGeom& geo, int64_t begin, int64_t end
         if (!ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
         x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // NaN in x propagates
         if (ep.residual_after_clamp) x = _mm256_add_ps(x, rv);
-        if (ep.silu) x = silu8(x);
         _mm256_store_ps(lane, x);
         for (int l = 0; l < nl; ++l) ctx.y[off + l * ohw] = lane[l];
       }
+    }
+    // SiLU over the block's nl planes (contiguous in Y, a few KB) in one pass: 8 full lanes per
+    // vector whatever out_w, and off the per-pixel chain of taps. Same bits as per pixel.
+    if (ep.silu) {
+      float* yb = ctx.y + (b * p.out_channels + o0) * ohw;
+      silu_run(yb, yb, nl * ohw);
     }
   }
 }

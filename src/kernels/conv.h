@@ -16,7 +16,10 @@
 //   taps the columns are packed with AVX2 gathers (im2col; plain copies of pixel runs for
 //   1x1 / stride 1 / no padding) into panels that stay in L1 while
 //   the item's weight tiles stream from L2 (GotoBLAS order), accumulating in a tile buffer that
-//   is scattered to Y (residual and clamp applied there).
+//   is scattered to Y (residual, clamp and SiLU applied there, per buffer row), or, for a block
+//   inside one image of at most 64x64 pixels, straight into Y. A panel of at most 4 columns (a
+//   7x7 map's last pixel, 1x1 / 2x2 maps at batch 1) runs with the output channels in the
+//   lanes instead of the microkernel (which computes all NR columns whatever the panel holds).
 // * direct (stride 1, not 1x1, at least 4 * NR output pixels, the group's zero-padded image fits a
 //   128 KB stack copy): output pixels are laid on a grid as wide as the padded image, so that
 //   each tap of NR consecutive grid pixels is a contiguous run of the padded copy; the

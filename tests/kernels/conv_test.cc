@@ -212,6 +212,28 @@ TEST(FastConv, BlockBoundaries) {
   set_num_threads(saved);
 }
 
+// Thin panels of the batch-blocked path (at most 4 columns: the output channels in the lanes
+// instead of the microkernel): a 7x7 map's 49th pixel, 14x14's last 4 (ResNet-18 layer4 / layer3
+// at 224), whole 1x1 / 2x2 maps at batch 1, 3 and 4 columns; several tap blocks (the
+// accumulation across them), partial tiles (M not a multiple of MR), more than 24 tiles per
+// call and 128 channels per block, residual before / after the clamp, 1-3 threads. check_conv
+// compares them with the image-panel path, which runs the microkernel on every panel.
+TEST(FastConv, ThinPanels) {
+  const int saved = num_threads();
+  uint64_t seed = 7000;
+  for (int threads = 1; threads <= 3; threads += 2) {
+    set_num_threads(threads);
+    for (int64_t hw : {7, 14, 1, 2}) {
+      check_conv(Isa::kAvx2, {1, 70, hw, hw, 301, 3, 3, 1, 1, 1, 1, true, true, true}, seed++);
+      check_conv(Isa::kAvx2, {1, 600, hw, hw, 157, 1, 1, 1, 1, 0, 1, false, true, false, true},
+                 seed++);
+    }
+    check_conv(Isa::kAvx2, {3, 300, 1, 1, 200, 1, 1, 1, 1, 0, 1, true, false, true}, seed++);
+    check_conv(Isa::kAvx2, {2, 280, 2, 2, 50, 3, 3, 2, 1, 1, 1, true, true, true, true}, seed++);
+  }
+  set_num_threads(saved);
+}
+
 // Pointwise convolutions (1x1, stride 1, no padding: MobileNet's expand / project), whose
 // panels are packed as copies of pixel runs: maps of 1x1 (one pixel per run), 2x2, 3x3 (runs
 // across panel boundaries), 8x8, 20x20; groups; more than 256 channels (two tap blocks).
@@ -363,17 +385,71 @@ TEST(FastConv, SameBitsForOneAndTwoThreads) {
   EXPECT_EQ(y1, y2);
 }
 
+// The conv with Epilogue::silu against the conv without it followed by a separate Sigmoid
+// (vmath::map_f32, what the Sigmoid step runs) and Mul: the same bits, on every loop nest and
+// 1-3 threads. Inputs in [-3, 3): SiLU's curved part and both tails.
+void check_silu_bits(const ConvCase& c, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message()
+               << "b=" << c.batch << " c=" << c.c << " " << c.h << "x" << c.w << " m=" << c.m
+               << " k=" << c.kh << " s=" << c.stride << " pad=" << c.pad << " g=" << c.groups
+               << " residual=" << c.residual << " relu=" << c.relu);
+  Conv2dParams p{.batch = c.batch,
+                 .in_channels = c.c,
+                 .in_h = c.h,
+                 .in_w = c.w,
+                 .out_channels = c.m,
+                 .kernel_h = c.kh,
+                 .kernel_w = c.kw,
+                 .stride_h = c.stride,
+                 .stride_w = c.stride,
+                 .pad_top = c.pad,
+                 .pad_left = c.pad,
+                 .groups = c.groups};
+  const int64_t pe = c.same_pad ? c.pad : c.pad + 1;
+  p.out_h = out_dim(c.h, c.kh, c.stride, 1, c.pad, pe);
+  p.out_w = out_dim(c.w, c.kw, c.stride, 1, c.pad, pe);
+  const int64_t cg = c.c / c.groups, ny = c.batch * c.m * p.out_h * p.out_w;
+  auto x = random_floats(c.batch * c.c * c.h * c.w, seed, -3.0f, 3.0f);
+  auto w = random_floats(c.m * cg * c.kh * c.kw, seed + 1);
+  auto bias = random_floats(c.m, seed + 2);
+  auto res = random_floats(ny, seed + 3);
+  const PackedConvWeights pw = pack_conv_weights(w.data(), c.m, cg, c.kh, c.kw, c.groups);
+  Epilogue ep;
+  if (c.bias) ep.bias = bias.data();
+  if (c.residual) ep.residual = res.data();
+  ep.residual_after_clamp = c.residual_after_clamp;
+  if (c.relu) ep.clamp_min = 0.0f;
+  const int saved = num_threads();
+  for (ConvAlgo algo : {ConvAlgo::kAuto, ConvAlgo::kDirect, ConvAlgo::kImagePanels,
+                        ConvAlgo::kBatchBlocked, ConvAlgo::kDepthwise}) {
+    for (int threads = 1; threads <= 3; ++threads) {
+      set_num_threads(threads);
+      std::vector<float> plain(ny, 5.0f), sig(ny), fused(ny, -5.0f);
+      Epilogue without = ep;
+      without.silu = false;
+      conv2d_f32_packed(p, x.data(), pw, plain.data(), without, algo);
+      vmath::map_f32(vmath::Fn::kSigmoid, plain.data(), sig.data(), ny);
+      for (int64_t i = 0; i < ny; ++i) plain[i] *= sig[i];
+      Epilogue with = ep;
+      with.silu = true;
+      conv2d_f32_packed(p, x.data(), pw, fused.data(), with, algo);
+      EXPECT_EQ(std::memcmp(plain.data(), fused.data(), ny * sizeof(float)), 0)
+          << "algo " << static_cast<int>(algo) << " (auto runs " << static_cast<int>(conv2d_algo(p))
+          << "), " << threads << " threads";
+    }
+  }
+  set_num_threads(saved);
+}
+
 // Epilogue::silu (EfficientNet's conv + BN + SiLU fused into the store) on every loop nest,
 // random geometries that reach each of them (dense 3x3 stride 1 on the direct path, pointwise,
 // strided gathers, grouped, depthwise on wide and on narrow maps), with and without a residual
-// and a clamp, 1-3 threads: the same bits as the conv without it followed by a separate
-// Sigmoid (vmath::map_f32, what the Sigmoid step runs) and Mul.
+// and a clamp.
 TEST(FastConv, SiluStoreHasTheBitsOfSigmoidThenMul) {
   Rng rng(23);
   auto pick = [&rng](int64_t lo, int64_t hi) {
     return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
   };
-  const int saved = num_threads();
   int checked = 0;
   for (int trial = 0; trial < 60; ++trial) {
     const int kind = trial % 5;  // dense 3x3 s1, pointwise, strided, grouped, depthwise
@@ -398,59 +474,45 @@ TEST(FastConv, SiluStoreHasTheBitsOfSigmoidThenMul) {
     c.residual = rng.uniform() < 0.3;
     c.relu = rng.uniform() < 0.3;
     c.residual_after_clamp = c.residual && rng.uniform() < 0.5;
-    SCOPED_TRACE(::testing::Message()
-                 << "trial " << trial << " b=" << c.batch << " c=" << c.c << " " << c.h << "x"
-                 << c.w << " m=" << c.m << " k=" << c.kh << " s=" << c.stride << " pad=" << c.pad
-                 << " g=" << c.groups << " residual=" << c.residual << " relu=" << c.relu);
-    Conv2dParams p{.batch = c.batch,
-                   .in_channels = c.c,
-                   .in_h = c.h,
-                   .in_w = c.w,
-                   .out_channels = c.m,
-                   .kernel_h = c.kh,
-                   .kernel_w = c.kw,
-                   .stride_h = c.stride,
-                   .stride_w = c.stride,
-                   .pad_top = c.pad,
-                   .pad_left = c.pad,
-                   .groups = c.groups};
-    const int64_t pe = c.same_pad ? c.pad : c.pad + 1;
-    p.out_h = out_dim(c.h, c.kh, c.stride, 1, c.pad, pe);
-    p.out_w = out_dim(c.w, c.kw, c.stride, 1, c.pad, pe);
-    const int64_t cg = c.c / c.groups, ny = c.batch * c.m * p.out_h * p.out_w;
-    // Inputs in [-3, 3): SiLU's curved part and both tails.
-    auto x = random_floats(c.batch * c.c * c.h * c.w, 300 + trial, -3.0f, 3.0f);
-    auto w = random_floats(c.m * cg * c.kh * c.kw, 400 + trial);
-    auto bias = random_floats(c.m, 500 + trial);
-    auto res = random_floats(ny, 600 + trial);
-    const PackedConvWeights pw = pack_conv_weights(w.data(), c.m, cg, c.kh, c.kw, c.groups);
-    Epilogue ep;
-    if (c.bias) ep.bias = bias.data();
-    if (c.residual) ep.residual = res.data();
-    ep.residual_after_clamp = c.residual_after_clamp;
-    if (c.relu) ep.clamp_min = 0.0f;
-    for (ConvAlgo algo : {ConvAlgo::kAuto, ConvAlgo::kDirect, ConvAlgo::kImagePanels,
-                          ConvAlgo::kBatchBlocked, ConvAlgo::kDepthwise}) {
-      for (int threads = 1; threads <= 3; ++threads) {
-        set_num_threads(threads);
-        std::vector<float> plain(ny, 5.0f), sig(ny), fused(ny, -5.0f);
-        Epilogue without = ep;
-        without.silu = false;
-        conv2d_f32_packed(p, x.data(), pw, plain.data(), without, algo);
-        vmath::map_f32(vmath::Fn::kSigmoid, plain.data(), sig.data(), ny);
-        for (int64_t i = 0; i < ny; ++i) plain[i] *= sig[i];
-        Epilogue with = ep;
-        with.silu = true;
-        conv2d_f32_packed(p, x.data(), pw, fused.data(), with, algo);
-        EXPECT_EQ(std::memcmp(plain.data(), fused.data(), ny * sizeof(float)), 0)
-            << "algo " << static_cast<int>(algo) << " (auto runs "
-            << static_cast<int>(conv2d_algo(p)) << "), " << threads << " threads";
-      }
-    }
+    SCOPED_TRACE(::testing::Message() << "trial " << trial);
+    check_silu_bits(c, 300 + 100 * trial);
     ++checked;
   }
-  set_num_threads(saved);
   EXPECT_GE(checked, 45);
+}
+
+// SiLU where the batch-blocked path applies it apart from the tile stores: maps of a few pixels
+// (EfficientNet's 4x4..1x1 at 32x32 inputs), where a block at batch 1 is a whole image narrower
+// than a panel (one pass over its contiguous rows after the last tap block, every block of
+// output channels a thread merges) and at batch > 1 the buffer's rows get SiLU before the
+// scatter (after the residual and the clamp); more than 128 output channels and 256 taps, 1x1
+// and 3x3 kernels, residual before / after the clamp. And the depthwise paths' plane passes.
+TEST(FastConv, SiluOnTinyMapsAcrossBlocks) {
+  uint64_t seed = 9000;
+  for (int64_t batch : {1, 2, 5, 17}) {
+    for (int64_t hw : {1, 2, 3, 4}) {
+      for (int64_t kernel : {1, 3}) {
+        ConvCase c{batch, 300, hw,         hw, 270,  kernel, kernel,
+                   1,     1,   kernel / 2, 1,  true, false,  false};
+        c.same_pad = true;
+        check_silu_bits(c, seed += 10);
+        c.residual = c.relu = true;
+        c.residual_after_clamp = hw % 2 == 0;
+        check_silu_bits(c, seed += 10);
+      }
+    }
+  }
+  // Depthwise: SiLU in one pass over a plane whose rows end in a partial vector (14, 9 and 15
+  // wide; 16 wide stays per vector) and over the 8 planes of a narrow map's channel block (7x7,
+  // 4x4, 1x1, 20 channels: a partial block), stride 1 and 2.
+  for (int64_t hw : {1, 4, 7, 9, 14, 15, 16, 28}) {
+    for (int64_t stride : {1, 2}) {
+      ConvCase c{2, 20, hw, hw, 20, 3, 3, stride, 1, 1, 20, true, false, false};
+      check_silu_bits(c, seed += 10);
+      c.residual = c.relu = true;
+      check_silu_bits(c, seed += 10);
+    }
+  }
 }
 
 // kernels::silu_f32 (the Winograd conv's SiLU, in place) is the same function.
