@@ -201,9 +201,41 @@ void lane_tiles(const Conv2dParams& p, const Geom& g, int64_t t0, LaneTiles& lt)
   }
 }
 
-// Zero-padded copy of X: plane (b, c) is hp x wp with the image at (pad_top, pad_left).
+// dst[phase * n + t] = src[4 * t + phase] for t < n (src holds 4 * n floats): 32 source floats
+// at a time by shuffles, the rest one by one.
+void split_phases(const float* src, int64_t n, float* dst) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t t = 0;
+  for (; t + kLanes <= n; t += kLanes) {
+    const float* s = src + 4 * t;
+    // a_k = floats 8k .. 8k + 7: taps t + 2k (low half) and t + 2k + 1 (high half).
+    const __m256 a0 = _mm256_loadu_ps(s), a1 = _mm256_loadu_ps(s + 8);
+    const __m256 a2 = _mm256_loadu_ps(s + 16), a3 = _mm256_loadu_ps(s + 24);
+    const __m256 l01 = _mm256_unpacklo_ps(a0, a1), h01 = _mm256_unpackhi_ps(a0, a1);
+    const __m256 l23 = _mm256_unpacklo_ps(a2, a3), h23 = _mm256_unpackhi_ps(a2, a3);
+    // Phase p in the order t + 0, 2, 4, 6, 1, 3, 5, 7; `order` puts it back.
+    const __m256 ph[4] = {
+        _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(l01), _mm256_castps_pd(l23))),
+        _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(l01), _mm256_castps_pd(l23))),
+        _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(h01), _mm256_castps_pd(h23))),
+        _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(h01), _mm256_castps_pd(h23)))};
+    for (int ph_i = 0; ph_i < 4; ++ph_i) {
+      _mm256_storeu_ps(dst + ph_i * n + t, _mm256_permutevar8x32_ps(ph[ph_i], order));
+    }
+  }
+  for (; t < n; ++t) {
+    for (int ph_i = 0; ph_i < 4; ++ph_i) dst[ph_i * n + t] = src[4 * t + ph_i];
+  }
+}
+
+// Zero-padded copy of X: plane (b, c) is hp x wp with the image at (pad_top, pad_left), each
+// row assembled in order (zeros, the image row, zeros) and then split by column phase.
 void pad_input(const Conv2dParams& p, const Geom& g, const float* x, float* xp) {
   parallel_for(0, p.batch * p.in_channels, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> line(static_cast<size_t>(4 * g.pw));
+    const int64_t left = std::min<int64_t>(p.pad_left, 4 * g.pw);
+    const int64_t len = std::clamp<int64_t>(4 * g.pw - left, 0, p.in_w);
+    std::fill(line.begin(), line.end(), 0.0f);
     for (int64_t pl = begin; pl < end; ++pl) {
       const float* src = x + pl * p.in_h * p.in_w;
       float* dst = xp + pl * g.plane;
@@ -214,11 +246,9 @@ void pad_input(const Conv2dParams& p, const Geom& g, const float* x, float* xp) 
           std::memset(row, 0, sizeof(float) * 4 * g.pw);
           continue;
         }
-        const float* s = src + h * p.in_w;
-        for (int64_t col = 0; col < 4 * g.pw; ++col) {
-          const int64_t w = col - p.pad_left;
-          row[(col % 4) * g.pw + col / 4] = w >= 0 && w < p.in_w ? s[w] : 0.0f;
-        }
+        // Columns outside [left, left + len) stay zero from the fill above.
+        std::memcpy(line.data() + left, src + h * p.in_w, sizeof(float) * len);
+        split_phases(line.data(), g.pw, row);
       }
     }
   });
@@ -313,7 +343,29 @@ void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, float* vp) {
   }
 }
 
-// Y of the item's tiles and output channels [o0, o1) from m[xi][o - o0][nb].
+// In-register transpose of 8 vectors: r[l][k] becomes r[k][l].
+inline void transpose8(__m256 r[kLanes]) {
+  __m256 t[kLanes], s[kLanes];
+  for (int k = 0; k < kLanes; k += 2) {
+    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < kLanes; k += 4) {
+    s[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    s[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
+    s[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    s[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x31);
+  }
+}
+
+// Y of the item's tiles and output channels [o0, o1) from m[xi][o - o0][nb]. The 4x4 outputs of
+// the 8 lanes are transposed to one vector per lane (rows 0-1, rows 2-3) and stored a tile row
+// (4 floats, masked at the right edge) at a time, with the residual and clamp in vector too:
+// the same operations per value as the scalar epilogue, so the same bits.
 void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_t o1,
                       const float* m) {
   const Conv2dParams& p = *ctx.p;
@@ -323,7 +375,12 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
   const int64_t plane = p.out_h * p.out_w;
   const __m256 alpha = _mm256_set1_ps(ep.alpha);
   const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
+  const __m128 lo4 = _mm_set1_ps(ep.clamp_min), hi4 = _mm_set1_ps(ep.clamp_max);
   const bool res = ep.residual != nullptr, after = ep.residual_after_clamp;
+  __m128i colmask[kOut + 1];
+  for (int c = 0; c <= kOut; ++c) {
+    colmask[c] = _mm_setr_epi32(c > 0 ? -1 : 0, c > 1 ? -1 : 0, c > 2 ? -1 : 0, c > 3 ? -1 : 0);
+  }
   for (int64_t grp = 0; grp * kLanes < nb && t0 + grp * kLanes < g.tiles; ++grp) {
     LaneTiles lt;
     lane_tiles(p, g, t0 + grp * kLanes, lt);
@@ -336,7 +393,8 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
         at4(row, q[a]);
       }
       const __m256 bias = _mm256_set1_ps(ep.bias != nullptr ? ep.bias[o] : 0.0f);
-      alignas(32) float out[kOut * kOut][kLanes];
+      // out[h][4 * (i % 2) + j] = output (i, j) for i in rows 2h, 2h + 1, lanes across.
+      __m256 out[2][kLanes];
       for (int j = 0; j < kOut; ++j) {
         const __m256 col[kIn] = {q[0][j], q[1][j], q[2][j], q[3][j], q[4][j], q[5][j]};
         __m256 v[kOut];
@@ -344,23 +402,29 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
         for (int i = 0; i < kOut; ++i) {
           __m256 r = _mm256_fmadd_ps(v[i], alpha, bias);
           if (!res) r = _mm256_min_ps(hi, _mm256_max_ps(lo, r));  // NaN propagates
-          _mm256_store_ps(out[i * kOut + j], r);
+          out[i / 2][(i % 2) * kOut + j] = r;
         }
       }
+      transpose8(out[0]);
+      transpose8(out[1]);
       for (int l = 0; l < kLanes; ++l) {
         const int64_t base = lt.out_off[l] + o * plane;
+        const int cols = lt.cols[l];
         for (int i = 0; i < lt.rows[l]; ++i) {
+          const __m256 both = out[i / 2][l];
+          __m128 v = i % 2 == 0 ? _mm256_castps256_ps128(both) : _mm256_extractf128_ps(both, 1);
           float* dst = ctx.y + base + i * p.out_w;
-          if (!res) {
-            for (int j = 0; j < lt.cols[l]; ++j) dst[j] = out[i * kOut + j][l];
-            continue;
+          if (res) {
+            const float* rr = ep.residual + base + i * p.out_w;
+            const __m128 r4 = cols == kOut ? _mm_loadu_ps(rr) : _mm_maskload_ps(rr, colmask[cols]);
+            if (!after) v = _mm_add_ps(v, r4);
+            v = _mm_min_ps(hi4, _mm_max_ps(lo4, v));  // NaN propagates
+            if (after) v = _mm_add_ps(v, r4);
           }
-          const float* rr = ep.residual + base + i * p.out_w;
-          for (int j = 0; j < lt.cols[l]; ++j) {
-            float v = out[i * kOut + j][l];
-            if (!after) v += rr[j];
-            v = v < ep.clamp_min ? ep.clamp_min : (v > ep.clamp_max ? ep.clamp_max : v);
-            dst[j] = after ? v + rr[j] : v;
+          if (cols == kOut) {
+            _mm_storeu_ps(dst, v);
+          } else {
+            _mm_maskstore_ps(dst, colmask[cols], v);
           }
         }
       }
