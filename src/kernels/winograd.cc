@@ -19,10 +19,16 @@ constexpr int kIn = 6;     // input tile side
 constexpr int kOut = 4;    // output tile side
 constexpr int kXi = 36;    // transformed tile positions
 constexpr int kLanes = 8;  // tiles per AVX2 vector
-// Transformed filters held per thread at a time (2 MB): a few panels of 36 x C x MR.
+// Transformed filters held per thread at a time (384 KB): a few panels of 36 x C x MR.
 constexpr int64_t kFilterBlockFloats = 96 * 1024;
-// Transformed input per work item (at most; 4 MB): 36 x C x the item's tiles.
-constexpr int64_t kInputBlockFloats = 256 * 1024;
+// Transformed input per work item (at most, 4.7 MB): 36 x C x the item's tiles. The 512-channel
+// layers need this much for their minimum of 4 panels of tiles anyway (the per-thread buffer
+// grows to it), so the layers with fewer channels take more tiles per item in the same memory:
+// each item transforms its filters once for all its tiles.
+constexpr int64_t kInputBlockFloats = 36 * 512 * 64;
+// GEMM output per block of transformed filters (at most, 1.2 MB, unless one panel needs more):
+// 36 x the block's rows x the item's tiles; the output transform runs after each block.
+constexpr int64_t kOutputBlockFloats = 36 * 128 * 64;
 // The zero-padded input of a slice of the batch (4 MB, more when one slice of kMinSliceTiles
 // tiles needs it).
 constexpr int64_t kPadFloats = 1024 * 1024;
@@ -447,31 +453,32 @@ void items(const Ctx& ctx, int64_t begin, int64_t end) {
     const int64_t p0 = oc * g.panels_per_chunk,
                   p1 = std::min(w.tiles_per_group, p0 + g.panels_per_chunk);
     if (p0 >= p1) continue;
-    const int64_t o0 = p0 * u.mr, o1 = std::min(p.out_channels, p1 * u.mr);
-    const int64_t rows = (p1 - p0) * u.mr;
-    const int64_t vstride = slab_stride(npan * c_count * u.nr), mstride = slab_stride(rows * nb);
+    const int64_t o1 = std::min(p.out_channels, p1 * u.mr);
+    const int64_t vstride = slab_stride(npan * c_count * u.nr);
     float* vp = scratch(tl_v, static_cast<size_t>(kXi * vstride));
-    float* m = scratch(tl_m, static_cast<size_t>(kXi * mstride));
+    float* m = scratch(tl_m, static_cast<size_t>(kXi * slab_stride(g.upb * u.mr * g.nb)));
     float* up = scratch(tl_u, static_cast<size_t>(kXi * slab_stride(g.upb * c_count * u.mr)));
     input_transform(ctx, t0, npan, vp);
-    // The filters' U, a block of upb panels at a time (never stored: 4x the 3x3 weights).
+    // The filters' U, a block of upb panels at a time (never stored: 4x the 3x3 weights), each
+    // block's GEMMs against all the item's tiles and then its output transform.
     for (int64_t b0 = p0; b0 < p1; b0 += g.upb) {
       const int64_t b1 = std::min(p1, b0 + g.upb), nbp = b1 - b0;
       transform_filters(w, b0, b1, up);
       const int64_t ustride = slab_stride(nbp * c_count * u.mr);
+      const int64_t mstride = slab_stride(nbp * u.mr * nb);
       for (int xi = 0; xi < kXi; ++xi) {
         for (int64_t tp = 0; tp < npan; ++tp) {
           const float* b = vp + xi * vstride + tp * c_count * u.nr;
           for (int64_t pt = b0; pt < b1; ++pt) {
             const int mr = static_cast<int>(std::min<int64_t>(u.mr, o1 - pt * u.mr));
             const float* a = up + xi * ustride + (pt - b0) * c_count * u.mr;
-            u.fn(c_count, a, b, nullptr, m + xi * mstride + (pt - p0) * u.mr * nb + tp * u.nr, nb,
+            u.fn(c_count, a, b, nullptr, m + xi * mstride + (pt - b0) * u.mr * nb + tp * u.nr, nb,
                  mr, u.nr, false, nullptr);
           }
         }
       }
+      output_transform(ctx, t0, nb, b0 * u.mr, std::min(o1, b1 * u.mr), m);
     }
-    output_transform(ctx, t0, nb, o0, o1, m);
   }
 }
 
@@ -543,9 +550,11 @@ void run_images(const Conv2dParams& p, const float* x, const PackedConvWeights& 
     }
   }
   g.panels_per_chunk = (panels + g.ochunks - 1) / g.ochunks;
-  // Panels per block of transformed filters: about kFilterBlockFloats floats of U per thread.
-  g.upb =
-      std::clamp<int64_t>(kFilterBlockFloats / (kXi * p.in_channels * u.mr), 1, g.panels_per_chunk);
+  // Panels per block of transformed filters: about kFilterBlockFloats floats of U and
+  // kOutputBlockFloats of GEMM output per thread.
+  g.upb = std::clamp<int64_t>(std::min(kFilterBlockFloats / (kXi * p.in_channels * u.mr),
+                                       kOutputBlockFloats / (kXi * u.mr * g.nb)),
+                              1, g.panels_per_chunk);
   Ctx ctx{&p, &g, xp, &w, y, &ep, &u};
   parallel_for(0, g.tblocks * g.ochunks, 1,
                [&ctx](int64_t begin, int64_t end) { items(ctx, begin, end); });
