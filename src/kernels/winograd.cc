@@ -19,8 +19,9 @@ constexpr int kIn = 6;     // input tile side
 constexpr int kOut = 4;    // output tile side
 constexpr int kXi = 36;    // transformed tile positions
 constexpr int kLanes = 8;  // tiles per AVX2 vector
-// Transformed filters held per thread at a time (384 KB): a few panels of 36 x C x MR.
-constexpr int64_t kFilterBlockFloats = 96 * 1024;
+// Transformed filters held per thread at a time (1.8 MB): a few panels of 36 x C x MR, 4 of
+// them at C = 512, so that each transformed input slab of an xi is read from L2 for 4 panels.
+constexpr int64_t kFilterBlockFloats = 36 * 512 * 6 * 4;
 // Transformed input per work item (at most, 4.7 MB): 36 x C x the item's tiles. The 512-channel
 // layers need this much for their minimum of 4 panels of tiles anyway (the per-thread buffer
 // grows to it), so the layers with fewer channels take more tiles per item in the same memory:
@@ -268,6 +269,9 @@ struct Ctx {
   float* y;
   const Epilogue* ep;
   const detail::UKernelInfo* u;
+  // V of all the call's tiles when one block holds them all (tblocks == 1): transformed once,
+  // before the items, which then split only the output channels; nullptr = per item.
+  const float* shared_v = nullptr;
 };
 
 // V = B^T d B of every channel for one group of lanes; load(a) returns the 8 lanes' input at
@@ -307,11 +311,12 @@ void transform_group(const Ctx& ctx, int64_t npan, int64_t panel, int64_t lane0,
 // row reads its inputs with one (masked) vector load per tap; groups of more than 3 runs
 // (maps under 4 tiles wide) gather per lane. Lanes past the batch's last tile hold zeros or a
 // copy of a valid tile (never read back).
-void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, float* vp) {
+void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, int64_t grp_begin, int64_t grp_end,
+                     float* vp) {
   const Conv2dParams& p = *ctx.p;
   const Geom& g = *ctx.g;
   const int nr = ctx.u->nr;
-  for (int64_t grp = 0; grp < npan * nr / kLanes; ++grp) {
+  for (int64_t grp = grp_begin; grp < grp_end; ++grp) {
     LaneTiles lt;
     lane_tiles(p, g, t0 + grp * kLanes, lt);
     const int64_t panel = grp * kLanes / nr, lane0 = grp * kLanes % nr;
@@ -455,10 +460,14 @@ void items(const Ctx& ctx, int64_t begin, int64_t end) {
     if (p0 >= p1) continue;
     const int64_t o1 = std::min(p.out_channels, p1 * u.mr);
     const int64_t vstride = slab_stride(npan * c_count * u.nr);
-    float* vp = scratch(tl_v, static_cast<size_t>(kXi * vstride));
+    const float* vp = ctx.shared_v;
+    if (vp == nullptr) {
+      float* own = scratch(tl_v, static_cast<size_t>(kXi * vstride));
+      input_transform(ctx, t0, npan, 0, npan * u.nr / kLanes, own);
+      vp = own;
+    }
     float* m = scratch(tl_m, static_cast<size_t>(kXi * slab_stride(g.upb * u.mr * g.nb)));
     float* up = scratch(tl_u, static_cast<size_t>(kXi * slab_stride(g.upb * c_count * u.mr)));
-    input_transform(ctx, t0, npan, vp);
     // The filters' U, a block of upb panels at a time (never stored: 4x the 3x3 weights), each
     // block's GEMMs against all the item's tiles and then its output transform.
     for (int64_t b0 = p0; b0 < p1; b0 += g.upb) {
@@ -540,8 +549,9 @@ void run_images(const Conv2dParams& p, const float* x, const PackedConvWeights& 
     const int64_t tb = (tile_panels + np - 1) / np;
     int64_t oc = 1;
     while (tb * oc < want && oc < panels) ++oc;
+    // With one block of tiles V is transformed once for all chunks (shared_v).
     const double cost = static_cast<double>(tb) * static_cast<double>(p.out_channels) +
-                        static_cast<double>(oc) * static_cast<double>(g.tiles);
+                        static_cast<double>(tb == 1 ? 1 : oc) * static_cast<double>(g.tiles);
     if (cost < best) {
       best = cost;
       g.nb = np * u.nr;
@@ -556,6 +566,17 @@ void run_images(const Conv2dParams& p, const float* x, const PackedConvWeights& 
                                        kOutputBlockFloats / (kXi * u.mr * g.nb)),
                               1, g.panels_per_chunk);
   Ctx ctx{&p, &g, xp, &w, y, &ep, &u};
+  if (g.tblocks == 1 && g.ochunks > 1) {
+    // One block of tiles, several chunks of output channels: V once, on the calling thread's
+    // buffer (the items then use none of their own), its groups of 8 tiles split between the
+    // threads, instead of once per item.
+    const int64_t npan = g.nb / u.nr;
+    float* vp = scratch(tl_v, static_cast<size_t>(kXi * slab_stride(npan * p.in_channels * u.nr)));
+    parallel_for(0, npan * u.nr / kLanes, 1, [&ctx, npan, vp](int64_t begin, int64_t end) {
+      input_transform(ctx, 0, npan, begin, end, vp);
+    });
+    ctx.shared_v = vp;
+  }
   parallel_for(0, g.tblocks * g.ochunks, 1,
                [&ctx](int64_t begin, int64_t end) { items(ctx, begin, end); });
 }
