@@ -19,10 +19,17 @@ constexpr int kIn = 6;     // input tile side
 constexpr int kOut = 4;    // output tile side
 constexpr int kXi = 36;    // transformed tile positions
 constexpr int kLanes = 8;  // tiles per AVX2 vector
-// Transformed filters held per thread at a time (2 MB): a few panels of 36 x C x MR.
-constexpr int64_t kFilterBlockFloats = 96 * 1024;
-// Transformed input per work item (at most; 4 MB): 36 x C x the item's tiles.
-constexpr int64_t kInputBlockFloats = 256 * 1024;
+// Transformed filters held per thread at a time (1.8 MB): a few panels of 36 x C x MR, 4 of
+// them at C = 512, so that each transformed input slab of an xi is read from L2 for 4 panels.
+constexpr int64_t kFilterBlockFloats = 36 * 512 * 6 * 4;
+// Transformed input per work item (at most, 4.7 MB): 36 x C x the item's tiles. The 512-channel
+// layers need this much for their minimum of 4 panels of tiles anyway (the per-thread buffer
+// grows to it), so the layers with fewer channels take more tiles per item in the same memory:
+// each item transforms its filters once for all its tiles.
+constexpr int64_t kInputBlockFloats = 36 * 512 * 64;
+// GEMM output per block of transformed filters (at most, 1.2 MB, unless one panel needs more):
+// 36 x the block's rows x the item's tiles; the output transform runs after each block.
+constexpr int64_t kOutputBlockFloats = 36 * 128 * 64;
 // The zero-padded input of a slice of the batch (4 MB, more when one slice of kMinSliceTiles
 // tiles needs it).
 constexpr int64_t kPadFloats = 1024 * 1024;
@@ -201,9 +208,41 @@ void lane_tiles(const Conv2dParams& p, const Geom& g, int64_t t0, LaneTiles& lt)
   }
 }
 
-// Zero-padded copy of X: plane (b, c) is hp x wp with the image at (pad_top, pad_left).
+// dst[phase * n + t] = src[4 * t + phase] for t < n (src holds 4 * n floats): 32 source floats
+// at a time by shuffles, the rest one by one.
+void split_phases(const float* src, int64_t n, float* dst) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t t = 0;
+  for (; t + kLanes <= n; t += kLanes) {
+    const float* s = src + 4 * t;
+    // a_k = floats 8k .. 8k + 7: taps t + 2k (low half) and t + 2k + 1 (high half).
+    const __m256 a0 = _mm256_loadu_ps(s), a1 = _mm256_loadu_ps(s + 8);
+    const __m256 a2 = _mm256_loadu_ps(s + 16), a3 = _mm256_loadu_ps(s + 24);
+    const __m256 l01 = _mm256_unpacklo_ps(a0, a1), h01 = _mm256_unpackhi_ps(a0, a1);
+    const __m256 l23 = _mm256_unpacklo_ps(a2, a3), h23 = _mm256_unpackhi_ps(a2, a3);
+    // Phase p in the order t + 0, 2, 4, 6, 1, 3, 5, 7; `order` puts it back.
+    const __m256 ph[4] = {
+        _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(l01), _mm256_castps_pd(l23))),
+        _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(l01), _mm256_castps_pd(l23))),
+        _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(h01), _mm256_castps_pd(h23))),
+        _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(h01), _mm256_castps_pd(h23)))};
+    for (int ph_i = 0; ph_i < 4; ++ph_i) {
+      _mm256_storeu_ps(dst + ph_i * n + t, _mm256_permutevar8x32_ps(ph[ph_i], order));
+    }
+  }
+  for (; t < n; ++t) {
+    for (int ph_i = 0; ph_i < 4; ++ph_i) dst[ph_i * n + t] = src[4 * t + ph_i];
+  }
+}
+
+// Zero-padded copy of X: plane (b, c) is hp x wp with the image at (pad_top, pad_left), each
+// row assembled in order (zeros, the image row, zeros) and then split by column phase.
 void pad_input(const Conv2dParams& p, const Geom& g, const float* x, float* xp) {
   parallel_for(0, p.batch * p.in_channels, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> line(static_cast<size_t>(4 * g.pw));
+    const int64_t left = std::min<int64_t>(p.pad_left, 4 * g.pw);
+    const int64_t len = std::clamp<int64_t>(4 * g.pw - left, 0, p.in_w);
+    std::fill(line.begin(), line.end(), 0.0f);
     for (int64_t pl = begin; pl < end; ++pl) {
       const float* src = x + pl * p.in_h * p.in_w;
       float* dst = xp + pl * g.plane;
@@ -214,11 +253,9 @@ void pad_input(const Conv2dParams& p, const Geom& g, const float* x, float* xp) 
           std::memset(row, 0, sizeof(float) * 4 * g.pw);
           continue;
         }
-        const float* s = src + h * p.in_w;
-        for (int64_t col = 0; col < 4 * g.pw; ++col) {
-          const int64_t w = col - p.pad_left;
-          row[(col % 4) * g.pw + col / 4] = w >= 0 && w < p.in_w ? s[w] : 0.0f;
-        }
+        // Columns outside [left, left + len) stay zero from the fill above.
+        std::memcpy(line.data() + left, src + h * p.in_w, sizeof(float) * len);
+        split_phases(line.data(), g.pw, row);
       }
     }
   });
@@ -232,6 +269,9 @@ struct Ctx {
   float* y;
   const Epilogue* ep;
   const detail::UKernelInfo* u;
+  // V of all the call's tiles when one block holds them all (tblocks == 1): transformed once,
+  // before the items, which then split only the output channels; nullptr = per item.
+  const float* shared_v = nullptr;
 };
 
 // V = B^T d B of every channel for one group of lanes; load(a) returns the 8 lanes' input at
@@ -271,11 +311,12 @@ void transform_group(const Ctx& ctx, int64_t npan, int64_t panel, int64_t lane0,
 // row reads its inputs with one (masked) vector load per tap; groups of more than 3 runs
 // (maps under 4 tiles wide) gather per lane. Lanes past the batch's last tile hold zeros or a
 // copy of a valid tile (never read back).
-void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, float* vp) {
+void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, int64_t grp_begin, int64_t grp_end,
+                     float* vp) {
   const Conv2dParams& p = *ctx.p;
   const Geom& g = *ctx.g;
   const int nr = ctx.u->nr;
-  for (int64_t grp = 0; grp < npan * nr / kLanes; ++grp) {
+  for (int64_t grp = grp_begin; grp < grp_end; ++grp) {
     LaneTiles lt;
     lane_tiles(p, g, t0 + grp * kLanes, lt);
     const int64_t panel = grp * kLanes / nr, lane0 = grp * kLanes % nr;
@@ -313,7 +354,29 @@ void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, float* vp) {
   }
 }
 
-// Y of the item's tiles and output channels [o0, o1) from m[xi][o - o0][nb].
+// In-register transpose of 8 vectors: r[l][k] becomes r[k][l].
+inline void transpose8(__m256 r[kLanes]) {
+  __m256 t[kLanes], s[kLanes];
+  for (int k = 0; k < kLanes; k += 2) {
+    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+  }
+  for (int k = 0; k < kLanes; k += 4) {
+    s[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+    s[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
+    s[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+    s[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x31);
+  }
+}
+
+// Y of the item's tiles and output channels [o0, o1) from m[xi][o - o0][nb]. The 4x4 outputs of
+// the 8 lanes are transposed to one vector per lane (rows 0-1, rows 2-3) and stored a tile row
+// (4 floats, masked at the right edge) at a time, with the residual and clamp in vector too:
+// the same operations per value as the scalar epilogue, so the same bits.
 void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_t o1,
                       const float* m) {
   const Conv2dParams& p = *ctx.p;
@@ -323,7 +386,12 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
   const int64_t plane = p.out_h * p.out_w;
   const __m256 alpha = _mm256_set1_ps(ep.alpha);
   const __m256 lo = _mm256_set1_ps(ep.clamp_min), hi = _mm256_set1_ps(ep.clamp_max);
+  const __m128 lo4 = _mm_set1_ps(ep.clamp_min), hi4 = _mm_set1_ps(ep.clamp_max);
   const bool res = ep.residual != nullptr, after = ep.residual_after_clamp;
+  __m128i colmask[kOut + 1];
+  for (int c = 0; c <= kOut; ++c) {
+    colmask[c] = _mm_setr_epi32(c > 0 ? -1 : 0, c > 1 ? -1 : 0, c > 2 ? -1 : 0, c > 3 ? -1 : 0);
+  }
   for (int64_t grp = 0; grp * kLanes < nb && t0 + grp * kLanes < g.tiles; ++grp) {
     LaneTiles lt;
     lane_tiles(p, g, t0 + grp * kLanes, lt);
@@ -336,7 +404,8 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
         at4(row, q[a]);
       }
       const __m256 bias = _mm256_set1_ps(ep.bias != nullptr ? ep.bias[o] : 0.0f);
-      alignas(32) float out[kOut * kOut][kLanes];
+      // out[h][4 * (i % 2) + j] = output (i, j) for i in rows 2h, 2h + 1, lanes across.
+      __m256 out[2][kLanes];
       for (int j = 0; j < kOut; ++j) {
         const __m256 col[kIn] = {q[0][j], q[1][j], q[2][j], q[3][j], q[4][j], q[5][j]};
         __m256 v[kOut];
@@ -344,23 +413,29 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
         for (int i = 0; i < kOut; ++i) {
           __m256 r = _mm256_fmadd_ps(v[i], alpha, bias);
           if (!res) r = _mm256_min_ps(hi, _mm256_max_ps(lo, r));  // NaN propagates
-          _mm256_store_ps(out[i * kOut + j], r);
+          out[i / 2][(i % 2) * kOut + j] = r;
         }
       }
+      transpose8(out[0]);
+      transpose8(out[1]);
       for (int l = 0; l < kLanes; ++l) {
         const int64_t base = lt.out_off[l] + o * plane;
+        const int cols = lt.cols[l];
         for (int i = 0; i < lt.rows[l]; ++i) {
+          const __m256 both = out[i / 2][l];
+          __m128 v = i % 2 == 0 ? _mm256_castps256_ps128(both) : _mm256_extractf128_ps(both, 1);
           float* dst = ctx.y + base + i * p.out_w;
-          if (!res) {
-            for (int j = 0; j < lt.cols[l]; ++j) dst[j] = out[i * kOut + j][l];
-            continue;
+          if (res) {
+            const float* rr = ep.residual + base + i * p.out_w;
+            const __m128 r4 = cols == kOut ? _mm_loadu_ps(rr) : _mm_maskload_ps(rr, colmask[cols]);
+            if (!after) v = _mm_add_ps(v, r4);
+            v = _mm_min_ps(hi4, _mm_max_ps(lo4, v));  // NaN propagates
+            if (after) v = _mm_add_ps(v, r4);
           }
-          const float* rr = ep.residual + base + i * p.out_w;
-          for (int j = 0; j < lt.cols[l]; ++j) {
-            float v = out[i * kOut + j][l];
-            if (!after) v += rr[j];
-            v = v < ep.clamp_min ? ep.clamp_min : (v > ep.clamp_max ? ep.clamp_max : v);
-            dst[j] = after ? v + rr[j] : v;
+          if (cols == kOut) {
+            _mm_storeu_ps(dst, v);
+          } else {
+            _mm_maskstore_ps(dst, colmask[cols], v);
           }
         }
       }
@@ -383,31 +458,36 @@ void items(const Ctx& ctx, int64_t begin, int64_t end) {
     const int64_t p0 = oc * g.panels_per_chunk,
                   p1 = std::min(w.tiles_per_group, p0 + g.panels_per_chunk);
     if (p0 >= p1) continue;
-    const int64_t o0 = p0 * u.mr, o1 = std::min(p.out_channels, p1 * u.mr);
-    const int64_t rows = (p1 - p0) * u.mr;
-    const int64_t vstride = slab_stride(npan * c_count * u.nr), mstride = slab_stride(rows * nb);
-    float* vp = scratch(tl_v, static_cast<size_t>(kXi * vstride));
-    float* m = scratch(tl_m, static_cast<size_t>(kXi * mstride));
+    const int64_t o1 = std::min(p.out_channels, p1 * u.mr);
+    const int64_t vstride = slab_stride(npan * c_count * u.nr);
+    const float* vp = ctx.shared_v;
+    if (vp == nullptr) {
+      float* own = scratch(tl_v, static_cast<size_t>(kXi * vstride));
+      input_transform(ctx, t0, npan, 0, npan * u.nr / kLanes, own);
+      vp = own;
+    }
+    float* m = scratch(tl_m, static_cast<size_t>(kXi * slab_stride(g.upb * u.mr * g.nb)));
     float* up = scratch(tl_u, static_cast<size_t>(kXi * slab_stride(g.upb * c_count * u.mr)));
-    input_transform(ctx, t0, npan, vp);
-    // The filters' U, a block of upb panels at a time (never stored: 4x the 3x3 weights).
+    // The filters' U, a block of upb panels at a time (never stored: 4x the 3x3 weights), each
+    // block's GEMMs against all the item's tiles and then its output transform.
     for (int64_t b0 = p0; b0 < p1; b0 += g.upb) {
       const int64_t b1 = std::min(p1, b0 + g.upb), nbp = b1 - b0;
       transform_filters(w, b0, b1, up);
       const int64_t ustride = slab_stride(nbp * c_count * u.mr);
+      const int64_t mstride = slab_stride(nbp * u.mr * nb);
       for (int xi = 0; xi < kXi; ++xi) {
         for (int64_t tp = 0; tp < npan; ++tp) {
           const float* b = vp + xi * vstride + tp * c_count * u.nr;
           for (int64_t pt = b0; pt < b1; ++pt) {
             const int mr = static_cast<int>(std::min<int64_t>(u.mr, o1 - pt * u.mr));
             const float* a = up + xi * ustride + (pt - b0) * c_count * u.mr;
-            u.fn(c_count, a, b, nullptr, m + xi * mstride + (pt - p0) * u.mr * nb + tp * u.nr, nb,
+            u.fn(c_count, a, b, nullptr, m + xi * mstride + (pt - b0) * u.mr * nb + tp * u.nr, nb,
                  mr, u.nr, false, nullptr);
           }
         }
       }
+      output_transform(ctx, t0, nb, b0 * u.mr, std::min(o1, b1 * u.mr), m);
     }
-    output_transform(ctx, t0, nb, o0, o1, m);
   }
 }
 
@@ -469,8 +549,9 @@ void run_images(const Conv2dParams& p, const float* x, const PackedConvWeights& 
     const int64_t tb = (tile_panels + np - 1) / np;
     int64_t oc = 1;
     while (tb * oc < want && oc < panels) ++oc;
+    // With one block of tiles V is transformed once for all chunks (shared_v).
     const double cost = static_cast<double>(tb) * static_cast<double>(p.out_channels) +
-                        static_cast<double>(oc) * static_cast<double>(g.tiles);
+                        static_cast<double>(tb == 1 ? 1 : oc) * static_cast<double>(g.tiles);
     if (cost < best) {
       best = cost;
       g.nb = np * u.nr;
@@ -479,10 +560,23 @@ void run_images(const Conv2dParams& p, const float* x, const PackedConvWeights& 
     }
   }
   g.panels_per_chunk = (panels + g.ochunks - 1) / g.ochunks;
-  // Panels per block of transformed filters: about kFilterBlockFloats floats of U per thread.
-  g.upb =
-      std::clamp<int64_t>(kFilterBlockFloats / (kXi * p.in_channels * u.mr), 1, g.panels_per_chunk);
+  // Panels per block of transformed filters: about kFilterBlockFloats floats of U and
+  // kOutputBlockFloats of GEMM output per thread.
+  g.upb = std::clamp<int64_t>(std::min(kFilterBlockFloats / (kXi * p.in_channels * u.mr),
+                                       kOutputBlockFloats / (kXi * u.mr * g.nb)),
+                              1, g.panels_per_chunk);
   Ctx ctx{&p, &g, xp, &w, y, &ep, &u};
+  if (g.tblocks == 1 && g.ochunks > 1) {
+    // One block of tiles, several chunks of output channels: V once, on the calling thread's
+    // buffer (the items then use none of their own), its groups of 8 tiles split between the
+    // threads, instead of once per item.
+    const int64_t npan = g.nb / u.nr;
+    float* vp = scratch(tl_v, static_cast<size_t>(kXi * slab_stride(npan * p.in_channels * u.nr)));
+    parallel_for(0, npan * u.nr / kLanes, 1, [&ctx, npan, vp](int64_t begin, int64_t end) {
+      input_transform(ctx, 0, npan, begin, end, vp);
+    });
+    ctx.shared_v = vp;
+  }
   parallel_for(0, g.tblocks * g.ochunks, 1,
                [&ctx](int64_t begin, int64_t end) { items(ctx, begin, end); });
 }

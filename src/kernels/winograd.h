@@ -25,10 +25,12 @@
 //
 // Memory: no weights of its own (it reads the direct conv's packing); a zero-padded copy of the
 // input (per call, on a per-thread buffer that grows to the largest call) and per work item
-// 36 * tiles * (C + M) floats of transformed input and GEMM output plus up to 2 MB of
-// transformed filters (per-thread buffers too). Storing U would take 4x the 3x3 weights
-// (ResNet-18 at 224: +225 MB), computing it costs about 126 vector operations per 8 (output,
-// input) channel pairs per work item, against 36 * tiles / 8 vector FMAs per pair of GEMM.
+// 36 * tiles * C floats of transformed input (at most 4.7 MB, what C = 512 needs for 64 tiles),
+// then per block of output channels up to 1.8 MB of transformed filters and 1.2 MB of GEMM
+// output, which the output transform consumes before the next block (per-thread buffers too).
+// Storing U would take 4x the 3x3 weights (ResNet-18 at 224: +225 MB); computing it costs about
+// 126 vector operations per 8 (output, input) channel pairs per work item, against
+// 36 * tiles / 8 vector FMAs per pair of GEMM, so items take as many tiles as that memory holds.
 #pragma once
 
 #include <cstdint>

@@ -133,6 +133,40 @@ TEST(Winograd, MatchesReferenceOnRandomGeometries) {
   std::printf("worst |error| / magnitude: %.3g (bound %.3g)\n", worst, kWinoTol);
 }
 
+// Maps 25..70 wide (8 and more tiles per row: the padded copy's rows are split into column
+// phases 32 floats at a time, the rest one by one) with every left pad 0..2, right edges of
+// 1..4 valid columns and every epilogue (the output tiles are stored a 4-float row at a time,
+// masked at the right edge).
+TEST(Winograd, MatchesReferenceOnWideMaps) {
+  Rng rng(77);
+  double worst = 0;
+  for (Isa isa : isas()) {
+    for (int it = 0; it < 40; ++it) {
+      Case c{};
+      c.batch = 1 + static_cast<int64_t>(rng.uniform(0, 2));
+      c.c = 1 + static_cast<int64_t>(rng.uniform(0, 6));
+      c.m = 1 + static_cast<int64_t>(rng.uniform(0, 10));
+      c.h = 1 + static_cast<int64_t>(rng.uniform(0, 12));
+      c.w = 25 + static_cast<int64_t>(rng.uniform(0, 46));
+      c.pt = static_cast<int64_t>(rng.uniform(0, 3));
+      c.pl = it % 3;
+      c.pb = static_cast<int64_t>(rng.uniform(0, 3));
+      c.pr = static_cast<int64_t>(rng.uniform(0, 3));
+      if (c.h + c.pt + c.pb < 3) continue;
+      c.bias = rng.uniform(0, 1) < 0.7;
+      c.residual = it % 2 == 0;
+      c.relu = rng.uniform(0, 1) < 0.5;
+      c.after = it % 4 < 2;
+      SCOPED_TRACE(::testing::Message()
+                   << isa_name(isa) << " b=" << c.batch << " c=" << c.c << " m=" << c.m << " "
+                   << c.h << "x" << c.w << " pads " << c.pt << "," << c.pl << "," << c.pb << ","
+                   << c.pr << " res=" << c.residual << " relu=" << c.relu << " after=" << c.after);
+      run_case(c, 300 + it, isa, 1 + it % 2, &worst);
+    }
+  }
+  std::printf("worst |error| / magnitude: %.3g (bound %.3g)\n", worst, kWinoTol);
+}
+
 // ResNet-like layers (many channels: the bound must hold at C = 256 too).
 TEST(Winograd, MatchesReferenceOnResNetLikeLayers) {
   const Case cases[] = {{2, 64, 14, 14, 64, 1, 1, 1, 1, true, true, true, true},
