@@ -470,8 +470,10 @@ struct WinoJob {
         break;
     }
 
-    // M[pos][o][lane]: per position, per block of output channels (their U rows stay in L1),
-    // every panel (this position's V2 stays in L2).
+    // M[o][pos][lane] (the output transform of one channel then reads its 16 positions a few
+    // hundred bytes apart, not oc * lanes * 4 bytes: that stride hit one L1 set): per position, per
+    // block of output channels (their U rows stay in L1), every panel (this position's V2 stays in
+    // L2).
     const int16_t* u = f->u.data<int16_t>();
     for (int pos = 0; pos < 16; ++pos) {
       for (int64_t ob = ob0; ob < ob1; ++ob) {
@@ -480,7 +482,7 @@ struct WinoJob {
         for (int64_t p = 0; p < np; ++p) {
           detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
                                       v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
-                                      mbuf + (pos * oc + o0) * lanes + p * 16, lanes);
+                                      mbuf + (o0 * 16 + pos) * lanes + p * 16, 16 * lanes);
         }
       }
     }
@@ -492,7 +494,7 @@ struct WinoJob {
       const int64_t o0 = oc * ob / mblocks;
       const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
       for (int64_t p = 0; p < np; ++p) {
-        transform_output(mbuf + o0 * lanes + p * 16, oc * lanes, lanes, rows, s);
+        transform_output(mbuf + o0 * 16 * lanes + p * 16, lanes, 16 * lanes, rows, s);
         // Runs of consecutive output pixels: per image and tile-row segment of the panel, per
         // output row.
         const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
@@ -769,7 +771,7 @@ struct Wino4Job {
         break;
     }
 
-    // M[pos][o][lane], as WinoJob.
+    // M[o][pos][lane], as WinoJob.
     const int16_t* u = f->u.data<int16_t>();
     for (int pos = 0; pos < 36; ++pos) {
       for (int64_t ob = ob0; ob < ob1; ++ob) {
@@ -778,7 +780,7 @@ struct Wino4Job {
         for (int64_t p = 0; p < np; ++p) {
           detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
                                       v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
-                                      mbuf + (pos * oc + o0) * lanes + p * 16, lanes);
+                                      mbuf + (o0 * 36 + pos) * lanes + p * 16, 36 * lanes);
         }
       }
     }
@@ -790,7 +792,7 @@ struct Wino4Job {
       const int64_t o0 = oc * ob / mblocks;
       const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
       for (int64_t p = 0; p < np; ++p) {
-        transform_output(mbuf + o0 * lanes + p * 16, oc * lanes, lanes, rows, s);
+        transform_output(mbuf + o0 * 36 * lanes + p * 16, lanes, 36 * lanes, rows, s);
         const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
         for (int64_t gt = gp0; gt < gp1;) {
           const int64_t img = gt / tiles, t = gt % tiles;

@@ -43,7 +43,7 @@
 // tiles across images per step, else padded rows are split by column parity and a tile row
 // transformed 16 tiles per step); then per position, per block of at most 6 output channels (their
 // U rows stay in L1) and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the
-// pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[pos][o][lane] against the
+// pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[o][pos][lane] against the
 // packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
 // and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
 //
