@@ -570,22 +570,24 @@ struct Wino4Job {
   // 576 S * kInv9 = 64 S modulo 2^32 (9 * kInv9 = 1 modulo 2^32).
   static constexpr uint32_t kInv9 = 954437177u;
 
-  // V2[pos][cp][lane] of the global tiles [g0, g1) (lanes past g1 - g0 zero). Per channel the
-  // input rows the tiles read are widened into zero-padded int16 rows (xp, per image its rows
-  // [4 ty0, 4 ty1 + 6) of wp = 4 tw + 2 columns), then for every run of consecutive tiles of one
-  // tile row (`seg`: image, ty, tx, length, first lane) entry (i, j) of their windows is the
-  // stride-4 row xp[4 ty + i][4 tx + j + 4 t] copied to d[6i + j][lane...]; v[pos][lane] is one
-  // channel's V.
+  // V2[pos][cp][lane] of the global tiles [g0, g1) (lanes past g1 - g0: any values, their outputs
+  // are dropped). Per channel the input rows the tiles read are widened into zero-padded int16 rows
+  // split by column phase (xp, per image its rows [4 ty0, 4 ty1 + 6), each 4 phases of wq = tw + 2
+  // entries: padded column q at [q % 4][q / 4]), then for every run of consecutive tiles of one
+  // tile row (`seg`: image, ty, tx, length, first lane) entry (i, j) of their windows, padded
+  // columns 4 (tx + t) + j, is the contiguous phase row [j % 4][tx + j / 4 + t] copied to d[6i +
+  // j][lane...]; v[pos][lane] is one channel's V.
   template <typename T>
   void transform_all(int64_t g0, int64_t g1, int64_t lanes, int64_t (*seg)[5], int64_t nseg,
                      int16_t* xp, int16_t* d, int16_t* va, int16_t* vb, int32_t* v2) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t plane = g.in_h * g.in_w, wp = 4 * tw + 2;
+    const int64_t plane = g.in_h * g.in_w, wq = tw + 2, rs = 4 * wq;
     const int64_t img0 = g0 / tiles, img1 = (g1 - 1) / tiles;
     // Image img's first padded row is 4 * ty_first(img); its rows start at xp + row_off[img].
     auto first_ty = [&](int64_t img) { return std::max(g0 - img * tiles, int64_t{0}) / tw; };
     auto last_ty = [&](int64_t img) { return (std::min(g1 - img * tiles, tiles) - 1) / tw; };
-    std::fill(d, d + 36 * lanes, int16_t{0});  // lanes past g1 - g0 stay zero
+    const int64_t ds = lanes + 16;  // d's row stride: 16 lanes of slack
+    std::fill(d, d + 36 * ds, int16_t{0});
     const T* xt = reinterpret_cast<const T*>(x);
     for (int64_t cp = 0; cp < cpairs; ++cp) {
       for (int h = 0; h < 2; ++h) {
@@ -599,25 +601,29 @@ struct Wino4Job {
         for (int64_t img = img0; img <= img1; ++img) {
           const T* src = xt + (img * g.in_channels + c) * plane;
           const int64_t r0 = 4 * first_ty(img), r1 = 4 * last_ty(img) + 6;
-          for (int64_t r = r0; r < r1; ++r, rows += wp) {
-            std::fill(rows, rows + wp, int16_t{0});
+          for (int64_t r = r0; r < r1; ++r, rows += rs) {
+            std::fill(rows, rows + rs, int16_t{0});
             const int64_t ir = r - g.pad_top;
             if (ir < 0 || ir >= g.in_h) continue;
-            const int64_t j0 = std::max<int64_t>(0, -g.pad_left);
-            const int64_t j1 = std::min(g.in_w, wp - g.pad_left);
+            // Padded columns q = j + pl < 4 tw + 2 (the last window's end).
+            const int64_t j1 = std::min(g.in_w, 4 * tw + 2 - g.pad_left);
             const T* sr = src + ir * g.in_w;
-            int16_t* dr = rows + g.pad_left;
-            for (int64_t j = j0; j < j1; ++j) dr[j] = static_cast<int16_t>(sr[j]);
+            for (int64_t j = 0; j < j1; ++j) {
+              const int64_t q = j + g.pad_left;
+              rows[(q & 3) * wq + (q >> 2)] = static_cast<int16_t>(sr[j]);
+            }
           }
         }
         for (int64_t s = 0; s < nseg; ++s) {
           const int64_t len = seg[s][3], l0 = seg[s][4];
-          const int16_t* base = xp + seg[s][0] + (4 * seg[s][1]) * wp + 4 * seg[s][2];
+          const int16_t* base = xp + seg[s][0] + (4 * seg[s][1]) * rs + seg[s][2];
           for (int i = 0; i < 6; ++i) {
             for (int j = 0; j < 6; ++j) {
-              const int16_t* sp = base + i * wp + j;
-              int16_t* dp = d + (6 * i + j) * lanes + l0;
-              for (int64_t t = 0; t < len; ++t) dp[t] = sp[4 * t];
+              const int16_t* sp = base + i * rs + (j & 3) * wq + (j >> 2);
+              // 16 codes per step: past len into the next lanes (rewritten by the next run) or
+              // the row's slack of 16 (dropped lanes), reading within xp's slack.
+              int16_t* dp = d + (6 * i + j) * ds + l0;
+              for (int64_t t = 0; t < len; t += 16) store16(dp + t, load16(sp + t));
             }
           }
         }
@@ -626,7 +632,7 @@ struct Wino4Job {
           __m256i a[6][6];
           for (int i = 0; i < 6; ++i) {
             __m256i z[6];
-            for (int j = 0; j < 6; ++j) z[j] = load16(d + (6 * i + j) * lanes + l);
+            for (int j = 0; j < 6; ++j) z[j] = load16(d + (6 * i + j) * ds + l);
             bt6(z, a[i]);
           }
           for (int j = 0; j < 6; ++j) {
@@ -704,7 +710,7 @@ struct Wino4Job {
     const int64_t np = pb - pa, oc = g.out_channels, cpad = f->channels_padded;
     // Scratch: V2 (int32 pairs), M (int32), goff, the runs, the padded rows, then d and two
     // channels' V (int16).
-    const int64_t wp = 4 * tw + 2;
+    const int64_t rs = 4 * (tw + 2);  // a padded row split by column phase (transform_all)
     int64_t xp_rows = 0;
     for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
       const int64_t ty0 = std::max(g0 - img * tiles, int64_t{0}) / tw;
@@ -715,11 +721,12 @@ struct Wino4Job {
     const size_t m_bytes = static_cast<size_t>(36 * oc * lanes) * 4;
     const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
     const size_t seg_bytes = static_cast<size_t>(lanes) * 5 * 8;
-    const size_t xp_bytes = static_cast<size_t>(xp_rows * wp) * 2 + 32;
+    const size_t xp_bytes = static_cast<size_t>(xp_rows * rs) * 2 + 64;
     const size_t v_bytes = static_cast<size_t>(36 * lanes) * 2;
-    auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kConvColumns,
-                v2_bytes + m_bytes + goff_bytes + seg_bytes + xp_bytes + 3 * v_bytes + 64));
+    const size_t d_bytes = static_cast<size_t>(36 * (lanes + 16)) * 2;
+    auto* base = static_cast<std::byte*>(scratch(
+        ScratchSlot::kConvColumns,
+        v2_bytes + m_bytes + goff_bytes + seg_bytes + xp_bytes + d_bytes + 2 * v_bytes + 64));
     auto* v2 = reinterpret_cast<int32_t*>(base);
     std::byte* at = base + v2_bytes;
     auto* mbuf = reinterpret_cast<int32_t*>(at);
@@ -731,7 +738,7 @@ struct Wino4Job {
     auto* xp = reinterpret_cast<int16_t*>(at);
     at += xp_bytes;
     auto* d = reinterpret_cast<int16_t*>(at);
-    int16_t* va = d + 36 * lanes;
+    int16_t* va = d + 36 * (lanes + 16);
     int16_t* vb = va + 36 * lanes;
     for (int64_t k = 0; k < cpairs; ++k) goff[k] = k * lanes;
     // The runs of consecutive tiles of one tile row: seg[s] = {image's first padded row offset
@@ -744,13 +751,13 @@ struct Wino4Job {
         if (img != cur_img) {
           if (cur_img >= 0) {
             const int64_t ty1 = (std::min(g1 - cur_img * tiles, tiles) - 1) / tw;
-            img_base += (4 * (ty1 - ty0) + 6) * wp;
+            img_base += (4 * (ty1 - ty0) + 6) * rs;
           }
           cur_img = img;
           ty0 = t / tw;
         }
         const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, g1 - gt);
-        seg[nseg][0] = img_base - 4 * ty0 * wp;
+        seg[nseg][0] = img_base - 4 * ty0 * rs;
         seg[nseg][1] = ty;
         seg[nseg][2] = tx;
         seg[nseg][3] = len;
