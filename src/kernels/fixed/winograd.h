@@ -53,8 +53,9 @@
 // over 36 positions, and with Â = A^T diag(6, 4, 4, 1, 1, 24) integral, Â M' Â^T = 576 S. Modulo
 // 2^32 throughout; times 9^-1 modulo 2^32 gives 64 S, which is exact when |S| <= 2^25 - 1, and
 // S = (64 S) >> 6. Conditions (pack time, else F(2x2)): 100 max|x| <= 32767, max|x| * max_o
-// sum |W[o]| <= 2^25 - 1, every U' fits int16; kAuto's map rule (f4_pays in winograd.cc). Every
-// tile's window is gathered, lanes over 16 consecutive tiles of the batch (Wino4Job).
+// sum |W[o]| <= 2^25 - 1, every U' fits int16; the tile rule (f4_pays in winograd.cc). Lanes
+// run over 16 consecutive tiles of the batch; the windows are copied from phase-split rows
+// (Wino4Job::transform_all).
 #pragma once
 
 #include <cstdint>
