@@ -11,7 +11,11 @@
 // thread pool does not spin), and the path kAuto takes at that batch. THREADS=1 runs the
 // kernels inline, as a batch-parallel evaluation runs each batch.
 //
-//   build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING]
+// TILES=1: Winograd F(2x2) (the "direct" columns) against F(4x4) (the "winograd" columns)
+// instead, with weights in [-32, 31] (full-range int8 weights leave F(4x4)'s |S| <= 2^25 - 1
+// on the wide layers; torchvision's ResNet-18 at s8.6 has |codes| mostly below 8).
+//
+//   [TILES=1] build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -78,6 +82,7 @@ int main(int argc, char** argv) {
                           {"squeezenet fire6 13x13 48->192", 48, 13, 192},
                           {"squeezenet fire8 13x13 64->256", 64, 13, 256}};
   const char* only = argc > 3 ? argv[3] : "";
+  const bool tiles = std::getenv("TILES") != nullptr && std::atoi(std::getenv("TILES")) == 1;
   Rng rng(1);
   std::printf(
       "| layer | batch | output | direct ms | winograd ms | direct / winograd | same, CPU time "
@@ -94,7 +99,8 @@ int main(int argc, char** argv) {
       g.kernel_h = g.kernel_w = 3;
       g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = 1;
       const Tensor x = codes(DType::kInt8, batch * l.c * l.hw * l.hw, -128, 127, rng);
-      const Tensor w = codes(DType::kInt8, l.oc * l.c * 9, -128, 127, rng);
+      const Tensor w =
+          codes(DType::kInt8, l.oc * l.c * 9, tiles ? -32 : -128, tiles ? 31 : 127, rng);
       const Tensor b = codes(DType::kInt32, l.oc, -32768, 32767, rng);
       qf::Conv2dWeights cw;
       cw.w = w.raw();
@@ -107,8 +113,11 @@ int main(int argc, char** argv) {
       const qf::PackedConv2d autop = qf::pack_conv2d(g, cw);
       const bool auto_wino = autop.winograd() && batch >= autop.winograd()->min_batch;
       cw.winograd = qf::Conv2dWeights::Winograd::kAlways;
+      cw.winograd_tile = tiles ? 4 : 0;
       const qf::PackedConv2d wino = qf::pack_conv2d(g, cw);
-      cw.winograd = qf::Conv2dWeights::Winograd::kOff;
+      cw.winograd =
+          tiles ? qf::Conv2dWeights::Winograd::kAlways : qf::Conv2dWeights::Winograd::kOff;
+      cw.winograd_tile = 2;
       const qf::PackedConv2d direct = qf::pack_conv2d(g, cw);
       for (int kind = 0; kind < 2; ++kind) {
         qf::GemmParams p;

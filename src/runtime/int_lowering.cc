@@ -893,6 +893,7 @@ class IntLowering {
       spec.a_format = *q.inputs[0];
       spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
       spec.bit_pack = true;
+      spec.winograd_batch = b_.options().max_batch;  // the Winograd tile's cost estimate
       if (c >= 0) {
         const auto [bias_f, bias_r] = bias_format(n, q, c);
         s->bias_codes = bias_codes(n, c, ws[0], bias_f, bias_r);

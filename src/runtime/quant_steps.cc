@@ -208,9 +208,9 @@ std::string IntConvStep::describe() const {
       cut ? fmt::format(" kernel {}x{} of {}x{} (taps on the padding only cut off)", run.kernel_h,
                         run.kernel_w, geometry.kernel_h, geometry.kernel_w)
           : "",
-      !winograd       ? ""
-      : min_batch > 1 ? fmt::format(" winograd (batch >= {})", min_batch)
-                      : std::string(" winograd"),
+      !winograd ? ""
+                : fmt::format(" winograd{}{}", packed.winograd()->tile == 4 ? " F(4x4)" : "",
+                              min_batch > 1 ? fmt::format(" (batch >= {})", min_batch) : ""),
       reference ? " ref" : "");
 }
 

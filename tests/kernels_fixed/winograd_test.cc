@@ -1,9 +1,9 @@
-// The exact integer Winograd F(2x2, 3x3) path of conv2d (kernels/fixed/winograd.h) == ref::conv2d
-// (direct loops, __int128 sums) bit for bit: random geometries (odd/even maps, symmetric and
-// asymmetric pads, channel counts that are not multiples of 8 or even odd, batch > 1), every code
-// dtype, bias or none, every GemmOutput kind with ReLU / clamp, one and two threads; plus the
-// exactness conditions at their edges (the path is taken exactly when they hold, and the
-// results are exact on both sides of each edge).
+// The exact integer Winograd paths of conv2d, F(2x2, 3x3) and F(4x4, 3x3) (kernels/fixed/
+// winograd.h) == ref::conv2d (direct loops, __int128 sums) bit for bit: random geometries (odd/even
+// maps, symmetric and asymmetric pads, channel counts that are not multiples of 8 or even odd,
+// batch > 1), every code dtype, bias or none, every GemmOutput kind with ReLU / clamp, one and two
+// threads; plus the exactness conditions at their edges (the path is taken exactly when they hold,
+// and the results are exact on both sides of each edge).
 #include "kernels/fixed/winograd.h"
 
 #include <gtest/gtest.h>
@@ -36,6 +36,7 @@ struct WinoCase {
   // kAlways: wherever exact, so that small random geometries test the path; kAuto: the cost
   // estimate decides too (ResNet-like shapes).
   Conv2dWeights::Winograd use = Conv2dWeights::Winograd::kAlways;
+  int tile = 0;  // Conv2dWeights::winograd_tile
 };
 
 Conv2dGeometry geometry3x3(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pt, int64_t pl,
@@ -90,7 +91,8 @@ std::vector<GemmParams> output_kinds(const WinoCase& c) {
 
 // Packs the case, checks whether the Winograd path was chosen (on AVX2 machines) and compares
 // every output kind with ref::conv2d at one, two and three threads.
-void check(const WinoCase& c, Rng& rng, bool expect_winograd) {
+// want_tile: the tile the path must have taken (0: either).
+void check(const WinoCase& c, Rng& rng, bool expect_winograd, int want_tile = 0) {
   const Conv2dGeometry& g = c.g;
   Tensor x =
       make_codes(c.a_dtype, c.batch * g.in_channels * g.in_h * g.in_w, c.a_format, rng, c.fill);
@@ -108,15 +110,21 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd) {
   cw.a_format = c.a_format;
   cw.a_dtype = c.a_dtype;
   cw.winograd = c.use;
+  cw.winograd_tile = c.tile;
+  cw.winograd_batch = c.batch;
   const PackedConv2d pc = pack_conv2d(g, cw);
   const std::string what = fmt::format(
-      "C={} HxW={}x{} OC={} pads={},{},{},{} batch={} A={}:{} W={}:{} bias={}", g.in_channels,
-      g.in_h, g.in_w, g.out_channels, g.pad_top, g.pad_left, g.pad_bottom, g.pad_right, c.batch,
-      dtype_name(c.a_dtype), quant::format_name(c.a_format), dtype_name(c.w_dtype),
-      quant::format_name(c.w_format), c.bias);
+      "C={} HxW={}x{} OC={} pads={},{},{},{} batch={} A={}:{} W={}:{} bias={} tile={}",
+      g.in_channels, g.in_h, g.in_w, g.out_channels, g.pad_top, g.pad_left, g.pad_bottom,
+      g.pad_right, c.batch, dtype_name(c.a_dtype), quant::format_name(c.a_format),
+      dtype_name(c.w_dtype), quant::format_name(c.w_format), c.bias,
+      pc.winograd() != nullptr ? pc.winograd()->tile : 0);
   if (avx2()) {
     EXPECT_EQ(pc.winograd() != nullptr && pc.winograd()->min_batch <= c.batch, expect_winograd)
         << what;
+    if (want_tile != 0 && pc.winograd() != nullptr) {
+      EXPECT_EQ(pc.winograd()->tile, want_tile) << what;
+    }
   }
   std::vector<GemmParams> ps = output_kinds(c);
   if (accumulator_bound(pc).need == AccNeed::kInt32) {
@@ -180,10 +188,14 @@ int64_t pick(Rng& rng, int64_t lo, int64_t hi) {
   return lo + static_cast<int64_t>(rng.uniform_int(static_cast<uint64_t>(hi - lo + 1)));
 }
 
-TEST(IntWinograd, RandomGeometriesEqualReference) {
-  Rng rng(kSeed);
+// Random geometries with Conv2dWeights::winograd_tile = tile. F(4x4) is taken wherever its
+// conditions hold: always for 8-bit activations and int8 weights here (100 * 255 fits int16,
+// 255 * 9 * 21 * 128 <= 2^25 - 1, |U'| <= 49 * 128), else F(2x2).
+void random_geometries(int tile, uint64_t seed) {
+  Rng rng(seed);
   for (int i = 0; i < 60; ++i) {
     WinoCase c;
+    c.tile = tile;
     // Maps of 5..23 outputs each way (odd and even), pads 0..2 on each side independently.
     const int64_t pt = pick(rng, 0, 2), pl = pick(rng, 0, 2), pb = pick(rng, 0, 2),
                   pr = pick(rng, 0, 2);
@@ -219,20 +231,27 @@ TEST(IntWinograd, RandomGeometriesEqualReference) {
       c.a_format = {8, 4, true};
     }
     SCOPED_TRACE(i);
-    check(c, rng, true);
+    const bool f4 = c.a_dtype != DType::kInt16 && c.w_dtype == DType::kInt8;
+    check(c, rng, true, tile == 2 ? 2 : tile == 4 && f4 ? 4 : 0);
+    if (::testing::Test::HasFatalFailure()) return;
   }
 }
+
+TEST(IntWinograd, RandomGeometriesEqualReference) { random_geometries(2, kSeed); }
+
+TEST(IntWinograd, F4RandomGeometriesEqualReference) { random_geometries(4, kSeed + 11); }
 
 // Tiny maps (outputs at most 6 wide: ResNet-18's 4x4 and 2x2 stages at 32x32) gather each
 // tile's 4x4 input window instead of splitting padded rows, with the panels' lanes running over
 // the tiles of several images: 1x1 .. 9x6 outputs, pads 0..2 on each side (windows mostly in
 // the padding), batches whose tiles fill part of a panel, one, or several (and work items that
 // split panels or output channels between 1-3 threads), every activation dtype.
-TEST(IntWinograd, TinyMapsGatherTheirWindowsAcrossImages) {
-  Rng rng(kSeed + 7);
+void tiny_maps(int tile, uint64_t seed) {
+  Rng rng(seed);
   const int64_t batches[] = {1, 3, 9, 17, 33};
   for (int i = 0; i < 30; ++i) {
     WinoCase c;
+    c.tile = tile;
     const int64_t pt = pick(rng, 0, 2), pl = pick(rng, 0, 2), pb = pick(rng, 0, 2),
                   pr = pick(rng, 0, 2);
     // Outputs oh x ow with oh = h + pt + pb - 2, more than either pad, so that every tap reads
@@ -258,10 +277,15 @@ TEST(IntWinograd, TinyMapsGatherTheirWindowsAcrossImages) {
     }
     c.fill = i % 7 == 6 ? Fill::kExtremes : Fill::kRandom;
     SCOPED_TRACE(i);
-    check(c, rng, true);
+    check(c, rng, true, tile == 4 && c.a_dtype != DType::kInt16 ? 4 : 2);
     if (::testing::Test::HasFatalFailure()) return;
   }
 }
+
+TEST(IntWinograd, TinyMapsGatherTheirWindowsAcrossImages) { tiny_maps(2, kSeed + 7); }
+
+// F(4x4) always gathers its 6x6 windows, lanes across tile rows and images.
+TEST(IntWinograd, F4TinyMapsAcrossImages) { tiny_maps(4, kSeed + 12); }
 
 TEST(IntWinograd, ResNetLikeShapesEqualReference) {
   Rng rng(kSeed + 1);
@@ -364,6 +388,74 @@ TEST(IntWinograd, FallsBackWhenNotExactOrNotApplicable) {
   wc.g = geometry3x3(6, 12, 14, 10, 1, 1, 1, 1);
   wc.pool = ConvPool::kMax2x2;
   check(wc, rng, true);
+}
+
+// F(4x4)'s selection at each of its edges (pack time, winograd.h), exact on both sides:
+//  - |S| <= 2^25 - 1 from max|x| * max_o sum |W|: at the bound the sums reach it exactly (every
+//    code at its extreme), one channel more takes F(2x2);
+//  - V = B^T d B fits int16: 100 max|x| <= 32767 (9-bit int16 codes yes, 10-bit no);
+//  - U' = G' g G'^T fits int16, on the actual weights (49 * 511 yes, 49 * 1023 no);
+//  - tile 0: the map and the batch decide (the multiplies with the panels' padding); tile 2 never
+//    takes F(4x4).
+TEST(IntWinograd, F4TakenExactlyWhereExact) {
+  Rng rng(kSeed + 13);
+  // uint8 x int8 at their maxima: 255 * 127 * 9 * 115 = 33518475 <= 2^25 - 1 < ... * 116.
+  for (int64_t c : {115, 116}) {
+    WinoCase wc;
+    wc.g = geometry3x3(c, 9, 10, 7, 1, 0, 1, 2);
+    wc.batch = 1;
+    wc.tile = 4;
+    wc.a_dtype = DType::kUInt8;
+    wc.a_format = {8, 3, false};
+    wc.fill = Fill::kMax;
+    check(wc, rng, true, c == 115 ? 4 : 2);
+  }
+  // int8 x int8 at -128: 128 * 128 * 9 * 227 = 33472512 <= 2^25 - 1 < ... * 228.
+  for (int64_t c : {227, 228}) {
+    WinoCase wc;
+    wc.g = geometry3x3(c, 8, 9, 5, 1, 1, 1, 1);
+    wc.batch = 1;
+    wc.tile = 4;
+    wc.fill = Fill::kMin;
+    wc.bias = false;
+    check(wc, rng, true, c == 227 ? 4 : 2);
+  }
+  // int16 activations: 9 bits (max|x| 256) F(4x4), 10 bits (512) F(2x2).
+  for (int bits : {9, 10}) {
+    WinoCase wc;
+    wc.g = geometry3x3(13, 11, 12, 9, 1, 1, 1, 1);
+    wc.tile = 4;
+    wc.a_dtype = DType::kInt16;
+    wc.a_format = {bits, 4, true};
+    wc.fill = Fill::kExtremes;
+    check(wc, rng, true, bits == 9 ? 4 : 2);
+  }
+  // int16 weights at their maximum: 10 bits (511: |U'| <= 25039) F(4x4), 11 bits (1023:
+  // U'[3][3] = 49 * 1023) F(2x2).
+  for (int bits : {10, 11}) {
+    WinoCase wc;
+    wc.g = geometry3x3(8, 11, 12, 9, 1, 1, 1, 1);
+    wc.tile = 4;
+    wc.w_dtype = DType::kInt16;
+    wc.w_format = {bits, 6, true};
+    wc.fill = Fill::kMax;
+    check(wc, rng, true, bits == 10 ? 4 : 2);
+  }
+  // The map and the batch (tile 0, kAlways so that small channel counts take Winograd at all;
+  // Conv2dWeights::winograd_batch = the batch): {outputs, batch, F(4x4)?}.
+  const struct {
+    int64_t o, batch;
+    bool f4;
+  } maps[] = {{11, 1, true}, {14, 1, true},  {10, 1, false}, {7, 1, false}, {7, 3, true},
+              {4, 16, true}, {2, 16, false}, {9, 16, false}, {7, 16, true}};
+  for (const auto& m : maps) {
+    WinoCase wc;
+    wc.g = geometry3x3(10, m.o, m.o, 6, 1, 1, 1, 1);
+    wc.batch = m.batch;
+    check(wc, rng, true, m.f4 ? 4 : 2);
+    wc.tile = 2;
+    check(wc, rng, true, 2);
+  }
 }
 
 }  // namespace

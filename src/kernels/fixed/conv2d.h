@@ -81,6 +81,11 @@ struct Conv2dWeights {
   // kOff never (benches compare the paths).
   enum class Winograd : uint8_t { kAuto, kAlways, kOff };
   Winograd winograd = Winograd::kAuto;
+  // Its tile (winograd.h): 0 F(4x4, 3x3) where exact and the map favours it at
+  // winograd_batch images, else F(2x2, 3x3); 4 F(4x4) wherever exact (tests), else F(2x2); 2
+  // F(2x2) only.
+  int winograd_tile = 0;
+  int64_t winograd_batch = 1;  // the largest batch conv2d() will get (the int lowering's plan)
 };
 
 class PackedConv2d {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/fixed/epilogue.h"
@@ -52,32 +53,80 @@ int64_t winograd_min_batch(const Conv2dGeometry& g) {
   return 0;
 }
 
-// U[pos][o][c] = ((2G) g (2G)^T)[pos] of every filter g = W[o, c] (winograd.h); false when one
-// leaves int16.
-template <typename W>
-bool transform_filters(const W* wt, const Conv2dGeometry& g, WinogradFilters* f) {
+// F(4x4, 3x3)'s filter rows made integral: G' = diag(4, 6, 6, 24, 24, 1) G (winograd.h).
+constexpr int kG4[6][3] = {{1, 0, 0}, {-1, -1, -1}, {-1, 1, -1}, {1, 2, 4}, {1, -2, 4}, {0, 0, 1}};
+
+// Largest |direct sum S| at which F(4x4)'s output transform recovers S from 576 S modulo 2^32
+// (winograd.h): 64 S must fit int32.
+constexpr int64_t kMaxSumF4 = (int64_t{1} << 25) - 1;
+
+// U[pos][o][c] = (G g G^T)[pos] of every filter g = W[o, c] for the P x 3 integer rows G (2G of
+// F(2x2), P = 4; G' of F(4x4), P = 6); false when one leaves int16. Per output channel the taps
+// are laid out channel-minor first (k[tap][c]) so that every loop over c vectorises; int32 holds
+// every entry (|U| <= 49 * 2^15).
+template <int P, typename W>
+bool transform_filters(const W* wt, const Conv2dGeometry& g, const int (*gm)[3],
+                       WinogradFilters* f) {
   const int64_t c_in = g.in_channels, oc = g.out_channels, cp = f->channels_padded;
   int16_t* u = f->u.data<int16_t>();
-  std::fill(u, u + 16 * oc * cp, int16_t{0});
+  std::fill(u, u + P * P * oc * cp, int16_t{0});
+  std::vector<int32_t> k(static_cast<size_t>(9 * c_in)), t(static_cast<size_t>(P * 3 * c_in));
+  int32_t lo = 0, hi = 0;
   for (int64_t o = 0; o < oc; ++o) {
     for (int64_t c = 0; c < c_in; ++c) {
-      const W* k = wt + (o * c_in + c) * 9;
-      int64_t t[4][3];  // (2G) g
-      for (int i = 0; i < 4; ++i) {
-        for (int b = 0; b < 3; ++b) {
-          t[i][b] = kG2[i][0] * k[b] + kG2[i][1] * k[3 + b] + kG2[i][2] * k[6 + b];
-        }
+      for (int q = 0; q < 9; ++q) k[q * c_in + c] = wt[(o * c_in + c) * 9 + q];
+    }
+    for (int i = 0; i < P; ++i) {  // t = G g: t[i][b][c]
+      for (int b = 0; b < 3; ++b) {
+        const int32_t g0 = gm[i][0], g1 = gm[i][1], g2 = gm[i][2];
+        const int32_t *k0 = &k[b * c_in], *k1 = &k[(3 + b) * c_in], *k2 = &k[(6 + b) * c_in];
+        int32_t* ti = &t[(i * 3 + b) * c_in];
+        for (int64_t c = 0; c < c_in; ++c) ti[c] = g0 * k0[c] + g1 * k1[c] + g2 * k2[c];
       }
-      for (int i = 0; i < 4; ++i) {
-        for (int j = 0; j < 4; ++j) {
-          const int64_t v = t[i][0] * kG2[j][0] + t[i][1] * kG2[j][1] + t[i][2] * kG2[j][2];
-          if (v > kInt16Max || v < -kInt16Max - 1) return false;
-          u[((i * 4 + j) * oc + o) * cp + c] = static_cast<int16_t>(v);
+    }
+    for (int i = 0; i < P; ++i) {
+      const int32_t *t0 = &t[(i * 3) * c_in], *t1 = &t[(i * 3 + 1) * c_in];
+      const int32_t* t2 = &t[(i * 3 + 2) * c_in];
+      for (int j = 0; j < P; ++j) {
+        const int32_t g0 = gm[j][0], g1 = gm[j][1], g2 = gm[j][2];
+        int16_t* dst = u + ((i * P + j) * oc + o) * cp;
+        for (int64_t c = 0; c < c_in; ++c) {
+          const int32_t v = t0[c] * g0 + t1[c] * g1 + t2[c] * g2;
+          lo = std::min(lo, v);
+          hi = std::max(hi, v);
+          dst[c] = static_cast<int16_t>(v);  // wraps only when the result is refused below
         }
       }
     }
   }
-  return true;
+  return lo >= -kInt16Max - 1 && hi <= kInt16Max;
+}
+
+// The tile choice of winograd_tile = 0 at `batch` images: the multiplies of both tiles with the
+// 16-lane padding of the tiles of the whole batch (36 per 4x4 tile against 16 per 2x2 tile),
+// with a margin for F(4x4)'s costlier transforms. Outputs of 11x11 and more take F(4x4) at any
+// batch (14x14: 16 tiles against 49); 7x7 and 8x8 (4 tiles, a quarter panel) from 3 images,
+// 3x3 and 4x4 (one tile) at 16; 1x1, 2x2, 9x9 and 10x10 never (the panels' padding).
+bool f4_pays(const Conv2dGeometry& g, int64_t batch) {
+  const int64_t oh = g.out_h(), ow = g.out_w();
+  const int64_t t4 = ((oh + 3) / 4) * ((ow + 3) / 4), t2 = ((oh + 1) / 2) * ((ow + 1) / 2);
+  auto up16 = [](int64_t n) { return (n + 15) / 16 * 16; };
+  const int64_t b = std::max<int64_t>(batch, 1);
+  return 36 * up16(b * t4) * 5 < 16 * up16(b * t2) * 4;
+}
+
+template <int P>
+std::shared_ptr<WinogradFilters> make_filters(const Conv2dGeometry& g, const Conv2dWeights& w,
+                                              const int (*gm)[3], int64_t min_batch) {
+  auto f = std::make_shared<WinogradFilters>();
+  f->tile = P - 2;
+  f->min_batch = min_batch;
+  f->channels_padded = (g.in_channels + 1) / 2 * 2;
+  f->u = Tensor({P * P * g.out_channels * f->channels_padded}, DType::kInt16);
+  const bool fits = w.w_dtype == DType::kInt8
+                        ? transform_filters<P>(static_cast<const int8_t*>(w.w), g, gm, f.get())
+                        : transform_filters<P>(static_cast<const int16_t*>(w.w), g, gm, f.get());
+  return fits ? f : nullptr;
 }
 
 }  // namespace
@@ -102,24 +151,21 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
     min_batch = winograd_min_batch(g);
     if (min_batch == 0) return nullptr;
   }
-  // V fits int16.
   const int64_t max_x = w.a_format.max_abs_code();
-  if (4 * max_x > kInt16Max) return nullptr;
-  // 4 * S fits int32 (S the exact direct sum, bias and shift excluded).
   uint64_t max_col = 0;
   for (uint64_t s : group.abs_col_sum()) max_col = std::max(max_col, s);
+  // F(4x4) where exact: V fits int16 (100 max|x|), |S| <= kMaxSumF4, U' fits int16 (checked).
+  if (w.winograd_tile != 2 && (w.winograd_tile == 4 || f4_pays(g, w.winograd_batch)) &&
+      100 * max_x <= kInt16Max && max_col <= static_cast<uint64_t>(kMaxSumF4 / max_x)) {
+    if (auto f = make_filters<6>(g, w, kG4, min_batch)) return f;
+  }
+  // F(2x2): V fits int16.
+  if (4 * max_x > kInt16Max) return nullptr;
+  // 4 * S fits int32 (S the exact direct sum, bias and shift excluded).
   // (4 max|x| * max_col <= INT32_MAX  <=>  max_col <= floor(INT32_MAX / (4 max|x|)); max|x| >= 1.)
   if (max_col > static_cast<uint64_t>(kInt32Max / (4 * max_x))) return nullptr;
   // U = (2G) g (2G)^T, each entry checked against int16.
-  auto f = std::make_shared<WinogradFilters>();
-  f->min_batch = min_batch;
-  f->channels_padded = (g.in_channels + 1) / 2 * 2;
-  f->u = Tensor({16 * g.out_channels * f->channels_padded}, DType::kInt16);
-  const bool fits = w.w_dtype == DType::kInt8
-                        ? transform_filters(static_cast<const int8_t*>(w.w), g, f.get())
-                        : transform_filters(static_cast<const int16_t*>(w.w), g, f.get());
-  if (!fits) return nullptr;
-  return f;
+  return make_filters<4>(g, w, kG2, min_batch);
 #endif
 }
 
@@ -424,8 +470,10 @@ struct WinoJob {
         break;
     }
 
-    // M[pos][o][lane]: per position, per block of output channels (their U rows stay in L1),
-    // every panel (this position's V2 stays in L2).
+    // M[o][pos][lane] (the output transform of one channel then reads its 16 positions a few
+    // hundred bytes apart, not oc * lanes * 4 bytes: that stride hit one L1 set): per position, per
+    // block of output channels (their U rows stay in L1), every panel (this position's V2 stays in
+    // L2).
     const int16_t* u = f->u.data<int16_t>();
     for (int pos = 0; pos < 16; ++pos) {
       for (int64_t ob = ob0; ob < ob1; ++ob) {
@@ -434,7 +482,7 @@ struct WinoJob {
         for (int64_t p = 0; p < np; ++p) {
           detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
                                       v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
-                                      mbuf + (pos * oc + o0) * lanes + p * 16, lanes);
+                                      mbuf + (o0 * 16 + pos) * lanes + p * 16, 16 * lanes);
         }
       }
     }
@@ -446,7 +494,7 @@ struct WinoJob {
       const int64_t o0 = oc * ob / mblocks;
       const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
       for (int64_t p = 0; p < np; ++p) {
-        transform_output(mbuf + o0 * lanes + p * 16, oc * lanes, lanes, rows, s);
+        transform_output(mbuf + o0 * 16 * lanes + p * 16, lanes, 16 * lanes, rows, s);
         // Runs of consecutive output pixels: per image and tile-row segment of the panel, per
         // output row.
         const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
@@ -476,9 +524,332 @@ struct WinoJob {
   }
 };
 
+// F(4x4, 3x3) (winograd.h): r = B^T z of six int16 lane vectors, modulo 2^16 (the results fit
+// int16, so wrapping on the way is harmless).
+inline void bt6(const __m256i* z, __m256i* r) {
+  const __m256i a = _mm256_sub_epi16(z[4], _mm256_slli_epi16(z[2], 2));
+  const __m256i b = _mm256_sub_epi16(z[3], _mm256_slli_epi16(z[1], 2));
+  const __m256i c = _mm256_sub_epi16(z[4], z[2]);
+  const __m256i e = _mm256_slli_epi16(_mm256_sub_epi16(z[3], z[1]), 1);
+  r[0] = _mm256_add_epi16(_mm256_slli_epi16(_mm256_sub_epi16(z[0], z[2]), 2), c);
+  r[1] = _mm256_add_epi16(a, b);
+  r[2] = _mm256_sub_epi16(a, b);
+  r[3] = _mm256_add_epi16(c, e);
+  r[4] = _mm256_sub_epi16(c, e);
+  r[5] = _mm256_add_epi16(_mm256_slli_epi16(_mm256_sub_epi16(z[1], z[3]), 2),
+                          _mm256_sub_epi16(z[5], z[3]));
+}
+
+// y = Â z (winograd.h: Â = A^T diag(6, 4, 4, 1, 1, 24)) of six int32 lane vectors, modulo 2^32.
+inline void at6(const __m256i* z, __m256i* y) {
+  const __m256i s12 = _mm256_add_epi32(z[1], z[2]), d12 = _mm256_sub_epi32(z[1], z[2]);
+  const __m256i s34 = _mm256_add_epi32(z[3], z[4]), d34 = _mm256_sub_epi32(z[3], z[4]);
+  const __m256i d12x4 = _mm256_slli_epi32(d12, 2);
+  y[0] = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(z[0], 1), _mm256_slli_epi32(z[0], 2)),
+                          _mm256_add_epi32(_mm256_slli_epi32(s12, 2), s34));
+  y[1] = _mm256_add_epi32(d12x4, _mm256_slli_epi32(d34, 1));
+  y[2] = _mm256_slli_epi32(_mm256_add_epi32(s12, s34), 2);
+  y[3] = _mm256_add_epi32(_mm256_add_epi32(d12x4, _mm256_slli_epi32(d34, 3)),
+                          _mm256_add_epi32(_mm256_slli_epi32(z[5], 4), _mm256_slli_epi32(z[5], 3)));
+}
+
+// One conv2d() call by F(4x4, 3x3) (winograd.h, "F(4x4, 3x3)"): the loop of WinoJob with 36
+// positions, 4x4 output tiles and every tile's 6x6 input window gathered (lanes over the tiles of
+// the work item, across tile rows and images).
+struct Wino4Job {
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  const WinogradFilters* f;
+  GemmParams q;
+  DType a_dtype;
+  size_t y_es;
+  int64_t batch, oh, ow, th, tw, tiles, panels, chunks, osplit, cpairs, mblocks;
+  static constexpr int kMr = detail::kMrConvPairsAvx2;
+  static constexpr int kRow = 80;  // one channel's 64 output pixels of a panel row (+ slack)
+  // 576 S * kInv9 = 64 S modulo 2^32 (9 * kInv9 = 1 modulo 2^32).
+  static constexpr uint32_t kInv9 = 954437177u;
+
+  // V2[pos][cp][lane] of the global tiles [g0, g1) (lanes past g1 - g0: any values, their outputs
+  // are dropped). Per channel the input rows the tiles read are widened into zero-padded int16 rows
+  // split by column phase (xp, per image its rows [4 ty0, 4 ty1 + 6), each 4 phases of wq = tw + 2
+  // entries: padded column q at [q % 4][q / 4]), then for every run of consecutive tiles of one
+  // tile row (`seg`: image, ty, tx, length, first lane) entry (i, j) of their windows, padded
+  // columns 4 (tx + t) + j, is the contiguous phase row [j % 4][tx + j / 4 + t] copied to d[6i +
+  // j][lane...]; v[pos][lane] is one channel's V.
+  template <typename T>
+  void transform_all(int64_t g0, int64_t g1, int64_t lanes, int64_t (*seg)[5], int64_t nseg,
+                     int16_t* xp, int16_t* d, int16_t* va, int16_t* vb, int32_t* v2) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t plane = g.in_h * g.in_w, wq = tw + 2, rs = 4 * wq;
+    const int64_t img0 = g0 / tiles, img1 = (g1 - 1) / tiles;
+    // Image img's first padded row is 4 * ty_first(img); its rows start at xp + row_off[img].
+    auto first_ty = [&](int64_t img) { return std::max(g0 - img * tiles, int64_t{0}) / tw; };
+    auto last_ty = [&](int64_t img) { return (std::min(g1 - img * tiles, tiles) - 1) / tw; };
+    const int64_t ds = lanes + 16;  // d's row stride: 16 lanes of slack
+    std::fill(d, d + 36 * ds, int16_t{0});
+    const T* xt = reinterpret_cast<const T*>(x);
+    for (int64_t cp = 0; cp < cpairs; ++cp) {
+      for (int h = 0; h < 2; ++h) {
+        int16_t* v = h == 0 ? va : vb;
+        const int64_t c = 2 * cp + h;
+        if (c >= g.in_channels) {
+          std::fill(v, v + 36 * lanes, int16_t{0});
+          continue;
+        }
+        int16_t* rows = xp;
+        for (int64_t img = img0; img <= img1; ++img) {
+          const T* src = xt + (img * g.in_channels + c) * plane;
+          const int64_t r0 = 4 * first_ty(img), r1 = 4 * last_ty(img) + 6;
+          for (int64_t r = r0; r < r1; ++r, rows += rs) {
+            std::fill(rows, rows + rs, int16_t{0});
+            const int64_t ir = r - g.pad_top;
+            if (ir < 0 || ir >= g.in_h) continue;
+            // Padded columns q = j + pl < 4 tw + 2 (the last window's end).
+            const int64_t j1 = std::min(g.in_w, 4 * tw + 2 - g.pad_left);
+            const T* sr = src + ir * g.in_w;
+            for (int64_t j = 0; j < j1; ++j) {
+              const int64_t q = j + g.pad_left;
+              rows[(q & 3) * wq + (q >> 2)] = static_cast<int16_t>(sr[j]);
+            }
+          }
+        }
+        for (int64_t s = 0; s < nseg; ++s) {
+          const int64_t len = seg[s][3], l0 = seg[s][4];
+          const int16_t* base = xp + seg[s][0] + (4 * seg[s][1]) * rs + seg[s][2];
+          for (int i = 0; i < 6; ++i) {
+            for (int j = 0; j < 6; ++j) {
+              const int16_t* sp = base + i * rs + (j & 3) * wq + (j >> 2);
+              // 16 codes per step: past len into the next lanes (rewritten by the next run) or
+              // the row's slack of 16 (dropped lanes), reading within xp's slack.
+              int16_t* dp = d + (6 * i + j) * ds + l0;
+              for (int64_t t = 0; t < len; t += 16) store16(dp + t, load16(sp + t));
+            }
+          }
+        }
+        for (int64_t l = 0; l < lanes; l += 16) {
+          // d B per window row i (a[i][.]), then B^T (d B) per column j.
+          __m256i a[6][6];
+          for (int i = 0; i < 6; ++i) {
+            __m256i z[6];
+            for (int j = 0; j < 6; ++j) z[j] = load16(d + (6 * i + j) * ds + l);
+            bt6(z, a[i]);
+          }
+          for (int j = 0; j < 6; ++j) {
+            __m256i z[6], r[6];
+            for (int i = 0; i < 6; ++i) z[i] = a[i][j];
+            bt6(z, r);
+            for (int i = 0; i < 6; ++i) store16(v + (6 * i + j) * lanes + l, r[i]);
+          }
+        }
+      }
+      // Channel pairs: V2[pos][cp][lane] = (va, vb) as two int16 halves, va low.
+      for (int pos = 0; pos < 36; ++pos) {
+        int32_t* dst = v2 + (pos * cpairs + cp) * lanes;
+        const int16_t* sa = va + pos * lanes;
+        const int16_t* sb = vb + pos * lanes;
+        for (int64_t l = 0; l < lanes; l += 16) {
+          const __m256i xa = load16(sa + l), xb = load16(sb + l);
+          const __m256i lo = _mm256_unpacklo_epi16(xa, xb), hi = _mm256_unpackhi_epi16(xa, xb);
+          store16(dst + l, _mm256_permute2x128_si256(lo, hi, 0x20));
+          store16(dst + l + 8, _mm256_permute2x128_si256(lo, hi, 0x31));
+        }
+      }
+    }
+  }
+
+  // The output transform of one GEMM tile m[pos * pos_stride + r * row_stride + l] (r < rows):
+  // S = (Â M Â^T) / 576 in pixel order, out[a][r * kRow + 4l + b] = S at output (a, b) of tile
+  // l. Modulo 2^32, then 64 S = 576 S * kInv9 and S = (64 S) >> 6, exact because |S| <=
+  // kMaxSumF4 (winograd.h).
+  static void transform_output(const int32_t* m, int64_t pos_stride, int64_t row_stride, int rows,
+                               int32_t (*out)[kMr * kRow]) {
+    const __m256i inv9 = _mm256_set1_epi32(static_cast<int32_t>(kInv9));
+    for (int r = 0; r < rows; ++r) {
+      for (int h = 0; h < 16; h += 8) {
+        const int32_t* mr = m + r * row_stride + h;
+        __m256i t[4][6];  // Â M: t[a][j]
+        for (int j = 0; j < 6; ++j) {
+          __m256i z[6], yv[4];
+          for (int i = 0; i < 6; ++i) z[i] = load16(mr + (6 * i + j) * pos_stride);
+          at6(z, yv);
+          for (int a = 0; a < 4; ++a) t[a][j] = yv[a];
+        }
+        for (int a = 0; a < 4; ++a) {
+          __m256i yv[4];
+          at6(t[a], yv);
+          for (int b = 0; b < 4; ++b) {
+            yv[b] = _mm256_srai_epi32(_mm256_mullo_epi32(yv[b], inv9), 6);
+          }
+          // 8 tiles x 4 columns into pixel order: a 4 x 8 transpose per 128-bit half.
+          const __m256i p01l = _mm256_unpacklo_epi32(yv[0], yv[1]);
+          const __m256i p01h = _mm256_unpackhi_epi32(yv[0], yv[1]);
+          const __m256i p23l = _mm256_unpacklo_epi32(yv[2], yv[3]);
+          const __m256i p23h = _mm256_unpackhi_epi32(yv[2], yv[3]);
+          const __m256i q0 = _mm256_unpacklo_epi64(p01l, p23l);  // tiles 0 | 4
+          const __m256i q1 = _mm256_unpackhi_epi64(p01l, p23l);  // tiles 1 | 5
+          const __m256i q2 = _mm256_unpacklo_epi64(p01h, p23h);  // tiles 2 | 6
+          const __m256i q3 = _mm256_unpackhi_epi64(p01h, p23h);  // tiles 3 | 7
+          int32_t* o = out[a] + r * kRow + 4 * h;
+          store16(o, _mm256_permute2x128_si256(q0, q1, 0x20));
+          store16(o + 8, _mm256_permute2x128_si256(q2, q3, 0x20));
+          store16(o + 16, _mm256_permute2x128_si256(q0, q1, 0x31));
+          store16(o + 24, _mm256_permute2x128_si256(q2, q3, 0x31));
+        }
+      }
+    }
+  }
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ch = item / osplit, os = item % osplit;
+    const int64_t pa = panels * ch / chunks, pb = panels * (ch + 1) / chunks;
+    const int64_t ob0 = mblocks * os / osplit, ob1 = mblocks * (os + 1) / osplit;
+    if (pa == pb || ob0 == ob1) return;
+    const int64_t g0 = pa * 16, g1 = std::min(pb * 16, batch * tiles), lanes = (pb - pa) * 16;
+    const int64_t np = pb - pa, oc = g.out_channels, cpad = f->channels_padded;
+    // Scratch: V2 (int32 pairs), M (int32), goff, the runs, the padded rows, then d and two
+    // channels' V (int16).
+    const int64_t rs = 4 * (tw + 2);  // a padded row split by column phase (transform_all)
+    int64_t xp_rows = 0;
+    for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
+      const int64_t ty0 = std::max(g0 - img * tiles, int64_t{0}) / tw;
+      const int64_t ty1 = (std::min(g1 - img * tiles, tiles) - 1) / tw;
+      xp_rows += 4 * (ty1 - ty0) + 6;
+    }
+    const size_t v2_bytes = static_cast<size_t>(36 * cpairs * lanes) * 4;
+    const size_t m_bytes = static_cast<size_t>(36 * oc * lanes) * 4;
+    const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
+    const size_t seg_bytes = static_cast<size_t>(lanes) * 5 * 8;
+    const size_t xp_bytes = static_cast<size_t>(xp_rows * rs) * 2 + 64;
+    const size_t v_bytes = static_cast<size_t>(36 * lanes) * 2;
+    const size_t d_bytes = static_cast<size_t>(36 * (lanes + 16)) * 2;
+    auto* base = static_cast<std::byte*>(scratch(
+        ScratchSlot::kConvColumns,
+        v2_bytes + m_bytes + goff_bytes + seg_bytes + xp_bytes + d_bytes + 2 * v_bytes + 64));
+    auto* v2 = reinterpret_cast<int32_t*>(base);
+    std::byte* at = base + v2_bytes;
+    auto* mbuf = reinterpret_cast<int32_t*>(at);
+    at += m_bytes;
+    auto* goff = reinterpret_cast<int64_t*>(at);
+    at += goff_bytes;
+    auto* seg = reinterpret_cast<int64_t(*)[5]>(at);
+    at += seg_bytes;
+    auto* xp = reinterpret_cast<int16_t*>(at);
+    at += xp_bytes;
+    auto* d = reinterpret_cast<int16_t*>(at);
+    int16_t* va = d + 36 * (lanes + 16);
+    int16_t* vb = va + 36 * lanes;
+    for (int64_t k = 0; k < cpairs; ++k) goff[k] = k * lanes;
+    // The runs of consecutive tiles of one tile row: seg[s] = {image's first padded row offset
+    // in xp minus its first row's (4 ty0) rows, ty, tx, length, first lane}.
+    int64_t nseg = 0;
+    {
+      int64_t img_base = 0, cur_img = -1, ty0 = 0;
+      for (int64_t gt = g0; gt < g1;) {
+        const int64_t img = gt / tiles, t = gt % tiles;
+        if (img != cur_img) {
+          if (cur_img >= 0) {
+            const int64_t ty1 = (std::min(g1 - cur_img * tiles, tiles) - 1) / tw;
+            img_base += (4 * (ty1 - ty0) + 6) * rs;
+          }
+          cur_img = img;
+          ty0 = t / tw;
+        }
+        const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, g1 - gt);
+        seg[nseg][0] = img_base - 4 * ty0 * rs;
+        seg[nseg][1] = ty;
+        seg[nseg][2] = tx;
+        seg[nseg][3] = len;
+        seg[nseg][4] = gt - g0;
+        ++nseg;
+        gt += len;
+      }
+    }
+    switch (a_dtype) {
+      case DType::kInt8:
+        transform_all<int8_t>(g0, g1, lanes, seg, nseg, xp, d, va, vb, v2);
+        break;
+      case DType::kUInt8:
+        transform_all<uint8_t>(g0, g1, lanes, seg, nseg, xp, d, va, vb, v2);
+        break;
+      default:
+        transform_all<int16_t>(g0, g1, lanes, seg, nseg, xp, d, va, vb, v2);
+        break;
+    }
+
+    // M[o][pos][lane], as WinoJob.
+    const int16_t* u = f->u.data<int16_t>();
+    for (int pos = 0; pos < 36; ++pos) {
+      for (int64_t ob = ob0; ob < ob1; ++ob) {
+        const int64_t o0 = oc * ob / mblocks;
+        const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
+        for (int64_t p = 0; p < np; ++p) {
+          detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
+                                      v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
+                                      mbuf + (o0 * 36 + pos) * lanes + p * 16, 36 * lanes);
+        }
+      }
+    }
+
+    const Epilogue e(w->groups().front(), q);
+    alignas(64) int32_t s[4][kMr * kRow];     // S per output row a of the tiles, pixel order
+    alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
+    for (int64_t ob = ob0; ob < ob1; ++ob) {
+      const int64_t o0 = oc * ob / mblocks;
+      const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
+      for (int64_t p = 0; p < np; ++p) {
+        transform_output(mbuf + o0 * 36 * lanes + p * 16, lanes, 36 * lanes, rows, s);
+        const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
+        for (int64_t gt = gp0; gt < gp1;) {
+          const int64_t img = gt / tiles, t = gt % tiles;
+          const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, gp1 - gt);
+          const int64_t l0 = gt - gp0;
+          std::byte* out = y + img * oc * oh * ow * y_es;
+          for (int a = 0; a < 4; ++a) {
+            const int64_t yy = 4 * ty + a;
+            if (yy >= oh) continue;
+            const int64_t x0 = 4 * tx, xend = std::min(4 * (tx + len), ow);
+            for (int64_t xs = x0; xs < xend; xs += 16) {
+              const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
+              const int32_t* src = s[a] + 4 * l0 + (xs - x0);
+              for (int r = 0; r < rows; ++r) {
+                store16(tile + r * 16, load16(src + r * kRow));
+                store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
+              }
+              e.run_t32(tile, n, rows, yy * ow + xs, o0, out);
+            }
+          }
+          gt += len;
+        }
+      }
+    }
+  }
+};
+
 // Bytes of one position's V2 per work item aimed at (L2-resident while the output-channel blocks
 // run over it).
 constexpr int64_t kSliceBytes = 96 * 1024;
+
+// Work items of one call (either tile): chunks of `panels` panels and, when there are fewer
+// chunks than threads, `osplit` ranges of the output-channel blocks.
+void split_work(int64_t panels, int64_t cpairs, int64_t mblocks, int64_t* chunks, int64_t* osplit) {
+  // Panels per work item: one position's V2 (cpairs * 16 lanes * 4 bytes per panel) within
+  // kSliceBytes (L2), at least one work item per thread while there are panels for it, then the
+  // output channels split among the threads.
+  const int64_t per_panel = cpairs * 16 * 4;
+  // Inside a batch-parallel evaluation this call has one thread (as conv2d).
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
+  // Balance: M's traffic (written and read once: 8 / C bytes per multiply) against U's (read
+  // once per work item: 2 / lanes bytes per multiply) gives lanes ~ C / 4, i.e. C / 64 panels
+  // (8 for C = 512, whose 8 MB of U are not L2-resident); at least 4 panels, so that the input
+  // transform's split rows and the per-item setup are shared by several panels.
+  int64_t nb = std::min(kSliceBytes / per_panel, std::max<int64_t>(4, cpairs / 32));
+  nb = std::clamp<int64_t>(nb, 1, panels);
+  nb = std::min(nb, std::max<int64_t>(1, panels / threads));
+  *chunks = (panels + nb - 1) / nb;
+  *osplit = *chunks >= threads ? 1 : std::min(mblocks, threads / *chunks);
+}
 
 }  // namespace
 #pragma GCC pop_options
@@ -493,6 +864,33 @@ bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const 
   const WinogradFilters* f = w.winograd().get();
   if (f == nullptr || pool != ConvPool::kNone || batch < f->min_batch) return false;
   const Conv2dGeometry& g = w.geometry();
+  if (f->tile == 4) {
+    Wino4Job job;
+    job.x = static_cast<const std::byte*>(x);
+    job.y = static_cast<std::byte*>(y);
+    job.w = &w;
+    job.f = f;
+    job.oh = g.out_h();
+    job.ow = g.out_w();
+    job.q = p;
+    job.q.ldc_m = 1;  // NCHW, as WinoJob
+    job.q.ldc_n = job.oh * job.ow;
+    job.a_dtype = w.a_dtype();
+    job.y_es = dtype_size(gemm_output_dtype(p));
+    job.batch = batch;
+    job.th = (job.oh + 3) / 4;
+    job.tw = (job.ow + 3) / 4;
+    job.tiles = job.th * job.tw;
+    job.panels = (batch * job.tiles + 15) / 16;
+    job.cpairs = f->channels_padded / 2;
+    job.mblocks = (g.out_channels + Wino4Job::kMr - 1) / Wino4Job::kMr;
+    split_work(job.panels, job.cpairs, job.mblocks, &job.chunks, &job.osplit);
+    const Wino4Job* shared = &job;
+    parallel_for(0, job.chunks * job.osplit, 1, [shared](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) shared->run(i);
+    });
+    return true;
+  }
   WinoJob job;
   job.x = static_cast<const std::byte*>(x);
   job.y = static_cast<std::byte*>(y);
@@ -514,21 +912,7 @@ bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const 
   job.cpairs = f->channels_padded / 2;
   job.wqa = (job.tw + 1 + 17 + 15) / 16 * 16;
   job.mblocks = (g.out_channels + WinoJob::kMr - 1) / WinoJob::kMr;
-  // Panels per work item: one position's V2 (cpairs * 16 lanes * 4 bytes per panel) within
-  // kSliceBytes (L2), at least one work item per thread while there are panels for it, then the
-  // output channels split among the threads.
-  const int64_t per_panel = job.cpairs * 16 * 4;
-  // Inside a batch-parallel evaluation this call has one thread (as conv2d).
-  const int64_t threads = in_parallel_region() ? 1 : num_threads();
-  // Balance: M's traffic (written and read once: 8 / C bytes per multiply) against U's (read
-  // once per work item: 2 / lanes bytes per multiply) gives lanes ~ C / 4, i.e. C / 64 panels
-  // (8 for C = 512, whose 8 MB of U are not L2-resident); at least 4 panels, so that the input
-  // transform's split rows and the per-item setup are shared by several panels.
-  int64_t nb = std::min(kSliceBytes / per_panel, std::max<int64_t>(4, job.cpairs / 32));
-  nb = std::clamp<int64_t>(nb, 1, job.panels);
-  nb = std::min(nb, std::max<int64_t>(1, job.panels / threads));
-  job.chunks = (job.panels + nb - 1) / nb;
-  job.osplit = job.chunks >= threads ? 1 : std::min(job.mblocks, threads / job.chunks);
+  split_work(job.panels, job.cpairs, job.mblocks, &job.chunks, &job.osplit);
   const WinoJob* shared = &job;
   parallel_for(0, job.chunks * job.osplit, 1, [shared](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) shared->run(i);

@@ -43,9 +43,19 @@
 // tiles across images per step, else padded rows are split by column parity and a tile row
 // transformed 16 tiles per step); then per position, per block of at most 6 output channels (their
 // U rows stay in L1) and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the
-// pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[pos][o][lane] against the
+// pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[o][pos][lane] against the
 // packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
 // and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
+//
+// F(4x4, 3x3) (WinogradFilters::tile = 4; docs/numerics.md "Exact integer Winograd F(4x4, 3x3)"):
+// 36 multiplies per 4x4 outputs. V = B^T d B of the 6x6 window (|V| <= 100 max|x|),
+// U' = G' g G'^T with G' = diag(4, 6, 6, 24, 24, 1) G integral (|U'| <= 49 max|w|), M' as above
+// over 36 positions, and with Â = A^T diag(6, 4, 4, 1, 1, 24) integral, Â M' Â^T = 576 S. Modulo
+// 2^32 throughout; times 9^-1 modulo 2^32 gives 64 S, which is exact when |S| <= 2^25 - 1, and
+// S = (64 S) >> 6. Conditions (pack time, else F(2x2)): 100 max|x| <= 32767, max|x| * max_o
+// sum |W[o]| <= 2^25 - 1, every U' fits int16; the tile rule (f4_pays in winograd.cc). Lanes
+// run over 16 consecutive tiles of the batch; the windows are copied from phase-split rows
+// (Wino4Job::transform_all).
 #pragma once
 
 #include <cstdint>
@@ -58,9 +68,11 @@ namespace qsearch::kernels::fixed {
 
 // The transformed filters of a conv that takes the Winograd path (PackedConv2d::winograd()).
 struct WinogradFilters {
+  int tile = 2;                 // m of F(m x m, 3x3): 2 or 4
   int64_t min_batch = 1;        // smaller batches take the direct path (kAuto's cost estimate)
   int64_t channels_padded = 0;  // C rounded up to even (the pad channel's U is 0)
-  Tensor u;                     // int16 [16][OC][channels_padded]: U at pos = 4 * i + j
+  // int16 [P * P][OC][channels_padded], P = tile + 2: U at pos = P * i + j (F(4x4): U').
+  Tensor u;
 };
 
 // The filters when every exactness condition above holds for this conv at pack time (and, for
