@@ -164,7 +164,8 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   }
   check_search_paths(s);  // before the model and data load
 
-  const SearchProblem problem = load_search_problem(global, flags, s);
+  // Without a final evaluation on the whole split, the trials' samples are all that is read.
+  const SearchProblem problem = load_search_problem(global, flags, s, s.final_eval != "full");
   const auto& space = problem.space;
   eval::QuantObjective& objective = *problem.objective;
   if (!objective.model_output().note.empty()) {

@@ -8,6 +8,7 @@
 #include "cli/quant_args.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
+#include "runtime/weight_file.h"
 
 namespace qsearch::cli {
 
@@ -36,7 +37,7 @@ void add_problem_options(CLI::App* cmd, const std::shared_ptr<config::SearchFlag
 }
 
 SearchProblem load_search_problem(const GlobalOptions& global, const config::SearchFlags& flags,
-                                  config::SearchSettings& s) {
+                                  config::SearchSettings& s, bool trial_samples_only) {
   if (!std::filesystem::exists(s.model_path) && !flags.model) {
     // A config's relative model path is looked up from the working directory, then beside the
     // config; say both and how to fix it rather than only "cannot open".
@@ -54,7 +55,10 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
                           .feature_columns = s.feature_columns,
                           .x_array = s.x_array,
                           .y_array = s.y_array,
-                          .input_names = loader.input_names()};
+                          .input_names = loader.input_names(),
+                          .max_samples = trial_samples_only && s.objective.num_samples > 0
+                                             ? s.objective.num_samples
+                                             : 0};
   std::shared_ptr<data::Dataset> dataset;
   if (loader.needs_data()) {
     dataset = std::make_shared<data::Dataset>(
@@ -70,6 +74,10 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
         s.model_path, model.quant_nodes);
   }
   auto graph = std::make_shared<ir::Graph>(std::move(model.graph));
+  // Every trial's plan is made from this graph, but reads a float weight only while quantizing
+  // it: the weights live in a file (its page cache) and a trial holds only what it quantizes
+  // (runtime/weight_file.h, docs/architecture.md "Memory").
+  runtime::map_constants_to_file(*graph, {s.out_dir});
   if (!dataset) {
     dataset = std::make_shared<data::Dataset>(
         data::load_dataset(s.dataset, data::parse_split(s.split), dopts));

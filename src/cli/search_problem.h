@@ -41,8 +41,10 @@ struct SearchProblem {
 // (global.data_dir, csv columns), builds the space from s's seeds and the objective from
 // s.objective (with --output applied: flags.output is written into s.objective.output). Throws
 // Error when the model is missing (naming both places looked in and the fix), and for everything
-// the loaders and QuantObjective refuse.
+// the loaders and QuantObjective refuse. trial_samples_only: nothing will read past the first
+// s.objective.num_samples samples (no `--final-eval full`), so mnist / fashion-mnist load only
+// those (data::DataOptions::max_samples; docs/architecture.md "Memory").
 SearchProblem load_search_problem(const GlobalOptions& global, const config::SearchFlags& flags,
-                                  config::SearchSettings& s);
+                                  config::SearchSettings& s, bool trial_samples_only = false);
 
 }  // namespace qsearch::cli

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/tensor_cache.h"
+#include "core/tensor_storage.h"
 
 namespace qsearch {
 
@@ -91,7 +92,11 @@ BlockCache& block_cache() {
   return *cache;
 }
 
+// ScopedTensorStorage's buffer for the next tensor of this thread, if any.
+thread_local std::shared_ptr<std::byte[]> provided_storage;
+
 std::shared_ptr<std::byte[]> allocate(size_t bytes) {
+  if (provided_storage != nullptr) return std::move(provided_storage);
   // Round up so that aligned_alloc's size is a multiple of the alignment; keep at least one
   // block so that empty tensors still have a non-null, distinct buffer.
   size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
@@ -112,6 +117,13 @@ std::shared_ptr<std::byte[]> allocate(size_t bytes) {
 }  // namespace
 
 size_t release_cached_tensor_blocks() { return block_cache().release(); }
+
+ScopedTensorStorage::ScopedTensorStorage(std::shared_ptr<std::byte[]> storage) {
+  QSEARCH_CHECK(storage != nullptr && reinterpret_cast<uintptr_t>(storage.get()) % 64 == 0);
+  provided_storage = std::move(storage);
+}
+
+ScopedTensorStorage::~ScopedTensorStorage() { provided_storage.reset(); }
 
 Tensor::Tensor(Shape shape, DType dtype)
     : shape_(std::move(shape)), dtype_(dtype), numel_(shape_numel(shape_)) {

@@ -90,8 +90,9 @@ struct DataOptions {
   // preferred, as for x), the labels from y; x_array and ?x= are refused.
   std::vector<std::string> input_names;
   // > 0: a caller that reads only the first max_samples samples of the split (`qsearch eval
-  // --num-samples`) lets mnist / fashion-mnist keep only those (the same rows, loaded in float32
-  // for those alone; MNIST's 10,000 test images are 31 MB). Other data sets load the whole split.
+  // --num-samples`, a search without `--final-eval full`) lets mnist / fashion-mnist and npz: /
+  // npy: data keep only those (the same rows; MNIST's 10,000 test images are 31 MB as float32;
+  // an npz split is read whole, then the rest is freed). Other data sets load the whole split.
   int64_t max_samples = 0;
 };
 

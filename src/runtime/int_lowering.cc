@@ -24,7 +24,9 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
+#include "core/tensor_storage.h"
 #include "kernels/fixed/bitpack.h"
 #include "quant/quantize.h"
 #include "runtime/cnn_steps.h"
@@ -32,6 +34,7 @@
 #include "runtime/node_quant.h"
 #include "runtime/quant_steps.h"
 #include "runtime/rnn_lowering.h"
+#include "runtime/weight_file.h"
 
 namespace qsearch::runtime {
 
@@ -643,6 +646,49 @@ class IntLowering {
     return quant::quantize(val.data, f, r);
   }
 
+  // weight_codes for a GEMM's or conv's weight about to be packed, quantized in slices, each
+  // slice's float pages returned once quantized when nothing reads them again: a weight in a
+  // weight file (runtime/weight_file.h: the file keeps it, a later plan re-reads it), or one of a
+  // consumed graph that only this node reads (drop_consumed_constants would drop it after the
+  // node anyway). The float weight and its codes then never coexist whole
+  // (docs/architecture.md "Memory").
+  Tensor packing_codes(const Node& n, ValueId v, const FixedFormat& f, Rounding r) const {
+    const ir::Value& val = g_.value(v);
+    if (!val.is_constant() || val.data.dtype() != DType::kFloat32) return weight_codes(n, v, f, r);
+    const bool in_file = in_weight_file(val.data.raw(), val.data.nbytes());
+    if (!in_file && !b_.owns_constant(v)) return weight_codes(n, v, f, r);
+    // The codes' pages become resident as they are written, slice by slice (a Tensor's own
+    // buffer is zeroed, all of it resident, before the first float page is returned).
+    const DType dtype = quant::storage_dtype(f);
+    const size_t len = std::max<size_t>(
+        (static_cast<size_t>(val.data.numel()) * dtype_size(dtype) + 4095) / 4096 * 4096, 4096);
+    void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return weight_codes(n, v, f, r);
+    Tensor codes;
+    {
+      ScopedTensorStorage use(std::shared_ptr<std::byte[]>(
+          static_cast<std::byte*>(mem), [len](std::byte* p) { munmap(p, len); }));
+      codes = Tensor(val.data.shape(), dtype);
+    }
+    const float* x = val.data.data<float>();
+    auto* out = static_cast<std::byte*>(codes.raw());
+    const size_t code_bytes = dtype_size(codes.dtype());
+    const int64_t total = val.data.numel(), slice = int64_t{1} << 18;  // 1 MB of floats
+    for (int64_t i = 0; i < total; i += slice) {
+      const auto m = static_cast<size_t>(std::min(slice, total - i));
+      quant::quantize({x + i, m}, f, r, out + static_cast<size_t>(i) * code_bytes, codes.dtype());
+      if (in_file) {
+        release_file_pages(x + i, m * sizeof(float));
+        continue;
+      }
+      const auto begin = reinterpret_cast<uintptr_t>(x + i), page = uintptr_t{4096};
+      const uintptr_t first = (begin + page - 1) / page * page;
+      const uintptr_t last = (begin + m * sizeof(float)) / page * page;
+      if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    }
+    return codes;
+  }
+
   // The format node n's bias codes have: its bias_* format with the node's rounding, or, for a bias
   // kept in float (no bias_* keys), float_bias_format() rounding to nearest, ties to even.
   std::pair<FixedFormat, Rounding> bias_format(const Node& n, const NodeQuant& q, ValueId c) const {
@@ -761,7 +807,7 @@ class IntLowering {
     const int64_t k = trans_b ? ws[1] : ws[0], nn = trans_b ? ws[0] : ws[1];
     auto s = step<IntGemmStep>(n);
     s->packed = cached_packing<fx::PackedWeights>(n, q, [&] {
-      s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
+      s->weight_codes = packing_codes(n, w, *q.inputs[1], q.rounding);
       fx::GemmWeights& spec = s->spec;
       spec.b = s->weight_codes.raw();
       spec.b_dtype = s->weight_codes.dtype();
@@ -884,7 +930,7 @@ class IntLowering {
     geo.dilation_h = at.dilations[0];
     geo.dilation_w = at.dilations[1];
     s->packed = cached_packing<fx::PackedConv2d>(n, q, [&] {
-      s->weight_codes = weight_codes(n, w, *q.inputs[1], q.rounding);
+      s->weight_codes = packing_codes(n, w, *q.inputs[1], q.rounding);
       if (zeros) s->weight_codes = transform_conv_transpose_weight(s->weight_codes, zeros->group);
       fx::Conv2dWeights& spec = s->spec;
       spec.w = s->weight_codes.raw();

@@ -51,7 +51,7 @@ void PackCache::check_graph(const ir::Graph& graph) {
       for (const ir::Value& v : graph.values()) {
         if (v.is_constant()) weights += v.data.nbytes();
       }
-      max_bytes_ = std::max(kMinBytes, weights);
+      max_bytes_ = std::max(kMinBytes / 4, weights / 2);
     }
   }
   QSEARCH_CHECK(graph_ == &graph);  // one cache per graph

@@ -96,11 +96,12 @@ ConvAlgorithm parse_conv_algorithm(const std::string& s, const std::string& what
 // trials that give a GEMM or convolution the same formats (weight, bias, activation, rounding)
 // reuse its packing instead of quantizing and packing the weights again: the packing is a pure
 // function of those and the graph's constants. Thread-safe. It keeps at most max_bytes() of
-// packed weights, dropping the least recently used packings for new ones; by default that is the
-// graph's float32 constant bytes (two whole-model packings at 16 bits, four at 8), at least
-// kMinBytes, so that a search's memory stays near one copy of the weights above what a trial's
-// plan holds (docs/architecture.md "Memory"). All plans sharing one cache must come from the
-// same graph, unchanged (checked).
+// packed weights (the current trial's among them: shared, not copied), dropping the least
+// recently used packings for new ones; by default that is half the graph's float32 constant
+// bytes (one whole-model packing at 16 bits, two at 8), at least kMinBytes / 4 (16 MB), so that
+// with the float weights in a weight file (runtime/weight_file.h) a search trial stays within
+// 1.5x the weights at float32 (docs/architecture.md "Memory"). All plans sharing one cache must
+// come from the same graph, unchanged (checked).
 //
 //   auto cache = std::make_shared<runtime::PackCache>();
 //   popts.pack_cache = cache;                    // for every make_plan(graph, popts) of a search

@@ -55,6 +55,26 @@ TEST(NumpyData, ArraysNamedInTheNameOrTheOptionsAndFloat64InputsBecomeFloat32) {
   }
 }
 
+// DataOptions::max_samples (`eval --num-samples`, a search without `--final-eval full`) keeps
+// the first samples of the split only, with the classes of the whole split.
+TEST(NumpyData, MaxSamplesKeepsTheFirstSamplesAndTheSplitsClasses) {
+  for (const std::string& name :
+       {"npz:" + npz("mnist12.npz"), "npy:" + npz("mnist12_x.npy") + "," + npz("mnist12_y.npy")}) {
+    SCOPED_TRACE(name);
+    const Dataset all = load_dataset(name, Split::kTest, {});
+    ASSERT_GT(all.size(), 5);
+    const Dataset few = load_dataset(name, Split::kTest, {.max_samples = 5});
+    EXPECT_EQ(few.size(), 5);
+    EXPECT_EQ(few.x.dim(0), 5);
+    EXPECT_TRUE(same_bytes(few.x, all.x.rows(0, 5).clone()));
+    EXPECT_TRUE(same_bytes(few.y, all.y.rows(0, 5).clone()));
+    EXPECT_EQ(few.num_classes, all.num_classes);
+    EXPECT_EQ(few.x.use_count(), 1);  // its own buffer, not a view of the whole split
+    const Dataset more = load_dataset(name, Split::kTest, {.max_samples = all.size() + 1});
+    EXPECT_EQ(more.size(), all.size());
+  }
+}
+
 TEST(NumpyData, NpyPairKeepsIntegerInputsAndWidensLabels) {
   const Dataset d =
       load_dataset("npy:" + npz("mnist12_x.npy") + "," + npz("mnist12_y.npy"), Split::kTrain, {});

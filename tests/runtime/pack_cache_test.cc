@@ -1,6 +1,6 @@
-// The search's PackCache is bounded by the model (at least PackCache::kMinBytes) and drops the
+// The search's PackCache is bounded by the model (at least PackCache::kMinBytes / 4) and drops the
 // least recently used packings for new ones, so a long search keeps its recent packings without
-// its memory growing beyond one float32 copy of the weights.
+// its memory growing beyond half a float32 copy of the weights.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -42,25 +42,25 @@ TEST(PackCache, KeepsTheRecentlyUsedPackingsWithinItsBound) {
   }
 }
 
-TEST(PackCache, DefaultBoundIsTheGraphsFloat32WeightsAtLeastTheMinimum) {
+TEST(PackCache, DefaultBoundIsHalfTheGraphsFloat32WeightsAtLeastTheMinimum) {
   ir::Graph small;
   small.add_input("x", {kDynamic, 4});
   small.add_constant("w", Tensor({4, 4}, DType::kFloat32));
   PackCache a;
   EXPECT_EQ(a.find(small, "k"), nullptr);
-  EXPECT_EQ(a.max_bytes(), PackCache::kMinBytes);
+  EXPECT_EQ(a.max_bytes(), PackCache::kMinBytes / 4);
 
   ir::Graph big;
   big.add_input("x", {kDynamic, 4});
-  const int64_t n = static_cast<int64_t>(PackCache::kMinBytes / 4) + 1024 * 1024;  // +4 MB
+  const int64_t n = static_cast<int64_t>(PackCache::kMinBytes / 8) + 1024 * 1024;  // +4 MB
   big.add_constant("w1", Tensor({n}, DType::kFloat32));
   big.add_constant("w2", Tensor({1024}, DType::kFloat32));
   PackCache b;
   b.put(big, "k", value(1), 16);
-  EXPECT_EQ(b.max_bytes(), static_cast<size_t>(n + 1024) * 4);
-  // Filling it never holds more than the weights' bytes.
+  EXPECT_EQ(b.max_bytes(), static_cast<size_t>(n + 1024) * 2);
+  // Filling it never holds more than half the weights' bytes.
   for (int i = 0; i < 40; ++i) {
-    b.put(big, fmt::format("p{}", i), value(i), PackCache::kMinBytes / 8);
+    b.put(big, fmt::format("p{}", i), value(i), PackCache::kMinBytes / 32);
     EXPECT_LE(b.bytes(), b.max_bytes());
   }
   EXPECT_NE(b.find(big, "p39"), nullptr);
