@@ -99,8 +99,11 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   // by a handful of taps. Many output channels (a patch embedding) keep the GEMMs.
   const bool one_channel = cg == 1 && mg <= 4;
   if (one_channel && dx != nullptr) one_channel_conv_input_grad(p, w, dy, dx);
-  const bool dx_by_conv = dx != nullptr && !one_channel && input_grad_by_conv(p, w, dy, dx);
-  const bool dx_by_col2im = dx != nullptr && !dx_by_conv && !one_channel;
+  const bool pointwise = dx != nullptr && pointwise_conv_applies(p);
+  if (pointwise) pointwise_conv_input_grad(p, w, dy, dx);
+  const bool dx_by_conv =
+      dx != nullptr && !one_channel && !pointwise && input_grad_by_conv(p, w, dy, dx);
+  const bool dx_by_col2im = dx != nullptr && !dx_by_conv && !one_channel && !pointwise;
   std::vector<float> wt;  // W_g^T [kg, mg] per group, for dcol = W_g^T dY_g
   if (dx_by_col2im) {
     std::fill(dx, dx + p.batch * p.in_channels * in_hw, 0.0f);

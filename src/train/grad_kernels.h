@@ -63,9 +63,9 @@ void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, fl
 // Images are processed in chunks of max(1, 4096 / (out_h*out_w)) (a function of the shape
 // only); each chunk's dW is a GEMM over its pixels, and chunk results are summed in chunk
 // order, so the result does not depend on the thread count. For stride 1, dX is computed as
-// the convolution of dY with the flipped, transposed weights (the fast conv kernel). With one
-// input channel and at most 4 output channels per group (depthwise), dW and dX come from the
-// one_channel_conv_* kernels below instead.
+// the convolution of dY with the flipped, transposed weights (the fast conv kernel), or for a
+// pointwise conv pointwise_conv_input_grad. With one input channel and at most 4 output channels
+// per group (depthwise), dW and dX come from the one_channel_conv_* kernels below instead.
 void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
 
@@ -88,6 +88,16 @@ void one_channel_conv_input_grad(const kernels::Conv2dParams& p, const float* w,
 // order at the end of the chunk.
 void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x, const float* dy,
                                   int64_t chunk, int64_t chunks, float* partial);
+
+// Pointwise convolutions (1x1, stride 1, no padding, one group; pointwise.cc): Y[n] = W X[n]
+// (+ bias) and dX[n] = W^T dY[n] per image, with a 6x16 register tile that reads the image's
+// channel rows in place (no packing, no column buffer). Items are images; every element is one
+// FMA chain in channel order, so the bits do not depend on the thread count.
+bool pointwise_conv_applies(const kernels::Conv2dParams& p);
+void pointwise_conv_forward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                            const float* bias, float* y);
+void pointwise_conv_input_grad(const kernels::Conv2dParams& p, const float* w, const float* dy,
+                               float* dx);
 
 // ---- BatchNorm (training) -------------------------------------------------------------------
 

@@ -86,6 +86,10 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
         one_channel_conv_forward(p, x, constant(1), ep.bias, y);
         break;
       }
+      if (pointwise_conv_applies(p)) {  // 1x1: the weights times each image, in place
+        pointwise_conv_forward(p, x, constant(1), ep.bias, y);
+        break;
+      }
       const kernels::PackedConvWeights w = kernels::pack_conv_weights(
           constant(1), p.out_channels, p.in_channels / p.groups, p.kernel_h, p.kernel_w, p.groups);
       kernels::conv2d_f32_packed(p, x, w, y, ep);

@@ -1,10 +1,10 @@
 // The fast training kernels (train/grad_kernels.h) against their reference twins (namespace
 // train::ref: direct definitions, serial, sums in double): BatchNorm forward/backward, the
-// one-channel-per-group convolution backward (depthwise; a first conv on a one-channel image),
-// the one-channel-per-group convolution forward, the attention MatMul forward/backward, LayerNorm
-// forward/backward, GELU forward/backward, and the transposes (exact copies). Shapes are chosen to
-// hit every vector tail, chunk boundary and padding case of the fast paths; each is also run with 1
-// and 3 threads, which must give the same bits.
+// one-channel-per-group convolution forward and backward (depthwise; a first conv on a
+// one-channel image), the pointwise convolution forward and input gradient, the attention MatMul
+// forward/backward, LayerNorm forward/backward, GELU forward/backward, and the transposes (exact
+// copies). Shapes are chosen to hit every vector tail, chunk boundary and padding case of the
+// fast paths; each is also run with 1 and 3 threads, which must give the same bits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -234,6 +234,50 @@ TEST(TrainKernels, OneChannelPerGroupConvForwardMatchesTheReference) {
         },
         "conv forward");
     expect_close(got, want, 1e-5, "y");
+  }
+}
+
+TEST(TrainKernels, PointwiseConvForwardAndInputGradMatchTheReference) {
+  struct Case {
+    int64_t batch, in, out, h, w;
+    bool bias;
+  };
+  // Row counts around the 6-row tile (1, 5, 6, 7, 13 and the zoo's 16 / 32 / 64), pixel counts
+  // around the 16-pixel tile (1, 15, 16, 17, 49, 196: every tail), one image and several.
+  for (const Case& c :
+       {Case{3, 16, 32, 14, 14, true}, Case{2, 32, 64, 7, 7, false}, Case{2, 64, 64, 7, 7, true},
+        Case{1, 7, 5, 1, 1, false}, Case{2, 5, 13, 3, 5, true}, Case{3, 13, 6, 4, 4, false},
+        Case{2, 6, 7, 1, 17, true}, Case{2, 1, 1, 5, 3, false}}) {
+    SCOPED_TRACE(testing::Message() << "batch " << c.batch << " " << c.in << " -> " << c.out << " "
+                                    << c.h << "x" << c.w);
+    kernels::Conv2dParams p;
+    p.batch = c.batch;
+    p.in_channels = c.in;
+    p.out_channels = c.out;
+    p.in_h = p.out_h = c.h;
+    p.in_w = p.out_w = c.w;
+    p.kernel_h = p.kernel_w = 1;
+    ASSERT_TRUE(pointwise_conv_applies(p));
+    Rng rng(9);
+    const int64_t hw = c.h * c.w;
+    const std::vector<float> x = random_vec(c.batch * c.in * hw, rng);
+    const std::vector<float> w = random_vec(c.out * c.in, rng);
+    const std::vector<float> b = random_vec(c.out, rng);
+    const std::vector<float> dy = random_vec(c.batch * c.out * hw, rng);
+    const float* bias = c.bias ? b.data() : nullptr;
+    std::vector<float> want_y(dy.size()), want_dx(x.size()), dw(w.size());
+    ref::conv2d_forward(p, x.data(), w.data(), bias, want_y.data());
+    ref::conv2d_backward(p, x.data(), w.data(), dy.data(), want_dx.data(), dw.data(), nullptr);
+    const Parts got = same_parts_for_threads(
+        [&] {
+          std::vector<float> y(dy.size(), std::nanf("")), dx(x.size(), std::nanf(""));
+          pointwise_conv_forward(p, x.data(), w.data(), bias, y.data());
+          pointwise_conv_input_grad(p, w.data(), dy.data(), dx.data());
+          return Parts{y, dx};
+        },
+        "pointwise conv");
+    expect_close(got[0], want_y, 1e-5, "y");
+    expect_close(got[1], want_dx, 1e-5, "dx");
   }
 }
 
