@@ -69,9 +69,10 @@ struct Grid {
   int64_t floats(const kernels::Conv2dParams& p) const { return p.stride_h * p.stride_w * plane; }
 };
 
-// Fills the phases of plane x ([in_h, in_w]) into buf (Grid::floats), zeros outside x.
+// Fills the phases of plane x ([in_h, in_w]) into buf (Grid::floats, zeroed by the caller).
+// Only the positions inside x are written: they are the same for every plane of a shape, so a
+// buffer zeroed once (per parallel chunk) keeps its zero border and slack from plane to plane.
 void fill_phases(const kernels::Conv2dParams& p, const Grid& g, const float* x, float* buf) {
-  std::fill(buf, buf + g.floats(p), 0.0f);
   for (int64_t a = 0; a < p.stride_h; ++a) {
     for (int64_t b = 0; b < p.stride_w; ++b) {
       float* ph = buf + (a * p.stride_w + b) * g.plane;
@@ -167,7 +168,7 @@ void one_channel_conv_forward(const kernels::Conv2dParams& p, const float* x, co
   const int64_t in_hw = p.in_h * p.in_w;
   parallel_for(0, p.batch * groups, item_grain(p), [&](int64_t i0, int64_t i1) {
     thread_local std::vector<float> phases, out;
-    phases.resize(g.floats(p));
+    phases.assign(g.floats(p), 0.0f);  // zero border, see fill_phases
     out.resize(round8(g.len));
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t n = item / groups, gi = item % groups;
@@ -251,7 +252,7 @@ void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x
   const int64_t in_hw = p.in_h * p.in_w, wsize = p.out_channels * kk;
   parallel_for(0, chunks * groups, 1, [&](int64_t i0, int64_t i1) {
     thread_local std::vector<float> phases, dyg, lanes;
-    phases.resize(g.floats(p));
+    phases.assign(g.floats(p), 0.0f);  // zero border, see fill_phases
     // Columns ow >= out_w and the positions up to len8 stay 0 (the runs are read that far).
     const int64_t len8 = round8(g.len);
     dyg.assign(mg * len8, 0.0f);
