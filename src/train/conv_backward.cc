@@ -5,8 +5,8 @@
 // straight from the images (train/packing.h); chunk results are summed in chunk order.
 // dX: for stride 1 the adjoint is itself a convolution -- of dY, padded by dilation*(k-1) - pad,
 // with the weights flipped in space and transposed in (in, out) -- so the fast implicit-GEMM
-// kernel (kernels/conv.h) computes it with no column buffer; other strides go through
-// W_g^T dY_g and col2im.
+// kernel (kernels/conv.h) computes it with no column buffer (a pointwise conv's is the tile of
+// pointwise.cc); other strides go through W_g^T dY_g and col2im.
 // Convolutions with one input channel per group and at most 4 output channels per group
 // (depthwise) skip the GEMMs, whose inner dimension would be a handful of taps: dW and dX come
 // from the grid kernels of depthwise.cc.
