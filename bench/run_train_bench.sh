@@ -18,6 +18,11 @@
 # BUILD_DIR's binary over it, and each side's test accuracy after the last epoch (seed 0, MNIST's
 # val split = test split as in bench/train_parity.sh), so a kernel change is measured against the
 # old binary and PyTorch under the same load.
+#
+# Each run's whole-process CPU time (user + sys, /usr/bin/time: data loading, training,
+# validation and output included) is printed per round and its median per side after the table:
+# on a machine loaded by other jobs the wall time mostly measures the scheduler (two threads
+# meeting at every kernel's join wait for whichever was preempted), the CPU time much less so.
 set -euo pipefail
 BUILD=${1:?usage: bench/run_train_bench.sh BUILD_DIR [THREADS...]}
 shift
@@ -40,8 +45,11 @@ acc_of() {  # json file -> the kept epoch's test accuracy (qsearch: val = test s
   "$PY" -c 'import json,sys; d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 print(d["test_accuracy"] if "test_accuracy" in d else d["val_accuracy"])' "$1"
 }
-qs_run() {  # BINARY MODEL THREADS: one training run, its JSON in $TMP/qs.json
-  "$1" --threads "$3" train --model "$2" --dataset mnist --epochs "$EPOCHS" \
+cpu_of() {  # /usr/bin/time -f "%U %S" output -> user + sys seconds
+  "$PY" -c 'import sys; print(sum(map(float, open(sys.argv[1]).read().split()[-2:])))' "$1"
+}
+qs_run() {  # BINARY MODEL THREADS: one training run, its JSON in $TMP/qs.json, CPU in $TMP/cpu
+  /usr/bin/time -f "%U %S" -o "$TMP/cpu" "$1" --threads "$3" train --model "$2" --dataset mnist --epochs "$EPOCHS" \
     --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 --val-split val \
     --out "$TMP/$2.onnx" --json > "$TMP/qs.json" 2> "$TMP/qs.log"
 }
@@ -58,27 +66,37 @@ else
   printf '%-11s %7s %12s %12s %12s %9s %9s %8s %8s %8s\n' model threads base_s/ep qsearch_s/ep \
     torch_s/ep new/base torch/qs base_acc qs_acc pt_acc
 fi
+cpu_rows=()
 for model in $MODELS; do
   for t in "${THREADS[@]}"; do
     qs=()
     pt=()
     bs=()
+    qc=()
+    pc=()
+    bc=()
     for _ in $(seq "$REPS"); do
       if [ -n "$BASE" ]; then
         qs_run "$BASE" "$model" "$t"
         bs+=("$(median_of "$TMP/qs.json")")
+        bc+=("$(cpu_of "$TMP/cpu")")
         b_acc=$(acc_of "$TMP/qs.json")
       fi
       qs_run "$QS" "$model" "$t"
       qs+=("$(median_of "$TMP/qs.json")")
+      qc+=("$(cpu_of "$TMP/cpu")")
       q_acc=$(acc_of "$TMP/qs.json")
-      OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE "$PY" "$HERE/torch_train.py" --model "$model" \
+      OMP_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE /usr/bin/time -f "%U %S" -o "$TMP/cpu" \
+        "$PY" "$HERE/torch_train.py" --model "$model" \
         --dataset mnist --epochs "$EPOCHS" --batch-size 256 --lr 1e-3 --optimizer adam --seed 0 \
         --threads "$t" --json > "$TMP/pt.json" 2> "$TMP/pt.log"
       pt+=("$(median_of "$TMP/pt.json")")
+      pc+=("$(cpu_of "$TMP/cpu")")
       p_acc=$(acc_of "$TMP/pt.json")
-      echo "  round: ${bs[*]:+base ${bs[-1]} s, }qsearch ${qs[-1]} s, torch ${pt[-1]} s (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      echo "  round: ${bs[*]:+base ${bs[-1]} s (cpu ${bc[-1]} s), }qsearch ${qs[-1]} s (cpu ${qc[-1]} s)," \
+        "torch ${pt[-1]} s (cpu ${pc[-1]} s) (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     done
+    cpu_rows+=("cpu s per whole run (median): $model, $t threads: ${bc[*]:+base $(median "${bc[@]}"), }qsearch $(median "${qc[@]}"), torch $(median "${pc[@]}")")
     q=$(median "${qs[@]}")
     p=$(median "${pt[@]}")
     if [ -z "$BASE" ]; then
@@ -93,3 +111,4 @@ for model in $MODELS; do
   done
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%s\n' "${cpu_rows[@]}"

@@ -5,14 +5,12 @@
 // straight from the images (train/packing.h); chunk results are summed in chunk order.
 // dX: for stride 1 the adjoint is itself a convolution -- of dY, padded by dilation*(k-1) - pad,
 // with the weights flipped in space and transposed in (in, out) -- so the fast implicit-GEMM
-// kernel (kernels/conv.h) computes it with no column buffer; other strides go through
-// W_g^T dY_g and col2im.
+// kernel (kernels/conv.h) computes it with no column buffer (a pointwise conv's is the tile of
+// pointwise.cc); other strides go through W_g^T dY_g and col2im.
 // Convolutions with one input channel per group and at most 4 output channels per group
-// (depthwise) skip the GEMMs, whose inner dimension would be a handful of taps: dW is computed per
-// (chunk of images, group) as 8-lane dot products of each output channel's dY plane with the rows
-// of the group's unrolled input plane, and dX (when not a convolution) is scattered tap by tap.
+// (depthwise) skip the GEMMs, whose inner dimension would be a handful of taps: dW and dX come
+// from the grid kernels of depthwise.cc.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -21,10 +19,6 @@
 #include "kernels/gemm.h"
 #include "train/grad_kernels.h"
 #include "train/packing.h"
-
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
 
 namespace qsearch::train {
 
@@ -83,143 +77,6 @@ bool input_grad_by_conv(const kernels::Conv2dParams& p, const float* w, const fl
   return true;
 }
 
-// a[l] += x[q + l] * g[q + l] over the run in blocks of 8, the tail into lanes 0, 1, ...
-inline void lane_dot(float* a, const float* x, const float* g, int64_t n) {
-  int64_t q = 0;
-#ifdef __AVX2__
-  __m256 acc = _mm256_loadu_ps(a);
-  for (; q + 8 <= n; q += 8) {
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + q), _mm256_loadu_ps(g + q), acc);
-  }
-  _mm256_storeu_ps(a, acc);
-#else
-  for (; q + 8 <= n; q += 8) {
-    for (int l = 0; l < 8; ++l) a[l] = std::fma(x[q + l], g[q + l], a[l]);
-  }
-#endif
-  for (int l = 0; q < n; ++q, ++l) a[l] = std::fma(x[q], g[q], a[l]);
-}
-
-// dW of a convolution with one input channel per group, per chunk of images:
-// partial[c][o, t] = sum over the chunk's images and pixels of dY[n, o, p] col_n[t, p].
-// Stride 1: the output pixels are laid on a grid as wide as the zero-padded input plane (dY is
-// copied into it, 0 in the extra columns), so that every tap reads one contiguous run of the
-// padded plane and its dot product with the grid is a single lane_dot; other strides unroll the
-// plane (im2col) first.
-void weight_grad_one_channel(const kernels::Conv2dParams& p, const float* x, const float* dy,
-                             int64_t chunk, int64_t chunks, float* partial) {
-  const int64_t groups = p.groups, mg = p.out_channels / groups;
-  const int64_t kk = p.kernel_h * p.kernel_w, pixels = p.out_h * p.out_w;
-  const int64_t in_hw = p.in_h * p.in_w, wsize = p.out_channels * kk;
-  const bool grid = p.stride_h == 1 && p.stride_w == 1;
-  const int64_t wp = p.out_w + (p.kernel_w - 1) * p.dilation_w;  // grid geometry (stride 1)
-  const int64_t hp = p.out_h + (p.kernel_h - 1) * p.dilation_h;
-  const int64_t glen = p.out_h * wp;
-  // Input rows / columns that land in the padded plane.
-  const int64_t h_lo = std::max<int64_t>(0, -p.pad_top);
-  const int64_t h_hi = std::min<int64_t>(p.in_h, hp - p.pad_top);
-  const int64_t w_lo = std::max<int64_t>(0, -p.pad_left);
-  const int64_t w_hi = std::min<int64_t>(p.in_w, wp - p.pad_left);
-  kernels::Conv2dParams pg = p;  // one channel, one image
-  pg.batch = 1;
-  pg.in_channels = 1;
-  pg.out_channels = 1;
-  pg.groups = 1;
-  parallel_for(0, chunks * groups, 1, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<float> col, dyg, lanes;
-    lanes.resize(mg * kk * 8);
-    if (grid) {
-      // Padded plane plus the run past its end that the last taps read (0 against dY's 0s).
-      col.assign(hp * wp + (p.kernel_w - 1) * p.dilation_w, 0.0f);
-      dyg.assign(mg * glen, 0.0f);
-    } else {
-      col.resize(kk * pixels);
-    }
-    for (int64_t item = i0; item < i1; ++item) {
-      const int64_t c = item / groups, g = item % groups;
-      const int64_t n0 = c * chunk, nn = std::min(chunk, p.batch - n0);
-      std::fill(lanes.begin(), lanes.end(), 0.0f);
-      for (int64_t i = 0; i < nn; ++i) {
-        const float* xp = x + ((n0 + i) * p.in_channels + g) * in_hw;
-        const float* dyp = dy + ((n0 + i) * p.out_channels + g * mg) * pixels;
-        if (!grid) {
-          im2col(pg, xp, col.data(), pixels);
-          for (int64_t m = 0; m < mg; ++m) {
-            for (int64_t t = 0; t < kk; ++t) {
-              lane_dot(lanes.data() + (m * kk + t) * 8, col.data() + t * pixels, dyp + m * pixels,
-                       pixels);
-            }
-          }
-          continue;
-        }
-        // The same image area is rewritten every time; the border stays 0.
-        for (int64_t h = h_lo; h < h_hi && w_lo < w_hi; ++h) {
-          std::memcpy(col.data() + (h + p.pad_top) * wp + w_lo + p.pad_left, xp + h * p.in_w + w_lo,
-                      (w_hi - w_lo) * sizeof(float));
-        }
-        for (int64_t m = 0; m < mg; ++m) {
-          for (int64_t oh = 0; oh < p.out_h; ++oh) {
-            std::memcpy(dyg.data() + m * glen + oh * wp, dyp + m * pixels + oh * p.out_w,
-                        p.out_w * sizeof(float));
-          }
-        }
-        for (int64_t m = 0; m < mg; ++m) {
-          for (int64_t ti = 0; ti < p.kernel_h; ++ti) {
-            for (int64_t tj = 0; tj < p.kernel_w; ++tj) {
-              const int64_t t = ti * p.kernel_w + tj;
-              lane_dot(lanes.data() + (m * kk + t) * 8,
-                       col.data() + ti * p.dilation_h * wp + tj * p.dilation_w,
-                       dyg.data() + m * glen, glen);
-            }
-          }
-        }
-      }
-      float* out = partial + c * wsize + g * mg * kk;
-      for (int64_t mt = 0; mt < mg * kk; ++mt) {
-        const float* l = lanes.data() + mt * 8;
-        out[mt] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-      }
-    }
-  });
-}
-
-// dX of a convolution with one input channel per group, by scattering W^T dY tap by tap (for
-// each input element: output channels, then taps, then pixels in ascending order).
-void input_grad_one_channel(const kernels::Conv2dParams& p, const float* w, const float* dy,
-                            float* dx) {
-  const int64_t groups = p.groups, mg = p.out_channels / groups;
-  const int64_t kk = p.kernel_h * p.kernel_w, pixels = p.out_h * p.out_w;
-  const int64_t in_hw = p.in_h * p.in_w;
-  parallel_for(0, p.batch * groups, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t item = i0; item < i1; ++item) {
-      const int64_t n = item / groups, g = item % groups;
-      float* dxp = dx + (n * p.in_channels + g) * in_hw;
-      std::fill(dxp, dxp + in_hw, 0.0f);
-      for (int64_t m = 0; m < mg; ++m) {
-        const int64_t o = g * mg + m;
-        const float* dyp = dy + (n * p.out_channels + o) * pixels;
-        for (int64_t i = 0; i < p.kernel_h; ++i) {
-          for (int64_t j = 0; j < p.kernel_w; ++j) {
-            const float wv = w[o * kk + i * p.kernel_w + j];
-            const int64_t w0 = j * p.dilation_w - p.pad_left;
-            // Output columns whose tap lands inside the row: 0 <= ow * stride + w0 < in_w.
-            const int64_t lo = std::clamp<int64_t>((-w0 + p.stride_w - 1) / p.stride_w, 0, p.out_w);
-            const int64_t hi =
-                std::clamp<int64_t>((p.in_w - w0 + p.stride_w - 1) / p.stride_w, lo, p.out_w);
-            for (int64_t oh = 0; oh < p.out_h; ++oh) {
-              const int64_t h = oh * p.stride_h - p.pad_top + i * p.dilation_h;
-              if (h < 0 || h >= p.in_h) continue;
-              float* row = dxp + h * p.in_w;
-              const float* gy = dyp + oh * p.out_w;
-              for (int64_t ow = lo; ow < hi; ++ow) row[ow * p.stride_w + w0] += wv * gy[ow];
-            }
-          }
-        }
-      }
-    }
-  });
-}
-
 }  // namespace
 
 void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
@@ -238,12 +95,15 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   pg.out_channels = mg;
   pg.groups = 1;
 
-  const bool dx_by_conv = dx != nullptr && input_grad_by_conv(p, w, dy, dx);
   // One input channel per group and few output channels (depthwise): the GEMMs would be one row
   // by a handful of taps. Many output channels (a patch embedding) keep the GEMMs.
   const bool one_channel = cg == 1 && mg <= 4;
-  if (one_channel && dx != nullptr && !dx_by_conv) input_grad_one_channel(p, w, dy, dx);
-  const bool dx_by_col2im = dx != nullptr && !dx_by_conv && !one_channel;
+  if (one_channel && dx != nullptr) one_channel_conv_input_grad(p, w, dy, dx);
+  const bool pointwise = dx != nullptr && pointwise_conv_applies(p);
+  if (pointwise) pointwise_conv_input_grad(p, w, dy, dx);
+  const bool dx_by_conv =
+      dx != nullptr && !one_channel && !pointwise && input_grad_by_conv(p, w, dy, dx);
+  const bool dx_by_col2im = dx != nullptr && !dx_by_conv && !one_channel && !pointwise;
   std::vector<float> wt;  // W_g^T [kg, mg] per group, for dcol = W_g^T dY_g
   if (dx_by_col2im) {
     std::fill(dx, dx + p.batch * p.in_channels * in_hw, 0.0f);
@@ -254,7 +114,7 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   }
   std::vector<float> partial(chunks * p.out_channels * kg);
 
-  if (one_channel) weight_grad_one_channel(p, x, dy, chunk, chunks, partial.data());
+  if (one_channel) one_channel_conv_weight_grad(p, x, dy, chunk, chunks, partial.data());
   parallel_for(0, one_channel ? 0 : chunks, 1, [&](int64_t c0, int64_t c1) {
     ConvScratch& s = scratch();
     for (int64_t c = c0; c < c1; ++c) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -170,37 +171,54 @@ void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, fl
   }
 }
 
+// BatchNorm walks a chunk of channels image by image (for each image, the chunk's planes are one
+// contiguous block), keeping each channel's lanes in a per-chunk array: every channel still
+// sees its planes in image order, so the sums (and bits) are those of a channel-by-channel walk,
+// but the memory is read in long runs instead of one short plane per image and channel.
 void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum, const float* x,
                               const float* scale, const float* bias, float* y, float* running_mean,
                               float* running_var, float* save_mean, float* save_invstd) {
   const int64_t n = p.batch * p.spatial;
   const int64_t stride = p.channels * p.spatial;
   parallel_for(0, p.channels, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      // One pass in double (Lanes8) over x - K, K = the channel's first value (near the mean,
-      // so the centred sum of squares S2 - S1^2 / n keeps its precision), then one for y.
-      const double k0 = x[c * p.spatial];
-      detail::Lanes8 s1, s2;
-      for (int64_t b = 0; b < p.batch; ++b) {
-        detail::lanes_shifted_moments(s1, s2, x + b * stride + c * p.spatial, p.spatial, k0);
+    // One pass in double (Lanes8) over x - K, K = the channel's first value (near the mean,
+    // so the centred sum of squares S2 - S1^2 / n keeps its precision), then one for y.
+    thread_local std::vector<detail::Lanes8> s1, s2;
+    thread_local std::vector<float> a, shift;
+    const int64_t nc = c1 - c0;
+    s1.assign(nc, detail::Lanes8{});
+    s2.assign(nc, detail::Lanes8{});
+    a.resize(nc);
+    shift.resize(nc);
+    for (int64_t b = 0; b < p.batch; ++b) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const double k0 = x[c * p.spatial];
+        detail::lanes_shifted_moments(s1[c - c0], s2[c - c0], x + b * stride + c * p.spatial,
+                                      p.spatial, k0);
       }
-      const double d1 = s1.total();
+    }
+    for (int64_t c = c0; c < c1; ++c) {
+      const double k0 = x[c * p.spatial];
+      const double d1 = s1[c - c0].total();
       const double mean = k0 + d1 / static_cast<double>(n);
-      const double sq = std::max(0.0, s2.total() - d1 * d1 / static_cast<double>(n));
+      const double sq = std::max(0.0, s2[c - c0].total() - d1 * d1 / static_cast<double>(n));
       const double var = sq / static_cast<double>(n);
       const double invstd = 1.0 / std::sqrt(var + static_cast<double>(p.epsilon));
-      const float a = static_cast<float>(scale[c] * invstd);
-      const float shift = static_cast<float>(bias[c] - mean * scale[c] * invstd);
-      for (int64_t b = 0; b < p.batch; ++b) {
-        const float* xs = x + b * stride + c * p.spatial;
-        float* ys = y + b * stride + c * p.spatial;
-        for (int64_t s = 0; s < p.spatial; ++s) ys[s] = xs[s] * a + shift;
-      }
+      a[c - c0] = static_cast<float>(scale[c] * invstd);
+      shift[c - c0] = static_cast<float>(bias[c] - mean * scale[c] * invstd);
       const double unbiased = n > 1 ? sq / static_cast<double>(n - 1) : var;
       running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
       running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
       save_mean[c] = static_cast<float>(mean);
       save_invstd[c] = static_cast<float>(invstd);
+    }
+    for (int64_t b = 0; b < p.batch; ++b) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const float* xs = x + b * stride + c * p.spatial;
+        float* ys = y + b * stride + c * p.spatial;
+        const float ac = a[c - c0], sc = shift[c - c0];
+        for (int64_t s = 0; s < p.spatial; ++s) ys[s] = xs[s] * ac + sc;
+      }
     }
   });
 }
@@ -211,29 +229,41 @@ void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, cons
   const int64_t n = p.batch * p.spatial;
   const int64_t stride = p.channels * p.spatial;
   parallel_for(0, p.channels, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const double mean = save_mean[c], invstd = save_invstd[c];
-      detail::Lanes8 sg, sgx;  // sums of dy and of dy * xhat, in double
-      for (int64_t b = 0; b < p.batch; ++b) {
+    thread_local std::vector<detail::Lanes8> sg, sgx;  // sums of dy and of dy * xhat, in double
+    thread_local std::vector<float> k, mean_dy, mean_dy_xhat;
+    const int64_t nc = c1 - c0;
+    sg.assign(nc, detail::Lanes8{});
+    sgx.assign(nc, detail::Lanes8{});
+    k.resize(nc);
+    mean_dy.resize(nc);
+    mean_dy_xhat.resize(nc);
+    for (int64_t b = 0; b < p.batch; ++b) {
+      for (int64_t c = c0; c < c1; ++c) {
         const int64_t off = b * stride + c * p.spatial;
-        detail::lanes_bn_grad(sg, sgx, x + off, dy + off, p.spatial, mean, invstd);
+        detail::lanes_bn_grad(sg[c - c0], sgx[c - c0], x + off, dy + off, p.spatial, save_mean[c],
+                              save_invstd[c]);
       }
-      const double sum_dy = sg.total(), sum_dy_xhat = sgx.total();
+    }
+    for (int64_t c = c0; c < c1; ++c) {
+      const double sum_dy = sg[c - c0].total(), sum_dy_xhat = sgx[c - c0].total();
       dbias[c] = static_cast<float>(sum_dy);
       dscale[c] = static_cast<float>(sum_dy_xhat);
-      if (dx == nullptr) continue;
       // dx = k (dy - mean(dy) - xhat mean(dy xhat)), elementwise in float (vectorised).
-      const float k = static_cast<float>(scale[c] * invstd);
-      const float mean_dy = static_cast<float>(sum_dy / static_cast<double>(n));
-      const float mean_dy_xhat = static_cast<float>(sum_dy_xhat / static_cast<double>(n));
-      const float mf = save_mean[c], isf = save_invstd[c];
-      for (int64_t b = 0; b < p.batch; ++b) {
+      k[c - c0] = static_cast<float>(scale[c] * static_cast<double>(save_invstd[c]));
+      mean_dy[c - c0] = static_cast<float>(sum_dy / static_cast<double>(n));
+      mean_dy_xhat[c - c0] = static_cast<float>(sum_dy_xhat / static_cast<double>(n));
+    }
+    if (dx == nullptr) return;
+    for (int64_t b = 0; b < p.batch; ++b) {
+      for (int64_t c = c0; c < c1; ++c) {
         const float* xs = x + b * stride + c * p.spatial;
         const float* gs = dy + b * stride + c * p.spatial;
         float* ds = dx + b * stride + c * p.spatial;
+        const float kc = k[c - c0], md = mean_dy[c - c0], mdx = mean_dy_xhat[c - c0];
+        const float mf = save_mean[c], isf = save_invstd[c];
         for (int64_t s = 0; s < p.spatial; ++s) {
           const float xhat = (xs[s] - mf) * isf;
-          ds[s] = k * (gs[s] - mean_dy - xhat * mean_dy_xhat);
+          ds[s] = kc * (gs[s] - md - xhat * mdx);
         }
       }
     }

@@ -63,12 +63,41 @@ void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, fl
 // Images are processed in chunks of max(1, 4096 / (out_h*out_w)) (a function of the shape
 // only); each chunk's dW is a GEMM over its pixels, and chunk results are summed in chunk
 // order, so the result does not depend on the thread count. For stride 1, dX is computed as
-// the convolution of dY with the flipped, transposed weights (the fast conv kernel). With one
-// input channel and at most 4 output channels per group (depthwise), a chunk's dW is instead
-// 8-lane dot products of dY planes with the taps of the input plane, and dX (other strides) is
-// scattered tap by tap.
+// the convolution of dY with the flipped, transposed weights (the fast conv kernel), or for a
+// pointwise conv pointwise_conv_input_grad. With one input channel and at most 4 output channels
+// per group (depthwise), dW and dX come from the one_channel_conv_* kernels below instead.
 void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
+
+// Convolutions with one input channel per group (depthwise, channel multipliers, a first conv
+// on a one-channel image; any kernel, stride, dilation and padding), on output grids of the
+// zero-padded, stride-phase-split input plane (depthwise.cc): every tap of every output pixel is
+// one contiguous run, so each output plane is a sum of 8-lane scaled runs, with no im2col and
+// no GEMM whose inner dimension would be a handful of taps. Items are (image, group); each
+// element is summed in a fixed order inside its item, so the bits do not depend on the thread
+// count.
+bool one_channel_conv_applies(const kernels::Conv2dParams& p);  // in_channels == groups
+// Y = conv(X, W) + bias (bias may be null).
+void one_channel_conv_forward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                              const float* bias, float* y);
+// dX (overwritten): the stride-1 convolution of dY spread by the stride, with flipped taps.
+void one_channel_conv_input_grad(const kernels::Conv2dParams& p, const float* w, const float* dy,
+                                 float* dx);
+// partial[c, o, t] = sum over chunk c's images (chunk images each, `chunks` of them) and output
+// pixels of dY[n, o, p] X_padded[n, group(o), tap t of p]; 8 lanes per (o, t), summed in a fixed
+// order at the end of the chunk.
+void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x, const float* dy,
+                                  int64_t chunk, int64_t chunks, float* partial);
+
+// Pointwise convolutions (1x1, stride 1, no padding, one group; pointwise.cc): Y[n] = W X[n]
+// (+ bias) and dX[n] = W^T dY[n] per image, with a 6x16 register tile that reads the image's
+// channel rows in place (no packing, no column buffer). Items are images; every element is one
+// FMA chain in channel order, so the bits do not depend on the thread count.
+bool pointwise_conv_applies(const kernels::Conv2dParams& p);
+void pointwise_conv_forward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                            const float* bias, float* y);
+void pointwise_conv_input_grad(const kernels::Conv2dParams& p, const float* w, const float* dy,
+                               float* dx);
 
 // ---- BatchNorm (training) -------------------------------------------------------------------
 
@@ -182,6 +211,9 @@ void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, cons
                          float* dx, float* dscale, float* dbias);
 void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
+// Y = conv(X, W) + bias (bias may be null), each output summed in double.
+void conv2d_forward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                    const float* bias, float* y);
 void batched_matmul_forward(const BatchedMatMul& p, const float* a, const float* b, float* y);
 void batched_matmul_backward(const BatchedMatMul& p, const float* a, const float* b,
                              const float* dy, float* da, float* db);

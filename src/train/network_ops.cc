@@ -81,10 +81,18 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
     }
     case OpKind::kConv: {
       const kernels::Conv2dParams p = conv_params(std::get<ir::ConvAttrs>(n.attrs), xs, ys);
-      const kernels::PackedConvWeights w = kernels::pack_conv_weights(
-          constant(1), p.out_channels, p.in_channels / p.groups, p.kernel_h, p.kernel_w, p.groups);
       kernels::Epilogue ep;
       if (n.inputs.size() > 2 && n.inputs[2] >= 0) ep.bias = constant(2);
+      if (one_channel_conv_applies(p)) {  // depthwise: the grid kernel, no packing
+        one_channel_conv_forward(p, x, constant(1), ep.bias, y);
+        break;
+      }
+      if (pointwise_conv_applies(p)) {  // 1x1: the weights times each image, in place
+        pointwise_conv_forward(p, x, constant(1), ep.bias, y);
+        break;
+      }
+      const kernels::PackedConvWeights w = kernels::pack_conv_weights(
+          constant(1), p.out_channels, p.in_channels / p.groups, p.kernel_h, p.kernel_w, p.groups);
       kernels::conv2d_f32_packed(p, x, w, y, ep);
       break;
     }

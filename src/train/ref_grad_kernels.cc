@@ -122,6 +122,37 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   }
 }
 
+void conv2d_forward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                    const float* bias, float* y) {
+  const int64_t g = p.groups, mg = p.out_channels / g, cg = p.in_channels / g;
+  const int64_t kh = p.kernel_h, kw = p.kernel_w;
+  for (int64_t n = 0; n < p.batch; ++n) {
+    for (int64_t o = 0; o < p.out_channels; ++o) {
+      const int64_t gi = o / mg;
+      for (int64_t oh = 0; oh < p.out_h; ++oh) {
+        for (int64_t ow = 0; ow < p.out_w; ++ow) {
+          double acc = bias != nullptr ? bias[o] : 0.0;
+          for (int64_t c = 0; c < cg; ++c) {
+            const int64_t ci = gi * cg + c;
+            const float* xc = x + (n * p.in_channels + ci) * p.in_h * p.in_w;
+            for (int64_t i = 0; i < kh; ++i) {
+              const int64_t h = oh * p.stride_h - p.pad_top + i * p.dilation_h;
+              if (h < 0 || h >= p.in_h) continue;
+              for (int64_t j = 0; j < kw; ++j) {
+                const int64_t wc = ow * p.stride_w - p.pad_left + j * p.dilation_w;
+                if (wc < 0 || wc >= p.in_w) continue;
+                acc +=
+                    static_cast<double>(w[((o * cg + c) * kh + i) * kw + j]) * xc[h * p.in_w + wc];
+              }
+            }
+          }
+          y[((n * p.out_channels + o) * p.out_h + oh) * p.out_w + ow] = static_cast<float>(acc);
+        }
+      }
+    }
+  }
+}
+
 void batched_matmul_forward(const BatchedMatMul& p, const float* a, const float* b, float* y) {
   const int64_t sa = p.m * p.k, sb = p.k * p.n, sy = p.m * p.n;
   for (int64_t t = 0; t < p.batches; ++t) {

@@ -1,10 +1,10 @@
 // The fast training kernels (train/grad_kernels.h) against their reference twins (namespace
 // train::ref: direct definitions, serial, sums in double): BatchNorm forward/backward, the
-// one-channel-per-group convolution backward (depthwise; a first conv on a one-channel image),
-// the attention MatMul forward/backward, LayerNorm forward/backward, GELU forward/backward, and
-// the transposes (exact copies). Shapes are chosen to hit every vector tail, chunk boundary and
-// padding case of the fast paths; each is also run with 1 and 3 threads, which must give the
-// same bits.
+// one-channel-per-group convolution forward and backward (depthwise; a first conv on a
+// one-channel image), the pointwise convolution forward and input gradient, the attention MatMul
+// forward/backward, LayerNorm forward/backward, GELU forward/backward, and the transposes (exact
+// copies). Shapes are chosen to hit every vector tail, chunk boundary and padding case of the
+// fast paths; each is also run with 1 and 3 threads, which must give the same bits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -176,6 +176,108 @@ TEST(TrainKernels, OneChannelPerGroupConvBackwardMatchesTheReference) {
     const Parts got = same_parts_for_threads([&] { return run(true); }, "conv backward");
     const char* names[] = {"dw", "dx", "db"};
     for (size_t k = 0; k < want.size(); ++k) expect_close(got[k], want[k], 1e-5, names[k]);
+  }
+}
+
+TEST(TrainKernels, OneChannelPerGroupConvForwardMatchesTheReference) {
+  struct Case {
+    int64_t batch, channels, mult, h, w, kh, kw, stride_h, stride_w, dilation, pad_t, pad_l;
+    bool bias;
+  };
+  // Depthwise 3x3 at strides 1 and 2 (mobilenet-s), channel multipliers (a first conv on a
+  // one-channel image), a patch embedding (stride = kernel), stride 3, dilation, asymmetric and
+  // oversized padding, non-square kernels and strides, 1-pixel outputs, widths that leave every
+  // vector tail.
+  for (const Case& c : {Case{3, 4, 1, 9, 11, 3, 3, 1, 1, 1, 1, 1, false},
+                        Case{2, 3, 1, 14, 14, 3, 3, 2, 2, 1, 1, 1, true},
+                        Case{2, 1, 16, 28, 28, 3, 3, 2, 2, 1, 1, 1, false},
+                        Case{2, 1, 5, 28, 28, 7, 7, 7, 7, 1, 0, 0, true},
+                        Case{2, 2, 3, 10, 7, 3, 3, 2, 2, 2, 2, 0, false},
+                        Case{2, 3, 2, 9, 13, 5, 5, 3, 3, 1, 2, 2, true},
+                        Case{2, 2, 1, 6, 5, 3, 3, 1, 1, 1, 3, 2, false},
+                        Case{2, 3, 1, 9, 10, 3, 2, 1, 2, 2, 2, 1, false},
+                        Case{1, 2, 1, 3, 3, 3, 3, 1, 1, 1, 0, 0, true},
+                        Case{2, 5, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, false}}) {
+    SCOPED_TRACE(testing::Message()
+                 << "batch " << c.batch << " C " << c.channels << " mult " << c.mult << " " << c.h
+                 << "x" << c.w << " k " << c.kh << "x" << c.kw << " s " << c.stride_h << ","
+                 << c.stride_w << " d " << c.dilation);
+    kernels::Conv2dParams p;
+    p.batch = c.batch;
+    p.in_channels = c.channels;
+    p.in_h = c.h;
+    p.in_w = c.w;
+    p.out_channels = c.channels * c.mult;
+    p.kernel_h = c.kh;
+    p.kernel_w = c.kw;
+    p.stride_h = c.stride_h;
+    p.stride_w = c.stride_w;
+    p.dilation_h = p.dilation_w = c.dilation;
+    p.pad_top = c.pad_t;
+    p.pad_left = c.pad_l;
+    p.groups = c.channels;
+    p.out_h = (c.h + 2 * c.pad_t - c.dilation * (c.kh - 1) - 1) / c.stride_h + 1;
+    p.out_w = (c.w + 2 * c.pad_l - c.dilation * (c.kw - 1) - 1) / c.stride_w + 1;
+    ASSERT_TRUE(one_channel_conv_applies(p));
+    Rng rng(5);
+    const std::vector<float> x = random_vec(c.batch * c.channels * c.h * c.w, rng);
+    const std::vector<float> w = random_vec(p.out_channels * c.kh * c.kw, rng);
+    const std::vector<float> b = random_vec(p.out_channels, rng);
+    const int64_t ny = c.batch * p.out_channels * p.out_h * p.out_w;
+    std::vector<float> want(ny);
+    ref::conv2d_forward(p, x.data(), w.data(), c.bias ? b.data() : nullptr, want.data());
+    const std::vector<float> got = same_for_threads(
+        [&] {
+          std::vector<float> y(ny, std::nanf(""));
+          one_channel_conv_forward(p, x.data(), w.data(), c.bias ? b.data() : nullptr, y.data());
+          return y;
+        },
+        "conv forward");
+    expect_close(got, want, 1e-5, "y");
+  }
+}
+
+TEST(TrainKernels, PointwiseConvForwardAndInputGradMatchTheReference) {
+  struct Case {
+    int64_t batch, in, out, h, w;
+    bool bias;
+  };
+  // Row counts around the 6-row tile (1, 5, 6, 7, 13 and the zoo's 16 / 32 / 64), pixel counts
+  // around the 16-pixel tile (1, 15, 16, 17, 49, 196: every tail), one image and several.
+  for (const Case& c :
+       {Case{3, 16, 32, 14, 14, true}, Case{2, 32, 64, 7, 7, false}, Case{2, 64, 64, 7, 7, true},
+        Case{1, 7, 5, 1, 1, false}, Case{2, 5, 13, 3, 5, true}, Case{3, 13, 6, 4, 4, false},
+        Case{2, 6, 7, 1, 17, true}, Case{2, 1, 1, 5, 3, false}}) {
+    SCOPED_TRACE(testing::Message() << "batch " << c.batch << " " << c.in << " -> " << c.out << " "
+                                    << c.h << "x" << c.w);
+    kernels::Conv2dParams p;
+    p.batch = c.batch;
+    p.in_channels = c.in;
+    p.out_channels = c.out;
+    p.in_h = p.out_h = c.h;
+    p.in_w = p.out_w = c.w;
+    p.kernel_h = p.kernel_w = 1;
+    ASSERT_TRUE(pointwise_conv_applies(p));
+    Rng rng(9);
+    const int64_t hw = c.h * c.w;
+    const std::vector<float> x = random_vec(c.batch * c.in * hw, rng);
+    const std::vector<float> w = random_vec(c.out * c.in, rng);
+    const std::vector<float> b = random_vec(c.out, rng);
+    const std::vector<float> dy = random_vec(c.batch * c.out * hw, rng);
+    const float* bias = c.bias ? b.data() : nullptr;
+    std::vector<float> want_y(dy.size()), want_dx(x.size()), dw(w.size());
+    ref::conv2d_forward(p, x.data(), w.data(), bias, want_y.data());
+    ref::conv2d_backward(p, x.data(), w.data(), dy.data(), want_dx.data(), dw.data(), nullptr);
+    const Parts got = same_parts_for_threads(
+        [&] {
+          std::vector<float> y(dy.size(), std::nanf("")), dx(x.size(), std::nanf(""));
+          pointwise_conv_forward(p, x.data(), w.data(), bias, y.data());
+          pointwise_conv_input_grad(p, w.data(), dy.data(), dx.data());
+          return Parts{y, dx};
+        },
+        "pointwise conv");
+    expect_close(got[0], want_y, 1e-5, "y");
+    expect_close(got[1], want_dx, 1e-5, "dx");
   }
 }
 
