@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -88,7 +89,7 @@ std::string read_file(const std::string& path, const std::string& fix) {
   return read_plain(path, fix);
 }
 
-FileBytes FileBytes::open(const std::string& path, const std::string& fix) {
+FileBytes FileBytes::open(const std::string& path, const std::string& fix, bool populate) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open '{}': {}; {}", path, std::strerror(errno), fix);
   struct stat st {};
@@ -97,8 +98,8 @@ FileBytes FileBytes::open(const std::string& path, const std::string& fix) {
   const bool gzip = ok && pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
   FileBytes b;
   if (ok && !gzip && st.st_size > 0) {
-    void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE,
-                   fd, 0);
+    void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ,
+                   MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
     if (m != MAP_FAILED) {
       b.map_ = m;
       b.map_size_ = static_cast<size_t>(st.st_size);
@@ -131,6 +132,14 @@ FileBytes& FileBytes::operator=(FileBytes&& o) noexcept {
     o.map_size_ = 0;
   }
   return *this;
+}
+
+void FileBytes::drop(size_t offset, size_t size) const {
+  if (map_ == nullptr || offset >= map_size_) return;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t end = std::min(map_size_, offset + size) / page * page;
+  const size_t begin = (offset + page - 1) / page * page;
+  if (end > begin) madvise(static_cast<char*>(map_) + begin, end - begin, MADV_DONTNEED);
 }
 
 FileBytes::~FileBytes() {

@@ -27,7 +27,9 @@ std::string read_file(const std::string& path, const std::string& fix);
 // Read-only bytes of a file: mapped when plain, decompressed when gzip. Move-only.
 class FileBytes {
  public:
-  static FileBytes open(const std::string& path, const std::string& fix);
+  // populate: fault every page in at once (fast for a file read whole); false maps lazily, for
+  // a reader that touches part of the file or drop()s what it has read.
+  static FileBytes open(const std::string& path, const std::string& fix, bool populate = true);
   static FileBytes from_string(std::string bytes);  // owns `bytes` (tests, small documents)
   FileBytes(FileBytes&& o) noexcept;
   FileBytes& operator=(FileBytes&& o) noexcept;
@@ -37,6 +39,10 @@ class FileBytes {
   std::string_view view() const {
     return map_ ? std::string_view(static_cast<const char*>(map_), map_size_) : owned_;
   }
+  // Returns the whole pages inside view()[offset, offset + size) to the page cache (they no
+  // longer count in this process's memory; a later read faults them back in, same bytes).
+  // No-op for bytes held in memory (gzip, from_string).
+  void drop(size_t offset, size_t size) const;
 
  private:
   FileBytes() = default;

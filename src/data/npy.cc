@@ -6,7 +6,9 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <optional>
 
+#include "core/check.h"
 #include "core/error.h"
 #include "data/file_io.h"
 
@@ -190,11 +192,25 @@ void convert(const unsigned char* src, std::byte* dst, int64_t count, const Elem
 
 }  // namespace
 
-Tensor parse_npy(std::string_view bytes, const std::string& where) {
+namespace {
+
+// An .npy header: where the data start, and what they are.
+struct NpyHeader {
+  size_t data_start = 0;
+  std::string descr;
+  bool fortran = false;
+  Shape shape;
+  ElementType et;
+  bool big_endian = false;
+  int64_t numel = 1;
+};
+
+// The header of `bytes` (an .npy file or a prefix of one); nullopt when the prefix is too short
+// to hold it. Throws Error on a malformed header.
+std::optional<NpyHeader> read_header(std::string_view bytes, const std::string& where) {
   static constexpr std::string_view kMagic = "\x93NUMPY";
-  if (bytes.size() < 10 || bytes.substr(0, 6) != kMagic) {
-    bad(where, "is not a NumPy .npy array (no \\x93NUMPY magic)");
-  }
+  if (bytes.size() < 10) return std::nullopt;
+  if (bytes.substr(0, 6) != kMagic) bad(where, "is not a NumPy .npy array (no \\x93NUMPY magic)");
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
   const int major = u[6];
   size_t header_len = 0, header_start = 0;
@@ -202,38 +218,71 @@ Tensor parse_npy(std::string_view bytes, const std::string& where) {
     header_len = u[8] | (size_t{u[9]} << 8);
     header_start = 10;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) bad(where, "is truncated inside its header");
+    if (bytes.size() < 12) return std::nullopt;
     header_len = u[8] | (size_t{u[9]} << 8) | (size_t{u[10]} << 16) | (size_t{u[11]} << 24);
     header_start = 12;
   } else {
     bad(where, fmt::format("has .npy format version {}.{} (supported: 1.0, 2.0, 3.0)", major,
                            static_cast<int>(u[7])));
   }
-  if (header_len > bytes.size() - header_start) bad(where, "is truncated inside its header");
-  std::string descr;
-  bool fortran = false;
-  Shape shape;
-  HeaderParser(bytes.substr(header_start, header_len), where).parse(&descr, &fortran, &shape);
-  bool big_endian = false;
-  const ElementType et = element_type(descr, where, &big_endian);
-
-  int64_t numel = 1;
-  for (int64_t d : shape) {
-    if (d != 0 && numel > std::numeric_limits<int64_t>::max() / d) {
-      bad(where, fmt::format("has an impossible shape {}", shape_str(shape)));
+  if (header_len > bytes.size() - header_start) return std::nullopt;
+  NpyHeader h;
+  HeaderParser(bytes.substr(header_start, header_len), where).parse(&h.descr, &h.fortran, &h.shape);
+  h.et = element_type(h.descr, where, &h.big_endian);
+  for (int64_t d : h.shape) {
+    if (d != 0 && h.numel > std::numeric_limits<int64_t>::max() / d) {
+      bad(where, fmt::format("has an impossible shape {}", shape_str(h.shape)));
     }
-    numel *= d;
+    h.numel *= d;
   }
-  const size_t data_start = header_start + header_len;
-  const size_t have = bytes.size() - data_start;
-  if (static_cast<uint64_t>(numel) > have / et.file_size) {
-    bad(where,
-        fmt::format("is truncated: shape {} of {} needs {} bytes of data, the file has {}",
-                    shape_str(shape), descr, static_cast<uint64_t>(numel) * et.file_size, have));
+  h.data_start = header_start + header_len;
+  return h;
+}
+
+// Whether only the first max_rows rows of h's array are read (a C-order array with more rows).
+bool cuts_rows(const NpyHeader& h, int64_t max_rows) {
+  return max_rows >= 0 && !h.shape.empty() && h.shape[0] > max_rows &&
+         (!h.fortran || h.shape.size() < 2);
+}
+
+// How many bytes of the file a reader of its first max_rows rows needs (all of them when the
+// rows are not cut); nullopt while `head` is too short to tell.
+std::optional<size_t> bytes_needed(std::string_view head, size_t full_size,
+                                   const std::string& where, int64_t max_rows) {
+  const auto h = read_header(head, where);
+  if (!h) return std::nullopt;
+  if (!cuts_rows(*h, max_rows)) return full_size;
+  const uint64_t row = static_cast<uint64_t>(h->numel / h->shape[0]) * h->et.file_size;
+  return std::min<uint64_t>(full_size, h->data_start + row * static_cast<uint64_t>(max_rows));
+}
+
+// Parses `bytes`, the first bytes of an .npy file of full_size bytes holding at least the kept
+// rows (see bytes_needed).
+Tensor parse_rows(std::string_view bytes, size_t full_size, const std::string& where,
+                  int64_t max_rows, int64_t* rows) {
+  if (bytes.size() < 10) bad(where, "is not a NumPy .npy array (no \\x93NUMPY magic)");
+  const auto header = read_header(bytes, where);
+  if (!header) bad(where, "is truncated inside its header");
+  NpyHeader h = *header;
+  const size_t have = full_size - h.data_start;
+  if (static_cast<uint64_t>(h.numel) > have / h.et.file_size) {
+    bad(where, fmt::format("is truncated: shape {} of {} needs {} bytes of data, the file has {}",
+                           shape_str(h.shape), h.descr,
+                           static_cast<uint64_t>(h.numel) * h.et.file_size, have));
   }
-  Tensor t(shape, et.dtype);
-  const auto* src = u + data_start;
-  if (!fortran || shape.size() < 2) {
+  if (rows != nullptr) *rows = h.shape.empty() ? 0 : h.shape[0];
+  if (cuts_rows(h, max_rows)) {
+    h.numel = h.numel / h.shape[0] * max_rows;
+    h.shape[0] = max_rows;
+  }
+  QSEARCH_CHECK(static_cast<uint64_t>(h.numel) * h.et.file_size <= bytes.size() - h.data_start);
+  Tensor t(h.shape, h.et.dtype);
+  const auto* src = reinterpret_cast<const unsigned char*>(bytes.data()) + h.data_start;
+  const int64_t numel = h.numel;
+  const Shape& shape = h.shape;
+  const ElementType& et = h.et;
+  const bool big_endian = h.big_endian;
+  if (!h.fortran || shape.size() < 2) {
     convert(src, static_cast<std::byte*>(t.raw()), numel, et, big_endian);
     return t;
   }
@@ -257,9 +306,16 @@ Tensor parse_npy(std::string_view bytes, const std::string& where) {
   return t;
 }
 
-Tensor read_npy(const std::string& path) {
-  FileBytes f = FileBytes::open(path, kNpyFix);
-  return parse_npy(f.view(), "'" + path + "'");
+}  // namespace
+
+Tensor parse_npy(std::string_view bytes, const std::string& where) {
+  return parse_rows(bytes, bytes.size(), where, -1, nullptr);
+}
+
+Tensor read_npy(const std::string& path, int64_t max_rows, int64_t* rows) {
+  FileBytes f = FileBytes::open(path, kNpyFix, /*populate=*/max_rows < 0);
+  const std::string_view b = f.view();
+  return parse_rows(b, b.size(), "'" + path + "'", max_rows, rows);
 }
 
 // ---- .npz ----------------------------------------------------------------------------------
@@ -275,7 +331,7 @@ uint64_t le(const unsigned char* p, size_t n) { return load_uint(p, n, false); }
 NpzFile NpzFile::open(const std::string& path) {
   NpzFile z;
   z.path_ = path;
-  z.bytes_ = std::make_shared<const FileBytes>(FileBytes::open(path, kNpzFix));
+  z.bytes_ = std::make_shared<const FileBytes>(FileBytes::open(path, kNpzFix, false));
   const std::string_view b = z.bytes_->view();
   const auto* u = reinterpret_cast<const unsigned char*>(b.data());
   const std::string where = "'" + path + "'";
@@ -371,7 +427,74 @@ bool NpzFile::has(const std::string& name) const {
                      [&](const Member& m) { return m.name == name; });
 }
 
-Tensor NpzFile::array(const std::string& name) const {
+namespace {
+
+// Feeds a member's bytes to `take` in slices of at most 8 MB: straight from the mapping when
+// stored (each slice's pages are returned to the page cache once taken), inflated into a
+// reused buffer when deflated. Throws Error naming `where` on a damaged stream.
+template <typename Take>
+void stream_member(const NpzFile::Member& m, const FileBytes& file, uint64_t data,
+                   const std::string& where, Take&& take) {
+  constexpr size_t kSlice = size_t{8} << 20;
+  const std::string_view packed = file.view().substr(data, m.compressed);
+  if (m.method == 0) {
+    if (m.uncompressed != m.compressed) bad(where, "has inconsistent stored sizes", kNpzFix);
+    for (size_t off = 0; off < packed.size(); off += kSlice) {
+      const size_t n = std::min(kSlice, packed.size() - off);
+      take(packed.data() + off, n);
+      file.drop(data + off, n);
+    }
+    return;
+  }
+  if (m.method != 8) {
+    bad(where, fmt::format("uses zip compression method {} (supported: stored, deflate)", m.method),
+        kNpzFix);
+  }
+  if (m.uncompressed / 1032 > m.compressed + 1) {
+    bad(where, "declares a size its compressed data cannot hold", kNpzFix);
+  }
+  std::string slice(std::min<uint64_t>(kSlice, m.uncompressed), '\0');
+  z_stream s{};
+  if (inflateInit2(&s, -MAX_WBITS) != Z_OK) bad(where, "cannot start zlib", kNpzFix);
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
+  s.avail_in = 0;
+  size_t in_left = packed.size();
+  uint64_t produced = 0;
+  int rc = Z_OK;
+  constexpr size_t kChunk = 1u << 30;
+  while (rc == Z_OK) {
+    if (s.avail_in == 0 && in_left > 0) {
+      s.avail_in = static_cast<uInt>(std::min(in_left, kChunk));
+      in_left -= s.avail_in;
+    }
+    // Never more output room than the member declares: a stream that runs past it stops here.
+    const size_t room = std::min<uint64_t>(slice.size(), m.uncompressed - produced);
+    s.next_out = reinterpret_cast<Bytef*>(slice.data());
+    s.avail_out = static_cast<uInt>(room);
+    const uInt before_in = s.avail_in;
+    rc = inflate(&s, Z_NO_FLUSH);
+    const size_t got = room - s.avail_out;
+    produced += got;
+    if (got > 0) take(slice.data(), got);
+    if (rc == Z_BUF_ERROR || (rc == Z_OK && s.avail_in == before_in && got == 0)) break;
+  }
+  inflateEnd(&s);
+  if (rc != Z_STREAM_END || produced != m.uncompressed) {
+    bad(where, "has a damaged deflate stream", kNpzFix);
+  }
+}
+
+uLong crc_of(uLong crc, const char* p, size_t n) {
+  for (size_t off = 0; off < n; off += 1u << 30) {
+    const size_t k = std::min(n - off, size_t{1} << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(p + off), static_cast<uInt>(k));
+  }
+  return crc;
+}
+
+}  // namespace
+
+Tensor NpzFile::array(const std::string& name, int64_t max_rows, int64_t* rows) const {
   const auto it = std::find_if(members_.begin(), members_.end(),
                                [&](const Member& m) { return m.name == name; });
   if (it == members_.end()) {
@@ -392,59 +515,35 @@ Tensor NpzFile::array(const std::string& name) const {
   if (data > b.size() || m.compressed > b.size() - data) {
     bad(where, "is truncated (its data runs past the end of the archive)", kNpzFix);
   }
-  const std::string_view packed = b.substr(data, m.compressed);
-  std::string owned;
-  std::string_view npy;
-  if (m.method == 0) {
-    if (m.uncompressed != m.compressed) bad(where, "has inconsistent stored sizes", kNpzFix);
-    npy = packed;
-  } else if (m.method == 8) {
-    if (m.uncompressed / 1032 > m.compressed + 1) {
-      bad(where, "declares a size its compressed data cannot hold", kNpzFix);
-    }
-    owned.resize(m.uncompressed);
-    z_stream s{};
-    if (inflateInit2(&s, -MAX_WBITS) != Z_OK) bad(where, "cannot start zlib", kNpzFix);
-    s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
-    s.avail_in = 0;
-    s.next_out = reinterpret_cast<Bytef*>(owned.data());
-    s.avail_out = 0;
-    size_t in_left = packed.size(), out_left = owned.size();
-    int rc = Z_OK;
-    constexpr size_t kChunk = 1u << 30;
-    while (rc == Z_OK) {
-      if (s.avail_in == 0 && in_left > 0) {
-        s.avail_in = static_cast<uInt>(std::min(in_left, kChunk));
-        in_left -= s.avail_in;
-      }
-      if (s.avail_out == 0 && out_left > 0) {
-        s.avail_out = static_cast<uInt>(std::min(out_left, kChunk));
-        out_left -= s.avail_out;
-      }
-      const uInt before_in = s.avail_in, before_out = s.avail_out;
-      rc = inflate(&s, Z_NO_FLUSH);
-      if (rc == Z_BUF_ERROR ||
-          (rc == Z_OK && s.avail_in == before_in && s.avail_out == before_out)) {
-        break;
-      }
-    }
-    const uint64_t produced = s.total_out;
-    inflateEnd(&s);
-    if (rc != Z_STREAM_END || produced != m.uncompressed) {
-      bad(where, "has a damaged deflate stream", kNpzFix);
-    }
-    npy = owned;
-  } else {
-    bad(where, fmt::format("uses zip compression method {} (supported: stored, deflate)", m.method),
-        kNpzFix);
+  // A whole stored member is parsed in place, after its CRC.
+  if (m.method == 0 && max_rows < 0) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    stream_member(m, *bytes_, data, where,
+                  [&](const char* p, size_t n) { crc = crc_of(crc, p, n); });
+    if (crc != m.crc) bad(where, "fails its CRC-32 check (damaged archive)", kNpzFix);
+    const std::string_view npy = b.substr(data, m.compressed);
+    Tensor t = parse_rows(npy, npy.size(), where, -1, rows);
+    bytes_->drop(data, m.compressed);
+    return t;
   }
+  // Otherwise the bytes the kept rows need are copied out as they stream past (all of them
+  // when every row is kept; the header tells how many once it has arrived).
+  std::string kept;
+  if (max_rows < 0) kept.reserve(m.uncompressed);
+  std::optional<size_t> need;
+  if (max_rows < 0) need = m.uncompressed;
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (size_t off = 0; off < npy.size(); off += 1u << 30) {
-    const size_t n = std::min(npy.size() - off, size_t{1} << 30);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(npy.data() + off), static_cast<uInt>(n));
-  }
+  stream_member(m, *bytes_, data, where, [&](const char* p, size_t n) {
+    crc = crc_of(crc, p, n);
+    if (need && kept.size() >= *need) return;
+    kept.append(p, need ? std::min(n, *need - kept.size()) : n);
+    if (!need) {
+      need = bytes_needed(kept, m.uncompressed, where, max_rows);
+      if (need && kept.size() > *need) kept.resize(*need);
+    }
+  });
   if (crc != m.crc) bad(where, "fails its CRC-32 check (damaged archive)", kNpzFix);
-  return parse_npy(npy, where);
+  return parse_rows(kept, m.uncompressed, where, max_rows, rows);
 }
 
 }  // namespace qsearch::data

@@ -43,8 +43,10 @@ class FileBytes;
 
 // Parses the bytes of one .npy file. `where` names it in errors ("'d.npz' member 'x.npy'").
 Tensor parse_npy(std::string_view bytes, const std::string& where);
-// Reads a .npy file (plain or gzip).
-Tensor read_npy(const std::string& path);
+// Reads a .npy file (plain or gzip). max_rows >= 0 keeps only the first max_rows rows (the
+// leading dim) of a C-order array and reads no further; *rows, when given, gets the array's
+// full leading dim (the file is checked against its whole declared shape either way).
+Tensor read_npy(const std::string& path, int64_t max_rows = -1, int64_t* rows = nullptr);
 
 class NpzFile {
  public:
@@ -58,7 +60,10 @@ class NpzFile {
   bool has(const std::string& name) const;
   // Decompresses, checks and parses one array. Throws Error naming the member on damage, and
   // listing names() when there is no such array.
-  Tensor array(const std::string& name) const;
+  // max_rows / rows as for read_npy: a deflated member is inflated in slices and only the
+  // kept rows are held; a stored one is read through the mapping, which is returned to the page
+  // cache as it is checked. Every byte's CRC-32 is still checked.
+  Tensor array(const std::string& name, int64_t max_rows = -1, int64_t* rows = nullptr) const;
 
   struct Member {
     std::string name;  // without ".npy"

@@ -104,8 +104,9 @@ int64_t to_class_indices(Tensor& y, const std::string& where) {
 
 bool is_float(DType t) { return t == DType::kFloat32 || t == DType::kFloat64; }
 
-void finish(Dataset& d, Tensor x, Tensor y, const std::string& x_where, const std::string& y_where,
-            int64_t max_label_elsewhere) {
+// x_rows: the input array's rows in the file (x may hold only the first max_samples of them).
+void finish(Dataset& d, Tensor x, int64_t x_rows, Tensor y, const std::string& x_where,
+            const std::string& y_where, int64_t max_label_elsewhere) {
   if (x.rank() < 1 || y.rank() < 1) {
     fail("{}: inputs and labels need a leading sample dimension, got x {} and y {}", x_where,
          shape_str(x.shape()), shape_str(y.shape()));
@@ -121,9 +122,9 @@ void finish(Dataset& d, Tensor x, Tensor y, const std::string& x_where, const st
     for (int c = 0; c < d.num_classes; ++c) d.class_names.push_back(std::to_string(c));
     d.y = y;
   }
-  if (x.dim(0) != d.y.dim(0)) {
+  if (x_rows != d.y.dim(0)) {
     fail("{} has {} samples but {} has {}: inputs and labels must have as many rows", x_where,
-         x.dim(0), y_where, d.y.dim(0));
+         x_rows, y_where, d.y.dim(0));
   }
   d.x = x;
 }
@@ -147,7 +148,7 @@ int64_t max_label_elsewhere(const NpzFile& z, const NumpySpec& s, const std::str
 // A model with several graph inputs: one array per input, of the input's exact name (the first
 // input's split suffix, as for x, then the same suffix for every other input and the labels).
 Dataset load_named_inputs(Dataset& d, const NpzFile& z, const NumpySpec& s,
-                          const std::vector<std::string>& inputs) {
+                          const std::vector<std::string>& inputs, int64_t max_rows) {
   std::string names;
   for (const auto& n : inputs) names += (names.empty() ? "" : ", ") + n;
   if (s.x_named) {
@@ -168,6 +169,7 @@ Dataset load_named_inputs(Dataset& d, const NpzFile& z, const NumpySpec& s,
   }
   const std::string suffix = first->substr(inputs[0].size());  // "", "_train", ...
   std::vector<Tensor> xs;
+  std::vector<int64_t> x_rows;
   std::string arrays;
   for (const auto& in : inputs) {
     const std::string an = in + suffix;
@@ -178,7 +180,9 @@ Dataset load_named_inputs(Dataset& d, const NpzFile& z, const NumpySpec& s,
           s.path, an, in, list_names(z), names,
           suffix.empty() ? "" : fmt::format(" with the suffix {} of '{}'", suffix, *first));
     }
-    Tensor x = z.array(an);
+    int64_t rows = 0;
+    Tensor x = z.array(an, max_rows, &rows);
+    x_rows.push_back(rows);
     if (x.dtype() == DType::kFloat64) x = x.to(DType::kFloat32);
     xs.push_back(std::move(x));
     arrays += an + ", ";
@@ -193,14 +197,15 @@ Dataset load_named_inputs(Dataset& d, const NpzFile& z, const NumpySpec& s,
   Tensor y = z.array(yn);
   const int64_t max_label = max_label_elsewhere(z, s, yn, y);
   d.source = fmt::format("{} (arrays {}{})", s.path, arrays, yn);
-  finish(d, xs[0], y, fmt::format("'{}' array '{}'", s.path, inputs[0] + suffix),
+  finish(d, xs[0], x_rows[0], y, fmt::format("'{}' array '{}'", s.path, inputs[0] + suffix),
          fmt::format("'{}' array '{}'", s.path, yn), max_label);
   for (size_t i = 1; i < xs.size(); ++i) {
-    if (xs[i].rank() < 1 || xs[i].dim(0) != d.y.dim(0)) {
+    if (xs[i].rank() < 1 || x_rows[i] != d.y.dim(0)) {
       fail(
-          "'{}' array '{}' has shape {} but the labels '{}' have {} rows: every input array "
+          "'{}' array '{}' has {} rows (shape {}{}) but the labels '{}' have {}: every input array "
           "needs one row per sample",
-          s.path, inputs[i] + suffix, shape_str(xs[i].shape()), yn, d.y.dim(0));
+          s.path, inputs[i] + suffix, x_rows[i], shape_str(xs[i].shape()),
+          x_rows[i] == xs[i].dim(0) ? "" : " read", yn, d.y.dim(0));
     }
     d.more_x.push_back(std::move(xs[i]));
   }
@@ -218,9 +223,12 @@ namespace {
 // whole split first, so they do not depend on it.
 Dataset keep_first(Dataset d, int64_t max_samples) {
   if (max_samples <= 0 || d.size() <= max_samples) return d;
-  d.x = d.x.rows(0, max_samples).clone();
-  for (Tensor& t : d.more_x) t = t.rows(0, max_samples).clone();
-  d.y = d.y.rows(0, max_samples).clone();
+  const auto keep = [&](Tensor& t) {
+    if (t.dim(0) > max_samples) t = t.rows(0, max_samples).clone();
+  };
+  keep(d.x);
+  for (Tensor& t : d.more_x) keep(t);
+  keep(d.y);
   release_cached_tensor_blocks();
   return d;
 }
@@ -241,6 +249,9 @@ namespace {
 
 Dataset load_numpy_split(const std::string& name, Split split, const DataOptions& options) {
   const NumpySpec s = parse_spec(name, options);
+  // The inputs are read only as far as the kept samples (keep_first cuts the labels after
+  // they are checked and their classes counted).
+  const int64_t max_rows = options.max_samples > 0 ? options.max_samples : -1;
   Dataset d;
   d.name = name;
   d.split = split;
@@ -252,13 +263,15 @@ Dataset load_numpy_split(const std::string& name, Split split, const DataOptions
           "(np.savez('d.npz', {}=..., y=...)) and use --dataset npz:d.npz",
           name, options.input_names.size(), options.input_names[0]);
     }
-    Tensor x = read_npy(s.x_path), y = read_npy(s.y_path);
+    int64_t x_rows = 0;
+    Tensor x = read_npy(s.x_path, max_rows, &x_rows), y = read_npy(s.y_path);
     d.source = s.x_path + ", " + s.y_path;
-    finish(d, x, y, "'" + s.x_path + "'", "'" + s.y_path + "'", -1);
+    finish(d, x, x_rows, y, "'" + s.x_path + "'", "'" + s.y_path + "'", -1);
     return d;
   }
   const NpzFile z = NpzFile::open(s.path);
-  if (options.input_names.size() > 1) return load_named_inputs(d, z, s, options.input_names);
+  if (options.input_names.size() > 1)
+    return load_named_inputs(d, z, s, options.input_names, max_rows);
   const auto xn = pick(z, s.x, split);
   if (!xn) {
     fail(
@@ -275,12 +288,13 @@ Dataset load_numpy_split(const std::string& name, Split split, const DataOptions
         "or name them with npz:PATH?y=NAME",
         s.path, *xn, yn, list_names(z), yn);
   }
-  Tensor x = z.array(*xn), y = z.array(yn);
+  int64_t x_rows = 0;
+  Tensor x = z.array(*xn, max_rows, &x_rows), y = z.array(yn);
   // Classes: every split's labels count, so that a split missing the last class still has the
   // model's number of classes.
   const int64_t max_label = max_label_elsewhere(z, s, yn, y);
   d.source = fmt::format("{} (arrays {}, {})", s.path, *xn, yn);
-  finish(d, x, y, fmt::format("'{}' array '{}'", s.path, *xn),
+  finish(d, x, x_rows, y, fmt::format("'{}' array '{}'", s.path, *xn),
          fmt::format("'{}' array '{}'", s.path, yn), max_label);
   return d;
 }

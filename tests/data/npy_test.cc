@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -153,6 +154,55 @@ TEST(Npz, ReadsStoredDeflatedAndZip64Archives) {
   const NpzFile z = NpzFile::open(npz("zip64.npz"));
   EXPECT_EQ(z.names(), (std::vector<std::string>{"a"}));
   EXPECT_EQ(as_doubles<float>(z.array("a")), expected(true));
+}
+
+// Reading the first rows only (qsearch eval --num-samples): the same values as the whole array's
+// first rows, the array's full row count reported, and every byte still checked.
+TEST(Npz, FirstRowsOnlyAreTheWholeArraysFirstRows) {
+  for (const char* f : {"arrays.npz", "arrays_compressed.npz", "zip64.npz"}) {
+    SCOPED_TRACE(f);
+    const NpzFile z = NpzFile::open(npz(f));
+    const std::vector<double> all = expected(true);
+    for (int64_t keep : {0, 1, 2, 5}) {
+      SCOPED_TRACE(keep);
+      int64_t rows = -1;
+      const Tensor a = z.array("a", keep, &rows);
+      EXPECT_EQ(rows, 2);
+      const int64_t kept = std::min<int64_t>(keep, 2);
+      EXPECT_EQ(a.shape(), (Shape{kept, 3, 4}));
+      EXPECT_EQ(as_doubles<float>(a), std::vector<double>(all.begin(), all.begin() + 12 * kept));
+    }
+    if (z.has("b")) {
+      int64_t rows = -1;
+      EXPECT_EQ(as_doubles<int64_t>(z.array("b", 3, &rows)), (std::vector<double>{0, 7, 14}));
+      EXPECT_EQ(rows, 5);
+    }
+  }
+  // Fortran order is read whole (its first rows are not contiguous in the file).
+  int64_t rows = -1;
+  const Tensor f = read_npy(npz("a_f4_fortran.npy"), 1, &rows);
+  EXPECT_EQ(f.shape(), read_npy(npz("a_f4_fortran.npy")).shape());
+  EXPECT_EQ(rows, f.dim(0));
+  const Tensor c = read_npy(npz("a_f4_le.npy"), 1, &rows);
+  EXPECT_EQ(c.shape(), (Shape{1, 3, 4}));
+  EXPECT_EQ(rows, 2);
+}
+
+TEST(Npz, FirstRowsOnlyStillChecksTheRestOfTheMember) {
+  TempDir dir;
+  std::string stored = read_bytes(npz("arrays.npz"));
+  // The last byte of a's data (row 1), which a reader of row 0 does not keep.
+  const size_t a = stored.find("\x93NUMPY");
+  const size_t header = static_cast<unsigned char>(stored[a + 8]) + 10;
+  stored[a + header + 95] ^= 0x40;
+  write_bytes(dir / "crc.npz", stored);
+  expect_error([&] { NpzFile::open(dir / "crc.npz").array("a", 1); },
+               {dir / "crc.npz", "member 'a.npy'", "CRC"});
+  std::string deflated = read_bytes(npz("arrays_compressed.npz"));
+  deflated[60] ^= 0xff;
+  write_bytes(dir / "stream.npz", deflated);
+  expect_error([&] { NpzFile::open(dir / "stream.npz").array("a", 1); },
+               {dir / "stream.npz", "member 'a.npy'"});
 }
 
 TEST(Npz, AMissingArrayListsTheArchivesArrays) {
