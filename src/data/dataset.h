@@ -92,7 +92,8 @@ struct DataOptions {
   // > 0: a caller that reads only the first max_samples samples of the split (`qsearch eval
   // --num-samples`, a search without `--final-eval full`) lets mnist / fashion-mnist and npz: /
   // npy: data keep only those (the same rows; MNIST's 10,000 test images are 31 MB as float32;
-  // an npz split is read whole, then the rest is freed). Other data sets load the whole split.
+  // only those rows of an npz / npy input array are held; data/npy.h). Other data sets load the
+  // whole split.
   int64_t max_samples = 0;
 };
 
