@@ -193,6 +193,7 @@ std::string IntConvStep::describe() const {
                        params.post_lo == 0.0f && std::isinf(params.post_hi)       ? " +relu"
                        : std::isinf(params.post_lo) && std::isinf(params.post_hi) ? ""
                                                                                   : " +clip");
+    if (params.post_silu) post += " +silu";
   }
   if (params.post_quantize) {
     post += fmt::format(" +quantize -> {} {}", quant::format_name(params.post_format),

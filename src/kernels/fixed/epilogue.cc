@@ -10,6 +10,7 @@
 #endif
 
 #include "kernels/fixed/gemm_tiles.h"
+#include "kernels/vec_math.h"
 #include "quant/fixed_point.h"
 
 namespace qsearch::kernels::fixed {
@@ -312,6 +313,14 @@ Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major
 
 }  // namespace
 
+float Epilogue::silu(float v) {
+  // One lane of the vector sigmoid the Sigmoid step runs (vmath::map_f32), or its scalar
+  // fallback in a build without AVX2; then the Mul's one rounding.
+  float s = 0.0f;
+  vmath::map_f32(vmath::Fn::kSigmoid, &v, &s, 1);
+  return v * s;
+}
+
 Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0) {
   bias_ = w.bias_aligned().data();
   fn_t32_ = &run_t32_widen;
@@ -336,6 +345,7 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         post_shift_ = p.post_shift + channel0;
         post_lo_ = p.post_lo;
         post_hi_ = p.post_hi;
+        silu_ = p.post_silu;
       }
       if (p.post_quantize) {
         q_format_ = p.post_format;
@@ -419,11 +429,17 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
     }
   }
 #if defined(__x86_64__)
-  // The pixel-major conv's int32 column stores (run_t32) by hand in AVX2 where the portable loops
-  // above apply (same values; the compiler vectorised them 4 lanes wide).
-  // The fused affine (post) needs FMA for its vector fma (the scalar std::fma rounds the same).
+    // The pixel-major conv's int32 column stores (run_t32) by hand in AVX2 where the portable loops
+    // above apply (same values; the compiler vectorised them 4 lanes wide).
+    // The fused affine (post) needs FMA for its vector fma (the scalar std::fma rounds the same).
+    // The fused SiLU's vector sigmoid exists where the build has AVX2 (kernels/vec_math.h).
+#ifdef __AVX2__
+  constexpr bool kVectorSilu = true;
+#else
+  constexpr bool kVectorSilu = false;
+#endif
   if (fn_t32_ != &run_t32_widen && w.isa() >= Isa::kAvx2 &&
-      (!post || __builtin_cpu_supports("fma"))) {
+      (!post || __builtin_cpu_supports("fma")) && (!silu_ || kVectorSilu)) {
     const bool codes = p.output == GemmOutput::kFloat && p.post_quantize;
     const detail::EpilogueFn32 f =
         p.output == GemmOutput::kRequantize

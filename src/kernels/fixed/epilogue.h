@@ -55,17 +55,22 @@ class Epilogue {
   const float* post_scale_ = nullptr;
   const float* post_shift_ = nullptr;
   float post_lo_ = 0.0f, post_hi_ = 0.0f;
+  bool silu_ = false;  // GemmParams::post_silu, applied by post()
   // kFloat with GemmParams::post_quantize: the codes of each float value are stored.
   quant::FixedFormat q_format_;
   quant::Rounding q_rounding_ = quant::Rounding::kHalfToEven;
   float q_scale_ = 1.0f, q_lo_ = 0.0f, q_hi_ = 0.0f;  // 2^frac and the code bounds (AVX2 store)
 
-  // The fused affine and clamp of one float value v of column col (GemmParams::post_scale).
+  // The fused affine and clamp of one float value v of column col (GemmParams::post_scale), and
+  // the fused SiLU (GemmParams::post_silu).
   float post(float v, int64_t col) const {
     const float u = std::fma(v, post_scale_[col], post_shift_[col]);
     const float w = u < post_lo_ ? post_lo_ : u;
-    return w > post_hi_ ? post_hi_ : w;
+    const float c = w > post_hi_ ? post_hi_ : w;
+    return silu_ ? silu(c) : c;
   }
+  // v * sigmoid(v) with the float Sigmoid step's sigmoid (kernels/vec_math.h), rounded as its Mul.
+  static float silu(float v);
 
  private:
   using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
