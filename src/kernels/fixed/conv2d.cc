@@ -912,6 +912,9 @@ struct DepthwiseJob {
         wt[t * 16 + c] = static_cast<uint32_t>(v);
       }
     }
+    // The float stores take the 16 channels of a pixel at once (channel multiplier 1: channel
+    // c0 + c is group c0 + c's one column); the others go channel by channel below.
+    const ChannelLanes store(w->groups().data() + c0, static_cast<int>(nc), q, c0);
     for (int64_t img = img0; img < img1; ++img) {
       std::fill(xi, xi + lh * lw * 16, int16_t{0});
       const std::byte* xin = x + (img * g.in_channels + c0) * g.in_h * g.in_w * a_es;
@@ -927,6 +930,7 @@ struct DepthwiseJob {
           break;
       }
       int32_t* s = sums + (img - img0) * 16 * np;
+      std::byte* out = y + (img * g.out_channels + c0) * pixels * y_es;
       for (int64_t p = 0; p < pixels; ++p) {
         const int64_t oy = p / ow, ox = p % ow;
         uint32_t acc[16] = {};
@@ -941,9 +945,17 @@ struct DepthwiseJob {
             }
           }
         }
+        if (store.ok()) {
+          // The 16 channels' values of this pixel in one pass (ChannelLanes).
+          int32_t a[16];
+          for (int c = 0; c < 16; ++c) a[c] = static_cast<int32_t>(acc[c]);
+          store.run(a, out + p * y_es, pixels);
+          continue;
+        }
         for (int c = 0; c < 16; ++c) s[c * np + p] = static_cast<int32_t>(acc[c]);
       }
     }
+    if (store.ok()) return;
     for (int64_t c = 0; c < nc; ++c) {
       const Epilogue e(w->groups()[c0 + c], q, c0 + c);  // channel multiplier 1
       for (int64_t img = img0; img < img1; ++img) {

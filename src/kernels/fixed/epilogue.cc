@@ -12,6 +12,9 @@
 #include "kernels/fixed/gemm_tiles.h"
 #include "kernels/vec_math.h"
 #include "quant/fixed_point.h"
+#ifdef __AVX2__
+#include "quant/quantize_avx2.h"
+#endif
 
 namespace qsearch::kernels::fixed {
 
@@ -457,6 +460,116 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
           p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
     }
   }
+#endif
+}
+
+namespace {
+
+#ifdef __AVX2__
+// ChannelLanes::run for float values (Code = float) or their codes: kPost the fused affine and
+// clamp, kSilu then the SiLU; exactly the operations of gemm_tiles_avx2.cc's exact_t32 /
+// quantize_t32 (post8), lane by lane.
+template <typename Code, quant::Rounding R, bool kPost, bool kSilu>
+void lanes_store(const ChannelLanes& l, const int32_t* acc, void* out, int64_t stride) {
+  const __m128i shift = _mm_cvtsi32_si128(l.shift_);
+  const __m256 scale = _mm256_set1_ps(l.scale_);
+  __m256 v[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i a = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8 * h)), shift),
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(l.bias_ + 8 * h)));
+    v[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(a), scale);
+    if constexpr (kPost) {
+      const __m256 u = _mm256_fmadd_ps(v[h], _mm256_load_ps(l.post_scale_ + 8 * h),
+                                       _mm256_load_ps(l.post_shift_ + 8 * h));
+      v[h] =
+          _mm256_min_ps(_mm256_set1_ps(l.post_hi_), _mm256_max_ps(_mm256_set1_ps(l.post_lo_), u));
+      if constexpr (kSilu) v[h] = _mm256_mul_ps(v[h], kernels::detail::sigmoid8(v[h]));
+    }
+  }
+  Code* o = static_cast<Code*>(out);
+  if constexpr (std::is_same_v<Code, float>) {
+    alignas(32) float buf[16];
+    _mm256_store_ps(buf, v[0]);
+    _mm256_store_ps(buf + 8, v[1]);
+    for (int c = 0; c < l.nc_; ++c) o[c * stride] = buf[c];
+  } else {
+    const quant::avx2::Quantize8 q(l.q_scale_, l.q_lo_, l.q_hi_);
+    alignas(32) int32_t buf[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(buf), q.codes<R>(v[0]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 8), q.codes<R>(v[1]));
+    for (int c = 0; c < l.nc_; ++c) o[c * stride] = static_cast<Code>(buf[c]);
+  }
+}
+
+using LanesFn = void (*)(const ChannelLanes&, const int32_t*, void*, int64_t);
+
+template <typename Code, quant::Rounding R>
+LanesFn lanes_fn(bool post, bool silu) {
+  using Fn = LanesFn;
+  if (!post) return Fn(&lanes_store<Code, R, false, false>);
+  return silu ? Fn(&lanes_store<Code, R, true, true>) : Fn(&lanes_store<Code, R, true, false>);
+}
+#endif
+
+}  // namespace
+
+ChannelLanes::ChannelLanes(const PackedWeights* groups, int nc, const GemmParams& p, int64_t c0) {
+#ifdef __AVX2__
+  if (p.output != GemmOutput::kFloat || p.acc != AccType::kInt32 || nc < 1 || nc > 16 ||
+      (p.post_quantize && p.post_format.width > 24) || !__builtin_cpu_supports("avx2") ||
+      !__builtin_cpu_supports("fma")) {
+    return;
+  }
+  for (int c = 0; c < nc; ++c) {
+    const PackedWeights& w = groups[c];
+    if (w.n() != 1 || w.acc_shift() != groups[0].acc_shift() ||
+        w.acc_frac() != groups[0].acc_frac() || w.acc_shift() > 31) {
+      return;
+    }
+    const Epilogue e(w, p, c0 + c);
+    bias_[c] = static_cast<int32_t>(e.bias_[0]);
+    if (e.post_scale_ != nullptr) {
+      post_scale_[c] = e.post_scale_[0];
+      post_shift_[c] = e.post_shift_[0];
+    }
+    if (c == 0) {
+      shift_ = e.shift_;
+      scale_ = e.scale_;
+      post_lo_ = e.post_lo_;
+      post_hi_ = e.post_hi_;
+      q_scale_ = e.q_scale_;
+      q_lo_ = e.q_lo_;
+      q_hi_ = e.q_hi_;
+    }
+  }
+  nc_ = nc;
+  const bool post = p.post_scale != nullptr, silu = post && p.post_silu;
+  if (!p.post_quantize) {
+    fn_ = lanes_fn<float, quant::Rounding::kHalfToEven>(post, silu);
+    return;
+  }
+  quant::with_rounding(p.post_rounding, [&](auto R) {
+    switch (quant::storage_dtype(p.post_format)) {
+      case DType::kInt8:
+        fn_ = lanes_fn<int8_t, R.value>(post, silu);
+        break;
+      case DType::kUInt8:
+        fn_ = lanes_fn<uint8_t, R.value>(post, silu);
+        break;
+      case DType::kInt16:
+        fn_ = lanes_fn<int16_t, R.value>(post, silu);
+        break;
+      case DType::kInt32:
+        fn_ = lanes_fn<int32_t, R.value>(post, silu);
+        break;
+      default:
+        break;
+    }
+    return 0;
+  });
+#else
+  (void)groups, (void)nc, (void)p, (void)c0;
 #endif
 }
 
