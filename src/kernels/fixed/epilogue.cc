@@ -517,31 +517,31 @@ LanesFn lanes_fn(bool post, bool silu) {
 ChannelLanes::ChannelLanes(const PackedWeights* groups, int nc, const GemmParams& p, int64_t c0) {
 #ifdef __AVX2__
   if (p.output != GemmOutput::kFloat || p.acc != AccType::kInt32 || nc < 1 || nc > 16 ||
-      (p.post_quantize && p.post_format.width > 24) || !__builtin_cpu_supports("avx2") ||
+      (p.post_quantize && p.post_format.width > 24) || groups[0].isa() < Isa::kAvx2 ||
       !__builtin_cpu_supports("fma")) {
     return;
   }
+  // The fields each channel's Epilogue would hold (its constructor, kFloat), made directly: this
+  // runs once per work item of 16 channels.
+  const int shift = groups[0].acc_shift(), frac = groups[0].acc_frac();
+  if (shift > 31) return;
   for (int c = 0; c < nc; ++c) {
     const PackedWeights& w = groups[c];
-    if (w.n() != 1 || w.acc_shift() != groups[0].acc_shift() ||
-        w.acc_frac() != groups[0].acc_frac() || w.acc_shift() > 31) {
-      return;
+    if (w.n() != 1 || w.acc_shift() != shift || w.acc_frac() != frac) return;
+    bias_[c] = static_cast<int32_t>(w.bias_aligned()[0]);
+    if (p.post_scale != nullptr) {
+      post_scale_[c] = p.post_scale[c0 + c];
+      post_shift_[c] = p.post_shift[c0 + c];
     }
-    const Epilogue e(w, p, c0 + c);
-    bias_[c] = static_cast<int32_t>(e.bias_[0]);
-    if (e.post_scale_ != nullptr) {
-      post_scale_[c] = e.post_scale_[0];
-      post_shift_[c] = e.post_shift_[0];
-    }
-    if (c == 0) {
-      shift_ = e.shift_;
-      scale_ = e.scale_;
-      post_lo_ = e.post_lo_;
-      post_hi_ = e.post_hi_;
-      q_scale_ = e.q_scale_;
-      q_lo_ = e.q_lo_;
-      q_hi_ = e.q_hi_;
-    }
+  }
+  shift_ = shift;
+  scale_ = std::ldexp(1.0f, -frac);
+  post_lo_ = p.post_lo;
+  post_hi_ = p.post_hi;
+  if (p.post_quantize) {
+    q_scale_ = std::ldexp(1.0f, p.post_format.frac);
+    q_lo_ = static_cast<float>(p.post_format.min_code());
+    q_hi_ = static_cast<float>(p.post_format.max_code());
   }
   nc_ = nc;
   const bool post = p.post_scale != nullptr, silu = post && p.post_silu;

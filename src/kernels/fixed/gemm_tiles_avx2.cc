@@ -435,6 +435,10 @@ inline void copy_piece(std::byte*& d, const std::byte*& s, size_t bytes) {
 }
 template <typename Out>
 inline void copy_codes(Out* dst, const Out* src, int64_t n) {
+  if (n == 1) {  // tiny maps' gathered panels: every run one pixel
+    *dst = *src;
+    return;
+  }
   auto* d = reinterpret_cast<std::byte*>(dst);
   const auto* s = reinterpret_cast<const std::byte*>(src);
   const size_t bytes = static_cast<size_t>(n) * sizeof(Out);
