@@ -4,6 +4,10 @@
 #include <cstring>
 #include <type_traits>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/fixed/epilogue.h"
@@ -912,6 +916,29 @@ struct DepthwiseJob {
         wt[t * 16 + c] = static_cast<uint32_t>(v);
       }
     }
+#ifdef __AVX2__
+    // The tap pairs' weights interleaved per channel as the codes are below (an odd last tap's
+    // partner has weight 0 and reads tap 0's codes), and each tap's offset in xi.
+    alignas(32) __m256i wq[PackedConv2d::kMaxDepthwiseTaps + 2];
+    int64_t toff[PackedConv2d::kMaxDepthwiseTaps + 2];
+    for (int64_t k = 0; k < pairs; ++k) {
+      alignas(32) int16_t w0[16], w1[16];
+      const int64_t t0 = 2 * k, t1 = 2 * k + 1;
+      for (int c = 0; c < 16; ++c) {
+        w0[c] = static_cast<int16_t>(wt[t0 * 16 + c]);
+        w1[c] = t1 < taps ? static_cast<int16_t>(wt[t1 * 16 + c]) : int16_t{0};
+      }
+      const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(w0));
+      const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(w1));
+      wq[t0] = _mm256_unpacklo_epi16(a, b);
+      wq[t1] = _mm256_unpackhi_epi16(a, b);
+      for (int64_t t : {t0, t1}) {
+        const int64_t tt = t < taps ? t : 0;
+        const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
+        toff[t] = (u * g.dilation_h * lw + v * g.dilation_w) * 16;
+      }
+    }
+#endif
     // The float stores take the 16 channels of a pixel at once (channel multiplier 1: channel
     // c0 + c is group c0 + c's one column); the others go channel by channel below.
     const ChannelLanes store(w->groups().data() + c0, static_cast<int>(nc), q, c0);
@@ -933,7 +960,26 @@ struct DepthwiseJob {
       std::byte* out = y + (img * g.out_channels + c0) * pixels * y_es;
       for (int64_t p = 0; p < pixels; ++p) {
         const int64_t oy = p / ow, ox = p % ow;
-        uint32_t acc[16] = {};
+        alignas(32) uint32_t acc[16] = {};
+#ifdef __AVX2__
+        // Tap pairs with vpmaddwd (as depthwise_s32_avx2): the codes of taps 2q and 2q + 1
+        // interleaved per channel (unpack within 128-bit lanes: channels 0-3 / 8-11 and 4-7 /
+        // 12-15), times the weights interleaved the same way (wq), exact modulo 2^32.
+        const int16_t* xp = xi + (oy * g.stride_h * lw + ox * g.stride_w) * 16;
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        for (int64_t k = 0; k < pairs; ++k) {
+          const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + toff[2 * k]));
+          const __m256i x1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + toff[2 * k + 1]));
+          lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), wq[2 * k]));
+          hi =
+              _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), wq[2 * k + 1]));
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(acc),
+                           _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(acc + 8),
+                           _mm256_permute2x128_si256(lo, hi, 0x31));
+#else
         for (int64_t u = 0; u < g.kernel_h; ++u) {
           for (int64_t v = 0; v < g.kernel_w; ++v) {
             const int16_t* xv = xi + ((oy * g.stride_h + u * g.dilation_h) * lw + ox * g.stride_w +
@@ -945,6 +991,7 @@ struct DepthwiseJob {
             }
           }
         }
+#endif
         if (store.ok()) {
           // The 16 channels' values of this pixel in one pass (ChannelLanes).
           int32_t a[16];
