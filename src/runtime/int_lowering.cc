@@ -527,7 +527,20 @@ class IntLowering {
       return &t;
     };
     const Node* bn = sole_reader(n.outputs[0]);
-    if (bn == nullptr || bn->kind != OpKind::kBatchNorm || bn->inputs.size() < 5) return -1;
+    if (bn == nullptr || bn->kind != OpKind::kBatchNorm || bn->inputs.size() < 5) {
+      // A SiLU straight after the conv (BatchNorm folded into its weights, torch.onnx.export's
+      // default): the store's affine is the identity, exact because fma(v, 1, +0) == v for every
+      // v the store makes (never -0.0 or NaN: the int-to-float conversion of 0 is +0.0).
+      const Node* mul = fuse_silu(n.outputs[0]);
+      if (mul == nullptr) return -1;
+      s->post_scale = Tensor({channels}, DType::kFloat32);
+      s->post_shift = Tensor({channels}, DType::kFloat32);
+      std::fill_n(s->post_scale.data<float>(), channels, 1.0f);
+      std::fill_n(s->post_shift.data<float>(), channels, 0.0f);
+      s->post_is_batch_norm = false;
+      s->params.post_silu = true;
+      return mul->outputs[0];
+    }
     for (int k = 1; k < 5; ++k) {
       const ValueId v = bn->inputs[k];
       if (v < 0 || v == n.outputs[0] || !is_constant(v) ||
