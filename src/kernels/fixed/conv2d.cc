@@ -822,6 +822,8 @@ struct PixelJob {
 // epilogue stores the kept runs of each 16-lane block (Epilogue::run_t32_runs, one column).
 // The depthwise path's channel-interleaved buffer (run_lanes) holds at most this many bytes.
 constexpr int64_t kDepthwiseLanesBytes = 64 * 1024;
+// run_lanes stores 16 channels of a pixel at once (ChannelLanes) on maps up to this many pixels.
+constexpr int64_t kLanesStorePixels = 16;
 
 struct DepthwiseJob {
   const std::byte* x;
@@ -1016,8 +1018,10 @@ struct DepthwiseJob {
     }
 #endif
     // The float stores take the 16 channels of a pixel at once (channel multiplier 1: channel
-    // c0 + c is group c0 + c's one column); the others go channel by channel below.
-    const ChannelLanes store(w->groups().data() + c0, static_cast<int>(nc), q, c0);
+    // c0 + c is group c0 + c's one column) on maps of at most 16 pixels, where the channel by
+    // channel stores below fill few of their 16 lanes; the others go channel by channel.
+    const ChannelLanes store(w->groups().data() + c0,
+                             static_cast<int>(pixels <= kLanesStorePixels ? nc : 0), q, c0);
     for (int64_t img = img0; img < img1; ++img) {
       std::fill(xi, xi + lh * lw * 16, int16_t{0});
       const std::byte* xin = x + (img * g.in_channels + c0) * g.in_h * g.in_w * a_es;
