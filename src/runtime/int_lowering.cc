@@ -530,7 +530,20 @@ class IntLowering {
       return &t;
     };
     const Node* bn = sole_reader(n.outputs[0]);
-    if (bn == nullptr || bn->kind != OpKind::kBatchNorm || bn->inputs.size() < 5) return -1;
+    if (bn == nullptr || bn->kind != OpKind::kBatchNorm || bn->inputs.size() < 5) {
+      // A SiLU straight after the conv (BatchNorm folded into its weights, torch.onnx.export's
+      // default): the store's affine is the identity, exact because fma(v, 1, +0) == v for every
+      // v the store makes (never -0.0 or NaN: the int-to-float conversion of 0 is +0.0).
+      const Node* mul = fuse_silu(n.outputs[0]);
+      if (mul == nullptr) return -1;
+      s->post_scale = Tensor({channels}, DType::kFloat32);
+      s->post_shift = Tensor({channels}, DType::kFloat32);
+      std::fill_n(s->post_scale.data<float>(), channels, 1.0f);
+      std::fill_n(s->post_shift.data<float>(), channels, 0.0f);
+      s->post_is_batch_norm = false;
+      s->params.post_silu = true;
+      return mul->outputs[0];
+    }
     for (int k = 1; k < 5; ++k) {
       const ValueId v = bn->inputs[k];
       if (v < 0 || v == n.outputs[0] || !is_constant(v) ||
@@ -564,7 +577,47 @@ class IntLowering {
       b_.mark_fused(*act);
       y = act->outputs[0];
     }
+    if (const Node* mul = fuse_silu(y)) {
+      s->params.post_silu = true;
+      y = mul->outputs[0];
+    }
     return y;
+  }
+
+  // A SiLU of the float value y (EfficientNet's conv + BN + SiLU): y read by exactly an
+  // unquantized Sigmoid s and an unquantized Mul m = y * s (either order), s read only by m
+  // and not a graph output, y not a graph output (m may be). Marks both fused and returns m: the
+  // store applies v * sigmoid(v) with the Sigmoid step's own sigmoid and the Mul's rounding
+  // (GemmParams::post_silu), the same bits as the two steps. Null (nothing fused) otherwise.
+  const Node* fuse_silu(ValueId y) const {
+    auto is_output = [&](ValueId v) {
+      return std::find(g_.outputs().begin(), g_.outputs().end(), v) != g_.outputs().end();
+    };
+    auto float_op = [&](const Node& t, OpKind kind, size_t inputs) {
+      return t.kind == kind && t.inputs.size() == inputs && !nq(t).quantized() && !b_.is_fused(t) &&
+             info_[t.outputs[0]].canon == Canon::kFloat;
+    };
+    const std::vector<ir::NodeId> users = g_.consumers(y);
+    if (is_output(y) || users.size() != 2) return nullptr;
+    const Node* sig = nullptr;
+    const Node* mul = nullptr;
+    for (ir::NodeId u : users) {
+      const Node& t = g_.node(u);
+      if (float_op(t, OpKind::kSigmoid, 1) && t.inputs[0] == y) sig = &t;
+      if (float_op(t, OpKind::kMul, 2)) mul = &t;
+    }
+    if (sig == nullptr || mul == nullptr || is_output(sig->outputs[0]) ||
+        g_.consumers(sig->outputs[0]).size() != 1) {
+      return nullptr;
+    }
+    const ValueId sv = sig->outputs[0];
+    if (!((mul->inputs[0] == y && mul->inputs[1] == sv) ||
+          (mul->inputs[0] == sv && mul->inputs[1] == y))) {
+      return nullptr;
+    }
+    b_.mark_fused(*sig);
+    b_.mark_fused(*mul);
+    return mul;
   }
 
   // The float value y that a fused float store (fuse_affine) writes, when every reader wants the

@@ -188,12 +188,13 @@ std::string IntConvStep::describe() const {
   // " winograd": the exact integer Winograd path (kernels/fixed/winograd.h) runs this conv.
   const bool winograd = packed.winograd() != nullptr && pool == fx::ConvPool::kNone && !reference;
   std::string post;
-  if (post_scale.numel() != 0) {
+  if (post_scale.numel() != 0 && post_is_batch_norm) {
     post = fmt::format(" +batchnorm{}",
                        params.post_lo == 0.0f && std::isinf(params.post_hi)       ? " +relu"
                        : std::isinf(params.post_lo) && std::isinf(params.post_hi) ? ""
                                                                                   : " +clip");
   }
+  if (params.post_silu) post += " +silu";
   if (params.post_quantize) {
     post += fmt::format(" +quantize -> {} {}", quant::format_name(params.post_format),
                         quant::rounding_name(params.post_rounding));

@@ -85,6 +85,7 @@ class IntConvStep : public Step {
   // A float BatchNorm's channel affine (+ Relu / Clip in params.post_lo / post_hi) fused into the
   // float store: [out_channels] each, passed as params.post_scale / post_shift (empty: none).
   Tensor post_scale, post_shift;
+  bool post_is_batch_norm = true;  // false: the identity affine of a fused SiLU alone
 };
 
 // inputs = {A, B} codes of equal shape: exact A + B (binary points aligned), requantized to

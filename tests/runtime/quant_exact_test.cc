@@ -1438,5 +1438,132 @@ TEST(QuantExact, ConvStoreQuantizesForItsReadersOneFormat) {
   EXPECT_GE(kept, 60);
 }
 
+// Issue 14: an unquantized SiLU (Sigmoid and Mul of one value, either operand order) of the
+// fused conv (+ float BatchNorm) store (EfficientNet's conv + BN + SiLU) runs in the store
+// (GemmParams::post_silu, "+silu" in the plan) with the Sigmoid step's own vector sigmoid, so the
+// output has the bits of the same graph whose BN output is also a graph output (which keeps the
+// Sigmoid and Mul steps). The SiLU's value then feeds: a quantized conv (the store writes its
+// codes), the graph output, or an SE block (GlobalAveragePool, quantized 1x1 conv, Sigmoid, Mul);
+// dense / grouped / depthwise / Winograd-sized convs, maps 1x1..12x12, batches 1..5, a Relu or
+// Clip before the SiLU sometimes, and no BatchNorm (conv -> SiLU: the identity affine) in a
+// quarter of the graphs. Not fused (and still equal) when the Sigmoid's output is read
+// elsewhere (a graph output) or the conv's codes are its output (data_out).
+TEST(QuantExact, ConvStoreFusesFloatSilu) {
+  int ran = 0, fused = 0, fused_codes = 0, fused_bare = 0, kept = 0;
+  for (uint64_t seed = 1; seed <= 120; ++seed) {
+    // 0: into a quantized conv; 1: the graph output; 2: an SE block, then a quantized conv.
+    const int shape = static_cast<int>(seed % 3);
+    // Every 4th graph has no BatchNorm (folded, torch.onnx.export's default): conv -> SiLU.
+    const bool bn_node = seed % 4 != 3;
+    const int act = !bn_node         ? 0
+                    : seed % 11 == 0 ? 1
+                    : seed % 13 == 0 ? 2
+                                     : 0;  // Relu / Clip before the SiLU
+    const bool swap = seed / 3 % 2 == 1;   // Mul(sigmoid, y)
+    const bool sig_read = seed % 17 == 0;  // the Sigmoid's output is a graph output too
+    auto build = [&](bool keep_steps, quant::QuantAssignment* q, Tensor* x) {
+      RandomCase rc(seed * 6421 + 3);
+      const bool wino = seed % 9 == 0;
+      const int64_t c = wino ? rc.uniform(32, 36) : rc.uniform(1, 20);
+      const int64_t hw = wino ? rc.uniform(6, 10) : rc.uniform(1, 12), batch = rc.uniform(1, 5);
+      const int kind = wino ? 0 : rc.uniform(0, 2);  // dense, grouped, depthwise
+      const int64_t groups = kind == 0 ? 1 : kind == 1 && c % 2 == 0 ? 2 : c;
+      const int64_t oc = kind == 2 ? c * rc.uniform(1, 2) : groups * rc.uniform(1, 20 / groups);
+      const int64_t k = wino || (hw >= 3 && rc.chance(70)) ? 3 : 1;
+      const int64_t pad = k == 3 ? 1 : 0;
+      GraphMaker m({kDynamic, c, hw, hw});
+      std::vector<std::pair<std::string, NodeQuantConfig>> pending;
+      auto quantize_last = [&](NodeQuantConfig n) {
+        pending.emplace_back(m.graph().nodes().back().name, n);
+      };
+      std::vector<ir::ValueId> ins = {m.input(), rc.weight(m, {oc, c / groups, k, k}, 0.8f)};
+      if (rc.chance(70)) ins.push_back(rc.weight(m, {oc}, 0.5f));
+      ir::ValueId v = m.op(OpKind::kConv, ins,
+                           ir::ConvAttrs{.kernel = {k, k},
+                                         .strides = {wino ? 1 : rc.uniform(1, 2), 1},
+                                         .pads = {pad, pad, pad, pad},
+                                         .group = groups});
+      NodeQuantConfig first = rc.weighted();
+      first.data_out.reset();
+      if (seed % 19 == 0) first.data_out = rc.format(true, false);  // BN reads codes: not fused
+      quantize_last(first);
+      if (bn_node) {
+        Tensor gamma({oc}, DType::kFloat32), beta({oc}, DType::kFloat32),
+            mean({oc}, DType::kFloat32), var({oc}, DType::kFloat32);
+        for (int64_t i = 0; i < oc; ++i) {
+          gamma.data<float>()[i] =
+              (rc.chance(30) ? -1.0f : 1.0f) * (0.25f + rc.uniform(0, 8) / 4.0f);
+          var.data<float>()[i] = 0.1f + rc.uniform(0, 20) / 7.0f;
+          mean.data<float>()[i] = (rc.uniform(0, 16) - 8) / 5.0f;
+          beta.data<float>()[i] = (rc.uniform(0, 16) - 8) / 3.0f;
+        }
+        const ir::ValueId bn = m.op(OpKind::kBatchNorm,
+                                    {v, m.constant(std::move(gamma)), m.constant(std::move(beta)),
+                                     m.constant(std::move(mean)), m.constant(std::move(var))},
+                                    ir::BatchNormAttrs{});
+        v = bn;
+      }
+      if (act == 1) v = m.op(OpKind::kRelu, {v});
+      if (act == 2) v = m.op(OpKind::kClip, {v}, ir::ClipAttrs{.min = -1.0f, .max = 6.0f});
+      const ir::ValueId y = v;
+      const ir::ValueId sig = m.op(OpKind::kSigmoid, {y});
+      v = m.op(OpKind::kMul, swap ? std::vector<ir::ValueId>{sig, y} : std::vector{y, sig});
+      if (shape == 2) {
+        ir::ValueId se = m.op(OpKind::kGlobalAveragePool, {v});
+        se = m.op(OpKind::kConv, {se, rc.weight(m, {oc, oc, 1, 1}, 0.8f)},
+                  ir::ConvAttrs{.kernel = {1, 1}});
+        quantize_last(rc.weighted());
+        se = m.op(OpKind::kSigmoid, {se});
+        v = m.op(OpKind::kMul, {v, se});
+      }
+      if (shape != 1) {
+        v = m.op(OpKind::kConv, {v, rc.weight(m, {3, oc, 1, 1}, 0.8f)},
+                 ir::ConvAttrs{.kernel = {1, 1}});
+        NodeQuantConfig last = rc.weighted();
+        last.data_in->width = std::min(last.data_in->width, 16);  // codes the store can write
+        quantize_last(last);
+      }
+      m.graph().mark_output(v);
+      if (sig_read) m.graph().mark_output(sig);
+      if (keep_steps) m.graph().mark_output(y);  // y read as itself: no SiLU in the store
+      m.graph().finalize();
+      for (const auto& [node, n] : pending) {
+        if (const ir::Node* nd = m.graph().find_node(node)) (*q)[nd->config_name] = n;
+      }
+      *x = rc.input({batch, c, hw, hw});
+      SCOPED_TRACE(
+          fmt::format("C={} OC={} groups={} {}x{} k={} batch {}", c, oc, groups, hw, hw, k, batch));
+      return std::move(m.graph());
+    };
+    quant::QuantAssignment q, q2;
+    Tensor x, x2;
+    const ir::Graph g = build(false, &q, &x);
+    const ir::Graph kept_g = build(true, &q2, &x2);
+    SCOPED_TRACE(fmt::format("seed {} shape {} act {} swap {} sig_read {}", seed, shape, act, swap,
+                             sig_read));
+    std::string why;
+    const Tensor got = run_int(g, q, x, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const std::string plan =
+        make_plan(g, {.mode = Mode::kInt, .max_batch = x.dim(0), .quant = q})->to_string();
+    const std::string kept_plan =
+        make_plan(kept_g, {.mode = Mode::kInt, .max_batch = x.dim(0), .quant = q2})->to_string();
+    const bool has_silu = plan.find("+silu") != std::string::npos;
+    ASSERT_EQ(has_silu, !sig_read && seed % 19 != 0) << plan;
+    ASSERT_EQ(kept_plan.find("+silu"), std::string::npos) << kept_plan;
+    fused += has_silu;
+    fused_codes += has_silu && shape == 0 && plan.find("+silu +quantize") != std::string::npos;
+    fused_bare += has_silu && plan.find("+batchnorm") == std::string::npos;
+    kept += !has_silu;
+    ASSERT_TRUE(same_bits(got, run_int(kept_g, q2, x2, false))) << plan << "\n" << kept_plan;
+  }
+  EXPECT_GE(ran, 110);
+  EXPECT_GE(fused_bare, 20);
+  EXPECT_GE(fused, 80);
+  EXPECT_GE(fused_codes, 20);
+  EXPECT_GE(kept, 10);
+}
+
 }  // namespace
 }  // namespace qsearch::runtime

@@ -4,6 +4,10 @@
 #include <cstring>
 #include <type_traits>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/fixed/epilogue.h"
@@ -818,6 +822,8 @@ struct PixelJob {
 // epilogue stores the kept runs of each 16-lane block (Epilogue::run_t32_runs, one column).
 // The depthwise path's channel-interleaved buffer (run_lanes) holds at most this many bytes.
 constexpr int64_t kDepthwiseLanesBytes = 64 * 1024;
+// run_lanes stores 16 channels of a pixel at once (ChannelLanes) on maps up to this many pixels.
+constexpr int64_t kLanesStorePixels = 16;
 
 struct DepthwiseJob {
   const std::byte* x;
@@ -880,6 +886,72 @@ struct DepthwiseJob {
     }
   }
 
+#ifdef __AVX2__
+  // interleave() for 8-bit codes by 16x16 byte transposes: the 16 channel planes are copied
+  // (zero for channels >= nc and past the plane) into tmp[c][hwp], hwp = the plane's size
+  // rounded up to 16, then each block of 16 pixels is transposed into 16 pixels x 16 channels
+  // and widened (sign or zero extension, as the scalar cast) into the pixels' places in xi.
+  static constexpr int64_t kMaxTransposedPlane = 4096;
+  template <typename T>
+  void interleave8(const T* src, int64_t nc, int16_t* xi, uint8_t* tmp) const {
+    static_assert(sizeof(T) == 1);
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t i_end = std::min(g.in_h, lh - g.pad_top);
+    const int64_t j_end = std::min(g.in_w, lw - g.pad_left);
+    const int64_t hw = g.in_h * g.in_w, hwp = (hw + 15) / 16 * 16;
+    for (int64_t c = 0; c < 16; ++c) {
+      uint8_t* t = tmp + c * hwp;
+      if (c < nc) std::memcpy(t, src + c * hw, static_cast<size_t>(hw));
+      std::memset(t + (c < nc ? hw : 0), 0, static_cast<size_t>(c < nc ? hwp - hw : hwp));
+    }
+    int64_t i = 0, j = 0;  // pixel p0 + k at row i, column j
+    for (int64_t p0 = 0; p0 < hw && i < i_end; p0 += 16) {
+      __m128i r[16], a[16], b[16];
+      for (int c = 0; c < 16; ++c) {
+        r[c] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tmp + c * hwp + p0));
+      }
+      // a[h * 8 + k]: pixels 8h..8h+7, channels 2k, 2k + 1 (16-bit units by pixel).
+      for (int k = 0; k < 8; ++k) {
+        a[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]);
+        a[8 + k] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
+      }
+      // b[q * 4 + m]: pixels 4q..4q+3, channels 4m..4m+3 (32-bit units).
+      for (int h = 0; h < 2; ++h) {
+        for (int m = 0; m < 4; ++m) {
+          b[h * 8 + m] = _mm_unpacklo_epi16(a[h * 8 + 2 * m], a[h * 8 + 2 * m + 1]);
+          b[h * 8 + 4 + m] = _mm_unpackhi_epi16(a[h * 8 + 2 * m], a[h * 8 + 2 * m + 1]);
+        }
+      }
+      // a[q * 4 + d * 2 + n]: pixels 4q+2d, 4q+2d+1, channels 8n..8n+7 (64-bit units).
+      for (int q = 0; q < 4; ++q) {
+        for (int n = 0; n < 2; ++n) {
+          a[q * 4 + n] = _mm_unpacklo_epi32(b[q * 4 + 2 * n], b[q * 4 + 2 * n + 1]);
+          a[q * 4 + 2 + n] = _mm_unpackhi_epi32(b[q * 4 + 2 * n], b[q * 4 + 2 * n + 1]);
+        }
+      }
+      // r[p]: pixel p0 + p, channels 0..15.
+      for (int q = 0; q < 4; ++q) {
+        for (int d = 0; d < 2; ++d) {
+          r[4 * q + 2 * d] = _mm_unpacklo_epi64(a[q * 4 + d * 2], a[q * 4 + d * 2 + 1]);
+          r[4 * q + 2 * d + 1] = _mm_unpackhi_epi64(a[q * 4 + d * 2], a[q * 4 + d * 2 + 1]);
+        }
+      }
+      for (int k = 0; k < 16 && p0 + k < hw && i < i_end; ++k) {
+        if (j < j_end) {
+          const __m256i v =
+              std::is_signed_v<T> ? _mm256_cvtepi8_epi16(r[k]) : _mm256_cvtepu8_epi16(r[k]);
+          _mm256_storeu_si256(
+              reinterpret_cast<__m256i*>(xi + ((i + g.pad_top) * lw + j + g.pad_left) * 16), v);
+        }
+        if (++j == g.in_w) {
+          j = 0;
+          ++i;
+        }
+      }
+    }
+  }
+#endif
+
   // Small maps (OW < 8, channel multiplier 1): 16 channels as the lanes. Per work item (a
   // block of 16 channels, images [img0, img1)), each image's 16 input planes go zero-padded
   // into one channel-interleaved buffer xi[row][column][16] (only the rows and columns the
@@ -894,12 +966,22 @@ struct DepthwiseJob {
     const int64_t np = (pixels + 15) / 16 * 16;
     const size_t xi_bytes = static_cast<size_t>(lh * lw * 16) * 2 / 64 * 64 + 64;
     const size_t wt_bytes = static_cast<size_t>(taps * 16) * 4;
+    const size_t sums_bytes = static_cast<size_t>((img1 - img0) * 16 * np) * 4;
+    // interleave8's planes (8-bit codes, planes up to kMaxTransposedPlane).
+    const int64_t plane = g.in_h * g.in_w;
+#ifdef __AVX2__
+    const bool transpose = a_es == 1 && plane <= kMaxTransposedPlane;
+#else
+    const bool transpose = false;
+#endif
+    const size_t tmp_bytes = transpose ? static_cast<size_t>(16 * ((plane + 15) / 16 * 16)) : 0;
     auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kConvColumns,
-                xi_bytes + wt_bytes + static_cast<size_t>((img1 - img0) * 16 * np) * 4));
+        scratch(ScratchSlot::kConvColumns, xi_bytes + wt_bytes + sums_bytes + tmp_bytes));
     auto* xi = reinterpret_cast<int16_t*>(base);
     auto* wt = reinterpret_cast<uint32_t*>(base + xi_bytes);
     auto* sums = reinterpret_cast<int32_t*>(base + xi_bytes + wt_bytes);
+    [[maybe_unused]] auto* tmp =
+        reinterpret_cast<uint8_t*>(base + xi_bytes + wt_bytes + sums_bytes);
     // wt[t][c] = tap t of channel c0 + c (0 for missing channels), from the packed tap pairs.
     const int32_t* wp_all = w->depthwise_pairs().data<int32_t>();
     for (int64_t t = 0; t < taps; ++t) {
@@ -912,24 +994,89 @@ struct DepthwiseJob {
         wt[t * 16 + c] = static_cast<uint32_t>(v);
       }
     }
+#ifdef __AVX2__
+    // The tap pairs' weights interleaved per channel as the codes are below (an odd last tap's
+    // partner has weight 0 and reads tap 0's codes), and each tap's offset in xi.
+    alignas(32) __m256i wq[PackedConv2d::kMaxDepthwiseTaps + 2];
+    int64_t toff[PackedConv2d::kMaxDepthwiseTaps + 2];
+    for (int64_t k = 0; k < pairs; ++k) {
+      alignas(32) int16_t w0[16], w1[16];
+      const int64_t t0 = 2 * k, t1 = 2 * k + 1;
+      for (int c = 0; c < 16; ++c) {
+        w0[c] = static_cast<int16_t>(wt[t0 * 16 + c]);
+        w1[c] = t1 < taps ? static_cast<int16_t>(wt[t1 * 16 + c]) : int16_t{0};
+      }
+      const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(w0));
+      const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(w1));
+      wq[t0] = _mm256_unpacklo_epi16(a, b);
+      wq[t1] = _mm256_unpackhi_epi16(a, b);
+      for (int64_t t : {t0, t1}) {
+        const int64_t tt = t < taps ? t : 0;
+        const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
+        toff[t] = (u * g.dilation_h * lw + v * g.dilation_w) * 16;
+      }
+    }
+#endif
+    // The float stores take the 16 channels of a pixel at once (channel multiplier 1: channel
+    // c0 + c is group c0 + c's one column) on maps of at most 16 pixels, where the channel by
+    // channel stores below fill few of their 16 lanes; the others go channel by channel.
+    const ChannelLanes store(w->groups().data() + c0,
+                             static_cast<int>(pixels <= kLanesStorePixels ? nc : 0), q, c0);
     for (int64_t img = img0; img < img1; ++img) {
       std::fill(xi, xi + lh * lw * 16, int16_t{0});
       const std::byte* xin = x + (img * g.in_channels + c0) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
+#ifdef __AVX2__
+        case DType::kInt8:
+          if (transpose) {
+            interleave8(reinterpret_cast<const int8_t*>(xin), nc, xi, tmp);
+          } else {
+            interleave(reinterpret_cast<const int8_t*>(xin), nc, xi);
+          }
+          break;
+        case DType::kUInt8:
+          if (transpose) {
+            interleave8(reinterpret_cast<const uint8_t*>(xin), nc, xi, tmp);
+          } else {
+            interleave(reinterpret_cast<const uint8_t*>(xin), nc, xi);
+          }
+          break;
+#else
         case DType::kInt8:
           interleave(reinterpret_cast<const int8_t*>(xin), nc, xi);
           break;
         case DType::kUInt8:
           interleave(reinterpret_cast<const uint8_t*>(xin), nc, xi);
           break;
+#endif
         default:
           interleave(reinterpret_cast<const int16_t*>(xin), nc, xi);
           break;
       }
       int32_t* s = sums + (img - img0) * 16 * np;
+      std::byte* out = y + (img * g.out_channels + c0) * pixels * y_es;
       for (int64_t p = 0; p < pixels; ++p) {
         const int64_t oy = p / ow, ox = p % ow;
-        uint32_t acc[16] = {};
+        alignas(32) uint32_t acc[16] = {};
+#ifdef __AVX2__
+        // Tap pairs with vpmaddwd (as depthwise_s32_avx2): the codes of taps 2q and 2q + 1
+        // interleaved per channel (unpack within 128-bit lanes: channels 0-3 / 8-11 and 4-7 /
+        // 12-15), times the weights interleaved the same way (wq), exact modulo 2^32.
+        const int16_t* xp = xi + (oy * g.stride_h * lw + ox * g.stride_w) * 16;
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        for (int64_t k = 0; k < pairs; ++k) {
+          const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + toff[2 * k]));
+          const __m256i x1 =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + toff[2 * k + 1]));
+          lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), wq[2 * k]));
+          hi =
+              _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), wq[2 * k + 1]));
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(acc),
+                           _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(acc + 8),
+                           _mm256_permute2x128_si256(lo, hi, 0x31));
+#else
         for (int64_t u = 0; u < g.kernel_h; ++u) {
           for (int64_t v = 0; v < g.kernel_w; ++v) {
             const int16_t* xv = xi + ((oy * g.stride_h + u * g.dilation_h) * lw + ox * g.stride_w +
@@ -941,9 +1088,18 @@ struct DepthwiseJob {
             }
           }
         }
+#endif
+        if (store.ok()) {
+          // The 16 channels' values of this pixel in one pass (ChannelLanes).
+          int32_t a[16];
+          for (int c = 0; c < 16; ++c) a[c] = static_cast<int32_t>(acc[c]);
+          store.run(a, out + p * y_es, pixels);
+          continue;
+        }
         for (int c = 0; c < 16; ++c) s[c * np + p] = static_cast<int32_t>(acc[c]);
       }
     }
+    if (store.ok()) return;
     for (int64_t c = 0; c < nc; ++c) {
       const Epilogue e(w->groups()[c0 + c], q, c0 + c);  // channel multiplier 1
       for (int64_t img = img0; img < img1; ++img) {

@@ -10,7 +10,11 @@
 #endif
 
 #include "kernels/fixed/gemm_tiles.h"
+#include "kernels/vec_math.h"
 #include "quant/fixed_point.h"
+#ifdef __AVX2__
+#include "quant/quantize_avx2.h"
+#endif
 
 namespace qsearch::kernels::fixed {
 
@@ -312,6 +316,14 @@ Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major
 
 }  // namespace
 
+float Epilogue::silu(float v) {
+  // One lane of the vector sigmoid the Sigmoid step runs (vmath::map_f32), or its scalar
+  // fallback in a build without AVX2; then the Mul's one rounding.
+  float s = 0.0f;
+  vmath::map_f32(vmath::Fn::kSigmoid, &v, &s, 1);
+  return v * s;
+}
+
 Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0) {
   bias_ = w.bias_aligned().data();
   fn_t32_ = &run_t32_widen;
@@ -336,6 +348,7 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         post_shift_ = p.post_shift + channel0;
         post_lo_ = p.post_lo;
         post_hi_ = p.post_hi;
+        silu_ = p.post_silu;
       }
       if (p.post_quantize) {
         q_format_ = p.post_format;
@@ -419,11 +432,17 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
     }
   }
 #if defined(__x86_64__)
-  // The pixel-major conv's int32 column stores (run_t32) by hand in AVX2 where the portable loops
-  // above apply (same values; the compiler vectorised them 4 lanes wide).
-  // The fused affine (post) needs FMA for its vector fma (the scalar std::fma rounds the same).
+    // The pixel-major conv's int32 column stores (run_t32) by hand in AVX2 where the portable loops
+    // above apply (same values; the compiler vectorised them 4 lanes wide).
+    // The fused affine (post) needs FMA for its vector fma (the scalar std::fma rounds the same).
+    // The fused SiLU's vector sigmoid exists where the build has AVX2 (kernels/vec_math.h).
+#ifdef __AVX2__
+  constexpr bool kVectorSilu = true;
+#else
+  constexpr bool kVectorSilu = false;
+#endif
   if (fn_t32_ != &run_t32_widen && w.isa() >= Isa::kAvx2 &&
-      (!post || __builtin_cpu_supports("fma"))) {
+      (!post || __builtin_cpu_supports("fma")) && (!silu_ || kVectorSilu)) {
     const bool codes = p.output == GemmOutput::kFloat && p.post_quantize;
     const detail::EpilogueFn32 f =
         p.output == GemmOutput::kRequantize
@@ -441,6 +460,116 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
           p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
     }
   }
+#endif
+}
+
+namespace {
+
+#ifdef __AVX2__
+// ChannelLanes::run for float values (Code = float) or their codes: kPost the fused affine and
+// clamp, kSilu then the SiLU; exactly the operations of gemm_tiles_avx2.cc's exact_t32 /
+// quantize_t32 (post8), lane by lane.
+template <typename Code, quant::Rounding R, bool kPost, bool kSilu>
+void lanes_store(const ChannelLanes& l, const int32_t* acc, void* out, int64_t stride) {
+  const __m128i shift = _mm_cvtsi32_si128(l.shift_);
+  const __m256 scale = _mm256_set1_ps(l.scale_);
+  __m256 v[2];
+  for (int h = 0; h < 2; ++h) {
+    const __m256i a = _mm256_add_epi32(
+        _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + 8 * h)), shift),
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(l.bias_ + 8 * h)));
+    v[h] = _mm256_mul_ps(_mm256_cvtepi32_ps(a), scale);
+    if constexpr (kPost) {
+      const __m256 u = _mm256_fmadd_ps(v[h], _mm256_load_ps(l.post_scale_ + 8 * h),
+                                       _mm256_load_ps(l.post_shift_ + 8 * h));
+      v[h] =
+          _mm256_min_ps(_mm256_set1_ps(l.post_hi_), _mm256_max_ps(_mm256_set1_ps(l.post_lo_), u));
+      if constexpr (kSilu) v[h] = _mm256_mul_ps(v[h], kernels::detail::sigmoid8(v[h]));
+    }
+  }
+  Code* o = static_cast<Code*>(out);
+  if constexpr (std::is_same_v<Code, float>) {
+    alignas(32) float buf[16];
+    _mm256_store_ps(buf, v[0]);
+    _mm256_store_ps(buf + 8, v[1]);
+    for (int c = 0; c < l.nc_; ++c) o[c * stride] = buf[c];
+  } else {
+    const quant::avx2::Quantize8 q(l.q_scale_, l.q_lo_, l.q_hi_);
+    alignas(32) int32_t buf[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(buf), q.codes<R>(v[0]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 8), q.codes<R>(v[1]));
+    for (int c = 0; c < l.nc_; ++c) o[c * stride] = static_cast<Code>(buf[c]);
+  }
+}
+
+using LanesFn = void (*)(const ChannelLanes&, const int32_t*, void*, int64_t);
+
+template <typename Code, quant::Rounding R>
+LanesFn lanes_fn(bool post, bool silu) {
+  using Fn = LanesFn;
+  if (!post) return Fn(&lanes_store<Code, R, false, false>);
+  return silu ? Fn(&lanes_store<Code, R, true, true>) : Fn(&lanes_store<Code, R, true, false>);
+}
+#endif
+
+}  // namespace
+
+ChannelLanes::ChannelLanes(const PackedWeights* groups, int nc, const GemmParams& p, int64_t c0) {
+#ifdef __AVX2__
+  if (p.output != GemmOutput::kFloat || p.acc != AccType::kInt32 || nc < 1 || nc > 16 ||
+      (p.post_quantize && p.post_format.width > 24) || groups[0].isa() < Isa::kAvx2 ||
+      !__builtin_cpu_supports("fma")) {
+    return;
+  }
+  // The fields each channel's Epilogue would hold (its constructor, kFloat), made directly: this
+  // runs once per work item of 16 channels.
+  const int shift = groups[0].acc_shift(), frac = groups[0].acc_frac();
+  if (shift > 31) return;
+  for (int c = 0; c < nc; ++c) {
+    const PackedWeights& w = groups[c];
+    if (w.n() != 1 || w.acc_shift() != shift || w.acc_frac() != frac) return;
+    bias_[c] = static_cast<int32_t>(w.bias_aligned()[0]);
+    if (p.post_scale != nullptr) {
+      post_scale_[c] = p.post_scale[c0 + c];
+      post_shift_[c] = p.post_shift[c0 + c];
+    }
+  }
+  shift_ = shift;
+  scale_ = std::ldexp(1.0f, -frac);
+  post_lo_ = p.post_lo;
+  post_hi_ = p.post_hi;
+  if (p.post_quantize) {
+    q_scale_ = std::ldexp(1.0f, p.post_format.frac);
+    q_lo_ = static_cast<float>(p.post_format.min_code());
+    q_hi_ = static_cast<float>(p.post_format.max_code());
+  }
+  nc_ = nc;
+  const bool post = p.post_scale != nullptr, silu = post && p.post_silu;
+  if (!p.post_quantize) {
+    fn_ = lanes_fn<float, quant::Rounding::kHalfToEven>(post, silu);
+    return;
+  }
+  quant::with_rounding(p.post_rounding, [&](auto R) {
+    switch (quant::storage_dtype(p.post_format)) {
+      case DType::kInt8:
+        fn_ = lanes_fn<int8_t, R.value>(post, silu);
+        break;
+      case DType::kUInt8:
+        fn_ = lanes_fn<uint8_t, R.value>(post, silu);
+        break;
+      case DType::kInt16:
+        fn_ = lanes_fn<int16_t, R.value>(post, silu);
+        break;
+      case DType::kInt32:
+        fn_ = lanes_fn<int32_t, R.value>(post, silu);
+        break;
+      default:
+        break;
+    }
+    return 0;
+  });
+#else
+  (void)groups, (void)nc, (void)p, (void)c0;
 #endif
 }
 

@@ -55,17 +55,22 @@ class Epilogue {
   const float* post_scale_ = nullptr;
   const float* post_shift_ = nullptr;
   float post_lo_ = 0.0f, post_hi_ = 0.0f;
+  bool silu_ = false;  // GemmParams::post_silu, applied by post()
   // kFloat with GemmParams::post_quantize: the codes of each float value are stored.
   quant::FixedFormat q_format_;
   quant::Rounding q_rounding_ = quant::Rounding::kHalfToEven;
   float q_scale_ = 1.0f, q_lo_ = 0.0f, q_hi_ = 0.0f;  // 2^frac and the code bounds (AVX2 store)
 
-  // The fused affine and clamp of one float value v of column col (GemmParams::post_scale).
+  // The fused affine and clamp of one float value v of column col (GemmParams::post_scale), and
+  // the fused SiLU (GemmParams::post_silu).
   float post(float v, int64_t col) const {
     const float u = std::fma(v, post_scale_[col], post_shift_[col]);
     const float w = u < post_lo_ ? post_lo_ : u;
-    return w > post_hi_ ? post_hi_ : w;
+    const float c = w > post_hi_ ? post_hi_ : w;
+    return silu_ ? silu(c) : c;
   }
+  // v * sigmoid(v) with the float Sigmoid step's sigmoid (kernels/vec_math.h), rounded as its Mul.
+  static float silu(float v);
 
  private:
   using Fn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
@@ -75,6 +80,33 @@ class Epilogue {
   using FnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (*)[3], int, int, int64_t,
                           void*);
   FnRuns fn_runs_ = nullptr;
+};
+
+// The float store (GemmParams::kFloat, with or without the fused post_* affine / SiLU / codes)
+// of up to 16 channels of one output pixel, the channels as the lanes: conv2d's depthwise path
+// on small maps, whose sums come 16 channels at a time (per-channel Epilogue::run_t32 calls
+// there used one of 16 lanes on a 1x1 map). Channel c0 + c is column 0 of groups[c]; each value
+// is the one its channel's Epilogue stores (the same operations in the same order: int32 shift
+// and bias, one rounding to float, the exact scale, fma and clamp, SiLU, quantize).
+class ChannelLanes {
+ public:
+  // Whether it applies: kFloat, an int32 accumulator, AVX2 + FMA, codes of at most 24 bits, and
+  // the groups' accumulator shifts and fractions equal; else ok() is false (use the Epilogue).
+  ChannelLanes(const PackedWeights* groups, int nc, const GemmParams& p, int64_t c0);
+  bool ok() const { return fn_ != nullptr; }
+  // acc[c], c < 16: the int32 sum of channel c0 + c (lanes past nc are read, not stored). Writes
+  // channel c's value at element c * stride of `out` (gemm_output_dtype(p) elements).
+  void run(const int32_t* acc, void* out, int64_t stride) const { fn_(*this, acc, out, stride); }
+
+  alignas(32) int32_t bias_[16] = {};
+  alignas(32) float post_scale_[16] = {}, post_shift_[16] = {};
+  int nc_ = 0, shift_ = 0;
+  float scale_ = 1.0f, post_lo_ = 0.0f, post_hi_ = 0.0f;
+  float q_scale_ = 1.0f, q_lo_ = 0.0f, q_hi_ = 0.0f;
+
+ private:
+  using Fn = void (*)(const ChannelLanes&, const int32_t*, void*, int64_t);
+  Fn fn_ = nullptr;
 };
 
 }  // namespace qsearch::kernels::fixed

@@ -173,6 +173,11 @@ struct GemmParams {
   const float* post_shift = nullptr;
   float post_lo = -std::numeric_limits<float>::infinity();
   float post_hi = std::numeric_limits<float>::infinity();
+  // kFloat with post_scale: then a SiLU of the clamped value, C = u * sigmoid(u) with
+  // kernels/vec_math.h's sigmoid (an unquantized Sigmoid and Mul of the BatchNorm's output fused
+  // by the int lowering, EfficientNet's conv + BN + SiLU): the same bits as the separate Sigmoid
+  // step (vmath::map_f32) and the float Mul.
+  bool post_silu = false;
   // kFloat: the store writes, instead of each float value C above (after the affine and clamp,
   // if any), its codes quant::quantize(C, post_format, post_rounding) as
   // storage_dtype(post_format): the next node's input quantizer fused into the store (the int

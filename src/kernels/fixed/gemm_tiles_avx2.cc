@@ -13,6 +13,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
+#include "kernels/vec_math.h"
 #include "quant/quantize_avx2.h"
 
 namespace qsearch::kernels::fixed::detail {
@@ -375,11 +376,18 @@ void requantize32_t32(const Epilogue& e, const int32_t* tile, int rows, int cols
 }
 
 // Epilogue::post on 8 lanes of column col: fma, then `u < lo ? lo : u` (max_ps(lo, u) returns
-// its second operand unless lo > u, NaN included) and `u > hi ? hi : u` (min_ps(hi, u)).
+// its second operand unless lo > u, NaN included) and `u > hi ? hi : u` (min_ps(hi, u)), then
+// the fused SiLU with the Sigmoid step's own vector sigmoid (the Epilogue uses these stores with
+// a SiLU only in a build with AVX2, where vec_math.h has it).
 inline __m256 post8(const Epilogue& e, __m256 v, int64_t col) {
   const __m256 u =
       _mm256_fmadd_ps(v, _mm256_set1_ps(e.post_scale_[col]), _mm256_set1_ps(e.post_shift_[col]));
-  return _mm256_min_ps(_mm256_set1_ps(e.post_hi_), _mm256_max_ps(_mm256_set1_ps(e.post_lo_), u));
+  const __m256 c =
+      _mm256_min_ps(_mm256_set1_ps(e.post_hi_), _mm256_max_ps(_mm256_set1_ps(e.post_lo_), u));
+#ifdef __AVX2__
+  if (e.silu_) return _mm256_mul_ps(c, ::qsearch::kernels::detail::sigmoid8(c));
+#endif
+  return c;
 }
 
 template <typename Out, bool kPost = false>
@@ -427,6 +435,10 @@ inline void copy_piece(std::byte*& d, const std::byte*& s, size_t bytes) {
 }
 template <typename Out>
 inline void copy_codes(Out* dst, const Out* src, int64_t n) {
+  if (n == 1) {  // tiny maps' gathered panels: every run one pixel
+    *dst = *src;
+    return;
+  }
   auto* d = reinterpret_cast<std::byte*>(dst);
   const auto* s = reinterpret_cast<const std::byte*>(src);
   const size_t bytes = static_cast<size_t>(n) * sizeof(Out);
