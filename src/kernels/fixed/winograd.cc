@@ -179,6 +179,67 @@ inline __m256i load16(const void* p) {
 }
 inline void store16(void* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 
+// The rest of a Winograd work item, for F(2x2) (kTile 2: Job = WinoJob, 16 transform
+// positions) and F(4x4) (kTile 4: Wino4Job, 36): M[o][pos][lane] = U[pos][o] . V2[pos] for the
+// output-channel blocks [ob0, ob1) and the global tiles [g0, g1) (the output transform of one
+// channel then reads its positions a few hundred bytes apart, not oc * lanes * 4 bytes: that
+// stride hit one L1 set; per position, per block of output channels their U rows stay in L1 and
+// this position's V2 in L2), then the output transform and the epilogue's store of each run of
+// consecutive output pixels (per image and tile-row segment of the panel, per output row).
+template <int kTile, typename Job>
+void multiply_and_store(const Job& j, const int32_t* v2, const int64_t* goff, int32_t* mbuf,
+                        int64_t g0, int64_t g1, int64_t ob0, int64_t ob1) {
+  constexpr int kPos = (kTile + 2) * (kTile + 2);
+  constexpr int kMr = Job::kMr, kRow = Job::kRow;
+  const int64_t oc = j.w->geometry().out_channels, cpad = j.f->channels_padded;
+  const int64_t np = (g1 - g0 + 15) / 16, lanes = np * 16;
+  const int16_t* u = j.f->u.template data<int16_t>();
+  for (int pos = 0; pos < kPos; ++pos) {
+    for (int64_t ob = ob0; ob < ob1; ++ob) {
+      const int64_t o0 = oc * ob / j.mblocks;
+      const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
+      for (int64_t p = 0; p < np; ++p) {
+        detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
+                                    v2 + pos * j.cpairs * lanes + p * 16, goff, j.cpairs, rows,
+                                    mbuf + (o0 * kPos + pos) * lanes + p * 16, kPos * lanes);
+      }
+    }
+  }
+
+  const Epilogue e(j.w->groups().front(), j.q);
+  alignas(64) int32_t s[kTile][kMr * kRow];  // S per output row a of the tiles, pixel order
+  alignas(64) int32_t tile[kMr * 16 + 16];   // run_t32's columns (16 lanes read per column)
+  for (int64_t ob = ob0; ob < ob1; ++ob) {
+    const int64_t o0 = oc * ob / j.mblocks;
+    const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
+    for (int64_t p = 0; p < np; ++p) {
+      Job::transform_output(mbuf + o0 * kPos * lanes + p * 16, lanes, kPos * lanes, rows, s);
+      const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
+      for (int64_t gt = gp0; gt < gp1;) {
+        const int64_t img = gt / j.tiles, t = gt % j.tiles;
+        const int64_t ty = t / j.tw, tx = t % j.tw, len = std::min(j.tw - tx, gp1 - gt);
+        const int64_t l0 = gt - gp0;
+        std::byte* out = j.y + img * oc * j.oh * j.ow * j.y_es;
+        for (int a = 0; a < kTile; ++a) {
+          const int64_t yy = kTile * ty + a;
+          if (yy >= j.oh) continue;
+          const int64_t x0 = kTile * tx, xend = std::min(kTile * (tx + len), j.ow);
+          for (int64_t xs = x0; xs < xend; xs += 16) {
+            const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
+            const int32_t* src = s[a] + kTile * l0 + (xs - x0);
+            for (int r = 0; r < rows; ++r) {
+              store16(tile + r * 16, load16(src + r * kRow));
+              store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
+            }
+            e.run_t32(tile, n, rows, yy * j.ow + xs, o0, out);
+          }
+        }
+        gt += len;
+      }
+    }
+  }
+}
+
 // One conv2d() call's shared state (winograd.h, "Layout and loop").
 struct WinoJob {
   const std::byte* x;
@@ -440,7 +501,7 @@ struct WinoJob {
     const int64_t ob0 = mblocks * os / osplit, ob1 = mblocks * (os + 1) / osplit;
     if (pa == pb || ob0 == ob1) return;
     const int64_t g0 = pa * 16, g1 = std::min(pb * 16, batch * tiles), lanes = (pb - pa) * 16;
-    const int64_t np = pb - pa, oc = g.out_channels, cpad = f->channels_padded;
+    const int64_t oc = g.out_channels;
     // Scratch: V2 (int32 pairs), M (int32), goff, then the padded row, the split rows and two
     // channels' V (int16).
     const size_t v2_bytes = static_cast<size_t>(16 * cpairs * lanes) * 4;
@@ -470,57 +531,7 @@ struct WinoJob {
         break;
     }
 
-    // M[o][pos][lane] (the output transform of one channel then reads its 16 positions a few
-    // hundred bytes apart, not oc * lanes * 4 bytes: that stride hit one L1 set): per position, per
-    // block of output channels (their U rows stay in L1), every panel (this position's V2 stays in
-    // L2).
-    const int16_t* u = f->u.data<int16_t>();
-    for (int pos = 0; pos < 16; ++pos) {
-      for (int64_t ob = ob0; ob < ob1; ++ob) {
-        const int64_t o0 = oc * ob / mblocks;
-        const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
-        for (int64_t p = 0; p < np; ++p) {
-          detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
-                                      v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
-                                      mbuf + (o0 * 16 + pos) * lanes + p * 16, 16 * lanes);
-        }
-      }
-    }
-
-    const Epilogue e(w->groups().front(), q);
-    alignas(64) int32_t s[2][kMr * kRow];     // S per output row a of the tiles, pixel order
-    alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
-    for (int64_t ob = ob0; ob < ob1; ++ob) {
-      const int64_t o0 = oc * ob / mblocks;
-      const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
-      for (int64_t p = 0; p < np; ++p) {
-        transform_output(mbuf + o0 * 16 * lanes + p * 16, lanes, 16 * lanes, rows, s);
-        // Runs of consecutive output pixels: per image and tile-row segment of the panel, per
-        // output row.
-        const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
-        for (int64_t gt = gp0; gt < gp1;) {
-          const int64_t img = gt / tiles, t = gt % tiles;
-          const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, gp1 - gt);
-          const int64_t l0 = gt - gp0;
-          std::byte* out = y + img * oc * oh * ow * y_es;
-          for (int a = 0; a < 2; ++a) {
-            const int64_t yy = 2 * ty + a;
-            if (yy >= oh) continue;
-            const int64_t x0 = 2 * tx, xend = std::min(2 * (tx + len), ow);
-            for (int64_t xs = x0; xs < xend; xs += 16) {
-              const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
-              const int32_t* src = s[a] + 2 * l0 + (xs - x0);
-              for (int r = 0; r < rows; ++r) {
-                store16(tile + r * 16, load16(src + r * kRow));
-                store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
-              }
-              e.run_t32(tile, n, rows, yy * ow + xs, o0, out);
-            }
-          }
-          gt += len;
-        }
-      }
-    }
+    multiply_and_store<2>(*this, v2, goff, mbuf, g0, g1, ob0, ob1);
   }
 };
 
@@ -707,7 +718,7 @@ struct Wino4Job {
     const int64_t ob0 = mblocks * os / osplit, ob1 = mblocks * (os + 1) / osplit;
     if (pa == pb || ob0 == ob1) return;
     const int64_t g0 = pa * 16, g1 = std::min(pb * 16, batch * tiles), lanes = (pb - pa) * 16;
-    const int64_t np = pb - pa, oc = g.out_channels, cpad = f->channels_padded;
+    const int64_t oc = g.out_channels;
     // Scratch: V2 (int32 pairs), M (int32), goff, the runs, the padded rows, then d and two
     // channels' V (int16).
     const int64_t rs = 4 * (tw + 2);  // a padded row split by column phase (transform_all)
@@ -778,52 +789,7 @@ struct Wino4Job {
         break;
     }
 
-    // M[o][pos][lane], as WinoJob.
-    const int16_t* u = f->u.data<int16_t>();
-    for (int pos = 0; pos < 36; ++pos) {
-      for (int64_t ob = ob0; ob < ob1; ++ob) {
-        const int64_t o0 = oc * ob / mblocks;
-        const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
-        for (int64_t p = 0; p < np; ++p) {
-          detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
-                                      v2 + pos * cpairs * lanes + p * 16, goff, cpairs, rows,
-                                      mbuf + (o0 * 36 + pos) * lanes + p * 16, 36 * lanes);
-        }
-      }
-    }
-
-    const Epilogue e(w->groups().front(), q);
-    alignas(64) int32_t s[4][kMr * kRow];     // S per output row a of the tiles, pixel order
-    alignas(64) int32_t tile[kMr * 16 + 16];  // run_t32's columns (16 lanes read per column)
-    for (int64_t ob = ob0; ob < ob1; ++ob) {
-      const int64_t o0 = oc * ob / mblocks;
-      const int rows = static_cast<int>(oc * (ob + 1) / mblocks - o0);
-      for (int64_t p = 0; p < np; ++p) {
-        transform_output(mbuf + o0 * 36 * lanes + p * 16, lanes, 36 * lanes, rows, s);
-        const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
-        for (int64_t gt = gp0; gt < gp1;) {
-          const int64_t img = gt / tiles, t = gt % tiles;
-          const int64_t ty = t / tw, tx = t % tw, len = std::min(tw - tx, gp1 - gt);
-          const int64_t l0 = gt - gp0;
-          std::byte* out = y + img * oc * oh * ow * y_es;
-          for (int a = 0; a < 4; ++a) {
-            const int64_t yy = 4 * ty + a;
-            if (yy >= oh) continue;
-            const int64_t x0 = 4 * tx, xend = std::min(4 * (tx + len), ow);
-            for (int64_t xs = x0; xs < xend; xs += 16) {
-              const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
-              const int32_t* src = s[a] + 4 * l0 + (xs - x0);
-              for (int r = 0; r < rows; ++r) {
-                store16(tile + r * 16, load16(src + r * kRow));
-                store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
-              }
-              e.run_t32(tile, n, rows, yy * ow + xs, o0, out);
-            }
-          }
-          gt += len;
-        }
-      }
-    }
+    multiply_and_store<4>(*this, v2, goff, mbuf, g0, g1, ob0, ob1);
   }
 };
 
