@@ -1317,6 +1317,30 @@ TEST(QuantExact, ConvStoreFusesFloatBatchNormAndActivation) {
 // stored floats lie on dyadic grids and the quantizer meets exact ties; random formats (frac
 // widths -3..14 and above the width, widths 1..32), the three roundings, dense / grouped /
 // depthwise / Winograd-sized convs.
+// The conv of the conv-store fusion tests: dense, grouped or depthwise (dense 3x3 stride 1, a
+// Winograd candidate, when `wino`), 1x1 or 3x3 padded, with a bias 70 % of the time, reading
+// the graph's input of c channels on hw x hw maps.
+struct StoreConv {
+  ir::ValueId v;  // its output
+  int64_t oc, groups, k;
+};
+StoreConv random_store_conv(RandomCase& rc, GraphMaker& m, bool wino, int64_t c, int64_t hw) {
+  const int kind = wino ? 0 : rc.uniform(0, 2);  // dense, grouped, depthwise
+  StoreConv r;
+  r.groups = kind == 0 ? 1 : kind == 1 && c % 2 == 0 ? 2 : c;
+  r.oc = kind == 2 ? c * rc.uniform(1, 2) : r.groups * rc.uniform(1, 20 / r.groups);
+  r.k = wino || (hw >= 3 && rc.chance(70)) ? 3 : 1;
+  const int64_t k = r.k, pad = k == 3 ? 1 : 0;
+  std::vector<ir::ValueId> ins = {m.input(), rc.weight(m, {r.oc, c / r.groups, k, k}, 0.8f)};
+  if (rc.chance(70)) ins.push_back(rc.weight(m, {r.oc}, 0.5f));
+  r.v = m.op(OpKind::kConv, ins,
+             ir::ConvAttrs{.kernel = {k, k},
+                           .strides = {wino ? 1 : rc.uniform(1, 2), 1},
+                           .pads = {pad, pad, pad, pad},
+                           .group = r.groups});
+  return r;
+}
+
 TEST(QuantExact, ConvStoreQuantizesForItsReadersOneFormat) {
   int ran = 0, quantizing = 0, wide = 0, kept = 0;
   for (uint64_t seed = 1; seed <= 150; ++seed) {
@@ -1329,23 +1353,13 @@ TEST(QuantExact, ConvStoreQuantizesForItsReadersOneFormat) {
     const bool wino = seed % 7 == 0;
     const int64_t c = wino ? rc.uniform(32, 36) : rc.uniform(1, 6);
     const int64_t hw = wino ? rc.uniform(6, 10) : rc.uniform(1, 10), batch = rc.uniform(1, 4);
-    const int kind = wino ? 0 : rc.uniform(0, 2);  // dense, grouped, depthwise
-    const int64_t groups = kind == 0 ? 1 : kind == 1 && c % 2 == 0 ? 2 : c;
-    const int64_t oc = kind == 2 ? c * rc.uniform(1, 2) : groups * rc.uniform(1, 20 / groups);
-    const int64_t k = wino || (hw >= 3 && rc.chance(70)) ? 3 : 1;
-    const int64_t pad = k == 3 ? 1 : 0;
     GraphMaker m({kDynamic, c, hw, hw});
     std::vector<std::pair<std::string, NodeQuantConfig>> pending;
     auto quantize_last = [&](NodeQuantConfig n) {
       pending.emplace_back(m.graph().nodes().back().name, n);
     };
-    std::vector<ir::ValueId> ins = {m.input(), rc.weight(m, {oc, c / groups, k, k}, 0.8f)};
-    if (rc.chance(70)) ins.push_back(rc.weight(m, {oc}, 0.5f));
-    ir::ValueId v = m.op(OpKind::kConv, ins,
-                         ir::ConvAttrs{.kernel = {k, k},
-                                       .strides = {wino ? 1 : rc.uniform(1, 2), 1},
-                                       .pads = {pad, pad, pad, pad},
-                                       .group = groups});
+    const auto [conv, oc, groups, k] = random_store_conv(rc, m, wino, c, hw);
+    ir::ValueId v = conv;
     NodeQuantConfig first = rc.weighted();
     first.data_out.reset();  // the BN reads the float store (fuse_affine)
     quantize_last(first);
@@ -1466,23 +1480,13 @@ TEST(QuantExact, ConvStoreFusesFloatSilu) {
       const bool wino = seed % 9 == 0;
       const int64_t c = wino ? rc.uniform(32, 36) : rc.uniform(1, 20);
       const int64_t hw = wino ? rc.uniform(6, 10) : rc.uniform(1, 12), batch = rc.uniform(1, 5);
-      const int kind = wino ? 0 : rc.uniform(0, 2);  // dense, grouped, depthwise
-      const int64_t groups = kind == 0 ? 1 : kind == 1 && c % 2 == 0 ? 2 : c;
-      const int64_t oc = kind == 2 ? c * rc.uniform(1, 2) : groups * rc.uniform(1, 20 / groups);
-      const int64_t k = wino || (hw >= 3 && rc.chance(70)) ? 3 : 1;
-      const int64_t pad = k == 3 ? 1 : 0;
       GraphMaker m({kDynamic, c, hw, hw});
       std::vector<std::pair<std::string, NodeQuantConfig>> pending;
       auto quantize_last = [&](NodeQuantConfig n) {
         pending.emplace_back(m.graph().nodes().back().name, n);
       };
-      std::vector<ir::ValueId> ins = {m.input(), rc.weight(m, {oc, c / groups, k, k}, 0.8f)};
-      if (rc.chance(70)) ins.push_back(rc.weight(m, {oc}, 0.5f));
-      ir::ValueId v = m.op(OpKind::kConv, ins,
-                           ir::ConvAttrs{.kernel = {k, k},
-                                         .strides = {wino ? 1 : rc.uniform(1, 2), 1},
-                                         .pads = {pad, pad, pad, pad},
-                                         .group = groups});
+      const auto [conv, oc, groups, k] = random_store_conv(rc, m, wino, c, hw);
+      ir::ValueId v = conv;
       NodeQuantConfig first = rc.weighted();
       first.data_out.reset();
       if (seed % 19 == 0) first.data_out = rc.format(true, false);  // BN reads codes: not fused
