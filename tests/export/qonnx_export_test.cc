@@ -157,6 +157,50 @@ std::vector<int64_t> argmax(const std::vector<float>& y, int64_t classes) {
   return p;
 }
 
+// Bit-identical outputs of two graphs in each mode (under their own formats).
+void expect_same_outputs(const ir::Graph& g, const quant::QuantAssignment& q, const ir::Graph& h,
+                         const quant::QuantAssignment& hq, std::vector<runtime::Mode> modes,
+                         const Tensor& x) {
+  for (runtime::Mode mode : modes) {
+    const std::vector<float> a = run(g, q, mode, x), b = run(h, hq, mode, x);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+        << runtime::mode_name(mode);
+  }
+}
+
+// A QONNX re-import m of g under q: the same formats on every node (what each node quantizes),
+// and bit-identical fake and int outputs.
+void expect_same_formats_and_outputs(const ir::Graph& g, const quant::QuantAssignment& q,
+                                     const onnx::QonnxModel& m, const Tensor& x) {
+  const auto want = runtime::resolve_node_quant(g, q);
+  const auto got = runtime::resolve_node_quant(m.graph, m.formats);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < want.size(); ++k) {
+    SCOPED_TRACE(g.nodes()[k].name);
+    EXPECT_EQ(got[k].inputs, want[k].inputs);
+    EXPECT_EQ(got[k].data_out, want[k].data_out);
+  }
+  expect_same_outputs(g, q, m.graph, m.formats, {runtime::Mode::kFake, runtime::Mode::kInt}, x);
+}
+
+// q with 8-bit formats rounded half to even, as a QDQ export takes them (an unsigned input to
+// the Relus).
+quant::QuantAssignment eight_bit(const quant::QuantAssignment& q) {
+  quant::QuantAssignment q8;
+  for (const auto& [name, c] : q) {
+    NodeQuantConfig c8 = c;
+    c8.rounding = Rounding::kHalfToEven;
+    c8.data_in = s(8, 4);
+    if (c8.weight) c8.weight = s(8, 6);
+    if (c8.bias) c8.bias = quant::FixedFormat{32, 10, true};
+    if (c8.data_out) c8.data_out = s(8, 3);
+    if (name.find("relu") != std::string::npos) c8.data_in = quant::FixedFormat{8, 4, false};
+    q8[name] = c8;
+  }
+  return q8;
+}
+
 TEST(QonnxExport, RoundTripGivesTheSameFormatsAndBitIdenticalOutputs) {
   const Tensor x = mnist_test().x.rows(0, 1000);
   for (const Case& c : cases()) {
@@ -179,12 +223,7 @@ TEST(QonnxExport, RoundTripGivesTheSameFormatsAndBitIdenticalOutputs) {
         EXPECT_EQ(got[k].rounding, want[k].rounding);
       }
     }
-    for (runtime::Mode mode : {runtime::Mode::kFake, runtime::Mode::kInt}) {
-      const std::vector<float> a = run(g, c.q, mode, x), b = run(m.graph, m.formats, mode, x);
-      ASSERT_EQ(a.size(), b.size());
-      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
-          << runtime::mode_name(mode) << " outputs differ after the round trip";
-    }
+    expect_same_outputs(g, c.q, m.graph, m.formats, {runtime::Mode::kFake, runtime::Mode::kInt}, x);
   }
 }
 
@@ -234,41 +273,13 @@ TEST(QonnxExport, Conv3dIsWrittenBackAsThreeDimensionalConvs) {
     EXPECT_EQ(back.nodes()[k].kind, g.nodes()[k].kind) << k;
     EXPECT_EQ(back.nodes()[k].config_name, g.nodes()[k].config_name) << k;
   }
-  const std::vector<float> f0 = run(g, {}, runtime::Mode::kFloat, x);
-  const std::vector<float> f1 = run(back, {}, runtime::Mode::kFloat, x);
-  ASSERT_EQ(f0.size(), f1.size());
-  EXPECT_EQ(std::memcmp(f0.data(), f1.data(), f0.size() * sizeof(float)), 0);
+  expect_same_outputs(g, {}, back, {}, {runtime::Mode::kFloat}, x);
   // QONNX: the same formats on every node, bit-identical fake and int outputs.
   const std::string bytes = qonnx_model_bytes(g, q);
   EXPECT_EQ(conv3d_count(bytes), 2);
-  const onnx::QonnxModel m = onnx::import_qonnx_bytes(bytes, "conv3d_qonnx");
-  const auto want = runtime::resolve_node_quant(g, q);
-  const auto got = runtime::resolve_node_quant(m.graph, m.formats);
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t k = 0; k < want.size(); ++k) {
-    SCOPED_TRACE(g.nodes()[k].name);
-    EXPECT_EQ(got[k].inputs, want[k].inputs);
-    EXPECT_EQ(got[k].data_out, want[k].data_out);
-  }
-  for (runtime::Mode mode : {runtime::Mode::kFake, runtime::Mode::kInt}) {
-    const std::vector<float> a = run(g, q, mode, x), b = run(m.graph, m.formats, mode, x);
-    ASSERT_EQ(a.size(), b.size());
-    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
-        << runtime::mode_name(mode);
-  }
+  expect_same_formats_and_outputs(g, q, onnx::import_qonnx_bytes(bytes, "conv3d_qonnx"), x);
   // QDQ (8-bit formats): written, checked by onnx.checker, with the two 3-D Convs.
-  quant::QuantAssignment q8;
-  for (const auto& [name, c] : q) {
-    NodeQuantConfig c8 = c;
-    c8.rounding = Rounding::kHalfToEven;
-    c8.data_in = s(8, 4);
-    if (c8.weight) c8.weight = s(8, 6);
-    if (c8.bias) c8.bias = quant::FixedFormat{32, 10, true};
-    if (c8.data_out) c8.data_out = s(8, 3);
-    if (name.find("relu") != std::string::npos) c8.data_in = quant::FixedFormat{8, 4, false};
-    q8[name] = c8;
-  }
-  EXPECT_EQ(conv3d_count(exporter::export_qdq(g, q8).bytes), 2);
+  EXPECT_EQ(conv3d_count(exporter::export_qdq(g, eight_bit(q)).bytes), 2);
 }
 
 // The same for 3-D ConvTranspose (tests/fixtures/nd/convt3d_net at every opset: one plain and one
@@ -392,42 +403,14 @@ TEST(QonnxExport, ConvTranspose3dIsWrittenBackAsThreeDimensionalConvTransposes) 
       EXPECT_EQ(back.nodes()[k].attrs, g.nodes()[k].attrs) << k;
       EXPECT_EQ(back.nodes()[k].config_name, g.nodes()[k].config_name) << k;
     }
-    const std::vector<float> f0 = run(g, {}, runtime::Mode::kFloat, x);
-    const std::vector<float> f1 = run(back, {}, runtime::Mode::kFloat, x);
-    ASSERT_EQ(f0.size(), f1.size());
-    EXPECT_EQ(std::memcmp(f0.data(), f1.data(), f0.size() * sizeof(float)), 0);
+    expect_same_outputs(g, {}, back, {}, {runtime::Mode::kFloat}, x);
     // QONNX: the same formats on every node, bit-identical fake and int outputs.
     const std::string bytes = qonnx_model_bytes(g, q);
     same_convts(convts(src_bytes), convts(bytes));
     full_check(bytes, fmt::format("qonnx{}.onnx", opset));
-    const onnx::QonnxModel m = onnx::import_qonnx_bytes(bytes, "convt3d_qonnx");
-    const auto want = runtime::resolve_node_quant(g, q);
-    const auto got = runtime::resolve_node_quant(m.graph, m.formats);
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t k = 0; k < want.size(); ++k) {
-      SCOPED_TRACE(g.nodes()[k].name);
-      EXPECT_EQ(got[k].inputs, want[k].inputs);
-      EXPECT_EQ(got[k].data_out, want[k].data_out);
-    }
-    for (runtime::Mode mode : {runtime::Mode::kFake, runtime::Mode::kInt}) {
-      const std::vector<float> a = run(g, q, mode, x), b = run(m.graph, m.formats, mode, x);
-      ASSERT_EQ(a.size(), b.size());
-      EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
-          << runtime::mode_name(mode);
-    }
+    expect_same_formats_and_outputs(g, q, onnx::import_qonnx_bytes(bytes, "convt3d_qonnx"), x);
     // QDQ (8-bit formats, half to even): the two 3-D ConvTransposes, checked.
-    quant::QuantAssignment q8;
-    for (const auto& [name, c] : q) {
-      NodeQuantConfig c8 = c;
-      c8.rounding = Rounding::kHalfToEven;
-      c8.data_in = s(8, 4);
-      if (c8.weight) c8.weight = s(8, 6);
-      if (c8.bias) c8.bias = quant::FixedFormat{32, 10, true};
-      if (c8.data_out) c8.data_out = s(8, 3);
-      if (name.find("relu") != std::string::npos) c8.data_in = quant::FixedFormat{8, 4, false};
-      q8[name] = c8;
-    }
-    const std::string qdq = exporter::export_qdq(g, q8).bytes;
+    const std::string qdq = exporter::export_qdq(g, eight_bit(q)).bytes;
     EXPECT_EQ(convts(qdq).size(), 2u);
     full_check(qdq, fmt::format("qdq{}.onnx", opset));
   }
