@@ -454,8 +454,17 @@ void stream_member(const NpzFile::Member& m, const FileBytes& file, uint64_t dat
     bad(where, "declares a size its compressed data cannot hold", kNpzFix);
   }
   std::string slice(std::min<uint64_t>(kSlice, m.uncompressed), '\0');
-  z_stream s{};
+  // Ended on every way out: `take` may throw (a damaged header in the first bytes).
+  struct Inflater {
+    z_stream s{};
+    bool live = false;
+    ~Inflater() {
+      if (live) inflateEnd(&s);
+    }
+  } z;
+  z_stream& s = z.s;
   if (inflateInit2(&s, -MAX_WBITS) != Z_OK) bad(where, "cannot start zlib", kNpzFix);
+  z.live = true;
   s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed.data()));
   s.avail_in = 0;
   size_t in_left = packed.size();
@@ -478,7 +487,6 @@ void stream_member(const NpzFile::Member& m, const FileBytes& file, uint64_t dat
     if (got > 0) take(slice.data(), got);
     if (rc == Z_BUF_ERROR || (rc == Z_OK && s.avail_in == before_in && got == 0)) break;
   }
-  inflateEnd(&s);
   if (rc != Z_STREAM_END || produced != m.uncompressed) {
     bad(where, "has a damaged deflate stream", kNpzFix);
   }
