@@ -31,13 +31,9 @@ struct ConvCase {
   bool same_pad = false;  // bottom / right padding = pad (else pad + 1)
 };
 
-// Checks every loop nest of conv2d_f32_packed against the reference (the bound of
-// docs/numerics.md) and against each other (the same bits: one FMA chain per output).
-void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message()
-               << isa_name(isa) << " b=" << c.batch << " c=" << c.c << " " << c.h << "x" << c.w
-               << " m=" << c.m << " k=" << c.kh << "x" << c.kw << " s=" << c.stride
-               << " d=" << c.dilation << " pad=" << c.pad << " g=" << c.groups);
+// c's conv, with its output size. Asymmetric padding unless c.same_pad: one more at the
+// bottom / right than at the top / left.
+Conv2dParams params_of(const ConvCase& c) {
   Conv2dParams p{.batch = c.batch,
                  .in_channels = c.c,
                  .in_h = c.h,
@@ -52,10 +48,20 @@ void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
                  .pad_top = c.pad,
                  .pad_left = c.pad,
                  .groups = c.groups};
-  // Asymmetric padding: one more at the bottom / right than at the top / left.
   const int64_t pe = c.same_pad ? c.pad : c.pad + 1;
   p.out_h = out_dim(c.h, c.kh, c.stride, c.dilation, c.pad, pe);
   p.out_w = out_dim(c.w, c.kw, c.stride, c.dilation, c.pad, pe);
+  return p;
+}
+
+// Checks every loop nest of conv2d_f32_packed against the reference (the bound of
+// docs/numerics.md) and against each other (the same bits: one FMA chain per output).
+void check_conv(Isa isa, const ConvCase& c, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message()
+               << isa_name(isa) << " b=" << c.batch << " c=" << c.c << " " << c.h << "x" << c.w
+               << " m=" << c.m << " k=" << c.kh << "x" << c.kw << " s=" << c.stride
+               << " d=" << c.dilation << " pad=" << c.pad << " g=" << c.groups);
+  const Conv2dParams p = params_of(c);
   const int64_t cg = c.c / c.groups;
   const int64_t taps = cg * c.kh * c.kw;
   auto x = random_floats(c.batch * c.c * c.h * c.w, seed);
@@ -393,21 +399,7 @@ void check_silu_bits(const ConvCase& c, uint64_t seed) {
                << "b=" << c.batch << " c=" << c.c << " " << c.h << "x" << c.w << " m=" << c.m
                << " k=" << c.kh << " s=" << c.stride << " pad=" << c.pad << " g=" << c.groups
                << " residual=" << c.residual << " relu=" << c.relu);
-  Conv2dParams p{.batch = c.batch,
-                 .in_channels = c.c,
-                 .in_h = c.h,
-                 .in_w = c.w,
-                 .out_channels = c.m,
-                 .kernel_h = c.kh,
-                 .kernel_w = c.kw,
-                 .stride_h = c.stride,
-                 .stride_w = c.stride,
-                 .pad_top = c.pad,
-                 .pad_left = c.pad,
-                 .groups = c.groups};
-  const int64_t pe = c.same_pad ? c.pad : c.pad + 1;
-  p.out_h = out_dim(c.h, c.kh, c.stride, 1, c.pad, pe);
-  p.out_w = out_dim(c.w, c.kw, c.stride, 1, c.pad, pe);
+  const Conv2dParams p = params_of(c);
   const int64_t cg = c.c / c.groups, ny = c.batch * c.m * p.out_h * p.out_w;
   auto x = random_floats(c.batch * c.c * c.h * c.w, seed, -3.0f, 3.0f);
   auto w = random_floats(c.m * cg * c.kh * c.kw, seed + 1);
