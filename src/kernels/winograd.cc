@@ -149,11 +149,12 @@ void transform_filters(const PackedConvWeights& w, int64_t pt0, int64_t pt1, flo
   }
 }
 
-// A 32-byte aligned scratch area of n floats in a per-thread buffer that only grows.
+// A 64-byte aligned scratch area of n floats in a per-thread buffer that only grows: the
+// AVX-512 microkernel reads its B panels (V) with aligned 64-byte loads.
 float* scratch(std::vector<float>& buf, size_t n) {
-  if (buf.size() < n + 8) buf.resize(n + 8);
+  if (buf.size() < n + 16) buf.resize(n + 16);
   auto addr = reinterpret_cast<uintptr_t>(buf.data());
-  return buf.data() + ((32 - addr % 32) % 32) / sizeof(float);
+  return buf.data() + ((64 - addr % 64) % 64) / sizeof(float);
 }
 
 // The zero-padded input: per (image, channel) a plane of hp rows, each row split by column
