@@ -978,12 +978,36 @@ struct DepthwiseJob {
     auto* base = static_cast<std::byte*>(
         scratch(ScratchSlot::kConvColumns, xi_bytes + wt_bytes + sums_bytes + tmp_bytes));
     auto* xi = reinterpret_cast<int16_t*>(base);
-    auto* wt = reinterpret_cast<uint32_t*>(base + xi_bytes);
+    [[maybe_unused]] auto* wt = reinterpret_cast<uint32_t*>(base + xi_bytes);  // no AVX2
     auto* sums = reinterpret_cast<int32_t*>(base + xi_bytes + wt_bytes);
     [[maybe_unused]] auto* tmp =
         reinterpret_cast<uint8_t*>(base + xi_bytes + wt_bytes + sums_bytes);
-    // wt[t][c] = tap t of channel c0 + c (0 for missing channels), from the packed tap pairs.
     const int32_t* wp_all = w->depthwise_pairs().data<int32_t>();
+#ifdef __AVX2__
+    // The tap pairs' weights interleaved per channel as the codes are below (an odd last tap's
+    // partner has weight 0 and reads tap 0's codes), and each tap's offset in xi. The packed
+    // pair of channel c (tap 2k in the low half, 2k + 1 in the high half) is the 32-bit lane
+    // the codes' unpacks give channel c: channels 0-3 / 8-11 for the low unpack, 4-7 / 12-15 for
+    // the high one; so the pairs are loaded as they are, no taps unpacked one by one.
+    alignas(32) __m256i wq[PackedConv2d::kMaxDepthwiseTaps + 2];
+    int64_t toff[PackedConv2d::kMaxDepthwiseTaps + 2];
+    for (int64_t k = 0; k < pairs; ++k) {
+      alignas(32) int32_t words[16];
+      for (int c = 0; c < 16; ++c) words[c] = c < nc ? wp_all[(c0 + c) * pairs + k] : 0;
+      const int64_t t0 = 2 * k, t1 = 2 * k + 1;
+      auto half = [&](int c) {
+        return _mm_load_si128(reinterpret_cast<const __m128i*>(words + c));
+      };
+      wq[t0] = _mm256_set_m128i(half(8), half(0));
+      wq[t1] = _mm256_set_m128i(half(12), half(4));
+      for (int64_t t : {t0, t1}) {
+        const int64_t tt = t < taps ? t : 0;
+        const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
+        toff[t] = (u * g.dilation_h * lw + v * g.dilation_w) * 16;
+      }
+    }
+#else
+    // wt[t][c] = tap t of channel c0 + c (0 for missing channels), from the packed tap pairs.
     for (int64_t t = 0; t < taps; ++t) {
       for (int64_t c = 0; c < 16; ++c) {
         int32_t v = 0;
@@ -992,28 +1016,6 @@ struct DepthwiseJob {
           v = static_cast<int16_t>(static_cast<uint16_t>(t % 2 == 0 ? word : word >> 16));
         }
         wt[t * 16 + c] = static_cast<uint32_t>(v);
-      }
-    }
-#ifdef __AVX2__
-    // The tap pairs' weights interleaved per channel as the codes are below (an odd last tap's
-    // partner has weight 0 and reads tap 0's codes), and each tap's offset in xi.
-    alignas(32) __m256i wq[PackedConv2d::kMaxDepthwiseTaps + 2];
-    int64_t toff[PackedConv2d::kMaxDepthwiseTaps + 2];
-    for (int64_t k = 0; k < pairs; ++k) {
-      alignas(32) int16_t w0[16], w1[16];
-      const int64_t t0 = 2 * k, t1 = 2 * k + 1;
-      for (int c = 0; c < 16; ++c) {
-        w0[c] = static_cast<int16_t>(wt[t0 * 16 + c]);
-        w1[c] = t1 < taps ? static_cast<int16_t>(wt[t1 * 16 + c]) : int16_t{0};
-      }
-      const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(w0));
-      const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(w1));
-      wq[t0] = _mm256_unpacklo_epi16(a, b);
-      wq[t1] = _mm256_unpackhi_epi16(a, b);
-      for (int64_t t : {t0, t1}) {
-        const int64_t tt = t < taps ? t : 0;
-        const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
-        toff[t] = (u * g.dilation_h * lw + v * g.dilation_w) * 16;
       }
     }
 #endif
