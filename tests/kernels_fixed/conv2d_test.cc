@@ -514,6 +514,45 @@ TEST(IntConv2d, BatchBlockedSmallMapsEqualReference) {
   set_num_threads(saved);
 }
 
+// Convs on 1x1 maps whose (cut) kernel is 1x1 (issue 14: EfficientNet's squeeze-excitation
+// convs, the last stages of the 32x32 CNNs): a pointwise conv runs as the GEMM of the images
+// (conv2d.cc run_single_pixel, at batch >= 16 only for K past its store-cost thresholds, 256 and
+// 640), a depthwise conv as one product per channel and image (run_depthwise_single_tap: 16
+// channels a block, the images as the Epilogue's rows, 16 at a time). Channel counts on both
+// sides of the thresholds and of 16-channel blocks, batches below, at and past 16 and 32, every
+// activation dtype, 1, 2 and 3 threads, every output kind: equal to the reference bit for bit.
+TEST(IntConv2d, OnePixelMapsEqualReference) {
+  Rng rng(kSeed + 13);
+  const std::vector<Conv2dGeometry> geometries = {
+      geometry(40, 1, 1, 24, 1, 1, 0, 1, 1),   // K = 40
+      geometry(300, 1, 1, 20, 3, 1, 1, 1, 1),  // 3x3 pad 1 cut to its centre; K = 300
+      geometry(700, 1, 1, 36, 1, 1, 0, 2, 1),  // K = 700, stride 2
+      geometry(40, 1, 1, 40, 3, 40, 1, 1, 1),  // depthwise: 2.5 blocks of 16 channels
+      geometry(16, 1, 1, 16, 5, 16, 2, 1, 1),  // depthwise 5x5 cut to one tap
+      geometry(12, 1, 1, 24, 3, 12, 1, 1, 1),  // channel multiplier 2: not the one-tap path
+  };
+  const DType a_dtypes[] = {DType::kInt8, DType::kUInt8, DType::kInt16};
+  const FixedFormat a_formats[] = {{8, 4, true}, {8, 3, false}, {12, 6, true}};
+  const int saved = num_threads();
+  set_num_threads(2);
+  int k = 0;
+  for (const Conv2dGeometry& g : geometries) {
+    for (int64_t batch : {1, 5, 16, 19, 33}) {
+      ConvCase c;
+      c.g = g;
+      c.batch = batch;
+      c.a_dtype = a_dtypes[k % 3];
+      c.a_format = a_formats[k % 3];
+      ++k;
+      c.threads = {1, 3};
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) break;
+    }
+    if (::testing::Test::HasFatalFailure()) break;
+  }
+  set_num_threads(saved);
+}
+
 // The kernel rows u (or columns) that read the image for some output: u * d - pad + o * s in
 // [0, in) for an o in [0, out), by enumeration.
 std::vector<bool> live_rows(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pad, int64_t d) {

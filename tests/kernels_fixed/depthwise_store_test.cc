@@ -38,6 +38,15 @@ Conv2dGeometry depthwise(int64_t c, int64_t hw, int64_t k, int64_t stride, int64
   return g;
 }
 
+// A 1x1 conv on a 1x1 map, c -> oc channels, one group.
+Conv2dGeometry pointwise(int64_t c, int64_t oc) {
+  Conv2dGeometry g;
+  g.in_channels = c;
+  g.in_h = g.in_w = 1;
+  g.out_channels = oc;
+  return g;
+}
+
 float silu(float u) {
   float s = 0.0f;
   vmath::map_f32(vmath::Fn::kSigmoid, &u, &s, 1);
@@ -61,6 +70,14 @@ TEST(IntDepthwiseStore, FusedPostOperationsEqualTheScalarDefinitions) {
       {depthwise(40, 14, 3, 2), 2},   // 7x7 from stride 2
       {depthwise(18, 9, 3, 1), 2},    // 9x9: the tap-pair path
       {depthwise(8, 3, 3, 1, 2), 2},  // channel multiplier 2: per-channel stores
+      // 1x1 maps under one tap (the 5x5 cut to its centre): one product per channel and image,
+      // 16 channels a store, or the images as the Epilogue's rows (19: a block of 16, then 3).
+      {depthwise(40, 1, 5, 1), 19},
+      // Pointwise convs on 1x1 maps: the GEMM of the images (conv2d.cc run_single_pixel) at
+      // batch < 16, and at batch >= 16 for K >= 256 (SiLU: 640); the pixel-major path otherwise.
+      {pointwise(24, 40), 3},
+      {pointwise(300, 20), 17},
+      {pointwise(700, 18), 18},
   };
   const FixedFormat a_format{8, 3, true}, w_format{6, 4, true}, bias_format{16, 6, true};
   const int acc_frac = a_format.frac + w_format.frac;
@@ -71,10 +88,10 @@ TEST(IntDepthwiseStore, FusedPostOperationsEqualTheScalarDefinitions) {
   int64_t stores = 0, silu_nan = 0, silu_values = 0;
   for (const Case& c : cases) {
     const Conv2dGeometry& g = c.g;
-    const int64_t oc = g.out_channels, ohw = g.out_h() * g.out_w();
+    const int64_t oc = g.out_channels, ohw = g.out_h() * g.out_w(), cg = g.in_channels / g.groups;
     const Tensor x =
         make_codes(DType::kInt8, c.batch * g.in_channels * g.in_h * g.in_w, a_format, rng);
-    const Tensor w = make_codes(DType::kInt8, oc * g.kernel_h * g.kernel_w, w_format, rng);
+    const Tensor w = make_codes(DType::kInt8, oc * cg * g.kernel_h * g.kernel_w, w_format, rng);
     const Tensor b = make_codes(DType::kInt32, oc, bias_format, rng);
     Conv2dWeights cw;
     cw.w = w.raw();

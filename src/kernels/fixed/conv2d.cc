@@ -978,12 +978,36 @@ struct DepthwiseJob {
     auto* base = static_cast<std::byte*>(
         scratch(ScratchSlot::kConvColumns, xi_bytes + wt_bytes + sums_bytes + tmp_bytes));
     auto* xi = reinterpret_cast<int16_t*>(base);
-    auto* wt = reinterpret_cast<uint32_t*>(base + xi_bytes);
+    [[maybe_unused]] auto* wt = reinterpret_cast<uint32_t*>(base + xi_bytes);  // no AVX2
     auto* sums = reinterpret_cast<int32_t*>(base + xi_bytes + wt_bytes);
     [[maybe_unused]] auto* tmp =
         reinterpret_cast<uint8_t*>(base + xi_bytes + wt_bytes + sums_bytes);
-    // wt[t][c] = tap t of channel c0 + c (0 for missing channels), from the packed tap pairs.
     const int32_t* wp_all = w->depthwise_pairs().data<int32_t>();
+#ifdef __AVX2__
+    // The tap pairs' weights interleaved per channel as the codes are below (an odd last tap's
+    // partner has weight 0 and reads tap 0's codes), and each tap's offset in xi. The packed
+    // pair of channel c (tap 2k in the low half, 2k + 1 in the high half) is the 32-bit lane
+    // the codes' unpacks give channel c: channels 0-3 / 8-11 for the low unpack, 4-7 / 12-15 for
+    // the high one; so the pairs are loaded as they are, no taps unpacked one by one.
+    alignas(32) __m256i wq[PackedConv2d::kMaxDepthwiseTaps + 2];
+    int64_t toff[PackedConv2d::kMaxDepthwiseTaps + 2];
+    for (int64_t k = 0; k < pairs; ++k) {
+      alignas(32) int32_t words[16];
+      for (int c = 0; c < 16; ++c) words[c] = c < nc ? wp_all[(c0 + c) * pairs + k] : 0;
+      const int64_t t0 = 2 * k, t1 = 2 * k + 1;
+      auto half = [&](int c) {
+        return _mm_load_si128(reinterpret_cast<const __m128i*>(words + c));
+      };
+      wq[t0] = _mm256_set_m128i(half(8), half(0));
+      wq[t1] = _mm256_set_m128i(half(12), half(4));
+      for (int64_t t : {t0, t1}) {
+        const int64_t tt = t < taps ? t : 0;
+        const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
+        toff[t] = (u * g.dilation_h * lw + v * g.dilation_w) * 16;
+      }
+    }
+#else
+    // wt[t][c] = tap t of channel c0 + c (0 for missing channels), from the packed tap pairs.
     for (int64_t t = 0; t < taps; ++t) {
       for (int64_t c = 0; c < 16; ++c) {
         int32_t v = 0;
@@ -992,28 +1016,6 @@ struct DepthwiseJob {
           v = static_cast<int16_t>(static_cast<uint16_t>(t % 2 == 0 ? word : word >> 16));
         }
         wt[t * 16 + c] = static_cast<uint32_t>(v);
-      }
-    }
-#ifdef __AVX2__
-    // The tap pairs' weights interleaved per channel as the codes are below (an odd last tap's
-    // partner has weight 0 and reads tap 0's codes), and each tap's offset in xi.
-    alignas(32) __m256i wq[PackedConv2d::kMaxDepthwiseTaps + 2];
-    int64_t toff[PackedConv2d::kMaxDepthwiseTaps + 2];
-    for (int64_t k = 0; k < pairs; ++k) {
-      alignas(32) int16_t w0[16], w1[16];
-      const int64_t t0 = 2 * k, t1 = 2 * k + 1;
-      for (int c = 0; c < 16; ++c) {
-        w0[c] = static_cast<int16_t>(wt[t0 * 16 + c]);
-        w1[c] = t1 < taps ? static_cast<int16_t>(wt[t1 * 16 + c]) : int16_t{0};
-      }
-      const __m256i a = _mm256_load_si256(reinterpret_cast<const __m256i*>(w0));
-      const __m256i b = _mm256_load_si256(reinterpret_cast<const __m256i*>(w1));
-      wq[t0] = _mm256_unpacklo_epi16(a, b);
-      wq[t1] = _mm256_unpackhi_epi16(a, b);
-      for (int64_t t : {t0, t1}) {
-        const int64_t tt = t < taps ? t : 0;
-        const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
-        toff[t] = (u * g.dilation_h * lw + v * g.dilation_w) * 16;
       }
     }
 #endif
@@ -1181,12 +1183,101 @@ struct DepthwiseJob {
   }
 };
 
+// The depthwise path on a 1x1 map under one tap without padding (MobileNetV2's and EfficientNet's
+// last depthwise convs at 32x32, whose 3x3 / 5x5 kernels are cut to the centre tap there), channel
+// multiplier 1: each output is one product, y[b][c] = epilogue_c(x[b][c] * w[c]) (exact in int32:
+// both codes have at most 16 bits). Per work item, a block of 16 channels: the weights once, then
+// per image the 16 input codes (consecutive on a 1x1 map) times them, stored 16 channels at a
+// time where a ChannelLanes store applies, else by each channel's Epilogue with the images as the
+// tile's rows (16 at a time). run_lanes did the same sums through a zeroed, transposed buffer
+// per image and block, which cost several times the products.
+template <typename T>
+void depthwise_single_tap(const T* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                          int64_t c0, std::byte* y) {
+  const int64_t channels = w.geometry().out_channels;
+  const int nc = static_cast<int>(std::min<int64_t>(16, channels - c0));
+  const size_t y_es = dtype_size(gemm_output_dtype(p));
+  int32_t wt[16] = {};
+  for (int c = 0; c < nc; ++c) {
+    // Tap 0 is the low half of the channel's one tap pair (pairs = 1).
+    wt[c] =
+        static_cast<int16_t>(static_cast<uint16_t>(w.depthwise_pairs().data<int32_t>()[c0 + c]));
+  }
+  const ChannelLanes store(w.groups().data() + c0, nc, p, c0);
+  if (store.ok()) {
+    alignas(32) int32_t acc[16] = {};
+    for (int64_t b = 0; b < batch; ++b) {
+      const T* xb = x + b * channels + c0;
+      for (int c = 0; c < nc; ++c) acc[c] = static_cast<int32_t>(xb[c]) * wt[c];
+      store.run(acc, y + (b * channels + c0) * y_es, 1);
+    }
+    return;
+  }
+  // Column j of channel c's tile is its one output column; row r is image b0 + r, at
+  // y[(b0 + r) * channels + c] (ldc_m = channels).
+  GemmParams q = p;
+  q.ldc_m = channels;
+  q.ldc_n = 1;
+  alignas(32) int32_t tile[16];
+  for (int c = 0; c < nc; ++c) {
+    const Epilogue e(w.groups()[c0 + c], q, c0 + c);
+    for (int64_t b0 = 0; b0 < batch; b0 += 16) {
+      const int rows = static_cast<int>(std::min<int64_t>(16, batch - b0));
+      for (int r = 0; r < 16; ++r) {
+        tile[r] = r < rows ? static_cast<int32_t>(x[(b0 + r) * channels + c0 + c]) * wt[c] : 0;
+      }
+      e.run_t32(tile, rows, 1, b0, 0, y + (c0 + c) * y_es);
+    }
+  }
+}
+
+bool run_depthwise_single_tap(const void* x, int64_t batch, const PackedConv2d& w,
+                              const GemmParams& p, void* y) {
+  const Conv2dGeometry& g = w.geometry();
+  if (g.in_h != 1 || g.in_w != 1 || g.kernel_h != 1 || g.kernel_w != 1 || g.pad_top != 0 ||
+      g.pad_left != 0 || g.pad_bottom != 0 || g.pad_right != 0 || g.out_channels != g.groups) {
+    return false;
+  }
+  const DType a = w.a_dtype();
+  if (a != DType::kInt8 && a != DType::kUInt8 && a != DType::kInt16) return false;
+  struct Job {
+    const void* x;
+    int64_t batch;
+    const PackedConv2d* w;
+    const GemmParams* p;
+    std::byte* y;
+    DType a;
+  } job{x, batch, &w, &p, static_cast<std::byte*>(y), a};
+  const Job* shared = &job;
+  const int64_t blocks = (g.groups + 15) / 16;
+  // A block's work is 16 products per image: split only when the blocks have many images each.
+  const int64_t grain = batch >= 16 ? 1 : blocks;
+  parallel_for(0, blocks, grain, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const Job& j = *shared;
+      switch (j.a) {
+        case DType::kInt8:
+          depthwise_single_tap(static_cast<const int8_t*>(j.x), j.batch, *j.w, *j.p, i * 16, j.y);
+          break;
+        case DType::kUInt8:
+          depthwise_single_tap(static_cast<const uint8_t*>(j.x), j.batch, *j.w, *j.p, i * 16, j.y);
+          break;
+        default:
+          depthwise_single_tap(static_cast<const int16_t*>(j.x), j.batch, *j.w, *j.p, i * 16, j.y);
+          break;
+      }
+    }
+  });
+  return true;
+}
+
 bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
                    void* y, ConvPool pool) {
   if (w.depthwise_pairs().numel() == 0 || p.acc != AccType::kInt32 || pool != ConvPool::kNone) {
     return false;
   }
   const Conv2dGeometry& g = w.geometry();
+  if (run_depthwise_single_tap(x, batch, w, p, y)) return true;
   DepthwiseJob job;
   job.x = static_cast<const std::byte*>(x);
   job.y = static_cast<std::byte*>(y);
@@ -1242,6 +1333,39 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
 }
 
 #endif  // __x86_64__
+
+// A 1x1 map under a 1x1 kernel without padding, one group (EfficientNet's squeeze-excitation
+// convs, the last stages of MobileNetV2, EfficientNet and ResNet-18 at 32x32, whose 3x3 convs
+// are cut to their centre tap there): the input [B, C, 1, 1] is the row-major matrix [B, C], the
+// output [B, OC, 1, 1] the matrix [B, OC], and the conv is gemm() of the images (M = B) with the
+// group's packed weights: the same sums and the same Epilogue, so the same values. It pays where
+// the pixel-major path's 16-lane panels of images are part empty (batch < 16: one image keeps 1
+// lane of 16), and at larger batches where the GEMM's faster multiplies (int8 VNNI / quads against
+// int16 pairs) outweigh its per-value store, which is slower than the pixel-major column store
+// for the fused float affine and codes (about 10 ns more per value, measured on EfficientNet-B0 /
+// MobileNetV2 at 32x32, batch 64) and the fused SiLU (about 25 ns): so K >= 256 with those, and
+// K >= 640 with a SiLU.
+bool run_single_pixel(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                      void* y, ConvPool pool) {
+  const Conv2dGeometry& g = w.geometry();
+  if (g.groups != 1 || g.in_h != 1 || g.in_w != 1 || g.kernel_h != 1 || g.kernel_w != 1 ||
+      g.pad_top != 0 || g.pad_left != 0 || g.pad_bottom != 0 || g.pad_right != 0 ||
+      pool != ConvPool::kNone) {
+    return false;
+  }
+  if (batch >= 16) {
+    const bool heavy_store =
+        p.output == GemmOutput::kRequantize ||
+        (p.output == GemmOutput::kFloat && (p.post_scale != nullptr || p.post_quantize));
+    const int64_t min_k = p.post_silu ? 640 : heavy_store ? 256 : 0;
+    if (g.in_channels < min_k) return false;
+  }
+  GemmParams q = p;
+  q.ldc_m = g.out_channels;  // C[image, oc] at y[image * OC + oc]: NCHW of a 1x1 map
+  q.ldc_n = 1;
+  gemm(x, batch, g.in_channels, w.groups().front(), q, y);
+  return true;
+}
 
 // ConvPool::kMax2x2 on `channels` planes of h x w (NCHW) into planes of (h / 2) x (w / 2).
 template <typename T>
@@ -1425,6 +1549,7 @@ void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParam
             ConvPool pool) {
   if (batch <= 0) return;
   if (winograd_conv2d(x, batch, w, p, y, pool)) return;
+  if (run_single_pixel(x, batch, w, p, y, pool)) return;
 #if defined(__x86_64__)
   if (run_depthwise(x, batch, w, p, y, pool)) return;
 #endif

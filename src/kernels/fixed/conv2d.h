@@ -10,6 +10,10 @@
 //    stride phase, zero padded), so that every tap of 16 consecutive output positions reads 16
 //    consecutive codes; tap pairs multiply with vpmaddwd into int32 sums, and the epilogue
 //    writes the channel's plane. No GEMM packing, no im2col.
+//  - 1x1 maps whose (cut) kernel is 1x1 (EfficientNet's squeeze-excitation convs, the last
+//    stages of the 32x32 CNNs): a pointwise conv is gemm() of the images ([B, C] x [C, OC]) where
+//    that is faster (batch < 16, or K past the GEMM store's costs), a depthwise one (channel
+//    multiplier 1) is one product per channel and image, stored 16 channels at a time.
 //  - Winograd (3x3, stride 1, dilation 1, one group, AVX2, when exact; kernels/fixed/winograd.h):
 //    16 int16 GEMMs over channel pairs on transformed 4x4 input tiles, 2x2 outputs each.
 //  - otherwise im2col rows made on demand in the GEMM's prepared layout (detail::gemm_rows),
