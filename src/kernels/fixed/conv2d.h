@@ -5,6 +5,11 @@
 //    gathered straight into a k-pair panel, multiplied by the weights as int16 rows with the pair
 //    kernels of the GEMM (vpmaddwd), and the epilogue writes 16 contiguous NCHW outputs per
 //    channel. No im2col matrix, and small channel counts (LeNet's 6) waste no tile columns.
+//  - quads (int8 weights, int8/uint8 activations, AVX-512 VNNI, strides other than 1x1: ResNet's
+//    stem, stride-2 3x3 convs and 1x1 downsamples): per image the input goes once into
+//    stride-phase planes of byte quads (4 channels, or 4 kernel-row neighbours), so that 16
+//    consecutive output positions read 16 consecutive quads for every tap; vpdpbusd multiplies
+//    them by the weights (signed codes as code + 128, less a per-channel correction). No gather.
 //  - depthwise (one input channel per group, groups > 1: MobileNet's and EfficientNet's 3x3 and
 //    5x5): per image and channel the input is copied once into int16 phase planes (one per
 //    stride phase, zero padded), so that every tap of 16 consecutive output positions reads 16
