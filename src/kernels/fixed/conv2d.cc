@@ -1026,6 +1026,66 @@ struct QuadJob {
     }
   }
 
+  // Channel quads straight from the codes (no xb; only the rows and columns the phases read):
+  // quad (c', a, b)[i][j] = the codes of channels 4c' .. 4c' + 3 at row i * sh + a - pt, column
+  // j * sw + b - pl as bytes (^ flip), the padding quad outside the image.
+  template <typename T>
+  void channel_quads(const T* x, uint32_t* x4) const {
+    const Conv2dGeometry& g = w->geometry();
+    constexpr uint32_t pad = std::is_signed_v<T> ? 0x80808080u : 0u;
+    const int64_t sh = g.stride_h, sw = g.stride_w, h = g.in_h, wd = g.in_w;
+    for (int64_t src = 0; src < l.sources; ++src) {
+      for (int64_t a = 0; a < sh; ++a) {
+        for (int64_t b = 0; b < sw; ++b) {
+          const int ph = l.phase[a * sw + b];
+          if (ph < 0) continue;
+          // Columns j * sw + b - pl in [0, W): j in [jlo, jhi); j < jw also reads column + 1.
+          const int64_t jlo = std::min(l.wq, (g.pad_left - b + sw - 1) / sw);
+          const int64_t jhi = std::max(jlo, std::min(l.wq, (wd + g.pad_left - b + sw - 1) / sw));
+          const int64_t jw = std::max(jlo, std::min(jhi, (wd - 1 + g.pad_left - b + sw - 1) / sw));
+          for (int64_t i = 0; i < l.hq; ++i) {
+            uint32_t* d = x4 + ((src * l.nph + ph) * l.hq + i) * l.wq;
+            const int64_t r = i * sh + a - g.pad_top;
+            if (r < 0 || r >= h) {
+              std::fill(d, d + l.wq, pad);
+              continue;
+            }
+            std::fill(d, d + jlo, pad);
+            std::fill(d + jhi, d + l.wq, pad);
+            const auto* s0 = reinterpret_cast<const uint8_t*>(x + (4 * src * h + r) * wd);
+            const uint8_t* s1 = s0 + h * wd;
+            const uint8_t* s2 = s1 + h * wd;
+            const uint8_t* s3 = s2 + h * wd;
+            int64_t j = jlo;
+            if (sw == 2) {
+              // 16-bit words (the code and its right neighbour, inside the row), vectorised.
+              for (; j < jw; ++j) {
+                const int64_t col = 2 * j + b - g.pad_left;
+                uint16_t w0, w1, w2, w3;
+                std::memcpy(&w0, s0 + col, 2);
+                std::memcpy(&w1, s1 + col, 2);
+                std::memcpy(&w2, s2 + col, 2);
+                std::memcpy(&w3, s3 + col, 2);
+                d[j] =
+                    ((static_cast<uint32_t>(w0) & 0xff) | (static_cast<uint32_t>(w1) & 0xff) << 8 |
+                     (static_cast<uint32_t>(w2) & 0xff) << 16 | static_cast<uint32_t>(w3) << 24) ^
+                    pad;
+              }
+            }
+            for (; j < jhi; ++j) {
+              const int64_t col = j * sw + b - g.pad_left;
+              d[j] = (static_cast<uint32_t>(s0[col]) | static_cast<uint32_t>(s1[col]) << 8 |
+                      static_cast<uint32_t>(s2[col]) << 16 | static_cast<uint32_t>(s3[col]) << 24) ^
+                     pad;
+            }
+          }
+        }
+      }
+    }
+    const int64_t used = l.sources * l.nph * l.hq * l.wq;
+    std::fill(x4 + used, x4 + x4n, 0u);
+  }
+
   // The phase planes of one image from its xb, and the zero slack after them.
   void make_quads(const uint8_t* xb, uint32_t* x4) const {
     const Conv2dGeometry& g = w->geometry();
@@ -1102,6 +1162,14 @@ struct QuadJob {
     const Buffers buf = buffers();
     for (int64_t i = 0; i < nimg; ++i) {
       const std::byte* xin = x + ((img0 + i) * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
+      if (l.channels && a_dtype == DType::kInt8) {
+        channel_quads(reinterpret_cast<const int8_t*>(xin), buf.x4 + i * x4n);
+        continue;
+      }
+      if (l.channels) {
+        channel_quads(reinterpret_cast<const uint8_t*>(xin), buf.x4 + i * x4n);
+        continue;
+      }
       if (a_dtype == DType::kInt8) {
         fill_bytes(reinterpret_cast<const int8_t*>(xin), buf.xb);
       } else {
