@@ -573,6 +573,76 @@ std::vector<bool> live_rows(int64_t in, int64_t out, int64_t k, int64_t s, int64
 // of 1..5, 1, 2 and 3 threads: the packed geometry keeps every live tap, cuts only dead ones (all
 // of them with dilation 1), keeps the input and output sizes and pads >= 0; and the results
 // equal ref::conv2d on the uncut geometry and weights bit for bit.
+// The quads path (int8 weights, 8-bit codes, VNNI, strides other than 1x1: conv2d.cc QuadJob):
+// channel quads (4 | C/G) and row quads (other counts: 1, 2, 3, 6 channels; kernel widths 1 to
+// 9, the last quad part zero weights), strides 2, 3, 2x1, 1x2 and 4x4 (phase planes, some never
+// read), asymmetric pads, dilation 2, 2 groups, output channels past a 12-row block (13, 25, 64)
+// and positions past a 32-lane tile (16-lane last tiles), signed codes (+128 and the
+// correction) and unsigned ones at the extremes, and 1, 2 and 3 threads (tiles or channel blocks
+// split). Each geometry is checked to take the path (where the CPU has VNNI).
+TEST(IntConv2d, QuadsPathEqualsReference) {
+  Rng rng(kSeed + 11);
+  std::vector<Conv2dGeometry> geometries = {
+      geometry(8, 14, 14, 13, 3, 1, 1, 2, 1),   // channel quads, 3x3 stride 2
+      geometry(16, 12, 12, 25, 1, 1, 0, 2, 1),  // channel quads, 1x1 stride 2 (one phase)
+      geometry(3, 23, 23, 16, 7, 1, 3, 2, 1),   // row quads, a 7x7 stride-2 stem
+      geometry(3, 17, 17, 12, 3, 1, 1, 2, 1),   // row quads, 3x3 stride 2 (MobileNet's stem)
+      geometry(1, 15, 16, 5, 5, 1, 2, 2, 1),    // 1 channel, 5x5
+      geometry(2, 13, 11, 7, 9, 1, 4, 3, 1),    // 2 channels, 9x9 stride 3 (three quads)
+      geometry(6, 16, 16, 64, 3, 1, 1, 2, 2),   // 6 channels, dilation 2
+      geometry(8, 20, 20, 12, 3, 2, 1, 2, 1),   // 2 groups of 4 channels
+      geometry(4, 17, 18, 12, 4, 1, 1, 4, 1),   // 4x4 stride 4 (16 phases)
+      geometry(12, 9, 9, 24, 2, 1, 0, 2, 1),    // 2x2 stride 2
+  };
+  Conv2dGeometry asym = geometry(4, 15, 13, 9, 3, 1, 0, 1, 1);
+  asym.stride_h = 2;
+  asym.pad_top = 2;
+  asym.pad_right = 1;
+  geometries.push_back(asym);  // stride 2x1
+  asym = geometry(3, 11, 19, 14, 3, 1, 1, 1, 1);
+  asym.stride_w = 2;
+  asym.kernel_w = 5;
+  asym.pad_left = 0;
+  asym.pad_right = 2;
+  geometries.push_back(asym);  // stride 1x2, a 3x5 kernel
+  const bool vnni = cpu_supports(Isa::kAvx512Vnni);
+  const int saved = num_threads();
+  set_num_threads(2);
+  for (const Conv2dGeometry& g : geometries) {
+    Conv2dWeights cw;  // only the path's choice (codes unread)
+    std::vector<int8_t> zeros(
+        static_cast<size_t>(g.out_channels * g.in_channels / g.groups * g.kernel_h * g.kernel_w));
+    cw.w = zeros.data();
+    cw.w_format = {8, 5, true};
+    cw.a_format = {8, 4, true};
+    if (vnni) {
+      EXPECT_FALSE(pack_conv2d(g, cw, Isa::kAvx512Vnni).weight_quads().empty())
+          << g.in_channels << " channels, " << g.in_h << "x" << g.in_w << ", stride " << g.stride_h
+          << "x" << g.stride_w;
+    }
+    EXPECT_TRUE(pack_conv2d(g, cw, Isa::kAvx2).weight_quads().empty());
+    for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
+      for (int64_t batch : {1, 3}) {
+        ConvCase c;
+        c.g = g;
+        c.batch = batch;
+        c.fill = fill;
+        c.few_outputs = true;
+        c.threads = {1, 3};
+        check(c, rng);
+        if (::testing::Test::HasFatalFailure()) break;
+        c.a_dtype = DType::kUInt8;
+        c.a_format = {8, 4, false};
+        check(c, rng);
+        if (::testing::Test::HasFatalFailure()) break;
+      }
+      if (::testing::Test::HasFatalFailure()) break;
+    }
+    if (::testing::Test::HasFatalFailure()) break;
+  }
+  set_num_threads(saved);
+}
+
 TEST(IntConv2d, TapsThatOnlyReadPaddingAreCutOff) {
   Rng rng(kSeed + 11);
   const DType a_dtypes[] = {DType::kInt8, DType::kUInt8, DType::kInt16, DType::kInt32};

@@ -93,6 +93,69 @@ int64_t pair_k(const Conv2dGeometry& g, PairMode mode) {
   }
 }
 
+// The quads path (QuadJob): 4 k-values per int32 lane, multiplied with vpdpbusd
+// (detail::conv_quads_s32_vnni). Channel quads when 4 divides the channels per group: quad
+// q = (c / 4, u, v) holds the taps (u, v) of channels 4c', .., 4c' + 3; else row quads:
+// q = (c, u, v' / 4) holds the neighbours v' .. v' + 3 of one kernel row (v' < KW rounded up to a
+// multiple of 4, zero weights past KW). The input goes into phase planes (one per stride phase
+// (a, b) that some quad reads: a = (u * dh) % sh, b = (v' * dw) % sw) of hq x wq positions
+// P[s][a, b][i][j] = quad s of the padded input at row i * sh + a, column j * sw + b, so that the
+// output position p = y * wq + x reads quad q at P[s][a, b] + p + (u * dh / sh) * wq +
+// v' * dw / sw: 16 consecutive positions are 16 consecutive quads, for every stride.
+struct QuadLayout {
+  bool channels = false;
+  int64_t kw4 = 0;         // row quads: KW rounded up to a multiple of 4
+  int64_t kq = 0;          // quads per output channel (K'' / 4)
+  int64_t sources = 0;     // cg / 4 channel quads or cg channels (row quads)
+  int64_t hq = 0, wq = 0;  // phase plane rows and columns
+  int64_t positions = 0;   // (OH - 1) * wq + OW
+  int nph = 0;             // phase planes per source
+  int8_t phase[16] = {};   // phase index of (a, b) at a * sw + b, -1 if no quad reads it
+};
+
+// Strides up to this many phases (sh * sw) take the quads path.
+constexpr int64_t kMaxQuadPhases = 16;
+
+QuadLayout quad_layout(const Conv2dGeometry& g) {
+  QuadLayout l;
+  const int64_t cg = g.in_channels / g.groups;
+  l.channels = cg % 4 == 0;
+  l.kw4 = (g.kernel_w + 3) / 4 * 4;
+  l.kq = l.channels ? cg / 4 * g.kernel_h * g.kernel_w : cg * g.kernel_h * (l.kw4 / 4);
+  l.sources = l.channels ? cg / 4 : cg;
+  const int64_t hp = g.in_h + g.pad_top + g.pad_bottom, wp = g.in_w + g.pad_left + g.pad_right;
+  l.hq = (hp + g.stride_h - 1) / g.stride_h;
+  l.wq = (wp + g.stride_w - 1) / g.stride_w;
+  l.positions = (g.out_h() - 1) * l.wq + g.out_w();
+  std::fill(std::begin(l.phase), std::end(l.phase), int8_t{-1});
+  if (g.stride_h * g.stride_w > kMaxQuadPhases) return l;
+  const int64_t vstep = l.channels ? 1 : 4;
+  for (int64_t u = 0; u < g.kernel_h; ++u) {
+    for (int64_t v = 0; v < g.kernel_w; v += vstep) {
+      const int64_t k =
+          (u * g.dilation_h) % g.stride_h * g.stride_w + (v * g.dilation_w) % g.stride_w;
+      if (l.phase[k] < 0) l.phase[k] = static_cast<int8_t>(l.nph++);
+    }
+  }
+  return l;
+}
+
+// Whether pack_conv2d() packs the quads path for this geometry and these weights: int8 weights
+// and 8-bit codes packed for VNNI, a stride other than 1x1 (stride 1 takes Winograd or the
+// extended pair panels), and phase planes that keep at least half of the lanes (tiny maps keep
+// the gathered pair panels, whose lanes run over the images).
+bool quads_apply(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa) {
+  if (isa < Isa::kAvx512Vnni || w.w_dtype != DType::kInt8 ||
+      (w.a_dtype != DType::kInt8 && w.a_dtype != DType::kUInt8)) {
+    return false;
+  }
+  if ((g.stride_h == 1 && g.stride_w == 1) || g.stride_h * g.stride_w > kMaxQuadPhases) {
+    return false;
+  }
+  const QuadLayout l = quad_layout(g);
+  return (l.positions + 15) / 16 * 16 <= 2 * g.out_h() * g.out_w();
+}
+
 // d[0, n) = s[0, n) as int16 in fixed-size pieces the compiler vectorises: 16 at a time, the last
 // piece overlapping the one before (it rewrites the same values) instead of a scalar tail, which
 // LeNet's and the residual CNN's 28-column rows spent most of the copy in.
@@ -301,6 +364,43 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w
       out.groups_.front().isa() >= Isa::kAvx2 &&
       (w.w_dtype == DType::kInt8 || w.w_dtype == DType::kInt16) &&
       (w.a_dtype == DType::kInt8 || w.a_dtype == DType::kUInt8 || w.a_dtype == DType::kInt16);
+  const bool quads = pixel_major && quads_apply(g, w, out.groups_.front().isa());
+  if (quads) {
+    // Channel quads: k'' = ((c / 4, u, v), c % 4). Row quads: k'' = (c, u, v') with v' < KW
+    // rounded up to a multiple of 4, the weights of v' >= KW are 0 (quad_layout above).
+    const QuadLayout l = quad_layout(g);
+    const int64_t rows =
+        (ocg + detail::kMrConvQuadsVnni - 1) / detail::kMrConvQuadsVnni * detail::kMrConvQuadsVnni;
+    const int64_t kp = l.kq * 4;
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      Tensor t({rows * kp}, DType::kInt8);
+      int8_t* d = t.data<int8_t>();
+      std::fill(d, d + rows * kp, int8_t{0});
+      Tensor corr({ocg}, DType::kInt32);
+      for (int64_t o = 0; o < ocg; ++o) {
+        uint32_t sum = 0;
+        for (int64_t c = 0; c < cg; ++c) {
+          for (int64_t u = 0; u < g.kernel_h; ++u) {
+            for (int64_t v = 0; v < g.kernel_w; ++v) {
+              const int64_t i =
+                  ((gi * ocg + o) * cg + c) * g.kernel_h * g.kernel_w + u * g.kernel_w + v;
+              const int64_t kk = l.channels
+                                     ? ((c / 4 * g.kernel_h + u) * g.kernel_w + v) * 4 + c % 4
+                                     : (c * g.kernel_h + u) * l.kw4 + v;
+              const auto code = static_cast<int8_t>(quant::load_code(w.w, w.w_dtype, i));
+              d[o * kp + kk] = code;
+              sum += static_cast<uint32_t>(static_cast<int32_t>(code));
+            }
+          }
+        }
+        // Signed codes go in as code + 128 (the unsigned operand of vpdpbusd).
+        corr.data<int32_t>()[o] =
+            w.a_dtype == DType::kInt8 ? static_cast<int32_t>(sum * 128u) : int32_t{0};
+      }
+      out.weight_quads_.push_back(std::move(t));
+      out.quad_corrections_.push_back(std::move(corr));
+    }
+  }
   if (pixel_major) {
     // Channel pairs: k' = ((c / 2, u, v), c % 2). Tap pairs: k' = u * KW + v (c = 0), the weight
     // of k' = KH * KW (when odd) is 0. Row pairs: k' = (c, u, v') with v' < KW rounded up to
@@ -308,7 +408,7 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w
     const PairMode mode = pair_mode(g);
     const int64_t kwp = mode == PairMode::kRows ? (g.kernel_w + 1) / 2 * 2 : g.kernel_w;
     const int64_t rows = (ocg + 7) / 8 * 8, kp = pair_k(g, mode);
-    for (int64_t gi = 0; gi < g.groups; ++gi) {
+    for (int64_t gi = 0; gi < (quads ? 0 : g.groups); ++gi) {
       Tensor t({rows * kp}, DType::kInt16);
       int16_t* d = t.data<int16_t>();
       std::fill(d, d + rows * kp, int16_t{0});
@@ -808,6 +908,383 @@ struct PixelJob {
     }
   }
 };
+
+// The quads path (PackedConv2d::weight_quads, quad_layout above): int8 weights and 8-bit codes
+// on AVX-512 VNNI, strides other than 1x1. Per work item (a block of images, a group, a range of
+// 32-lane tiles or of channel blocks), for each image of the block:
+//   xb[c][i][j] = X[c][i - pt][j - pl] as an unsigned byte (int8 codes + 128, i.e. code ^ 0x80;
+//                 uint8 codes as they are), the padding byte (0 ^ 0x80 or 0) around it, with
+//                 rows up to hq * sh and columns up to wq * sw + 3 * dw (the row quads' reach;
+//                 channel quads + 1, as stride 2 reads 16-bit words);
+//   x4 = the phase planes of quads (4 bytes per uint32, byte i = k-value i of the quad) of xb,
+//        then a zero slack: a 32-lane tile never bounds-checks.
+// Per block of <= 12 channels and tile of 32 positions p = y * wq + x (the last tile of an image
+// 16 when that covers it), detail::conv_quads_s32_vnni multiplies the weight rows with the quads
+// of the 32 positions (vpdpbusd: 4 products per lane, exact modulo 2^32; the true sum fits int32
+// by the caller's AccType) and subtracts the +128's correction; the epilogue stores the kept runs
+// (x < OW) of each 16-lane half (Epilogue::run_t32_runs), dropping the x >= OW positions. No
+// gather: every quad of a tile is one contiguous 64-byte load per half.
+// Batch blocking as PixelJob's: a work item's images keep their x4 planes within
+// kImageBlockBytes, and kWeightPassBytes of weight rows pass all its tiles at a time.
+struct QuadJob {
+  static constexpr int kMr = detail::kMrConvQuadsVnni;
+  const std::byte* x;
+  std::byte* y;
+  const PackedConv2d* w;
+  GemmParams q;
+  QuadLayout l;
+  DType a_dtype;
+  size_t a_es, y_es;
+  int64_t cg, ocg, mblocks, pixels, hpx, wpx, xbn, x4n, tiles, blocks16, nruns_max;
+  int64_t batch, nb, chunks;
+  bool by_channels;
+
+  // Scratch of one work item.
+  struct Buffers {
+    uint8_t* xb;
+    uint32_t* x4;
+    int64_t* goff;
+    int64_t (*runs)[3];
+    int64_t* first;  // runs of 16-lane block b: runs[first[b] .. first[b + 1])
+  };
+  Buffers buffers() const {
+    const size_t xb_bytes = static_cast<size_t>(xbn) / 64 * 64 + 64;
+    const size_t x4_bytes = static_cast<size_t>(nb * x4n) * 4 / 64 * 64 + 64;
+    const size_t goff_bytes = static_cast<size_t>(l.kq) * 8 / 64 * 64 + 64;
+    const size_t runs_bytes = static_cast<size_t>(nruns_max) * 24 / 64 * 64 + 64;
+    const size_t first_bytes = static_cast<size_t>(blocks16 + 1) * 8;
+    auto* base = static_cast<std::byte*>(scratch(
+        ScratchSlot::kConvColumns, xb_bytes + x4_bytes + goff_bytes + runs_bytes + first_bytes));
+    Buffers b;
+    b.xb = reinterpret_cast<uint8_t*>(base);
+    b.x4 = reinterpret_cast<uint32_t*>(base + xb_bytes);
+    b.goff = reinterpret_cast<int64_t*>(base + xb_bytes + x4_bytes);
+    b.runs = reinterpret_cast<int64_t(*)[3]>(base + xb_bytes + x4_bytes + goff_bytes);
+    b.first = reinterpret_cast<int64_t*>(base + xb_bytes + x4_bytes + goff_bytes + runs_bytes);
+    return b;
+  }
+
+  // xb of one image (the group's channels at x).
+  template <typename T>
+  void fill_bytes(const T* src, uint8_t* xb) const {
+    static_assert(sizeof(T) == 1);
+    const Conv2dGeometry& g = w->geometry();
+    constexpr uint8_t flip = std::is_signed_v<T> ? 0x80 : 0;
+    std::memset(xb, flip, static_cast<size_t>(xbn));
+    for (int64_t c = 0; c < cg; ++c) {
+      for (int64_t i = 0; i < g.in_h; ++i) {
+        const T* s = src + (c * g.in_h + i) * g.in_w;
+        uint8_t* d = xb + (c * hpx + i + g.pad_top) * wpx + g.pad_left;
+        for (int64_t j = 0; j < g.in_w; ++j) d[j] = static_cast<uint8_t>(s[j]) ^ flip;
+      }
+    }
+  }
+
+  // One row of a phase plane: d[j] = the quad at column j * sw of the rows r0 + k * plane (channel
+  // quads) or of the row r (row quads: bytes j * sw + k * dw). Stride 2 reads 16-bit words (the
+  // even byte and its neighbour), which GCC vectorises; other strides go byte by byte.
+  static void quad_row_channels(const uint8_t* r0, int64_t plane, int64_t sw, int64_t n,
+                                uint32_t* d) {
+    const uint8_t* r1 = r0 + plane;
+    const uint8_t* r2 = r1 + plane;
+    const uint8_t* r3 = r2 + plane;
+    if (sw == 2) {
+      for (int64_t j = 0; j < n; ++j) {
+        uint16_t w0, w1, w2, w3;
+        std::memcpy(&w0, r0 + 2 * j, 2);
+        std::memcpy(&w1, r1 + 2 * j, 2);
+        std::memcpy(&w2, r2 + 2 * j, 2);
+        std::memcpy(&w3, r3 + 2 * j, 2);
+        d[j] = (static_cast<uint32_t>(w0) & 0xff) | (static_cast<uint32_t>(w1) & 0xff) << 8 |
+               (static_cast<uint32_t>(w2) & 0xff) << 16 | static_cast<uint32_t>(w3) << 24;
+      }
+      return;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      d[j] = static_cast<uint32_t>(r0[j * sw]) | static_cast<uint32_t>(r1[j * sw]) << 8 |
+             static_cast<uint32_t>(r2[j * sw]) << 16 | static_cast<uint32_t>(r3[j * sw]) << 24;
+    }
+  }
+  static void quad_row_taps(const uint8_t* r, int64_t sw, int64_t dw, int64_t n, uint32_t* d) {
+    if (dw == 1 && sw == 2) {
+      for (int64_t j = 0; j < n; ++j) {
+        uint16_t lo, hi;
+        std::memcpy(&lo, r + 2 * j, 2);
+        std::memcpy(&hi, r + 2 * j + 2, 2);
+        d[j] = static_cast<uint32_t>(lo) | static_cast<uint32_t>(hi) << 16;
+      }
+      return;
+    }
+    if (dw == 1) {
+      for (int64_t j = 0; j < n; ++j) std::memcpy(d + j, r + j * sw, 4);
+      return;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const uint8_t* b = r + j * sw;
+      d[j] = static_cast<uint32_t>(b[0]) | static_cast<uint32_t>(b[dw]) << 8 |
+             static_cast<uint32_t>(b[2 * dw]) << 16 | static_cast<uint32_t>(b[3 * dw]) << 24;
+    }
+  }
+
+  // Channel quads straight from the codes (no xb; only the rows and columns the phases read):
+  // quad (c', a, b)[i][j] = the codes of channels 4c' .. 4c' + 3 at row i * sh + a - pt, column
+  // j * sw + b - pl as bytes (^ flip), the padding quad outside the image.
+  template <typename T>
+  void channel_quads(const T* x, uint32_t* x4) const {
+    const Conv2dGeometry& g = w->geometry();
+    constexpr uint32_t pad = std::is_signed_v<T> ? 0x80808080u : 0u;
+    const int64_t sh = g.stride_h, sw = g.stride_w, h = g.in_h, wd = g.in_w;
+    for (int64_t src = 0; src < l.sources; ++src) {
+      for (int64_t a = 0; a < sh; ++a) {
+        for (int64_t b = 0; b < sw; ++b) {
+          const int ph = l.phase[a * sw + b];
+          if (ph < 0) continue;
+          // Columns j * sw + b - pl in [0, W): j in [jlo, jhi); j < jw also reads column + 1.
+          const int64_t jlo = std::min(l.wq, (g.pad_left - b + sw - 1) / sw);
+          const int64_t jhi = std::max(jlo, std::min(l.wq, (wd + g.pad_left - b + sw - 1) / sw));
+          const int64_t jw = std::max(jlo, std::min(jhi, (wd - 1 + g.pad_left - b + sw - 1) / sw));
+          for (int64_t i = 0; i < l.hq; ++i) {
+            uint32_t* d = x4 + ((src * l.nph + ph) * l.hq + i) * l.wq;
+            const int64_t r = i * sh + a - g.pad_top;
+            if (r < 0 || r >= h) {
+              std::fill(d, d + l.wq, pad);
+              continue;
+            }
+            std::fill(d, d + jlo, pad);
+            std::fill(d + jhi, d + l.wq, pad);
+            const auto* s0 = reinterpret_cast<const uint8_t*>(x + (4 * src * h + r) * wd);
+            const uint8_t* s1 = s0 + h * wd;
+            const uint8_t* s2 = s1 + h * wd;
+            const uint8_t* s3 = s2 + h * wd;
+            int64_t j = jlo;
+            if (sw == 2) {
+              // 16-bit words (the code and its right neighbour, inside the row), vectorised.
+              for (; j < jw; ++j) {
+                const int64_t col = 2 * j + b - g.pad_left;
+                uint16_t w0, w1, w2, w3;
+                std::memcpy(&w0, s0 + col, 2);
+                std::memcpy(&w1, s1 + col, 2);
+                std::memcpy(&w2, s2 + col, 2);
+                std::memcpy(&w3, s3 + col, 2);
+                d[j] =
+                    ((static_cast<uint32_t>(w0) & 0xff) | (static_cast<uint32_t>(w1) & 0xff) << 8 |
+                     (static_cast<uint32_t>(w2) & 0xff) << 16 | static_cast<uint32_t>(w3) << 24) ^
+                    pad;
+              }
+            }
+            for (; j < jhi; ++j) {
+              const int64_t col = j * sw + b - g.pad_left;
+              d[j] = (static_cast<uint32_t>(s0[col]) | static_cast<uint32_t>(s1[col]) << 8 |
+                      static_cast<uint32_t>(s2[col]) << 16 | static_cast<uint32_t>(s3[col]) << 24) ^
+                     pad;
+            }
+          }
+        }
+      }
+    }
+    const int64_t used = l.sources * l.nph * l.hq * l.wq;
+    std::fill(x4 + used, x4 + x4n, 0u);
+  }
+
+  // The phase planes of one image from its xb, and the zero slack after them.
+  void make_quads(const uint8_t* xb, uint32_t* x4) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t sh = g.stride_h, sw = g.stride_w, plane = hpx * wpx;
+    for (int64_t src = 0; src < l.sources; ++src) {
+      for (int64_t a = 0; a < sh; ++a) {
+        for (int64_t b = 0; b < sw; ++b) {
+          const int ph = l.phase[a * sw + b];
+          if (ph < 0) continue;
+          for (int64_t i = 0; i < l.hq; ++i) {
+            uint32_t* d = x4 + ((src * l.nph + ph) * l.hq + i) * l.wq;
+            if (l.channels) {
+              quad_row_channels(xb + (4 * src * hpx + i * sh + a) * wpx + b, plane, sw, l.wq, d);
+            } else {
+              quad_row_taps(xb + (src * hpx + i * sh + a) * wpx + b, sw, g.dilation_w, l.wq, d);
+            }
+          }
+        }
+      }
+    }
+    const int64_t used = l.sources * l.nph * l.hq * l.wq;
+    std::fill(x4 + used, x4 + x4n, 0u);
+  }
+
+  // The offsets of the quads from a position in an image's x4.
+  void make_offsets(int64_t* goff) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t vstep = l.channels ? 1 : 4;
+    int64_t* o = goff;
+    for (int64_t src = 0; src < l.sources; ++src) {
+      for (int64_t u = 0; u < g.kernel_h; ++u) {
+        for (int64_t v = 0; v < g.kernel_w; v += vstep) {
+          const int64_t du = u * g.dilation_h, dv = v * g.dilation_w;
+          const int ph = l.phase[du % g.stride_h * g.stride_w + dv % g.stride_w];
+          *o++ = ((src * l.nph + ph) * l.hq + du / g.stride_h) * l.wq + dv / g.stride_w;
+        }
+      }
+    }
+  }
+
+  // The kept runs (x < OW) of every 16-lane block of an image's positions: {first lane, lanes,
+  // output pixel}. Position cur = y * wq + x walks them without divisions.
+  void make_runs(int64_t (*runs)[3], int64_t* first) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t ow = g.out_w();
+    int64_t cur = 0, py = 0, px = 0, nruns = 0;
+    for (int64_t b = 0; b < blocks16; ++b) {
+      first[b] = nruns;
+      const int64_t end = std::min(b * 16 + 16, l.positions);
+      while (cur < end) {
+        if (px >= ow) {
+          cur += l.wq - px;
+          px = 0;
+          ++py;
+          continue;
+        }
+        const int64_t len = std::min(end - cur, ow - px);
+        runs[nruns][0] = cur - b * 16;
+        runs[nruns][1] = len;
+        runs[nruns][2] = py * ow + px;
+        ++nruns;
+        cur += len;
+        px += len;
+      }
+    }
+    first[blocks16] = nruns;
+  }
+
+  void run(int64_t item) const {
+    const Conv2dGeometry& g = w->geometry();
+    const int64_t chunk = item % chunks, ig = item / chunks;
+    const int64_t img0 = ig / g.groups * nb, gi = ig % g.groups;
+    const int64_t nimg = std::min(nb, batch - img0);
+    const Buffers buf = buffers();
+    for (int64_t i = 0; i < nimg; ++i) {
+      const std::byte* xin = x + ((img0 + i) * g.in_channels + gi * cg) * g.in_h * g.in_w * a_es;
+      if (l.channels && a_dtype == DType::kInt8) {
+        channel_quads(reinterpret_cast<const int8_t*>(xin), buf.x4 + i * x4n);
+        continue;
+      }
+      if (l.channels) {
+        channel_quads(reinterpret_cast<const uint8_t*>(xin), buf.x4 + i * x4n);
+        continue;
+      }
+      if (a_dtype == DType::kInt8) {
+        fill_bytes(reinterpret_cast<const int8_t*>(xin), buf.xb);
+      } else {
+        fill_bytes(reinterpret_cast<const uint8_t*>(xin), buf.xb);
+      }
+      make_quads(buf.xb, buf.x4 + i * x4n);
+    }
+    make_offsets(buf.goff);
+    make_runs(buf.runs, buf.first);
+    const int8_t* rows = w->weight_quads()[gi].data<int8_t>();
+    const int32_t* corr = w->quad_corrections()[gi].data<int32_t>();
+    const Epilogue e(w->groups()[gi], q, gi * ocg);
+    const int64_t image_out = g.out_channels * pixels;  // output elements per image
+    std::byte* out = y + (img0 * g.out_channels + gi * ocg) * pixels * y_es;
+    int64_t t0 = 0, t1 = tiles, b0 = 0, b1 = mblocks;
+    if (by_channels) {
+      b0 = mblocks * chunk / chunks;
+      b1 = mblocks * (chunk + 1) / chunks;
+    } else {
+      t0 = tiles * chunk / chunks;
+      t1 = tiles * (chunk + 1) / chunks;
+    }
+    const int64_t kp = l.kq * 4;
+    // The weight rows of this many channel blocks pass all the item's tiles at a time.
+    const int64_t pass = std::max<int64_t>(1, kWeightPassBytes / (kMr * kp));
+    alignas(64) int32_t s[2 * kMr * 16 + 16];  // run_t32 reads 16 lanes from a run's start
+    for (int64_t r0 = b0; r0 < b1; r0 += pass) {
+      const int64_t r1 = std::min(b1, r0 + pass);
+      for (int64_t i = 0; i < nimg; ++i) {
+        const uint32_t* x4 = buf.x4 + i * x4n;
+        std::byte* oi = out + i * image_out * static_cast<int64_t>(y_es);
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t p0 = t * 32;
+          const int halves = p0 + 16 < l.positions ? 2 : 1;
+          for (int64_t b = r0; b < r1; ++b) {
+            const int64_t o0 = ocg * b / mblocks;
+            const int cols = static_cast<int>(ocg * (b + 1) / mblocks - o0);
+            detail::conv_quads_s32_vnni(rows + o0 * kp, kp, x4 + p0, buf.goff, l.kq, cols, halves,
+                                        corr + o0, s);
+            for (int h = 0; h < halves; ++h) {
+              const int64_t blk = 2 * t + h;
+              e.run_t32_runs(s + h * kMr * 16, buf.runs + buf.first[blk],
+                             static_cast<int>(buf.first[blk + 1] - buf.first[blk]), cols, o0, oi);
+            }
+          }
+        }
+      }
+    }
+  }
+};
+
+bool run_quads(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p, void* y,
+               ConvPool pool) {
+  if (w.weight_quads().empty() || p.acc != AccType::kInt32 || pool != ConvPool::kNone) {
+    return false;
+  }
+  const Conv2dGeometry& g = w.geometry();
+  QuadJob job;
+  job.q = p;
+  job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
+  job.pixels = g.out_h() * g.out_w();
+  job.q.ldc_n = job.pixels;
+  job.x = static_cast<const std::byte*>(x);
+  job.y = static_cast<std::byte*>(y);
+  job.w = &w;
+  job.l = quad_layout(g);
+  job.a_dtype = w.a_dtype();
+  job.a_es = dtype_size(job.a_dtype);
+  job.y_es = dtype_size(gemm_output_dtype(p));
+  job.cg = g.in_channels / g.groups;
+  job.ocg = g.out_channels / g.groups;
+  job.mblocks = (job.ocg + QuadJob::kMr - 1) / QuadJob::kMr;
+  const QuadLayout& l = job.l;
+  job.hpx = std::max(g.in_h + g.pad_top + g.pad_bottom, l.hq * g.stride_h);
+  job.wpx = std::max(g.in_w + g.pad_left + g.pad_right, l.wq * g.stride_w) +
+            (l.channels ? 1 : 3 * g.dilation_w);
+  job.xbn = job.cg * job.hpx * job.wpx;
+  job.tiles = (l.positions + 31) / 32;
+  job.blocks16 = 2 * job.tiles;
+  job.nruns_max = job.blocks16 + g.out_h() + 1;
+  int64_t max_off = 0;
+  {
+    // The largest quad offset (make_offsets' last source, row and column).
+    const int64_t du = (g.kernel_h - 1) * g.dilation_h;
+    const int64_t dv = (l.channels ? g.kernel_w - 1 : (l.kw4 - 4)) * g.dilation_w;
+    max_off = (((l.sources - 1) * l.nph + l.nph - 1) * l.hq + du / g.stride_h) * l.wq +
+              dv / g.stride_w + l.wq;
+  }
+  job.x4n =
+      (std::max(l.sources * l.nph * l.hq * l.wq, max_off + job.tiles * 32) + 16 + 15) / 16 * 16;
+  const int64_t threads = in_parallel_region() ? 1 : num_threads();
+  job.batch = batch;
+  // Images per work item as PixelJob's (unpooled).
+  const int64_t fit = std::max<int64_t>(1, kImageBlockBytes / (job.x4n * 4));
+  int64_t nblocks = (batch + fit - 1) / fit;
+  const int64_t per_thread = (threads + g.groups - 1) / g.groups;
+  if (nblocks < batch) {
+    nblocks = std::min(batch, (nblocks + per_thread - 1) / per_thread * per_thread);
+  }
+  job.nb = (batch + nblocks - 1) / nblocks;
+  const int64_t images = (batch + job.nb - 1) / job.nb * g.groups;
+  job.chunks = 1;
+  job.by_channels = false;
+  if (images < threads) {
+    const int64_t want = (threads + images - 1) / images;
+    // Few tiles (small maps): the threads split the channel blocks instead.
+    job.by_channels = job.tiles < 2 * want && job.mblocks >= 2 * want;
+    job.chunks = std::min(job.by_channels ? job.mblocks : job.tiles, want);
+  }
+  const QuadJob* shared = &job;
+  parallel_for(0, images * job.chunks, 1, [shared](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) shared->run(i);
+  });
+  return true;
+}
 
 // The depthwise path (conv2d.h): one input channel per group, groups > 1, ocg = OC / G output
 // channels per group (the channel multiplier, 1 for MobileNet's depthwise convs). Per work item
@@ -1552,6 +2029,7 @@ void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParam
   if (run_single_pixel(x, batch, w, p, y, pool)) return;
 #if defined(__x86_64__)
   if (run_depthwise(x, batch, w, p, y, pool)) return;
+  if (run_quads(x, batch, w, p, y, pool)) return;
 #endif
   if (run_pixel_major(x, batch, w, p, y, pool)) return;
   const Conv2dGeometry& g = w.geometry();

@@ -5,6 +5,11 @@
 //    gathered straight into a k-pair panel, multiplied by the weights as int16 rows with the pair
 //    kernels of the GEMM (vpmaddwd), and the epilogue writes 16 contiguous NCHW outputs per
 //    channel. No im2col matrix, and small channel counts (LeNet's 6) waste no tile columns.
+//  - quads (int8 weights, int8/uint8 activations, AVX-512 VNNI, strides other than 1x1: ResNet's
+//    stem, stride-2 3x3 convs and 1x1 downsamples): per image the input goes once into
+//    stride-phase planes of byte quads (4 channels, or 4 kernel-row neighbours), so that 16
+//    consecutive output positions read 16 consecutive quads for every tap; vpdpbusd multiplies
+//    them by the weights (signed codes as code + 128, less a per-channel correction). No gather.
 //  - depthwise (one input channel per group, groups > 1: MobileNet's and EfficientNet's 3x3 and
 //    5x5): per image and channel the input is copied once into int16 phase planes (one per
 //    stride phase, zero padded), so that every tap of 16 consecutive output positions reads 16
@@ -114,6 +119,15 @@ class PackedConv2d {
   // The same weights with 16 output channels as lanes (the pooled path's channel-lane tiles): per
   // group [ceil(OC/G / 16)][K' / 2][16][2] int16, zero for missing channels. Empty as above.
   const std::vector<Tensor>& weight_lanes() const { return weight_lanes_; }
+  // The pixel-major quads path (conv2d.cc, QuadJob: int8 weights, 8-bit codes, packed for
+  // Isa::kAvx512Vnni, strides other than 1x1 on maps where the phase planes waste few lanes):
+  // per group the weights as int8 rows [OC/G rounded up to 12] x [K'' = (C/G) * KH * KW in
+  // channel-quad order when 4 divides C/G, else (C/G) * KH * (KW rounded up to a multiple of 4),
+  // quads of neighbours in a kernel row] (zero padded), and per output channel the correction
+  // 128 * sum_k W[o][k] modulo 2^32 that the +128 of signed codes adds (0 for uint8 codes).
+  // When set, weight_rows() and weight_lanes() are empty. A runtime copy, not in packed_bytes().
+  const std::vector<Tensor>& weight_quads() const { return weight_quads_; }
+  const std::vector<Tensor>& quad_corrections() const { return quad_corrections_; }
   // The depthwise path (one input channel per group, groups > 1, conv2d.cc DepthwiseJob): per
   // output channel o, the taps t = u * KW + v in pairs, int32 (w[o][2q] & 0xffff) |
   // (w[o][2q + 1] << 16), [OC][ceil(KH * KW / 2)], the odd last tap paired with 0. Empty when
@@ -129,7 +143,7 @@ class PackedConv2d {
   friend PackedConv2d pack_conv2d(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa);
   Conv2dGeometry geometry_;
   std::vector<PackedWeights> groups_;
-  std::vector<Tensor> weight_rows_, weight_lanes_;
+  std::vector<Tensor> weight_rows_, weight_lanes_, weight_quads_, quad_corrections_;
   Tensor depthwise_pairs_;
   std::shared_ptr<const WinogradFilters> winograd_;
 };

@@ -79,6 +79,18 @@ void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, 
                          int64_t groups, int rows, int32_t* out, int64_t out_stride = 16);
 inline constexpr int kMrConvPairsAvx2 = 6;
 
+// conv2d's pixel-major tile for int8 weights and 8-bit codes on AVX-512 VNNI (conv2d.cc,
+// PixelJob::run_quads; conv_tiles_vnni.cc): `rows` <= 12 rows (output channels) x 16 * `halves`
+// lanes (output positions, halves 1 or 2) of raw int32 sums, modulo 2^32,
+//   out[(h * 12 + r) * 16 + j] = sum_g sum_i w[r * w_stride + 4g + i] * byte_i(x4[goff[g] + 16h +
+//   j])
+//                                - corr[r]
+// where x4 holds 4 codes per uint32 as unsigned bytes (byte i = bits 8i..8i+7) and w int8 rows
+// of 4 * groups codes (vpdpbusd: 4 products per int32 lane).
+void conv_quads_s32_vnni(const int8_t* w, int64_t w_stride, const uint32_t* x4, const int64_t* goff,
+                         int64_t groups, int rows, int halves, const int32_t* corr, int32_t* out);
+inline constexpr int kMrConvQuadsVnni = 12;
+
 // conv2d's depthwise tile (conv2d.cc, DepthwiseJob): the raw int32 sums, modulo 2^32, of one
 // output channel at `blocks` blocks of 16 consecutive positions p = 16 * b + j,
 //   out[p] = sum_q lo(wpairs[q]) * xp[p + off[2q]] + hi(wpairs[q]) * xp[p + off[2q + 1]]

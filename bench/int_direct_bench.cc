@@ -1,0 +1,160 @@
+// bench-deps: kernels_fixed quant core
+//
+// The gathered direct (pixel-major) int conv path of kernels/fixed/conv2d.cc per layer: the convs
+// of ResNet-18 and MobileNetV2 at 224 that neither Winograd nor the depthwise path takes (the
+// 7x7 stride-2 stem, the stride-2 3x3 convs, the stride-2 1x1 downsamples, MobileNetV2's 3x3
+// stride-2 stem), int8 s8.4 activations, int8 s8.6 weights, s16.8 bias, at batch 16 (BATCH), with
+// the store the int lowering gives them (a float BatchNorm + ReLU fused, then the next node's
+// input quantizer: GemmParams::post_quantize to s8.4) and the plain requantizing store. Prints the
+// median ms per call over ROUNDS (after a warm-up) and the process CPU time per call, and checks
+// the requantizing store's output against the exact reference (kernels/fixed/ref) on CHECK
+// images.
+//
+// For an A/B, build this file against both trees and run the two binaries alternately.
+//
+//   build/bin/int_direct_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING] [BATCH=16]
+//   [CHECK=2]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/fixed/conv2d.h"
+#include "kernels/fixed/ref/conv2d_ref.h"
+#include "quant/quantize.h"
+
+namespace qf = qsearch::kernels::fixed;
+using qsearch::DType;
+using qsearch::Rng;
+using qsearch::Tensor;
+
+namespace {
+
+struct Layer {
+  const char* name;
+  int64_t c, hw, oc, k, stride, pad;
+};
+
+Tensor codes(DType t, int64_t n, int64_t lo, int64_t hi, Rng& rng) {
+  Tensor out({n}, t);
+  for (int64_t i = 0; i < n; ++i) {
+    qsearch::quant::store_code(out.raw(), t, i,
+                               lo + static_cast<int64_t>(rng.uniform_int(hi - lo + 1)));
+  }
+  return out;
+}
+
+double cpu_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 7;
+  const int threads = argc > 2 ? std::atoi(argv[2]) : 2;
+  const char* only = argc > 3 ? argv[3] : "";
+  const int64_t batch = argc > 4 ? std::atoll(argv[4]) : 16;
+  const int64_t check = std::min<int64_t>(batch, argc > 5 ? std::atoll(argv[5]) : 2);
+  qsearch::set_num_threads(threads);
+  const Layer layers[] = {{"resnet18 stem 7x7/2 3->64 224", 3, 224, 64, 7, 2, 3},
+                          {"resnet18 layer2 3x3/2 64->128 56", 64, 56, 128, 3, 2, 1},
+                          {"resnet18 layer2 ds 1x1/2 64->128 56", 64, 56, 128, 1, 2, 0},
+                          {"resnet18 layer3 3x3/2 128->256 28", 128, 28, 256, 3, 2, 1},
+                          {"resnet18 layer3 ds 1x1/2 128->256 28", 128, 28, 256, 1, 2, 0},
+                          {"resnet18 layer4 3x3/2 256->512 14", 256, 14, 512, 3, 2, 1},
+                          {"resnet18 layer4 ds 1x1/2 256->512 14", 256, 14, 512, 1, 2, 0},
+                          {"mobilenet_v2 stem 3x3/2 3->32 224", 3, 224, 32, 3, 2, 1}};
+  Rng rng(1);
+  std::printf("| layer | batch | store | ms | CPU ms | exact |\n|---|---:|---|---:|---:|---|\n");
+  double total = 0;
+  for (const Layer& l : layers) {
+    if (std::strstr(l.name, only) == nullptr) continue;
+    qf::Conv2dGeometry g;
+    g.in_channels = l.c;
+    g.in_h = g.in_w = l.hw;
+    g.out_channels = l.oc;
+    g.kernel_h = g.kernel_w = l.k;
+    g.stride_h = g.stride_w = l.stride;
+    g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = l.pad;
+    const Tensor x = codes(DType::kInt8, batch * l.c * l.hw * l.hw, -128, 127, rng);
+    const Tensor w = codes(DType::kInt8, l.oc * l.c * l.k * l.k, -128, 127, rng);
+    const Tensor b = codes(DType::kInt32, l.oc, -32768, 32767, rng);
+    std::vector<float> scale(static_cast<size_t>(l.oc)), shift(static_cast<size_t>(l.oc));
+    for (int64_t o = 0; o < l.oc; ++o) {
+      scale[static_cast<size_t>(o)] = 0.001f * static_cast<float>(1 + o % 7);
+      shift[static_cast<size_t>(o)] = 0.25f * static_cast<float>(o % 5) - 0.5f;
+    }
+    qf::Conv2dWeights cw;
+    cw.w = w.raw();
+    cw.w_format = {8, 6, true};
+    cw.bias = b.raw();
+    cw.bias_format = {16, 8, true};
+    cw.a_format = {8, 4, true};
+    cw.bit_pack = true;  // as the int lowering packs
+    cw.winograd_batch = batch;
+    const qf::PackedConv2d pc = qf::pack_conv2d(g, cw);
+    for (int kind = 0; kind < 2; ++kind) {
+      qf::GemmParams p;
+      p.acc = qf::accumulator_bound(pc).acc();
+      if (kind == 0) {
+        p.output = qf::GemmOutput::kFloat;
+        p.post_scale = scale.data();
+        p.post_shift = shift.data();
+        p.post_lo = 0;
+        p.post_quantize = true;
+        p.post_format = {8, 4, true};
+      } else {
+        p.output = qf::GemmOutput::kRequantize;
+        p.out_format = {8, 4, true};
+      }
+      const int64_t per_image = l.oc * g.out_h() * g.out_w();
+      Tensor y({batch * per_image}, qf::gemm_output_dtype(p));
+      Tensor ref({kind == 1 ? check * per_image : 1}, qf::gemm_output_dtype(p));
+      std::vector<double> t, c;
+      for (int r = 0; r < rounds + 1; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = cpu_ms();
+        qf::conv2d(x.raw(), batch, pc, p, y.raw());
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        if (r > 0) {  // round 0 warms up
+          t.push_back(ms);
+          c.push_back(cpu_ms() - c0);
+        }
+      }
+      // (The reference has no fused affine or quantizer: the requantizing store is checked.)
+      bool same = true;
+      if (kind == 1) {
+        qf::ref::conv2d(x.raw(), check, g, cw, p, ref.raw());
+        same = std::memcmp(y.raw(), ref.raw(), ref.nbytes()) == 0;
+      }
+      std::printf("| %s | %lld | %s | %.3f | %.3f | %s |\n", l.name, static_cast<long long>(batch),
+                  kind == 0 ? "bn+relu+q" : "requant", median(t), median(c),
+                  kind == 0 ? "-"
+                  : same    ? "yes"
+                            : "NO");
+      if (kind == 0) total += median(t);
+      if (!same) {
+        std::printf("MISMATCH against the reference\n");
+        return 1;
+      }
+    }
+  }
+  std::printf("total (bn+relu+q) ms: %.3f\n", total);
+  return 0;
+}
