@@ -566,13 +566,6 @@ std::vector<bool> live_rows(int64_t in, int64_t out, int64_t k, int64_t s, int64
   return live;
 }
 
-// pack_conv2d() cuts off the kernel taps that only ever read the zero padding (code 0) and runs
-// the rest (issue 14: a 3x3 pad-1 conv on a 1x1 map keeps its centre tap, 9x fewer multiplies).
-// Random geometries on maps of 1x1 .. 4x4 (and a few wider), kernels 1..5, asymmetric pads 0..3,
-// strides and dilations 1..3, groups (depthwise too), every activation and weight dtype, batches
-// of 1..5, 1, 2 and 3 threads: the packed geometry keeps every live tap, cuts only dead ones (all
-// of them with dilation 1), keeps the input and output sizes and pads >= 0; and the results
-// equal ref::conv2d on the uncut geometry and weights bit for bit.
 // The quads path (int8 weights, 8-bit codes, VNNI, strides other than 1x1: conv2d.cc QuadJob):
 // channel quads (4 | C/G) and row quads (other counts: 1, 2, 3, 6 channels; kernel widths 1 to
 // 9, the last quad part zero weights), strides 2, 3, 2x1, 1x2 and 4x4 (phase planes, some never
@@ -643,6 +636,13 @@ TEST(IntConv2d, QuadsPathEqualsReference) {
   set_num_threads(saved);
 }
 
+// pack_conv2d() cuts off the kernel taps that only ever read the zero padding (code 0) and runs
+// the rest (issue 14: a 3x3 pad-1 conv on a 1x1 map keeps its centre tap, 9x fewer multiplies).
+// Random geometries on maps of 1x1 .. 4x4 (and a few wider), kernels 1..5, asymmetric pads 0..3,
+// strides and dilations 1..3, groups (depthwise too), every activation and weight dtype, batches
+// of 1..5, 1, 2 and 3 threads: the packed geometry keeps every live tap, cuts only dead ones (all
+// of them with dilation 1), keeps the input and output sizes and pads >= 0; and the results
+// equal ref::conv2d on the uncut geometry and weights bit for bit.
 TEST(IntConv2d, TapsThatOnlyReadPaddingAreCutOff) {
   Rng rng(kSeed + 11);
   const DType a_dtypes[] = {DType::kInt8, DType::kUInt8, DType::kInt16, DType::kInt32};
