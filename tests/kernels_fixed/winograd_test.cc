@@ -125,6 +125,10 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd, int want_tile = 0)
     if (want_tile != 0 && pc.winograd() != nullptr) {
       EXPECT_EQ(pc.winograd()->tile, want_tile) << what;
     }
+    // The Winograd-domain GEMM runs at the packing's level (ScopedMaxIsa caps it).
+    if (pc.winograd() != nullptr) {
+      EXPECT_EQ(pc.winograd()->isa, max_isa()) << what;
+    }
   }
   std::vector<GemmParams> ps = output_kinds(c);
   if (accumulator_bound(pc).need == AccNeed::kInt32) {
@@ -286,6 +290,35 @@ TEST(IntWinograd, TinyMapsGatherTheirWindowsAcrossImages) { tiny_maps(2, kSeed +
 
 // F(4x4) always gathers its 6x6 windows, lanes across tile rows and images.
 TEST(IntWinograd, F4TinyMapsAcrossImages) { tiny_maps(4, kSeed + 12); }
+
+// Every SIMD level of the Winograd-domain GEMM and F(4x4)'s input split this CPU has below the
+// default (the other tests run that one): the AVX2 pair kernel and scalar split, AVX-512BW
+// vpmaddwd + vpaddd (winograd.cc), on both tiles: random geometries (rows of 1-6 output channels,
+// odd numbers of 16-lane panels: the 16- and 32-lane kernels; pads 0-2 against the masked split),
+// tiny maps across images, and codes at their extremes.
+TEST(IntWinograd, EveryIsaLevelEqualsReference) {
+  const Isa top = max_isa();
+  for (Isa isa : supported_isas()) {
+    if (isa < Isa::kAvx2 || isa >= top) continue;
+    ScopedMaxIsa cap(isa);
+    SCOPED_TRACE(std::string(isa_name(isa)));
+    random_geometries(2, kSeed + 21);
+    random_geometries(4, kSeed + 22);
+    tiny_maps(2, kSeed + 23);
+    tiny_maps(4, kSeed + 24);
+    if (::testing::Test::HasFatalFailure()) return;
+    Rng rng(kSeed + 25);
+    for (int tile : {2, 4}) {
+      WinoCase wc;
+      wc.g = geometry3x3(33, 12, 11, 9, 1, 1, 1, 1);
+      wc.fill = Fill::kMin;  // -128 * -128 everywhere: the pair sums at 2^15 each
+      wc.tile = tile;
+      check(wc, rng, true, tile);
+      wc.fill = Fill::kMax;
+      check(wc, rng, true, tile);
+    }
+  }
+}
 
 TEST(IntWinograd, ResNetLikeShapesEqualReference) {
   Rng rng(kSeed + 1);

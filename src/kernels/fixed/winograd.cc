@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -117,8 +118,9 @@ bool f4_pays(const Conv2dGeometry& g, int64_t batch) {
 
 template <int P>
 std::shared_ptr<WinogradFilters> make_filters(const Conv2dGeometry& g, const Conv2dWeights& w,
-                                              const int (*gm)[3], int64_t min_batch) {
+                                              const int (*gm)[3], int64_t min_batch, Isa isa) {
   auto f = std::make_shared<WinogradFilters>();
+  f->isa = isa;
   f->tile = P - 2;
   f->min_batch = min_batch;
   f->channels_padded = (g.in_channels + 1) / 2 * 2;
@@ -157,19 +159,164 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
   // F(4x4) where exact: V fits int16 (100 max|x|), |S| <= kMaxSumF4, U' fits int16 (checked).
   if (w.winograd_tile != 2 && (w.winograd_tile == 4 || f4_pays(g, w.winograd_batch)) &&
       100 * max_x <= kInt16Max && max_col <= static_cast<uint64_t>(kMaxSumF4 / max_x)) {
-    if (auto f = make_filters<6>(g, w, kG4, min_batch)) return f;
+    if (auto f = make_filters<6>(g, w, kG4, min_batch, group.isa())) return f;
   }
   // F(2x2): V fits int16.
   if (4 * max_x > kInt16Max) return nullptr;
   // 4 * S fits int32 (S the exact direct sum, bias and shift excluded).
-  // (4 max|x| * max_col <= INT32_MAX  <=>  max_col <= floor(INT32_MAX / (4 max|x|)); max|x| >= 1.)
+  // (4 max|x| * max_col <= INT32_MAX  <=>  max_col <= floor(INT32_MAX / (4 max|x|)); max|x|
+  // >= 1.)
   if (max_col > static_cast<uint64_t>(kInt32Max / (4 * max_x))) return nullptr;
   // U = (2G) g (2G)^T, each entry checked against int16.
-  return make_filters<4>(g, w, kG2, min_batch);
+  return make_filters<4>(g, w, kG2, min_batch, group.isa());
 #endif
 }
 
 #if defined(__x86_64__)
+// GCC 12 reports its own _mm512_undefined_* placeholders as (maybe-)uninitialized (as
+// gemm_tiles_avx512.cc).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+// The Winograd-domain GEMM of one position in 512-bit registers (AVX-512BW: vpmaddwd + vpaddd;
+// AVX-512 VNNI: vpdpwssd, the same sum modulo 2^32): out[r * os + l] = sum_k U[r][2k, 2k + 1] .
+// V2[k][l] (both int16 halves of each int32 lane) for the rows r < R and the lanes l < 16 NZ, U
+// rows `us` int16 apart, V2 rows `vs` int32 apart. R x NZ = 6 x 2 accumulators reach the
+// multiplier's throughput on Zen 5 (about 2.8 times the AVX2 pair kernel's, in L1); GCC 12
+// spills 6 x 4 (the tied accumulator operand) and runs it slower.
+#define QSEARCH_WINO_GEMM_BODY(ACC)                                                     \
+  __m512i acc[R][NZ];                                                                   \
+  for (auto& row : acc) {                                                               \
+    for (auto& a : row) a = _mm512_setzero_si512();                                     \
+  }                                                                                     \
+  for (int64_t kb = 0; kb < kn; kb += 16) {                                             \
+    for (int r = 0; r < R; ++r)                                                         \
+      _mm_prefetch(reinterpret_cast<const char*>(pf + r * us + 2 * kb), _MM_HINT_T0);   \
+    const int64_t ke = std::min(kn, kb + 16);                                           \
+    for (int64_t k = kb; k < ke; ++k) {                                                 \
+      __m512i x[NZ];                                                                    \
+      for (int z = 0; z < NZ; ++z) x[z] = _mm512_loadu_si512(v + k * vs + 16 * z);      \
+      for (int r = 0; r < R; ++r) {                                                     \
+        int32_t wp;                                                                     \
+        std::memcpy(&wp, u + r * us + 2 * k, 4);                                        \
+        const __m512i b = _mm512_set1_epi32(wp);                                        \
+        for (int z = 0; z < NZ; ++z) acc[r][z] = ACC(acc[r][z], b, x[z]);               \
+      }                                                                                 \
+    }                                                                                   \
+  }                                                                                     \
+  for (int r = 0; r < R; ++r) {                                                         \
+    for (int z = 0; z < NZ; ++z) _mm512_storeu_si512(out + r * os + 16 * z, acc[r][z]); \
+  }
+
+#define QSEARCH_WINO_GEMM_DISPATCH(NAME)                                        \
+  switch (rows * 8 + nz) {                                                      \
+    case 6 * 8 + 2:                                                             \
+      return NAME<6, 2>(u, us, v, vs, kn, out, os, pf);                         \
+    case 5 * 8 + 2:                                                             \
+      return NAME<5, 2>(u, us, v, vs, kn, out, os, pf);                         \
+    case 6 * 8 + 1:                                                             \
+      return NAME<6, 1>(u, us, v, vs, kn, out, os, pf);                         \
+    case 5 * 8 + 1:                                                             \
+      return NAME<5, 1>(u, us, v, vs, kn, out, os, pf);                         \
+    default:                                                                    \
+      for (int r = 0; r < rows; ++r) {                                          \
+        if (nz == 2) {                                                          \
+          NAME<1, 2>(u + r * us, us, v, vs, kn, out + r * os, os, pf + r * us); \
+        } else {                                                                \
+          NAME<1, 1>(u + r * us, us, v, vs, kn, out + r * os, os, pf + r * us); \
+        }                                                                       \
+      }                                                                         \
+  }
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw")
+namespace {
+inline __m512i madd_add(__m512i acc, __m512i a, __m512i b) {
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+}
+template <int R, int NZ>
+void wino_gemm_bw(const int16_t* u, int64_t us, const int32_t* v, int64_t vs, int64_t kn,
+                  int32_t* out, int64_t os, const int16_t* pf) {
+  QSEARCH_WINO_GEMM_BODY(madd_add)
+}
+// rows <= 6 output channels, nz <= 2 blocks of 16 lanes.
+void wino_gemm_avx512bw(const int16_t* u, int64_t us, const int32_t* v, int64_t vs, int64_t kn,
+                        int rows, int nz, int32_t* out, int64_t os, const int16_t* pf) {
+  QSEARCH_WINO_GEMM_DISPATCH(wino_gemm_bw)
+}
+
+// F(4x4)'s input row split by column phase (Wino4Job::transform_all): out[ph * wq + m] = the
+// padded row's column q = 4 m + ph (xp[q] = src[q - pl] for 0 <= q - pl < n, else 0), m < wq (a
+// multiple of 16). Per 16 m the 64 columns are loaded masked (never touching src outside [0, n):
+// masked-off lanes do not fault) and widened to int16 in registers, and two vpermt2w pick the
+// four phases (no store and reload: a masked store forwards to no load).
+template <typename T>
+void split_phases_avx512(const T* src, int64_t n, int64_t pl, int64_t wq, int16_t* out) {
+  alignas(64) int16_t i01[32], i23[32];
+  for (int i = 0; i < 16; ++i) {
+    i01[i] = static_cast<int16_t>(4 * i);
+    i01[16 + i] = static_cast<int16_t>(4 * i + 1);
+    i23[i] = static_cast<int16_t>(4 * i + 2);
+    i23[16 + i] = static_cast<int16_t>(4 * i + 3);
+  }
+  const __m512i x01 = _mm512_load_si512(i01), x23 = _mm512_load_si512(i23);
+  const auto base = reinterpret_cast<uintptr_t>(src);
+  for (int64_t m0 = 0; m0 < wq; m0 += 16) {
+    // Columns q = 4 m0 + i, i < 64: src[j0 + i], valid for lo <= i < hi.
+    const int64_t j0 = 4 * m0 - pl;
+    const int64_t lo = std::max<int64_t>(0, -j0), hi = std::min<int64_t>(64, n - j0);
+    __mmask64 m = 0;
+    if (hi > lo) {
+      m = (hi >= 64 ? ~__mmask64{0} : (__mmask64{1} << hi) - 1) & ~((__mmask64{1} << lo) - 1);
+    }
+    const void* p = reinterpret_cast<const void*>(
+        base + static_cast<uintptr_t>(j0 * static_cast<int64_t>(sizeof(T))));
+    __m512i a, b;
+    if constexpr (sizeof(T) == 2) {
+      a = _mm512_maskz_loadu_epi16(static_cast<__mmask32>(m), p);
+      b = _mm512_maskz_loadu_epi16(
+          static_cast<__mmask32>(m >> 32),
+          reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + 64));
+    } else {
+      const __m512i bytes = _mm512_maskz_loadu_epi8(m, p);
+      const __m256i l = _mm512_castsi512_si256(bytes), h = _mm512_extracti64x4_epi64(bytes, 1);
+      a = std::is_signed_v<T> ? _mm512_cvtepi8_epi16(l) : _mm512_cvtepu8_epi16(l);
+      b = std::is_signed_v<T> ? _mm512_cvtepi8_epi16(h) : _mm512_cvtepu8_epi16(h);
+    }
+    const __m512i p01 = _mm512_permutex2var_epi16(a, x01, b);
+    const __m512i p23 = _mm512_permutex2var_epi16(a, x23, b);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + m0), _mm512_castsi512_si256(p01));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + wq + m0),
+                        _mm512_extracti64x4_epi64(p01, 1));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * wq + m0), _mm512_castsi512_si256(p23));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 3 * wq + m0),
+                        _mm512_extracti64x4_epi64(p23, 1));
+  }
+}
+template void split_phases_avx512(const int8_t*, int64_t, int64_t, int64_t, int16_t*);
+template void split_phases_avx512(const uint8_t*, int64_t, int64_t, int64_t, int16_t*);
+template void split_phases_avx512(const int16_t*, int64_t, int64_t, int64_t, int16_t*);
+}  // namespace
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vnni")
+namespace {
+template <int R, int NZ>
+void wino_gemm_vnni(const int16_t* u, int64_t us, const int32_t* v, int64_t vs, int64_t kn,
+                    int32_t* out, int64_t os, const int16_t* pf) {
+  QSEARCH_WINO_GEMM_BODY(_mm512_dpwssd_epi32)
+}
+void wino_gemm_avx512vnni(const int16_t* u, int64_t us, const int32_t* v, int64_t vs, int64_t kn,
+                          int rows, int nz, int32_t* out, int64_t os, const int16_t* pf) {
+  QSEARCH_WINO_GEMM_DISPATCH(wino_gemm_vnni)
+}
+}  // namespace
+#pragma GCC pop_options
+#undef QSEARCH_WINO_GEMM_BODY
+#undef QSEARCH_WINO_GEMM_DISPATCH
+
 #pragma GCC push_options
 #pragma GCC target("avx2")
 namespace {
@@ -194,14 +341,30 @@ void multiply_and_store(const Job& j, const int32_t* v2, const int64_t* goff, in
   const int64_t oc = j.w->geometry().out_channels, cpad = j.f->channels_padded;
   const int64_t np = (g1 - g0 + 15) / 16, lanes = np * 16;
   const int16_t* u = j.f->u.template data<int16_t>();
-  for (int pos = 0; pos < kPos; ++pos) {
-    for (int64_t ob = ob0; ob < ob1; ++ob) {
-      const int64_t o0 = oc * ob / j.mblocks;
-      const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
-      for (int64_t p = 0; p < np; ++p) {
-        detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
-                                    v2 + pos * j.cpairs * lanes + p * 16, goff, j.cpairs, rows,
-                                    mbuf + (o0 * kPos + pos) * lanes + p * 16, kPos * lanes);
+  if (j.f->isa >= Isa::kAvx512Bw) {
+    const auto gemm = j.f->isa >= Isa::kAvx512Vnni ? wino_gemm_avx512vnni : wino_gemm_avx512bw;
+    for (int pos = 0; pos < kPos; ++pos) {
+      for (int64_t ob = ob0; ob < ob1; ++ob) {
+        const int64_t o0 = oc * ob / j.mblocks;
+        const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
+        for (int64_t p = 0; p < np; p += 2) {
+          gemm(u + (pos * oc + o0) * cpad, cpad, v2 + pos * j.cpairs * lanes + p * 16, lanes,
+               j.cpairs, rows, static_cast<int>(std::min<int64_t>(2, np - p)),
+               mbuf + (o0 * kPos + pos) * lanes + p * 16, kPos * lanes,
+               u + (pos * oc + o0) * cpad + (p == 0 ? 6 * cpad : 0));
+        }
+      }
+    }
+  } else {
+    for (int pos = 0; pos < kPos; ++pos) {
+      for (int64_t ob = ob0; ob < ob1; ++ob) {
+        const int64_t o0 = oc * ob / j.mblocks;
+        const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
+        for (int64_t p = 0; p < np; ++p) {
+          detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
+                                      v2 + pos * j.cpairs * lanes + p * 16, goff, j.cpairs, rows,
+                                      mbuf + (o0 * kPos + pos) * lanes + p * 16, kPos * lanes);
+        }
       }
     }
   }
@@ -581,18 +744,23 @@ struct Wino4Job {
   // 576 S * kInv9 = 64 S modulo 2^32 (9 * kInv9 = 1 modulo 2^32).
   static constexpr uint32_t kInv9 = 954437177u;
 
+  // Entries per phase of a split row: tw + 2 (the windows' last padded column is 4 tw + 1)
+  // rounded up to 16 (split_phases_avx512 writes 16 per phase and step).
+  int64_t phase_width() const { return (tw + 2 + 15) / 16 * 16; }
+
   // V2[pos][cp][lane] of the global tiles [g0, g1) (lanes past g1 - g0: any values, their outputs
-  // are dropped). Per channel the input rows the tiles read are widened into zero-padded int16 rows
-  // split by column phase (xp, per image its rows [4 ty0, 4 ty1 + 6), each 4 phases of wq = tw + 2
-  // entries: padded column q at [q % 4][q / 4]), then for every run of consecutive tiles of one
-  // tile row (`seg`: image, ty, tx, length, first lane) entry (i, j) of their windows, padded
-  // columns 4 (tx + t) + j, is the contiguous phase row [j % 4][tx + j / 4 + t] copied to d[6i +
-  // j][lane...]; v[pos][lane] is one channel's V.
+  // are dropped). Per channel the input rows the tiles read are widened into zero-padded int16
+  // rows split by column phase (xp, per image its rows [4 ty0, 4 ty1 + 6), each 4 phases of wq =
+  // tw + 2 entries: padded column q at [q % 4][q / 4]), then for every run of consecutive tiles
+  // of one tile row (`seg`: image, ty, tx, length, first lane) entry (i, j) of their windows,
+  // padded columns 4 (tx + t) + j, is the contiguous phase row [j % 4][tx + j / 4 + t] copied to
+  // d[6i + j][lane...]; v[pos][lane] is one channel's V.
   template <typename T>
   void transform_all(int64_t g0, int64_t g1, int64_t lanes, int64_t (*seg)[5], int64_t nseg,
                      int16_t* xp, int16_t* d, int16_t* va, int16_t* vb, int32_t* v2) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t plane = g.in_h * g.in_w, wq = tw + 2, rs = 4 * wq;
+    const int64_t plane = g.in_h * g.in_w, wq = phase_width(), rs = 4 * wq;
+    const bool wide = f->isa >= Isa::kAvx512Bw;
     const int64_t img0 = g0 / tiles, img1 = (g1 - 1) / tiles;
     // Image img's first padded row is 4 * ty_first(img); its rows start at xp + row_off[img].
     auto first_ty = [&](int64_t img) { return std::max(g0 - img * tiles, int64_t{0}) / tw; };
@@ -613,11 +781,15 @@ struct Wino4Job {
           const T* src = xt + (img * g.in_channels + c) * plane;
           const int64_t r0 = 4 * first_ty(img), r1 = 4 * last_ty(img) + 6;
           for (int64_t r = r0; r < r1; ++r, rows += rs) {
-            std::fill(rows, rows + rs, int16_t{0});
             const int64_t ir = r - g.pad_top;
-            if (ir < 0 || ir >= g.in_h) continue;
             // Padded columns q = j + pl < 4 tw + 2 (the last window's end).
             const int64_t j1 = std::min(g.in_w, 4 * tw + 2 - g.pad_left);
+            if (wide && ir >= 0 && ir < g.in_h) {
+              split_phases_avx512(src + ir * g.in_w, j1, g.pad_left, wq, rows);
+              continue;
+            }
+            std::fill(rows, rows + rs, int16_t{0});
+            if (ir < 0 || ir >= g.in_h) continue;
             const T* sr = src + ir * g.in_w;
             for (int64_t j = 0; j < j1; ++j) {
               const int64_t q = j + g.pad_left;
@@ -721,7 +893,7 @@ struct Wino4Job {
     const int64_t oc = g.out_channels;
     // Scratch: V2 (int32 pairs), M (int32), goff, the runs, the padded rows, then d and two
     // channels' V (int16).
-    const int64_t rs = 4 * (tw + 2);  // a padded row split by column phase (transform_all)
+    const int64_t rs = 4 * phase_width();  // a padded row split by column phase (transform_all)
     int64_t xp_rows = 0;
     for (int64_t img = g0 / tiles; img * tiles < g1; ++img) {
       const int64_t ty0 = std::max(g0 - img * tiles, int64_t{0}) / tw;
@@ -819,6 +991,7 @@ void split_work(int64_t panels, int64_t cpairs, int64_t mblocks, int64_t* chunks
 
 }  // namespace
 #pragma GCC pop_options
+#pragma GCC diagnostic pop
 #endif  // __x86_64__
 
 bool winograd_conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,

@@ -46,6 +46,12 @@
 // pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[o][pos][lane] against the
 // packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
 // and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
+// Where the packing's Isa is AVX-512BW or VNNI (WinogradFilters::isa, i.e. the CPU has it and
+// $QSEARCH_ISA / ScopedMaxIsa allow it), the Winograd-domain GEMM runs in 512-bit registers instead
+// (winograd.cc wino_gemm_*: 6 output channels x 32 lanes per call, vpdpwssd or vpmaddwd + vpaddd,
+// the same sums modulo 2^32; each 16 channel pairs it prefetches the next block's U rows), and
+// F(4x4)'s input rows are split by column phase with masked loads and vpermt2w
+// (split_phases_avx512).
 //
 // F(4x4, 3x3) (WinogradFilters::tile = 4; docs/numerics.md "Exact integer Winograd F(4x4, 3x3)"):
 // 36 multiplies per 4x4 outputs. V = B^T d B of the 6x6 window (|V| <= 100 max|x|),
@@ -71,6 +77,7 @@ struct WinogradFilters {
   int tile = 2;                 // m of F(m x m, 3x3): 2 or 4
   int64_t min_batch = 1;        // smaller batches take the direct path (kAuto's cost estimate)
   int64_t channels_padded = 0;  // C rounded up to even (the pad channel's U is 0)
+  Isa isa = Isa::kAvx2;         // the packed GEMM's level: >= kAvx512Bw takes the 512-bit GEMM
   // int16 [P * P][OC][channels_padded], P = tile + 2: U at pos = P * i + j (F(4x4): U').
   Tensor u;
 };
