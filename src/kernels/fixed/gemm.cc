@@ -449,11 +449,11 @@ void compute_tile(const detail::TileKernel& tk, const PackedWeights& w, const st
 
 namespace {
 
-// Everything one gemm() call shares between its work items. parallel_for's lambda captures only
-// a pointer to it, which std::function stores without allocating.
 // The largest TileRows output, np * mr * 16 int32.
 constexpr int kMaxRowsCells = 3 * 8 * kNr;
 
+// Everything one gemm() call shares between its work items. parallel_for's lambda captures only
+// a pointer to it, which std::function stores without allocating.
 struct GemmJob {
   const std::byte* a;
   int64_t m, lda;

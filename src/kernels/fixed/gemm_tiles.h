@@ -46,8 +46,9 @@ struct TileKernel {
   Tile32 t32 = nullptr;  // set: run this (for int64, in blocks of `block` groups)
   Tile64 t64 = nullptr;  // set instead of t32: sums in int64 directly
   int64_t block = 0;     // groups per int32 block when an int64 sum is built from t32
-  // Set (with t32, block == 0: an int32 accumulator): the same sums by `rows_fn` over `np`
-  // panels at once, skipping the zero rows of a block's last tile.
+  // Set (an int32 accumulator, block == 0): gemm() runs `rows_fn` over `np` panels at once
+  // instead of t32 (which may then be null, or set for the VNNI sparse-row check), skipping the
+  // zero rows of a block's last tile.
   TileRows rows_fn = nullptr;
   int np = 1;
 };
