@@ -400,6 +400,69 @@ TEST(IntGemm, StridedOutputAsConvUsesIt) {
   }
 }
 
+// The register-blocked int32 tiles (gemm_tiles.h, TileKernel::rows_fn: AVX2 6 rows x 1 panel,
+// AVX-512BW pairs and VNNI quads 8 rows x 3 panels): every row count of a block's last tile
+// (1..8, and blocks of 6-row tiles), 1-3 panels in a step (panel counts not a multiple of 3, panel
+// chunks split over 1-3 threads), k tails of pairs and quads, int8 and int16 weights, element
+// and bit-packed panels, random and extreme codes (the VNNI +128 correction at -128 and 127),
+// each at an int32 accumulator (the bound checked), against ref::gemm exactly.
+TEST(IntGemm, RegisterBlockedTilesEveryRowPanelAndKTail) {
+  Rng rng(kSeed + 10);
+  struct Types {
+    DType at, bt;
+    FixedFormat af, bf;
+  };
+  const Types types[] = {
+      {DType::kInt8, DType::kInt8, {8, 3, true}, {8, 5, true}},
+      {DType::kUInt8, DType::kInt8, {8, 3, false}, {8, 5, true}},
+      {DType::kInt16, DType::kInt8, {16, 6, true}, {8, 5, true}},
+      {DType::kInt8, DType::kInt16, {8, 3, true}, {14, 9, true}},
+      {DType::kInt16, DType::kInt16, {12, 6, true}, {12, 9, true}},
+  };
+  const int saved = num_threads();
+  for (Isa isa : supported_isas()) {
+    for (const Types& t : types) {
+      for (int rep = 0; rep < 14; ++rep) {
+        Case c;
+        c.a_dtype = t.at;
+        c.b_dtype = t.bt;
+        c.a_format = t.af;
+        c.b_format = t.bf;
+        c.bias = rep % 4 != 3;
+        c.bias_format = {20, t.af.frac + t.bf.frac - 1, true};
+        // Rows: 1..8 and around two 6- and 8-row tiles, around a 64-row block.
+        c.m = rep < 9 ? rep + 1 : pick(rng, {11, 12, 13, 16, 17, 64, 65, 67, 131});
+        c.k = pick(rng, {1, 2, 3, 4, 5, 6, 7, 9, 33, 130});
+        c.n = pick(rng, {1, 15, 16, 17, 32, 33, 48, 49, 80, 97});
+        c.b_transposed = rng.uniform_int(2) == 0;
+        c.lda_extra = static_cast<int64_t>(rng.uniform_int(3));
+        const Fill fills[] = {Fill::kRandom, Fill::kExtremes, Fill::kMin, Fill::kMax};
+        c.a_fill = fills[rng.uniform_int(4)];
+        c.b_fill = fills[rng.uniform_int(4)];
+        Operands o = make_operands(c, rng);
+        o.spec.bit_pack = rep % 3 == 1;
+        const PackedWeights pw = pack_weights(o.spec, isa);
+        ASSERT_EQ(accumulator_bound(pw).need, AccNeed::kInt32);
+        SCOPED_TRACE(::testing::Message() << "seed " << kSeed + 10 << " rep " << rep << " m " << c.m
+                                          << " k " << c.k << " n " << c.n);
+        for (int threads : {1, 2, 3}) {
+          set_num_threads(threads);
+          expect_same(o, pw, c.m, raw_params(AccType::kInt32));
+          GemmParams p;
+          p.acc = AccType::kInt32;
+          p.output = GemmOutput::kRequantize;
+          p.out_format = {8, pw.acc_frac() - 4, false};
+          p.relu = true;
+          expect_same(o, pw, c.m, p);
+          if (::testing::Test::HasFatalFailure()) break;
+        }
+        set_num_threads(saved);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+    }
+  }
+}
+
 TEST(AccumulatorBound, ReportsInt64OverflowAndCountsTheBiasShift) {
   Rng rng(kSeed + 7);
   Case c;

@@ -268,8 +268,11 @@ TileKernel select_tile_kernel(const PackedWeights& w, AccType acc) {
   }
   if (w.layout() == Layout::kQuads) {
     // Per quad |sum| <= 4 * 255 * 128; blocks of 16447 quads stay inside int32.
+    if (acc == AccType::kInt32) {
+      return {kMrQuadsVnni, quads_s32_vnni, nullptr, 0, quads_rows_vnni, kNpAvx512};
+    }
     return {kMrQuadsVnni, quads_s32_vnni, nullptr,
-            acc == AccType::kInt64 ? std::numeric_limits<int32_t>::max() / (4 * 255 * 128) : 0};
+            std::numeric_limits<int32_t>::max() / (4 * 255 * 128)};
   }
   // Pairs: an int32 block holds (2^31 - 1) / (2 max|A| max|B|) groups; zero for int16 x int16,
   // which has its own int64 tile.
@@ -279,15 +282,30 @@ TileKernel select_tile_kernel(const PackedWeights& w, AccType acc) {
     if (acc == AccType::kInt64 && block == 0) {
       return {kMrPairs16S64Avx512, nullptr, pairs16_s64_avx512, 0};
     }
+    if (acc == AccType::kInt32) {
+      return {kMrPairsAvx512,
+              nullptr,
+              nullptr,
+              0,
+              b8 ? pairs_rows_avx512<int8_t> : pairs_rows_avx512<int16_t>,
+              kNpAvx512};
+    }
     return {kMrPairsAvx512, b8 ? pairs_s32_avx512<int8_t> : pairs_s32_avx512<int16_t>, nullptr,
-            acc == AccType::kInt64 ? block : 0};
+            block};
   }
   if (isa >= Isa::kAvx2) {
     if (acc == AccType::kInt64 && block == 0) {
       return {kMrPairs16S64Avx2, nullptr, pairs16_s64_avx2, 0};
     }
-    return {kMrPairsAvx2, b8 ? pairs_s32_avx2<int8_t> : pairs_s32_avx2<int16_t>, nullptr,
-            acc == AccType::kInt64 ? block : 0};
+    if (acc == AccType::kInt32) {
+      return {kMrPairsRowsAvx2,
+              nullptr,
+              nullptr,
+              0,
+              b8 ? pairs_rows_avx2<int8_t> : pairs_rows_avx2<int16_t>,
+              1};
+    }
+    return {kMrPairsAvx2, b8 ? pairs_s32_avx2<int8_t> : pairs_s32_avx2<int16_t>, nullptr, block};
   }
 #else
   (void)acc;
@@ -373,16 +391,20 @@ size_t prepared_elem_size(Layout layout) {
   return layout == Layout::kPairs ? 2 : layout == Layout::kQuads ? 1 : 4;
 }
 
-// The panel `p` in the element layout: in place, or unpacked into this thread's buffer.
-const std::byte* panel_at(const PackedWeights& w, int64_t p) {
+// The panels [p, p + np) in the element layout, panel_bytes() apart: in place, or unpacked into
+// this thread's buffer.
+const std::byte* panel_at(const PackedWeights& w, int64_t p, int np = 1) {
   if (w.code_bits() == 0) {
     return static_cast<const std::byte*>(w.panels().raw()) + p * w.panel_bytes();
   }
   const int64_t elems = w.k_padded() * kNr;
-  void* dst = scratch(ScratchSlot::kGemmB, w.panel_bytes());
-  bit_unpack(w.panels().data<uint8_t>() + p * bit_packed_bytes(elems, w.code_bits()), w.code_bits(),
-             /*is_signed=*/true, elems, w.panel_dtype(), dst);
-  return static_cast<const std::byte*>(dst);
+  auto* dst = static_cast<std::byte*>(scratch(ScratchSlot::kGemmB, np * w.panel_bytes()));
+  const size_t packed = bit_packed_bytes(elems, w.code_bits());
+  for (int q = 0; q < np; ++q) {
+    bit_unpack(w.panels().data<uint8_t>() + (p + q) * packed, w.code_bits(), /*is_signed=*/true,
+               elems, w.panel_dtype(), dst + q * w.panel_bytes());
+  }
+  return dst;
 }
 
 // Raw sums of one tile (rows of the prepared block starting at `a_rows`, one panel in the
@@ -427,6 +449,9 @@ void compute_tile(const detail::TileKernel& tk, const PackedWeights& w, const st
 
 namespace {
 
+// The largest TileRows output, np * mr * 16 int32.
+constexpr int kMaxRowsCells = 3 * 8 * kNr;
+
 // Everything one gemm() call shares between its work items. parallel_for's lambda captures only
 // a pointer to it, which std::function stores without allocating.
 struct GemmJob {
@@ -437,6 +462,7 @@ struct GemmJob {
   detail::TileKernel tk;
   const Epilogue* epi;
   int64_t rows_per_block, panels, panel_chunks;
+  int64_t row_cap;  // the largest rows_per_block for any m: scratch sizes depend on k only
   size_t es, a_es, a_bytes;
   bool sparse_ok = false;           // int8 x int8 quads on VNNI with an int32 accumulator
   detail::FillRows fill = nullptr;  // set: A's rows come from fill(fill_ctx, ...), not from `a`
@@ -450,14 +476,14 @@ struct GemmJob {
                   int64_t* tile) const {
     const int64_t kp = w->k_padded(), groups = kp / 4;
     // Per row: its nonzero quads, their count and 128 * sum(A) modulo 2^32.
-    const size_t list_bytes = static_cast<size_t>(rows_per_block * groups) * sizeof(int32_t);
+    const size_t list_bytes = static_cast<size_t>(row_cap * groups) * sizeof(int32_t);
     const size_t out_bytes = 8 * detail::kSparsePanels * kNr * sizeof(int32_t);
     auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kGemmSparse, list_bytes + out_bytes + 2 * 8 * rows_per_block));
+        scratch(ScratchSlot::kGemmSparse, list_bytes + out_bytes + 2 * 8 * row_cap));
     auto* quads = reinterpret_cast<int32_t*>(base);
     auto* out = reinterpret_cast<int32_t*>(base + list_bytes);
     auto* count = reinterpret_cast<int32_t*>(base + list_bytes + out_bytes);
-    auto* corr = reinterpret_cast<uint32_t*>(count + rows_per_block);
+    auto* corr = reinterpret_cast<uint32_t*>(count + row_cap);
     // Quads past ceil(k / 4) hold only padding: never listed.
     const int64_t real_groups = (w->k() + 3) / 4;
     int64_t nonzero = 0;
@@ -513,6 +539,38 @@ struct GemmJob {
     return true;
   }
 
+  // The register-blocked tiles (TileKernel::rows_fn, an int32 accumulator): np panels at a time,
+  // each against every row tile of the block, the last tile only over its real rows.
+  void run_rows(const std::byte* prepared, int64_t rows, int64_t row0, int64_t p0, int64_t p1,
+                int64_t* tile) const {
+    const int64_t kp = w->k_padded(), groups = kp / detail::group_size(w->layout());
+    const int64_t pb = static_cast<int64_t>(w->panel_bytes());
+    alignas(64) int32_t t[kMaxRowsCells];
+    QSEARCH_DCHECK(tk.np * tk.mr * kNr <= kMaxRowsCells);
+    for (int64_t pi = p0; pi < p1; pi += tk.np) {
+      const int np = static_cast<int>(std::min<int64_t>(tk.np, p1 - pi));
+      const std::byte* panels_at = panel_at(*w, pi, np);
+      for (int64_t r0 = 0; r0 < rows; r0 += tk.mr) {
+        const int nr = static_cast<int>(std::min<int64_t>(tk.mr, rows - r0));
+        tk.rows_fn(prepared + r0 * kp * es, kp, panels_at, pb, groups, np, nr, t);
+        for (int q = 0; q < np; ++q) {
+          const int64_t col0 = (pi + q) * kNr;
+          const int cols = static_cast<int>(std::min<int64_t>(kNr, w->n() - col0));
+          const int64_t* corr = w->correction().data() + col0;
+          const int32_t* tq = t + q * tk.mr * kNr;
+          for (int r = 0; r < nr; ++r) {
+            for (int j = 0; j < cols; ++j) {
+              // The true sum fits int32 (the caller's AccType): the correction modulo 2^32.
+              tile[r * kNr + j] = static_cast<int32_t>(static_cast<uint32_t>(tq[r * kNr + j]) -
+                                                       static_cast<uint32_t>(corr[j]));
+            }
+          }
+          epi->run(tile, nr, cols, row0 + r0, col0, c);
+        }
+      }
+    }
+  }
+
   void run(int64_t begin, int64_t end) const {
     std::byte* prepared = static_cast<std::byte*>(scratch(ScratchSlot::kGemmA, a_bytes));
     alignas(64) int64_t tile[8 * kNr];
@@ -529,6 +587,10 @@ struct GemmJob {
       const int64_t p0 = panels * pc / panel_chunks, p1 = panels * (pc + 1) / panel_chunks;
       if (sparse_ok &&
           run_sparse(reinterpret_cast<const uint8_t*>(prepared), rows, row0, p0, p1, tile)) {
+        continue;
+      }
+      if (tk.rows_fn != nullptr) {
+        run_rows(prepared, rows, row0, p0, p1, tile);
         continue;
       }
       for (int64_t pi = p0; pi < p1; ++pi) {
@@ -566,8 +628,12 @@ void run_gemm(const void* a, detail::FillRows fill, const void* fill_ctx, int64_
   job.tk = detail::select_tile_kernel(w, p.acc);
   QSEARCH_CHECK(job.tk.mr > 0 && job.tk.mr <= 8);
   job.epi = &epi;
-  job.rows_per_block = std::max<int64_t>(job.tk.mr, 64 / job.tk.mr * job.tk.mr);
-  const int64_t row_blocks = (m + job.rows_per_block - 1) / job.rows_per_block;
+  // Row blocks of about 64 rows (a multiple of mr), as many as needed, of equal sizes: 64 rows
+  // in 6-row tiles are one block of 11 tiles, not 60 + 4.
+  const int64_t cap = (64 + job.tk.mr - 1) / job.tk.mr * job.tk.mr;
+  const int64_t row_blocks = (m + cap - 1) / cap;
+  job.rows_per_block = ((m + row_blocks - 1) / row_blocks + job.tk.mr - 1) / job.tk.mr * job.tk.mr;
+  job.row_cap = cap;
   job.panels = w.num_panels();
   // Enough work items for the threads: split the panels too when there are few row blocks.
   const int64_t want = 2 * static_cast<int64_t>(num_threads());
@@ -575,7 +641,7 @@ void run_gemm(const void* a, detail::FillRows fill, const void* fill_ctx, int64_
       row_blocks >= want ? 1 : std::min(job.panels, (want + row_blocks - 1) / row_blocks);
   job.es = prepared_elem_size(w.layout());
   job.a_es = dtype_size(w.a_dtype());
-  job.a_bytes = static_cast<size_t>(job.rows_per_block * w.k_padded()) * job.es;
+  job.a_bytes = static_cast<size_t>(cap * w.k_padded()) * job.es;
   job.sparse_ok = w.layout() == Layout::kQuads && w.a_dtype() == DType::kInt8 &&
                   w.panel_dtype() == DType::kInt8 && p.acc == AccType::kInt32 &&
                   job.tk.t32 != nullptr && job.tk.block == 0;

@@ -35,11 +35,22 @@ using Tile32 = void (*)(const void* a, int64_t a_stride, const void* b, int64_t 
 using Tile64 = void (*)(const void* a, int64_t a_stride, const void* b, int64_t groups,
                         int64_t* out);
 
+// A register-blocked int32 tile over `np` <= TileKernel::np panels at once (`b_stride` bytes
+// apart) and the first `rows` <= kMr rows: out[(p * kMr + r) * 16 + j] for panel p < np, r < rows
+// (rows past `rows` are not written), the raw sums modulo 2^32 as Tile32's.
+using TileRows = void (*)(const void* a, int64_t a_stride, const void* b, int64_t b_stride,
+                          int64_t groups, int np, int rows, int32_t* out);
+
 struct TileKernel {
   int mr = 0;
   Tile32 t32 = nullptr;  // set: run this (for int64, in blocks of `block` groups)
   Tile64 t64 = nullptr;  // set instead of t32: sums in int64 directly
   int64_t block = 0;     // groups per int32 block when an int64 sum is built from t32
+  // Set (an int32 accumulator, block == 0): gemm() runs `rows_fn` over `np` panels at once
+  // instead of t32 (which may then be null, or set for the VNNI sparse-row check), skipping the
+  // zero rows of a block's last tile.
+  TileRows rows_fn = nullptr;
+  int np = 1;
 };
 
 // k-values per group of the layout: 2, 4 or 1.
@@ -56,6 +67,11 @@ inline constexpr int kMrScalar = 4;
 // AVX2.
 template <typename BT>
 void pairs_s32_avx2(const void* a, int64_t as, const void* b, int64_t groups, int32_t* out);
+// 6 rows x 16 columns (12 accumulators), TileRows with np = 1.
+template <typename BT>
+void pairs_rows_avx2(const void* a, int64_t as, const void* b, int64_t bs, int64_t groups, int np,
+                     int rows, int32_t* out);
+inline constexpr int kMrPairsRowsAvx2 = 6;
 void pairs16_s64_avx2(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
 void wide_s64_avx2(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
 inline constexpr int kMrPairsAvx2 = 4;
@@ -67,6 +83,13 @@ template <typename BT>
 void pairs_s32_avx512(const void* a, int64_t as, const void* b, int64_t groups, int32_t* out);
 void pairs16_s64_avx512(const void* a, int64_t as, const void* b, int64_t groups, int64_t* out);
 void quads_s32_vnni(const void* a, int64_t as, const void* b, int64_t groups, int32_t* out);
+// 8 rows x 3 panels (24 accumulators), TileRows with np = kNpAvx512.
+template <typename BT>
+void pairs_rows_avx512(const void* a, int64_t as, const void* b, int64_t bs, int64_t groups, int np,
+                       int rows, int32_t* out);
+void quads_rows_vnni(const void* a, int64_t as, const void* b, int64_t bs, int64_t groups, int np,
+                     int rows, int32_t* out);
+inline constexpr int kNpAvx512 = 3;
 inline constexpr int kMrPairsAvx512 = 8;
 inline constexpr int kMrPairs16S64Avx512 = 4;
 inline constexpr int kMrQuadsVnni = 8;

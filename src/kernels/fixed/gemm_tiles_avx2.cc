@@ -78,6 +78,99 @@ template void pairs_s32_avx2<int8_t>(const void*, int64_t, const void*, int64_t,
 template void pairs_s32_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int32_t*);
 
 namespace {
+// Columns 0..7 and 8..15 of one k-pair as int16 pairs; int8 weights sign-extended straight from
+// memory (two vpmovsxbw loads: no extract from a 256-bit load).
+template <typename BT>
+inline void load_pairs16(const BT* b, __m256i* b0, __m256i* b1) {
+  if constexpr (sizeof(BT) == 1) {
+    *b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+    *b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+  } else {
+    *b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    *b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+  }
+}
+
+// kRows <= 6 rows x 16 columns: 12 named accumulators (an array made GCC move registers around,
+// see conv_pairs_rows), the two B vectors and a broadcast: 15 of the 16 ymm registers.
+template <typename BT, int kRows>
+void pairs_rows6(const int16_t* a, int64_t as, const BT* b, int64_t groups, int32_t* out) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
+  __m256i c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i b0, b1;
+    load_pairs16(b + g * 2 * kNr, &b0, &b1);
+    const int16_t* ag = a + 2 * g;
+    __m256i av = broadcast_pair(ag);
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(av, b1));
+    if constexpr (kRows > 1) {
+      av = broadcast_pair(ag + as);
+      c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(av, b0));
+      c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(av, b1));
+    }
+    if constexpr (kRows > 2) {
+      av = broadcast_pair(ag + 2 * as);
+      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(av, b0));
+      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(av, b1));
+    }
+    if constexpr (kRows > 3) {
+      av = broadcast_pair(ag + 3 * as);
+      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(av, b0));
+      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(av, b1));
+    }
+    if constexpr (kRows > 4) {
+      av = broadcast_pair(ag + 4 * as);
+      c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(av, b0));
+      c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(av, b1));
+    }
+    if constexpr (kRows > 5) {
+      av = broadcast_pair(ag + 5 * as);
+      c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(av, b0));
+      c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(av, b1));
+    }
+  }
+  auto store = [&](int r, __m256i lo, __m256i hi) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kNr), lo);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kNr + 8), hi);
+  };
+  store(0, c00, c01);
+  if constexpr (kRows > 1) store(1, c10, c11);
+  if constexpr (kRows > 2) store(2, c20, c21);
+  if constexpr (kRows > 3) store(3, c30, c31);
+  if constexpr (kRows > 4) store(4, c40, c41);
+  if constexpr (kRows > 5) store(5, c50, c51);
+}
+}  // namespace
+
+template <typename BT>
+void pairs_rows_avx2(const void* a_, int64_t as, const void* b_, int64_t /*bs*/, int64_t groups,
+                     int /*np: 1*/, int rows, int32_t* out) {
+  static_assert(kMrPairsRowsAvx2 == 6);
+  const int16_t* a = static_cast<const int16_t*>(a_);
+  const BT* b = static_cast<const BT*>(b_);
+  switch (rows) {
+    case 1:
+      return pairs_rows6<BT, 1>(a, as, b, groups, out);
+    case 2:
+      return pairs_rows6<BT, 2>(a, as, b, groups, out);
+    case 3:
+      return pairs_rows6<BT, 3>(a, as, b, groups, out);
+    case 4:
+      return pairs_rows6<BT, 4>(a, as, b, groups, out);
+    case 5:
+      return pairs_rows6<BT, 5>(a, as, b, groups, out);
+    default:
+      return pairs_rows6<BT, 6>(a, as, b, groups, out);
+  }
+}
+template void pairs_rows_avx2<int8_t>(const void*, int64_t, const void*, int64_t, int64_t, int, int,
+                                      int32_t*);
+template void pairs_rows_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int64_t, int,
+                                       int, int32_t*);
+
+namespace {
 // Named accumulators (an array of them made GCC rotate registers through moves and a stack
 // spill every k-pair); up to 6 rows: 12 accumulators, the two x2 vectors and a broadcast.
 template <int kRows>

@@ -62,6 +62,89 @@ void pairs_s32_avx512(const void* a_, int64_t as, const void* b_, int64_t groups
 template void pairs_s32_avx512<int8_t>(const void*, int64_t, const void*, int64_t, int32_t*);
 template void pairs_s32_avx512<int16_t>(const void*, int64_t, const void*, int64_t, int32_t*);
 
+namespace {
+// kR rows x kP panels: kR * kP accumulators (24 of the 32 zmm registers at 8 x 3), one
+// broadcast per row and one B load per panel for every kR * kP vpmaddwd (8 x 1: 9 loads for 8).
+template <typename BT, int kR, int kP>
+void pairs_rp(const int16_t* a, int64_t as, const BT* b, int64_t bs, int64_t groups, int32_t* out) {
+  __m512i acc[kR][kP];
+  for (auto& row : acc) {
+    for (auto& v : row) v = _mm512_setzero_si512();
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i bv[kP];
+    for (int p = 0; p < kP; ++p) bv[p] = load_pairs(b + p * bs + g * 2 * kNr);
+    for (int r = 0; r < kR; ++r) {
+      const __m512i av = broadcast4(a + r * as + 2 * g);
+      for (int p = 0; p < kP; ++p) {
+        acc[r][p] = _mm512_add_epi32(acc[r][p], _mm512_madd_epi16(av, bv[p]));
+      }
+    }
+  }
+  for (int p = 0; p < kP; ++p) {
+    for (int r = 0; r < kR; ++r) {
+      _mm512_storeu_si512(out + (p * kMrPairsAvx512 + r) * kNr, acc[r][p]);
+    }
+  }
+}
+
+// Calls F<kR, kP>() for rows in [1, 8] and np in [1, kNpAvx512].
+template <template <int, int> class F, typename... Args>
+void dispatch_rp(int np, int rows, Args... args) {
+  static_assert(kMrPairsAvx512 == 8 && kMrQuadsVnni == 8 && kNpAvx512 >= 2 && kNpAvx512 <= 3);
+  auto one = [&](auto p) {
+    constexpr int kP = decltype(p)::value;
+    switch (rows) {
+      case 1:
+        return F<1, kP>::run(args...);
+      case 2:
+        return F<2, kP>::run(args...);
+      case 3:
+        return F<3, kP>::run(args...);
+      case 4:
+        return F<4, kP>::run(args...);
+      case 5:
+        return F<5, kP>::run(args...);
+      case 6:
+        return F<6, kP>::run(args...);
+      case 7:
+        return F<7, kP>::run(args...);
+      default:
+        return F<8, kP>::run(args...);
+    }
+  };
+  if (np == 1) return one(std::integral_constant<int, 1>{});
+  if constexpr (kNpAvx512 >= 3) {
+    if (np == 2) return one(std::integral_constant<int, 2>{});
+    return one(std::integral_constant<int, kNpAvx512>{});
+  }
+  return one(std::integral_constant<int, 2>{});
+}
+
+template <typename BT>
+struct PairsRP {
+  template <int kR, int kP>
+  struct F {
+    static void run(const int16_t* a, int64_t as, const BT* b, int64_t bs, int64_t groups,
+                    int32_t* out) {
+      pairs_rp<BT, kR, kP>(a, as, b, bs, groups, out);
+    }
+  };
+};
+}  // namespace
+
+template <typename BT>
+void pairs_rows_avx512(const void* a, int64_t as, const void* b, int64_t bs, int64_t groups, int np,
+                       int rows, int32_t* out) {
+  dispatch_rp<PairsRP<BT>::template F>(np, rows, static_cast<const int16_t*>(a), as,
+                                       static_cast<const BT*>(b),
+                                       bs / static_cast<int64_t>(sizeof(BT)), groups, out);
+}
+template void pairs_rows_avx512<int8_t>(const void*, int64_t, const void*, int64_t, int64_t, int,
+                                        int, int32_t*);
+template void pairs_rows_avx512<int16_t>(const void*, int64_t, const void*, int64_t, int64_t, int,
+                                         int, int32_t*);
+
 // int16 x int16 into int64 with the offset trick of pairs16_s64_avx2 (see there).
 void pairs16_s64_avx512(const void* a_, int64_t as, const void* b_, int64_t groups, int64_t* out) {
   constexpr int kMr = kMrPairs16S64Avx512;
@@ -190,6 +273,39 @@ void quads_s32_vnni(const void* a_, int64_t as, const void* b_, int64_t groups, 
     }
   }
   for (int r = 0; r < kMr; ++r) _mm512_storeu_si512(out + r * kNr, acc[r]);
+}
+
+namespace {
+// kR rows x kP panels of vpdpbusd: kR * kP accumulators, kR + kP loads for kR * kP products.
+template <int kR, int kP>
+struct QuadsRP {
+  static void run(const uint8_t* a, int64_t as, const int8_t* b, int64_t bs, int64_t groups,
+                  int32_t* out) {
+    __m512i acc[kR][kP];
+    for (auto& row : acc) {
+      for (auto& v : row) v = _mm512_setzero_si512();
+    }
+    for (int64_t g = 0; g < groups; ++g) {
+      __m512i bv[kP];
+      for (int p = 0; p < kP; ++p) bv[p] = _mm512_loadu_si512(b + p * bs + g * 4 * kNr);
+      for (int r = 0; r < kR; ++r) {
+        const __m512i av = broadcast_u8x4(a + r * as + 4 * g);
+        for (int p = 0; p < kP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, bv[p]);
+      }
+    }
+    for (int p = 0; p < kP; ++p) {
+      for (int r = 0; r < kR; ++r) {
+        _mm512_storeu_si512(out + (p * kMrQuadsVnni + r) * kNr, acc[r][p]);
+      }
+    }
+  }
+};
+}  // namespace
+
+void quads_rows_vnni(const void* a, int64_t as, const void* b, int64_t bs, int64_t groups, int np,
+                     int rows, int32_t* out) {
+  dispatch_rp<QuadsRP>(np, rows, static_cast<const uint8_t*>(a), as, static_cast<const int8_t*>(b),
+                       bs, groups, out);
 }
 
 namespace {
