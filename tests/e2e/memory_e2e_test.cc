@@ -80,6 +80,96 @@ void write_mlp(const std::string& path, int64_t h, int64_t h2) {
   ASSERT_TRUE(m.SerializeToOstream(&f));
 }
 
+// x [N, c, 7, 7] -> three times (Conv [c, c, 3, 3] pads 1 -> Relu) -> GlobalAveragePool ->
+// Flatten: y [N, c]. ResNet-18's 512-channel stage when c = 512. Weights as raw_data (small
+// random values), opset 13.
+void write_convs(const std::string& path, int64_t c) {
+  ::onnx::ModelProto m;
+  m.set_ir_version(7);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("convs");
+  auto value_info = [](::onnx::ValueInfoProto* v, const std::string& name,
+                       std::vector<int64_t> dims) {
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(::onnx::TensorProto::FLOAT);
+    t->mutable_shape()->add_dim()->set_dim_param("N");
+    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+  };
+  value_info(g->add_input(), "x", {c, 7, 7});
+  value_info(g->add_output(), "y", {c});
+  uint32_t state = 7;
+  std::string in = "x";
+  auto node = [&](const std::string& op, std::vector<std::string> inputs, const std::string& out) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    for (const auto& i : inputs) n->add_input(i);
+    n->add_output(out);
+    return n;
+  };
+  for (int l = 0; l < 3; ++l) {
+    const std::string w_name = "W" + std::to_string(l), conv = "c" + std::to_string(l),
+                      relu = "r" + std::to_string(l);
+    auto* w = g->add_initializer();
+    w->set_name(w_name);
+    w->set_data_type(::onnx::TensorProto::FLOAT);
+    for (int64_t d : {c, c, int64_t{3}, int64_t{3}}) w->add_dims(d);
+    std::vector<float> v(static_cast<size_t>(c * c * 9));
+    for (float& x : v) {
+      state = state * 1664525u + 1013904223u;
+      x = (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.05f;
+    }
+    w->set_raw_data(v.data(), v.size() * sizeof(float));
+    auto* n = node("Conv", {in, w_name}, conv);
+    auto* pads = n->add_attribute();
+    pads->set_name("pads");
+    pads->set_type(::onnx::AttributeProto::INTS);
+    for (int k = 0; k < 4; ++k) pads->add_ints(1);
+    node("Relu", {conv}, relu);
+    in = relu;
+  }
+  node("GlobalAveragePool", {in}, "pooled");
+  node("Flatten", {"pooled"}, "y");
+  std::ofstream f(path, std::ios::binary);
+  ASSERT_TRUE(m.SerializeToOstream(&f));
+}
+
+// A NumPy .npy file (format 1.0) of `dims` elements of `descr` ("<f4", "<i8") from `data`.
+void write_npy(const std::string& path, const std::string& descr, const std::vector<int64_t>& dims,
+               const void* data, size_t bytes) {
+  std::string shape;
+  for (int64_t d : dims) shape += std::to_string(d) + ", ";
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header += '\n';
+  std::ofstream f(path, std::ios::binary);
+  f.write("\x93NUMPY\x01\x00", 8);
+  const auto len = static_cast<uint16_t>(header.size());
+  const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  f.write(len_bytes, 2);
+  f << header;
+  f.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+  ASSERT_TRUE(f.good());
+}
+
+// Random inputs [n, c, 7, 7] in [0, 1) and labels 0 as X.npy and Y.npy under dir; the npy:
+// dataset spec.
+std::string write_conv_data(const fs::path& dir, const std::string& name, int64_t n, int64_t c) {
+  std::vector<float> x(static_cast<size_t>(n * c * 49));
+  uint32_t state = 11;
+  for (float& v : x) {
+    state = state * 1664525u + 1013904223u;
+    v = static_cast<float>(state >> 8) / 16777216.0f;
+  }
+  std::vector<int64_t> y(static_cast<size_t>(n), 0);
+  const std::string xp = dir / (name + "_x.npy"), yp = dir / (name + "_y.npy");
+  write_npy(xp, "<f4", {n, c, 7, 7}, x.data(), x.size() * sizeof(float));
+  write_npy(yp, "<i8", {n}, y.data(), y.size() * sizeof(int64_t));
+  return "npy:" + xp + "," + yp;
+}
+
 // Runs `qsearch ARGS...` (output to /dev/null) and returns its peak resident set in bytes (-1 if
 // it failed, -2 if the peak could not be measured).
 int64_t peak_rss(std::vector<std::string> args) {
@@ -289,6 +379,52 @@ weight_frac_width = 12
   EXPECT_LT(extra, 1.25 * weights) << "peak " << extra / 1e6 << " MB above the tiny model for "
                                    << weights / 1e6 << " MB of weights";
   EXPECT_GT(extra, 0.7 * weights) << "the import holds W: the measure is wrong";
+#endif
+}
+
+// `qsearch eval --mode int` at batch 16 of three 512-channel 3x3 convs on 7x7 maps (ResNet-18's
+// last stage; W = 28 MB): each conv keeps its packed GEMM (int8, 2.4 MB) and the Winograd F(2x2)
+// filters (8.4 MB; F(4x4)'s would be 18.9 MB, winograd.cc kMaxF4FilterBytes), not the direct
+// path's rows nor the pooled path's lanes (4.7 MB each), which no path reads: no pool follows,
+// and Winograd takes every batch. The peak is the import's float weights (about W above the
+// tiny model). Before, the plan held 30.7 MB per conv: 3.3 W.
+TEST(MemoryE2E, IntEvalOfWideConvsHoldsNoCopyAPathDoesNotRead) {
+#ifdef QSEARCH_NO_RSS_TEST
+  GTEST_SKIP() << "resident memory under a sanitizer is not the program's";
+#else
+  ScratchDir dir("memory_convs");
+  const int64_t c = 512;
+  write_convs(dir / "big.onnx", c);
+  write_convs(dir / "small.onnx", 16);
+  const std::string big_data = write_conv_data(dir.path(), "big", 32, c);
+  const std::string small_data = write_conv_data(dir.path(), "small", 32, 16);
+  const std::string quant = write(dir, "int8.toml", R"([passes.quantize]
+by = "type"
+[passes.quantize.default.config]
+name = "NA"
+[passes.quantize.conv2d.config]
+name = "integer"
+data_in_width = 8
+data_in_frac_width = 4
+weight_width = 8
+weight_frac_width = 6
+)");
+  const double weights = 4.0 * 3 * c * c * 9;
+  auto eval = [&](const std::string& model, const std::string& data) {
+    return peak_rss({"--threads", "2", "eval", "--model", dir / model, "--dataset", data,
+                     "--num-samples", "32", "--batch-size", "16", "--mode", "int", "--quant", quant,
+                     "--json"});
+  };
+  const int64_t small = eval("small.onnx", small_data), big = eval("big.onnx", big_data);
+  if (small == -2) GTEST_SKIP() << "cannot reset the peak resident size (/proc/self/clear_refs)";
+  ASSERT_GT(small, 0);
+  ASSERT_GT(big, 0);
+  const double extra = static_cast<double>(big - small);
+  std::cerr << "int eval of the convs: " << extra / 1e6
+            << " MB above the tiny model, W = " << weights / 1e6 << " MB\n";
+  EXPECT_LT(extra, 1.6 * weights) << "peak " << extra / 1e6 << " MB above the tiny model for "
+                                  << weights / 1e6 << " MB of weights";
+  EXPECT_GT(extra, 0.8 * weights) << "the import holds W: the measure is wrong";
 #endif
 }
 
