@@ -164,8 +164,8 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   }
   check_search_paths(s);  // before the model and data load
 
-  // The trials read only their samples; `--final-eval full` loads the whole split after them.
-  const SearchProblem problem = load_search_problem(global, flags, s, /*trial_samples_only=*/true);
+  // Without a final evaluation on the whole split, the trials' samples are all that is read.
+  const SearchProblem problem = load_search_problem(global, flags, s, s.final_eval != "full");
   const auto& space = problem.space;
   eval::QuantObjective& objective = *problem.objective;
   if (!objective.model_output().note.empty()) {
@@ -295,9 +295,7 @@ int run_search(const GlobalOptions& global, const SearchFlags& flags, bool quiet
   };
   search::OptimizeSummary sum = study.optimize(objective, oo);
   if (s.final_eval == "full" && signals.first_signal() == 0) {
-    const eval::QuantObjective whole(problem.graph, load_whole_split(s, problem), space,
-                                     s.objective);
-    final_evaluation(study, whole, *space, quiet);
+    final_evaluation(study, objective, *space, quiet);
   }
 
   // After this process's last commit: under the output lock, so the last process sharing --out

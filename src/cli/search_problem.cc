@@ -90,17 +90,7 @@ SearchProblem load_search_problem(const GlobalOptions& global, const config::Sea
   p.graph = std::move(graph);
   p.dataset = std::move(dataset);
   p.space = std::move(space);
-  p.data_options = std::move(dopts);
   return p;
-}
-
-std::shared_ptr<const data::Dataset> load_whole_split(const config::SearchSettings& s,
-                                                      const SearchProblem& p) {
-  if (p.data_options.max_samples == 0) return p.dataset;
-  data::DataOptions dopts = p.data_options;
-  dopts.max_samples = 0;
-  return std::make_shared<const data::Dataset>(
-      data::load_dataset(s.dataset, data::parse_split(s.split), dopts));
 }
 
 }  // namespace qsearch::cli

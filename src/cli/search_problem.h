@@ -35,8 +35,6 @@ struct SearchProblem {
   // The sizes the model's symbolic input dims were bound to from the data set (empty when it
   // has none); recorded in the study (report::setting::kInputDims).
   ir::DimBinding input_dims;
-  // What `dataset` was loaded with (its max_samples: 0 for the whole split).
-  data::DataOptions data_options;
 };
 
 // Imports s.model_path (BatchNorm folded when s.fold_batch_norm), loads s.dataset's split
@@ -44,15 +42,9 @@ struct SearchProblem {
 // s.objective (with --output applied: flags.output is written into s.objective.output). Throws
 // Error when the model is missing (naming both places looked in and the fix), and for everything
 // the loaders and QuantObjective refuse. trial_samples_only: nothing will read past the first
-// s.objective.num_samples samples (`search` loads the whole split for `--final-eval full` after
-// its trials: load_whole_split), so mnist / fashion-mnist / npz / npy load only
+// s.objective.num_samples samples (no `--final-eval full`), so mnist / fashion-mnist load only
 // those (data::DataOptions::max_samples; docs/architecture.md "Memory").
 SearchProblem load_search_problem(const GlobalOptions& global, const config::SearchFlags& flags,
                                   config::SearchSettings& s, bool trial_samples_only = false);
-
-// The whole split of s.dataset for `--final-eval full`, loaded when the trials are done (so that
-// they hold only their samples): p.dataset itself when that is the whole split.
-std::shared_ptr<const data::Dataset> load_whole_split(const config::SearchSettings& s,
-                                                      const SearchProblem& p);
 
 }  // namespace qsearch::cli
