@@ -21,6 +21,7 @@
 #include <array>
 #include <cmath>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 #include <fmt/format.h>
@@ -28,6 +29,7 @@
 
 #include "core/tensor_storage.h"
 #include "kernels/fixed/bitpack.h"
+#include "kernels/fixed/winograd.h"
 #include "quant/quantize.h"
 #include "runtime/cnn_steps.h"
 #include "runtime/lowering.h"
@@ -46,6 +48,20 @@ using ir::OpKind;
 using ir::ValueId;
 using quant::FixedFormat;
 using quant::Rounding;
+
+// The bytes a packing keeps resident (what the PackCache counts): the packed GEMM panels (unless
+// released) and, for a conv, the copies its paths read (the direct path's rows and lanes, the
+// depthwise pairs, the Winograd filters; none of them in packed_bytes(), the model's parameter
+// bytes).
+size_t resident_bytes(const fx::PackedWeights& p) { return p.packed_bytes(); }
+size_t resident_bytes(const fx::PackedConv2d& p) {
+  size_t total = p.depthwise_pairs().nbytes();
+  for (const fx::PackedWeights& g : p.groups()) total += g.panels().nbytes();
+  for (const Tensor& t : p.weight_rows()) total += t.nbytes();
+  for (const Tensor& t : p.weight_lanes()) total += t.nbytes();
+  if (p.winograd() != nullptr) total += p.winograd()->u.nbytes();
+  return total;
+}
 
 // A representation a consumer asks for.
 struct Want {
@@ -671,20 +687,39 @@ class IntLowering {
   }
 
   // The packed weights of GEMM / conv node n under q: from the plan options' PackCache when it
-  // holds them (the packing depends only on the node's constants, q's formats and rounding, and
-  // the ISA), else made by `pack` and kept there.
+  // holds them (the packing depends only on the node's constants, q's formats and rounding, the
+  // ISA and, for a conv, the plan's max_batch: its Winograd tile is chosen for that batch), else
+  // made by `pack` and kept there.
   template <class Packed, class Pack>
   Packed cached_packing(const Node& n, const NodeQuant& q, Pack&& pack) {
     PackCache* cache = b_.options().pack_cache.get();
     if (cache == nullptr || b_.options().use_reference_kernels) return pack();
-    const std::string key =
-        fmt::format("{}|{}|{}|{}|{}|{}", n.name, format_str(q.inputs[0]), format_str(q.inputs[1]),
-                    q.inputs.size() > 2 ? format_str(q.inputs[2]) : "none",
-                    static_cast<int>(q.rounding), static_cast<int>(fx::max_isa()));
+    constexpr bool kConv = std::is_same_v<Packed, fx::PackedConv2d>;
+    const std::string key = fmt::format(
+        "{}|{}|{}|{}|{}|{}|{}", n.name, format_str(q.inputs[0]), format_str(q.inputs[1]),
+        q.inputs.size() > 2 ? format_str(q.inputs[2]) : "none", static_cast<int>(q.rounding),
+        static_cast<int>(fx::max_isa()), kConv ? b_.options().max_batch : 0);
     if (auto hit = cache->find(g_, key)) return *static_cast<const Packed*>(hit.get());
     Packed p = pack();
-    cache->put(g_, key, std::make_shared<const Packed>(p), p.packed_bytes());
+    cache->put(g_, key, std::make_shared<const Packed>(p), resident_bytes(p));
     return p;
+  }
+
+  // Whether conv n's output may reach conv2d() as a fused 2x2 max pool (fuse_store's structure,
+  // without its format conditions: a superset). Known before packing, so that the packing makes
+  // the pooled path's weights only for such convs (Conv2dWeights::may_pool).
+  bool may_fuse_pool(const Node& n) const {
+    ValueId v = n.outputs[0];
+    bool relu = false;
+    for (;;) {
+      const std::vector<ir::NodeId> users = g_.consumers(v);
+      if (users.size() != 1) return false;
+      const Node& t = g_.node(users[0]);
+      if (t.kind == OpKind::kMaxPool) return pool_2x2(t);
+      if (t.kind != OpKind::kRelu || relu) return false;
+      relu = true;
+      v = t.outputs[0];
+    }
   }
 
   // Quantized weight codes of constant `v` with format f (an Error names the node if the data is
@@ -993,6 +1028,7 @@ class IntLowering {
       spec.a_dtype = quant::storage_dtype(*q.inputs[0]);
       spec.bit_pack = true;
       spec.winograd_batch = b_.options().max_batch;  // the Winograd tile's cost estimate
+      spec.may_pool = !conv1d && !zeros && may_fuse_pool(n);
       if (c >= 0) {
         const auto [bias_f, bias_r] = bias_format(n, q, c);
         s->bias_codes = bias_codes(n, c, ws[0], bias_f, bias_r);

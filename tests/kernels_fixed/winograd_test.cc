@@ -36,7 +36,8 @@ struct WinoCase {
   // kAlways: wherever exact, so that small random geometries test the path; kAuto: the cost
   // estimate decides too (ResNet-like shapes).
   Conv2dWeights::Winograd use = Conv2dWeights::Winograd::kAlways;
-  int tile = 0;  // Conv2dWeights::winograd_tile
+  int tile = 0;          // Conv2dWeights::winograd_tile
+  bool may_pool = true;  // Conv2dWeights::may_pool
 };
 
 Conv2dGeometry geometry3x3(int64_t c, int64_t h, int64_t w, int64_t oc, int64_t pt, int64_t pl,
@@ -112,6 +113,7 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd, int want_tile = 0)
   cw.winograd = c.use;
   cw.winograd_tile = c.tile;
   cw.winograd_batch = c.batch;
+  cw.may_pool = c.may_pool;
   const PackedConv2d pc = pack_conv2d(g, cw);
   const std::string what = fmt::format(
       "C={} HxW={}x{} OC={} pads={},{},{},{} batch={} A={}:{} W={}:{} bias={} tile={}",
@@ -129,6 +131,12 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd, int want_tile = 0)
     if (pc.winograd() != nullptr) {
       EXPECT_EQ(pc.winograd()->isa, max_isa()) << what;
     }
+    // Without a pool the lanes are never made, nor the rows when Winograd takes every batch.
+    EXPECT_EQ(pc.weight_lanes().empty(), !c.may_pool) << what;
+    const bool winograd_only =
+        !c.may_pool && pc.winograd() != nullptr && pc.winograd()->min_batch <= 1;
+    EXPECT_EQ(pc.weight_rows().empty(), winograd_only) << what;
+    EXPECT_EQ(pc.groups().front().panels().numel() == 0, winograd_only) << what;
   }
   std::vector<GemmParams> ps = output_kinds(c);
   if (accumulator_bound(pc).need == AccNeed::kInt32) {
@@ -242,6 +250,59 @@ void random_geometries(int tile, uint64_t seed) {
 }
 
 TEST(IntWinograd, RandomGeometriesEqualReference) { random_geometries(2, kSeed); }
+
+// Conv2dWeights::may_pool = false (the int lowering's convs that no 2x2 max pool follows): no lane
+// copy of the weights, and neither direct rows nor GEMM panels where Winograd takes every batch.
+// The same bits at every batch, also below a conv's min_batch (the direct path keeps its rows
+// there), and with a pool where Winograd does not take every batch.
+TEST(IntWinograd, WithoutAPoolTheDirectCopiesAreNotKept) {
+  Rng rng(kSeed + 21);
+  for (int i = 0; i < 24; ++i) {
+    WinoCase c;
+    c.may_pool = false;
+    c.tile = i % 3 == 0 ? 2 : 0;
+    // kAuto below 32 channels: never Winograd (the direct path on its rows).
+    c.use = i % 2 == 0 ? Conv2dWeights::Winograd::kAlways : Conv2dWeights::Winograd::kAuto;
+    const int64_t ch = pick(rng, 1, c.use == Conv2dWeights::Winograd::kAuto ? 31 : 40);
+    c.g = geometry3x3(ch, pick(rng, 2, 13), pick(rng, 2, 13), pick(rng, 1, 20), 1, 1, 1, 1);
+    c.batch = pick(rng, 1, 3);
+    c.pool =
+        i % 4 == 1 && c.use == Conv2dWeights::Winograd::kAuto ? ConvPool::kMax2x2 : ConvPool::kNone;
+    SCOPED_TRACE(i);
+    check(c, rng, c.use == Conv2dWeights::Winograd::kAlways);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  // 32 channels on a 2x2 map: Winograd from a larger batch only (min_batch > 2); at batch 2 the
+  // direct path runs on its rows.
+  WinoCase c;
+  c.may_pool = false;
+  c.use = Conv2dWeights::Winograd::kAuto;
+  c.g = geometry3x3(32, 2, 2, 8, 1, 1, 1, 1);
+  c.batch = 2;
+  check(c, rng, false);
+}
+
+// F(4x4)'s filters (72 bytes per output and input channel pair) above 16 MB take F(2x2) where
+// F(4x4) would pay: 482 channels (16.7 MB of them) F(4x4), 483 (rounded up to 484: 16.8 MB)
+// F(2x2). Packing only (ResNet-18's 512-channel convs are above).
+TEST(IntWinograd, WideConvsTakeF2AboveTheFilterMemoryBound) {
+  if (!avx2()) GTEST_SKIP() << "no AVX2";
+  Rng rng(kSeed + 22);
+  for (const auto& [ch, tile] : {std::pair<int64_t, int>{482, 4}, {483, 2}}) {
+    const Conv2dGeometry g = geometry3x3(ch, 14, 14, ch, 1, 1, 1, 1);
+    // 3-bit weights: F(4x4)'s sum bound holds over K = 9 * 483 (8-bit ones would exceed it).
+    Tensor w = make_codes(DType::kInt8, ch * ch * 9, {3, 2, true}, rng, Fill::kRandom);
+    Conv2dWeights cw;
+    cw.w = w.raw();
+    cw.w_format = {3, 2, true};
+    cw.a_format = {8, 4, false};
+    cw.a_dtype = DType::kUInt8;
+    cw.winograd_batch = 16;
+    const PackedConv2d pc = pack_conv2d(g, cw);
+    ASSERT_NE(pc.winograd(), nullptr) << ch;
+    EXPECT_EQ(pc.winograd()->tile, tile) << ch;
+  }
+}
 
 TEST(IntWinograd, F4RandomGeometriesEqualReference) { random_geometries(4, kSeed + 11); }
 

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include "ir/graph.h"
+#include "kernels/fixed/isa.h"
 #include "runtime/plan.h"
+#include "runtime/runtime_test_util.h"
 
 namespace qsearch::runtime {
 namespace {
@@ -64,6 +66,40 @@ TEST(PackCache, DefaultBoundIsHalfTheGraphsFloat32WeightsAtLeastTheMinimum) {
     EXPECT_LE(b.bytes(), b.max_bytes());
   }
   EXPECT_NE(b.find(big, "p39"), nullptr);
+}
+
+// A conv's packing depends on the plan's max_batch (its Winograd tile is chosen for it:
+// kernels/fixed/winograd.h), so a plan for batch 1 does not reuse the packing of a plan for
+// batch 16 from the same cache: a 7x7 map takes F(4x4) at 16 images, F(2x2) at 1. The cache
+// counts every byte a packing keeps.
+TEST(PackCache, AConvsPackingIsKeptPerMaxBatch) {
+  if (kernels::fixed::max_isa() < kernels::fixed::Isa::kAvx2) GTEST_SKIP() << "no AVX2";
+  testing::GraphMaker m({kDynamic, 32, 7, 7});
+  const ir::ValueId y =
+      m.op(ir::OpKind::kConv, {m.input(), m.constant({32, 32, 3, 3}, 5, -0.3f, 0.3f)},
+           ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}});
+  const ir::Graph g = m.finish(y);
+  quant::QuantAssignment q;
+  q[g.nodes().front().config_name] = {.quantized = true,
+                                      .data_in = quant::FixedFormat{8, 4, true},
+                                      .weight = quant::FixedFormat{8, 6, true}};
+  auto cache = std::make_shared<PackCache>();
+  auto steps = [&](int64_t max_batch) {
+    return make_plan(g,
+                     {.mode = Mode::kInt, .max_batch = max_batch, .quant = q, .pack_cache = cache})
+        ->to_string();
+  };
+  const std::string at16 = steps(16);
+  // It counts what the packing keeps resident: the Winograd filters too (36 int16 per channel
+  // pair), not only the packed GEMM (9 codes per pair).
+  EXPECT_GE(cache->bytes(), size_t{36 * 2 * 32 * 32});
+  const std::string at1 = steps(1);
+  EXPECT_NE(at16.find("winograd F(4x4)"), std::string::npos) << at16;
+  EXPECT_NE(at1.find("winograd"), std::string::npos) << at1;
+  EXPECT_EQ(at1.find("F(4x4)"), std::string::npos) << at1;
+  EXPECT_EQ(cache->hits(), 0u);
+  EXPECT_EQ(steps(16), at16);  // the same batch reuses it
+  EXPECT_EQ(cache->hits(), 1u);
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ TEST(WeightFile, ConstantsKeepTheirBytesAndReleasedPagesReadBackTheSame) {
   const Tensor want_a = g.value(a).data.clone(), want_b = g.value(b).data.clone();
   const int64_t moved = map_constants_to_file(g, {dir});
   if (moved == 0) GTEST_SKIP() << "no disk file system for the weight file here";
-  EXPECT_EQ(moved, big * 4);  // `b` is below the 1 MB minimum
+  EXPECT_EQ(moved, big * 4);  // `b` is below the 64 KB minimum
   const Tensor& got_a = g.value(a).data;
   EXPECT_EQ(got_a.shape(), want_a.shape());
   EXPECT_TRUE(in_weight_file(got_a.raw(), got_a.nbytes()));

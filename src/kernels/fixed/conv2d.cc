@@ -427,18 +427,20 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w
           }
         }
       }
-      // [block][q][lane][h] = rows[block * 16 + lane][2q + h].
-      const int64_t blocks = (ocg + 15) / 16;
-      Tensor lanes({blocks * kp * 16}, DType::kInt16);
-      int16_t* l = lanes.data<int16_t>();
-      std::fill(l, l + blocks * kp * 16, int16_t{0});
-      for (int64_t o = 0; o < ocg; ++o) {
-        for (int64_t kk = 0; kk < kp; ++kk) {
-          l[((o / 16 * (kp / 2) + kk / 2) * 16 + o % 16) * 2 + kk % 2] = d[o * kp + kk];
+      if (w.may_pool) {
+        // [block][q][lane][h] = rows[block * 16 + lane][2q + h].
+        const int64_t blocks = (ocg + 15) / 16;
+        Tensor lanes({blocks * kp * 16}, DType::kInt16);
+        int16_t* l = lanes.data<int16_t>();
+        std::fill(l, l + blocks * kp * 16, int16_t{0});
+        for (int64_t o = 0; o < ocg; ++o) {
+          for (int64_t kk = 0; kk < kp; ++kk) {
+            l[((o / 16 * (kp / 2) + kk / 2) * 16 + o % 16) * 2 + kk % 2] = d[o * kp + kk];
+          }
         }
+        out.weight_lanes_.push_back(std::move(lanes));
       }
       out.weight_rows_.push_back(std::move(t));
-      out.weight_lanes_.push_back(std::move(lanes));
     }
     const int64_t taps = g.kernel_h * g.kernel_w;
     if (cg == 1 && g.groups > 1 && taps <= PackedConv2d::kMaxDepthwiseTaps) {
@@ -459,6 +461,12 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w
     }
     if (w.winograd != Conv2dWeights::Winograd::kOff) {
       out.winograd_ = pack_winograd(g, w, out.groups_.front());
+      // Winograd takes every batch without a pool: neither the direct path nor the im2col GEMM
+      // ever runs (its epilogue reads the bias and shifts, kept).
+      if (!w.may_pool && out.winograd_ != nullptr && out.winograd_->min_batch <= 1) {
+        out.weight_rows_.clear();
+        out.groups_.front().release_panels();
+      }
     }
   }
   return out;
@@ -1969,7 +1977,7 @@ bool run_pixel_major(const void* x, int64_t batch, const PackedConv2d& w, const 
     // included) x channels, against the four windows' positions x 16-channel blocks.
     const int64_t by_positions = 2 * oh2 * srow * job.ocg;
     const int64_t by_channels = 4 * oh2 * ow2 * ((job.ocg + 15) / 16 * 16);
-    job.lanes = by_channels < by_positions;
+    job.lanes = by_channels < by_positions && !w.weight_lanes().empty();
   }
   // Inside a parallel region (batch-parallel schedules) the items run inline on one thread:
   // no splitting for threads there.
@@ -2032,6 +2040,8 @@ void conv2d(const void* x, int64_t batch, const PackedConv2d& w, const GemmParam
   if (run_quads(x, batch, w, p, y, pool)) return;
 #endif
   if (run_pixel_major(x, batch, w, p, y, pool)) return;
+  // Released only where Winograd runs every call (pack_conv2d, Conv2dWeights::may_pool).
+  QSEARCH_CHECK(w.groups().front().panels().numel() > 0 && "a pool on a may_pool = false packing");
   const Conv2dGeometry& g = w.geometry();
   ConvJob job;
   job.x = static_cast<const std::byte*>(x);

@@ -90,11 +90,17 @@ struct Conv2dWeights {
   // kOff never (benches compare the paths).
   enum class Winograd : uint8_t { kAuto, kAlways, kOff };
   Winograd winograd = Winograd::kAuto;
-  // Its tile (winograd.h): 0 F(4x4, 3x3) where exact and the map favours it at
-  // winograd_batch images, else F(2x2, 3x3); 4 F(4x4) wherever exact (tests), else F(2x2); 2
-  // F(2x2) only.
+  // Its tile (winograd.h): 0 F(4x4, 3x3) where exact, the map favours it at winograd_batch
+  // images and its filters take at most 16 MB (winograd.cc kMaxF4FilterBytes), else F(2x2, 3x3); 4
+  // F(4x4) wherever exact (tests), else F(2x2); 2 F(2x2) only.
   int winograd_tile = 0;
   int64_t winograd_batch = 1;  // the largest batch conv2d() will get (the int lowering's plan)
+  // false: conv2d() is never called with a pool (the int lowering knows the conv's readers). The
+  // pooled path's lane copy of the weights (weight_lanes()) is then not made, and when Winograd
+  // takes every batch (min_batch 1) neither the direct path's rows (weight_rows()) nor the GEMM
+  // panels are kept (PackedWeights::release_panels): copies no path would read (2 + 2 + 1 bytes
+  // per 8-bit weight; ResNet-18 224 int: 50 MB).
+  bool may_pool = true;
 };
 
 class PackedConv2d {

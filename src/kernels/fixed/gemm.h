@@ -100,7 +100,7 @@ class PackedWeights {
   Isa isa() const { return isa_; }
   // Bytes of the packed weight panels as stored (including padding to the tile; bit-packed
   // when code_bits() > 0).
-  size_t packed_bytes() const { return panels_.nbytes(); }
+  size_t packed_bytes() const { return panels_.nbytes() + released_bytes_; }
   // Bits per stored weight code when the panels are bit-packed, else 0 (element layout).
   int code_bits() const { return code_bits_; }
   // The element dtype of an (unpacked) panel: int8 | int16 | int32.
@@ -114,6 +114,13 @@ class PackedWeights {
   int64_t k_padded() const { return kp_; }
   int64_t num_panels() const { return panels_n_; }
   const Tensor& panels() const { return panels_; }
+  // Frees the panels (empty afterwards) of a conv whose every run takes a path that does not read
+  // them (pack_conv2d: Winograd at every batch, no pool); packed_bytes() still counts them. No
+  // gemm() may run on these weights afterwards.
+  void release_panels() {
+    released_bytes_ += panels_.nbytes();
+    panels_ = Tensor();
+  }
   const std::vector<int64_t>& bias_aligned() const { return bias_aligned_; }
   const std::vector<int64_t>& correction() const { return correction_; }
   const std::vector<uint64_t>& abs_col_sum() const { return abs_col_sum_; }
@@ -123,6 +130,7 @@ class PackedWeights {
  private:
   friend PackedWeights pack_weights(const GemmWeights& spec, Isa isa);
   int64_t k_ = 0, n_ = 0, kp_ = 0, panels_n_ = 0;
+  size_t released_bytes_ = 0;  // release_panels()
   DType a_dtype_ = DType::kInt8, b_dtype_ = DType::kInt8;
   FixedFormat a_format_;
   int b_frac_ = 0, acc_frac_ = 0, acc_shift_ = 0;

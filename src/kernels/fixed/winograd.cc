@@ -116,6 +116,16 @@ bool f4_pays(const Conv2dGeometry& g, int64_t batch) {
   return 36 * up16(b * t4) * 5 < 16 * up16(b * t2) * 4;
 }
 
+// F(4x4)'s filters take 36 int16 per (output, input channel) pair, twice the float32 weights
+// (F(2x2)'s 16: 0.9x). Above this many bytes of them a conv takes F(2x2) (when it is exact), so
+// that the wide layers' filters do not dominate the memory of an int plan (ResNet-18's 512-channel
+// 3x3 convs: 18.9 MB each at F(4x4), 8.4 MB at F(2x2); docs/architecture.md "Memory").
+constexpr int64_t kMaxF4FilterBytes = int64_t{16} << 20;
+
+bool f4_fits(const Conv2dGeometry& g) {
+  return 36 * 2 * g.out_channels * ((g.in_channels + 1) / 2 * 2) <= kMaxF4FilterBytes;
+}
+
 template <int P>
 std::shared_ptr<WinogradFilters> make_filters(const Conv2dGeometry& g, const Conv2dWeights& w,
                                               const int (*gm)[3], int64_t min_batch, Isa isa) {
@@ -157,7 +167,8 @@ std::shared_ptr<const WinogradFilters> pack_winograd(const Conv2dGeometry& g,
   uint64_t max_col = 0;
   for (uint64_t s : group.abs_col_sum()) max_col = std::max(max_col, s);
   // F(4x4) where exact: V fits int16 (100 max|x|), |S| <= kMaxSumF4, U' fits int16 (checked).
-  if (w.winograd_tile != 2 && (w.winograd_tile == 4 || f4_pays(g, w.winograd_batch)) &&
+  if (w.winograd_tile != 2 &&
+      (w.winograd_tile == 4 || (f4_pays(g, w.winograd_batch) && f4_fits(g))) &&
       100 * max_x <= kInt16Max && max_col <= static_cast<uint64_t>(kMaxSumF4 / max_x)) {
     if (auto f = make_filters<6>(g, w, kG4, min_batch, group.isa())) return f;
   }
