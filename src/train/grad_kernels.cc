@@ -64,7 +64,10 @@ void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
   // 8x8 blocks go through the AVX2 transpose (a copy: the same bits as the scalar loop).
   constexpr int64_t kTile = 32;
   const int64_t row_tiles = (rows + kTile - 1) / kTile;
-  parallel_for(0, row_tiles, 1, [&](int64_t t0, int64_t t1) {
+  // At least 16K floats per chunk: a weight matrix (a pointwise conv's 64x64) is copied on the
+  // calling thread, not in a fork-join costing more than the copy.
+  const int64_t grain = std::max<int64_t>(1, (1 << 14) / (kTile * std::max<int64_t>(cols, 1)));
+  parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * kTile, r1 = std::min(rows, r0 + kTile);
       for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
