@@ -98,9 +98,7 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   // One input channel per group and few output channels (depthwise): the GEMMs would be one row
   // by a handful of taps. Many output channels (a patch embedding) keep the GEMMs.
   const bool one_channel = cg == 1 && mg <= 4;
-  if (one_channel && dx != nullptr) one_channel_conv_input_grad(p, w, dy, dx);
   const bool pointwise = dx != nullptr && pointwise_conv_applies(p);
-  if (pointwise) pointwise_conv_input_grad(p, w, dy, dx);
   const bool dx_by_conv =
       dx != nullptr && !one_channel && !pointwise && input_grad_by_conv(p, w, dy, dx);
   const bool dx_by_col2im = dx != nullptr && !dx_by_conv && !one_channel && !pointwise;
@@ -114,8 +112,7 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
   }
   std::vector<float> partial(chunks * p.out_channels * kg);
 
-  if (one_channel) one_channel_conv_weight_grad(p, x, dy, chunk, chunks, partial.data());
-  parallel_for(0, one_channel ? 0 : chunks, 1, [&](int64_t c0, int64_t c1) {
+  auto dw_chunks = [&](int64_t c0, int64_t c1) {
     ConvScratch& s = scratch();
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t n0 = c * chunk, nn = std::min(chunk, p.batch - n0);
@@ -145,16 +142,36 @@ void conv2d_backward(const kernels::Conv2dParams& p, const float* x, const float
         }
       }
     }
-  });
+  };
+  // dX (depthwise, pointwise) and dW in one parallel region: one fork-join per layer.
+  if (one_channel) {
+    // (A 1x1 conv of one input channel is both: its dX is the pointwise kernel's.)
+    one_channel_conv_backward(p, x, w, dy, pointwise ? nullptr : dx, chunk, chunks, partial.data());
+    if (pointwise) pointwise_conv_input_grad(p, w, dy, dx);
+  } else {
+    const ItemLoop dw_loop{chunks, 1, dw_chunks};
+    if (pointwise) {
+      pointwise_conv_input_grad(p, w, dy, dx, &dw_loop);
+    } else {
+      parallel_loops({dw_loop});
+    }
+  }
 
   const int64_t wsize = p.out_channels * kg;
-  parallel_for(0, wsize, 1024, [&](int64_t b, int64_t e) {
+  auto reduce = [&](int64_t b, int64_t e) {
     for (int64_t j = b; j < e; ++j) {
       double acc = 0;
       for (int64_t c = 0; c < chunks; ++c) acc += partial[c * wsize + j];
       dw[j] = static_cast<float>(acc);
     }
-  });
+  };
+  // A few microseconds of adds (mobilenet-s: at most 4096 weights x 13 chunks) are cheaper than
+  // a fork-join.
+  if (wsize * chunks <= (1 << 16)) {
+    reduce(0, wsize);
+  } else {
+    parallel_for(0, wsize, 1024, reduce);
+  }
   if (db != nullptr) {
     parallel_for(0, p.out_channels, 1, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {

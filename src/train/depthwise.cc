@@ -223,8 +223,12 @@ void one_channel_conv_forward(const kernels::Conv2dParams& p, const float* x, co
   });
 }
 
-void one_channel_conv_input_grad(const kernels::Conv2dParams& p, const float* w, const float* dy,
-                                 float* dx) {
+namespace {
+
+// The input gradient's loop over items (image, group): calls then(loop) while its setup lives.
+template <class Then>
+void input_grad_loop(const kernels::Conv2dParams& p, const float* w, const float* dy, float* dx,
+                     Then&& then) {
   // dX[h][w] = sum over taps (i, j) of W[i][j] * B[h + (kh-1-i) dh][w + (kw-1-j) dw], B = dY
   // spread by the stride (zeros between) and shifted by P = (k-1) d - pad: a stride-1
   // convolution on a grid of width gb = in_w + (kw-1) dw.
@@ -252,7 +256,7 @@ void one_channel_conv_input_grad(const kernels::Conv2dParams& p, const float* w,
   int64_t oh_lo, oh_hi, ow_lo, ow_hi;
   range(ph, p.stride_h, hb, p.out_h, &oh_lo, &oh_hi);
   range(pw, p.stride_w, gb, p.out_w, &ow_lo, &ow_hi);
-  parallel_for(0, p.batch * groups, item_grain(p), [&](int64_t i0, int64_t i1) {
+  auto body = [&](int64_t i0, int64_t i1) {
     thread_local std::vector<float> spread, out;
     spread.assign(bsize, 0.0f);
     out.resize(round8(len));
@@ -278,16 +282,19 @@ void one_channel_conv_input_grad(const kernels::Conv2dParams& p, const float* w,
         copy_row(dxp + h * p.in_w, out.data() + h * gb, p.in_w);
       }
     }
-  });
+  };
+  then(ItemLoop{p.batch * groups, item_grain(p), body});
 }
 
-void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x, const float* dy,
-                                  int64_t chunk, int64_t chunks, float* partial) {
+// The weight gradient's loop over items (chunk of images, group), as input_grad_loop.
+template <class Then>
+void weight_grad_loop(const kernels::Conv2dParams& p, const float* x, const float* dy,
+                      int64_t chunk, int64_t chunks, float* partial, Then&& then) {
   const Grid g(p);
   const int64_t groups = p.groups, mg = p.out_channels / groups;
   const int64_t kk = p.kernel_h * p.kernel_w, pixels = p.out_h * p.out_w;
   const int64_t in_hw = p.in_h * p.in_w, wsize = p.out_channels * kk;
-  parallel_for(0, chunks * groups, 1, [&](int64_t i0, int64_t i1) {
+  auto body = [&](int64_t i0, int64_t i1) {
     thread_local std::vector<float> phases, dyg, lanes;
     phases.assign(g.floats(p), 0.0f);  // zero border, see fill_phases
     // Columns ow >= out_w and the positions up to len8 stay 0 (the runs are read that far).
@@ -322,6 +329,34 @@ void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x
         res[mt] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
       }
     }
+  };
+  then(ItemLoop{chunks * groups, 1, body});
+}
+
+}  // namespace
+
+void one_channel_conv_input_grad(const kernels::Conv2dParams& p, const float* w, const float* dy,
+                                 float* dx) {
+  input_grad_loop(p, w, dy, dx, [](const ItemLoop& l) { parallel_loops({l}); });
+}
+
+void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x, const float* dy,
+                                  int64_t chunk, int64_t chunks, float* partial) {
+  weight_grad_loop(p, x, dy, chunk, chunks, partial,
+                   [](const ItemLoop& l) { parallel_loops({l}); });
+}
+
+void one_channel_conv_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                               const float* dy, float* dx, int64_t chunk, int64_t chunks,
+                               float* partial) {
+  if (dx == nullptr) {
+    one_channel_conv_weight_grad(p, x, dy, chunk, chunks, partial);
+    return;
+  }
+  input_grad_loop(p, w, dy, dx, [&](const ItemLoop& a) {
+    weight_grad_loop(p, x, dy, chunk, chunks, partial, [&](const ItemLoop& b) {
+      parallel_loops({a, b});
+    });
   });
 }
 

@@ -64,7 +64,10 @@ void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
   // 8x8 blocks go through the AVX2 transpose (a copy: the same bits as the scalar loop).
   constexpr int64_t kTile = 32;
   const int64_t row_tiles = (rows + kTile - 1) / kTile;
-  parallel_for(0, row_tiles, 1, [&](int64_t t0, int64_t t1) {
+  // At least 16K floats per chunk: a weight matrix (a pointwise conv's 64x64) is copied on the
+  // calling thread, not in a fork-join costing more than the copy.
+  const int64_t grain = std::max<int64_t>(1, (1 << 14) / (kTile * std::max<int64_t>(cols, 1)));
+  parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * kTile, r1 = std::min(rows, r0 + kTile);
       for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
@@ -147,6 +150,28 @@ void im2col(const kernels::Conv2dParams& p, const float* x, float* col, int64_t 
   }
 }
 
+void parallel_loops(std::initializer_list<ItemLoop> loops) {
+  if (loops.size() == 1) {
+    const ItemLoop& l = *loops.begin();
+    parallel_for(0, l.items, l.grain, l.fn);
+    return;
+  }
+  auto units = [](const ItemLoop& l) {
+    return l.items <= 0 ? 0 : (l.items + l.grain - 1) / std::max<int64_t>(1, l.grain);
+  };
+  int64_t total = 0;
+  for (const ItemLoop& l : loops) total += units(l);
+  parallel_for(0, total, 1, [&](int64_t u0, int64_t u1) {
+    int64_t base = 0;
+    for (const ItemLoop& l : loops) {
+      const int64_t nu = units(l), g = std::max<int64_t>(1, l.grain);
+      const int64_t a = std::max(u0, base), b = std::min(u1, base + nu);
+      if (a < b) l.fn((a - base) * g, std::min(l.items, (b - base) * g));
+      base += nu;
+    }
+  });
+}
+
 void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, float* dx) {
   for (int64_t c = 0; c < p.in_channels; ++c) {
     float* dxc = dx + c * p.in_h * p.in_w;
@@ -175,9 +200,13 @@ void col2im_add(const kernels::Conv2dParams& p, const float* col, int64_t ld, fl
 // contiguous block), keeping each channel's lanes in a per-chunk array: every channel still
 // sees its planes in image order, so the sums (and bits) are those of a channel-by-channel walk,
 // but the memory is read in long runs instead of one short plane per image and channel.
-void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum, const float* x,
-                              const float* scale, const float* bias, float* y, float* running_mean,
-                              float* running_var, float* save_mean, float* save_invstd) {
+namespace {
+
+// batch_norm_train_forward, and with relu_y != nullptr also relu_y = relu(y) in the same pass.
+void batch_norm_forward_impl(const kernels::BatchNormParams& p, double momentum, const float* x,
+                             const float* scale, const float* bias, float* y, float* relu_y,
+                             float* running_mean, float* running_var, float* save_mean,
+                             float* save_invstd) {
   const int64_t n = p.batch * p.spatial;
   const int64_t stride = p.channels * p.spatial;
   parallel_for(0, p.channels, 1, [&](int64_t c0, int64_t c1) {
@@ -217,15 +246,47 @@ void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum
         const float* xs = x + b * stride + c * p.spatial;
         float* ys = y + b * stride + c * p.spatial;
         const float ac = a[c - c0], sc = shift[c - c0];
-        for (int64_t s = 0; s < p.spatial; ++s) ys[s] = xs[s] * ac + sc;
+        if (relu_y == nullptr) {
+          for (int64_t s = 0; s < p.spatial; ++s) ys[s] = xs[s] * ac + sc;
+          continue;
+        }
+        float* rs = relu_y + b * stride + c * p.spatial;
+        for (int64_t s = 0; s < p.spatial; ++s) {
+          const float v = xs[s] * ac + sc;
+          ys[s] = v;
+          rs[s] = std::isnan(v) ? v : std::max(v, 0.0f);  // relu_forward's rule
+        }
       }
     }
   });
 }
 
-void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, const float* dy,
-                         const float* scale, const float* save_mean, const float* save_invstd,
-                         float* dx, float* dscale, float* dbias) {
+}  // namespace
+
+void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum, const float* x,
+                              const float* scale, const float* bias, float* y, float* running_mean,
+                              float* running_var, float* save_mean, float* save_invstd) {
+  batch_norm_forward_impl(p, momentum, x, scale, bias, y, nullptr, running_mean, running_var,
+                          save_mean, save_invstd);
+}
+
+void batch_norm_relu_train_forward(const kernels::BatchNormParams& p, double momentum,
+                                   const float* x, const float* scale, const float* bias, float* y,
+                                   float* relu_y, float* running_mean, float* running_var,
+                                   float* save_mean, float* save_invstd) {
+  batch_norm_forward_impl(p, momentum, x, scale, bias, y, relu_y, running_mean, running_var,
+                          save_mean, save_invstd);
+}
+
+namespace {
+
+// batch_norm_backward; with relu_y != nullptr, dy is first masked by the ReLU after the BatchNorm
+// (relu_backward's rule), plane by plane in the same pass, into g (the BatchNorm output's
+// gradient, then read as dy).
+void batch_norm_backward_impl(const kernels::BatchNormParams& p, const float* x, const float* dy,
+                              const float* relu_y, float* g, const float* scale,
+                              const float* save_mean, const float* save_invstd, float* dx,
+                              float* dscale, float* dbias) {
   const int64_t n = p.batch * p.spatial;
   const int64_t stride = p.channels * p.spatial;
   parallel_for(0, p.channels, 1, [&](int64_t c0, int64_t c1) {
@@ -240,8 +301,16 @@ void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, cons
     for (int64_t b = 0; b < p.batch; ++b) {
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t off = b * stride + c * p.spatial;
-        detail::lanes_bn_grad(sg[c - c0], sgx[c - c0], x + off, dy + off, p.spatial, save_mean[c],
-                              save_invstd[c]);
+        if (relu_y != nullptr) {
+          const float *ry = relu_y + off, *gy = dy + off;
+          float* gs = g + off;
+          for (int64_t s = 0; s < p.spatial; ++s) {
+            const float v = gy[s];
+            gs[s] = ry[s] > 0.0f ? v : 0.0f;
+          }
+        }
+        detail::lanes_bn_grad(sg[c - c0], sgx[c - c0], x + off, (relu_y ? g : dy) + off, p.spatial,
+                              save_mean[c], save_invstd[c]);
       }
     }
     for (int64_t c = c0; c < c1; ++c) {
@@ -257,7 +326,7 @@ void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, cons
     for (int64_t b = 0; b < p.batch; ++b) {
       for (int64_t c = c0; c < c1; ++c) {
         const float* xs = x + b * stride + c * p.spatial;
-        const float* gs = dy + b * stride + c * p.spatial;
+        const float* gs = (relu_y ? g : dy) + b * stride + c * p.spatial;
         float* ds = dx + b * stride + c * p.spatial;
         const float kc = k[c - c0], md = mean_dy[c - c0], mdx = mean_dy_xhat[c - c0];
         const float mf = save_mean[c], isf = save_invstd[c];
@@ -268,6 +337,23 @@ void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, cons
       }
     }
   });
+}
+
+}  // namespace
+
+void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, const float* dy,
+                         const float* scale, const float* save_mean, const float* save_invstd,
+                         float* dx, float* dscale, float* dbias) {
+  batch_norm_backward_impl(p, x, dy, nullptr, nullptr, scale, save_mean, save_invstd, dx, dscale,
+                           dbias);
+}
+
+void batch_norm_relu_backward(const kernels::BatchNormParams& p, const float* x,
+                              const float* relu_y, const float* relu_dy, float* dy,
+                              const float* scale, const float* save_mean, const float* save_invstd,
+                              float* dx, float* dscale, float* dbias) {
+  batch_norm_backward_impl(p, x, relu_dy, relu_y, dy, scale, save_mean, save_invstd, dx, dscale,
+                           dbias);
 }
 
 void relu_forward(const float* x, float* y, int64_t n) {

@@ -30,11 +30,28 @@
 #include <cstdint>
 #include <vector>
 
+#include <initializer_list>
+
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "kernels/params.h"
 
 namespace qsearch::train {
+
+// ---- parallel regions -----------------------------------------------------------------------
+
+// An independent loop fn(i0, i1) over items [0, items), handed out `grain` items at a time; any
+// split of the range must give the same results (every item writes its own outputs).
+struct ItemLoop {
+  int64_t items;
+  int64_t grain;
+  ChunkFn fn;  // refers to a callable that must outlive parallel_loops
+};
+// Runs the loops in one parallel region: one fork-join instead of one per loop (on a loaded
+// machine each join waits for whichever thread was preempted). One loop is
+// parallel_for(0, items, grain, fn).
+void parallel_loops(std::initializer_list<ItemLoop> loops);
 
 // ---- dense ----------------------------------------------------------------------------------
 
@@ -88,6 +105,10 @@ void one_channel_conv_input_grad(const kernels::Conv2dParams& p, const float* w,
 // order at the end of the chunk.
 void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x, const float* dy,
                                   int64_t chunk, int64_t chunks, float* partial);
+// Both of the above (dX when dx != nullptr) in one parallel region.
+void one_channel_conv_backward(const kernels::Conv2dParams& p, const float* x, const float* w,
+                               const float* dy, float* dx, int64_t chunk, int64_t chunks,
+                               float* partial);
 
 // Pointwise convolutions (1x1, stride 1, no padding, one group; pointwise.cc): Y[n] = W X[n]
 // (+ bias) and dX[n] = W^T dY[n] per image, with a 6x16 register tile that reads the image's
@@ -96,8 +117,9 @@ void one_channel_conv_weight_grad(const kernels::Conv2dParams& p, const float* x
 bool pointwise_conv_applies(const kernels::Conv2dParams& p);
 void pointwise_conv_forward(const kernels::Conv2dParams& p, const float* x, const float* w,
                             const float* bias, float* y);
+// with (may be null): another loop run in the same parallel region (conv2d_backward's dW).
 void pointwise_conv_input_grad(const kernels::Conv2dParams& p, const float* w, const float* dy,
-                               float* dx);
+                               float* dx, const ItemLoop* with = nullptr);
 
 // ---- BatchNorm (training) -------------------------------------------------------------------
 
@@ -112,6 +134,20 @@ void batch_norm_train_forward(const kernels::BatchNormParams& p, double momentum
 void batch_norm_backward(const kernels::BatchNormParams& p, const float* x, const float* dy,
                          const float* scale, const float* save_mean, const float* save_invstd,
                          float* dx, float* dscale, float* dbias);
+
+// A BatchNorm whose only consumer is a ReLU, in the passes of one BatchNorm: the forward also
+// writes relu_y = relu(y) (y is still written), the backward first masks relu_dy by relu_y > 0
+// into dy (the BatchNorm output's gradient, written) and continues as batch_norm_backward from
+// it. Bit-identical to batch_norm_train_forward + relu_forward and relu_backward +
+// batch_norm_backward, with one parallel region instead of two.
+void batch_norm_relu_train_forward(const kernels::BatchNormParams& p, double momentum,
+                                   const float* x, const float* scale, const float* bias, float* y,
+                                   float* relu_y, float* running_mean, float* running_var,
+                                   float* save_mean, float* save_invstd);
+void batch_norm_relu_backward(const kernels::BatchNormParams& p, const float* x,
+                              const float* relu_y, const float* relu_dy, float* dy,
+                              const float* scale, const float* save_mean, const float* save_invstd,
+                              float* dx, float* dscale, float* dbias);
 
 // ---- activations, pooling -------------------------------------------------------------------
 

@@ -273,6 +273,20 @@ Network::Network(ir::Graph& graph, const NetworkOptions& options)
     steps_.push_back(std::move(s));
   }
 
+  // BatchNorm + ReLU pairs (the BatchNorm's output read by the ReLU only): one pass each way.
+  for (Step& bn : steps_) {
+    if (bn.node->kind != OpKind::kBatchNorm) continue;
+    const ValueId y = bn.node->outputs[0];
+    const std::vector<ir::NodeId> readers = graph.consumers(y);
+    if (readers.size() != 1 || std::count(graph.outputs().begin(), graph.outputs().end(), y) != 0) {
+      continue;
+    }
+    Step& relu = steps_[readers.front()];
+    if (relu.node->kind != OpKind::kRelu || relu.node->inputs.size() != 1) continue;
+    bn.relu_out = relu.node->outputs[0];
+    relu.relu_fused = true;
+  }
+
   for (size_t v = 0; v < nv; ++v) {
     const ir::Value& val = graph.value(static_cast<ValueId>(v));
     if (val.is_constant()) {

@@ -105,6 +105,11 @@ struct Network::Step {
   kernels::PackedB packed;      // B operands, reused from step to step
   // BatchNorm
   std::vector<float> save_mean, save_invstd;
+  // A BatchNorm whose output only a ReLU reads: in training, the BatchNorm step runs the ReLU's
+  // forward and backward in its own passes (batch_norm_relu_*), and the ReLU step (relu_fused)
+  // only accounts for them. relu_out: the ReLU's output value, on the BatchNorm step.
+  ir::ValueId relu_out = -1;
+  bool relu_fused = false;
   // Dropout
   std::vector<uint8_t> mask;
   float keep_scale = 1.0f;

@@ -124,8 +124,14 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
       if (options.training) {
         // ONNX momentum is PyTorch's 1 - m.
         const double m = 1.0 - static_cast<double>(a.momentum);
-        batch_norm_train_forward(p, m, x, constant(1), constant(2), y, constant(3), constant(4),
-                                 s.save_mean.data(), s.save_invstd.data());
+        if (s.relu_out >= 0) {
+          batch_norm_relu_train_forward(p, m, x, constant(1), constant(2), y, act_[s.relu_out],
+                                        constant(3), constant(4), s.save_mean.data(),
+                                        s.save_invstd.data());
+        } else {
+          batch_norm_train_forward(p, m, x, constant(1), constant(2), y, constant(3), constant(4),
+                                   s.save_mean.data(), s.save_invstd.data());
+        }
       } else {
         const float *scale = constant(1), *bias = constant(2), *mean = constant(3),
                     *var = constant(4);
@@ -140,6 +146,7 @@ void Network::forward_step(Step& s, const ForwardOptions& options) {
       break;
     }
     case OpKind::kRelu:
+      if (s.relu_fused && options.training) break;  // written by the BatchNorm before it
       relu_forward(x, y, shape_numel(ys));
       break;
     case OpKind::kMaxPool:
@@ -345,8 +352,15 @@ void Network::backward_step(Step& s) {
       const kernels::BatchNormParams p = bn_params(std::get<ir::BatchNormAttrs>(n.attrs), xs);
       std::vector<float> dscale(p.channels), dbias(p.channels);
       auto run = [&](float* dx) {
-        batch_norm_backward(p, x, dy, constant(1), s.save_mean.data(), s.save_invstd.data(), dx,
-                            dscale.data(), dbias.data());
+        if (s.relu_out >= 0) {
+          // dy is this step's output gradient, which the fused ReLU step left to be written here.
+          batch_norm_relu_backward(p, x, act_[s.relu_out], grad_[s.relu_out], grad_[yv],
+                                   constant(1), s.save_mean.data(), s.save_invstd.data(), dx,
+                                   dscale.data(), dbias.data());
+        } else {
+          batch_norm_backward(p, x, dy, constant(1), s.save_mean.data(), s.save_invstd.data(), dx,
+                              dscale.data(), dbias.data());
+        }
       };
       if (needs(0)) {
         produce(0, shape_numel(xs), run);
@@ -362,6 +376,17 @@ void Network::backward_step(Step& s) {
       break;
     }
     case OpKind::kRelu:
+      if (s.relu_fused) {
+        // The BatchNorm step before it computes this gradient in its own pass: only account for
+        // it here (the BatchNorm output has no other reader, so nothing else accumulates into it).
+        if (needs(0)) {
+          bool acc;
+          float* g = grad_begin(xv, shape_numel(xs), &acc);
+          QSEARCH_CHECK(!acc);
+          grad_end(xv, shape_numel(xs), g, acc);
+        }
+        break;
+      }
       if (needs(0)) {
         produce(0, shape_numel(xs), [&](float* g) { relu_backward(y, dy, g, shape_numel(xs)); });
       }

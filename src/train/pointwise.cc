@@ -81,13 +81,14 @@ void tile(const float* a, int64_t k, const float* b, int64_t ldb, const float* b
 // whole tiles; a partial tile (the last < 6 rows, the last < 16 pixels) goes through a
 // zero-padded copy of its columns and a temporary result.
 void small_a_gemm(const float* a, int64_t rows, int64_t k, const float* b, int64_t b_stride,
-                  int64_t images, int64_t pixels, const float* bias, float* c, int64_t c_stride) {
+                  int64_t images, int64_t pixels, const float* bias, float* c, int64_t c_stride,
+                  const ItemLoop* with = nullptr) {
   const int64_t full = pixels / kCols * kCols, tail = pixels - full;
   const int64_t tiles = (rows + kRows - 1) / kRows;
   std::vector<float> ap(tiles * kRows * k, 0.0f), bp(tiles * kRows, 0.0f);
   std::copy(a, a + rows * k, ap.begin());
   if (bias != nullptr) std::copy(bias, bias + rows, bp.begin());
-  parallel_for(0, images, 1, [&](int64_t n0, int64_t n1) {
+  auto body = [&](int64_t n0, int64_t n1) {
     thread_local std::vector<float> bt, ct;  // the tail columns, zero-padded to 16
     bt.resize(k * kCols);
     ct.resize(kRows * kCols);
@@ -125,7 +126,13 @@ void small_a_gemm(const float* a, int64_t rows, int64_t k, const float* b, int64
         }
       }
     }
-  });
+  };
+  const ItemLoop loop{images, 1, body};
+  if (with == nullptr) {
+    parallel_loops({loop});
+  } else {
+    parallel_loops({loop, *with});
+  }
 }
 
 }  // namespace
@@ -144,12 +151,12 @@ void pointwise_conv_forward(const kernels::Conv2dParams& p, const float* x, cons
 }
 
 void pointwise_conv_input_grad(const kernels::Conv2dParams& p, const float* w, const float* dy,
-                               float* dx) {
+                               float* dx, const ItemLoop* with) {
   const int64_t pixels = p.in_h * p.in_w;
   std::vector<float> wt(p.in_channels * p.out_channels);  // W^T [in, out]
   transpose(w, p.out_channels, p.in_channels, wt.data());
   small_a_gemm(wt.data(), p.in_channels, p.out_channels, dy, p.out_channels * pixels, p.batch,
-               pixels, nullptr, dx, p.in_channels * pixels);
+               pixels, nullptr, dx, p.in_channels * pixels, with);
 }
 
 }  // namespace qsearch::train

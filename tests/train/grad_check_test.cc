@@ -693,6 +693,68 @@ TEST(Network, GradientsAreBitIdenticalForAnyThreadCount) {
   }
 }
 
+TEST(Network, FusedBatchNormReluIsBitIdenticalToSeparatePasses) {
+  // The Network runs a BatchNorm whose only reader is a ReLU as one pass each way
+  // (batch_norm_relu_*). An Identity between them (the BatchNorm output then has another reader
+  // kind) keeps the passes separate: outputs, running statistics, every gradient, the input
+  // gradient and both intermediate values must be the same bits, in training and inference.
+  for (const char* model : {"mobilenet-s", "resnet-s"}) {
+    SCOPED_TRACE(model);
+    ir::Graph g = build_model(model, {.seed = 3});
+    ir::Graph split = g.clone();
+    int cut = 0;
+    const size_t nodes = split.nodes().size();
+    for (size_t i = 0; i < nodes; ++i) {
+      if (split.nodes()[i].kind != OpKind::kRelu) continue;
+      const ValueId in = split.nodes()[i].inputs[0];
+      const ir::NodeId producer = split.value(in).producer;
+      if (producer < 0 || split.node(producer).kind != OpKind::kBatchNorm) continue;
+      const ValueId mid = split.add_value(split.nodes()[i].name + "_id");
+      split.nodes()[i].inputs[0] = mid;
+      split.add_node(ir::Node{
+          OpKind::kIdentity, split.nodes()[i].name + "/Identity", {in}, {mid}, ir::NoAttrs{}, ""});
+      ++cut;
+    }
+    split.finalize();
+    ASSERT_GT(cut, 2);
+    Rng rng(16);
+    const Tensor x = random_tensor({6, 1, 28, 28}, rng, 0, 1);
+    const Tensor r = random_tensor({6, 10}, rng);
+    auto run = [&](ir::Graph& graph) {
+      Network net(graph, {.max_batch = 6, .input_grad = true});
+      std::vector<float> out;
+      for (int pass = 0; pass < 2; ++pass) {  // the second pass sees updated running stats
+        const Tensor& y = net.forward(x.data<float>(), 6, {.training = true});
+        out.insert(out.end(), y.data<float>(), y.data<float>() + y.numel());
+        net.backward(r.data<float>());
+        for (const auto& p : net.params()) out.insert(out.end(), p.grad, p.grad + p.size);
+        out.insert(out.end(), net.input_grad(), net.input_grad() + x.numel());
+      }
+      // Every BatchNorm's output and output gradient, and every running statistic.
+      for (const ir::Node& n : graph.nodes()) {
+        if (n.kind != OpKind::kBatchNorm) continue;
+        const int64_t numel = shape_numel(graph.infer_shapes(6)[n.outputs[0]]);
+        const float* a = net.activation(n.outputs[0]);
+        const float* ga = net.value_grad(n.outputs[0]);
+        EXPECT_NE(ga, nullptr);
+        if (ga == nullptr) return out;
+        out.insert(out.end(), a, a + numel);
+        out.insert(out.end(), ga, ga + numel);
+        for (int k = 3; k < 5; ++k) {
+          const Tensor& t = graph.value(n.inputs[k]).data;
+          out.insert(out.end(), t.data<float>(), t.data<float>() + t.numel());
+        }
+      }
+      const Tensor& yi = net.forward(x.data<float>(), 6, {.training = false});
+      out.insert(out.end(), yi.data<float>(), yi.data<float>() + yi.numel());
+      return out;
+    };
+    const std::vector<float> fused = run(g), separate = run(split);
+    ASSERT_EQ(fused.size(), separate.size());
+    EXPECT_EQ(0, std::memcmp(fused.data(), separate.data(), fused.size() * sizeof(float)));
+  }
+}
+
 TEST(Network, RejectsWhatItCannotTrainNamingTheNode) {
   G b({kDynamic, 4});
   b.node(OpKind::kSigmoid, {b.cur});

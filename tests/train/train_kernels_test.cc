@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -126,6 +127,125 @@ TEST(TrainKernels, BatchNormForwardAndBackwardMatchTheReference) {
       }
       expect_close(got[k], want[k], 2e-6, names[k], k == 0 ? xa : 0);
     }
+  }
+}
+
+TEST(TrainKernels, FusedBatchNormReluIsBitIdenticalToTheSeparateKernels) {
+  // batch_norm_relu_train_forward = batch_norm_train_forward + relu_forward and
+  // batch_norm_relu_backward = relu_backward + batch_norm_backward, bit for bit (spatial 1, vector
+  // tails, a map of several blocks; exact zeros, negative zero and a NaN in x).
+  for (const auto& [batch, channels, spatial] :
+       {std::array<int64_t, 3>{5, 3, 1}, {3, 2, 13}, {4, 5, 49}, {2, 3, 196}}) {
+    SCOPED_TRACE(testing::Message() << batch << "x" << channels << "x" << spatial);
+    Rng rng(21);
+    kernels::BatchNormParams p;
+    p.batch = batch;
+    p.channels = channels;
+    p.spatial = spatial;
+    p.epsilon = 1e-5f;
+    const int64_t n = batch * channels * spatial;
+    std::vector<float> x = random_vec(n, rng, -2, 2);
+    const std::vector<float> dy = random_vec(n, rng);
+    const std::vector<float> scale = random_vec(channels, rng, 0.5, 1.5),
+                             bias = random_vec(channels, rng, -0.2, 0.2);
+    x[n - 1] = 0.0f;
+    x[n - 2] = -0.0f;
+    // A NaN in the last channel (its statistics and outputs become NaN; ReLU passes them on).
+    if (spatial > 1) x[(channels - 1) * spatial + 1] = std::nanf("");
+    auto run = [&](bool fused) {
+      std::vector<float> y(n), yr(n), rm(channels, 0.1f), rv(channels, 0.9f), sm(channels),
+          si(channels), g(n), dx(n), ds(channels), db(channels);
+      if (fused) {
+        batch_norm_relu_train_forward(p, 0.1, x.data(), scale.data(), bias.data(), y.data(),
+                                      yr.data(), rm.data(), rv.data(), sm.data(), si.data());
+        batch_norm_relu_backward(p, x.data(), yr.data(), dy.data(), g.data(), scale.data(),
+                                 sm.data(), si.data(), dx.data(), ds.data(), db.data());
+      } else {
+        batch_norm_train_forward(p, 0.1, x.data(), scale.data(), bias.data(), y.data(), rm.data(),
+                                 rv.data(), sm.data(), si.data());
+        relu_forward(y.data(), yr.data(), n);
+        relu_backward(yr.data(), dy.data(), g.data(), n);
+        batch_norm_backward(p, x.data(), g.data(), scale.data(), sm.data(), si.data(), dx.data(),
+                            ds.data(), db.data());
+      }
+      return Parts{y, yr, rm, rv, sm, si, g, dx, ds, db};
+    };
+    const Parts want = run(false);
+    const Parts got = same_parts_for_threads([&] { return run(true); }, "fused batch norm relu");
+    const char* names[] = {"y",           "relu_y", "running_mean", "running_var", "save_mean",
+                           "save_invstd", "dy",     "dx",           "dscale",      "dbias"};
+    for (size_t k = 0; k < want.size(); ++k) {
+      ASSERT_EQ(got[k].size(), want[k].size());
+      EXPECT_EQ(0, std::memcmp(got[k].data(), want[k].data(), want[k].size() * sizeof(float)))
+          << names[k];
+    }
+    int64_t positive = 0;
+    for (float v : want[1]) positive += v > 0;
+    EXPECT_GT(positive, 0);
+    EXPECT_LT(positive, n);
+  }
+}
+
+TEST(TrainKernels, ParallelLoopsRunEveryItemOfEveryLoopOnce) {
+  // Loops of 0, 1, a partial last unit and many units, for 1 to 4 threads.
+  for (int threads = 1; threads <= 4; ++threads) {
+    set_num_threads(threads);
+    std::vector<std::vector<int>> seen(4);
+    const int64_t items[] = {0, 1, 37, 500}, grains[] = {3, 1, 8, 64};
+    for (int k = 0; k < 4; ++k) seen[k].assign(items[k], 0);
+    auto mark = [&](int k) {
+      return [&, k](int64_t i0, int64_t i1) {
+        ASSERT_LE(0, i0);
+        ASSERT_LE(i0, i1);
+        ASSERT_LE(i1, items[k]);
+        for (int64_t i = i0; i < i1; ++i) __atomic_add_fetch(&seen[k][i], 1, __ATOMIC_RELAXED);
+      };
+    };
+    auto f0 = mark(0), f1 = mark(1), f2 = mark(2), f3 = mark(3);
+    parallel_loops({ItemLoop{items[0], grains[0], f0}, ItemLoop{items[1], grains[1], f1},
+                    ItemLoop{items[2], grains[2], f2}, ItemLoop{items[3], grains[3], f3}});
+    parallel_loops({ItemLoop{items[3], grains[3], f3}});
+    for (int k = 0; k < 4; ++k) {
+      for (int64_t i = 0; i < items[k]; ++i) {
+        EXPECT_EQ(seen[k][i], k == 3 ? 2 : 1) << threads << " threads, loop " << k << " item " << i;
+      }
+    }
+  }
+  set_num_threads(2);
+}
+
+TEST(TrainKernels, PointwiseConvBackwardMatchesTheReference) {
+  // conv2d_backward of a 1x1 conv: dX (the pointwise kernel) and dW (image chunks) in one
+  // parallel region; maps of 7x7 (several images per dW chunk), 14x14 and 70x70 (one image per
+  // chunk), with and without bias.
+  struct Case {
+    int64_t batch, in, out, h, w;
+  };
+  for (const Case& c : {Case{9, 32, 64, 7, 7}, Case{5, 16, 32, 14, 14}, Case{3, 6, 10, 70, 70},
+                        Case{4, 7, 13, 3, 5}}) {
+    SCOPED_TRACE(testing::Message()
+                 << c.batch << " " << c.in << "->" << c.out << " " << c.h << "x" << c.w);
+    kernels::Conv2dParams p;
+    p.batch = c.batch;
+    p.in_channels = c.in;
+    p.out_channels = c.out;
+    p.in_h = p.out_h = c.h;
+    p.in_w = p.out_w = c.w;
+    p.kernel_h = p.kernel_w = 1;
+    Rng rng(12);
+    const std::vector<float> x = random_vec(c.batch * c.in * c.h * c.w, rng);
+    const std::vector<float> w = random_vec(c.out * c.in, rng);
+    const std::vector<float> dy = random_vec(c.batch * c.out * c.h * c.w, rng);
+    auto run = [&](bool fast) {
+      std::vector<float> dx(x.size()), dw(w.size()), db(c.out);
+      (fast ? conv2d_backward : ref::conv2d_backward)(p, x.data(), w.data(), dy.data(), dx.data(),
+                                                      dw.data(), db.data());
+      return Parts{dw, dx, db};
+    };
+    const Parts want = run(false);
+    const Parts got = same_parts_for_threads([&] { return run(true); }, "pointwise backward");
+    const char* names[] = {"dw", "dx", "db"};
+    for (size_t k = 0; k < want.size(); ++k) expect_close(got[k], want[k], 1e-5, names[k]);
   }
 }
 
