@@ -106,11 +106,12 @@ void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out);
 using EpilogueFn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
 EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding);
 
-// AVX2 versions of Epilogue::run_t32's common cases on conv2d's pixel-major tiles (epilogue.cc,
-// run_requantize32_t32 and run_exact_t32: int32 sums stored column by column, 16 lanes read per
-// column, contiguous NCHW outputs): the requantizing store for int8, uint8, int16 and int32 codes
-// (rounding shift 1..30, acc_shift <= 31), and the float / int32 accumulator stores. Same values,
-// 8 int32 lanes per instruction. Null for other output dtypes.
+// AVX2 versions of Epilogue::run_t32's common cases on conv2d's pixel-major tiles (in
+// epilogue_avx2.cc; the portable loops are epilogue.cc's run_requantize32_t32 and run_exact_t32:
+// int32 sums stored column by column, 16 lanes read per column, contiguous NCHW outputs): the
+// requantizing store for int8, uint8, int16 and int32 codes (rounding shift 1..30, acc_shift <=
+// 31), and the float / int32 accumulator stores. Same values, 8 int32 lanes per instruction. Null
+// for other output dtypes.
 using EpilogueFn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
 EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding);
 // post: the float store with the fused channel affine and clamp (Epilogue::post; needs FMA).
