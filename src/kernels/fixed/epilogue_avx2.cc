@@ -174,9 +174,12 @@ void requantize32_runs(const Epilogue& e, const int32_t* tile, const int64_t (*r
   const __m256i half = _mm256_set1_epi32(int32_t{1} << (e.rshift_ - 1));
   const __m256i lo = _mm256_set1_epi32(static_cast<int32_t>(e.lo_));
   const __m256i hi = _mm256_set1_epi32(static_cast<int32_t>(e.hi_));
+  const int64_t* bias_col = e.bias_ + col0;
+  const int64_t ldc = e.ldc_n_;
+  const bool full = nruns == 1 && runs[0][1] == 16;
   alignas(64) Out buf[16];
   for (int j = 0; j < cols; ++j) {
-    const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(e.bias_[col0 + j]));
+    const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(bias_col[j]));
     const int32_t* t = tile + j * 16;
     __m256i a0 = _mm256_add_epi32(
         _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)), shift), bias);
@@ -184,8 +187,12 @@ void requantize32_runs(const Epilogue& e, const int32_t* tile, const int64_t (*r
         _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8)), shift), bias);
     a0 = _mm256_min_epi32(_mm256_max_epi32(shift_round<R>(a0, s, mask, half), lo), hi);
     a1 = _mm256_min_epi32(_mm256_max_epi32(shift_round<R>(a1, s, mask, half), lo), hi);
+    Out* o = out + (col0 + j) * ldc;
+    if (full) {  // one run of all 16 lanes (a 1x1 conv's panel): straight from the registers
+      store_column(a0, a1, 16, o + runs[0][2]);
+      continue;
+    }
     store_column(a0, a1, 16, buf);
-    Out* o = out + (col0 + j) * e.ldc_n_;
     for (int r = 0; r < nruns; ++r) {
       copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
     }
@@ -200,9 +207,12 @@ void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3]
   Out* out = static_cast<Out*>(c);
   const __m128i shift = _mm_cvtsi32_si128(e.shift_);
   const __m256 scale = _mm256_set1_ps(e.scale_);
+  const int64_t* bias_col = e.bias_ + col0;
+  const int64_t ldc = e.ldc_n_;
+  const bool full = nruns == 1 && runs[0][1] == 16;
   alignas(64) Out buf[16];
   for (int j = 0; j < cols; ++j) {
-    const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(e.bias_[col0 + j]));
+    const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(bias_col[j]));
     const int32_t* t = tile + j * 16;
     const __m256i a0 = _mm256_add_epi32(
         _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)), shift), bias);
@@ -216,70 +226,177 @@ void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3]
         v0 = post8(e, v0, col0 + j);
         v1 = post8(e, v1, col0 + j);
       }
-      _mm256_store_ps(buf, v0);
-      _mm256_store_ps(buf + 8, v1);
+      Out* d = full ? out + (col0 + j) * ldc + runs[0][2] : buf;
+      _mm256_storeu_ps(d, v0);
+      _mm256_storeu_ps(d + 8, v1);
     } else {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(buf), a0);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 8), a1);
+      Out* d = full ? out + (col0 + j) * ldc + runs[0][2] : buf;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), a0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 8), a1);
     }
-    Out* o = out + (col0 + j) * e.ldc_n_;
+    if (full) continue;  // one run of all 16 lanes: stored straight from the registers
+    Out* o = out + (col0 + j) * ldc;
     for (int r = 0; r < nruns; ++r) {
       copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
     }
   }
 }
 
-// The float store with GemmParams::post_quantize on one pixel-major column: exact_t32's float
-// values (and post8), then their codes (quant/quantize_avx2.h: quant::quantize bit for bit for
-// widths <= 24), clamped to the format, so within Code's range.
-template <quant::Rounding R, bool kPost>
-inline void quantize_column(const Epilogue& e, const quant::avx2::Quantize8& q, const int32_t* t,
-                            int64_t col, __m128i shift, __m256 scale, __m256i* c0, __m256i* c1) {
-  const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(e.bias_[col]));
-  const __m256i a0 = _mm256_add_epi32(
-      _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)), shift), bias);
-  const __m256i a1 = _mm256_add_epi32(
-      _mm256_sll_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8)), shift), bias);
-  __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(a0), scale);
-  __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(a1), scale);
-  if constexpr (kPost) {
-    v0 = post8(e, v0, col);
-    v1 = post8(e, v1, col);
+// The float store with GemmParams::post_quantize on pixel-major columns: exact_t32's float
+// values (and the fused affine, clamp and SiLU), then their codes, bit for bit quant::quantize
+// (quant/quantize_avx2.h: round8, the clamp to the code range, NaN -> 0) for widths <= 24. The
+// Epilogue picks the form (QuantizeStore, epilogue.h) from what its layer can produce:
+//   kPlain:  no affine; the value float(acc) * 2^-F is finite, so no NaN test.
+//   kPost:   fma, the float clamp [post_lo, post_hi], round, the code clamp, NaN -> 0.
+//   kMerged: the two clamps as one on the rounded value: round(x * 2^f) is non-decreasing in x,
+//            so round(clamp(u, lo, hi) * 2^f) = clamp(round(u * 2^f), round(lo * 2^f),
+//            round(hi * 2^f)) (NaN stays NaN through both), and the code clamp after that is one
+//            clamp to the intersection [q_clamp_lo_, q_clamp_hi_] (non-empty, else kPost).
+//   kMergedFinite: kMerged where every channel's post_scale and post_shift are finite: fma of
+//            finite values is never NaN (at worst +-inf, which the clamp bounds), so no NaN test.
+//   kSilu:   fma, the float clamp, the SiLU (NaN possible: silu(-inf) = -inf * 0), then as kPost.
+// The constants of one store call, loaded once (Code stores may alias the Epilogue's fields, so
+// reading them in the column loop would reload them after every store).
+struct QuantizeConsts {
+  __m128i shift;
+  __m256 scale, q_scale, lo, hi, post_lo, post_hi;
+  const int64_t* bias;
+  const float *post_scale, *post_shift;
+
+  explicit QuantizeConsts(const Epilogue& e, QuantizeStore mode)
+      : shift(_mm_cvtsi32_si128(e.shift_)),
+        scale(_mm256_set1_ps(e.scale_)),
+        q_scale(_mm256_set1_ps(e.q_scale_)),
+        lo(_mm256_set1_ps(mode == QuantizeStore::kMerged || mode == QuantizeStore::kMergedFinite
+                              ? e.q_clamp_lo_
+                              : e.q_lo_)),
+        hi(_mm256_set1_ps(mode == QuantizeStore::kMerged || mode == QuantizeStore::kMergedFinite
+                              ? e.q_clamp_hi_
+                              : e.q_hi_)),
+        post_lo(_mm256_set1_ps(e.post_lo_)),
+        post_hi(_mm256_set1_ps(e.post_hi_)),
+        bias(e.bias_),
+        post_scale(e.post_scale_),
+        post_shift(e.post_shift_) {}
+};
+
+// The codes of one column's 16 lanes t[0..16) (column col): *c0 lanes 0..7, *c1 lanes 8..15, as
+// int32 within the code range. kShift: acc_shift != 0.
+template <QuantizeStore kMode, quant::Rounding R, bool kShift>
+inline void quantize16(const QuantizeConsts& k, const int32_t* t, int64_t col, __m256i* c0,
+                       __m256i* c1) {
+  const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(k.bias[col]));
+  __m256i a[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)),
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8))};
+  __m256i c[2];
+  for (int h = 0; h < 2; ++h) {
+    // (S << shift) + bias modulo 2^32: exact, the true value fits int32 (AccType::kInt32); one
+    // rounding to float32, then the exact power-of-two scale.
+    if constexpr (kShift) a[h] = _mm256_sll_epi32(a[h], k.shift);
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a[h], bias)), k.scale);
+    if constexpr (kMode != QuantizeStore::kPlain) {
+      v = _mm256_fmadd_ps(v, _mm256_set1_ps(k.post_scale[col]), _mm256_set1_ps(k.post_shift[col]));
+    }
+    if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kSilu) {
+      // `u < lo ? lo : u`, then `u > hi ? hi : u` (max_ps / min_ps return their second operand
+      // when one is NaN: NaN passes, as in Epilogue::post).
+      v = _mm256_min_ps(k.post_hi, _mm256_max_ps(k.post_lo, v));
+    }
+    if constexpr (kMode == QuantizeStore::kSilu) {
+      v = _mm256_mul_ps(v, ::qsearch::kernels::detail::sigmoid8(v));
+    }
+    v = _mm256_min_ps(k.hi,
+                      _mm256_max_ps(k.lo, quant::avx2::round8<R>(_mm256_mul_ps(v, k.q_scale))));
+    if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kMerged ||
+                  kMode == QuantizeStore::kSilu) {
+      v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
+    }
+    c[h] = _mm256_cvtps_epi32(v);
   }
-  *c0 = q.codes<R>(v0);
-  *c1 = q.codes<R>(v1);
+  *c0 = c[0];
+  *c1 = c[1];
 }
 
-template <typename Out, quant::Rounding R, bool kPost>
-void quantize_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
-                  int64_t col0, void* c) {
-  Out* out = static_cast<Out*>(c);
-  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
-  const __m256 scale = _mm256_set1_ps(e.scale_);
-  const quant::avx2::Quantize8 q(e.q_scale_, e.q_lo_, e.q_hi_);
-  for (int j = 0; j < cols; ++j) {
-    __m256i c0, c1;
-    quantize_column<R, kPost>(e, q, tile + j * 16, col0 + j, shift, scale, &c0, &c1);
-    store_column(c0, c1, rows, out + row0 + (col0 + j) * e.ldc_n_);
+// Two columns' 16 codes each (int32 lanes within Out's range) stored at o0[0..16) and
+// o1[0..16): for one-byte codes both columns go through one pack and one permute.
+template <typename Out>
+inline void store_two_columns(__m256i a0, __m256i a1, __m256i b0, __m256i b1, Out* o0, Out* o1) {
+  if constexpr (sizeof(Out) == 1) {
+    // packs_epi32 gives, per 128-bit half, (lanes 0-3, 8-11 | 4-7, 12-15) of a column as int16;
+    // the byte pack of both columns leaves dwords (a 0-3, a 8-11, b 0-3, b 8-11 | a 4-7, a 12-15,
+    // b 4-7, b 12-15), which the permute puts in order.
+    const __m256i wa = _mm256_packs_epi32(a0, a1), wb = _mm256_packs_epi32(b0, b1);
+    const __m256i w =
+        std::is_signed_v<Out> ? _mm256_packs_epi16(wa, wb) : _mm256_packus_epi16(wa, wb);
+    const __m256i v = _mm256_permutevar8x32_epi32(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o0), _mm256_castsi256_si128(v));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o1), _mm256_extracti128_si256(v, 1));
+  } else {
+    store_column(a0, a1, 16, o0);
+    store_column(b0, b1, 16, o1);
   }
 }
 
-template <typename Out, quant::Rounding R, bool kPost>
-void quantize_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3], int nruns,
-                   int cols, int64_t col0, void* c) {
-  Out* out = static_cast<Out*>(c);
-  const __m128i shift = _mm_cvtsi32_si128(e.shift_);
-  const __m256 scale = _mm256_set1_ps(e.scale_);
-  const quant::avx2::Quantize8 q(e.q_scale_, e.q_lo_, e.q_hi_);
+// quantize_t32 (kRuns false: `rows` lanes from row0) and quantize_runs (kRuns: the runs of the
+// tile) with the column loop for one kShift. A full run (one run of all 16 lanes: a 1x1 conv's
+// panel) is stored straight from the registers, two columns at a time.
+template <typename Out, quant::Rounding R, QuantizeStore kMode, bool kShift>
+void quantize_columns(const Epilogue& e, const int32_t* tile, int rows, int64_t row0,
+                      const int64_t (*runs)[3], int nruns, int cols, int64_t col0, Out* out) {
+  const QuantizeConsts k(e, kMode);
+  const int64_t ldc = e.ldc_n_;
+  const bool full = runs != nullptr ? nruns == 1 && runs[0][1] == 16 : rows == 16;
+  if (full) {
+    Out* o = out + (runs != nullptr ? runs[0][2] : row0) + col0 * ldc;
+    int j = 0;
+    for (; j + 2 <= cols; j += 2) {
+      __m256i a0, a1, b0, b1;
+      quantize16<kMode, R, kShift>(k, tile + j * 16, col0 + j, &a0, &a1);
+      quantize16<kMode, R, kShift>(k, tile + j * 16 + 16, col0 + j + 1, &b0, &b1);
+      store_two_columns(a0, a1, b0, b1, o + j * ldc, o + (j + 1) * ldc);
+    }
+    if (j < cols) {
+      __m256i a0, a1;
+      quantize16<kMode, R, kShift>(k, tile + j * 16, col0 + j, &a0, &a1);
+      store_column(a0, a1, 16, o + j * ldc);
+    }
+    return;
+  }
   alignas(64) Out buf[16];
   for (int j = 0; j < cols; ++j) {
     __m256i c0, c1;
-    quantize_column<R, kPost>(e, q, tile + j * 16, col0 + j, shift, scale, &c0, &c1);
-    store_column(c0, c1, 16, buf);
-    Out* o = out + (col0 + j) * e.ldc_n_;
-    for (int r = 0; r < nruns; ++r) {
-      copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
+    quantize16<kMode, R, kShift>(k, tile + j * 16, col0 + j, &c0, &c1);
+    if (runs == nullptr) {
+      store_column(c0, c1, rows, out + row0 + (col0 + j) * ldc);
+      continue;
     }
+    store_column(c0, c1, 16, buf);
+    Out* o = out + (col0 + j) * ldc;
+    for (int r = 0; r < nruns; ++r) copy_codes(o + runs[r][2], buf + runs[r][0], runs[r][1]);
+  }
+}
+
+template <typename Out, quant::Rounding R, QuantizeStore kMode>
+void quantize_t32(const Epilogue& e, const int32_t* tile, int rows, int cols, int64_t row0,
+                  int64_t col0, void* c) {
+  if (e.shift_ != 0) {
+    quantize_columns<Out, R, kMode, true>(e, tile, rows, row0, nullptr, 0, cols, col0,
+                                          static_cast<Out*>(c));
+  } else {
+    quantize_columns<Out, R, kMode, false>(e, tile, rows, row0, nullptr, 0, cols, col0,
+                                           static_cast<Out*>(c));
+  }
+}
+
+template <typename Out, quant::Rounding R, QuantizeStore kMode>
+void quantize_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3], int nruns,
+                   int cols, int64_t col0, void* c) {
+  if (e.shift_ != 0) {
+    quantize_columns<Out, R, kMode, true>(e, tile, 16, 0, runs, nruns, cols, col0,
+                                          static_cast<Out*>(c));
+  } else {
+    quantize_columns<Out, R, kMode, false>(e, tile, 16, 0, runs, nruns, cols, col0,
+                                           static_cast<Out*>(c));
   }
 }
 
@@ -335,24 +452,45 @@ EpilogueFnRuns exact_runs_avx2(DType out, bool post) {
   }
 }
 
-EpilogueFn32 quantize_t32_avx2(const quant::FixedFormat& f, quant::Rounding r, bool post) {
+// Calls f(std::integral_constant<QuantizeStore, m>) for the mode m.
+template <typename Fn, typename F>
+Fn for_quantize_store(QuantizeStore m, F f) {
+  using Q = QuantizeStore;
+  switch (m) {
+    case Q::kPlain:
+      return f(std::integral_constant<Q, Q::kPlain>{});
+    case Q::kPost:
+      return f(std::integral_constant<Q, Q::kPost>{});
+    case Q::kMerged:
+      return f(std::integral_constant<Q, Q::kMerged>{});
+    case Q::kMergedFinite:
+      return f(std::integral_constant<Q, Q::kMergedFinite>{});
+    case Q::kSilu:
+      return f(std::integral_constant<Q, Q::kSilu>{});
+  }
+  return nullptr;
+}
+
+EpilogueFn32 quantize_t32_avx2(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m) {
   if (f.width > 24) return nullptr;
   return for_code_dtype<EpilogueFn32>(quant::storage_dtype(f), [&](auto code) {
     using Out = decltype(code);
-    return quant::with_rounding(r, [post](auto R) {
-      return post ? EpilogueFn32(&quantize_t32<Out, R.value, true>)
-                  : EpilogueFn32(&quantize_t32<Out, R.value, false>);
+    return quant::with_rounding(r, [m](auto R) {
+      using RC = decltype(R);
+      return for_quantize_store<EpilogueFn32>(
+          m, [](auto M) { return EpilogueFn32(&quantize_t32<Out, RC::value, M.value>); });
     });
   });
 }
 
-EpilogueFnRuns quantize_runs_avx2(const quant::FixedFormat& f, quant::Rounding r, bool post) {
+EpilogueFnRuns quantize_runs_avx2(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m) {
   if (f.width > 24) return nullptr;
   return for_code_dtype<EpilogueFnRuns>(quant::storage_dtype(f), [&](auto code) {
     using Out = decltype(code);
-    return quant::with_rounding(r, [post](auto R) {
-      return post ? EpilogueFnRuns(&quantize_runs<Out, R.value, true>)
-                  : EpilogueFnRuns(&quantize_runs<Out, R.value, false>);
+    return quant::with_rounding(r, [m](auto R) {
+      using RC = decltype(R);
+      return for_quantize_store<EpilogueFnRuns>(
+          m, [](auto M) { return EpilogueFnRuns(&quantize_runs<Out, RC::value, M.value>); });
     });
   });
 }
