@@ -7,7 +7,7 @@
 // median ns per channel column of ROUNDS rounds for each store variant; the runs are one full
 // 16-lane run (a 1x1 conv's panel), or the runs of a 3x3 conv's extended panel on a 14-wide map.
 //
-//   build/bin/int_store_bench [ROUNDS=9]
+//   build/bin/int_store_bench [ROUNDS=9] [NAME-SUBSTRING]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +36,7 @@ struct Variant {
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 9;
+  const std::string only = argc > 2 ? argv[2] : "";  // run only the stores whose name has this
   constexpr int kCols = 6, kChannels = 96;
   qsearch::Rng rng(7);
   std::vector<int8_t> wcodes(static_cast<size_t>(32 * kChannels));
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
   };
   std::printf("| store | runs | ns per column |\n|---|---|---|\n");
   for (const Variant& v : variants) {
+    if (std::string(v.name).find(only) == std::string::npos) continue;
     qf::GemmParams p;
     p.acc = qf::AccType::kInt32;
     p.output = v.output;

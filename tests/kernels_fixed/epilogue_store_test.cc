@@ -124,6 +124,8 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
       {{0, 5, 30}, {5, 11, 1}},              // across two images
       {{3, 1, 7}, {9, 4, 12}, {15, 1, 39}},  // lanes skipped
       {{0, 1, 0}},                           // one pixel
+      {{0, 15, 9}},                          // one run short of the full 16
+      {{2, 14, 21}},                         // one run from lane 2
   };
   Seen seen;
   int64_t checks = 0;
@@ -134,9 +136,10 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
       const PackedWeights w = make_weights(shift, bias, isa);
       ASSERT_EQ(w.acc_shift(), shift);
       const int acc_frac = w.acc_frac();
-      for (int specials = 0; specials < 2; ++specials) {
-        // Per channel: dyadic scales (ties survive the affine), negative ones, and with
-        // `specials` one +inf, one -inf, one NaN, one 0 and one -0.0 scale and a NaN shift.
+      for (int specials = 0; specials < 3; ++specials) {
+        // Per channel: dyadic scales (ties survive the affine), negative ones; with specials 1
+        // one +inf, one -inf, one NaN, one 0 and one -0.0 scale and a NaN shift; with specials
+        // 2 two tiny scales whose product with 2^-F is not exact (QuantizeStore::kMerged).
         std::vector<float> scale(kChannels), shift_v(kChannels);
         for (int64_t c = 0; c < kChannels; ++c) {
           const float s = std::ldexp(1.0f, static_cast<int>(rng.uniform_int(5)) - 2);
@@ -146,7 +149,13 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
                                     : std::ldexp(static_cast<float>(rng.uniform_int(33)) - 16.0f,
                                                  -static_cast<int>(rng.uniform_int(6)));
         }
-        if (specials != 0) {
+        if (specials == 2) {
+          // Channels 4 and 9 (shifts -0.0 and 0.0): v * scale is a tiny nonzero, which floor
+          // tells apart from the +-0 of a scale * 2^-F rounded to 0.
+          scale[4] = 0x1p-143f;
+          scale[9] = -0x1.8p-143f;
+        }
+        if (specials == 1) {
           scale[2] = kInf, scale[5] = -kInf, scale[7] = kNaN, scale[8] = 0.0f, scale[10] = -0.0f;
           shift_v[11] = kNaN;
         }
