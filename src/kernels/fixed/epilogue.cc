@@ -336,9 +336,15 @@ void set_quantize_store(Epilogue& e, int64_t n) {
   if (!(mlo <= mhi)) return;
   e.q_clamp_lo_ = mlo;
   e.q_clamp_hi_ = mhi;
-  bool finite = true;
-  for (int64_t c = 0; c < n; ++c) {
-    finite &= std::isfinite(e.post_scale_[c]) && std::isfinite(e.post_shift_[c]);
+  // kMergedFinite: every scale and shift finite, and scale * 2^-F exact (checked by scaling
+  // back: exact unless the product lost bits or overflowed), with -96 <= F <= 126 so that
+  // float(acc) * 2^-F is exact for every int32 acc.
+  const int f = -std::ilogb(e.scale_);
+  bool finite = f >= -96 && f <= 126;
+  const float back = std::ldexp(1.0f, f);
+  for (int64_t c = 0; c < n && finite; ++c) {
+    const float s = e.post_scale_[c];
+    finite = std::isfinite(s) && std::isfinite(e.post_shift_[c]) && (s * e.scale_) * back == s;
   }
   e.q_store_ = finite ? QuantizeStore::kMergedFinite : QuantizeStore::kMerged;
 }

@@ -17,7 +17,8 @@ enum class QuantizeStore : uint8_t {
   kPlain,         // no fused affine: the value is finite, no NaN test
   kPost,          // the affine, the float clamp, the code clamp and NaN -> 0, one after the other
   kMerged,        // the float clamp and the code clamp as one clamp of the rounded value
-  kMergedFinite,  // kMerged where no NaN can arise (every channel's scale and shift finite)
+  kMergedFinite,  // kMerged where no NaN can arise (every channel's scale and shift finite) and
+                  // every scale * 2^-F is exact (the accumulator's scale folds into it)
   kSilu,          // the affine, the float clamp and the SiLU, then as kPost
 };
 

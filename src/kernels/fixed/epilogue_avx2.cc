@@ -253,13 +253,17 @@ void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3]
 //            round(hi * 2^f)) (NaN stays NaN through both), and the code clamp after that is one
 //            clamp to the intersection [q_clamp_lo_, q_clamp_hi_] (non-empty, else kPost).
 //   kMergedFinite: kMerged where every channel's post_scale and post_shift are finite: fma of
-//            finite values is never NaN (at worst +-inf, which the clamp bounds), so no NaN test.
+//            finite values is never NaN (at worst +-inf, which the clamp bounds), so no NaN test;
+//            and where every post_scale * 2^-F is exact, so that fma(float(acc) * 2^-F, scale,
+//            shift) = fma(float(acc), scale * 2^-F, shift) (float(acc) * 2^-F is exact too:
+//            -96 <= F <= 126, Epilogue): one multiply less.
 //   kSilu:   fma, the float clamp, the SiLU (NaN possible: silu(-inf) = -inf * 0), then as kPost.
 // The constants of one store call, loaded once (Code stores may alias the Epilogue's fields, so
 // reading them in the column loop would reload them after every store).
 struct QuantizeConsts {
   __m128i shift;
   __m256 scale, q_scale, lo, hi, post_lo, post_hi;
+  float scale1;  // 2^-F
   const int64_t* bias;
   const float *post_scale, *post_shift;
 
@@ -275,6 +279,7 @@ struct QuantizeConsts {
                               : e.q_hi_)),
         post_lo(_mm256_set1_ps(e.post_lo_)),
         post_hi(_mm256_set1_ps(e.post_hi_)),
+        scale1(e.scale_),
         bias(e.bias_),
         post_scale(e.post_scale_),
         post_shift(e.post_shift_) {}
@@ -282,9 +287,11 @@ struct QuantizeConsts {
 
 // The codes of one column's 16 lanes t[0..16) (column col): *c0 lanes 0..7, *c1 lanes 8..15, as
 // int32 within the code range. kShift: acc_shift != 0.
+// Always inlined: in the SiLU form the compiler otherwise calls it, passing the codes through
+// memory and keeping two columns' sigmoids from overlapping.
 template <QuantizeStore kMode, quant::Rounding R, bool kShift>
-inline void quantize16(const QuantizeConsts& k, const int32_t* t, int64_t col, __m256i* c0,
-                       __m256i* c1) {
+__attribute__((always_inline)) inline void quantize16(const QuantizeConsts& k, const int32_t* t,
+                                                      int64_t col, __m256i* c0, __m256i* c1) {
   const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(k.bias[col]));
   __m256i a[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)),
                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 8))};
@@ -293,9 +300,16 @@ inline void quantize16(const QuantizeConsts& k, const int32_t* t, int64_t col, _
     // (S << shift) + bias modulo 2^32: exact, the true value fits int32 (AccType::kInt32); one
     // rounding to float32, then the exact power-of-two scale.
     if constexpr (kShift) a[h] = _mm256_sll_epi32(a[h], k.shift);
-    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a[h], bias)), k.scale);
-    if constexpr (kMode != QuantizeStore::kPlain) {
-      v = _mm256_fmadd_ps(v, _mm256_set1_ps(k.post_scale[col]), _mm256_set1_ps(k.post_shift[col]));
+    __m256 v = _mm256_cvtepi32_ps(_mm256_add_epi32(a[h], bias));
+    if constexpr (kMode == QuantizeStore::kMergedFinite) {
+      v = _mm256_fmadd_ps(v, _mm256_set1_ps(k.post_scale[col] * k.scale1),
+                          _mm256_set1_ps(k.post_shift[col]));
+    } else {
+      v = _mm256_mul_ps(v, k.scale);
+      if constexpr (kMode != QuantizeStore::kPlain) {
+        v = _mm256_fmadd_ps(v, _mm256_set1_ps(k.post_scale[col]),
+                            _mm256_set1_ps(k.post_shift[col]));
+      }
     }
     if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kSilu) {
       // `u < lo ? lo : u`, then `u > hi ? hi : u` (max_ps / min_ps return their second operand
