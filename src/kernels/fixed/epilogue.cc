@@ -314,6 +314,41 @@ Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major
   }
 }
 
+// Sets e.q_store_ (and the merged clamp's bounds) for e's fields: kFloat with post_quantize, n
+// columns from post_scale_.
+void set_quantize_store(Epilogue& e, int64_t n) {
+  e.q_store_ = QuantizeStore::kPost;
+  if (e.post_scale_ == nullptr) {
+    e.q_store_ = QuantizeStore::kPlain;
+    return;
+  }
+  if (e.silu_) {
+    e.q_store_ = QuantizeStore::kSilu;
+    return;
+  }
+  // The merged clamp needs an ordered float clamp and a non-empty intersection with the code
+  // range (else every code is one bound, which kPost gives).
+  const float lo = e.post_lo_, hi = e.post_hi_;
+  if (!(lo <= hi)) return;
+  const float glo = quant::round_to_integral(lo * e.q_scale_, e.q_rounding_);
+  const float ghi = quant::round_to_integral(hi * e.q_scale_, e.q_rounding_);
+  const float mlo = std::max(glo, e.q_lo_), mhi = std::min(ghi, e.q_hi_);
+  if (!(mlo <= mhi)) return;
+  e.q_clamp_lo_ = mlo;
+  e.q_clamp_hi_ = mhi;
+  // kMergedFinite: every scale and shift finite, and scale * 2^-F exact (checked by scaling
+  // back: exact unless the product lost bits or overflowed), with -96 <= F <= 126 so that
+  // float(acc) * 2^-F is exact for every int32 acc.
+  const int f = -std::ilogb(e.scale_);
+  bool finite = f >= -96 && f <= 126;
+  const float back = std::ldexp(1.0f, f);
+  for (int64_t c = 0; c < n && finite; ++c) {
+    const float s = e.post_scale_[c];
+    finite = std::isfinite(s) && std::isfinite(e.post_shift_[c]) && (s * e.scale_) * back == s;
+  }
+  e.q_store_ = finite ? QuantizeStore::kMergedFinite : QuantizeStore::kMerged;
+}
+
 }  // namespace
 
 float Epilogue::silu(float v) {
@@ -356,6 +391,7 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         q_scale_ = std::ldexp(1.0f, p.post_format.frac);
         q_lo_ = static_cast<float>(p.post_format.min_code());
         q_hi_ = static_cast<float>(p.post_format.max_code());
+        set_quantize_store(*this, w.n());
         const bool t32 = p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31;
         auto set = [&](auto code) {
           using Code = decltype(code);
@@ -447,14 +483,14 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
     const detail::EpilogueFn32 f =
         p.output == GemmOutput::kRequantize
             ? detail::requantize32_t32_avx2(quant::storage_dtype(p.out_format), p.rounding)
-        : codes ? detail::quantize_t32_avx2(p.post_format, p.post_rounding, post)
+        : codes ? detail::quantize_t32_avx2(p.post_format, p.post_rounding, q_store_)
                 : detail::exact_t32_avx2(
                       p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
     if (f != nullptr) fn_t32_ = f;
     if (f != nullptr && p.output == GemmOutput::kRequantize) {
       fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
     } else if (f != nullptr && codes) {
-      fn_runs_ = detail::quantize_runs_avx2(p.post_format, p.post_rounding, post);
+      fn_runs_ = detail::quantize_runs_avx2(p.post_format, p.post_rounding, q_store_);
     } else if (f != nullptr) {
       fn_runs_ = detail::exact_runs_avx2(
           p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);

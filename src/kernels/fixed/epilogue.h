@@ -11,6 +11,17 @@
 
 namespace qsearch::kernels::fixed {
 
+// The form of the AVX2 quantizing store (GemmParams::post_quantize; epilogue_avx2.cc): what the
+// layer's parameters let it leave out, chosen once per Epilogue. Every form stores the same codes.
+enum class QuantizeStore : uint8_t {
+  kPlain,         // no fused affine: the value is finite, no NaN test
+  kPost,          // the affine, the float clamp, the code clamp and NaN -> 0, one after the other
+  kMerged,        // the float clamp and the code clamp as one clamp of the rounded value
+  kMergedFinite,  // kMerged where no NaN can arise (every channel's scale and shift finite) and
+                  // every scale * 2^-F is exact (the accumulator's scale folds into it)
+  kSilu,          // the affine, the float clamp and the SiLU, then as kPost
+};
+
 class Epilogue {
  public:
   // channel0: the output channel of w's column 0 (a conv group's first channel), which indexes
@@ -60,6 +71,10 @@ class Epilogue {
   quant::FixedFormat q_format_;
   quant::Rounding q_rounding_ = quant::Rounding::kHalfToEven;
   float q_scale_ = 1.0f, q_lo_ = 0.0f, q_hi_ = 0.0f;  // 2^frac and the code bounds (AVX2 store)
+  // QuantizeStore::kMerged(Finite): [max(round(post_lo * 2^frac), q_lo_), min(round(post_hi *
+  // 2^frac), q_hi_)], the one clamp of the rounded values.
+  float q_clamp_lo_ = 0.0f, q_clamp_hi_ = 0.0f;
+  QuantizeStore q_store_ = QuantizeStore::kPlain;
 
   // The fused affine and clamp of one float value v of column col (GemmParams::post_scale), and
   // the fused SiLU (GemmParams::post_silu).

@@ -22,7 +22,8 @@
 
 namespace qsearch::kernels::fixed {
 class Epilogue;
-}
+enum class QuantizeStore : uint8_t;
+}  // namespace qsearch::kernels::fixed
 
 namespace qsearch::kernels::fixed::detail {
 
@@ -141,11 +142,12 @@ void max_pool2x2_s32_avx2(const int32_t* s, int64_t ld, int32_t* out);
 using EpilogueFn = void (*)(const Epilogue&, const int64_t*, int, int, int64_t, int64_t, void*);
 EpilogueFn requantize32_avx512(DType out, quant::Rounding rounding);
 
-// AVX2 versions of Epilogue::run_t32's common cases on conv2d's pixel-major tiles (epilogue.cc,
-// run_requantize32_t32 and run_exact_t32: int32 sums stored column by column, 16 lanes read per
-// column, contiguous NCHW outputs): the requantizing store for int8, uint8, int16 and int32 codes
-// (rounding shift 1..30, acc_shift <= 31), and the float / int32 accumulator stores. Same values,
-// 8 int32 lanes per instruction. Null for other output dtypes.
+// AVX2 versions of Epilogue::run_t32's common cases on conv2d's pixel-major tiles (in
+// epilogue_avx2.cc; the portable loops are epilogue.cc's run_requantize32_t32 and run_exact_t32:
+// int32 sums stored column by column, 16 lanes read per column, contiguous NCHW outputs): the
+// requantizing store for int8, uint8, int16 and int32 codes (rounding shift 1..30, acc_shift <=
+// 31), and the float / int32 accumulator stores. Same values, 8 int32 lanes per instruction. Null
+// for other output dtypes.
 using EpilogueFn32 = void (*)(const Epilogue&, const int32_t*, int, int, int64_t, int64_t, void*);
 EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding);
 // post: the float store with the fused channel affine and clamp (Epilogue::post; needs FMA).
@@ -157,11 +159,12 @@ using EpilogueFnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (
 EpilogueFnRuns requantize32_runs_avx2(DType out, quant::Rounding rounding);
 // The same for the float / int32 accumulator stores (exact_t32_avx2).
 EpilogueFnRuns exact_runs_avx2(DType out, bool post = false);
-// The float store with GemmParams::post_quantize (post: after the fused affine, which needs
-// FMA): each float value quantized to `f`'s codes with `r` (quant/quantize_avx2.h), bit for bit
-// quant::quantize. Null when f.width > 24 (the float clamp is not the integer one there).
-EpilogueFn32 quantize_t32_avx2(const quant::FixedFormat& f, quant::Rounding r, bool post);
-EpilogueFnRuns quantize_runs_avx2(const quant::FixedFormat& f, quant::Rounding r, bool post);
+// The float store with GemmParams::post_quantize (after the fused affine, clamp and SiLU that
+// `m` names, epilogue.h; the affine needs FMA): each float value quantized to `f`'s codes with
+// `r` (quant/quantize_avx2.h), bit for bit quant::quantize. Null when f.width > 24 (the float
+// clamp is not the integer one there). In epilogue_avx2.cc, as the stores above.
+EpilogueFn32 quantize_t32_avx2(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m);
+EpilogueFnRuns quantize_runs_avx2(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]
