@@ -19,8 +19,8 @@ namespace {
 struct QNode {
   std::string name;  // config name
   std::string op;    // MASE op type
-  // gru / lstm: quantized only when a key names them (by name, type or regex), never by
-  // `default`: MASE quantizes no RNN, so a MASE config leaves them in float.
+  // gru / lstm / softmax: quantized only when a key names them (by name, type or regex), never
+  // by `default`: MASE quantizes no RNN and no softmax, so a MASE config leaves them in float.
   bool opt_in = false;
 };
 
@@ -29,7 +29,7 @@ std::vector<QNode> quantizable_nodes(const ir::Graph& g) {
   for (const ir::Node& n : g.nodes()) {
     std::string op = ir::mase_op(g, n);
     if (quant::is_quantizable_op(op)) {
-      out.push_back({n.config_name, op, op == "gru" || op == "lstm"});
+      out.push_back({n.config_name, op, op == "gru" || op == "lstm" || op == "softmax"});
     }
   }
   return out;
@@ -278,7 +278,7 @@ QuantSearchSpace QuantSearchSpace::build(const ir::Graph& graph, MatchBy by,
   for (const QNode& n : nodes) {
     std::string key = by == MatchBy::kName ? n.name : n.op;
     auto it = by_key.find(key);
-    if (it == by_key.end() && n.opt_in) continue;  // gru / lstm: only when named
+    if (it == by_key.end() && n.opt_in) continue;  // gru / lstm / softmax: only when named
     if (it == by_key.end()) it = by_key.find("default");
     if (it == by_key.end()) {
       fail(

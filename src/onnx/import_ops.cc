@@ -139,6 +139,14 @@ void Importer::op_binary() {
                 : t == "Mul" ? OpKind::kMul
                 : t == "Pow" ? OpKind::kPow
                              : OpKind::kDiv;
+  // x + zeros_like(x) and the like: the zeros are the scalar 0 (batch_zeros_as_scalar).
+  for (int k : {0, 1}) {
+    if (const ir::ValueId z = batch_zeros_as_scalar(k, 2, DType::kFloat32); z != ir::kNoValue) {
+      add_ir_node(kind, ir::NoAttrs{},
+                  k == 0 ? std::vector{z, ir_input(1)} : std::vector{ir_input(0), z});
+      return;
+    }
+  }
   Entry& a = in(0);
   Entry& b = in(1);
   if (op == '^' && (a.kind == K::kSym || b.kind == K::kSym)) {
@@ -1055,6 +1063,19 @@ void Importer::op_equal() {
 }
 
 void Importer::op_where() {
+  // torch.where(mask, torch.zeros_like(x), x): the zeros are x's dtype's scalar 0
+  // (batch_zeros_as_scalar).
+  for (int k : {1, 2}) {
+    if (!batch_zeros_input(k) || batch_zeros_input(3 - k)) continue;
+    const DType t = dtype_of_entry(3 - k);
+    const ir::ValueId z = batch_zeros_as_scalar(k, 3, t);
+    if (z == ir::kNoValue) break;
+    if (in(0).kind == K::kFloatConst) bad("the condition must be bool, not float32");
+    std::vector<ir::ValueId> ins = {ir_input_as(0, DType::kUInt8), z, z};
+    ins[3 - k] = ir_input_as(3 - k, t);
+    add_ir_node(OpKind::kWhere, ir::NoAttrs{}, ins);
+    return;
+  }
   if (in(0).kind == K::kSym && in(1).kind == K::kSym && in(2).kind == K::kSym) {
     define_output(0, sym_entry(fold_where(in(0).sym, in(1).sym, in(2).sym)));
     return;

@@ -3,6 +3,7 @@
 // ConstantOfShape of zeros (sliced per layer), default activations. One ir node per output the
 // model reads (ir::RnnAttrs::output). Anything else is refused naming the node and attribute.
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,51 @@ bool Importer::batch_zero_fill() {
     if (v.numel() != 1 || v.data<float>()[0] != 0.0f) return false;
   }
   mark_batch_zeros();
+  if (shape.shape.size() == 1) env_.at(node_->output(0)).fill_shape = shape.elems;
   return true;
+}
+
+ir::ValueId Importer::batch_zeros_as_scalar(int k, int n, DType dtype) {
+  if (!batch_zeros_input(k)) return ir::kNoValue;
+  const std::vector<SymDim>& zeros = env_.at(node_->input(k)).fill_shape;
+  if (zeros.empty()) return ir::kNoValue;
+  auto same = [](const SymDim& a, const SymDim& b) {
+    return a.kind != SymDim::Kind::kUnknown && a.kind == b.kind && a.value == b.value;
+  };
+  auto is_one = [&](const SymDim& d) { return same(d, SymDim::known(1)); };
+  std::vector<SymDim> b;  // the broadcast of the other inputs, right-aligned
+  for (int j = 0; j < n; ++j) {
+    if (j == k) continue;
+    if (batch_zeros_input(j)) return ir::kNoValue;
+    Entry& e = in(j);
+    std::vector<SymDim> s;
+    if (e.kind == K::kActivation) {
+      s = sym_shape(ir_input(j));
+    } else {
+      for (int64_t d : e.kind == K::kFloatConst ? e.data.shape() : e.sym.shape) {
+        s.push_back(SymDim::known(d));
+      }
+    }
+    if (s.size() > b.size()) b.insert(b.begin(), s.size() - b.size(), SymDim::known(1));
+    for (size_t i = 0; i < s.size(); ++i) {
+      SymDim& o = b[b.size() - s.size() + i];
+      if (is_one(o)) {
+        o = s[i];
+      } else if (!is_one(s[i]) && !same(o, s[i])) {
+        return ir::kNoValue;
+      }
+    }
+  }
+  if (b.size() != zeros.size()) return ir::kNoValue;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (!same(b[i], zeros[i])) return ir::kNoValue;
+  }
+  Tensor zero(Shape{}, dtype);
+  std::memset(zero.raw(), 0, zero.nbytes());
+  const ir::ValueId c =
+      g_.add_constant(fmt::format("{}:{}", node_->input(k), node_name_), std::move(zero));
+  for (auto& s : shapes_) s.push_back(Shape{});
+  return c;
 }
 
 void Importer::op_rnn() {

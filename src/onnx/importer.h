@@ -66,6 +66,9 @@ struct Entry {
   // ConstantOfShape and its Slices); a GRU / LSTM reads it as an omitted initial state
   // (import_rnn.cc).
   bool batch_zeros = false;
+  // batch_zeros made by the ConstantOfShape itself (not a Slice of it): its shape, e.g. [N, 7, 8]
+  // for torch's zeros_like of a [N, 7, 8] activation (batch_zeros_as_scalar).
+  std::vector<SymDim> fill_shape;
 };
 
 // ---- proto helpers (proto.cc) -------------------------------------------------------------------
@@ -296,6 +299,11 @@ class Importer {
   bool batch_zero_fill();
   // Defines output 0 as batch_zeros.
   void mark_batch_zeros();
+  // Input k of an elementwise op of n inputs (Where, Add, Sub, Mul, Div) is batch_zeros made by
+  // a ConstantOfShape (torch's zeros_like(x)) and the numpy broadcast of the other inputs has
+  // exactly its shape: the zeros change no shape, so they are the scalar 0 of `dtype`, returned
+  // as a constant; ir::kNoValue otherwise (the input stays refused).
+  ir::ValueId batch_zeros_as_scalar(int k, int n, DType dtype);
 
  private:
   // Pads for auto_pad SAME_UPPER/SAME_LOWER/VALID, or the pads attribute (NOTSET).

@@ -27,7 +27,7 @@ struct OpEntries {
   unsigned optional;
 };
 
-constexpr std::array<OpEntries, 24> kOpTable = {{
+constexpr std::array<OpEntries, 25> kOpTable = {{
     {"add", kDataIn, kBypass},
     {"bmm", kDataIn | kWeight, 0},
     {"conv1d", kDataIn | kWeight, kBias | kBypass},
@@ -53,6 +53,9 @@ constexpr std::array<OpEntries, 24> kOpTable = {{
     // Not MASE's: qsearch's opt-in keys for ONNX GRU / LSTM (docs/numerics.md "Recurrent").
     {"gru", kDataIn | kWeight, kBias | kBypass},
     {"lstm", kDataIn | kWeight, kBias | kBypass},
+    // Not MASE's either (its QUANTIZEABLE_OP has no softmax): qsearch's opt-in key for a
+    // Softmax's input, issue 11's "option to quantize softmax", computed like MASE's gelu.
+    {"softmax", kDataIn, kBypass},
 }};
 
 struct FormatGroup {

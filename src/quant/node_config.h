@@ -63,7 +63,8 @@ NodeQuantConfig make_node_quant_config(std::string_view mase_op, const MaseQuant
 
 // MASE's QUANTIZEABLE_OP: add, bmm, conv1d, conv2d, matmul, mul, linear, relu, sub, batch_norm2d,
 // layer_norm, group_norm, instance_norm2d, rms_norm, selu, tanh, gelu, softsign, softplus; and
-// qsearch's gru, lstm (not MASE's: opt-in keys, never matched by `default`; docs/numerics.md).
+// qsearch's gru, lstm, softmax (not MASE's: opt-in keys, never matched by `default`;
+// docs/numerics.md).
 const std::vector<std::string_view>& quantizable_ops();
 bool is_quantizable_op(std::string_view mase_op);
 

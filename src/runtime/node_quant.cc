@@ -160,6 +160,7 @@ std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::Quant
       case ir::OpKind::kTanh:
       case ir::OpKind::kLayerNorm:
       case ir::OpKind::kGelu:
+      case ir::OpKind::kSoftmax:  // qsearch's opt-in `softmax` key
         nq.kind = NodeQuant::Kind::kInputOnly;
         nq.inputs[0] = c.data_in;
         break;

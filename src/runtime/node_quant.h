@@ -12,7 +12,7 @@
 //   matmul (two activations):  y = q(x, c.data_in) @ q(y, c.weight)
 //   add / sub / mul:           y = q(a, c.data_in) op q(b, c.data_in)
 //   relu:                      y = relu(q(x, c.data_in))            (data_in is unsigned)
-//   batch_norm2d, tanh, layer_norm, gelu:
+//   batch_norm2d, tanh, layer_norm, gelu, softmax (qsearch's opt-in key, not MASE's):
 //                              y = op(q(x, c.data_in))              (parameters stay float)
 //   gru / lstm (not in MASE; qsearch's opt-in key, runtime/rnn_lowering.h):
 //       y = op(q(x, c.data_in); q(W, c.weight), q(R, c.weight), q(B, c.bias))

@@ -127,5 +127,53 @@ TEST(TransformerMetrics, ConfigNamingALinearsBiasAddFailsNamingTheLinear) {
   }
 }
 
+// Issue 11's option to quantize softmax: qsearch's `softmax` key (MASE has none) quantizes a
+// Softmax's input when a key names it (op type, config name or regex), never by `default`, so a
+// MASE config leaves every softmax in float; quantized, it counts its input's bits, no weights.
+TEST(TransformerMetrics, SoftmaxIsQuantizedOnlyByAKeyNamingIt) {
+  const ir::Graph g = onnx::import_model(kVit);
+  std::string softmax;
+  for (const ir::Node& n : g.nodes()) {
+    if (ir::mase_op(g, n) == "softmax" && softmax.empty()) softmax = n.config_name;
+  }
+  ASSERT_FALSE(softmax.empty());
+  ConfigValue w;
+  w.kind = ConfigValue::Kind::kInt;
+  w.i = 6;
+  ConfigValue integer;
+  integer.kind = ConfigValue::Kind::kString;
+  integer.s = "integer";
+  const Fields f = {{"name", integer},
+                    {"data_in_width", w},
+                    {"data_in_frac_width", w},
+                    {"weight_width", w},
+                    {"weight_frac_width", w}};
+  for (MatchBy by : {MatchBy::kName, MatchBy::kType, MatchBy::kRegexName}) {
+    const quant::QuantAssignment q = resolve_quantize_pass(g, by, {entry("default", f)});
+    EXPECT_FALSE(q.empty());
+    EXPECT_EQ(q.count(softmax), 0u);
+  }
+  const quant::QuantAssignment by_type =
+      resolve_quantize_pass(g, MatchBy::kType, {entry("softmax", f)});
+  EXPECT_EQ(by_type.size(), 2u);  // one per encoder block
+  ASSERT_EQ(by_type.count(softmax), 1u);
+  EXPECT_EQ(by_type.at(softmax).data_in, (quant::FixedFormat{6, 6, true}));
+  EXPECT_EQ(resolve_quantize_pass(g, MatchBy::kName, {entry(softmax, f)}).size(), 1u);
+  EXPECT_EQ(resolve_quantize_pass(g, MatchBy::kRegexName, {entry(".*softmax.*", f)}).size(), 2u);
+  // The runtime quantizes its input only; the metrics count those bits and nothing else.
+  const std::vector<runtime::NodeQuant> nq = runtime::resolve_node_quant(g, by_type);
+  const ir::Node* sm = g.find_node(softmax);
+  ASSERT_NE(sm, nullptr);
+  const runtime::NodeQuant& s = nq[sm - g.nodes().data()];
+  EXPECT_EQ(s.kind, runtime::NodeQuant::Kind::kInputOnly);
+  EXPECT_EQ(s.inputs[0], (quant::FixedFormat{6, 6, true}));
+  EXPECT_EQ(average_bitwidth(g, by_type, 32).average_bitwidth, 32.0);
+  EXPECT_EQ(model_size_bytes(g, by_type), model_size_bytes(g, {}));
+  std::map<std::string, OpCounts> counts;
+  for (const auto& [name, c] : op_counts_by_node(g, by_type)) counts[name] = c;
+  // [4 heads, 16, 16] scores per sample at 6 bits.
+  EXPECT_EQ(counts.at(softmax).activation_bits, 4.0 * 16 * 16 * 6);
+}
+
 }  // namespace
 }  // namespace qsearch::eval

@@ -218,6 +218,52 @@ TEST(ImportSeq, MaskedFillOfAttentionScores) {
   }
 }
 
+// torch.where(mask, torch.zeros_like(x), x) and x + zeros_like(x): torch writes the zeros as
+// ConstantOfShape(Shape(x)), a batch-dependent fill. Where the other operands already broadcast
+// to exactly that shape, the zeros are the scalar 0; zeros of another shape (which would
+// broadcast the result bigger) stay refused with the message naming the ConstantOfShape.
+TEST(ImportSeq, ZerosLikeAnOperandIsTheScalarZero) {
+  auto model = [](bool other_shape) {
+    ModelBuilder c(13, {-1, 3, 4});
+    c.init("half", {}, std::vector<float>{0.5f});
+    c.node("Shape", {"x"}, {"s"}, "/Shape");
+    if (other_shape) {  // [N, 3, 4, 1]: zeros of rank 4
+      c.constant("one", {1}, {1});
+      auto& cat = c.node("Concat", {"s", "one"}, {"s4"}, "/Concat");
+      set_int(cat, "axis", 0);
+    }
+    c.node("ConstantOfShape", {other_shape ? "s4" : "s"}, {"z"}, "/ConstantOfShape");
+    c.node("Equal", {"x", "half"}, {"m"}, "/Equal");
+    c.node("Where", {"m", "z", "x"}, {"w"}, "/Where");
+    c.node("Add", {"w", "z"}, {"y"}, "/Add");
+    c.output("y", 3);
+    return c;
+  };
+  ModelBuilder bad_shape = model(true);
+  try {
+    import_model_bytes(bad_shape.bytes(), "m.onnx");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("made by ConstantOfShape '/ConstantOfShape'"),
+              std::string::npos)
+        << e.what();
+  }
+  ModelBuilder c = model(false);
+  const ir::Graph g = import_model_bytes(c.bytes(), "m.onnx");
+  Tensor x({3, 3, 4}, DType::kFloat32);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>(i % 4) * 0.5f;
+  for (bool reference : {false, true}) {
+    auto plan = runtime::make_plan(g, {.max_batch = 3, .use_reference_kernels = reference});
+    runtime::Executor ex(plan);
+    const Tensor& y = ex.run(x);
+    ASSERT_EQ(y.shape(), x.shape());
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const float v = x.data<float>()[i];
+      EXPECT_EQ(y.data<float>()[i], v == 0.5f ? 0.0f : v) << i;
+    }
+  }
+}
+
 // Gather / Slice along the batch dim with negative indices, as ONNX defines them: the last
 // sample (x[-1], Gather) and x[-1:] (Slice) are resolved for each run's batch; the plan is then
 // not row-independent (no micro-batches), so slicing never splits the batch.

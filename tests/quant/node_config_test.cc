@@ -133,7 +133,7 @@ TEST(NodeConfig, ErrorsNameTheKeyAndTheFix) {
   c.name = "integr";
   EXPECT_NE(error_of("linear", c).find("unknown arithmetic name 'integr'"), std::string::npos);
 
-  EXPECT_NE(error_of("softmax", linear_config()).find("op 'softmax' is not quantizable"),
+  EXPECT_NE(error_of("log_softmax", linear_config()).find("op 'log_softmax' is not quantizable"),
             std::string::npos);
 }
 
@@ -154,9 +154,9 @@ TEST(NodeConfig, OpEntriesTableIsMases) {
             (V{"weight_width", "weight_frac_width", "bias_width", "bias_frac_width", "bypass"}));
   EXPECT_TRUE(is_quantizable_op("rms_norm"));
   EXPECT_FALSE(is_quantizable_op("batch_norm1d"));  // MASE cannot quantize it either
-  // MASE's 20 + qsearch's opt-in gru, lstm + conv3d and convtranspose3d (issue 14: MASE's
-  // conv2d / convtranspose2d generalized)
-  EXPECT_EQ(quantizable_ops().size(), 24u);
+  // MASE's 20 + qsearch's opt-in gru, lstm, softmax (issue 11) + conv3d and convtranspose3d
+  // (issue 14: MASE's conv2d / convtranspose2d generalized)
+  EXPECT_EQ(quantizable_ops().size(), 25u);
   EXPECT_EQ(required_fields("conv3d"), required_fields("conv2d"));
   EXPECT_EQ(optional_fields("conv3d"), optional_fields("conv2d"));
   EXPECT_EQ(required_fields("convtranspose3d"), required_fields("convtranspose2d"));
@@ -164,7 +164,9 @@ TEST(NodeConfig, OpEntriesTableIsMases) {
   EXPECT_EQ(required_fields("gru"),
             (V{"data_in_width", "data_in_frac_width", "weight_width", "weight_frac_width"}));
   EXPECT_EQ(optional_fields("lstm"), (V{"bias_width", "bias_frac_width", "bypass"}));
-  EXPECT_THROW(required_fields("softmax"), Error);
+  EXPECT_EQ(required_fields("softmax"), (V{"data_in_width", "data_in_frac_width"}));
+  EXPECT_EQ(optional_fields("softmax"), (V{"bypass"}));
+  EXPECT_THROW(required_fields("log_softmax"), Error);
   EXPECT_EQ(nearest_field("data_in_widht"), "data_in_width");
   EXPECT_EQ(nearest_field("completely_unrelated_key"), "");
 }

@@ -29,6 +29,7 @@ using quant::NodeQuantConfig;
 using quant::Rounding;
 using testing::exact_reference;
 using testing::GraphMaker;
+using testing::run_graph;
 
 // Runs `g` in int mode; empty tensor when make_plan refuses an accumulator beyond int64 (the
 // message must say so).
@@ -965,6 +966,121 @@ TEST(QuantExact, RandomMatMulBiasLinearsEqualTheExactReference) {
   EXPECT_GE(ran, 190);
   EXPECT_GE(owned, 200);
   EXPECT_GE(not_owned, 100);
+}
+
+// Issue 11, transformer encoder blocks: quantized MatMul linears (with and without their bias
+// Add) and quantized activation MatMuls (scores over heads, context) around the ops MASE leaves
+// in float (Transpose, Div by the scale, Softmax on the last axis or axis 1, the residual Add,
+// LayerNorm, exact or tanh Gelu, ReduceMean / ReduceMax / ReduceSum, Concat, Neg, Exp, Sqrt,
+// Pow, Erf, Sigmoid, Tanh), with LayerNorm / Gelu / Tanh / Softmax inputs quantized where a
+// random layer_norm / gelu / tanh / softmax key says so, at random shapes, formats and roundings.
+// The int engine equals the exact reference bit for bit: integer ops exact, each float op the float
+// engine's on the value dequantized once (quant_reference.h float_kernel_op), with both kernel
+// sets.
+TEST(QuantExact, RandomEncoderBlocksEqualTheExactReference) {
+  int ran = 0, norm_quantized = 0, softmax_axis1 = 0;
+  for (uint64_t seed = 1; seed <= 120; ++seed) {
+    RandomCase rc(seed + 12000);
+    SCOPED_TRACE(seed);
+    const int64_t heads = rc.uniform(1, 2), dh = rc.uniform(1, 4), d = heads * dh,
+                  t = rc.uniform(2, 5), hidden = rc.uniform(1, 6), batch = rc.uniform(1, 3);
+    GraphMaker m({kDynamic, t, d});
+    auto linear = [&](ir::ValueId x, int64_t k, int64_t n) {
+      const ir::ValueId y = m.op(OpKind::kMatMul, {x, rc.weight(m, {k, n}, 1.0f)});
+      return rc.chance(70) ? m.op(OpKind::kAdd, {y, rc.weight(m, {n}, 0.5f)}) : y;
+    };
+    auto heads_of = [&](ir::ValueId x, std::vector<int64_t> perm) {
+      const ir::ValueId r = m.op(OpKind::kReshape, {x}, ir::ReshapeAttrs{{0, t, heads, dh}, false});
+      return m.op(OpKind::kTranspose, {r}, ir::TransposeAttrs{std::move(perm)});
+    };
+    const ir::ValueId x = m.input();
+    const ir::ValueId qh = heads_of(linear(x, d, d), {0, 2, 1, 3});  // [N, h, T, dh]
+    const ir::ValueId kh = heads_of(linear(x, d, d), {0, 2, 3, 1});  // [N, h, dh, T]
+    const ir::ValueId vh = heads_of(linear(x, d, d), {0, 2, 1, 3});
+    const ir::ValueId sc = m.op(OpKind::kMatMul, {qh, kh});
+    const ir::ValueId scaled =
+        m.op(OpKind::kDiv, {sc, m.constant(Tensor::from<float>({}, {1.5f + rc.uniform(0, 4)}))});
+    const int64_t axis = rc.chance(25) ? 1 : -1;
+    softmax_axis1 += axis == 1;
+    const ir::ValueId p = m.op(OpKind::kSoftmax, {scaled}, ir::AxisAttrs{axis});
+    const ir::ValueId ctx = m.op(OpKind::kMatMul, {p, vh});
+    const ir::ValueId ct = m.op(OpKind::kTranspose, {ctx}, ir::TransposeAttrs{{0, 2, 1, 3}});
+    const ir::ValueId merged = m.op(OpKind::kReshape, {ct}, ir::ReshapeAttrs{{0, t, d}, false});
+    const ir::ValueId res = m.op(OpKind::kAdd, {x, merged});
+    const ir::ValueId ln =
+        m.op(OpKind::kLayerNorm, {res, rc.weight(m, {d}, 1.5f), rc.weight(m, {d}, 0.5f)},
+             ir::LayerNormAttrs{-1, 1e-5f});
+    const ir::ValueId ge =
+        m.op(OpKind::kGelu, {linear(ln, d, hidden)}, ir::GeluAttrs{rc.chance(50)});
+    const ir::ValueId f2 = linear(ge, hidden, d);
+    const ir::ValueId mean = m.op(OpKind::kReduceMean, {f2}, ir::ReduceAttrs{{1}, false});
+    const ir::ValueId mx = m.op(OpKind::kReduceMax, {f2}, ir::ReduceAttrs{{1}, false});
+    const ir::ValueId sum = m.op(OpKind::kReduceSum, {ln}, ir::ReduceAttrs{{1}, false});
+    // Pointwise float ops on the pooled features: exp(-|.|)-like values, sqrt of a positive one.
+    const ir::ValueId e = m.op(OpKind::kExp, {m.op(OpKind::kNeg, {mx})});
+    const ir::ValueId sq = m.op(OpKind::kSqrt, {e});
+    const ir::ValueId pw = m.op(OpKind::kPow, {mean, m.constant(Tensor::from<float>({}, {2.0f}))});
+    const ir::ValueId er = m.op(OpKind::kErf, {sum});
+    const ir::ValueId sg = m.op(rc.chance(50) ? OpKind::kSigmoid : OpKind::kTanh, {pw});
+    const ir::ValueId cat = m.op(OpKind::kConcat, {sq, sg, er}, ir::AxisAttrs{-1});
+    const ir::ValueId y = m.op(OpKind::kMatMul, {cat, rc.weight(m, {3 * d, 3}, 1.0f)});
+    ir::Graph g = m.finish(y);
+    quant::QuantAssignment q;
+    for (const ir::Node& n : g.nodes()) {
+      const std::string op = ir::mase_op(g, n);
+      if (op == "linear" || op == "matmul") q[n.config_name] = rc.weighted();
+      if (op == "matmul") q[n.config_name].bias.reset();
+      if (op == "matmul") q[n.config_name].data_out.reset();
+      if ((op == "layer_norm" || op == "gelu" || op == "tanh" || op == "softmax") &&
+          rc.chance(40)) {
+        q[n.config_name] = rc.simple(true);
+        ++norm_quantized;
+      }
+    }
+    const Tensor xin = rc.input({batch, t, d});
+    std::string why;
+    const Tensor got = run_int(g, q, xin, false, &why);
+    if (got.empty()) continue;
+    ++ran;
+    const Tensor want = exact_reference(g, q, xin);
+    ASSERT_TRUE(same_bits(got, want))
+        << make_plan(g, {.mode = Mode::kInt, .max_batch = batch, .quant = q})->to_string();
+    ASSERT_TRUE(same_bits(run_int(g, q, xin, true), exact_reference(g, q, xin, true)))
+        << "reference kernels";
+  }
+  EXPECT_GE(ran, 110);
+  EXPECT_GE(norm_quantized, 60);
+  EXPECT_GE(softmax_axis1, 15);
+}
+
+// The `softmax` key (qsearch's, issue 11) quantizes the Softmax's input and nothing else, in
+// both modes: fake and int give the float engine's softmax of q(x, data_in) bit for bit.
+TEST(QuantExact, SoftmaxKeyQuantizesItsInputInFakeAndInt) {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    RandomCase rc(seed + 13000);
+    SCOPED_TRACE(seed);
+    GraphMaker m({kDynamic, 3, 7});
+    const ir::ValueId y =
+        m.op(OpKind::kSoftmax, {m.input()}, ir::AxisAttrs{rc.chance(50) ? -1 : 1});
+    const ir::Graph g = m.finish(y);
+    const NodeQuantConfig c = rc.simple(true);
+    const quant::QuantAssignment q = {{g.nodes()[0].config_name, c}};
+    Tensor x = rc.input({4, 3, 7});
+    Tensor xq = x.clone();
+    for (float& v : xq.span<float>()) v = quant::fake_quantize(v, *c.data_in, c.rounding);
+    for (bool reference : {false, true}) {
+      const Tensor want = run_graph(g, xq, reference);
+      auto run = [&](Mode mode) {
+        Executor ex(make_plan(
+            g, {.mode = mode, .max_batch = 4, .use_reference_kernels = reference, .quant = q}));
+        return ex.run(x).clone();
+      };
+      ASSERT_TRUE(same_bits(run(Mode::kFake), want)) << "fake, reference kernels " << reference;
+      ASSERT_TRUE(same_bits(run(Mode::kInt), want)) << "int, reference kernels " << reference;
+      ASSERT_FALSE(same_bits(run_graph(g, x, reference), want) && c.data_in->frac < 8)
+          << "the input was not quantized";
+    }
+  }
 }
 
 // q with one thing changed on every quantized node: which = 0 weight frac, 1 data_in frac, 2 bias

@@ -9,12 +9,21 @@
 // Float ops are computed as the spec states them, one float operation per element: batch norm is
 // y = fma(x, s, t) with s = fl(gamma / sqrt(var + eps)) and t = fl(beta - mean * a) from doubles.
 // Unquantized Gemm / Conv are not supported (their float sums have no exact oracle).
+// The transformer float ops (Softmax, LayerNorm, Gelu, Erf, Exp, Sqrt, Sigmoid, Tanh, reductions,
+// ...: never quantized, or quantized on their input only) have no one-rounding definition: their
+// float kernels approximate exp / erf and sum in their own order. The reference runs each of them
+// as a one-node float plan of the float engine on the exact value rounded once to float32
+// (`float_kernel_op`, with the kernel set the int plan under test uses), so what it checks is
+// the boundary: codes dequantized once, the float engine's op, the next quantizer; those float
+// kernels are checked against PyTorch by the fixture tests.
 #pragma once
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,6 +31,8 @@
 #include "ir/graph.h"
 #include "quant/assignment.h"
 #include "quant/fixed_point.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
 
 namespace qsearch::runtime::testing {
 
@@ -74,8 +85,13 @@ namespace detail {
 
 class Reference {
  public:
-  Reference(const ir::Graph& g, const quant::QuantAssignment& q, int64_t batch)
-      : g_(g), q_(q), shapes_(g.infer_shapes(batch)), vals_(g.values().size()) {}
+  Reference(const ir::Graph& g, const quant::QuantAssignment& q, int64_t batch,
+            bool reference_kernels = false)
+      : g_(g),
+        q_(q),
+        reference_kernels_(reference_kernels),
+        shapes_(g.infer_shapes(batch)),
+        vals_(g.values().size()) {}
 
   Tensor run(const Tensor& x) {
     RefValue& in = vals_[g_.inputs()[0]];
@@ -342,6 +358,25 @@ class Reference {
       case ir::OpKind::kResize:
       case ir::OpKind::kIm2Col3d:
         y = cnn_float_op(n, ys);
+        break;
+      case ir::OpKind::kSoftmax:
+      case ir::OpKind::kLogSoftmax:
+      case ir::OpKind::kLayerNorm:
+      case ir::OpKind::kGelu:
+      case ir::OpKind::kTanh:
+      case ir::OpKind::kSigmoid:
+      case ir::OpKind::kErf:
+      case ir::OpKind::kExp:
+      case ir::OpKind::kSqrt:
+      case ir::OpKind::kNeg:
+      case ir::OpKind::kPow:
+      case ir::OpKind::kDiv:
+      case ir::OpKind::kTranspose:
+      case ir::OpKind::kConcat:
+      case ir::OpKind::kReduceMean:
+      case ir::OpKind::kReduceSum:
+      case ir::OpKind::kReduceMax:
+        y = float_kernel_op(n, c);
         break;
       default:
         ADD_FAILURE() << "the exact reference does not support " << ir::op_name(n.kind);
@@ -784,6 +819,46 @@ class Reference {
     return y;
   }
 
+  // n as a one-node graph in the float engine (see the top of the file): activation inputs
+  // rounded once to float32 (input 0 first quantized at data_in when n is quantized: layer_norm,
+  // gelu, tanh), constants as they are.
+  RefValue float_kernel_op(const ir::Node& n, const quant::NodeQuantConfig* c) {
+    ir::Graph mini;
+    std::vector<Tensor> feeds;
+    std::vector<ir::ValueId> ins;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const ir::ValueId v = n.inputs[k];
+      if (v < 0) {
+        ins.push_back(v);
+        continue;
+      }
+      if (g_.value(v).is_constant()) {
+        ins.push_back(mini.add_constant(fmt::format("c{}", k), g_.value(v).data.clone()));
+        continue;
+      }
+      RefValue x = get(v);
+      if (k == 0 && c && c->data_in) x = codes(x, *c->data_in, c->rounding);
+      x = to_float(x);
+      Shape s = x.shape;
+      s[0] = kDynamic;
+      ins.push_back(mini.add_input(fmt::format("x{}", k), s));
+      Tensor t(x.shape, DType::kFloat32);
+      std::copy(x.f.begin(), x.f.end(), t.data<float>());
+      feeds.push_back(std::move(t));
+    }
+    const ir::ValueId out = mini.add_value("y");
+    mini.add_node({n.kind, "op", ins, {out}, n.attrs, ""});
+    mini.mark_output(out);
+    mini.finalize();
+    Executor ex(make_plan(mini, {.mode = Mode::kFloat,
+                                 .max_batch = feeds.at(0).dim(0),
+                                 .use_reference_kernels = reference_kernels_}));
+    const Tensor& r = ex.run(std::span<const Tensor>(feeds));
+    RefValue y;
+    y.f.assign(r.data<float>(), r.data<float>() + r.numel());
+    return y;
+  }
+
   RefValue batch_norm(const ir::Node& n, const quant::NodeQuantConfig* c) {
     RefValue x = get(n.inputs[0]);
     x = to_float(c ? codes(x, *c->data_in, c->rounding) : x);
@@ -803,6 +878,7 @@ class Reference {
 
   const ir::Graph& g_;
   const quant::QuantAssignment& q_;
+  bool reference_kernels_;
   std::vector<Shape> shapes_;
   std::vector<RefValue> vals_;
 };
@@ -810,10 +886,11 @@ class Reference {
 }  // namespace detail
 
 // Evaluates `g` under `q` on input x (float32 or int64 [B, ...]); returns the first output as
-// float32.
-inline Tensor exact_reference(const ir::Graph& g, const quant::QuantAssignment& q,
-                              const Tensor& x) {
-  return detail::Reference(g, q, x.dim(0)).run(x);
+// float32. `reference_kernels`: the kernel set of the float engine's ops that have no one-rounding
+// definition (float_kernel_op), as the int plan under test uses it.
+inline Tensor exact_reference(const ir::Graph& g, const quant::QuantAssignment& q, const Tensor& x,
+                              bool reference_kernels = false) {
+  return detail::Reference(g, q, x.dim(0), reference_kernels).run(x);
 }
 
 }  // namespace qsearch::runtime::testing
