@@ -131,11 +131,13 @@ void check(const WinoCase& c, Rng& rng, bool expect_winograd, int want_tile = 0)
     if (pc.winograd() != nullptr) {
       EXPECT_EQ(pc.winograd()->isa, max_isa()) << what;
     }
-    // Without a pool the lanes are never made, nor the rows when Winograd takes every batch.
-    EXPECT_EQ(pc.weight_lanes().empty(), !c.may_pool) << what;
+    // Without a pool the lanes are never made, nor the rows when Winograd takes every batch; a
+    // conv on the quads path (strided, VNNI) has its byte quads instead of rows and lanes.
+    const bool quads = !pc.weight_quads().empty();
+    EXPECT_EQ(pc.weight_lanes().empty(), !c.may_pool || quads) << what;
     const bool winograd_only =
         !c.may_pool && pc.winograd() != nullptr && pc.winograd()->min_batch <= 1;
-    EXPECT_EQ(pc.weight_rows().empty(), winograd_only) << what;
+    EXPECT_EQ(pc.weight_rows().empty(), winograd_only || quads) << what;
     EXPECT_EQ(pc.groups().front().panels().numel() == 0, winograd_only) << what;
   }
   std::vector<GemmParams> ps = output_kinds(c);
