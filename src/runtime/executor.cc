@@ -1,5 +1,14 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+
+#include <fmt/format.h>
+
 #include "core/check.h"
 #include "core/thread_pool.h"
 
@@ -40,6 +49,10 @@ Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
     output_views_.push_back(std::move(views));
   }
   last_outputs_.assign(output_views_.size(), nullptr);
+  if (const char* env = std::getenv("QSEARCH_PROFILE"); env && *env && std::strcmp(env, "0")) {
+    step_ns_.assign(p.steps().size(), 0);
+    step_calls_.assign(p.steps().size(), 0);
+  }
   if (p.micro_batch() > 0) {
     std::vector<bool> output_buffer(buffers_.size(), false);
     for (SlotId o : p.output_slots()) output_buffer[slots[o].buffer] = true;
@@ -51,6 +64,43 @@ Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
                            p.sample_bytes(static_cast<SlotId>(s))});
       }
     }
+  }
+}
+
+Executor::~Executor() {
+  if (!plan_ || step_ns_.empty()) return;
+  const int64_t total = std::accumulate(step_ns_.begin(), step_ns_.end(), int64_t{0});
+  if (total == 0) return;
+  std::vector<size_t> order(step_ns_.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return step_ns_[a] > step_ns_[b]; });
+  std::string out = fmt::format("QSEARCH_PROFILE: {} steps, {:.3f} ms in steps\n", step_ns_.size(),
+                                static_cast<double>(total) * 1e-6);
+  out += fmt::format("{:>5} {:>10} {:>6} {:>6}  {}\n", "step", "ms", "%", "calls", "node: kernel");
+  for (size_t i : order) {
+    if (step_calls_[i] == 0) continue;
+    const Step& st = *plan_->steps()[i];
+    out += fmt::format("{:>5} {:>10.3f} {:>6.2f} {:>6}  {}: {}\n", i,
+                       static_cast<double>(step_ns_[i]) * 1e-6,
+                       100.0 * static_cast<double>(step_ns_[i]) / static_cast<double>(total),
+                       step_calls_[i], st.node, st.describe());
+  }
+  std::fputs(out.c_str(), stderr);
+}
+
+void Executor::run_steps(const RunContext& ctx) {
+  const auto& steps = plan_->steps();
+  if (step_ns_.empty()) {
+    for (const auto& step : steps) step->run(ctx);
+    return;
+  }
+  using Clock = std::chrono::steady_clock;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Clock::time_point t0 = Clock::now();
+    steps[i]->run(ctx);
+    step_ns_[i] += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+    ++step_calls_[i];
   }
 }
 
@@ -77,16 +127,14 @@ const Tensor& Executor::run(std::span<const Tensor> inputs) {
   int64_t slice = p.micro_batch();
   if (slice <= 0 || (num_threads() > 1 && !in_parallel_region())) slice = batch;
   if (slice >= batch) {
-    const RunContext ctx(p.slots(), ptrs_.data(), batch);
-    for (const auto& step : p.steps()) step->run(ctx);
+    run_steps(RunContext(p.slots(), ptrs_.data(), batch));
   } else {
     for (Sliced& s : sliced_) {
       if (p.slots()[s.slot].kind == SlotKind::kInput) s.base = static_cast<char*>(in(s.slot));
     }
     for (int64_t r0 = 0; r0 < batch; r0 += slice) {
       for (const Sliced& s : sliced_) ptrs_[s.slot] = s.base + r0 * s.sample_bytes;
-      const RunContext ctx(p.slots(), ptrs_.data(), std::min(slice, batch - r0));
-      for (const auto& step : p.steps()) step->run(ctx);
+      run_steps(RunContext(p.slots(), ptrs_.data(), std::min(slice, batch - r0)));
     }
     for (const Sliced& s : sliced_) ptrs_[s.slot] = s.base;
   }

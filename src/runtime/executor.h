@@ -15,8 +15,14 @@
 // run() walks the batch in slices of Plan::micro_batch() samples so that activations stay in
 // cache; with several threads it runs the batch whole (fewer, larger parallel steps). Results
 // are bit-identical for any thread count and any slicing.
+//
+// Profiling: with the environment variable QSEARCH_PROFILE set (to anything but "0"), each
+// executor times every step of every run() with a steady clock and, when it is destroyed, prints
+// to stderr a table of the steps by total time (step, node, kernel line of Plan::to_string(),
+// milliseconds, share, calls). Nothing is timed or allocated per run when it is unset.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
@@ -29,6 +35,11 @@ namespace qsearch::runtime {
 class Executor {
  public:
   explicit Executor(std::shared_ptr<const Plan> plan);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+  Executor(Executor&&) = default;
+  Executor& operator=(Executor&&) = default;
 
   // input: [B, ...] of the plan's input dtype (Plan::input_dtype(): float32, or int64 / int32
   // token ids) and shape, 1 <= B <= max_batch (checked with QSEARCH_CHECK: a caller bug, not bad
@@ -62,6 +73,10 @@ class Executor {
   // slots: make_plan copies an output that would alias the input or a constant).
   std::vector<std::vector<Tensor>> output_views_;
   std::vector<const Tensor*> last_outputs_;
+  // QSEARCH_PROFILE: nanoseconds and calls per step (empty when profiling is off).
+  std::vector<int64_t> step_ns_, step_calls_;
+
+  void run_steps(const RunContext& ctx);
 };
 
 }  // namespace qsearch::runtime

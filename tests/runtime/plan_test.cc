@@ -1,7 +1,9 @@
 // make_plan: validation errors, fusion, buffer planning, and what an Executor guarantees
 // (thread-count independence, batch independence, concurrent executors over one plan).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <cfloat>
+#include <cstdlib>
 
 #include <thread>
 #include <vector>
@@ -185,6 +187,39 @@ TEST(Plan, NeverMutatesTheGraphAndOutlivesIt) {
   }
   Executor ex(plan);
   EXPECT_TRUE(same_bits(ex.run(x), want));
+}
+
+// QSEARCH_PROFILE: the executor times every step and prints one row per step, by total time,
+// with its node and calls, when it is destroyed; results are the same bits; unset, it prints
+// nothing.
+TEST(Executor, ProfilePrintsEveryStepWithItsCalls) {
+  const ir::Graph g = make_residual_cnn();
+  const auto plan = make_plan(g, {.max_batch = 4});
+  const Tensor x = random_tensor({3, 1, 28, 28}, 2, 0.0f, 1.0f);
+  Tensor want;
+  ::testing::internal::CaptureStderr();
+  {
+    Executor ex(plan);
+    want = ex.run(x).clone();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  ::setenv("QSEARCH_PROFILE", "1", 1);
+  ::testing::internal::CaptureStderr();
+  {
+    Executor ex(plan);
+    for (int r = 0; r < 3; ++r) EXPECT_TRUE(same_bits(ex.run(x), want));
+  }
+  ::unsetenv("QSEARCH_PROFILE");
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find(fmt::format("QSEARCH_PROFILE: {} steps", plan->steps().size())),
+            std::string::npos)
+      << out;
+  for (const auto& step : plan->steps()) {
+    EXPECT_NE(out.find(fmt::format("      3  {}: {}", step->node, step->describe())),
+              std::string::npos)
+        << step->node << "\n"
+        << out;
+  }
 }
 
 TEST(Plan, ParameterBytes) {
