@@ -106,6 +106,14 @@ void check_key(const ir::Graph& g, const std::vector<QNode>& nodes, MatchBy by,
        hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), join(valid));
 }
 
+// qsearch's data_out on layer_norm / gelu / softmax (quant/node_config.cc) comes only from a key
+// naming the node (its name, its op type or a regex), never from `default`: MASE's entries for
+// them have no data_out, so a MASE `default` whose data_out_* keys are meant for its linears
+// leaves their outputs float, as MASE does (and a search space gets no parameter for it).
+bool default_data_out_ignored(const std::string& key, const std::string& op) {
+  return key == "default" && (op == "layer_norm" || op == "gelu" || op == "softmax");
+}
+
 // Builds MASE's config of one node from field values and validates it for the op.
 quant::NodeQuantConfig make_config(const std::string& op,
                                    const std::vector<const std::string*>& keys,
@@ -205,6 +213,7 @@ quant::QuantAssignment resolve_quantize_pass(const ir::Graph& graph, MatchBy by,
     }
     try {
       quant::NodeQuantConfig q = make_config(n.op, keys, values);
+      if (default_data_out_ignored(entry->key, n.op)) q.data_out.reset();
       if (q.quantized) out[n.name] = q;
     } catch (Error& e) {
       e.add_context(fmt::format("in [passes.quantize.{}.config] ({}) applied to node '{}' ({})",
@@ -331,6 +340,7 @@ QuantSearchSpace QuantSearchSpace::build(const ir::Graph& graph, MatchBy by,
                quant::kMaxFrac);
         }
       }
+      if (field.starts_with("data_out_") && default_data_out_ignored(seed.key, n.op)) continue;
       q.params_.push_back({key, field, choices});
       q.space_.push_back(
           {key + "/config/" + field,

@@ -39,13 +39,15 @@ constexpr std::array<OpEntries, 25> kOpTable = {{
     {"relu", kDataIn, kBypass},
     {"sub", kDataIn, kBypass},
     {"batch_norm2d", kDataIn, kWeight | kBias | kBypass},
-    {"layer_norm", kDataIn, kBypass},
+    // data_out on layer_norm / gelu / softmax is qsearch's (MASE's entries have data_in only):
+    // issue 11's option to quantize their outputs too; off unless data_out_width is given.
+    {"layer_norm", kDataIn, kBypass | kDataOut},
     {"group_norm", kDataIn, kBypass},
     {"instance_norm2d", kDataIn, kBypass},
     {"rms_norm", kDataIn, kBypass},
     {"selu", kDataIn, kBypass},
     {"tanh", kDataIn, kBypass},
-    {"gelu", kDataIn, kBypass},
+    {"gelu", kDataIn, kBypass | kDataOut},
     {"softsign", kDataIn, kBypass},
     {"softplus", kDataIn, kBypass},
     {"convtranspose2d", kDataIn | kWeight, kBias | kBypass | kDataOut},
@@ -54,8 +56,9 @@ constexpr std::array<OpEntries, 25> kOpTable = {{
     {"gru", kDataIn | kWeight, kBias | kBypass},
     {"lstm", kDataIn | kWeight, kBias | kBypass},
     // Not MASE's either (its QUANTIZEABLE_OP has no softmax): qsearch's opt-in key for a
-    // Softmax's input, issue 11's "option to quantize softmax", computed like MASE's gelu.
-    {"softmax", kDataIn, kBypass},
+    // Softmax's input (and output, with data_out), issue 11's "option to quantize softmax",
+    // computed like MASE's gelu.
+    {"softmax", kDataIn, kBypass | kDataOut},
 }};
 
 struct FormatGroup {

@@ -161,6 +161,8 @@ class IntLowering {
           c = Canon::kCodes;
           break;
         case NodeQuant::Kind::kInputOnly:
+          c = q.data_out ? Canon::kCodes : Canon::kFloat;
+          break;
         case NodeQuant::Kind::kRnn:
           c = Canon::kFloat;
           break;
@@ -394,6 +396,8 @@ class IntLowering {
             if (n.inputs[k] >= 0 && !is_constant(n.inputs[k])) get(n.inputs[k], Want::real());
           }
           lower_rnn(b_, n, &q);
+        } else if (q.data_out) {
+          return lower_float_quantized(n, q);  // q(op(q(x)), data_out): codes out
         } else {
           lower_float(b_, n);
         }
@@ -843,8 +847,15 @@ class IntLowering {
     for (ValueId v : n.inputs) {
       if (v >= 0 && !is_constant(v)) get(v, Want::real());
     }
-    const ValueId y = n.outputs[0];
     if (!q.data_out) return lower_float(b_, n);
+    lower_float_quantized(n, q);
+  }
+
+  // Float node n (its input overrides already set) writing its output through q.data_out: the
+  // float result to a slot of its own, then quantized once to codes, the output's canonical
+  // representation. Clears the overrides.
+  void lower_float_quantized(const Node& n, const NodeQuant& q) {
+    const ValueId y = n.outputs[0];
     const SlotId real = b_.new_slot(g_.value(y).name + "~float", DType::kFloat32, b_.shape(y));
     b_.override_slot(y, real);
     lower_float(b_, n);

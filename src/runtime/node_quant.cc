@@ -163,6 +163,9 @@ std::vector<NodeQuant> resolve_node_quant(const ir::Graph& g, const quant::Quant
       case ir::OpKind::kSoftmax:  // qsearch's opt-in `softmax` key
         nq.kind = NodeQuant::Kind::kInputOnly;
         nq.inputs[0] = c.data_in;
+        // layer_norm / gelu / softmax take qsearch's optional data_out (node_config.cc): the
+        // float op's result quantized; the other ops' configs never carry one.
+        nq.data_out = c.data_out;
         break;
       case ir::OpKind::kGru:
       case ir::OpKind::kLstm:

@@ -14,6 +14,8 @@
 //   relu:                      y = relu(q(x, c.data_in))            (data_in is unsigned)
 //   batch_norm2d, tanh, layer_norm, gelu, softmax (qsearch's opt-in key, not MASE's):
 //                              y = op(q(x, c.data_in))              (parameters stay float)
+//       layer_norm, gelu, softmax with data_out_* keys (qsearch's option; MASE's entries have
+//       data_in only):  y = q(op(q(x, c.data_in)), c.data_out)
 //   gru / lstm (not in MASE; qsearch's opt-in key, runtime/rnn_lowering.h):
 //       y = op(q(x, c.data_in); q(W, c.weight), q(R, c.weight), q(B, c.bias))
 //                              (states, gates and accumulation float; no bias_width: B float)
@@ -56,7 +58,8 @@ struct NodeQuant {
   // Per node input: the format it is quantized with (activations and constants alike), or
   // nullopt when the node reads it unquantized (or it is absent).
   std::vector<std::optional<quant::FixedFormat>> inputs;
-  std::optional<quant::FixedFormat> data_out;  // linear / conv2d / linear bias only
+  // linear / conv / linear bias; layer_norm / gelu / softmax (kInputOnly, qsearch's option)
+  std::optional<quant::FixedFormat> data_out;
   // kLinear: the index of its bias Add node (-1: none); kLinearBias: the index of its linear.
   int bias_add = -1;
   int linear = -1;

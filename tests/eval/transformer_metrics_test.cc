@@ -175,5 +175,84 @@ TEST(TransformerMetrics, SoftmaxIsQuantizedOnlyByAKeyNamingIt) {
   EXPECT_EQ(counts.at(softmax).activation_bits, 4.0 * 16 * 16 * 6);
 }
 
+// data_out on layer_norm / gelu / softmax (qsearch's option; MASE's entries for them have
+// data_in only) comes from a key naming them, never from `default`: a MASE config whose default
+// carries data_out_* for its linears leaves LayerNorm / GELU outputs float, in a [passes.quantize]
+// table and in a search space alike; the linears keep their data_out.
+TEST(TransformerMetrics, NormGeluDataOutOnlyFromAKeyNamingThem) {
+  const ir::Graph g = onnx::import_model(kVit);
+  auto value = [](int i) {
+    ConfigValue v;
+    v.kind = ConfigValue::Kind::kInt;
+    v.i = i;
+    return v;
+  };
+  ConfigValue integer;
+  integer.kind = ConfigValue::Kind::kString;
+  integer.s = "integer";
+  const Fields f = {{"name", integer},
+                    {"data_in_width", value(8)},
+                    {"data_in_frac_width", value(4)},
+                    {"weight_width", value(8)},
+                    {"weight_frac_width", value(4)},
+                    {"data_out_width", value(6)},
+                    {"data_out_frac_width", value(2)}};
+  const quant::FixedFormat out{6, 2, true};
+  std::map<std::string, int> named, with_out;
+  for (const auto& [name, c] : resolve_quantize_pass(g, MatchBy::kType, {entry("default", f)})) {
+    const ir::Node* n = g.find_node(name);
+    ASSERT_NE(n, nullptr);
+    const std::string op = ir::mase_op(g, *n);
+    ++named[op];
+    if (c.data_out) {
+      EXPECT_EQ(*c.data_out, out) << name;
+      ++with_out[op];
+    }
+  }
+  EXPECT_GT(named["layer_norm"], 0);
+  EXPECT_GT(named["gelu"], 0);
+  EXPECT_EQ(with_out["layer_norm"], 0);
+  EXPECT_EQ(with_out["gelu"], 0);
+  EXPECT_EQ(with_out["linear"], named["linear"]);
+  for (const char* op : {"layer_norm", "gelu", "softmax"}) {
+    const quant::QuantAssignment q = resolve_quantize_pass(g, MatchBy::kType, {entry(op, f)});
+    ASSERT_FALSE(q.empty()) << op;
+    for (const auto& [name, c] : q) EXPECT_EQ(c.data_out, out) << op << " " << name;
+    // ... and the runtime takes it: the op's output is quantized.
+    const std::vector<runtime::NodeQuant> nq = runtime::resolve_node_quant(g, q);
+    const ir::Node* n = g.find_node(q.begin()->first);
+    EXPECT_EQ(nq[n - g.nodes().data()].data_out, out) << op;
+  }
+  // A search space: the default seed's data_out choices reach the linears, not layer_norm.
+  auto choices = [&](int a, int b) { return std::vector<ConfigValue>{value(a), value(b)}; };
+  SeedEntry seed;
+  seed.key = "default";
+  seed.fields = {{"name", {integer}},
+                 {"data_in_width", choices(8, 6)},
+                 {"data_in_frac_width", choices(4, 3)},
+                 {"weight_width", choices(8, 4)},
+                 {"weight_frac_width", choices(4, 2)},
+                 {"data_out_width", choices(6, 5)},
+                 {"data_out_frac_width", choices(2, 1)}};
+  SeedEntry ln_seed = seed;
+  ln_seed.key = "layer_norm";
+  for (bool name_layer_norm : {false, true}) {
+    std::vector<SeedEntry> seeds{seed};
+    if (name_layer_norm) seeds.push_back(ln_seed);
+    const QuantSearchSpace space = QuantSearchSpace::build(g, MatchBy::kType, seeds);
+    const quant::QuantAssignment q = space.decode(std::vector<double>(space.space().size(), 0.0));
+    int ln = 0, ln_out = 0, lin_out = 0;
+    for (const auto& [name, c] : q) {
+      const std::string op = ir::mase_op(g, *g.find_node(name));
+      ln += op == "layer_norm";
+      ln_out += op == "layer_norm" && c.data_out == out;
+      lin_out += op == "linear" && c.data_out == out;
+    }
+    EXPECT_GT(ln, 0);
+    EXPECT_EQ(ln_out, name_layer_norm ? ln : 0);
+    EXPECT_GT(lin_out, 0);
+  }
+}
+
 }  // namespace
 }  // namespace qsearch::eval

@@ -165,7 +165,13 @@ TEST(NodeConfig, OpEntriesTableIsMases) {
             (V{"data_in_width", "data_in_frac_width", "weight_width", "weight_frac_width"}));
   EXPECT_EQ(optional_fields("lstm"), (V{"bias_width", "bias_frac_width", "bypass"}));
   EXPECT_EQ(required_fields("softmax"), (V{"data_in_width", "data_in_frac_width"}));
-  EXPECT_EQ(optional_fields("softmax"), (V{"bypass"}));
+  // qsearch's data_out on layer_norm / gelu / softmax (issue 11: their outputs quantized too);
+  // the other one-input ops keep MASE's entries.
+  for (const char* op : {"softmax", "layer_norm", "gelu"}) {
+    EXPECT_EQ(optional_fields(op), (V{"data_out_width", "data_out_frac_width", "bypass"})) << op;
+  }
+  EXPECT_EQ(optional_fields("tanh"), (V{"bypass"}));
+  EXPECT_EQ(optional_fields("rms_norm"), (V{"bypass"}));
   EXPECT_THROW(required_fields("log_softmax"), Error);
   EXPECT_EQ(nearest_field("data_in_widht"), "data_in_width");
   EXPECT_EQ(nearest_field("completely_unrelated_key"), "");

@@ -978,7 +978,7 @@ TEST(QuantExact, RandomMatMulBiasLinearsEqualTheExactReference) {
 // engine's on the value dequantized once (quant_reference.h float_kernel_op), with both kernel
 // sets.
 TEST(QuantExact, RandomEncoderBlocksEqualTheExactReference) {
-  int ran = 0, norm_quantized = 0, softmax_axis1 = 0;
+  int ran = 0, norm_quantized = 0, softmax_axis1 = 0, outputs_quantized = 0;
   for (uint64_t seed = 1; seed <= 120; ++seed) {
     RandomCase rc(seed + 12000);
     SCOPED_TRACE(seed);
@@ -1035,6 +1035,11 @@ TEST(QuantExact, RandomEncoderBlocksEqualTheExactReference) {
           rc.chance(40)) {
         q[n.config_name] = rc.simple(true);
         ++norm_quantized;
+        // qsearch's data_out on layer_norm / gelu / softmax: the float result quantized.
+        if (op != "tanh" && rc.chance(50)) {
+          q[n.config_name].data_out = rc.format(true, false);
+          ++outputs_quantized;
+        }
       }
     }
     const Tensor xin = rc.input({batch, t, d});
@@ -1050,6 +1055,7 @@ TEST(QuantExact, RandomEncoderBlocksEqualTheExactReference) {
   }
   EXPECT_GE(ran, 110);
   EXPECT_GE(norm_quantized, 60);
+  EXPECT_GE(outputs_quantized, 25);
   EXPECT_GE(softmax_axis1, 15);
 }
 
@@ -1081,6 +1087,63 @@ TEST(QuantExact, SoftmaxKeyQuantizesItsInputInFakeAndInt) {
           << "the input was not quantized";
     }
   }
+}
+
+// data_out on layer_norm / gelu / softmax (qsearch's option, issue 11): fake and int compute
+// q(op(q(x, data_in)), data_out), the float engine's op between the two quantizers, bit for bit;
+// the output is on data_out's grid; and the keys come through the MASE config reader.
+TEST(QuantExact, NormGeluSoftmaxDataOutQuantizesTheOutputInFakeAndInt) {
+  int coarse = 0;
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    RandomCase rc(seed + 14000);
+    SCOPED_TRACE(seed);
+    GraphMaker m({kDynamic, 3, 8});
+    const int which = static_cast<int>(seed % 3);
+    const char* op = std::array{"softmax", "layer_norm", "gelu"}[which];
+    ir::ValueId y = -1;
+    if (which == 0) {
+      y = m.op(OpKind::kSoftmax, {m.input()}, ir::AxisAttrs{rc.chance(50) ? -1 : 1});
+    } else if (which == 1) {
+      y = m.op(OpKind::kLayerNorm, {m.input(), rc.weight(m, {8}, 1.5f), rc.weight(m, {8}, 0.5f)},
+               ir::LayerNormAttrs{-1, 1e-5f});
+    } else {
+      y = m.op(OpKind::kGelu, {m.input()}, ir::GeluAttrs{rc.chance(50)});
+    }
+    const ir::Graph g = m.finish(y);
+    const int in_w = rc.uniform(4, 12), out_w = rc.uniform(2, 10), out_f = rc.uniform(0, 8);
+    const quant::MaseQuantConfig mc{.name = "integer",
+                                    .entries = {{"data_in_width", in_w},
+                                                {"data_in_frac_width", rc.uniform(0, in_w)},
+                                                {"data_out_width", out_w},
+                                                {"data_out_frac_width", out_f}}};
+    const NodeQuantConfig c = quant::make_node_quant_config(op, mc);
+    ASSERT_TRUE(c.data_out.has_value());
+    ASSERT_EQ(*c.data_out, (FixedFormat{out_w, out_f, true}));
+    const quant::QuantAssignment q = {{g.nodes()[0].config_name, c}};
+    Tensor x = rc.input({4, 3, 8});
+    Tensor xq = x.clone();
+    for (float& v : xq.span<float>()) v = quant::fake_quantize(v, *c.data_in, c.rounding);
+    for (bool reference : {false, true}) {
+      const Tensor unquantized_out = run_graph(g, xq, reference);
+      // fake: fake_quantize; int: the codes dequantized (numerics.md: the same values, except
+      // that codes have no -0.0 and no NaN).
+      Tensor want = unquantized_out.clone(), want_codes = unquantized_out.clone();
+      for (float& v : want.span<float>()) v = quant::fake_quantize(v, *c.data_out, c.rounding);
+      for (float& v : want_codes.span<float>()) {
+        v = quant::dequantize(quant::quantize(v, *c.data_out, c.rounding), c.data_out->frac);
+      }
+      auto run = [&](Mode mode) {
+        Executor ex(make_plan(
+            g, {.mode = mode, .max_batch = 4, .use_reference_kernels = reference, .quant = q}));
+        return ex.run(x).clone();
+      };
+      ASSERT_TRUE(same_bits(run(Mode::kFake), want)) << op << " fake, reference " << reference;
+      ASSERT_TRUE(same_bits(run(Mode::kInt), want_codes)) << op << " int, reference " << reference;
+      ASSERT_TRUE(same_bits(exact_reference(g, q, x, reference), want_codes)) << op;
+      if (!reference && out_f <= 3) coarse += !same_bits(unquantized_out, want);
+    }
+  }
+  EXPECT_GE(coarse, 10);  // the output quantizer changes the values
 }
 
 // q with one thing changed on every quantized node: which = 0 weight frac, 1 data_in frac, 2 bias

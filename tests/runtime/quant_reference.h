@@ -382,6 +382,10 @@ class Reference {
         ADD_FAILURE() << "the exact reference does not support " << ir::op_name(n.kind);
     }
     y.shape = ys;
+    // layer_norm / gelu / softmax with qsearch's data_out: the float result quantized once.
+    const bool input_only = n.kind == ir::OpKind::kLayerNorm || n.kind == ir::OpKind::kGelu ||
+                            n.kind == ir::OpKind::kSoftmax;
+    if (input_only && c && c->data_out) y = codes(y, *c->data_out, c->rounding);
   }
 
   // bias / out: the bias constant and the output value (default: the node's inputs[2], outputs[0]).
