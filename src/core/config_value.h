@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -31,6 +32,21 @@ struct ConfigValue {
   double f = 0;
   std::string s;
   SourceLoc loc;
+
+  // A value written in code (no location): ConfigValue::of(8), ConfigValue::of("integer").
+  static ConfigValue of(int64_t v) {
+    ConfigValue c;
+    c.kind = Kind::kInt;
+    c.i = v;
+    return c;
+  }
+  static ConfigValue of(std::string v) {
+    ConfigValue c;
+    c.kind = Kind::kString;
+    c.s = std::move(v);
+    return c;
+  }
+  static ConfigValue of(const char* v) { return of(std::string(v)); }
 
   bool is_na() const { return kind == Kind::kNA; }
   bool is_number() const { return kind == Kind::kInt || kind == Kind::kFloat; }

@@ -71,20 +71,12 @@ TEST(CnnMetrics, Conv1dCountsLikeMase) {
 // config name, by type "conv1d" and by regex.
 TEST(CnnMetrics, Conv1dResolvesByNameTypeAndRegex) {
   const ir::Graph g = onnx::import_model(kNet);
-  auto num = [](int64_t v) {
-    ConfigValue c;
-    c.kind = ConfigValue::Kind::kInt;
-    c.i = v;
-    return c;
-  };
-  ConfigValue integer;
-  integer.kind = ConfigValue::Kind::kString;
-  integer.s = "integer";
+  const ConfigValue integer = ConfigValue::of("integer");
   const Fields conv1d = {{"name", integer},
-                         {"data_in_width", num(8)},
-                         {"data_in_frac_width", num(4)},
-                         {"weight_width", num(6)},
-                         {"weight_frac_width", num(5)}};
+                         {"data_in_width", ConfigValue::of(8)},
+                         {"data_in_frac_width", ConfigValue::of(4)},
+                         {"weight_width", ConfigValue::of(6)},
+                         {"weight_frac_width", ConfigValue::of(5)}};
   auto entry = [](const std::string& key, Fields f) {
     return QuantEntry{key, {"cfg.toml", 3, 1}, std::move(f)};
   };
@@ -104,8 +96,8 @@ TEST(CnnMetrics, Conv1dResolvesByNameTypeAndRegex) {
   // conv2d's data_out is no conv1d entry in MASE: parse_node_config does not copy it, so the
   // output stays unquantized.
   Fields with_out = conv1d;
-  with_out.push_back({"data_out_width", num(8)});
-  with_out.push_back({"data_out_frac_width", num(4)});
+  with_out.push_back({"data_out_width", ConfigValue::of(8)});
+  with_out.push_back({"data_out_frac_width", ConfigValue::of(4)});
   const auto ignored = resolve_quantize_pass(g, MatchBy::kType, {entry("conv1d", with_out)});
   for (const std::string& n : names) EXPECT_FALSE(ignored.at(n).data_out) << n;
 }

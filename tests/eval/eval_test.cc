@@ -213,18 +213,8 @@ TEST(Evaluate, TorchLogSoftmaxModelGivesTorchsNllLoss) {
 
 const std::string kMlp = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/torch/mlp_opset13.onnx";
 
-ConfigValue num(int64_t v) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kInt;
-  c.i = v;
-  return c;
-}
-ConfigValue str(const std::string& s) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kString;
-  c.s = s;
-  return c;
-}
+ConfigValue num(int64_t v) { return ConfigValue::of(v); }
+ConfigValue str(const std::string& s) { return ConfigValue::of(s); }
 ConfigValue na() { return ConfigValue{}; }
 
 QuantEntry entry(const std::string& key, Fields fields) {

@@ -91,17 +91,10 @@ TEST(Objective, DataThatDoesNotFitTheModelIsRefusedBeforeAnyTrial) {
 }
 
 // Probe trials (the sensitivity sampler's): only the probed layer is quantized.
-ConfigValue int_value(int64_t v) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kInt;
-  c.i = v;
-  return c;
-}
+ConfigValue int_value(int64_t v) { return ConfigValue::of(v); }
 
 std::vector<SeedEntry> per_layer_seeds() {
-  ConfigValue integer;
-  integer.kind = ConfigValue::Kind::kString;
-  integer.s = "integer";
+  const ConfigValue integer = ConfigValue::of("integer");
   std::vector<SeedEntry> seeds(4);
   seeds[0].key = "default";
   seeds[0].fields = {{"name", {ConfigValue{}}}};

@@ -32,18 +32,8 @@ std::shared_ptr<data::Dataset> ramp_data(int64_t n) {
   return d;
 }
 
-ConfigValue num(int64_t v) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kInt;
-  c.i = v;
-  return c;
-}
-ConfigValue str(const std::string& s) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kString;
-  c.s = s;
-  return c;
-}
+ConfigValue num(int64_t v) { return ConfigValue::of(v); }
+ConfigValue str(const std::string& s) { return ConfigValue::of(s); }
 
 // Every linear layer (by type) with 2 x 3 = 6 formats.
 std::shared_ptr<const QuantSearchSpace> linear_space(const ir::Graph& g) {

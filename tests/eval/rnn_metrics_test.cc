@@ -17,18 +17,8 @@ namespace {
 const std::string kGru =
     std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/rnn/gru_classifier_opset17.onnx";
 
-ConfigValue num(int64_t v) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kInt;
-  c.i = v;
-  return c;
-}
-ConfigValue str(const std::string& s) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kString;
-  c.s = s;
-  return c;
-}
+ConfigValue num(int64_t v) { return ConfigValue::of(v); }
+ConfigValue str(const std::string& s) { return ConfigValue::of(s); }
 QuantEntry entry(const std::string& key, Fields fields) {
   return {key, {"cfg.toml", 3, 1}, fields};
 }

@@ -21,18 +21,8 @@ namespace {
 using ir::OpKind;
 using ir::ValueId;
 
-ConfigValue num(int64_t v) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kInt;
-  c.i = v;
-  return c;
-}
-ConfigValue str(const std::string& s) {
-  ConfigValue c;
-  c.kind = ConfigValue::Kind::kString;
-  c.s = s;
-  return c;
-}
+ConfigValue num(int64_t v) { return ConfigValue::of(v); }
+ConfigValue str(const std::string& s) { return ConfigValue::of(s); }
 
 ConfigValue na() { return ConfigValue{}; }
 

@@ -96,12 +96,8 @@ QuantEntry entry(const std::string& key, const Fields& fields) {
 // [passes.quantize] resolution and in the runtime's.
 TEST(TransformerMetrics, ConfigNamingALinearsBiasAddFailsNamingTheLinear) {
   const ir::Graph g = onnx::import_model(kVit);
-  ConfigValue w;
-  w.kind = ConfigValue::Kind::kInt;
-  w.i = 8;
-  ConfigValue integer;
-  integer.kind = ConfigValue::Kind::kString;
-  integer.s = "integer";
+  const ConfigValue w = ConfigValue::of(8);
+  const ConfigValue integer = ConfigValue::of("integer");
   const Fields f = {{"name", integer}, {"data_in_width", w}, {"data_in_frac_width", w}};
   try {
     resolve_quantize_pass(g, MatchBy::kName, {entry("blocks_0_q_proj_add", f)});
@@ -137,12 +133,8 @@ TEST(TransformerMetrics, SoftmaxIsQuantizedOnlyByAKeyNamingIt) {
     if (ir::mase_op(g, n) == "softmax" && softmax.empty()) softmax = n.config_name;
   }
   ASSERT_FALSE(softmax.empty());
-  ConfigValue w;
-  w.kind = ConfigValue::Kind::kInt;
-  w.i = 6;
-  ConfigValue integer;
-  integer.kind = ConfigValue::Kind::kString;
-  integer.s = "integer";
+  const ConfigValue w = ConfigValue::of(6);
+  const ConfigValue integer = ConfigValue::of("integer");
   const Fields f = {{"name", integer},
                     {"data_in_width", w},
                     {"data_in_frac_width", w},
@@ -181,22 +173,14 @@ TEST(TransformerMetrics, SoftmaxIsQuantizedOnlyByAKeyNamingIt) {
 // table and in a search space alike; the linears keep their data_out.
 TEST(TransformerMetrics, NormGeluDataOutOnlyFromAKeyNamingThem) {
   const ir::Graph g = onnx::import_model(kVit);
-  auto value = [](int i) {
-    ConfigValue v;
-    v.kind = ConfigValue::Kind::kInt;
-    v.i = i;
-    return v;
-  };
-  ConfigValue integer;
-  integer.kind = ConfigValue::Kind::kString;
-  integer.s = "integer";
+  const ConfigValue integer = ConfigValue::of("integer");
   const Fields f = {{"name", integer},
-                    {"data_in_width", value(8)},
-                    {"data_in_frac_width", value(4)},
-                    {"weight_width", value(8)},
-                    {"weight_frac_width", value(4)},
-                    {"data_out_width", value(6)},
-                    {"data_out_frac_width", value(2)}};
+                    {"data_in_width", ConfigValue::of(8)},
+                    {"data_in_frac_width", ConfigValue::of(4)},
+                    {"weight_width", ConfigValue::of(8)},
+                    {"weight_frac_width", ConfigValue::of(4)},
+                    {"data_out_width", ConfigValue::of(6)},
+                    {"data_out_frac_width", ConfigValue::of(2)}};
   const quant::FixedFormat out{6, 2, true};
   std::map<std::string, int> named, with_out;
   for (const auto& [name, c] : resolve_quantize_pass(g, MatchBy::kType, {entry("default", f)})) {
@@ -224,7 +208,9 @@ TEST(TransformerMetrics, NormGeluDataOutOnlyFromAKeyNamingThem) {
     EXPECT_EQ(nq[n - g.nodes().data()].data_out, out) << op;
   }
   // A search space: the default seed's data_out choices reach the linears, not layer_norm.
-  auto choices = [&](int a, int b) { return std::vector<ConfigValue>{value(a), value(b)}; };
+  auto choices = [&](int a, int b) {
+    return std::vector<ConfigValue>{ConfigValue::of(a), ConfigValue::of(b)};
+  };
   SeedEntry seed;
   seed.key = "default";
   seed.fields = {{"name", {integer}},
