@@ -17,6 +17,7 @@
 #include "onnx/model_builder.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
+#include "support/json_file.h"
 #include "support/source_dir.h"
 
 namespace qsearch::onnx {
@@ -32,11 +33,7 @@ using testing::set_string;
 const std::string kDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/newer_opsets/";
 
 const nlohmann::json& ref() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir + "newer_ref.json");
-    EXPECT_TRUE(in.good());
-    return nlohmann::json::parse(in);
-  }();
+  static const nlohmann::json j = test::read_json(kDir + "newer_ref.json");
   return j;
 }
 

@@ -26,6 +26,7 @@
 #include "runtime/executor.h"
 #include "runtime/fixture_util.h"
 #include "runtime/plan.h"
+#include "support/json_file.h"
 #include "support/source_dir.h"
 
 namespace qsearch::runtime {
@@ -34,11 +35,7 @@ namespace {
 const std::string kDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/transformer/";
 
 const nlohmann::json& ref() {
-  static const nlohmann::json j = [] {
-    std::ifstream in(kDir + "bert_ref.json");
-    EXPECT_TRUE(in.good());
-    return nlohmann::json::parse(in);
-  }();
+  static const nlohmann::json j = test::read_json(kDir + "bert_ref.json");
   return j;
 }
 

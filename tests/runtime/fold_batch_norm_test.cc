@@ -33,6 +33,7 @@
 
 #include "onnx/import.h"
 #include "runtime/runtime_test_util.h"
+#include "support/json_file.h"
 #include "support/source_dir.h"
 
 namespace qsearch::runtime {
@@ -317,9 +318,7 @@ const std::string kNdDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/nd
 
 // bn_ref.json (the ResNet-style model) or linconvt_bn_ref.json; nd_bn_ref.json from kNdDir.
 nlohmann::json read_ref(const std::string& file, const std::string& dir = kDir) {
-  std::ifstream in(dir + file);
-  EXPECT_TRUE(in.good()) << file;
-  return nlohmann::json::parse(in);
+  return test::read_json(dir + file);
 }
 const nlohmann::json* g_ref = nullptr;  // the fixture the helpers below read
 

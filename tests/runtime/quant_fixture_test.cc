@@ -23,6 +23,7 @@
 #include "onnx/import.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
+#include "support/json_file.h"
 #include "support/source_dir.h"
 
 namespace qsearch::runtime {
@@ -32,11 +33,7 @@ constexpr double kAccuracyTolerance = 0.0005;  // 0.05 percentage points
 
 const std::string kDir = std::string(QSEARCH_SOURCE_DIR) + "/tests/fixtures/";
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  return nlohmann::json::parse(in);
-}
+using test::read_json;
 
 const data::Dataset& mnist_test() {
   static const data::Dataset d = data::load_dataset("mnist", data::Split::kTest, {});

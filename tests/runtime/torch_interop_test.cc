@@ -20,6 +20,7 @@
 #include "onnx/import.h"
 #include "runtime/executor.h"
 #include "runtime/plan.h"
+#include "support/json_file.h"
 #include "support/source_dir.h"
 
 namespace qsearch::runtime {
@@ -29,11 +30,7 @@ namespace {
 // conv weights): the measured deviation on these fixtures is below 7e-7 of the row scale.
 constexpr double kLogitRelBound = 1e-5;
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  return nlohmann::json::parse(in);
-}
+using test::read_json;
 
 const data::Dataset& mnist_test() {
   static const data::Dataset d = data::load_dataset("mnist", data::Split::kTest, {});
