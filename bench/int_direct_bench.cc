@@ -15,24 +15,24 @@
 //   build/bin/int_direct_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING] [BATCH=16]
 //   [CHECK=2]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <vector>
 
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "int_bench_util.h"
 #include "kernels/fixed/conv2d.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
-#include "quant/quantize.h"
 
 namespace qf = qsearch::kernels::fixed;
 using qsearch::DType;
 using qsearch::Rng;
 using qsearch::Tensor;
+using qsearch::bench::codes;
+using qsearch::bench::median;
 
 namespace {
 
@@ -40,26 +40,6 @@ struct Layer {
   const char* name;
   int64_t c, hw, oc, k, stride, pad;
 };
-
-Tensor codes(DType t, int64_t n, int64_t lo, int64_t hi, Rng& rng) {
-  Tensor out({n}, t);
-  for (int64_t i = 0; i < n; ++i) {
-    qsearch::quant::store_code(out.raw(), t, i,
-                               lo + static_cast<int64_t>(rng.uniform_int(hi - lo + 1)));
-  }
-  return out;
-}
-
-double cpu_ms() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -126,15 +106,11 @@ int main(int argc, char** argv) {
       Tensor ref({kind == 1 ? check * per_image : 1}, qf::gemm_output_dtype(p));
       std::vector<double> t, c;
       for (int r = 0; r < rounds + 1; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const double c0 = cpu_ms();
-        qf::conv2d(x.raw(), batch, pc, p, y.raw());
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
+        const qsearch::bench::Timing tm =
+            qsearch::bench::time_calls(1, [&] { qf::conv2d(x.raw(), batch, pc, p, y.raw()); });
         if (r > 0) {  // round 0 warms up
-          t.push_back(ms);
-          c.push_back(cpu_ms() - c0);
+          t.push_back(tm.ms);
+          c.push_back(tm.cpu_ms);
         }
       }
       // (The reference has no fused affine or quantizer: the requantizing store is checked.)

@@ -17,24 +17,24 @@
 //
 //   [TILES=1] build/bin/int_winograd_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <vector>
 
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "int_bench_util.h"
 #include "kernels/fixed/conv2d.h"
 #include "kernels/fixed/winograd.h"
-#include "quant/quantize.h"
 
 namespace qf = qsearch::kernels::fixed;
 using qsearch::DType;
 using qsearch::Rng;
 using qsearch::Tensor;
+using qsearch::bench::codes;
+using qsearch::bench::median;
 
 namespace {
 
@@ -42,26 +42,6 @@ struct Layer {
   const char* name;
   int64_t c, hw, oc;
 };
-
-Tensor codes(DType t, int64_t n, int64_t lo, int64_t hi, Rng& rng) {
-  Tensor out({n}, t);
-  for (int64_t i = 0; i < n; ++i) {
-    qsearch::quant::store_code(out.raw(), t, i,
-                               lo + static_cast<int64_t>(rng.uniform_int(hi - lo + 1)));
-  }
-  return out;
-}
-
-double cpu_ms() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -132,17 +112,11 @@ int main(int argc, char** argv) {
           for (int which = 0; which < 2; ++which) {
             const qf::PackedConv2d& pc = which == 0 ? direct : wino;
             void* y = which == 0 ? y0.raw() : y1.raw();
-            const auto t0 = std::chrono::steady_clock::now();
-            const double c0 = cpu_ms();
-            for (int k = 0; k < reps; ++k) qf::conv2d(x.raw(), batch, pc, p, y);
-            const double ms =
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                    .count() /
-                reps;
-            const double cms = (cpu_ms() - c0) / reps;
+            const qsearch::bench::Timing tm =
+                qsearch::bench::time_calls(reps, [&] { qf::conv2d(x.raw(), batch, pc, p, y); });
             if (r > 0) {  // round 0 warms up
-              (which == 0 ? td : tw).push_back(ms);
-              (which == 0 ? cd : cw2).push_back(cms);
+              (which == 0 ? td : tw).push_back(tm.ms);
+              (which == 0 ? cd : cw2).push_back(tm.cpu_ms);
             }
           }
         }

@@ -23,20 +23,29 @@ inline float apply(float a, float b) {
   return a / b;
 }
 
+// apply<Op>, then with kRelu unary_f32's Relu of the result (`v < 0 ? 0 : v`, NaN kept): the
+// same bits as the two kernels one after the other.
+template <BinaryOp Op, bool kRelu>
+inline float apply_act(float a, float b) {
+  const float v = apply<Op>(a, b);
+  if constexpr (kRelu) return v < 0.0f ? 0.0f : v;
+  return v;
+}
+
 // One run of the innermost (coalesced) dim; the stride patterns are split out so that the
 // compiler vectorises the common ones.
-template <BinaryOp Op>
+template <BinaryOp Op, bool kRelu>
 inline void inner(const float* a, int64_t sa, const float* b, int64_t sb, float* y, int64_t n) {
   if (sa == 1 && sb == 1) {
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i], b[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = apply_act<Op, kRelu>(a[i], b[i]);
   } else if (sa == 1 && sb == 0) {
     const float bv = *b;
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i], bv);
+    for (int64_t i = 0; i < n; ++i) y[i] = apply_act<Op, kRelu>(a[i], bv);
   } else if (sa == 0 && sb == 1) {
     const float av = *a;
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(av, b[i]);
+    for (int64_t i = 0; i < n; ++i) y[i] = apply_act<Op, kRelu>(av, b[i]);
   } else {
-    for (int64_t i = 0; i < n; ++i) y[i] = apply<Op>(a[i * sa], b[i * sb]);
+    for (int64_t i = 0; i < n; ++i) y[i] = apply_act<Op, kRelu>(a[i * sa], b[i * sb]);
   }
 }
 
@@ -79,7 +88,7 @@ Coalesced coalesce(const BinaryParams& p) {
   return c;
 }
 
-template <BinaryOp Op>
+template <BinaryOp Op, bool kRelu>
 void binary_impl(const Coalesced& c, const float* a, const float* b, float* y) {
   struct Ctx {
     const Coalesced* c;
@@ -87,6 +96,15 @@ void binary_impl(const Coalesced& c, const float* a, const float* b, float* y) {
     float* y;
   } ctx{&c, a, b, y};
   const int last = c.rank - 1;
+  if (last == 0) {
+    // One run (same-shape operands, a residual Add): split it over the threads in pieces.
+    parallel_for(0, c.shape[0], kGrain, [&ctx](int64_t begin, int64_t end) {
+      const Coalesced& c = *ctx.c;
+      inner<Op, kRelu>(ctx.a + begin * c.sa[0], c.sa[0], ctx.b + begin * c.sb[0], c.sb[0],
+                       ctx.y + begin, end - begin);
+    });
+    return;
+  }
   int64_t rows = 1;
   for (int d = 0; d < last; ++d) rows *= c.shape[d];
   const int64_t grain = std::max<int64_t>(1, kGrain / c.shape[last]);
@@ -103,7 +121,7 @@ void binary_impl(const Coalesced& c, const float* a, const float* b, float* y) {
         ao += idx * c.sa[d];
         bo += idx * c.sb[d];
       }
-      inner<Op>(ctx.a + ao, c.sa[last], ctx.b + bo, c.sb[last], ctx.y + r * n, n);
+      inner<Op, kRelu>(ctx.a + ao, c.sa[last], ctx.b + bo, c.sb[last], ctx.y + r * n, n);
     }
   });
 }
@@ -124,20 +142,31 @@ void map_vec(vmath::Fn f, const float* x, float* y, int64_t n) {
 
 }  // namespace
 
-void binary_f32(const BinaryParams& p, const float* a, const float* b, float* y) {
+namespace {
+template <bool kRelu>
+void binary_op(const BinaryParams& p, const float* a, const float* b, float* y) {
   const Coalesced c = coalesce(p);
   switch (p.op) {
     case BinaryOp::kAdd:
-      return binary_impl<BinaryOp::kAdd>(c, a, b, y);
+      return binary_impl<BinaryOp::kAdd, kRelu>(c, a, b, y);
     case BinaryOp::kSub:
-      return binary_impl<BinaryOp::kSub>(c, a, b, y);
+      return binary_impl<BinaryOp::kSub, kRelu>(c, a, b, y);
     case BinaryOp::kMul:
-      return binary_impl<BinaryOp::kMul>(c, a, b, y);
+      return binary_impl<BinaryOp::kMul, kRelu>(c, a, b, y);
     case BinaryOp::kDiv:
-      return binary_impl<BinaryOp::kDiv>(c, a, b, y);
+      return binary_impl<BinaryOp::kDiv, kRelu>(c, a, b, y);
     case BinaryOp::kPow:
-      return binary_impl<BinaryOp::kPow>(c, a, b, y);
+      return binary_impl<BinaryOp::kPow, kRelu>(c, a, b, y);
   }
+}
+}  // namespace
+
+void binary_f32(const BinaryParams& p, const float* a, const float* b, float* y) {
+  binary_op<false>(p, a, b, y);
+}
+
+void binary_relu_f32(const BinaryParams& p, const float* a, const float* b, float* y) {
+  binary_op<true>(p, a, b, y);
 }
 
 void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n) {

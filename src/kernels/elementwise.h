@@ -22,6 +22,10 @@ namespace qsearch::kernels {
 // ref::binary_f32 with broadcast dims coalesced and vectorised inner loops.
 void binary_f32(const BinaryParams& p, const float* a, const float* b, float* y);
 
+// binary_f32 then unary_f32's Relu of each result, in one pass: the same bits as the two
+// kernels (an unquantized Add + Relu, the residual of a ResNet block in the int plan).
+void binary_relu_f32(const BinaryParams& p, const float* a, const float* b, float* y);
+
 // ref::unary_f32 in float; y may equal x.
 void unary_f32(const UnaryParams& p, const float* x, float* y, int64_t n);
 

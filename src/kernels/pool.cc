@@ -43,15 +43,51 @@ bool max_phases_fit(const Pool2dParams& p) {
          p.out_w + (p.kernel_w - 1) * p.dilation_w / p.stride_w + kPhaseSlack <= kMaxRow;
 }
 
-void max_row_phases(const Pool2dParams& p, const float* row, float* phases, float* yr) {
+// The pass-1 row buffer: kRowPad floats before the row (the stride-2 split reads the left
+// padding there) and room after it for the split's reach (max_split2_fits).
+constexpr int64_t kRowPad = 16;
+constexpr int64_t kRowBuf = kRowPad + 2 * kMaxRow + 32;
+
+// The columns of max_row_phases' phases, and that count rounded up to whole vectors.
+int64_t phase_cols(const Pool2dParams& p) {
+  return p.out_w + (p.kernel_w - 1) * p.dilation_w / p.stride_w + kPhaseSlack;
+}
+int64_t phase_cols8(const Pool2dParams& p) { return (phase_cols(p) + 7) / 8 * 8; }
+
+// Whether max_row_phases splits stride 2 with vector shuffles: the padded row p[c] = row[c -
+// pad_left] for c < 2 * phase_cols8 lies in the row buffer (its -inf before and after the row
+// stand for the padding), and the phases' vectors in theirs.
+bool max_split2_fits(const Pool2dParams& p) {
+  return p.stride_w == 2 && p.pad_left <= kRowPad && phase_cols8(p) <= kMaxRow &&
+         2 * phase_cols8(p) - p.pad_left + kRowPad <= kRowBuf;
+}
+
+// `row` is W wide; with split2 (max_split2_fits) it sits in a row buffer holding -inf in the
+// kRowPad floats before it and from column W to the split's reach.
+void max_row_phases(const Pool2dParams& p, const float* row, bool split2, float* phases,
+                    float* yr) {
   const int64_t s = p.stride_w;
-  const int64_t cols = p.out_w + (p.kernel_w - 1) * p.dilation_w / s + kPhaseSlack;
+  const int64_t cols = phase_cols(p);
   const float ninf = -std::numeric_limits<float>::infinity();
-  for (int64_t q = 0; q < s; ++q) {
-    float* ph = phases + q * kMaxRow;
-    for (int64_t c = 0; c < cols; ++c) {
-      const int64_t w = c * s + q - p.pad_left;
-      ph[c] = w >= 0 && w < p.in_w ? row[w] : ninf;
+  if (split2) {
+    // Phase q holds the padded row's columns 2c + q: even and odd lanes of 16 consecutive
+    // floats (shuffle_ps takes them per 128-bit half; the permute puts the halves in order).
+    const float* pr = row - p.pad_left;
+    for (int64_t c = 0; c < cols; c += 8) {
+      const __m256 a = _mm256_loadu_ps(pr + 2 * c), b = _mm256_loadu_ps(pr + 2 * c + 8);
+      const __m256 even = _mm256_shuffle_ps(a, b, 0x88), odd = _mm256_shuffle_ps(a, b, 0xDD);
+      _mm256_store_ps(phases + c,
+                      _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(even), 0xD8)));
+      _mm256_store_ps(phases + kMaxRow + c,
+                      _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(odd), 0xD8)));
+    }
+  } else {
+    for (int64_t q = 0; q < s; ++q) {
+      float* ph = phases + q * kMaxRow;
+      for (int64_t c = 0; c < cols; ++c) {
+        const int64_t w = c * s + q - p.pad_left;
+        ph[c] = w >= 0 && w < p.in_w ? row[w] : ninf;
+      }
     }
   }
   for (int64_t ow = 0; ow < p.out_w; ow += 8) {
@@ -111,11 +147,18 @@ template <bool kMax>
 void pool_planes(const PoolCtx& ctx, int64_t begin, int64_t end) {
   const Pool2dParams& p = *ctx.p;
   const TapRanges& t = *ctx.t;
-  alignas(64) float row[kMaxRow];
+  alignas(64) float rowbuf[kRowBuf];
+  float* const row = rowbuf + kRowPad;  // 64-byte aligned: pass 1 stores aligned vectors
   // 2x2 windows with stride 2 and no dilation (the usual max pool): pass 2 reads pairs.
   const bool pairs = p.kernel_w == 2 && p.stride_w == 2 && p.dilation_w == 1;
   alignas(64) float phases[kMax ? kMaxPhases * kMaxRow : 1];
   const bool vector_max = kMax && max_phases_fit(p);
+  const bool split2 = vector_max && max_split2_fits(p);
+  if (split2) {  // the padding around the row, which pass 1 never writes
+    std::fill(rowbuf, row, -std::numeric_limits<float>::infinity());
+    float* const reach = row - p.pad_left + 2 * phase_cols8(p);
+    std::fill(row + p.in_w, std::max(row + p.in_w, reach), -std::numeric_limits<float>::infinity());
+  }
   for (int64_t plane = begin; plane < end; ++plane) {
     const float* xp = ctx.x + plane * p.in_h * p.in_w;
     float* yp = ctx.y + plane * p.out_h * p.out_w;
@@ -149,7 +192,7 @@ void pool_planes(const PoolCtx& ctx, int64_t begin, int64_t end) {
       // Pass 2: reduce across the window's columns.
       if constexpr (kMax) {
         if (vector_max) {
-          max_row_phases(p, row, phases, yr);
+          max_row_phases(p, row, split2, phases, yr);
           continue;
         }
       }

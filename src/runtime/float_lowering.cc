@@ -540,6 +540,14 @@ void lower_float(PlanBuilder& b, const Node& n) {
               : n.kind == OpKind::kDiv ? kernels::BinaryOp::kDiv
                                        : kernels::BinaryOp::kPow;
       s->fast = fast;
+      // Its sole reader an unquantized Relu (not a fusion barrier): applied in the same pass
+      // (the int plan's residual Add + ReLU, which no conv epilogue takes there).
+      if (const Node* act = b.sole_consumer(n.outputs[0]);
+          act != nullptr && act->kind == OpKind::kRelu && act->inputs.size() == 1) {
+        s->relu = true;
+        b.mark_fused(*act);
+        return finish(b, std::move(s), act->outputs[0]);
+      }
       return finish(b, std::move(s), n.outputs[0]);
     }
     case OpKind::kRelu:

@@ -275,12 +275,22 @@ void BinaryStep::run(const RunContext& ctx) const {
   const float* a = ctx.data<float>(inputs[0]);
   const float* b = ctx.data<float>(inputs[1]);
   float* y = ctx.data<float>(outputs[0]);
-  fast ? kernels::binary_f32(p, a, b, y) : kernels::ref::binary_f32(p, a, b, y);
+  if (fast) {
+    relu ? kernels::binary_relu_f32(p, a, b, y) : kernels::binary_f32(p, a, b, y);
+    return;
+  }
+  kernels::ref::binary_f32(p, a, b, y);
+  if (relu) {
+    kernels::UnaryParams r;
+    r.op = kernels::UnaryOp::kRelu;
+    kernels::ref::unary_f32(r, y, y, ctx.numel(outputs[0]));
+  }
 }
 
 std::string BinaryStep::describe() const {
   static const char* names[] = {"add", "sub", "mul", "div", "pow"};
-  return fmt::format("{}_f32{}", names[static_cast<int>(op)], fast ? "" : " ref");
+  return fmt::format("{}_f32{}{}", names[static_cast<int>(op)], relu ? " +relu" : "",
+                     fast ? "" : " ref");
 }
 
 void UnaryStep::run(const RunContext& ctx) const {

@@ -126,6 +126,9 @@ class BinaryStep : public Step {
   std::string describe() const override;
   kernels::BinaryOp op = kernels::BinaryOp::kAdd;
   bool fast = true;
+  // A Relu of the result fused (the op's sole reader, an unquantized Relu): the same bits as a
+  // UnaryStep after it.
+  bool relu = false;
 };
 
 class UnaryStep : public Step {

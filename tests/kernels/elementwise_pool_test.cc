@@ -74,6 +74,60 @@ TEST(FastBinary, BroadcastPatternsBitIdenticalToRef) {
   }
 }
 
+// binary_relu_f32 (an unquantized Add + Relu in one step) against the two kernels it replaces,
+// binary_f32 then unary_f32's Relu, bit for bit (-0 and NaN results included; unary_f32 keeps
+// -0, where ref::unary_f32 makes it +0), and binary_f32 against the reference: one coalesced run
+// (same shapes, or a scalar on either side) split over 1-3 threads, and broadcasts.
+TEST(FastBinary, ReluFusedBitIdenticalToBinaryThenRelu) {
+  struct Case {
+    std::vector<int64_t> out, a, b;
+  };
+  const Case cases[] = {
+      {{2, 64, 56, 56}, {2, 64, 56, 56}, {2, 64, 56, 56}},  // ResNet's residual: split in pieces
+      {{200003}, {200003}, {}},                             // a scalar on the right
+      {{200003}, {1}, {200003}},                            // and on the left
+      {{7, 3, 5}, {7, 3, 5}, {5}},
+      {{3, 70000}, {3, 70000}, {1, 70000}},
+  };
+  const int saved = num_threads();
+  uint64_t seed = 40;
+  for (const Case& c : cases) {
+    const int rank = static_cast<int>(c.out.size());
+    int64_t na = 1, nb = 1, ny = 1;
+    for (int64_t d : c.a) na *= d;
+    for (int64_t d : c.b) nb *= d;
+    for (int64_t d : c.out) ny *= d;
+    auto a = random_floats(na, seed++), b = random_floats(nb, seed++);
+    // -0 + -0 = -0 (kept by the Relu), and NaN (kept) here and there.
+    for (int64_t i = 0; i < std::min(na, nb); i += 97) a[i] = b[i] = -0.0f;
+    for (int64_t i = 13; i < na; i += 1009) a[i] = std::numeric_limits<float>::quiet_NaN();
+    for (BinaryOp op : {BinaryOp::kAdd, BinaryOp::kSub, BinaryOp::kMul}) {
+      BinaryParams p{.op = op, .rank = rank};
+      for (int d = 0; d < rank; ++d) p.shape[d] = c.out[d];
+      p.a_stride = broadcast_strides(c.a, rank);
+      p.b_stride = broadcast_strides(c.b, rank);
+      std::vector<float> ref(ny), two_steps(ny);
+      ref::binary_f32(p, a.data(), b.data(), ref.data());
+      set_num_threads(1);
+      binary_f32(p, a.data(), b.data(), two_steps.data());
+      unary_f32(UnaryParams{.op = UnaryOp::kRelu}, two_steps.data(), two_steps.data(), ny);
+      for (int threads = 1; threads <= 3; ++threads) {
+        set_num_threads(threads);
+        std::vector<float> plain(ny, 7.0f), fused(ny, 7.0f);
+        binary_f32(p, a.data(), b.data(), plain.data());
+        binary_relu_f32(p, a.data(), b.data(), fused.data());
+        EXPECT_EQ(std::memcmp(plain.data(), ref.data(), ny * sizeof(float)), 0)
+            << "binary, rank " << rank << " n " << ny << " op " << static_cast<int>(op) << ", "
+            << threads << " threads";
+        EXPECT_EQ(std::memcmp(fused.data(), two_steps.data(), ny * sizeof(float)), 0)
+            << "binary + relu, rank " << rank << " n " << ny << " op " << static_cast<int>(op)
+            << ", " << threads << " threads";
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
 TEST(FastUnary, ExactOpsBitIdenticalAndTranscendentalsWithinBound) {
   const int64_t n = 100003;
   auto x = random_floats(n, 7, -20.0f, 20.0f);

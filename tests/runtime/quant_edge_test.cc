@@ -260,6 +260,37 @@ TEST(QuantEdges, ReluIsFusedOnlyIntoASoleReader) {
   EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x))) << steps;
 }
 
+// An unquantized Add of float values whose sole reader is an unquantized Relu (ResNet's residual
+// in the int plan, after float BatchNorms, where no conv epilogue takes the Add): one step adds
+// and applies the Relu, whose float value the quantized Gemm (as codes) and the final Add (as
+// float) both read; the same bits as the exact reference.
+TEST(QuantEdges, UnquantizedAddAndReluRunAsOneStep) {
+  GraphMaker m({kDynamic, 37});
+  const ir::ValueId a = m.op(
+      OpKind::kTanh,
+      {m.op(OpKind::kGemm, {m.input(), m.constant({16, 37}, 21), m.constant({16}, 22, -0.5f, 0.5f)},
+            ir::GemmAttrs{.trans_b = true})});
+  const ir::ValueId b = m.op(
+      OpKind::kTanh,
+      {m.op(OpKind::kGemm, {m.input(), m.constant({16, 37}, 23)}, ir::GemmAttrs{.trans_b = true})});
+  const ir::ValueId r = m.op(OpKind::kRelu, {m.op(OpKind::kAdd, {a, b})});
+  const ir::ValueId c =
+      m.op(OpKind::kGemm, {r, m.constant({16, 16}, 24)}, ir::GemmAttrs{.trans_b = true});
+  const ir::Graph g = m.finish(m.op(OpKind::kAdd, {c, r}));
+  QuantAssignment q;  // the Gemms; the Tanhs, Adds and the Relu stay in float
+  for (const ir::Node& n : g.nodes()) {
+    if (n.kind == OpKind::kGemm) {
+      q[n.config_name] = linear_cfg({8, 3, true}, {8, 6, true}, FixedFormat{16, 8, true});
+    }
+  }
+  const Tensor x = testing::random_tensor({8, 37}, 25, -3.0f, 3.0f);
+  auto plan = make_plan(g, {.mode = Mode::kInt, .max_batch = 8, .quant = q});
+  const std::string steps = describe_steps(*plan);
+  EXPECT_NE(steps.find("add_f32 +relu"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("relu_f32"), std::string::npos) << steps;
+  EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x))) << steps;
+}
+
 TEST(QuantEdges, ParameterBytesAreTheBitPackedBuffers) {
   const ir::Graph g = testing::make_mlp({784, 256, 128, 16});
   const int64_t weights = 784 * 256 + 256 * 128 + 128 * 16, outputs = 256 + 128 + 16;

@@ -91,16 +91,22 @@ inline void load_pairs16(const BT* b, __m256i* b0, __m256i* b1) {
   }
 }
 
-// kRows <= 6 rows x 16 columns: 12 named accumulators (an array made GCC move registers around,
-// see conv_pairs_rows), the two B vectors and a broadcast: 15 of the 16 ymm registers.
-template <typename BT, int kRows>
-void pairs_rows6(const int16_t* a, int64_t as, const BT* b, int64_t groups, int32_t* out) {
+// kRows <= 6 rows x 16 columns of int16-pair products, the body of pairs_rows_avx2 (GEMM panels)
+// and conv_pairs_s32_avx2 (conv2d's pixel-major pairs, Winograd): row r's k-pair g is the int16
+// pair at a + r * as + 2 * g, the 16 columns' pairs of k-pair g come from load_b(g, &b0, &b1)
+// (columns 0..7 and 8..15), and row r of the sums goes to out + r * out_stride. 12 named
+// accumulators (an array of them made GCC rotate registers through moves and a stack spill every
+// k-pair), the two B vectors and a broadcast: 15 of the 16 ymm registers.
+template <int kRows, class LoadB>
+inline void pairs_rows6(const int16_t* a, int64_t as, LoadB load_b, int64_t groups, int32_t* out,
+                        int64_t out_stride) {
+  static_assert(kRows >= 1 && kRows <= 6);
   const __m256i zero = _mm256_setzero_si256();
   __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
   __m256i c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
   for (int64_t g = 0; g < groups; ++g) {
     __m256i b0, b1;
-    load_pairs16(b + g * 2 * kNr, &b0, &b1);
+    load_b(g, &b0, &b1);
     const int16_t* ag = a + 2 * g;
     __m256i av = broadcast_pair(ag);
     c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(av, b0));
@@ -132,88 +138,6 @@ void pairs_rows6(const int16_t* a, int64_t as, const BT* b, int64_t groups, int3
     }
   }
   auto store = [&](int r, __m256i lo, __m256i hi) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kNr), lo);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kNr + 8), hi);
-  };
-  store(0, c00, c01);
-  if constexpr (kRows > 1) store(1, c10, c11);
-  if constexpr (kRows > 2) store(2, c20, c21);
-  if constexpr (kRows > 3) store(3, c30, c31);
-  if constexpr (kRows > 4) store(4, c40, c41);
-  if constexpr (kRows > 5) store(5, c50, c51);
-}
-}  // namespace
-
-template <typename BT>
-void pairs_rows_avx2(const void* a_, int64_t as, const void* b_, int64_t /*bs*/, int64_t groups,
-                     int /*np: 1*/, int rows, int32_t* out) {
-  static_assert(kMrPairsRowsAvx2 == 6);
-  const int16_t* a = static_cast<const int16_t*>(a_);
-  const BT* b = static_cast<const BT*>(b_);
-  switch (rows) {
-    case 1:
-      return pairs_rows6<BT, 1>(a, as, b, groups, out);
-    case 2:
-      return pairs_rows6<BT, 2>(a, as, b, groups, out);
-    case 3:
-      return pairs_rows6<BT, 3>(a, as, b, groups, out);
-    case 4:
-      return pairs_rows6<BT, 4>(a, as, b, groups, out);
-    case 5:
-      return pairs_rows6<BT, 5>(a, as, b, groups, out);
-    default:
-      return pairs_rows6<BT, 6>(a, as, b, groups, out);
-  }
-}
-template void pairs_rows_avx2<int8_t>(const void*, int64_t, const void*, int64_t, int64_t, int, int,
-                                      int32_t*);
-template void pairs_rows_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int64_t, int,
-                                       int, int32_t*);
-
-namespace {
-// Named accumulators (an array of them made GCC rotate registers through moves and a stack
-// spill every k-pair); up to 6 rows: 12 accumulators, the two x2 vectors and a broadcast.
-template <int kRows>
-void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
-                     int64_t groups, int32_t* out, int64_t out_stride) {
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
-  __m256i c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
-  for (int64_t g = 0; g < groups; ++g) {
-    const int32_t* b = x2 + goff[g];
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
-    const int16_t* wg = w + 2 * g;
-    __m256i a = broadcast_pair(wg);
-    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a, b0));
-    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a, b1));
-    if constexpr (kRows > 1) {
-      a = broadcast_pair(wg + w_stride);
-      c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a, b0));
-      c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a, b1));
-    }
-    if constexpr (kRows > 2) {
-      a = broadcast_pair(wg + 2 * w_stride);
-      c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a, b0));
-      c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a, b1));
-    }
-    if constexpr (kRows > 3) {
-      a = broadcast_pair(wg + 3 * w_stride);
-      c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a, b0));
-      c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a, b1));
-    }
-    if constexpr (kRows > 4) {
-      a = broadcast_pair(wg + 4 * w_stride);
-      c40 = _mm256_add_epi32(c40, _mm256_madd_epi16(a, b0));
-      c41 = _mm256_add_epi32(c41, _mm256_madd_epi16(a, b1));
-    }
-    if constexpr (kRows > 5) {
-      a = broadcast_pair(wg + 5 * w_stride);
-      c50 = _mm256_add_epi32(c50, _mm256_madd_epi16(a, b0));
-      c51 = _mm256_add_epi32(c51, _mm256_madd_epi16(a, b1));
-    }
-  }
-  auto store = [&](int r, __m256i lo, __m256i hi) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride), lo);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_stride + 8), hi);
   };
@@ -225,6 +149,43 @@ void conv_pairs_rows(const int16_t* w, int64_t w_stride, const int32_t* x2, cons
   if constexpr (kRows > 5) store(5, c50, c51);
 }
 
+// pairs_rows6 for rows in [1, 6] (more: 6).
+template <class LoadB>
+void pairs_rows_upto6(int rows, const int16_t* a, int64_t as, LoadB load_b, int64_t groups,
+                      int32_t* out, int64_t out_stride) {
+  switch (rows) {
+    case 1:
+      return pairs_rows6<1>(a, as, load_b, groups, out, out_stride);
+    case 2:
+      return pairs_rows6<2>(a, as, load_b, groups, out, out_stride);
+    case 3:
+      return pairs_rows6<3>(a, as, load_b, groups, out, out_stride);
+    case 4:
+      return pairs_rows6<4>(a, as, load_b, groups, out, out_stride);
+    case 5:
+      return pairs_rows6<5>(a, as, load_b, groups, out, out_stride);
+    default:
+      return pairs_rows6<6>(a, as, load_b, groups, out, out_stride);
+  }
+}
+}  // namespace
+
+template <typename BT>
+void pairs_rows_avx2(const void* a_, int64_t as, const void* b_, int64_t /*bs*/, int64_t groups,
+                     int /*np: 1*/, int rows, int32_t* out) {
+  static_assert(kMrPairsRowsAvx2 == 6);
+  const BT* b = static_cast<const BT*>(b_);
+  pairs_rows_upto6(
+      rows, static_cast<const int16_t*>(a_), as,
+      [b](int64_t g, __m256i* b0, __m256i* b1) { load_pairs16(b + g * 2 * kNr, b0, b1); }, groups,
+      out, kNr);
+}
+template void pairs_rows_avx2<int8_t>(const void*, int64_t, const void*, int64_t, int64_t, int, int,
+                                      int32_t*);
+template void pairs_rows_avx2<int16_t>(const void*, int64_t, const void*, int64_t, int64_t, int,
+                                       int, int32_t*);
+
+namespace {
 // max over the lane pairs (2i, 2i + 1) of a (lanes 0..7) and b (8..15): 8 results in order.
 inline __m256i pair_max(__m256i a, __m256i b) {
   a = _mm256_max_epi32(a, _mm256_srli_epi64(a, 32));  // even lanes: max(a[2i], a[2i + 1])
@@ -318,20 +279,15 @@ void depthwise_s32_avx2(const int16_t* xp, const int32_t* wpairs, const int64_t*
 void conv_pairs_s32_avx2(const int16_t* w, int64_t w_stride, const int32_t* x2, const int64_t* goff,
                          int64_t groups, int rows, int32_t* out, int64_t out_stride) {
   static_assert(kMrConvPairsAvx2 == 6);
-  switch (rows) {
-    case 1:
-      return conv_pairs_rows<1>(w, w_stride, x2, goff, groups, out, out_stride);
-    case 2:
-      return conv_pairs_rows<2>(w, w_stride, x2, goff, groups, out, out_stride);
-    case 3:
-      return conv_pairs_rows<3>(w, w_stride, x2, goff, groups, out, out_stride);
-    case 4:
-      return conv_pairs_rows<4>(w, w_stride, x2, goff, groups, out, out_stride);
-    case 5:
-      return conv_pairs_rows<5>(w, w_stride, x2, goff, groups, out, out_stride);
-    default:
-      return conv_pairs_rows<6>(w, w_stride, x2, goff, groups, out, out_stride);
-  }
+  // The 16 positions' pairs of k-pair g: 16 consecutive int32 (int16 pairs) at x2 + goff[g].
+  pairs_rows_upto6(
+      rows, w, w_stride,
+      [x2, goff](int64_t g, __m256i* b0, __m256i* b1) {
+        const int32_t* b = x2 + goff[g];
+        *b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+        *b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 8));
+      },
+      groups, out, out_stride);
 }
 
 // int16 x int16 into int64. A pair sum t lies in [-2^31 + 2^16, 2^31]; vpmaddwd returns it
