@@ -485,6 +485,35 @@ AccumulatorBound accumulator_bound(const PackedConv2d& w) {
 namespace {
 
 #if defined(__x86_64__)
+// The kept runs (x < OW) of every 16-lane block of an image's positions p = y * wq + x, p <
+// positions (the stride-1 extended panels of QuadJob, the depthwise path's blocks): block b's
+// runs are runs[first[b] .. first[b + 1]), each {first lane, lanes, output pixel}. Position cur =
+// y * wq + x walks them block by block without divisions.
+void make_kept_runs(int64_t ow, int64_t wq, int64_t positions, int64_t blocks, int64_t (*runs)[3],
+                    int64_t* first) {
+  int64_t cur = 0, py = 0, px = 0, nruns = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    first[b] = nruns;
+    const int64_t end = std::min(b * 16 + 16, positions);
+    while (cur < end) {
+      if (px >= ow) {
+        cur += wq - px;
+        px = 0;
+        ++py;
+        continue;
+      }
+      const int64_t len = std::min(end - cur, ow - px);
+      runs[nruns][0] = cur - b * 16;
+      runs[nruns][1] = len;
+      runs[nruns][2] = py * ow + px;
+      ++nruns;
+      cur += len;
+      px += len;
+    }
+  }
+  first[blocks] = nruns;
+}
+
 // The pixel-major path (conv2d.h). Each k-pair multiplies two taps that sit at a fixed distance
 // D in the padded input (channel_pairs): with an even channel count per group, the taps (u, v)
 // of channels 2c' and 2c' + 1 (D = one plane, k not padded); otherwise two neighbours (v', v' + 1)
@@ -1134,32 +1163,8 @@ struct QuadJob {
     }
   }
 
-  // The kept runs (x < OW) of every 16-lane block of an image's positions: {first lane, lanes,
-  // output pixel}. Position cur = y * wq + x walks them without divisions.
   void make_runs(int64_t (*runs)[3], int64_t* first) const {
-    const Conv2dGeometry& g = w->geometry();
-    const int64_t ow = g.out_w();
-    int64_t cur = 0, py = 0, px = 0, nruns = 0;
-    for (int64_t b = 0; b < blocks16; ++b) {
-      first[b] = nruns;
-      const int64_t end = std::min(b * 16 + 16, l.positions);
-      while (cur < end) {
-        if (px >= ow) {
-          cur += l.wq - px;
-          px = 0;
-          ++py;
-          continue;
-        }
-        const int64_t len = std::min(end - cur, ow - px);
-        runs[nruns][0] = cur - b * 16;
-        runs[nruns][1] = len;
-        runs[nruns][2] = py * ow + px;
-        ++nruns;
-        cur += len;
-        px += len;
-      }
-    }
-    first[blocks16] = nruns;
+    make_kept_runs(w->geometry().out_w(), l.wq, l.positions, blocks16, runs, first);
   }
 
   void run(int64_t item) const {
@@ -1615,32 +1620,7 @@ struct DepthwiseJob {
     // Kept runs of block b: runs[first[b] .. first[b + 1]) as {first lane, lanes, output pixel}.
     auto* runs = reinterpret_cast<int64_t(*)[3]>(base + xp_bytes + sums_bytes);
     auto* first = reinterpret_cast<int64_t*>(runs + blocks * 16);
-    {
-      // Position cur = py * wq + px walks the kept runs (px < OW) block by block, without
-      // divisions.
-      const int64_t ow = g.out_w();
-      int64_t cur = 0, py = 0, px = 0, nruns = 0;
-      for (int64_t b = 0; b < blocks; ++b) {
-        first[b] = nruns;
-        const int64_t end = std::min(b * 16 + 16, positions);
-        while (cur < end) {
-          if (px >= ow) {
-            cur += wq - px;
-            px = 0;
-            ++py;
-            continue;
-          }
-          const int64_t len = std::min(end - cur, ow - px);
-          runs[nruns][0] = cur - b * 16;
-          runs[nruns][1] = len;
-          runs[nruns][2] = py * ow + px;
-          ++nruns;
-          cur += len;
-          px += len;
-        }
-      }
-      first[blocks] = nruns;
-    }
+    make_kept_runs(g.out_w(), wq, positions, blocks, runs, first);
     const Epilogue e(w->groups()[gi], q, gi * ocg);
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
