@@ -177,6 +177,31 @@ void widen_codes(const T* s, int16_t* d, int64_t n) {
   }
 }
 
+// A row of n codes split by column parity and widened to int16: even[m] = s[2m], odd[m] =
+// s[2m + 1] (the depthwise path's two column phases at stride 2). 8-bit codes go 32 at a time
+// (a byte shuffle puts each 128-bit half's even bytes before its odd ones, a qword permute joins
+// the halves, then sign or zero extension as the scalar cast), the rest one by one.
+template <typename T>
+void split_pair(const T* s, int64_t n, int16_t* even, int16_t* odd) {
+  int64_t j = 0;
+#ifdef __AVX2__
+  if constexpr (sizeof(T) == 1) {
+    const __m256i order = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0,
+                                           2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (; j + 32 <= n; j += 32) {
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + j));
+      v = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, order), 0xd8);
+      const __m128i e = _mm256_castsi256_si128(v), o = _mm256_extracti128_si256(v, 1);
+      const __m256i we = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(e) : _mm256_cvtepu8_epi16(e);
+      const __m256i wo = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(o) : _mm256_cvtepu8_epi16(o);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(even + j / 2), we);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd + j / 2), wo);
+    }
+  }
+#endif
+  for (; j < n; ++j) (j % 2 == 0 ? even : odd)[j / 2] = static_cast<int16_t>(s[j]);
+}
+
 // The image (and group) whose rows one gemm_rows() call makes.
 struct ConvRows {
   const std::byte* x;  // the group's first input channel of this image
@@ -1331,10 +1356,13 @@ struct DepthwiseJob {
   int64_t col0[16], dcol0[16];
   int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
 
+  // The input channel's codes into the phase planes. The codes land at the same places for
+  // every image, so the zeros (padding, the planes' ends, the slack) are written only when `zero`
+  // (an item's first image): later images of the item overwrite the codes alone.
   template <typename T>
-  void fill_planes(const T* src, int16_t* dst) const {
+  void fill_planes(const T* src, int16_t* dst, bool zero) const {
     const Conv2dGeometry& g = w->geometry();
-    std::fill(dst, dst + plane_elems, int16_t{0});
+    if (zero) std::fill(dst, dst + plane_elems, int16_t{0});
     const int64_t sh = g.stride_h, sw = g.stride_w;
     // Padded row ip = i + pt lands in phase ip % sh at row ip / sh, walked without a division
     // per row (per-row divisions cost more than the copies on small maps).
@@ -1348,6 +1376,11 @@ struct DepthwiseJob {
       }
       if (sw == 1) {
         widen_codes(row, prow + g.pad_left, g.in_w);
+        continue;
+      }
+      if (sw == 2) {
+        split_pair(row, g.in_w, prow + (col0[0] == 0 ? 0 : hq * wq) + dcol0[col0[0] == 0 ? 0 : 1],
+                   prow + (col0[0] == 0 ? hq * wq : 0) + dcol0[col0[0] == 0 ? 1 : 0]);
         continue;
       }
       // Phase r holds the input columns j with (j + pl) % sw == r, at (j + pl) / sw: no
@@ -1626,13 +1659,13 @@ struct DepthwiseJob {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
         case DType::kInt8:
-          fill_planes(reinterpret_cast<const int8_t*>(xin), xp);
+          fill_planes(reinterpret_cast<const int8_t*>(xin), xp, img == img0);
           break;
         case DType::kUInt8:
-          fill_planes(reinterpret_cast<const uint8_t*>(xin), xp);
+          fill_planes(reinterpret_cast<const uint8_t*>(xin), xp, img == img0);
           break;
         default:
-          fill_planes(reinterpret_cast<const int16_t*>(xin), xp);
+          fill_planes(reinterpret_cast<const int16_t*>(xin), xp, img == img0);
           break;
       }
       std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
