@@ -1352,6 +1352,7 @@ struct DepthwiseJob {
   // last block fewer) of `batch`. lanes: run_lanes, on an lh x lw interleaved buffer.
   int64_t batch, nbi, image_blocks, lh, lw;
   bool lanes;
+  bool avx512;  // run's tap-pair kernel: detail::depthwise_s32_avx512 (packed for AVX-512BW+)
   // The first input column of phase r < 16 and its plane column (wider strides compute theirs).
   int64_t col0[16], dcol0[16];
   int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
@@ -1671,7 +1672,8 @@ struct DepthwiseJob {
       std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
       for (int64_t j = 0; j < ocg; ++j) {
         const int32_t* wq_pairs = w->depthwise_pairs().data<int32_t>() + (gi * ocg + j) * pairs;
-        detail::depthwise_s32_avx2(xp, wq_pairs, off, pairs, blocks, sums);
+        (avx512 ? detail::depthwise_s32_avx512 : detail::depthwise_s32_avx2)(xp, wq_pairs, off,
+                                                                             pairs, blocks, sums);
         for (int64_t b = 0; b < blocks; ++b) {
           e.run_t32_runs(sums + b * 16, runs + first[b], static_cast<int>(first[b + 1] - first[b]),
                          1, j, out);
@@ -1785,6 +1787,7 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
   job.q.ldc_n = job.pixels;
   job.a_dtype = w.a_dtype();
+  job.avx512 = w.groups().front().isa() >= Isa::kAvx512Bw;
   job.a_es = dtype_size(job.a_dtype);
   job.y_es = dtype_size(gemm_output_dtype(p));
   job.ocg = g.out_channels / g.groups;
