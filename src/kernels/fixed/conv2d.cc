@@ -180,22 +180,51 @@ void widen_codes(const T* s, int16_t* d, int64_t n) {
 // A row of n codes split by column parity and widened to int16: even[m] = s[2m], odd[m] =
 // s[2m + 1] (the depthwise path's two column phases at stride 2). 8-bit codes go 32 at a time
 // (a byte shuffle puts each 128-bit half's even bytes before its odd ones, a qword permute joins
-// the halves, then sign or zero extension as the scalar cast), the rest one by one.
+// the halves, then sign or zero extension as the scalar cast), or 16 at a time on rows of 16 to
+// 31 codes; the last piece starts at the last even column that keeps it inside the row and
+// rewrites values already written (a scalar tail cost as much as the pieces on 56- and 28-code
+// rows), leaving at most one code (odd n) for the scalar loop, as do rows under 16 codes.
+#ifdef __AVX2__
+template <typename T>
+inline void split_piece32(const T* s, int16_t* even, int16_t* odd) {
+  const __m256i order = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2,
+                                         4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
+  v = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, order), 0xd8);
+  const __m128i e = _mm256_castsi256_si128(v), o = _mm256_extracti128_si256(v, 1);
+  const __m256i we = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(e) : _mm256_cvtepu8_epi16(e);
+  const __m256i wo = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(o) : _mm256_cvtepu8_epi16(o);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(even), we);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd), wo);
+}
+template <typename T>
+inline void split_piece16(const T* s, int16_t* even, int16_t* odd) {
+  const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m128i v = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)), order);
+  const __m128i o = _mm_unpackhi_epi64(v, v);
+  const __m128i we = std::is_signed_v<T> ? _mm_cvtepi8_epi16(v) : _mm_cvtepu8_epi16(v);
+  const __m128i wo = std::is_signed_v<T> ? _mm_cvtepi8_epi16(o) : _mm_cvtepu8_epi16(o);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(even), we);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(odd), wo);
+}
+#endif
 template <typename T>
 void split_pair(const T* s, int64_t n, int16_t* even, int16_t* odd) {
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (sizeof(T) == 1) {
-    const __m256i order = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0,
-                                           2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    for (; j + 32 <= n; j += 32) {
-      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + j));
-      v = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, order), 0xd8);
-      const __m128i e = _mm256_castsi256_si128(v), o = _mm256_extracti128_si256(v, 1);
-      const __m256i we = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(e) : _mm256_cvtepu8_epi16(e);
-      const __m256i wo = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(o) : _mm256_cvtepu8_epi16(o);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(even + j / 2), we);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd + j / 2), wo);
+    auto pieces = [&](auto piece, int64_t len) {
+      for (; j + len <= n; j += len) piece(s + j, even + j / 2, odd + j / 2);
+      if (j + 1 < n) {  // two codes or more left: a last piece ending at n or n - 1
+        j = (n - len) & ~int64_t{1};
+        piece(s + j, even + j / 2, odd + j / 2);
+        j += len;
+      }
+    };
+    if (n >= 32) {
+      pieces(split_piece32<T>, 32);
+    } else if (n >= 16) {
+      pieces(split_piece16<T>, 16);
     }
   }
 #endif
