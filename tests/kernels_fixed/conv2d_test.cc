@@ -469,6 +469,53 @@ TEST(IntConv2d, DepthwiseEqualsReference) {
   }
 }
 
+// The depthwise path at stride 2 on rows of 16 codes and more (EfficientNet-B0's and
+// MobileNetV2's stride-2 depthwise convs at 224): each row is split into its two column phases
+// 32 or 16 codes at a time (conv2d.cc split_pair, a byte shuffle, then sign or zero extension),
+// the last piece overlapping the one before, an odd row's last code alone; the planes' zeros are
+// written once per work item, whose later images overwrite the codes alone. Odd and even left pads
+// (the phase that takes the even columns changes), widths with and without a tail past the 32-code
+// pieces, int8 and uint8 codes (random and the extremes, where a wrong extension shows), batches of
+// several images per work item, 1 and 2 threads, every output kind: equal to the reference bit for
+// bit.
+TEST(IntConv2d, DepthwiseStrideTwoWideRowsEqualReference) {
+  Rng rng(kSeed + 12);
+  std::vector<Conv2dGeometry> geometries = {
+      geometry(16, 9, 70, 16, 3, 16, 1, 2, 1),  // pad 1: even columns in phase 1, a tail of 6
+      geometry(16, 8, 67, 16, 5, 16, 2, 2, 1),  // 5x5, pad 2: even columns in phase 0
+      geometry(16, 7, 64, 16, 3, 16, 0, 2, 1),  // no pad, two whole pieces
+      geometry(24, 5, 33, 24, 3, 24, 1, 2, 1),  // one piece and one code
+      geometry(16, 6, 56, 16, 3, 16, 1, 2, 1),  // a piece, then one ending at the row's end
+      geometry(16, 6, 28, 16, 3, 16, 1, 2, 1),  // 16-code pieces, the last overlapping
+      geometry(16, 5, 21, 16, 5, 16, 2, 2, 1),  // a 16-code piece overlapping, one code left
+      geometry(16, 4, 16, 16, 3, 16, 1, 2, 1),  // one 16-code piece
+  };
+  Conv2dGeometry asym = geometry(16, 6, 45, 16, 3, 16, 0, 2, 1);
+  asym.pad_left = 3;  // odd left pad, no right pad
+  asym.stride_h = 1;
+  geometries.push_back(asym);
+  const int saved = num_threads();
+  set_num_threads(2);
+  for (const Conv2dGeometry& g : geometries) {
+    for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
+      for (DType a : {DType::kInt8, DType::kUInt8}) {
+        ConvCase c;
+        c.g = g;
+        c.fill = fill;
+        c.batch = 5;
+        c.a_dtype = a;
+        c.a_format = {8, 4, a == DType::kInt8};
+        c.threads = {1};
+        check(c, rng);
+        if (::testing::Test::HasFatalFailure()) break;
+      }
+      if (::testing::Test::HasFatalFailure()) break;
+    }
+    if (::testing::Test::HasFatalFailure()) break;
+  }
+  set_num_threads(saved);
+}
+
 // Batch blocking of the pixel-major path (issue 14): a work item runs several images' panels
 // per block of weight rows; on maps of 1x1 .. 4x4 (and some wider) the panels' lanes are the
 // pixels of several images (gathered) or each image's padded rows (extended). Batches that

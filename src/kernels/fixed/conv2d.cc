@@ -177,6 +177,60 @@ void widen_codes(const T* s, int16_t* d, int64_t n) {
   }
 }
 
+// A row of n codes split by column parity and widened to int16: even[m] = s[2m], odd[m] =
+// s[2m + 1] (the depthwise path's two column phases at stride 2). 8-bit codes go 32 at a time
+// (a byte shuffle puts each 128-bit half's even bytes before its odd ones, a qword permute joins
+// the halves, then sign or zero extension as the scalar cast), or 16 at a time on rows of 16 to
+// 31 codes; the last piece starts at the last even column that keeps it inside the row and
+// rewrites values already written (a scalar tail cost as much as the pieces on 56- and 28-code
+// rows), leaving at most one code (odd n) for the scalar loop, as do rows under 16 codes.
+#ifdef __AVX2__
+template <typename T>
+inline void split_piece32(const T* s, int16_t* even, int16_t* odd) {
+  const __m256i order = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2,
+                                         4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
+  v = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, order), 0xd8);
+  const __m128i e = _mm256_castsi256_si128(v), o = _mm256_extracti128_si256(v, 1);
+  const __m256i we = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(e) : _mm256_cvtepu8_epi16(e);
+  const __m256i wo = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(o) : _mm256_cvtepu8_epi16(o);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(even), we);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd), wo);
+}
+template <typename T>
+inline void split_piece16(const T* s, int16_t* even, int16_t* odd) {
+  const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m128i v = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)), order);
+  const __m128i o = _mm_unpackhi_epi64(v, v);
+  const __m128i we = std::is_signed_v<T> ? _mm_cvtepi8_epi16(v) : _mm_cvtepu8_epi16(v);
+  const __m128i wo = std::is_signed_v<T> ? _mm_cvtepi8_epi16(o) : _mm_cvtepu8_epi16(o);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(even), we);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(odd), wo);
+}
+#endif
+template <typename T>
+void split_pair(const T* s, int64_t n, int16_t* even, int16_t* odd) {
+  int64_t j = 0;
+#ifdef __AVX2__
+  if constexpr (sizeof(T) == 1) {
+    auto pieces = [&](auto piece, int64_t len) {
+      for (; j + len <= n; j += len) piece(s + j, even + j / 2, odd + j / 2);
+      if (j + 1 < n) {  // two codes or more left: a last piece ending at n or n - 1
+        j = (n - len) & ~int64_t{1};
+        piece(s + j, even + j / 2, odd + j / 2);
+        j += len;
+      }
+    };
+    if (n >= 32) {
+      pieces(split_piece32<T>, 32);
+    } else if (n >= 16) {
+      pieces(split_piece16<T>, 16);
+    }
+  }
+#endif
+  for (; j < n; ++j) (j % 2 == 0 ? even : odd)[j / 2] = static_cast<int16_t>(s[j]);
+}
+
 // The image (and group) whose rows one gemm_rows() call makes.
 struct ConvRows {
   const std::byte* x;  // the group's first input channel of this image
@@ -485,6 +539,35 @@ AccumulatorBound accumulator_bound(const PackedConv2d& w) {
 namespace {
 
 #if defined(__x86_64__)
+// The kept runs (x < OW) of every 16-lane block of an image's positions p = y * wq + x, p <
+// positions (the stride-1 extended panels of QuadJob, the depthwise path's blocks): block b's
+// runs are runs[first[b] .. first[b + 1]), each {first lane, lanes, output pixel}. Position cur =
+// y * wq + x walks them block by block without divisions.
+void make_kept_runs(int64_t ow, int64_t wq, int64_t positions, int64_t blocks, int64_t (*runs)[3],
+                    int64_t* first) {
+  int64_t cur = 0, py = 0, px = 0, nruns = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    first[b] = nruns;
+    const int64_t end = std::min(b * 16 + 16, positions);
+    while (cur < end) {
+      if (px >= ow) {
+        cur += wq - px;
+        px = 0;
+        ++py;
+        continue;
+      }
+      const int64_t len = std::min(end - cur, ow - px);
+      runs[nruns][0] = cur - b * 16;
+      runs[nruns][1] = len;
+      runs[nruns][2] = py * ow + px;
+      ++nruns;
+      cur += len;
+      px += len;
+    }
+  }
+  first[blocks] = nruns;
+}
+
 // The pixel-major path (conv2d.h). Each k-pair multiplies two taps that sit at a fixed distance
 // D in the padded input (channel_pairs): with an even channel count per group, the taps (u, v)
 // of channels 2c' and 2c' + 1 (D = one plane, k not padded); otherwise two neighbours (v', v' + 1)
@@ -1134,32 +1217,8 @@ struct QuadJob {
     }
   }
 
-  // The kept runs (x < OW) of every 16-lane block of an image's positions: {first lane, lanes,
-  // output pixel}. Position cur = y * wq + x walks them without divisions.
   void make_runs(int64_t (*runs)[3], int64_t* first) const {
-    const Conv2dGeometry& g = w->geometry();
-    const int64_t ow = g.out_w();
-    int64_t cur = 0, py = 0, px = 0, nruns = 0;
-    for (int64_t b = 0; b < blocks16; ++b) {
-      first[b] = nruns;
-      const int64_t end = std::min(b * 16 + 16, l.positions);
-      while (cur < end) {
-        if (px >= ow) {
-          cur += l.wq - px;
-          px = 0;
-          ++py;
-          continue;
-        }
-        const int64_t len = std::min(end - cur, ow - px);
-        runs[nruns][0] = cur - b * 16;
-        runs[nruns][1] = len;
-        runs[nruns][2] = py * ow + px;
-        ++nruns;
-        cur += len;
-        px += len;
-      }
-    }
-    first[blocks16] = nruns;
+    make_kept_runs(w->geometry().out_w(), l.wq, l.positions, blocks16, runs, first);
   }
 
   void run(int64_t item) const {
@@ -1322,14 +1381,18 @@ struct DepthwiseJob {
   // last block fewer) of `batch`. lanes: run_lanes, on an lh x lw interleaved buffer.
   int64_t batch, nbi, image_blocks, lh, lw;
   bool lanes;
+  bool avx512;  // run's tap-pair kernel: detail::depthwise_s32_avx512 (packed for AVX-512BW+)
   // The first input column of phase r < 16 and its plane column (wider strides compute theirs).
   int64_t col0[16], dcol0[16];
   int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
 
+  // The input channel's codes into the phase planes. The codes land at the same places for
+  // every image, so the zeros (padding, the planes' ends, the slack) are written only when `zero`
+  // (an item's first image): later images of the item overwrite the codes alone.
   template <typename T>
-  void fill_planes(const T* src, int16_t* dst) const {
+  void fill_planes(const T* src, int16_t* dst, bool zero) const {
     const Conv2dGeometry& g = w->geometry();
-    std::fill(dst, dst + plane_elems, int16_t{0});
+    if (zero) std::fill(dst, dst + plane_elems, int16_t{0});
     const int64_t sh = g.stride_h, sw = g.stride_w;
     // Padded row ip = i + pt lands in phase ip % sh at row ip / sh, walked without a division
     // per row (per-row divisions cost more than the copies on small maps).
@@ -1343,6 +1406,11 @@ struct DepthwiseJob {
       }
       if (sw == 1) {
         widen_codes(row, prow + g.pad_left, g.in_w);
+        continue;
+      }
+      if (sw == 2) {
+        split_pair(row, g.in_w, prow + (col0[0] == 0 ? 0 : hq * wq) + dcol0[col0[0] == 0 ? 0 : 1],
+                   prow + (col0[0] == 0 ? hq * wq : 0) + dcol0[col0[0] == 0 ? 1 : 0]);
         continue;
       }
       // Phase r holds the input columns j with (j + pl) % sw == r, at (j + pl) / sw: no
@@ -1615,50 +1683,26 @@ struct DepthwiseJob {
     // Kept runs of block b: runs[first[b] .. first[b + 1]) as {first lane, lanes, output pixel}.
     auto* runs = reinterpret_cast<int64_t(*)[3]>(base + xp_bytes + sums_bytes);
     auto* first = reinterpret_cast<int64_t*>(runs + blocks * 16);
-    {
-      // Position cur = py * wq + px walks the kept runs (px < OW) block by block, without
-      // divisions.
-      const int64_t ow = g.out_w();
-      int64_t cur = 0, py = 0, px = 0, nruns = 0;
-      for (int64_t b = 0; b < blocks; ++b) {
-        first[b] = nruns;
-        const int64_t end = std::min(b * 16 + 16, positions);
-        while (cur < end) {
-          if (px >= ow) {
-            cur += wq - px;
-            px = 0;
-            ++py;
-            continue;
-          }
-          const int64_t len = std::min(end - cur, ow - px);
-          runs[nruns][0] = cur - b * 16;
-          runs[nruns][1] = len;
-          runs[nruns][2] = py * ow + px;
-          ++nruns;
-          cur += len;
-          px += len;
-        }
-      }
-      first[blocks] = nruns;
-    }
+    make_kept_runs(g.out_w(), wq, positions, blocks, runs, first);
     const Epilogue e(w->groups()[gi], q, gi * ocg);
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
         case DType::kInt8:
-          fill_planes(reinterpret_cast<const int8_t*>(xin), xp);
+          fill_planes(reinterpret_cast<const int8_t*>(xin), xp, img == img0);
           break;
         case DType::kUInt8:
-          fill_planes(reinterpret_cast<const uint8_t*>(xin), xp);
+          fill_planes(reinterpret_cast<const uint8_t*>(xin), xp, img == img0);
           break;
         default:
-          fill_planes(reinterpret_cast<const int16_t*>(xin), xp);
+          fill_planes(reinterpret_cast<const int16_t*>(xin), xp, img == img0);
           break;
       }
       std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
       for (int64_t j = 0; j < ocg; ++j) {
         const int32_t* wq_pairs = w->depthwise_pairs().data<int32_t>() + (gi * ocg + j) * pairs;
-        detail::depthwise_s32_avx2(xp, wq_pairs, off, pairs, blocks, sums);
+        (avx512 ? detail::depthwise_s32_avx512 : detail::depthwise_s32_avx2)(xp, wq_pairs, off,
+                                                                             pairs, blocks, sums);
         for (int64_t b = 0; b < blocks; ++b) {
           e.run_t32_runs(sums + b * 16, runs + first[b], static_cast<int>(first[b + 1] - first[b]),
                          1, j, out);
@@ -1772,6 +1816,7 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   job.q.ldc_m = 1;  // C[pixel, oc] lands at y[oc * pixels + pixel]: NCHW
   job.q.ldc_n = job.pixels;
   job.a_dtype = w.a_dtype();
+  job.avx512 = w.groups().front().isa() >= Isa::kAvx512Bw;
   job.a_es = dtype_size(job.a_dtype);
   job.y_es = dtype_size(gemm_output_dtype(p));
   job.ocg = g.out_channels / g.groups;

@@ -122,6 +122,9 @@ inline constexpr int kMrConvQuadsVnni = 12;
 // (every xp[p + off[k]], p < 16 * blocks, readable).
 void depthwise_s32_avx2(const int16_t* xp, const int32_t* wpairs, const int64_t* off, int64_t pairs,
                         int64_t blocks, int32_t* out);
+// The same sums 64 positions at a time on 512-bit vectors (depthwise_avx512.cc; AVX-512BW).
+void depthwise_s32_avx512(const int16_t* xp, const int32_t* wpairs, const int64_t* off,
+                          int64_t pairs, int64_t blocks, int32_t* out);
 
 // conv2d's fused 2x2 pool with the output channels as lanes (conv2d.cc, PixelJob::
 // run_pooled_lanes): the max over the 4 output positions of one pool window, whose windows start
