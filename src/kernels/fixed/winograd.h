@@ -46,6 +46,10 @@
 // pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[o][pos][lane] against the
 // packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
 // and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
+// Work items whose V2 is at most 640 KB (the narrow layers: ResNet-18's 64- and 128-channel
+// convs at 224) go block by block instead: per block of output channels every position's M, then
+// its stores, so that M holds one block (L1/L2) rather than every channel (1.2 MB at layer2,
+// written to and read back from L3); V2 stays in L2 across the blocks.
 // Where the packing's Isa is AVX-512BW or VNNI (WinogradFilters::isa, i.e. the CPU has it and
 // $QSEARCH_ISA / ScopedMaxIsa allow it), the Winograd-domain GEMM runs in 512-bit registers instead
 // (winograd.cc wino_gemm_*: 6 output channels x 32 lanes per call, vpdpwssd or vpmaddwd + vpaddd,
