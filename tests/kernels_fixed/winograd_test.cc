@@ -402,8 +402,9 @@ TEST(IntWinograd, ResNetLikeShapesEqualReference) {
 // output channels multiplies and stores on its own (M of one block). Few output channels and
 // many input channels put one conv on both sides: at one thread F(4x4) over 150 channels (75
 // pairs) and 64 lanes has 36 * 75 * 64 * 4 = 691 KB of V2, at two and three threads its work
-// items take 32 and 16 lanes (block order); F(2x2) over 330 channels at 80 lanes, 845 KB, and
-// at 48, 32 lanes (blocks: 20, 13 output channels, ragged last blocks).
+// items take 32 and 16 lanes (block order); F(2x2) over 330 channels (165 pairs) takes 80 lanes
+// at one thread (845 KB) and 64 at two (676 KB), 16 or 32 at three (block order). 20 and 13
+// output channels: blocks of 5 and of 4, 4, 5.
 TEST(IntWinograd, WideItemsKeepThePositionOrderNarrowOnesGoBlockByBlock) {
   Rng rng(kSeed + 26);
   {
