@@ -8,8 +8,9 @@
 // Prints, per layer and batch, the median ms per call of each path (Winograd forced where exact)
 // and direct / winograd (> 1: Winograd is faster), and checks that both give the same bits. Also
 // the ratio of process CPU time (less sensitive to other processes taking the cores, as long as the
-// thread pool does not spin), and the path kAuto takes at that batch. THREADS=1 runs the
-// kernels inline, as a batch-parallel evaluation runs each batch.
+// thread pool does not spin), the path kAuto takes at that batch and Winograd's median CPU ms per
+// call (an A/B of two builds on a loaded machine: with THREADS=1 the least noisy figure). THREADS=1
+// runs the kernels inline, as a batch-parallel evaluation runs each batch.
 //
 // TILES=1: Winograd F(2x2) (the "direct" columns) against F(4x4) (the "winograd" columns)
 // instead, with weights in [-32, 31] (full-range int8 weights leave F(4x4)'s |S| <= 2^25 - 1
@@ -66,8 +67,8 @@ int main(int argc, char** argv) {
   Rng rng(1);
   std::printf(
       "| layer | batch | output | direct ms | winograd ms | direct / winograd | same, CPU time "
-      "| auto |\n");
-  std::printf("|---|---:|---|---:|---:|---:|---:|---|\n");
+      "| auto | winograd CPU ms |\n");
+  std::printf("|---|---:|---|---:|---:|---:|---:|---|---:|\n");
   for (const Layer& l : layers) {
     if (std::strstr(l.name, only) == nullptr) continue;
     for (int64_t batch : {1, 16, 32, 64}) {
@@ -121,10 +122,11 @@ int main(int argc, char** argv) {
           }
         }
         const bool same = std::memcmp(y0.raw(), y1.raw(), y0.nbytes()) == 0;
-        std::printf("| %s | %lld | %s | %.3f | %.3f | %.2f | %.2f%s | %s |\n", l.name,
+        std::printf("| %s | %lld | %s | %.3f | %.3f | %.2f | %.2f%s | %s | %.3f |\n", l.name,
                     static_cast<long long>(batch), kind == 0 ? "float" : "s8.4", median(td),
                     median(tw), median(td) / median(tw), median(cd) / median(cw2),
-                    wino.winograd() ? "" : " (direct both)", auto_wino ? "winograd" : "direct");
+                    wino.winograd() ? "" : " (direct both)", auto_wino ? "winograd" : "direct",
+                    median(cw2));
         if (!same) {
           std::printf("MISMATCH: Winograd and direct outputs differ\n");
           return 1;

@@ -397,6 +397,33 @@ TEST(IntWinograd, ResNetLikeShapesEqualReference) {
   }
 }
 
+// A work item's V2 above 640 KB (winograd.cc kBlockwiseV2Bytes) keeps the position order (every
+// position's M of every output-channel block, then the stores); at or below it each block of
+// output channels multiplies and stores on its own (M of one block). Few output channels and
+// many input channels put one conv on both sides: at one thread F(4x4) over 150 channels (75
+// pairs) and 64 lanes has 36 * 75 * 64 * 4 = 691 KB of V2, at two and three threads its work
+// items take 32 and 16 lanes (block order); F(2x2) over 330 channels (165 pairs) takes 80 lanes
+// at one thread (845 KB) and 64 at two (676 KB), 16 or 32 at three (block order). 20 and 13
+// output channels: blocks of 5 and of 4, 4, 5.
+TEST(IntWinograd, WideItemsKeepThePositionOrderNarrowOnesGoBlockByBlock) {
+  Rng rng(kSeed + 26);
+  {
+    WinoCase wc;
+    wc.g = geometry3x3(150, 16, 16, 20, 1, 1, 1, 1);  // F(4x4): 16 tiles per image, 4 panels
+    wc.batch = 4;
+    wc.tile = 4;
+    check(wc, rng, true, 4);
+  }
+  {
+    WinoCase wc;
+    wc.g = geometry3x3(330, 16, 16, 13, 1, 1, 1, 1);  // F(2x2): 64 tiles per image, 8 panels
+    wc.batch = 2;
+    wc.tile = 2;
+    wc.w_format = {6, 4, true};  // 4S within int32 over 9 * 330 products
+    check(wc, rng, true, 2);
+  }
+}
+
 TEST(IntWinograd, ExtremeCodesHitTheBoundExactly) {
   Rng rng(kSeed + 2);
   // uint8 activations (max 255) x int16 weights of 12 bits (|w| <= 2048, |U| <= 18432): 4S fits

@@ -337,13 +337,31 @@ inline __m256i load16(const void* p) {
 }
 inline void store16(void* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 
+// Bytes of V2 up to which multiply_and_store runs block by block (by_block): the work item's
+// whole V2 then stays in L2 (1 MB per core on Zen 5, with room for U's rows and M) while each
+// block of output channels multiplies all positions and stores at once.
+constexpr int64_t kBlockwiseV2Bytes = 640 * 1024;
+
+// Whether multiply_and_store takes the output-channel blocks one at a time (M then holds one
+// block: kPos * kMr * lanes int32, L1/L2-resident) rather than all positions of all blocks first
+// (M: kPos * OC * lanes int32, 1.2 MB for ResNet-18's layer2 at 64 lanes, which left L2 on every
+// write and again on every read of the output transform). The block order reads V2 once per
+// block, which pays only while V2 stays in L2; the wide layers keep the position order, where
+// a position's V2 stays in L2 across the blocks (U, megabytes there, is read once either way).
+bool by_block(int positions, int64_t cpairs, int64_t lanes) {
+  return positions * cpairs * lanes * 4 <= kBlockwiseV2Bytes;
+}
+
 // The rest of a Winograd work item, for F(2x2) (kTile 2: Job = WinoJob, 16 transform
 // positions) and F(4x4) (kTile 4: Wino4Job, 36): M[o][pos][lane] = U[pos][o] . V2[pos] for the
 // output-channel blocks [ob0, ob1) and the global tiles [g0, g1) (the output transform of one
 // channel then reads its positions a few hundred bytes apart, not oc * lanes * 4 bytes: that
 // stride hit one L1 set; per position, per block of output channels their U rows stay in L1 and
 // this position's V2 in L2), then the output transform and the epilogue's store of each run of
-// consecutive output pixels (per image and tile-row segment of the panel, per output row).
+// consecutive output pixels (per image and tile-row segment of the panel, per output row). Where
+// the work item's V2 fits kBlockwiseV2Bytes (by_block) this runs per block of output channels,
+// all positions then the stores, so that M (`mbuf`: one block) stays in L1/L2; else all blocks'
+// M first (`mbuf`: every output channel).
 template <int kTile, typename Job>
 void multiply_and_store(const Job& j, const int32_t* v2, const int64_t* goff, int32_t* mbuf,
                         int64_t g0, int64_t g1, int64_t ob0, int64_t ob1) {
@@ -351,66 +369,86 @@ void multiply_and_store(const Job& j, const int32_t* v2, const int64_t* goff, in
   constexpr int kMr = Job::kMr, kRow = Job::kRow;
   const int64_t oc = j.w->geometry().out_channels, cpad = j.f->channels_padded;
   const int64_t np = (g1 - g0 + 15) / 16, lanes = np * 16;
-  const int16_t* u = j.f->u.template data<int16_t>();
-  if (j.f->isa >= Isa::kAvx512Bw) {
-    const auto gemm = j.f->isa >= Isa::kAvx512Vnni ? wino_gemm_avx512vnni : wino_gemm_avx512bw;
-    for (int pos = 0; pos < kPos; ++pos) {
-      for (int64_t ob = ob0; ob < ob1; ++ob) {
-        const int64_t o0 = oc * ob / j.mblocks;
-        const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
-        for (int64_t p = 0; p < np; p += 2) {
-          gemm(u + (pos * oc + o0) * cpad, cpad, v2 + pos * j.cpairs * lanes + p * 16, lanes,
-               j.cpairs, rows, static_cast<int>(std::min<int64_t>(2, np - p)),
-               mbuf + (o0 * kPos + pos) * lanes + p * 16, kPos * lanes,
-               u + (pos * oc + o0) * cpad + (p == 0 ? 6 * cpad : 0));
-        }
-      }
-    }
-  } else {
-    for (int pos = 0; pos < kPos; ++pos) {
-      for (int64_t ob = ob0; ob < ob1; ++ob) {
-        const int64_t o0 = oc * ob / j.mblocks;
-        const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
-        for (int64_t p = 0; p < np; ++p) {
-          detail::conv_pairs_s32_avx2(u + (pos * oc + o0) * cpad, cpad,
-                                      v2 + pos * j.cpairs * lanes + p * 16, goff, j.cpairs, rows,
-                                      mbuf + (o0 * kPos + pos) * lanes + p * 16, kPos * lanes);
-        }
-      }
-    }
-  }
-
+  // The output transform and the epilogue's store of the blocks [oba, obb) from M as multiply()
+  // left it.
   const Epilogue e(j.w->groups().front(), j.q);
   alignas(64) int32_t s[kTile][kMr * kRow];  // S per output row a of the tiles, pixel order
   alignas(64) int32_t tile[kMr * 16 + 16];   // run_t32's columns (16 lanes read per column)
-  for (int64_t ob = ob0; ob < ob1; ++ob) {
-    const int64_t o0 = oc * ob / j.mblocks;
-    const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
-    for (int64_t p = 0; p < np; ++p) {
-      Job::transform_output(mbuf + o0 * kPos * lanes + p * 16, lanes, kPos * lanes, rows, s);
-      const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
-      for (int64_t gt = gp0; gt < gp1;) {
-        const int64_t img = gt / j.tiles, t = gt % j.tiles;
-        const int64_t ty = t / j.tw, tx = t % j.tw, len = std::min(j.tw - tx, gp1 - gt);
-        const int64_t l0 = gt - gp0;
-        std::byte* out = j.y + img * oc * j.oh * j.ow * j.y_es;
-        for (int a = 0; a < kTile; ++a) {
-          const int64_t yy = kTile * ty + a;
-          if (yy >= j.oh) continue;
-          const int64_t x0 = kTile * tx, xend = std::min(kTile * (tx + len), j.ow);
-          for (int64_t xs = x0; xs < xend; xs += 16) {
-            const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
-            const int32_t* src = s[a] + kTile * l0 + (xs - x0);
-            for (int r = 0; r < rows; ++r) {
-              store16(tile + r * 16, load16(src + r * kRow));
-              store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
+  auto store = [&](int64_t oba, int64_t obb, const int32_t* m, int64_t mo0) {
+    for (int64_t ob = oba; ob < obb; ++ob) {
+      const int64_t o0 = oc * ob / j.mblocks;
+      const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
+      for (int64_t p = 0; p < np; ++p) {
+        Job::transform_output(m + (o0 - mo0) * kPos * lanes + p * 16, lanes, kPos * lanes, rows, s);
+        const int64_t gp0 = g0 + p * 16, gp1 = std::min(gp0 + 16, g1);
+        for (int64_t gt = gp0; gt < gp1;) {
+          const int64_t img = gt / j.tiles, t = gt % j.tiles;
+          const int64_t ty = t / j.tw, tx = t % j.tw, len = std::min(j.tw - tx, gp1 - gt);
+          const int64_t l0 = gt - gp0;
+          std::byte* out = j.y + img * oc * j.oh * j.ow * j.y_es;
+          for (int a = 0; a < kTile; ++a) {
+            const int64_t yy = kTile * ty + a;
+            if (yy >= j.oh) continue;
+            const int64_t x0 = kTile * tx, xend = std::min(kTile * (tx + len), j.ow);
+            for (int64_t xs = x0; xs < xend; xs += 16) {
+              const int n = static_cast<int>(std::min<int64_t>(16, xend - xs));
+              const int32_t* src = s[a] + kTile * l0 + (xs - x0);
+              for (int r = 0; r < rows; ++r) {
+                store16(tile + r * 16, load16(src + r * kRow));
+                store16(tile + r * 16 + 8, load16(src + r * kRow + 8));
+              }
+              e.run_t32(tile, n, rows, yy * j.ow + xs, o0, out);
             }
-            e.run_t32(tile, n, rows, yy * j.ow + xs, o0, out);
           }
+          gt += len;
         }
-        gt += len;
       }
     }
+  };
+  const int16_t* u = j.f->u.template data<int16_t>();
+  // M of the blocks [oba, obb) at m + ((o - mo0) * kPos + pos) * lanes.
+  auto multiply = [&](int64_t oba, int64_t obb, int32_t* m, int64_t mo0) {
+    if (j.f->isa >= Isa::kAvx512Bw) {
+      const auto gemm = j.f->isa >= Isa::kAvx512Vnni ? wino_gemm_avx512vnni : wino_gemm_avx512bw;
+      for (int pos = 0; pos < kPos; ++pos) {
+        for (int64_t ob = oba; ob < obb; ++ob) {
+          const int64_t o0 = oc * ob / j.mblocks;
+          const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
+          const int16_t* ur = u + (pos * oc + o0) * cpad;
+          // The first call prefetches the U rows of the next call with other rows: the next
+          // block's at this position, or (one block) this block's at the next position.
+          const int16_t* next =
+              obb - oba > 1 ? ur + 6 * cpad : (pos + 1 < kPos ? ur + oc * cpad : ur);
+          for (int64_t p = 0; p < np; p += 2) {
+            gemm(ur, cpad, v2 + pos * j.cpairs * lanes + p * 16, lanes, j.cpairs, rows,
+                 static_cast<int>(std::min<int64_t>(2, np - p)),
+                 m + ((o0 - mo0) * kPos + pos) * lanes + p * 16, kPos * lanes, p == 0 ? next : ur);
+          }
+        }
+      }
+    } else {
+      for (int pos = 0; pos < kPos; ++pos) {
+        for (int64_t ob = oba; ob < obb; ++ob) {
+          const int64_t o0 = oc * ob / j.mblocks;
+          const int rows = static_cast<int>(oc * (ob + 1) / j.mblocks - o0);
+          for (int64_t p = 0; p < np; ++p) {
+            detail::conv_pairs_s32_avx2(
+                u + (pos * oc + o0) * cpad, cpad, v2 + pos * j.cpairs * lanes + p * 16, goff,
+                j.cpairs, rows, m + ((o0 - mo0) * kPos + pos) * lanes + p * 16, kPos * lanes);
+          }
+        }
+      }
+    }
+  };
+  if (by_block(kPos, j.cpairs, lanes)) {
+    for (int64_t ob = ob0; ob < ob1; ++ob) {
+      const int64_t o0 = oc * ob / j.mblocks;
+      multiply(ob, ob + 1, mbuf, o0);
+      store(ob, ob + 1, mbuf, o0);
+    }
+  } else {
+    multiply(ob0, ob1, mbuf, 0);
+    store(ob0, ob1, mbuf, 0);
   }
 }
 
@@ -679,7 +717,9 @@ struct WinoJob {
     // Scratch: V2 (int32 pairs), M (int32), goff, then the padded row, the split rows and two
     // channels' V (int16).
     const size_t v2_bytes = static_cast<size_t>(16 * cpairs * lanes) * 4;
-    const size_t m_bytes = static_cast<size_t>(16 * oc * lanes) * 4;
+    // M: one block of output channels or all (multiply_and_store).
+    const size_t m_bytes =
+        static_cast<size_t>(16 * (by_block(16, cpairs, lanes) ? kMr : oc) * lanes) * 4;
     const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
     const int64_t rows_in = 2 * (std::min(lanes, tiles) / tw + 1) + 4;  // >= any image's rows
     const size_t tmp_bytes =
@@ -912,7 +952,8 @@ struct Wino4Job {
       xp_rows += 4 * (ty1 - ty0) + 6;
     }
     const size_t v2_bytes = static_cast<size_t>(36 * cpairs * lanes) * 4;
-    const size_t m_bytes = static_cast<size_t>(36 * oc * lanes) * 4;
+    const size_t m_bytes =
+        static_cast<size_t>(36 * (by_block(36, cpairs, lanes) ? kMr : oc) * lanes) * 4;
     const size_t goff_bytes = static_cast<size_t>(cpairs) * 8;
     const size_t seg_bytes = static_cast<size_t>(lanes) * 5 * 8;
     const size_t xp_bytes = static_cast<size_t>(xp_rows * rs) * 2 + 64;
@@ -997,6 +1038,14 @@ void split_work(int64_t panels, int64_t cpairs, int64_t mblocks, int64_t* chunks
   nb = std::clamp<int64_t>(nb, 1, panels);
   nb = std::min(nb, std::max<int64_t>(1, panels / threads));
   *chunks = (panels + nb - 1) / nb;
+  // A few work items (parallel_for hands out one at a time up to 4 per thread): a multiple of the
+  // threads, so that every thread runs as many (their panels differ by at most one). ResNet-18's
+  // 512-channel convs at batch 16 (16 panels of at most 6) made 3 items for 2 threads, one
+  // thread running 11 panels while the other ran 5; 4 items of 4 panels cost a fourth more reads
+  // of U (8.4 MB per item) and balance the threads.
+  if (threads > 1 && *chunks > threads && *chunks <= 4 * threads) {
+    *chunks = std::min(panels, (*chunks + threads - 1) / threads * threads);
+  }
   *osplit = *chunks >= threads ? 1 : std::min(mblocks, threads / *chunks);
 }
 

@@ -38,20 +38,24 @@
 // Layout and loop (winograd.cc): the tiles of the whole batch in row-major order (tile t of
 // image i is i * tiles + t) in panels of 16 lanes (small maps of several images share a panel).
 // Per work item (a range of panels, and of output-channel blocks when there are fewer panels than
-// threads) the input is transformed once into V2[pos][c / 2][lane] int32 channel pairs (two int16
-// V, channel 2c' low; on maps at most 6 outputs wide each tile's 4x4 window is gathered, 16
-// tiles across images per step, else padded rows are split by column parity and a tile row
-// transformed 16 tiles per step); then per position, per block of at most 6 output channels (their
-// U rows stay in L1) and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the
-// pixel-major kernel of conv2d, vpmaddwd on channel pairs) writes M[o][pos][lane] against the
-// packed U2[pos][o][C rounded up to even] int16, so U is read once per work item; then per panel
-// and channel block the output transform and Epilogue::run_t32 on runs of consecutive pixels.
-// Where the packing's Isa is AVX-512BW or VNNI (WinogradFilters::isa, i.e. the CPU has it and
-// $QSEARCH_ISA / ScopedMaxIsa allow it), the Winograd-domain GEMM runs in 512-bit registers instead
-// (winograd.cc wino_gemm_*: 6 output channels x 32 lanes per call, vpdpwssd or vpmaddwd + vpaddd,
-// the same sums modulo 2^32; each 16 channel pairs it prefetches the next block's U rows), and
-// F(4x4)'s input rows are split by column phase with masked loads and vpermt2w
-// (split_phases_avx512).
+// threads; a few work items come in a multiple of the threads, so that each thread runs as many)
+// the input is transformed once into V2[pos][c / 2][lane] int32 channel pairs (two int16 V, channel
+// 2c' low; on maps at most 6 outputs wide each tile's 4x4 window is gathered, 16 tiles across
+// images per step, else padded rows are split by column parity and a tile row transformed 16 tiles
+// per step); then per position, per block of at most 6 output channels (their U rows stay in L1)
+// and per panel (the position's V2 stays in L2) detail::conv_pairs_s32_avx2 (the pixel-major kernel
+// of conv2d, vpmaddwd on channel pairs) writes M[o][pos][lane] against the packed U2[pos][o][C
+// rounded up to even] int16, so U is read once per work item; then per panel and channel block the
+// output transform and Epilogue::run_t32 on runs of consecutive pixels. Work items whose V2 is at
+// most 640 KB (the narrow layers: ResNet-18's 64- and 128-channel convs at 224) go block by block
+// instead: per block of output channels every position's M, then its stores, so that M holds one
+// block (L1/L2) rather than every channel (1.2 MB at layer2, written to and read back from L3); V2
+// stays in L2 across the blocks. Where the packing's Isa is AVX-512BW or VNNI
+// (WinogradFilters::isa, i.e. the CPU has it and $QSEARCH_ISA / ScopedMaxIsa allow it), the
+// Winograd-domain GEMM runs in 512-bit registers instead (winograd.cc wino_gemm_*: 6 output
+// channels x 32 lanes per call, vpdpwssd or vpmaddwd + vpaddd, the same sums modulo 2^32; each 16
+// channel pairs it prefetches the next block's U rows), and F(4x4)'s input rows are split by column
+// phase with masked loads and vpermt2w (split_phases_avx512).
 //
 // F(4x4, 3x3) (WinogradFilters::tile = 4; docs/numerics.md "Exact integer Winograd F(4x4, 3x3)"):
 // 36 multiplies per 4x4 outputs. V = B^T d B of the 6x6 window (|V| <= 100 max|x|),
