@@ -19,7 +19,10 @@
 // Profiling: with the environment variable QSEARCH_PROFILE set (to anything but "0"), each
 // executor times every step of every run() with a steady clock and, when it is destroyed, prints
 // to stderr a table of the steps by total time (step, node, kernel line of Plan::to_string(),
-// milliseconds, share, calls). Nothing is timed or allocated per run when it is unset.
+// milliseconds, share, calls). Nothing is timed or allocated per run when it is unset. With
+// QSEARCH_PROFILE=cpu the calling thread's CPU time is counted instead of the wall clock (on a
+// loaded machine the wall clock also counts the waits for a core; work handed to pool threads
+// is not counted, so use it with --threads 1).
 #pragma once
 
 #include <cstdint>
@@ -75,6 +78,7 @@ class Executor {
   std::vector<const Tensor*> last_outputs_;
   // QSEARCH_PROFILE: nanoseconds and calls per step (empty when profiling is off).
   std::vector<int64_t> step_ns_, step_calls_;
+  bool profile_cpu_ = false;  // QSEARCH_PROFILE=cpu: the thread's CPU time, not the wall clock
 
   void run_steps(const RunContext& ctx);
 };

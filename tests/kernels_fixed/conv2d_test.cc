@@ -633,6 +633,14 @@ TEST(IntConv2d, QuadsPathEqualsReference) {
       geometry(8, 20, 20, 12, 3, 2, 1, 2, 1),   // 2 groups of 4 channels
       geometry(4, 17, 18, 12, 4, 1, 1, 4, 1),   // 4x4 stride 4 (16 phases)
       geometry(12, 9, 9, 24, 2, 1, 0, 2, 1),    // 2x2 stride 2
+      // Unpadded 1x1 convs of stride 1 (issue 14: EfficientNet's and MobileNet's pointwise
+      // convs at 32x32 inputs): an 8x8 map (two 32-lane tiles), a 4x4 one (one 16-lane tile), a
+      // 5x7 one (a part-full tile), row quads (6 channels) and 2 groups.
+      geometry(16, 8, 8, 24, 1, 1, 0, 1, 1),
+      geometry(12, 4, 4, 20, 1, 1, 0, 1, 1),
+      geometry(8, 5, 7, 9, 1, 1, 0, 1, 1),
+      geometry(6, 6, 6, 13, 1, 1, 0, 1, 1),
+      geometry(8, 4, 6, 10, 1, 2, 0, 1, 1),
   };
   Conv2dGeometry asym = geometry(4, 15, 13, 9, 3, 1, 0, 1, 1);
   asym.stride_h = 2;
@@ -646,6 +654,22 @@ TEST(IntConv2d, QuadsPathEqualsReference) {
   asym.pad_right = 2;
   geometries.push_back(asym);  // stride 1x2, a 3x5 kernel
   const bool vnni = cpu_supports(Isa::kAvx512Vnni);
+  if (vnni) {
+    // Stride 1 keeps the pair panels where the quads would drop most lanes (a 2x2 map keeps 4
+    // of 16) and wherever the conv is not an unpadded 1x1 (Winograd / extended panels).
+    for (const Conv2dGeometry& g :
+         {geometry(16, 2, 2, 24, 1, 1, 0, 1, 1), geometry(16, 8, 8, 24, 3, 1, 1, 1, 1),
+          geometry(16, 8, 8, 24, 1, 1, 1, 1, 1)}) {
+      std::vector<int8_t> zeros(
+          static_cast<size_t>(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w));
+      Conv2dWeights cw;
+      cw.w = zeros.data();
+      cw.w_format = {8, 5, true};
+      cw.a_format = {8, 4, true};
+      EXPECT_TRUE(pack_conv2d(g, cw, Isa::kAvx512Vnni).weight_quads().empty())
+          << g.in_h << "x" << g.in_w << " map, kernel " << g.kernel_h << ", pad " << g.pad_top;
+    }
+  }
   const int saved = num_threads();
   set_num_threads(2);
   for (const Conv2dGeometry& g : geometries) {

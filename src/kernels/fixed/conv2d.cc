@@ -149,7 +149,14 @@ bool quads_apply(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa) {
       (w.a_dtype != DType::kInt8 && w.a_dtype != DType::kUInt8)) {
     return false;
   }
-  if ((g.stride_h == 1 && g.stride_w == 1) || g.stride_h * g.stride_w > kMaxQuadPhases) {
+  // Stride 1: only the unpadded 1x1 convs (a GEMM over the pixels: channel quads, every lane
+  // kept on maps of 16, 32, ... pixels), which have no Winograd and whose pair panels are
+  // vpmaddwd on int16.
+  const bool pointwise = g.kernel_h == 1 && g.kernel_w == 1 && g.pad_top == 0 && g.pad_left == 0 &&
+                         g.pad_bottom == 0 && g.pad_right == 0 && g.dilation_h == 1 &&
+                         g.dilation_w == 1;
+  if ((g.stride_h == 1 && g.stride_w == 1 && !pointwise) ||
+      g.stride_h * g.stride_w > kMaxQuadPhases) {
     return false;
   }
   const QuadLayout l = quad_layout(g);
