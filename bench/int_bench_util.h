@@ -1,4 +1,5 @@
-// The harness the integer kernel benches share (int_direct_bench, int_winograd_bench): random
+// The harness the integer kernel benches share (int_direct_bench, int_winograd_bench,
+// int_depthwise_bench): random
 // codes, process CPU time, medians, and one timed call of a kernel.
 #pragma once
 
@@ -47,6 +48,19 @@ Timing time_calls(int reps, F&& f) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return Timing{ms / reps, (cpu_ms() - c0) / reps};
+}
+
+// One warm-up call of f(), then `rounds` timed calls: the median wall and CPU ms per call.
+template <class F>
+Timing median_timing(int rounds, F&& f) {
+  f();
+  std::vector<double> t, c;
+  for (int r = 0; r < rounds; ++r) {
+    const Timing tm = time_calls(1, f);
+    t.push_back(tm.ms);
+    c.push_back(tm.cpu_ms);
+  }
+  return Timing{median(t), median(c)};
 }
 
 }  // namespace qsearch::bench

@@ -14,24 +14,23 @@
 //   build/bin/int_depthwise_bench [ROUNDS=7] [THREADS=2] [LAYER-NAME-SUBSTRING] [BATCH=16]
 //   [CHECK=2]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <vector>
 
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "int_bench_util.h"
 #include "kernels/fixed/conv2d.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
-#include "quant/quantize.h"
 
 namespace qf = qsearch::kernels::fixed;
 using qsearch::DType;
 using qsearch::Rng;
 using qsearch::Tensor;
+using qsearch::bench::codes;
 
 namespace {
 
@@ -40,26 +39,6 @@ struct Layer {
   int64_t c, hw, k, stride;
   bool silu;  // EfficientNet's store (BN + SiLU, float out), else MobileNetV2's (BN + ReLU6 + q)
 };
-
-Tensor codes(DType t, int64_t n, int64_t lo, int64_t hi, Rng& rng) {
-  Tensor out({n}, t);
-  for (int64_t i = 0; i < n; ++i) {
-    qsearch::quant::store_code(out.raw(), t, i,
-                               lo + static_cast<int64_t>(rng.uniform_int(hi - lo + 1)));
-  }
-  return out;
-}
-
-double cpu_ms() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -144,19 +123,8 @@ int main(int argc, char** argv) {
       const int64_t per_image = l.c * g.out_h() * g.out_w();
       Tensor y({batch * per_image}, qf::gemm_output_dtype(p));
       Tensor ref({kind == 1 ? check * per_image : 1}, qf::gemm_output_dtype(p));
-      std::vector<double> t, c;
-      for (int r = 0; r < rounds + 1; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        const double c0 = cpu_ms();
-        qf::conv2d(x.raw(), batch, pc, p, y.raw());
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        if (r > 0) {  // round 0 warms up
-          t.push_back(ms);
-          c.push_back(cpu_ms() - c0);
-        }
-      }
+      const qsearch::bench::Timing tm = qsearch::bench::median_timing(
+          rounds, [&] { qf::conv2d(x.raw(), batch, pc, p, y.raw()); });
       // (The reference has no fused affine or quantizer: the requantizing store is checked.)
       bool same = true;
       if (kind == 1) {
@@ -164,13 +132,13 @@ int main(int argc, char** argv) {
         same = std::memcmp(y.raw(), ref.raw(), ref.nbytes()) == 0;
       }
       std::printf("| %s | %lld | %s | %.3f | %.3f | %s |\n", l.name, static_cast<long long>(batch),
-                  kind == 0 ? (l.silu ? "bn+silu" : "bn+relu6+q") : "requant", median(t), median(c),
+                  kind == 0 ? (l.silu ? "bn+silu" : "bn+relu6+q") : "requant", tm.ms, tm.cpu_ms,
                   kind == 0 ? "-"
                   : same    ? "yes"
                             : "NO");
       if (kind == 0) {
-        total += median(t);
-        total_cpu += median(c);
+        total += tm.ms;
+        total_cpu += tm.cpu_ms;
       }
       if (!same) {
         std::printf("MISMATCH against the reference\n");

@@ -32,7 +32,6 @@ using qsearch::DType;
 using qsearch::Rng;
 using qsearch::Tensor;
 using qsearch::bench::codes;
-using qsearch::bench::median;
 
 namespace {
 
@@ -104,15 +103,8 @@ int main(int argc, char** argv) {
       const int64_t per_image = l.oc * g.out_h() * g.out_w();
       Tensor y({batch * per_image}, qf::gemm_output_dtype(p));
       Tensor ref({kind == 1 ? check * per_image : 1}, qf::gemm_output_dtype(p));
-      std::vector<double> t, c;
-      for (int r = 0; r < rounds + 1; ++r) {
-        const qsearch::bench::Timing tm =
-            qsearch::bench::time_calls(1, [&] { qf::conv2d(x.raw(), batch, pc, p, y.raw()); });
-        if (r > 0) {  // round 0 warms up
-          t.push_back(tm.ms);
-          c.push_back(tm.cpu_ms);
-        }
-      }
+      const qsearch::bench::Timing tm = qsearch::bench::median_timing(
+          rounds, [&] { qf::conv2d(x.raw(), batch, pc, p, y.raw()); });
       // (The reference has no fused affine or quantizer: the requantizing store is checked.)
       bool same = true;
       if (kind == 1) {
@@ -120,11 +112,11 @@ int main(int argc, char** argv) {
         same = std::memcmp(y.raw(), ref.raw(), ref.nbytes()) == 0;
       }
       std::printf("| %s | %lld | %s | %.3f | %.3f | %s |\n", l.name, static_cast<long long>(batch),
-                  kind == 0 ? "bn+relu+q" : "requant", median(t), median(c),
+                  kind == 0 ? "bn+relu+q" : "requant", tm.ms, tm.cpu_ms,
                   kind == 0 ? "-"
                   : same    ? "yes"
                             : "NO");
-      if (kind == 0) total += median(t);
+      if (kind == 0) total += tm.ms;
       if (!same) {
         std::printf("MISMATCH against the reference\n");
         return 1;

@@ -54,6 +54,18 @@ row() {  # RUN W_MB A_MB PEAK_MB
       p, goal, (p <= goal ? "met" : sprintf("missed by %.1f MB", p - goal))
   }'
 }
+seed() {  # OP WIDTHS: a by-type seed quantizing OP's weights at WIDTHS (data_in 8.4, bias 16.8)
+  cat <<EOF
+[search.search_space.seed.$1.config]
+name = ["integer"]
+data_in_width = [8]
+data_in_frac_width = [4]
+weight_width = [$2]
+weight_frac_width = [6]
+bias_width = [16]
+bias_frac_width = [8]
+EOF
+}
 search_config() {  # MODEL DATASET SAMPLES CONV_WIDTHS LINEAR_WIDTHS
   cat <<EOF
 model = "$1"
@@ -64,27 +76,9 @@ by = "type"
 [search.search_space.seed.default.config]
 name = ["NA"]
 EOF
-  if [[ -n $4 ]]; then
-    cat <<EOF
-[search.search_space.seed.conv2d.config]
-name = ["integer"]
-data_in_width = [8]
-data_in_frac_width = [4]
-weight_width = [$4]
-weight_frac_width = [6]
-bias_width = [16]
-bias_frac_width = [8]
-EOF
-  fi
+  [[ -z $4 ]] || seed conv2d "$4"
+  seed linear "$5"
   cat <<EOF
-[search.search_space.seed.linear.config]
-name = ["integer"]
-data_in_width = [8]
-data_in_frac_width = [4]
-weight_width = [$5]
-weight_frac_width = [6]
-bias_width = [16]
-bias_frac_width = [8]
 [search.strategy.sw_runner.basic_evaluation]
 num_samples = $3
 mode = "int"
