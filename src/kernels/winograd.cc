@@ -150,9 +150,14 @@ void transform_filters(const PackedConvWeights& w, int64_t pt0, int64_t pt1, flo
 }
 
 // A 64-byte aligned scratch area of n floats in a per-thread buffer that only grows: the
-// AVX-512 microkernel reads its B panels (V) with aligned 64-byte loads.
+// AVX-512 microkernel reads its B panels (V) with aligned 64-byte loads. Its contents are never
+// kept from call to call, so the old buffer is freed before the larger one is made (resize would
+// copy it over and hold both).
 float* scratch(std::vector<float>& buf, size_t n) {
-  if (buf.size() < n + 16) buf.resize(n + 16);
+  if (buf.size() < n + 16) {
+    std::vector<float>().swap(buf);
+    buf.resize(n + 16);
+  }
   auto addr = reinterpret_cast<uintptr_t>(buf.data());
   return buf.data() + ((64 - addr % 64) % 64) / sizeof(float);
 }
