@@ -17,6 +17,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "kernels/fixed/code_type.h"
 #include "kernels/fixed/ref/conv2d_ref.h"
 #include "kernels/fixed/ref/eltwise_ref.h"
 #include "kernels/fixed/ref/gemm_ref.h"
@@ -63,22 +64,6 @@ kernels::Dims broadcast(const kernels::Dims& in, int r, int rank) {
     }
   }
   return stride;
-}
-
-template <typename F>
-void dispatch_int(DType t, F&& f) {
-  switch (t) {
-    case DType::kInt8:
-      return f(int8_t{});
-    case DType::kUInt8:
-      return f(uint8_t{});
-    case DType::kInt16:
-      return f(int16_t{});
-    case DType::kInt32:
-      return f(int32_t{});
-    default:
-      return f(int64_t{});
-  }
 }
 
 }  // namespace
@@ -390,9 +375,9 @@ void IntMatMulStep::run(const RunContext& ctx) const {
   // Rows (batch, i) split over parallel_for; each output is one exact sum, so any split gives
   // the same result.
   const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, n * k));
-  dispatch_int(a_dtype, [&](auto at) {
+  kernels::fixed::with_code_type(a_dtype, [&](auto at) {
     using A = decltype(at);
-    dispatch_int(b_dtype, [&](auto bt) {
+    kernels::fixed::with_code_type(b_dtype, [&](auto bt) {
       using B = decltype(bt);
       // int32 sums when K * max|A| * max|B| cannot overflow them (8-bit codes: any K up to
       // 131072), else int64; both exact.

@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "core/check.h"
+#include "kernels/fixed/code_type.h"
 #include "kernels/fixed/isa.h"
 #include "quant/fixed_point.h"
 
@@ -16,24 +17,6 @@
 namespace qsearch::kernels::fixed {
 
 namespace {
-
-template <typename F>
-void dispatch(DType t, F&& f) {
-  switch (t) {
-    case DType::kInt8:
-      return f(int8_t{});
-    case DType::kUInt8:
-      return f(uint8_t{});
-    case DType::kInt16:
-      return f(int16_t{});
-    case DType::kInt32:
-      return f(int32_t{});
-    case DType::kInt64:
-      return f(int64_t{});
-    default:
-      QSEARCH_DCHECK(false && "integer dtype expected");
-  }
-}
 
 int64_t dtype_max_abs(DType t) {
   switch (t) {
@@ -194,9 +177,9 @@ void requantize(const void* in, DType in_dtype, int in_frac, int64_t n, const Fi
                 Rounding r, void* out_codes) {
   const DType out_dtype = quant::storage_dtype(out);
   const int s = in_frac - out.frac;
-  dispatch(in_dtype, [&](auto it) {
+  with_code_type(in_dtype, [&](auto it) {
     using I = decltype(it);
-    dispatch(out_dtype, [&](auto ot) {
+    with_code_type(out_dtype, [&](auto ot) {
       using O = decltype(ot);
       const I* src = static_cast<const I*>(in);
       O* dst = static_cast<O*>(out_codes);
@@ -229,11 +212,11 @@ void add(const void* a, DType a_dtype, int a_frac, const void* b, DType b_dtype,
   const bool fits32 = lane32(a_dtype) && lane32(b_dtype) &&
                       shl(dtype_max_abs(a_dtype), sa) + shl(dtype_max_abs(b_dtype), sb) <=
                           std::numeric_limits<int32_t>::max();
-  dispatch(a_dtype, [&](auto at) {
+  with_code_type(a_dtype, [&](auto at) {
     using A = decltype(at);
-    dispatch(b_dtype, [&](auto bt) {
+    with_code_type(b_dtype, [&](auto bt) {
       using B = decltype(bt);
-      dispatch(out_dtype, [&](auto ot) {
+      with_code_type(out_dtype, [&](auto ot) {
         using O = decltype(ot);
         const A* pa = static_cast<const A*>(a);
         const B* pb = static_cast<const B*>(b);
@@ -258,9 +241,9 @@ int add_exact(const void* a, DType a_dtype, int a_frac, const void* b, DType b_d
   const int f = std::max(a_frac, b_frac);
   const int sa = f - a_frac, sb = f - b_frac;
   QSEARCH_DCHECK(sa <= 30 && sb <= 30);
-  dispatch(a_dtype, [&](auto at) {
+  with_code_type(a_dtype, [&](auto at) {
     using A = decltype(at);
-    dispatch(b_dtype, [&](auto bt) {
+    with_code_type(b_dtype, [&](auto bt) {
       using B = decltype(bt);
       const A* pa = static_cast<const A*>(a);
       const B* pb = static_cast<const B*>(b);
@@ -271,7 +254,7 @@ int add_exact(const void* a, DType a_dtype, int a_frac, const void* b, DType b_d
 }
 
 void relu(const void* in, DType dtype, int64_t n, void* out) {
-  dispatch(dtype, [&](auto t) {
+  with_code_type(dtype, [&](auto t) {
     using T = decltype(t);
     const T* src = static_cast<const T*>(in);
     T* dst = static_cast<T*>(out);
@@ -287,7 +270,7 @@ void max_pool2d(const void* x, DType dtype, int64_t batch, int64_t channels, int
                           p.stride_w == 2 && p.dilation_h == 1 && p.dilation_w == 1 &&
                           p.pad_top == 0 && p.pad_left == 0 && p.pad_bottom == 0 &&
                           p.pad_right == 0;
-  dispatch(dtype, [&](auto t) {
+  with_code_type(dtype, [&](auto t) {
     using T = decltype(t);
     if (two_by_two) {  // the CNN case: no padding, every window inside the input
       for (int64_t plane = 0; plane < batch * channels; ++plane) {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/fixed/code_type.h"
 #include "kernels/fixed/epilogue.h"
 #include "kernels/fixed/gemm_tiles.h"
 
@@ -428,21 +429,16 @@ EpilogueFn32 requantize32_t32_for(quant::Rounding r) {
 
 }  // namespace
 
-// Calls f(Code{}) for the code type of `out` (int8/uint8/int16/int32); null for other dtypes.
+// f(Code{}) for the code type of `out` (with_code_type); null for 64-bit codes (no such store).
 template <typename Fn, typename F>
 Fn for_code_dtype(DType out, F f) {
-  switch (out) {
-    case DType::kInt8:
-      return f(int8_t{});
-    case DType::kUInt8:
-      return f(uint8_t{});
-    case DType::kInt16:
-      return f(int16_t{});
-    case DType::kInt32:
-      return f(int32_t{});
-    default:
+  return with_code_type(out, [&](auto code) -> Fn {
+    if constexpr (sizeof(code) == 8) {
       return nullptr;
-  }
+    } else {
+      return f(code);
+    }
+  });
 }
 
 EpilogueFn32 requantize32_t32_avx2(DType out, quant::Rounding rounding) {
