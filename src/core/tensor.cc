@@ -1,9 +1,12 @@
 #include "core/tensor.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+
+#include <sys/mman.h>
 
 #include <fmt/format.h>
 
@@ -33,6 +36,42 @@ std::string shape_str(const Shape& shape) {
 
 namespace {
 constexpr size_t kAlignment = 64;
+
+// Blocks of kMapBytes and more are mapped from the kernel directly, 2 MiB aligned and marked for
+// transparent huge pages (MADV_HUGEPAGE): fresh anonymous pages are zero, so they need no memset,
+// and a 2 MiB page costs one fault where 4 KiB pages cost 512. An executor's activation buffers
+// (ResNet-18 at 224x224, batch 16: 160 MB) used to be zeroed by memset on creation, a page fault
+// per 4 KiB: 0.2 s, more than the batch it then ran. Smaller blocks come from malloc.
+constexpr size_t kPageBytes = 4096;
+constexpr size_t kHugeBytes = size_t{2} << 20;
+constexpr size_t kMapBytes = kHugeBytes;
+
+void* map_block(size_t bytes) {
+  // Over-map by a huge page less a page, keep the 2 MiB-aligned part, unmap the rest.
+  const size_t span = bytes + kHugeBytes - kPageBytes;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t start = (base + kHugeBytes - 1) / kHugeBytes * kHugeBytes;
+  if (start > base) munmap(raw, start - base);
+  if (const uintptr_t end = base + span; end > start + bytes) {
+    munmap(reinterpret_cast<void*>(start + bytes), end - (start + bytes));
+  }
+  void* p = reinterpret_cast<void*>(start);
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP the block keeps 4 KiB pages
+#endif
+  return p;
+}
+
+// Frees a block of `bytes` (page-rounded) from new_block.
+void free_block(void* p, size_t bytes) {
+  if (bytes >= kMapBytes) {
+    munmap(p, bytes);
+  } else {
+    std::free(p);
+  }
+}
 
 // Freed tensor buffers of 64 KiB and more, kept for reuse by size. A search builds and drops a
 // plan and its executors every trial; handing those buffers back to malloc fragmented its heap
@@ -65,7 +104,7 @@ class BlockCache {
     size_t bytes = 0;
     for (auto& [n, p] : blocks) {
       bytes += n;
-      std::free(p);
+      free_block(p, n);
     }
     return bytes;
   }
@@ -78,7 +117,7 @@ class BlockCache {
         return;
       }
     }
-    std::free(p);
+    free_block(p, bytes);
   }
 
  private:
@@ -102,11 +141,17 @@ std::shared_ptr<std::byte[]> allocate(size_t bytes) {
   size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (padded == 0) padded = kAlignment;
   const bool cached = padded >= BlockCache::kMinBytes;
-  if (cached) padded = (padded + 4095) / 4096 * 4096;
+  if (cached) padded = (padded + kPageBytes - 1) / kPageBytes * kPageBytes;
   void* p = cached ? block_cache().take(padded) : nullptr;
-  if (p == nullptr) p = std::aligned_alloc(kAlignment, padded);
+  if (p != nullptr) {
+    std::memset(p, 0, padded);  // a reused block: resident, so this is a plain memory write
+  } else if (padded >= kMapBytes) {
+    p = map_block(padded);  // zero from the kernel
+  } else {
+    p = std::aligned_alloc(kAlignment, padded);
+    if (p != nullptr) std::memset(p, 0, padded);
+  }
   if (p == nullptr) fail("out of memory allocating a tensor of {} bytes", bytes);
-  std::memset(p, 0, padded);
   auto* b = static_cast<std::byte*>(p);
   if (cached) {
     return std::shared_ptr<std::byte[]>(b,

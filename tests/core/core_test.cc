@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "core/tensor_cache.h"
 #include "core/thread_pool.h"
 
 namespace qsearch {
@@ -27,13 +28,26 @@ TEST(Tensor, ZeroInitialisedAlignedAndShared) {
   EXPECT_EQ(t.data<float>()[4], 2.0f);
 }
 
-// Large buffers are recycled (core/tensor.cc's block cache): a reused one is zeroed again.
+// Large buffers are recycled (core/tensor.cc's block cache): a reused one is zeroed again. From
+// 2 MiB they are mapped from the kernel (zero without a memset) and unmapped when the cache lets
+// them go: sizes on both sides of that bound, ragged ones included, reused and released.
 TEST(Tensor, RecycledLargeBuffersAreZeroed) {
-  const Shape shape = {512, 1024};  // 2 MiB of float32
-  for (int round = 0; round < 3; ++round) {
-    Tensor t(shape, DType::kFloat32);
-    for (int64_t i = 0; i < t.numel(); ++i) ASSERT_EQ(t.data<float>()[i], 0.0f) << i;
-    std::fill(t.data<float>(), t.data<float>() + t.numel(), 7.0f);
+  for (const int64_t n : {int64_t{64} << 10, (int64_t{2} << 20) - 4096, int64_t{2} << 20,
+                          (int64_t{2} << 20) + 100, (int64_t{5} << 20) + 4097}) {
+    for (int round = 0; round < 4; ++round) {
+      Tensor t({n}, DType::kUInt8);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw()) % 64, 0u);
+      const uint8_t* p = t.data<uint8_t>();
+      ASSERT_TRUE(std::all_of(p, p + n, [](uint8_t v) { return v == 0; })) << n << " " << round;
+      std::fill(t.data<uint8_t>(), t.data<uint8_t>() + n, uint8_t{7});
+      if (round == 2) {
+        Tensor keep = t;  // still held: the release below must not free it
+        t = Tensor();
+        release_cached_tensor_blocks();
+        ASSERT_EQ(keep.data<uint8_t>()[n - 1], 7);
+      }
+    }
+    EXPECT_GE(release_cached_tensor_blocks(), static_cast<size_t>(n)) << n;
   }
 }
 
