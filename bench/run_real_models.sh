@@ -13,8 +13,11 @@
 # architectures written out (torchvision is not installed), seeded random weights with
 # torchvision's init, ONNX opset 13 with a dynamic batch and BatchNorm kept as nodes (exported
 # with training=PRESERVE, do_constant_folding=False: MASE's semantics, BN stays float), random
-# N(0,1) inputs. Samples per run N: 3x224x224 max(4, batch); 3x32x32 max(64, 8 * batch);
-# MLP 256, 1024, 2048 for batch 1, 16, 64.
+# N(0,1) inputs. Samples per run N: 3x224x224 max(32, 2 * batch); 3x32x32 max(64, 8 * batch);
+# MLP 256, 1024, 2048 for batch 1, 16, 64. Every qsearch run is a fresh process timed from its
+# first batch (its start-up, the buffers' first page faults, is in the figure; PyTorch's passes
+# follow a warm-up), so N holds at least two batches: with one batch of 16 at 224x224 the
+# start-up was two thirds of ResNet-18's measured float time (session 11, BENCHMARKS.md).
 # Quantized: MASE's integer formats on every conv2d and linear (by = "type"), data_in 8.4,
 # weight 8.6, bias 16.8; BatchNorm, activations, pooling and adds stay float. PyTorch:
 # bench/torch_fakequant_eval.py's quantize_transform (Conv2dInteger / LinearInteger).
@@ -118,7 +121,7 @@ record() {
 }
 samples() {  # samples HW BATCH
   case $1 in
-    224) echo $(($2 > 4 ? $2 : 4)) ;;
+    224) echo $((2 * $2 > 32 ? 2 * $2 : 32)) ;;
     32) echo $((8 * $2 > 64 ? 8 * $2 : 64)) ;;
     mlp) case $2 in 1) echo 256 ;; 16) echo 1024 ;; *) echo 2048 ;; esac ;;
   esac
