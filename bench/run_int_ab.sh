@@ -13,7 +13,8 @@
 # MODELS_DIR/int_ab_results.tsv).
 #
 # Environment: ROUNDS (5), THREADS (2), CASES (MODEL:SIZE:BATCH:SAMPLES, default resnet18 and
-# mobilenet_v2 at 224:16:48 and 32:64:512), OUT.
+# mobilenet_v2 at 224:16:48 and 32:64:512), OUT, BASE_FLOAT (1: also base float, and the table
+# adds new float / base float; for changes that touch both engines).
 set -euo pipefail
 BUILD=${1:?usage: BASE=old/qsearch bench/run_int_ab.sh BUILD_DIR MODELS_DIR}
 DIR=${2:?usage: BASE=old/qsearch bench/run_int_ab.sh BUILD_DIR MODELS_DIR}
@@ -22,6 +23,7 @@ ROUNDS=${ROUNDS:-5}
 THREADS=${THREADS:-2}
 CASES=${CASES:-"resnet18:224:16:48 mobilenet_v2:224:16:48 resnet18:32:64:512 mobilenet_v2:32:64:512"}
 OUT=${OUT:-$DIR/int_ab_results.tsv}
+BASE_FLOAT=${BASE_FLOAT:-0}
 QS=$BUILD/bin/qsearch
 [[ -x $QS && -x $BASE ]] || { echo "need $QS and BASE=$BASE" >&2; exit 1; }
 : >"$OUT"
@@ -37,8 +39,9 @@ for round in $(seq "$ROUNDS"); do
   for c in $CASES; do
     IFS=: read -r m s b n <<<"$c"
     runs=("base int" "new int" "new float")
-    for k in 0 1 2; do
-      r=${runs[$(((k + round) % 3))]}
+    [[ $BASE_FLOAT == 1 ]] && runs+=("base float")
+    for k in "${!runs[@]}"; do
+      r=${runs[$(((k + round) % ${#runs[@]}))]}
       bin=$QS
       [[ $r == base* ]] && bin=$BASE
       v=$(run "$bin" "${r#* }" "$m" "$s" "$b" "$n")
@@ -53,11 +56,16 @@ rows = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
     rnd, case, run, v = line.rstrip("\n").split("\t")
     rows[case].setdefault(rnd, {})[run] = float(v)
-print("| case | base int | new int | new float | new int / base int | new int / new float |")
-print("|---|---|---|---|---|---|")
+both = all("base float" in r for rounds in rows.values() for r in rounds.values())
+extra = " base float | new float / base float |" if both else ""
+print("| case | base int | new int | new float | new int / base int | new int / new float |" + extra)
+print("|---|---|---|---|---|---|" + ("---|---|" if both else ""))
 for case, rounds in rows.items():
     med = lambda key: statistics.median(r[key] for r in rounds.values())
     ratio = lambda a, b: statistics.median(r[a] / r[b] for r in rounds.values())
-    print(f"| {case} | {med('base int'):.2f} | {med('new int'):.2f} | {med('new float'):.2f} | "
-          f"{ratio('new int', 'base int'):.2f}x | {ratio('new int', 'new float'):.2f}x |")
+    line = (f"| {case} | {med('base int'):.2f} | {med('new int'):.2f} | {med('new float'):.2f} | "
+            f"{ratio('new int', 'base int'):.2f}x | {ratio('new int', 'new float'):.2f}x |")
+    if both:
+        line += f" {med('base float'):.2f} | {ratio('new float', 'base float'):.2f}x |"
+    print(line)
 PY
