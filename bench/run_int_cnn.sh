@@ -41,28 +41,7 @@ mkdir -p "$OUT"
 if [[ ! -f $OUT/squeezenet1_1_32.onnx || ! -f $OUT/cnn224.npz || ! -f $OUT/cnn32.npz ]]; then
   /usr/bin/python3 "$ROOT/bench/torch_cnn_models.py" --out "$OUT" >/dev/null
 fi
-cat >"$OUT/int8.toml" <<'TOML'
-[passes.quantize]
-by = "type"
-[passes.quantize.default.config]
-name = "NA"
-[passes.quantize.linear.config]
-name = "integer"
-data_in_width = 8
-data_in_frac_width = 4
-weight_width = 8
-weight_frac_width = 6
-bias_width = 16
-bias_frac_width = 8
-[passes.quantize.conv2d.config]
-name = "integer"
-data_in_width = 8
-data_in_frac_width = 4
-weight_width = 8
-weight_frac_width = 6
-bias_width = 16
-bias_frac_width = 8
-TOML
+cp "$ROOT/bench/configs/int8_by_type.toml" "$OUT/int8.toml"
 RES=$OUT/int_cnn_results.tsv
 : >"$RES"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

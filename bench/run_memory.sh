@@ -7,9 +7,9 @@
 #
 #   bench/run_memory.sh BUILD_DIR MODELS_DIR       # e.g. bench/run_memory.sh build /tmp/realb9
 #
-# MODELS_DIR is bench/run_real_models.sh's OUT_DIR (resnet18_224.onnx, x224.npz, mlp.onnx,
-# int8.toml: made by `/usr/bin/python3 bench/torch_real_models.py prepare --out DIR` and
-# run_real_models.sh's int8.toml). Runs, 2 threads (THREADS):
+# MODELS_DIR is bench/run_real_models.sh's OUT_DIR (resnet18_224.onnx, x224.npz, mlp.onnx: made
+# by `/usr/bin/python3 bench/torch_real_models.py prepare --out DIR`; int8.toml: a copy of
+# bench/configs/int8_by_type.toml, as run_real_models.sh makes it). Runs, 2 threads (THREADS):
 #   ResNet-18 3x224x224: import; eval float and int 8-bit, batch 16, 32 samples of x224.npz;
 #     search, int, by type: conv2d weight 4 / 6 / 8 bits and linear 4 / 8 (data_in 8.4, bias
 #     16.8), 32 samples, batch 16, random sampler seed 0, after 1, 3 and 6 trials.

@@ -63,28 +63,7 @@ QS=$BUILD/bin/qsearch
 [[ -x $QS ]] || { echo "$QS missing: cmake --build $BUILD --target qsearch" >&2; exit 1; }
 mkdir -p "$OUT"
 "$PY" "$ROOT/bench/torch_real_models.py" prepare --out "$OUT" >&2
-cat >"$OUT/int8.toml" <<'EOF'
-[passes.quantize]
-by = "type"
-[passes.quantize.default.config]
-name = "NA"
-[passes.quantize.linear.config]
-name = "integer"
-data_in_width = 8
-data_in_frac_width = 4
-weight_width = 8
-weight_frac_width = 6
-bias_width = 16
-bias_frac_width = 8
-[passes.quantize.conv2d.config]
-name = "integer"
-data_in_width = 8
-data_in_frac_width = 4
-weight_width = 8
-weight_frac_width = 6
-bias_width = 16
-bias_frac_width = 8
-EOF
+cp "$ROOT/bench/configs/int8_by_type.toml" "$OUT/int8.toml"
 RESULTS=${RESULTS:-$OUT/real_models_results.jsonl}
 : >"$RESULTS"
 TMP=$(mktemp -d)

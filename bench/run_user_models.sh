@@ -51,27 +51,9 @@ mkdir -p "$OUT"
 if [[ ! -f $OUT/resnet18_224.onnx || ! -f $OUT/res224.npz ]]; then
   "$PY" "$ROOT/bench/torch_user_models.py" prepare --out "$OUT"
 fi
-cat >"$OUT/int8.toml" <<'EOF'
-[passes.quantize]
-by = "type"
-[passes.quantize.default.config]
-name = "NA"
-[passes.quantize.linear.config]
-name = "integer"
-data_in_width = 8
-data_in_frac_width = 4
-weight_width = 8
-weight_frac_width = 6
-bias_width = 16
-bias_frac_width = 8
-[passes.quantize.conv2d.config]
-name = "integer"
-data_in_width = 8
-data_in_frac_width = 4
-weight_width = 8
-weight_frac_width = 6
-bias_width = 16
-bias_frac_width = 8
+{
+  cat "$ROOT/bench/configs/int8_by_type.toml"
+  cat <<'EOF'
 [passes.quantize.matmul.config]
 name = "integer"
 data_in_width = 8
@@ -79,6 +61,7 @@ data_in_frac_width = 4
 weight_width = 8
 weight_frac_width = 6
 EOF
+} >"$OUT/int8.toml"
 RESULTS=$OUT/user_models_results.jsonl
 : >"$RESULTS"
 TMP=$(mktemp -d)
