@@ -18,20 +18,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #include "core/rng.h"
-#include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "int_bench_util.h"
 #include "kernels/fixed/conv2d.h"
-#include "kernels/fixed/ref/conv2d_ref.h"
 
 namespace qf = qsearch::kernels::fixed;
-using qsearch::DType;
 using qsearch::Rng;
-using qsearch::Tensor;
-using qsearch::bench::codes;
 
 namespace {
 
@@ -69,48 +63,17 @@ int main(int argc, char** argv) {
     g.kernel_h = g.kernel_w = l.k;
     g.stride_h = g.stride_w = l.stride;
     g.pad_top = g.pad_left = g.pad_bottom = g.pad_right = l.pad;
-    const Tensor x = codes(DType::kInt8, batch * l.c * l.hw * l.hw, -128, 127, rng);
-    const Tensor w = codes(DType::kInt8, l.oc * l.c * l.k * l.k, -128, 127, rng);
-    const Tensor b = codes(DType::kInt32, l.oc, -32768, 32767, rng);
-    std::vector<float> scale(static_cast<size_t>(l.oc)), shift(static_cast<size_t>(l.oc));
-    for (int64_t o = 0; o < l.oc; ++o) {
-      scale[static_cast<size_t>(o)] = 0.001f * static_cast<float>(1 + o % 7);
-      shift[static_cast<size_t>(o)] = 0.25f * static_cast<float>(o % 5) - 0.5f;
-    }
-    qf::Conv2dWeights cw;
-    cw.w = w.raw();
-    cw.w_format = {8, 6, true};
-    cw.bias = b.raw();
-    cw.bias_format = {16, 8, true};
-    cw.a_format = {8, 4, true};
-    cw.bit_pack = true;  // as the int lowering packs
-    cw.winograd_batch = batch;
-    const qf::PackedConv2d pc = qf::pack_conv2d(g, cw);
+    const qsearch::bench::RandomConv c = qsearch::bench::random_conv(g, batch, rng);
     for (int kind = 0; kind < 2; ++kind) {
-      qf::GemmParams p;
-      p.acc = qf::accumulator_bound(pc).acc();
+      qf::GemmParams p = qsearch::bench::conv_params(c, kind == 1);
       if (kind == 0) {
-        p.output = qf::GemmOutput::kFloat;
-        p.post_scale = scale.data();
-        p.post_shift = shift.data();
         p.post_lo = 0;
         p.post_quantize = true;
         p.post_format = {8, 4, true};
-      } else {
-        p.output = qf::GemmOutput::kRequantize;
-        p.out_format = {8, 4, true};
       }
-      const int64_t per_image = l.oc * g.out_h() * g.out_w();
-      Tensor y({batch * per_image}, qf::gemm_output_dtype(p));
-      Tensor ref({kind == 1 ? check * per_image : 1}, qf::gemm_output_dtype(p));
-      const qsearch::bench::Timing tm = qsearch::bench::median_timing(
-          rounds, [&] { qf::conv2d(x.raw(), batch, pc, p, y.raw()); });
-      // (The reference has no fused affine or quantizer: the requantizing store is checked.)
-      bool same = true;
-      if (kind == 1) {
-        qf::ref::conv2d(x.raw(), check, g, cw, p, ref.raw());
-        same = std::memcmp(y.raw(), ref.raw(), ref.nbytes()) == 0;
-      }
+      const qsearch::bench::ConvTiming r = qsearch::bench::time_conv(c, p, rounds, check);
+      const qsearch::bench::Timing tm = r.t;
+      const bool same = r.same;
       std::printf("| %s | %lld | %s | %.3f | %.3f | %s |\n", l.name, static_cast<long long>(batch),
                   kind == 0 ? "bn+relu+q" : "requant", tm.ms, tm.cpu_ms,
                   kind == 0 ? "-"
