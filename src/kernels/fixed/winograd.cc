@@ -452,6 +452,21 @@ void multiply_and_store(const Job& j, const int32_t* v2, const int64_t* goff, in
   }
 }
 
+// A work item of either job: chunk ch = item / osplit of the global panels (16 global tiles
+// each) and output-channel blocks [ob0, ob1) = [mblocks * os / osplit, mblocks * (os + 1) /
+// osplit), os = item % osplit; the chunk's global tiles [g0, g1) fill `lanes` lanes (0 when the
+// chunk is empty).
+struct WorkItem {
+  int64_t ob0, ob1, g0, g1, lanes;
+};
+template <typename Job>
+WorkItem work_item(const Job& j, int64_t item) {
+  const int64_t ch = item / j.osplit, os = item % j.osplit;
+  const int64_t pa = j.panels * ch / j.chunks, pb = j.panels * (ch + 1) / j.chunks;
+  return {j.mblocks * os / j.osplit, j.mblocks * (os + 1) / j.osplit, pa * 16,
+          std::min(pb * 16, j.batch * j.tiles), (pb - pa) * 16};
+}
+
 // One conv2d() call's shared state (winograd.h, "Layout and loop").
 struct WinoJob {
   const std::byte* x;
@@ -704,15 +719,10 @@ struct WinoJob {
     }
   }
 
-  // Work item: chunk ch of the global panels (16 global tiles each), output-channel blocks
-  // [mblocks * os / osplit, mblocks * (os + 1) / osplit).
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t ch = item / osplit, os = item % osplit;
-    const int64_t pa = panels * ch / chunks, pb = panels * (ch + 1) / chunks;
-    const int64_t ob0 = mblocks * os / osplit, ob1 = mblocks * (os + 1) / osplit;
-    if (pa == pb || ob0 == ob1) return;
-    const int64_t g0 = pa * 16, g1 = std::min(pb * 16, batch * tiles), lanes = (pb - pa) * 16;
+    const auto [ob0, ob1, g0, g1, lanes] = work_item(*this, item);
+    if (lanes == 0 || ob0 == ob1) return;
     const int64_t oc = g.out_channels;
     // Scratch: V2 (int32 pairs), M (int32), goff, then the padded row, the split rows and two
     // channels' V (int16).
@@ -936,11 +946,8 @@ struct Wino4Job {
 
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t ch = item / osplit, os = item % osplit;
-    const int64_t pa = panels * ch / chunks, pb = panels * (ch + 1) / chunks;
-    const int64_t ob0 = mblocks * os / osplit, ob1 = mblocks * (os + 1) / osplit;
-    if (pa == pb || ob0 == ob1) return;
-    const int64_t g0 = pa * 16, g1 = std::min(pb * 16, batch * tiles), lanes = (pb - pa) * 16;
+    const auto [ob0, ob1, g0, g1, lanes] = work_item(*this, item);
+    if (lanes == 0 || ob0 == ob1) return;
     const int64_t oc = g.out_channels;
     // Scratch: V2 (int32 pairs), M (int32), goff, the runs, the padded rows, then d and two
     // channels' V (int16).
