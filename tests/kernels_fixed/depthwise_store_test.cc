@@ -104,8 +104,8 @@ TEST(IntDepthwiseStore, FusedPostOperationsEqualTheScalarDefinitions) {
     Tensor scale({oc}, DType::kFloat32), shift({oc}, DType::kFloat32);
     for (int64_t o = 0; o < oc; ++o) {
       // Full 24-bit mantissas: v * s is inexact, so only a fused multiply-add matches.
-      const float s = static_cast<float>(rng.uniform(0.25, 4.25)) *
-                      (rng.uniform_int(3) == 0 ? -1.0f : 1.0f);
+      const float s =
+          static_cast<float>(rng.uniform(0.25, 4.25)) * (rng.uniform_int(3) == 0 ? -1.0f : 1.0f);
       scale.data<float>()[o] = o == 5 ? inf : o == 6 ? nan : o == 7 ? -0.0f : s;
       shift.data<float>()[o] =
           o % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(33)) - 16.0f) / 8.0f;
