@@ -293,10 +293,71 @@ void max_pool2d_f32(const Pool2dParams& p, const float* x, float* y) { pool<true
 
 namespace {
 
+#ifdef __AVX2__
+// Transposes the 8x8 floats in v (v[i] = row i's 8 values) so that v[j] holds column j.
+inline void transpose8x8(__m256 v[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// gap_rows on 16 rows at once, sums[16] (double): each row's sum in index order as the scalar
+// loop's (x[s] widened to double, added one by one), the 16 rows' chains as four 4-lane vectors,
+// the rows' values brought into lanes by 8x8 transposes of 8 columns at a time. Returns the
+// columns done (a multiple of 8); the caller adds the rest in order.
+int64_t gap_16_rows(const float* xr, int64_t spatial, double sums[16]) {
+  __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                    _mm256_setzero_pd()};
+  int64_t s = 0;
+  for (; s + 8 <= spatial; s += 8) {
+    __m256 a[8], b[8];
+    for (int i = 0; i < 8; ++i) {
+      a[i] = _mm256_loadu_ps(xr + i * spatial + s);
+      b[i] = _mm256_loadu_ps(xr + (i + 8) * spatial + s);
+    }
+    transpose8x8(a);
+    transpose8x8(b);
+    for (int j = 0; j < 8; ++j) {  // column s + j, in order
+      acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(a[j])));
+      acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(a[j], 1)));
+      acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(b[j])));
+      acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(b[j], 1)));
+    }
+  }
+  for (int k = 0; k < 4; ++k) _mm256_storeu_pd(sums + 4 * k, acc[k]);
+  return s;
+}
+#endif
+
 void gap_rows(int64_t r0, int64_t r1, int64_t spatial, const float* x, float* y) {
   constexpr int kRows = 8;
   const double n = static_cast<double>(spatial);
   int64_t r = r0;
+#ifdef __AVX2__
+  if (spatial >= 8) {
+    for (; r + 16 <= r1; r += 16) {
+      double sum[16];
+      const float* xr = x + r * spatial;
+      const int64_t done = gap_16_rows(xr, spatial, sum);
+      for (int64_t s = done; s < spatial; ++s) {
+        for (int l = 0; l < 16; ++l) sum[l] += xr[l * spatial + s];
+      }
+      for (int l = 0; l < 16; ++l) y[r + l] = static_cast<float>(sum[l] / n);
+    }
+  }
+#endif
   for (; r + kRows <= r1; r += kRows) {
     double sum[kRows] = {};
     const float* xr = x + r * spatial;

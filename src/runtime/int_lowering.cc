@@ -348,6 +348,7 @@ class IntLowering {
   void lower(const Node& n, const NodeQuant& q) {
     switch (q.kind) {
       case NodeQuant::Kind::kNone:
+        if (fuse_float_op_quantize(n)) return;
         for (ValueId v : n.inputs) {
           if (v >= 0 && !is_constant(v)) get(v, Want::real());
         }
@@ -405,6 +406,75 @@ class IntLowering {
         return;
       }
     }
+  }
+
+  // An unquantized float Mul / Add whose output one format's codes are wanted of (its quantized
+  // consumers' quantizer), and maybe float as well, not a graph output: one FloatOpQuantizeStep
+  // writes the codes (and the float values) in one pass, instead of BinaryStep then
+  // QuantizeStep: the same float op (IEEE float32, one rounding) and the same quantizer, so the
+  // same bits. Both operands computed values (read as float); one has the output's shape, the other
+  // one value per row (EfficientNet's squeeze-excitation x * s, [N, C, H, W] by [N, C, 1, 1]) or
+  // the same shape (a residual Add). The codes become the value's representation for get().
+  bool fuse_float_op_quantize(const Node& n) {
+    if (b_.options().use_reference_kernels || n.inputs.size() != 2 ||
+        (n.kind != OpKind::kMul && n.kind != OpKind::kAdd)) {
+      return false;
+    }
+    const ValueId v = n.outputs[0];
+    if (b_.is_graph_output(v) || g_.value(v).dtype != DType::kFloat32) return false;
+    const ValueInfo& vi = info_[v];
+    const Want* codes = nullptr;
+    bool want_float = false;
+    for (const Want& w : vi.demands) {
+      if (w.is_float) {
+        want_float = true;
+      } else if (codes != nullptr) {
+        return false;  // two formats
+      } else {
+        codes = &w;
+      }
+    }
+    if (codes == nullptr) return false;
+    for (ValueId in : n.inputs) {
+      if (in < 0 || is_constant(in) || g_.value(in).dtype != DType::kFloat32) {
+        return false;
+      }
+    }
+    const SymShape& out = b_.shape(v);
+    auto same = [&](const SymShape& a, int d) {
+      return a.base[d] == out.base[d] && a.per_batch[d] == out.per_batch[d];
+    };
+    // x: the operand of the output's shape; s: equal dims, then 1s (row_rank: where the 1s start).
+    int x_input = -1, row_rank = -1;
+    for (int xi = 0; xi < 2 && x_input < 0; ++xi) {
+      const SymShape& xs = b_.shape(n.inputs[xi]);
+      const SymShape& ss = b_.shape(n.inputs[1 - xi]);
+      if (xs.rank != out.rank || ss.rank != out.rank) return false;
+      bool full = true;
+      for (int d = 0; d < out.rank; ++d) full = full && same(xs, d);
+      if (!full) continue;
+      int p = 0;
+      while (p < out.rank && same(ss, p)) ++p;
+      bool ones = true;
+      for (int d = p; d < out.rank; ++d) ones = ones && ss.base[d] == 1 && ss.per_batch[d] == 0;
+      if (ones) x_input = xi, row_rank = p;
+    }
+    if (x_input < 0) return false;
+    const Want w = *codes;
+    auto st = step<FloatOpQuantizeStep>(n);
+    st->op = n.kind == OpKind::kAdd ? fx::FloatOp::kAdd : fx::FloatOp::kMul;
+    st->x_input = x_input;
+    st->row_rank = row_rank;
+    st->format = w.format;
+    st->rounding = w.rounding;
+    st->inputs = {get(n.inputs[0], Want::real()), get(n.inputs[1], Want::real())};
+    const SlotId s =
+        b_.new_slot(codes_name(v, w.format), quant::storage_dtype(w.format), out, w.format);
+    st->outputs = {s};
+    if (want_float) st->outputs.push_back(b_.slot(v));
+    b_.add_step(std::move(st));
+    info_[v].reprs.emplace_back(w, s);
+    return true;
   }
 
   // How a node whose exact result is at binary point `frac` writes its output: requantized to the

@@ -105,6 +105,33 @@ std::string QuantizeStep::describe() const {
                      quant::rounding_name(rounding));
 }
 
+void FloatOpQuantizeStep::run(const RunContext& ctx) const {
+  const SlotId xs = inputs[x_input], ss = inputs[1 - x_input];
+  const float* x = ctx.data<float>(xs);
+  const float* s = ctx.data<float>(ss);
+  const kernels::Dims d = ctx.dims(xs);
+  int64_t inner = 1;
+  for (int k = row_rank; k < ctx.shape(xs).rank; ++k) inner *= d[k];
+  const int64_t n = ctx.numel(outputs[0]);
+  if (n == 0) return;
+  auto* codes = static_cast<unsigned char*>(ctx.slot_ptr(outputs[0]));
+  const int64_t size = static_cast<int64_t>(dtype_size(quant::storage_dtype(format)));
+  float* y = outputs.size() > 1 ? ctx.data<float>(outputs[1]) : nullptr;
+  // Each value on its own: any split of the rows gives the same values.
+  parallel_for(0, n / inner, std::max<int64_t>(1, kQuantGrain / inner),
+               [&](int64_t begin, int64_t end) {
+                 fx::float_op_quantize(op, x + begin * inner, s + begin, x_input == 1, end - begin,
+                                       inner, format, rounding, codes + begin * inner * size,
+                                       y != nullptr ? y + begin * inner : nullptr);
+               });
+}
+
+std::string FloatOpQuantizeStep::describe() const {
+  return fmt::format("{}_f32 +quantize -> {} {}{}", op == fx::FloatOp::kAdd ? "add" : "mul",
+                     quant::format_name(format), quant::rounding_name(rounding),
+                     outputs.size() > 1 ? " +float" : "");
+}
+
 void RequantizeStep::run(const RunContext& ctx) const {
   fx::requantize(ctx.slot_ptr(inputs[0]), in_dtype, in_frac, ctx.numel(outputs[0]), format,
                  rounding, ctx.slot_ptr(outputs[0]));

@@ -36,6 +36,22 @@ class QuantizeStep : public Step {
   quant::Rounding rounding = quant::Rounding::kHalfToEven;
 };
 
+// inputs = {A, B} float: the unquantized float op A + B or A * B and QuantizeStep's quantizer
+// after it in one pass (kernels::fixed::float_op_quantize): outputs = {codes of `format`} or
+// {codes, the float result} (when float consumers read it too). Input `x_input` has the output's
+// shape; the other is one value per row of the output's dims from `row_rank` on (1 there, equal
+// before; row_rank = rank: the same shape). Values: BinaryStep's then QuantizeStep's, bit for bit.
+class FloatOpQuantizeStep : public Step {
+ public:
+  void run(const RunContext& ctx) const override;
+  std::string describe() const override;
+  kernels::fixed::FloatOp op = kernels::fixed::FloatOp::kMul;
+  int x_input = 0;
+  int row_rank = 0;
+  quant::FixedFormat format;
+  quant::Rounding rounding = quant::Rounding::kHalfToEven;
+};
+
 // codes (any integer dtype, binary point in_frac) -> codes of `format`: one exact rounding.
 class RequantizeStep : public Step {
  public:

@@ -385,6 +385,31 @@ TEST(FastPool, GlobalAverageBitIdenticalToRef) {
   set_num_threads(saved);
 }
 
+// The same with sums whose double rounding depends on the order (2^60 + 1 - 2^60 is 0 in index
+// order, 1 in another): each row summed in index order, in the 16-row blocks (AVX2: 8x8
+// transposes, a column tail) and the 8-row and single-row rest.
+TEST(FastPool, GlobalAverageSumsEachRowInIndexOrder) {
+  const float big = std::ldexp(1.0f, 60);
+  for (int64_t rows : {16, 24, 33}) {
+    for (int64_t spatial : {8, 15, 16, 23}) {
+      auto x = random_floats(rows * spatial, rows * 100 + spatial, -1.0f, 1.0f);
+      for (int64_t r = 0; r < rows; ++r) {
+        // big, then small values, then -big, at row-dependent columns.
+        const int64_t a = r % spatial, b = (r * 7 + 3) % spatial;
+        if (a == b) continue;
+        x[r * spatial + std::min(a, b)] = r % 2 ? big : -big;
+        x[r * spatial + std::max(a, b)] = r % 2 ? -big : big;
+      }
+      std::vector<float> ref(rows);
+      ref::global_avg_pool_f32(rows, spatial, x.data(), ref.data());
+      std::vector<float> fast(rows, 9.0f);
+      global_avg_pool_f32(rows, spatial, x.data(), fast.data());
+      EXPECT_EQ(std::memcmp(fast.data(), ref.data(), rows * sizeof(float)), 0)
+          << rows << " rows of " << spatial;
+    }
+  }
+}
+
 TEST(FastTranspose, EveryPermutationOfRandomShapesBitIdenticalToRef) {
   // Ranks 1-5, sizes including 1 (dropped) and runs that merge; every permutation; one and two
   // threads (the ViT's head split [0, 2, 1, 3] and key transpose [0, 1, 3, 2] are among them).

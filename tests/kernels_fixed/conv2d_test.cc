@@ -563,8 +563,8 @@ TEST(IntConv2d, BatchBlockedSmallMapsEqualReference) {
 
 // Convs on 1x1 maps whose (cut) kernel is 1x1 (issue 14: EfficientNet's squeeze-excitation
 // convs, the last stages of the 32x32 CNNs): a pointwise conv runs as the GEMM of the images
-// (conv2d.cc run_single_pixel, at batch >= 16 only for K past its store-cost thresholds, 256 and
-// 640), a depthwise conv as one product per channel and image (run_depthwise_single_tap: 16
+// (conv2d.cc run_single_pixel, at batch >= 16 with a requantizing store only for K >= 256), a
+// depthwise conv as one product per channel and image (run_depthwise_single_tap: 16
 // channels a block, the images as the Epilogue's rows, 16 at a time). Channel counts on both
 // sides of the thresholds and of 16-channel blocks, batches below, at and past 16 and 32, every
 // activation dtype, 1, 2 and 3 threads, every output kind: equal to the reference bit for bit.

@@ -73,11 +73,12 @@ TEST(IntDepthwiseStore, FusedPostOperationsEqualTheScalarDefinitions) {
       // 1x1 maps under one tap (the 5x5 cut to its centre): one product per channel and image,
       // 16 channels a store, or the images as the Epilogue's rows (19: a block of 16, then 3).
       {depthwise(40, 1, 5, 1), 19},
-      // Pointwise convs on 1x1 maps: the GEMM of the images (conv2d.cc run_single_pixel) at
-      // batch < 16, and at batch >= 16 for K >= 256 (SiLU: 640); the pixel-major path otherwise.
+      // Pointwise convs on 1x1 maps: the GEMM of the images with its plain float store, then
+      // the post on rows of channels (conv2d.cc single_pixel_float_post), at every batch and K.
       {pointwise(24, 40), 3},
       {pointwise(300, 20), 17},
       {pointwise(700, 18), 18},
+      {pointwise(40, 13), 33},
   };
   const FixedFormat a_format{8, 3, true}, w_format{6, 4, true}, bias_format{16, 6, true};
   const int acc_frac = a_format.frac + w_format.frac;
@@ -102,8 +103,9 @@ TEST(IntDepthwiseStore, FusedPostOperationsEqualTheScalarDefinitions) {
     // Every channel its own scale and shift (a lane mixed up shows); three special channels.
     Tensor scale({oc}, DType::kFloat32), shift({oc}, DType::kFloat32);
     for (int64_t o = 0; o < oc; ++o) {
-      const float s = (0.25f + static_cast<float>(rng.uniform_int(64)) / 16.0f) *
-                      (rng.uniform_int(3) == 0 ? -1.0f : 1.0f);
+      // Full 24-bit mantissas: v * s is inexact, so only a fused multiply-add matches.
+      const float s =
+          static_cast<float>(rng.uniform(0.25, 4.25)) * (rng.uniform_int(3) == 0 ? -1.0f : 1.0f);
       scale.data<float>()[o] = o == 5 ? inf : o == 6 ? nan : o == 7 ? -0.0f : s;
       shift.data<float>()[o] =
           o % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(33)) - 16.0f) / 8.0f;

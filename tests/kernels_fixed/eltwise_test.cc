@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
 #include "kernels/fixed/ref/eltwise_ref.h"
 #include "kernels_fixed/tester.h"
 
@@ -151,6 +156,101 @@ TEST(IntEltwise, MaxPoolWithPadsStridesDilations) {
       max_pool2d(x.raw(), t, batch, channels, pool.h, pool.w, pool.p, y.raw());
       ASSERT_TRUE(equal_exactly(ref_y.raw(), y.raw(), t, n,
                                 fmt::format("{} {}x{}", dtype_name(t), pool.h, pool.w)));
+    }
+  }
+}
+
+// A float the op and quantizer must get right: ordinary values over the format's range and past
+// it (saturation), exact ties of the code grid, +-NaN, +-inf, -0.0.
+float edge_float(Rng& rng, const FixedFormat& f) {
+  const float step = std::ldexp(1.0f, -f.frac);
+  const float hi = static_cast<float>(f.max_code()) * step;
+  switch (rng.uniform_int(10)) {
+    case 0:
+      return std::copysign(std::numeric_limits<float>::quiet_NaN(),
+                           rng.uniform_int(2) ? 1.0f : -1.0f);
+    case 1:
+      return rng.uniform_int(2) ? std::numeric_limits<float>::infinity()
+                                : -std::numeric_limits<float>::infinity();
+    case 2:
+      return -0.0f;
+    case 3:
+    case 4:  // a tie: (k + 1/2) steps
+      return (static_cast<float>(static_cast<int64_t>(rng.uniform_int(64)) - 32) + 0.5f) * step;
+    default:
+      return static_cast<float>(rng.uniform(-1.5, 1.5)) * hi;
+  }
+}
+
+TEST(IntEltwise, FloatOpQuantizeEqualsTheFloatOpThenQuantize) {
+  Rng rng(kSeed + 7);
+  // int8, uint8, int16, int32 (vector: width <= 24), int32 and int64 beyond (scalar only).
+  const FixedFormat formats[] = {{8, 4, true},  {8, 3, false},  {12, 6, true},
+                                 {20, 8, true}, {28, 10, true}, {32, 4, false}};
+  for (const FixedFormat& f : formats) {
+    const DType od = quant::storage_dtype(f);
+    for (int64_t inner : {1, 3, 4, 9, 16, 17, 25, 49}) {
+      for (int64_t rows : {1, 5, 37}) {
+        const int64_t n = rows * inner;
+        std::vector<float> x(n), s(rows);
+        for (float& v : x) v = edge_float(rng, f);
+        // Scales: mostly ordinary, some exact (1, 1/2: the ties stay ties), some NaN / inf / 0.
+        for (float& v : s) {
+          const uint64_t k = rng.uniform_int(8);
+          v = k == 0   ? 1.0f
+              : k == 1 ? 0.5f
+              : k == 2 ? edge_float(rng, f)
+                       : static_cast<float>(rng.uniform(-2.0, 2.0));
+        }
+        for (FloatOp op : {FloatOp::kAdd, FloatOp::kMul}) {
+          for (bool s_first : {false, true}) {
+            for (Rounding r : kRoundings) {
+              for (bool with_y : {false, true}) {
+                const std::string what = fmt::format(
+                    "{} {} rows {} inner {} {}{}{}", quant::format_name(f), quant::rounding_name(r),
+                    rows, inner, op == FloatOp::kAdd ? "add" : "mul", s_first ? " s first" : "",
+                    with_y ? " +float" : "");
+                // The spec: the float op's float32 result, then quant::quantize().
+                std::vector<float> v(n);
+                for (int64_t i = 0; i < n; ++i) {
+                  const float a = s_first ? s[i / inner] : x[i], b = s_first ? x[i] : s[i / inner];
+                  v[i] = op == FloatOp::kAdd ? a + b : a * b;
+                }
+                Tensor want({n}, od);
+                quant::quantize(v, f, r, want.raw(), od);
+                Tensor ref_y({n}, od);
+                std::vector<float> ref_float(n);
+                ref::float_op_quantize(op, x.data(), s.data(), s_first, rows, inner, f, r,
+                                       ref_y.raw(), with_y ? ref_float.data() : nullptr);
+                ASSERT_TRUE(equal_exactly(want.raw(), ref_y.raw(), od, n, "ref: " + what));
+                for (Isa cap : isa_caps()) {
+                  ScopedMaxIsa scoped(cap);
+                  Tensor y({n}, od);
+                  std::vector<float> fy(n, 7.0f);
+                  float_op_quantize(op, x.data(), s.data(), s_first, rows, inner, f, r, y.raw(),
+                                    with_y ? fy.data() : nullptr);
+                  ASSERT_TRUE(equal_exactly(ref_y.raw(), y.raw(), od, n,
+                                            fmt::format("isa<={} {}", isa_name(cap), what)));
+                  if (with_y) {
+                    // Bit for bit, but any NaN for a NaN: C++ leaves a NaN's sign and payload
+                    // unspecified (the compiler may swap an add's operands).
+                    for (int64_t i = 0; i < n; ++i) {
+                      if (std::isnan(v[i])) {
+                        ASSERT_TRUE(std::isnan(fy[i])) << i << " " << what;
+                      } else {
+                        ASSERT_TRUE(equal_exactly(&v[i], &fy[i], DType::kFloat32, 1,
+                                                  fmt::format("float {}: {}", i, what)));
+                      }
+                    }
+                  } else {
+                    ASSERT_EQ(fy[0], 7.0f);
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
     }
   }
 }

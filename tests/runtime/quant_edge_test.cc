@@ -291,6 +291,92 @@ TEST(QuantEdges, UnquantizedAddAndReluRunAsOneStep) {
   EXPECT_TRUE(same_bits(run(plan, x), exact_reference(g, q, x))) << steps;
 }
 
+// EfficientNet's squeeze-excitation block and residual in the int plan: the unquantized x * s
+// (x [B, E, H, W], s [B, E, 1, 1], either operand order) before the quantized projection conv,
+// and the unquantized residual Add before a quantized conv (codes only) or before that conv and a
+// float Add (codes and float): each one FloatOpQuantizeStep (kernels::fixed::float_op_quantize)
+// instead of the float op and a quantize step, with the bits of the unfused plan
+// (use_reference_kernels: BinaryStep then QuantizeStep) and of the exact reference. Maps of 1x1
+// (one value per row), 2x2 and 3x3 (short rows) and 6x5 (rows of 16+ and a tail); formats of
+// every code dtype, including widths past 24 (the scalar path), and every rounding.
+TEST(QuantEdges, SqueezeExcitationMulAndResidualAddQuantizeInOnePass) {
+  struct Case {
+    int64_t h, w;
+    FixedFormat data_in;
+    quant::Rounding rounding;
+  };
+  const Case cases[] = {{1, 1, {8, 4, true}, quant::Rounding::kHalfToEven},
+                        {2, 2, {8, 3, false}, quant::Rounding::kFloor},
+                        {3, 3, {12, 7, true}, quant::Rounding::kHalfAwayFromZero},
+                        {6, 5, {8, 4, true}, quant::Rounding::kHalfToEven},
+                        {6, 5, {28, 14, true}, quant::Rounding::kHalfToEven}};
+  const int saved = num_threads();
+  for (const Case& c : cases) {
+    for (bool s_first : {false, true}) {
+      for (bool add_read_as_float : {false, true}) {
+        SCOPED_TRACE(fmt::format("{}x{} {} {}{}{}", c.h, c.w, quant::format_name(c.data_in),
+                                 quant::rounding_name(c.rounding), s_first ? " Mul(s, x)" : "",
+                                 add_read_as_float ? " Add read as float too" : ""));
+        const int64_t ch = 5, e = 12;
+        GraphMaker m({kDynamic, ch, c.h, c.w});
+        auto conv1x1 = [&](ir::ValueId in, int64_t cin, int64_t cout, uint64_t seed) {
+          return m.op(OpKind::kConv,
+                      {in, m.constant({cout, cin, 1, 1}, seed, -0.8f, 0.8f),
+                       m.constant({cout}, seed + 1, -0.5f, 0.5f)},
+                      ir::ConvAttrs{.kernel = {1, 1}});
+        };
+        const ir::ValueId h = m.op(OpKind::kTanh, {conv1x1(m.input(), ch, e, 31)});
+        ir::ValueId se = m.op(OpKind::kGlobalAveragePool, {h});
+        se = m.op(OpKind::kRelu, {conv1x1(se, e, 3, 33)});
+        se = m.op(OpKind::kSigmoid, {conv1x1(se, 3, e, 35)});
+        const ir::ValueId x = m.op(OpKind::kMul, s_first ? std::vector{se, h} : std::vector{h, se});
+        const ir::ValueId a = m.op(OpKind::kAdd, {conv1x1(x, e, ch, 37), m.input()});
+        const ir::ValueId y = conv1x1(a, ch, ch, 39);
+        const ir::Graph g = m.finish(add_read_as_float ? m.op(OpKind::kAdd, {y, a}) : y);
+        QuantAssignment q;
+        for (const ir::Node& n : g.nodes()) {
+          if (n.kind == OpKind::kConv) {
+            NodeQuantConfig cfg = linear_cfg(c.data_in, {8, 6, true}, FixedFormat{16, 8, true});
+            cfg.rounding = c.rounding;
+            q[n.config_name] = cfg;
+          }
+        }
+        const PlanOptions opts{.mode = Mode::kInt, .max_batch = 7, .quant = q};
+        auto plan = make_plan(g, opts);
+        PlanOptions ref_opts = opts;
+        ref_opts.use_reference_kernels = true;
+        auto unfused = make_plan(g, ref_opts);
+        const std::string steps = describe_steps(*plan);
+        const std::string codes = quant::format_name(c.data_in);
+        EXPECT_NE(steps.find("mul_f32 +quantize -> " + codes), std::string::npos) << steps;
+        EXPECT_NE(steps.find("add_f32 +quantize -> " + codes +
+                             (add_read_as_float ? std::string(" ") : std::string())),
+                  std::string::npos)
+            << steps;
+        EXPECT_EQ(steps.find("+float") != std::string::npos, add_read_as_float) << steps;
+        EXPECT_EQ(steps.find("\nmul_f32\n"), std::string::npos) << steps;
+        // The quantize steps left: the graph input's (read as float by the residual Add too)
+        // and the average pool's (fc1's input).
+        int quantize_steps = 0;
+        for (const auto& st : plan->steps()) {
+          quantize_steps += st->describe().starts_with("quantize ->");
+        }
+        EXPECT_EQ(quantize_steps, 2) << steps;
+        const std::string unfused_steps = describe_steps(*unfused);
+        EXPECT_EQ(unfused_steps.find("+quantize"), std::string::npos) << unfused_steps;
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          const Tensor xin = testing::random_tensor({7, ch, c.h, c.w}, 41 + threads, -3.0f, 3.0f);
+          const Tensor got = run(plan, xin);
+          EXPECT_TRUE(same_bits(got, run(unfused, xin))) << threads << " threads\n" << steps;
+          EXPECT_TRUE(same_bits(got, exact_reference(g, q, xin))) << threads << " threads";
+        }
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
 TEST(QuantEdges, ParameterBytesAreTheBitPackedBuffers) {
   const ir::Graph g = testing::make_mlp({784, 256, 128, 16});
   const int64_t weights = 784 * 256 + 256 * 128 + 128 * 16, outputs = 256 + 128 + 16;

@@ -376,6 +376,7 @@ class Reference {
       case ir::OpKind::kReduceMean:
       case ir::OpKind::kReduceSum:
       case ir::OpKind::kReduceMax:
+      case ir::OpKind::kGlobalAveragePool:
         y = float_kernel_op(n, c);
         break;
       default:

@@ -1,7 +1,9 @@
 #include "kernels/fixed/conv2d.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <span>
 #include <type_traits>
 
 #ifdef __AVX2__
@@ -14,6 +16,7 @@
 #include "kernels/fixed/gemm_tiles.h"
 #include "kernels/fixed/scratch.h"
 #include "kernels/fixed/winograd.h"
+#include "kernels/vec_math.h"
 #include "quant/quantize.h"
 
 namespace qsearch::kernels::fixed {
@@ -1871,6 +1874,52 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
 
 #endif  // __x86_64__
 
+// run_single_pixel with a fused float post (GemmParams::post_scale / post_silu / post_quantize:
+// EfficientNet's SE fc1 with its SiLU and fc2's quantizer): the GEMM's plain float store (the
+// row-major AVX2 one, the same values v the post starts from), then the post on whole rows of
+// channels: Epilogue::post's fma, clamps and SiLU (vmath's sigmoid, lanes independent of the
+// count, then the Mul's rounding) and quant::quantize, vectorised, where the GEMM's row store
+// ran them value by value (about 35 ns each: most of fc1's time at 1152 -> 48, batch 64).
+void single_pixel_float_post(const void* x, int64_t batch, const PackedConv2d& w,
+                             const GemmParams& p, void* y) {
+  const Conv2dGeometry& g = w.geometry();
+  const int64_t oc = g.out_channels;
+  GemmParams q = p;
+  q.post_scale = q.post_shift = nullptr;
+  q.post_silu = q.post_quantize = false;
+  q.ldc_m = oc;  // C[image, oc] at t[image * OC + oc]
+  q.ldc_n = 1;
+  // The floats in this thread's buffer when codes are stored, else in y itself; then the
+  // sigmoids of one row.
+  const int64_t kept = p.post_quantize ? batch * oc : 0;
+  auto* buf = static_cast<float*>(
+      scratch(ScratchSlot::kConvOutput, static_cast<size_t>(kept + oc) * sizeof(float)));
+  float* t = p.post_quantize ? buf : static_cast<float*>(y);
+  float* sig = buf + kept;
+  gemm(x, batch, g.in_channels, w.groups().front(), q, t);
+  const DType code = quant::storage_dtype(p.post_format);
+  const size_t es = dtype_size(code);
+  for (int64_t b = 0; b < batch; ++b) {
+    float* r = t + b * oc;
+    if (p.post_scale != nullptr) {
+      const float lo = p.post_lo, hi = p.post_hi;
+      for (int64_t c = 0; c < oc; ++c) {
+        const float u = std::fma(r[c], p.post_scale[c], p.post_shift[c]);
+        const float v = u < lo ? lo : u;
+        r[c] = v > hi ? hi : v;
+      }
+      if (p.post_silu) {
+        vmath::map_f32(vmath::Fn::kSigmoid, r, sig, oc);
+        for (int64_t c = 0; c < oc; ++c) r[c] *= sig[c];
+      }
+    }
+    if (p.post_quantize) {
+      quant::quantize(std::span<const float>(r, static_cast<size_t>(oc)), p.post_format,
+                      p.post_rounding, static_cast<std::byte*>(y) + b * oc * es, code);
+    }
+  }
+}
+
 // A 1x1 map under a 1x1 kernel without padding, one group (EfficientNet's squeeze-excitation
 // convs, the last stages of MobileNetV2, EfficientNet and ResNet-18 at 32x32, whose 3x3 convs
 // are cut to their centre tap there): the input [B, C, 1, 1] is the row-major matrix [B, C], the
@@ -1878,10 +1927,11 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
 // group's packed weights: the same sums and the same Epilogue, so the same values. It pays where
 // the pixel-major path's 16-lane panels of images are part empty (batch < 16: one image keeps 1
 // lane of 16), and at larger batches where the GEMM's faster multiplies (int8 VNNI / quads against
-// int16 pairs) outweigh its per-value store, which is slower than the pixel-major column store
-// for the fused float affine and codes (about 10 ns more per value, measured on EfficientNet-B0 /
-// MobileNetV2 at 32x32, batch 64) and the fused SiLU (about 25 ns): so K >= 256 with those, and
-// K >= 640 with a SiLU.
+// int16 pairs) outweigh its per-value store. A fused float post (affine, SiLU, codes) runs after
+// the GEMM's plain float store on whole rows (single_pixel_float_post: fc1 1152 -> 48 at batch 64
+// in 0.03 ms instead of 0.2, bench/int_se_bench.cc), at every batch and K; the requantizing store
+// stays per value in the GEMM, slower than the pixel-major column store by about 10 ns a value
+// (EfficientNet-B0 / MobileNetV2 at 32x32, batch 64): so K >= 256 with it at batch >= 16.
 bool run_single_pixel(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
                       void* y, ConvPool pool) {
   const Conv2dGeometry& g = w.geometry();
@@ -1890,13 +1940,13 @@ bool run_single_pixel(const void* x, int64_t batch, const PackedConv2d& w, const
       pool != ConvPool::kNone) {
     return false;
   }
-  if (batch >= 16) {
-    const bool heavy_store =
-        p.output == GemmOutput::kRequantize ||
-        (p.output == GemmOutput::kFloat && (p.post_scale != nullptr || p.post_quantize));
-    const int64_t min_k = p.post_silu ? 640 : heavy_store ? 256 : 0;
-    if (g.in_channels < min_k) return false;
+  const bool float_post =
+      p.output == GemmOutput::kFloat && (p.post_scale != nullptr || p.post_quantize);
+  if (float_post) {
+    single_pixel_float_post(x, batch, w, p, y);
+    return true;
   }
+  if (batch >= 16 && p.output == GemmOutput::kRequantize && g.in_channels < 256) return false;
   GemmParams q = p;
   q.ldc_m = g.out_channels;  // C[image, oc] at y[image * OC + oc]: NCHW of a 1x1 map
   q.ldc_n = 1;

@@ -12,6 +12,11 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+// Quantize8's inline functions take this target (the TU's baseline may lack AVX2).
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#include "quant/quantize_avx2.h"
+#pragma GCC pop_options
 #endif
 
 namespace qsearch::kernels::fixed {
@@ -166,6 +171,24 @@ void max_pool_2x2_row_bytes(const T* r0, const T* r1, int64_t ow, T* d) {
   }
 }
 
+// float_op_quantize on n consecutive values, 8 lanes at a time: s[0] for each (SFull false) or
+// s[i] (SFull); the float op as vaddps / vmulps (IEEE, like the scalar one), then
+// quant::quantize's Quantize8 (which needs out.width <= 24). Returns how many values it did.
+template <typename O, Rounding R, FloatOp Op, bool SFirst, bool SFull>
+int64_t float_op_quantize_avx2(const float* x, const float* s, int64_t n,
+                               const quant::avx2::Quantize8& q, O* codes, float* y) {
+  const __m256 s1 = _mm256_set1_ps(s[0]);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 sv = SFull ? _mm256_loadu_ps(s + i) : s1, xv = _mm256_loadu_ps(x + i);
+    const __m256 a = SFirst ? sv : xv, b = SFirst ? xv : sv;
+    const __m256 v = Op == FloatOp::kAdd ? _mm256_add_ps(a, b) : _mm256_mul_ps(a, b);
+    if (y != nullptr) _mm256_storeu_ps(y + i, v);
+    store8(codes + i, q.codes<R>(v));
+  }
+  return i;
+}
+
 #pragma GCC pop_options
 #endif  // __x86_64__
 
@@ -191,6 +214,75 @@ void requantize(const void* in, DType in_dtype, int in_frac, int64_t n, const Fi
 #endif
       for (; i < n; ++i) dst[i] = static_cast<O>(quant::requantize(src[i], in_frac, out, r));
     });
+  });
+}
+
+void float_op_quantize(FloatOp op, const float* x, const float* s, bool s_first, int64_t rows,
+                       int64_t inner, const FixedFormat& out, Rounding r, void* codes, float* y) {
+  const DType out_dtype = quant::storage_dtype(out);
+  const int64_t n = rows * inner;
+  // Values [i0, i1) one by one (the tails).
+  auto scalar = [&](auto code, int64_t i0, int64_t i1) {
+    using O = decltype(code);
+    O* c = static_cast<O*>(codes);
+    for (int64_t i = i0; i < i1; ++i) {
+      const float a = s_first ? s[i / inner] : x[i], b = s_first ? x[i] : s[i / inner];
+      const float v = op == FloatOp::kAdd ? a + b : a * b;
+      c[i] = static_cast<O>(quant::quantize(v, out, r));
+      if (y != nullptr) y[i] = v;
+    }
+  };
+  with_code_type(out_dtype, [&](auto code) {
+    using O = decltype(code);
+#if defined(__x86_64__)
+    if (use_avx2() && out.width <= 24 && lane32(out_dtype)) {
+      const quant::avx2::Quantize8 q(out);
+      O* c = static_cast<O*>(codes);
+      auto run = [&](auto per_row, auto full) {
+        // Rows of 16 values or more: s[row] broadcast along each. Shorter rows (the small maps
+        // of a 32x32 input, 1 for the same shape): s spread to one value per element, in pieces.
+        if (inner >= 16) {
+          for (int64_t row = 0; row < rows; ++row) {
+            const int64_t i = row * inner;
+            const int64_t done =
+                per_row(x + i, s + row, inner, q, c + i, y != nullptr ? y + i : nullptr);
+            scalar(code, i + done, i + inner);
+          }
+          return;
+        }
+        if (inner == 1) {
+          scalar(code, full(x, s, n, q, c, y), n);
+          return;
+        }
+        constexpr int64_t kPiece = 1024;
+        float spread[kPiece];
+        const int64_t piece_rows = kPiece / inner;
+        for (int64_t row0 = 0; row0 < rows; row0 += piece_rows) {
+          const int64_t nr = std::min(piece_rows, rows - row0), i = row0 * inner;
+          for (int64_t k = 0; k < nr; ++k) std::fill_n(spread + k * inner, inner, s[row0 + k]);
+          const int64_t done =
+              full(x + i, spread, nr * inner, q, c + i, y != nullptr ? y + i : nullptr);
+          scalar(code, i + done, i + nr * inner);
+        }
+      };
+      quant::with_rounding(r, [&](auto R) {
+        constexpr Rounding kR = R.value;
+        if (op == FloatOp::kAdd) {
+          s_first ? run(&float_op_quantize_avx2<O, kR, FloatOp::kAdd, true, false>,
+                        &float_op_quantize_avx2<O, kR, FloatOp::kAdd, true, true>)
+                  : run(&float_op_quantize_avx2<O, kR, FloatOp::kAdd, false, false>,
+                        &float_op_quantize_avx2<O, kR, FloatOp::kAdd, false, true>);
+        } else {
+          s_first ? run(&float_op_quantize_avx2<O, kR, FloatOp::kMul, true, false>,
+                        &float_op_quantize_avx2<O, kR, FloatOp::kMul, true, true>)
+                  : run(&float_op_quantize_avx2<O, kR, FloatOp::kMul, false, false>,
+                        &float_op_quantize_avx2<O, kR, FloatOp::kMul, false, true>);
+        }
+      });
+      return;
+    }
+#endif
+    scalar(code, 0, n);
   });
 }
 

@@ -42,6 +42,17 @@ int add_exact(const void* a, DType a_dtype, int a_frac, const void* b, DType b_d
 
 void relu(const void* in, DType dtype, int64_t n, void* out);
 
+// A float op and the quantizer after it in one pass (the int plans' unquantized Mul / Add before
+// a quantized consumer, e.g. EfficientNet's squeeze-excitation x * s before the projection
+// conv): v = fl32(x[i] op s[i / inner]) (IEEE float32, the float engine's BinaryStep bits; with
+// `s_first` s op x, the graph's operand order), codes[i] = quant::quantize(v, out, r) stored as
+// quant::storage_dtype(out), and y[i] = v when y is not null. x and y hold rows * inner floats,
+// s one per row (inner = 1: the same shape as x). Equals quant::quantize() of the float op's
+// output bit for bit (ref: kernels/fixed/ref/eltwise_ref.h).
+enum class FloatOp { kAdd, kMul };
+void float_op_quantize(FloatOp op, const float* x, const float* s, bool s_first, int64_t rows,
+                       int64_t inner, const FixedFormat& out, Rounding r, void* codes, float* y);
+
 struct MaxPool2dParams {
   int64_t kernel_h = 2, kernel_w = 2;
   int64_t stride_h = 2, stride_w = 2;

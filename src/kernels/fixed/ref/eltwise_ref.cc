@@ -29,6 +29,16 @@ void requantize(const void* in, DType in_dtype, int in_frac, int64_t n, const Fi
   }
 }
 
+void float_op_quantize(FloatOp op, const float* x, const float* s, bool s_first, int64_t rows,
+                       int64_t inner, const FixedFormat& out, Rounding r, void* codes, float* y) {
+  for (int64_t i = 0; i < rows * inner; ++i) {
+    const float a = s_first ? s[i / inner] : x[i], b = s_first ? x[i] : s[i / inner];
+    const float v = op == FloatOp::kAdd ? a + b : a * b;
+    store_code(codes, quant::storage_dtype(out), i, quant::quantize(v, out, r));
+    if (y != nullptr) y[i] = v;
+  }
+}
+
 void add(const void* a, DType a_dtype, int a_frac, const void* b, DType b_dtype, int b_frac,
          int64_t n, const FixedFormat& out, Rounding r, void* out_codes) {
   for (int64_t i = 0; i < n; ++i) {
