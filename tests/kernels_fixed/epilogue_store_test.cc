@@ -461,5 +461,122 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
   for (int m = 0; m < 5; ++m) EXPECT_GT(modes[m], 10) << "QuantizeStore " << m;
 }
 
+// The AVX-512 channel-lanes store (ChannelLanes, 16 channels of a pixel as the lanes: the
+// depthwise path on small maps) against the AVX2 one, byte for byte: 1..16 channels, no affine /
+// affine / clamp / SiLU / NaN clamp, float out and int8 / uint8 / int16 / int32 codes with each
+// rounding, sums at the ties, the code range's ends and far beyond, per-channel scales from 2^-12
+// to 2^12 and NaN / +-inf / +-0, acc_shift 0 and 3, canaries between the strided outputs.
+TEST(IntEpilogueStore, Avx512ChannelLanesEqualTheAvx2Ones) {
+  if (!cpu_supports(Isa::kAvx512Bw) || !__builtin_cpu_supports("avx512vl")) {
+    GTEST_SKIP() << "no AVX-512BW/VL on this CPU";
+  }
+  Rng rng(1616);
+  const Post posts[] = {
+      {"none", false, -kInf, kInf, false},        {"affine", true, -kInf, kInf, false},
+      {"relu6", true, 0.0f, 6.0f, false},         {"nan lo", true, kNaN, 6.0f, false},
+      {"silu", true, -kInf, kInf, true},          {"clip silu", true, -1.5f, 2.0f, true},
+      {"reversed silu", true, 2.0f, -1.0f, true},
+  };
+  const quant::Rounding roundings[] = {quant::Rounding::kHalfToEven,
+                                       quant::Rounding::kHalfAwayFromZero, quant::Rounding::kFloor};
+  constexpr int64_t kStride = 3;
+  int64_t checks = 0;
+  for (int shift : {0, 3}) {
+    const int8_t zero = 0;
+    std::vector<PackedWeights> g2, g16;
+    std::vector<int32_t> biases(16);
+    for (int c = 0; c < 16; ++c) {
+      biases[c] = static_cast<int32_t>(rng.uniform_int(4001)) - 2000;
+      GemmWeights s;
+      s.b = &zero;
+      s.b_dtype = DType::kInt8;
+      s.k = 1;
+      s.n = 1;
+      s.stride_k = 1;
+      s.stride_n = 1;
+      s.b_format = {8, 4, true};
+      s.a_format = {8, 3, true};
+      s.a_dtype = DType::kInt8;
+      s.bias = &biases[c];
+      s.bias_dtype = DType::kInt32;
+      s.bias_format = {28, 7 + shift, true};
+      g2.push_back(pack_weights(s, Isa::kAvx2));
+      g16.push_back(pack_weights(s, best_isa()));
+    }
+    const int acc_frac = g2[0].acc_frac();
+    for (int specials = 0; specials < 2; ++specials) {
+      std::vector<float> scale(16), shift_v(16);
+      for (int c = 0; c < 16; ++c) {
+        const float sc = std::ldexp(1.0f + static_cast<float>(rng.uniform_int(64)) / 64.0f,
+                                    static_cast<int>(rng.uniform_int(25)) - 12);
+        scale[c] = c % 3 == 1 ? -sc : sc;
+        shift_v[c] =
+            c % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(257)) - 128.0f) / 8.0f;
+      }
+      if (specials == 1) {
+        scale[2] = kInf, scale[5] = -kInf, scale[7] = kNaN, scale[8] = 0.0f, scale[10] = -0.0f;
+        shift_v[11] = kNaN, shift_v[13] = kInf;
+      }
+      for (const Post& post : posts) {
+        for (int out = 0; out < 5; ++out) {  // float, then int8 / uint8 / int16 / int32 codes
+          for (quant::Rounding r : roundings) {
+            if (out == 0 && r != roundings[0]) continue;
+            GemmParams p;
+            p.acc = AccType::kInt32;
+            p.output = GemmOutput::kFloat;
+            if (post.affine) {
+              p.post_scale = scale.data();
+              p.post_shift = shift_v.data();
+              p.post_lo = post.lo;
+              p.post_hi = post.hi;
+              p.post_silu = post.silu;
+            }
+            const int widths[] = {0, 2 + static_cast<int>(rng.uniform_int(7)),
+                                  1 + static_cast<int>(rng.uniform_int(8)),
+                                  9 + static_cast<int>(rng.uniform_int(8)),
+                                  17 + static_cast<int>(rng.uniform_int(8))};
+            DType t = DType::kFloat32;
+            FixedFormat tf{16, 0, true};
+            if (out > 0) {
+              p.post_quantize = true;
+              p.post_format = {widths[out], acc_frac - static_cast<int>(rng.uniform_int(9)) + 1,
+                               out != 2};
+              p.post_rounding = r;
+              t = quant::storage_dtype(p.post_format);
+              tf = p.post_format;
+            }
+            for (int trial = 0; trial < 6; ++trial) {
+              const int nc = trial == 0 ? 16 : 1 + static_cast<int>(rng.uniform_int(16));
+              const ChannelLanes l2(g2.data(), nc, p, 0), l16(g16.data(), nc, p, 0);
+              ASSERT_TRUE(l2.ok() && l16.ok());
+              ASSERT_EQ(l2.store_isa_, Isa::kAvx2);
+              ASSERT_EQ(l16.store_isa_, Isa::kAvx512Bw);
+              const std::vector<int32_t> acc =
+                  make_tile(static_cast<int>(rng.uniform_int(9)) - 1, shift, tf, rng);
+              Tensor got({16 * kStride}, t), want({16 * kStride}, t);
+              for (int64_t i = 0; i < 16 * kStride; ++i) {
+                if (t == DType::kFloat32) {
+                  got.data<float>()[i] = want.data<float>()[i] = 7.0f;
+                } else {
+                  quant::store_code(got.raw(), t, i, 1);
+                  quant::store_code(want.raw(), t, i, 1);
+                }
+              }
+              l2.run(acc.data(), want.raw(), kStride);
+              l16.run(acc.data(), got.raw(), kStride);
+              ++checks;
+              ASSERT_TRUE(testing::equal_exactly(
+                  want.raw(), got.raw(), t, 16 * kStride,
+                  fmt::format("shift={} specials={} post={} out={} {} nc={}", shift, specials,
+                              post.name, dtype_name(t), quant::rounding_name(r), nc)));
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checks, 1000);
+}
+
 }  // namespace
 }  // namespace qsearch::kernels::fixed

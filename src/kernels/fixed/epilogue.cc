@@ -603,6 +603,15 @@ ChannelLanes::ChannelLanes(const PackedWeights* groups, int nc, const GemmParams
   }
   nc_ = nc;
   const bool post = p.post_scale != nullptr, silu = post && p.post_silu;
+  // One 512-bit vector for the 16 channels (epilogue_avx512.cc, the same values).
+  if (groups[0].isa() >= Isa::kAvx512Bw && __builtin_cpu_supports("avx512vl")) {
+    const DType out = p.post_quantize ? quant::storage_dtype(p.post_format) : DType::kFloat32;
+    if (auto f = detail::lanes_store_avx512(out, p.post_rounding, post, silu)) {
+      fn_ = f;
+      store_isa_ = Isa::kAvx512Bw;
+      return;
+    }
+  }
   if (!p.post_quantize) {
     fn_ = lanes_fn<float, quant::Rounding::kHalfToEven>(post, silu);
     return;

@@ -122,6 +122,9 @@ class ChannelLanes {
   int nc_ = 0, shift_ = 0;
   float scale_ = 1.0f, post_lo_ = 0.0f, post_hi_ = 0.0f;
   float q_scale_ = 1.0f, q_lo_ = 0.0f, q_hi_ = 0.0f;
+  // The store's instruction set: kAvx2 (epilogue.cc) or kAvx512Bw (epilogue_avx512.cc: groups
+  // packed for AVX-512BW or better, a CPU with AVX-512VL); tests check the path taken.
+  Isa store_isa_ = Isa::kAvx2;
 
  private:
   using Fn = void (*)(const ChannelLanes&, const int32_t*, void*, int64_t);

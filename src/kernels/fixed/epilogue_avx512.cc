@@ -387,7 +387,61 @@ Pair requantize_pair(DType out, quant::Rounding rounding) {
   });
 }
 
+// ChannelLanes::run (epilogue.cc lanes_store) on one vector: 16 channels of one pixel as the
+// lanes, each with its own bias, scale and shift; the same operations in the same order.
+template <typename Code, quant::Rounding R, bool kPost, bool kSilu>
+void lanes_store16(const ChannelLanes& l, const int32_t* acc, void* out, int64_t stride) {
+  const __m512i a =
+      _mm512_add_epi32(_mm512_sll_epi32(_mm512_loadu_si512(acc), _mm_cvtsi32_si128(l.shift_)),
+                       _mm512_loadu_si512(l.bias_));
+  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(l.scale_));
+  if constexpr (kPost) {
+    const __m512 u =
+        _mm512_fmadd_ps(v, _mm512_loadu_ps(l.post_scale_), _mm512_loadu_ps(l.post_shift_));
+    v = _mm512_min_ps(_mm512_set1_ps(l.post_hi_), _mm512_max_ps(_mm512_set1_ps(l.post_lo_), u));
+#ifdef QSEARCH_EPILOGUE512_SILU
+    if constexpr (kSilu) v = _mm512_mul_ps(v, ::qsearch::kernels::detail::sigmoid16(v));
+#endif
+  }
+  Code* o = static_cast<Code*>(out);
+  if constexpr (std::is_same_v<Code, float>) {
+    alignas(64) float buf[16];
+    _mm512_store_ps(buf, v);
+    for (int c = 0; c < l.nc_; ++c) o[c * stride] = buf[c];
+  } else {
+    // quant/quantize_avx2.h Quantize8::codes on 16 lanes: round, clamp, NaN -> 0, convert.
+    __m512 q =
+        _mm512_min_ps(_mm512_set1_ps(l.q_hi_),
+                      _mm512_max_ps(_mm512_set1_ps(l.q_lo_),
+                                    round16<R>(_mm512_mul_ps(v, _mm512_set1_ps(l.q_scale_)))));
+    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);
+    alignas(64) int32_t buf[16];
+    _mm512_store_si512(static_cast<void*>(buf), _mm512_cvtps_epi32(q));
+    for (int c = 0; c < l.nc_; ++c) o[c * stride] = static_cast<Code>(buf[c]);
+  }
+}
+
+template <typename Code, quant::Rounding R>
+LanesFn lanes_for(bool post, bool silu) {
+  if (!post) return &lanes_store16<Code, R, false, false>;
+#ifdef QSEARCH_EPILOGUE512_SILU
+  if (silu) return &lanes_store16<Code, R, true, true>;
+#else
+  if (silu) return nullptr;
+#endif
+  return &lanes_store16<Code, R, true, false>;
+}
+
 }  // namespace
+
+LanesFn lanes_store_avx512(DType out, quant::Rounding r, bool post, bool silu) {
+  if (out == DType::kFloat32) return lanes_for<float, quant::Rounding::kHalfToEven>(post, silu);
+  if (out == DType::kInt64) return nullptr;
+  return with_code_type(out, [&](auto code) -> LanesFn {
+    using Code = decltype(code);
+    return quant::with_rounding(r, [&](auto R) { return lanes_for<Code, R.value>(post, silu); });
+  });
+}
 
 EpilogueFn32 requantize32_t32_avx512(DType out, quant::Rounding rounding) {
   return requantize_pair(out, rounding).t32;
