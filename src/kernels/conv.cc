@@ -11,7 +11,14 @@
 #include "kernels/ukernel.h"
 #include "kernels/vec_math.h"
 
+// GCC 12 reports its own _mm512_undefined_* placeholders (in the AVX-512 intrinsics of
+// silu_run16) as (maybe-)uninitialized: a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 namespace qsearch::kernels {
+
+Isa silu_store_isa() { return isa_supported(Isa::kAvx512) ? Isa::kAvx512 : Isa::kAvx2; }
 
 PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
                                     int64_t in_channels_per_group, int64_t kernel_h,
@@ -55,8 +62,25 @@ constexpr int kMaxMr = 8;
 // (vmath::map_f32) followed by Mul.
 inline __m256 silu8(__m256 v) { return _mm256_mul_ps(v, detail::sigmoid8(v)); }
 
+// silu_run on 16 lanes (AVX-512F): sigmoid16 is sigmoid8 bit for bit (kernels/vec_math.h) and
+// the Mul rounds the same, so every value is the 8-lane one's.
+__attribute__((target("avx512f"))) void silu_run16(float* dst, const float* src, int64_t len) {
+  int64_t e = 0;
+  for (; e + 16 <= len; e += 16) {
+    const __m512 v = _mm512_loadu_ps(src + e);
+    _mm512_storeu_ps(dst + e, _mm512_mul_ps(v, detail::sigmoid16(v)));
+  }
+  if (e < len) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (len - e)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, src + e);
+    _mm512_mask_storeu_ps(dst + e, m, _mm512_mul_ps(v, detail::sigmoid16(v)));
+  }
+}
+
 // dst[e] = silu(src[e]) for e in [0, len); dst may equal src.
 inline void silu_run(float* dst, const float* src, int64_t len) {
+  static const bool wide = silu_store_isa() == Isa::kAvx512;
+  if (wide) return silu_run16(dst, src, len);
   int64_t e = 0;
   for (; e + 8 <= len; e += 8) _mm256_storeu_ps(dst + e, silu8(_mm256_loadu_ps(src + e)));
   if (e < len) {

@@ -80,6 +80,9 @@ enum class ConvAlgo : uint8_t { kAuto, kDirect, kImagePanels, kBatchBlocked, kDe
 
 // What kAuto runs for p.
 ConvAlgo conv2d_algo(const Conv2dParams& p, Isa isa = best_isa());
+// The vectors of the fused SiLU pass over a conv's output (Epilogue::silu on the GEMM paths):
+// 16 lanes (kAvx512, sigmoid16) where the CPU has AVX-512F, else 8 (sigmoid8); the same bits.
+Isa silu_store_isa();
 
 // y[i] = y[i] * sigmoid(y[i]) in place (Epilogue::silu's function, for a kernel without it).
 void silu_f32(float* y, int64_t n);

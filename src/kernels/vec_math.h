@@ -2,6 +2,7 @@
 // the float kernels (Softmax, Sigmoid, Tanh, Erf, Exp, GELU; SiLU is Sigmoid then Mul).
 //
 //   detail::exp8(v), sigmoid8(v), tanh8(v), erf8(v), gelu8(v), gelu_tanh8(v)   // 8 lanes, AVX2+FMA
+//   detail::exp16_nonan(v), sigmoid16(v)   // 16 lanes, AVX-512F, bit for bit exp8_nonan / sigmoid8
 //   vmath::map_f32(kind, x, y, n)     // y[i] = f(x[i]) for a whole array (vector body, masked
 //   tail)
 //
@@ -114,6 +115,50 @@ inline __m256 sigmoid8(__m256 x) {
   const __m256 num = _mm256_blendv_ps(one, e, x);  // sign bit of x selects e
   return nan_passthrough8(_mm256_div_ps(num, _mm256_add_ps(one, e)), x);
 }
+
+// 16-lane twins of exp8_nonan / sigmoid8 for the AVX-512 stores (kernels/fixed/
+// epilogue_avx512.cc): each lane performs exactly the 8-lane operations in the same order (the
+// same constants, FMA where they use FMA, vrndscaleps with scale 0 for vroundps, a mask blend on
+// the same sign bit / unordered compare for blendv), so every lane equals sigmoid8's bit for
+// bit (tests/kernels/vec_math_test.cc compares them over a dense sweep). Compiled for AVX-512F
+// by their target attribute whatever the including file's target (so every copy is the same
+// code); call them only where the CPU has AVX-512F, from functions compiled for it.
+#define QSEARCH_AVX512F_INLINE inline __attribute__((target("avx512f"), always_inline))
+
+QSEARCH_AVX512F_INLINE __m512 exp16_nonan(__m512 x) {
+  const __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.8f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), xc);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(r, r), p, r);
+  p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+  const __m512i ni = _mm512_cvtps_epi32(n);
+  const __m512i n1 = _mm512_srai_epi32(ni, 1);
+  const __m512i n2 = _mm512_sub_epi32(ni, n1);
+  const __m512i bias = _mm512_set1_epi32(127);
+  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+  return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+}
+
+QSEARCH_AVX512F_INLINE __m512 sigmoid16(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512i xi = _mm512_castps_si512(x);
+  const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+  const __m512 e = exp16_nonan(_mm512_castsi512_ps(_mm512_or_si512(xi, sign)));
+  const __m512 num = _mm512_mask_blend_ps(_mm512_test_epi32_mask(xi, sign), one, e);
+  const __m512 s = _mm512_div_ps(num, _mm512_add_ps(one, e));
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), s, _mm512_add_ps(x, x));
+}
+
+#undef QSEARCH_AVX512F_INLINE
 
 inline __m256 tanh8(__m256 x) {
   const __m256 a = _mm256_andnot_ps(sign_bit8(), x);

@@ -13,6 +13,11 @@
 #include <limits>
 #include <vector>
 
+// GCC 12 reports its own _mm512_undefined_* placeholders (in the AVX-512 intrinsics that
+// sigmoid16 uses) as (maybe-)uninitialized: a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 namespace qsearch::kernels::vmath {
 namespace {
 
@@ -189,6 +194,91 @@ TEST(VecMath, EveryLengthAndInPlaceGiveTheSameValuesAsOneLongRun) {
       }
     }
   }
+}
+
+#ifdef __AVX2__
+// exp8_nonan / sigmoid8 and exp16_nonan / sigmoid16 on x (n a multiple of 16), lane by lane.
+void run8(const float* x, float* e, float* s, size_t n) {
+  for (size_t i = 0; i < n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(e + i, detail::exp8_nonan(v));
+    _mm256_storeu_ps(s + i, detail::sigmoid8(v));
+  }
+}
+__attribute__((target("avx512f"))) void run16(const float* x, float* e, float* s, size_t n) {
+  for (size_t i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    _mm512_storeu_ps(e + i, detail::exp16_nonan(v));
+    _mm512_storeu_ps(s + i, detail::sigmoid16(v));
+  }
+}
+#endif
+
+// The 16-lane sigmoid of the AVX-512 conv stores (kernels/fixed/epilogue_avx512.cc) must equal
+// the 8-lane one bit for bit (the int conv's fused SiLU stores the same values on both paths):
+// every 1021st float bit pattern (both signs, every exponent, NaNs with payloads), every float in
+// [86, 106] of either sign (exp's subnormal results, its clamp at -104, sigmoid's underflow and
+// saturation to 1), runs of consecutive floats around 0, the denormals, the exp clamps (88.8,
+// -104) and the rounding points of n = round(x / ln 2), and the special values.
+TEST(VecMath, Sigmoid16EqualsSigmoid8BitForBit) {
+#ifndef __AVX2__
+  GTEST_SKIP() << "no AVX2 sigmoid8 in this build";
+#else
+  if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "no AVX-512F on this CPU";
+  std::vector<float> x;
+  for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 1021) {
+    x.push_back(std::bit_cast<float>(static_cast<uint32_t>(b)));
+  }
+  for (uint32_t b = std::bit_cast<uint32_t>(86.0f); b <= std::bit_cast<uint32_t>(106.0f); ++b) {
+    x.push_back(std::bit_cast<float>(b));
+    x.push_back(std::bit_cast<float>(b | 0x80000000u));
+  }
+  for (uint32_t b = 0; b < 200000; ++b) {  // +-0, the smallest denormals, ...
+    x.push_back(std::bit_cast<float>(b));
+    x.push_back(std::bit_cast<float>(b | 0x80000000u));
+    x.push_back(std::bit_cast<float>(0x00800000u - b));  // ... the largest ones and FLT_MIN
+    x.push_back(-std::bit_cast<float>(0x00800000u - b));
+  }
+  for (int k = -160; k <= 160; ++k) {  // x / ln 2 at the half-integers n + 1/2
+    float lo = (static_cast<float>(k) + 0.5f) * 0.693147181f, hi = lo;
+    for (int i = 0; i < 64; ++i) {
+      x.push_back(lo);
+      x.push_back(hi);
+      lo = std::nextafter(lo, -1e30f);
+      hi = std::nextafter(hi, 1e30f);
+    }
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const float c : {88.8f, -88.8f, 104.0f, -104.0f, 88.72f, -87.33f, 0.0f}) {
+    float lo = c, hi = c;
+    for (int i = 0; i < 1000; ++i) {
+      x.push_back(lo);
+      x.push_back(hi);
+      lo = std::nextafter(lo, -inf);
+      hi = std::nextafter(hi, inf);
+    }
+  }
+  for (const uint32_t b : {0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00000u, 0x7f800001u,
+                           0xff800001u, 0x7fc12345u, 0x7f7fffffu, 0xff7fffffu}) {
+    x.push_back(std::bit_cast<float>(b));
+  }
+  while (x.size() % 16 != 0) x.push_back(std::bit_cast<float>(0x7fa5a5a5u));
+  const size_t n = x.size();
+  std::vector<float> e8(n), s8(n), e16(n), s16(n);
+  run8(x.data(), e8.data(), s8.data(), n);
+  run16(x.data(), e16.data(), s16.data(), n);
+  int64_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t a = std::bit_cast<uint32_t>(e8[i]), b = std::bit_cast<uint32_t>(e16[i]);
+    const uint32_t c = std::bit_cast<uint32_t>(s8[i]), d = std::bit_cast<uint32_t>(s16[i]);
+    if ((a != b || c != d) && bad++ < 10) {
+      ADD_FAILURE() << "x bits " << std::hex << std::bit_cast<uint32_t>(x[i]) << ": exp8 " << a
+                    << " exp16 " << b << ", sigmoid8 " << c << " sigmoid16 " << d;
+    }
+  }
+  EXPECT_EQ(bad, 0) << "of " << n;
+  EXPECT_GT(n, 9000000u);
+#endif
 }
 
 }  // namespace

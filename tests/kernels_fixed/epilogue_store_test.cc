@@ -183,6 +183,13 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
             const int64_t col0 = static_cast<int64_t>(rng.uniform_int(kChannels - kMaxCols + 1));
             const Epilogue e(w, p, 0);
             ++seen.modes[static_cast<int>(e.q_store_)];
+            // The store this ISA must take (widths <= 24; AVX-512 needs VL too).
+            if (width <= 24 && isa >= Isa::kAvx2) {
+              const Isa want_isa = isa >= Isa::kAvx512Bw && __builtin_cpu_supports("avx512vl")
+                                       ? Isa::kAvx512Bw
+                                       : Isa::kAvx2;
+              ASSERT_EQ(e.store_isa_, want_isa) << isa_name(isa);
+            }
             const std::vector<int32_t> tile = make_tile(d, shift, f, rng);
             // The code of lane r of column j, by the scalar definitions.
             auto want_code = [&](int j, int lane) {
@@ -268,6 +275,307 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
   EXPECT_GT(seen.nan, 1000);
   // Every form of the store ran (QuantizeStore's order).
   for (int m = 0; m < 5; ++m) EXPECT_GT(seen.modes[m], 100) << "QuantizeStore " << m;
+}
+
+// The AVX-512 stores (epilogue_avx512.cc) against the AVX2 stores (epilogue_avx2.cc) on the
+// same sums, byte for byte (floats by their bits, NaNs included), for every store the Epilogue
+// vectorises: the int32 accumulator, the requantized codes, the float value with no affine, the
+// affine and clamp, the affine with SiLU, and the codes of every QuantizeStore form; int8 /
+// uint8 / int16 / int32 codes, the three roundings, acc_shift 0 and 3, 1..16 columns, partial
+// rows 1..16, and run sets with ragged, skipped and shifted lanes. The affine's scales span
+// 2^-12..2^12 (and +-inf, NaN, +-0) so that the SiLU sees its saturation edges, denormals, +-inf
+// and NaN. Each Epilogue must have taken the path it tests (Epilogue::store_isa_).
+TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
+  if (!cpu_supports(Isa::kAvx512Bw) || !__builtin_cpu_supports("avx512vl")) {
+    GTEST_SKIP() << "no AVX-512BW/VL on this CPU";
+  }
+  constexpr int64_t kN = 40;     // channels
+  constexpr int64_t kLd16 = 56;  // output elements per channel
+  Rng rng(512512);
+  const std::vector<int8_t> zeros(kN, 0);
+  auto weights = [&](int shift, const std::vector<int32_t>& bias, Isa isa) {
+    GemmWeights s;
+    s.b = zeros.data();
+    s.b_dtype = DType::kInt8;
+    s.k = 1;
+    s.n = kN;
+    s.stride_k = kN;
+    s.stride_n = 1;
+    s.b_format = {8, 4, true};
+    s.a_format = {8, 3, true};
+    s.a_dtype = DType::kInt8;
+    s.bias = bias.data();
+    s.bias_dtype = DType::kInt32;
+    s.bias_format = {28, 7 + shift, true};
+    return pack_weights(s, isa);
+  };
+  const std::vector<std::vector<std::array<int64_t, 3>>> run_sets = {
+      {{0, 16, 3}},
+      {{0, 14, 0}, {14, 2, 20}},
+      {{0, 5, 30}, {5, 11, 1}},
+      {{3, 1, 7}, {9, 4, 12}, {15, 1, 39}},
+      {{0, 1, 0}},
+      {{0, 15, 9}},
+      {{2, 14, 21}},
+      {{1, 15, 0}},
+      {{7, 9, 40}, {0, 7, 0}},
+  };
+  const quant::Rounding roundings[] = {quant::Rounding::kHalfToEven,
+                                       quant::Rounding::kHalfAwayFromZero, quant::Rounding::kFloor};
+  const Post posts[] = {
+      {"none", false, -kInf, kInf, false},    {"affine", true, -kInf, kInf, false},
+      {"relu6", true, 0.0f, 6.0f, false},     {"-0 clip", true, -0.0f, 0.75f, false},
+      {"reversed", true, 2.0f, -1.0f, false}, {"nan lo", true, kNaN, 6.0f, false},
+      {"silu", true, -kInf, kInf, true},      {"clip silu", true, -1.5f, 2.0f, true},
+      {"nan silu", true, kNaN, kInf, true},
+  };
+  int64_t checks = 0, modes[5] = {}, kinds[4] = {};
+  for (int shift : {0, 3}) {
+    std::vector<int32_t> bias(kN);
+    for (auto& b : bias) b = static_cast<int32_t>(rng.uniform_int(4001)) - 2000;
+    const PackedWeights w2 = weights(shift, bias, Isa::kAvx2);
+    const PackedWeights w16 = weights(shift, bias, best_isa());
+    ASSERT_GE(w16.isa(), Isa::kAvx512Bw);
+    const int acc_frac = w2.acc_frac();
+    for (int specials = 0; specials < 2; ++specials) {
+      std::vector<float> scale(kN), shift_v(kN);
+      for (int64_t c = 0; c < kN; ++c) {
+        const float sc = std::ldexp(1.0f + static_cast<float>(rng.uniform_int(64)) / 64.0f,
+                                    static_cast<int>(rng.uniform_int(25)) - 12);
+        scale[c] = c % 3 == 1 ? -sc : sc;
+        shift_v[c] =
+            c % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(257)) - 128.0f) / 8.0f;
+      }
+      if (specials == 1) {
+        scale[2] = kInf, scale[5] = -kInf, scale[7] = kNaN, scale[8] = 0.0f, scale[10] = -0.0f;
+        shift_v[11] = kNaN, shift_v[13] = kInf, scale[17] = 0x1p-140f;
+      }
+      // kind 0: int32 accumulator, 1: requantized codes, 2: float (post), 3: codes of the float.
+      for (int kind = 0; kind < 4; ++kind) {
+        for (const Post& post : posts) {
+          if ((kind < 2 && post.affine) || (kind < 2 && &post != &posts[0])) continue;
+          for (DType code : {DType::kInt8, DType::kUInt8, DType::kInt16, DType::kInt32}) {
+            if (kind != 1 && kind != 3 && code != DType::kInt8) continue;  // no codes
+            for (quant::Rounding r : roundings) {
+              if (kind != 1 && kind != 3 && r != roundings[0]) continue;
+              GemmParams p;
+              p.acc = AccType::kInt32;
+              p.ldc_m = 1;
+              p.ldc_n = kLd16;
+              const int width = code == DType::kInt8    ? 2 + static_cast<int>(rng.uniform_int(7))
+                                : code == DType::kUInt8 ? 1 + static_cast<int>(rng.uniform_int(8))
+                                : code == DType::kInt16 ? 9 + static_cast<int>(rng.uniform_int(8))
+                                                        : 17 + static_cast<int>(rng.uniform_int(8));
+              const bool is_signed = code != DType::kUInt8;
+              DType out_t = DType::kFloat32;
+              if (kind == 0) {
+                p.output = GemmOutput::kAccumulator;
+                out_t = DType::kInt32;
+              } else if (kind == 1) {
+                p.output = GemmOutput::kRequantize;
+                p.out_format = {width, acc_frac - 1 - static_cast<int>(rng.uniform_int(12)),
+                                is_signed};
+                p.rounding = r;
+                p.relu = rng.uniform_int(2) != 0;
+                out_t = quant::storage_dtype(p.out_format);
+              } else {
+                p.output = GemmOutput::kFloat;
+                if (post.affine) {
+                  p.post_scale = scale.data();
+                  p.post_shift = shift_v.data();
+                  p.post_lo = post.lo;
+                  p.post_hi = post.hi;
+                  p.post_silu = post.silu;
+                }
+                if (kind == 3) {
+                  p.post_quantize = true;
+                  p.post_format = {width, acc_frac - static_cast<int>(rng.uniform_int(9)) + 1,
+                                   is_signed};
+                  p.post_rounding = r;
+                  out_t = quant::storage_dtype(p.post_format);
+                }
+              }
+              const Epilogue e2(w2, p, 0), e16(w16, p, 0);
+              ASSERT_EQ(e2.store_isa_, Isa::kAvx2) << kind << " " << post.name;
+              ASSERT_EQ(e16.store_isa_, Isa::kAvx512Bw) << kind << " " << post.name;
+              ++kinds[kind];
+              if (kind == 3) ++modes[static_cast<int>(e16.q_store_)];
+              const FixedFormat tf =
+                  kind == 1 ? p.out_format : (kind == 3 ? p.post_format : FixedFormat{16, 0, true});
+              for (int form = 0; form < static_cast<int>(run_sets.size()) + 3; ++form) {
+                const int cols = 1 + static_cast<int>(rng.uniform_int(16));
+                const int64_t col0 = static_cast<int64_t>(rng.uniform_int(kN - cols + 1));
+                const int d = static_cast<int>(rng.uniform_int(9)) - 1;
+                std::vector<int32_t> tile = make_tile(d, shift, tf, rng);
+                tile.resize(16 * 16 + 16);
+                for (size_t i = kMaxCols * 16 + 16; i < tile.size(); ++i) {
+                  tile[i] = tile[i % (kMaxCols * 16)] ^ static_cast<int32_t>(rng.uniform_int(64));
+                }
+                Tensor got({kN * kLd16}, out_t), want({kN * kLd16}, out_t);
+                for (int64_t i = 0; i < kN * kLd16; ++i) {
+                  const int64_t canary = 1 + (i % 3);
+                  if (out_t == DType::kFloat32) {
+                    got.data<float>()[i] = want.data<float>()[i] = static_cast<float>(canary);
+                  } else {
+                    quant::store_code(got.raw(), out_t, i, canary);
+                    quant::store_code(want.raw(), out_t, i, canary);
+                  }
+                }
+                std::string what;
+                if (form < static_cast<int>(run_sets.size())) {
+                  const auto& rs = run_sets[static_cast<size_t>(form)];
+                  int64_t runs[4][3];
+                  for (size_t q = 0; q < rs.size(); ++q) {
+                    for (int k = 0; k < 3; ++k) runs[q][k] = rs[q][k];
+                  }
+                  const int nr = static_cast<int>(rs.size());
+                  e2.run_t32_runs(tile.data(), runs, nr, cols, col0, want.raw());
+                  e16.run_t32_runs(tile.data(), runs, nr, cols, col0, got.raw());
+                  what = fmt::format("runs #{}", form);
+                } else {
+                  const int rows = form == static_cast<int>(run_sets.size())
+                                       ? 16
+                                       : 1 + static_cast<int>(rng.uniform_int(16));
+                  const int64_t row0 = static_cast<int64_t>(rng.uniform_int(kLd16 - 16 + 1));
+                  e2.run_t32(tile.data(), rows, cols, row0, col0, want.raw());
+                  e16.run_t32(tile.data(), rows, cols, row0, col0, got.raw());
+                  what = fmt::format("run_t32 rows={} row0={}", rows, row0);
+                }
+                ++checks;
+                ASSERT_TRUE(testing::equal_exactly(
+                    want.raw(), got.raw(), out_t, kN * kLd16,
+                    fmt::format("kind={} shift={} specials={} post={} out={} {} store={} col0={} "
+                                "cols={} {}",
+                                kind, shift, specials, post.name, dtype_name(out_t),
+                                quant::rounding_name(r), static_cast<int>(e16.q_store_), col0, cols,
+                                what)));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checks, 2000);
+  for (int k = 0; k < 4; ++k) EXPECT_GT(kinds[k], 0) << "kind " << k;
+  for (int m = 0; m < 5; ++m) EXPECT_GT(modes[m], 10) << "QuantizeStore " << m;
+}
+
+// The AVX-512 channel-lanes store (ChannelLanes, 16 channels of a pixel as the lanes: the
+// depthwise path on small maps) against the AVX2 one, byte for byte: 1..16 channels, no affine /
+// affine / clamp / SiLU / NaN clamp, float out and int8 / uint8 / int16 / int32 codes with each
+// rounding, sums at the ties, the code range's ends and far beyond, per-channel scales from 2^-12
+// to 2^12 and NaN / +-inf / +-0, acc_shift 0 and 3, canaries between the strided outputs.
+TEST(IntEpilogueStore, Avx512ChannelLanesEqualTheAvx2Ones) {
+  if (!cpu_supports(Isa::kAvx512Bw) || !__builtin_cpu_supports("avx512vl")) {
+    GTEST_SKIP() << "no AVX-512BW/VL on this CPU";
+  }
+  Rng rng(1616);
+  const Post posts[] = {
+      {"none", false, -kInf, kInf, false},        {"affine", true, -kInf, kInf, false},
+      {"relu6", true, 0.0f, 6.0f, false},         {"nan lo", true, kNaN, 6.0f, false},
+      {"silu", true, -kInf, kInf, true},          {"clip silu", true, -1.5f, 2.0f, true},
+      {"reversed silu", true, 2.0f, -1.0f, true},
+  };
+  const quant::Rounding roundings[] = {quant::Rounding::kHalfToEven,
+                                       quant::Rounding::kHalfAwayFromZero, quant::Rounding::kFloor};
+  constexpr int64_t kStride = 3;
+  int64_t checks = 0;
+  for (int shift : {0, 3}) {
+    const int8_t zero = 0;
+    std::vector<PackedWeights> g2, g16;
+    std::vector<int32_t> biases(16);
+    for (int c = 0; c < 16; ++c) {
+      biases[c] = static_cast<int32_t>(rng.uniform_int(4001)) - 2000;
+      GemmWeights s;
+      s.b = &zero;
+      s.b_dtype = DType::kInt8;
+      s.k = 1;
+      s.n = 1;
+      s.stride_k = 1;
+      s.stride_n = 1;
+      s.b_format = {8, 4, true};
+      s.a_format = {8, 3, true};
+      s.a_dtype = DType::kInt8;
+      s.bias = &biases[c];
+      s.bias_dtype = DType::kInt32;
+      s.bias_format = {28, 7 + shift, true};
+      g2.push_back(pack_weights(s, Isa::kAvx2));
+      g16.push_back(pack_weights(s, best_isa()));
+    }
+    const int acc_frac = g2[0].acc_frac();
+    for (int specials = 0; specials < 2; ++specials) {
+      std::vector<float> scale(16), shift_v(16);
+      for (int c = 0; c < 16; ++c) {
+        const float sc = std::ldexp(1.0f + static_cast<float>(rng.uniform_int(64)) / 64.0f,
+                                    static_cast<int>(rng.uniform_int(25)) - 12);
+        scale[c] = c % 3 == 1 ? -sc : sc;
+        shift_v[c] =
+            c % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(257)) - 128.0f) / 8.0f;
+      }
+      if (specials == 1) {
+        scale[2] = kInf, scale[5] = -kInf, scale[7] = kNaN, scale[8] = 0.0f, scale[10] = -0.0f;
+        shift_v[11] = kNaN, shift_v[13] = kInf;
+      }
+      for (const Post& post : posts) {
+        for (int out = 0; out < 5; ++out) {  // float, then int8 / uint8 / int16 / int32 codes
+          for (quant::Rounding r : roundings) {
+            if (out == 0 && r != roundings[0]) continue;
+            GemmParams p;
+            p.acc = AccType::kInt32;
+            p.output = GemmOutput::kFloat;
+            if (post.affine) {
+              p.post_scale = scale.data();
+              p.post_shift = shift_v.data();
+              p.post_lo = post.lo;
+              p.post_hi = post.hi;
+              p.post_silu = post.silu;
+            }
+            const int widths[] = {0, 2 + static_cast<int>(rng.uniform_int(7)),
+                                  1 + static_cast<int>(rng.uniform_int(8)),
+                                  9 + static_cast<int>(rng.uniform_int(8)),
+                                  17 + static_cast<int>(rng.uniform_int(8))};
+            DType t = DType::kFloat32;
+            FixedFormat tf{16, 0, true};
+            if (out > 0) {
+              p.post_quantize = true;
+              p.post_format = {widths[out], acc_frac - static_cast<int>(rng.uniform_int(9)) + 1,
+                               out != 2};
+              p.post_rounding = r;
+              t = quant::storage_dtype(p.post_format);
+              tf = p.post_format;
+            }
+            for (int trial = 0; trial < 6; ++trial) {
+              const int nc = trial == 0 ? 16 : 1 + static_cast<int>(rng.uniform_int(16));
+              const ChannelLanes l2(g2.data(), nc, p, 0), l16(g16.data(), nc, p, 0);
+              ASSERT_TRUE(l2.ok() && l16.ok());
+              ASSERT_EQ(l2.store_isa_, Isa::kAvx2);
+              ASSERT_EQ(l16.store_isa_, Isa::kAvx512Bw);
+              const std::vector<int32_t> acc =
+                  make_tile(static_cast<int>(rng.uniform_int(9)) - 1, shift, tf, rng);
+              Tensor got({16 * kStride}, t), want({16 * kStride}, t);
+              for (int64_t i = 0; i < 16 * kStride; ++i) {
+                if (t == DType::kFloat32) {
+                  got.data<float>()[i] = want.data<float>()[i] = 7.0f;
+                } else {
+                  quant::store_code(got.raw(), t, i, 1);
+                  quant::store_code(want.raw(), t, i, 1);
+                }
+              }
+              l2.run(acc.data(), want.raw(), kStride);
+              l16.run(acc.data(), got.raw(), kStride);
+              ++checks;
+              ASSERT_TRUE(testing::equal_exactly(
+                  want.raw(), got.raw(), t, 16 * kStride,
+                  fmt::format("shift={} specials={} post={} out={} {} nc={}", shift, specials,
+                              post.name, dtype_name(t), quant::rounding_name(r), nc)));
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checks, 1000);
 }
 
 }  // namespace

@@ -486,7 +486,7 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         : codes ? detail::quantize_t32_avx2(p.post_format, p.post_rounding, q_store_)
                 : detail::exact_t32_avx2(
                       p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
-    if (f != nullptr) fn_t32_ = f;
+    if (f != nullptr) fn_t32_ = f, store_isa_ = Isa::kAvx2;
     if (f != nullptr && p.output == GemmOutput::kRequantize) {
       fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
     } else if (f != nullptr && codes) {
@@ -494,6 +494,28 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
     } else if (f != nullptr) {
       fn_runs_ = detail::exact_runs_avx2(
           p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
+    }
+    // The same stores on 512-bit vectors (epilogue_avx512.cc: the same values, one vector per
+    // column) for weights packed for AVX-512 (so the CPU has AVX-512F/BW) on a CPU with VL.
+    if (f != nullptr && w.isa() >= Isa::kAvx512Bw && __builtin_cpu_supports("avx512vl")) {
+      detail::EpilogueFn32 f16 = nullptr;
+      detail::EpilogueFnRuns r16 = nullptr;
+      if (p.output == GemmOutput::kRequantize) {
+        f16 = detail::requantize32_t32_avx512(quant::storage_dtype(p.out_format), p.rounding);
+        r16 = detail::requantize32_runs_avx512(quant::storage_dtype(p.out_format), p.rounding);
+      } else if (codes) {
+        f16 = detail::quantize_t32_avx512(p.post_format, p.post_rounding, q_store_);
+        r16 = detail::quantize_runs_avx512(p.post_format, p.post_rounding, q_store_);
+      } else {
+        const DType out = p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32;
+        f16 = detail::exact_t32_avx512(out, post, silu_);
+        r16 = detail::exact_runs_avx512(out, post, silu_);
+      }
+      if (f16 != nullptr && r16 != nullptr) {
+        fn_t32_ = f16;
+        fn_runs_ = r16;
+        store_isa_ = Isa::kAvx512Bw;
+      }
     }
   }
 #endif
@@ -581,6 +603,15 @@ ChannelLanes::ChannelLanes(const PackedWeights* groups, int nc, const GemmParams
   }
   nc_ = nc;
   const bool post = p.post_scale != nullptr, silu = post && p.post_silu;
+  // One 512-bit vector for the 16 channels (epilogue_avx512.cc, the same values).
+  if (groups[0].isa() >= Isa::kAvx512Bw && __builtin_cpu_supports("avx512vl")) {
+    const DType out = p.post_quantize ? quant::storage_dtype(p.post_format) : DType::kFloat32;
+    if (auto f = detail::lanes_store_avx512(out, p.post_rounding, post, silu)) {
+      fn_ = f;
+      store_isa_ = Isa::kAvx512Bw;
+      return;
+    }
+  }
   if (!p.post_quantize) {
     fn_ = lanes_fn<float, quant::Rounding::kHalfToEven>(post, silu);
     return;

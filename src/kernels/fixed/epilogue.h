@@ -75,6 +75,10 @@ class Epilogue {
   // 2^frac), q_hi_)], the one clamp of the rounded values.
   float q_clamp_lo_ = 0.0f, q_clamp_hi_ = 0.0f;
   QuantizeStore q_store_ = QuantizeStore::kPlain;
+  // The instruction set of the run_t32 / run_t32_runs store chosen: kScalar (the portable loops),
+  // kAvx2 (epilogue_avx2.cc) or kAvx512Bw (epilogue_avx512.cc: weights packed for AVX-512BW or
+  // better, on a CPU with AVX-512VL). Tests check that the path they mean to test is taken.
+  Isa store_isa_ = Isa::kScalar;
 
   // The fused affine and clamp of one float value v of column col (GemmParams::post_scale), and
   // the fused SiLU (GemmParams::post_silu).
@@ -118,6 +122,9 @@ class ChannelLanes {
   int nc_ = 0, shift_ = 0;
   float scale_ = 1.0f, post_lo_ = 0.0f, post_hi_ = 0.0f;
   float q_scale_ = 1.0f, q_lo_ = 0.0f, q_hi_ = 0.0f;
+  // The store's instruction set: kAvx2 (epilogue.cc) or kAvx512Bw (epilogue_avx512.cc: groups
+  // packed for AVX-512BW or better, a CPU with AVX-512VL); tests check the path taken.
+  Isa store_isa_ = Isa::kAvx2;
 
  private:
   using Fn = void (*)(const ChannelLanes&, const int32_t*, void*, int64_t);

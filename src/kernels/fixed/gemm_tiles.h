@@ -22,6 +22,7 @@
 
 namespace qsearch::kernels::fixed {
 class Epilogue;
+class ChannelLanes;
 enum class QuantizeStore : uint8_t;
 }  // namespace qsearch::kernels::fixed
 
@@ -168,6 +169,23 @@ EpilogueFnRuns exact_runs_avx2(DType out, bool post = false);
 // clamp is not the integer one there). In epilogue_avx2.cc, as the stores above.
 EpilogueFn32 quantize_t32_avx2(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m);
 EpilogueFnRuns quantize_runs_avx2(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m);
+// The AVX-512 twins of the five stores above (epilogue_avx512.cc; AVX-512F/BW/VL): one 512-bit
+// vector per column, masked stores for partial columns and runs, every value bit for bit the
+// AVX2 store's. silu: the float store's fused SiLU (Epilogue::silu_), a template parameter here.
+// Null where the AVX2 one is null (and for the SiLU forms in a build without AVX2).
+EpilogueFn32 requantize32_t32_avx512(DType out, quant::Rounding rounding);
+EpilogueFnRuns requantize32_runs_avx512(DType out, quant::Rounding rounding);
+EpilogueFn32 exact_t32_avx512(DType out, bool post, bool silu);
+EpilogueFnRuns exact_runs_avx512(DType out, bool post, bool silu);
+EpilogueFn32 quantize_t32_avx512(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m);
+EpilogueFnRuns quantize_runs_avx512(const quant::FixedFormat& f, quant::Rounding r,
+                                    QuantizeStore m);
+// ChannelLanes::run on one 512-bit vector (epilogue_avx512.cc): out kFloat32 (the float store)
+// or the code dtype (int8 / uint8 / int16 / int32) with rounding r; post / silu as the fused
+// affine and SiLU. Bit for bit epilogue.cc's AVX2 lanes_store. Null for 64-bit codes (and the
+// SiLU forms in a build without AVX2).
+using LanesFn = void (*)(const ChannelLanes&, const int32_t*, void*, int64_t);
+LanesFn lanes_store_avx512(DType out, quant::Rounding r, bool post, bool silu);
 
 // One sparse row (VNNI, int8 activations x int8 weights in the kQuads layout):
 //   out[p * 16 + j] = sum over the listed quads g of sum_i (B[p][g][j][i] + 128) * A[4g + i]
