@@ -38,16 +38,18 @@ float silu(float u) {
   return u * s;
 }
 
-// Weights of kChannels columns whose accumulator has binary point F = fa + fb + shift and whose
+// Weights of bias.size() columns whose accumulator has binary point F = fa + fb + shift and whose
 // aligned biases are `bias` (one k row of zero weights: only the Epilogue's fields matter).
 PackedWeights make_weights(int shift, const std::vector<int32_t>& bias, Isa isa) {
-  static const std::vector<int8_t> zeros(kChannels, 0);
+  static const std::vector<int8_t> zeros(256, 0);
+  const int64_t n = static_cast<int64_t>(bias.size());
+  QSEARCH_CHECK(n <= 256);
   GemmWeights s;
   s.b = zeros.data();
   s.b_dtype = DType::kInt8;
   s.k = 1;
-  s.n = kChannels;
-  s.stride_k = kChannels;
+  s.n = n;
+  s.stride_k = n;
   s.stride_n = 1;
   s.b_format = {8, 4, true};
   s.a_format = {8, 3, true};
@@ -292,23 +294,6 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
   constexpr int64_t kN = 40;     // channels
   constexpr int64_t kLd16 = 56;  // output elements per channel
   Rng rng(512512);
-  const std::vector<int8_t> zeros(kN, 0);
-  auto weights = [&](int shift, const std::vector<int32_t>& bias, Isa isa) {
-    GemmWeights s;
-    s.b = zeros.data();
-    s.b_dtype = DType::kInt8;
-    s.k = 1;
-    s.n = kN;
-    s.stride_k = kN;
-    s.stride_n = 1;
-    s.b_format = {8, 4, true};
-    s.a_format = {8, 3, true};
-    s.a_dtype = DType::kInt8;
-    s.bias = bias.data();
-    s.bias_dtype = DType::kInt32;
-    s.bias_format = {28, 7 + shift, true};
-    return pack_weights(s, isa);
-  };
   const std::vector<std::vector<std::array<int64_t, 3>>> run_sets = {
       {{0, 16, 3}},
       {{0, 14, 0}, {14, 2, 20}},
@@ -333,8 +318,8 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
   for (int shift : {0, 3}) {
     std::vector<int32_t> bias(kN);
     for (auto& b : bias) b = static_cast<int32_t>(rng.uniform_int(4001)) - 2000;
-    const PackedWeights w2 = weights(shift, bias, Isa::kAvx2);
-    const PackedWeights w16 = weights(shift, bias, best_isa());
+    const PackedWeights w2 = make_weights(shift, bias, Isa::kAvx2);
+    const PackedWeights w16 = make_weights(shift, bias, best_isa());
     ASSERT_GE(w16.isa(), Isa::kAvx512Bw);
     const int acc_frac = w2.acc_frac();
     for (int specials = 0; specials < 2; ++specials) {
