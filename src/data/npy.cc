@@ -548,6 +548,8 @@ Tensor NpzFile::array(const std::string& name, int64_t max_rows, int64_t* rows) 
     if (!need) {
       need = bytes_needed(kept, m.uncompressed, where, max_rows);
       if (need && kept.size() > *need) kept.resize(*need);
+      // One allocation for the kept bytes: growing by appends copied them again and again.
+      if (need) kept.reserve(*need);
     }
   });
   if (crc != m.crc) bad(where, "fails its CRC-32 check (damaged archive)", kNpzFix);
