@@ -294,25 +294,6 @@ void max_pool2d_f32(const Pool2dParams& p, const float* x, float* y) { pool<true
 namespace {
 
 #ifdef __AVX2__
-// Transposes the 8x8 floats in v (v[i] = row i's 8 values) so that v[j] holds column j.
-inline void transpose8x8(__m256 v[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-  }
-}
-
 // gap_rows on 16 rows at once, sums[16] (double): each row's sum in index order as the scalar
 // loop's (x[s] widened to double, added one by one), the 16 rows' chains as four 4-lane vectors,
 // the rows' values brought into lanes by 8x8 transposes of 8 columns at a time. Returns the
@@ -327,8 +308,8 @@ int64_t gap_16_rows(const float* xr, int64_t spatial, double sums[16]) {
       a[i] = _mm256_loadu_ps(xr + i * spatial + s);
       b[i] = _mm256_loadu_ps(xr + (i + 8) * spatial + s);
     }
-    transpose8x8(a);
-    transpose8x8(b);
+    detail::transpose8x8(a);
+    detail::transpose8x8(b);
     for (int j = 0; j < 8; ++j) {  // column s + j, in order
       acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(a[j])));
       acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(a[j], 1)));

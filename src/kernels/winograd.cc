@@ -9,6 +9,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "kernels/simd_util.h"
 #include "kernels/ukernel.h"
 
 namespace qsearch::kernels {
@@ -360,25 +361,6 @@ void input_transform(const Ctx& ctx, int64_t t0, int64_t npan, int64_t grp_begin
   }
 }
 
-// In-register transpose of 8 vectors: r[l][k] becomes r[k][l].
-inline void transpose8(__m256 r[kLanes]) {
-  __m256 t[kLanes], s[kLanes];
-  for (int k = 0; k < kLanes; k += 2) {
-    t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
-    t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
-  }
-  for (int k = 0; k < kLanes; k += 4) {
-    s[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
-    s[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
-    s[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
-    s[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
-  }
-  for (int k = 0; k < 4; ++k) {
-    r[k] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x20);
-    r[k + 4] = _mm256_permute2f128_ps(s[k], s[k + 4], 0x31);
-  }
-}
-
 // Y of the item's tiles and output channels [o0, o1) from m[xi][o - o0][nb]. The 4x4 outputs of
 // the 8 lanes are transposed to one vector per lane (rows 0-1, rows 2-3) and stored a tile row
 // (4 floats, masked at the right edge) at a time, with the residual and clamp in vector too:
@@ -422,8 +404,8 @@ void output_transform(const Ctx& ctx, int64_t t0, int64_t nb, int64_t o0, int64_
           out[i / 2][(i % 2) * kOut + j] = r;
         }
       }
-      transpose8(out[0]);
-      transpose8(out[1]);
+      detail::transpose8x8(out[0]);
+      detail::transpose8x8(out[1]);
       for (int l = 0; l < kLanes; ++l) {
         const int64_t base = lt.out_off[l] + o * plane;
         const int cols = lt.cols[l];
