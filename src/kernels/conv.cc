@@ -18,7 +18,7 @@
 
 namespace qsearch::kernels {
 
-Isa silu_store_isa() { return isa_supported(Isa::kAvx512) ? Isa::kAvx512 : Isa::kAvx2; }
+Isa silu_store_isa() { return best_isa(); }
 
 PackedConvWeights pack_conv_weights(const float* w, int64_t out_channels,
                                     int64_t in_channels_per_group, int64_t kernel_h,
