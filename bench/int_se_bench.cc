@@ -12,16 +12,12 @@
 #include <vector>
 
 #include "core/rng.h"
-#include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "int_bench_util.h"
 #include "kernels/fixed/conv2d.h"
 
 namespace qf = qsearch::kernels::fixed;
-using qsearch::DType;
 using qsearch::Rng;
-using qsearch::Tensor;
-using qsearch::bench::codes;
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 9;
@@ -41,22 +37,12 @@ int main(int argc, char** argv) {
       g.in_h = g.in_w = 1;
       g.out_channels = n;
       g.kernel_h = g.kernel_w = 1;
-      const Tensor x = codes(DType::kInt8, batch * k, -128, 127, rng);
-      const Tensor w = codes(DType::kInt8, n * k, -128, 127, rng);
-      const Tensor b = codes(DType::kInt32, n, -32768, 32767, rng);
-      qf::Conv2dWeights cw;
-      cw.w = w.raw();
-      cw.w_format = {8, 6, true};
-      cw.bias = b.raw();
-      cw.bias_format = {16, 8, true};
-      cw.a_format = {8, 4, true};
-      cw.bit_pack = true;
-      cw.winograd_batch = batch;
-      const qf::PackedConv2d pc = qf::pack_conv2d(g, cw);
+      const qsearch::bench::RandomConv c = qsearch::bench::random_conv(g, batch, rng);
+      // fc1: its SiLU and fc2's quantizer fused (EfficientNet has no BatchNorm there: the affine
+      // is the identity, `one` and `zero`); fc2: float out, nothing fused.
       std::vector<float> one(static_cast<size_t>(n), 1.0f), zero(static_cast<size_t>(n), 0.0f);
-      qf::GemmParams p;
-      p.acc = qf::accumulator_bound(pc).acc();
-      p.output = qf::GemmOutput::kFloat;
+      qf::GemmParams p = qsearch::bench::conv_params(c, false);
+      p.post_scale = p.post_shift = nullptr;
       if (fc == 1) {
         p.post_scale = one.data();
         p.post_shift = zero.data();
@@ -64,9 +50,7 @@ int main(int argc, char** argv) {
         p.post_quantize = true;
         p.post_format = {8, 4, true};
       }
-      Tensor y({batch * n}, fc == 1 ? DType::kInt8 : DType::kFloat32);
-      const qsearch::bench::Timing tm = qsearch::bench::median_timing(
-          rounds, [&] { qf::conv2d(x.raw(), batch, pc, p, y.raw()); });
+      const qsearch::bench::Timing tm = qsearch::bench::time_conv(c, p, rounds, 0).t;
       std::printf("| fc%d %lld -> %lld | %lld | %.4f | %.4f |\n", fc, static_cast<long long>(k),
                   static_cast<long long>(n), static_cast<long long>(batch), tm.ms, tm.cpu_ms);
       total += tm.ms;
