@@ -405,7 +405,8 @@ TEST(IntConv2d, FusedMaxPool2x2EqualsConvThenPool) {
 // channel phase planes, tap pairs): 96 groups (MobileNetV2's 14x14 stage), channel
 // multipliers, strides 1-3 (phase planes), dilations, odd and even tap counts, asymmetric pads
 // and kernels, 1-D (1 x KW) kernels, rows wider than a 16-lane block, output rows narrower than
-// a block's drops, and kernels past kMaxDepthwiseTaps (the im2col path), at the dtype extremes.
+// a block's drops, kernels past kMaxDepthwiseTaps (the im2col path), and planes stored as several
+// 16 x 16 tiles of one channel (Epilogue::column_tile) with ragged ends, at the dtype extremes.
 TEST(IntConv2d, DepthwiseEqualsReference) {
   Rng rng(kSeed + 8);
   std::vector<Conv2dGeometry> geometries = {
@@ -420,6 +421,10 @@ TEST(IntConv2d, DepthwiseEqualsReference) {
       geometry(4, 6, 6, 4, 1, 4, 0, 2, 1),       // 1x1 taps, stride 2
       geometry(3, 2, 2, 6, 3, 3, 1, 1, 1),       // 2x2 image, multiplier 2
       geometry(2, 12, 12, 2, 12, 2, 0, 1, 1),    // 144 taps: the im2col path
+      // Planes of more than one 16 x 16 store tile (256 outputs), with a ragged last column.
+      geometry(4, 23, 19, 4, 3, 4, 1, 1, 1),  // 437 outputs = 256 + 11 x 16 + 5
+      geometry(3, 21, 17, 6, 3, 3, 1, 1, 1),  // multiplier 2: 357 outputs per channel
+      geometry(2, 40, 39, 2, 3, 2, 1, 2, 1),  // stride 2: 20 x 20 = 400
   };
   Conv2dGeometry asym = geometry(6, 10, 11, 6, 3, 6, 0, 1, 1);
   asym.kernel_h = 2;

@@ -1678,23 +1678,22 @@ struct DepthwiseJob {
   }
 
   // Work item: group gi = item / image_blocks, images [ib * nbi, ...) with ib = item %
-  // image_blocks (the group's Epilogue and the kept runs of the blocks made once per item).
+  // image_blocks (the group's Epilogue made once per item). Each output channel's sums are
+  // compacted to output order (the dropped positions x >= OW cut out of each row) and stored as
+  // 16 x 16 tiles of that one channel (Epilogue::column_tile): a store call per 256 outputs,
+  // where a call per 16-lane block with its kept runs cost about twice the tap pairs.
   void run(int64_t item) const {
     const Conv2dGeometry& g = w->geometry();
     const int64_t gi = item / image_blocks, img0 = item % image_blocks * nbi;
     const int64_t img1 = std::min(batch, img0 + nbi);
+    const int64_t oh = g.out_h(), ow = g.out_w();
     const size_t xp_bytes = static_cast<size_t>(plane_elems) * 2 / 64 * 64 + 64;
-    const size_t sums_bytes = static_cast<size_t>(blocks * 16 + 16) * 4;
     auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kConvColumns,
-                xp_bytes + sums_bytes + static_cast<size_t>(blocks * 16 * 3 + blocks + 1) * 8));
+        scratch(ScratchSlot::kConvColumns, xp_bytes + static_cast<size_t>(blocks * 16 + 16) * 4));
     auto* xp = reinterpret_cast<int16_t*>(base);
     auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
-    // Kept runs of block b: runs[first[b] .. first[b + 1]) as {first lane, lanes, output pixel}.
-    auto* runs = reinterpret_cast<int64_t(*)[3]>(base + xp_bytes + sums_bytes);
-    auto* first = reinterpret_cast<int64_t*>(runs + blocks * 16);
-    make_kept_runs(g.out_w(), wq, positions, blocks, runs, first);
     const Epilogue e(w->groups()[gi], q, gi * ocg);
+    Epilogue::ColumnLanes lanes;
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
@@ -1713,9 +1712,22 @@ struct DepthwiseJob {
         const int32_t* wq_pairs = w->depthwise_pairs().data<int32_t>() + (gi * ocg + j) * pairs;
         (avx512 ? detail::depthwise_s32_avx512 : detail::depthwise_s32_avx2)(xp, wq_pairs, off,
                                                                              pairs, blocks, sums);
-        for (int64_t b = 0; b < blocks; ++b) {
-          e.run_t32_runs(sums + b * 16, runs + first[b], static_cast<int>(first[b + 1] - first[b]),
-                         1, j, out);
+        // Output (oy, ox) is position oy * wq + ox: rows move down in place (ow <= wq).
+        if (wq != ow) {
+          for (int64_t oy = 1; oy < oh; ++oy) {
+            std::memmove(sums + oy * ow, sums + oy * wq, static_cast<size_t>(ow) * 4);
+          }
+        }
+        // (The last tile's column reads up to 15 sums past the pixels: blocks * 16 >= pixels.)
+        const Epilogue ej = e.column_tile(j, &lanes);
+        std::byte* oj = out + j * pixels * y_es;
+        for (int64_t p0 = 0; p0 < pixels; p0 += 256) {
+          const int64_t n = std::min<int64_t>(256, pixels - p0), full = n / 16;
+          if (full > 0) ej.run_t32(sums + p0, 16, static_cast<int>(full), 0, 0, oj + p0 * y_es);
+          if (n % 16 != 0) {
+            ej.run_t32(sums + p0 + full * 16, static_cast<int>(n % 16), 1, 0, 0,
+                       oj + (p0 + full * 16) * y_es);
+          }
         }
       }
     }

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/check.h"
 #include "kernels/fixed/gemm_tiles.h"
 #include "kernels/vec_math.h"
 #include "quant/fixed_point.h"
@@ -357,6 +358,21 @@ float Epilogue::silu(float v) {
   float s = 0.0f;
   vmath::map_f32(vmath::Fn::kSigmoid, &v, &s, 1);
   return v * s;
+}
+
+Epilogue Epilogue::column_tile(int64_t col, ColumnLanes* lanes) const {
+  QSEARCH_DCHECK(ldc_m_ == 1);
+  Epilogue e = *this;
+  std::fill(lanes->bias, lanes->bias + 16, bias_[col]);
+  e.bias_ = lanes->bias;
+  if (post_scale_ != nullptr) {
+    std::fill(lanes->post_scale, lanes->post_scale + 16, post_scale_[col]);
+    std::fill(lanes->post_shift, lanes->post_shift + 16, post_shift_[col]);
+    e.post_scale_ = lanes->post_scale;
+    e.post_shift_ = lanes->post_shift;
+  }
+  e.ldc_n_ = 16;
+  return e;
 }
 
 Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0) {

@@ -53,6 +53,19 @@ class Epilogue {
     }
   }
 
+  // Column col's parameters on 16 columns (column_tile's storage; it must outlive the copy).
+  struct ColumnLanes {
+    int64_t bias[16];
+    float post_scale[16], post_shift[16];
+  };
+  // The stores of column col alone as a 16 x 16 tile: a copy of this Epilogue whose columns
+  // 0..15 all carry column col's parameters (copied into *lanes) and lie 16 elements apart, so
+  // run_t32(t, 16, cols, 0, 0, c) stores t[0 .. 16 * cols) as column col's values at c[0 ..
+  // 16 * cols): up to 256 consecutive outputs of one channel per call, each the value this
+  // Epilogue stores for column col. Needs a pixel-major layout (ldc_m_ == 1). conv2d's depthwise
+  // path stores a channel's whole plane so, where each 16-lane block of it was one call.
+  Epilogue column_tile(int64_t col, ColumnLanes* lanes) const;
+
   // Parameters read by the typed implementations in epilogue.cc.
   const int64_t* bias_ = nullptr;  // bias_aligned, [n]
   int shift_ = 0;                  // acc_shift (capped at 63; S is 0 whenever it matters)
