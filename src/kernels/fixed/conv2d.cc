@@ -1379,6 +1379,23 @@ constexpr int64_t kDepthwiseLanesBytes = 64 * 1024;
 // run_lanes stores 16 channels of a pixel at once (ChannelLanes) on maps up to this many pixels.
 constexpr int64_t kLanesStorePixels = 16;
 
+// Stores column col of e for `pixels` consecutive outputs whose int32 sums are sums[0 ..
+// pixels) (readable up to 15 past): 16 x 16 tiles of that one column (Epilogue::column_tile),
+// a call per 256 outputs, the ragged rest as one partial column.
+void store_channel_plane(const Epilogue& e, int64_t col, const int32_t* sums, int64_t pixels,
+                         size_t y_es, std::byte* out) {
+  Epilogue::ColumnLanes lanes;
+  const Epilogue ec = e.column_tile(col, &lanes);
+  for (int64_t p0 = 0; p0 < pixels; p0 += 256) {
+    const int64_t n = std::min<int64_t>(256, pixels - p0), full = n / 16;
+    if (full > 0) ec.run_t32(sums + p0, 16, static_cast<int>(full), 0, 0, out + p0 * y_es);
+    if (n % 16 != 0) {
+      ec.run_t32(sums + p0 + full * 16, static_cast<int>(n % 16), 1, 0, 0,
+                 out + (p0 + full * 16) * y_es);
+    }
+  }
+}
+
 struct DepthwiseJob {
   const std::byte* x;
   std::byte* y;
@@ -1670,9 +1687,7 @@ struct DepthwiseJob {
       for (int64_t img = img0; img < img1; ++img) {
         const int32_t* s = sums + ((img - img0) * 16 + c) * np;
         std::byte* out = y + (img * g.out_channels + c0 + c) * pixels * y_es;
-        for (int64_t p0 = 0; p0 < pixels; p0 += 16) {
-          e.run_t32(s + p0, static_cast<int>(std::min<int64_t>(16, pixels - p0)), 1, p0, 0, out);
-        }
+        store_channel_plane(e, 0, s, pixels, y_es, out);  // reads end at s + np
       }
     }
   }
@@ -1693,7 +1708,6 @@ struct DepthwiseJob {
     auto* xp = reinterpret_cast<int16_t*>(base);
     auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
     const Epilogue e(w->groups()[gi], q, gi * ocg);
-    Epilogue::ColumnLanes lanes;
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
@@ -1718,17 +1732,8 @@ struct DepthwiseJob {
             std::memmove(sums + oy * ow, sums + oy * wq, static_cast<size_t>(ow) * 4);
           }
         }
-        // (The last tile's column reads up to 15 sums past the pixels: blocks * 16 >= pixels.)
-        const Epilogue ej = e.column_tile(j, &lanes);
-        std::byte* oj = out + j * pixels * y_es;
-        for (int64_t p0 = 0; p0 < pixels; p0 += 256) {
-          const int64_t n = std::min<int64_t>(256, pixels - p0), full = n / 16;
-          if (full > 0) ej.run_t32(sums + p0, 16, static_cast<int>(full), 0, 0, oj + p0 * y_es);
-          if (n % 16 != 0) {
-            ej.run_t32(sums + p0 + full * 16, static_cast<int>(n % 16), 1, 0, 0,
-                       oj + (p0 + full * 16) * y_es);
-          }
-        }
+        // (Sums past the pixels are readable: blocks * 16 + 16 >= pixels + 16.)
+        store_channel_plane(e, j, sums, pixels, y_es, out + j * pixels * y_es);
       }
     }
   }
