@@ -429,29 +429,39 @@ bool NpzFile::has(const std::string& name) const {
 
 namespace {
 
-// Feeds a member's bytes to `take` in slices of at most 8 MB: straight from the mapping when
-// stored (each slice's pages are returned to the page cache once taken), inflated into a
-// reused buffer when deflated. Throws Error naming `where` on a damaged stream.
-template <typename Take>
-void stream_member(const NpzFile::Member& m, const FileBytes& file, uint64_t data,
-                   const std::string& where, Take&& take) {
-  constexpr size_t kSlice = size_t{8} << 20;
-  const std::string_view packed = file.view().substr(data, m.compressed);
+// The member's method and declared sizes, checked before anything is allocated for it: a
+// damaged directory entry can declare any size up to 2^64.
+void check_sizes(const NpzFile::Member& m, const std::string& where) {
   if (m.method == 0) {
     if (m.uncompressed != m.compressed) bad(where, "has inconsistent stored sizes", kNpzFix);
-    for (size_t off = 0; off < packed.size(); off += kSlice) {
-      const size_t n = std::min(kSlice, packed.size() - off);
-      take(packed.data() + off, n);
-      file.drop(data + off, n);
-    }
     return;
   }
   if (m.method != 8) {
     bad(where, fmt::format("uses zip compression method {} (supported: stored, deflate)", m.method),
         kNpzFix);
   }
+  // Deflate expands at most about 1032:1.
   if (m.uncompressed / 1032 > m.compressed + 1) {
     bad(where, "declares a size its compressed data cannot hold", kNpzFix);
+  }
+}
+
+// Feeds a member's bytes (its sizes checked: check_sizes) to `take` in slices of at most 8 MB:
+// straight from the mapping when stored (each slice's pages are returned to the page cache once
+// taken), inflated into a reused buffer when deflated. Throws Error naming `where` on a damaged
+// stream.
+template <typename Take>
+void stream_member(const NpzFile::Member& m, const FileBytes& file, uint64_t data,
+                   const std::string& where, Take&& take) {
+  constexpr size_t kSlice = size_t{8} << 20;
+  const std::string_view packed = file.view().substr(data, m.compressed);
+  if (m.method == 0) {
+    for (size_t off = 0; off < packed.size(); off += kSlice) {
+      const size_t n = std::min(kSlice, packed.size() - off);
+      take(packed.data() + off, n);
+      file.drop(data + off, n);
+    }
+    return;
   }
   std::string slice(std::min<uint64_t>(kSlice, m.uncompressed), '\0');
   // Ended on every way out: `take` may throw (a damaged header in the first bytes).
@@ -523,6 +533,7 @@ Tensor NpzFile::array(const std::string& name, int64_t max_rows, int64_t* rows) 
   if (data > b.size() || m.compressed > b.size() - data) {
     bad(where, "is truncated (its data runs past the end of the archive)", kNpzFix);
   }
+  check_sizes(m, where);
   // A whole stored member is parsed in place, after its CRC.
   if (m.method == 0 && max_rows < 0) {
     uLong crc = crc32(0L, Z_NULL, 0);

@@ -205,6 +205,24 @@ TEST(Npz, FirstRowsOnlyStillChecksTheRestOfTheMember) {
                {dir / "stream.npz", "member 'a.npy'"});
 }
 
+// A directory entry declaring more bytes than its compressed data can inflate to (2^50 here) is
+// refused with the clear error before anything is allocated for those bytes (a reserve of the
+// declared size threw std::bad_alloc first).
+TEST(Npz, AnImpossibleDeclaredSizeIsAnErrorBeforeAnyAllocation) {
+  TempDir dir;
+  std::string z = read_bytes(npz("zip64.npz"));
+  const size_t entry = z.find("PK\x01\x02");
+  ASSERT_NE(entry, std::string::npos);
+  z[entry + 10] = 8;  // deflate
+  // The zip64 extra field after the name ("a.npy"): id, length, then the uncompressed size.
+  const size_t size_at = entry + 46 + 5 + 4;
+  ASSERT_EQ(static_cast<unsigned char>(z[size_at]), 224);
+  for (int i = 0; i < 8; ++i) z[size_at + i] = static_cast<char>(i == 6 ? 0x04 : 0);  // 2^50
+  write_bytes(dir / "huge.npz", z);
+  expect_error([&] { NpzFile::open(dir / "huge.npz").array("a"); },
+               {dir / "huge.npz", "member 'a.npy'", "declares a size", "numpy.savez"});
+}
+
 TEST(Npz, AMissingArrayListsTheArchivesArrays) {
   const NpzFile z = NpzFile::open(npz("arrays.npz"));
   expect_error([&] { z.array("x"); }, {"arrays.npz", "no array 'x'", "a, b, c"});
