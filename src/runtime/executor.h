@@ -11,10 +11,11 @@
 // views for every batch size 1..max_batch are made by the constructor. Kernels parallelise
 // with qsearch::parallel_for; called from inside a parallel_for chunk (e.g. the evaluator runs
 // one batch per worker) they run inline, otherwise they hand chunks to the core thread pool.
-// When the kernels run inline (one thread, or inside a chunk) and the plan is row-independent,
-// run() walks the batch in slices of Plan::micro_batch() samples so that activations stay in
-// cache; with several threads it runs the batch whole (fewer, larger parallel steps). Results
-// are bit-identical for any thread count and any slicing.
+// When the plan is row-independent, run() walks the batch in slices of Plan::micro_batch()
+// samples so that activations stay in cache: always when the kernels run inline (one thread, or
+// inside a chunk); with threaded kernels only when a slice is long enough for every thread
+// (slice_for), else the batch runs whole (fewer, larger parallel steps). Results are
+// bit-identical for any thread count and any slicing.
 //
 // Profiling: with the environment variable QSEARCH_PROFILE set (to anything but "0"), each
 // executor times every step of every run() with a steady clock and, when it is destroyed, prints
@@ -58,6 +59,11 @@ class Executor {
   size_t num_outputs() const { return last_outputs_.size(); }
 
   const Plan& plan() const { return *plan_; }
+
+  // The samples per slice run() uses for a batch of `batch` on the calling thread (batch when
+  // it runs whole): Plan::micro_batch(), unless the kernels are threaded (num_threads() > 1,
+  // outside a parallel region) and a slice has fewer than 2^28 multiply-accumulates per thread.
+  int64_t slice_for(int64_t batch) const;
 
  private:
   std::shared_ptr<const Plan> plan_;

@@ -336,7 +336,8 @@ TEST(Executor, SampleResultsDoNotDependOnTheBatch) {
 }
 
 TEST(Executor, SlicedRunEqualsWholeRun) {
-  // One thread: run() walks the batch in micro-batches; two threads: the batch runs whole.
+  // One thread: run() walks the batch in micro-batches; two threads: these small models' slices
+  // are too short for threaded kernels, so the batch runs whole.
   const int saved = num_threads();
   for (const ir::Graph& g : {make_mlp({784, 256, 128, 10}), make_residual_cnn()}) {
     auto plan = make_plan(g, {.max_batch = 128});
@@ -347,8 +348,42 @@ TEST(Executor, SlicedRunEqualsWholeRun) {
     set_num_threads(1);
     Tensor sliced = ex.run(x).clone();
     set_num_threads(2);
+    EXPECT_EQ(ex.slice_for(125), 125);
     Tensor whole = ex.run(x).clone();
     EXPECT_TRUE(same_bits(sliced, whole));
+  }
+  set_num_threads(saved);
+}
+
+// With threaded kernels a batch is sliced too when each slice is long enough for the threads
+// (Executor::slice_for): a 3x3 conv of 512 -> 128 channels on 4x4 maps (2.4 MB of weights, so
+// slices of several dozen samples, each 9.4M multiply-accumulates). Two threads in slices, one
+// thread in slices and single samples (whole batches of one): the same bits.
+TEST(Executor, ThreadedSlicesEqualSingleSamples) {
+  GraphMaker m({kDynamic, 512, 4, 4});
+  const float r = 1.0f / std::sqrt(512.0f * 9);
+  ir::ValueId w = m.constant({128, 512, 3, 3}, 21, -r, r);
+  ir::ValueId b = m.constant({128}, 22, -r, r);
+  ir::ValueId y =
+      m.op(OpKind::kConv, {m.input(), w, b}, ir::ConvAttrs{.kernel = {3, 3}, .pads = {1, 1, 1, 1}});
+  const ir::Graph g = m.finish(m.op(OpKind::kRelu, {y}));
+  constexpr int64_t kBatch = 150;
+  auto plan = make_plan(g, {.max_batch = kBatch});
+  Executor ex(plan);
+  const Tensor x = random_tensor({kBatch, 512, 4, 4}, 23);
+  const int saved = num_threads();
+  set_num_threads(2);
+  const int64_t slice = ex.slice_for(kBatch);
+  EXPECT_GT(slice, 1);
+  EXPECT_LT(slice, kBatch) << "two threads should run this batch in slices";
+  EXPECT_EQ(kBatch % slice == 0, false) << "want a ragged last slice";
+  const Tensor threaded = ex.run(x).clone();
+  set_num_threads(1);
+  EXPECT_EQ(ex.slice_for(kBatch), slice);
+  EXPECT_TRUE(same_bits(ex.run(x).clone(), threaded));
+  for (int64_t i : {int64_t{0}, slice - 1, slice, kBatch - 1}) {
+    EXPECT_TRUE(same_bits(ex.run(x.rows(i, i + 1)).clone(), threaded.rows(i, i + 1).clone()))
+        << "row " << i;
   }
   set_num_threads(saved);
 }
