@@ -72,6 +72,67 @@ struct Seen {
   int64_t modes[5] = {};
 };
 
+// Per-channel BatchNorm scales and shifts of n channels: random powers of two times 1 + k/64 of
+// both signs, shifts on a 1/8 grid with -0; with `specials`, also infinities, NaN, +-0 and (from
+// 18 channels) a subnormal-making scale.
+void random_post(Rng& rng, int64_t n, bool specials, std::vector<float>* scale,
+                 std::vector<float>* shift) {
+  scale->assign(static_cast<size_t>(n), 0.0f);
+  shift->assign(static_cast<size_t>(n), 0.0f);
+  std::vector<float>& sc = *scale;
+  std::vector<float>& sh = *shift;
+  for (int64_t c = 0; c < n; ++c) {
+    const float v = std::ldexp(1.0f + static_cast<float>(rng.uniform_int(64)) / 64.0f,
+                               static_cast<int>(rng.uniform_int(25)) - 12);
+    sc[c] = c % 3 == 1 ? -v : v;
+    sh[c] = c % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(257)) - 128.0f) / 8.0f;
+  }
+  if (specials) {
+    sc[2] = kInf, sc[5] = -kInf, sc[7] = kNaN, sc[8] = 0.0f, sc[10] = -0.0f;
+    sh[11] = kNaN, sh[13] = kInf;
+    if (n > 17) sc[17] = 0x1p-140f;
+  }
+}
+
+// Runs of a 16-lane tile: {first lane, lanes, output element}.
+using RunSet = std::vector<std::array<int64_t, 3>>;
+const std::vector<RunSet> kRunSets = {
+    {{0, 16, 3}},                          // a full run (a 1x1 conv's panel)
+    {{0, 14, 0}, {14, 2, 20}},             // an extended row and the next one's start
+    {{0, 5, 30}, {5, 11, 1}},              // across two images
+    {{3, 1, 7}, {9, 4, 12}, {15, 1, 39}},  // lanes skipped
+    {{0, 1, 0}},                           // one pixel
+    {{0, 15, 9}},                          // one run short of the full 16
+    {{2, 14, 21}},                         // one run from lane 2
+};
+
+// A run set as the array Epilogue::run_t32_runs takes.
+struct RunArray {
+  int64_t runs[4][3];
+  int n;
+  explicit RunArray(const RunSet& rs) : n(static_cast<int>(rs.size())) {
+    QSEARCH_CHECK(rs.size() <= 4);
+    for (size_t q = 0; q < rs.size(); ++q) {
+      for (int k = 0; k < 3; ++k) runs[q][k] = rs[q][k];
+    }
+  }
+};
+
+// Element i of both outputs (n elements of dtype t: float32 or a code type) set to canary(i),
+// so that a store writing where it should not shows.
+template <typename Canary>
+void fill_canaries(Tensor& got, Tensor& want, DType t, int64_t n, Canary canary) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t c = canary(i);
+    if (t == DType::kFloat32) {
+      got.data<float>()[i] = want.data<float>()[i] = static_cast<float>(c);
+    } else {
+      quant::store_code(got.raw(), t, i, c);
+      quant::store_code(want.raw(), t, i, c);
+    }
+  }
+}
+
 // The sums of one tile: lane r of column j at tile[j * 16 + r]. Around the ties of the codes'
 // grid (F - frac = d binary places below the accumulator's), the code range's ends and int32's.
 std::vector<int32_t> make_tile(int d, int shift, const FixedFormat& f, Rng& rng) {
@@ -119,16 +180,6 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
   widths.push_back({23, false});
   const quant::Rounding roundings[] = {quant::Rounding::kHalfToEven,
                                        quant::Rounding::kHalfAwayFromZero, quant::Rounding::kFloor};
-  // Runs of a 16-lane tile: {first lane, lanes, output element}.
-  const std::vector<std::vector<std::array<int64_t, 3>>> run_sets = {
-      {{0, 16, 3}},                          // a full run (a 1x1 conv's panel)
-      {{0, 14, 0}, {14, 2, 20}},             // an extended row and the next one's start
-      {{0, 5, 30}, {5, 11, 1}},              // across two images
-      {{3, 1, 7}, {9, 4, 12}, {15, 1, 39}},  // lanes skipped
-      {{0, 1, 0}},                           // one pixel
-      {{0, 15, 9}},                          // one run short of the full 16
-      {{2, 14, 21}},                         // one run from lane 2
-  };
   Seen seen;
   int64_t checks = 0;
   for (Isa isa : supported_isas()) {
@@ -217,20 +268,14 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
               return q;
             };
             const int64_t canary = f.is_signed ? f.min_code() + 1 : 1;
-            for (int form = 0; form < static_cast<int>(run_sets.size()) + 3; ++form) {
+            for (int form = 0; form < static_cast<int>(kRunSets.size()) + 3; ++form) {
               const int cols = 1 + static_cast<int>(rng.uniform_int(kMaxCols));
               Tensor got({kChannels * kLd}, t), want({kChannels * kLd}, t);
-              for (int64_t i = 0; i < kChannels * kLd; ++i) {
-                quant::store_code(got.raw(), t, i, canary);
-                quant::store_code(want.raw(), t, i, canary);
-              }
+              fill_canaries(got, want, t, kChannels * kLd, [&](int64_t) { return canary; });
               std::string what;
-              if (form < static_cast<int>(run_sets.size())) {
-                const auto& rs = run_sets[static_cast<size_t>(form)];
-                int64_t runs[4][3];
-                for (size_t q = 0; q < rs.size(); ++q) {
-                  for (int k = 0; k < 3; ++k) runs[q][k] = rs[q][k];
-                }
+              if (form < static_cast<int>(kRunSets.size())) {
+                const auto& rs = kRunSets[static_cast<size_t>(form)];
+                const RunArray ra(rs);
                 for (int j = 0; j < cols; ++j) {
                   for (const auto& run : rs) {
                     for (int64_t l = 0; l < run[1]; ++l) {
@@ -239,12 +284,11 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
                     }
                   }
                 }
-                e.run_t32_runs(tile.data(), runs, static_cast<int>(rs.size()), cols, col0,
-                               got.raw());
+                e.run_t32_runs(tile.data(), ra.runs, ra.n, cols, col0, got.raw());
                 what = fmt::format("runs #{}", form);
               } else {
                 // run_t32: `rows` lanes to rows row0.. of each column.
-                const int rows = form == static_cast<int>(run_sets.size())
+                const int rows = form == static_cast<int>(kRunSets.size())
                                      ? 16
                                      : 1 + static_cast<int>(rng.uniform_int(16));
                 const int64_t row0 = static_cast<int64_t>(rng.uniform_int(kLd - 16 + 1));
@@ -294,17 +338,9 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
   constexpr int64_t kN = 40;     // channels
   constexpr int64_t kLd16 = 56;  // output elements per channel
   Rng rng(512512);
-  const std::vector<std::vector<std::array<int64_t, 3>>> run_sets = {
-      {{0, 16, 3}},
-      {{0, 14, 0}, {14, 2, 20}},
-      {{0, 5, 30}, {5, 11, 1}},
-      {{3, 1, 7}, {9, 4, 12}, {15, 1, 39}},
-      {{0, 1, 0}},
-      {{0, 15, 9}},
-      {{2, 14, 21}},
-      {{1, 15, 0}},
-      {{7, 9, 40}, {0, 7, 0}},
-  };
+  std::vector<RunSet> run_sets = kRunSets;
+  run_sets.push_back({{1, 15, 0}});
+  run_sets.push_back({{7, 9, 40}, {0, 7, 0}});
   const quant::Rounding roundings[] = {quant::Rounding::kHalfToEven,
                                        quant::Rounding::kHalfAwayFromZero, quant::Rounding::kFloor};
   const Post posts[] = {
@@ -323,18 +359,8 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
     ASSERT_GE(w16.isa(), Isa::kAvx512Bw);
     const int acc_frac = w2.acc_frac();
     for (int specials = 0; specials < 2; ++specials) {
-      std::vector<float> scale(kN), shift_v(kN);
-      for (int64_t c = 0; c < kN; ++c) {
-        const float sc = std::ldexp(1.0f + static_cast<float>(rng.uniform_int(64)) / 64.0f,
-                                    static_cast<int>(rng.uniform_int(25)) - 12);
-        scale[c] = c % 3 == 1 ? -sc : sc;
-        shift_v[c] =
-            c % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(257)) - 128.0f) / 8.0f;
-      }
-      if (specials == 1) {
-        scale[2] = kInf, scale[5] = -kInf, scale[7] = kNaN, scale[8] = 0.0f, scale[10] = -0.0f;
-        shift_v[11] = kNaN, shift_v[13] = kInf, scale[17] = 0x1p-140f;
-      }
+      std::vector<float> scale, shift_v;
+      random_post(rng, kN, specials == 1, &scale, &shift_v);
       // kind 0: int32 accumulator, 1: requantized codes, 2: float (post), 3: codes of the float.
       for (int kind = 0; kind < 4; ++kind) {
         for (const Post& post : posts) {
@@ -397,25 +423,12 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
                   tile[i] = tile[i % (kMaxCols * 16)] ^ static_cast<int32_t>(rng.uniform_int(64));
                 }
                 Tensor got({kN * kLd16}, out_t), want({kN * kLd16}, out_t);
-                for (int64_t i = 0; i < kN * kLd16; ++i) {
-                  const int64_t canary = 1 + (i % 3);
-                  if (out_t == DType::kFloat32) {
-                    got.data<float>()[i] = want.data<float>()[i] = static_cast<float>(canary);
-                  } else {
-                    quant::store_code(got.raw(), out_t, i, canary);
-                    quant::store_code(want.raw(), out_t, i, canary);
-                  }
-                }
+                fill_canaries(got, want, out_t, kN * kLd16, [](int64_t i) { return 1 + i % 3; });
                 std::string what;
                 if (form < static_cast<int>(run_sets.size())) {
-                  const auto& rs = run_sets[static_cast<size_t>(form)];
-                  int64_t runs[4][3];
-                  for (size_t q = 0; q < rs.size(); ++q) {
-                    for (int k = 0; k < 3; ++k) runs[q][k] = rs[q][k];
-                  }
-                  const int nr = static_cast<int>(rs.size());
-                  e2.run_t32_runs(tile.data(), runs, nr, cols, col0, want.raw());
-                  e16.run_t32_runs(tile.data(), runs, nr, cols, col0, got.raw());
+                  const RunArray ra(run_sets[static_cast<size_t>(form)]);
+                  e2.run_t32_runs(tile.data(), ra.runs, ra.n, cols, col0, want.raw());
+                  e16.run_t32_runs(tile.data(), ra.runs, ra.n, cols, col0, got.raw());
                   what = fmt::format("runs #{}", form);
                 } else {
                   const int rows = form == static_cast<int>(run_sets.size())
@@ -490,18 +503,8 @@ TEST(IntEpilogueStore, Avx512ChannelLanesEqualTheAvx2Ones) {
     }
     const int acc_frac = g2[0].acc_frac();
     for (int specials = 0; specials < 2; ++specials) {
-      std::vector<float> scale(16), shift_v(16);
-      for (int c = 0; c < 16; ++c) {
-        const float sc = std::ldexp(1.0f + static_cast<float>(rng.uniform_int(64)) / 64.0f,
-                                    static_cast<int>(rng.uniform_int(25)) - 12);
-        scale[c] = c % 3 == 1 ? -sc : sc;
-        shift_v[c] =
-            c % 5 == 0 ? -0.0f : (static_cast<float>(rng.uniform_int(257)) - 128.0f) / 8.0f;
-      }
-      if (specials == 1) {
-        scale[2] = kInf, scale[5] = -kInf, scale[7] = kNaN, scale[8] = 0.0f, scale[10] = -0.0f;
-        shift_v[11] = kNaN, shift_v[13] = kInf;
-      }
+      std::vector<float> scale, shift_v;
+      random_post(rng, 16, specials == 1, &scale, &shift_v);
       for (const Post& post : posts) {
         for (int out = 0; out < 5; ++out) {  // float, then int8 / uint8 / int16 / int32 codes
           for (quant::Rounding r : roundings) {
