@@ -18,7 +18,8 @@ namespace qsearch::runtime {
 namespace {
 
 // Multiply-accumulates per thread below which a micro-batch is not run with threaded kernels
-// (Executor::run): a few ms of one core's GEMM, long next to the fork-joins of a plan's steps.
+// (Executor::slice_for): a few ms of one core's GEMM, long next to the fork-joins of a plan's
+// steps.
 constexpr int64_t kMinThreadedSliceMacs = int64_t{1} << 28;
 
 }  // namespace

@@ -502,7 +502,10 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         : codes ? detail::quantize_t32_avx2(p.post_format, p.post_rounding, q_store_)
                 : detail::exact_t32_avx2(
                       p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32, post);
-    if (f != nullptr) fn_t32_ = f, store_isa_ = Isa::kAvx2;
+    if (f != nullptr) {
+      fn_t32_ = f;
+      store_isa_ = Isa::kAvx2;
+    }
     if (f != nullptr && p.output == GemmOutput::kRequantize) {
       fn_runs_ = detail::requantize32_runs_avx2(quant::storage_dtype(p.out_format), p.rounding);
     } else if (f != nullptr && codes) {
