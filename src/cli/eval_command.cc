@@ -135,6 +135,7 @@ int run_eval(const GlobalOptions& global, const EvalArgs& a) {
     j["schedule"] = runtime::schedule_name(schedule);
     j["parameter_bytes"] = plan->parameter_bytes();
     j["activation_bytes_per_batch"] = sin.activation_bytes_per_sample * eopts.batch_size;
+    j["micro_batch"] = sin.micro_batch;  // samples an Executor runs at once (0: whole batches)
     std::cout << j.dump() << "\n";
   } else {
     std::cout << fmt::format("model           {}\n", a.model)

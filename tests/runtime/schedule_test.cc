@@ -71,7 +71,7 @@ TEST(Schedule, TinyBatchesNeverThreadTheirKernels) {
   EXPECT_EQ(s.parallel_batches, 3);
 }
 
-TEST(Schedule, LargeActivationsThreadTheKernelsLargeWeightsDoNot) {
+TEST(Schedule, ActivationsWorkersCannotHoldThreadTheKernelsLargeWeightsDoNot) {
   // The wide MLP's 80 MB of weights are shared by the workers' Executors: batch-parallel (and
   // threaded kernels for an incomplete last round).
   for (int64_t batch : {1, 16, 64}) {
@@ -82,10 +82,11 @@ TEST(Schedule, LargeActivationsThreadTheKernelsLargeWeightsDoNot) {
     EXPECT_EQ(s.kind, ScheduleKind::kBoth) << batch;
     EXPECT_EQ(s.parallel_batches, 8);
   }
-  // 256 of its samples hold 9.2 MB of activations, beyond 16 MB / 2 threads.
-  EXPECT_EQ(choose_schedule(wide_mlp(256, 8, 2)).kind, ScheduleKind::kThreadedKernels);
-  // A batch's activations beyond a thread's share of the cache (a CNN at 224x224: ~10 MB per
-  // sample): one Executor, threaded kernels.
+  // 256 of its samples hold 9.2 MB of activations: two workers' batches, 18 MB, are within
+  // kWorkerActivationBytes (interleaved runs of both schedules at 256 rows were within the noise).
+  EXPECT_EQ(choose_schedule(wide_mlp(256, 8, 2)).kind, ScheduleKind::kBatchParallel);
+  // Workers that would each hold a whole batch of a CNN at 224x224 (~10 MB per sample, no
+  // micro-batches): 320 MB, so one Executor with threaded kernels.
   ScheduleInputs cnn{.weight_bytes = 200'000,
                      .macs_per_sample = 500'000'000,
                      .activation_bytes_per_sample = 10'000'000,
@@ -93,7 +94,25 @@ TEST(Schedule, LargeActivationsThreadTheKernelsLargeWeightsDoNot) {
                      .num_batches = 4,
                      .threads = 2};
   EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
+  // In micro-batches of 8 they would still hold 160 MB; in micro-batches of 3, 60 MB: within
+  // kWorkerActivationBytes, batch-parallel; with 3 threads 90 MB: threaded kernels.
+  cnn.micro_batch = 8;
+  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
+  cnn.micro_batch = 3;
+  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kBatchParallel);
+  cnn.threads = 3;
+  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
+  cnn.threads = 2;
+  // Batch 1: two workers' samples, 20 MB. Batch 4 without micro-batches: 80 MB.
+  cnn.batch = 1;
+  cnn.num_batches = 32;
+  cnn.micro_batch = 0;
+  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kBatchParallel);
+  cnn.batch = 4;
+  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
   // The same model at 32x32 (~50x less of each per sample) fits: batch-parallel.
+  cnn.batch = 16;
+  cnn.num_batches = 4;
   cnn.macs_per_sample /= 50;
   cnn.activation_bytes_per_sample /= 50;
   EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kBatchParallel);
@@ -124,9 +143,8 @@ TEST(Schedule, PlansReportTheirSizes) {
   EXPECT_EQ(wide->macs_per_sample(), 784 * 4096 + 4096 * 4096 + 4096 * 10);
   EXPECT_EQ(wide->parameter_bytes(), 4 * (784 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 10 + 10));
   EXPECT_EQ(choose_schedule(schedule_inputs(*wide, 64, 8, 2)).kind, ScheduleKind::kBatchParallel);
-  // At 256 rows a batch's activations (~9 MB) exceed a thread's share of the cache.
-  EXPECT_EQ(choose_schedule(schedule_inputs(*wide, 256, 8, 2)).kind,
-            ScheduleKind::kThreadedKernels);
+  // At 256 rows two workers' batches (~18 MB) are within kWorkerActivationBytes.
+  EXPECT_EQ(choose_schedule(schedule_inputs(*wide, 256, 8, 2)).kind, ScheduleKind::kBatchParallel);
   EXPECT_EQ(wide->micro_batch(), 64);
 }
 
