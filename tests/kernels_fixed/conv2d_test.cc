@@ -605,6 +605,38 @@ TEST(IntConv2d, OnePixelMapsEqualReference) {
   set_num_threads(saved);
 }
 
+// Pointwise convs (1x1 kernel, stride 1, one group) on maps of 2 to 7 pixels: a float output is
+// the GEMM of rows (pixel, image) (conv2d.cc few_pixels_float; the codes gathered from NCHW and
+// the values put back), the other outputs keep their paths; 8 pixels (2x4) take the quads or
+// pair panels. K below and above 256, output channels past a 16-column panel, batches 1 to 19,
+// 1 and 3 threads.
+TEST(IntConv2d, FewPixelPointwiseMapsEqualReference) {
+  Rng rng(kSeed + 17);
+  const std::vector<Conv2dGeometry> geometries = {
+      geometry(40, 2, 2, 24, 1, 1, 0, 1, 1),
+      geometry(300, 1, 3, 20, 1, 1, 0, 1, 1),  // K = 300, a 1x3 map
+      geometry(64, 7, 1, 37, 1, 1, 0, 1, 1),   // 7x1
+      geometry(24, 2, 3, 16, 1, 1, 0, 1, 1),   // 2x3
+      geometry(32, 2, 4, 20, 1, 1, 0, 1, 1),   // 2x4: not this path
+  };
+  const DType a_dtypes[] = {DType::kInt8, DType::kUInt8, DType::kInt16};
+  const FixedFormat a_formats[] = {{8, 4, true}, {8, 3, false}, {12, 6, true}};
+  int k = 0;
+  for (const Conv2dGeometry& g : geometries) {
+    for (int64_t batch : {1, 5, 19}) {
+      ConvCase c;
+      c.g = g;
+      c.batch = batch;
+      c.a_dtype = a_dtypes[k % 3];
+      c.a_format = a_formats[k % 3];
+      ++k;
+      c.threads = {1, 3};
+      check(c, rng);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
 // The kernel rows u (or columns) that read the image for some output: u * d - pad + o * s in
 // [0, in) for an o in [0, out), by enumeration.
 std::vector<bool> live_rows(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pad, int64_t d) {

@@ -1,7 +1,8 @@
 // The int conv's float store with its fused post operations (GemmParams::post_scale / post_lo /
 // post_hi, post_silu, post_quantize; issue 14) on the depthwise path, where small maps (output
-// width < 8, channel multiplier 1) store 16 channels of a pixel at once (ChannelLanes), and on
-// the other conv paths: every value equals the exact reference conv's float (ref::conv2d, one
+// width < 8, channel multiplier 1) store 16 channels of a pixel at once (ChannelLanes), on the
+// pointwise convs of maps of at most 7 pixels (the GEMM of rows (pixel, image)), and on the
+// other conv paths: every value equals the exact reference conv's float (ref::conv2d, one
 // rounding) followed by the scalar definitions, one element at a time: fma(v, scale[c],
 // shift[c]), the clamp's two comparisons, u * sigmoid(u) with the Sigmoid step's function
 // (vmath::map_f32) and the Mul's rounding, then quant::quantize. Channel counts that are and are
@@ -38,11 +39,12 @@ Conv2dGeometry depthwise(int64_t c, int64_t hw, int64_t k, int64_t stride, int64
   return g;
 }
 
-// A 1x1 conv on a 1x1 map, c -> oc channels, one group.
-Conv2dGeometry pointwise(int64_t c, int64_t oc) {
+// A 1x1 conv on an h x w map (1x1 by default), c -> oc channels, one group.
+Conv2dGeometry pointwise(int64_t c, int64_t oc, int64_t h = 1, int64_t w = 1) {
   Conv2dGeometry g;
   g.in_channels = c;
-  g.in_h = g.in_w = 1;
+  g.in_h = h;
+  g.in_w = w;
   g.out_channels = oc;
   return g;
 }
@@ -74,11 +76,18 @@ TEST(IntDepthwiseStore, FusedPostOperationsEqualTheScalarDefinitions) {
       // 16 channels a store, or the images as the Epilogue's rows (19: a block of 16, then 3).
       {depthwise(40, 1, 5, 1), 19},
       // Pointwise convs on 1x1 maps: the GEMM of the images with its plain float store, then
-      // the post on rows of channels (conv2d.cc single_pixel_float_post), at every batch and K.
+      // the post on rows of channels (conv2d.cc few_pixels_float), at every batch and K; and on
+      // maps of 2 to 7 pixels, whose codes are gathered into rows (pixel, image) and whose
+      // values go back to NCHW; 2x4 (8 pixels) takes the other paths.
       {pointwise(24, 40), 3},
       {pointwise(300, 20), 17},
       {pointwise(700, 18), 18},
       {pointwise(40, 13), 33},
+      {pointwise(24, 40, 2, 2), 3},
+      {pointwise(300, 20, 1, 3), 5},
+      {pointwise(64, 17, 7, 1), 2},
+      {pointwise(40, 13, 2, 3), 17},
+      {pointwise(20, 24, 2, 4), 2},
   };
   const FixedFormat a_format{8, 3, true}, w_format{6, 4, true}, bias_format{16, 6, true};
   const int acc_frac = a_format.frac + w_format.frac;

@@ -1891,32 +1891,101 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
 
 #endif  // __x86_64__
 
-// run_single_pixel with a fused float post (GemmParams::post_scale / post_silu / post_quantize:
-// EfficientNet's SE fc1 with its SiLU and fc2's quantizer): the GEMM's plain float store (the
-// row-major AVX2 one, the same values v the post starts from), then the post on whole rows of
-// channels: Epilogue::post's fma, clamps and SiLU (vmath's sigmoid, lanes independent of the
-// count, then the Mul's rounding) and quant::quantize, vectorised, where the GEMM's row store
-// ran them value by value (about 35 ns each: most of fc1's time at 1152 -> 48, batch 64).
-void single_pixel_float_post(const void* x, int64_t batch, const PackedConv2d& w,
-                             const GemmParams& p, void* y) {
+// Maps of at most this many pixels take run_single_pixel's GEMM under a 1x1 kernel (stride 1,
+// float output): below 8 pixels the quads path does not apply (quads_apply: a 16-lane panel
+// would keep fewer than half its lanes), and the pair panels gathered over the images ran
+// MobileNetV2's 2x2 projections at 32x32 (576 -> 96) slower than the float engine.
+constexpr int64_t kFewPixels = 7;
+
+// dst[(n * oc + o) * hw + p] = src[(p * batch + n) * oc + o]: the GEMM's rows (pixel, image)
+// back to NCHW, the writes in order.
+template <typename T>
+void rows_to_nchw(const T* src, int64_t batch, int64_t oc, int64_t hw, T* dst) {
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t o = 0; o < oc; ++o) {
+      for (int64_t p = 0; p < hw; ++p) *dst++ = src[(p * batch + n) * oc + o];
+    }
+  }
+}
+
+void rows_to_nchw(const void* src, size_t es, int64_t batch, int64_t oc, int64_t hw, void* dst) {
+  switch (es) {
+    case 1:
+      return rows_to_nchw(static_cast<const uint8_t*>(src), batch, oc, hw,
+                          static_cast<uint8_t*>(dst));
+    case 2:
+      return rows_to_nchw(static_cast<const uint16_t*>(src), batch, oc, hw,
+                          static_cast<uint16_t*>(dst));
+    default:
+      return rows_to_nchw(static_cast<const uint32_t*>(src), batch, oc, hw,
+                          static_cast<uint32_t*>(dst));
+  }
+}
+
+// dst[(p * batch + n) * c + ch] = src[(n * c + ch) * hw + p]: an image's [C, HW] codes as the
+// GEMM's rows (pixel, image) of C codes; the reads in order.
+template <typename T>
+void nchw_to_rows(const T* src, int64_t batch, int64_t c, int64_t hw, T* dst) {
+  for (int64_t n = 0; n < batch; ++n) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      for (int64_t p = 0; p < hw; ++p) dst[(p * batch + n) * c + ch] = *src++;
+    }
+  }
+}
+
+void nchw_to_rows(const void* src, size_t es, int64_t batch, int64_t c, int64_t hw, void* dst) {
+  switch (es) {
+    case 1:
+      return nchw_to_rows(static_cast<const uint8_t*>(src), batch, c, hw,
+                          static_cast<uint8_t*>(dst));
+    case 2:
+      return nchw_to_rows(static_cast<const uint16_t*>(src), batch, c, hw,
+                          static_cast<uint16_t*>(dst));
+    default:
+      return nchw_to_rows(static_cast<const uint32_t*>(src), batch, c, hw,
+                          static_cast<uint32_t*>(dst));
+  }
+}
+
+// run_single_pixel's float output (with or without a fused post: GemmParams::post_scale /
+// post_silu / post_quantize, e.g. EfficientNet's SE fc1 with its SiLU and fc2's quantizer) on
+// maps of hw <= kFewPixels pixels: the GEMM of the rows (pixel, image) (for hw > 1 the input
+// gathered into them first) with its plain float store (the row-major AVX2 one, the same values
+// v the post starts from), then the post on whole rows of channels: Epilogue::post's fma, clamps
+// and SiLU (vmath's sigmoid, lanes independent of the count, then the Mul's rounding) and
+// quant::quantize, vectorised, where the GEMM's row store ran them value by value (about 35 ns
+// each: most of fc1's time at 1152 -> 48, batch 64); for hw > 1 the rows go back to NCHW last.
+void few_pixels_float(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
+                      void* y) {
   const Conv2dGeometry& g = w.geometry();
-  const int64_t oc = g.out_channels;
+  const int64_t oc = g.out_channels, hw = g.in_h * g.in_w, rows = batch * hw;
   GemmParams q = p;
   q.post_scale = q.post_shift = nullptr;
   q.post_silu = q.post_quantize = false;
-  q.ldc_m = oc;  // C[image, oc] at t[image * OC + oc]
+  q.ldc_m = oc;  // C[row, oc] at t[row * OC + oc]
   q.ldc_n = 1;
-  // The floats in this thread's buffer when codes are stored, else in y itself; then the
-  // sigmoids of one row.
-  const int64_t kept = p.post_quantize ? batch * oc : 0;
-  auto* buf = static_cast<float*>(
-      scratch(ScratchSlot::kConvOutput, static_cast<size_t>(kept + oc) * sizeof(float)));
-  float* t = p.post_quantize ? buf : static_cast<float*>(y);
-  float* sig = buf + kept;
-  gemm(x, batch, g.in_channels, w.groups().front(), q, t);
   const DType code = quant::storage_dtype(p.post_format);
-  const size_t es = dtype_size(code);
-  for (int64_t b = 0; b < batch; ++b) {
+  const size_t es = p.post_quantize ? dtype_size(code) : sizeof(float);
+  // The floats in this thread's buffer when codes are stored or the rows are reordered, else in
+  // y itself; then the sigmoids of one row; then the codes of every row when they are reordered.
+  const bool direct = hw == 1;
+  const int64_t kept = p.post_quantize || !direct ? rows * oc : 0;
+  const size_t codes_bytes = p.post_quantize && !direct ? static_cast<size_t>(rows * oc) * es : 0;
+  auto* buf = static_cast<float*>(scratch(
+      ScratchSlot::kConvOutput, static_cast<size_t>(kept + oc) * sizeof(float) + codes_bytes));
+  float* t = kept > 0 ? buf : static_cast<float*>(y);
+  float* sig = buf + kept;
+  auto* codes = direct ? static_cast<std::byte*>(y) : reinterpret_cast<std::byte*>(sig + oc);
+  const void* a = x;
+  if (!direct) {
+    const size_t a_es = dtype_size(w.a_dtype());
+    void* gathered =
+        scratch(ScratchSlot::kConvColumns, static_cast<size_t>(rows * g.in_channels) * a_es);
+    nchw_to_rows(x, a_es, batch, g.in_channels, hw, gathered);
+    a = gathered;
+  }
+  gemm(a, rows, g.in_channels, w.groups().front(), q, t);
+  for (int64_t b = 0; b < rows; ++b) {
     float* r = t + b * oc;
     if (p.post_scale != nullptr) {
       const float lo = p.post_lo, hi = p.post_hi;
@@ -1932,35 +2001,41 @@ void single_pixel_float_post(const void* x, int64_t batch, const PackedConv2d& w
     }
     if (p.post_quantize) {
       quant::quantize(std::span<const float>(r, static_cast<size_t>(oc)), p.post_format,
-                      p.post_rounding, static_cast<std::byte*>(y) + b * oc * es, code);
+                      p.post_rounding, codes + b * oc * es, code);
     }
   }
+  if (!direct)
+    rows_to_nchw(p.post_quantize ? static_cast<const void*>(codes) : t, es, batch, oc, hw, y);
 }
 
-// A 1x1 map under a 1x1 kernel without padding, one group (EfficientNet's squeeze-excitation
+// A 1x1 kernel without padding, one group, on a 1x1 map (EfficientNet's squeeze-excitation
 // convs, the last stages of MobileNetV2, EfficientNet and ResNet-18 at 32x32, whose 3x3 convs
-// are cut to their centre tap there): the input [B, C, 1, 1] is the row-major matrix [B, C], the
-// output [B, OC, 1, 1] the matrix [B, OC], and the conv is gemm() of the images (M = B) with the
-// group's packed weights: the same sums and the same Epilogue, so the same values. It pays where
-// the pixel-major path's 16-lane panels of images are part empty (batch < 16: one image keeps 1
-// lane of 16), and at larger batches where the GEMM's faster multiplies (int8 VNNI / quads against
-// int16 pairs) outweigh its per-value store. A fused float post (affine, SiLU, codes) runs after
-// the GEMM's plain float store on whole rows (single_pixel_float_post: fc1 1152 -> 48 at batch 64
-// in 0.03 ms instead of 0.2, bench/int_se_bench.cc), at every batch and K; the requantizing store
-// stays per value in the GEMM, slower than the pixel-major column store by about 10 ns a value
-// (EfficientNet-B0 / MobileNetV2 at 32x32, batch 64): so K >= 256 with it at batch >= 16.
+// are cut to their centre tap there) or, with a float output, on a map of at most kFewPixels
+// pixels at stride 1 (MobileNetV2's and EfficientNet's 2x2 stages at 32x32): the input
+// [B, C, 1, 1] is the row-major matrix [B, C] (a few-pixel map's codes are gathered into rows
+// (pixel, image) of C first), the output [B, OC, 1, 1] the matrix [B, OC], and the conv is gemm()
+// of the rows with the group's packed weights: the same sums and the same Epilogue, so the same
+// values. It pays where the pixel-major path's 16-lane panels of images are part empty (batch <
+// 16: one image keeps 1 lane of 16), and at larger batches where the GEMM's faster multiplies
+// (int8 VNNI / quads against int16 pairs) outweigh its per-value store. A float output runs
+// few_pixels_float (the GEMM's plain float store, then the fused post on whole rows: fc1 1152 ->
+// 48 at batch 64 in 0.03 ms instead of 0.2, bench/int_se_bench.cc), at every batch and K; the
+// requantizing store stays per value in the GEMM, slower than the pixel-major column store by
+// about 10 ns a value (EfficientNet-B0 / MobileNetV2 at 32x32, batch 64): so on 1x1 maps only,
+// and K >= 256 with it at batch >= 16.
 bool run_single_pixel(const void* x, int64_t batch, const PackedConv2d& w, const GemmParams& p,
                       void* y, ConvPool pool) {
   const Conv2dGeometry& g = w.geometry();
-  if (g.groups != 1 || g.in_h != 1 || g.in_w != 1 || g.kernel_h != 1 || g.kernel_w != 1 ||
-      g.pad_top != 0 || g.pad_left != 0 || g.pad_bottom != 0 || g.pad_right != 0 ||
-      pool != ConvPool::kNone) {
+  const int64_t hw = g.in_h * g.in_w;
+  if (g.groups != 1 || hw > kFewPixels || g.kernel_h != 1 || g.kernel_w != 1 || g.pad_top != 0 ||
+      g.pad_left != 0 || g.pad_bottom != 0 || g.pad_right != 0 || pool != ConvPool::kNone) {
     return false;
   }
-  const bool float_post =
-      p.output == GemmOutput::kFloat && (p.post_scale != nullptr || p.post_quantize);
-  if (float_post) {
-    single_pixel_float_post(x, batch, w, p, y);
+  if (hw > 1 && (g.stride_h != 1 || g.stride_w != 1 || p.output != GemmOutput::kFloat)) {
+    return false;
+  }
+  if (p.output == GemmOutput::kFloat && (hw > 1 || p.post_scale != nullptr || p.post_quantize)) {
+    few_pixels_float(x, batch, w, p, y);
     return true;
   }
   if (batch >= 16 && p.output == GemmOutput::kRequantize && g.in_channels < 256) return false;
