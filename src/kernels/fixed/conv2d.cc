@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <type_traits>
 
@@ -1379,13 +1380,11 @@ constexpr int64_t kDepthwiseLanesBytes = 64 * 1024;
 // run_lanes stores 16 channels of a pixel at once (ChannelLanes) on maps up to this many pixels.
 constexpr int64_t kLanesStorePixels = 16;
 
-// Stores column col of e for `pixels` consecutive outputs whose int32 sums are sums[0 ..
-// pixels) (readable up to 15 past): 16 x 16 tiles of that one column (Epilogue::column_tile),
-// a call per 256 outputs, the ragged rest as one partial column.
-void store_channel_plane(const Epilogue& e, int64_t col, const int32_t* sums, int64_t pixels,
-                         size_t y_es, std::byte* out) {
-  Epilogue::ColumnLanes lanes;
-  const Epilogue ec = e.column_tile(col, &lanes);
+// Stores `pixels` consecutive outputs of one channel whose int32 sums are sums[0 .. pixels)
+// (readable up to 15 past) with ec, that channel's 16 x 16 tile (Epilogue::column_tile or
+// channel_tile): a call per 256 outputs, the ragged rest as one partial column.
+void store_channel_plane(const Epilogue& ec, const int32_t* sums, int64_t pixels, size_t y_es,
+                         std::byte* out) {
   for (int64_t p0 = 0; p0 < pixels; p0 += 256) {
     const int64_t n = std::min<int64_t>(256, pixels - p0), full = n / 16;
     if (full > 0) ec.run_t32(sums + p0, 16, static_cast<int>(full), 0, 0, out + p0 * y_es);
@@ -1412,6 +1411,16 @@ struct DepthwiseJob {
   // The first input column of phase r < 16 and its plane column (wider strides compute theirs).
   int64_t col0[16], dcol0[16];
   int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
+  // Channel multiplier 1, every group's accumulator shift and fraction those of group 0: one
+  // Epilogue for all channels (Epilogue::channel_tile), else null (an Epilogue per group).
+  const Epilogue* shared = nullptr;
+
+  // Channel c's 16 x 16 tile (column j of group c / ocg).
+  Epilogue tile(int64_t c, Epilogue::ColumnLanes* lanes) const {
+    if (shared != nullptr) return shared->channel_tile(w->groups()[c], c, lanes);
+    const int64_t gi = c / ocg;
+    return Epilogue(w->groups()[gi], q, gi * ocg).column_tile(c % ocg, lanes);
+  }
 
   // The input channel's codes into the phase planes. The codes land at the same places for
   // every image, so the zeros (padding, the planes' ends, the slack) are written only when `zero`
@@ -1683,11 +1692,12 @@ struct DepthwiseJob {
     }
     if (store.ok()) return;
     for (int64_t c = 0; c < nc; ++c) {
-      const Epilogue e(w->groups()[c0 + c], q, c0 + c);  // channel multiplier 1
+      Epilogue::ColumnLanes lanes;
+      const Epilogue ec = tile(c0 + c, &lanes);  // channel multiplier 1
       for (int64_t img = img0; img < img1; ++img) {
         const int32_t* s = sums + ((img - img0) * 16 + c) * np;
         std::byte* out = y + (img * g.out_channels + c0 + c) * pixels * y_es;
-        store_channel_plane(e, 0, s, pixels, y_es, out);  // reads end at s + np
+        store_channel_plane(ec, s, pixels, y_es, out);  // reads end at s + np
       }
     }
   }
@@ -1707,7 +1717,13 @@ struct DepthwiseJob {
         scratch(ScratchSlot::kConvColumns, xp_bytes + static_cast<size_t>(blocks * 16 + 16) * 4));
     auto* xp = reinterpret_cast<int16_t*>(base);
     auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
-    const Epilogue e(w->groups()[gi], q, gi * ocg);
+    // The group's channels' tiles, made once per item (a group holds at most 16 channels here:
+    // more go per image).
+    constexpr int64_t kTiles = 16;
+    Epilogue::ColumnLanes lanes[kTiles];
+    std::optional<Epilogue> tiles[kTiles];
+    for (int64_t j = 0; j < std::min(ocg, kTiles); ++j)
+      tiles[j].emplace(tile(gi * ocg + j, &lanes[j]));
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
@@ -1733,7 +1749,13 @@ struct DepthwiseJob {
           }
         }
         // (Sums past the pixels are readable: blocks * 16 + 16 >= pixels + 16.)
-        store_channel_plane(e, j, sums, pixels, y_es, out + j * pixels * y_es);
+        std::byte* o = out + j * pixels * y_es;
+        if (j < kTiles) {
+          store_channel_plane(*tiles[j], sums, pixels, y_es, o);
+        } else {
+          Epilogue::ColumnLanes l;
+          store_channel_plane(tile(gi * ocg + j, &l), sums, pixels, y_es, o);
+        }
       }
     }
   }
@@ -1844,6 +1866,16 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   job.q.ldc_n = job.pixels;
   job.a_dtype = w.a_dtype();
   job.avx512 = w.groups().front().isa() >= Isa::kAvx512Bw;
+  std::optional<Epilogue> one_epilogue;
+  if (g.out_channels == g.groups) {
+    const PackedWeights& g0 = w.groups().front();
+    bool same = true;
+    for (const PackedWeights& gw : w.groups()) {
+      same = same && gw.acc_shift() == g0.acc_shift() && gw.acc_frac() == g0.acc_frac();
+    }
+    if (same) one_epilogue.emplace(g0, job.q, 0, g.out_channels);
+  }
+  job.shared = one_epilogue ? &*one_epilogue : nullptr;
   job.a_es = dtype_size(job.a_dtype);
   job.y_es = dtype_size(gemm_output_dtype(p));
   job.ocg = g.out_channels / g.groups;

@@ -360,14 +360,14 @@ float Epilogue::silu(float v) {
   return v * s;
 }
 
-Epilogue Epilogue::column_tile(int64_t col, ColumnLanes* lanes) const {
+Epilogue Epilogue::tile_of(int64_t bias, int64_t post_col, ColumnLanes* lanes) const {
   QSEARCH_DCHECK(ldc_m_ == 1);
   Epilogue e = *this;
-  std::fill(lanes->bias, lanes->bias + 16, bias_[col]);
+  std::fill(lanes->bias, lanes->bias + 16, bias);
   e.bias_ = lanes->bias;
   if (post_scale_ != nullptr) {
-    std::fill(lanes->post_scale, lanes->post_scale + 16, post_scale_[col]);
-    std::fill(lanes->post_shift, lanes->post_shift + 16, post_shift_[col]);
+    std::fill(lanes->post_scale, lanes->post_scale + 16, post_scale_[post_col]);
+    std::fill(lanes->post_shift, lanes->post_shift + 16, post_shift_[post_col]);
     e.post_scale_ = lanes->post_scale;
     e.post_shift_ = lanes->post_shift;
   }
@@ -375,7 +375,17 @@ Epilogue Epilogue::column_tile(int64_t col, ColumnLanes* lanes) const {
   return e;
 }
 
-Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0) {
+Epilogue Epilogue::column_tile(int64_t col, ColumnLanes* lanes) const {
+  return tile_of(bias_[col], col, lanes);
+}
+
+Epilogue Epilogue::channel_tile(const PackedWeights& group, int64_t channel,
+                                ColumnLanes* lanes) const {
+  QSEARCH_DCHECK(group.n() == 1 && std::min(group.acc_shift(), 63) == shift_);
+  return tile_of(group.bias_aligned()[0], channel, lanes);
+}
+
+Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0, int64_t columns) {
   bias_ = w.bias_aligned().data();
   fn_t32_ = &run_t32_widen;
   const bool post = p.output == GemmOutput::kFloat && p.post_scale != nullptr;
@@ -407,7 +417,7 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         q_scale_ = std::ldexp(1.0f, p.post_format.frac);
         q_lo_ = static_cast<float>(p.post_format.min_code());
         q_hi_ = static_cast<float>(p.post_format.max_code());
-        set_quantize_store(*this, w.n());
+        set_quantize_store(*this, columns >= 0 ? columns : w.n());
         const bool t32 = p.acc == AccType::kInt32 && ldc_m_ == 1 && shift_ <= 31;
         auto set = [&](auto code) {
           using Code = decltype(code);
