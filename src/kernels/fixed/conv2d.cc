@@ -523,6 +523,12 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w
         }
       }
       out.depthwise_pairs_ = std::move(t);
+      if (g.out_channels == g.groups) {
+        out.channel_biases_.reserve(static_cast<size_t>(g.groups));
+        for (const PackedWeights& gw : out.groups_) {
+          out.channel_biases_.push_back(gw.bias_aligned()[0]);
+        }
+      }
     }
     if (w.winograd != Conv2dWeights::Winograd::kOff) {
       out.winograd_ = pack_winograd(g, w, out.groups_.front());
@@ -1417,7 +1423,7 @@ struct DepthwiseJob {
 
   // Channel c's 16 x 16 tile (column j of group c / ocg).
   Epilogue tile(int64_t c, Epilogue::ColumnLanes* lanes) const {
-    if (shared != nullptr) return shared->channel_tile(w->groups()[c], c, lanes);
+    if (shared != nullptr) return shared->channel_tile(w->channel_biases()[c], c, lanes);
     const int64_t gi = c / ocg;
     return Epilogue(w->groups()[gi], q, gi * ocg).column_tile(c % ocg, lanes);
   }
@@ -1867,7 +1873,7 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   job.a_dtype = w.a_dtype();
   job.avx512 = w.groups().front().isa() >= Isa::kAvx512Bw;
   std::optional<Epilogue> one_epilogue;
-  if (g.out_channels == g.groups) {
+  if (g.out_channels == g.groups && !w.channel_biases().empty()) {
     const PackedWeights& g0 = w.groups().front();
     bool same = true;
     for (const PackedWeights& gw : w.groups()) {

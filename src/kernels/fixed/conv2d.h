@@ -140,6 +140,11 @@ class PackedConv2d {
   // the path does not apply (as weight_rows(), or more than kMaxDepthwiseTaps taps).
   static constexpr int64_t kMaxDepthwiseTaps = 128;
   const Tensor& depthwise_pairs() const { return depthwise_pairs_; }
+  // With depthwise_pairs and one output channel per group: every group's aligned bias
+  // (groups()[o].bias_aligned()[0]) in one array, [OC], so that the depthwise path's stores
+  // read them in order instead of one PackedWeights (a cache miss or two) per channel; else
+  // empty.
+  const std::vector<int64_t>& channel_biases() const { return channel_biases_; }
   // The exact integer Winograd F(2x2, 3x3) path (kernels/fixed/winograd.h): the transformed
   // filters when it applies to this conv (3x3, stride 1, one group, the exactness conditions
   // hold), else null. conv2d() then takes it (without a fused pool). A runtime copy as above.
@@ -151,6 +156,7 @@ class PackedConv2d {
   std::vector<PackedWeights> groups_;
   std::vector<Tensor> weight_rows_, weight_lanes_, weight_quads_, quad_corrections_;
   Tensor depthwise_pairs_;
+  std::vector<int64_t> channel_biases_;
   std::shared_ptr<const WinogradFilters> winograd_;
 };
 

@@ -379,12 +379,6 @@ Epilogue Epilogue::column_tile(int64_t col, ColumnLanes* lanes) const {
   return tile_of(bias_[col], col, lanes);
 }
 
-Epilogue Epilogue::channel_tile(const PackedWeights& group, int64_t channel,
-                                ColumnLanes* lanes) const {
-  QSEARCH_DCHECK(group.n() == 1 && std::min(group.acc_shift(), 63) == shift_);
-  return tile_of(group.bias_aligned()[0], channel, lanes);
-}
-
 Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0, int64_t columns) {
   bias_ = w.bias_aligned().data();
   fn_t32_ = &run_t32_widen;

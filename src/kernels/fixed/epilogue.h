@@ -69,13 +69,15 @@ class Epilogue {
   Epilogue column_tile(int64_t col, ColumnLanes* lanes) const;
   // column_tile of a depthwise conv's channel (channel multiplier 1) without constructing that
   // channel's Epilogue: this Epilogue is made from group 0's packing with channel0 = 0 and
-  // columns = every channel; group is the channel's one-column packing (its acc_shift and
-  // acc_frac those of group 0), which gives the bias, and channel indexes post_scale /
-  // post_shift. The same stores as Epilogue(group, p, channel).column_tile(0, lanes) (its
-  // quantizing store's form may be a more general one, which stores the same codes). The
-  // depthwise path made an Epilogue per channel and image: at batch 1 about a fifth of
-  // MobileNetV2's int time at 224x224.
-  Epilogue channel_tile(const PackedWeights& group, int64_t channel, ColumnLanes* lanes) const;
+  // columns = every channel; bias is the channel's one-column packing's bias_aligned()[0]
+  // (PackedConv2d::channel_biases; that packing's acc_shift and acc_frac those of group 0), and
+  // channel indexes post_scale / post_shift. The same stores as Epilogue(group, p,
+  // channel).column_tile(0, lanes) (its quantizing store's form may be a more general one, which
+  // stores the same codes). The depthwise path made an Epilogue per channel and image: at batch
+  // 1 about a fifth of MobileNetV2's int time at 224x224.
+  Epilogue channel_tile(int64_t bias, int64_t channel, ColumnLanes* lanes) const {
+    return tile_of(bias, channel, lanes);
+  }
 
   // Parameters read by the typed implementations in epilogue.cc.
   const int64_t* bias_ = nullptr;  // bias_aligned, [n]
