@@ -85,37 +85,35 @@ TEST(Schedule, ActivationsWorkersCannotHoldThreadTheKernelsLargeWeightsDoNot) {
   // 256 of its samples hold 9.2 MB of activations: two workers' batches, 18 MB, are within
   // kWorkerActivationBytes (interleaved runs of both schedules at 256 rows were within the noise).
   EXPECT_EQ(choose_schedule(wide_mlp(256, 8, 2)).kind, ScheduleKind::kBatchParallel);
-  // Workers that would each hold a whole batch of a CNN at 224x224 (~10 MB per sample, no
-  // micro-batches): 320 MB, so one Executor with threaded kernels.
-  ScheduleInputs cnn{.weight_bytes = 200'000,
-                     .macs_per_sample = 500'000'000,
-                     .activation_bytes_per_sample = 10'000'000,
-                     .batch = 16,
-                     .num_batches = 4,
-                     .threads = 2};
-  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
-  // In micro-batches of 8 they would still hold 160 MB; in micro-batches of 3, 60 MB: within
-  // kWorkerActivationBytes, batch-parallel; with 3 threads 90 MB: threaded kernels.
-  cnn.micro_batch = 8;
-  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
-  cnn.micro_batch = 3;
-  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kBatchParallel);
-  cnn.threads = 3;
-  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
-  cnn.threads = 2;
-  // Batch 1: two workers' samples, 20 MB. Batch 4 without micro-batches: 80 MB.
-  cnn.batch = 1;
-  cnn.num_batches = 32;
-  cnn.micro_batch = 0;
-  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kBatchParallel);
-  cnn.batch = 4;
-  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kThreadedKernels);
-  // The same model at 32x32 (~50x less of each per sample) fits: batch-parallel.
-  cnn.batch = 16;
-  cnn.num_batches = 4;
-  cnn.macs_per_sample /= 50;
-  cnn.activation_bytes_per_sample /= 50;
-  EXPECT_EQ(choose_schedule(cnn).kind, ScheduleKind::kBatchParallel);
+  // A CNN at 224x224 (~10 MB of activations per sample) and at 32x32 (~50x less of each): the
+  // workers' activations are threads x bytes per sample x the samples an Executor runs at once
+  // (its micro-batch, 0: the whole batch), against kWorkerActivationBytes (64 MB).
+  struct Case {
+    int64_t batch, micro_batch;
+    int threads;
+    int64_t shrink;  // 1: 224x224, 50: 32x32
+    ScheduleKind want;
+    const char* why;
+  };
+  const Case cases[] = {
+      {16, 0, 2, 1, ScheduleKind::kThreadedKernels, "whole batches: 320 MB"},
+      {16, 8, 2, 1, ScheduleKind::kThreadedKernels, "micro-batches of 8: 160 MB"},
+      {16, 3, 2, 1, ScheduleKind::kBatchParallel, "micro-batches of 3: 60 MB"},
+      {16, 3, 3, 1, ScheduleKind::kThreadedKernels, "3 threads: 90 MB"},
+      {1, 0, 2, 1, ScheduleKind::kBatchParallel, "batch 1: 20 MB"},
+      {4, 0, 2, 1, ScheduleKind::kThreadedKernels, "batch 4: 80 MB"},
+      {16, 0, 2, 50, ScheduleKind::kBatchParallel, "32x32: 6.4 MB"},
+  };
+  for (const Case& c : cases) {
+    const ScheduleInputs cnn{.weight_bytes = 200'000,
+                             .macs_per_sample = 500'000'000 / c.shrink,
+                             .activation_bytes_per_sample = 10'000'000 / c.shrink,
+                             .micro_batch = c.micro_batch,
+                             .batch = c.batch,
+                             .num_batches = 64 / c.batch,
+                             .threads = c.threads};
+    EXPECT_EQ(choose_schedule(cnn).kind, c.want) << c.why;
+  }
 }
 
 TEST(Schedule, ForcedSchedules) {

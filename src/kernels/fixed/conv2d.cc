@@ -1946,20 +1946,6 @@ void rows_to_nchw(const T* src, int64_t batch, int64_t oc, int64_t hw, T* dst) {
   }
 }
 
-void rows_to_nchw(const void* src, size_t es, int64_t batch, int64_t oc, int64_t hw, void* dst) {
-  switch (es) {
-    case 1:
-      return rows_to_nchw(static_cast<const uint8_t*>(src), batch, oc, hw,
-                          static_cast<uint8_t*>(dst));
-    case 2:
-      return rows_to_nchw(static_cast<const uint16_t*>(src), batch, oc, hw,
-                          static_cast<uint16_t*>(dst));
-    default:
-      return rows_to_nchw(static_cast<const uint32_t*>(src), batch, oc, hw,
-                          static_cast<uint32_t*>(dst));
-  }
-}
-
 // dst[(p * batch + n) * c + ch] = src[(n * c + ch) * hw + p]: an image's [C, HW] codes as the
 // GEMM's rows (pixel, image) of C codes; the reads in order.
 template <typename T>
@@ -1971,17 +1957,17 @@ void nchw_to_rows(const T* src, int64_t batch, int64_t c, int64_t hw, T* dst) {
   }
 }
 
-void nchw_to_rows(const void* src, size_t es, int64_t batch, int64_t c, int64_t hw, void* dst) {
+// fn(src, dst) with the element type of `es` bytes (1, 2 or 4): the copies above move elements
+// as they are.
+template <typename Fn>
+void with_elements(size_t es, const void* src, void* dst, Fn fn) {
   switch (es) {
     case 1:
-      return nchw_to_rows(static_cast<const uint8_t*>(src), batch, c, hw,
-                          static_cast<uint8_t*>(dst));
+      return fn(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst));
     case 2:
-      return nchw_to_rows(static_cast<const uint16_t*>(src), batch, c, hw,
-                          static_cast<uint16_t*>(dst));
+      return fn(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst));
     default:
-      return nchw_to_rows(static_cast<const uint32_t*>(src), batch, c, hw,
-                          static_cast<uint32_t*>(dst));
+      return fn(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst));
   }
 }
 
@@ -2019,7 +2005,8 @@ void few_pixels_float(const void* x, int64_t batch, const PackedConv2d& w, const
     const size_t a_es = dtype_size(w.a_dtype());
     void* gathered =
         scratch(ScratchSlot::kConvColumns, static_cast<size_t>(rows * g.in_channels) * a_es);
-    nchw_to_rows(x, a_es, batch, g.in_channels, hw, gathered);
+    with_elements(a_es, x, gathered,
+                  [&](auto s, auto d) { nchw_to_rows(s, batch, g.in_channels, hw, d); });
     a = gathered;
   }
   gemm(a, rows, g.in_channels, w.groups().front(), q, t);
@@ -2042,8 +2029,10 @@ void few_pixels_float(const void* x, int64_t batch, const PackedConv2d& w, const
                       p.post_rounding, codes + b * oc * es, code);
     }
   }
-  if (!direct)
-    rows_to_nchw(p.post_quantize ? static_cast<const void*>(codes) : t, es, batch, oc, hw, y);
+  if (!direct) {
+    with_elements(es, p.post_quantize ? static_cast<const void*>(codes) : t, y,
+                  [&](auto s, auto d) { rows_to_nchw(s, batch, oc, hw, d); });
+  }
 }
 
 // A 1x1 kernel without padding, one group, on a 1x1 map (EfficientNet's squeeze-excitation
