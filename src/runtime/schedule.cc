@@ -14,11 +14,11 @@ namespace {
 // activations of the samples it runs at once (its micro-batch, or its whole batch); one
 // Executor with threaded kernels holds one batch's, or one micro-batch's. Batch-parallel was
 // 1.3x faster than threaded kernels for MobileNetV2 at 224x224 in int (8-sample micro-batches,
-// 45 MB for two workers) and for the float 224x224 CNNs at batch 1 and the 32x32 ones at batch
-// 64 (12-19 MB), and within 5 % where the workers would hold 78-87 MB (EfficientNet-B0 and
-// ResNet-18 at 224x224 in int; BENCHMARKS.md "Session 13"). The bound is on memory: ResNet-18
-// at 224x224 holds 5.4 MB a sample, and a search of 64 samples in batches of 32 on workers
-// holding whole batches peaked at 673 MB.
+// 45 MB for two workers) and for MobileNetV2's and EfficientNet-B0's float runs at 224x224
+// batch 1 and 32x32 batch 64 (19-24 MB), and within 5 % where the workers would hold 78-87 MB
+// (EfficientNet-B0 and ResNet-18 at 224x224 in int; BENCHMARKS.md "Session 13"). The bound is on
+// memory: ResNet-18 at 224x224 holds 5.4 MB a sample, and a search of 64 samples in batches of 32
+// on workers holding whole batches peaked at 673 MB.
 constexpr int64_t kWorkerActivationBytes = int64_t{64} << 20;
 // Multiply-accumulates per thread and batch below which a kernel's parallel_for (a few
 // microseconds per step) is not worth it: 4M MACs are ~0.1 ms of float GEMM on one core.
