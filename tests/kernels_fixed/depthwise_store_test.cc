@@ -91,8 +91,10 @@ TEST(IntDepthwiseStore, FusedPostOperationsEqualTheScalarDefinitions) {
   };
   const FixedFormat a_format{8, 3, true}, w_format{6, 4, true}, bias_format{16, 6, true};
   const int acc_frac = a_format.frac + w_format.frac;
-  const std::vector<std::pair<int, bool>> widths = {{8, true},  {4, false}, {8, false}, {12, true},
-                                                    {16, true}, {24, true}, {28, true}};
+  // (Unsigned 32-bit codes are stored as int64: the few-pixel path's 8-byte copies.)
+  const std::vector<std::pair<int, bool>> widths = {{8, true},  {4, false}, {8, false},
+                                                    {12, true}, {16, true}, {24, true},
+                                                    {28, true}, {32, false}};
   const quant::Rounding roundings[] = {quant::Rounding::kHalfToEven,
                                        quant::Rounding::kHalfAwayFromZero, quant::Rounding::kFloor};
   int64_t stores = 0, silu_nan = 0, silu_values = 0;

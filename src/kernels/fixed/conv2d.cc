@@ -1957,8 +1957,8 @@ void nchw_to_rows(const T* src, int64_t batch, int64_t c, int64_t hw, T* dst) {
   }
 }
 
-// fn(src, dst) with the element type of `es` bytes (1, 2 or 4): the copies above move elements
-// as they are.
+// fn(src, dst) with the element type of `es` bytes (1, 2, 4 or 8: int64 codes of unsigned
+// 32-bit formats): the copies above move elements as they are.
 template <typename Fn>
 void with_elements(size_t es, const void* src, void* dst, Fn fn) {
   switch (es) {
@@ -1966,8 +1966,11 @@ void with_elements(size_t es, const void* src, void* dst, Fn fn) {
       return fn(static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst));
     case 2:
       return fn(static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst));
-    default:
+    case 4:
       return fn(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst));
+    default:
+      QSEARCH_DCHECK(es == 8);
+      return fn(static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst));
   }
 }
 
