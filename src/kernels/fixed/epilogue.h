@@ -73,8 +73,9 @@ class Epilogue {
   // (PackedConv2d::channel_biases; that packing's acc_shift and acc_frac those of group 0), and
   // channel indexes post_scale / post_shift. The same stores as Epilogue(group, p,
   // channel).column_tile(0, lanes) (its quantizing store's form may be a more general one, which
-  // stores the same codes). The depthwise path made an Epilogue per channel and image: at batch
-  // 1 about a fifth of MobileNetV2's int time at 224x224.
+  // stores the same codes). The depthwise path made an Epilogue per channel and image (1
+  // thread, batch 1, MobileNetV2 224's int steps: 181 -> 162 ms without that, then 142 -> 133 ms
+  // with the biases in one array).
   Epilogue channel_tile(int64_t bias, int64_t channel, ColumnLanes* lanes) const {
     return tile_of(bias, channel, lanes);
   }
