@@ -1998,11 +1998,13 @@ void few_pixels_float(const void* x, int64_t batch, const PackedConv2d& w, const
   const bool direct = hw == 1;
   const int64_t kept = p.post_quantize || !direct ? rows * oc : 0;
   const size_t codes_bytes = p.post_quantize && !direct ? static_cast<size_t>(rows * oc) * es : 0;
-  auto* buf = static_cast<float*>(scratch(
-      ScratchSlot::kConvOutput, static_cast<size_t>(kept + oc) * sizeof(float) + codes_bytes));
+  // The codes start 64-byte aligned (int64 codes need 8).
+  const size_t floats_bytes = (static_cast<size_t>(kept + oc) * sizeof(float) + 63) / 64 * 64;
+  auto* buf = static_cast<float*>(scratch(ScratchSlot::kConvOutput, floats_bytes + codes_bytes));
   float* t = kept > 0 ? buf : static_cast<float*>(y);
   float* sig = buf + kept;
-  auto* codes = direct ? static_cast<std::byte*>(y) : reinterpret_cast<std::byte*>(sig + oc);
+  auto* codes =
+      direct ? static_cast<std::byte*>(y) : reinterpret_cast<std::byte*>(buf) + floats_bytes;
   const void* a = x;
   if (!direct) {
     const size_t a_es = dtype_size(w.a_dtype());
