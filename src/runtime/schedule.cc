@@ -80,8 +80,9 @@ Schedule choose_schedule(const ScheduleInputs& in) {
   const int64_t workers = t * at_once * in.activation_bytes_per_sample;
   const bool worth_threading = in.macs_per_sample * in.batch >= kMinThreadedMacs * t;
   if (!worth_threading) return make_schedule(ScheduleKind::kBatchParallel, in.num_batches, 1);
-  if (workers > kWorkerActivationBytes)
+  if (workers > kWorkerActivationBytes) {
     return make_schedule(ScheduleKind::kThreadedKernels, in.num_batches, 1);
+  }
   return make_schedule(ScheduleKind::kBoth, in.num_batches, static_cast<int>(t));
 }
 

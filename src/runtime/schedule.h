@@ -12,9 +12,9 @@
 // layers re-stream their weights every few samples, plan.h), so a worker holds one slice of
 // activations, not its whole batch. Threaded kernels are for activations the workers together
 // should not hold (a fixed allowance: one Executor with threaded kernels holds one batch or
-// micro-batch of them). Both: whole rounds of `threads` batches run
-// batch-parallel and the last, incomplete round runs with threaded kernels, so that no worker
-// idles at the end (e.g. 3 batches on 2 threads).
+// micro-batch of them). Both: whole rounds of `threads` batches run batch-parallel and the last,
+// incomplete round runs with threaded kernels, so that no worker idles at the end (e.g. 3
+// batches on 2 threads).
 //
 // Results never depend on the schedule: an Executor's outputs are the same bits whatever the
 // thread count and slicing (executor.h), and evaluate() sums per-sample values in sample order.

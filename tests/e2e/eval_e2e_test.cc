@@ -40,6 +40,14 @@ TEST(EvalE2E, BuffersFollowTheBatchAndSchedulesAgree) {
   EXPECT_EQ(a32, b32["activation_bytes_per_batch"].get<int64_t>());
   EXPECT_EQ(2 * a32, b64["activation_bytes_per_batch"].get<int64_t>());
   EXPECT_GT(a32, 32 * 784 * 4);
+  // The samples an Executor runs at once: a row-independent MLP runs in micro-batches of at
+  // most the batch (multiples of 8, the GEMM's row tiles, when 8 or more).
+  for (const auto* j : {&b32, &b64}) {
+    const int64_t mb = (*j)["micro_batch"].get<int64_t>();
+    EXPECT_GT(mb, 0);
+    EXPECT_LE(mb, (*j)["samples"].get<int64_t>());
+    EXPECT_EQ(mb % 8, 0);
+  }
   const auto want = eval("--num-samples 300 --batch-size 64 --schedule batch-parallel");
   for (const char* s : {"auto", "threaded-kernels", "both"}) {
     const auto got =

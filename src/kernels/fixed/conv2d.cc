@@ -1421,11 +1421,10 @@ struct DepthwiseJob {
   // Epilogue for all channels (Epilogue::channel_tile), else null (an Epilogue per group).
   const Epilogue* shared = nullptr;
 
-  // Channel c's 16 x 16 tile (column j of group c / ocg).
+  // Channel c's 16 x 16 tile, channel multiplier 1 (run_lanes).
   Epilogue tile(int64_t c, Epilogue::ColumnLanes* lanes) const {
     if (shared != nullptr) return shared->channel_tile(w->channel_biases()[c], c, lanes);
-    const int64_t gi = c / ocg;
-    return Epilogue(w->groups()[gi], q, gi * ocg).column_tile(c % ocg, lanes);
+    return Epilogue(w->groups()[c], q, c).column_tile(0, lanes);
   }
 
   // The input channel's codes into the phase planes. The codes land at the same places for
@@ -1723,13 +1722,15 @@ struct DepthwiseJob {
         scratch(ScratchSlot::kConvColumns, xp_bytes + static_cast<size_t>(blocks * 16 + 16) * 4));
     auto* xp = reinterpret_cast<int16_t*>(base);
     auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
-    // The group's channels' tiles, made once per item (a group holds at most 16 channels here:
-    // more go per image).
-    constexpr int64_t kTiles = 16;
-    Epilogue::ColumnLanes lanes[kTiles];
-    std::optional<Epilogue> tiles[kTiles];
-    for (int64_t j = 0; j < std::min(ocg, kTiles); ++j)
-      tiles[j].emplace(tile(gi * ocg + j, &lanes[j]));
+    // Made once per item: with the shared Epilogue (channel multiplier 1) the channel's tile,
+    // else the group's Epilogue, whose columns' tiles are made per image.
+    Epilogue::ColumnLanes lanes;
+    std::optional<Epilogue> one, group;
+    if (shared != nullptr) {
+      one.emplace(shared->channel_tile(w->channel_biases()[gi], gi, &lanes));
+    } else {
+      group.emplace(w->groups()[gi], q, gi * ocg);
+    }
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
@@ -1756,11 +1757,11 @@ struct DepthwiseJob {
         }
         // (Sums past the pixels are readable: blocks * 16 + 16 >= pixels + 16.)
         std::byte* o = out + j * pixels * y_es;
-        if (j < kTiles) {
-          store_channel_plane(*tiles[j], sums, pixels, y_es, o);
+        if (one) {
+          store_channel_plane(*one, sums, pixels, y_es, o);
         } else {
           Epilogue::ColumnLanes l;
-          store_channel_plane(tile(gi * ocg + j, &l), sums, pixels, y_es, o);
+          store_channel_plane(group->column_tile(j, &l), sums, pixels, y_es, o);
         }
       }
     }
