@@ -24,6 +24,7 @@
 // Included before the target pragma: its inline functions keep the build's target in every file
 // (sigmoid16 carries its own AVX-512F attribute). It has sigmoid16 in a build with AVX2, the
 // only build where the Epilogue fuses the SiLU into a vector store (epilogue.cc, kVectorSilu).
+#include "kernels/fixed/silu_codes_avx512.h"
 #include "kernels/vec_math.h"
 #ifdef __AVX2__
 #define QSEARCH_EPILOGUE512_SILU 1
@@ -211,27 +212,6 @@ void exact_store(const Epilogue& e, const int32_t* tile, int rows, int64_t row0,
 
 // ----- the codes of the float value (epilogue_avx2.cc quantize_t32 / quantize_runs) -----
 
-// Rounds 16 floats to integral values with R: quant/quantize_avx2.h round8, lane by lane.
-template <quant::Rounding R>
-inline __m512 round16(__m512 v) {
-  if constexpr (R == quant::Rounding::kHalfToEven) {
-    return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  } else if constexpr (R == quant::Rounding::kFloor) {
-    return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  } else {
-    // The exact remainder |v - trunc(v)| against 0.5, then t + copysign(1, v) by a blend (so
-    // that -0.0 stays -0.0), as round8.
-    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
-    const __m512 d =
-        _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(_mm512_sub_ps(v, t))));
-    const __mmask16 up = _mm512_cmp_ps_mask(d, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_castps_si512(_mm512_set1_ps(1.0f)), _mm512_and_si512(sign, _mm512_castps_si512(v))));
-    return _mm512_mask_blend_ps(up, t, _mm512_add_ps(t, one));
-  }
-}
-
 // The constants of one store call (epilogue_avx2.cc QuantizeConsts), loaded once.
 struct QuantizeConsts16 {
   __m128i shift;
@@ -239,8 +219,9 @@ struct QuantizeConsts16 {
   float scale1;  // 2^-F
   const int64_t* bias;
   const float *post_scale, *post_shift;
+  SiluCodes16 silu;  // kSilu
 
-  QuantizeConsts16(const Epilogue& e, QuantizeStore mode) {
+  QuantizeConsts16(const Epilogue& e, QuantizeStore mode) : silu(e.q_scale_) {
     const bool merged = mode == QuantizeStore::kMerged || mode == QuantizeStore::kMergedFinite;
     shift = _mm_cvtsi32_si128(e.shift_);
     scale = _mm512_set1_ps(e.scale_);
@@ -277,12 +258,17 @@ __attribute__((always_inline)) inline __m512i quantize16(const QuantizeConsts16&
   if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kSilu) {
     v = _mm512_min_ps(k.post_hi, _mm512_max_ps(k.post_lo, v));  // NaN passes
   }
+  // The codes of v * sigmoid16(v) (silu_codes16: the same codes as that product's, cheaper).
 #ifdef QSEARCH_EPILOGUE512_SILU
   if constexpr (kMode == QuantizeStore::kSilu) {
-    v = _mm512_mul_ps(v, ::qsearch::kernels::detail::sigmoid16(v));
+    v = silu_codes16<R>(v, k.silu);
+  } else {
+    v = round16<R>(_mm512_mul_ps(v, k.q_scale));
   }
+#else
+  v = round16<R>(_mm512_mul_ps(v, k.q_scale));
 #endif
-  v = _mm512_min_ps(k.hi, _mm512_max_ps(k.lo, round16<R>(_mm512_mul_ps(v, k.q_scale))));
+  v = _mm512_min_ps(k.hi, _mm512_max_ps(k.lo, v));
   if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kMerged ||
                 kMode == QuantizeStore::kSilu) {
     v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);  // NaN -> +0
@@ -408,21 +394,29 @@ void lanes_store16(const ChannelLanes& l, const int32_t* acc, void* out, int64_t
     const __m512 u =
         _mm512_fmadd_ps(v, _mm512_loadu_ps(l.post_scale_), _mm512_loadu_ps(l.post_shift_));
     v = _mm512_min_ps(_mm512_set1_ps(l.post_hi_), _mm512_max_ps(_mm512_set1_ps(l.post_lo_), u));
-#ifdef QSEARCH_EPILOGUE512_SILU
-    if constexpr (kSilu) v = _mm512_mul_ps(v, ::qsearch::kernels::detail::sigmoid16(v));
-#endif
   }
   Code* o = static_cast<Code*>(out);
   if constexpr (std::is_same_v<Code, float>) {
+#ifdef QSEARCH_EPILOGUE512_SILU
+    if constexpr (kSilu) v = _mm512_mul_ps(v, ::qsearch::kernels::detail::sigmoid16(v));
+#endif
     alignas(64) float buf[16];
     _mm512_store_ps(buf, v);
     for (int c = 0; c < l.nc_; ++c) o[c * stride] = buf[c];
   } else {
     // quant/quantize_avx2.h Quantize8::codes on 16 lanes: round, clamp, NaN -> 0, convert.
-    __m512 q =
-        _mm512_min_ps(_mm512_set1_ps(l.q_hi_),
-                      _mm512_max_ps(_mm512_set1_ps(l.q_lo_),
-                                    round16<R>(_mm512_mul_ps(v, _mm512_set1_ps(l.q_scale_)))));
+    // The codes of v, or of v * sigmoid16(v) (silu_codes16: the same codes, cheaper).
+    __m512 q;
+#ifdef QSEARCH_EPILOGUE512_SILU
+    if constexpr (kSilu) {
+      q = silu_codes16<R>(v, SiluCodes16(l.q_scale_));
+    } else {
+      q = round16<R>(_mm512_mul_ps(v, _mm512_set1_ps(l.q_scale_)));
+    }
+#else
+    q = round16<R>(_mm512_mul_ps(v, _mm512_set1_ps(l.q_scale_)));
+#endif
+    q = _mm512_min_ps(_mm512_set1_ps(l.q_hi_), _mm512_max_ps(_mm512_set1_ps(l.q_lo_), q));
     q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);
     alignas(64) int32_t buf[16];
     _mm512_store_si512(static_cast<void*>(buf), _mm512_cvtps_epi32(q));

@@ -1,0 +1,116 @@
+// bench-deps: kernels_fixed quant core
+//
+// The fused SiLU's codes on 16 lanes (kernels/fixed/silu_codes_avx512.h): ns per vector of the
+// exact form (round(x * sigmoid16(x) * 2^F)) and of silu_codes16 (the cheap SiLU, exact where it
+// cannot decide), on 4096 BatchNorm-like inputs in [-6, 6), F = 4, half to even. With
+// `exhaustive`, it also checks silu_codes16 against the exact codes on every one of the 2^32
+// float inputs for F in {-3, 0, 4, 7, 12} and the three roundings (about 2 minutes per F) and
+// prints the differing lanes (must be 0) and the lanes that took the exact form.
+//
+//   build/bin/silu_codes_bench [ROUNDS=20] [exhaustive]
+#include <immintrin.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels/fixed/silu_codes_avx512.h"
+
+// GCC 12 reports its own _mm512_undefined_* placeholders (used by the cast/extract intrinsics) as
+// (maybe-)uninitialized: a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+namespace qd = qsearch::kernels::fixed::detail;
+using qsearch::quant::Rounding;
+
+namespace {
+
+#define AVX512 __attribute__((target("avx512f"), noinline))
+
+template <Rounding R>
+AVX512 __m512 exact_codes(__m512 x, __m512 q) {
+  return qd::round16<R>(_mm512_mul_ps(_mm512_mul_ps(x, qsearch::kernels::detail::sigmoid16(x)), q));
+}
+
+// Codes of x[0..n) into y, the exact form (fast false) or silu_codes16.
+AVX512 void codes(const float* x, float* y, int n, bool fast) {
+  const qd::SiluCodes16 k(16.0f);
+  for (int i = 0; i < n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    _mm512_storeu_ps(y + i, fast ? qd::silu_codes16<Rounding::kHalfToEven>(v, k)
+                                 : exact_codes<Rounding::kHalfToEven>(v, k.q));
+  }
+}
+
+// Over all 2^32 bit patterns: lanes whose clamped int8-style codes differ (NaN -> 0) and lanes
+// silu_codes16 could not decide cheaply (counted by re-running its test here).
+template <Rounding R>
+AVX512 void sweep(float q_scale, uint64_t* bad, uint64_t* exact) {
+  const qd::SiluCodes16 k(q_scale);
+  const __m512i step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  uint64_t b = 0, e = 0;
+  for (uint64_t base = 0; base < (uint64_t{1} << 32); base += 16) {
+    const __m512 x =
+        _mm512_castsi512_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(base)), step));
+    const __m512 got = qd::silu_codes16<R>(x, k), want = exact_codes<R>(x, k.q);
+    // Equal as codes: the same value, or both NaN (stored as 0 after the clamp).
+    const __mmask16 same =
+        _mm512_cmp_ps_mask(got, want, _CMP_EQ_OQ) |
+        (_mm512_cmp_ps_mask(got, got, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(want, want, _CMP_UNORD_Q));
+    b += static_cast<uint64_t>(__builtin_popcount(static_cast<uint16_t>(~same)));
+    const __m512 s = qd::silu16_approx(x);
+    const __mmask16 unsure =
+        _mm512_cmp_ps_mask(qd::round16<R>(_mm512_mul_ps(s, k.q_below)),
+                           qd::round16<R>(_mm512_mul_ps(s, k.q_above)), _CMP_NEQ_UQ);
+    e += static_cast<uint64_t>(__builtin_popcount(unsure));
+  }
+  *bad = b;
+  *exact = e;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!__builtin_cpu_supports("avx512f")) {
+    std::printf("no AVX-512F on this CPU\n");
+    return 0;
+  }
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 20;
+  const bool exhaustive = argc > 2 && std::strcmp(argv[2], "exhaustive") == 0;
+  std::vector<float> x(4096), y(4096);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = static_cast<float>((static_cast<int64_t>(i) * 7919 % 4096) - 2048) * 0.00293f;
+  }
+  std::printf("| form | ns per 16 lanes |\n|---|---|\n");
+  for (bool fast : {false, true}) {
+    double best = 1e300;
+    for (int r = 0; r < rounds; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int k = 0; k < 1000; ++k) codes(x.data(), y.data(), 4096, fast);
+      const double ns =
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+          (1000.0 * 256);
+      best = std::min(best, ns);
+    }
+    std::printf("| %s | %.2f |\n", fast ? "silu_codes16" : "exact", best);
+  }
+  if (!exhaustive) return 0;
+  for (int f : {-3, 0, 4, 7, 12}) {
+    const float q = std::ldexp(1.0f, f);
+    uint64_t bad[3], ex[3];
+    sweep<Rounding::kHalfToEven>(q, &bad[0], &ex[0]);
+    sweep<Rounding::kHalfAwayFromZero>(q, &bad[1], &ex[1]);
+    sweep<Rounding::kFloor>(q, &bad[2], &ex[2]);
+    std::printf("F=%d differing lanes (even / away / floor): %lu %lu %lu; undecided: %lu %lu %lu\n",
+                f, static_cast<unsigned long>(bad[0]), static_cast<unsigned long>(bad[1]),
+                static_cast<unsigned long>(bad[2]), static_cast<unsigned long>(ex[0]),
+                static_cast<unsigned long>(ex[1]), static_cast<unsigned long>(ex[2]));
+    std::fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,117 @@
+// Internal to kernels/fixed: the codes of the fused SiLU on 16 lanes for the AVX-512 quantizing
+// stores (epilogue_avx512.cc): the exact SiLU's codes at about 0.7x its cost.
+//
+// The exact codes are round_R(fl(fl(x * sigmoid16(x)) * 2^F)): the AVX2 stores' (sigmoid8, bit for
+// bit; kernels/vec_math.h). silu_codes16 first takes a cheaper SiLU s: e^-x by a degree-5 Taylor
+// polynomial on the reduced argument and an exact scalef, 1 / (1 + e^-x) by rcp14 and one Newton
+// step. It rounds s 2^F (1 - eps) and s 2^F (1 + eps). Rounding is non-decreasing, so where the
+// two codes agree, every value between them has that code, and so has the exact value, which
+// lies between them (below). Where they differ (a value within about eps |y| of a rounding
+// boundary: a fraction 2 eps |y| of the lanes, 1e-3 at y = 30) or either is NaN, the vector
+// takes the exact SiLU instead. So every stored code is the exact form's.
+//
+// The bound. Relative to the true y = x sigmoid(x) 2^F, for -88.7 <= x:
+//   e^-x = 2^n p(t), n = round(-x log2 e), t = x + n ln2_f by one FMA (|t| <= 0.347; ln2_f's
+//     error times |n| <= 128: 2.5e-7); p's Taylor remainder |t|^6 / 720 e^|t| / e^-t <= 3.4e-6;
+//     five FMA roundings <= 3.6e-7; scalef exact (no overflow below e^88.7 < FLT_MAX).
+//   1 / (1 + E): E's error scaled by E / (1 + E) <= 1; the sum's rounding 6e-8; rcp14's 2^-14
+//     error squared by the Newton step, 3.7e-9, and its two roundings 1.2e-7.
+//   x * d and the products with 2^F (1 +- eps): 6e-8 each.
+// In all <= 4.5e-6; the exact value's own error (sigmoid16's 2.5 ulp and two roundings) <=
+// 4.2e-7; eps = 1.6e-5 is 3x their sum. Below -88.7, e^-x overflows: 1 + E = inf, the Newton step
+// makes 0 * inf = NaN, and the lane takes the exact form (as for x = +-inf or NaN: t is NaN).
+// Where the SiLU is subnormal the relative bound fails, but s and the exact value are then both
+// tiny with x's sign (s = x d, d > 0), so every rounding gives them the same code (floor's
+// boundary at 0 included). bench/silu_codes_bench.cc `exhaustive` checks every one of the 2^32
+// inputs for F in {-3, 0, 4, 7, 12} and the three roundings (no differing lane);
+// tests/kernels_fixed/silu_codes_test.cc sweeps the floats around every code boundary.
+#pragma once
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/vec_math.h"
+#include "quant/fixed_point.h"
+
+// Each function carries its AVX-512F target (as vec_math.h's 16-lane functions): call them only
+// where the CPU has AVX-512F, from functions compiled for it.
+#define QSEARCH_SILU16_INLINE inline __attribute__((target("avx512f"), always_inline))
+
+namespace qsearch::kernels::fixed::detail {
+
+// Rounds 16 floats to integral values with R: quant/quantize_avx2.h round8, lane by lane.
+template <quant::Rounding R>
+QSEARCH_SILU16_INLINE __m512 round16(__m512 v) {
+  if constexpr (R == quant::Rounding::kHalfToEven) {
+    return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  } else if constexpr (R == quant::Rounding::kFloor) {
+    return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  } else {
+    // The exact remainder |v - trunc(v)| against 0.5, then t + copysign(1, v) by a blend (so
+    // that -0.0 stays -0.0), as round8.
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+    const __m512 d =
+        _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(_mm512_sub_ps(v, t))));
+    const __mmask16 up = _mm512_cmp_ps_mask(d, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(_mm512_set1_ps(1.0f)), _mm512_and_si512(sign, _mm512_castps_si512(v))));
+    return _mm512_mask_blend_ps(up, t, _mm512_add_ps(t, one));
+  }
+}
+
+// The SiLU's forms below need vec_math.h's sigmoid16, which a build with AVX2 has (as the
+// AVX-512 stores' fused SiLU, epilogue_avx512.cc).
+#ifdef __AVX2__
+
+// x / (1 + e^-x) within 4.5e-6 relative for -88 <= x (see above); NaN or unbounded elsewhere.
+QSEARCH_SILU16_INLINE __m512 silu16_approx(__m512 x) {
+  // n = round(-x log2 e); t = x + n ln2_f = -r; p(t) = e^-t's Taylor polynomial = e^r.
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 t = _mm512_fmadd_ps(n, _mm512_set1_ps(0.693147182464599609375f), x);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(-1.0f / 120.0f), t, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.0f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f));
+  const __m512 den = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));
+  const __m512 d0 = _mm512_rcp14_ps(den);
+  const __m512 d = _mm512_mul_ps(d0, _mm512_fnmadd_ps(den, d0, _mm512_set1_ps(2.0f)));
+  return _mm512_mul_ps(x, d);
+}
+
+// The constants of silu_codes16 for the scale 2^F.
+struct SiluCodes16 {
+  static constexpr float kEps = 1.6e-5f;
+  __m512 q, q_below, q_above;
+  QSEARCH_SILU16_INLINE explicit SiluCodes16(float q_scale)
+      : q(_mm512_set1_ps(q_scale)),
+        q_below(_mm512_set1_ps(q_scale * (1.0f - kEps))),
+        q_above(_mm512_set1_ps(q_scale * (1.0f + kEps))) {}
+};
+
+// round_R(fl(fl(x * sigmoid16(x)) * 2^F)) lane by lane (NaN where that is NaN): the rounded,
+// unclamped codes of the exact SiLU.
+template <quant::Rounding R>
+QSEARCH_SILU16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
+  const __m512 s = silu16_approx(x);
+  const __m512 c = round16<R>(_mm512_mul_ps(s, k.q_below));
+  const __mmask16 unsure =
+      _mm512_cmp_ps_mask(c, round16<R>(_mm512_mul_ps(s, k.q_above)), _CMP_NEQ_UQ);
+  if (unsure == 0) [[likely]] {
+    return c;
+  }
+  const __m512 e = _mm512_mul_ps(x, ::qsearch::kernels::detail::sigmoid16(x));
+  return round16<R>(_mm512_mul_ps(e, k.q));
+}
+
+#endif  // __AVX2__
+
+}  // namespace qsearch::kernels::fixed::detail
+
+#undef QSEARCH_SILU16_INLINE
+
+#endif  // __x86_64__
