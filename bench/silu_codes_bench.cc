@@ -1,6 +1,6 @@
 // bench-deps: kernels_fixed quant core
 //
-// The fused SiLU's codes on 16 lanes (kernels/fixed/silu_codes_avx512.h): ns per vector of the
+// The fused SiLU's codes on 16 lanes (kernels/fixed/codes_avx512.h): ns per vector of the
 // exact form (round(x * sigmoid16(x) * 2^F)) and of silu_codes16 (the cheap SiLU, exact where it
 // cannot decide), on 4096 BatchNorm-like inputs in [-6, 6), F = 4, half to even. With
 // `exhaustive`, it also checks silu_codes16 against the exact codes on every one of the 2^32
@@ -18,19 +18,14 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/fixed/silu_codes_avx512.h"
-
-// GCC 12 reports its own _mm512_undefined_* placeholders (used by the cast/extract intrinsics) as
-// (maybe-)uninitialized: a known false positive.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+#include "kernels/fixed/codes_avx512.h"
 
 namespace qd = qsearch::kernels::fixed::detail;
 using qsearch::quant::Rounding;
 
 namespace {
 
-#define AVX512 __attribute__((target("avx512f"), noinline))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl"), noinline))
 
 template <Rounding R>
 AVX512 __m512 exact_codes(__m512 x, __m512 q) {
@@ -76,8 +71,8 @@ AVX512 void sweep(float q_scale, uint64_t* bad, uint64_t* exact) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!__builtin_cpu_supports("avx512f")) {
-    std::printf("no AVX-512F on this CPU\n");
+  if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl")) {
+    std::printf("no AVX-512BW/VL on this CPU\n");
     return 0;
   }
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 20;

@@ -17,6 +17,7 @@
 #pragma GCC target("avx2")
 #include "quant/quantize_avx2.h"
 #pragma GCC pop_options
+#include "kernels/fixed/codes_avx512.h"
 #endif
 
 namespace qsearch::kernels::fixed {
@@ -190,9 +191,55 @@ int64_t float_op_quantize_avx2(const float* x, const float* s, int64_t n,
 }
 
 #pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl")
+
+// float_op_quantize_avx2 on 16 lanes (the same float op, then Quantize8's operations: lane for
+// lane the same values and codes), the last step masked: does all n values.
+template <typename O, Rounding R, FloatOp Op, bool SFirst, bool SFull>
+int64_t float_op_quantize_avx512(const float* x, const float* s, int64_t n,
+                                 const detail::Quantize16& q, O* codes, float* y) {
+  const __m512 s1 = _mm512_set1_ps(s[0]);
+  const __m512 scale = _mm512_set1_ps(q.scale), lo = _mm512_set1_ps(q.lo),
+               hi = _mm512_set1_ps(q.hi);
+  auto step = [&](int64_t i, __mmask16 m) {
+    const __m512 sv = SFull ? _mm512_maskz_loadu_ps(m, s + i) : s1;
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 a = SFirst ? sv : xv, b = SFirst ? xv : sv;
+    const __m512 v = Op == FloatOp::kAdd ? _mm512_add_ps(a, b) : _mm512_mul_ps(a, b);
+    if (y != nullptr) _mm512_mask_storeu_ps(y + i, m, v);
+    detail::store16(detail::clamp_codes16(detail::round16<R>(_mm512_mul_ps(v, scale)), lo, hi), m,
+                    codes + i);
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) step(i, 0xFFFF);
+  if (i < n) step(i, detail::first_lanes(n - i));
+  return n;
+}
+
+#pragma GCC pop_options
+
+// The vector bodies of float_op_quantize: Body<...>::run(x, s, n, q, codes, y) as
+// float_op_quantize_avx2 / _avx512 (Q their quantizer).
+struct Avx2Body {
+  using Q = quant::avx2::Quantize8;
+  template <typename O, Rounding R, FloatOp Op, bool SFirst, bool SFull>
+  static int64_t run(const float* x, const float* s, int64_t n, const Q& q, O* codes, float* y) {
+    return float_op_quantize_avx2<O, R, Op, SFirst, SFull>(x, s, n, q, codes, y);
+  }
+};
+struct Avx512Body {
+  using Q = detail::Quantize16;
+  template <typename O, Rounding R, FloatOp Op, bool SFirst, bool SFull>
+  static int64_t run(const float* x, const float* s, int64_t n, const Q& q, O* codes, float* y) {
+    return float_op_quantize_avx512<O, R, Op, SFirst, SFull>(x, s, n, q, codes, y);
+  }
+};
 #endif  // __x86_64__
 
 bool use_avx2() { return max_isa() >= Isa::kAvx2; }
+bool use_avx512() { return max_isa() >= Isa::kAvx512Bw && __builtin_cpu_supports("avx512vl"); }
 
 }  // namespace
 
@@ -236,49 +283,58 @@ void float_op_quantize(FloatOp op, const float* x, const float* s, bool s_first,
     using O = decltype(code);
 #if defined(__x86_64__)
     if (use_avx2() && out.width <= 24 && lane32(out_dtype)) {
-      const quant::avx2::Quantize8 q(out);
       O* c = static_cast<O*>(codes);
-      auto run = [&](auto per_row, auto full) {
-        // Rows of 16 values or more: s[row] broadcast along each. Shorter rows (the small maps
-        // of a 32x32 input, 1 for the same shape): s spread to one value per element, in pieces.
-        if (inner >= 16) {
-          for (int64_t row = 0; row < rows; ++row) {
-            const int64_t i = row * inner;
-            const int64_t done =
-                per_row(x + i, s + row, inner, q, c + i, y != nullptr ? y + i : nullptr);
-            scalar(code, i + done, i + inner);
+      // Body's instances for op and s_first: per_row (s[0] for each value) and full (s[i]).
+      auto body = [&](auto b, const auto& q) {
+        using Body = decltype(b);
+        auto run = [&](auto per_row, auto full) {
+          // Rows of 16 values or more: s[row] broadcast along each. Shorter rows (the small maps
+          // of a 32x32 input, 1 for the same shape): s spread to one value per element, in
+          // pieces.
+          if (inner >= 16) {
+            for (int64_t row = 0; row < rows; ++row) {
+              const int64_t i = row * inner;
+              const int64_t done =
+                  per_row(x + i, s + row, inner, q, c + i, y != nullptr ? y + i : nullptr);
+              scalar(code, i + done, i + inner);
+            }
+            return;
           }
-          return;
-        }
-        if (inner == 1) {
-          scalar(code, full(x, s, n, q, c, y), n);
-          return;
-        }
-        constexpr int64_t kPiece = 1024;
-        float spread[kPiece];
-        const int64_t piece_rows = kPiece / inner;
-        for (int64_t row0 = 0; row0 < rows; row0 += piece_rows) {
-          const int64_t nr = std::min(piece_rows, rows - row0), i = row0 * inner;
-          for (int64_t k = 0; k < nr; ++k) std::fill_n(spread + k * inner, inner, s[row0 + k]);
-          const int64_t done =
-              full(x + i, spread, nr * inner, q, c + i, y != nullptr ? y + i : nullptr);
-          scalar(code, i + done, i + nr * inner);
-        }
+          if (inner == 1) {
+            scalar(code, full(x, s, n, q, c, y), n);
+            return;
+          }
+          constexpr int64_t kPiece = 1024;
+          float spread[kPiece];
+          const int64_t piece_rows = kPiece / inner;
+          for (int64_t row0 = 0; row0 < rows; row0 += piece_rows) {
+            const int64_t nr = std::min(piece_rows, rows - row0), i = row0 * inner;
+            for (int64_t k = 0; k < nr; ++k) std::fill_n(spread + k * inner, inner, s[row0 + k]);
+            const int64_t done =
+                full(x + i, spread, nr * inner, q, c + i, y != nullptr ? y + i : nullptr);
+            scalar(code, i + done, i + nr * inner);
+          }
+        };
+        quant::with_rounding(r, [&](auto R) {
+          constexpr Rounding kR = R.value;
+          auto go = [&](auto kOp, auto kSFirst) {
+            run(&Body::template run<O, kR, kOp.value, kSFirst.value, false>,
+                &Body::template run<O, kR, kOp.value, kSFirst.value, true>);
+          };
+          using Add = std::integral_constant<FloatOp, FloatOp::kAdd>;
+          using Mul = std::integral_constant<FloatOp, FloatOp::kMul>;
+          if (op == FloatOp::kAdd) {
+            s_first ? go(Add{}, std::true_type{}) : go(Add{}, std::false_type{});
+          } else {
+            s_first ? go(Mul{}, std::true_type{}) : go(Mul{}, std::false_type{});
+          }
+        });
       };
-      quant::with_rounding(r, [&](auto R) {
-        constexpr Rounding kR = R.value;
-        if (op == FloatOp::kAdd) {
-          s_first ? run(&float_op_quantize_avx2<O, kR, FloatOp::kAdd, true, false>,
-                        &float_op_quantize_avx2<O, kR, FloatOp::kAdd, true, true>)
-                  : run(&float_op_quantize_avx2<O, kR, FloatOp::kAdd, false, false>,
-                        &float_op_quantize_avx2<O, kR, FloatOp::kAdd, false, true>);
-        } else {
-          s_first ? run(&float_op_quantize_avx2<O, kR, FloatOp::kMul, true, false>,
-                        &float_op_quantize_avx2<O, kR, FloatOp::kMul, true, true>)
-                  : run(&float_op_quantize_avx2<O, kR, FloatOp::kMul, false, false>,
-                        &float_op_quantize_avx2<O, kR, FloatOp::kMul, false, true>);
-        }
-      });
+      if (use_avx512()) {
+        body(Avx512Body{}, detail::Quantize16(out));
+      } else {
+        body(Avx2Body{}, quant::avx2::Quantize8(out));
+      }
       return;
     }
 #endif

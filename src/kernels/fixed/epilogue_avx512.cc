@@ -24,7 +24,7 @@
 // Included before the target pragma: its inline functions keep the build's target in every file
 // (sigmoid16 carries its own AVX-512F attribute). It has sigmoid16 in a build with AVX2, the
 // only build where the Epilogue fuses the SiLU into a vector store (epilogue.cc, kVectorSilu).
-#include "kernels/fixed/silu_codes_avx512.h"
+#include "kernels/fixed/codes_avx512.h"
 #include "kernels/vec_math.h"
 #ifdef __AVX2__
 #define QSEARCH_EPILOGUE512_SILU 1
@@ -42,51 +42,12 @@ namespace qsearch::kernels::fixed::detail {
 
 namespace {
 
-// The first n lanes, 0 <= n <= 16.
-inline __mmask16 first_lanes(int64_t n) {
-  return static_cast<__mmask16>((uint32_t{1} << static_cast<uint32_t>(n)) - 1);
-}
-
 // p - k elements, as an address: the base of a masked store whose first stored lane is k (the
 // lanes below k are masked off, so nothing is written or read there).
 template <typename Out>
 inline Out* back(Out* p, int64_t k) {
   return reinterpret_cast<Out*>(reinterpret_cast<uintptr_t>(p) -
                                 static_cast<uintptr_t>(k) * sizeof(Out));
-}
-
-// Stores the lanes of v selected by m at d[lane]: int32 lanes already within Out's range (the
-// truncating down-conversions keep them; the AVX2 store's saturating packs never act either).
-template <typename Out>
-inline void store16(__m512i v, __mmask16 m, Out* d) {
-  if constexpr (sizeof(Out) == 4) {
-    _mm512_mask_storeu_epi32(d, m, v);
-  } else if constexpr (sizeof(Out) == 2) {
-    _mm256_mask_storeu_epi16(d, m, _mm512_cvtepi32_epi16(v));
-  } else {
-    _mm_mask_storeu_epi8(d, m, _mm512_cvtepi32_epi8(v));
-  }
-}
-template <typename Out>
-inline void store16(__m512 v, __mmask16 m, Out* d) {
-  static_assert(std::is_same_v<Out, float>);
-  _mm512_mask_storeu_ps(d, m, v);
-}
-// All 16 lanes.
-template <typename Out>
-inline void store16(__m512i v, Out* d) {
-  if constexpr (sizeof(Out) == 4) {
-    _mm512_storeu_si512(static_cast<void*>(d), v);
-  } else if constexpr (sizeof(Out) == 2) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(v));
-  } else {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm512_cvtepi32_epi8(v));
-  }
-}
-template <typename Out>
-inline void store16(__m512 v, Out* d) {
-  static_assert(std::is_same_v<Out, float>);
-  _mm512_storeu_ps(d, v);
 }
 
 // The column loop shared by every store: value(j) is column j's 16 lanes (an __m512i of int32
@@ -416,10 +377,9 @@ void lanes_store16(const ChannelLanes& l, const int32_t* acc, void* out, int64_t
 #else
     q = round16<R>(_mm512_mul_ps(v, _mm512_set1_ps(l.q_scale_)));
 #endif
-    q = _mm512_min_ps(_mm512_set1_ps(l.q_hi_), _mm512_max_ps(_mm512_set1_ps(l.q_lo_), q));
-    q = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), q);
     alignas(64) int32_t buf[16];
-    _mm512_store_si512(static_cast<void*>(buf), _mm512_cvtps_epi32(q));
+    _mm512_store_si512(static_cast<void*>(buf),
+                       clamp_codes16(q, _mm512_set1_ps(l.q_lo_), _mm512_set1_ps(l.q_hi_)));
     for (int c = 0; c < l.nc_; ++c) o[c * stride] = static_cast<Code>(buf[c]);
   }
 }

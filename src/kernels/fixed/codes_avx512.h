@@ -1,6 +1,8 @@
-// Internal to kernels/fixed: the codes of the fused SiLU on 16 lanes for the AVX-512 quantizing
-// stores (epilogue_avx512.cc): the exact SiLU's codes at about 0.7x its cost.
+// Internal to kernels/fixed: the AVX-512 pieces of the code stores (epilogue_avx512.cc,
+// eltwise.cc): masked stores of 16 int32 lanes as 1-, 2- or 4-byte codes, quant::quantize on 16
+// lanes, and the codes of the fused SiLU at about 0.7x the exact SiLU's cost.
 //
+// silu_codes16:
 // The exact codes are round_R(fl(fl(x * sigmoid16(x)) * 2^F)): the AVX2 stores' (sigmoid8, bit for
 // bit; kernels/vec_math.h). silu_codes16 first takes a cheaper SiLU s: e^-x by a degree-5 Taylor
 // polynomial on the reduced argument and an exact scalef, 1 / (1 + e^-x) by rcp14 and one Newton
@@ -30,20 +32,68 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/vec_math.h"
 #include "quant/fixed_point.h"
 
-// Each function carries its AVX-512F target (as vec_math.h's 16-lane functions): call them only
-// where the CPU has AVX-512F, from functions compiled for it.
-#define QSEARCH_SILU16_INLINE inline __attribute__((target("avx512f"), always_inline))
+// GCC 12 reports its own _mm512_undefined_* placeholders (used by the cast/extract/mask
+// intrinsics) as (maybe-)uninitialized: a known false positive, silenced for each includer (every
+// one uses these intrinsics).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+// Each function carries its AVX-512F/BW/VL target (as vec_math.h's 16-lane functions carry
+// theirs): call them only where the CPU has those, from functions compiled for them.
+#define QSEARCH_CODES16_INLINE \
+  inline __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline))
 
 namespace qsearch::kernels::fixed::detail {
 
+// The first n lanes, 0 <= n <= 16.
+QSEARCH_CODES16_INLINE __mmask16 first_lanes(int64_t n) {
+  return static_cast<__mmask16>((uint32_t{1} << static_cast<uint32_t>(n)) - 1);
+}
+
+// Stores the lanes of v selected by m at d[lane]: int32 lanes already within Out's range (the
+// truncating down-conversions keep them; the AVX2 store's saturating packs never act either).
+template <typename Out>
+QSEARCH_CODES16_INLINE void store16(__m512i v, __mmask16 m, Out* d) {
+  if constexpr (sizeof(Out) == 4) {
+    _mm512_mask_storeu_epi32(d, m, v);
+  } else if constexpr (sizeof(Out) == 2) {
+    _mm256_mask_storeu_epi16(d, m, _mm512_cvtepi32_epi16(v));
+  } else {
+    _mm_mask_storeu_epi8(d, m, _mm512_cvtepi32_epi8(v));
+  }
+}
+template <typename Out>
+QSEARCH_CODES16_INLINE void store16(__m512 v, __mmask16 m, Out* d) {
+  static_assert(std::is_same_v<Out, float>);
+  _mm512_mask_storeu_ps(d, m, v);
+}
+// All 16 lanes.
+template <typename Out>
+QSEARCH_CODES16_INLINE void store16(__m512i v, Out* d) {
+  if constexpr (sizeof(Out) == 4) {
+    _mm512_storeu_si512(static_cast<void*>(d), v);
+  } else if constexpr (sizeof(Out) == 2) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_cvtepi32_epi16(v));
+  } else {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm512_cvtepi32_epi8(v));
+  }
+}
+template <typename Out>
+QSEARCH_CODES16_INLINE void store16(__m512 v, Out* d) {
+  static_assert(std::is_same_v<Out, float>);
+  _mm512_storeu_ps(d, v);
+}
+
 // Rounds 16 floats to integral values with R: quant/quantize_avx2.h round8, lane by lane.
 template <quant::Rounding R>
-QSEARCH_SILU16_INLINE __m512 round16(__m512 v) {
+QSEARCH_CODES16_INLINE __m512 round16(__m512 v) {
   if constexpr (R == quant::Rounding::kHalfToEven) {
     return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   } else if constexpr (R == quant::Rounding::kFloor) {
@@ -62,12 +112,32 @@ QSEARCH_SILU16_INLINE __m512 round16(__m512 v) {
   }
 }
 
+// quant::quantize's clamp to [lo, hi], NaN -> 0 and conversion of 16 rounded values (as
+// quant/quantize_avx2.h Quantize8::codes after its round8): int32 lanes within the code range.
+QSEARCH_CODES16_INLINE __m512i clamp_codes16(__m512 r, __m512 lo, __m512 hi) {
+  // max / min return their second operand when one is NaN: NaN stays NaN, then 0.
+  const __m512 v = _mm512_min_ps(hi, _mm512_max_ps(lo, r));
+  return _mm512_cvtps_epi32(_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v));
+}
+
+// quantize(x, f, R)'s constants for 16 lanes, for a format whose codes are all exact float32
+// (width <= 24): 2^frac and the code bounds (quant/quantize_avx2.h Quantize8's; no vector
+// members, so that code without AVX-512 can make one).
+struct Quantize16 {
+  float scale, lo, hi;
+
+  explicit Quantize16(const quant::FixedFormat& f)
+      : scale(std::ldexp(1.0f, f.frac)),
+        lo(static_cast<float>(f.min_code())),
+        hi(static_cast<float>(f.max_code())) {}
+};
+
 // The SiLU's forms below need vec_math.h's sigmoid16, which a build with AVX2 has (as the
 // AVX-512 stores' fused SiLU, epilogue_avx512.cc).
 #ifdef __AVX2__
 
 // x / (1 + e^-x) within 4.5e-6 relative for -88 <= x (see above); NaN or unbounded elsewhere.
-QSEARCH_SILU16_INLINE __m512 silu16_approx(__m512 x) {
+QSEARCH_CODES16_INLINE __m512 silu16_approx(__m512 x) {
   // n = round(-x log2 e); t = x + n ln2_f = -r; p(t) = e^-t's Taylor polynomial = e^r.
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -87,7 +157,7 @@ QSEARCH_SILU16_INLINE __m512 silu16_approx(__m512 x) {
 struct SiluCodes16 {
   static constexpr float kEps = 1.6e-5f;
   __m512 q, q_below, q_above;
-  QSEARCH_SILU16_INLINE explicit SiluCodes16(float q_scale)
+  QSEARCH_CODES16_INLINE explicit SiluCodes16(float q_scale)
       : q(_mm512_set1_ps(q_scale)),
         q_below(_mm512_set1_ps(q_scale * (1.0f - kEps))),
         q_above(_mm512_set1_ps(q_scale * (1.0f + kEps))) {}
@@ -96,7 +166,7 @@ struct SiluCodes16 {
 // round_R(fl(fl(x * sigmoid16(x)) * 2^F)) lane by lane (NaN where that is NaN): the rounded,
 // unclamped codes of the exact SiLU.
 template <quant::Rounding R>
-QSEARCH_SILU16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
+QSEARCH_CODES16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
   const __m512 s = silu16_approx(x);
   const __m512 c = round16<R>(_mm512_mul_ps(s, k.q_below));
   const __mmask16 unsure =
@@ -112,6 +182,6 @@ QSEARCH_SILU16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
 
 }  // namespace qsearch::kernels::fixed::detail
 
-#undef QSEARCH_SILU16_INLINE
+#undef QSEARCH_CODES16_INLINE
 
 #endif  // __x86_64__
