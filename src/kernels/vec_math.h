@@ -119,7 +119,8 @@ inline __m256 sigmoid8(__m256 x) {
 // 16-lane twins of exp8_nonan / sigmoid8 for the AVX-512 stores (kernels/fixed/
 // epilogue_avx512.cc): each lane performs exactly the 8-lane operations in the same order (the
 // same constants, FMA where they use FMA, vrndscaleps with scale 0 for vroundps, a mask blend on
-// the same sign bit / unordered compare for blendv), so every lane equals sigmoid8's bit for
+// the same sign bit / unordered compare for blendv), except that the scaling by 2^n is one
+// vscalefps (the same correctly rounded product), so every lane equals sigmoid8's bit for
 // bit (tests/kernels/vec_math_test.cc compares them over a dense sweep). Compiled for AVX-512F
 // by their target attribute whatever the including file's target (so every copy is the same
 // code); call them only where the CPU has AVX-512F, from functions compiled for it.
@@ -139,13 +140,10 @@ QSEARCH_AVX512F_INLINE __m512 exp16_nonan(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
   p = _mm512_fmadd_ps(_mm512_mul_ps(r, r), p, r);
   p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-  const __m512i ni = _mm512_cvtps_epi32(n);
-  const __m512i n1 = _mm512_srai_epi32(ni, 1);
-  const __m512i n2 = _mm512_sub_epi32(ni, n1);
-  const __m512i bias = _mm512_set1_epi32(127);
-  const __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
-  const __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
-  return _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+  // p * 2^n correctly rounded (vscalefps): exp8_nonan's p * 2^n1 * 2^n2, whose first product is
+  // exact and whose second rounds once, is that value too, in one instruction instead of nine
+  // (bench/silu_codes_bench.cc `exhaustive`: sigmoid16 equals sigmoid8 on all 2^32 inputs).
+  return _mm512_scalef_ps(p, n);
 }
 
 QSEARCH_AVX512F_INLINE __m512 sigmoid16(__m512 x) {
