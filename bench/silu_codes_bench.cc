@@ -30,7 +30,9 @@ namespace {
 
 template <Rounding R>
 AVX512 __m512 exact_codes(__m512 x, __m512 q) {
-  return qd::round16<R>(_mm512_mul_ps(_mm512_mul_ps(x, qsearch::kernels::detail::sigmoid16(x)), q));
+  const __m512 e =
+      qd::round16<R>(_mm512_mul_ps(_mm512_mul_ps(x, qsearch::kernels::detail::sigmoid16(x)), q));
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(e, e, _CMP_ORD_Q), e);  // NaN -> 0
 }
 
 // Codes of x[0..n) into y, the exact form (fast false) or silu_codes16.
@@ -43,7 +45,7 @@ AVX512 void codes(const float* x, float* y, int n, bool fast) {
   }
 }
 
-// Over all 2^32 bit patterns: lanes whose clamped int8-style codes differ (NaN -> 0) and lanes
+// Over all 2^32 bit patterns: lanes whose codes differ (before the clamp; NaN -> 0) and lanes
 // silu_codes16 could not decide cheaply (counted by re-running its test here).
 template <Rounding R>
 AVX512 void sweep(float q_scale, uint64_t* bad, uint64_t* exact) {
@@ -54,10 +56,8 @@ AVX512 void sweep(float q_scale, uint64_t* bad, uint64_t* exact) {
     const __m512 x =
         _mm512_castsi512_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(base)), step));
     const __m512 got = qd::silu_codes16<R>(x, k), want = exact_codes<R>(x, k.q);
-    // Equal as codes: the same value, or both NaN (stored as 0 after the clamp).
-    const __mmask16 same =
-        _mm512_cmp_ps_mask(got, want, _CMP_EQ_OQ) |
-        (_mm512_cmp_ps_mask(got, got, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(want, want, _CMP_UNORD_Q));
+    // Equal as codes (NaN is 0 in both).
+    const __mmask16 same = _mm512_cmp_ps_mask(got, want, _CMP_EQ_OQ);
     b += static_cast<uint64_t>(__builtin_popcount(static_cast<uint16_t>(~same)));
     const __m512 s = qd::silu16_approx(x);
     const __mmask16 unsure =

@@ -69,7 +69,7 @@ struct Post {
 
 struct Seen {
   int64_t ties = 0, at_lo = 0, at_hi = 0, nan = 0, values = 0;
-  int64_t modes[5] = {};
+  int64_t modes[6] = {};
 };
 
 // Per-channel BatchNorm scales and shifts of n channels: random powers of two times 1 + k/64 of
@@ -320,7 +320,7 @@ TEST(IntEpilogueStore, QuantizingStoreEqualsTheScalarDefinitions) {
   EXPECT_GT(seen.at_hi, 5000);
   EXPECT_GT(seen.nan, 1000);
   // Every form of the store ran (QuantizeStore's order).
-  for (int m = 0; m < 5; ++m) EXPECT_GT(seen.modes[m], 100) << "QuantizeStore " << m;
+  for (int m = 0; m < 6; ++m) EXPECT_GT(seen.modes[m], 100) << "QuantizeStore " << m;
 }
 
 // The AVX-512 stores (epilogue_avx512.cc) against the AVX2 stores (epilogue_avx2.cc) on the
@@ -350,7 +350,7 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
       {"silu", true, -kInf, kInf, true},      {"clip silu", true, -1.5f, 2.0f, true},
       {"nan silu", true, kNaN, kInf, true},
   };
-  int64_t checks = 0, modes[5] = {}, kinds[4] = {};
+  int64_t checks = 0, modes[6] = {}, kinds[4] = {};
   for (int shift : {0, 3}) {
     std::vector<int32_t> bias(kN);
     for (auto& b : bias) b = static_cast<int32_t>(rng.uniform_int(4001)) - 2000;
@@ -456,7 +456,7 @@ TEST(IntEpilogueStore, Avx512StoresEqualTheAvx2Stores) {
   }
   EXPECT_GT(checks, 2000);
   for (int k = 0; k < 4; ++k) EXPECT_GT(kinds[k], 0) << "kind " << k;
-  for (int m = 0; m < 5; ++m) EXPECT_GT(modes[m], 10) << "QuantizeStore " << m;
+  for (int m = 0; m < 6; ++m) EXPECT_GT(modes[m], 10) << "QuantizeStore " << m;
 }
 
 // The AVX-512 channel-lanes store (ChannelLanes, 16 channels of a pixel as the lanes: the

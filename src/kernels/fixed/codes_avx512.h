@@ -163,8 +163,8 @@ struct SiluCodes16 {
         q_above(_mm512_set1_ps(q_scale * (1.0f + kEps))) {}
 };
 
-// round_R(fl(fl(x * sigmoid16(x)) * 2^F)) lane by lane (NaN where that is NaN): the rounded,
-// unclamped codes of the exact SiLU.
+// round_R(fl(fl(x * sigmoid16(x)) * 2^F)) lane by lane, 0 where that is NaN (quant::quantize's
+// NaN -> 0): the rounded, unclamped codes of the exact SiLU.
 template <quant::Rounding R>
 QSEARCH_CODES16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
   const __m512 s = silu16_approx(x);
@@ -174,8 +174,9 @@ QSEARCH_CODES16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
   if (unsure == 0) [[likely]] {
     return c;
   }
-  const __m512 e = _mm512_mul_ps(x, ::qsearch::kernels::detail::sigmoid16(x));
-  return round16<R>(_mm512_mul_ps(e, k.q));
+  const __m512 e =
+      round16<R>(_mm512_mul_ps(_mm512_mul_ps(x, ::qsearch::kernels::detail::sigmoid16(x)), k.q));
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(e, e, _CMP_ORD_Q), e);
 }
 
 #endif  // __AVX2__

@@ -324,7 +324,9 @@ void set_quantize_store(Epilogue& e, int64_t n) {
     return;
   }
   if (e.silu_) {
-    e.q_store_ = QuantizeStore::kSilu;
+    const float inf = std::numeric_limits<float>::infinity();
+    e.q_store_ = e.post_lo_ == -inf && e.post_hi_ == inf ? QuantizeStore::kSiluUnclamped
+                                                         : QuantizeStore::kSilu;
     return;
   }
   // The merged clamp needs an ordered float clamp and a non-empty intersection with the code

@@ -14,12 +14,13 @@ namespace qsearch::kernels::fixed {
 // The form of the AVX2 quantizing store (GemmParams::post_quantize; epilogue_avx2.cc): what the
 // layer's parameters let it leave out, chosen once per Epilogue. Every form stores the same codes.
 enum class QuantizeStore : uint8_t {
-  kPlain,         // no fused affine: the value is finite, no NaN test
-  kPost,          // the affine, the float clamp, the code clamp and NaN -> 0, one after the other
-  kMerged,        // the float clamp and the code clamp as one clamp of the rounded value
-  kMergedFinite,  // kMerged where no NaN can arise (every channel's scale and shift finite) and
-                  // every scale * 2^-F is exact (the accumulator's scale folds into it)
-  kSilu,          // the affine, the float clamp and the SiLU, then as kPost
+  kPlain,          // no fused affine: the value is finite, no NaN test
+  kPost,           // the affine, the float clamp, the code clamp and NaN -> 0, one after the other
+  kMerged,         // the float clamp and the code clamp as one clamp of the rounded value
+  kMergedFinite,   // kMerged where no NaN can arise (every channel's scale and shift finite) and
+                   // every scale * 2^-F is exact (the accumulator's scale folds into it)
+  kSilu,           // the affine, the float clamp and the SiLU, then as kPost
+  kSiluUnclamped,  // kSilu where the float clamp is [-inf, inf] (it changes no value: left out)
 };
 
 class Epilogue {

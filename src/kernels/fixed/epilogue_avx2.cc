@@ -259,6 +259,8 @@ void exact_runs(const Epilogue& e, const int32_t* tile, const int64_t (*runs)[3]
 //            shift) = fma(float(acc), scale * 2^-F, shift) (float(acc) * 2^-F is exact too:
 //            -96 <= F <= 126, Epilogue): one multiply less.
 //   kSilu:   fma, the float clamp, the SiLU (NaN possible: silu(-inf) = -inf * 0), then as kPost.
+//   kSiluUnclamped: kSilu without the clamp to [-inf, inf] (max / min there return every value,
+//            NaN included, unchanged).
 // The constants of one store call, loaded once (Code stores may alias the Epilogue's fields, so
 // reading them in the column loop would reload them after every store).
 struct QuantizeConsts {
@@ -317,13 +319,13 @@ __attribute__((always_inline)) inline void quantize16(const QuantizeConsts& k, c
       // when one is NaN: NaN passes, as in Epilogue::post).
       v = _mm256_min_ps(k.post_hi, _mm256_max_ps(k.post_lo, v));
     }
-    if constexpr (kMode == QuantizeStore::kSilu) {
+    if constexpr (kMode == QuantizeStore::kSilu || kMode == QuantizeStore::kSiluUnclamped) {
       v = _mm256_mul_ps(v, ::qsearch::kernels::detail::sigmoid8(v));
     }
     v = _mm256_min_ps(k.hi,
                       _mm256_max_ps(k.lo, quant::avx2::round8<R>(_mm256_mul_ps(v, k.q_scale))));
     if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kMerged ||
-                  kMode == QuantizeStore::kSilu) {
+                  kMode == QuantizeStore::kSilu || kMode == QuantizeStore::kSiluUnclamped) {
       v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
     }
     c[h] = _mm256_cvtps_epi32(v);
@@ -477,6 +479,8 @@ Fn for_quantize_store(QuantizeStore m, F f) {
       return f(std::integral_constant<Q, Q::kMergedFinite>{});
     case Q::kSilu:
       return f(std::integral_constant<Q, Q::kSilu>{});
+    case Q::kSiluUnclamped:
+      return f(std::integral_constant<Q, Q::kSiluUnclamped>{});
   }
   return nullptr;
 }

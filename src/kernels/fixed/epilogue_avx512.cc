@@ -219,9 +219,11 @@ __attribute__((always_inline)) inline __m512i quantize16(const QuantizeConsts16&
   if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kSilu) {
     v = _mm512_min_ps(k.post_hi, _mm512_max_ps(k.post_lo, v));  // NaN passes
   }
-  // The codes of v * sigmoid16(v) (silu_codes16: the same codes as that product's, cheaper).
+  // The codes of v * sigmoid16(v) (silu_codes16: the same codes as that product's, cheaper, and
+  // 0 for NaN already).
+  constexpr bool kAnySilu = kMode == QuantizeStore::kSilu || kMode == QuantizeStore::kSiluUnclamped;
 #ifdef QSEARCH_EPILOGUE512_SILU
-  if constexpr (kMode == QuantizeStore::kSilu) {
+  if constexpr (kAnySilu) {
     v = silu_codes16<R>(v, k.silu);
   } else {
     v = round16<R>(_mm512_mul_ps(v, k.q_scale));
@@ -230,8 +232,7 @@ __attribute__((always_inline)) inline __m512i quantize16(const QuantizeConsts16&
   v = round16<R>(_mm512_mul_ps(v, k.q_scale));
 #endif
   v = _mm512_min_ps(k.hi, _mm512_max_ps(k.lo, v));
-  if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kMerged ||
-                kMode == QuantizeStore::kSilu) {
+  if constexpr (kMode == QuantizeStore::kPost || kMode == QuantizeStore::kMerged) {
     v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);  // NaN -> +0
   }
   return _mm512_cvtps_epi32(v);
@@ -295,7 +296,7 @@ Pair for_codes(DType out, F f) {
 Pair quantize_pair(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m) {
   if (f.width > 24) return {};
 #ifndef QSEARCH_EPILOGUE512_SILU
-  if (m == QuantizeStore::kSilu) return {};
+  if (m == QuantizeStore::kSilu || m == QuantizeStore::kSiluUnclamped) return {};
 #endif
   return for_codes(quant::storage_dtype(f), [&](auto code) {
     using Out = decltype(code);
@@ -313,6 +314,8 @@ Pair quantize_pair(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore
           return pair<Out, &quantize_any<Out, kR, Q::kMergedFinite>>();
         case Q::kSilu:
           return pair<Out, &quantize_any<Out, kR, Q::kSilu>>();
+        case Q::kSiluUnclamped:
+          return pair<Out, &quantize_any<Out, kR, Q::kSiluUnclamped>>();
       }
       return {};
     });
