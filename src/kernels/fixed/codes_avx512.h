@@ -136,7 +136,7 @@ struct Quantize16 {
 // AVX-512 stores' fused SiLU, epilogue_avx512.cc).
 #ifdef __AVX2__
 
-// x / (1 + e^-x) within 4.5e-6 relative for -88 <= x (see above); NaN or unbounded elsewhere.
+// x / (1 + e^-x) within 4.5e-6 relative for -88.7 <= x (see above); NaN or unbounded elsewhere.
 QSEARCH_CODES16_INLINE __m512 silu16_approx(__m512 x) {
   // n = round(-x log2 e); t = x + n ln2_f = -r; p(t) = e^-t's Taylor polynomial = e^r.
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.44269504088896341f)),

@@ -5,7 +5,8 @@
 // vector, where the AVX2 stores use two: every lane performs exactly the AVX2 store's operations
 // in the same order (the same int32 arithmetic, conversions, FMA, max / min, roundings, NaN test,
 // and sigmoid16 for sigmoid8, kernels/vec_math.h), so each stored value is bit for bit the AVX2
-// store's; the AVX2 compares and blends become mask compares and mask blends on the same
+// store's (the fused SiLU's codes take silu_codes16, codes_avx512.h: another route to the same
+// codes); the AVX2 compares and blends become mask compares and mask blends on the same
 // conditions. Partial columns and runs are masked stores (lanes outside the mask are neither
 // read from memory nor written, and cannot fault). Compiled with a target pragma; epilogue.cc
 // selects these stores only for weights packed for AVX-512BW or better on a CPU with AVX-512VL.
