@@ -1723,14 +1723,14 @@ struct DepthwiseJob {
     auto* xp = reinterpret_cast<int16_t*>(base);
     auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
     // Made once per item: with the shared Epilogue (channel multiplier 1) the channel's tile,
-    // else the group's Epilogue, whose columns' tiles are made per image.
+    // else the group's Epilogue, whose columns' tiles are made per image. One object built in
+    // place: two std::optional<Epilogue> were each zeroed first (rep stos, 176 bytes), once per
+    // item, which at batch 1 is one channel (MobileNetV2's 14x14 576-channel conv 1.08x faster
+    // without them).
     Epilogue::ColumnLanes lanes;
-    std::optional<Epilogue> one, group;
-    if (shared != nullptr) {
-      one.emplace(shared->channel_tile(w->channel_biases()[gi], gi, &lanes));
-    } else {
-      group.emplace(w->groups()[gi], q, gi * ocg);
-    }
+    const Epilogue ep = shared != nullptr
+                            ? shared->channel_tile(w->channel_biases()[gi], gi, &lanes)
+                            : Epilogue(w->groups()[gi], q, gi * ocg);
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
@@ -1757,11 +1757,11 @@ struct DepthwiseJob {
         }
         // (Sums past the pixels are readable: blocks * 16 + 16 >= pixels + 16.)
         std::byte* o = out + j * pixels * y_es;
-        if (one) {
-          store_channel_plane(*one, sums, pixels, y_es, o);
+        if (shared != nullptr) {
+          store_channel_plane(ep, sums, pixels, y_es, o);
         } else {
           Epilogue::ColumnLanes l;
-          store_channel_plane(group->column_tile(j, &l), sums, pixels, y_es, o);
+          store_channel_plane(ep.column_tile(j, &l), sums, pixels, y_es, o);
         }
       }
     }
