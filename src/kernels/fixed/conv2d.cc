@@ -523,7 +523,11 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w
         }
       }
       out.depthwise_pairs_ = std::move(t);
-      if (g.out_channels == g.groups) {
+      const PackedWeights& g0 = out.groups_.front();
+      const bool uniform = std::all_of(out.groups_.begin(), out.groups_.end(), [&](const auto& gw) {
+        return gw.acc_shift() == g0.acc_shift() && gw.acc_frac() == g0.acc_frac();
+      });
+      if (g.out_channels == g.groups && uniform) {
         out.channel_biases_.reserve(static_cast<size_t>(g.groups));
         for (const PackedWeights& gw : out.groups_) {
           out.channel_biases_.push_back(gw.bias_aligned()[0]);
@@ -1874,14 +1878,8 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   job.a_dtype = w.a_dtype();
   job.avx512 = w.groups().front().isa() >= Isa::kAvx512Bw;
   std::optional<Epilogue> one_epilogue;
-  if (g.out_channels == g.groups && !w.channel_biases().empty()) {
-    const PackedWeights& g0 = w.groups().front();
-    bool same = true;
-    for (const PackedWeights& gw : w.groups()) {
-      same = same && gw.acc_shift() == g0.acc_shift() && gw.acc_frac() == g0.acc_frac();
-    }
-    if (same) one_epilogue.emplace(g0, job.q, 0, g.out_channels);
-  }
+  if (!w.channel_biases().empty())
+    one_epilogue.emplace(w.groups().front(), job.q, 0, g.out_channels);
   job.shared = one_epilogue ? &*one_epilogue : nullptr;
   job.a_es = dtype_size(job.a_dtype);
   job.y_es = dtype_size(gemm_output_dtype(p));

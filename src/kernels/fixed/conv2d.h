@@ -140,10 +140,11 @@ class PackedConv2d {
   // the path does not apply (as weight_rows(), or more than kMaxDepthwiseTaps taps).
   static constexpr int64_t kMaxDepthwiseTaps = 128;
   const Tensor& depthwise_pairs() const { return depthwise_pairs_; }
-  // With depthwise_pairs and one output channel per group: every group's aligned bias
-  // (groups()[o].bias_aligned()[0]) in one array, [OC], so that the depthwise path's stores
-  // read them in order instead of one PackedWeights (a cache miss or two) per channel; else
-  // empty.
+  // With depthwise_pairs, one output channel per group and every group's acc_shift and acc_frac
+  // those of group 0: every group's aligned bias (groups()[o].bias_aligned()[0]) in one array,
+  // [OC], so that the depthwise path stores all channels with one Epilogue
+  // (Epilogue::channel_tile) and reads the biases in order instead of one PackedWeights (a
+  // cache miss or two) per channel; else empty.
   const std::vector<int64_t>& channel_biases() const { return channel_biases_; }
   // The exact integer Winograd F(2x2, 3x3) path (kernels/fixed/winograd.h): the transformed
   // filters when it applies to this conv (3x3, stride 1, one group, the exactness conditions

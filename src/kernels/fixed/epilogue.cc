@@ -362,7 +362,7 @@ float Epilogue::silu(float v) {
   return v * s;
 }
 
-Epilogue Epilogue::tile_of(int64_t bias, int64_t post_col, ColumnLanes* lanes) const {
+Epilogue Epilogue::channel_tile(int64_t bias, int64_t post_col, ColumnLanes* lanes) const {
   QSEARCH_DCHECK(ldc_m_ == 1);
   Epilogue e = *this;
   std::fill(lanes->bias, lanes->bias + 16, bias);
@@ -378,7 +378,7 @@ Epilogue Epilogue::tile_of(int64_t bias, int64_t post_col, ColumnLanes* lanes) c
 }
 
 Epilogue Epilogue::column_tile(int64_t col, ColumnLanes* lanes) const {
-  return tile_of(bias_[col], col, lanes);
+  return channel_tile(bias_[col], col, lanes);
 }
 
 Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0, int64_t columns) {

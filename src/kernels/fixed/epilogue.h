@@ -71,15 +71,14 @@ class Epilogue {
   // column_tile of a depthwise conv's channel (channel multiplier 1) without constructing that
   // channel's Epilogue: this Epilogue is made from group 0's packing with channel0 = 0 and
   // columns = every channel; bias is the channel's one-column packing's bias_aligned()[0]
-  // (PackedConv2d::channel_biases; that packing's acc_shift and acc_frac those of group 0), and
+  // (PackedConv2d::channel_biases, which exist only where every group's acc_shift and acc_frac
+  // are group 0's), and
   // channel indexes post_scale / post_shift. The same stores as Epilogue(group, p,
   // channel).column_tile(0, lanes) (its quantizing store's form may be a more general one, which
   // stores the same codes). The depthwise path made an Epilogue per channel and image (1
   // thread, batch 1, MobileNetV2 224's int steps: 181 -> 162 ms without that, then 142 -> 133 ms
   // with the biases in one array).
-  Epilogue channel_tile(int64_t bias, int64_t channel, ColumnLanes* lanes) const {
-    return tile_of(bias, channel, lanes);
-  }
+  Epilogue channel_tile(int64_t bias, int64_t channel, ColumnLanes* lanes) const;
 
   // Parameters read by the typed implementations in epilogue.cc.
   const int64_t* bias_ = nullptr;  // bias_aligned, [n]
@@ -127,9 +126,6 @@ class Epilogue {
   using FnRuns = void (*)(const Epilogue&, const int32_t*, const int64_t (*)[3], int, int, int64_t,
                           void*);
   FnRuns fn_runs_ = nullptr;
-
-  // The 16 x 16 tile of one column: `bias` and post column post_col on all 16 columns.
-  Epilogue tile_of(int64_t bias, int64_t post_col, ColumnLanes* lanes) const;
 };
 
 // The float store (GemmParams::kFloat, with or without the fused post_* affine / SiLU / codes)
