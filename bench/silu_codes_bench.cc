@@ -28,20 +28,13 @@ namespace {
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), noinline))
 
-template <Rounding R>
-AVX512 __m512 exact_codes(__m512 x, __m512 q) {
-  const __m512 e =
-      qd::round16<R>(_mm512_mul_ps(_mm512_mul_ps(x, qsearch::kernels::detail::sigmoid16(x)), q));
-  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(e, e, _CMP_ORD_Q), e);  // NaN -> 0
-}
-
 // Codes of x[0..n) into y, the exact form (fast false) or silu_codes16.
 AVX512 void codes(const float* x, float* y, int n, bool fast) {
   const qd::SiluCodes16 k(16.0f);
   for (int i = 0; i < n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
     _mm512_storeu_ps(y + i, fast ? qd::silu_codes16<Rounding::kHalfToEven>(v, k)
-                                 : exact_codes<Rounding::kHalfToEven>(v, k.q));
+                                 : qd::silu_codes_exact16<Rounding::kHalfToEven>(v, k));
   }
 }
 
@@ -55,15 +48,13 @@ AVX512 void sweep(float q_scale, uint64_t* bad, uint64_t* exact) {
   for (uint64_t base = 0; base < (uint64_t{1} << 32); base += 16) {
     const __m512 x =
         _mm512_castsi512_ps(_mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(base)), step));
-    const __m512 got = qd::silu_codes16<R>(x, k), want = exact_codes<R>(x, k.q);
+    const __m512 got = qd::silu_codes16<R>(x, k), want = qd::silu_codes_exact16<R>(x, k);
     // Equal as codes (NaN is 0 in both).
     const __mmask16 same = _mm512_cmp_ps_mask(got, want, _CMP_EQ_OQ);
     b += static_cast<uint64_t>(__builtin_popcount(static_cast<uint16_t>(~same)));
-    const __m512 s = qd::silu16_approx(x);
-    const __mmask16 unsure =
-        _mm512_cmp_ps_mask(qd::round16<R>(_mm512_mul_ps(s, k.q_below)),
-                           qd::round16<R>(_mm512_mul_ps(s, k.q_above)), _CMP_NEQ_UQ);
-    e += static_cast<uint64_t>(__builtin_popcount(unsure));
+    __m512 c;
+    e += static_cast<uint64_t>(
+        __builtin_popcount(qd::silu_undecided16<R>(qd::silu16_approx(x), k, &c)));
   }
   *bad = b;
   *exact = e;

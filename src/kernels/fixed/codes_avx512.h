@@ -164,19 +164,30 @@ struct SiluCodes16 {
 };
 
 // round_R(fl(fl(x * sigmoid16(x)) * 2^F)) lane by lane, 0 where that is NaN (quant::quantize's
-// NaN -> 0): the rounded, unclamped codes of the exact SiLU.
+// NaN -> 0): the rounded, unclamped codes of the exact SiLU (silu_codes16's fallback).
 template <quant::Rounding R>
-QSEARCH_CODES16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
-  const __m512 s = silu16_approx(x);
-  const __m512 c = round16<R>(_mm512_mul_ps(s, k.q_below));
-  const __mmask16 unsure =
-      _mm512_cmp_ps_mask(c, round16<R>(_mm512_mul_ps(s, k.q_above)), _CMP_NEQ_UQ);
-  if (unsure == 0) [[likely]] {
-    return c;
-  }
+QSEARCH_CODES16_INLINE __m512 silu_codes_exact16(__m512 x, const SiluCodes16& k) {
   const __m512 e =
       round16<R>(_mm512_mul_ps(_mm512_mul_ps(x, ::qsearch::kernels::detail::sigmoid16(x)), k.q));
   return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(e, e, _CMP_ORD_Q), e);
+}
+
+// The lanes whose cheap SiLU s = silu16_approx(x) cannot decide the code: s 2^F (1 - eps) and
+// s 2^F (1 + eps) round apart, or either is NaN. *c: the first of those codes.
+template <quant::Rounding R>
+QSEARCH_CODES16_INLINE __mmask16 silu_undecided16(__m512 s, const SiluCodes16& k, __m512* c) {
+  *c = round16<R>(_mm512_mul_ps(s, k.q_below));
+  return _mm512_cmp_ps_mask(*c, round16<R>(_mm512_mul_ps(s, k.q_above)), _CMP_NEQ_UQ);
+}
+
+// silu_codes_exact16(x, k), computed as the cheap SiLU's codes where they are decided.
+template <quant::Rounding R>
+QSEARCH_CODES16_INLINE __m512 silu_codes16(__m512 x, const SiluCodes16& k) {
+  __m512 c;
+  if (silu_undecided16<R>(silu16_approx(x), k, &c) == 0) [[likely]] {
+    return c;
+  }
+  return silu_codes_exact16<R>(x, k);
 }
 
 #endif  // __AVX2__
