@@ -663,10 +663,12 @@ TEST(IntConv2d, QuadsPathEqualsReference) {
       geometry(12, 9, 9, 24, 2, 1, 0, 2, 1),    // 2x2 stride 2
       // Unpadded 1x1 convs of stride 1 (issue 14: EfficientNet's and MobileNet's pointwise
       // convs at 32x32 inputs): an 8x8 map (two 32-lane tiles), a 4x4 one (one 16-lane tile), a
-      // 5x7 one (a part-full tile), row quads (6 channels) and 2 groups.
+      // 5x7 one (a part-full tile), a 3x3 one (the plane's channel quads 8 at a time), row quads
+      // (6 channels) and 2 groups.
       geometry(16, 8, 8, 24, 1, 1, 0, 1, 1),
       geometry(12, 4, 4, 20, 1, 1, 0, 1, 1),
       geometry(8, 5, 7, 9, 1, 1, 0, 1, 1),
+      geometry(8, 3, 3, 5, 1, 1, 0, 1, 1),
       geometry(6, 6, 6, 13, 1, 1, 0, 1, 1),
       geometry(8, 4, 6, 10, 1, 2, 0, 1, 1),
   };
@@ -675,6 +677,9 @@ TEST(IntConv2d, QuadsPathEqualsReference) {
   asym.pad_top = 2;
   asym.pad_right = 1;
   geometries.push_back(asym);  // stride 2x1
+  asym = geometry(8, 9, 5, 6, 1, 1, 0, 1, 1);
+  asym.stride_h = 2;
+  geometries.push_back(asym);  // 1x1 stride 2x1 on 5-column rows (channel quads one by one)
   asym = geometry(3, 11, 19, 14, 3, 1, 1, 1, 1);
   asym.stride_w = 2;
   asym.kernel_w = 5;

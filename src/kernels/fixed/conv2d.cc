@@ -1021,15 +1021,68 @@ struct PixelJob {
   }
 };
 
+// d[j] = (s0[j] | s1[j] << 8 | s2[j] << 16 | s3[j] << 24) ^ pad for j < n: four rows of 8-bit
+// codes interleaved into quads (byte i from row i). 16 quads at a time by byte then word
+// unpacks, the last piece overlapping the one before (it rewrites the same quads) instead of a
+// scalar tail; rows under 16 codes go 8 at a time the same way, and under 8 one by one. The
+// stride-1 channel quads of the 1x1 convs spent a fifth of the quads path here, byte by byte.
+inline void interleave_quads(const uint8_t* s0, const uint8_t* s1, const uint8_t* s2,
+                             const uint8_t* s3, int64_t n, uint32_t pad, uint32_t* d) {
+  int64_t j = 0;
+#ifdef __AVX2__
+  const __m128i p = _mm_set1_epi32(static_cast<int32_t>(pad));
+  auto store = [&](__m128i q, int64_t at) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + at), _mm_xor_si128(q, p));
+  };
+  auto piece16 = [&](int64_t at) {
+    const auto load = [at](const uint8_t* s) {
+      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + at));
+    };
+    const __m128i a0 = load(s0), a1 = load(s1), a2 = load(s2), a3 = load(s3);
+    const __m128i lo01 = _mm_unpacklo_epi8(a0, a1), hi01 = _mm_unpackhi_epi8(a0, a1);
+    const __m128i lo23 = _mm_unpacklo_epi8(a2, a3), hi23 = _mm_unpackhi_epi8(a2, a3);
+    store(_mm_unpacklo_epi16(lo01, lo23), at);
+    store(_mm_unpackhi_epi16(lo01, lo23), at + 4);
+    store(_mm_unpacklo_epi16(hi01, hi23), at + 8);
+    store(_mm_unpackhi_epi16(hi01, hi23), at + 12);
+  };
+  auto piece8 = [&](int64_t at) {
+    const auto load = [at](const uint8_t* s) {
+      return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + at));
+    };
+    const __m128i a01 = _mm_unpacklo_epi8(load(s0), load(s1));
+    const __m128i a23 = _mm_unpacklo_epi8(load(s2), load(s3));
+    store(_mm_unpacklo_epi16(a01, a23), at);
+    store(_mm_unpackhi_epi16(a01, a23), at + 4);
+  };
+  if (n >= 16) {
+    for (; j + 16 <= n; j += 16) piece16(j);
+    if (j < n) piece16(n - 16);
+    return;
+  }
+  if (n >= 8) {
+    piece8(0);
+    piece8(n - 8);
+    return;
+  }
+#endif
+  for (; j < n; ++j) {
+    d[j] = (static_cast<uint32_t>(s0[j]) | static_cast<uint32_t>(s1[j]) << 8 |
+            static_cast<uint32_t>(s2[j]) << 16 | static_cast<uint32_t>(s3[j]) << 24) ^
+           pad;
+  }
+}
+
 // The quads path (PackedConv2d::weight_quads, quad_layout above): int8 weights and 8-bit codes
-// on AVX-512 VNNI, strides other than 1x1. Per work item (a block of images, a group, a range of
-// 32-lane tiles or of channel blocks), for each image of the block:
+// on AVX-512 VNNI, strides other than 1x1 and the unpadded 1x1 convs (quads_apply). Per work
+// item (a block of images, a group, a range of 32-lane tiles or of channel blocks), for each
+// image of the block:
 //   xb[c][i][j] = X[c][i - pt][j - pl] as an unsigned byte (int8 codes + 128, i.e. code ^ 0x80;
 //                 uint8 codes as they are), the padding byte (0 ^ 0x80 or 0) around it, with
-//                 rows up to hq * sh and columns up to wq * sw + 3 * dw (the row quads' reach;
-//                 channel quads + 1, as stride 2 reads 16-bit words);
+//                 rows up to hq * sh and columns up to wq * sw + 3 * dw (the row quads' reach);
 //   x4 = the phase planes of quads (4 bytes per uint32, byte i = k-value i of the quad) of xb,
-//        then a zero slack: a 32-lane tile never bounds-checks.
+//        then a zero slack: a 32-lane tile never bounds-checks. Channel quads skip xb: they
+//        interleave four channels' codes straight into x4 (channel_quads).
 // Per block of <= 12 channels and tile of 32 positions p = y * wq + x (the last tile of an image
 // 16 when that covers it), detail::conv_quads_s32_vnni multiplies the weight rows with the quads
 // of the 32 positions (vpdpbusd: 4 products per lane, exact modulo 2^32; the true sum fits int32
@@ -1092,31 +1145,9 @@ struct QuadJob {
     }
   }
 
-  // One row of a phase plane: d[j] = the quad at column j * sw of the rows r0 + k * plane (channel
-  // quads) or of the row r (row quads: bytes j * sw + k * dw). Stride 2 reads 16-bit words (the
-  // even byte and its neighbour), which GCC vectorises; other strides go byte by byte.
-  static void quad_row_channels(const uint8_t* r0, int64_t plane, int64_t sw, int64_t n,
-                                uint32_t* d) {
-    const uint8_t* r1 = r0 + plane;
-    const uint8_t* r2 = r1 + plane;
-    const uint8_t* r3 = r2 + plane;
-    if (sw == 2) {
-      for (int64_t j = 0; j < n; ++j) {
-        uint16_t w0, w1, w2, w3;
-        std::memcpy(&w0, r0 + 2 * j, 2);
-        std::memcpy(&w1, r1 + 2 * j, 2);
-        std::memcpy(&w2, r2 + 2 * j, 2);
-        std::memcpy(&w3, r3 + 2 * j, 2);
-        d[j] = (static_cast<uint32_t>(w0) & 0xff) | (static_cast<uint32_t>(w1) & 0xff) << 8 |
-               (static_cast<uint32_t>(w2) & 0xff) << 16 | static_cast<uint32_t>(w3) << 24;
-      }
-      return;
-    }
-    for (int64_t j = 0; j < n; ++j) {
-      d[j] = static_cast<uint32_t>(r0[j * sw]) | static_cast<uint32_t>(r1[j * sw]) << 8 |
-             static_cast<uint32_t>(r2[j * sw]) << 16 | static_cast<uint32_t>(r3[j * sw]) << 24;
-    }
-  }
+  // One row of a phase plane of row quads: d[j] = bytes j * sw + k * dw of the row r, k < 4.
+  // Stride 2 reads 16-bit words (the even byte and its neighbour), which GCC vectorises; other
+  // strides go byte by byte.
   static void quad_row_taps(const uint8_t* r, int64_t sw, int64_t dw, int64_t n, uint32_t* d) {
     if (dw == 1 && sw == 2) {
       for (int64_t j = 0; j < n; ++j) {
@@ -1151,6 +1182,13 @@ struct QuadJob {
         for (int64_t b = 0; b < sw; ++b) {
           const int ph = l.phase[a * sw + b];
           if (ph < 0) continue;
+          if (sh == 1 && sw == 1 && g.pad_top == 0 && g.pad_left == 0 && l.hq == h && l.wq == wd) {
+            // The unpadded stride-1 plane is its rows back to back in x and in x4: one row.
+            const auto* s0 = reinterpret_cast<const uint8_t*>(x + 4 * src * h * wd);
+            interleave_quads(s0, s0 + h * wd, s0 + 2 * h * wd, s0 + 3 * h * wd, h * wd, pad,
+                             x4 + (src * l.nph + ph) * l.hq * l.wq);
+            continue;
+          }
           // Columns j * sw + b - pl in [0, W): j in [jlo, jhi); j < jw also reads column + 1.
           const int64_t jlo = std::min(l.wq, (g.pad_left - b + sw - 1) / sw);
           const int64_t jhi = std::max(jlo, std::min(l.wq, (wd + g.pad_left - b + sw - 1) / sw));
@@ -1184,6 +1222,11 @@ struct QuadJob {
                     pad;
               }
             }
+            if (sw == 1) {
+              const int64_t col = j + b - g.pad_left;
+              interleave_quads(s0 + col, s1 + col, s2 + col, s3 + col, jhi - j, pad, d + j);
+              continue;
+            }
             for (; j < jhi; ++j) {
               const int64_t col = j * sw + b - g.pad_left;
               d[j] = (static_cast<uint32_t>(s0[col]) | static_cast<uint32_t>(s1[col]) << 8 |
@@ -1198,10 +1241,10 @@ struct QuadJob {
     std::fill(x4 + used, x4 + x4n, 0u);
   }
 
-  // The phase planes of one image from its xb, and the zero slack after them.
+  // The row quads' phase planes of one image from its xb, and the zero slack after them.
   void make_quads(const uint8_t* xb, uint32_t* x4) const {
     const Conv2dGeometry& g = w->geometry();
-    const int64_t sh = g.stride_h, sw = g.stride_w, plane = hpx * wpx;
+    const int64_t sh = g.stride_h, sw = g.stride_w;
     for (int64_t src = 0; src < l.sources; ++src) {
       for (int64_t a = 0; a < sh; ++a) {
         for (int64_t b = 0; b < sw; ++b) {
@@ -1209,11 +1252,7 @@ struct QuadJob {
           if (ph < 0) continue;
           for (int64_t i = 0; i < l.hq; ++i) {
             uint32_t* d = x4 + ((src * l.nph + ph) * l.hq + i) * l.wq;
-            if (l.channels) {
-              quad_row_channels(xb + (4 * src * hpx + i * sh + a) * wpx + b, plane, sw, l.wq, d);
-            } else {
-              quad_row_taps(xb + (src * hpx + i * sh + a) * wpx + b, sw, g.dilation_w, l.wq, d);
-            }
+            quad_row_taps(xb + (src * hpx + i * sh + a) * wpx + b, sw, g.dilation_w, l.wq, d);
           }
         }
       }
@@ -1332,9 +1371,8 @@ bool run_quads(const void* x, int64_t batch, const PackedConv2d& w, const GemmPa
   job.mblocks = (job.ocg + QuadJob::kMr - 1) / QuadJob::kMr;
   const QuadLayout& l = job.l;
   job.hpx = std::max(g.in_h + g.pad_top + g.pad_bottom, l.hq * g.stride_h);
-  job.wpx = std::max(g.in_w + g.pad_left + g.pad_right, l.wq * g.stride_w) +
-            (l.channels ? 1 : 3 * g.dilation_w);
-  job.xbn = job.cg * job.hpx * job.wpx;
+  job.wpx = std::max(g.in_w + g.pad_left + g.pad_right, l.wq * g.stride_w) + 3 * g.dilation_w;
+  job.xbn = l.channels ? 0 : job.cg * job.hpx * job.wpx;  // channel quads use no xb
   job.tiles = (l.positions + 31) / 32;
   job.blocks16 = 2 * job.tiles;
   job.nruns_max = job.blocks16 + g.out_h() + 1;
