@@ -451,6 +451,13 @@ TEST(IntConv2d, DepthwiseEqualsReference) {
       cw.w_format = {8, 5, true};
       cw.a_format = {8, 4, true};
       EXPECT_GT(pack_conv2d(g, cw).depthwise_pairs().numel(), 0) << "not the depthwise path";
+      // int8 weights and 8-bit codes packed for VNNI add the tap quads (check() runs every
+      // supported ISA: the pairs below VNNI, the quads on it).
+      EXPECT_EQ(pack_conv2d(g, cw, Isa::kAvx2).depthwise_quads().numel(), 0);
+      if (cpu_supports(Isa::kAvx512Vnni)) {
+        EXPECT_EQ(pack_conv2d(g, cw, Isa::kAvx512Vnni).depthwise_quads().numel(),
+                  g.out_channels * ((g.kernel_h * g.kernel_w + 3) / 4));
+      }
     }
     for (Fill fill : {Fill::kRandom, Fill::kExtremes}) {
       ConvCase c;

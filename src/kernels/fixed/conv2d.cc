@@ -148,11 +148,14 @@ QuadLayout quad_layout(const Conv2dGeometry& g) {
 // and 8-bit codes packed for VNNI, a stride other than 1x1 (stride 1 takes Winograd or the
 // extended pair panels), and phase planes that keep at least half of the lanes (tiny maps keep
 // the gathered pair panels, whose lanes run over the images).
+// Whether vpdpbusd can take these operands: int8 weights, 8-bit codes, packed for VNNI.
+bool byte_quads_isa(const Conv2dWeights& w, Isa isa) {
+  return isa >= Isa::kAvx512Vnni && w.w_dtype == DType::kInt8 &&
+         (w.a_dtype == DType::kInt8 || w.a_dtype == DType::kUInt8);
+}
+
 bool quads_apply(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa) {
-  if (isa < Isa::kAvx512Vnni || w.w_dtype != DType::kInt8 ||
-      (w.a_dtype != DType::kInt8 && w.a_dtype != DType::kUInt8)) {
-    return false;
-  }
+  if (!byte_quads_isa(w, isa)) return false;
   // Stride 1: only the unpadded 1x1 convs (a GEMM over the pixels: channel quads, every lane
   // kept on maps of 16, 32, ... pixels), which have no Winograd and whose pair panels are
   // vpmaddwd on int16.
@@ -167,79 +170,120 @@ bool quads_apply(const Conv2dGeometry& g, const Conv2dWeights& w, Isa isa) {
   return (l.positions + 15) / 16 * 16 <= 2 * g.out_h() * g.out_w();
 }
 
-// d[0, n) = s[0, n) as int16 in fixed-size pieces the compiler vectorises: 16 at a time, the last
-// piece overlapping the one before (it rewrites the same values) instead of a scalar tail, which
-// LeNet's and the residual CNN's 28-column rows spent most of the copy in.
-template <int kN, typename T>
-inline void widen_piece(const T* s, int16_t* d) {
-  for (int k = 0; k < kN; ++k) d[k] = static_cast<int16_t>(s[k]);
-}
-template <typename T>
-void widen_codes(const T* s, int16_t* d, int64_t n) {
-  if (n >= 16) {
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) widen_piece<16>(s + j, d + j);
-    if (j < n) widen_piece<16>(s + n - 16, d + n - 16);
-  } else if (n >= 8) {
-    widen_piece<8>(s, d);
-    widen_piece<8>(s + n - 8, d + n - 8);
+// A code as the element of a depthwise plane (and of the other int16 copies): D = int16_t
+// widens it; D = uint8_t gives vpdpbusd's unsigned byte, the code's byte ^ flip (0x80 for int8
+// codes: code + 128; 0 for uint8 ones).
+template <typename D, typename T>
+inline D plane_code(T v, uint8_t flip) {
+  static_assert(std::is_same_v<D, int16_t> || (std::is_same_v<D, uint8_t> && sizeof(T) == 1));
+  if constexpr (std::is_same_v<D, int16_t>) {
+    return static_cast<int16_t>(v);
   } else {
-    for (int64_t j = 0; j < n; ++j) d[j] = static_cast<int16_t>(s[j]);
+    return static_cast<uint8_t>(static_cast<uint8_t>(v) ^ flip);
   }
 }
 
-// A row of n codes split by column parity and widened to int16: even[m] = s[2m], odd[m] =
-// s[2m + 1] (the depthwise path's two column phases at stride 2). 8-bit codes go 32 at a time
-// (a byte shuffle puts each 128-bit half's even bytes before its odd ones, a qword permute joins
-// the halves, then sign or zero extension as the scalar cast), or 16 at a time on rows of 16 to
-// 31 codes; the last piece starts at the last even column that keeps it inside the row and
-// rewrites values already written (a scalar tail cost as much as the pieces on 56- and 28-code
-// rows), leaving at most one code (odd n) for the scalar loop, as do rows under 16 codes.
+// d[0, n) = plane_code(s[0, n)) in fixed-size pieces: 16 at a time, the last piece overlapping
+// the one before (it rewrites the same values) instead of a scalar tail, which LeNet's and the
+// residual CNN's 28-column rows spent most of the copy in. int16: loops the compiler vectorises;
+// bytes: one load, xor and store (GCC left the byte loop scalar, every store possibly aliasing).
+template <int kN, typename T, typename D>
+inline void widen_piece(const T* s, D* d, uint8_t flip) {
 #ifdef __AVX2__
-template <typename T>
-inline void split_piece32(const T* s, int16_t* even, int16_t* odd) {
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
+    if constexpr (kN == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d),
+                       _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)), f));
+    } else {
+      static_assert(kN == 8);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d),
+                       _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)), f));
+    }
+    return;
+  }
+#endif
+  for (int k = 0; k < kN; ++k) d[k] = plane_code<D>(s[k], flip);
+}
+template <typename T, typename D = int16_t>
+void widen_codes(const T* s, D* d, int64_t n, uint8_t flip = 0) {
+  if (n >= 16) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) widen_piece<16>(s + j, d + j, flip);
+    if (j < n) widen_piece<16>(s + n - 16, d + n - 16, flip);
+  } else if (n >= 8) {
+    widen_piece<8>(s, d, flip);
+    widen_piece<8>(s + n - 8, d + n - 8, flip);
+  } else {
+    for (int64_t j = 0; j < n; ++j) d[j] = plane_code<D>(s[j], flip);
+  }
+}
+
+// A row of n codes split by column parity as plane_code: even[m] = s[2m], odd[m] = s[2m + 1]
+// (the depthwise path's two column phases at stride 2). 8-bit codes go 32 at a time (a byte
+// shuffle puts each 128-bit half's even bytes before its odd ones, a qword permute joins the
+// halves, then sign or zero extension as the scalar cast, or the flip for bytes), or 16 at a
+// time on rows of 16 to 31 codes; the last piece starts at the last even column that keeps it
+// inside the row and rewrites values already written (a scalar tail cost as much as the pieces on
+// 56- and 28-code rows), leaving at most one code (odd n) for the scalar loop, as do rows under 16
+// codes.
+#ifdef __AVX2__
+template <typename T, typename D>
+inline void split_piece32(const T* s, D* even, D* odd, uint8_t flip) {
   const __m256i order = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2,
                                          4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
   __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
   v = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, order), 0xd8);
   const __m128i e = _mm256_castsi256_si128(v), o = _mm256_extracti128_si256(v, 1);
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(even), _mm_xor_si128(e, f));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(odd), _mm_xor_si128(o, f));
+    return;
+  }
   const __m256i we = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(e) : _mm256_cvtepu8_epi16(e);
   const __m256i wo = std::is_signed_v<T> ? _mm256_cvtepi8_epi16(o) : _mm256_cvtepu8_epi16(o);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(even), we);
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd), wo);
 }
-template <typename T>
-inline void split_piece16(const T* s, int16_t* even, int16_t* odd) {
+template <typename T, typename D>
+inline void split_piece16(const T* s, D* even, D* odd, uint8_t flip) {
   const __m128i order = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
   const __m128i v = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)), order);
   const __m128i o = _mm_unpackhi_epi64(v, v);
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(even), _mm_xor_si128(v, f));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(odd), _mm_xor_si128(o, f));
+    return;
+  }
   const __m128i we = std::is_signed_v<T> ? _mm_cvtepi8_epi16(v) : _mm_cvtepu8_epi16(v);
   const __m128i wo = std::is_signed_v<T> ? _mm_cvtepi8_epi16(o) : _mm_cvtepu8_epi16(o);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(even), we);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(odd), wo);
 }
 #endif
-template <typename T>
-void split_pair(const T* s, int64_t n, int16_t* even, int16_t* odd) {
+template <typename T, typename D = int16_t>
+void split_pair(const T* s, int64_t n, D* even, D* odd, uint8_t flip = 0) {
   int64_t j = 0;
 #ifdef __AVX2__
   if constexpr (sizeof(T) == 1) {
     auto pieces = [&](auto piece, int64_t len) {
-      for (; j + len <= n; j += len) piece(s + j, even + j / 2, odd + j / 2);
+      for (; j + len <= n; j += len) piece(s + j, even + j / 2, odd + j / 2, flip);
       if (j + 1 < n) {  // two codes or more left: a last piece ending at n or n - 1
         j = (n - len) & ~int64_t{1};
-        piece(s + j, even + j / 2, odd + j / 2);
+        piece(s + j, even + j / 2, odd + j / 2, flip);
         j += len;
       }
     };
     if (n >= 32) {
-      pieces(split_piece32<T>, 32);
+      pieces(split_piece32<T, D>, 32);
     } else if (n >= 16) {
-      pieces(split_piece16<T>, 16);
+      pieces(split_piece16<T, D>, 16);
     }
   }
 #endif
-  for (; j < n; ++j) (j % 2 == 0 ? even : odd)[j / 2] = static_cast<int16_t>(s[j]);
+  for (; j < n; ++j) (j % 2 == 0 ? even : odd)[j / 2] = plane_code<D>(s[j], flip);
 }
 
 // The image (and group) whose rows one gemm_rows() call makes.
@@ -523,6 +567,30 @@ PackedConv2d pack_conv2d(const Conv2dGeometry& full, const Conv2dWeights& full_w
         }
       }
       out.depthwise_pairs_ = std::move(t);
+      if (byte_quads_isa(w, out.groups_.front().isa())) {
+        // The same taps in quads of int8 weights, and the accumulator's start: minus the
+        // 128 * sum of the weights that signed codes as code + 128 add.
+        const int64_t quads = (taps + 3) / 4;
+        Tensor tq({g.out_channels * quads}, DType::kInt32);
+        Tensor init({g.out_channels}, DType::kInt32);
+        for (int64_t o = 0; o < g.out_channels; ++o) {
+          uint32_t sum = 0;
+          for (int64_t q = 0; q < quads; ++q) {
+            uint32_t word = 0;
+            for (int64_t i = 0; i < 4 && 4 * q + i < taps; ++i) {
+              const auto code =
+                  static_cast<int8_t>(quant::load_code(w.w, w.w_dtype, o * taps + 4 * q + i));
+              word |= static_cast<uint32_t>(static_cast<uint8_t>(code)) << (8 * i);
+              sum += static_cast<uint32_t>(static_cast<int32_t>(code));
+            }
+            tq.data<int32_t>()[o * quads + q] = static_cast<int32_t>(word);
+          }
+          init.data<int32_t>()[o] =
+              w.a_dtype == DType::kInt8 ? static_cast<int32_t>(0u - sum * 128u) : int32_t{0};
+        }
+        out.depthwise_quads_ = std::move(tq);
+        out.depthwise_quad_init_ = std::move(init);
+      }
       const PackedWeights& g0 = out.groups_.front();
       const bool uniform = std::all_of(out.groups_.begin(), out.groups_.end(), [&](const auto& gw) {
         return gw.acc_shift() == g0.acc_shift() && gw.acc_frac() == g0.acc_frac();
@@ -1451,6 +1519,10 @@ struct DepthwiseJob {
   DType a_dtype;
   size_t a_es, y_es;
   int64_t ocg, hp, wp, hq, wq, planes, positions, blocks, pairs, plane_elems, pixels;
+  // quads: the tap quads of 8-bit codes on VNNI (detail::depthwise_u8_vnni, byte planes, passes
+  // of 64 positions), else the tap pairs (int16 planes).
+  bool quads = false;
+  int64_t nquads = 0, passes = 0;
   // Work items: groups (lanes: blocks of 16 channels) x image_blocks, nbi images each (the
   // last block fewer) of `batch`. lanes: run_lanes, on an lh x lw interleaved buffer.
   int64_t batch, nbi, image_blocks, lh, lw;
@@ -1458,7 +1530,8 @@ struct DepthwiseJob {
   bool avx512;  // run's tap-pair kernel: detail::depthwise_s32_avx512 (packed for AVX-512BW+)
   // The first input column of phase r < 16 and its plane column (wider strides compute theirs).
   int64_t col0[16], dcol0[16];
-  int64_t off[PackedConv2d::kMaxDepthwiseTaps + 2];  // 2 * pairs offsets (odd taps: one repeat)
+  // 2 * pairs or 4 * nquads offsets (past the last tap: the last tap's, under weight 0).
+  int64_t off[PackedConv2d::kMaxDepthwiseTaps + 4];
   // Channel multiplier 1, every group's accumulator shift and fraction those of group 0: one
   // Epilogue for all channels (Epilogue::channel_tile), else null (an Epilogue per group).
   const Epilogue* shared = nullptr;
@@ -1469,39 +1542,42 @@ struct DepthwiseJob {
     return Epilogue(w->groups()[c], q, c).column_tile(0, lanes);
   }
 
-  // The input channel's codes into the phase planes. The codes land at the same places for
-  // every image, so the zeros (padding, the planes' ends, the slack) are written only when `zero`
-  // (an item's first image): later images of the item overwrite the codes alone.
-  template <typename T>
-  void fill_planes(const T* src, int16_t* dst, bool zero) const {
+  // The input channel's codes into the phase planes: as int16 (D = int16_t, the tap pairs) or
+  // as vpdpbusd's unsigned bytes (D = uint8_t, the tap quads: int8 codes + 128, i.e. code ^
+  // 0x80, and the padding 0 ^ 0x80; uint8 codes as they are). The codes land at the same places
+  // for every image, so the zeros (padding, the planes' ends, the slack) are written only when
+  // `zero` (an item's first image): later images of the item overwrite the codes alone.
+  template <typename T, typename D>
+  void fill_planes(const T* src, D* dst, bool zero) const {
+    constexpr uint8_t flip = std::is_same_v<D, uint8_t> && std::is_signed_v<T> ? 0x80 : 0;
     const Conv2dGeometry& g = w->geometry();
-    if (zero) std::fill(dst, dst + plane_elems, int16_t{0});
+    if (zero) std::fill(dst, dst + plane_elems, static_cast<D>(flip));
     const int64_t sh = g.stride_h, sw = g.stride_w;
     // Padded row ip = i + pt lands in phase ip % sh at row ip / sh, walked without a division
     // per row (per-row divisions cost more than the copies on small maps).
     int64_t ph = g.pad_top % sh, pr = g.pad_top / sh;
     for (int64_t i = 0; i < g.in_h; ++i) {
       const T* row = src + i * g.in_w;
-      int16_t* prow = dst + (ph * sw * hq + pr) * wq;
+      D* prow = dst + (ph * sw * hq + pr) * wq;
       if (++ph == sh) {
         ph = 0;
         ++pr;
       }
       if (sw == 1) {
-        widen_codes(row, prow + g.pad_left, g.in_w);
+        widen_codes(row, prow + g.pad_left, g.in_w, flip);
         continue;
       }
       if (sw == 2) {
         split_pair(row, g.in_w, prow + (col0[0] == 0 ? 0 : hq * wq) + dcol0[col0[0] == 0 ? 0 : 1],
-                   prow + (col0[0] == 0 ? hq * wq : 0) + dcol0[col0[0] == 0 ? 1 : 0]);
+                   prow + (col0[0] == 0 ? hq * wq : 0) + dcol0[col0[0] == 0 ? 1 : 0], flip);
         continue;
       }
       // Phase r holds the input columns j with (j + pl) % sw == r, at (j + pl) / sw: no
       // division per code (an idiv per code cost more than the taps' multiplies).
       for (int64_t r = 0; r < sw; ++r) {
         const int64_t j0 = r < 16 ? col0[r] : ((r - g.pad_left) % sw + sw) % sw;
-        int16_t* d = prow + r * hq * wq + (r < 16 ? dcol0[r] : (j0 + g.pad_left) / sw);
-        for (int64_t j = j0; j < g.in_w; j += sw) *d++ = static_cast<int16_t>(row[j]);
+        D* d = prow + r * hq * wq + (r < 16 ? dcol0[r] : (j0 + g.pad_left) / sw);
+        for (int64_t j = j0; j < g.in_w; j += sw) *d++ = plane_code<D>(row[j], flip);
       }
     }
   }
@@ -1759,10 +1835,12 @@ struct DepthwiseJob {
     const int64_t gi = item / image_blocks, img0 = item % image_blocks * nbi;
     const int64_t img1 = std::min(batch, img0 + nbi);
     const int64_t oh = g.out_h(), ow = g.out_w();
-    const size_t xp_bytes = static_cast<size_t>(plane_elems) * 2 / 64 * 64 + 64;
+    const size_t xp_bytes = static_cast<size_t>(plane_elems) * (quads ? 1 : 2) / 64 * 64 + 64;
+    const int64_t nsums = (quads ? passes * 64 : blocks * 16) + 16;
     auto* base = static_cast<std::byte*>(
-        scratch(ScratchSlot::kConvColumns, xp_bytes + static_cast<size_t>(blocks * 16 + 16) * 4));
+        scratch(ScratchSlot::kConvColumns, xp_bytes + static_cast<size_t>(nsums) * 4));
     auto* xp = reinterpret_cast<int16_t*>(base);
+    auto* xb = reinterpret_cast<uint8_t*>(base);
     auto* sums = reinterpret_cast<int32_t*>(base + xp_bytes);
     // Made once per item: with the shared Epilogue (channel multiplier 1) the channel's tile,
     // else the group's Epilogue, whose columns' tiles are made per image. One object built in
@@ -1777,10 +1855,18 @@ struct DepthwiseJob {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
       switch (a_dtype) {
         case DType::kInt8:
-          fill_planes(reinterpret_cast<const int8_t*>(xin), xp, img == img0);
+          if (quads) {
+            fill_planes(reinterpret_cast<const int8_t*>(xin), xb, img == img0);
+          } else {
+            fill_planes(reinterpret_cast<const int8_t*>(xin), xp, img == img0);
+          }
           break;
         case DType::kUInt8:
-          fill_planes(reinterpret_cast<const uint8_t*>(xin), xp, img == img0);
+          if (quads) {
+            fill_planes(reinterpret_cast<const uint8_t*>(xin), xb, img == img0);
+          } else {
+            fill_planes(reinterpret_cast<const uint8_t*>(xin), xp, img == img0);
+          }
           break;
         default:
           fill_planes(reinterpret_cast<const int16_t*>(xin), xp, img == img0);
@@ -1788,16 +1874,22 @@ struct DepthwiseJob {
       }
       std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;
       for (int64_t j = 0; j < ocg; ++j) {
-        const int32_t* wq_pairs = w->depthwise_pairs().data<int32_t>() + (gi * ocg + j) * pairs;
-        (avx512 ? detail::depthwise_s32_avx512 : detail::depthwise_s32_avx2)(xp, wq_pairs, off,
-                                                                             pairs, blocks, sums);
+        const int64_t oc = gi * ocg + j;
+        if (quads) {
+          detail::depthwise_u8_vnni(xb, w->depthwise_quads().data<int32_t>() + oc * nquads, off,
+                                    nquads, passes, w->depthwise_quad_init().data<int32_t>()[oc],
+                                    sums);
+        } else {
+          (avx512 ? detail::depthwise_s32_avx512 : detail::depthwise_s32_avx2)(
+              xp, w->depthwise_pairs().data<int32_t>() + oc * pairs, off, pairs, blocks, sums);
+        }
         // Output (oy, ox) is position oy * wq + ox: rows move down in place (ow <= wq).
         if (wq != ow) {
           for (int64_t oy = 1; oy < oh; ++oy) {
             std::memmove(sums + oy * ow, sums + oy * wq, static_cast<size_t>(ow) * 4);
           }
         }
-        // (Sums past the pixels are readable: blocks * 16 + 16 >= pixels + 16.)
+        // (Sums past the pixels are readable: nsums >= pixels + 16.)
         std::byte* o = out + j * pixels * y_es;
         if (shared != nullptr) {
           store_channel_plane(ep, sums, pixels, y_es, o);
@@ -1931,8 +2023,11 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
   job.blocks = (job.positions + 15) / 16;
   const int64_t taps = g.kernel_h * g.kernel_w;
   job.pairs = (taps + 1) / 2;
+  job.quads = w.depthwise_quads().numel() > 0;
+  job.nquads = (taps + 3) / 4;
+  job.passes = (job.positions + 63) / 64;
   int64_t max_off = 0;
-  for (int64_t t = 0; t < 2 * job.pairs; ++t) {
+  for (int64_t t = 0; t < std::max(2 * job.pairs, 4 * job.nquads); ++t) {
     const int64_t tt = std::min(t, taps - 1);  // the odd last tap's partner has weight 0
     const int64_t u = tt / g.kernel_w, v = tt % g.kernel_w;
     const int64_t du = u * g.dilation_h, dv = v * g.dilation_w;
@@ -1940,8 +2035,10 @@ bool run_depthwise(const void* x, int64_t batch, const PackedConv2d& w, const Ge
     job.off[t] = (plane * job.hq + du / g.stride_h) * job.wq + dv / g.stride_w;
     max_off = std::max(max_off, job.off[t]);
   }
-  // Every lane of every block reads inside the buffer (dropped lanes read zeros or codes).
-  job.plane_elems = std::max(job.planes * job.hq * job.wq, job.blocks * 16 + max_off) + 16;
+  // Every lane of every block (pass) reads inside the buffer (dropped lanes read zeros or codes).
+  job.plane_elems = std::max(job.planes * job.hq * job.wq,
+                             (job.quads ? job.passes * 64 : job.blocks * 16) + max_off) +
+                    16;
   for (int64_t r = 0; r < std::min<int64_t>(g.stride_w, 16); ++r) {
     job.col0[r] = ((r - g.pad_left) % g.stride_w + g.stride_w) % g.stride_w;
     job.dcol0[r] = (job.col0[r] + g.pad_left) / g.stride_w;

@@ -140,6 +140,13 @@ class PackedConv2d {
   // the path does not apply (as weight_rows(), or more than kMaxDepthwiseTaps taps).
   static constexpr int64_t kMaxDepthwiseTaps = 128;
   const Tensor& depthwise_pairs() const { return depthwise_pairs_; }
+  // With depthwise_pairs, int8 weights and 8-bit codes packed for Isa::kAvx512Vnni: the taps in
+  // quads, int32 with byte i = w[o][4q + i] (0 past the last tap), [OC][ceil(KH * KW / 4)], and
+  // per output channel the accumulator's start, -128 * sum_t w[o][t] modulo 2^32 for int8 codes
+  // (the path reads them as code + 128, vpdpbusd's unsigned operand), 0 for uint8 ones. Else
+  // empty.
+  const Tensor& depthwise_quads() const { return depthwise_quads_; }
+  const Tensor& depthwise_quad_init() const { return depthwise_quad_init_; }
   // With depthwise_pairs, one output channel per group and every group's acc_shift and acc_frac
   // those of group 0: every group's aligned bias (groups()[o].bias_aligned()[0]) in one array,
   // [OC], so that the depthwise path stores all channels with one Epilogue
@@ -156,7 +163,7 @@ class PackedConv2d {
   Conv2dGeometry geometry_;
   std::vector<PackedWeights> groups_;
   std::vector<Tensor> weight_rows_, weight_lanes_, weight_quads_, quad_corrections_;
-  Tensor depthwise_pairs_;
+  Tensor depthwise_pairs_, depthwise_quads_, depthwise_quad_init_;
   std::vector<int64_t> channel_biases_;
   std::shared_ptr<const WinogradFilters> winograd_;
 };

@@ -179,6 +179,37 @@ void conv_quads_s32_vnni(const int8_t* w, int64_t w_stride, const uint32_t* x4, 
   return conv_quads_halves<2>(w, w_stride, x4, goff, groups, rows, corr, out);
 }
 
+void depthwise_u8_vnni(const uint8_t* xp, const int32_t* wquads, const int64_t* off, int64_t quads,
+                       int64_t passes, int32_t init, int32_t* out) {
+  for (int64_t b = 0; b < passes; ++b) {
+    const uint8_t* x = xp + b * 64;
+    // a[k]'s 128-bit lane L sums positions 16L + 4k .. 16L + 4k + 3.
+    __m512i a0 = _mm512_set1_epi32(init), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t q = 0; q < quads; ++q) {
+      const int64_t* o = off + 4 * q;
+      const __m512i t0 = _mm512_loadu_si512(x + o[0]), t1 = _mm512_loadu_si512(x + o[1]);
+      const __m512i t2 = _mm512_loadu_si512(x + o[2]), t3 = _mm512_loadu_si512(x + o[3]);
+      // Per 128-bit lane: the bytes of taps 0 and 1 (2 and 3) interleaved, positions 0-7 (lo)
+      // and 8-15 (hi); then their 16-bit pairs interleaved: the quads of 4 positions each.
+      const __m512i lo01 = _mm512_unpacklo_epi8(t0, t1), hi01 = _mm512_unpackhi_epi8(t0, t1);
+      const __m512i lo23 = _mm512_unpacklo_epi8(t2, t3), hi23 = _mm512_unpackhi_epi8(t2, t3);
+      const __m512i w = _mm512_set1_epi32(wquads[q]);
+      dpbusd(a0, _mm512_unpacklo_epi16(lo01, lo23), w);
+      dpbusd(a1, _mm512_unpackhi_epi16(lo01, lo23), w);
+      dpbusd(a2, _mm512_unpacklo_epi16(hi01, hi23), w);
+      dpbusd(a3, _mm512_unpackhi_epi16(hi01, hi23), w);
+    }
+    // The 4 x 4 transpose of 128-bit lanes: output vector L = lane L of a0, a1, a2, a3.
+    const __m512i t0 = _mm512_shuffle_i32x4(a0, a1, 0x44), t1 = _mm512_shuffle_i32x4(a2, a3, 0x44);
+    const __m512i t2 = _mm512_shuffle_i32x4(a0, a1, 0xee), t3 = _mm512_shuffle_i32x4(a2, a3, 0xee);
+    int32_t* d = out + b * 64;
+    _mm512_storeu_si512(d, _mm512_shuffle_i32x4(t0, t1, 0x88));
+    _mm512_storeu_si512(d + 16, _mm512_shuffle_i32x4(t0, t1, 0xdd));
+    _mm512_storeu_si512(d + 32, _mm512_shuffle_i32x4(t2, t3, 0x88));
+    _mm512_storeu_si512(d + 48, _mm512_shuffle_i32x4(t2, t3, 0xdd));
+  }
+}
+
 }  // namespace qsearch::kernels::fixed::detail
 
 #pragma GCC pop_options

@@ -126,6 +126,15 @@ void depthwise_s32_avx2(const int16_t* xp, const int32_t* wpairs, const int64_t*
 // The same sums 64 positions at a time on 512-bit vectors (depthwise_avx512.cc; AVX-512BW).
 void depthwise_s32_avx512(const int16_t* xp, const int32_t* wpairs, const int64_t* off,
                           int64_t pairs, int64_t blocks, int32_t* out);
+// The same sums from 8-bit codes in tap quads on AVX-512 VNNI (conv_tiles_vnni.cc), at `passes`
+// passes of 64 consecutive positions p = 64 * b + j,
+//   out[p] = init + sum_q sum_i byte_i(wquads[q]) * xp[p + off[4q + i]]   (modulo 2^32)
+// where xp holds unsigned bytes, the weights are signed (byte i of the int32, vpdpbusd: 4
+// products per int32 lane; per 128-bit lane 4 positions x 4 taps from byte and word unpacks of
+// the 4 taps' rows, the sums transposed back to position order at the end), and every
+// xp[p + off[k]], p < 64 * passes, is readable.
+void depthwise_u8_vnni(const uint8_t* xp, const int32_t* wquads, const int64_t* off, int64_t quads,
+                       int64_t passes, int32_t init, int32_t* out);
 
 // conv2d's fused 2x2 pool with the output channels as lanes (conv2d.cc, PixelJob::
 // run_pooled_lanes): the max over the 4 output positions of one pool window, whose windows start
