@@ -315,6 +315,28 @@ Fn requantize_dtype_fn(const Epilogue& e, DType out, bool fast32, bool row_major
   }
 }
 
+// Whether the fused affine of n columns from post_scale_ can take the accumulator's scale 2^-F
+// into its scales: every scale and shift finite, and scale * 2^-F exact (checked by scaling back:
+// exact unless the product lost bits or overflowed), with -96 <= F <= 126 so that float(acc) *
+// 2^-F is exact for every int32 acc. Then fma(float(acc), scale * 2^-F, shift) is
+// fma(float(acc) * 2^-F, scale, shift) bit for bit, one multiply fewer.
+bool scale_folds(const Epilogue& e, int64_t n) {
+  const int f = -std::ilogb(e.scale_);
+  bool folds = f >= -96 && f <= 126;
+  const float back = std::ldexp(1.0f, f);
+  for (int64_t c = 0; c < n && folds; ++c) {
+    const float s = e.post_scale_[c];
+    folds = std::isfinite(s) && std::isfinite(e.post_shift_[c]) && (s * e.scale_) * back == s;
+  }
+  return folds;
+}
+
+// Whether the fused float clamp is [-inf, inf] (it changes no value, NaN included).
+bool unclamped(const Epilogue& e) {
+  const float inf = std::numeric_limits<float>::infinity();
+  return e.post_lo_ == -inf && e.post_hi_ == inf;
+}
+
 // Sets e.q_store_ (and the merged clamp's bounds) for e's fields: kFloat with post_quantize, n
 // columns from post_scale_.
 void set_quantize_store(Epilogue& e, int64_t n) {
@@ -324,9 +346,8 @@ void set_quantize_store(Epilogue& e, int64_t n) {
     return;
   }
   if (e.silu_) {
-    const float inf = std::numeric_limits<float>::infinity();
-    e.q_store_ = e.post_lo_ == -inf && e.post_hi_ == inf ? QuantizeStore::kSiluUnclamped
-                                                         : QuantizeStore::kSilu;
+    e.q_store_ =
+        unclamped(e) && scale_folds(e, n) ? QuantizeStore::kSiluUnclamped : QuantizeStore::kSilu;
     return;
   }
   // The merged clamp needs an ordered float clamp and a non-empty intersection with the code
@@ -339,17 +360,8 @@ void set_quantize_store(Epilogue& e, int64_t n) {
   if (!(mlo <= mhi)) return;
   e.q_clamp_lo_ = mlo;
   e.q_clamp_hi_ = mhi;
-  // kMergedFinite: every scale and shift finite, and scale * 2^-F exact (checked by scaling
-  // back: exact unless the product lost bits or overflowed), with -96 <= F <= 126 so that
-  // float(acc) * 2^-F is exact for every int32 acc.
-  const int f = -std::ilogb(e.scale_);
-  bool finite = f >= -96 && f <= 126;
-  const float back = std::ldexp(1.0f, f);
-  for (int64_t c = 0; c < n && finite; ++c) {
-    const float s = e.post_scale_[c];
-    finite = std::isfinite(s) && std::isfinite(e.post_shift_[c]) && (s * e.scale_) * back == s;
-  }
-  e.q_store_ = finite ? QuantizeStore::kMergedFinite : QuantizeStore::kMerged;
+  // kMergedFinite: the scale folds, and no NaN can arise (every scale and shift finite).
+  e.q_store_ = scale_folds(e, n) ? QuantizeStore::kMergedFinite : QuantizeStore::kMerged;
 }
 
 }  // namespace
@@ -533,8 +545,11 @@ Epilogue::Epilogue(const PackedWeights& w, const GemmParams& p, int64_t channel0
         r16 = detail::quantize_runs_avx512(p.post_format, p.post_rounding, q_store_);
       } else {
         const DType out = p.output == GemmOutput::kFloat ? DType::kFloat32 : DType::kInt32;
-        f16 = detail::exact_t32_avx512(out, post, silu_);
-        r16 = detail::exact_runs_avx512(out, post, silu_);
+        // The SiLU's affine without its [-inf, inf] clamp and with the scale folded in.
+        const bool fast =
+            silu_ && unclamped(*this) && scale_folds(*this, columns >= 0 ? columns : w.n());
+        f16 = detail::exact_t32_avx512(out, post, silu_, fast);
+        r16 = detail::exact_runs_avx512(out, post, silu_, fast);
       }
       if (f16 != nullptr && r16 != nullptr) {
         fn_t32_ = f16;

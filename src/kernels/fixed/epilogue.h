@@ -21,6 +21,7 @@ enum class QuantizeStore : uint8_t {
                    // every scale * 2^-F is exact (the accumulator's scale folds into it)
   kSilu,           // the affine, the float clamp and the SiLU, then as kPost
   kSiluUnclamped,  // kSilu where the float clamp is [-inf, inf] (it changes no value: left out)
+                   // and the scale folds as in kMergedFinite (the AVX-512 store folds it)
 };
 
 class Epilogue {

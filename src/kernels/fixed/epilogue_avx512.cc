@@ -140,7 +140,9 @@ void requantize_store(const Epilogue& e, const int32_t* tile, int rows, int64_t 
 
 // ----- the int32 accumulator and the float store (epilogue_avx2.cc exact_t32 / exact_runs) -----
 
-template <typename Out, bool kPost, bool kSilu>
+// kFast (the SiLU's float store): no [-inf, inf] clamp and the scale folded into the affine
+// (epilogue.cc scale_folds), the same values.
+template <typename Out, bool kPost, bool kSilu, bool kFast = false>
 void exact_store(const Epilogue& e, const int32_t* tile, int rows, int64_t row0,
                  const int64_t (*runs)[3], int nruns, int cols, int64_t col0, Out* out) {
   const __m128i shift = _mm_cvtsi32_si128(e.shift_);
@@ -153,9 +155,18 @@ void exact_store(const Epilogue& e, const int32_t* tile, int rows, int64_t row0,
     store_columns(e.ldc_n_, rows, row0, runs, nruns, cols, col0, out, [&](int j) {
       // One rounding (int32 -> float32), then the exact power-of-two scale; then post8's fma,
       // `u < lo ? lo : u` and `u > hi ? hi : u` as max / min (NaN passes), and the SiLU.
-      __m512 v = _mm512_mul_ps(
-          _mm512_cvtepi32_ps(accumulate16(tile + j * 16, shift, static_cast<int32_t>(bias[j]))),
-          scale);
+      const __m512 a =
+          _mm512_cvtepi32_ps(accumulate16(tile + j * 16, shift, static_cast<int32_t>(bias[j])));
+      if constexpr (kFast) {
+        const __m512 u = _mm512_fmadd_ps(a, _mm512_set1_ps(post_scale[j] * e.scale_),
+                                         _mm512_set1_ps(post_shift[j]));
+#ifdef QSEARCH_EPILOGUE512_SILU
+        return _mm512_mul_ps(u, ::qsearch::kernels::detail::sigmoid16(u));
+#else
+        return u;  // not instantiated: exact_pair needs the SiLU
+#endif
+      }
+      __m512 v = _mm512_mul_ps(a, scale);
       if constexpr (kPost) {
         v = _mm512_fmadd_ps(v, _mm512_set1_ps(post_scale[j]), _mm512_set1_ps(post_shift[j]));
         v = _mm512_min_ps(post_hi, _mm512_max_ps(post_lo, v));
@@ -208,7 +219,7 @@ __attribute__((always_inline)) inline __m512i quantize16(const QuantizeConsts16&
   if constexpr (kShift) a = _mm512_sll_epi32(a, k.shift);
   __m512 v =
       _mm512_cvtepi32_ps(_mm512_add_epi32(a, _mm512_set1_epi32(static_cast<int32_t>(k.bias[col]))));
-  if constexpr (kMode == QuantizeStore::kMergedFinite) {
+  if constexpr (kMode == QuantizeStore::kMergedFinite || kMode == QuantizeStore::kSiluUnclamped) {
     v = _mm512_fmadd_ps(v, _mm512_set1_ps(k.post_scale[col] * k.scale1),
                         _mm512_set1_ps(k.post_shift[col]));
   } else {
@@ -323,13 +334,14 @@ Pair quantize_pair(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore
   });
 }
 
-Pair exact_pair(DType out, bool post, bool silu) {
+Pair exact_pair(DType out, bool post, bool silu, bool fast) {
   switch (out) {
     case DType::kInt32:
       return pair<int32_t, &exact_store<int32_t, false, false>>();
     case DType::kFloat32:
       if (!post) return pair<float, &exact_store<float, false, false>>();
 #ifdef QSEARCH_EPILOGUE512_SILU
+      if (silu && fast) return pair<float, &exact_store<float, true, true, true>>();
       if (silu) return pair<float, &exact_store<float, true, true>>();
 #else
       if (silu) return {};
@@ -416,11 +428,11 @@ EpilogueFn32 requantize32_t32_avx512(DType out, quant::Rounding rounding) {
 EpilogueFnRuns requantize32_runs_avx512(DType out, quant::Rounding rounding) {
   return requantize_pair(out, rounding).runs;
 }
-EpilogueFn32 exact_t32_avx512(DType out, bool post, bool silu) {
-  return exact_pair(out, post, silu).t32;
+EpilogueFn32 exact_t32_avx512(DType out, bool post, bool silu, bool fast) {
+  return exact_pair(out, post, silu, fast).t32;
 }
-EpilogueFnRuns exact_runs_avx512(DType out, bool post, bool silu) {
-  return exact_pair(out, post, silu).runs;
+EpilogueFnRuns exact_runs_avx512(DType out, bool post, bool silu, bool fast) {
+  return exact_pair(out, post, silu, fast).runs;
 }
 EpilogueFn32 quantize_t32_avx512(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m) {
   return quantize_pair(f, r, m).t32;

@@ -184,8 +184,10 @@ EpilogueFnRuns quantize_runs_avx2(const quant::FixedFormat& f, quant::Rounding r
 // Null where the AVX2 one is null (and for the SiLU forms in a build without AVX2).
 EpilogueFn32 requantize32_t32_avx512(DType out, quant::Rounding rounding);
 EpilogueFnRuns requantize32_runs_avx512(DType out, quant::Rounding rounding);
-EpilogueFn32 exact_t32_avx512(DType out, bool post, bool silu);
-EpilogueFnRuns exact_runs_avx512(DType out, bool post, bool silu);
+// fast (with silu): the float clamp is [-inf, inf] and the accumulator's scale folds into the
+// affine's (epilogue.cc scale_folds): both left out, the same values.
+EpilogueFn32 exact_t32_avx512(DType out, bool post, bool silu, bool fast);
+EpilogueFnRuns exact_runs_avx512(DType out, bool post, bool silu, bool fast);
 EpilogueFn32 quantize_t32_avx512(const quant::FixedFormat& f, quant::Rounding r, QuantizeStore m);
 EpilogueFnRuns quantize_runs_avx512(const quant::FixedFormat& f, quant::Rounding r,
                                     QuantizeStore m);
