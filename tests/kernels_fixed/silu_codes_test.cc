@@ -103,7 +103,10 @@ void run_format(int f) {
       add_neighbourhood(static_cast<float>(solve(y, q, rising)), &x);
     }
   }
-  // Special values and the cheap form's edges; padded to a multiple of 16 with zeros.
+  // Special values and the cheap form's edges, each in a vector of its own (the rest zeros, which
+  // the cheap form decides): a vector takes the exact form as a whole when any lane needs it,
+  // which would hide a wrong cheap code beside -88.1 or NaN.
+  while (x.size() % 16 != 0) x.push_back(0.0f);
   const float inf = std::numeric_limits<float>::infinity();
   for (float v : {0.0f,         -0.0f,
                   FLT_MIN,      -FLT_MIN,
@@ -119,6 +122,7 @@ void run_format(int f) {
                   FLT_MAX,      inf,
                   -inf,         std::numeric_limits<float>::quiet_NaN()}) {
     x.push_back(v);
+    x.resize(x.size() + 15, 0.0f);
   }
   add_neighbourhood(-88.0f, &x);
   add_neighbourhood(-88.72f, &x);  // e^-x overflows from -88.7228 down

@@ -4,7 +4,7 @@
 //
 // silu_codes16:
 // The exact codes are round_R(fl(fl(x * sigmoid16(x)) * 2^F)): the AVX2 stores' (sigmoid8, bit for
-// bit; kernels/vec_math.h). silu_codes16 first takes a cheaper SiLU s: e^-x by a degree-5 Taylor
+// bit; kernels/vec_math.h). silu_codes16 first takes a cheaper SiLU s: e^-x by a degree-4 minimax
 // polynomial on the reduced argument and an exact scalef, 1 / (1 + e^-x) by rcp14 and one Newton
 // step. It rounds s 2^F (1 - eps) and s 2^F (1 + eps). Rounding is non-decreasing, so where the
 // two codes agree, every value between them has that code, and so has the exact value, which
@@ -13,20 +13,26 @@
 // takes the exact SiLU instead. So every stored code is the exact form's.
 //
 // The bound. Relative to the true y = x sigmoid(x) 2^F, for -88.7 <= x:
-//   e^-x = 2^n p(t), n = round(-x log2 e), t = x + n ln2_f by one FMA (|t| <= 0.347; ln2_f's
-//     error times |n| <= 128: 2.5e-7); p's Taylor remainder |t|^6 / 720 e^|t| / e^-t <= 3.4e-6;
-//     five FMA roundings <= 3.6e-7; scalef exact (no overflow below e^88.7 < FLT_MAX).
+//   e^-x = 2^n p(t), n = round(-x log2 e), t = x + n ln2_f by one FMA (|t| <= 0.3467; ln2_f's
+//     error times |n| <= 128: 2.5e-7); p: e^-t's relative minimax polynomial of degree 4 on
+//     |t| <= 0.3467 with p(0) = 1 (Remez in double, coefficients rounded to float), whose four
+//     FMAs in float are within 3.7e-6 of e^-t there (checked on 4M points; the degree-5 Taylor
+//     polynomial it replaced, one FMA more, 3.3e-6); scalef exact (no overflow below e^88.7 <
+//     FLT_MAX).
 //   1 / (1 + E): E's error scaled by E / (1 + E) <= 1; the sum's rounding 6e-8; rcp14's 2^-14
 //     error squared by the Newton step, 3.7e-9, and its two roundings 1.2e-7.
 //   x * d and the products with 2^F (1 +- eps): 6e-8 each.
-// In all <= 4.5e-6; the exact value's own error (sigmoid16's 2.5 ulp and two roundings) <=
-// 4.2e-7; eps = 1.6e-5 is 3x their sum. Below -88.7, e^-x overflows: 1 + E = inf, the Newton step
+// In all <= 4.3e-6; the exact value's own error (sigmoid16's 2.5 ulp and two roundings) <=
+// 4.2e-7; eps = 1.6e-5 is 3.4x their sum. Below -88.7, e^-x overflows: 1 + E = inf, the Newton step
 // makes 0 * inf = NaN, and the lane takes the exact form (as for x = +-inf or NaN: t is NaN).
-// Where the SiLU is subnormal the relative bound fails, but s and the exact value are then both
-// tiny with x's sign (s = x d, d > 0), so every rounding gives them the same code (floor's
-// boundary at 0 included). bench/silu_codes_bench.cc `exhaustive` checks every one of the 2^32
-// inputs for F in {-3, 0, 4, 7, 12} and the three roundings (no differing lane);
-// tests/kernels_fixed/silu_codes_test.cc sweeps the floats around every code boundary.
+// Where x is tiny (|x| < 2^-24) or d subnormal (x < -87.3) the relative bound does not hold. For
+// tiny x, t = x and p(t) = 1 exactly (p(0) = 1), so 1 + e^-x = 2, d = 0.5 exactly, and s = x / 2
+// is the exact form's product bit for bit (sigmoid16 is 0.5 there), x = +-2^-149 included, where
+// it rounds to +-0 and floor's code follows the zero's sign (a p with p(0) = 1 - 7e-7 missed that
+// one lane). Below -87.3 both forms are tiny negatives. bench/silu_codes_bench.cc `exhaustive`
+// checks every one of the 2^32 inputs for F in {-3, 0, 4, 7, 12} and the three roundings (no
+// differing lane); tests/kernels_fixed/silu_codes_test.cc sweeps the floats around every code
+// boundary.
 #pragma once
 
 #if defined(__x86_64__)
@@ -136,16 +142,15 @@ struct Quantize16 {
 // AVX-512 stores' fused SiLU, epilogue_avx512.cc).
 #ifdef __AVX2__
 
-// x / (1 + e^-x) within 4.5e-6 relative for -88.7 <= x (see above); NaN or unbounded elsewhere.
+// x / (1 + e^-x) within 4.3e-6 relative for -88.7 <= x (see above); NaN or unbounded elsewhere.
 QSEARCH_CODES16_INLINE __m512 silu16_approx(__m512 x) {
-  // n = round(-x log2 e); t = x + n ln2_f = -r; p(t) = e^-t's Taylor polynomial = e^r.
+  // n = round(-x log2 e); t = x + n ln2_f = -r; p(t) = e^-t's minimax polynomial = e^r.
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(-1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 t = _mm512_fmadd_ps(n, _mm512_set1_ps(0.693147182464599609375f), x);
-  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(-1.0f / 120.0f), t, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.0f));
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0x1.5b2f94p-5f), t, _mm512_set1_ps(-0x1.583e36p-3f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0x1.fff566p-2f));
+  p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0x1.fff9a4p-1f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.0f));
   const __m512 den = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));
   const __m512 d0 = _mm512_rcp14_ps(den);
