@@ -35,15 +35,13 @@ std::string shape_str(const Shape& shape) {
 }
 
 namespace {
-constexpr size_t kAlignment = 64;
-
 // Blocks of kMapBytes and more are mapped from the kernel directly, 2 MiB aligned and marked for
 // transparent huge pages (MADV_HUGEPAGE): fresh anonymous pages are zero, so they need no memset,
 // and a 2 MiB page costs one fault where 4 KiB pages cost 512. An executor's activation buffers
 // (ResNet-18 at 224x224, batch 16: 160 MB) used to be zeroed by memset on creation, a page fault
 // per 4 KiB: 0.2 s, more than the batch it then ran. Smaller blocks come from malloc.
 constexpr size_t kPageBytes = 4096;
-constexpr size_t kHugeBytes = size_t{2} << 20;
+constexpr size_t kHugeBytes = kTensorHugePageBytes;
 constexpr size_t kMapBytes = kHugeBytes;
 
 void* map_block(size_t bytes) {
@@ -138,8 +136,8 @@ std::shared_ptr<std::byte[]> allocate(size_t bytes) {
   if (provided_storage != nullptr) return std::move(provided_storage);
   // Round up so that aligned_alloc's size is a multiple of the alignment; keep at least one
   // block so that empty tensors still have a non-null, distinct buffer.
-  size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  if (padded == 0) padded = kAlignment;
+  size_t padded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  if (padded == 0) padded = kTensorAlignment;
   const bool cached = padded >= BlockCache::kMinBytes;
   if (cached) padded = (padded + kPageBytes - 1) / kPageBytes * kPageBytes;
   void* p = cached ? block_cache().take(padded) : nullptr;
@@ -148,7 +146,7 @@ std::shared_ptr<std::byte[]> allocate(size_t bytes) {
   } else if (padded >= kMapBytes) {
     p = map_block(padded);  // zero from the kernel
   } else {
-    p = std::aligned_alloc(kAlignment, padded);
+    p = std::aligned_alloc(kTensorAlignment, padded);
     if (p != nullptr) std::memset(p, 0, padded);
   }
   if (p == nullptr) fail("out of memory allocating a tensor of {} bytes", bytes);

@@ -12,6 +12,20 @@
 
 namespace qsearch {
 
+// Tensor buffers start at kTensorAlignment-byte boundaries. Those of kTensorHugePageBytes and
+// more are mapped from the kernel zero-filled, 2 MiB aligned, with transparent huge pages
+// (core/tensor.cc).
+inline constexpr size_t kTensorAlignment = 64;
+inline constexpr size_t kTensorHugePageBytes = size_t{2} << 20;
+
+// The bytes to allocate for a block of `bytes` so that it takes whole huge pages, a page fault per
+// 2 MiB: rounded up to kTensorHugePageBytes once it reaches one (smaller blocks keep 4 KiB pages).
+inline size_t whole_huge_pages(size_t bytes) {
+  return bytes < kTensorHugePageBytes
+             ? bytes
+             : (bytes + kTensorHugePageBytes - 1) / kTensorHugePageBytes * kTensorHugePageBytes;
+}
+
 // While alive, the first Tensor(shape, dtype) constructed on this thread takes `storage` as its
 // buffer, unzeroed (its deleter runs when the last copy goes); later ones allocate as usual.
 class ScopedTensorStorage {

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/check.h"
+#include "core/tensor_storage.h"
 #include "core/thread_pool.h"
 
 namespace qsearch::runtime {
@@ -29,23 +30,22 @@ Executor::Executor(std::shared_ptr<const Plan> plan) : plan_(std::move(plan)) {
   const Plan& p = *plan_;
   // Untyped storage (integer slots of the int mode share the pool), allocated as float32
   // rounded up because the output tensors are float32 views of their buffers. All buffers are
-  // views of one block, each 64-byte aligned, the block rounded up to whole 2 MiB pages once it
-  // reaches one: core/tensor.cc maps such blocks zero-filled from the kernel with transparent
-  // huge pages, a page fault per 2 MiB. Separate buffers under 2 MiB were zeroed by memset, a
-  // fault per 4 KiB, which costs about 12 us on a paravirtualised VM: EfficientNet-B0's 4.3 MB of
-  // buffers at batch 1 took 12 ms per executor, two or three of its samples.
-  constexpr int64_t kAlign = 64, kHuge = int64_t{2} << 20;
-  std::vector<int64_t> offsets;
-  int64_t total = 0;
+  // views of one block, each at a tensor alignment boundary, the block in whole huge pages
+  // (core/tensor_storage.h: mapped zero-filled, a page fault per 2 MiB). Separate buffers under
+  // 2 MiB were zeroed by memset, a fault per 4 KiB, which costs about 12 us on a paravirtualised
+  // VM: EfficientNet-B0's 4.3 MB of buffers at batch 1 took 12 ms per executor, two or three of
+  // its samples.
+  std::vector<size_t> offsets;
+  size_t total = 0;
   for (size_t bytes : p.buffer_bytes()) {
     offsets.push_back(total);
-    total += (static_cast<int64_t>(bytes) + kAlign - 1) / kAlign * kAlign;
+    total += (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
   }
-  if (total >= kHuge) total = (total + kHuge - 1) / kHuge * kHuge;
-  const Tensor block(Shape{total / 4}, DType::kFloat32);
+  const Tensor block(Shape{static_cast<int64_t>(whole_huge_pages(total) / 4)}, DType::kFloat32);
   for (size_t b = 0; b < offsets.size(); ++b) {
-    const int64_t words = static_cast<int64_t>((p.buffer_bytes()[b] + 3) / 4);
-    buffers_.push_back(block.rows(offsets[b] / 4, offsets[b] / 4 + words));
+    const auto first = static_cast<int64_t>(offsets[b] / 4);
+    buffers_.push_back(
+        block.rows(first, first + static_cast<int64_t>((p.buffer_bytes()[b] + 3) / 4)));
   }
   const auto& slots = p.slots();
   ptrs_.assign(slots.size(), nullptr);

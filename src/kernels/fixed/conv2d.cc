@@ -1853,23 +1853,22 @@ struct DepthwiseJob {
                             : Epilogue(w->groups()[gi], q, gi * ocg);
     for (int64_t img = img0; img < img1; ++img) {
       const std::byte* xin = x + (img * g.in_channels + gi) * g.in_h * g.in_w * a_es;
+      // Byte planes for the quads (8-bit codes only: quads are packed for no other), else int16.
+      const auto fill = [&](const auto* src) {
+        if constexpr (sizeof(*src) == 1) {
+          if (quads) return fill_planes(src, xb, img == img0);
+        }
+        fill_planes(src, xp, img == img0);
+      };
       switch (a_dtype) {
         case DType::kInt8:
-          if (quads) {
-            fill_planes(reinterpret_cast<const int8_t*>(xin), xb, img == img0);
-          } else {
-            fill_planes(reinterpret_cast<const int8_t*>(xin), xp, img == img0);
-          }
+          fill(reinterpret_cast<const int8_t*>(xin));
           break;
         case DType::kUInt8:
-          if (quads) {
-            fill_planes(reinterpret_cast<const uint8_t*>(xin), xb, img == img0);
-          } else {
-            fill_planes(reinterpret_cast<const uint8_t*>(xin), xp, img == img0);
-          }
+          fill(reinterpret_cast<const uint8_t*>(xin));
           break;
         default:
-          fill_planes(reinterpret_cast<const int16_t*>(xin), xp, img == img0);
+          fill(reinterpret_cast<const int16_t*>(xin));
           break;
       }
       std::byte* out = y + (img * g.out_channels + gi * ocg) * pixels * y_es;

@@ -73,12 +73,11 @@ class Epilogue {
   // channel's Epilogue: this Epilogue is made from group 0's packing with channel0 = 0 and
   // columns = every channel; bias is the channel's one-column packing's bias_aligned()[0]
   // (PackedConv2d::channel_biases, which exist only where every group's acc_shift and acc_frac
-  // are group 0's), and
-  // channel indexes post_scale / post_shift. The same stores as Epilogue(group, p,
-  // channel).column_tile(0, lanes) (its quantizing store's form may be a more general one, which
-  // stores the same codes). The depthwise path made an Epilogue per channel and image (1
-  // thread, batch 1, MobileNetV2 224's int steps: 181 -> 162 ms without that, then 142 -> 133 ms
-  // with the biases in one array).
+  // are group 0's), and channel indexes post_scale / post_shift. The same stores as
+  // Epilogue(group, p, channel).column_tile(0, lanes) (its quantizing store's form may be a more
+  // general one, which stores the same codes). The depthwise path made an Epilogue per channel and
+  // image (1 thread, batch 1, MobileNetV2 224's int steps: 181 -> 162 ms without that, then 142 ->
+  // 133 ms with the biases in one array).
   Epilogue channel_tile(int64_t bias, int64_t channel, ColumnLanes* lanes) const;
 
   // Parameters read by the typed implementations in epilogue.cc.
