@@ -25,14 +25,14 @@
 // In all <= 4.3e-6; the exact value's own error (sigmoid16's 2.5 ulp and two roundings) <=
 // 4.2e-7; eps = 1.6e-5 is 3.4x their sum. Below -88.7, e^-x overflows: 1 + E = inf, the Newton step
 // makes 0 * inf = NaN, and the lane takes the exact form (as for x = +-inf or NaN: t is NaN).
-// Where x is tiny (|x| < 2^-24) or d subnormal (x < -87.3) the relative bound does not hold. For
-// tiny x, t = x and p(t) = 1 exactly (p(0) = 1), so 1 + e^-x = 2, d = 0.5 exactly, and s = x / 2
-// is the exact form's product bit for bit (sigmoid16 is 0.5 there), x = +-2^-149 included, where
-// it rounds to +-0 and floor's code follows the zero's sign (a p with p(0) = 1 - 7e-7 missed that
-// one lane). Below -87.3 both forms are tiny negatives. bench/silu_codes_bench.cc `exhaustive`
-// checks every one of the 2^32 inputs for F in {-3, 0, 4, 7, 12} and the three roundings (no
-// differing lane); tests/kernels_fixed/silu_codes_test.cc sweeps the floats around every code
-// boundary.
+// Where the SiLU is subnormal (|x| < 2^-125) or d is (x < -87.3) the relative bound does not
+// hold. For |x| < 2^-25, t = x and p(t) = 1 exactly (p(0) = 1), so 1 + e^-x = 2, d = 0.5 exactly,
+// and s = x / 2 is the exact form's product bit for bit (sigmoid16 is 0.5 there), x = +-2^-149
+// included, where it rounds to +-0 and floor's code follows the zero's sign (a p with p(0) = 1 -
+// 7e-7 missed that one lane). Below -87.3 both forms are tiny negatives. bench/silu_codes_bench.cc
+// `exhaustive` checks every one of the 2^32 inputs for F in {-3, 0, 4, 7, 12} and the three
+// roundings (no differing lane); tests/kernels_fixed/silu_codes_test.cc sweeps the floats around
+// every code boundary.
 #pragma once
 
 #if defined(__x86_64__)
